@@ -1,0 +1,98 @@
+//! The traits every backend implements.
+
+use alloc::string::String;
+use core::fmt::Debug;
+
+use half::{bf16, f16};
+
+use crate::element::Element;
+use crate::error::Result;
+use crate::ops::conv1d::{CausalConv1dArgs, CausalConv1dGrads, CausalConv1dUpdateArgs};
+use crate::ops::selective_scan::{SelectiveScanArgs, SelectiveScanGrads};
+use crate::ops::ssd::{SsdArgs, SsdGrads};
+use crate::ops::state_update::SelectiveStateUpdateArgs;
+use crate::tensor::TensorMut;
+
+/// The kernels of SPEC sections 1-5 for storage type `T` (activations) and `P`
+/// (parameters and states; `f32` on every backend but the reference).
+///
+/// Every method validates its arguments first and returns a typed error for bad
+/// input; a backend that lacks an operation, option or type returns
+/// [`Error::Unsupported`](crate::Error::Unsupported) naming it.
+pub trait Kernels<T: Element, P: Element = f32> {
+    /// SPEC 1, forward: writes `out` (b, d, L) and, if given, `last_state` (b, d, N).
+    fn selective_scan(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        out: &mut [T],
+        last_state: Option<&mut [P]>,
+    ) -> Result<()>;
+
+    /// SPEC 1, backward: gradients of `sum(dout*out) + sum(dlast_state*last_state)`.
+    fn selective_scan_backward(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        dout: &[T],
+        dlast_state: Option<&[P]>,
+    ) -> Result<SelectiveScanGrads<T, P>>;
+
+    /// SPEC 2, forward: writes `out` (b, L, h, p) and, if given, `final_states` (b, h, p, N).
+    fn ssd(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        out: &mut [T],
+        final_states: Option<&mut [P]>,
+    ) -> Result<()>;
+
+    /// SPEC 2, backward: gradients of `sum(dout*out) + sum(dfinal_states*final_states)`.
+    fn ssd_backward(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+    ) -> Result<SsdGrads<T, P>>;
+
+    /// SPEC 3, forward: writes `out` (in `x`'s layout) and, if given, `final_states`
+    /// (b, c, W-1).
+    fn causal_conv1d(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        out: &mut [T],
+        final_states: Option<&mut [P]>,
+    ) -> Result<()>;
+
+    /// SPEC 3, backward: gradients of `sum(dout*out) + sum(dfinal_states*final_states)`.
+    fn causal_conv1d_backward(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+    ) -> Result<CausalConv1dGrads<T, P>>;
+
+    /// SPEC 4: one decode step; updates `state` in place and writes `out` (`x`'s shape).
+    fn selective_state_update(
+        &self,
+        args: &SelectiveStateUpdateArgs<'_, T, P>,
+        state: &mut [P],
+        out: &mut [T],
+    ) -> Result<()>;
+
+    /// SPEC 5: convolution decode; updates `conv_state` (b, c, S) in place and writes
+    /// `out` (b, c, Ln).
+    fn causal_conv1d_update(
+        &self,
+        args: &CausalConv1dUpdateArgs<'_, T, P>,
+        conv_state: TensorMut<'_, P>,
+        out: &mut [T],
+    ) -> Result<()>;
+}
+
+/// A complete backend: the kernels for every storage type, a name and a description.
+///
+/// Object safe: the model holds an `Arc<dyn Backend>` chosen at run time.
+pub trait Backend: Kernels<f32> + Kernels<f16> + Kernels<bf16> + Send + Sync + Debug {
+    /// `reference`, `cpu-simd` or `cuda`.
+    fn name(&self) -> &'static str;
+    /// Details for the report line, e.g. `avx2+fma, 2 threads`.
+    fn detail(&self) -> String;
+}

@@ -1,0 +1,1 @@
+//! The multithreaded SIMD CPU backend (work in progress).

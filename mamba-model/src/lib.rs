@@ -1,0 +1,1 @@
+//! Mamba2Block (work in progress).
