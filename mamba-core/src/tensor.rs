@@ -33,7 +33,10 @@ impl Shape {
             return Err(Error::invalid(
                 "tensor",
                 what,
-                alloc::format!("{} dimensions; at most {MAX_RANK} are supported", dims.len()),
+                alloc::format!(
+                    "{} dimensions; at most {MAX_RANK} are supported",
+                    dims.len()
+                ),
             ));
         }
         let mut out = [0usize; MAX_RANK];

@@ -5,6 +5,8 @@
 //! - `cuda`   : install the pinned CUDA 13.0 compiler and build the CUDA plugin.
 //! - `test`   : what CI runs (README's test command).
 
+mod golden;
+
 use std::process::ExitCode;
 
 fn usage() -> &'static str {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
             println!("{}", usage());
             Ok(())
         }
+        "golden" => golden::run(rest),
         other => Err(format!("unknown command `{other}`\n{}", usage())),
     };
     match result {

@@ -138,7 +138,11 @@ impl<'a, T, P> CausalConv1dArgs<'a, T, P> {
     }
 
     /// Validates the arguments and the upstream gradients' lengths.
-    pub fn validate_backward(&self, dout: usize, dfinal_states: Option<usize>) -> Result<Conv1dDims> {
+    pub fn validate_backward(
+        &self,
+        dout: usize,
+        dfinal_states: Option<usize>,
+    ) -> Result<Conv1dDims> {
         let dims = self.validate()?;
         check::out_len(OP, "dout", dout, self.x.dims())?;
         if let Some(n) = dfinal_states {
@@ -248,7 +252,11 @@ impl<'a, T, P> CausalConv1dUpdateArgs<'a, T, P> {
             }
             3 => {
                 check::len(OP_UPDATE, "x", &self.x)?;
-                (self.x.shape.dim(0), self.x.shape.dim(1), self.x.shape.dim(2))
+                (
+                    self.x.shape.dim(0),
+                    self.x.shape.dim(1),
+                    self.x.shape.dim(2),
+                )
             }
             _ => {
                 return Err(Error::ShapeMismatch {
@@ -259,7 +267,12 @@ impl<'a, T, P> CausalConv1dUpdateArgs<'a, T, P> {
                 })
             }
         };
-        check::nonzero(OP_UPDATE, "x", &self.x, &["b", "c", "Ln"][..self.x.shape.rank()])?;
+        check::nonzero(
+            OP_UPDATE,
+            "x",
+            &self.x,
+            &["b", "c", "Ln"][..self.x.shape.rank()],
+        )?;
         let width = check_weight(OP_UPDATE, &self.weight, channels)?;
         check::opt_shape(OP_UPDATE, "bias", &self.bias, &[channels], "c")?;
         let state = conv_state.as_ref();

@@ -116,7 +116,11 @@ impl<'a, T, P> SelectiveScanArgs<'a, T, P> {
     pub fn validate(&self) -> Result<SelectiveScanDims> {
         check::rank(OP, "u", &self.u, 3, "b, d, L")?;
         check::nonzero(OP, "u", &self.u, &["b", "d", "L"])?;
-        let (batch, dim, seqlen) = (self.u.shape.dim(0), self.u.shape.dim(1), self.u.shape.dim(2));
+        let (batch, dim, seqlen) = (
+            self.u.shape.dim(0),
+            self.u.shape.dim(1),
+            self.u.shape.dim(2),
+        );
         check::shape(OP, "delta", &self.delta, &[batch, dim, seqlen], "b, d, L")?;
         check::rank(OP, "A", &self.a, 2, "d, N")?;
         if self.a.shape.dim(0) != dim {
@@ -134,7 +138,13 @@ impl<'a, T, P> SelectiveScanArgs<'a, T, P> {
         check::opt_shape(OP, "D", &self.d, &[dim], "d")?;
         check::opt_shape(OP, "z", &self.z, &[batch, dim, seqlen], "b, d, L")?;
         check::opt_shape(OP, "delta_bias", &self.delta_bias, &[dim], "d")?;
-        check::opt_shape(OP, "initial_state", &self.initial_state, &[batch, dim, dstate], "b, d, N")?;
+        check::opt_shape(
+            OP,
+            "initial_state",
+            &self.initial_state,
+            &[batch, dim, dstate],
+            "b, d, N",
+        )?;
         Ok(SelectiveScanDims {
             batch,
             dim,
@@ -146,7 +156,11 @@ impl<'a, T, P> SelectiveScanArgs<'a, T, P> {
     }
 
     /// Validates the arguments and the forward outputs' lengths.
-    pub fn validate_forward(&self, out: usize, last_state: Option<usize>) -> Result<SelectiveScanDims> {
+    pub fn validate_forward(
+        &self,
+        out: usize,
+        last_state: Option<usize>,
+    ) -> Result<SelectiveScanDims> {
         let dims = self.validate()?;
         check::out_len(OP, "out", out, &[dims.batch, dims.dim, dims.seqlen])?;
         if let Some(n) = last_state {
@@ -156,7 +170,11 @@ impl<'a, T, P> SelectiveScanArgs<'a, T, P> {
     }
 
     /// Validates the arguments and the upstream gradients' lengths.
-    pub fn validate_backward(&self, dout: usize, dlast_state: Option<usize>) -> Result<SelectiveScanDims> {
+    pub fn validate_backward(
+        &self,
+        dout: usize,
+        dlast_state: Option<usize>,
+    ) -> Result<SelectiveScanDims> {
         let dims = self.validate()?;
         check::out_len(OP, "dout", dout, &[dims.batch, dims.dim, dims.seqlen])?;
         if let Some(n) = dlast_state {

@@ -121,10 +121,22 @@ impl<'a, T, P> SsdArgs<'a, T, P> {
         check::shape(OP, "A", &self.a, &[nheads], "h")?;
         check::rank(OP, "B", &self.b, 4, "b, L, g, N")?;
         let (ngroups, dstate) = (self.b.shape.dim(2), self.b.shape.dim(3));
-        check::shape(OP, "B", &self.b, &[batch, seqlen, ngroups, dstate], "b, L, g, N")?;
+        check::shape(
+            OP,
+            "B",
+            &self.b,
+            &[batch, seqlen, ngroups, dstate],
+            "b, L, g, N",
+        )?;
         check::nonzero(OP, "B", &self.b, &["b", "L", "g", "N"])?;
         check::divisible(OP, "heads h", nheads, "groups g", ngroups)?;
-        check::shape(OP, "C", &self.c, &[batch, seqlen, ngroups, dstate], "b, L, g, N")?;
+        check::shape(
+            OP,
+            "C",
+            &self.c,
+            &[batch, seqlen, ngroups, dstate],
+            "b, L, g, N",
+        )?;
         let d_per_channel = match &self.d {
             None => false,
             Some(t) if t.shape.rank() == 1 => {
@@ -136,7 +148,13 @@ impl<'a, T, P> SsdArgs<'a, T, P> {
                 true
             }
         };
-        check::opt_shape(OP, "z", &self.z, &[batch, seqlen, nheads, headdim], "b, L, h, p")?;
+        check::opt_shape(
+            OP,
+            "z",
+            &self.z,
+            &[batch, seqlen, nheads, headdim],
+            "b, L, h, p",
+        )?;
         check::opt_shape(OP, "dt_bias", &self.dt_bias, &[nheads], "h")?;
         check::opt_shape(
             OP,

@@ -97,7 +97,12 @@ impl<'a, T, P> SelectiveStateUpdateArgs<'a, T, P> {
             3 => {
                 check::len(OP, "x", &self.x)?;
                 check::nonzero(OP, "x", &self.x, &["b", "h", "p"])?;
-                (self.x.shape.dim(0), self.x.shape.dim(1), self.x.shape.dim(2), true)
+                (
+                    self.x.shape.dim(0),
+                    self.x.shape.dim(1),
+                    self.x.shape.dim(2),
+                    true,
+                )
             }
             _ => {
                 return Err(Error::ShapeMismatch {
@@ -123,7 +128,13 @@ impl<'a, T, P> SelectiveStateUpdateArgs<'a, T, P> {
         let dstate = *self.a.dims().last().unwrap_or(&0);
         let mut adims = alloc::vec::Vec::from(pdims);
         adims.push(dstate);
-        check::shape(OP, "A", &self.a, &adims, if multihead { "h, p, N" } else { "d, N" })?;
+        check::shape(
+            OP,
+            "A",
+            &self.a,
+            &adims,
+            if multihead { "h, p, N" } else { "d, N" },
+        )?;
         check::nonzero(OP, "A", &self.a, &["d", "p", "N"][..self.a.shape.rank()])?;
         let ngroups = match self.b.shape.rank() {
             2 if !multihead => 1,
@@ -132,7 +143,11 @@ impl<'a, T, P> SelectiveStateUpdateArgs<'a, T, P> {
                 return Err(Error::ShapeMismatch {
                     op: OP,
                     arg: "B",
-                    expected: if multihead { "(b, g, N)".into() } else { "(b, N) or (b, g, N)".into() },
+                    expected: if multihead {
+                        "(b, g, N)".into()
+                    } else {
+                        "(b, N) or (b, g, N)".into()
+                    },
                     got: self.b.shape,
                 })
             }

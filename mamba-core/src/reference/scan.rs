@@ -10,7 +10,11 @@ use crate::ops::selective_scan::{SelectiveScanArgs, SelectiveScanDims, Selective
 
 /// Reads the optional parameter `t[idx]`, or `default`.
 #[inline]
-pub(crate) fn opt<A: Real, E: Element>(t: &Option<crate::Tensor<'_, E>>, idx: usize, default: A) -> A {
+pub(crate) fn opt<A: Real, E: Element>(
+    t: &Option<crate::Tensor<'_, E>>,
+    idx: usize,
+    default: A,
+) -> A {
     t.as_ref().map_or(default, |t| A::of(t.data[idx]))
 }
 

@@ -21,7 +21,11 @@ pub(crate) fn resets<T, P>(args: &SsdArgs<'_, T, P>, dims: &SsdDims, i: usize, t
 /// `D` for head `j`, channel `q`.
 #[inline]
 fn skip<A: Real, T, P: Element>(args: &SsdArgs<'_, T, P>, dims: &SsdDims, j: usize, q: usize) -> A {
-    let idx = if dims.d_per_channel { j * dims.headdim + q } else { j };
+    let idx = if dims.d_per_channel {
+        j * dims.headdim + q
+    } else {
+        j
+    };
     opt(&args.d, idx, A::zero())
 }
 
@@ -105,7 +109,14 @@ pub(crate) fn backward<T: Element, P: Element, A: Real>(
     let mut da = vec![A::zero(); nheads];
     let mut db = vec![A::zero(); args.b.data.len()];
     let mut dc = vec![A::zero(); args.c.data.len()];
-    let mut dd = vec![A::zero(); if d_per_channel { nheads * headdim } else { nheads }];
+    let mut dd = vec![
+        A::zero();
+        if d_per_channel {
+            nheads * headdim
+        } else {
+            nheads
+        }
+    ];
     let mut dz = vec![A::zero(); args.x.data.len()];
     let mut dbias = vec![A::zero(); nheads];
     let mut dinit = vec![A::zero(); batch * nheads * pn];

@@ -1,0 +1,555 @@
+//! `Mamba2Block` (SPEC section 6): forward, streaming with state, one-step decode.
+
+use std::sync::Arc;
+
+use mamba_core::element::convert;
+use mamba_core::{
+    Activation, Backend, CausalConv1dArgs, CausalConv1dUpdateArgs, ConvLayout, Element, Kernels,
+    SelectiveStateUpdateArgs, SsdArgs, Tensor, TensorMut,
+};
+
+use crate::backend::{self, BackendKind, Selection};
+use crate::config::Mamba2Config;
+use crate::error::ModelError;
+use crate::linear::{linear, GemmImpl};
+use crate::weights::Mamba2Weights;
+
+/// The recurrent state of a block after the last step it processed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mamba2State {
+    /// Batch size.
+    pub batch: usize,
+    /// The last `W-1` inputs of the convolution, (b, conv_dim, W-1).
+    pub conv: Vec<f32>,
+    /// The SSM state, (b, h, p, N).
+    pub ssm: Vec<f32>,
+}
+
+impl Mamba2State {
+    /// The zero state (the state before any input).
+    pub fn zeros(cfg: &Mamba2Config, batch: usize) -> Self {
+        Mamba2State {
+            batch,
+            conv: vec![0.0; batch * cfg.conv_dim() * (cfg.d_conv - 1)],
+            ssm: vec![0.0; batch * cfg.nheads() * cfg.headdim * cfg.d_state],
+        }
+    }
+
+    fn check(&self, cfg: &Mamba2Config, batch: usize) -> Result<(), ModelError> {
+        let conv = [batch, cfg.conv_dim(), cfg.d_conv - 1];
+        let ssm = [batch, cfg.nheads(), cfg.headdim, cfg.d_state];
+        if self.batch != batch || self.conv.len() != conv.iter().product::<usize>() {
+            return Err(ModelError::Shape {
+                what: "state.conv",
+                expected: conv.to_vec(),
+                got: vec![self.batch, self.conv.len()],
+            });
+        }
+        if self.ssm.len() != ssm.iter().product::<usize>() {
+            return Err(ModelError::Shape {
+                what: "state.ssm",
+                expected: ssm.to_vec(),
+                got: vec![self.batch, self.ssm.len()],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One Mamba-2 block: in_proj, causal conv + silu, SSD, gated RMS norm, out_proj.
+#[derive(Clone)]
+pub struct Mamba2Block {
+    cfg: Mamba2Config,
+    weights: Mamba2Weights,
+    /// `A = -exp(A_log)`, computed once.
+    a: Vec<f32>,
+    backend: Arc<dyn Backend>,
+    kind: BackendKind,
+}
+
+impl std::fmt::Debug for Mamba2Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mamba2Block")
+            .field("cfg", &self.cfg)
+            .field("backend", &self.kind)
+            .finish()
+    }
+}
+
+/// Copies columns `[start, start + width)` of a (rows, stride) matrix into a dense
+/// (rows, width) buffer, rounding to the storage type.
+fn columns<T: Element>(src: &[f32], stride: usize, start: usize, width: usize) -> Vec<T> {
+    src.chunks_exact(stride)
+        .flat_map(|row| row[start..start + width].iter().map(|&v| T::from_f32(v)))
+        .collect()
+}
+
+/// Like [`columns`] for a source already in the storage type.
+fn columns_t<T: Element>(src: &[T], stride: usize, start: usize, width: usize) -> Vec<T> {
+    src.chunks_exact(stride)
+        .flat_map(|row| row[start..start + width].iter().copied())
+        .collect()
+}
+
+impl Mamba2Block {
+    /// A block with the given weights on the process-wide backend (`MAMBA_BACKEND`,
+    /// default `auto`); the first call in a process prints which backend and why.
+    pub fn new(cfg: Mamba2Config, weights: Mamba2Weights) -> Result<Self, ModelError> {
+        let sel = backend::default_selection()?;
+        Self::with_selection(cfg, weights, sel)
+    }
+
+    /// A block with weights initialised as mamba-ssm does, from `seed`.
+    pub fn init(cfg: Mamba2Config, seed: u64) -> Result<Self, ModelError> {
+        let w = Mamba2Weights::init(&cfg, seed)?;
+        Self::new(cfg, w)
+    }
+
+    /// A block whose weights are read from a safetensors checkpoint (see
+    /// [`Mamba2Weights::from_safetensors`]).
+    pub fn from_safetensors(
+        path: impl AsRef<std::path::Path>,
+        cfg: Mamba2Config,
+        prefix: Option<&str>,
+    ) -> Result<Self, ModelError> {
+        let w = Mamba2Weights::from_safetensors(path, &cfg, prefix)?;
+        Self::new(cfg, w)
+    }
+
+    /// A block on an explicitly chosen backend.
+    pub fn with_selection(
+        cfg: Mamba2Config,
+        weights: Mamba2Weights,
+        sel: &Selection,
+    ) -> Result<Self, ModelError> {
+        cfg.validate()?;
+        weights.validate(&cfg)?;
+        Ok(Mamba2Block {
+            a: weights.a(),
+            cfg,
+            weights,
+            backend: sel.backend.clone(),
+            kind: sel.kind,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Mamba2Config {
+        &self.cfg
+    }
+    /// The weights.
+    pub fn weights(&self) -> &Mamba2Weights {
+        &self.weights
+    }
+    /// Which backend runs this block.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.kind
+    }
+    /// The backend's kernels.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub(crate) fn gemm(&self) -> GemmImpl {
+        match self.kind {
+            BackendKind::Reference => GemmImpl::Naive,
+            _ => GemmImpl::Blocked,
+        }
+    }
+
+    /// The zero state for `batch` sequences.
+    pub fn zero_state(&self, batch: usize) -> Mamba2State {
+        Mamba2State::zeros(&self.cfg, batch)
+    }
+
+    fn input_dims<T>(&self, input: &Tensor<'_, T>) -> Result<(usize, usize), ModelError> {
+        let d = input.dims();
+        if d.len() != 3 || d[2] != self.cfg.d_model || d[0] == 0 || d[1] == 0 {
+            return Err(ModelError::Shape {
+                what: "input (batch, frames, d_model)",
+                expected: vec![
+                    d.first().copied().unwrap_or(1),
+                    d.get(1).copied().unwrap_or(1),
+                    self.cfg.d_model,
+                ],
+                got: d.to_vec(),
+            });
+        }
+        if input.data.len() != d.iter().product::<usize>() {
+            return Err(ModelError::Shape {
+                what: "input buffer length",
+                expected: vec![d.iter().product()],
+                got: vec![input.data.len()],
+            });
+        }
+        Ok((d[0], d[1]))
+    }
+
+    /// Forward from the zero state: input (batch, frames, d_model) -> output of the same
+    /// shape and the state after the last frame.
+    pub fn forward<T: Element>(
+        &self,
+        input: Tensor<'_, T>,
+    ) -> Result<(Vec<T>, Mamba2State), ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        self.forward_with_state(input, None)
+    }
+
+    /// Forward continuing from `state` (or from zero): processing a sequence in chunks,
+    /// each from the previous chunk's state, equals processing it whole.
+    pub fn forward_with_state<T: Element>(
+        &self,
+        input: Tensor<'_, T>,
+        state: Option<&Mamba2State>,
+    ) -> Result<(Vec<T>, Mamba2State), ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let (batch, seqlen) = self.input_dims(&input)?;
+        if let Some(s) = state {
+            s.check(&self.cfg, batch)?;
+        }
+        let acts = self.forward_parts(&input, batch, seqlen, state)?;
+        Ok((acts.out, acts.state))
+    }
+
+    /// The forward pass, keeping the intermediate activations (used by backward).
+    pub(crate) fn forward_parts<T: Element>(
+        &self,
+        input: &Tensor<'_, T>,
+        batch: usize,
+        seqlen: usize,
+        state: Option<&Mamba2State>,
+    ) -> Result<Activations<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let cfg = &self.cfg;
+        let w = &self.weights;
+        let (di, cd, h, p, g, n) = (
+            cfg.d_inner(),
+            cfg.conv_dim(),
+            cfg.nheads(),
+            cfg.headdim,
+            cfg.ngroups,
+            cfg.d_state,
+        );
+        let rows = batch * seqlen;
+        let dip = cfg.d_in_proj();
+        let u: Vec<f32> = convert(input.data);
+
+        // 1. in_proj, split into z, xBC, dt.
+        let mut zxbcdt = vec![0.0f32; rows * dip];
+        linear(
+            self.gemm(),
+            &u,
+            rows,
+            cfg.d_model,
+            &w.in_proj,
+            dip,
+            w.in_proj_bias.as_deref(),
+            &mut zxbcdt,
+        );
+        let z: Vec<T> = columns(&zxbcdt, dip, 0, di);
+        let xbc: Vec<T> = columns(&zxbcdt, dip, di, cd);
+        let dt: Vec<T> = columns(&zxbcdt, dip, di + cd, h);
+
+        // 2. Causal conv + silu over time, channel-last.
+        let mut conv_state = vec![0.0f32; batch * cd * (cfg.d_conv - 1)];
+        let mut xbc_act = vec![T::default(); rows * cd];
+        {
+            let mut args = CausalConv1dArgs::new(
+                Tensor::new(&xbc, [batch, seqlen, cd]),
+                Tensor::new(&w.conv_weight, [cd, cfg.d_conv]),
+            )
+            .with_layout(ConvLayout::ChannelLast)
+            .with_activation(Activation::Silu);
+            if let Some(b) = &w.conv_bias {
+                args = args.with_bias(Tensor::new(b, [cd]));
+            }
+            if let Some(s) = state {
+                args = args.with_initial_states(Tensor::new(&s.conv, [batch, cd, cfg.d_conv - 1]));
+            }
+            <dyn Backend as Kernels<T>>::causal_conv1d(
+                &*self.backend,
+                &args,
+                &mut xbc_act,
+                Some(&mut conv_state),
+            )?;
+        }
+
+        // 3. Split into x, B, C.
+        let x: Vec<T> = columns_t(&xbc_act, cd, 0, di);
+        let bm: Vec<T> = columns_t(&xbc_act, cd, di, g * n);
+        let cm: Vec<T> = columns_t(&xbc_act, cd, di + g * n, g * n);
+
+        // 4. SSD with D, dt_bias, softplus, dt_limit.
+        let mut y = vec![T::default(); rows * di];
+        let mut ssm_state = vec![0.0f32; batch * h * p * n];
+        {
+            let d_shape: Tensor<'_, f32> = if cfg.d_has_hdim {
+                Tensor::new(&w.d, [h, p])
+            } else {
+                Tensor::new(&w.d, [h])
+            };
+            let mut args = SsdArgs::new(
+                Tensor::new(&x, [batch, seqlen, h, p]),
+                Tensor::new(&dt, [batch, seqlen, h]),
+                Tensor::new(&self.a, [h]),
+                Tensor::new(&bm, [batch, seqlen, g, n]),
+                Tensor::new(&cm, [batch, seqlen, g, n]),
+            )
+            .with_d(d_shape)
+            .with_dt_bias(Tensor::new(&w.dt_bias, [h]))
+            .with_dt_softplus(true)
+            .with_chunk_size(cfg.chunk_size);
+            args.dt_limit = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit);
+            if let Some(s) = state {
+                args = args.with_initial_states(Tensor::new(&s.ssm, [batch, h, p, n]));
+            }
+            <dyn Backend as Kernels<T>>::ssd(&*self.backend, &args, &mut y, Some(&mut ssm_state))?;
+        }
+
+        // 5. Gated RMS norm, 6. out_proj.
+        let yf: Vec<f32> = convert(&y);
+        let zf: Vec<f32> = convert(&z);
+        let normed = gated_rmsnorm(
+            &yf,
+            &zf,
+            &w.norm_weight,
+            rows,
+            di,
+            g,
+            cfg.rmsnorm_eps,
+            cfg.norm_before_gate,
+        );
+        let mut out = vec![0.0f32; rows * cfg.d_model];
+        linear(
+            self.gemm(),
+            &normed,
+            rows,
+            di,
+            &w.out_proj,
+            cfg.d_model,
+            w.out_proj_bias.as_deref(),
+            &mut out,
+        );
+        Ok(Activations {
+            u,
+            z,
+            xbc,
+            dt,
+            xbc_act,
+            y,
+            normed,
+            out: convert(&out),
+            state: Mamba2State {
+                batch,
+                conv: conv_state,
+                ssm: ssm_state,
+            },
+        })
+    }
+
+    /// One decode step: `x` (batch, d_model) -> (batch, d_model), updating `state`.
+    /// Equals the last row of [`forward_with_state`](Self::forward_with_state) on the
+    /// sequence so far.
+    pub fn step<T: Element>(
+        &self,
+        x: Tensor<'_, T>,
+        state: &mut Mamba2State,
+    ) -> Result<Vec<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let cfg = &self.cfg;
+        let w = &self.weights;
+        let d = x.dims();
+        if d.len() != 2 || d[1] != cfg.d_model || d[0] == 0 || x.data.len() != d[0] * d[1] {
+            return Err(ModelError::Shape {
+                what: "step input (batch, d_model)",
+                expected: vec![state.batch, cfg.d_model],
+                got: d.to_vec(),
+            });
+        }
+        let batch = d[0];
+        state.check(cfg, batch)?;
+        let (di, cd, h, p, g, n) = (
+            cfg.d_inner(),
+            cfg.conv_dim(),
+            cfg.nheads(),
+            cfg.headdim,
+            cfg.ngroups,
+            cfg.d_state,
+        );
+        let dip = cfg.d_in_proj();
+        let u: Vec<f32> = convert(x.data);
+        let mut zxbcdt = vec![0.0f32; batch * dip];
+        linear(
+            self.gemm(),
+            &u,
+            batch,
+            cfg.d_model,
+            &w.in_proj,
+            dip,
+            w.in_proj_bias.as_deref(),
+            &mut zxbcdt,
+        );
+        let z: Vec<T> = columns(&zxbcdt, dip, 0, di);
+        let xbc: Vec<T> = columns(&zxbcdt, dip, di, cd);
+        let dt_head: Vec<f32> = columns(&zxbcdt, dip, di + cd, h);
+
+        let mut xbc_act = vec![T::default(); batch * cd];
+        {
+            let mut args = CausalConv1dUpdateArgs::new(
+                Tensor::new(&xbc, [batch, cd]),
+                Tensor::new(&w.conv_weight, [cd, cfg.d_conv]),
+            )
+            .with_activation(Activation::Silu);
+            if let Some(b) = &w.conv_bias {
+                args = args.with_bias(Tensor::new(b, [cd]));
+            }
+            let st = TensorMut::new(&mut state.conv, [batch, cd, cfg.d_conv - 1]);
+            <dyn Backend as Kernels<T>>::causal_conv1d_update(
+                &*self.backend,
+                &args,
+                st,
+                &mut xbc_act,
+            )?;
+        }
+        let xs: Vec<T> = columns_t(&xbc_act, cd, 0, di);
+        let bm: Vec<T> = columns_t(&xbc_act, cd, di, g * n);
+        let cm: Vec<T> = columns_t(&xbc_act, cd, di + g * n, g * n);
+
+        // Mamba-2's per-head A, dt, dt_bias and D, repeated over p.
+        let dt: Vec<T> = dt_head
+            .iter()
+            .flat_map(|&v| std::iter::repeat(T::from_f32(v)).take(p))
+            .collect();
+        let a_full: Vec<f32> = self
+            .a
+            .iter()
+            .flat_map(|&v| std::iter::repeat(v).take(p * n))
+            .collect();
+        let dtb: Vec<f32> = w
+            .dt_bias
+            .iter()
+            .flat_map(|&v| std::iter::repeat(v).take(p))
+            .collect();
+        let d_full: Vec<f32> = if cfg.d_has_hdim {
+            w.d.clone()
+        } else {
+            w.d.iter()
+                .flat_map(|&v| std::iter::repeat(v).take(p))
+                .collect()
+        };
+        let mut y = vec![T::default(); batch * di];
+        {
+            let mut args = SelectiveStateUpdateArgs::new(
+                Tensor::new(&xs, [batch, h, p]),
+                Tensor::new(&dt, [batch, h, p]),
+                Tensor::new(&a_full, [h, p, n]),
+                Tensor::new(&bm, [batch, g, n]),
+                Tensor::new(&cm, [batch, g, n]),
+            )
+            .with_d(Tensor::new(&d_full, [h, p]))
+            .with_dt_bias(Tensor::new(&dtb, [h, p]))
+            .with_dt_softplus(true);
+            args.dt_limit = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit);
+            <dyn Backend as Kernels<T>>::selective_state_update(
+                &*self.backend,
+                &args,
+                &mut state.ssm,
+                &mut y,
+            )?;
+        }
+        let yf: Vec<f32> = convert(&y);
+        let zf: Vec<f32> = convert(&z);
+        let normed = gated_rmsnorm(
+            &yf,
+            &zf,
+            &w.norm_weight,
+            batch,
+            di,
+            g,
+            cfg.rmsnorm_eps,
+            cfg.norm_before_gate,
+        );
+        let mut out = vec![0.0f32; batch * cfg.d_model];
+        linear(
+            self.gemm(),
+            &normed,
+            batch,
+            di,
+            &w.out_proj,
+            cfg.d_model,
+            w.out_proj_bias.as_deref(),
+            &mut out,
+        );
+        Ok(convert(&out))
+    }
+}
+
+/// Intermediate values of a forward pass.
+#[derive(Clone, Debug)]
+pub(crate) struct Activations<T> {
+    #[allow(dead_code)]
+    pub u: Vec<f32>,
+    #[allow(dead_code)]
+    pub z: Vec<T>,
+    #[allow(dead_code)]
+    pub xbc: Vec<T>,
+    #[allow(dead_code)]
+    pub dt: Vec<T>,
+    #[allow(dead_code)]
+    pub xbc_act: Vec<T>,
+    #[allow(dead_code)]
+    pub y: Vec<T>,
+    #[allow(dead_code)]
+    pub normed: Vec<f32>,
+    pub out: Vec<T>,
+    pub state: Mamba2State,
+}
+
+/// SPEC 6 step 5: RMS norm per group of `d_inner / g` channels, gated by `silu(z)`
+/// after (`norm_before_gate = false`) or before normalising.
+pub(crate) fn gated_rmsnorm(
+    y: &[f32],
+    z: &[f32],
+    weight: &[f32],
+    rows: usize,
+    di: usize,
+    groups: usize,
+    eps: f32,
+    norm_before_gate: bool,
+) -> Vec<f32> {
+    let gs = di / groups;
+    let mut out = vec![0.0f32; rows * di];
+    let silu = |v: f32| v / (1.0 + (-v).exp());
+    for r in 0..rows {
+        for k in 0..groups {
+            let range = r * di + k * gs..r * di + (k + 1) * gs;
+            let v: Vec<f32> = if norm_before_gate {
+                y[range.clone()].to_vec()
+            } else {
+                y[range.clone()]
+                    .iter()
+                    .zip(&z[range.clone()])
+                    .map(|(&a, &b)| a * silu(b))
+                    .collect()
+            };
+            let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / gs as f64;
+            let inv = (1.0 / (ms + eps as f64).sqrt()) as f32;
+            for (e, idx) in range.enumerate() {
+                let mut o = v[e] * inv * weight[k * gs + e];
+                if norm_before_gate {
+                    o *= silu(z[idx]);
+                }
+                out[idx] = o;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! Projections `y = x W^T (+ bias)`: matrixmultiply's SGEMM on the fast backends, a
+//! plain loop on the reference (which is written for clarity, not speed).
+
+/// How a projection is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmImpl {
+    /// A triple loop accumulating in `f64` (the reference).
+    Naive,
+    /// `matrixmultiply::sgemm` (packed, SIMD kernels, threads).
+    Blocked,
+}
+
+/// `y (rows, out) = x (rows, inp) @ w^T` with `w` (out, inp) row-major, plus `bias`.
+pub fn linear(
+    imp: GemmImpl,
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &[f32],
+    out: usize,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    debug_assert_eq!(x.len(), rows * inp);
+    debug_assert_eq!(w.len(), out * inp);
+    debug_assert_eq!(y.len(), rows * out);
+    match imp {
+        GemmImpl::Naive => {
+            for r in 0..rows {
+                let xr = &x[r * inp..(r + 1) * inp];
+                for o in 0..out {
+                    let wr = &w[o * inp..(o + 1) * inp];
+                    let acc: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    y[r * out + o] = acc as f32;
+                }
+            }
+        }
+        GemmImpl::Blocked => {
+            if rows == 0 || out == 0 {
+                return;
+            }
+            // SAFETY: the asserted lengths cover every element the strides address:
+            // x is rows x inp with row stride inp; w^T is read as inp x out through
+            // (row stride 1, column stride inp) over w's out x inp elements; y is
+            // rows x out with row stride out. The slices do not overlap (y is &mut).
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    inp,
+                    out,
+                    1.0,
+                    x.as_ptr(),
+                    inp as isize,
+                    1,
+                    w.as_ptr(),
+                    1,
+                    inp as isize,
+                    0.0,
+                    y.as_mut_ptr(),
+                    out as isize,
+                    1,
+                );
+            }
+        }
+    }
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(out) {
+            for (v, &bv) in row.iter_mut().zip(b) {
+                *v += bv;
+            }
+        }
+    }
+}
+
+/// Gradients of [`linear`]: given `dy` (rows, out), returns `dx` (rows, inp) and adds
+/// `dw += dy^T x` (out, inp) and, if given, `dbias += sum_rows dy`.
+pub fn linear_backward(
+    imp: GemmImpl,
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &[f32],
+    out: usize,
+    dy: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    dbias: Option<&mut [f32]>,
+) {
+    debug_assert_eq!(dy.len(), rows * out);
+    debug_assert_eq!(dx.len(), rows * inp);
+    debug_assert_eq!(dw.len(), out * inp);
+    match imp {
+        GemmImpl::Naive => {
+            for r in 0..rows {
+                for i in 0..inp {
+                    let mut acc = 0.0f64;
+                    for o in 0..out {
+                        acc += dy[r * out + o] as f64 * w[o * inp + i] as f64;
+                    }
+                    dx[r * inp + i] = acc as f32;
+                }
+            }
+            for o in 0..out {
+                for i in 0..inp {
+                    let mut acc = 0.0f64;
+                    for r in 0..rows {
+                        acc += dy[r * out + o] as f64 * x[r * inp + i] as f64;
+                    }
+                    dw[o * inp + i] += acc as f32;
+                }
+            }
+        }
+        GemmImpl::Blocked if rows > 0 && out > 0 && inp > 0 => {
+            // SAFETY: dx (rows x inp) = dy (rows x out, row stride out) @ w (out x inp,
+            // row stride inp); all three slices have exactly those lengths (asserted
+            // above) and dx is exclusively borrowed.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    out,
+                    inp,
+                    1.0,
+                    dy.as_ptr(),
+                    out as isize,
+                    1,
+                    w.as_ptr(),
+                    inp as isize,
+                    1,
+                    0.0,
+                    dx.as_mut_ptr(),
+                    inp as isize,
+                    1,
+                );
+            }
+            // SAFETY: dw (out x inp) += dy^T (read as out x rows through row stride 1,
+            // column stride out over dy's rows x out elements) @ x (rows x inp); the
+            // lengths are asserted above and dw is exclusively borrowed.
+            unsafe {
+                matrixmultiply::sgemm(
+                    out,
+                    rows,
+                    inp,
+                    1.0,
+                    dy.as_ptr(),
+                    1,
+                    out as isize,
+                    x.as_ptr(),
+                    inp as isize,
+                    1,
+                    1.0,
+                    dw.as_mut_ptr(),
+                    inp as isize,
+                    1,
+                );
+            }
+        }
+        GemmImpl::Blocked => {}
+    }
+    if let Some(db) = dbias {
+        for row in dy.chunks_exact(out) {
+            for (d, &g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+    }
+}
