@@ -5,6 +5,7 @@
 //! - `cuda`   : install the pinned CUDA 13.0 compiler and build the CUDA plugin.
 //! - `test`   : what CI runs (README's test command).
 
+mod bench;
 mod golden;
 
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         "golden" => golden::run(rest),
+        "bench" => bench::run(rest),
         other => Err(format!("unknown command `{other}`\n{}", usage())),
     };
     match result {

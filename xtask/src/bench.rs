@@ -1,0 +1,882 @@
+//! `cargo xtask bench [--quick] [--backend NAME]... [--dtype f32|bf16|f16]`
+//!
+//! The seed's `benchmark_mamba_ssm.py`, in Rust: Mamba2Block forward at batch 2,
+//! 100/400/800 frames, d_model 192, on every available backend, plus the kernels alone
+//! (selective_scan, ssd, causal_conv1d at the seed's shapes), forward and
+//! forward+backward where the backend has it. Warm-up, then the median of repeated
+//! runs; a table of milliseconds and speed-ups over the reference; the fraction of
+//! the machine's measured SGEMM rate each kernel reaches. Writes
+//! `target/bench/bench.json`, `bench.md` and the chart `bench.svg`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mamba_core::element::convert;
+use mamba_core::{
+    Activation, Backend, CausalConv1dArgs, DType, Element, Kernels, SelectiveScanArgs, SsdArgs,
+    Tensor,
+};
+use mamba_model::backend::{build, select, BackendPreference};
+use mamba_model::{BackendKind, Mamba2Block, Mamba2Config, Mamba2Weights, Selection, SplitMix64};
+
+/// One measured configuration.
+#[derive(Clone, Debug)]
+struct Row {
+    op: &'static str,
+    pass: &'static str,
+    backend: BackendKind,
+    dtype: DType,
+    batch: usize,
+    seqlen: usize,
+    median_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    runs: usize,
+    flops: f64,
+    exps: f64,
+    timing: &'static str,
+}
+
+struct Options {
+    quick: bool,
+    backends: Vec<BackendKind>,
+    dtype: DType,
+    out_dir: PathBuf,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        backends: Vec::new(),
+        dtype: DType::F32,
+        out_dir: crate::golden::workspace_root().join("target/bench"),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--backend" => {
+                let v = it.next().ok_or("--backend needs a value")?;
+                match BackendPreference::parse(v).map_err(|e| e.to_string())? {
+                    BackendPreference::Force(k) => o.backends.push(k),
+                    BackendPreference::Auto => {}
+                }
+            }
+            "--dtype" => {
+                let v = it.next().ok_or("--dtype needs a value")?;
+                o.dtype = match DType::parse(v) {
+                    Some(d @ (DType::F32 | DType::BF16 | DType::F16)) => d,
+                    _ => return Err(format!("--dtype {v}: expected f32, bf16 or f16")),
+                };
+            }
+            "--out" => o.out_dir = PathBuf::from(it.next().ok_or("--out needs a value")?),
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    Ok(o)
+}
+
+/// Times `f`: warm-up, then runs until `max_runs` or the time budget (at least
+/// `min_runs`). Returns (median, min, max, runs) in milliseconds.
+fn measure(
+    mut f: impl FnMut() -> Result<(), String>,
+    min_runs: usize,
+    max_runs: usize,
+    budget: Duration,
+) -> Result<(f64, f64, f64, usize), String> {
+    // Warm-up: caches, thread pools, page faults of fresh buffers.
+    let t0 = Instant::now();
+    f()?;
+    let first = t0.elapsed();
+    if first < Duration::from_millis(50) {
+        f()?;
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < max_runs && (times.len() < min_runs || start.elapsed() < budget) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = if times.len() % 2 == 1 {
+        times[times.len() / 2]
+    } else {
+        0.5 * (times[times.len() / 2 - 1] + times[times.len() / 2])
+    };
+    Ok((median, times[0], *times.last().unwrap(), times.len()))
+}
+
+fn randn(rng: &mut SplitMix64, n: usize, scale: f32, shift: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() * scale + shift).collect()
+}
+
+/// The seed's Mamba-1 shape: batch 2, d 384, N 64, per-step B and C, D, z, bias, softplus.
+struct ScanInputs {
+    b: usize,
+    d: usize,
+    l: usize,
+    n: usize,
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    a: Vec<f32>,
+    bm: Vec<f32>,
+    cm: Vec<f32>,
+    dvec: Vec<f32>,
+    z: Vec<f32>,
+    bias: Vec<f32>,
+    dout: Vec<f32>,
+}
+
+impl ScanInputs {
+    fn new(l: usize, rng: &mut SplitMix64) -> Self {
+        let (b, d, n) = (2, 384, 64);
+        ScanInputs {
+            b,
+            d,
+            l,
+            n,
+            u: randn(rng, b * d * l, 1.0, 0.0),
+            delta: randn(rng, b * d * l, 0.5, -2.0),
+            a: (0..d * n).map(|_| -(rng.next_f32() * 15.0 + 1.0)).collect(),
+            bm: randn(rng, b * n * l, 1.0, 0.0),
+            cm: randn(rng, b * n * l, 1.0, 0.0),
+            dvec: randn(rng, d, 1.0, 0.0),
+            z: randn(rng, b * d * l, 1.0, 0.0),
+            bias: randn(rng, d, 0.1, 0.0),
+            dout: randn(rng, b * d * l, 1.0, 0.0),
+        }
+    }
+    fn flops(&self) -> f64 {
+        6.0 * (self.b * self.d * self.l * self.n) as f64
+    }
+    fn exps(&self) -> f64 {
+        (self.b * self.d * self.l * self.n) as f64
+    }
+}
+
+struct SsdInputs {
+    b: usize,
+    l: usize,
+    h: usize,
+    p: usize,
+    n: usize,
+    x: Vec<f32>,
+    dt: Vec<f32>,
+    a: Vec<f32>,
+    bm: Vec<f32>,
+    cm: Vec<f32>,
+    dvec: Vec<f32>,
+    dt_bias: Vec<f32>,
+    dout: Vec<f32>,
+}
+
+impl SsdInputs {
+    fn new(l: usize, rng: &mut SplitMix64) -> Self {
+        let (b, h, p, n) = (2, 6, 64, 64);
+        SsdInputs {
+            b,
+            l,
+            h,
+            p,
+            n,
+            x: randn(rng, b * l * h * p, 1.0, 0.0),
+            dt: randn(rng, b * l * h, 0.5, -2.0),
+            a: (0..h).map(|_| -(rng.next_f32() * 15.0 + 1.0)).collect(),
+            bm: randn(rng, b * l * n, 1.0, 0.0),
+            cm: randn(rng, b * l * n, 1.0, 0.0),
+            dvec: randn(rng, h, 1.0, 0.0),
+            dt_bias: randn(rng, h, 0.1, 0.0),
+            dout: randn(rng, b * l * h * p, 1.0, 0.0),
+        }
+    }
+    fn flops(&self) -> f64 {
+        5.0 * (self.b * self.l * self.h * self.p * self.n) as f64
+    }
+    fn exps(&self) -> f64 {
+        (self.b * self.l * self.h) as f64
+    }
+}
+
+struct ConvInputs {
+    b: usize,
+    c: usize,
+    l: usize,
+    w: usize,
+    x: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    dout: Vec<f32>,
+}
+
+impl ConvInputs {
+    fn new(l: usize, rng: &mut SplitMix64) -> Self {
+        // The block's convolution at the seed's shape: conv_dim = 384 + 2*64 = 512.
+        let (b, c, w) = (2, 512, 4);
+        ConvInputs {
+            b,
+            c,
+            l,
+            w,
+            x: randn(rng, b * c * l, 1.0, 0.0),
+            weight: randn(rng, c * w, 0.5, 0.0),
+            bias: randn(rng, c, 0.1, 0.0),
+            dout: randn(rng, b * c * l, 1.0, 0.0),
+        }
+    }
+    fn flops(&self) -> f64 {
+        (2 * self.b * self.c * self.l * self.w) as f64
+    }
+    fn exps(&self) -> f64 {
+        (self.b * self.c * self.l) as f64
+    }
+}
+
+fn block_flops(cfg: &Mamba2Config, batch: usize, l: usize) -> (f64, f64) {
+    let rows = (batch * l) as f64;
+    let gemm = 2.0 * rows * (cfg.d_model * cfg.d_in_proj() + cfg.d_inner() * cfg.d_model) as f64;
+    let ssd = 5.0 * rows * (cfg.d_inner() * cfg.d_state) as f64;
+    let conv = 2.0 * rows * (cfg.conv_dim() * cfg.d_conv) as f64;
+    let norm = 6.0 * rows * cfg.d_inner() as f64;
+    (
+        gemm + ssd + conv + norm,
+        rows * (cfg.nheads() + cfg.conv_dim() + cfg.d_inner()) as f64,
+    )
+}
+
+fn scan_call<T: Element>(
+    k: &(dyn Backend + 'static),
+    s: &ScanInputs,
+    backward: bool,
+) -> Result<(), String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let (u, delta, bm, cm, z): (Vec<T>, Vec<T>, Vec<T>, Vec<T>, Vec<T>) = (
+        convert(&s.u),
+        convert(&s.delta),
+        convert(&s.bm),
+        convert(&s.cm),
+        convert(&s.z),
+    );
+    let args = SelectiveScanArgs::new(
+        Tensor::new(&u, [s.b, s.d, s.l]),
+        Tensor::new(&delta, [s.b, s.d, s.l]),
+        Tensor::new(&s.a, [s.d, s.n]),
+        Tensor::new(&bm, [s.b, s.n, s.l]),
+        Tensor::new(&cm, [s.b, s.n, s.l]),
+    )
+    .with_d(Tensor::new(&s.dvec, [s.d]))
+    .with_z(Tensor::new(&z, [s.b, s.d, s.l]))
+    .with_delta_bias(Tensor::new(&s.bias, [s.d]))
+    .with_delta_softplus(true);
+    let mut out = vec![T::default(); s.b * s.d * s.l];
+    let mut last = vec![0.0f32; s.b * s.d * s.n];
+    <dyn Backend as Kernels<T>>::selective_scan(k, &args, &mut out, Some(&mut last))
+        .map_err(|e| e.to_string())?;
+    if backward {
+        let dout: Vec<T> = convert(&s.dout);
+        <dyn Backend as Kernels<T>>::selective_scan_backward(k, &args, &dout, None)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn ssd_call<T: Element>(
+    k: &(dyn Backend + 'static),
+    s: &SsdInputs,
+    backward: bool,
+) -> Result<(), String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let (x, dt, bm, cm): (Vec<T>, Vec<T>, Vec<T>, Vec<T>) = (
+        convert(&s.x),
+        convert(&s.dt),
+        convert(&s.bm),
+        convert(&s.cm),
+    );
+    let args = SsdArgs::new(
+        Tensor::new(&x, [s.b, s.l, s.h, s.p]),
+        Tensor::new(&dt, [s.b, s.l, s.h]),
+        Tensor::new(&s.a, [s.h]),
+        Tensor::new(&bm, [s.b, s.l, 1, s.n]),
+        Tensor::new(&cm, [s.b, s.l, 1, s.n]),
+    )
+    .with_d(Tensor::new(&s.dvec, [s.h]))
+    .with_dt_bias(Tensor::new(&s.dt_bias, [s.h]))
+    .with_dt_softplus(true);
+    let mut out = vec![T::default(); x.len()];
+    let mut fin = vec![0.0f32; s.b * s.h * s.p * s.n];
+    <dyn Backend as Kernels<T>>::ssd(k, &args, &mut out, Some(&mut fin))
+        .map_err(|e| e.to_string())?;
+    if backward {
+        let dout: Vec<T> = convert(&s.dout);
+        <dyn Backend as Kernels<T>>::ssd_backward(k, &args, &dout, None)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn conv_call<T: Element>(
+    k: &(dyn Backend + 'static),
+    s: &ConvInputs,
+    backward: bool,
+) -> Result<(), String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let x: Vec<T> = convert(&s.x);
+    let args = CausalConv1dArgs::new(
+        Tensor::new(&x, [s.b, s.c, s.l]),
+        Tensor::new(&s.weight, [s.c, s.w]),
+    )
+    .with_bias(Tensor::new(&s.bias, [s.c]))
+    .with_activation(Activation::Silu);
+    let mut out = vec![T::default(); x.len()];
+    let mut fin = vec![0.0f32; s.b * s.c * (s.w - 1)];
+    <dyn Backend as Kernels<T>>::causal_conv1d(k, &args, &mut out, Some(&mut fin))
+        .map_err(|e| e.to_string())?;
+    if backward {
+        let dout: Vec<T> = convert(&s.dout);
+        <dyn Backend as Kernels<T>>::causal_conv1d_backward(k, &args, &dout, None)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn dispatch<R>(
+    dtype: DType,
+    f32f: impl FnOnce() -> R,
+    f16f: impl FnOnce() -> R,
+    bf16f: impl FnOnce() -> R,
+) -> R {
+    match dtype {
+        DType::F16 => f16f(),
+        DType::BF16 => bf16f(),
+        _ => f32f(),
+    }
+}
+
+/// The machine's practical FLOP rate: f32 SGEMM (matrixmultiply, all threads) at 768^3.
+fn sgemm_peak_gflops() -> f64 {
+    let n = 768;
+    let mut rng = SplitMix64(1);
+    let a = randn(&mut rng, n * n, 1.0, 0.0);
+    let b = randn(&mut rng, n * n, 1.0, 0.0);
+    let mut c = vec![0.0f32; n * n];
+    let (med, _, _, _) = measure(
+        || {
+            mamba_model::linear::linear(
+                mamba_model::linear::GemmImpl::Blocked,
+                &a,
+                n,
+                n,
+                &b,
+                n,
+                None,
+                &mut c,
+            );
+            Ok(())
+        },
+        5,
+        20,
+        Duration::from_secs(2),
+    )
+    .expect("sgemm cannot fail");
+    2.0 * (n * n * n) as f64 / (med * 1e-3) / 1e9
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args)?;
+    let kinds: Vec<BackendKind> = if opts.backends.is_empty() {
+        vec![
+            BackendKind::Reference,
+            BackendKind::CpuSimd,
+            BackendKind::Cuda,
+        ]
+    } else {
+        let mut v = opts.backends.clone();
+        if !v.contains(&BackendKind::Reference) {
+            // Speed-ups are over the reference; it is always measured.
+            v.insert(0, BackendKind::Reference);
+        }
+        v
+    };
+    let auto = select(BackendPreference::Auto).map_err(|e| e.to_string())?;
+    eprintln!("{}", auto.report);
+    let mut sels: Vec<Selection> = Vec::new();
+    for k in kinds {
+        match build(k) {
+            Ok(s) => sels.push(s),
+            Err(e) => eprintln!("bench: skipping {k}: {e}"),
+        }
+    }
+    eprintln!(
+        "bench: measuring the machine's SGEMM rate (the peak the kernels are compared with) ..."
+    );
+    let peak = sgemm_peak_gflops();
+    eprintln!(
+        "bench: sgemm {peak:.1} GFLOP/s on {} threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let (kernel_lens, block_lens): (Vec<usize>, Vec<usize>) = if opts.quick {
+        (vec![100, 400], vec![100, 400])
+    } else {
+        (vec![100, 400, 800, 4096], vec![100, 400, 800])
+    };
+    let budget = if opts.quick {
+        Duration::from_millis(400)
+    } else {
+        Duration::from_millis(1500)
+    };
+    let mut rng = SplitMix64(2024);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut plan: Vec<(String, Box<dyn FnMut(&Selection) -> Result<Row, String>>)> = Vec::new();
+    let dtype = opts.dtype;
+
+    // The block first: it is the seed's table.
+    let cfg = Mamba2Config::default();
+    let weights = Mamba2Weights::init(&cfg, 0).map_err(|e| e.to_string())?;
+    for &l in &block_lens {
+        let input = randn(&mut rng, 2 * l * cfg.d_model, 1.0, 0.0);
+        let (cfg, weights) = (cfg.clone(), weights.clone());
+        plan.push((
+            format!("mamba2_block forward L={l}"),
+            Box::new(move |sel: &Selection| {
+                let blk = Mamba2Block::with_selection(cfg.clone(), weights.clone(), sel)
+                    .map_err(|e| e.to_string())?;
+                let (min_runs, max_runs) = reps(sel.kind, opts.quick);
+                let (med, mn, mx, runs) = dispatch(
+                    dtype,
+                    || {
+                        measure(
+                            || {
+                                blk.forward(Tensor::new(&input, [2, l, cfg.d_model]))
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string())
+                            },
+                            min_runs,
+                            max_runs,
+                            budget,
+                        )
+                    },
+                    || {
+                        let x: Vec<mamba_core::f16> = convert(&input);
+                        measure(
+                            || {
+                                blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string())
+                            },
+                            min_runs,
+                            max_runs,
+                            budget,
+                        )
+                    },
+                    || {
+                        let x: Vec<mamba_core::bf16> = convert(&input);
+                        measure(
+                            || {
+                                blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string())
+                            },
+                            min_runs,
+                            max_runs,
+                            budget,
+                        )
+                    },
+                )?;
+                let (flops, exps) = block_flops(&cfg, 2, l);
+                Ok(Row {
+                    op: "mamba2_block",
+                    pass: "forward",
+                    backend: sel.kind,
+                    dtype,
+                    batch: 2,
+                    seqlen: l,
+                    median_ms: med,
+                    min_ms: mn,
+                    max_ms: mx,
+                    runs,
+                    flops,
+                    exps,
+                    timing: "host clock, whole call",
+                })
+            }),
+        ));
+    }
+    for &l in &kernel_lens {
+        for backward in [false, true] {
+            let pass = if backward {
+                "forward+backward"
+            } else {
+                "forward"
+            };
+            // A backward pass costs about twice the forward's arithmetic.
+            let mult = if backward { 3.0 } else { 1.0 };
+            let s = ScanInputs::new(l, &mut rng);
+            plan.push((
+                format!("selective_scan {pass} L={l}"),
+                Box::new(move |sel: &Selection| {
+                    let k: &(dyn Backend + 'static) = &*sel.backend;
+                    let (min_runs, max_runs) = reps(sel.kind, opts.quick);
+                    let (med, mn, mx, runs) = measure(
+                        || {
+                            dispatch(
+                                dtype,
+                                || scan_call::<f32>(k, &s, backward),
+                                || scan_call::<mamba_core::f16>(k, &s, backward),
+                                || scan_call::<mamba_core::bf16>(k, &s, backward),
+                            )
+                        },
+                        min_runs,
+                        max_runs,
+                        budget,
+                    )?;
+                    Ok(Row {
+                        op: "selective_scan",
+                        pass,
+                        backend: sel.kind,
+                        dtype,
+                        batch: s.b,
+                        seqlen: l,
+                        median_ms: med,
+                        min_ms: mn,
+                        max_ms: mx,
+                        runs,
+                        flops: mult * s.flops(),
+                        exps: mult * s.exps(),
+                        timing: "host clock, whole call",
+                    })
+                }),
+            ));
+            let s = SsdInputs::new(l, &mut rng);
+            plan.push((
+                format!("ssd {pass} L={l}"),
+                Box::new(move |sel: &Selection| {
+                    let k: &(dyn Backend + 'static) = &*sel.backend;
+                    let (min_runs, max_runs) = reps(sel.kind, opts.quick);
+                    let (med, mn, mx, runs) = measure(
+                        || {
+                            dispatch(
+                                dtype,
+                                || ssd_call::<f32>(k, &s, backward),
+                                || ssd_call::<mamba_core::f16>(k, &s, backward),
+                                || ssd_call::<mamba_core::bf16>(k, &s, backward),
+                            )
+                        },
+                        min_runs,
+                        max_runs,
+                        budget,
+                    )?;
+                    Ok(Row {
+                        op: "ssd",
+                        pass,
+                        backend: sel.kind,
+                        dtype,
+                        batch: s.b,
+                        seqlen: l,
+                        median_ms: med,
+                        min_ms: mn,
+                        max_ms: mx,
+                        runs,
+                        flops: mult * s.flops(),
+                        exps: mult * s.exps(),
+                        timing: "host clock, whole call",
+                    })
+                }),
+            ));
+            let s = ConvInputs::new(l, &mut rng);
+            plan.push((
+                format!("causal_conv1d {pass} L={l}"),
+                Box::new(move |sel: &Selection| {
+                    let k: &(dyn Backend + 'static) = &*sel.backend;
+                    let (min_runs, max_runs) = reps(sel.kind, opts.quick);
+                    let (med, mn, mx, runs) = measure(
+                        || {
+                            dispatch(
+                                dtype,
+                                || conv_call::<f32>(k, &s, backward),
+                                || conv_call::<mamba_core::f16>(k, &s, backward),
+                                || conv_call::<mamba_core::bf16>(k, &s, backward),
+                            )
+                        },
+                        min_runs,
+                        max_runs,
+                        budget,
+                    )?;
+                    Ok(Row {
+                        op: "causal_conv1d",
+                        pass,
+                        backend: sel.kind,
+                        dtype,
+                        batch: s.b,
+                        seqlen: l,
+                        median_ms: med,
+                        min_ms: mn,
+                        max_ms: mx,
+                        runs,
+                        flops: mult * s.flops(),
+                        exps: mult * s.exps(),
+                        timing: "host clock, whole call",
+                    })
+                }),
+            ));
+        }
+    }
+
+    let total = plan.len() * sels.len();
+    let mut done = 0;
+    let started = Instant::now();
+    for (name, job) in plan.iter_mut() {
+        for sel in &sels {
+            done += 1;
+            eprint!("[{done:>3}/{total}] {name:<40} {:<10} ", sel.kind.name());
+            match job(sel) {
+                Ok(row) => {
+                    eprintln!(
+                        "{:>10.3} ms  ({} runs, {:.0} s elapsed)",
+                        row.median_ms,
+                        row.runs,
+                        started.elapsed().as_secs_f64()
+                    );
+                    rows.push(row);
+                }
+                Err(e) => eprintln!("n/a: {e}"),
+            }
+        }
+    }
+
+    let md = table(&rows, peak);
+    println!("{md}");
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
+    write_json(&opts.out_dir.join("bench.json"), &rows, peak, &auto.report)?;
+    std::fs::write(
+        opts.out_dir.join("bench.md"),
+        format!("# cargo xtask bench\n\n{}\n\n{md}\n", auto.report),
+    )
+    .map_err(|e| e.to_string())?;
+    chart(&opts.out_dir.join("bench.svg"), &rows)?;
+    eprintln!(
+        "bench: wrote {}/bench.json, bench.md, bench.svg",
+        opts.out_dir.display()
+    );
+    Ok(())
+}
+
+/// Minimum and maximum timed runs per backend: the reference is slow, so fewer.
+fn reps(kind: BackendKind, quick: bool) -> (usize, usize) {
+    match (kind, quick) {
+        (BackendKind::Reference, true) => (1, 3),
+        (BackendKind::Reference, false) => (3, 7),
+        (_, true) => (5, 30),
+        (_, false) => (9, 200),
+    }
+}
+
+type Key = (&'static str, &'static str, usize, usize);
+
+fn table(rows: &[Row], peak: f64) -> String {
+    let mut by: BTreeMap<Key, BTreeMap<&'static str, &Row>> = BTreeMap::new();
+    let order = |op: &str| match op {
+        "mamba2_block" => 0,
+        "selective_scan" => 1,
+        "ssd" => 2,
+        _ => 3,
+    };
+    let _ = order;
+    for r in rows {
+        by.entry((r.op, r.pass, r.batch, r.seqlen))
+            .or_default()
+            .insert(r.backend.name(), r);
+    }
+    let backends = ["reference", "cpu-simd", "cuda"];
+    let present: Vec<&str> = backends
+        .iter()
+        .copied()
+        .filter(|b| rows.iter().any(|r| r.backend.name() == *b))
+        .collect();
+    let mut s = String::new();
+    let dtype = rows.first().map_or("f32", |r| r.dtype.name());
+    let _ = writeln!(s, "Median milliseconds per call ({dtype}); speed-up over the reference; best backend's GFLOP/s and share of the machine's SGEMM rate ({peak:.1} GFLOP/s).\n");
+    let _ = write!(s, "| op | pass | batch | L |");
+    for b in &present {
+        let _ = write!(s, " {b} ms |");
+    }
+    for b in present.iter().filter(|b| **b != "reference") {
+        let _ = write!(s, " {b} × |");
+    }
+    let _ = writeln!(s, " best GFLOP/s | % of peak |");
+    let _ = write!(s, "|---|---|---|---|");
+    for _ in 0..present.len() * 2 - 1 {
+        let _ = write!(s, "---|");
+    }
+    let _ = writeln!(s, "---|---|");
+    let mut keys: Vec<&Key> = by.keys().collect();
+    keys.sort_by_key(|k| (order(k.0), k.1, k.3));
+    for key in keys {
+        let m = &by[key];
+        let _ = write!(s, "| {} | {} | {} | {} |", key.0, key.1, key.2, key.3);
+        for b in &present {
+            match m.get(b) {
+                Some(r) => {
+                    let _ = write!(s, " {:.3} |", r.median_ms);
+                }
+                None => {
+                    let _ = write!(s, " n/a |");
+                }
+            }
+        }
+        let reference = m.get("reference").map(|r| r.median_ms);
+        for b in present.iter().filter(|b| **b != "reference") {
+            match (reference, m.get(b)) {
+                (Some(r0), Some(r)) => {
+                    let _ = write!(s, " {:.1}× |", r0 / r.median_ms);
+                }
+                _ => {
+                    let _ = write!(s, " n/a |");
+                }
+            }
+        }
+        let best = m
+            .values()
+            .min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))
+            .unwrap();
+        let gf = best.flops / (best.median_ms * 1e-3) / 1e9;
+        let _ = writeln!(
+            s,
+            " {gf:.1} ({}) | {:.1}% |",
+            best.backend.name(),
+            100.0 * gf / peak
+        );
+    }
+    s
+}
+
+fn write_json(path: &Path, rows: &[Row], peak: f64, report: &str) -> Result<(), String> {
+    let reference: BTreeMap<Key, f64> = rows
+        .iter()
+        .filter(|r| r.backend == BackendKind::Reference)
+        .map(|r| ((r.op, r.pass, r.batch, r.seqlen), r.median_ms))
+        .collect();
+    let results: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let gflops = r.flops / (r.median_ms * 1e-3) / 1e9;
+            serde_json::json!({
+                "op": r.op,
+                "backend": r.backend.name(),
+                "dtype": r.dtype.name(),
+                "batch": r.batch,
+                "seqlen": r.seqlen,
+                "pass": r.pass,
+                "median_ms": r.median_ms,
+                "min_ms": r.min_ms,
+                "max_ms": r.max_ms,
+                "runs": r.runs,
+                "flops": r.flops,
+                "exps": r.exps,
+                "gflop_per_s": gflops,
+                "gexp_per_s": r.exps / (r.median_ms * 1e-3) / 1e9,
+                "fraction_of_sgemm_peak": gflops / peak,
+                "speedup_vs_reference": reference.get(&(r.op, r.pass, r.batch, r.seqlen)).map(|r0| r0 / r.median_ms),
+                "timing": r.timing,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "report": report,
+        "machine": {
+            "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "sgemm_gflop_per_s": peak,
+        },
+        "results": results,
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn chart(path: &Path, rows: &[Row]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let ops = ["mamba2_block", "selective_scan", "ssd", "causal_conv1d"];
+    let root = SVGBackend::new(path, (1200, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let panels = root.split_evenly((2, 2));
+    let color = |b: BackendKind| match b {
+        BackendKind::Reference => RGBColor(120, 120, 120),
+        BackendKind::CpuSimd => RGBColor(31, 119, 180),
+        BackendKind::Cuda => RGBColor(44, 160, 44),
+    };
+    for (panel, op) in panels.iter().zip(ops) {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.op == op).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let (lmin, lmax) = mine.iter().fold((f64::MAX, 0.0f64), |(a, b), r| {
+            (a.min(r.seqlen as f64), b.max(r.seqlen as f64))
+        });
+        let (tmin, tmax) = mine.iter().fold((f64::MAX, 0.0f64), |(a, b), r| {
+            (a.min(r.median_ms), b.max(r.median_ms))
+        });
+        let mut ch = ChartBuilder::on(panel)
+            .caption(
+                format!("{op} (batch 2, {})", mine[0].dtype.name()),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(
+                (lmin * 0.8..lmax * 1.25).log_scale(),
+                (tmin * 0.5..tmax * 2.0).log_scale(),
+            )
+            .map_err(|e| e.to_string())?;
+        ch.configure_mesh()
+            .x_desc("sequence length L")
+            .y_desc("median ms per call")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for kind in [
+            BackendKind::Reference,
+            BackendKind::CpuSimd,
+            BackendKind::Cuda,
+        ] {
+            for pass in ["forward", "forward+backward"] {
+                let mut pts: Vec<(f64, f64)> = mine
+                    .iter()
+                    .filter(|r| r.backend == kind && r.pass == pass)
+                    .map(|r| (r.seqlen as f64, r.median_ms))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let c = color(kind);
+                let style = if pass == "forward" {
+                    c.stroke_width(2)
+                } else {
+                    c.mix(0.5).stroke_width(2)
+                };
+                ch.draw_series(LineSeries::new(pts.clone(), style))
+                    .map_err(|e| e.to_string())?
+                    .label(format!("{} {pass}", kind.name()))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                ch.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
