@@ -21,6 +21,9 @@ use mamba_core::{
 use mamba_model::backend::{build, select, BackendPreference};
 use mamba_model::{BackendKind, Mamba2Block, Mamba2Config, Mamba2Weights, Selection, SplitMix64};
 
+/// A measurement to make on one backend.
+type Job = Box<dyn FnMut(&Selection) -> Result<Row, String>>;
+
 /// One measured configuration.
 #[derive(Clone, Debug)]
 struct Row {
@@ -254,13 +257,11 @@ fn scan_call<T: Element>(
 where
     dyn Backend: Kernels<T>,
 {
-    let (u, delta, bm, cm, z): (Vec<T>, Vec<T>, Vec<T>, Vec<T>, Vec<T>) = (
-        convert(&s.u),
-        convert(&s.delta),
-        convert(&s.bm),
-        convert(&s.cm),
-        convert(&s.z),
-    );
+    let u: Vec<T> = convert(&s.u);
+    let delta: Vec<T> = convert(&s.delta);
+    let bm: Vec<T> = convert(&s.bm);
+    let cm: Vec<T> = convert(&s.cm);
+    let z: Vec<T> = convert(&s.z);
     let args = SelectiveScanArgs::new(
         Tensor::new(&u, [s.b, s.d, s.l]),
         Tensor::new(&delta, [s.b, s.d, s.l]),
@@ -435,7 +436,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let mut rng = SplitMix64(2024);
     let mut rows: Vec<Row> = Vec::new();
-    let mut plan: Vec<(String, Box<dyn FnMut(&Selection) -> Result<Row, String>>)> = Vec::new();
+    let mut plan: Vec<(String, Job)> = Vec::new();
     let dtype = opts.dtype;
 
     // The block first: it is the seed's table.
