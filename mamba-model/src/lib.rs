@@ -37,3 +37,8 @@ pub use config::Mamba2Config;
 pub use error::ModelError;
 pub use mamba_core::{bf16, f16, DType, Element, Tensor};
 pub use weights::{expected_tensors, Mamba2Weights, SplitMix64};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,7 @@
 
 mod bench;
 mod golden;
+mod test;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ fn usage() -> &'static str {
      bench  [--quick] [--backend NAME]...     run the benchmark, write target/bench/\n\
      golden [--backend reference|cpu-simd|cuda] [--dir DIR] [--dtype f32|bf16|f16]\n\
      cuda   build                              install nvcc 13.0 (PyPI) and build the plugin\n\
-     test                                      build the plugin, then cargo test --workspace"
+     test   [--no-cuda] [-- ARGS]              build the plugin, then cargo test --workspace"
 }
 
 fn main() -> ExitCode {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         }
         "golden" => golden::run(rest),
         "bench" => bench::run(rest),
+        "test" => test::run(rest),
         other => Err(format!("unknown command `{other}`\n{}", usage())),
     };
     match result {
