@@ -61,8 +61,14 @@ fn chunks_equal_whole_sequence() {
         }
         let chunked: Vec<f32> = pieces.concat();
         let state = state.unwrap();
-        assert!(rel_l2(&widen(&chunked), &widen(&whole)) < 1e-5, "{kind:?}: output");
-        assert!(rel_l2(&widen(&state.ssm), &widen(&whole_state.ssm)) < 1e-5, "{kind:?}: ssm state");
+        assert!(
+            rel_l2(&widen(&chunked), &widen(&whole)) < 1e-5,
+            "{kind:?}: output"
+        );
+        assert!(
+            rel_l2(&widen(&state.ssm), &widen(&whole_state.ssm)) < 1e-5,
+            "{kind:?}: ssm state"
+        );
         assert_eq!(state.conv, whole_state.conv, "{kind:?}: conv state");
     }
 }
@@ -90,14 +96,19 @@ fn step_equals_last_row_of_forward() {
         let want: Vec<f32> = (0..b)
             .flat_map(|i| full[(i * l + l - 1) * dm..(i * l + l) * dm].to_vec())
             .collect();
-        assert!(rel_l2(&widen(&y), &widen(&want)) < 1e-5, "{kind:?}: step output");
+        assert!(
+            rel_l2(&widen(&y), &widen(&want)) < 1e-5,
+            "{kind:?}: step output"
+        );
         assert!(rel_l2(&widen(&state.ssm), &widen(&full_state.ssm)) < 1e-5);
         assert_eq!(state.conv, full_state.conv);
         // Decoding every frame from zero equals forward too.
         let mut st = blk.zero_state(b);
         let mut last_y = Vec::new();
         for t in 0..l {
-            let xt: Vec<f32> = (0..b).flat_map(|i| x[(i * l + t) * dm..(i * l + t + 1) * dm].to_vec()).collect();
+            let xt: Vec<f32> = (0..b)
+                .flat_map(|i| x[(i * l + t) * dm..(i * l + t + 1) * dm].to_vec())
+                .collect();
             last_y = blk.step(Tensor::new(&xt, [b, dm]), &mut st).unwrap();
         }
         assert!(rel_l2(&widen(&last_y), &widen(&want)) < 1e-5);
@@ -106,7 +117,10 @@ fn step_equals_last_row_of_forward() {
 
 #[test]
 fn cpu_simd_matches_reference_and_bf16_stays_close() {
-    let cfg = Mamba2Config { headdim: 16, ..Mamba2Config::new(48, 16) };
+    let cfg = Mamba2Config {
+        headdim: 16,
+        ..Mamba2Config::new(48, 16)
+    };
     let r = block(&cfg, BackendKind::Reference);
     let s = block(&cfg, BackendKind::CpuSimd);
     let (b, l) = (1, 40);
@@ -155,18 +169,37 @@ fn checkpoint(cfg: &Mamba2Config, prefix: &str, w: &Mamba2Weights) -> Vec<u8> {
     let t = |name: &str, shape: Vec<usize>, v: &[f32]| {
         (
             format!("{prefix}{name}"),
-            (shape, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+            (
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+            ),
         )
     };
     let entries: HashMap<String, (Vec<usize>, Vec<u8>)> = [
-        t("in_proj.weight", vec![cfg.d_in_proj(), cfg.d_model], &w.in_proj),
-        t("conv1d.weight", vec![cfg.conv_dim(), 1, cfg.d_conv], &w.conv_weight),
-        t("conv1d.bias", vec![cfg.conv_dim()], w.conv_bias.as_ref().unwrap()),
+        t(
+            "in_proj.weight",
+            vec![cfg.d_in_proj(), cfg.d_model],
+            &w.in_proj,
+        ),
+        t(
+            "conv1d.weight",
+            vec![cfg.conv_dim(), 1, cfg.d_conv],
+            &w.conv_weight,
+        ),
+        t(
+            "conv1d.bias",
+            vec![cfg.conv_dim()],
+            w.conv_bias.as_ref().unwrap(),
+        ),
         t("dt_bias", vec![cfg.nheads()], &w.dt_bias),
         t("A_log", vec![cfg.nheads()], &w.a_log),
         t("D", vec![cfg.nheads()], &w.d),
         t("norm.weight", vec![cfg.d_inner()], &w.norm_weight),
-        t("out_proj.weight", vec![cfg.d_model, cfg.d_inner()], &w.out_proj),
+        t(
+            "out_proj.weight",
+            vec![cfg.d_model, cfg.d_inner()],
+            &w.out_proj,
+        ),
     ]
     .into_iter()
     .collect();
@@ -175,7 +208,8 @@ fn checkpoint(cfg: &Mamba2Config, prefix: &str, w: &Mamba2Weights) -> Vec<u8> {
         .map(|(k, (s, b))| {
             (
                 k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
             )
         })
         .collect();
@@ -192,18 +226,31 @@ fn weights_load_with_or_without_prefix_and_report_bad_tensors() {
         let path = dir.join("ckpt.safetensors");
         std::fs::write(&path, checkpoint(&cfg, prefix, &w)).unwrap();
         // Found automatically, and by name.
-        assert_eq!(Mamba2Weights::from_safetensors(&path, &cfg, None).unwrap(), w);
-        assert_eq!(Mamba2Weights::from_safetensors(&path, &cfg, Some(prefix)).unwrap(), w);
+        assert_eq!(
+            Mamba2Weights::from_safetensors(&path, &cfg, None).unwrap(),
+            w
+        );
+        assert_eq!(
+            Mamba2Weights::from_safetensors(&path, &cfg, Some(prefix)).unwrap(),
+            w
+        );
         let err = Mamba2Weights::from_safetensors(&path, &cfg, Some("model.")).unwrap_err();
         assert!(matches!(err, ModelError::MissingWeight { .. }), "{err}");
         assert!(err.to_string().contains("model.in_proj.weight"), "{err}");
     }
     // A misshapen tensor names itself and both shapes.
-    let other = Mamba2Config { d_state: 16, ..cfg.clone() };
+    let other = Mamba2Config {
+        d_state: 16,
+        ..cfg.clone()
+    };
     let path = dir.join("ckpt.safetensors");
     let err = Mamba2Weights::from_safetensors(&path, &other, None).unwrap_err();
     match &err {
-        ModelError::WeightShape { name, expected, got } => {
+        ModelError::WeightShape {
+            name,
+            expected,
+            got,
+        } => {
             assert!(name.ends_with("in_proj.weight"), "{err}");
             assert_ne!(expected, got);
         }
@@ -221,10 +268,15 @@ fn bad_input_and_state_are_errors() {
     assert!(matches!(err, ModelError::Shape { .. }), "{err}");
     let x = input(2 * 3 * 32, 2);
     let wrong = Mamba2State::zeros(&cfg, 1);
-    let err = blk.forward_with_state(Tensor::new(&x, [2, 3, 32]), Some(&wrong)).unwrap_err();
+    let err = blk
+        .forward_with_state(Tensor::new(&x, [2, 3, 32]), Some(&wrong))
+        .unwrap_err();
     assert!(err.to_string().contains("state"), "{err}");
     let bad_cfg = Mamba2Config { headdim: 7, ..cfg };
-    assert!(matches!(Mamba2Weights::init(&bad_cfg, 0), Err(ModelError::Config(_))));
+    assert!(matches!(
+        Mamba2Weights::init(&bad_cfg, 0),
+        Err(ModelError::Config(_))
+    ));
 }
 
 #[test]
@@ -238,6 +290,10 @@ fn forced_unavailable_backend_is_an_error_with_a_reason() {
         eprintln!("a CUDA device is present; the unavailable path is not exercised here");
     }
     let auto = select(BackendPreference::Auto).unwrap();
-    assert!(auto.report.starts_with("mamba: backend "), "{}", auto.report);
+    assert!(
+        auto.report.starts_with("mamba: backend "),
+        "{}",
+        auto.report
+    );
     assert!(BackendPreference::parse("tpu").is_err());
 }

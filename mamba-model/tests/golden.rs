@@ -8,7 +8,10 @@ use mamba_model::golden::{run_dir, Status};
 use mamba_model::{BackendKind, DType};
 
 fn dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let mut v = vec![root.join("tests/golden")];
     let shared = root.join("../shared/golden");
     if shared.is_dir() {
@@ -29,7 +32,11 @@ fn run(kind: BackendKind, dtype: DType) {
             .filter(|o| o.status != Status::Pass)
             .map(|o| o.to_string())
             .collect();
-        assert!(report.passed() > 0, "no golden case ran from {}", dir.display());
+        assert!(
+            report.passed() > 0,
+            "no golden case ran from {}",
+            dir.display()
+        );
         assert!(
             bad.is_empty(),
             "{kind} at {dtype} on {}: {}\n{}",
@@ -95,7 +102,10 @@ fn cuda_f32_when_available() {
 #[test]
 fn runner_detects_wrong_answers_and_unknown_ops() {
     use mamba_model::io::TensorFile;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let mut file = TensorFile::read(&root.join("tests/golden/ssd_01.safetensors")).unwrap();
     let sel = build(BackendKind::Reference).unwrap();
     let ok = mamba_model::golden::run_case("ssd_01", &file, &sel, DType::F32);
