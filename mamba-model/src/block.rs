@@ -141,6 +141,14 @@ impl Mamba2Block {
     pub fn weights(&self) -> &Mamba2Weights {
         &self.weights
     }
+    /// Replaces the weights (after an optimiser step, say), checking their shapes.
+    pub fn set_weights(&mut self, weights: Mamba2Weights) -> Result<(), ModelError> {
+        weights.validate(&self.cfg)?;
+        self.a = weights.a();
+        self.weights = weights;
+        Ok(())
+    }
+
     /// Which backend runs this block.
     pub fn backend_kind(&self) -> BackendKind {
         self.kind
@@ -185,6 +193,19 @@ impl Mamba2Block {
         Ok((d[0], d[1]))
     }
 
+    /// The (batch, frames) of an input, checked together with the state.
+    pub(crate) fn checked_dims<T>(
+        &self,
+        input: &Tensor<'_, T>,
+        state: Option<&Mamba2State>,
+    ) -> Result<(usize, usize), ModelError> {
+        let (batch, seqlen) = self.input_dims(input)?;
+        if let Some(s) = state {
+            s.check(&self.cfg, batch)?;
+        }
+        Ok((batch, seqlen))
+    }
+
     /// Forward from the zero state: input (batch, frames, d_model) -> output of the same
     /// shape and the state after the last frame.
     pub fn forward<T: Element>(
@@ -207,10 +228,7 @@ impl Mamba2Block {
     where
         dyn Backend: Kernels<T>,
     {
-        let (batch, seqlen) = self.input_dims(&input)?;
-        if let Some(s) = state {
-            s.check(&self.cfg, batch)?;
-        }
+        let (batch, seqlen) = self.checked_dims(&input, state)?;
         let acts = self.forward_parts(&input, batch, seqlen, state)?;
         Ok((acts.out, acts.state))
     }
@@ -257,28 +275,16 @@ impl Mamba2Block {
         let dt: Vec<T> = columns(&zxbcdt, dip, di + cd, h);
 
         // 2. Causal conv + silu over time, channel-last.
+        let init = state.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let mut conv_state = vec![0.0f32; batch * cd * (cfg.d_conv - 1)];
         let mut xbc_act = vec![T::default(); rows * cd];
-        {
-            let mut args = CausalConv1dArgs::new(
-                Tensor::new(&xbc, [batch, seqlen, cd]),
-                Tensor::new(&w.conv_weight, [cd, cfg.d_conv]),
-            )
-            .with_layout(ConvLayout::ChannelLast)
-            .with_activation(Activation::Silu);
-            if let Some(b) = &w.conv_bias {
-                args = args.with_bias(Tensor::new(b, [cd]));
-            }
-            if let Some(s) = state {
-                args = args.with_initial_states(Tensor::new(&s.conv, [batch, cd, cfg.d_conv - 1]));
-            }
-            <dyn Backend as Kernels<T>>::causal_conv1d(
-                &*self.backend,
-                &args,
-                &mut xbc_act,
-                Some(&mut conv_state),
-            )?;
-        }
+        let args = self.conv_args(&xbc, batch, seqlen, init.map(|i| i.0));
+        <dyn Backend as Kernels<T>>::causal_conv1d(
+            &*self.backend,
+            &args,
+            &mut xbc_act,
+            Some(&mut conv_state),
+        )?;
 
         // 3. Split into x, B, C.
         let x: Vec<T> = columns_t(&xbc_act, cd, 0, di);
@@ -288,29 +294,8 @@ impl Mamba2Block {
         // 4. SSD with D, dt_bias, softplus, dt_limit.
         let mut y = vec![T::default(); rows * di];
         let mut ssm_state = vec![0.0f32; batch * h * p * n];
-        {
-            let d_shape: Tensor<'_, f32> = if cfg.d_has_hdim {
-                Tensor::new(&w.d, [h, p])
-            } else {
-                Tensor::new(&w.d, [h])
-            };
-            let mut args = SsdArgs::new(
-                Tensor::new(&x, [batch, seqlen, h, p]),
-                Tensor::new(&dt, [batch, seqlen, h]),
-                Tensor::new(&self.a, [h]),
-                Tensor::new(&bm, [batch, seqlen, g, n]),
-                Tensor::new(&cm, [batch, seqlen, g, n]),
-            )
-            .with_d(d_shape)
-            .with_dt_bias(Tensor::new(&w.dt_bias, [h]))
-            .with_dt_softplus(true)
-            .with_chunk_size(cfg.chunk_size);
-            args.dt_limit = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit);
-            if let Some(s) = state {
-                args = args.with_initial_states(Tensor::new(&s.ssm, [batch, h, p, n]));
-            }
-            <dyn Backend as Kernels<T>>::ssd(&*self.backend, &args, &mut y, Some(&mut ssm_state))?;
-        }
+        let args = self.ssd_args(&x, &dt, &bm, &cm, batch, seqlen, init.map(|i| i.1));
+        <dyn Backend as Kernels<T>>::ssd(&*self.backend, &args, &mut y, Some(&mut ssm_state))?;
 
         // 5. Gated RMS norm, 6. out_proj.
         let yf: Vec<f32> = convert(&y);
@@ -341,7 +326,9 @@ impl Mamba2Block {
             z,
             xbc,
             dt,
-            xbc_act,
+            x,
+            bm,
+            cm,
             y,
             normed,
             out: convert(&out),
@@ -351,6 +338,66 @@ impl Mamba2Block {
                 ssm: ssm_state,
             },
         })
+    }
+
+    /// The convolution's arguments for `xbc` (b, L, conv_dim), channel-last, silu.
+    pub(crate) fn conv_args<'a, T>(
+        &'a self,
+        xbc: &'a [T],
+        batch: usize,
+        seqlen: usize,
+        init: Option<&'a [f32]>,
+    ) -> CausalConv1dArgs<'a, T> {
+        let (cfg, w, cd) = (&self.cfg, &self.weights, self.cfg.conv_dim());
+        let mut args = CausalConv1dArgs::new(
+            Tensor::new(xbc, [batch, seqlen, cd]),
+            Tensor::new(&w.conv_weight, [cd, cfg.d_conv]),
+        )
+        .with_layout(ConvLayout::ChannelLast)
+        .with_activation(Activation::Silu);
+        if let Some(b) = &w.conv_bias {
+            args = args.with_bias(Tensor::new(b, [cd]));
+        }
+        if let Some(s) = init {
+            args = args.with_initial_states(Tensor::new(s, [batch, cd, cfg.d_conv - 1]));
+        }
+        args
+    }
+
+    /// The SSD's arguments: D, dt_bias, softplus, dt_limit, chunk size, initial state.
+    pub(crate) fn ssd_args<'a, T>(
+        &'a self,
+        x: &'a [T],
+        dt: &'a [T],
+        bm: &'a [T],
+        cm: &'a [T],
+        batch: usize,
+        seqlen: usize,
+        init: Option<&'a [f32]>,
+    ) -> SsdArgs<'a, T> {
+        let (cfg, w) = (&self.cfg, &self.weights);
+        let (h, p, g, n) = (cfg.nheads(), cfg.headdim, cfg.ngroups, cfg.d_state);
+        let d: Tensor<'_, f32> = if cfg.d_has_hdim {
+            Tensor::new(&w.d, [h, p])
+        } else {
+            Tensor::new(&w.d, [h])
+        };
+        let mut args = SsdArgs::new(
+            Tensor::new(x, [batch, seqlen, h, p]),
+            Tensor::new(dt, [batch, seqlen, h]),
+            Tensor::new(&self.a, [h]),
+            Tensor::new(bm, [batch, seqlen, g, n]),
+            Tensor::new(cm, [batch, seqlen, g, n]),
+        )
+        .with_d(d)
+        .with_dt_bias(Tensor::new(&w.dt_bias, [h]))
+        .with_dt_softplus(true)
+        .with_chunk_size(cfg.chunk_size);
+        args.dt_limit = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit);
+        if let Some(s) = init {
+            args = args.with_initial_states(Tensor::new(s, [batch, h, p, n]));
+        }
+        args
     }
 
     /// One decode step: `x` (batch, d_model) -> (batch, d_model), updating `state`.
@@ -492,24 +539,28 @@ impl Mamba2Block {
     }
 }
 
-/// Intermediate values of a forward pass.
+/// Intermediate values of a forward pass, kept for the backward pass.
 #[derive(Clone, Debug)]
 pub(crate) struct Activations<T> {
-    #[allow(dead_code)]
+    /// The input in `f32`, (rows, d_model).
     pub u: Vec<f32>,
-    #[allow(dead_code)]
+    /// The gate, (rows, d_inner).
     pub z: Vec<T>,
-    #[allow(dead_code)]
+    /// The convolution's input, (b, L, conv_dim).
     pub xbc: Vec<T>,
-    #[allow(dead_code)]
+    /// The raw step sizes, (b, L, h).
     pub dt: Vec<T>,
-    #[allow(dead_code)]
-    pub xbc_act: Vec<T>,
-    #[allow(dead_code)]
+    /// The SSD's inputs after conv + silu.
+    pub x: Vec<T>,
+    pub bm: Vec<T>,
+    pub cm: Vec<T>,
+    /// The SSD's output, (rows, d_inner).
     pub y: Vec<T>,
-    #[allow(dead_code)]
+    /// The gated norm's output, (rows, d_inner).
     pub normed: Vec<f32>,
+    /// The block's output.
     pub out: Vec<T>,
+    /// The state after the last step.
     pub state: Mamba2State,
 }
 

@@ -29,6 +29,8 @@ mod error;
 pub mod golden;
 pub mod io;
 pub mod linear;
+pub mod toy;
+mod train;
 mod weights;
 
 pub use backend::{BackendKind, BackendPreference, Selection};
@@ -36,6 +38,7 @@ pub use block::{Mamba2Block, Mamba2State};
 pub use config::Mamba2Config;
 pub use error::ModelError;
 pub use mamba_core::{bf16, f16, DType, Element, Tensor};
+pub use train::{AdamW, Mamba2Grads, Mamba2Tape};
 pub use weights::{expected_tensors, Mamba2Weights, SplitMix64};
 
 /// The README's examples, compiled and run as doctests.

@@ -1,0 +1,217 @@
+//! A small synthetic training task, used by `examples/train.rs` and its test: separate
+//! the low-frequency component from a sum of two sinusoids of different frequency
+//! bands, causally, with a stack of Mamba2 blocks.
+//!
+//! Model: `h = x * w_in + b_in` (one input channel to `d_model`), then `h = h +
+//! block(h)` for each block, then `y = h . w_out + b_out`. Loss: mean squared error
+//! against the low-frequency component. Optimiser: [`AdamW`].
+
+use mamba_core::Tensor;
+
+use crate::backend::Selection;
+use crate::block::Mamba2Block;
+use crate::config::Mamba2Config;
+use crate::error::ModelError;
+use crate::train::AdamW;
+use crate::weights::{Mamba2Weights, SplitMix64};
+
+/// One batch: inputs (batch, len) and targets (batch, len).
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Sequences.
+    pub batch: usize,
+    /// Frames per sequence.
+    pub len: usize,
+    /// The mixture.
+    pub input: Vec<f32>,
+    /// Its low-frequency component.
+    pub target: Vec<f32>,
+}
+
+/// Draws a batch: a low tone (0.04-0.12 cycles per 2π samples) plus a high tone
+/// (0.8-1.6), random amplitudes and phases; the target is the low tone.
+pub fn make_batch(rng: &mut SplitMix64, batch: usize, len: usize) -> Batch {
+    let mut input = Vec::with_capacity(batch * len);
+    let mut target = Vec::with_capacity(batch * len);
+    for _ in 0..batch {
+        let (w1, w2) = (0.04 + 0.08 * rng.next_f32(), 0.8 + 0.8 * rng.next_f32());
+        let (a1, a2) = (0.5 + rng.next_f32(), 0.5 + rng.next_f32());
+        let (p1, p2) = (6.283 * rng.next_f32(), 6.283 * rng.next_f32());
+        for t in 0..len {
+            let lo = a1 * (w1 * t as f32 + p1).sin();
+            let hi = a2 * (w2 * t as f32 + p2).sin();
+            input.push(lo + hi);
+            target.push(lo);
+        }
+    }
+    Batch {
+        batch,
+        len,
+        input,
+        target,
+    }
+}
+
+/// The toy model: an input projection, residual Mamba2 blocks, a read-out.
+#[derive(Clone, Debug)]
+pub struct ToyModel {
+    /// (d_model).
+    pub w_in: Vec<f32>,
+    /// (d_model).
+    pub b_in: Vec<f32>,
+    /// The blocks.
+    pub blocks: Vec<Mamba2Block>,
+    /// (d_model).
+    pub w_out: Vec<f32>,
+    /// (1).
+    pub b_out: Vec<f32>,
+    opt: AdamW,
+}
+
+impl ToyModel {
+    /// A model of `n_blocks` blocks of `cfg` on the given backend.
+    pub fn new(
+        cfg: &Mamba2Config,
+        n_blocks: usize,
+        seed: u64,
+        sel: &Selection,
+        lr: f32,
+    ) -> Result<Self, ModelError> {
+        let mut rng = SplitMix64(seed);
+        let dm = cfg.d_model;
+        let blocks = (0..n_blocks)
+            .map(|i| {
+                let mut w = Mamba2Weights::init(cfg, seed.wrapping_add(1 + i as u64))?;
+                // Small output projections keep the residual stream stable at the start.
+                w.out_proj.iter_mut().for_each(|v| *v *= 0.5);
+                Mamba2Block::with_selection(cfg.clone(), w, sel)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ToyModel {
+            w_in: (0..dm).map(|_| rng.normal()).collect(),
+            b_in: (0..dm).map(|_| 0.1 * rng.normal()).collect(),
+            blocks,
+            w_out: (0..dm).map(|_| rng.normal() / (dm as f32).sqrt()).collect(),
+            b_out: vec![0.0],
+            opt: {
+                let mut opt = AdamW::new(lr);
+                opt.weight_decay = 0.0;
+                opt
+            },
+        })
+    }
+
+    /// The model's prediction (batch, len).
+    pub fn predict(&self, b: &Batch) -> Result<Vec<f32>, ModelError> {
+        let dm = self.w_in.len();
+        let mut h = self.embed(b);
+        for blk in &self.blocks {
+            let (y, _) = blk.forward(Tensor::new(&h, [b.batch, b.len, dm]))?;
+            h.iter_mut().zip(&y).for_each(|(a, c)| *a += c);
+        }
+        Ok(self.readout(&h))
+    }
+
+    fn embed(&self, b: &Batch) -> Vec<f32> {
+        b.input
+            .iter()
+            .flat_map(|&x| {
+                self.w_in
+                    .iter()
+                    .zip(&self.b_in)
+                    .map(move |(w, c)| x * w + c)
+            })
+            .collect()
+    }
+
+    fn readout(&self, h: &[f32]) -> Vec<f32> {
+        h.chunks_exact(self.w_in.len())
+            .map(|row| row.iter().zip(&self.w_out).map(|(a, w)| a * w).sum::<f32>() + self.b_out[0])
+            .collect()
+    }
+
+    /// Mean squared error of the prediction.
+    pub fn loss(&self, b: &Batch) -> Result<f32, ModelError> {
+        let p = self.predict(b)?;
+        Ok(mse(&p, &b.target))
+    }
+
+    /// One AdamW step on a batch; returns the loss before the step.
+    pub fn train_step(&mut self, b: &Batch) -> Result<f32, ModelError> {
+        let dm = self.w_in.len();
+        let shape = [b.batch, b.len, dm];
+        // Forward, keeping each block's tape.
+        let mut h = self.embed(b);
+        let mut tapes = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let tape = blk.forward_train(Tensor::new(&h, shape), None)?;
+            h.iter_mut().zip(tape.output()).for_each(|(a, c)| *a += c);
+            tapes.push(tape);
+        }
+        let pred = self.readout(&h);
+        let loss = mse(&pred, &b.target);
+        // d loss / d pred.
+        let n = pred.len() as f32;
+        let dpred: Vec<f32> = pred
+            .iter()
+            .zip(&b.target)
+            .map(|(p, t)| 2.0 * (p - t) / n)
+            .collect();
+        let mut gw_out = vec![0.0f32; dm];
+        let gb_out = vec![dpred.iter().sum::<f32>()];
+        let mut dh = vec![0.0f32; h.len()];
+        for (r, &g) in dpred.iter().enumerate() {
+            for k in 0..dm {
+                gw_out[k] += g * h[r * dm + k];
+                dh[r * dm + k] = g * self.w_out[k];
+            }
+        }
+        // Through the residual blocks, last first.
+        let mut block_grads = Vec::with_capacity(self.blocks.len());
+        for (blk, tape) in self.blocks.iter().zip(&tapes).rev() {
+            let g = blk.backward(tape, &dh, None)?;
+            dh.iter_mut().zip(&g.input).for_each(|(a, c)| *a += c);
+            block_grads.push(g.weights);
+        }
+        block_grads.reverse();
+        let mut gw_in = vec![0.0f32; dm];
+        let mut gb_in = vec![0.0f32; dm];
+        for (r, &x) in b.input.iter().enumerate() {
+            for k in 0..dm {
+                gw_in[k] += dh[r * dm + k] * x;
+                gb_in[k] += dh[r * dm + k];
+            }
+        }
+        // One optimiser step over every tensor, in a fixed order.
+        let mut weights: Vec<Mamba2Weights> =
+            self.blocks.iter().map(|b| b.weights().clone()).collect();
+        {
+            let mut params: Vec<&mut [f32]> = vec![
+                &mut self.w_in,
+                &mut self.b_in,
+                &mut self.w_out,
+                &mut self.b_out,
+            ];
+            for w in weights.iter_mut() {
+                params.extend(w.tensors_mut());
+            }
+            let mut grads: Vec<&[f32]> = vec![&gw_in, &gb_in, &gw_out, &gb_out];
+            for g in &block_grads {
+                grads.extend(g.tensors());
+            }
+            self.opt.step(&mut params, &grads);
+        }
+        for (blk, w) in self.blocks.iter_mut().zip(weights) {
+            blk.set_weights(w)?;
+        }
+        Ok(loss)
+    }
+}
+
+fn mse(p: &[f32], t: &[f32]) -> f32 {
+    (p.iter()
+        .zip(t)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        / p.len() as f64) as f32
+}

@@ -1,0 +1,439 @@
+//! Training: `Mamba2Block::forward_train` keeps what the backward pass needs, and
+//! `Mamba2Block::backward` returns the gradients of the input, every parameter and the
+//! initial state. AdamW for the training example and for users.
+
+use mamba_core::element::convert;
+use mamba_core::{Backend, Element, Kernels, Tensor};
+
+use crate::block::{Activations, Mamba2Block, Mamba2State};
+use crate::error::ModelError;
+use crate::linear::linear_backward;
+use crate::weights::Mamba2Weights;
+
+/// What [`Mamba2Block::forward_train`] keeps for [`Mamba2Block::backward`].
+#[derive(Clone, Debug)]
+pub struct Mamba2Tape<T> {
+    acts: Activations<T>,
+    batch: usize,
+    seqlen: usize,
+    init: Option<Mamba2State>,
+}
+
+impl<T> Mamba2Tape<T> {
+    /// The block's output of this forward pass.
+    pub fn output(&self) -> &[T] {
+        &self.acts.out
+    }
+    /// The state after the last step.
+    pub fn state(&self) -> &Mamba2State {
+        &self.acts.state
+    }
+}
+
+/// Gradients of `sum(dout * out) + <dstate, state>` for one block.
+#[derive(Clone, Debug)]
+pub struct Mamba2Grads<T> {
+    /// With respect to the input, (batch, frames, d_model).
+    pub input: Vec<T>,
+    /// With respect to every parameter, in the weights' own layout (`a_log` is the
+    /// gradient with respect to `A_log`).
+    pub weights: Mamba2Weights,
+    /// With respect to the initial state, when one was given.
+    pub initial_state: Option<Mamba2State>,
+}
+
+impl Mamba2Block {
+    /// Forward that keeps the activations for [`backward`](Self::backward).
+    pub fn forward_train<T: Element>(
+        &self,
+        input: Tensor<'_, T>,
+        state: Option<&Mamba2State>,
+    ) -> Result<Mamba2Tape<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let (batch, seqlen) = self.checked_dims(&input, state)?;
+        let acts = self.forward_parts(&input, batch, seqlen, state)?;
+        Ok(Mamba2Tape {
+            acts,
+            batch,
+            seqlen,
+            init: state.cloned(),
+        })
+    }
+
+    /// Backward through the block: given `dout` (the upstream gradient of the output)
+    /// and optionally `dstate` (of the final state), the gradients of the input, every
+    /// parameter and the initial state.
+    pub fn backward<T: Element>(
+        &self,
+        tape: &Mamba2Tape<T>,
+        dout: &[T],
+        dstate: Option<&Mamba2State>,
+    ) -> Result<Mamba2Grads<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let cfg = self.config();
+        let w = self.weights();
+        let (batch, seqlen) = (tape.batch, tape.seqlen);
+        let rows = batch * seqlen;
+        let (dm, di, cd, h, g, n) = (
+            cfg.d_model,
+            cfg.d_inner(),
+            cfg.conv_dim(),
+            cfg.nheads(),
+            cfg.ngroups,
+            cfg.d_state,
+        );
+        let dip = cfg.d_in_proj();
+        if dout.len() != rows * dm {
+            return Err(ModelError::Shape {
+                what: "dout (batch, frames, d_model)",
+                expected: vec![batch, seqlen, dm],
+                got: vec![dout.len()],
+            });
+        }
+        if let Some(ds) = dstate {
+            if ds.batch != batch
+                || ds.conv.len() != tape.acts.state.conv.len()
+                || ds.ssm.len() != tape.acts.state.ssm.len()
+            {
+                return Err(ModelError::Shape {
+                    what: "dstate",
+                    expected: vec![batch, tape.acts.state.conv.len(), tape.acts.state.ssm.len()],
+                    got: vec![ds.batch, ds.conv.len(), ds.ssm.len()],
+                });
+            }
+        }
+        let acts = &tape.acts;
+        let mut gw = Mamba2Weights {
+            in_proj: vec![0.0; w.in_proj.len()],
+            in_proj_bias: w.in_proj_bias.as_ref().map(|b| vec![0.0; b.len()]),
+            conv_weight: vec![0.0; w.conv_weight.len()],
+            conv_bias: w.conv_bias.as_ref().map(|b| vec![0.0; b.len()]),
+            dt_bias: vec![0.0; w.dt_bias.len()],
+            a_log: vec![0.0; w.a_log.len()],
+            d: vec![0.0; w.d.len()],
+            norm_weight: vec![0.0; w.norm_weight.len()],
+            out_proj: vec![0.0; w.out_proj.len()],
+            out_proj_bias: w.out_proj_bias.as_ref().map(|b| vec![0.0; b.len()]),
+        };
+
+        // 6. out_proj.
+        let dout32: Vec<f32> = convert(dout);
+        let mut dnormed = vec![0.0f32; rows * di];
+        linear_backward(
+            self.gemm(),
+            &acts.normed,
+            rows,
+            di,
+            &w.out_proj,
+            dm,
+            &dout32,
+            &mut dnormed,
+            &mut gw.out_proj,
+            gw.out_proj_bias.as_deref_mut(),
+        );
+
+        // 5. Gated RMS norm.
+        let y: Vec<f32> = convert(&acts.y);
+        let z: Vec<f32> = convert(&acts.z);
+        let (dy, dz) = gated_rmsnorm_backward(
+            &y,
+            &z,
+            &w.norm_weight,
+            &dnormed,
+            rows,
+            di,
+            g,
+            cfg.rmsnorm_eps,
+            cfg.norm_before_gate,
+            &mut gw.norm_weight,
+        );
+
+        // 4. SSD.
+        let init = tape
+            .init
+            .as_ref()
+            .map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
+        let args = self.ssd_args(
+            &acts.x,
+            &acts.dt,
+            &acts.bm,
+            &acts.cm,
+            batch,
+            seqlen,
+            init.map(|i| i.1),
+        );
+        let dy_t: Vec<T> = convert(&dy);
+        let sg = <dyn Backend as Kernels<T>>::ssd_backward(
+            &**self.backend(),
+            &args,
+            &dy_t,
+            dstate.map(|s| s.ssm.as_slice()),
+        )?;
+        let a = self.weights().a();
+        for j in 0..h {
+            // A = -exp(A_log): dA/dA_log = A.
+            gw.a_log[j] = sg.a[j] * a[j];
+        }
+        gw.dt_bias = sg.dt_bias.clone().unwrap_or_else(|| vec![0.0; h]);
+        gw.d = sg.d.clone().unwrap_or_else(|| vec![0.0; w.d.len()]);
+
+        // 3. The gradient of the conv's output: [dx | dB | dC] per row.
+        let gn = g * n;
+        let mut dxbc_act = vec![T::default(); rows * cd];
+        for r in 0..rows {
+            let row = &mut dxbc_act[r * cd..(r + 1) * cd];
+            row[..di].copy_from_slice(&sg.x[r * di..(r + 1) * di]);
+            row[di..di + gn].copy_from_slice(&sg.b[r * gn..(r + 1) * gn]);
+            row[di + gn..].copy_from_slice(&sg.c[r * gn..(r + 1) * gn]);
+        }
+
+        // 2. Conv + silu.
+        let cargs = self.conv_args(&acts.xbc, batch, seqlen, init.map(|i| i.0));
+        let cgr = <dyn Backend as Kernels<T>>::causal_conv1d_backward(
+            &**self.backend(),
+            &cargs,
+            &dxbc_act,
+            dstate.map(|s| s.conv.as_slice()),
+        )?;
+        gw.conv_weight = cgr.weight.clone();
+        if let Some(b) = gw.conv_bias.as_mut() {
+            *b = cgr.bias.clone().unwrap_or_else(|| vec![0.0; cd]);
+        }
+
+        // 1. in_proj: d zxbcdt = [dz | dxbc | ddt].
+        let mut dzx = vec![0.0f32; rows * dip];
+        for r in 0..rows {
+            let row = &mut dzx[r * dip..(r + 1) * dip];
+            row[..di].copy_from_slice(&dz[r * di..(r + 1) * di]);
+            for (o, v) in row[di..di + cd]
+                .iter_mut()
+                .zip(&cgr.x[r * cd..(r + 1) * cd])
+            {
+                *o = v.to_f32();
+            }
+            for (o, v) in row[di + cd..].iter_mut().zip(&sg.dt[r * h..(r + 1) * h]) {
+                *o = v.to_f32();
+            }
+        }
+        let mut du = vec![0.0f32; rows * dm];
+        linear_backward(
+            self.gemm(),
+            &acts.u,
+            rows,
+            dm,
+            &w.in_proj,
+            dip,
+            &dzx,
+            &mut du,
+            &mut gw.in_proj,
+            gw.in_proj_bias.as_deref_mut(),
+        );
+
+        let initial_state = tape.init.as_ref().map(|_| Mamba2State {
+            batch,
+            conv: cgr.initial_states.clone().unwrap_or_default(),
+            ssm: sg.initial_states.clone().unwrap_or_default(),
+        });
+        Ok(Mamba2Grads {
+            input: convert(&du),
+            weights: gw,
+            initial_state,
+        })
+    }
+}
+
+/// Backward of [`gated_rmsnorm`](crate::block::gated_rmsnorm): returns `(dy, dz)` and
+/// adds the norm weight's gradient to `dweight`.
+pub(crate) fn gated_rmsnorm_backward(
+    y: &[f32],
+    z: &[f32],
+    weight: &[f32],
+    dout: &[f32],
+    rows: usize,
+    di: usize,
+    groups: usize,
+    eps: f32,
+    norm_before_gate: bool,
+    dweight: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let gs = di / groups;
+    let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+    let silu = |v: f32| v * sig(v);
+    let silu_grad = |v: f32| {
+        let s = sig(v);
+        s * (1.0 + v * (1.0 - s))
+    };
+    let mut dy = vec![0.0f32; rows * di];
+    let mut dz = vec![0.0f32; rows * di];
+    let mut dw = vec![0.0f64; di];
+    for r in 0..rows {
+        for k in 0..groups {
+            let base = r * di + k * gs;
+            // v is what is normalised; dv_pre the gradient arriving at the normalised value
+            // times the weight.
+            let v: Vec<f32> = (0..gs)
+                .map(|e| {
+                    let i = base + e;
+                    if norm_before_gate {
+                        y[i]
+                    } else {
+                        y[i] * silu(z[i])
+                    }
+                })
+                .collect();
+            let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / gs as f64;
+            let rinv = 1.0 / (ms + eps as f64).sqrt();
+            // g = d(out)/d(normalised v), per element.
+            let gvals: Vec<f64> = (0..gs)
+                .map(|e| {
+                    let i = base + e;
+                    let wv = weight[k * gs + e] as f64;
+                    let gate = if norm_before_gate {
+                        silu(z[i]) as f64
+                    } else {
+                        1.0
+                    };
+                    dout[i] as f64 * gate * wv
+                })
+                .collect();
+            let dot: f64 = gvals.iter().zip(&v).map(|(&gv, &vv)| gv * vv as f64).sum();
+            for e in 0..gs {
+                let i = base + e;
+                let vv = v[e] as f64;
+                let normed = vv * rinv;
+                let gate = if norm_before_gate {
+                    silu(z[i]) as f64
+                } else {
+                    1.0
+                };
+                dw[k * gs + e] += dout[i] as f64 * gate * normed;
+                let dv = rinv * gvals[e] - vv * rinv * rinv * rinv * dot / gs as f64;
+                if norm_before_gate {
+                    dy[i] = dv as f32;
+                    let out_pre = normed * weight[k * gs + e] as f64;
+                    dz[i] = (dout[i] as f64 * out_pre * silu_grad(z[i]) as f64) as f32;
+                } else {
+                    dy[i] = (dv * silu(z[i]) as f64) as f32;
+                    dz[i] = (dv * y[i] as f64 * silu_grad(z[i]) as f64) as f32;
+                }
+            }
+        }
+    }
+    for (d, v) in dweight.iter_mut().zip(dw) {
+        *d += v as f32;
+    }
+    (dy, dz)
+}
+
+/// AdamW (decoupled weight decay), as `torch.optim.AdamW`.
+#[derive(Clone, Debug)]
+pub struct AdamW {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    step: u32,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl AdamW {
+    /// AdamW with PyTorch's defaults but the given learning rate.
+    pub fn new(lr: f32) -> Self {
+        AdamW {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            step: 0,
+            m: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+
+    /// One update of every parameter tensor from its gradient; the lists must keep the
+    /// same order and lengths from step to step.
+    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+        assert_eq!(
+            params.len(),
+            grads.len(),
+            "one gradient per parameter tensor"
+        );
+        if self.m.is_empty() {
+            self.m = params.iter().map(|p| vec![0.0; p.len()]).collect();
+            self.v = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let bc1 = 1.0 - self.beta1.powi(t);
+        let bc2 = 1.0 - self.beta2.powi(t);
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            for j in 0..p.len() {
+                p[j] *= 1.0 - self.lr * self.weight_decay;
+                m[j] = self.beta1 * m[j] + (1.0 - self.beta1) * g[j];
+                v[j] = self.beta2 * v[j] + (1.0 - self.beta2) * g[j] * g[j];
+                let mh = m[j] / bc1;
+                let vh = v[j] / bc2;
+                p[j] -= self.lr * mh / (vh.sqrt() + self.eps);
+            }
+        }
+    }
+}
+
+impl Mamba2Weights {
+    /// Every parameter tensor, in a fixed order (for optimisers).
+    pub fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut v: Vec<&mut [f32]> = vec![
+            &mut self.in_proj,
+            &mut self.conv_weight,
+            &mut self.dt_bias,
+            &mut self.a_log,
+            &mut self.d,
+            &mut self.norm_weight,
+            &mut self.out_proj,
+        ];
+        for b in [
+            &mut self.in_proj_bias,
+            &mut self.conv_bias,
+            &mut self.out_proj_bias,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            v.push(b);
+        }
+        v
+    }
+
+    /// Every parameter tensor, in the order of [`tensors_mut`](Self::tensors_mut).
+    pub fn tensors(&self) -> Vec<&[f32]> {
+        let mut v: Vec<&[f32]> = vec![
+            &self.in_proj,
+            &self.conv_weight,
+            &self.dt_bias,
+            &self.a_log,
+            &self.d,
+            &self.norm_weight,
+            &self.out_proj,
+        ];
+        for b in [&self.in_proj_bias, &self.conv_bias, &self.out_proj_bias]
+            .into_iter()
+            .flatten()
+        {
+            v.push(b);
+        }
+        v
+    }
+}
