@@ -55,6 +55,8 @@ pub mod math;
 pub mod ops;
 pub mod reference;
 mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use backend::{Backend, Kernels};
 pub use element::{DType, Element, Real};
