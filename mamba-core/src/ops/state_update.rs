@@ -135,7 +135,12 @@ impl<'a, T, P> SelectiveStateUpdateArgs<'a, T, P> {
             &adims,
             if multihead { "h, p, N" } else { "d, N" },
         )?;
-        check::nonzero(OP, "A", &self.a, &["d", "p", "N"][..self.a.shape.rank()])?;
+        let anames: &[&'static str] = if multihead {
+            &["h", "p", "N"]
+        } else {
+            &["d", "N"]
+        };
+        check::nonzero(OP, "A", &self.a, anames)?;
         let ngroups = match self.b.shape.rank() {
             2 if !multihead => 1,
             3 => self.b.shape.dim(1),
@@ -157,10 +162,15 @@ impl<'a, T, P> SelectiveStateUpdateArgs<'a, T, P> {
         } else {
             &[batch, ngroups, dstate]
         };
-        check::shape(OP, "B", &self.b, bdims, "b, g, N")?;
-        check::nonzero(OP, "B", &self.b, &["b", "g", "N"][..self.b.shape.rank()])?;
+        let (bnames, bdimnames): (&str, &[&'static str]) = if self.b.shape.rank() == 2 {
+            ("b, N", &["b", "N"])
+        } else {
+            ("b, g, N", &["b", "g", "N"])
+        };
+        check::shape(OP, "B", &self.b, bdims, bnames)?;
+        check::nonzero(OP, "B", &self.b, bdimnames)?;
         check::divisible(OP, "heads", nheads, "groups g", ngroups)?;
-        check::shape(OP, "C", &self.c, bdims, "b, g, N")?;
+        check::shape(OP, "C", &self.c, bdims, bnames)?;
         check::opt_shape(OP, "D", &self.d, pdims, pnames)?;
         check::opt_shape(OP, "z", &self.z, xdims, xnames)?;
         check::opt_shape(OP, "dt_bias", &self.dt_bias, pdims, pnames)?;
