@@ -1,0 +1,348 @@
+//! SPEC 3: depthwise `causal_conv1d`, forward and backward.
+//!
+//! Channel-first rows are independent and contiguous in time, so each row is
+//! vectorised across time: a row is copied once into a buffer with its `W-1` earlier
+//! samples in front (the `xp` of the SPEC), and every output vector is `W` fused
+//! multiply-adds of shifted loads. Channel-last input is transposed to channel-first
+//! (and the results back) in cache-sized blocks; the convolution is memory-bound, so
+//! one layout's kernels serve both.
+
+use std::borrow::Cow;
+
+use mamba_core::ops::conv1d::Conv1dDims;
+use mamba_core::{Activation, CausalConv1dArgs, CausalConv1dGrads, ConvLayout, Element, Result};
+
+use crate::convert::{into_storage, to_f32};
+use crate::par::{split_mut, Par};
+use crate::simd::{math, pad, Kernel, Simd, MAX_LANES};
+use crate::CpuSimd;
+
+/// At most this many rows per task.
+const MAX_ROW_BLOCK: usize = 256;
+
+/// Channel-first views of the inputs.
+struct Problem<'a> {
+    dims: Conv1dDims,
+    /// (b, c, L).
+    x: Cow<'a, [f32]>,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    init: Option<&'a [f32]>,
+    activation: Activation,
+}
+
+/// (rows, cols) -> (cols, rows) for each of `batch` matrices, blocked for the cache.
+fn transpose<T: Element, U: Element>(
+    par: &Par,
+    src: &[T],
+    dst: &mut [U],
+    batch: usize,
+    rows: usize,
+    cols: usize,
+) {
+    const TILE: usize = 32;
+    let tasks: Vec<_> = dst
+        .chunks_mut(rows * cols)
+        .zip(src.chunks(rows * cols))
+        .take(batch)
+        .collect();
+    par.map(tasks, |(dst, src)| {
+        for r0 in (0..rows).step_by(TILE) {
+            for c0 in (0..cols).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    for c in c0..(c0 + TILE).min(cols) {
+                        dst[c * rows + r] = U::from_f32(src[r * cols + c].to_f32());
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl<'a> Problem<'a> {
+    fn new<T: Element>(par: &Par, args: &CausalConv1dArgs<'a, T>, dims: Conv1dDims) -> Self {
+        let x = match dims.layout {
+            ConvLayout::ChannelFirst => to_f32(args.x.data),
+            ConvLayout::ChannelLast => {
+                let mut t = vec![0.0f32; args.x.data.len()];
+                transpose(
+                    par,
+                    args.x.data,
+                    &mut t,
+                    dims.batch,
+                    dims.seqlen,
+                    dims.channels,
+                );
+                Cow::Owned(t)
+            }
+        };
+        Problem {
+            dims,
+            x,
+            weight: args.weight.data,
+            bias: args.bias.map(|t| t.data),
+            init: args.initial_states.map(|t| t.data),
+            activation: args.activation,
+        }
+    }
+
+    /// Fills `xp` (padded) with row `r`'s `W-1` earlier samples and its `L` samples.
+    fn fill_xp(&self, r: usize, xp: &mut [f32]) {
+        let (w, l) = (self.dims.width, self.dims.seqlen);
+        match self.init {
+            Some(init) => xp[..w - 1].copy_from_slice(&init[r * (w - 1)..(r + 1) * (w - 1)]),
+            None => xp[..w - 1].fill(0.0),
+        }
+        xp[w - 1..w - 1 + l].copy_from_slice(&self.x[r * l..(r + 1) * l]);
+        xp[w - 1 + l..].fill(0.0);
+    }
+}
+
+/// `pre[t] = bias + sum_k w[k] xp[t + k]` for `t < len`, a vector at a time.
+#[inline(always)]
+fn conv_row<S: Simd>(s: S, w: &[f32], bias: f32, xp: &[f32], pre: &mut [f32], len: usize) {
+    for t in (0..len).step_by(S::LANES) {
+        let mut acc = s.splat(bias);
+        for (k, &wk) in w.iter().enumerate() {
+            acc = s.mul_add(s.splat(wk), s.load(&xp[t + k..]), acc);
+        }
+        s.store(&mut pre[t..], acc);
+    }
+}
+
+struct Forward<'p, 'a> {
+    par: &'p Par,
+    p: &'p Problem<'a>,
+    /// (b, c, L).
+    out: &'p mut [f32],
+    /// (b, c, W-1).
+    last: &'p mut [f32],
+}
+
+impl Kernel for Forward<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let p = self.p;
+        let d = p.dims;
+        let (rows, l, w) = (d.batch * d.channels, d.seqlen, d.width);
+        let rb = self.par.row_block(rows, MAX_ROW_BLOCK);
+        let counts: Vec<usize> = (0..rows).step_by(rb).map(|r0| rb.min(rows - r0)).collect();
+        let lasts = split_mut(self.last, counts.iter().map(|k| k * (w - 1)));
+        let tasks: Vec<_> = self.out.chunks_mut(rb * l).zip(lasts).enumerate().collect();
+        self.par.map(tasks, |(k, (out, last))| {
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let lp = pad(l, MAX_LANES);
+                    let mut xp = vec![0.0f32; lp + w - 1 + MAX_LANES];
+                    let mut pre = vec![0.0f32; lp];
+                    for (rr, orow) in out.chunks_mut(l).enumerate() {
+                        let r = k * rb + rr;
+                        let ch = r % d.channels;
+                        p.fill_xp(r, &mut xp);
+                        let bias = p.bias.map_or(0.0, |b| b[ch]);
+                        conv_row(s, &p.weight[ch * w..(ch + 1) * w], bias, &xp, &mut pre, l);
+                        if p.activation == Activation::Silu {
+                            for t in (0..l).step_by(S::LANES) {
+                                let v = math::silu(s, s.load(&pre[t..]));
+                                s.store(&mut pre[t..], v);
+                            }
+                        }
+                        orow.copy_from_slice(&pre[..l]);
+                        if w > 1 {
+                            last[rr * (w - 1)..(rr + 1) * (w - 1)]
+                                .copy_from_slice(&xp[l..l + w - 1]);
+                        }
+                    }
+                },
+            )
+        });
+    }
+}
+
+pub(crate) fn forward<T: Element>(
+    be: &CpuSimd,
+    args: &CausalConv1dArgs<'_, T>,
+    out: &mut [T],
+    final_states: Option<&mut [f32]>,
+) -> Result<()> {
+    let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
+    let p = Problem::new(&be.par, args, dims);
+    let mut y = vec![0.0f32; out.len()];
+    let mut last = vec![0.0f32; dims.batch * dims.channels * (dims.width - 1)];
+    be.isa.dispatch(Forward {
+        par: &be.par,
+        p: &p,
+        out: &mut y,
+        last: &mut last,
+    });
+    store_layout(&be.par, &y, out, &dims);
+    if let Some(fs) = final_states {
+        fs.copy_from_slice(&last);
+    }
+    Ok(())
+}
+
+/// Rounds channel-first `src` into `dst` in the layout of `dims`.
+fn store_layout<T: Element>(par: &Par, src: &[f32], dst: &mut [T], dims: &Conv1dDims) {
+    match dims.layout {
+        ConvLayout::ChannelFirst => crate::convert::store(src, dst),
+        ConvLayout::ChannelLast => transpose(par, src, dst, dims.batch, dims.channels, dims.seqlen),
+    }
+}
+
+/// One row's gradients.
+struct RowGrads {
+    /// (W).
+    dw: Vec<f32>,
+    dbias: f32,
+}
+
+struct Backward<'p, 'a> {
+    par: &'p Par,
+    p: &'p Problem<'a>,
+    /// Channel-first.
+    dout: &'p [f32],
+    dfinal: Option<&'p [f32]>,
+    /// (b, c, L), channel-first.
+    dx: &'p mut [f32],
+    /// (b, c, W-1).
+    dinit: &'p mut [f32],
+}
+
+impl Kernel for Backward<'_, '_> {
+    type Output = Vec<RowGrads>;
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> Vec<RowGrads> {
+        let p = self.p;
+        let d = p.dims;
+        let (rows, l, w) = (d.batch * d.channels, d.seqlen, d.width);
+        let rb = self.par.row_block(rows, MAX_ROW_BLOCK);
+        let (dout, dfinal) = (self.dout, self.dfinal);
+        let counts: Vec<usize> = (0..rows).step_by(rb).map(|r0| rb.min(rows - r0)).collect();
+        let dinits = split_mut(self.dinit, counts.iter().map(|k| k * (w - 1)));
+        let tasks: Vec<_> = self.dx.chunks_mut(rb * l).zip(dinits).enumerate().collect();
+        let per_task = self.par.map(tasks, |(k, (dx, dinit))| {
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let lp = pad(l, MAX_LANES);
+                    let mut xp = vec![0.0f32; lp + w - 1 + MAX_LANES];
+                    let mut pre = vec![0.0f32; lp];
+                    // dpre with W-1 zeros on both sides, so every shifted read is in range.
+                    let mut dpp = vec![0.0f32; lp + 2 * (w - 1) + MAX_LANES];
+                    let mut dxp = vec![0.0f32; pad(l + w - 1, MAX_LANES)];
+                    let mut acc = vec![s.zero(); w];
+                    let mut out = Vec::new();
+                    for (rr, dxrow) in dx.chunks_mut(l).enumerate() {
+                        let r = k * rb + rr;
+                        let ch = r % d.channels;
+                        let wr = &p.weight[ch * w..(ch + 1) * w];
+                        p.fill_xp(r, &mut xp);
+                        let bias = p.bias.map_or(0.0, |b| b[ch]);
+                        conv_row(s, wr, bias, &xp, &mut pre, l);
+                        // dpre = dout * act'(pre), zero past L.
+                        let dp = &mut dpp[w - 1..];
+                        dp[..l].copy_from_slice(&dout[r * l..(r + 1) * l]);
+                        dp[l..].fill(0.0);
+                        if p.activation == Activation::Silu {
+                            for t in (0..l).step_by(S::LANES) {
+                                let (_, g) = math::silu_and_grad(s, s.load(&pre[t..]));
+                                let v = s.mul(s.load(&dp[t..]), g);
+                                s.store(&mut dp[t..], v);
+                            }
+                        }
+                        // dw[k] = sum_t dpre[t] xp[t + k]; dbias = sum_t dpre[t].
+                        acc.iter_mut().for_each(|a| *a = s.zero());
+                        let mut accb = s.zero();
+                        for t in (0..l).step_by(S::LANES) {
+                            let g = s.load(&dpp[w - 1 + t..]);
+                            accb = s.add(accb, g);
+                            for (kk, a) in acc.iter_mut().enumerate() {
+                                *a = s.mul_add(g, s.load(&xp[t + kk..]), *a);
+                            }
+                        }
+                        let dw: Vec<f32> = acc.iter().map(|&a| s.reduce_sum(a)).collect();
+                        // dxp[m] = sum_k w[k] dpre[m - k], m over the W-1 + L columns.
+                        for m in (0..l + w - 1).step_by(S::LANES) {
+                            let mut v = s.zero();
+                            for (kk, &wk) in wr.iter().enumerate() {
+                                v = s.mul_add(s.splat(wk), s.load(&dpp[m + w - 1 - kk..]), v);
+                            }
+                            s.store(&mut dxp[m..], v);
+                        }
+                        if let Some(df) = dfinal {
+                            for kk in 0..w - 1 {
+                                dxp[l + kk] += df[r * (w - 1) + kk];
+                            }
+                        }
+                        dxrow.copy_from_slice(&dxp[w - 1..w - 1 + l]);
+                        if w > 1 {
+                            dinit[rr * (w - 1)..(rr + 1) * (w - 1)].copy_from_slice(&dxp[..w - 1]);
+                        }
+                        out.push(RowGrads {
+                            dw,
+                            dbias: s.reduce_sum(accb),
+                        });
+                    }
+                    out
+                },
+            )
+        });
+        per_task.into_iter().flatten().collect()
+    }
+}
+
+pub(crate) fn backward<T: Element>(
+    be: &CpuSimd,
+    args: &CausalConv1dArgs<'_, T>,
+    dout: &[T],
+    dfinal_states: Option<&[f32]>,
+) -> Result<CausalConv1dGrads<T>> {
+    let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+    let p = Problem::new(&be.par, args, dims);
+    let (b, c, l, w) = (dims.batch, dims.channels, dims.seqlen, dims.width);
+    let dout: Cow<'_, [f32]> = match dims.layout {
+        ConvLayout::ChannelFirst => to_f32(dout),
+        ConvLayout::ChannelLast => {
+            let mut t = vec![0.0f32; dout.len()];
+            transpose(&be.par, dout, &mut t, b, l, c);
+            Cow::Owned(t)
+        }
+    };
+    let mut dx = vec![0.0f32; b * c * l];
+    let mut dinit = vec![0.0f32; b * c * (w - 1)];
+    let rows = be.isa.dispatch(Backward {
+        par: &be.par,
+        p: &p,
+        dout: &dout,
+        dfinal: dfinal_states,
+        dx: &mut dx,
+        dinit: &mut dinit,
+    });
+    // Sum the weight and bias gradients over the batch, in row order.
+    let mut dw = vec![0.0f32; c * w];
+    let mut dbias = vec![0.0f32; c];
+    for (r, g) in rows.iter().enumerate() {
+        let ch = r % c;
+        for (d, v) in dw[ch * w..(ch + 1) * w].iter_mut().zip(&g.dw) {
+            *d += v;
+        }
+        dbias[ch] += g.dbias;
+    }
+    let dx_out = match dims.layout {
+        ConvLayout::ChannelFirst => into_storage(dx),
+        ConvLayout::ChannelLast => {
+            let mut out = vec![T::default(); dx.len()];
+            transpose(&be.par, &dx, &mut out, b, c, l);
+            out
+        }
+    };
+    Ok(CausalConv1dGrads {
+        x: dx_out,
+        weight: dw,
+        bias: args.bias.map(|_| dbias),
+        initial_states: args.initial_states.map(|_| dinit),
+    })
+}

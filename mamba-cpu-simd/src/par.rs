@@ -1,0 +1,124 @@
+//! How work is split: a fixed number of threads, tasks over independent rows, and
+//! the time chunks of the two-pass scan when rows are too few to fill the threads.
+//!
+//! Every split depends only on the shapes, the thread count and the configured
+//! [`TimeChunking`], never on which thread runs what, and every reduction over
+//! tasks runs afterwards in task order; so a fixed thread count gives bitwise
+//! identical results run to run.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+/// Whether and how the scans split a sequence into time chunks that run in
+/// parallel (local scans, then a carry pass, then a fix-up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimeChunking {
+    /// Split only when there are fewer independent rows than twice the threads,
+    /// into chunks of at least 256 steps.
+    #[default]
+    Auto,
+    /// Never split: one task per block of rows.
+    Off,
+    /// Always split into chunks of this many steps (tests use it to force the
+    /// chunked path on small problems).
+    Fixed(usize),
+}
+
+/// Shortest time chunk [`TimeChunking::Auto`] makes: below this the carry pass and
+/// the fix-up cost more than the parallelism gains.
+const MIN_AUTO_CHUNK: usize = 256;
+
+/// The threads and the chunking policy of a backend.
+#[derive(Clone, Debug)]
+pub(crate) struct Par {
+    pub(crate) threads: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    pub(crate) chunking: TimeChunking,
+}
+
+impl Par {
+    /// `threads` workers; a single thread runs everything on the caller's thread.
+    pub(crate) fn new(threads: usize) -> Par {
+        let threads = threads.max(1);
+        let pool = (threads > 1).then(|| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("mamba-cpu-simd-{i}"))
+                    .build()
+                    .expect("cannot start the rayon thread pool"),
+            )
+        });
+        Par {
+            threads,
+            pool,
+            chunking: TimeChunking::Auto,
+        }
+    }
+
+    /// Maps `f` over `items` on the pool; the results come back in `items`' order.
+    pub(crate) fn map<I, R, F>(&self, items: Vec<I>, f: F) -> Vec<R>
+    where
+        I: Send,
+        R: Send,
+        F: Fn(I) -> R + Sync + Send,
+    {
+        match &self.pool {
+            None => items.into_iter().map(f).collect(),
+            Some(pool) => pool.install(|| items.into_par_iter().map(f).collect()),
+        }
+    }
+
+    /// The time-chunk length for `rows` independent rows of `seqlen` steps;
+    /// `seqlen` itself means "do not split".
+    pub(crate) fn time_chunk(&self, rows: usize, seqlen: usize) -> usize {
+        match self.chunking {
+            TimeChunking::Off => seqlen,
+            TimeChunking::Fixed(len) => len.clamp(1, seqlen.max(1)),
+            TimeChunking::Auto => {
+                if self.threads == 1 || rows >= 2 * self.threads {
+                    return seqlen;
+                }
+                let wanted = (2 * self.threads).div_ceil(rows.max(1));
+                let chunks = wanted.min(seqlen / MIN_AUTO_CHUNK).max(1);
+                seqlen.div_ceil(chunks)
+            }
+        }
+    }
+
+    /// Rows per task when rows are split without a reduction across them: about four
+    /// tasks per thread, so that uneven rows still balance.
+    pub(crate) fn row_block(&self, rows: usize, max: usize) -> usize {
+        rows.div_ceil(4 * self.threads).clamp(1, max.max(1))
+    }
+
+    /// Rows per task when tasks keep partial sums that are reduced afterwards: about
+    /// two tasks per thread, so that the partial buffers stay few.
+    pub(crate) fn reduce_block(&self, rows: usize) -> usize {
+        rows.div_ceil(2 * self.threads).max(1)
+    }
+}
+
+/// Splits `buf` into consecutive pieces of the given lengths (which must not add up
+/// to more than its length).
+pub(crate) fn split_mut<T>(
+    mut buf: &mut [T],
+    lens: impl IntoIterator<Item = usize>,
+) -> Vec<&mut [T]> {
+    let mut out = Vec::new();
+    for len in lens {
+        let (head, tail) = core::mem::take(&mut buf).split_at_mut(len);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+/// The chunks `[t0, t1)` of `0..seqlen` of length `chunk` (the last may be shorter).
+pub(crate) fn chunks(seqlen: usize, chunk: usize) -> Vec<(usize, usize)> {
+    (0..seqlen)
+        .step_by(chunk.max(1))
+        .map(|t0| (t0, (t0 + chunk).min(seqlen)))
+        .collect()
+}

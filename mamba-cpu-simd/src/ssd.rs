@@ -1,0 +1,1154 @@
+//! SPEC 2: `ssd` (Mamba-2), forward and backward.
+//!
+//! Each (batch, head) is a recurrence over a `p x N` state whose update is rank one:
+//! `S = decay * S + outer(x * step, B)`, `y = S C`. Rows of `S` are independent, so
+//! the forward keeps a block of `LANES` rows by up to 16 columns of `S` in registers
+//! (vectorised across rows, columns broadcast) for the whole sequence: three vector
+//! operations per state element and step, no horizontal sums, and `S` never goes to
+//! memory. A reset (`seq_idx` changes) is a step whose decay is 0.
+//!
+//! The backward recomputes: a first pass stores the state every [`SUB_BLOCK`] steps,
+//! then each block is recomputed one row at a time (vectorised across `N`) and walked
+//! back with the adjoint `g`; the gradients of `B` and `C`, shared by the heads of a
+//! group, go to per-task partial sums reduced afterwards in task order.
+//!
+//! With fewer (batch, head) pairs than threads, time is chunked as in the Mamba-1
+//! scan; the carried state's contribution is `y[t] += (prod decay) S_in C[t]`, the
+//! same kernel run without input.
+
+use std::borrow::Cow;
+
+use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
+
+use crate::convert::{into_storage, opt_to_f32, to_f32};
+use crate::par::{chunks, split_mut, Par};
+use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
+use crate::CpuSimd;
+
+/// Steps per recompute block of the backward pass.
+const SUB_BLOCK: usize = 64;
+
+/// The inputs as `f32`.
+struct Problem<'a> {
+    dims: SsdDims,
+    /// `N` padded to whole vectors (for the row-wise backward).
+    np: usize,
+    x: Cow<'a, [f32]>,
+    dt: Cow<'a, [f32]>,
+    b: Cow<'a, [f32]>,
+    c: Cow<'a, [f32]>,
+    z: Option<Cow<'a, [f32]>>,
+    a: &'a [f32],
+    d: Option<&'a [f32]>,
+    bias: Option<&'a [f32]>,
+    init: Option<&'a [f32]>,
+    seq_idx: Option<&'a [i32]>,
+    softplus: bool,
+    limit: Option<(f32, f32)>,
+}
+
+impl<'a> Problem<'a> {
+    fn new<T: Element>(lanes: usize, args: &SsdArgs<'a, T>, dims: SsdDims) -> Self {
+        Problem {
+            dims,
+            np: pad(dims.dstate, lanes),
+            x: to_f32(args.x.data),
+            dt: to_f32(args.dt.data),
+            b: to_f32(args.b.data),
+            c: to_f32(args.c.data),
+            z: opt_to_f32(args.z.map(|t| t.data)),
+            a: args.a.data,
+            d: args.d.map(|t| t.data),
+            bias: args.dt_bias.map(|t| t.data),
+            init: args.initial_states.map(|t| t.data),
+            seq_idx: args.seq_idx.map(|t| t.data),
+            softplus: args.dt_softplus,
+            limit: args.dt_limit,
+        }
+    }
+
+    /// `D` of head `j`, channel `q`.
+    #[inline]
+    fn skip(&self, j: usize, q: usize) -> f32 {
+        match self.d {
+            None => 0.0,
+            Some(d) if self.dims.d_per_channel => d[j * self.dims.headdim + q],
+            Some(d) => d[j],
+        }
+    }
+
+    /// Offset of `B[i, t, group(j), 0]` (also of `C`) and the stride between steps.
+    #[inline]
+    fn bc_base(&self, i: usize, j: usize, t: usize) -> (usize, usize) {
+        let d = &self.dims;
+        (
+            ((i * d.seqlen + t) * d.ngroups + d.group(j)) * d.dstate,
+            d.ngroups * d.dstate,
+        )
+    }
+
+    /// Offset of `x[i, t, j, 0]`.
+    #[inline]
+    fn x_base(&self, i: usize, j: usize, t: usize) -> usize {
+        let d = &self.dims;
+        ((i * d.seqlen + t) * d.nheads + j) * d.headdim
+    }
+
+    /// Whether the state resets before step `t` of batch `i`.
+    #[inline]
+    fn resets(&self, i: usize, t: usize) -> bool {
+        match self.seq_idx {
+            Some(s) if t > 0 => s[i * self.dims.seqlen + t] != s[i * self.dims.seqlen + t - 1],
+            _ => false,
+        }
+    }
+}
+
+/// The step, its derivative and the decay (0 at a reset) of one head over a range.
+struct Steps {
+    step: Vec<f32>,
+    dstep: Vec<f32>,
+    decay: Vec<f32>,
+}
+
+impl Steps {
+    #[inline(always)]
+    fn new<S: Simd>(s: S, p: &Problem<'_>, i: usize, j: usize, t0: usize, t1: usize) -> Steps {
+        let len = t1 - t0;
+        let n = pad(len, MAX_LANES);
+        let h = p.dims.nheads;
+        let bias = p.bias.map_or(0.0, |b| b[j]);
+        let mut step = vec![0.0f32; n];
+        for (k, v) in step[..len].iter_mut().enumerate() {
+            *v = p.dt[(i * p.dims.seqlen + t0 + k) * h + j] + bias;
+        }
+        let mut dstep = vec![0.0f32; n];
+        let mut decay = vec![0.0f32; n];
+        let a = s.splat(p.a[j]);
+        for k in (0..len).step_by(S::LANES) {
+            let (st, ds) = math::step_size(s, s.load(&step[k..]), p.softplus, p.limit);
+            s.store(&mut step[k..], st);
+            s.store(&mut dstep[k..], ds);
+            s.store(&mut decay[k..], math::exp(s, s.mul(st, a)));
+        }
+        for k in 0..len {
+            if p.resets(i, t0 + k) {
+                decay[k] = 0.0;
+            }
+        }
+        Steps { step, dstep, decay }
+    }
+}
+
+/// What the forward kernel does: with or without the input term, and whether it
+/// writes, adds or skips `y`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `S = decay S + x step B`, `y = S C`.
+    Write,
+    /// `S = decay S + x step B` only.
+    StateOnly,
+    /// `S = decay S`, `y += S C`: the fix-up of a chunk by its carried state.
+    CarryAdd,
+}
+
+/// Columns of `S` a kernel keeps in registers, by instruction set.
+const fn col_block(level: SimdLevel) -> usize {
+    match level {
+        SimdLevel::Avx512 | SimdLevel::Neon => 16,
+        SimdLevel::Avx2 => 8,
+        SimdLevel::Scalar => 4,
+    }
+}
+
+/// One head's forward over steps `t0..t1` from `state` (layout
+/// [row block][n][lane]), leaving the end state there; `y` ((t1 - t0) x p) by `mode`.
+#[inline(always)]
+fn fwd_head<S: Simd>(
+    s: S,
+    p: &Problem<'_>,
+    i: usize,
+    j: usize,
+    t0: usize,
+    t1: usize,
+    st: &Steps,
+    mode: Mode,
+    state: &mut [f32],
+    y: &mut [f32],
+) {
+    let l = S::LANES;
+    let (n, hp) = (p.dims.dstate, p.dims.headdim);
+    let len = t1 - t0;
+    let (bc0, bcs) = p.bc_base(i, j, t0);
+    let xs = p.dims.nheads * hp;
+    let x0 = p.x_base(i, j, t0);
+    let mut xdt = vec![0.0f32; len * l];
+    let mut ybuf = vec![0.0f32; len * l];
+    for (qb, sblk) in state.chunks_mut(n * l).enumerate() {
+        let q0 = qb * l;
+        let nq = l.min(hp - q0);
+        if mode != Mode::CarryAdd {
+            for k in 0..len {
+                let xr = &p.x[x0 + k * xs + q0..x0 + k * xs + q0 + nq];
+                for (d, &xv) in xdt[k * l..k * l + nq].iter_mut().zip(xr) {
+                    *d = xv * st.step[k];
+                }
+            }
+        }
+        if mode == Mode::CarryAdd {
+            // This mode accumulates into the buffer from its first column on.
+            ybuf.fill(0.0);
+        }
+        let nb = col_block(S::LEVEL);
+        let mut n0 = 0;
+        while n0 < n {
+            let first = n0 == 0;
+            if n - n0 >= nb {
+                match nb {
+                    16 => block::<S, 16>(
+                        s,
+                        mode,
+                        first,
+                        &mut sblk[n0 * l..],
+                        &p.b[bc0 + n0..],
+                        &p.c[bc0 + n0..],
+                        bcs,
+                        st,
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
+                    8 => block::<S, 8>(
+                        s,
+                        mode,
+                        first,
+                        &mut sblk[n0 * l..],
+                        &p.b[bc0 + n0..],
+                        &p.c[bc0 + n0..],
+                        bcs,
+                        st,
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
+                    _ => block::<S, 4>(
+                        s,
+                        mode,
+                        first,
+                        &mut sblk[n0 * l..],
+                        &p.b[bc0 + n0..],
+                        &p.c[bc0 + n0..],
+                        bcs,
+                        st,
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
+                }
+                n0 += nb;
+            } else {
+                block::<S, 1>(
+                    s,
+                    mode,
+                    first,
+                    &mut sblk[n0 * l..],
+                    &p.b[bc0 + n0..],
+                    &p.c[bc0 + n0..],
+                    bcs,
+                    st,
+                    &xdt,
+                    &mut ybuf,
+                    len,
+                );
+                n0 += 1;
+            }
+        }
+        match mode {
+            Mode::StateOnly => {}
+            Mode::Write => {
+                for k in 0..len {
+                    y[k * hp + q0..k * hp + q0 + nq].copy_from_slice(&ybuf[k * l..k * l + nq]);
+                }
+            }
+            Mode::CarryAdd => {
+                for k in 0..len {
+                    for (d, v) in y[k * hp + q0..k * hp + q0 + nq]
+                        .iter_mut()
+                        .zip(&ybuf[k * l..k * l + nq])
+                    {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `NB` columns of a block of rows over `len` steps, the columns in registers.
+#[inline(always)]
+fn block<S: Simd, const NB: usize>(
+    s: S,
+    mode: Mode,
+    first: bool,
+    sblk: &mut [f32],
+    b: &[f32],
+    c: &[f32],
+    bcs: usize,
+    st: &Steps,
+    xdt: &[f32],
+    ybuf: &mut [f32],
+    len: usize,
+) {
+    let l = S::LANES;
+    let mut sv = [s.zero(); NB];
+    for (n, v) in sv.iter_mut().enumerate() {
+        *v = s.load(&sblk[n * l..]);
+    }
+    for k in 0..len {
+        let dec = s.splat(st.decay[k]);
+        let bk = &b[k * bcs..k * bcs + NB];
+        let ck = &c[k * bcs..k * bcs + NB];
+        if mode == Mode::CarryAdd {
+            let mut y0 = s.load(&ybuf[k * l..]);
+            for n in 0..NB {
+                sv[n] = s.mul(dec, sv[n]);
+                y0 = s.mul_add(sv[n], s.splat(ck[n]), y0);
+            }
+            s.store(&mut ybuf[k * l..], y0);
+            continue;
+        }
+        let xv = s.load(&xdt[k * l..]);
+        if mode == Mode::StateOnly {
+            for n in 0..NB {
+                sv[n] = s.mul_add(xv, s.splat(bk[n]), s.mul(dec, sv[n]));
+            }
+            continue;
+        }
+        // Two accumulators halve the dependency chain through `y`.
+        let mut y0 = if first {
+            s.zero()
+        } else {
+            s.load(&ybuf[k * l..])
+        };
+        let mut y1 = s.zero();
+        for n in 0..NB {
+            sv[n] = s.mul_add(xv, s.splat(bk[n]), s.mul(dec, sv[n]));
+            if n % 2 == 0 {
+                y0 = s.mul_add(sv[n], s.splat(ck[n]), y0);
+            } else {
+                y1 = s.mul_add(sv[n], s.splat(ck[n]), y1);
+            }
+        }
+        s.store(&mut ybuf[k * l..], s.add(y0, y1));
+    }
+    for (n, v) in sv.iter().enumerate() {
+        s.store(&mut sblk[n * l..], *v);
+    }
+}
+
+/// (p, N) row-major -> [row block][n][lane], zero padded.
+fn to_lanes(src: &[f32], dst: &mut [f32], hp: usize, n: usize, l: usize) {
+    dst.fill(0.0);
+    for q in 0..hp {
+        let (qb, lane) = (q / l, q % l);
+        for k in 0..n {
+            dst[(qb * n + k) * l + lane] = src[q * n + k];
+        }
+    }
+}
+
+/// [row block][n][lane] -> (p, ld) row-major with row stride `ld >= N`.
+fn from_lanes(src: &[f32], dst: &mut [f32], hp: usize, n: usize, l: usize, ld: usize) {
+    for q in 0..hp {
+        let (qb, lane) = (q / l, q % l);
+        for k in 0..n {
+            dst[q * ld + k] = src[(qb * n + k) * l + lane];
+        }
+    }
+}
+
+/// One head's initial state in lane layout.
+fn init_lanes(p: &Problem<'_>, i: usize, j: usize, l: usize) -> Vec<f32> {
+    let (hp, n) = (p.dims.headdim, p.dims.dstate);
+    let mut out = vec![0.0f32; hp.div_ceil(l) * n * l];
+    if let Some(init) = p.init {
+        let base = (i * p.dims.nheads + j) * hp * n;
+        to_lanes(&init[base..base + hp * n], &mut out, hp, n, l);
+    }
+    out
+}
+
+/// The product of the decays of a range: the carry factor of a chunk.
+fn decay_product(st: &Steps, len: usize) -> f32 {
+    st.decay[..len].iter().product()
+}
+
+struct Forward<'p, 'a> {
+    par: &'p Par,
+    p: &'p Problem<'a>,
+    /// (b, h, L, p).
+    ypre: &'p mut [f32],
+    /// (b, h, p, N).
+    last: &'p mut [f32],
+}
+
+impl Kernel for Forward<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        forward_impl(s, self.par, self.p, self.ypre, self.last);
+    }
+}
+
+fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], last: &mut [f32]) {
+    let d = p.dims;
+    let (heads, l, hp, n) = (d.batch * d.nheads, d.seqlen, d.headdim, d.dstate);
+    let lanes = S::LANES;
+    let chunk = par.time_chunk(heads, l);
+    let spans = chunks(l, chunk);
+    let nc = spans.len();
+    let pieces = split_mut(
+        ypre,
+        (0..heads).flat_map(|_| spans.iter().map(|&(t0, t1)| (t1 - t0) * hp)),
+    );
+    let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
+    // Pass 1: every chunk from a zero state (chunk 0 from the initial state).
+    let locals = par.map(tasks, |(task, y)| {
+        let (hd, k) = (task / nc, task % nc);
+        let (i, j) = (hd / d.nheads, hd % d.nheads);
+        let (t0, t1) = spans[k];
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let st = Steps::new(s, p, i, j, t0, t1);
+                let mut state = if k == 0 {
+                    init_lanes(p, i, j, lanes)
+                } else {
+                    vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
+                };
+                fwd_head(s, p, i, j, t0, t1, &st, Mode::Write, &mut state, y);
+                (state, decay_product(&st, t1 - t0), y)
+            },
+        )
+    });
+    // Pass 2: carry the states across chunks; pass 3: fix up chunks 1.. .
+    let mut fixups = Vec::new();
+    let mut ys: Vec<Option<&mut [f32]>> = Vec::with_capacity(locals.len());
+    let mut ends = Vec::with_capacity(locals.len());
+    for (state, prod, y) in locals {
+        ys.push(Some(y));
+        ends.push((state, prod));
+    }
+    for hd in 0..heads {
+        let mut h = ends[hd * nc].0.clone();
+        for k in 1..nc {
+            fixups.push((hd, k, h.clone()));
+            let (local, prod) = &ends[hd * nc + k];
+            for (hv, lv) in h.iter_mut().zip(local) {
+                *hv = prod * *hv + lv;
+            }
+        }
+        from_lanes(
+            &h,
+            &mut last[hd * hp * n..(hd + 1) * hp * n],
+            hp,
+            n,
+            lanes,
+            n,
+        );
+    }
+    let tasks: Vec<_> = fixups
+        .into_iter()
+        .map(|(hd, k, h)| {
+            (
+                hd,
+                k,
+                h,
+                ys[hd * nc + k].take().expect("each chunk is fixed up once"),
+            )
+        })
+        .collect();
+    par.map(tasks, |(hd, k, mut h, y)| {
+        let (i, j) = (hd / d.nheads, hd % d.nheads);
+        let (t0, t1) = spans[k];
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let st = Steps::new(s, p, i, j, t0, t1);
+                fwd_head(s, p, i, j, t0, t1, &st, Mode::CarryAdd, &mut h, y);
+            },
+        )
+    });
+}
+
+/// `out[i, t, j, q] = (ypre[i, j, t, q] + D x) * silu(z)`, rounded into the storage
+/// type; parallel over (batch, step) rows of the output.
+struct Finish<'p, 'a, T> {
+    par: &'p Par,
+    p: &'p Problem<'a>,
+    ypre: &'p [f32],
+    out: &'p mut [T],
+}
+
+impl<T: Element> Kernel for Finish<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let (p, ypre) = (self.p, self.ypre);
+        let d = p.dims;
+        let (l, h, hp) = (d.seqlen, d.nheads, d.headdim);
+        let rows = d.batch * l;
+        let rb = self.par.row_block(rows, 256);
+        let tasks: Vec<_> = self.out.chunks_mut(rb * h * hp).enumerate().collect();
+        self.par.map(tasks, |(k, out)| {
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let mut buf = vec![0.0f32; pad(hp, MAX_LANES)];
+                    let mut tmp = [0.0f32; MAX_LANES];
+                    for (rr, orow) in out.chunks_mut(h * hp).enumerate() {
+                        let row = k * rb + rr;
+                        let (i, t) = (row / l, row % l);
+                        for j in 0..h {
+                            let src = &ypre[((i * h + j) * l + t) * hp..][..hp];
+                            buf[..hp].copy_from_slice(src);
+                            let x0 = p.x_base(i, j, t);
+                            for q0 in (0..hp).step_by(S::LANES) {
+                                let nq = (hp - q0).min(S::LANES);
+                                for (qq, v) in tmp[..nq].iter_mut().enumerate() {
+                                    *v = p.skip(j, q0 + qq) * p.x[x0 + q0 + qq];
+                                }
+                                let mut v = s.add(s.load(&buf[q0..]), s.load(&tmp));
+                                if let Some(z) = &p.z {
+                                    tmp[..nq].copy_from_slice(&z[x0 + q0..x0 + q0 + nq]);
+                                    v = s.mul(v, math::silu(s, s.load(&tmp)));
+                                }
+                                s.store(&mut buf[q0..], v);
+                            }
+                            crate::convert::store(&buf[..hp], &mut orow[j * hp..(j + 1) * hp]);
+                        }
+                    }
+                },
+            )
+        });
+    }
+}
+
+pub(crate) fn forward<T: Element>(
+    be: &CpuSimd,
+    args: &SsdArgs<'_, T>,
+    out: &mut [T],
+    final_states: Option<&mut [f32]>,
+) -> Result<()> {
+    let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
+    let p = Problem::new(be.isa.lanes(), args, dims);
+    let mut ypre = vec![0.0f32; out.len()];
+    let mut last = vec![0.0f32; dims.batch * dims.nheads * dims.headdim * dims.dstate];
+    be.isa.dispatch(Forward {
+        par: &be.par,
+        p: &p,
+        ypre: &mut ypre,
+        last: &mut last,
+    });
+    be.isa.dispatch(Finish {
+        par: &be.par,
+        p: &p,
+        ypre: &ypre,
+        out,
+    });
+    if let Some(fs) = final_states {
+        fs.copy_from_slice(&last);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Backward.
+
+/// A backward task: heads `j0..j1` of batch `i` (one group) over steps `t0..t1`.
+struct BwdTask<'o> {
+    i: usize,
+    j0: usize,
+    j1: usize,
+    t0: usize,
+    t1: usize,
+    /// Per head, the state before `t0` in lane layout.
+    s_in: Vec<Vec<f32>>,
+    /// Per head, the adjoint of the state at `t1 - 1` from later steps, (p, np).
+    g_in: Vec<Vec<f32>>,
+    /// (heads, len, p) each; `dz` is empty without `z`.
+    dx: &'o mut [f32],
+    dz: &'o mut [f32],
+    /// (heads, len).
+    ddt: &'o mut [f32],
+}
+
+/// A task's partial sums.
+struct BwdPartial {
+    /// Per head.
+    da: Vec<f32>,
+    dbias: Vec<f32>,
+    /// Per head, `p` values (summed into one when `D` is per head).
+    dd: Vec<f32>,
+    /// (len, np) each.
+    db: Vec<f32>,
+    dc: Vec<f32>,
+    /// Per head, the adjoint of the state before `t0`, (p, np).
+    g_out: Vec<Vec<f32>>,
+}
+
+/// Per-(step, channel) inputs of one head over a range: `x`, `x * step` and `dy`.
+struct HeadIo {
+    x: Vec<f32>,
+    dy: Vec<f32>,
+}
+
+#[inline(always)]
+fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> BwdPartial {
+    let lanes = S::LANES;
+    let d = p.dims;
+    let (hp, n, np) = (d.headdim, d.dstate, p.np);
+    let (t0, t1) = (task.t0, task.t1);
+    let len = t1 - t0;
+    let nsb = len.div_ceil(SUB_BLOCK);
+    let blk = SUB_BLOCK.min(len);
+    let nheads = task.j1 - task.j0;
+    let (bc0, bcs) = p.bc_base(task.i, task.j0, t0);
+    let mut part = BwdPartial {
+        da: vec![0.0; nheads],
+        dbias: vec![0.0; nheads],
+        dd: vec![0.0; nheads * hp],
+        db: vec![0.0; len * np],
+        dc: vec![0.0; len * np],
+        g_out: task.g_in,
+    };
+    let mut ckpt = vec![0.0f32; nsb * hp * np];
+    let mut hs = vec![0.0f32; blk * np];
+    let mut dgs = vec![0.0f32; len];
+    let mut dxgb = vec![0.0f32; len];
+    let mut io = HeadIo {
+        x: vec![0.0; len * hp],
+        dy: vec![0.0; len * hp],
+    };
+    // B and C padded to np per step, for the row-wise kernels.
+    let mut bpad = vec![0.0f32; len * np];
+    let mut cpad = vec![0.0f32; len * np];
+    for k in 0..len {
+        bpad[k * np..k * np + n].copy_from_slice(&p.b[bc0 + k * bcs..bc0 + k * bcs + n]);
+        cpad[k * np..k * np + n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
+    }
+    for (h, ((dx, mut dz), ddt)) in task
+        .dx
+        .chunks_mut(len * hp)
+        .zip(
+            task.dz
+                .chunks_mut(len * hp)
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None)),
+        )
+        .zip(task.ddt.chunks_mut(len))
+        .enumerate()
+    {
+        let j = task.j0 + h;
+        let i = task.i;
+        let st = Steps::new(s, p, i, j, t0, t1);
+        let a = p.a[j];
+        // Phase 1: checkpoints, and `y` (before D and the gate) into dz for the gate's
+        // gradient.
+        let mut state = task.s_in[h].clone();
+        for sb in 0..nsb {
+            let (tb0, tb1) = (t0 + sb * SUB_BLOCK, (t0 + (sb + 1) * SUB_BLOCK).min(t1));
+            from_lanes(
+                &state,
+                &mut ckpt[sb * hp * np..(sb + 1) * hp * np],
+                hp,
+                n,
+                lanes,
+                np,
+            );
+            let sst = Steps {
+                step: st.step[tb0 - t0..].to_vec(),
+                dstep: Vec::new(),
+                decay: st.decay[tb0 - t0..].to_vec(),
+            };
+            match dz.as_deref_mut() {
+                Some(dz) => fwd_head(
+                    s,
+                    p,
+                    i,
+                    j,
+                    tb0,
+                    tb1,
+                    &sst,
+                    Mode::Write,
+                    &mut state,
+                    &mut dz[(tb0 - t0) * hp..],
+                ),
+                None => fwd_head(
+                    s,
+                    p,
+                    i,
+                    j,
+                    tb0,
+                    tb1,
+                    &sst,
+                    Mode::StateOnly,
+                    &mut state,
+                    &mut [],
+                ),
+            }
+        }
+        // The gate: dy = dout silu(z); dz = dout (y + D x) silu'(z).
+        let x0 = p.x_base(i, j, t0);
+        let xs = d.nheads * hp;
+        for k in 0..len {
+            io.x[k * hp..(k + 1) * hp].copy_from_slice(&p.x[x0 + k * xs..x0 + k * xs + hp]);
+            io.dy[k * hp..(k + 1) * hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
+        }
+        if let (Some(z), Some(dz)) = (&p.z, &mut dz) {
+            let mut zt = [0.0f32; MAX_LANES];
+            let mut yt = [0.0f32; MAX_LANES];
+            let mut xt = [0.0f32; MAX_LANES];
+            let mut gt = [0.0f32; MAX_LANES];
+            for k in 0..len {
+                for q0 in (0..hp).step_by(lanes) {
+                    let nq = (hp - q0).min(lanes);
+                    let e = k * hp + q0;
+                    zt[..nq].copy_from_slice(&z[x0 + k * xs + q0..x0 + k * xs + q0 + nq]);
+                    yt[..nq].copy_from_slice(&dz[e..e + nq]);
+                    for (qq, v) in xt[..nq].iter_mut().enumerate() {
+                        *v = p.skip(j, q0 + qq) * io.x[e + qq];
+                    }
+                    gt[..nq].copy_from_slice(&io.dy[e..e + nq]);
+                    let (sz, dsz) = math::silu_and_grad(s, s.load(&zt));
+                    let go = s.load(&gt);
+                    let y = s.add(s.load(&yt), s.load(&xt));
+                    s.store(&mut yt, s.mul(s.mul(go, y), dsz));
+                    s.store(&mut gt, s.mul(go, sz));
+                    dz[e..e + nq].copy_from_slice(&yt[..nq]);
+                    io.dy[e..e + nq].copy_from_slice(&gt[..nq]);
+                }
+            }
+        }
+        // Phase 2: back through the blocks, one row of the state at a time.
+        dgs.fill(0.0);
+        dxgb.fill(0.0);
+        let g = &mut part.g_out[h];
+        for sb in (0..nsb).rev() {
+            let (kb0, kb1) = (sb * SUB_BLOCK, ((sb + 1) * SUB_BLOCK).min(len));
+            for q in 0..hp {
+                let h0 = &ckpt[(sb * hp + q) * np..(sb * hp + q + 1) * np];
+                bwd_row(
+                    s,
+                    h0,
+                    &mut g[q * np..(q + 1) * np],
+                    &st,
+                    &io,
+                    q,
+                    hp,
+                    &bpad,
+                    &cpad,
+                    &mut hs,
+                    &mut part.db,
+                    &mut part.dc,
+                    &mut dgs,
+                    &mut dxgb,
+                    dx,
+                    kb0,
+                    kb1,
+                );
+                let skip = p.skip(j, q);
+                let mut dd = 0.0f32;
+                for k in kb0..kb1 {
+                    let e = k * hp + q;
+                    dx[e] += skip * io.dy[e];
+                    dd += io.dy[e] * io.x[e];
+                }
+                part.dd[h * hp + q] += dd;
+            }
+        }
+        for k in 0..len {
+            let draw = (st.decay[k] * a * dgs[k] + dxgb[k]) * st.dstep[k];
+            ddt[k] = draw;
+            part.dbias[h] += draw;
+            part.da[h] += st.decay[k] * st.step[k] * dgs[k];
+        }
+    }
+    part
+}
+
+/// The backward of row `q` of one head over steps `kb0..kb1` of the task's range:
+/// recomputes the row's states from `h0`, then walks back with the adjoint `g`.
+#[inline(always)]
+fn bwd_row<S: Simd>(
+    s: S,
+    h0: &[f32],
+    g: &mut [f32],
+    st: &Steps,
+    io: &HeadIo,
+    q: usize,
+    hp: usize,
+    bpad: &[f32],
+    cpad: &[f32],
+    hs: &mut [f32],
+    db: &mut [f32],
+    dc: &mut [f32],
+    dgs: &mut [f32],
+    dxgb: &mut [f32],
+    dx: &mut [f32],
+    kb0: usize,
+    kb1: usize,
+) {
+    let np = h0.len();
+    for k in kb0..kb1 {
+        let dec = s.splat(st.decay[k]);
+        let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
+        let bk = &bpad[k * np..(k + 1) * np];
+        let kk = k - kb0;
+        let (prev, cur) = hs.split_at_mut(kk * np);
+        let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
+        for v in (0..np).step_by(S::LANES) {
+            let hv = s.mul_add(xdt, s.load(&bk[v..]), s.mul(dec, s.load(&hp_[v..])));
+            s.store(&mut cur[v..], hv);
+        }
+    }
+    for k in (kb0..kb1).rev() {
+        let kk = k - kb0;
+        let e = k * hp + q;
+        let dy = s.splat(io.dy[e]);
+        let xdt = s.splat(io.x[e] * st.step[k]);
+        let dec = s.splat(st.decay[k]);
+        let bk = &bpad[k * np..(k + 1) * np];
+        let ck = &cpad[k * np..(k + 1) * np];
+        let (prev, cur) = hs.split_at(kk * np);
+        let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
+        let dbk = &mut db[k * np..(k + 1) * np];
+        let dck = &mut dc[k * np..(k + 1) * np];
+        let mut acc_gs = s.zero();
+        let mut acc_gb = s.zero();
+        for v in (0..np).step_by(S::LANES) {
+            let gv = s.mul_add(dy, s.load(&ck[v..]), s.load(&g[v..]));
+            let dcv = s.mul_add(dy, s.load(&cur[v..]), s.load(&dck[v..]));
+            s.store(&mut dck[v..], dcv);
+            acc_gs = s.mul_add(gv, s.load(&hp_[v..]), acc_gs);
+            acc_gb = s.mul_add(gv, s.load(&bk[v..]), acc_gb);
+            let dbv = s.mul_add(gv, xdt, s.load(&dbk[v..]));
+            s.store(&mut dbk[v..], dbv);
+            s.store(&mut g[v..], s.mul(gv, dec));
+        }
+        let gb = s.reduce_sum(acc_gb);
+        dgs[k] += s.reduce_sum(acc_gs);
+        dxgb[k] += io.x[e] * gb;
+        dx[e] = st.step[k] * gb;
+    }
+}
+
+/// The local adjoint of one head over a chunk, walked back from zero:
+/// `g = (g + dy C) * decay`; (p, np).
+#[inline(always)]
+fn adjoint_local<S: Simd>(
+    s: S,
+    p: &Problem<'_>,
+    dout: &[f32],
+    i: usize,
+    j: usize,
+    t0: usize,
+    t1: usize,
+) -> Vec<f32> {
+    let d = p.dims;
+    let (hp, n, np) = (d.headdim, d.dstate, p.np);
+    let st = Steps::new(s, p, i, j, t0, t1);
+    let (bc0, bcs) = p.bc_base(i, j, t0);
+    let x0 = p.x_base(i, j, t0);
+    let xs = d.nheads * hp;
+    let mut g = vec![0.0f32; hp * np];
+    let mut crow = vec![0.0f32; np];
+    let mut tmp = [0.0f32; MAX_LANES];
+    let mut dy = vec![0.0f32; pad(hp, MAX_LANES)];
+    for k in (0..t1 - t0).rev() {
+        crow[..n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
+        dy[..hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
+        if let Some(z) = &p.z {
+            for q0 in (0..hp).step_by(S::LANES) {
+                let nq = (hp - q0).min(S::LANES);
+                tmp[..nq].copy_from_slice(&z[x0 + k * xs + q0..x0 + k * xs + q0 + nq]);
+                let v = s.mul(s.load(&dy[q0..]), math::silu(s, s.load(&tmp)));
+                s.store(&mut dy[q0..], v);
+            }
+        }
+        let dec = s.splat(st.decay[k]);
+        for q in 0..hp {
+            let vdy = s.splat(dy[q]);
+            let gq = &mut g[q * np..(q + 1) * np];
+            for v in (0..np).step_by(S::LANES) {
+                let gv = s.mul_add(vdy, s.load(&crow[v..]), s.load(&gq[v..]));
+                s.store(&mut gq[v..], s.mul(gv, dec));
+            }
+        }
+    }
+    g
+}
+
+struct Backward<'p, 'a> {
+    par: &'p Par,
+    p: &'p Problem<'a>,
+    dout: &'p [f32],
+    dfinal: Option<&'p [f32]>,
+    /// (b, h, L, p), (b, h, L, p), (b, h, L).
+    dx: &'p mut [f32],
+    dz: &'p mut [f32],
+    ddt: &'p mut [f32],
+}
+
+/// (i, j0, j1, t0, t1) of a backward task.
+type TaskKey = (usize, usize, usize, usize, usize);
+/// A backward task before its output slices: its key, states in and adjoints in.
+type TaskSpec = (TaskKey, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+impl Kernel for Backward<'_, '_> {
+    type Output = Vec<(TaskKey, BwdPartial)>;
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> Self::Output {
+        backward_impl(s, self)
+    }
+}
+
+fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial)> {
+    let (par, p) = (k.par, k.p);
+    let d = p.dims;
+    let (batch, nh, l, hp, n, np) = (d.batch, d.nheads, d.seqlen, d.headdim, d.dstate, p.np);
+    let lanes = S::LANES;
+    let heads = batch * nh;
+    let chunk = par.time_chunk(heads, l);
+    let g_final = |hd: usize| {
+        let mut g = vec![0.0f32; hp * np];
+        if let Some(df) = k.dfinal {
+            for q in 0..hp {
+                let src = &df[(hd * hp + q) * n..(hd * hp + q + 1) * n];
+                g[q * np..q * np + n].copy_from_slice(src);
+            }
+        }
+        g
+    };
+    let mut specs: Vec<TaskSpec> = Vec::new();
+    if chunk >= l {
+        let per_group = nh / d.ngroups;
+        let blk = par.reduce_block(heads);
+        for i in 0..batch {
+            let mut j0 = 0;
+            while j0 < nh {
+                let j1 = (j0 + blk).min((j0 / per_group + 1) * per_group);
+                let s_in = (j0..j1).map(|j| init_lanes(p, i, j, lanes)).collect();
+                let g_in = (j0..j1).map(|j| g_final(i * nh + j)).collect();
+                specs.push(((i, j0, j1, 0, l), s_in, g_in));
+                j0 = j1;
+            }
+        }
+    } else {
+        let spans = chunks(l, chunk);
+        let nc = spans.len();
+        let items: Vec<usize> = (0..heads * nc).collect();
+        let locals = par.map(items, |task| {
+            let (hd, kk) = (task / nc, task % nc);
+            let (i, j) = (hd / nh, hd % nh);
+            let (t0, t1) = spans[kk];
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let st = Steps::new(s, p, i, j, t0, t1);
+                    let mut state = if kk == 0 {
+                        init_lanes(p, i, j, lanes)
+                    } else {
+                        vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
+                    };
+                    fwd_head(
+                        s,
+                        p,
+                        i,
+                        j,
+                        t0,
+                        t1,
+                        &st,
+                        Mode::StateOnly,
+                        &mut state,
+                        &mut [],
+                    );
+                    let g = if kk > 0 {
+                        adjoint_local(s, p, k.dout, i, j, t0, t1)
+                    } else {
+                        Vec::new()
+                    };
+                    (state, decay_product(&st, t1 - t0), g)
+                },
+            )
+        });
+        for hd in 0..heads {
+            let (i, j) = (hd / nh, hd % nh);
+            let row = &locals[hd * nc..(hd + 1) * nc];
+            let mut s_in = Vec::with_capacity(nc);
+            let mut h = init_lanes(p, i, j, lanes);
+            for kk in 0..nc {
+                s_in.push(h.clone());
+                let (local, prod, _) = &row[kk];
+                if kk == 0 {
+                    h.clone_from(local);
+                } else {
+                    for (hv, lv) in h.iter_mut().zip(local) {
+                        *hv = prod * *hv + lv;
+                    }
+                }
+            }
+            let mut g_in = vec![Vec::new(); nc];
+            let mut g = g_final(hd);
+            for kk in (0..nc).rev() {
+                g_in[kk] = g.clone();
+                if kk > 0 {
+                    let (_, prod, local) = &row[kk];
+                    for (gv, lv) in g.iter_mut().zip(local) {
+                        *gv = prod * *gv + lv;
+                    }
+                }
+            }
+            for (kk, (sv, gv)) in s_in.into_iter().zip(g_in).enumerate() {
+                let (t0, t1) = spans[kk];
+                specs.push(((i, j, j + 1, t0, t1), vec![sv], vec![gv]));
+            }
+        }
+    }
+    let lens: Vec<usize> = specs
+        .iter()
+        .map(|(key, _, _)| (key.2 - key.1) * (key.4 - key.3))
+        .collect();
+    let dx = split_mut(k.dx, lens.iter().map(|v| v * hp));
+    let mut dz = if p.z.is_some() {
+        split_mut(k.dz, lens.iter().map(|v| v * hp))
+    } else {
+        Vec::new()
+    };
+    dz.resize_with(specs.len(), || &mut []);
+    let ddt = split_mut(k.ddt, lens.iter().copied());
+    let tasks: Vec<_> = specs
+        .into_iter()
+        .zip(dx)
+        .zip(dz)
+        .zip(ddt)
+        .map(|((((key, s_in, g_in), dx), dz), ddt)| {
+            (
+                key,
+                BwdTask {
+                    i: key.0,
+                    j0: key.1,
+                    j1: key.2,
+                    t0: key.3,
+                    t1: key.4,
+                    s_in,
+                    g_in,
+                    dx,
+                    dz,
+                    ddt,
+                },
+            )
+        })
+        .collect();
+    let dout = k.dout;
+    par.map(tasks, |(key, task)| {
+        let part = s.vectorize(
+            #[inline(always)]
+            || bwd_task(s, p, dout, task),
+        );
+        (key, part)
+    })
+}
+
+/// (b, h, L, w) -> (b, L, h, w), rounded into the storage type.
+fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize) -> Vec<T> {
+    let (b, l, h) = (d.batch, d.seqlen, d.nheads);
+    let mut out = vec![T::default(); src.len()];
+    for i in 0..b {
+        for j in 0..h {
+            for t in 0..l {
+                let s0 = ((i * h + j) * l + t) * w;
+                let d0 = ((i * l + t) * h + j) * w;
+                for q in 0..w {
+                    out[d0 + q] = T::from_f32(src[s0 + q]);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn backward<T: Element>(
+    be: &CpuSimd,
+    args: &SsdArgs<'_, T>,
+    dout: &[T],
+    dfinal_states: Option<&[f32]>,
+) -> Result<SsdGrads<T>> {
+    let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+    let p = Problem::new(be.isa.lanes(), args, dims);
+    let d = dims;
+    let (batch, l, nh, hp, g, n, np) = (
+        d.batch, d.seqlen, d.nheads, d.headdim, d.ngroups, d.dstate, p.np,
+    );
+    let dout = to_f32(dout);
+    let io = batch * l * nh * hp;
+    let mut dx = vec![0.0f32; io];
+    let mut dz = vec![0.0f32; if p.z.is_some() { io } else { 0 }];
+    let mut ddt = vec![0.0f32; batch * l * nh];
+    let parts = be.isa.dispatch(Backward {
+        par: &be.par,
+        p: &p,
+        dout: &dout,
+        dfinal: dfinal_states,
+        dx: &mut dx,
+        dz: &mut dz,
+        ddt: &mut ddt,
+    });
+    let mut da = vec![0.0f32; nh];
+    let mut dbias = vec![0.0f32; nh];
+    let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
+    let mut db = vec![0.0f32; args.b.data.len()];
+    let mut dc = vec![0.0f32; args.c.data.len()];
+    let mut dinit = vec![0.0f32; batch * nh * hp * n];
+    for ((i, j0, j1, t0, t1), part) in &parts {
+        for (h, j) in (*j0..*j1).enumerate() {
+            da[j] += part.da[h];
+            dbias[j] += part.dbias[h];
+            for q in 0..hp {
+                let v = part.dd[h * hp + q];
+                if d.d_per_channel {
+                    dd[j * hp + q] += v;
+                } else {
+                    dd[j] += v;
+                }
+            }
+            if *t0 == 0 {
+                let base = (i * nh + j) * hp * n;
+                for q in 0..hp {
+                    dinit[base + q * n..base + (q + 1) * n]
+                        .copy_from_slice(&part.g_out[h][q * np..q * np + n]);
+                }
+            }
+        }
+        let k = d.group(*j0);
+        for t in *t0..*t1 {
+            let dst = ((i * l + t) * g + k) * n;
+            let src = (t - t0) * np;
+            for e in 0..n {
+                db[dst + e] += part.db[src + e];
+                dc[dst + e] += part.dc[src + e];
+            }
+        }
+    }
+    Ok(SsdGrads {
+        x: unpermute(&dx, &d, hp),
+        dt: unpermute(&ddt, &d, 1),
+        a: da,
+        b: into_storage(db),
+        c: into_storage(dc),
+        d: args.d.map(|_| dd),
+        z: args.z.map(|_| unpermute(&dz, &d, hp)),
+        dt_bias: args.dt_bias.map(|_| dbias),
+        initial_states: args.initial_states.map(|_| dinit),
+    })
+}

@@ -1,0 +1,122 @@
+//! `causal_conv1d` (both layouts), `selective_state_update` and
+//! `causal_conv1d_update` against the f64 oracle on every instruction-set path.
+
+mod common;
+
+use common::{backends, ConvCase, ConvShape, ConvStepCase, StepCase, StepShape};
+use mamba_cpu_simd::TimeChunking;
+
+fn conv(batch: usize, channels: usize, seqlen: usize, width: usize) -> ConvShape {
+    ConvShape {
+        batch,
+        channels,
+        seqlen,
+        width,
+        bias: true,
+        init: true,
+        silu: true,
+        channel_last: false,
+        dfinal: true,
+    }
+}
+
+#[test]
+fn conv_every_option_every_path() {
+    let cases = [
+        conv(2, 5, 37, 4),
+        ConvShape {
+            channel_last: true,
+            ..conv(2, 7, 19, 3)
+        },
+        ConvShape {
+            bias: false,
+            init: false,
+            silu: false,
+            dfinal: false,
+            ..conv(1, 3, 2, 5)
+        },
+        ConvShape {
+            channel_last: true,
+            silu: false,
+            ..conv(1, 17, 1, 1)
+        },
+        ConvShape {
+            channel_last: true,
+            ..conv(3, 33, 50, 6)
+        },
+    ];
+    for (k, s) in cases.into_iter().enumerate() {
+        let case = ConvCase::random(s, 200 + k as u64);
+        for be in backends(2, TimeChunking::Auto) {
+            case.check(&be);
+        }
+    }
+}
+
+#[test]
+fn state_update_every_option_every_path() {
+    let base = StepShape {
+        batch: 2,
+        nheads: 3,
+        headdim: 4,
+        ngroups: 3,
+        dstate: 19,
+        d: true,
+        z: true,
+        bias: true,
+        softplus: true,
+        limit: None,
+    };
+    let cases = [
+        base,
+        StepShape {
+            headdim: 0,
+            ngroups: 1,
+            ..base
+        },
+        StepShape {
+            headdim: 0,
+            ngroups: 3,
+            limit: Some((0.05, 0.5)),
+            ..base
+        },
+        StepShape {
+            d: false,
+            z: false,
+            bias: false,
+            softplus: false,
+            dstate: 64,
+            ngroups: 1,
+            ..base
+        },
+        StepShape {
+            batch: 4,
+            nheads: 32,
+            headdim: 64,
+            dstate: 64,
+            ngroups: 2,
+            ..base
+        },
+    ];
+    for (k, s) in cases.into_iter().enumerate() {
+        let case = StepCase::random(s, 300 + k as u64);
+        for be in backends(2, TimeChunking::Auto) {
+            case.check(&be);
+        }
+    }
+}
+
+#[test]
+fn conv_update_every_option_every_path() {
+    let cases = [
+        ConvStepCase::random(2, 5, 3, 1, 4, true, true, 1),
+        ConvStepCase::random(1, 7, 6, 3, 4, false, false, 2),
+        ConvStepCase::random(3, 4, 0, 2, 1, true, true, 3),
+        ConvStepCase::random(64, 300, 5, 4, 3, true, true, 4),
+    ];
+    for case in &cases {
+        for be in backends(2, TimeChunking::Auto) {
+            case.check(&be);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `selective_scan` against the f64 oracle: fixed cases covering every option, on
+//! every instruction-set path of this host.
+
+mod common;
+
+use common::{backends, Layout, ScanCase, ScanShape};
+use mamba_cpu_simd::TimeChunking;
+
+fn shape(batch: usize, dim: usize, seqlen: usize, dstate: usize) -> ScanShape {
+    ScanShape {
+        batch,
+        dim,
+        seqlen,
+        dstate,
+        b_layout: Layout::Varying,
+        c_layout: Layout::Varying,
+        d: true,
+        z: true,
+        bias: true,
+        init: true,
+        softplus: true,
+        dlast: true,
+    }
+}
+
+#[test]
+fn all_options_every_path() {
+    let cases = [
+        shape(2, 5, 37, 16),
+        ScanShape {
+            b_layout: Layout::Shared,
+            c_layout: Layout::Grouped(5),
+            ..shape(1, 5, 9, 7)
+        },
+        ScanShape {
+            b_layout: Layout::Grouped(3),
+            c_layout: Layout::Shared,
+            d: false,
+            z: false,
+            ..shape(2, 6, 1, 3)
+        },
+        ScanShape {
+            bias: false,
+            init: false,
+            softplus: false,
+            dlast: false,
+            ..shape(1, 3, 300, 64)
+        },
+    ];
+    for (k, s) in cases.into_iter().enumerate() {
+        let case = ScanCase::random(s, k as u64);
+        for be in backends(2, TimeChunking::Auto) {
+            case.check(&be);
+        }
+        for be in backends(3, TimeChunking::Fixed(4)) {
+            case.check(&be);
+        }
+    }
+}
