@@ -74,6 +74,10 @@ pub fn rel_l2<G: Element>(got: &[G], expected: &[f64]) -> f64 {
 /// Asserts `rel_l2(got, expected) <= tol`, naming what was compared.
 #[track_caller]
 pub fn assert_close<G: Element>(what: &str, got: &[G], expected: &[f64], tol: f64) {
+    assert!(
+        expected.iter().all(|v| v.is_finite()),
+        "{what}: the oracle is not finite (a bad case)"
+    );
     let err = rel_l2(got, expected);
     assert!(err <= tol, "{what}: relative L2 error {err:e} > {tol:e}");
 }
@@ -209,7 +213,14 @@ impl ScanCase {
             c: rng.vec(cn, -1.0, 1.0),
             d: s.d.then(|| rng.vec(s.dim, -1.0, 1.0)),
             z: s.z.then(|| rng.vec(io, -3.0, 3.0)),
-            bias: s.bias.then(|| rng.vec(s.dim, -1.0, 0.5)),
+            // Without softplus the step is delta + bias itself and must stay positive.
+            bias: s.bias.then(|| {
+                if s.softplus {
+                    rng.vec(s.dim, -1.0, 0.5)
+                } else {
+                    rng.vec(s.dim, 0.0, 0.1)
+                }
+            }),
             init: s.init.then(|| rng.vec(st, -1.0, 1.0)),
             dout: rng.vec(io, -1.0, 1.0),
             dlast: s.dlast.then(|| rng.vec(st, -1.0, 1.0)),
@@ -470,7 +481,14 @@ impl SsdCase {
                 Skip::PerChannel => Some(rng.vec(s.nheads * s.headdim, -1.0, 1.0)),
             },
             z: s.z.then(|| rng.vec(io, -3.0, 3.0)),
-            bias: s.bias.then(|| rng.vec(s.nheads, -1.0, 0.5)),
+            // Without softplus the step is dt + bias itself and must stay positive.
+            bias: s.bias.then(|| {
+                if s.softplus {
+                    rng.vec(s.nheads, -1.0, 0.5)
+                } else {
+                    rng.vec(s.nheads, 0.0, 0.1)
+                }
+            }),
             init: s.init.then(|| rng.vec(st, -1.0, 1.0)),
             seq_idx,
             dout: rng.vec(io, -1.0, 1.0),

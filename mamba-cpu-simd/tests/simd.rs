@@ -1,0 +1,113 @@
+//! The instruction-set paths themselves: the accuracy of the vectorised `exp` on every
+//! path this host has, and the detection and parsing of levels.
+
+mod common;
+
+use mamba_cpu_simd::{simd_exp, SimdLevel};
+
+/// The distance from `got` to the exact `e^x` in units of the last place of the exact
+/// value (subnormal results measured in the smallest subnormal).
+fn ulps(got: f32, x: f32) -> f64 {
+    let exact = (x as f64).exp();
+    let exp2 = if exact == 0.0 {
+        -149
+    } else {
+        (exact.log2().floor() as i32).max(-126) - 23
+    };
+    (got as f64 - exact).abs() / 2f64.powi(exp2)
+}
+
+#[test]
+fn exp_is_accurate_on_every_path() {
+    // Every 2^-10 over the range where exp is finite and nonzero, plus edges.
+    let mut xs: Vec<f32> = (0..=((104.0 + 88.7) * 1024.0) as i32)
+        .map(|k| -104.0 + k as f32 / 1024.0)
+        .collect();
+    xs.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        88.72,
+        88.7228,
+        -87.33,
+        -87.34,
+        -103.0,
+        0.5f32.ln(),
+    ]);
+    for level in common::levels() {
+        let mut out = vec![0.0f32; xs.len()];
+        simd_exp(level, &xs, &mut out).expect("available level");
+        let (mut worst, mut at) = (0.0f64, 0.0f32);
+        let (mut worst_normal, mut at_normal) = (0.0f64, 0.0f32);
+        for (&x, &y) in xs.iter().zip(&out) {
+            let u = ulps(y, x);
+            if u > worst {
+                (worst, at) = (u, x);
+            }
+            if (x as f64).exp() >= f32::MIN_POSITIVE as f64 && u > worst_normal {
+                (worst_normal, at_normal) = (u, x);
+            }
+        }
+        eprintln!(
+            "exp on {level}: max error {worst_normal:.2} ulp over normal results (at {at_normal}), {worst:.2} ulp overall (at {at}), {} inputs",
+            xs.len()
+        );
+        assert!(
+            worst_normal <= 2.0,
+            "{level}: exp is {worst_normal} ulp off at {at_normal}"
+        );
+        // Subnormal results lose relative precision by nature; they stay within a
+        // couple of units of the smallest subnormal.
+        assert!(worst <= 2.0, "{level}: exp is {worst} ulp off at {at}");
+    }
+}
+
+#[test]
+fn exp_edges_on_every_path() {
+    let xs = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        89.0,
+        1e10,
+        -104.0,
+        -1e10,
+        0.0,
+    ];
+    for level in common::levels() {
+        let mut out = [0.0f32; 8];
+        simd_exp(level, &xs, &mut out).expect("available level");
+        assert!(out[0].is_nan(), "{level}: exp(NaN) = {}", out[0]);
+        assert_eq!(out[1], f32::INFINITY, "{level}: exp(inf)");
+        assert_eq!(out[2], 0.0, "{level}: exp(-inf)");
+        assert_eq!(out[3], f32::INFINITY, "{level}: exp(89) overflows");
+        assert_eq!(out[4], f32::INFINITY, "{level}: exp(1e10)");
+        assert_eq!(out[5], 0.0, "{level}: exp(-104) underflows");
+        assert_eq!(out[6], 0.0, "{level}: exp(-1e10)");
+        assert_eq!(out[7], 1.0, "{level}: exp(0)");
+    }
+}
+
+#[test]
+fn levels_parse_and_detect() {
+    for level in SimdLevel::ALL {
+        assert_eq!(SimdLevel::parse(level.name()), Some(level));
+        assert_eq!(SimdLevel::parse(&level.name().to_uppercase()), Some(level));
+    }
+    assert_eq!(SimdLevel::parse("sse9"), None);
+    assert!(SimdLevel::Scalar.is_available());
+    let available = SimdLevel::available();
+    assert_eq!(available[0], SimdLevel::Scalar);
+    assert!(available.contains(&SimdLevel::best()));
+    assert!(simd_exp(SimdLevel::best(), &[1.0], &mut [0.0]).is_some());
+    for level in SimdLevel::ALL {
+        if !level.is_available() {
+            eprintln!("skipping {level}: host lacks it");
+            assert!(simd_exp(level, &[1.0], &mut [0.0]).is_none());
+            assert!(mamba_cpu_simd::CpuSimd::with_threads(1)
+                .with_simd(level)
+                .is_err());
+        }
+    }
+}
