@@ -48,11 +48,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod abi;
 mod backend;
 pub mod element;
 mod error;
 pub mod math;
 pub mod ops;
+#[cfg(feature = "std")]
+pub mod plugin;
 pub mod reference;
 mod tensor;
 #[cfg(feature = "testing")]

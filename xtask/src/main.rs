@@ -6,6 +6,7 @@
 //! - `test`   : what CI runs (README's test command).
 
 mod bench;
+mod cuda;
 mod golden;
 mod test;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         }
         "golden" => golden::run(rest),
         "bench" => bench::run(rest),
+        "cuda" => cuda::run(rest),
         "test" => test::run(rest),
         other => Err(format!("unknown command `{other}`\n{}", usage())),
     };

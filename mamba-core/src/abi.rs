@@ -1,0 +1,614 @@
+//! The C ABI between the host and the CUDA plugin (`mamba-cuda`, a `cdylib` loaded at
+//! run time by [`plugin`](crate::plugin)).
+//!
+//! Nothing of Rust's ABI crosses it: the plugin exports one symbol,
+//! [`ENTRY_SYMBOL`], an `extern "C"` function that returns a pointer to a static
+//! [`PluginApi`], a `#[repr(C)]` table of `extern "C"` functions. The host reads
+//! [`PluginApi::abi_version`] and [`PluginApi::struct_size`] before any other call:
+//! a different version is refused, and the table only ever grows at its end (a newer
+//! host checks `struct_size` before it touches a field added later).
+//!
+//! Every function returns an `i32` status ([`status`]); on failure the plugin keeps a
+//! thread-local message that [`PluginApi::last_error`] copies out. Tensors are plain
+//! descriptors ([`TensorDesc`]: a device pointer, a dtype code, a shape and strides in
+//! elements); an absent optional tensor has a null pointer. Streams are `CUstream`
+//! handles passed as `u64` (0 is the default stream). Every export of the plugin
+//! runs inside `catch_unwind`, so a panic comes back as [`status::PANIC`].
+//!
+//! This module is `no_std`: it holds only plain data types and constants.
+
+use core::ffi::c_void;
+
+use crate::element::DType;
+
+/// The version of this ABI; the host refuses a plugin that reports another.
+pub const ABI_VERSION: u32 = 1;
+
+/// The one symbol the plugin exports, NUL-terminated (for `dlsym`).
+pub const ENTRY_SYMBOL: &[u8] = b"mamba_cuda_plugin_entry\0";
+
+/// The type of [`ENTRY_SYMBOL`]: returns the plugin's static function table (never null).
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginApi;
+
+/// The most dimensions a [`TensorDesc`] holds.
+pub const DESC_MAX_RANK: usize = 6;
+
+/// Status codes returned by every function of the table.
+pub mod status {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// An argument is invalid (shape, dtype, null pointer); the message says which.
+    pub const INVALID_ARGUMENT: i32 = 1;
+    /// The plugin lacks this operation, option or type.
+    pub const UNSUPPORTED: i32 = 2;
+    /// The device is out of memory.
+    pub const OUT_OF_MEMORY: i32 = 3;
+    /// Any other CUDA driver error (launch failure, illegal address, ...).
+    pub const CUDA_ERROR: i32 = 4;
+    /// The driver loaded but no CUDA device could be used.
+    pub const NO_DEVICE: i32 = 5;
+    /// The plugin was built without the `cuda` feature.
+    pub const NOT_BUILT: i32 = 6;
+    /// A panic inside the plugin was caught at the boundary.
+    pub const PANIC: i32 = 7;
+    /// [`init`](super::PluginApi::init) has not succeeded yet.
+    pub const NOT_INITIALIZED: i32 = 8;
+
+    /// A short name of a status code, for messages.
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            OK => "ok",
+            INVALID_ARGUMENT => "invalid argument",
+            UNSUPPORTED => "unsupported",
+            OUT_OF_MEMORY => "out of memory",
+            CUDA_ERROR => "CUDA error",
+            NO_DEVICE => "no CUDA device",
+            NOT_BUILT => "plugin built without CUDA",
+            PANIC => "panic in plugin",
+            NOT_INITIALIZED => "not initialised",
+            _ => "unknown status",
+        }
+    }
+}
+
+/// Element type codes of [`TensorDesc::dtype`].
+pub mod dtype {
+    /// No tensor (an absent optional argument).
+    pub const NONE: u32 = 0;
+    /// IEEE binary32.
+    pub const F32: u32 = 1;
+    /// IEEE binary16.
+    pub const F16: u32 = 2;
+    /// bfloat16.
+    pub const BF16: u32 = 3;
+    /// 32-bit signed integer (`seq_idx`).
+    pub const I32: u32 = 4;
+
+    /// Size of one element in bytes (0 for unknown codes).
+    pub const fn size(code: u32) -> usize {
+        match code {
+            F32 | I32 => 4,
+            F16 | BF16 => 2,
+            _ => 0,
+        }
+    }
+
+    /// The name of a code, for messages.
+    pub const fn name(code: u32) -> &'static str {
+        match code {
+            NONE => "none",
+            F32 => "f32",
+            F16 => "f16",
+            BF16 => "bf16",
+            I32 => "i32",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The ABI code of a storage type (`F64` has none: the plugin never sees it).
+pub const fn dtype_code(d: DType) -> u32 {
+    match d {
+        DType::F32 => dtype::F32,
+        DType::F16 => dtype::F16,
+        DType::BF16 => dtype::BF16,
+        DType::F64 => dtype::NONE,
+    }
+}
+
+/// A tensor in device memory: pointer, element type, shape and strides (in elements,
+/// outermost first). A null `ptr` means "absent".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorDesc {
+    /// Device address of element `[0, 0, ...]`; 0 when the tensor is absent.
+    pub ptr: u64,
+    /// One of [`dtype`].
+    pub dtype: u32,
+    /// Number of dimensions used in `dims`/`strides`.
+    pub rank: u32,
+    /// The shape, outermost first; entries past `rank` are 0.
+    pub dims: [u64; DESC_MAX_RANK],
+    /// Strides in elements, outermost first; entries past `rank` are 0.
+    pub strides: [i64; DESC_MAX_RANK],
+}
+
+impl TensorDesc {
+    /// The absent tensor.
+    pub const NONE: TensorDesc = TensorDesc {
+        ptr: 0,
+        dtype: dtype::NONE,
+        rank: 0,
+        dims: [0; DESC_MAX_RANK],
+        strides: [0; DESC_MAX_RANK],
+    };
+
+    /// A dense row-major tensor at `ptr` (at most [`DESC_MAX_RANK`] dimensions;
+    /// extra dimensions are ignored).
+    pub fn dense(ptr: u64, dtype: u32, dims: &[usize]) -> TensorDesc {
+        let mut d = TensorDesc {
+            ptr,
+            dtype,
+            rank: dims.len().min(DESC_MAX_RANK) as u32,
+            ..TensorDesc::NONE
+        };
+        let rank = d.rank as usize;
+        let mut stride = 1i64;
+        for i in (0..rank).rev() {
+            d.dims[i] = dims[i] as u64;
+            d.strides[i] = stride;
+            stride *= dims[i] as i64;
+        }
+        d
+    }
+
+    /// The same tensor with the given strides (in elements).
+    pub fn with_strides(mut self, strides: &[i64]) -> TensorDesc {
+        for (i, &s) in strides.iter().take(self.rank as usize).enumerate() {
+            self.strides[i] = s;
+        }
+        self
+    }
+
+    /// `true` when the pointer is null (an absent optional tensor).
+    pub fn is_none(&self) -> bool {
+        self.ptr == 0
+    }
+
+    /// The shape as a slice.
+    pub fn shape(&self) -> &[u64] {
+        &self.dims[..(self.rank as usize).min(DESC_MAX_RANK)]
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> u64 {
+        self.shape().iter().product()
+    }
+
+    /// `true` when the strides are those of a dense row-major tensor.
+    pub fn is_dense(&self) -> bool {
+        let rank = (self.rank as usize).min(DESC_MAX_RANK);
+        let mut stride = 1i64;
+        for i in (0..rank).rev() {
+            if self.dims[i] > 1 && self.strides[i] != stride {
+                return false;
+            }
+            stride *= self.dims[i] as i64;
+        }
+        true
+    }
+}
+
+impl Default for TensorDesc {
+    fn default() -> Self {
+        TensorDesc::NONE
+    }
+}
+
+/// SPEC 1, forward. `b`/`c` are (d, N), (b, N, L) or (b, g, N, L); optional tensors
+/// may be absent; `last_state` is written when present.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SelectiveScanDesc {
+    /// (b, d, L).
+    pub u: TensorDesc,
+    /// (b, d, L).
+    pub delta: TensorDesc,
+    /// (d, N), f32.
+    pub a: TensorDesc,
+    /// (d, N) | (b, N, L) | (b, g, N, L).
+    pub b: TensorDesc,
+    /// (d, N) | (b, N, L) | (b, g, N, L).
+    pub c: TensorDesc,
+    /// (d), f32.
+    pub d: TensorDesc,
+    /// (b, d, L).
+    pub z: TensorDesc,
+    /// (d), f32.
+    pub delta_bias: TensorDesc,
+    /// (b, d, N), f32.
+    pub initial_state: TensorDesc,
+    /// (b, d, L), written.
+    pub out: TensorDesc,
+    /// (b, d, N), f32, written when present.
+    pub last_state: TensorDesc,
+    /// Non-zero: softplus on `delta + delta_bias`.
+    pub delta_softplus: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+
+/// SPEC 2, forward. Inner dimensions (`p` of x/z/out, `N` of B/C) must be dense; the
+/// batch and time strides are free (so slices of a projection's output serve).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SsdDesc {
+    /// (b, L, h, p).
+    pub x: TensorDesc,
+    /// (b, L, h).
+    pub dt: TensorDesc,
+    /// (h), f32.
+    pub a: TensorDesc,
+    /// (b, L, g, N).
+    pub b: TensorDesc,
+    /// (b, L, g, N).
+    pub c: TensorDesc,
+    /// (h) or (h, p), f32.
+    pub d: TensorDesc,
+    /// (b, L, h, p).
+    pub z: TensorDesc,
+    /// (h), f32.
+    pub dt_bias: TensorDesc,
+    /// (b, h, p, N), f32.
+    pub initial_states: TensorDesc,
+    /// (b, L), i32.
+    pub seq_idx: TensorDesc,
+    /// (b, L, h, p), written.
+    pub out: TensorDesc,
+    /// (b, h, p, N), f32, written when present. May alias `initial_states`.
+    pub final_states: TensorDesc,
+    /// Non-zero: softplus on `dt + dt_bias`.
+    pub dt_softplus: u32,
+    /// Non-zero: clamp the step to `[dt_lo, dt_hi]`.
+    pub has_dt_limit: u32,
+    /// Lower clamp.
+    pub dt_lo: f32,
+    /// Upper clamp.
+    pub dt_hi: f32,
+    /// The chunk length knob (changes rounding only; 0 = the plugin's choice).
+    pub chunk_size: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+
+/// Activation codes.
+pub mod activation {
+    /// None.
+    pub const NONE: u32 = 0;
+    /// silu.
+    pub const SILU: u32 = 1;
+}
+
+/// SPEC 3, forward. `x`/`out` are (b, c, L) when `channel_last == 0`, else (b, L, c);
+/// the channel (or time) dimension must be dense, the other strides are free.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conv1dDesc {
+    /// Input.
+    pub x: TensorDesc,
+    /// (c, W), f32.
+    pub weight: TensorDesc,
+    /// (c), f32.
+    pub bias: TensorDesc,
+    /// (b, c, W-1), f32.
+    pub initial_states: TensorDesc,
+    /// Output, same shape as `x`.
+    pub out: TensorDesc,
+    /// (b, c, W-1), f32, written when present. Must not alias `initial_states`.
+    pub final_states: TensorDesc,
+    /// One of [`activation`].
+    pub activation: u32,
+    /// Non-zero: `x`/`out` are (b, L, c).
+    pub channel_last: u32,
+}
+
+/// SPEC 4. Mamba-1 layout (x of rank 2) or multi-head (x of rank 3).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StateUpdateDesc {
+    /// (b, d, N) or (b, h, p, N), f32, updated in place.
+    pub state: TensorDesc,
+    /// (b, d) or (b, h, p).
+    pub x: TensorDesc,
+    /// Like `x`.
+    pub dt: TensorDesc,
+    /// (d, N) or (h, p, N), f32.
+    pub a: TensorDesc,
+    /// (b, N) or (b, g, N).
+    pub b: TensorDesc,
+    /// Like `b`.
+    pub c: TensorDesc,
+    /// (d) or (h, p), f32.
+    pub d: TensorDesc,
+    /// Like `x`.
+    pub z: TensorDesc,
+    /// (d) or (h, p), f32.
+    pub dt_bias: TensorDesc,
+    /// Like `x`, written.
+    pub out: TensorDesc,
+    /// Non-zero: softplus.
+    pub dt_softplus: u32,
+    /// Non-zero: clamp to `[dt_lo, dt_hi]`.
+    pub has_dt_limit: u32,
+    /// Lower clamp.
+    pub dt_lo: f32,
+    /// Upper clamp.
+    pub dt_hi: f32,
+}
+
+/// SPEC 5.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvUpdateDesc {
+    /// (b, c, S), f32, updated in place.
+    pub conv_state: TensorDesc,
+    /// (b, c) or (b, c, Ln).
+    pub x: TensorDesc,
+    /// (c, W), f32.
+    pub weight: TensorDesc,
+    /// (c), f32.
+    pub bias: TensorDesc,
+    /// Like `x`, written.
+    pub out: TensorDesc,
+    /// One of [`activation`].
+    pub activation: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+
+/// The hyperparameters of a Mamba2Block (SPEC 6).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockConfigC {
+    /// `d_model`.
+    pub d_model: u32,
+    /// `d_state` (N).
+    pub d_state: u32,
+    /// `d_conv` (W).
+    pub d_conv: u32,
+    /// `expand`.
+    pub expand: u32,
+    /// `headdim` (p).
+    pub headdim: u32,
+    /// `ngroups` (g).
+    pub ngroups: u32,
+    /// `chunk_size`.
+    pub chunk_size: u32,
+    /// Non-zero: normalise before the gate.
+    pub norm_before_gate: u32,
+    /// `rmsnorm_eps`.
+    pub rmsnorm_eps: f32,
+    /// Non-zero: clamp the step to `[dt_lo, dt_hi]`.
+    pub has_dt_limit: u32,
+    /// Lower clamp.
+    pub dt_lo: f32,
+    /// Upper clamp.
+    pub dt_hi: f32,
+    /// Storage type of activations and projection weights: [`dtype::F32`],
+    /// [`dtype::BF16`] or [`dtype::F16`].
+    pub dtype: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+
+impl BlockConfigC {
+    /// The SPEC's defaults for a model width and state size: `d_conv` 4, `expand` 2,
+    /// `headdim` 64, `ngroups` 1, `chunk_size` 256, eps 1e-5, no clamp, f32.
+    pub const fn new(d_model: u32, d_state: u32) -> BlockConfigC {
+        BlockConfigC {
+            d_model,
+            d_state,
+            d_conv: 4,
+            expand: 2,
+            headdim: 64,
+            ngroups: 1,
+            chunk_size: 256,
+            norm_before_gate: 0,
+            rmsnorm_eps: 1e-5,
+            has_dt_limit: 0,
+            dt_lo: 0.0,
+            dt_hi: f32::INFINITY,
+            dtype: dtype::F32,
+            reserved: 0,
+        }
+    }
+    /// `expand * d_model`.
+    pub const fn d_inner(&self) -> usize {
+        (self.expand * self.d_model) as usize
+    }
+    /// `d_inner / headdim`.
+    pub const fn nheads(&self) -> usize {
+        self.d_inner() / self.headdim as usize
+    }
+    /// `d_inner + 2 g N`.
+    pub const fn conv_dim(&self) -> usize {
+        self.d_inner() + 2 * (self.ngroups * self.d_state) as usize
+    }
+    /// Rows of `in_proj.weight`: `2 d_inner + 2 g N + h`.
+    pub const fn d_in_proj(&self) -> usize {
+        2 * self.d_inner() + 2 * (self.ngroups * self.d_state) as usize + self.nheads()
+    }
+}
+
+/// The weights of a Mamba2Block in host memory, f32, dense row-major, with their
+/// lengths (checked by the plugin). Copied (and converted to the storage type) once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockWeightsC {
+    /// (d_in_proj, d_model).
+    pub in_proj: *const f32,
+    /// Its length.
+    pub in_proj_len: usize,
+    /// (conv_dim, W) (the stored (conv_dim, 1, W) squeezed).
+    pub conv_weight: *const f32,
+    /// Its length.
+    pub conv_weight_len: usize,
+    /// (conv_dim); may be null (no bias).
+    pub conv_bias: *const f32,
+    /// Its length.
+    pub conv_bias_len: usize,
+    /// (h).
+    pub dt_bias: *const f32,
+    /// Its length.
+    pub dt_bias_len: usize,
+    /// (h).
+    pub a_log: *const f32,
+    /// Its length.
+    pub a_log_len: usize,
+    /// (h).
+    pub d: *const f32,
+    /// Its length.
+    pub d_len: usize,
+    /// (d_inner).
+    pub norm_weight: *const f32,
+    /// Its length.
+    pub norm_weight_len: usize,
+    /// (d_model, d_inner).
+    pub out_proj: *const f32,
+    /// Its length.
+    pub out_proj_len: usize,
+}
+
+/// One call of a block's forward on device memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockForwardDesc {
+    /// Batch `b`.
+    pub batch: u32,
+    /// Sequence length `L`.
+    pub seqlen: u32,
+    /// Device address of the input (b, L, d_model), the block's storage type, dense.
+    pub input: u64,
+    /// Device address of the output (b, L, d_model), dense; may equal `input`.
+    pub out: u64,
+    /// Device address of the conv state (b, conv_dim, W-1), f32; read (if
+    /// `has_state`) and then overwritten with the state after the last step. May be 0:
+    /// then the forward starts from zeros and returns no state.
+    pub conv_state: u64,
+    /// Device address of the SSM state (b, h, p, N), f32; like `conv_state`.
+    pub ssm_state: u64,
+    /// Non-zero: continue from the states given; zero: start from zeros.
+    pub has_state: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+
+/// What [`PluginApi::device_info`] reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceInfoC {
+    /// The GPU's name, NUL-terminated.
+    pub name: [u8; 128],
+    /// Compute capability, major.
+    pub cc_major: i32,
+    /// Compute capability, minor.
+    pub cc_minor: i32,
+    /// Multiprocessors.
+    pub sm_count: i32,
+    /// Device memory in bytes.
+    pub total_memory: u64,
+    /// Non-zero when the projections run through cuBLASLt.
+    pub cublaslt: u32,
+    /// Driver version as CUDA reports it (e.g. 13000).
+    pub driver_version: i32,
+    /// The cuBLASLt library that was loaded (or why none was), NUL-terminated.
+    pub gemm_detail: [u8; 256],
+}
+
+impl Default for DeviceInfoC {
+    fn default() -> Self {
+        DeviceInfoC {
+            name: [0; 128],
+            cc_major: 0,
+            cc_minor: 0,
+            sm_count: 0,
+            total_memory: 0,
+            cublaslt: 0,
+            driver_version: 0,
+            gemm_detail: [0; 256],
+        }
+    }
+}
+
+/// The plugin's function table. Fields are only ever appended; check `struct_size`
+/// before touching a field a newer ABI added. Every function returns a [`status`] code
+/// unless it says otherwise.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginApi {
+    /// `size_of::<PluginApi>()` in the plugin.
+    pub struct_size: usize,
+    /// [`ABI_VERSION`] of the plugin.
+    pub abi_version: u32,
+    /// Non-zero when the plugin was built with CUDA.
+    pub built_with_cuda: u32,
+    /// Copies the calling thread's last error message (UTF-8) into `buf` (at most
+    /// `cap` bytes, NUL-terminated when room) and returns its full length in bytes.
+    pub last_error: unsafe extern "C" fn(buf: *mut u8, cap: usize) -> usize,
+    /// Initialises the driver and the context of device `ordinal` and loads the
+    /// kernels. Idempotent; must succeed before any call below.
+    pub init: unsafe extern "C" fn(ordinal: i32) -> i32,
+    /// Fills `*out`.
+    pub device_info: unsafe extern "C" fn(out: *mut DeviceInfoC) -> i32,
+    /// Creates a non-blocking stream.
+    pub stream_create: unsafe extern "C" fn(out: *mut u64) -> i32,
+    /// Destroys a stream made by `stream_create`.
+    pub stream_destroy: unsafe extern "C" fn(stream: u64) -> i32,
+    /// Waits for all work on `stream`.
+    pub stream_synchronize: unsafe extern "C" fn(stream: u64) -> i32,
+    /// Allocates `bytes` of device memory (synchronously; never 0 on success).
+    pub mem_alloc: unsafe extern "C" fn(bytes: usize, out: *mut u64) -> i32,
+    /// Frees memory from `mem_alloc` (after the device is done with it).
+    pub mem_free: unsafe extern "C" fn(ptr: u64) -> i32,
+    /// Copies `bytes` from host to device, ordered on `stream`; returns after the
+    /// host buffer has been read.
+    pub memcpy_htod:
+        unsafe extern "C" fn(dst: u64, src: *const c_void, bytes: usize, stream: u64) -> i32,
+    /// Copies `bytes` from device to host on `stream` and waits for it.
+    pub memcpy_dtoh:
+        unsafe extern "C" fn(dst: *mut c_void, src: u64, bytes: usize, stream: u64) -> i32,
+    /// Copies `bytes` between device buffers on `stream` (asynchronous).
+    pub memcpy_dtod: unsafe extern "C" fn(dst: u64, src: u64, bytes: usize, stream: u64) -> i32,
+    /// Sets `bytes` bytes to `value` on `stream` (asynchronous).
+    pub memset: unsafe extern "C" fn(dst: u64, value: u8, bytes: usize, stream: u64) -> i32,
+    /// SPEC 1 on device tensors, enqueued on `stream`.
+    pub selective_scan: unsafe extern "C" fn(desc: *const SelectiveScanDesc, stream: u64) -> i32,
+    /// SPEC 2 on device tensors.
+    pub ssd: unsafe extern "C" fn(desc: *const SsdDesc, stream: u64) -> i32,
+    /// SPEC 3 on device tensors.
+    pub causal_conv1d: unsafe extern "C" fn(desc: *const Conv1dDesc, stream: u64) -> i32,
+    /// SPEC 4 on device tensors.
+    pub selective_state_update:
+        unsafe extern "C" fn(desc: *const StateUpdateDesc, stream: u64) -> i32,
+    /// SPEC 5 on device tensors.
+    pub causal_conv1d_update: unsafe extern "C" fn(desc: *const ConvUpdateDesc, stream: u64) -> i32,
+    /// Creates a Mamba2Block: checks the config, uploads the weights once.
+    pub block_create: unsafe extern "C" fn(
+        config: *const BlockConfigC,
+        weights: *const BlockWeightsC,
+        out: *mut *mut c_void,
+    ) -> i32,
+    /// Destroys a block (waits for the device first).
+    pub block_destroy: unsafe extern "C" fn(block: *mut c_void) -> i32,
+    /// Runs a block's forward on device memory, enqueued on `stream`.
+    pub block_forward:
+        unsafe extern "C" fn(block: *mut c_void, desc: *const BlockForwardDesc, stream: u64) -> i32,
+    /// Creates a timing event.
+    pub event_create: unsafe extern "C" fn(out: *mut u64) -> i32,
+    /// Destroys an event.
+    pub event_destroy: unsafe extern "C" fn(event: u64) -> i32,
+    /// Records an event on `stream`.
+    pub event_record: unsafe extern "C" fn(event: u64, stream: u64) -> i32,
+    /// Waits for `end` and writes the milliseconds between `start` and `end`.
+    pub event_elapsed_ms: unsafe extern "C" fn(start: u64, end: u64, out: *mut f32) -> i32,
+}

@@ -1,0 +1,1271 @@
+//! The host side of the CUDA plugin: finds and loads `libmamba_cuda.so` at run time,
+//! checks its ABI, and wraps it as [`CudaBackend`], a [`Backend`] like any other.
+//! No host binary links `libcuda`: only the plugin does, so a machine without the
+//! driver gets a reason ([`Error::Unavailable`]) instead of a failed start.
+//!
+//! # Finding the plugin
+//!
+//! [`load`] (cached for the process) searches, in order:
+//! 1. `MAMBA_CUDA_PLUGIN`: a path to the library (when set, only this is tried);
+//! 2. beside the current executable;
+//! 3. the build's target folder, found from the executable's path: `<target>/cuda/`
+//!    (where `cargo xtask cuda build` puts it), then `<target>/release/`, then
+//!    `<target>/debug/`.
+//!
+//! A candidate that loads but was built without the `cuda` feature is skipped (its
+//! reason is kept); the error lists every candidate and why it failed, e.g.
+//! `libcuda.so.1: cannot open shared object file: No such file or directory`.
+//! Library handles are leaked: they stay loaded for the life of the process.
+//!
+//! # Three ways to use it
+//!
+//! - As a [`Backend`]: `Kernels<f32>`, `Kernels<bf16>` and `Kernels<f16>` on host
+//!   slices (upload, run, download). Backward ops return [`Error::Unsupported`].
+//! - Device-resident: [`DeviceBuffer`] (typed device memory), [`CudaStream`], and the
+//!   `*_device` launches that take [`abi`] descriptors of device tensors, enqueued on a
+//!   stream, with no host round trip.
+//! - A whole Mamba2Block (SPEC 6): [`CudaBackend::block`] uploads the weights once and
+//!   returns a [`CudaBlock`], whose [`CudaBlock::forward`] runs the five stages on the
+//!   GPU on device buffers (so a stack of blocks chains on one stream), or
+//!   [`CudaBlock::forward_host`] on host slices.
+//!
+//! ```no_run
+//! use mamba_core::abi::BlockConfigC;
+//! use mamba_core::plugin::{self, BlockWeights};
+//!
+//! let cuda = plugin::load()?;
+//! println!("{}", cuda.describe()); // "NVIDIA H200 (sm_90, 132 SMs), projections: cuBLASLt (...)"
+//! let cfg = BlockConfigC::new(192, 64);
+//! # let (in_proj, conv_w, conv_b, dt_bias, a_log, d, norm, out_proj) =
+//! #     (vec![0f32; 0], vec![0f32; 0], vec![0f32; 0], vec![0f32; 0], vec![0f32; 0], vec![0f32; 0], vec![0f32; 0], vec![0f32; 0]);
+//! let w = BlockWeights {
+//!     in_proj: &in_proj, conv_weight: &conv_w, conv_bias: Some(&conv_b), dt_bias: &dt_bias,
+//!     a_log: &a_log, d: &d, norm_weight: &norm, out_proj: &out_proj,
+//! };
+//! let block = cuda.block(&cfg, &w)?;
+//! let (b, l) = (2, 400);
+//! let stream = cuda.stream()?;
+//! let input = cuda.upload(&vec![0.5f32; b * l * 192], &stream)?;
+//! let mut out = cuda.alloc::<f32>(b * l * 192)?;
+//! let mut conv_state = cuda.zeros::<f32>(block.conv_state_len(b), &stream)?;
+//! let mut ssm_state = cuda.zeros::<f32>(block.ssm_state_len(b), &stream)?;
+//! block.forward(&input, b, l, &mut out, Some((&mut conv_state, &mut ssm_state)), true, &stream)?;
+//! let y = out.to_vec(&stream)?;
+//! # Ok::<(), mamba_core::Error>(())
+//! ```
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use half::{bf16, f16};
+
+use crate::abi::{
+    self, activation, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dDesc,
+    ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanDesc, SsdDesc, StateUpdateDesc,
+    TensorDesc,
+};
+use crate::backend::{Backend, Kernels};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::ops::conv1d::{
+    Activation, CausalConv1dArgs, CausalConv1dGrads, CausalConv1dUpdateArgs, ConvLayout,
+};
+use crate::ops::selective_scan::{SelectiveScanArgs, SelectiveScanGrads};
+use crate::ops::ssd::{SsdArgs, SsdGrads};
+use crate::ops::state_update::SelectiveStateUpdateArgs;
+use crate::tensor::{Tensor, TensorMut};
+
+const BACKEND: &str = "cuda";
+
+/// An element type that device buffers hold: `f32`, `bf16`, `f16` or `i32`.
+pub trait DeviceElement: Copy + Default + Send + Sync + 'static {
+    /// The ABI dtype code.
+    const CODE: u32;
+}
+impl DeviceElement for f32 {
+    const CODE: u32 = abi::dtype::F32;
+}
+impl DeviceElement for bf16 {
+    const CODE: u32 = abi::dtype::BF16;
+}
+impl DeviceElement for f16 {
+    const CODE: u32 = abi::dtype::F16;
+}
+impl DeviceElement for i32 {
+    const CODE: u32 = abi::dtype::I32;
+}
+
+/// The loaded plugin: the GPU behind the C ABI. Obtain it with [`load`].
+#[derive(Debug)]
+pub struct CudaBackend {
+    api: &'static PluginApi,
+    info: DeviceInfoC,
+    path: PathBuf,
+}
+
+/// The error of a failed call: the status and the plugin's message for this thread.
+fn call_error(api: &PluginApi, code: i32, op: &'static str) -> Error {
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: `buf` has 1024 writable bytes, as passed.
+    let n = unsafe { (api.last_error)(buf.as_mut_ptr(), buf.len()) };
+    let msg = String::from_utf8_lossy(&buf[..n.min(buf.len() - 1)]).into_owned();
+    match code {
+        status::UNSUPPORTED => Error::Unsupported {
+            backend: BACKEND,
+            op,
+            what: msg,
+        },
+        status::INVALID_ARGUMENT => Error::InvalidArgument {
+            op,
+            arg: "descriptor",
+            reason: msg,
+        },
+        status::NOT_BUILT | status::NO_DEVICE => Error::Unavailable {
+            backend: BACKEND,
+            reason: msg,
+        },
+        _ => Error::Backend {
+            backend: BACKEND,
+            message: format!("{op}: {} ({})", msg, status::name(code)),
+        },
+    }
+}
+
+fn ok(api: &PluginApi, code: i32, op: &'static str) -> Result<()> {
+    if code == status::OK {
+        Ok(())
+    } else {
+        Err(call_error(api, code, op))
+    }
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        reason: reason.into(),
+    }
+}
+
+/// The file name of the plugin on this platform (`libmamba_cuda.so` on Linux).
+pub fn library_name() -> String {
+    libloading::library_filename("mamba_cuda")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The places [`load`] tries, in order (without `MAMBA_CUDA_PLUGIN`).
+pub fn search_paths() -> Vec<PathBuf> {
+    let name = library_name();
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push = |p: PathBuf| {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            push(dir.join(&name));
+            // The target folder is an ancestor of the executable: target/<profile>/x,
+            // target/<profile>/deps/x, target/<profile>/examples/x, target/<triple>/...
+            for anc in dir.ancestors().take(4) {
+                for sub in ["cuda", "release", "debug"] {
+                    push(anc.join(sub).join(&name));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Loads the plugin at `path` and initialises device 0. Not cached; the library stays
+/// loaded for the life of the process.
+pub fn load_from(path: &Path) -> Result<CudaBackend> {
+    // SAFETY: loading runs the plugin's initialisers; the plugin is our own cdylib,
+    // whose static initialisers have no preconditions.
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| unavailable(e.to_string()))?;
+    let lib: &'static libloading::Library = std::boxed::Box::leak(std::boxed::Box::new(lib));
+    // SAFETY: the entry symbol has the signature of abi::EntryFn by the ABI contract.
+    let entry = unsafe { lib.get::<abi::EntryFn>(abi::ENTRY_SYMBOL) }
+        .map_err(|e| unavailable(format!("{}: not a mamba-cuda plugin ({e})", path.display())))?;
+    // SAFETY: the entry takes no arguments and returns a pointer to a static table.
+    let api_ptr = unsafe { entry() };
+    if api_ptr.is_null() {
+        return Err(unavailable("the plugin returned no function table"));
+    }
+    // The version and size come first in every version of the table, so reading them
+    // is safe before anything else.
+    // SAFETY: non-null pointer to the plugin's static table; this field is in every version.
+    let version = unsafe { (*api_ptr).abi_version };
+    // SAFETY: as above.
+    let size = unsafe { (*api_ptr).struct_size };
+    if version != abi::ABI_VERSION {
+        return Err(unavailable(format!(
+            "ABI version mismatch: plugin {} has version {version}, host expects {}",
+            path.display(),
+            abi::ABI_VERSION
+        )));
+    }
+    if size < core::mem::size_of::<PluginApi>() {
+        return Err(unavailable(format!(
+            "ABI table too small: plugin has {size} bytes, host needs {}",
+            core::mem::size_of::<PluginApi>()
+        )));
+    }
+    // SAFETY: version and size checked: the table has every field this host reads,
+    // and it is static in a library that is never unloaded.
+    let api: &'static PluginApi = unsafe { &*api_ptr };
+    // SAFETY: a plain C call of the table with a device ordinal.
+    let code = unsafe { (api.init)(0) };
+    if code != status::OK {
+        let err = call_error(api, code, "init");
+        return Err(match err {
+            Error::Unavailable { .. } => err,
+            other => unavailable(other.to_string()),
+        });
+    }
+    let mut info = DeviceInfoC::default();
+    // SAFETY: `info` is a writable DeviceInfoC.
+    ok(api, unsafe { (api.device_info)(&mut info) }, "device_info")?;
+    Ok(CudaBackend {
+        api,
+        info,
+        path: path.to_path_buf(),
+    })
+}
+
+fn search() -> Result<CudaBackend> {
+    if let Some(p) = std::env::var_os("MAMBA_CUDA_PLUGIN") {
+        let p = PathBuf::from(p);
+        return load_from(&p).map_err(|e| match e {
+            Error::Unavailable { reason, .. } => {
+                unavailable(format!("MAMBA_CUDA_PLUGIN={}: {reason}", p.display()))
+            }
+            other => other,
+        });
+    }
+    let mut tried = Vec::new();
+    for p in search_paths() {
+        if !p.is_file() {
+            continue;
+        }
+        match load_from(&p) {
+            Ok(b) => return Ok(b),
+            Err(Error::Unavailable { reason, .. }) => {
+                tried.push(format!("{}: {reason}", p.display()))
+            }
+            Err(other) => tried.push(format!("{}: {other}", p.display())),
+        }
+    }
+    if tried.is_empty() {
+        let searched: Vec<String> = search_paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(unavailable(format!(
+            "no plugin found (searched: MAMBA_CUDA_PLUGIN unset, {}); run `cargo xtask cuda build`",
+            searched.join(", ")
+        )));
+    }
+    Err(unavailable(tried.join("; ")))
+}
+
+static LOADED: OnceLock<core::result::Result<CudaBackend, Error>> = OnceLock::new();
+
+/// The CUDA backend, loaded once per process (see the module docs for the search).
+pub fn load() -> Result<&'static CudaBackend> {
+    match LOADED.get_or_init(search) {
+        Ok(b) => Ok(b),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl CudaBackend {
+    /// One line for the report: GPU name, compute capability, SMs, and how the
+    /// projections run.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (sm_{}{}, {} SMs, {:.0} GiB), projections: {}",
+            self.device_name(),
+            self.info.cc_major,
+            self.info.cc_minor,
+            self.info.sm_count,
+            self.info.total_memory as f64 / (1u64 << 30) as f64,
+            self.gemm_detail()
+        )
+    }
+    /// The GPU's name.
+    pub fn device_name(&self) -> String {
+        cstr(&self.info.name)
+    }
+    /// `true` when the block's projections run through cuBLASLt.
+    pub fn uses_cublaslt(&self) -> bool {
+        self.info.cublaslt != 0
+    }
+    /// Which GEMM the projections use, and the cuBLASLt library (or why none).
+    pub fn gemm_detail(&self) -> String {
+        cstr(&self.info.gemm_detail)
+    }
+    /// Everything the plugin reported about the device.
+    pub fn device_info(&self) -> &DeviceInfoC {
+        &self.info
+    }
+    /// The file the plugin was loaded from.
+    pub fn plugin_path(&self) -> &Path {
+        &self.path
+    }
+    /// The raw function table (for callers that speak the ABI themselves).
+    pub fn api(&self) -> &'static PluginApi {
+        self.api
+    }
+
+    // ------------------------------------------------------------ memory, streams
+
+    /// A new non-blocking stream.
+    pub fn stream(&self) -> Result<CudaStream> {
+        let mut s = 0u64;
+        // SAFETY: writes a handle into a local.
+        let code = unsafe { (self.api.stream_create)(&mut s) };
+        ok(self.api, code, "stream_create")?;
+        Ok(CudaStream {
+            raw: s,
+            api: Some(self.api),
+        })
+    }
+
+    /// Uninitialised device memory for `len` elements.
+    pub fn alloc<T: DeviceElement>(&self, len: usize) -> Result<DeviceBuffer<T>> {
+        let mut p = 0u64;
+        // SAFETY: writes a device pointer into a local.
+        let code = unsafe { (self.api.mem_alloc)(len.max(1) * core::mem::size_of::<T>(), &mut p) };
+        ok(self.api, code, "mem_alloc")?;
+        Ok(DeviceBuffer {
+            ptr: p,
+            len,
+            api: self.api,
+            _t: PhantomData,
+        })
+    }
+
+    /// Device memory holding a copy of `data`.
+    pub fn upload<T: DeviceElement>(
+        &self,
+        data: &[T],
+        stream: &CudaStream,
+    ) -> Result<DeviceBuffer<T>> {
+        let mut b = self.alloc::<T>(data.len())?;
+        b.copy_from_host(data, stream)?;
+        Ok(b)
+    }
+
+    /// Zeroed device memory for `len` elements.
+    pub fn zeros<T: DeviceElement>(
+        &self,
+        len: usize,
+        stream: &CudaStream,
+    ) -> Result<DeviceBuffer<T>> {
+        let b = self.alloc::<T>(len)?;
+        // SAFETY: fills the buffer just allocated, `len` elements long.
+        let code =
+            unsafe { (self.api.memset)(b.ptr, 0, len * core::mem::size_of::<T>(), stream.raw) };
+        ok(self.api, code, "memset")?;
+        Ok(b)
+    }
+
+    // ------------------------------------------------------------ device launches
+
+    /// SPEC 1 on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// Every non-null pointer of `desc` is device memory of this plugin holding the
+    /// tensor its descriptor states, alive until the stream has run the op.
+    pub unsafe fn selective_scan_device(
+        &self,
+        desc: &SelectiveScanDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        // SAFETY: the caller's contract covers the descriptor's pointers.
+        let code = unsafe { (self.api.selective_scan)(desc, stream.raw) };
+        ok(self.api, code, "selective_scan")
+    }
+    /// SPEC 2 on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn ssd_device(&self, desc: &SsdDesc, stream: &CudaStream) -> Result<()> {
+        // SAFETY: the caller's contract covers the descriptor's pointers.
+        ok(self.api, unsafe { (self.api.ssd)(desc, stream.raw) }, "ssd")
+    }
+    /// SPEC 3 on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn causal_conv1d_device(
+        &self,
+        desc: &Conv1dDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        // SAFETY: the caller's contract covers the descriptor's pointers.
+        let code = unsafe { (self.api.causal_conv1d)(desc, stream.raw) };
+        ok(self.api, code, "causal_conv1d")
+    }
+    /// SPEC 4 on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn selective_state_update_device(
+        &self,
+        desc: &StateUpdateDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        // SAFETY: the caller's contract covers the descriptor's pointers.
+        let code = unsafe { (self.api.selective_state_update)(desc, stream.raw) };
+        ok(self.api, code, "selective_state_update")
+    }
+    /// SPEC 5 on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn causal_conv1d_update_device(
+        &self,
+        desc: &ConvUpdateDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        // SAFETY: the caller's contract covers the descriptor's pointers.
+        let code = unsafe { (self.api.causal_conv1d_update)(desc, stream.raw) };
+        ok(self.api, code, "causal_conv1d_update")
+    }
+
+    // ------------------------------------------------------------ the block
+
+    /// A Mamba2Block on the GPU: checks the config and uploads the weights once
+    /// (converted to the config's storage type for the projections).
+    pub fn block(&self, cfg: &BlockConfigC, w: &BlockWeights<'_>) -> Result<CudaBlock> {
+        let c = BlockWeightsC {
+            in_proj: w.in_proj.as_ptr(),
+            in_proj_len: w.in_proj.len(),
+            conv_weight: w.conv_weight.as_ptr(),
+            conv_weight_len: w.conv_weight.len(),
+            conv_bias: w.conv_bias.map_or(core::ptr::null(), |b| b.as_ptr()),
+            conv_bias_len: w.conv_bias.map_or(0, |b| b.len()),
+            dt_bias: w.dt_bias.as_ptr(),
+            dt_bias_len: w.dt_bias.len(),
+            a_log: w.a_log.as_ptr(),
+            a_log_len: w.a_log.len(),
+            d: w.d.as_ptr(),
+            d_len: w.d.len(),
+            norm_weight: w.norm_weight.as_ptr(),
+            norm_weight_len: w.norm_weight.len(),
+            out_proj: w.out_proj.as_ptr(),
+            out_proj_len: w.out_proj.len(),
+        };
+        let mut handle: *mut c_void = core::ptr::null_mut();
+        // SAFETY: every pointer of `c` comes from a live slice with its length.
+        let code = unsafe { (self.api.block_create)(cfg, &c, &mut handle) };
+        ok(self.api, code, "Mamba2Block")?;
+        Ok(CudaBlock {
+            handle: BlockHandle(handle),
+            api: self.api,
+            cfg: *cfg,
+        })
+    }
+
+    // ------------------------------------------------------------ timing
+
+    /// Times `f` as a user calls it: `warmup` untimed calls, then `iters` calls, each
+    /// between two CUDA events recorded on `stream` (no graph capture); returns the
+    /// per-call times in microseconds, in call order.
+    pub fn time_calls(
+        &self,
+        stream: &CudaStream,
+        warmup: usize,
+        iters: usize,
+        mut f: impl FnMut() -> Result<()>,
+    ) -> Result<Vec<f64>> {
+        let api = self.api;
+        let (mut e0, mut e1) = (0u64, 0u64);
+        // SAFETY: creates two events into locals.
+        ok(api, unsafe { (api.event_create)(&mut e0) }, "event_create")?;
+        // SAFETY: as above.
+        ok(api, unsafe { (api.event_create)(&mut e1) }, "event_create")?;
+        let run = || -> Result<Vec<f64>> {
+            for _ in 0..warmup {
+                f()?;
+            }
+            // SAFETY: waits on a live stream.
+            let code = unsafe { (api.stream_synchronize)(stream.raw) };
+            ok(api, code, "stream_synchronize")?;
+            let mut out = Vec::with_capacity(iters);
+            for _ in 0..iters {
+                // SAFETY: records a live event on a live stream.
+                let code = unsafe { (api.event_record)(e0, stream.raw) };
+                ok(api, code, "event_record")?;
+                f()?;
+                // SAFETY: as above.
+                let code = unsafe { (api.event_record)(e1, stream.raw) };
+                ok(api, code, "event_record")?;
+                let mut ms = 0f32;
+                // SAFETY: reads two recorded events into a local.
+                let code = unsafe { (api.event_elapsed_ms)(e0, e1, &mut ms) };
+                ok(api, code, "event_elapsed_ms")?;
+                out.push(ms as f64 * 1000.0);
+            }
+            Ok(out)
+        };
+        let mut f2 = run;
+        let r = f2();
+        // SAFETY: destroys the two events made above, once.
+        unsafe {
+            (api.event_destroy)(e0);
+        }
+        // SAFETY: as above.
+        unsafe {
+            (api.event_destroy)(e1);
+        }
+        r
+    }
+}
+
+/// The median of a sample (0 for an empty one).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// A CUDA stream of the plugin (destroyed on drop), or the default stream.
+#[derive(Debug)]
+pub struct CudaStream {
+    raw: u64,
+    api: Option<&'static PluginApi>,
+}
+
+impl CudaStream {
+    /// The default (legacy) stream.
+    pub const DEFAULT: CudaStream = CudaStream { raw: 0, api: None };
+    /// The raw `CUstream` handle as the ABI passes it.
+    pub fn raw(&self) -> u64 {
+        self.raw
+    }
+    /// Waits for everything enqueued on this stream.
+    pub fn synchronize(&self, backend: &CudaBackend) -> Result<()> {
+        // SAFETY: waits on a live stream.
+        let code = unsafe { (backend.api.stream_synchronize)(self.raw) };
+        ok(backend.api, code, "stream_synchronize")
+    }
+}
+
+impl Drop for CudaStream {
+    fn drop(&mut self) {
+        if let Some(api) = self.api {
+            // SAFETY: our own stream, destroyed once.
+            unsafe {
+                (api.stream_destroy)(self.raw);
+            }
+        }
+    }
+}
+
+/// Typed device memory of the plugin, freed on drop.
+#[derive(Debug)]
+pub struct DeviceBuffer<T: DeviceElement> {
+    ptr: u64,
+    len: usize,
+    api: &'static PluginApi,
+    _t: PhantomData<T>,
+}
+
+impl<T: DeviceElement> DeviceBuffer<T> {
+    /// The device address.
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// `true` when it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// A dense descriptor of this buffer with the given shape (whose element count must
+    /// not exceed the buffer's).
+    pub fn desc(&self, dims: &[usize]) -> TensorDesc {
+        let n: usize = dims.iter().product();
+        assert!(
+            n <= self.len,
+            "shape {dims:?} needs {n} elements; the buffer has {}",
+            self.len
+        );
+        TensorDesc::dense(self.ptr, T::CODE, dims)
+    }
+    /// Copies `src` (exactly `len` elements) to the device, ordered on `stream`.
+    pub fn copy_from_host(&mut self, src: &[T], stream: &CudaStream) -> Result<()> {
+        if src.len() != self.len {
+            return Err(Error::invalid(
+                "copy_from_host",
+                "src",
+                format!("{} elements for a buffer of {}", src.len(), self.len),
+            ));
+        }
+        let bytes = core::mem::size_of_val(src);
+        // SAFETY: `src` is a live slice of `bytes` bytes; the buffer holds as many.
+        let code = unsafe {
+            (self.api.memcpy_htod)(self.ptr, src.as_ptr() as *const c_void, bytes, stream.raw)
+        };
+        ok(self.api, code, "memcpy_htod")
+    }
+    /// Copies the buffer into `dst` (exactly `len` elements) after the work on `stream`.
+    pub fn copy_to_host(&self, dst: &mut [T], stream: &CudaStream) -> Result<()> {
+        if dst.len() != self.len {
+            return Err(Error::invalid(
+                "copy_to_host",
+                "dst",
+                format!("{} elements for a buffer of {}", dst.len(), self.len),
+            ));
+        }
+        let bytes = core::mem::size_of_val(dst);
+        // SAFETY: `dst` is a live mutable slice of `bytes` bytes; the buffer holds as many.
+        let code = unsafe {
+            (self.api.memcpy_dtoh)(dst.as_mut_ptr() as *mut c_void, self.ptr, bytes, stream.raw)
+        };
+        ok(self.api, code, "memcpy_dtoh")
+    }
+    /// The buffer's contents.
+    pub fn to_vec(&self, stream: &CudaStream) -> Result<Vec<T>> {
+        let mut v = vec![T::default(); self.len];
+        self.copy_to_host(&mut v, stream)?;
+        Ok(v)
+    }
+}
+
+impl<T: DeviceElement> Drop for DeviceBuffer<T> {
+    fn drop(&mut self) {
+        // SAFETY: our own allocation, freed once. The legacy free waits for the device.
+        unsafe {
+            (self.api.mem_free)(self.ptr);
+        }
+    }
+}
+
+/// The weights of a Mamba2Block (SPEC 6), f32, in host memory, shaped as mamba-ssm
+/// stores them (`conv1d.weight` (conv_dim, 1, W) given flat as (conv_dim, W)).
+#[derive(Clone, Copy, Debug)]
+pub struct BlockWeights<'a> {
+    /// `in_proj.weight` (2 d_inner + 2 g N + h, d_model).
+    pub in_proj: &'a [f32],
+    /// `conv1d.weight` (conv_dim, W).
+    pub conv_weight: &'a [f32],
+    /// `conv1d.bias` (conv_dim).
+    pub conv_bias: Option<&'a [f32]>,
+    /// `dt_bias` (h).
+    pub dt_bias: &'a [f32],
+    /// `A_log` (h).
+    pub a_log: &'a [f32],
+    /// `D` (h).
+    pub d: &'a [f32],
+    /// `norm.weight` (d_inner).
+    pub norm_weight: &'a [f32],
+    /// `out_proj.weight` (d_model, d_inner).
+    pub out_proj: &'a [f32],
+}
+
+#[derive(Debug)]
+struct BlockHandle(*mut c_void);
+// SAFETY: the plugin's block object is immutable after creation and its forward may be
+// called from any thread (each call enqueues on the caller's stream).
+unsafe impl Send for BlockHandle {}
+// SAFETY: as above.
+unsafe impl Sync for BlockHandle {}
+
+/// A Mamba2Block whose weights live on the GPU (destroyed on drop).
+#[derive(Debug)]
+pub struct CudaBlock {
+    handle: BlockHandle,
+    api: &'static PluginApi,
+    cfg: BlockConfigC,
+}
+
+impl CudaBlock {
+    /// The configuration.
+    pub fn config(&self) -> &BlockConfigC {
+        &self.cfg
+    }
+    /// Elements of the conv state for `batch` rows: (b, conv_dim, W-1).
+    pub fn conv_state_len(&self, batch: usize) -> usize {
+        batch * self.cfg.conv_dim() * (self.cfg.d_conv as usize - 1)
+    }
+    /// Elements of the SSM state for `batch` rows: (b, h, p, N).
+    pub fn ssm_state_len(&self, batch: usize) -> usize {
+        batch * self.cfg.nheads() * self.cfg.headdim as usize * self.cfg.d_state as usize
+    }
+
+    /// The forward on raw device pointers, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// The pointers of `desc` are device memory of this plugin holding the tensors the
+    /// ABI documents for [`BlockForwardDesc`], alive until the stream has run it.
+    pub unsafe fn forward_raw(&self, desc: &BlockForwardDesc, stream: &CudaStream) -> Result<()> {
+        // SAFETY: the caller's contract covers the pointers.
+        let code = unsafe { (self.api.block_forward)(self.handle.0, desc, stream.raw) };
+        ok(self.api, code, "Mamba2Block")
+    }
+
+    /// The forward on device buffers, enqueued on `stream` (nothing waits): `input` and
+    /// `out` are (b, L, d_model) in the block's storage type; `states` (conv (b,
+    /// conv_dim, W-1), ssm (b, h, p, N), f32) are read when `continue_from_state` and
+    /// overwritten with the state after the last step.
+    pub fn forward<T: DeviceElement>(
+        &self,
+        input: &DeviceBuffer<T>,
+        batch: usize,
+        seqlen: usize,
+        out: &mut DeviceBuffer<T>,
+        states: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+        continue_from_state: bool,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block";
+        if T::CODE != self.cfg.dtype {
+            return Err(Error::invalid(
+                OP,
+                "input",
+                format!(
+                    "is {}, the block stores {}",
+                    abi::dtype::name(T::CODE),
+                    abi::dtype::name(self.cfg.dtype)
+                ),
+            ));
+        }
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if input.len() != n || out.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "input/out",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
+                    self.cfg.d_model,
+                    input.len(),
+                    out.len()
+                ),
+            ));
+        }
+        let (conv_state, ssm_state) = match states {
+            Some((c, s)) => {
+                if c.len() != self.conv_state_len(batch) || s.len() != self.ssm_state_len(batch) {
+                    return Err(Error::invalid(
+                        OP,
+                        "states",
+                        format!(
+                            "conv state needs {} elements and ssm state {}, got {} and {}",
+                            self.conv_state_len(batch),
+                            self.ssm_state_len(batch),
+                            c.len(),
+                            s.len()
+                        ),
+                    ));
+                }
+                (c.ptr, s.ptr)
+            }
+            None => (0, 0),
+        };
+        let desc = BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: input.ptr,
+            out: out.ptr,
+            conv_state,
+            ssm_state,
+            has_state: continue_from_state as u32,
+            reserved: 0,
+        };
+        // SAFETY: every pointer is a live buffer of this plugin with the length checked above.
+        unsafe { self.forward_raw(&desc, stream) }
+    }
+
+    /// The forward on host slices, continuing from `conv_state`/`ssm_state` (zeros for a
+    /// fresh start) and leaving the new state there. `input`/`out` are (b, L, d_model) f32;
+    /// for a bf16/f16 block they are rounded to the storage type on the way.
+    pub fn forward_host(
+        &self,
+        backend: &CudaBackend,
+        input: &[f32],
+        batch: usize,
+        seqlen: usize,
+        conv_state: &mut [f32],
+        ssm_state: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let stream = backend.stream()?;
+        let mut cs = backend.upload(conv_state, &stream)?;
+        let mut ss = backend.upload(ssm_state, &stream)?;
+        match self.cfg.dtype {
+            abi::dtype::BF16 => {
+                let inp: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
+                let di = backend.upload(&inp, &stream)?;
+                let mut dout = backend.alloc::<bf16>(out.len())?;
+                self.forward(
+                    &di,
+                    batch,
+                    seqlen,
+                    &mut dout,
+                    Some((&mut cs, &mut ss)),
+                    true,
+                    &stream,
+                )?;
+                for (o, v) in out.iter_mut().zip(dout.to_vec(&stream)?) {
+                    *o = v.to_f32();
+                }
+            }
+            abi::dtype::F16 => {
+                let inp: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
+                let di = backend.upload(&inp, &stream)?;
+                let mut dout = backend.alloc::<f16>(out.len())?;
+                self.forward(
+                    &di,
+                    batch,
+                    seqlen,
+                    &mut dout,
+                    Some((&mut cs, &mut ss)),
+                    true,
+                    &stream,
+                )?;
+                for (o, v) in out.iter_mut().zip(dout.to_vec(&stream)?) {
+                    *o = v.to_f32();
+                }
+            }
+            _ => {
+                let di = backend.upload(input, &stream)?;
+                let mut dout = backend.alloc::<f32>(out.len())?;
+                self.forward(
+                    &di,
+                    batch,
+                    seqlen,
+                    &mut dout,
+                    Some((&mut cs, &mut ss)),
+                    true,
+                    &stream,
+                )?;
+                dout.copy_to_host(out, &stream)?;
+            }
+        }
+        cs.copy_to_host(conv_state, &stream)?;
+        ss.copy_to_host(ssm_state, &stream)
+    }
+}
+
+impl Drop for CudaBlock {
+    fn drop(&mut self) {
+        // SAFETY: our own block, destroyed once.
+        unsafe {
+            (self.api.block_destroy)(self.handle.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Kernels on host slices
+
+/// Device copies of one call's host tensors, freed together.
+struct Staging<'b> {
+    be: &'b CudaBackend,
+    stream: CudaStream,
+    keep: Vec<DeviceBuffer<u8>>,
+}
+
+impl<'b> Staging<'b> {
+    fn new(be: &'b CudaBackend) -> Result<Self> {
+        Ok(Staging {
+            be,
+            stream: be.stream()?,
+            keep: Vec::new(),
+        })
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> Result<u64> {
+        let b = self.be.upload(bytes, &self.stream)?;
+        let p = b.ptr;
+        self.keep.push(b);
+        Ok(p)
+    }
+
+    fn tensor<E: Element>(&mut self, t: &Tensor<'_, E>) -> Result<TensorDesc> {
+        let code = abi::dtype_code(E::DTYPE);
+        let bytes = as_bytes(t.data);
+        let p = self.bytes(bytes)?;
+        Ok(TensorDesc::dense(p, code, t.dims()))
+    }
+
+    fn opt<E: Element>(&mut self, t: &Option<Tensor<'_, E>>) -> Result<TensorDesc> {
+        match t {
+            Some(t) => self.tensor(t),
+            None => Ok(TensorDesc::NONE),
+        }
+    }
+
+    fn i32s(&mut self, t: &Option<Tensor<'_, i32>>) -> Result<TensorDesc> {
+        match t {
+            Some(t) => {
+                let b = self.be.upload(t.data, &self.stream)?;
+                let d = TensorDesc::dense(b.ptr, abi::dtype::I32, t.dims());
+                // Keep it alive with the rest (as bytes: only the pointer matters).
+                let raw = DeviceBuffer::<u8> {
+                    ptr: b.ptr,
+                    len: b.len * 4,
+                    api: b.api,
+                    _t: PhantomData,
+                };
+                core::mem::forget(b);
+                self.keep.push(raw);
+                Ok(d)
+            }
+            None => Ok(TensorDesc::NONE),
+        }
+    }
+
+    fn output(&mut self, len: usize, code: u32, dims: &[usize]) -> Result<TensorDesc> {
+        let b = self.be.alloc::<u8>(len * abi::dtype::size(code))?;
+        let d = TensorDesc::dense(b.ptr, code, dims);
+        self.keep.push(b);
+        Ok(d)
+    }
+
+    fn download<E: Element>(&self, d: &TensorDesc, dst: &mut [E]) -> Result<()> {
+        let bytes = core::mem::size_of_val(dst);
+        // SAFETY: `dst` is a live mutable slice of `bytes` bytes; `d` is our allocation of as many.
+        let code = unsafe {
+            (self.be.api.memcpy_dtoh)(
+                dst.as_mut_ptr() as *mut c_void,
+                d.ptr,
+                bytes,
+                self.stream.raw,
+            )
+        };
+        ok(self.be.api, code, "memcpy_dtoh")
+    }
+}
+
+impl DeviceElement for u8 {
+    const CODE: u32 = abi::dtype::NONE;
+}
+
+fn as_bytes<E: Element>(v: &[E]) -> &[u8] {
+    // SAFETY: the Element types (f32, f64, f16, bf16) are plain old data without
+    // padding; any initialised value is a valid byte sequence.
+    unsafe { core::slice::from_raw_parts(v.as_ptr() as *const u8, core::mem::size_of_val(v)) }
+}
+
+fn check_dtype<T: Element>(op: &'static str) -> Result<u32> {
+    let code = abi::dtype_code(T::DTYPE);
+    if code == abi::dtype::NONE {
+        return Err(Error::unsupported(
+            BACKEND,
+            op,
+            format!("storage type {}", T::DTYPE),
+        ));
+    }
+    Ok(code)
+}
+
+fn no_backward(op: &'static str) -> Error {
+    Error::unsupported(
+        BACKEND,
+        op,
+        "gradients (backward ops are not implemented on the GPU yet)",
+    )
+}
+
+impl<T: Element> Kernels<T, f32> for CudaBackend {
+    fn selective_scan(
+        &self,
+        args: &SelectiveScanArgs<'_, T, f32>,
+        out: &mut [T],
+        last_state: Option<&mut [f32]>,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan";
+        let dims = args.validate_forward(out.len(), last_state.as_deref().map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let mut s = Staging::new(self)?;
+        let desc = SelectiveScanDesc {
+            u: s.tensor(&args.u)?,
+            delta: s.tensor(&args.delta)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            delta_bias: s.opt(&args.delta_bias)?,
+            initial_state: s.opt(&args.initial_state)?,
+            out: s.output(out.len(), code, &dims.io_shape())?,
+            last_state: match &last_state {
+                Some(ls) => s.output(ls.len(), abi::dtype::F32, &dims.state_shape())?,
+                None => TensorDesc::NONE,
+            },
+            delta_softplus: args.delta_softplus as u32,
+            reserved: 0,
+        };
+        // SAFETY: every descriptor points to a staging buffer that lives until `s` drops,
+        // after the downloads below have waited for the stream.
+        unsafe { self.selective_scan_device(&desc, &s.stream) }?;
+        s.download(&desc.out, out)?;
+        if let Some(ls) = last_state {
+            s.download(&desc.last_state, ls)?;
+        }
+        Ok(())
+    }
+
+    fn selective_scan_backward(
+        &self,
+        _args: &SelectiveScanArgs<'_, T, f32>,
+        _dout: &[T],
+        _dlast_state: Option<&[f32]>,
+    ) -> Result<SelectiveScanGrads<T, f32>> {
+        Err(no_backward("selective_scan_backward"))
+    }
+
+    fn ssd(
+        &self,
+        args: &SsdArgs<'_, T, f32>,
+        out: &mut [T],
+        final_states: Option<&mut [f32]>,
+    ) -> Result<()> {
+        const OP: &str = "ssd";
+        let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let mut s = Staging::new(self)?;
+        let limit = args.dt_limit;
+        let desc = SsdDesc {
+            x: s.tensor(&args.x)?,
+            dt: s.tensor(&args.dt)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            dt_bias: s.opt(&args.dt_bias)?,
+            initial_states: s.opt(&args.initial_states)?,
+            seq_idx: s.i32s(&args.seq_idx)?,
+            out: s.output(out.len(), code, &dims.io_shape())?,
+            final_states: match &final_states {
+                Some(fs) => s.output(fs.len(), abi::dtype::F32, &dims.state_shape())?,
+                None => TensorDesc::NONE,
+            },
+            dt_softplus: args.dt_softplus as u32,
+            has_dt_limit: limit.is_some() as u32,
+            dt_lo: limit.map_or(0.0, |l| l.0),
+            dt_hi: limit.map_or(f32::INFINITY, |l| l.1),
+            chunk_size: args.chunk_size as u32,
+            reserved: 0,
+        };
+        // SAFETY: as in selective_scan: staging buffers outlive the call and the downloads.
+        unsafe { self.ssd_device(&desc, &s.stream) }?;
+        s.download(&desc.out, out)?;
+        if let Some(fs) = final_states {
+            s.download(&desc.final_states, fs)?;
+        }
+        Ok(())
+    }
+
+    fn ssd_backward(
+        &self,
+        _args: &SsdArgs<'_, T, f32>,
+        _dout: &[T],
+        _dfinal_states: Option<&[f32]>,
+    ) -> Result<SsdGrads<T, f32>> {
+        Err(no_backward("ssd_backward"))
+    }
+
+    fn causal_conv1d(
+        &self,
+        args: &CausalConv1dArgs<'_, T, f32>,
+        out: &mut [T],
+        final_states: Option<&mut [f32]>,
+    ) -> Result<()> {
+        const OP: &str = "causal_conv1d";
+        let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let mut s = Staging::new(self)?;
+        let want_final = final_states.is_some() && dims.width > 1;
+        let desc = Conv1dDesc {
+            x: s.tensor(&args.x)?,
+            weight: s.tensor(&args.weight)?,
+            bias: s.opt(&args.bias)?,
+            initial_states: if dims.width > 1 {
+                s.opt(&args.initial_states)?
+            } else {
+                TensorDesc::NONE
+            },
+            out: s.output(out.len(), code, args.x.dims())?,
+            final_states: if want_final {
+                s.output(
+                    dims.batch * dims.channels * (dims.width - 1),
+                    abi::dtype::F32,
+                    &dims.state_shape(),
+                )?
+            } else {
+                TensorDesc::NONE
+            },
+            activation: match args.activation {
+                Activation::None => activation::NONE,
+                Activation::Silu => activation::SILU,
+            },
+            channel_last: (args.layout == ConvLayout::ChannelLast) as u32,
+        };
+        // SAFETY: as in selective_scan: staging buffers outlive the call and the downloads.
+        unsafe { self.causal_conv1d_device(&desc, &s.stream) }?;
+        s.download(&desc.out, out)?;
+        if let (Some(fs), true) = (final_states, want_final) {
+            s.download(&desc.final_states, fs)?;
+        }
+        Ok(())
+    }
+
+    fn causal_conv1d_backward(
+        &self,
+        _args: &CausalConv1dArgs<'_, T, f32>,
+        _dout: &[T],
+        _dfinal_states: Option<&[f32]>,
+    ) -> Result<CausalConv1dGrads<T, f32>> {
+        Err(no_backward("causal_conv1d_backward"))
+    }
+
+    fn selective_state_update(
+        &self,
+        args: &SelectiveStateUpdateArgs<'_, T, f32>,
+        state: &mut [f32],
+        out: &mut [T],
+    ) -> Result<()> {
+        const OP: &str = "selective_state_update";
+        let dims = args.validate(state.len(), out.len())?;
+        let code = check_dtype::<T>(OP)?;
+        let mut s = Staging::new(self)?;
+        let mut sdims: Vec<usize> = args.x.dims().to_vec();
+        sdims.push(dims.dstate);
+        let state_d = {
+            let p = s.bytes(as_bytes(state))?;
+            TensorDesc::dense(p, abi::dtype::F32, &sdims)
+        };
+        let limit = args.dt_limit;
+        let desc = StateUpdateDesc {
+            state: state_d,
+            x: s.tensor(&args.x)?,
+            dt: s.tensor(&args.dt)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            dt_bias: s.opt(&args.dt_bias)?,
+            out: s.output(out.len(), code, args.x.dims())?,
+            dt_softplus: args.dt_softplus as u32,
+            has_dt_limit: limit.is_some() as u32,
+            dt_lo: limit.map_or(0.0, |l| l.0),
+            dt_hi: limit.map_or(f32::INFINITY, |l| l.1),
+        };
+        // SAFETY: as in selective_scan: staging buffers outlive the call and the downloads.
+        unsafe { self.selective_state_update_device(&desc, &s.stream) }?;
+        s.download(&desc.out, out)?;
+        s.download(&desc.state, state)
+    }
+
+    fn causal_conv1d_update(
+        &self,
+        args: &CausalConv1dUpdateArgs<'_, T, f32>,
+        conv_state: TensorMut<'_, f32>,
+        out: &mut [T],
+    ) -> Result<()> {
+        const OP: &str = "causal_conv1d_update";
+        args.validate(&conv_state, out.len())?;
+        let code = check_dtype::<T>(OP)?;
+        let mut s = Staging::new(self)?;
+        let state_d = {
+            let p = s.bytes(as_bytes(conv_state.data))?;
+            TensorDesc::dense(p, abi::dtype::F32, conv_state.shape.dims())
+        };
+        let desc = ConvUpdateDesc {
+            conv_state: state_d,
+            x: s.tensor(&args.x)?,
+            weight: s.tensor(&args.weight)?,
+            bias: s.opt(&args.bias)?,
+            out: s.output(out.len(), code, args.x.dims())?,
+            activation: match args.activation {
+                Activation::None => activation::NONE,
+                Activation::Silu => activation::SILU,
+            },
+            reserved: 0,
+        };
+        // SAFETY: as in selective_scan: staging buffers outlive the call and the downloads.
+        unsafe { self.causal_conv1d_update_device(&desc, &s.stream) }?;
+        s.download(&desc.out, out)?;
+        s.download(&desc.conv_state, conv_state.data)
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+    fn detail(&self) -> String {
+        self.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_paths_end_in_the_library_name() {
+        let name = library_name();
+        let paths = search_paths();
+        assert!(!paths.is_empty());
+        assert!(paths
+            .iter()
+            .all(|p| p.file_name().unwrap().to_string_lossy() == name));
+        // The target folder's cuda/ comes before its release/ and debug/.
+        let pos = |sub: &str| {
+            paths
+                .iter()
+                .position(|p| p.parent().unwrap().ends_with(sub))
+        };
+        if let (Some(c), Some(r)) = (pos("cuda"), pos("release")) {
+            assert!(c < r);
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_unavailable_with_the_loader_text() {
+        let err = load_from(Path::new("/nonexistent/libmamba_cuda.so")).unwrap_err();
+        match err {
+            Error::Unavailable { backend, reason } => {
+                assert_eq!(backend, "cuda");
+                assert!(reason.contains("nonexistent"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_samples() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+}

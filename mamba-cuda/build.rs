@@ -1,0 +1,98 @@
+//! Compiles `kernels/*.cu` to fatbins (sm_90 machine code plus compute_90 PTX) with the
+//! pinned nvcc, only when the `cuda` feature is on. Without the feature nothing runs.
+//!
+//! nvcc is found in this order: `MAMBA_NVCC` (a path), the toolchain that
+//! `cargo xtask cuda build` installs (`<target>/cuda-toolchain`, with `<target>` from
+//! `CARGO_TARGET_DIR` or found above `OUT_DIR`), then `nvcc` on `PATH`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KERNELS: &[&str] = &["scan1", "ssd", "misc"];
+const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=MAMBA_NVCC");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    if env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    // The driver stub or the real libcuda: keep libcuda.so.1 NEEDED even though the
+    // stub defines no symbols (the plugin's calls resolve against the real driver).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--no-as-needed");
+    println!("cargo:rustc-cdylib-link-arg=-lcuda");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--as-needed");
+    println!("cargo:rerun-if-changed=kernels");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let nvcc = find_nvcc(&out_dir).unwrap_or_else(|| {
+        panic!(
+            "mamba-cuda: the `cuda` feature needs nvcc 13.0; none found (MAMBA_NVCC, \
+             <target>/cuda-toolchain, PATH). Run `cargo xtask cuda build`, which installs it."
+        )
+    });
+    println!(
+        "cargo:warning=mamba-cuda: compiling kernels with {}",
+        nvcc.display()
+    );
+    let kernel_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("kernels");
+    let mut children = Vec::new();
+    for name in KERNELS {
+        let src = kernel_dir.join(format!("{name}.cu"));
+        println!("cargo:rerun-if-changed={}", src.display());
+        let fatbin = out_dir.join(format!("{name}.fatbin"));
+        let log = out_dir.join(format!("{name}.ptxas.log"));
+        let child = Command::new(&nvcc)
+            .args(["-std=c++17", "-O3", "-lineinfo", "-Xptxas", "-v"])
+            .args(["-gencode", "arch=compute_90,code=sm_90"])
+            .args(["-gencode", "arch=compute_90,code=compute_90"])
+            .arg("-fatbin")
+            .arg("-o")
+            .arg(&fatbin)
+            .arg(&src)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("mamba-cuda: cannot run {}: {e}", nvcc.display()));
+        children.push((name, child, log));
+    }
+    for (name, mut child, log) in children {
+        let status = child.wait().expect("nvcc");
+        if !status.success() {
+            let err = std::fs::read_to_string(log.with_extension("err")).unwrap_or_default();
+            panic!("mamba-cuda: nvcc failed on kernels/{name}.cu:\n{err}");
+        }
+    }
+}
+
+fn find_nvcc(out_dir: &Path) -> Option<PathBuf> {
+    if let Some(p) = env::var_os("MAMBA_NVCC") {
+        return Some(PathBuf::from(p));
+    }
+    let mut targets = Vec::new();
+    if let Some(t) = env::var_os("CARGO_TARGET_DIR") {
+        targets.push(PathBuf::from(t));
+    }
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out (or one level deeper with
+    // a target triple): every ancestor is a candidate.
+    targets.extend(out_dir.ancestors().skip(1).map(Path::to_path_buf));
+    if let Ok(manifest) = env::var("CARGO_MANIFEST_DIR") {
+        targets.push(Path::new(&manifest).join("..").join("target"));
+    }
+    for t in targets {
+        let lib = t.join("cuda-toolchain").join("lib");
+        if let Ok(entries) = std::fs::read_dir(&lib) {
+            for e in entries.flatten() {
+                let nvcc = e.path().join("site-packages").join(NVCC_IN_VENV);
+                if nvcc.is_file() {
+                    return Some(nvcc);
+                }
+            }
+        }
+    }
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|d| d.join("nvcc"))
+        .find(|p| p.is_file())
+}

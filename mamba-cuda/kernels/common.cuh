@@ -1,0 +1,162 @@
+// Shared helpers of the Mamba kernels: element loads/stores in f32 arithmetic, the
+// SPEC's scalar functions, and the parameter blocks (mirrored field by field by the
+// `#[repr(C)]` structs of src/gpu/params.rs: keep the two in the same order).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+typedef __nv_bfloat16 bf16_t;
+typedef __half f16_t;
+
+template <typename T> __device__ __forceinline__ float ldf(const T* p);
+template <> __device__ __forceinline__ float ldf<float>(const float* p) { return *p; }
+template <> __device__ __forceinline__ float ldf<bf16_t>(const bf16_t* p) { return __bfloat162float(*p); }
+template <> __device__ __forceinline__ float ldf<f16_t>(const f16_t* p) { return __half2float(*p); }
+
+template <typename T> __device__ __forceinline__ T cvt(float v);
+template <> __device__ __forceinline__ float cvt<float>(float v) { return v; }
+template <> __device__ __forceinline__ bf16_t cvt<bf16_t>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ f16_t cvt<f16_t>(float v) { return __float2half_rn(v); }
+
+// softplus(v) = ln(1 + e^v), exactly v above 20 (SPEC shared definitions).
+__device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
+__device__ __forceinline__ float silu_f(float v) { return v / (1.f + expf(-v)); }
+
+// The step of ops 1, 2 and 4: raw + bias, softplus if asked, clamp if asked.
+__device__ __forceinline__ float step_size(float raw, int softplus, int has_limit, float lo, float hi) {
+    float s = softplus ? softplus_f(raw) : raw;
+    if (has_limit) {
+        s = s < lo ? lo : s;
+        s = s > hi ? hi : s;
+    }
+    return s;
+}
+
+#define LOG2E_F 1.4426950408889634f
+
+// ---- Parameter blocks (pointers first, then 64-bit strides, then 32-bit scalars) ----
+
+struct Scan1Params {
+    const void* u;
+    const void* delta;
+    const float* A;
+    const void* B;
+    const void* C;
+    const float* D;
+    const void* z;
+    const float* delta_bias;
+    const float* h0;
+    void* out;
+    float* hlast;
+    int batch, dim, seqlen, dstate;
+    int b_groups, c_groups;  // 0: time-invariant (d, N)
+    int softplus;
+    int seg;             // channels of a segment (B and C groups constant inside)
+    int cb;              // channels per block
+    int G;               // threads per channel
+    int blocks_per_seg;
+    int async_copy;  // rows are 4-byte aligned: stage tiles with cp.async
+};
+
+struct SsdParams {
+    const void* x;
+    const void* dt;
+    const float* A;
+    const void* B;
+    const void* C;
+    const float* D;
+    const void* z;
+    const float* dt_bias;
+    const float* init;
+    const int* seq_idx;
+    void* out;
+    float* final_states;
+    float* chunk_states;  // (b, h, K, p, N)
+    float* chunk_decay;   // (b, h, K)
+    long long x_sb, x_st;
+    long long dt_sb, dt_st;
+    long long B_sb, B_st;
+    long long C_sb, C_st;
+    long long z_sb, z_st;
+    long long out_sb, out_st;
+    int batch, seqlen, nheads, headdim, ngroups, dstate;
+    int d_per_channel, softplus, has_limit;
+    float lo, hi;
+    int nchunks, chunk_len;
+    int mode;  // 0: full, 1: chunk-local states only
+    int qb;    // rows of p per block
+    int G;     // threads along N
+    int async_copy;  // rows are 4-byte aligned: stage tiles with cp.async
+    int pad0;
+};
+
+struct ConvParams {
+    const void* x;
+    const float* w;
+    const float* bias;
+    const float* init;
+    void* out;
+    float* final_states;
+    long long x_sb, x_sc, x_st;
+    long long o_sb, o_sc, o_st;
+    int batch, channels, seqlen, width;
+    int silu, channel_last;
+};
+
+struct StateUpdateParams {
+    float* state;
+    const void* x;
+    const void* dt;
+    const float* A;
+    const void* B;
+    const void* C;
+    const float* D;
+    const void* z;
+    const float* dt_bias;
+    void* out;
+    int batch, nheads, headdim, ngroups, dstate;
+    int softplus, has_limit;
+    float lo, hi;
+    int pad0;
+};
+
+struct ConvUpdateParams {
+    float* state;
+    const void* x;
+    const float* w;
+    const float* bias;
+    void* out;
+    int batch, channels, steps, width, state_len, silu;
+};
+
+struct GemmParams {
+    const void* a;  // (M, K), row stride lda
+    const void* w;  // (N, K), dense
+    void* c;        // (M, N), row stride ldc
+    long long lda, ldc;
+    int M, N, K, pad0;
+};
+
+struct NormParams {
+    const void* y;  // (M, d_inner), dense
+    const void* z;  // (M, d_inner), row stride z_ld
+    const float* weight;
+    void* out;      // (M, d_inner), dense
+    long long z_ld;
+    int M, d_inner, group, norm_before_gate;
+    float eps;
+    int pad0;
+};
+
+struct NegExpParams {
+    const float* src;
+    float* dst;
+    int n, pad0;
+};
+
+struct CastParams {
+    const float* src;
+    void* dst;
+    long long n;
+};

@@ -1,0 +1,213 @@
+// SPEC 3-5 and the pieces of the Mamba2Block: causal depthwise conv1d (any width,
+// either layout, with states), the two decode steps, a fallback GEMM, and the gated
+// RMS norm.
+#include "common.cuh"
+
+// SPEC 3. One thread per output element, threads running along the dense dimension
+// (time for channel-first, channels for channel-last) so loads and stores coalesce;
+// the tail of the grid writes the final states (the last W-1 columns of [init, x]).
+template <typename T>
+__device__ void conv1d_fwd(const ConvParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    T* out = static_cast<T*>(p.out);
+    const long long C = p.channels, L = p.seqlen, W = p.width;
+    const long long n_out = (long long)p.batch * C * L;
+    const long long n_fin = p.final_states ? (long long)p.batch * C * (W - 1) : 0;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n_out + n_fin;
+         idx += (long long)gridDim.x * blockDim.x) {
+        if (idx < n_out) {
+            long long i, ch, t;
+            if (p.channel_last) {
+                ch = idx % C; t = (idx / C) % L; i = idx / (C * L);
+            } else {
+                t = idx % L; ch = (idx / L) % C; i = idx / (C * L);
+            }
+            const T* xr = x + i * p.x_sb + ch * p.x_sc;
+            const float* init = p.init ? p.init + (i * C + ch) * (W - 1) : nullptr;
+            float acc = p.bias ? p.bias[ch] : 0.f;
+            for (long long kk = 0; kk < W; ++kk) {
+                const long long pos = t + kk - (W - 1);
+                const float v = pos >= 0 ? ldf(xr + pos * p.x_st) : (init ? init[W - 1 + pos] : 0.f);
+                acc = fmaf(p.w[ch * W + kk], v, acc);
+            }
+            if (p.silu) acc = silu_f(acc);
+            out[i * p.o_sb + ch * p.o_sc + t * p.o_st] = cvt<T>(acc);
+        } else {
+            const long long j = idx - n_out;
+            const long long kk = j % (W - 1), ch = (j / (W - 1)) % C, i = j / ((W - 1) * C);
+            const long long pos = L + kk - (W - 1);
+            float v;
+            if (pos >= 0) v = ldf(x + i * p.x_sb + ch * p.x_sc + pos * p.x_st);
+            else v = p.init ? p.init[(i * C + ch) * (W - 1) + W - 1 + pos] : 0.f;
+            p.final_states[j] = v;
+        }
+    }
+}
+
+// SPEC 4. One warp per state row (batch, head, p); lanes run along N.
+template <typename T>
+__device__ void state_update(const StateUpdateParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    const T* dt = static_cast<const T*>(p.dt);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const int lane = threadIdx.x % 32;
+    const long long rows = (long long)p.batch * p.nheads * p.headdim;
+    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (row >= rows) return;
+    const int hp = p.nheads * p.headdim;
+    const long long i = row / hp;
+    const int r = (int)(row % hp);
+    const int j = r / p.headdim;
+    const int k = j / (p.nheads / p.ngroups);
+    const float raw = ldf(dt + row) + (p.dt_bias ? p.dt_bias[r] : 0.f);
+    const float s = step_size(raw, p.softplus, p.has_limit, p.lo, p.hi);
+    const float xv = ldf(x + row);
+    const T* b = Bp + (i * p.ngroups + k) * p.dstate;
+    const T* c = Cp + (i * p.ngroups + k) * p.dstate;
+    float* st = p.state + row * p.dstate;
+    const float* a = p.A + (long long)r * p.dstate;
+    float y = 0.f;
+    for (int n = lane; n < p.dstate; n += 32) {
+        const float v = expf(s * a[n]) * st[n] + s * ldf(b + n) * xv;
+        st[n] = v;
+        y = fmaf(v, ldf(c + n), y);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    if (lane == 0) {
+        if (p.D) y += p.D[r] * xv;
+        if (zp) y *= silu_f(ldf(zp + row));
+        out[row] = cvt<T>(y);
+    }
+}
+
+// SPEC 5. One thread per (batch, channel): outputs first (they read the old state),
+// then the state shifts left by Ln in place, in ascending order (each read is ahead
+// of every write).
+template <typename T>
+__device__ void conv_update(const ConvUpdateParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    T* out = static_cast<T*>(p.out);
+    const long long rows = (long long)p.batch * p.channels;
+    for (long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x; row < rows;
+         row += (long long)gridDim.x * blockDim.x) {
+        const int ch = (int)(row % p.channels);
+        const int S = p.state_len, Ln = p.steps, W = p.width;
+        float* st = p.state + row * S;
+        const T* xr = x + row * Ln;
+        const float* w = p.w + (long long)ch * W;
+        for (int t = 0; t < Ln; ++t) {
+            float acc = p.bias ? p.bias[ch] : 0.f;
+            const int first = S + t + 1 - W;
+            for (int kk = 0; kk < W; ++kk) {
+                const int pos = first + kk;
+                const float v = pos < S ? st[pos] : ldf(xr + pos - S);
+                acc = fmaf(w[kk], v, acc);
+            }
+            if (p.silu) acc = silu_f(acc);
+            out[row * Ln + t] = cvt<T>(acc);
+        }
+        for (int kk = 0; kk < S; ++kk) {
+            const int pos = Ln + kk;
+            st[kk] = pos < S ? st[pos] : ldf(xr + pos - S);
+        }
+    }
+}
+
+// C (M, N) = A (M, K) . W (N, K)^T with f32 accumulation: 64x64 tiles, 256 threads,
+// 4x4 outputs each. The fallback when cuBLASLt is not there.
+template <typename T>
+__device__ void gemm_nt(const GemmParams& p) {
+    __shared__ float As[16][64 + 4];
+    __shared__ float Ws[16][64 + 4];
+    const T* A = static_cast<const T*>(p.a);
+    const T* Wt = static_cast<const T*>(p.w);
+    T* Cm = static_cast<T*>(p.c);
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int row0 = blockIdx.y * 64, col0 = blockIdx.x * 64;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < p.K; k0 += 16) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int idx = tid + r * 256;
+            const int rr = idx / 16, kk = idx % 16;
+            const int gr = row0 + rr, gc = col0 + rr, gk = k0 + kk;
+            As[kk][rr] = (gr < p.M && gk < p.K) ? ldf(A + (long long)gr * p.lda + gk) : 0.f;
+            Ws[kk][rr] = (gc < p.N && gk < p.K) ? ldf(Wt + (long long)gc * p.K + gk) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 16; ++kk) {
+            float a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; ++r) { a[r] = As[kk][ty * 4 + r]; b[r] = Ws[kk][tx * 4 + r]; }
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int s = 0; s < 4; ++s) acc[r][s] = fmaf(a[r], b[s], acc[r][s]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const int gr = row0 + ty * 4 + r, gc = col0 + tx * 4 + s;
+            if (gr < p.M && gc < p.N) Cm[(long long)gr * p.ldc + gc] = cvt<T>(acc[r][s]);
+        }
+}
+
+// SPEC 6 step 5: gated RMS norm per (token, group). One block per pair.
+template <typename T>
+__device__ void gated_rmsnorm(const NormParams& p) {
+    __shared__ float red[32];
+    const T* y = static_cast<const T*>(p.y);
+    const T* z = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const long long m = blockIdx.x;
+    const int gi = blockIdx.y;
+    const int gs = p.group;
+    const T* yr = y + m * p.d_inner + (long long)gi * gs;
+    const T* zr = z + m * p.z_ld + (long long)gi * gs;
+    float ss = 0.f;
+    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+        float v = ldf(yr + e);
+        if (!p.norm_before_gate) v *= silu_f(ldf(zr + e));
+        ss = fmaf(v, v, ss);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) red[0] = v;
+    }
+    __syncthreads();
+    const float rstd = 1.f / sqrtf(red[0] / gs + p.eps);
+    T* orow = out + m * p.d_inner + (long long)gi * gs;
+    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+        const float zv = ldf(zr + e);
+        float v = ldf(yr + e);
+        if (!p.norm_before_gate) v *= silu_f(zv);
+        float o = v * rstd * p.weight[gi * gs + e];
+        if (p.norm_before_gate) o *= silu_f(zv);
+        orow[e] = cvt<T>(o);
+    }
+}
+
+#define MISC_INST(T, NAME)                                                                                            \
+    extern "C" __global__ void conv1d_fwd_##NAME(const __grid_constant__ ConvParams p) { conv1d_fwd<T>(p); }          \
+    extern "C" __global__ void state_update_##NAME(const __grid_constant__ StateUpdateParams p) { state_update<T>(p); } \
+    extern "C" __global__ void conv_update_##NAME(const __grid_constant__ ConvUpdateParams p) { conv_update<T>(p); }  \
+    extern "C" __global__ void __launch_bounds__(256) gemm_nt_##NAME(const __grid_constant__ GemmParams p) { gemm_nt<T>(p); } \
+    extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }
+
+MISC_INST(float, f32)
+MISC_INST(bf16_t, bf16)
+MISC_INST(f16_t, f16)

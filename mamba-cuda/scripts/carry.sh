@@ -1,0 +1,23 @@
+#!/bin/bash
+# Builds (here, where Rust is) what device_run.sh runs on the GPU machine, and copies it
+# into .device-carry/ (git-ignored), to be passed to the device tool's `carry`.
+set -eu
+cd "$(dirname "$0")/../.."
+T=${CARGO_TARGET_DIR:-$PWD/target}
+export CARGO_TARGET_DIR=$T
+# The toolchain and the libcuda stub come from `cargo xtask cuda build` (run it once);
+# MAMBA_NVCC / CUDA_LIBRARY_PATH, when set, name them directly.
+if [ -z "${MAMBA_NVCC:-}" ] || [ -z "${CUDA_LIBRARY_PATH:-}" ]; then
+  [ -f "$T/cuda-stub/lib64/libcuda.so" ] || cargo run --quiet --release -p xtask -- cuda build
+  export MAMBA_NVCC=${MAMBA_NVCC:-$(cargo run --quiet --release -p xtask -- cuda nvcc)}
+  export CUDA_LIBRARY_PATH=${CUDA_LIBRARY_PATH:-$T/cuda-stub}
+fi
+cargo build --release -p mamba-cuda --features cuda --lib --tests --examples
+mkdir -p .device-carry
+cp "$T/release/libmamba_cuda.so" .device-carry/
+newest() { ls -t $T/release/deps/$1-* | grep -v '\.d$' | head -1; }
+cp "$(newest gpu)" .device-carry/gpu
+cp "$(newest linkage)" .device-carry/linkage
+cp "$T/release/examples/mamba-cuda-bench" .device-carry/
+cp mamba-cuda/scripts/device_run.sh .device-carry/
+ls -la .device-carry

@@ -1,0 +1,431 @@
+//! SPEC 6: the Mamba2Block on the device. Weights are uploaded once at creation; a
+//! forward is five launches on one stream (in_proj GEMM, conv1d+silu on the
+//! channel-last xBC slice, SSD, gated RMS norm, out_proj GEMM) with stream-ordered
+//! scratch, so blocks chain with no host round trip.
+
+use std::ffi::c_void;
+
+use mamba_core::abi::{dtype, BlockConfigC, BlockForwardDesc, BlockWeightsC};
+
+use super::params::{ConvParams, NormParams, SsdParams};
+use super::{gpu, mem_alloc, mem_free, memcpy_htod, stream_synchronize, Gpu};
+use crate::{PErr, PResult};
+
+pub(crate) struct Block {
+    cfg: BlockConfigC,
+    act: u32,
+    in_proj: u64,
+    out_proj: u64,
+    conv_w: u64,
+    conv_b: u64,
+    dt_bias: u64,
+    a: u64,
+    d: u64,
+    norm_w: u64,
+}
+
+fn upload_bytes(bytes: &[u8]) -> PResult<u64> {
+    let p = mem_alloc(bytes.len())?;
+    // SAFETY: `bytes` is a live host slice of the stated length.
+    let r = unsafe { memcpy_htod(p, bytes.as_ptr() as *const c_void, bytes.len(), 0) };
+    r.and_then(|_| stream_synchronize(0)).inspect_err(|_| {
+        let _ = mem_free(p);
+    })?;
+    Ok(p)
+}
+
+fn upload_f32(v: &[f32]) -> PResult<u64> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    upload_bytes(&bytes)
+}
+
+fn upload_act(v: &[f32], act: u32) -> PResult<u64> {
+    match act {
+        dtype::F32 => upload_f32(v),
+        dtype::BF16 => {
+            let bytes: Vec<u8> = v
+                .iter()
+                .flat_map(|x| mamba_core::bf16::from_f32(*x).to_le_bytes())
+                .collect();
+            upload_bytes(&bytes)
+        }
+        _ => {
+            let bytes: Vec<u8> = v
+                .iter()
+                .flat_map(|x| mamba_core::f16::from_f32(*x).to_le_bytes())
+                .collect();
+            upload_bytes(&bytes)
+        }
+    }
+}
+
+/// # Safety
+/// `p` is null (then `len` must be 0 for an optional weight) or holds `len` floats.
+unsafe fn host<'a>(
+    p: *const f32,
+    len: usize,
+    name: &str,
+    expected: usize,
+    optional: bool,
+) -> PResult<Option<&'a [f32]>> {
+    if p.is_null() {
+        if optional {
+            return Ok(None);
+        }
+        return Err(PErr::invalid(format!(
+            "Mamba2Block: weight `{name}` is missing"
+        )));
+    }
+    if len != expected {
+        return Err(PErr::invalid(format!(
+            "Mamba2Block: weight `{name}` has {len} elements, expected {expected}"
+        )));
+    }
+    // SAFETY: the caller guarantees `p` holds `len` floats.
+    Ok(Some(unsafe { std::slice::from_raw_parts(p, len) }))
+}
+
+pub(crate) fn check_config(c: &BlockConfigC) -> PResult<()> {
+    let bad = |why: String| Err(PErr::invalid(format!("Mamba2Block config: {why}")));
+    if c.d_model == 0
+        || c.d_state == 0
+        || c.d_conv == 0
+        || c.expand == 0
+        || c.headdim == 0
+        || c.ngroups == 0
+    {
+        return bad(format!("every size must be positive: {c:?}"));
+    }
+    if c.d_inner() % c.headdim as usize != 0 {
+        return bad(format!(
+            "d_inner = {} is not divisible by headdim = {}",
+            c.d_inner(),
+            c.headdim
+        ));
+    }
+    if c.nheads() % c.ngroups as usize != 0 {
+        return bad(format!(
+            "heads = {} not divisible by ngroups = {}",
+            c.nheads(),
+            c.ngroups
+        ));
+    }
+    if !matches!(c.dtype, dtype::F32 | dtype::BF16 | dtype::F16) {
+        return bad(format!(
+            "dtype must be f32, bf16 or f16, got {}",
+            dtype::name(c.dtype)
+        ));
+    }
+    if c.has_dt_limit != 0 && (c.dt_lo.is_nan() || c.dt_hi.is_nan() || c.dt_lo > c.dt_hi) {
+        return bad(format!(
+            "dt_limit ({}, {}) is not an interval",
+            c.dt_lo, c.dt_hi
+        ));
+    }
+    Ok(())
+}
+
+/// # Safety
+/// The pointers of `w` hold the lengths it states.
+pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PResult<*mut c_void> {
+    gpu()?;
+    check_config(cfg)?;
+    let (dm, di, h, cd, wd) = (
+        cfg.d_model as usize,
+        cfg.d_inner(),
+        cfg.nheads(),
+        cfg.conv_dim(),
+        cfg.d_conv as usize,
+    );
+    // SAFETY: the caller guarantees each pointer of `w` holds its stated length.
+    let in_proj = unsafe {
+        host(
+            w.in_proj,
+            w.in_proj_len,
+            "in_proj.weight",
+            cfg.d_in_proj() * dm,
+            false,
+        )
+    }?;
+    // SAFETY: as above.
+    let conv_w = unsafe {
+        host(
+            w.conv_weight,
+            w.conv_weight_len,
+            "conv1d.weight",
+            cd * wd,
+            false,
+        )
+    }?;
+    // SAFETY: as above.
+    let conv_b = unsafe { host(w.conv_bias, w.conv_bias_len, "conv1d.bias", cd, true) }?;
+    // SAFETY: as above.
+    let dt_bias = unsafe { host(w.dt_bias, w.dt_bias_len, "dt_bias", h, false) }?;
+    // SAFETY: as above.
+    let a_log = unsafe { host(w.a_log, w.a_log_len, "A_log", h, false) }?;
+    // SAFETY: as above.
+    let d = unsafe { host(w.d, w.d_len, "D", h, false) }?;
+    // SAFETY: as above.
+    let norm = unsafe { host(w.norm_weight, w.norm_weight_len, "norm.weight", di, false) }?;
+    // SAFETY: as above.
+    let out_proj = unsafe {
+        host(
+            w.out_proj,
+            w.out_proj_len,
+            "out_proj.weight",
+            dm * di,
+            false,
+        )
+    }?;
+    fn unwrap(o: Option<&[f32]>) -> &[f32] {
+        o.unwrap_or(&[])
+    }
+    let a: Vec<f32> = unwrap(a_log).iter().map(|v| -v.exp()).collect();
+    let mut block = Block {
+        cfg: *cfg,
+        act: cfg.dtype,
+        in_proj: 0,
+        out_proj: 0,
+        conv_w: 0,
+        conv_b: 0,
+        dt_bias: 0,
+        a: 0,
+        d: 0,
+        norm_w: 0,
+    };
+    let r = (|| -> PResult<()> {
+        block.in_proj = upload_act(unwrap(in_proj), cfg.dtype)?;
+        block.out_proj = upload_act(unwrap(out_proj), cfg.dtype)?;
+        block.conv_w = upload_f32(unwrap(conv_w))?;
+        if let Some(b) = conv_b {
+            block.conv_b = upload_f32(b)?;
+        }
+        block.dt_bias = upload_f32(unwrap(dt_bias))?;
+        block.a = upload_f32(&a)?;
+        block.d = upload_f32(unwrap(d))?;
+        block.norm_w = upload_f32(unwrap(norm))?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        block.free();
+        return Err(e);
+    }
+    Ok(Box::into_raw(Box::new(block)) as *mut c_void)
+}
+
+impl Block {
+    fn free(&self) {
+        for p in [
+            self.in_proj,
+            self.out_proj,
+            self.conv_w,
+            self.conv_b,
+            self.dt_bias,
+            self.a,
+            self.d,
+            self.norm_w,
+        ] {
+            let _ = mem_free(p);
+        }
+    }
+
+    fn forward(&self, g: &Gpu, f: &BlockForwardDesc, stream: u64) -> PResult<()> {
+        let c = &self.cfg;
+        if f.batch == 0 || f.seqlen == 0 {
+            return Err(PErr::invalid(
+                "Mamba2Block forward: batch and seqlen must be positive",
+            ));
+        }
+        if f.input == 0 || f.out == 0 {
+            return Err(PErr::invalid(
+                "Mamba2Block forward: `input` and `out` are required",
+            ));
+        }
+        let (b, l) = (f.batch as usize, f.seqlen as usize);
+        let m = b * l;
+        let (dm, di, h, p, n, ng, cd, wd) = (
+            c.d_model as usize,
+            c.d_inner(),
+            c.nheads(),
+            c.headdim as usize,
+            c.d_state as usize,
+            c.ngroups as usize,
+            c.conv_dim(),
+            c.d_conv as usize,
+        );
+        let dip = c.d_in_proj();
+        let es = mamba_core::abi::dtype::size(self.act);
+        let zx_bytes = m * dip * es;
+        let xbc_bytes = m * cd * es;
+        let y_bytes = m * di * es;
+        let cs_bytes = if f.has_state != 0 && f.conv_state != 0 && wd > 1 {
+            b * cd * (wd - 1) * 4
+        } else {
+            0
+        };
+        let align = |v: usize| v.div_ceil(256) * 256;
+        let total = align(zx_bytes) + align(xbc_bytes) + align(y_bytes) + align(cs_bytes);
+        let scratch = g.alloc_async(total, stream)?;
+        let zx = scratch;
+        let xbc = zx + align(zx_bytes) as u64;
+        let y = xbc + align(xbc_bytes) as u64;
+        let cs = y + align(y_bytes) as u64;
+        let run = || -> PResult<()> {
+            // 1. zxbcdt = u . in_proj^T
+            g.gemm.run(
+                g,
+                self.act,
+                m,
+                dip,
+                dm,
+                f.input,
+                dm,
+                self.in_proj,
+                zx,
+                dip,
+                stream,
+            )?;
+            // 2. xBC = silu(conv1d(xBC)) over time, channel-last, from the state.
+            let init = if cs_bytes > 0 {
+                super::memcpy_dtod(cs, f.conv_state, cs_bytes, stream)?;
+                cs
+            } else {
+                0
+            };
+            let conv = ConvParams {
+                x: zx + (di * es) as u64,
+                w: self.conv_w,
+                bias: self.conv_b,
+                init,
+                out: xbc,
+                final_states: f.conv_state,
+                x_sb: (l * dip) as i64,
+                x_sc: 1,
+                x_st: dip as i64,
+                o_sb: (l * cd) as i64,
+                o_sc: 1,
+                o_st: cd as i64,
+                batch: b as i32,
+                channels: cd as i32,
+                seqlen: l as i32,
+                width: wd as i32,
+                silu: 1,
+                channel_last: 1,
+            };
+            super::ops::conv_launch(g, conv, self.act, stream)?;
+            // 3-4. y = ssd(x, dt, A, B, C, D, dt_bias, softplus, dt_limit)
+            let ssd = SsdParams {
+                x: xbc,
+                dt: zx + ((dip - h) * es) as u64,
+                a: self.a,
+                b: xbc + (di * es) as u64,
+                c: xbc + ((di + ng * n) * es) as u64,
+                d: self.d,
+                z: 0,
+                dt_bias: self.dt_bias,
+                init: if f.has_state != 0 { f.ssm_state } else { 0 },
+                seq_idx: 0,
+                out: y,
+                final_states: f.ssm_state,
+                x_sb: (l * cd) as i64,
+                x_st: cd as i64,
+                dt_sb: (l * dip) as i64,
+                dt_st: dip as i64,
+                b_sb: (l * cd) as i64,
+                b_st: cd as i64,
+                c_sb: (l * cd) as i64,
+                c_st: cd as i64,
+                z_sb: 0,
+                z_st: 0,
+                out_sb: (l * di) as i64,
+                out_st: di as i64,
+                batch: b as i32,
+                seqlen: l as i32,
+                nheads: h as i32,
+                headdim: p as i32,
+                ngroups: ng as i32,
+                dstate: n as i32,
+                d_per_channel: 0,
+                softplus: 1,
+                has_limit: (c.has_dt_limit != 0) as i32,
+                lo: c.dt_lo,
+                hi: c.dt_hi,
+                ..SsdParams::default()
+            };
+            super::ops::ssd_launch(g, ssd, self.act, stream)?;
+            // 5. gated RMS norm per group, into the (now free) xBC buffer.
+            let norm = NormParams {
+                y,
+                z: zx,
+                weight: self.norm_w,
+                out: xbc,
+                z_ld: dip as i64,
+                m: m as i32,
+                d_inner: di as i32,
+                group: (di / ng) as i32,
+                norm_before_gate: (c.norm_before_gate != 0) as i32,
+                eps: c.rmsnorm_eps,
+                pad0: 0,
+            };
+            let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
+            let fnorm = g.func(&format!("gated_rmsnorm_{sfx}"))?;
+            if m > 65535 * 65535 || ng > 65535 {
+                return Err(PErr::unsupported(
+                    "Mamba2Block: too many tokens for one launch",
+                ));
+            }
+            let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
+            let (gx, gy) = (m as u32, ng as u32);
+            g.launch(fnorm, (gx, gy, 1), threads, 0, stream, &norm)?;
+            // 6. out = normed . out_proj^T
+            g.gemm.run(
+                g,
+                self.act,
+                m,
+                dm,
+                di,
+                xbc,
+                di,
+                self.out_proj,
+                f.out,
+                dm,
+                stream,
+            )
+        };
+        let r = run();
+        let fr = g.free_async(scratch, stream);
+        r.and(fr)
+    }
+}
+
+/// # Safety
+/// `block` came from [`block_create`] and is destroyed once.
+pub(crate) unsafe fn block_destroy(block: *mut c_void) -> PResult<()> {
+    if block.is_null() {
+        return Ok(());
+    }
+    let g = gpu()?;
+    // SAFETY: the caller passes a pointer from Box::into_raw in block_create, once.
+    let b = unsafe { Box::from_raw(block as *mut Block) };
+    // SAFETY: waits for all work of the context (the weights may still be in use).
+    super::check(unsafe { cust::sys::cuCtxSynchronize() }, "cuCtxSynchronize")?;
+    let _ = g;
+    b.free();
+    Ok(())
+}
+
+/// # Safety
+/// `block` came from [`block_create`] and is alive.
+pub(crate) unsafe fn block_forward(
+    block: *mut c_void,
+    desc: &BlockForwardDesc,
+    stream: u64,
+) -> PResult<()> {
+    let g = gpu()?;
+    if block.is_null() {
+        return Err(PErr::invalid("Mamba2Block forward: null block"));
+    }
+    // SAFETY: the caller passes a live block from block_create.
+    let b = unsafe { &*(block as *const Block) };
+    b.forward(g, desc, stream)
+}

@@ -1,0 +1,470 @@
+//! The plugin with CUDA: the driver context, the kernel modules, memory, streams and
+//! events (through `cust` and its raw driver bindings), and the operations.
+
+mod block;
+mod gemm;
+mod ops;
+pub(crate) mod params;
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+use cust::context::Context;
+use cust::device::{Device, DeviceAttribute};
+use cust::module::Module;
+use cust::sys as cu;
+use mamba_core::abi::{status, DeviceInfoC};
+
+use crate::{PErr, PResult};
+
+pub(crate) use block::{block_create, block_destroy, block_forward};
+pub(crate) use ops::{
+    causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update, ssd,
+};
+
+const FATBINS: &[(&str, &[u8])] = &[
+    (
+        "scan1",
+        include_bytes!(concat!(env!("OUT_DIR"), "/scan1.fatbin")),
+    ),
+    (
+        "ssd",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd.fatbin")),
+    ),
+    (
+        "misc",
+        include_bytes!(concat!(env!("OUT_DIR"), "/misc.fatbin")),
+    ),
+];
+
+/// A kernel handle. Driver handles may be used from any thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Func(cu::CUfunction);
+// SAFETY: CUfunction handles are thread-safe driver objects; the module that owns
+// them lives for the whole process (the Gpu is never dropped).
+unsafe impl Send for Func {}
+// SAFETY: as above.
+unsafe impl Sync for Func {}
+
+pub(crate) struct Gpu {
+    ctx: Context,
+    modules: Vec<Module>,
+    funcs: Mutex<HashMap<String, Func>>,
+    pub(crate) sm_count: i32,
+    max_smem_optin: i32,
+    pub(crate) gemm: gemm::Gemm,
+    info: DeviceInfoC,
+}
+
+static GPU: OnceLock<Result<Gpu, PErr>> = OnceLock::new();
+
+/// Turns a driver result into a status and a message that names the call.
+pub(crate) fn check(r: cu::CUresult, what: &str) -> PResult<()> {
+    if r == cu::CUresult::CUDA_SUCCESS {
+        return Ok(());
+    }
+    let mut name: *const std::os::raw::c_char = std::ptr::null();
+    let mut text: *const std::os::raw::c_char = std::ptr::null();
+    // SAFETY: only writes a pointer to a static string (or leaves it null).
+    unsafe { cu::cuGetErrorName(r, &mut name) };
+    // SAFETY: as above.
+    unsafe { cu::cuGetErrorString(r, &mut text) };
+    let to_str = |p: *const std::os::raw::c_char| {
+        if p.is_null() {
+            String::from("?")
+        } else {
+            // SAFETY: the driver returns NUL-terminated static strings.
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    let code = match r {
+        cu::CUresult::CUDA_ERROR_OUT_OF_MEMORY => status::OUT_OF_MEMORY,
+        cu::CUresult::CUDA_ERROR_NO_DEVICE | cu::CUresult::CUDA_ERROR_INVALID_DEVICE => {
+            status::NO_DEVICE
+        }
+        _ => status::CUDA_ERROR,
+    };
+    Err(PErr::new(
+        code,
+        format!("{what}: {} ({})", to_str(name), to_str(text)),
+    ))
+}
+
+fn cust_err(e: cust::error::CudaError, what: &str) -> PErr {
+    let code = match e {
+        cust::error::CudaError::OutOfMemory => status::OUT_OF_MEMORY,
+        cust::error::CudaError::NoDevice | cust::error::CudaError::InvalidDevice => {
+            status::NO_DEVICE
+        }
+        _ => status::CUDA_ERROR,
+    };
+    PErr::new(code, format!("{what}: {e}"))
+}
+
+fn create(ordinal: i32) -> PResult<Gpu> {
+    cust::init(cust::CudaFlags::empty()).map_err(|e| cust_err(e, "cuInit"))?;
+    let n = Device::num_devices().map_err(|e| cust_err(e, "cuDeviceGetCount"))?;
+    if n == 0 {
+        return Err(PErr::new(status::NO_DEVICE, "no CUDA device"));
+    }
+    if ordinal < 0 || ordinal as u32 >= n {
+        return Err(PErr::new(
+            status::NO_DEVICE,
+            format!("no CUDA device {ordinal} ({n} present)"),
+        ));
+    }
+    let device = Device::get_device(ordinal as u32).map_err(|e| cust_err(e, "cuDeviceGet"))?;
+    let ctx = Context::new(device).map_err(|e| cust_err(e, "cuDevicePrimaryCtxRetain"))?;
+    let attr = |a: DeviceAttribute| device.get_attribute(a).unwrap_or(0);
+    let cc_major = attr(DeviceAttribute::ComputeCapabilityMajor);
+    let cc_minor = attr(DeviceAttribute::ComputeCapabilityMinor);
+    if cc_major < 9 {
+        return Err(PErr::new(
+            status::NO_DEVICE,
+            format!("the kernels are built for sm_90 (Hopper); device {ordinal} is sm_{cc_major}{cc_minor}"),
+        ));
+    }
+    let mut modules = Vec::new();
+    for (name, bin) in FATBINS {
+        let m = Module::from_fatbin(bin, &[])
+            .map_err(|e| cust_err(e, &format!("loading kernels/{name}.cu")))?;
+        modules.push(m);
+    }
+    let mut info = DeviceInfoC {
+        cc_major,
+        cc_minor,
+        sm_count: attr(DeviceAttribute::MultiprocessorCount),
+        total_memory: device.total_memory().unwrap_or(0) as u64,
+        driver_version: cust::CudaApiVersion::get()
+            .map(|v| v.major() * 1000 + v.minor() * 10)
+            .unwrap_or(0),
+        ..DeviceInfoC::default()
+    };
+    let name = device.name().unwrap_or_else(|_| "unknown GPU".into());
+    let nb = name.as_bytes();
+    let len = nb.len().min(info.name.len() - 1);
+    info.name[..len].copy_from_slice(&nb[..len]);
+    let gemm = gemm::Gemm::load();
+    info.cublaslt = gemm.has_cublaslt() as u32;
+    let detail = gemm.detail();
+    let db = detail.as_bytes();
+    let len = db.len().min(info.gemm_detail.len() - 1);
+    info.gemm_detail[..len].copy_from_slice(&db[..len]);
+    // A block may take more than 48 KiB of shared memory only once each kernel's limit is
+    // raised to this.
+    let mut optin = 0i32;
+    // SAFETY: plain attribute query into a local.
+    let r = unsafe {
+        cu::cuDeviceGetAttribute(
+            &mut optin,
+            cu::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            device.as_raw(),
+        )
+    };
+    check(r, "cuDeviceGetAttribute")?;
+    // Scratch comes from the stream-ordered pool; keep what it has reserved across
+    // synchronisations (the default threshold of 0 returns it at every sync, and each
+    // call would map fresh memory: ~150 us).
+    let mut pool: cu::CUmemoryPool = std::ptr::null_mut();
+    // SAFETY: writes the device's default pool handle into a local.
+    let r = unsafe { cu::cuDeviceGetDefaultMemPool(&mut pool, device.as_raw()) };
+    check(r, "cuDeviceGetDefaultMemPool")?;
+    let threshold: u64 = u64::MAX;
+    // SAFETY: sets a u64 attribute of a live pool from a local.
+    let r = unsafe {
+        cu::cuMemPoolSetAttribute(
+            pool,
+            cu::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &threshold as *const u64 as *mut c_void,
+        )
+    };
+    check(r, "cuMemPoolSetAttribute")?;
+    Ok(Gpu {
+        ctx,
+        modules,
+        funcs: Mutex::new(HashMap::new()),
+        sm_count: info.sm_count.max(1),
+        max_smem_optin: optin,
+        gemm,
+        info,
+    })
+}
+
+pub(crate) fn init(ordinal: i32) -> PResult<()> {
+    match GPU.get_or_init(|| create(ordinal)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The initialised device, made current on this thread.
+pub(crate) fn gpu() -> PResult<&'static Gpu> {
+    match GPU.get() {
+        Some(Ok(g)) => {
+            // SAFETY: the primary context stays retained for the life of the process.
+            let r = unsafe { cu::cuCtxSetCurrent(g.ctx.as_raw()) };
+            check(r, "cuCtxSetCurrent")?;
+            Ok(g)
+        }
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(PErr::new(
+            status::NOT_INITIALIZED,
+            "the CUDA plugin is not initialised (call init first)",
+        )),
+    }
+}
+
+impl Gpu {
+    /// The kernel `name`, looked up once.
+    pub(crate) fn func(&self, name: &str) -> PResult<Func> {
+        let mut funcs = self.funcs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = funcs.get(name) {
+            return Ok(*f);
+        }
+        // The module by the kernel's prefix (one lookup, so no failed driver calls).
+        let module = if name.starts_with("scan1_") {
+            0
+        } else if name.starts_with("ssd_") {
+            1
+        } else {
+            2
+        };
+        if let Some(m) = self.modules.get(module) {
+            if let Ok(f) = m.get_function(name) {
+                let raw = f.to_raw();
+                // The dynamic limit is what the static shared memory leaves of the opt-in maximum.
+                let mut static_smem = 0i32;
+                // SAFETY: `raw` is a live function of a module kept for the process.
+                let r = unsafe {
+                    cu::cuFuncGetAttribute(
+                        &mut static_smem,
+                        cu::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
+                        raw,
+                    )
+                };
+                check(r, "cuFuncGetAttribute")?;
+                // SAFETY: as above.
+                let r = unsafe {
+                    cu::cuFuncSetAttribute(
+                        raw,
+                        cu::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        self.max_smem_optin - static_smem,
+                    )
+                };
+                check(r, "cuFuncSetAttribute")?;
+                funcs.insert(name.to_string(), Func(raw));
+                return Ok(Func(raw));
+            }
+        }
+        Err(PErr::new(
+            status::CUDA_ERROR,
+            format!("kernel `{name}` not found in the plugin's modules"),
+        ))
+    }
+
+    /// The largest dynamic shared memory a block may use.
+    pub(crate) fn max_smem(&self) -> usize {
+        self.max_smem_optin.max(48 * 1024) as usize
+    }
+
+    /// Launches `f` with one parameter block passed by value, and checks the launch.
+    pub(crate) fn launch<P: Copy>(
+        &self,
+        f: Func,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: usize,
+        stream: u64,
+        params: &P,
+    ) -> PResult<()> {
+        if smem > self.max_smem() {
+            return Err(PErr::unsupported(format!(
+                "the kernel needs {smem} bytes of shared memory; the device allows {}",
+                self.max_smem()
+            )));
+        }
+        let mut args = [params as *const P as *mut c_void];
+        // SAFETY: `f` is a live kernel whose one parameter is a struct laid out as `P`
+        // (params.rs mirrors common.cuh); `args` holds one pointer to it, valid for the
+        // call (the driver copies parameters at launch).
+        let r = unsafe {
+            cu::cuLaunchKernel(
+                f.0,
+                grid.0,
+                grid.1,
+                grid.2,
+                block,
+                1,
+                1,
+                smem as u32,
+                stream as cu::CUstream,
+                args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        check(r, "cuLaunchKernel")
+    }
+
+    /// Stream-ordered scratch memory (freed with [`Gpu::free_async`] on the same stream).
+    pub(crate) fn alloc_async(&self, bytes: usize, stream: u64) -> PResult<u64> {
+        let mut p: cu::CUdeviceptr = 0;
+        // SAFETY: writes one device pointer into a local.
+        let r = unsafe { cu::cuMemAllocAsync(&mut p, bytes.max(256), stream as cu::CUstream) };
+        check(r, "cuMemAllocAsync")?;
+        Ok(p)
+    }
+
+    pub(crate) fn free_async(&self, p: u64, stream: u64) -> PResult<()> {
+        // SAFETY: `p` came from alloc_async and every use of it is ordered before this
+        // on `stream`.
+        check(
+            unsafe { cu::cuMemFreeAsync(p, stream as cu::CUstream) },
+            "cuMemFreeAsync",
+        )
+    }
+}
+
+pub(crate) fn device_info() -> PResult<DeviceInfoC> {
+    Ok(gpu()?.info)
+}
+
+pub(crate) fn stream_create() -> PResult<u64> {
+    gpu()?;
+    let mut s: cu::CUstream = std::ptr::null_mut();
+    // SAFETY: creates a stream into a local.
+    let r = unsafe {
+        cu::cuStreamCreate(&mut s, 1 /* CU_STREAM_NON_BLOCKING */)
+    };
+    check(r, "cuStreamCreate")?;
+    Ok(s as u64)
+}
+
+pub(crate) fn stream_destroy(stream: u64) -> PResult<()> {
+    gpu()?;
+    if stream == 0 {
+        return Err(PErr::invalid("the default stream cannot be destroyed"));
+    }
+    // SAFETY: the caller passes a stream from stream_create, destroyed once.
+    let r = unsafe { cu::cuStreamDestroy_v2(stream as cu::CUstream) };
+    check(r, "cuStreamDestroy")
+}
+
+pub(crate) fn stream_synchronize(stream: u64) -> PResult<()> {
+    gpu()?;
+    // SAFETY: waits on a stream handle (0 is the default stream).
+    let r = unsafe { cu::cuStreamSynchronize(stream as cu::CUstream) };
+    check(r, "cuStreamSynchronize")
+}
+
+pub(crate) fn mem_alloc(bytes: usize) -> PResult<u64> {
+    gpu()?;
+    let mut p: cu::CUdeviceptr = 0;
+    // SAFETY: allocates into a local.
+    let r = unsafe { cu::cuMemAlloc_v2(&mut p, bytes.max(1)) };
+    check(r, "cuMemAlloc")?;
+    Ok(p)
+}
+
+pub(crate) fn mem_free(ptr: u64) -> PResult<()> {
+    gpu()?;
+    if ptr == 0 {
+        return Ok(());
+    }
+    // SAFETY: `ptr` came from mem_alloc and is freed once (the caller's contract).
+    check(unsafe { cu::cuMemFree_v2(ptr) }, "cuMemFree")
+}
+
+/// # Safety
+/// `src` holds `bytes` readable bytes.
+pub(crate) unsafe fn memcpy_htod(
+    dst: u64,
+    src: *const c_void,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    gpu()?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees `src`; from pageable memory the call returns once the
+    // source has been staged, so the host buffer may be reused afterwards.
+    check(
+        unsafe { cu::cuMemcpyHtoDAsync_v2(dst, src, bytes, stream as cu::CUstream) },
+        "cuMemcpyHtoDAsync",
+    )
+}
+
+/// # Safety
+/// `dst` holds `bytes` writable bytes.
+pub(crate) unsafe fn memcpy_dtoh(
+    dst: *mut c_void,
+    src: u64,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    gpu()?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees `dst`; we wait for the copy before returning.
+    let r = unsafe { cu::cuMemcpyDtoHAsync_v2(dst, src, bytes, stream as cu::CUstream) };
+    check(r, "cuMemcpyDtoHAsync")?;
+    // SAFETY: waits on the stream the copy was ordered on.
+    let r = unsafe { cu::cuStreamSynchronize(stream as cu::CUstream) };
+    check(r, "cuStreamSynchronize")
+}
+
+pub(crate) fn memcpy_dtod(dst: u64, src: u64, bytes: usize, stream: u64) -> PResult<()> {
+    gpu()?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: device-to-device copy between caller-owned device buffers.
+    let r = unsafe { cu::cuMemcpyDtoDAsync_v2(dst, src, bytes, stream as cu::CUstream) };
+    check(r, "cuMemcpyDtoDAsync")
+}
+
+pub(crate) fn memset(dst: u64, value: u8, bytes: usize, stream: u64) -> PResult<()> {
+    gpu()?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: fills a caller-owned device buffer.
+    let r = unsafe { cu::cuMemsetD8Async(dst, value, bytes, stream as cu::CUstream) };
+    check(r, "cuMemsetD8Async")
+}
+
+pub(crate) fn event_create() -> PResult<u64> {
+    gpu()?;
+    let mut e: cu::CUevent = std::ptr::null_mut();
+    // SAFETY: creates an event into a local.
+    check(unsafe { cu::cuEventCreate(&mut e, 0) }, "cuEventCreate")?;
+    Ok(e as u64)
+}
+
+pub(crate) fn event_destroy(event: u64) -> PResult<()> {
+    gpu()?;
+    // SAFETY: `event` came from event_create and is destroyed once.
+    let r = unsafe { cu::cuEventDestroy_v2(event as cu::CUevent) };
+    check(r, "cuEventDestroy")
+}
+
+pub(crate) fn event_record(event: u64, stream: u64) -> PResult<()> {
+    gpu()?;
+    // SAFETY: records a live event on a stream handle.
+    let r = unsafe { cu::cuEventRecord(event as cu::CUevent, stream as cu::CUstream) };
+    check(r, "cuEventRecord")
+}
+
+pub(crate) fn event_elapsed_ms(start: u64, end: u64) -> PResult<f32> {
+    gpu()?;
+    let mut ms = 0f32;
+    // SAFETY: waits for a live event.
+    let r = unsafe { cu::cuEventSynchronize(end as cu::CUevent) };
+    check(r, "cuEventSynchronize")?;
+    // SAFETY: reads the time between two recorded live events into a local.
+    let r = unsafe { cu::cuEventElapsedTime(&mut ms, start as cu::CUevent, end as cu::CUevent) };
+    check(r, "cuEventElapsedTime")?;
+    Ok(ms)
+}

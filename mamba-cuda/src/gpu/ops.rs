@@ -1,0 +1,813 @@
+//! SPEC 1-5 on device tensors: check the descriptors, pick a launch shape, launch.
+
+use mamba_core::abi::{
+    activation, dtype, Conv1dDesc, ConvUpdateDesc, SelectiveScanDesc, SsdDesc, StateUpdateDesc,
+    TensorDesc,
+};
+
+use super::params::{ConvParams, ConvUpdateParams, Scan1Params, SsdParams, StateUpdateParams};
+use super::{gpu, Gpu};
+use crate::{PErr, PResult};
+
+/// The kernel-name suffix of an activation dtype.
+pub(crate) fn suffix(code: u32, op: &str) -> PResult<&'static str> {
+    match code {
+        dtype::F32 => Ok("f32"),
+        dtype::BF16 => Ok("bf16"),
+        dtype::F16 => Ok("f16"),
+        other => Err(PErr::invalid(format!(
+            "{op}: activations must be f32, bf16 or f16, got {}",
+            dtype::name(other)
+        ))),
+    }
+}
+
+fn dims_str(d: &[u64]) -> String {
+    format!("{d:?}")
+}
+
+/// `t` is present, of `dt`, with shape `dims`.
+fn req(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
+    if t.is_none() {
+        return Err(PErr::invalid(format!("{op}: `{name}` is required")));
+    }
+    if t.dtype != dt {
+        return Err(PErr::invalid(format!(
+            "{op}: `{name}` must be {}, got {}",
+            dtype::name(dt),
+            dtype::name(t.dtype)
+        )));
+    }
+    if t.shape() != dims {
+        return Err(PErr::invalid(format!(
+            "{op}: `{name}` has shape {}, expected {}",
+            dims_str(t.shape()),
+            dims_str(dims)
+        )));
+    }
+    Ok(())
+}
+
+fn opt(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
+    if t.is_none() {
+        Ok(())
+    } else {
+        req(op, name, t, dt, dims)
+    }
+}
+
+fn dense(op: &str, name: &str, t: &TensorDesc) -> PResult<()> {
+    if !t.is_none() && !t.is_dense() {
+        return Err(PErr::unsupported(format!(
+            "{op}: `{name}` must be dense row-major (strides {:?} for shape {:?})",
+            &t.strides[..t.rank as usize],
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// The innermost `k` dimensions of `t` are dense (row-major among themselves).
+fn inner_dense(op: &str, name: &str, t: &TensorDesc, k: usize) -> PResult<()> {
+    if t.is_none() {
+        return Ok(());
+    }
+    let r = t.rank as usize;
+    let mut stride = 1i64;
+    for i in (r - k..r).rev() {
+        if t.dims[i] > 1 && t.strides[i] != stride {
+            return Err(PErr::unsupported(format!(
+                "{op}: the last {k} dimensions of `{name}` must be dense (strides {:?} for shape {:?})",
+                &t.strides[..r],
+                t.shape()
+            )));
+        }
+        stride *= t.dims[i] as i64;
+    }
+    Ok(())
+}
+
+fn ptr(t: &TensorDesc) -> u64 {
+    t.ptr
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+// ---------------------------------------------------------------- SPEC 1
+
+fn bc_groups(
+    op: &str,
+    name: &str,
+    t: &TensorDesc,
+    act: u32,
+    b: u64,
+    d: u64,
+    n: u64,
+    l: u64,
+) -> PResult<i32> {
+    match t.rank {
+        2 => {
+            req(op, name, t, act, &[d, n])?;
+            Ok(0)
+        }
+        3 => {
+            req(op, name, t, act, &[b, n, l])?;
+            Ok(1)
+        }
+        4 => {
+            let g = t.dims[1];
+            req(op, name, t, act, &[b, g, n, l])?;
+            if g == 0 || d % g != 0 {
+                return Err(PErr::invalid(format!(
+                    "{op}: channels d = {d} not divisible by groups of `{name}` = {g}"
+                )));
+            }
+            Ok(g as i32)
+        }
+        _ => Err(PErr::invalid(format!(
+            "{op}: `{name}` must be (d, N), (b, N, L) or (b, g, N, L), got shape {:?}",
+            t.shape()
+        ))),
+    }
+}
+
+pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "selective_scan";
+    let act = p.u.dtype;
+    let sfx = suffix(act, OP)?;
+    if p.u.rank != 3 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `u` must be (b, d, L), got {:?}",
+            p.u.shape()
+        )));
+    }
+    let (b, d, l) = (p.u.dims[0], p.u.dims[1], p.u.dims[2]);
+    if p.a.rank != 2 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `A` must be (d, N), got {:?}",
+            p.a.shape()
+        )));
+    }
+    let n = p.a.dims[1];
+    req(OP, "u", &p.u, act, &[b, d, l])?;
+    req(OP, "delta", &p.delta, act, &[b, d, l])?;
+    req(OP, "A", &p.a, dtype::F32, &[d, n])?;
+    let bg = bc_groups(OP, "B", &p.b, act, b, d, n, l)?;
+    let cg = bc_groups(OP, "C", &p.c, act, b, d, n, l)?;
+    opt(OP, "D", &p.d, dtype::F32, &[d])?;
+    opt(OP, "z", &p.z, act, &[b, d, l])?;
+    opt(OP, "delta_bias", &p.delta_bias, dtype::F32, &[d])?;
+    opt(
+        OP,
+        "initial_state",
+        &p.initial_state,
+        dtype::F32,
+        &[b, d, n],
+    )?;
+    req(OP, "out", &p.out, act, &[b, d, l])?;
+    opt(OP, "last_state", &p.last_state, dtype::F32, &[b, d, n])?;
+    for (name, t) in [
+        ("u", &p.u),
+        ("delta", &p.delta),
+        ("A", &p.a),
+        ("B", &p.b),
+        ("C", &p.c),
+        ("D", &p.d),
+        ("z", &p.z),
+        ("delta_bias", &p.delta_bias),
+        ("initial_state", &p.initial_state),
+        ("out", &p.out),
+        ("last_state", &p.last_state),
+    ] {
+        dense(OP, name, t)?;
+    }
+    if b == 0 || d == 0 || l == 0 || n == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, d={d}, L={l}, N={n}"
+        )));
+    }
+    let (b, d, l, n) = (b as usize, d as usize, l as usize, n as usize);
+    // States per thread: enough threads to fill the device, at most 512 per channel.
+    let s = match env_usize("MAMBA_CUDA_SCAN1_S") {
+        Some(s) if [1, 2, 4, 8, 16].contains(&s) => s,
+        _ => {
+            let target = g.sm_count as usize * 512;
+            let mut s = 16;
+            while s > 1 && b * d * n.div_ceil(s) < target {
+                s /= 2;
+            }
+            s
+        }
+    };
+    let s = s.max(n.div_ceil(256));
+    if s > 16 {
+        return Err(PErr::unsupported(format!(
+            "{OP}: N = {n} is larger than 4096"
+        )));
+    }
+    let gthreads = n.div_ceil(s);
+    let gsize = |groups: i32| if groups == 0 { d } else { d / groups as usize };
+    let seg = gcd(gsize(bg), gsize(cg));
+    let cb = (256 / gthreads).clamp(1, seg);
+    let blocks_per_seg = seg.div_ceil(cb);
+    let nseg = d / seg;
+    let np = gthreads * s;
+    let round4 = |v: usize| (v + 3) & !3;
+    let a16 = |v: usize| v.div_ceil(16) * 16;
+    let es = mamba_core::abi::dtype::size(act);
+    let stage = 3 * a16(cb * 32 * es) + 2 * a16(np * 32 * es);
+    let smem_bytes =
+        4 * (2 * round4(cb * 33) + 2 * 32 * (np + 4) + round4(cb * gthreads * 33)) + 2 * stage;
+    // Rows along time are copied with 4-byte async copies when each starts on a 4-byte
+    // boundary (always for f32; for 2-byte types L must be even and the bases aligned).
+    let async_copy = es == 4
+        || (l % 2 == 0
+            && [p.u.ptr, p.delta.ptr, p.z.ptr, p.b.ptr, p.c.ptr]
+                .iter()
+                .all(|v| v % 4 == 0));
+    let params = Scan1Params {
+        u: ptr(&p.u),
+        delta: ptr(&p.delta),
+        a: ptr(&p.a),
+        b: ptr(&p.b),
+        c: ptr(&p.c),
+        d: ptr(&p.d),
+        z: ptr(&p.z),
+        delta_bias: ptr(&p.delta_bias),
+        h0: ptr(&p.initial_state),
+        out: ptr(&p.out),
+        hlast: ptr(&p.last_state),
+        batch: b as i32,
+        dim: d as i32,
+        seqlen: l as i32,
+        dstate: n as i32,
+        b_groups: bg,
+        c_groups: cg,
+        softplus: (p.delta_softplus != 0) as i32,
+        seg: seg as i32,
+        cb: cb as i32,
+        g: gthreads as i32,
+        blocks_per_seg: blocks_per_seg as i32,
+        async_copy: async_copy as i32,
+    };
+    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}"))?;
+    let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
+    g.launch(
+        f,
+        ((nseg * blocks_per_seg) as u32, b as u32, 1),
+        threads,
+        smem_bytes,
+        stream,
+        &params,
+    )
+}
+
+// ---------------------------------------------------------------- SPEC 2
+
+/// The SSD launch shape: register tile, rows per block, time chunks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SsdShape {
+    qr: usize,
+    nr: usize,
+    qb: usize,
+    nchunks: usize,
+    chunk_len: usize,
+    gth: usize,
+}
+
+fn ssd_shape(
+    g: &Gpu,
+    batch: usize,
+    seqlen: usize,
+    nheads: usize,
+    headdim: usize,
+    dstate: usize,
+) -> PResult<SsdShape> {
+    let (qr, mut nr) = match std::env::var("MAMBA_CUDA_SSD_TILE").ok().as_deref() {
+        Some("q1n4") => (1, 4),
+        Some("q2n8") => (2, 8),
+        Some("q4n8") => (4, 8),
+        Some("q4n16") => (4, 16),
+        _ if dstate >= 128 && headdim >= 4 => (4, 16),
+        _ if dstate >= 32 && headdim >= 4 => (4, 8),
+        _ if dstate >= 16 && headdim >= 2 => (2, 8),
+        _ => (1, 4),
+    };
+    // G threads share a row's N states; they reduce with warp shuffles, so G is a power
+    // of two of at most 32.
+    if dstate.div_ceil(nr).next_power_of_two() > 32 && qr == 4 {
+        nr = 16;
+    }
+    let gth = dstate.div_ceil(nr).next_power_of_two();
+    if gth > 32 {
+        return Err(PErr::unsupported(format!(
+            "ssd: N = {dstate} is larger than 512"
+        )));
+    }
+    let mut qb = env_usize("MAMBA_CUDA_SSD_QB").unwrap_or(32).max(qr);
+    qb = qb.min(headdim.div_ceil(qr) * qr);
+    qb = qb.div_ceil(qr) * qr;
+    while qb > qr && (qb / qr) * gth > 256 {
+        qb -= qr;
+    }
+    let blocks = batch * nheads * headdim.div_ceil(qb);
+    let sms = g.sm_count as usize;
+    let mut nchunks = match env_usize("MAMBA_CUDA_SSD_CHUNKS") {
+        Some(k) if k >= 1 => k,
+        _ if blocks < 2 * sms && seqlen >= 128 => {
+            (4 * sms).div_ceil(blocks).min(seqlen / 64).max(1)
+        }
+        _ => 1,
+    };
+    let chunk_len = seqlen.div_ceil(nchunks).div_ceil(32) * 32;
+    nchunks = seqlen.div_ceil(chunk_len);
+    Ok(SsdShape {
+        qr,
+        nr,
+        qb,
+        nchunks,
+        chunk_len,
+        gth,
+    })
+}
+
+fn ssd_smem(shape: &SsdShape, mode: i32, es: usize) -> usize {
+    let a16 = |v: usize| v.div_ceil(16) * 16;
+    let npad = shape.gth * shape.nr + 16 / es;
+    let xbytes = a16(32 * shape.qb * es);
+    let bbytes = a16(32 * npad * es);
+    let stage = xbytes + bbytes * if mode == 0 { 2 } else { 1 };
+    6 * 32 * 4 + 16 + 2 * stage + if mode == 0 { 32 * shape.qb * 4 } else { 0 }
+}
+
+/// The rows the SSD stages (x, B, C) can be copied with 4-byte async copies: every row
+/// starts and ends on a 4-byte boundary.
+fn ssd_async_ok(prm: &SsdParams, es: usize, qb: usize) -> bool {
+    if es == 4 {
+        return true;
+    }
+    let even = |v: i64| v % 2 == 0;
+    [prm.x, prm.b, prm.c].iter().all(|p| p % 4 == 0)
+        && [prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+            .iter()
+            .all(|&s| even(s))
+        && even(prm.headdim as i64)
+        && even(prm.dstate as i64)
+        && even(qb as i64)
+}
+
+/// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
+/// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
+pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+    let sfx = suffix(act, "ssd")?;
+    let (b, l, h, p, n) = (
+        prm.batch as usize,
+        prm.seqlen as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+    );
+    let shape = ssd_shape(g, b, l, h, p, n)?;
+    let gth = shape.gth;
+    let es = mamba_core::abi::dtype::size(act);
+    prm.qb = shape.qb as i32;
+    prm.g = gth as i32;
+    prm.async_copy = ssd_async_ok(&prm, es, shape.qb) as i32;
+    prm.nchunks = shape.nchunks as i32;
+    prm.chunk_len = shape.chunk_len as i32;
+    let threads = ((shape.qb / shape.qr) * gth).div_ceil(32) as u32 * 32;
+    let qtiles = p.div_ceil(shape.qb);
+    let tile = format!("{sfx}_q{}_n{}", shape.qr, shape.nr);
+    if shape.nchunks == 1 {
+        prm.mode = 0;
+        let f = g.func(&format!("ssd_fwd_{tile}"))?;
+        return g.launch(
+            f,
+            (qtiles as u32, h as u32, b as u32),
+            threads,
+            ssd_smem(&shape, 0, es),
+            stream,
+            &prm,
+        );
+    }
+    let k = shape.nchunks;
+    let states_bytes = b * h * k * p * n * 4;
+    let decay_bytes = b * h * k * 4;
+    let scratch = g.alloc_async(states_bytes + decay_bytes, stream)?;
+    prm.chunk_states = scratch;
+    prm.chunk_decay = scratch + states_bytes as u64;
+    let mut run = || -> PResult<()> {
+        let grid = ((qtiles * k) as u32, h as u32, b as u32);
+        prm.mode = 1;
+        let f1 = g.func(&format!("ssd_states_{tile}"))?;
+        g.launch(f1, grid, threads, ssd_smem(&shape, 1, es), stream, &prm)?;
+        let fc = g.func("ssd_combine")?;
+        let total = b * h * p * n;
+        let blocks = total.div_ceil(256).min(65535) as u32;
+        g.launch(fc, (blocks, 1, 1), 256, 0, stream, &prm)?;
+        prm.mode = 0;
+        let f0 = g.func(&format!("ssd_fwd_{tile}"))?;
+        g.launch(f0, grid, threads, ssd_smem(&shape, 0, es), stream, &prm)
+    };
+    let r = run();
+    let fr = g.free_async(scratch, stream);
+    r.and(fr)
+}
+
+pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "ssd";
+    let act = p.x.dtype;
+    suffix(act, OP)?;
+    if p.x.rank != 4 || p.b.rank != 4 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `x` must be (b, L, h, p) and `B` (b, L, g, N); got {:?} and {:?}",
+            p.x.shape(),
+            p.b.shape()
+        )));
+    }
+    let (b, l, h, hp) = (p.x.dims[0], p.x.dims[1], p.x.dims[2], p.x.dims[3]);
+    let (ng, n) = (p.b.dims[2], p.b.dims[3]);
+    req(OP, "x", &p.x, act, &[b, l, h, hp])?;
+    req(OP, "dt", &p.dt, act, &[b, l, h])?;
+    req(OP, "A", &p.a, dtype::F32, &[h])?;
+    req(OP, "B", &p.b, act, &[b, l, ng, n])?;
+    req(OP, "C", &p.c, act, &[b, l, ng, n])?;
+    if b == 0 || l == 0 || h == 0 || hp == 0 || ng == 0 || n == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, L={l}, h={h}, p={hp}, g={ng}, N={n}"
+        )));
+    }
+    if h % ng != 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: heads h = {h} not divisible by groups g = {ng}"
+        )));
+    }
+    let d_per_channel = if p.d.is_none() {
+        false
+    } else if p.d.rank == 1 {
+        req(OP, "D", &p.d, dtype::F32, &[h])?;
+        false
+    } else {
+        req(OP, "D", &p.d, dtype::F32, &[h, hp])?;
+        true
+    };
+    opt(OP, "z", &p.z, act, &[b, l, h, hp])?;
+    opt(OP, "dt_bias", &p.dt_bias, dtype::F32, &[h])?;
+    opt(
+        OP,
+        "initial_states",
+        &p.initial_states,
+        dtype::F32,
+        &[b, h, hp, n],
+    )?;
+    opt(OP, "seq_idx", &p.seq_idx, dtype::I32, &[b, l])?;
+    req(OP, "out", &p.out, act, &[b, l, h, hp])?;
+    opt(
+        OP,
+        "final_states",
+        &p.final_states,
+        dtype::F32,
+        &[b, h, hp, n],
+    )?;
+    inner_dense(OP, "x", &p.x, 2)?;
+    inner_dense(OP, "dt", &p.dt, 1)?;
+    inner_dense(OP, "B", &p.b, 2)?;
+    inner_dense(OP, "C", &p.c, 2)?;
+    inner_dense(OP, "z", &p.z, 2)?;
+    inner_dense(OP, "out", &p.out, 2)?;
+    for (name, t) in [
+        ("A", &p.a),
+        ("D", &p.d),
+        ("dt_bias", &p.dt_bias),
+        ("initial_states", &p.initial_states),
+        ("seq_idx", &p.seq_idx),
+        ("final_states", &p.final_states),
+    ] {
+        dense(OP, name, t)?;
+    }
+    if p.has_dt_limit != 0 && (p.dt_lo.is_nan() || p.dt_hi.is_nan() || p.dt_lo > p.dt_hi) {
+        return Err(PErr::invalid(format!(
+            "{OP}: dt_limit ({}, {}) is not an interval",
+            p.dt_lo, p.dt_hi
+        )));
+    }
+    let prm = SsdParams {
+        x: p.x.ptr,
+        dt: p.dt.ptr,
+        a: p.a.ptr,
+        b: p.b.ptr,
+        c: p.c.ptr,
+        d: p.d.ptr,
+        z: p.z.ptr,
+        dt_bias: p.dt_bias.ptr,
+        init: p.initial_states.ptr,
+        seq_idx: p.seq_idx.ptr,
+        out: p.out.ptr,
+        final_states: p.final_states.ptr,
+        x_sb: p.x.strides[0],
+        x_st: p.x.strides[1],
+        dt_sb: p.dt.strides[0],
+        dt_st: p.dt.strides[1],
+        b_sb: p.b.strides[0],
+        b_st: p.b.strides[1],
+        c_sb: p.c.strides[0],
+        c_st: p.c.strides[1],
+        z_sb: p.z.strides[0],
+        z_st: p.z.strides[1],
+        out_sb: p.out.strides[0],
+        out_st: p.out.strides[1],
+        batch: b as i32,
+        seqlen: l as i32,
+        nheads: h as i32,
+        headdim: hp as i32,
+        ngroups: ng as i32,
+        dstate: n as i32,
+        d_per_channel: d_per_channel as i32,
+        softplus: (p.dt_softplus != 0) as i32,
+        has_limit: (p.has_dt_limit != 0) as i32,
+        lo: p.dt_lo,
+        hi: p.dt_hi,
+        ..SsdParams::default()
+    };
+    ssd_launch(g, prm, act, stream)
+}
+
+// ---------------------------------------------------------------- SPEC 3
+
+/// Launches the convolution with a filled parameter block.
+pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -> PResult<()> {
+    let sfx = suffix(act, "causal_conv1d")?;
+    if prm.width <= 1 {
+        prm.final_states = 0;
+        prm.init = 0;
+    }
+    let total = prm.batch as u64 * prm.channels as u64 * prm.seqlen as u64
+        + if prm.final_states != 0 {
+            prm.batch as u64 * prm.channels as u64 * (prm.width as u64 - 1)
+        } else {
+            0
+        };
+    let blocks = total.div_ceil(256).min(1 << 20) as u32;
+    let f = g.func(&format!("conv1d_fwd_{sfx}"))?;
+    g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
+}
+
+pub(crate) fn causal_conv1d(p: &Conv1dDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "causal_conv1d";
+    let act = p.x.dtype;
+    suffix(act, OP)?;
+    if p.x.rank != 3 || p.weight.rank != 2 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `x` must have 3 dimensions and `weight` 2; got {:?} and {:?}",
+            p.x.shape(),
+            p.weight.shape()
+        )));
+    }
+    let cl = p.channel_last != 0;
+    let (b, c, l) = if cl {
+        (p.x.dims[0], p.x.dims[2], p.x.dims[1])
+    } else {
+        (p.x.dims[0], p.x.dims[1], p.x.dims[2])
+    };
+    let w = p.weight.dims[1];
+    if b == 0 || c == 0 || l == 0 || w == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, c={c}, L={l}, W={w}"
+        )));
+    }
+    req(OP, "weight", &p.weight, dtype::F32, &[c, w])?;
+    opt(OP, "bias", &p.bias, dtype::F32, &[c])?;
+    opt(
+        OP,
+        "initial_states",
+        &p.initial_states,
+        dtype::F32,
+        &[b, c, w - 1],
+    )?;
+    req(OP, "out", &p.out, act, p.x.shape())?;
+    opt(
+        OP,
+        "final_states",
+        &p.final_states,
+        dtype::F32,
+        &[b, c, w - 1],
+    )?;
+    for (name, t) in [
+        ("weight", &p.weight),
+        ("bias", &p.bias),
+        ("initial_states", &p.initial_states),
+        ("final_states", &p.final_states),
+    ] {
+        dense(OP, name, t)?;
+    }
+    if p.activation > activation::SILU {
+        return Err(PErr::invalid(format!(
+            "{OP}: unknown activation code {}",
+            p.activation
+        )));
+    }
+    if !p.final_states.is_none() && p.final_states.ptr == p.initial_states.ptr {
+        return Err(PErr::invalid(format!(
+            "{OP}: `final_states` must not alias `initial_states`"
+        )));
+    }
+    let (xs, os) = (&p.x.strides, &p.out.strides);
+    let (x_sc, x_st, o_sc, o_st) = if cl {
+        (xs[2], xs[1], os[2], os[1])
+    } else {
+        (xs[1], xs[2], os[1], os[2])
+    };
+    let prm = ConvParams {
+        x: p.x.ptr,
+        w: p.weight.ptr,
+        bias: p.bias.ptr,
+        init: p.initial_states.ptr,
+        out: p.out.ptr,
+        final_states: p.final_states.ptr,
+        x_sb: xs[0],
+        x_sc,
+        x_st,
+        o_sb: os[0],
+        o_sc,
+        o_st,
+        batch: b as i32,
+        channels: c as i32,
+        seqlen: l as i32,
+        width: w as i32,
+        silu: (p.activation == activation::SILU) as i32,
+        channel_last: cl as i32,
+    };
+    conv_launch(g, prm, act, stream)
+}
+
+// ---------------------------------------------------------------- SPEC 4
+
+pub(crate) fn selective_state_update(p: &StateUpdateDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "selective_state_update";
+    let act = p.x.dtype;
+    let sfx = suffix(act, OP)?;
+    let (b, h, hp, multihead) = match p.x.rank {
+        2 => (p.x.dims[0], p.x.dims[1], 1, false),
+        3 => (p.x.dims[0], p.x.dims[1], p.x.dims[2], true),
+        _ => {
+            return Err(PErr::invalid(format!(
+                "{OP}: `x` must be (b, d) or (b, h, p), got {:?}",
+                p.x.shape()
+            )))
+        }
+    };
+    let xdims: Vec<u64> = p.x.shape().to_vec();
+    let n = *p.a.shape().last().unwrap_or(&0);
+    let pdims: Vec<u64> = if multihead { vec![h, hp] } else { vec![h] };
+    let mut adims = pdims.clone();
+    adims.push(n);
+    req(OP, "x", &p.x, act, &xdims)?;
+    req(OP, "dt", &p.dt, act, &xdims)?;
+    req(OP, "A", &p.a, dtype::F32, &adims)?;
+    let ng = match p.b.rank {
+        2 if !multihead => 1,
+        3 => p.b.dims[1],
+        _ => {
+            return Err(PErr::invalid(format!(
+                "{OP}: `B` must be (b, N) or (b, g, N), got {:?}",
+                p.b.shape()
+            )))
+        }
+    };
+    let bdims: Vec<u64> = if p.b.rank == 2 {
+        vec![b, n]
+    } else {
+        vec![b, ng, n]
+    };
+    req(OP, "B", &p.b, act, &bdims)?;
+    req(OP, "C", &p.c, act, &bdims)?;
+    if b == 0 || h == 0 || hp == 0 || n == 0 || ng == 0 || h % ng != 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: bad dimensions b={b}, h={h}, p={hp}, N={n}, g={ng}"
+        )));
+    }
+    opt(OP, "D", &p.d, dtype::F32, &pdims)?;
+    opt(OP, "z", &p.z, act, &xdims)?;
+    opt(OP, "dt_bias", &p.dt_bias, dtype::F32, &pdims)?;
+    let mut sdims = xdims.clone();
+    sdims.push(n);
+    req(OP, "state", &p.state, dtype::F32, &sdims)?;
+    req(OP, "out", &p.out, act, &xdims)?;
+    for (name, t) in [
+        ("state", &p.state),
+        ("x", &p.x),
+        ("dt", &p.dt),
+        ("A", &p.a),
+        ("B", &p.b),
+        ("C", &p.c),
+        ("D", &p.d),
+        ("z", &p.z),
+        ("dt_bias", &p.dt_bias),
+        ("out", &p.out),
+    ] {
+        dense(OP, name, t)?;
+    }
+    let prm = StateUpdateParams {
+        state: p.state.ptr,
+        x: p.x.ptr,
+        dt: p.dt.ptr,
+        a: p.a.ptr,
+        b: p.b.ptr,
+        c: p.c.ptr,
+        d: p.d.ptr,
+        z: p.z.ptr,
+        dt_bias: p.dt_bias.ptr,
+        out: p.out.ptr,
+        batch: b as i32,
+        nheads: h as i32,
+        headdim: hp as i32,
+        ngroups: ng as i32,
+        dstate: n as i32,
+        softplus: (p.dt_softplus != 0) as i32,
+        has_limit: (p.has_dt_limit != 0) as i32,
+        lo: p.dt_lo,
+        hi: p.dt_hi,
+        pad0: 0,
+    };
+    let rows = b * h * hp;
+    let blocks = (rows * 32).div_ceil(128) as u32;
+    let f = g.func(&format!("state_update_{sfx}"))?;
+    g.launch(f, (blocks, 1, 1), 128, 0, stream, &prm)
+}
+
+// ---------------------------------------------------------------- SPEC 5
+
+pub(crate) fn causal_conv1d_update(p: &ConvUpdateDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "causal_conv1d_update";
+    let act = p.x.dtype;
+    let sfx = suffix(act, OP)?;
+    let (b, c, ln) = match p.x.rank {
+        2 => (p.x.dims[0], p.x.dims[1], 1),
+        3 => (p.x.dims[0], p.x.dims[1], p.x.dims[2]),
+        _ => {
+            return Err(PErr::invalid(format!(
+                "{OP}: `x` must be (b, c) or (b, c, Ln), got {:?}",
+                p.x.shape()
+            )))
+        }
+    };
+    if p.weight.rank != 2 || p.conv_state.rank != 3 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `weight` must be (c, W) and `conv_state` (b, c, S); got {:?} and {:?}",
+            p.weight.shape(),
+            p.conv_state.shape()
+        )));
+    }
+    let w = p.weight.dims[1];
+    let s = p.conv_state.dims[2];
+    req(OP, "x", &p.x, act, p.x.shape())?;
+    req(OP, "weight", &p.weight, dtype::F32, &[c, w])?;
+    opt(OP, "bias", &p.bias, dtype::F32, &[c])?;
+    req(OP, "conv_state", &p.conv_state, dtype::F32, &[b, c, s])?;
+    req(OP, "out", &p.out, act, p.x.shape())?;
+    if b == 0 || c == 0 || ln == 0 || w == 0 || s + 1 < w {
+        return Err(PErr::invalid(format!(
+            "{OP}: bad dimensions b={b}, c={c}, Ln={ln}, W={w}, S={s} (S >= W-1 needed)"
+        )));
+    }
+    for (name, t) in [
+        ("x", &p.x),
+        ("weight", &p.weight),
+        ("bias", &p.bias),
+        ("conv_state", &p.conv_state),
+        ("out", &p.out),
+    ] {
+        dense(OP, name, t)?;
+    }
+    let prm = ConvUpdateParams {
+        state: p.conv_state.ptr,
+        x: p.x.ptr,
+        w: p.weight.ptr,
+        bias: p.bias.ptr,
+        out: p.out.ptr,
+        batch: b as i32,
+        channels: c as i32,
+        steps: ln as i32,
+        width: w as i32,
+        state_len: s as i32,
+        silu: (p.activation == activation::SILU) as i32,
+    };
+    let blocks = (b * c).div_ceil(128).min(65535) as u32;
+    let f = g.func(&format!("conv_update_{sfx}"))?;
+    g.launch(f, (blocks, 1, 1), 128, 0, stream, &prm)
+}

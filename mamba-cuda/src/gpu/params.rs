@@ -1,0 +1,183 @@
+//! `#[repr(C)]` mirrors of the kernels' parameter blocks (kernels/common.cuh): the
+//! same fields in the same order. Each kernel takes one of these by value.
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Scan1Params {
+    pub u: u64,
+    pub delta: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub z: u64,
+    pub delta_bias: u64,
+    pub h0: u64,
+    pub out: u64,
+    pub hlast: u64,
+    pub batch: i32,
+    pub dim: i32,
+    pub seqlen: i32,
+    pub dstate: i32,
+    pub b_groups: i32,
+    pub c_groups: i32,
+    pub softplus: i32,
+    pub seg: i32,
+    pub cb: i32,
+    pub g: i32,
+    pub blocks_per_seg: i32,
+    pub async_copy: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SsdParams {
+    pub x: u64,
+    pub dt: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub z: u64,
+    pub dt_bias: u64,
+    pub init: u64,
+    pub seq_idx: u64,
+    pub out: u64,
+    pub final_states: u64,
+    pub chunk_states: u64,
+    pub chunk_decay: u64,
+    pub x_sb: i64,
+    pub x_st: i64,
+    pub dt_sb: i64,
+    pub dt_st: i64,
+    pub b_sb: i64,
+    pub b_st: i64,
+    pub c_sb: i64,
+    pub c_st: i64,
+    pub z_sb: i64,
+    pub z_st: i64,
+    pub out_sb: i64,
+    pub out_st: i64,
+    pub batch: i32,
+    pub seqlen: i32,
+    pub nheads: i32,
+    pub headdim: i32,
+    pub ngroups: i32,
+    pub dstate: i32,
+    pub d_per_channel: i32,
+    pub softplus: i32,
+    pub has_limit: i32,
+    pub lo: f32,
+    pub hi: f32,
+    pub nchunks: i32,
+    pub chunk_len: i32,
+    pub mode: i32,
+    pub qb: i32,
+    pub g: i32,
+    pub async_copy: i32,
+    pub pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConvParams {
+    pub x: u64,
+    pub w: u64,
+    pub bias: u64,
+    pub init: u64,
+    pub out: u64,
+    pub final_states: u64,
+    pub x_sb: i64,
+    pub x_sc: i64,
+    pub x_st: i64,
+    pub o_sb: i64,
+    pub o_sc: i64,
+    pub o_st: i64,
+    pub batch: i32,
+    pub channels: i32,
+    pub seqlen: i32,
+    pub width: i32,
+    pub silu: i32,
+    pub channel_last: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StateUpdateParams {
+    pub state: u64,
+    pub x: u64,
+    pub dt: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub z: u64,
+    pub dt_bias: u64,
+    pub out: u64,
+    pub batch: i32,
+    pub nheads: i32,
+    pub headdim: i32,
+    pub ngroups: i32,
+    pub dstate: i32,
+    pub softplus: i32,
+    pub has_limit: i32,
+    pub lo: f32,
+    pub hi: f32,
+    pub pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConvUpdateParams {
+    pub state: u64,
+    pub x: u64,
+    pub w: u64,
+    pub bias: u64,
+    pub out: u64,
+    pub batch: i32,
+    pub channels: i32,
+    pub steps: i32,
+    pub width: i32,
+    pub state_len: i32,
+    pub silu: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GemmParams {
+    pub a: u64,
+    pub w: u64,
+    pub c: u64,
+    pub lda: i64,
+    pub ldc: i64,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NormParams {
+    pub y: u64,
+    pub z: u64,
+    pub weight: u64,
+    pub out: u64,
+    pub z_ld: i64,
+    pub m: i32,
+    pub d_inner: i32,
+    pub group: i32,
+    pub norm_before_gate: i32,
+    pub eps: f32,
+    pub pad0: i32,
+}
+
+// Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
+// pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
+const _: () = assert!(std::mem::size_of::<Scan1Params>() == 11 * 8 + 12 * 4);
+const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4);
+const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
+const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 5 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4);

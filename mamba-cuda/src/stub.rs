@@ -1,0 +1,88 @@
+//! The plugin without the `cuda` feature: the same ABI, and every call says how to get
+//! the real one.
+
+use std::ffi::c_void;
+
+use mamba_core::abi::{
+    status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dDesc, ConvUpdateDesc, DeviceInfoC,
+    SelectiveScanDesc, SsdDesc, StateUpdateDesc,
+};
+
+use crate::{PErr, PResult};
+
+/// The message of every call.
+pub(crate) const NOT_BUILT: &str = "built without the `cuda` feature; run `cargo xtask cuda build`";
+
+fn no<T>() -> PResult<T> {
+    Err(PErr::new(status::NOT_BUILT, NOT_BUILT))
+}
+
+pub(crate) fn init(_ordinal: i32) -> PResult<()> {
+    no()
+}
+pub(crate) fn device_info() -> PResult<DeviceInfoC> {
+    no()
+}
+pub(crate) fn stream_create() -> PResult<u64> {
+    no()
+}
+pub(crate) fn stream_destroy(_s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn stream_synchronize(_s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn mem_alloc(_bytes: usize) -> PResult<u64> {
+    no()
+}
+pub(crate) fn mem_free(_p: u64) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn memcpy_htod(_d: u64, _s: *const c_void, _n: usize, _st: u64) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn memcpy_dtoh(_d: *mut c_void, _s: u64, _n: usize, _st: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn memcpy_dtod(_d: u64, _s: u64, _n: usize, _st: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn memset(_d: u64, _v: u8, _n: usize, _st: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn selective_scan(_d: &SelectiveScanDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn ssd(_d: &SsdDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn causal_conv1d(_d: &Conv1dDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn selective_state_update(_d: &StateUpdateDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn causal_conv1d_update(_d: &ConvUpdateDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_create(_c: &BlockConfigC, _w: &BlockWeightsC) -> PResult<*mut c_void> {
+    no()
+}
+pub(crate) unsafe fn block_destroy(_b: *mut c_void) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_forward(_b: *mut c_void, _d: &BlockForwardDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn event_create() -> PResult<u64> {
+    no()
+}
+pub(crate) fn event_destroy(_e: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn event_record(_e: u64, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn event_elapsed_ms(_a: u64, _b: u64) -> PResult<f32> {
+    no()
+}

@@ -1,0 +1,1153 @@
+//! Every forward op of SPEC 1-5 and the Mamba2Block of SPEC 6 on the GPU, against the
+//! f64 oracle (`Reference::<f64>::oracle()`) and an f64 host implementation of the
+//! block, on fresh random inputs with many option combinations.
+//!
+//! Skips (with a message) when the plugin or a device is missing: CI has no GPU.
+//! On the GPU machine: `MAMBA_CUDA_PLUGIN=path/to/libmamba_cuda.so` and run the test
+//! binary; `MAMBA_GPU_TEST_ROUNDS` sets the random rounds (default 6).
+
+use mamba_core::abi::{self, BlockConfigC, TensorDesc};
+use mamba_core::plugin::{self, BlockWeights, CudaBackend};
+use mamba_core::{
+    bf16, f16, Activation, CausalConv1dArgs, CausalConv1dUpdateArgs, ConvLayout, Element, Error,
+    Kernels, Reference, SelectiveScanArgs, SelectiveStateUpdateArgs, SsdArgs, Tensor, TensorMut,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    fn int(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+    fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+    fn normals(&mut self, n: usize, s: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let (u1, u2) = (self.uniform().max(1e-12), self.uniform());
+                ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * s) as f32
+            })
+            .collect()
+    }
+    fn uniforms(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.range(lo, hi) as f32).collect()
+    }
+    fn divisor(&mut self, n: usize) -> usize {
+        let ds: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+        ds[self.int(0, ds.len() - 1)]
+    }
+}
+
+fn backend() -> Option<&'static CudaBackend> {
+    match plugin::load() {
+        Ok(b) => {
+            eprintln!("GPU tests on {}", b.describe());
+            Some(b)
+        }
+        Err(e) => {
+            eprintln!("skipping the GPU tests: {e}");
+            None
+        }
+    }
+}
+
+fn rounds() -> usize {
+    std::env::var("MAMBA_GPU_TEST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+fn rel_l2<G: Element>(got: &[G], exp: &[f64]) -> f64 {
+    assert_eq!(got.len(), exp.len());
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, e) in got.iter().zip(exp) {
+        let g = g.to_f64();
+        if !g.is_finite() {
+            return f64::INFINITY;
+        }
+        num += (g - e) * (g - e);
+        den += e * e;
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+fn to<T: Element>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f32(x)).collect()
+}
+fn f64s<T: Element>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64()).collect()
+}
+fn nan<T: Element>(n: usize) -> Vec<T> {
+    vec![T::from_f32(f32::NAN); n]
+}
+
+/// Tolerance by storage type (SPEC "Tolerances").
+fn tol<T: Element>() -> f64 {
+    match T::DTYPE {
+        mamba_core::DType::F32 => 1e-5,
+        mamba_core::DType::BF16 => 2e-2,
+        _ => 5e-3,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    checks: usize,
+    worst: f64,
+    failures: Vec<String>,
+}
+impl Tally {
+    fn check(&mut self, what: &str, err: f64, tol: f64) {
+        self.checks += 1;
+        if err > self.worst {
+            self.worst = err;
+        }
+        if err.is_nan() || err > tol {
+            self.failures
+                .push(format!("{what}: rel-L2 {err:.3e} > {tol:.0e}"));
+        }
+    }
+    fn finish(self, name: &str) {
+        eprintln!(
+            "{name}: {} comparisons, worst rel-L2 {:.3e}",
+            self.checks, self.worst
+        );
+        assert!(self.checks > 0, "{name}: nothing compared");
+        assert!(
+            self.failures.is_empty(),
+            "{name}: {} failures:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+// ------------------------------------------------------------------ SPEC 1
+
+#[derive(Clone, Copy, Debug)]
+enum Bc {
+    Shared,
+    Varying,
+    Grouped(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ScanCfg {
+    b: usize,
+    d: usize,
+    l: usize,
+    n: usize,
+    bl: Bc,
+    cl: Bc,
+    d_skip: bool,
+    z: bool,
+    bias: bool,
+    init: bool,
+    softplus: bool,
+}
+
+fn bc_shape(k: Bc, c: &ScanCfg) -> Vec<usize> {
+    match k {
+        Bc::Shared => vec![c.d, c.n],
+        Bc::Varying => vec![c.b, c.n, c.l],
+        Bc::Grouped(g) => vec![c.b, g, c.n, c.l],
+    }
+}
+
+fn scan_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &ScanCfg, t: &mut Tally) {
+    let io = c.b * c.d * c.l;
+    let u = to::<T>(&rng.normals(io, 1.0));
+    // Raw steps: anything under softplus, positive without it (a negative step grows
+    // the state exponentially, in the oracle too).
+    let delta = if c.softplus {
+        to::<T>(&rng.uniforms(io, -3.0, 0.5))
+    } else {
+        to::<T>(&rng.uniforms(io, 0.001, 0.5))
+    };
+    let a: Vec<f32> = (0..c.d * c.n)
+        .map(|_| -(rng.range(0.5, 8.0) as f32))
+        .collect();
+    let bsh = bc_shape(c.bl, c);
+    let csh = bc_shape(c.cl, c);
+    let bm = to::<T>(&rng.normals(bsh.iter().product(), 1.0));
+    let cm = to::<T>(&rng.normals(csh.iter().product(), 1.0));
+    let dv = rng.normals(c.d, 1.0);
+    let z = to::<T>(&rng.normals(io, 1.0));
+    let bias = if c.softplus {
+        rng.uniforms(c.d, -4.0, -1.0)
+    } else {
+        rng.uniforms(c.d, 0.0, 0.3)
+    };
+    let h0 = rng.normals(c.b * c.d * c.n, 1.0);
+    // Backend, storage T.
+    let mut args = SelectiveScanArgs::new(
+        Tensor::new(&u, [c.b, c.d, c.l]),
+        Tensor::new(&delta, [c.b, c.d, c.l]),
+        Tensor::new(&a, [c.d, c.n]),
+        Tensor {
+            data: &bm,
+            shape: mamba_core::Shape::from_slice(&bsh, "B").unwrap(),
+        },
+        Tensor {
+            data: &cm,
+            shape: mamba_core::Shape::from_slice(&csh, "C").unwrap(),
+        },
+    )
+    .with_delta_softplus(c.softplus);
+    if c.d_skip {
+        args = args.with_d(Tensor::new(&dv, [c.d]));
+    }
+    if c.z {
+        args = args.with_z(Tensor::new(&z, [c.b, c.d, c.l]));
+    }
+    if c.bias {
+        args = args.with_delta_bias(Tensor::new(&bias, [c.d]));
+    }
+    if c.init {
+        args = args.with_initial_state(Tensor::new(&h0, [c.b, c.d, c.n]));
+    }
+    let mut out = nan::<T>(io);
+    let mut last = nan::<f32>(c.b * c.d * c.n);
+    Kernels::<T>::selective_scan(be, &args, &mut out, Some(&mut last))
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    // Oracle on the same (rounded) values in f64.
+    let (u6, de6, a6, b6, c6, d6, z6, bi6, h6) = (
+        f64s(&u),
+        f64s(&delta),
+        f64s(&a),
+        f64s(&bm),
+        f64s(&cm),
+        f64s(&dv),
+        f64s(&z),
+        f64s(&bias),
+        f64s(&h0),
+    );
+    let mut oargs = SelectiveScanArgs::new(
+        Tensor::new(&u6, [c.b, c.d, c.l]),
+        Tensor::new(&de6, [c.b, c.d, c.l]),
+        Tensor::new(&a6, [c.d, c.n]),
+        Tensor {
+            data: &b6,
+            shape: args.b.shape,
+        },
+        Tensor {
+            data: &c6,
+            shape: args.c.shape,
+        },
+    )
+    .with_delta_softplus(c.softplus);
+    if c.d_skip {
+        oargs = oargs.with_d(Tensor::new(&d6, [c.d]));
+    }
+    if c.z {
+        oargs = oargs.with_z(Tensor::new(&z6, [c.b, c.d, c.l]));
+    }
+    if c.bias {
+        oargs = oargs.with_delta_bias(Tensor::new(&bi6, [c.d]));
+    }
+    if c.init {
+        oargs = oargs.with_initial_state(Tensor::new(&h6, [c.b, c.d, c.n]));
+    }
+    let mut eo = vec![0f64; io];
+    let mut el = vec![0f64; c.b * c.d * c.n];
+    Reference::<f64>::oracle()
+        .selective_scan(&oargs, &mut eo, Some(&mut el))
+        .unwrap();
+    let what = format!("scan {} {c:?}", T::DTYPE);
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tol::<T>());
+    t.check(
+        &format!("{what} last_state"),
+        rel_l2(&last, &el),
+        tol::<T>().max(1e-5),
+    );
+    // Without last_state the output is the same.
+    let mut out2 = nan::<T>(io);
+    Kernels::<T>::selective_scan(be, &args, &mut out2, None).unwrap();
+    t.check(
+        &format!("{what} out (no state)"),
+        rel_l2(&out2, &eo),
+        tol::<T>(),
+    );
+}
+
+fn random_scan_cfg(rng: &mut Rng) -> ScanCfg {
+    let d = rng.int(1, 40);
+    let n = *[1usize, 3, 4, 7, 16, 33, 64].get(rng.int(0, 6)).unwrap();
+    let pick = |rng: &mut Rng| match rng.int(0, 2) {
+        0 => Bc::Shared,
+        1 => Bc::Varying,
+        _ => Bc::Grouped(rng.divisor(d)),
+    };
+    ScanCfg {
+        b: rng.int(1, 3),
+        d,
+        l: rng.int(1, 150),
+        n,
+        bl: pick(rng),
+        cl: pick(rng),
+        d_skip: rng.coin(),
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        softplus: rng.coin(),
+    }
+}
+
+#[test]
+fn selective_scan_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(1);
+    let mut t = Tally::default();
+    let all = |b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: true,
+        z: true,
+        bias: true,
+        init: true,
+        softplus: true,
+    };
+    let fixed = [
+        all(2, 24, 100, 64, Bc::Varying, Bc::Varying),
+        all(1, 8, 257, 16, Bc::Grouped(4), Bc::Shared),
+        all(2, 6, 33, 300, Bc::Varying, Bc::Grouped(3)),
+        all(1, 1, 1, 1, Bc::Shared, Bc::Shared),
+        all(3, 7, 65, 5, Bc::Grouped(7), Bc::Varying),
+    ];
+    for c in fixed {
+        scan_check::<f32>(be, &mut rng, &c, &mut t);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        scan_check::<f16>(be, &mut rng, &c, &mut t);
+    }
+    for _ in 0..rounds() * 4 {
+        let c = random_scan_cfg(&mut rng);
+        scan_check::<f32>(be, &mut rng, &c, &mut t);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    // Every states-per-thread variant.
+    for s in ["1", "2", "4", "8", "16"] {
+        std::env::set_var("MAMBA_CUDA_SCAN1_S", s);
+        let c = all(2, 10, 70, 37, Bc::Varying, Bc::Grouped(5));
+        scan_check::<f32>(be, &mut rng, &c, &mut t);
+    }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_S");
+    t.finish("selective_scan");
+}
+
+// ------------------------------------------------------------------ SPEC 2
+
+#[derive(Clone, Copy, Debug)]
+struct SsdCfg {
+    b: usize,
+    l: usize,
+    h: usize,
+    p: usize,
+    g: usize,
+    n: usize,
+    d: u8, // 0 none, 1 (h), 2 (h, p)
+    z: bool,
+    bias: bool,
+    init: bool,
+    seq: bool,
+    softplus: bool,
+    limit: Option<(f32, f32)>,
+}
+
+fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Tally) {
+    let io = c.b * c.l * c.h * c.p;
+    let bc = c.b * c.l * c.g * c.n;
+    let st = c.b * c.h * c.p * c.n;
+    let x = to::<T>(&rng.normals(io, 1.0));
+    let dt = if c.softplus {
+        to::<T>(&rng.uniforms(c.b * c.l * c.h, -3.0, 1.0))
+    } else {
+        to::<T>(&rng.uniforms(c.b * c.l * c.h, 0.001, 0.7))
+    };
+    let a: Vec<f32> = (0..c.h).map(|_| -(rng.range(0.5, 8.0) as f32)).collect();
+    let bm = to::<T>(&rng.normals(bc, 1.0));
+    let cm = to::<T>(&rng.normals(bc, 1.0));
+    let dv = rng.normals(if c.d == 2 { c.h * c.p } else { c.h }, 1.0);
+    let z = to::<T>(&rng.normals(io, 1.0));
+    let bias = if c.softplus {
+        rng.uniforms(c.h, -3.0, 0.0)
+    } else {
+        rng.uniforms(c.h, 0.0, 0.3)
+    };
+    let init = rng.normals(st, 1.0);
+    let mut seq = vec![0i32; c.b * c.l];
+    for i in 0..c.b {
+        let mut id = 0;
+        for tt in 0..c.l {
+            if tt > 0 && rng.uniform() < 0.02 {
+                id += 1;
+            }
+            seq[i * c.l + tt] = id;
+        }
+    }
+    macro_rules! args {
+        ($x:expr, $dt:expr, $a:expr, $b:expr, $c:expr, $d:expr, $z:expr, $bias:expr, $init:expr) => {{
+            let mut a = SsdArgs::new(
+                Tensor::new($x, [c.b, c.l, c.h, c.p]),
+                Tensor::new($dt, [c.b, c.l, c.h]),
+                Tensor::new($a, [c.h]),
+                Tensor::new($b, [c.b, c.l, c.g, c.n]),
+                Tensor::new($c, [c.b, c.l, c.g, c.n]),
+            )
+            .with_dt_softplus(c.softplus);
+            match c.d {
+                1 => a = a.with_d(Tensor::new($d, [c.h])),
+                2 => a = a.with_d(Tensor::new($d, [c.h, c.p])),
+                _ => {}
+            }
+            if c.z {
+                a = a.with_z(Tensor::new($z, [c.b, c.l, c.h, c.p]));
+            }
+            if c.bias {
+                a = a.with_dt_bias(Tensor::new($bias, [c.h]));
+            }
+            if c.init {
+                a = a.with_initial_states(Tensor::new($init, [c.b, c.h, c.p, c.n]));
+            }
+            if c.seq {
+                a = a.with_seq_idx(Tensor::new(&seq, [c.b, c.l]));
+            }
+            if let Some((lo, hi)) = c.limit {
+                a = a.with_dt_limit(lo, hi);
+            }
+            a
+        }};
+    }
+    let args = args!(&x, &dt, &a, &bm, &cm, &dv, &z, &bias, &init);
+    let mut out = nan::<T>(io);
+    let mut fin = nan::<f32>(st);
+    Kernels::<T>::ssd(be, &args, &mut out, Some(&mut fin)).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    let (x6, dt6, a6, b6, c6, d6, z6, bi6, in6) = (
+        f64s(&x),
+        f64s(&dt),
+        f64s(&a),
+        f64s(&bm),
+        f64s(&cm),
+        f64s(&dv),
+        f64s(&z),
+        f64s(&bias),
+        f64s(&init),
+    );
+    let oargs = args!(&x6, &dt6, &a6, &b6, &c6, &d6, &z6, &bi6, &in6);
+    let mut eo = vec![0f64; io];
+    let mut ef = vec![0f64; st];
+    Reference::<f64>::oracle()
+        .ssd(&oargs, &mut eo, Some(&mut ef))
+        .unwrap();
+    let what = format!("ssd {} {c:?}", T::DTYPE);
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tol::<T>());
+    t.check(
+        &format!("{what} final_states"),
+        rel_l2(&fin, &ef),
+        tol::<T>().max(1e-5),
+    );
+}
+
+fn random_ssd_cfg(rng: &mut Rng) -> SsdCfg {
+    let h = rng.int(1, 6);
+    SsdCfg {
+        b: rng.int(1, 3),
+        l: rng.int(1, 300),
+        h,
+        p: *[1usize, 3, 8, 16, 64].get(rng.int(0, 4)).unwrap(),
+        g: rng.divisor(h),
+        n: *[1usize, 5, 16, 32, 64, 128].get(rng.int(0, 5)).unwrap(),
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: rng.coin(),
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.01, 2.0)) } else { None },
+    }
+}
+
+#[test]
+fn ssd_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(2);
+    let mut t = Tally::default();
+    let all = |b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: 2,
+        z: true,
+        bias: true,
+        init: true,
+        seq: true,
+        softplus: true,
+        limit: Some((0.001, 1.5)),
+    };
+    let fixed = [
+        all(2, 400, 6, 64, 1, 64),
+        all(1, 1000, 2, 16, 2, 128),
+        all(1, 37, 4, 5, 2, 7),
+        all(1, 1, 1, 1, 1, 1),
+        all(2, 129, 3, 64, 3, 256),
+    ];
+    for c in fixed {
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        ssd_check::<f16>(be, &mut rng, &c, &mut t);
+    }
+    for _ in 0..rounds() * 4 {
+        let c = random_ssd_cfg(&mut rng);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    // Every register tile, with and without the time split.
+    for tile in ["q1n4", "q2n8", "q4n8", "q4n16"] {
+        std::env::set_var("MAMBA_CUDA_SSD_TILE", tile);
+        for chunks in ["1", "5"] {
+            std::env::set_var("MAMBA_CUDA_SSD_CHUNKS", chunks);
+            let c = all(2, 300, 4, 24, 2, 40);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_TILE");
+    std::env::remove_var("MAMBA_CUDA_SSD_CHUNKS");
+    t.finish("ssd");
+}
+
+// ------------------------------------------------------------------ SPEC 3
+
+fn conv_check<T: Element>(
+    be: &CudaBackend,
+    rng: &mut Rng,
+    t: &mut Tally,
+    b: usize,
+    c: usize,
+    l: usize,
+    w: usize,
+    opts: (bool, bool, bool, bool),
+) {
+    let (bias_on, init_on, silu, last) = opts;
+    let x = to::<T>(&rng.normals(b * c * l, 1.0));
+    let wt = rng.normals(c * w, 0.5);
+    let bias = rng.normals(c, 0.5);
+    let init = rng.normals(b * c * (w - 1), 1.0);
+    let layout = if last {
+        ConvLayout::ChannelLast
+    } else {
+        ConvLayout::ChannelFirst
+    };
+    let xs = if last { [b, l, c] } else { [b, c, l] };
+    macro_rules! args {
+        ($x:expr, $w:expr, $bias:expr, $init:expr) => {{
+            let mut a = CausalConv1dArgs::new(Tensor::new($x, xs), Tensor::new($w, [c, w]))
+                .with_layout(layout);
+            if bias_on {
+                a = a.with_bias(Tensor::new($bias, [c]));
+            }
+            if init_on {
+                a = a.with_initial_states(Tensor::new($init, [b, c, w - 1]));
+            }
+            if silu {
+                a = a.with_activation(Activation::Silu);
+            }
+            a
+        }};
+    }
+    let args = args!(&x, &wt, &bias, &init);
+    let mut out = nan::<T>(b * c * l);
+    let mut fin = nan::<f32>(b * c * (w - 1));
+    Kernels::<T>::causal_conv1d(be, &args, &mut out, Some(&mut fin)).unwrap();
+    let (x6, w6, b6, i6) = (f64s(&x), f64s(&wt), f64s(&bias), f64s(&init));
+    let oargs = args!(&x6, &w6, &b6, &i6);
+    let mut eo = vec![0f64; b * c * l];
+    let mut ef = vec![0f64; b * c * (w - 1)];
+    Reference::<f64>::oracle()
+        .causal_conv1d(&oargs, &mut eo, Some(&mut ef))
+        .unwrap();
+    let what = format!("conv {} b{b} c{c} L{l} W{w} {opts:?}", T::DTYPE);
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tol::<T>());
+    if w > 1 {
+        t.check(&format!("{what} final"), rel_l2(&fin, &ef), 1e-6);
+    }
+}
+
+#[test]
+fn causal_conv1d_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(3);
+    let mut t = Tally::default();
+    for _ in 0..rounds() * 6 {
+        let (b, c, l, w) = (rng.int(1, 3), rng.int(1, 70), rng.int(1, 90), rng.int(1, 6));
+        let opts = (rng.coin(), rng.coin(), rng.coin(), rng.coin());
+        conv_check::<f32>(be, &mut rng, &mut t, b, c, l, w, opts);
+        conv_check::<bf16>(be, &mut rng, &mut t, b, c, l, w, opts);
+        conv_check::<f16>(be, &mut rng, &mut t, b, c, l, w, opts);
+    }
+    // Shorter than the window: the final state takes columns of the initial state.
+    conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, false));
+    conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, true));
+    t.finish("causal_conv1d");
+}
+
+// ------------------------------------------------------------------ SPEC 4, 5
+
+fn state_update_check<T: Element>(be: &CudaBackend, rng: &mut Rng, t: &mut Tally, multihead: bool) {
+    let b = rng.int(1, 3);
+    let h = rng.int(1, 6);
+    let p = if multihead { rng.int(1, 8) } else { 1 };
+    let n = rng.int(1, 80);
+    let g = if multihead || rng.coin() {
+        rng.divisor(h)
+    } else {
+        0
+    };
+    let xd: Vec<usize> = if multihead { vec![b, h, p] } else { vec![b, h] };
+    let pd: Vec<usize> = if multihead { vec![h, p] } else { vec![h] };
+    let mut ad = pd.clone();
+    ad.push(n);
+    let bd: Vec<usize> = if g == 0 { vec![b, n] } else { vec![b, g, n] };
+    let mut sd = xd.clone();
+    sd.push(n);
+    let nx: usize = xd.iter().product();
+    let x = to::<T>(&rng.normals(nx, 1.0));
+    let sp = rng.coin();
+    let dt = if sp {
+        to::<T>(&rng.uniforms(nx, -3.0, 1.0))
+    } else {
+        to::<T>(&rng.uniforms(nx, 0.001, 0.7))
+    };
+    let a: Vec<f32> = (0..ad.iter().product())
+        .map(|_| -(rng.range(0.5, 8.0) as f32))
+        .collect();
+    let bm = to::<T>(&rng.normals(bd.iter().product(), 1.0));
+    let cm = to::<T>(&rng.normals(bd.iter().product(), 1.0));
+    let dv = rng.normals(pd.iter().product(), 1.0);
+    let z = to::<T>(&rng.normals(nx, 1.0));
+    let bias = if sp {
+        rng.uniforms(pd.iter().product(), -2.0, 0.0)
+    } else {
+        rng.uniforms(pd.iter().product(), 0.0, 0.3)
+    };
+    let state0 = rng.normals(sd.iter().product(), 1.0);
+    let (use_d, use_z, use_b, lim) = (rng.coin(), rng.coin(), rng.coin(), rng.coin());
+    let shape = |d: &[usize]| mamba_core::Shape::from_slice(d, "t").unwrap();
+    macro_rules! args {
+        ($x:expr, $dt:expr, $a:expr, $b:expr, $c:expr, $d:expr, $z:expr, $bias:expr) => {{
+            let mut s = SelectiveStateUpdateArgs::new(
+                Tensor {
+                    data: $x,
+                    shape: shape(&xd),
+                },
+                Tensor {
+                    data: $dt,
+                    shape: shape(&xd),
+                },
+                Tensor {
+                    data: $a,
+                    shape: shape(&ad),
+                },
+                Tensor {
+                    data: $b,
+                    shape: shape(&bd),
+                },
+                Tensor {
+                    data: $c,
+                    shape: shape(&bd),
+                },
+            )
+            .with_dt_softplus(sp);
+            if use_d {
+                s = s.with_d(Tensor {
+                    data: $d,
+                    shape: shape(&pd),
+                });
+            }
+            if use_z {
+                s = s.with_z(Tensor {
+                    data: $z,
+                    shape: shape(&xd),
+                });
+            }
+            if use_b {
+                s = s.with_dt_bias(Tensor {
+                    data: $bias,
+                    shape: shape(&pd),
+                });
+            }
+            if lim {
+                s = s.with_dt_limit(0.01, 1.0);
+            }
+            s
+        }};
+    }
+    let args = args!(&x, &dt, &a, &bm, &cm, &dv, &z, &bias);
+    let mut state = state0.clone();
+    let mut out = nan::<T>(nx);
+    Kernels::<T>::selective_state_update(be, &args, &mut state, &mut out).unwrap();
+    let (x6, dt6, a6, b6, c6, d6, z6, bi6) = (
+        f64s(&x),
+        f64s(&dt),
+        f64s(&a),
+        f64s(&bm),
+        f64s(&cm),
+        f64s(&dv),
+        f64s(&z),
+        f64s(&bias),
+    );
+    let oargs = args!(&x6, &dt6, &a6, &b6, &c6, &d6, &z6, &bi6);
+    let mut es = f64s(&state0);
+    let mut eo = vec![0f64; nx];
+    Reference::<f64>::oracle()
+        .selective_state_update(&oargs, &mut es, &mut eo)
+        .unwrap();
+    let what = format!(
+        "state_update {} mh={multihead} b{b} h{h} p{p} N{n} g{g}",
+        T::DTYPE
+    );
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tol::<T>());
+    t.check(
+        &format!("{what} state"),
+        rel_l2(&state, &es),
+        tol::<T>().max(1e-5),
+    );
+}
+
+fn conv_update_check<T: Element>(be: &CudaBackend, rng: &mut Rng, t: &mut Tally) {
+    let (b, c, w) = (rng.int(1, 3), rng.int(1, 40), rng.int(1, 5));
+    let s = w - 1 + rng.int(0, 3);
+    let ln = rng.int(1, 4);
+    let three = ln > 1 || rng.coin();
+    let xd: Vec<usize> = if three { vec![b, c, ln] } else { vec![b, c] };
+    let x = to::<T>(&rng.normals(b * c * ln, 1.0));
+    let wt = rng.normals(c * w, 0.5);
+    let bias = rng.normals(c, 0.5);
+    let st0 = rng.normals(b * c * s, 1.0);
+    let (use_b, silu) = (rng.coin(), rng.coin());
+    let shape = mamba_core::Shape::from_slice(&xd, "x").unwrap();
+    macro_rules! args {
+        ($x:expr, $w:expr, $bias:expr) => {{
+            let mut a =
+                CausalConv1dUpdateArgs::new(Tensor { data: $x, shape }, Tensor::new($w, [c, w]));
+            if use_b {
+                a = a.with_bias(Tensor::new($bias, [c]));
+            }
+            if silu {
+                a = a.with_activation(Activation::Silu);
+            }
+            a
+        }};
+    }
+    let args = args!(&x, &wt, &bias);
+    let mut st = st0.clone();
+    let mut out = nan::<T>(b * c * ln);
+    Kernels::<T>::causal_conv1d_update(be, &args, TensorMut::new(&mut st, [b, c, s]), &mut out)
+        .unwrap();
+    let (x6, w6, b6) = (f64s(&x), f64s(&wt), f64s(&bias));
+    let oargs = args!(&x6, &w6, &b6);
+    let mut es = f64s(&st0);
+    let mut eo = vec![0f64; b * c * ln];
+    Reference::<f64>::oracle()
+        .causal_conv1d_update(&oargs, TensorMut::new(&mut es, [b, c, s]), &mut eo)
+        .unwrap();
+    let what = format!("conv_update {} b{b} c{c} W{w} S{s} Ln{ln}", T::DTYPE);
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tol::<T>());
+    t.check(&format!("{what} state"), rel_l2(&st, &es), 1e-6);
+}
+
+#[test]
+fn decode_steps_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(4);
+    let mut t = Tally::default();
+    for _ in 0..rounds() * 4 {
+        state_update_check::<f32>(be, &mut rng, &mut t, false);
+        state_update_check::<f32>(be, &mut rng, &mut t, true);
+        state_update_check::<bf16>(be, &mut rng, &mut t, true);
+        state_update_check::<f16>(be, &mut rng, &mut t, false);
+        conv_update_check::<f32>(be, &mut rng, &mut t);
+        conv_update_check::<bf16>(be, &mut rng, &mut t);
+    }
+    t.finish("decode");
+}
+
+// ------------------------------------------------------------------ SPEC 6
+
+struct HostBlock {
+    cfg: BlockConfigC,
+    in_proj: Vec<f32>,
+    conv_w: Vec<f32>,
+    conv_b: Vec<f32>,
+    dt_bias: Vec<f32>,
+    a_log: Vec<f32>,
+    d: Vec<f32>,
+    norm: Vec<f32>,
+    out_proj: Vec<f32>,
+}
+
+impl HostBlock {
+    fn random(cfg: BlockConfigC, rng: &mut Rng) -> HostBlock {
+        let (dm, di, h, cd, w) = (
+            cfg.d_model as usize,
+            cfg.d_inner(),
+            cfg.nheads(),
+            cfg.conv_dim(),
+            cfg.d_conv as usize,
+        );
+        HostBlock {
+            cfg,
+            in_proj: rng.normals(cfg.d_in_proj() * dm, 1.0 / (dm as f64).sqrt()),
+            conv_w: rng.normals(cd * w, 0.5),
+            conv_b: rng.normals(cd, 0.2),
+            dt_bias: rng.uniforms(h, -4.0, -1.0),
+            a_log: rng.uniforms(h, 0.0, 2.5),
+            d: rng.normals(h, 1.0),
+            norm: rng.uniforms(di, 0.5, 1.5),
+            out_proj: rng.normals(dm * di, 1.0 / (di as f64).sqrt()),
+        }
+    }
+
+    fn weights(&self) -> BlockWeights<'_> {
+        BlockWeights {
+            in_proj: &self.in_proj,
+            conv_weight: &self.conv_w,
+            conv_bias: Some(&self.conv_b),
+            dt_bias: &self.dt_bias,
+            a_log: &self.a_log,
+            d: &self.d,
+            norm_weight: &self.norm,
+            out_proj: &self.out_proj,
+        }
+    }
+
+    /// SPEC 6 in f64, continuing from (conv_state, ssm_state) and updating them.
+    fn forward(
+        &self,
+        u: &[f64],
+        b: usize,
+        l: usize,
+        conv_state: &mut [f64],
+        ssm: &mut [f64],
+    ) -> Vec<f64> {
+        let c = &self.cfg;
+        let (dm, di, h, p, n, g, cd, w) = (
+            c.d_model as usize,
+            c.d_inner(),
+            c.nheads(),
+            c.headdim as usize,
+            c.d_state as usize,
+            c.ngroups as usize,
+            c.conv_dim(),
+            c.d_conv as usize,
+        );
+        let dip = c.d_in_proj();
+        let silu = |v: f64| v / (1.0 + (-v).exp());
+        let softplus = |v: f64| if v > 20.0 { v } else { v.exp().ln_1p() };
+        let mut out = vec![0f64; b * l * dm];
+        for i in 0..b {
+            // 1. projection
+            let mut zx = vec![0f64; l * dip];
+            for t in 0..l {
+                for o in 0..dip {
+                    let mut acc = 0.0;
+                    for k in 0..dm {
+                        acc += u[(i * l + t) * dm + k] * self.in_proj[o * dm + k] as f64;
+                    }
+                    zx[t * dip + o] = acc;
+                }
+            }
+            // 2. conv + silu over xBC
+            let mut xbc = vec![0f64; l * cd];
+            for ch in 0..cd {
+                let st = &mut conv_state[(i * cd + ch) * (w - 1)..(i * cd + ch + 1) * (w - 1)];
+                let mut xp: Vec<f64> = st.to_vec();
+                xp.extend((0..l).map(|t| zx[t * dip + di + ch]));
+                for t in 0..l {
+                    let mut acc = self.conv_b[ch] as f64;
+                    for k in 0..w {
+                        acc += self.conv_w[ch * w + k] as f64 * xp[t + k];
+                    }
+                    xbc[t * cd + ch] = silu(acc);
+                }
+                st.copy_from_slice(&xp[l..l + w - 1]);
+            }
+            // 3-4. ssd
+            let mut y = vec![0f64; l * di];
+            for j in 0..h {
+                let k = j / (h / g);
+                let a = -(self.a_log[j] as f64).exp();
+                let s = &mut ssm[(i * h + j) * p * n..(i * h + j + 1) * p * n];
+                for t in 0..l {
+                    let mut dt = softplus(zx[t * dip + dip - h + j] + self.dt_bias[j] as f64);
+                    if c.has_dt_limit != 0 {
+                        dt = dt.clamp(c.dt_lo as f64, c.dt_hi as f64);
+                    }
+                    let decay = (dt * a).exp();
+                    for q in 0..p {
+                        let xv = xbc[t * cd + j * p + q];
+                        let mut acc = 0.0;
+                        for nn in 0..n {
+                            let bv = xbc[t * cd + di + k * n + nn];
+                            let cv = xbc[t * cd + di + g * n + k * n + nn];
+                            let e = &mut s[q * n + nn];
+                            *e = decay * *e + dt * xv * bv;
+                            acc += *e * cv;
+                        }
+                        y[t * di + j * p + q] = acc + self.d[j] as f64 * xv;
+                    }
+                }
+            }
+            // 5. gated RMS norm per group
+            let gs = di / g;
+            let mut yn = vec![0f64; l * di];
+            for t in 0..l {
+                for gi in 0..g {
+                    let vals: Vec<f64> = (0..gs)
+                        .map(|e| {
+                            let ch = gi * gs + e;
+                            let yv = y[t * di + ch];
+                            if c.norm_before_gate != 0 {
+                                yv
+                            } else {
+                                yv * silu(zx[t * dip + ch])
+                            }
+                        })
+                        .collect();
+                    let ms = vals.iter().map(|v| v * v).sum::<f64>() / gs as f64;
+                    let r = 1.0 / (ms + c.rmsnorm_eps as f64).sqrt();
+                    for e in 0..gs {
+                        let ch = gi * gs + e;
+                        let mut o = vals[e] * r * self.norm[ch] as f64;
+                        if c.norm_before_gate != 0 {
+                            o *= silu(zx[t * dip + ch]);
+                        }
+                        yn[t * di + ch] = o;
+                    }
+                }
+            }
+            // 6. out projection
+            for t in 0..l {
+                for o in 0..dm {
+                    let mut acc = 0.0;
+                    for k in 0..di {
+                        acc += yn[t * di + k] * self.out_proj[o * di + k] as f64;
+                    }
+                    out[(i * l + t) * dm + o] = acc;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn block_check(
+    be: &CudaBackend,
+    rng: &mut Rng,
+    t: &mut Tally,
+    cfg: BlockConfigC,
+    b: usize,
+    l: usize,
+) {
+    let hb = HostBlock::random(cfg, rng);
+    let dev = be.block(&cfg, &hb.weights()).unwrap();
+    let u = rng.normals(b * l * cfg.d_model as usize, 1.0);
+    let (csn, ssn) = (dev.conv_state_len(b), dev.ssm_state_len(b));
+    let cs0 = rng.normals(csn, 0.5);
+    let ss0 = rng.normals(ssn, 0.5);
+    // Whole sequence from a given state.
+    let mut cs = cs0.clone();
+    let mut ss = ss0.clone();
+    let mut out = vec![f32::NAN; u.len()];
+    dev.forward_host(be, &u, b, l, &mut cs, &mut ss, &mut out)
+        .unwrap();
+    let u64_: Vec<f64> = if cfg.dtype == abi::dtype::BF16 {
+        u.iter().map(|&v| bf16::from_f32(v).to_f64()).collect()
+    } else {
+        u.iter().map(|&v| v as f64).collect()
+    };
+    let mut ecs: Vec<f64> = cs0.iter().map(|&v| v as f64).collect();
+    let mut ess: Vec<f64> = ss0.iter().map(|&v| v as f64).collect();
+    let eo = hb.forward(&u64_, b, l, &mut ecs, &mut ess);
+    let tolr = if cfg.dtype == abi::dtype::BF16 {
+        2e-2
+    } else {
+        1e-5
+    };
+    let what = format!("block {} {cfg:?} b{b} L{l}", abi::dtype::name(cfg.dtype));
+    t.check(&format!("{what} out"), rel_l2(&out, &eo), tolr);
+    t.check(&format!("{what} conv_state"), rel_l2(&cs, &ecs), tolr);
+    t.check(&format!("{what} ssm_state"), rel_l2(&ss, &ess), tolr);
+    if cfg.dtype != abi::dtype::F32 || l < 2 {
+        return;
+    }
+    // Chunked processing equals whole-sequence processing (device-resident, one stream).
+    let split = l / 3 + 1;
+    let dm = cfg.d_model as usize;
+    let stream = be.stream().unwrap();
+    let mut dcs = be.upload(&cs0, &stream).unwrap();
+    let mut dss = be.upload(&ss0, &stream).unwrap();
+    let mut parts = Vec::new();
+    for (t0, t1) in [(0, split), (split, l)] {
+        let mut piece = Vec::new();
+        for i in 0..b {
+            piece.extend_from_slice(&u[(i * l + t0) * dm..(i * l + t1) * dm]);
+        }
+        let din = be.upload(&piece, &stream).unwrap();
+        let mut dout = be.alloc::<f32>(piece.len()).unwrap();
+        dev.forward(
+            &din,
+            b,
+            t1 - t0,
+            &mut dout,
+            Some((&mut dcs, &mut dss)),
+            true,
+            &stream,
+        )
+        .unwrap();
+        parts.push(dout.to_vec(&stream).unwrap());
+    }
+    let mut joined = vec![0f32; u.len()];
+    for i in 0..b {
+        for (k, (t0, t1)) in [(0, split), (split, l)].into_iter().enumerate() {
+            let len = (t1 - t0) * dm;
+            joined[(i * l + t0) * dm..(i * l + t1) * dm]
+                .copy_from_slice(&parts[k][i * len..(i + 1) * len]);
+        }
+    }
+    t.check(&format!("{what} chunked out"), rel_l2(&joined, &eo), tolr);
+    t.check(
+        &format!("{what} chunked ssm_state"),
+        rel_l2(&dss.to_vec(&stream).unwrap(), &ess),
+        tolr,
+    );
+}
+
+#[test]
+fn mamba2_block_matches_spec6() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(5);
+    let mut t = Tally::default();
+    let base = BlockConfigC::new(48, 16);
+    let mut cfgs = vec![
+        BlockConfigC {
+            headdim: 16,
+            ..base
+        },
+        BlockConfigC {
+            headdim: 8,
+            ngroups: 2,
+            norm_before_gate: 1,
+            ..base
+        },
+        BlockConfigC {
+            headdim: 32,
+            d_conv: 3,
+            has_dt_limit: 1,
+            dt_lo: 0.01,
+            dt_hi: 0.5,
+            ..base
+        },
+        BlockConfigC {
+            d_model: 32,
+            headdim: 16,
+            d_state: 64,
+            ..base
+        },
+        BlockConfigC {
+            headdim: 16,
+            dtype: abi::dtype::BF16,
+            ..base
+        },
+    ];
+    cfgs.push(BlockConfigC {
+        d_model: 192,
+        d_state: 64,
+        ..BlockConfigC::new(192, 64)
+    });
+    for (k, cfg) in cfgs.into_iter().enumerate() {
+        let (b, l) = if k == 5 { (2, 40) } else { (2, 1 + 23 * k) };
+        block_check(be, &mut rng, &mut t, cfg, b, l);
+    }
+    t.finish("Mamba2Block");
+}
+
+// ------------------------------------------------------------------ errors
+
+#[test]
+fn device_errors_come_back_typed() {
+    let Some(be) = backend() else { return };
+    // Out of memory: a typed Backend error that says so.
+    match be.alloc::<f32>(1 << 45) {
+        Err(Error::Backend { backend, message }) => {
+            assert_eq!(backend, "cuda");
+            assert!(message.contains("out of memory"), "{message}");
+        }
+        other => panic!("expected an out-of-memory error, got {other:?}"),
+    }
+    // A bad descriptor: a typed error naming the argument.
+    let stream = be.stream().unwrap();
+    let buf = be.zeros::<f32>(64, &stream).unwrap();
+    let mut desc = mamba_core::abi::Conv1dDesc {
+        x: buf.desc(&[1, 4, 16]),
+        weight: buf.desc(&[4, 3]),
+        out: buf.desc(&[1, 4, 16]),
+        ..Default::default()
+    };
+    desc.weight = TensorDesc {
+        dims: [5, 3, 0, 0, 0, 0],
+        ..desc.weight
+    };
+    // SAFETY: the descriptor's pointers are a live buffer of 64 floats.
+    let err = unsafe { be.causal_conv1d_device(&desc, &stream) }.unwrap_err();
+    assert!(err.to_string().contains("weight"), "{err}");
+    // Unsupported storage for the plugin and backward ops: Unsupported naming them.
+    let err = Kernels::<f32>::selective_scan_backward(be, &dummy_scan_args(), &[0.0; 2], None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                backend: "cuda",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(buf);
+}
+
+fn dummy_scan_args() -> SelectiveScanArgs<'static, f32> {
+    static U: [f32; 2] = [0.0; 2];
+    static A: [f32; 1] = [-1.0];
+    SelectiveScanArgs::new(
+        Tensor::new(&U, [1, 1, 2]),
+        Tensor::new(&U, [1, 1, 2]),
+        Tensor::new(&A, [1, 1]),
+        Tensor::new(&A, [1, 1]),
+        Tensor::new(&A, [1, 1]),
+    )
+}
