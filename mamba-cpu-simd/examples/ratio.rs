@@ -8,7 +8,7 @@
 //! Times are medians of several runs (a single run of the reference at long lengths),
 //! measured in one process so the ratios compare like with like.
 
-#[path = "../benches/seed.rs"]
+#[path = "../benches/seed/mod.rs"]
 mod seed;
 
 use std::time::Instant;

@@ -20,6 +20,7 @@ fn fill(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
 }
 
 /// Mamba-1 at the seed shape.
+#[derive(Debug)]
 pub struct Scan {
     pub batch: usize,
     pub dim: usize,
@@ -79,6 +80,7 @@ impl Scan {
 }
 
 /// SSD at the seed shape.
+#[derive(Debug)]
 pub struct Ssd {
     pub batch: usize,
     pub seqlen: usize,
