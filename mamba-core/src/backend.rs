@@ -96,3 +96,81 @@ pub trait Backend: Kernels<f32> + Kernels<f16> + Kernels<bf16> + Send + Sync + D
     /// Details for the report line, e.g. `avx2+fma, 2 threads`.
     fn detail(&self) -> String;
 }
+
+/// A shared reference to a backend is a backend (so a `&'static` plugin handle can be
+/// held as `Arc<dyn Backend>`).
+impl<T: Element, P: Element, K: Kernels<T, P> + ?Sized> Kernels<T, P> for &K {
+    fn selective_scan(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        out: &mut [T],
+        last_state: Option<&mut [P]>,
+    ) -> Result<()> {
+        (**self).selective_scan(args, out, last_state)
+    }
+    fn selective_scan_backward(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        dout: &[T],
+        dlast_state: Option<&[P]>,
+    ) -> Result<SelectiveScanGrads<T, P>> {
+        (**self).selective_scan_backward(args, dout, dlast_state)
+    }
+    fn ssd(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        out: &mut [T],
+        final_states: Option<&mut [P]>,
+    ) -> Result<()> {
+        (**self).ssd(args, out, final_states)
+    }
+    fn ssd_backward(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+    ) -> Result<SsdGrads<T, P>> {
+        (**self).ssd_backward(args, dout, dfinal_states)
+    }
+    fn causal_conv1d(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        out: &mut [T],
+        final_states: Option<&mut [P]>,
+    ) -> Result<()> {
+        (**self).causal_conv1d(args, out, final_states)
+    }
+    fn causal_conv1d_backward(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+    ) -> Result<CausalConv1dGrads<T, P>> {
+        (**self).causal_conv1d_backward(args, dout, dfinal_states)
+    }
+    fn selective_state_update(
+        &self,
+        args: &SelectiveStateUpdateArgs<'_, T, P>,
+        state: &mut [P],
+        out: &mut [T],
+    ) -> Result<()> {
+        (**self).selective_state_update(args, state, out)
+    }
+    fn causal_conv1d_update(
+        &self,
+        args: &CausalConv1dUpdateArgs<'_, T, P>,
+        conv_state: TensorMut<'_, P>,
+        out: &mut [T],
+    ) -> Result<()> {
+        (**self).causal_conv1d_update(args, conv_state, out)
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for &B {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn detail(&self) -> String {
+        (**self).detail()
+    }
+}

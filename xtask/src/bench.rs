@@ -249,11 +249,20 @@ fn block_flops(cfg: &Mamba2Config, batch: usize, l: usize) -> (f64, f64) {
     )
 }
 
+/// Minimum runs, maximum runs and time budget of one measurement.
+#[derive(Clone, Copy)]
+struct Reps(usize, usize, Duration);
+
+type Stats = (f64, f64, f64, usize);
+
+/// Converts the inputs to the storage type and allocates the outputs once, then times
+/// the call alone.
 fn scan_call<T: Element>(
     k: &(dyn Backend + 'static),
     s: &ScanInputs,
     backward: bool,
-) -> Result<(), String>
+    reps: Reps,
+) -> Result<Stats, String>
 where
     dyn Backend: Kernels<T>,
 {
@@ -275,21 +284,29 @@ where
     .with_delta_softplus(true);
     let mut out = vec![T::default(); s.b * s.d * s.l];
     let mut last = vec![0.0f32; s.b * s.d * s.n];
-    <dyn Backend as Kernels<T>>::selective_scan(k, &args, &mut out, Some(&mut last))
-        .map_err(|e| e.to_string())?;
-    if backward {
-        let dout: Vec<T> = convert(&s.dout);
-        <dyn Backend as Kernels<T>>::selective_scan_backward(k, &args, &dout, None)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let dout: Vec<T> = convert(&s.dout);
+    measure(
+        || {
+            <dyn Backend as Kernels<T>>::selective_scan(k, &args, &mut out, Some(&mut last))
+                .map_err(|e| e.to_string())?;
+            if backward {
+                <dyn Backend as Kernels<T>>::selective_scan_backward(k, &args, &dout, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
 }
 
 fn ssd_call<T: Element>(
     k: &(dyn Backend + 'static),
     s: &SsdInputs,
     backward: bool,
-) -> Result<(), String>
+    reps: Reps,
+) -> Result<Stats, String>
 where
     dyn Backend: Kernels<T>,
 {
@@ -311,21 +328,29 @@ where
     .with_dt_softplus(true);
     let mut out = vec![T::default(); x.len()];
     let mut fin = vec![0.0f32; s.b * s.h * s.p * s.n];
-    <dyn Backend as Kernels<T>>::ssd(k, &args, &mut out, Some(&mut fin))
-        .map_err(|e| e.to_string())?;
-    if backward {
-        let dout: Vec<T> = convert(&s.dout);
-        <dyn Backend as Kernels<T>>::ssd_backward(k, &args, &dout, None)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let dout: Vec<T> = convert(&s.dout);
+    measure(
+        || {
+            <dyn Backend as Kernels<T>>::ssd(k, &args, &mut out, Some(&mut fin))
+                .map_err(|e| e.to_string())?;
+            if backward {
+                <dyn Backend as Kernels<T>>::ssd_backward(k, &args, &dout, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
 }
 
 fn conv_call<T: Element>(
     k: &(dyn Backend + 'static),
     s: &ConvInputs,
     backward: bool,
-) -> Result<(), String>
+    reps: Reps,
+) -> Result<Stats, String>
 where
     dyn Backend: Kernels<T>,
 {
@@ -338,14 +363,21 @@ where
     .with_activation(Activation::Silu);
     let mut out = vec![T::default(); x.len()];
     let mut fin = vec![0.0f32; s.b * s.c * (s.w - 1)];
-    <dyn Backend as Kernels<T>>::causal_conv1d(k, &args, &mut out, Some(&mut fin))
-        .map_err(|e| e.to_string())?;
-    if backward {
-        let dout: Vec<T> = convert(&s.dout);
-        <dyn Backend as Kernels<T>>::causal_conv1d_backward(k, &args, &dout, None)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let dout: Vec<T> = convert(&s.dout);
+    measure(
+        || {
+            <dyn Backend as Kernels<T>>::causal_conv1d(k, &args, &mut out, Some(&mut fin))
+                .map_err(|e| e.to_string())?;
+            if backward {
+                <dyn Backend as Kernels<T>>::causal_conv1d_backward(k, &args, &dout, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
 }
 
 fn dispatch<R>(
@@ -526,18 +558,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Box::new(move |sel: &Selection| {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
-                    let (med, mn, mx, runs) = measure(
-                        || {
-                            dispatch(
-                                dtype,
-                                || scan_call::<f32>(k, &s, backward),
-                                || scan_call::<mamba_core::f16>(k, &s, backward),
-                                || scan_call::<mamba_core::bf16>(k, &s, backward),
-                            )
-                        },
-                        min_runs,
-                        max_runs,
-                        budget,
+                    let reps = Reps(min_runs, max_runs, budget);
+                    let (med, mn, mx, runs) = dispatch(
+                        dtype,
+                        || scan_call::<f32>(k, &s, backward, reps),
+                        || scan_call::<mamba_core::f16>(k, &s, backward, reps),
+                        || scan_call::<mamba_core::bf16>(k, &s, backward, reps),
                     )?;
                     Ok(Row {
                         op: "selective_scan",
@@ -562,18 +588,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Box::new(move |sel: &Selection| {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
-                    let (med, mn, mx, runs) = measure(
-                        || {
-                            dispatch(
-                                dtype,
-                                || ssd_call::<f32>(k, &s, backward),
-                                || ssd_call::<mamba_core::f16>(k, &s, backward),
-                                || ssd_call::<mamba_core::bf16>(k, &s, backward),
-                            )
-                        },
-                        min_runs,
-                        max_runs,
-                        budget,
+                    let reps = Reps(min_runs, max_runs, budget);
+                    let (med, mn, mx, runs) = dispatch(
+                        dtype,
+                        || ssd_call::<f32>(k, &s, backward, reps),
+                        || ssd_call::<mamba_core::f16>(k, &s, backward, reps),
+                        || ssd_call::<mamba_core::bf16>(k, &s, backward, reps),
                     )?;
                     Ok(Row {
                         op: "ssd",
@@ -598,18 +618,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Box::new(move |sel: &Selection| {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
-                    let (med, mn, mx, runs) = measure(
-                        || {
-                            dispatch(
-                                dtype,
-                                || conv_call::<f32>(k, &s, backward),
-                                || conv_call::<mamba_core::f16>(k, &s, backward),
-                                || conv_call::<mamba_core::bf16>(k, &s, backward),
-                            )
-                        },
-                        min_runs,
-                        max_runs,
-                        budget,
+                    let reps = Reps(min_runs, max_runs, budget);
+                    let (med, mn, mx, runs) = dispatch(
+                        dtype,
+                        || conv_call::<f32>(k, &s, backward, reps),
+                        || conv_call::<mamba_core::f16>(k, &s, backward, reps),
+                        || conv_call::<mamba_core::bf16>(k, &s, backward, reps),
                     )?;
                     Ok(Row {
                         op: "causal_conv1d",
