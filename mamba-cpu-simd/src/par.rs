@@ -122,3 +122,48 @@ pub(crate) fn chunks(seqlen: usize, chunk: usize) -> Vec<(usize, usize)> {
         .map(|t0| (t0, (t0 + chunk).min(seqlen)))
         .collect()
 }
+
+/// An output buffer that parallel tasks write at disjoint but interleaved places (one
+/// head's channels at every step of a (b, L, h, p) tensor), which `split_mut` cannot
+/// express.
+pub(crate) struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _buf: core::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `Disjoint` is a `&mut [T]` shared between tasks that, by the contract of
+// `Disjoint::piece`, never touch the same element; sending or sharing it is sending
+// `&mut [T]` pieces, which is sound for `T: Send`.
+unsafe impl<T: Send> Send for Disjoint<'_, T> {}
+// SAFETY: as above: concurrent callers of `piece` get disjoint elements.
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    /// Borrows `buf` for the tasks.
+    pub(crate) fn new(buf: &'a mut [T]) -> Self {
+        Disjoint {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _buf: core::marker::PhantomData,
+        }
+    }
+
+    /// The `len` elements from `start` (panics if out of bounds).
+    ///
+    /// # Safety
+    ///
+    /// While the returned slice lives, no other call (on any thread) may return a
+    /// range that overlaps it.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn piece(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(
+            start <= self.len && len <= self.len - start,
+            "piece out of bounds"
+        );
+        // SAFETY: the range is inside the buffer (asserted above), the buffer is
+        // mutably borrowed for 'a, and the caller guarantees no overlapping piece is
+        // alive, so this is the only reference to these elements.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}

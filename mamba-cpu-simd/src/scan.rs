@@ -358,23 +358,35 @@ fn fwd_row_dyn<S: Simd>(
 }
 
 /// Scans rows `r0..r0 + rows` over steps `t0..t1` from the states in `h` (rows x np),
-/// leaving the end states there; `y` (rows x (t1 - t0)) gets `C . h` by `mode`.
-/// Returns each row's sum of `dt` over the range (for the carry of the chunked scan).
+/// leaving the end states there. With `out` (rows x L), writes the finished outputs
+/// `(C . h + D u) * silu(z)` there; otherwise `y` (rows x (t1 - t0)) gets `C . h` by
+/// `mode`. Returns each row's sum of `dt` over the range (for the carry of the chunked
+/// scan).
 #[inline(always)]
-fn fwd_rows<S: Simd>(
+fn fwd_rows<S: Simd, T: Element>(
     s: S,
     p: &Problem<'_>,
     mode: YMode,
     r0: usize,
     h: &mut [f32],
     y: &mut [f32],
+    mut out: Option<&mut [T]>,
     t0: usize,
     t1: usize,
 ) -> Vec<f32> {
     let np = p.np;
+    let l = p.dims.seqlen;
     let rows = h.len() / np;
     let len = t1 - t0;
     let mut scratch = StepScratch::new(TIME_BLOCK.min(len));
+    let mut yb = vec![
+        0.0f32;
+        if out.is_some() {
+            pad(TIME_BLOCK.min(len), MAX_LANES)
+        } else {
+            0
+        }
+    ];
     let mut sums = vec![0.0f32; rows];
     for tb0 in (t0..t1).step_by(TIME_BLOCK) {
         let tb1 = (tb0 + TIME_BLOCK).min(t1);
@@ -386,7 +398,11 @@ fn fwd_rows<S: Simd>(
                 scratch.dtu.fill(0.0);
             }
             sums[r] += scratch.dt[..tb1 - tb0].iter().sum::<f32>();
-            let yrow = &mut y[r * len + (tb0 - t0)..];
+            let yrow: &mut [f32] = if out.is_some() {
+                &mut yb
+            } else {
+                &mut y[r * len + (tb0 - t0)..]
+            };
             fwd_row(
                 s,
                 mode,
@@ -399,6 +415,10 @@ fn fwd_rows<S: Simd>(
                 yrow,
                 tb1 - tb0,
             );
+            if let Some(o) = out.as_deref_mut() {
+                finish_range(s, &row, &mut yb, tb0, tb1);
+                crate::convert::store(&yb[..tb1 - tb0], &mut o[r * l + tb0..r * l + tb1]);
+            }
         }
     }
     sums
@@ -428,23 +448,29 @@ fn carry_forward(
     (h_in, h)
 }
 
-/// The forward kernel: writes `C . h` into `ypre` (b, d, L) and the last states.
-struct Forward<'p, 'a> {
+/// The forward kernel: writes `out` and the last states (padded rows).
+struct Forward<'p, 'a, T> {
     par: &'p Par,
     p: &'p Problem<'a>,
-    ypre: &'p mut [f32],
+    out: &'p mut [T],
     last: &'p mut [f32],
 }
 
-impl Kernel for Forward<'_, '_> {
+impl<T: Element> Kernel for Forward<'_, '_, T> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        forward_impl(s, self.par, self.p, self.ypre, self.last);
+        forward_impl(s, self.par, self.p, self.out, self.last);
     }
 }
 
-fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], last: &mut [f32]) {
+fn forward_impl<S: Simd, T: Element>(
+    s: S,
+    par: &Par,
+    p: &Problem<'_>,
+    out: &mut [T],
+    last: &mut [f32],
+) {
     let dims = p.dims;
     let (rows, l, np) = (dims.batch * dims.dim, dims.seqlen, p.np);
     let chunk = par.time_chunk(rows, l);
@@ -452,25 +478,27 @@ fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], las
         p.init_state(r, h);
     }
     if chunk >= l {
+        // One pass: every task owns whole rows and writes their final outputs.
         let rb = par.row_block(rows, MAX_ROW_BLOCK);
-        let tasks: Vec<_> = ypre
+        let tasks: Vec<_> = out
             .chunks_mut(rb * l)
             .zip(last.chunks_mut(rb * np))
             .enumerate()
             .collect();
-        par.map(tasks, |(k, (y, h))| {
+        par.map(tasks, |(k, (o, h))| {
             s.vectorize(
                 #[inline(always)]
-                || fwd_rows(s, p, YMode::Write, k * rb, h, y, 0, l),
+                || fwd_rows(s, p, YMode::Write, k * rb, h, &mut [], Some(o), 0, l),
             )
         });
         return;
     }
+    let mut ypre = vec![0.0f32; rows * l];
     // The chunked two-pass scan.
     let spans = chunks(l, chunk);
     let nc = spans.len();
     let pieces = split_mut(
-        ypre,
+        &mut ypre,
         (0..rows).flat_map(|_| spans.iter().map(|&(t0, t1)| t1 - t0)),
     );
     let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
@@ -483,7 +511,7 @@ fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], las
         }
         let sums = s.vectorize(
             #[inline(always)]
-            || fwd_rows(s, p, YMode::Write, r, &mut h, y, t0, t1),
+            || fwd_rows::<S, T>(s, p, YMode::Write, r, &mut h, y, None, t0, t1),
         );
         (h, sums[0], y)
     });
@@ -510,59 +538,60 @@ fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], las
         let (t0, t1) = spans[k];
         s.vectorize(
             #[inline(always)]
-            || fwd_rows(s, p, YMode::Add, r, &mut h, y, t0, t1),
+            || fwd_rows::<S, T>(s, p, YMode::Add, r, &mut h, y, None, t0, t1),
         );
     });
+    finish(s, par, p, &ypre, out);
 }
 
 /// `out = (ypre + D u) * silu(z)`, rounded into the storage type.
-struct Finish<'p, 'a, T> {
-    par: &'p Par,
-    p: &'p Problem<'a>,
-    ypre: &'p [f32],
-    out: &'p mut [T],
+fn finish<S: Simd, T: Element>(s: S, par: &Par, p: &Problem<'_>, ypre: &[f32], out: &mut [T]) {
+    let l = p.dims.seqlen;
+    let rows = p.dims.batch * p.dims.dim;
+    let rb = par.row_block(rows, MAX_ROW_BLOCK);
+    let tasks: Vec<_> = out.chunks_mut(rb * l).enumerate().collect();
+    par.map(tasks, |(k, out)| {
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let mut buf = vec![0.0f32; pad(l, MAX_LANES)];
+                for (j, orow) in out.chunks_mut(l).enumerate() {
+                    let r = k * rb + j;
+                    let row = p.row(r);
+                    buf[..l].copy_from_slice(&ypre[r * l..(r + 1) * l]);
+                    finish_range(s, &row, &mut buf, 0, l);
+                    crate::convert::store(&buf[..l], orow);
+                }
+            },
+        )
+    });
 }
 
-impl<T: Element> Kernel for Finish<'_, '_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
-        let (p, l) = (self.p, self.p.dims.seqlen);
-        let rows = p.dims.batch * p.dims.dim;
-        let rb = self.par.row_block(rows, MAX_ROW_BLOCK);
-        let tasks: Vec<_> = self.out.chunks_mut(rb * l).enumerate().collect();
-        self.par.map(tasks, |(k, out)| {
-            s.vectorize(
-                #[inline(always)]
-                || {
-                    let mut buf = vec![0.0f32; pad(l, MAX_LANES)];
-                    for (j, orow) in out.chunks_mut(l).enumerate() {
-                        let r = k * rb + j;
-                        let row = p.row(r);
-                        buf[..l].copy_from_slice(&self.ypre[r * l..(r + 1) * l]);
-                        finish_row(s, &row, &mut buf, l);
-                        crate::convert::store(&buf[..l], orow);
-                    }
-                },
-            )
-        });
-    }
-}
-
-/// `y = (y + D u) * silu(z)` over one row (`y` padded).
+/// `y = (y + D u) * silu(z)` for steps `t0..t1` of a row (`y` from `t0`, padded).
 #[inline(always)]
-fn finish_row<S: Simd>(s: S, row: &Row<'_>, y: &mut [f32], l: usize) {
+fn finish_range<S: Simd>(s: S, row: &Row<'_>, y: &mut [f32], t0: usize, t1: usize) {
     let skip = s.splat(row.skip);
     let mut tmp = [0.0f32; MAX_LANES];
-    for t in (0..l).step_by(S::LANES) {
-        let n = (l - t).min(S::LANES);
-        tmp[..n].copy_from_slice(&row.u[t..t + n]);
-        let mut v = s.mul_add(skip, s.load(&tmp), s.load(&y[t..]));
+    let len = t1 - t0;
+    for k in (0..len).step_by(S::LANES) {
+        let n = (len - k).min(S::LANES);
+        let u = if n == S::LANES {
+            s.load(&row.u[t0 + k..])
+        } else {
+            tmp[..n].copy_from_slice(&row.u[t0 + k..t0 + k + n]);
+            s.load(&tmp)
+        };
+        let mut v = s.mul_add(skip, u, s.load(&y[k..]));
         if let Some(z) = row.z {
-            tmp[..n].copy_from_slice(&z[t..t + n]);
-            v = s.mul(v, math::silu(s, s.load(&tmp)));
+            let zv = if n == S::LANES {
+                s.load(&z[t0 + k..])
+            } else {
+                tmp[..n].copy_from_slice(&z[t0 + k..t0 + k + n]);
+                s.load(&tmp)
+            };
+            v = s.mul(v, math::silu(s, zv));
         }
-        s.store(&mut y[t..], v);
+        s.store(&mut y[k..], v);
     }
 }
 
@@ -574,20 +603,13 @@ pub(crate) fn forward<T: Element>(
 ) -> Result<()> {
     let dims = args.validate_forward(out.len(), last_state.as_deref().map(<[f32]>::len))?;
     let p = Problem::new(&be.par, be.isa.lanes(), args, dims);
-    let (rows, l, n, np) = (dims.batch * dims.dim, dims.seqlen, dims.dstate, p.np);
-    let mut ypre = vec![0.0f32; rows * l];
+    let (rows, n, np) = (dims.batch * dims.dim, dims.dstate, p.np);
     let mut last = vec![0.0f32; rows * np];
     be.isa.dispatch(Forward {
         par: &be.par,
         p: &p,
-        ypre: &mut ypre,
-        last: &mut last,
-    });
-    be.isa.dispatch(Finish {
-        par: &be.par,
-        p: &p,
-        ypre: &ypre,
         out,
+        last: &mut last,
     });
     if let Some(ls) = last_state {
         for (dst, src) in ls.chunks_mut(n).zip(last.chunks(np)) {
@@ -1015,7 +1037,8 @@ fn backward_impl<S: Simd>(
                     } else {
                         vec![0.0f32; np]
                     };
-                    let sums = fwd_rows(s, p, YMode::Skip, r, &mut h, &mut [], t0, t1);
+                    let sums =
+                        fwd_rows::<S, f32>(s, p, YMode::Skip, r, &mut h, &mut [], None, t0, t1);
                     let g = if kk > 0 {
                         adjoint_local(s, p, r, k.dout, t0, t1)
                     } else {

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
 
 use crate::convert::{into_storage, opt_to_f32, to_f32};
-use crate::par::{chunks, split_mut, Par};
+use crate::par::{chunks, split_mut, Disjoint, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
 
@@ -161,10 +161,21 @@ const fn col_block(level: SimdLevel) -> usize {
     }
 }
 
+/// Where the forward of a head puts `y`.
+enum YOut<'a, 'b, T> {
+    /// Nothing (the state is all that is wanted).
+    None,
+    /// `S C` before `D` and the gate, (len x p): written, or added in `CarryAdd` mode.
+    Pre(&'a mut [f32]),
+    /// The finished `(S C + D x) * silu(z)` at this head's places of the (b, L, h, p)
+    /// output.
+    Final(&'a Disjoint<'b, T>),
+}
+
 /// One head's forward over steps `t0..t1` from `state` (layout
-/// [row block][n][lane]), leaving the end state there; `y` ((t1 - t0) x p) by `mode`.
+/// [row block][n][lane]), leaving the end state there; `y` by `mode` and `out`.
 #[inline(always)]
-fn fwd_head<S: Simd>(
+fn fwd_head<S: Simd, T: Element>(
     s: S,
     p: &Problem<'_>,
     i: usize,
@@ -174,7 +185,7 @@ fn fwd_head<S: Simd>(
     st: &Steps,
     mode: Mode,
     state: &mut [f32],
-    y: &mut [f32],
+    mut out: YOut<'_, '_, T>,
 ) {
     let l = S::LANES;
     let (n, hp) = (p.dims.dstate, p.dims.headdim);
@@ -184,14 +195,19 @@ fn fwd_head<S: Simd>(
     let x0 = p.x_base(i, j, t0);
     let mut xdt = vec![0.0f32; len * l];
     let mut ybuf = vec![0.0f32; len * l];
+    let mut tmp = [0.0f32; MAX_LANES];
     for (qb, sblk) in state.chunks_mut(n * l).enumerate() {
         let q0 = qb * l;
         let nq = l.min(hp - q0);
         if mode != Mode::CarryAdd {
             for k in 0..len {
-                let xr = &p.x[x0 + k * xs + q0..x0 + k * xs + q0 + nq];
-                for (d, &xv) in xdt[k * l..k * l + nq].iter_mut().zip(xr) {
-                    *d = xv * st.step[k];
+                let xr = &p.x[x0 + k * xs + q0..];
+                if nq == l {
+                    s.store(&mut xdt[k * l..], s.mul(s.load(xr), s.splat(st.step[k])));
+                } else {
+                    for (d, &xv) in xdt[k * l..k * l + nq].iter_mut().zip(&xr[..nq]) {
+                        *d = xv * st.step[k];
+                    }
                 }
             }
         }
@@ -203,81 +219,63 @@ fn fwd_head<S: Simd>(
         let mut n0 = 0;
         while n0 < n {
             let first = n0 == 0;
+            let (sb, b, c) = (&mut sblk[n0 * l..], &p.b[bc0 + n0..], &p.c[bc0 + n0..]);
             if n - n0 >= nb {
                 match nb {
-                    16 => block::<S, 16>(
-                        s,
-                        mode,
-                        first,
-                        &mut sblk[n0 * l..],
-                        &p.b[bc0 + n0..],
-                        &p.c[bc0 + n0..],
-                        bcs,
-                        st,
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
-                    8 => block::<S, 8>(
-                        s,
-                        mode,
-                        first,
-                        &mut sblk[n0 * l..],
-                        &p.b[bc0 + n0..],
-                        &p.c[bc0 + n0..],
-                        bcs,
-                        st,
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
-                    _ => block::<S, 4>(
-                        s,
-                        mode,
-                        first,
-                        &mut sblk[n0 * l..],
-                        &p.b[bc0 + n0..],
-                        &p.c[bc0 + n0..],
-                        bcs,
-                        st,
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
+                    16 => block::<S, 16>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
+                    8 => block::<S, 8>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
+                    _ => block::<S, 4>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
                 }
                 n0 += nb;
             } else {
-                block::<S, 1>(
-                    s,
-                    mode,
-                    first,
-                    &mut sblk[n0 * l..],
-                    &p.b[bc0 + n0..],
-                    &p.c[bc0 + n0..],
-                    bcs,
-                    st,
-                    &xdt,
-                    &mut ybuf,
-                    len,
-                );
+                block::<S, 1>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len);
                 n0 += 1;
             }
         }
-        match mode {
-            Mode::StateOnly => {}
-            Mode::Write => {
+        match &mut out {
+            YOut::None => {}
+            YOut::Pre(y) if mode == Mode::Write => {
                 for k in 0..len {
                     y[k * hp + q0..k * hp + q0 + nq].copy_from_slice(&ybuf[k * l..k * l + nq]);
                 }
             }
-            Mode::CarryAdd => {
+            YOut::Pre(y) => {
                 for k in 0..len {
-                    for (d, v) in y[k * hp + q0..k * hp + q0 + nq]
-                        .iter_mut()
-                        .zip(&ybuf[k * l..k * l + nq])
-                    {
+                    let dst = &mut y[k * hp + q0..k * hp + q0 + nq];
+                    for (d, v) in dst.iter_mut().zip(&ybuf[k * l..k * l + nq]) {
                         *d += v;
                     }
+                }
+            }
+            YOut::Final(o) => {
+                for (qq, d) in tmp[..nq].iter_mut().enumerate() {
+                    *d = p.skip(j, q0 + qq);
+                }
+                let skip = s.load(&tmp);
+                for k in 0..len {
+                    let e = x0 + k * xs + q0;
+                    let xv = if nq == l {
+                        s.load(&p.x[e..])
+                    } else {
+                        tmp[..nq].copy_from_slice(&p.x[e..e + nq]);
+                        s.load(&tmp)
+                    };
+                    let mut v = s.mul_add(skip, xv, s.load(&ybuf[k * l..]));
+                    if let Some(z) = &p.z {
+                        let zv = if nq == l {
+                            s.load(&z[e..])
+                        } else {
+                            tmp[..nq].copy_from_slice(&z[e..e + nq]);
+                            s.load(&tmp)
+                        };
+                        v = s.mul(v, math::silu(s, zv));
+                    }
+                    s.store(&mut tmp, v);
+                    // SAFETY: the piece is this head's channels q0..q0+nq at step
+                    // t0 + k of batch i; each (batch, head) runs in exactly one task
+                    // and each step once, so no other live piece overlaps it.
+                    let dst = unsafe { o.piece(e, nq) };
+                    crate::convert::store(&tmp[..nq], dst);
                 }
             }
         }
@@ -383,32 +381,70 @@ fn decay_product(st: &Steps, len: usize) -> f32 {
     st.decay[..len].iter().product()
 }
 
-struct Forward<'p, 'a> {
+struct Forward<'p, 'a, T> {
     par: &'p Par,
     p: &'p Problem<'a>,
-    /// (b, h, L, p).
-    ypre: &'p mut [f32],
+    /// (b, L, h, p).
+    out: &'p mut [T],
     /// (b, h, p, N).
     last: &'p mut [f32],
 }
 
-impl Kernel for Forward<'_, '_> {
+impl<T: Element> Kernel for Forward<'_, '_, T> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        forward_impl(s, self.par, self.p, self.ypre, self.last);
+        forward_impl(s, self.par, self.p, self.out, self.last);
     }
 }
 
-fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], last: &mut [f32]) {
+fn forward_impl<S: Simd, T: Element>(
+    s: S,
+    par: &Par,
+    p: &Problem<'_>,
+    out: &mut [T],
+    last: &mut [f32],
+) {
     let d = p.dims;
     let (heads, l, hp, n) = (d.batch * d.nheads, d.seqlen, d.headdim, d.dstate);
     let lanes = S::LANES;
     let chunk = par.time_chunk(heads, l);
+    if chunk >= l {
+        // One pass: each (batch, head) task writes its finished outputs in place.
+        let dst = Disjoint::new(out);
+        let tasks: Vec<_> = last.chunks_mut(hp * n).enumerate().collect();
+        par.map(tasks, |(hd, fs)| {
+            let (i, j) = (hd / d.nheads, hd % d.nheads);
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let st = Steps::new(s, p, i, j, 0, l);
+                    let mut state = init_lanes(p, i, j, lanes);
+                    fwd_head(
+                        s,
+                        p,
+                        i,
+                        j,
+                        0,
+                        l,
+                        &st,
+                        Mode::Write,
+                        &mut state,
+                        YOut::Final(&dst),
+                    );
+                    from_lanes(&state, fs, hp, n, lanes, n);
+                },
+            )
+        });
+        return;
+    }
+    // The chunked scan: y before the gate into (b, h, L, p), then the fix-up, then the
+    // gate.
+    let mut ypre = vec![0.0f32; out.len()];
     let spans = chunks(l, chunk);
     let nc = spans.len();
     let pieces = split_mut(
-        ypre,
+        &mut ypre,
         (0..heads).flat_map(|_| spans.iter().map(|&(t0, t1)| (t1 - t0) * hp)),
     );
     let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
@@ -426,7 +462,18 @@ fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], las
                 } else {
                     vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
                 };
-                fwd_head(s, p, i, j, t0, t1, &st, Mode::Write, &mut state, y);
+                fwd_head::<S, T>(
+                    s,
+                    p,
+                    i,
+                    j,
+                    t0,
+                    t1,
+                    &st,
+                    Mode::Write,
+                    &mut state,
+                    YOut::Pre(y),
+                );
                 (state, decay_product(&st, t1 - t0), y)
             },
         )
@@ -475,63 +522,63 @@ fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, ypre: &mut [f32], las
             #[inline(always)]
             || {
                 let st = Steps::new(s, p, i, j, t0, t1);
-                fwd_head(s, p, i, j, t0, t1, &st, Mode::CarryAdd, &mut h, y);
+                fwd_head::<S, T>(
+                    s,
+                    p,
+                    i,
+                    j,
+                    t0,
+                    t1,
+                    &st,
+                    Mode::CarryAdd,
+                    &mut h,
+                    YOut::Pre(y),
+                );
             },
         )
     });
+    finish(s, par, p, &ypre, out);
 }
 
 /// `out[i, t, j, q] = (ypre[i, j, t, q] + D x) * silu(z)`, rounded into the storage
 /// type; parallel over (batch, step) rows of the output.
-struct Finish<'p, 'a, T> {
-    par: &'p Par,
-    p: &'p Problem<'a>,
-    ypre: &'p [f32],
-    out: &'p mut [T],
-}
-
-impl<T: Element> Kernel for Finish<'_, '_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
-        let (p, ypre) = (self.p, self.ypre);
-        let d = p.dims;
-        let (l, h, hp) = (d.seqlen, d.nheads, d.headdim);
-        let rows = d.batch * l;
-        let rb = self.par.row_block(rows, 256);
-        let tasks: Vec<_> = self.out.chunks_mut(rb * h * hp).enumerate().collect();
-        self.par.map(tasks, |(k, out)| {
-            s.vectorize(
-                #[inline(always)]
-                || {
-                    let mut buf = vec![0.0f32; pad(hp, MAX_LANES)];
-                    let mut tmp = [0.0f32; MAX_LANES];
-                    for (rr, orow) in out.chunks_mut(h * hp).enumerate() {
-                        let row = k * rb + rr;
-                        let (i, t) = (row / l, row % l);
-                        for j in 0..h {
-                            let src = &ypre[((i * h + j) * l + t) * hp..][..hp];
-                            buf[..hp].copy_from_slice(src);
-                            let x0 = p.x_base(i, j, t);
-                            for q0 in (0..hp).step_by(S::LANES) {
-                                let nq = (hp - q0).min(S::LANES);
-                                for (qq, v) in tmp[..nq].iter_mut().enumerate() {
-                                    *v = p.skip(j, q0 + qq) * p.x[x0 + q0 + qq];
-                                }
-                                let mut v = s.add(s.load(&buf[q0..]), s.load(&tmp));
-                                if let Some(z) = &p.z {
-                                    tmp[..nq].copy_from_slice(&z[x0 + q0..x0 + q0 + nq]);
-                                    v = s.mul(v, math::silu(s, s.load(&tmp)));
-                                }
-                                s.store(&mut buf[q0..], v);
+fn finish<S: Simd, T: Element>(s: S, par: &Par, p: &Problem<'_>, ypre: &[f32], out: &mut [T]) {
+    let d = p.dims;
+    let (l, h, hp) = (d.seqlen, d.nheads, d.headdim);
+    let rows = d.batch * l;
+    let rb = par.row_block(rows, 256);
+    let tasks: Vec<_> = out.chunks_mut(rb * h * hp).enumerate().collect();
+    par.map(tasks, |(k, out)| {
+        s.vectorize(
+            #[inline(always)]
+            || {
+                let mut buf = vec![0.0f32; pad(hp, MAX_LANES)];
+                let mut tmp = [0.0f32; MAX_LANES];
+                for (rr, orow) in out.chunks_mut(h * hp).enumerate() {
+                    let row = k * rb + rr;
+                    let (i, t) = (row / l, row % l);
+                    for j in 0..h {
+                        let src = &ypre[((i * h + j) * l + t) * hp..][..hp];
+                        buf[..hp].copy_from_slice(src);
+                        let x0 = p.x_base(i, j, t);
+                        for q0 in (0..hp).step_by(S::LANES) {
+                            let nq = (hp - q0).min(S::LANES);
+                            for (qq, v) in tmp[..nq].iter_mut().enumerate() {
+                                *v = p.skip(j, q0 + qq) * p.x[x0 + q0 + qq];
                             }
-                            crate::convert::store(&buf[..hp], &mut orow[j * hp..(j + 1) * hp]);
+                            let mut v = s.add(s.load(&buf[q0..]), s.load(&tmp));
+                            if let Some(z) = &p.z {
+                                tmp[..nq].copy_from_slice(&z[x0 + q0..x0 + q0 + nq]);
+                                v = s.mul(v, math::silu(s, s.load(&tmp)));
+                            }
+                            s.store(&mut buf[q0..], v);
                         }
+                        crate::convert::store(&buf[..hp], &mut orow[j * hp..(j + 1) * hp]);
                     }
-                },
-            )
-        });
-    }
+                }
+            },
+        )
+    });
 }
 
 pub(crate) fn forward<T: Element>(
@@ -542,19 +589,12 @@ pub(crate) fn forward<T: Element>(
 ) -> Result<()> {
     let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
     let p = Problem::new(be.isa.lanes(), args, dims);
-    let mut ypre = vec![0.0f32; out.len()];
     let mut last = vec![0.0f32; dims.batch * dims.nheads * dims.headdim * dims.dstate];
     be.isa.dispatch(Forward {
         par: &be.par,
         p: &p,
-        ypre: &mut ypre,
-        last: &mut last,
-    });
-    be.isa.dispatch(Finish {
-        par: &be.par,
-        p: &p,
-        ypre: &ypre,
         out,
+        last: &mut last,
     });
     if let Some(fs) = final_states {
         fs.copy_from_slice(&last);
@@ -672,7 +712,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 decay: st.decay[tb0 - t0..].to_vec(),
             };
             match dz.as_deref_mut() {
-                Some(dz) => fwd_head(
+                Some(dz) => fwd_head::<S, f32>(
                     s,
                     p,
                     i,
@@ -682,9 +722,9 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                     &sst,
                     Mode::Write,
                     &mut state,
-                    &mut dz[(tb0 - t0) * hp..],
+                    YOut::Pre(&mut dz[(tb0 - t0) * hp..]),
                 ),
-                None => fwd_head(
+                None => fwd_head::<S, f32>(
                     s,
                     p,
                     i,
@@ -694,7 +734,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                     &sst,
                     Mode::StateOnly,
                     &mut state,
-                    &mut [],
+                    YOut::None,
                 ),
             }
         }
@@ -961,7 +1001,7 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                     } else {
                         vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
                     };
-                    fwd_head(
+                    fwd_head::<S, f32>(
                         s,
                         p,
                         i,
@@ -971,7 +1011,7 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                         &st,
                         Mode::StateOnly,
                         &mut state,
-                        &mut [],
+                        YOut::<f32>::None,
                     );
                     let g = if kk > 0 {
                         adjoint_local(s, p, k.dout, i, j, t0, t1)
