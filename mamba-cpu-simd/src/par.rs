@@ -161,9 +161,12 @@ impl<'a, T> Disjoint<'a, T> {
             start <= self.len && len <= self.len - start,
             "piece out of bounds"
         );
+        // SAFETY: `start <= len` (asserted above), so the offset stays inside the
+        // buffer's allocation or one past its end.
+        let first = unsafe { self.ptr.add(start) };
         // SAFETY: the range is inside the buffer (asserted above), the buffer is
         // mutably borrowed for 'a, and the caller guarantees no overlapping piece is
         // alive, so this is the only reference to these elements.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+        unsafe { core::slice::from_raw_parts_mut(first, len) }
     }
 }
