@@ -80,10 +80,27 @@ pub trait Element:
     fn to_f64(self) -> f64;
     /// Rounds an `f64` to this type.
     fn from_f64(v: f64) -> Self;
+    /// The slice itself when this type is `f32` (no copy), else `None`.
+    #[inline(always)]
+    fn as_f32_slice(_s: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    /// Rounds a vector of `f32` into this type; free (the same allocation) for `f32`.
+    fn vec_from_f32(v: alloc::vec::Vec<f32>) -> alloc::vec::Vec<Self> {
+        v.into_iter().map(Self::from_f32).collect()
+    }
 }
 
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
+    #[inline(always)]
+    fn as_f32_slice(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    #[inline(always)]
+    fn vec_from_f32(v: alloc::vec::Vec<f32>) -> alloc::vec::Vec<Self> {
+        v
+    }
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self

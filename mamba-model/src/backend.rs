@@ -11,8 +11,9 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use mamba_core::plugin::CudaBackend;
 use mamba_core::{Backend, Reference};
-type CpuSimd = Reference; // TEMP
+use mamba_cpu_simd::CpuSimd;
 
 use crate::error::ModelError;
 
@@ -102,9 +103,17 @@ impl fmt::Debug for Selection {
     }
 }
 
-/// Loads the CUDA plugin (once per process; the library is never unloaded).
-pub fn cuda() -> Result<Arc<dyn Backend>, String> {
-    Err("the CUDA plugin loader is not part of this build yet".into())
+/// Loads the CUDA plugin (once per process; the library is never unloaded): the
+/// handle, or the reason it is unavailable.
+pub fn cuda_backend() -> Result<&'static CudaBackend, String> {
+    mamba_core::plugin::load().map_err(|e| match e {
+        mamba_core::Error::Unavailable { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+fn cuda() -> Result<Arc<dyn Backend>, String> {
+    cuda_backend().map(|c| Arc::new(c) as Arc<dyn Backend>)
 }
 
 fn simd() -> Arc<dyn Backend> {

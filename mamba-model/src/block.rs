@@ -77,14 +77,7 @@ impl std::fmt::Debug for Mamba2Block {
 }
 
 /// Copies columns `[start, start + width)` of a (rows, stride) matrix into a dense
-/// (rows, width) buffer, rounding to the storage type.
-fn columns<T: Element>(src: &[f32], stride: usize, start: usize, width: usize) -> Vec<T> {
-    src.chunks_exact(stride)
-        .flat_map(|row| row[start..start + width].iter().map(|&v| T::from_f32(v)))
-        .collect()
-}
-
-/// Like [`columns`] for a source already in the storage type.
+/// (rows, width) buffer.
 fn columns_t<T: Element>(src: &[T], stride: usize, start: usize, width: usize) -> Vec<T> {
     src.chunks_exact(stride)
         .flat_map(|row| row[start..start + width].iter().copied())
@@ -255,24 +248,16 @@ impl Mamba2Block {
             cfg.d_state,
         );
         let rows = batch * seqlen;
-        let dip = cfg.d_in_proj();
-        let u: Vec<f32> = convert(input.data);
+        let u: Vec<f32> =
+            T::as_f32_slice(input.data).map_or_else(|| convert(input.data), <[f32]>::to_vec);
 
-        // 1. in_proj, split into z, xBC, dt.
-        let mut zxbcdt = vec![0.0f32; rows * dip];
-        linear(
-            self.gemm(),
-            &u,
-            rows,
-            cfg.d_model,
-            &w.in_proj,
-            dip,
-            w.in_proj_bias.as_deref(),
-            &mut zxbcdt,
+        // 1. in_proj, straight into z, xBC and dt.
+        let (z, xbc, dt) = self.in_proj(&u, rows);
+        let (z, xbc, dt): (Vec<T>, Vec<T>, Vec<T>) = (
+            T::vec_from_f32(z),
+            T::vec_from_f32(xbc),
+            T::vec_from_f32(dt),
         );
-        let z: Vec<T> = columns(&zxbcdt, dip, 0, di);
-        let xbc: Vec<T> = columns(&zxbcdt, dip, di, cd);
-        let dt: Vec<T> = columns(&zxbcdt, dip, di + cd, h);
 
         // 2. Causal conv + silu over time, channel-last.
         let init = state.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
@@ -298,18 +283,7 @@ impl Mamba2Block {
         <dyn Backend as Kernels<T>>::ssd(&*self.backend, &args, &mut y, Some(&mut ssm_state))?;
 
         // 5. Gated RMS norm, 6. out_proj.
-        let yf: Vec<f32> = convert(&y);
-        let zf: Vec<f32> = convert(&z);
-        let normed = gated_rmsnorm(
-            &yf,
-            &zf,
-            &w.norm_weight,
-            rows,
-            di,
-            g,
-            cfg.rmsnorm_eps,
-            cfg.norm_before_gate,
-        );
+        let normed = self.norm(&y, &z, rows);
         let mut out = vec![0.0f32; rows * cfg.d_model];
         linear(
             self.gemm(),
@@ -338,6 +312,55 @@ impl Mamba2Block {
                 ssm: ssm_state,
             },
         })
+    }
+
+    /// in_proj of `rows` rows of `u`, computed straight into its three parts:
+    /// `z` (rows, d_inner), `xBC` (rows, conv_dim), `dt` (rows, h).
+    pub(crate) fn in_proj(&self, u: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (cfg, w) = (&self.cfg, &self.weights);
+        let dm = cfg.d_model;
+        let parts = [cfg.d_inner(), cfg.conv_dim(), cfg.nheads()];
+        let mut start = 0;
+        let mut outs = parts.map(|width| {
+            let rows_w = &w.in_proj[start * dm..(start + width) * dm];
+            let bias = w.in_proj_bias.as_deref().map(|b| &b[start..start + width]);
+            let mut o = vec![0.0f32; rows * width];
+            linear(self.gemm(), u, rows, dm, rows_w, width, bias, &mut o);
+            start += width;
+            o
+        });
+        let dt = std::mem::take(&mut outs[2]);
+        let xbc = std::mem::take(&mut outs[1]);
+        let z = std::mem::take(&mut outs[0]);
+        (z, xbc, dt)
+    }
+
+    /// The gated RMS norm of `y` by `z` (rows, d_inner): the reference's plain loop,
+    /// or rows in parallel with the vectorised `exp` on the fast backends.
+    pub(crate) fn norm<T: Element>(&self, y: &[T], z: &[T], rows: usize) -> Vec<f32> {
+        let cfg = &self.cfg;
+        let yf = T::as_f32_slice(y).map_or_else(
+            || std::borrow::Cow::Owned(convert(y)),
+            std::borrow::Cow::Borrowed,
+        );
+        let zf = T::as_f32_slice(z).map_or_else(
+            || std::borrow::Cow::Owned(convert(z)),
+            std::borrow::Cow::Borrowed,
+        );
+        let (di, g, eps, nbg) = (
+            cfg.d_inner(),
+            cfg.ngroups,
+            cfg.rmsnorm_eps,
+            cfg.norm_before_gate,
+        );
+        match self.gemm() {
+            GemmImpl::Naive => {
+                gated_rmsnorm(&yf, &zf, &self.weights.norm_weight, rows, di, g, eps, nbg)
+            }
+            GemmImpl::Blocked => {
+                gated_rmsnorm_fast(&yf, &zf, &self.weights.norm_weight, rows, di, g, eps, nbg)
+            }
+        }
     }
 
     /// The convolution's arguments for `xbc` (b, L, conv_dim), channel-last, silu.
@@ -431,22 +454,9 @@ impl Mamba2Block {
             cfg.ngroups,
             cfg.d_state,
         );
-        let dip = cfg.d_in_proj();
         let u: Vec<f32> = convert(x.data);
-        let mut zxbcdt = vec![0.0f32; batch * dip];
-        linear(
-            self.gemm(),
-            &u,
-            batch,
-            cfg.d_model,
-            &w.in_proj,
-            dip,
-            w.in_proj_bias.as_deref(),
-            &mut zxbcdt,
-        );
-        let z: Vec<T> = columns(&zxbcdt, dip, 0, di);
-        let xbc: Vec<T> = columns(&zxbcdt, dip, di, cd);
-        let dt_head: Vec<f32> = columns(&zxbcdt, dip, di + cd, h);
+        let (z, xbc, dt_head) = self.in_proj(&u, batch);
+        let (z, xbc): (Vec<T>, Vec<T>) = (T::vec_from_f32(z), T::vec_from_f32(xbc));
 
         let mut xbc_act = vec![T::default(); batch * cd];
         {
@@ -512,18 +522,7 @@ impl Mamba2Block {
                 &mut y,
             )?;
         }
-        let yf: Vec<f32> = convert(&y);
-        let zf: Vec<f32> = convert(&z);
-        let normed = gated_rmsnorm(
-            &yf,
-            &zf,
-            &w.norm_weight,
-            batch,
-            di,
-            g,
-            cfg.rmsnorm_eps,
-            cfg.norm_before_gate,
-        );
+        let normed = self.norm(&y, &z, batch);
         let mut out = vec![0.0f32; batch * cfg.d_model];
         linear(
             self.gemm(),
@@ -562,6 +561,66 @@ pub(crate) struct Activations<T> {
     pub out: Vec<T>,
     /// The state after the last step.
     pub state: Mamba2State,
+}
+
+/// [`gated_rmsnorm`] with rows in parallel and a vectorised `exp` for the gate.
+pub(crate) fn gated_rmsnorm_fast(
+    y: &[f32],
+    z: &[f32],
+    weight: &[f32],
+    rows: usize,
+    di: usize,
+    groups: usize,
+    eps: f32,
+    norm_before_gate: bool,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let gs = di / groups;
+    let level = mamba_cpu_simd::simd::SimdLevel::best();
+    let mut out = vec![0.0f32; rows * di];
+    // Rows in blocks, so each task amortises its scratch buffer.
+    let block = 16;
+    out.par_chunks_mut(block * di)
+        .enumerate()
+        .for_each(|(bi, chunk)| {
+            let r0 = bi * block;
+            let n = chunk.len();
+            let (yb, zb) = (&y[r0 * di..r0 * di + n], &z[r0 * di..r0 * di + n]);
+            // The gate silu(z) = z / (1 + e^-z).
+            let neg: Vec<f32> = zb.iter().map(|v| -v).collect();
+            let mut gate = vec![0.0f32; n];
+            if mamba_cpu_simd::simd_exp(level, &neg, &mut gate).is_none() {
+                gate.iter_mut().zip(&neg).for_each(|(o, v)| *o = v.exp());
+            }
+            gate.iter_mut()
+                .zip(zb)
+                .for_each(|(e, zv)| *e = zv / (1.0 + *e));
+            for (k, ((o, yg), gg)) in chunk
+                .chunks_exact_mut(gs)
+                .zip(yb.chunks_exact(gs))
+                .zip(gate.chunks_exact(gs))
+                .enumerate()
+            {
+                let wg = &weight[(k % groups) * gs..(k % groups + 1) * gs];
+                if norm_before_gate {
+                    let ms = yg.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
+                    let inv = 1.0 / (ms + eps).sqrt();
+                    for e in 0..gs {
+                        o[e] = yg[e] * inv * wg[e] * gg[e];
+                    }
+                } else {
+                    for e in 0..gs {
+                        o[e] = yg[e] * gg[e];
+                    }
+                    let ms = o.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
+                    let inv = 1.0 / (ms + eps).sqrt();
+                    for e in 0..gs {
+                        o[e] *= inv * wg[e];
+                    }
+                }
+            }
+        });
+    out
 }
 
 /// SPEC 6 step 5: RMS norm per group of `d_inner / g` channels, gated by `silu(z)`

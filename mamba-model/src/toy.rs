@@ -36,7 +36,8 @@ pub fn make_batch(rng: &mut SplitMix64, batch: usize, len: usize) -> Batch {
     for _ in 0..batch {
         let (w1, w2) = (0.04 + 0.08 * rng.next_f32(), 0.8 + 0.8 * rng.next_f32());
         let (a1, a2) = (0.5 + rng.next_f32(), 0.5 + rng.next_f32());
-        let (p1, p2) = (6.283 * rng.next_f32(), 6.283 * rng.next_f32());
+        let tau = std::f32::consts::TAU;
+        let (p1, p2) = (tau * rng.next_f32(), tau * rng.next_f32());
         for t in 0..len {
             let lo = a1 * (w1 * t as f32 + p1).sin();
             let hi = a2 * (w2 * t as f32 + p2).sin();
