@@ -138,6 +138,23 @@ impl<'a> Bench<'a> {
             }
         })?;
         self.copy_gbs = 2.0 * (n * 4) as f64 / t.0 / 1e3;
+        // The floor of any timed call: two events around one 4-byte memset.
+        let tiny = self.time(|| {
+            // SAFETY: the first 4 bytes of a live device buffer.
+            let code = unsafe { (api.memset)(pa, 0, 4, raw) };
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(Error::Backend {
+                    backend: "cuda",
+                    message: format!("memset: {code}"),
+                })
+            }
+        })?;
+        eprintln!(
+            "timing floor (events around a 4-byte memset): median {:.2} us",
+            tiny.0
+        );
         eprintln!(
             "device-to-device copy: {:.0} GB/s (read + write), median {:.1} us for 1 GiB",
             self.copy_gbs, t.0
@@ -363,31 +380,43 @@ fn main() {
         bench.block::<bf16>(2, 400, 192, 64, Some(100.0))?;
         if sweep {
             eprintln!("--- sweeps (launch-shape overrides) ---");
-            for s in ["1", "2", "4", "8", "16"] {
-                std::env::set_var("MAMBA_CUDA_SCAN1_S", s);
-                let tag = format!(" S={s}");
-                bench.scan1::<f32>(2, 384, 64, 400, None, None, &tag)?;
-                bench.scan1::<f32>(2, 384, 64, 800, None, None, &tag)?;
-                bench.scan1::<f32>(8, 2048, 16, 2048, None, None, &tag)?;
-            }
-            std::env::remove_var("MAMBA_CUDA_SCAN1_S");
-            for tile in ["q2n8", "q4n8", "q4n16"] {
-                std::env::set_var("MAMBA_CUDA_SSD_TILE", tile);
-                for qb in ["16", "32", "64"] {
-                    std::env::set_var("MAMBA_CUDA_SSD_QB", qb);
-                    let tag = format!(" {tile} qb{qb}");
-                    bench.ssd::<f32>(8, 2048, 80, 64, 128, None, None, &tag)?;
+            let set = |k: &str, v: &str| std::env::set_var(k, v);
+            let unset = |k: &str| std::env::remove_var(k);
+            for sv in ["2", "4"] {
+                set("MAMBA_CUDA_SCAN1_S", sv);
+                for k in ["auto", "1", "8", "13"] {
+                    if k == "auto" {
+                        unset("MAMBA_CUDA_SCAN1_CHUNKS");
+                    } else {
+                        set("MAMBA_CUDA_SCAN1_CHUNKS", k);
+                    }
+                    let tag = format!(" S={sv} k={k}");
+                    bench.scan1::<f32>(2, 384, 64, 400, None, None, &tag)?;
+                    if k == "auto" || k == "1" {
+                        bench.scan1::<f32>(8, 2048, 16, 2048, None, None, &tag)?;
+                        bench.scan1::<bf16>(8, 2048, 16, 2048, None, None, &tag)?;
+                    }
                 }
-                std::env::remove_var("MAMBA_CUDA_SSD_QB");
-                for k in ["1", "4", "8", "16", "32"] {
-                    std::env::set_var("MAMBA_CUDA_SSD_CHUNKS", k);
+            }
+            unset("MAMBA_CUDA_SCAN1_CHUNKS");
+            unset("MAMBA_CUDA_SCAN1_S");
+            for tile in ["q2n8", "q4n8", "q4n16"] {
+                set("MAMBA_CUDA_SSD_TILE", tile);
+                let tag = format!(" {tile}");
+                bench.ssd::<f32>(8, 2048, 80, 64, 128, None, None, &tag)?;
+                bench.ssd::<bf16>(8, 2048, 80, 64, 128, None, None, &tag)?;
+                for k in ["auto", "8", "13"] {
+                    if k == "auto" {
+                        unset("MAMBA_CUDA_SSD_CHUNKS");
+                    } else {
+                        set("MAMBA_CUDA_SSD_CHUNKS", k);
+                    }
                     let tag = format!(" {tile} chunks{k}");
                     bench.ssd::<f32>(2, 400, 6, 64, 64, None, None, &tag)?;
-                    bench.ssd::<f32>(2, 800, 6, 64, 64, None, None, &tag)?;
                 }
-                std::env::remove_var("MAMBA_CUDA_SSD_CHUNKS");
+                unset("MAMBA_CUDA_SSD_CHUNKS");
             }
-            std::env::remove_var("MAMBA_CUDA_SSD_TILE");
+            unset("MAMBA_CUDA_SSD_TILE");
         }
         Ok(())
     })();

@@ -53,30 +53,33 @@ __device__ __forceinline__ void copy_row(T* dst, const T* src, int n, int lane, 
     }
 }
 
-template <typename T, int S>
+// 2^x with one MUFU instruction (max relative error 2^-22, well inside the SPEC's
+// tolerances; the library exp2f adds range handling that costs several instructions).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// MODE 0: the scan with outputs, from the initial state (or, when the sequence is split
+// in time chunks, from the chunk's incoming state). MODE 1: a chunk's local final state
+// from zero, and the sum of its steps (its decay is exp(A * sum dt)).
+template <typename T, int S, int MODE>
 __device__ void scan1_fwd(const Scan1Params& p) {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
+    extern __shared__ __align__(16) float smem[];
     const int G = p.G, CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
     const int NP = G * S, NPAD = NP + 4;
     const int nthreads = blockDim.x;
-    const bool b_var = p.b_groups > 0, c_var = p.c_groups > 0;
-    const bool has_z = p.z != nullptr;
-    const bool async = p.async_copy != 0;
-    // Shared memory: f32 working tiles, then two stages of raw tiles.
-    float* s_dt = reinterpret_cast<float*>(smem_raw);
+    const bool b_var = p.b_groups > 0, c_var = MODE == 0 && p.c_groups > 0;
+    const int K = p.nchunks, kc = blockIdx.z;
+    const int t_begin = kc * p.chunk_len, t_end = min(L, t_begin + p.chunk_len);
+    float* s_dt = smem;
     float* s_du = s_dt + round4(CB * (TT + 1));
     float* s_B = s_du + round4(CB * (TT + 1));
     float* s_C = s_B + TT * NPAD;
     float* s_y = s_C + TT * NPAD;
-    unsigned char* base = reinterpret_cast<unsigned char*>(s_y + round4(CB * G * (TT + 1)));
-    const int rowb = align16(CB * TT * (int)sizeof(T));
-    const int bcb = align16(NP * TT * (int)sizeof(T));
-    const int stage = 3 * rowb + 2 * bcb;
-    auto ru = [&](int b) { return reinterpret_cast<T*>(base + b * stage); };
-    auto rd = [&](int b) { return reinterpret_cast<T*>(base + b * stage + rowb); };
-    auto rz = [&](int b) { return reinterpret_cast<T*>(base + b * stage + 2 * rowb); };
-    auto rB = [&](int b) { return reinterpret_cast<T*>(base + b * stage + 3 * rowb); };
-    auto rC = [&](int b) { return reinterpret_cast<T*>(base + b * stage + 3 * rowb + bcb); };
+    float* s_u = s_y + round4(CB * G * (TT + 1));  // raw u and z, for the output phase
+    float* s_z = s_u + round4(CB * (TT + 1));
 
     const int seg_id = blockIdx.x / p.blocks_per_seg;
     const int blk = blockIdx.x % p.blocks_per_seg;
@@ -88,85 +91,63 @@ __device__ void scan1_fwd(const Scan1Params& p) {
     const int c = c0 + cl;
     const bool active = cl < cn;
 
-    const T* u = static_cast<const T*>(p.u);
-    const T* delta = static_cast<const T*>(p.delta);
+    const T* u = static_cast<const T*>(p.u) + ((size_t)i * dim + c0) * L;
+    const T* delta = static_cast<const T*>(p.delta) + ((size_t)i * dim + c0) * L;
     const T* Bp = static_cast<const T*>(p.B);
     const T* Cp = static_cast<const T*>(p.C);
-    const T* zp = static_cast<const T*>(p.z);
-    T* out = static_cast<T*>(p.out);
+    const T* zp = p.z ? static_cast<const T*>(p.z) + ((size_t)i * dim + c0) * L : nullptr;
+    T* out = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
 
-    // Base of this block's B/C rows (varying layouts): (i, group, n, t).
-    size_t b_base = 0, c_base = 0;
-    if (b_var) b_base = ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L;
-    if (c_var) c_base = ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L;
-
-    // Stage a tile's raw rows: one warp per row, lanes along time.
-    const int warp = tid / 32, lane = tid % 32, nwarps = nthreads / 32;
-    auto stage_tile = [&](int t0, int b) {
-        const int tn = min(TT, L - t0);
-        const int nrow_io = has_z ? 3 * cn : 2 * cn;
-        const int nb = b_var ? N : 0, nc = c_var ? N : 0;
-        for (int r = warp; r < nrow_io + nb + nc; r += nwarps) {
-            if (r < nrow_io) {
-                const int which = r / cn, cl2 = r % cn;
-                const size_t off = ((size_t)i * dim + c0 + cl2) * L + t0;
-                const T* src = which == 0 ? u + off : which == 1 ? delta + off : zp + off;
-                T* dst = (which == 0 ? ru(b) : which == 1 ? rd(b) : rz(b)) + cl2 * TT;
-                copy_row(dst, src, tn, lane, 32, async);
-            } else if (r < nrow_io + nb) {
-                const int n = r - nrow_io;
-                copy_row(rB(b) + n * TT, Bp + b_base + (size_t)n * L + t0, tn, lane, 32, async);
-            } else {
-                const int n = r - nrow_io - nb;
-                copy_row(rC(b) + n * TT, Cp + c_base + (size_t)n * L + t0, tn, lane, 32, async);
-            }
-        }
-        cp_async_commit();
-    };
+    // This block's B/C rows (varying layouts): (i, group, n, t).
+    const T* brow = b_var ? Bp + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L : nullptr;
+    const T* crow = c_var ? Cp + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L : nullptr;
 
     float h[S], a2[S], bsh[S], csh[S];
 #pragma unroll
     for (int s = 0; s < S; ++s) {
         const int n = g * S + s;
         const bool ok = active && n < N;
-        h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        const float* h0 = nullptr;
+        if (MODE == 0) h0 = K > 1 ? p.chunk_states + (((size_t)i * dim + c) * K + kc) * N : p.h0 ? p.h0 + ((size_t)i * dim + c) * N : nullptr;
+        h[s] = (ok && h0) ? h0[n] : 0.f;
         a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
         bsh[s] = (ok && !b_var) ? ldf(Bp + (size_t)c * N + n) : 0.f;
-        csh[s] = (ok && !c_var) ? ldf(Cp + (size_t)c * N + n) : 0.f;
+        csh[s] = (ok && MODE == 0 && p.c_groups == 0) ? ldf(Cp + (size_t)c * N + n) : 0.f;
     }
 
-    stage_tile(0, 0);
-    int buf = 0;
-    for (int t0 = 0; t0 < L; t0 += TT, buf ^= 1) {
-        const int tn = min(TT, L - t0);
-        const bool more = t0 + TT < L;
-        if (more) stage_tile(t0 + TT, buf ^ 1);  // in flight while this tile computes
-        if (more) cp_async_wait<1>();
-        else cp_async_wait<0>();
-        __syncthreads();
-        // Prepare: dt and dt*u per (channel, step); B and C transposed to [t][n] in f32.
-        for (int idx = tid; idx < CB * TT; idx += nthreads) {
-            const int cl2 = idx / TT, t = idx % TT;
-            float dt = 0.f, du = 0.f;
-            if (cl2 < cn && t < tn) {
-                dt = ldf(rd(buf) + cl2 * TT + t) + (p.delta_bias ? p.delta_bias[c0 + cl2] : 0.f);
+    float dtsum = 0.f;
+    // Rows of the tile: warp w takes rows w, w + nwarps, ...; lanes run along time.
+    const int warp = tid >> 5, lane = tid & 31, nwarps = (nthreads + 31) >> 5;
+    for (int t0 = t_begin; t0 < t_end; t0 += TT) {
+        const int tn = min(TT, t_end - t0);
+        const bool in_t = lane < tn;
+        // dt and dt*u per (channel, step); the loads of a warp are one 128-byte line.
+#pragma unroll 8
+        for (int r = warp; r < CB; r += nwarps) {
+            float dt = 0.f, uv = 0.f, zv = 0.f;
+            if (r < cn && in_t) {
+                const size_t off = (size_t)r * L + t0 + lane;
+                dt = ldf(delta + off) + (p.delta_bias ? p.delta_bias[c0 + r] : 0.f);
+                uv = ldf(u + off);
+                if (MODE == 0 && zp) zv = ldf(zp + off);
                 if (p.softplus) dt = softplus_f(dt);
-                du = dt * ldf(ru(buf) + cl2 * TT + t);
             }
-            s_dt[cl2 * (TT + 1) + t] = dt;
-            s_du[cl2 * (TT + 1) + t] = du;
+            s_dt[r * (TT + 1) + lane] = dt;
+            s_du[r * (TT + 1) + lane] = dt * uv;
+            if (MODE == 0) {
+                s_u[r * (TT + 1) + lane] = uv;
+                s_z[r * (TT + 1) + lane] = zv;
+            }
         }
         if (b_var) {
-            for (int idx = tid; idx < TT * NP; idx += nthreads) {
-                const int n = idx / TT, t = idx % TT;
-                s_B[t * NPAD + n] = (n < N && t < tn) ? ldf(rB(buf) + n * TT + t) : 0.f;
-            }
+#pragma unroll 8
+            for (int n = warp; n < NP; n += nwarps)
+                s_B[lane * NPAD + n] = (n < N && in_t) ? ldf(brow + (size_t)n * L + t0 + lane) : 0.f;
         }
         if (c_var) {
-            for (int idx = tid; idx < TT * NP; idx += nthreads) {
-                const int n = idx / TT, t = idx % TT;
-                s_C[t * NPAD + n] = (n < N && t < tn) ? ldf(rC(buf) + n * TT + t) : 0.f;
-            }
+#pragma unroll 8
+            for (int n = warp; n < NP; n += nwarps)
+                s_C[lane * NPAD + n] = (n < N && in_t) ? ldf(crow + (size_t)n * L + t0 + lane) : 0.f;
         }
         __syncthreads();
         if (active) {
@@ -189,19 +170,19 @@ __device__ void scan1_fwd(const Scan1Params& p) {
                 float y = 0.f;
 #pragma unroll
                 for (int s = 0; s < S; ++s) {
-                    h[s] = exp2f(dt * a2[s]) * h[s] + du * bv[s];
-                    y += cv[s] * h[s];
+                    h[s] = fmaf(fast_exp2(dt * a2[s]), h[s], du * bv[s]);
+                    y = fmaf(cv[s], h[s], y);
                 }
-                s_y[(cl * G + g) * (TT + 1) + t] = y;
+                if (MODE == 0) s_y[(cl * G + g) * (TT + 1) + t] = y;
+                else dtsum += dt;
             }
         }
         __syncthreads();
-        for (int idx = tid; idx < CB * TT; idx += nthreads) {
-            const int cl2 = idx / TT, t = idx % TT;
-            if (cl2 < cn && t < tn) {
-                const int ch = c0 + cl2;
+        if (MODE == 0) {
+            for (int r = warp; r < cn; r += nwarps) {
+                if (!in_t) continue;
+                const float* row = s_y + (size_t)r * G * (TT + 1) + lane;
                 float y0 = 0.f, y1 = 0.f;
-                const float* row = s_y + (size_t)cl2 * G * (TT + 1) + t;
                 int gg = 0;
                 for (; gg + 1 < G; gg += 2) {
                     y0 += row[gg * (TT + 1)];
@@ -209,25 +190,66 @@ __device__ void scan1_fwd(const Scan1Params& p) {
                 }
                 if (gg < G) y0 += row[gg * (TT + 1)];
                 float y = y0 + y1;
-                if (p.D) y += p.D[ch] * ldf(ru(buf) + cl2 * TT + t);
-                if (has_z) y *= silu_f(ldf(rz(buf) + cl2 * TT + t));
-                out[((size_t)i * dim + ch) * L + t0 + t] = cvt<T>(y);
+                const size_t off = (size_t)r * L + t0 + lane;
+                if (p.D) y += p.D[c0 + r] * s_u[r * (TT + 1) + lane];
+                if (zp) y *= silu_f(s_z[r * (TT + 1) + lane]);
+                out[off] = cvt<T>(y);
             }
+            __syncthreads();
         }
-        __syncthreads();
     }
-    if (p.hlast && active) {
+    float* dst = nullptr;
+    if (MODE == 1) dst = p.chunk_states + (((size_t)i * dim + c) * K + kc) * N;
+    else if (K == 1 && p.hlast) dst = p.hlast + ((size_t)i * dim + c) * N;
+    if (dst && active) {
 #pragma unroll
         for (int s = 0; s < S; ++s) {
             const int n = g * S + s;
-            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
+            if (n < N) dst[n] = h[s];
         }
+    }
+    if (MODE == 1 && active && g == 0) p.chunk_dtsum[((size_t)i * dim + c) * K + kc] = dtsum;
+}
+
+// Passes states across time chunks: chunk_states holds each chunk's local final state on
+// entry and each chunk's incoming state on exit; the last state goes to hlast.
+extern "C" __global__ void scan1_combine(const __grid_constant__ Scan1Params p) {
+    const int N = p.dstate, K = p.nchunks;
+    const size_t total = (size_t)p.batch * p.dim * N;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = idx / N;  // (i, c)
+        const int n = (int)(idx % N);
+        const int c = (int)(row % p.dim);
+        const float a = p.A[(size_t)c * N + n];
+        float S = p.h0 ? p.h0[idx] : 0.f;
+        // Eight chunks at a time: their loads are in flight together.
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            float loc[8], dts[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                loc[e] = k < K ? p.chunk_states[(row * K + k) * N + n] : 0.f;
+                dts[e] = k < K ? p.chunk_dtsum[row * K + k] : 0.f;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                if (k < K) {
+                    p.chunk_states[(row * K + k) * N + n] = S;
+                    S = __expf(a * dts[e]) * S + loc[e];
+                }
+            }
+        }
+        if (p.hlast) p.hlast[idx] = S;
     }
 }
 
-#define SCAN1_INST(T, NAME, S)                                                              \
-    extern "C" __global__ void __launch_bounds__(256, 1) scan1_fwd_##NAME##_s##S(const __grid_constant__ Scan1Params p) { \
-        scan1_fwd<T, S>(p);                                                                 \
+#define SCAN1_INST(T, NAME, S)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan1_fwd_##NAME##_s##S(const __grid_constant__ Scan1Params p) {    \
+        scan1_fwd<T, S, 0>(p);                                                                                            \
+    }                                                                                                                     \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan1_states_##NAME##_s##S(const __grid_constant__ Scan1Params p) { \
+        scan1_fwd<T, S, 1>(p);                                                                                            \
     }
 
 #define SCAN1_ALL(T, NAME) SCAN1_INST(T, NAME, 1) SCAN1_INST(T, NAME, 2) SCAN1_INST(T, NAME, 4) SCAN1_INST(T, NAME, 8) SCAN1_INST(T, NAME, 16)

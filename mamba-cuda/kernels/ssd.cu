@@ -137,15 +137,11 @@ __device__ void ssd_fwd(const SsdParams& p) {
         T* bx = sx(buf);
         T* bb = sB(buf);
         T* bc = sC(buf);
-        const int rows = MODE == 0 ? 3 * tn : 2 * tn;
-        for (int r = warp; r < rows; r += nwarps) {
-            const int t = r % tn, which = r / tn;
+        for (int t = warp; t < tn; t += nwarps) {
             const long long tt = t0 + t;
-            if (which == 0)
-                copy_row(bx + t * qb, x + i * p.x_sb + tt * p.x_st + (long long)j * P + q0, qn, lane, 32, async);
-            else if (which == 1)
-                copy_row(bb + t * NPAD, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N, N, lane, 32, async);
-            else
+            copy_row(bx + t * qb, x + i * p.x_sb + tt * p.x_st + (long long)j * P + q0, qn, lane, 32, async);
+            copy_row(bb + t * NPAD, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N, N, lane, 32, async);
+            if (MODE == 0)
                 copy_row(bc + t * NPAD, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N, N, lane, 32, async);
         }
         cp_async_commit();
@@ -272,6 +268,11 @@ __device__ void ssd_fwd(const SsdParams& p) {
             // Every thread runs the steps (the reductions are warp-wide); a thread past the
             // block's rows works on row 0 and stores nothing.
             const int qx = active ? qi * QR : 0;
+            // Which of the QR row sums this lane stores (r % G == g), decided once.
+            unsigned wmask = 0;
+#pragma unroll
+            for (int r = 0; r < QR; ++r)
+                if (active && r % G == g) wmask |= 1u << r;
 #pragma unroll 2
             for (int t = 0; t < tn; ++t) {
                 if (s_flag[t] != 0.f) {
@@ -311,7 +312,7 @@ __device__ void ssd_fwd(const SsdParams& p) {
                     }
 #pragma unroll
                     for (int r = 0; r < QR; ++r)
-                        if (active && r % G == g) s_y[t * qb + qi * QR + r] = y[r];
+                        if (wmask & (1u << r)) s_y[t * qb + qi * QR + r] = y[r];
                 }
             }
             const float pend = s_misc[0];
@@ -322,13 +323,15 @@ __device__ void ssd_fwd(const SsdParams& p) {
         }
         __syncthreads();
         if (MODE == 0) {
-            for (int idx = tid; idx < TT * qb; idx += nthreads) {
-                const int t = idx / qb, q = idx % qb;
-                if (t < tn && q < qn) {
-                    float y = s_y[idx] * s_p[t];
+            const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+            for (int t = warp; t < tn; t += nwarps) {
+                const long long tt = t0 + t;
+                const float pt = s_p[t];
+                for (int q = lane; q < qn; q += 32) {
+                    const int idx = t * qb + q;
+                    float y = s_y[idx] * pt;
                     const float xv = ldf(bx + idx);
-                    if (p.D) y += (p.d_per_channel ? p.D[j * P + q0 + q] : p.D[j]) * xv;
-                    const long long tt = t0 + t;
+                    if (p.D) y += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * xv;
                     if (zp) y *= silu_f(ldf(zp + i * p.z_sb + tt * p.z_st + (long long)j * P + q0 + q));
                     out[i * p.out_sb + tt * p.out_st + (long long)j * P + q0 + q] = cvt<T>(y);
                 }
@@ -357,23 +360,36 @@ extern "C" __global__ void ssd_combine(const __grid_constant__ SsdParams p) {
     const size_t pN = (size_t)p.headdim * p.dstate;
     const size_t total = (size_t)p.batch * p.nheads * pN;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
-        const size_t head = idx / pN, e = idx % pN;
+        const size_t head = idx / pN, e_ = idx % pN;
         float S = p.init ? p.init[idx] : 0.f;
-        for (int kc = 0; kc < p.nchunks; ++kc) {
-            float* slot = p.chunk_states + (head * p.nchunks + kc) * pN + e;
-            const float loc = *slot;
-            *slot = S;
-            S = p.chunk_decay[head * p.nchunks + kc] * S + loc;
+        const int K = p.nchunks;
+        // Eight chunks at a time: their loads are in flight together.
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            float loc[8], dec[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                loc[e] = k < K ? p.chunk_states[(head * K + k) * pN + e_] : 0.f;
+                dec[e] = k < K ? p.chunk_decay[head * K + k] : 0.f;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                if (k < K) {
+                    p.chunk_states[(head * K + k) * pN + e_] = S;
+                    S = dec[e] * S + loc[e];
+                }
+            }
         }
         if (p.final_states) p.final_states[idx] = S;
     }
 }
 
 #define SSD_INST(T, NAME, QR, NR)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(256, 1) ssd_fwd_##NAME##_q##QR##_n##NR(const __grid_constant__ SsdParams p) {   \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssd_fwd_##NAME##_q##QR##_n##NR(const __grid_constant__ SsdParams p) {   \
         ssd_fwd<T, QR, NR, 0>(p);                                                                                   \
     }                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(256, 1) ssd_states_##NAME##_q##QR##_n##NR(const __grid_constant__ SsdParams p) { \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssd_states_##NAME##_q##QR##_n##NR(const __grid_constant__ SsdParams p) { \
         ssd_fwd<T, QR, NR, 1>(p);                                                                                   \
     }
 

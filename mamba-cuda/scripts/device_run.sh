@@ -27,13 +27,19 @@ if want test; then
   timeout 300 "$C/gpu" --test-threads=1 --nocapture > "$OUT/gpu.log" 2>&1; echo "gpu tests rc=$?"
   grep -E "comparisons|test result|panicked|FAILED|failures|skipping" "$OUT/gpu.log" | head -30
 fi
+if want golden; then
+  for dt in f32 bf16 f16; do
+    timeout 200 "$C/xtask" golden --backend cuda --dir "$C/golden" --dtype $dt > "$OUT/golden-$dt.log" 2>&1
+    echo "golden $dt rc=$?"; grep -E "passed|FAIL|fail|error" "$OUT/golden-$dt.log" | tail -8
+  done
+fi
 if want bench; then
   timeout 240 "$C/mamba-cuda-bench" --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1; echo "bench rc=$?"
   cat "$OUT/bench.log"
 fi
 if want sweep; then
   timeout 240 "$C/mamba-cuda-bench" --quick --sweep > "$OUT/sweep.log" 2>&1; echo "sweep rc=$?"
-  grep -E "S=|qb|chunks" "$OUT/sweep.log"
+  grep -E "S=|qb|chunks" "$OUT/sweep.log" | awk '{printf "%s %s\n", $0, ""}' | cut -c1-75
 fi
 if want san; then
   export MAMBA_GPU_TEST_ROUNDS=1
@@ -51,5 +57,15 @@ if want ncu; then
       --section LaunchStats --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
       "$C/mamba-cuda-bench" --quick --only "$only" > "$OUT/ncu-$tag.txt" 2>&1; echo "ncu $k rc=$?"
     grep -E "Duration|Throughput|Registers|Achieved Occupancy|Theoretical Occupancy|Block Limit|Stall|Warp Cycles Per Issued|Issued Ipc|One or More|No Eligible|Dynamic Shared|Waves" "$OUT/ncu-$tag.txt" | head -40
+  done
+fi
+if want stalls; then
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  for spec in "scan1_fwd_f32:scan1 f32 b2 d384 N64 L400" "scan1_fwd_f32:scan1 f32 b8 d2048" "ssd_fwd_f32:ssd f32 b2 L400" "ssd_fwd_f32:ssd f32 b8 L2048"; do
+    k=${spec%%:*}; only=${spec#*:}; tag=$(echo "$k-$only" | tr -c 'a-zA-Z0-9\n' '_' | cut -c1-40)
+    timeout 120 $NCU --clock-control none -k regex:$k -c 1 \
+      --metrics "regex:smsp__warp_issue_stalled_.*_per_warp_active.pct,smsp__inst_executed.sum,gpu__time_duration.sum,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__block_size,launch__registers_per_thread" \
+      "$C/mamba-cuda-bench" --quick --only "$only" > "$OUT/stall-$tag.txt" 2>&1; echo "== $k $only rc=$?"
+    grep -E "stalled|inst_executed|duration|warps_active|issue_active|grid_size|block_size|registers" "$OUT/stall-$tag.txt" | awk '$NF+0 > 0.5 || /inst|dur|active|size|reg/' | sed 's/smsp__warp_issue_stalled_//; s/_per_warp_active.pct//' | head -30
   done
 fi

@@ -346,12 +346,18 @@ fn selective_scan_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
     }
-    // Every states-per-thread variant.
+    // Every states-per-thread variant, whole and split in time chunks.
     for s in ["1", "2", "4", "8", "16"] {
         std::env::set_var("MAMBA_CUDA_SCAN1_S", s);
-        let c = all(2, 10, 70, 37, Bc::Varying, Bc::Grouped(5));
-        scan_check::<f32>(be, &mut rng, &c, &mut t);
+        for chunks in ["1", "3"] {
+            std::env::set_var("MAMBA_CUDA_SCAN1_CHUNKS", chunks);
+            let c = all(2, 10, 170, 37, Bc::Varying, Bc::Grouped(5));
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+            let c = all(1, 12, 130, 16, Bc::Shared, Bc::Varying);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        }
     }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_CHUNKS");
     std::env::remove_var("MAMBA_CUDA_SCAN1_S");
     t.finish("selective_scan");
 }

@@ -130,7 +130,10 @@ fn the_plugin_without_cuda_says_how_to_build_it() {
     // The same folder may hold a build with the feature (e.g. after `cargo build
     // --features cuda`); that one links libcuda and is tested above.
     if needed(&lib).is_some_and(|n| n.iter().any(|l| l.contains("libcuda"))) {
-        eprintln!("skipping: {} was built with the `cuda` feature", lib.display());
+        eprintln!(
+            "skipping: {} was built with the `cuda` feature",
+            lib.display()
+        );
         return;
     }
     match plugin::load_from(&lib) {

@@ -199,16 +199,10 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     }
     let (b, d, l, n) = (b as usize, d as usize, l as usize, n as usize);
     // States per thread: enough threads to fill the device, at most 512 per channel.
+    // States per thread: 4 measured best on the H200 at both benchmark shapes (NOTES.md).
     let s = match env_usize("MAMBA_CUDA_SCAN1_S") {
         Some(s) if [1, 2, 4, 8, 16].contains(&s) => s,
-        _ => {
-            let target = g.sm_count as usize * 512;
-            let mut s = 16;
-            while s > 1 && b * d * n.div_ceil(s) < target {
-                s /= 2;
-            }
-            s
-        }
+        _ => 4,
     };
     let s = s.max(n.div_ceil(256));
     if s > 16 {
@@ -219,24 +213,31 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     let gthreads = n.div_ceil(s);
     let gsize = |groups: i32| if groups == 0 { d } else { d / groups as usize };
     let seg = gcd(gsize(bg), gsize(cg));
-    let cb = (256 / gthreads).clamp(1, seg);
+    let cb = (env_usize("MAMBA_CUDA_SCAN1_CB").unwrap_or(256) / gthreads)
+        .clamp(1, seg)
+        .min(256 / gthreads)
+        .max(1);
     let blocks_per_seg = seg.div_ceil(cb);
     let nseg = d / seg;
     let np = gthreads * s;
     let round4 = |v: usize| (v + 3) & !3;
-    let a16 = |v: usize| v.div_ceil(16) * 16;
-    let es = mamba_core::abi::dtype::size(act);
-    let stage = 3 * a16(cb * 32 * es) + 2 * a16(np * 32 * es);
-    let smem_bytes =
-        4 * (2 * round4(cb * 33) + 2 * 32 * (np + 4) + round4(cb * gthreads * 33)) + 2 * stage;
-    // Rows along time are copied with 4-byte async copies when each starts on a 4-byte
-    // boundary (always for f32; for 2-byte types L must be even and the bases aligned).
-    let async_copy = es == 4
-        || (l % 2 == 0
-            && [p.u.ptr, p.delta.ptr, p.z.ptr, p.b.ptr, p.c.ptr]
-                .iter()
-                .all(|v| v % 4 == 0));
-    let params = Scan1Params {
+    let smem_bytes = 4 * (4 * round4(cb * 33) + 2 * 32 * (np + 4) + round4(cb * gthreads * 33));
+    // Few rows for a long sequence: split time in chunks (states pass, then outputs).
+    // Split when the grid has fewer than ~8 warps per SM (the split costs a second pass).
+    let warps = nseg * blocks_per_seg * b * (cb * gthreads).div_ceil(32);
+    let sms = g.sm_count as usize;
+    let mut nchunks = match env_usize("MAMBA_CUDA_SCAN1_CHUNKS") {
+        Some(k) if k >= 1 => k,
+        _ if warps < 8 * sms && l >= 64 => (32 * sms).div_ceil(warps).min(l / 32).max(1),
+        _ => 1,
+    };
+    let chunk_len = if nchunks <= 1 {
+        l
+    } else {
+        ((l / nchunks + 16) / 32).max(1) * 32
+    };
+    nchunks = l.div_ceil(chunk_len);
+    let mut params = Scan1Params {
         u: ptr(&p.u),
         delta: ptr(&p.delta),
         a: ptr(&p.a),
@@ -248,6 +249,8 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         h0: ptr(&p.initial_state),
         out: ptr(&p.out),
         hlast: ptr(&p.last_state),
+        chunk_states: 0,
+        chunk_dtsum: 0,
         batch: b as i32,
         dim: d as i32,
         seqlen: l as i32,
@@ -259,18 +262,38 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         cb: cb as i32,
         g: gthreads as i32,
         blocks_per_seg: blocks_per_seg as i32,
-        async_copy: async_copy as i32,
+        async_copy: 0,
+        nchunks: nchunks as i32,
+        chunk_len: chunk_len as i32,
     };
-    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}"))?;
     let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
-    g.launch(
-        f,
-        ((nseg * blocks_per_seg) as u32, b as u32, 1),
-        threads,
-        smem_bytes,
-        stream,
-        &params,
-    )
+    let grid = ((nseg * blocks_per_seg) as u32, b as u32, nchunks as u32);
+    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}"))?;
+    if nchunks == 1 {
+        return g.launch(f, grid, threads, smem_bytes, stream, &params);
+    }
+    let states_bytes = b * d * nchunks * n * 4;
+    let scratch = g.alloc_async(states_bytes + b * d * nchunks * 4, stream)?;
+    params.chunk_states = scratch;
+    params.chunk_dtsum = scratch + states_bytes as u64;
+    let run = || -> PResult<()> {
+        let f1 = g.func(&format!("scan1_states_{sfx}_s{s}"))?;
+        g.launch(f1, grid, threads, smem_bytes, stream, &params)?;
+        let fc = g.func("scan1_combine")?;
+        let total = b * d * n;
+        g.launch(
+            fc,
+            (total.div_ceil(256).min(65535) as u32, 1, 1),
+            256,
+            0,
+            stream,
+            &params,
+        )?;
+        g.launch(f, grid, threads, smem_bytes, stream, &params)
+    };
+    let r = run();
+    let fr = g.free_async(scratch, stream);
+    r.and(fr)
 }
 
 // ---------------------------------------------------------------- SPEC 2
@@ -288,26 +311,31 @@ pub(crate) struct SsdShape {
 
 fn ssd_shape(
     g: &Gpu,
+    es: usize,
     batch: usize,
     seqlen: usize,
     nheads: usize,
     headdim: usize,
     dstate: usize,
 ) -> PResult<SsdShape> {
-    let (qr, mut nr) = match std::env::var("MAMBA_CUDA_SSD_TILE").ok().as_deref() {
+    let large = batch * nheads * headdim * dstate >= 1 << 20;
+    let (mut qr, mut nr) = match std::env::var("MAMBA_CUDA_SSD_TILE").ok().as_deref() {
         Some("q1n4") => (1, 4),
         Some("q2n8") => (2, 8),
         Some("q4n8") => (4, 8),
         Some("q4n16") => (4, 16),
-        _ if dstate >= 128 && headdim >= 4 => (4, 16),
-        _ if dstate >= 32 && headdim >= 4 => (4, 8),
+        // Large problems: the bigger tile (fewer shuffles per element); small ones: more
+        // threads per state (measured on the H200, NOTES.md).
+        _ if dstate >= 64 && headdim >= 4 && large && es == 2 => (4, 16),
+        _ if dstate >= 32 && headdim >= 4 && large => (4, 8),
+        _ if dstate >= 32 && headdim >= 4 => (2, 8),
         _ if dstate >= 16 && headdim >= 2 => (2, 8),
         _ => (1, 4),
     };
     // G threads share a row's N states; they reduce with warp shuffles, so G is a power
     // of two of at most 32.
-    if dstate.div_ceil(nr).next_power_of_two() > 32 && qr == 4 {
-        nr = 16;
+    if dstate.div_ceil(nr).next_power_of_two() > 32 {
+        (qr, nr) = (4, 16);
     }
     let gth = dstate.div_ceil(nr).next_power_of_two();
     if gth > 32 {
@@ -315,22 +343,26 @@ fn ssd_shape(
             "ssd: N = {dstate} is larger than 512"
         )));
     }
-    let mut qb = env_usize("MAMBA_CUDA_SSD_QB").unwrap_or(32).max(qr);
+    let mut qb = env_usize("MAMBA_CUDA_SSD_QB").unwrap_or(64).max(qr);
     qb = qb.min(headdim.div_ceil(qr) * qr);
     qb = qb.div_ceil(qr) * qr;
     while qb > qr && (qb / qr) * gth > 256 {
         qb -= qr;
     }
-    let blocks = batch * nheads * headdim.div_ceil(qb);
+    // Split when the grid has fewer than ~16 warps per SM.
+    let warps = batch * nheads * headdim.div_ceil(qb) * ((qb / qr) * gth).div_ceil(32);
     let sms = g.sm_count as usize;
     let mut nchunks = match env_usize("MAMBA_CUDA_SSD_CHUNKS") {
         Some(k) if k >= 1 => k,
-        _ if blocks < 2 * sms && seqlen >= 128 => {
-            (4 * sms).div_ceil(blocks).min(seqlen / 64).max(1)
-        }
+        _ if warps < 16 * sms && seqlen >= 64 => (32 * sms).div_ceil(warps).min(seqlen / 32).max(1),
         _ => 1,
     };
-    let chunk_len = seqlen.div_ceil(nchunks).div_ceil(32) * 32;
+    // Chunks of whole tiles: round the length to the nearest multiple of 32.
+    let chunk_len = if nchunks <= 1 {
+        seqlen
+    } else {
+        ((seqlen / nchunks + 16) / 32).max(1) * 32
+    };
     nchunks = seqlen.div_ceil(chunk_len);
     Ok(SsdShape {
         qr,
@@ -378,7 +410,7 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> 
         prm.headdim as usize,
         prm.dstate as usize,
     );
-    let shape = ssd_shape(g, b, l, h, p, n)?;
+    let shape = ssd_shape(g, mamba_core::abi::dtype::size(act), b, l, h, p, n)?;
     let gth = shape.gth;
     let es = mamba_core::abi::dtype::size(act);
     prm.qb = shape.qb as i32;

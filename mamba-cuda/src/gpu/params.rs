@@ -15,6 +15,8 @@ pub(crate) struct Scan1Params {
     pub h0: u64,
     pub out: u64,
     pub hlast: u64,
+    pub chunk_states: u64,
+    pub chunk_dtsum: u64,
     pub batch: i32,
     pub dim: i32,
     pub seqlen: i32,
@@ -27,6 +29,8 @@ pub(crate) struct Scan1Params {
     pub g: i32,
     pub blocks_per_seg: i32,
     pub async_copy: i32,
+    pub nchunks: i32,
+    pub chunk_len: i32,
 }
 
 #[repr(C)]
@@ -174,7 +178,7 @@ pub(crate) struct NormParams {
 
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
-const _: () = assert!(std::mem::size_of::<Scan1Params>() == 11 * 8 + 12 * 4);
+const _: () = assert!(std::mem::size_of::<Scan1Params>() == 13 * 8 + 14 * 4);
 const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4);
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
