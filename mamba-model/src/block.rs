@@ -1,6 +1,10 @@
 //! `Mamba2Block` (SPEC section 6): forward, streaming with state, one-step decode.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use mamba_core::abi::BlockConfigC;
+use mamba_core::plugin::{BlockWeights, CudaBackend, CudaBlock};
+use mamba_core::DType;
 
 use mamba_core::element::convert;
 use mamba_core::{
@@ -65,6 +69,15 @@ pub struct Mamba2Block {
     a: Vec<f32>,
     backend: Arc<dyn Backend>,
     kind: BackendKind,
+    /// On the CUDA backend: the plugin and this block's weights on the device, one
+    /// upload per storage type, made on first use.
+    cuda: Option<Arc<DeviceBlocks>>,
+}
+
+/// The device copies of a block's weights, per storage type.
+struct DeviceBlocks {
+    backend: &'static CudaBackend,
+    blocks: [OnceLock<Result<CudaBlock, mamba_core::Error>>; 3],
 }
 
 impl std::fmt::Debug for Mamba2Block {
@@ -117,13 +130,77 @@ impl Mamba2Block {
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
         weights.validate(&cfg)?;
+        let cuda = match sel.kind {
+            BackendKind::Cuda => Some(Arc::new(DeviceBlocks {
+                backend: backend::cuda_backend().map_err(|reason| {
+                    ModelError::BackendUnavailable {
+                        name: "cuda".into(),
+                        reason,
+                    }
+                })?,
+                blocks: Default::default(),
+            })),
+            _ => None,
+        };
         Ok(Mamba2Block {
             a: weights.a(),
             cfg,
             weights,
             backend: sel.backend.clone(),
             kind: sel.kind,
+            cuda,
         })
+    }
+
+    /// On the CUDA backend, this block on the device for storage type `dtype` (weights
+    /// uploaded on the first call): for chaining blocks on device buffers with
+    /// [`CudaBlock::forward`], with no host round trip between them. `None` elsewhere.
+    pub fn device_block(&self, dtype: DType) -> Option<Result<&CudaBlock, ModelError>> {
+        let dev = self.cuda.as_ref()?;
+        let (slot, code) = match dtype {
+            DType::BF16 => (&dev.blocks[1], mamba_core::abi::dtype::BF16),
+            DType::F16 => (&dev.blocks[2], mamba_core::abi::dtype::F16),
+            _ => (&dev.blocks[0], mamba_core::abi::dtype::F32),
+        };
+        let made = slot.get_or_init(|| {
+            let cfg = &self.cfg;
+            let w = &self.weights;
+            if cfg.bias || cfg.d_has_hdim {
+                return Err(mamba_core::Error::unsupported(
+                    "cuda",
+                    "Mamba2Block",
+                    "projection biases or D per channel",
+                ));
+            }
+            let mut c = BlockConfigC::new(cfg.d_model as u32, cfg.d_state as u32);
+            c.d_conv = cfg.d_conv as u32;
+            c.expand = cfg.expand as u32;
+            c.headdim = cfg.headdim as u32;
+            c.ngroups = cfg.ngroups as u32;
+            c.chunk_size = cfg.chunk_size as u32;
+            c.norm_before_gate = cfg.norm_before_gate as u32;
+            c.rmsnorm_eps = cfg.rmsnorm_eps;
+            if let Some((lo, hi)) = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit) {
+                c.has_dt_limit = 1;
+                c.dt_lo = lo;
+                c.dt_hi = hi;
+            }
+            c.dtype = code;
+            dev.backend.block(
+                &c,
+                &BlockWeights {
+                    in_proj: &w.in_proj,
+                    conv_weight: &w.conv_weight,
+                    conv_bias: w.conv_bias.as_deref(),
+                    dt_bias: &w.dt_bias,
+                    a_log: &w.a_log,
+                    d: &w.d,
+                    norm_weight: &w.norm_weight,
+                    out_proj: &w.out_proj,
+                },
+            )
+        });
+        Some(made.as_ref().map_err(|e| ModelError::Kernel(e.clone())))
     }
 
     /// The configuration.
@@ -135,10 +212,17 @@ impl Mamba2Block {
         &self.weights
     }
     /// Replaces the weights (after an optimiser step, say), checking their shapes.
+    /// Device copies are made again on their next use.
     pub fn set_weights(&mut self, weights: Mamba2Weights) -> Result<(), ModelError> {
         weights.validate(&self.cfg)?;
         self.a = weights.a();
         self.weights = weights;
+        if let Some(dev) = &self.cuda {
+            self.cuda = Some(Arc::new(DeviceBlocks {
+                backend: dev.backend,
+                blocks: Default::default(),
+            }));
+        }
         Ok(())
     }
 
@@ -222,6 +306,28 @@ impl Mamba2Block {
         dyn Backend: Kernels<T>,
     {
         let (batch, seqlen) = self.checked_dims(&input, state)?;
+        if let Some(dev) = self.device_block(T::DTYPE) {
+            // The whole block on the GPU: upload, one call, download.
+            let blk = dev?;
+            let cuda = self
+                .cuda
+                .as_ref()
+                .map(|d| d.backend)
+                .expect("device blocks");
+            let mut st = state.cloned().unwrap_or_else(|| self.zero_state(batch));
+            let inp: Vec<f32> = convert(input.data);
+            let mut out = vec![0.0f32; inp.len()];
+            blk.forward_host(
+                cuda,
+                &inp,
+                batch,
+                seqlen,
+                &mut st.conv,
+                &mut st.ssm,
+                &mut out,
+            )?;
+            return Ok((T::vec_from_f32(out), st));
+        }
         let acts = self.forward_parts(&input, batch, seqlen, state)?;
         Ok((acts.out, acts.state))
     }
