@@ -203,6 +203,7 @@ struct StepScratch {
     dstep: Vec<f32>,
     dtu: Vec<f32>,
     u: Vec<f32>,
+    sums: Sums,
 }
 
 impl StepScratch {
@@ -213,6 +214,7 @@ impl StepScratch {
             dstep: vec![0.0; n],
             dtu: vec![0.0; n],
             u: vec![0.0; n],
+            sums: Sums::new(len),
         }
     }
 
@@ -244,6 +246,22 @@ enum YMode {
     Add,
 }
 
+/// Per-step vectors waiting for their lane sums, summed in bulk with
+/// [`Simd::reduce_sums`] after a block of steps.
+struct Sums {
+    vecs: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Sums {
+    fn new(steps: usize) -> Sums {
+        Sums {
+            vecs: vec![0.0; steps * MAX_LANES],
+            out: vec![0.0; steps],
+        }
+    }
+}
+
 /// The recurrence of one row over `len` steps: `h = exp(dt A) h + dtu B`, then `y`
 /// by `mode`. `b` and `c` start at the first step, `bs`/`cs` apart.
 #[inline(always)]
@@ -257,19 +275,33 @@ fn fwd_row<S: Simd>(
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
     y: &mut [f32],
+    sums: &mut Sums,
     len: usize,
 ) {
     let np = a.len();
-    match np / S::LANES {
-        1 => fwd_row_fixed::<S, 1>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), y, len),
-        2 => fwd_row_fixed::<S, 2>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), y, len),
-        4 => fwd_row_fixed::<S, 4>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), y, len),
-        8 => fwd_row_fixed::<S, 8>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), y, len),
-        _ => fwd_row_dyn(s, mode, a, h, dt, dtu, (b, bs), (c, cs), y, len),
+    let l = S::LANES;
+    let acc = &mut sums.vecs[..len * l];
+    match np / l {
+        1 => fwd_row_fixed::<S, 1>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
+        2 => fwd_row_fixed::<S, 2>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
+        4 => fwd_row_fixed::<S, 4>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
+        8 => fwd_row_fixed::<S, 8>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
+        _ => fwd_row_dyn(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
+    }
+    match mode {
+        YMode::Skip => {}
+        YMode::Write => s.reduce_sums(acc, &mut y[..len]),
+        YMode::Add => {
+            s.reduce_sums(acc, &mut sums.out[..len]);
+            for (yk, v) in y[..len].iter_mut().zip(&sums.out[..len]) {
+                *yk += v;
+            }
+        }
     }
 }
 
-/// [`fwd_row`] for `NV` vectors of state, kept in registers across the steps.
+/// [`fwd_row`] for `NV` vectors of state, kept in registers across the steps; the
+/// vectors of `C h` go to `acc` (len x LANES).
 #[inline(always)]
 fn fwd_row_fixed<S: Simd, const NV: usize>(
     s: S,
@@ -280,7 +312,7 @@ fn fwd_row_fixed<S: Simd, const NV: usize>(
     dtu: &[f32],
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
-    y: &mut [f32],
+    acc: &mut [f32],
     len: usize,
 ) {
     let l = S::LANES;
@@ -294,7 +326,6 @@ fn fwd_row_fixed<S: Simd, const NV: usize>(
         let vdt = s.splat(dt[k]);
         let vdu = s.splat(dtu[k]);
         let bk = &b[k * bs..k * bs + NV * l];
-        let mut acc = s.zero();
         if mode == YMode::Skip {
             for v in 0..NV {
                 let dec = math::exp(s, s.mul(vdt, av[v]));
@@ -302,17 +333,13 @@ fn fwd_row_fixed<S: Simd, const NV: usize>(
             }
         } else {
             let ck = &c[k * cs..k * cs + NV * l];
+            let mut y = s.zero();
             for v in 0..NV {
                 let dec = math::exp(s, s.mul(vdt, av[v]));
                 hv[v] = s.mul_add(dec, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
-                acc = s.mul_add(s.load(&ck[v * l..]), hv[v], acc);
+                y = s.mul_add(s.load(&ck[v * l..]), hv[v], y);
             }
-            let yk = s.reduce_sum(acc);
-            if mode == YMode::Write {
-                y[k] = yk;
-            } else {
-                y[k] += yk;
-            }
+            s.store(&mut acc[k * l..], y);
         }
     }
     for v in 0..NV {
@@ -331,29 +358,26 @@ fn fwd_row_dyn<S: Simd>(
     dtu: &[f32],
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
-    y: &mut [f32],
+    acc: &mut [f32],
     len: usize,
 ) {
     let np = a.len();
+    let l = S::LANES;
     for k in 0..len {
         let vdt = s.splat(dt[k]);
         let vdu = s.splat(dtu[k]);
         let bk = &b[k * bs..k * bs + np];
         let ck = &c[k * cs..k * cs + np];
-        let mut acc = s.zero();
-        for v in (0..np).step_by(S::LANES) {
+        let mut y = s.zero();
+        for v in (0..np).step_by(l) {
             let dec = math::exp(s, s.mul(vdt, s.load(&a[v..])));
             let hv = s.mul_add(dec, s.load(&h[v..]), s.mul(vdu, s.load(&bk[v..])));
             s.store(&mut h[v..], hv);
             if mode != YMode::Skip {
-                acc = s.mul_add(s.load(&ck[v..]), hv, acc);
+                y = s.mul_add(s.load(&ck[v..]), hv, y);
             }
         }
-        match mode {
-            YMode::Skip => {}
-            YMode::Write => y[k] = s.reduce_sum(acc),
-            YMode::Add => y[k] += s.reduce_sum(acc),
-        }
+        s.store(&mut acc[k * l..], y);
     }
 }
 
@@ -413,6 +437,7 @@ fn fwd_rows<S: Simd, T: Element>(
                 (&row.b[tb0 * row.bs..], row.bs),
                 (&row.c[tb0 * row.cs..], row.cs),
                 yrow,
+                &mut scratch.sums,
                 tb1 - tb0,
             );
             if let Some(o) = out.as_deref_mut() {
@@ -677,9 +702,45 @@ fn grad_rows<'g>(
 /// states from `h0` (the state before the block), then walks back from the adjoint
 /// `g` (of the state at the block's last step, from later steps), accumulating into
 /// `da`, `db`, `dc` and writing `ddt[k]` (before the step-size derivative) and
-/// `dtb[k] = sum_n g B` for each step.
+/// `gb[k] = sum_n g B` for each step. `va` and `vb` (len x LANES) hold the vectors of
+/// those two sums until they are summed in bulk.
 #[inline(always)]
 fn bwd_block<S: Simd>(
+    s: S,
+    a: &[f32],
+    h0: &[f32],
+    g: &mut [f32],
+    st: &StepScratch,
+    dy: &[f32],
+    b: (&[f32], usize),
+    c: (&[f32], usize),
+    hs: &mut [f32],
+    dec: &mut [f32],
+    da: &mut [f32],
+    db: (&mut [f32], usize),
+    dc: (&mut [f32], usize),
+    (va, vb): (&mut [f32], &mut [f32]),
+    ddt: &mut [f32],
+    gb: &mut [f32],
+    len: usize,
+) {
+    let l = S::LANES;
+    let (va, vb) = (&mut va[..len * l], &mut vb[..len * l]);
+    match a.len() / l {
+        1 => bwd_block_fixed::<S, 1>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        2 => bwd_block_fixed::<S, 2>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        4 => bwd_block_fixed::<S, 4>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        8 => bwd_block_fixed::<S, 8>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        _ => bwd_block_dyn(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+    }
+    s.reduce_sums(va, &mut ddt[..len]);
+    s.reduce_sums(vb, &mut gb[..len]);
+}
+
+/// [`bwd_block`] for `NV` vectors of state: the state, the adjoint and dA stay in
+/// registers.
+#[inline(always)]
+fn bwd_block_fixed<S: Simd, const NV: usize>(
     s: S,
     a: &[f32],
     h0: &[f32],
@@ -693,11 +754,100 @@ fn bwd_block<S: Simd>(
     da: &mut [f32],
     (db, dbs): (&mut [f32], usize),
     (dc, dcs): (&mut [f32], usize),
-    ddt: &mut [f32],
-    gb: &mut [f32],
+    va: &mut [f32],
+    vb: &mut [f32],
+    len: usize,
+) {
+    let l = S::LANES;
+    let w = NV * l;
+    let mut av = [s.zero(); NV];
+    let mut hv = [s.zero(); NV];
+    for v in 0..NV {
+        av[v] = s.load(&a[v * l..]);
+        hv[v] = s.load(&h0[v * l..]);
+    }
+    // Recompute the states and decays of the block.
+    for k in 0..len {
+        let vdt = s.splat(st.dt[k]);
+        let vdu = s.splat(st.dtu[k]);
+        let bk = &b[k * bs..k * bs + w];
+        let hk = &mut hs[k * w..(k + 1) * w];
+        let dk = &mut dec[k * w..(k + 1) * w];
+        for v in 0..NV {
+            let d = math::exp(s, s.mul(vdt, av[v]));
+            s.store(&mut dk[v * l..], d);
+            hv[v] = s.mul_add(d, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
+            s.store(&mut hk[v * l..], hv[v]);
+        }
+    }
+    // Walk back through the block.
+    let mut gv = [s.zero(); NV];
+    let mut dav = [s.zero(); NV];
+    for v in 0..NV {
+        gv[v] = s.load(&g[v * l..]);
+        dav[v] = s.load(&da[v * l..]);
+    }
+    for k in (0..len).rev() {
+        let vdy = s.splat(dy[k]);
+        let vdt = s.splat(st.dt[k]);
+        let vdu = s.splat(st.dtu[k]);
+        let bk = &b[k * bs..k * bs + w];
+        let ck = &c[k * cs..k * cs + w];
+        let cur = &hs[k * w..(k + 1) * w];
+        let prev: &[f32] = if k == 0 {
+            &h0[..w]
+        } else {
+            &hs[(k - 1) * w..k * w]
+        };
+        let dk = &dec[k * w..(k + 1) * w];
+        let dbk = &mut db[k * dbs..k * dbs + w];
+        let dck = &mut dc[k * dcs..k * dcs + w];
+        let mut acc_a = s.zero();
+        let mut acc_b = s.zero();
+        for v in 0..NV {
+            let g1 = s.mul_add(vdy, s.load(&ck[v * l..]), gv[v]);
+            let dcv = s.mul_add(vdy, s.load(&cur[v * l..]), s.load(&dck[v * l..]));
+            s.store(&mut dck[v * l..], dcv);
+            let gd = s.mul(g1, s.load(&dk[v * l..]));
+            let gdh = s.mul(gd, s.load(&prev[v * l..]));
+            dav[v] = s.mul_add(gdh, vdt, dav[v]);
+            acc_a = s.mul_add(gdh, av[v], acc_a);
+            acc_b = s.mul_add(g1, s.load(&bk[v * l..]), acc_b);
+            let dbv = s.mul_add(g1, vdu, s.load(&dbk[v * l..]));
+            s.store(&mut dbk[v * l..], dbv);
+            gv[v] = gd;
+        }
+        s.store(&mut va[k * l..], acc_a);
+        s.store(&mut vb[k * l..], acc_b);
+    }
+    for v in 0..NV {
+        s.store(&mut g[v * l..], gv[v]);
+        s.store(&mut da[v * l..], dav[v]);
+    }
+}
+
+/// [`bwd_block`] for any number of state vectors, kept in memory.
+#[inline(always)]
+fn bwd_block_dyn<S: Simd>(
+    s: S,
+    a: &[f32],
+    h0: &[f32],
+    g: &mut [f32],
+    st: &StepScratch,
+    dy: &[f32],
+    (b, bs): (&[f32], usize),
+    (c, cs): (&[f32], usize),
+    hs: &mut [f32],
+    dec: &mut [f32],
+    da: &mut [f32],
+    (db, dbs): (&mut [f32], usize),
+    (dc, dcs): (&mut [f32], usize),
+    va: &mut [f32],
+    vb: &mut [f32],
     len: usize,
 ) {
     let np = a.len();
+    let l = S::LANES;
     // Recompute the states and decays of the block.
     for k in 0..len {
         let vdt = s.splat(st.dt[k]);
@@ -706,7 +856,7 @@ fn bwd_block<S: Simd>(
         let (prev, cur) = hs.split_at_mut(k * np);
         let hp: &[f32] = if k == 0 { h0 } else { &prev[(k - 1) * np..] };
         let deck = &mut dec[k * np..(k + 1) * np];
-        for v in (0..np).step_by(S::LANES) {
+        for v in (0..np).step_by(l) {
             let d = math::exp(s, s.mul(vdt, s.load(&a[v..])));
             s.store(&mut deck[v..], d);
             let h = s.mul_add(d, s.load(&hp[v..]), s.mul(vdu, s.load(&bk[v..])));
@@ -727,7 +877,7 @@ fn bwd_block<S: Simd>(
         let dck = &mut dc[k * dcs..k * dcs + np];
         let mut acc_a = s.zero();
         let mut acc_b = s.zero();
-        for v in (0..np).step_by(S::LANES) {
+        for v in (0..np).step_by(l) {
             let gv = s.mul_add(vdy, s.load(&ck[v..]), s.load(&g[v..]));
             let dcv = s.mul_add(vdy, s.load(&cur[v..]), s.load(&dck[v..]));
             s.store(&mut dck[v..], dcv);
@@ -741,8 +891,8 @@ fn bwd_block<S: Simd>(
             s.store(&mut dbk[v..], dbv);
             s.store(&mut g[v..], gd);
         }
-        ddt[k] = s.reduce_sum(acc_a);
-        gb[k] = s.reduce_sum(acc_b);
+        s.store(&mut va[k * l..], acc_a);
+        s.store(&mut vb[k * l..], acc_b);
     }
 }
 
@@ -754,6 +904,8 @@ struct BwdScratch {
     gb: Vec<f32>,
     hs: Vec<f32>,
     dec: Vec<f32>,
+    va: Vec<f32>,
+    vb: Vec<f32>,
 }
 
 /// The per-step gate work of one row over `t0..t1`: `dy = dout * silu(z)` into
@@ -813,6 +965,8 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         gb: vec![0.0; blk],
         hs: vec![0.0; blk * np],
         dec: vec![0.0; blk * np],
+        va: vec![0.0; blk * MAX_LANES],
+        vb: vec![0.0; blk * MAX_LANES],
     };
     let block = |sb: usize| {
         let tb0 = task.t0 + sb * SUB_BLOCK;
@@ -844,6 +998,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 (&row.b[tb0 * row.bs..], row.bs),
                 (&row.c[tb0 * row.cs..], row.cs),
                 y,
+                &mut sc.st.sums,
                 tb1 - tb0,
             );
         }
@@ -886,6 +1041,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 &mut part.da[r * np..(r + 1) * np],
                 grad_rows(&p.b, &mut part.db, r, np, off),
                 grad_rows(&p.c, &mut part.dc, r, np, off),
+                (&mut sc.va, &mut sc.vb),
                 &mut sc.ddt,
                 &mut sc.gb,
                 bl,

@@ -68,7 +68,7 @@ impl<'a> Problem<'a> {
     }
 
     /// `D` of head `j`, channel `q`.
-    #[inline]
+    #[inline(always)]
     fn skip(&self, j: usize, q: usize) -> f32 {
         match self.d {
             None => 0.0,
@@ -666,6 +666,9 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     let mut hs = vec![0.0f32; blk * np];
     let mut dgs = vec![0.0f32; len];
     let mut dxgb = vec![0.0f32; len];
+    let mut vgs = vec![0.0f32; len * lanes];
+    let mut vgb = vec![0.0f32; blk * lanes];
+    let mut gbs = vec![0.0f32; blk];
     let mut io = HeadIo {
         x: vec![0.0; len * hp],
         dy: vec![0.0; len * hp],
@@ -771,7 +774,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             }
         }
         // Phase 2: back through the blocks, one row of the state at a time.
-        dgs.fill(0.0);
+        vgs.fill(0.0);
         dxgb.fill(0.0);
         let g = &mut part.g_out[h];
         for sb in (0..nsb).rev() {
@@ -786,27 +789,27 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                     &io,
                     q,
                     hp,
-                    &bpad,
-                    &cpad,
+                    (&bpad, &cpad),
                     &mut hs,
-                    &mut part.db,
-                    &mut part.dc,
-                    &mut dgs,
-                    &mut dxgb,
-                    dx,
+                    (&mut part.db, &mut part.dc),
+                    (&mut vgs, &mut vgb),
                     kb0,
                     kb1,
                 );
+                s.reduce_sums(&vgb[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
                 let skip = p.skip(j, q);
                 let mut dd = 0.0f32;
                 for k in kb0..kb1 {
                     let e = k * hp + q;
-                    dx[e] += skip * io.dy[e];
+                    let gb = gbs[k - kb0];
+                    dx[e] = st.step[k] * gb + skip * io.dy[e];
+                    dxgb[k] += io.x[e] * gb;
                     dd += io.dy[e] * io.x[e];
                 }
                 part.dd[h * hp + q] += dd;
             }
         }
+        s.reduce_sums(&vgs, &mut dgs);
         for k in 0..len {
             let draw = (st.decay[k] * a * dgs[k] + dxgb[k]) * st.dstep[k];
             ddt[k] = draw;
@@ -818,7 +821,10 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
 }
 
 /// The backward of row `q` of one head over steps `kb0..kb1` of the task's range:
-/// recomputes the row's states from `h0`, then walks back with the adjoint `g`.
+/// recomputes the row's states from `h0`, then walks back with the adjoint `g`,
+/// accumulating `dB` and `dC` (per step, np wide), adding the vectors of
+/// `sum_n g S[t-1]` into `vgs` (per step of the range) and leaving those of
+/// `sum_n g B` in `vgb` (per step of the block) for bulk lane sums.
 #[inline(always)]
 fn bwd_row<S: Simd>(
     s: S,
@@ -828,18 +834,120 @@ fn bwd_row<S: Simd>(
     io: &HeadIo,
     q: usize,
     hp: usize,
-    bpad: &[f32],
-    cpad: &[f32],
+    (bpad, cpad): (&[f32], &[f32]),
     hs: &mut [f32],
-    db: &mut [f32],
-    dc: &mut [f32],
-    dgs: &mut [f32],
-    dxgb: &mut [f32],
-    dx: &mut [f32],
+    (db, dc): (&mut [f32], &mut [f32]),
+    (vgs, vgb): (&mut [f32], &mut [f32]),
     kb0: usize,
     kb1: usize,
 ) {
     let np = h0.len();
+    let args = (
+        h0,
+        g,
+        st,
+        io,
+        q,
+        hp,
+        (bpad, cpad),
+        hs,
+        (db, dc),
+        (vgs, vgb),
+        kb0,
+        kb1,
+    );
+    match np / S::LANES {
+        1 => bwd_row_fixed::<S, 1>(s, args),
+        2 => bwd_row_fixed::<S, 2>(s, args),
+        4 => bwd_row_fixed::<S, 4>(s, args),
+        8 => bwd_row_fixed::<S, 8>(s, args),
+        _ => bwd_row_dyn(s, args),
+    }
+}
+
+/// The arguments of [`bwd_row`], as one tuple for its two implementations.
+type RowArgs<'x> = (
+    &'x [f32],
+    &'x mut [f32],
+    &'x Steps,
+    &'x HeadIo,
+    usize,
+    usize,
+    (&'x [f32], &'x [f32]),
+    &'x mut [f32],
+    (&'x mut [f32], &'x mut [f32]),
+    (&'x mut [f32], &'x mut [f32]),
+    usize,
+    usize,
+);
+
+/// [`bwd_row`] for `NV` vectors per row: the state and the adjoint stay in registers.
+#[inline(always)]
+fn bwd_row_fixed<S: Simd, const NV: usize>(s: S, args: RowArgs<'_>) {
+    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+    let l = S::LANES;
+    let w = NV * l;
+    let mut hv = [s.zero(); NV];
+    for v in 0..NV {
+        hv[v] = s.load(&h0[v * l..]);
+    }
+    for k in kb0..kb1 {
+        let dec = s.splat(st.decay[k]);
+        let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
+        let bk = &bpad[k * w..(k + 1) * w];
+        let cur = &mut hs[(k - kb0) * w..(k - kb0 + 1) * w];
+        for v in 0..NV {
+            hv[v] = s.mul_add(xdt, s.load(&bk[v * l..]), s.mul(dec, hv[v]));
+            s.store(&mut cur[v * l..], hv[v]);
+        }
+    }
+    let mut gv = [s.zero(); NV];
+    for v in 0..NV {
+        gv[v] = s.load(&g[v * l..]);
+    }
+    for k in (kb0..kb1).rev() {
+        let kk = k - kb0;
+        let e = k * hp + q;
+        let dy = s.splat(io.dy[e]);
+        let xdt = s.splat(io.x[e] * st.step[k]);
+        let dec = s.splat(st.decay[k]);
+        let bk = &bpad[k * w..(k + 1) * w];
+        let ck = &cpad[k * w..(k + 1) * w];
+        let cur = &hs[kk * w..(kk + 1) * w];
+        let prev: &[f32] = if kk == 0 {
+            &h0[..w]
+        } else {
+            &hs[(kk - 1) * w..kk * w]
+        };
+        let dbk = &mut db[k * w..(k + 1) * w];
+        let dck = &mut dc[k * w..(k + 1) * w];
+        let mut acc_gs = s.zero();
+        let mut acc_gb = s.zero();
+        for v in 0..NV {
+            let g1 = s.mul_add(dy, s.load(&ck[v * l..]), gv[v]);
+            let dcv = s.mul_add(dy, s.load(&cur[v * l..]), s.load(&dck[v * l..]));
+            s.store(&mut dck[v * l..], dcv);
+            acc_gs = s.mul_add(g1, s.load(&prev[v * l..]), acc_gs);
+            acc_gb = s.mul_add(g1, s.load(&bk[v * l..]), acc_gb);
+            let dbv = s.mul_add(g1, xdt, s.load(&dbk[v * l..]));
+            s.store(&mut dbk[v * l..], dbv);
+            gv[v] = s.mul(g1, dec);
+        }
+        let gs = s.add(s.load(&vgs[k * l..]), acc_gs);
+        s.store(&mut vgs[k * l..], gs);
+        s.store(&mut vgb[kk * l..], acc_gb);
+    }
+    for v in 0..NV {
+        s.store(&mut g[v * l..], gv[v]);
+    }
+}
+
+/// [`bwd_row`] for any number of vectors per row, kept in memory.
+#[inline(always)]
+fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
+    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+    let np = h0.len();
+    let l = S::LANES;
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
         let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
@@ -847,7 +955,7 @@ fn bwd_row<S: Simd>(
         let kk = k - kb0;
         let (prev, cur) = hs.split_at_mut(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
-        for v in (0..np).step_by(S::LANES) {
+        for v in (0..np).step_by(l) {
             let hv = s.mul_add(xdt, s.load(&bk[v..]), s.mul(dec, s.load(&hp_[v..])));
             s.store(&mut cur[v..], hv);
         }
@@ -866,7 +974,7 @@ fn bwd_row<S: Simd>(
         let dck = &mut dc[k * np..(k + 1) * np];
         let mut acc_gs = s.zero();
         let mut acc_gb = s.zero();
-        for v in (0..np).step_by(S::LANES) {
+        for v in (0..np).step_by(l) {
             let gv = s.mul_add(dy, s.load(&ck[v..]), s.load(&g[v..]));
             let dcv = s.mul_add(dy, s.load(&cur[v..]), s.load(&dck[v..]));
             s.store(&mut dck[v..], dcv);
@@ -876,10 +984,9 @@ fn bwd_row<S: Simd>(
             s.store(&mut dbk[v..], dbv);
             s.store(&mut g[v..], s.mul(gv, dec));
         }
-        let gb = s.reduce_sum(acc_gb);
-        dgs[k] += s.reduce_sum(acc_gs);
-        dxgb[k] += io.x[e] * gb;
-        dx[e] = st.step[k] * gb;
+        let gs = s.add(s.load(&vgs[k * l..]), acc_gs);
+        s.store(&mut vgs[k * l..], gs);
+        s.store(&mut vgb[kk * l..], acc_gb);
     }
 }
 

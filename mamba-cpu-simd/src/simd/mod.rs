@@ -68,6 +68,16 @@ pub trait Simd: Copy + Send + Sync + fmt::Debug + 'static {
     fn frexp(self, x: Self::V) -> (Self::V, Self::V);
     /// The sum of the lanes.
     fn reduce_sum(self, v: Self::V) -> f32;
+    /// The lane sums of `out.len()` vectors stored one after another in `vs`:
+    /// `out[i] = sum(vs[i * LANES..(i + 1) * LANES])`. Vector paths transpose groups of
+    /// vectors with shuffles, a few instructions per sum instead of a reduction tree
+    /// each.
+    #[inline(always)]
+    fn reduce_sums(self, vs: &[f32], out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.reduce_sum(self.load(&vs[i * Self::LANES..]));
+        }
+    }
     /// Runs `f` where this instruction set's target features are enabled, so that
     /// `#[inline(always)]` code in `f` is compiled for them.
     fn vectorize<R>(self, f: impl FnOnce() -> R) -> R;
@@ -260,4 +270,47 @@ impl Isa {
 #[inline]
 pub(crate) const fn pad(n: usize, lanes: usize) -> usize {
     n.div_ceil(lanes) * lanes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sums<'a> {
+        vs: &'a [f32],
+        out: &'a mut [f32],
+    }
+
+    impl Kernel for Sums<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            s.reduce_sums(self.vs, self.out);
+        }
+    }
+
+    /// `reduce_sums` puts every vector's sum in its place, for whole groups and a tail,
+    /// on every path this host has.
+    #[test]
+    fn reduce_sums_every_path() {
+        for level in SimdLevel::available() {
+            let isa = Isa::new(level).expect("available");
+            let lanes = isa.lanes();
+            for count in [1usize, 3, lanes, lanes + 1, 2 * lanes + 5] {
+                // Lane j of vector i is i * 100 + j, so every sum is distinct.
+                let vs: Vec<f32> = (0..count * lanes)
+                    .map(|k| ((k / lanes) * 100 + k % lanes) as f32)
+                    .collect();
+                let mut out = vec![0.0f32; count];
+                isa.dispatch(Sums {
+                    vs: &vs,
+                    out: &mut out,
+                });
+                for (i, &o) in out.iter().enumerate() {
+                    let expected: f32 = vs[i * lanes..(i + 1) * lanes].iter().sum();
+                    assert_eq!(o, expected, "{level}: sum {i} of {count}");
+                }
+            }
+        }
+    }
 }

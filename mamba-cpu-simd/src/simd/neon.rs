@@ -106,6 +106,29 @@ mod imp {
     pub(super) fn reduce_sum(v: float32x4_t) -> f32 {
         vaddvq_f32(v)
     }
+    /// The lane sums of 4 vectors at a time by pairwise additions.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) fn reduce_sums(vs: &[f32], out: &mut [f32]) {
+        let groups = out.len() / 4;
+        for g in 0..groups {
+            let src = &vs[g * 16..(g + 1) * 16];
+            let mut v = [vdupq_n_f32(0.0); 4];
+            for (i, vi) in v.iter_mut().enumerate() {
+                // SAFETY: `src` holds 16 floats, so 4 are readable at 4 i.
+                *vi = unsafe { vld1q_f32(src[i * 4..].as_ptr()) };
+            }
+            let sums = vpaddq_f32(vpaddq_f32(v[0], v[1]), vpaddq_f32(v[2], v[3]));
+            let dst = &mut out[g * 4..(g + 1) * 4];
+            // SAFETY: `dst` holds 4 writable floats.
+            unsafe { vst1q_f32(dst.as_mut_ptr(), sums) };
+        }
+        for i in groups * 4..out.len() {
+            let src = &vs[i * 4..(i + 1) * 4];
+            // SAFETY: `src` holds 4 readable floats.
+            out[i] = vaddvq_f32(unsafe { vld1q_f32(src.as_ptr()) });
+        }
+    }
 }
 
 impl Simd for Neon {
@@ -192,6 +215,11 @@ impl Simd for Neon {
     fn reduce_sum(self, v: float32x4_t) -> f32 {
         // SAFETY: the token proves the CPU has NEON.
         unsafe { imp::reduce_sum(v) }
+    }
+    #[inline(always)]
+    fn reduce_sums(self, vs: &[f32], out: &mut [f32]) {
+        // SAFETY: the token proves the CPU has NEON.
+        unsafe { imp::reduce_sums(vs, out) }
     }
     #[inline(always)]
     fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {

@@ -88,6 +88,59 @@ mod avx2 {
         _mm256_min_ps(hi, _mm256_max_ps(lo, x))
     }
 
+    /// The lane sums of 8 vectors, in order: a transposition by shuffles whose
+    /// additions sum as they go.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) fn reduce8(v: [__m256; 8]) -> __m256 {
+        // Halves: a[i] holds 4 partial sums of v[2i], then 4 of v[2i + 1].
+        let mut a = [_mm256_setzero_ps(); 4];
+        for (i, ai) in a.iter_mut().enumerate() {
+            let (x, y) = (v[2 * i], v[2 * i + 1]);
+            *ai = _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(x, y),
+                _mm256_permute2f128_ps::<0x31>(x, y),
+            );
+        }
+        // Quarters: in 128-bit lane k, 2 partials of v[4m + k], then 2 of v[4m + 2 + k].
+        let mut b = [_mm256_setzero_ps(); 2];
+        for (m, bm) in b.iter_mut().enumerate() {
+            let (x, y) = (a[2 * m], a[2 * m + 1]);
+            *bm = _mm256_add_ps(
+                _mm256_shuffle_ps::<0b01_00_01_00>(x, y),
+                _mm256_shuffle_ps::<0b11_10_11_10>(x, y),
+            );
+        }
+        // Sums: position 4k + m holds the sum of v[2m + k].
+        let d = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(b[0], b[1]),
+            _mm256_shuffle_ps::<0b11_01_11_01>(b[0], b[1]),
+        );
+        _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) fn reduce_sums(vs: &[f32], out: &mut [f32]) {
+        let groups = out.len() / 8;
+        for g in 0..groups {
+            let src = &vs[g * 64..(g + 1) * 64];
+            let mut v = [_mm256_setzero_ps(); 8];
+            for (i, vi) in v.iter_mut().enumerate() {
+                // SAFETY: `src` holds 64 floats, so 8 are readable at 8 i.
+                *vi = unsafe { _mm256_loadu_ps(src[i * 8..].as_ptr()) };
+            }
+            let dst = &mut out[g * 8..(g + 1) * 8];
+            // SAFETY: `dst` holds 8 writable floats.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), reduce8(v)) };
+        }
+        for i in groups * 8..out.len() {
+            let src = &vs[i * 8..(i + 1) * 8];
+            // SAFETY: `src` holds 8 readable floats.
+            out[i] = reduce_sum(unsafe { _mm256_loadu_ps(src.as_ptr()) });
+        }
+    }
+
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(super) fn reduce_sum(v: __m256) -> f32 {
@@ -178,6 +231,11 @@ impl Simd for Avx2 {
         unsafe { avx2::reduce_sum(v) }
     }
     #[inline(always)]
+    fn reduce_sums(self, vs: &[f32], out: &mut [f32]) {
+        // SAFETY: the token proves the CPU has AVX2 and FMA, the helper's features.
+        unsafe { avx2::reduce_sums(vs, out) }
+    }
+    #[inline(always)]
     fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
         #[target_feature(enable = "avx2,fma")]
         fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
@@ -211,6 +269,69 @@ mod avx512 {
     #[inline]
     pub(super) fn select_lt(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b), y, x)
+    }
+
+    /// The lane sums of 16 vectors, in order: a transposition by shuffles whose
+    /// additions sum as they go.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) fn reduce16(v: [__m512; 16]) -> __m512 {
+        // Halves: a[i] holds 8 partial sums of v[2i], then 8 of v[2i + 1].
+        let mut a = [_mm512_setzero_ps(); 8];
+        for (i, ai) in a.iter_mut().enumerate() {
+            let (x, y) = (v[2 * i], v[2 * i + 1]);
+            *ai = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(x, y),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y),
+            );
+        }
+        // Quarters: 128-bit lane k of b[j] holds 4 partials of v[4j + k].
+        let mut b = [_mm512_setzero_ps(); 4];
+        for (j, bj) in b.iter_mut().enumerate() {
+            let (x, y) = (a[2 * j], a[2 * j + 1]);
+            *bj = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+            );
+        }
+        // Eighths: lane k of c[m] holds 2 partials of v[8m + k], then 2 of v[8m + 4 + k].
+        let mut c = [_mm512_setzero_ps(); 2];
+        for (m, cm) in c.iter_mut().enumerate() {
+            let (x, y) = (b[2 * m], b[2 * m + 1]);
+            *cm = _mm512_add_ps(
+                _mm512_shuffle_ps::<0b01_00_01_00>(x, y),
+                _mm512_shuffle_ps::<0b11_10_11_10>(x, y),
+            );
+        }
+        // Sums: position 4k + m holds the sum of v[4m + k].
+        let d = _mm512_add_ps(
+            _mm512_shuffle_ps::<0b10_00_10_00>(c[0], c[1]),
+            _mm512_shuffle_ps::<0b11_01_11_01>(c[0], c[1]),
+        );
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_ps(order, d)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) fn reduce_sums(vs: &[f32], out: &mut [f32]) {
+        let groups = out.len() / 16;
+        for g in 0..groups {
+            let src = &vs[g * 256..(g + 1) * 256];
+            let mut v = [_mm512_setzero_ps(); 16];
+            for (i, vi) in v.iter_mut().enumerate() {
+                // SAFETY: `src` holds 256 floats, so 16 are readable at 16 i.
+                *vi = unsafe { _mm512_loadu_ps(src[i * 16..].as_ptr()) };
+            }
+            let dst = &mut out[g * 16..(g + 1) * 16];
+            // SAFETY: `dst` holds 16 writable floats.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), reduce16(v)) };
+        }
+        for i in groups * 16..out.len() {
+            let src = &vs[i * 16..(i + 1) * 16];
+            // SAFETY: `src` holds 16 readable floats.
+            out[i] = _mm512_reduce_add_ps(unsafe { _mm512_loadu_ps(src.as_ptr()) });
+        }
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -305,6 +426,12 @@ impl Simd for Avx512 {
     fn reduce_sum(self, v: __m512) -> f32 {
         // SAFETY: the token proves the CPU has AVX-512F.
         unsafe { _mm512_reduce_add_ps(v) }
+    }
+    #[inline(always)]
+    fn reduce_sums(self, vs: &[f32], out: &mut [f32]) {
+        // SAFETY: the token proves the CPU has AVX-512F, AVX2 and FMA, the helper's
+        // features.
+        unsafe { avx512::reduce_sums(vs, out) }
     }
     #[inline(always)]
     fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
