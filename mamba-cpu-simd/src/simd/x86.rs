@@ -130,9 +130,10 @@ mod avx2 {
                 // SAFETY: `src` holds 64 floats, so 8 are readable at 8 i.
                 *vi = unsafe { _mm256_loadu_ps(src[i * 8..].as_ptr()) };
             }
+            let sums = reduce8(v);
             let dst = &mut out[g * 8..(g + 1) * 8];
             // SAFETY: `dst` holds 8 writable floats.
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), reduce8(v)) };
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), sums) };
         }
         for i in groups * 8..out.len() {
             let src = &vs[i * 8..(i + 1) * 8];
@@ -323,9 +324,10 @@ mod avx512 {
                 // SAFETY: `src` holds 256 floats, so 16 are readable at 16 i.
                 *vi = unsafe { _mm512_loadu_ps(src[i * 16..].as_ptr()) };
             }
+            let sums = reduce16(v);
             let dst = &mut out[g * 16..(g + 1) * 16];
             // SAFETY: `dst` holds 16 writable floats.
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), reduce16(v)) };
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), sums) };
         }
         for i in groups * 16..out.len() {
             let src = &vs[i * 16..(i + 1) * 16];
