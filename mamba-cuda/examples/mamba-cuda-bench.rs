@@ -382,41 +382,19 @@ fn main() {
             eprintln!("--- sweeps (launch-shape overrides) ---");
             let set = |k: &str, v: &str| std::env::set_var(k, v);
             let unset = |k: &str| std::env::remove_var(k);
-            for sv in ["2", "4"] {
-                set("MAMBA_CUDA_SCAN1_S", sv);
-                for k in ["auto", "1", "8", "13"] {
-                    if k == "auto" {
-                        unset("MAMBA_CUDA_SCAN1_CHUNKS");
-                    } else {
-                        set("MAMBA_CUDA_SCAN1_CHUNKS", k);
-                    }
-                    let tag = format!(" S={sv} k={k}");
+            for lite in ["0", "1"] {
+                set("MAMBA_CUDA_SCAN1_LITE", lite);
+                for sv in ["2", "4"] {
+                    set("MAMBA_CUDA_SCAN1_S", sv);
+                    let tag = format!(" S={sv} lite={lite}");
                     bench.scan1::<f32>(2, 384, 64, 400, None, None, &tag)?;
-                    if k == "auto" || k == "1" {
-                        bench.scan1::<f32>(8, 2048, 16, 2048, None, None, &tag)?;
-                        bench.scan1::<bf16>(8, 2048, 16, 2048, None, None, &tag)?;
-                    }
+                    bench.scan1::<f32>(2, 384, 64, 800, None, None, &tag)?;
+                    bench.scan1::<f32>(8, 2048, 16, 2048, None, None, &tag)?;
+                    bench.scan1::<bf16>(8, 2048, 16, 2048, None, None, &tag)?;
                 }
             }
-            unset("MAMBA_CUDA_SCAN1_CHUNKS");
+            unset("MAMBA_CUDA_SCAN1_LITE");
             unset("MAMBA_CUDA_SCAN1_S");
-            for tile in ["q2n8", "q4n8", "q4n16"] {
-                set("MAMBA_CUDA_SSD_TILE", tile);
-                let tag = format!(" {tile}");
-                bench.ssd::<f32>(8, 2048, 80, 64, 128, None, None, &tag)?;
-                bench.ssd::<bf16>(8, 2048, 80, 64, 128, None, None, &tag)?;
-                for k in ["auto", "8", "13"] {
-                    if k == "auto" {
-                        unset("MAMBA_CUDA_SSD_CHUNKS");
-                    } else {
-                        set("MAMBA_CUDA_SSD_CHUNKS", k);
-                    }
-                    let tag = format!(" {tile} chunks{k}");
-                    bench.ssd::<f32>(2, 400, 6, 64, 64, None, None, &tag)?;
-                }
-                unset("MAMBA_CUDA_SSD_CHUNKS");
-            }
-            unset("MAMBA_CUDA_SSD_TILE");
         }
         Ok(())
     })();

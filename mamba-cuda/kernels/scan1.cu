@@ -64,7 +64,8 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // MODE 0: the scan with outputs, from the initial state (or, when the sequence is split
 // in time chunks, from the chunk's incoming state). MODE 1: a chunk's local final state
 // from zero, and the sum of its steps (its decay is exp(A * sum dt)).
-template <typename T, int S, int MODE>
+// LITE: half the unrolling (fewer registers, so three blocks fit on an SM).
+template <typename T, int S, int MODE, bool LITE>
 __device__ void scan1_fwd(const Scan1Params& p) {
     extern __shared__ __align__(16) float smem[];
     const int G = p.G, CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
@@ -122,7 +123,7 @@ __device__ void scan1_fwd(const Scan1Params& p) {
         const int tn = min(TT, t_end - t0);
         const bool in_t = lane < tn;
         // dt and dt*u per (channel, step); the loads of a warp are one 128-byte line.
-#pragma unroll 8
+#pragma unroll(LITE ? 4 : 8)
         for (int r = warp; r < CB; r += nwarps) {
             float dt = 0.f, uv = 0.f, zv = 0.f;
             if (r < cn && in_t) {
@@ -140,19 +141,19 @@ __device__ void scan1_fwd(const Scan1Params& p) {
             }
         }
         if (b_var) {
-#pragma unroll 8
+#pragma unroll(LITE ? 2 : 8)
             for (int n = warp; n < NP; n += nwarps)
                 s_B[lane * NPAD + n] = (n < N && in_t) ? ldf(brow + (size_t)n * L + t0 + lane) : 0.f;
         }
         if (c_var) {
-#pragma unroll 8
+#pragma unroll(LITE ? 2 : 8)
             for (int n = warp; n < NP; n += nwarps)
                 s_C[lane * NPAD + n] = (n < N && in_t) ? ldf(crow + (size_t)n * L + t0 + lane) : 0.f;
         }
         __syncthreads();
         if (active) {
             // Unrolled so that the exponentials of later steps overlap the recurrence.
-#pragma unroll(S >= 8 ? 2 : 8)
+#pragma unroll(S >= 8 ? 2 : (LITE ? 4 : 8))
             for (int t = 0; t < tn; ++t) {
                 const float dt = s_dt[cl * (TT + 1) + t];
                 const float du = s_du[cl * (TT + 1) + t];
@@ -246,13 +247,21 @@ extern "C" __global__ void scan1_combine(const __grid_constant__ Scan1Params p) 
 
 #define SCAN1_INST(T, NAME, S)                                                                                        \
     extern "C" __global__ void __launch_bounds__(256, 2) scan1_fwd_##NAME##_s##S(const __grid_constant__ Scan1Params p) {    \
-        scan1_fwd<T, S, 0>(p);                                                                                            \
+        scan1_fwd<T, S, 0, false>(p);                                                                                     \
     }                                                                                                                     \
     extern "C" __global__ void __launch_bounds__(256, 2) scan1_states_##NAME##_s##S(const __grid_constant__ Scan1Params p) { \
-        scan1_fwd<T, S, 1>(p);                                                                                            \
+        scan1_fwd<T, S, 1, false>(p);                                                                                     \
+    }
+#define SCAN1_LITE(T, NAME, S)                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 3) scan1_fwd_##NAME##_s##S##_lite(const __grid_constant__ Scan1Params p) {    \
+        scan1_fwd<T, S, 0, true>(p);                                                                                           \
+    }                                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(256, 3) scan1_states_##NAME##_s##S##_lite(const __grid_constant__ Scan1Params p) { \
+        scan1_fwd<T, S, 1, true>(p);                                                                                           \
     }
 
-#define SCAN1_ALL(T, NAME) SCAN1_INST(T, NAME, 1) SCAN1_INST(T, NAME, 2) SCAN1_INST(T, NAME, 4) SCAN1_INST(T, NAME, 8) SCAN1_INST(T, NAME, 16)
+#define SCAN1_ALL(T, NAME) SCAN1_INST(T, NAME, 1) SCAN1_INST(T, NAME, 2) SCAN1_INST(T, NAME, 4) SCAN1_INST(T, NAME, 8) SCAN1_INST(T, NAME, 16) \
+    SCAN1_LITE(T, NAME, 2) SCAN1_LITE(T, NAME, 4)
 
 SCAN1_ALL(float, f32)
 SCAN1_ALL(bf16_t, bf16)

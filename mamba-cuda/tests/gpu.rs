@@ -346,8 +346,14 @@ fn selective_scan_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
     }
-    // Every states-per-thread variant, whole and split in time chunks.
-    for s in ["1", "2", "4", "8", "16"] {
+    // Every states-per-thread variant, whole and split in time chunks, and the lighter
+    // variant of S = 2 and 4.
+    for s in ["1", "2", "4", "8", "16", "2-lite", "4-lite"] {
+        let (s, lite) = s.split_once('-').unwrap_or((s, ""));
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LITE",
+            if lite.is_empty() { "0" } else { "1" },
+        );
         std::env::set_var("MAMBA_CUDA_SCAN1_S", s);
         for chunks in ["1", "3"] {
             std::env::set_var("MAMBA_CUDA_SCAN1_CHUNKS", chunks);
@@ -358,6 +364,7 @@ fn selective_scan_matches_the_oracle() {
         }
     }
     std::env::remove_var("MAMBA_CUDA_SCAN1_CHUNKS");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LITE");
     std::env::remove_var("MAMBA_CUDA_SCAN1_S");
     t.finish("selective_scan");
 }

@@ -268,7 +268,15 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     };
     let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
     let grid = ((nseg * blocks_per_seg) as u32, b as u32, nchunks as u32);
-    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}"))?;
+    // The lighter variant (less unrolling, three blocks per SM) exists for S = 2 and 4; it
+    // measured faster on split (short, latency-bound) runs and slower on long ones.
+    let lite = match std::env::var("MAMBA_CUDA_SCAN1_LITE").ok().as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => nchunks > 1,
+    } && (s == 2 || s == 4);
+    let lite = if lite { "_lite" } else { "" };
+    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
     if nchunks == 1 {
         return g.launch(f, grid, threads, smem_bytes, stream, &params);
     }
@@ -277,7 +285,7 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     params.chunk_states = scratch;
     params.chunk_dtsum = scratch + states_bytes as u64;
     let run = || -> PResult<()> {
-        let f1 = g.func(&format!("scan1_states_{sfx}_s{s}"))?;
+        let f1 = g.func(&format!("scan1_states_{sfx}_s{s}{lite}"))?;
         g.launch(f1, grid, threads, smem_bytes, stream, &params)?;
         let fc = g.func("scan1_combine")?;
         let total = b * d * n;
