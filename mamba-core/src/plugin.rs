@@ -29,6 +29,14 @@
 //!   GPU on device buffers (so a stack of blocks chains on one stream), or
 //!   [`CudaBlock::forward_host`] on host slices.
 //!
+//! Timing: [`CudaBackend::time_calls`] times any closure as a user calls it (CUDA events
+//! around each call on a stream, after warm-up; no graph capture) and [`median`] reduces
+//! the samples; `mamba-cuda/examples/mamba-cuda-bench.rs` uses it for the benchmark
+//! shapes. Launch-shape overrides for tuning (read at each call): `MAMBA_CUDA_SCAN1_S`,
+//! `MAMBA_CUDA_SCAN1_CHUNKS`, `MAMBA_CUDA_SCAN1_LITE`, `MAMBA_CUDA_SSD_TILE`,
+//! `MAMBA_CUDA_SSD_QB`, `MAMBA_CUDA_SSD_CHUNKS`; `MAMBA_CUBLASLT` names (or, with `0`,
+//! disables) the cuBLASLt library.
+//!
 //! ```no_run
 //! use mamba_core::abi::BlockConfigC;
 //! use mamba_core::plugin::{self, BlockWeights};
