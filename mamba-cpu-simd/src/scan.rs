@@ -31,6 +31,10 @@ const TIME_BLOCK: usize = 256;
 /// Steps per recompute block of the backward pass: the states and decays of one block
 /// of one channel (`SUB_BLOCK * N * 2` floats) stay in L1.
 const SUB_BLOCK: usize = 64;
+/// The backward keeps the states and decays of a whole task's range (instead of
+/// recomputing them block by block after a checkpointing pass) when they take at
+/// most this many floats: 512 KiB, which stays in L2.
+const STORE_ALL: usize = 1 << 17;
 /// At most this many rows per forward task.
 const MAX_ROW_BLOCK: usize = 64;
 
@@ -698,64 +702,43 @@ fn grad_rows<'g>(
     }
 }
 
-/// The backward of one row over one recompute block of `len` steps: recomputes the
-/// states from `h0` (the state before the block), then walks back from the adjoint
-/// `g` (of the state at the block's last step, from later steps), accumulating into
-/// `da`, `db`, `dc` and writing `ddt[k]` (before the step-size derivative) and
-/// `gb[k] = sum_n g B` for each step. `va` and `vb` (len x LANES) hold the vectors of
-/// those two sums until they are summed in bulk.
+/// The states and decays of one row over a block of `len` steps, recomputed from
+/// `h0` (the state before the block) into `hs` and `dec` (len x np); with `vy`
+/// (len x LANES), also the vectors of `C . h` for the gate's gradient.
 #[inline(always)]
-fn bwd_block<S: Simd>(
+fn recompute_block<S: Simd>(
     s: S,
     a: &[f32],
     h0: &[f32],
-    g: &mut [f32],
     st: &StepScratch,
-    dy: &[f32],
     b: (&[f32], usize),
     c: (&[f32], usize),
     hs: &mut [f32],
     dec: &mut [f32],
-    da: &mut [f32],
-    db: (&mut [f32], usize),
-    dc: (&mut [f32], usize),
-    (va, vb): (&mut [f32], &mut [f32]),
-    ddt: &mut [f32],
-    gb: &mut [f32],
+    vy: Option<&mut [f32]>,
     len: usize,
 ) {
-    let l = S::LANES;
-    let (va, vb) = (&mut va[..len * l], &mut vb[..len * l]);
-    match a.len() / l {
-        1 => bwd_block_fixed::<S, 1>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        2 => bwd_block_fixed::<S, 2>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        4 => bwd_block_fixed::<S, 4>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        8 => bwd_block_fixed::<S, 8>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        _ => bwd_block_dyn(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+    match a.len() / S::LANES {
+        1 => recompute_fixed::<S, 1>(s, a, h0, st, b, c, hs, dec, vy, len),
+        2 => recompute_fixed::<S, 2>(s, a, h0, st, b, c, hs, dec, vy, len),
+        4 => recompute_fixed::<S, 4>(s, a, h0, st, b, c, hs, dec, vy, len),
+        8 => recompute_fixed::<S, 8>(s, a, h0, st, b, c, hs, dec, vy, len),
+        _ => recompute_dyn(s, a, h0, st, b, c, hs, dec, vy, len),
     }
-    s.reduce_sums(va, &mut ddt[..len]);
-    s.reduce_sums(vb, &mut gb[..len]);
 }
 
-/// [`bwd_block`] for `NV` vectors of state: the state, the adjoint and dA stay in
-/// registers.
+/// [`recompute_block`] for `NV` vectors of state, kept in registers.
 #[inline(always)]
-fn bwd_block_fixed<S: Simd, const NV: usize>(
+fn recompute_fixed<S: Simd, const NV: usize>(
     s: S,
     a: &[f32],
     h0: &[f32],
-    g: &mut [f32],
     st: &StepScratch,
-    dy: &[f32],
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
     hs: &mut [f32],
     dec: &mut [f32],
-    da: &mut [f32],
-    (db, dbs): (&mut [f32], usize),
-    (dc, dcs): (&mut [f32], usize),
-    va: &mut [f32],
-    vb: &mut [f32],
+    mut vy: Option<&mut [f32]>,
     len: usize,
 ) {
     let l = S::LANES;
@@ -766,7 +749,6 @@ fn bwd_block_fixed<S: Simd, const NV: usize>(
         av[v] = s.load(&a[v * l..]);
         hv[v] = s.load(&h0[v * l..]);
     }
-    // Recompute the states and decays of the block.
     for k in 0..len {
         let vdt = s.splat(st.dt[k]);
         let vdu = s.splat(st.dtu[k]);
@@ -779,11 +761,120 @@ fn bwd_block_fixed<S: Simd, const NV: usize>(
             hv[v] = s.mul_add(d, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
             s.store(&mut hk[v * l..], hv[v]);
         }
+        if let Some(vy) = vy.as_deref_mut() {
+            let ck = &c[k * cs..k * cs + w];
+            let mut y = s.zero();
+            for v in 0..NV {
+                y = s.mul_add(s.load(&ck[v * l..]), hv[v], y);
+            }
+            s.store(&mut vy[k * l..], y);
+        }
     }
-    // Walk back through the block.
+}
+
+/// [`recompute_block`] for any number of state vectors.
+#[inline(always)]
+fn recompute_dyn<S: Simd>(
+    s: S,
+    a: &[f32],
+    h0: &[f32],
+    st: &StepScratch,
+    (b, bs): (&[f32], usize),
+    (c, cs): (&[f32], usize),
+    hs: &mut [f32],
+    dec: &mut [f32],
+    mut vy: Option<&mut [f32]>,
+    len: usize,
+) {
+    let np = a.len();
+    let l = S::LANES;
+    for k in 0..len {
+        let vdt = s.splat(st.dt[k]);
+        let vdu = s.splat(st.dtu[k]);
+        let bk = &b[k * bs..k * bs + np];
+        let ck = &c[k * cs..k * cs + np];
+        let (prev, cur) = hs.split_at_mut(k * np);
+        let hp: &[f32] = if k == 0 { h0 } else { &prev[(k - 1) * np..] };
+        let deck = &mut dec[k * np..(k + 1) * np];
+        let mut y = s.zero();
+        for v in (0..np).step_by(l) {
+            let d = math::exp(s, s.mul(vdt, s.load(&a[v..])));
+            s.store(&mut deck[v..], d);
+            let h = s.mul_add(d, s.load(&hp[v..]), s.mul(vdu, s.load(&bk[v..])));
+            s.store(&mut cur[v..], h);
+            y = s.mul_add(s.load(&ck[v..]), h, y);
+        }
+        if let Some(vy) = vy.as_deref_mut() {
+            s.store(&mut vy[k * l..], y);
+        }
+    }
+}
+
+/// The walk back through one block of one row, from the recomputed states and decays:
+/// from the adjoint `g` (of the state at the block's last step, from later steps),
+/// accumulates into `da`, `db`, `dc` and writes `ddt[k]` (before the step-size
+/// derivative) and `gb[k] = sum_n g B` for each step. `va` and `vb` (len x LANES) hold
+/// the vectors of those two sums until they are summed in bulk.
+#[inline(always)]
+fn reverse_block<S: Simd>(
+    s: S,
+    a: &[f32],
+    h0: &[f32],
+    g: &mut [f32],
+    st: &StepScratch,
+    dy: &[f32],
+    b: (&[f32], usize),
+    c: (&[f32], usize),
+    hs: &[f32],
+    dec: &[f32],
+    da: &mut [f32],
+    db: (&mut [f32], usize),
+    dc: (&mut [f32], usize),
+    (va, vb): (&mut [f32], &mut [f32]),
+    ddt: &mut [f32],
+    gb: &mut [f32],
+    len: usize,
+) {
+    let l = S::LANES;
+    let (va, vb) = (&mut va[..len * l], &mut vb[..len * l]);
+    match a.len() / l {
+        1 => reverse_fixed::<S, 1>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        2 => reverse_fixed::<S, 2>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        4 => reverse_fixed::<S, 4>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        8 => reverse_fixed::<S, 8>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        _ => reverse_dyn(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+    }
+    s.reduce_sums(va, &mut ddt[..len]);
+    s.reduce_sums(vb, &mut gb[..len]);
+}
+
+/// [`reverse_block`] for `NV` vectors of state: the adjoint and dA stay in registers.
+#[inline(always)]
+fn reverse_fixed<S: Simd, const NV: usize>(
+    s: S,
+    a: &[f32],
+    h0: &[f32],
+    g: &mut [f32],
+    st: &StepScratch,
+    dy: &[f32],
+    (b, bs): (&[f32], usize),
+    (c, cs): (&[f32], usize),
+    hs: &[f32],
+    dec: &[f32],
+    da: &mut [f32],
+    (db, dbs): (&mut [f32], usize),
+    (dc, dcs): (&mut [f32], usize),
+    va: &mut [f32],
+    vb: &mut [f32],
+    len: usize,
+) {
+    let l = S::LANES;
+    let w = NV * l;
+    let mut av = [s.zero(); NV];
     let mut gv = [s.zero(); NV];
     let mut dav = [s.zero(); NV];
     for v in 0..NV {
+        av[v] = s.load(&a[v * l..]);
         gv[v] = s.load(&g[v * l..]);
         dav[v] = s.load(&da[v * l..]);
     }
@@ -826,9 +917,9 @@ fn bwd_block_fixed<S: Simd, const NV: usize>(
     }
 }
 
-/// [`bwd_block`] for any number of state vectors, kept in memory.
+/// [`reverse_block`] for any number of state vectors, kept in memory.
 #[inline(always)]
-fn bwd_block_dyn<S: Simd>(
+fn reverse_dyn<S: Simd>(
     s: S,
     a: &[f32],
     h0: &[f32],
@@ -837,8 +928,8 @@ fn bwd_block_dyn<S: Simd>(
     dy: &[f32],
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
-    hs: &mut [f32],
-    dec: &mut [f32],
+    hs: &[f32],
+    dec: &[f32],
     da: &mut [f32],
     (db, dbs): (&mut [f32], usize),
     (dc, dcs): (&mut [f32], usize),
@@ -848,22 +939,6 @@ fn bwd_block_dyn<S: Simd>(
 ) {
     let np = a.len();
     let l = S::LANES;
-    // Recompute the states and decays of the block.
-    for k in 0..len {
-        let vdt = s.splat(st.dt[k]);
-        let vdu = s.splat(st.dtu[k]);
-        let bk = &b[k * bs..k * bs + np];
-        let (prev, cur) = hs.split_at_mut(k * np);
-        let hp: &[f32] = if k == 0 { h0 } else { &prev[(k - 1) * np..] };
-        let deck = &mut dec[k * np..(k + 1) * np];
-        for v in (0..np).step_by(l) {
-            let d = math::exp(s, s.mul(vdt, s.load(&a[v..])));
-            s.store(&mut deck[v..], d);
-            let h = s.mul_add(d, s.load(&hp[v..]), s.mul(vdu, s.load(&bk[v..])));
-            s.store(&mut cur[v..], h);
-        }
-    }
-    // Walk back through the block.
     for k in (0..len).rev() {
         let vdy = s.splat(dy[k]);
         let vdt = s.splat(st.dt[k]);
@@ -946,8 +1021,14 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     let l = p.dims.seqlen;
     let rows = task.c1 - task.c0;
     let len = task.t1 - task.t0;
-    let nsb = len.div_ceil(SUB_BLOCK);
-    let blk = SUB_BLOCK.min(len);
+    // The states and decays of the whole range when they fit the budget (no first
+    // pass then), else of one recompute block at a time.
+    let blk = if 2 * len * np <= STORE_ALL {
+        len
+    } else {
+        SUB_BLOCK.min(len)
+    };
+    let nsb = len.div_ceil(blk);
     let has_z = p.z.is_some();
     let shared = |bc: &Bc| matches!(bc, Bc::Shared(_));
     let mut part = BwdPartial {
@@ -969,40 +1050,46 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         vb: vec![0.0; blk * MAX_LANES],
     };
     let block = |sb: usize| {
-        let tb0 = task.t0 + sb * SUB_BLOCK;
-        (tb0, (tb0 + SUB_BLOCK).min(task.t1))
+        let tb0 = task.t0 + sb * blk;
+        (tb0, (tb0 + blk).min(task.t1))
     };
-    // Phase 1: checkpoints of the state at every block start, and `C . h` for dz.
-    let mut ckpt = vec![0.0f32; rows * nsb * np];
-    let mut h = task.h_in;
-    for sb in 0..nsb {
-        let (tb0, tb1) = block(sb);
-        for r in 0..rows {
-            let row = p.row(task.i * p.dims.dim + task.c0 + r);
-            let hr = &mut h[r * np..(r + 1) * np];
-            ckpt[(r * nsb + sb) * np..(r * nsb + sb + 1) * np].copy_from_slice(hr);
-            sc.st.fill(s, &row, p.softplus, tb0, tb1);
-            let mode = if has_z { YMode::Write } else { YMode::Skip };
-            let y: &mut [f32] = if has_z {
-                &mut task.dz[r * len + (tb0 - task.t0)..]
-            } else {
-                &mut []
-            };
-            fwd_row(
-                s,
-                mode,
-                row.a,
-                hr,
-                &sc.st.dt,
-                &sc.st.dtu,
-                (&row.b[tb0 * row.bs..], row.bs),
-                (&row.c[tb0 * row.cs..], row.cs),
-                y,
-                &mut sc.st.sums,
-                tb1 - tb0,
-            );
+    // Phase 1 (with more than one block): checkpoints of the state at every block
+    // start, and `C . h` for dz.
+    let ckpt = if nsb == 1 {
+        task.h_in
+    } else {
+        let mut ckpt = vec![0.0f32; rows * nsb * np];
+        let mut h = task.h_in;
+        for sb in 0..nsb {
+            let (tb0, tb1) = block(sb);
+            for r in 0..rows {
+                let row = p.row(task.i * p.dims.dim + task.c0 + r);
+                let hr = &mut h[r * np..(r + 1) * np];
+                ckpt[(r * nsb + sb) * np..(r * nsb + sb + 1) * np].copy_from_slice(hr);
+                sc.st.fill(s, &row, p.softplus, tb0, tb1);
+                let mode = if has_z { YMode::Write } else { YMode::Skip };
+                let y: &mut [f32] = if has_z {
+                    &mut task.dz[r * len + (tb0 - task.t0)..]
+                } else {
+                    &mut []
+                };
+                fwd_row(
+                    s,
+                    mode,
+                    row.a,
+                    hr,
+                    &sc.st.dt,
+                    &sc.st.dtu,
+                    (&row.b[tb0 * row.bs..], row.bs),
+                    (&row.c[tb0 * row.cs..], row.cs),
+                    y,
+                    &mut sc.st.sums,
+                    tb1 - tb0,
+                );
+            }
         }
-    }
+        ckpt
+    };
     // Phase 2: back through the blocks, recomputing each block's states.
     for sb in (0..nsb).rev() {
         let (tb0, tb1) = block(sb);
@@ -1012,11 +1099,21 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             let rg = task.i * p.dims.dim + task.c0 + r;
             let row = p.row(rg);
             sc.st.fill(s, &row, p.softplus, tb0, tb1);
+            let h0 = &ckpt[(r * nsb + sb) * np..(r * nsb + sb + 1) * np];
+            let b = (&row.b[tb0 * row.bs..], row.bs);
+            let c = (&row.c[tb0 * row.cs..], row.cs);
+            // Without a first pass, `C . h` for the gate comes from the recompute.
+            let vy = (nsb == 1 && has_z).then_some(&mut sc.va[..]);
+            let want_y = vy.is_some();
+            recompute_block(s, row.a, h0, &sc.st, b, c, &mut sc.hs, &mut sc.dec, vy, bl);
             let dz: &mut [f32] = if has_z {
                 &mut task.dz[r * len + off..r * len + off + bl]
             } else {
                 &mut []
             };
+            if want_y {
+                s.reduce_sums(&sc.va[..bl * S::LANES], dz);
+            }
             gate_grads(
                 s,
                 &row,
@@ -1027,17 +1124,17 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 tb0,
                 tb1,
             );
-            bwd_block(
+            reverse_block(
                 s,
                 row.a,
-                &ckpt[(r * nsb + sb) * np..(r * nsb + sb + 1) * np],
+                h0,
                 &mut part.g_out[r * np..(r + 1) * np],
                 &sc.st,
                 &sc.dy,
-                (&row.b[tb0 * row.bs..], row.bs),
-                (&row.c[tb0 * row.cs..], row.cs),
-                &mut sc.hs,
-                &mut sc.dec,
+                b,
+                c,
+                &sc.hs,
+                &sc.dec,
                 &mut part.da[r * np..(r + 1) * np],
                 grad_rows(&p.b, &mut part.db, r, np, off),
                 grad_rows(&p.c, &mut part.dc, r, np, off),
