@@ -39,7 +39,18 @@ struct Row {
     runs: usize,
     flops: f64,
     exps: f64,
+    /// The fewest bytes the call must move (each input read once, each output written
+    /// once), for bandwidth.
+    bytes: f64,
     timing: &'static str,
+}
+
+const HOST_TIMING: &str = "host clock, whole call";
+const DEVICE_TIMING: &str = "CUDA events, device-resident inputs";
+const HOST_SLICES_TIMING: &str = "host clock, host slices (transfers included)";
+
+fn cuda_be() -> Result<&'static mamba_core::plugin::CudaBackend, String> {
+    mamba_model::backend::cuda_backend()
 }
 
 struct Options {
@@ -158,6 +169,11 @@ impl ScanInputs {
     fn exps(&self) -> f64 {
         (self.b * self.d * self.l * self.n) as f64
     }
+    fn bytes(&self, dtype: DType) -> f64 {
+        let io = (self.b * self.d * self.l) as f64;
+        dtype.size() as f64 * (4.0 * io + 2.0 * (self.b * self.n * self.l) as f64)
+            + 4.0 * (self.d * self.n + 2 * self.d + self.b * self.d * self.n) as f64
+    }
 }
 
 struct SsdInputs {
@@ -201,6 +217,12 @@ impl SsdInputs {
     fn exps(&self) -> f64 {
         (self.b * self.l * self.h) as f64
     }
+    fn bytes(&self, dtype: DType) -> f64 {
+        let io = (self.b * self.l * self.h * self.p) as f64;
+        dtype.size() as f64
+            * (2.0 * io + (self.b * self.l * self.h + 2 * self.b * self.l * self.n) as f64)
+            + 4.0 * (self.b * self.h * self.p * self.n + 3 * self.h) as f64
+    }
 }
 
 struct ConvInputs {
@@ -234,6 +256,10 @@ impl ConvInputs {
     }
     fn exps(&self) -> f64 {
         (self.b * self.c * self.l) as f64
+    }
+    fn bytes(&self, dtype: DType) -> f64 {
+        dtype.size() as f64 * (2 * self.b * self.c * self.l) as f64
+            + 4.0 * (self.c * (self.w + 1) + self.b * self.c * (self.w - 1)) as f64
     }
 }
 
@@ -483,48 +509,57 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let blk = Mamba2Block::with_selection(cfg.clone(), weights.clone(), sel)
                     .map_err(|e| e.to_string())?;
                 let (min_runs, max_runs) = reps(sel.kind, opts.quick);
-                let (med, mn, mx, runs) = dispatch(
-                    dtype,
-                    || {
-                        measure(
-                            || {
-                                blk.forward(Tensor::new(&input, [2, l, cfg.d_model]))
-                                    .map(|_| ())
-                                    .map_err(|e| e.to_string())
-                            },
-                            min_runs,
-                            max_runs,
-                            budget,
-                        )
-                    },
-                    || {
-                        let x: Vec<mamba_core::f16> = convert(&input);
-                        measure(
-                            || {
-                                blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
-                                    .map(|_| ())
-                                    .map_err(|e| e.to_string())
-                            },
-                            min_runs,
-                            max_runs,
-                            budget,
-                        )
-                    },
-                    || {
-                        let x: Vec<mamba_core::bf16> = convert(&input);
-                        measure(
-                            || {
-                                blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
-                                    .map(|_| ())
-                                    .map_err(|e| e.to_string())
-                            },
-                            min_runs,
-                            max_runs,
-                            budget,
-                        )
-                    },
-                )?;
+                let timed = if sel.kind == BackendKind::Cuda {
+                    device::block(cuda_be()?, &blk, &input, 2, l, dtype).map(|t| (t, DEVICE_TIMING))
+                } else {
+                    dispatch(
+                        dtype,
+                        || {
+                            measure(
+                                || {
+                                    blk.forward(Tensor::new(&input, [2, l, cfg.d_model]))
+                                        .map(|_| ())
+                                        .map_err(|e| e.to_string())
+                                },
+                                min_runs,
+                                max_runs,
+                                budget,
+                            )
+                        },
+                        || {
+                            let x: Vec<mamba_core::f16> = convert(&input);
+                            measure(
+                                || {
+                                    blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
+                                        .map(|_| ())
+                                        .map_err(|e| e.to_string())
+                                },
+                                min_runs,
+                                max_runs,
+                                budget,
+                            )
+                        },
+                        || {
+                            let x: Vec<mamba_core::bf16> = convert(&input);
+                            measure(
+                                || {
+                                    blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
+                                        .map(|_| ())
+                                        .map_err(|e| e.to_string())
+                                },
+                                min_runs,
+                                max_runs,
+                                budget,
+                            )
+                        },
+                    )
+                    .map(|t| (t, HOST_TIMING))
+                };
+                let ((med, mn, mx, runs), timing) = timed?;
                 let (flops, exps) = block_flops(&cfg, 2, l);
+                let es = dtype.size() as f64;
+                let bytes = es * (2 * 2 * l * cfg.d_model) as f64
+                    + 4.0 * ((cfg.d_in_proj() + cfg.d_model) * cfg.d_inner()) as f64;
                 Ok(Row {
                     op: "mamba2_block",
                     pass: "forward",
@@ -538,7 +573,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     runs,
                     flops,
                     exps,
-                    timing: "host clock, whole call",
+                    bytes,
+                    timing,
                 })
             }),
         ));
@@ -559,12 +595,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
                     let reps = Reps(min_runs, max_runs, budget);
-                    let (med, mn, mx, runs) = dispatch(
-                        dtype,
-                        || scan_call::<f32>(k, &s, backward, reps),
-                        || scan_call::<mamba_core::f16>(k, &s, backward, reps),
-                        || scan_call::<mamba_core::bf16>(k, &s, backward, reps),
-                    )?;
+                    let host = || {
+                        dispatch(
+                            dtype,
+                            || scan_call::<f32>(k, &s, backward, reps),
+                            || scan_call::<mamba_core::f16>(k, &s, backward, reps),
+                            || scan_call::<mamba_core::bf16>(k, &s, backward, reps),
+                        )
+                    };
+                    let ((med, mn, mx, runs), timing) = match (sel.kind, backward) {
+                        (BackendKind::Cuda, false) => {
+                            (device::scan(cuda_be()?, &s, dtype)?, DEVICE_TIMING)
+                        }
+                        (BackendKind::Cuda, true) => (host()?, HOST_SLICES_TIMING),
+                        _ => (host()?, HOST_TIMING),
+                    };
                     Ok(Row {
                         op: "selective_scan",
                         pass,
@@ -578,7 +623,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         runs,
                         flops: mult * s.flops(),
                         exps: mult * s.exps(),
-                        timing: "host clock, whole call",
+                        bytes: mult * s.bytes(dtype),
+                        timing,
                     })
                 }),
             ));
@@ -589,12 +635,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
                     let reps = Reps(min_runs, max_runs, budget);
-                    let (med, mn, mx, runs) = dispatch(
-                        dtype,
-                        || ssd_call::<f32>(k, &s, backward, reps),
-                        || ssd_call::<mamba_core::f16>(k, &s, backward, reps),
-                        || ssd_call::<mamba_core::bf16>(k, &s, backward, reps),
-                    )?;
+                    let host = || {
+                        dispatch(
+                            dtype,
+                            || ssd_call::<f32>(k, &s, backward, reps),
+                            || ssd_call::<mamba_core::f16>(k, &s, backward, reps),
+                            || ssd_call::<mamba_core::bf16>(k, &s, backward, reps),
+                        )
+                    };
+                    let ((med, mn, mx, runs), timing) = match (sel.kind, backward) {
+                        (BackendKind::Cuda, false) => {
+                            (device::ssd(cuda_be()?, &s, dtype)?, DEVICE_TIMING)
+                        }
+                        (BackendKind::Cuda, true) => (host()?, HOST_SLICES_TIMING),
+                        _ => (host()?, HOST_TIMING),
+                    };
                     Ok(Row {
                         op: "ssd",
                         pass,
@@ -608,7 +663,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         runs,
                         flops: mult * s.flops(),
                         exps: mult * s.exps(),
-                        timing: "host clock, whole call",
+                        bytes: mult * s.bytes(dtype),
+                        timing,
                     })
                 }),
             ));
@@ -619,12 +675,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     let k: &(dyn Backend + 'static) = &*sel.backend;
                     let (min_runs, max_runs) = reps(sel.kind, opts.quick);
                     let reps = Reps(min_runs, max_runs, budget);
-                    let (med, mn, mx, runs) = dispatch(
-                        dtype,
-                        || conv_call::<f32>(k, &s, backward, reps),
-                        || conv_call::<mamba_core::f16>(k, &s, backward, reps),
-                        || conv_call::<mamba_core::bf16>(k, &s, backward, reps),
-                    )?;
+                    let host = || {
+                        dispatch(
+                            dtype,
+                            || conv_call::<f32>(k, &s, backward, reps),
+                            || conv_call::<mamba_core::f16>(k, &s, backward, reps),
+                            || conv_call::<mamba_core::bf16>(k, &s, backward, reps),
+                        )
+                    };
+                    let ((med, mn, mx, runs), timing) = match (sel.kind, backward) {
+                        (BackendKind::Cuda, false) => {
+                            (device::conv(cuda_be()?, &s, dtype)?, DEVICE_TIMING)
+                        }
+                        (BackendKind::Cuda, true) => (host()?, HOST_SLICES_TIMING),
+                        _ => (host()?, HOST_TIMING),
+                    };
                     Ok(Row {
                         op: "causal_conv1d",
                         pass,
@@ -638,7 +703,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         runs,
                         flops: mult * s.flops(),
                         exps: mult * s.exps(),
-                        timing: "host clock, whole call",
+                        bytes: mult * s.bytes(dtype),
+                        timing,
                     })
                 }),
             ));
@@ -667,11 +733,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    let md = table(&rows, peak);
+    let copy = match sels.iter().find(|s| s.kind == BackendKind::Cuda) {
+        Some(_) => {
+            let c = device::copy_rate(cuda_be()?)?;
+            eprintln!("bench: device-to-device copy {c:.0} GB/s (read + write)");
+            Some(c)
+        }
+        None => None,
+    };
+    let mut md = table(&rows, peak);
+    if let Some(c) = copy {
+        md.push_str(&cuda_table(&rows, c));
+    }
     println!("{md}");
     std::fs::create_dir_all(&opts.out_dir)
         .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
-    write_json(&opts.out_dir.join("bench.json"), &rows, peak, &auto.report)?;
+    write_json(
+        &opts.out_dir.join("bench.json"),
+        &rows,
+        peak,
+        copy,
+        &auto.report,
+    )?;
     std::fs::write(
         opts.out_dir.join("bench.md"),
         format!("# cargo xtask bench\n\n{}\n\n{md}\n", auto.report),
@@ -774,7 +857,60 @@ fn table(rows: &[Row], peak: f64) -> String {
     s
 }
 
-fn write_json(path: &Path, rows: &[Row], peak: f64, report: &str) -> Result<(), String> {
+/// mamba-ssm on the same H200 and the issue's targets, in microseconds per call, at
+/// the seed's shapes in f32: (op, pass, L) -> (mamba-ssm, target).
+fn cuda_reference(op: &str, pass: &str, l: usize) -> (Option<f64>, Option<f64>) {
+    match (op, pass, l) {
+        ("selective_scan", "forward", 100) => (Some(59.0), None),
+        ("selective_scan", "forward", 400) => (Some(81.0), Some(25.0)),
+        ("selective_scan", "forward", 800) => (Some(101.0), Some(25.0)),
+        ("selective_scan", "forward+backward", 100) => (Some(440.0), Some(440.0 / 3.0)),
+        ("selective_scan", "forward+backward", 400) => (Some(450.0), Some(150.0)),
+        ("selective_scan", "forward+backward", 800) => (Some(550.0), Some(550.0 / 3.0)),
+        ("ssd", "forward", 400) | ("ssd", "forward", 800) => (Some(430.0), Some(25.0)),
+        ("ssd", "forward+backward", _) => (Some(3600.0), Some(1200.0)),
+        ("mamba2_block", "forward", 400) => (None, Some(100.0)),
+        _ => (None, None),
+    }
+}
+
+fn cuda_table(rows: &[Row], copy: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nCUDA rows: achieved bandwidth (fewest bytes the call must move over its median time) against the measured device copy rate ({copy:.0} GB/s); mamba-ssm on the same H200 and the targets where the issue gives them (f32, seed shapes).\n"
+    );
+    let _ = writeln!(s, "| op | pass | dtype | batch | L | median µs | GB/s | % of copy | mamba-ssm µs | target µs | timing |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows.iter().filter(|r| r.backend == BackendKind::Cuda) {
+        let us = r.median_ms * 1e3;
+        let gbs = r.bytes / (r.median_ms * 1e-3) / 1e9;
+        let (m, t) = cuda_reference(r.op, r.pass, r.seqlen);
+        let f = |v: Option<f64>| v.map_or("".to_string(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {us:.1} | {gbs:.0} | {:.1}% | {} | {} | {} |",
+            r.op,
+            r.pass,
+            r.dtype.name(),
+            r.batch,
+            r.seqlen,
+            100.0 * gbs / copy,
+            f(m),
+            f(t),
+            r.timing
+        );
+    }
+    s
+}
+
+fn write_json(
+    path: &Path,
+    rows: &[Row],
+    peak: f64,
+    copy: Option<f64>,
+    report: &str,
+) -> Result<(), String> {
     let reference: BTreeMap<Key, f64> = rows
         .iter()
         .filter(|r| r.backend == BackendKind::Reference)
@@ -800,6 +936,10 @@ fn write_json(path: &Path, rows: &[Row], peak: f64, report: &str) -> Result<(), 
                 "gflop_per_s": gflops,
                 "gexp_per_s": r.exps / (r.median_ms * 1e-3) / 1e9,
                 "fraction_of_sgemm_peak": gflops / peak,
+                "min_bytes": r.bytes,
+                "gbytes_per_s": r.bytes / (r.median_ms * 1e-3) / 1e9,
+                "fraction_of_copy_rate": copy.filter(|_| r.backend == BackendKind::Cuda)
+                    .map(|c| r.bytes / (r.median_ms * 1e-3) / 1e9 / c),
                 "speedup_vs_reference": reference.get(&(r.op, r.pass, r.batch, r.seqlen)).map(|r0| r0 / r.median_ms),
                 "timing": r.timing,
             })
@@ -810,6 +950,7 @@ fn write_json(path: &Path, rows: &[Row], peak: f64, report: &str) -> Result<(), 
         "machine": {
             "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "sgemm_gflop_per_s": peak,
+            "cuda_copy_gb_per_s": copy,
         },
         "results": results,
     });
@@ -894,4 +1035,226 @@ fn chart(path: &Path, rows: &[Row]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())
+}
+
+/// CUDA timings as a user calls the kernels on the GPU: inputs already on the device,
+/// outputs preallocated there, CUDA events around each call, no graph capture.
+mod device {
+    use mamba_core::abi::{self, Conv1dDesc, SelectiveScanDesc, SsdDesc, TensorDesc};
+    use mamba_core::plugin::{median, CudaBackend, CudaStream, DeviceBuffer, DeviceElement};
+    use mamba_core::{bf16, f16, DType, Element};
+    use mamba_model::{Mamba2Block, Tensor};
+
+    use super::{ConvInputs, ScanInputs, SsdInputs, Stats};
+
+    /// Warm-up calls and timed calls.
+    const WARMUP: usize = 20;
+    const ITERS: usize = 200;
+
+    fn err(e: mamba_core::Error) -> String {
+        e.to_string()
+    }
+
+    fn up<T: DeviceElement + Element>(
+        be: &CudaBackend,
+        s: &CudaStream,
+        v: &[f32],
+    ) -> Result<DeviceBuffer<T>, String> {
+        let c: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
+        be.upload(&c, s).map_err(err)
+    }
+
+    fn stats(t: Vec<f64>) -> Stats {
+        let min = t.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = t.iter().cloned().fold(0.0, f64::max);
+        (median(&t) / 1e3, min / 1e3, max / 1e3, t.len())
+    }
+
+    /// The device's copy rate (GB/s, bytes read plus written) from a 1 GiB copy.
+    pub fn copy_rate(be: &CudaBackend) -> Result<f64, String> {
+        let s = be.stream().map_err(err)?;
+        let n = 256 << 20;
+        let a = be.zeros::<f32>(n, &s).map_err(err)?;
+        let b = be.zeros::<f32>(n, &s).map_err(err)?;
+        let api = be.api();
+        let (pa, pb, raw) = (a.ptr(), b.ptr(), s.raw());
+        let t = be
+            .time_calls(&s, 3, 20, || {
+                // SAFETY: two live device buffers of n floats each, on this stream.
+                let code = unsafe { (api.memcpy_dtod)(pb, pa, n * 4, raw) };
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(mamba_core::Error::Backend {
+                        backend: "cuda",
+                        message: format!("memcpy_dtod: status {code}"),
+                    })
+                }
+            })
+            .map_err(err)?;
+        Ok(2.0 * (n * 4) as f64 / median(&t) / 1e3)
+    }
+
+    pub fn scan(be: &CudaBackend, s: &ScanInputs, dtype: DType) -> Result<Stats, String> {
+        match dtype {
+            DType::BF16 => scan_t::<bf16>(be, s),
+            DType::F16 => scan_t::<f16>(be, s),
+            _ => scan_t::<f32>(be, s),
+        }
+    }
+
+    fn scan_t<T: DeviceElement + Element>(
+        be: &CudaBackend,
+        s: &ScanInputs,
+    ) -> Result<Stats, String> {
+        let st = be.stream().map_err(err)?;
+        let (b, d, l, n) = (s.b, s.d, s.l, s.n);
+        let u = up::<T>(be, &st, &s.u)?;
+        let delta = up::<T>(be, &st, &s.delta)?;
+        let z = up::<T>(be, &st, &s.z)?;
+        let bm = up::<T>(be, &st, &s.bm)?;
+        let cm = up::<T>(be, &st, &s.cm)?;
+        let a = be.upload(&s.a, &st).map_err(err)?;
+        let dv = be.upload(&s.dvec, &st).map_err(err)?;
+        let bias = be.upload(&s.bias, &st).map_err(err)?;
+        let out = be.alloc::<T>(b * d * l).map_err(err)?;
+        let last = be.alloc::<f32>(b * d * n).map_err(err)?;
+        let desc = SelectiveScanDesc {
+            u: u.desc(&[b, d, l]),
+            delta: delta.desc(&[b, d, l]),
+            a: a.desc(&[d, n]),
+            b: bm.desc(&[b, n, l]),
+            c: cm.desc(&[b, n, l]),
+            d: dv.desc(&[d]),
+            z: z.desc(&[b, d, l]),
+            delta_bias: bias.desc(&[d]),
+            initial_state: TensorDesc::NONE,
+            out: out.desc(&[b, d, l]),
+            last_state: last.desc(&[b, d, n]),
+            delta_softplus: 1,
+            reserved: 0,
+        };
+        // SAFETY: every pointer of `desc` is a live buffer above with its descriptor's shape.
+        let t = be.time_calls(&st, WARMUP, ITERS, || unsafe {
+            be.selective_scan_device(&desc, &st)
+        });
+        t.map(stats).map_err(err)
+    }
+
+    pub fn ssd(be: &CudaBackend, s: &SsdInputs, dtype: DType) -> Result<Stats, String> {
+        match dtype {
+            DType::BF16 => ssd_t::<bf16>(be, s),
+            DType::F16 => ssd_t::<f16>(be, s),
+            _ => ssd_t::<f32>(be, s),
+        }
+    }
+
+    fn ssd_t<T: DeviceElement + Element>(be: &CudaBackend, s: &SsdInputs) -> Result<Stats, String> {
+        let st = be.stream().map_err(err)?;
+        let (b, l, h, p, n) = (s.b, s.l, s.h, s.p, s.n);
+        let x = up::<T>(be, &st, &s.x)?;
+        let dt = up::<T>(be, &st, &s.dt)?;
+        let bm = up::<T>(be, &st, &s.bm)?;
+        let cm = up::<T>(be, &st, &s.cm)?;
+        let a = be.upload(&s.a, &st).map_err(err)?;
+        let dv = be.upload(&s.dvec, &st).map_err(err)?;
+        let bias = be.upload(&s.dt_bias, &st).map_err(err)?;
+        let out = be.alloc::<T>(b * l * h * p).map_err(err)?;
+        let fin = be.alloc::<f32>(b * h * p * n).map_err(err)?;
+        let desc = SsdDesc {
+            x: x.desc(&[b, l, h, p]),
+            dt: dt.desc(&[b, l, h]),
+            a: a.desc(&[h]),
+            b: bm.desc(&[b, l, 1, n]),
+            c: cm.desc(&[b, l, 1, n]),
+            d: dv.desc(&[h]),
+            dt_bias: bias.desc(&[h]),
+            out: out.desc(&[b, l, h, p]),
+            final_states: fin.desc(&[b, h, p, n]),
+            dt_softplus: 1,
+            ..SsdDesc::default()
+        };
+        // SAFETY: every pointer of `desc` is a live buffer above with its descriptor's shape.
+        let t = be.time_calls(&st, WARMUP, ITERS, || unsafe { be.ssd_device(&desc, &st) });
+        t.map(stats).map_err(err)
+    }
+
+    pub fn conv(be: &CudaBackend, s: &ConvInputs, dtype: DType) -> Result<Stats, String> {
+        match dtype {
+            DType::BF16 => conv_t::<bf16>(be, s),
+            DType::F16 => conv_t::<f16>(be, s),
+            _ => conv_t::<f32>(be, s),
+        }
+    }
+
+    fn conv_t<T: DeviceElement + Element>(
+        be: &CudaBackend,
+        s: &ConvInputs,
+    ) -> Result<Stats, String> {
+        let st = be.stream().map_err(err)?;
+        let (b, c, l, w) = (s.b, s.c, s.l, s.w);
+        let x = up::<T>(be, &st, &s.x)?;
+        let weight = be.upload(&s.weight, &st).map_err(err)?;
+        let bias = be.upload(&s.bias, &st).map_err(err)?;
+        let out = be.alloc::<T>(b * c * l).map_err(err)?;
+        let fin = be.alloc::<f32>(b * c * (w - 1)).map_err(err)?;
+        let desc = Conv1dDesc {
+            x: x.desc(&[b, c, l]),
+            weight: weight.desc(&[c, w]),
+            bias: bias.desc(&[c]),
+            initial_states: TensorDesc::NONE,
+            out: out.desc(&[b, c, l]),
+            final_states: fin.desc(&[b, c, w - 1]),
+            activation: abi::activation::SILU,
+            channel_last: 0,
+        };
+        // SAFETY: every pointer of `desc` is a live buffer above with its descriptor's shape.
+        let t = be.time_calls(&st, WARMUP, ITERS, || unsafe {
+            be.causal_conv1d_device(&desc, &st)
+        });
+        t.map(stats).map_err(err)
+    }
+
+    /// The block's forward on device buffers (weights uploaded once, before timing).
+    pub fn block(
+        be: &CudaBackend,
+        blk: &Mamba2Block,
+        input: &[f32],
+        batch: usize,
+        l: usize,
+        dtype: DType,
+    ) -> Result<Stats, String> {
+        match dtype {
+            DType::BF16 => block_t::<bf16>(be, blk, input, batch, l),
+            DType::F16 => block_t::<f16>(be, blk, input, batch, l),
+            _ => block_t::<f32>(be, blk, input, batch, l),
+        }
+    }
+
+    fn block_t<T: DeviceElement + Element>(
+        be: &CudaBackend,
+        blk: &Mamba2Block,
+        input: &[f32],
+        batch: usize,
+        l: usize,
+    ) -> Result<Stats, String> {
+        let dev = blk
+            .device_block(T::DTYPE)
+            .ok_or("not a CUDA block")?
+            .map_err(|e| e.to_string())?;
+        let st = be.stream().map_err(err)?;
+        let x = up::<T>(be, &st, input)?;
+        let mut out = be.alloc::<T>(input.len()).map_err(err)?;
+        let mut cs = be
+            .zeros::<f32>(dev.conv_state_len(batch), &st)
+            .map_err(err)?;
+        let mut ss = be
+            .zeros::<f32>(dev.ssm_state_len(batch), &st)
+            .map_err(err)?;
+        let _ = Tensor::new(input, [batch, l, input.len() / (batch * l)]);
+        let t = be.time_calls(&st, WARMUP, ITERS, || {
+            dev.forward(&x, batch, l, &mut out, Some((&mut cs, &mut ss)), false, &st)
+        });
+        t.map(stats).map_err(err)
+    }
 }

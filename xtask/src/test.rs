@@ -16,7 +16,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--no-cuda" => cuda = false,
             "--" => extra.extend(it.by_ref().cloned()),
-            other => return Err(format!("unknown option `{other}` (pass cargo test options after --)")),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}` (pass cargo test options after --)"
+                ))
+            }
         }
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -25,11 +29,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("xtask test: building the CUDA plugin (cargo xtask cuda build)");
         let status = Command::new(&cargo)
             .current_dir(&root)
-            .args(["run", "--quiet", "--release", "--package", "xtask", "--", "cuda", "build"])
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "xtask",
+                "--",
+                "cuda",
+                "build",
+            ])
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
-            return Err("`cargo xtask cuda build` failed (use --no-cuda to test without the plugin)".into());
+            return Err(
+                "`cargo xtask cuda build` failed (use --no-cuda to test without the plugin)".into(),
+            );
         }
     }
     eprintln!("xtask test: cargo test --workspace {}", extra.join(" "));
