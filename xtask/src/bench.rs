@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--backend NAME]... [--dtype f32|bf16|f16]`
+//! `cargo xtask bench [--quick] [--backend NAME]... [--no-reference] [--dtype f32|bf16|f16] [--out DIR]`
 //!
 //! The seed's `benchmark_mamba_ssm.py`, in Rust: Mamba2Block forward at batch 2,
 //! 100/400/800 frames, d_model 192, on every available backend, plus the kernels alone
@@ -55,6 +55,7 @@ fn cuda_be() -> Result<&'static mamba_core::plugin::CudaBackend, String> {
 
 struct Options {
     quick: bool,
+    no_reference: bool,
     backends: Vec<BackendKind>,
     dtype: DType,
     out_dir: PathBuf,
@@ -63,6 +64,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         quick: false,
+        no_reference: false,
         backends: Vec::new(),
         dtype: DType::F32,
         out_dir: crate::golden::workspace_root().join("target/bench"),
@@ -71,6 +73,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--no-reference" => o.no_reference = true,
             "--backend" => {
                 let v = it.next().ok_or("--backend needs a value")?;
                 match BackendPreference::parse(v).map_err(|e| e.to_string())? {
@@ -458,7 +461,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ]
     } else {
         let mut v = opts.backends.clone();
-        if !v.contains(&BackendKind::Reference) {
+        if !v.contains(&BackendKind::Reference) && !opts.no_reference {
             // Speed-ups are over the reference; it is always measured.
             v.insert(0, BackendKind::Reference);
         }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 fn usage() -> &'static str {
     "usage: cargo xtask <bench|golden|cuda|test> [options]\n\
      \n\
-     bench  [--quick] [--backend NAME]...     run the benchmark, write target/bench/\n\
+     bench  [--quick] [--backend NAME]... [--no-reference] [--dtype T]   run the benchmark, write target/bench/\n\
      golden [--backend reference|cpu-simd|cuda] [--dir DIR] [--dtype f32|bf16|f16] [--forward-only]\n\
      cuda   build                              install nvcc 13.0 (PyPI) and build the plugin\n\
      test   [--no-cuda] [-- ARGS]              build the plugin, then cargo test --workspace"
