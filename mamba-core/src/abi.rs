@@ -366,6 +366,96 @@ pub struct ConvUpdateDesc {
     pub reserved: u32,
 }
 
+/// SPEC 1, backward: every gradient of `sum(dout*out) + sum(dlast_state*last_state)`.
+/// `fwd` holds the forward's inputs and options (its `out` and `last_state` are not
+/// read). Every tensor must be dense. The required gradients (`du`, `ddelta`, `da`,
+/// `db`, `dc`) are written whole; an optional one is written when present, and may be
+/// present only when its input is (`dd` with `D`, `dz` with `z`, `ddelta_bias` with
+/// `delta_bias`; `dinitial_state` always may).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SelectiveScanBwdDesc {
+    /// The forward's inputs and options.
+    pub fwd: SelectiveScanDesc,
+    /// Upstream gradient of `out`, (b, d, L), the activations' type.
+    pub dout: TensorDesc,
+    /// Upstream gradient of `last_state`, (b, d, N), f32; may be absent (zero).
+    pub dlast_state: TensorDesc,
+    /// d/du, (b, d, L), written.
+    pub du: TensorDesc,
+    /// d/ddelta, (b, d, L), written.
+    pub ddelta: TensorDesc,
+    /// d/dA, (d, N), f32, written.
+    pub da: TensorDesc,
+    /// d/dB, in B's shape and type, written.
+    pub db: TensorDesc,
+    /// d/dC, in C's shape and type, written.
+    pub dc: TensorDesc,
+    /// d/dD, (d), f32.
+    pub dd: TensorDesc,
+    /// d/dz, (b, d, L).
+    pub dz: TensorDesc,
+    /// d/ddelta_bias, (d), f32.
+    pub ddelta_bias: TensorDesc,
+    /// d/dinitial_state, (b, d, N), f32.
+    pub dinitial_state: TensorDesc,
+}
+
+/// SPEC 2, backward: every gradient of `sum(dout*out) + sum(dfinal_states*final_states)`.
+/// `fwd` holds the forward's inputs and options (`out`, `final_states` and `chunk_size`
+/// are not read). Every tensor must be dense. Required and optional gradients as in
+/// [`SelectiveScanBwdDesc`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SsdBwdDesc {
+    /// The forward's inputs and options.
+    pub fwd: SsdDesc,
+    /// Upstream gradient of `out`, (b, L, h, p).
+    pub dout: TensorDesc,
+    /// Upstream gradient of `final_states`, (b, h, p, N), f32; may be absent.
+    pub dfinal_states: TensorDesc,
+    /// d/dx, (b, L, h, p), written.
+    pub dx: TensorDesc,
+    /// d/ddt, (b, L, h), written.
+    pub ddt: TensorDesc,
+    /// d/dA, (h), f32, written.
+    pub da: TensorDesc,
+    /// d/dB, (b, L, g, N), written.
+    pub db: TensorDesc,
+    /// d/dC, (b, L, g, N), written.
+    pub dc: TensorDesc,
+    /// d/dD, in D's shape, f32.
+    pub dd: TensorDesc,
+    /// d/dz, (b, L, h, p).
+    pub dz: TensorDesc,
+    /// d/ddt_bias, (h), f32.
+    pub ddt_bias: TensorDesc,
+    /// d/dinitial_states, (b, h, p, N), f32.
+    pub dinitial_states: TensorDesc,
+}
+
+/// SPEC 3, backward: every gradient of `sum(dout*out) + sum(dfinal_states*final_states)`.
+/// `fwd` holds the forward's inputs and options (`out` and `final_states` are not
+/// read). `x`, `dout` and `dx` are dense in the layout `fwd.channel_last` names.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conv1dBwdDesc {
+    /// The forward's inputs and options.
+    pub fwd: Conv1dDesc,
+    /// Upstream gradient of `out`, in `x`'s shape and type.
+    pub dout: TensorDesc,
+    /// Upstream gradient of `final_states`, (b, c, W-1), f32; may be absent.
+    pub dfinal_states: TensorDesc,
+    /// d/dx, in `x`'s shape and type, written.
+    pub dx: TensorDesc,
+    /// d/dweight, (c, W), f32, written.
+    pub dweight: TensorDesc,
+    /// d/dbias, (c), f32 (with `bias`).
+    pub dbias: TensorDesc,
+    /// d/dinitial_states, (b, c, W-1), f32.
+    pub dinitial_states: TensorDesc,
+}
+
 /// The hyperparameters of a Mamba2Block (SPEC 6).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -611,4 +701,12 @@ pub struct PluginApi {
     pub event_record: unsafe extern "C" fn(event: u64, stream: u64) -> i32,
     /// Waits for `end` and writes the milliseconds between `start` and `end`.
     pub event_elapsed_ms: unsafe extern "C" fn(start: u64, end: u64, out: *mut f32) -> i32,
+    /// SPEC 1, backward, on device tensors (appended to ABI version 1).
+    pub selective_scan_backward:
+        unsafe extern "C" fn(desc: *const SelectiveScanBwdDesc, stream: u64) -> i32,
+    /// SPEC 2, backward, on device tensors (appended to ABI version 1).
+    pub ssd_backward: unsafe extern "C" fn(desc: *const SsdBwdDesc, stream: u64) -> i32,
+    /// SPEC 3, backward, on device tensors (appended to ABI version 1).
+    pub causal_conv1d_backward:
+        unsafe extern "C" fn(desc: *const Conv1dBwdDesc, stream: u64) -> i32,
 }

@@ -20,7 +20,9 @@
 //! # Three ways to use it
 //!
 //! - As a [`Backend`]: `Kernels<f32>`, `Kernels<bf16>` and `Kernels<f16>` on host
-//!   slices (upload, run, download). Backward ops return [`Error::Unsupported`].
+//!   slices (upload, run, download), forward and backward ops. A plugin built before the
+//!   backward entries were appended to the table loads, and its backward ops return
+//!   [`Error::Unsupported`].
 //! - Device-resident: [`DeviceBuffer`] (typed device memory), [`CudaStream`], and the
 //!   `*_device` launches that take [`abi`] descriptors of device tensors, enqueued on a
 //!   stream, with no host round trip.
@@ -74,9 +76,9 @@ use std::sync::OnceLock;
 use half::{bf16, f16};
 
 use crate::abi::{
-    self, activation, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dDesc,
-    ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanDesc, SsdDesc, StateUpdateDesc,
-    TensorDesc,
+    self, activation, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
+    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc,
+    SsdBwdDesc, SsdDesc, StateUpdateDesc, TensorDesc,
 };
 use crate::backend::{Backend, Kernels};
 use crate::element::Element;
@@ -113,9 +115,15 @@ impl DeviceElement for i32 {
 #[derive(Debug)]
 pub struct CudaBackend {
     api: &'static PluginApi,
+    /// The plugin's `struct_size`: entries past it are absent.
+    table_size: usize,
     info: DeviceInfoC,
     path: PathBuf,
 }
+
+/// The size of the table before the backward entries were appended (ABI version 1 as
+/// first published): the smallest table the host accepts.
+const TABLE_SIZE_V1_FORWARD: usize = core::mem::offset_of!(PluginApi, selective_scan_backward);
 
 /// The error of a failed call: the status and the plugin's message for this thread.
 fn call_error(api: &PluginApi, code: i32, op: &'static str) -> Error {
@@ -219,14 +227,14 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
             abi::ABI_VERSION
         )));
     }
-    if size < core::mem::size_of::<PluginApi>() {
+    if size < TABLE_SIZE_V1_FORWARD {
         return Err(unavailable(format!(
-            "ABI table too small: plugin has {size} bytes, host needs {}",
-            core::mem::size_of::<PluginApi>()
+            "ABI table too small: plugin has {size} bytes, host needs at least {TABLE_SIZE_V1_FORWARD}"
         )));
     }
-    // SAFETY: version and size checked: the table has every field this host reads,
-    // and it is static in a library that is never unloaded.
+    // SAFETY: version and size checked: the table has every field this host reads
+    // unconditionally (later fields are read only after `has_entry`), and it is static
+    // in a library that is never unloaded.
     let api: &'static PluginApi = unsafe { &*api_ptr };
     // SAFETY: a plain C call of the table with a device ordinal.
     let code = unsafe { (api.init)(0) };
@@ -242,6 +250,7 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
     ok(api, unsafe { (api.device_info)(&mut info) }, "device_info")?;
     Ok(CudaBackend {
         api,
+        table_size: size,
         info,
         path: path.to_path_buf(),
     })
@@ -452,6 +461,72 @@ impl CudaBackend {
         // SAFETY: the caller's contract covers the descriptor's pointers.
         let code = unsafe { (self.api.causal_conv1d_update)(desc, stream.raw) };
         ok(self.api, code, "causal_conv1d_update")
+    }
+
+    /// `true` when the plugin's table has the entry that ends at byte `end` (entries
+    /// appended after the first release of ABI version 1).
+    fn has_entry(&self, end: usize) -> bool {
+        self.table_size >= end
+    }
+
+    fn require_entry(&self, offset: usize, op: &'static str) -> Result<()> {
+        if self.has_entry(offset + core::mem::size_of::<usize>()) {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                BACKEND,
+                op,
+                format!(
+                    "the plugin at {} predates the backward entries of the ABI table; rebuild it",
+                    self.path.display()
+                ),
+            ))
+        }
+    }
+
+    /// SPEC 1, backward, on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn selective_scan_backward_device(
+        &self,
+        desc: &SelectiveScanBwdDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan_backward";
+        self.require_entry(
+            core::mem::offset_of!(PluginApi, selective_scan_backward),
+            OP,
+        )?;
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe { (self.api.selective_scan_backward)(desc, stream.raw) };
+        ok(self.api, code, OP)
+    }
+    /// SPEC 2, backward, on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn ssd_backward_device(&self, desc: &SsdBwdDesc, stream: &CudaStream) -> Result<()> {
+        const OP: &str = "ssd_backward";
+        self.require_entry(core::mem::offset_of!(PluginApi, ssd_backward), OP)?;
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe { (self.api.ssd_backward)(desc, stream.raw) };
+        ok(self.api, code, OP)
+    }
+    /// SPEC 3, backward, on device tensors, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`].
+    pub unsafe fn causal_conv1d_backward_device(
+        &self,
+        desc: &Conv1dBwdDesc,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "causal_conv1d_backward";
+        self.require_entry(core::mem::offset_of!(PluginApi, causal_conv1d_backward), OP)?;
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe { (self.api.causal_conv1d_backward)(desc, stream.raw) };
+        ok(self.api, code, OP)
     }
 
     // ------------------------------------------------------------ the block
@@ -955,6 +1030,28 @@ impl<'b> Staging<'b> {
         Ok(d)
     }
 
+    /// A dense device copy of a host slice with the given shape.
+    fn slice<E: Element>(&mut self, v: &[E], dims: &[usize]) -> Result<TensorDesc> {
+        let p = self.bytes(as_bytes(v))?;
+        Ok(TensorDesc::dense(p, abi::dtype_code(E::DTYPE), dims))
+    }
+
+    /// A new vector holding the device tensor `d` (`E` matches its type).
+    fn fetch<E: Element>(&self, d: &TensorDesc) -> Result<Vec<E>> {
+        let mut v = vec![E::from_f32(0.0); d.numel() as usize];
+        self.download(d, &mut v)?;
+        Ok(v)
+    }
+
+    /// Like [`Staging::fetch`], for a tensor that may be absent.
+    fn fetch_opt<E: Element>(&self, d: &TensorDesc) -> Result<Option<Vec<E>>> {
+        if d.is_none() {
+            Ok(None)
+        } else {
+            self.fetch(d).map(Some)
+        }
+    }
+
     fn download<E: Element>(&self, d: &TensorDesc, dst: &mut [E]) -> Result<()> {
         let bytes = core::mem::size_of_val(dst);
         // SAFETY: `dst` is a live mutable slice of `bytes` bytes; `d` is our allocation of as many.
@@ -990,14 +1087,6 @@ fn check_dtype<T: Element>(op: &'static str) -> Result<u32> {
         ));
     }
     Ok(code)
-}
-
-fn no_backward(op: &'static str) -> Error {
-    Error::unsupported(
-        BACKEND,
-        op,
-        "gradients (backward ops are not implemented on the GPU yet)",
-    )
 }
 
 impl<T: Element> Kernels<T, f32> for CudaBackend {
@@ -1041,11 +1130,77 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
 
     fn selective_scan_backward(
         &self,
-        _args: &SelectiveScanArgs<'_, T, f32>,
-        _dout: &[T],
-        _dlast_state: Option<&[f32]>,
+        args: &SelectiveScanArgs<'_, T, f32>,
+        dout: &[T],
+        dlast_state: Option<&[f32]>,
     ) -> Result<SelectiveScanGrads<T, f32>> {
-        Err(no_backward("selective_scan_backward"))
+        const OP: &str = "selective_scan_backward";
+        let dims = args.validate_backward(dout.len(), dlast_state.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (io, st) = (dims.io_shape(), dims.state_shape());
+        let io_n: usize = io.iter().product();
+        let st_n: usize = st.iter().product();
+        let (d, n) = (dims.dim, dims.dstate);
+        let mut s = Staging::new(self)?;
+        let fwd = SelectiveScanDesc {
+            u: s.tensor(&args.u)?,
+            delta: s.tensor(&args.delta)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            delta_bias: s.opt(&args.delta_bias)?,
+            initial_state: s.opt(&args.initial_state)?,
+            out: TensorDesc::NONE,
+            last_state: TensorDesc::NONE,
+            delta_softplus: args.delta_softplus as u32,
+            reserved: 0,
+        };
+        let desc = SelectiveScanBwdDesc {
+            fwd,
+            dout: s.slice(dout, &io)?,
+            dlast_state: match dlast_state {
+                Some(v) => s.slice(v, &st)?,
+                None => TensorDesc::NONE,
+            },
+            du: s.output(io_n, code, &io)?,
+            ddelta: s.output(io_n, code, &io)?,
+            da: s.output(d * n, f32c, &[d, n])?,
+            db: s.output(args.b.data.len(), code, args.b.dims())?,
+            dc: s.output(args.c.data.len(), code, args.c.dims())?,
+            dd: match &args.d {
+                Some(_) => s.output(d, f32c, &[d])?,
+                None => TensorDesc::NONE,
+            },
+            dz: match &args.z {
+                Some(_) => s.output(io_n, code, &io)?,
+                None => TensorDesc::NONE,
+            },
+            ddelta_bias: match &args.delta_bias {
+                Some(_) => s.output(d, f32c, &[d])?,
+                None => TensorDesc::NONE,
+            },
+            dinitial_state: match &args.initial_state {
+                Some(_) => s.output(st_n, f32c, &st)?,
+                None => TensorDesc::NONE,
+            },
+        };
+        // SAFETY: every descriptor points to a staging buffer that lives until `s` drops,
+        // after the downloads below have waited for the stream.
+        unsafe { self.selective_scan_backward_device(&desc, &s.stream) }?;
+        Ok(SelectiveScanGrads {
+            u: s.fetch(&desc.du)?,
+            delta: s.fetch(&desc.ddelta)?,
+            a: s.fetch(&desc.da)?,
+            b: s.fetch(&desc.db)?,
+            c: s.fetch(&desc.dc)?,
+            d: s.fetch_opt(&desc.dd)?,
+            z: s.fetch_opt(&desc.dz)?,
+            delta_bias: s.fetch_opt(&desc.ddelta_bias)?,
+            initial_state: s.fetch_opt(&desc.dinitial_state)?,
+        })
     }
 
     fn ssd(
@@ -1093,11 +1248,82 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
 
     fn ssd_backward(
         &self,
-        _args: &SsdArgs<'_, T, f32>,
-        _dout: &[T],
-        _dfinal_states: Option<&[f32]>,
+        args: &SsdArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
     ) -> Result<SsdGrads<T, f32>> {
-        Err(no_backward("ssd_backward"))
+        const OP: &str = "ssd_backward";
+        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (io, st) = (dims.io_shape(), dims.state_shape());
+        let io_n: usize = io.iter().product();
+        let st_n: usize = st.iter().product();
+        let (b, l, h) = (dims.batch, dims.seqlen, dims.nheads);
+        let mut s = Staging::new(self)?;
+        let limit = args.dt_limit;
+        let fwd = SsdDesc {
+            x: s.tensor(&args.x)?,
+            dt: s.tensor(&args.dt)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            dt_bias: s.opt(&args.dt_bias)?,
+            initial_states: s.opt(&args.initial_states)?,
+            seq_idx: s.i32s(&args.seq_idx)?,
+            out: TensorDesc::NONE,
+            final_states: TensorDesc::NONE,
+            dt_softplus: args.dt_softplus as u32,
+            has_dt_limit: limit.is_some() as u32,
+            dt_lo: limit.map_or(0.0, |l| l.0),
+            dt_hi: limit.map_or(f32::INFINITY, |l| l.1),
+            chunk_size: args.chunk_size as u32,
+            reserved: 0,
+        };
+        let desc = SsdBwdDesc {
+            fwd,
+            dout: s.slice(dout, &io)?,
+            dfinal_states: match dfinal_states {
+                Some(v) => s.slice(v, &st)?,
+                None => TensorDesc::NONE,
+            },
+            dx: s.output(io_n, code, &io)?,
+            ddt: s.output(b * l * h, code, &[b, l, h])?,
+            da: s.output(h, f32c, &[h])?,
+            db: s.output(args.b.data.len(), code, args.b.dims())?,
+            dc: s.output(args.c.data.len(), code, args.c.dims())?,
+            dd: match &args.d {
+                Some(t) => s.output(t.data.len(), f32c, t.dims())?,
+                None => TensorDesc::NONE,
+            },
+            dz: match &args.z {
+                Some(_) => s.output(io_n, code, &io)?,
+                None => TensorDesc::NONE,
+            },
+            ddt_bias: match &args.dt_bias {
+                Some(_) => s.output(h, f32c, &[h])?,
+                None => TensorDesc::NONE,
+            },
+            dinitial_states: match &args.initial_states {
+                Some(_) => s.output(st_n, f32c, &st)?,
+                None => TensorDesc::NONE,
+            },
+        };
+        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
+        unsafe { self.ssd_backward_device(&desc, &s.stream) }?;
+        Ok(SsdGrads {
+            x: s.fetch(&desc.dx)?,
+            dt: s.fetch(&desc.ddt)?,
+            a: s.fetch(&desc.da)?,
+            b: s.fetch(&desc.db)?,
+            c: s.fetch(&desc.dc)?,
+            d: s.fetch_opt(&desc.dd)?,
+            z: s.fetch_opt(&desc.dz)?,
+            dt_bias: s.fetch_opt(&desc.ddt_bias)?,
+            initial_states: s.fetch_opt(&desc.dinitial_states)?,
+        })
     }
 
     fn causal_conv1d(
@@ -1147,11 +1373,57 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
 
     fn causal_conv1d_backward(
         &self,
-        _args: &CausalConv1dArgs<'_, T, f32>,
-        _dout: &[T],
-        _dfinal_states: Option<&[f32]>,
+        args: &CausalConv1dArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
     ) -> Result<CausalConv1dGrads<T, f32>> {
-        Err(no_backward("causal_conv1d_backward"))
+        const OP: &str = "causal_conv1d_backward";
+        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (c, w) = (dims.channels, dims.width);
+        let st = dims.state_shape();
+        let st_n: usize = st.iter().product();
+        let mut s = Staging::new(self)?;
+        let fwd = Conv1dDesc {
+            x: s.tensor(&args.x)?,
+            weight: s.tensor(&args.weight)?,
+            bias: s.opt(&args.bias)?,
+            initial_states: s.opt(&args.initial_states)?,
+            out: TensorDesc::NONE,
+            final_states: TensorDesc::NONE,
+            activation: match args.activation {
+                Activation::None => activation::NONE,
+                Activation::Silu => activation::SILU,
+            },
+            channel_last: (args.layout == ConvLayout::ChannelLast) as u32,
+        };
+        let desc = Conv1dBwdDesc {
+            fwd,
+            dout: s.slice(dout, args.x.dims())?,
+            dfinal_states: match dfinal_states {
+                Some(v) => s.slice(v, &st)?,
+                None => TensorDesc::NONE,
+            },
+            dx: s.output(args.x.data.len(), code, args.x.dims())?,
+            dweight: s.output(c * w, f32c, &[c, w])?,
+            dbias: match &args.bias {
+                Some(_) => s.output(c, f32c, &[c])?,
+                None => TensorDesc::NONE,
+            },
+            dinitial_states: match &args.initial_states {
+                Some(_) => s.output(st_n, f32c, &st)?,
+                None => TensorDesc::NONE,
+            },
+        };
+        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
+        unsafe { self.causal_conv1d_backward_device(&desc, &s.stream) }?;
+        Ok(CausalConv1dGrads {
+            x: s.fetch(&desc.dx)?,
+            weight: s.fetch(&desc.dweight)?,
+            bias: s.fetch_opt(&desc.dbias)?,
+            initial_states: s.fetch_opt(&desc.dinitial_states)?,
+        })
     }
 
     fn selective_state_update(

@@ -2,22 +2,32 @@
 // SPEC's scalar functions, and the parameter blocks (mirrored field by field by the
 // `#[repr(C)]` structs of src/gpu/params.rs: keep the two in the same order).
 #pragma once
+// MAMBA_EMU: a host build of the f32 kernels of bwd.cu under a thread emulator
+// (mamba-cuda/emu/), for checking them where no GPU is.
+#ifndef MAMBA_EMU
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#endif
 #include <stdint.h>
 
+#ifndef MAMBA_EMU
 typedef __nv_bfloat16 bf16_t;
 typedef __half f16_t;
+#endif
 
 template <typename T> __device__ __forceinline__ float ldf(const T* p);
 template <> __device__ __forceinline__ float ldf<float>(const float* p) { return *p; }
+#ifndef MAMBA_EMU
 template <> __device__ __forceinline__ float ldf<bf16_t>(const bf16_t* p) { return __bfloat162float(*p); }
 template <> __device__ __forceinline__ float ldf<f16_t>(const f16_t* p) { return __half2float(*p); }
+#endif
 
 template <typename T> __device__ __forceinline__ T cvt(float v);
 template <> __device__ __forceinline__ float cvt<float>(float v) { return v; }
+#ifndef MAMBA_EMU
 template <> __device__ __forceinline__ bf16_t cvt<bf16_t>(float v) { return __float2bfloat16_rn(v); }
 template <> __device__ __forceinline__ f16_t cvt<f16_t>(float v) { return __float2half_rn(v); }
+#endif
 
 // softplus(v) = ln(1 + e^v), exactly v above 20 (SPEC shared definitions).
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(__expf(v)); }
@@ -160,6 +170,72 @@ struct NegExpParams {
 };
 
 struct CastParams {
+    const float* src;
+    void* dst;
+    long long n;
+};
+
+// ---- Backward passes (kernels/bwd.cu) ----
+
+// SPEC 1 and 2, backward. One "row" is a Mamba-1 channel (batch i, channel c) or one
+// row of an SSD head's state (batch i, head j, p-row q, r = j*p + q); both are a scan
+// over N states with a per-row input u(t) and a per-row step.
+struct ScanBwdParams {
+    const void* u;        // Mamba-1 u (b, d, L); SSD x (b, L, h, p)
+    const void* delta;    // Mamba-1 delta (b, d, L); SSD dt (b, L, h)
+    const float* A;       // (d, N) or (h)
+    const void* B;
+    const void* C;
+    const float* D;       // (d), (h) or (h, p)
+    const void* z;
+    const float* bias;    // delta_bias (d) or dt_bias (h)
+    const float* h0;      // (b, rows, N)
+    const int* seq_idx;   // (b, L), SSD only
+    const void* dout;
+    const float* dlast;   // (b, rows, N)
+    void* du;             // like u, written
+    void* ddelta;         // Mamba-1: like delta, written
+    void* dz;             // like u, written
+    float* ddt_acc;       // SSD: (b, L, h), accumulated
+    float* dA;            // accumulated
+    float* dB;            // f32 in B's layout, accumulated
+    float* dC;
+    float* dD;
+    float* dbias;
+    float* dh0;           // written
+    float* ckpt;          // (b, rows, nseg, 32*S): states at segment starts
+    int batch, rows, seqlen, dstate;
+    int nheads, headdim;     // SSD
+    int b_groups, c_groups;  // Mamba-1: 0 = (d, N); SSD: both ngroups
+    int softplus, has_limit;
+    float lo, hi;
+    int d_per_channel;
+    int seg;             // rows sharing B and C
+    int W;               // rows (warps) per block
+    int blocks_per_seg;
+    int R;               // tiles per checkpoint segment
+    int nseg;            // checkpoint segments
+    int pad0, pad1;
+};
+
+// SPEC 3, backward. x, dout and dx share one layout (dense; strides given).
+struct ConvBwdParams {
+    const void* x;
+    const float* w;
+    const float* bias;
+    const float* init;
+    const void* dout;
+    const float* dfinal;
+    float* dpre;   // (b, c, L) scratch: dout * act'(pre)
+    void* dx;
+    float* dw;     // accumulated
+    float* dbias;  // accumulated
+    float* dinit;  // written
+    long long x_sb, x_sc, x_st;
+    int batch, channels, seqlen, width, silu, channel_last;
+};
+
+struct BwdCastParams {
     const float* src;
     void* dst;
     long long n;

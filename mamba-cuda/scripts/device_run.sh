@@ -2,7 +2,8 @@
 # Runs on the GPU machine, from the repository root, over the binaries built here and
 # carried in .device-carry/ (see mamba-cuda/scripts/carry.sh): the GPU tests, the
 # linkage test, the benchmark, and compute-sanitizer (memcheck, racecheck) on a short
-# test run. Logs go to $OUT. Usage: device_run.sh [test] [bench] [sweep] [san] [env]
+# test run. Logs go to $OUT. Usage: device_run.sh [test] [bwd] [golden] [bench] [sweep] [san]
+# [sanbwd] [env]
 set -u
 C=$PWD/.device-carry
 OUT=${OUT:-/tmp/out}
@@ -27,6 +28,11 @@ if want test; then
   timeout 300 "$C/gpu" --test-threads=1 --nocapture > "$OUT/gpu.log" 2>&1; echo "gpu tests rc=$?"
   grep -E "comparisons|test result|panicked|FAILED|failures|skipping" "$OUT/gpu.log" | head -30
 fi
+if want bwd; then
+  MAMBA_GPU_BWD_BENCH=1 timeout 200 "$C/gpu_backward" --test-threads=1 --nocapture > "$OUT/gpu_backward.log" 2>&1
+  echo "gpu backward tests rc=$?"
+  grep -E "checks|test result|panicked|FAILED|failures|skipping|TIMING|grad" "$OUT/gpu_backward.log" | cut -c1-160 | head -120
+fi
 if want golden; then
   for dt in f32 bf16 f16; do
     timeout 200 "$C/xtask" golden --backend cuda --dir "$C/golden" --dtype $dt > "$OUT/golden-$dt.log" 2>&1
@@ -48,6 +54,12 @@ if want san; then
       > "$OUT/san-$tool.log" 2>&1; echo "sanitizer $tool rc=$?"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result|Invalid|Race" "$OUT/san-$tool.log" | head -8
   done
+fi
+if want sanbwd; then
+  export MAMBA_GPU_TEST_ROUNDS=1
+  timeout 150 compute-sanitizer --tool memcheck --print-limit 20 "$C/gpu_backward" --test-threads=1 \
+    > "$OUT/san-bwd-memcheck.log" 2>&1; echo "sanitizer memcheck (backward) rc=$?"
+  grep -E "ERROR SUMMARY|test result|Invalid" "$OUT/san-bwd-memcheck.log" | head -8
 fi
 if want ncu; then
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -28,14 +28,17 @@
 //! - `ssd.cu`: SPEC 2 as a rescaled recurrence, optionally split in time chunks with a
 //!   state pass between them.
 //! - `misc.cu`: SPEC 3-5, the fallback GEMM and the gated RMS norm of SPEC 6.
+//! - `bwd.cu`: the backward passes of SPEC 1-3 (one recomputing scan kernel for both
+//!   selective scans, states checkpointed every >= N steps, never stored per step).
 
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mamba_core::abi::{
-    self, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dDesc, ConvUpdateDesc,
-    DeviceInfoC, PluginApi, SelectiveScanDesc, SsdDesc, StateUpdateDesc,
+    self, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc, Conv1dDesc,
+    ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc,
+    SsdDesc, StateUpdateDesc,
 };
 
 #[cfg(feature = "cuda")]
@@ -227,6 +230,24 @@ unsafe extern "C" fn causal_conv1d_update(desc: *const ConvUpdateDesc, stream: u
     guard(|| imp::causal_conv1d_update(unsafe { arg(desc, "desc") }?, stream))
 }
 
+unsafe extern "C" fn selective_scan_backward(
+    desc: *const SelectiveScanBwdDesc,
+    stream: u64,
+) -> i32 {
+    // SAFETY: the ABI contract: `desc` is null or valid for the call.
+    guard(|| imp::selective_scan_backward(unsafe { arg(desc, "desc") }?, stream))
+}
+
+unsafe extern "C" fn ssd_backward(desc: *const SsdBwdDesc, stream: u64) -> i32 {
+    // SAFETY: the ABI contract: `desc` is null or valid for the call.
+    guard(|| imp::ssd_backward(unsafe { arg(desc, "desc") }?, stream))
+}
+
+unsafe extern "C" fn causal_conv1d_backward(desc: *const Conv1dBwdDesc, stream: u64) -> i32 {
+    // SAFETY: the ABI contract: `desc` is null or valid for the call.
+    guard(|| imp::causal_conv1d_backward(unsafe { arg(desc, "desc") }?, stream))
+}
+
 unsafe extern "C" fn block_create(
     config: *const BlockConfigC,
     weights: *const BlockWeightsC,
@@ -326,6 +347,9 @@ static API: PluginApi = PluginApi {
     event_destroy,
     event_record,
     event_elapsed_ms,
+    selective_scan_backward,
+    ssd_backward,
+    causal_conv1d_backward,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

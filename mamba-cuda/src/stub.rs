@@ -4,8 +4,9 @@
 use std::ffi::c_void;
 
 use mamba_core::abi::{
-    status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dDesc, ConvUpdateDesc, DeviceInfoC,
-    SelectiveScanDesc, SsdDesc, StateUpdateDesc,
+    status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc, Conv1dDesc,
+    ConvUpdateDesc, DeviceInfoC, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc, SsdDesc,
+    StateUpdateDesc,
 };
 
 use crate::{PErr, PResult};
@@ -63,6 +64,15 @@ pub(crate) fn selective_state_update(_d: &StateUpdateDesc, _s: u64) -> PResult<(
     no()
 }
 pub(crate) fn causal_conv1d_update(_d: &ConvUpdateDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn selective_scan_backward(_d: &SelectiveScanBwdDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn ssd_backward(_d: &SsdBwdDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn causal_conv1d_backward(_d: &Conv1dBwdDesc, _s: u64) -> PResult<()> {
     no()
 }
 pub(crate) unsafe fn block_create(_c: &BlockConfigC, _w: &BlockWeightsC) -> PResult<*mut c_void> {

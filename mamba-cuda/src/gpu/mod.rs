@@ -2,6 +2,7 @@
 //! events (through `cust` and its raw driver bindings), and the operations.
 
 mod block;
+mod bwd;
 mod gemm;
 mod ops;
 pub(crate) mod params;
@@ -19,6 +20,7 @@ use mamba_core::abi::{status, DeviceInfoC};
 use crate::{PErr, PResult};
 
 pub(crate) use block::{block_create, block_destroy, block_forward};
+pub(crate) use bwd::{causal_conv1d_backward, selective_scan_backward, ssd_backward};
 pub(crate) use ops::{
     causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update, ssd,
 };
@@ -35,6 +37,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "misc",
         include_bytes!(concat!(env!("OUT_DIR"), "/misc.fatbin")),
+    ),
+    (
+        "bwd",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bwd.fatbin")),
     ),
 ];
 
@@ -227,6 +233,8 @@ impl Gpu {
             0
         } else if name.starts_with("ssd_") {
             1
+        } else if name.starts_with("bwd_") {
+            3
         } else {
             2
         };

@@ -27,7 +27,7 @@ fn dims_str(d: &[u64]) -> String {
 }
 
 /// `t` is present, of `dt`, with shape `dims`.
-fn req(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
+pub(crate) fn req(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
     if t.is_none() {
         return Err(PErr::invalid(format!("{op}: `{name}` is required")));
     }
@@ -48,7 +48,7 @@ fn req(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<(
     Ok(())
 }
 
-fn opt(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
+pub(crate) fn opt(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<()> {
     if t.is_none() {
         Ok(())
     } else {
@@ -56,7 +56,7 @@ fn opt(op: &str, name: &str, t: &TensorDesc, dt: u32, dims: &[u64]) -> PResult<(
     }
 }
 
-fn dense(op: &str, name: &str, t: &TensorDesc) -> PResult<()> {
+pub(crate) fn dense(op: &str, name: &str, t: &TensorDesc) -> PResult<()> {
     if !t.is_none() && !t.is_dense() {
         return Err(PErr::unsupported(format!(
             "{op}: `{name}` must be dense row-major (strides {:?} for shape {:?})",
@@ -91,11 +91,11 @@ fn ptr(t: &TensorDesc) -> u64 {
     t.ptr
 }
 
-fn env_usize(name: &str) -> Option<usize> {
+pub(crate) fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
@@ -105,7 +105,7 @@ fn gcd(a: usize, b: usize) -> usize {
 
 // ---------------------------------------------------------------- SPEC 1
 
-fn bc_groups(
+pub(crate) fn bc_groups(
     op: &str,
     name: &str,
     t: &TensorDesc,

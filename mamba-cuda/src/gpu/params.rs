@@ -176,6 +176,87 @@ pub(crate) struct NormParams {
     pub pad0: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ScanBwdParams {
+    pub u: u64,
+    pub delta: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub z: u64,
+    pub bias: u64,
+    pub h0: u64,
+    pub seq_idx: u64,
+    pub dout: u64,
+    pub dlast: u64,
+    pub du: u64,
+    pub ddelta: u64,
+    pub dz: u64,
+    pub ddt_acc: u64,
+    pub da: u64,
+    pub db: u64,
+    pub dc: u64,
+    pub dd: u64,
+    pub dbias: u64,
+    pub dh0: u64,
+    pub ckpt: u64,
+    pub batch: i32,
+    pub rows: i32,
+    pub seqlen: i32,
+    pub dstate: i32,
+    pub nheads: i32,
+    pub headdim: i32,
+    pub b_groups: i32,
+    pub c_groups: i32,
+    pub softplus: i32,
+    pub has_limit: i32,
+    pub lo: f32,
+    pub hi: f32,
+    pub d_per_channel: i32,
+    pub seg: i32,
+    pub w: i32,
+    pub blocks_per_seg: i32,
+    pub r: i32,
+    pub nseg: i32,
+    pub pad0: i32,
+    pub pad1: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConvBwdParams {
+    pub x: u64,
+    pub w: u64,
+    pub bias: u64,
+    pub init: u64,
+    pub dout: u64,
+    pub dfinal: u64,
+    pub dpre: u64,
+    pub dx: u64,
+    pub dw: u64,
+    pub dbias: u64,
+    pub dinit: u64,
+    pub x_sb: i64,
+    pub x_sc: i64,
+    pub x_st: i64,
+    pub batch: i32,
+    pub channels: i32,
+    pub seqlen: i32,
+    pub width: i32,
+    pub silu: i32,
+    pub channel_last: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BwdCastParams {
+    pub src: u64,
+    pub dst: u64,
+    pub n: i64,
+}
+
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
 const _: () = assert!(std::mem::size_of::<Scan1Params>() == 13 * 8 + 14 * 4);
@@ -185,3 +266,6 @@ const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 
 const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 5 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);
+const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<BwdCastParams>() == 3 * 8);

@@ -1,0 +1,504 @@
+// A host emulator for the f32 kernels of kernels/bwd.cu: every CUDA thread of a block is
+// a std::thread, __syncthreads and __syncwarp are barriers, shuffles go through memory,
+// atomics take a lock. Blocks run one after another. It checks the backward kernels
+// (and the launch shapes of src/gpu/bwd.rs, mirrored below) against an f64 port of the
+// reference backward on random cases, where no GPU is at hand.
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu.cpp -o /tmp/emu && /tmp/emu
+//
+// Exit status 0 when every gradient is within 1e-4 relative L2 of the f64 reference.
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <thread>
+#include <vector>
+
+#define MAMBA_EMU 1
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __shared__ static
+#define __align__(n)
+
+struct uint3e {
+    unsigned x, y, z;
+};
+thread_local uint3e threadIdx, blockIdx;
+uint3e blockDim, gridDim;
+
+static std::unique_ptr<std::barrier<>> g_block_bar;
+static std::vector<std::unique_ptr<std::barrier<>>> g_warp_bar;
+static float g_shfl[64][32];
+static std::mutex g_atomic;
+alignas(16) static float g_smem[1 << 18];
+
+#define DYN_SMEM(name) float* name = g_smem
+
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+inline float __shfl_xor_sync(unsigned, float v, int o) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = v;
+    __syncwarp();
+    const float r = g_shfl[w][l ^ o];
+    __syncwarp();
+    return r;
+}
+inline float atomicAdd(float* a, float v) {
+    std::lock_guard<std::mutex> g(g_atomic);
+    const float old = *a;
+    *a = old + v;
+    return old;
+}
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+using std::max;
+using std::min;
+
+#include "../kernels/bwd.cu"
+
+template <typename P>
+void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned threads, const P& p) {
+    blockDim = {threads, 1, 1};
+    gridDim = {gx, gy, 1};
+    for (unsigned by = 0; by < gy; ++by)
+        for (unsigned bx = 0; bx < gx; ++bx) {
+            std::memset(g_smem, 0xff, sizeof(g_smem));  // NaN garbage: uninitialised reads show
+            g_block_bar = std::make_unique<std::barrier<>>(threads);
+            g_warp_bar.clear();
+            for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar.push_back(std::make_unique<std::barrier<>>(32));
+            std::vector<std::thread> ts;
+            for (unsigned t = 0; t < threads; ++t)
+                ts.emplace_back([&, t] {
+                    threadIdx = {t, 0, 0};
+                    blockIdx = {bx, by, 0};
+                    k(p);
+                });
+            for (auto& t : ts) t.join();
+        }
+}
+
+// ------------------------------------------------------------ launch shapes (src/gpu/bwd.rs)
+
+struct Shape {
+    int s, w, r, nseg;
+    size_t smem;
+};
+static Shape scan_shape(int l, int n, int seg) {
+    const int q = (n + 31) / 32;
+    const int s = q <= 1 ? 1 : q == 2 ? 2 : q <= 4 ? 4 : 8;
+    const int np = 32 * s;
+    const int r = std::max(1, (n + BT - 1) / BT);
+    const int nseg = ((l + BT - 1) / BT + r - 1) / r;
+    const size_t block = 4 * BT * (np + 1) + BT;
+    const size_t per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    auto fits = [&](size_t budget) { return (budget / 4 > block ? budget / 4 - block : 0) / per_warp; };
+    int w = (int)std::min<size_t>({fits(110 * 1024), 8, (size_t)seg});
+    if (w < 2) w = (int)std::min<size_t>({fits(227 * 1024), 8, (size_t)seg});
+    return {s, w, r, nseg, 4 * (block + w * per_warp)};
+}
+
+// ------------------------------------------------------------ random helpers
+
+static std::mt19937_64 rng(7);
+static std::vector<float> normals(size_t n, double s = 1.0) {
+    std::normal_distribution<double> d(0.0, s);
+    std::vector<float> v(n);
+    for (auto& x : v) x = (float)d(rng);
+    return v;
+}
+static std::vector<float> uniforms(size_t n, double lo, double hi) {
+    std::uniform_real_distribution<double> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = (float)d(rng);
+    return v;
+}
+static double rel_l2(const std::vector<float>& g, const std::vector<double>& e) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+        if (!std::isfinite(g[i])) return INFINITY;
+        num += (g[i] - e[i]) * (g[i] - e[i]);
+        den += e[i] * e[i];
+    }
+    den = std::max(std::sqrt(den), 0.1 * std::sqrt((double)e.size()));
+    return std::sqrt(num) / den;
+}
+static int failures = 0;
+static void cmp(const char* what, const std::vector<float>& g, const std::vector<double>& e) {
+    const double err = rel_l2(g, e);
+    const bool bad = !(err <= 1e-4);
+    if (bad) ++failures;
+    std::printf("   %-16s %.3e%s\n", what, err, bad ? "   <-- FAIL" : "");
+}
+
+static double sp(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+static double sp_grad(double v) { return v > 20 ? 1 : 1 / (1 + std::exp(-v)); }
+static double sig(double v) { return 1 / (1 + std::exp(-v)); }
+
+// ------------------------------------------------------------ a generic case: SPEC 1 or 2
+
+// One case of the generic scan: rows r of batch i; for SPEC 1 rows = d and B/C layouts by
+// groups (0 shared); for SPEC 2 rows = h*p.
+struct Case {
+    bool ssd;
+    int b, rows, L, N, H = 1, P = 1, bg = 0, cg = 0, ng = 1;
+    bool softplus = false, limit = false, has_D = false, dpc = false, has_z = false, has_bias = false,
+         has_h0 = false, has_dlast = false, has_seq = false;
+    float lo = 0, hi = INFINITY;
+    std::vector<float> u, delta, A, B, C, D, z, bias, h0, dout, dlast;
+    std::vector<int> seq;
+};
+
+static size_t bc_len(const Case& c, int groups) {
+    if (c.ssd) return (size_t)c.b * c.L * c.ng * c.N;
+    return groups == 0 ? (size_t)c.rows * c.N : (size_t)c.b * groups * c.N * c.L;
+}
+static size_t bc_index(const Case& c, int groups, int i, int r, int n, int t) {
+    if (c.ssd) {
+        const int k = (r / c.P) / (c.H / c.ng);
+        return (((size_t)i * c.L + t) * c.ng + k) * c.N + n;
+    }
+    if (groups == 0) return (size_t)r * c.N + n;
+    const int grp = r / (c.rows / groups);
+    return (((size_t)i * groups + grp) * c.N + n) * c.L + t;
+}
+static size_t elem(const Case& c, int i, int r, int t) {
+    return c.ssd ? ((size_t)i * c.L + t) * c.rows + r : ((size_t)i * c.rows + r) * c.L + t;
+}
+static size_t delem(const Case& c, int i, int r, int t) {
+    return c.ssd ? ((size_t)i * c.L + t) * c.H + r / c.P : elem(c, i, r, t);
+}
+static int head(const Case& c, int r) { return c.ssd ? r / c.P : r; }
+static int didx(const Case& c, int r) { return c.ssd ? (c.dpc ? r : r / c.P) : r; }
+
+struct Grads {
+    std::vector<double> du, ddelta, dA, dB, dC, dD, dz, dbias, dh0;
+};
+
+static Grads reference(const Case& c) {
+    Grads g;
+    const size_t io = (size_t)c.b * c.L * c.rows;
+    g.du.assign(io, 0);
+    g.dz.assign(io, 0);
+    g.ddelta.assign(c.ssd ? (size_t)c.b * c.L * c.H : io, 0);
+    g.dA.assign(c.A.size(), 0);
+    g.dB.assign(bc_len(c, c.bg), 0);
+    g.dC.assign(bc_len(c, c.cg), 0);
+    g.dD.assign(c.D.size(), 0);
+    g.dbias.assign(c.ssd ? c.H : c.rows, 0);
+    g.dh0.assign((size_t)c.b * c.rows * c.N, 0);
+    const int N = c.N, L = c.L;
+    for (int i = 0; i < c.b; ++i)
+        for (int r = 0; r < c.rows; ++r) {
+            std::vector<double> hs((L + 1) * N, 0.0), step(L), dstep(L), ys(L);
+            std::vector<char> reset(L, 0);
+            for (int n = 0; n < N; ++n) hs[n] = c.has_h0 ? c.h0[((size_t)i * c.rows + r) * N + n] : 0;
+            auto Aat = [&](int n) { return c.ssd ? (double)c.A[head(c, r)] : (double)c.A[(size_t)r * N + n]; };
+            for (int t = 0; t < L; ++t) {
+                double raw = c.delta[delem(c, i, r, t)] + (c.has_bias ? c.bias[head(c, r)] : 0.0);
+                double s = raw, ds = 1;
+                if (c.softplus) { s = sp(raw); ds = sp_grad(raw); }
+                if (c.limit) {
+                    if (s < c.lo) { s = c.lo; ds = 0; }
+                    else if (s > c.hi) { s = c.hi; ds = 0; }
+                }
+                step[t] = s;
+                dstep[t] = ds;
+                reset[t] = c.has_seq && t > 0 && c.seq[(size_t)i * L + t] != c.seq[(size_t)i * L + t - 1];
+                const double u = c.u[elem(c, i, r, t)];
+                double y = 0;
+                for (int n = 0; n < N; ++n) {
+                    const double prev = reset[t] ? 0 : hs[t * N + n];
+                    const double h = std::exp(s * Aat(n)) * prev + s * c.B[bc_index(c, c.bg, i, r, n, t)] * u;
+                    hs[(t + 1) * N + n] = h;
+                    y += c.C[bc_index(c, c.cg, i, r, n, t)] * h;
+                }
+                ys[t] = y + (c.has_D ? c.D[didx(c, r)] : 0.0) * u;
+            }
+            std::vector<double> gg(N);
+            for (int n = 0; n < N; ++n) gg[n] = c.has_dlast ? c.dlast[((size_t)i * c.rows + r) * N + n] : 0;
+            for (int t = L - 1; t >= 0; --t) {
+                const size_t e = elem(c, i, r, t);
+                const double go = c.dout[e];
+                double dy = go;
+                if (c.has_z) {
+                    const double zv = c.z[e], sg = sig(zv);
+                    g.dz[e] = go * ys[t] * sg * (1 + zv * (1 - sg));
+                    dy = go * zv * sg;
+                }
+                const double u = c.u[e];
+                double du = 0;
+                if (c.has_D) {
+                    g.dD[didx(c, r)] += dy * u;
+                    du += dy * c.D[didx(c, r)];
+                }
+                double ddt = 0;
+                for (int n = 0; n < N; ++n) {
+                    const double a = Aat(n), s = step[t];
+                    const size_t bi = bc_index(c, c.bg, i, r, n, t), ci = bc_index(c, c.cg, i, r, n, t);
+                    const double bv = c.B[bi], cv = c.C[ci];
+                    const double h = hs[(t + 1) * N + n], prev = reset[t] ? 0 : hs[t * N + n];
+                    const double decay = std::exp(s * a);
+                    gg[n] += dy * cv;
+                    g.dC[ci] += dy * h;
+                    ddt += gg[n] * (decay * a * prev + bv * u);
+                    g.dA[c.ssd ? head(c, r) : (size_t)r * N + n] += gg[n] * decay * s * prev;
+                    g.dB[bi] += gg[n] * s * u;
+                    du += gg[n] * s * bv;
+                    gg[n] = reset[t] ? 0 : gg[n] * decay;
+                }
+                const double draw = ddt * dstep[t];
+                g.ddelta[delem(c, i, r, t)] += draw;
+                g.dbias[head(c, r)] += draw;
+                g.du[e] = du;
+            }
+            for (int n = 0; n < N; ++n) g.dh0[((size_t)i * c.rows + r) * N + n] = gg[n];
+        }
+    return g;
+}
+
+static void run_case(const char* name, Case& c) {
+    std::printf("%s\n", name);
+    const size_t io = (size_t)c.b * c.L * c.rows;
+    const int seg = c.ssd ? (c.H / c.ng) * c.P
+                          : std::gcd(c.bg ? c.rows / c.bg : c.rows, c.cg ? c.rows / c.cg : c.rows);
+    const Shape sh = scan_shape(c.L, c.N, seg);
+    if (sh.smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
+    const int np = 32 * sh.s;
+    std::vector<float> du(io, NAN), ddelta(c.ssd ? 0 : io, NAN), dz(io, NAN), ddt_acc(c.ssd ? (size_t)c.b * c.L * c.H : 0, 0);
+    std::vector<float> dA(c.A.size(), 0), dB(bc_len(c, c.bg), 0), dC(bc_len(c, c.cg), 0), dD(c.D.size(), 0),
+        dbias(c.ssd ? c.H : c.rows, 0), dh0((size_t)c.b * c.rows * c.N, NAN);
+    std::vector<float> ckpt((size_t)c.b * c.rows * sh.nseg * np, NAN);
+    ScanBwdParams p{};
+    p.u = c.u.data();
+    p.delta = c.delta.data();
+    p.A = c.A.data();
+    p.B = c.B.data();
+    p.C = c.C.data();
+    p.D = c.has_D ? c.D.data() : nullptr;
+    p.z = c.has_z ? c.z.data() : nullptr;
+    p.bias = c.has_bias ? c.bias.data() : nullptr;
+    p.h0 = c.has_h0 ? c.h0.data() : nullptr;
+    p.seq_idx = c.has_seq ? c.seq.data() : nullptr;
+    p.dout = c.dout.data();
+    p.dlast = c.has_dlast ? c.dlast.data() : nullptr;
+    p.du = du.data();
+    p.ddelta = c.ssd ? nullptr : ddelta.data();
+    p.dz = c.has_z ? dz.data() : nullptr;
+    p.ddt_acc = c.ssd ? ddt_acc.data() : nullptr;
+    p.dA = dA.data();
+    p.dB = dB.data();
+    p.dC = dC.data();
+    p.dD = c.has_D ? dD.data() : nullptr;
+    p.dbias = c.has_bias ? dbias.data() : nullptr;
+    p.dh0 = dh0.data();
+    p.ckpt = ckpt.data();
+    p.batch = c.b;
+    p.rows = c.rows;
+    p.seqlen = c.L;
+    p.dstate = c.N;
+    p.nheads = c.H;
+    p.headdim = c.P;
+    p.b_groups = c.ssd ? c.ng : c.bg;
+    p.c_groups = c.ssd ? c.ng : c.cg;
+    p.softplus = c.softplus;
+    p.has_limit = c.limit;
+    p.lo = c.lo;
+    p.hi = c.hi;
+    p.d_per_channel = c.dpc;
+    p.seg = seg;
+    p.W = sh.w;
+    p.blocks_per_seg = (seg + sh.w - 1) / sh.w;
+    p.R = sh.r;
+    p.nseg = sh.nseg;
+    std::printf("   shape: S=%d W=%d R=%d nseg=%d seg=%d smem=%zu\n", sh.s, sh.w, sh.r, sh.nseg, seg, sh.smem);
+    auto k = c.ssd ? (sh.s == 1 ? bwd_ssd_f32_s1 : sh.s == 2 ? bwd_ssd_f32_s2 : sh.s == 4 ? bwd_ssd_f32_s4 : bwd_ssd_f32_s8)
+                   : (sh.s == 1 ? bwd_scan1_f32_s1 : sh.s == 2 ? bwd_scan1_f32_s2 : sh.s == 4 ? bwd_scan1_f32_s4 : bwd_scan1_f32_s8);
+    launch(k, (unsigned)((c.rows / seg) * p.blocks_per_seg), (unsigned)c.b, (unsigned)(sh.w * 32), p);
+    const Grads e = reference(c);
+    cmp("du", du, e.du);
+    if (c.ssd) cmp("ddt", ddt_acc, e.ddelta);
+    else cmp("ddelta", ddelta, e.ddelta);
+    cmp("dA", dA, e.dA);
+    cmp("dB", dB, e.dB);
+    cmp("dC", dC, e.dC);
+    if (c.has_D) cmp("dD", dD, e.dD);
+    if (c.has_z) cmp("dz", dz, e.dz);
+    if (c.has_bias) cmp("dbias", dbias, e.dbias);
+    cmp("dh0", dh0, e.dh0);
+}
+
+static Case scan_case(int b, int d, int L, int N, int bg, int cg, bool all, bool big = false) {
+    Case c{};
+    c.ssd = false;
+    c.b = b; c.rows = d; c.L = L; c.N = N; c.bg = bg; c.cg = cg;
+    c.softplus = c.has_D = c.has_z = c.has_bias = c.has_h0 = c.has_dlast = all;
+    c.u = normals((size_t)b * d * L);
+    c.delta = c.softplus ? uniforms((size_t)b * d * L, -3, 1) : uniforms((size_t)b * d * L, 0.001, 0.25);
+    if (big) for (size_t e = 0; e < c.delta.size(); e += 3) c.delta[e] = (float)(18 + 6 * (e % 7) / 7.0);
+    c.A = uniforms((size_t)d * N, -3, -0.3);
+    c.B = normals(bc_len(c, bg));
+    c.C = normals(bc_len(c, cg));
+    c.D = normals(d);
+    c.z = normals((size_t)b * d * L);
+    c.bias = uniforms(d, -1, 0);
+    c.h0 = normals((size_t)b * d * N, 0.5);
+    c.dout = normals((size_t)b * d * L);
+    c.dlast = normals((size_t)b * d * N);
+    return c;
+}
+
+static Case ssd_case(int b, int L, int H, int P, int ng, int N, bool all, bool dpc = false) {
+    Case c{};
+    c.ssd = true;
+    c.b = b; c.L = L; c.H = H; c.P = P; c.ng = ng; c.N = N; c.rows = H * P;
+    c.softplus = c.has_D = c.has_z = c.has_bias = c.has_h0 = c.has_dlast = c.has_seq = c.limit = all;
+    c.dpc = dpc;
+    c.lo = 0.01f; c.hi = 0.2f;
+    c.u = normals((size_t)b * L * H * P);
+    c.delta = c.softplus ? uniforms((size_t)b * L * H, -4, 0) : uniforms((size_t)b * L * H, 0.001, 0.25);
+    c.A = uniforms(H, -3, -0.3);
+    c.B = normals(bc_len(c, ng));
+    c.C = normals(bc_len(c, ng));
+    c.D = normals(dpc ? H * P : H);
+    c.z = normals((size_t)b * L * H * P);
+    c.bias = uniforms(H, -1, 0);
+    c.h0 = normals((size_t)b * H * P * N, 0.5);
+    c.dout = normals((size_t)b * L * H * P);
+    c.dlast = normals((size_t)b * H * P * N);
+    c.seq.resize((size_t)b * L);
+    for (int i = 0; i < b; ++i) {
+        int s = 0;
+        for (int t = 0; t < L; ++t) {
+            if (t > 0 && rng() % 4 == 0) s += 1 + rng() % 2;
+            c.seq[(size_t)i * L + t] = s;
+        }
+    }
+    return c;
+}
+
+// ------------------------------------------------------------ SPEC 3
+
+static void conv_case(const char* name, int b, int C, int L, int W, bool cl, bool all) {
+    std::printf("%s\n", name);
+    std::vector<float> x = normals((size_t)b * C * L), w = normals((size_t)C * W, 1 / std::sqrt((double)W)),
+                       bias = normals(C, 0.3), init = normals((size_t)b * C * (W - 1)), dout = normals((size_t)b * C * L),
+                       dfin = normals((size_t)b * C * (W - 1));
+    auto xi = [&](int i, int ch, int t) { return cl ? ((size_t)i * L + t) * C + ch : ((size_t)i * C + ch) * L + t; };
+    // reference
+    std::vector<double> edx(x.size()), edw((size_t)C * W, 0), edb(C, 0), edi((size_t)b * C * (W - 1), 0);
+    for (int i = 0; i < b; ++i)
+        for (int ch = 0; ch < C; ++ch) {
+            std::vector<double> xp(W - 1 + L), dxp(W - 1 + L, 0);
+            for (int k = 0; k < W - 1; ++k) xp[k] = all ? init[((size_t)i * C + ch) * (W - 1) + k] : 0;
+            for (int t = 0; t < L; ++t) xp[W - 1 + t] = x[xi(i, ch, t)];
+            if (all) for (int k = 0; k < W - 1; ++k) dxp[L + k] += dfin[((size_t)i * C + ch) * (W - 1) + k];
+            for (int t = 0; t < L; ++t) {
+                double pre = all ? bias[ch] : 0;
+                for (int k = 0; k < W; ++k) pre += w[ch * W + k] * xp[t + k];
+                double sg = sig(pre);
+                double dpre = dout[xi(i, ch, t)] * (all ? sg * (1 + pre * (1 - sg)) : 1.0);
+                edb[ch] += dpre;
+                for (int k = 0; k < W; ++k) {
+                    edw[ch * W + k] += dpre * xp[t + k];
+                    dxp[t + k] += dpre * w[ch * W + k];
+                }
+            }
+            for (int t = 0; t < L; ++t) edx[xi(i, ch, t)] = dxp[W - 1 + t];
+            for (int k = 0; k < W - 1; ++k) edi[((size_t)i * C + ch) * (W - 1) + k] = dxp[k];
+        }
+    std::vector<float> dpre((size_t)b * C * L, NAN), dx(x.size(), NAN), dw((size_t)C * W, 0), db(C, 0),
+        di((size_t)b * C * (W - 1), NAN);
+    ConvBwdParams p{};
+    p.x = x.data();
+    p.w = w.data();
+    p.bias = all ? bias.data() : nullptr;
+    p.init = all && W > 1 ? init.data() : nullptr;
+    p.dout = dout.data();
+    p.dfinal = all && W > 1 ? dfin.data() : nullptr;
+    p.dpre = dpre.data();
+    p.dx = dx.data();
+    p.dw = dw.data();
+    p.dbias = all ? db.data() : nullptr;
+    p.dinit = W > 1 ? di.data() : nullptr;
+    p.x_sb = (long long)C * L;
+    p.x_sc = cl ? 1 : L;
+    p.x_st = cl ? C : 1;
+    p.batch = b; p.channels = C; p.seqlen = L; p.width = W; p.silu = all; p.channel_last = cl;
+    auto blocks = [](size_t total) { return (unsigned)std::clamp<size_t>((total + 255) / 256, 1, 1 << 20); };
+    launch(bwd_conv_dpre_f32, blocks((size_t)b * C * L), 1, 256, p);
+    launch(bwd_conv_dx_f32, blocks((size_t)b * C * (L + W - 1)), 1, 256, p);
+    launch(bwd_conv_dw_f32, (unsigned)C, (unsigned)b, 256, p);
+    cmp("dx", dx, edx);
+    cmp("dw", dw, edw);
+    if (all) cmp("dbias", db, edb);
+    if (W > 1) cmp("dinit", di, edi);
+}
+
+int main() {
+    {
+        Case c = scan_case(2, 8, 100, 16, 1, 1, true);
+        run_case("scan1 b2 d8 L100 N16 var/var all", c);
+    }
+    {
+        Case c = scan_case(1, 6, 203, 64, 3, 0, true);
+        run_case("scan1 b1 d6 L203 N64 grouped3/shared all", c);
+    }
+    {
+        Case c = scan_case(2, 4, 70, 100, 0, 1, false);
+        run_case("scan1 b2 d4 L70 N100 shared/var none", c);
+    }
+    {
+        Case c = scan_case(1, 3, 100, 200, 1, 3, true);
+        run_case("scan1 b1 d3 L100 N200 var/grouped3 all", c);
+    }
+    {
+        Case c = scan_case(2, 12, 33, 5, 4, 2, true);
+        run_case("scan1 b2 d12 L33 N5 grouped4/grouped2 all", c);
+    }
+    {
+        Case c = scan_case(1, 20, 40, 8, 1, 0, true, true);
+        run_case("scan1 b1 d20 L40 N8 var/shared all big steps", c);
+    }
+    {
+        Case c = scan_case(1, 2, 1, 3, 0, 0, true);
+        run_case("scan1 L1", c);
+    }
+    {
+        Case c = ssd_case(2, 100, 4, 8, 2, 16, true);
+        run_case("ssd b2 L100 h4 p8 g2 N16 all", c);
+    }
+    {
+        Case c = ssd_case(1, 80, 3, 5, 1, 64, true, true);
+        run_case("ssd b1 L80 h3 p5 g1 N64 all D per channel", c);
+    }
+    {
+        Case c = ssd_case(2, 64, 2, 3, 2, 100, false);
+        run_case("ssd b2 L64 h2 p3 g2 N100 none", c);
+    }
+    {
+        Case c = ssd_case(1, 40, 2, 16, 1, 32, true);
+        run_case("ssd b1 L40 h2 p16 g1 N32 all", c);
+    }
+    {
+        Case c = ssd_case(1, 1, 1, 1, 1, 1, true);
+        run_case("ssd L1", c);
+    }
+    conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
+    conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);
+    conv_case("conv b1 c5 L2 W4 all", 1, 5, 2, 4, false, true);
+    conv_case("conv b2 c4 L9 W1 all", 2, 4, 9, 1, false, true);
+    conv_case("conv b1 c7 L50 W9 none channel-last", 1, 7, 50, 9, true, false);
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,513 @@
+// Backward passes of SPEC 1-3.
+//
+// scan_bwd serves SPEC 1 (Mamba-1) and SPEC 2 (SSD): both are, per "row", a scan over N
+// states with a per-row input u(t), a step s(t), decays exp(s A[n]), and per-step B and
+// C vectors shared by a run of rows (a "segment": the channels of one B/C group, or the
+// p-rows of the heads of one SSD group). A Mamba-1 row is a channel; an SSD row is one
+// p-row of a head's p-by-N state (its A is the head's scalar, its u is x[.., q]).
+//
+// A block holds W rows of one segment of one batch element, one warp per row, lanes
+// along N (S states per lane). Time runs in tiles of BT steps, R tiles to a checkpoint
+// segment (R * BT >= N), and nothing of size L * N is stored:
+//   phase F: the forward recurrence over the whole sequence, saving the state at the
+//            start of every checkpoint segment (global scratch: L / (R BT) * 32 S floats
+//            per row, at most ~L floats per row);
+//   phase B: per checkpoint segment, last first: re-run its first R-1 tiles to get the
+//            state at each tile start (shared memory), then per tile, last first: recompute
+//            the tile's states into shared memory (and the outputs before the gate, for
+//            dz), and sweep the tile backwards carrying the adjoint g of the state.
+// Per-step sums over N (d step, du, y) go through a [BT][33] buffer that lane t sums
+// after the tile. Sums over rows (dB, dC per step: shared-memory atomics, then one
+// global atomic per element and block; SSD d dt per head) and over batch and time
+// (dA, dD, d bias, time-invariant dB/dC) are atomic adds into zeroed f32 buffers.
+#include "common.cuh"
+
+#define BT 32
+
+#ifndef MAMBA_EMU
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+__device__ __forceinline__ float bwd_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+#else
+__device__ __forceinline__ float bwd_exp2(float x) { return exp2f(x); }
+#endif
+
+__device__ __forceinline__ float sigmoid_f(float v) { return 1.f / (1.f + __expf(-v)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Row arrays per warp (each BT floats).
+enum { RV_STEP = 0, RV_DSP, RV_U, RV_Z, RV_DOUT, RV_DY, RV_DU, RV_DZ, RV_DDT, RV_COUNT };
+
+template <typename T, int S, bool SSD>
+__device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
+    DYN_SMEM(smem);
+    constexpr int NP = 32 * S, NPAD = NP + 1, TP = BT + 1;
+    const int N = p.dstate, L = p.seqlen, W = p.W, R = p.R;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthreads = blockDim.x;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int r0 = seg_id * p.seg + blk * W;
+    const int rn = min(W, (seg_id + 1) * p.seg - r0);
+    const int i = blockIdx.y;
+    const int r = r0 + warp;
+    const bool active = warp < rn;
+    const int P = SSD ? p.headdim : 1, H = SSD ? p.nheads : 1;
+    const long long HP = (long long)H * P;
+    const bool b_var = p.b_groups > 0, c_var = p.c_groups > 0;
+
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+
+    // Shared memory: block-wide B/C tiles and their gradient sums, reset flags, then per warp.
+    float* sB = smem;
+    float* sC = sB + BT * NPAD;
+    float* sdB = sC + BT * NPAD;
+    float* sdC = sdB + BT * NPAD;
+    float* s_reset = sdC + BT * NPAD;
+    float* wbase = s_reset + BT;
+    const int per_warp = BT * NP + R * NP + 2 * BT * TP + RV_COUNT * BT;
+    float* hs = wbase + warp * per_warp;  // [BT][NP] states of the tile
+    float* tb = hs + BT * NP;             // [R][NP] states at tile starts
+    float* pa = tb + R * NP;              // [BT][TP] per-lane partials
+    float* pb = pa + BT * TP;
+    auto rowv = [&](int w, int k) { return wbase + w * per_warp + BT * NP + R * NP + 2 * BT * TP + k * BT; };
+    float* rv = rowv(warp, 0);
+
+    // Index helpers.
+    auto head = [&](int rr) { return SSD ? rr / P : rr; };
+    auto elem = [&](int rr, int t) -> long long {
+        return SSD ? ((long long)i * L + t) * HP + rr : ((long long)i * p.rows + rr) * L + t;
+    };
+    auto delem = [&](int rr, int t) -> long long {
+        return SSD ? ((long long)i * L + t) * H + rr / P : ((long long)i * p.rows + rr) * L + t;
+    };
+    // B/C element (n, t) of this block's segment (per-step layouts).
+    const int bgrp = b_var ? (SSD ? (r0 / P) / (H / p.b_groups) : r0 / (p.rows / p.b_groups)) : 0;
+    const int cgrp = c_var ? (SSD ? (r0 / P) / (H / p.c_groups) : r0 / (p.rows / p.c_groups)) : 0;
+    auto bcidx = [&](int groups, int grp, int n, int t) -> long long {
+        return SSD ? (((long long)i * L + t) * groups + grp) * N + n
+                   : (((long long)i * groups + grp) * N + n) * (long long)L + t;
+    };
+
+    for (int e = tid; e < BT * NPAD; e += nthreads) {
+        sdB[e] = 0.f;
+        sdC[e] = 0.f;
+    }
+
+    auto stage_bc = [&](float* dst, const T* src, int groups, int grp, int t0, int tn) {
+        for (int e = tid; e < BT * NP; e += nthreads) {
+            int n, t;
+            if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+            float v = 0.f;
+            if (n < N && t < tn) v = ldf(src + bcidx(groups, grp, n, t0 + t));
+            dst[t * NPAD + n] = v;
+        }
+    };
+    // Stages a tile: the rows' steps (and derivatives), u, and when `full` z and dout;
+    // the reset flags; B, and when `full` C.
+    auto stage = [&](int t0, int tn, bool full) {
+        __syncthreads();
+        for (int e = tid; e < W * BT; e += nthreads) {
+            int w, t;
+            if (SSD) { t = e / W; w = e % W; } else { w = e / BT; t = e % BT; }
+            float step = 0.f, dsp = 0.f, uv = 0.f, zv = 0.f, go = 0.f;
+            if (w < rn && t < tn) {
+                const int rr = r0 + w, tt = t0 + t;
+                const long long ei = elem(rr, tt);
+                const float raw = ldf(delta + delem(rr, tt)) + (p.bias ? p.bias[head(rr)] : 0.f);
+                if (p.softplus && raw <= 20.f) {
+                    step = log1pf(__expf(raw));
+                    dsp = sigmoid_f(raw);
+                } else {
+                    step = raw;
+                    dsp = 1.f;
+                }
+                if (p.has_limit) {
+                    if (step < p.lo) { step = p.lo; dsp = 0.f; }
+                    else if (step > p.hi) { step = p.hi; dsp = 0.f; }
+                }
+                uv = ldf(u + ei);
+                if (full) {
+                    if (zp) zv = ldf(zp + ei);
+                    go = ldf(dout + ei);
+                }
+            }
+            float* v = rowv(w, 0);
+            v[RV_STEP * BT + t] = step;
+            v[RV_DSP * BT + t] = dsp;
+            v[RV_U * BT + t] = uv;
+            if (full) {
+                v[RV_Z * BT + t] = zv;
+                v[RV_DOUT * BT + t] = go;
+            }
+        }
+        if (SSD) {
+            for (int t = tid; t < BT; t += nthreads) {
+                const int tt = t0 + t;
+                s_reset[t] = (p.seq_idx && t < tn && tt > 0 &&
+                              p.seq_idx[(long long)i * L + tt] != p.seq_idx[(long long)i * L + tt - 1]) ? 1.f : 0.f;
+            }
+        }
+        if (b_var) stage_bc(sB, Bp, p.b_groups, bgrp, t0, tn);
+        if (full && c_var) stage_bc(sC, Cp, p.c_groups, cgrp, t0, tn);
+        __syncthreads();
+    };
+
+    float av[S], a2[S], bsh[S], csh[S], g[S], dA_acc[S], dBsh[S], dCsh[S], h[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = lane + 32 * s;
+        const bool ok = active && n < N;
+        av[s] = ok ? (SSD ? p.A[head(r)] : p.A[(long long)r * N + n]) : 0.f;
+        a2[s] = av[s] * LOG2E_F;
+        bsh[s] = (ok && !b_var) ? ldf(Bp + (long long)r * N + n) : 0.f;
+        csh[s] = (ok && !c_var) ? ldf(Cp + (long long)r * N + n) : 0.f;
+        const long long si = ((long long)i * p.rows + r) * N + n;
+        g[s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
+        h[s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        dA_acc[s] = 0.f;
+        dBsh[s] = 0.f;
+        dCsh[s] = 0.f;
+    }
+    float dD_acc = 0.f, dbias_acc = 0.f;
+    const float Dv = (active && p.D) ? p.D[SSD ? (p.d_per_channel ? r : r / P) : r] : 0.f;
+    const int ntiles = (L + BT - 1) / BT;
+    float* ck = p.ckpt + ((long long)i * p.rows + (active ? r : r0)) * p.nseg * NP;
+
+    // One step of the recurrence over a staged tile (forward).
+    auto advance = [&](int tn) {
+        for (int t = 0; t < tn; ++t) {
+            const float step = rv[RV_STEP * BT + t];
+            const float du = step * rv[RV_U * BT + t];
+            const bool reset = SSD && s_reset[t] != 0.f;
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const float bv = b_var ? sB[t * NPAD + lane + 32 * s] : bsh[s];
+                const float hp = reset ? 0.f : h[s];
+                h[s] = fmaf(bwd_exp2(step * a2[s]), hp, du * bv);
+            }
+        }
+    };
+
+    // Phase F: states at the checkpoint segments' starts.
+    for (int k = 0; k < ntiles; ++k) {
+        if (k % R == 0 && active) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) ck[(k / R) * NP + lane + 32 * s] = h[s];
+        }
+        if (k == ntiles - 1) break;  // the state after the last tile is not needed
+        const int t0 = k * BT, tn = min(BT, L - t0);
+        stage(t0, tn, false);
+        if (active) advance(tn);
+    }
+
+    // Phase B: segments and tiles in reverse.
+    for (int sg = p.nseg - 1; sg >= 0; --sg) {
+        const int kb = sg * R, ke = min(ntiles, kb + R);
+        for (int k = kb; k < ke; ++k) {
+            if (k == kb && active) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) h[s] = ck[sg * NP + lane + 32 * s];
+            }
+            if (active) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) tb[(k - kb) * NP + lane + 32 * s] = h[s];
+            }
+            if (k == ke - 1) break;
+            const int t0 = k * BT, tn = min(BT, L - t0);
+            stage(t0, tn, false);
+            if (active) advance(tn);
+        }
+        for (int k = ke - 1; k >= kb; --k) {
+            const int t0 = k * BT, tn = min(BT, L - t0);
+            stage(t0, tn, true);
+            if (active) {
+                // Recompute the tile's states and the outputs' sums over N.
+#pragma unroll
+                for (int s = 0; s < S; ++s) h[s] = tb[(k - kb) * NP + lane + 32 * s];
+                for (int t = 0; t < tn; ++t) {
+                    const float step = rv[RV_STEP * BT + t];
+                    const float du = step * rv[RV_U * BT + t];
+                    const bool reset = SSD && s_reset[t] != 0.f;
+                    float y = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const int n = lane + 32 * s;
+                        const float bv = b_var ? sB[t * NPAD + n] : bsh[s];
+                        const float cv = c_var ? sC[t * NPAD + n] : csh[s];
+                        const float hp = reset ? 0.f : h[s];
+                        h[s] = fmaf(bwd_exp2(step * a2[s]), hp, du * bv);
+                        hs[t * NP + n] = h[s];
+                        y = fmaf(cv, h[s], y);
+                    }
+                    pa[t * TP + lane] = y;
+                }
+                __syncwarp();
+                if (lane < tn) {
+                    const int t = lane;
+                    float y = 0.f;
+#pragma unroll 8
+                    for (int l = 0; l < 32; ++l) y += pa[t * TP + l];
+                    const float uv = rv[RV_U * BT + t];
+                    y = fmaf(Dv, uv, y);
+                    const float go = rv[RV_DOUT * BT + t];
+                    float dy = go;
+                    if (zp) {
+                        const float zv = rv[RV_Z * BT + t];
+                        const float sg = sigmoid_f(zv);
+                        dy = go * zv * sg;
+                        rv[RV_DZ * BT + t] = go * y * sg * (1.f + zv * (1.f - sg));
+                    }
+                    rv[RV_DY * BT + t] = dy;
+                    dD_acc = fmaf(dy, uv, dD_acc);
+                }
+                __syncwarp();
+                // The backward sweep over the tile.
+                const float* tstart = tb + (k - kb) * NP;
+                for (int t = tn - 1; t >= 0; --t) {
+                    const float step = rv[RV_STEP * BT + t];
+                    const float uv = rv[RV_U * BT + t];
+                    const float dy = rv[RV_DY * BT + t];
+                    const bool reset = SSD && s_reset[t] != 0.f;
+                    float ddt_p = 0.f, du_p = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const int n = lane + 32 * s;
+                        const float bv = b_var ? sB[t * NPAD + n] : bsh[s];
+                        const float cv = c_var ? sC[t * NPAD + n] : csh[s];
+                        const float hcur = hs[t * NP + n];
+                        const float hprev = reset ? 0.f : (t > 0 ? hs[(t - 1) * NP + n] : tstart[n]);
+                        const float decay = bwd_exp2(step * a2[s]);
+                        g[s] = fmaf(dy, cv, g[s]);
+                        if (c_var) {
+                            if (n < N) atomicAdd(&sdC[t * NPAD + n], dy * hcur);
+                        } else {
+                            dCsh[s] = fmaf(dy, hcur, dCsh[s]);
+                        }
+                        const float gd = g[s] * decay;
+                        ddt_p = fmaf(gd * av[s], hprev, ddt_p);
+                        ddt_p = fmaf(g[s], bv * uv, ddt_p);
+                        dA_acc[s] = fmaf(gd * step, hprev, dA_acc[s]);
+                        const float gs = g[s] * step;
+                        if (b_var) {
+                            if (n < N) atomicAdd(&sdB[t * NPAD + n], gs * uv);
+                        } else {
+                            dBsh[s] = fmaf(gs, uv, dBsh[s]);
+                        }
+                        du_p = fmaf(gs, bv, du_p);
+                        g[s] = reset ? 0.f : gd;
+                    }
+                    pa[t * TP + lane] = ddt_p;
+                    pb[t * TP + lane] = du_p;
+                }
+                __syncwarp();
+                if (lane < tn) {
+                    const int t = lane;
+                    float dd = 0.f, duu = 0.f;
+#pragma unroll 8
+                    for (int l = 0; l < 32; ++l) {
+                        dd += pa[t * TP + l];
+                        duu += pb[t * TP + l];
+                    }
+                    const float draw = dd * rv[RV_DSP * BT + t];
+                    rv[RV_DDT * BT + t] = draw;
+                    dbias_acc += draw;
+                    rv[RV_DU * BT + t] = fmaf(rv[RV_DY * BT + t], Dv, duu);
+                }
+            }
+            __syncthreads();
+            // Write the tile's row gradients (coalesced as the loads) and flush dB/dC.
+            for (int e = tid; e < W * BT; e += nthreads) {
+                int w, t;
+                if (SSD) { t = e / W; w = e % W; } else { w = e / BT; t = e % BT; }
+                if (w >= rn || t >= tn) continue;
+                const int rr = r0 + w, tt = t0 + t;
+                const long long ei = elem(rr, tt);
+                const float* v = rowv(w, 0);
+                static_cast<T*>(p.du)[ei] = cvt<T>(v[RV_DU * BT + t]);
+                if (p.dz) static_cast<T*>(p.dz)[ei] = cvt<T>(v[RV_DZ * BT + t]);
+                if (!SSD) {
+                    static_cast<T*>(p.ddelta)[ei] = cvt<T>(v[RV_DDT * BT + t]);
+                } else if (w == 0 || head(rr) != head(rr - 1)) {
+                    // One atomic per head and step: the sum over this block's rows of the head.
+                    float sum = 0.f;
+                    for (int w2 = w; w2 < rn && head(r0 + w2) == head(rr); ++w2) sum += rowv(w2, RV_DDT)[t];
+                    atomicAdd(&p.ddt_acc[((long long)i * L + tt) * H + head(rr)], sum);
+                }
+            }
+            auto flush = [&](float* sd, float* dst, int groups, int grp) {
+                for (int e = tid; e < BT * NP; e += nthreads) {
+                    int n, t;
+                    if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+                    if (n < N && t < tn) {
+                        atomicAdd(dst + bcidx(groups, grp, n, t0 + t), sd[t * NPAD + n]);
+                        sd[t * NPAD + n] = 0.f;
+                    }
+                }
+            };
+            if (b_var) flush(sdB, p.dB, p.b_groups, bgrp);
+            if (c_var) flush(sdC, p.dC, p.c_groups, cgrp);
+        }
+    }
+
+    if (!active) return;
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = lane + 32 * s;
+        if (n >= N) continue;
+        if (p.dh0) p.dh0[((long long)i * p.rows + r) * N + n] = g[s];
+        if (!SSD) atomicAdd(&p.dA[(long long)r * N + n], dA_acc[s]);
+        if (!b_var) atomicAdd(&p.dB[(long long)r * N + n], dBsh[s]);
+        if (!c_var) atomicAdd(&p.dC[(long long)r * N + n], dCsh[s]);
+    }
+    if (SSD) {
+        float v = 0.f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) v += dA_acc[s];
+        v = warp_sum(v);
+        if (lane == 0) atomicAdd(&p.dA[head(r)], v);
+    }
+    const float dDs = warp_sum(dD_acc);
+    const float dbs = warp_sum(dbias_acc);
+    if (lane == 0) {
+        if (p.dD) atomicAdd(&p.dD[SSD ? (p.d_per_channel ? r : r / P) : r], dDs);
+        if (p.dbias) atomicAdd(&p.dbias[head(r)], dbs);
+    }
+}
+
+// ---------------------------------------------------------------- SPEC 3
+
+// dpre = dout * act'(pre), one thread per output element (threads along the dense axis).
+template <typename T>
+__device__ void conv_bwd_dpre(const ConvBwdParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    const T* dout = static_cast<const T*>(p.dout);
+    const long long C = p.channels, L = p.seqlen, W = p.width;
+    const long long n_out = (long long)p.batch * C * L;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n_out;
+         idx += (long long)gridDim.x * blockDim.x) {
+        long long i, ch, t;
+        if (p.channel_last) {
+            ch = idx % C; t = (idx / C) % L; i = idx / (C * L);
+        } else {
+            t = idx % L; ch = (idx / L) % C; i = idx / (C * L);
+        }
+        const T* xr = x + i * p.x_sb + ch * p.x_sc;
+        const float* init = p.init ? p.init + (i * C + ch) * (W - 1) : nullptr;
+        float d = ldf(dout + i * p.x_sb + ch * p.x_sc + t * p.x_st);
+        if (p.silu) {
+            float acc = p.bias ? p.bias[ch] : 0.f;
+            for (long long kk = 0; kk < W; ++kk) {
+                const long long pos = t + kk - (W - 1);
+                const float v = pos >= 0 ? ldf(xr + pos * p.x_st) : (init ? init[W - 1 + pos] : 0.f);
+                acc = fmaf(p.w[ch * W + kk], v, acc);
+            }
+            const float sg = sigmoid_f(acc);
+            d *= sg * (1.f + acc * (1.f - sg));
+        }
+        p.dpre[(i * C + ch) * L + t] = d;
+    }
+}
+
+// d xp[s] for s in [0, L + W - 1): sum_k dpre[s - k] w[k], plus dfinal for the last W-1
+// columns; the first W-1 columns are the initial states' gradient, the rest x's.
+template <typename T>
+__device__ void conv_bwd_dx(const ConvBwdParams& p) {
+    const long long C = p.channels, L = p.seqlen, W = p.width, LP = L + W - 1;
+    const long long total = (long long)p.batch * C * LP;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        long long i, ch, s;
+        if (p.channel_last) {
+            ch = idx % C; s = (idx / C) % LP; i = idx / (C * LP);
+        } else {
+            s = idx % LP; ch = (idx / LP) % C; i = idx / (C * LP);
+        }
+        const float* dp = p.dpre + (i * C + ch) * L;
+        float v = 0.f;
+        for (long long k = 0; k < W; ++k) {
+            const long long t = s - k;
+            if (t >= 0 && t < L) v = fmaf(dp[t], p.w[ch * W + k], v);
+        }
+        if (p.dfinal && s >= L) v += p.dfinal[(i * C + ch) * (W - 1) + (s - L)];
+        if (s >= W - 1) {
+            static_cast<T*>(p.dx)[i * p.x_sb + ch * p.x_sc + (s - (W - 1)) * p.x_st] = cvt<T>(v);
+        } else if (p.dinit) {
+            p.dinit[(i * C + ch) * (W - 1) + s] = v;
+        }
+    }
+}
+
+// dw[ch, k] = sum_{i, t} dpre[i, ch, t] xp[i, ch, t + k]; dbias[ch] = sum dpre. One block
+// per (channel, batch element); W + 1 block sums, each added atomically.
+template <typename T>
+__device__ void conv_bwd_dw(const ConvBwdParams& p) {
+    __shared__ float red[32];
+    const T* x = static_cast<const T*>(p.x);
+    const long long C = p.channels, L = p.seqlen, W = p.width;
+    const long long ch = blockIdx.x, i = blockIdx.y;
+    const float* dp = p.dpre + (i * C + ch) * L;
+    const T* xr = x + i * p.x_sb + ch * p.x_sc;
+    const float* init = p.init ? p.init + (i * C + ch) * (W - 1) : nullptr;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    for (long long k = 0; k <= W; ++k) {
+        if (k == W && !p.dbias) break;
+        float acc = 0.f;
+        for (long long t = threadIdx.x; t < L; t += blockDim.x) {
+            float xv = 1.f;
+            if (k < W) {
+                const long long pos = t + k - (W - 1);
+                xv = pos >= 0 ? ldf(xr + pos * p.x_st) : (init ? init[W - 1 + pos] : 0.f);
+            }
+            acc = fmaf(dp[t], xv, acc);
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red[warp] = acc;
+        __syncthreads();
+        if (warp == 0) {
+            float v = lane < nw ? red[lane] : 0.f;
+            v = warp_sum(v);
+            if (lane == 0) atomicAdd(k < W ? &p.dw[ch * W + k] : &p.dbias[ch], v);
+        }
+    }
+}
+
+template <typename T>
+__device__ void bwd_cast(const BwdCastParams& p) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < p.n;
+         idx += (long long)gridDim.x * blockDim.x)
+        static_cast<T*>(p.dst)[idx] = cvt<T>(p.src[idx]);
+}
+
+#define SCAN_BWD_INST(T, NAME, S)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(256) bwd_scan1_##NAME##_s##S(const __grid_constant__ ScanBwdParams p) { \
+        scan_bwd<T, S, false>(p);                                                                                       \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256) bwd_ssd_##NAME##_s##S(const __grid_constant__ ScanBwdParams p) {   \
+        scan_bwd<T, S, true>(p);                                                                                        \
+    }
+
+#define BWD_ALL(T, NAME)                                                                                                     \
+    SCAN_BWD_INST(T, NAME, 1) SCAN_BWD_INST(T, NAME, 2) SCAN_BWD_INST(T, NAME, 4) SCAN_BWD_INST(T, NAME, 8)                  \
+    extern "C" __global__ void bwd_conv_dpre_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dpre<T>(p); }         \
+    extern "C" __global__ void bwd_conv_dx_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dx<T>(p); }             \
+    extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
+    extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }
+
+BWD_ALL(float, f32)
+#ifndef MAMBA_EMU
+BWD_ALL(bf16_t, bf16)
+BWD_ALL(f16_t, f16)
+#endif

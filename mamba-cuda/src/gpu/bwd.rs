@@ -1,0 +1,597 @@
+//! The backward passes of SPEC 1-3 on device tensors (kernels/bwd.cu): check the
+//! descriptors, size the scratch (stream-ordered), zero the accumulated gradients,
+//! launch, and round the f32 accumulators into the activations' type.
+//!
+//! Memory: besides the gradients themselves, the scans keep one state per row every
+//! `R * 32 >= N` steps (about `b * rows * L` floats: it grows with `L * d`, never with
+//! `L * d * N`), f32 accumulators for dB and dC (B's and C's sizes) and, for SSD, for
+//! d dt (b, L, h). The convolution keeps `dout * act'` (b, c, L) in f32.
+
+use mamba_core::abi::{
+    activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
+};
+
+use super::ops::{bc_groups, dense, gcd, opt, req, suffix};
+use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
+use super::{gpu, Gpu};
+use crate::{PErr, PResult};
+
+/// Steps per tile of the scan kernel (`BT` in bwd.cu).
+const BT: usize = 32;
+/// Row arrays per warp (`RV_COUNT` in bwd.cu).
+const RV_COUNT: usize = 9;
+
+/// The launch shape of `scan_bwd`: states per lane, rows per block, tiles per
+/// checkpoint segment, segments, dynamic shared memory.
+struct ScanShape {
+    s: usize,
+    w: usize,
+    r: usize,
+    nseg: usize,
+    smem: usize,
+}
+
+fn scan_shape(g: &Gpu, op: &str, l: usize, n: usize, seg: usize) -> PResult<ScanShape> {
+    let s = match n.div_ceil(32) {
+        0 | 1 => 1,
+        2 => 2,
+        3 | 4 => 4,
+        5..=8 => 8,
+        _ => {
+            return Err(PErr::unsupported(format!(
+                "{op}: N = {n} is larger than 256 (the backward keeps at most 8 states per lane)"
+            )))
+        }
+    };
+    let np = 32 * s;
+    // A checkpoint every R tiles with R * BT >= N: (L / (R BT)) * np <= ~L floats per row.
+    let r = n.div_ceil(BT).max(1);
+    let nseg = l.div_ceil(BT).div_ceil(r);
+    // Must match the carve-up at the top of scan_bwd.
+    let block = 4 * BT * (np + 1) + BT;
+    let per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    let fits = |budget: usize| (budget / 4).saturating_sub(block) / per_warp;
+    // Two blocks per SM when that leaves at least two rows per block, else one.
+    let mut w = fits(110 * 1024).min(8).min(seg);
+    if w < 2 {
+        w = fits(g.max_smem()).min(8).min(seg);
+    }
+    if w == 0 {
+        return Err(PErr::unsupported(format!(
+            "{op}: N = {n} needs more shared memory than the device has"
+        )));
+    }
+    Ok(ScanShape {
+        s,
+        w,
+        r,
+        nseg,
+        smem: 4 * (block + w * per_warp),
+    })
+}
+
+/// Rounds `n` f32 values at `src` into `dst` (the activations' type `sfx`).
+fn cast(g: &Gpu, sfx: &str, src: u64, dst: u64, n: usize, stream: u64) -> PResult<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let f = g.func(&format!("bwd_cast_{sfx}"))?;
+    let prm = BwdCastParams {
+        src,
+        dst,
+        n: n as i64,
+    };
+    let blocks = n.div_ceil(256).min(1 << 16) as u32;
+    g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
+}
+
+fn zero(t: &TensorDesc, stream: u64) -> PResult<()> {
+    if t.is_none() {
+        return Ok(());
+    }
+    super::memset(t.ptr, 0, t.numel() as usize * dtype::size(t.dtype), stream)
+}
+
+/// An optional gradient may be requested only with its input.
+fn grad_needs_input(op: &str, grad: &str, g: &TensorDesc, input: &TensorDesc) -> PResult<()> {
+    if !g.is_none() && input.is_none() {
+        return Err(PErr::invalid(format!(
+            "{op}: `{grad}` is requested but its input is absent"
+        )));
+    }
+    Ok(())
+}
+
+/// Scratch for one call (stream-ordered), freed on every path.
+struct Scratch<'g> {
+    g: &'g Gpu,
+    ptr: u64,
+    stream: u64,
+}
+
+impl<'g> Scratch<'g> {
+    fn new(g: &'g Gpu, bytes: usize, stream: u64) -> PResult<Scratch<'g>> {
+        Ok(Scratch {
+            g,
+            ptr: g.alloc_async(bytes, stream)?,
+            stream,
+        })
+    }
+    fn free(self) -> PResult<()> {
+        let r = self.g.free_async(self.ptr, self.stream);
+        std::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = self.g.free_async(self.ptr, self.stream);
+    }
+}
+
+fn a256(v: usize) -> usize {
+    v.div_ceil(256) * 256
+}
+
+/// Runs the scan kernel with a filled parameter block (pointers, sizes, options), with
+/// `nrows_seg` rows per segment; allocates the checkpoints and the f32 accumulators,
+/// zeroes them and the accumulated outputs, launches, casts dB and dC (and, for SSD,
+/// d dt) into the outputs.
+#[allow(clippy::too_many_arguments)]
+fn scan_run(
+    g: &Gpu,
+    op: &str,
+    mut prm: ScanBwdParams,
+    ssd: bool,
+    act: u32,
+    b_numel: usize,
+    c_numel: usize,
+    db_out: &TensorDesc,
+    dc_out: &TensorDesc,
+    ddt_out: &TensorDesc,
+    zeroed: &[&TensorDesc],
+    stream: u64,
+) -> PResult<()> {
+    let sfx = suffix(act, op)?;
+    let (b, rows, l, n) = (
+        prm.batch as usize,
+        prm.rows as usize,
+        prm.seqlen as usize,
+        prm.dstate as usize,
+    );
+    let seg = prm.seg as usize;
+    let shape = scan_shape(g, op, l, n, seg)?;
+    let np = 32 * shape.s;
+    let ckpt_bytes = a256(b * rows * shape.nseg * np * 4);
+    let db_bytes = a256(b_numel * 4);
+    let dc_bytes = a256(c_numel * 4);
+    let ddt_bytes = if ssd {
+        a256(b * l * prm.nheads as usize * 4)
+    } else {
+        0
+    };
+    let scratch = Scratch::new(g, ckpt_bytes + db_bytes + dc_bytes + ddt_bytes, stream)?;
+    prm.ckpt = scratch.ptr;
+    prm.db = scratch.ptr + ckpt_bytes as u64;
+    prm.dc = prm.db + db_bytes as u64;
+    prm.ddt_acc = if ssd { prm.dc + dc_bytes as u64 } else { 0 };
+    super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+    for t in zeroed {
+        zero(t, stream)?;
+    }
+    prm.w = shape.w as i32;
+    prm.r = shape.r as i32;
+    prm.nseg = shape.nseg as i32;
+    let blocks_per_seg = seg.div_ceil(shape.w);
+    prm.blocks_per_seg = blocks_per_seg as i32;
+    let grid = (((rows / seg) * blocks_per_seg) as u32, b as u32, 1);
+    let kind = if ssd { "ssd" } else { "scan1" };
+    let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
+    g.launch(f, grid, (shape.w * 32) as u32, shape.smem, stream, &prm)?;
+    cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
+    cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
+    if ssd {
+        cast(
+            g,
+            sfx,
+            prm.ddt_acc,
+            ddt_out.ptr,
+            ddt_out.numel() as usize,
+            stream,
+        )?;
+    }
+    scratch.free()
+}
+
+// ---------------------------------------------------------------- SPEC 1
+
+pub(crate) fn selective_scan_backward(d: &SelectiveScanBwdDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "selective_scan_backward";
+    let p = &d.fwd;
+    let act = p.u.dtype;
+    suffix(act, OP)?;
+    if p.u.rank != 3 || p.a.rank != 2 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `u` must be (b, d, L) and `A` (d, N); got {:?} and {:?}",
+            p.u.shape(),
+            p.a.shape()
+        )));
+    }
+    let (b, dd, l) = (p.u.dims[0], p.u.dims[1], p.u.dims[2]);
+    let n = p.a.dims[1];
+    if b == 0 || dd == 0 || l == 0 || n == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, d={dd}, L={l}, N={n}"
+        )));
+    }
+    let io = [b, dd, l];
+    let st = [b, dd, n];
+    req(OP, "u", &p.u, act, &io)?;
+    req(OP, "delta", &p.delta, act, &io)?;
+    req(OP, "A", &p.a, dtype::F32, &[dd, n])?;
+    let bg = bc_groups(OP, "B", &p.b, act, b, dd, n, l)?;
+    let cg = bc_groups(OP, "C", &p.c, act, b, dd, n, l)?;
+    opt(OP, "D", &p.d, dtype::F32, &[dd])?;
+    opt(OP, "z", &p.z, act, &io)?;
+    opt(OP, "delta_bias", &p.delta_bias, dtype::F32, &[dd])?;
+    opt(OP, "initial_state", &p.initial_state, dtype::F32, &st)?;
+    req(OP, "dout", &d.dout, act, &io)?;
+    opt(OP, "dlast_state", &d.dlast_state, dtype::F32, &st)?;
+    req(OP, "du", &d.du, act, &io)?;
+    req(OP, "ddelta", &d.ddelta, act, &io)?;
+    req(OP, "dA", &d.da, dtype::F32, &[dd, n])?;
+    req(OP, "dB", &d.db, act, p.b.shape())?;
+    req(OP, "dC", &d.dc, act, p.c.shape())?;
+    opt(OP, "dD", &d.dd, dtype::F32, &[dd])?;
+    opt(OP, "dz", &d.dz, act, &io)?;
+    opt(OP, "ddelta_bias", &d.ddelta_bias, dtype::F32, &[dd])?;
+    opt(OP, "dinitial_state", &d.dinitial_state, dtype::F32, &st)?;
+    grad_needs_input(OP, "dD", &d.dd, &p.d)?;
+    grad_needs_input(OP, "dz", &d.dz, &p.z)?;
+    grad_needs_input(OP, "ddelta_bias", &d.ddelta_bias, &p.delta_bias)?;
+    for (name, t) in [
+        ("u", &p.u),
+        ("delta", &p.delta),
+        ("A", &p.a),
+        ("B", &p.b),
+        ("C", &p.c),
+        ("D", &p.d),
+        ("z", &p.z),
+        ("delta_bias", &p.delta_bias),
+        ("initial_state", &p.initial_state),
+        ("dout", &d.dout),
+        ("dlast_state", &d.dlast_state),
+        ("du", &d.du),
+        ("ddelta", &d.ddelta),
+        ("dA", &d.da),
+        ("dB", &d.db),
+        ("dC", &d.dc),
+        ("dD", &d.dd),
+        ("dz", &d.dz),
+        ("ddelta_bias", &d.ddelta_bias),
+        ("dinitial_state", &d.dinitial_state),
+    ] {
+        dense(OP, name, t)?;
+    }
+    let (b, dd, l, n) = (b as usize, dd as usize, l as usize, n as usize);
+    let gsize = |groups: i32| {
+        if groups == 0 {
+            dd
+        } else {
+            dd / groups as usize
+        }
+    };
+    let seg = gcd(gsize(bg), gsize(cg));
+    let prm = ScanBwdParams {
+        u: p.u.ptr,
+        delta: p.delta.ptr,
+        a: p.a.ptr,
+        b: p.b.ptr,
+        c: p.c.ptr,
+        d: p.d.ptr,
+        z: p.z.ptr,
+        bias: p.delta_bias.ptr,
+        h0: p.initial_state.ptr,
+        seq_idx: 0,
+        dout: d.dout.ptr,
+        dlast: d.dlast_state.ptr,
+        du: d.du.ptr,
+        ddelta: d.ddelta.ptr,
+        dz: d.dz.ptr,
+        da: d.da.ptr,
+        dd: d.dd.ptr,
+        dbias: d.ddelta_bias.ptr,
+        dh0: d.dinitial_state.ptr,
+        batch: b as i32,
+        rows: dd as i32,
+        seqlen: l as i32,
+        dstate: n as i32,
+        nheads: 1,
+        headdim: 1,
+        b_groups: bg,
+        c_groups: cg,
+        softplus: (p.delta_softplus != 0) as i32,
+        has_limit: 0,
+        lo: 0.0,
+        hi: f32::INFINITY,
+        seg: seg as i32,
+        ..ScanBwdParams::default()
+    };
+    scan_run(
+        g,
+        OP,
+        prm,
+        false,
+        act,
+        p.b.numel() as usize,
+        p.c.numel() as usize,
+        &d.db,
+        &d.dc,
+        &TensorDesc::NONE,
+        &[&d.da, &d.dd, &d.ddelta_bias],
+        stream,
+    )
+}
+
+// ---------------------------------------------------------------- SPEC 2
+
+pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "ssd_backward";
+    let p = &d.fwd;
+    let act = p.x.dtype;
+    suffix(act, OP)?;
+    if p.x.rank != 4 || p.b.rank != 4 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `x` must be (b, L, h, p) and `B` (b, L, g, N); got {:?} and {:?}",
+            p.x.shape(),
+            p.b.shape()
+        )));
+    }
+    let (b, l, h, hp) = (p.x.dims[0], p.x.dims[1], p.x.dims[2], p.x.dims[3]);
+    let (ng, n) = (p.b.dims[2], p.b.dims[3]);
+    if b == 0 || l == 0 || h == 0 || hp == 0 || ng == 0 || n == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, L={l}, h={h}, p={hp}, g={ng}, N={n}"
+        )));
+    }
+    if h % ng != 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: heads h = {h} not divisible by groups g = {ng}"
+        )));
+    }
+    let io = [b, l, h, hp];
+    let st = [b, h, hp, n];
+    req(OP, "x", &p.x, act, &io)?;
+    req(OP, "dt", &p.dt, act, &[b, l, h])?;
+    req(OP, "A", &p.a, dtype::F32, &[h])?;
+    req(OP, "B", &p.b, act, &[b, l, ng, n])?;
+    req(OP, "C", &p.c, act, &[b, l, ng, n])?;
+    let d_per_channel = if p.d.is_none() {
+        false
+    } else if p.d.rank == 1 {
+        req(OP, "D", &p.d, dtype::F32, &[h])?;
+        false
+    } else {
+        req(OP, "D", &p.d, dtype::F32, &[h, hp])?;
+        true
+    };
+    opt(OP, "z", &p.z, act, &io)?;
+    opt(OP, "dt_bias", &p.dt_bias, dtype::F32, &[h])?;
+    opt(OP, "initial_states", &p.initial_states, dtype::F32, &st)?;
+    opt(OP, "seq_idx", &p.seq_idx, dtype::I32, &[b, l])?;
+    req(OP, "dout", &d.dout, act, &io)?;
+    opt(OP, "dfinal_states", &d.dfinal_states, dtype::F32, &st)?;
+    req(OP, "dx", &d.dx, act, &io)?;
+    req(OP, "ddt", &d.ddt, act, &[b, l, h])?;
+    req(OP, "dA", &d.da, dtype::F32, &[h])?;
+    req(OP, "dB", &d.db, act, &[b, l, ng, n])?;
+    req(OP, "dC", &d.dc, act, &[b, l, ng, n])?;
+    if !d.dd.is_none() {
+        req(OP, "dD", &d.dd, dtype::F32, p.d.shape())?;
+    }
+    opt(OP, "dz", &d.dz, act, &io)?;
+    opt(OP, "ddt_bias", &d.ddt_bias, dtype::F32, &[h])?;
+    opt(OP, "dinitial_states", &d.dinitial_states, dtype::F32, &st)?;
+    grad_needs_input(OP, "dD", &d.dd, &p.d)?;
+    grad_needs_input(OP, "dz", &d.dz, &p.z)?;
+    grad_needs_input(OP, "ddt_bias", &d.ddt_bias, &p.dt_bias)?;
+    for (name, t) in [
+        ("x", &p.x),
+        ("dt", &p.dt),
+        ("A", &p.a),
+        ("B", &p.b),
+        ("C", &p.c),
+        ("D", &p.d),
+        ("z", &p.z),
+        ("dt_bias", &p.dt_bias),
+        ("initial_states", &p.initial_states),
+        ("seq_idx", &p.seq_idx),
+        ("dout", &d.dout),
+        ("dfinal_states", &d.dfinal_states),
+        ("dx", &d.dx),
+        ("ddt", &d.ddt),
+        ("dA", &d.da),
+        ("dB", &d.db),
+        ("dC", &d.dc),
+        ("dD", &d.dd),
+        ("dz", &d.dz),
+        ("ddt_bias", &d.ddt_bias),
+        ("dinitial_states", &d.dinitial_states),
+    ] {
+        dense(OP, name, t)?;
+    }
+    if p.has_dt_limit != 0 && (p.dt_lo.is_nan() || p.dt_hi.is_nan() || p.dt_lo > p.dt_hi) {
+        return Err(PErr::invalid(format!(
+            "{OP}: dt_limit ({}, {}) is not an interval",
+            p.dt_lo, p.dt_hi
+        )));
+    }
+    let (b, l, h, hp, ng, n) = (
+        b as usize,
+        l as usize,
+        h as usize,
+        hp as usize,
+        ng as usize,
+        n as usize,
+    );
+    let seg = (h / ng) * hp;
+    let prm = ScanBwdParams {
+        u: p.x.ptr,
+        delta: p.dt.ptr,
+        a: p.a.ptr,
+        b: p.b.ptr,
+        c: p.c.ptr,
+        d: p.d.ptr,
+        z: p.z.ptr,
+        bias: p.dt_bias.ptr,
+        h0: p.initial_states.ptr,
+        seq_idx: p.seq_idx.ptr,
+        dout: d.dout.ptr,
+        dlast: d.dfinal_states.ptr,
+        du: d.dx.ptr,
+        ddelta: 0,
+        dz: d.dz.ptr,
+        da: d.da.ptr,
+        dd: d.dd.ptr,
+        dbias: d.ddt_bias.ptr,
+        dh0: d.dinitial_states.ptr,
+        batch: b as i32,
+        rows: (h * hp) as i32,
+        seqlen: l as i32,
+        dstate: n as i32,
+        nheads: h as i32,
+        headdim: hp as i32,
+        b_groups: ng as i32,
+        c_groups: ng as i32,
+        softplus: (p.dt_softplus != 0) as i32,
+        has_limit: (p.has_dt_limit != 0) as i32,
+        lo: p.dt_lo,
+        hi: p.dt_hi,
+        d_per_channel: d_per_channel as i32,
+        seg: seg as i32,
+        ..ScanBwdParams::default()
+    };
+    let bc = b * l * ng * n;
+    scan_run(
+        g,
+        OP,
+        prm,
+        true,
+        act,
+        bc,
+        bc,
+        &d.db,
+        &d.dc,
+        &d.ddt,
+        &[&d.da, &d.dd, &d.ddt_bias],
+        stream,
+    )
+}
+
+// ---------------------------------------------------------------- SPEC 3
+
+pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "causal_conv1d_backward";
+    let p = &d.fwd;
+    let act = p.x.dtype;
+    let sfx = suffix(act, OP)?;
+    if p.x.rank != 3 || p.weight.rank != 2 {
+        return Err(PErr::invalid(format!(
+            "{OP}: `x` must have 3 dimensions and `weight` 2; got {:?} and {:?}",
+            p.x.shape(),
+            p.weight.shape()
+        )));
+    }
+    let cl = p.channel_last != 0;
+    let (b, c, l) = if cl {
+        (p.x.dims[0], p.x.dims[2], p.x.dims[1])
+    } else {
+        (p.x.dims[0], p.x.dims[1], p.x.dims[2])
+    };
+    let w = p.weight.dims[1];
+    if b == 0 || c == 0 || l == 0 || w == 0 {
+        return Err(PErr::invalid(format!(
+            "{OP}: zero dimension in b={b}, c={c}, L={l}, W={w}"
+        )));
+    }
+    if p.activation > activation::SILU {
+        return Err(PErr::invalid(format!(
+            "{OP}: unknown activation code {}",
+            p.activation
+        )));
+    }
+    let st = [b, c, w - 1];
+    req(OP, "weight", &p.weight, dtype::F32, &[c, w])?;
+    opt(OP, "bias", &p.bias, dtype::F32, &[c])?;
+    opt(OP, "initial_states", &p.initial_states, dtype::F32, &st)?;
+    req(OP, "dout", &d.dout, act, p.x.shape())?;
+    opt(OP, "dfinal_states", &d.dfinal_states, dtype::F32, &st)?;
+    req(OP, "dx", &d.dx, act, p.x.shape())?;
+    req(OP, "dweight", &d.dweight, dtype::F32, &[c, w])?;
+    opt(OP, "dbias", &d.dbias, dtype::F32, &[c])?;
+    opt(OP, "dinitial_states", &d.dinitial_states, dtype::F32, &st)?;
+    grad_needs_input(OP, "dbias", &d.dbias, &p.bias)?;
+    for (name, t) in [
+        ("x", &p.x),
+        ("weight", &p.weight),
+        ("bias", &p.bias),
+        ("initial_states", &p.initial_states),
+        ("dout", &d.dout),
+        ("dfinal_states", &d.dfinal_states),
+        ("dx", &d.dx),
+        ("dweight", &d.dweight),
+        ("dbias", &d.dbias),
+        ("dinitial_states", &d.dinitial_states),
+    ] {
+        dense(OP, name, t)?;
+    }
+    let (b, c, l, w) = (b as usize, c as usize, l as usize, w as usize);
+    let xs = &p.x.strides;
+    let (x_sc, x_st) = if cl { (xs[2], xs[1]) } else { (xs[1], xs[2]) };
+    // With W = 1 there are no states (the tensors have no elements).
+    let wide = |t: &TensorDesc| if w > 1 { t.ptr } else { 0 };
+    let scratch = Scratch::new(g, a256(b * c * l * 4), stream)?;
+    let prm = ConvBwdParams {
+        x: p.x.ptr,
+        w: p.weight.ptr,
+        bias: p.bias.ptr,
+        init: wide(&p.initial_states),
+        dout: d.dout.ptr,
+        dfinal: wide(&d.dfinal_states),
+        dpre: scratch.ptr,
+        dx: d.dx.ptr,
+        dw: d.dweight.ptr,
+        dbias: d.dbias.ptr,
+        dinit: wide(&d.dinitial_states),
+        x_sb: xs[0],
+        x_sc,
+        x_st,
+        batch: b as i32,
+        channels: c as i32,
+        seqlen: l as i32,
+        width: w as i32,
+        silu: (p.activation == activation::SILU) as i32,
+        channel_last: cl as i32,
+    };
+    zero(&d.dweight, stream)?;
+    zero(&d.dbias, stream)?;
+    let blocks = |total: usize| total.div_ceil(256).clamp(1, 1 << 20) as u32;
+    let f1 = g.func(&format!("bwd_conv_dpre_{sfx}"))?;
+    g.launch(f1, (blocks(b * c * l), 1, 1), 256, 0, stream, &prm)?;
+    let f2 = g.func(&format!("bwd_conv_dx_{sfx}"))?;
+    g.launch(
+        f2,
+        (blocks(b * c * (l + w - 1)), 1, 1),
+        256,
+        0,
+        stream,
+        &prm,
+    )?;
+    let f3 = g.func(&format!("bwd_conv_dw_{sfx}"))?;
+    g.launch(f3, (c as u32, b as u32, 1), 256, 0, stream, &prm)?;
+    scratch.free()
+}

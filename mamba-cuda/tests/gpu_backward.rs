@@ -1,0 +1,481 @@
+//! The backward ops of SPEC 1-3 on the GPU against the f64 oracle, through the shared
+//! checks of `mamba_core::testing` (each compares the forward and every gradient), on
+//! fresh random inputs with many option combinations, in f32, bf16 and f16; plus
+//! forward+backward timings at the benchmark shapes (`MAMBA_GPU_BWD_BENCH=1`).
+//!
+//! Skips (with a message) when the plugin or a device is missing: CI has no GPU.
+//! `MAMBA_GPU_TEST_ROUNDS` sets the random rounds per type (default 12).
+
+use std::collections::BTreeMap;
+
+use mamba_core::abi::{
+    self, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc, SsdDesc, TensorDesc,
+};
+use mamba_core::plugin::{self, median, CudaBackend, DeviceBuffer};
+use mamba_core::testing::{
+    check_causal_conv1d, check_selective_scan, check_ssd, BcKind, CheckResult, ConvCase,
+    ConvConfig, DShape, Rng, ScanCase, ScanConfig, SsdCase, SsdConfig, Tolerance,
+};
+use mamba_core::{bf16, f16, Activation, ConvLayout, Element};
+
+fn backend() -> Option<&'static CudaBackend> {
+    match plugin::load() {
+        Ok(b) => {
+            eprintln!("GPU backward tests on {}", b.describe());
+            Some(b)
+        }
+        Err(e) => {
+            eprintln!("skipping the GPU backward tests: {e}");
+            None
+        }
+    }
+}
+
+fn rounds() -> usize {
+    std::env::var("MAMBA_GPU_TEST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+/// The worst error per compared label, and the failures.
+#[derive(Default)]
+struct Tally {
+    checks: usize,
+    worst: BTreeMap<String, f64>,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, what: &str, r: CheckResult) {
+        self.checks += 1;
+        let report = match r {
+            Ok(rep) => rep,
+            Err(mamba_core::testing::Failure::Tolerance(rep)) => {
+                self.failures.push(format!("{what}: {rep}"));
+                rep
+            }
+            Err(e) => {
+                self.failures.push(format!("{what}: {e}"));
+                return;
+            }
+        };
+        for c in &report.comparisons {
+            let key = format!("{} {}", label_type(&report.check), c.label);
+            let e = self.worst.entry(key).or_insert(0.0);
+            if c.error.is_nan() || c.error > *e {
+                *e = c.error;
+            }
+        }
+    }
+
+    fn finish(self, name: &str) {
+        eprintln!("{name}: {} checks; worst rel-L2 per output:", self.checks);
+        for (k, v) in &self.worst {
+            eprintln!("  {k:<40} {v:.3e}");
+        }
+        assert!(self.checks > 0, "{name}: nothing compared");
+        assert!(
+            self.failures.is_empty(),
+            "{name}: {} failures:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+/// The storage type named in a check's title, e.g. "(bf16" -> "bf16".
+fn label_type(check: &str) -> String {
+    check
+        .split('(')
+        .nth(1)
+        .map(|s| s.split([',', ')']).next().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+// ------------------------------------------------------------------ SPEC 1
+
+fn scan_configs(rng: &mut Rng) -> Vec<ScanConfig> {
+    let mut v = vec![
+        // Several tiles, one segment per tile (N <= 32), varying B and C.
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(2, 8, 100, 16).all_options()
+        },
+        // N = 64: two states per lane, two tiles per checkpoint segment; grouped B,
+        // shared C; L not a multiple of the tile.
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            c_kind: BcKind::Shared,
+            ..ScanConfig::new(1, 6, 203, 64).all_options()
+        },
+        // N = 100 (four states per lane, partly idle), shared B, varying C, no options.
+        ScanConfig {
+            b_kind: BcKind::Shared,
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(2, 4, 70, 100)
+        },
+        // N = 200 (eight states per lane), seven tiles per segment.
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Grouped(3),
+            ..ScanConfig::new(1, 3, 260, 200).all_options()
+        },
+        // Segments of gcd(3, 6) = 3 channels; more rows than a block holds.
+        ScanConfig {
+            b_kind: BcKind::Grouped(4),
+            c_kind: BcKind::Grouped(2),
+            ..ScanConfig::new(2, 12, 33, 5).all_options()
+        },
+        // Many channels of one group (blocks of 8 rows sum dB/dC before the atomics).
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            delta_softplus: true,
+            d: true,
+            z: true,
+            ..ScanConfig::new(2, 40, 65, 16)
+        },
+        // Steps around the softplus threshold.
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Shared,
+            big_steps: true,
+            ..ScanConfig::new(1, 5, 50, 8).all_options()
+        },
+        // One step.
+        ScanConfig::new(1, 2, 1, 3).all_options(),
+    ];
+    for _ in 0..rounds() {
+        v.push(ScanConfig::random(rng));
+    }
+    v
+}
+
+fn scan_type<T: Element>(be: &CudaBackend, cfgs: &[ScanConfig], seed: u64, t: &mut Tally) {
+    let mut rng = Rng::new(seed);
+    for cfg in cfgs {
+        let case = ScanCase::random(cfg, &mut rng);
+        let r = check_selective_scan::<T, _>(be, &case, Tolerance::for_type::<T>());
+        t.add(&format!("{cfg:?}"), r);
+    }
+}
+
+#[test]
+fn selective_scan_backward_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let cfgs = scan_configs(&mut Rng::new(11));
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 1, &mut t);
+    scan_type::<bf16>(be, &cfgs, 2, &mut t);
+    scan_type::<f16>(be, &cfgs, 3, &mut t);
+    t.finish("selective_scan (forward + backward)");
+}
+
+// ------------------------------------------------------------------ SPEC 2
+
+fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {
+    let mut v = vec![
+        // Every option (seq_idx resets, a clamping dt_limit, D per head, z, ...).
+        SsdConfig::new(2, 100, 4, 8, 2, 16).all_options(),
+        // N = 64, D per channel, rows of a block spanning several heads (p = 5).
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..SsdConfig::new(1, 257, 3, 5, 1, 64).all_options()
+        },
+        // N = 100, two groups, no options.
+        SsdConfig::new(2, 64, 2, 3, 2, 100),
+        // Large head: blocks of 8 rows of one head.
+        SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            d: Some(DShape::PerHead),
+            initial_states: true,
+            dfinal_states: true,
+            ..SsdConfig::new(1, 80, 2, 64, 1, 32)
+        },
+        // N = 200.
+        SsdConfig {
+            seq_idx: true,
+            ..SsdConfig::new(1, 45, 2, 2, 2, 200).all_options()
+        },
+        // Big steps with a clamp.
+        SsdConfig {
+            big_steps: true,
+            dt_limit: Some((0.02, 0.3)),
+            ..SsdConfig::new(2, 40, 2, 4, 1, 8).all_options()
+        },
+        SsdConfig::new(1, 1, 1, 1, 1, 1).all_options(),
+    ];
+    for _ in 0..rounds() {
+        v.push(SsdConfig::random(rng));
+    }
+    v
+}
+
+fn ssd_type<T: Element>(be: &CudaBackend, cfgs: &[SsdConfig], seed: u64, t: &mut Tally) {
+    let mut rng = Rng::new(seed);
+    for cfg in cfgs {
+        let case = SsdCase::random(cfg, &mut rng);
+        let r = check_ssd::<T, _>(be, &case, Tolerance::for_type::<T>());
+        t.add(&format!("{cfg:?}"), r);
+    }
+}
+
+#[test]
+fn ssd_backward_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let cfgs = ssd_configs(&mut Rng::new(12));
+    let mut t = Tally::default();
+    ssd_type::<f32>(be, &cfgs, 4, &mut t);
+    ssd_type::<bf16>(be, &cfgs, 5, &mut t);
+    ssd_type::<f16>(be, &cfgs, 6, &mut t);
+    t.finish("ssd (forward + backward)");
+}
+
+// ------------------------------------------------------------------ SPEC 3
+
+fn conv_configs(rng: &mut Rng) -> Vec<ConvConfig> {
+    let all = |c: ConvConfig| ConvConfig {
+        bias: true,
+        initial_states: true,
+        activation: Activation::Silu,
+        dfinal_states: true,
+        ..c
+    };
+    let mut v = vec![
+        all(ConvConfig::new(2, 16, 100, 4)),
+        ConvConfig {
+            layout: ConvLayout::ChannelLast,
+            ..all(ConvConfig::new(2, 24, 77, 4))
+        },
+        // L shorter than the states.
+        all(ConvConfig::new(1, 5, 2, 4)),
+        ConvConfig {
+            layout: ConvLayout::ChannelLast,
+            ..all(ConvConfig::new(2, 3, 1, 6))
+        },
+        // Width 1 (no states) and a wide kernel.
+        all(ConvConfig::new(2, 4, 9, 1)),
+        ConvConfig {
+            activation: Activation::None,
+            ..all(ConvConfig::new(1, 7, 300, 9))
+        },
+    ];
+    for _ in 0..rounds() {
+        v.push(ConvConfig::random(rng));
+    }
+    v
+}
+
+fn conv_type<T: Element>(be: &CudaBackend, cfgs: &[ConvConfig], seed: u64, t: &mut Tally) {
+    let mut rng = Rng::new(seed);
+    for cfg in cfgs {
+        let case = ConvCase::random(cfg, &mut rng);
+        let r = check_causal_conv1d::<T, _>(be, &case, Tolerance::for_type::<T>());
+        t.add(&format!("{cfg:?}"), r);
+    }
+}
+
+#[test]
+fn causal_conv1d_backward_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let cfgs = conv_configs(&mut Rng::new(13));
+    let mut t = Tally::default();
+    conv_type::<f32>(be, &cfgs, 7, &mut t);
+    conv_type::<bf16>(be, &cfgs, 8, &mut t);
+    conv_type::<f16>(be, &cfgs, 9, &mut t);
+    t.finish("causal_conv1d (forward + backward)");
+}
+
+// ------------------------------------------------------------------ timings
+
+fn up<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    s: &plugin::CudaStream,
+    v: &[f32],
+) -> DeviceBuffer<T> {
+    let t: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
+    be.upload(&t, s).unwrap()
+}
+
+/// Mamba-1 forward + backward per call, as mamba-ssm's usual call: B/C (b, N, L), D, z,
+/// delta_bias, softplus.
+fn time_scan<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    (b, d, n, l): (usize, usize, usize, usize),
+) -> (f64, f64) {
+    let s = be.stream().unwrap();
+    let mut rng = Rng::new(5);
+    let code = T::CODE;
+    let io = [b, d, l];
+    let u = up::<T>(be, &s, &rng.uniforms(b * d * l, -1.0, 1.0));
+    let delta = up::<T>(be, &s, &rng.uniforms(b * d * l, -3.0, 0.0));
+    let a: Vec<f32> = rng
+        .uniforms(d * n, 0.0, 1.0)
+        .iter()
+        .map(|v| -(v + 0.5))
+        .collect();
+    let a = be.upload(&a, &s).unwrap();
+    let bb = up::<T>(be, &s, &rng.uniforms(b * n * l, -1.0, 1.0));
+    let cc = up::<T>(be, &s, &rng.uniforms(b * n * l, -1.0, 1.0));
+    let dd = be.upload(&rng.uniforms(d, -1.0, 1.0), &s).unwrap();
+    let z = up::<T>(be, &s, &rng.uniforms(b * d * l, -1.0, 1.0));
+    let bias = be.upload(&rng.uniforms(d, -1.0, 0.0), &s).unwrap();
+    let dout = up::<T>(be, &s, &rng.uniforms(b * d * l, -1.0, 1.0));
+    let out = be.alloc::<T>(b * d * l).unwrap();
+    let grads: Vec<DeviceBuffer<T>> = (0..3).map(|_| be.alloc::<T>(b * d * l).unwrap()).collect();
+    let gbc: Vec<DeviceBuffer<T>> = (0..2).map(|_| be.alloc::<T>(b * n * l).unwrap()).collect();
+    let ga = be.alloc::<f32>(d * n).unwrap();
+    let gd: Vec<DeviceBuffer<f32>> = (0..2).map(|_| be.alloc::<f32>(d).unwrap()).collect();
+    let fwd = SelectiveScanDesc {
+        u: u.desc(&io),
+        delta: delta.desc(&io),
+        a: a.desc(&[d, n]),
+        b: bb.desc(&[b, n, l]),
+        c: cc.desc(&[b, n, l]),
+        d: dd.desc(&[d]),
+        z: z.desc(&io),
+        delta_bias: bias.desc(&[d]),
+        initial_state: TensorDesc::NONE,
+        out: out.desc(&io),
+        last_state: TensorDesc::NONE,
+        delta_softplus: 1,
+        reserved: 0,
+    };
+    let bwd = SelectiveScanBwdDesc {
+        fwd,
+        dout: dout.desc(&io),
+        dlast_state: TensorDesc::NONE,
+        du: grads[0].desc(&io),
+        ddelta: grads[1].desc(&io),
+        da: ga.desc(&[d, n]),
+        db: gbc[0].desc(&[b, n, l]),
+        dc: gbc[1].desc(&[b, n, l]),
+        dd: gd[0].desc(&[d]),
+        dz: grads[2].desc(&io),
+        ddelta_bias: gd[1].desc(&[d]),
+        dinitial_state: TensorDesc::NONE,
+    };
+    assert_eq!(code, bwd.du.dtype);
+    // SAFETY: every descriptor points to a live buffer of its shape, alive until the
+    // stream is synchronised (time_calls waits for its last event).
+    let fwd_only = be
+        .time_calls(&s, 5, 20, || unsafe { be.selective_scan_device(&fwd, &s) })
+        .unwrap();
+    let both = be
+        .time_calls(&s, 3, 20, || {
+            // SAFETY: as above.
+            unsafe { be.selective_scan_device(&fwd, &s) }?;
+            // SAFETY: as above.
+            unsafe { be.selective_scan_backward_device(&bwd, &s) }
+        })
+        .unwrap();
+    s.synchronize(be).unwrap();
+    (median(&fwd_only), median(&both))
+}
+
+/// SSD forward + backward per call: D (h), dt_bias, softplus, no z.
+fn time_ssd<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    (b, l, h, p, n): (usize, usize, usize, usize, usize),
+) -> (f64, f64) {
+    let s = be.stream().unwrap();
+    let mut rng = Rng::new(6);
+    let io = [b, l, h, p];
+    let x = up::<T>(be, &s, &rng.uniforms(b * l * h * p, -1.0, 1.0));
+    let dt = up::<T>(be, &s, &rng.uniforms(b * l * h, -3.0, 0.0));
+    let a: Vec<f32> = rng
+        .uniforms(h, 0.0, 1.0)
+        .iter()
+        .map(|v| -(v + 0.5))
+        .collect();
+    let a = be.upload(&a, &s).unwrap();
+    let bb = up::<T>(be, &s, &rng.uniforms(b * l * n, -1.0, 1.0));
+    let cc = up::<T>(be, &s, &rng.uniforms(b * l * n, -1.0, 1.0));
+    let dd = be.upload(&rng.uniforms(h, -1.0, 1.0), &s).unwrap();
+    let bias = be.upload(&rng.uniforms(h, -1.0, 0.0), &s).unwrap();
+    let dout = up::<T>(be, &s, &rng.uniforms(b * l * h * p, -1.0, 1.0));
+    let out = be.alloc::<T>(b * l * h * p).unwrap();
+    let gx = be.alloc::<T>(b * l * h * p).unwrap();
+    let gdt = be.alloc::<T>(b * l * h).unwrap();
+    let gbc: Vec<DeviceBuffer<T>> = (0..2).map(|_| be.alloc::<T>(b * l * n).unwrap()).collect();
+    let gh: Vec<DeviceBuffer<f32>> = (0..3).map(|_| be.alloc::<f32>(h).unwrap()).collect();
+    let fwd = SsdDesc {
+        x: x.desc(&io),
+        dt: dt.desc(&[b, l, h]),
+        a: a.desc(&[h]),
+        b: bb.desc(&[b, l, 1, n]),
+        c: cc.desc(&[b, l, 1, n]),
+        d: dd.desc(&[h]),
+        z: TensorDesc::NONE,
+        dt_bias: bias.desc(&[h]),
+        initial_states: TensorDesc::NONE,
+        seq_idx: TensorDesc::NONE,
+        out: out.desc(&io),
+        final_states: TensorDesc::NONE,
+        dt_softplus: 1,
+        has_dt_limit: 0,
+        dt_lo: 0.0,
+        dt_hi: f32::INFINITY,
+        chunk_size: 0,
+        reserved: 0,
+    };
+    let bwd = SsdBwdDesc {
+        fwd,
+        dout: dout.desc(&io),
+        dfinal_states: TensorDesc::NONE,
+        dx: gx.desc(&io),
+        ddt: gdt.desc(&[b, l, h]),
+        da: gh[0].desc(&[h]),
+        db: gbc[0].desc(&[b, l, 1, n]),
+        dc: gbc[1].desc(&[b, l, 1, n]),
+        dd: gh[1].desc(&[h]),
+        dz: TensorDesc::NONE,
+        ddt_bias: gh[2].desc(&[h]),
+        dinitial_states: TensorDesc::NONE,
+    };
+    // SAFETY: as in time_scan.
+    let fwd_only = be
+        .time_calls(&s, 5, 20, || unsafe { be.ssd_device(&fwd, &s) })
+        .unwrap();
+    let both = be
+        .time_calls(&s, 3, 10, || {
+            // SAFETY: as above.
+            unsafe { be.ssd_device(&fwd, &s) }?;
+            // SAFETY: as above.
+            unsafe { be.ssd_backward_device(&bwd, &s) }
+        })
+        .unwrap();
+    s.synchronize(be).unwrap();
+    (median(&fwd_only), median(&both))
+}
+
+#[test]
+fn forward_backward_timings() {
+    if std::env::var("MAMBA_GPU_BWD_BENCH").ok().as_deref() != Some("1") {
+        eprintln!("timings skipped (set MAMBA_GPU_BWD_BENCH=1)");
+        return;
+    }
+    let Some(be) = backend() else { return };
+    let _ = abi::ABI_VERSION;
+    for l in [100, 400, 800] {
+        let (f, fb) = time_scan::<f32>(be, (2, 384, 64, l));
+        eprintln!("TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    for (name, lm) in [("f32", false), ("bf16", true)] {
+        let (f, fb) = if lm {
+            time_scan::<bf16>(be, (8, 2048, 16, 2048))
+        } else {
+            time_scan::<f32>(be, (8, 2048, 16, 2048))
+        };
+        eprintln!("TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    for l in [400, 800] {
+        let (f, fb) = time_ssd::<f32>(be, (2, l, 6, 64, 64));
+        eprintln!("TIMING ssd f32 b2 L{l} h6 p64 N64: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));
+    eprintln!("TIMING ssd bf16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+}
