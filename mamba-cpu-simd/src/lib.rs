@@ -48,7 +48,35 @@
 //! | threads | a private rayon pool of [`CpuSimd::with_threads`] threads (default: the available parallelism); results are bitwise identical run to run for a fixed thread count |
 //! | long sequences | with fewer rows than threads, scans split time into chunks ([`TimeChunking`]) so that one sequence uses every core |
 //! | `exp` | a vectorised `exp` accurate to about one ulp over the whole `f32` range ([`simd_exp`]) |
-//! | cost model | FLOP and `exp` counts of every kernel for fraction-of-peak reports ([`cost`]) |
+//! | cost model | FLOP and `exp` counts of every kernel for fraction-of-peak reports ([`cost`]); [`simd_level_name`] for the report line |
+//!
+//! ## How the kernels are built
+//!
+//! - **One source, several instruction sets.** Every kernel is written once, generic
+//!   over [`simd::Simd`], whose implementations are zero-sized tokens ([`simd::Avx2`],
+//!   [`simd::Avx512`], `simd::Neon`, [`simd::Scalar`]) that only a detecting
+//!   constructor makes. Each kernel has one dispatch point that runs it inside a
+//!   `#[target_feature]` function of the detected set, and every parallel task
+//!   re-enters that context, so the intrinsics are inlined with the right features.
+//! - **Rows in parallel, SIMD inside a row.** Mamba-1 rows (batch x channel) and conv
+//!   rows are independent; SSD splits into (batch, head) tasks. A Mamba-1 row is
+//!   vectorised across the state size `N`, with `exp(dt A)` computed by the
+//!   vectorised `exp` and the state kept in registers; SSD keeps a block of the `p x N`
+//!   state in registers (rows across lanes, up to 16 columns) for the whole sequence,
+//!   three vector operations per state element and step.
+//! - **Time chunks when rows are few.** With fewer rows than twice the threads (or when
+//!   [`TimeChunking::Fixed`] asks), a sequence is cut into chunks scanned in parallel
+//!   from zero states, a short sequential pass carries the states across chunks, and a
+//!   parallel fix-up adds the carried state's contribution; the backward pass does the
+//!   same for the adjoint.
+//! - **Backward by recomputation.** The backward passes keep the states of a range
+//!   that fits in L2 (or checkpoint and recompute block by block), walk back with the
+//!   adjoint, and reduce partial sums of shared gradients (`A`, `D`, biases, and `B`, `C`
+//!   shared across channels or heads) in task order, so that results are reproducible
+//!   bit for bit for a fixed thread count.
+//! - **Storage types at the edges.** Activations are read as `f32` (borrowed when they
+//!   are `f32`), all arithmetic is `f32`, and outputs are rounded into the storage type
+//!   once.
 
 mod conv;
 mod convert;
