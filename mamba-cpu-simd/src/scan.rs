@@ -385,11 +385,57 @@ fn fwd_row_dyn<S: Simd>(
     }
 }
 
-/// Scans rows `r0..r0 + rows` over steps `t0..t1` from the states in `h` (rows x np),
-/// leaving the end states there. With `out` (rows x L), writes the finished outputs
-/// `(C . h + D u) * silu(z)` there; otherwise `y` (rows x (t1 - t0)) gets `C . h` by
-/// `mode`. Returns each row's sum of `dt` over the range (for the carry of the chunked
-/// scan).
+/// The fix-up of one row of a time chunk: adds the carried state's contribution
+/// `C . exp(A cum) h_in` to `y`, where `cum` is the sum of `dt` from the chunk's start
+/// through the step (`cum0` before this block). Computed from `h_in` directly rather
+/// than by decaying a state step by step, whose values would sink into subnormals
+/// (dozens of times slower on x86); steps where every component is below `e^-69`
+/// (1e-30 of `h_in`) are skipped for the same reason. `h_in` is not changed.
+#[inline(always)]
+fn fixup_row<S: Simd>(
+    s: S,
+    a: &[f32],
+    a_live: &[f32],
+    h_in: &[f32],
+    dt: &[f32],
+    cum0: f32,
+    (c, cs): (&[f32], usize),
+    y: &mut [f32],
+    sums: &mut Sums,
+    len: usize,
+) {
+    let np = a.len();
+    let l = S::LANES;
+    let amin = a_live.iter().copied().fold(f32::INFINITY, f32::min);
+    let amax = a_live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let acc = &mut sums.vecs[..len * l];
+    let mut cum = cum0;
+    for k in 0..len {
+        cum += dt[k];
+        let largest = if cum >= 0.0 { amax * cum } else { amin * cum };
+        let mut yv = s.zero();
+        if largest >= -69.0 {
+            let vc = s.splat(cum);
+            let ck = &c[k * cs..k * cs + np];
+            for v in (0..np).step_by(l) {
+                let e = math::exp(s, s.mul(vc, s.load(&a[v..])));
+                yv = s.mul_add(s.mul(s.load(&ck[v..]), e), s.load(&h_in[v..]), yv);
+            }
+        }
+        s.store(&mut acc[k * l..], yv);
+    }
+    s.reduce_sums(acc, &mut sums.out[..len]);
+    for (yk, v) in y[..len].iter_mut().zip(&sums.out[..len]) {
+        *yk += v;
+    }
+}
+
+/// Scans rows `r0..r0 + rows` over steps `t0..t1` from the states in `h` (rows x np).
+/// `Write` leaves the end states in `h` and writes the finished outputs
+/// `(C . h + D u) * silu(z)` into `out` (rows x (t1 - t0)); `Add` (the fix-up of a
+/// chunk, `h` its carried state) adds the carried state's contribution to them;
+/// `Skip` only advances the states. Returns each row's sum of `dt` over the range
+/// (for the carry of the chunked scan).
 #[inline(always)]
 fn fwd_rows<S: Simd, T: Element>(
     s: S,
@@ -397,56 +443,48 @@ fn fwd_rows<S: Simd, T: Element>(
     mode: YMode,
     r0: usize,
     h: &mut [f32],
-    y: &mut [f32],
     mut out: Option<&mut [T]>,
     t0: usize,
     t1: usize,
 ) -> Vec<f32> {
     let np = p.np;
-    let l = p.dims.seqlen;
     let rows = h.len() / np;
     let len = t1 - t0;
     let mut scratch = StepScratch::new(TIME_BLOCK.min(len));
-    let mut yb = vec![
-        0.0f32;
-        if out.is_some() {
-            pad(TIME_BLOCK.min(len), MAX_LANES)
-        } else {
-            0
-        }
-    ];
+    let mut yb = vec![0.0f32; pad(TIME_BLOCK.min(len), MAX_LANES)];
     let mut sums = vec![0.0f32; rows];
     for tb0 in (t0..t1).step_by(TIME_BLOCK) {
         let tb1 = (tb0 + TIME_BLOCK).min(t1);
+        let bl = tb1 - tb0;
         for r in 0..rows {
             let row = p.row(r0 + r);
             scratch.fill(s, &row, p.softplus, tb0, tb1);
-            if mode == YMode::Add {
-                // The fix-up carries the state forward without input.
-                scratch.dtu.fill(0.0);
-            }
-            sums[r] += scratch.dt[..tb1 - tb0].iter().sum::<f32>();
-            let yrow: &mut [f32] = if out.is_some() {
-                &mut yb
-            } else {
-                &mut y[r * len + (tb0 - t0)..]
-            };
-            fwd_row(
-                s,
-                mode,
-                row.a,
-                &mut h[r * np..(r + 1) * np],
-                &scratch.dt,
-                &scratch.dtu,
-                (&row.b[tb0 * row.bs..], row.bs),
-                (&row.c[tb0 * row.cs..], row.cs),
-                yrow,
-                &mut scratch.sums,
-                tb1 - tb0,
-            );
-            if let Some(o) = out.as_deref_mut() {
-                finish_range(s, &row, &mut yb, tb0, tb1);
-                crate::convert::store(&yb[..tb1 - tb0], &mut o[r * l + tb0..r * l + tb1]);
+            let before = sums[r];
+            sums[r] += scratch.dt[..bl].iter().sum::<f32>();
+            let hr = &mut h[r * np..(r + 1) * np];
+            let b = (&row.b[tb0 * row.bs..], row.bs);
+            let c = (&row.c[tb0 * row.cs..], row.cs);
+            let (dt, dtu, sm) = (&scratch.dt, &scratch.dtu, &mut scratch.sums);
+            let dst = out
+                .as_deref_mut()
+                .map(|o| &mut o[r * len + (tb0 - t0)..r * len + (tb1 - t0)]);
+            match (mode, dst) {
+                (YMode::Write, Some(dst)) => {
+                    fwd_row(s, mode, row.a, hr, dt, dtu, b, c, &mut yb, sm, bl);
+                    finish_range(s, &row, &mut yb, tb0, tb1, true);
+                    crate::convert::store(&yb[..bl], dst);
+                }
+                (YMode::Add, Some(dst)) => {
+                    yb.fill(0.0);
+                    let a_live = &row.a[..p.dims.dstate];
+                    fixup_row(s, row.a, a_live, hr, dt, before, c, &mut yb, sm, bl);
+                    // The gate is linear in y: the contribution is scaled by it too.
+                    finish_range(s, &row, &mut yb, tb0, tb1, false);
+                    for (o, v) in dst.iter_mut().zip(&yb[..bl]) {
+                        *o = T::from_f32(o.to_f32() + v);
+                    }
+                }
+                _ => fwd_row(s, YMode::Skip, row.a, hr, dt, dtu, b, c, &mut [], sm, bl),
             }
         }
     }
@@ -517,21 +555,22 @@ fn forward_impl<S: Simd, T: Element>(
         par.map(tasks, |(k, (o, h))| {
             s.vectorize(
                 #[inline(always)]
-                || fwd_rows(s, p, YMode::Write, k * rb, h, &mut [], Some(o), 0, l),
+                || fwd_rows(s, p, YMode::Write, k * rb, h, Some(o), 0, l),
             )
         });
         return;
     }
-    let mut ypre = vec![0.0f32; rows * l];
-    // The chunked two-pass scan.
+    // The chunked two-pass scan: every chunk from a zero state (chunk 0 from the
+    // initial state) writes its outputs, then the carry, then the fix-up adds the
+    // carried states' contributions.
     let spans = chunks(l, chunk);
     let nc = spans.len();
     let pieces = split_mut(
-        &mut ypre,
+        out,
         (0..rows).flat_map(|_| spans.iter().map(|&(t0, t1)| t1 - t0)),
     );
     let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
-    let locals = par.map(tasks, |(task, y)| {
+    let locals = par.map(tasks, |(task, o)| {
         let (r, k) = (task / nc, task % nc);
         let (t0, t1) = spans[k];
         let mut h = vec![0.0f32; np];
@@ -540,9 +579,9 @@ fn forward_impl<S: Simd, T: Element>(
         }
         let sums = s.vectorize(
             #[inline(always)]
-            || fwd_rows::<S, T>(s, p, YMode::Write, r, &mut h, y, None, t0, t1),
+            || fwd_rows(s, p, YMode::Write, r, &mut h, Some(&mut *o), t0, t1),
         );
-        (h, sums[0], y)
+        (h, sums[0], o)
     });
     let mut fixups = Vec::new();
     for (r, row_tasks) in locals.chunks(nc).enumerate() {
@@ -555,51 +594,37 @@ fn forward_impl<S: Simd, T: Element>(
         last[r * np..(r + 1) * np].copy_from_slice(&h_end);
         fixups.extend(h_in.into_iter().enumerate().skip(1).map(|(k, h)| (r, k, h)));
     }
-    let mut ys: Vec<Option<&mut [f32]>> = locals.into_iter().map(|t| Some(t.2)).collect();
+    let mut outs: Vec<Option<&mut [T]>> = locals.into_iter().map(|t| Some(t.2)).collect();
     let tasks: Vec<_> = fixups
         .into_iter()
         .map(|(r, k, h)| {
-            let y = ys[r * nc + k].take().expect("each chunk is fixed up once");
-            (r, k, h, y)
+            let o = outs[r * nc + k]
+                .take()
+                .expect("each chunk is fixed up once");
+            (r, k, h, o)
         })
         .collect();
-    par.map(tasks, |(r, k, mut h, y)| {
+    par.map(tasks, |(r, k, mut h, o)| {
         let (t0, t1) = spans[k];
         s.vectorize(
             #[inline(always)]
-            || fwd_rows::<S, T>(s, p, YMode::Add, r, &mut h, y, None, t0, t1),
+            || fwd_rows(s, p, YMode::Add, r, &mut h, Some(o), t0, t1),
         );
     });
-    finish(s, par, p, &ypre, out);
 }
 
-/// `out = (ypre + D u) * silu(z)`, rounded into the storage type.
-fn finish<S: Simd, T: Element>(s: S, par: &Par, p: &Problem<'_>, ypre: &[f32], out: &mut [T]) {
-    let l = p.dims.seqlen;
-    let rows = p.dims.batch * p.dims.dim;
-    let rb = par.row_block(rows, MAX_ROW_BLOCK);
-    let tasks: Vec<_> = out.chunks_mut(rb * l).enumerate().collect();
-    par.map(tasks, |(k, out)| {
-        s.vectorize(
-            #[inline(always)]
-            || {
-                let mut buf = vec![0.0f32; pad(l, MAX_LANES)];
-                for (j, orow) in out.chunks_mut(l).enumerate() {
-                    let r = k * rb + j;
-                    let row = p.row(r);
-                    buf[..l].copy_from_slice(&ypre[r * l..(r + 1) * l]);
-                    finish_range(s, &row, &mut buf, 0, l);
-                    crate::convert::store(&buf[..l], orow);
-                }
-            },
-        )
-    });
-}
-
-/// `y = (y + D u) * silu(z)` for steps `t0..t1` of a row (`y` from `t0`, padded).
+/// `y = (y + D u) * silu(z)` for steps `t0..t1` of a row (`y` from `t0`, padded);
+/// without `with_skip`, `y = y * silu(z)`.
 #[inline(always)]
-fn finish_range<S: Simd>(s: S, row: &Row<'_>, y: &mut [f32], t0: usize, t1: usize) {
-    let skip = s.splat(row.skip);
+fn finish_range<S: Simd>(
+    s: S,
+    row: &Row<'_>,
+    y: &mut [f32],
+    t0: usize,
+    t1: usize,
+    with_skip: bool,
+) {
+    let skip = s.splat(if with_skip { row.skip } else { 0.0 });
     let mut tmp = [0.0f32; MAX_LANES];
     let len = t1 - t0;
     for k in (0..len).step_by(S::LANES) {
@@ -1290,8 +1315,7 @@ fn backward_impl<S: Simd>(
                     } else {
                         vec![0.0f32; np]
                     };
-                    let sums =
-                        fwd_rows::<S, f32>(s, p, YMode::Skip, r, &mut h, &mut [], None, t0, t1);
+                    let sums = fwd_rows::<S, f32>(s, p, YMode::Skip, r, &mut h, None, t0, t1);
                     let g = if kk > 0 {
                         adjoint_local(s, p, r, k.dout, t0, t1)
                     } else {

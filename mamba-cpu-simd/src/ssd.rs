@@ -148,7 +148,8 @@ enum Mode {
     Write,
     /// `S = decay S + x step B` only.
     StateOnly,
-    /// `S = decay S`, `y += S C`: the fix-up of a chunk by its carried state.
+    /// `y += (prod decay) S C` with `S` the carried state, left unchanged: the fix-up
+    /// of a chunk.
     CarryAdd,
 }
 
@@ -165,11 +166,14 @@ const fn col_block(level: SimdLevel) -> usize {
 enum YOut<'a, 'b, T> {
     /// Nothing (the state is all that is wanted).
     None,
-    /// `S C` before `D` and the gate, (len x p): written, or added in `CarryAdd` mode.
+    /// `S C` before `D` and the gate, (len x p).
     Pre(&'a mut [f32]),
     /// The finished `(S C + D x) * silu(z)` at this head's places of the (b, L, h, p)
     /// output.
     Final(&'a Disjoint<'b, T>),
+    /// In `CarryAdd` mode: the carried state's contribution, times the gate, added to
+    /// the finished outputs.
+    FinalAdd(&'a Disjoint<'b, T>),
 }
 
 /// One head's forward over steps `t0..t1` from `state` (layout
@@ -189,7 +193,20 @@ fn fwd_head<S: Simd, T: Element>(
 ) {
     let l = S::LANES;
     let (n, hp) = (p.dims.dstate, p.dims.headdim);
-    let len = t1 - t0;
+    let mut len = t1 - t0;
+    if mode == Mode::CarryAdd {
+        // The carried state only matters up to the last step where it is not below
+        // 1e-30 of itself; past it (typically most of a long chunk) there is no work.
+        let mut cum = 1.0f32;
+        let mut live = 0;
+        for k in 0..len {
+            cum *= st.decay[k];
+            if cum.abs() >= 1e-30 {
+                live = k + 1;
+            }
+        }
+        len = live;
+    }
     let (bc0, bcs) = p.bc_base(i, j, t0);
     let xs = p.dims.nheads * hp;
     let x0 = p.x_base(i, j, t0);
@@ -234,17 +251,33 @@ fn fwd_head<S: Simd, T: Element>(
         }
         match &mut out {
             YOut::None => {}
-            YOut::Pre(y) if mode == Mode::Write => {
+            YOut::FinalAdd(o) => {
+                let mut cum = 1.0f32;
                 for k in 0..len {
-                    y[k * hp + q0..k * hp + q0 + nq].copy_from_slice(&ybuf[k * l..k * l + nq]);
+                    cum *= st.decay[k];
+                    let e = x0 + k * xs + q0;
+                    let mut v = s.mul(s.splat(cum), s.load(&ybuf[k * l..]));
+                    if let Some(z) = &p.z {
+                        let zv = if nq == l {
+                            s.load(&z[e..])
+                        } else {
+                            tmp[..nq].copy_from_slice(&z[e..e + nq]);
+                            s.load(&tmp)
+                        };
+                        v = s.mul(v, math::silu(s, zv));
+                    }
+                    s.store(&mut tmp, v);
+                    // SAFETY: as in `Final`: this head's channels at this step belong to
+                    // this task alone.
+                    let dst = unsafe { o.piece(e, nq) };
+                    for (d, &a) in dst.iter_mut().zip(&tmp[..nq]) {
+                        *d = T::from_f32(d.to_f32() + a);
+                    }
                 }
             }
             YOut::Pre(y) => {
                 for k in 0..len {
-                    let dst = &mut y[k * hp + q0..k * hp + q0 + nq];
-                    for (d, v) in dst.iter_mut().zip(&ybuf[k * l..k * l + nq]) {
-                        *d += v;
-                    }
+                    y[k * hp + q0..k * hp + q0 + nq].copy_from_slice(&ybuf[k * l..k * l + nq]);
                 }
             }
             YOut::Final(o) => {
@@ -272,8 +305,9 @@ fn fwd_head<S: Simd, T: Element>(
                     }
                     s.store(&mut tmp, v);
                     // SAFETY: the piece is this head's channels q0..q0+nq at step
-                    // t0 + k of batch i; each (batch, head) runs in exactly one task
-                    // and each step once, so no other live piece overlaps it.
+                    // t0 + k of batch i; within one parallel pass every (batch, head,
+                    // step) belongs to exactly one task, which writes it once, so no
+                    // other live piece overlaps it.
                     let dst = unsafe { o.piece(e, nq) };
                     crate::convert::store(&tmp[..nq], dst);
                 }
@@ -307,9 +341,10 @@ fn block<S: Simd, const NB: usize>(
         let bk = &b[k * bcs..k * bcs + NB];
         let ck = &c[k * bcs..k * bcs + NB];
         if mode == Mode::CarryAdd {
+            // The carried state is the initial one scaled by the decays' product,
+            // which the caller applies.
             let mut y0 = s.load(&ybuf[k * l..]);
             for n in 0..NB {
-                sv[n] = s.mul(dec, sv[n]);
                 y0 = s.mul_add(sv[n], s.splat(ck[n]), y0);
             }
             s.store(&mut ybuf[k * l..], y0);
@@ -438,18 +473,14 @@ fn forward_impl<S: Simd, T: Element>(
         });
         return;
     }
-    // The chunked scan: y before the gate into (b, h, L, p), then the fix-up, then the
-    // gate.
-    let mut ypre = vec![0.0f32; out.len()];
+    // The chunked scan: every chunk from a zero state (chunk 0 from the initial state)
+    // writes its outputs, then the carry, then the fix-up adds the carried states'
+    // contributions.
+    let dst = Disjoint::new(out);
     let spans = chunks(l, chunk);
     let nc = spans.len();
-    let pieces = split_mut(
-        &mut ypre,
-        (0..heads).flat_map(|_| spans.iter().map(|&(t0, t1)| (t1 - t0) * hp)),
-    );
-    let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
-    // Pass 1: every chunk from a zero state (chunk 0 from the initial state).
-    let locals = par.map(tasks, |(task, y)| {
+    let tasks: Vec<usize> = (0..heads * nc).collect();
+    let locals = par.map(tasks, |task| {
         let (hd, k) = (task / nc, task % nc);
         let (i, j) = (hd / d.nheads, hd % d.nheads);
         let (t0, t1) = spans[k];
@@ -462,7 +493,7 @@ fn forward_impl<S: Simd, T: Element>(
                 } else {
                     vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
                 };
-                fwd_head::<S, T>(
+                fwd_head(
                     s,
                     p,
                     i,
@@ -472,25 +503,18 @@ fn forward_impl<S: Simd, T: Element>(
                     &st,
                     Mode::Write,
                     &mut state,
-                    YOut::Pre(y),
+                    YOut::Final(&dst),
                 );
-                (state, decay_product(&st, t1 - t0), y)
+                (state, decay_product(&st, t1 - t0))
             },
         )
     });
-    // Pass 2: carry the states across chunks; pass 3: fix up chunks 1.. .
     let mut fixups = Vec::new();
-    let mut ys: Vec<Option<&mut [f32]>> = Vec::with_capacity(locals.len());
-    let mut ends = Vec::with_capacity(locals.len());
-    for (state, prod, y) in locals {
-        ys.push(Some(y));
-        ends.push((state, prod));
-    }
     for hd in 0..heads {
-        let mut h = ends[hd * nc].0.clone();
+        let mut h = locals[hd * nc].0.clone();
         for k in 1..nc {
             fixups.push((hd, k, h.clone()));
-            let (local, prod) = &ends[hd * nc + k];
+            let (local, prod) = &locals[hd * nc + k];
             for (hv, lv) in h.iter_mut().zip(local) {
                 *hv = prod * *hv + lv;
             }
@@ -504,25 +528,14 @@ fn forward_impl<S: Simd, T: Element>(
             n,
         );
     }
-    let tasks: Vec<_> = fixups
-        .into_iter()
-        .map(|(hd, k, h)| {
-            (
-                hd,
-                k,
-                h,
-                ys[hd * nc + k].take().expect("each chunk is fixed up once"),
-            )
-        })
-        .collect();
-    par.map(tasks, |(hd, k, mut h, y)| {
+    par.map(fixups, |(hd, k, mut h)| {
         let (i, j) = (hd / d.nheads, hd % d.nheads);
         let (t0, t1) = spans[k];
         s.vectorize(
             #[inline(always)]
             || {
                 let st = Steps::new(s, p, i, j, t0, t1);
-                fwd_head::<S, T>(
+                fwd_head(
                     s,
                     p,
                     i,
@@ -532,50 +545,8 @@ fn forward_impl<S: Simd, T: Element>(
                     &st,
                     Mode::CarryAdd,
                     &mut h,
-                    YOut::Pre(y),
+                    YOut::FinalAdd(&dst),
                 );
-            },
-        )
-    });
-    finish(s, par, p, &ypre, out);
-}
-
-/// `out[i, t, j, q] = (ypre[i, j, t, q] + D x) * silu(z)`, rounded into the storage
-/// type; parallel over (batch, step) rows of the output.
-fn finish<S: Simd, T: Element>(s: S, par: &Par, p: &Problem<'_>, ypre: &[f32], out: &mut [T]) {
-    let d = p.dims;
-    let (l, h, hp) = (d.seqlen, d.nheads, d.headdim);
-    let rows = d.batch * l;
-    let rb = par.row_block(rows, 256);
-    let tasks: Vec<_> = out.chunks_mut(rb * h * hp).enumerate().collect();
-    par.map(tasks, |(k, out)| {
-        s.vectorize(
-            #[inline(always)]
-            || {
-                let mut buf = vec![0.0f32; pad(hp, MAX_LANES)];
-                let mut tmp = [0.0f32; MAX_LANES];
-                for (rr, orow) in out.chunks_mut(h * hp).enumerate() {
-                    let row = k * rb + rr;
-                    let (i, t) = (row / l, row % l);
-                    for j in 0..h {
-                        let src = &ypre[((i * h + j) * l + t) * hp..][..hp];
-                        buf[..hp].copy_from_slice(src);
-                        let x0 = p.x_base(i, j, t);
-                        for q0 in (0..hp).step_by(S::LANES) {
-                            let nq = (hp - q0).min(S::LANES);
-                            for (qq, v) in tmp[..nq].iter_mut().enumerate() {
-                                *v = p.skip(j, q0 + qq) * p.x[x0 + q0 + qq];
-                            }
-                            let mut v = s.add(s.load(&buf[q0..]), s.load(&tmp));
-                            if let Some(z) = &p.z {
-                                tmp[..nq].copy_from_slice(&z[x0 + q0..x0 + q0 + nq]);
-                                v = s.mul(v, math::silu(s, s.load(&tmp)));
-                            }
-                            s.store(&mut buf[q0..], v);
-                        }
-                        crate::convert::store(&buf[..hp], &mut orow[j * hp..(j + 1) * hp]);
-                    }
-                }
             },
         )
     });

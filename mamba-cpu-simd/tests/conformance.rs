@@ -58,4 +58,8 @@ fn half_types_every_path() {
         run::<f16>(&be, 3, 2);
         run::<bf16>(&be, 4, 2);
     }
+    for be in common::backends(2, TimeChunking::Fixed(6)) {
+        run::<f16>(&be, 5, 1);
+        run::<bf16>(&be, 6, 1);
+    }
 }

@@ -57,3 +57,23 @@ fn all_options_every_path() {
         }
     }
 }
+
+/// Chunks longer than the kernels' time blocks (256 steps), and a carried state that
+/// decays to nothing within a chunk.
+#[test]
+fn long_chunks() {
+    let s = ScanShape {
+        batch: 1,
+        dim: 2,
+        seqlen: 900,
+        dstate: 16,
+        ..shape(1, 2, 900, 16)
+    };
+    let case = ScanCase::random(s, 99);
+    for be in backends(2, TimeChunking::Fixed(300)) {
+        case.check(&be);
+    }
+    for be in backends(2, TimeChunking::Auto) {
+        case.check(&be);
+    }
+}

@@ -64,3 +64,22 @@ fn all_options_every_path() {
         }
     }
 }
+
+/// Chunks longer than the backward's recompute blocks (64 steps), and a carried state
+/// that decays to nothing within a chunk.
+#[test]
+fn long_chunks() {
+    let case = SsdCase::random(
+        SsdShape {
+            seqs: 2,
+            ..shape(1, 900, 2, 8, 1, 16)
+        },
+        77,
+    );
+    for be in backends(2, TimeChunking::Fixed(300)) {
+        case.check(&be);
+    }
+    for be in backends(2, TimeChunking::Auto) {
+        case.check(&be);
+    }
+}
