@@ -5,7 +5,7 @@
 //! cargo run --release -p mamba-cpu-simd --example ratio [-- --threads N --simd avx2 --lens 100,400]
 //! ```
 //!
-//! Times are medians of several runs (a single run of the reference at long lengths),
+//! Times are the fastest of several runs (two of the reference at long lengths),
 //! measured in one process so the ratios compare like with like.
 
 #[path = "../benches/seed/mod.rs"]
@@ -17,17 +17,21 @@ use mamba_core::{Kernels, Reference};
 use mamba_cpu_simd::cost::{self, Cost, Pass};
 use mamba_cpu_simd::{CpuSimd, SimdLevel};
 
-/// Median seconds of `reps` runs of `f`.
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut ts: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    ts.sort_by(f64::total_cmp);
-    ts[ts.len() / 2]
+/// The fastest of several runs of `f`, in seconds: runs until half a second has passed
+/// (at least twice, at most 50 times). The minimum is the run least disturbed by other
+/// work on the machine.
+fn time(mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    for k in 0..50 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        if k >= 1 && start.elapsed().as_secs_f64() > 0.5 {
+            break;
+        }
+    }
+    best
 }
 
 fn row(op: &str, l: usize, reference: f64, simd: f64, cost: Cost) {
@@ -72,26 +76,21 @@ fn main() {
         be.simd_level()
     );
     for &l in &lens {
-        let reps_ref = if l <= 400 { 3 } else { 1 };
-        let reps = if l <= 800 { 9 } else { 5 };
-
         let case = seed::Scan::new(l);
         let args = case.args();
         let mut out = vec![0.0f32; case.out_len()];
-        let r = time(reps_ref, || {
+        let r = time(|| {
             Kernels::<f32>::selective_scan(&reference, &args, &mut out, None).expect("fwd")
         });
-        let s = time(reps, || {
-            be.selective_scan(&args, &mut out, None).expect("fwd")
-        });
+        let s = time(|| be.selective_scan(&args, &mut out, None).expect("fwd"));
         let c = cost::selective_scan(&args, Pass::Forward).expect("valid");
         row("selective_scan fwd", l, r, s, c);
-        let r = time(reps_ref, || {
+        let r = time(|| {
             Kernels::<f32>::selective_scan(&reference, &args, &mut out, None).expect("fwd");
             Kernels::<f32>::selective_scan_backward(&reference, &args, &case.dout, None)
                 .expect("bwd");
         });
-        let s = time(reps, || {
+        let s = time(|| {
             be.selective_scan(&args, &mut out, None).expect("fwd");
             be.selective_scan_backward(&args, &case.dout, None)
                 .expect("bwd");
@@ -102,17 +101,15 @@ fn main() {
         let case = seed::Ssd::new(l);
         let args = case.args();
         let mut out = vec![0.0f32; case.out_len()];
-        let r = time(reps_ref, || {
-            Kernels::<f32>::ssd(&reference, &args, &mut out, None).expect("fwd")
-        });
-        let s = time(reps, || be.ssd(&args, &mut out, None).expect("fwd"));
+        let r = time(|| Kernels::<f32>::ssd(&reference, &args, &mut out, None).expect("fwd"));
+        let s = time(|| be.ssd(&args, &mut out, None).expect("fwd"));
         let c = cost::ssd(&args, Pass::Forward).expect("valid");
         row("ssd fwd", l, r, s, c);
-        let r = time(reps_ref, || {
+        let r = time(|| {
             Kernels::<f32>::ssd(&reference, &args, &mut out, None).expect("fwd");
             Kernels::<f32>::ssd_backward(&reference, &args, &case.dout, None).expect("bwd");
         });
-        let s = time(reps, || {
+        let s = time(|| {
             be.ssd(&args, &mut out, None).expect("fwd");
             be.ssd_backward(&args, &case.dout, None).expect("bwd");
         });
