@@ -210,6 +210,7 @@ fn fwd_head<S: Simd, T: Element>(
     let (bc0, bcs) = p.bc_base(i, j, t0);
     let xs = p.dims.nheads * hp;
     let x0 = p.x_base(i, j, t0);
+    let rs = Rescaled::new(st, if mode == Mode::CarryAdd { 0 } else { len });
     let mut xdt = vec![0.0f32; len * l];
     let mut ybuf = vec![0.0f32; len * l];
     let mut tmp = [0.0f32; MAX_LANES];
@@ -220,10 +221,10 @@ fn fwd_head<S: Simd, T: Element>(
             for k in 0..len {
                 let xr = &p.x[x0 + k * xs + q0..];
                 if nq == l {
-                    s.store(&mut xdt[k * l..], s.mul(s.load(xr), s.splat(st.step[k])));
+                    s.store(&mut xdt[k * l..], s.mul(s.load(xr), s.splat(rs.xscale[k])));
                 } else {
                     for (d, &xv) in xdt[k * l..k * l + nq].iter_mut().zip(&xr[..nq]) {
-                        *d = xv * st.step[k];
+                        *d = xv * rs.xscale[k];
                     }
                 }
             }
@@ -239,13 +240,61 @@ fn fwd_head<S: Simd, T: Element>(
             let (sb, b, c) = (&mut sblk[n0 * l..], &p.b[bc0 + n0..], &p.c[bc0 + n0..]);
             if n - n0 >= nb {
                 match nb {
-                    16 => block::<S, 16>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
-                    8 => block::<S, 8>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
-                    _ => block::<S, 4>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len),
+                    16 => block::<S, 16>(
+                        s,
+                        mode,
+                        first,
+                        sb,
+                        b,
+                        c,
+                        bcs,
+                        (&rs.renorm, rs.c_end),
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
+                    8 => block::<S, 8>(
+                        s,
+                        mode,
+                        first,
+                        sb,
+                        b,
+                        c,
+                        bcs,
+                        (&rs.renorm, rs.c_end),
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
+                    _ => block::<S, 4>(
+                        s,
+                        mode,
+                        first,
+                        sb,
+                        b,
+                        c,
+                        bcs,
+                        (&rs.renorm, rs.c_end),
+                        &xdt,
+                        &mut ybuf,
+                        len,
+                    ),
                 }
                 n0 += nb;
             } else {
-                block::<S, 1>(s, mode, first, sb, b, c, bcs, st, &xdt, &mut ybuf, len);
+                block::<S, 1>(
+                    s,
+                    mode,
+                    first,
+                    sb,
+                    b,
+                    c,
+                    bcs,
+                    (&rs.renorm, rs.c_end),
+                    &xdt,
+                    &mut ybuf,
+                    len,
+                );
                 n0 += 1;
             }
         }
@@ -277,7 +326,10 @@ fn fwd_head<S: Simd, T: Element>(
             }
             YOut::Pre(y) => {
                 for k in 0..len {
-                    y[k * hp + q0..k * hp + q0 + nq].copy_from_slice(&ybuf[k * l..k * l + nq]);
+                    let dst = &mut y[k * hp + q0..k * hp + q0 + nq];
+                    for (d, &v) in dst.iter_mut().zip(&ybuf[k * l..k * l + nq]) {
+                        *d = v * rs.yscale[k];
+                    }
                 }
             }
             YOut::Final(o) => {
@@ -293,7 +345,8 @@ fn fwd_head<S: Simd, T: Element>(
                         tmp[..nq].copy_from_slice(&p.x[e..e + nq]);
                         s.load(&tmp)
                     };
-                    let mut v = s.mul_add(skip, xv, s.load(&ybuf[k * l..]));
+                    let y = s.mul(s.load(&ybuf[k * l..]), s.splat(rs.yscale[k]));
+                    let mut v = s.mul_add(skip, xv, y);
                     if let Some(z) = &p.z {
                         let zv = if nq == l {
                             s.load(&z[e..])
@@ -317,6 +370,10 @@ fn fwd_head<S: Simd, T: Element>(
 }
 
 /// `NB` columns of a block of rows over `len` steps, the columns in registers.
+///
+/// The columns hold the rescaled state `S / c` of [`Rescaled`]: a step is
+/// `S += xdt B` (xdt already divided by `c`) and `y += S C`, after `S *= renorm[k]`
+/// on the rare steps that fold `c` in; the end state is multiplied by `c_end`.
 #[inline(always)]
 fn block<S: Simd, const NB: usize>(
     s: S,
@@ -326,7 +383,7 @@ fn block<S: Simd, const NB: usize>(
     b: &[f32],
     c: &[f32],
     bcs: usize,
-    st: &Steps,
+    (renorm, c_end): (&[f32], f32),
     xdt: &[f32],
     ybuf: &mut [f32],
     len: usize,
@@ -337,7 +394,6 @@ fn block<S: Simd, const NB: usize>(
         *v = s.load(&sblk[n * l..]);
     }
     for k in 0..len {
-        let dec = s.splat(st.decay[k]);
         let bk = &b[k * bcs..k * bcs + NB];
         let ck = &c[k * bcs..k * bcs + NB];
         if mode == Mode::CarryAdd {
@@ -350,10 +406,16 @@ fn block<S: Simd, const NB: usize>(
             s.store(&mut ybuf[k * l..], y0);
             continue;
         }
+        if renorm[k] != 1.0 {
+            let r = s.splat(renorm[k]);
+            for v in sv.iter_mut() {
+                *v = s.mul(*v, r);
+            }
+        }
         let xv = s.load(&xdt[k * l..]);
         if mode == Mode::StateOnly {
             for n in 0..NB {
-                sv[n] = s.mul_add(xv, s.splat(bk[n]), s.mul(dec, sv[n]));
+                sv[n] = s.mul_add(xv, s.splat(bk[n]), sv[n]);
             }
             continue;
         }
@@ -365,7 +427,7 @@ fn block<S: Simd, const NB: usize>(
         };
         let mut y1 = s.zero();
         for n in 0..NB {
-            sv[n] = s.mul_add(xv, s.splat(bk[n]), s.mul(dec, sv[n]));
+            sv[n] = s.mul_add(xv, s.splat(bk[n]), sv[n]);
             if n % 2 == 0 {
                 y0 = s.mul_add(sv[n], s.splat(ck[n]), y0);
             } else {
@@ -374,8 +436,55 @@ fn block<S: Simd, const NB: usize>(
         }
         s.store(&mut ybuf[k * l..], s.add(y0, y1));
     }
+    let ce = s.splat(if mode == Mode::CarryAdd { 1.0 } else { c_end });
     for (n, v) in sv.iter().enumerate() {
-        s.store(&mut sblk[n * l..], *v);
+        s.store(&mut sblk[n * l..], s.mul(*v, ce));
+    }
+}
+
+/// The rescaled recurrence of one head over a range. With `c[k]` the product of the
+/// decays since the last renormalisation, `S~ = S / c` obeys `S~ += (x step / c) B` and
+/// `y = c (S~ C)`: two vector operations per state element and step instead of three
+/// (the decay multiply is gone). `c` is kept within `[2^-20, 2^20]` by folding it into
+/// `S~` (`renorm[k] = c` for that step, `c = 1` after) whenever it would leave; a reset
+/// (decay 0) is such a fold, to zero.
+struct Rescaled {
+    /// `step / c` per step: multiplies `x`.
+    xscale: Vec<f32>,
+    /// `c` per step: multiplies `y`.
+    yscale: Vec<f32>,
+    /// The factor `S~` is multiplied by before the step (1 on most steps).
+    renorm: Vec<f32>,
+    /// `c` after the last step: `S = c_end S~`.
+    c_end: f32,
+}
+
+impl Rescaled {
+    const LO: f32 = 1.0 / 1_048_576.0;
+    const HI: f32 = 1_048_576.0;
+
+    fn new(st: &Steps, len: usize) -> Rescaled {
+        let mut r = Rescaled {
+            xscale: vec![0.0; len],
+            yscale: vec![0.0; len],
+            renorm: vec![1.0; len],
+            c_end: 1.0,
+        };
+        let mut c = 1.0f32;
+        for k in 0..len {
+            let ck = c * st.decay[k];
+            // Written so that a NaN folds too (and propagates).
+            if !(Self::LO..=Self::HI).contains(&ck) {
+                r.renorm[k] = ck;
+                c = 1.0;
+            } else {
+                c = ck;
+            }
+            r.xscale[k] = st.step[k] / c;
+            r.yscale[k] = c;
+        }
+        r.c_end = c;
+        r
     }
 }
 
