@@ -20,17 +20,25 @@ fn block(c: &mut Criterion) {
         for l in [100usize, 400] {
             let mut rng = SplitMix64(l as u64);
             let x: Vec<f32> = (0..2 * l * cfg.d_model).map(|_| rng.normal()).collect();
-            group.bench_with_input(BenchmarkId::new(format!("{kind}/forward"), l), &l, |b, &l| {
-                b.iter(|| blk.forward(Tensor::new(&x, [2, l, cfg.d_model])).unwrap())
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{kind}/forward"), l),
+                &l,
+                |b, &l| b.iter(|| blk.forward(Tensor::new(&x, [2, l, cfg.d_model])).unwrap()),
+            );
             if kind != BackendKind::Cuda {
                 let dout: Vec<f32> = (0..x.len()).map(|_| rng.normal()).collect();
-                group.bench_with_input(BenchmarkId::new(format!("{kind}/forward+backward"), l), &l, |b, &l| {
-                    b.iter(|| {
-                        let tape = blk.forward_train(Tensor::new(&x, [2, l, cfg.d_model]), None).unwrap();
-                        blk.backward(&tape, &dout, None).unwrap()
-                    })
-                });
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{kind}/forward+backward"), l),
+                    &l,
+                    |b, &l| {
+                        b.iter(|| {
+                            let tape = blk
+                                .forward_train(Tensor::new(&x, [2, l, cfg.d_model]), None)
+                                .unwrap();
+                            blk.backward(&tape, &dout, None).unwrap()
+                        })
+                    },
+                );
             }
         }
     }
