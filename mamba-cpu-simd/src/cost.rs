@@ -10,10 +10,11 @@
 //!
 //! | kernel | FLOPs per state element and step | `exp` per state element and step |
 //! |--------|-------------------------------|-----------------------------|
-//! | `selective_scan` forward | 6 (`dt A`, `exp(.) h`, `(dt u) B`, `+`, `C h` as FMA) | 1 |
-//! | `selective_scan` backward | 24 (forward 6, recompute 4, reverse 14) | 2 |
-//! | `ssd` forward | 5 (`decay S`, `(x dt) B` as FMA, `S C` as FMA) | 0 (one per head and step) |
-//! | `ssd` backward | 22 (forward 5, recompute 3, reverse 14) | 0 (two per head and step) |
+//! | `selective_scan` forward | 6 (`dt A`, `(dt u) B`, `exp(.) h + .` as FMA, `C h` as FMA) | 1 |
+//! | `selective_scan` backward, range fits in L2 | 20 (recompute 6, reverse 14) | 1 |
+//! | `selective_scan` backward, checkpointed | 26 (forward 6, recompute 6, reverse 14) | 2 |
+//! | `ssd` forward | 4 (`(x dt / c) B` and `S C` as FMAs on the rescaled state) | 0 (one per head and step) |
+//! | `ssd` backward | 18 (forward 4, recompute 3, reverse 11) | 0 (two per head and step) |
 //! | `selective_state_update` | 7 | 1 |
 //!
 //! A state element is one `(batch, channel, n)` of Mamba-1 or one
@@ -74,6 +75,11 @@ pub fn selective_scan<T>(args: &SelectiveScanArgs<'_, T>, pass: Pass) -> Result<
         per_step.0 += SILU.0 + 1.0;
         per_step.1 += SILU.1;
     }
+    // The backward keeps a row's states when they fit (see `scan::STORE_ALL`), else it
+    // checkpoints and recomputes.
+    let np = d.dstate.div_ceil(crate::simd::MAX_LANES) * crate::simd::MAX_LANES;
+    let store_all = 2 * d.seqlen * np <= crate::scan::STORE_ALL;
+    let (bwd_flops, bwd_exps) = if store_all { (20.0, 1.0) } else { (26.0, 2.0) };
     Ok(match pass {
         Pass::Forward => Cost {
             flops: 6.0 * elems + per_step.0 * steps,
@@ -81,8 +87,8 @@ pub fn selective_scan<T>(args: &SelectiveScanArgs<'_, T>, pass: Pass) -> Result<
         },
         Pass::Backward => Cost {
             // The recompute of the step size and the gate, and their derivatives.
-            flops: 24.0 * elems + (3.0 * per_step.0 + 6.0) * steps,
-            transcendentals: 2.0 * elems + 3.0 * per_step.1 * steps,
+            flops: bwd_flops * elems + (3.0 * per_step.0 + 6.0) * steps,
+            transcendentals: bwd_exps * elems + 3.0 * per_step.1 * steps,
         },
     })
 }
@@ -109,11 +115,11 @@ pub fn ssd<T>(args: &SsdArgs<'_, T>, pass: Pass) -> Result<Cost> {
     }
     Ok(match pass {
         Pass::Forward => Cost {
-            flops: 5.0 * elems + per_head.0 * head_steps + per_out.0 * outs,
+            flops: 4.0 * elems + per_head.0 * head_steps + per_out.0 * outs,
             transcendentals: per_head.1 * head_steps + per_out.1 * outs,
         },
         Pass::Backward => Cost {
-            flops: 22.0 * elems
+            flops: 18.0 * elems
                 + (2.0 * per_head.0 + 6.0) * head_steps
                 + (3.0 * per_out.0 + 2.0) * outs,
             transcendentals: 2.0 * per_head.1 * head_steps + 2.0 * per_out.1 * outs,

@@ -34,7 +34,7 @@ const SUB_BLOCK: usize = 64;
 /// The backward keeps the states and decays of a whole task's range (instead of
 /// recomputing them block by block after a checkpointing pass) when they take at
 /// most this many floats: 512 KiB, which stays in L2.
-const STORE_ALL: usize = 1 << 17;
+pub(crate) const STORE_ALL: usize = 1 << 17;
 /// At most this many rows per forward task.
 const MAX_ROW_BLOCK: usize = 64;
 
