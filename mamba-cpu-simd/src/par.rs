@@ -40,16 +40,27 @@ pub(crate) struct Par {
 impl Par {
     /// `threads` workers; a single thread runs everything on the caller's thread.
     pub(crate) fn new(threads: usize) -> Par {
-        let threads = threads.max(1);
-        let pool = (threads > 1).then(|| {
-            Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("mamba-cpu-simd-{i}"))
-                    .build()
-                    .expect("cannot start the rayon thread pool"),
-            )
-        });
+        let mut threads = threads.max(1);
+        let pool = if threads > 1 {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("mamba-cpu-simd-{i}"))
+                .build()
+            {
+                Ok(pool) => Some(Arc::new(pool)),
+                Err(e) => {
+                    // A machine that cannot start threads still runs every kernel, on
+                    // the caller's thread.
+                    eprintln!(
+                        "mamba-cpu-simd: cannot start {threads} threads ({e}); running on one"
+                    );
+                    threads = 1;
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Par {
             threads,
             pool,

@@ -239,14 +239,15 @@ impl StepScratch {
     }
 }
 
-/// What the forward row kernel does with `C . h`.
+/// What a forward pass over rows computes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum YMode {
-    /// Nothing: only the state is wanted.
+    /// Only the states.
     Skip,
-    /// `y[k] = C . h`.
+    /// The states and `C . h` (the outputs).
     Write,
-    /// `y[k] += C . h` (the fix-up of the chunked scan).
+    /// The contribution of a chunk's carried state to its outputs (the fix-up of the
+    /// chunked scan; [`fixup_row`]).
     Add,
 }
 
@@ -266,8 +267,8 @@ impl Sums {
     }
 }
 
-/// The recurrence of one row over `len` steps: `h = exp(dt A) h + dtu B`, then `y`
-/// by `mode`. `b` and `c` start at the first step, `bs`/`cs` apart.
+/// The recurrence of one row over `len` steps: `h = exp(dt A) h + dtu B`, and with
+/// `YMode::Write` `y[k] = C . h`. `b` and `c` start at the first step, `bs`/`cs` apart.
 #[inline(always)]
 fn fwd_row<S: Simd>(
     s: S,
@@ -292,15 +293,8 @@ fn fwd_row<S: Simd>(
         8 => fwd_row_fixed::<S, 8>(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
         _ => fwd_row_dyn(s, mode, a, h, dt, dtu, (b, bs), (c, cs), acc, len),
     }
-    match mode {
-        YMode::Skip => {}
-        YMode::Write => s.reduce_sums(acc, &mut y[..len]),
-        YMode::Add => {
-            s.reduce_sums(acc, &mut sums.out[..len]);
-            for (yk, v) in y[..len].iter_mut().zip(&sums.out[..len]) {
-                *yk += v;
-            }
-        }
+    if mode == YMode::Write {
+        s.reduce_sums(acc, &mut y[..len]);
     }
 }
 

@@ -182,7 +182,7 @@ fn step_shape() -> impl Strategy<Value = StepShape> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn selective_scan_matches_the_oracle(shape in scan_shape(), seed in any::<u64>(), (threads, chunking) in parallelism()) {
