@@ -7,19 +7,6 @@ use std::borrow::Cow;
 
 use mamba_core::Element;
 
-/// The storage types this backend accepts for activations: `f32`, `f16`, `bf16`.
-pub trait Storage: Element + sealed::Sealed {}
-impl Storage for f32 {}
-impl Storage for mamba_core::f16 {}
-impl Storage for mamba_core::bf16 {}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for mamba_core::f16 {}
-    impl Sealed for mamba_core::bf16 {}
-}
-
 /// `src` as `f32`: borrowed when `T` is `f32`, converted otherwise.
 pub(crate) fn to_f32<T: Element>(src: &[T]) -> Cow<'_, [f32]> {
     if TypeId::of::<T>() == TypeId::of::<f32>() {

@@ -92,7 +92,6 @@ use mamba_core::{
     SelectiveScanArgs, SelectiveScanGrads, SelectiveStateUpdateArgs, SsdArgs, SsdGrads, TensorMut,
 };
 
-pub use convert::Storage;
 pub use par::TimeChunking;
 pub use simd::SimdLevel;
 
@@ -240,79 +239,90 @@ pub fn simd_exp(level: SimdLevel, x: &[f32], out: &mut [f32]) -> Option<()> {
     Some(())
 }
 
-impl<T: Storage> Kernels<T> for CpuSimd {
-    fn selective_scan(
-        &self,
-        args: &SelectiveScanArgs<'_, T>,
-        out: &mut [T],
-        last_state: Option<&mut [f32]>,
-    ) -> Result<()> {
-        scan::forward(self, args, out, last_state)
-    }
+/// The kernels for one storage type. Written per type (not as one generic impl) so
+/// that the kernels are compiled once, in this crate, rather than again in every crate
+/// that calls them.
+macro_rules! impl_kernels {
+    ($t:ty) => {
+        impl Kernels<$t> for CpuSimd {
+            fn selective_scan(
+                &self,
+                args: &SelectiveScanArgs<'_, $t>,
+                out: &mut [$t],
+                last_state: Option<&mut [f32]>,
+            ) -> Result<()> {
+                scan::forward(self, args, out, last_state)
+            }
 
-    fn selective_scan_backward(
-        &self,
-        args: &SelectiveScanArgs<'_, T>,
-        dout: &[T],
-        dlast_state: Option<&[f32]>,
-    ) -> Result<SelectiveScanGrads<T>> {
-        scan::backward(self, args, dout, dlast_state)
-    }
+            fn selective_scan_backward(
+                &self,
+                args: &SelectiveScanArgs<'_, $t>,
+                dout: &[$t],
+                dlast_state: Option<&[f32]>,
+            ) -> Result<SelectiveScanGrads<$t>> {
+                scan::backward(self, args, dout, dlast_state)
+            }
 
-    fn ssd(
-        &self,
-        args: &SsdArgs<'_, T>,
-        out: &mut [T],
-        final_states: Option<&mut [f32]>,
-    ) -> Result<()> {
-        ssd::forward(self, args, out, final_states)
-    }
+            fn ssd(
+                &self,
+                args: &SsdArgs<'_, $t>,
+                out: &mut [$t],
+                final_states: Option<&mut [f32]>,
+            ) -> Result<()> {
+                ssd::forward(self, args, out, final_states)
+            }
 
-    fn ssd_backward(
-        &self,
-        args: &SsdArgs<'_, T>,
-        dout: &[T],
-        dfinal_states: Option<&[f32]>,
-    ) -> Result<SsdGrads<T>> {
-        ssd::backward(self, args, dout, dfinal_states)
-    }
+            fn ssd_backward(
+                &self,
+                args: &SsdArgs<'_, $t>,
+                dout: &[$t],
+                dfinal_states: Option<&[f32]>,
+            ) -> Result<SsdGrads<$t>> {
+                ssd::backward(self, args, dout, dfinal_states)
+            }
 
-    fn causal_conv1d(
-        &self,
-        args: &CausalConv1dArgs<'_, T>,
-        out: &mut [T],
-        final_states: Option<&mut [f32]>,
-    ) -> Result<()> {
-        conv::forward(self, args, out, final_states)
-    }
+            fn causal_conv1d(
+                &self,
+                args: &CausalConv1dArgs<'_, $t>,
+                out: &mut [$t],
+                final_states: Option<&mut [f32]>,
+            ) -> Result<()> {
+                conv::forward(self, args, out, final_states)
+            }
 
-    fn causal_conv1d_backward(
-        &self,
-        args: &CausalConv1dArgs<'_, T>,
-        dout: &[T],
-        dfinal_states: Option<&[f32]>,
-    ) -> Result<CausalConv1dGrads<T>> {
-        conv::backward(self, args, dout, dfinal_states)
-    }
+            fn causal_conv1d_backward(
+                &self,
+                args: &CausalConv1dArgs<'_, $t>,
+                dout: &[$t],
+                dfinal_states: Option<&[f32]>,
+            ) -> Result<CausalConv1dGrads<$t>> {
+                conv::backward(self, args, dout, dfinal_states)
+            }
 
-    fn selective_state_update(
-        &self,
-        args: &SelectiveStateUpdateArgs<'_, T>,
-        state: &mut [f32],
-        out: &mut [T],
-    ) -> Result<()> {
-        decode::state_update(self, args, state, out)
-    }
+            fn selective_state_update(
+                &self,
+                args: &SelectiveStateUpdateArgs<'_, $t>,
+                state: &mut [f32],
+                out: &mut [$t],
+            ) -> Result<()> {
+                decode::state_update(self, args, state, out)
+            }
 
-    fn causal_conv1d_update(
-        &self,
-        args: &CausalConv1dUpdateArgs<'_, T>,
-        conv_state: TensorMut<'_, f32>,
-        out: &mut [T],
-    ) -> Result<()> {
-        decode::conv_update(self, args, conv_state, out)
-    }
+            fn causal_conv1d_update(
+                &self,
+                args: &CausalConv1dUpdateArgs<'_, $t>,
+                conv_state: TensorMut<'_, f32>,
+                out: &mut [$t],
+            ) -> Result<()> {
+                decode::conv_update(self, args, conv_state, out)
+            }
+        }
+    };
 }
+
+impl_kernels!(f32);
+impl_kernels!(mamba_core::f16);
+impl_kernels!(mamba_core::bf16);
 
 impl Backend for CpuSimd {
     fn name(&self) -> &'static str {
