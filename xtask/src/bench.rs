@@ -47,6 +47,7 @@ struct Row {
 
 const HOST_TIMING: &str = "host clock, whole call";
 const DEVICE_TIMING: &str = "CUDA events, device-resident inputs";
+const HOST_SLICES_TIMING: &str = "host clock, host slices (transfers included)";
 
 fn cuda_be() -> Result<&'static mamba_core::plugin::CudaBackend, String> {
     mamba_model::backend::cuda_backend()
@@ -452,6 +453,108 @@ fn sgemm_peak_gflops() -> f64 {
     2.0 * (n * n * n) as f64 / (fastest * 1e-3) / 1e9
 }
 
+/// Times the block on host slices: forward, or forward + backward (with the tape).
+fn block_host<T: Element>(
+    blk: &Mamba2Block,
+    input: &[f32],
+    l: usize,
+    backward: bool,
+    reps: Reps,
+) -> Result<Stats, String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let dm = blk.config().d_model;
+    let x: Vec<T> = convert(input);
+    let dout: Vec<T> = convert(&vec![1e-2f32; input.len()]);
+    measure(
+        || {
+            let x = Tensor::new(&x, [2, l, dm]);
+            if backward {
+                let tape = blk.forward_train(x, None).map_err(|e| e.to_string())?;
+                blk.backward(&tape, &dout, None)
+                    .map_err(|e| e.to_string())?;
+            } else {
+                blk.forward(x).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
+}
+
+/// The measurement of the seed's block at one length on any backend. On CUDA the
+/// forward runs on device buffers, timed with CUDA events; the forward+backward goes
+/// through the kernels on host slices (the device-resident block backward is not
+/// written yet), timed by the host clock.
+fn block_job(
+    cfg: &Mamba2Config,
+    weights: &Mamba2Weights,
+    input: Vec<f32>,
+    l: usize,
+    backward: bool,
+    dtype: DType,
+    quick: bool,
+    budget: Duration,
+) -> (String, Job) {
+    let pass = if backward {
+        "forward+backward"
+    } else {
+        "forward"
+    };
+    let (cfg, weights) = (cfg.clone(), weights.clone());
+    let name = format!("mamba2_block {pass} L={l}");
+    let job = move |sel: &Selection| {
+        let blk = Mamba2Block::with_selection(cfg.clone(), weights.clone(), sel)
+            .map_err(|e| e.to_string())?;
+        let (min_runs, max_runs) = reps(sel.kind, quick);
+        let r = Reps(min_runs, max_runs, budget);
+        let ((median_ms, min_ms, max_ms, runs), timing) =
+            if sel.kind == BackendKind::Cuda && !backward {
+                (
+                    device::block(cuda_be()?, &blk, &input, 2, l, dtype)?,
+                    DEVICE_TIMING,
+                )
+            } else {
+                let host = dispatch(
+                    dtype,
+                    || block_host::<f32>(&blk, &input, l, backward, r),
+                    || block_host::<mamba_core::f16>(&blk, &input, l, backward, r),
+                    || block_host::<mamba_core::bf16>(&blk, &input, l, backward, r),
+                )?;
+                let timing = if sel.kind == BackendKind::Cuda {
+                    HOST_SLICES_TIMING
+                } else {
+                    HOST_TIMING
+                };
+                (host, timing)
+            };
+        let (flops, exps) = block_flops(&cfg, 2, l);
+        let mult = if backward { 3.0 } else { 1.0 };
+        let bytes = dtype.size() as f64 * (2 * 2 * l * cfg.d_model) as f64
+            + 4.0 * ((cfg.d_in_proj() + cfg.d_model) * cfg.d_inner()) as f64;
+        Ok(Row {
+            op: "mamba2_block",
+            pass,
+            backend: sel.kind,
+            dtype,
+            batch: 2,
+            seqlen: l,
+            median_ms,
+            min_ms,
+            max_ms,
+            runs,
+            flops: mult * flops,
+            exps: mult * exps,
+            bytes: mult * bytes,
+            timing,
+        })
+    };
+    (name, Box::new(job))
+}
+
 /// One kernel's inputs at one shape: what the bench needs to time it anywhere.
 trait KernelCase: 'static {
     /// The op's name in the results.
@@ -629,84 +732,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // The block first: it is the seed's table.
     let cfg = Mamba2Config::default();
     let weights = Mamba2Weights::init(&cfg, 0).map_err(|e| e.to_string())?;
-    for &l in &block_lens {
-        let input = randn(&mut rng, 2 * l * cfg.d_model, 1.0, 0.0);
-        let (cfg, weights) = (cfg.clone(), weights.clone());
-        plan.push((
-            format!("mamba2_block forward L={l}"),
-            Box::new(move |sel: &Selection| {
-                let blk = Mamba2Block::with_selection(cfg.clone(), weights.clone(), sel)
-                    .map_err(|e| e.to_string())?;
-                let (min_runs, max_runs) = reps(sel.kind, opts.quick);
-                let timed = if sel.kind == BackendKind::Cuda {
-                    device::block(cuda_be()?, &blk, &input, 2, l, dtype).map(|t| (t, DEVICE_TIMING))
-                } else {
-                    dispatch(
-                        dtype,
-                        || {
-                            measure(
-                                || {
-                                    blk.forward(Tensor::new(&input, [2, l, cfg.d_model]))
-                                        .map(|_| ())
-                                        .map_err(|e| e.to_string())
-                                },
-                                min_runs,
-                                max_runs,
-                                budget,
-                            )
-                        },
-                        || {
-                            let x: Vec<mamba_core::f16> = convert(&input);
-                            measure(
-                                || {
-                                    blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
-                                        .map(|_| ())
-                                        .map_err(|e| e.to_string())
-                                },
-                                min_runs,
-                                max_runs,
-                                budget,
-                            )
-                        },
-                        || {
-                            let x: Vec<mamba_core::bf16> = convert(&input);
-                            measure(
-                                || {
-                                    blk.forward(Tensor::new(&x, [2, l, cfg.d_model]))
-                                        .map(|_| ())
-                                        .map_err(|e| e.to_string())
-                                },
-                                min_runs,
-                                max_runs,
-                                budget,
-                            )
-                        },
-                    )
-                    .map(|t| (t, HOST_TIMING))
-                };
-                let ((med, mn, mx, runs), timing) = timed?;
-                let (flops, exps) = block_flops(&cfg, 2, l);
-                let es = dtype.size() as f64;
-                let bytes = es * (2 * 2 * l * cfg.d_model) as f64
-                    + 4.0 * ((cfg.d_in_proj() + cfg.d_model) * cfg.d_inner()) as f64;
-                Ok(Row {
-                    op: "mamba2_block",
-                    pass: "forward",
-                    backend: sel.kind,
-                    dtype,
-                    batch: 2,
-                    seqlen: l,
-                    median_ms: med,
-                    min_ms: mn,
-                    max_ms: mx,
-                    runs,
-                    flops,
-                    exps,
-                    bytes,
-                    timing,
-                })
-            }),
-        ));
+    for backward in [false, true] {
+        for &l in &block_lens {
+            let input = randn(&mut rng, 2 * l * cfg.d_model, 1.0, 0.0);
+            plan.push(block_job(
+                &cfg, &weights, input, l, backward, dtype, opts.quick, budget,
+            ));
+        }
     }
     for &l in &kernel_lens {
         for backward in [false, true] {
