@@ -181,3 +181,79 @@ impl<'a, T> Disjoint<'a, T> {
         unsafe { core::slice::from_raw_parts_mut(first, len) }
     }
 }
+
+/// Where kernels put finished outputs: a storage-type buffer behind an interface that
+/// does not name the type, so that the kernels are compiled once per instruction set
+/// rather than once per instruction set and storage type.
+pub(crate) trait OutSink: Sync {
+    /// Rounds `rows` rows of `width` values into the output: row `r` comes from
+    /// `v[r * vstride..]` and goes to `at + r * stride`.
+    ///
+    /// # Safety
+    ///
+    /// No other call that runs at the same time may touch the same output elements.
+    unsafe fn write(
+        &self,
+        at: usize,
+        stride: usize,
+        width: usize,
+        rows: usize,
+        v: &[f32],
+        vstride: usize,
+    );
+
+    /// As [`OutSink::write`], but adds the values to the outputs.
+    ///
+    /// # Safety
+    ///
+    /// As [`OutSink::write`].
+    unsafe fn add(
+        &self,
+        at: usize,
+        stride: usize,
+        width: usize,
+        rows: usize,
+        v: &[f32],
+        vstride: usize,
+    );
+}
+
+impl<T: mamba_core::Element> OutSink for Disjoint<'_, T> {
+    unsafe fn write(
+        &self,
+        at: usize,
+        stride: usize,
+        width: usize,
+        rows: usize,
+        v: &[f32],
+        vstride: usize,
+    ) {
+        for r in 0..rows {
+            // SAFETY: the caller guarantees that no concurrent call touches these
+            // elements.
+            let dst = unsafe { self.piece(at + r * stride, width) };
+            for (d, &x) in dst.iter_mut().zip(&v[r * vstride..r * vstride + width]) {
+                *d = T::from_f32(x);
+            }
+        }
+    }
+
+    unsafe fn add(
+        &self,
+        at: usize,
+        stride: usize,
+        width: usize,
+        rows: usize,
+        v: &[f32],
+        vstride: usize,
+    ) {
+        for r in 0..rows {
+            // SAFETY: the caller guarantees that no concurrent call touches these
+            // elements.
+            let dst = unsafe { self.piece(at + r * stride, width) };
+            for (d, &x) in dst.iter_mut().zip(&v[r * vstride..r * vstride + width]) {
+                *d = T::from_f32(d.to_f32() + x);
+            }
+        }
+    }
+}

@@ -20,7 +20,7 @@ use mamba_core::ops::selective_scan::{BcLayout, SelectiveScanDims};
 use mamba_core::{Element, Result, SelectiveScanArgs, SelectiveScanGrads, Tensor};
 
 use crate::convert::{into_storage, opt_to_f32, to_f32};
-use crate::par::{chunks, split_mut, Par};
+use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::math;
 use crate::simd::{pad, Kernel, Simd, MAX_LANES};
 use crate::CpuSimd;
@@ -426,22 +426,25 @@ fn fixup_row<S: Simd>(
 
 /// Scans rows `r0..r0 + rows` over steps `t0..t1` from the states in `h` (rows x np).
 /// `Write` leaves the end states in `h` and writes the finished outputs
-/// `(C . h + D u) * silu(z)` into `out` (rows x (t1 - t0)); `Add` (the fix-up of a
-/// chunk, `h` its carried state) adds the carried state's contribution to them;
-/// `Skip` only advances the states. Returns each row's sum of `dt` over the range
-/// (for the carry of the chunked scan).
+/// `(C . h + D u) * silu(z)` of those rows and steps into `out` ((b, d, L) layout);
+/// `Add` (the fix-up of a chunk, `h` its carried state) adds the carried state's
+/// contribution to them; `Skip` only advances the states. Returns each row's sum of
+/// `dt` over the range (for the carry of the chunked scan).
+///
+/// The caller guarantees that no other task writes these rows and steps meanwhile.
 #[inline(always)]
-fn fwd_rows<S: Simd, T: Element>(
+fn fwd_rows<S: Simd>(
     s: S,
     p: &Problem<'_>,
     mode: YMode,
     r0: usize,
     h: &mut [f32],
-    mut out: Option<&mut [T]>,
+    out: Option<&dyn OutSink>,
     t0: usize,
     t1: usize,
 ) -> Vec<f32> {
     let np = p.np;
+    let l = p.dims.seqlen;
     let rows = h.len() / np;
     let len = t1 - t0;
     let mut scratch = StepScratch::new(TIME_BLOCK.min(len));
@@ -459,24 +462,22 @@ fn fwd_rows<S: Simd, T: Element>(
             let b = (&row.b[tb0 * row.bs..], row.bs);
             let c = (&row.c[tb0 * row.cs..], row.cs);
             let (dt, dtu, sm) = (&scratch.dt, &scratch.dtu, &mut scratch.sums);
-            let dst = out
-                .as_deref_mut()
-                .map(|o| &mut o[r * len + (tb0 - t0)..r * len + (tb1 - t0)]);
-            match (mode, dst) {
-                (YMode::Write, Some(dst)) => {
+            let at = (r0 + r) * l + tb0;
+            match (mode, out) {
+                (YMode::Write, Some(out)) => {
                     fwd_row(s, mode, row.a, hr, dt, dtu, b, c, &mut yb, sm, bl);
                     finish_range(s, &row, &mut yb, tb0, tb1, true);
-                    crate::convert::store(&yb[..bl], dst);
+                    // SAFETY: these steps of this row belong to this task (caller).
+                    unsafe { out.write(at, 0, bl, 1, &yb, 0) };
                 }
-                (YMode::Add, Some(dst)) => {
+                (YMode::Add, Some(out)) => {
                     yb.fill(0.0);
                     let a_live = &row.a[..p.dims.dstate];
                     fixup_row(s, row.a, a_live, hr, dt, before, c, &mut yb, sm, bl);
                     // The gate is linear in y: the contribution is scaled by it too.
                     finish_range(s, &row, &mut yb, tb0, tb1, false);
-                    for (o, v) in dst.iter_mut().zip(&yb[..bl]) {
-                        *o = T::from_f32(o.to_f32() + v);
-                    }
+                    // SAFETY: these steps of this row belong to this task (caller).
+                    unsafe { out.add(at, 0, bl, 1, &yb, 0) };
                 }
                 _ => fwd_row(s, YMode::Skip, row.a, hr, dt, dtu, b, c, &mut [], sm, bl),
             }
@@ -510,14 +511,14 @@ fn carry_forward(
 }
 
 /// The forward kernel: writes `out` and the last states (padded rows).
-struct Forward<'p, 'a, T> {
+struct Forward<'p, 'a> {
     par: &'p Par,
     p: &'p Problem<'a>,
-    out: &'p mut [T],
+    out: &'p dyn OutSink,
     last: &'p mut [f32],
 }
 
-impl<T: Element> Kernel for Forward<'_, '_, T> {
+impl Kernel for Forward<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
@@ -525,13 +526,7 @@ impl<T: Element> Kernel for Forward<'_, '_, T> {
     }
 }
 
-fn forward_impl<S: Simd, T: Element>(
-    s: S,
-    par: &Par,
-    p: &Problem<'_>,
-    out: &mut [T],
-    last: &mut [f32],
-) {
+fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, out: &dyn OutSink, last: &mut [f32]) {
     let dims = p.dims;
     let (rows, l, np) = (dims.batch * dims.dim, dims.seqlen, p.np);
     let chunk = par.time_chunk(rows, l);
@@ -541,30 +536,22 @@ fn forward_impl<S: Simd, T: Element>(
     if chunk >= l {
         // One pass: every task owns whole rows and writes their final outputs.
         let rb = par.row_block(rows, MAX_ROW_BLOCK);
-        let tasks: Vec<_> = out
-            .chunks_mut(rb * l)
-            .zip(last.chunks_mut(rb * np))
-            .enumerate()
-            .collect();
-        par.map(tasks, |(k, (o, h))| {
+        let tasks: Vec<_> = last.chunks_mut(rb * np).enumerate().collect();
+        par.map(tasks, |(k, h)| {
             s.vectorize(
                 #[inline(always)]
-                || fwd_rows(s, p, YMode::Write, k * rb, h, Some(o), 0, l),
+                || fwd_rows(s, p, YMode::Write, k * rb, h, Some(out), 0, l),
             )
         });
         return;
     }
     // The chunked two-pass scan: every chunk from a zero state (chunk 0 from the
     // initial state) writes its outputs, then the carry, then the fix-up adds the
-    // carried states' contributions.
+    // carried states' contributions. Each task owns one chunk of one row.
     let spans = chunks(l, chunk);
     let nc = spans.len();
-    let pieces = split_mut(
-        out,
-        (0..rows).flat_map(|_| spans.iter().map(|&(t0, t1)| t1 - t0)),
-    );
-    let tasks: Vec<_> = pieces.into_iter().enumerate().collect();
-    let locals = par.map(tasks, |(task, o)| {
+    let tasks: Vec<usize> = (0..rows * nc).collect();
+    let locals = par.map(tasks, |task| {
         let (r, k) = (task / nc, task % nc);
         let (t0, t1) = spans[k];
         let mut h = vec![0.0f32; np];
@@ -573,9 +560,9 @@ fn forward_impl<S: Simd, T: Element>(
         }
         let sums = s.vectorize(
             #[inline(always)]
-            || fwd_rows(s, p, YMode::Write, r, &mut h, Some(&mut *o), t0, t1),
+            || fwd_rows(s, p, YMode::Write, r, &mut h, Some(out), t0, t1),
         );
-        (h, sums[0], o)
+        (h, sums[0])
     });
     let mut fixups = Vec::new();
     for (r, row_tasks) in locals.chunks(nc).enumerate() {
@@ -588,21 +575,11 @@ fn forward_impl<S: Simd, T: Element>(
         last[r * np..(r + 1) * np].copy_from_slice(&h_end);
         fixups.extend(h_in.into_iter().enumerate().skip(1).map(|(k, h)| (r, k, h)));
     }
-    let mut outs: Vec<Option<&mut [T]>> = locals.into_iter().map(|t| Some(t.2)).collect();
-    let tasks: Vec<_> = fixups
-        .into_iter()
-        .map(|(r, k, h)| {
-            let o = outs[r * nc + k]
-                .take()
-                .expect("each chunk is fixed up once");
-            (r, k, h, o)
-        })
-        .collect();
-    par.map(tasks, |(r, k, mut h, o)| {
+    par.map(fixups, |(r, k, mut h)| {
         let (t0, t1) = spans[k];
         s.vectorize(
             #[inline(always)]
-            || fwd_rows(s, p, YMode::Add, r, &mut h, Some(o), t0, t1),
+            || fwd_rows(s, p, YMode::Add, r, &mut h, Some(out), t0, t1),
         );
     });
 }
@@ -653,10 +630,11 @@ pub(crate) fn forward<T: Element>(
     let p = Problem::new(&be.par, be.isa.lanes(), args, dims);
     let (rows, n, np) = (dims.batch * dims.dim, dims.dstate, p.np);
     let mut last = vec![0.0f32; rows * np];
+    let sink = Disjoint::new(out);
     be.isa.dispatch(Forward {
         par: &be.par,
         p: &p,
-        out,
+        out: &sink,
         last: &mut last,
     });
     if let Some(ls) = last_state {
@@ -1309,7 +1287,7 @@ fn backward_impl<S: Simd>(
                     } else {
                         vec![0.0f32; np]
                     };
-                    let sums = fwd_rows::<S, f32>(s, p, YMode::Skip, r, &mut h, None, t0, t1);
+                    let sums = fwd_rows(s, p, YMode::Skip, r, &mut h, None, t0, t1);
                     let g = if kk > 0 {
                         adjoint_local(s, p, r, k.dout, t0, t1)
                     } else {

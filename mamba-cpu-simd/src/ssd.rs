@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
 
 use crate::convert::{into_storage, opt_to_f32, to_f32};
-use crate::par::{chunks, split_mut, Disjoint, Par};
+use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
 
@@ -163,23 +163,23 @@ const fn col_block(level: SimdLevel) -> usize {
 }
 
 /// Where the forward of a head puts `y`.
-enum YOut<'a, 'b, T> {
+enum YOut<'a> {
     /// Nothing (the state is all that is wanted).
     None,
     /// `S C` before `D` and the gate, (len x p).
     Pre(&'a mut [f32]),
     /// The finished `(S C + D x) * silu(z)` at this head's places of the (b, L, h, p)
     /// output.
-    Final(&'a Disjoint<'b, T>),
+    Final(&'a dyn OutSink),
     /// In `CarryAdd` mode: the carried state's contribution, times the gate, added to
     /// the finished outputs.
-    FinalAdd(&'a Disjoint<'b, T>),
+    FinalAdd(&'a dyn OutSink),
 }
 
 /// One head's forward over steps `t0..t1` from `state` (layout
 /// [row block][n][lane]), leaving the end state there; `y` by `mode` and `out`.
 #[inline(always)]
-fn fwd_head<S: Simd, T: Element>(
+fn fwd_head<S: Simd>(
     s: S,
     p: &Problem<'_>,
     i: usize,
@@ -189,7 +189,7 @@ fn fwd_head<S: Simd, T: Element>(
     st: &Steps,
     mode: Mode,
     state: &mut [f32],
-    mut out: YOut<'_, '_, T>,
+    mut out: YOut<'_>,
 ) {
     let l = S::LANES;
     let (n, hp) = (p.dims.dstate, p.dims.headdim);
@@ -315,14 +315,12 @@ fn fwd_head<S: Simd, T: Element>(
                         };
                         v = s.mul(v, math::silu(s, zv));
                     }
-                    s.store(&mut tmp, v);
-                    // SAFETY: as in `Final`: this head's channels at this step belong to
-                    // this task alone.
-                    let dst = unsafe { o.piece(e, nq) };
-                    for (d, &a) in dst.iter_mut().zip(&tmp[..nq]) {
-                        *d = T::from_f32(d.to_f32() + a);
-                    }
+                    s.store(&mut ybuf[k * l..], v);
                 }
+                // SAFETY: these are this head's channels q0..q0+nq at steps t0.. of
+                // batch i; within one parallel pass every (batch, head, step) belongs to
+                // exactly one task.
+                unsafe { o.add(x0 + q0, xs, nq, len, &ybuf, l) };
             }
             YOut::Pre(y) => {
                 for k in 0..len {
@@ -356,14 +354,12 @@ fn fwd_head<S: Simd, T: Element>(
                         };
                         v = s.mul(v, math::silu(s, zv));
                     }
-                    s.store(&mut tmp, v);
-                    // SAFETY: the piece is this head's channels q0..q0+nq at step
-                    // t0 + k of batch i; within one parallel pass every (batch, head,
-                    // step) belongs to exactly one task, which writes it once, so no
-                    // other live piece overlaps it.
-                    let dst = unsafe { o.piece(e, nq) };
-                    crate::convert::store(&tmp[..nq], dst);
+                    s.store(&mut ybuf[k * l..], v);
                 }
+                // SAFETY: these are this head's channels q0..q0+nq at steps t0.. of
+                // batch i; within one parallel pass every (batch, head, step) belongs to
+                // exactly one task, which writes it once.
+                unsafe { o.write(x0 + q0, xs, nq, len, &ybuf, l) };
             }
         }
     }
@@ -525,16 +521,16 @@ fn decay_product(st: &Steps, len: usize) -> f32 {
     st.decay[..len].iter().product()
 }
 
-struct Forward<'p, 'a, T> {
+struct Forward<'p, 'a> {
     par: &'p Par,
     p: &'p Problem<'a>,
     /// (b, L, h, p).
-    out: &'p mut [T],
+    out: &'p dyn OutSink,
     /// (b, h, p, N).
     last: &'p mut [f32],
 }
 
-impl<T: Element> Kernel for Forward<'_, '_, T> {
+impl Kernel for Forward<'_, '_> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
@@ -542,20 +538,13 @@ impl<T: Element> Kernel for Forward<'_, '_, T> {
     }
 }
 
-fn forward_impl<S: Simd, T: Element>(
-    s: S,
-    par: &Par,
-    p: &Problem<'_>,
-    out: &mut [T],
-    last: &mut [f32],
-) {
+fn forward_impl<S: Simd>(s: S, par: &Par, p: &Problem<'_>, dst: &dyn OutSink, last: &mut [f32]) {
     let d = p.dims;
     let (heads, l, hp, n) = (d.batch * d.nheads, d.seqlen, d.headdim, d.dstate);
     let lanes = S::LANES;
     let chunk = par.time_chunk(heads, l);
     if chunk >= l {
         // One pass: each (batch, head) task writes its finished outputs in place.
-        let dst = Disjoint::new(out);
         let tasks: Vec<_> = last.chunks_mut(hp * n).enumerate().collect();
         par.map(tasks, |(hd, fs)| {
             let (i, j) = (hd / d.nheads, hd % d.nheads);
@@ -574,7 +563,7 @@ fn forward_impl<S: Simd, T: Element>(
                         &st,
                         Mode::Write,
                         &mut state,
-                        YOut::Final(&dst),
+                        YOut::Final(dst),
                     );
                     from_lanes(&state, fs, hp, n, lanes, n);
                 },
@@ -585,7 +574,6 @@ fn forward_impl<S: Simd, T: Element>(
     // The chunked scan: every chunk from a zero state (chunk 0 from the initial state)
     // writes its outputs, then the carry, then the fix-up adds the carried states'
     // contributions.
-    let dst = Disjoint::new(out);
     let spans = chunks(l, chunk);
     let nc = spans.len();
     let tasks: Vec<usize> = (0..heads * nc).collect();
@@ -612,7 +600,7 @@ fn forward_impl<S: Simd, T: Element>(
                     &st,
                     Mode::Write,
                     &mut state,
-                    YOut::Final(&dst),
+                    YOut::Final(dst),
                 );
                 (state, decay_product(&st, t1 - t0))
             },
@@ -654,7 +642,7 @@ fn forward_impl<S: Simd, T: Element>(
                     &st,
                     Mode::CarryAdd,
                     &mut h,
-                    YOut::FinalAdd(&dst),
+                    YOut::FinalAdd(dst),
                 );
             },
         )
@@ -670,10 +658,11 @@ pub(crate) fn forward<T: Element>(
     let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
     let p = Problem::new(be.isa.lanes(), args, dims);
     let mut last = vec![0.0f32; dims.batch * dims.nheads * dims.headdim * dims.dstate];
+    let sink = Disjoint::new(out);
     be.isa.dispatch(Forward {
         par: &be.par,
         p: &p,
-        out,
+        out: &sink,
         last: &mut last,
     });
     if let Some(fs) = final_states {
@@ -795,7 +784,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 decay: st.decay[tb0 - t0..].to_vec(),
             };
             match dz.as_deref_mut() {
-                Some(dz) => fwd_head::<S, f32>(
+                Some(dz) => fwd_head(
                     s,
                     p,
                     i,
@@ -807,7 +796,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                     &mut state,
                     YOut::Pre(&mut dz[(tb0 - t0) * hp..]),
                 ),
-                None => fwd_head::<S, f32>(
+                None => fwd_head(
                     s,
                     p,
                     i,
@@ -1188,7 +1177,7 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                     } else {
                         vec![0.0f32; hp.div_ceil(lanes) * n * lanes]
                     };
-                    fwd_head::<S, f32>(
+                    fwd_head(
                         s,
                         p,
                         i,
@@ -1198,7 +1187,7 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                         &st,
                         Mode::StateOnly,
                         &mut state,
-                        YOut::<f32>::None,
+                        YOut::None,
                     );
                     let g = if kk > 0 {
                         adjoint_local(s, p, k.dout, i, j, t0, t1)
