@@ -3,7 +3,7 @@
 //! Every kernel is written once, generic over [`Simd`], and compiled once per
 //! instruction set. A token type (for example [`Avx2`]) can only be made by its
 //! detecting constructor, so holding one proves the CPU has the instructions; the
-//! [`Kernel`] trait and [`Isa::dispatch`] run a kernel inside a
+//! crate's one dispatch point per kernel runs it inside a
 //! `#[target_feature]` function so that the intrinsics the token's methods call are
 //! inlined with the right features enabled.
 
@@ -30,7 +30,7 @@ pub const MAX_LANES: usize = 16;
 ///
 /// Implemented by zero-sized tokens that only a detecting constructor can create, so
 /// the safe methods may use the instructions. Every method is `#[inline(always)]`:
-/// it is meant to be inlined into a kernel that [`Isa::dispatch`] runs with the
+/// it is meant to be inlined into a kernel that the dispatch point runs with the
 /// instruction set's target features enabled.
 pub trait Simd: Copy + Send + Sync + fmt::Debug + 'static {
     /// A vector of [`Simd::LANES`] `f32` values.
