@@ -9,7 +9,7 @@ use mamba_core::{bf16, f16, Backend};
 use mamba_model::backend::{build, select, BackendPreference};
 use mamba_model::BackendKind;
 
-fn run_all(name: &str, backend: &dyn Backend, rounds: usize, allow_unsupported_backward: bool) {
+fn run_all(name: &str, backend: &dyn Backend, rounds: usize) {
     let f32r = conformance::<f32, _>(backend, 11, rounds, Tolerance::F32)
         .unwrap_or_else(|e| panic!("{name} f32: {e}"));
     let bf16r = conformance::<bf16, _>(backend, 12, rounds, Tolerance::BF16)
@@ -19,33 +19,26 @@ fn run_all(name: &str, backend: &dyn Backend, rounds: usize, allow_unsupported_b
     for (dt, r) in [("f32", &f32r), ("bf16", &bf16r), ("f16", &f16r)] {
         eprintln!("{name} {dt}: {} checks passed, {} unsupported", r.reports.len(), r.unsupported.len());
         assert!(!r.reports.is_empty());
-        if !allow_unsupported_backward {
-            assert!(r.unsupported.is_empty(), "{name} {dt}: {:?}", r.unsupported);
-        } else {
-            // Only gradients may be missing, and each is reported, not skipped silently.
-            for u in &r.unsupported {
-                assert!(u.contains("backward"), "{name} {dt}: {u}");
-            }
-        }
+        assert!(r.unsupported.is_empty(), "{name} {dt}: {:?}", r.unsupported);
     }
 }
 
 #[test]
 fn reference() {
     let sel = build(BackendKind::Reference).unwrap();
-    run_all("reference", &*sel.backend, 6, false);
+    run_all("reference", &*sel.backend, 6);
 }
 
 #[test]
 fn cpu_simd() {
     let sel = build(BackendKind::CpuSimd).unwrap();
-    run_all("cpu-simd", &*sel.backend, 12, false);
+    run_all("cpu-simd", &*sel.backend, 12);
 }
 
 #[test]
 fn cuda_when_available() {
     match select(BackendPreference::Force(BackendKind::Cuda)) {
         Err(e) => eprintln!("skipping the CUDA conformance run: {e}"),
-        Ok(sel) => run_all("cuda", &*sel.backend, 6, true),
+        Ok(sel) => run_all("cuda", &*sel.backend, 6),
     }
 }
