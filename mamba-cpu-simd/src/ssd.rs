@@ -27,6 +27,8 @@ use crate::CpuSimd;
 
 /// Steps per recompute block of the backward pass.
 const SUB_BLOCK: usize = 64;
+/// Steps per time block of the forward pass.
+const TIME_BLOCK: usize = 256;
 
 /// The inputs as `f32`.
 struct Problem<'a> {
@@ -211,155 +213,127 @@ fn fwd_head<S: Simd>(
     let xs = p.dims.nheads * hp;
     let x0 = p.x_base(i, j, t0);
     let rs = Rescaled::new(st, if mode == Mode::CarryAdd { 0 } else { len });
-    let mut xdt = vec![0.0f32; len * l];
-    let mut ybuf = vec![0.0f32; len * l];
+    // Time blocks keep a block's B and C (TIME_BLOCK x N x 2 floats) and the x and y
+    // buffers in cache while every row block and column block of the head walks it.
+    let tbl = TIME_BLOCK.min(len);
+    let mut xdt = vec![0.0f32; tbl * l];
+    let mut ybuf = vec![0.0f32; tbl * l];
     let mut tmp = [0.0f32; MAX_LANES];
     for (qb, sblk) in state.chunks_mut(n * l).enumerate() {
         let q0 = qb * l;
         let nq = l.min(hp - q0);
-        if mode != Mode::CarryAdd {
-            for k in 0..len {
-                let xr = &p.x[x0 + k * xs + q0..];
-                if nq == l {
-                    s.store(&mut xdt[k * l..], s.mul(s.load(xr), s.splat(rs.xscale[k])));
-                } else {
-                    for (d, &xv) in xdt[k * l..k * l + nq].iter_mut().zip(&xr[..nq]) {
-                        *d = xv * rs.xscale[k];
-                    }
-                }
-            }
-        }
-        if mode == Mode::CarryAdd {
-            // This mode accumulates into the buffer from its first column on.
-            ybuf.fill(0.0);
-        }
-        let nb = col_block(S::LEVEL);
-        let mut n0 = 0;
-        while n0 < n {
-            let first = n0 == 0;
-            let (sb, b, c) = (&mut sblk[n0 * l..], &p.b[bc0 + n0..], &p.c[bc0 + n0..]);
-            if n - n0 >= nb {
-                match nb {
-                    16 => block::<S, 16>(
-                        s,
-                        mode,
-                        first,
-                        sb,
-                        b,
-                        c,
-                        bcs,
-                        (&rs.renorm, rs.c_end),
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
-                    8 => block::<S, 8>(
-                        s,
-                        mode,
-                        first,
-                        sb,
-                        b,
-                        c,
-                        bcs,
-                        (&rs.renorm, rs.c_end),
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
-                    _ => block::<S, 4>(
-                        s,
-                        mode,
-                        first,
-                        sb,
-                        b,
-                        c,
-                        bcs,
-                        (&rs.renorm, rs.c_end),
-                        &xdt,
-                        &mut ybuf,
-                        len,
-                    ),
-                }
-                n0 += nb;
+        let mut cum = 1.0f32;
+        for k0 in (0..len).step_by(TIME_BLOCK) {
+            let bl = TIME_BLOCK.min(len - k0);
+            let last_block = k0 + bl == len;
+            if mode == Mode::CarryAdd {
+                // This mode accumulates into the buffer from its first column on.
+                ybuf.fill(0.0);
             } else {
-                block::<S, 1>(
-                    s,
-                    mode,
-                    first,
-                    sb,
-                    b,
-                    c,
-                    bcs,
-                    (&rs.renorm, rs.c_end),
-                    &xdt,
-                    &mut ybuf,
-                    len,
-                );
-                n0 += 1;
-            }
-        }
-        match &mut out {
-            YOut::None => {}
-            YOut::FinalAdd(o) => {
-                let mut cum = 1.0f32;
-                for k in 0..len {
-                    cum *= st.decay[k];
-                    let e = x0 + k * xs + q0;
-                    let mut v = s.mul(s.splat(cum), s.load(&ybuf[k * l..]));
-                    if let Some(z) = &p.z {
-                        let zv = if nq == l {
-                            s.load(&z[e..])
-                        } else {
-                            tmp[..nq].copy_from_slice(&z[e..e + nq]);
-                            s.load(&tmp)
-                        };
-                        v = s.mul(v, math::silu(s, zv));
-                    }
-                    s.store(&mut ybuf[k * l..], v);
-                }
-                // SAFETY: these are this head's channels q0..q0+nq at steps t0.. of
-                // batch i; within one parallel pass every (batch, head, step) belongs to
-                // exactly one task.
-                unsafe { o.add(x0 + q0, xs, nq, len, &ybuf, l) };
-            }
-            YOut::Pre(y) => {
-                for k in 0..len {
-                    let dst = &mut y[k * hp + q0..k * hp + q0 + nq];
-                    for (d, &v) in dst.iter_mut().zip(&ybuf[k * l..k * l + nq]) {
-                        *d = v * rs.yscale[k];
-                    }
-                }
-            }
-            YOut::Final(o) => {
-                for (qq, d) in tmp[..nq].iter_mut().enumerate() {
-                    *d = p.skip(j, q0 + qq);
-                }
-                let skip = s.load(&tmp);
-                for k in 0..len {
-                    let e = x0 + k * xs + q0;
-                    let xv = if nq == l {
-                        s.load(&p.x[e..])
+                for kk in 0..bl {
+                    let k = k0 + kk;
+                    let xr = &p.x[x0 + k * xs + q0..];
+                    if nq == l {
+                        s.store(&mut xdt[kk * l..], s.mul(s.load(xr), s.splat(rs.xscale[k])));
                     } else {
-                        tmp[..nq].copy_from_slice(&p.x[e..e + nq]);
-                        s.load(&tmp)
-                    };
-                    let y = s.mul(s.load(&ybuf[k * l..]), s.splat(rs.yscale[k]));
-                    let mut v = s.mul_add(skip, xv, y);
-                    if let Some(z) = &p.z {
-                        let zv = if nq == l {
-                            s.load(&z[e..])
+                        for (d, &xv) in xdt[kk * l..kk * l + nq].iter_mut().zip(&xr[..nq]) {
+                            *d = xv * rs.xscale[k];
+                        }
+                    }
+                }
+            }
+            // The state stays rescaled between time blocks; the last one restores it.
+            let scales = if mode == Mode::CarryAdd {
+                (&rs.renorm[..], 1.0)
+            } else {
+                (&rs.renorm[k0..], if last_block { rs.c_end } else { 1.0 })
+            };
+            let nb = col_block(S::LEVEL);
+            let mut n0 = 0;
+            while n0 < n {
+                let first = n0 == 0;
+                let sb = &mut sblk[n0 * l..];
+                let b = &p.b[bc0 + k0 * bcs + n0..];
+                let c = &p.c[bc0 + k0 * bcs + n0..];
+                let (xb, yb) = (&xdt[..], &mut ybuf[..]);
+                if n - n0 >= nb {
+                    match nb {
+                        16 => block::<S, 16>(s, mode, first, sb, b, c, bcs, scales, xb, yb, bl),
+                        8 => block::<S, 8>(s, mode, first, sb, b, c, bcs, scales, xb, yb, bl),
+                        _ => block::<S, 4>(s, mode, first, sb, b, c, bcs, scales, xb, yb, bl),
+                    }
+                    n0 += nb;
+                } else {
+                    block::<S, 1>(s, mode, first, sb, b, c, bcs, scales, xb, yb, bl);
+                    n0 += 1;
+                }
+            }
+            let at = x0 + k0 * xs + q0;
+            match &mut out {
+                YOut::None => {}
+                YOut::FinalAdd(o) => {
+                    for kk in 0..bl {
+                        let k = k0 + kk;
+                        cum *= st.decay[k];
+                        let e = x0 + k * xs + q0;
+                        let mut v = s.mul(s.splat(cum), s.load(&ybuf[kk * l..]));
+                        if let Some(z) = &p.z {
+                            let zv = if nq == l {
+                                s.load(&z[e..])
+                            } else {
+                                tmp[..nq].copy_from_slice(&z[e..e + nq]);
+                                s.load(&tmp)
+                            };
+                            v = s.mul(v, math::silu(s, zv));
+                        }
+                        s.store(&mut ybuf[kk * l..], v);
+                    }
+                    // SAFETY: these are this head's channels q0..q0+nq at these steps of
+                    // batch i; within one parallel pass every (batch, head, step) belongs
+                    // to exactly one task.
+                    unsafe { o.add(at, xs, nq, bl, &ybuf, l) };
+                }
+                YOut::Pre(y) => {
+                    for kk in 0..bl {
+                        let k = k0 + kk;
+                        let dst = &mut y[k * hp + q0..k * hp + q0 + nq];
+                        for (d, &v) in dst.iter_mut().zip(&ybuf[kk * l..kk * l + nq]) {
+                            *d = v * rs.yscale[k];
+                        }
+                    }
+                }
+                YOut::Final(o) => {
+                    for (qq, d) in tmp[..nq].iter_mut().enumerate() {
+                        *d = p.skip(j, q0 + qq);
+                    }
+                    let skip = s.load(&tmp);
+                    for kk in 0..bl {
+                        let k = k0 + kk;
+                        let e = x0 + k * xs + q0;
+                        let xv = if nq == l {
+                            s.load(&p.x[e..])
                         } else {
-                            tmp[..nq].copy_from_slice(&z[e..e + nq]);
+                            tmp[..nq].copy_from_slice(&p.x[e..e + nq]);
                             s.load(&tmp)
                         };
-                        v = s.mul(v, math::silu(s, zv));
+                        let y = s.mul(s.load(&ybuf[kk * l..]), s.splat(rs.yscale[k]));
+                        let mut v = s.mul_add(skip, xv, y);
+                        if let Some(z) = &p.z {
+                            let zv = if nq == l {
+                                s.load(&z[e..])
+                            } else {
+                                tmp[..nq].copy_from_slice(&z[e..e + nq]);
+                                s.load(&tmp)
+                            };
+                            v = s.mul(v, math::silu(s, zv));
+                        }
+                        s.store(&mut ybuf[kk * l..], v);
                     }
-                    s.store(&mut ybuf[k * l..], v);
+                    // SAFETY: these are this head's channels q0..q0+nq at these steps of
+                    // batch i; within one parallel pass every (batch, head, step) belongs
+                    // to exactly one task, which writes it once.
+                    unsafe { o.write(at, xs, nq, bl, &ybuf, l) };
                 }
-                // SAFETY: these are this head's channels q0..q0+nq at steps t0.. of
-                // batch i; within one parallel pass every (batch, head, step) belongs to
-                // exactly one task, which writes it once.
-                unsafe { o.write(x0 + q0, xs, nq, len, &ybuf, l) };
             }
         }
     }
@@ -779,9 +753,9 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 np,
             );
             let sst = Steps {
-                step: st.step[tb0 - t0..].to_vec(),
+                step: st.step[tb0 - t0..tb1 - t0].to_vec(),
                 dstep: Vec::new(),
-                decay: st.decay[tb0 - t0..].to_vec(),
+                decay: st.decay[tb0 - t0..tb1 - t0].to_vec(),
             };
             match dz.as_deref_mut() {
                 Some(dz) => fwd_head(
