@@ -3,9 +3,10 @@
 //! Channel-first rows are independent and contiguous in time, so each row is
 //! vectorised across time: a row is copied once into a buffer with its `W-1` earlier
 //! samples in front (the `xp` of the SPEC), and every output vector is `W` fused
-//! multiply-adds of shifted loads. Channel-last input is transposed to channel-first
-//! (and the results back) in cache-sized blocks; the convolution is memory-bound, so
-//! one layout's kernels serve both.
+//! multiply-adds of shifted loads. The channel-last forward (the layout of Mamba-2's
+//! projections) runs directly, vectorised across channels, one time step after
+//! another; the channel-last backward transposes to channel-first (and the results
+//! back) in cache-sized blocks.
 
 use std::borrow::Cow;
 
@@ -161,6 +162,146 @@ impl Kernel for Forward<'_, '_> {
     }
 }
 
+/// Time steps per task of the channel-last forward.
+const TIME_BLOCK: usize = 32;
+
+/// The channel-last forward, without transposes: for each time step, every channel at
+/// once, a vector of channels at a time (channels are contiguous in this layout).
+struct ForwardLast<'p, 'a, T> {
+    par: &'p Par,
+    dims: Conv1dDims,
+    /// (b, L, c) in f32.
+    x: &'p [f32],
+    /// Per batch, the `W-1` earlier samples as (W-1, c) rows.
+    head: &'p [f32],
+    /// The weight as (W, c).
+    wt: &'p [f32],
+    bias: Option<&'a [f32]>,
+    activation: Activation,
+    /// (b, L, c).
+    out: &'p mut [T],
+}
+
+impl<T: Element> Kernel for ForwardLast<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let d = self.dims;
+        let (l, c, w) = (d.seqlen, d.channels, d.width);
+        let (x, head, wt, bias, act) = (self.x, self.head, self.wt, self.bias, self.activation);
+        let blocks = l.div_ceil(TIME_BLOCK);
+        // One task per (batch, block of time steps).
+        let mut chunks: Vec<(usize, usize, &mut [T])> = Vec::with_capacity(d.batch * blocks);
+        for (i, batch_out) in self.out.chunks_mut(l * c).enumerate() {
+            for (bi, o) in batch_out.chunks_mut(TIME_BLOCK * c).enumerate() {
+                chunks.push((i, bi * TIME_BLOCK, o));
+            }
+        }
+        self.par.map(chunks, |(i, t0, o)| {
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let cv = c - c % S::LANES;
+                    let mut row = vec![0.0f32; c];
+                    // The input row at time j of batch i (j may reach back W-1 steps).
+                    let src = |j: isize| -> &[f32] {
+                        if j >= 0 {
+                            let j = j as usize;
+                            &x[(i * l + j) * c..(i * l + j + 1) * c]
+                        } else {
+                            let h = (w as isize - 1 + j) as usize;
+                            &head[(i * (w - 1) + h) * c..(i * (w - 1) + h + 1) * c]
+                        }
+                    };
+                    for (tt, orow) in o.chunks_mut(c).enumerate() {
+                        let t = (t0 + tt) as isize;
+                        for ch in (0..cv).step_by(S::LANES) {
+                            let mut acc = match bias {
+                                Some(b) => s.load(&b[ch..]),
+                                None => s.zero(),
+                            };
+                            for k in 0..w {
+                                let xs = src(t + k as isize + 1 - w as isize);
+                                acc = s.mul_add(s.load(&wt[k * c + ch..]), s.load(&xs[ch..]), acc);
+                            }
+                            if act == Activation::Silu {
+                                acc = math::silu(s, acc);
+                            }
+                            s.store(&mut row[ch..], acc);
+                        }
+                        for ch in cv..c {
+                            let mut acc = bias.map_or(0.0, |b| b[ch]);
+                            for k in 0..w {
+                                let xs = src(t + k as isize + 1 - w as isize);
+                                acc = wt[k * c + ch].mul_add(xs[ch], acc);
+                            }
+                            if act == Activation::Silu {
+                                acc /= 1.0 + (-acc).exp();
+                            }
+                            row[ch] = acc;
+                        }
+                        crate::convert::store(&row, orow);
+                    }
+                },
+            )
+        });
+    }
+}
+
+/// The channel-last forward (see [`ForwardLast`]).
+fn forward_channel_last<T: Element>(
+    be: &CpuSimd,
+    args: &CausalConv1dArgs<'_, T>,
+    dims: Conv1dDims,
+    out: &mut [T],
+    final_states: Option<&mut [f32]>,
+) {
+    let (b, l, c, w) = (dims.batch, dims.seqlen, dims.channels, dims.width);
+    let x = to_f32(args.x.data);
+    let mut wt = vec![0.0f32; w * c];
+    for ch in 0..c {
+        for k in 0..w {
+            wt[k * c + ch] = args.weight.data[ch * w + k];
+        }
+    }
+    // The samples before the first, as (b, W-1, c): transposed initial states or zeros.
+    let mut head = vec![0.0f32; b * (w - 1) * c];
+    if let Some(init) = args.initial_states {
+        for i in 0..b {
+            for ch in 0..c {
+                for k in 0..w - 1 {
+                    head[(i * (w - 1) + k) * c + ch] = init.data[(i * c + ch) * (w - 1) + k];
+                }
+            }
+        }
+    }
+    be.isa.dispatch(ForwardLast {
+        par: &be.par,
+        dims,
+        x: &x,
+        head: &head,
+        wt: &wt,
+        bias: args.bias.map(|t| t.data),
+        activation: args.activation,
+        out,
+    });
+    if let Some(fs) = final_states {
+        // The last W-1 columns of xp: x's last samples, reaching into the head when L < W-1.
+        for i in 0..b {
+            for ch in 0..c {
+                for k in 0..w - 1 {
+                    let j = l as isize - (w as isize - 1) + k as isize;
+                    fs[(i * c + ch) * (w - 1) + k] = if j >= 0 {
+                        x[(i * l + j as usize) * c + ch]
+                    } else {
+                        head[(i * (w - 1) + (w as isize - 1 + j) as usize) * c + ch]
+                    };
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn forward<T: Element>(
     be: &CpuSimd,
     args: &CausalConv1dArgs<'_, T>,
@@ -168,6 +309,10 @@ pub(crate) fn forward<T: Element>(
     final_states: Option<&mut [f32]>,
 ) -> Result<()> {
     let dims = args.validate_forward(out.len(), final_states.as_deref().map(<[f32]>::len))?;
+    if dims.layout == ConvLayout::ChannelLast {
+        forward_channel_last(be, args, dims, out, final_states);
+        return Ok(());
+    }
     let p = Problem::new(&be.par, args, dims);
     let mut y = vec![0.0f32; out.len()];
     let mut last = vec![0.0f32; dims.batch * dims.channels * (dims.width - 1)];
