@@ -142,7 +142,7 @@ impl Rng {
 
     /// A random divisor of `n` (`n >= 1`).
     pub fn divisor(&mut self, n: usize) -> usize {
-        let divisors: Vec<usize> = (1..=n).filter(|k| n % k == 0).collect();
+        let divisors: Vec<usize> = (1..=n).filter(|k| n.is_multiple_of(*k)).collect();
         self.pick(&divisors)
     }
 }

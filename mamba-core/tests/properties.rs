@@ -70,7 +70,7 @@ fn split_of(l: usize, idx: &Index) -> usize {
 // ---------------------------------------------------------------------------------
 
 fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|k| n % k == 0).collect()
+    (1..=n).filter(|k| n.is_multiple_of(*k)).collect()
 }
 
 fn bc_kind(dim: usize) -> impl Strategy<Value = BcKind> {

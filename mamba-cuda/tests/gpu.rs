@@ -46,7 +46,7 @@ impl Rng {
         (0..n).map(|_| self.range(lo, hi) as f32).collect()
     }
     fn divisor(&mut self, n: usize) -> usize {
-        let ds: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+        let ds: Vec<usize> = (1..=n).filter(|d| n.is_multiple_of(*d)).collect();
         ds[self.int(0, ds.len() - 1)]
     }
 }

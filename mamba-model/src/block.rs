@@ -589,23 +589,23 @@ impl Mamba2Block {
         // Mamba-2's per-head A, dt, dt_bias and D, repeated over p.
         let dt: Vec<T> = dt_head
             .iter()
-            .flat_map(|&v| std::iter::repeat(T::from_f32(v)).take(p))
+            .flat_map(|&v| std::iter::repeat_n(T::from_f32(v), p))
             .collect();
         let a_full: Vec<f32> = self
             .a
             .iter()
-            .flat_map(|&v| std::iter::repeat(v).take(p * n))
+            .flat_map(|&v| std::iter::repeat_n(v, p * n))
             .collect();
         let dtb: Vec<f32> = w
             .dt_bias
             .iter()
-            .flat_map(|&v| std::iter::repeat(v).take(p))
+            .flat_map(|&v| std::iter::repeat_n(v, p))
             .collect();
         let d_full: Vec<f32> = if cfg.d_has_hdim {
             w.d.clone()
         } else {
             w.d.iter()
-                .flat_map(|&v| std::iter::repeat(v).take(p))
+                .flat_map(|&v| std::iter::repeat_n(v, p))
                 .collect()
         };
         let mut y = vec![T::default(); batch * di];

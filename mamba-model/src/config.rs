@@ -121,14 +121,14 @@ impl Mamba2Config {
                 return Err(ModelError::Config(format!("{name} must be at least 1")));
             }
         }
-        if self.d_inner() % self.headdim != 0 {
+        if !self.d_inner().is_multiple_of(self.headdim) {
             return Err(ModelError::Config(format!(
                 "d_inner = expand * d_model = {} is not divisible by headdim = {}",
                 self.d_inner(),
                 self.headdim
             )));
         }
-        if self.nheads() % self.ngroups != 0 {
+        if !self.nheads().is_multiple_of(self.ngroups) {
             return Err(ModelError::Config(format!(
                 "heads = {} is not divisible by ngroups = {}",
                 self.nheads(),

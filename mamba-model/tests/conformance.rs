@@ -17,7 +17,11 @@ fn run_all(name: &str, backend: &dyn Backend, rounds: usize) {
     let f16r = conformance::<f16, _>(backend, 13, rounds, Tolerance::F16)
         .unwrap_or_else(|e| panic!("{name} f16: {e}"));
     for (dt, r) in [("f32", &f32r), ("bf16", &bf16r), ("f16", &f16r)] {
-        eprintln!("{name} {dt}: {} checks passed, {} unsupported", r.reports.len(), r.unsupported.len());
+        eprintln!(
+            "{name} {dt}: {} checks passed, {} unsupported",
+            r.reports.len(),
+            r.unsupported.len()
+        );
         assert!(!r.reports.is_empty());
         assert!(r.unsupported.is_empty(), "{name} {dt}: {:?}", r.unsupported);
     }

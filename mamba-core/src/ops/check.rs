@@ -127,7 +127,7 @@ pub(crate) fn divisible(
     by_what: &'static str,
     by: usize,
 ) -> Result<()> {
-    if by == 0 || value % by != 0 {
+    if by == 0 || !value.is_multiple_of(by) {
         return Err(Error::NotDivisible {
             op,
             what,
