@@ -15,7 +15,8 @@ use std::process::ExitCode;
 fn usage() -> &'static str {
     "usage: cargo xtask <bench|golden|cuda|test> [options]\n\
      \n\
-     bench  [--quick] [--backend NAME]... [--no-reference] [--dtype T]   run the benchmark, write target/bench/\n\
+     bench  [--quick] [--backend NAME]... [--no-reference] [--dtype T] [--out DIR]\n\
+     \x20      run the benchmark; writes bench.json, bench.md, bench.svg (default DIR target/bench)\n\
      golden [--backend reference|cpu-simd|cuda] [--dir DIR] [--dtype f32|bf16|f16] [--forward-only]\n\
      cuda   build                              install nvcc 13.0 (PyPI) and build the plugin\n\
      test   [--no-cuda] [-- ARGS]              build the plugin, then cargo test --workspace"
@@ -27,6 +28,10 @@ fn main() -> ExitCode {
         eprintln!("{}", usage());
         return ExitCode::from(2);
     };
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
     let result = match cmd.as_str() {
         "-h" | "--help" | "help" => {
             println!("{}", usage());
