@@ -252,7 +252,7 @@ __device__ void scan1_fwd(const Scan1Params& p) {
                 hin[s] = n < N ? __ldcg(p.chunk_incl + (srow * K + j0) * N + n) : 0.f;
             }
             // The aggregates of j0+1 .. kc-1, LB chunks' loads in flight at a time.
-            constexpr int LB = S >= 8 ? 2 : (S >= 4 ? 4 : 8);
+            constexpr int LB = (S >= 8 || LITE) ? 2 : (S >= 4 ? 4 : 8);  // no spills
             for (int j = j0 + 1; j < kc; j += LB) {
                 float dsum[LB], loc[LB][S];
 #pragma unroll

@@ -273,10 +273,11 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
     let grid = ((nseg * blocks_per_seg) as u32, b as u32, nchunks as u32);
     // A split run goes in one launch (MODE 2: chained chunks with a decoupled look-back,
-    // scan1.cu) when all its blocks are resident at once, else in three launches
-    // (chunk-local states, state passing, outputs): with more blocks than fit, the
-    // chained blocks wait on one another wave after wave, and the three launches measured
-    // faster on the H200 (NOTES.md, v10). MAMBA_CUDA_SCAN1_FUSED=1 / 0 forces either.
+    // scan1.cu) when its blocks fill at most two waves of resident blocks, else in three
+    // launches (chunk-local states, state passing, outputs): with more waves the chained
+    // blocks wait on one another wave after wave, and the three launches measured faster
+    // on the H200 (NOTES.md, v10: the one launch ahead at 0.7 and 1.3 waves, level or
+    // behind at 2.4). MAMBA_CUDA_SCAN1_FUSED=1 / 0 forces either.
     let fused = nchunks > 1
         && match std::env::var("MAMBA_CUDA_SCAN1_FUSED").ok().as_deref() {
             Some("1") => true,
@@ -284,7 +285,7 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
             _ => {
                 let ff = g.func(&format!("scan1_fused_{sfx}_s{s}"))?;
                 let resident = g.blocks_per_sm(ff, threads, smem_bytes + 16)? as usize * sms;
-                grid.0 as usize * grid.1 as usize * nchunks <= resident
+                grid.0 as usize * grid.1 as usize * nchunks <= 2 * resident
             }
         };
     // The lighter variant (less unrolling, three blocks per SM) exists for S = 2 and 4; it
