@@ -355,6 +355,19 @@ fn main() {
         copy_gbs: 4300.0,
     };
     let r = (|| -> Result<(), Error> {
+        // MAMBA_BENCH_SCAN1="b,d,N,L;b,d,N,L": only these f32 Mamba-1 shapes.
+        if let Ok(shapes) = std::env::var("MAMBA_BENCH_SCAN1") {
+            for sh in shapes.split(';') {
+                let v: Vec<usize> = sh
+                    .split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect();
+                if let [b, d, n, l] = v[..] {
+                    bench.scan1::<f32>(b, d, n, l, None, None, "")?;
+                }
+            }
+            return Ok(());
+        }
         if bench.only.is_none() {
             bench.copy_bandwidth()?;
         }

@@ -46,6 +46,46 @@ __device__ __forceinline__ float step_size(float raw, int softplus, int has_limi
 
 #define LOG2E_F 1.4426950408889634f
 
+// ---- Chained scans in one launch (the fused time split) ----
+//
+// Blocks take a ticket (atomicAdd on flags[0]) and derive their time chunk from it, so a
+// block only ever waits on blocks that took an earlier ticket, which are running or done:
+// no deadlock whatever the scheduling order. Chunk k publishes its local aggregate
+// (flag 1), then, once it knows its incoming state, its inclusive state (flag 2). Chunk
+// k looks back over k-1, k-2, ... until a flag 2, folding the aggregates on the way
+// (decoupled look-back). Chunk 0 publishes only an inclusive state.
+#ifndef MAMBA_EMU
+__device__ __forceinline__ unsigned ld_acquire_u32(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void st_release_u32(unsigned* p, unsigned v) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+#endif
+
+// One warp (all 32 lanes): waits until chunk `kc` of block row `r` can start its fold,
+// and returns the chunk j0 < kc whose outgoing state it starts from (it then folds the
+// local states of j0+1 .. kc-1). Lane l watches chunk kc-1-l, so the 32 nearest flags are
+// read at once: done when some chunk has its outgoing state out and every chunk between
+// it and kc has its local state out. Chunk kc-1 ends with its outgoing state out, so the
+// wait ends. Flag of (chunk j, row r) is flags[1 + j * nrows + r]: fb once the chunk's
+// local state is out, fb + 1 once its outgoing state is; any other value is stale.
+__device__ __forceinline__ int lookback_warp(const unsigned* flags, int kc, int nrows, int r, unsigned fb, int lane) {
+    const int j = kc - 1 - lane;
+    for (;;) {
+        const unsigned f = j >= 0 ? ld_acquire_u32(flags + 1 + (size_t)j * nrows + r) : 0u;
+        const unsigned incl = __ballot_sync(0xffffffffu, j >= 0 && f == fb + 1u);
+        const unsigned ready = __ballot_sync(0xffffffffu, j >= 0 && (f == fb || f == fb + 1u));
+        if (incl) {
+            const int i = __ffs(incl) - 1;  // the nearest chunk with its outgoing state
+            const unsigned below = (1u << i) - 1u;
+            if ((ready & below) == below) return kc - 1 - i;
+        }
+    }
+}
+
 // ---- Parameter blocks (pointers first, then 64-bit strides, then 32-bit scalars) ----
 
 struct Scan1Params {
@@ -62,6 +102,8 @@ struct Scan1Params {
     float* hlast;
     float* chunk_states;  // (b, d, K, N)
     float* chunk_dtsum;   // (b, d, K)
+    float* chunk_incl;    // (b, d, K, N): fused launch, each chunk's outgoing state
+    unsigned* flags;      // fused launch: [0] block ticket, then one flag per (chunk, block row)
     int batch, dim, seqlen, dstate;
     int b_groups, c_groups;  // 0: time-invariant (d, N)
     int softplus;
@@ -71,6 +113,10 @@ struct Scan1Params {
     int blocks_per_seg;
     int async_copy;  // rows are 4-byte aligned: stage tiles with cp.async
     int nchunks, chunk_len;  // time split
+    // Fused launch: this call's flag values are flag_base (a chunk's local state is out)
+    // and flag_base + 1 (its outgoing state is out); older values are stale (kept scratch).
+    unsigned flag_base;
+    int reserved;
 };
 
 struct SsdParams {

@@ -346,8 +346,28 @@ fn selective_scan_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
     }
-    // Every states-per-thread variant, whole and split in time chunks, and the lighter
-    // variant of S = 2 and 4.
+    // The seed shapes, split in time (chunks of one and two tiles), in one launch (the
+    // default at L = 100) and in three, with and without an initial state.
+    for fused in ["1", "0"] {
+        std::env::set_var("MAMBA_CUDA_SCAN1_FUSED", fused);
+        for (l, init) in [(100, true), (400, true), (800, false), (333, false)] {
+            let c = ScanCfg {
+                init,
+                ..all(2, 384, l, 64, Bc::Varying, Bc::Varying)
+            };
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+        scan_check::<f16>(
+            be,
+            &mut rng,
+            &all(2, 384, 800, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+    }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_FUSED");
+    // Every states-per-thread variant, whole and split in time chunks (one fused launch
+    // or three launches; chunks of two tiles and of one), and the lighter variant of
+    // S = 2 and 4.
     for s in ["1", "2", "4", "8", "16", "2-lite", "4-lite"] {
         let (s, lite) = s.split_once('-').unwrap_or((s, ""));
         std::env::set_var(
@@ -355,14 +375,19 @@ fn selective_scan_matches_the_oracle() {
             if lite.is_empty() { "0" } else { "1" },
         );
         std::env::set_var("MAMBA_CUDA_SCAN1_S", s);
-        for chunks in ["1", "3"] {
+        for (chunks, fused) in [("1", "1"), ("3", "0"), ("3", "1"), ("7", "0"), ("7", "1")] {
             std::env::set_var("MAMBA_CUDA_SCAN1_CHUNKS", chunks);
+            std::env::set_var("MAMBA_CUDA_SCAN1_FUSED", fused);
             let c = all(2, 10, 170, 37, Bc::Varying, Bc::Grouped(5));
             scan_check::<f32>(be, &mut rng, &c, &mut t);
-            let c = all(1, 12, 130, 16, Bc::Shared, Bc::Varying);
+            let c = ScanCfg {
+                init: false,
+                ..all(1, 12, 130, 16, Bc::Shared, Bc::Varying)
+            };
             scan_check::<bf16>(be, &mut rng, &c, &mut t);
         }
     }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_FUSED");
     std::env::remove_var("MAMBA_CUDA_SCAN1_CHUNKS");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LITE");
     std::env::remove_var("MAMBA_CUDA_SCAN1_S");
@@ -1137,19 +1162,8 @@ fn device_errors_come_back_typed() {
     // SAFETY: the descriptor's pointers are a live buffer of 64 floats.
     let err = unsafe { be.causal_conv1d_device(&desc, &stream) }.unwrap_err();
     assert!(err.to_string().contains("weight"), "{err}");
-    // Unsupported storage for the plugin and backward ops: Unsupported naming them.
-    let err = Kernels::<f32>::selective_scan_backward(be, &dummy_scan_args(), &[0.0; 2], None)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Unsupported {
-                backend: "cuda",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    // The backward ops run on host slices too (through device copies).
+    Kernels::<f32>::selective_scan_backward(be, &dummy_scan_args(), &[0.0; 2], None).unwrap();
     drop(buf);
 }
 

@@ -61,6 +61,22 @@ pub(crate) struct Gpu {
     max_smem_optin: i32,
     pub(crate) gemm: gemm::Gemm,
     info: DeviceInfoC,
+    /// Scratch of the chained (one-launch) scans, kept per stream across calls.
+    chain: Mutex<HashMap<u64, ChainScratch>>,
+    /// Resident blocks per SM by (kernel, threads, dynamic shared memory).
+    occupancy: Mutex<HashMap<(usize, u32, usize), u32>>,
+}
+
+/// A stream's kept scratch for the chained scans: flags (zeroed once when allocated; each
+/// call uses two fresh flag values, so no call has to clear them) and data.
+#[derive(Default)]
+pub(crate) struct ChainScratch {
+    flags: u64,
+    flags_words: usize,
+    data: u64,
+    data_bytes: usize,
+    /// The next call's first flag value (odd; 0 in the buffer means never written).
+    next_base: u32,
 }
 
 static GPU: OnceLock<Result<Gpu, PErr>> = OnceLock::new();
@@ -194,6 +210,8 @@ fn create(ordinal: i32) -> PResult<Gpu> {
         max_smem_optin: optin,
         gemm,
         info,
+        chain: Mutex::new(HashMap::new()),
+        occupancy: Mutex::new(HashMap::new()),
     })
 }
 
@@ -323,6 +341,108 @@ impl Gpu {
         Ok(p)
     }
 
+    /// How many blocks of `f` (`threads` each, `smem` bytes of dynamic shared memory) an
+    /// SM holds at once; asked of the driver once per shape.
+    pub(crate) fn blocks_per_sm(&self, f: Func, threads: u32, smem: usize) -> PResult<u32> {
+        let key = (f.0 as usize, threads, smem);
+        let mut occ = self.occupancy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = occ.get(&key) {
+            return Ok(n);
+        }
+        let mut n = 0i32;
+        // SAFETY: `f` is a live kernel; the driver writes one count into a local.
+        let r = unsafe {
+            cu::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut n, f.0, threads as i32, smem)
+        };
+        check(r, "cuOccupancyMaxActiveBlocksPerMultiprocessor")?;
+        let n = n.max(0) as u32;
+        occ.insert(key, n);
+        Ok(n)
+    }
+
+    /// Runs `launch(flags, data, flag_base)` with scratch for a chained scan on `stream`:
+    /// `flags` holds `flags_words` words whose first (the block ticket) is 0 and whose
+    /// others never equal `flag_base` or `flag_base + 1`; `data` holds `data_bytes`. The
+    /// scratch is kept per stream (calls on one stream are ordered, so they can share it)
+    /// and the lock is held across the launch, so launches take flag values in stream
+    /// order. The per-thread default stream (2) and large scratch get fresh memory.
+    pub(crate) fn with_chain_scratch(
+        &self,
+        flags_words: usize,
+        data_bytes: usize,
+        stream: u64,
+        launch: impl FnOnce(u64, u64, u32) -> PResult<()>,
+    ) -> PResult<()> {
+        const PER_THREAD_STREAM: u64 = 2;
+        let fresh = stream == PER_THREAD_STREAM
+            || data_bytes > 64 << 20
+            || matches!(
+                std::env::var("MAMBA_CUDA_CHAIN_SCRATCH").ok().as_deref(),
+                Some("fresh")
+            );
+        let flags_bytes = (flags_words * 4).div_ceil(256) * 256;
+        if fresh {
+            let p = self.alloc_async(flags_bytes + data_bytes, stream)?;
+            let r = self
+                .memset_u32(p, 0, flags_words, stream)
+                .and_then(|_| launch(p, p + flags_bytes as u64, 1));
+            let fr = self.free_async(p, stream);
+            return r.and(fr);
+        }
+        let mut map = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+        let sc = map.entry(stream).or_default();
+        if sc.flags_words < flags_words || sc.next_base > u32::MAX - 4 {
+            if sc.flags != 0 {
+                self.free_async(sc.flags, stream)?;
+                sc.flags = 0;
+                sc.flags_words = 0;
+            }
+            let words = flags_words.max(4096);
+            sc.flags = self.alloc_async(words * 4, stream)?;
+            sc.flags_words = words;
+            self.memset_u32(sc.flags, 0, words, stream)?;
+            sc.next_base = 1;
+        }
+        if sc.data_bytes < data_bytes {
+            if sc.data != 0 {
+                self.free_async(sc.data, stream)?;
+                sc.data = 0;
+                sc.data_bytes = 0;
+            }
+            let bytes = data_bytes.max(1 << 20);
+            sc.data = self.alloc_async(bytes, stream)?;
+            sc.data_bytes = bytes;
+        }
+        let base = sc.next_base;
+        sc.next_base += 2;
+        launch(sc.flags, sc.data, base)
+    }
+
+    /// Gives back the kept scratch of `stream` (before the stream goes).
+    pub(crate) fn drop_chain_scratch(&self, stream: u64) -> PResult<()> {
+        let sc = self
+            .chain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&stream);
+        if let Some(sc) = sc {
+            for p in [sc.flags, sc.data] {
+                if p != 0 {
+                    self.free_async(p, stream)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `count` 32-bit words at `p` (device memory) with `value`, on `stream`.
+    pub(crate) fn memset_u32(&self, p: u64, value: u32, count: usize, stream: u64) -> PResult<()> {
+        // SAFETY: `p` is device scratch of at least `count` words, owned by the caller and
+        // used in stream order.
+        let r = unsafe { cu::cuMemsetD32Async(p, value, count, stream as cu::CUstream) };
+        check(r, "cuMemsetD32Async")
+    }
+
     pub(crate) fn free_async(&self, p: u64, stream: u64) -> PResult<()> {
         // SAFETY: `p` came from alloc_async and every use of it is ordered before this
         // on `stream`.
@@ -349,10 +469,11 @@ pub(crate) fn stream_create() -> PResult<u64> {
 }
 
 pub(crate) fn stream_destroy(stream: u64) -> PResult<()> {
-    gpu()?;
+    let g = gpu()?;
     if stream == 0 {
         return Err(PErr::invalid("the default stream cannot be destroyed"));
     }
+    g.drop_chain_scratch(stream)?;
     // SAFETY: the caller passes a stream from stream_create, destroyed once.
     let r = unsafe { cu::cuStreamDestroy_v2(stream as cu::CUstream) };
     check(r, "cuStreamDestroy")

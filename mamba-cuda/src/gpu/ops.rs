@@ -251,6 +251,8 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         hlast: ptr(&p.last_state),
         chunk_states: 0,
         chunk_dtsum: 0,
+        chunk_incl: 0,
+        flags: 0,
         batch: b as i32,
         dim: d as i32,
         seqlen: l as i32,
@@ -265,26 +267,67 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         async_copy: 0,
         nchunks: nchunks as i32,
         chunk_len: chunk_len as i32,
+        flag_base: 0,
+        reserved: 0,
     };
     let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
     let grid = ((nseg * blocks_per_seg) as u32, b as u32, nchunks as u32);
+    // A split run goes in one launch (MODE 2: chained chunks with a decoupled look-back,
+    // scan1.cu) when its blocks fill at most two waves of resident blocks, else in three
+    // launches (chunk-local states, state passing, outputs): with more waves the chained
+    // blocks wait on one another wave after wave, and the three launches measured faster
+    // on the H200 (NOTES.md, v10: the one launch ahead at 0.7 and 1.3 waves, level or
+    // behind at 2.4). MAMBA_CUDA_SCAN1_FUSED=1 / 0 forces either.
+    let fused = nchunks > 1
+        && match std::env::var("MAMBA_CUDA_SCAN1_FUSED").ok().as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => {
+                let ff = g.func(&format!("scan1_fused_{sfx}_s{s}"))?;
+                let resident = g.blocks_per_sm(ff, threads, smem_bytes + 16)? as usize * sms;
+                grid.0 as usize * grid.1 as usize * nchunks <= 2 * resident
+            }
+        };
     // The lighter variant (less unrolling, three blocks per SM) exists for S = 2 and 4; it
-    // measured faster on split (short, latency-bound) runs and slower on long ones.
+    // measured faster on the three-launch split (short, latency-bound) runs and slower on
+    // long ones and on the one-launch split.
     let lite = match std::env::var("MAMBA_CUDA_SCAN1_LITE").ok().as_deref() {
         Some("1") => true,
         Some("0") => false,
-        _ => nchunks > 1,
+        _ => nchunks > 1 && !fused,
     } && (s == 2 || s == 4);
     let lite = if lite { "_lite" } else { "" };
-    let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
     if nchunks == 1 {
+        let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
         return g.launch(f, grid, threads, smem_bytes, stream, &params);
     }
     let states_bytes = b * d * nchunks * n * 4;
-    let scratch = g.alloc_async(states_bytes + b * d * nchunks * 4, stream)?;
+    let dtsum_bytes = b * d * nchunks * 4;
+    if fused {
+        // Flags: the block ticket, then one per (chunk, block row). Data: local states,
+        // dt sums, outgoing states.
+        let nflags = 1 + nchunks * (grid.0 * grid.1) as usize;
+        let ff = g.func(&format!("scan1_fused_{sfx}_s{s}{lite}"))?;
+        return g.with_chain_scratch(
+            nflags,
+            2 * states_bytes + dtsum_bytes,
+            stream,
+            |flags, data, base| {
+                params.flags = flags;
+                params.chunk_states = data;
+                params.chunk_dtsum = data + states_bytes as u64;
+                params.chunk_incl = params.chunk_dtsum + dtsum_bytes as u64;
+                params.flag_base = base;
+                // Two more ints (the ticket, the look-back's answer) after the tiles.
+                g.launch(ff, grid, threads, smem_bytes + 16, stream, &params)
+            },
+        );
+    }
+    let scratch = g.alloc_async(states_bytes + dtsum_bytes, stream)?;
     params.chunk_states = scratch;
     params.chunk_dtsum = scratch + states_bytes as u64;
     let run = || -> PResult<()> {
+        let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
         let f1 = g.func(&format!("scan1_states_{sfx}_s{s}{lite}"))?;
         g.launch(f1, grid, threads, smem_bytes, stream, &params)?;
         let fc = g.func("scan1_combine")?;

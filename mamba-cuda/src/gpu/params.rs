@@ -17,6 +17,10 @@ pub(crate) struct Scan1Params {
     pub hlast: u64,
     pub chunk_states: u64,
     pub chunk_dtsum: u64,
+    /// Fused time split: each chunk's outgoing state (b, d, K, N).
+    pub chunk_incl: u64,
+    /// Fused time split: [0] block ticket, then one flag per (chunk, block row).
+    pub flags: u64,
     pub batch: i32,
     pub dim: i32,
     pub seqlen: i32,
@@ -31,6 +35,9 @@ pub(crate) struct Scan1Params {
     pub async_copy: i32,
     pub nchunks: i32,
     pub chunk_len: i32,
+    /// Fused time split: this call's flag values (flag_base, flag_base + 1).
+    pub flag_base: u32,
+    pub reserved: i32,
 }
 
 #[repr(C)]
@@ -259,7 +266,7 @@ pub(crate) struct BwdCastParams {
 
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
-const _: () = assert!(std::mem::size_of::<Scan1Params>() == 13 * 8 + 14 * 4);
+const _: () = assert!(std::mem::size_of::<Scan1Params>() == 15 * 8 + 16 * 4);
 const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4);
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
