@@ -8,6 +8,7 @@
 //
 // Exit status 0 when every gradient is within 1e-4 relative L2 of the f64 reference.
 #include <algorithm>
+#include <cstdint>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #define __global__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __maxnreg__(...)
 #define __grid_constant__
 #define __shared__ static
 #define __align__(n)
@@ -59,6 +61,21 @@ inline float atomicAdd(float* a, float v) {
     const float old = *a;
     *a = old + v;
     return old;
+}
+struct float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline void atomicAdd(float4* a, float4 v) {
+    if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
+        std::fprintf(stderr, "misaligned float4 atomic\n");
+        std::abort();
+    }
+    std::lock_guard<std::mutex> g(g_atomic);
+    a->x += v.x;
+    a->y += v.y;
+    a->z += v.z;
+    a->w += v.w;
 }
 inline float __expf(float v) { return std::exp(v); }
 inline float __fdividef(float a, float b) { return a / b; }
@@ -101,11 +118,11 @@ static Shape scan_shape(int l, int n, int seg, int ctiles = 0) {
     const int np = 32 * s;
     const int r = std::max(1, (n + BT - 1) / BT);
     const int nseg = ((ctiles ? ctiles : (l + BT - 1) / BT) + r - 1) / r;
-    const size_t block = 4 * BT * (np + 1) + BT;
-    const size_t per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    const size_t block = 2 * BT * (np + 1) + BT;
+    const size_t per_warp = BT * (np + 1) + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
     auto fits = [&](size_t budget) { return (budget / 4 > block ? budget / 4 - block : 0) / per_warp; };
-    int w = (int)std::min<size_t>({fits(110 * 1024), 8, (size_t)seg});
-    if (w < 2) w = (int)std::min<size_t>({fits(227 * 1024), 8, (size_t)seg});
+    // As bwd.rs for few rows (every case here): the most rows that fit one block per SM.
+    int w = (int)std::min<size_t>({fits(227 * 1024), 8, (size_t)seg});
     return {s, w, r, nseg, 4 * (block + w * per_warp)};
 }
 

@@ -17,8 +17,8 @@
 //            the tile's states into shared memory (and the outputs before the gate, for
 //            dz), and sweep the tile backwards carrying the adjoint g of the state.
 // Per-step sums over N (d step, du, y) go through a [BT][33] buffer that lane t sums
-// after the tile. Sums over rows (dB, dC per step: shared-memory atomics, then one
-// global atomic per element and block; SSD d dt per head) and over batch and time
+// after the tile. Sums over rows (dB, dC per step: a block pass over the rows' tile
+// arrays, then one global atomic per element and block; SSD d dt per head) and over batch and time
 // (dA, dD, d bias, time-invariant dB/dC) are atomic adds into zeroed f32 buffers.
 #include "common.cuh"
 
@@ -94,14 +94,14 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
     // (The local pass has only B, C, the reset flags and the row arrays.)
     float* sB = smem;
     float* sC = sB + BT * NPAD;
-    float* sdB = sC + BT * NPAD;
-    float* sdC = sdB + (LOCAL ? 0 : BT * NPAD);
-    float* s_reset = sdC + (LOCAL ? 0 : BT * NPAD);
+    float* s_reset = sC + BT * NPAD;
     float* wbase = s_reset + BT;
-    const int warp_arrays = LOCAL ? 0 : BT * NP + R * NP + 2 * BT * TP;
+    const int warp_arrays = LOCAL ? 0 : BT * NPAD + R * NP + 2 * BT * TP;
     const int per_warp = warp_arrays + RV_COUNT * BT;
-    float* hs = wbase + warp * per_warp;  // [BT][NP] states of the tile
-    float* tb = hs + BT * NP;             // [R][NP] states at tile starts
+    // [BT][NPAD] states of the tile; during the backward sweep, step t's slot takes
+    // the row's dB contribution once the state is used (summed over rows afterwards).
+    float* hs = wbase + warp * per_warp;
+    float* tb = hs + BT * NPAD;           // [R][NP] states at tile starts
     float* pa = tb + R * NP;              // [BT][TP] per-lane partials
     float* pb = pa + BT * TP;
     auto rowv = [&](int w, int k) { return wbase + w * per_warp + warp_arrays + k * BT; };
@@ -122,13 +122,6 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
         return SSD ? (((long long)i * L + t) * groups + grp) * N + n
                    : (((long long)i * groups + grp) * N + n) * (long long)L + t;
     };
-
-    if (!LOCAL) {
-        for (int e = tid; e < BT * NPAD; e += nthreads) {
-            sdB[e] = 0.f;
-            sdC[e] = 0.f;
-        }
-    }
 
     // Loads UN elements per thread into registers before storing any (independent
     // loads in flight together; one at a time the tile took ~16 global latencies).
@@ -250,6 +243,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                 rv[RV_DY * BT + t] = dy;
             }
             __syncwarp();
+#pragma unroll 4
             for (int t = 0; t < tn; ++t) {
                 const float step = rv[RV_STEP * BT + t];
                 const float du = step * rv[RV_U * BT + t];
@@ -282,6 +276,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
 
     // One step of the recurrence over a staged tile (forward).
     auto advance = [&](int tn) {
+#pragma unroll 4
         for (int t = 0; t < tn; ++t) {
             const float step = rv[RV_STEP * BT + t];
             const float du = step * rv[RV_U * BT + t];
@@ -291,6 +286,50 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                 const float bv = b_var ? sB[t * NPAD + lane + 32 * s] : bsh[s];
                 const float hp = reset ? 0.f : h[s];
                 h[s] = fmaf(bwd_exp2(step * a2[s]), hp, du * bv);
+            }
+        }
+    };
+
+    // Sums over the block's rows of their [BT][NPAD] arrays `hs` (times the row's dy of the
+    // step when `with_dy`) into the f32 gradient `dst` in B's/C's layout, one global atomic
+    // per element and block (no shared-memory atomics: several warps adding to one address
+    // at once serialise). Four elements contiguous in `dst` (steps for Mamba-1, states for
+    // SSD) go in one vector atomic when they are 16-byte aligned: every block of a B/C
+    // group adds into the same elements, and the L2 takes a vector atomic as one.
+    const bool vec4 = SSD ? (N % 4 == 0) : (L % 4 == 0);
+    auto rows_sum = [&](bool with_dy, float* dst, int groups, int grp, int t0, int tn) {
+        if (vec4) {
+            for (int e = tid; e < BT * NP / 4; e += nthreads) {
+                int n, t, dn, dt;
+                if (SSD) { n = (e % (NP / 4)) * 4; t = e / (NP / 4); dn = 1; dt = 0; }
+                else { t = (e % (BT / 4)) * 4; n = e / (BT / 4); dn = 0; dt = 1; }
+                if (n < N && t < tn) {
+                    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+                    for (int w = 0; w < rn; ++w) {
+                        const float* hw = wbase + w * per_warp;
+                        const float* dyw = rowv(w, RV_DY);
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) {
+                            const float v = hw[(t + j * dt) * NPAD + n + j * dn];
+                            acc[j] = with_dy ? fmaf(dyw[t + j * dt], v, acc[j]) : acc[j] + v;
+                        }
+                    }
+                    atomicAdd(reinterpret_cast<float4*>(dst + bcidx(groups, grp, n, t0 + t)),
+                              make_float4(acc[0], acc[1], acc[2], acc[3]));
+                }
+            }
+            return;
+        }
+        for (int e = tid; e < BT * NP; e += nthreads) {
+            int n, t;
+            if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+            if (n < N && t < tn) {
+                float acc = 0.f;
+                for (int w = 0; w < rn; ++w) {
+                    const float v = wbase[w * per_warp + t * NPAD + n];
+                    acc = with_dy ? fmaf(rowv(w, RV_DY)[t], v, acc) : acc + v;
+                }
+                atomicAdd(dst + bcidx(groups, grp, n, t0 + t), acc);
             }
         }
     };
@@ -343,7 +382,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                         const float cv = c_var ? sC[t * NPAD + n] : csh[s];
                         const float hp = reset ? 0.f : h[s];
                         h[s] = fmaf(bwd_exp2(step * a2[s]), hp, du * bv);
-                        hs[t * NP + n] = h[s];
+                        hs[t * NPAD + n] = h[s];
                         y = fmaf(cv, h[s], y);
                     }
                     pa[t * TP + lane] = y;
@@ -367,7 +406,12 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                     rv[RV_DY * BT + t] = dy;
                     dD_acc = fmaf(dy, uv, dD_acc);
                 }
-                __syncwarp();
+            }
+            __syncthreads();
+            // dC per step: the sum over the block's rows of dy h (one atomic per element).
+            if (c_var) rows_sum(true, p.dC, p.c_groups, cgrp, t0, tn);
+            __syncthreads();
+            if (active) {
                 // The backward sweep over the tile.
                 const float* tstart = tb + (k - kb) * NP;
                 for (int t = tn - 1; t >= 0; --t) {
@@ -381,22 +425,18 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                         const int n = lane + 32 * s;
                         const float bv = b_var ? sB[t * NPAD + n] : bsh[s];
                         const float cv = c_var ? sC[t * NPAD + n] : csh[s];
-                        const float hcur = hs[t * NP + n];
-                        const float hprev = reset ? 0.f : (t > 0 ? hs[(t - 1) * NP + n] : tstart[n]);
+                        const float hcur = hs[t * NPAD + n];
+                        const float hprev = reset ? 0.f : (t > 0 ? hs[(t - 1) * NPAD + n] : tstart[n]);
                         const float decay = bwd_exp2(step * a2[s]);
                         g[s] = fmaf(dy, cv, g[s]);
-                        if (c_var) {
-                            if (n < N) atomicAdd(&sdC[t * NPAD + n], dy * hcur);
-                        } else {
-                            dCsh[s] = fmaf(dy, hcur, dCsh[s]);
-                        }
+                        if (!c_var) dCsh[s] = fmaf(dy, hcur, dCsh[s]);
                         const float gd = g[s] * decay;
                         ddt_p = fmaf(gd * av[s], hprev, ddt_p);
                         ddt_p = fmaf(g[s], bv * uv, ddt_p);
                         dA_acc[s] = fmaf(gd * step, hprev, dA_acc[s]);
                         const float gs = g[s] * step;
                         if (b_var) {
-                            if (n < N) atomicAdd(&sdB[t * NPAD + n], gs * uv);
+                            hs[t * NPAD + n] = gs * uv;  // the state of step t is no longer needed
                         } else {
                             dBsh[s] = fmaf(gs, uv, dBsh[s]);
                         }
@@ -422,7 +462,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                 }
             }
             __syncthreads();
-            // Write the tile's row gradients (coalesced as the loads) and flush dB/dC.
+            // Write the tile's row gradients (coalesced as the loads) and dB.
             for (int e = tid; e < W * BT; e += nthreads) {
                 int w, t;
                 if (SSD) { t = e / W; w = e % W; } else { w = e / BT; t = e % BT; }
@@ -441,18 +481,8 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
                     atomicAdd(&p.ddt_acc[((long long)i * L + tt) * H + head(rr)], sum);
                 }
             }
-            auto flush = [&](float* sd, float* dst, int groups, int grp) {
-                for (int e = tid; e < BT * NP; e += nthreads) {
-                    int n, t;
-                    if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
-                    if (n < N && t < tn) {
-                        atomicAdd(dst + bcidx(groups, grp, n, t0 + t), sd[t * NPAD + n]);
-                        sd[t * NPAD + n] = 0.f;
-                    }
-                }
-            };
-            if (b_var) flush(sdB, p.dB, p.b_groups, bgrp);
-            if (c_var) flush(sdC, p.dC, p.c_groups, cgrp);
+            // dB per step: the sum over the block's rows of the contributions the sweep left.
+            if (b_var) rows_sum(false, p.dB, p.b_groups, bgrp, t0, tn);
         }
     }
 
@@ -586,11 +616,18 @@ __device__ void bwd_cast(const BwdCastParams& p) {
         static_cast<T*>(p.dst)[idx] = cvt<T>(p.src[idx]);
 }
 
+// Register bounds of the main scan kernels per S: with __launch_bounds__(256) ptxas gave
+// the S = 2 kernel 80 registers and 96 bytes of spills; a cap of 128 leaves it none.
+#define BWD_BOUNDS_1 __launch_bounds__(256)
+#define BWD_BOUNDS_2 __maxnreg__(128)
+#define BWD_BOUNDS_4 __launch_bounds__(256)
+#define BWD_BOUNDS_8 __launch_bounds__(256)
+
 #define SCAN_BWD_INST(T, NAME, S)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(256) bwd_scan1_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {     \
+    extern "C" __global__ void BWD_BOUNDS_##S bwd_scan1_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {             \
         scan_bwd<T, S, false, false>(p);                                                                                   \
     }                                                                                                                      \
-    extern "C" __global__ void __launch_bounds__(256) bwd_ssd_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {       \
+    extern "C" __global__ void BWD_BOUNDS_##S bwd_ssd_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {               \
         scan_bwd<T, S, true, false>(p);                                                                                    \
     }                                                                                                                      \
     extern "C" __global__ void __launch_bounds__(256) bwd_scan1_loc_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) { \

@@ -47,20 +47,25 @@ const _: () = assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 *
 /// results, K - 1 of them, before it starts).
 const MAX_CHUNKS: usize = 16;
 
-/// The time chunks wanted for `warps` warps over `ntiles` tiles: split only when the
-/// grid has fewer than 8 warps per SM, up to about `SPLIT_TARGET` warps per SM.
-fn split_chunks(g: &Gpu, warps: usize, ntiles: usize) -> usize {
-    let sms = g.sm_count as usize;
+/// The shortest run (in tiles of 32 steps) that is split in time.
+const SPLIT_MIN_TILES: usize = 16;
+
+/// Whether `rows` rows (one warp each) are too few to fill the device: under 8 per SM.
+fn few_rows(g: &Gpu, rows: usize) -> bool {
+    rows < 8 * g.sm_count.max(1) as usize
+}
+
+/// The time chunks for `ntiles` tiles: the most (16) when the rows are few and the run
+/// is long, else none. Measured on the H200, Mamba-1 b2 d384 N64 (8 rows per block),
+/// fwd+bwd with 1 / 16 chunks: L100 85 / 92 us, L400 217 / 214 us, L800 397 / 378 us.
+fn split_chunks(few: bool, ntiles: usize) -> usize {
     let k = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
         Some(k) => k.max(1),
-        None if warps < 8 * sms => (SPLIT_TARGET * sms).div_ceil(warps.max(1)),
+        None if few && ntiles >= SPLIT_MIN_TILES => MAX_CHUNKS,
         None => 1,
     };
     k.min(MAX_CHUNKS).min(ntiles).max(1)
 }
-
-/// Warps per SM the time split aims at (the main kernel fits about 8 per SM at N = 64).
-const SPLIT_TARGET: usize = 24;
 
 /// The launch shape of `scan_bwd`: states per lane, rows per block, tiles per
 /// checkpoint segment, dynamic shared memory.
@@ -71,7 +76,7 @@ struct ScanShape {
     smem: usize,
 }
 
-fn scan_shape(g: &Gpu, op: &str, n: usize, seg: usize) -> PResult<ScanShape> {
+fn scan_shape(g: &Gpu, op: &str, n: usize, seg: usize, few: bool) -> PResult<ScanShape> {
     let s = match n.div_ceil(32) {
         0 | 1 => 1,
         2 => 2,
@@ -87,13 +92,19 @@ fn scan_shape(g: &Gpu, op: &str, n: usize, seg: usize) -> PResult<ScanShape> {
     // A checkpoint every R tiles with R * BT >= N: (L / (R BT)) * np <= ~L floats per row.
     let r = n.div_ceil(BT).max(1);
     // Must match the carve-up at the top of scan_bwd.
-    let block = 4 * BT * (np + 1) + BT;
-    let per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    let block = 2 * BT * (np + 1) + BT;
+    let per_warp = BT * (np + 1) + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
     let fits = |budget: usize| (budget / 4).saturating_sub(block) / per_warp;
-    // Two blocks per SM when that leaves at least two rows per block, else one.
-    let mut w = fits(110 * 1024).min(8).min(seg);
-    if w < 2 {
-        w = fits(g.max_smem()).min(8).min(seg);
+    // Many rows: two blocks per SM when that leaves at least four rows per block, else
+    // one. Few rows (split in time): the most rows per block, one block per SM; every
+    // block of a B/C group adds into the same dB/dC elements, so fewer blocks mean fewer
+    // atomics (H200, b2 d384 N64 L400: 8 rows per block 241 us, 5 rows 326 us).
+    // `MAMBA_CUDA_BWD_ROWS` asks for that many rows per block (as far as they fit).
+    let one = fits(g.max_smem()).min(8).min(seg);
+    let two = fits(110 * 1024).min(8).min(seg);
+    let mut w = if few || two < 4 { one } else { two };
+    if let Some(want) = env_usize("MAMBA_CUDA_BWD_ROWS") {
+        w = want.clamp(1, 8).min(fits(g.max_smem())).min(seg);
     }
     if w == 0 {
         return Err(PErr::unsupported(format!(
@@ -199,12 +210,13 @@ fn scan_run(
         prm.dstate as usize,
     );
     let seg = prm.seg as usize;
-    let shape = scan_shape(g, op, n, seg)?;
+    let few = few_rows(g, b * rows);
+    let shape = scan_shape(g, op, n, seg, few)?;
     let np = 32 * shape.s;
     let blocks_per_seg = seg.div_ceil(shape.w);
     let gx = (rows / seg) * blocks_per_seg;
     let ntiles = l.div_ceil(BT);
-    let want = split_chunks(g, gx * b * shape.w, ntiles);
+    let want = split_chunks(few, ntiles);
     let ctiles = ntiles.div_ceil(want);
     let k = ntiles.div_ceil(ctiles);
     let nseg = ctiles.div_ceil(shape.r);
