@@ -8,6 +8,7 @@
 //
 // Exit status 0 when every gradient is within 1e-4 relative L2 of the f64 reference.
 #include <algorithm>
+#include <cstdint>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #define __global__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __maxnreg__(...)
 #define __grid_constant__
 #define __shared__ static
 #define __align__(n)
@@ -60,6 +62,21 @@ inline float atomicAdd(float* a, float v) {
     *a = old + v;
     return old;
 }
+struct float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline void atomicAdd(float4* a, float4 v) {
+    if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
+        std::fprintf(stderr, "misaligned float4 atomic\n");
+        std::abort();
+    }
+    std::lock_guard<std::mutex> g(g_atomic);
+    a->x += v.x;
+    a->y += v.y;
+    a->z += v.z;
+    a->w += v.w;
+}
 inline float __expf(float v) { return std::exp(v); }
 inline float __fdividef(float a, float b) { return a / b; }
 using std::max;
@@ -68,9 +85,10 @@ using std::min;
 #include "../kernels/bwd.cu"
 
 template <typename P>
-void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned threads, const P& p) {
+void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned threads, const P& p, unsigned gz = 1) {
     blockDim = {threads, 1, 1};
-    gridDim = {gx, gy, 1};
+    gridDim = {gx, gy, gz};
+    for (unsigned bz = 0; bz < gz; ++bz)
     for (unsigned by = 0; by < gy; ++by)
         for (unsigned bx = 0; bx < gx; ++bx) {
             std::memset(g_smem, 0xff, sizeof(g_smem));  // NaN garbage: uninitialised reads show
@@ -81,7 +99,7 @@ void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned threads, const P& p
             for (unsigned t = 0; t < threads; ++t)
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
-                    blockIdx = {bx, by, 0};
+                    blockIdx = {bx, by, bz};
                     k(p);
                 });
             for (auto& t : ts) t.join();
@@ -94,17 +112,17 @@ struct Shape {
     int s, w, r, nseg;
     size_t smem;
 };
-static Shape scan_shape(int l, int n, int seg) {
+static Shape scan_shape(int l, int n, int seg, int ctiles = 0) {
     const int q = (n + 31) / 32;
     const int s = q <= 1 ? 1 : q == 2 ? 2 : q <= 4 ? 4 : 8;
     const int np = 32 * s;
     const int r = std::max(1, (n + BT - 1) / BT);
-    const int nseg = ((l + BT - 1) / BT + r - 1) / r;
-    const size_t block = 4 * BT * (np + 1) + BT;
-    const size_t per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    const int nseg = ((ctiles ? ctiles : (l + BT - 1) / BT) + r - 1) / r;
+    const size_t block = 2 * BT * (np + 1) + BT;
+    const size_t per_warp = BT * (np + 1) + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
     auto fits = [&](size_t budget) { return (budget / 4 > block ? budget / 4 - block : 0) / per_warp; };
-    int w = (int)std::min<size_t>({fits(110 * 1024), 8, (size_t)seg});
-    if (w < 2) w = (int)std::min<size_t>({fits(227 * 1024), 8, (size_t)seg});
+    // As bwd.rs for few rows (every case here): the most rows that fit one block per SM.
+    int w = (int)std::min<size_t>({fits(227 * 1024), 8, (size_t)seg});
     return {s, w, r, nseg, 4 * (block + w * per_warp)};
 }
 
@@ -267,19 +285,28 @@ static Grads reference(const Case& c) {
     return g;
 }
 
-static void run_case(const char* name, Case& c) {
-    std::printf("%s\n", name);
+// `want` time chunks, as src/gpu/bwd.rs cuts them (tiles per chunk, then the count).
+static void run_case(const char* name, Case& c, int want = 1) {
+    const int ntiles = (c.L + BT - 1) / BT;
+    const int ctiles = (ntiles + std::clamp(want, 1, ntiles) - 1) / std::clamp(want, 1, ntiles);
+    const int K = (ntiles + ctiles - 1) / ctiles;
+    std::printf("%s, K=%d (ctiles %d)\n", name, K, ctiles);
     const size_t io = (size_t)c.b * c.L * c.rows;
     const int seg = c.ssd ? (c.H / c.ng) * c.P
                           : std::gcd(c.bg ? c.rows / c.bg : c.rows, c.cg ? c.rows / c.cg : c.rows);
-    const Shape sh = scan_shape(c.L, c.N, seg);
+    const Shape sh = scan_shape(c.L, c.N, seg, ctiles);
     if (sh.smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
     const int np = 32 * sh.s;
     std::vector<float> du(io, NAN), ddelta(c.ssd ? 0 : io, NAN), dz(io, NAN), ddt_acc(c.ssd ? (size_t)c.b * c.L * c.H : 0, 0);
     std::vector<float> dA(c.A.size(), 0), dB(bc_len(c, c.bg), 0), dC(bc_len(c, c.cg), 0), dD(c.D.size(), 0),
         dbias(c.ssd ? c.H : c.rows, 0), dh0((size_t)c.b * c.rows * c.N, NAN);
-    std::vector<float> ckpt((size_t)c.b * c.rows * sh.nseg * np, NAN);
-    ScanBwdParams p{};
+    std::vector<float> ckpt((size_t)c.b * c.rows * K * sh.nseg * np, NAN);
+    std::vector<float> loc((size_t)c.b * c.rows * K * 3 * np, NAN);
+    ScanBwdSplit spp{};
+    spp.loc = K > 1 ? loc.data() : nullptr;
+    spp.K = K;
+    spp.ctiles = ctiles;
+    ScanBwdParams& p = spp.p;
     p.u = c.u.data();
     p.delta = c.delta.data();
     p.A = c.A.data();
@@ -324,7 +351,11 @@ static void run_case(const char* name, Case& c) {
     std::printf("   shape: S=%d W=%d R=%d nseg=%d seg=%d smem=%zu\n", sh.s, sh.w, sh.r, sh.nseg, seg, sh.smem);
     auto k = c.ssd ? (sh.s == 1 ? bwd_ssd_f32_s1 : sh.s == 2 ? bwd_ssd_f32_s2 : sh.s == 4 ? bwd_ssd_f32_s4 : bwd_ssd_f32_s8)
                    : (sh.s == 1 ? bwd_scan1_f32_s1 : sh.s == 2 ? bwd_scan1_f32_s2 : sh.s == 4 ? bwd_scan1_f32_s4 : bwd_scan1_f32_s8);
-    launch(k, (unsigned)((c.rows / seg) * p.blocks_per_seg), (unsigned)c.b, (unsigned)(sh.w * 32), p);
+    auto kl = c.ssd ? (sh.s == 1 ? bwd_ssd_loc_f32_s1 : sh.s == 2 ? bwd_ssd_loc_f32_s2 : sh.s == 4 ? bwd_ssd_loc_f32_s4 : bwd_ssd_loc_f32_s8)
+                    : (sh.s == 1 ? bwd_scan1_loc_f32_s1 : sh.s == 2 ? bwd_scan1_loc_f32_s2 : sh.s == 4 ? bwd_scan1_loc_f32_s4 : bwd_scan1_loc_f32_s8);
+    const unsigned gx = (unsigned)((c.rows / seg) * p.blocks_per_seg);
+    if (K > 1) launch(kl, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
+    launch(k, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
     const Grads e = reference(c);
     cmp("du", du, e.du);
     if (c.ssd) cmp("ddt", ddt_acc, e.ddelta);
@@ -448,51 +479,67 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
 int main() {
     {
         Case c = scan_case(2, 8, 100, 16, 1, 1, true);
-        run_case("scan1 b2 d8 L100 N16 var/var all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d8 L100 N16 var/var all", cc, want); }
     }
     {
         Case c = scan_case(1, 6, 203, 64, 3, 0, true);
-        run_case("scan1 b1 d6 L203 N64 grouped3/shared all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b1 d6 L203 N64 grouped3/shared all", cc, want); }
     }
     {
         Case c = scan_case(2, 4, 70, 100, 0, 1, false);
-        run_case("scan1 b2 d4 L70 N100 shared/var none", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d4 L70 N100 shared/var none", cc, want); }
     }
     {
         Case c = scan_case(1, 3, 100, 200, 1, 3, true);
-        run_case("scan1 b1 d3 L100 N200 var/grouped3 all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b1 d3 L100 N200 var/grouped3 all", cc, want); }
     }
     {
         Case c = scan_case(2, 12, 33, 5, 4, 2, true);
-        run_case("scan1 b2 d12 L33 N5 grouped4/grouped2 all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d12 L33 N5 grouped4/grouped2 all", cc, want); }
     }
     {
         Case c = scan_case(1, 20, 40, 8, 1, 0, true, true);
-        run_case("scan1 b1 d20 L40 N8 var/shared all big steps", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b1 d20 L40 N8 var/shared all big steps", cc, want); }
     }
     {
         Case c = scan_case(1, 2, 1, 3, 0, 0, true);
-        run_case("scan1 L1", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 L1", cc, want); }
     }
     {
         Case c = ssd_case(2, 100, 4, 8, 2, 16, true);
-        run_case("ssd b2 L100 h4 p8 g2 N16 all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("ssd b2 L100 h4 p8 g2 N16 all", cc, want); }
     }
     {
         Case c = ssd_case(1, 80, 3, 5, 1, 64, true, true);
-        run_case("ssd b1 L80 h3 p5 g1 N64 all D per channel", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("ssd b1 L80 h3 p5 g1 N64 all D per channel", cc, want); }
     }
     {
         Case c = ssd_case(2, 64, 2, 3, 2, 100, false);
-        run_case("ssd b2 L64 h2 p3 g2 N100 none", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("ssd b2 L64 h2 p3 g2 N100 none", cc, want); }
     }
     {
         Case c = ssd_case(1, 40, 2, 16, 1, 32, true);
-        run_case("ssd b1 L40 h2 p16 g1 N32 all", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("ssd b1 L40 h2 p16 g1 N32 all", cc, want); }
     }
     {
         Case c = ssd_case(1, 1, 1, 1, 1, 1, true);
-        run_case("ssd L1", c);
+        for (int want : {1, 3, 16}) { Case cc = c; run_case("ssd L1", cc, want); }
+    }
+    {
+        // Long runs cut in many chunks: L not a multiple of 32, with and without h0 / dlast.
+        Case c = scan_case(1, 3, 1001, 16, 1, 1, true);
+        for (int want : {5, 16, 32}) { Case cc = c; run_case("scan1 b1 d3 L1001 N16 all", cc, want); }
+        Case c2 = scan_case(2, 2, 517, 64, 0, 1, false);
+        c2.has_h0 = true;
+        for (int want : {4, 9}) { Case cc = c2; run_case("scan1 b2 d2 L517 N64 h0 only", cc, want); }
+        Case c3 = scan_case(1, 2, 300, 40, 1, 0, false);
+        c3.has_dlast = true; c3.softplus = true; c3.delta = uniforms((size_t)2 * 300, -3, 1);
+        for (int want : {2, 10}) { Case cc = c3; run_case("scan1 b1 d2 L300 N40 dlast only", cc, want); }
+        Case c4 = ssd_case(1, 700, 2, 4, 1, 32, true);
+        for (int want : {3, 16}) { Case cc = c4; run_case("ssd b1 L700 h2 p4 N32 all (resets)", cc, want); }
+        Case c5 = ssd_case(1, 333, 2, 3, 2, 64, true);
+        c5.has_seq = false;
+        for (int want : {4, 11}) { Case cc = c5; run_case("ssd b1 L333 h2 p3 g2 N64 no resets", cc, want); }
     }
     conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
     conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);

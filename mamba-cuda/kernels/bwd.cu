@@ -17,8 +17,8 @@
 //            the tile's states into shared memory (and the outputs before the gate, for
 //            dz), and sweep the tile backwards carrying the adjoint g of the state.
 // Per-step sums over N (d step, du, y) go through a [BT][33] buffer that lane t sums
-// after the tile. Sums over rows (dB, dC per step: shared-memory atomics, then one
-// global atomic per element and block; SSD d dt per head) and over batch and time
+// after the tile. Sums over rows (dB, dC per step: a block pass over the rows' tile
+// arrays, then one global atomic per element and block; SSD d dt per head) and over batch and time
 // (dA, dD, d bias, time-invariant dB/dC) are atomic adds into zeroed f32 buffers.
 #include "common.cuh"
 
@@ -46,11 +46,32 @@ __device__ __forceinline__ float warp_sum(float v) {
 // Row arrays per warp (each BT floats).
 enum { RV_STEP = 0, RV_DSP, RV_U, RV_Z, RV_DOUT, RV_DY, RV_DU, RV_DZ, RV_DDT, RV_COUNT };
 
-template <typename T, int S, bool SSD>
-__device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
+// The scan kernels' parameters: the common block plus the time split. With K > 1 the
+// sequence is cut into K chunks of `ctiles` tiles (blockIdx.z = chunk). The local pass
+// (LOCAL) runs each chunk from a zero state and a zero adjoint and stores, per row and
+// chunk, (h_loc, g_loc, P): the chunk's final state from zero, its adjoint at the chunk
+// start from zero (sum over its steps t of P_t dy_t C_t), and P = the product of the
+// chunk's decays (0 after a reset). The main pass of chunk c starts from
+// h_in = h_loc[c-1] + P[c-1] (h_loc[c-2] + ...) (h0 before chunk 0) and, at its end,
+// from g_in = g_loc[c+1] + P[c+1] (g_loc[c+2] + ...) (dlast after the last chunk).
+// Mirrored by ScanBwdSplitParams in src/gpu/bwd.rs.
+struct ScanBwdSplit {
+    ScanBwdParams p;
+    float* loc;  // (b, rows, K, 3, 32*S): h_loc, g_loc, P; unused when K = 1
+    int K;       // time chunks
+    int ctiles;  // tiles per chunk (the last may have fewer)
+    int pad0, pad1;
+};
+
+template <typename T, int S, bool SSD, bool LOCAL>
+__device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
     DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
     constexpr int NP = 32 * S, NPAD = NP + 1, TP = BT + 1;
     const int N = p.dstate, L = p.seqlen, W = p.W, R = p.R;
+    // This block's time chunk [T0, T1).
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.ctiles * BT, T1 = min(L, T0 + sp.ctiles * BT);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthreads = blockDim.x;
     const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
     const int r0 = seg_id * p.seg + blk * W;
@@ -70,18 +91,20 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
     const T* dout = static_cast<const T*>(p.dout);
 
     // Shared memory: block-wide B/C tiles and their gradient sums, reset flags, then per warp.
+    // (The local pass has only B, C, the reset flags and the row arrays.)
     float* sB = smem;
     float* sC = sB + BT * NPAD;
-    float* sdB = sC + BT * NPAD;
-    float* sdC = sdB + BT * NPAD;
-    float* s_reset = sdC + BT * NPAD;
+    float* s_reset = sC + BT * NPAD;
     float* wbase = s_reset + BT;
-    const int per_warp = BT * NP + R * NP + 2 * BT * TP + RV_COUNT * BT;
-    float* hs = wbase + warp * per_warp;  // [BT][NP] states of the tile
-    float* tb = hs + BT * NP;             // [R][NP] states at tile starts
+    const int warp_arrays = LOCAL ? 0 : BT * NPAD + R * NP + 2 * BT * TP;
+    const int per_warp = warp_arrays + RV_COUNT * BT;
+    // [BT][NPAD] states of the tile; during the backward sweep, step t's slot takes
+    // the row's dB contribution once the state is used (summed over rows afterwards).
+    float* hs = wbase + warp * per_warp;
+    float* tb = hs + BT * NPAD;           // [R][NP] states at tile starts
     float* pa = tb + R * NP;              // [BT][TP] per-lane partials
     float* pb = pa + BT * TP;
-    auto rowv = [&](int w, int k) { return wbase + w * per_warp + BT * NP + R * NP + 2 * BT * TP + k * BT; };
+    auto rowv = [&](int w, int k) { return wbase + w * per_warp + warp_arrays + k * BT; };
     float* rv = rowv(warp, 0);
 
     // Index helpers.
@@ -100,18 +123,26 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                    : (((long long)i * groups + grp) * N + n) * (long long)L + t;
     };
 
-    for (int e = tid; e < BT * NPAD; e += nthreads) {
-        sdB[e] = 0.f;
-        sdC[e] = 0.f;
-    }
-
+    // Loads UN elements per thread into registers before storing any (independent
+    // loads in flight together; one at a time the tile took ~16 global latencies).
     auto stage_bc = [&](float* dst, const T* src, int groups, int grp, int t0, int tn) {
-        for (int e = tid; e < BT * NP; e += nthreads) {
-            int n, t;
-            if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
-            float v = 0.f;
-            if (n < N && t < tn) v = ldf(src + bcidx(groups, grp, n, t0 + t));
-            dst[t * NPAD + n] = v;
+        constexpr int UN = 8;
+        for (int e0 = tid; e0 < BT * NP; e0 += UN * nthreads) {
+            float v[UN];
+#pragma unroll
+            for (int j = 0; j < UN; ++j) {
+                const int e = e0 + j * nthreads;
+                int n, t;
+                if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+                v[j] = (e < BT * NP && n < N && t < tn) ? ldf(src + bcidx(groups, grp, n, t0 + t)) : 0.f;
+            }
+#pragma unroll
+            for (int j = 0; j < UN; ++j) {
+                const int e = e0 + j * nthreads;
+                int n, t;
+                if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+                if (e < BT * NP) dst[t * NPAD + n] = v[j];
+            }
         }
     };
     // Stages a tile: the rows' steps (and derivatives), u, and when `full` z and dout;
@@ -174,19 +205,78 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
         bsh[s] = (ok && !b_var) ? ldf(Bp + (long long)r * N + n) : 0.f;
         csh[s] = (ok && !c_var) ? ldf(Cp + (long long)r * N + n) : 0.f;
         const long long si = ((long long)i * p.rows + r) * N + n;
-        g[s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
-        h[s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        g[s] = (!LOCAL && ok && p.dlast) ? p.dlast[si] : 0.f;
+        h[s] = (!LOCAL && ok && p.h0) ? p.h0[si] : 0.f;
+        if (!LOCAL && K > 1 && ok) {
+            // The incoming state and adjoint from the local passes of the other chunks.
+            const float* lb = sp.loc + ((long long)i * p.rows + r) * K * 3 * NP + n;
+            for (int j = 0; j < chunk; ++j) h[s] = fmaf(lb[(j * 3 + 2) * NP], h[s], lb[(j * 3) * NP]);
+            for (int j = K - 1; j > chunk; --j) g[s] = fmaf(lb[(j * 3 + 2) * NP], g[s], lb[(j * 3 + 1) * NP]);
+        }
         dA_acc[s] = 0.f;
         dBsh[s] = 0.f;
         dCsh[s] = 0.f;
     }
     float dD_acc = 0.f, dbias_acc = 0.f;
     const float Dv = (active && p.D) ? p.D[SSD ? (p.d_per_channel ? r : r / P) : r] : 0.f;
-    const int ntiles = (L + BT - 1) / BT;
-    float* ck = p.ckpt + ((long long)i * p.rows + (active ? r : r0)) * p.nseg * NP;
+    const int ntiles = (T1 - T0 + BT - 1) / BT;  // this chunk's tiles
+    const int nseg = (ntiles + R - 1) / R;       // its checkpoint segments (<= p.nseg)
+
+    if (LOCAL) {
+        // One forward sweep: h from zero, P = the running product of decays, and
+        // g = sum of P_t dy_t C_t (the adjoint at the chunk start from zero at its end).
+        float pr[S];
+#pragma unroll
+        for (int s = 0; s < S; ++s) pr[s] = 1.f;
+        for (int k = 0; k < ntiles; ++k) {
+            const int t0 = T0 + k * BT, tn = min(BT, T1 - t0);
+            stage(t0, tn, true);
+            if (!active) continue;
+            if (lane < tn) {
+                const int t = lane;
+                const float go = rv[RV_DOUT * BT + t];
+                float dy = go;
+                if (zp) {
+                    const float zv = rv[RV_Z * BT + t];
+                    dy = go * zv * sigmoid_f(zv);
+                }
+                rv[RV_DY * BT + t] = dy;
+            }
+            __syncwarp();
+#pragma unroll 4
+            for (int t = 0; t < tn; ++t) {
+                const float step = rv[RV_STEP * BT + t];
+                const float du = step * rv[RV_U * BT + t];
+                const float dy = rv[RV_DY * BT + t];
+                const bool reset = SSD && s_reset[t] != 0.f;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    const int n = lane + 32 * s;
+                    const float bv = b_var ? sB[t * NPAD + n] : bsh[s];
+                    const float cv = c_var ? sC[t * NPAD + n] : csh[s];
+                    const float decay = bwd_exp2(step * a2[s]);
+                    pr[s] = reset ? 0.f : pr[s] * decay;
+                    h[s] = fmaf(decay, reset ? 0.f : h[s], du * bv);
+                    g[s] = fmaf(pr[s], dy * cv, g[s]);
+                }
+            }
+        }
+        if (!active) return;
+        float* lb = sp.loc + (((long long)i * p.rows + r) * K + chunk) * 3 * NP + lane;
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            lb[32 * s] = h[s];
+            lb[NP + 32 * s] = g[s];
+            lb[2 * NP + 32 * s] = pr[s];
+        }
+        return;
+    }
+
+    float* ck = p.ckpt + (((long long)i * p.rows + (active ? r : r0)) * K + chunk) * p.nseg * NP;
 
     // One step of the recurrence over a staged tile (forward).
     auto advance = [&](int tn) {
+#pragma unroll 4
         for (int t = 0; t < tn; ++t) {
             const float step = rv[RV_STEP * BT + t];
             const float du = step * rv[RV_U * BT + t];
@@ -200,6 +290,50 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
         }
     };
 
+    // Sums over the block's rows of their [BT][NPAD] arrays `hs` (times the row's dy of the
+    // step when `with_dy`) into the f32 gradient `dst` in B's/C's layout, one global atomic
+    // per element and block (no shared-memory atomics: several warps adding to one address
+    // at once serialise). Four elements contiguous in `dst` (steps for Mamba-1, states for
+    // SSD) go in one vector atomic when they are 16-byte aligned: every block of a B/C
+    // group adds into the same elements, and the L2 takes a vector atomic as one.
+    const bool vec4 = SSD ? (N % 4 == 0) : (L % 4 == 0);
+    auto rows_sum = [&](bool with_dy, float* dst, int groups, int grp, int t0, int tn) {
+        if (vec4) {
+            for (int e = tid; e < BT * NP / 4; e += nthreads) {
+                int n, t, dn, dt;
+                if (SSD) { n = (e % (NP / 4)) * 4; t = e / (NP / 4); dn = 1; dt = 0; }
+                else { t = (e % (BT / 4)) * 4; n = e / (BT / 4); dn = 0; dt = 1; }
+                if (n < N && t < tn) {
+                    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+                    for (int w = 0; w < rn; ++w) {
+                        const float* hw = wbase + w * per_warp;
+                        const float* dyw = rowv(w, RV_DY);
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) {
+                            const float v = hw[(t + j * dt) * NPAD + n + j * dn];
+                            acc[j] = with_dy ? fmaf(dyw[t + j * dt], v, acc[j]) : acc[j] + v;
+                        }
+                    }
+                    atomicAdd(reinterpret_cast<float4*>(dst + bcidx(groups, grp, n, t0 + t)),
+                              make_float4(acc[0], acc[1], acc[2], acc[3]));
+                }
+            }
+            return;
+        }
+        for (int e = tid; e < BT * NP; e += nthreads) {
+            int n, t;
+            if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
+            if (n < N && t < tn) {
+                float acc = 0.f;
+                for (int w = 0; w < rn; ++w) {
+                    const float v = wbase[w * per_warp + t * NPAD + n];
+                    acc = with_dy ? fmaf(rowv(w, RV_DY)[t], v, acc) : acc + v;
+                }
+                atomicAdd(dst + bcidx(groups, grp, n, t0 + t), acc);
+            }
+        }
+    };
+
     // Phase F: states at the checkpoint segments' starts.
     for (int k = 0; k < ntiles; ++k) {
         if (k % R == 0 && active) {
@@ -207,13 +341,13 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
             for (int s = 0; s < S; ++s) ck[(k / R) * NP + lane + 32 * s] = h[s];
         }
         if (k == ntiles - 1) break;  // the state after the last tile is not needed
-        const int t0 = k * BT, tn = min(BT, L - t0);
+        const int t0 = T0 + k * BT, tn = min(BT, T1 - t0);
         stage(t0, tn, false);
         if (active) advance(tn);
     }
 
     // Phase B: segments and tiles in reverse.
-    for (int sg = p.nseg - 1; sg >= 0; --sg) {
+    for (int sg = nseg - 1; sg >= 0; --sg) {
         const int kb = sg * R, ke = min(ntiles, kb + R);
         for (int k = kb; k < ke; ++k) {
             if (k == kb && active) {
@@ -225,12 +359,12 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                 for (int s = 0; s < S; ++s) tb[(k - kb) * NP + lane + 32 * s] = h[s];
             }
             if (k == ke - 1) break;
-            const int t0 = k * BT, tn = min(BT, L - t0);
+            const int t0 = T0 + k * BT, tn = min(BT, T1 - t0);
             stage(t0, tn, false);
             if (active) advance(tn);
         }
         for (int k = ke - 1; k >= kb; --k) {
-            const int t0 = k * BT, tn = min(BT, L - t0);
+            const int t0 = T0 + k * BT, tn = min(BT, T1 - t0);
             stage(t0, tn, true);
             if (active) {
                 // Recompute the tile's states and the outputs' sums over N.
@@ -248,7 +382,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                         const float cv = c_var ? sC[t * NPAD + n] : csh[s];
                         const float hp = reset ? 0.f : h[s];
                         h[s] = fmaf(bwd_exp2(step * a2[s]), hp, du * bv);
-                        hs[t * NP + n] = h[s];
+                        hs[t * NPAD + n] = h[s];
                         y = fmaf(cv, h[s], y);
                     }
                     pa[t * TP + lane] = y;
@@ -272,7 +406,12 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                     rv[RV_DY * BT + t] = dy;
                     dD_acc = fmaf(dy, uv, dD_acc);
                 }
-                __syncwarp();
+            }
+            __syncthreads();
+            // dC per step: the sum over the block's rows of dy h (one atomic per element).
+            if (c_var) rows_sum(true, p.dC, p.c_groups, cgrp, t0, tn);
+            __syncthreads();
+            if (active) {
                 // The backward sweep over the tile.
                 const float* tstart = tb + (k - kb) * NP;
                 for (int t = tn - 1; t >= 0; --t) {
@@ -286,22 +425,18 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                         const int n = lane + 32 * s;
                         const float bv = b_var ? sB[t * NPAD + n] : bsh[s];
                         const float cv = c_var ? sC[t * NPAD + n] : csh[s];
-                        const float hcur = hs[t * NP + n];
-                        const float hprev = reset ? 0.f : (t > 0 ? hs[(t - 1) * NP + n] : tstart[n]);
+                        const float hcur = hs[t * NPAD + n];
+                        const float hprev = reset ? 0.f : (t > 0 ? hs[(t - 1) * NPAD + n] : tstart[n]);
                         const float decay = bwd_exp2(step * a2[s]);
                         g[s] = fmaf(dy, cv, g[s]);
-                        if (c_var) {
-                            if (n < N) atomicAdd(&sdC[t * NPAD + n], dy * hcur);
-                        } else {
-                            dCsh[s] = fmaf(dy, hcur, dCsh[s]);
-                        }
+                        if (!c_var) dCsh[s] = fmaf(dy, hcur, dCsh[s]);
                         const float gd = g[s] * decay;
                         ddt_p = fmaf(gd * av[s], hprev, ddt_p);
                         ddt_p = fmaf(g[s], bv * uv, ddt_p);
                         dA_acc[s] = fmaf(gd * step, hprev, dA_acc[s]);
                         const float gs = g[s] * step;
                         if (b_var) {
-                            if (n < N) atomicAdd(&sdB[t * NPAD + n], gs * uv);
+                            hs[t * NPAD + n] = gs * uv;  // the state of step t is no longer needed
                         } else {
                             dBsh[s] = fmaf(gs, uv, dBsh[s]);
                         }
@@ -327,7 +462,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                 }
             }
             __syncthreads();
-            // Write the tile's row gradients (coalesced as the loads) and flush dB/dC.
+            // Write the tile's row gradients (coalesced as the loads) and dB.
             for (int e = tid; e < W * BT; e += nthreads) {
                 int w, t;
                 if (SSD) { t = e / W; w = e % W; } else { w = e / BT; t = e % BT; }
@@ -346,18 +481,8 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
                     atomicAdd(&p.ddt_acc[((long long)i * L + tt) * H + head(rr)], sum);
                 }
             }
-            auto flush = [&](float* sd, float* dst, int groups, int grp) {
-                for (int e = tid; e < BT * NP; e += nthreads) {
-                    int n, t;
-                    if (SSD) { n = e % NP; t = e / NP; } else { t = e % BT; n = e / BT; }
-                    if (n < N && t < tn) {
-                        atomicAdd(dst + bcidx(groups, grp, n, t0 + t), sd[t * NPAD + n]);
-                        sd[t * NPAD + n] = 0.f;
-                    }
-                }
-            };
-            if (b_var) flush(sdB, p.dB, p.b_groups, bgrp);
-            if (c_var) flush(sdC, p.dC, p.c_groups, cgrp);
+            // dB per step: the sum over the block's rows of the contributions the sweep left.
+            if (b_var) rows_sum(false, p.dB, p.b_groups, bgrp, t0, tn);
         }
     }
 
@@ -366,7 +491,7 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdParams& p) {
     for (int s = 0; s < S; ++s) {
         const int n = lane + 32 * s;
         if (n >= N) continue;
-        if (p.dh0) p.dh0[((long long)i * p.rows + r) * N + n] = g[s];
+        if (p.dh0 && chunk == 0) p.dh0[((long long)i * p.rows + r) * N + n] = g[s];
         if (!SSD) atomicAdd(&p.dA[(long long)r * N + n], dA_acc[s]);
         if (!b_var) atomicAdd(&p.dB[(long long)r * N + n], dBsh[s]);
         if (!c_var) atomicAdd(&p.dC[(long long)r * N + n], dCsh[s]);
@@ -491,12 +616,25 @@ __device__ void bwd_cast(const BwdCastParams& p) {
         static_cast<T*>(p.dst)[idx] = cvt<T>(p.src[idx]);
 }
 
-#define SCAN_BWD_INST(T, NAME, S)                                                                                       \
-    extern "C" __global__ void __launch_bounds__(256) bwd_scan1_##NAME##_s##S(const __grid_constant__ ScanBwdParams p) { \
-        scan_bwd<T, S, false>(p);                                                                                       \
-    }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(256) bwd_ssd_##NAME##_s##S(const __grid_constant__ ScanBwdParams p) {   \
-        scan_bwd<T, S, true>(p);                                                                                        \
+// Register bounds of the main scan kernels per S: with __launch_bounds__(256) ptxas gave
+// the S = 2 kernel 80 registers and 96 bytes of spills; a cap of 128 leaves it none.
+#define BWD_BOUNDS_1 __launch_bounds__(256)
+#define BWD_BOUNDS_2 __maxnreg__(128)
+#define BWD_BOUNDS_4 __launch_bounds__(256)
+#define BWD_BOUNDS_8 __launch_bounds__(256)
+
+#define SCAN_BWD_INST(T, NAME, S)                                                                                          \
+    extern "C" __global__ void BWD_BOUNDS_##S bwd_scan1_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {             \
+        scan_bwd<T, S, false, false>(p);                                                                                   \
+    }                                                                                                                      \
+    extern "C" __global__ void BWD_BOUNDS_##S bwd_ssd_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {               \
+        scan_bwd<T, S, true, false>(p);                                                                                    \
+    }                                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(256) bwd_scan1_loc_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) { \
+        scan_bwd<T, S, false, true>(p);                                                                                    \
+    }                                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(256) bwd_ssd_loc_##NAME##_s##S(const __grid_constant__ ScanBwdSplit p) {   \
+        scan_bwd<T, S, true, true>(p);                                                                                     \
     }
 
 #define BWD_ALL(T, NAME)                                                                                                     \

@@ -146,6 +146,33 @@ fn scan_configs(rng: &mut Rng) -> Vec<ScanConfig> {
         },
         // One step.
         ScanConfig::new(1, 2, 1, 3).all_options(),
+        // Long runs of few rows: the time split (up to 16 chunks of whole tiles; the
+        // last chunk partial as L is not a multiple of 32), with and without h0 and
+        // dlast_state. `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks everywhere.
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(2, 4, 1001, 16).all_options()
+        },
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Shared,
+            initial_state: true,
+            z: true,
+            ..ScanConfig::new(1, 3, 517, 64)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            c_kind: BcKind::Varying,
+            dlast_state: true,
+            delta_softplus: true,
+            ..ScanConfig::new(2, 2, 300, 40)
+        },
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(1, 2, 97, 200).all_options()
+        },
     ];
     for _ in 0..rounds() {
         v.push(ScanConfig::random(rng));
@@ -207,6 +234,9 @@ fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {
             ..SsdConfig::new(2, 40, 2, 4, 1, 8).all_options()
         },
         SsdConfig::new(1, 1, 1, 1, 1, 1).all_options(),
+        // Long runs of few rows (the time split), with resets, and without options.
+        SsdConfig::new(1, 700, 2, 4, 1, 32).all_options(),
+        SsdConfig::new(2, 333, 2, 3, 2, 64),
     ];
     for _ in 0..rounds() {
         v.push(SsdConfig::random(rng));

@@ -6,12 +6,19 @@
 //! `R * 32 >= N` steps (about `b * rows * L` floats: it grows with `L * d`, never with
 //! `L * d * N`), f32 accumulators for dB and dC (B's and C's sizes) and, for SSD, for
 //! d dt (b, L, h). The convolution keeps `dout * act'` (b, c, L) in f32.
+//!
+//! Time split: when the rows are too few to fill the device (Mamba-1 at batch 2,
+//! d 384: 768 warps), the sequence is cut into K <= 16 chunks of whole tiles. A local
+//! pass runs each chunk from zero (final state, adjoint at its start, product of its
+//! decays: 3 * K * N floats per row), then the main kernel runs every chunk at once,
+//! each starting from the state and adjoint the other chunks' local results give.
+//! `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks (0 or 1: no split).
 
 use mamba_core::abi::{
     activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
 };
 
-use super::ops::{bc_groups, dense, gcd, opt, req, suffix};
+use super::ops::{bc_groups, dense, env_usize, gcd, opt, req, suffix};
 use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
@@ -21,17 +28,55 @@ const BT: usize = 32;
 /// Row arrays per warp (`RV_COUNT` in bwd.cu).
 const RV_COUNT: usize = 9;
 
+/// The scan kernels' parameter block (`ScanBwdSplit` in bwd.cu): the common block and
+/// the time split (K chunks of `ctiles` tiles; `loc` holds the local passes' results).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct ScanBwdSplitParams {
+    p: ScanBwdParams,
+    loc: u64,
+    k: i32,
+    ctiles: i32,
+    pad0: i32,
+    pad1: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 * 4 + 8 + 4 * 4);
+
+/// At most this many time chunks (the main kernel folds the other chunks' local
+/// results, K - 1 of them, before it starts).
+const MAX_CHUNKS: usize = 16;
+
+/// The shortest run (in tiles of 32 steps) that is split in time.
+const SPLIT_MIN_TILES: usize = 16;
+
+/// Whether `rows` rows (one warp each) are too few to fill the device: under 8 per SM.
+fn few_rows(g: &Gpu, rows: usize) -> bool {
+    rows < 8 * g.sm_count.max(1) as usize
+}
+
+/// The time chunks for `ntiles` tiles: the most (16) when the rows are few and the run
+/// is long, else none. Measured on the H200, Mamba-1 b2 d384 N64 (8 rows per block),
+/// fwd+bwd with 1 / 16 chunks: L100 85 / 92 us, L400 217 / 214 us, L800 397 / 378 us.
+fn split_chunks(few: bool, ntiles: usize) -> usize {
+    let k = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
+        Some(k) => k.max(1),
+        None if few && ntiles >= SPLIT_MIN_TILES => MAX_CHUNKS,
+        None => 1,
+    };
+    k.min(MAX_CHUNKS).min(ntiles).max(1)
+}
+
 /// The launch shape of `scan_bwd`: states per lane, rows per block, tiles per
-/// checkpoint segment, segments, dynamic shared memory.
+/// checkpoint segment, dynamic shared memory.
 struct ScanShape {
     s: usize,
     w: usize,
     r: usize,
-    nseg: usize,
     smem: usize,
 }
 
-fn scan_shape(g: &Gpu, op: &str, l: usize, n: usize, seg: usize) -> PResult<ScanShape> {
+fn scan_shape(g: &Gpu, op: &str, n: usize, seg: usize, few: bool) -> PResult<ScanShape> {
     let s = match n.div_ceil(32) {
         0 | 1 => 1,
         2 => 2,
@@ -46,15 +91,20 @@ fn scan_shape(g: &Gpu, op: &str, l: usize, n: usize, seg: usize) -> PResult<Scan
     let np = 32 * s;
     // A checkpoint every R tiles with R * BT >= N: (L / (R BT)) * np <= ~L floats per row.
     let r = n.div_ceil(BT).max(1);
-    let nseg = l.div_ceil(BT).div_ceil(r);
     // Must match the carve-up at the top of scan_bwd.
-    let block = 4 * BT * (np + 1) + BT;
-    let per_warp = BT * np + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
+    let block = 2 * BT * (np + 1) + BT;
+    let per_warp = BT * (np + 1) + r * np + 2 * BT * (BT + 1) + RV_COUNT * BT;
     let fits = |budget: usize| (budget / 4).saturating_sub(block) / per_warp;
-    // Two blocks per SM when that leaves at least two rows per block, else one.
-    let mut w = fits(110 * 1024).min(8).min(seg);
-    if w < 2 {
-        w = fits(g.max_smem()).min(8).min(seg);
+    // Many rows: two blocks per SM when that leaves at least four rows per block, else
+    // one. Few rows (split in time): the most rows per block, one block per SM; every
+    // block of a B/C group adds into the same dB/dC elements, so fewer blocks mean fewer
+    // atomics (H200, b2 d384 N64 L400: 8 rows per block 241 us, 5 rows 326 us).
+    // `MAMBA_CUDA_BWD_ROWS` asks for that many rows per block (as far as they fit).
+    let one = fits(g.max_smem()).min(8).min(seg);
+    let two = fits(110 * 1024).min(8).min(seg);
+    let mut w = if few || two < 4 { one } else { two };
+    if let Some(want) = env_usize("MAMBA_CUDA_BWD_ROWS") {
+        w = want.clamp(1, 8).min(fits(g.max_smem())).min(seg);
     }
     if w == 0 {
         return Err(PErr::unsupported(format!(
@@ -65,7 +115,6 @@ fn scan_shape(g: &Gpu, op: &str, l: usize, n: usize, seg: usize) -> PResult<Scan
         s,
         w,
         r,
-        nseg,
         smem: 4 * (block + w * per_warp),
     })
 }
@@ -161,9 +210,22 @@ fn scan_run(
         prm.dstate as usize,
     );
     let seg = prm.seg as usize;
-    let shape = scan_shape(g, op, l, n, seg)?;
+    let few = few_rows(g, b * rows);
+    let shape = scan_shape(g, op, n, seg, few)?;
     let np = 32 * shape.s;
-    let ckpt_bytes = a256(b * rows * shape.nseg * np * 4);
+    let blocks_per_seg = seg.div_ceil(shape.w);
+    let gx = (rows / seg) * blocks_per_seg;
+    let ntiles = l.div_ceil(BT);
+    let want = split_chunks(few, ntiles);
+    let ctiles = ntiles.div_ceil(want);
+    let k = ntiles.div_ceil(ctiles);
+    let nseg = ctiles.div_ceil(shape.r);
+    let ckpt_bytes = a256(b * rows * k * nseg * np * 4);
+    let loc_bytes = if k > 1 {
+        a256(b * rows * k * 3 * np * 4)
+    } else {
+        0
+    };
     let db_bytes = a256(b_numel * 4);
     let dc_bytes = a256(c_numel * 4);
     let ddt_bytes = if ssd {
@@ -171,9 +233,14 @@ fn scan_run(
     } else {
         0
     };
-    let scratch = Scratch::new(g, ckpt_bytes + db_bytes + dc_bytes + ddt_bytes, stream)?;
+    let scratch = Scratch::new(
+        g,
+        ckpt_bytes + loc_bytes + db_bytes + dc_bytes + ddt_bytes,
+        stream,
+    )?;
     prm.ckpt = scratch.ptr;
-    prm.db = scratch.ptr + ckpt_bytes as u64;
+    let loc = scratch.ptr + ckpt_bytes as u64;
+    prm.db = loc + loc_bytes as u64;
     prm.dc = prm.db + db_bytes as u64;
     prm.ddt_acc = if ssd { prm.dc + dc_bytes as u64 } else { 0 };
     super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
@@ -182,13 +249,26 @@ fn scan_run(
     }
     prm.w = shape.w as i32;
     prm.r = shape.r as i32;
-    prm.nseg = shape.nseg as i32;
-    let blocks_per_seg = seg.div_ceil(shape.w);
+    prm.nseg = nseg as i32;
     prm.blocks_per_seg = blocks_per_seg as i32;
-    let grid = (((rows / seg) * blocks_per_seg) as u32, b as u32, 1);
+    let sp = ScanBwdSplitParams {
+        p: prm,
+        loc: if k > 1 { loc } else { 0 },
+        k: k as i32,
+        ctiles: ctiles as i32,
+        ..ScanBwdSplitParams::default()
+    };
+    let grid = (gx as u32, b as u32, k as u32);
     let kind = if ssd { "ssd" } else { "scan1" };
+    let threads = (shape.w * 32) as u32;
+    if k > 1 {
+        // Must match the local pass's carve-up in scan_bwd (B, C, reset flags, row arrays).
+        let smem = 4 * (2 * BT * (np + 1) + BT + shape.w * RV_COUNT * BT);
+        let f = g.func(&format!("bwd_{kind}_loc_{sfx}_s{}", shape.s))?;
+        g.launch(f, grid, threads, smem, stream, &sp)?;
+    }
     let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
-    g.launch(f, grid, (shape.w * 32) as u32, shape.smem, stream, &prm)?;
+    g.launch(f, grid, threads, shape.smem, stream, &sp)?;
     cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
     cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
     if ssd {
