@@ -96,14 +96,14 @@ pub(crate) fn check_config(c: &BlockConfigC) -> PResult<()> {
     {
         return bad(format!("every size must be positive: {c:?}"));
     }
-    if c.d_inner() % c.headdim as usize != 0 {
+    if !c.d_inner().is_multiple_of(c.headdim as usize) {
         return bad(format!(
             "d_inner = {} is not divisible by headdim = {}",
             c.d_inner(),
             c.headdim
         ));
     }
-    if c.nheads() % c.ngroups as usize != 0 {
+    if !c.nheads().is_multiple_of(c.ngroups as usize) {
         return bad(format!(
             "heads = {} not divisible by ngroups = {}",
             c.nheads(),

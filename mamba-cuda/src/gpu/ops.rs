@@ -127,7 +127,7 @@ pub(crate) fn bc_groups(
         4 => {
             let g = t.dims[1];
             req(op, name, t, act, &[b, g, n, l])?;
-            if g == 0 || d % g != 0 {
+            if g == 0 || !d.is_multiple_of(g) {
                 return Err(PErr::invalid(format!(
                     "{op}: channels d = {d} not divisible by groups of `{name}` = {g}"
                 )));
