@@ -8,9 +8,10 @@
 //! memory. A reset (`seq_idx` changes) is a step whose decay is 0.
 //!
 //! The backward recomputes: a first pass stores the state every [`SUB_BLOCK`] steps,
-//! then each block is recomputed one row at a time (vectorised across `N`) and walked
-//! back with the adjoint `g`; the gradients of `B` and `C`, shared by the heads of a
-//! group, go to per-task partial sums reduced afterwards in task order.
+//! then each block is recomputed a few rows at a time (vectorised across `N`; the rows
+//! of a pass share the loads of `B` and `C` and one update of `dB` and `dC` per step)
+//! and walked back with the adjoint `g`; the gradients of `B` and `C`, shared by the
+//! heads of a group, go to per-task partial sums reduced afterwards in task order.
 //!
 //! With fewer (batch, head) pairs than threads, time is chunked as in the Mamba-1
 //! scan; the carried state's contribution is `y[t] += (prod decay) S_in C[t]`, the
@@ -25,8 +26,11 @@ use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
 
-/// Steps per recompute block of the backward pass.
-const SUB_BLOCK: usize = 64;
+/// Steps per recompute block of the backward pass: short enough that a block's
+/// recomputed states for a pass of rows (`SUB_BLOCK x rows x N`), its `B`, `C`, `dB`
+/// and `dC` stay in L1 (at 64 steps the states alone spill it, and the recompute
+/// and reverse loops wait on L2).
+const SUB_BLOCK: usize = 16;
 /// Steps per time block of the forward pass.
 const TIME_BLOCK: usize = 256;
 
@@ -706,11 +710,12 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         g_out: task.g_in,
     };
     let mut ckpt = vec![0.0f32; nsb * hp * np];
-    let mut hs = vec![0.0f32; blk * np];
+    let rows = bwd_rows_per_pass(S::LEVEL, np / lanes);
+    let mut hs = vec![0.0f32; blk * rows * np];
     let mut dgs = vec![0.0f32; len];
     let mut dxgb = vec![0.0f32; len];
     let mut vgs = vec![0.0f32; len * lanes];
-    let mut vgb = vec![0.0f32; blk * lanes];
+    let mut vgb = vec![0.0f32; rows * blk * lanes];
     let mut gbs = vec![0.0f32; blk];
     let mut io = HeadIo {
         x: vec![0.0; len * hp],
@@ -816,40 +821,47 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 }
             }
         }
-        // Phase 2: back through the blocks, one row of the state at a time.
+        // Phase 2: back through the blocks, `rows` rows of the state at a time.
         vgs.fill(0.0);
         dxgb.fill(0.0);
         let g = &mut part.g_out[h];
         for sb in (0..nsb).rev() {
             let (kb0, kb1) = (sb * SUB_BLOCK, ((sb + 1) * SUB_BLOCK).min(len));
-            for q in 0..hp {
-                let h0 = &ckpt[(sb * hp + q) * np..(sb * hp + q + 1) * np];
-                bwd_row(
+            let mut q0 = 0;
+            while q0 < hp {
+                let r = if hp - q0 >= rows { rows } else { 1 };
+                bwd_rows(
                     s,
-                    h0,
-                    &mut g[q * np..(q + 1) * np],
+                    r,
+                    &ckpt[(sb * hp + q0) * np..(sb * hp + q0 + r) * np],
+                    &mut g[q0 * np..(q0 + r) * np],
                     &st,
                     &io,
-                    q,
+                    q0,
                     hp,
                     (&bpad, &cpad),
-                    &mut hs,
+                    &mut hs[..blk * r * np],
                     (&mut part.db, &mut part.dc),
-                    (&mut vgs, &mut vgb),
+                    (&mut vgs, &mut vgb[..r * blk * lanes]),
                     kb0,
                     kb1,
                 );
-                s.reduce_sums(&vgb[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
-                let skip = p.skip(j, q);
-                let mut dd = 0.0f32;
-                for k in kb0..kb1 {
-                    let e = k * hp + q;
-                    let gb = gbs[k - kb0];
-                    dx[e] = st.step[k] * gb + skip * io.dy[e];
-                    dxgb[k] += io.x[e] * gb;
-                    dd += io.dy[e] * io.x[e];
+                for rr in 0..r {
+                    let q = q0 + rr;
+                    let vr = &vgb[rr * blk * lanes..];
+                    s.reduce_sums(&vr[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
+                    let skip = p.skip(j, q);
+                    let mut dd = 0.0f32;
+                    for k in kb0..kb1 {
+                        let e = k * hp + q;
+                        let gb = gbs[k - kb0];
+                        dx[e] = st.step[k] * gb + skip * io.dy[e];
+                        dxgb[k] += io.x[e] * gb;
+                        dd += io.dy[e] * io.x[e];
+                    }
+                    part.dd[h * hp + q] += dd;
                 }
-                part.dd[h * hp + q] += dd;
+                q0 += r;
             }
         }
         s.reduce_sums(&vgs, &mut dgs);
@@ -863,14 +875,41 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     part
 }
 
-/// The backward of row `q` of one head over steps `kb0..kb1` of the task's range:
-/// recomputes the row's states from `h0`, then walks back with the adjoint `g`,
-/// accumulating `dB` and `dC` (per step, np wide), adding the vectors of
-/// `sum_n g S[t-1]` into `vgs` (per step of the range) and leaving those of
-/// `sum_n g B` in `vgb` (per step of the block) for bulk lane sums.
+/// Rows of the state the backward walks together, for `nv` vectors per row: the
+/// rows share the loads of `B` and `C` and one read-modify-write of `dB` and `dC`
+/// per step, and their adjoints stay in registers (`rows x nv` of them, half the
+/// register file). 1 where the row width has no fixed kernel.
+const fn bwd_rows_per_pass(level: SimdLevel, nv: usize) -> usize {
+    let budget = match level {
+        SimdLevel::Avx512 | SimdLevel::Neon => 16,
+        SimdLevel::Avx2 | SimdLevel::Scalar => 8,
+    };
+    match nv {
+        1 | 2 | 4 | 8 => {
+            let r = budget / nv;
+            if r >= 4 {
+                4
+            } else if r >= 2 {
+                2
+            } else {
+                1
+            }
+        }
+        _ => 1,
+    }
+}
+
+/// The backward of rows `q..q + rows` of one head over steps `kb0..kb1` of the
+/// task's range: recomputes the rows' states from `h0` (the rows' checkpoints,
+/// `rows x np`), then walks back with the adjoints `g` (`rows x np`), accumulating
+/// `dB` and `dC` (per step, np wide), adding the vectors of `sum_n g S[t-1]` into
+/// `vgs` (per step of the range) and leaving those of `sum_n g B` in `vgb` (row `r`
+/// at `r * vgb.len() / rows`, per step of the block) for bulk lane sums. The sums
+/// over rows run in row order, as one row at a time would.
 #[inline(always)]
-fn bwd_row<S: Simd>(
+fn bwd_rows<S: Simd>(
     s: S,
+    rows: usize,
     h0: &[f32],
     g: &mut [f32],
     st: &Steps,
@@ -884,31 +923,62 @@ fn bwd_row<S: Simd>(
     kb0: usize,
     kb1: usize,
 ) {
-    let np = h0.len();
-    let args = (
-        h0,
-        g,
-        st,
-        io,
-        q,
-        hp,
-        (bpad, cpad),
-        hs,
-        (db, dc),
-        (vgs, vgb),
-        kb0,
-        kb1,
-    );
-    match np / S::LANES {
-        1 => bwd_row_fixed::<S, 1>(s, args),
-        2 => bwd_row_fixed::<S, 2>(s, args),
-        4 => bwd_row_fixed::<S, 4>(s, args),
-        8 => bwd_row_fixed::<S, 8>(s, args),
-        _ => bwd_row_dyn(s, args),
+    let np = h0.len() / rows;
+    let nv = np / S::LANES;
+    if rows > 1 {
+        let args = (
+            h0,
+            &mut *g,
+            st,
+            io,
+            q,
+            hp,
+            (bpad, cpad),
+            &mut *hs,
+            (&mut *db, &mut *dc),
+            (&mut *vgs, &mut *vgb),
+            kb0,
+            kb1,
+        );
+        match (nv, rows) {
+            (1, 4) => return bwd_rows_fixed::<S, 1, 4>(s, args),
+            (2, 4) => return bwd_rows_fixed::<S, 2, 4>(s, args),
+            (4, 4) => return bwd_rows_fixed::<S, 4, 4>(s, args),
+            (1, 2) => return bwd_rows_fixed::<S, 1, 2>(s, args),
+            (2, 2) => return bwd_rows_fixed::<S, 2, 2>(s, args),
+            (4, 2) => return bwd_rows_fixed::<S, 4, 2>(s, args),
+            (8, 2) => return bwd_rows_fixed::<S, 8, 2>(s, args),
+            _ => {}
+        }
+    }
+    // One row at a time (in row order, so the sums are the same).
+    let vstride = vgb.len() / rows;
+    for r in 0..rows {
+        let args = (
+            &h0[r * np..(r + 1) * np],
+            &mut g[r * np..(r + 1) * np],
+            st,
+            io,
+            q + r,
+            hp,
+            (bpad, cpad),
+            &mut *hs,
+            (&mut *db, &mut *dc),
+            (&mut *vgs, &mut vgb[r * vstride..(r + 1) * vstride]),
+            kb0,
+            kb1,
+        );
+        match nv {
+            1 => bwd_rows_fixed::<S, 1, 1>(s, args),
+            2 => bwd_rows_fixed::<S, 2, 1>(s, args),
+            4 => bwd_rows_fixed::<S, 4, 1>(s, args),
+            8 => bwd_rows_fixed::<S, 8, 1>(s, args),
+            _ => bwd_row_dyn(s, args),
+        }
     }
 }
 
-/// The arguments of [`bwd_row`], as one tuple for its two implementations.
+/// The arguments of [`bwd_rows`]' kernels, as one tuple.
 type RowArgs<'x> = (
     &'x [f32],
     &'x mut [f32],
@@ -924,68 +994,98 @@ type RowArgs<'x> = (
     usize,
 );
 
-/// [`bwd_row`] for `NV` vectors per row: the state and the adjoint stay in registers.
+/// [`bwd_rows`] for `R` rows of `NV` vectors: the rows' states and adjoints stay in
+/// registers; the recomputed states go to `hs` as [step][row][np].
 #[inline(always)]
-fn bwd_row_fixed<S: Simd, const NV: usize>(s: S, args: RowArgs<'_>) {
+fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<'_>) {
     let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
     let l = S::LANES;
     let w = NV * l;
-    let mut hv = [s.zero(); NV];
-    for v in 0..NV {
-        hv[v] = s.load(&h0[v * l..]);
+    let rw = R * w;
+    let vstride = vgb.len() / R;
+    let mut hv = [[s.zero(); NV]; R];
+    for (r, hr) in hv.iter_mut().enumerate() {
+        for (v, x) in hr.iter_mut().enumerate() {
+            *x = s.load(&h0[r * w + v * l..]);
+        }
     }
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
-        let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
+        let mut xdt = [s.zero(); R];
+        for (r, x) in xdt.iter_mut().enumerate() {
+            *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
+        }
         let bk = &bpad[k * w..(k + 1) * w];
-        let cur = &mut hs[(k - kb0) * w..(k - kb0 + 1) * w];
+        let cur = &mut hs[(k - kb0) * rw..(k - kb0 + 1) * rw];
         for v in 0..NV {
-            hv[v] = s.mul_add(xdt, s.load(&bk[v * l..]), s.mul(dec, hv[v]));
-            s.store(&mut cur[v * l..], hv[v]);
+            let b = s.load(&bk[v * l..]);
+            for r in 0..R {
+                hv[r][v] = s.mul_add(xdt[r], b, s.mul(dec, hv[r][v]));
+                s.store(&mut cur[r * w + v * l..], hv[r][v]);
+            }
         }
     }
-    let mut gv = [s.zero(); NV];
-    for v in 0..NV {
-        gv[v] = s.load(&g[v * l..]);
+    let mut gv = [[s.zero(); NV]; R];
+    for (r, gr) in gv.iter_mut().enumerate() {
+        for (v, x) in gr.iter_mut().enumerate() {
+            *x = s.load(&g[r * w + v * l..]);
+        }
     }
     for k in (kb0..kb1).rev() {
         let kk = k - kb0;
-        let e = k * hp + q;
-        let dy = s.splat(io.dy[e]);
-        let xdt = s.splat(io.x[e] * st.step[k]);
         let dec = s.splat(st.decay[k]);
+        let mut dy = [s.zero(); R];
+        let mut xdt = [s.zero(); R];
+        for r in 0..R {
+            let e = k * hp + q + r;
+            dy[r] = s.splat(io.dy[e]);
+            xdt[r] = s.splat(io.x[e] * st.step[k]);
+        }
         let bk = &bpad[k * w..(k + 1) * w];
         let ck = &cpad[k * w..(k + 1) * w];
-        let cur = &hs[kk * w..(kk + 1) * w];
+        let cur = &hs[kk * rw..(kk + 1) * rw];
         let prev: &[f32] = if kk == 0 {
-            &h0[..w]
+            &h0[..rw]
         } else {
-            &hs[(kk - 1) * w..kk * w]
+            &hs[(kk - 1) * rw..kk * rw]
         };
         let dbk = &mut db[k * w..(k + 1) * w];
         let dck = &mut dc[k * w..(k + 1) * w];
-        let mut acc_gs = s.zero();
-        let mut acc_gb = s.zero();
+        let mut acc_gs = [s.zero(); R];
+        let mut acc_gb = [s.zero(); R];
         for v in 0..NV {
-            let g1 = s.mul_add(dy, s.load(&ck[v * l..]), gv[v]);
-            let dcv = s.mul_add(dy, s.load(&cur[v * l..]), s.load(&dck[v * l..]));
+            let c = s.load(&ck[v * l..]);
+            let b = s.load(&bk[v * l..]);
+            let mut dcv = s.load(&dck[v * l..]);
+            let mut dbv = s.load(&dbk[v * l..]);
+            for r in 0..R {
+                let g1 = s.mul_add(dy[r], c, gv[r][v]);
+                dcv = s.mul_add(dy[r], s.load(&cur[r * w + v * l..]), dcv);
+                acc_gs[r] = s.mul_add(g1, s.load(&prev[r * w + v * l..]), acc_gs[r]);
+                acc_gb[r] = s.mul_add(g1, b, acc_gb[r]);
+                dbv = s.mul_add(g1, xdt[r], dbv);
+                gv[r][v] = s.mul(g1, dec);
+            }
             s.store(&mut dck[v * l..], dcv);
-            acc_gs = s.mul_add(g1, s.load(&prev[v * l..]), acc_gs);
-            acc_gb = s.mul_add(g1, s.load(&bk[v * l..]), acc_gb);
-            let dbv = s.mul_add(g1, xdt, s.load(&dbk[v * l..]));
             s.store(&mut dbk[v * l..], dbv);
-            gv[v] = s.mul(g1, dec);
         }
-        let gs = s.add(s.load(&vgs[k * l..]), acc_gs);
+        let mut gs = s.load(&vgs[k * l..]);
+        for a in acc_gs {
+            gs = s.add(gs, a);
+        }
         s.store(&mut vgs[k * l..], gs);
-        s.store(&mut vgb[kk * l..], acc_gb);
+        for (r, a) in acc_gb.into_iter().enumerate() {
+            s.store(&mut vgb[r * vstride + kk * l..], a);
+        }
     }
-    for v in 0..NV {
-        s.store(&mut g[v * l..], gv[v]);
+    for (r, gr) in gv.iter().enumerate() {
+        for (v, x) in gr.iter().enumerate() {
+            s.store(&mut g[r * w + v * l..], *x);
+        }
     }
 }
 
-/// [`bwd_row`] for any number of vectors per row, kept in memory.
+/// [`bwd_rows`] for one row of any number of vectors, kept in memory.
 #[inline(always)]
 fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
     let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
