@@ -717,17 +717,25 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     let mut vgs = vec![0.0f32; len * lanes];
     let mut vgb = vec![0.0f32; rows * blk * lanes];
     let mut gbs = vec![0.0f32; blk];
+    let mut skipv = vec![0.0f32; pad(hp, lanes)];
+    let mut ddv = vec![0.0f32; pad(hp, lanes)];
     let mut io = HeadIo {
         x: vec![0.0; len * hp],
         dy: vec![0.0; len * hp],
     };
     // B and C padded to np per step, for the row-wise kernels.
-    let mut bpad = vec![0.0f32; len * np];
-    let mut cpad = vec![0.0f32; len * np];
-    for k in 0..len {
-        bpad[k * np..k * np + n].copy_from_slice(&p.b[bc0 + k * bcs..bc0 + k * bcs + n]);
-        cpad[k * np..k * np + n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
-    }
+    // (When N is whole vectors they are read in place, `bcs` apart.)
+    let (bpad, cpad, bs) = if n == np {
+        (Cow::Borrowed(&p.b[bc0..]), Cow::Borrowed(&p.c[bc0..]), bcs)
+    } else {
+        let mut bpad = vec![0.0f32; len * np];
+        let mut cpad = vec![0.0f32; len * np];
+        for k in 0..len {
+            bpad[k * np..k * np + n].copy_from_slice(&p.b[bc0 + k * bcs..bc0 + k * bcs + n]);
+            cpad[k * np..k * np + n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
+        }
+        (Cow::Owned(bpad), Cow::Owned(cpad), np)
+    };
     for (h, ((dx, mut dz), ddt)) in task
         .dx
         .chunks_mut(len * hp)
@@ -823,7 +831,6 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         }
         // Phase 2: back through the blocks, `rows` rows of the state at a time.
         vgs.fill(0.0);
-        dxgb.fill(0.0);
         let g = &mut part.g_out[h];
         for sb in (0..nsb).rev() {
             let (kb0, kb1) = (sb * SUB_BLOCK, ((sb + 1) * SUB_BLOCK).min(len));
@@ -839,30 +846,59 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                     &io,
                     q0,
                     hp,
-                    (&bpad, &cpad),
+                    (&bpad, &cpad, bs),
                     &mut hs[..blk * r * np],
                     (&mut part.db, &mut part.dc),
                     (&mut vgs, &mut vgb[..r * blk * lanes]),
                     kb0,
                     kb1,
                 );
+                // `sum_n g B` per row and step goes to dx for now; the pass below
+                // finishes it.
                 for rr in 0..r {
-                    let q = q0 + rr;
                     let vr = &vgb[rr * blk * lanes..];
                     s.reduce_sums(&vr[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
-                    let skip = p.skip(j, q);
-                    let mut dd = 0.0f32;
-                    for k in kb0..kb1 {
-                        let e = k * hp + q;
-                        let gb = gbs[k - kb0];
-                        dx[e] = st.step[k] * gb + skip * io.dy[e];
-                        dxgb[k] += io.x[e] * gb;
-                        dd += io.dy[e] * io.x[e];
+                    for (k, &gb) in (kb0..kb1).zip(&gbs[..kb1 - kb0]) {
+                        dx[k * hp + q0 + rr] = gb;
                     }
-                    part.dd[h * hp + q] += dd;
                 }
                 q0 += r;
             }
+        }
+        // dx = step gb + D dy, and the sums over channels (`x gb`, for the step's
+        // gradient) and over steps (`dy x`, for D's), vectorised across channels.
+        for (q, v) in skipv[..hp].iter_mut().enumerate() {
+            *v = p.skip(j, q);
+        }
+        ddv.fill(0.0);
+        let full = hp - hp % lanes;
+        for k in 0..len {
+            let row = k * hp;
+            let step = s.splat(st.step[k]);
+            let mut acc = s.zero();
+            for q in (0..full).step_by(lanes) {
+                let e = row + q;
+                let gb = s.load(&dx[e..]);
+                let xv = s.load(&io.x[e..]);
+                let dyv = s.load(&io.dy[e..]);
+                acc = s.mul_add(xv, gb, acc);
+                let v = s.mul_add(step, gb, s.mul(s.load(&skipv[q..]), dyv));
+                s.store(&mut dx[e..], v);
+                let d = s.mul_add(dyv, xv, s.load(&ddv[q..]));
+                s.store(&mut ddv[q..], d);
+            }
+            let mut xgb = s.reduce_sum(acc);
+            for q in full..hp {
+                let e = row + q;
+                let gb = dx[e];
+                xgb += io.x[e] * gb;
+                dx[e] = st.step[k] * gb + skipv[q] * io.dy[e];
+                ddv[q] += io.dy[e] * io.x[e];
+            }
+            dxgb[k] = xgb;
+        }
+        for (dd, &v) in part.dd[h * hp..(h + 1) * hp].iter_mut().zip(&ddv[..hp]) {
+            *dd += v;
         }
         s.reduce_sums(&vgs, &mut dgs);
         for k in 0..len {
@@ -916,7 +952,7 @@ fn bwd_rows<S: Simd>(
     io: &HeadIo,
     q: usize,
     hp: usize,
-    (bpad, cpad): (&[f32], &[f32]),
+    (bpad, cpad, bs): (&[f32], &[f32], usize),
     hs: &mut [f32],
     (db, dc): (&mut [f32], &mut [f32]),
     (vgs, vgb): (&mut [f32], &mut [f32]),
@@ -933,7 +969,7 @@ fn bwd_rows<S: Simd>(
             io,
             q,
             hp,
-            (bpad, cpad),
+            (bpad, cpad, bs),
             &mut *hs,
             (&mut *db, &mut *dc),
             (&mut *vgs, &mut *vgb),
@@ -961,7 +997,7 @@ fn bwd_rows<S: Simd>(
             io,
             q + r,
             hp,
-            (bpad, cpad),
+            (bpad, cpad, bs),
             &mut *hs,
             (&mut *db, &mut *dc),
             (&mut *vgs, &mut vgb[r * vstride..(r + 1) * vstride]),
@@ -986,7 +1022,7 @@ type RowArgs<'x> = (
     &'x HeadIo,
     usize,
     usize,
-    (&'x [f32], &'x [f32]),
+    (&'x [f32], &'x [f32], usize),
     &'x mut [f32],
     (&'x mut [f32], &'x mut [f32]),
     (&'x mut [f32], &'x mut [f32]),
@@ -998,7 +1034,7 @@ type RowArgs<'x> = (
 /// registers; the recomputed states go to `hs` as [step][row][np].
 #[inline(always)]
 fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<'_>) {
-    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+    let (h0, g, st, io, q, hp, (bpad, cpad, bs), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
     let l = S::LANES;
     let w = NV * l;
     let rw = R * w;
@@ -1015,7 +1051,7 @@ fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<
         for (r, x) in xdt.iter_mut().enumerate() {
             *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
         }
-        let bk = &bpad[k * w..(k + 1) * w];
+        let bk = &bpad[k * bs..k * bs + w];
         let cur = &mut hs[(k - kb0) * rw..(k - kb0 + 1) * rw];
         for v in 0..NV {
             let b = s.load(&bk[v * l..]);
@@ -1041,8 +1077,8 @@ fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<
             dy[r] = s.splat(io.dy[e]);
             xdt[r] = s.splat(io.x[e] * st.step[k]);
         }
-        let bk = &bpad[k * w..(k + 1) * w];
-        let ck = &cpad[k * w..(k + 1) * w];
+        let bk = &bpad[k * bs..k * bs + w];
+        let ck = &cpad[k * bs..k * bs + w];
         let cur = &hs[kk * rw..(kk + 1) * rw];
         let prev: &[f32] = if kk == 0 {
             &h0[..rw]
@@ -1088,13 +1124,13 @@ fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<
 /// [`bwd_rows`] for one row of any number of vectors, kept in memory.
 #[inline(always)]
 fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
-    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+    let (h0, g, st, io, q, hp, (bpad, cpad, bs), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
     let np = h0.len();
     let l = S::LANES;
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
         let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
-        let bk = &bpad[k * np..(k + 1) * np];
+        let bk = &bpad[k * bs..k * bs + np];
         let kk = k - kb0;
         let (prev, cur) = hs.split_at_mut(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
@@ -1109,8 +1145,8 @@ fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
         let dy = s.splat(io.dy[e]);
         let xdt = s.splat(io.x[e] * st.step[k]);
         let dec = s.splat(st.decay[k]);
-        let bk = &bpad[k * np..(k + 1) * np];
-        let ck = &cpad[k * np..(k + 1) * np];
+        let bk = &bpad[k * bs..k * bs + np];
+        let ck = &cpad[k * bs..k * bs + np];
         let (prev, cur) = hs.split_at(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
         let dbk = &mut db[k * np..(k + 1) * np];
@@ -1399,7 +1435,14 @@ pub(crate) fn backward<T: Element>(
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
     let mut db = vec![0.0f32; args.b.data.len()];
     let mut dc = vec![0.0f32; args.c.data.len()];
-    let mut dinit = vec![0.0f32; batch * nh * hp * n];
+    let mut dinit = vec![
+        0.0f32;
+        if p.init.is_some() {
+            batch * nh * hp * n
+        } else {
+            0
+        }
+    ];
     for ((i, j0, j1, t0, t1), part) in &parts {
         for (h, j) in (*j0..*j1).enumerate() {
             da[j] += part.da[h];
@@ -1412,7 +1455,7 @@ pub(crate) fn backward<T: Element>(
                     dd[j] += v;
                 }
             }
-            if *t0 == 0 {
+            if *t0 == 0 && p.init.is_some() {
                 let base = (i * nh + j) * hp * n;
                 for q in 0..hp {
                     dinit[base + q * n..base + (q + 1) * n]
