@@ -663,11 +663,18 @@ struct BwdTask<'o> {
     s_in: Vec<Vec<f32>>,
     /// Per head, the adjoint of the state at `t1 - 1` from later steps, (p, np).
     g_in: Vec<Vec<f32>>,
-    /// (heads, len, p) each; `dz` is empty without `z`.
-    dx: &'o mut [f32],
-    dz: &'o mut [f32],
     /// (heads, len).
     ddt: &'o mut [f32],
+}
+
+/// Where the backward puts `dx` and `dz`: the finished gradients, in the storage type
+/// and the (b, L, h, p) layout of the inputs, written by each task at its own heads
+/// and steps.
+#[derive(Clone, Copy)]
+struct GradSinks<'o> {
+    x: &'o dyn OutSink,
+    /// `None` without `z`.
+    z: Option<&'o dyn OutSink>,
 }
 
 /// A task's partial sums.
@@ -691,7 +698,13 @@ struct HeadIo {
 }
 
 #[inline(always)]
-fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> BwdPartial {
+fn bwd_task<S: Simd>(
+    s: S,
+    p: &Problem<'_>,
+    dout: &[f32],
+    sinks: GradSinks<'_>,
+    task: BwdTask<'_>,
+) -> BwdPartial {
     let lanes = S::LANES;
     let d = p.dims;
     let (hp, n, np) = (d.headdim, d.dstate, p.np);
@@ -736,18 +749,17 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         }
         (Cow::Owned(bpad), Cow::Owned(cpad), np)
     };
-    for (h, ((dx, mut dz), ddt)) in task
-        .dx
-        .chunks_mut(len * hp)
-        .zip(
-            task.dz
-                .chunks_mut(len * hp)
-                .map(Some)
-                .chain(std::iter::repeat_with(|| None)),
-        )
-        .zip(task.ddt.chunks_mut(len))
-        .enumerate()
-    {
+    // One head's dx and dz, (len, p), reused by the task's heads: every element is
+    // written before it is read.
+    let mut dxb = vec![0.0f32; len * hp];
+    let mut dzb = vec![0.0f32; if p.z.is_some() { len * hp } else { 0 }];
+    for (h, ddt) in task.ddt.chunks_mut(len).enumerate() {
+        let dx = &mut dxb[..];
+        let mut dz = if p.z.is_some() {
+            Some(&mut dzb[..])
+        } else {
+            None
+        };
         let j = task.j0 + h;
         let i = task.i;
         let st = Steps::new(s, p, i, j, t0, t1);
@@ -906,6 +918,14 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             ddt[k] = draw;
             part.dbias[h] += draw;
             part.da[h] += st.decay[k] * st.step[k] * dgs[k];
+        }
+        // SAFETY: these are head j's channels at steps t0..t1 of batch i; the backward
+        // tasks split (batch, head, step) disjointly, and each task writes each of its
+        // heads once.
+        unsafe { sinks.x.write(x0, xs, hp, len, dx, hp) };
+        if let (Some(o), Some(dz)) = (sinks.z, dz) {
+            // SAFETY: as for dx just above.
+            unsafe { o.write(x0, xs, hp, len, dz, hp) };
         }
     }
     part
@@ -1220,9 +1240,8 @@ struct Backward<'p, 'a> {
     p: &'p Problem<'a>,
     dout: &'p [f32],
     dfinal: Option<&'p [f32]>,
-    /// (b, h, L, p), (b, h, L, p), (b, h, L).
-    dx: &'p mut [f32],
-    dz: &'p mut [f32],
+    sinks: GradSinks<'p>,
+    /// (b, h, L).
     ddt: &'p mut [f32],
 }
 
@@ -1345,20 +1364,11 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
         .iter()
         .map(|(key, _, _)| (key.2 - key.1) * (key.4 - key.3))
         .collect();
-    let dx = split_mut(k.dx, lens.iter().map(|v| v * hp));
-    let mut dz = if p.z.is_some() {
-        split_mut(k.dz, lens.iter().map(|v| v * hp))
-    } else {
-        Vec::new()
-    };
-    dz.resize_with(specs.len(), || &mut []);
     let ddt = split_mut(k.ddt, lens.iter().copied());
     let tasks: Vec<_> = specs
         .into_iter()
-        .zip(dx)
-        .zip(dz)
         .zip(ddt)
-        .map(|((((key, s_in, g_in), dx), dz), ddt)| {
+        .map(|((key, s_in, g_in), ddt)| {
             (
                 key,
                 BwdTask {
@@ -1369,18 +1379,16 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                     t1: key.4,
                     s_in,
                     g_in,
-                    dx,
-                    dz,
                     ddt,
                 },
             )
         })
         .collect();
-    let dout = k.dout;
+    let (dout, sinks) = (k.dout, k.sinks);
     par.map(tasks, |(key, task)| {
         let part = s.vectorize(
             #[inline(always)]
-            || bwd_task(s, p, dout, task),
+            || bwd_task(s, p, dout, sinks, task),
         );
         (key, part)
     })
@@ -1418,18 +1426,23 @@ pub(crate) fn backward<T: Element>(
     );
     let dout = to_f32(dout);
     let io = batch * l * nh * hp;
-    let mut dx = vec![0.0f32; io];
-    let mut dz = vec![0.0f32; if p.z.is_some() { io } else { 0 }];
+    let mut dx = vec![T::default(); io];
+    let mut dz = vec![T::default(); if p.z.is_some() { io } else { 0 }];
     let mut ddt = vec![0.0f32; batch * l * nh];
-    let parts = be.isa.dispatch(Backward {
-        par: &be.par,
-        p: &p,
-        dout: &dout,
-        dfinal: dfinal_states,
-        dx: &mut dx,
-        dz: &mut dz,
-        ddt: &mut ddt,
-    });
+    let parts = {
+        let (x_sink, z_sink) = (Disjoint::new(&mut dx), Disjoint::new(&mut dz));
+        be.isa.dispatch(Backward {
+            par: &be.par,
+            p: &p,
+            dout: &dout,
+            dfinal: dfinal_states,
+            sinks: GradSinks {
+                x: &x_sink,
+                z: p.z.as_ref().map(|_| &z_sink as &dyn OutSink),
+            },
+            ddt: &mut ddt,
+        })
+    };
     let mut da = vec![0.0f32; nh];
     let mut dbias = vec![0.0f32; nh];
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
@@ -1474,13 +1487,13 @@ pub(crate) fn backward<T: Element>(
         }
     }
     Ok(SsdGrads {
-        x: unpermute(&dx, &d, hp),
+        x: dx,
         dt: unpermute(&ddt, &d, 1),
         a: da,
         b: into_storage(db),
         c: into_storage(dc),
         d: args.d.map(|_| dd),
-        z: args.z.map(|_| unpermute(&dz, &d, hp)),
+        z: args.z.map(|_| dz),
         dt_bias: args.dt_bias.map(|_| dbias),
         initial_states: args.initial_states.map(|_| dinit),
     })
