@@ -723,6 +723,8 @@ fn bwd_task<S: Simd>(
         g_out: task.g_in,
     };
     let mut ckpt = vec![0.0f32; nsb * hp * np];
+    // A head's initial state in row layout (the padding columns stay zero).
+    let mut srow = vec![0.0f32; hp * np];
     let rows = bwd_rows_per_pass(S::LEVEL, np / lanes);
     let mut hs = vec![0.0f32; blk * rows * np];
     let mut dgs = vec![0.0f32; len];
@@ -764,10 +766,36 @@ fn bwd_task<S: Simd>(
         let i = task.i;
         let st = Steps::new(s, p, i, j, t0, t1);
         let a = p.a[j];
+        let x0 = p.x_base(i, j, t0);
+        let xs = d.nheads * hp;
+        for k in 0..len {
+            io.x[k * hp..(k + 1) * hp].copy_from_slice(&p.x[x0 + k * xs..x0 + k * xs + hp]);
+            io.dy[k * hp..(k + 1) * hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
+        }
         // Phase 1: checkpoints, and `y` (before D and the gate) into dz for the gate's
-        // gradient.
+        // gradient. Without the gate the checkpoints come from the row kernels'
+        // recurrence, straight in the row layout phase 2 reads (no transposes).
+        let by_rows = dz.is_none() && matches!(np / lanes, 1 | 2 | 4 | 8);
+        if by_rows {
+            from_lanes(&task.s_in[h], &mut srow, hp, n, lanes, np);
+            let mut q0 = 0;
+            while q0 < hp {
+                let r = if hp - q0 >= rows { rows } else { 1 };
+                ckpt_rows(
+                    s,
+                    r,
+                    &srow[q0 * np..(q0 + r) * np],
+                    &mut ckpt,
+                    (&st, &io),
+                    (q0, hp),
+                    (&bpad, bs),
+                    len,
+                );
+                q0 += r;
+            }
+        }
         let mut state = task.s_in[h].clone();
-        for sb in 0..nsb {
+        for sb in (0..nsb).filter(|_| !by_rows) {
             let (tb0, tb1) = (t0 + sb * SUB_BLOCK, (t0 + (sb + 1) * SUB_BLOCK).min(t1));
             from_lanes(
                 &state,
@@ -810,12 +838,6 @@ fn bwd_task<S: Simd>(
             }
         }
         // The gate: dy = dout silu(z); dz = dout (y + D x) silu'(z).
-        let x0 = p.x_base(i, j, t0);
-        let xs = d.nheads * hp;
-        for k in 0..len {
-            io.x[k * hp..(k + 1) * hp].copy_from_slice(&p.x[x0 + k * xs..x0 + k * xs + hp]);
-            io.dy[k * hp..(k + 1) * hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
-        }
         if let (Some(z), Some(dz)) = (&p.z, &mut dz) {
             let mut zt = [0.0f32; MAX_LANES];
             let mut yt = [0.0f32; MAX_LANES];
@@ -1030,6 +1052,103 @@ fn bwd_rows<S: Simd>(
             4 => bwd_rows_fixed::<S, 4, 1>(s, args),
             8 => bwd_rows_fixed::<S, 8, 1>(s, args),
             _ => bwd_row_dyn(s, args),
+        }
+    }
+}
+
+/// The checkpoints of rows `q..q + rows` of one head (`h0`, `rows x np`, the state
+/// before the range) every [`SUB_BLOCK`] steps into `ckpt` ([block][p][np]), by the
+/// same recurrence as [`bwd_rows_fixed`]'s recompute. Needs a fixed kernel's width.
+#[inline(always)]
+fn ckpt_rows<S: Simd>(
+    s: S,
+    rows: usize,
+    h0: &[f32],
+    ckpt: &mut [f32],
+    (st, io): (&Steps, &HeadIo),
+    (q, hp): (usize, usize),
+    (bpad, bs): (&[f32], usize),
+    len: usize,
+) {
+    let np = h0.len() / rows;
+    let args = (h0, ckpt, (st, io), (q, hp), (bpad, bs), len);
+    match (np / S::LANES, rows) {
+        (1, 4) => ckpt_rows_fixed::<S, 1, 4>(s, args),
+        (2, 4) => ckpt_rows_fixed::<S, 2, 4>(s, args),
+        (4, 4) => ckpt_rows_fixed::<S, 4, 4>(s, args),
+        (1, 2) => ckpt_rows_fixed::<S, 1, 2>(s, args),
+        (2, 2) => ckpt_rows_fixed::<S, 2, 2>(s, args),
+        (4, 2) => ckpt_rows_fixed::<S, 4, 2>(s, args),
+        (8, 2) => ckpt_rows_fixed::<S, 8, 2>(s, args),
+        _ => {
+            // One row at a time.
+            let (h0, ckpt) = (args.0, args.1);
+            for r in 0..rows {
+                let a = (
+                    &h0[r * np..(r + 1) * np],
+                    &mut *ckpt,
+                    (st, io),
+                    (q + r, hp),
+                    (bpad, bs),
+                    len,
+                );
+                match np / S::LANES {
+                    1 => ckpt_rows_fixed::<S, 1, 1>(s, a),
+                    2 => ckpt_rows_fixed::<S, 2, 1>(s, a),
+                    4 => ckpt_rows_fixed::<S, 4, 1>(s, a),
+                    _ => ckpt_rows_fixed::<S, 8, 1>(s, a),
+                }
+            }
+        }
+    }
+}
+
+/// The arguments of [`ckpt_rows`]' kernels.
+type CkptArgs<'x> = (
+    &'x [f32],
+    &'x mut [f32],
+    (&'x Steps, &'x HeadIo),
+    (usize, usize),
+    (&'x [f32], usize),
+    usize,
+);
+
+/// [`ckpt_rows`] for `R` rows of `NV` vectors, the rows' states in registers.
+#[inline(always)]
+fn ckpt_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: CkptArgs<'_>) {
+    let (h0, ckpt, (st, io), (q, hp), (bpad, bs), len) = args;
+    let l = S::LANES;
+    let w = NV * l;
+    let mut hv = [[s.zero(); NV]; R];
+    for (r, hr) in hv.iter_mut().enumerate() {
+        for (v, x) in hr.iter_mut().enumerate() {
+            *x = s.load(&h0[r * w + v * l..]);
+        }
+    }
+    for (sb, k0) in (0..len).step_by(SUB_BLOCK).enumerate() {
+        let c = &mut ckpt[(sb * hp + q) * w..(sb * hp + q + R) * w];
+        for (r, hr) in hv.iter().enumerate() {
+            for (v, x) in hr.iter().enumerate() {
+                s.store(&mut c[r * w + v * l..], *x);
+            }
+        }
+        if k0 + SUB_BLOCK >= len {
+            // The state after the range is not needed.
+            break;
+        }
+        for k in k0..k0 + SUB_BLOCK {
+            let dec = s.splat(st.decay[k]);
+            let mut xdt = [s.zero(); R];
+            for (r, x) in xdt.iter_mut().enumerate() {
+                *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
+            }
+            let bk = &bpad[k * bs..k * bs + w];
+            for v in 0..NV {
+                let b = s.load(&bk[v * l..]);
+                for r in 0..R {
+                    hv[r][v] = s.mul_add(xdt[r], b, s.mul(dec, hv[r][v]));
+                }
+            }
         }
     }
 }
