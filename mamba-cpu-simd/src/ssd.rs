@@ -8,9 +8,10 @@
 //! memory. A reset (`seq_idx` changes) is a step whose decay is 0.
 //!
 //! The backward recomputes: a first pass stores the state every [`SUB_BLOCK`] steps,
-//! then each block is recomputed one row at a time (vectorised across `N`) and walked
-//! back with the adjoint `g`; the gradients of `B` and `C`, shared by the heads of a
-//! group, go to per-task partial sums reduced afterwards in task order.
+//! then each block is recomputed a few rows at a time (vectorised across `N`; the rows
+//! of a pass share the loads of `B` and `C` and one update of `dB` and `dC` per step)
+//! and walked back with the adjoint `g`; the gradients of `B` and `C`, shared by the
+//! heads of a group, go to per-task partial sums reduced afterwards in task order.
 //!
 //! With fewer (batch, head) pairs than threads, time is chunked as in the Mamba-1
 //! scan; the carried state's contribution is `y[t] += (prod decay) S_in C[t]`, the
@@ -25,8 +26,11 @@ use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
 
-/// Steps per recompute block of the backward pass.
-const SUB_BLOCK: usize = 64;
+/// Steps per recompute block of the backward pass: short enough that a block's
+/// recomputed states for a pass of rows (`SUB_BLOCK x rows x N`), its `B`, `C`, `dB`
+/// and `dC` stay in L1 (at 64 steps the states alone spill it, and the recompute
+/// and reverse loops wait on L2).
+const SUB_BLOCK: usize = 16;
 /// Steps per time block of the forward pass.
 const TIME_BLOCK: usize = 256;
 
@@ -659,11 +663,18 @@ struct BwdTask<'o> {
     s_in: Vec<Vec<f32>>,
     /// Per head, the adjoint of the state at `t1 - 1` from later steps, (p, np).
     g_in: Vec<Vec<f32>>,
-    /// (heads, len, p) each; `dz` is empty without `z`.
-    dx: &'o mut [f32],
-    dz: &'o mut [f32],
     /// (heads, len).
     ddt: &'o mut [f32],
+}
+
+/// Where the backward puts `dx` and `dz`: the finished gradients, in the storage type
+/// and the (b, L, h, p) layout of the inputs, written by each task at its own heads
+/// and steps.
+#[derive(Clone, Copy)]
+struct GradSinks<'o> {
+    x: &'o dyn OutSink,
+    /// `None` without `z`.
+    z: Option<&'o dyn OutSink>,
 }
 
 /// A task's partial sums.
@@ -687,7 +698,13 @@ struct HeadIo {
 }
 
 #[inline(always)]
-fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> BwdPartial {
+fn bwd_task<S: Simd>(
+    s: S,
+    p: &Problem<'_>,
+    dout: &[f32],
+    sinks: GradSinks<'_>,
+    task: BwdTask<'_>,
+) -> BwdPartial {
     let lanes = S::LANES;
     let d = p.dims;
     let (hp, n, np) = (d.headdim, d.dstate, p.np);
@@ -706,43 +723,79 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
         g_out: task.g_in,
     };
     let mut ckpt = vec![0.0f32; nsb * hp * np];
-    let mut hs = vec![0.0f32; blk * np];
+    // A head's initial state in row layout (the padding columns stay zero).
+    let mut srow = vec![0.0f32; hp * np];
+    let rows = bwd_rows_per_pass(S::LEVEL, np / lanes);
+    let mut hs = vec![0.0f32; blk * rows * np];
     let mut dgs = vec![0.0f32; len];
     let mut dxgb = vec![0.0f32; len];
     let mut vgs = vec![0.0f32; len * lanes];
-    let mut vgb = vec![0.0f32; blk * lanes];
+    let mut vgb = vec![0.0f32; rows * blk * lanes];
     let mut gbs = vec![0.0f32; blk];
+    let mut skipv = vec![0.0f32; pad(hp, lanes)];
+    let mut ddv = vec![0.0f32; pad(hp, lanes)];
     let mut io = HeadIo {
         x: vec![0.0; len * hp],
         dy: vec![0.0; len * hp],
     };
     // B and C padded to np per step, for the row-wise kernels.
-    let mut bpad = vec![0.0f32; len * np];
-    let mut cpad = vec![0.0f32; len * np];
-    for k in 0..len {
-        bpad[k * np..k * np + n].copy_from_slice(&p.b[bc0 + k * bcs..bc0 + k * bcs + n]);
-        cpad[k * np..k * np + n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
-    }
-    for (h, ((dx, mut dz), ddt)) in task
-        .dx
-        .chunks_mut(len * hp)
-        .zip(
-            task.dz
-                .chunks_mut(len * hp)
-                .map(Some)
-                .chain(std::iter::repeat_with(|| None)),
-        )
-        .zip(task.ddt.chunks_mut(len))
-        .enumerate()
-    {
+    // (When N is whole vectors they are read in place, `bcs` apart.)
+    let (bpad, cpad, bs) = if n == np {
+        (Cow::Borrowed(&p.b[bc0..]), Cow::Borrowed(&p.c[bc0..]), bcs)
+    } else {
+        let mut bpad = vec![0.0f32; len * np];
+        let mut cpad = vec![0.0f32; len * np];
+        for k in 0..len {
+            bpad[k * np..k * np + n].copy_from_slice(&p.b[bc0 + k * bcs..bc0 + k * bcs + n]);
+            cpad[k * np..k * np + n].copy_from_slice(&p.c[bc0 + k * bcs..bc0 + k * bcs + n]);
+        }
+        (Cow::Owned(bpad), Cow::Owned(cpad), np)
+    };
+    // One head's dx and dz, (len, p), reused by the task's heads: every element is
+    // written before it is read.
+    let mut dxb = vec![0.0f32; len * hp];
+    let mut dzb = vec![0.0f32; if p.z.is_some() { len * hp } else { 0 }];
+    for (h, ddt) in task.ddt.chunks_mut(len).enumerate() {
+        let dx = &mut dxb[..];
+        let mut dz = if p.z.is_some() {
+            Some(&mut dzb[..])
+        } else {
+            None
+        };
         let j = task.j0 + h;
         let i = task.i;
         let st = Steps::new(s, p, i, j, t0, t1);
         let a = p.a[j];
+        let x0 = p.x_base(i, j, t0);
+        let xs = d.nheads * hp;
+        for k in 0..len {
+            io.x[k * hp..(k + 1) * hp].copy_from_slice(&p.x[x0 + k * xs..x0 + k * xs + hp]);
+            io.dy[k * hp..(k + 1) * hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
+        }
         // Phase 1: checkpoints, and `y` (before D and the gate) into dz for the gate's
-        // gradient.
+        // gradient. Without the gate the checkpoints come from the row kernels'
+        // recurrence, straight in the row layout phase 2 reads (no transposes).
+        let by_rows = dz.is_none() && matches!(np / lanes, 1 | 2 | 4 | 8);
+        if by_rows {
+            from_lanes(&task.s_in[h], &mut srow, hp, n, lanes, np);
+            let mut q0 = 0;
+            while q0 < hp {
+                let r = if hp - q0 >= rows { rows } else { 1 };
+                ckpt_rows(
+                    s,
+                    r,
+                    &srow[q0 * np..(q0 + r) * np],
+                    &mut ckpt,
+                    (&st, &io),
+                    (q0, hp),
+                    (&bpad, bs),
+                    len,
+                );
+                q0 += r;
+            }
+        }
         let mut state = task.s_in[h].clone();
-        for sb in 0..nsb {
+        for sb in (0..nsb).filter(|_| !by_rows) {
             let (tb0, tb1) = (t0 + sb * SUB_BLOCK, (t0 + (sb + 1) * SUB_BLOCK).min(t1));
             from_lanes(
                 &state,
@@ -785,12 +838,6 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             }
         }
         // The gate: dy = dout silu(z); dz = dout (y + D x) silu'(z).
-        let x0 = p.x_base(i, j, t0);
-        let xs = d.nheads * hp;
-        for k in 0..len {
-            io.x[k * hp..(k + 1) * hp].copy_from_slice(&p.x[x0 + k * xs..x0 + k * xs + hp]);
-            io.dy[k * hp..(k + 1) * hp].copy_from_slice(&dout[x0 + k * xs..x0 + k * xs + hp]);
-        }
         if let (Some(z), Some(dz)) = (&p.z, &mut dz) {
             let mut zt = [0.0f32; MAX_LANES];
             let mut yt = [0.0f32; MAX_LANES];
@@ -816,41 +863,76 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 }
             }
         }
-        // Phase 2: back through the blocks, one row of the state at a time.
+        // Phase 2: back through the blocks, `rows` rows of the state at a time.
         vgs.fill(0.0);
-        dxgb.fill(0.0);
         let g = &mut part.g_out[h];
         for sb in (0..nsb).rev() {
             let (kb0, kb1) = (sb * SUB_BLOCK, ((sb + 1) * SUB_BLOCK).min(len));
-            for q in 0..hp {
-                let h0 = &ckpt[(sb * hp + q) * np..(sb * hp + q + 1) * np];
-                bwd_row(
+            let mut q0 = 0;
+            while q0 < hp {
+                let r = if hp - q0 >= rows { rows } else { 1 };
+                bwd_rows(
                     s,
-                    h0,
-                    &mut g[q * np..(q + 1) * np],
+                    r,
+                    &ckpt[(sb * hp + q0) * np..(sb * hp + q0 + r) * np],
+                    &mut g[q0 * np..(q0 + r) * np],
                     &st,
                     &io,
-                    q,
+                    q0,
                     hp,
-                    (&bpad, &cpad),
-                    &mut hs,
+                    (&bpad, &cpad, bs),
+                    &mut hs[..blk * r * np],
                     (&mut part.db, &mut part.dc),
-                    (&mut vgs, &mut vgb),
+                    (&mut vgs, &mut vgb[..r * blk * lanes]),
                     kb0,
                     kb1,
                 );
-                s.reduce_sums(&vgb[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
-                let skip = p.skip(j, q);
-                let mut dd = 0.0f32;
-                for k in kb0..kb1 {
-                    let e = k * hp + q;
-                    let gb = gbs[k - kb0];
-                    dx[e] = st.step[k] * gb + skip * io.dy[e];
-                    dxgb[k] += io.x[e] * gb;
-                    dd += io.dy[e] * io.x[e];
+                // `sum_n g B` per row and step goes to dx for now; the pass below
+                // finishes it.
+                for rr in 0..r {
+                    let vr = &vgb[rr * blk * lanes..];
+                    s.reduce_sums(&vr[..(kb1 - kb0) * lanes], &mut gbs[..kb1 - kb0]);
+                    for (k, &gb) in (kb0..kb1).zip(&gbs[..kb1 - kb0]) {
+                        dx[k * hp + q0 + rr] = gb;
+                    }
                 }
-                part.dd[h * hp + q] += dd;
+                q0 += r;
             }
+        }
+        // dx = step gb + D dy, and the sums over channels (`x gb`, for the step's
+        // gradient) and over steps (`dy x`, for D's), vectorised across channels.
+        for (q, v) in skipv[..hp].iter_mut().enumerate() {
+            *v = p.skip(j, q);
+        }
+        ddv.fill(0.0);
+        let full = hp - hp % lanes;
+        for k in 0..len {
+            let row = k * hp;
+            let step = s.splat(st.step[k]);
+            let mut acc = s.zero();
+            for q in (0..full).step_by(lanes) {
+                let e = row + q;
+                let gb = s.load(&dx[e..]);
+                let xv = s.load(&io.x[e..]);
+                let dyv = s.load(&io.dy[e..]);
+                acc = s.mul_add(xv, gb, acc);
+                let v = s.mul_add(step, gb, s.mul(s.load(&skipv[q..]), dyv));
+                s.store(&mut dx[e..], v);
+                let d = s.mul_add(dyv, xv, s.load(&ddv[q..]));
+                s.store(&mut ddv[q..], d);
+            }
+            let mut xgb = s.reduce_sum(acc);
+            for q in full..hp {
+                let e = row + q;
+                let gb = dx[e];
+                xgb += io.x[e] * gb;
+                dx[e] = st.step[k] * gb + skipv[q] * io.dy[e];
+                ddv[q] += io.dy[e] * io.x[e];
+            }
+            dxgb[k] = xgb;
+        }
+        for (dd, &v) in part.dd[h * hp..(h + 1) * hp].iter_mut().zip(&ddv[..hp]) {
+            *dd += v;
         }
         s.reduce_sums(&vgs, &mut dgs);
         for k in 0..len {
@@ -859,56 +941,219 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             part.dbias[h] += draw;
             part.da[h] += st.decay[k] * st.step[k] * dgs[k];
         }
+        // SAFETY: these are head j's channels at steps t0..t1 of batch i; the backward
+        // tasks split (batch, head, step) disjointly, and each task writes each of its
+        // heads once.
+        unsafe { sinks.x.write(x0, xs, hp, len, dx, hp) };
+        if let (Some(o), Some(dz)) = (sinks.z, dz) {
+            // SAFETY: as for dx just above.
+            unsafe { o.write(x0, xs, hp, len, dz, hp) };
+        }
     }
     part
 }
 
-/// The backward of row `q` of one head over steps `kb0..kb1` of the task's range:
-/// recomputes the row's states from `h0`, then walks back with the adjoint `g`,
-/// accumulating `dB` and `dC` (per step, np wide), adding the vectors of
-/// `sum_n g S[t-1]` into `vgs` (per step of the range) and leaving those of
-/// `sum_n g B` in `vgb` (per step of the block) for bulk lane sums.
+/// Rows of the state the backward walks together, for `nv` vectors per row: the
+/// rows share the loads of `B` and `C` and one read-modify-write of `dB` and `dC`
+/// per step, and their adjoints stay in registers (`rows x nv` of them, half the
+/// register file). 1 where the row width has no fixed kernel.
+const fn bwd_rows_per_pass(level: SimdLevel, nv: usize) -> usize {
+    let budget = match level {
+        SimdLevel::Avx512 | SimdLevel::Neon => 16,
+        SimdLevel::Avx2 | SimdLevel::Scalar => 8,
+    };
+    match nv {
+        1 | 2 | 4 | 8 => {
+            let r = budget / nv;
+            if r >= 4 {
+                4
+            } else if r >= 2 {
+                2
+            } else {
+                1
+            }
+        }
+        _ => 1,
+    }
+}
+
+/// The backward of rows `q..q + rows` of one head over steps `kb0..kb1` of the
+/// task's range: recomputes the rows' states from `h0` (the rows' checkpoints,
+/// `rows x np`), then walks back with the adjoints `g` (`rows x np`), accumulating
+/// `dB` and `dC` (per step, np wide), adding the vectors of `sum_n g S[t-1]` into
+/// `vgs` (per step of the range) and leaving those of `sum_n g B` in `vgb` (row `r`
+/// at `r * vgb.len() / rows`, per step of the block) for bulk lane sums. The sums
+/// over rows run in row order, as one row at a time would.
 #[inline(always)]
-fn bwd_row<S: Simd>(
+fn bwd_rows<S: Simd>(
     s: S,
+    rows: usize,
     h0: &[f32],
     g: &mut [f32],
     st: &Steps,
     io: &HeadIo,
     q: usize,
     hp: usize,
-    (bpad, cpad): (&[f32], &[f32]),
+    (bpad, cpad, bs): (&[f32], &[f32], usize),
     hs: &mut [f32],
     (db, dc): (&mut [f32], &mut [f32]),
     (vgs, vgb): (&mut [f32], &mut [f32]),
     kb0: usize,
     kb1: usize,
 ) {
-    let np = h0.len();
-    let args = (
-        h0,
-        g,
-        st,
-        io,
-        q,
-        hp,
-        (bpad, cpad),
-        hs,
-        (db, dc),
-        (vgs, vgb),
-        kb0,
-        kb1,
-    );
-    match np / S::LANES {
-        1 => bwd_row_fixed::<S, 1>(s, args),
-        2 => bwd_row_fixed::<S, 2>(s, args),
-        4 => bwd_row_fixed::<S, 4>(s, args),
-        8 => bwd_row_fixed::<S, 8>(s, args),
-        _ => bwd_row_dyn(s, args),
+    let np = h0.len() / rows;
+    let nv = np / S::LANES;
+    if rows > 1 {
+        let args = (
+            h0,
+            &mut *g,
+            st,
+            io,
+            q,
+            hp,
+            (bpad, cpad, bs),
+            &mut *hs,
+            (&mut *db, &mut *dc),
+            (&mut *vgs, &mut *vgb),
+            kb0,
+            kb1,
+        );
+        match (nv, rows) {
+            (1, 4) => return bwd_rows_fixed::<S, 1, 4>(s, args),
+            (2, 4) => return bwd_rows_fixed::<S, 2, 4>(s, args),
+            (4, 4) => return bwd_rows_fixed::<S, 4, 4>(s, args),
+            (1, 2) => return bwd_rows_fixed::<S, 1, 2>(s, args),
+            (2, 2) => return bwd_rows_fixed::<S, 2, 2>(s, args),
+            (4, 2) => return bwd_rows_fixed::<S, 4, 2>(s, args),
+            (8, 2) => return bwd_rows_fixed::<S, 8, 2>(s, args),
+            _ => {}
+        }
+    }
+    // One row at a time (in row order, so the sums are the same).
+    let vstride = vgb.len() / rows;
+    for r in 0..rows {
+        let args = (
+            &h0[r * np..(r + 1) * np],
+            &mut g[r * np..(r + 1) * np],
+            st,
+            io,
+            q + r,
+            hp,
+            (bpad, cpad, bs),
+            &mut *hs,
+            (&mut *db, &mut *dc),
+            (&mut *vgs, &mut vgb[r * vstride..(r + 1) * vstride]),
+            kb0,
+            kb1,
+        );
+        match nv {
+            1 => bwd_rows_fixed::<S, 1, 1>(s, args),
+            2 => bwd_rows_fixed::<S, 2, 1>(s, args),
+            4 => bwd_rows_fixed::<S, 4, 1>(s, args),
+            8 => bwd_rows_fixed::<S, 8, 1>(s, args),
+            _ => bwd_row_dyn(s, args),
+        }
     }
 }
 
-/// The arguments of [`bwd_row`], as one tuple for its two implementations.
+/// The checkpoints of rows `q..q + rows` of one head (`h0`, `rows x np`, the state
+/// before the range) every [`SUB_BLOCK`] steps into `ckpt` ([block][p][np]), by the
+/// same recurrence as [`bwd_rows_fixed`]'s recompute. Needs a fixed kernel's width.
+#[inline(always)]
+fn ckpt_rows<S: Simd>(
+    s: S,
+    rows: usize,
+    h0: &[f32],
+    ckpt: &mut [f32],
+    (st, io): (&Steps, &HeadIo),
+    (q, hp): (usize, usize),
+    (bpad, bs): (&[f32], usize),
+    len: usize,
+) {
+    let np = h0.len() / rows;
+    let args = (h0, ckpt, (st, io), (q, hp), (bpad, bs), len);
+    match (np / S::LANES, rows) {
+        (1, 4) => ckpt_rows_fixed::<S, 1, 4>(s, args),
+        (2, 4) => ckpt_rows_fixed::<S, 2, 4>(s, args),
+        (4, 4) => ckpt_rows_fixed::<S, 4, 4>(s, args),
+        (1, 2) => ckpt_rows_fixed::<S, 1, 2>(s, args),
+        (2, 2) => ckpt_rows_fixed::<S, 2, 2>(s, args),
+        (4, 2) => ckpt_rows_fixed::<S, 4, 2>(s, args),
+        (8, 2) => ckpt_rows_fixed::<S, 8, 2>(s, args),
+        _ => {
+            // One row at a time.
+            let (h0, ckpt) = (args.0, args.1);
+            for r in 0..rows {
+                let a = (
+                    &h0[r * np..(r + 1) * np],
+                    &mut *ckpt,
+                    (st, io),
+                    (q + r, hp),
+                    (bpad, bs),
+                    len,
+                );
+                match np / S::LANES {
+                    1 => ckpt_rows_fixed::<S, 1, 1>(s, a),
+                    2 => ckpt_rows_fixed::<S, 2, 1>(s, a),
+                    4 => ckpt_rows_fixed::<S, 4, 1>(s, a),
+                    _ => ckpt_rows_fixed::<S, 8, 1>(s, a),
+                }
+            }
+        }
+    }
+}
+
+/// The arguments of [`ckpt_rows`]' kernels.
+type CkptArgs<'x> = (
+    &'x [f32],
+    &'x mut [f32],
+    (&'x Steps, &'x HeadIo),
+    (usize, usize),
+    (&'x [f32], usize),
+    usize,
+);
+
+/// [`ckpt_rows`] for `R` rows of `NV` vectors, the rows' states in registers.
+#[inline(always)]
+fn ckpt_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: CkptArgs<'_>) {
+    let (h0, ckpt, (st, io), (q, hp), (bpad, bs), len) = args;
+    let l = S::LANES;
+    let w = NV * l;
+    let mut hv = [[s.zero(); NV]; R];
+    for (r, hr) in hv.iter_mut().enumerate() {
+        for (v, x) in hr.iter_mut().enumerate() {
+            *x = s.load(&h0[r * w + v * l..]);
+        }
+    }
+    for (sb, k0) in (0..len).step_by(SUB_BLOCK).enumerate() {
+        let c = &mut ckpt[(sb * hp + q) * w..(sb * hp + q + R) * w];
+        for (r, hr) in hv.iter().enumerate() {
+            for (v, x) in hr.iter().enumerate() {
+                s.store(&mut c[r * w + v * l..], *x);
+            }
+        }
+        if k0 + SUB_BLOCK >= len {
+            // The state after the range is not needed.
+            break;
+        }
+        for k in k0..k0 + SUB_BLOCK {
+            let dec = s.splat(st.decay[k]);
+            let mut xdt = [s.zero(); R];
+            for (r, x) in xdt.iter_mut().enumerate() {
+                *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
+            }
+            let bk = &bpad[k * bs..k * bs + w];
+            for v in 0..NV {
+                let b = s.load(&bk[v * l..]);
+                for r in 0..R {
+                    hv[r][v] = s.mul_add(xdt[r], b, s.mul(dec, hv[r][v]));
+                }
+            }
+        }
+    }
+}
+
+/// The arguments of [`bwd_rows`]' kernels, as one tuple.
 type RowArgs<'x> = (
     &'x [f32],
     &'x mut [f32],
@@ -916,7 +1161,7 @@ type RowArgs<'x> = (
     &'x HeadIo,
     usize,
     usize,
-    (&'x [f32], &'x [f32]),
+    (&'x [f32], &'x [f32], usize),
     &'x mut [f32],
     (&'x mut [f32], &'x mut [f32]),
     (&'x mut [f32], &'x mut [f32]),
@@ -924,77 +1169,107 @@ type RowArgs<'x> = (
     usize,
 );
 
-/// [`bwd_row`] for `NV` vectors per row: the state and the adjoint stay in registers.
+/// [`bwd_rows`] for `R` rows of `NV` vectors: the rows' states and adjoints stay in
+/// registers; the recomputed states go to `hs` as [step][row][np].
 #[inline(always)]
-fn bwd_row_fixed<S: Simd, const NV: usize>(s: S, args: RowArgs<'_>) {
-    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<'_>) {
+    let (h0, g, st, io, q, hp, (bpad, cpad, bs), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
     let l = S::LANES;
     let w = NV * l;
-    let mut hv = [s.zero(); NV];
-    for v in 0..NV {
-        hv[v] = s.load(&h0[v * l..]);
+    let rw = R * w;
+    let vstride = vgb.len() / R;
+    let mut hv = [[s.zero(); NV]; R];
+    for (r, hr) in hv.iter_mut().enumerate() {
+        for (v, x) in hr.iter_mut().enumerate() {
+            *x = s.load(&h0[r * w + v * l..]);
+        }
     }
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
-        let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
-        let bk = &bpad[k * w..(k + 1) * w];
-        let cur = &mut hs[(k - kb0) * w..(k - kb0 + 1) * w];
+        let mut xdt = [s.zero(); R];
+        for (r, x) in xdt.iter_mut().enumerate() {
+            *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
+        }
+        let bk = &bpad[k * bs..k * bs + w];
+        let cur = &mut hs[(k - kb0) * rw..(k - kb0 + 1) * rw];
         for v in 0..NV {
-            hv[v] = s.mul_add(xdt, s.load(&bk[v * l..]), s.mul(dec, hv[v]));
-            s.store(&mut cur[v * l..], hv[v]);
+            let b = s.load(&bk[v * l..]);
+            for r in 0..R {
+                hv[r][v] = s.mul_add(xdt[r], b, s.mul(dec, hv[r][v]));
+                s.store(&mut cur[r * w + v * l..], hv[r][v]);
+            }
         }
     }
-    let mut gv = [s.zero(); NV];
-    for v in 0..NV {
-        gv[v] = s.load(&g[v * l..]);
+    let mut gv = [[s.zero(); NV]; R];
+    for (r, gr) in gv.iter_mut().enumerate() {
+        for (v, x) in gr.iter_mut().enumerate() {
+            *x = s.load(&g[r * w + v * l..]);
+        }
     }
     for k in (kb0..kb1).rev() {
         let kk = k - kb0;
-        let e = k * hp + q;
-        let dy = s.splat(io.dy[e]);
-        let xdt = s.splat(io.x[e] * st.step[k]);
         let dec = s.splat(st.decay[k]);
-        let bk = &bpad[k * w..(k + 1) * w];
-        let ck = &cpad[k * w..(k + 1) * w];
-        let cur = &hs[kk * w..(kk + 1) * w];
+        let mut dy = [s.zero(); R];
+        let mut xdt = [s.zero(); R];
+        for r in 0..R {
+            let e = k * hp + q + r;
+            dy[r] = s.splat(io.dy[e]);
+            xdt[r] = s.splat(io.x[e] * st.step[k]);
+        }
+        let bk = &bpad[k * bs..k * bs + w];
+        let ck = &cpad[k * bs..k * bs + w];
+        let cur = &hs[kk * rw..(kk + 1) * rw];
         let prev: &[f32] = if kk == 0 {
-            &h0[..w]
+            &h0[..rw]
         } else {
-            &hs[(kk - 1) * w..kk * w]
+            &hs[(kk - 1) * rw..kk * rw]
         };
         let dbk = &mut db[k * w..(k + 1) * w];
         let dck = &mut dc[k * w..(k + 1) * w];
-        let mut acc_gs = s.zero();
-        let mut acc_gb = s.zero();
+        let mut acc_gs = [s.zero(); R];
+        let mut acc_gb = [s.zero(); R];
         for v in 0..NV {
-            let g1 = s.mul_add(dy, s.load(&ck[v * l..]), gv[v]);
-            let dcv = s.mul_add(dy, s.load(&cur[v * l..]), s.load(&dck[v * l..]));
+            let c = s.load(&ck[v * l..]);
+            let b = s.load(&bk[v * l..]);
+            let mut dcv = s.load(&dck[v * l..]);
+            let mut dbv = s.load(&dbk[v * l..]);
+            for r in 0..R {
+                let g1 = s.mul_add(dy[r], c, gv[r][v]);
+                dcv = s.mul_add(dy[r], s.load(&cur[r * w + v * l..]), dcv);
+                acc_gs[r] = s.mul_add(g1, s.load(&prev[r * w + v * l..]), acc_gs[r]);
+                acc_gb[r] = s.mul_add(g1, b, acc_gb[r]);
+                dbv = s.mul_add(g1, xdt[r], dbv);
+                gv[r][v] = s.mul(g1, dec);
+            }
             s.store(&mut dck[v * l..], dcv);
-            acc_gs = s.mul_add(g1, s.load(&prev[v * l..]), acc_gs);
-            acc_gb = s.mul_add(g1, s.load(&bk[v * l..]), acc_gb);
-            let dbv = s.mul_add(g1, xdt, s.load(&dbk[v * l..]));
             s.store(&mut dbk[v * l..], dbv);
-            gv[v] = s.mul(g1, dec);
         }
-        let gs = s.add(s.load(&vgs[k * l..]), acc_gs);
+        let mut gs = s.load(&vgs[k * l..]);
+        for a in acc_gs {
+            gs = s.add(gs, a);
+        }
         s.store(&mut vgs[k * l..], gs);
-        s.store(&mut vgb[kk * l..], acc_gb);
+        for (r, a) in acc_gb.into_iter().enumerate() {
+            s.store(&mut vgb[r * vstride + kk * l..], a);
+        }
     }
-    for v in 0..NV {
-        s.store(&mut g[v * l..], gv[v]);
+    for (r, gr) in gv.iter().enumerate() {
+        for (v, x) in gr.iter().enumerate() {
+            s.store(&mut g[r * w + v * l..], *x);
+        }
     }
 }
 
-/// [`bwd_row`] for any number of vectors per row, kept in memory.
+/// [`bwd_rows`] for one row of any number of vectors, kept in memory.
 #[inline(always)]
 fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
-    let (h0, g, st, io, q, hp, (bpad, cpad), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
+    let (h0, g, st, io, q, hp, (bpad, cpad, bs), hs, (db, dc), (vgs, vgb), kb0, kb1) = args;
     let np = h0.len();
     let l = S::LANES;
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
         let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
-        let bk = &bpad[k * np..(k + 1) * np];
+        let bk = &bpad[k * bs..k * bs + np];
         let kk = k - kb0;
         let (prev, cur) = hs.split_at_mut(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
@@ -1009,8 +1284,8 @@ fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
         let dy = s.splat(io.dy[e]);
         let xdt = s.splat(io.x[e] * st.step[k]);
         let dec = s.splat(st.decay[k]);
-        let bk = &bpad[k * np..(k + 1) * np];
-        let ck = &cpad[k * np..(k + 1) * np];
+        let bk = &bpad[k * bs..k * bs + np];
+        let ck = &cpad[k * bs..k * bs + np];
         let (prev, cur) = hs.split_at(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
         let dbk = &mut db[k * np..(k + 1) * np];
@@ -1084,9 +1359,8 @@ struct Backward<'p, 'a> {
     p: &'p Problem<'a>,
     dout: &'p [f32],
     dfinal: Option<&'p [f32]>,
-    /// (b, h, L, p), (b, h, L, p), (b, h, L).
-    dx: &'p mut [f32],
-    dz: &'p mut [f32],
+    sinks: GradSinks<'p>,
+    /// (b, h, L).
     ddt: &'p mut [f32],
 }
 
@@ -1209,20 +1483,11 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
         .iter()
         .map(|(key, _, _)| (key.2 - key.1) * (key.4 - key.3))
         .collect();
-    let dx = split_mut(k.dx, lens.iter().map(|v| v * hp));
-    let mut dz = if p.z.is_some() {
-        split_mut(k.dz, lens.iter().map(|v| v * hp))
-    } else {
-        Vec::new()
-    };
-    dz.resize_with(specs.len(), || &mut []);
     let ddt = split_mut(k.ddt, lens.iter().copied());
     let tasks: Vec<_> = specs
         .into_iter()
-        .zip(dx)
-        .zip(dz)
         .zip(ddt)
-        .map(|((((key, s_in, g_in), dx), dz), ddt)| {
+        .map(|((key, s_in, g_in), ddt)| {
             (
                 key,
                 BwdTask {
@@ -1233,18 +1498,16 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
                     t1: key.4,
                     s_in,
                     g_in,
-                    dx,
-                    dz,
                     ddt,
                 },
             )
         })
         .collect();
-    let dout = k.dout;
+    let (dout, sinks) = (k.dout, k.sinks);
     par.map(tasks, |(key, task)| {
         let part = s.vectorize(
             #[inline(always)]
-            || bwd_task(s, p, dout, task),
+            || bwd_task(s, p, dout, sinks, task),
         );
         (key, part)
     })
@@ -1282,24 +1545,36 @@ pub(crate) fn backward<T: Element>(
     );
     let dout = to_f32(dout);
     let io = batch * l * nh * hp;
-    let mut dx = vec![0.0f32; io];
-    let mut dz = vec![0.0f32; if p.z.is_some() { io } else { 0 }];
+    let mut dx = vec![T::default(); io];
+    let mut dz = vec![T::default(); if p.z.is_some() { io } else { 0 }];
     let mut ddt = vec![0.0f32; batch * l * nh];
-    let parts = be.isa.dispatch(Backward {
-        par: &be.par,
-        p: &p,
-        dout: &dout,
-        dfinal: dfinal_states,
-        dx: &mut dx,
-        dz: &mut dz,
-        ddt: &mut ddt,
-    });
+    let parts = {
+        let (x_sink, z_sink) = (Disjoint::new(&mut dx), Disjoint::new(&mut dz));
+        be.isa.dispatch(Backward {
+            par: &be.par,
+            p: &p,
+            dout: &dout,
+            dfinal: dfinal_states,
+            sinks: GradSinks {
+                x: &x_sink,
+                z: p.z.as_ref().map(|_| &z_sink as &dyn OutSink),
+            },
+            ddt: &mut ddt,
+        })
+    };
     let mut da = vec![0.0f32; nh];
     let mut dbias = vec![0.0f32; nh];
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
     let mut db = vec![0.0f32; args.b.data.len()];
     let mut dc = vec![0.0f32; args.c.data.len()];
-    let mut dinit = vec![0.0f32; batch * nh * hp * n];
+    let mut dinit = vec![
+        0.0f32;
+        if p.init.is_some() {
+            batch * nh * hp * n
+        } else {
+            0
+        }
+    ];
     for ((i, j0, j1, t0, t1), part) in &parts {
         for (h, j) in (*j0..*j1).enumerate() {
             da[j] += part.da[h];
@@ -1312,7 +1587,7 @@ pub(crate) fn backward<T: Element>(
                     dd[j] += v;
                 }
             }
-            if *t0 == 0 {
+            if *t0 == 0 && p.init.is_some() {
                 let base = (i * nh + j) * hp * n;
                 for q in 0..hp {
                     dinit[base + q * n..base + (q + 1) * n]
@@ -1331,13 +1606,13 @@ pub(crate) fn backward<T: Element>(
         }
     }
     Ok(SsdGrads {
-        x: unpermute(&dx, &d, hp),
+        x: dx,
         dt: unpermute(&ddt, &d, 1),
         a: da,
         b: into_storage(db),
         c: into_storage(dc),
         d: args.d.map(|_| dd),
-        z: args.z.map(|_| unpermute(&dz, &d, hp)),
+        z: args.z.map(|_| dz),
         dt_bias: args.dt_bias.map(|_| dbias),
         initial_states: args.initial_states.map(|_| dinit),
     })
