@@ -18,7 +18,7 @@ use mamba_core::abi::{
     activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
 };
 
-use super::ops::{bc_groups, dense, env_usize, gcd, opt, req, suffix};
+use super::ops::{bc_groups, conv_dims, dense, env_usize, gcd, opt, req, suffix, ConvDims};
 use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
@@ -579,35 +579,14 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     let p = &d.fwd;
     let act = p.x.dtype;
     let sfx = suffix(act, OP)?;
-    if p.x.rank != 3 || p.weight.rank != 2 {
-        return Err(PErr::invalid(format!(
-            "{OP}: `x` must have 3 dimensions and `weight` 2; got {:?} and {:?}",
-            p.x.shape(),
-            p.weight.shape()
-        )));
-    }
-    let cl = p.channel_last != 0;
-    let (b, c, l) = if cl {
-        (p.x.dims[0], p.x.dims[2], p.x.dims[1])
-    } else {
-        (p.x.dims[0], p.x.dims[1], p.x.dims[2])
-    };
-    let w = p.weight.dims[1];
-    if b == 0 || c == 0 || l == 0 || w == 0 {
-        return Err(PErr::invalid(format!(
-            "{OP}: zero dimension in b={b}, c={c}, L={l}, W={w}"
-        )));
-    }
-    if p.activation > activation::SILU {
-        return Err(PErr::invalid(format!(
-            "{OP}: unknown activation code {}",
-            p.activation
-        )));
-    }
+    let ConvDims {
+        b,
+        c,
+        l,
+        w,
+        channel_last: cl,
+    } = conv_dims(OP, p)?;
     let st = [b, c, w - 1];
-    req(OP, "weight", &p.weight, dtype::F32, &[c, w])?;
-    opt(OP, "bias", &p.bias, dtype::F32, &[c])?;
-    opt(OP, "initial_states", &p.initial_states, dtype::F32, &st)?;
     req(OP, "dout", &d.dout, act, p.x.shape())?;
     opt(OP, "dfinal_states", &d.dfinal_states, dtype::F32, &st)?;
     req(OP, "dx", &d.dx, act, p.x.shape())?;

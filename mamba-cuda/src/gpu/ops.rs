@@ -647,14 +647,22 @@ pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -
     g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
 }
 
-pub(crate) fn causal_conv1d(p: &Conv1dDesc, stream: u64) -> PResult<()> {
-    let g = gpu()?;
-    const OP: &str = "causal_conv1d";
-    let act = p.x.dtype;
-    suffix(act, OP)?;
+/// The convolution's dimensions from its forward descriptor.
+pub(crate) struct ConvDims {
+    pub b: u64,
+    pub c: u64,
+    pub l: u64,
+    pub w: u64,
+    /// `x` is (b, L, c) rather than (b, c, L).
+    pub channel_last: bool,
+}
+
+/// Checks what the forward and the backward share: the ranks and sizes of `x` and
+/// `weight`, `bias`, `initial_states` and the activation code.
+pub(crate) fn conv_dims(op: &str, p: &Conv1dDesc) -> PResult<ConvDims> {
     if p.x.rank != 3 || p.weight.rank != 2 {
         return Err(PErr::invalid(format!(
-            "{OP}: `x` must have 3 dimensions and `weight` 2; got {:?} and {:?}",
+            "{op}: `x` must have 3 dimensions and `weight` 2; got {:?} and {:?}",
             p.x.shape(),
             p.weight.shape()
         )));
@@ -668,18 +676,45 @@ pub(crate) fn causal_conv1d(p: &Conv1dDesc, stream: u64) -> PResult<()> {
     let w = p.weight.dims[1];
     if b == 0 || c == 0 || l == 0 || w == 0 {
         return Err(PErr::invalid(format!(
-            "{OP}: zero dimension in b={b}, c={c}, L={l}, W={w}"
+            "{op}: zero dimension in b={b}, c={c}, L={l}, W={w}"
         )));
     }
-    req(OP, "weight", &p.weight, dtype::F32, &[c, w])?;
-    opt(OP, "bias", &p.bias, dtype::F32, &[c])?;
+    req(op, "weight", &p.weight, dtype::F32, &[c, w])?;
+    opt(op, "bias", &p.bias, dtype::F32, &[c])?;
     opt(
-        OP,
+        op,
         "initial_states",
         &p.initial_states,
         dtype::F32,
         &[b, c, w - 1],
     )?;
+    if p.activation > activation::SILU {
+        return Err(PErr::invalid(format!(
+            "{op}: unknown activation code {}",
+            p.activation
+        )));
+    }
+    Ok(ConvDims {
+        b,
+        c,
+        l,
+        w,
+        channel_last: cl,
+    })
+}
+
+pub(crate) fn causal_conv1d(p: &Conv1dDesc, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "causal_conv1d";
+    let act = p.x.dtype;
+    suffix(act, OP)?;
+    let ConvDims {
+        b,
+        c,
+        l,
+        w,
+        channel_last: cl,
+    } = conv_dims(OP, p)?;
     req(OP, "out", &p.out, act, p.x.shape())?;
     opt(
         OP,
@@ -695,12 +730,6 @@ pub(crate) fn causal_conv1d(p: &Conv1dDesc, stream: u64) -> PResult<()> {
         ("final_states", &p.final_states),
     ] {
         dense(OP, name, t)?;
-    }
-    if p.activation > activation::SILU {
-        return Err(PErr::invalid(format!(
-            "{OP}: unknown activation code {}",
-            p.activation
-        )));
     }
     if !p.final_states.is_none() && p.final_states.ptr == p.initial_states.ptr {
         return Err(PErr::invalid(format!(
