@@ -89,6 +89,17 @@ inline unsigned __ballot_sync(unsigned, bool v) {
     return m;
 }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+// Shuffles (scan1_par): lanes meet at the warp barrier and exchange through memory.
+static float g_shfl[32][32];
+inline float __shfl_up_sync(unsigned, float v, int d, int width) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = v;
+    g_warp_bar[w]->arrive_and_wait();
+    const float r = g_shfl[w][(l % width) >= d ? l - d : l];
+    g_warp_bar[w]->arrive_and_wait();
+    return r;
+}
+inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 using std::max;
 using std::min;
 
@@ -117,7 +128,7 @@ void launch(void (*k)(Scan1Params), unsigned gx, unsigned gy, unsigned gz, unsig
 struct Case {
     int b, d, N, L, S, bg, cg, chunk_len;  // chunk_len 0: no split
     bool h0, hlast, z, D, bias, softplus;
-    int mode;  // 0: three launches (or one when chunk_len == 0), 2: fused
+    int mode;  // 0: three launches (or one when chunk_len == 0), 2: fused, 3: scan1_par (S = NSG, chunk_len = channel quads)
     bool no_incl;
 };
 
@@ -193,7 +204,16 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
         return nullptr;
     };
-    if (K == 1) launch(pick(0), gx, gy, 1, threads, p);
+    if (cs.mode == 5) {
+        const int cbt = cs.chunk_len, gt = (N + 3) / 4;
+        p.cb = cbt; p.G = gt; p.blocks_per_seg = (seg + cbt - 1) / cbt; p.nchunks = 1; p.chunk_len = L;
+        const unsigned thr = (4 * cbt * gt + 31) / 32 * 32;
+        launch(scan1_tp_f32_s4, nseg * p.blocks_per_seg, b, 1, thr, p);
+    } else if (cs.mode >= 3) {
+        const int nsg = cs.S, cpb = 4 * cs.chunk_len;
+        p.cb = cpb; p.G = nsg; p.blocks_per_seg = (seg + cpb - 1) / cpb; p.nchunks = 1; p.chunk_len = L;
+        launch(cs.mode == 3 ? scan1_par_f32_t8 : scan1_par_f32_t8_v0, nseg * p.blocks_per_seg, b, 1, 32 * cs.chunk_len * nsg, p);
+    } else if (K == 1) launch(pick(0), gx, gy, 1, threads, p);
     else if (cs.mode == 2) launch(pick(2), gx, gy, K, threads, p);
     else {
         launch(pick(1), gx, gy, K, threads, p);
@@ -227,6 +247,28 @@ int main() {
         {1, 8, 128, 96, 8, 1, 1, 64, true, true, true, true, true, true, 2, true},
         {2, 6, 37, 136, 4, 2, 3, 32, false, true, true, true, true, true, 2, true},
         {2, 6, 37, 136, 4, 2, 3, 0, true, true, true, true, true, true, 0, false},
+        // scan1_par: NSG in the S column, channel quads in the chunk column.
+        {2, 8, 64, 100, 8, 1, 1, 1, true, true, true, true, true, true, 3, false},
+        {1, 8, 64, 64, 4, 1, 1, 1, false, true, true, true, true, true, 3, false},
+        {1, 12, 64, 200, 2, 1, 1, 2, true, true, true, true, true, true, 3, false},
+        {2, 6, 37, 136, 4, 2, 3, 1, true, true, true, true, true, true, 3, false},
+        {1, 10, 5, 131, 2, 1, 1, 1, true, true, false, false, false, false, 3, false},
+        {1, 9, 16, 1, 2, 1, 1, 1, true, true, true, true, true, true, 3, false},
+        {1, 8, 17, 67, 16, 1, 2, 1, false, true, true, true, true, true, 3, false},
+        {1, 8, 7, 67, 2, 1, 2, 1, true, true, true, true, true, true, 3, false},
+        {1, 8, 1, 130, 2, 1, 1, 1, true, true, true, true, true, true, 3, false},
+        {2, 8, 64, 100, 8, 1, 1, 1, true, true, true, true, true, true, 4, false},
+        {2, 6, 37, 136, 4, 2, 3, 1, true, true, true, true, true, true, 4, false},
+        {1, 8, 17, 67, 16, 1, 2, 1, false, true, true, true, true, true, 4, false},
+        // scan1_tp: channels per block in the chunk column.
+        {2, 8, 64, 100, 4, 1, 1, 2, true, true, true, true, true, true, 5, false},
+        {1, 8, 64, 64, 4, 1, 1, 3, false, true, true, true, true, true, 5, false},
+        {1, 12, 64, 200, 4, 1, 1, 4, true, true, true, true, true, true, 5, false},
+        {2, 6, 37, 136, 4, 2, 3, 2, true, true, true, true, true, true, 5, false},
+        {1, 10, 5, 131, 4, 1, 1, 3, true, true, false, false, false, false, 5, false},
+        {1, 9, 16, 1, 4, 1, 1, 2, true, true, true, true, true, true, 5, false},
+        {1, 8, 17, 67, 4, 1, 2, 4, false, true, true, true, true, true, 5, false},
+        {1, 7, 1, 45, 4, 1, 1, 3, true, true, true, true, true, true, 5, false},
     };
     int bad = 0;
     for (const auto& cs : cases) {
