@@ -34,10 +34,13 @@
 //! Timing: [`CudaBackend::time_calls`] times any closure as a user calls it (CUDA events
 //! around each call on a stream, after warm-up; no graph capture) and [`median`] reduces
 //! the samples; `mamba-cuda/examples/mamba-cuda-bench.rs` uses it for the benchmark
-//! shapes. Launch-shape overrides for tuning (read at each call): `MAMBA_CUDA_SCAN1_S`,
-//! `MAMBA_CUDA_SCAN1_CHUNKS`, `MAMBA_CUDA_SCAN1_LITE`, `MAMBA_CUDA_SSD_TILE`,
-//! `MAMBA_CUDA_SSD_QB`, `MAMBA_CUDA_SSD_CHUNKS`; `MAMBA_CUBLASLT` names (or, with `0`,
-//! disables) the cuBLASLt library.
+//! shapes. Launch-shape overrides for tuning: `MAMBA_CUDA_SCAN1_S`,
+//! `MAMBA_CUDA_SCAN1_CHUNKS`, `MAMBA_CUDA_SCAN1_LITE`, `MAMBA_CUDA_SCAN1_PAR`,
+//! `MAMBA_CUDA_SSD_TILE`, `MAMBA_CUDA_SSD_QB`, `MAMBA_CUDA_SSD_CHUNKS` (see the plugin's
+//! NOTES.md); the plugin reads them at each call only when some `MAMBA_CUDA_*` variable
+//! (other than `MAMBA_CUDA_PLUGIN`), or `MAMBA_CUDA_ENV_LIVE=1`, is set when it first
+//! looks, so a program that changes them at run time sets `MAMBA_CUDA_ENV_LIVE=1` first.
+//! `MAMBA_CUBLASLT` names (or, with `0`, disables) the cuBLASLt library.
 //!
 //! ```no_run
 //! use mamba_core::abi::BlockConfigC;

@@ -81,9 +81,19 @@ impl<'a> Bench<'a> {
     }
 
     fn time(&self, mut f: impl FnMut() -> Result<(), Error>) -> Result<(f64, f64), Error> {
+        // Also the host time of each call (what the plugin spends before it returns: checks,
+        // lookups, the launch), printed apart.
+        let mut host = Vec::with_capacity(self.warmup + self.iters);
         let t = self
             .be
-            .time_calls(&self.stream, self.warmup, self.iters, &mut f)?;
+            .time_calls(&self.stream, self.warmup, self.iters, || {
+                let t0 = std::time::Instant::now();
+                let r = f();
+                host.push(t0.elapsed().as_secs_f64() * 1e6);
+                r
+            })?;
+        let host = median(&host[self.warmup.min(host.len())..]);
+        eprintln!("  (host time per call: median {host:.2} us)");
         let min = t.iter().cloned().fold(f64::INFINITY, f64::min);
         Ok((median(&t), min))
     }
@@ -332,6 +342,11 @@ fn main() {
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    if sweep {
+        // The sweeps change overrides at run time: the plugin must read them on every call
+        // (set before its first call).
+        std::env::set_var("MAMBA_CUDA_ENV_LIVE", "1");
+    }
     let be = match plugin::load() {
         Ok(b) => b,
         Err(e) => {
@@ -371,6 +386,8 @@ fn main() {
         if bench.only.is_none() {
             bench.copy_bandwidth()?;
         }
+        // The floor of a call: one step.
+        bench.scan1::<f32>(2, 384, 64, 1, None, None, "")?;
         for (l, reference) in [(100, 59.0), (400, 81.0), (800, 101.0)] {
             bench.scan1::<f32>(
                 2,

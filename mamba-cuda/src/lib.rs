@@ -24,7 +24,9 @@
 //!
 //! The kernels (see `NOTES.md` for their costs and timings):
 //! - `scan1.cu`: SPEC 1, one block per (batch, channel run), G threads per channel with
-//!   S states each, time in tiles staged through shared memory.
+//!   S states each, time in tiles staged through shared memory; for few rows at
+//!   moderate L, `scan1_par` (lanes across time segments, a warp scan of the segments'
+//!   affine maps, one exponential per state and step).
 //! - `ssd.cu`: SPEC 2 as a rescaled recurrence, optionally split in time chunks with a
 //!   state pass between them.
 //! - `misc.cu`: SPEC 3-5, the fallback GEMM and the gated RMS norm of SPEC 6.

@@ -52,6 +52,9 @@ impl Rng {
 }
 
 fn backend() -> Option<&'static CudaBackend> {
+    // These tests change launch-shape overrides at run time: the plugin must read them on
+    // every call (it reads none when none was set at its first look).
+    std::env::set_var("MAMBA_CUDA_ENV_LIVE", "1");
     match plugin::load() {
         Ok(b) => {
             eprintln!("GPU tests on {}", b.describe());
@@ -348,6 +351,8 @@ fn selective_scan_matches_the_oracle() {
     }
     // The seed shapes, split in time (chunks of one and two tiles), in one launch (the
     // default at L = 100) and in three, with and without an initial state.
+    // (The older forms: the parallel-in-time form is the default there, tested below.)
+    std::env::set_var("MAMBA_CUDA_SCAN1_PAR", "0");
     for fused in ["1", "0"] {
         std::env::set_var("MAMBA_CUDA_SCAN1_FUSED", fused);
         for (l, init) in [(100, true), (400, true), (800, false), (333, false)] {
@@ -391,7 +396,187 @@ fn selective_scan_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_CHUNKS");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LITE");
     std::env::remove_var("MAMBA_CUDA_SCAN1_S");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_PAR");
     t.finish("selective_scan");
+}
+
+/// The parallel-in-time form (`scan1_par`) forced on, in every block shape (channel quads
+/// x warps splitting N), at the seed shape and odd sizes: L not a multiple of its 64-step
+/// chunk (and under one chunk), L not a multiple of 4 (4-byte copies), N not a multiple
+/// of the state groups (and under them), channel runs not a multiple of 4 (B/C groups),
+/// with and without initial state, every storage type.
+#[test]
+fn selective_scan_parallel_in_time_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(11);
+    let mut t = Tally::default();
+    let all = |b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: true,
+        z: true,
+        bias: true,
+        init: true,
+        softplus: true,
+    };
+    std::env::set_var("MAMBA_CUDA_SCAN1_PAR", "1");
+    for (cq, nsg) in [
+        ("1", "8"),
+        ("1", "2"),
+        ("2", "4"),
+        ("1", "16"),
+        ("4", "4"),
+        ("2", "3"),
+    ] {
+        std::env::set_var("MAMBA_CUDA_SCAN1_PAR_CQ", cq);
+        std::env::set_var("MAMBA_CUDA_SCAN1_PAR_NSG", nsg);
+        for (l, init) in [
+            (1, true),
+            (63, false),
+            (64, true),
+            (65, true),
+            (400, true),
+            (333, false),
+        ] {
+            let c = ScanCfg {
+                init,
+                ..all(2, 384, l, 64, Bc::Varying, Bc::Varying)
+            };
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+        scan_check::<f32>(
+            be,
+            &mut rng,
+            &all(2, 384, 800, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        scan_check::<bf16>(
+            be,
+            &mut rng,
+            &all(2, 384, 130, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        scan_check::<f16>(
+            be,
+            &mut rng,
+            &all(1, 40, 200, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        let odd = [
+            all(2, 10, 170, 37, Bc::Varying, Bc::Grouped(5)),
+            all(3, 7, 65, 5, Bc::Grouped(7), Bc::Varying),
+            all(1, 12, 131, 16, Bc::Grouped(2), Bc::Grouped(3)),
+            all(2, 6, 300, 1, Bc::Varying, Bc::Varying),
+            all(1, 9, 97, 128, Bc::Varying, Bc::Varying),
+            ScanCfg {
+                softplus: false,
+                bias: false,
+                z: false,
+                d_skip: false,
+                ..all(2, 24, 100, 64, Bc::Varying, Bc::Varying)
+            },
+        ];
+        for c in odd {
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        }
+    }
+    // The f32 form with one state at a time (MAMBA_CUDA_SCAN1_PAR_V=0).
+    std::env::set_var("MAMBA_CUDA_SCAN1_PAR_V", "0");
+    for (cq, nsg) in [("1", "8"), ("2", "3")] {
+        std::env::set_var("MAMBA_CUDA_SCAN1_PAR_CQ", cq);
+        std::env::set_var("MAMBA_CUDA_SCAN1_PAR_NSG", nsg);
+        for c in [
+            all(2, 384, 800, 64, Bc::Varying, Bc::Varying),
+            all(2, 384, 65, 64, Bc::Varying, Bc::Varying),
+            all(2, 10, 170, 37, Bc::Varying, Bc::Grouped(5)),
+            all(1, 12, 131, 16, Bc::Grouped(2), Bc::Grouped(3)),
+        ] {
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_PAR_V");
+    // Too many states for its shared memory: the older forms take over.
+    scan_check::<f32>(
+        be,
+        &mut rng,
+        &all(1, 8, 70, 300, Bc::Varying, Bc::Varying),
+        &mut t,
+    );
+    std::env::remove_var("MAMBA_CUDA_SCAN1_PAR_CQ");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_PAR_NSG");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_PAR");
+    // The time-parallel tiles (`scan1_tp`, MAMBA_CUDA_SCAN1_TP=1), channels per block 1-8.
+    std::env::set_var("MAMBA_CUDA_SCAN1_TP", "1");
+    for cb in ["2", "1", "3", "8"] {
+        std::env::set_var("MAMBA_CUDA_SCAN1_TP_CB", cb);
+        for (l, init) in [
+            (1, true),
+            (31, false),
+            (32, true),
+            (65, true),
+            (400, true),
+            (333, false),
+        ] {
+            let c = ScanCfg {
+                init,
+                ..all(2, 384, l, 64, Bc::Varying, Bc::Varying)
+            };
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+        scan_check::<f32>(
+            be,
+            &mut rng,
+            &all(2, 384, 800, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        scan_check::<bf16>(
+            be,
+            &mut rng,
+            &all(2, 384, 130, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        scan_check::<f16>(
+            be,
+            &mut rng,
+            &all(1, 40, 200, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+        let odd = [
+            all(2, 10, 170, 37, Bc::Varying, Bc::Grouped(5)),
+            all(3, 7, 65, 5, Bc::Grouped(7), Bc::Varying),
+            all(1, 12, 131, 16, Bc::Grouped(2), Bc::Grouped(3)),
+            all(2, 6, 300, 1, Bc::Varying, Bc::Varying),
+            all(1, 9, 97, 128, Bc::Varying, Bc::Varying),
+            ScanCfg {
+                softplus: false,
+                bias: false,
+                z: false,
+                d_skip: false,
+                ..all(2, 24, 100, 64, Bc::Varying, Bc::Varying)
+            },
+        ];
+        for c in odd {
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_TP_CB");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_TP");
+    // The default choice at the seed shapes.
+    for l in [1, 100, 400, 800] {
+        scan_check::<f32>(
+            be,
+            &mut rng,
+            &all(2, 384, l, 64, Bc::Varying, Bc::Varying),
+            &mut t,
+        );
+    }
+    t.finish("selective_scan (parallel in time)");
 }
 
 // ------------------------------------------------------------------ SPEC 2

@@ -377,7 +377,7 @@ impl Gpu {
         let fresh = stream == PER_THREAD_STREAM
             || data_bytes > 64 << 20
             || matches!(
-                std::env::var("MAMBA_CUDA_CHAIN_SCRATCH").ok().as_deref(),
+                ops::env_str("MAMBA_CUDA_CHAIN_SCRATCH").as_deref(),
                 Some("fresh")
             );
         let flags_bytes = (flags_words * 4).div_ceil(256) * 256;

@@ -5,8 +5,10 @@ use mamba_core::abi::{
     TensorDesc,
 };
 
+use std::sync::OnceLock;
+
 use super::params::{ConvParams, ConvUpdateParams, Scan1Params, SsdParams, StateUpdateParams};
-use super::{gpu, Gpu};
+use super::{gpu, Func, Gpu};
 use crate::{PErr, PResult};
 
 /// The kernel-name suffix of an activation dtype.
@@ -91,8 +93,31 @@ fn ptr(t: &TensorDesc) -> u64 {
     t.ptr
 }
 
+/// Whether the launch-shape overrides (`MAMBA_CUDA_*` variables) are read on every call:
+/// only when one was set when the plugin first looked (or `MAMBA_CUDA_ENV_LIVE=1`, which the
+/// tests set because they change overrides at run time). Otherwise a call reads no
+/// environment (each read takes the environment lock, a scan and an allocation).
+pub(crate) fn env_live() -> bool {
+    static LIVE: OnceLock<bool> = OnceLock::new();
+    *LIVE.get_or_init(|| {
+        std::env::vars_os().any(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| k.starts_with("MAMBA_CUDA_") && k != "MAMBA_CUDA_PLUGIN")
+        })
+    })
+}
+
+/// A launch-shape override (see [`env_live`]).
+pub(crate) fn env_str(name: &str) -> Option<String> {
+    if env_live() {
+        std::env::var(name).ok()
+    } else {
+        None
+    }
+}
+
 pub(crate) fn env_usize(name: &str) -> Option<usize> {
-    std::env::var(name).ok()?.parse().ok()
+    env_str(name)?.parse().ok()
 }
 
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
@@ -141,11 +166,68 @@ pub(crate) fn bc_groups(
     }
 }
 
+/// The Mamba-1 forward kernels: 0 `scan1_fwd`, 1 `scan1_states`, 2 `scan1_fused`, 3
+/// `scan1_par`, 4 `scan1_combine`, 5 `scan1_tp`.
+const SCAN1_KINDS: [&str; 6] = ["fwd", "states", "fused", "par", "combine", "tp"];
+const SCAN1_FUNCS: usize = SCAN1_KINDS.len() * 3 * 5 * 2;
+
+/// A Mamba-1 forward kernel, looked up once (a per-call lookup formats its name and takes
+/// a lock): `kind` indexes [`SCAN1_KINDS`], `act` the storage type (f32, bf16, f16),
+/// `s` the states per thread (1..16; the `_t8` steps per lane for `par`, whose `lite` is
+/// its f32 `_v0` form).
+fn scan1_func(g: &Gpu, kind: usize, act: usize, s: usize, lite: bool) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; SCAN1_FUNCS] = [const { OnceLock::new() }; SCAN1_FUNCS];
+    let si = s.trailing_zeros() as usize;
+    let slot = &FUNCS[((kind * 3 + act) * 5 + si.min(4)) * 2 + lite as usize];
+    if let Some(f) = slot.get() {
+        return Ok(*f);
+    }
+    let sfx = ["f32", "bf16", "f16"][act];
+    let name = match (kind, lite) {
+        (3, v0) => format!("scan1_par_{sfx}_t{s}{}", if v0 { "_v0" } else { "" }),
+        (4, _) => "scan1_combine".to_string(),
+        (5, _) => format!("scan1_tp_{sfx}_s{s}"),
+        (_, lite) => format!(
+            "scan1_{}_{sfx}_s{s}{}",
+            SCAN1_KINDS[kind],
+            if lite { "_lite" } else { "" }
+        ),
+    };
+    let f = g.func(&name)?;
+    Ok(*slot.get_or_init(|| f))
+}
+
+/// Steps per lane of `scan1_par` (its chunk is 8 lanes x PAR_PT steps).
+const PAR_PT: usize = 8;
+/// The sequence lengths where `scan1_par` is the default for few rows (H200, seed shape,
+/// NOTES.md v11: under one chunk the single pass is faster (L1: 10 vs 14.5 us); it is ahead
+/// of the split forms at L100-300 (17.4 vs 23.9, 29.2 vs 31.5, 34.8 vs 39.1 us), level at
+/// L400 and behind at L800 (68-72 vs 62-65 us).
+const PAR_MIN_L: usize = 64;
+const PAR_MAX_L: usize = 384;
+
+/// Shared memory of `scan1_tp` in bytes (kernels/scan1.cu, `tp_smem_floats`; S = 4).
+fn scan1_tp_smem(g: usize, cb: usize) -> usize {
+    let r4 = |v: usize| (v + 3) & !3;
+    4 * (4 * r4(cb * 33) + 2 * 32 * (g * 4 + 4) + 2 * 4 * cb * g * 4 + r4(cb * g * 33) + cb * g * 4)
+}
+
+/// Shared memory of `scan1_par` in bytes (kernels/scan1.cu, `par_smem_floats`).
+fn scan1_par_smem(n: usize, cpb: usize, nsg: usize) -> usize {
+    let ch = 8 * PAR_PT;
+    4 * (4 * n * ch + 8 * cpb * (ch + 1) + 2 * nsg * cpb * (ch + 1) + 2 * cpb * n + cpb)
+}
+
 pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> {
     let g = gpu()?;
     const OP: &str = "selective_scan";
     let act = p.u.dtype;
-    let sfx = suffix(act, OP)?;
+    suffix(act, OP)?;
+    let ai = match act {
+        dtype::F32 => 0,
+        dtype::BF16 => 1,
+        _ => 2,
+    };
     if p.u.rank != 3 {
         return Err(PErr::invalid(format!(
             "{OP}: `u` must be (b, d, L), got {:?}",
@@ -270,6 +352,70 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         flag_base: 0,
         reserved: 0,
     };
+    // Few rows (under ~8 warps per SM in the forms above, which then split time and run
+    // steps twice): the parallel-in-time form (`scan1_par`), one launch, one exponential
+    // per (state, step), no scratch. It needs B and C both varying in time.
+    // MAMBA_CUDA_SCAN1_PAR=1 / 0 forces it on / off; MAMBA_CUDA_SCAN1_PAR_CQ (channel
+    // quads per block) and MAMBA_CUDA_SCAN1_PAR_NSG (warps splitting N) set its shape.
+    let par = bg > 0
+        && cg > 0
+        && match env_str("MAMBA_CUDA_SCAN1_PAR").as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => warps < 8 * sms && (PAR_MIN_L..=PAR_MAX_L).contains(&l),
+        };
+    // The single-pass layout with each 32-step tile split in 4 time segments run at once
+    // (`scan1_tp`): MAMBA_CUDA_SCAN1_TP=1 turns it on (it takes precedence over
+    // `scan1_par`); MAMBA_CUDA_SCAN1_TP_CB sets its channels per block.
+    // It measured slower everywhere (NOTES.md v11), so it is never the default.
+    let tp = bg > 0 && cg > 0 && env_str("MAMBA_CUDA_SCAN1_TP").as_deref() == Some("1");
+    if tp {
+        let gt = n.div_ceil(4);
+        let max_cb = (128 / gt).max(1);
+        let cbt = env_usize("MAMBA_CUDA_SCAN1_TP_CB")
+            .unwrap_or(2)
+            .clamp(1, max_cb);
+        let smem = scan1_tp_smem(gt, cbt);
+        if 4 * cbt * gt <= 512 && smem <= g.max_smem() {
+            let bps = seg.div_ceil(cbt);
+            params.cb = cbt as i32;
+            params.g = gt as i32;
+            params.blocks_per_seg = bps as i32;
+            params.nchunks = 1;
+            params.chunk_len = l as i32;
+            let f = scan1_func(g, 5, ai, 4, false)?;
+            let grid = ((nseg * bps) as u32, b as u32, 1);
+            let threads = (4 * cbt * gt).div_ceil(32) as u32 * 32;
+            return g.launch(f, grid, threads, smem, stream, &params);
+        }
+    }
+    if par {
+        let cq = env_usize("MAMBA_CUDA_SCAN1_PAR_CQ")
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let mut nsg = env_usize("MAMBA_CUDA_SCAN1_PAR_NSG")
+            .unwrap_or(8)
+            .clamp(2, 16)
+            .min(n.max(2));
+        while cq * nsg > 16 {
+            nsg -= 1;
+        }
+        let cpb = 4 * cq;
+        let smem = scan1_par_smem(n, cpb, nsg);
+        if smem <= g.max_smem() {
+            let bps = seg.div_ceil(cpb);
+            params.cb = cpb as i32;
+            params.g = nsg as i32;
+            params.blocks_per_seg = bps as i32;
+            params.nchunks = 1;
+            params.chunk_len = l as i32;
+            // MAMBA_CUDA_SCAN1_PAR_V=0 (f32): the form with one state at a time.
+            let v0 = ai == 0 && env_str("MAMBA_CUDA_SCAN1_PAR_V").as_deref() == Some("0");
+            let f = scan1_func(g, 3, ai, PAR_PT, v0)?;
+            let grid = ((nseg * bps) as u32, b as u32, 1);
+            return g.launch(f, grid, (32 * cq * nsg) as u32, smem, stream, &params);
+        }
+    }
     let threads = (cb * gthreads).div_ceil(32) as u32 * 32;
     let grid = ((nseg * blocks_per_seg) as u32, b as u32, nchunks as u32);
     // A split run goes in one launch (MODE 2: chained chunks with a decoupled look-back,
@@ -279,11 +425,11 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     // on the H200 (NOTES.md, v10: the one launch ahead at 0.7 and 1.3 waves, level or
     // behind at 2.4). MAMBA_CUDA_SCAN1_FUSED=1 / 0 forces either.
     let fused = nchunks > 1
-        && match std::env::var("MAMBA_CUDA_SCAN1_FUSED").ok().as_deref() {
+        && match env_str("MAMBA_CUDA_SCAN1_FUSED").as_deref() {
             Some("1") => true,
             Some("0") => false,
             _ => {
-                let ff = g.func(&format!("scan1_fused_{sfx}_s{s}"))?;
+                let ff = scan1_func(g, 2, ai, s, false)?;
                 let resident = g.blocks_per_sm(ff, threads, smem_bytes + 16)? as usize * sms;
                 grid.0 as usize * grid.1 as usize * nchunks <= 2 * resident
             }
@@ -291,14 +437,13 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     // The lighter variant (less unrolling, three blocks per SM) exists for S = 2 and 4; it
     // measured faster on the three-launch split (short, latency-bound) runs and slower on
     // long ones and on the one-launch split.
-    let lite = match std::env::var("MAMBA_CUDA_SCAN1_LITE").ok().as_deref() {
+    let lite = match env_str("MAMBA_CUDA_SCAN1_LITE").as_deref() {
         Some("1") => true,
         Some("0") => false,
         _ => nchunks > 1 && !fused,
     } && (s == 2 || s == 4);
-    let lite = if lite { "_lite" } else { "" };
     if nchunks == 1 {
-        let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
+        let f = scan1_func(g, 0, ai, s, lite)?;
         return g.launch(f, grid, threads, smem_bytes, stream, &params);
     }
     let states_bytes = b * d * nchunks * n * 4;
@@ -307,7 +452,7 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         // Flags: the block ticket, then one per (chunk, block row). Data: local states,
         // dt sums, outgoing states.
         let nflags = 1 + nchunks * (grid.0 * grid.1) as usize;
-        let ff = g.func(&format!("scan1_fused_{sfx}_s{s}{lite}"))?;
+        let ff = scan1_func(g, 2, ai, s, lite)?;
         return g.with_chain_scratch(
             nflags,
             2 * states_bytes + dtsum_bytes,
@@ -327,10 +472,10 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     params.chunk_states = scratch;
     params.chunk_dtsum = scratch + states_bytes as u64;
     let run = || -> PResult<()> {
-        let f = g.func(&format!("scan1_fwd_{sfx}_s{s}{lite}"))?;
-        let f1 = g.func(&format!("scan1_states_{sfx}_s{s}{lite}"))?;
+        let f = scan1_func(g, 0, ai, s, lite)?;
+        let f1 = scan1_func(g, 1, ai, s, lite)?;
         g.launch(f1, grid, threads, smem_bytes, stream, &params)?;
-        let fc = g.func("scan1_combine")?;
+        let fc = scan1_func(g, 4, 0, 1, false)?;
         let total = b * d * n;
         g.launch(
             fc,
