@@ -577,6 +577,84 @@ fn ssd_matches_the_oracle() {
     t.finish("ssd");
 }
 
+/// The chunked SSD (kernels/ssd_chunk.cu): f32 and bf16 without seq_idx, p and N
+/// multiples of 16, every chunk length (32, 64) and rows per block (16, 32, 64), L not
+/// a multiple of the chunk, with and without each option.
+#[test]
+fn ssd_chunked_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    // Forced wherever it applies (the default takes it only for large bf16 calls); a
+    // test running beside this one then checks the chunked form where it would have
+    // checked the recurrent one, which is as good a check.
+    std::env::set_var("MAMBA_CUDA_SSD_IMPL", "chunked");
+    let mut rng = Rng(12);
+    let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 300, 4, 64, 2, 128),
+        (1, 1000, 2, 32, 1, 64),
+        (2, 129, 3, 16, 3, 16),
+        (1, 1, 1, 16, 1, 16),
+        (1, 65, 2, 48, 1, 80),
+        (2, 400, 6, 64, 1, 64),
+        (1, 33, 8, 64, 2, 32),
+        (1, 2048, 2, 64, 1, 128),
+    ];
+    for (q, pb) in [
+        ("", ""),
+        ("32", "16"),
+        ("32", "64"),
+        ("64", "32"),
+        ("64", "64"),
+    ] {
+        for (k, v) in [("MAMBA_CUDA_SSD_Q", q), ("MAMBA_CUDA_SSD_PB", pb)] {
+            if v.is_empty() {
+                std::env::remove_var(k);
+            } else {
+                std::env::set_var(k, v);
+            }
+        }
+        for &(b, l, h, p, g, n) in &shapes {
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_Q");
+    std::env::remove_var("MAMBA_CUDA_SSD_PB");
+    // Every option on, both types, default shape.
+    for &(b, l, h, p, g, n) in &shapes[..4] {
+        let c = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..cfg(&mut rng, b, l, h, p, g, n)
+        };
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
+    t32.finish("ssd chunked f32");
+    t16.finish("ssd chunked bf16");
+}
+
 // ------------------------------------------------------------------ SPEC 3
 
 fn conv_check<T: Element>(

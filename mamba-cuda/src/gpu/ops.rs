@@ -450,10 +450,111 @@ fn ssd_async_ok(prm: &SsdParams, es: usize, qb: usize) -> bool {
         && even(qb as i64)
 }
 
+/// Shared memory of the chunked SSD kernel: mirrors `ssdc_layout` in kernels/ssd_chunk.cu.
+fn ssdc_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
+    let a128 = |v: usize| v.div_ceil(128) * 128;
+    let pad = 16 / es;
+    let (ldn, ldp, ldq, ldcb, ldy, lds) = (n + pad, pb + pad, q + pad, q + 4, pb + 4, n + 4);
+    let mut o = a128(q * 20 + 16);
+    o += 2 * (a128(q * ldp * es) + 2 * a128(q * ldn * es));
+    o += a128(4 * (q * ldcb).max(q * ldy));
+    o += a128(q * ldq * es);
+    o += a128(4 * pb * lds);
+    if es != 4 {
+        o += a128(pb * ldn * es);
+    }
+    o + a128(q * ldp * es)
+}
+
+/// The launch of the chunked SSD (kernels/ssd_chunk.cu, tensor cores): chunk length Q,
+/// state rows per block PB, shared memory. `None` where it does not apply, or where
+/// `MAMBA_CUDA_SSD_IMPL=recurrent` asks for the recurrent kernels (`chunked` takes the
+/// chunked form wherever it applies, `auto`, the default, where it is faster). It covers f32 and bf16
+/// storage without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte
+/// aligned; every other option (D, z, dt_bias, softplus, dt_limit, initial and final
+/// states) exactly. `MAMBA_CUDA_SSD_Q` (32 or 64) and `MAMBA_CUDA_SSD_PB` (16, 32, 64)
+/// override the shape.
+fn ssdc_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<(usize, usize, usize)> {
+    let forced = match std::env::var("MAMBA_CUDA_SSD_IMPL").as_deref() {
+        Ok("recurrent") => return None,
+        Ok("chunked") => true,
+        _ => false,
+    };
+    if act != dtype::F32 && act != dtype::BF16 {
+        return None;
+    }
+    // `auto`: only where it measured faster than the recurrent kernels on the H200
+    // (bf16 with many (batch, head) pairs; see NOTES.md).
+    if !forced && (act != dtype::BF16 || (prm.batch * prm.nheads) < 2 * g.sm_count) {
+        return None;
+    }
+    let es = dtype::size(act);
+    let (p, n) = (prm.headdim as usize, prm.dstate as usize);
+    if prm.seq_idx != 0 || !p.is_multiple_of(16) || !n.is_multiple_of(16) || n > 128 {
+        return None;
+    }
+    let ev = (16 / es) as i64;
+    if [prm.x, prm.b, prm.c].iter().any(|a| a % 16 != 0)
+        || [prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+            .iter()
+            .any(|s| s % ev != 0)
+    {
+        return None;
+    }
+    let blocks = |pb: usize| prm.batch as usize * prm.nheads as usize * (p / pb);
+    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
+        Some(v) if v > 0 && v <= 64 && v.is_multiple_of(16) && p.is_multiple_of(v) => v,
+        _ => {
+            let mut pb = [64, 32, 16]
+                .into_iter()
+                .find(|v| p.is_multiple_of(*v))
+                .unwrap_or(16);
+            // Few (batch, head) pairs: more blocks with fewer state rows each.
+            while pb > 16 && blocks(pb) < g.sm_count as usize {
+                pb /= 2;
+            }
+            pb
+        }
+    };
+    // At most 4 state tiles of 16 x 16 per warp (8 warps).
+    while (pb / 16) * (n / 16) > 32 {
+        pb /= 2;
+    }
+    let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
+        Some(32) => 32,
+        Some(64) => 64,
+        _ if es == 2 => 64,
+        _ => 32,
+    };
+    if ssdc_smem(es, q, pb, n) > g.max_smem() {
+        q = 32;
+    }
+    let smem = ssdc_smem(es, q, pb, n);
+    (smem <= g.max_smem()).then_some((q, pb, smem))
+}
+
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
     let sfx = suffix(act, "ssd")?;
+    if let Some((q, pb, smem)) = ssdc_plan(g, &prm, act) {
+        prm.qb = pb as i32;
+        prm.chunk_len = q as i32;
+        prm.nchunks = (prm.seqlen as usize).div_ceil(q) as i32;
+        // `MAMBA_CUDA_SSD_MINB=2`: the variant capped at 128 registers (two blocks per SM
+        // where the shared memory allows).
+        let m2 = q == 32 && env_usize("MAMBA_CUDA_SSD_MINB") == Some(2);
+        let f = g.func(&format!(
+            "ssdc_fwd_{sfx}_q{q}{}",
+            if m2 { "_m2" } else { "" }
+        ))?;
+        let grid = (
+            (prm.headdim as usize / pb) as u32,
+            prm.nheads as u32,
+            prm.batch as u32,
+        );
+        return g.launch(f, grid, 256, smem, stream, &prm);
+    }
     let (b, l, h, p, n) = (
         prm.batch as usize,
         prm.seqlen as usize,
