@@ -18,6 +18,7 @@
 #include <vector>
 
 #define MAMBA_EMU 1
+#define MAMBA_EMU_BF16 1
 #define __device__
 #define __host__
 #define __global__
@@ -39,6 +40,26 @@ inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c,
 struct alignas(8) uint2 {
     unsigned x, y;
 };
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+// bf16 storage: round to nearest even.
+struct bf16_t {
+    unsigned short v;
+};
+inline unsigned short emu_f2bf(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+inline float emu_bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
 alignas(128) static unsigned char g_smem_bytes[232448];
 static std::unique_ptr<std::barrier<>> g_block_bar;
 static std::unique_ptr<std::barrier<>> g_warp_bar[32];
@@ -70,6 +91,42 @@ inline unsigned __ballot_sync(unsigned, bool) { return 0; }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 using std::max;
 using std::min;
+#include "../kernels/common.cuh"
+template <> inline float ldf<bf16_t>(const bf16_t* p) { return emu_bf2f(p->v); }
+template <> inline bf16_t cvt<bf16_t>(float v) { return bf16_t{emu_f2bf(v)}; }
+// mma.sync emulation: lanes publish their registers, each lane computes its outputs
+// from the whole operands (PTX fragment layouts, as the kernel assumes them).
+static unsigned g_ma[32][32][4], g_mb[32][32][2];
+inline void emu_mma_any(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], bool bf) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
+    for (int e = 0; e < 4; ++e) g_ma[w][l][e] = a[e];
+    for (int e = 0; e < 2; ++e) g_mb[w][l][e] = b[e];
+    __syncwarp();
+    const int K = bf ? 16 : 8;
+    auto A = [&](int m, int k) -> float {
+        if (bf) {
+            const unsigned r = g_ma[w][(m % 8) * 4 + (k % 8) / 2][(m >= 8) + 2 * (k >= 8)];
+            return emu_bf2f((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
+        }
+        return __uint_as_float(g_ma[w][(m % 8) * 4 + k % 4][(m >= 8) + 2 * (k >= 4)]);
+    };
+    auto B = [&](int k, int n) -> float {
+        if (bf) {
+            const unsigned r = g_mb[w][n * 4 + (k % 8) / 2][k >= 8];
+            return emu_bf2f((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
+        }
+        return __uint_as_float(g_mb[w][n * 4 + k % 4][k >= 4]);
+    };
+    for (int e = 0; e < 4; ++e) {
+        const int m = g + (e >> 1) * 8, n = 2 * c + (e & 1);
+        float acc = d[e];
+        for (int k = 0; k < K; ++k) acc += A(m, k) * B(k, n);
+        d[e] = acc;
+    }
+    __syncwarp();
+}
+inline void emu_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, true); }
+inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, false); }
 
 namespace wmma {
 struct row_major {};
@@ -146,13 +203,15 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
-static double run_case(const Case& cs, std::mt19937& rng, double* efin) {
+template <typename T>
+static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin) {
     const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N;
     std::uniform_real_distribution<float> U(0.f, 1.f);
     std::normal_distribution<float> Nd(0.f, 1.f);
+    auto rnd = [](float v) { return ldf<T>(std::vector<T>{cvt<T>(v)}.data()); };
     auto normals = [&](size_t n) {
         std::vector<float> v(n);
-        for (auto& x : v) x = Nd(rng);
+        for (auto& x : v) x = rnd(Nd(rng));
         return v;
     };
     auto unif = [&](size_t n, float lo, float hi) {
@@ -160,14 +219,21 @@ static double run_case(const Case& cs, std::mt19937& rng, double* efin) {
         for (auto& x : v) x = lo + (hi - lo) * U(rng);
         return v;
     };
+    auto store = [](const std::vector<float>& v) {
+        std::vector<T> o(v.size());
+        for (size_t e = 0; e < v.size(); ++e) o[e] = cvt<T>(v[e]);
+        return o;
+    };
     const size_t io = (size_t)b * L * h * P, bc = (size_t)b * L * g * N, st = (size_t)b * h * P * N;
     auto x = normals(io), Bm = normals(bc), Cm = normals(bc), z = normals(io), init = normals(st);
     auto dt = cs.softplus ? unif((size_t)b * L * h, -3, 1) : unif((size_t)b * L * h, 0.001f, 0.7f);
+    for (auto& v : dt) v = rnd(v);
     auto A = unif(h, -8, -0.5f);
     auto Dv = normals(cs.D == 2 ? h * P : h);
     auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
     const float lo = 0.001f, hi = 1.5f;
-    std::vector<float> out(io, NAN), fin(st, NAN);
+    std::vector<T> out(io, cvt<T>(NAN));
+    std::vector<float> fin(st, NAN);
 
     // f64 reference
     std::vector<double> ro(io), rf(st);
@@ -199,9 +265,10 @@ static double run_case(const Case& cs, std::mt19937& rng, double* efin) {
             for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * h + j) * P * N + e] = S[e];
         }
 
+    auto xs = store(x), dts = store(dt), Bs = store(Bm), Cs = store(Cm), zs = store(z);
     SsdParams p{};
-    p.x = x.data(); p.dt = dt.data(); p.A = A.data(); p.B = Bm.data(); p.C = Cm.data();
-    p.D = cs.D ? Dv.data() : nullptr; p.z = cs.z ? z.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
+    p.x = xs.data(); p.dt = dts.data(); p.A = A.data(); p.B = Bs.data(); p.C = Cs.data();
+    p.D = cs.D ? Dv.data() : nullptr; p.z = cs.z ? zs.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
     p.init = cs.init ? init.data() : nullptr; p.out = out.data(); p.final_states = cs.fin ? fin.data() : nullptr;
     p.x_sb = (long long)L * h * P; p.x_st = (long long)h * P;
     p.dt_sb = (long long)L * h; p.dt_st = h;
@@ -210,12 +277,17 @@ static double run_case(const Case& cs, std::mt19937& rng, double* efin) {
     p.batch = b; p.seqlen = L; p.nheads = h; p.headdim = P; p.ngroups = g; p.dstate = N;
     p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.qb = cs.PB;
-    const SsdcLayout lay = ssdc_layout(4, cs.Q, cs.PB, N);
-    if (lay.total > (int)sizeof(g_smem_bytes)) {
-        std::printf("smem %d too large\n", lay.total);
+    constexpr bool f32 = sizeof(T) == 4;
+    const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total : ssdm_layout(sizeof(T), cs.Q, cs.PB, N).total;
+    if (total > (int)sizeof(g_smem_bytes)) {
+        std::printf("smem %d too large\n", total);
         return INFINITY;
     }
-    void (*kern)(SsdParams) = cs.Q == 32 ? ssdc_fwd_f32_q32 : ssdc_fwd_f32_q64;
+    void (*kern)(SsdParams) = nullptr;
+    if (kind == 0) kern = f32 ? (cs.Q == 32 ? ssdc_fwd_f32_q32 : ssdc_fwd_f32_q64) : nullptr;
+    else if (f32) kern = cs.Q == 32 ? ssdm_fwd_f32_q32 : ssdm_fwd_f32_q64;
+    else kern = cs.Q == 32 ? ssdm_fwd_bf16_q32 : ssdm_fwd_bf16_q64;
+    if (!kern) return 0.0;
     const unsigned threads = SSDC_THREADS;
     blockDim = {threads, 1, 1};
     for (int bz = 0; bz < b; ++bz)
@@ -233,17 +305,18 @@ static double run_case(const Case& cs, std::mt19937& rng, double* efin) {
                     });
                 for (auto& t : ts) t.join();
             }
-    auto rel = [](const std::vector<float>& got, const std::vector<double>& exp) {
+    auto rel = [](auto get, size_t n, const std::vector<double>& exp) {
         double num = 0, den = 0;
-        for (size_t e = 0; e < got.size(); ++e) {
-            if (!std::isfinite(got[e])) return (double)INFINITY;
-            num += (got[e] - exp[e]) * (got[e] - exp[e]);
+        for (size_t e = 0; e < n; ++e) {
+            const double v = get(e);
+            if (!std::isfinite(v)) return (double)INFINITY;
+            num += (v - exp[e]) * (v - exp[e]);
             den += exp[e] * exp[e];
         }
         return std::sqrt(num / std::max(den, 1e-300));
     };
-    *efin = cs.fin ? rel(fin, rf) : 0.0;
-    return rel(out, ro);
+    *efin = cs.fin ? rel([&](size_t e) { return (double)fin[e]; }, st, rf) : 0.0;
+    return rel([&](size_t e) { return (double)ldf<T>(&out[e]); }, io, ro);
 }
 
 int main() {
@@ -256,16 +329,22 @@ int main() {
         {1, 33, 3, 32, 3, 48, 32, 16, 1, true, true, true, true, true, true},
         {1, 130, 2, 64, 1, 64, 64, 64, 2, true, true, true, true, true, true},
         {1, 97, 2, 64, 2, 128, 32, 64, 1, false, true, true, true, true, false},
+        {1, 70, 1, 64, 1, 128, 64, 64, 2, true, true, true, true, true, true},
+        {1, 50, 1, 32, 1, 80, 64, 32, 0, true, true, true, true, true, false},
     };
     int bad = 0;
-    for (const auto& c : cases) {
-        double ef = 0;
-        const double eo = run_case(c, rng, &ef);
-        const bool ok = eo < 1e-5 && ef < 1e-5;
-        bad += !ok;
-        std::printf("b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", c.b, c.L, c.h, c.p, c.g, c.N, c.Q,
-                    c.PB, eo, ef, ok ? "ok" : "FAIL");
-    }
+    for (int kind = 0; kind < 2; ++kind)
+        for (int bf = 0; bf < 2; ++bf)
+            for (const auto& c : cases) {
+                if (kind == 0 && (bf || (c.Q == 64 && c.N == 128))) continue;  // wmma: f32 only, smem
+                double ef = 0;
+                const double eo = bf ? run_case<bf16_t>(c, kind, rng, &ef) : run_case<float>(c, kind, rng, &ef);
+                const double tol = bf ? 2e-2 : 1e-5;
+                const bool ok = eo < tol && ef < (bf ? 2e-2 : 1e-5);
+                bad += !ok;
+                std::printf("%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", kind ? "mma " : "wmma",
+                            bf ? "bf16" : "f32 ", c.b, c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
+            }
     std::printf("%s\n", bad ? "FAILURES" : "all ok");
     return bad != 0;
 }

@@ -439,3 +439,513 @@ SSDC_INST(bf16_t, bf16, 32, 1, )
 SSDC_INST(bf16_t, bf16, 64, 1, )
 SSDC_INST(bf16_t, bf16, 32, 2, _m2)
 #endif
+
+// ---------------------------------------------------------------------------------------
+// The same chunked SSD with mma.sync (m16n8k16 bf16, m16n8k8 3xTF32) and fragments in
+// registers: the state S stays in accumulators, M = mask(C B^T) goes from the C B^T
+// accumulators straight into A fragments, Y = diag(exp(cs)) C S^T + M X is written from
+// its accumulators, so a chunk needs two block barriers and one shared buffer (S in the
+// operand type) besides the staged x, B, C. Fragment layouts (PTX ISA, "Matrix fragments
+// for mma.m16n8k16 / m16n8k8"), g = lane / 4, c = lane % 4:
+//   bf16 A (16x16): a0 (g, 2c..2c+1), a1 (g+8, 2c..), a2 (g, 2c+8..), a3 (g+8, 2c+8..)
+//   bf16 B (16x8):  b0 (k 2c..2c+1, n g), b1 (k 2c+8.., n g)
+//   tf32 A (16x8):  a0 (g, c), a1 (g+8, c), a2 (g, c+4), a3 (g+8, c+4)
+//   tf32 B (8x8):   b0 (k c, n g), b1 (k c+4, n g)
+//   f32 C/D (16x8): d0, d1 (g, 2c..2c+1), d2, d3 (g+8, 2c..2c+1)
+
+__device__ __forceinline__ unsigned ssdm_pack(float lo, float hi) {
+#ifdef MAMBA_EMU
+    return (unsigned)emu_f2bf(lo) | ((unsigned)emu_f2bf(hi) << 16);
+#else
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const unsigned*>(&v);
+#endif
+}
+
+// d += a b, bf16 operands (a: 4 regs of 2, b: 2 regs of 2), f32 accumulators.
+__device__ __forceinline__ void ssdm_mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+    emu_mma_bf16(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+__device__ __forceinline__ unsigned ssdm_tf32(float v) {
+#ifdef MAMBA_EMU
+    const float r = wmma::__float_to_tf32(v);
+    unsigned u;
+    std::memcpy(&u, &r, 4);
+    return u;
+#else
+    unsigned u;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(v));
+    return u;
+#endif
+}
+
+// d += a b in 3xTF32 (a: 4 f32, b: 2 f32).
+__device__ __forceinline__ void ssdm_mma(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+    unsigned ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        ah[e] = ssdm_tf32(a[e]);
+        al[e] = ssdm_tf32(a[e] - __uint_as_float(ah[e]));
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        bh[e] = ssdm_tf32(b[e]);
+        bl[e] = ssdm_tf32(b[e] - __uint_as_float(bh[e]));
+    }
+#ifdef MAMBA_EMU
+    emu_mma_tf32(d, al, bh);
+    emu_mma_tf32(d, ah, bl);
+    emu_mma_tf32(d, ah, bh);
+#else
+#define SSDM_TF32(A, B)                                                                                  \
+    asm volatile(                                                                                        \
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "     \
+        "{%0,%1,%2,%3};\n"                                                                               \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                 \
+        : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));
+    SSDM_TF32(al, bh)
+    SSDM_TF32(ah, bl)
+    SSDM_TF32(ah, bh)
+#undef SSDM_TF32
+#endif
+}
+
+// Operand fragments of one k step (16 for bf16, 8 for tf32) from shared memory.
+template <typename T> struct SsdmFrag;
+template <> struct SsdmFrag<float> {
+    static constexpr int KS = 8;
+    using A = float[4];
+    using B = float[2];
+    // A(m, k) at p[m * ld + k]
+    static __device__ __forceinline__ void a_row(float (&a)[4], const float* p, int ld, int g, int c) {
+        a[0] = p[g * ld + c];
+        a[1] = p[(g + 8) * ld + c];
+        a[2] = p[g * ld + c + 4];
+        a[3] = p[(g + 8) * ld + c + 4];
+    }
+    // A(m, k) = p[k * ld + m] * w[k]
+    static __device__ __forceinline__ void a_col(float (&a)[4], const float* p, int ld, const float* w, int g, int c) {
+        const float w0 = w[c], w1 = w[c + 4];
+        a[0] = p[c * ld + g] * w0;
+        a[1] = p[c * ld + g + 8] * w0;
+        a[2] = p[(c + 4) * ld + g] * w1;
+        a[3] = p[(c + 4) * ld + g + 8] * w1;
+    }
+    // B(k, n) at p[n * ld + k]
+    static __device__ __forceinline__ void b_nmaj(float (&b)[2], const float* p, int ld, int g, int c) {
+        b[0] = p[g * ld + c];
+        b[1] = p[g * ld + c + 4];
+    }
+    // B(k, n) at p[k * ld + n]
+    static __device__ __forceinline__ void b_kmaj(float (&b)[2], const float* p, int ld, int g, int c) {
+        b[0] = p[c * ld + g];
+        b[1] = p[(c + 4) * ld + g];
+    }
+    // A of k step kk from accumulators (16 x 8 tiles along k): tf32 A wants (g, c) and
+    // (g, c+4) of tile kk, which lanes g*4 + c/2 and g*4 + c/2 + 2 hold.
+    static __device__ __forceinline__ void a_acc(float (&a)[4], const float (&t)[4], int lane) {
+        const int c = lane & 3, base = lane & ~3, s0 = base + (c >> 1), s1 = s0 + 2;
+        const bool odd = c & 1;
+        const float v00 = __shfl_sync(0xffffffffu, t[0], s0), v01 = __shfl_sync(0xffffffffu, t[1], s0);
+        const float v02 = __shfl_sync(0xffffffffu, t[2], s0), v03 = __shfl_sync(0xffffffffu, t[3], s0);
+        const float v10 = __shfl_sync(0xffffffffu, t[0], s1), v11 = __shfl_sync(0xffffffffu, t[1], s1);
+        const float v12 = __shfl_sync(0xffffffffu, t[2], s1), v13 = __shfl_sync(0xffffffffu, t[3], s1);
+        a[0] = odd ? v01 : v00;
+        a[1] = odd ? v03 : v02;
+        a[2] = odd ? v11 : v10;
+        a[3] = odd ? v13 : v12;
+    }
+};
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+template <> struct SsdmFrag<bf16_t> {
+    static constexpr int KS = 16;
+    using A = unsigned[4];
+    using B = unsigned[2];
+    static __device__ __forceinline__ unsigned u32(const bf16_t* p) { return *reinterpret_cast<const unsigned*>(p); }
+    static __device__ __forceinline__ unsigned two(const bf16_t* p0, const bf16_t* p1) {
+        return (unsigned)*reinterpret_cast<const unsigned short*>(p0) |
+               ((unsigned)*reinterpret_cast<const unsigned short*>(p1) << 16);
+    }
+    static __device__ __forceinline__ void a_row(unsigned (&a)[4], const bf16_t* p, int ld, int g, int c) {
+        a[0] = u32(p + g * ld + 2 * c);
+        a[1] = u32(p + (g + 8) * ld + 2 * c);
+        a[2] = u32(p + g * ld + 2 * c + 8);
+        a[3] = u32(p + (g + 8) * ld + 2 * c + 8);
+    }
+    static __device__ __forceinline__ void a_col(unsigned (&a)[4], const bf16_t* p, int ld, const float* w, int g, int c) {
+        const int k0 = 2 * c, k1 = 2 * c + 8;
+        const float w0 = w[k0], w1 = w[k0 + 1], w2 = w[k1], w3 = w[k1 + 1];
+        a[0] = ssdm_pack(ldf(p + k0 * ld + g) * w0, ldf(p + (k0 + 1) * ld + g) * w1);
+        a[1] = ssdm_pack(ldf(p + k0 * ld + g + 8) * w0, ldf(p + (k0 + 1) * ld + g + 8) * w1);
+        a[2] = ssdm_pack(ldf(p + k1 * ld + g) * w2, ldf(p + (k1 + 1) * ld + g) * w3);
+        a[3] = ssdm_pack(ldf(p + k1 * ld + g + 8) * w2, ldf(p + (k1 + 1) * ld + g + 8) * w3);
+    }
+    static __device__ __forceinline__ void b_nmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+        b[0] = u32(p + g * ld + 2 * c);
+        b[1] = u32(p + g * ld + 2 * c + 8);
+    }
+    static __device__ __forceinline__ void b_kmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+        b[0] = two(p + 2 * c * ld + g, p + (2 * c + 1) * ld + g);
+        b[1] = two(p + (2 * c + 8) * ld + g, p + (2 * c + 9) * ld + g);
+    }
+    // A of k step kk from accumulators: tiles 2kk and 2kk+1 (16 x 8 each) hold it as is.
+    static __device__ __forceinline__ void a_acc2(unsigned (&a)[4], const float (&t0)[4], const float (&t1)[4]) {
+        a[0] = ssdm_pack(t0[0], t0[1]);
+        a[1] = ssdm_pack(t0[2], t0[3]);
+        a[2] = ssdm_pack(t1[0], t1[1]);
+        a[3] = ssdm_pack(t1[2], t1[3]);
+    }
+};
+#endif
+
+// Stores two consecutive f32 values as T (shared memory, aligned).
+template <typename T>
+__device__ __forceinline__ void ssdm_st2(T* p, float a, float b) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    } else {
+        *reinterpret_cast<unsigned*>(p) = ssdm_pack(a, b);
+    }
+}
+
+// Shared memory of the mma kernel (src/gpu/ops.rs `ssdm_smem` repeats it).
+struct SsdmLayout {
+    int ldN, ldP;
+    int o_x, o_b, o_c, bstride, o_s, total;
+};
+__host__ __device__ inline SsdmLayout ssdm_layout(int es, int Q, int PB, int N) {
+    SsdmLayout l;
+    const int pad = 16 / es;
+    l.ldN = N + pad;
+    l.ldP = PB + pad;
+    int o = ssdc_a128(Q * (8 + 4 + 4 + 4) + 16);
+    l.o_x = o;
+    l.o_b = l.o_x + ssdc_a128(Q * l.ldP * es);
+    l.o_c = l.o_b + ssdc_a128(Q * l.ldN * es);
+    l.bstride = l.o_c + ssdc_a128(Q * l.ldN * es) - l.o_x;
+    o = l.o_x + 2 * l.bstride;
+    l.o_s = o;
+    o += ssdc_a128(PB * l.ldN * es);
+    l.total = o;
+    return l;
+}
+
+#define SSDM_SJ 8  // state n8 tiles per warp at most
+template <typename T, int Q>
+__device__ void ssdm_fwd(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using F = SsdmFrag<T>;
+    constexpr int es = sizeof(T), KS = F::KS, E = Q / 32, QT = Q / 16;
+    constexpr int YCG = SSDC_WARPS / QT;  // warps per 16-row slab of Y
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb;
+    const SsdmLayout lay = ssdm_layout(es, Q, PB, N);
+    const int ldN = lay.ldN, ldP = lay.ldP;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int q0 = blockIdx.x * PB, j = blockIdx.y, i = blockIdx.z;
+    const int k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+
+    double* s_cs = reinterpret_cast<double*>(smem_raw);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    T* s_s = reinterpret_cast<T*>(smem_raw + lay.o_s);
+
+    const T* x = static_cast<const T*>(p.x);
+    const T* dtp = static_cast<const T*>(p.dt);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    const int nchunks = (L + Q - 1) / Q;
+
+    constexpr int EPV = 16 / es;
+    const int vx = PB / EPV, vn = N / EPV;
+    auto bx_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_x + b * lay.bstride); };
+    auto bb_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_b + b * lay.bstride); };
+    auto bc_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_c + b * lay.bstride); };
+    auto stage = [&](int c, int b) {
+        const int t0 = c * Q;
+        T* bx = bx_of(b);
+        T* bbm = bb_of(b);
+        T* bcm = bc_of(b);
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            const bool ok = t0 + t < L;
+            const T* src = ok ? x + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q0 + e : x;
+            ssdc_cp16(bx + t * ldP + e, src, ok ? 16 : 0);
+        }
+        for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+            const int t = v / vn, e = (v - t * vn) * EPV;
+            const bool ok = t0 + t < L;
+            const long long tt = ok ? t0 + t : 0;
+            ssdc_cp16(bbm + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
+            ssdc_cp16(bcm + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
+        }
+        ssdc_commit();
+    };
+    float raw[E];
+    auto load_dt = [&](int c) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const int t = c * Q + lane * E + e;
+            raw[e] = t < L ? ldf(dtp + i * p.dt_sb + (long long)t * p.dt_st + j) : 0.f;
+        }
+    };
+
+    // State tiles of this warp: rows rt*16.., n8 tiles jn = cg + ncg * s.
+    const int prt = PB / 16, ncg = SSDC_WARPS / prt;
+    const int rt = warp % prt, cg = warp / prt;
+    const int n8 = N / 8;
+    float sacc[SSDM_SJ][4];
+#pragma unroll
+    for (int s = 0; s < SSDM_SJ; ++s) {
+        const int jn = cg + ncg * s;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int q = rt * 16 + g + (e >> 1) * 8, n = jn * 8 + 2 * c4 + (e & 1);
+            sacc[s][e] = (p.init && jn < n8) ? p.init[(head * P + q0 + q) * N + n] : 0.f;
+        }
+    }
+    // Y tiles of this warp: slab ti (rows ti*16..), n8 tiles jq = ycg + YCG * s of PB/8.
+    const int ti = warp % QT, ycg = warp / QT;
+    constexpr int YJ = 64 / 8 / YCG;  // PB <= 64
+    const int py8 = PB / 8;
+
+    if (warp == 0) load_dt(0);
+    stage(0, 0);
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+    for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        const int t0 = c * Q, tn = min(Q, L - t0);
+        __syncthreads();  // the previous chunk is done with the other buffer and s_s
+        if (c + 1 < nchunks) stage(c + 1, b ^ 1);
+        if (warp == 0) {
+            float dtv[E];
+            double pre[E];
+            double loc = 0.0;
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                dtv[e] = t < tn ? step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+                loc += (double)(dtv[e] * Aj);
+                pre[e] = loc;
+            }
+            double incl = loc;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const double v = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += v;
+            }
+            double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (lane == 0) excl = 0.0;
+            const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                const double cs = excl + pre[e];
+                s_cs[t] = cs;
+                s_dt[t] = dtv[e];
+                s_ecs[t] = expf((float)cs);
+                s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
+            }
+            if (lane == 0) s_misc[0] = expf((float)cs_end);
+            if (c + 1 < nchunks) load_dt(c + 1);
+        }
+        // The incoming state, in the operand type, for C S^T.
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+                T* d = s_s + (rt * 16 + g) * ldN + jn * 8 + 2 * c4;
+                ssdm_st2<T>(d, sacc[s][0], sacc[s][1]);
+                ssdm_st2<T>(d + 8 * ldN, sacc[s][2], sacc[s][3]);
+            }
+        }
+        if (c + 1 < nchunks) ssdc_wait<1>();
+        else ssdc_wait<0>();
+        __syncthreads();
+        const T* bx = bx_of(b);
+        const T* bbm = bb_of(b);
+        const T* bcm = bc_of(b);
+
+        // ---- Y for slab ti: C S^T (scaled by exp(cs_t)), then + M X.
+        {
+            float yacc[YJ][4];
+            float cb[QT * 2][4];  // C B^T of the slab, n8 tiles over s (only 2(ti+1) used)
+#pragma unroll
+            for (int s = 0; s < YJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) yacc[s][e] = 0.f;
+#pragma unroll
+            for (int s = 0; s < QT * 2; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) cb[s][e] = 0.f;
+            const T* crow = bcm + ti * 16 * ldN;
+            for (int kk = 0; kk < N; kk += KS) {
+                typename F::A a;
+                F::a_row(a, crow + kk, ldN, g, c4);
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int jq = ycg + YCG * s;
+                    if (jq < py8) {
+                        typename F::B bf;
+                        F::b_nmaj(bf, s_s + jq * 8 * ldN + kk, ldN, g, c4);
+                        ssdm_mma(yacc[s], a, bf);
+                    }
+                }
+#pragma unroll
+                for (int s = 0; s < QT * 2; ++s) {
+                    if (s < 2 * (ti + 1)) {
+                        typename F::B bf;
+                        F::b_nmaj(bf, bbm + s * 8 * ldN + kk, ldN, g, c4);
+                        ssdm_mma(cb[s], a, bf);
+                    }
+                }
+            }
+            const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+            {
+                const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    yacc[s][0] *= e0;
+                    yacc[s][1] *= e0;
+                    yacc[s][2] *= e1;
+                    yacc[s][3] *= e1;
+                }
+            }
+            // M = C B^T * exp(cs_t - cs_s) * dt_s for s <= t.
+            const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
+#pragma unroll
+            for (int s = 0; s < QT * 2; ++s) {
+                if (s < 2 * (ti + 1)) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = e < 2 ? tr0 : tr1, sc = s * 8 + 2 * c4 + (e & 1);
+                        const double ct = e < 2 ? cs0 : cs1;
+                        cb[s][e] = sc <= t ? cb[s][e] * expf((float)(ct - s_cs[sc])) * s_dt[sc] : 0.f;
+                    }
+                }
+            }
+            // + M X over s < 16 (ti + 1).
+            if constexpr (KS == 16) {
+#pragma unroll
+                for (int kq = 0; kq < QT; ++kq) {
+                    if (kq <= ti) {
+                        unsigned a[4];
+                        SsdmFrag<T>::a_acc2(a, cb[2 * kq], cb[2 * kq + 1]);
+#pragma unroll
+                        for (int s = 0; s < YJ; ++s) {
+                            const int jq = ycg + YCG * s;
+                            if (jq < py8) {
+                                typename F::B bf;
+                                F::b_kmaj(bf, bx + kq * 16 * ldP + jq * 8, ldP, g, c4);
+                                ssdm_mma(yacc[s], a, bf);
+                            }
+                        }
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int kq = 0; kq < 2 * QT; ++kq) {
+                    if (kq < 2 * (ti + 1)) {
+                        float a[4];
+                        SsdmFrag<float>::a_acc(a, cb[kq], lane);
+#pragma unroll
+                        for (int s = 0; s < YJ; ++s) {
+                            const int jq = ycg + YCG * s;
+                            if (jq < py8) {
+                                typename F::B bf;
+                                F::b_kmaj(bf, bx + kq * 8 * ldP + jq * 8, ldP, g, c4);
+                                ssdm_mma(yacc[s], a, bf);
+                            }
+                        }
+                    }
+                }
+            }
+            // Outputs: + D x, * silu(z).
+#pragma unroll
+            for (int s = 0; s < YJ; ++s) {
+                const int jq = ycg + YCG * s;
+                if (jq < py8) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = e < 2 ? tr0 : tr1, q = jq * 8 + 2 * c4 + (e & 1);
+                        if (t < tn) {
+                            const long long tt = t0 + t;
+                            float y = yacc[s][e];
+                            if (p.D) y += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(bx + t * ldP + q);
+                            if (zp) y *= silu_f(ldf(zp + i * p.z_sb + tt * p.z_st + (long long)j * P + q0 + q));
+                            out[i * p.out_sb + tt * p.out_st + (long long)j * P + q0 + q] = cvt<T>(y);
+                        }
+                    }
+                }
+            }
+        }
+        // ---- S = exp(cs_end) S + (X w)^T B.
+        {
+            const float dec = s_misc[0];
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) sacc[s][e] *= dec;
+#pragma unroll
+            for (int kk = 0; kk < Q; kk += KS) {
+                typename F::A a;
+                F::a_col(a, bx + kk * ldP + rt * 16, ldP, s_w + kk, g, c4);
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; ++s) {
+                    const int jn = cg + ncg * s;
+                    if (jn < n8) {
+                        typename F::B bf;
+                        F::b_kmaj(bf, bbm + kk * ldN + jn * 8, ldN, g, c4);
+                        ssdm_mma(sacc[s], a, bf);
+                    }
+                }
+            }
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int q = rt * 16 + g + (e >> 1) * 8, n = jn * 8 + 2 * c4 + (e & 1);
+                    p.final_states[(head * P + q0 + q) * N + n] = sacc[s][e];
+                }
+            }
+        }
+    }
+}
+
+#define SSDM_INST(T, NAME, Q, MINB, SFX)                                                         \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdm_fwd_##NAME##_q##Q##SFX( \
+        const __grid_constant__ SsdParams p) {                                                    \
+        ssdm_fwd<T, Q>(p);                                                                        \
+    }
+SSDM_INST(float, f32, 32, 1, )
+SSDM_INST(float, f32, 64, 1, )
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+SSDM_INST(bf16_t, bf16, 32, 1, )
+SSDM_INST(bf16_t, bf16, 64, 1, )
+SSDM_INST(bf16_t, bf16, 64, 2, _m2)
+SSDM_INST(bf16_t, bf16, 32, 2, _m2)
+#endif

@@ -466,26 +466,48 @@ fn ssdc_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
     o + a128(q * ldp * es)
 }
 
-/// The launch of the chunked SSD (kernels/ssd_chunk.cu, tensor cores): chunk length Q,
-/// state rows per block PB, shared memory. `None` where it does not apply, or where
-/// `MAMBA_CUDA_SSD_IMPL=recurrent` asks for the recurrent kernels (`chunked` takes the
-/// chunked form wherever it applies, `auto`, the default, where it is faster). It covers f32 and bf16
-/// storage without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte
-/// aligned; every other option (D, z, dt_bias, softplus, dt_limit, initial and final
-/// states) exactly. `MAMBA_CUDA_SSD_Q` (32 or 64) and `MAMBA_CUDA_SSD_PB` (16, 32, 64)
-/// override the shape.
-fn ssdc_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<(usize, usize, usize)> {
-    let forced = match std::env::var("MAMBA_CUDA_SSD_IMPL").as_deref() {
+/// Shared memory of the mma.sync chunked SSD kernel: mirrors `ssdm_layout`.
+fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
+    let a128 = |v: usize| v.div_ceil(128) * 128;
+    let pad = 16 / es;
+    let (ldn, ldp) = (n + pad, pb + pad);
+    let stage = a128(q * ldp * es) + 2 * a128(q * ldn * es);
+    a128(q * 20 + 16) + 2 * stage + a128(pb * ldn * es)
+}
+
+/// The chunked SSD (kernels/ssd_chunk.cu, tensor cores) that a call takes, if any.
+#[derive(Clone, Copy, Debug)]
+struct SsdChunkPlan {
+    /// `ssdm` (mma.sync, fragments in registers) or `ssdc` (wmma, first version).
+    kernel: &'static str,
+    q: usize,
+    pb: usize,
+    smem: usize,
+    m2: bool,
+}
+
+/// Which SSD forward runs: `MAMBA_CUDA_SSD_IMPL` = `recurrent` (kernels/ssd.cu),
+/// `chunked` (the mma.sync chunked kernel wherever it applies), `wmma` (the first
+/// chunked kernel wherever it applies), `auto` (default: the mma.sync kernel, Q = 32,
+/// 128 registers, only where it measured faster, see NOTES.md). The chunked kernels cover f32 and bf16 storage
+/// without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
+/// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
+/// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
+/// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
+fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
+    let (kernel, forced) = match std::env::var("MAMBA_CUDA_SSD_IMPL").as_deref() {
         Ok("recurrent") => return None,
-        Ok("chunked") => true,
-        _ => false,
+        Ok("wmma") => ("ssdc", true),
+        Ok("chunked") => ("ssdm", true),
+        _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {
         return None;
     }
-    // `auto`: only where it measured faster than the recurrent kernels on the H200
-    // (bf16 with many (batch, head) pairs; see NOTES.md).
-    if !forced && (act != dtype::BF16 || (prm.batch * prm.nheads) < 2 * g.sm_count) {
+    // `auto`: only where it measured faster than the recurrent kernels on the H200:
+    // bf16 with at least two (batch, head) pairs per SM (LM shape 1772 vs 2880 us; f32,
+    // the seeds and the (2, 400, 192) block are faster recurrent, NOTES.md).
+    if !forced && (act != dtype::BF16 || prm.batch * prm.nheads < 2 * g.sm_count) {
         return None;
     }
     let es = dtype::size(act);
@@ -503,7 +525,7 @@ fn ssdc_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<(usize, usize, usize)
     }
     let blocks = |pb: usize| prm.batch as usize * prm.nheads as usize * (p / pb);
     let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
-        Some(v) if v > 0 && v <= 64 && v.is_multiple_of(16) && p.is_multiple_of(v) => v,
+        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
         _ => {
             let mut pb = [64, 32, 16]
                 .into_iter()
@@ -520,40 +542,57 @@ fn ssdc_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<(usize, usize, usize)
     while (pb / 16) * (n / 16) > 32 {
         pb /= 2;
     }
+    let smem_of = |q: usize| {
+        if kernel == "ssdm" {
+            ssdm_smem(es, q, pb, n)
+        } else {
+            ssdc_smem(es, q, pb, n)
+        }
+    };
     let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
         Some(32) => 32,
         Some(64) => 64,
-        _ if es == 2 => 64,
+        _ if !forced => 32,
+        _ if kernel == "ssdm" || es == 2 => 64,
         _ => 32,
     };
-    if ssdc_smem(es, q, pb, n) > g.max_smem() {
+    if smem_of(q) > g.max_smem() {
         q = 32;
     }
-    let smem = ssdc_smem(es, q, pb, n);
-    (smem <= g.max_smem()).then_some((q, pb, smem))
+    let smem = smem_of(q);
+    // The measured default of `auto` (bf16): Q = 32, the 128-register variant.
+    let m2 = env_usize("MAMBA_CUDA_SSD_MINB").map_or(!forced, |v| v == 2)
+        && if kernel == "ssdm" { es == 2 } else { q == 32 };
+    (smem <= g.max_smem()).then_some(SsdChunkPlan {
+        kernel,
+        q,
+        pb,
+        smem,
+        m2,
+    })
 }
 
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
     let sfx = suffix(act, "ssd")?;
-    if let Some((q, pb, smem)) = ssdc_plan(g, &prm, act) {
-        prm.qb = pb as i32;
-        prm.chunk_len = q as i32;
-        prm.nchunks = (prm.seqlen as usize).div_ceil(q) as i32;
-        // `MAMBA_CUDA_SSD_MINB=2`: the variant capped at 128 registers (two blocks per SM
-        // where the shared memory allows).
-        let m2 = q == 32 && env_usize("MAMBA_CUDA_SSD_MINB") == Some(2);
-        let f = g.func(&format!(
-            "ssdc_fwd_{sfx}_q{q}{}",
-            if m2 { "_m2" } else { "" }
-        ))?;
+    if let Some(plan) = ssd_chunk_plan(g, &prm, act) {
+        prm.qb = plan.pb as i32;
+        prm.chunk_len = plan.q as i32;
+        prm.nchunks = (prm.seqlen as usize).div_ceil(plan.q) as i32;
+        let name = format!(
+            "{}_fwd_{sfx}_q{}{}",
+            plan.kernel,
+            plan.q,
+            if plan.m2 { "_m2" } else { "" }
+        );
+        let f = g.func(&name)?;
         let grid = (
-            (prm.headdim as usize / pb) as u32,
+            (prm.headdim as usize / plan.pb) as u32,
             prm.nheads as u32,
             prm.batch as u32,
         );
-        return g.launch(f, grid, 256, smem, stream, &prm);
+        return g.launch(f, grid, 256, plan.smem, stream, &prm);
     }
     let (b, l, h, p, n) = (
         prm.batch as usize,
