@@ -661,6 +661,12 @@ fn ssd_chunked_matches_the_oracle() {
         t16.finish(&format!("ssd {imp} bf16"));
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
+    // The default (`auto`) takes the chunked kernel for bf16 with >= 2 (batch, head)
+    // pairs per SM (Q = 32, PB = 64, the 128-register variant).
+    let mut t = Tally::default();
+    let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
+    ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    t.finish("ssd auto bf16 (b2 h132)");
 }
 
 // ------------------------------------------------------------------ SPEC 3
