@@ -762,6 +762,98 @@ fn ssd_matches_the_oracle() {
     t.finish("ssd");
 }
 
+/// The chunked SSD (kernels/ssd_chunk.cu): both kernels (mma.sync `chunked`, the first
+/// `wmma` one), f32 and bf16 without seq_idx, p and N multiples of 16, every chunk
+/// length (32, 64), rows per block (16, 32, 64) and register variant, L not a multiple
+/// of the chunk, with and without each option. The kernel is forced where it applies;
+/// a test running beside this one then checks the chunked form where it would have
+/// checked the recurrent one, which is as good a check.
+#[test]
+fn ssd_chunked_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(12);
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 300, 4, 64, 2, 128),
+        (1, 1000, 2, 32, 1, 64),
+        (2, 129, 3, 16, 3, 16),
+        (1, 1, 1, 16, 1, 16),
+        (1, 65, 2, 48, 1, 80),
+        (2, 400, 6, 64, 1, 64),
+        (1, 33, 8, 64, 2, 32),
+        (1, 2048, 2, 64, 1, 128),
+    ];
+    let set = |k: &str, v: &str| {
+        if v.is_empty() {
+            std::env::remove_var(k);
+        } else {
+            std::env::set_var(k, v);
+        }
+    };
+    for imp in ["chunked", "wmma"] {
+        let (mut t32, mut t16) = (Tally::default(), Tally::default());
+        set("MAMBA_CUDA_SSD_IMPL", imp);
+        for (q, pb, minb) in [
+            ("", "", ""),
+            ("32", "16", ""),
+            ("32", "64", ""),
+            ("64", "32", ""),
+            ("64", "64", ""),
+            ("64", "64", "2"),
+            ("32", "32", "2"),
+        ] {
+            set("MAMBA_CUDA_SSD_Q", q);
+            set("MAMBA_CUDA_SSD_PB", pb);
+            set("MAMBA_CUDA_SSD_MINB", minb);
+            for &(b, l, h, p, g, n) in &shapes {
+                let c = cfg(&mut rng, b, l, h, p, g, n);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            }
+        }
+        set("MAMBA_CUDA_SSD_Q", "");
+        set("MAMBA_CUDA_SSD_PB", "");
+        set("MAMBA_CUDA_SSD_MINB", "");
+        // Every option on, both types, default shape.
+        for &(b, l, h, p, g, n) in &shapes[..4] {
+            let c = SsdCfg {
+                d: 2,
+                z: true,
+                bias: true,
+                init: true,
+                softplus: true,
+                limit: Some((0.001, 1.5)),
+                ..cfg(&mut rng, b, l, h, p, g, n)
+            };
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+        t32.finish(&format!("ssd {imp} f32"));
+        t16.finish(&format!("ssd {imp} bf16"));
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
+    // The default (`auto`) takes the chunked kernel for bf16 with >= 2 (batch, head)
+    // pairs per SM (Q = 32, PB = 64, the 128-register variant).
+    let mut t = Tally::default();
+    let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
+    ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    t.finish("ssd auto bf16 (b2 h132)");
+}
+
 // ------------------------------------------------------------------ SPEC 3
 
 fn conv_check<T: Element>(

@@ -42,6 +42,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "bwd",
         include_bytes!(concat!(env!("OUT_DIR"), "/bwd.fatbin")),
     ),
+    (
+        "ssd_chunk",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_chunk.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -249,6 +253,8 @@ impl Gpu {
         // The module by the kernel's prefix (one lookup, so no failed driver calls).
         let module = if name.starts_with("scan1_") {
             0
+        } else if name.starts_with("ssdc_") || name.starts_with("ssdm_") {
+            4
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

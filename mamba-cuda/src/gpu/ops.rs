@@ -515,7 +515,7 @@ fn ssd_shape(
     dstate: usize,
 ) -> PResult<SsdShape> {
     let large = batch * nheads * headdim * dstate >= 1 << 20;
-    let (mut qr, mut nr) = match std::env::var("MAMBA_CUDA_SSD_TILE").ok().as_deref() {
+    let (mut qr, mut nr) = match env_str("MAMBA_CUDA_SSD_TILE").as_deref() {
         Some("q1n4") => (1, 4),
         Some("q2n8") => (2, 8),
         Some("q4n8") => (4, 8),
@@ -595,10 +595,150 @@ fn ssd_async_ok(prm: &SsdParams, es: usize, qb: usize) -> bool {
         && even(qb as i64)
 }
 
+/// Shared memory of the chunked SSD kernel: mirrors `ssdc_layout` in kernels/ssd_chunk.cu.
+fn ssdc_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
+    let a128 = |v: usize| v.div_ceil(128) * 128;
+    let pad = 16 / es;
+    let (ldn, ldp, ldq, ldcb, ldy, lds) = (n + pad, pb + pad, q + pad, q + 4, pb + 4, n + 4);
+    let mut o = a128(q * 20 + 16);
+    o += 2 * (a128(q * ldp * es) + 2 * a128(q * ldn * es));
+    o += a128(4 * (q * ldcb).max(q * ldy));
+    o += a128(q * ldq * es);
+    o += a128(4 * pb * lds);
+    if es != 4 {
+        o += a128(pb * ldn * es);
+    }
+    o + a128(q * ldp * es)
+}
+
+/// Shared memory of the mma.sync chunked SSD kernel: mirrors `ssdm_layout`.
+fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
+    let a128 = |v: usize| v.div_ceil(128) * 128;
+    let pad = 16 / es;
+    let (ldn, ldp) = (n + pad, pb + pad);
+    let stage = a128(q * ldp * es) + 2 * a128(q * ldn * es);
+    a128(q * 20 + 16) + 2 * stage + a128(pb * ldn * es)
+}
+
+/// The chunked SSD (kernels/ssd_chunk.cu, tensor cores) that a call takes, if any.
+#[derive(Clone, Copy, Debug)]
+struct SsdChunkPlan {
+    /// `ssdm` (mma.sync, fragments in registers) or `ssdc` (wmma, first version).
+    kernel: &'static str,
+    q: usize,
+    pb: usize,
+    smem: usize,
+    m2: bool,
+}
+
+/// Which SSD forward runs: `MAMBA_CUDA_SSD_IMPL` = `recurrent` (kernels/ssd.cu),
+/// `chunked` (the mma.sync chunked kernel wherever it applies), `wmma` (the first
+/// chunked kernel wherever it applies), `auto` (default: the mma.sync kernel, Q = 32,
+/// 128 registers, only where it measured faster, see NOTES.md). The chunked kernels cover f32 and bf16 storage
+/// without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
+/// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
+/// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
+/// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
+fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
+    let (kernel, forced) = match std::env::var("MAMBA_CUDA_SSD_IMPL").as_deref() {
+        Ok("recurrent") => return None,
+        Ok("wmma") => ("ssdc", true),
+        Ok("chunked") => ("ssdm", true),
+        _ => ("ssdm", false),
+    };
+    if act != dtype::F32 && act != dtype::BF16 {
+        return None;
+    }
+    // `auto`: only where it measured faster than the recurrent kernels on the H200:
+    // bf16 with at least two (batch, head) pairs per SM (LM shape 1772 vs 2880 us; f32,
+    // the seeds and the (2, 400, 192) block are faster recurrent, NOTES.md).
+    if !forced && (act != dtype::BF16 || prm.batch * prm.nheads < 2 * g.sm_count) {
+        return None;
+    }
+    let es = dtype::size(act);
+    let (p, n) = (prm.headdim as usize, prm.dstate as usize);
+    if prm.seq_idx != 0 || !p.is_multiple_of(16) || !n.is_multiple_of(16) || n > 128 {
+        return None;
+    }
+    let ev = (16 / es) as i64;
+    if [prm.x, prm.b, prm.c].iter().any(|a| a % 16 != 0)
+        || [prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+            .iter()
+            .any(|s| s % ev != 0)
+    {
+        return None;
+    }
+    let blocks = |pb: usize| prm.batch as usize * prm.nheads as usize * (p / pb);
+    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
+        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
+        _ => {
+            let mut pb = [64, 32, 16]
+                .into_iter()
+                .find(|v| p.is_multiple_of(*v))
+                .unwrap_or(16);
+            // Few (batch, head) pairs: more blocks with fewer state rows each.
+            while pb > 16 && blocks(pb) < g.sm_count as usize {
+                pb /= 2;
+            }
+            pb
+        }
+    };
+    // At most 4 state tiles of 16 x 16 per warp (8 warps).
+    while (pb / 16) * (n / 16) > 32 {
+        pb /= 2;
+    }
+    let smem_of = |q: usize| {
+        if kernel == "ssdm" {
+            ssdm_smem(es, q, pb, n)
+        } else {
+            ssdc_smem(es, q, pb, n)
+        }
+    };
+    let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
+        Some(32) => 32,
+        Some(64) => 64,
+        _ if !forced => 32,
+        _ if kernel == "ssdm" || es == 2 => 64,
+        _ => 32,
+    };
+    if smem_of(q) > g.max_smem() {
+        q = 32;
+    }
+    let smem = smem_of(q);
+    // The measured default of `auto` (bf16): Q = 32, the 128-register variant.
+    let m2 = env_usize("MAMBA_CUDA_SSD_MINB").map_or(!forced, |v| v == 2)
+        && if kernel == "ssdm" { es == 2 } else { q == 32 };
+    (smem <= g.max_smem()).then_some(SsdChunkPlan {
+        kernel,
+        q,
+        pb,
+        smem,
+        m2,
+    })
+}
+
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
     let sfx = suffix(act, "ssd")?;
+    if let Some(plan) = ssd_chunk_plan(g, &prm, act) {
+        prm.qb = plan.pb as i32;
+        prm.chunk_len = plan.q as i32;
+        prm.nchunks = (prm.seqlen as usize).div_ceil(plan.q) as i32;
+        let name = format!(
+            "{}_fwd_{sfx}_q{}{}",
+            plan.kernel,
+            plan.q,
+            if plan.m2 { "_m2" } else { "" }
+        );
+        let f = g.func(&name)?;
+        let grid = (
+            (prm.headdim as usize / plan.pb) as u32,
+            prm.nheads as u32,
+            prm.batch as u32,
+        );
+        return g.launch(f, grid, 256, plan.smem, stream, &prm);
+    }
     let (b, l, h, p, n) = (
         prm.batch as usize,
         prm.seqlen as usize,

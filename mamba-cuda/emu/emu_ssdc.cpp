@@ -1,0 +1,350 @@
+// A host emulator for the f32 chunked SSD forward of kernels/ssd_chunk.cu, in the manner
+// of emu.cpp: every CUDA thread of a block is a std::thread, blocks run one after
+// another. wmma is mocked: every lane of a warp holds the whole 16 x 16 tile (loads and
+// stores are warp-wide barriers), tf32 rounding is modelled (round to nearest, 10
+// mantissa bits), so the 3xTF32 accuracy is checked too. Checks against an f64
+// recurrence (SPEC 2).
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdc.cpp -o /tmp/emu_ssdc && /tmp/emu_ssdc
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#define MAMBA_EMU 1
+#define MAMBA_EMU_BF16 1
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __shared__ static
+#define __align__(n)
+
+struct uint3e {
+    unsigned x, y, z;
+};
+thread_local uint3e threadIdx, blockIdx;
+uint3e blockDim, gridDim;
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+// bf16 storage: round to nearest even.
+struct bf16_t {
+    unsigned short v;
+};
+inline unsigned short emu_f2bf(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+inline float emu_bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+alignas(128) static unsigned char g_smem_bytes[232448];
+static std::unique_ptr<std::barrier<>> g_block_bar;
+static std::unique_ptr<std::barrier<>> g_warp_bar[32];
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+static double g_shfl[32][32];
+template <typename V>
+inline V shfl_any(V v, int src_of_lane) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = (double)v;
+    __syncwarp();
+    const V r = (src_of_lane >= 0 && src_of_lane < 32) ? (V)g_shfl[w][src_of_lane] : v;
+    __syncwarp();
+    return r;
+}
+template <typename V>
+inline V __shfl_up_sync(unsigned, V v, int o) {
+    const int l = threadIdx.x % 32;
+    return shfl_any(v, l >= o ? l - o : l);
+}
+template <typename V>
+inline V __shfl_sync(unsigned, V v, int src) {
+    return shfl_any(v, src);
+}
+inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline unsigned __ballot_sync(unsigned, bool) { return 0; }
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+using std::max;
+using std::min;
+#include "../kernels/common.cuh"
+template <> inline float ldf<bf16_t>(const bf16_t* p) { return emu_bf2f(p->v); }
+template <> inline bf16_t cvt<bf16_t>(float v) { return bf16_t{emu_f2bf(v)}; }
+// mma.sync emulation: lanes publish their registers, each lane computes its outputs
+// from the whole operands (PTX fragment layouts, as the kernel assumes them).
+static unsigned g_ma[32][32][4], g_mb[32][32][2];
+inline void emu_mma_any(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], bool bf) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
+    for (int e = 0; e < 4; ++e) g_ma[w][l][e] = a[e];
+    for (int e = 0; e < 2; ++e) g_mb[w][l][e] = b[e];
+    __syncwarp();
+    const int K = bf ? 16 : 8;
+    auto A = [&](int m, int k) -> float {
+        if (bf) {
+            const unsigned r = g_ma[w][(m % 8) * 4 + (k % 8) / 2][(m >= 8) + 2 * (k >= 8)];
+            return emu_bf2f((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
+        }
+        return __uint_as_float(g_ma[w][(m % 8) * 4 + k % 4][(m >= 8) + 2 * (k >= 4)]);
+    };
+    auto B = [&](int k, int n) -> float {
+        if (bf) {
+            const unsigned r = g_mb[w][n * 4 + (k % 8) / 2][k >= 8];
+            return emu_bf2f((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
+        }
+        return __uint_as_float(g_mb[w][n * 4 + k % 4][k >= 4]);
+    };
+    for (int e = 0; e < 4; ++e) {
+        const int m = g + (e >> 1) * 8, n = 2 * c + (e & 1);
+        float acc = d[e];
+        for (int k = 0; k < K; ++k) acc += A(m, k) * B(k, n);
+        d[e] = acc;
+    }
+    __syncwarp();
+}
+inline void emu_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, true); }
+inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, false); }
+
+namespace wmma {
+struct row_major {};
+struct col_major {};
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+namespace precision {
+struct tf32 {};
+}
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+    static constexpr int R = std::is_same<Use, matrix_b>::value ? K : M;
+    static constexpr int C = std::is_same<Use, matrix_a>::value ? K : N;
+    static constexpr int num_elements = R * C;
+    float x[R * C];
+};
+inline float __float_to_tf32(float v) {
+    unsigned u;
+    std::memcpy(&u, &v, 4);
+    u = (u + 0x1000u) & 0xffffe000u;
+    float r;
+    std::memcpy(&r, &u, 4);
+    return r;
+}
+template <class Use, int M, int N, int K, class T, class Layout>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* p, unsigned ld) {
+    using F = fragment<Use, M, N, K, T, Layout>;
+    __syncwarp();
+    for (int r = 0; r < F::R; ++r)
+        for (int c = 0; c < F::C; ++c)
+            f.x[r * F::C + c] = std::is_same<Layout, row_major>::value ? p[r * ld + c] : p[c * ld + r];
+    __syncwarp();
+}
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ld, layout_t) {
+    __syncwarp();
+    for (int r = 0; r < M; ++r)
+        for (int c = 0; c < N; ++c) f.x[r * N + c] = p[r * ld + c];
+    __syncwarp();
+}
+template <int M, int N, int K>
+inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ld, layout_t) {
+    __syncwarp();
+    if (threadIdx.x % 32 == 0)
+        for (int r = 0; r < M; ++r)
+            for (int c = 0; c < N; ++c) p[r * ld + c] = f.x[r * N + c];
+    __syncwarp();
+}
+template <int M, int N, int K>
+inline void fill_fragment(fragment<accumulator, M, N, K, float>& f, float v) {
+    for (auto& e : f.x) e = v;
+}
+template <int M, int N, int K, class T, class LA, class LB>
+inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+                     const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+    float t[M * N];
+    for (int r = 0; r < M; ++r)
+        for (int col = 0; col < N; ++col) {
+            float s = c.x[r * N + col];
+            for (int k = 0; k < K; ++k) s += a.x[r * K + k] * b.x[k * N + col];
+            t[r * N + col] = s;
+        }
+    std::memcpy(d.x, t, sizeof(t));
+}
+}  // namespace wmma
+
+#include "../kernels/ssd_chunk.cu"
+
+struct Case {
+    int b, L, h, p, g, N, Q, PB;
+    int D;  // 0 none, 1 (h), 2 (h, p)
+    bool z, bias, init, fin, softplus, limit;
+};
+
+template <typename T>
+static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin) {
+    const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N;
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    std::normal_distribution<float> Nd(0.f, 1.f);
+    auto rnd = [](float v) { return ldf<T>(std::vector<T>{cvt<T>(v)}.data()); };
+    auto normals = [&](size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = rnd(Nd(rng));
+        return v;
+    };
+    auto unif = [&](size_t n, float lo, float hi) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = lo + (hi - lo) * U(rng);
+        return v;
+    };
+    auto store = [](const std::vector<float>& v) {
+        std::vector<T> o(v.size());
+        for (size_t e = 0; e < v.size(); ++e) o[e] = cvt<T>(v[e]);
+        return o;
+    };
+    const size_t io = (size_t)b * L * h * P, bc = (size_t)b * L * g * N, st = (size_t)b * h * P * N;
+    auto x = normals(io), Bm = normals(bc), Cm = normals(bc), z = normals(io), init = normals(st);
+    auto dt = cs.softplus ? unif((size_t)b * L * h, -3, 1) : unif((size_t)b * L * h, 0.001f, 0.7f);
+    for (auto& v : dt) v = rnd(v);
+    auto A = unif(h, -8, -0.5f);
+    auto Dv = normals(cs.D == 2 ? h * P : h);
+    auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
+    const float lo = 0.001f, hi = 1.5f;
+    std::vector<T> out(io, cvt<T>(NAN));
+    std::vector<float> fin(st, NAN);
+
+    // f64 reference
+    std::vector<double> ro(io), rf(st);
+    for (int i = 0; i < b; ++i)
+        for (int j = 0; j < h; ++j) {
+            const int k = j / (h / g);
+            std::vector<double> S((size_t)P * N);
+            for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * h + j) * P * N + e] : 0.0;
+            for (int t = 0; t < L; ++t) {
+                double s = (double)dt[((size_t)i * L + t) * h + j] + (cs.bias ? bias[j] : 0.0);
+                if (cs.softplus) s = s > 20 ? s : std::log1p(std::exp(s));
+                if (cs.limit) s = std::min<double>(std::max<double>(s, lo), hi);
+                const double a = std::exp(s * A[j]);
+                const float* bt = &Bm[(((size_t)i * L + t) * g + k) * N];
+                const float* ct = &Cm[(((size_t)i * L + t) * g + k) * N];
+                for (int q = 0; q < P; ++q) {
+                    const size_t o = (((size_t)i * L + t) * h + j) * P + q;
+                    double y = 0;
+                    for (int n = 0; n < N; ++n) {
+                        double& v = S[(size_t)q * N + n];
+                        v = a * v + s * x[o] * bt[n];
+                        y += v * ct[n];
+                    }
+                    if (cs.D) y += (cs.D == 2 ? Dv[j * P + q] : Dv[j]) * (double)x[o];
+                    if (cs.z) y *= z[o] / (1 + std::exp(-(double)z[o]));
+                    ro[o] = y;
+                }
+            }
+            for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * h + j) * P * N + e] = S[e];
+        }
+
+    auto xs = store(x), dts = store(dt), Bs = store(Bm), Cs = store(Cm), zs = store(z);
+    SsdParams p{};
+    p.x = xs.data(); p.dt = dts.data(); p.A = A.data(); p.B = Bs.data(); p.C = Cs.data();
+    p.D = cs.D ? Dv.data() : nullptr; p.z = cs.z ? zs.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
+    p.init = cs.init ? init.data() : nullptr; p.out = out.data(); p.final_states = cs.fin ? fin.data() : nullptr;
+    p.x_sb = (long long)L * h * P; p.x_st = (long long)h * P;
+    p.dt_sb = (long long)L * h; p.dt_st = h;
+    p.B_sb = p.C_sb = (long long)L * g * N; p.B_st = p.C_st = (long long)g * N;
+    p.z_sb = p.out_sb = p.x_sb; p.z_st = p.out_st = p.x_st;
+    p.batch = b; p.seqlen = L; p.nheads = h; p.headdim = P; p.ngroups = g; p.dstate = N;
+    p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
+    p.qb = cs.PB;
+    constexpr bool f32 = sizeof(T) == 4;
+    const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total : ssdm_layout(sizeof(T), cs.Q, cs.PB, N).total;
+    if (total > (int)sizeof(g_smem_bytes)) {
+        std::printf("smem %d too large\n", total);
+        return INFINITY;
+    }
+    void (*kern)(SsdParams) = nullptr;
+    if (kind == 0) kern = f32 ? (cs.Q == 32 ? ssdc_fwd_f32_q32 : ssdc_fwd_f32_q64) : nullptr;
+    else if (f32) kern = cs.Q == 32 ? ssdm_fwd_f32_q32 : ssdm_fwd_f32_q64;
+    else kern = cs.Q == 32 ? ssdm_fwd_bf16_q32 : ssdm_fwd_bf16_q64;
+    if (!kern) return 0.0;
+    const unsigned threads = SSDC_THREADS;
+    blockDim = {threads, 1, 1};
+    for (int bz = 0; bz < b; ++bz)
+        for (int by = 0; by < h; ++by)
+            for (int bx = 0; bx < P / cs.PB; ++bx) {
+                std::memset(g_smem_bytes, 0xff, sizeof(g_smem_bytes));  // NaN garbage
+                g_block_bar = std::make_unique<std::barrier<>>(threads);
+                for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < threads; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {(unsigned)bx, (unsigned)by, (unsigned)bz};
+                        kern(p);
+                    });
+                for (auto& t : ts) t.join();
+            }
+    auto rel = [](auto get, size_t n, const std::vector<double>& exp) {
+        double num = 0, den = 0;
+        for (size_t e = 0; e < n; ++e) {
+            const double v = get(e);
+            if (!std::isfinite(v)) return (double)INFINITY;
+            num += (v - exp[e]) * (v - exp[e]);
+            den += exp[e] * exp[e];
+        }
+        return std::sqrt(num / std::max(den, 1e-300));
+    };
+    *efin = cs.fin ? rel([&](size_t e) { return (double)fin[e]; }, st, rf) : 0.0;
+    return rel([&](size_t e) { return (double)ldf<T>(&out[e]); }, io, ro);
+}
+
+int main() {
+    std::mt19937 rng(7);
+    const Case cases[] = {
+        {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
+        {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
+        {2, 64, 2, 16, 2, 16, 32, 16, 0, false, false, false, true, false, false},
+        {1, 1, 1, 16, 1, 16, 32, 16, 2, true, true, true, true, true, true},
+        {1, 33, 3, 32, 3, 48, 32, 16, 1, true, true, true, true, true, true},
+        {1, 130, 2, 64, 1, 64, 64, 64, 2, true, true, true, true, true, true},
+        {1, 97, 2, 64, 2, 128, 32, 64, 1, false, true, true, true, true, false},
+        {1, 70, 1, 64, 1, 128, 64, 64, 2, true, true, true, true, true, true},
+        {1, 50, 1, 32, 1, 80, 64, 32, 0, true, true, true, true, true, false},
+    };
+    int bad = 0;
+    for (int kind = 0; kind < 2; ++kind)
+        for (int bf = 0; bf < 2; ++bf)
+            for (const auto& c : cases) {
+                if (kind == 0 && (bf || (c.Q == 64 && c.N == 128))) continue;  // wmma: f32 only, smem
+                double ef = 0;
+                const double eo = bf ? run_case<bf16_t>(c, kind, rng, &ef) : run_case<float>(c, kind, rng, &ef);
+                const double tol = bf ? 2e-2 : 1e-5;
+                const bool ok = eo < tol && ef < (bf ? 2e-2 : 1e-5);
+                bad += !ok;
+                std::printf("%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", kind ? "mma " : "wmma",
+                            bf ? "bf16" : "f32 ", c.b, c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
+            }
+    std::printf("%s\n", bad ? "FAILURES" : "all ok");
+    return bad != 0;
+}

@@ -1,0 +1,951 @@
+// SPEC 2: the Mamba-2 SSD forward in chunked (matrix) form on tensor cores.
+//
+// A block owns one (batch, head) and PB rows of the head's p-by-N state, and walks the
+// sequence in chunks of Q steps, keeping the state S (PB x N, f32) in accumulator
+// fragments across chunks. Per chunk, with cs_t the cumulative sum of dt*A inside the
+// chunk (in f64, so that differences of cumulative sums lose nothing):
+//   M[t][s] = (C_t . B_s) exp(cs_t - cs_s) dt_s   for s <= t, else 0
+//   Y       = diag(exp(cs_t)) C S_in^T + M X      (+ D x, then * silu(z))
+//   S_out   = exp(cs_end) S_in + X^T diag(exp(cs_end - cs_t) dt_t) B
+// Every exponent is <= 0, so nothing overflows. The products run on tensor cores
+// (wmma): bf16 operands with f32 accumulation for bf16 storage; for f32 storage, 3xTF32
+// (a = a_hi + a_lo in tf32, a_hi b_hi + a_hi b_lo + a_lo b_hi), close to f32 accuracy.
+//
+// Not covered here (the host falls back to the recurrent kernels of ssd.cu): seq_idx,
+// f16 storage, N or p not a multiple of 16, N > 128, rows not 16-byte aligned.
+#include "common.cuh"
+#include <type_traits>
+#ifndef MAMBA_EMU
+#include <mma.h>
+using namespace nvcuda;
+#endif
+
+#define SSDC_WARPS 8
+#define SSDC_THREADS (SSDC_WARPS * 32)
+#define SSDC_MAX_STILES 4  // state tiles (16 x 16) per warp: PB/16 * N/16 <= 32
+
+template <typename T> struct SsdcK;
+template <> struct SsdcK<float> { static constexpr int K = 8; };
+#ifndef MAMBA_EMU
+template <> struct SsdcK<bf16_t> { static constexpr int K = 16; };
+#endif
+template <typename T> using SsdcAcc = wmma::fragment<wmma::accumulator, 16, 16, SsdcK<T>::K, float>;
+
+// acc += A[16 x (k1-k0)] B[(k1-k0) x 16]: A and B in shared memory with layouts LA/LB
+// and leading dimensions lda/ldb; a and b point at element (row 0, k 0) / (k 0, col 0).
+template <typename T, typename LA, typename LB>
+__device__ __forceinline__ void ssdc_mma(SsdcAcc<T>& acc, const T* a, int lda, const T* b, int ldb, int kn) {
+    constexpr int KK = SsdcK<T>::K;
+    constexpr bool arow = std::is_same<LA, wmma::row_major>::value;
+    constexpr bool brow = std::is_same<LB, wmma::row_major>::value;
+    for (int kk = 0; kk < kn; kk += KK) {
+        const T* ap = arow ? a + kk : a + (size_t)kk * lda;
+        const T* bp = brow ? b + (size_t)kk * ldb : b + kk;
+        if constexpr (sizeof(T) == 4) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> ah, al;
+            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> bh, bl;
+            wmma::load_matrix_sync(ah, ap, lda);
+            wmma::load_matrix_sync(bh, bp, ldb);
+#pragma unroll
+            for (int e = 0; e < ah.num_elements; ++e) {
+                const float v = ah.x[e];
+                const float h = wmma::__float_to_tf32(v);
+                ah.x[e] = h;
+                al.x[e] = wmma::__float_to_tf32(v - h);
+            }
+#pragma unroll
+            for (int e = 0; e < bh.num_elements; ++e) {
+                const float v = bh.x[e];
+                const float h = wmma::__float_to_tf32(v);
+                bh.x[e] = h;
+                bl.x[e] = wmma::__float_to_tf32(v - h);
+            }
+            wmma::mma_sync(acc, al, bh, acc);
+            wmma::mma_sync(acc, ah, bl, acc);
+            wmma::mma_sync(acc, ah, bh, acc);
+        } else {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LA> af;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LB> bf;
+            wmma::load_matrix_sync(af, ap, lda);
+            wmma::load_matrix_sync(bf, bp, ldb);
+            wmma::mma_sync(acc, af, bf, acc);
+        }
+    }
+}
+
+// Four consecutive elements of T in shared memory (16-byte aligned for f32, 8 for bf16).
+template <typename T>
+__device__ __forceinline__ void ld4(float (&v)[4], const T* p) {
+    if constexpr (sizeof(T) == 4) {
+        const float4 f = *reinterpret_cast<const float4*>(p);
+        v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+    } else {
+        const uint2 u = *reinterpret_cast<const uint2*>(p);
+        const T* h = reinterpret_cast<const T*>(&u);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] = ldf(h + e);
+    }
+}
+template <typename T>
+__device__ __forceinline__ void st4(T* p, const float (&v)[4]) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+        uint2 u;
+        T* h = reinterpret_cast<T*>(&u);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) h[e] = cvt<T>(v[e]);
+        *reinterpret_cast<uint2*>(p) = u;
+    }
+}
+
+// 16-byte async copy; `bytes` = 0 fills the destination with zeros (src is not read).
+__device__ __forceinline__ void ssdc_cp16(void* smem, const void* gmem, int bytes) {
+#ifdef MAMBA_EMU
+    if (bytes) std::memcpy(smem, gmem, 16);
+    else std::memset(smem, 0, 16);
+#else
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+#endif
+}
+__device__ __forceinline__ void ssdc_commit() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void ssdc_wait() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// The shared-memory layout, shared with the host (src/gpu/ops.rs `ssdc_smem` repeats it).
+struct SsdcLayout {
+    int ldN, ldP, ldQ, ldCB, ldY, ldS;
+    int o_x[2], o_b[2], o_c[2], o_f, o_m, o_sf, o_s, o_xw, total;
+};
+__host__ __device__ __forceinline__ int ssdc_a128(int v) { return (v + 127) & ~127; }
+__host__ __device__ inline SsdcLayout ssdc_layout(int es, int Q, int PB, int N) {
+    SsdcLayout l;
+    const int pad = 16 / es;  // elements: keeps rows 16-byte aligned and shifts banks
+    l.ldN = N + pad;
+    l.ldP = PB + pad;
+    l.ldQ = Q + pad;
+    l.ldCB = Q + 4;
+    l.ldY = PB + 4;
+    l.ldS = N + 4;
+    int o = ssdc_a128(Q * (8 + 4 + 4 + 4) + 16);  // cs (f64), exp(cs), w, dt, misc
+    for (int b = 0; b < 2; ++b) {
+        l.o_x[b] = o;
+        o += ssdc_a128(Q * l.ldP * es);
+        l.o_b[b] = o;
+        o += ssdc_a128(Q * l.ldN * es);
+        l.o_c[b] = o;
+        o += ssdc_a128(Q * l.ldN * es);
+    }
+    l.o_f = o;  // f32: C B^T (Q x Q), then Y (Q x PB)
+    o += ssdc_a128(4 * (Q * l.ldCB > Q * l.ldY ? Q * l.ldCB : Q * l.ldY));
+    l.o_m = o;
+    o += ssdc_a128(Q * l.ldQ * es);
+    l.o_sf = o;  // f32 state (PB x N)
+    o += ssdc_a128(4 * PB * l.ldS);
+    if (es == 4) {
+        l.o_s = l.o_sf;  // the f32 state is the operand
+    } else {
+        l.o_s = o;
+        o += ssdc_a128(PB * l.ldN * es);
+    }
+    l.o_xw = o;
+    o += ssdc_a128(Q * l.ldP * es);
+    l.total = o;
+    return l;
+}
+
+template <typename T, int Q>
+__device__ void ssdc_fwd(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int es = sizeof(T);
+    constexpr int E = Q / 32;  // steps per lane in the scalar pass
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb;
+    const SsdcLayout lay = ssdc_layout(es, Q, PB, N);
+    const int ldN = lay.ldN, ldP = lay.ldP, ldQ = lay.ldQ, ldCB = lay.ldCB, ldY = lay.ldY, ldS = lay.ldS;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = blockIdx.x * PB, j = blockIdx.y, i = blockIdx.z;
+    const int k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+
+    double* s_cs = reinterpret_cast<double*>(smem_raw);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    const int bstride = lay.o_x[1] - lay.o_x[0];
+    auto sx = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_x[0] + b * bstride); };
+    auto sb = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_b[0] + b * bstride); };
+    auto sc = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_c[0] + b * bstride); };
+    float* s_f = reinterpret_cast<float*>(smem_raw + lay.o_f);
+    T* s_m = reinterpret_cast<T*>(smem_raw + lay.o_m);
+    float* s_sf = reinterpret_cast<float*>(smem_raw + lay.o_sf);
+    T* s_s = reinterpret_cast<T*>(smem_raw + lay.o_s);
+    T* s_xw = reinterpret_cast<T*>(smem_raw + lay.o_xw);
+
+    const T* x = static_cast<const T*>(p.x);
+    const T* dtp = static_cast<const T*>(p.dt);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    const int nchunks = (L + Q - 1) / Q;
+
+    // Stage chunk c (x rows q0..q0+PB, B and C rows of group k) into buffer b; steps
+    // past the end are zero-filled.
+    constexpr int EPV = 16 / es;  // elements per 16-byte vector
+    const int vx = PB / EPV, vn = N / EPV;
+    auto stage = [&](int c, int b) {
+        const int t0 = c * Q;
+        T* bx = sx(b);
+        T* bbm = sb(b);
+        T* bcm = sc(b);
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            const bool ok = t0 + t < L;
+            const T* src = ok ? x + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q0 + e : x;
+            ssdc_cp16(bx + t * ldP + e, src, ok ? 16 : 0);
+        }
+        for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+            const int t = v / vn, e = (v - t * vn) * EPV;
+            const bool ok = t0 + t < L;
+            const long long tt = ok ? t0 + t : 0;
+            ssdc_cp16(bbm + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
+            ssdc_cp16(bcm + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
+        }
+        ssdc_commit();
+    };
+    // Warp 0 keeps the next chunk's raw dt in registers (step lane*E + e).
+    float raw[E];
+    auto load_dt = [&](int c) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const int t = c * Q + lane * E + e;
+            raw[e] = t < L ? ldf(dtp + i * p.dt_sb + (long long)t * p.dt_st + j) : 0.f;
+        }
+    };
+
+    // The state's tiles owned by this warp, in accumulators; the initial state enters
+    // through shared memory.
+    const int ntn = N / 16, nst = (PB / 16) * ntn;
+    SsdcAcc<T> sacc[SSDC_MAX_STILES];
+    for (int e = tid; e < PB * N; e += SSDC_THREADS) {
+        const int q = e / N, n = e - q * N;
+        s_sf[q * ldS + n] = p.init ? p.init[(head * P + q0 + q) * N + n] : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int f = 0; f < SSDC_MAX_STILES; ++f) {
+        const int tile = warp + f * SSDC_WARPS;
+        if (tile < nst) {
+            const int tq = tile / ntn, tn = tile - tq * ntn;
+            wmma::load_matrix_sync(sacc[f], s_sf + tq * 16 * ldS + tn * 16, ldS, wmma::mem_row_major);
+        }
+    }
+
+    if (warp == 0) load_dt(0);
+    stage(0, 0);
+    const int qt = Q / 16, pt = PB / 16;
+    for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        const int t0 = c * Q, tn = min(Q, L - t0);
+        __syncthreads();  // the previous chunk is done with the other buffer and s_f
+        if (c + 1 < nchunks) stage(c + 1, b ^ 1);
+        if (warp == 0) {
+            // dt, the cumulative sums of dt*A (f64), exp(cs), the state weights.
+            float dtv[E];
+            double pre[E];
+            double loc = 0.0;
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                dtv[e] = t < tn ? step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+                loc += (double)(dtv[e] * Aj);
+                pre[e] = loc;
+            }
+            double incl = loc;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const double v = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += v;
+            }
+            double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (lane == 0) excl = 0.0;
+            const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                const double cs = excl + pre[e];
+                s_cs[t] = cs;
+                s_dt[t] = dtv[e];
+                s_ecs[t] = expf((float)cs);
+                s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
+            }
+            if (lane == 0) s_misc[0] = expf((float)cs_end);
+            if (c + 1 < nchunks) load_dt(c + 1);
+        }
+        // The incoming state to shared memory (f32) for the C S^T product.
+#pragma unroll
+        for (int f = 0; f < SSDC_MAX_STILES; ++f) {
+            const int tile = warp + f * SSDC_WARPS;
+            if (tile < nst) {
+                const int tq = tile / ntn, tn2 = tile - tq * ntn;
+                wmma::store_matrix_sync(s_sf + tq * 16 * ldS + tn2 * 16, sacc[f], ldS, wmma::mem_row_major);
+            }
+        }
+        if (c + 1 < nchunks) ssdc_wait<1>();
+        else ssdc_wait<0>();
+        __syncthreads();
+        const T* bx = sx(b);
+        const T* bbm = sb(b);
+        const T* bcm = sc(b);
+        // C B^T, lower-triangular 16 x 16 tiles only.
+        for (int tile = warp; tile < qt * (qt + 1) / 2; tile += SSDC_WARPS) {
+            int ti = 0;
+            while ((ti + 1) * (ti + 2) / 2 <= tile) ++ti;
+            const int tj = tile - ti * (ti + 1) / 2;
+            SsdcAcc<T> acc;
+            wmma::fill_fragment(acc, 0.f);
+            ssdc_mma<T, wmma::row_major, wmma::col_major>(acc, bcm + ti * 16 * ldN, ldN, bbm + tj * 16 * ldN, ldN, N);
+            wmma::store_matrix_sync(s_f + ti * 16 * ldCB + tj * 16, acc, ldCB, wmma::mem_row_major);
+        }
+        __syncthreads();
+        // M (masked, decayed, times dt), the state in the operand type, X weighted.
+        // Four consecutive elements per thread (16-byte f32 reads, 8- or 16-byte stores).
+        for (int e = tid; e < Q * Q / 4; e += SSDC_THREADS) {
+            const int t = e / (Q / 4), s0 = (e - t * (Q / 4)) * 4;
+            float v[4] = {0.f, 0.f, 0.f, 0.f};
+            if (s0 <= t) {
+                const float4 cb = *reinterpret_cast<const float4*>(s_f + t * ldCB + s0);
+                const float cbv[4] = {cb.x, cb.y, cb.z, cb.w};
+                const double ct = s_cs[t];
+#pragma unroll
+                for (int u = 0; u < 4; ++u)
+                    if (s0 + u <= t) v[u] = cbv[u] * expf((float)(ct - s_cs[s0 + u])) * s_dt[s0 + u];
+            }
+            st4<T>(s_m + t * ldQ + s0, v);
+        }
+        if constexpr (es != 4) {
+            for (int e = tid; e < PB * N / 4; e += SSDC_THREADS) {
+                const int q = e / (N / 4), n0 = (e - q * (N / 4)) * 4;
+                const float4 sv = *reinterpret_cast<const float4*>(s_sf + q * ldS + n0);
+                const float v[4] = {sv.x, sv.y, sv.z, sv.w};
+                st4<T>(s_s + q * ldN + n0, v);
+            }
+        }
+        for (int e = tid; e < Q * PB / 4; e += SSDC_THREADS) {
+            const int t = e / (PB / 4), q0_ = (e - t * (PB / 4)) * 4;
+            float v[4];
+            ld4<T>(v, bx + t * ldP + q0_);
+            const float w = s_w[t];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) v[u] *= w;
+            st4<T>(s_xw + t * ldP + q0_, v);
+        }
+        __syncthreads();
+        // Y = diag(exp(cs)) C S^T + M X, one 16 x 16 tile per warp at a time.
+        for (int tile = warp; tile < qt * pt; tile += SSDC_WARPS) {
+            const int ti = tile / pt, tq = tile - ti * pt;
+            float* yt = s_f + ti * 16 * ldY + tq * 16;
+            SsdcAcc<T> acc;
+            wmma::fill_fragment(acc, 0.f);
+            ssdc_mma<T, wmma::row_major, wmma::col_major>(acc, bcm + ti * 16 * ldN, ldN, s_s + tq * 16 * ldN, ldN, N);
+            wmma::store_matrix_sync(yt, acc, ldY, wmma::mem_row_major);
+            __syncwarp();
+            for (int e = lane; e < 256; e += 32) {
+                const int r = e / 16, cc = e % 16;
+                yt[r * ldY + cc] *= s_ecs[ti * 16 + r];
+            }
+            __syncwarp();
+            wmma::load_matrix_sync(acc, yt, ldY, wmma::mem_row_major);
+            ssdc_mma<T, wmma::row_major, wmma::row_major>(acc, s_m + ti * 16 * ldQ, ldQ, bx + tq * 16, ldP, (ti + 1) * 16);
+            __syncwarp();
+            wmma::store_matrix_sync(yt, acc, ldY, wmma::mem_row_major);
+        }
+        // S = exp(cs_end) S + (X w)^T B.
+        const float dec = s_misc[0];
+#pragma unroll
+        for (int f = 0; f < SSDC_MAX_STILES; ++f) {
+            const int tile = warp + f * SSDC_WARPS;
+            if (tile < nst) {
+                const int tq = tile / ntn, tn2 = tile - tq * ntn;
+#pragma unroll
+                for (int e = 0; e < sacc[f].num_elements; ++e) sacc[f].x[e] *= dec;
+                ssdc_mma<T, wmma::col_major, wmma::row_major>(sacc[f], s_xw + tq * 16, ldP, bbm + tn2 * 16, ldN, Q);
+            }
+        }
+        __syncthreads();
+        // Outputs: + D x, * silu(z).
+        const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+        for (int e = tid; e < tn * PB / 4; e += SSDC_THREADS) {
+            const int t = e / (PB / 4), qa = (e - t * (PB / 4)) * 4;
+            const long long tt = t0 + t;
+            const float4 yv = *reinterpret_cast<const float4*>(s_f + t * ldY + qa);
+            float y[4] = {yv.x, yv.y, yv.z, yv.w}, xv[4];
+            ld4<T>(xv, bx + t * ldP + qa);
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int q = qa + u;
+                if (p.D) y[u] += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * xv[u];
+                if (zp) y[u] *= silu_f(ldf(zp + i * p.z_sb + tt * p.z_st + (long long)j * P + q0 + q));
+                out[i * p.out_sb + tt * p.out_st + (long long)j * P + q0 + q] = cvt<T>(y[u]);
+            }
+        }
+    }
+    if (p.final_states) {
+        __syncthreads();
+#pragma unroll
+        for (int f = 0; f < SSDC_MAX_STILES; ++f) {
+            const int tile = warp + f * SSDC_WARPS;
+            if (tile < nst) {
+                const int tq = tile / ntn, tn2 = tile - tq * ntn;
+                wmma::store_matrix_sync(s_sf + tq * 16 * ldS + tn2 * 16, sacc[f], ldS, wmma::mem_row_major);
+            }
+        }
+        __syncthreads();
+        for (int e = tid; e < PB * N; e += SSDC_THREADS) {
+            const int q = e / N, n = e - q * N;
+            p.final_states[(head * P + q0 + q) * N + n] = s_sf[q * ldS + n];
+        }
+    }
+}
+
+#define SSDC_INST(T, NAME, Q, MINB, SFX)                                                         \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdc_fwd_##NAME##_q##Q##SFX( \
+        const __grid_constant__ SsdParams p) {                                                    \
+        ssdc_fwd<T, Q>(p);                                                                        \
+    }
+
+// `_m2`: registers capped for two blocks per SM (where the shared memory allows it).
+SSDC_INST(float, f32, 32, 1, )
+SSDC_INST(float, f32, 64, 1, )
+SSDC_INST(float, f32, 32, 2, _m2)
+#ifndef MAMBA_EMU
+SSDC_INST(bf16_t, bf16, 32, 1, )
+SSDC_INST(bf16_t, bf16, 64, 1, )
+SSDC_INST(bf16_t, bf16, 32, 2, _m2)
+#endif
+
+// ---------------------------------------------------------------------------------------
+// The same chunked SSD with mma.sync (m16n8k16 bf16, m16n8k8 3xTF32) and fragments in
+// registers: the state S stays in accumulators, M = mask(C B^T) goes from the C B^T
+// accumulators straight into A fragments, Y = diag(exp(cs)) C S^T + M X is written from
+// its accumulators, so a chunk needs two block barriers and one shared buffer (S in the
+// operand type) besides the staged x, B, C. Fragment layouts (PTX ISA, "Matrix fragments
+// for mma.m16n8k16 / m16n8k8"), g = lane / 4, c = lane % 4:
+//   bf16 A (16x16): a0 (g, 2c..2c+1), a1 (g+8, 2c..), a2 (g, 2c+8..), a3 (g+8, 2c+8..)
+//   bf16 B (16x8):  b0 (k 2c..2c+1, n g), b1 (k 2c+8.., n g)
+//   tf32 A (16x8):  a0 (g, c), a1 (g+8, c), a2 (g, c+4), a3 (g+8, c+4)
+//   tf32 B (8x8):   b0 (k c, n g), b1 (k c+4, n g)
+//   f32 C/D (16x8): d0, d1 (g, 2c..2c+1), d2, d3 (g+8, 2c..2c+1)
+
+__device__ __forceinline__ unsigned ssdm_pack(float lo, float hi) {
+#ifdef MAMBA_EMU
+    return (unsigned)emu_f2bf(lo) | ((unsigned)emu_f2bf(hi) << 16);
+#else
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const unsigned*>(&v);
+#endif
+}
+
+// d += a b, bf16 operands (a: 4 regs of 2, b: 2 regs of 2), f32 accumulators.
+__device__ __forceinline__ void ssdm_mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+    emu_mma_bf16(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+__device__ __forceinline__ unsigned ssdm_tf32(float v) {
+#ifdef MAMBA_EMU
+    const float r = wmma::__float_to_tf32(v);
+    unsigned u;
+    std::memcpy(&u, &r, 4);
+    return u;
+#else
+    unsigned u;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(v));
+    return u;
+#endif
+}
+
+// d += a b in 3xTF32 (a: 4 f32, b: 2 f32).
+__device__ __forceinline__ void ssdm_mma(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+    unsigned ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        ah[e] = ssdm_tf32(a[e]);
+        al[e] = ssdm_tf32(a[e] - __uint_as_float(ah[e]));
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        bh[e] = ssdm_tf32(b[e]);
+        bl[e] = ssdm_tf32(b[e] - __uint_as_float(bh[e]));
+    }
+#ifdef MAMBA_EMU
+    emu_mma_tf32(d, al, bh);
+    emu_mma_tf32(d, ah, bl);
+    emu_mma_tf32(d, ah, bh);
+#else
+#define SSDM_TF32(A, B)                                                                                  \
+    asm volatile(                                                                                        \
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "     \
+        "{%0,%1,%2,%3};\n"                                                                               \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                 \
+        : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));
+    SSDM_TF32(al, bh)
+    SSDM_TF32(ah, bl)
+    SSDM_TF32(ah, bh)
+#undef SSDM_TF32
+#endif
+}
+
+// Operand fragments of one k step (16 for bf16, 8 for tf32) from shared memory.
+template <typename T> struct SsdmFrag;
+template <> struct SsdmFrag<float> {
+    static constexpr int KS = 8;
+    using A = float[4];
+    using B = float[2];
+    // A(m, k) at p[m * ld + k]
+    static __device__ __forceinline__ void a_row(float (&a)[4], const float* p, int ld, int g, int c) {
+        a[0] = p[g * ld + c];
+        a[1] = p[(g + 8) * ld + c];
+        a[2] = p[g * ld + c + 4];
+        a[3] = p[(g + 8) * ld + c + 4];
+    }
+    // A(m, k) = p[k * ld + m] * w[k]
+    static __device__ __forceinline__ void a_col(float (&a)[4], const float* p, int ld, const float* w, int g, int c) {
+        const float w0 = w[c], w1 = w[c + 4];
+        a[0] = p[c * ld + g] * w0;
+        a[1] = p[c * ld + g + 8] * w0;
+        a[2] = p[(c + 4) * ld + g] * w1;
+        a[3] = p[(c + 4) * ld + g + 8] * w1;
+    }
+    // B(k, n) at p[n * ld + k]
+    static __device__ __forceinline__ void b_nmaj(float (&b)[2], const float* p, int ld, int g, int c) {
+        b[0] = p[g * ld + c];
+        b[1] = p[g * ld + c + 4];
+    }
+    // B(k, n) at p[k * ld + n]
+    static __device__ __forceinline__ void b_kmaj(float (&b)[2], const float* p, int ld, int g, int c) {
+        b[0] = p[c * ld + g];
+        b[1] = p[(c + 4) * ld + g];
+    }
+    // A of k step kk from accumulators (16 x 8 tiles along k): tf32 A wants (g, c) and
+    // (g, c+4) of tile kk, which lanes g*4 + c/2 and g*4 + c/2 + 2 hold.
+    static __device__ __forceinline__ void a_acc(float (&a)[4], const float (&t)[4], int lane) {
+        const int c = lane & 3, base = lane & ~3, s0 = base + (c >> 1), s1 = s0 + 2;
+        const bool odd = c & 1;
+        const float v00 = __shfl_sync(0xffffffffu, t[0], s0), v01 = __shfl_sync(0xffffffffu, t[1], s0);
+        const float v02 = __shfl_sync(0xffffffffu, t[2], s0), v03 = __shfl_sync(0xffffffffu, t[3], s0);
+        const float v10 = __shfl_sync(0xffffffffu, t[0], s1), v11 = __shfl_sync(0xffffffffu, t[1], s1);
+        const float v12 = __shfl_sync(0xffffffffu, t[2], s1), v13 = __shfl_sync(0xffffffffu, t[3], s1);
+        a[0] = odd ? v01 : v00;
+        a[1] = odd ? v03 : v02;
+        a[2] = odd ? v11 : v10;
+        a[3] = odd ? v13 : v12;
+    }
+};
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+template <> struct SsdmFrag<bf16_t> {
+    static constexpr int KS = 16;
+    using A = unsigned[4];
+    using B = unsigned[2];
+    static __device__ __forceinline__ unsigned u32(const bf16_t* p) { return *reinterpret_cast<const unsigned*>(p); }
+    static __device__ __forceinline__ unsigned two(const bf16_t* p0, const bf16_t* p1) {
+        return (unsigned)*reinterpret_cast<const unsigned short*>(p0) |
+               ((unsigned)*reinterpret_cast<const unsigned short*>(p1) << 16);
+    }
+    static __device__ __forceinline__ void a_row(unsigned (&a)[4], const bf16_t* p, int ld, int g, int c) {
+        a[0] = u32(p + g * ld + 2 * c);
+        a[1] = u32(p + (g + 8) * ld + 2 * c);
+        a[2] = u32(p + g * ld + 2 * c + 8);
+        a[3] = u32(p + (g + 8) * ld + 2 * c + 8);
+    }
+    static __device__ __forceinline__ void a_col(unsigned (&a)[4], const bf16_t* p, int ld, const float* w, int g, int c) {
+        const int k0 = 2 * c, k1 = 2 * c + 8;
+        const float w0 = w[k0], w1 = w[k0 + 1], w2 = w[k1], w3 = w[k1 + 1];
+        a[0] = ssdm_pack(ldf(p + k0 * ld + g) * w0, ldf(p + (k0 + 1) * ld + g) * w1);
+        a[1] = ssdm_pack(ldf(p + k0 * ld + g + 8) * w0, ldf(p + (k0 + 1) * ld + g + 8) * w1);
+        a[2] = ssdm_pack(ldf(p + k1 * ld + g) * w2, ldf(p + (k1 + 1) * ld + g) * w3);
+        a[3] = ssdm_pack(ldf(p + k1 * ld + g + 8) * w2, ldf(p + (k1 + 1) * ld + g + 8) * w3);
+    }
+    static __device__ __forceinline__ void b_nmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+        b[0] = u32(p + g * ld + 2 * c);
+        b[1] = u32(p + g * ld + 2 * c + 8);
+    }
+    static __device__ __forceinline__ void b_kmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+        b[0] = two(p + 2 * c * ld + g, p + (2 * c + 1) * ld + g);
+        b[1] = two(p + (2 * c + 8) * ld + g, p + (2 * c + 9) * ld + g);
+    }
+    // A of k step kk from accumulators: tiles 2kk and 2kk+1 (16 x 8 each) hold it as is.
+    static __device__ __forceinline__ void a_acc2(unsigned (&a)[4], const float (&t0)[4], const float (&t1)[4]) {
+        a[0] = ssdm_pack(t0[0], t0[1]);
+        a[1] = ssdm_pack(t0[2], t0[3]);
+        a[2] = ssdm_pack(t1[0], t1[1]);
+        a[3] = ssdm_pack(t1[2], t1[3]);
+    }
+};
+#endif
+
+// Stores two consecutive f32 values as T (shared memory, aligned).
+template <typename T>
+__device__ __forceinline__ void ssdm_st2(T* p, float a, float b) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    } else {
+        *reinterpret_cast<unsigned*>(p) = ssdm_pack(a, b);
+    }
+}
+
+// Shared memory of the mma kernel (src/gpu/ops.rs `ssdm_smem` repeats it).
+struct SsdmLayout {
+    int ldN, ldP;
+    int o_x, o_b, o_c, bstride, o_s, total;
+};
+__host__ __device__ inline SsdmLayout ssdm_layout(int es, int Q, int PB, int N) {
+    SsdmLayout l;
+    const int pad = 16 / es;
+    l.ldN = N + pad;
+    l.ldP = PB + pad;
+    int o = ssdc_a128(Q * (8 + 4 + 4 + 4) + 16);
+    l.o_x = o;
+    l.o_b = l.o_x + ssdc_a128(Q * l.ldP * es);
+    l.o_c = l.o_b + ssdc_a128(Q * l.ldN * es);
+    l.bstride = l.o_c + ssdc_a128(Q * l.ldN * es) - l.o_x;
+    o = l.o_x + 2 * l.bstride;
+    l.o_s = o;
+    o += ssdc_a128(PB * l.ldN * es);
+    l.total = o;
+    return l;
+}
+
+#define SSDM_SJ 8  // state n8 tiles per warp at most
+template <typename T, int Q>
+__device__ void ssdm_fwd(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using F = SsdmFrag<T>;
+    constexpr int es = sizeof(T), KS = F::KS, E = Q / 32, QT = Q / 16;
+    constexpr int YCG = SSDC_WARPS / QT;  // warps per 16-row slab of Y
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb;
+    const SsdmLayout lay = ssdm_layout(es, Q, PB, N);
+    const int ldN = lay.ldN, ldP = lay.ldP;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int q0 = blockIdx.x * PB, j = blockIdx.y, i = blockIdx.z;
+    const int k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+
+    double* s_cs = reinterpret_cast<double*>(smem_raw);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    T* s_s = reinterpret_cast<T*>(smem_raw + lay.o_s);
+
+    const T* x = static_cast<const T*>(p.x);
+    const T* dtp = static_cast<const T*>(p.dt);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    const int nchunks = (L + Q - 1) / Q;
+
+    constexpr int EPV = 16 / es;
+    const int vx = PB / EPV, vn = N / EPV;
+    auto bx_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_x + b * lay.bstride); };
+    auto bb_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_b + b * lay.bstride); };
+    auto bc_of = [&](int b) { return reinterpret_cast<T*>(smem_raw + lay.o_c + b * lay.bstride); };
+    auto stage = [&](int c, int b) {
+        const int t0 = c * Q;
+        T* bx = bx_of(b);
+        T* bbm = bb_of(b);
+        T* bcm = bc_of(b);
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            const bool ok = t0 + t < L;
+            const T* src = ok ? x + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q0 + e : x;
+            ssdc_cp16(bx + t * ldP + e, src, ok ? 16 : 0);
+        }
+        for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+            const int t = v / vn, e = (v - t * vn) * EPV;
+            const bool ok = t0 + t < L;
+            const long long tt = ok ? t0 + t : 0;
+            ssdc_cp16(bbm + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
+            ssdc_cp16(bcm + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
+        }
+        ssdc_commit();
+    };
+    float raw[E];
+    auto load_dt = [&](int c) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const int t = c * Q + lane * E + e;
+            raw[e] = t < L ? ldf(dtp + i * p.dt_sb + (long long)t * p.dt_st + j) : 0.f;
+        }
+    };
+
+    // State tiles of this warp: rows rt*16.., n8 tiles jn = cg + ncg * s.
+    const int prt = PB / 16, ncg = SSDC_WARPS / prt;
+    const int rt = warp % prt, cg = warp / prt;
+    const int n8 = N / 8;
+    float sacc[SSDM_SJ][4];
+#pragma unroll
+    for (int s = 0; s < SSDM_SJ; ++s) {
+        const int jn = cg + ncg * s;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int q = rt * 16 + g + (e >> 1) * 8, n = jn * 8 + 2 * c4 + (e & 1);
+            sacc[s][e] = (p.init && jn < n8) ? p.init[(head * P + q0 + q) * N + n] : 0.f;
+        }
+    }
+    // Y tiles of this warp: slab ti (rows ti*16..), n8 tiles jq = ycg + YCG * s of PB/8.
+    const int ti = warp % QT, ycg = warp / QT;
+    constexpr int YJ = 64 / 8 / YCG;  // PB <= 64
+    const int py8 = PB / 8;
+
+    if (warp == 0) load_dt(0);
+    stage(0, 0);
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+    for (int c = 0; c < nchunks; ++c) {
+        const int b = c & 1;
+        const int t0 = c * Q, tn = min(Q, L - t0);
+        __syncthreads();  // the previous chunk is done with the other buffer and s_s
+        if (c + 1 < nchunks) stage(c + 1, b ^ 1);
+        if (warp == 0) {
+            float dtv[E];
+            double pre[E];
+            double loc = 0.0;
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                dtv[e] = t < tn ? step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+                loc += (double)(dtv[e] * Aj);
+                pre[e] = loc;
+            }
+            double incl = loc;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const double v = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += v;
+            }
+            double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (lane == 0) excl = 0.0;
+            const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int t = lane * E + e;
+                const double cs = excl + pre[e];
+                s_cs[t] = cs;
+                s_dt[t] = dtv[e];
+                s_ecs[t] = expf((float)cs);
+                s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
+            }
+            if (lane == 0) s_misc[0] = expf((float)cs_end);
+            if (c + 1 < nchunks) load_dt(c + 1);
+        }
+        // The incoming state, in the operand type, for C S^T.
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+                T* d = s_s + (rt * 16 + g) * ldN + jn * 8 + 2 * c4;
+                ssdm_st2<T>(d, sacc[s][0], sacc[s][1]);
+                ssdm_st2<T>(d + 8 * ldN, sacc[s][2], sacc[s][3]);
+            }
+        }
+        if (c + 1 < nchunks) ssdc_wait<1>();
+        else ssdc_wait<0>();
+        __syncthreads();
+        const T* bx = bx_of(b);
+        const T* bbm = bb_of(b);
+        const T* bcm = bc_of(b);
+
+        // ---- Y for slab ti: C S^T (scaled by exp(cs_t)), then + M X.
+        {
+            float yacc[YJ][4];
+            float cb[QT * 2][4];  // C B^T of the slab, n8 tiles over s (only 2(ti+1) used)
+#pragma unroll
+            for (int s = 0; s < YJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) yacc[s][e] = 0.f;
+#pragma unroll
+            for (int s = 0; s < QT * 2; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) cb[s][e] = 0.f;
+            const T* crow = bcm + ti * 16 * ldN;
+            for (int kk = 0; kk < N; kk += KS) {
+                typename F::A a;
+                F::a_row(a, crow + kk, ldN, g, c4);
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int jq = ycg + YCG * s;
+                    if (jq < py8) {
+                        typename F::B bf;
+                        F::b_nmaj(bf, s_s + jq * 8 * ldN + kk, ldN, g, c4);
+                        ssdm_mma(yacc[s], a, bf);
+                    }
+                }
+#pragma unroll
+                for (int s = 0; s < QT * 2; ++s) {
+                    if (s < 2 * (ti + 1)) {
+                        typename F::B bf;
+                        F::b_nmaj(bf, bbm + s * 8 * ldN + kk, ldN, g, c4);
+                        ssdm_mma(cb[s], a, bf);
+                    }
+                }
+            }
+            const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+            {
+                const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    yacc[s][0] *= e0;
+                    yacc[s][1] *= e0;
+                    yacc[s][2] *= e1;
+                    yacc[s][3] *= e1;
+                }
+            }
+            // M = C B^T * exp(cs_t - cs_s) * dt_s for s <= t.
+            const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
+#pragma unroll
+            for (int s = 0; s < QT * 2; ++s) {
+                if (s < 2 * (ti + 1)) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = e < 2 ? tr0 : tr1, sc = s * 8 + 2 * c4 + (e & 1);
+                        const double ct = e < 2 ? cs0 : cs1;
+                        cb[s][e] = sc <= t ? cb[s][e] * expf((float)(ct - s_cs[sc])) * s_dt[sc] : 0.f;
+                    }
+                }
+            }
+            // + M X over s < 16 (ti + 1).
+            if constexpr (KS == 16) {
+#pragma unroll
+                for (int kq = 0; kq < QT; ++kq) {
+                    if (kq <= ti) {
+                        unsigned a[4];
+                        SsdmFrag<T>::a_acc2(a, cb[2 * kq], cb[2 * kq + 1]);
+#pragma unroll
+                        for (int s = 0; s < YJ; ++s) {
+                            const int jq = ycg + YCG * s;
+                            if (jq < py8) {
+                                typename F::B bf;
+                                F::b_kmaj(bf, bx + kq * 16 * ldP + jq * 8, ldP, g, c4);
+                                ssdm_mma(yacc[s], a, bf);
+                            }
+                        }
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int kq = 0; kq < 2 * QT; ++kq) {
+                    if (kq < 2 * (ti + 1)) {
+                        float a[4];
+                        SsdmFrag<float>::a_acc(a, cb[kq], lane);
+#pragma unroll
+                        for (int s = 0; s < YJ; ++s) {
+                            const int jq = ycg + YCG * s;
+                            if (jq < py8) {
+                                typename F::B bf;
+                                F::b_kmaj(bf, bx + kq * 8 * ldP + jq * 8, ldP, g, c4);
+                                ssdm_mma(yacc[s], a, bf);
+                            }
+                        }
+                    }
+                }
+            }
+            // Outputs: + D x, * silu(z).
+#pragma unroll
+            for (int s = 0; s < YJ; ++s) {
+                const int jq = ycg + YCG * s;
+                if (jq < py8) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = e < 2 ? tr0 : tr1, q = jq * 8 + 2 * c4 + (e & 1);
+                        if (t < tn) {
+                            const long long tt = t0 + t;
+                            float y = yacc[s][e];
+                            if (p.D) y += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(bx + t * ldP + q);
+                            if (zp) y *= silu_f(ldf(zp + i * p.z_sb + tt * p.z_st + (long long)j * P + q0 + q));
+                            out[i * p.out_sb + tt * p.out_st + (long long)j * P + q0 + q] = cvt<T>(y);
+                        }
+                    }
+                }
+            }
+        }
+        // ---- S = exp(cs_end) S + (X w)^T B.
+        {
+            const float dec = s_misc[0];
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) sacc[s][e] *= dec;
+#pragma unroll
+            for (int kk = 0; kk < Q; kk += KS) {
+                typename F::A a;
+                F::a_col(a, bx + kk * ldP + rt * 16, ldP, s_w + kk, g, c4);
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; ++s) {
+                    const int jn = cg + ncg * s;
+                    if (jn < n8) {
+                        typename F::B bf;
+                        F::b_kmaj(bf, bbm + kk * ldN + jn * 8, ldN, g, c4);
+                        ssdm_mma(sacc[s], a, bf);
+                    }
+                }
+            }
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int q = rt * 16 + g + (e >> 1) * 8, n = jn * 8 + 2 * c4 + (e & 1);
+                    p.final_states[(head * P + q0 + q) * N + n] = sacc[s][e];
+                }
+            }
+        }
+    }
+}
+
+#define SSDM_INST(T, NAME, Q, MINB, SFX)                                                         \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdm_fwd_##NAME##_q##Q##SFX( \
+        const __grid_constant__ SsdParams p) {                                                    \
+        ssdm_fwd<T, Q>(p);                                                                        \
+    }
+SSDM_INST(float, f32, 32, 1, )
+SSDM_INST(float, f32, 64, 1, )
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+SSDM_INST(bf16_t, bf16, 32, 1, )
+SSDM_INST(bf16_t, bf16, 64, 1, )
+SSDM_INST(bf16_t, bf16, 64, 2, _m2)
+SSDM_INST(bf16_t, bf16, 32, 2, _m2)
+#endif
