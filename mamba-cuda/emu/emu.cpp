@@ -12,6 +12,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -81,6 +82,11 @@ inline float __expf(float v) { return std::exp(v); }
 inline float __fdividef(float a, float b) { return a / b; }
 using std::max;
 using std::min;
+
+// Used by common.cuh's forward look-back only (not by bwd.cu); present so that it builds.
+inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline unsigned __ballot_sync(unsigned, bool) { std::abort(); }
+inline int __ffs(unsigned v) { return v ? __builtin_ctz(v) + 1 : 0; }
 
 #include "../kernels/bwd.cu"
 
@@ -286,11 +292,11 @@ static Grads reference(const Case& c) {
 }
 
 // `want` time chunks, as src/gpu/bwd.rs cuts them (tiles per chunk, then the count).
-static void run_case(const char* name, Case& c, int want = 1) {
+static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
     const int ntiles = (c.L + BT - 1) / BT;
     const int ctiles = (ntiles + std::clamp(want, 1, ntiles) - 1) / std::clamp(want, 1, ntiles);
     const int K = (ntiles + ctiles - 1) / ctiles;
-    std::printf("%s, K=%d (ctiles %d)\n", name, K, ctiles);
+    std::printf("%s, K=%d (ctiles %d)%s\n", name, K, ctiles, tk ? " [scan1t]" : "");
     const size_t io = (size_t)c.b * c.L * c.rows;
     const int seg = c.ssd ? (c.H / c.ng) * c.P
                           : std::gcd(c.bg ? c.rows / c.bg : c.rows, c.cg ? c.rows / c.cg : c.rows);
@@ -355,7 +361,32 @@ static void run_case(const char* name, Case& c, int want = 1) {
                     : (sh.s == 1 ? bwd_scan1_loc_f32_s1 : sh.s == 2 ? bwd_scan1_loc_f32_s2 : sh.s == 4 ? bwd_scan1_loc_f32_s4 : bwd_scan1_loc_f32_s8);
     const unsigned gx = (unsigned)((c.rows / seg) * p.blocks_per_seg);
     if (K > 1) launch(kl, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
-    launch(k, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
+    if (tk) {
+        // scan1_bwd_t (src/gpu/bwd.rs, scan1t_run): NL lanes per channel, S states per lane, NW warps.
+        // N <= 16: EMU_N16=w16|w8|o3|o4 picks the kernel as MAMBA_CUDA_BWD1_VAR (default o4).
+        const char* var = std::getenv("EMU_N16") ? std::getenv("EMU_N16") : "o4";
+        const bool w8 = c.N <= 16 && std::strcmp(var, "w16") != 0;
+        const int NL = c.N <= 16 ? 16 : 32, S = c.N <= 32 ? 1 : 2, NW = (c.N <= 32 && !w8) ? 16 : 8;
+        const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL, R = (c.N + 15) / 16;
+        const int nseg = (ctiles * 2 + R - 1) / R;
+        std::vector<float> ck2((size_t)c.b * c.rows * K * nseg * NP, NAN);
+        ScanBwdSplit tp = spp;
+        tp.pad0 = np;
+        tp.p.ckpt = ck2.data();
+        tp.p.R = R;
+        tp.p.nseg = nseg;
+        tp.p.W = CB;
+        tp.p.blocks_per_seg = (seg + CB - 1) / CB;
+        const size_t smem = 4 * (size_t)(2 * 16 * NS + 6 * CB * 16 + NW * 2 * 16 * NS + R * S * NW * 32);
+        std::printf("   scan1t: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
+        auto k16 = !w8 ? bwd_scan1t_f32_n16
+                       : std::strcmp(var, "w8") == 0 ? bwd_scan1t_f32_n16w8
+                       : std::strcmp(var, "o3") == 0 ? bwd_scan1t_f32_n16o3 : bwd_scan1t_f32_n16o4;
+        auto kt = c.N <= 16 ? k16 : c.N <= 32 ? bwd_scan1t_f32_n32 : bwd_scan1t_f32_n64;
+        launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
+    } else {
+        launch(k, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
+    }
     const Grads e = reference(c);
     cmp("du", du, e.du);
     if (c.ssd) cmp("ddt", ddt_acc, e.ddelta);
@@ -476,7 +507,37 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     if (W > 1) cmp("dinit", di, edi);
 }
 
-int main() {
+static int scan1t_only() {
+    // The Mamba-1 kernel with time in registers (B and C both vary, N <= 64).
+    struct T { int b, d, L, N, bg, cg; bool all; std::vector<int> wants; };
+    for (const T& t : std::vector<T>{{2, 8, 100, 16, 1, 1, true, {1, 3, 16}},
+                                     {2, 40, 65, 16, 1, 1, true, {1, 2}},
+                                     {1, 6, 203, 64, 3, 2, true, {1, 3, 16}},
+                                     {2, 5, 70, 5, 1, 1, true, {1, 3}},
+                                     {1, 4, 130, 32, 2, 1, false, {1, 5}},
+                                     {1, 3, 1001, 16, 1, 1, true, {1, 5, 16}},
+                                     {2, 2, 517, 64, 1, 1, false, {1, 4, 9}},
+                                     {1, 2, 300, 40, 1, 1, true, {2, 10}},
+                                     {1, 2, 1, 3, 1, 1, true, {1}},
+                                     {1, 34, 47, 24, 2, 2, true, {1, 2}}}) {
+        Case c = scan_case(t.b, t.d, t.L, t.N, t.bg, t.cg, t.all);
+        char name[128];
+        std::snprintf(name, sizeof name, "scan1t b%d d%d L%d N%d g%d/%d %s", t.b, t.d, t.L, t.N, t.bg, t.cg, t.all ? "all" : "none");
+        for (int want : t.wants) { Case cc = c; run_case(name, cc, want, true); }
+    }
+    {
+        Case c = scan_case(1, 20, 40, 8, 1, 1, true, true);
+        run_case("scan1t b1 d20 L40 N8 all big steps", c, 1, true);
+        Case c2 = scan_case(2, 3, 90, 64, 1, 1, false);
+        c2.has_h0 = true;
+        for (int want : {1, 3}) { Case cc = c2; run_case("scan1t b2 d3 L90 N64 h0 only", cc, want, true); }
+    }
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
     {
         Case c = scan_case(2, 8, 100, 16, 1, 1, true);
         for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d8 L100 N16 var/var all", cc, want); }

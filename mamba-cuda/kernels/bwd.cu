@@ -511,6 +511,402 @@ __device__ __forceinline__ void scan_bwd(const ScanBwdSplit& sp) {
     }
 }
 
+// ---------------------------------------------------------------- SPEC 1, time in registers
+//
+// scan1_bwd_t: the Mamba-1 backward when B and C both vary in time ((b, G, N, L)) and
+// N <= 64. A thread is one (channel, state-lane): NL lanes (16 or 32) per channel, S
+// states per lane (n = lane % NL + NL s), so a warp holds 32 / NL channels and a block of
+// NW warps CB = NW * 32 / NL channels of one B/C group of one batch element. Time runs in
+// tiles of BT1 = 16 steps; a tile's 16 states (and decays) stay in registers (fully
+// unrolled), so the backward sweep over a tile reads no state from shared memory.
+// Checkpoints as scan_bwd: the state every R tiles (R * BT1 >= N, ~L floats per channel),
+// the first R-1 tiles of a checkpoint segment re-run into `tb` (per thread).
+// Sums over n (y for dz, d step, du): a reduce-scatter over the channel's lanes (lane
+// l ends with step l % 16). Sums over the block's channels (dB, dC per (n, t)): the
+// warp's channels by one shuffle, then a per-warp [BT1][NP+1] buffer summed over the
+// warps and added with one global atomic per element and block.
+// Every tile's inputs are loaded into registers one tile ahead (the next tile of the
+// visiting order: the forward pass, then per checkpoint segment its re-run tiles and its
+// tiles in reverse), so the global latency hides behind the tile's arithmetic.
+// Time split: as scan_bwd (K chunks of `ctiles` 32-step tiles; the local passes of
+// bwd_scan1_loc_* fold in at the start; `loc` holds 32 * S_loc states per row, pad0).
+#define BT1 16
+
+template <int M>
+__device__ __forceinline__ void rs_level(float (&v)[BT1], bool up, int o) {
+#pragma unroll
+    for (int j = 0; j < M / 2; ++j) {
+        const float send = up ? v[j] : v[j + M / 2];
+        const float keep = up ? v[j + M / 2] : v[j];
+        v[j] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+    }
+}
+
+// Sums v[t] over the NL lanes of a channel; lane l gets the sum for step l % 16.
+template <int NL>
+__device__ __forceinline__ float rs16(float (&v)[BT1], int lane) {
+    if (NL == 32) {
+#pragma unroll
+        for (int j = 0; j < BT1; ++j) v[j] += __shfl_xor_sync(0xffffffffu, v[j], 16);
+    }
+    rs_level<16>(v, lane & 8, 8);
+    rs_level<8>(v, lane & 4, 4);
+    rs_level<4>(v, lane & 2, 2);
+    rs_level<2>(v, lane & 1, 1);
+    return v[0];
+}
+
+enum { V_STEP = 0, V_DSP, V_U, V_DY, V_DOUT, V_Z, V_COUNT };
+
+template <typename T, int S, int NL, int NW, bool KEEPDEC = S == 1>
+__device__ __forceinline__ void scan1_bwd_t(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    constexpr int NP = NL * S, NS = NP + 1, CPW = 32 / NL, CB = NW * CPW, NT = NW * 32;
+    // KEEPDEC: the tile's decays stay in registers from the recompute to the sweep
+    // (else the sweep recomputes them: 16 registers fewer, one exponential more per step).
+    constexpr int CE = (CB * BT1 + NT - 1) / NT;   // channel elements per thread per tile
+    constexpr int BE = (NP * BT1 + NT - 1) / NT;   // B/C elements per thread per tile
+    const int N = p.dstate, L = p.seqlen, R = p.R;
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.ctiles * 32, T1 = min(L, T0 + sp.ctiles * 32);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int nl = lane % NL, cb = warp * CPW + lane / NL;
+    const bool active = cb < rn;
+    const int c = c0 + (active ? cb : 0);
+    const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    const T* Cp = static_cast<const T*>(p.C) + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+    float* dBp = p.dB + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    float* dCp = p.dC + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+
+    float* sB = smem;                          // [BT1][NS]
+    float* sC = sB + BT1 * NS;                 // [BT1][NS]
+    float* sv = sC + BT1 * NS;                 // [V_COUNT][CB][BT1]
+    float* red = sv + V_COUNT * CB * BT1;      // [NW][2][BT1][NS]
+    float* tb = red + NW * 2 * BT1 * NS;       // [R][S][NT]
+    auto sval = [&](int k, int ch, int t) -> float& { return sv[(k * CB + ch) * BT1 + t]; };
+
+    const int ntiles = (T1 - T0 + BT1 - 1) / BT1;
+    const int nseg = (ntiles + R - 1) / R;
+    const int nF = (nseg - 1) * R;
+    const int mlast = ntiles - nF;
+    const int total = nF + 2 * mlast - 1 + (nseg - 1) * (2 * R - 1);
+    // The tiles in visiting order: the forward pass (pf: tiles 0 .. nF-1, storing the
+    // state at each segment start), then per segment, last first, its re-run tiles
+    // (forward, kb .. kb+m-2) and its full tiles (backward, kb+m-1 down to kb). Stepped
+    // incrementally (no divisions per tile).
+    struct Visit { int k, sg, m; bool full, first, pf; };
+    auto seg_start = [&](int sg) {
+        Visit v;
+        v.sg = sg;
+        v.m = sg == nseg - 1 ? mlast : R;
+        v.k = sg * R + (v.m > 1 ? 0 : v.m - 1);
+        v.full = v.m == 1;
+        v.first = true;
+        v.pf = false;
+        return v;
+    };
+    auto next = [&](Visit v) {
+        if (v.pf) {
+            if (v.k + 1 >= nF) return seg_start(nseg - 1);
+            v.k += 1;
+            if (v.k == (v.sg + 1) * R) v.sg += 1;
+            return v;
+        }
+        const int kb = v.sg * R;
+        v.first = false;
+        if (!v.full) {
+            if (v.k + 1 < kb + v.m - 1) { v.k += 1; }
+            else { v.k = kb + v.m - 1; v.full = true; }
+            return v;
+        }
+        if (v.k > kb) { v.k -= 1; return v; }
+        return seg_start(v.sg - 1);
+    };
+    Visit v0;
+    if (nF > 0) { v0.k = 0; v0.sg = 0; v0.m = R; v0.full = false; v0.first = false; v0.pf = true; }
+    else v0 = seg_start(nseg - 1);
+
+    // Prefetch registers: one tile's raw inputs.
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE], r_bias[CE];
+#pragma unroll
+    for (int q = 0; q < CE; ++q) {
+        const int ch = (tid + q * NT) / BT1;
+        r_bias[q] = (p.bias && tid + q * NT < CB * BT1 && ch < rn) ? p.bias[c0 + ch] : 0.f;
+    }
+    // Light tiles (forward only) need only the steps, u and B.
+    auto load = [&](int k, bool full) {
+        const int t0 = T0 + k * BT1, tn = min(BT1, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / BT1, t = e % BT1;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * BT1 && ch < rn && t < tn) {
+                const long long ei = ((long long)i * p.rows + c0 + ch) * L + t0 + t;
+                r_dl[q] = ldf(delta + ei);
+                r_u[q] = ldf(u + ei);
+                if (full) {
+                    r_go[q] = ldf(dout + ei);
+                    if (zp) r_z[q] = ldf(zp + ei);
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / BT1, t = e % BT1;
+            r_b[q] = r_c[q] = 0.f;
+            if (e < NP * BT1 && n < N && t < tn) {
+                r_b[q] = ldf(Bp + (long long)n * L + t0 + t);
+                if (full) r_c[q] = ldf(Cp + (long long)n * L + t0 + t);
+            }
+        }
+    };
+    auto put = [&](int k, bool full) {
+        const int t0 = T0 + k * BT1, tn = min(BT1, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / BT1, t = e % BT1;
+            if (e >= CB * BT1) continue;
+            float step = 0.f, dsp = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + r_bias[q];
+                if (p.softplus && raw <= 20.f) {
+                    step = log1pf(__expf(raw));
+                    dsp = sigmoid_f(raw);
+                } else {
+                    step = raw;
+                    dsp = 1.f;
+                }
+                if (p.has_limit) {
+                    if (step < p.lo) { step = p.lo; dsp = 0.f; }
+                    else if (step > p.hi) { step = p.hi; dsp = 0.f; }
+                }
+                if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sval(V_STEP, ch, t) = step;
+            sval(V_U, ch, t) = r_u[q];
+            if (full) {
+                sval(V_DSP, ch, t) = dsp;
+                sval(V_DY, ch, t) = dy;
+                sval(V_DOUT, ch, t) = r_go[q];
+                sval(V_Z, ch, t) = r_z[q];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / BT1, t = e % BT1;
+            if (e >= NP * BT1) continue;
+            sB[t * NS + n] = r_b[q];
+            if (full) sC[t * NS + n] = r_c[q];
+        }
+    };
+
+    float av[S], a2[S], h[S], g[S], dA_acc[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl + NL * s;
+        const bool ok = active && n < N;
+        av[s] = ok ? p.A[(long long)c * N + n] : 0.f;
+        a2[s] = av[s] * LOG2E_F;
+        const long long si = ((long long)i * p.rows + c) * N + n;
+        g[s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
+        h[s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        if (K > 1 && ok) {
+            const int lnp = sp.pad0;
+            const float* lb = sp.loc + ((long long)i * p.rows + c) * K * 3 * lnp + n;
+            for (int j = 0; j < chunk; ++j) h[s] = fmaf(lb[(j * 3 + 2) * lnp], h[s], lb[(j * 3) * lnp]);
+            for (int j = K - 1; j > chunk; --j) g[s] = fmaf(lb[(j * 3 + 2) * lnp], g[s], lb[(j * 3 + 1) * lnp]);
+        }
+        dA_acc[s] = 0.f;
+    }
+    float dD_acc = 0.f, dbias_acc = 0.f;
+    const float Dv = (active && p.D) ? p.D[c] : 0.f;
+    float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP;
+    const int tl = nl & (BT1 - 1);                     // the step this lane finishes
+    const bool own = active && (NL == 16 || nl < 16);  // one lane per (channel, step)
+    const long long row = ((long long)i * p.rows + c) * L;
+    float* rw = red + warp * 2 * BT1 * NS;
+
+    load(v0.k, v0.full);
+    Visit v = v0;
+    for (int j = 0; j < total; ++j) {
+        const int k = v.k, kb = v.sg * R;
+        const int t0 = T0 + k * BT1, tn = min(BT1, T1 - t0);
+        const Visit vn = j + 1 < total ? next(v) : v;
+        __syncthreads();
+        put(k, v.full);
+        if (j + 1 < total) load(vn.k, vn.full);
+        __syncthreads();
+        if (v.pf) {
+            if (k == kb && active) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) ck[v.sg * NP + nl + NL * s] = h[s];
+            }
+        } else if (v.first && v.sg != nseg - 1) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) h[s] = active ? ck[v.sg * NP + nl + NL * s] : 0.f;
+        }
+        const bool full = v.full, pf = v.pf;
+        const int m = v.m;
+        v = vn;
+        if (!full) {
+            // Forward over the tile (the forward pass, or a re-run tile of a segment).
+            if (!pf) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) tb[((k - kb) * S + s) * NT + tid] = h[s];
+            }
+#pragma unroll
+            for (int t = 0; t < BT1; ++t) {
+                const float step = sval(V_STEP, cb, t);
+                const float du = step * sval(V_U, cb, t);
+#pragma unroll
+                for (int s = 0; s < S; ++s)
+                    h[s] = fmaf(bwd_exp2(step * a2[s]), h[s], du * sB[t * NS + nl + NL * s]);
+            }
+            continue;
+        }
+        // A backward tile: its start state, its states (and decays) recomputed.
+        float hst[S], hr[S][BT1], dec[S][KEEPDEC ? BT1 : 1];
+#pragma unroll
+        for (int s = 0; s < S; ++s) hst[s] = (k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
+        {
+            float yp[BT1];
+#pragma unroll
+            for (int t = 0; t < BT1; ++t) {
+                const float step = sval(V_STEP, cb, t);
+                const float du = step * sval(V_U, cb, t);
+                float y = 0.f;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    const int n = nl + NL * s;
+                    const float d = bwd_exp2(step * a2[s]);
+                    if constexpr (KEEPDEC) dec[s][t] = d;
+                    hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * sB[t * NS + n]);
+                    y = fmaf(sC[t * NS + n], hr[s][t], y);
+                }
+                yp[t] = y;
+            }
+            if (zp) {
+                const float ys = rs16<NL>(yp, lane);
+                if (own && tl < tn) {
+                    const float uv = sval(V_U, cb, tl), zv = sval(V_Z, cb, tl);
+                    const float y = fmaf(Dv, uv, ys), sg = sigmoid_f(zv);
+                    static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(sval(V_DOUT, cb, tl) * y * sg * (1.f + zv * (1.f - sg)));
+                }
+            }
+        }
+        // Per step, summed over n: sum A gd h_prev (d step, with u sum g B) and sum g B
+        // (du = step sum g B + D dy).
+        float ddtp[BT1], gbp[BT1];
+#pragma unroll
+        for (int t = BT1 - 1; t >= 0; --t) {
+            const float step = sval(V_STEP, cb, t);
+            const float su = step * sval(V_U, cb, t);
+            const float dy = sval(V_DY, cb, t);
+            float ddt = 0.f, gb = 0.f;
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const int n = nl + NL * s;
+                const float bv = sB[t * NS + n], cv = sC[t * NS + n];
+                float d;
+                if constexpr (KEEPDEC) d = dec[s][t];
+                else d = bwd_exp2(step * a2[s]);
+                const float hp = t ? hr[s][t - 1] : hst[s];
+                g[s] = fmaf(dy, cv, g[s]);
+                float dCc = dy * hr[s][t];
+                float dBc = g[s] * su;
+                gb = fmaf(g[s], bv, gb);
+                const float gd = g[s] * d;
+                const float x = gd * hp;
+                ddt = fmaf(av[s], x, ddt);
+                dA_acc[s] = fmaf(step, x, dA_acc[s]);
+                g[s] = gd;
+                if (NL == 16) {
+                    dBc += __shfl_xor_sync(0xffffffffu, dBc, 16);
+                    dCc += __shfl_xor_sync(0xffffffffu, dCc, 16);
+                }
+                if (NL == 32 || lane < 16) {
+                    rw[t * NS + n] = dBc;
+                    rw[(BT1 + t) * NS + n] = dCc;
+                }
+            }
+            ddtp[t] = ddt;
+            gbp[t] = gb;
+        }
+        {
+            const float dds = rs16<NL>(ddtp, lane);
+            const float gbs = rs16<NL>(gbp, lane);
+            if (own && tl < tn) {
+                const float dy = sval(V_DY, cb, tl), uv = sval(V_U, cb, tl), step = sval(V_STEP, cb, tl);
+                const float draw = fmaf(uv, gbs, dds) * sval(V_DSP, cb, tl);
+                static_cast<T*>(p.ddelta)[row + t0 + tl] = cvt<T>(draw);
+                static_cast<T*>(p.du)[row + t0 + tl] = cvt<T>(fmaf(dy, Dv, step * gbs));
+                dbias_acc += draw;
+                dD_acc = fmaf(dy, uv, dD_acc);
+            }
+        }
+        __syncthreads();
+        // dB, dC of the tile: the sums over the block's channels, one atomic each.
+        for (int e = tid; e < 2 * NP * BT1; e += NT) {
+            const int t = e % BT1, n = (e / BT1) % NP, q = e / (BT1 * NP);
+            if (n < N && t < tn) {
+                float sum = 0.f;
+#pragma unroll
+                for (int w = 0; w < NW; ++w) sum += red[(w * 2 + q) * BT1 * NS + t * NS + n];
+                atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, sum);
+            }
+        }
+    }
+
+    float vd = dD_acc, vb = dbias_acc;
+#pragma unroll
+    for (int o = NL / 2; o > 0; o >>= 1) {
+        vd += __shfl_xor_sync(0xffffffffu, vd, o);
+        vb += __shfl_xor_sync(0xffffffffu, vb, o);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl + NL * s;
+        if (n >= N) continue;
+        if (p.dh0 && chunk == 0) p.dh0[((long long)i * p.rows + c) * N + n] = g[s];
+        atomicAdd(&p.dA[(long long)c * N + n], dA_acc[s]);
+    }
+    if (nl == 0) {
+        if (p.dD) atomicAdd(&p.dD[c], vd);
+        if (p.dbias) atomicAdd(&p.dbias[c], vb);
+    }
+}
+
+#define SCAN1T_INST(T, NAME)                                                                                           \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1t_##NAME##_n16(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 1, 16, 16>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1t_##NAME##_n16w8(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 1, 16, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1t_##NAME##_n16o3(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 1, 16, 8, false>(p);                                                                            \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1t_##NAME##_n16o4(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 1, 16, 8, false>(p);                                                                            \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1t_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 1, 32, 16>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1t_##NAME##_n64(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_t<T, 2, 32, 8>(p);                                                                                   \
+    }
+
 // ---------------------------------------------------------------- SPEC 3
 
 // dpre = dout * act'(pre), one thread per output element (threads along the dense axis).
@@ -642,7 +1038,8 @@ __device__ void bwd_cast(const BwdCastParams& p) {
     extern "C" __global__ void bwd_conv_dpre_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dpre<T>(p); }         \
     extern "C" __global__ void bwd_conv_dx_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dx<T>(p); }             \
     extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
-    extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }
+    extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }            \
+    SCAN1T_INST(T, NAME)
 
 BWD_ALL(float, f32)
 #ifndef MAMBA_EMU

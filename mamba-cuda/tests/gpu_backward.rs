@@ -173,6 +173,42 @@ fn scan_configs(rng: &mut Rng) -> Vec<ScanConfig> {
             c_kind: BcKind::Varying,
             ..ScanConfig::new(1, 2, 97, 200).all_options()
         },
+        // The kernel with time in registers (B and C both vary, N <= 64; bwd_scan1t_*):
+        // N = 64 (two states per lane, a checkpoint every 4 tiles of 16 steps, grouped B),
+        // L not a multiple of 16; N = 32 with more channels than a block holds (16) in
+        // groups of 10; N = 5 (lanes partly idle) in 37 channels (3 blocks, the last
+        // partial); a long N = 64 run of few channels (split in time); N = 24 with
+        // grouped B and C of different group counts.
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(1, 6, 203, 64).all_options()
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(2, 20, 150, 32).all_options()
+        },
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            delta_softplus: true,
+            d: true,
+            z: true,
+            ..ScanConfig::new(1, 37, 77, 5)
+        },
+        ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(1, 6, 700, 64).all_options()
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            c_kind: BcKind::Grouped(4),
+            dlast_state: true,
+            delta_softplus: true,
+            ..ScanConfig::new(2, 36, 49, 24)
+        },
     ];
     for _ in 0..rounds() {
         v.push(ScanConfig::random(rng));
@@ -490,11 +526,20 @@ fn forward_backward_timings() {
     }
     let Some(be) = backend() else { return };
     let _ = abi::ABI_VERSION;
+    // `MAMBA_GPU_BWD_BENCH_ONLY=SUBSTR`: only the cases whose name contains SUBSTR.
+    let only = std::env::var("MAMBA_GPU_BWD_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| name.contains(only.as_str());
     for l in [100, 400, 800] {
+        if !run(&format!("scan1 f32 b2 d384 N64 L{l}")) {
+            continue;
+        }
         let (f, fb) = time_scan::<f32>(be, (2, 384, 64, l));
         eprintln!("TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     for (name, lm) in [("f32", false), ("bf16", true)] {
+        if !run(&format!("scan1 {name} b8 d2048 N16 L2048")) {
+            continue;
+        }
         let (f, fb) = if lm {
             time_scan::<bf16>(be, (8, 2048, 16, 2048))
         } else {
@@ -503,9 +548,14 @@ fn forward_backward_timings() {
         eprintln!("TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     for l in [400, 800] {
+        if !run(&format!("ssd f32 b2 L{l} h6 p64 N64")) {
+            continue;
+        }
         let (f, fb) = time_ssd::<f32>(be, (2, l, 6, 64, 64));
         eprintln!("TIMING ssd f32 b2 L{l} h6 p64 N64: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
-    let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));
-    eprintln!("TIMING ssd bf16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    if run("ssd bf16 b8 L2048 h80 p64 N128") {
+        let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));
+        eprintln!("TIMING ssd bf16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
 }

@@ -13,12 +13,17 @@
 //! decays: 3 * K * N floats per row), then the main kernel runs every chunk at once,
 //! each starting from the state and adjoint the other chunks' local results give.
 //! `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks (0 or 1: no split).
+//!
+//! Mamba-1 with B and C both varying in time and N <= 64 takes `bwd_scan1t_*`
+//! (`scan1_bwd_t` in bwd.cu: a thread per (channel, state lane), a tile's 16 states in
+//! registers, inputs loaded one tile ahead); `MAMBA_CUDA_BWD1=0` selects the general
+//! kernel instead.
 
 use mamba_core::abi::{
     activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
 };
 
-use super::ops::{bc_groups, conv_dims, dense, env_usize, gcd, opt, req, suffix, ConvDims};
+use super::ops::{bc_groups, conv_dims, dense, env_str, env_usize, gcd, opt, req, suffix, ConvDims};
 use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
@@ -65,6 +70,96 @@ fn split_chunks(few: bool, ntiles: usize) -> usize {
         None => 1,
     };
     k.min(MAX_CHUNKS).min(ntiles).max(1)
+}
+
+/// The launch shape of `scan1_bwd_t` (bwd.cu, `bwd_scan1t_*`): `nl` lanes per channel,
+/// `s` states per lane, `nw` warps per block (fixed per kernel), a checkpoint every `r`
+/// tiles of 16 steps (`r * 16 >= N`).
+struct T1Shape {
+    nl: usize,
+    s: usize,
+    nw: usize,
+    r: usize,
+    /// The kernel's name suffix after `_n{np}` (N <= 16 has variants).
+    var: &'static str,
+}
+
+/// Steps per tile of `scan1_bwd_t` (`BT1` in bwd.cu).
+const BT1: usize = 16;
+/// Per-step row arrays of `scan1_bwd_t` (`V_COUNT` in bwd.cu).
+const V_COUNT: usize = 6;
+
+impl T1Shape {
+    /// The kernel for N states, if there is one (N <= 64).
+    fn new(n: usize) -> Option<T1Shape> {
+        let (nl, s, nw) = match n {
+            1..=16 => (16, 1, 8),
+            17..=32 => (32, 1, 16),
+            33..=64 => (32, 2, 8),
+            _ => return None,
+        };
+        // N <= 16 has four kernels (`MAMBA_CUDA_BWD1_VAR`): "w16" (16 warps, one block
+        // per SM, 128 registers), "w8" (8 warps, two blocks per SM), "o3" (8 warps, the
+        // decays recomputed in the sweep, 80 registers: three blocks per SM) and "o4"
+        // (the same in 64 registers, 28 bytes spilled: four blocks per SM). H200, b8 d2048
+        // N16 L2048 fwd+bwd f32 / bf16: 3.41 / 4.09, 3.27 / 3.84, 3.03 / 3.33 and
+        // 2.95 / 3.15 ms.
+        let (nw, var) = if nl == 16 {
+            match env_str("MAMBA_CUDA_BWD1_VAR").as_deref() {
+                Some("w16") => (16, ""),
+                Some("w8") => (8, "w8"),
+                Some("o3") => (8, "o3"),
+                _ => (8, "o4"),
+            }
+        } else {
+            (nw, "")
+        };
+        Some(T1Shape {
+            nl,
+            s,
+            nw,
+            r: n.div_ceil(BT1),
+            var,
+        })
+    }
+    /// The kernel's name.
+    fn func(&self, sfx: &str) -> String {
+        format!("bwd_scan1t_{sfx}_n{}{}", self.nl * self.s, self.var)
+    }
+    fn np(&self) -> usize {
+        self.nl * self.s
+    }
+    /// Channels per block.
+    fn channels(&self) -> usize {
+        self.nw * 32 / self.nl
+    }
+    /// Must match the carve-up at the top of scan1_bwd_t.
+    fn smem(&self) -> usize {
+        let ns = self.np() + 1;
+        4 * (2 * BT1 * ns
+            + V_COUNT * self.channels() * BT1
+            + self.nw * 2 * BT1 * ns
+            + self.r * self.s * self.nw * 32)
+    }
+    /// Whether `rows` channels give under 16 warps per SM.
+    fn few(&self, g: &Gpu, rows: usize) -> bool {
+        rows * self.nl * self.s < 16 * 32 * g.sm_count.max(1) as usize
+    }
+}
+
+/// At most this many time chunks for `scan1_bwd_t` (H200, b2 d384 N64 L800 fwd+bwd: 16
+/// chunks 304 us, 25 chunks 326 us, 8 chunks 346 us).
+const MAX_CHUNKS_T: usize = 16;
+
+/// The time chunks (in 32-step tiles) for `scan1_bwd_t`: as many as 16 when the
+/// channels are few, else none; `MAMBA_CUDA_BWD_SPLIT=K` forces K.
+fn split_chunks_t(few: bool, ntiles: usize) -> usize {
+    let k = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
+        Some(k) => k.max(1),
+        None if few => MAX_CHUNKS_T,
+        None => 1,
+    };
+    k.min(MAX_CHUNKS_T).min(ntiles).max(1)
 }
 
 /// The launch shape of `scan_bwd`: states per lane, rows per block, tiles per
@@ -210,17 +305,32 @@ fn scan_run(
         prm.dstate as usize,
     );
     let seg = prm.seg as usize;
-    let few = few_rows(g, b * rows);
+    let tk = (!ssd && prm.b_groups > 0 && prm.c_groups > 0)
+        .then(|| T1Shape::new(n))
+        .flatten()
+        .filter(|_| env_usize("MAMBA_CUDA_BWD1") != Some(0));
+    let few = match &tk {
+        Some(t) => t.few(g, b * rows),
+        None => few_rows(g, b * rows),
+    };
     let shape = scan_shape(g, op, n, seg, few)?;
     let np = 32 * shape.s;
     let blocks_per_seg = seg.div_ceil(shape.w);
     let gx = (rows / seg) * blocks_per_seg;
     let ntiles = l.div_ceil(BT);
-    let want = split_chunks(few, ntiles);
+    let want = match &tk {
+        Some(_) => split_chunks_t(few, ntiles),
+        None => split_chunks(few, ntiles),
+    };
     let ctiles = ntiles.div_ceil(want);
     let k = ntiles.div_ceil(ctiles);
     let nseg = ctiles.div_ceil(shape.r);
-    let ckpt_bytes = a256(b * rows * k * nseg * np * 4);
+    // The new kernel's checkpoints: every R tiles of 16 steps, R * 16 >= N.
+    let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
+    let ckpt_bytes = match &tk {
+        Some(t) => a256(b * rows * k * nseg_t * t.np() * 4),
+        None => a256(b * rows * k * nseg * np * 4),
+    };
     let loc_bytes = if k > 1 {
         a256(b * rows * k * 3 * np * 4)
     } else {
@@ -267,8 +377,22 @@ fn scan_run(
         let f = g.func(&format!("bwd_{kind}_loc_{sfx}_s{}", shape.s))?;
         g.launch(f, grid, threads, smem, stream, &sp)?;
     }
-    let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
-    g.launch(f, grid, threads, shape.smem, stream, &sp)?;
+    if let Some(t) = &tk {
+        let cb = t.channels();
+        let bps = seg.div_ceil(cb);
+        let mut tp = sp;
+        tp.p.w = cb as i32;
+        tp.p.r = t.r as i32;
+        tp.p.nseg = nseg_t as i32;
+        tp.p.blocks_per_seg = bps as i32;
+        tp.pad0 = np as i32; // states per row of the local passes' results
+        let f = g.func(&t.func(sfx))?;
+        let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
+        g.launch(f, grid, (t.nw * 32) as u32, t.smem(), stream, &tp)?;
+    } else {
+        let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
+        g.launch(f, grid, threads, shape.smem, stream, &sp)?;
+    }
     cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
     cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
     if ssd {
