@@ -620,37 +620,39 @@ fn ssd_chunked_matches_the_oracle() {
             std::env::set_var(k, v);
         }
     };
-    let one_pass: &[(&str, &str, &str)] = &[
-        ("", "", ""),
-        ("32", "16", ""),
-        ("32", "64", ""),
-        ("64", "32", ""),
-        ("64", "64", ""),
-        ("64", "64", "2"),
-        ("32", "32", "2"),
+    // (MAMBA_CUDA_SSD_Q, _PB, _MINB, MAMBA_CUDA_SSD3_STATES); "" leaves the default.
+    let one_pass: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["32", "16", "", ""],
+        ["32", "64", "", ""],
+        ["64", "32", "", ""],
+        ["64", "64", "", ""],
+        ["64", "64", "2", ""],
+        ["32", "32", "2", ""],
     ];
-    // split3: (Q, PB, MAMBA_CUDA_SSD3_STATES) (bf16 chunk states unless `f32`).
-    let split3: &[(&str, &str, &str)] = &[
-        ("", "", ""),
-        ("", "", "f32"),
-        ("128", "64", ""),
-        ("128", "16", "f32"),
-        ("128", "32", ""),
-        ("64", "64", "f32"),
-        ("32", "32", ""),
+    // split3: bf16 chunk states on the bf16 path unless `f32`; `_m2` (MINB 2) exists for
+    // bf16 states with Q 64 / 128 and for f32 with Q 64 (elsewhere it is ignored).
+    let split3: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["", "", "", "f32"],
+        ["128", "64", "", ""],
+        ["128", "64", "2", ""],
+        ["128", "16", "", "f32"],
+        ["128", "32", "", ""],
+        ["64", "64", "", "f32"],
+        ["64", "64", "2", ""],
+        ["64", "32", "2", "f32"],
+        ["32", "32", "", ""],
     ];
     for imp in ["chunked", "wmma", "split3"] {
         let (mut t32, mut t16) = (Tally::default(), Tally::default());
         set("MAMBA_CUDA_SSD_IMPL", imp);
         let variants = if imp == "split3" { split3 } else { one_pass };
-        for &(q, pb, minb) in variants {
+        for &[q, pb, minb, states] in variants {
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
-            if imp == "split3" {
-                set("MAMBA_CUDA_SSD3_STATES", minb);
-            } else {
-                set("MAMBA_CUDA_SSD_MINB", minb);
-            }
+            set("MAMBA_CUDA_SSD_MINB", minb);
+            set("MAMBA_CUDA_SSD3_STATES", states);
             for &(b, l, h, p, g, n) in &shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f32>(be, &mut rng, &c, &mut t32);
