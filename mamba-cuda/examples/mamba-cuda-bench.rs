@@ -8,6 +8,10 @@
 //!   cargo run --release -p mamba-cuda --example mamba-cuda-bench -- [--quick] [--sweep] [--only SUBSTR] [--json FILE]
 //! ```
 //!
+//! The SSD forward it times is the one the plugin picks; `MAMBA_CUDA_SSD_IMPL` =
+//! `recurrent` | `chunked` | `wmma` | `split3` | `auto` (default) forces a form, so
+//! one device call can compare them (src/gpu/ops.rs `ssd_chunk_plan`).
+//!
 //! Minimal bytes count each input read once and each output written once; GB/s is
 //! those bytes over the median time.
 

@@ -622,7 +622,9 @@ struct SsdmLayout {
     int ldN, ldP;
     int o_x, o_b, o_c, bstride, o_s, total;
 };
-__host__ __device__ inline SsdmLayout ssdm_layout(int es, int Q, int PB, int N) {
+// MODE 0 (one pass): two stage buffers of x, B, C; MODE 1 (chunk states): one buffer,
+// no C; MODE 2 (outputs): one buffer.
+__host__ __device__ inline SsdmLayout ssdm_layout(int es, int Q, int PB, int N, int mode = 0) {
     SsdmLayout l;
     const int pad = 16 / es;
     l.ldN = N + pad;
@@ -631,16 +633,24 @@ __host__ __device__ inline SsdmLayout ssdm_layout(int es, int Q, int PB, int N) 
     l.o_x = o;
     l.o_b = l.o_x + ssdc_a128(Q * l.ldP * es);
     l.o_c = l.o_b + ssdc_a128(Q * l.ldN * es);
-    l.bstride = l.o_c + ssdc_a128(Q * l.ldN * es) - l.o_x;
-    o = l.o_x + 2 * l.bstride;
+    l.bstride = (mode == 1 ? l.o_c : l.o_c + ssdc_a128(Q * l.ldN * es)) - l.o_x;
+    o = l.o_x + (mode == 0 ? 2 : 1) * l.bstride;
     l.o_s = o;
-    o += ssdc_a128(PB * l.ldN * es);
+    if (mode != 1) o += ssdc_a128(PB * l.ldN * es);  // MODE 1 keeps S in registers only
     l.total = o;
     return l;
 }
 
 #define SSDM_SJ 8  // state n8 tiles per warp at most
-template <typename T, int Q>
+// MODE 0: one block per (batch, head, PB rows) walks every chunk (state in registers).
+// MODE 1 and 2 (the three-kernel form, `split3`): one block per (batch, head, chunk, PB
+// rows); blockIdx.x = chunk * (P / PB) + row tile. MODE 1 writes the chunk's local end
+// state (from a zero state) to chunk_states (b, h, K, p, N) and exp(cs_end) to
+// chunk_decay (b, h, K); ssd_combine (ssd.cu) then turns them into incoming states;
+// MODE 2 reads the incoming state and writes the chunk's outputs.
+// SB (bf16 storage only): chunk_states holds bf16 (the outputs kernel rounds S to bf16
+// for its operand anyway); chunk_decay stays f32.
+template <typename T, int Q, int MODE, bool SB = false>
 __device__ void ssdm_fwd(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -651,10 +661,12 @@ __device__ void ssdm_fwd(const SsdParams& p) {
     constexpr int es = sizeof(T), KS = F::KS, E = Q / 32, QT = Q / 16;
     constexpr int YCG = SSDC_WARPS / QT;  // warps per 16-row slab of Y
     const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb;
-    const SsdmLayout lay = ssdm_layout(es, Q, PB, N);
+    const SsdmLayout lay = ssdm_layout(es, Q, PB, N, MODE);
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
-    const int q0 = blockIdx.x * PB, j = blockIdx.y, i = blockIdx.z;
+    const int ptiles = P / PB;
+    const int cidx = MODE ? (int)blockIdx.x / ptiles : 0;
+    const int q0 = (MODE ? (int)blockIdx.x - cidx * ptiles : (int)blockIdx.x) * PB, j = blockIdx.y, i = blockIdx.z;
     const int k = j / (H / p.ngroups);
     const size_t head = (size_t)i * H + j;
 
@@ -696,7 +708,8 @@ __device__ void ssdm_fwd(const SsdParams& p) {
             const bool ok = t0 + t < L;
             const long long tt = ok ? t0 + t : 0;
             ssdc_cp16(bbm + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
-            ssdc_cp16(bcm + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
+            if (MODE != 1)
+                ssdc_cp16(bcm + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
         }
         ssdc_commit();
     };
@@ -720,7 +733,7 @@ __device__ void ssdm_fwd(const SsdParams& p) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int q = rt * 16 + g + (e >> 1) * 8, n = jn * 8 + 2 * c4 + (e & 1);
-            sacc[s][e] = (p.init && jn < n8) ? p.init[(head * P + q0 + q) * N + n] : 0.f;
+            sacc[s][e] = (MODE == 0 && p.init && jn < n8) ? p.init[(head * P + q0 + q) * N + n] : 0.f;
         }
     }
     // Y tiles of this warp: slab ti (rows ti*16..), n8 tiles jq = ycg + YCG * s of PB/8.
@@ -728,14 +741,15 @@ __device__ void ssdm_fwd(const SsdParams& p) {
     constexpr int YJ = 64 / 8 / YCG;  // PB <= 64
     const int py8 = PB / 8;
 
-    if (warp == 0) load_dt(0);
-    stage(0, 0);
+    const int cbeg = MODE ? cidx : 0, cend = MODE ? cidx + 1 : nchunks;
+    if (warp == 0) load_dt(cbeg);
+    stage(cbeg, 0);
     const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
-    for (int c = 0; c < nchunks; ++c) {
-        const int b = c & 1;
+    for (int c = cbeg; c < cend; ++c) {
+        const int b = (c - cbeg) & 1;
         const int t0 = c * Q, tn = min(Q, L - t0);
         __syncthreads();  // the previous chunk is done with the other buffer and s_s
-        if (c + 1 < nchunks) stage(c + 1, b ^ 1);
+        if (c + 1 < cend) stage(c + 1, b ^ 1);
         if (warp == 0) {
             float dtv[E];
             double pre[E];
@@ -766,27 +780,45 @@ __device__ void ssdm_fwd(const SsdParams& p) {
                 s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
             }
             if (lane == 0) s_misc[0] = expf((float)cs_end);
-            if (c + 1 < nchunks) load_dt(c + 1);
+            if (c + 1 < cend) load_dt(c + 1);
         }
         // The incoming state, in the operand type, for C S^T.
+        if constexpr (MODE == 0) {
 #pragma unroll
-        for (int s = 0; s < SSDM_SJ; ++s) {
-            const int jn = cg + ncg * s;
-            if (jn < n8) {
-                T* d = s_s + (rt * 16 + g) * ldN + jn * 8 + 2 * c4;
-                ssdm_st2<T>(d, sacc[s][0], sacc[s][1]);
-                ssdm_st2<T>(d + 8 * ldN, sacc[s][2], sacc[s][3]);
+            for (int s = 0; s < SSDM_SJ; ++s) {
+                const int jn = cg + ncg * s;
+                if (jn < n8) {
+                    T* d = s_s + (rt * 16 + g) * ldN + jn * 8 + 2 * c4;
+                    ssdm_st2<T>(d, sacc[s][0], sacc[s][1]);
+                    ssdm_st2<T>(d + 8 * ldN, sacc[s][2], sacc[s][3]);
+                }
+            }
+        } else if constexpr (MODE == 2 && SB) {
+            const unsigned* s_in =
+                reinterpret_cast<const unsigned*>(p.chunk_states) + ((head * nchunks + c) * P + q0) * (size_t)N / 2;
+            for (int e = tid; e < PB * N / 2; e += SSDC_THREADS) {
+                const int q = e / (N / 2), n = (e - q * (N / 2)) * 2;
+                *reinterpret_cast<unsigned*>(s_s + q * ldN + n) = s_in[((size_t)q * N + n) / 2];
+            }
+        } else if constexpr (MODE == 2) {
+            // From ssd_combine: chunk_states (b, h, K, p, N) holds each chunk's incoming state.
+            const float* s_in = p.chunk_states + ((head * nchunks + c) * P + q0) * (size_t)N;
+            for (int e = tid; e < PB * N / 2; e += SSDC_THREADS) {
+                const int q = e / (N / 2), n = (e - q * (N / 2)) * 2;
+                const float2 v = *reinterpret_cast<const float2*>(s_in + (size_t)q * N + n);
+                ssdm_st2<T>(s_s + q * ldN + n, v.x, v.y);
             }
         }
-        if (c + 1 < nchunks) ssdc_wait<1>();
+        if (c + 1 < cend) ssdc_wait<1>();
         else ssdc_wait<0>();
         __syncthreads();
         const T* bx = bx_of(b);
         const T* bbm = bb_of(b);
         const T* bcm = bc_of(b);
 
+        if (MODE == 1 && q0 == 0 && tid == 0) p.chunk_decay[head * nchunks + c] = s_misc[0];
         // ---- Y for slab ti: C S^T (scaled by exp(cs_t)), then + M X.
-        {
+        if constexpr (MODE != 1) {
             float yacc[YJ][4];
             float cb[QT * 2][4];  // C B^T of the slab, n8 tiles over s (only 2(ti+1) used)
 #pragma unroll
@@ -899,7 +931,7 @@ __device__ void ssdm_fwd(const SsdParams& p) {
             }
         }
         // ---- S = exp(cs_end) S + (X w)^T B.
-        {
+        if constexpr (MODE != 2) {
             const float dec = s_misc[0];
 #pragma unroll
             for (int s = 0; s < SSDM_SJ; ++s)
@@ -921,7 +953,7 @@ __device__ void ssdm_fwd(const SsdParams& p) {
             }
         }
     }
-    if (p.final_states) {
+    if (MODE == 0 && p.final_states) {
 #pragma unroll
         for (int s = 0; s < SSDM_SJ; ++s) {
             const int jn = cg + ncg * s;
@@ -934,12 +966,30 @@ __device__ void ssdm_fwd(const SsdParams& p) {
             }
         }
     }
+    if constexpr (MODE == 1) {
+        float* so = p.chunk_states + ((head * nchunks + cidx) * P + q0) * (size_t)N;
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    if constexpr (SB)
+                        reinterpret_cast<unsigned*>(p.chunk_states)[(((head * nchunks + cidx) * P + q0) * (size_t)N + (size_t)q * N + n) / 2] =
+                            ssdm_pack(sacc[s][2 * h2], sacc[s][2 * h2 + 1]);
+                    else
+                        *reinterpret_cast<float2*>(so + (size_t)q * N + n) = make_float2(sacc[s][2 * h2], sacc[s][2 * h2 + 1]);
+                }
+            }
+        }
+    }
 }
 
 #define SSDM_INST(T, NAME, Q, MINB, SFX)                                                         \
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdm_fwd_##NAME##_q##Q##SFX( \
         const __grid_constant__ SsdParams p) {                                                    \
-        ssdm_fwd<T, Q>(p);                                                                        \
+        ssdm_fwd<T, Q, 0>(p);                                                                     \
     }
 SSDM_INST(float, f32, 32, 1, )
 SSDM_INST(float, f32, 64, 1, )
@@ -948,4 +998,80 @@ SSDM_INST(bf16_t, bf16, 32, 1, )
 SSDM_INST(bf16_t, bf16, 64, 1, )
 SSDM_INST(bf16_t, bf16, 64, 2, _m2)
 SSDM_INST(bf16_t, bf16, 32, 2, _m2)
+#endif
+
+// The three-kernel form (`split3`): ssd3_states_* (MODE 1), ssd_combine (ssd.cu), then
+// ssd3_out_* (MODE 2), each over (chunk x row tiles, heads, batch).
+#define SSD3_INST(T, NAME, Q, MINB)                                                                              \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssd3_states_##NAME##_q##Q(                   \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<T, Q, 1>(p);                                                                                      \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssd3_out_##NAME##_q##Q(                      \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<T, Q, 2>(p);                                                                                      \
+    }
+SSD3_INST(float, f32, 32, 1)
+SSD3_INST(float, f32, 64, 1)
+SSD3_INST(float, f32, 128, 1)
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+SSD3_INST(bf16_t, bf16, 32, 1)
+SSD3_INST(bf16_t, bf16, 64, 1)
+SSD3_INST(bf16_t, bf16, 128, 1)
+#define SSD3_INST_SB(Q)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 1) ssd3_states_bf16_q##Q##_sb(                     \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<bf16_t, Q, 1, true>(p);                                                                           \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 1) ssd3_out_bf16_q##Q##_sb(                        \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<bf16_t, Q, 2, true>(p);                                                                           \
+    }
+SSD3_INST_SB(32)
+SSD3_INST_SB(64)
+SSD3_INST_SB(128)
+// `_m2`: capped at 128 registers (two blocks per SM).
+#define SSD3_INST_M2(T, NAME, Q, SB, SFX)                                                                        \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssd3_states_##NAME##_q##Q##SFX##_m2(            \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<T, Q, 1, SB>(p);                                                                                  \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssd3_out_##NAME##_q##Q##SFX##_m2(               \
+        const __grid_constant__ SsdParams p) {                                                                     \
+        ssdm_fwd<T, Q, 2, SB>(p);                                                                                  \
+    }
+SSD3_INST_M2(bf16_t, bf16, 64, true, _sb)
+SSD3_INST_M2(bf16_t, bf16, 128, true, _sb)
+SSD3_INST_M2(float, f32, 64, false, )
+
+// ssd_combine (ssd.cu) over bf16 chunk states: f32 running state, bf16 storage, f32
+// final state.
+extern "C" __global__ void ssd3_combine_bf16(const __grid_constant__ SsdParams p) {
+    bf16_t* cs = reinterpret_cast<bf16_t*>(p.chunk_states);
+    const size_t pN = (size_t)p.headdim * p.dstate;
+    const size_t total = (size_t)p.batch * p.nheads * pN;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t head = idx / pN, e_ = idx % pN;
+        float S = p.init ? p.init[idx] : 0.f;
+        const int K = p.nchunks;
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            float loc[8], dec[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                loc[e] = k < K ? ldf(cs + (head * K + k) * pN + e_) : 0.f;
+                dec[e] = k < K ? p.chunk_decay[head * K + k] : 0.f;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int k = k0 + e;
+                if (k < K) {
+                    cs[(head * K + k) * pN + e_] = cvt<bf16_t>(S);
+                    S = dec[e] * S + loc[e];
+                }
+            }
+        }
+        if (p.final_states) p.final_states[idx] = S;
+    }
+}
 #endif

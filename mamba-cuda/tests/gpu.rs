@@ -762,10 +762,11 @@ fn ssd_matches_the_oracle() {
     t.finish("ssd");
 }
 
-/// The chunked SSD (kernels/ssd_chunk.cu): both kernels (mma.sync `chunked`, the first
-/// `wmma` one), f32 and bf16 without seq_idx, p and N multiples of 16, every chunk
-/// length (32, 64), rows per block (16, 32, 64) and register variant, L not a multiple
-/// of the chunk, with and without each option. The kernel is forced where it applies;
+/// The chunked SSD (kernels/ssd_chunk.cu): all three forms (mma.sync `chunked`, the first
+/// `wmma` one, the three-kernel `split3`), f32 and bf16 without seq_idx, p and N
+/// multiples of 16, every chunk length (32, 64; 128 for `split3`), rows per block (16,
+/// 32, 64) and register variant, L not a multiple of the chunk, with and without each
+/// option (initial and final states included). The kernel is forced where it applies;
 /// a test running beside this one then checks the chunked form where it would have
 /// checked the recurrent one, which is as good a check.
 #[test]
@@ -804,21 +805,39 @@ fn ssd_chunked_matches_the_oracle() {
             std::env::set_var(k, v);
         }
     };
-    for imp in ["chunked", "wmma"] {
+    // (MAMBA_CUDA_SSD_Q, _PB, _MINB, MAMBA_CUDA_SSD3_STATES); "" leaves the default.
+    let one_pass: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["32", "16", "", ""],
+        ["32", "64", "", ""],
+        ["64", "32", "", ""],
+        ["64", "64", "", ""],
+        ["64", "64", "2", ""],
+        ["32", "32", "2", ""],
+    ];
+    // split3: bf16 chunk states on the bf16 path unless `f32`; `_m2` (MINB 2) exists for
+    // bf16 states with Q 64 / 128 and for f32 with Q 64 (elsewhere it is ignored).
+    let split3: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["", "", "", "f32"],
+        ["128", "64", "", ""],
+        ["128", "64", "2", ""],
+        ["128", "16", "", "f32"],
+        ["128", "32", "", ""],
+        ["64", "64", "", "f32"],
+        ["64", "64", "2", ""],
+        ["64", "32", "2", "f32"],
+        ["32", "32", "", ""],
+    ];
+    for imp in ["chunked", "wmma", "split3"] {
         let (mut t32, mut t16) = (Tally::default(), Tally::default());
         set("MAMBA_CUDA_SSD_IMPL", imp);
-        for (q, pb, minb) in [
-            ("", "", ""),
-            ("32", "16", ""),
-            ("32", "64", ""),
-            ("64", "32", ""),
-            ("64", "64", ""),
-            ("64", "64", "2"),
-            ("32", "32", "2"),
-        ] {
+        let variants = if imp == "split3" { split3 } else { one_pass };
+        for &[q, pb, minb, states] in variants {
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
             set("MAMBA_CUDA_SSD_MINB", minb);
+            set("MAMBA_CUDA_SSD3_STATES", states);
             for &(b, l, h, p, g, n) in &shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f32>(be, &mut rng, &c, &mut t32);
@@ -828,6 +847,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD_Q", "");
         set("MAMBA_CUDA_SSD_PB", "");
         set("MAMBA_CUDA_SSD_MINB", "");
+        set("MAMBA_CUDA_SSD3_STATES", "");
         // Every option on, both types, default shape.
         for &(b, l, h, p, g, n) in &shapes[..4] {
             let c = SsdCfg {

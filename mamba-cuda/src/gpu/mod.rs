@@ -253,7 +253,10 @@ impl Gpu {
         // The module by the kernel's prefix (one lookup, so no failed driver calls).
         let module = if name.starts_with("scan1_") {
             0
-        } else if name.starts_with("ssdc_") || name.starts_with("ssdm_") {
+        } else if name.starts_with("ssdc_")
+            || name.starts_with("ssdm_")
+            || name.starts_with("ssd3_")
+        {
             4
         } else if name.starts_with("ssd_") {
             1

@@ -611,23 +611,32 @@ fn ssdc_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
     o + a128(q * ldp * es)
 }
 
-/// Shared memory of the mma.sync chunked SSD kernel: mirrors `ssdm_layout`.
-fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize) -> usize {
+/// Shared memory of the mma.sync chunked SSD kernel: mirrors `ssdm_layout` (mode 0: the
+/// one-pass kernel, two stage buffers; 1: `ssd3_states`, one buffer without C and no
+/// state buffer; 2: `ssd3_out`, one buffer).
+fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize, mode: usize) -> usize {
     let a128 = |v: usize| v.div_ceil(128) * 128;
     let pad = 16 / es;
     let (ldn, ldp) = (n + pad, pb + pad);
-    let stage = a128(q * ldp * es) + 2 * a128(q * ldn * es);
-    a128(q * 20 + 16) + 2 * stage + a128(pb * ldn * es)
+    let xb = a128(q * ldp * es) + a128(q * ldn * es);
+    match mode {
+        0 => a128(q * 20 + 16) + 2 * (xb + a128(q * ldn * es)) + a128(pb * ldn * es),
+        1 => a128(q * 20 + 16) + xb,
+        _ => a128(q * 20 + 16) + xb + a128(q * ldn * es) + a128(pb * ldn * es),
+    }
 }
 
 /// The chunked SSD (kernels/ssd_chunk.cu, tensor cores) that a call takes, if any.
 #[derive(Clone, Copy, Debug)]
 struct SsdChunkPlan {
-    /// `ssdm` (mma.sync, fragments in registers) or `ssdc` (wmma, first version).
+    /// `ssdm` (mma.sync, fragments in registers), `ssdc` (wmma, first version) or
+    /// `ssd3` (three kernels: chunk states, ssd_combine, outputs; mma.sync).
     kernel: &'static str,
     q: usize,
     pb: usize,
     smem: usize,
+    /// `ssd3`: shared memory of the chunk-states kernel (`smem` is the outputs kernel's).
+    smem_states: usize,
     m2: bool,
 }
 
@@ -639,11 +648,15 @@ struct SsdChunkPlan {
 /// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
 /// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
+/// `split3` (only when asked for, not measured yet): the three-kernel form, chunk states
+/// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
+/// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
-    let (kernel, forced) = match std::env::var("MAMBA_CUDA_SSD_IMPL").as_deref() {
-        Ok("recurrent") => return None,
-        Ok("wmma") => ("ssdc", true),
-        Ok("chunked") => ("ssdm", true),
+    let (kernel, forced) = match env_str("MAMBA_CUDA_SSD_IMPL").as_deref() {
+        Some("recurrent") => return None,
+        Some("wmma") => ("ssdc", true),
+        Some("chunked") => ("ssdm", true),
+        Some("split3") => ("ssd3", true),
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {
@@ -668,7 +681,11 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     {
         return None;
     }
-    let blocks = |pb: usize| prm.batch as usize * prm.nheads as usize * (p / pb);
+    let bh = prm.batch as usize * prm.nheads as usize;
+    if kernel == "ssd3" {
+        return ssd3_plan(g, prm, es, bh, p, n);
+    }
+    let blocks = |pb: usize| bh * (p / pb);
     let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
         Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
         _ => {
@@ -689,7 +706,7 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     let smem_of = |q: usize| {
         if kernel == "ssdm" {
-            ssdm_smem(es, q, pb, n)
+            ssdm_smem(es, q, pb, n, 0)
         } else {
             ssdc_smem(es, q, pb, n)
         }
@@ -713,7 +730,64 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         q,
         pb,
         smem,
+        smem_states: 0,
         m2,
+    })
+}
+
+/// The `split3` launch shape: Q = 128 (or `MAMBA_CUDA_SSD_Q`), halved while the grid
+/// would have fewer than two blocks per SM; PB = 64 (or `MAMBA_CUDA_SSD_PB`), halved
+/// likewise and while the shared memory does not fit.
+fn ssd3_plan(
+    g: &Gpu,
+    prm: &SsdParams,
+    es: usize,
+    bh: usize,
+    p: usize,
+    n: usize,
+) -> Option<SsdChunkPlan> {
+    let l = prm.seqlen as usize;
+    let want = 2 * g.sm_count as usize;
+    let blocks = |q: usize, pb: usize| bh * l.div_ceil(q) * (p / pb);
+    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
+        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
+        _ => [64, 32, 16]
+            .into_iter()
+            .find(|v| p.is_multiple_of(*v))
+            .unwrap_or(16),
+    };
+    while (pb / 16) * (n / 16) > 32 {
+        pb /= 2;
+    }
+    let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
+        Some(v) if [32, 64, 128].contains(&v) => v,
+        _ => {
+            let mut q = 128;
+            while q > 32 && blocks(q, pb) < want {
+                q /= 2;
+            }
+            q
+        }
+    };
+    if env_usize("MAMBA_CUDA_SSD_PB").is_none() {
+        while pb > 16 && blocks(q, pb) < want {
+            pb /= 2;
+        }
+    }
+    let fits = |q: usize, pb: usize| ssdm_smem(es, q, pb, n, 2) <= g.max_smem();
+    while !fits(q, pb) && pb > 16 {
+        pb /= 2;
+    }
+    while !fits(q, pb) && q > 32 {
+        q /= 2;
+    }
+    fits(q, pb).then(|| SsdChunkPlan {
+        kernel: "ssd3",
+        q,
+        pb,
+        smem: ssdm_smem(es, q, pb, n, 2),
+        smem_states: ssdm_smem(es, q, pb, n, 1),
+        m2: false,
     })
 }
 
@@ -725,6 +799,9 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> 
         prm.qb = plan.pb as i32;
         prm.chunk_len = plan.q as i32;
         prm.nchunks = (prm.seqlen as usize).div_ceil(plan.q) as i32;
+        if plan.kernel == "ssd3" {
+            return ssd3_launch(g, prm, sfx, &plan, stream);
+        }
         let name = format!(
             "{}_fwd_{sfx}_q{}{}",
             plan.kernel,
@@ -787,6 +864,63 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> 
         prm.mode = 0;
         let f0 = g.func(&format!("ssd_fwd_{tile}"))?;
         g.launch(f0, grid, threads, ssd_smem(&shape, 0, es), stream, &prm)
+    };
+    let r = run();
+    let fr = g.free_async(scratch, stream);
+    r.and(fr)
+}
+
+/// The three-kernel chunked SSD: `ssd3_states` (each chunk's local end state and decay,
+/// scratch (b, h, K, p, N)), `ssd_combine` (incoming states, final state), `ssd3_out`.
+/// bf16 storage keeps the chunk states in bf16 (`ssd3_*_sb`, `ssd3_combine_bf16`: the
+/// outputs kernel rounds them to bf16 operands anyway) unless
+/// `MAMBA_CUDA_SSD3_STATES=f32`.
+fn ssd3_launch(
+    g: &Gpu,
+    mut prm: SsdParams,
+    sfx: &str,
+    plan: &SsdChunkPlan,
+    stream: u64,
+) -> PResult<()> {
+    let (b, h, p, n) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+    );
+    let k = prm.nchunks as usize;
+    let sb = sfx == "bf16" && env_str("MAMBA_CUDA_SSD3_STATES").as_deref() != Some("f32");
+    let states_bytes = b * h * k * p * n * if sb { 2 } else { 4 };
+    // `MAMBA_CUDA_SSD_MINB=2`: the 128-register variants (bf16 chunk states with Q 64 or
+    // 128, f32 with Q 64; elsewhere ignored).
+    let m2 = env_usize("MAMBA_CUDA_SSD_MINB") == Some(2)
+        && if sb {
+            plan.q >= 64
+        } else {
+            sfx == "f32" && plan.q == 64
+        };
+    let tag = match (sb, m2) {
+        (true, true) => "_sb_m2",
+        (true, false) => "_sb",
+        (false, true) => "_m2",
+        (false, false) => "",
+    };
+    let scratch = g.alloc_async(states_bytes + b * h * k * 4, stream)?;
+    prm.chunk_states = scratch;
+    prm.chunk_decay = scratch + states_bytes as u64;
+    let grid = (((p / plan.pb) * k) as u32, h as u32, b as u32);
+    let run = || -> PResult<()> {
+        let f1 = g.func(&format!("ssd3_states_{sfx}_q{}{tag}", plan.q))?;
+        g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
+        let fc = g.func(if sb {
+            "ssd3_combine_bf16"
+        } else {
+            "ssd_combine"
+        })?;
+        let blocks = (b * h * p * n).div_ceil(256).min(65535) as u32;
+        g.launch(fc, (blocks, 1, 1), 256, 0, stream, &prm)?;
+        let f2 = g.func(&format!("ssd3_out_{sfx}_q{}{tag}", plan.q))?;
+        g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
     let r = run();
     let fr = g.free_async(scratch, stream);
