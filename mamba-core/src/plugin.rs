@@ -122,6 +122,38 @@ pub struct CudaBackend {
     table_size: usize,
     info: DeviceInfoC,
     path: PathBuf,
+    /// Streams and device buffers of finished host-slice calls, kept for the next ones.
+    pool: std::sync::Mutex<StagingPool>,
+}
+
+/// What the host-slice calls ([`Kernels`] on `CudaBackend`) keep between calls: a call
+/// used to create a stream, `cuMemAlloc` each of its buffers and free them all at its
+/// end (`cuMemFree` waits for the whole device). Buffers come back here once their
+/// call's stream has finished, by size class (`staging_class`), up to
+/// [`STAGING_POOL_BYTES`]; `MAMBA_STAGING_CACHE=0` (read when the backend is loaded)
+/// turns this off, and [`CudaBackend::release_staging`] frees what is kept.
+#[derive(Debug, Default)]
+struct StagingPool {
+    enabled: bool,
+    streams: Vec<u64>,
+    /// (size class in bytes, device pointer)
+    bufs: Vec<(usize, u64)>,
+    bytes: usize,
+}
+
+/// The most device memory the staging pool keeps between host-slice calls.
+pub const STAGING_POOL_BYTES: usize = 1 << 30;
+/// The most idle streams the staging pool keeps.
+const STAGING_POOL_STREAMS: usize = 16;
+
+/// The size class of a staging allocation: powers of two from 64 KiB up to 64 MiB, whole
+/// multiples of 2 MiB above (so that a large call does not ask for twice its memory).
+fn staging_class(bytes: usize) -> usize {
+    if bytes <= 64 << 20 {
+        bytes.max(64 << 10).next_power_of_two()
+    } else {
+        bytes.div_ceil(2 << 20) * (2 << 20)
+    }
 }
 
 /// The size of the table before the backward entries were appended (ABI version 1 as
@@ -251,11 +283,16 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
     let mut info = DeviceInfoC::default();
     // SAFETY: `info` is a writable DeviceInfoC.
     ok(api, unsafe { (api.device_info)(&mut info) }, "device_info")?;
+    let pool = StagingPool {
+        enabled: std::env::var("MAMBA_STAGING_CACHE").map_or(true, |v| v != "0"),
+        ..StagingPool::default()
+    };
     Ok(CudaBackend {
         api,
         table_size: size,
         info,
         path: path.to_path_buf(),
+        pool: std::sync::Mutex::new(pool),
     })
 }
 
@@ -969,26 +1006,49 @@ impl Drop for CudaBlock {
 
 // ---------------------------------------------------------------- Kernels on host slices
 
-/// Device copies of one call's host tensors, freed together.
+/// Device copies of one call's host tensors, given back together (to the backend's
+/// staging pool, or freed) when the call's stream has finished.
 struct Staging<'b> {
     be: &'b CudaBackend,
+    /// A stream of the pool: not destroyed by this handle (`api: None`).
     stream: CudaStream,
-    keep: Vec<DeviceBuffer<u8>>,
+    /// (size class or exact size, device pointer) of every buffer of this call.
+    bufs: Vec<(usize, u64)>,
 }
 
 impl<'b> Staging<'b> {
     fn new(be: &'b CudaBackend) -> Result<Self> {
         Ok(Staging {
             be,
-            stream: be.stream()?,
-            keep: Vec::new(),
+            stream: CudaStream {
+                raw: be.staging_stream()?,
+                api: None,
+            },
+            bufs: Vec::new(),
         })
     }
 
+    /// Device memory for `bytes` bytes, owned by this call.
+    fn alloc(&mut self, bytes: usize) -> Result<u64> {
+        // Reserve first, so that a failed push cannot lose the allocation.
+        self.bufs.reserve(1);
+        let b = self.be.staging_alloc(bytes)?;
+        self.bufs.push(b);
+        Ok(b.1)
+    }
+
     fn bytes(&mut self, bytes: &[u8]) -> Result<u64> {
-        let b = self.be.upload(bytes, &self.stream)?;
-        let p = b.ptr;
-        self.keep.push(b);
+        let p = self.alloc(bytes.len())?;
+        // SAFETY: `bytes` is a live slice; `p` holds at least as many bytes.
+        let code = unsafe {
+            (self.be.api.memcpy_htod)(
+                p,
+                bytes.as_ptr() as *const c_void,
+                bytes.len(),
+                self.stream.raw,
+            )
+        };
+        ok(self.be.api, code, "memcpy_htod")?;
         Ok(p)
     }
 
@@ -1009,28 +1069,23 @@ impl<'b> Staging<'b> {
     fn i32s(&mut self, t: &Option<Tensor<'_, i32>>) -> Result<TensorDesc> {
         match t {
             Some(t) => {
-                let b = self.be.upload(t.data, &self.stream)?;
-                let d = TensorDesc::dense(b.ptr, abi::dtype::I32, t.dims());
-                // Keep it alive with the rest (as bytes: only the pointer matters).
-                let raw = DeviceBuffer::<u8> {
-                    ptr: b.ptr,
-                    len: b.len * 4,
-                    api: b.api,
-                    _t: PhantomData,
+                // SAFETY: i32 is plain old data; the slice is live for the call.
+                let bytes = unsafe {
+                    core::slice::from_raw_parts(
+                        t.data.as_ptr() as *const u8,
+                        core::mem::size_of_val(t.data),
+                    )
                 };
-                core::mem::forget(b);
-                self.keep.push(raw);
-                Ok(d)
+                let p = self.bytes(bytes)?;
+                Ok(TensorDesc::dense(p, abi::dtype::I32, t.dims()))
             }
             None => Ok(TensorDesc::NONE),
         }
     }
 
     fn output(&mut self, len: usize, code: u32, dims: &[usize]) -> Result<TensorDesc> {
-        let b = self.be.alloc::<u8>(len * abi::dtype::size(code))?;
-        let d = TensorDesc::dense(b.ptr, code, dims);
-        self.keep.push(b);
-        Ok(d)
+        let p = self.alloc(len * abi::dtype::size(code))?;
+        Ok(TensorDesc::dense(p, code, dims))
     }
 
     /// A dense device copy of a host slice with the given shape.
@@ -1067,6 +1122,138 @@ impl<'b> Staging<'b> {
             )
         };
         ok(self.be.api, code, "memcpy_dtoh")
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        // SAFETY: waits on this call's stream (live: it came from the pool or was made
+        // for this call).
+        let idle = unsafe { (self.be.api.stream_synchronize)(self.stream.raw) } == status::OK;
+        self.be
+            .staging_release(self.stream.raw, core::mem::take(&mut self.bufs), idle);
+    }
+}
+
+impl CudaBackend {
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, StagingPool> {
+        // A panic while holding the lock leaves the lists consistent (plain pushes/pops).
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stream for a host-slice call: an idle one of the pool, else a new one.
+    fn staging_stream(&self) -> Result<u64> {
+        if let Some(s) = self.lock_pool().streams.pop() {
+            return Ok(s);
+        }
+        let mut s = 0u64;
+        // SAFETY: writes a handle into a local.
+        let code = unsafe { (self.api.stream_create)(&mut s) };
+        ok(self.api, code, "stream_create")?;
+        Ok(s)
+    }
+
+    /// Device memory for a host-slice call: (size, pointer), from the pool when it holds
+    /// a buffer of the size class.
+    fn staging_alloc(&self, bytes: usize) -> Result<(usize, u64)> {
+        let size = {
+            let mut pool = self.lock_pool();
+            if pool.enabled {
+                let class = staging_class(bytes);
+                if let Some(i) = pool.bufs.iter().position(|b| b.0 == class) {
+                    let b = pool.bufs.swap_remove(i);
+                    pool.bytes -= b.0;
+                    return Ok(b);
+                }
+                class
+            } else {
+                bytes.max(1)
+            }
+        };
+        let mut p = 0u64;
+        // SAFETY: writes a device pointer into a local.
+        let mut code = unsafe { (self.api.mem_alloc)(size, &mut p) };
+        if code == status::OUT_OF_MEMORY {
+            // What the pool keeps may be what is missing: give it back and try again.
+            self.release_staging();
+            // SAFETY: as above.
+            code = unsafe { (self.api.mem_alloc)(size, &mut p) };
+        }
+        ok(self.api, code, "mem_alloc")?;
+        Ok((size, p))
+    }
+
+    /// Takes back a finished call's stream and buffers; `idle` says its stream was
+    /// synchronised (else everything is freed, as before the pool existed).
+    fn staging_release(&self, stream: u64, bufs: Vec<(usize, u64)>, idle: bool) {
+        let mut free = Vec::new();
+        let mut destroy = None;
+        {
+            let mut pool = self.lock_pool();
+            if idle && pool.enabled {
+                for b in bufs {
+                    if pool.bytes + b.0 <= STAGING_POOL_BYTES {
+                        pool.bytes += b.0;
+                        pool.bufs.push(b);
+                    } else {
+                        free.push(b.1);
+                    }
+                }
+            } else {
+                free.extend(bufs.iter().map(|b| b.1));
+            }
+            if idle && pool.streams.len() < STAGING_POOL_STREAMS {
+                pool.streams.push(stream);
+            } else {
+                destroy = Some(stream);
+            }
+        }
+        for p in free {
+            // SAFETY: our own allocation, no longer used (its call has ended), freed once.
+            unsafe {
+                (self.api.mem_free)(p);
+            }
+        }
+        if let Some(s) = destroy {
+            // SAFETY: our own stream, destroyed once.
+            unsafe {
+                (self.api.stream_destroy)(s);
+            }
+        }
+    }
+
+    /// Frees the device memory and streams that the host-slice calls keep between calls
+    /// (see [`STAGING_POOL_BYTES`]); returns the bytes freed.
+    pub fn release_staging(&self) -> usize {
+        let (bufs, streams, bytes) = {
+            let mut pool = self.lock_pool();
+            let bytes = pool.bytes;
+            pool.bytes = 0;
+            (
+                core::mem::take(&mut pool.bufs),
+                core::mem::take(&mut pool.streams),
+                bytes,
+            )
+        };
+        for (_, p) in bufs {
+            // SAFETY: idle pool buffers, freed once.
+            unsafe {
+                (self.api.mem_free)(p);
+            }
+        }
+        for s in streams {
+            // SAFETY: idle pool streams, destroyed once.
+            unsafe {
+                (self.api.stream_destroy)(s);
+            }
+        }
+        bytes
+    }
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        self.release_staging();
     }
 }
 
@@ -1513,6 +1700,36 @@ impl Backend for CudaBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_classes_cover_the_request_and_waste_little_when_large() {
+        for bytes in [
+            0usize,
+            1,
+            4096,
+            65536,
+            65537,
+            1 << 20,
+            (1 << 20) + 1,
+            64 << 20,
+        ] {
+            let c = staging_class(bytes);
+            assert!(
+                c >= bytes && c >= 64 << 10 && c.is_power_of_two(),
+                "{bytes} -> {c}"
+            );
+            assert!(c < 2 * bytes.max(64 << 10), "{bytes} -> {c}");
+        }
+        for bytes in [(64 << 20) + 1, 600 << 20, (1 << 30) + 12345] {
+            let c = staging_class(bytes);
+            assert!(
+                c >= bytes && c - bytes < 2 << 20 && c.is_multiple_of(2 << 20),
+                "{bytes} -> {c}"
+            );
+        }
+        // Requests of one class share buffers.
+        assert_eq!(staging_class(70_000), staging_class(131_072));
+    }
 
     #[test]
     fn search_paths_end_in_the_library_name() {

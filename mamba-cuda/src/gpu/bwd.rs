@@ -23,7 +23,9 @@ use mamba_core::abi::{
     activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
 };
 
-use super::ops::{bc_groups, conv_dims, dense, env_str, env_usize, gcd, opt, req, suffix, ConvDims};
+use super::ops::{
+    bc_groups, conv_dims, dense, env_str, env_usize, gcd, opt, req, suffix, ConvDims,
+};
 use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
