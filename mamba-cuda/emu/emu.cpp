@@ -291,6 +291,8 @@ static Grads reference(const Case& c) {
     return g;
 }
 
+static int g_ssdt_rp = 0;  // > 0: SSD cases run ssd_bwd_t with RP rows per warp
+
 // `want` time chunks, as src/gpu/bwd.rs cuts them (tiles per chunk, then the count).
 static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
     const int ntiles = (c.L + BT - 1) / BT;
@@ -384,6 +386,24 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
                        : std::strcmp(var, "o3") == 0 ? bwd_scan1t_f32_n16o3 : bwd_scan1t_f32_n16o4;
         auto kt = c.N <= 16 ? k16 : c.N <= 32 ? bwd_scan1t_f32_n32 : bwd_scan1t_f32_n64;
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
+    } else if (c.ssd && g_ssdt_rp) {
+        // ssd_bwd_t (src/gpu/bwd.rs, SsdTShape): 8 warps, RP rows per warp, tiles of 16 / RP steps.
+        const int RP = g_ssdt_rp, NW = 8, S = c.N <= 32 ? 1 : c.N <= 64 ? 2 : 4, TS = 16 / RP;
+        const int NP = 32 * S, NS = NP + 1, CB = NW * RP, R = (c.N + TS - 1) / TS;
+        const int nseg = ((c.L + TS - 1) / TS + R - 1) / R;
+        std::vector<float> ck2((size_t)c.b * c.rows * nseg * NP, NAN);
+        ScanBwdSplit tp = spp;
+        tp.p.ckpt = ck2.data();
+        tp.p.R = R;
+        tp.p.nseg = nseg;
+        tp.p.W = CB;
+        tp.p.blocks_per_seg = (seg + CB - 1) / CB;
+        const size_t smem = 4 * (size_t)(2 * TS * NS + 9 * CB * TS + NW * 2 * TS * NS);
+        std::printf("   ssdt: S=%d RP=%d R=%d nseg=%d smem=%zu\n", S, RP, R, nseg, smem);
+        auto kt = S == 1 ? bwd_ssdt_f32_s1_r2 : S == 2 ? bwd_ssdt_f32_s2_r2
+                : RP == 1 ? bwd_ssdt_f32_s4_r1 : RP == 2 ? bwd_ssdt_f32_s4_r2 : bwd_ssdt_f32_s4_r4;
+        if (S < 4 && RP != 2) { std::printf("   (no such variant)\n"); return; }
+        launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, 1u);
     } else {
         launch(k, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
     }
@@ -536,8 +556,47 @@ static int scan1t_only() {
     return failures ? 1 : 0;
 }
 
+static int ssdt_only() {
+    // The SSD kernel with time in registers (no seq_idx, no time split), every variant.
+    struct T { int b, L, H, P, ng, N; bool all, dpc; };
+    for (const T& t : std::vector<T>{{2, 100, 4, 8, 2, 16, true, false},
+                                     {1, 80, 3, 5, 1, 64, true, true},
+                                     {2, 64, 2, 3, 2, 100, false, false},
+                                     {1, 40, 2, 16, 1, 32, true, false},
+                                     {1, 1, 1, 1, 1, 1, true, false},
+                                     {1, 203, 2, 24, 1, 128, true, false},
+                                     {1, 137, 4, 6, 2, 128, true, true},
+                                     {2, 77, 2, 20, 1, 50, true, false},
+                                     {1, 300, 1, 17, 1, 128, false, false}}) {
+        Case c = ssd_case(t.b, t.L, t.H, t.P, t.ng, t.N, t.all, t.dpc);
+        c.has_seq = false;
+        char name[128];
+        std::snprintf(name, sizeof name, "ssdt b%d L%d h%d p%d g%d N%d %s%s", t.b, t.L, t.H, t.P, t.ng, t.N,
+                      t.all ? "all" : "none", t.dpc ? " D per channel" : "");
+        for (int rp : {1, 2, 4}) {
+            if (t.N <= 64 && rp != 2) continue;
+            g_ssdt_rp = rp;
+            Case cc = c;
+            run_case(name, cc, 1);
+        }
+    }
+    {
+        // dlast only, h0 only.
+        Case c = ssd_case(1, 150, 2, 8, 1, 128, false);
+        c.has_dlast = true;
+        g_ssdt_rp = 2;
+        { Case cc = c; run_case("ssdt dlast only", cc, 1); }
+        c.has_dlast = false; c.has_h0 = true; c.softplus = true; c.delta = uniforms((size_t)150 * 2, -4, 0);
+        { Case cc = c; run_case("ssdt h0 only softplus", cc, 1); }
+    }
+    g_ssdt_rp = 0;
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
+    if (argc > 1 && std::strcmp(argv[1], "ssdt") == 0) return ssdt_only();
     {
         Case c = scan_case(2, 8, 100, 16, 1, 1, true);
         for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d8 L100 N16 var/var all", cc, want); }

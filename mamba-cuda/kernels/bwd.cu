@@ -907,6 +907,417 @@ __device__ __forceinline__ void scan1_bwd_t(const ScanBwdSplit& sp) {
         scan1_bwd_t<T, 2, 32, 8>(p);                                                                                   \
     }
 
+// ---------------------------------------------------------------- SPEC 2, time in registers
+//
+// ssd_bwd_t: the SSD backward without seq_idx and without a time split (many rows). A
+// warp holds RP p-rows of one B/C group (rows of one head or of consecutive heads), its
+// 32 lanes along N (S states per lane, n = lane + 32 s). A block holds NW warps, CB = NW RP
+// rows. Tiles of TS = 16 / RP steps: the tile's states hr[RP][S][TS] stay in registers
+// from the recompute to the reverse sweep; the decays are one exponential per row and
+// step (A is the head's scalar), recomputed in the sweep. Per (row, step) sums over n (y for dz, sum g B,
+// sum gd h_prev) are the 16 values of a lane reduce-scattered over the warp (rs16: lane l
+// ends with value l % 16 = (row, step)). dB, dC per (t, n): summed over the thread's RP
+// rows in registers, then over the block's warps through shared memory, one global
+// (vector) atomic per element and block; d dt per head and step: summed over the
+// block's rows of the head, one atomic. dx, dz, d dt: staged per (row, step) in shared
+// memory and written row-contiguous. Checkpoints: the state every R tiles (R * TS >= N,
+// ~L floats per row), the first R - 1 tiles of a segment re-run into per-thread local
+// memory. Inputs are loaded one tile ahead in the visiting order of scan1_bwd_t.
+enum { W_STEP = 0, W_DSP, W_U, W_DY, W_DOUT, W_Z, W_DU, W_DZ, W_DDT, W_COUNT };
+
+template <typename T, int S, int RP, int NW>
+__device__ __forceinline__ void ssd_bwd_t(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    constexpr int TS = BT1 / RP, NP = 32 * S, NS = NP + 1, CB = NW * RP, NT = NW * 32;
+    constexpr int RMAX = (NP + TS - 1) / TS;
+    constexpr int CE = (CB * TS + NT - 1) / NT;
+    constexpr int BE = (NP * TS + NT - 1) / NT;
+    const int N = p.dstate, L = p.seqlen, R = p.R;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int P = p.headdim, H = p.nheads, G = p.b_groups;
+    const long long HP = (long long)H * P;
+    const int grp = (c0 / P) / (H / G);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + (long long)grp * N;
+    const T* Cp = static_cast<const T*>(p.C) + (long long)grp * N;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+    float* dBp = p.dB + (long long)grp * N;
+    float* dCp = p.dC + (long long)grp * N;
+    const long long GN = (long long)G * N;
+
+    float* sB = smem;                       // [TS][NS]
+    float* sC = sB + TS * NS;               // [TS][NS]
+    float* sv = sC + TS * NS;               // [W_COUNT][CB][TS]
+    float* red = sv + W_COUNT * CB * TS;    // [NW][2][TS][NS]: dB, dC partials
+    auto sval = [&](int k, int ch, int t) -> float& { return sv[(k * CB + ch) * TS + t]; };
+
+    const int ntiles = (L + TS - 1) / TS;
+    const int nseg = (ntiles + R - 1) / R;
+    const int nF = (nseg - 1) * R;
+    const int mlast = ntiles - nF;
+    const int total = nF + 2 * mlast - 1 + (nseg - 1) * (2 * R - 1);
+    struct Visit { int k, sg, m; bool full, first, pf; };
+    auto seg_start = [&](int sg) {
+        Visit v;
+        v.sg = sg;
+        v.m = sg == nseg - 1 ? mlast : R;
+        v.k = sg * R + (v.m > 1 ? 0 : v.m - 1);
+        v.full = v.m == 1;
+        v.first = true;
+        v.pf = false;
+        return v;
+    };
+    auto next = [&](Visit v) {
+        if (v.pf) {
+            if (v.k + 1 >= nF) return seg_start(nseg - 1);
+            v.k += 1;
+            if (v.k == (v.sg + 1) * R) v.sg += 1;
+            return v;
+        }
+        const int kb = v.sg * R;
+        v.first = false;
+        if (!v.full) {
+            if (v.k + 1 < kb + v.m - 1) { v.k += 1; }
+            else { v.k = kb + v.m - 1; v.full = true; }
+            return v;
+        }
+        if (v.k > kb) { v.k -= 1; return v; }
+        return seg_start(v.sg - 1);
+    };
+    Visit v0;
+    if (nF > 0) { v0.k = 0; v0.sg = 0; v0.m = R; v0.full = false; v0.first = false; v0.pf = true; }
+    else v0 = seg_start(nseg - 1);
+
+    // Prefetch registers: one tile's raw inputs. Channel elements: e = t * CB + ch.
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE], r_bias[CE];
+#pragma unroll
+    for (int q = 0; q < CE; ++q) {
+        const int e = tid + q * NT, ch = e % CB;
+        r_bias[q] = (p.bias && e < CB * TS && ch < rn) ? p.bias[(c0 + ch) / P] : 0.f;
+    }
+    auto load = [&](int k, bool full) {
+        const int t0 = k * TS, tn = min(TS, L - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e % CB, t = e / CB;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * TS && ch < rn && t < tn) {
+                const long long it = (long long)i * L + t0 + t;
+                const long long ei = it * HP + c0 + ch;
+                r_dl[q] = ldf(delta + it * H + (c0 + ch) / P);
+                r_u[q] = ldf(u + ei);
+                if (full) {
+                    r_go[q] = ldf(dout + ei);
+                    if (zp) r_z[q] = ldf(zp + ei);
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e % NP, t = e / NP;
+            r_b[q] = r_c[q] = 0.f;
+            if (e < NP * TS && n < N && t < tn) {
+                const long long bi = ((long long)i * L + t0 + t) * GN + n;
+                r_b[q] = ldf(Bp + bi);
+                if (full) r_c[q] = ldf(Cp + bi);
+            }
+        }
+    };
+    auto put = [&](int k, bool full) {
+        const int t0 = k * TS, tn = min(TS, L - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e % CB, t = e / CB;
+            if (e >= CB * TS) continue;
+            float step = 0.f, dsp = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + r_bias[q];
+                if (p.softplus && raw <= 20.f) {
+                    step = log1pf(__expf(raw));
+                    dsp = sigmoid_f(raw);
+                } else {
+                    step = raw;
+                    dsp = 1.f;
+                }
+                if (p.has_limit) {
+                    if (step < p.lo) { step = p.lo; dsp = 0.f; }
+                    else if (step > p.hi) { step = p.hi; dsp = 0.f; }
+                }
+                if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sval(W_STEP, ch, t) = step;
+            sval(W_U, ch, t) = r_u[q];
+            if (full) {
+                sval(W_DSP, ch, t) = dsp;
+                sval(W_DY, ch, t) = dy;
+                sval(W_DOUT, ch, t) = r_go[q];
+                sval(W_Z, ch, t) = r_z[q];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e % NP, t = e / NP;
+            if (e >= NP * TS) continue;
+            sB[t * NS + n] = r_b[q];
+            if (full) sC[t * NS + n] = r_c[q];
+        }
+    };
+
+    // The thread's rows: cb = warp * RP + rr.
+    float a2[RP], h[RP][S], g[RP][S], dA_acc[RP];
+    bool act[RP];
+    float* ck[RP];
+#pragma unroll
+    for (int rr = 0; rr < RP; ++rr) {
+        const int cb = warp * RP + rr;
+        act[rr] = cb < rn;
+        const int c = c0 + (act[rr] ? cb : 0);
+        a2[rr] = act[rr] ? p.A[c / P] * LOG2E_F : 0.f;
+        ck[rr] = p.ckpt + ((long long)i * p.rows + c) * p.nseg * NP;
+        dA_acc[rr] = 0.f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const int n = lane + 32 * s;
+            const bool ok = act[rr] && n < N;
+            const long long si = ((long long)i * p.rows + c) * N + n;
+            g[rr][s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
+            h[rr][s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        }
+    }
+    // The (row, step) this lane finishes after a reduce-scatter (lanes 0-15).
+    const int tl = lane & 15, ro = tl / TS, to = tl % TS, cbo = warp * RP + ro;
+    const bool own = lane < 16 && cbo < rn;
+    const int co = c0 + (own ? cbo : 0);
+    const float Ao = own ? p.A[co / P] : 0.f;
+    const float Do = (own && p.D) ? p.D[p.d_per_channel ? co : co / P] : 0.f;
+    float dD_acc = 0.f, dbias_acc = 0.f;
+    float tbl[RMAX][RP][S];  // tile-start states of a segment's re-run tiles (local memory)
+    float* rw = red + warp * 2 * TS * NS;
+    const bool vec4 = N % 4 == 0;
+
+    load(v0.k, v0.full);
+    Visit v = v0;
+    for (int j = 0; j < total; ++j) {
+        const int k = v.k, kb = v.sg * R;
+        const int t0 = k * TS, tn = min(TS, L - t0);
+        const Visit vn = j + 1 < total ? next(v) : v;
+        __syncthreads();
+        put(k, v.full);
+        if (j + 1 < total) load(vn.k, vn.full);
+        __syncthreads();
+        if (v.pf) {
+            if (k == kb) {
+#pragma unroll
+                for (int rr = 0; rr < RP; ++rr)
+                    if (act[rr]) {
+#pragma unroll
+                        for (int s = 0; s < S; ++s) ck[rr][v.sg * NP + lane + 32 * s] = h[rr][s];
+                    }
+            }
+        } else if (v.first && v.sg != nseg - 1) {
+#pragma unroll
+            for (int rr = 0; rr < RP; ++rr)
+#pragma unroll
+                for (int s = 0; s < S; ++s) h[rr][s] = act[rr] ? ck[rr][v.sg * NP + lane + 32 * s] : 0.f;
+        }
+        const bool full = v.full, pf = v.pf;
+        const int m = v.m;
+        v = vn;
+        if (!full) {
+            if (!pf) {
+#pragma unroll
+                for (int rr = 0; rr < RP; ++rr)
+#pragma unroll
+                    for (int s = 0; s < S; ++s) tbl[k - kb][rr][s] = h[rr][s];
+            }
+#pragma unroll
+            for (int t = 0; t < TS; ++t) {
+#pragma unroll
+                for (int rr = 0; rr < RP; ++rr) {
+                    const float step = sval(W_STEP, warp * RP + rr, t);
+                    const float d = bwd_exp2(step * a2[rr]);
+                    const float du = step * sval(W_U, warp * RP + rr, t);
+#pragma unroll
+                    for (int s = 0; s < S; ++s) h[rr][s] = fmaf(d, h[rr][s], du * sB[t * NS + lane + 32 * s]);
+                }
+            }
+            continue;
+        }
+        // A backward tile: its start state, its states and decays recomputed.
+        float hst[RP][S], hr[RP][S][TS];
+#pragma unroll
+        for (int rr = 0; rr < RP; ++rr)
+#pragma unroll
+            for (int s = 0; s < S; ++s) hst[rr][s] = (k == kb + m - 1) ? h[rr][s] : tbl[k - kb][rr][s];
+        {
+            float yp[BT1];
+#pragma unroll
+            for (int t = 0; t < TS; ++t) {
+#pragma unroll
+                for (int rr = 0; rr < RP; ++rr) {
+                    const float step = sval(W_STEP, warp * RP + rr, t);
+                    const float d = bwd_exp2(step * a2[rr]);
+                    const float du = step * sval(W_U, warp * RP + rr, t);
+                    float y = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const int n = lane + 32 * s;
+                        hr[rr][s][t] = fmaf(d, t ? hr[rr][s][t - 1] : hst[rr][s], du * sB[t * NS + n]);
+                        y = fmaf(sC[t * NS + n], hr[rr][s][t], y);
+                    }
+                    yp[rr * TS + t] = y;
+                }
+                // dC of step t: sum over the thread's rows of dy h.
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    float dCc = 0.f;
+#pragma unroll
+                    for (int rr = 0; rr < RP; ++rr) dCc = fmaf(sval(W_DY, warp * RP + rr, t), hr[rr][s][t], dCc);
+                    rw[(TS + t) * NS + lane + 32 * s] = dCc;
+                }
+            }
+            if (zp) {
+                const float ys = rs16<32>(yp, lane);
+                if (own && to < tn) {
+                    const float uv = sval(W_U, cbo, to), zv = sval(W_Z, cbo, to);
+                    const float y = fmaf(Do, uv, ys), sg = sigmoid_f(zv);
+                    sval(W_DZ, cbo, to) = sval(W_DOUT, cbo, to) * y * sg * (1.f + zv * (1.f - sg));
+                }
+            }
+        }
+        // The sweep: per (row, step) sum_n g B (dx, d dt) and sum_n gd h_prev (d dt, dA).
+        float xsp[BT1], gbp[BT1];
+#pragma unroll
+        for (int t = TS - 1; t >= 0; --t) {
+            float st[RP], su[RP], dy[RP], xs[RP], gb[RP], dec[RP];
+#pragma unroll
+            for (int rr = 0; rr < RP; ++rr) {
+                st[rr] = sval(W_STEP, warp * RP + rr, t);
+                dec[rr] = bwd_exp2(st[rr] * a2[rr]);  // recomputed: one per row and step
+                su[rr] = st[rr] * sval(W_U, warp * RP + rr, t);
+                dy[rr] = sval(W_DY, warp * RP + rr, t);
+                xs[rr] = 0.f;
+                gb[rr] = 0.f;
+            }
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const int n = lane + 32 * s;
+                const float bv = sB[t * NS + n], cv = sC[t * NS + n];
+                float dBc = 0.f;
+#pragma unroll
+                for (int rr = 0; rr < RP; ++rr) {
+                    const float hp = t ? hr[rr][s][t - 1] : hst[rr][s];
+                    const float gg = fmaf(dy[rr], cv, g[rr][s]);
+                    dBc = fmaf(gg, su[rr], dBc);
+                    gb[rr] = fmaf(gg, bv, gb[rr]);
+                    const float gd = gg * dec[rr];
+                    xs[rr] = fmaf(gd, hp, xs[rr]);
+                    g[rr][s] = gd;
+                }
+                rw[t * NS + n] = dBc;
+            }
+#pragma unroll
+            for (int rr = 0; rr < RP; ++rr) {
+                xsp[rr * TS + t] = xs[rr];
+                gbp[rr * TS + t] = gb[rr];
+                dA_acc[rr] = fmaf(st[rr], xs[rr], dA_acc[rr]);
+            }
+        }
+        {
+            const float xss = rs16<32>(xsp, lane);
+            const float gbs = rs16<32>(gbp, lane);
+            if (own && to < tn) {
+                const float dy = sval(W_DY, cbo, to), uv = sval(W_U, cbo, to), step = sval(W_STEP, cbo, to);
+                const float draw = fmaf(uv, gbs, Ao * xss) * sval(W_DSP, cbo, to);
+                sval(W_DDT, cbo, to) = draw;
+                sval(W_DU, cbo, to) = fmaf(dy, Do, step * gbs);
+                dbias_acc += draw;
+                dD_acc = fmaf(dy, uv, dD_acc);
+            }
+        }
+        __syncthreads();
+        // dB, dC of the tile: the sums over the block's warps, one atomic per element.
+        if (vec4) {
+            for (int e = tid; e < 2 * TS * (NP / 4); e += NT) {
+                const int n = (e % (NP / 4)) * 4, t = (e / (NP / 4)) % TS, q = e / (TS * (NP / 4));
+                if (n < N && t < tn) {
+                    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int w = 0; w < NW; ++w) {
+                        const float* src = red + ((w * 2 + q) * TS + t) * NS + n;
+#pragma unroll
+                        for (int jj = 0; jj < 4; ++jj) acc[jj] += src[jj];
+                    }
+                    atomicAdd(reinterpret_cast<float4*>((q ? dCp : dBp) + ((long long)i * L + t0 + t) * GN + n),
+                              make_float4(acc[0], acc[1], acc[2], acc[3]));
+                }
+            }
+        } else {
+            for (int e = tid; e < 2 * TS * NP; e += NT) {
+                const int n = e % NP, t = (e / NP) % TS, q = e / (TS * NP);
+                if (n < N && t < tn) {
+                    float sum = 0.f;
+#pragma unroll
+                    for (int w = 0; w < NW; ++w) sum += red[((w * 2 + q) * TS + t) * NS + n];
+                    atomicAdd((q ? dCp : dBp) + ((long long)i * L + t0 + t) * GN + n, sum);
+                }
+            }
+        }
+        // dx, dz (row-contiguous) and d dt (one atomic per head, step and block).
+        for (int e = tid; e < CB * TS; e += NT) {
+            const int ch = e % CB, t = e / CB;
+            if (ch >= rn || t >= tn) continue;
+            const int rr = c0 + ch;
+            const long long it = (long long)i * L + t0 + t;
+            const long long ei = it * HP + rr;
+            static_cast<T*>(p.du)[ei] = cvt<T>(sval(W_DU, ch, t));
+            if (p.dz) static_cast<T*>(p.dz)[ei] = cvt<T>(sval(W_DZ, ch, t));
+            const int hd = rr / P;
+            if (ch == 0 || (rr - 1) / P != hd) {
+                float sum = 0.f;
+                for (int c2 = ch; c2 < rn && (c0 + c2) / P == hd; ++c2) sum += sval(W_DDT, c2, t);
+                atomicAdd(&p.ddt_acc[it * H + hd], sum);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < RP; ++rr) {
+        const float da = warp_sum(dA_acc[rr]);
+        if (!act[rr]) continue;
+        const int c = c0 + warp * RP + rr;
+        if (lane == 0) atomicAdd(&p.dA[c / P], da);
+        if (p.dh0) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const int n = lane + 32 * s;
+                if (n < N) p.dh0[((long long)i * p.rows + c) * N + n] = g[rr][s];
+            }
+        }
+    }
+    if (own && lane < 16) {
+        // Each owning lane's sums for its row (lanes of one row add separately).
+        if (p.dD) atomicAdd(&p.dD[p.d_per_channel ? co : co / P], dD_acc);
+        if (p.dbias) atomicAdd(&p.dbias[co / P], dbias_acc);
+    }
+}
+
+// _b1: one block per SM (no register cap below 255): fewer warps, no spills.
+#define SSDT_INST(T, NAME, S, RP, MINB, V)                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, MINB) bwd_ssdt_##NAME##_s##S##_r##RP##V(const __grid_constant__ ScanBwdSplit p) { \
+        ssd_bwd_t<T, S, RP, 8>(p);                                                                                     \
+    }
+#define SSDT_ALL(T, NAME)                                                                       \
+    SSDT_INST(T, NAME, 1, 2, 2, ) SSDT_INST(T, NAME, 2, 2, 2, ) SSDT_INST(T, NAME, 4, 1, 1, )   \
+    SSDT_INST(T, NAME, 4, 2, 2, ) SSDT_INST(T, NAME, 4, 2, 1, _b1) SSDT_INST(T, NAME, 4, 4, 2, )
+
 // ---------------------------------------------------------------- SPEC 3
 
 // dpre = dout * act'(pre), one thread per output element (threads along the dense axis).
@@ -1039,7 +1450,8 @@ __device__ void bwd_cast(const BwdCastParams& p) {
     extern "C" __global__ void bwd_conv_dx_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dx<T>(p); }             \
     extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
     extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }            \
-    SCAN1T_INST(T, NAME)
+    SCAN1T_INST(T, NAME)                                                                                               \
+    SSDT_ALL(T, NAME)
 
 BWD_ALL(float, f32)
 #ifndef MAMBA_EMU

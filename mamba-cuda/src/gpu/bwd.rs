@@ -18,6 +18,11 @@
 //! (`scan1_bwd_t` in bwd.cu: a thread per (channel, state lane), a tile's 16 states in
 //! registers, inputs loaded one tile ahead); `MAMBA_CUDA_BWD1=0` selects the general
 //! kernel instead.
+//!
+//! SSD without seq_idx, N <= 128, many rows, takes `bwd_ssdt_*` (`ssd_bwd_t`: two p-rows
+//! per warp, tiles of 8 steps in registers, one exponential per row and step, dB/dC summed
+//! over the block's 16 rows); `MAMBA_CUDA_BWD2=0` selects the general kernel, `=1` forces
+//! the new one wherever it applies (also for few rows: no time split then).
 
 use mamba_core::abi::{
     activation, dtype, Conv1dBwdDesc, SelectiveScanBwdDesc, SsdBwdDesc, TensorDesc,
@@ -162,6 +167,68 @@ fn split_chunks_t(few: bool, ntiles: usize) -> usize {
         None => 1,
     };
     k.min(MAX_CHUNKS_T).min(ntiles).max(1)
+}
+
+/// Warps per block of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`).
+const SSDT_NW: usize = 8;
+/// Per-(row, step) arrays of `ssd_bwd_t` (`W_COUNT` in bwd.cu).
+const SSDT_V: usize = 9;
+
+/// The launch shape of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`): the SSD backward without
+/// seq_idx and without a time split. A warp holds `rp` p-rows, its lanes along N (`s`
+/// states per lane), 8 warps per block, tiles of `16 / rp` steps, a checkpoint every
+/// `r` tiles (`r * 16 / rp >= N`).
+struct SsdTShape {
+    s: usize,
+    rp: usize,
+    r: usize,
+    /// `_b1`: one block per SM, no register cap below 255 (N > 64, 2 rows per warp).
+    b1: bool,
+}
+
+impl SsdTShape {
+    /// The kernel for N states, if there is one (N <= 128). `MAMBA_CUDA_BWD2_RP` = 1, 2
+    /// or 4 picks the rows per warp at N > 64 (default 2), `MAMBA_CUDA_BWD2_B1=1` the
+    /// one-block-per-SM build of the 2-row kernel.
+    fn new(n: usize) -> Option<SsdTShape> {
+        let s = match n {
+            1..=32 => 1,
+            33..=64 => 2,
+            65..=128 => 4,
+            _ => return None,
+        };
+        let rp = match (s, env_usize("MAMBA_CUDA_BWD2_RP")) {
+            (4, Some(1)) => 1,
+            (4, Some(4)) => 4,
+            _ => 2,
+        };
+        Some(SsdTShape {
+            s,
+            rp,
+            r: n.div_ceil(BT1 / rp),
+            b1: s == 4 && rp == 2 && env_str("MAMBA_CUDA_BWD2_B1").as_deref() == Some("1"),
+        })
+    }
+    fn ts(&self) -> usize {
+        BT1 / self.rp
+    }
+    fn func(&self, sfx: &str) -> String {
+        let v = if self.b1 { "_b1" } else { "" };
+        format!("bwd_ssdt_{sfx}_s{}_r{}{v}", self.s, self.rp)
+    }
+    /// Rows per block.
+    fn rows(&self) -> usize {
+        SSDT_NW * self.rp
+    }
+    /// Checkpoint segments for `l` steps.
+    fn nseg(&self, l: usize) -> usize {
+        l.div_ceil(self.ts()).div_ceil(self.r)
+    }
+    /// Must match the carve-up at the top of ssd_bwd_t.
+    fn smem(&self) -> usize {
+        let (ts, ns) = (self.ts(), 32 * self.s + 1);
+        4 * (2 * ts * ns + SSDT_V * self.rows() * ts + SSDT_NW * 2 * ts * ns)
+    }
 }
 
 /// The launch shape of `scan_bwd`: states per lane, rows per block, tiles per
@@ -315,23 +382,35 @@ fn scan_run(
         Some(t) => t.few(g, b * rows),
         None => few_rows(g, b * rows),
     };
+    // SSD without seq_idx, N <= 128: `bwd_ssdt_*` when the rows fill the device (it has
+    // no time split); `MAMBA_CUDA_BWD2=1` forces it wherever it applies, `=0` never.
+    let st = (ssd && prm.seq_idx == 0)
+        .then(|| SsdTShape::new(n))
+        .flatten()
+        .filter(|_| match env_str("MAMBA_CUDA_BWD2").as_deref() {
+            Some("0") => false,
+            Some("1") => true,
+            _ => !few,
+        });
     let shape = scan_shape(g, op, n, seg, few)?;
     let np = 32 * shape.s;
     let blocks_per_seg = seg.div_ceil(shape.w);
     let gx = (rows / seg) * blocks_per_seg;
     let ntiles = l.div_ceil(BT);
-    let want = match &tk {
-        Some(_) => split_chunks_t(few, ntiles),
-        None => split_chunks(few, ntiles),
+    let want = match (&tk, &st) {
+        (_, Some(_)) => 1,
+        (Some(_), None) => split_chunks_t(few, ntiles),
+        (None, None) => split_chunks(few, ntiles),
     };
     let ctiles = ntiles.div_ceil(want);
     let k = ntiles.div_ceil(ctiles);
     let nseg = ctiles.div_ceil(shape.r);
     // The new kernel's checkpoints: every R tiles of 16 steps, R * 16 >= N.
     let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
-    let ckpt_bytes = match &tk {
-        Some(t) => a256(b * rows * k * nseg_t * t.np() * 4),
-        None => a256(b * rows * k * nseg * np * 4),
+    let ckpt_bytes = match (&tk, &st) {
+        (_, Some(t)) => a256(b * rows * t.nseg(l) * 32 * t.s * 4),
+        (Some(t), None) => a256(b * rows * k * nseg_t * t.np() * 4),
+        (None, None) => a256(b * rows * k * nseg * np * 4),
     };
     let loc_bytes = if k > 1 {
         a256(b * rows * k * 3 * np * 4)
@@ -379,7 +458,18 @@ fn scan_run(
         let f = g.func(&format!("bwd_{kind}_loc_{sfx}_s{}", shape.s))?;
         g.launch(f, grid, threads, smem, stream, &sp)?;
     }
-    if let Some(t) = &tk {
+    if let Some(t) = &st {
+        let cb = t.rows();
+        let bps = seg.div_ceil(cb);
+        let mut tp = sp;
+        tp.p.w = cb as i32;
+        tp.p.r = t.r as i32;
+        tp.p.nseg = t.nseg(l) as i32;
+        tp.p.blocks_per_seg = bps as i32;
+        let f = g.func(&t.func(sfx))?;
+        let grid = (((rows / seg) * bps) as u32, b as u32, 1);
+        g.launch(f, grid, (SSDT_NW * 32) as u32, t.smem(), stream, &tp)?;
+    } else if let Some(t) = &tk {
         let cb = t.channels();
         let bps = seg.div_ceil(cb);
         let mut tp = sp;
