@@ -29,9 +29,15 @@
 //!   affine maps, one exponential per state and step).
 //! - `ssd.cu`: SPEC 2 as a rescaled recurrence, optionally split in time chunks with a
 //!   state pass between them.
+//! - `ssd_chunk.cu`: SPEC 2 in chunked (matrix) form on tensor cores (bf16 mma, 3xTF32
+//!   for f32): the default for bf16 when (batch, head) pairs fill the device; the
+//!   three-kernel form (`MAMBA_CUDA_SSD_IMPL=split3`) is tested but not faster yet.
 //! - `misc.cu`: SPEC 3-5, the fallback GEMM and the gated RMS norm of SPEC 6.
-//! - `bwd.cu`: the backward passes of SPEC 1-3 (one recomputing scan kernel for both
-//!   selective scans, states checkpointed every >= N steps, never stored per step).
+//! - `bwd.cu`: the backward passes of SPEC 1-3 (recomputing scan kernels, states
+//!   checkpointed every >= N steps, never stored per step): a general kernel for both
+//!   selective scans, `bwd_scan1t` (a thread per channel and state lane, tile states in
+//!   registers) for Mamba-1 with N <= 64, `bwd_ssdt` (two rows per warp, lanes along N)
+//!   for SSD when the rows fill the device.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
