@@ -31,7 +31,7 @@
 //!   state pass between them.
 //! - `ssd_chunk.cu`: SPEC 2 in chunked (matrix) form on tensor cores (bf16 mma, 3xTF32
 //!   for f32): the default for bf16 when (batch, head) pairs fill the device; the
-//!   three-kernel form (`MAMBA_CUDA_SSD_IMPL=split3`) is tested but not faster yet.
+//!   three-kernel form (split3) for f32 with few (batch, head) pairs at 640 <= L <= 1024.
 //! - `misc.cu`: SPEC 3-5, the fallback GEMM and the gated RMS norm of SPEC 6.
 //! - `bwd.cu`: the backward passes of SPEC 1-3 (recomputing scan kernels, states
 //!   checkpointed every >= N steps, never stored per step): a general kernel for both

@@ -872,6 +872,24 @@ fn ssd_chunked_matches_the_oracle() {
     let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
     ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto bf16 (b2 h132)");
+    // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
+    // shape at L800), with every option on and without.
+    let mut t = Tally::default();
+    for l in [640, 800, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        let c = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..cfg(&mut rng, 2, l, 6, 64, 1, 64)
+        };
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
 }
 
 // ------------------------------------------------------------------ SPEC 3
@@ -1427,6 +1445,8 @@ fn mamba2_block_matches_spec6() {
         let (b, l) = if k == 5 { (2, 40) } else { (2, 1 + 23 * k) };
         block_check(be, &mut rng, &mut t, cfg, b, l);
     }
+    // The seed block at a length where the f32 SSD takes split3 (640 <= L <= 1024).
+    block_check(be, &mut rng, &mut t, BlockConfigC::new(192, 64), 2, 700);
     t.finish("Mamba2Block");
 }
 

@@ -648,15 +648,21 @@ struct SsdChunkPlan {
 /// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
 /// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
-/// `split3` (only when asked for, not measured yet): the three-kernel form, chunk states
+/// `split3` (the default for f32 with fewer (batch, head) pairs than SMs at 640 <= L <=
+/// 1024, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
+    let bh = prm.batch as usize * prm.nheads as usize;
+    let sms = g.sm_count as usize;
     let (kernel, forced) = match env_str("MAMBA_CUDA_SSD_IMPL").as_deref() {
         Some("recurrent") => return None,
         Some("wmma") => ("ssdc", true),
         Some("chunked") => ("ssdm", true),
         Some("split3") => ("ssd3", true),
+        // `auto`, f32 with few (batch, head) pairs at 640 <= L <= 1024: split3 (seed
+        // b2 h6 p64 N64 L800: 56 vs 70 us recurrent on the H200, NOTES.md).
+        _ if act == dtype::F32 && bh < sms && (640..=1024).contains(&prm.seqlen) => ("ssd3", false),
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {
@@ -664,8 +670,9 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     // `auto`: only where it measured faster than the recurrent kernels on the H200:
     // bf16 with at least two (batch, head) pairs per SM (LM shape 1772 vs 2880 us; f32,
-    // the seeds and the (2, 400, 192) block are faster recurrent, NOTES.md).
-    if !forced && (act != dtype::BF16 || prm.batch * prm.nheads < 2 * g.sm_count) {
+    // the seeds and the (2, 400, 192) block are faster recurrent, NOTES.md), and the
+    // split3 case above.
+    if !forced && kernel == "ssdm" && (act != dtype::BF16 || bh < 2 * sms) {
         return None;
     }
     let es = dtype::size(act);
@@ -681,7 +688,6 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     {
         return None;
     }
-    let bh = prm.batch as usize * prm.nheads as usize;
     if kernel == "ssd3" {
         return ssd3_plan(g, prm, es, bh, p, n);
     }
