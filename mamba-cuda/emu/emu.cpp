@@ -22,22 +22,7 @@
 #include <thread>
 #include <vector>
 
-#define MAMBA_EMU 1
-#define __device__
-#define __host__
-#define __global__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __maxnreg__(...)
-#define __grid_constant__
-#define __shared__ static
-#define __align__(n)
-
-struct uint3e {
-    unsigned x, y, z;
-};
-thread_local uint3e threadIdx, blockIdx;
-uint3e blockDim, gridDim;
+#include "emu_cuda.h"
 
 static std::unique_ptr<std::barrier<>> g_block_bar;
 static std::vector<std::unique_ptr<std::barrier<>>> g_warp_bar;

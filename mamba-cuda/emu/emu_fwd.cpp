@@ -18,21 +18,8 @@
 #include <thread>
 #include <vector>
 
-#define MAMBA_EMU 1
-#define __device__
-#define __host__
-#define __global__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __grid_constant__
-#define __shared__ static
-#define __align__(n)
+#include "emu_cuda.h"
 
-struct uint3e {
-    unsigned x, y, z;
-};
-thread_local uint3e threadIdx, blockIdx;
-uint3e blockDim, gridDim;
 struct alignas(16) float4 {
     float x, y, z, w;
 };

@@ -17,22 +17,9 @@
 #include <type_traits>
 #include <vector>
 
-#define MAMBA_EMU 1
+#include "emu_cuda.h"
 #define MAMBA_EMU_BF16 1
-#define __device__
-#define __host__
-#define __global__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __grid_constant__
-#define __shared__ static
-#define __align__(n)
 
-struct uint3e {
-    unsigned x, y, z;
-};
-thread_local uint3e threadIdx, blockIdx;
-uint3e blockDim, gridDim;
 struct alignas(16) float4 {
     float x, y, z, w;
 };

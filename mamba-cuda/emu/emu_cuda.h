@@ -1,0 +1,20 @@
+// What the host emulators (emu.cpp, emu_fwd.cpp, emu_ssdc.cpp) share: the CUDA
+// qualifiers as no-ops and the thread / block indices, one std::thread per CUDA thread.
+#pragma once
+
+#define MAMBA_EMU 1
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __maxnreg__(...)
+#define __grid_constant__
+#define __shared__ static
+#define __align__(n)
+
+struct uint3e {
+    unsigned x, y, z;
+};
+thread_local uint3e threadIdx, blockIdx;
+uint3e blockDim, gridDim;
