@@ -1,0 +1,324 @@
+// SPEC 1, the Mamba-1 selective scan forward, for many channels (the language-model
+// shape: b8 d2048 N16 L2048), `lm1_fwd_*`.
+//
+// G threads per channel (G = 1 or 2), each holding NS / G of the channel's states in
+// registers (NS = 8 or 16 >= N; the states past N have A = B = C = 0, so they stay 0). A
+// block owns CB channels of one batch row and of one "segment" (B and C groups constant
+// inside), CB * G threads. Time goes in tiles of TT steps through a ring of NST shared
+// memory stages, filled with cp.async (16-byte copies; rows must be 16-byte aligned: the
+// host sets `async_copy`) or, for unaligned rows, with plain loads, LM_AHEAD tiles ahead of
+// the tile being computed, so the loads overlap the exponentials.
+// Per tile: B and C columns are converted to f32 into sbc[t][B n.., C n..] (broadcast
+// float4 reads in the step loop); each thread reads its channel's delta, u, z rows
+// (16 bytes at a time, its own row: no bank conflicts with the 16-byte row padding), runs
+// the recurrence, finishes y (+ D u, * silu(z)) and leaves it in sy; the block then writes
+// the tile's outputs coalesced along time.
+#include "common.cuh"
+
+#define LM_TT 32
+#define LM_NST 3
+
+#ifndef DYN_SMEM
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
+__device__ __forceinline__ float lm_ex2(float x) {
+#ifdef MAMBA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
+__device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
+#ifdef MAMBA_EMU
+    memcpy(dst, src, 16);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+#endif
+}
+__device__ __forceinline__ void lm_commit() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void lm_wait1() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+#endif
+}
+
+// Raw elements of one 16-byte chunk as floats (bf16 / f16 unpacked from 32-bit words).
+template <typename T>
+__device__ __forceinline__ void lm_ld16(const T* src, float (&v)[16 / sizeof(T)]) {
+    if constexpr (sizeof(T) == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src);
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+        const uint4 q = *reinterpret_cast<const uint4*>(src);
+        const unsigned w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const unsigned short lo = (unsigned short)(w[k] & 0xffffu), hi = (unsigned short)(w[k] >> 16);
+            v[2 * k] = ldf(reinterpret_cast<const T*>(&lo));
+            v[2 * k + 1] = ldf(reinterpret_cast<const T*>(&hi));
+        }
+    }
+}
+
+// Two floats as one 32-bit word of two 16-bit elements (low: a).
+template <typename T>
+__device__ __forceinline__ unsigned lm_pack2(float a, float b) {
+    const T x = cvt<T>(a), y = cvt<T>(b);
+    unsigned short xs, ys;
+    memcpy(&xs, &x, 2);
+    memcpy(&ys, &y, 2);
+    return (unsigned)xs | ((unsigned)ys << 16);
+}
+
+// Shared memory in bytes (the host's `lm1_smem` mirrors this).
+__host__ __device__ constexpr int lm_row_bytes(int es) { return (LM_TT + 16 / es) * es; }
+__host__ __device__ constexpr int lm_stage_bytes(int es, int cb, int ns) { return (3 * cb + 2 * ns) * lm_row_bytes(es); }
+__host__ __device__ constexpr int lm_smem_bytes(int es, int cb, int ns) {
+    return LM_NST * lm_stage_bytes(es, cb, ns) + LM_TT * 2 * ns * 4 + cb * (LM_TT + 4) * 4;
+}
+
+template <typename T, int NS, int G>
+__device__ void lm1_fwd(const Scan1Params& p) {
+    constexpr int ES = sizeof(T);
+    constexpr int VEC = 16 / ES;         // elements per 16-byte chunk
+    constexpr int TTP = LM_TT + VEC;     // row stride of the stages, elements
+    constexpr int RB = TTP * ES;         // row bytes
+    constexpr int CPR = LM_TT / VEC;     // chunks per tile row
+    constexpr int S = NS / G;            // states per thread
+    constexpr int YS = LM_TT + 4;        // row stride of sy, floats
+    DYN_SMEM(smem);
+    unsigned char* sm = reinterpret_cast<unsigned char*>(smem);
+    const int CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x, nthr = blockDim.x;
+    const int stage_bytes = (3 * CB + 2 * NS) * RB;
+    float* sbc = reinterpret_cast<float*>(sm + LM_NST * stage_bytes);
+    float* sy = sbc + LM_TT * 2 * NS;
+    const bool vec = p.async_copy != 0;
+
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int cn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gc = c0 / (dim / p.c_groups);
+    const T* gu = static_cast<const T*>(p.u) + ((size_t)i * dim + c0) * L;
+    const T* gd = static_cast<const T*>(p.delta) + ((size_t)i * dim + c0) * L;
+    const T* gz = p.z ? static_cast<const T*>(p.z) + ((size_t)i * dim + c0) * L : nullptr;
+    const T* gB = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + gb) * N * L;
+    const T* gC = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + gc) * N * L;
+    T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
+
+    const int ntiles = (L + LM_TT - 1) / LM_TT;
+    // Stage layout: u rows, delta rows, z rows (CB each), B rows, C rows (N of NS used).
+    auto load_tile = [&](int k) {
+        if (k >= ntiles) return;
+        unsigned char* st = sm + (k % LM_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* rows[3] = {gu, gd, gz};
+        if (vec) {
+            const int nv = tn / VEC;  // L % VEC == 0: whole chunks
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                unsigned char* dst = st + a * CB * RB;
+                for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                    const int r = idx / CPR, q = idx % CPR;
+                    if (q < nv) lm_cp16(dst + r * RB + q * 16, rows[a] + (size_t)r * L + t0 + q * VEC);
+                }
+            }
+            unsigned char* dst = st + 3 * CB * RB;
+            for (int idx = tid; idx < 2 * N * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (q < nv) lm_cp16(dst + (r < N ? n : NS + n) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+            }
+        } else {
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                T* dst = reinterpret_cast<T*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                    const int r = idx / LM_TT, t = idx % LM_TT;
+                    if (t < tn) dst[r * TTP + t] = rows[a][(size_t)r * L + t0 + t];
+                }
+            }
+            T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (t < tn) dst[(r < N ? n : NS + n) * TTP + t] = src[(size_t)n * L + t0 + t];
+            }
+        }
+    };
+
+    // This thread's channel and states.
+    const int cl = tid / G, g = tid % G;
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    float h[S], a2[S];
+#pragma unroll
+    for (int j = 0; j < S; ++j) {
+        const int n = g * S + j;
+        const bool ok = active && n < N;
+        a2[j] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+        h[j] = ok && p.h0 ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+    }
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
+    const bool softplus = p.softplus != 0, has_z = gz != nullptr;
+
+    load_tile(0);
+    lm_commit();
+    load_tile(1);
+    lm_commit();
+    for (int k = 0; k < ntiles; ++k) {
+        lm_wait1();
+        __syncthreads();  // tile k staged; every thread is done with tile k - 1
+        load_tile(k + 2);
+        lm_commit();
+        const unsigned char* st = sm + (k % LM_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
+                const int n2 = idx % (2 * NS), t = idx / (2 * NS);  // n2: B n, then C n
+                const int n = n2 % NS;
+                sbc[idx] = n < N && t < tn ? ldf(sB + n2 * TTP + t) : 0.f;
+            }
+        }
+        __syncthreads();  // sbc ready
+        const T* su = reinterpret_cast<const T*>(st) + (active ? cl : 0) * TTP;
+        const T* sd = su + CB * TTP;
+        const T* sz = sd + CB * TTP;
+#pragma unroll 1
+        for (int tc = 0; tc < tn; tc += VEC) {
+            float uv[VEC], dv[VEC], zv[VEC], yv[VEC];
+            lm_ld16<T>(su + tc, uv);
+            lm_ld16<T>(sd + tc, dv);
+            if (has_z) lm_ld16<T>(sz + tc, zv);
+            // Steps: G = 2 threads take every other step's softplus and gate and swap the
+            // step sizes by a shuffle (no work done twice).
+            float dtv[VEC];
+            if constexpr (G == 1) {
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) {
+                    const float v = dv[e] + bias;
+                    dtv[e] = softplus ? softplus_f(v) : v;
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < VEC; e += 2) {
+                    float v = (g ? dv[e + 1] : dv[e]) + bias;
+                    v = softplus ? softplus_f(v) : v;
+                    const float o = __shfl_xor_sync(0xffffffffu, v, 1);
+                    dtv[e] = g ? o : v;
+                    dtv[e + 1] = g ? v : o;
+                }
+            }
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) {
+                const int t = tc + e;
+                const float dt = t < tn ? dtv[e] : 0.f;
+                const float du = t < tn ? dt * uv[e] : 0.f;
+                const float* bc = sbc + t * 2 * NS + g * S;
+                float bv[S], cv[S];
+#pragma unroll
+                for (int j = 0; j < S; j += 4) {
+                    const float4 b4 = *reinterpret_cast<const float4*>(bc + j);
+                    const float4 c4 = *reinterpret_cast<const float4*>(bc + NS + j);
+                    bv[j] = b4.x; bv[j + 1] = b4.y; bv[j + 2] = b4.z; bv[j + 3] = b4.w;
+                    cv[j] = c4.x; cv[j + 1] = c4.y; cv[j + 2] = c4.z; cv[j + 3] = c4.w;
+                }
+                float y = 0.f;
+#pragma unroll
+                for (int j = 0; j < S; ++j) {
+                    h[j] = fmaf(lm_ex2(dt * a2[j]), h[j], du * bv[j]);
+                    y = fmaf(cv[j], h[j], y);
+                }
+                if constexpr (G == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
+                yv[e] = y;
+            }
+            if constexpr (G == 1) {
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) {
+                    float y = fmaf(Dc, uv[e], yv[e]);
+                    if (has_z) y *= silu_f(zv[e]);
+                    yv[e] = y;
+                }
+                if (active) {
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4)
+                        *reinterpret_cast<float4*>(sy + cl * YS + tc + e) = make_float4(yv[e], yv[e + 1], yv[e + 2], yv[e + 3]);
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < VEC; e += 2) {
+                    float y = fmaf(Dc, g ? uv[e + 1] : uv[e], g ? yv[e + 1] : yv[e]);
+                    if (has_z) y *= silu_f(g ? zv[e + 1] : zv[e]);
+                    if (active) sy[cl * YS + tc + e + g] = y;
+                }
+            }
+        }
+        __syncthreads();  // sy complete
+        if (vec) {
+            for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                if (q * VEC < tn) {
+                    const float* ys = sy + r * YS + q * VEC;
+                    T* dst = gout + (size_t)r * L + t0 + q * VEC;
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = *reinterpret_cast<const float4*>(ys);
+                    } else {
+                        const float4 y0 = *reinterpret_cast<const float4*>(ys);
+                        const float4 y1 = *reinterpret_cast<const float4*>(ys + 4);
+                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(y0.x, y0.y), lm_pack2<T>(y0.z, y0.w),
+                                                                    lm_pack2<T>(y1.x, y1.y), lm_pack2<T>(y1.z, y1.w));
+                    }
+                }
+            }
+        } else {
+            for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                if (t < tn) gout[(size_t)r * L + t0 + t] = cvt<T>(sy[r * YS + t]);
+            }
+        }
+    }
+    if (p.hlast && active) {
+#pragma unroll
+        for (int j = 0; j < S; ++j) {
+            const int n = g * S + j;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[j];
+        }
+    }
+}
+
+#define LM1_INST(T, NAME, NS, G)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(256, 1) lm1_fwd_##NAME##_n##NS##_g##G(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G>(p);                                                                                    \
+    }
+
+LM1_INST(float, f32, 16, 1)
+LM1_INST(float, f32, 16, 2)
+LM1_INST(float, f32, 8, 1)
+LM1_INST(float, f32, 8, 2)
+#ifndef MAMBA_EMU
+LM1_INST(bf16_t, bf16, 16, 1)
+LM1_INST(bf16_t, bf16, 16, 2)
+LM1_INST(bf16_t, bf16, 8, 1)
+LM1_INST(bf16_t, bf16, 8, 2)
+LM1_INST(f16_t, f16, 16, 1)
+LM1_INST(f16_t, f16, 16, 2)
+LM1_INST(f16_t, f16, 8, 1)
+LM1_INST(f16_t, f16, 8, 2)
+#endif

@@ -1,0 +1,124 @@
+//! The Mamba-1 forward for many channels (kernels/scan1_lm.cu, `lm1_fwd_*`): launch
+//! planning. One launch, no time split: G threads per channel (1 or 2) hold all of its
+//! N <= 16 states in registers; tiles of 32 steps go through a ring of three shared-memory
+//! stages (cp.async when the rows are 16-byte aligned).
+//!
+//! `MAMBA_CUDA_SCAN1_LM=1` forces it wherever it applies, `=0` never takes it;
+//! `MAMBA_CUDA_SCAN1_LM_G` (1 or 2) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it.
+
+use std::sync::OnceLock;
+
+use super::ops::{env_str, env_usize};
+use super::params::Scan1Params;
+use super::{Func, Gpu};
+use crate::PResult;
+
+/// Steps per tile and stages of the ring (kernels/scan1_lm.cu `LM_TT`, `LM_NST`).
+const TT: usize = 32;
+const NST: usize = 3;
+
+/// Shared memory of `lm1_fwd` in bytes (kernels/scan1_lm.cu `lm_smem_bytes`).
+pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize) -> usize {
+    let rb = (TT + 16 / es) * es;
+    NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + cb * (TT + 4) * 4
+}
+
+/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2}`, looked up once.
+fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 12] = [const { OnceLock::new() }; 12];
+    let slot = &FUNCS[(act * 2 + (ns == 16) as usize) * 2 + (gth == 2) as usize];
+    if let Some(f) = slot.get() {
+        return Ok(*f);
+    }
+    let sfx = ["f32", "bf16", "f16"][act];
+    let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}"))?;
+    Ok(*slot.get_or_init(|| f))
+}
+
+/// The call, as `selective_scan` checked it.
+pub(crate) struct Lm1Call {
+    /// Storage type: 0 f32, 1 bf16, 2 f16.
+    pub act: usize,
+    pub b: usize,
+    pub d: usize,
+    pub l: usize,
+    pub n: usize,
+    pub b_groups: i32,
+    pub c_groups: i32,
+    /// Channels whose B and C groups are the same.
+    pub seg: usize,
+}
+
+/// Whether the default (no override) takes the new kernel: not yet (verified on the
+/// device only when forced; see NOTES.md).
+fn by_default(_g: &Gpu, _c: &Lm1Call) -> bool {
+    false
+}
+
+/// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
+/// it is chosen; `Ok(false)` leaves the call to the older kernels.
+pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> PResult<bool> {
+    let forced = match env_str("MAMBA_CUDA_SCAN1_LM").as_deref() {
+        Some("0") => return Ok(false),
+        Some("1") => true,
+        _ => false,
+    };
+    if c.b_groups <= 0 || c.c_groups <= 0 || c.n > 16 || c.n == 0 {
+        return Ok(false);
+    }
+    if !forced && !by_default(g, c) {
+        return Ok(false);
+    }
+    let es = [4usize, 2, 2][c.act];
+    let ns = if c.n <= 8 { 8 } else { 16 };
+    let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G") {
+        Some(2) => 2,
+        _ => 1,
+    };
+    let sms = g.sm_count as usize;
+    let nseg = c.d / c.seg;
+    let mut cb = match env_usize("MAMBA_CUDA_SCAN1_LM_CB") {
+        Some(v) if v >= 1 => v.min(256 / gth),
+        _ => {
+            // The least channel work on the busiest SM (every SM runs its blocks' channels
+            // through one exponential unit), ties to the larger block.
+            let mut best = (usize::MAX, 0);
+            for cand in [128usize, 64, 32] {
+                let cand = cand.min(256 / gth).min(c.seg);
+                let blocks = nseg * c.seg.div_ceil(cand) * c.b;
+                let cost = blocks.div_ceil(sms) * cand;
+                if cost < best.0 {
+                    best = (cost, cand);
+                }
+            }
+            best.1
+        }
+    }
+    .min(c.seg);
+    while cb > 1 && lm1_smem(es, cb, ns) > g.max_smem() {
+        cb /= 2;
+    }
+    let smem = lm1_smem(es, cb, ns);
+    if smem > g.max_smem() {
+        return Ok(false);
+    }
+    // 16-byte rows for cp.async: every staged or written tensor aligned, rows a multiple
+    // of 16 bytes.
+    let aligned = (c.l * es).is_multiple_of(16)
+        && [base.u, base.delta, base.z, base.b, base.c, base.out]
+            .iter()
+            .all(|p| p.is_multiple_of(16));
+    let bps = c.seg.div_ceil(cb);
+    let mut p = *base;
+    p.cb = cb as i32;
+    p.g = gth as i32;
+    p.blocks_per_seg = bps as i32;
+    p.nchunks = 1;
+    p.chunk_len = c.l as i32;
+    p.async_copy = aligned as i32;
+    let f = lm1_func(g, c.act, ns, gth)?;
+    let threads = (cb * gth).div_ceil(32) as u32 * 32;
+    let grid = ((nseg * bps) as u32, c.b as u32, 1);
+    g.launch(f, grid, threads, smem, stream, &p)?;
+    Ok(true)
+}
