@@ -77,7 +77,7 @@ struct Case {
     bool h0, hlast, z, D, bias, softplus;
 };
 
-static double run_case(const Case& cs, std::mt19937& rng) {
+static double run_case(const Case& cs, std::mt19937& rng, bool poly) {
     const int b = cs.b, d = cs.d, N = cs.N, L = cs.L;
     std::uniform_real_distribution<float> U(-1.f, 1.f);
     auto rnd = [&](size_t n, float sc, float off) {
@@ -131,7 +131,8 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.async_copy = cs.vec;
     if (lm_smem_bytes(4, cb, NS) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
-    switch (NS * 10 + cs.G) {
+    switch (NS * 10 + cs.G + 1000 * (poly && NS == 16)) {
+        case 1161: k = lm1_fwd_f32_n16_g1_p; break; case 1162: k = lm1_fwd_f32_n16_g2_p; break;
         case 161: k = lm1_fwd_f32_n16_g1; break; case 162: k = lm1_fwd_f32_n16_g2; break;
         case 81: k = lm1_fwd_f32_n8_g1; break; case 82: k = lm1_fwd_f32_n8_g2; break;
     }
@@ -161,14 +162,18 @@ int main() {
         {1, 32, 8, 4, 32, 2, 1, 1, 1, true, true, true, true, true, true},
         {1, 32, 1, 96, 32, 1, 1, 1, 1, true, true, true, true, true, true},
         {1, 130, 16, 40, 64, 1, 1, 1, 1, true, true, true, true, true, true},
+        {2, 64, 16, 600, 32, 1, 1, 1, 1, true, true, true, true, true, true},
+        {2, 64, 16, 600, 32, 2, 1, 1, 1, true, true, true, true, true, true},
     };
     int bad = 0;
-    for (const auto& cs : cases) {
-        const double e = run_case(cs, rng);
-        const bool ok = e < 1e-5;
-        bad += !ok;
-        std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d, cs.N,
-                    cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, e);
-    }
+    for (const bool poly : {false, true})
+        for (const auto& cs : cases) {
+            if (poly && cs.N <= 8) continue;
+            const double e = run_case(cs, rng, poly);
+            const bool ok = e < 1e-5;
+            bad += !ok;
+            std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, poly ? " poly" : "", e);
+        }
     return bad ? 1 : 0;
 }

@@ -610,20 +610,23 @@ fn selective_scan_lm_path_matches_the_oracle() {
         softplus: true,
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
-    let variants: &[(&str, &str)] = if quick() {
-        &[("1", ""), ("2", "")]
+    let variants: &[(&str, &str, &str)] = if quick() {
+        &[("1", "", "0"), ("2", "", "1")]
     } else {
         &[
-            ("1", ""),
-            ("2", ""),
-            ("1", "32"),
-            ("2", "64"),
-            ("1", "48"),
-            ("2", "16"),
+            ("1", "", "0"),
+            ("2", "", "0"),
+            ("1", "", "1"),
+            ("2", "", "1"),
+            ("1", "32", "0"),
+            ("2", "64", "1"),
+            ("1", "48", "0"),
+            ("2", "16", "0"),
         ]
     };
-    for &(gth, cb) in variants {
+    for &(gth, cb, poly) in variants {
         std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
+        std::env::set_var("MAMBA_CUDA_SCAN1_LM_POLY", poly);
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
         } else {
@@ -690,6 +693,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     }
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_G");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
     for c in [
@@ -751,14 +755,17 @@ fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
     };
     let only = std::env::var("MAMBA_GPU_LM1_VARIANTS").unwrap_or_default();
     let mut reference: Option<(Vec<f64>, Vec<f64>)> = None;
-    for (name, lm, gth, cb) in [
-        ("old", "0", "1", ""),
-        ("lm1 g1", "1", "1", ""),
-        ("lm1 g2", "1", "2", ""),
-        ("lm1 g1 cb64", "1", "1", "64"),
-        ("lm1 g2 cb64", "1", "2", "64"),
-        ("lm1 g1 cb32", "1", "1", "32"),
-        ("default", "", "", ""),
+    for (name, lm, gth, cb, poly) in [
+        ("old", "0", "1", "", ""),
+        ("lm1 g1", "1", "1", "", ""),
+        ("lm1 g2", "1", "2", "", ""),
+        ("lm1 g1 poly", "1", "1", "", "1"),
+        ("lm1 g2 poly", "1", "2", "", "1"),
+        ("lm1 g1 cb64", "1", "1", "64", ""),
+        ("lm1 g2 cb64", "1", "2", "64", ""),
+        ("lm1 g1 cb64 poly", "1", "1", "64", "1"),
+        ("lm1 g1 cb32", "1", "1", "32", ""),
+        ("default", "", "", "", ""),
     ] {
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -767,6 +774,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
             ("MAMBA_CUDA_SCAN1_LM", lm),
             ("MAMBA_CUDA_SCAN1_LM_G", gth),
             ("MAMBA_CUDA_SCAN1_LM_CB", cb),
+            ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
         ] {
             if v.is_empty() {
                 std::env::remove_var(k);
@@ -801,6 +809,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
         "MAMBA_CUDA_SCAN1_LM",
         "MAMBA_CUDA_SCAN1_LM_G",
         "MAMBA_CUDA_SCAN1_LM_CB",
+        "MAMBA_CUDA_SCAN1_LM_POLY",
     ] {
         std::env::remove_var(k);
     }

@@ -4,7 +4,9 @@
 //! stages (cp.async when the rows are 16-byte aligned).
 //!
 //! `MAMBA_CUDA_SCAN1_LM=1` forces it wherever it applies, `=0` never takes it;
-//! `MAMBA_CUDA_SCAN1_LM_G` (1 or 2) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it.
+//! `MAMBA_CUDA_SCAN1_LM_G` (1 or 2) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it;
+//! `MAMBA_CUDA_SCAN1_LM_POLY=1` takes the `_p` kernels (N > 8: 3 of 16 exponentials per
+//! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial).
 
 use std::sync::OnceLock;
 
@@ -23,15 +25,18 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize) -> usize {
     NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + cb * (TT + 4) * 4
 }
 
-/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2}`, looked up once.
-fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 12] = [const { OnceLock::new() }; 12];
-    let slot = &FUNCS[(act * 2 + (ns == 16) as usize) * 2 + (gth == 2) as usize];
+/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2}[_p]`, looked up once (`_p`: N = 16 only, part
+/// of the exponentials on the FMA pipe).
+fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, poly: bool) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 24] = [const { OnceLock::new() }; 24];
+    let slot =
+        &FUNCS[((act * 2 + (ns == 16) as usize) * 2 + (gth == 2) as usize) * 2 + poly as usize];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}"))?;
+    let p = if poly { "_p" } else { "" };
+    let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
 
@@ -116,7 +121,8 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
-    let f = lm1_func(g, c.act, ns, gth)?;
+    let poly = ns == 16 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
+    let f = lm1_func(g, c.act, ns, gth, poly)?;
     let threads = (cb * gth).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)?;
