@@ -1,7 +1,7 @@
 // SPEC 1, the Mamba-1 selective scan forward, for many channels (the language-model
 // shape: b8 d2048 N16 L2048), `lm1_fwd_*`.
 //
-// G threads per channel (G = 1 or 2), each holding NS / G of the channel's states in
+// G threads per channel (G = 1, 2 or 4; 4 for NS = 16 only), each holding NS / G of the channel's states in
 // registers (NS = 8 or 16 >= N; the states past N have A = B = C = 0, so they stay 0). A
 // block owns CB channels of one batch row and of one "segment" (B and C groups constant
 // inside), CB * G threads. Time goes in tiles of TT steps through a ring of NST shared
@@ -125,6 +125,15 @@ __device__ __forceinline__ unsigned lm_pack2(float a, float b) {
     return (unsigned)xs | ((unsigned)ys << 16);
 }
 
+// a[e0 + g] for a thread-dependent g < G without indexing registers at run time.
+template <int G, int V>
+__device__ __forceinline__ float lm_pick(const float (&a)[V], int e0, int g) {
+    float v = a[e0];
+#pragma unroll
+    for (int k = 1; k < G; ++k) v = g == k ? a[e0 + k] : v;
+    return v;
+}
+
 // Shared memory in bytes (the host's `lm1_smem` mirrors this).
 __host__ __device__ constexpr int lm_row_bytes(int es) { return (LM_TT + 16 / es) * es; }
 __host__ __device__ constexpr int lm_stage_bytes(int es, int cb, int ns) { return (3 * cb + 2 * ns) * lm_row_bytes(es); }
@@ -210,6 +219,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 
     // This thread's channel and states.
     const int cl = tid / G, g = tid % G;
+    const int glane0 = (tid & 31) & ~(G - 1);  // the channel's first lane
     const bool active = cl < cn;
     const int c = c0 + (active ? cl : 0);
     float h[S], a2[S];
@@ -253,8 +263,8 @@ __device__ void lm1_fwd(const Scan1Params& p) {
             lm_ld16<T>(su + tc, uv);
             lm_ld16<T>(sd + tc, dv);
             if (has_z) lm_ld16<T>(sz + tc, zv);
-            // Steps: G = 2 threads take every other step's softplus and gate and swap the
-            // step sizes by a shuffle (no work done twice).
+            // Steps: the G threads of a channel take every G-th step's softplus and gate
+            // and share the step sizes by shuffles (no work done twice).
             float dtv[VEC];
             if constexpr (G == 1) {
 #pragma unroll
@@ -262,7 +272,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                     const float v = dv[e] + bias;
                     dtv[e] = softplus ? lm_softplus(v) : v;
                 }
-            } else {
+            } else if constexpr (G == 2) {
 #pragma unroll
                 for (int e = 0; e < VEC; e += 2) {
                     float v = (g ? dv[e + 1] : dv[e]) + bias;
@@ -270,6 +280,14 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                     const float o = __shfl_xor_sync(0xffffffffu, v, 1);
                     dtv[e] = g ? o : v;
                     dtv[e + 1] = g ? v : o;
+                }
+            } else {
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += G) {
+                    float v = lm_pick<G>(dv, e0, g) + bias;
+                    v = softplus ? lm_softplus(v) : v;
+#pragma unroll
+                    for (int k = 0; k < G; ++k) dtv[e0 + k] = __shfl_sync(0xffffffffu, v, glane0 + k);
                 }
             }
 #pragma unroll
@@ -292,7 +310,8 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                     h[j] = fmaf(j < PE ? lm_ex2_poly(dt * a2[j]) : lm_ex2(dt * a2[j]), h[j], du * bv[j]);
                     y = fmaf(cv[j], h[j], y);
                 }
-                if constexpr (G == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
+#pragma unroll
+                for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
                 yv[e] = y;
             }
             if constexpr (G == 1) {
@@ -309,10 +328,10 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                 }
             } else {
 #pragma unroll
-                for (int e = 0; e < VEC; e += 2) {
-                    float y = fmaf(Dc, g ? uv[e + 1] : uv[e], g ? yv[e + 1] : yv[e]);
-                    if (has_z) y *= silu_f(g ? zv[e + 1] : zv[e]);
-                    if (active) sy[cl * YS + tc + e + g] = y;
+                for (int e0 = 0; e0 < VEC; e0 += G) {
+                    float y = fmaf(Dc, lm_pick<G>(uv, e0, g), lm_pick<G>(yv, e0, g));
+                    if (has_z) y *= silu_f(lm_pick<G>(zv, e0, g));
+                    if (active) sy[cl * YS + tc + e0 + g] = y;
                 }
             }
         }
@@ -350,8 +369,9 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants).
+// G = 4: at most 128 registers, so that two blocks of 64 channels share an SM (16 warps).
 #define LM1_INST(T, NAME, NS, G)                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256, 1) lm1_fwd_##NAME##_n##NS##_g##G(const __grid_constant__ Scan1Params p) { \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G(const __grid_constant__ Scan1Params p) { \
         lm1_fwd<T, NS, G, 0>(p);                                                                                 \
     }
 #define LM1_INST_P(T, NAME, G, PE)                                                                               \
@@ -365,6 +385,7 @@ LM1_INST(float, f32, 8, 1)
 LM1_INST(float, f32, 8, 2)
 LM1_INST_P(float, f32, 1, 3)
 LM1_INST_P(float, f32, 2, 2)
+LM1_INST(float, f32, 16, 4)
 #ifndef MAMBA_EMU
 LM1_INST(bf16_t, bf16, 16, 1)
 LM1_INST(bf16_t, bf16, 16, 2)
@@ -372,10 +393,12 @@ LM1_INST(bf16_t, bf16, 8, 1)
 LM1_INST(bf16_t, bf16, 8, 2)
 LM1_INST_P(bf16_t, bf16, 1, 3)
 LM1_INST_P(bf16_t, bf16, 2, 2)
+LM1_INST(bf16_t, bf16, 16, 4)
 LM1_INST(f16_t, f16, 16, 1)
 LM1_INST(f16_t, f16, 16, 2)
 LM1_INST(f16_t, f16, 8, 1)
 LM1_INST(f16_t, f16, 8, 2)
 LM1_INST_P(f16_t, f16, 1, 3)
 LM1_INST_P(f16_t, f16, 2, 2)
+LM1_INST(f16_t, f16, 16, 4)
 #endif

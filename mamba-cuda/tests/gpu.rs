@@ -611,11 +611,13 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     let variants: &[(&str, &str, &str)] = if quick() {
-        &[("1", "", "0"), ("2", "", "1")]
+        &[("1", "", "0"), ("2", "", "1"), ("4", "", "0")]
     } else {
         &[
             ("1", "", "0"),
             ("2", "", "0"),
+            ("4", "", "0"),
+            ("4", "32", "0"),
             ("1", "", "1"),
             ("2", "", "1"),
             ("1", "32", "0"),
@@ -699,6 +701,11 @@ fn selective_scan_lm_path_matches_the_oracle() {
     for c in [
         all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
         all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
+        all(4, 3200, 260, 16, Bc::Varying, Bc::Varying),
+        ScanCfg {
+            init: false,
+            ..all(4, 3200, 256, 12, Bc::Varying, Bc::Grouped(2))
+        },
     ] {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
@@ -717,12 +724,17 @@ fn selective_scan_lm_timings() {
         return;
     }
     let Some(be) = backend() else { return };
-    lm_timings::<f32>(be);
-    lm_timings::<bf16>(be);
+    lm_timings::<f32>(be, (8, 2048, 16, 2048), "");
+    lm_timings::<bf16>(be, (8, 2048, 16, 2048), "");
+    // Half the channels (62 per SM): where the default rule stops taking lm1.
+    lm_timings::<f32>(be, (4, 2048, 16, 2048), "b4 ");
 }
 
-fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
-    let (b, d, n, l) = (8usize, 2048usize, 16usize, 2048usize);
+fn lm_timings<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    (b, d, n, l): (usize, usize, usize, usize),
+    tag: &str,
+) {
     let s = be.stream().unwrap();
     let mut rng = Rng(5);
     let io = b * d * l;
@@ -765,8 +777,16 @@ fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
         ("lm1 g2 cb64", "1", "2", "64", ""),
         ("lm1 g1 cb64 poly", "1", "1", "64", "1"),
         ("lm1 g1 cb32", "1", "1", "32", ""),
+        ("lm1 g4", "1", "4", "", ""),
+        ("lm1 g4 cb32", "1", "4", "32", ""),
+        ("lm1 g2 cb32", "1", "2", "32", ""),
         ("default", "", "", "", ""),
     ] {
+        let only = if tag.is_empty() {
+            only.clone()
+        } else {
+            "lm1 g1,lm1 g2,lm1 g4,lm1 g2 cb32,lm1 g4 cb32,default".to_string()
+        };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
         }
@@ -799,7 +819,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(be: &CudaBackend) {
             reference = Some((o, h));
         }
         eprintln!(
-            "TIMING lm {} {name}: median {:.1} us (min {:.1}); vs old: out {eo:.2e}, last_state {eh:.2e}",
+            "TIMING lm {tag}{} {name}: median {:.1} us (min {:.1}); vs old: out {eo:.2e}, last_state {eh:.2e}",
             T::DTYPE,
             plugin::median(&times),
             times.iter().cloned().fold(f64::INFINITY, f64::min),

@@ -1,10 +1,10 @@
 //! The Mamba-1 forward for many channels (kernels/scan1_lm.cu, `lm1_fwd_*`): launch
-//! planning. One launch, no time split: G threads per channel (1 or 2) hold all of its
+//! planning. One launch, no time split: G threads per channel (1, 2 or 4) hold all of its
 //! N <= 16 states in registers; tiles of 32 steps go through a ring of three shared-memory
 //! stages (cp.async when the rows are 16-byte aligned).
 //!
 //! `MAMBA_CUDA_SCAN1_LM=1` forces it wherever it applies, `=0` never takes it;
-//! `MAMBA_CUDA_SCAN1_LM_G` (1 or 2) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it;
+//! `MAMBA_CUDA_SCAN1_LM_G` (1, 2 or 4; 4 for N > 8 only) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it;
 //! `MAMBA_CUDA_SCAN1_LM_POLY=1` takes the `_p` kernels (N > 8: 3 of 16 exponentials per
 //! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial).
 
@@ -25,8 +25,8 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize) -> usize {
     NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + cb * (TT + 4) * 4
 }
 
-/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2}[_p]`, looked up once (`_p`: N = 16 only, part
-/// of the exponentials on the FMA pipe).
+/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p]`, looked up once (`g4`: N = 16 only; `_p`:
+/// N = 16 and G <= 2 only, part of the exponentials on the FMA pipe).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, poly: bool) -> PResult<Func> {
     static FUNCS: [OnceLock<Func>; 24] = [const { OnceLock::new() }; 24];
     let slot =
@@ -54,11 +54,20 @@ pub(crate) struct Lm1Call {
     pub seg: usize,
 }
 
-/// Whether the default (no override) takes the new kernel: not yet (verified on the
-/// device only when forced; see NOTES.md).
-fn by_default(_g: &Gpu, _c: &Lm1Call) -> bool {
-    false
+/// Whether the default (no override) takes the new kernel: enough channels to give every
+/// SM LM1_MIN_CH_PER_SM of them (one launch, no time split: fewer channels leave SMs
+/// idle, where the older kernels split time) and a sequence of at least LM1_MIN_L steps
+/// (where it was measured: H200, b8 d2048 N16 L2048, NOTES.md).
+fn by_default(g: &Gpu, c: &Lm1Call) -> bool {
+    LM1_DEFAULT && c.b * c.d >= LM1_MIN_CH_PER_SM * g.sm_count as usize && c.l >= LM1_MIN_L
 }
+
+/// The default rule (see [`by_default`]).
+const LM1_DEFAULT: bool = true;
+const LM1_MIN_CH_PER_SM: usize = 96;
+const LM1_MIN_L: usize = 256;
+/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
+const LM1_G: usize = 2;
 
 /// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
 /// it is chosen; `Ok(false)` leaves the call to the older kernels.
@@ -76,8 +85,9 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     }
     let es = [4usize, 2, 2][c.act];
     let ns = if c.n <= 8 { 8 } else { 16 };
-    let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G") {
-        Some(2) => 2,
+    let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G").unwrap_or(LM1_G) {
+        4 if ns == 16 => 4,
+        2 | 4 => 2,
         _ => 1,
     };
     let sms = g.sm_count as usize;
@@ -121,7 +131,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
-    let poly = ns == 16 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
+    let poly = ns == 16 && gth < 4 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
     let f = lm1_func(g, c.act, ns, gth, poly)?;
     let threads = (cb * gth).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
