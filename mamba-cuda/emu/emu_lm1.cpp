@@ -21,6 +21,9 @@ struct alignas(16) float4 {
     float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
 struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
@@ -85,7 +88,7 @@ struct Case {
     bool h0, hlast, z, D, bias, softplus;
 };
 
-static double run_case(const Case& cs, std::mt19937& rng, bool poly) {
+static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep) {
     const int b = cs.b, d = cs.d, N = cs.N, L = cs.L;
     std::uniform_real_distribution<float> U(-1.f, 1.f);
     auto rnd = [&](size_t n, float sc, float off) {
@@ -137,9 +140,12 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cb; p.G = cs.G; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec;
-    if (lm_smem_bytes(4, cb, NS) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
-    switch (NS * 10 + cs.G + 1000 * (poly && NS == 16)) {
+    switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep) {
+        case 2161: k = lm1_fwd_f32_n16_g1_q; break; case 2162: k = lm1_fwd_f32_n16_g2_q; break;
+        case 2164: k = lm1_fwd_f32_n16_g4_q; break; case 2081: k = lm1_fwd_f32_n8_g1_q; break;
+        case 2082: k = lm1_fwd_f32_n8_g2_q; break;
         case 1161: k = lm1_fwd_f32_n16_g1_p; break; case 1162: k = lm1_fwd_f32_n16_g2_p; break;
         case 161: k = lm1_fwd_f32_n16_g1; break; case 162: k = lm1_fwd_f32_n16_g2; break;
         case 164: k = lm1_fwd_f32_n16_g4; break;
@@ -180,14 +186,15 @@ int main() {
         {1, 40, 16, 64, 64, 4, 1, 1, 1, true, true, false, false, false, false},
     };
     int bad = 0;
-    for (const bool poly : {false, true})
+    for (const int mode : {0, 1, 2})
         for (const auto& cs : cases) {
+            const bool poly = mode == 1, prep = mode == 2;
             if (poly && (cs.N <= 8 || cs.G == 4)) continue;
-            const double e = run_case(cs, rng, poly);
+            const double e = run_case(cs, rng, poly, prep);
             const bool ok = e < 1e-5;
             bad += !ok;
             std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
-                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, poly ? " poly" : "", e);
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, poly ? " poly" : prep ? " prep" : "", e);
         }
     return bad ? 1 : 0;
 }

@@ -137,11 +137,32 @@ __device__ __forceinline__ float lm_pick(const float (&a)[V], int e0, int g) {
 // Shared memory in bytes (the host's `lm1_smem` mirrors this).
 __host__ __device__ constexpr int lm_row_bytes(int es) { return (LM_TT + 16 / es) * es; }
 __host__ __device__ constexpr int lm_stage_bytes(int es, int cb, int ns) { return (3 * cb + 2 * ns) * lm_row_bytes(es); }
-__host__ __device__ constexpr int lm_smem_bytes(int es, int cb, int ns) {
-    return LM_NST * lm_stage_bytes(es, cb, ns) + LM_TT * 2 * ns * 4 + cb * (LM_TT + 4) * 4;
+__host__ __device__ constexpr int lm_smem_bytes(int es, int cb, int ns, bool prep) {
+    return LM_NST * lm_stage_bytes(es, cb, ns) + LM_TT * 2 * ns * 4 + (prep ? 3 : 1) * cb * (LM_TT + 4) * 4;
 }
 
-template <typename T, int NS, int G, int PE>
+// Four raw elements as floats (16 bytes of f32, 8 of bf16/f16; aligned to that).
+template <typename T>
+__device__ __forceinline__ void lm_ld4(const T* src, float (&v)[4]) {
+    if constexpr (sizeof(T) == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src);
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+        const uint2 q = *reinterpret_cast<const uint2*>(src);
+        const unsigned w[2] = {q.x, q.y};
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            const unsigned short lo = (unsigned short)(w[k] & 0xffffu), hi = (unsigned short)(w[k] >> 16);
+            v[2 * k] = ldf(reinterpret_cast<const T*>(&lo));
+            v[2 * k + 1] = ldf(reinterpret_cast<const T*>(&hi));
+        }
+    }
+}
+
+// PREP: a block-wide pass per tile computes every (channel, step)'s dt and dt * u into
+// shared memory before the step loop, and the store pass applies D and the gate, so the
+// step loop holds only the recurrence (the `_q` kernels).
+template <typename T, int NS, int G, int PE, bool PREP>
 __device__ void lm1_fwd(const Scan1Params& p) {
     constexpr int ES = sizeof(T);
     constexpr int VEC = 16 / ES;         // elements per 16-byte chunk
@@ -157,6 +178,8 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     const int stage_bytes = (3 * CB + 2 * NS) * RB;
     float* sbc = reinterpret_cast<float*>(sm + LM_NST * stage_bytes);
     float* sy = sbc + LM_TT * 2 * NS;
+    float* sdt = sy + CB * YS;  // PREP: dt, then dt * u, [CB][YS]
+    float* sdu = sdt + CB * YS;
     const bool vec = p.async_copy != 0;
 
     const int i = blockIdx.y;
@@ -253,12 +276,67 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                 sbc[idx] = n < N && t < tn ? ldf(sB + n2 * TTP + t) : 0.f;
             }
         }
-        __syncthreads();  // sbc ready
-        const T* su = reinterpret_cast<const T*>(st) + (active ? cl : 0) * TTP;
+        const T* su0 = reinterpret_cast<const T*>(st);
+        const T* sd0 = su0 + CB * TTP;
+        const T* sz0 = sd0 + CB * TTP;
+        if constexpr (PREP) {
+            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    v = softplus ? lm_softplus(v) : v;
+                    const bool ok = t + e < tn;
+                    o1[e] = ok ? v : 0.f;
+                    o2[e] = ok ? v * uu[e] : 0.f;
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+            }
+        }
+        __syncthreads();  // sbc (and sdt, sdu) ready
+        if constexpr (PREP) {
+            const float* sdr = sdt + (active ? cl : 0) * YS;
+            const float* sur = sdu + (active ? cl : 0) * YS;
+#pragma unroll 1
+            for (int tc = 0; tc < tn; tc += 4) {
+                const float4 d4 = *reinterpret_cast<const float4*>(sdr + tc);
+                const float4 u4 = *reinterpret_cast<const float4*>(sur + tc);
+                const float dts[4] = {d4.x, d4.y, d4.z, d4.w}, dus[4] = {u4.x, u4.y, u4.z, u4.w};
+                float yv[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const float* bc = sbc + (tc + e) * 2 * NS + g * S;
+                    float bv[S], cv[S];
+#pragma unroll
+                    for (int j = 0; j < S; j += 4) {
+                        const float4 b4 = *reinterpret_cast<const float4*>(bc + j);
+                        const float4 c4 = *reinterpret_cast<const float4*>(bc + NS + j);
+                        bv[j] = b4.x; bv[j + 1] = b4.y; bv[j + 2] = b4.z; bv[j + 3] = b4.w;
+                        cv[j] = c4.x; cv[j + 1] = c4.y; cv[j + 2] = c4.z; cv[j + 3] = c4.w;
+                    }
+                    float y = 0.f;
+#pragma unroll
+                    for (int j = 0; j < S; ++j) {
+                        h[j] = fmaf(j < PE ? lm_ex2_poly(dts[e] * a2[j]) : lm_ex2(dts[e] * a2[j]), h[j], dus[e] * bv[j]);
+                        y = fmaf(cv[j], h[j], y);
+                    }
+#pragma unroll
+                    for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
+                    yv[e] = y;
+                }
+                if (g == 0 && active) *reinterpret_cast<float4*>(sy + cl * YS + tc) = make_float4(yv[0], yv[1], yv[2], yv[3]);
+            }
+        }
+        const T* su = su0 + (active ? cl : 0) * TTP;
         const T* sd = su + CB * TTP;
         const T* sz = sd + CB * TTP;
 #pragma unroll 1
-        for (int tc = 0; tc < tn; tc += VEC) {
+        for (int tc = 0; tc < (PREP ? 0 : tn); tc += VEC) {
             float uv[VEC], dv[VEC], zv[VEC], yv[VEC];
             lm_ld16<T>(su + tc, uv);
             lm_ld16<T>(sd + tc, dv);
@@ -342,20 +420,43 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                 if (q * VEC < tn) {
                     const float* ys = sy + r * YS + q * VEC;
                     T* dst = gout + (size_t)r * L + t0 + q * VEC;
+                    float yy[VEC];
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4) {
+                        const float4 y4 = *reinterpret_cast<const float4*>(ys + e);
+                        yy[e] = y4.x; yy[e + 1] = y4.y; yy[e + 2] = y4.z; yy[e + 3] = y4.w;
+                    }
+                    if constexpr (PREP) {
+                        const float Dr = p.D ? p.D[c0 + r] : 0.f;
+                        float uu[VEC], zz[VEC];
+                        lm_ld16<T>(su0 + r * TTP + q * VEC, uu);
+                        if (has_z) lm_ld16<T>(sz0 + r * TTP + q * VEC, zz);
+#pragma unroll
+                        for (int e = 0; e < VEC; ++e) {
+                            float o = fmaf(Dr, uu[e], yy[e]);
+                            if (has_z) o *= silu_f(zz[e]);
+                            yy[e] = o;
+                        }
+                    }
                     if constexpr (ES == 4) {
-                        *reinterpret_cast<float4*>(dst) = *reinterpret_cast<const float4*>(ys);
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
                     } else {
-                        const float4 y0 = *reinterpret_cast<const float4*>(ys);
-                        const float4 y1 = *reinterpret_cast<const float4*>(ys + 4);
-                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(y0.x, y0.y), lm_pack2<T>(y0.z, y0.w),
-                                                                    lm_pack2<T>(y1.x, y1.y), lm_pack2<T>(y1.z, y1.w));
+                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]),
+                                                                    lm_pack2<T>(yy[4], yy[5]), lm_pack2<T>(yy[6], yy[7]));
                     }
                 }
             }
         } else {
             for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
                 const int r = idx / LM_TT, t = idx % LM_TT;
-                if (t < tn) gout[(size_t)r * L + t0 + t] = cvt<T>(sy[r * YS + t]);
+                if (t < tn) {
+                    float o = sy[r * YS + t];
+                    if constexpr (PREP) {
+                        if (p.D) o = fmaf(p.D[c0 + r], ldf(su0 + r * TTP + t), o);
+                        if (has_z) o *= silu_f(ldf(sz0 + r * TTP + t));
+                    }
+                    gout[(size_t)r * L + t0 + t] = cvt<T>(o);
+                }
             }
         }
     }
@@ -368,15 +469,19 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     }
 }
 
-// PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants).
-// G = 4: at most 128 registers, so that two blocks of 64 channels share an SM (16 warps).
+// PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:
+// the PREP form. G = 4: at most 128 registers, so that two blocks of 64 channels share an
+// SM (16 warps).
 #define LM1_INST(T, NAME, NS, G)                                                                                 \
     extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G(const __grid_constant__ Scan1Params p) { \
-        lm1_fwd<T, NS, G, 0>(p);                                                                                 \
+        lm1_fwd<T, NS, G, 0, false>(p);                                                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G##_q(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G, 0, true>(p);                                                                           \
     }
 #define LM1_INST_P(T, NAME, G, PE)                                                                               \
     extern "C" __global__ void __launch_bounds__(256, 1) lm1_fwd_##NAME##_n16_g##G##_p(const __grid_constant__ Scan1Params p) { \
-        lm1_fwd<T, 16, G, PE>(p);                                                                                \
+        lm1_fwd<T, 16, G, PE, false>(p);                                                                         \
     }
 
 LM1_INST(float, f32, 16, 1)

@@ -610,8 +610,15 @@ fn selective_scan_lm_path_matches_the_oracle() {
         softplus: true,
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
+    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`)
     let variants: &[(&str, &str, &str)] = if quick() {
-        &[("1", "", "0"), ("2", "", "1"), ("4", "", "0")]
+        &[
+            ("1", "", "0"),
+            ("2", "", "1"),
+            ("4", "", "0"),
+            ("4", "", "2"),
+            ("2", "", "2"),
+        ]
     } else {
         &[
             ("1", "", "0"),
@@ -624,11 +631,23 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("2", "64", "1"),
             ("1", "48", "0"),
             ("2", "16", "0"),
+            ("1", "", "2"),
+            ("2", "", "2"),
+            ("4", "", "2"),
+            ("4", "16", "2"),
+            ("2", "48", "2"),
         ]
     };
-    for &(gth, cb, poly) in variants {
+    for &(gth, cb, form) in variants {
         std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
-        std::env::set_var("MAMBA_CUDA_SCAN1_LM_POLY", poly);
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_POLY",
+            if form == "1" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_PREP",
+            if form == "2" { "1" } else { "0" },
+        );
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
         } else {
@@ -696,6 +715,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_G");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_PREP");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
     for c in [
@@ -767,25 +787,27 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
     };
     let only = std::env::var("MAMBA_GPU_LM1_VARIANTS").unwrap_or_default();
     let mut reference: Option<(Vec<f64>, Vec<f64>)> = None;
-    for (name, lm, gth, cb, poly) in [
-        ("old", "0", "1", "", ""),
-        ("lm1 g1", "1", "1", "", ""),
-        ("lm1 g2", "1", "2", "", ""),
-        ("lm1 g1 poly", "1", "1", "", "1"),
-        ("lm1 g2 poly", "1", "2", "", "1"),
-        ("lm1 g1 cb64", "1", "1", "64", ""),
-        ("lm1 g2 cb64", "1", "2", "64", ""),
-        ("lm1 g1 cb64 poly", "1", "1", "64", "1"),
-        ("lm1 g1 cb32", "1", "1", "32", ""),
-        ("lm1 g4", "1", "4", "", ""),
-        ("lm1 g4 cb32", "1", "4", "32", ""),
-        ("lm1 g2 cb32", "1", "2", "32", ""),
-        ("default", "", "", "", ""),
+    for (name, lm, gth, cb, poly, prep) in [
+        ("old", "0", "1", "", "", ""),
+        ("lm1 g1", "1", "1", "", "", "0"),
+        ("lm1 g2", "1", "2", "", "", "0"),
+        ("lm1 g4", "1", "4", "", "", "0"),
+        ("lm1 g1 prep", "1", "1", "", "", "1"),
+        ("lm1 g2 prep", "1", "2", "", "", "1"),
+        ("lm1 g4 prep", "1", "4", "", "", "1"),
+        ("lm1 g2 cb64 prep", "1", "2", "64", "", "1"),
+        ("lm1 g4 cb32 prep", "1", "4", "32", "", "1"),
+        ("lm1 g1 poly", "1", "1", "", "1", "0"),
+        ("lm1 g2 poly", "1", "2", "", "1", "0"),
+        ("lm1 g2 cb64", "1", "2", "64", "", "0"),
+        ("lm1 g4 cb32", "1", "4", "32", "", "0"),
+        ("lm1 g2 cb32", "1", "2", "32", "", "0"),
+        ("default", "", "", "", "", ""),
     ] {
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g1,lm1 g2,lm1 g4,lm1 g2 cb32,lm1 g4 cb32,default".to_string()
+            "lm1 g2,lm1 g4,lm1 g2 prep,lm1 g4 prep,lm1 g2 cb32,lm1 g4 cb32 prep,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -795,6 +817,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_G", gth),
             ("MAMBA_CUDA_SCAN1_LM_CB", cb),
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
+            ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
         ] {
             if v.is_empty() {
                 std::env::remove_var(k);
@@ -830,6 +853,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         "MAMBA_CUDA_SCAN1_LM_G",
         "MAMBA_CUDA_SCAN1_LM_CB",
         "MAMBA_CUDA_SCAN1_LM_POLY",
+        "MAMBA_CUDA_SCAN1_LM_PREP",
     ] {
         std::env::remove_var(k);
     }

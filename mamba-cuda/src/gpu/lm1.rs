@@ -6,7 +6,9 @@
 //! `MAMBA_CUDA_SCAN1_LM=1` forces it wherever it applies, `=0` never takes it;
 //! `MAMBA_CUDA_SCAN1_LM_G` (1, 2 or 4; 4 for N > 8 only) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it;
 //! `MAMBA_CUDA_SCAN1_LM_POLY=1` takes the `_p` kernels (N > 8: 3 of 16 exponentials per
-//! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial).
+//! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial); `MAMBA_CUDA_SCAN1_LM_PREP=1`
+//! the `_q` kernels (dt and dt * u of the tile computed block-wide into shared memory, D
+//! and the gate applied in the store pass: a step loop with the recurrence only).
 
 use std::sync::OnceLock;
 
@@ -20,13 +22,14 @@ const TT: usize = 32;
 const NST: usize = 3;
 
 /// Shared memory of `lm1_fwd` in bytes (kernels/scan1_lm.cu `lm_smem_bytes`).
-pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize) -> usize {
+pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
     let rb = (TT + 16 / es) * es;
-    NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + cb * (TT + 4) * 4
+    NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + if prep { 3 } else { 1 } * cb * (TT + 4) * 4
 }
 
-/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p]`, looked up once (`g4`: N = 16 only; `_p`:
-/// N = 16 and G <= 2 only, part of the exponentials on the FMA pipe).
+/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
+/// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
+/// `_q`: dt, dt * u staged per tile and D and the gate in the store pass).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, poly: bool) -> PResult<Func> {
     static FUNCS: [OnceLock<Func>; 24] = [const { OnceLock::new() }; 24];
     let slot =
@@ -68,6 +71,8 @@ const LM1_MIN_CH_PER_SM: usize = 96;
 const LM1_MIN_L: usize = 256;
 /// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
 const LM1_G: usize = 2;
+/// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
+const LM1_PREP: bool = false;
 
 /// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
 /// it is chosen; `Ok(false)` leaves the call to the older kernels.
@@ -110,10 +115,16 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         }
     }
     .min(c.seg);
-    while cb > 1 && lm1_smem(es, cb, ns) > g.max_smem() {
+    let poly = ns == 16 && gth < 4 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
+    let prep = match env_str("MAMBA_CUDA_SCAN1_LM_PREP").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => LM1_PREP,
+    } && !poly;
+    while cb > 1 && lm1_smem(es, cb, ns, prep) > g.max_smem() {
         cb /= 2;
     }
-    let smem = lm1_smem(es, cb, ns);
+    let smem = lm1_smem(es, cb, ns, prep);
     if smem > g.max_smem() {
         return Ok(false);
     }
@@ -131,8 +142,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
-    let poly = ns == 16 && gth < 4 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
-    let f = lm1_func(g, c.act, ns, gth, poly)?;
+    let f = lm1_func(g, c.act, ns, gth, if prep { 2 } else { poly as usize })?;
     let threads = (cb * gth).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)?;
