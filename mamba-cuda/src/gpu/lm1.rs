@@ -30,15 +30,15 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass).
-fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, poly: bool) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 24] = [const { OnceLock::new() }; 24];
-    let slot =
-        &FUNCS[((act * 2 + (ns == 16) as usize) * 2 + (gth == 2) as usize) * 2 + poly as usize];
+fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 54] = [const { OnceLock::new() }; 54];
+    let gi = gth.trailing_zeros() as usize;
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 3 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = if poly { "_p" } else { "" };
+    let p = ["", "_p", "_q"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
