@@ -162,7 +162,15 @@ __device__ __forceinline__ void lm_ld4(const T* src, float (&v)[4]) {
 // PREP: a block-wide pass per tile computes every (channel, step)'s dt and dt * u into
 // shared memory before the step loop, and the store pass applies D and the gate, so the
 // step loop holds only the recurrence (the `_q` kernels).
-template <typename T, int NS, int G, int PE, bool PREP>
+template <bool B>
+struct lm_bool {
+    static constexpr bool value = B;
+};
+
+// RS (G > 1, the `_r` kernels): the G partial sums of y are reduce-scattered once per G
+// steps (each thread ends with the sum of the step it gates) instead of all-reduced every
+// step, and full tiles run a step loop without the tail checks.
+template <typename T, int NS, int G, int PE, bool PREP, bool RS = false>
 __device__ void lm1_fwd(const Scan1Params& p) {
     constexpr int ES = sizeof(T);
     constexpr int VEC = 16 / ES;         // elements per 16-byte chunk
@@ -335,6 +343,8 @@ __device__ void lm1_fwd(const Scan1Params& p) {
         const T* su = su0 + (active ? cl : 0) * TTP;
         const T* sd = su + CB * TTP;
         const T* sz = sd + CB * TTP;
+        auto steps = [&](auto full_c) {
+        constexpr bool FULL = decltype(full_c)::value;
 #pragma unroll 1
         for (int tc = 0; tc < (PREP ? 0 : tn); tc += VEC) {
             float uv[VEC], dv[VEC], zv[VEC], yv[VEC];
@@ -371,8 +381,8 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 #pragma unroll
             for (int e = 0; e < VEC; ++e) {
                 const int t = tc + e;
-                const float dt = t < tn ? dtv[e] : 0.f;
-                const float du = t < tn ? dt * uv[e] : 0.f;
+                const float dt = FULL || t < tn ? dtv[e] : 0.f;
+                const float du = FULL || t < tn ? dt * uv[e] : 0.f;
                 const float* bc = sbc + t * 2 * NS + g * S;
                 float bv[S], cv[S];
 #pragma unroll
@@ -388,9 +398,30 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                     h[j] = fmaf(j < PE ? lm_ex2_poly(dt * a2[j]) : lm_ex2(dt * a2[j]), h[j], du * bv[j]);
                     y = fmaf(cv[j], h[j], y);
                 }
+                if constexpr (!RS) {
 #pragma unroll
-                for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
+                    for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
+                }
                 yv[e] = y;
+            }
+            if constexpr (RS && G == 2) {
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += 2) {
+                    const float send = g ? yv[e0] : yv[e0 + 1];
+                    const float y = (g ? yv[e0 + 1] : yv[e0]) + __shfl_xor_sync(0xffffffffu, send, 1);  // step e0 + g
+                    yv[e0] = y;
+                }
+            } else if constexpr (RS && G == 4) {
+                const bool hi = (g & 2) != 0, lo = (g & 1) != 0;
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += 4) {
+                    const float s0 = hi ? yv[e0] : yv[e0 + 2], s1 = hi ? yv[e0 + 1] : yv[e0 + 3];
+                    const float k0 = (hi ? yv[e0 + 2] : yv[e0]) + __shfl_xor_sync(0xffffffffu, s0, 2);
+                    const float k1 = (hi ? yv[e0 + 3] : yv[e0 + 1]) + __shfl_xor_sync(0xffffffffu, s1, 2);
+                    // k0, k1: steps e0 + (g & 2) and the next, summed over lanes g and g ^ 2.
+                    const float y = (lo ? k1 : k0) + __shfl_xor_sync(0xffffffffu, lo ? k0 : k1, 1);  // step e0 + g
+                    yv[e0] = y;
+                }
             }
             if constexpr (G == 1) {
 #pragma unroll
@@ -407,11 +438,18 @@ __device__ void lm1_fwd(const Scan1Params& p) {
             } else {
 #pragma unroll
                 for (int e0 = 0; e0 < VEC; e0 += G) {
-                    float y = fmaf(Dc, lm_pick<G>(uv, e0, g), lm_pick<G>(yv, e0, g));
+                    float y = fmaf(Dc, lm_pick<G>(uv, e0, g), RS ? yv[e0] : lm_pick<G>(yv, e0, g));
                     if (has_z) y *= silu_f(lm_pick<G>(zv, e0, g));
                     if (active) sy[cl * YS + tc + e0 + g] = y;
                 }
             }
+        }
+        };
+        if constexpr (RS) {
+            if (tn == LM_TT) steps(lm_bool<true>{});
+            else steps(lm_bool<false>{});
+        } else {
+            steps(lm_bool<false>{});
         }
         __syncthreads();  // sy complete
         if (vec) {
@@ -479,6 +517,10 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G##_q(const __grid_constant__ Scan1Params p) { \
         lm1_fwd<T, NS, G, 0, true>(p);                                                                           \
     }
+#define LM1_INST_R(T, NAME, NS, G)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G##_r(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G, 0, false, true>(p);                                                                    \
+    }
 #define LM1_INST_P(T, NAME, G, PE)                                                                               \
     extern "C" __global__ void __launch_bounds__(256, 1) lm1_fwd_##NAME##_n16_g##G##_p(const __grid_constant__ Scan1Params p) { \
         lm1_fwd<T, 16, G, PE, false>(p);                                                                         \
@@ -491,6 +533,9 @@ LM1_INST(float, f32, 8, 2)
 LM1_INST_P(float, f32, 1, 3)
 LM1_INST_P(float, f32, 2, 2)
 LM1_INST(float, f32, 16, 4)
+LM1_INST_R(float, f32, 16, 4)
+LM1_INST_R(float, f32, 16, 2)
+LM1_INST_R(float, f32, 8, 2)
 #ifndef MAMBA_EMU
 LM1_INST(bf16_t, bf16, 16, 1)
 LM1_INST(bf16_t, bf16, 16, 2)
@@ -499,6 +544,9 @@ LM1_INST(bf16_t, bf16, 8, 2)
 LM1_INST_P(bf16_t, bf16, 1, 3)
 LM1_INST_P(bf16_t, bf16, 2, 2)
 LM1_INST(bf16_t, bf16, 16, 4)
+LM1_INST_R(bf16_t, bf16, 16, 4)
+LM1_INST_R(bf16_t, bf16, 16, 2)
+LM1_INST_R(bf16_t, bf16, 8, 2)
 LM1_INST(f16_t, f16, 16, 1)
 LM1_INST(f16_t, f16, 16, 2)
 LM1_INST(f16_t, f16, 8, 1)
@@ -506,4 +554,7 @@ LM1_INST(f16_t, f16, 8, 2)
 LM1_INST_P(f16_t, f16, 1, 3)
 LM1_INST_P(f16_t, f16, 2, 2)
 LM1_INST(f16_t, f16, 16, 4)
+LM1_INST_R(f16_t, f16, 16, 4)
+LM1_INST_R(f16_t, f16, 16, 2)
+LM1_INST_R(f16_t, f16, 8, 2)
 #endif

@@ -610,7 +610,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
         softplus: true,
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
-    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`)
+    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -636,6 +636,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "2"),
             ("4", "16", "2"),
             ("2", "48", "2"),
+            ("4", "", "3"),
+            ("2", "", "3"),
+            ("4", "16", "3"),
+            ("2", "48", "3"),
         ]
     };
     for &(gth, cb, form) in variants {
@@ -647,6 +651,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_PREP",
             if form == "2" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_RS",
+            if form == "3" { "1" } else { "0" },
         );
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
@@ -716,6 +724,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_PREP");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_RS");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
     for c in [
@@ -726,6 +735,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             init: false,
             ..all(4, 3200, 256, 12, Bc::Varying, Bc::Grouped(2))
         },
+        all(3, 3000, 264, 8, Bc::Varying, Bc::Varying),
     ] {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
@@ -746,8 +756,9 @@ fn selective_scan_lm_timings() {
     let Some(be) = backend() else { return };
     lm_timings::<f32>(be, (8, 2048, 16, 2048), "");
     lm_timings::<bf16>(be, (8, 2048, 16, 2048), "");
-    // Half the channels (62 per SM): where the default rule stops taking lm1.
+    // Half and a quarter of the channels (62 and 31 per SM; the default takes lm1 from 60).
     lm_timings::<f32>(be, (4, 2048, 16, 2048), "b4 ");
+    lm_timings::<f32>(be, (2, 2048, 16, 2048), "b2 ");
 }
 
 fn lm_timings<T: Element + plugin::DeviceElement>(
@@ -787,27 +798,22 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
     };
     let only = std::env::var("MAMBA_GPU_LM1_VARIANTS").unwrap_or_default();
     let mut reference: Option<(Vec<f64>, Vec<f64>)> = None;
-    for (name, lm, gth, cb, poly, prep) in [
-        ("old", "0", "1", "", "", ""),
-        ("lm1 g1", "1", "1", "", "", "0"),
-        ("lm1 g2", "1", "2", "", "", "0"),
-        ("lm1 g4", "1", "4", "", "", "0"),
-        ("lm1 g1 prep", "1", "1", "", "", "1"),
-        ("lm1 g2 prep", "1", "2", "", "", "1"),
-        ("lm1 g4 prep", "1", "4", "", "", "1"),
-        ("lm1 g2 cb64 prep", "1", "2", "64", "", "1"),
-        ("lm1 g4 cb32 prep", "1", "4", "32", "", "1"),
-        ("lm1 g1 poly", "1", "1", "", "1", "0"),
-        ("lm1 g2 poly", "1", "2", "", "1", "0"),
-        ("lm1 g2 cb64", "1", "2", "64", "", "0"),
-        ("lm1 g4 cb32", "1", "4", "32", "", "0"),
-        ("lm1 g2 cb32", "1", "2", "32", "", "0"),
-        ("default", "", "", "", "", ""),
+    for (name, lm, gth, cb, poly, prep, rs) in [
+        ("old", "0", "1", "", "", "", ""),
+        ("lm1 g2", "1", "2", "", "", "0", "0"),
+        ("lm1 g4", "1", "4", "", "", "0", "0"),
+        ("lm1 g4 rs", "1", "4", "", "", "0", "1"),
+        ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
+        ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
+        ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
+        ("lm1 g1", "1", "1", "", "", "0", "0"),
+        ("lm1 g2 cb64", "1", "2", "64", "", "0", "0"),
+        ("default", "", "", "", "", "", ""),
     ] {
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g2,lm1 g4,lm1 g2 prep,lm1 g4 prep,lm1 g2 cb32,lm1 g4 cb32 prep,default".to_string()
+            "lm1 g4,lm1 g4 rs,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -818,6 +824,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_CB", cb),
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
             ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
+            ("MAMBA_CUDA_SCAN1_LM_RS", rs),
         ] {
             if v.is_empty() {
                 std::env::remove_var(k);
@@ -854,6 +861,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         "MAMBA_CUDA_SCAN1_LM_CB",
         "MAMBA_CUDA_SCAN1_LM_POLY",
         "MAMBA_CUDA_SCAN1_LM_PREP",
+        "MAMBA_CUDA_SCAN1_LM_RS",
     ] {
         std::env::remove_var(k);
     }

@@ -8,7 +8,9 @@
 //! `MAMBA_CUDA_SCAN1_LM_POLY=1` takes the `_p` kernels (N > 8: 3 of 16 exponentials per
 //! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial); `MAMBA_CUDA_SCAN1_LM_PREP=1`
 //! the `_q` kernels (dt and dt * u of the tile computed block-wide into shared memory, D
-//! and the gate applied in the store pass: a step loop with the recurrence only).
+//! and the gate applied in the store pass: a step loop with the recurrence only);
+//! `MAMBA_CUDA_SCAN1_LM_RS=1` the `_r` kernels (G > 1: y reduce-scattered once per G steps
+//! instead of all-reduced every step; full tiles without the tail checks).
 
 use std::sync::OnceLock;
 
@@ -29,16 +31,17 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
 
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
-/// `_q`: dt, dt * u staged per tile and D and the gate in the store pass).
+/// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
+/// only, y reduce-scattered once per G steps, full tiles without tail checks).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 54] = [const { OnceLock::new() }; 54];
+    static FUNCS: [OnceLock<Func>; 72] = [const { OnceLock::new() }; 72];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 3 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 4 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q"][form];
+    let p = ["", "_p", "_q", "_r"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -67,10 +70,10 @@ fn by_default(g: &Gpu, c: &Lm1Call) -> bool {
 
 /// The default rule (see [`by_default`]).
 const LM1_DEFAULT: bool = true;
-const LM1_MIN_CH_PER_SM: usize = 96;
+const LM1_MIN_CH_PER_SM: usize = 60;
 const LM1_MIN_L: usize = 256;
 /// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
-const LM1_G: usize = 2;
+const LM1_G: usize = 4;
 /// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
 const LM1_PREP: bool = false;
 
@@ -142,7 +145,15 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
-    let f = lm1_func(g, c.act, ns, gth, if prep { 2 } else { poly as usize })?;
+    let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
+    let form = if prep {
+        2
+    } else if rs {
+        3
+    } else {
+        poly as usize
+    };
+    let f = lm1_func(g, c.act, ns, gth, form)?;
     let threads = (cb * gth).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)?;
