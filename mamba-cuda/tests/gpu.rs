@@ -585,6 +585,300 @@ fn selective_scan_parallel_in_time_matches_the_oracle() {
     t.finish("selective_scan (parallel in time)");
 }
 
+/// The kernel for many channels (`lm1_fwd`, kernels/scan1_lm.cu) forced on
+/// (`MAMBA_CUDA_SCAN1_LM=1`) in its block shapes (threads per channel, channels per
+/// block): channel counts not a multiple of the block, L not a multiple of its 32-step
+/// tile and not of 4 or 8 (plain loads instead of cp.async), N under 8, between 8 and 16
+/// and 16, B/C groups, every option on and off, every storage type. Calls it does not
+/// support (time-invariant B or C, N > 16) go to the older kernels and are compared too.
+#[test]
+fn selective_scan_lm_path_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(21);
+    let mut t = Tally::default();
+    let all = |b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: true,
+        z: true,
+        bias: true,
+        init: true,
+        softplus: true,
+    };
+    std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
+    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`)
+    let variants: &[(&str, &str, &str)] = if quick() {
+        &[
+            ("1", "", "0"),
+            ("2", "", "1"),
+            ("4", "", "0"),
+            ("4", "", "2"),
+            ("2", "", "2"),
+        ]
+    } else {
+        &[
+            ("1", "", "0"),
+            ("2", "", "0"),
+            ("4", "", "0"),
+            ("4", "32", "0"),
+            ("1", "", "1"),
+            ("2", "", "1"),
+            ("1", "32", "0"),
+            ("2", "64", "1"),
+            ("1", "48", "0"),
+            ("2", "16", "0"),
+            ("1", "", "2"),
+            ("2", "", "2"),
+            ("4", "", "2"),
+            ("4", "16", "2"),
+            ("2", "48", "2"),
+            ("4", "", "3"),
+            ("2", "", "3"),
+            ("4", "16", "3"),
+            ("2", "48", "3"),
+        ]
+    };
+    for &(gth, cb, form) in variants {
+        std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_POLY",
+            if form == "1" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_PREP",
+            if form == "2" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_RS",
+            if form == "3" { "1" } else { "0" },
+        );
+        if cb.is_empty() {
+            std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
+        } else {
+            std::env::set_var("MAMBA_CUDA_SCAN1_LM_CB", cb);
+        }
+        let fixed = [
+            all(2, 300, 100, 16, Bc::Varying, Bc::Varying),
+            all(1, 96, 64, 16, Bc::Varying, Bc::Varying),
+            all(2, 40, 77, 5, Bc::Grouped(2), Bc::Varying),
+            all(1, 130, 33, 12, Bc::Varying, Bc::Grouped(5)),
+            all(3, 24, 1, 16, Bc::Varying, Bc::Varying),
+            all(2, 64, 264, 8, Bc::Grouped(4), Bc::Grouped(2)),
+            all(1, 20, 200, 9, Bc::Varying, Bc::Varying),
+            ScanCfg {
+                softplus: false,
+                bias: false,
+                z: false,
+                d_skip: false,
+                init: false,
+                ..all(2, 150, 136, 16, Bc::Varying, Bc::Varying)
+            },
+            ScanCfg {
+                z: false,
+                init: false,
+                ..all(1, 33, 40, 1, Bc::Varying, Bc::Varying)
+            },
+        ];
+        for c in fixed {
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t);
+            scan_check::<f16>(be, &mut rng, &c, &mut t);
+        }
+        let rounds = if quick() { 1 } else { rounds() };
+        for _ in 0..rounds {
+            let d = rng.int(1, 300);
+            let pick = |rng: &mut Rng| match rng.int(0, 3) {
+                0 => Bc::Grouped(rng.divisor(d)),
+                1 if rng.coin() => Bc::Shared,
+                _ => Bc::Varying,
+            };
+            let c = ScanCfg {
+                b: rng.int(1, 3),
+                d,
+                l: if rng.coin() {
+                    8 * rng.int(1, 40)
+                } else {
+                    rng.int(1, 300)
+                },
+                n: *[1usize, 3, 4, 7, 8, 9, 13, 16, 17]
+                    .get(rng.int(0, 8))
+                    .unwrap(),
+                bl: pick(&mut rng),
+                cl: pick(&mut rng),
+                d_skip: rng.coin(),
+                z: rng.coin(),
+                bias: rng.coin(),
+                init: rng.coin(),
+                softplus: rng.coin(),
+            };
+            scan_check::<f32>(be, &mut rng, &c, &mut t);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t);
+            scan_check::<f16>(be, &mut rng, &c, &mut t);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_G");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_PREP");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_RS");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
+    // The default choice at a few channel-rich shapes.
+    for c in [
+        all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
+        all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
+        all(4, 3200, 260, 16, Bc::Varying, Bc::Varying),
+        ScanCfg {
+            init: false,
+            ..all(4, 3200, 256, 12, Bc::Varying, Bc::Grouped(2))
+        },
+        all(3, 3000, 264, 8, Bc::Varying, Bc::Varying),
+    ] {
+        scan_check::<f32>(be, &mut rng, &c, &mut t);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("selective_scan (lm1)");
+}
+
+/// `MAMBA_GPU_LM1_BENCH=1`: the language-model shape (b8 d2048 N16 L2048; D, z,
+/// delta_bias, softplus, B/C (b, N, L)) with the older kernels and the `lm1` variants on
+/// the same device buffers: medians of CUDA-event times, and each output's relative L2
+/// distance from the older kernels' output. No assertion on times.
+#[test]
+fn selective_scan_lm_timings() {
+    if std::env::var("MAMBA_GPU_LM1_BENCH").ok().as_deref() != Some("1") {
+        eprintln!("timings skipped (set MAMBA_GPU_LM1_BENCH=1)");
+        return;
+    }
+    let Some(be) = backend() else { return };
+    lm_timings::<f32>(be, (8, 2048, 16, 2048), "");
+    lm_timings::<bf16>(be, (8, 2048, 16, 2048), "");
+    // Half and a quarter of the channels (62 and 31 per SM; the default takes lm1 from 60).
+    lm_timings::<f32>(be, (4, 2048, 16, 2048), "b4 ");
+    lm_timings::<f32>(be, (2, 2048, 16, 2048), "b2 ");
+}
+
+fn lm_timings<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    (b, d, n, l): (usize, usize, usize, usize),
+    tag: &str,
+) {
+    let s = be.stream().unwrap();
+    let mut rng = Rng(5);
+    let io = b * d * l;
+    let up = |v: Vec<f32>| be.upload(&to::<T>(&v), &s).unwrap();
+    let u = up(rng.uniforms(io, -1.0, 1.0));
+    let delta = up(rng.uniforms(io, -3.0, 0.0));
+    let z = up(rng.uniforms(io, -1.0, 1.0));
+    let bm = up(rng.uniforms(b * n * l, -1.0, 1.0));
+    let cm = up(rng.uniforms(b * n * l, -1.0, 1.0));
+    let a = be.upload(&rng.uniforms(d * n, -8.0, -0.5), &s).unwrap();
+    let dv = be.upload(&rng.uniforms(d, -1.0, 1.0), &s).unwrap();
+    let bias = be.upload(&rng.uniforms(d, -4.0, -1.0), &s).unwrap();
+    let out = be.alloc::<T>(io).unwrap();
+    let last = be.alloc::<f32>(b * d * n).unwrap();
+    let io3 = [b, d, l];
+    let desc = abi::SelectiveScanDesc {
+        u: u.desc(&io3),
+        delta: delta.desc(&io3),
+        a: a.desc(&[d, n]),
+        b: bm.desc(&[b, n, l]),
+        c: cm.desc(&[b, n, l]),
+        d: dv.desc(&[d]),
+        z: z.desc(&io3),
+        delta_bias: bias.desc(&[d]),
+        initial_state: TensorDesc::NONE,
+        out: out.desc(&io3),
+        last_state: last.desc(&[b, d, n]),
+        delta_softplus: 1,
+        reserved: 0,
+    };
+    let only = std::env::var("MAMBA_GPU_LM1_VARIANTS").unwrap_or_default();
+    let mut reference: Option<(Vec<f64>, Vec<f64>)> = None;
+    for (name, lm, gth, cb, poly, prep, rs) in [
+        ("old", "0", "1", "", "", "", ""),
+        ("lm1 g2", "1", "2", "", "", "0", "0"),
+        ("lm1 g4", "1", "4", "", "", "0", "0"),
+        ("lm1 g4 rs", "1", "4", "", "", "0", "1"),
+        ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
+        ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
+        ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
+        ("lm1 g1", "1", "1", "", "", "0", "0"),
+        ("lm1 g2 cb64", "1", "2", "64", "", "0", "0"),
+        ("default", "", "", "", "", "", ""),
+    ] {
+        let only = if tag.is_empty() {
+            only.clone()
+        } else {
+            "lm1 g4,lm1 g4 rs,default".to_string()
+        };
+        if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
+            continue;
+        }
+        for (k, v) in [
+            ("MAMBA_CUDA_SCAN1_LM", lm),
+            ("MAMBA_CUDA_SCAN1_LM_G", gth),
+            ("MAMBA_CUDA_SCAN1_LM_CB", cb),
+            ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
+            ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
+            ("MAMBA_CUDA_SCAN1_LM_RS", rs),
+        ] {
+            if v.is_empty() {
+                std::env::remove_var(k);
+            } else {
+                std::env::set_var(k, v);
+            }
+        }
+        // SAFETY: every descriptor points to a live buffer of its shape, alive until the
+        // stream is synchronised (time_calls waits for its last event).
+        let times = be
+            .time_calls(&s, 10, 50, || unsafe {
+                be.selective_scan_device(&desc, &s)
+            })
+            .unwrap();
+        let o = f64s(&out.to_vec(&s).unwrap());
+        let h = f64s(&last.to_vec(&s).unwrap());
+        let (eo, eh) = match &reference {
+            None => (0.0, 0.0),
+            Some((ro, rh)) => (rel_l2_64(&o, ro), rel_l2_64(&h, rh)),
+        };
+        if reference.is_none() {
+            reference = Some((o, h));
+        }
+        eprintln!(
+            "TIMING lm {tag}{} {name}: median {:.1} us (min {:.1}); vs old: out {eo:.2e}, last_state {eh:.2e}",
+            T::DTYPE,
+            plugin::median(&times),
+            times.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+    }
+    for k in [
+        "MAMBA_CUDA_SCAN1_LM",
+        "MAMBA_CUDA_SCAN1_LM_G",
+        "MAMBA_CUDA_SCAN1_LM_CB",
+        "MAMBA_CUDA_SCAN1_LM_POLY",
+        "MAMBA_CUDA_SCAN1_LM_PREP",
+        "MAMBA_CUDA_SCAN1_LM_RS",
+    ] {
+        std::env::remove_var(k);
+    }
+}
+
+fn rel_l2_64(got: &[f64], exp: &[f64]) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, e) in got.iter().zip(exp) {
+        if !g.is_finite() {
+            return f64::INFINITY;
+        }
+        num += (g - e) * (g - e);
+        den += e * e;
+    }
+    (num / den.max(1e-300)).sqrt()
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 #[derive(Clone, Copy, Debug)]

@@ -4,6 +4,7 @@
 mod block;
 mod bwd;
 mod gemm;
+mod lm1;
 mod ops;
 pub(crate) mod params;
 
@@ -45,6 +46,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "ssd_chunk",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_chunk.fatbin")),
+    ),
+    (
+        "scan1_lm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/scan1_lm.fatbin")),
     ),
 ];
 
@@ -262,6 +267,8 @@ impl Gpu {
             1
         } else if name.starts_with("bwd_") {
             3
+        } else if name.starts_with("lm1_") {
+            5
         } else {
             2
         };

@@ -7,6 +7,7 @@ use mamba_core::abi::{
 
 use std::sync::OnceLock;
 
+use super::lm1::{try_lm1, Lm1Call};
 use super::params::{ConvParams, ConvUpdateParams, Scan1Params, SsdParams, StateUpdateParams};
 use super::{gpu, Func, Gpu};
 use crate::{PErr, PResult};
@@ -352,6 +353,22 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         flag_base: 0,
         reserved: 0,
     };
+    // Many channels, N <= 16, B and C varying in time (the language-model shape): one
+    // thread (or two) per channel with every state in registers, loads ahead of the
+    // exponentials (lm1.rs; MAMBA_CUDA_SCAN1_LM=1 / 0 forces it on / off).
+    let lm = Lm1Call {
+        act: ai,
+        b,
+        d,
+        l,
+        n,
+        b_groups: bg,
+        c_groups: cg,
+        seg,
+    };
+    if try_lm1(g, &params, &lm, stream)? {
+        return Ok(());
+    }
     // Few rows (under ~8 warps per SM in the forms above, which then split time and run
     // steps twice): the parallel-in-time form (`scan1_par`), one launch, one exponential
     // per (state, step), no scratch. It needs B and C both varying in time.

@@ -1,0 +1,560 @@
+// SPEC 1, the Mamba-1 selective scan forward, for many channels (the language-model
+// shape: b8 d2048 N16 L2048), `lm1_fwd_*`.
+//
+// G threads per channel (G = 1, 2 or 4; 4 for NS = 16 only), each holding NS / G of the channel's states in
+// registers (NS = 8 or 16 >= N; the states past N have A = B = C = 0, so they stay 0). A
+// block owns CB channels of one batch row and of one "segment" (B and C groups constant
+// inside), CB * G threads. Time goes in tiles of TT steps through a ring of NST shared
+// memory stages, filled with cp.async (16-byte copies; rows must be 16-byte aligned: the
+// host sets `async_copy`) or, for unaligned rows, with plain loads, LM_AHEAD tiles ahead of
+// the tile being computed, so the loads overlap the exponentials.
+// Per tile: B and C columns are converted to f32 into sbc[t][B n.., C n..] (broadcast
+// float4 reads in the step loop); each thread reads its channel's delta, u, z rows
+// (16 bytes at a time, its own row: no bank conflicts with the 16-byte row padding), runs
+// the recurrence, finishes y (+ D u, * silu(z)) and leaves it in sy; the block then writes
+// the tile's outputs coalesced along time.
+#include "common.cuh"
+
+#define LM_TT 32
+#define LM_NST 3
+
+#ifndef DYN_SMEM
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
+__device__ __forceinline__ float lm_ex2(float x) {
+#ifdef MAMBA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
+// 2^x on the FMA pipe (as FlashAttention-3 moves part of its exponentials off the MUFU):
+// x = j + f with j = rint(x) (the 1.5 * 2^23 trick), |f| <= 1/2, 2^f by its Taylor
+// polynomial of degree 7 (relative error < 1e-8 before rounding), j added to the
+// exponent bits. x >= -125 (clamped: 2^-125 is 0 to the state update).
+__device__ __forceinline__ float lm_ex2_poly(float x) {
+    x = fmaxf(x, -125.f);
+    const float t = x + 12582912.f;  // 1.5 * 2^23: rint(x) in the low mantissa bits
+    const float j = t - 12582912.f;
+    const float f = x - j;
+    float q = 1.5252733804059838e-05f;
+    q = fmaf(q, f, 0.00015403530393381606f);
+    q = fmaf(q, f, 0.0013333558146428441f);
+    q = fmaf(q, f, 0.009618129107628477f);
+    q = fmaf(q, f, 0.055504108664821576f);
+    q = fmaf(q, f, 0.2402265069591007f);
+    q = fmaf(q, f, 0.6931471805599453f);
+    q = fmaf(q, f, 1.f);
+#ifdef MAMBA_EMU
+    unsigned qi, ti;
+    memcpy(&qi, &q, 4);
+    memcpy(&ti, &t, 4);
+    qi += ti << 23;
+    memcpy(&q, &qi, 4);
+    return q;
+#else
+    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
+#endif
+}
+
+// softplus(v) = max(v, 0) + log1p(e^-|v|) (v + 2e-9 at most above 20: v in f32), log1p
+// of x in (0, 1] by the atanh series in s = x / (2 + x) <= 1/3 to s^13 (relative error
+// < 2e-8): 2 MUFU and 10 FMA-pipe instructions instead of the library's log1pf.
+__device__ __forceinline__ float lm_softplus(float v) {
+    const float x = lm_ex2(-fabsf(v) * LOG2E_F);
+    const float s = __fdividef(x, 2.f + x);
+    const float w = s * s;
+    float q = 1.f / 13.f;
+    q = fmaf(q, w, 1.f / 11.f);
+    q = fmaf(q, w, 1.f / 9.f);
+    q = fmaf(q, w, 1.f / 7.f);
+    q = fmaf(q, w, 1.f / 5.f);
+    q = fmaf(q, w, 1.f / 3.f);
+    q = fmaf(q, w, 1.f);
+    return fmaxf(v, 0.f) + 2.f * s * q;
+}
+
+__device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
+#ifdef MAMBA_EMU
+    memcpy(dst, src, 16);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+#endif
+}
+__device__ __forceinline__ void lm_commit() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void lm_wait1() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+#endif
+}
+
+// Raw elements of one 16-byte chunk as floats (bf16 / f16 unpacked from 32-bit words).
+template <typename T>
+__device__ __forceinline__ void lm_ld16(const T* src, float (&v)[16 / sizeof(T)]) {
+    if constexpr (sizeof(T) == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src);
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+        const uint4 q = *reinterpret_cast<const uint4*>(src);
+        const unsigned w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const unsigned short lo = (unsigned short)(w[k] & 0xffffu), hi = (unsigned short)(w[k] >> 16);
+            v[2 * k] = ldf(reinterpret_cast<const T*>(&lo));
+            v[2 * k + 1] = ldf(reinterpret_cast<const T*>(&hi));
+        }
+    }
+}
+
+// Two floats as one 32-bit word of two 16-bit elements (low: a).
+template <typename T>
+__device__ __forceinline__ unsigned lm_pack2(float a, float b) {
+    const T x = cvt<T>(a), y = cvt<T>(b);
+    unsigned short xs, ys;
+    memcpy(&xs, &x, 2);
+    memcpy(&ys, &y, 2);
+    return (unsigned)xs | ((unsigned)ys << 16);
+}
+
+// a[e0 + g] for a thread-dependent g < G without indexing registers at run time.
+template <int G, int V>
+__device__ __forceinline__ float lm_pick(const float (&a)[V], int e0, int g) {
+    float v = a[e0];
+#pragma unroll
+    for (int k = 1; k < G; ++k) v = g == k ? a[e0 + k] : v;
+    return v;
+}
+
+// Shared memory in bytes (the host's `lm1_smem` mirrors this).
+__host__ __device__ constexpr int lm_row_bytes(int es) { return (LM_TT + 16 / es) * es; }
+__host__ __device__ constexpr int lm_stage_bytes(int es, int cb, int ns) { return (3 * cb + 2 * ns) * lm_row_bytes(es); }
+__host__ __device__ constexpr int lm_smem_bytes(int es, int cb, int ns, bool prep) {
+    return LM_NST * lm_stage_bytes(es, cb, ns) + LM_TT * 2 * ns * 4 + (prep ? 3 : 1) * cb * (LM_TT + 4) * 4;
+}
+
+// Four raw elements as floats (16 bytes of f32, 8 of bf16/f16; aligned to that).
+template <typename T>
+__device__ __forceinline__ void lm_ld4(const T* src, float (&v)[4]) {
+    if constexpr (sizeof(T) == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src);
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    } else {
+        const uint2 q = *reinterpret_cast<const uint2*>(src);
+        const unsigned w[2] = {q.x, q.y};
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            const unsigned short lo = (unsigned short)(w[k] & 0xffffu), hi = (unsigned short)(w[k] >> 16);
+            v[2 * k] = ldf(reinterpret_cast<const T*>(&lo));
+            v[2 * k + 1] = ldf(reinterpret_cast<const T*>(&hi));
+        }
+    }
+}
+
+// PREP: a block-wide pass per tile computes every (channel, step)'s dt and dt * u into
+// shared memory before the step loop, and the store pass applies D and the gate, so the
+// step loop holds only the recurrence (the `_q` kernels).
+template <bool B>
+struct lm_bool {
+    static constexpr bool value = B;
+};
+
+// RS (G > 1, the `_r` kernels): the G partial sums of y are reduce-scattered once per G
+// steps (each thread ends with the sum of the step it gates) instead of all-reduced every
+// step, and full tiles run a step loop without the tail checks.
+template <typename T, int NS, int G, int PE, bool PREP, bool RS = false>
+__device__ void lm1_fwd(const Scan1Params& p) {
+    constexpr int ES = sizeof(T);
+    constexpr int VEC = 16 / ES;         // elements per 16-byte chunk
+    constexpr int TTP = LM_TT + VEC;     // row stride of the stages, elements
+    constexpr int RB = TTP * ES;         // row bytes
+    constexpr int CPR = LM_TT / VEC;     // chunks per tile row
+    constexpr int S = NS / G;            // states per thread
+    constexpr int YS = LM_TT + 4;        // row stride of sy, floats
+    DYN_SMEM(smem);
+    unsigned char* sm = reinterpret_cast<unsigned char*>(smem);
+    const int CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x, nthr = blockDim.x;
+    const int stage_bytes = (3 * CB + 2 * NS) * RB;
+    float* sbc = reinterpret_cast<float*>(sm + LM_NST * stage_bytes);
+    float* sy = sbc + LM_TT * 2 * NS;
+    float* sdt = sy + CB * YS;  // PREP: dt, then dt * u, [CB][YS]
+    float* sdu = sdt + CB * YS;
+    const bool vec = p.async_copy != 0;
+
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int cn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gc = c0 / (dim / p.c_groups);
+    const T* gu = static_cast<const T*>(p.u) + ((size_t)i * dim + c0) * L;
+    const T* gd = static_cast<const T*>(p.delta) + ((size_t)i * dim + c0) * L;
+    const T* gz = p.z ? static_cast<const T*>(p.z) + ((size_t)i * dim + c0) * L : nullptr;
+    const T* gB = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + gb) * N * L;
+    const T* gC = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + gc) * N * L;
+    T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
+
+    const int ntiles = (L + LM_TT - 1) / LM_TT;
+    // Stage layout: u rows, delta rows, z rows (CB each), B rows, C rows (N of NS used).
+    auto load_tile = [&](int k) {
+        if (k >= ntiles) return;
+        unsigned char* st = sm + (k % LM_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* rows[3] = {gu, gd, gz};
+        if (vec) {
+            const int nv = tn / VEC;  // L % VEC == 0: whole chunks
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                unsigned char* dst = st + a * CB * RB;
+                for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                    const int r = idx / CPR, q = idx % CPR;
+                    if (q < nv) lm_cp16(dst + r * RB + q * 16, rows[a] + (size_t)r * L + t0 + q * VEC);
+                }
+            }
+            unsigned char* dst = st + 3 * CB * RB;
+            for (int idx = tid; idx < 2 * N * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (q < nv) lm_cp16(dst + (r < N ? n : NS + n) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+            }
+        } else {
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                T* dst = reinterpret_cast<T*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                    const int r = idx / LM_TT, t = idx % LM_TT;
+                    if (t < tn) dst[r * TTP + t] = rows[a][(size_t)r * L + t0 + t];
+                }
+            }
+            T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (t < tn) dst[(r < N ? n : NS + n) * TTP + t] = src[(size_t)n * L + t0 + t];
+            }
+        }
+    };
+
+    // This thread's channel and states.
+    const int cl = tid / G, g = tid % G;
+    const int glane0 = (tid & 31) & ~(G - 1);  // the channel's first lane
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    float h[S], a2[S];
+#pragma unroll
+    for (int j = 0; j < S; ++j) {
+        const int n = g * S + j;
+        const bool ok = active && n < N;
+        a2[j] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+        h[j] = ok && p.h0 ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+    }
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
+    const bool softplus = p.softplus != 0, has_z = gz != nullptr;
+
+    load_tile(0);
+    lm_commit();
+    load_tile(1);
+    lm_commit();
+    for (int k = 0; k < ntiles; ++k) {
+        lm_wait1();
+        __syncthreads();  // tile k staged; every thread is done with tile k - 1
+        load_tile(k + 2);
+        lm_commit();
+        const unsigned char* st = sm + (k % LM_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
+                const int n2 = idx % (2 * NS), t = idx / (2 * NS);  // n2: B n, then C n
+                const int n = n2 % NS;
+                sbc[idx] = n < N && t < tn ? ldf(sB + n2 * TTP + t) : 0.f;
+            }
+        }
+        const T* su0 = reinterpret_cast<const T*>(st);
+        const T* sd0 = su0 + CB * TTP;
+        const T* sz0 = sd0 + CB * TTP;
+        if constexpr (PREP) {
+            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    v = softplus ? lm_softplus(v) : v;
+                    const bool ok = t + e < tn;
+                    o1[e] = ok ? v : 0.f;
+                    o2[e] = ok ? v * uu[e] : 0.f;
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+            }
+        }
+        __syncthreads();  // sbc (and sdt, sdu) ready
+        if constexpr (PREP) {
+            const float* sdr = sdt + (active ? cl : 0) * YS;
+            const float* sur = sdu + (active ? cl : 0) * YS;
+#pragma unroll 1
+            for (int tc = 0; tc < tn; tc += 4) {
+                const float4 d4 = *reinterpret_cast<const float4*>(sdr + tc);
+                const float4 u4 = *reinterpret_cast<const float4*>(sur + tc);
+                const float dts[4] = {d4.x, d4.y, d4.z, d4.w}, dus[4] = {u4.x, u4.y, u4.z, u4.w};
+                float yv[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const float* bc = sbc + (tc + e) * 2 * NS + g * S;
+                    float bv[S], cv[S];
+#pragma unroll
+                    for (int j = 0; j < S; j += 4) {
+                        const float4 b4 = *reinterpret_cast<const float4*>(bc + j);
+                        const float4 c4 = *reinterpret_cast<const float4*>(bc + NS + j);
+                        bv[j] = b4.x; bv[j + 1] = b4.y; bv[j + 2] = b4.z; bv[j + 3] = b4.w;
+                        cv[j] = c4.x; cv[j + 1] = c4.y; cv[j + 2] = c4.z; cv[j + 3] = c4.w;
+                    }
+                    float y = 0.f;
+#pragma unroll
+                    for (int j = 0; j < S; ++j) {
+                        h[j] = fmaf(j < PE ? lm_ex2_poly(dts[e] * a2[j]) : lm_ex2(dts[e] * a2[j]), h[j], dus[e] * bv[j]);
+                        y = fmaf(cv[j], h[j], y);
+                    }
+#pragma unroll
+                    for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
+                    yv[e] = y;
+                }
+                if (g == 0 && active) *reinterpret_cast<float4*>(sy + cl * YS + tc) = make_float4(yv[0], yv[1], yv[2], yv[3]);
+            }
+        }
+        const T* su = su0 + (active ? cl : 0) * TTP;
+        const T* sd = su + CB * TTP;
+        const T* sz = sd + CB * TTP;
+        auto steps = [&](auto full_c) {
+        constexpr bool FULL = decltype(full_c)::value;
+#pragma unroll 1
+        for (int tc = 0; tc < (PREP ? 0 : tn); tc += VEC) {
+            float uv[VEC], dv[VEC], zv[VEC], yv[VEC];
+            lm_ld16<T>(su + tc, uv);
+            lm_ld16<T>(sd + tc, dv);
+            if (has_z) lm_ld16<T>(sz + tc, zv);
+            // Steps: the G threads of a channel take every G-th step's softplus and gate
+            // and share the step sizes by shuffles (no work done twice).
+            float dtv[VEC];
+            if constexpr (G == 1) {
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) {
+                    const float v = dv[e] + bias;
+                    dtv[e] = softplus ? lm_softplus(v) : v;
+                }
+            } else if constexpr (G == 2) {
+#pragma unroll
+                for (int e = 0; e < VEC; e += 2) {
+                    float v = (g ? dv[e + 1] : dv[e]) + bias;
+                    v = softplus ? lm_softplus(v) : v;
+                    const float o = __shfl_xor_sync(0xffffffffu, v, 1);
+                    dtv[e] = g ? o : v;
+                    dtv[e + 1] = g ? v : o;
+                }
+            } else {
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += G) {
+                    float v = lm_pick<G>(dv, e0, g) + bias;
+                    v = softplus ? lm_softplus(v) : v;
+#pragma unroll
+                    for (int k = 0; k < G; ++k) dtv[e0 + k] = __shfl_sync(0xffffffffu, v, glane0 + k);
+                }
+            }
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) {
+                const int t = tc + e;
+                const float dt = FULL || t < tn ? dtv[e] : 0.f;
+                const float du = FULL || t < tn ? dt * uv[e] : 0.f;
+                const float* bc = sbc + t * 2 * NS + g * S;
+                float bv[S], cv[S];
+#pragma unroll
+                for (int j = 0; j < S; j += 4) {
+                    const float4 b4 = *reinterpret_cast<const float4*>(bc + j);
+                    const float4 c4 = *reinterpret_cast<const float4*>(bc + NS + j);
+                    bv[j] = b4.x; bv[j + 1] = b4.y; bv[j + 2] = b4.z; bv[j + 3] = b4.w;
+                    cv[j] = c4.x; cv[j + 1] = c4.y; cv[j + 2] = c4.z; cv[j + 3] = c4.w;
+                }
+                float y = 0.f;
+#pragma unroll
+                for (int j = 0; j < S; ++j) {
+                    h[j] = fmaf(j < PE ? lm_ex2_poly(dt * a2[j]) : lm_ex2(dt * a2[j]), h[j], du * bv[j]);
+                    y = fmaf(cv[j], h[j], y);
+                }
+                if constexpr (!RS) {
+#pragma unroll
+                    for (int m = 1; m < G; m *= 2) y += __shfl_xor_sync(0xffffffffu, y, m);
+                }
+                yv[e] = y;
+            }
+            if constexpr (RS && G == 2) {
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += 2) {
+                    const float send = g ? yv[e0] : yv[e0 + 1];
+                    const float y = (g ? yv[e0 + 1] : yv[e0]) + __shfl_xor_sync(0xffffffffu, send, 1);  // step e0 + g
+                    yv[e0] = y;
+                }
+            } else if constexpr (RS && G == 4) {
+                const bool hi = (g & 2) != 0, lo = (g & 1) != 0;
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += 4) {
+                    const float s0 = hi ? yv[e0] : yv[e0 + 2], s1 = hi ? yv[e0 + 1] : yv[e0 + 3];
+                    const float k0 = (hi ? yv[e0 + 2] : yv[e0]) + __shfl_xor_sync(0xffffffffu, s0, 2);
+                    const float k1 = (hi ? yv[e0 + 3] : yv[e0 + 1]) + __shfl_xor_sync(0xffffffffu, s1, 2);
+                    // k0, k1: steps e0 + (g & 2) and the next, summed over lanes g and g ^ 2.
+                    const float y = (lo ? k1 : k0) + __shfl_xor_sync(0xffffffffu, lo ? k0 : k1, 1);  // step e0 + g
+                    yv[e0] = y;
+                }
+            }
+            if constexpr (G == 1) {
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) {
+                    float y = fmaf(Dc, uv[e], yv[e]);
+                    if (has_z) y *= silu_f(zv[e]);
+                    yv[e] = y;
+                }
+                if (active) {
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4)
+                        *reinterpret_cast<float4*>(sy + cl * YS + tc + e) = make_float4(yv[e], yv[e + 1], yv[e + 2], yv[e + 3]);
+                }
+            } else {
+#pragma unroll
+                for (int e0 = 0; e0 < VEC; e0 += G) {
+                    float y = fmaf(Dc, lm_pick<G>(uv, e0, g), RS ? yv[e0] : lm_pick<G>(yv, e0, g));
+                    if (has_z) y *= silu_f(lm_pick<G>(zv, e0, g));
+                    if (active) sy[cl * YS + tc + e0 + g] = y;
+                }
+            }
+        }
+        };
+        if constexpr (RS) {
+            if (tn == LM_TT) steps(lm_bool<true>{});
+            else steps(lm_bool<false>{});
+        } else {
+            steps(lm_bool<false>{});
+        }
+        __syncthreads();  // sy complete
+        if (vec) {
+            for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                if (q * VEC < tn) {
+                    const float* ys = sy + r * YS + q * VEC;
+                    T* dst = gout + (size_t)r * L + t0 + q * VEC;
+                    float yy[VEC];
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4) {
+                        const float4 y4 = *reinterpret_cast<const float4*>(ys + e);
+                        yy[e] = y4.x; yy[e + 1] = y4.y; yy[e + 2] = y4.z; yy[e + 3] = y4.w;
+                    }
+                    if constexpr (PREP) {
+                        const float Dr = p.D ? p.D[c0 + r] : 0.f;
+                        float uu[VEC], zz[VEC];
+                        lm_ld16<T>(su0 + r * TTP + q * VEC, uu);
+                        if (has_z) lm_ld16<T>(sz0 + r * TTP + q * VEC, zz);
+#pragma unroll
+                        for (int e = 0; e < VEC; ++e) {
+                            float o = fmaf(Dr, uu[e], yy[e]);
+                            if (has_z) o *= silu_f(zz[e]);
+                            yy[e] = o;
+                        }
+                    }
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
+                    } else {
+                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]),
+                                                                    lm_pack2<T>(yy[4], yy[5]), lm_pack2<T>(yy[6], yy[7]));
+                    }
+                }
+            }
+        } else {
+            for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                if (t < tn) {
+                    float o = sy[r * YS + t];
+                    if constexpr (PREP) {
+                        if (p.D) o = fmaf(p.D[c0 + r], ldf(su0 + r * TTP + t), o);
+                        if (has_z) o *= silu_f(ldf(sz0 + r * TTP + t));
+                    }
+                    gout[(size_t)r * L + t0 + t] = cvt<T>(o);
+                }
+            }
+        }
+    }
+    if (p.hlast && active) {
+#pragma unroll
+        for (int j = 0; j < S; ++j) {
+            const int n = g * S + j;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[j];
+        }
+    }
+}
+
+// PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:
+// the PREP form. G = 4: at most 128 registers, so that two blocks of 64 channels share an
+// SM (16 warps).
+#define LM1_INST(T, NAME, NS, G)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G, 0, false>(p);                                                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G##_q(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G, 0, true>(p);                                                                           \
+    }
+#define LM1_INST_R(T, NAME, NS, G)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256, G == 4 ? 2 : 1) lm1_fwd_##NAME##_n##NS##_g##G##_r(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, NS, G, 0, false, true>(p);                                                                    \
+    }
+#define LM1_INST_P(T, NAME, G, PE)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256, 1) lm1_fwd_##NAME##_n16_g##G##_p(const __grid_constant__ Scan1Params p) { \
+        lm1_fwd<T, 16, G, PE, false>(p);                                                                         \
+    }
+
+LM1_INST(float, f32, 16, 1)
+LM1_INST(float, f32, 16, 2)
+LM1_INST(float, f32, 8, 1)
+LM1_INST(float, f32, 8, 2)
+LM1_INST_P(float, f32, 1, 3)
+LM1_INST_P(float, f32, 2, 2)
+LM1_INST(float, f32, 16, 4)
+LM1_INST_R(float, f32, 16, 4)
+LM1_INST_R(float, f32, 16, 2)
+LM1_INST_R(float, f32, 8, 2)
+#ifndef MAMBA_EMU
+LM1_INST(bf16_t, bf16, 16, 1)
+LM1_INST(bf16_t, bf16, 16, 2)
+LM1_INST(bf16_t, bf16, 8, 1)
+LM1_INST(bf16_t, bf16, 8, 2)
+LM1_INST_P(bf16_t, bf16, 1, 3)
+LM1_INST_P(bf16_t, bf16, 2, 2)
+LM1_INST(bf16_t, bf16, 16, 4)
+LM1_INST_R(bf16_t, bf16, 16, 4)
+LM1_INST_R(bf16_t, bf16, 16, 2)
+LM1_INST_R(bf16_t, bf16, 8, 2)
+LM1_INST(f16_t, f16, 16, 1)
+LM1_INST(f16_t, f16, 16, 2)
+LM1_INST(f16_t, f16, 8, 1)
+LM1_INST(f16_t, f16, 8, 2)
+LM1_INST_P(f16_t, f16, 1, 3)
+LM1_INST_P(f16_t, f16, 2, 2)
+LM1_INST(f16_t, f16, 16, 4)
+LM1_INST_R(f16_t, f16, 16, 4)
+LM1_INST_R(f16_t, f16, 16, 2)
+LM1_INST_R(f16_t, f16, 8, 2)
+#endif

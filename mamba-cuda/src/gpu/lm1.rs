@@ -1,0 +1,161 @@
+//! The Mamba-1 forward for many channels (kernels/scan1_lm.cu, `lm1_fwd_*`): launch
+//! planning. One launch, no time split: G threads per channel (1, 2 or 4) hold all of its
+//! N <= 16 states in registers; tiles of 32 steps go through a ring of three shared-memory
+//! stages (cp.async when the rows are 16-byte aligned).
+//!
+//! `MAMBA_CUDA_SCAN1_LM=1` forces it wherever it applies, `=0` never takes it;
+//! `MAMBA_CUDA_SCAN1_LM_G` (1, 2 or 4; 4 for N > 8 only) and `MAMBA_CUDA_SCAN1_LM_CB` (channels per block) shape it;
+//! `MAMBA_CUDA_SCAN1_LM_POLY=1` takes the `_p` kernels (N > 8: 3 of 16 exponentials per
+//! thread, 2 of 8 with G = 2, on the FMA pipe by a polynomial); `MAMBA_CUDA_SCAN1_LM_PREP=1`
+//! the `_q` kernels (dt and dt * u of the tile computed block-wide into shared memory, D
+//! and the gate applied in the store pass: a step loop with the recurrence only);
+//! `MAMBA_CUDA_SCAN1_LM_RS=1` the `_r` kernels (G > 1: y reduce-scattered once per G steps
+//! instead of all-reduced every step; full tiles without the tail checks).
+
+use std::sync::OnceLock;
+
+use super::ops::{env_str, env_usize};
+use super::params::Scan1Params;
+use super::{Func, Gpu};
+use crate::PResult;
+
+/// Steps per tile and stages of the ring (kernels/scan1_lm.cu `LM_TT`, `LM_NST`).
+const TT: usize = 32;
+const NST: usize = 3;
+
+/// Shared memory of `lm1_fwd` in bytes (kernels/scan1_lm.cu `lm_smem_bytes`).
+pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
+    let rb = (TT + 16 / es) * es;
+    NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + if prep { 3 } else { 1 } * cb * (TT + 4) * 4
+}
+
+/// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
+/// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
+/// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
+/// only, y reduce-scattered once per G steps, full tiles without tail checks).
+fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 72] = [const { OnceLock::new() }; 72];
+    let gi = gth.trailing_zeros() as usize;
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 4 + form];
+    if let Some(f) = slot.get() {
+        return Ok(*f);
+    }
+    let sfx = ["f32", "bf16", "f16"][act];
+    let p = ["", "_p", "_q", "_r"][form];
+    let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
+    Ok(*slot.get_or_init(|| f))
+}
+
+/// The call, as `selective_scan` checked it.
+pub(crate) struct Lm1Call {
+    /// Storage type: 0 f32, 1 bf16, 2 f16.
+    pub act: usize,
+    pub b: usize,
+    pub d: usize,
+    pub l: usize,
+    pub n: usize,
+    pub b_groups: i32,
+    pub c_groups: i32,
+    /// Channels whose B and C groups are the same.
+    pub seg: usize,
+}
+
+/// Whether the default (no override) takes the new kernel: enough channels to give every
+/// SM LM1_MIN_CH_PER_SM of them (one launch, no time split: fewer channels leave SMs
+/// idle, where the older kernels split time) and a sequence of at least LM1_MIN_L steps
+/// (where it was measured: H200, b8 d2048 N16 L2048, NOTES.md).
+fn by_default(g: &Gpu, c: &Lm1Call) -> bool {
+    LM1_DEFAULT && c.b * c.d >= LM1_MIN_CH_PER_SM * g.sm_count as usize && c.l >= LM1_MIN_L
+}
+
+/// The default rule (see [`by_default`]).
+const LM1_DEFAULT: bool = true;
+const LM1_MIN_CH_PER_SM: usize = 60;
+const LM1_MIN_L: usize = 256;
+/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
+const LM1_G: usize = 4;
+/// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
+const LM1_PREP: bool = false;
+
+/// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
+/// it is chosen; `Ok(false)` leaves the call to the older kernels.
+pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> PResult<bool> {
+    let forced = match env_str("MAMBA_CUDA_SCAN1_LM").as_deref() {
+        Some("0") => return Ok(false),
+        Some("1") => true,
+        _ => false,
+    };
+    if c.b_groups <= 0 || c.c_groups <= 0 || c.n > 16 || c.n == 0 {
+        return Ok(false);
+    }
+    if !forced && !by_default(g, c) {
+        return Ok(false);
+    }
+    let es = [4usize, 2, 2][c.act];
+    let ns = if c.n <= 8 { 8 } else { 16 };
+    let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G").unwrap_or(LM1_G) {
+        4 if ns == 16 => 4,
+        2 | 4 => 2,
+        _ => 1,
+    };
+    let sms = g.sm_count as usize;
+    let nseg = c.d / c.seg;
+    let mut cb = match env_usize("MAMBA_CUDA_SCAN1_LM_CB") {
+        Some(v) if v >= 1 => v.min(256 / gth),
+        _ => {
+            // The least channel work on the busiest SM (every SM runs its blocks' channels
+            // through one exponential unit), ties to the larger block.
+            let mut best = (usize::MAX, 0);
+            for cand in [128usize, 64, 32] {
+                let cand = cand.min(256 / gth).min(c.seg);
+                let blocks = nseg * c.seg.div_ceil(cand) * c.b;
+                let cost = blocks.div_ceil(sms) * cand;
+                if cost < best.0 {
+                    best = (cost, cand);
+                }
+            }
+            best.1
+        }
+    }
+    .min(c.seg);
+    let poly = ns == 16 && gth < 4 && env_str("MAMBA_CUDA_SCAN1_LM_POLY").as_deref() == Some("1");
+    let prep = match env_str("MAMBA_CUDA_SCAN1_LM_PREP").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => LM1_PREP,
+    } && !poly;
+    while cb > 1 && lm1_smem(es, cb, ns, prep) > g.max_smem() {
+        cb /= 2;
+    }
+    let smem = lm1_smem(es, cb, ns, prep);
+    if smem > g.max_smem() {
+        return Ok(false);
+    }
+    // 16-byte rows for cp.async: every staged or written tensor aligned, rows a multiple
+    // of 16 bytes.
+    let aligned = (c.l * es).is_multiple_of(16)
+        && [base.u, base.delta, base.z, base.b, base.c, base.out]
+            .iter()
+            .all(|p| p.is_multiple_of(16));
+    let bps = c.seg.div_ceil(cb);
+    let mut p = *base;
+    p.cb = cb as i32;
+    p.g = gth as i32;
+    p.blocks_per_seg = bps as i32;
+    p.nchunks = 1;
+    p.chunk_len = c.l as i32;
+    p.async_copy = aligned as i32;
+    let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
+    let form = if prep {
+        2
+    } else if rs {
+        3
+    } else {
+        poly as usize
+    };
+    let f = lm1_func(g, c.act, ns, gth, form)?;
+    let threads = (cb * gth).div_ceil(32) as u32 * 32;
+    let grid = ((nseg * bps) as u32, c.b as u32, 1);
+    g.launch(f, grid, threads, smem, stream, &p)?;
+    Ok(true)
+}
