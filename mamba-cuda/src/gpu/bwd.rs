@@ -169,6 +169,73 @@ fn split_chunks_t(few: bool, ntiles: usize) -> usize {
     k.min(MAX_CHUNKS_T).min(ntiles).max(1)
 }
 
+/// Steps per tile of `scan1_bwd_q` (`TQ` in bwd.cu).
+const TQ: usize = 8;
+
+/// The launch shape of `scan1_bwd_q` (bwd.cu, `bwd_scan1q_*`): `nl` lanes per channel
+/// (4 for N <= 16, 8 for N <= 32), 4 states per lane, `nw` warps per block, tiles of 8
+/// steps, a checkpoint every `r` tiles.
+struct QShape {
+    nl: usize,
+    nw: usize,
+    r: usize,
+    /// The kernel's name suffix after `_n{np}`.
+    var: &'static str,
+}
+
+impl QShape {
+    /// The kernel for N states, if there is one (N <= 32) and it is not switched off
+    /// (`MAMBA_CUDA_BWD1Q=0`). `MAMBA_CUDA_BWD1Q_VAR` picks the N <= 16 kernel: "w8" (8
+    /// warps, two blocks per SM; the default), "w4" (4 warps, four blocks), "r3" (4
+    /// warps, three blocks per SM: more registers). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
+    /// most 2 floats per channel and step; N <= 16 keeps one every tile).
+    fn new(n: usize) -> Option<QShape> {
+        if env_usize("MAMBA_CUDA_BWD1Q") == Some(0) {
+            return None;
+        }
+        let (nl, nw, var) = match n {
+            1..=16 => match env_str("MAMBA_CUDA_BWD1Q_VAR").as_deref() {
+                Some("w4") => (4, 4, "w4"),
+                Some("r3") => (4, 4, "r3"),
+                _ => (4, 8, ""),
+            },
+            17..=32 => (8, 8, ""),
+            _ => return None,
+        };
+        let r = env_usize("MAMBA_CUDA_BWD1Q_R")
+            .unwrap_or_else(|| n.div_ceil(2 * TQ))
+            .clamp(1, 64);
+        Some(QShape { nl, nw, r, var })
+    }
+    fn func(&self, sfx: &str) -> String {
+        format!("bwd_scan1q_{sfx}_n{}{}", self.np(), self.var)
+    }
+    fn np(&self) -> usize {
+        self.nl * 4
+    }
+    fn channels(&self) -> usize {
+        self.nw * 32 / self.nl
+    }
+    /// Checkpoint segments per chunk of `ctiles` 32-step tiles.
+    fn nseg(&self, ctiles: usize) -> usize {
+        (ctiles * (BT / TQ)).div_ceil(self.r)
+    }
+    /// Must match the carve-up at the top of scan1_bwd_q.
+    fn smem(&self) -> usize {
+        let (np, cb) = (self.np(), self.channels());
+        4 * (2 * TQ * (np + 1)
+            + V_COUNT * cb * (TQ + 1)
+            + cb * (2 * np * TQ + 1)
+            + self.r * 4 * self.nw * 32
+            + cb)
+    }
+    /// Whether `rows` channels give under 8 warps per SM.
+    fn few(&self, g: &Gpu, rows: usize) -> bool {
+        rows * self.nl < 8 * 32 * g.sm_count.max(1) as usize
+    }
+}
+
 /// Warps per block of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`).
 const SSDT_NW: usize = 8;
 /// Per-(row, step) arrays of `ssd_bwd_t` (`W_COUNT` in bwd.cu).
@@ -374,13 +441,17 @@ fn scan_run(
         prm.dstate as usize,
     );
     let seg = prm.seg as usize;
-    let tk = (!ssd && prm.b_groups > 0 && prm.c_groups > 0)
+    let bc_var = !ssd && prm.b_groups > 0 && prm.c_groups > 0;
+    let bwd1 = env_usize("MAMBA_CUDA_BWD1") != Some(0);
+    let qk = bc_var.then(|| QShape::new(n)).flatten().filter(|_| bwd1);
+    let tk = bc_var
         .then(|| T1Shape::new(n))
         .flatten()
-        .filter(|_| env_usize("MAMBA_CUDA_BWD1") != Some(0));
-    let few = match &tk {
-        Some(t) => t.few(g, b * rows),
-        None => few_rows(g, b * rows),
+        .filter(|_| bwd1 && qk.is_none());
+    let few = match (&qk, &tk) {
+        (Some(q), _) => q.few(g, b * rows),
+        (None, Some(t)) => t.few(g, b * rows),
+        (None, None) => few_rows(g, b * rows),
     };
     // SSD without seq_idx, N <= 128: `bwd_ssdt_*` when the rows fill the device (it has
     // no time split); `MAMBA_CUDA_BWD2=1` forces it wherever it applies, `=0` never.
@@ -399,6 +470,7 @@ fn scan_run(
     let ntiles = l.div_ceil(BT);
     let want = match (&tk, &st) {
         (_, Some(_)) => 1,
+        _ if qk.is_some() => split_chunks_t(few, ntiles),
         (Some(_), None) => split_chunks_t(few, ntiles),
         (None, None) => split_chunks(few, ntiles),
     };
@@ -409,6 +481,10 @@ fn scan_run(
     let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
     let ckpt_bytes = match (&tk, &st) {
         (_, Some(t)) => a256(b * rows * t.nseg(l) * 32 * t.s * 4),
+        _ if qk.is_some() => {
+            let q = qk.as_ref().unwrap();
+            a256(b * rows * k * q.nseg(ctiles) * q.np() * 4)
+        }
         (Some(t), None) => a256(b * rows * k * nseg_t * t.np() * 4),
         (None, None) => a256(b * rows * k * nseg * np * 4),
     };
@@ -469,6 +545,18 @@ fn scan_run(
         let f = g.func(&t.func(sfx))?;
         let grid = (((rows / seg) * bps) as u32, b as u32, 1);
         g.launch(f, grid, (SSDT_NW * 32) as u32, t.smem(), stream, &tp)?;
+    } else if let Some(q) = &qk {
+        let cb = q.channels();
+        let bps = seg.div_ceil(cb);
+        let mut tp = sp;
+        tp.p.w = cb as i32;
+        tp.p.r = q.r as i32;
+        tp.p.nseg = q.nseg(ctiles) as i32;
+        tp.p.blocks_per_seg = bps as i32;
+        tp.pad0 = np as i32; // states per row of the local passes' results
+        let f = g.func(&q.func(sfx))?;
+        let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
+        g.launch(f, grid, (q.nw * 32) as u32, q.smem(), stream, &tp)?;
     } else if let Some(t) = &tk {
         let cb = t.channels();
         let bps = seg.div_ceil(cb);
