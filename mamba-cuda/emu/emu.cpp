@@ -366,10 +366,13 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         tp.p.nseg = nseg;
         tp.p.W = CB;
         tp.p.blocks_per_seg = (seg + CB - 1) / CB;
-        const size_t smem = 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
+        const bool vv = std::getenv("EMU_QV") != nullptr;  // the bwd_scan1q_*v kernels (scan1_bwd_v)
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + NL) + R * S * NW * 32 + CB)
+                               : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
-        auto kt = c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
+        auto kt = vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : bwd_scan1q_f32_n32v)
+                     : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
     } else if (tk) {
         // scan1_bwd_t (src/gpu/bwd.rs, scan1t_run): NL lanes per channel, S states per lane, NW warps.

@@ -321,16 +321,19 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 }
 
 /// `bwd_scan1q_*` (four states per lane) in every variant: the default kernels, the
-/// N <= 16 variants `w4` / `r3`, checkpoints every 3 tiles, forced time splits.
+/// variants `v` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
     let cfgs = scanq_configs(&mut Rng::new(23));
-    let vars: [(&str, &str, &str); 6] = [
+    let vars: [(&str, &str, &str); 9] = [
         ("", "", ""),
+        ("v", "", ""),
+        ("vr3", "", ""),
         ("w4", "", ""),
         ("r3", "", ""),
         ("", "3", ""),
+        ("v", "3", "5"),
         ("", "", "5"),
         ("r3", "2", "16"),
     ];

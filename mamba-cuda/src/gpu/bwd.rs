@@ -181,32 +181,45 @@ struct QShape {
     r: usize,
     /// The kernel's name suffix after `_n{np}`.
     var: &'static str,
+    /// `scan1_bwd_v` (vector shared-memory reads; the suffixes with a `v`).
+    v: bool,
 }
 
 impl QShape {
     /// The kernel for N states, if there is one (N <= 32) and it is not switched off
     /// (`MAMBA_CUDA_BWD1Q=0`). `MAMBA_CUDA_BWD1Q_VAR` picks the N <= 16 kernel: "w8" (8
     /// warps, two blocks per SM; the default), "w4" (4 warps, four blocks), "r3" (4
-    /// warps, three blocks per SM: more registers). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// warps, three blocks per SM: more registers), "v" / "vr3" (the same shapes as the
+    /// default and r3 in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
+    /// per-step values, dB/dC block sums by 16-byte reads; "v" also picks the N <= 32
+    /// kernel `n32v`). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize) -> Option<QShape> {
         if env_usize("MAMBA_CUDA_BWD1Q") == Some(0) {
             return None;
         }
-        let (nl, nw, var) = match n {
-            1..=16 => match env_str("MAMBA_CUDA_BWD1Q_VAR").as_deref() {
-                Some("w4") => (4, 4, "w4"),
-                Some("r3") => (4, 4, "r3"),
-                _ => (4, 8, ""),
-            },
-            17..=32 => (8, 8, ""),
+        let want = env_str("MAMBA_CUDA_BWD1Q_VAR");
+        let (nl, nw, var) = match (n, want.as_deref()) {
+            (1..=16, Some("w4")) => (4, 4, "w4"),
+            (1..=16, Some("r3")) => (4, 4, "r3"),
+            (1..=16, Some("v")) => (4, 8, "v"),
+            (1..=16, Some("vr3")) => (4, 4, "vr3"),
+            (1..=16, _) => (4, 8, ""),
+            (17..=32, Some("v" | "vr3")) => (8, 8, "v"),
+            (17..=32, _) => (8, 8, ""),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
             .unwrap_or_else(|| n.div_ceil(2 * TQ))
             .clamp(1, 64);
-        Some(QShape { nl, nw, r, var })
+        Some(QShape {
+            nl,
+            nw,
+            r,
+            var,
+            v: var.starts_with('v'),
+        })
     }
     fn func(&self, sfx: &str) -> String {
         format!("bwd_scan1q_{sfx}_n{}{}", self.np(), self.var)
@@ -224,9 +237,10 @@ impl QShape {
     /// Must match the carve-up at the top of scan1_bwd_q.
     fn smem(&self) -> usize {
         let (np, cb) = (self.np(), self.channels());
-        4 * (2 * TQ * (np + 1)
+        let (bc_row, red_pad) = if self.v { (np, self.nl) } else { (np + 1, 1) };
+        4 * (2 * TQ * bc_row
             + V_COUNT * cb * (TQ + 1)
-            + cb * (2 * np * TQ + 1)
+            + cb * (2 * np * TQ + red_pad)
             + self.r * 4 * self.nw * 32
             + cb)
     }
