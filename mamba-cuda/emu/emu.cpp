@@ -354,7 +354,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
     if (tk && g_q) {
         // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
         // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
-        const int NL = c.N <= 16 ? 4 : 8, S = 4, NW = (c.N <= 16 && g_q == 4) ? 4 : 8, TQ_ = 8;
+        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
         const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
         const int nseg = (ctiles * (32 / TQ_) + R - 1) / R;
@@ -371,7 +371,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
-        auto kt = vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : bwd_scan1q_f32_n32v)
+        auto kt = vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
     } else if (tk) {
@@ -582,10 +582,23 @@ static int scan1q_only() {
     for (int w : {8, 4}) {
         g_q = w;
         for (const T& t : cases) {
-            if (w == 4 && t.N > 16) continue;
+            if ((w == 4 && t.N > 16) || t.N > 32) continue;
             Case c = scan_case(t.b, t.d, t.L, t.N, t.bg, t.cg, t.all);
             char name[128];
             std::snprintf(name, sizeof name, "scan1q w%d b%d d%d L%d N%d g%d/%d %s", w, t.b, t.d, t.L, t.N, t.bg, t.cg, t.all ? "all" : "none");
+            for (int want : t.wants) { Case cc = c; run_case(name, cc, want, true); }
+        }
+    }
+    if (std::getenv("EMU_QV")) {
+        // N <= 64 (v only): two channels per warp, lane pairs finish a step.
+        g_q = 8;
+        for (const T& t : std::vector<T>{{1, 6, 203, 64, 3, 2, true, {1, 3, 16}},
+                                         {2, 5, 77, 40, 1, 1, true, {1, 2}},
+                                         {1, 17, 90, 64, 1, 1, false, {1, 4}},
+                                         {2, 2, 517, 64, 1, 1, false, {1, 9}}}) {
+            Case c = scan_case(t.b, t.d, t.L, t.N, t.bg, t.cg, t.all);
+            char name[128];
+            std::snprintf(name, sizeof name, "scan1q v b%d d%d L%d N%d g%d/%d %s", t.b, t.d, t.L, t.N, t.bg, t.cg, t.all ? "all" : "none");
             for (int want : t.wants) { Case cc = c; run_case(name, cc, want, true); }
         }
     }

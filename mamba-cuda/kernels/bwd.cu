@@ -934,9 +934,17 @@ __device__ __forceinline__ void rsq_level(float (&v)[A], bool up, int o) {
 
 // Sums v[t] (TQ values) over the NL lanes of a channel; lane nl ends with steps
 // nl * (TQ / NL) + j in v[j], j < TQ / NL.
+// NL = 16: lanes nl and nl ^ 1 both end with step nl / 2 in v[0].
 template <int NL>
 __device__ __forceinline__ void rsq(float (&v)[TQ], int nl) {
-    static_assert(NL == 4 || NL == 8, "NL");
+    static_assert(NL == 4 || NL == 8 || NL == 16, "NL");
+    if (NL == 16) {
+        rsq_level<8, TQ>(v, nl & 8, 8);
+        rsq_level<4, TQ>(v, nl & 4, 4);
+        rsq_level<2, TQ>(v, nl & 2, 2);
+        v[0] += __shfl_xor_sync(0xffffffffu, v[0], 1);
+        return;
+    }
     if (NL == 8) rsq_level<8, TQ>(v, nl & 4, 4);
     rsq_level<NL == 8 ? 4 : 8, TQ>(v, nl & 2, 2);
     rsq_level<NL == 8 ? 2 : 4, TQ>(v, nl & 1, 1);
@@ -1271,7 +1279,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     constexpr int OQ = 2 * NP * TQ, OS = OQ + 32 / CPW;  // dB/dC values per channel and tile
     constexpr int U = OQ / 4, G = NT / U, CG = CB / G;  // float4 sums, channel groups
     static_assert(NT % U == 0 && (G == 1 || G == 2 || G == 4) && CB % G == 0, "groups");
-    constexpr int TPL = TQ / NL;                   // steps each lane finishes
+    constexpr int TPL = NL <= TQ ? TQ / NL : 1;    // steps each lane finishes (NL = 16: lane pairs)
     constexpr int CE = (CB * TQ + NT - 1) / NT;    // channel elements per thread per tile
     constexpr int BE = (NP * TQ + NT - 1) / NT;    // B/C elements per thread per tile
     const int N = p.dstate, L = p.seqlen, R = p.R;
@@ -1496,8 +1504,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 rsq<NL>(yp, nl);
 #pragma unroll
                 for (int jj = 0; jj < TPL; ++jj) {
-                    const int tl = nl * TPL + jj;
-                    if (active && tl < tn) {
+                    const int tl = NL <= TQ ? nl * TPL + jj : nl >> 1;
+                    if (active && tl < tn && (NL <= TQ || (nl & 1) == 0)) {
                         const float uv = sw[tl].y, zv = sz[cb * TP + tl];
                         const float y = fmaf(Dv, uv, yp[jj]), sg = sigmoid_f(zv);
                         static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(sdo[cb * TP + tl] * y * sg * (1.f + zv * (1.f - sg)));
@@ -1533,8 +1541,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
         rsq<NL>(gbp, nl);
 #pragma unroll
         for (int jj = 0; jj < TPL; ++jj) {
-            const int tl = nl * TPL + jj;
-            if (active && tl < tn) {
+            const int tl = NL <= TQ ? nl * TPL + jj : nl >> 1;
+            if (active && tl < tn && (NL <= TQ || (nl & 1) == 0)) {
                 const float4 w = sw[tl];
                 const float dy = w.z, uv = w.y, step = w.x;
                 const float draw = fmaf(uv, gbp[jj], ddtp[jj] * LN2_F) * w.w;
@@ -1619,6 +1627,9 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32v(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 8, 8>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64v(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8>(p);                                                                                      \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_q<T, 8, 8>(p);                                                                                       \

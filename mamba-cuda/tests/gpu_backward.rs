@@ -243,7 +243,7 @@ fn selective_scan_backward_matches_the_oracle() {
 
 /// Shapes for `bwd_scan1q_*` (B and C both vary or are grouped, N <= 32): fixed odd
 /// shapes (L not a multiple of the 8-step tile, channels not a multiple of the block's
-/// 64 / 32, N = 3 .. 32, one step, long runs split in time) plus random ones.
+/// 64 / 32, N = 3 .. 64, one step, long runs split in time) plus random ones.
 fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
     let vv = |b, d, l, n| ScanConfig {
         b_kind: BcKind::Varying,
@@ -290,6 +290,17 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
         },
         vv(1, 2, 1, 3).all_options(),
         vv(2, 9, 9, 16).all_options(),
+        // N <= 64 (taken by the "v" variants only): two channels per warp.
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            ..vv(1, 6, 203, 64).all_options()
+        },
+        ScanConfig {
+            initial_state: true,
+            z: true,
+            ..vv(2, 17, 90, 40)
+        },
+        vv(1, 6, 700, 64).all_options(),
     ];
     for _ in 0..rounds() {
         let dim = rng.int(1, 150);
@@ -305,7 +316,7 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
             batch: rng.int(1, 2),
             dim,
             seqlen: rng.int(1, 300),
-            dstate: rng.int(1, 32),
+            dstate: rng.int(1, 64),
             b_kind: groups(rng),
             c_kind: groups(rng),
             d: rng.coin(),

@@ -186,13 +186,15 @@ struct QShape {
 }
 
 impl QShape {
-    /// The kernel for N states, if there is one (N <= 32) and it is not switched off
+    /// The kernel for N states, if there is one (N <= 32; N <= 64 with "v") and it is
+    /// not switched off
     /// (`MAMBA_CUDA_BWD1Q=0`). `MAMBA_CUDA_BWD1Q_VAR` picks the N <= 16 kernel: "w8" (8
     /// warps, two blocks per SM; the default), "w4" (4 warps, four blocks), "r3" (4
     /// warps, three blocks per SM: more registers), "v" / "vr3" (the same shapes as the
     /// default and r3 in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
     /// per-step values, dB/dC block sums by 16-byte reads; "v" also picks the N <= 32
-    /// kernel `n32v`). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// kernel `n32v` and, for 32 < N <= 64, `n64v`: 16 lanes per channel, lane pairs
+    /// finishing a step). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize) -> Option<QShape> {
@@ -208,6 +210,7 @@ impl QShape {
             (1..=16, _) => (4, 8, ""),
             (17..=32, Some("v" | "vr3")) => (8, 8, "v"),
             (17..=32, _) => (8, 8, ""),
+            (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
