@@ -354,7 +354,9 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
     if (tk && g_q) {
         // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
         // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
-        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4) ? 4 : 8, TQ_ = 8;
+        const char* qenv = std::getenv("EMU_QV");
+        const bool only8 = qenv && (qenv[0] == 'x' || std::strcmp(qenv, "vd") == 0);  // kernels of 8 warps only
+        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
         const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
         const int nseg = (ctiles * (32 / TQ_) + R - 1) / R;
@@ -367,11 +369,16 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         tp.p.W = CB;
         tp.p.blocks_per_seg = (seg + CB - 1) / CB;
         const bool vv = std::getenv("EMU_QV") != nullptr;  // the bwd_scan1q_*v kernels (scan1_bwd_v)
-        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + NL) + R * S * NW * 32 + CB)
+        const char* qv = vv ? std::getenv("EMU_QV") : "";
+        const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
+        const bool dd = vv && std::strlen(qv) == 2 && qv[1] == 'd';  // EMU_QV=vd|xd: decays recomputed
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB)
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
-        auto kt = vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
+        auto kt = (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
+                : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
+                : vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
     } else if (tk) {

@@ -1269,14 +1269,21 @@ __device__ __forceinline__ void scan1_bwd_q(const ScanBwdSplit& sp) {
     }
 }
 
-template <typename T, int NL, int NW>
+// X: the dB/dC values of a thread's four states sit together (o = ((q TQ + t) NL + nl) S + s),
+// written by two 16-byte stores per step instead of eight.
+// X: the dB/dC values of a thread's four states sit together (o = ((q TQ + t) NL + nl) S + s),
+// written by two 16-byte stores per step instead of eight. KD: the tile's decays stay in
+// registers from the recompute to the sweep (else the sweep recomputes them: 32 registers
+// fewer, one exponential more per state and step). The start state of the next
+// backward segment is loaded a tile ahead (r_ck).
+template <typename T, int NL, int NW, bool X = false, bool KD = true>
 __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
     constexpr int S = 4;
     constexpr int NP = NL * S, NS = NP + 1, CPW = 32 / NL, CB = NW * CPW, NT = NW * 32;
     constexpr int TP = TQ + 1;                     // row stride of the per-step arrays
-    constexpr int OQ = 2 * NP * TQ, OS = OQ + 32 / CPW;  // dB/dC values per channel and tile
+    constexpr int OQ = 2 * NP * TQ, OS = OQ + (X ? 16 : 32 / CPW);  // dB/dC values per channel and tile
     constexpr int U = OQ / 4, G = NT / U, CG = CB / G;  // float4 sums, channel groups
     static_assert(NT % U == 0 && (G == 1 || G == 2 || G == 4) && CB % G == 0, "groups");
     constexpr int TPL = NL <= TQ ? TQ / NL : 1;    // steps each lane finishes (NL = 16: lane pairs)
@@ -1436,11 +1443,14 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     const float Dv = (active && p.D) ? p.D[c] : 0.f;
     float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP;
     const long long row = ((long long)i * p.rows + c) * L;
-    float* rc = red + cb * OS + nl;  // this channel's dB/dC slice, o = ((q S + s) TQ + t) NL + nl
+    float* rc = red + cb * OS + (X ? nl * S : nl);  // this channel's dB/dC slice, o = ((q S + s) TQ + t) NL + nl
     const float4* sB4 = reinterpret_cast<const float4*>(sB) + nl;
     const float4* sC4 = reinterpret_cast<const float4*>(sC) + nl;
     const float4* sw = sv4 + cb * TP;
 
+    float r_ck[S];  // the next backward segment's start state, loaded a tile ahead
+#pragma unroll
+    for (int s = 0; s < S; ++s) r_ck[s] = 0.f;
     load(v0.k, v0.full);
     Visit v = v0;
     for (int j = 0; j < total; ++j) {
@@ -1458,7 +1468,12 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             }
         } else if (v.first && v.sg != nseg - 1) {
 #pragma unroll
-            for (int s = 0; s < S; ++s) h[s] = active ? ck[v.sg * NP + nl * S + s] : 0.f;
+            for (int s = 0; s < S; ++s) h[s] = r_ck[s];
+        }
+        // Written by this thread in the forward pass (before any backward visit).
+        if (j + 1 < total && !vn.pf && vn.first && vn.sg != nseg - 1 && active) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) r_ck[s] = ck[vn.sg * NP + nl * S + s];
         }
         const bool full = v.full, pf = v.pf;
         const int m = v.m;
@@ -1479,7 +1494,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             }
             continue;
         }
-        float hst[S], hr[S][TQ], dec[S][TQ];
+        float hst[S], hr[S][TQ], dec[S][KD ? TQ : 1];
 #pragma unroll
         for (int s = 0; s < S; ++s) hst[s] = (k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
         {
@@ -1494,7 +1509,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
 #pragma unroll
                 for (int s = 0; s < S; ++s) {
                     const float d = bwd_exp2(w.x * a2[s]);
-                    dec[s][t] = d;
+                    if constexpr (KD) dec[s][t] = d;
                     hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * bb[s]);
                     y = fmaf(cc[s], hr[s][t], y);
                 }
@@ -1520,19 +1535,31 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             const float step = w.x, su = w.x * w.y, dy = w.z;
             const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
             const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
-            float ddt = 0.f, gb = 0.f;
+            float ddt = 0.f, gb = 0.f, xb[S], xc[S];
 #pragma unroll
             for (int s = 0; s < S; ++s) {
                 const float hp = t ? hr[s][t - 1] : hst[s];
                 g[s] = fmaf(dy, cc[s], g[s]);
-                rc[(s * TQ + t) * NL] = g[s] * su;
-                rc[((S + s) * TQ + t) * NL] = dy * hr[s][t];
+                if constexpr (X) {
+                    xb[s] = g[s] * su;
+                    xc[s] = dy * hr[s][t];
+                } else {
+                    rc[(s * TQ + t) * NL] = g[s] * su;
+                    rc[((S + s) * TQ + t) * NL] = dy * hr[s][t];
+                }
                 gb = fmaf(g[s], bb[s], gb);
-                const float gd = g[s] * dec[s][t];
+                float dd;
+                if constexpr (KD) dd = dec[s][t];
+                else dd = bwd_exp2(step * a2[s]);
+                const float gd = g[s] * dd;
                 const float x = gd * hp;
                 ddt = fmaf(a2[s], x, ddt);
                 dA_acc[s] = fmaf(step, x, dA_acc[s]);
                 g[s] = gd;
+            }
+            if constexpr (X) {
+                *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
+                *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(xc[0], xc[1], xc[2], xc[3]);
             }
             ddtp[t] = ddt;
             gbp[t] = gb;
@@ -1582,8 +1609,17 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             for (int jj = 0; jj < 4; ++jj) {
                 if (jj % G != grp) continue;
                 const int e = unit * 4 + jj;
-                const int nle = e % NL, t = (e / NL) % TQ, sq = e / (NL * TQ);
-                const int q = sq / S, n = nle * S + sq % S;
+                int q, n, t;
+                if constexpr (X) {
+                    n = (unit % NL) * S + jj;
+                    t = (unit / NL) % TQ;
+                    q = unit / (NL * TQ);
+                } else {
+                    const int nle = e % NL, sq = e / (NL * TQ);
+                    t = (e / NL) % TQ;
+                    q = sq / S;
+                    n = nle * S + sq % S;
+                }
                 if (n < N && t < tn) atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, vv[jj]);
             }
         }
@@ -1630,6 +1666,24 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64v(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8>(p);                                                                                      \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true>(p);                                                                                 \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 8, 8, true>(p);                                                                                 \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true>(p);                                                                                \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16vd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, false, false>(p);                                                                         \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16xd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true, false>(p);                                                                          \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_q<T, 8, 8>(p);                                                                                       \

@@ -306,7 +306,7 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
         let dim = rng.int(1, 150);
         let groups = |rng: &mut Rng| {
             let g = rng.int(1, 4);
-            if rng.coin() && dim % g == 0 {
+            if rng.coin() && dim.is_multiple_of(g) {
                 BcKind::Grouped(g)
             } else {
                 BcKind::Varying
@@ -332,14 +332,18 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 }
 
 /// `bwd_scan1q_*` (four states per lane) in every variant: the default kernels, the
-/// variants `v` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
+/// variants `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
     let cfgs = scanq_configs(&mut Rng::new(23));
-    let vars: [(&str, &str, &str); 9] = [
+    let vars: [(&str, &str, &str); 13] = [
         ("", "", ""),
         ("v", "", ""),
+        ("x", "", ""),
+        ("vd", "", ""),
+        ("xd", "", ""),
+        ("x", "2", "7"),
         ("vr3", "", ""),
         ("w4", "", ""),
         ("r3", "", ""),

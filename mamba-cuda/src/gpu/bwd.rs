@@ -194,7 +194,10 @@ impl QShape {
     /// default and r3 in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
     /// per-step values, dB/dC block sums by 16-byte reads; "v" also picks the N <= 32
     /// kernel `n32v` and, for 32 < N <= 64, `n64v`: 16 lanes per channel, lane pairs
-    /// finishing a step). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// finishing a step), "x" (as "v", with the dB/dC values of a thread's four states
+    /// stored by two 16-byte stores per step; N <= 64), "vd" / "xd" (as "v" / "x" with the
+    /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
+    /// and step; N <= 16, "vd" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize) -> Option<QShape> {
@@ -207,10 +210,16 @@ impl QShape {
             (1..=16, Some("r3")) => (4, 4, "r3"),
             (1..=16, Some("v")) => (4, 8, "v"),
             (1..=16, Some("vr3")) => (4, 4, "vr3"),
+            (1..=16, Some("x")) => (4, 8, "x"),
+            (1..=16, Some("vd")) => (4, 8, "vd"),
+            (1..=16, Some("xd")) => (4, 8, "xd"),
             (1..=16, _) => (4, 8, ""),
-            (17..=32, Some("v" | "vr3")) => (8, 8, "v"),
+            (17..=32, Some("v" | "vr3" | "vd")) => (8, 8, "v"),
+            (17..=32, Some("x" | "xd")) => (8, 8, "x"),
             (17..=32, _) => (8, 8, ""),
             (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
+            (33..=64, Some("vd")) => (16, 8, "vd"),
+            (33..=64, Some("x" | "xd")) => (16, 8, "x"),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
@@ -221,7 +230,7 @@ impl QShape {
             nw,
             r,
             var,
-            v: var.starts_with('v'),
+            v: var.starts_with('v') || var.starts_with('x'),
         })
     }
     fn func(&self, sfx: &str) -> String {
@@ -240,7 +249,11 @@ impl QShape {
     /// Must match the carve-up at the top of scan1_bwd_q.
     fn smem(&self) -> usize {
         let (np, cb) = (self.np(), self.channels());
-        let (bc_row, red_pad) = if self.v { (np, self.nl) } else { (np + 1, 1) };
+        let (bc_row, red_pad) = match (self.v, self.var) {
+            (true, "x" | "xd") => (np, 16),
+            (true, _) => (np, self.nl),
+            _ => (np + 1, 1),
+        };
         4 * (2 * TQ * bc_row
             + V_COUNT * cb * (TQ + 1)
             + cb * (2 * np * TQ + red_pad)
