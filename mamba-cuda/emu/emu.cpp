@@ -355,7 +355,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
         // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
         const char* qenv = std::getenv("EMU_QV");
-        const bool only8 = qenv && (qenv[0] == 'x' || std::strcmp(qenv, "vd") == 0);  // kernels of 8 warps only
+        const bool only8 = qenv && (qenv[0] == 'x' || qenv[1] == 'd');  // kernels of 8 warps only
         const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
         const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
@@ -371,12 +371,14 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         const bool vv = std::getenv("EMU_QV") != nullptr;  // the bwd_scan1q_*v kernels (scan1_bwd_v)
         const char* qv = vv ? std::getenv("EMU_QV") : "";
         const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
-        const bool dd = vv && std::strlen(qv) == 2 && qv[1] == 'd';  // EMU_QV=vd|xd: decays recomputed
-        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB)
+        const bool dd = vv && std::strlen(qv) >= 2 && qv[1] == 'd';  // EMU_QV=vd|xd|vdo|xdo: decays recomputed
+        const bool ob = vv && std::strlen(qv) == 3;                   // EMU_QV=vdo|xdo: outputs staged
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0))
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
-        auto kt = (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
+        auto kt = (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
+                : (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
                 : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
                 : vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;

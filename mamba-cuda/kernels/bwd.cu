@@ -1276,7 +1276,9 @@ __device__ __forceinline__ void scan1_bwd_q(const ScanBwdSplit& sp) {
 // registers from the recompute to the sweep (else the sweep recomputes them: 32 registers
 // fewer, one exponential more per state and step). The start state of the next
 // backward segment is loaded a tile ahead (r_ck).
-template <typename T, int NL, int NW, bool X = false, bool KD = true>
+// OB: du, d delta, dz of a backward tile go to shared memory and are written once the
+// tile below it (the other half of a 16-step pair) is done: whole 32-byte sectors in bf16.
+template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false>
 __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
@@ -1318,6 +1320,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     float* red = sdo + CB * TP;                // [CB][OS]
     float* tb = red + CB * OS;                 // [R][S][NT]
     float* sbias = tb + R * S * NT;            // [CB]
+    float* obuf = sbias + CB;                  // OB: [3][CB][16] du, d delta, dz
 
     const int ntiles = (T1 - T0 + TQ - 1) / TQ;
     const int nseg = (ntiles + R - 1) / R;
@@ -1523,7 +1526,9 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                     if (active && tl < tn && (NL <= TQ || (nl & 1) == 0)) {
                         const float uv = sw[tl].y, zv = sz[cb * TP + tl];
                         const float y = fmaf(Dv, uv, yp[jj]), sg = sigmoid_f(zv);
-                        static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(sdo[cb * TP + tl] * y * sg * (1.f + zv * (1.f - sg)));
+                        const float dzv = sdo[cb * TP + tl] * y * sg * (1.f + zv * (1.f - sg));
+                        if constexpr (OB) obuf[(2 * CB + cb) * 16 + (t0 - T0) % 16 + tl] = dzv;
+                        else static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(dzv);
                     }
                 }
             }
@@ -1573,8 +1578,13 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 const float4 w = sw[tl];
                 const float dy = w.z, uv = w.y, step = w.x;
                 const float draw = fmaf(uv, gbp[jj], ddtp[jj] * LN2_F) * w.w;
-                static_cast<T*>(p.ddelta)[row + t0 + tl] = cvt<T>(draw);
-                static_cast<T*>(p.du)[row + t0 + tl] = cvt<T>(fmaf(dy, Dv, step * gbp[jj]));
+                if constexpr (OB) {
+                    obuf[cb * 16 + (t0 - T0) % 16 + tl] = fmaf(dy, Dv, step * gbp[jj]);
+                    obuf[(CB + cb) * 16 + (t0 - T0) % 16 + tl] = draw;
+                } else {
+                    static_cast<T*>(p.ddelta)[row + t0 + tl] = cvt<T>(draw);
+                    static_cast<T*>(p.du)[row + t0 + tl] = cvt<T>(fmaf(dy, Dv, step * gbp[jj]));
+                }
                 dbias_acc += draw;
                 dD_acc = fmaf(dy, uv, dD_acc);
             }
@@ -1621,6 +1631,20 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                     n = nle * S + sq % S;
                 }
                 if (n < N && t < tn) atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, vv[jj]);
+            }
+        }
+        if constexpr (OB) {
+            // The lower half of a 16-step pair: write the pair (backward tiles come in
+            // descending order, so the upper half, if any, is in obuf already).
+            if ((t0 - T0) % 16 == 0) {
+                const int pn = min(16, T1 - t0);
+                for (int e = tid; e < 3 * CB * 16; e += NT) {
+                    const int q = e / (CB * 16), ch = (e / 16) % CB, t = e % 16;
+                    if (ch < rn && t < pn && (q < 2 || zp)) {
+                        T* dst = static_cast<T*>(q == 0 ? p.du : q == 1 ? p.ddelta : p.dz);
+                        dst[((long long)i * p.rows + c0 + ch) * L + t0 + t] = cvt<T>(obuf[e]);
+                    }
+                }
             }
         }
     }
@@ -1684,6 +1708,15 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vd(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16xdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true, false, true>(p);                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16vdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, false, false, true>(p);                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, false, false, true>(p);                                                                  \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_q<T, 8, 8>(p);                                                                                       \

@@ -331,14 +331,18 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
     v
 }
 
-/// `bwd_scan1q_*` (four states per lane) in every variant: the default kernels, the
-/// variants `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
+/// `bwd_scan1q_*` (four states per lane) in every variant: the defaults ("xd" for
+/// N <= 16, "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
     let cfgs = scanq_configs(&mut Rng::new(23));
-    let vars: [(&str, &str, &str); 13] = [
+    let vars: [(&str, &str, &str); 17] = [
         ("", "", ""),
+        ("xdo", "", ""),
+        ("vdo", "", ""),
+        ("xdo", "3", "5"),
+        ("q", "", ""),
         ("v", "", ""),
         ("x", "", ""),
         ("vd", "", ""),
@@ -347,9 +351,9 @@ fn selective_scan_backward_four_states_per_lane() {
         ("vr3", "", ""),
         ("w4", "", ""),
         ("r3", "", ""),
-        ("", "3", ""),
+        ("q", "3", ""),
         ("v", "3", "5"),
-        ("", "", "5"),
+        ("q", "", "5"),
         ("r3", "2", "16"),
     ];
     for (i, (var, r, split)) in vars.iter().enumerate() {

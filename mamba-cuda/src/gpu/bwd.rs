@@ -14,7 +14,9 @@
 //! each starting from the state and adjoint the other chunks' local results give.
 //! `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks (0 or 1: no split).
 //!
-//! Mamba-1 with B and C both varying in time and N <= 64 takes `bwd_scan1t_*`
+//! Mamba-1 with B and C both varying in time and N <= 16 or 32 < N <= 64 takes
+//! `bwd_scan1q_*` (four states per lane, 8-step tiles; `QShape`, `MAMBA_CUDA_BWD1Q=0`
+//! switches it off). Otherwise, with N <= 64, it takes `bwd_scan1t_*`
 //! (`scan1_bwd_t` in bwd.cu: a thread per (channel, state lane), a tile's 16 states in
 //! registers, inputs loaded one tile ahead); `MAMBA_CUDA_BWD1=0` selects the general
 //! kernel instead.
@@ -186,26 +188,38 @@ struct QShape {
 }
 
 impl QShape {
-    /// The kernel for N states, if there is one (N <= 32; N <= 64 with "v") and it is
-    /// not switched off
-    /// (`MAMBA_CUDA_BWD1Q=0`). `MAMBA_CUDA_BWD1Q_VAR` picks the N <= 16 kernel: "w8" (8
-    /// warps, two blocks per SM; the default), "w4" (4 warps, four blocks), "r3" (4
-    /// warps, three blocks per SM: more registers), "v" / "vr3" (the same shapes as the
-    /// default and r3 in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
+    /// The kernel for N states, if there is one and it is not switched off
+    /// (`MAMBA_CUDA_BWD1Q=0`: `bwd_scan1t` everywhere). `MAMBA_CUDA_BWD1Q_VAR` picks
+    /// the kernel: "q" (`scan1_bwd_q`: 8 warps, two blocks per SM; N <= 32), "w4" (4 warps, four blocks), "r3" (4
+    /// warps, three blocks per SM: more registers), "v" / "vr3" (the shapes of "q" and
+    /// "r3" in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
     /// per-step values, dB/dC block sums by 16-byte reads; "v" also picks the N <= 32
     /// kernel `n32v` and, for 32 < N <= 64, `n64v`: 16 lanes per channel, lane pairs
     /// finishing a step), "x" (as "v", with the dB/dC values of a thread's four states
     /// stored by two 16-byte stores per step; N <= 64), "vd" / "xd" (as "v" / "x" with the
     /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
-    /// and step; N <= 16, "vd" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// and step; N <= 16, "vd" also N <= 64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
+    /// and dz staged in shared memory and written per 16-step pair: whole sectors in
+    /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize) -> Option<QShape> {
-        if env_usize("MAMBA_CUDA_BWD1Q") == Some(0) {
+        let on = env_usize("MAMBA_CUDA_BWD1Q");
+        if on == Some(0) {
             return None;
         }
-        let want = env_str("MAMBA_CUDA_BWD1Q_VAR");
-        let (nl, nw, var) = match (n, want.as_deref()) {
+        // Defaults (H200, same device call, backward alone, bwd_scan1t -> new): N <= 16
+        // "xd" (b8 d2048 L2048 f32 2288 -> 2110 us, bf16 2430 -> 2445 us); 32 < N <= 64 "vd"
+        // (b2 d384 fwd+bwd L100 / 400 / 800: 77.3 / 179.2 / 309.3 -> 72.3 / 177.4 / 286.0
+        // us); 16 < N <= 32 keeps bwd_scan1t unless MAMBA_CUDA_BWD1Q=1 (not timed).
+        let want = env_str("MAMBA_CUDA_BWD1Q_VAR").filter(|v| !v.is_empty());
+        let want = want.as_deref().or(match n {
+            1..=16 => Some("xd"),
+            33..=64 => Some("vd"),
+            _ if on == Some(1) => Some("q"),
+            _ => None,
+        });
+        let (nl, nw, var) = match (n, want) {
             (1..=16, Some("w4")) => (4, 4, "w4"),
             (1..=16, Some("r3")) => (4, 4, "r3"),
             (1..=16, Some("v")) => (4, 8, "v"),
@@ -213,12 +227,15 @@ impl QShape {
             (1..=16, Some("x")) => (4, 8, "x"),
             (1..=16, Some("vd")) => (4, 8, "vd"),
             (1..=16, Some("xd")) => (4, 8, "xd"),
-            (1..=16, _) => (4, 8, ""),
-            (17..=32, Some("v" | "vr3" | "vd")) => (8, 8, "v"),
-            (17..=32, Some("x" | "xd")) => (8, 8, "x"),
-            (17..=32, _) => (8, 8, ""),
+            (1..=16, Some("xdo")) => (4, 8, "xdo"),
+            (1..=16, Some("vdo")) => (4, 8, "vdo"),
+            (1..=16, Some(_)) => (4, 8, ""),
+            (17..=32, Some("v" | "vr3" | "vd" | "vdo")) => (8, 8, "v"),
+            (17..=32, Some("x" | "xd" | "xdo")) => (8, 8, "x"),
+            (17..=32, Some(_)) => (8, 8, ""),
             (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
             (33..=64, Some("vd")) => (16, 8, "vd"),
+            (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
             (33..=64, Some("x" | "xd")) => (16, 8, "x"),
             _ => return None,
         };
@@ -250,7 +267,7 @@ impl QShape {
     fn smem(&self) -> usize {
         let (np, cb) = (self.np(), self.channels());
         let (bc_row, red_pad) = match (self.v, self.var) {
-            (true, "x" | "xd") => (np, 16),
+            (true, "x" | "xd" | "xdo") => (np, 16),
             (true, _) => (np, self.nl),
             _ => (np + 1, 1),
         };
@@ -258,7 +275,12 @@ impl QShape {
             + V_COUNT * cb * (TQ + 1)
             + cb * (2 * np * TQ + red_pad)
             + self.r * 4 * self.nw * 32
-            + cb)
+            + cb
+            + if self.var.ends_with('o') {
+                3 * cb * 16
+            } else {
+                0
+            })
     }
     /// Whether `rows` channels give under 8 warps per SM.
     fn few(&self, g: &Gpu, rows: usize) -> bool {
