@@ -14,7 +14,7 @@
 //! each starting from the state and adjoint the other chunks' local results give.
 //! `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks (0 or 1: no split).
 //!
-//! Mamba-1 with B and C both varying in time and N <= 16 or 32 < N <= 64 takes
+//! Mamba-1 with B and C both varying in time and N <= 16 (f32) or 32 < N <= 64 takes
 //! `bwd_scan1q_*` (four states per lane, 8-step tiles; `QShape`, `MAMBA_CUDA_BWD1Q=0`
 //! switches it off). Otherwise, with N <= 64, it takes `bwd_scan1t_*`
 //! (`scan1_bwd_t` in bwd.cu: a thread per (channel, state lane), a tile's 16 states in
@@ -203,18 +203,19 @@ impl QShape {
     /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
-    fn new(n: usize) -> Option<QShape> {
+    fn new(n: usize, f32: bool) -> Option<QShape> {
         let on = env_usize("MAMBA_CUDA_BWD1Q");
         if on == Some(0) {
             return None;
         }
-        // Defaults (H200, same device call, backward alone, bwd_scan1t -> new): N <= 16
-        // "xd" (b8 d2048 L2048 f32 2288 -> 2110 us, bf16 2430 -> 2445 us); 32 < N <= 64 "vd"
-        // (b2 d384 fwd+bwd L100 / 400 / 800: 77.3 / 179.2 / 309.3 -> 72.3 / 177.4 / 286.0
-        // us); 16 < N <= 32 keeps bwd_scan1t unless MAMBA_CUDA_BWD1Q=1 (not timed).
+        // Defaults (H200, two device calls, backward alone, bwd_scan1t -> new): N <= 16
+        // in f32 "xd" (b8 d2048 L2048: 2264-2288 -> 2089-2110 us); in bf16 it was not
+        // faster (2408-2430 -> 2445 us), so bf16 / f16 keep bwd_scan1t there; 32 < N <= 64
+        // "vd" (b2 d384 fwd+bwd L100 / 400 / 800: 75.2 / 177.3 / 304.4 -> 67.1 / 173.0 /
+        // 280.9 us); 16 < N <= 32 keeps bwd_scan1t unless MAMBA_CUDA_BWD1Q=1 (not timed).
         let want = env_str("MAMBA_CUDA_BWD1Q_VAR").filter(|v| !v.is_empty());
         let want = want.as_deref().or(match n {
-            1..=16 => Some("xd"),
+            1..=16 if f32 => Some("xd"),
             33..=64 => Some("vd"),
             _ if on == Some(1) => Some("q"),
             _ => None,
@@ -495,7 +496,10 @@ fn scan_run(
     let seg = prm.seg as usize;
     let bc_var = !ssd && prm.b_groups > 0 && prm.c_groups > 0;
     let bwd1 = env_usize("MAMBA_CUDA_BWD1") != Some(0);
-    let qk = bc_var.then(|| QShape::new(n)).flatten().filter(|_| bwd1);
+    let qk = bc_var
+        .then(|| QShape::new(n, sfx == "f32"))
+        .flatten()
+        .filter(|_| bwd1);
     let tk = bc_var
         .then(|| T1Shape::new(n))
         .flatten()
