@@ -276,7 +276,10 @@ static Grads reference(const Case& c) {
     return g;
 }
 
-static int g_ssdt_rp = 0;  // > 0: SSD cases run ssd_bwd_t with RP rows per warp
+static int g_ssdt_rp = 0;
+static int g_q = 0;   // > 0: Mamba-1 cases with tk run scan1_bwd_q (8 or 4 warps)
+static int g_qr = 0;  // > 0: its checkpoint interval R (tiles)
+  // > 0: SSD cases run ssd_bwd_t with RP rows per warp
 
 // `want` time chunks, as src/gpu/bwd.rs cuts them (tiles per chunk, then the count).
 static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
@@ -348,7 +351,39 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
                     : (sh.s == 1 ? bwd_scan1_loc_f32_s1 : sh.s == 2 ? bwd_scan1_loc_f32_s2 : sh.s == 4 ? bwd_scan1_loc_f32_s4 : bwd_scan1_loc_f32_s8);
     const unsigned gx = (unsigned)((c.rows / seg) * p.blocks_per_seg);
     if (K > 1) launch(kl, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
-    if (tk) {
+    if (tk && g_q) {
+        // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
+        // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
+        const char* qenv = std::getenv("EMU_QV");
+        const bool only8 = qenv && (qenv[0] == 'x' || qenv[1] == 'd');  // kernels of 8 warps only
+        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
+        const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
+        const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
+        const int nseg = (ctiles * (32 / TQ_) + R - 1) / R;
+        std::vector<float> ck2((size_t)c.b * c.rows * K * nseg * NP, NAN);
+        ScanBwdSplit tp = spp;
+        tp.pad0 = np;
+        tp.p.ckpt = ck2.data();
+        tp.p.R = R;
+        tp.p.nseg = nseg;
+        tp.p.W = CB;
+        tp.p.blocks_per_seg = (seg + CB - 1) / CB;
+        const bool vv = std::getenv("EMU_QV") != nullptr;  // the bwd_scan1q_*v kernels (scan1_bwd_v)
+        const char* qv = vv ? std::getenv("EMU_QV") : "";
+        const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
+        const bool dd = vv && std::strlen(qv) >= 2 && qv[1] == 'd';  // EMU_QV=vd|xd|vdo|xdo: decays recomputed
+        const bool ob = vv && std::strlen(qv) == 3;                   // EMU_QV=vdo|xdo: outputs staged
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0))
+                               : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
+        std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
+        if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
+        auto kt = (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
+                : (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
+                : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
+                : vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
+                     : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
+        launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
+    } else if (tk) {
         // scan1_bwd_t (src/gpu/bwd.rs, scan1t_run): NL lanes per channel, S states per lane, NW warps.
         // N <= 16: EMU_N16=w16|w8|o3|o4 picks the kernel as MAMBA_CUDA_BWD1_VAR (default o4).
         const char* var = std::getenv("EMU_N16") ? std::getenv("EMU_N16") : "o4";
@@ -541,6 +576,59 @@ static int scan1t_only() {
     return failures ? 1 : 0;
 }
 
+static int scan1q_only() {
+    // The Mamba-1 kernel with four states per lane (B and C both vary, N <= 32).
+    struct T { int b, d, L, N, bg, cg; bool all; std::vector<int> wants; };
+    const std::vector<T> cases{{2, 8, 100, 16, 1, 1, true, {1, 3, 16}},
+                               {2, 70, 65, 16, 1, 1, true, {1, 2}},
+                               {2, 5, 70, 5, 1, 1, true, {1, 3}},
+                               {1, 4, 130, 32, 2, 1, false, {1, 5}},
+                               {1, 3, 1001, 16, 1, 1, true, {1, 5, 16}},
+                               {1, 2, 300, 20, 1, 1, true, {2, 10}},
+                               {1, 2, 1, 3, 1, 1, true, {1}},
+                               {1, 34, 47, 24, 2, 2, true, {1, 2}},
+                               {1, 130, 41, 16, 2, 1, true, {1}}};
+    for (int w : {8, 4}) {
+        g_q = w;
+        for (const T& t : cases) {
+            if ((w == 4 && t.N > 16) || t.N > 32) continue;
+            Case c = scan_case(t.b, t.d, t.L, t.N, t.bg, t.cg, t.all);
+            char name[128];
+            std::snprintf(name, sizeof name, "scan1q w%d b%d d%d L%d N%d g%d/%d %s", w, t.b, t.d, t.L, t.N, t.bg, t.cg, t.all ? "all" : "none");
+            for (int want : t.wants) { Case cc = c; run_case(name, cc, want, true); }
+        }
+    }
+    if (std::getenv("EMU_QV")) {
+        // N <= 64 (v only): two channels per warp, lane pairs finish a step.
+        g_q = 8;
+        for (const T& t : std::vector<T>{{1, 6, 203, 64, 3, 2, true, {1, 3, 16}},
+                                         {2, 5, 77, 40, 1, 1, true, {1, 2}},
+                                         {1, 17, 90, 64, 1, 1, false, {1, 4}},
+                                         {2, 2, 517, 64, 1, 1, false, {1, 9}}}) {
+            Case c = scan_case(t.b, t.d, t.L, t.N, t.bg, t.cg, t.all);
+            char name[128];
+            std::snprintf(name, sizeof name, "scan1q v b%d d%d L%d N%d g%d/%d %s", t.b, t.d, t.L, t.N, t.bg, t.cg, t.all ? "all" : "none");
+            for (int want : t.wants) { Case cc = c; run_case(name, cc, want, true); }
+        }
+    }
+    g_q = 8;
+    {
+        Case c = scan_case(1, 20, 40, 8, 1, 1, true, true);
+        run_case("scan1q b1 d20 L40 N8 all big steps", c, 1, true);
+        Case c2 = scan_case(2, 3, 90, 16, 1, 1, false);
+        c2.has_h0 = true;
+        for (int want : {1, 3}) { Case cc = c2; run_case("scan1q b2 d3 L90 N16 h0 only", cc, want, true); }
+        Case c3 = scan_case(1, 9, 200, 16, 1, 1, false);
+        c3.has_dlast = true;
+        g_qr = 3;
+        for (int want : {1, 2}) { Case cc = c3; run_case("scan1q b1 d9 L200 N16 dlast only R3", cc, want, true); }
+        g_qr = 0;
+    }
+    g_q = 0;
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
+
 static int ssdt_only() {
     // The SSD kernel with time in registers (no seq_idx, no time split), every variant.
     struct T { int b, L, H, P, ng, N; bool all, dpc; };
@@ -582,6 +670,7 @@ static int ssdt_only() {
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
     if (argc > 1 && std::strcmp(argv[1], "ssdt") == 0) return ssdt_only();
+    if (argc > 1 && std::strcmp(argv[1], "scan1q") == 0) return scan1q_only();
     {
         Case c = scan_case(2, 8, 100, 16, 1, 1, true);
         for (int want : {1, 3, 16}) { Case cc = c; run_case("scan1 b2 d8 L100 N16 var/var all", cc, want); }

@@ -907,6 +907,821 @@ __device__ __forceinline__ void scan1_bwd_t(const ScanBwdSplit& sp) {
         scan1_bwd_t<T, 2, 32, 8>(p);                                                                                   \
     }
 
+// ---------------------------------------------------------------- SPEC 1, four states per lane
+//
+// scan1_bwd_q: scan1_bwd_t with S = 4 states per lane and NL = 4 (N <= 16) or 8 (N <= 32)
+// lanes per channel (8 or 4 channels per warp), n = nl + NL s, tiles of TQ = 8 steps whose
+// states and decays stay in registers from the recompute to the sweep (two exponentials
+// per (state, step) in all: the forward pass and the recompute). Per-step overheads (the
+// step, u, dy reads, the sums over n) are shared by four states; the sums over the
+// channel's lanes are register reduce-scatters over log2(NL) levels (lane nl ends with
+// steps nl * TQ / NL + j). dB / dC: each thread writes its 2 S values per step into a
+// per-channel slice of shared memory ([CB][2 NP TQ + 1]: conflict-free), and after the
+// sweep one thread per (dB|dC, n, t) sums the block's channels and adds one atomic.
+// Checkpoints, visiting order, prefetch and time split as in scan1_bwd_t.
+#define TQ 8
+#define LN2_F 0.6931471805599453f
+
+template <int M, int A>
+__device__ __forceinline__ void rsq_level(float (&v)[A], bool up, int o) {
+#pragma unroll
+    for (int j = 0; j < M / 2; ++j) {
+        const float send = up ? v[j] : v[j + M / 2];
+        const float keep = up ? v[j + M / 2] : v[j];
+        v[j] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+    }
+}
+
+// Sums v[t] (TQ values) over the NL lanes of a channel; lane nl ends with steps
+// nl * (TQ / NL) + j in v[j], j < TQ / NL.
+// NL = 16: lanes nl and nl ^ 1 both end with step nl / 2 in v[0].
+template <int NL>
+__device__ __forceinline__ void rsq(float (&v)[TQ], int nl) {
+    static_assert(NL == 4 || NL == 8 || NL == 16, "NL");
+    if (NL == 16) {
+        rsq_level<8, TQ>(v, nl & 8, 8);
+        rsq_level<4, TQ>(v, nl & 4, 4);
+        rsq_level<2, TQ>(v, nl & 2, 2);
+        v[0] += __shfl_xor_sync(0xffffffffu, v[0], 1);
+        return;
+    }
+    if (NL == 8) rsq_level<8, TQ>(v, nl & 4, 4);
+    rsq_level<NL == 8 ? 4 : 8, TQ>(v, nl & 2, 2);
+    rsq_level<NL == 8 ? 2 : 4, TQ>(v, nl & 1, 1);
+}
+
+template <typename T, int NL, int NW>
+__device__ __forceinline__ void scan1_bwd_q(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    constexpr int S = 4;
+    constexpr int NP = NL * S, NS = NP + 1, CPW = 32 / NL, CB = NW * CPW, NT = NW * 32;
+    constexpr int TP = TQ + 1;                     // row stride of the per-step arrays
+    constexpr int OQ = 2 * NP * TQ, OS = OQ + 1;   // dB/dC values per channel and tile
+    constexpr int TPL = TQ / NL;                   // steps each lane finishes
+    constexpr int CE = (CB * TQ + NT - 1) / NT;    // channel elements per thread per tile
+    constexpr int BE = (NP * TQ + NT - 1) / NT;    // B/C elements per thread per tile
+    const int N = p.dstate, L = p.seqlen, R = p.R;
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.ctiles * 32, T1 = min(L, T0 + sp.ctiles * 32);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int nl = lane % NL, cb = warp * CPW + lane / NL;
+    const bool active = cb < rn;
+    const int c = c0 + (active ? cb : 0);
+    const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    const T* Cp = static_cast<const T*>(p.C) + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+    float* dBp = p.dB + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    float* dCp = p.dC + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+
+    float* sB = smem;                          // [TQ][NS]
+    float* sC = sB + TQ * NS;                  // [TQ][NS]
+    float* sv = sC + TQ * NS;                  // [V_COUNT][CB][TP]
+    float* red = sv + V_COUNT * CB * TP;       // [CB][OS]
+    float* tb = red + CB * OS;                 // [R][S][NT]
+    float* sbias = tb + R * S * NT;            // [CB]
+    auto sval = [&](int k, int ch, int t) -> float& { return sv[(k * CB + ch) * TP + t]; };
+
+    const int ntiles = (T1 - T0 + TQ - 1) / TQ;
+    const int nseg = (ntiles + R - 1) / R;
+    const int nF = (nseg - 1) * R;
+    const int mlast = ntiles - nF;
+    const int total = nF + 2 * mlast - 1 + (nseg - 1) * (2 * R - 1);
+    struct Visit { int k, sg, m; bool full, first, pf; };
+    auto seg_start = [&](int sg) {
+        Visit v;
+        v.sg = sg;
+        v.m = sg == nseg - 1 ? mlast : R;
+        v.k = sg * R + (v.m > 1 ? 0 : v.m - 1);
+        v.full = v.m == 1;
+        v.first = true;
+        v.pf = false;
+        return v;
+    };
+    auto next = [&](Visit v) {
+        if (v.pf) {
+            if (v.k + 1 >= nF) return seg_start(nseg - 1);
+            v.k += 1;
+            if (v.k == (v.sg + 1) * R) v.sg += 1;
+            return v;
+        }
+        const int kb = v.sg * R;
+        v.first = false;
+        if (!v.full) {
+            if (v.k + 1 < kb + v.m - 1) { v.k += 1; }
+            else { v.k = kb + v.m - 1; v.full = true; }
+            return v;
+        }
+        if (v.k > kb) { v.k -= 1; return v; }
+        return seg_start(v.sg - 1);
+    };
+    Visit v0;
+    if (nF > 0) { v0.k = 0; v0.sg = 0; v0.m = R; v0.full = false; v0.first = false; v0.pf = true; }
+    else v0 = seg_start(nseg - 1);
+
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE];
+    for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
+    auto load = [&](int k, bool full) {
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TQ, t = e % TQ;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * TQ && ch < rn && t < tn) {
+                const long long ei = ((long long)i * p.rows + c0 + ch) * L + t0 + t;
+                r_dl[q] = ldf(delta + ei);
+                r_u[q] = ldf(u + ei);
+                if (full) {
+                    r_go[q] = ldf(dout + ei);
+                    if (zp) r_z[q] = ldf(zp + ei);
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TQ, t = e % TQ;
+            r_b[q] = r_c[q] = 0.f;
+            if (e < NP * TQ && n < N && t < tn) {
+                r_b[q] = ldf(Bp + (long long)n * L + t0 + t);
+                if (full) r_c[q] = ldf(Cp + (long long)n * L + t0 + t);
+            }
+        }
+    };
+    auto put = [&](int k, bool full) {
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TQ, t = e % TQ;
+            if (e >= CB * TQ) continue;
+            float step = 0.f, dsp = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + sbias[ch];
+                if (p.softplus && raw <= 20.f) {
+                    step = log1pf(__expf(raw));
+                    dsp = sigmoid_f(raw);
+                } else {
+                    step = raw;
+                    dsp = 1.f;
+                }
+                if (p.has_limit) {
+                    if (step < p.lo) { step = p.lo; dsp = 0.f; }
+                    else if (step > p.hi) { step = p.hi; dsp = 0.f; }
+                }
+                if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sval(V_STEP, ch, t) = step;
+            sval(V_U, ch, t) = r_u[q];
+            if (full) {
+                sval(V_DSP, ch, t) = dsp;
+                sval(V_DY, ch, t) = dy;
+                sval(V_DOUT, ch, t) = r_go[q];
+                sval(V_Z, ch, t) = r_z[q];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TQ, t = e % TQ;
+            if (e >= NP * TQ) continue;
+            sB[t * NS + n] = r_b[q];
+            if (full) sC[t * NS + n] = r_c[q];
+        }
+    };
+
+    // d step sums A x over n: accumulated as sum (A log2 e) x, times ln 2 at the end.
+    float a2[S], h[S], g[S], dA_acc[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl + NL * s;
+        const bool ok = active && n < N;
+        a2[s] = (ok ? p.A[(long long)c * N + n] : 0.f) * LOG2E_F;
+        const long long si = ((long long)i * p.rows + c) * N + n;
+        g[s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
+        h[s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        if (K > 1 && ok) {
+            const int lnp = sp.pad0;
+            const float* lb = sp.loc + ((long long)i * p.rows + c) * K * 3 * lnp + n;
+            for (int j = 0; j < chunk; ++j) h[s] = fmaf(lb[(j * 3 + 2) * lnp], h[s], lb[(j * 3) * lnp]);
+            for (int j = K - 1; j > chunk; --j) g[s] = fmaf(lb[(j * 3 + 2) * lnp], g[s], lb[(j * 3 + 1) * lnp]);
+        }
+        dA_acc[s] = 0.f;
+    }
+    float dD_acc = 0.f, dbias_acc = 0.f;
+    const float Dv = (active && p.D) ? p.D[c] : 0.f;
+    float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP;
+    const long long row = ((long long)i * p.rows + c) * L;
+    float* rc = red + cb * OS;  // this channel's dB/dC slice
+
+    load(v0.k, v0.full);
+    Visit v = v0;
+    for (int j = 0; j < total; ++j) {
+        const int k = v.k, kb = v.sg * R;
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+        const Visit vn = j + 1 < total ? next(v) : v;
+        __syncthreads();
+        put(k, v.full);
+        if (j + 1 < total) load(vn.k, vn.full);
+        __syncthreads();
+        if (v.pf) {
+            if (k == kb && active) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) ck[v.sg * NP + nl + NL * s] = h[s];
+            }
+        } else if (v.first && v.sg != nseg - 1) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) h[s] = active ? ck[v.sg * NP + nl + NL * s] : 0.f;
+        }
+        const bool full = v.full, pf = v.pf;
+        const int m = v.m;
+        v = vn;
+        if (!full) {
+            if (!pf) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) tb[((k - kb) * S + s) * NT + tid] = h[s];
+            }
+#pragma unroll
+            for (int t = 0; t < TQ; ++t) {
+                const float step = sval(V_STEP, cb, t);
+                const float du = step * sval(V_U, cb, t);
+#pragma unroll
+                for (int s = 0; s < S; ++s)
+                    h[s] = fmaf(bwd_exp2(step * a2[s]), h[s], du * sB[t * NS + nl + NL * s]);
+            }
+            continue;
+        }
+        float hst[S], hr[S][TQ], dec[S][TQ];
+#pragma unroll
+        for (int s = 0; s < S; ++s) hst[s] = (k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
+        {
+            float yp[TQ];
+#pragma unroll
+            for (int t = 0; t < TQ; ++t) {
+                const float step = sval(V_STEP, cb, t);
+                const float du = step * sval(V_U, cb, t);
+                float y = 0.f;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    const int n = nl + NL * s;
+                    const float d = bwd_exp2(step * a2[s]);
+                    dec[s][t] = d;
+                    hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * sB[t * NS + n]);
+                    y = fmaf(sC[t * NS + n], hr[s][t], y);
+                }
+                yp[t] = y;
+            }
+            if (zp) {
+                rsq<NL>(yp, nl);
+#pragma unroll
+                for (int jj = 0; jj < TPL; ++jj) {
+                    const int tl = nl * TPL + jj;
+                    if (active && tl < tn) {
+                        const float uv = sval(V_U, cb, tl), zv = sval(V_Z, cb, tl);
+                        const float y = fmaf(Dv, uv, yp[jj]), sg = sigmoid_f(zv);
+                        static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(sval(V_DOUT, cb, tl) * y * sg * (1.f + zv * (1.f - sg)));
+                    }
+                }
+            }
+        }
+        float ddtp[TQ], gbp[TQ];
+#pragma unroll
+        for (int t = TQ - 1; t >= 0; --t) {
+            const float step = sval(V_STEP, cb, t);
+            const float su = step * sval(V_U, cb, t);
+            const float dy = sval(V_DY, cb, t);
+            float ddt = 0.f, gb = 0.f;
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const int n = nl + NL * s;
+                const float bv = sB[t * NS + n], cv = sC[t * NS + n];
+                const float hp = t ? hr[s][t - 1] : hst[s];
+                g[s] = fmaf(dy, cv, g[s]);
+                rc[n * TQ + t] = g[s] * su;
+                rc[(NP + n) * TQ + t] = dy * hr[s][t];
+                gb = fmaf(g[s], bv, gb);
+                const float gd = g[s] * dec[s][t];
+                const float x = gd * hp;
+                ddt = fmaf(a2[s], x, ddt);
+                dA_acc[s] = fmaf(step, x, dA_acc[s]);
+                g[s] = gd;
+            }
+            ddtp[t] = ddt;
+            gbp[t] = gb;
+        }
+        rsq<NL>(ddtp, nl);
+        rsq<NL>(gbp, nl);
+#pragma unroll
+        for (int jj = 0; jj < TPL; ++jj) {
+            const int tl = nl * TPL + jj;
+            if (active && tl < tn) {
+                const float dy = sval(V_DY, cb, tl), uv = sval(V_U, cb, tl), step = sval(V_STEP, cb, tl);
+                const float draw = fmaf(uv, gbp[jj], ddtp[jj] * LN2_F) * sval(V_DSP, cb, tl);
+                static_cast<T*>(p.ddelta)[row + t0 + tl] = cvt<T>(draw);
+                static_cast<T*>(p.du)[row + t0 + tl] = cvt<T>(fmaf(dy, Dv, step * gbp[jj]));
+                dbias_acc += draw;
+                dD_acc = fmaf(dy, uv, dD_acc);
+            }
+        }
+        __syncthreads();
+        // dB, dC of the tile: the sums over the block's channels, one atomic each.
+#pragma unroll
+        for (int e0 = 0; e0 < OQ; e0 += NT) {
+            const int e = e0 + tid;
+            const int t = e % TQ, n = (e / TQ) % NP, q = e / (TQ * NP);
+            if (e < OQ && n < N && t < tn) {
+                float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+                int ch = 0;
+                for (; ch + 4 <= rn; ch += 4) {
+                    s0 += red[ch * OS + e];
+                    s1 += red[(ch + 1) * OS + e];
+                    s2 += red[(ch + 2) * OS + e];
+                    s3 += red[(ch + 3) * OS + e];
+                }
+                for (; ch < rn; ++ch) s0 += red[ch * OS + e];
+                atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, (s0 + s1) + (s2 + s3));
+            }
+        }
+    }
+
+    float vd = dD_acc, vb = dbias_acc;
+#pragma unroll
+    for (int o = NL / 2; o > 0; o >>= 1) {
+        vd += __shfl_xor_sync(0xffffffffu, vd, o);
+        vb += __shfl_xor_sync(0xffffffffu, vb, o);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl + NL * s;
+        if (n >= N) continue;
+        if (p.dh0 && chunk == 0) p.dh0[((long long)i * p.rows + c) * N + n] = g[s];
+        atomicAdd(&p.dA[(long long)c * N + n], dA_acc[s]);
+    }
+    if (nl == 0) {
+        if (p.dD) atomicAdd(&p.dD[c], vd);
+        if (p.dbias) atomicAdd(&p.dbias[c], vb);
+    }
+}
+
+// X: the dB/dC values of a thread's four states sit together (o = ((q TQ + t) NL + nl) S + s),
+// written by two 16-byte stores per step instead of eight.
+// X: the dB/dC values of a thread's four states sit together (o = ((q TQ + t) NL + nl) S + s),
+// written by two 16-byte stores per step instead of eight. KD: the tile's decays stay in
+// registers from the recompute to the sweep (else the sweep recomputes them: 32 registers
+// fewer, one exponential more per state and step). The start state of the next
+// backward segment is loaded a tile ahead (r_ck).
+// OB: du, d delta, dz of a backward tile go to shared memory and are written once the
+// tile below it (the other half of a 16-step pair) is done: whole 32-byte sectors in bf16.
+template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false>
+__device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    constexpr int S = 4;
+    constexpr int NP = NL * S, NS = NP + 1, CPW = 32 / NL, CB = NW * CPW, NT = NW * 32;
+    constexpr int TP = TQ + 1;                     // row stride of the per-step arrays
+    constexpr int OQ = 2 * NP * TQ, OS = OQ + (X ? 16 : 32 / CPW);  // dB/dC values per channel and tile
+    constexpr int U = OQ / 4, G = NT / U, CG = CB / G;  // float4 sums, channel groups
+    static_assert(NT % U == 0 && (G == 1 || G == 2 || G == 4) && CB % G == 0, "groups");
+    constexpr int TPL = NL <= TQ ? TQ / NL : 1;    // steps each lane finishes (NL = 16: lane pairs)
+    constexpr int CE = (CB * TQ + NT - 1) / NT;    // channel elements per thread per tile
+    constexpr int BE = (NP * TQ + NT - 1) / NT;    // B/C elements per thread per tile
+    const int N = p.dstate, L = p.seqlen, R = p.R;
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.ctiles * 32, T1 = min(L, T0 + sp.ctiles * 32);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int nl = lane % NL, cb = warp * CPW + lane / NL;
+    const bool active = cb < rn;
+    const int c = c0 + (active ? cb : 0);
+    const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    const T* Cp = static_cast<const T*>(p.C) + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+    float* dBp = p.dB + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    float* dCp = p.dC + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+
+    float* sB = smem;                          // [TQ][NP]
+    float* sC = sB + TQ * NP;                  // [TQ][NP]
+    float4* sv4 = reinterpret_cast<float4*>(sC + TQ * NP);  // [CB][TP]: step, u, dy, dsp
+    float* sz = reinterpret_cast<float*>(sv4 + CB * TP);    // [CB][TP]
+    float* sdo = sz + CB * TP;                 // [CB][TP]
+    float* red = sdo + CB * TP;                // [CB][OS]
+    float* tb = red + CB * OS;                 // [R][S][NT]
+    float* sbias = tb + R * S * NT;            // [CB]
+    float* obuf = sbias + CB;                  // OB: [3][CB][16] du, d delta, dz
+
+    const int ntiles = (T1 - T0 + TQ - 1) / TQ;
+    const int nseg = (ntiles + R - 1) / R;
+    const int nF = (nseg - 1) * R;
+    const int mlast = ntiles - nF;
+    const int total = nF + 2 * mlast - 1 + (nseg - 1) * (2 * R - 1);
+    struct Visit { int k, sg, m; bool full, first, pf; };
+    auto seg_start = [&](int sg) {
+        Visit v;
+        v.sg = sg;
+        v.m = sg == nseg - 1 ? mlast : R;
+        v.k = sg * R + (v.m > 1 ? 0 : v.m - 1);
+        v.full = v.m == 1;
+        v.first = true;
+        v.pf = false;
+        return v;
+    };
+    auto next = [&](Visit v) {
+        if (v.pf) {
+            if (v.k + 1 >= nF) return seg_start(nseg - 1);
+            v.k += 1;
+            if (v.k == (v.sg + 1) * R) v.sg += 1;
+            return v;
+        }
+        const int kb = v.sg * R;
+        v.first = false;
+        if (!v.full) {
+            if (v.k + 1 < kb + v.m - 1) { v.k += 1; }
+            else { v.k = kb + v.m - 1; v.full = true; }
+            return v;
+        }
+        if (v.k > kb) { v.k -= 1; return v; }
+        return seg_start(v.sg - 1);
+    };
+    Visit v0;
+    if (nF > 0) { v0.k = 0; v0.sg = 0; v0.m = R; v0.full = false; v0.first = false; v0.pf = true; }
+    else v0 = seg_start(nseg - 1);
+
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE];
+    for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
+    auto load = [&](int k, bool full) {
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TQ, t = e % TQ;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * TQ && ch < rn && t < tn) {
+                const long long ei = ((long long)i * p.rows + c0 + ch) * L + t0 + t;
+                r_dl[q] = ldf(delta + ei);
+                r_u[q] = ldf(u + ei);
+                if (full) {
+                    r_go[q] = ldf(dout + ei);
+                    if (zp) r_z[q] = ldf(zp + ei);
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TQ, t = e % TQ;
+            r_b[q] = r_c[q] = 0.f;
+            if (e < NP * TQ && n < N && t < tn) {
+                r_b[q] = ldf(Bp + (long long)n * L + t0 + t);
+                if (full) r_c[q] = ldf(Cp + (long long)n * L + t0 + t);
+            }
+        }
+    };
+    auto put = [&](int k, bool full) {
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TQ, t = e % TQ;
+            if (e >= CB * TQ) continue;
+            float step = 0.f, dsp = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + sbias[ch];
+                if (p.softplus && raw <= 20.f) {
+                    step = log1pf(__expf(raw));
+                    dsp = sigmoid_f(raw);
+                } else {
+                    step = raw;
+                    dsp = 1.f;
+                }
+                if (p.has_limit) {
+                    if (step < p.lo) { step = p.lo; dsp = 0.f; }
+                    else if (step > p.hi) { step = p.hi; dsp = 0.f; }
+                }
+                if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sv4[ch * TP + t] = make_float4(step, r_u[q], dy, dsp);
+            if (full) {
+                sdo[ch * TP + t] = r_go[q];
+                sz[ch * TP + t] = r_z[q];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TQ, t = e % TQ;
+            if (e >= NP * TQ) continue;
+            sB[t * NP + n] = r_b[q];
+            if (full) sC[t * NP + n] = r_c[q];
+        }
+    };
+
+    // d step sums A x over n: accumulated as sum (A log2 e) x, times ln 2 at the end.
+    float a2[S], h[S], g[S], dA_acc[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl * S + s;
+        const bool ok = active && n < N;
+        a2[s] = (ok ? p.A[(long long)c * N + n] : 0.f) * LOG2E_F;
+        const long long si = ((long long)i * p.rows + c) * N + n;
+        g[s] = (ok && p.dlast) ? p.dlast[si] : 0.f;
+        h[s] = (ok && p.h0) ? p.h0[si] : 0.f;
+        if (K > 1 && ok) {
+            const int lnp = sp.pad0;
+            const float* lb = sp.loc + ((long long)i * p.rows + c) * K * 3 * lnp + n;
+            for (int j = 0; j < chunk; ++j) h[s] = fmaf(lb[(j * 3 + 2) * lnp], h[s], lb[(j * 3) * lnp]);
+            for (int j = K - 1; j > chunk; --j) g[s] = fmaf(lb[(j * 3 + 2) * lnp], g[s], lb[(j * 3 + 1) * lnp]);
+        }
+        dA_acc[s] = 0.f;
+    }
+    float dD_acc = 0.f, dbias_acc = 0.f;
+    const float Dv = (active && p.D) ? p.D[c] : 0.f;
+    float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP;
+    const long long row = ((long long)i * p.rows + c) * L;
+    float* rc = red + cb * OS + (X ? nl * S : nl);  // this channel's dB/dC slice, o = ((q S + s) TQ + t) NL + nl
+    const float4* sB4 = reinterpret_cast<const float4*>(sB) + nl;
+    const float4* sC4 = reinterpret_cast<const float4*>(sC) + nl;
+    const float4* sw = sv4 + cb * TP;
+
+    float r_ck[S];  // the next backward segment's start state, loaded a tile ahead
+#pragma unroll
+    for (int s = 0; s < S; ++s) r_ck[s] = 0.f;
+    load(v0.k, v0.full);
+    Visit v = v0;
+    for (int j = 0; j < total; ++j) {
+        const int k = v.k, kb = v.sg * R;
+        const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
+        const Visit vn = j + 1 < total ? next(v) : v;
+        __syncthreads();
+        put(k, v.full);
+        if (j + 1 < total) load(vn.k, vn.full);
+        __syncthreads();
+        if (v.pf) {
+            if (k == kb && active) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) ck[v.sg * NP + nl * S + s] = h[s];
+            }
+        } else if (v.first && v.sg != nseg - 1) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) h[s] = r_ck[s];
+        }
+        // Written by this thread in the forward pass (before any backward visit).
+        if (j + 1 < total && !vn.pf && vn.first && vn.sg != nseg - 1 && active) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) r_ck[s] = ck[vn.sg * NP + nl * S + s];
+        }
+        const bool full = v.full, pf = v.pf;
+        const int m = v.m;
+        v = vn;
+        if (!full) {
+            if (!pf) {
+#pragma unroll
+                for (int s = 0; s < S; ++s) tb[((k - kb) * S + s) * NT + tid] = h[s];
+            }
+#pragma unroll
+            for (int t = 0; t < TQ; ++t) {
+                const float4 w = sw[t];
+                const float du = w.x * w.y;
+                const float4 b4 = sB4[t * (NP / 4)];
+                const float bb[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+                for (int s = 0; s < S; ++s) h[s] = fmaf(bwd_exp2(w.x * a2[s]), h[s], du * bb[s]);
+            }
+            continue;
+        }
+        float hst[S], hr[S][TQ], dec[S][KD ? TQ : 1];
+#pragma unroll
+        for (int s = 0; s < S; ++s) hst[s] = (k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
+        {
+            float yp[TQ];
+#pragma unroll
+            for (int t = 0; t < TQ; ++t) {
+                const float4 w = sw[t];
+                const float du = w.x * w.y;
+                const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
+                const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
+                float y = 0.f;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    const float d = bwd_exp2(w.x * a2[s]);
+                    if constexpr (KD) dec[s][t] = d;
+                    hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * bb[s]);
+                    y = fmaf(cc[s], hr[s][t], y);
+                }
+                yp[t] = y;
+            }
+            if (zp) {
+                rsq<NL>(yp, nl);
+#pragma unroll
+                for (int jj = 0; jj < TPL; ++jj) {
+                    const int tl = NL <= TQ ? nl * TPL + jj : nl >> 1;
+                    if (active && tl < tn && (NL <= TQ || (nl & 1) == 0)) {
+                        const float uv = sw[tl].y, zv = sz[cb * TP + tl];
+                        const float y = fmaf(Dv, uv, yp[jj]), sg = sigmoid_f(zv);
+                        const float dzv = sdo[cb * TP + tl] * y * sg * (1.f + zv * (1.f - sg));
+                        if constexpr (OB) obuf[(2 * CB + cb) * 16 + (t0 - T0) % 16 + tl] = dzv;
+                        else static_cast<T*>(p.dz)[row + t0 + tl] = cvt<T>(dzv);
+                    }
+                }
+            }
+        }
+        float ddtp[TQ], gbp[TQ];
+#pragma unroll
+        for (int t = TQ - 1; t >= 0; --t) {
+            const float4 w = sw[t];
+            const float step = w.x, su = w.x * w.y, dy = w.z;
+            const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
+            const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
+            float ddt = 0.f, gb = 0.f, xb[S], xc[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const float hp = t ? hr[s][t - 1] : hst[s];
+                g[s] = fmaf(dy, cc[s], g[s]);
+                if constexpr (X) {
+                    xb[s] = g[s] * su;
+                    xc[s] = dy * hr[s][t];
+                } else {
+                    rc[(s * TQ + t) * NL] = g[s] * su;
+                    rc[((S + s) * TQ + t) * NL] = dy * hr[s][t];
+                }
+                gb = fmaf(g[s], bb[s], gb);
+                float dd;
+                if constexpr (KD) dd = dec[s][t];
+                else dd = bwd_exp2(step * a2[s]);
+                const float gd = g[s] * dd;
+                const float x = gd * hp;
+                ddt = fmaf(a2[s], x, ddt);
+                dA_acc[s] = fmaf(step, x, dA_acc[s]);
+                g[s] = gd;
+            }
+            if constexpr (X) {
+                *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
+                *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(xc[0], xc[1], xc[2], xc[3]);
+            }
+            ddtp[t] = ddt;
+            gbp[t] = gb;
+        }
+        rsq<NL>(ddtp, nl);
+        rsq<NL>(gbp, nl);
+#pragma unroll
+        for (int jj = 0; jj < TPL; ++jj) {
+            const int tl = NL <= TQ ? nl * TPL + jj : nl >> 1;
+            if (active && tl < tn && (NL <= TQ || (nl & 1) == 0)) {
+                const float4 w = sw[tl];
+                const float dy = w.z, uv = w.y, step = w.x;
+                const float draw = fmaf(uv, gbp[jj], ddtp[jj] * LN2_F) * w.w;
+                if constexpr (OB) {
+                    obuf[cb * 16 + (t0 - T0) % 16 + tl] = fmaf(dy, Dv, step * gbp[jj]);
+                    obuf[(CB + cb) * 16 + (t0 - T0) % 16 + tl] = draw;
+                } else {
+                    static_cast<T*>(p.ddelta)[row + t0 + tl] = cvt<T>(draw);
+                    static_cast<T*>(p.du)[row + t0 + tl] = cvt<T>(fmaf(dy, Dv, step * gbp[jj]));
+                }
+                dbias_acc += draw;
+                dD_acc = fmaf(dy, uv, dD_acc);
+            }
+        }
+        __syncthreads();
+        // dB, dC of the tile: the sums over the block's channels, one atomic each.
+        // Thread: 4 consecutive values (unit) over a group of CG channels; the G groups
+        // of a unit sit in lane bits 3.. and are combined by shuffles.
+        {
+            const int unit = (tid & 7) | ((tid >> (3 + (G == 4 ? 2 : G == 2 ? 1 : 0))) << 3);
+            const int grp = G == 1 ? 0 : (tid >> 3) & (G - 1);
+            const int ce = min(rn, (grp + 1) * CG);
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+            int ch = grp * CG;
+            for (; ch + 2 <= ce; ch += 2) {
+                const float4 x = *reinterpret_cast<const float4*>(red + ch * OS + unit * 4);
+                const float4 y = *reinterpret_cast<const float4*>(red + (ch + 1) * OS + unit * 4);
+                a.x += x.x; a.y += x.y; a.z += x.z; a.w += x.w;
+                b.x += y.x; b.y += y.y; b.z += y.z; b.w += y.w;
+            }
+            if (ch < ce) {
+                const float4 x = *reinterpret_cast<const float4*>(red + ch * OS + unit * 4);
+                a.x += x.x; a.y += x.y; a.z += x.z; a.w += x.w;
+            }
+            float vv[4] = {a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w};
+#pragma unroll
+            for (int o = 8; o < 8 * G; o <<= 1) {
+#pragma unroll
+                for (int jj = 0; jj < 4; ++jj) vv[jj] += __shfl_xor_sync(0xffffffffu, vv[jj], o);
+            }
+#pragma unroll
+            for (int jj = 0; jj < 4; ++jj) {
+                if (jj % G != grp) continue;
+                const int e = unit * 4 + jj;
+                int q, n, t;
+                if constexpr (X) {
+                    n = (unit % NL) * S + jj;
+                    t = (unit / NL) % TQ;
+                    q = unit / (NL * TQ);
+                } else {
+                    const int nle = e % NL, sq = e / (NL * TQ);
+                    t = (e / NL) % TQ;
+                    q = sq / S;
+                    n = nle * S + sq % S;
+                }
+                if (n < N && t < tn) atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, vv[jj]);
+            }
+        }
+        if constexpr (OB) {
+            // The lower half of a 16-step pair: write the pair (backward tiles come in
+            // descending order, so the upper half, if any, is in obuf already).
+            if ((t0 - T0) % 16 == 0) {
+                const int pn = min(16, T1 - t0);
+                for (int e = tid; e < 3 * CB * 16; e += NT) {
+                    const int q = e / (CB * 16), ch = (e / 16) % CB, t = e % 16;
+                    if (ch < rn && t < pn && (q < 2 || zp)) {
+                        T* dst = static_cast<T*>(q == 0 ? p.du : q == 1 ? p.ddelta : p.dz);
+                        dst[((long long)i * p.rows + c0 + ch) * L + t0 + t] = cvt<T>(obuf[e]);
+                    }
+                }
+            }
+        }
+    }
+
+    float vd = dD_acc, vb = dbias_acc;
+#pragma unroll
+    for (int o = NL / 2; o > 0; o >>= 1) {
+        vd += __shfl_xor_sync(0xffffffffu, vd, o);
+        vb += __shfl_xor_sync(0xffffffffu, vb, o);
+    }
+    if (!active) return;
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl * S + s;
+        if (n >= N) continue;
+        if (p.dh0 && chunk == 0) p.dh0[((long long)i * p.rows + c) * N + n] = g[s];
+        atomicAdd(&p.dA[(long long)c * N + n], dA_acc[s]);
+    }
+    if (nl == 0) {
+        if (p.dD) atomicAdd(&p.dD[c], vd);
+        if (p.dbias) atomicAdd(&p.dbias[c], vb);
+    }
+}
+
+#define SCAN1Q_INST(T, NAME)                                                                                           \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_q<T, 4, 8>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 4) bwd_scan1q_##NAME##_n16w4(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_q<T, 4, 4>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 3) bwd_scan1q_##NAME##_n16r3(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_q<T, 4, 4>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16v(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 3) bwd_scan1q_##NAME##_n16vr3(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 4>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32v(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 8, 8>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64v(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8>(p);                                                                                      \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true>(p);                                                                                 \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 8, 8, true>(p);                                                                                 \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64x(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true>(p);                                                                                \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16vd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, false, false>(p);                                                                         \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16xd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true, false>(p);                                                                          \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16xdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, true, false, true>(p);                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16vdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 4, 8, false, false, true>(p);                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vdo(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, false, false, true>(p);                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_q<T, 8, 8>(p);                                                                                       \
+    }
+
 // ---------------------------------------------------------------- SPEC 2, time in registers
 //
 // ssd_bwd_t: the SSD backward without seq_idx and without a time split (many rows). A
@@ -1444,6 +2259,9 @@ __device__ void bwd_cast(const BwdCastParams& p) {
         scan_bwd<T, S, true, true>(p);                                                                                     \
     }
 
+#ifdef MAMBA_Q_ONLY
+#define BWD_ALL(T, NAME) SCAN1Q_INST(T, NAME)
+#else
 #define BWD_ALL(T, NAME)                                                                                                     \
     SCAN_BWD_INST(T, NAME, 1) SCAN_BWD_INST(T, NAME, 2) SCAN_BWD_INST(T, NAME, 4) SCAN_BWD_INST(T, NAME, 8)                  \
     extern "C" __global__ void bwd_conv_dpre_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dpre<T>(p); }         \
@@ -1451,7 +2269,9 @@ __device__ void bwd_cast(const BwdCastParams& p) {
     extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
     extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }            \
     SCAN1T_INST(T, NAME)                                                                                               \
+    SCAN1Q_INST(T, NAME)                                                                                               \
     SSDT_ALL(T, NAME)
+#endif
 
 BWD_ALL(float, f32)
 #ifndef MAMBA_EMU

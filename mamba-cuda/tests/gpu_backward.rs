@@ -241,6 +241,139 @@ fn selective_scan_backward_matches_the_oracle() {
     t.finish("selective_scan (forward + backward)");
 }
 
+/// Shapes for `bwd_scan1q_*` (B and C both vary or are grouped, N <= 32): fixed odd
+/// shapes (L not a multiple of the 8-step tile, channels not a multiple of the block's
+/// 64 / 32, N = 3 .. 64, one step, long runs split in time) plus random ones.
+fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
+    let vv = |b, d, l, n| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        ..ScanConfig::new(b, d, l, n)
+    };
+    let mut v = vec![
+        vv(2, 8, 100, 16).all_options(),
+        ScanConfig {
+            delta_softplus: true,
+            d: true,
+            z: true,
+            ..vv(2, 70, 65, 16)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            ..vv(1, 130, 41, 16).all_options()
+        },
+        ScanConfig {
+            delta_softplus: true,
+            z: true,
+            ..vv(1, 37, 77, 5)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            c_kind: BcKind::Grouped(4),
+            dlast_state: true,
+            delta_softplus: true,
+            ..vv(2, 36, 49, 24)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            ..vv(2, 20, 150, 32).all_options()
+        },
+        vv(2, 4, 1001, 16).all_options(),
+        ScanConfig {
+            initial_state: true,
+            z: true,
+            ..vv(1, 3, 517, 13)
+        },
+        ScanConfig {
+            big_steps: true,
+            ..vv(1, 20, 40, 8).all_options()
+        },
+        vv(1, 2, 1, 3).all_options(),
+        vv(2, 9, 9, 16).all_options(),
+        // N <= 64 (taken by the "v" variants only): two channels per warp.
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            ..vv(1, 6, 203, 64).all_options()
+        },
+        ScanConfig {
+            initial_state: true,
+            z: true,
+            ..vv(2, 17, 90, 40)
+        },
+        vv(1, 6, 700, 64).all_options(),
+    ];
+    for _ in 0..rounds() {
+        let dim = rng.int(1, 150);
+        let groups = |rng: &mut Rng| {
+            let g = rng.int(1, 4);
+            if rng.coin() && dim.is_multiple_of(g) {
+                BcKind::Grouped(g)
+            } else {
+                BcKind::Varying
+            }
+        };
+        v.push(ScanConfig {
+            batch: rng.int(1, 2),
+            dim,
+            seqlen: rng.int(1, 300),
+            dstate: rng.int(1, 64),
+            b_kind: groups(rng),
+            c_kind: groups(rng),
+            d: rng.coin(),
+            z: rng.coin(),
+            delta_bias: rng.coin(),
+            initial_state: rng.coin(),
+            delta_softplus: rng.coin(),
+            dlast_state: rng.coin(),
+            big_steps: rng.chance(0.2),
+        });
+    }
+    v
+}
+
+/// `bwd_scan1q_*` (four states per lane) in every variant: the defaults ("xd" for
+/// N <= 16, "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
+#[test]
+fn selective_scan_backward_four_states_per_lane() {
+    let Some(be) = backend() else { return };
+    let cfgs = scanq_configs(&mut Rng::new(23));
+    let vars: [(&str, &str, &str); 17] = [
+        ("", "", ""),
+        ("xdo", "", ""),
+        ("vdo", "", ""),
+        ("xdo", "3", "5"),
+        ("q", "", ""),
+        ("v", "", ""),
+        ("x", "", ""),
+        ("vd", "", ""),
+        ("xd", "", ""),
+        ("x", "2", "7"),
+        ("vr3", "", ""),
+        ("w4", "", ""),
+        ("r3", "", ""),
+        ("q", "3", ""),
+        ("v", "3", "5"),
+        ("q", "", "5"),
+        ("r3", "2", "16"),
+    ];
+    for (i, (var, r, split)) in vars.iter().enumerate() {
+        std::env::set_var("MAMBA_CUDA_BWD1Q_VAR", var);
+        std::env::set_var("MAMBA_CUDA_BWD1Q_R", r);
+        std::env::set_var("MAMBA_CUDA_BWD_SPLIT", split);
+        let mut t = Tally::default();
+        let seed = 100 + 3 * i as u64;
+        scan_type::<f32>(be, &cfgs, seed, &mut t);
+        scan_type::<bf16>(be, &cfgs, seed + 1, &mut t);
+        scan_type::<f16>(be, &cfgs, seed + 2, &mut t);
+        t.finish(&format!(
+            "selective_scan bwd1q VAR={var:?} R={r:?} SPLIT={split:?}"
+        ));
+    }
+    std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
+    std::env::remove_var("MAMBA_CUDA_BWD1Q_R");
+    std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {
@@ -478,7 +611,7 @@ fn up<T: Element + plugin::DeviceElement>(
 fn time_scan<T: Element + plugin::DeviceElement>(
     be: &CudaBackend,
     (b, d, n, l): (usize, usize, usize, usize),
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let s = be.stream().unwrap();
     let mut rng = Rng::new(5);
     let code = T::CODE;
@@ -545,8 +678,14 @@ fn time_scan<T: Element + plugin::DeviceElement>(
             unsafe { be.selective_scan_backward_device(&bwd, &s) }
         })
         .unwrap();
+    let bwd_only = be
+        .time_calls(&s, 3, 20, || {
+            // SAFETY: as above.
+            unsafe { be.selective_scan_backward_device(&bwd, &s) }
+        })
+        .unwrap();
     s.synchronize(be).unwrap();
-    (median(&fwd_only), median(&both))
+    (median(&fwd_only), median(&both), median(&bwd_only))
 }
 
 /// SSD forward + backward per call: D (h), dt_bias, softplus, no z.
@@ -640,19 +779,23 @@ fn forward_backward_timings() {
         if !run(&format!("scan1 f32 b2 d384 N64 L{l}")) {
             continue;
         }
-        let (f, fb) = time_scan::<f32>(be, (2, 384, 64, l));
-        eprintln!("TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+        let (f, fb, bw) = time_scan::<f32>(be, (2, 384, 64, l));
+        eprintln!(
+            "TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+        );
     }
     for (name, lm) in [("f32", false), ("bf16", true)] {
         if !run(&format!("scan1 {name} b8 d2048 N16 L2048")) {
             continue;
         }
-        let (f, fb) = if lm {
+        let (f, fb, bw) = if lm {
             time_scan::<bf16>(be, (8, 2048, 16, 2048))
         } else {
             time_scan::<f32>(be, (8, 2048, 16, 2048))
         };
-        eprintln!("TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+        eprintln!(
+            "TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+        );
     }
     for l in [400, 800] {
         if !run(&format!("ssd f32 b2 L{l} h6 p64 N64")) {

@@ -14,7 +14,9 @@
 //! each starting from the state and adjoint the other chunks' local results give.
 //! `MAMBA_CUDA_BWD_SPLIT=K` forces K chunks (0 or 1: no split).
 //!
-//! Mamba-1 with B and C both varying in time and N <= 64 takes `bwd_scan1t_*`
+//! Mamba-1 with B and C both varying in time and N <= 16 (f32) or 32 < N <= 64 takes
+//! `bwd_scan1q_*` (four states per lane, 8-step tiles; `QShape`, `MAMBA_CUDA_BWD1Q=0`
+//! switches it off). Otherwise, with N <= 64, it takes `bwd_scan1t_*`
 //! (`scan1_bwd_t` in bwd.cu: a thread per (channel, state lane), a tile's 16 states in
 //! registers, inputs loaded one tile ahead); `MAMBA_CUDA_BWD1=0` selects the general
 //! kernel instead.
@@ -167,6 +169,124 @@ fn split_chunks_t(few: bool, ntiles: usize) -> usize {
         None => 1,
     };
     k.min(MAX_CHUNKS_T).min(ntiles).max(1)
+}
+
+/// Steps per tile of `scan1_bwd_q` (`TQ` in bwd.cu).
+const TQ: usize = 8;
+
+/// The launch shape of `scan1_bwd_q` (bwd.cu, `bwd_scan1q_*`): `nl` lanes per channel
+/// (4 for N <= 16, 8 for N <= 32), 4 states per lane, `nw` warps per block, tiles of 8
+/// steps, a checkpoint every `r` tiles.
+struct QShape {
+    nl: usize,
+    nw: usize,
+    r: usize,
+    /// The kernel's name suffix after `_n{np}`.
+    var: &'static str,
+    /// `scan1_bwd_v` (vector shared-memory reads; the suffixes with a `v`).
+    v: bool,
+}
+
+impl QShape {
+    /// The kernel for N states, if there is one and it is not switched off
+    /// (`MAMBA_CUDA_BWD1Q=0`: `bwd_scan1t` everywhere). `MAMBA_CUDA_BWD1Q_VAR` picks
+    /// the kernel: "q" (`scan1_bwd_q`: 8 warps, two blocks per SM; N <= 32), "w4" (4 warps, four blocks), "r3" (4
+    /// warps, three blocks per SM: more registers), "v" / "vr3" (the shapes of "q" and
+    /// "r3" in `scan1_bwd_v`: 16-byte shared-memory reads of B, C and the
+    /// per-step values, dB/dC block sums by 16-byte reads; "v" also picks the N <= 32
+    /// kernel `n32v` and, for 32 < N <= 64, `n64v`: 16 lanes per channel, lane pairs
+    /// finishing a step), "x" (as "v", with the dB/dC values of a thread's four states
+    /// stored by two 16-byte stores per step; N <= 64), "vd" / "xd" (as "v" / "x" with the
+    /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
+    /// and step; N <= 16, "vd" also N <= 64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
+    /// and dz staged in shared memory and written per 16-step pair: whole sectors in
+    /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
+    /// most 2 floats per channel and step; N <= 16 keeps one every tile).
+    fn new(n: usize, f32: bool) -> Option<QShape> {
+        let on = env_usize("MAMBA_CUDA_BWD1Q");
+        if on == Some(0) {
+            return None;
+        }
+        // Defaults (H200, two device calls, backward alone, bwd_scan1t -> new): N <= 16
+        // in f32 "xd" (b8 d2048 L2048: 2264-2288 -> 2089-2110 us); in bf16 it was not
+        // faster (2408-2430 -> 2445 us), so bf16 / f16 keep bwd_scan1t there; 32 < N <= 64
+        // "vd" (b2 d384 fwd+bwd L100 / 400 / 800: 75.2 / 177.3 / 304.4 -> 67.1 / 173.0 /
+        // 280.9 us); 16 < N <= 32 keeps bwd_scan1t unless MAMBA_CUDA_BWD1Q=1 (not timed).
+        let want = env_str("MAMBA_CUDA_BWD1Q_VAR").filter(|v| !v.is_empty());
+        let want = want.as_deref().or(match n {
+            1..=16 if f32 => Some("xd"),
+            33..=64 => Some("vd"),
+            _ if on == Some(1) => Some("q"),
+            _ => None,
+        });
+        let (nl, nw, var) = match (n, want) {
+            (1..=16, Some("w4")) => (4, 4, "w4"),
+            (1..=16, Some("r3")) => (4, 4, "r3"),
+            (1..=16, Some("v")) => (4, 8, "v"),
+            (1..=16, Some("vr3")) => (4, 4, "vr3"),
+            (1..=16, Some("x")) => (4, 8, "x"),
+            (1..=16, Some("vd")) => (4, 8, "vd"),
+            (1..=16, Some("xd")) => (4, 8, "xd"),
+            (1..=16, Some("xdo")) => (4, 8, "xdo"),
+            (1..=16, Some("vdo")) => (4, 8, "vdo"),
+            (1..=16, Some(_)) => (4, 8, ""),
+            (17..=32, Some("v" | "vr3" | "vd" | "vdo")) => (8, 8, "v"),
+            (17..=32, Some("x" | "xd" | "xdo")) => (8, 8, "x"),
+            (17..=32, Some(_)) => (8, 8, ""),
+            (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
+            (33..=64, Some("vd")) => (16, 8, "vd"),
+            (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
+            (33..=64, Some("x" | "xd")) => (16, 8, "x"),
+            _ => return None,
+        };
+        let r = env_usize("MAMBA_CUDA_BWD1Q_R")
+            .unwrap_or_else(|| n.div_ceil(2 * TQ))
+            .clamp(1, 64);
+        Some(QShape {
+            nl,
+            nw,
+            r,
+            var,
+            v: var.starts_with('v') || var.starts_with('x'),
+        })
+    }
+    fn func(&self, sfx: &str) -> String {
+        format!("bwd_scan1q_{sfx}_n{}{}", self.np(), self.var)
+    }
+    fn np(&self) -> usize {
+        self.nl * 4
+    }
+    fn channels(&self) -> usize {
+        self.nw * 32 / self.nl
+    }
+    /// Checkpoint segments per chunk of `ctiles` 32-step tiles.
+    fn nseg(&self, ctiles: usize) -> usize {
+        (ctiles * (BT / TQ)).div_ceil(self.r)
+    }
+    /// Must match the carve-up at the top of scan1_bwd_q.
+    fn smem(&self) -> usize {
+        let (np, cb) = (self.np(), self.channels());
+        let (bc_row, red_pad) = match (self.v, self.var) {
+            (true, "x" | "xd" | "xdo") => (np, 16),
+            (true, _) => (np, self.nl),
+            _ => (np + 1, 1),
+        };
+        4 * (2 * TQ * bc_row
+            + V_COUNT * cb * (TQ + 1)
+            + cb * (2 * np * TQ + red_pad)
+            + self.r * 4 * self.nw * 32
+            + cb
+            + if self.var.ends_with('o') {
+                3 * cb * 16
+            } else {
+                0
+            })
+    }
+    /// Whether `rows` channels give under 8 warps per SM.
+    fn few(&self, g: &Gpu, rows: usize) -> bool {
+        rows * self.nl < 8 * 32 * g.sm_count.max(1) as usize
+    }
 }
 
 /// Warps per block of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`).
@@ -374,13 +494,20 @@ fn scan_run(
         prm.dstate as usize,
     );
     let seg = prm.seg as usize;
-    let tk = (!ssd && prm.b_groups > 0 && prm.c_groups > 0)
+    let bc_var = !ssd && prm.b_groups > 0 && prm.c_groups > 0;
+    let bwd1 = env_usize("MAMBA_CUDA_BWD1") != Some(0);
+    let qk = bc_var
+        .then(|| QShape::new(n, sfx == "f32"))
+        .flatten()
+        .filter(|_| bwd1);
+    let tk = bc_var
         .then(|| T1Shape::new(n))
         .flatten()
-        .filter(|_| env_usize("MAMBA_CUDA_BWD1") != Some(0));
-    let few = match &tk {
-        Some(t) => t.few(g, b * rows),
-        None => few_rows(g, b * rows),
+        .filter(|_| bwd1 && qk.is_none());
+    let few = match (&qk, &tk) {
+        (Some(q), _) => q.few(g, b * rows),
+        (None, Some(t)) => t.few(g, b * rows),
+        (None, None) => few_rows(g, b * rows),
     };
     // SSD without seq_idx, N <= 128: `bwd_ssdt_*` when the rows fill the device (it has
     // no time split); `MAMBA_CUDA_BWD2=1` forces it wherever it applies, `=0` never.
@@ -399,6 +526,7 @@ fn scan_run(
     let ntiles = l.div_ceil(BT);
     let want = match (&tk, &st) {
         (_, Some(_)) => 1,
+        _ if qk.is_some() => split_chunks_t(few, ntiles),
         (Some(_), None) => split_chunks_t(few, ntiles),
         (None, None) => split_chunks(few, ntiles),
     };
@@ -409,6 +537,10 @@ fn scan_run(
     let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
     let ckpt_bytes = match (&tk, &st) {
         (_, Some(t)) => a256(b * rows * t.nseg(l) * 32 * t.s * 4),
+        _ if qk.is_some() => {
+            let q = qk.as_ref().unwrap();
+            a256(b * rows * k * q.nseg(ctiles) * q.np() * 4)
+        }
         (Some(t), None) => a256(b * rows * k * nseg_t * t.np() * 4),
         (None, None) => a256(b * rows * k * nseg * np * 4),
     };
@@ -469,6 +601,18 @@ fn scan_run(
         let f = g.func(&t.func(sfx))?;
         let grid = (((rows / seg) * bps) as u32, b as u32, 1);
         g.launch(f, grid, (SSDT_NW * 32) as u32, t.smem(), stream, &tp)?;
+    } else if let Some(q) = &qk {
+        let cb = q.channels();
+        let bps = seg.div_ceil(cb);
+        let mut tp = sp;
+        tp.p.w = cb as i32;
+        tp.p.r = q.r as i32;
+        tp.p.nseg = q.nseg(ctiles) as i32;
+        tp.p.blocks_per_seg = bps as i32;
+        tp.pad0 = np as i32; // states per row of the local passes' results
+        let f = g.func(&q.func(sfx))?;
+        let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
+        g.launch(f, grid, (q.nw * 32) as u32, q.smem(), stream, &tp)?;
     } else if let Some(t) = &tk {
         let cb = t.channels();
         let bps = seg.div_ceil(cb);
