@@ -837,16 +837,45 @@ fn ssd_chunked_matches_the_oracle() {
         ["64", "32", "2", "f32"],
         ["32", "32", "", ""],
     ];
-    for imp in ["chunked", "wmma", "split3"] {
+    // lm (`ssdl`, four kernels): Q 64 / 128 / 256, PB 16-64 (f32 Q 256 halves PB or Q
+    // where the shared memory does not fit).
+    // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
+    // states kernel).
+    let lm: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["", "", "", "1"],
+        ["256", "64", "", "1"],
+        ["64", "64", "", ""],
+        ["128", "16", "", "1"],
+        ["64", "32", "", "1"],
+        ["256", "32", "", ""],
+    ];
+    // MAMBA_GPU_SSD_IMPLS (comma-separated) restricts the forms checked (device rounds).
+    let only = std::env::var("MAMBA_GPU_SSD_IMPLS").ok();
+    for imp in ["lm", "chunked", "wmma", "split3"] {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|v| v == imp))
+        {
+            continue;
+        }
         let (mut t32, mut t16) = (Tally::default(), Tally::default());
         set("MAMBA_CUDA_SSD_IMPL", imp);
-        let variants = if imp == "split3" { split3 } else { one_pass };
+        let variants = match imp {
+            "split3" => split3,
+            "lm" => lm,
+            _ => one_pass,
+        };
         let variants = if quick() { &variants[..3] } else { variants };
         for &[q, pb, minb, states] in variants {
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
             set("MAMBA_CUDA_SSD_MINB", minb);
-            set("MAMBA_CUDA_SSD3_STATES", states);
+            if imp == "lm" {
+                set("MAMBA_CUDA_SSDL_FUSE", states);
+            } else {
+                set("MAMBA_CUDA_SSD3_STATES", states);
+            }
             for &(b, l, h, p, g, n) in shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f32>(be, &mut rng, &c, &mut t32);
@@ -857,6 +886,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD_PB", "");
         set("MAMBA_CUDA_SSD_MINB", "");
         set("MAMBA_CUDA_SSD3_STATES", "");
+        set("MAMBA_CUDA_SSDL_FUSE", "");
         // Every option on, both types, default shape.
         for &(b, l, h, p, g, n) in &shapes[..4] {
             let c = SsdCfg {
@@ -875,7 +905,7 @@ fn ssd_chunked_matches_the_oracle() {
         t16.finish(&format!("ssd {imp} bf16"));
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
-    if quick() {
+    if quick() || only.is_some() {
         return;
     }
     // The default (`auto`) takes the chunked kernel for bf16 with >= 2 (batch, head)
