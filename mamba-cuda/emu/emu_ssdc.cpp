@@ -10,6 +10,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -268,13 +269,13 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
                        size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
-                       bool fuse) {
+                       int fuse) {
     constexpr bool f32 = sizeof(T) == 4;
     const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N, Q = cs.Q;
     const int K = (L + Q - 1) / Q;
     p.nchunks = K;
     p.chunk_len = Q;
-    for (int kind = 0; kind < 3; ++kind)
+    for (int kind = 0; kind < 4; ++kind)
         if (ssdl_layout(sizeof(T), Q, cs.PB, N, kind).total > (int)sizeof(g_smem_bytes)) {
             std::printf("(skipped: shared memory too large, the host does not plan it)\n");
             return -1;
@@ -292,18 +293,30 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     void (*kst)(SsdParams) = nullptr;
     void (*kstf)(SsdParams) = nullptr;
     void (*kout)(SsdParams) = nullptr;
+    void (*kone)(SsdParams) = nullptr;
     if constexpr (f32) {
         kcb = Q == 64 ? ssdl_cb_f32_q64 : Q == 128 ? ssdl_cb_f32_q128 : ssdl_cb_f32_q256;
         kst = Q == 64 ? ssdl_states_f32_q64 : Q == 128 ? ssdl_states_f32_q128 : ssdl_states_f32_q256;
         kstf = Q == 64 ? ssdl_statesf_f32_q64 : Q == 128 ? ssdl_statesf_f32_q128 : ssdl_statesf_f32_q256;
         kout = Q == 64 ? ssdl_out_f32_q64 : Q == 128 ? ssdl_out_f32_q128 : ssdl_out_f32_q256;
+        kone = Q == 64 ? ssdl_one_f32_q64 : Q == 128 ? ssdl_one_f32_q128 : ssdl_one_f32_q256;
     } else {
         kcb = Q == 64 ? ssdl_cb_bf16_q64 : Q == 128 ? ssdl_cb_bf16_q128 : ssdl_cb_bf16_q256;
         kst = Q == 64 ? ssdl_states_bf16_q64 : Q == 128 ? ssdl_states_bf16_q128 : ssdl_states_bf16_q256;
         kstf = Q == 64 ? ssdl_statesf_bf16_q64 : Q == 128 ? ssdl_statesf_bf16_q128 : ssdl_statesf_bf16_q256;
         kout = Q == 64 ? ssdl_out_bf16_q64 : Q == 128 ? ssdl_out_bf16_q128 : ssdl_out_bf16_q256;
+        kone = Q == 64 ? ssdl_one_bf16_q64 : Q == 128 ? ssdl_one_bf16_q128 : ssdl_one_bf16_q256;
     }
     emu_launch(kcb, p, K, g, b);
+    if (fuse == 2) {
+        emu_launch(kone, p, K * (P / cs.PB), h, b);
+        if (flags[0] != 0) std::printf("ticket not reset\n");
+        std::vector<double> go(io), gf(st);
+        for (size_t e = 0; e < io; ++e) go[e] = ldf<T>(&out[e]);
+        for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
+        *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
+        return emu_rel(go, ro);
+    }
     emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
     if (fuse && flags[0] != 0) std::printf("ticket not reset\n");
     blockDim = {1, 1, 1};
@@ -410,7 +423,7 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.qb = cs.PB;
     constexpr bool f32 = sizeof(T) == 4;
-    if (kind >= 3) return run_ssdl<T>(p, cs, ro, rf, io, st, out, fin, efin, kind == 4);
+    if (kind >= 3) return run_ssdl<T>(p, cs, ro, rf, io, st, out, fin, efin, kind - 3);
     const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total
                                 : ssdm_layout(sizeof(T), cs.Q, cs.PB, N, kind == 2 ? 2 : 0).total;
     if (total > (int)sizeof(g_smem_bytes)) {
@@ -507,7 +520,7 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
 static int g_only_ssdl = 0;
 int main(int argc, char** argv) {
     std::mt19937 rng(7);
-    g_only_ssdl = argc > 1 ? 1 : 0;
+    g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
@@ -554,7 +567,7 @@ int main(int argc, char** argv) {
         {1, 520, 1, 32, 1, 16, 256, 32, 0, false, false, true, false, false, false},
         {1, 200, 4, 16, 2, 80, 64, 16, 1, true, false, false, true, true, true},
     };
-    for (int fuse = 0; fuse < 2; ++fuse)
+    for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 2; ++bf)
         for (const auto& c : lcases) {
             double ef = 0;
@@ -563,7 +576,7 @@ int main(int argc, char** argv) {
             if (eo < 0) continue;
             const bool ok = eo < tol && ef < tol;
             bad += !ok;
-            std::printf("ssdl%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", fuse ? "f" : " ", bf ? "bf16" : "f32 ", c.b,
+            std::printf("ssdl%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", fuse == 2 ? "1" : fuse ? "f" : " ", bf ? "bf16" : "f32 ", c.b,
                         c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
         }
     std::printf("%s\n", bad ? "FAILURES" : "all ok");

@@ -1113,7 +1113,8 @@ __device__ __forceinline__ void ssdl_ldm(unsigned (&r)[4], const void* addr) {
 struct SsdlLayout {
     int ldN, ldP, o_x, o_b, o_c, o_s, total;
 };
-// kind 0: states (header, x, B); 1: outputs (header, x, C, S); 2: C B^T (C, B).
+// kind 0: states (header, x, B); 1: outputs (header, x, C, S); 2: C B^T (C, B);
+// 3: one pass (header, x, C, S, B).
 __host__ __device__ inline SsdlLayout ssdl_layout(int es, int Q, int PB, int N, int kind) {
     SsdlLayout l;
     const int pad = 16 / es;
@@ -1121,12 +1122,14 @@ __host__ __device__ inline SsdlLayout ssdl_layout(int es, int Q, int PB, int N, 
     l.ldP = PB + pad;
     const int hdr = kind == 2 ? 0 : ssdc_a128(Q * (8 + 4 + 4 + 4) + 16);
     const int xs = kind == 2 ? 0 : ssdc_a128(Q * l.ldP * es), ns = ssdc_a128(Q * l.ldN * es);
+    const int sts = ssdc_a128(PB * l.ldN * es);
     l.o_x = hdr;
     l.o_b = l.o_x + xs;  // kind 0, 2
-    l.o_c = kind == 2 ? 0 : l.o_x + xs;  // kind 1, 2
+    l.o_c = kind == 2 ? 0 : l.o_x + xs;  // kind 1, 2, 3
     if (kind == 2) l.o_b = ns;
-    l.o_s = l.o_c + ns;  // kind 1
-    l.total = kind == 0 ? l.o_b + ns : kind == 1 ? l.o_s + ssdc_a128(PB * l.ldN * es) : 2 * ns;
+    l.o_s = l.o_c + ns;  // kind 1, 3
+    if (kind == 3) l.o_b = l.o_s + sts;
+    l.total = kind == 0 ? l.o_b + ns : kind == 1 ? l.o_s + sts : kind == 2 ? 2 * ns : l.o_b + ns;
     return l;
 }
 
@@ -1437,7 +1440,12 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // 4. Outputs of one (batch, head, chunk, PB columns of p): grid as the states kernel.
 // 16-row slabs of Y: Q 64: two warps per slab (PB/16 n8 tiles each); Q 128: one slab
 // per warp; Q 256: slabs w and 15 - w per warp (balances the triangular M X).
-template <typename T, int Q, bool SB>
+// ONE (`ssdl_one_*`): the whole forward in one launch: each block also computes its
+// chunk's local state (B staged, scaled by w in place for bf16), takes S_in from the
+// chain as `ssdl_statesf` does (tickets, flags in p.seq_idx, a two-slot f32 ring per row
+// after the C B^T scratch) straight into shared memory, passes S_out on, then writes Y:
+// x is read once and no chunk state goes through global memory but the ring.
+template <typename T, int Q, bool SB, bool ONE = false>
 __device__ void ssdl_out_k(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1450,11 +1458,30 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     constexpr int YCG = QT < SSDC_WARPS ? SSDC_WARPS / QT : 1;  // warps per slab
     constexpr int YJ = 8 / YCG;                                // n8 tiles per warp (PB <= 64)
     const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb, K = p.nchunks;
-    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, 1);
+    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, ONE ? 3 : 1);
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
     const int ptiles = P / PB;
-    const int c = (int)blockIdx.x / ptiles, q0 = ((int)blockIdx.x - c * ptiles) * PB, j = blockIdx.y, i = blockIdx.z;
+    int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
+    unsigned* flags = reinterpret_cast<unsigned*>(const_cast<int*>(p.seq_idx));
+    const int nrows = ptiles * H * p.batch;
+    if constexpr (ONE) {
+        int* s_tk = reinterpret_cast<int*>(smem_raw) + 5 * Q + 2;
+        if (tid == 0) {
+            const unsigned tk = atomicAdd(flags, 1u);
+            if (tk == (unsigned)(nrows * K) - 1u) atomicExch(flags, 0u);
+            *s_tk = (int)tk;
+        }
+        __syncthreads();
+        const int tk = *s_tk;
+        c = tk / nrows;
+        const int rem = tk - c * nrows;
+        pt = rem % ptiles;
+        j = (rem / ptiles) % H;
+        i = rem / (ptiles * H);
+        __syncthreads();
+    }
+    const int q0 = pt * PB, row = (i * H + j) * ptiles + pt;
     const int k = j / (H / p.ngroups);
     const size_t head = (size_t)i * H + j;
     const double* s_cs = reinterpret_cast<const double*>(smem_raw);
@@ -1480,7 +1507,16 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         const long long tt = ok ? t0 + t : 0;
         ssdc_cp16(bc + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
     }
-    {
+    if constexpr (ONE) {
+        T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+        const T* Bp = static_cast<const T*>(p.B);
+        for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+            const int t = v / vn, e = (v - t * vn) * EPV;
+            const bool ok = t0 + t < L;
+            const long long tt = ok ? t0 + t : 0;
+            ssdc_cp16(bb + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
+        }
+    } else {
         // The incoming state (b, h, K, p, N) in the operand type (SB: bf16 storage).
         const T* sin = reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N;
         for (int v = tid; v < PB * vn; v += SSDC_THREADS) {
@@ -1492,6 +1528,98 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
     ssdc_wait<0>();
     __syncthreads();
+    if constexpr (ONE) {
+        T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+        const float* s_w = s_ecs + Q;
+        const float* s_misc = s_ecs + 3 * Q;
+        if constexpr (es == 2) {
+            // B rows scaled by w in place (x stays as is for M X and D x).
+            for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+                const int t = v / vn, e = (v - t * vn) * EPV;
+                const float w = s_w[t];
+                T* r = bb + t * ldN + e;
+#pragma unroll
+                for (int u = 0; u < EPV; u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
+            }
+            __syncthreads();
+        }
+        const int prt = PB / 16, ncg = SSDC_WARPS / prt;
+        const int rt = warp % prt, cg = warp / prt;
+        const int n8 = N / 8;
+        float acc[SSDM_SJ][4];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += KS) {
+            if constexpr (es == 2) {
+                const int r = lane & 7, mi = lane >> 3;
+                unsigned a[4];
+                ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; s += 2) {
+                    const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                    if (ja < n8) {
+                        const int jt = (mi >> 1) && jb < n8 ? jb : ja;
+                        unsigned b4[4];
+                        ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
+                        const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                        ssdm_mma(acc[s], a, b0);
+                        if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                    }
+                }
+            } else {
+                typename F::A a;
+                F::a_col(a, bx + kk * ldP + rt * 16, ldP, s_w + kk, g, c4);
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; ++s) {
+                    const int jn = cg + ncg * s;
+                    if (jn < n8) {
+                        typename F::B bf;
+                        F::b_kmaj(bf, bb + kk * ldN + jn * 8, ldN, g, c4);
+                        ssdm_mma(acc[s], a, bf);
+                    }
+                }
+            }
+        }
+        // The chain: S_in from chunk c-1 (or the initial state), S_out on.
+        if (c > 0) {
+            if (tid == 0) {
+                const unsigned* f = flags + 1 + (size_t)(c - 1) * nrows + row;
+                while (ld_acquire_u32(f) != (unsigned)p.mode) {
+                }
+                __threadfence();
+            }
+            __syncthreads();
+        }
+        float* ring = ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * K * Q * Q;
+        const float* rin = ring + ((size_t)row * 2 + (c & 1)) * PB * N;
+        float* rout = ring + ((size_t)row * 2 + ((c + 1) & 1)) * PB * N;
+        const float dec = s_misc[0];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    float2 si = make_float2(0.f, 0.f);
+                    if (c > 0) si = __ldcg(reinterpret_cast<const float2*>(rin + (size_t)q * N + n));
+                    else if (p.init) si = *reinterpret_cast<const float2*>(p.init + (head * P + q0 + q) * (size_t)N + n);
+                    ssdm_st2<T>(ss + q * ldN + n, si.x, si.y);
+                    const float2 so = make_float2(fmaf(dec, si.x, acc[s][2 * h2]), fmaf(dec, si.y, acc[s][2 * h2 + 1]));
+                    if (c + 1 < K)
+                        *reinterpret_cast<float2*>(rout + (size_t)q * N + n) = so;
+                    else if (p.final_states)
+                        *reinterpret_cast<float2*>(p.final_states + (head * P + q0 + q) * (size_t)N + n) = so;
+                }
+            }
+        }
+        __threadfence();
+        __syncthreads();  // ss is complete; the ring slot is out
+        if (c + 1 < K && tid == 0) st_release_u32(flags + 1 + (size_t)c * nrows + row, (unsigned)p.mode);
+    }
     const float* cbm = ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
     const int py8 = PB / 8;
     float yacc[NSL][YJ][4];
@@ -1658,6 +1786,10 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_out_##NAME##_q##Q(               \
         const __grid_constant__ SsdParams p) {                                                             \
         ssdl_out_k<T, Q, SB>(p);                                                                           \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_one_##NAME##_q##Q(               \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_out_k<T, Q, SB, true>(p);                                                                     \
     }
 SSDL_INST(float, f32, 64, false, 1)
 SSDL_INST(float, f32, 128, false, 1)

@@ -840,13 +840,17 @@ fn ssd_chunked_matches_the_oracle() {
     // lm (`ssdl`, four kernels): Q 64 / 128 / 256, PB 16-64 (f32 Q 256 halves PB or Q
     // where the shared memory does not fit).
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
-    // states kernel).
+    // states kernel; 2: one pass after C B^T).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "", "1"],
+        ["", "", "", "2"],
         ["256", "64", "", "1"],
+        ["256", "64", "", "2"],
         ["64", "64", "", ""],
+        ["64", "64", "", "2"],
         ["128", "16", "", "1"],
+        ["128", "32", "", "2"],
         ["64", "32", "", "1"],
         ["256", "32", "", ""],
     ];

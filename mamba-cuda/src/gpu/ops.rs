@@ -627,7 +627,7 @@ fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize, mode: usize) -> usize {
 }
 
 /// Shared memory of the `ssdl` kernels: mirrors `ssdl_layout` (kind 0: `ssdl_states`,
-/// 1: `ssdl_out`, 2: `ssdl_cb`).
+/// 1: `ssdl_out`, 2: `ssdl_cb`, 3: `ssdl_one`).
 fn ssdl_smem(es: usize, q: usize, pb: usize, n: usize, kind: usize) -> usize {
     let a128 = |v: usize| v.div_ceil(128) * 128;
     let pad = 16 / es;
@@ -637,7 +637,8 @@ fn ssdl_smem(es: usize, q: usize, pb: usize, n: usize, kind: usize) -> usize {
     match kind {
         0 => hdr + xs + ns,
         1 => hdr + xs + ns + a128(pb * ldn * es),
-        _ => 2 * ns,
+        2 => 2 * ns,
+        _ => hdr + xs + 2 * ns + a128(pb * ldn * es),
     }
 }
 
@@ -848,7 +849,12 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
         Some(v) if [64, 128, 256].contains(&v) => v,
         _ => 128,
     };
-    let fits = |q: usize, pb: usize| (0..3).all(|k| ssdl_smem(es, q, pb, n, k) <= g.max_smem());
+    let kinds = if ssdl_fuse() == 2 { 2..4 } else { 0..3 };
+    let fits = |q: usize, pb: usize| {
+        kinds
+            .clone()
+            .all(|k| ssdl_smem(es, q, pb, n, k) <= g.max_smem())
+    };
     while !fits(q, pb) && pb > 16 {
         pb /= 2;
     }
@@ -859,10 +865,20 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
         kernel: "ssdl",
         q,
         pb,
-        smem: ssdl_smem(es, q, pb, n, 1),
+        smem: ssdl_smem(es, q, pb, n, if ssdl_fuse() == 2 { 3 } else { 1 }),
         smem_states: ssdl_smem(es, q, pb, n, 0),
         m2: false,
     })
+}
+
+/// `MAMBA_CUDA_SSDL_FUSE`: 0 (default) the four kernels; 1 the state pass chained inside
+/// the states kernel (`ssdl_statesf`, no combine kernel); 2 one pass after C B^T
+/// (`ssdl_one`: local state, chained state pass and outputs in one block per chunk).
+fn ssdl_fuse() -> usize {
+    match env_usize("MAMBA_CUDA_SSDL_FUSE") {
+        Some(v) if v <= 2 => v,
+        _ => 0,
+    }
 }
 
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
@@ -885,15 +901,18 @@ fn ssdl_launch(
     );
     let k = prm.nchunks as usize;
     let es = if sfx == "bf16" { 2 } else { 4 };
-    // `MAMBA_CUDA_SSDL_FUSE=1`: the state pass chained inside the states kernel
-    // (`ssdl_statesf`, tickets and flags; a two-slot f32 ring per row after the C B^T
-    // scratch) instead of the combine kernel.
-    let fuse = env_usize("MAMBA_CUDA_SSDL_FUSE") == Some(1);
+    // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
+    // after the C B^T scratch.
+    let fuse = ssdl_fuse();
     let rows = (p / plan.pb) * h * b;
-    let states_bytes = b * h * k * p * n * es;
+    let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * plan.q * plan.q * 4;
-    let ring_bytes = if fuse { rows * 2 * plan.pb * n * 4 } else { 0 };
+    let ring_bytes = if fuse > 0 {
+        rows * 2 * plan.pb * n * 4
+    } else {
+        0
+    };
     let scratch = g.alloc_async(states_bytes + decay_bytes + cb_bytes + ring_bytes, stream)?;
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
@@ -910,8 +929,17 @@ fn ssdl_launch(
             stream,
             &prm,
         )?;
+        if fuse == 2 {
+            let f1 = g.func(&format!("ssdl_one_{sfx}_q{q}"))?;
+            return g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
+                let mut pf = prm;
+                pf.seq_idx = flags;
+                pf.mode = base as i32;
+                g.launch(f1, grid, 256, plan.smem, stream, &pf)
+            });
+        }
         let mut prm = prm;
-        if fuse {
+        if fuse == 1 {
             let f1 = g.func(&format!("ssdl_statesf_{sfx}_q{q}"))?;
             g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
                 let mut pf = prm;
