@@ -871,7 +871,17 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         let variants = if quick() { &variants[..3] } else { variants };
+        // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants.
+        let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         for &[q, pb, minb, states] in variants {
+            let fz = if states.is_empty() { "0" } else { states };
+            if imp == "lm"
+                && fuses
+                    .as_ref()
+                    .is_some_and(|f| !f.split(',').any(|v| v == fz))
+            {
+                continue;
+            }
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
             set("MAMBA_CUDA_SSD_MINB", minb);
