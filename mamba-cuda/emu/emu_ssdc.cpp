@@ -337,7 +337,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (p.final_states) p.final_states[idx] = S;
         }
     } else {
-        ssd3_combine_bf16(p);
+        ssdl_combine_bf16(p);
     }
     p.seq_idx = nullptr;
     emu_launch(kout, p, K * (P / cs.PB), h, b);

@@ -1179,6 +1179,23 @@ __device__ __forceinline__ void ssdl_scan(const SsdParams& p, unsigned char* sme
     if (lane == 0) s_misc[0] = expf((float)cs_end);
 }
 
+// Stages `rows` rows of `cols` elements (a multiple of 16 bytes) with 16-byte async
+// copies: src row r at src + r * st, dst row r at dst + r * ld; rows >= nvalid are
+// zero-filled (src not read). Each thread keeps one column and steps its pointers.
+template <typename T>
+__device__ __forceinline__ void ssdl_stage(T* dst, int ld, const T* src, long long st, int rows, int nvalid, int cols) {
+    constexpr int EPV = 16 / sizeof(T);
+    const int vc = cols / EPV, rstep = SSDC_THREADS / vc, tid = threadIdx.x;
+    if (tid >= rstep * vc) return;
+    const int col = (tid % vc) * EPV;
+    int r = tid / vc;
+    const T* sp = src + r * st + col;
+    T* dp = dst + r * ld + col;
+    const long long sstep = rstep * st;
+    const int dstep = rstep * ld;
+    for (; r < rows; r += rstep, sp += sstep, dp += dstep) ssdc_cp16(dp, r < nvalid ? sp : src, r < nvalid ? 16 : 0);
+}
+
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
@@ -1203,14 +1220,9 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
     T* sb = reinterpret_cast<T*>(smem_raw + lay.o_b);
     const T* Bp = static_cast<const T*>(p.B);
     const T* Cp = static_cast<const T*>(p.C);
-    const int vn = N / EPV;
-    for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
-        const int t = v / vn, e = (v - t * vn) * EPV;
-        const bool ok = t0 + t < L;
-        const long long tt = ok ? t0 + t : 0;
-        ssdc_cp16(sb + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
-        ssdc_cp16(sc + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
-    }
+    (void)EPV;
+    ssdl_stage(sb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    ssdl_stage(sc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
     ssdc_commit();
     ssdc_wait<0>();
     __syncthreads();
@@ -1304,19 +1316,9 @@ __device__ void ssdl_states_k(const SsdParams& p) {
     T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
     const T* x = static_cast<const T*>(p.x);
     const T* Bp = static_cast<const T*>(p.B);
-    const int t0 = c * Q, vx = PB / EPV, vn = N / EPV;
-    for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
-        const int t = v / vx, e = (v - t * vx) * EPV;
-        const bool ok = t0 + t < L;
-        const T* src = ok ? x + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q0 + e : x;
-        ssdc_cp16(bx + t * ldP + e, src, ok ? 16 : 0);
-    }
-    for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
-        const int t = v / vn, e = (v - t * vn) * EPV;
-        const bool ok = t0 + t < L;
-        const long long tt = ok ? t0 + t : 0;
-        ssdc_cp16(bb + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
-    }
+    const int t0 = c * Q, vx = PB / EPV;
+    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     ssdc_commit();
     if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
     ssdc_wait<0>();
@@ -1495,34 +1497,16 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     const T* zp = static_cast<const T*>(p.z);
     T* out = static_cast<T*>(p.out);
     const int t0 = c * Q, tn = min(Q, L - t0), vx = PB / EPV, vn = N / EPV;
-    for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
-        const int t = v / vx, e = (v - t * vx) * EPV;
-        const bool ok = t0 + t < L;
-        const T* src = ok ? x + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q0 + e : x;
-        ssdc_cp16(bx + t * ldP + e, src, ok ? 16 : 0);
-    }
-    for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
-        const int t = v / vn, e = (v - t * vn) * EPV;
-        const bool ok = t0 + t < L;
-        const long long tt = ok ? t0 + t : 0;
-        ssdc_cp16(bc + t * ldN + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + e, ok ? 16 : 0);
-    }
+    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
     if constexpr (ONE) {
         T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
         const T* Bp = static_cast<const T*>(p.B);
-        for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
-            const int t = v / vn, e = (v - t * vn) * EPV;
-            const bool ok = t0 + t < L;
-            const long long tt = ok ? t0 + t : 0;
-            ssdc_cp16(bb + t * ldN + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + e, ok ? 16 : 0);
-        }
+        ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     } else {
         // The incoming state (b, h, K, p, N) in the operand type (SB: bf16 storage).
         const T* sin = reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N;
-        for (int v = tid; v < PB * vn; v += SSDC_THREADS) {
-            const int q = v / vn, e = (v - q * vn) * EPV;
-            ssdc_cp16(ss + q * ldN + e, sin + (size_t)q * N + e, 16);
-        }
+        ssdl_stage(ss, ldN, sin, N, PB, PB, N);
     }
     ssdc_commit();
     if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
@@ -1799,3 +1783,55 @@ SSDL_INST(bf16_t, bf16, 64, true, 2)
 SSDL_INST(bf16_t, bf16, 128, true, 2)
 SSDL_INST(bf16_t, bf16, 256, true, 1)
 #endif
+
+// ssd3_combine_bf16 with 16-byte accesses: each thread owns 8 consecutive state elements
+// of one (batch, head) (p * N is a multiple of 8), four chunks' loads in flight at once.
+extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p) {
+    bf16_t* cs = reinterpret_cast<bf16_t*>(p.chunk_states);
+    const size_t pN = (size_t)p.headdim * p.dstate, pN8 = pN / 8;
+    const size_t total = (size_t)p.batch * p.nheads * pN8;
+    const int K = p.nchunks;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t head = idx / pN8, e0 = (idx - head * pN8) * 8;
+        float S[8];
+        if (p.init) {
+            const float4 a = *reinterpret_cast<const float4*>(p.init + head * pN + e0);
+            const float4 b = *reinterpret_cast<const float4*>(p.init + head * pN + e0 + 4);
+            S[0] = a.x; S[1] = a.y; S[2] = a.z; S[3] = a.w; S[4] = b.x; S[5] = b.y; S[6] = b.z; S[7] = b.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) S[e] = 0.f;
+        }
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            uint4 loc[4];
+            float dec[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    loc[u] = *reinterpret_cast<const uint4*>(cs + (head * K + k) * pN + e0);
+                    dec[u] = p.chunk_decay[head * K + k];
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    uint4 o;
+                    o.x = ssdm_pack(S[0], S[1]);
+                    o.y = ssdm_pack(S[2], S[3]);
+                    o.z = ssdm_pack(S[4], S[5]);
+                    o.w = ssdm_pack(S[6], S[7]);
+                    *reinterpret_cast<uint4*>(cs + (head * K + k) * pN + e0) = o;
+                    const bf16_t* l = reinterpret_cast<const bf16_t*>(&loc[u]);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) S[e] = fmaf(dec[u], S[e], ldf(l + e));
+                }
+            }
+        }
+        if (p.final_states) {
+            *reinterpret_cast<float4*>(p.final_states + head * pN + e0) = make_float4(S[0], S[1], S[2], S[3]);
+            *reinterpret_cast<float4*>(p.final_states + head * pN + e0 + 4) = make_float4(S[4], S[5], S[6], S[7]);
+        }
+    }
+}

@@ -883,7 +883,7 @@ fn ssdl_fuse() -> usize {
 
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
-/// `ssd3_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
+/// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
 /// Scratch: chunk states, chunk decays (padded to 4 floats), then C B^T (b, g, K, Q, Q) f32.
 fn ssdl_launch(
     g: &Gpu,
@@ -950,13 +950,14 @@ fn ssdl_launch(
         } else {
             let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}"))?;
             g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
-            let fc = g.func(if es == 2 {
-                "ssd3_combine_bf16"
+            // bf16: 8 elements per thread (16-byte accesses).
+            let (fc, per) = if es == 2 {
+                ("ssdl_combine_bf16", 8)
             } else {
-                "ssd_combine"
-            })?;
-            let blocks = (b * h * p * n).div_ceil(256).min(65535) as u32;
-            g.launch(fc, (blocks, 1, 1), 256, 0, stream, &prm)?;
+                ("ssd_combine", 1)
+            };
+            let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
+            g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
         }
         prm.final_states = 0;
         let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}"))?;
