@@ -919,15 +919,37 @@ fn ssd_chunked_matches_the_oracle() {
         t16.finish(&format!("ssd {imp} bf16"));
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
-    if quick() || only.is_some() {
+    // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.
+    if quick()
+        || only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|v| v == "auto"))
+    {
         return;
     }
     // The default (`auto`) takes the chunked kernel for bf16 with >= 2 (batch, head)
-    // pairs per SM (Q = 32, PB = 64, the 128-register variant).
+    // pairs per SM (Q = 32, PB = 64, the 128-register variant) ...
     let mut t = Tally::default();
     let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
     ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto bf16 (b2 h132)");
+    // ... and ssdl there at L >= 1024 (odd L, groups, every option on and random ones).
+    let mut t = Tally::default();
+    for (l, h, g) in [(1030, 132, 1), (1100, 136, 2)] {
+        let c = cfg(&mut rng, 2, l, h, 32, g, 32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        let c = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..cfg(&mut rng, 2, l, h, 32, g, 32)
+        };
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl)");
     // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
     // shape at L800), with every option on and without.
     let mut t = Tally::default();

@@ -681,6 +681,9 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         // `auto`, f32 with few (batch, head) pairs at 640 <= L <= 1024: split3 (seed
         // b2 h6 p64 N64 L800: 56 vs 70 us recurrent on the H200, NOTES.md).
         _ if act == dtype::F32 && bh < sms && (640..=1024).contains(&prm.seqlen) => ("ssd3", false),
+        // `auto`, bf16 with >= 2 (batch, head) pairs per SM and L >= 1024: ssdl (LM shape
+        // b8 L2048 h80 p64 N128 on the H200, NOTES.md).
+        _ if act == dtype::BF16 && bh >= 2 * sms && prm.seqlen >= 1024 => ("ssdl", false),
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {
@@ -710,8 +713,27 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         return ssd3_plan(g, prm, es, bh, p, n);
     }
     if kernel == "ssdl" {
-        return ssdl_plan(g, prm, es, p, n);
+        let plan = ssdl_plan(g, prm, es, p, n);
+        if plan.is_some() || forced {
+            return plan;
+        }
+        // `auto` where ssdl does not apply (out / z rows): the one-pass mma kernel.
+        return ssd_chunk_plan_ssdm(g, es, bh, p, n, "ssdm", false);
     }
+    ssd_chunk_plan_ssdm(g, es, bh, p, n, kernel, forced)
+}
+
+/// The one-pass chunked kernels (`ssdm`, `ssdc`): the launch shape.
+#[allow(clippy::too_many_arguments)]
+fn ssd_chunk_plan_ssdm(
+    g: &Gpu,
+    es: usize,
+    bh: usize,
+    p: usize,
+    n: usize,
+    kernel: &'static str,
+    forced: bool,
+) -> Option<SsdChunkPlan> {
     let blocks = |pb: usize| bh * (p / pb);
     let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
         Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
