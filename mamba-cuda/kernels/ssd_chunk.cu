@@ -1135,7 +1135,9 @@ __host__ __device__ inline SsdlLayout ssdl_layout(int es, int Q, int PB, int N, 
 
 // Warp 0: the chunk's steps and f64 cumulative sums into the header (as ssdm does):
 // s_cs (f64), s_ecs = exp(cs), s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end).
-template <typename T, int Q>
+// CS2 (the bf16 outputs kernel): s_w holds cs * log2(e) in f32 instead (M's exponents
+// as exp2 of f32 differences; bf16 tolerates the f32 rounding of cs).
+template <typename T, int Q, bool CS2 = false>
 __device__ __forceinline__ void ssdl_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
     constexpr int E = Q / 32;
     double* s_cs = reinterpret_cast<double*>(smem);
@@ -1174,7 +1176,7 @@ __device__ __forceinline__ void ssdl_scan(const SsdParams& p, unsigned char* sme
         s_cs[t] = cs;
         s_dt[t] = dtv[e];
         s_ecs[t] = expf((float)cs);
-        s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
+        s_w[t] = CS2 ? (float)(cs * 1.4426950408889634) : expf((float)(cs_end - cs)) * dtv[e];
     }
     if (lane == 0) s_misc[0] = expf((float)cs_end);
 }
@@ -1194,6 +1196,23 @@ __device__ __forceinline__ void ssdl_stage(T* dst, int ld, const T* src, long lo
     const long long sstep = rstep * st;
     const int dstep = rstep * ld;
     for (; r < rows; r += rstep, sp += sstep, dp += dstep) ssdc_cp16(dp, r < nvalid ? sp : src, r < nvalid ? 16 : 0);
+}
+
+// Eight elements of T at r (16-byte aligned) times w, in place.
+template <typename T>
+__device__ __forceinline__ void ssdl_scale16(T* r, float w) {
+    if constexpr (sizeof(T) == 2) {
+        uint4 u = *reinterpret_cast<const uint4*>(r);
+        const T* h = reinterpret_cast<const T*>(&u);
+        uint4 o;
+        o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
+        o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
+        o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
+        o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+        *reinterpret_cast<uint4*>(r) = o;
+    } else {
+        for (int u = 0; u < 16 / (int)sizeof(T); u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
+    }
 }
 
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
@@ -1327,10 +1346,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
         // x rows scaled by w in place (the A operand X^T diag(w) then loads as is).
         for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
             const int t = v / vx, e = (v - t * vx) * EPV;
-            const float w = s_w[t];
-            T* r = bx + t * ldP + e;
-#pragma unroll
-            for (int u = 0; u < EPV; u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
+            ssdl_scale16(bx + t * ldP + e, s_w[t]);
         }
         __syncthreads();
     }
@@ -1508,8 +1524,9 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         const T* sin = reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N;
         ssdl_stage(ss, ldN, sin, N, PB, PB, N);
     }
+    constexpr bool CS2 = es == 2 && !ONE;
     ssdc_commit();
-    if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+    if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
     ssdc_wait<0>();
     __syncthreads();
     if constexpr (ONE) {
@@ -1520,10 +1537,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
             // B rows scaled by w in place (x stays as is for M X and D x).
             for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
                 const int t = v / vn, e = (v - t * vn) * EPV;
-                const float w = s_w[t];
-                T* r = bb + t * ldN + e;
-#pragma unroll
-                for (int u = 0; u < EPV; u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
+                ssdl_scale16(bb + t * ldN + e, s_w[t]);
             }
             __syncthreads();
         }
@@ -1661,9 +1675,19 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         }
         // + M X, M[t][s] = CB[t][s] exp(cs_t - cs_s) dt_s for s <= t.
         const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
+        const float* s_c2 = s_ecs + Q;  // CS2: cs * log2(e)
+        const float c20 = CS2 ? s_c2[tr0] : 0.f, c21 = CS2 ? s_c2[tr1] : 0.f;
         auto mv = [&](int t, double ct, int s2, float2 v, float (&o)[2]) {
-            o[0] = s2 <= t ? v.x * expf((float)(ct - s_cs[s2])) * s_dt[s2] : 0.f;
-            o[1] = s2 + 1 <= t ? v.y * expf((float)(ct - s_cs[s2 + 1])) * s_dt[s2 + 1] : 0.f;
+            if constexpr (CS2) {
+                const float ct2 = t == tr0 ? c20 : c21;
+                const float2 c2 = *reinterpret_cast<const float2*>(s_c2 + s2);
+                const float2 d2 = *reinterpret_cast<const float2*>(s_dt + s2);
+                o[0] = s2 <= t ? v.x * exp2f(ct2 - c2.x) * d2.x : 0.f;
+                o[1] = s2 + 1 <= t ? v.y * exp2f(ct2 - c2.y) * d2.y : 0.f;
+            } else {
+                o[0] = s2 <= t ? v.x * expf((float)(ct - s_cs[s2])) * s_dt[s2] : 0.f;
+                o[1] = s2 + 1 <= t ? v.y * expf((float)(ct - s_cs[s2 + 1])) * s_dt[s2 + 1] : 0.f;
+            }
         };
         for (int kq = 0; kq <= ti; ++kq) {
             if constexpr (es == 2) {
