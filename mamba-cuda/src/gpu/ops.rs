@@ -669,6 +669,8 @@ struct SsdChunkPlan {
 /// 1024, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
+/// `lm` (the default for bf16 with >= 2 (batch, head) pairs per SM at L >= 1024): `ssdl`,
+/// C B^T per group, chunk states, combine, outputs (`ssdl_plan`, `MAMBA_CUDA_SSDL_FUSE`).
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     let bh = prm.batch as usize * prm.nheads as usize;
     let sms = g.sm_count as usize;
