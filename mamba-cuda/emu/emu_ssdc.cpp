@@ -10,6 +10,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -26,6 +27,9 @@ struct alignas(16) float4 {
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
 struct alignas(8) uint2 {
     unsigned x, y;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
 };
 struct alignas(8) float2 {
     float x, y;
@@ -74,6 +78,22 @@ inline V __shfl_sync(unsigned, V v, int src) {
     return shfl_any(v, src);
 }
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline void st_release_u32(unsigned* p, unsigned v) { *p = v; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+    const unsigned o = *p;
+    *p = o + v;
+    return o;
+}
+inline unsigned atomicExch(unsigned* p, unsigned v) {
+    const unsigned o = *p;
+    *p = v;
+    return o;
+}
+inline void __threadfence() {}
+template <typename V>
+inline V __ldcg(const V* p) {
+    return *p;
+}
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 using std::max;
@@ -114,6 +134,30 @@ inline void emu_mma_any(float (&d)[4], const unsigned (&a)[4], const unsigned (&
 }
 inline void emu_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, true); }
 inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, false); }
+
+// ldmatrix.x4 (b16): lane l gives the row address of matrix l / 8, row l % 8; lane T gets
+// (row T/4, cols 2(T%4), +1) of each matrix, or with .trans (rows 2(T%4), +1, col T/4).
+static const unsigned char* g_ldm[32][32];
+inline void emu_ldmatrix(unsigned (&r)[4], const void* addr, bool tr) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_ldm[w][l] = static_cast<const unsigned char*>(addr);
+    __syncwarp();
+    auto h16 = [](const unsigned char* p) {
+        unsigned short v;
+        std::memcpy(&v, p, 2);
+        return (unsigned)v;
+    };
+    for (int i = 0; i < 4; ++i) {
+        if (!tr) {
+            const unsigned char* row = g_ldm[w][i * 8 + l / 4];
+            r[i] = h16(row + 4 * (l % 4)) | (h16(row + 4 * (l % 4) + 2) << 16);
+        } else {
+            r[i] = h16(g_ldm[w][i * 8 + 2 * (l % 4)] + 2 * (l / 4)) |
+                   (h16(g_ldm[w][i * 8 + 2 * (l % 4) + 1] + 2 * (l / 4)) << 16);
+        }
+    }
+    __syncwarp();
+}
 
 namespace wmma {
 struct row_major {};
@@ -190,6 +234,120 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
+static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz) {
+    const unsigned threads = SSDC_THREADS;
+    blockDim = {threads, 1, 1};
+    gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
+    for (int bz = 0; bz < gz; ++bz)
+        for (int by = 0; by < gy; ++by)
+            for (int bx = 0; bx < gx; ++bx) {
+                std::memset(g_smem_bytes, 0xff, sizeof(g_smem_bytes));  // NaN garbage
+                g_block_bar = std::make_unique<std::barrier<>>(threads);
+                for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < threads; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {(unsigned)bx, (unsigned)by, (unsigned)bz};
+                        kern(p);
+                    });
+                for (auto& t : ts) t.join();
+            }
+}
+
+static double emu_rel(const std::vector<double>& got, const std::vector<double>& exp) {
+    double num = 0, den = 0;
+    for (size_t e = 0; e < exp.size(); ++e) {
+        if (!std::isfinite(got[e])) return INFINITY;
+        num += (got[e] - exp[e]) * (got[e] - exp[e]);
+        den += exp[e] * exp[e];
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+// The four-kernel `ssdl` form: C B^T, chunk states, the combine, outputs.
+template <typename T>
+static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
+                       size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
+                       int fuse) {
+    constexpr bool f32 = sizeof(T) == 4;
+    const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N, Q = cs.Q;
+    const int K = (L + Q - 1) / Q;
+    p.nchunks = K;
+    p.chunk_len = Q;
+    for (int kind = 0; kind < 4; ++kind)
+        if (ssdl_layout(sizeof(T), Q, cs.PB, N, kind).total > (int)sizeof(g_smem_bytes)) {
+            std::printf("(skipped: shared memory too large, the host does not plan it)\n");
+            return -1;
+        }
+    std::vector<float> states((size_t)b * h * K * P * N, NAN);
+    const size_t dpad = ((size_t)b * h * K + 3) & ~(size_t)3;
+    const size_t ring = (size_t)(P / cs.PB) * h * b * 2 * cs.PB * N;
+    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q + ring, NAN);
+    std::vector<unsigned> flags(1 + (size_t)K * (P / cs.PB) * h * b, 0u);
+    p.seq_idx = reinterpret_cast<const int*>(flags.data());
+    p.mode = 7;
+    p.chunk_states = states.data();
+    p.chunk_decay = decay.data();
+    void (*kcb)(SsdParams) = nullptr;
+    void (*kst)(SsdParams) = nullptr;
+    void (*kstf)(SsdParams) = nullptr;
+    void (*kout)(SsdParams) = nullptr;
+    void (*kone)(SsdParams) = nullptr;
+    if constexpr (f32) {
+        kcb = Q == 64 ? ssdl_cb_f32_q64 : Q == 128 ? ssdl_cb_f32_q128 : ssdl_cb_f32_q256;
+        kst = Q == 64 ? ssdl_states_f32_q64 : Q == 128 ? ssdl_states_f32_q128 : ssdl_states_f32_q256;
+        kstf = Q == 64 ? ssdl_statesf_f32_q64 : Q == 128 ? ssdl_statesf_f32_q128 : ssdl_statesf_f32_q256;
+        kout = Q == 64 ? ssdl_out_f32_q64 : Q == 128 ? ssdl_out_f32_q128 : ssdl_out_f32_q256;
+        kone = Q == 64 ? ssdl_one_f32_q64 : Q == 128 ? ssdl_one_f32_q128 : ssdl_one_f32_q256;
+    } else {
+        kcb = Q == 64 ? ssdl_cb_bf16_q64 : Q == 128 ? ssdl_cb_bf16_q128 : ssdl_cb_bf16_q256;
+        kst = Q == 64 ? ssdl_states_bf16_q64 : Q == 128 ? ssdl_states_bf16_q128 : ssdl_states_bf16_q256;
+        kstf = Q == 64 ? ssdl_statesf_bf16_q64 : Q == 128 ? ssdl_statesf_bf16_q128 : ssdl_statesf_bf16_q256;
+        kout = Q == 64 ? ssdl_out_bf16_q64 : Q == 128 ? ssdl_out_bf16_q128 : ssdl_out_bf16_q256;
+        kone = Q == 64 ? ssdl_one_bf16_q64 : Q == 128 ? ssdl_one_bf16_q128 : ssdl_one_bf16_q256;
+    }
+    emu_launch(kcb, p, K, g, b);
+    if (fuse == 2) {
+        emu_launch(kone, p, K * (P / cs.PB), h, b);
+        if (flags[0] != 0) std::printf("ticket not reset\n");
+        std::vector<double> go(io), gf(st);
+        for (size_t e = 0; e < io; ++e) go[e] = ldf<T>(&out[e]);
+        for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
+        *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
+        return emu_rel(go, ro);
+    }
+    emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
+    if (fuse && flags[0] != 0) std::printf("ticket not reset\n");
+    blockDim = {1, 1, 1};
+    gridDim = {1, 1, 1};
+    threadIdx = {0, 0, 0};
+    blockIdx = {0, 0, 0};
+    if (fuse) {
+    } else if constexpr (f32) {
+        const size_t pN = (size_t)P * N;
+        for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {
+            const size_t hd = idx / pN, e_ = idx % pN;
+            float S = p.init ? p.init[idx] : 0.f;
+            for (int c = 0; c < K; ++c) {
+                const float loc = states[(hd * K + c) * pN + e_];
+                states[(hd * K + c) * pN + e_] = S;
+                S = decay[hd * K + c] * S + loc;
+            }
+            if (p.final_states) p.final_states[idx] = S;
+        }
+    } else {
+        ssdl_combine_bf16(p);
+    }
+    p.seq_idx = nullptr;
+    emu_launch(kout, p, K * (P / cs.PB), h, b);
+    std::vector<double> go(io), gf(st);
+    for (size_t e = 0; e < io; ++e) go[e] = ldf<T>(&out[e]);
+    for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
+    *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
+    return emu_rel(go, ro);
+}
+
 template <typename T>
 static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin, bool sb = false) {
     const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N;
@@ -265,6 +423,7 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.qb = cs.PB;
     constexpr bool f32 = sizeof(T) == 4;
+    if (kind >= 3) return run_ssdl<T>(p, cs, ro, rf, io, st, out, fin, efin, kind - 3);
     const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total
                                 : ssdm_layout(sizeof(T), cs.Q, cs.PB, N, kind == 2 ? 2 : 0).total;
     if (total > (int)sizeof(g_smem_bytes)) {
@@ -358,8 +517,10 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     return rel([&](size_t e) { return (double)ldf<T>(&out[e]); }, io, ro);
 }
 
-int main() {
+static int g_only_ssdl = 0;
+int main(int argc, char** argv) {
     std::mt19937 rng(7);
+    g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
@@ -374,7 +535,7 @@ int main() {
         {2, 129, 2, 32, 2, 64, 128, 32, 1, false, true, true, true, true, false},
     };
     int bad = 0;
-    for (int kind = 0; kind < 3; ++kind)
+    for (int kind = g_only_ssdl ? 3 : 0; kind < 3; ++kind)
         for (int bf = 0; bf < 2; ++bf)
             for (const auto& c : cases) {
                 if (kind == 0 && (bf || c.Q == 128 || (c.Q == 64 && c.N == 128))) continue;  // wmma: f32 only, smem
@@ -388,6 +549,7 @@ int main() {
                             bf ? "bf16" : "f32 ", c.b, c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
             }
     for (const auto& c : cases) {
+        if (g_only_ssdl) break;
         double ef = 0;
         const double eo = run_case<bf16_t>(c, 2, rng, &ef, true);
         const bool ok = eo < 2e-2 && ef < 2e-2;
@@ -395,6 +557,28 @@ int main() {
         std::printf("spl3 bf16 states b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", c.b, c.L, c.h, c.p,
                     c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
     }
+    const Case lcases[] = {
+        {1, 100, 2, 32, 1, 32, 64, 32, 2, true, true, true, true, true, true},
+        {1, 1, 1, 16, 1, 16, 64, 16, 2, true, true, true, true, true, true},
+        {1, 33, 3, 32, 3, 48, 64, 16, 1, true, true, true, true, true, true},
+        {2, 130, 2, 64, 1, 128, 128, 64, 2, true, true, true, true, true, true},
+        {1, 300, 2, 64, 2, 64, 128, 32, 1, false, true, false, true, true, false},
+        {1, 300, 2, 64, 1, 128, 256, 64, 2, true, true, true, true, true, true},
+        {1, 520, 1, 32, 1, 16, 256, 32, 0, false, false, true, false, false, false},
+        {1, 200, 4, 16, 2, 80, 64, 16, 1, true, false, false, true, true, true},
+    };
+    for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
+    for (int bf = 0; bf < 2; ++bf)
+        for (const auto& c : lcases) {
+            double ef = 0;
+            const double eo = bf ? run_case<bf16_t>(c, 3 + fuse, rng, &ef) : run_case<float>(c, 3 + fuse, rng, &ef);
+            const double tol = bf ? 2e-2 : 1e-5;
+            if (eo < 0) continue;
+            const bool ok = eo < tol && ef < tol;
+            bad += !ok;
+            std::printf("ssdl%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", fuse == 2 ? "1" : fuse ? "f" : " ", bf ? "bf16" : "f32 ", c.b,
+                        c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
+        }
     std::printf("%s\n", bad ? "FAILURES" : "all ok");
     return bad != 0;
 }

@@ -1075,3 +1075,787 @@ extern "C" __global__ void ssd3_combine_bf16(const __grid_constant__ SsdParams p
     }
 }
 #endif
+
+// ---------------------------------------------------------------------------------------
+// `ssdl_*` (branch h-c): the chunked SSD as four well-occupied kernels, for long
+// sequences with many (batch, head) pairs (the language-model shape):
+//   1. ssdl_cb_*     C_c B_c^T per (batch, group, chunk), f32, lower 16 x 16 tiles only
+//                    (shared by every head of the group: computed once, not per head);
+//   2. ssdl_states_* each chunk's local end state S_c = X^T diag(w) B from a zero state,
+//                    w_t = exp(cs_end - cs_t) dt_t, into chunk_states, exp(cs_end) into
+//                    chunk_decay;
+//   3. ssd3_combine_bf16 / ssd_combine: incoming states in place, final state;
+//   4. ssdl_out_*    Y = diag(exp(cs)) C S_in^T + (CB o decay mask o dt) X + D x, * silu(z).
+// bf16 operands are loaded with ldmatrix (x4; .trans where the tile is stored k-major);
+// f32 storage uses 3xTF32 with the scalar fragment loads of ssdm. The C B^T scratch lies
+// after chunk_decay: cb = chunk_decay + align4(b * h * K), (b, g, K, Q, Q) floats.
+
+// Four 8 x 8 b16 matrices; lane l gives the row address of matrix l / 8, row l % 8.
+// Without TR lane T gets (row T/4, cols 2(T%4)..+1) of each; with TR (cols ... of the
+// stored rows 2(T%4), 2(T%4)+1 at column T/4), i.e. the transposed matrix.
+template <bool TR>
+__device__ __forceinline__ void ssdl_ldm(unsigned (&r)[4], const void* addr) {
+#ifdef MAMBA_EMU
+    emu_ldmatrix(r, addr, TR);
+#else
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(addr));
+    if constexpr (TR)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(s));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(s));
+#endif
+}
+
+struct SsdlLayout {
+    int ldN, ldP, o_x, o_b, o_c, o_s, total;
+};
+// kind 0: states (header, x, B); 1: outputs (header, x, C, S); 2: C B^T (C, B);
+// 3: one pass (header, x, C, S, B).
+__host__ __device__ inline SsdlLayout ssdl_layout(int es, int Q, int PB, int N, int kind) {
+    SsdlLayout l;
+    const int pad = 16 / es;
+    l.ldN = N + pad;
+    l.ldP = PB + pad;
+    const int hdr = kind == 2 ? 0 : ssdc_a128(Q * (8 + 4 + 4 + 4) + 16);
+    const int xs = kind == 2 ? 0 : ssdc_a128(Q * l.ldP * es), ns = ssdc_a128(Q * l.ldN * es);
+    const int sts = ssdc_a128(PB * l.ldN * es);
+    l.o_x = hdr;
+    l.o_b = l.o_x + xs;  // kind 0, 2
+    l.o_c = kind == 2 ? 0 : l.o_x + xs;  // kind 1, 2, 3
+    if (kind == 2) l.o_b = ns;
+    l.o_s = l.o_c + ns;  // kind 1, 3
+    if (kind == 3) l.o_b = l.o_s + sts;
+    l.total = kind == 0 ? l.o_b + ns : kind == 1 ? l.o_s + sts : kind == 2 ? 2 * ns : l.o_b + ns;
+    return l;
+}
+
+// Warp 0: the chunk's steps and f64 cumulative sums into the header (as ssdm does):
+// s_cs (f64), s_ecs = exp(cs), s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end).
+// CS2 (the bf16 outputs kernel): s_w holds cs * log2(e) in f32 instead (M's exponents
+// as exp2 of f32 differences; bf16 tolerates the f32 rounding of cs).
+template <typename T, int Q, bool CS2 = false>
+__device__ __forceinline__ void ssdl_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
+    constexpr int E = Q / 32;
+    double* s_cs = reinterpret_cast<double*>(smem);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    const T* dtp = static_cast<const T*>(p.dt);
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
+    float dtv[E];
+    double pre[E];
+    double loc = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane * E + e;
+        const float raw = t < tn ? ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j) : 0.f;
+        dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+        loc += (double)(dtv[e] * Aj);
+        pre[e] = loc;
+    }
+    double incl = loc;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 0) excl = 0.0;
+    const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane * E + e;
+        const double cs = excl + pre[e];
+        s_cs[t] = cs;
+        s_dt[t] = dtv[e];
+        s_ecs[t] = expf((float)cs);
+        s_w[t] = CS2 ? (float)(cs * 1.4426950408889634) : expf((float)(cs_end - cs)) * dtv[e];
+    }
+    if (lane == 0) s_misc[0] = expf((float)cs_end);
+}
+
+// Stages `rows` rows of `cols` elements (a multiple of 16 bytes) with 16-byte async
+// copies: src row r at src + r * st, dst row r at dst + r * ld; rows >= nvalid are
+// zero-filled (src not read). Each thread keeps one column and steps its pointers.
+template <typename T>
+__device__ __forceinline__ void ssdl_stage(T* dst, int ld, const T* src, long long st, int rows, int nvalid, int cols) {
+    constexpr int EPV = 16 / sizeof(T);
+    const int vc = cols / EPV, rstep = SSDC_THREADS / vc, tid = threadIdx.x;
+    if (tid >= rstep * vc) return;
+    const int col = (tid % vc) * EPV;
+    int r = tid / vc;
+    const T* sp = src + r * st + col;
+    T* dp = dst + r * ld + col;
+    const long long sstep = rstep * st;
+    const int dstep = rstep * ld;
+    for (; r < rows; r += rstep, sp += sstep, dp += dstep) ssdc_cp16(dp, r < nvalid ? sp : src, r < nvalid ? 16 : 0);
+}
+
+// Eight elements of T at r (16-byte aligned) times w, in place.
+template <typename T>
+__device__ __forceinline__ void ssdl_scale16(T* r, float w) {
+    if constexpr (sizeof(T) == 2) {
+        uint4 u = *reinterpret_cast<const uint4*>(r);
+        const T* h = reinterpret_cast<const T*>(&u);
+        uint4 o;
+        o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
+        o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
+        o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
+        o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+        *reinterpret_cast<uint4*>(r) = o;
+    } else {
+        for (int u = 0; u < 16 / (int)sizeof(T); u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
+    }
+}
+
+__device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
+    return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
+}
+
+// 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
+// with sj <= ti, spread over the warps.
+template <typename T, int Q>
+__device__ void ssdl_cb_k(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using F = SsdmFrag<T>;
+    constexpr int es = sizeof(T), EPV = 16 / es, QT = Q / 16, KS = F::KS;
+    const int N = p.dstate, L = p.seqlen;
+    const SsdlLayout lay = ssdl_layout(es, Q, 16, N, 2);
+    const int ldN = lay.ldN;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, t0 = c * Q;
+    T* sc = reinterpret_cast<T*>(smem_raw + lay.o_c);
+    T* sb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    (void)EPV;
+    ssdl_stage(sb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    ssdl_stage(sc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    ssdc_commit();
+    ssdc_wait<0>();
+    __syncthreads();
+    float* cb = ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * p.nchunks + c) * (size_t)Q * Q;
+    constexpr int NT = QT * (QT + 1) / 2;
+    for (int it = warp; it < NT; it += SSDC_WARPS) {
+        int ti = 0;
+        while ((ti + 1) * (ti + 2) / 2 <= it) ++ti;
+        const int sj = it - ti * (ti + 1) / 2;
+        float acc[2][4] = {};
+        for (int kk = 0; kk < N; kk += KS) {
+            if constexpr (es == 2) {
+                unsigned a[4], b4[4];
+                const int r = lane & 7, mi = lane >> 3;
+                // A = C rows (row-major): matrix mi: rows +8(mi&1), cols +8(mi>>1).
+                ssdl_ldm<false>(a, sc + (ti * 16 + r + 8 * (mi & 1)) * ldN + kk + 8 * (mi >> 1));
+                // B(k = n, col = s) = B[s][n] (n-major): matrix mi: tile mi>>1, k +8(mi&1).
+                ssdl_ldm<false>(b4, sb + (sj * 16 + r + 8 * (mi >> 1)) * ldN + kk + 8 * (mi & 1));
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[0], a, b0);
+                ssdm_mma(acc[1], a, b1);
+            } else {
+                typename F::A a;
+                F::a_row(a, sc + ti * 16 * ldN + kk, ldN, g, c4);
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    typename F::B bf;
+                    F::b_nmaj(bf, sb + (sj * 16 + h2 * 8) * ldN + kk, ldN, g, c4);
+                    ssdm_mma(acc[h2], a, bf);
+                }
+            }
+        }
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
+            *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
+            *reinterpret_cast<float2*>(cb + (size_t)(r0 + 8) * Q + col) = make_float2(acc[h2][2], acc[h2][3]);
+        }
+    }
+}
+
+// 2. The chunk's local end state: grid ((p / PB) x K, h, b), blockIdx.x = chunk * (p / PB)
+// + row tile. Warps: PB/16 row tiles x (8 / (PB/16)) groups of n8 tiles (interleaved).
+// FUSE (`ssdl_statesf_*`): the state pass runs here too, chained over the chunks: blocks
+// take tickets (chunk-major, so a block waits only on an earlier ticket), chunk c waits
+// for chunk c-1 of its row, reads S_in[c] (f32, a two-slot ring per row), writes it in
+// the operand type for the outputs kernel, and passes S_out = exp(cs_end) S_in + S_loc
+// on (or to final_states). Flags: p.seq_idx (unused by the chunked forms) holds the
+// flag words ([0] the ticket, then one per (chunk, row)); p.mode this call's flag value.
+// The ring lies after the C B^T scratch.
+template <typename T, int Q, bool SB, bool FUSE = false>
+__device__ void ssdl_states_k(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using F = SsdmFrag<T>;
+    constexpr int es = sizeof(T), EPV = 16 / es, KS = F::KS;
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb, K = p.nchunks;
+    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, 0);
+    const int ldN = lay.ldN, ldP = lay.ldP;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int ptiles = P / PB;
+    const float* s_w = reinterpret_cast<const float*>(smem_raw) + 2 * Q + Q;  // after s_cs (f64) and s_ecs
+    const float* s_misc = s_w + 2 * Q;
+    int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
+    unsigned* flags = reinterpret_cast<unsigned*>(const_cast<int*>(p.seq_idx));
+    const int nrows = ptiles * H * p.batch;
+    if constexpr (FUSE) {
+        int* s_tk = reinterpret_cast<int*>(smem_raw) + 5 * Q + 2;
+        if (tid == 0) {
+            const unsigned tk = atomicAdd(flags, 1u);
+            // The last ticket resets the counter for the next call on the stream.
+            if (tk == (unsigned)(nrows * K) - 1u) atomicExch(flags, 0u);
+            *s_tk = (int)tk;
+        }
+        __syncthreads();
+        const int tk = *s_tk;
+        c = tk / nrows;
+        const int rem = tk - c * nrows;
+        pt = rem % ptiles;
+        j = (rem / ptiles) % H;
+        i = rem / (ptiles * H);
+        __syncthreads();  // s_tk is read before the header is written
+    }
+    const int q0 = pt * PB, row = (i * H + j) * ptiles + pt;
+    const int k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+    T* bx = reinterpret_cast<T*>(smem_raw + lay.o_x);
+    T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+    const T* x = static_cast<const T*>(p.x);
+    const T* Bp = static_cast<const T*>(p.B);
+    const int t0 = c * Q, vx = PB / EPV;
+    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    ssdc_commit();
+    if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+    ssdc_wait<0>();
+    __syncthreads();
+    if constexpr (es == 2) {
+        // x rows scaled by w in place (the A operand X^T diag(w) then loads as is).
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            ssdl_scale16(bx + t * ldP + e, s_w[t]);
+        }
+        __syncthreads();
+    }
+    if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+    const int prt = PB / 16, ncg = SSDC_WARPS / prt;
+    const int rt = warp % prt, cg = warp / prt;
+    const int n8 = N / 8;
+    float acc[SSDM_SJ][4];
+#pragma unroll
+    for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+#pragma unroll 2
+    for (int kk = 0; kk < Q; kk += KS) {
+        if constexpr (es == 2) {
+            const int r = lane & 7, mi = lane >> 3;
+            unsigned a[4];
+            // A(m = p, k = t) = xw[t][p], stored k-major: matrix mi: k +8(mi>>1), m +8(mi&1).
+            ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; s += 2) {
+                const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                if (ja < n8) {
+                    // B(k = t, n) = B[t][n], k-major: matrix mi: k +8(mi&1), tile (mi>>1 ? jb : ja).
+                    const int jt = (mi >> 1) && jb < n8 ? jb : ja;
+                    unsigned b4[4];
+                    ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
+                    const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                    ssdm_mma(acc[s], a, b0);
+                    if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                }
+            }
+        } else {
+            typename F::A a;
+            F::a_col(a, bx + kk * ldP + rt * 16, ldP, s_w + kk, g, c4);
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; ++s) {
+                const int jn = cg + ncg * s;
+                if (jn < n8) {
+                    typename F::B bf;
+                    F::b_kmaj(bf, bb + kk * ldN + jn * 8, ldN, g, c4);
+                    ssdm_mma(acc[s], a, bf);
+                }
+            }
+        }
+    }
+    const size_t base = ((head * K + c) * P + q0) * (size_t)N;
+    if constexpr (FUSE) {
+        if (c > 0) {
+            if (tid == 0) {
+                const unsigned* f = flags + 1 + (size_t)(c - 1) * nrows + row;
+                while (ld_acquire_u32(f) != (unsigned)p.mode) {
+                }
+                __threadfence();
+            }
+            __syncthreads();
+        }
+        float* ring = ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * K * Q * Q;
+        const float* rin = ring + ((size_t)row * 2 + (c & 1)) * PB * N;
+        float* rout = ring + ((size_t)row * 2 + ((c + 1) & 1)) * PB * N;
+        const float dec = s_misc[0];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    float2 si = make_float2(0.f, 0.f);
+                    if (c > 0) si = __ldcg(reinterpret_cast<const float2*>(rin + (size_t)q * N + n));
+                    else if (p.init) si = *reinterpret_cast<const float2*>(p.init + (head * P + q0 + q) * (size_t)N + n);
+                    if constexpr (SB)
+                        reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] = ssdm_pack(si.x, si.y);
+                    else
+                        *reinterpret_cast<float2*>(p.chunk_states + base + (size_t)q * N + n) = si;
+                    const float2 so = make_float2(fmaf(dec, si.x, acc[s][2 * h2]), fmaf(dec, si.y, acc[s][2 * h2 + 1]));
+                    if (c + 1 < K)
+                        *reinterpret_cast<float2*>(rout + (size_t)q * N + n) = so;
+                    else if (p.final_states)
+                        *reinterpret_cast<float2*>(p.final_states + (head * P + q0 + q) * (size_t)N + n) = so;
+                }
+            }
+        }
+        if (c + 1 < K) {
+            __threadfence();
+            __syncthreads();
+            if (tid == 0) st_release_u32(flags + 1 + (size_t)c * nrows + row, (unsigned)p.mode);
+        }
+        return;
+    }
+#pragma unroll
+    for (int s = 0; s < SSDM_SJ; ++s) {
+        const int jn = cg + ncg * s;
+        if (jn < n8) {
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                if constexpr (SB)
+                    reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] =
+                        ssdm_pack(acc[s][2 * h2], acc[s][2 * h2 + 1]);
+                else
+                    *reinterpret_cast<float2*>(p.chunk_states + base + (size_t)q * N + n) =
+                        make_float2(acc[s][2 * h2], acc[s][2 * h2 + 1]);
+            }
+        }
+    }
+}
+
+// 4. Outputs of one (batch, head, chunk, PB columns of p): grid as the states kernel.
+// 16-row slabs of Y: Q 64: two warps per slab (PB/16 n8 tiles each); Q 128: one slab
+// per warp; Q 256: slabs w and 15 - w per warp (balances the triangular M X).
+// ONE (`ssdl_one_*`): the whole forward in one launch: each block also computes its
+// chunk's local state (B staged, scaled by w in place for bf16), takes S_in from the
+// chain as `ssdl_statesf` does (tickets, flags in p.seq_idx, a two-slot f32 ring per row
+// after the C B^T scratch) straight into shared memory, passes S_out on, then writes Y:
+// x is read once and no chunk state goes through global memory but the ring.
+template <typename T, int Q, bool SB, bool ONE = false>
+__device__ void ssdl_out_k(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using F = SsdmFrag<T>;
+    constexpr int es = sizeof(T), EPV = 16 / es, KS = F::KS, QT = Q / 16;
+    constexpr int NSL = QT > SSDC_WARPS ? QT / SSDC_WARPS : 1;  // slabs per warp
+    constexpr int YCG = QT < SSDC_WARPS ? SSDC_WARPS / QT : 1;  // warps per slab
+    constexpr int YJ = 8 / YCG;                                // n8 tiles per warp (PB <= 64)
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb, K = p.nchunks;
+    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, ONE ? 3 : 1);
+    const int ldN = lay.ldN, ldP = lay.ldP;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int ptiles = P / PB;
+    int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
+    unsigned* flags = reinterpret_cast<unsigned*>(const_cast<int*>(p.seq_idx));
+    const int nrows = ptiles * H * p.batch;
+    if constexpr (ONE) {
+        int* s_tk = reinterpret_cast<int*>(smem_raw) + 5 * Q + 2;
+        if (tid == 0) {
+            const unsigned tk = atomicAdd(flags, 1u);
+            if (tk == (unsigned)(nrows * K) - 1u) atomicExch(flags, 0u);
+            *s_tk = (int)tk;
+        }
+        __syncthreads();
+        const int tk = *s_tk;
+        c = tk / nrows;
+        const int rem = tk - c * nrows;
+        pt = rem % ptiles;
+        j = (rem / ptiles) % H;
+        i = rem / (ptiles * H);
+        __syncthreads();
+    }
+    const int q0 = pt * PB, row = (i * H + j) * ptiles + pt;
+    const int k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+    const double* s_cs = reinterpret_cast<const double*>(smem_raw);
+    const float* s_ecs = reinterpret_cast<const float*>(s_cs + Q);
+    const float* s_dt = s_ecs + 2 * Q;
+    T* bx = reinterpret_cast<T*>(smem_raw + lay.o_x);
+    T* bc = reinterpret_cast<T*>(smem_raw + lay.o_c);
+    T* ss = reinterpret_cast<T*>(smem_raw + lay.o_s);
+    const T* x = static_cast<const T*>(p.x);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    const int t0 = c * Q, tn = min(Q, L - t0), vx = PB / EPV, vn = N / EPV;
+    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    if constexpr (ONE) {
+        T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+        const T* Bp = static_cast<const T*>(p.B);
+        ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    } else {
+        // The incoming state (b, h, K, p, N) in the operand type (SB: bf16 storage).
+        const T* sin = reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N;
+        ssdl_stage(ss, ldN, sin, N, PB, PB, N);
+    }
+    constexpr bool CS2 = es == 2 && !ONE;
+    ssdc_commit();
+    if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
+    ssdc_wait<0>();
+    __syncthreads();
+    if constexpr (ONE) {
+        T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+        const float* s_w = s_ecs + Q;
+        const float* s_misc = s_ecs + 3 * Q;
+        if constexpr (es == 2) {
+            // B rows scaled by w in place (x stays as is for M X and D x).
+            for (int v = tid; v < Q * vn; v += SSDC_THREADS) {
+                const int t = v / vn, e = (v - t * vn) * EPV;
+                ssdl_scale16(bb + t * ldN + e, s_w[t]);
+            }
+            __syncthreads();
+        }
+        const int prt = PB / 16, ncg = SSDC_WARPS / prt;
+        const int rt = warp % prt, cg = warp / prt;
+        const int n8 = N / 8;
+        float acc[SSDM_SJ][4];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += KS) {
+            if constexpr (es == 2) {
+                const int r = lane & 7, mi = lane >> 3;
+                unsigned a[4];
+                ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; s += 2) {
+                    const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                    if (ja < n8) {
+                        const int jt = (mi >> 1) && jb < n8 ? jb : ja;
+                        unsigned b4[4];
+                        ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
+                        const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                        ssdm_mma(acc[s], a, b0);
+                        if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                    }
+                }
+            } else {
+                typename F::A a;
+                F::a_col(a, bx + kk * ldP + rt * 16, ldP, s_w + kk, g, c4);
+#pragma unroll
+                for (int s = 0; s < SSDM_SJ; ++s) {
+                    const int jn = cg + ncg * s;
+                    if (jn < n8) {
+                        typename F::B bf;
+                        F::b_kmaj(bf, bb + kk * ldN + jn * 8, ldN, g, c4);
+                        ssdm_mma(acc[s], a, bf);
+                    }
+                }
+            }
+        }
+        // The chain: S_in from chunk c-1 (or the initial state), S_out on.
+        if (c > 0) {
+            if (tid == 0) {
+                const unsigned* f = flags + 1 + (size_t)(c - 1) * nrows + row;
+                while (ld_acquire_u32(f) != (unsigned)p.mode) {
+                }
+                __threadfence();
+            }
+            __syncthreads();
+        }
+        float* ring = ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * K * Q * Q;
+        const float* rin = ring + ((size_t)row * 2 + (c & 1)) * PB * N;
+        float* rout = ring + ((size_t)row * 2 + ((c + 1) & 1)) * PB * N;
+        const float dec = s_misc[0];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    float2 si = make_float2(0.f, 0.f);
+                    if (c > 0) si = __ldcg(reinterpret_cast<const float2*>(rin + (size_t)q * N + n));
+                    else if (p.init) si = *reinterpret_cast<const float2*>(p.init + (head * P + q0 + q) * (size_t)N + n);
+                    ssdm_st2<T>(ss + q * ldN + n, si.x, si.y);
+                    const float2 so = make_float2(fmaf(dec, si.x, acc[s][2 * h2]), fmaf(dec, si.y, acc[s][2 * h2 + 1]));
+                    if (c + 1 < K)
+                        *reinterpret_cast<float2*>(rout + (size_t)q * N + n) = so;
+                    else if (p.final_states)
+                        *reinterpret_cast<float2*>(p.final_states + (head * P + q0 + q) * (size_t)N + n) = so;
+                }
+            }
+        }
+        __threadfence();
+        __syncthreads();  // ss is complete; the ring slot is out
+        if (c + 1 < K && tid == 0) st_release_u32(flags + 1 + (size_t)c * nrows + row, (unsigned)p.mode);
+    }
+    const float* cbm = ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
+    const int py8 = PB / 8;
+    float yacc[NSL][YJ][4];
+#pragma unroll
+    for (int u = 0; u < NSL; ++u) {
+        const int ti = NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
+        const int ycg = NSL == 1 ? warp / QT : 0;
+#pragma unroll
+        for (int s = 0; s < YJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) yacc[u][s][e] = 0.f;
+        // C S^T over N.
+        for (int kk = 0; kk < N; kk += KS) {
+            if constexpr (es == 2) {
+                const int r = lane & 7, mi = lane >> 3;
+                unsigned a[4];
+                ssdl_ldm<false>(a, bc + (ti * 16 + r + 8 * (mi & 1)) * ldN + kk + 8 * (mi >> 1));
+#pragma unroll
+                for (int s = 0; s < YJ; s += 2) {
+                    const int ja = ycg + YCG * s, jb = ycg + YCG * (s + 1);
+                    if (ja < py8) {
+                        // B(k = n, col = q) = S[q][n] (n-major).
+                        const int jt = (mi >> 1) && jb < py8 ? jb : ja;
+                        unsigned b4[4];
+                        ssdl_ldm<false>(b4, ss + (jt * 8 + r) * ldN + kk + 8 * (mi & 1));
+                        const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                        ssdm_mma(yacc[u][s], a, b0);
+                        if (jb < py8) ssdm_mma(yacc[u][s + 1], a, b1);
+                    }
+                }
+            } else {
+                typename F::A a;
+                F::a_row(a, bc + ti * 16 * ldN + kk, ldN, g, c4);
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int jq = ycg + YCG * s;
+                    if (jq < py8) {
+                        typename F::B bf;
+                        F::b_nmaj(bf, ss + jq * 8 * ldN + kk, ldN, g, c4);
+                        ssdm_mma(yacc[u][s], a, bf);
+                    }
+                }
+            }
+        }
+        const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+        {
+            const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
+#pragma unroll
+            for (int s = 0; s < YJ; ++s) {
+                yacc[u][s][0] *= e0;
+                yacc[u][s][1] *= e0;
+                yacc[u][s][2] *= e1;
+                yacc[u][s][3] *= e1;
+            }
+        }
+        // + M X, M[t][s] = CB[t][s] exp(cs_t - cs_s) dt_s for s <= t.
+        const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
+        const float* s_c2 = s_ecs + Q;  // CS2: cs * log2(e)
+        const float c20 = CS2 ? s_c2[tr0] : 0.f, c21 = CS2 ? s_c2[tr1] : 0.f;
+        auto mv = [&](int t, double ct, int s2, float2 v, float (&o)[2]) {
+            if constexpr (CS2) {
+                const float ct2 = t == tr0 ? c20 : c21;
+                const float2 c2 = *reinterpret_cast<const float2*>(s_c2 + s2);
+                const float2 d2 = *reinterpret_cast<const float2*>(s_dt + s2);
+                o[0] = s2 <= t ? v.x * exp2f(ct2 - c2.x) * d2.x : 0.f;
+                o[1] = s2 + 1 <= t ? v.y * exp2f(ct2 - c2.y) * d2.y : 0.f;
+            } else {
+                o[0] = s2 <= t ? v.x * expf((float)(ct - s_cs[s2])) * s_dt[s2] : 0.f;
+                o[1] = s2 + 1 <= t ? v.y * expf((float)(ct - s_cs[s2 + 1])) * s_dt[s2 + 1] : 0.f;
+            }
+        };
+        for (int kq = 0; kq <= ti; ++kq) {
+            if constexpr (es == 2) {
+                const int sa = kq * 16 + 2 * c4, sb2 = sa + 8;
+                float m00[2], m10[2], m01[2], m11[2];
+                mv(tr0, cs0, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa), m00);
+                mv(tr1, cs1, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa), m10);
+                mv(tr0, cs0, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sb2), m01);
+                mv(tr1, cs1, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sb2), m11);
+                const unsigned a[4] = {ssdm_pack(m00[0], m00[1]), ssdm_pack(m10[0], m10[1]), ssdm_pack(m01[0], m01[1]),
+                                       ssdm_pack(m11[0], m11[1])};
+                const int r = lane & 7, mi = lane >> 3;
+#pragma unroll
+                for (int s = 0; s < YJ; s += 2) {
+                    const int ja = ycg + YCG * s, jb = ycg + YCG * (s + 1);
+                    if (ja < py8) {
+                        // B(k = s, col = q) = x[s][q], k-major.
+                        const int jt = (mi >> 1) && jb < py8 ? jb : ja;
+                        unsigned b4[4];
+                        ssdl_ldm<true>(b4, bx + (kq * 16 + r + 8 * (mi & 1)) * ldP + jt * 8);
+                        const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                        ssdm_mma(yacc[u][s], a, b0);
+                        if (jb < py8) ssdm_mma(yacc[u][s + 1], a, b1);
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int h8 = 0; h8 < 2; ++h8) {
+                    // tf32 A (16 x 8): (g, c), (g+8, c), (g, c+4), (g+8, c+4).
+                    const int sa = kq * 16 + h8 * 8 + c4, sb2 = sa + 4;
+                    auto one = [&](int t, double ct, int s2) {
+                        return s2 <= t ? cbm[(size_t)t * Q + s2] * expf((float)(ct - s_cs[s2])) * s_dt[s2] : 0.f;
+                    };
+                    float a[4] = {one(tr0, cs0, sa), one(tr1, cs1, sa), one(tr0, cs0, sb2), one(tr1, cs1, sb2)};
+#pragma unroll
+                    for (int s = 0; s < YJ; ++s) {
+                        const int jq = ycg + YCG * s;
+                        if (jq < py8) {
+                            typename F::B bf;
+                            F::b_kmaj(bf, bx + (kq * 16 + h8 * 8) * ldP + jq * 8, ldP, g, c4);
+                            ssdm_mma(yacc[u][s], a, bf);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    __syncthreads();  // every warp is done reading x: Y (+ D x) replaces it in place
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+#pragma unroll
+    for (int u = 0; u < NSL; ++u) {
+        const int ti = NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
+        const int ycg = NSL == 1 ? warp / QT : 0;
+#pragma unroll
+        for (int s = 0; s < YJ; ++s) {
+            const int jq = ycg + YCG * s;
+            if (jq < py8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int t = ti * 16 + g + h2 * 8, q = jq * 8 + 2 * c4;
+                    T* r = bx + t * ldP + q;
+                    float y0 = yacc[u][s][2 * h2], y1 = yacc[u][s][2 * h2 + 1];
+                    if (p.D) {
+                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(r);
+                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(r + 1);
+                    }
+                    ssdm_st2<T>(r, y0, y1);
+                }
+            }
+        }
+    }
+    __syncthreads();
+    for (int v = tid; v < tn * vx; v += SSDC_THREADS) {
+        const int t = v / vx, e = (v - t * vx) * EPV;
+        const long long tt = t0 + t;
+        const long long col = (long long)j * P + q0 + e;
+        const uint4 yv = *reinterpret_cast<const uint4*>(bx + t * ldP + e);
+        if (zp) {
+            uint4 zv = *reinterpret_cast<const uint4*>(zp + i * p.z_sb + tt * p.z_st + col);
+            const T* yh = reinterpret_cast<const T*>(&yv);
+            T* zh = reinterpret_cast<T*>(&zv);
+#pragma unroll
+            for (int u = 0; u < EPV; ++u) zh[u] = cvt<T>(ldf(yh + u) * silu_f(ldf(zh + u)));
+            *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = zv;
+        } else {
+            *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = yv;
+        }
+    }
+}
+
+#define SSDL_INST(T, NAME, Q, SB, MINB)                                                                  \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_##NAME##_q##Q(                   \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_cb_k<T, Q>(p);                                                                                \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_states_##NAME##_q##Q(            \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_states_k<T, Q, SB>(p);                                                                        \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_statesf_##NAME##_q##Q(           \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_states_k<T, Q, SB, true>(p);                                                                  \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_out_##NAME##_q##Q(               \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_out_k<T, Q, SB>(p);                                                                           \
+    }                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_one_##NAME##_q##Q(               \
+        const __grid_constant__ SsdParams p) {                                                             \
+        ssdl_out_k<T, Q, SB, true>(p);                                                                     \
+    }
+SSDL_INST(float, f32, 64, false, 1)
+SSDL_INST(float, f32, 128, false, 1)
+SSDL_INST(float, f32, 256, false, 1)
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
+SSDL_INST(bf16_t, bf16, 64, true, 2)
+SSDL_INST(bf16_t, bf16, 128, true, 2)
+SSDL_INST(bf16_t, bf16, 256, true, 1)
+#endif
+
+// ssd3_combine_bf16 with 16-byte accesses: each thread owns 8 consecutive state elements
+// of one (batch, head) (p * N is a multiple of 8), four chunks' loads in flight at once.
+extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p) {
+    bf16_t* cs = reinterpret_cast<bf16_t*>(p.chunk_states);
+    const size_t pN = (size_t)p.headdim * p.dstate, pN8 = pN / 8;
+    const size_t total = (size_t)p.batch * p.nheads * pN8;
+    const int K = p.nchunks;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t head = idx / pN8, e0 = (idx - head * pN8) * 8;
+        float S[8];
+        if (p.init) {
+            const float4 a = *reinterpret_cast<const float4*>(p.init + head * pN + e0);
+            const float4 b = *reinterpret_cast<const float4*>(p.init + head * pN + e0 + 4);
+            S[0] = a.x; S[1] = a.y; S[2] = a.z; S[3] = a.w; S[4] = b.x; S[5] = b.y; S[6] = b.z; S[7] = b.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) S[e] = 0.f;
+        }
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            uint4 loc[4];
+            float dec[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    loc[u] = *reinterpret_cast<const uint4*>(cs + (head * K + k) * pN + e0);
+                    dec[u] = p.chunk_decay[head * K + k];
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    uint4 o;
+                    o.x = ssdm_pack(S[0], S[1]);
+                    o.y = ssdm_pack(S[2], S[3]);
+                    o.z = ssdm_pack(S[4], S[5]);
+                    o.w = ssdm_pack(S[6], S[7]);
+                    *reinterpret_cast<uint4*>(cs + (head * K + k) * pN + e0) = o;
+                    const bf16_t* l = reinterpret_cast<const bf16_t*>(&loc[u]);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) S[e] = fmaf(dec[u], S[e], ldf(l + e));
+                }
+            }
+        }
+        if (p.final_states) {
+            *reinterpret_cast<float4*>(p.final_states + head * pN + e0) = make_float4(S[0], S[1], S[2], S[3]);
+            *reinterpret_cast<float4*>(p.final_states + head * pN + e0 + 4) = make_float4(S[4], S[5], S[6], S[7]);
+        }
+    }
+}

@@ -1131,16 +1131,59 @@ fn ssd_chunked_matches_the_oracle() {
         ["64", "32", "2", "f32"],
         ["32", "32", "", ""],
     ];
-    for imp in ["chunked", "wmma", "split3"] {
+    // lm (`ssdl`, four kernels): Q 64 / 128 / 256, PB 16-64 (f32 Q 256 halves PB or Q
+    // where the shared memory does not fit).
+    // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
+    // states kernel; 2: one pass after C B^T).
+    let lm: &[[&str; 4]] = &[
+        ["", "", "", ""],
+        ["", "", "", "1"],
+        ["", "", "", "2"],
+        ["256", "64", "", "1"],
+        ["256", "64", "", "2"],
+        ["64", "64", "", ""],
+        ["64", "64", "", "2"],
+        ["128", "16", "", "1"],
+        ["128", "32", "", "2"],
+        ["64", "32", "", "1"],
+        ["256", "32", "", ""],
+    ];
+    // MAMBA_GPU_SSD_IMPLS (comma-separated) restricts the forms checked (device rounds).
+    let only = std::env::var("MAMBA_GPU_SSD_IMPLS").ok();
+    for imp in ["lm", "chunked", "wmma", "split3"] {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|v| v == imp))
+        {
+            continue;
+        }
         let (mut t32, mut t16) = (Tally::default(), Tally::default());
         set("MAMBA_CUDA_SSD_IMPL", imp);
-        let variants = if imp == "split3" { split3 } else { one_pass };
+        let variants = match imp {
+            "split3" => split3,
+            "lm" => lm,
+            _ => one_pass,
+        };
         let variants = if quick() { &variants[..3] } else { variants };
+        // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants.
+        let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         for &[q, pb, minb, states] in variants {
+            let fz = if states.is_empty() { "0" } else { states };
+            if imp == "lm"
+                && fuses
+                    .as_ref()
+                    .is_some_and(|f| !f.split(',').any(|v| v == fz))
+            {
+                continue;
+            }
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
             set("MAMBA_CUDA_SSD_MINB", minb);
-            set("MAMBA_CUDA_SSD3_STATES", states);
+            if imp == "lm" {
+                set("MAMBA_CUDA_SSDL_FUSE", states);
+            } else {
+                set("MAMBA_CUDA_SSD3_STATES", states);
+            }
             for &(b, l, h, p, g, n) in shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f32>(be, &mut rng, &c, &mut t32);
@@ -1151,6 +1194,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD_PB", "");
         set("MAMBA_CUDA_SSD_MINB", "");
         set("MAMBA_CUDA_SSD3_STATES", "");
+        set("MAMBA_CUDA_SSDL_FUSE", "");
         // Every option on, both types, default shape.
         for &(b, l, h, p, g, n) in &shapes[..shapes.len().min(4)] {
             let c = SsdCfg {
@@ -1169,15 +1213,37 @@ fn ssd_chunked_matches_the_oracle() {
         t16.finish(&format!("ssd {imp} bf16"));
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
-    if quick() {
+    // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.
+    if quick()
+        || only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|v| v == "auto"))
+    {
         return;
     }
     // The default (`auto`) takes the chunked kernel for bf16 with >= 2 (batch, head)
-    // pairs per SM (Q = 32, PB = 64, the 128-register variant).
+    // pairs per SM (Q = 32, PB = 64, the 128-register variant) ...
     let mut t = Tally::default();
     let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
     ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto bf16 (b2 h132)");
+    // ... and ssdl there at L >= 1024 (odd L, groups, every option on and random ones).
+    let mut t = Tally::default();
+    for (l, h, g) in [(1030, 132, 1), (1100, 136, 2)] {
+        let c = cfg(&mut rng, 2, l, h, 32, g, 32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        let c = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..cfg(&mut rng, 2, l, h, 32, g, 32)
+        };
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl)");
     // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
     // shape at L800), with every option on and without.
     let mut t = Tally::default();

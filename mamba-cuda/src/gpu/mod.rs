@@ -261,6 +261,7 @@ impl Gpu {
         } else if name.starts_with("ssdc_")
             || name.starts_with("ssdm_")
             || name.starts_with("ssd3_")
+            || name.starts_with("ssdl_")
         {
             4
         } else if name.starts_with("ssd_") {

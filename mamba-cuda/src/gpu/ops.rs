@@ -643,11 +643,28 @@ fn ssdm_smem(es: usize, q: usize, pb: usize, n: usize, mode: usize) -> usize {
     }
 }
 
+/// Shared memory of the `ssdl` kernels: mirrors `ssdl_layout` (kind 0: `ssdl_states`,
+/// 1: `ssdl_out`, 2: `ssdl_cb`, 3: `ssdl_one`).
+fn ssdl_smem(es: usize, q: usize, pb: usize, n: usize, kind: usize) -> usize {
+    let a128 = |v: usize| v.div_ceil(128) * 128;
+    let pad = 16 / es;
+    let (ldn, ldp) = (n + pad, pb + pad);
+    let hdr = a128(q * 20 + 16);
+    let (xs, ns) = (a128(q * ldp * es), a128(q * ldn * es));
+    match kind {
+        0 => hdr + xs + ns,
+        1 => hdr + xs + ns + a128(pb * ldn * es),
+        2 => 2 * ns,
+        _ => hdr + xs + 2 * ns + a128(pb * ldn * es),
+    }
+}
+
 /// The chunked SSD (kernels/ssd_chunk.cu, tensor cores) that a call takes, if any.
 #[derive(Clone, Copy, Debug)]
 struct SsdChunkPlan {
-    /// `ssdm` (mma.sync, fragments in registers), `ssdc` (wmma, first version) or
-    /// `ssd3` (three kernels: chunk states, ssd_combine, outputs; mma.sync).
+    /// `ssdm` (mma.sync, fragments in registers), `ssdc` (wmma, first version),
+    /// `ssd3` (three kernels: chunk states, ssd_combine, outputs; mma.sync) or `ssdl`
+    /// (four kernels: C B^T per group, chunk states, combine, outputs; ldmatrix).
     kernel: &'static str,
     q: usize,
     pb: usize,
@@ -669,6 +686,8 @@ struct SsdChunkPlan {
 /// 1024, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
+/// `lm` (the default for bf16 with >= 2 (batch, head) pairs per SM at L >= 1024): `ssdl`,
+/// C B^T per group, chunk states, combine, outputs (`ssdl_plan`, `MAMBA_CUDA_SSDL_FUSE`).
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     let bh = prm.batch as usize * prm.nheads as usize;
     let sms = g.sm_count as usize;
@@ -677,9 +696,13 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         Some("wmma") => ("ssdc", true),
         Some("chunked") => ("ssdm", true),
         Some("split3") => ("ssd3", true),
+        Some("lm") => ("ssdl", true),
         // `auto`, f32 with few (batch, head) pairs at 640 <= L <= 1024: split3 (seed
         // b2 h6 p64 N64 L800: 56 vs 70 us recurrent on the H200, NOTES.md).
         _ if act == dtype::F32 && bh < sms && (640..=1024).contains(&prm.seqlen) => ("ssd3", false),
+        // `auto`, bf16 with >= 2 (batch, head) pairs per SM and L >= 1024: ssdl (LM shape
+        // b8 L2048 h80 p64 N128 on the H200, NOTES.md).
+        _ if act == dtype::BF16 && bh >= 2 * sms && prm.seqlen >= 1024 => ("ssdl", false),
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {
@@ -708,6 +731,28 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     if kernel == "ssd3" {
         return ssd3_plan(g, prm, es, bh, p, n);
     }
+    if kernel == "ssdl" {
+        let plan = ssdl_plan(g, prm, es, p, n);
+        if plan.is_some() || forced {
+            return plan;
+        }
+        // `auto` where ssdl does not apply (out / z rows): the one-pass mma kernel.
+        return ssd_chunk_plan_ssdm(g, es, bh, p, n, "ssdm", false);
+    }
+    ssd_chunk_plan_ssdm(g, es, bh, p, n, kernel, forced)
+}
+
+/// The one-pass chunked kernels (`ssdm`, `ssdc`): the launch shape.
+#[allow(clippy::too_many_arguments)]
+fn ssd_chunk_plan_ssdm(
+    g: &Gpu,
+    es: usize,
+    bh: usize,
+    p: usize,
+    n: usize,
+    kernel: &'static str,
+    forced: bool,
+) -> Option<SsdChunkPlan> {
     let blocks = |pb: usize| bh * (p / pb);
     let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
         Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
@@ -814,6 +859,156 @@ fn ssd3_plan(
     })
 }
 
+/// The `ssdl` launch shape: Q = 128 (or `MAMBA_CUDA_SSD_Q`: 64, 128, 256), PB = 64 (or
+/// `MAMBA_CUDA_SSD_PB`), halved while the shared memory does not fit. Needs `out` and `z`
+/// rows 16-byte aligned too (the outputs go out in 16-byte vectors).
+fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<SsdChunkPlan> {
+    let ev = (16 / es) as i64;
+    let zs = if prm.z != 0 {
+        [prm.z_sb, prm.z_st]
+    } else {
+        [0, 0]
+    };
+    if [prm.out, prm.z].iter().any(|a| a % 16 != 0)
+        || [prm.out_sb, prm.out_st, zs[0], zs[1]]
+            .iter()
+            .any(|s| s % ev != 0)
+    {
+        return None;
+    }
+    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
+        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
+        _ => [64, 32, 16]
+            .into_iter()
+            .find(|v| p.is_multiple_of(*v))
+            .unwrap_or(16),
+    };
+    while (pb / 16) * (n / 16) > 32 {
+        pb /= 2;
+    }
+    let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
+        Some(v) if [64, 128, 256].contains(&v) => v,
+        _ => 128,
+    };
+    let kinds = if ssdl_fuse() == 2 { 2..4 } else { 0..3 };
+    let fits = |q: usize, pb: usize| {
+        kinds
+            .clone()
+            .all(|k| ssdl_smem(es, q, pb, n, k) <= g.max_smem())
+    };
+    while !fits(q, pb) && pb > 16 {
+        pb /= 2;
+    }
+    while !fits(q, pb) && q > 64 {
+        q /= 2;
+    }
+    fits(q, pb).then(|| SsdChunkPlan {
+        kernel: "ssdl",
+        q,
+        pb,
+        smem: ssdl_smem(es, q, pb, n, if ssdl_fuse() == 2 { 3 } else { 1 }),
+        smem_states: ssdl_smem(es, q, pb, n, 0),
+        m2: false,
+    })
+}
+
+/// `MAMBA_CUDA_SSDL_FUSE`: 0 (default) the four kernels; 1 the state pass chained inside
+/// the states kernel (`ssdl_statesf`, no combine kernel); 2 one pass after C B^T
+/// (`ssdl_one`: local state, chained state pass and outputs in one block per chunk).
+fn ssdl_fuse() -> usize {
+    match env_usize("MAMBA_CUDA_SSDL_FUSE") {
+        Some(v) if v <= 2 => v,
+        _ => 0,
+    }
+}
+
+/// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
+/// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
+/// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
+/// Scratch: chunk states, chunk decays (padded to 4 floats), then C B^T (b, g, K, Q, Q) f32.
+fn ssdl_launch(
+    g: &Gpu,
+    mut prm: SsdParams,
+    sfx: &str,
+    plan: &SsdChunkPlan,
+    stream: u64,
+) -> PResult<()> {
+    let (b, h, p, n, ng) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+        prm.ngroups as usize,
+    );
+    let k = prm.nchunks as usize;
+    let es = if sfx == "bf16" { 2 } else { 4 };
+    // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
+    // after the C B^T scratch.
+    let fuse = ssdl_fuse();
+    let rows = (p / plan.pb) * h * b;
+    let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
+    let decay_bytes = (b * h * k).div_ceil(4) * 16;
+    let cb_bytes = b * ng * k * plan.q * plan.q * 4;
+    let ring_bytes = if fuse > 0 {
+        rows * 2 * plan.pb * n * 4
+    } else {
+        0
+    };
+    let scratch = g.alloc_async(states_bytes + decay_bytes + cb_bytes + ring_bytes, stream)?;
+    prm.chunk_states = scratch;
+    prm.chunk_decay = scratch + states_bytes as u64;
+    let grid = (((p / plan.pb) * k) as u32, h as u32, b as u32);
+    let run = || -> PResult<()> {
+        let q = plan.q;
+        let f0 = g.func(&format!("ssdl_cb_{sfx}_q{q}"))?;
+        let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
+        g.launch(
+            f0,
+            (k as u32, ng as u32, b as u32),
+            256,
+            cb_smem,
+            stream,
+            &prm,
+        )?;
+        if fuse == 2 {
+            let f1 = g.func(&format!("ssdl_one_{sfx}_q{q}"))?;
+            return g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
+                let mut pf = prm;
+                pf.seq_idx = flags;
+                pf.mode = base as i32;
+                g.launch(f1, grid, 256, plan.smem, stream, &pf)
+            });
+        }
+        let mut prm = prm;
+        if fuse == 1 {
+            let f1 = g.func(&format!("ssdl_statesf_{sfx}_q{q}"))?;
+            g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
+                let mut pf = prm;
+                pf.seq_idx = flags;
+                pf.mode = base as i32;
+                g.launch(f1, grid, 256, plan.smem_states, stream, &pf)
+            })?;
+        } else {
+            let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}"))?;
+            g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
+            // bf16: 8 elements per thread (16-byte accesses).
+            let (fc, per) = if es == 2 {
+                ("ssdl_combine_bf16", 8)
+            } else {
+                ("ssd_combine", 1)
+            };
+            let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
+            g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
+        }
+        prm.final_states = 0;
+        let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}"))?;
+        g.launch(f2, grid, 256, plan.smem, stream, &prm)
+    };
+    let r = run();
+    let fr = g.free_async(scratch, stream);
+    r.and(fr)
+}
+
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
@@ -824,6 +1019,9 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> 
         prm.nchunks = (prm.seqlen as usize).div_ceil(plan.q) as i32;
         if plan.kernel == "ssd3" {
             return ssd3_launch(g, prm, sfx, &plan, stream);
+        }
+        if plan.kernel == "ssdl" {
+            return ssdl_launch(g, prm, sfx, &plan, stream);
         }
         let name = format!(
             "{}_fwd_{sfx}_q{}{}",
