@@ -9,7 +9,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const KERNELS: &[&str] = &["scan1", "ssd", "misc", "bwd", "ssd_chunk"];
+const KERNELS: &[&str] = &["scan1", "ssd", "misc", "bwd", "ssd_chunk", "seed"];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 
 fn main() {

@@ -904,6 +904,87 @@ fn ssd_chunked_matches_the_oracle() {
     t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
 }
 
+/// The seed SSD (kernels/seed.cu, `MAMBA_CUDA_SEED=1`): one launch, each block folds the
+/// local states of all earlier chunks of its (batch, head). Seed shapes, L not a multiple
+/// of the 32-step chunk, L < chunk, p / N not multiples of 4 (p, N <= 64), groups, every
+/// option on and off (initial and final states included), f32 / bf16 / f16; seq_idx and
+/// p or N above 64 fall back to the older paths.
+#[test]
+fn ssd_seed_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(21);
+    std::env::set_var("MAMBA_CUDA_SEED", "1");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 1, 1, 1, 1),
+        (1, 31, 2, 5, 1, 7),
+        (1, 32, 4, 64, 2, 64),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (1, 1000, 2, 16, 1, 64),
+        (2, 257, 4, 64, 4, 16),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    for &(b, l, h, p, g, n) in &shapes {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        let all = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+        let none = SsdCfg {
+            d: 0,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            limit: None,
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+        ssd_check::<f16>(be, &mut rng, &c, &mut th);
+    }
+    // Random shapes and options (the ones past p, N = 64 or with seq_idx fall back).
+    for _ in 0..rounds() * 4 {
+        let c = random_ssd_cfg(&mut rng);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    // Twice in a row on the same stream (the kept flags and ticket counter).
+    for _ in 0..3 {
+        let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED");
+    t32.finish("ssd seed f32");
+    t16.finish("ssd seed bf16");
+    th.finish("ssd seed f16");
+}
+
 // ------------------------------------------------------------------ SPEC 3
 
 fn conv_check<T: Element>(

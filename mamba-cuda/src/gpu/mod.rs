@@ -6,6 +6,7 @@ mod bwd;
 mod gemm;
 mod ops;
 pub(crate) mod params;
+mod seed;
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -45,6 +46,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "ssd_chunk",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_chunk.fatbin")),
+    ),
+    (
+        "seed",
+        include_bytes!(concat!(env!("OUT_DIR"), "/seed.fatbin")),
     ),
 ];
 
@@ -258,6 +263,8 @@ impl Gpu {
             || name.starts_with("ssd3_")
         {
             4
+        } else if name.starts_with("seed_") {
+            5
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

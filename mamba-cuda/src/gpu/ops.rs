@@ -1049,6 +1049,10 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
         hi: p.dt_hi,
         ..SsdParams::default()
     };
+    // The seed shapes: one launch, no chain across chunks (seed.rs, `MAMBA_CUDA_SEED`).
+    if super::seed::ssd_wanted(g, &prm) {
+        return super::seed::ssd_launch(g, prm, suffix(act, OP)?, stream);
+    }
     ssd_launch(g, prm, act, stream)
 }
 

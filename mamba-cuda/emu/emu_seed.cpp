@@ -1,0 +1,199 @@
+// A host emulator for kernels/seed.cu (f32): every CUDA thread of a block is a
+// std::thread; blocks run one after another in blockIdx order, which is also their ticket
+// order, so every wait on an earlier chunk's flag finds it published. Checks the outputs
+// and final states against an f64 recurrence (SPEC 2).
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_seed.cpp -o /tmp/emu_seed && /tmp/emu_seed
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "emu_cuda.h"
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+
+static std::unique_ptr<std::barrier<>> g_block_bar;
+static std::mutex g_atomic;
+alignas(16) static unsigned char g_smem[1 << 17];
+
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline unsigned atomicExch(unsigned* a, unsigned v) {
+    std::lock_guard<std::mutex> g(g_atomic);
+    const unsigned old = *a;
+    *a = v;
+    return old;
+}
+inline unsigned atomicAdd(unsigned* a, unsigned v) {
+    std::lock_guard<std::mutex> g(g_atomic);
+    const unsigned old = *a;
+    *a = old + v;
+    return old;
+}
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __ldcg(const float* p) { return *p; }
+inline float4 __ldcg(const float4* p) { return *p; }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline unsigned ld_acquire_u32(const unsigned* p) {
+    return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire);
+}
+inline void st_release_u32(unsigned* p, unsigned v) { std::atomic_ref<unsigned>(*p).store(v, std::memory_order_release); }
+static std::unique_ptr<std::barrier<>> g_warp_bar[32];
+static double g_shd[32][32];
+inline double __shfl_up_sync(unsigned, double v, int d) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shd[w][l] = v;
+    g_warp_bar[w]->arrive_and_wait();
+    const double r = g_shd[w][l >= d ? l - d : l];
+    g_warp_bar[w]->arrive_and_wait();
+    return r;
+}
+inline double __shfl_sync(unsigned, double v, int src) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shd[w][l] = v;
+    g_warp_bar[w]->arrive_and_wait();
+    const double r = g_shd[w][src];
+    g_warp_bar[w]->arrive_and_wait();
+    return r;
+}
+inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // (common.cuh's look-back: unused here)
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+using std::max;
+using std::min;
+
+#include "../kernels/seed.cu"
+
+static void launch_seed(const SeedSsdParams& sp, unsigned blocks) {
+    blockDim = {256, 1, 1};
+    gridDim = {blocks, 1, 1};
+    for (unsigned bx = 0; bx < blocks; ++bx) {
+        std::memset(g_smem, 0xff, sizeof(g_smem));  // NaN garbage
+        g_block_bar = std::make_unique<std::barrier<>>(256);
+        for (unsigned w = 0; w < 8; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+        std::vector<std::thread> ts;
+        for (unsigned t = 0; t < 256; ++t)
+            ts.emplace_back([&, t] {
+                threadIdx = {t, 0, 0};
+                blockIdx = {bx, 0, 0};
+                double* s_cs = reinterpret_cast<double*>(g_smem);
+                float* sm = reinterpret_cast<float*>(g_smem + 8 * (seed::SQ + 2));
+                seed_ssd_body<float>(sp, sm, s_cs);
+            });
+        for (auto& t : ts) t.join();
+    }
+}
+
+struct Case {
+    int b, L, h, P, g, N;
+    int d;  // 0 none, 1 (h), 2 (h, p)
+    bool z, bias, init, fin, softplus, limit;
+};
+
+static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
+    const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
+    std::normal_distribution<float> Nd(0.f, 1.f);
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    auto nrm = [&](size_t n) { std::vector<float> v(n); for (auto& x : v) x = Nd(rng); return v; };
+    auto uni = [&](size_t n, float lo, float hi) { std::vector<float> v(n); for (auto& x : v) x = lo + (hi - lo) * U(rng); return v; };
+    auto x = nrm((size_t)b * L * H * P), B = nrm((size_t)b * L * G * N), C = nrm((size_t)b * L * G * N);
+    auto dt = cs.softplus ? uni((size_t)b * L * H, -3, 1) : uni((size_t)b * L * H, 0.001f, 0.7f);
+    auto A = uni(H, -8, -0.5f), D = nrm(cs.d == 2 ? H * P : H), z = nrm((size_t)b * L * H * P);
+    auto bias = cs.softplus ? uni(H, -3, 0) : uni(H, 0, 0.3f), init = nrm((size_t)b * H * P * N);
+    const float lo = 0.01f, hi = 2.f;
+    std::vector<float> out((size_t)b * L * H * P, NAN), fin((size_t)b * H * P * N, NAN);
+    std::vector<double> ro(out.size()), rf(fin.size());
+    for (int i = 0; i < b; ++i)
+        for (int j = 0; j < H; ++j) {
+            const int k = j / (H / G);
+            std::vector<double> S((size_t)P * N);
+            for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * H + j) * P * N + e] : 0.0;
+            for (int t = 0; t < L; ++t) {
+                double d_ = (double)dt[((size_t)i * L + t) * H + j] + (cs.bias ? bias[j] : 0.0);
+                if (cs.softplus) d_ = d_ > 20 ? d_ : std::log1p(std::exp(d_));
+                if (cs.limit) d_ = std::min<double>(std::max<double>(d_, lo), hi);
+                const double a = std::exp(d_ * A[j]);
+                const float* bt = &B[(((size_t)i * L + t) * G + k) * N];
+                const float* ct = &C[(((size_t)i * L + t) * G + k) * N];
+                for (int q = 0; q < P; ++q) {
+                    const size_t xo = (((size_t)i * L + t) * H + j) * P + q;
+                    double y = 0;
+                    for (int n = 0; n < N; ++n) {
+                        double& s = S[(size_t)q * N + n];
+                        s = a * s + d_ * bt[n] * x[xo];
+                        y += ct[n] * s;
+                    }
+                    if (cs.d) y += (cs.d == 2 ? D[j * P + q] : D[j]) * (double)x[xo];
+                    if (cs.z) y *= z[xo] / (1 + std::exp(-(double)z[xo]));
+                    ro[xo] = y;
+                }
+            }
+            for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * H + j) * P * N + e] = S[e];
+        }
+    const int K = (L + seed::SQ - 1) / seed::SQ, BH = b * H;
+    std::vector<float> states((size_t)BH * K * seed::SN * seed::SP, NAN), decay((size_t)BH * K, NAN);
+    std::vector<unsigned> flags(1 + (size_t)K * BH, 5u);
+    flags[0] = 0;
+    SeedSsdParams sp{};
+    SsdParams& p = sp.s;
+    p.x = x.data(); p.dt = dt.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
+    p.D = cs.d ? D.data() : nullptr; p.z = cs.z ? z.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
+    p.init = cs.init ? init.data() : nullptr; p.out = out.data(); p.final_states = cs.fin ? fin.data() : nullptr;
+    p.chunk_states = states.data(); p.chunk_decay = decay.data();
+    p.x_sb = (long long)L * H * P; p.x_st = H * P; p.dt_sb = (long long)L * H; p.dt_st = H;
+    p.B_sb = (long long)L * G * N; p.B_st = G * N; p.C_sb = p.B_sb; p.C_st = p.B_st;
+    p.z_sb = p.x_sb; p.z_st = p.x_st; p.out_sb = p.x_sb; p.out_st = p.x_st;
+    p.batch = b; p.seqlen = L; p.nheads = H; p.headdim = P; p.ngroups = G; p.dstate = N;
+    p.d_per_channel = cs.d == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
+    p.nchunks = K; p.chunk_len = seed::SQ;
+    sp.flags = flags.data(); sp.flag_base = 7;
+    launch_seed(sp, K * BH);
+    double num = 0, den = 0;
+    for (size_t e = 0; e < out.size(); ++e) { num += (out[e] - ro[e]) * (out[e] - ro[e]); den += ro[e] * ro[e]; }
+    ferr = 0;
+    if (cs.fin) {
+        double n2 = 0, d2 = 0;
+        for (size_t e = 0; e < fin.size(); ++e) { n2 += (fin[e] - rf[e]) * (fin[e] - rf[e]); d2 += rf[e] * rf[e]; }
+        ferr = std::sqrt(n2 / std::max(d2, 1e-300));
+    }
+    if (flags[0] != 0) std::printf("ticket counter not reset: %u\n", flags[0]);
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+int main() {
+    std::mt19937 rng(1);
+    const Case cases[] = {
+        {2, 100, 6, 64, 1, 64, 1, false, true, false, true, true, false},
+        {1, 1, 1, 1, 1, 1, 2, true, true, true, true, true, true},
+        {1, 31, 2, 5, 1, 7, 2, true, false, true, true, false, false},
+        {1, 32, 2, 64, 2, 64, 0, false, false, false, true, false, false},
+        {1, 33, 4, 40, 2, 17, 2, true, true, true, true, true, true},
+        {2, 130, 3, 64, 3, 64, 1, true, true, true, true, true, false},
+        {1, 97, 2, 3, 1, 64, 2, false, true, true, true, false, true},
+        {1, 200, 1, 64, 1, 33, 1, true, true, true, true, true, true},
+    };
+    int fails = 0;
+    for (const auto& c : cases) {
+        double fe = 0;
+        const double e = run_case(c, rng, fe);
+        const bool ok = e < 1e-5 && fe < 1e-5;
+        fails += !ok;
+        std::printf("%s b%d L%d h%d P%d g%d N%d d%d z%d bias%d init%d sp%d lim%d: out %.2e final %.2e\n", ok ? "ok  " : "FAIL", c.b, c.L,
+                    c.h, c.P, c.g, c.N, c.d, c.z, c.bias, c.init, c.softplus, c.limit, e, fe);
+    }
+    std::printf("%d failures\n", fails);
+    return fails != 0;
+}

@@ -1,0 +1,314 @@
+// The seed shapes (few (batch, head) pairs / rows, L in the hundreds) in ONE launch with
+// no chain across time chunks (issue #5).
+//
+// SSD (`seed_ssd_*`): one block per (batch, head, chunk of SQ = 32 steps); blocks take a
+// ticket (chunk-major), so a block only waits on blocks that took an earlier ticket and
+// are running or done: no deadlock whatever the residency. Each block
+//   1. computes its chunk's step sizes and the inclusive cumulative sum of dt*A (f64),
+//   2. stages x, B, C of the chunk (f32, zero padded to SP x SN = 64 x 64),
+//   3. computes its LOCAL end state S_loc = sum_s exp(cs_end - cs_s) dt_s B_s x_s^T
+//      (layout [n][p]) and publishes it with its decay exp(cs_end) (global + flag), unless
+//      it is the last chunk,
+//   4. computes the intra-chunk output M X, M[t][s] = (C_t . B_s) exp(cs_t - cs_s) dt_s,
+//   5. waits on the flags of ALL earlier chunks of its (batch, head) and sums their
+//      decayed local states itself (and the decayed initial state): S_in (no chain of
+//      hops: every block folds at most K - 1 states of 64 x 64),
+//   6. adds exp(cs_t) C_t . S_in, D x, the z gate, stores y; the last chunk stores the
+//      final state exp(cs_end) S_in + S_loc.
+// Plain f32 SIMT arithmetic (register tiles from shared memory): the work is small at
+// these shapes and f32 needs 1e-5, which single TF32 would miss.
+#include "common.cuh"
+
+// Mirrored by `SeedSsdParams` in src/gpu/seed.rs.
+struct SeedSsdParams {
+    SsdParams s;
+    unsigned* flags;  // [0] block ticket, then one flag per (chunk, batch, head)
+    unsigned flag_base;
+    int pad;
+};
+
+namespace seed {
+constexpr int SQ = 32;   // steps per chunk
+constexpr int SP = 64;   // headdim, padded
+constexpr int SN = 64;   // dstate, padded
+constexpr int NT = 256;  // threads
+}  // namespace seed
+
+template <typename T>
+__device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm, double* s_cs) {
+    using namespace seed;
+    const SsdParams& p = sp.s;
+    const int tid = threadIdx.x;
+    const int H = p.nheads, P = p.headdim, N = p.dstate, L = p.seqlen;
+    const int BH = p.batch * H, K = p.nchunks;
+
+    float* s_x = sm;               // [SQ][SP]
+    float* s_bw = s_x + SQ * SP;   // [SQ][SN]: B_s * w_s
+    float* s_ct = s_bw + SQ * SN;  // [SN][SQ]: C transposed
+    float* s_bt = s_ct + SN * SQ;  // [SN][SQ]: B transposed
+    float* s_mt = s_bt + SN * SQ;  // [SQ][SQ]: M transposed ([s][t])
+    float* s_S = s_mt + SQ * SQ;   // [SN][SP]: incoming state
+    float* s_dt = s_S + SN * SP;   // [SQ]
+    float* s_w = s_dt + SQ;        // [SQ]: exp(cs_end - cs_s) dt_s
+    int* s_tk = reinterpret_cast<int*>(s_w + SQ);
+
+    if (tid == 0) {
+        const unsigned tk = atomicAdd(sp.flags, 1u);
+        if (tk == (unsigned)(BH * K) - 1u) atomicExch(sp.flags, 0u);
+        s_tk[0] = (int)tk;
+    }
+    __syncthreads();
+    const int tk = s_tk[0];
+    const int c = tk / BH, bh = tk % BH;
+    const int i = bh / H, j = bh % H;
+    const int kg = j / (H / p.ngroups);
+    const int t0 = c * SQ;
+    const int tn = min(SQ, L - t0);
+
+    const T* xg = static_cast<const T*>(p.x);
+    const T* Bg = static_cast<const T*>(p.B);
+    const T* Cg = static_cast<const T*>(p.C);
+
+    // Loads of x, B, C into registers first (in flight while warp 0 does the steps).
+    constexpr int XE = SQ * SP / NT, BE = SQ * SN / NT;
+    float xv[XE], bv[BE], cv[BE];
+#pragma unroll
+    for (int k = 0; k < XE; ++k) {
+        const int e = tid + k * NT, t = e / SP, q = e % SP;
+        xv[k] = (t < tn && q < P) ? ldf(xg + i * p.x_sb + (long long)(t0 + t) * p.x_st + (long long)j * P + q) : 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < BE; ++k) {
+        const int e = tid + k * NT, t = e / SN, n = e % SN;
+        const bool ok = t < tn && n < N;
+        const long long tt = t0 + t;
+        bv[k] = ok ? ldf(Bg + i * p.B_sb + tt * p.B_st + (long long)kg * N + n) : 0.f;
+        cv[k] = ok ? ldf(Cg + i * p.C_sb + tt * p.C_st + (long long)kg * N + n) : 0.f;
+    }
+    // 1. The steps (warp 0): dt, dt*A, the inclusive cumsum in f64.
+    if (tid < 32) {
+        const int t = tid;
+        float dt = 0.f;
+        if (t < tn) {
+            const float raw = ldf(static_cast<const T*>(p.dt) + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j);
+            dt = step_size(raw + (p.dt_bias ? p.dt_bias[j] : 0.f), p.softplus, p.has_limit, p.lo, p.hi);
+        }
+        double cs = (double)dt * (double)p.A[j];
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double v = __shfl_up_sync(0xffffffffu, cs, o);
+            if (t >= o) cs += v;
+        }
+        const double cse = __shfl_sync(0xffffffffu, cs, 31);
+        s_cs[t] = cs;
+        s_dt[t] = dt;
+        s_w[t] = expf((float)(cse - cs)) * dt;
+        if (t == 0) s_cs[SQ] = cse;
+    }
+    __syncthreads();
+    // 2. Stage (f32): x [t][p], B*w [t][n], B^T and C^T [n][t].
+#pragma unroll
+    for (int k = 0; k < XE; ++k) s_x[tid + k * NT] = xv[k];
+#pragma unroll
+    for (int k = 0; k < BE; ++k) {
+        const int e = tid + k * NT, t = e / SN, n = e % SN;
+        s_bw[e] = bv[k] * s_w[t];
+        s_bt[n * SQ + t] = bv[k];
+        s_ct[n * SQ + t] = cv[k];
+    }
+    __syncthreads();
+    const int nk = (N + 3) & ~3;  // state columns that can be non-zero, rounded up to 4
+    const size_t SS = (size_t)SN * SP;
+    float* gstates = p.chunk_states;
+    float* gdecay = p.chunk_decay;
+    const float cse = (float)s_cs[SQ];
+    const float chunk_decay = expf(cse);
+
+    // 3. Local end state, this thread's 4 x 4 block of [n][p]: rows 4*rn, columns 4*rp.
+    const int rn = tid >> 4, rp = tid & 15;
+    float Sl[4][4];
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) Sl[a][b] = 0.f;
+#pragma unroll 4
+    for (int s = 0; s < tn; ++s) {
+        const float4 bw = *reinterpret_cast<const float4*>(s_bw + s * SN + 4 * rn);
+        const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * rp);
+        const float ba[4] = {bw.x, bw.y, bw.z, bw.w}, xa[4] = {xx.x, xx.y, xx.z, xx.w};
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) Sl[a][b] = fmaf(ba[a], xa[b], Sl[a][b]);
+    }
+    if (c < K - 1) {
+        float* dst = gstates + ((size_t)bh * K + c) * SS;
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+            *reinterpret_cast<float4*>(dst + (4 * rn + a) * SP + 4 * rp) =
+                make_float4(Sl[a][0], Sl[a][1], Sl[a][2], Sl[a][3]);
+        if (tid == 0) gdecay[(size_t)bh * K + c] = chunk_decay;
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) st_release_u32(sp.flags + 1 + (size_t)c * BH + bh, sp.flag_base);
+    }
+
+    // 4. M (transposed into s_mt[s][t]): this thread's 2 x 2 block, rows 2*rt, columns 2*rs.
+    {
+        const int rt = tid >> 4, rs = tid & 15;
+        float g[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+        if (2 * rs <= 2 * rt + 1) {
+#pragma unroll 4
+            for (int n = 0; n < nk; ++n) {
+                const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * rt);
+                const float2 bb = *reinterpret_cast<const float2*>(s_bt + n * SQ + 2 * rs);
+                g[0][0] = fmaf(cc.x, bb.x, g[0][0]);
+                g[0][1] = fmaf(cc.x, bb.y, g[0][1]);
+                g[1][0] = fmaf(cc.y, bb.x, g[1][0]);
+                g[1][1] = fmaf(cc.y, bb.y, g[1][1]);
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int b = 0; b < 2; ++b) {
+                const int t = 2 * rt + a, s = 2 * rs + b;
+                const float m = s <= t ? g[a][b] * expf((float)(s_cs[t] - s_cs[s])) * s_dt[s] : 0.f;
+                s_mt[s * SQ + t] = m;
+            }
+    }
+    __syncthreads();
+    // 5. Y = M X: this thread's 2 x 4 block of [t][p], rows 2*yt, columns 4*yp.
+    const int yt = tid >> 4, yp = tid & 15;
+    float Y[2][4];
+#pragma unroll
+    for (int a = 0; a < 2; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) Y[a][b] = 0.f;
+    {
+        const int smax = min(2 * yt + 2, tn);
+#pragma unroll 2
+        for (int s = 0; s < smax; ++s) {
+            const float2 mm = *reinterpret_cast<const float2*>(s_mt + s * SQ + 2 * yt);
+            const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * yp);
+            const float ma[2] = {mm.x, mm.y}, xa[4] = {xx.x, xx.y, xx.z, xx.w};
+#pragma unroll
+            for (int a = 0; a < 2; ++a)
+#pragma unroll
+                for (int b = 0; b < 4; ++b) Y[a][b] = fmaf(ma[a], xa[b], Y[a][b]);
+        }
+    }
+
+    // 6. The incoming state: the decayed local states of all earlier chunks (their flags
+    // first), then the decayed initial state. Same 4 x 4 blocks as S_loc.
+    const bool has_in = c > 0 || p.init != nullptr;
+    float Si[4][4];
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) Si[a][b] = 0.f;
+    if (has_in) {
+        for (int cc = tid; cc < c; cc += NT) {
+            const unsigned* f = sp.flags + 1 + (size_t)cc * BH + bh;
+            while (ld_acquire_u32(f) != sp.flag_base) {
+            }
+        }
+        __threadfence();
+        __syncthreads();
+        float dec = 1.f;
+#pragma unroll 4
+        for (int cc = c - 1; cc >= 0; --cc) {
+            const float* src = gstates + ((size_t)bh * K + cc) * SS;
+#pragma unroll
+            for (int a = 0; a < 4; ++a) {
+                const float4 v = __ldcg(reinterpret_cast<const float4*>(src + (4 * rn + a) * SP + 4 * rp));
+                Si[a][0] = fmaf(dec, v.x, Si[a][0]);
+                Si[a][1] = fmaf(dec, v.y, Si[a][1]);
+                Si[a][2] = fmaf(dec, v.z, Si[a][2]);
+                Si[a][3] = fmaf(dec, v.w, Si[a][3]);
+            }
+            dec *= __ldcg(gdecay + (size_t)bh * K + cc);
+        }
+        if (p.init) {
+            const float* src = p.init + (size_t)bh * P * N;
+#pragma unroll
+            for (int a = 0; a < 4; ++a)
+#pragma unroll
+                for (int b = 0; b < 4; ++b) {
+                    const int n = 4 * rn + a, q = 4 * rp + b;
+                    if (n < N && q < P) Si[a][b] = fmaf(dec, src[(size_t)q * N + n], Si[a][b]);
+                }
+        }
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+            *reinterpret_cast<float4*>(s_S + (4 * rn + a) * SP + 4 * rp) = make_float4(Si[a][0], Si[a][1], Si[a][2], Si[a][3]);
+        __syncthreads();
+        // Y += diag(exp(cs)) C S_in.
+        float Y2[2][4];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) Y2[a][b] = 0.f;
+#pragma unroll 4
+        for (int n = 0; n < nk; ++n) {
+            const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * yt);
+            const float4 ss = *reinterpret_cast<const float4*>(s_S + n * SP + 4 * yp);
+            const float ca[2] = {cc.x, cc.y}, sa[4] = {ss.x, ss.y, ss.z, ss.w};
+#pragma unroll
+            for (int a = 0; a < 2; ++a)
+#pragma unroll
+                for (int b = 0; b < 4; ++b) Y2[a][b] = fmaf(ca[a], sa[b], Y2[a][b]);
+        }
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+            const float e = expf((float)s_cs[2 * yt + a]);
+#pragma unroll
+            for (int b = 0; b < 4; ++b) Y[a][b] = fmaf(e, Y2[a][b], Y[a][b]);
+        }
+    }
+    // 7. D, z, store.
+    {
+        const T* zg = static_cast<const T*>(p.z);
+        T* og = static_cast<T*>(p.out);
+        const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+            const int t = 2 * yt + a;
+            if (t >= tn) continue;
+            const long long tt = t0 + t;
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                const int q = 4 * yp + b;
+                if (q >= P) continue;
+                float y = Y[a][b];
+                if (p.D) y = fmaf(p.d_per_channel ? p.D[j * P + q] : dj, s_x[t * SP + q], y);
+                if (zg) y *= silu_f(ldf(zg + i * p.z_sb + tt * p.z_st + (long long)j * P + q));
+                og[i * p.out_sb + tt * p.out_st + (long long)j * P + q] = cvt<T>(y);
+            }
+        }
+    }
+    // 8. The final state (last chunk).
+    if (c == K - 1 && p.final_states) {
+        float* dst = p.final_states + (size_t)bh * P * N;
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                const int n = 4 * rn + a, q = 4 * rp + b;
+                if (n < N && q < P) dst[(size_t)q * N + n] = fmaf(chunk_decay, Si[a][b], Sl[a][b]);
+            }
+    }
+}
+
+#ifndef MAMBA_EMU
+#define SEED_SSD(NAME, T)                                                                 \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(const __grid_constant__ SeedSsdParams sp) { \
+        extern __shared__ __align__(16) unsigned char seed_smem[];                        \
+        double* s_cs = reinterpret_cast<double*>(seed_smem);                              \
+        float* sm = reinterpret_cast<float*>(seed_smem + 8 * (seed::SQ + 2));             \
+        seed_ssd_body<T>(sp, sm, s_cs);                                                   \
+    }
+SEED_SSD(seed_ssd_f32, float)
+SEED_SSD(seed_ssd_bf16, bf16_t)
+SEED_SSD(seed_ssd_f16, f16_t)
+#endif
