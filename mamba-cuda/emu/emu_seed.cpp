@@ -103,7 +103,7 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
-static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
+static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int group) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
     std::normal_distribution<float> Nd(0.f, 1.f);
     std::uniform_real_distribution<float> U(0.f, 1.f);
@@ -144,8 +144,10 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
             for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * H + j) * P * N + e] = S[e];
         }
     const int K = (L + seed::SQ - 1) / seed::SQ, BH = b * H;
-    std::vector<float> states((size_t)BH * K * seed::SN * seed::SP, NAN), decay((size_t)BH * K, NAN);
-    std::vector<unsigned> flags(1 + (size_t)K * BH, 5u);
+    const int FG = group <= 0 ? K : std::min(group, K), ng = (K + FG - 1) / FG;
+    std::vector<float> states((size_t)BH * K * seed::SN * seed::SP, NAN);
+    std::vector<float> decay((((size_t)BH * K + 3) & ~(size_t)3) + (size_t)BH * ng * seed::SN * seed::SP, NAN);
+    std::vector<unsigned> flags(1 + (size_t)(K + ng) * BH, 5u);
     flags[0] = 0;
     SeedSsdParams sp{};
     SsdParams& p = sp.s;
@@ -159,7 +161,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     p.batch = b; p.seqlen = L; p.nheads = H; p.headdim = P; p.ngroups = G; p.dstate = N;
     p.d_per_channel = cs.d == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.nchunks = K; p.chunk_len = seed::SQ;
-    sp.flags = flags.data(); sp.flag_base = 7;
+    sp.flags = flags.data(); sp.flag_base = 7; sp.group = FG;
     launch_seed(sp, K * BH);
     double num = 0, den = 0;
     for (size_t e = 0; e < out.size(); ++e) { num += (out[e] - ro[e]) * (out[e] - ro[e]); den += ro[e] * ro[e]; }
@@ -184,14 +186,17 @@ int main() {
         {2, 130, 3, 64, 3, 64, 1, true, true, true, true, true, false},
         {1, 97, 2, 3, 1, 64, 2, false, true, true, true, false, true},
         {1, 200, 1, 64, 1, 33, 1, true, true, true, true, true, true},
+        {1, 400, 2, 64, 1, 64, 2, true, true, true, true, true, true},
+        {1, 333, 1, 24, 1, 40, 1, false, true, false, true, true, false},
     };
     int fails = 0;
+    for (const int group : {0, 1, 2, 3})
     for (const auto& c : cases) {
         double fe = 0;
-        const double e = run_case(c, rng, fe);
+        const double e = run_case(c, rng, fe, group);
         const bool ok = e < 1e-5 && fe < 1e-5;
         fails += !ok;
-        std::printf("%s b%d L%d h%d P%d g%d N%d d%d z%d bias%d init%d sp%d lim%d: out %.2e final %.2e\n", ok ? "ok  " : "FAIL", c.b, c.L,
+        std::printf("G%d %s b%d L%d h%d P%d g%d N%d d%d z%d bias%d init%d sp%d lim%d: out %.2e final %.2e\n", group, ok ? "ok  " : "FAIL", c.b, c.L,
                     c.h, c.P, c.g, c.N, c.d, c.z, c.bias, c.init, c.softplus, c.limit, e, fe);
     }
     std::printf("%d failures\n", fails);

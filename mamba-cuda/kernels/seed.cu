@@ -10,9 +10,11 @@
 //      (layout [n][p]) and publishes it with its decay exp(cs_end) (global + flag), unless
 //      it is the last chunk,
 //   4. computes the intra-chunk output M X, M[t][s] = (C_t . B_s) exp(cs_t - cs_s) dt_s,
-//   5. waits on the flags of ALL earlier chunks of its (batch, head) and sums their
-//      decayed local states itself (and the decayed initial state): S_in (no chain of
-//      hops: every block folds at most K - 1 states of 64 x 64),
+//   5. waits on the flags of the earlier chunks of its group of G chunks and sums their
+//      decayed local states; the group's last chunk publishes the group's aggregate;
+//      then it waits on the aggregates of all earlier groups and sums them, decayed, and
+//      the decayed initial state: S_in (at most two hops, G - 1 + K / G states of 64 x 64
+//      per block; G = K folds every earlier chunk's local state),
 //   6. adds exp(cs_t) C_t . S_in, D x, the z gate, stores y; the last chunk stores the
 //      final state exp(cs_end) S_in + S_loc.
 // Plain f32 SIMT arithmetic (register tiles from shared memory): the work is small at
@@ -22,9 +24,9 @@
 // Mirrored by `SeedSsdParams` in src/gpu/seed.rs.
 struct SeedSsdParams {
     SsdParams s;
-    unsigned* flags;  // [0] block ticket, then one flag per (chunk, batch, head)
+    unsigned* flags;  // [0] block ticket, one flag per (chunk, batch, head), one per (group, batch, head)
     unsigned flag_base;
-    int pad;
+    int group;  // chunks per fold group (>= 1)
 };
 
 namespace seed {
@@ -207,18 +209,22 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     for (int a = 0; a < 4; ++a)
 #pragma unroll
         for (int b = 0; b < 4; ++b) Si[a][b] = 0.f;
-    if (has_in) {
-        for (int cc = tid; cc < c; cc += NT) {
-            const unsigned* f = sp.flags + 1 + (size_t)cc * BH + bh;
-            while (ld_acquire_u32(f) != sp.flag_base) {
+    {
+        // Chunks in groups of G: the locals of the earlier chunks of this group, then the
+        // aggregates of the earlier groups (each published by its group's last chunk once
+        // it has folded its own group), so a block folds < G + K / G states.
+        const int G = sp.group, m = c / G, c0 = m * G, ng = (K + G - 1) / G;
+        const unsigned fb = sp.flag_base;
+        const unsigned* lflags = sp.flags + 1;
+        const unsigned* gflags = sp.flags + 1 + (size_t)K * BH;
+        float* gagg = gdecay + (((size_t)BH * K + 3) & ~(size_t)3);
+        for (int cc = c0 + tid; cc < c; cc += NT)
+            while (ld_acquire_u32(lflags + (size_t)cc * BH + bh) != fb) {
             }
-        }
         __threadfence();
         __syncthreads();
         float dec = 1.f;
-#pragma unroll 4
-        for (int cc = c - 1; cc >= 0; --cc) {
-            const float* src = gstates + ((size_t)bh * K + cc) * SS;
+        auto fold = [&](const float* src) {
 #pragma unroll
             for (int a = 0; a < 4; ++a) {
                 const float4 v = __ldcg(reinterpret_cast<const float4*>(src + (4 * rn + a) * SP + 4 * rp));
@@ -227,7 +233,33 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
                 Si[a][2] = fmaf(dec, v.z, Si[a][2]);
                 Si[a][3] = fmaf(dec, v.w, Si[a][3]);
             }
+        };
+#pragma unroll 2
+        for (int cc = c - 1; cc >= c0; --cc) {
+            fold(gstates + ((size_t)bh * K + cc) * SS);
             dec *= __ldcg(gdecay + (size_t)bh * K + cc);
+        }
+        if (c == c0 + G - 1 && c < K - 1) {
+            float* dst = gagg + ((size_t)bh * ng + m) * SS;
+#pragma unroll
+            for (int a = 0; a < 4; ++a)
+                *reinterpret_cast<float4*>(dst + (4 * rn + a) * SP + 4 * rp) =
+                    make_float4(fmaf(chunk_decay, Si[a][0], Sl[a][0]), fmaf(chunk_decay, Si[a][1], Sl[a][1]),
+                                fmaf(chunk_decay, Si[a][2], Sl[a][2]), fmaf(chunk_decay, Si[a][3], Sl[a][3]));
+            __threadfence();
+            __syncthreads();
+            if (tid == 0) st_release_u32(sp.flags + 1 + (size_t)K * BH + (size_t)m * BH + bh, fb);
+        }
+        if (m > 0) {
+            for (int mm = tid; mm < m; mm += NT)
+                while (ld_acquire_u32(gflags + (size_t)mm * BH + bh) != fb) {
+                }
+            __threadfence();
+            __syncthreads();
+            for (int mm = m - 1; mm >= 0; --mm) {
+                fold(gagg + ((size_t)bh * ng + mm) * SS);
+                for (int cc = mm * G; cc < mm * G + G; ++cc) dec *= __ldcg(gdecay + (size_t)bh * K + cc);
+            }
         }
         if (p.init) {
             const float* src = p.init + (size_t)bh * P * N;
@@ -239,6 +271,8 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
                     if (n < N && q < P) Si[a][b] = fmaf(dec, src[(size_t)q * N + n], Si[a][b]);
                 }
         }
+    }
+    if (has_in) {
 #pragma unroll
         for (int a = 0; a < 4; ++a)
             *reinterpret_cast<float4*>(s_S + (4 * rn + a) * SP + 4 * rp) = make_float4(Si[a][0], Si[a][1], Si[a][2], Si[a][3]);

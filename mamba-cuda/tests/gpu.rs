@@ -974,7 +974,17 @@ fn ssd_seed_matches_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
     }
-    // Twice in a row on the same stream (the kept flags and ticket counter).
+    // Every fold grouping (1: each chunk its own group; 1000: all earlier locals).
+    for group in ["1", "2", "3", "5", "1000"] {
+        std::env::set_var("MAMBA_CUDA_SEED_GROUP", group);
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5], shapes[8], (1, 300, 2, 64, 1, 64)] {
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
+    // Several in a row on the same stream (the kept flags and ticket counter).
     for _ in 0..3 {
         let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64);
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);

@@ -2,11 +2,12 @@
 //!
 //! SSD: `seed_ssd_{f32,bf16,f16}`, one block per (batch, head, chunk of 32 steps), taken
 //! by ticket; each block publishes its chunk's local end state and sums the decayed local
-//! states of all earlier chunks of its (batch, head) itself. Applies without `seq_idx`,
+//! states of the earlier chunks of its group of ~sqrt(K) chunks and the aggregates of
+//! the earlier groups itself (`MAMBA_CUDA_SEED_GROUP` sets the group). Applies without `seq_idx`,
 //! with headdim <= 64 and dstate <= 64. `MAMBA_CUDA_SEED=1` forces it where it applies,
 //! `=0` keeps the older paths; unset: the automatic choice (`ssd_auto`).
 
-use super::ops::env_str;
+use super::ops::{env_str, env_usize};
 use super::params::SsdParams;
 use super::Gpu;
 use crate::PResult;
@@ -27,7 +28,8 @@ struct SeedSsdParams {
     s: SsdParams,
     flags: u64,
     flag_base: u32,
-    pad: i32,
+    /// Chunks per fold group.
+    group: i32,
 }
 
 /// The forced choice: `MAMBA_CUDA_SEED` = `1` (new path where it applies) or `0` (old).
@@ -72,13 +74,23 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
     let k = l.div_ceil(SQ);
     let bh = b * h;
     let blocks = bh * k;
+    // Fold groups of ~sqrt(K) chunks (`MAMBA_CUDA_SEED_GROUP` overrides; >= K: every block
+    // folds all earlier chunks' local states).
+    let group = match env_usize("MAMBA_CUDA_SEED_GROUP") {
+        Some(v) if v >= 1 => v.min(k),
+        _ => ((k as f64).sqrt().ceil() as usize).clamp(1, k),
+    };
+    let ngroups = k.div_ceil(group);
     prm.nchunks = k as i32;
     prm.chunk_len = SQ as i32;
-    let states_bytes = blocks * SN * SP * 4;
+    let ss = SN * SP * 4;
+    let states_bytes = blocks * ss;
+    let decay_bytes = blocks.div_ceil(4) * 16;
+    let agg_bytes = bh * ngroups * ss;
     let f = g.func(&format!("seed_ssd_{sfx}"))?;
     g.with_chain_scratch(
-        1 + blocks,
-        states_bytes + blocks * 4,
+        1 + (k + ngroups) * bh,
+        states_bytes + decay_bytes + agg_bytes,
         stream,
         |flags, data, base| {
             prm.chunk_states = data;
@@ -87,7 +99,7 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
                 s: prm,
                 flags,
                 flag_base: base,
-                pad: 0,
+                group: group as i32,
             };
             g.launch(f, (blocks as u32, 1, 1), 256, SSD_SMEM, stream, &sp)
         },
