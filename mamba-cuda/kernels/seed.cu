@@ -334,6 +334,202 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     }
 }
 
+// ---- Mamba-1 (`seed_scan1_*`): B and C varying in time (b, G, N, L), N <= 64 ----
+//
+// One block per (row group of RB <= 16 channels, chunk of Q1 = 16 steps), by ticket
+// (chunk-major). Thread (row r, quad g) keeps 4 states n = 4g..4g+3. One pass over the
+// chunk from a zero state with ONE exponential per (state, step): the local state h, the
+// decay products P_t, the local output partials yl_t = C_t . h_t and C_t * P_t (in
+// registers); the local end state and P_end are published; the incoming state is folded
+// as in the SSD (earlier locals of the group, then earlier group aggregates, vectors of
+// per-state decays instead of scalars); then y_t = yl_t + (C_t * P_t) . h_in, summed over
+// the row's 16 threads through shared memory. Scratch (floats): chunk_states = local
+// states (K, b*d, 64), chunk_dtsum = their decays (K, b*d, 64), chunk_incl = group
+// aggregates (ng, b*d, 64) then their decays (ng, b*d, 64). p.cb = RB, p.reserved = G.
+namespace seed1 {
+constexpr int Q = 16;    // steps per chunk
+constexpr int SN = 64;   // states, padded
+constexpr int BS = 68;   // row stride of the staged B / C tiles
+}  // namespace seed1
+
+__device__ __forceinline__ float seed_ex2(float x) {
+#ifdef MAMBA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ void seed_scan1_body(const Scan1Params& p, float* sm) {
+    using namespace seed1;
+    const int tid = threadIdx.x, nthreads = blockDim.x;
+    const int RB = p.cb, d = p.dim, N = p.dstate, L = p.seqlen, K = p.nchunks;
+    const int BD = p.batch * d, NRG = BD / RB;
+    float* s_B = sm;                 // [Q][BS]
+    float* s_C = s_B + Q * BS;       // [Q][BS]
+    float* s_dt = s_C + Q * BS;      // [RB][Q]
+    float* s_dtu = s_dt + 16 * Q;    // [RB][Q]
+    float* s_red = s_dtu + 16 * Q;   // [RB][Q][17]
+    int* s_tk = reinterpret_cast<int*>(s_red + 16 * Q * 17);
+    if (tid == 0) {
+        const unsigned tk = atomicAdd(p.flags, 1u);
+        if (tk == (unsigned)(NRG * K) - 1u) atomicExch(p.flags, 0u);
+        s_tk[0] = (int)tk;
+    }
+    __syncthreads();
+    const int tk = s_tk[0];
+    const int c = tk / NRG, rg = tk % NRG;
+    const int R0 = rg * RB;               // first global row (i * d + channel)
+    const int i = R0 / d, ch0 = R0 % d;
+    const int t0 = c * Q, tn = min(Q, L - t0);
+    const int kb = ch0 / (d / p.b_groups), kcg = ch0 / (d / p.c_groups);
+    const T* Bg = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + kb) * N * (size_t)L;
+    const T* Cg = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + kcg) * N * (size_t)L;
+    // Stage B, C [t][n] (zero past L and N), dt and dt*u [r][t].
+    for (int e = tid; e < SN * Q; e += nthreads) {
+        const int n = e / Q, t = e % Q;
+        const bool ok = n < N && t < tn;
+        s_B[t * BS + n] = ok ? ldf(Bg + (size_t)n * L + t0 + t) : 0.f;
+        s_C[t * BS + n] = ok ? ldf(Cg + (size_t)n * L + t0 + t) : 0.f;
+    }
+    // The output thread (orow, ot) keeps u for D.
+    const int orow = tid / Q, ot = tid % Q;
+    float u_keep = 0.f;
+    {
+        const size_t o = (size_t)(R0 + orow) * L + t0 + ot;
+        float dt = 0.f, u = 0.f;
+        if (ot < tn) {
+            u = ldf(static_cast<const T*>(p.u) + o);
+            const float raw = ldf(static_cast<const T*>(p.delta) + o) + (p.delta_bias ? p.delta_bias[ch0 + orow] : 0.f);
+            dt = p.softplus ? softplus_f(raw) : raw;
+        }
+        u_keep = u;
+        s_dt[orow * Q + ot] = dt;
+        s_dtu[orow * Q + ot] = dt * u;
+    }
+    __syncthreads();
+    const int r = tid >> 4, g = tid & 15;
+    const int R = R0 + r, ch = ch0 + r;
+    float a2[4], h[4], P[4];
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+        const int n = 4 * g + s;
+        a2[s] = n < N ? p.A[(size_t)ch * N + n] * LOG2E_F : 0.f;
+        h[s] = 0.f;
+        P[s] = 1.f;
+    }
+    float yl[Q], cp[Q][4];
+#pragma unroll
+    for (int t = 0; t < Q; ++t) {
+        const float dt = s_dt[r * Q + t], dtu = s_dtu[r * Q + t];
+        const float4 b4 = *reinterpret_cast<const float4*>(s_B + t * BS + 4 * g);
+        const float4 c4 = *reinterpret_cast<const float4*>(s_C + t * BS + 4 * g);
+        const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
+        float y = 0.f;
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const float a = seed_ex2(dt * a2[s]);
+            h[s] = fmaf(a, h[s], dtu * bb[s]);
+            P[s] *= a;
+            y = fmaf(cc[s], h[s], y);
+            cp[t][s] = cc[s] * P[s];
+        }
+        yl[t] = y;
+    }
+    float* gloc = p.chunk_states;
+    float* gpend = p.chunk_dtsum;
+    const int G = p.reserved, m = c / G, c0 = m * G, ng = (K + G - 1) / G;
+    float* gagg = p.chunk_incl;
+    float* gaggd = gagg + (size_t)ng * BD * SN;
+    const unsigned fb = p.flag_base;
+    if (c < K - 1) {
+        const size_t o = ((size_t)c * BD + R) * SN + 4 * g;
+        *reinterpret_cast<float4*>(gloc + o) = make_float4(h[0], h[1], h[2], h[3]);
+        *reinterpret_cast<float4*>(gpend + o) = make_float4(P[0], P[1], P[2], P[3]);
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) st_release_u32(p.flags + 1 + (size_t)c * NRG + rg, fb);
+    }
+    // The incoming state.
+    float si[4] = {0.f, 0.f, 0.f, 0.f}, dec[4] = {1.f, 1.f, 1.f, 1.f};
+    auto fold = [&](const float* st, const float* dc) {
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(st));
+        const float4 w = __ldcg(reinterpret_cast<const float4*>(dc));
+        si[0] = fmaf(dec[0], v.x, si[0]);
+        si[1] = fmaf(dec[1], v.y, si[1]);
+        si[2] = fmaf(dec[2], v.z, si[2]);
+        si[3] = fmaf(dec[3], v.w, si[3]);
+        dec[0] *= w.x;
+        dec[1] *= w.y;
+        dec[2] *= w.z;
+        dec[3] *= w.w;
+    };
+    for (int k2 = c0 + tid; k2 < c; k2 += nthreads)
+        while (ld_acquire_u32(p.flags + 1 + (size_t)k2 * NRG + rg) != fb) {
+        }
+    __threadfence();
+    __syncthreads();
+    for (int k2 = c - 1; k2 >= c0; --k2) {
+        const size_t o = ((size_t)k2 * BD + R) * SN + 4 * g;
+        fold(gloc + o, gpend + o);
+    }
+    if (c == c0 + G - 1 && c < K - 1) {
+        const size_t o = ((size_t)m * BD + R) * SN + 4 * g;
+        *reinterpret_cast<float4*>(gagg + o) = make_float4(fmaf(P[0], si[0], h[0]), fmaf(P[1], si[1], h[1]),
+                                                            fmaf(P[2], si[2], h[2]), fmaf(P[3], si[3], h[3]));
+        *reinterpret_cast<float4*>(gaggd + o) = make_float4(P[0] * dec[0], P[1] * dec[1], P[2] * dec[2], P[3] * dec[3]);
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) st_release_u32(p.flags + 1 + (size_t)K * NRG + (size_t)m * NRG + rg, fb);
+    }
+    if (m > 0) {
+        for (int mm = tid; mm < m; mm += nthreads)
+            while (ld_acquire_u32(p.flags + 1 + (size_t)K * NRG + (size_t)mm * NRG + rg) != fb) {
+            }
+        __threadfence();
+        __syncthreads();
+        for (int mm = m - 1; mm >= 0; --mm) {
+            const size_t o = ((size_t)mm * BD + R) * SN + 4 * g;
+            fold(gagg + o, gaggd + o);
+        }
+    }
+    if (p.h0) {
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const int n = 4 * g + s;
+            if (n < N) si[s] = fmaf(dec[s], p.h0[(size_t)R * N + n], si[s]);
+        }
+    }
+    // Outputs: partial sums over this thread's states, then over the row's 16 threads.
+#pragma unroll
+    for (int t = 0; t < Q; ++t) {
+        float y = yl[t];
+#pragma unroll
+        for (int s = 0; s < 4; ++s) y = fmaf(cp[t][s], si[s], y);
+        s_red[(r * Q + t) * 17 + g] = y;
+    }
+    __syncthreads();
+    if (ot < tn) {
+        float y = 0.f;
+#pragma unroll
+        for (int k = 0; k < 16; ++k) y += s_red[(orow * Q + ot) * 17 + k];
+        const size_t o = (size_t)(R0 + orow) * L + t0 + ot;
+        if (p.D) y = fmaf(p.D[ch0 + orow], u_keep, y);
+        if (p.z) y *= silu_f(ldf(static_cast<const T*>(p.z) + o));
+        static_cast<T*>(p.out)[o] = cvt<T>(y);
+    }
+    if (c == K - 1 && p.hlast) {
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const int n = 4 * g + s;
+            if (n < N) p.hlast[(size_t)R * N + n] = fmaf(P[s], si[s], h[s]);
+        }
+    }
+}
+
 #ifndef MAMBA_EMU
 #define SEED_SSD(NAME, T)                                                                 \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const __grid_constant__ SeedSsdParams sp) { \
@@ -345,4 +541,15 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
 SEED_SSD(seed_ssd_f32, float)
 SEED_SSD(seed_ssd_bf16, bf16_t)
 SEED_SSD(seed_ssd_f16, f16_t)
+#endif
+
+#ifndef MAMBA_EMU
+#define SEED_SCAN1(NAME, T)                                                                       \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(const __grid_constant__ Scan1Params p) { \
+        extern __shared__ __align__(16) float seed1_smem[];                                         \
+        seed_scan1_body<T>(p, seed1_smem);                                                          \
+    }
+SEED_SCAN1(seed_scan1_f32, float)
+SEED_SCAN1(seed_scan1_bf16, bf16_t)
+SEED_SCAN1(seed_scan1_f16, f16_t)
 #endif

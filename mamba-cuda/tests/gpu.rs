@@ -585,6 +585,95 @@ fn selective_scan_parallel_in_time_matches_the_oracle() {
     t.finish("selective_scan (parallel in time)");
 }
 
+/// The seed Mamba-1 kernel (kernels/seed.cu `seed_scan1_*`, `MAMBA_CUDA_SEED=1`): one
+/// launch, one exponential per (state, step), chunks of 16 steps folded in groups. The
+/// seed shapes, L not a multiple of 16 and L < 16, N not a multiple of 4 (N <= 64),
+/// B / C groups with channel runs that are not multiples of 16 (fewer rows per block),
+/// every option on and off (initial and last states included), every fold grouping,
+/// f32 / bf16 / f16; shared B / C and N > 64 fall back to the older forms.
+#[test]
+fn selective_scan_seed_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(22);
+    std::env::set_var("MAMBA_CUDA_SEED", "1");
+    let cfg = |rng: &mut Rng, b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: rng.coin(),
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        softplus: rng.coin(),
+    };
+    let v = Bc::Varying;
+    let shapes = [
+        (2, 384, 400, 64, v, v),
+        (2, 384, 800, 64, v, v),
+        (2, 384, 1, 64, v, v),
+        (1, 32, 15, 64, v, v),
+        (1, 48, 16, 64, v, v),
+        (2, 16, 17, 37, v, v),
+        (1, 24, 333, 5, Bc::Grouped(3), Bc::Grouped(2)),
+        (2, 6, 100, 64, Bc::Grouped(2), Bc::Grouped(3)),
+        (1, 40, 257, 16, Bc::Grouped(5), v),
+        (1, 64, 1000, 1, v, Bc::Grouped(4)),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    for &(b, d, l, n, bl, cl) in &shapes {
+        let c = cfg(&mut rng, b, d, l, n, bl, cl);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+        scan_check::<f16>(be, &mut rng, &c, &mut th);
+        let all = ScanCfg {
+            d_skip: true,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            ..c
+        };
+        scan_check::<f32>(be, &mut rng, &all, &mut t32);
+        let none = ScanCfg {
+            d_skip: false,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            ..c
+        };
+        scan_check::<f32>(be, &mut rng, &none, &mut t32);
+    }
+    for group in ["1", "2", "3", "7", "1000"] {
+        std::env::set_var("MAMBA_CUDA_SEED_GROUP", group);
+        for &(b, d, l, n, bl, cl) in &[shapes[0], shapes[6], (1, 16, 300, 64, v, v)] {
+            let c = cfg(&mut rng, b, d, l, n, bl, cl);
+            scan_check::<f32>(be, &mut rng, &c, &mut t32);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
+    // Fallbacks: shared B / C, N > 64.
+    for c in [
+        cfg(&mut rng, 1, 16, 100, 16, Bc::Shared, v),
+        cfg(&mut rng, 1, 16, 100, 128, v, v),
+    ] {
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    // Several in a row on the same stream (the kept flags and ticket counter).
+    for _ in 0..3 {
+        let c = cfg(&mut rng, 2, 384, 800, 64, v, v);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED");
+    t32.finish("selective_scan seed f32");
+    t16.finish("selective_scan seed bf16");
+    th.finish("selective_scan seed f16");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 #[derive(Clone, Copy, Debug)]

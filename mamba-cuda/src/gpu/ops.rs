@@ -352,6 +352,11 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         flag_base: 0,
         reserved: 0,
     };
+    // The seed shapes: one launch, one exponential per (state, step), no chain across
+    // chunks (seed.rs, `MAMBA_CUDA_SEED`).
+    if super::seed::scan1_wanted(g, &params) {
+        return super::seed::scan1_launch(g, params, suffix(act, OP)?, stream);
+    }
     // Few rows (under ~8 warps per SM in the forms above, which then split time and run
     // steps twice): the parallel-in-time form (`scan1_par`), one launch, one exponential
     // per (state, step), no scratch. It needs B and C both varying in time.

@@ -6,9 +6,15 @@
 //! the earlier groups itself (`MAMBA_CUDA_SEED_GROUP` sets the group). Applies without `seq_idx`,
 //! with headdim <= 64 and dstate <= 64. `MAMBA_CUDA_SEED=1` forces it where it applies,
 //! `=0` keeps the older paths; unset: the automatic choice (`ssd_auto`).
+//!
+//! Mamba-1: `seed_scan1_{f32,bf16,f16}`, one block per (16 channels, chunk of 16 steps),
+//! by ticket; one pass over the chunk from a zero state with one exponential per
+//! (state, step), keeping C_t * P_t in registers, so the incoming state (folded as in the
+//! SSD, per-state decays) only adds (C_t * P_t) . h_in. Applies with B and C varying in
+//! time and N <= 64; `MAMBA_CUDA_SEED` as above, automatic choice `scan1_auto`.
 
 use super::ops::{env_str, env_usize};
-use super::params::SsdParams;
+use super::params::{Scan1Params, SsdParams};
 use super::Gpu;
 use crate::PResult;
 
@@ -102,6 +108,80 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
                 group: group as i32,
             };
             g.launch(f, (blocks as u32, 1, 1), 256, SSD_SMEM, stream, &sp)
+        },
+    )
+}
+
+/// Steps per chunk of `seed_scan1_*`.
+const Q1: usize = 16;
+/// Dynamic shared memory of `seed_scan1_*`: B and C tiles [16][68], dt and dt*u [16][16],
+/// the output partials [16][16][17], the ticket.
+const SCAN1_SMEM: usize = 4 * (2 * Q1 * 68 + 2 * 16 * Q1 + 16 * Q1 * 17 + 4);
+
+/// Whether `seed_scan1_*` computes this call (B and C varying, N <= 64).
+pub(crate) fn scan1_applies(prm: &Scan1Params) -> bool {
+    prm.b_groups > 0 && prm.c_groups > 0 && prm.dstate <= 64 && prm.seqlen > 0 && prm.seg > 0
+}
+
+/// Whether the seed Mamba-1 kernel takes this call (forced by `MAMBA_CUDA_SEED`, else
+/// `scan1_auto`).
+pub(crate) fn scan1_wanted(g: &Gpu, prm: &Scan1Params) -> bool {
+    if !scan1_applies(prm) {
+        return false;
+    }
+    if let Some(f) = forced() {
+        return f;
+    }
+    scan1_auto(g, prm)
+}
+
+/// The automatic choice (off until measured on the device).
+fn scan1_auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
+    false
+}
+
+/// Launches `seed_scan1_*` (the caller checked `scan1_applies`). Rows per block: the
+/// largest power of two <= 16 that divides the channel run with constant B / C groups.
+pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64) -> PResult<()> {
+    let mut rb = 16usize;
+    while prm.seg as usize % rb != 0 {
+        rb /= 2;
+    }
+    let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
+    let k = l.div_ceil(Q1);
+    let bd = b * d;
+    let nrg = bd / rb;
+    let blocks = nrg * k;
+    let group = match env_usize("MAMBA_CUDA_SEED_GROUP") {
+        Some(v) if v >= 1 => v.min(k),
+        _ => ((k as f64).sqrt().ceil() as usize).clamp(1, k),
+    };
+    let ng = k.div_ceil(group);
+    let loc_bytes = k * bd * 64 * 4;
+    let agg_bytes = ng * bd * 64 * 4;
+    prm.cb = rb as i32;
+    prm.nchunks = k as i32;
+    prm.chunk_len = Q1 as i32;
+    prm.reserved = group as i32;
+    let f = g.func(&format!("seed_scan1_{sfx}"))?;
+    g.with_chain_scratch(
+        1 + (k + ng) * nrg,
+        2 * loc_bytes + 2 * agg_bytes,
+        stream,
+        |flags, data, base| {
+            prm.flags = flags;
+            prm.chunk_states = data;
+            prm.chunk_dtsum = data + loc_bytes as u64;
+            prm.chunk_incl = data + 2 * loc_bytes as u64;
+            prm.flag_base = base;
+            g.launch(
+                f,
+                (blocks as u32, 1, 1),
+                (rb * 16) as u32,
+                SCAN1_SMEM,
+                stream,
+                &prm,
+            )
         },
     )
 }
