@@ -144,7 +144,7 @@ fn scan1_auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
 /// largest power of two <= 16 that divides the channel run with constant B / C groups.
 pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64) -> PResult<()> {
     let mut rb = 16usize;
-    while prm.seg as usize % rb != 0 {
+    while !(prm.seg as usize).is_multiple_of(rb) {
         rb /= 2;
     }
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
