@@ -213,7 +213,10 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
         // Chunks in groups of G: the locals of the earlier chunks of this group, then the
         // aggregates of the earlier groups (each published by its group's last chunk once
         // it has folded its own group), so a block folds < G + K / G states.
-        const int G = sp.group, m = c / G, c0 = m * G, ng = (K + G - 1) / G;
+        // sp.group < 0: timing diagnostics only (MAMBA_CUDA_SEED_NOWAIT=1): no waits, no
+        // folds, wrong outputs past the first chunk.
+        const bool nowait = sp.group < 0;
+        const int G = nowait ? 1 : sp.group, m = nowait ? 0 : c / G, c0 = nowait ? c : m * G, ng = (K + G - 1) / G;
         const unsigned fb = sp.flag_base;
         const unsigned* lflags = sp.flags + 1;
         const unsigned* gflags = sp.flags + 1 + (size_t)K * BH;
@@ -239,7 +242,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
             fold(gstates + ((size_t)bh * K + cc) * SS);
             dec *= __ldcg(gdecay + (size_t)bh * K + cc);
         }
-        if (c == c0 + G - 1 && c < K - 1) {
+        if (!nowait && c == c0 + G - 1 && c < K - 1) {
             float* dst = gagg + ((size_t)bh * ng + m) * SS;
 #pragma unroll
             for (int a = 0; a < 4; ++a)
@@ -441,7 +444,8 @@ __device__ __forceinline__ void seed_scan1_body(const Scan1Params& p, float* sm)
     }
     float* gloc = p.chunk_states;
     float* gpend = p.chunk_dtsum;
-    const int G = p.reserved, m = c / G, c0 = m * G, ng = (K + G - 1) / G;
+    const bool nowait = p.reserved < 0;  // timing diagnostics only, as in the SSD
+    const int G = nowait ? 1 : p.reserved, m = nowait ? 0 : c / G, c0 = nowait ? c : m * G, ng = (K + G - 1) / G;
     float* gagg = p.chunk_incl;
     float* gaggd = gagg + (size_t)ng * BD * SN;
     const unsigned fb = p.flag_base;
@@ -476,7 +480,7 @@ __device__ __forceinline__ void seed_scan1_body(const Scan1Params& p, float* sm)
         const size_t o = ((size_t)k2 * BD + R) * SN + 4 * g;
         fold(gloc + o, gpend + o);
     }
-    if (c == c0 + G - 1 && c < K - 1) {
+    if (!nowait && c == c0 + G - 1 && c < K - 1) {
         const size_t o = ((size_t)m * BD + R) * SN + 4 * g;
         *reinterpret_cast<float4*>(gagg + o) = make_float4(fmaf(P[0], si[0], h[0]), fmaf(P[1], si[1], h[1]),
                                                             fmaf(P[2], si[2], h[2]), fmaf(P[3], si[3], h[3]));

@@ -1079,6 +1079,12 @@ fn ssd_seed_matches_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_SEED");
+    // The default (`auto`: the seed kernel for few (batch, head) pairs at 256 <= L <= 1024).
+    for l in [256, 400, 800, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
     t32.finish("ssd seed f32");
     t16.finish("ssd seed bf16");
     th.finish("ssd seed f16");
