@@ -92,7 +92,7 @@ static void launch_seed(const SeedSsdParams& sp, unsigned blocks) {
                 blockIdx = {bx, 0, 0};
                 double* s_cs = reinterpret_cast<double*>(g_smem);
                 float* sm = reinterpret_cast<float*>(g_smem + 8 * (seed::SQ + 2));
-                seed_ssd_body<float>(sp, sm, s_cs);
+                seed_ssd_body<float, 1>(sp, sm, s_cs);
             });
         for (auto& t : ts) t.join();
     }

@@ -36,7 +36,9 @@ constexpr int SN = 64;   // dstate, padded
 constexpr int NT = 256;  // threads
 }  // namespace seed
 
-template <typename T>
+// U: the unroll factor of the k loops (0: 4 / 2, the first form; 1: compact code, a
+// smaller instruction footprint for blocks that run each instruction once).
+template <typename T, int U>
 __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm, double* s_cs) {
     using namespace seed;
     const SsdParams& p = sp.s;
@@ -133,7 +135,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     for (int a = 0; a < 4; ++a)
 #pragma unroll
         for (int b = 0; b < 4; ++b) Sl[a][b] = 0.f;
-#pragma unroll 4
+#pragma unroll (U ? U : 4)
     for (int s = 0; s < tn; ++s) {
         const float4 bw = *reinterpret_cast<const float4*>(s_bw + s * SN + 4 * rn);
         const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * rp);
@@ -160,7 +162,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
         const int rt = tid >> 4, rs = tid & 15;
         float g[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
         if (2 * rs <= 2 * rt + 1) {
-#pragma unroll 4
+#pragma unroll (U ? U : 4)
             for (int n = 0; n < nk; ++n) {
                 const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * rt);
                 const float2 bb = *reinterpret_cast<const float2*>(s_bt + n * SQ + 2 * rs);
@@ -189,7 +191,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
         for (int b = 0; b < 4; ++b) Y[a][b] = 0.f;
     {
         const int smax = min(2 * yt + 2, tn);
-#pragma unroll 2
+#pragma unroll (U ? U : 2)
         for (int s = 0; s < smax; ++s) {
             const float2 mm = *reinterpret_cast<const float2*>(s_mt + s * SQ + 2 * yt);
             const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * yp);
@@ -237,7 +239,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
                 Si[a][3] = fmaf(dec, v.w, Si[a][3]);
             }
         };
-#pragma unroll 2
+#pragma unroll (U ? U : 2)
         for (int cc = c - 1; cc >= c0; --cc) {
             fold(gstates + ((size_t)bh * K + cc) * SS);
             dec *= __ldcg(gdecay + (size_t)bh * K + cc);
@@ -286,7 +288,7 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
         for (int a = 0; a < 2; ++a)
 #pragma unroll
             for (int b = 0; b < 4; ++b) Y2[a][b] = 0.f;
-#pragma unroll 4
+#pragma unroll (U ? U : 4)
         for (int n = 0; n < nk; ++n) {
             const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * yt);
             const float4 ss = *reinterpret_cast<const float4*>(s_S + n * SP + 4 * yp);
@@ -535,16 +537,19 @@ __device__ __forceinline__ void seed_scan1_body(const Scan1Params& p, float* sm)
 }
 
 #ifndef MAMBA_EMU
-#define SEED_SSD(NAME, T)                                                                 \
+#define SEED_SSD(NAME, T, U)                                                              \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const __grid_constant__ SeedSsdParams sp) { \
         extern __shared__ __align__(16) unsigned char seed_smem[];                        \
         double* s_cs = reinterpret_cast<double*>(seed_smem);                              \
         float* sm = reinterpret_cast<float*>(seed_smem + 8 * (seed::SQ + 2));             \
-        seed_ssd_body<T>(sp, sm, s_cs);                                                   \
+        seed_ssd_body<T, U>(sp, sm, s_cs);                                                \
     }
-SEED_SSD(seed_ssd_f32, float)
-SEED_SSD(seed_ssd_bf16, bf16_t)
-SEED_SSD(seed_ssd_f16, f16_t)
+SEED_SSD(seed_ssd_f32, float, 0)
+SEED_SSD(seed_ssd_bf16, bf16_t, 0)
+SEED_SSD(seed_ssd_f16, f16_t, 0)
+SEED_SSD(seed_ssd_f32_c, float, 1)
+SEED_SSD(seed_ssd_bf16_c, bf16_t, 1)
+SEED_SSD(seed_ssd_f16_c, f16_t, 1)
 #endif
 
 #ifndef MAMBA_EMU

@@ -1073,6 +1073,14 @@ fn ssd_seed_matches_the_oracle() {
         }
     }
     std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
+    // The compact variant (rolled k loops).
+    std::env::set_var("MAMBA_CUDA_SEED_COMPACT", "1");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_COMPACT");
     // Several in a row on the same stream (the kept flags and ticket counter).
     for _ in 0..3 {
         let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64);

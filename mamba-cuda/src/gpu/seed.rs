@@ -102,7 +102,12 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
     let states_bytes = blocks * ss;
     let decay_bytes = blocks.div_ceil(4) * 16;
     let agg_bytes = bh * ngroups * ss;
-    let f = g.func(&format!("seed_ssd_{sfx}"))?;
+    // `MAMBA_CUDA_SEED_COMPACT=1`: the variant with rolled k loops (`_c`, less code).
+    let compact = env_str("MAMBA_CUDA_SEED_COMPACT").as_deref() == Some("1");
+    let f = g.func(&format!(
+        "seed_ssd_{sfx}{}",
+        if compact { "_c" } else { "" }
+    ))?;
     g.with_chain_scratch(
         1 + (k + ngroups) * bh,
         states_bytes + decay_bytes + agg_bytes,
