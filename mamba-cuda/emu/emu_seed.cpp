@@ -78,6 +78,7 @@ using std::min;
 
 #include "../kernels/seed.cu"
 
+static int g_q = 32;
 static void launch_seed(const SeedSsdParams& sp, unsigned blocks) {
     blockDim = {256, 1, 1};
     gridDim = {blocks, 1, 1};
@@ -92,7 +93,8 @@ static void launch_seed(const SeedSsdParams& sp, unsigned blocks) {
                 blockIdx = {bx, 0, 0};
                 double* s_cs = reinterpret_cast<double*>(g_smem);
                 float* sm = reinterpret_cast<float*>(g_smem + 8 * (seed::SQ + 2));
-                seed_ssd_body<float, 1>(sp, sm, s_cs);
+                if (g_q == 16) seed_ssd_body<float, 0, 16>(sp, sm, s_cs);
+                else seed_ssd_body<float, 1, 32>(sp, sm, s_cs);
             });
         for (auto& t : ts) t.join();
     }
@@ -227,7 +229,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int grou
             }
             for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * H + j) * P * N + e] = S[e];
         }
-    const int K = (L + seed::SQ - 1) / seed::SQ, BH = b * H;
+    const int K = (L + g_q - 1) / g_q, BH = b * H;
     const int FG = group <= 0 ? K : std::min(group, K), ng = (K + FG - 1) / FG;
     std::vector<float> states((size_t)BH * K * seed::SN * seed::SP, NAN);
     std::vector<float> decay((((size_t)BH * K + 3) & ~(size_t)3) + (size_t)BH * ng * seed::SN * seed::SP, NAN);
@@ -244,7 +246,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int grou
     p.z_sb = p.x_sb; p.z_st = p.x_st; p.out_sb = p.x_sb; p.out_st = p.x_st;
     p.batch = b; p.seqlen = L; p.nheads = H; p.headdim = P; p.ngroups = G; p.dstate = N;
     p.d_per_channel = cs.d == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
-    p.nchunks = K; p.chunk_len = seed::SQ;
+    p.nchunks = K; p.chunk_len = g_q;
     sp.flags = flags.data(); sp.flag_base = 7; sp.group = FG;
     launch_seed(sp, K * BH);
     double num = 0, den = 0;
@@ -293,13 +295,15 @@ int main(int argc, char** argv) {
         {1, 400, 2, 64, 1, 64, 2, true, true, true, true, true, true},
         {1, 333, 1, 24, 1, 40, 1, false, true, false, true, true, false},
     };
+    for (const int q : {16, 32})
     for (const int group : {0, 1, 2, 3})
     for (const auto& c : cases) {
+        g_q = q;
         double fe = 0;
         const double e = run_case(c, rng, fe, group);
         const bool ok = e < 1e-5 && fe < 1e-5;
         fails += !ok;
-        std::printf("G%d %s b%d L%d h%d P%d g%d N%d d%d z%d bias%d init%d sp%d lim%d: out %.2e final %.2e\n", group, ok ? "ok  " : "FAIL", c.b, c.L,
+        std::printf("Q%d G%d %s b%d L%d h%d P%d g%d N%d d%d z%d bias%d init%d sp%d lim%d: out %.2e final %.2e\n", q, group, ok ? "ok  " : "FAIL", c.b, c.L,
                     c.h, c.P, c.g, c.N, c.d, c.z, c.bias, c.init, c.softplus, c.limit, e, fe);
     }
     std::printf("%d failures\n", fails);

@@ -38,7 +38,7 @@ constexpr int NT = 256;  // threads
 
 // U: the unroll factor of the k loops (0: 4 / 2, the first form; 1: compact code, a
 // smaller instruction footprint for blocks that run each instruction once).
-template <typename T, int U>
+template <typename T, int U, int QQ>
 __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm, double* s_cs) {
     using namespace seed;
     const SsdParams& p = sp.s;
@@ -46,15 +46,15 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     const int H = p.nheads, P = p.headdim, N = p.dstate, L = p.seqlen;
     const int BH = p.batch * H, K = p.nchunks;
 
-    float* s_x = sm;               // [SQ][SP]
-    float* s_bw = s_x + SQ * SP;   // [SQ][SN]: B_s * w_s
-    float* s_ct = s_bw + SQ * SN;  // [SN][SQ]: C transposed
-    float* s_bt = s_ct + SN * SQ;  // [SN][SQ]: B transposed
-    float* s_mt = s_bt + SN * SQ;  // [SQ][SQ]: M transposed ([s][t])
-    float* s_S = s_mt + SQ * SQ;   // [SN][SP]: incoming state
-    float* s_dt = s_S + SN * SP;   // [SQ]
-    float* s_w = s_dt + SQ;        // [SQ]: exp(cs_end - cs_s) dt_s
-    int* s_tk = reinterpret_cast<int*>(s_w + SQ);
+    float* s_x = sm;               // [QQ][SP]
+    float* s_bw = s_x + QQ * SP;   // [QQ][SN]: B_s * w_s
+    float* s_ct = s_bw + QQ * SN;  // [SN][QQ]: C transposed
+    float* s_bt = s_ct + SN * QQ;  // [SN][QQ]: B transposed
+    float* s_mt = s_bt + SN * QQ;  // [QQ][QQ]: M transposed ([s][t])
+    float* s_S = s_mt + QQ * QQ;   // [SN][SP]: incoming state
+    float* s_dt = s_S + SN * SP;   // [QQ]
+    float* s_w = s_dt + QQ;        // [QQ]: exp(cs_end - cs_s) dt_s
+    int* s_tk = reinterpret_cast<int*>(s_w + QQ);
 
     if (tid == 0) {
         const unsigned tk = atomicAdd(sp.flags, 1u);
@@ -66,15 +66,15 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     const int c = tk / BH, bh = tk % BH;
     const int i = bh / H, j = bh % H;
     const int kg = j / (H / p.ngroups);
-    const int t0 = c * SQ;
-    const int tn = min(SQ, L - t0);
+    const int t0 = c * QQ;
+    const int tn = min(QQ, L - t0);
 
     const T* xg = static_cast<const T*>(p.x);
     const T* Bg = static_cast<const T*>(p.B);
     const T* Cg = static_cast<const T*>(p.C);
 
     // Loads of x, B, C into registers first (in flight while warp 0 does the steps).
-    constexpr int XE = SQ * SP / NT, BE = SQ * SN / NT;
+    constexpr int XE = QQ * SP / NT, BE = QQ * SN / NT;
     float xv[XE], bv[BE], cv[BE];
 #pragma unroll
     for (int k = 0; k < XE; ++k) {
@@ -104,10 +104,12 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
             if (t >= o) cs += v;
         }
         const double cse = __shfl_sync(0xffffffffu, cs, 31);
-        s_cs[t] = cs;
-        s_dt[t] = dt;
-        s_w[t] = expf((float)(cse - cs)) * dt;
-        if (t == 0) s_cs[SQ] = cse;
+        if (t < QQ) {
+            s_cs[t] = cs;
+            s_dt[t] = dt;
+            s_w[t] = expf((float)(cse - cs)) * dt;
+        }
+        if (t == 0) s_cs[QQ] = cse;
     }
     __syncthreads();
     // 2. Stage (f32): x [t][p], B*w [t][n], B^T and C^T [n][t].
@@ -117,15 +119,16 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     for (int k = 0; k < BE; ++k) {
         const int e = tid + k * NT, t = e / SN, n = e % SN;
         s_bw[e] = bv[k] * s_w[t];
-        s_bt[n * SQ + t] = bv[k];
-        s_ct[n * SQ + t] = cv[k];
+        s_bt[n * QQ + t] = bv[k];
+        s_ct[n * QQ + t] = cv[k];
     }
     __syncthreads();
     const int nk = (N + 3) & ~3;  // state columns that can be non-zero, rounded up to 4
     const size_t SS = (size_t)SN * SP;
+    constexpr int TR = QQ / 16;  // rows of t per thread in M (TR x TR) and Y (TR x 4)
     float* gstates = p.chunk_states;
     float* gdecay = p.chunk_decay;
-    const float cse = (float)s_cs[SQ];
+    const float cse = (float)s_cs[QQ];
     const float chunk_decay = expf(cse);
 
     // 3. Local end state, this thread's 4 x 4 block of [n][p]: rows 4*rn, columns 4*rp.
@@ -160,44 +163,54 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
     // 4. M (transposed into s_mt[s][t]): this thread's 2 x 2 block, rows 2*rt, columns 2*rs.
     {
         const int rt = tid >> 4, rs = tid & 15;
-        float g[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
-        if (2 * rs <= 2 * rt + 1) {
+        float g[TR][TR];
+#pragma unroll
+        for (int a = 0; a < TR; ++a)
+#pragma unroll
+            for (int b = 0; b < TR; ++b) g[a][b] = 0.f;
+        if (TR * rs <= TR * rt + TR - 1) {
 #pragma unroll (U ? U : 4)
             for (int n = 0; n < nk; ++n) {
-                const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * rt);
-                const float2 bb = *reinterpret_cast<const float2*>(s_bt + n * SQ + 2 * rs);
-                g[0][0] = fmaf(cc.x, bb.x, g[0][0]);
-                g[0][1] = fmaf(cc.x, bb.y, g[0][1]);
-                g[1][0] = fmaf(cc.y, bb.x, g[1][0]);
-                g[1][1] = fmaf(cc.y, bb.y, g[1][1]);
+                float cc[TR], bb[TR];
+#pragma unroll
+                for (int a = 0; a < TR; ++a) {
+                    cc[a] = s_ct[n * QQ + TR * rt + a];
+                    bb[a] = s_bt[n * QQ + TR * rs + a];
+                }
+#pragma unroll
+                for (int a = 0; a < TR; ++a)
+#pragma unroll
+                    for (int b = 0; b < TR; ++b) g[a][b] = fmaf(cc[a], bb[b], g[a][b]);
             }
         }
 #pragma unroll
-        for (int a = 0; a < 2; ++a)
+        for (int a = 0; a < TR; ++a)
 #pragma unroll
-            for (int b = 0; b < 2; ++b) {
-                const int t = 2 * rt + a, s = 2 * rs + b;
+            for (int b = 0; b < TR; ++b) {
+                const int t = TR * rt + a, s = TR * rs + b;
                 const float m = s <= t ? g[a][b] * expf((float)(s_cs[t] - s_cs[s])) * s_dt[s] : 0.f;
-                s_mt[s * SQ + t] = m;
+                s_mt[s * QQ + t] = m;
             }
     }
     __syncthreads();
     // 5. Y = M X: this thread's 2 x 4 block of [t][p], rows 2*yt, columns 4*yp.
     const int yt = tid >> 4, yp = tid & 15;
-    float Y[2][4];
+    float Y[TR][4];
 #pragma unroll
-    for (int a = 0; a < 2; ++a)
+    for (int a = 0; a < TR; ++a)
 #pragma unroll
         for (int b = 0; b < 4; ++b) Y[a][b] = 0.f;
     {
-        const int smax = min(2 * yt + 2, tn);
+        const int smax = min(TR * yt + TR, tn);
 #pragma unroll (U ? U : 2)
         for (int s = 0; s < smax; ++s) {
-            const float2 mm = *reinterpret_cast<const float2*>(s_mt + s * SQ + 2 * yt);
-            const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * yp);
-            const float ma[2] = {mm.x, mm.y}, xa[4] = {xx.x, xx.y, xx.z, xx.w};
+            float ma[TR];
 #pragma unroll
-            for (int a = 0; a < 2; ++a)
+            for (int a = 0; a < TR; ++a) ma[a] = s_mt[s * QQ + TR * yt + a];
+            const float4 xx = *reinterpret_cast<const float4*>(s_x + s * SP + 4 * yp);
+            const float xa[4] = {xx.x, xx.y, xx.z, xx.w};
+#pragma unroll
+            for (int a = 0; a < TR; ++a)
 #pragma unroll
                 for (int b = 0; b < 4; ++b) Y[a][b] = fmaf(ma[a], xa[b], Y[a][b]);
         }
@@ -283,24 +296,26 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
             *reinterpret_cast<float4*>(s_S + (4 * rn + a) * SP + 4 * rp) = make_float4(Si[a][0], Si[a][1], Si[a][2], Si[a][3]);
         __syncthreads();
         // Y += diag(exp(cs)) C S_in.
-        float Y2[2][4];
+        float Y2[TR][4];
 #pragma unroll
-        for (int a = 0; a < 2; ++a)
+        for (int a = 0; a < TR; ++a)
 #pragma unroll
             for (int b = 0; b < 4; ++b) Y2[a][b] = 0.f;
 #pragma unroll (U ? U : 4)
         for (int n = 0; n < nk; ++n) {
-            const float2 cc = *reinterpret_cast<const float2*>(s_ct + n * SQ + 2 * yt);
-            const float4 ss = *reinterpret_cast<const float4*>(s_S + n * SP + 4 * yp);
-            const float ca[2] = {cc.x, cc.y}, sa[4] = {ss.x, ss.y, ss.z, ss.w};
+            float ca[TR];
 #pragma unroll
-            for (int a = 0; a < 2; ++a)
+            for (int a = 0; a < TR; ++a) ca[a] = s_ct[n * QQ + TR * yt + a];
+            const float4 ss = *reinterpret_cast<const float4*>(s_S + n * SP + 4 * yp);
+            const float sa[4] = {ss.x, ss.y, ss.z, ss.w};
+#pragma unroll
+            for (int a = 0; a < TR; ++a)
 #pragma unroll
                 for (int b = 0; b < 4; ++b) Y2[a][b] = fmaf(ca[a], sa[b], Y2[a][b]);
         }
 #pragma unroll
-        for (int a = 0; a < 2; ++a) {
-            const float e = expf((float)s_cs[2 * yt + a]);
+        for (int a = 0; a < TR; ++a) {
+            const float e = expf((float)s_cs[TR * yt + a]);
 #pragma unroll
             for (int b = 0; b < 4; ++b) Y[a][b] = fmaf(e, Y2[a][b], Y[a][b]);
         }
@@ -311,8 +326,8 @@ __device__ __forceinline__ void seed_ssd_body(const SeedSsdParams& sp, float* sm
         T* og = static_cast<T*>(p.out);
         const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
 #pragma unroll
-        for (int a = 0; a < 2; ++a) {
-            const int t = 2 * yt + a;
+        for (int a = 0; a < TR; ++a) {
+            const int t = TR * yt + a;
             if (t >= tn) continue;
             const long long tt = t0 + t;
 #pragma unroll
@@ -537,19 +552,22 @@ __device__ __forceinline__ void seed_scan1_body(const Scan1Params& p, float* sm)
 }
 
 #ifndef MAMBA_EMU
-#define SEED_SSD(NAME, T, U)                                                              \
+#define SEED_SSD(NAME, T, U, QQ)                                                          \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const __grid_constant__ SeedSsdParams sp) { \
         extern __shared__ __align__(16) unsigned char seed_smem[];                        \
         double* s_cs = reinterpret_cast<double*>(seed_smem);                              \
-        float* sm = reinterpret_cast<float*>(seed_smem + 8 * (seed::SQ + 2));             \
-        seed_ssd_body<T, U>(sp, sm, s_cs);                                                \
+        float* sm = reinterpret_cast<float*>(seed_smem + 8 * (32 + 2));                   \
+        seed_ssd_body<T, U, QQ>(sp, sm, s_cs);                                            \
     }
-SEED_SSD(seed_ssd_f32, float, 0)
-SEED_SSD(seed_ssd_bf16, bf16_t, 0)
-SEED_SSD(seed_ssd_f16, f16_t, 0)
-SEED_SSD(seed_ssd_f32_c, float, 1)
-SEED_SSD(seed_ssd_bf16_c, bf16_t, 1)
-SEED_SSD(seed_ssd_f16_c, f16_t, 1)
+SEED_SSD(seed_ssd_f32, float, 0, 32)
+SEED_SSD(seed_ssd_bf16, bf16_t, 0, 32)
+SEED_SSD(seed_ssd_f16, f16_t, 0, 32)
+SEED_SSD(seed_ssd_f32_c, float, 1, 32)
+SEED_SSD(seed_ssd_bf16_c, bf16_t, 1, 32)
+SEED_SSD(seed_ssd_f16_c, f16_t, 1, 32)
+SEED_SSD(seed_ssd_f32_q16, float, 0, 16)
+SEED_SSD(seed_ssd_bf16_q16, bf16_t, 0, 16)
+SEED_SSD(seed_ssd_f16_q16, f16_t, 0, 16)
 #endif
 
 #ifndef MAMBA_EMU

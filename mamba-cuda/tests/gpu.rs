@@ -1073,7 +1073,13 @@ fn ssd_seed_matches_the_oracle() {
         }
     }
     std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
-    // The compact variant (rolled k loops).
+    // The 32-step forms (the default is 16 steps), plain and compact (rolled k loops).
+    std::env::set_var("MAMBA_CUDA_SEED_Q", "32");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[1], shapes[3], shapes[5], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
     std::env::set_var("MAMBA_CUDA_SEED_COMPACT", "1");
     for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7]] {
         let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1081,6 +1087,7 @@ fn ssd_seed_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
     }
     std::env::remove_var("MAMBA_CUDA_SEED_COMPACT");
+    std::env::remove_var("MAMBA_CUDA_SEED_Q");
     // Several in a row on the same stream (the kept flags and ticket counter).
     for _ in 0..3 {
         let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64);

@@ -18,7 +18,8 @@ use super::params::{Scan1Params, SsdParams};
 use super::Gpu;
 use crate::PResult;
 
-/// Steps per chunk, padded headdim and dstate of `seed_ssd_*` (kernels/seed.cu).
+/// Steps per chunk (the larger of the two forms), padded headdim and dstate of
+/// `seed_ssd_*` (kernels/seed.cu); the shared memory is sized for SQ = 32 in both.
 const SQ: usize = 32;
 const SP: usize = 64;
 const SN: usize = 64;
@@ -86,7 +87,13 @@ fn ssd_auto(g: &Gpu, prm: &SsdParams) -> bool {
 /// Launches `seed_ssd_*` (the caller checked `ssd_applies`).
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
-    let k = l.div_ceil(SQ);
+    // Steps per chunk: 16 (`_q16`: twice the blocks, half the work each) unless
+    // `MAMBA_CUDA_SEED_Q=32`.
+    let q = match env_usize("MAMBA_CUDA_SEED_Q") {
+        Some(32) => 32,
+        _ => 16,
+    };
+    let k = l.div_ceil(q);
     let bh = b * h;
     let blocks = bh * k;
     // Fold groups of ~sqrt(K) chunks (`MAMBA_CUDA_SEED_GROUP` overrides; >= K: every block
@@ -97,7 +104,7 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
     };
     let ngroups = k.div_ceil(group);
     prm.nchunks = k as i32;
-    prm.chunk_len = SQ as i32;
+    prm.chunk_len = q as i32;
     let ss = SN * SP * 4;
     let states_bytes = blocks * ss;
     let decay_bytes = blocks.div_ceil(4) * 16;
@@ -106,7 +113,11 @@ pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) ->
     let compact = env_str("MAMBA_CUDA_SEED_COMPACT").as_deref() == Some("1");
     let f = g.func(&format!(
         "seed_ssd_{sfx}{}",
-        if compact { "_c" } else { "" }
+        match (q, compact) {
+            (16, _) => "_q16",
+            (_, true) => "_c",
+            _ => "",
+        }
     ))?;
     g.with_chain_scratch(
         1 + (k + ngroups) * bh,
