@@ -87,11 +87,11 @@ fn ssd_auto(g: &Gpu, prm: &SsdParams) -> bool {
 /// Launches `seed_ssd_*` (the caller checked `ssd_applies`).
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
-    // Steps per chunk: 16 (`_q16`: twice the blocks, half the work each) unless
-    // `MAMBA_CUDA_SEED_Q=32`.
+    // Steps per chunk: 32 unless `MAMBA_CUDA_SEED_Q=16` (`_q16`: twice the blocks, half
+    // the work each; measured slower on the H200, round 3).
     let q = match env_usize("MAMBA_CUDA_SEED_Q") {
-        Some(32) => 32,
-        _ => 16,
+        Some(16) => 16,
+        _ => 32,
     };
     let k = l.div_ceil(q);
     let bh = b * h;
