@@ -9,7 +9,15 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const KERNELS: &[&str] = &["scan1", "ssd", "misc", "bwd", "ssd_chunk", "scan1_lm"];
+const KERNELS: &[&str] = &[
+    "scan1",
+    "ssd",
+    "misc",
+    "bwd",
+    "ssd_chunk",
+    "scan1_lm",
+    "seed",
+];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 
 fn main() {

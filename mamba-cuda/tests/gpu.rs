@@ -879,6 +879,95 @@ fn rel_l2_64(got: &[f64], exp: &[f64]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
+/// The seed Mamba-1 kernel (kernels/seed.cu `seed_scan1_*`, `MAMBA_CUDA_SEED=1`): one
+/// launch, one exponential per (state, step), chunks of 16 steps folded in groups. The
+/// seed shapes, L not a multiple of 16 and L < 16, N not a multiple of 4 (N <= 64),
+/// B / C groups with channel runs that are not multiples of 16 (fewer rows per block),
+/// every option on and off (initial and last states included), every fold grouping,
+/// f32 / bf16 / f16; shared B / C and N > 64 fall back to the older forms.
+#[test]
+fn selective_scan_seed_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(22);
+    std::env::set_var("MAMBA_CUDA_SEED", "1");
+    let cfg = |rng: &mut Rng, b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: rng.coin(),
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        softplus: rng.coin(),
+    };
+    let v = Bc::Varying;
+    let shapes = [
+        (2, 384, 400, 64, v, v),
+        (2, 384, 800, 64, v, v),
+        (2, 384, 1, 64, v, v),
+        (1, 32, 15, 64, v, v),
+        (1, 48, 16, 64, v, v),
+        (2, 16, 17, 37, v, v),
+        (1, 24, 333, 5, Bc::Grouped(3), Bc::Grouped(2)),
+        (2, 6, 100, 64, Bc::Grouped(2), Bc::Grouped(3)),
+        (1, 40, 257, 16, Bc::Grouped(5), v),
+        (1, 64, 1000, 1, v, Bc::Grouped(4)),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    for &(b, d, l, n, bl, cl) in &shapes {
+        let c = cfg(&mut rng, b, d, l, n, bl, cl);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+        scan_check::<f16>(be, &mut rng, &c, &mut th);
+        let all = ScanCfg {
+            d_skip: true,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            ..c
+        };
+        scan_check::<f32>(be, &mut rng, &all, &mut t32);
+        let none = ScanCfg {
+            d_skip: false,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            ..c
+        };
+        scan_check::<f32>(be, &mut rng, &none, &mut t32);
+    }
+    for group in ["1", "2", "3", "7", "1000"] {
+        std::env::set_var("MAMBA_CUDA_SEED_GROUP", group);
+        for &(b, d, l, n, bl, cl) in &[shapes[0], shapes[6], (1, 16, 300, 64, v, v)] {
+            let c = cfg(&mut rng, b, d, l, n, bl, cl);
+            scan_check::<f32>(be, &mut rng, &c, &mut t32);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
+    // Fallbacks: shared B / C, N > 64.
+    for c in [
+        cfg(&mut rng, 1, 16, 100, 16, Bc::Shared, v),
+        cfg(&mut rng, 1, 16, 100, 128, v, v),
+    ] {
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    // Several in a row on the same stream (the kept flags and ticket counter).
+    for _ in 0..3 {
+        let c = cfg(&mut rng, 2, 384, 800, 64, v, v);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED");
+    t32.finish("selective_scan seed f32");
+    t16.finish("selective_scan seed bf16");
+    th.finish("selective_scan seed f16");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 #[derive(Clone, Copy, Debug)]
@@ -1262,6 +1351,119 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
+}
+
+/// The seed SSD (kernels/seed.cu, `MAMBA_CUDA_SEED=1`): one launch, each block folds the
+/// local states of all earlier chunks of its (batch, head). Seed shapes, L not a multiple
+/// of the 32-step chunk, L < chunk, p / N not multiples of 4 (p, N <= 64), groups, every
+/// option on and off (initial and final states included), f32 / bf16 / f16; seq_idx and
+/// p or N above 64 fall back to the older paths.
+#[test]
+fn ssd_seed_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(21);
+    std::env::set_var("MAMBA_CUDA_SEED", "1");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 1, 1, 1, 1),
+        (1, 31, 2, 5, 1, 7),
+        (1, 32, 4, 64, 2, 64),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (1, 1000, 2, 16, 1, 64),
+        (2, 257, 4, 64, 4, 16),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    for &(b, l, h, p, g, n) in &shapes {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        let all = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+        let none = SsdCfg {
+            d: 0,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            limit: None,
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+        ssd_check::<f16>(be, &mut rng, &c, &mut th);
+    }
+    // Random shapes and options (the ones past p, N = 64 or with seq_idx fall back).
+    for _ in 0..rounds() * 4 {
+        let c = random_ssd_cfg(&mut rng);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    // Every fold grouping (1: each chunk its own group; 1000: all earlier locals).
+    for group in ["1", "2", "3", "5", "1000"] {
+        std::env::set_var("MAMBA_CUDA_SEED_GROUP", group);
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5], shapes[8], (1, 300, 2, 64, 1, 64)] {
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_GROUP");
+    // The 16-step form (the default is 32 steps), then the compact one (rolled k loops).
+    std::env::set_var("MAMBA_CUDA_SEED_Q", "16");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[1], shapes[3], shapes[5], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::set_var("MAMBA_CUDA_SEED_Q", "32");
+    std::env::set_var("MAMBA_CUDA_SEED_COMPACT", "1");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED_COMPACT");
+    std::env::remove_var("MAMBA_CUDA_SEED_Q");
+    // Several in a row on the same stream (the kept flags and ticket counter).
+    for _ in 0..3 {
+        let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SEED");
+    // The default (`auto`: the seed kernel for few (batch, head) pairs at 256 <= L <= 1024).
+    for l in [256, 400, 800, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    t32.finish("ssd seed f32");
+    t16.finish("ssd seed bf16");
+    th.finish("ssd seed f16");
 }
 
 // ------------------------------------------------------------------ SPEC 3

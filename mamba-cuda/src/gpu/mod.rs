@@ -7,6 +7,7 @@ mod gemm;
 mod lm1;
 mod ops;
 pub(crate) mod params;
+mod seed;
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -50,6 +51,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "scan1_lm",
         include_bytes!(concat!(env!("OUT_DIR"), "/scan1_lm.fatbin")),
+    ),
+    (
+        "seed",
+        include_bytes!(concat!(env!("OUT_DIR"), "/seed.fatbin")),
     ),
 ];
 
@@ -264,6 +269,8 @@ impl Gpu {
             || name.starts_with("ssdl_")
         {
             4
+        } else if name.starts_with("seed_") {
+            6
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

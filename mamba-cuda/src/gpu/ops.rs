@@ -369,6 +369,11 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     if try_lm1(g, &params, &lm, stream)? {
         return Ok(());
     }
+    // The seed shapes: one launch, one exponential per (state, step), no chain across
+    // chunks (seed.rs, `MAMBA_CUDA_SEED`).
+    if super::seed::scan1_wanted(g, &params) {
+        return super::seed::scan1_launch(g, params, suffix(act, OP)?, stream);
+    }
     // Few rows (under ~8 warps per SM in the forms above, which then split time and run
     // steps twice): the parallel-in-time form (`scan1_par`), one launch, one exponential
     // per (state, step), no scratch. It needs B and C both varying in time.
@@ -1264,6 +1269,10 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
         hi: p.dt_hi,
         ..SsdParams::default()
     };
+    // The seed shapes: one launch, no chain across chunks (seed.rs, `MAMBA_CUDA_SEED`).
+    if super::seed::ssd_wanted(g, &prm) {
+        return super::seed::ssd_launch(g, prm, suffix(act, OP)?, stream);
+    }
     ssd_launch(g, prm, act, stream)
 }
 

@@ -1,0 +1,212 @@
+//! The seed shapes in one launch with no chain across time chunks (kernels/seed.cu).
+//!
+//! SSD: `seed_ssd_{f32,bf16,f16}`, one block per (batch, head, chunk of 32 steps), taken
+//! by ticket; each block publishes its chunk's local end state and sums the decayed local
+//! states of the earlier chunks of its group of ~sqrt(K) chunks and the aggregates of
+//! the earlier groups itself (`MAMBA_CUDA_SEED_GROUP` sets the group). Applies without `seq_idx`,
+//! with headdim <= 64 and dstate <= 64. `MAMBA_CUDA_SEED=1` forces it where it applies,
+//! `=0` keeps the older paths; unset: the automatic choice (`ssd_auto`).
+//!
+//! Mamba-1: `seed_scan1_{f32,bf16,f16}`, one block per (16 channels, chunk of 16 steps),
+//! by ticket; one pass over the chunk from a zero state with one exponential per
+//! (state, step), keeping C_t * P_t in registers, so the incoming state (folded as in the
+//! SSD, per-state decays) only adds (C_t * P_t) . h_in. Applies with B and C varying in
+//! time and N <= 64; `MAMBA_CUDA_SEED` as above, automatic choice `scan1_auto`.
+
+use super::ops::{env_str, env_usize};
+use super::params::{Scan1Params, SsdParams};
+use super::Gpu;
+use crate::PResult;
+
+/// Steps per chunk (the larger of the two forms), padded headdim and dstate of
+/// `seed_ssd_*` (kernels/seed.cu); the shared memory is sized for SQ = 32 in both.
+const SQ: usize = 32;
+const SP: usize = 64;
+const SN: usize = 64;
+/// Dynamic shared memory of `seed_ssd_*`: the f64 cumsums (SQ + 2), then f32 tiles
+/// x, B*w, B^T, C^T, M^T, S_in and the step arrays.
+const SSD_SMEM: usize =
+    8 * (SQ + 2) + 4 * (SQ * SP + SQ * SN + 2 * SN * SQ + SQ * SQ + SN * SP + 2 * SQ + 4);
+
+/// Mirrors `SeedSsdParams` of kernels/seed.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SeedSsdParams {
+    s: SsdParams,
+    flags: u64,
+    flag_base: u32,
+    /// Chunks per fold group.
+    group: i32,
+}
+
+/// The forced choice: `MAMBA_CUDA_SEED` = `1` (new path where it applies) or `0` (old).
+pub(crate) fn forced() -> Option<bool> {
+    match env_str("MAMBA_CUDA_SEED").as_deref() {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    }
+}
+
+/// `MAMBA_CUDA_SEED_NOWAIT=1`: timing diagnostics only; the kernels skip every wait and
+/// fold of the incoming state (the outputs are WRONG past the first chunk).
+fn nowait() -> bool {
+    env_str("MAMBA_CUDA_SEED_NOWAIT").as_deref() == Some("1")
+}
+
+/// Whether `seed_ssd_*` computes this call.
+pub(crate) fn ssd_applies(prm: &SsdParams) -> bool {
+    prm.seq_idx == 0
+        && prm.headdim as usize <= SP
+        && prm.dstate as usize <= SN
+        && prm.seqlen > 0
+        && prm.ngroups > 0
+}
+
+/// Whether the seed SSD takes this call: forced by `MAMBA_CUDA_SEED`, else where it
+/// applies with at most `SSD_AUTO_WAVES` waves of two blocks per SM (few (batch, head)
+/// pairs) and L >= 64.
+pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams) -> bool {
+    if !ssd_applies(prm) {
+        return false;
+    }
+    if let Some(f) = forced() {
+        return f;
+    }
+    ssd_auto(g, prm)
+}
+
+/// The automatic choice: few (batch, head) pairs (at most a quarter of the SMs) at
+/// 256 <= L <= 1024, where it was measured (H200, f32 b2 h6 p64 N64: L400 47.2 -> 29.6 us,
+/// L800 57.5 -> 45.7 us).
+fn ssd_auto(g: &Gpu, prm: &SsdParams) -> bool {
+    let bh = (prm.batch * prm.nheads) as usize;
+    bh * 4 <= g.sm_count as usize && (256..=1024).contains(&prm.seqlen)
+}
+
+/// Launches `seed_ssd_*` (the caller checked `ssd_applies`).
+pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
+    let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
+    // Steps per chunk: 32 unless `MAMBA_CUDA_SEED_Q=16` (`_q16`: twice the blocks, half
+    // the work each; measured slower on the H200, round 3).
+    let q = match env_usize("MAMBA_CUDA_SEED_Q") {
+        Some(16) => 16,
+        _ => 32,
+    };
+    let k = l.div_ceil(q);
+    let bh = b * h;
+    let blocks = bh * k;
+    // Fold groups of ~sqrt(K) chunks (`MAMBA_CUDA_SEED_GROUP` overrides; >= K: every block
+    // folds all earlier chunks' local states).
+    let group = match env_usize("MAMBA_CUDA_SEED_GROUP") {
+        Some(v) if v >= 1 => v.min(k),
+        _ => ((k as f64).sqrt().ceil() as usize).clamp(1, k),
+    };
+    let ngroups = k.div_ceil(group);
+    prm.nchunks = k as i32;
+    prm.chunk_len = q as i32;
+    let ss = SN * SP * 4;
+    let states_bytes = blocks * ss;
+    let decay_bytes = blocks.div_ceil(4) * 16;
+    let agg_bytes = bh * ngroups * ss;
+    // `MAMBA_CUDA_SEED_COMPACT=1`: the variant with rolled k loops (`_c`, less code).
+    let compact = env_str("MAMBA_CUDA_SEED_COMPACT").as_deref() == Some("1");
+    let f = g.func(&format!(
+        "seed_ssd_{sfx}{}",
+        match (q, compact) {
+            (16, _) => "_q16",
+            (_, true) => "_c",
+            _ => "",
+        }
+    ))?;
+    g.with_chain_scratch(
+        1 + (k + ngroups) * bh,
+        states_bytes + decay_bytes + agg_bytes,
+        stream,
+        |flags, data, base| {
+            prm.chunk_states = data;
+            prm.chunk_decay = data + states_bytes as u64;
+            let sp = SeedSsdParams {
+                s: prm,
+                flags,
+                flag_base: base,
+                group: if nowait() { -1 } else { group as i32 },
+            };
+            g.launch(f, (blocks as u32, 1, 1), 256, SSD_SMEM, stream, &sp)
+        },
+    )
+}
+
+/// Steps per chunk of `seed_scan1_*`.
+const Q1: usize = 16;
+/// Dynamic shared memory of `seed_scan1_*`: B and C tiles [16][68], dt and dt*u [16][16],
+/// the output partials [16][16][17], the ticket.
+const SCAN1_SMEM: usize = 4 * (2 * Q1 * 68 + 2 * 16 * Q1 + 16 * Q1 * 17 + 4);
+
+/// Whether `seed_scan1_*` computes this call (B and C varying, N <= 64).
+pub(crate) fn scan1_applies(prm: &Scan1Params) -> bool {
+    prm.b_groups > 0 && prm.c_groups > 0 && prm.dstate <= 64 && prm.seqlen > 0 && prm.seg > 0
+}
+
+/// Whether the seed Mamba-1 kernel takes this call (forced by `MAMBA_CUDA_SEED`, else
+/// `scan1_auto`).
+pub(crate) fn scan1_wanted(g: &Gpu, prm: &Scan1Params) -> bool {
+    if !scan1_applies(prm) {
+        return false;
+    }
+    if let Some(f) = forced() {
+        return f;
+    }
+    scan1_auto(g, prm)
+}
+
+/// The automatic choice (off until measured on the device).
+fn scan1_auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
+    false
+}
+
+/// Launches `seed_scan1_*` (the caller checked `scan1_applies`). Rows per block: the
+/// largest power of two <= 16 that divides the channel run with constant B / C groups.
+pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64) -> PResult<()> {
+    let mut rb = 16usize;
+    while !(prm.seg as usize).is_multiple_of(rb) {
+        rb /= 2;
+    }
+    let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
+    let k = l.div_ceil(Q1);
+    let bd = b * d;
+    let nrg = bd / rb;
+    let blocks = nrg * k;
+    let group = match env_usize("MAMBA_CUDA_SEED_GROUP") {
+        Some(v) if v >= 1 => v.min(k),
+        _ => ((k as f64).sqrt().ceil() as usize).clamp(1, k),
+    };
+    let ng = k.div_ceil(group);
+    let loc_bytes = k * bd * 64 * 4;
+    let agg_bytes = ng * bd * 64 * 4;
+    prm.cb = rb as i32;
+    prm.nchunks = k as i32;
+    prm.chunk_len = Q1 as i32;
+    prm.reserved = if nowait() { -1 } else { group as i32 };
+    let f = g.func(&format!("seed_scan1_{sfx}"))?;
+    g.with_chain_scratch(
+        1 + (k + ng) * nrg,
+        2 * loc_bytes + 2 * agg_bytes,
+        stream,
+        |flags, data, base| {
+            prm.flags = flags;
+            prm.chunk_states = data;
+            prm.chunk_dtsum = data + loc_bytes as u64;
+            prm.chunk_incl = data + 2 * loc_bytes as u64;
+            prm.flag_base = base;
+            g.launch(
+                f,
+                (blocks as u32, 1, 1),
+                (rb * 16) as u32,
+                SCAN1_SMEM,
+                stream,
+                &prm,
+            )
+        },
+    )
+}
