@@ -747,6 +747,27 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     ssd_chunk_plan_ssdm(g, es, bh, p, n, kernel, forced)
 }
 
+/// The P block (state rows per block) of the chunked SSD kernels before each plan's
+/// own halving: `MAMBA_CUDA_SSD_PB` (16, 32 or 64, dividing p) when set, else the largest
+/// of 64 / 32 / 16 that divides p; then halved while a warp would hold more than 4 state
+/// tiles of 16 x 16 (8 warps). The second value says whether the env var chose it.
+fn ssd_pb(p: usize, n: usize) -> (usize, bool) {
+    let (mut pb, set) = match env_usize("MAMBA_CUDA_SSD_PB") {
+        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => (v, true),
+        _ => {
+            let pb = [64, 32, 16]
+                .into_iter()
+                .find(|v| p.is_multiple_of(*v))
+                .unwrap_or(16);
+            (pb, false)
+        }
+    };
+    while (pb / 16) * (n / 16) > 32 {
+        pb /= 2;
+    }
+    (pb, set)
+}
+
 /// The one-pass chunked kernels (`ssdm`, `ssdc`): the launch shape.
 #[allow(clippy::too_many_arguments)]
 fn ssd_chunk_plan_ssdm(
@@ -759,22 +780,9 @@ fn ssd_chunk_plan_ssdm(
     forced: bool,
 ) -> Option<SsdChunkPlan> {
     let blocks = |pb: usize| bh * (p / pb);
-    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
-        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
-        _ => {
-            let mut pb = [64, 32, 16]
-                .into_iter()
-                .find(|v| p.is_multiple_of(*v))
-                .unwrap_or(16);
-            // Few (batch, head) pairs: more blocks with fewer state rows each.
-            while pb > 16 && blocks(pb) < g.sm_count as usize {
-                pb /= 2;
-            }
-            pb
-        }
-    };
-    // At most 4 state tiles of 16 x 16 per warp (8 warps).
-    while (pb / 16) * (n / 16) > 32 {
+    let (mut pb, pb_set) = ssd_pb(p, n);
+    // Few (batch, head) pairs: more blocks with fewer state rows each.
+    while !pb_set && pb > 16 && blocks(pb) < g.sm_count as usize {
         pb /= 2;
     }
     let smem_of = |q: usize| {
@@ -822,16 +830,7 @@ fn ssd3_plan(
     let l = prm.seqlen as usize;
     let want = 2 * g.sm_count as usize;
     let blocks = |q: usize, pb: usize| bh * l.div_ceil(q) * (p / pb);
-    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
-        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
-        _ => [64, 32, 16]
-            .into_iter()
-            .find(|v| p.is_multiple_of(*v))
-            .unwrap_or(16),
-    };
-    while (pb / 16) * (n / 16) > 32 {
-        pb /= 2;
-    }
+    let (mut pb, pb_set) = ssd_pb(p, n);
     let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
         Some(v) if [32, 64, 128].contains(&v) => v,
         _ => {
@@ -842,10 +841,8 @@ fn ssd3_plan(
             q
         }
     };
-    if env_usize("MAMBA_CUDA_SSD_PB").is_none() {
-        while pb > 16 && blocks(q, pb) < want {
-            pb /= 2;
-        }
+    while !pb_set && pb > 16 && blocks(q, pb) < want {
+        pb /= 2;
     }
     let fits = |q: usize, pb: usize| ssdm_smem(es, q, pb, n, 2) <= g.max_smem();
     while !fits(q, pb) && pb > 16 {
@@ -881,16 +878,7 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
     {
         return None;
     }
-    let mut pb = match env_usize("MAMBA_CUDA_SSD_PB") {
-        Some(v) if [16, 32, 64].contains(&v) && p.is_multiple_of(v) => v,
-        _ => [64, 32, 16]
-            .into_iter()
-            .find(|v| p.is_multiple_of(*v))
-            .unwrap_or(16),
-    };
-    while (pb / 16) * (n / 16) > 32 {
-        pb /= 2;
-    }
+    let (mut pb, _) = ssd_pb(p, n);
     let mut q = match env_usize("MAMBA_CUDA_SSD_Q") {
         Some(v) if [64, 128, 256].contains(&v) => v,
         _ => 128,
