@@ -1088,6 +1088,29 @@ impl<'b> Staging<'b> {
         Ok(TensorDesc::dense(p, code, dims))
     }
 
+    /// An output buffer like [`Staging::output`] when `want`, else the absent tensor.
+    fn output_if(
+        &mut self,
+        want: bool,
+        len: usize,
+        code: u32,
+        dims: &[usize],
+    ) -> Result<TensorDesc> {
+        if want {
+            self.output(len, code, dims)
+        } else {
+            Ok(TensorDesc::NONE)
+        }
+    }
+
+    /// Like [`Staging::slice`], for a host slice that may be absent.
+    fn slice_opt<E: Element>(&mut self, v: Option<&[E]>, dims: &[usize]) -> Result<TensorDesc> {
+        match v {
+            Some(v) => self.slice(v, dims),
+            None => Ok(TensorDesc::NONE),
+        }
+    }
+
     /// A dense device copy of a host slice with the given shape.
     fn slice<E: Element>(&mut self, v: &[E], dims: &[usize]) -> Result<TensorDesc> {
         let p = self.bytes(as_bytes(v))?;
@@ -1351,31 +1374,16 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         let desc = SelectiveScanBwdDesc {
             fwd,
             dout: s.slice(dout, &io)?,
-            dlast_state: match dlast_state {
-                Some(v) => s.slice(v, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dlast_state: s.slice_opt(dlast_state, &st)?,
             du: s.output(io_n, code, &io)?,
             ddelta: s.output(io_n, code, &io)?,
             da: s.output(d * n, f32c, &[d, n])?,
             db: s.output(args.b.data.len(), code, args.b.dims())?,
             dc: s.output(args.c.data.len(), code, args.c.dims())?,
-            dd: match &args.d {
-                Some(_) => s.output(d, f32c, &[d])?,
-                None => TensorDesc::NONE,
-            },
-            dz: match &args.z {
-                Some(_) => s.output(io_n, code, &io)?,
-                None => TensorDesc::NONE,
-            },
-            ddelta_bias: match &args.delta_bias {
-                Some(_) => s.output(d, f32c, &[d])?,
-                None => TensorDesc::NONE,
-            },
-            dinitial_state: match &args.initial_state {
-                Some(_) => s.output(st_n, f32c, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dd: s.output_if(args.d.is_some(), d, f32c, &[d])?,
+            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
+            ddelta_bias: s.output_if(args.delta_bias.is_some(), d, f32c, &[d])?,
+            dinitial_state: s.output_if(args.initial_state.is_some(), st_n, f32c, &st)?,
         };
         // SAFETY: every descriptor points to a staging buffer that lives until `s` drops,
         // after the downloads below have waited for the stream.
@@ -1475,10 +1483,7 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         let desc = SsdBwdDesc {
             fwd,
             dout: s.slice(dout, &io)?,
-            dfinal_states: match dfinal_states {
-                Some(v) => s.slice(v, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dfinal_states: s.slice_opt(dfinal_states, &st)?,
             dx: s.output(io_n, code, &io)?,
             ddt: s.output(b * l * h, code, &[b, l, h])?,
             da: s.output(h, f32c, &[h])?,
@@ -1488,18 +1493,9 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
                 Some(t) => s.output(t.data.len(), f32c, t.dims())?,
                 None => TensorDesc::NONE,
             },
-            dz: match &args.z {
-                Some(_) => s.output(io_n, code, &io)?,
-                None => TensorDesc::NONE,
-            },
-            ddt_bias: match &args.dt_bias {
-                Some(_) => s.output(h, f32c, &[h])?,
-                None => TensorDesc::NONE,
-            },
-            dinitial_states: match &args.initial_states {
-                Some(_) => s.output(st_n, f32c, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
+            ddt_bias: s.output_if(args.dt_bias.is_some(), h, f32c, &[h])?,
+            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
         };
         // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
         unsafe { self.ssd_backward_device(&desc, &s.stream) }?;
@@ -1591,20 +1587,11 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         let desc = Conv1dBwdDesc {
             fwd,
             dout: s.slice(dout, args.x.dims())?,
-            dfinal_states: match dfinal_states {
-                Some(v) => s.slice(v, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dfinal_states: s.slice_opt(dfinal_states, &st)?,
             dx: s.output(args.x.data.len(), code, args.x.dims())?,
             dweight: s.output(c * w, f32c, &[c, w])?,
-            dbias: match &args.bias {
-                Some(_) => s.output(c, f32c, &[c])?,
-                None => TensorDesc::NONE,
-            },
-            dinitial_states: match &args.initial_states {
-                Some(_) => s.output(st_n, f32c, &st)?,
-                None => TensorDesc::NONE,
-            },
+            dbias: s.output_if(args.bias.is_some(), c, f32c, &[c])?,
+            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
         };
         // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
         unsafe { self.causal_conv1d_backward_device(&desc, &s.stream) }?;
