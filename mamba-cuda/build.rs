@@ -17,6 +17,7 @@ const KERNELS: &[&str] = &[
     "ssd_chunk",
     "scan1_lm",
     "seed",
+    "scan1_seed",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 
@@ -64,11 +65,35 @@ fn main() {
             "arch=compute_90,code=compute_90",
         ]
     };
+    // MAMBA_CUDA_KERNEL_CACHE=DIR (development builds): a fatbin in DIR newer than its
+    // .cu, common.cuh and build.rs is copied instead of compiled (shared by profiles).
+    println!("cargo:rerun-if-env-changed=MAMBA_CUDA_KERNEL_CACHE");
+    let cache = env::var_os("MAMBA_CUDA_KERNEL_CACHE")
+        .map(|d| PathBuf::from(d).join(if small { "small" } else { "full" }));
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let deps_time = [
+        kernel_dir.join("common.cuh"),
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("build.rs"),
+    ]
+    .iter()
+    .filter_map(|p| mtime(p))
+    .max();
     let mut children = Vec::new();
     for name in KERNELS {
         let src = kernel_dir.join(format!("{name}.cu"));
         println!("cargo:rerun-if-changed={}", src.display());
         let fatbin = out_dir.join(format!("{name}.fatbin"));
+        if let Some(dir) = &cache {
+            let cached = dir.join(format!("{name}.fatbin"));
+            if let (Some(c), Some(s)) = (mtime(&cached), mtime(&src)) {
+                if c > s
+                    && deps_time.is_none_or(|d| c > d)
+                    && std::fs::copy(&cached, &fatbin).is_ok()
+                {
+                    continue;
+                }
+            }
+        }
         let log = out_dir.join(format!("{name}.ptxas.log"));
         let child = Command::new(&nvcc)
             .args(["-std=c++17", "-O3", "-Xptxas", "-v"])
@@ -81,13 +106,22 @@ fn main() {
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("mamba-cuda: cannot run {}: {e}", nvcc.display()));
-        children.push((name, child, log));
+        children.push((name, child, log, mtime(&src)));
     }
-    for (name, mut child, log) in children {
+    for (name, mut child, log, src_time) in children {
         let status = child.wait().expect("nvcc");
         if !status.success() {
             let err = std::fs::read_to_string(log.with_extension("err")).unwrap_or_default();
             panic!("mamba-cuda: nvcc failed on kernels/{name}.cu:\n{err}");
+        }
+        // Cached only if the source did not change while it compiled.
+        let src = kernel_dir.join(format!("{name}.cu"));
+        if let (Some(dir), true) = (&cache, src_time.is_some() && mtime(&src) == src_time) {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::copy(
+                out_dir.join(format!("{name}.fatbin")),
+                dir.join(format!("{name}.fatbin")),
+            );
         }
     }
 }

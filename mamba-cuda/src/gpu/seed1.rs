@@ -1,0 +1,100 @@
+//! The Mamba-1 forward for few channels (the seed shape b2 d384 N64), one pass with small
+//! blocks (kernels/scan1_seed.cu, `s1s_fwd_{f32,bf16,f16}`): 16 threads per channel with
+//! 4 of its (at most 64) states each, CPB channels per block, tiles of 32 steps through a
+//! ring of three shared-memory stages filled by cp.async. Applies with B and C both
+//! varying in time and N <= 64.
+//!
+//! `MAMBA_CUDA_S1S=1` forces it wherever it applies, `=0` never takes it; unset: the
+//! automatic choice (`auto`). `MAMBA_CUDA_S1S_CPB` sets the channels per block (1-16,
+//! default 8: 4 warps, 96 blocks at the seed, no scheduler with two warps);
+//! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
+//! second with 2 of every 16 exponentials on the FMA pipe (`_p`).
+
+use std::sync::OnceLock;
+
+use super::ops::{env_str, env_usize};
+use super::params::Scan1Params;
+use super::{Func, Gpu};
+use crate::PResult;
+
+/// Shared memory in bytes (kernels/scan1_seed.cu `s1s2_smem_bytes`, `s1s_smem_bytes` for
+/// the first form): a ring of 4 (3) stages of raw rows, then the f32 per-step arrays.
+fn smem(es: usize, cpb: usize, form: usize) -> usize {
+    let rs = if es == 4 { 36 } else { 40 };
+    let stage = ((128 + 3 * cpb) * rs * es).div_ceil(16) * 16;
+    if form == 1 {
+        3 * stage + 4 * (2 * cpb * 36 + cpb * 16 * 36)
+    } else {
+        4 * stage + 4 * (8 * cpb * 36 + 2 * cpb * 16 * 36)
+    }
+}
+
+/// `s1s_fwd_{f32,bf16,f16}` (form 2), `_v1` (form 1), `_p` (form 3), looked up once.
+fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 9] = [const { OnceLock::new() }; 9];
+    let slot = &FUNCS[act * 3 + form - 1];
+    if let Some(f) = slot.get() {
+        return Ok(*f);
+    }
+    let sfx = ["f32", "bf16", "f16"][act];
+    let f = g.func(&format!("s1s_fwd_{sfx}{}", ["_v1", "", "_p"][form - 1]))?;
+    Ok(*slot.get_or_init(|| f))
+}
+
+/// Whether `s1s_fwd` computes this call.
+pub(crate) fn applies(prm: &Scan1Params) -> bool {
+    prm.b_groups > 0 && prm.c_groups > 0 && prm.dstate <= 64 && prm.seqlen > 0 && prm.seg > 0
+}
+
+/// Whether `s1s_fwd` takes this call: `MAMBA_CUDA_S1S` forces it, else `auto`.
+pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params) -> bool {
+    if !applies(prm) {
+        return false;
+    }
+    match env_str("MAMBA_CUDA_S1S").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => auto(g, prm),
+    }
+}
+
+/// The automatic choice: off until measured on the device.
+fn auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
+    false
+}
+
+/// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
+pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
+    let es = if act == 0 { 4 } else { 2 };
+    let cpb = env_usize("MAMBA_CUDA_S1S_CPB").unwrap_or(8).clamp(1, 16);
+    let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
+    let seg = prm.seg as usize;
+    let bps = seg.div_ceil(cpb);
+    let nseg = d / seg;
+    // 16-byte copies: every staged row (B, C, delta, u, z) starts 16-byte aligned.
+    let a16 = |v: u64| v.is_multiple_of(16);
+    prm.async_copy = ((l * es).is_multiple_of(16)
+        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
+        && (prm.z == 0 || a16(prm.z))) as i32;
+    prm.cb = cpb as i32;
+    prm.g = 16;
+    prm.blocks_per_seg = bps as i32;
+    prm.nchunks = 1;
+    prm.chunk_len = l as i32;
+    // MAMBA_CUDA_S1S_V=1: the first form (three barriers per tile, 3 stages); =3: the
+    // second with part of the exponentials on the FMA pipe; else the second.
+    let form = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
+        Some("1") => 1,
+        Some("3") => 3,
+        _ => 2,
+    };
+    let f = func(g, act, form)?;
+    g.launch(
+        f,
+        ((nseg * bps) as u32, b as u32, 1),
+        (16 * cpb) as u32,
+        smem(es, cpb, form),
+        stream,
+        &prm,
+    )
+}
