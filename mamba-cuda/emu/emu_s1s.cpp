@@ -29,7 +29,7 @@ struct alignas(8) uint2 {
 };
 
 static std::unique_ptr<std::barrier<>> g_block_bar;
-alignas(16) static float g_smem[1 << 16];
+alignas(16) static float g_smem[1 << 17];
 
 #define DYN_SMEM(name) float* name = g_smem
 
@@ -86,8 +86,10 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     t_open.clear();
                     blockIdx = {bx, by, 0};
                     if (g_form == 1) s1s_fwd<float>(p);
-                    else if (g_form == 3) s1s_fwd2<float, true>(p);
-                    else s1s_fwd2<float, false>(p);
+                    else if (g_form == 3) s1s_fwd2<float, 16, true>(p);
+                    else if (g_form == 4) s1s_fwd2<float, 32, false>(p);
+                    else if (g_form == 5) s1s_fwd2<float, 32, true>(p);
+                    else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
         }
@@ -147,8 +149,8 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    if (s1s2_smem_bytes<float>(cpb) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
-    launch(nseg * bps, b, 16 * cpb, p);
+    if (s1s2_smem_bytes<float>(cpb, 32) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    launch(nseg * bps, b, (g_form >= 4 ? 32 : 16) * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
     if (cs.hlast)
@@ -177,7 +179,7 @@ int main() {
         {1, 4, 20, 64, 4, 1, 1, 1, true, true, true, true, true, true},
     };
     int bad = 0;
-    for (const int form : {1, 2, 3})
+    for (const int form : {1, 2, 3, 4, 5})
     for (const auto& cs : cases) {
         g_form = form;
         const double e = run_case(cs, rng);

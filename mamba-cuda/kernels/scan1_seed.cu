@@ -355,14 +355,17 @@ __device__ __forceinline__ float s1s_ex2_poly(float x) {
 // walks rows with one pointer per thread (the chunk column is fixed per thread).
 #define S1S_NST2 4
 template <typename T>
-__host__ __device__ constexpr int s1s2_smem_bytes(int cpb) {
-    return S1S_NST2 * ((s1s_stage_elems<T>(cpb) * (int)sizeof(T) + 15) & ~15) + 4 * (2 * 4 * cpb * 36 + 2 * cpb * 16 * 36);
+__host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
+    return S1S_NST2 * ((s1s_stage_elems<T>(cpb) * (int)sizeof(T) + 15) & ~15) + 4 * (2 * 4 * cpb * 36 + 2 * cpb * gt * 36);
 }
 
-// POLY: 2 of the 16 exponentials of a thread's 4-step group on the FMA pipe (the step
-// loop needs ~23 issue slots per step and 32 MUFU cycles per step and warp).
-template <typename T, bool POLY>
+// GT threads per channel (16 or 32), S = 64 / GT states each (n = g + GT s); the prep
+// and the outputs take E = 32 / GT steps per thread. The B / C / dt reads of the next
+// 4-step group are issued before the current group's arithmetic.
+// POLY: 1 of every 8 exponentials of a thread on the FMA pipe.
+template <typename T, int GT, bool POLY>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
+    constexpr int S = 64 / GT, E = 32 / GT;
     DYN_SMEM(smem);
     constexpr int RS = s1s_rs<T>();
     constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
@@ -374,7 +377,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CPB;
     const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
-    const int cl = tid / S1S_G, g = tid % S1S_G;
+    const int cl = tid / GT, g = tid % GT;
     const bool active = cl < cn;
 
     const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
@@ -437,16 +440,16 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     };
 
     const int c = c0 + cl;
-    float h[4], a2[4];
+    float h[S], a2[S];
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
-        const int n = g + S1S_G * s;
+    for (int s = 0; s < S; ++s) {
+        const int n = g + GT * s;
         const bool ok = active && n < N;
         h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
         a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
     }
-    // Prep / output elements of this thread: channel pc, steps pt, pt + 1.
-    const int pc = tid / 16, pt = 2 * (tid % 16);
+    // Prep / output elements of this thread: channel pc, steps pt .. pt + E - 1.
+    const int pc = tid / GT, pt = E * (tid % GT);
     const bool pact = pc < cn;
     const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
     const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
@@ -460,7 +463,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
         const int t0 = tile * S1S_TT;
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
+        for (int k = 0; k < E; ++k) {
             const int t = pt + k;
             float dt = 0.f, du = 0.f, dd = 0.f, gt = 1.f;
             if (pact && t0 + t < L) {
@@ -479,22 +482,31 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     };
     auto output = [&](int tile) {
         if (!pact) return;
-        const float* row = s_y + (tile & 1) * CPB * S1S_G * 36 + pc * S1S_G * 36 + pt;
+        const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
         const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
-        float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
+        float ys[E];
+        if constexpr (E == 2) {
+            float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
 #pragma unroll
-        for (int gg = 0; gg < S1S_G; gg += 2) {
-            const float2 a = *reinterpret_cast<const float2*>(row + gg * 36);
-            const float2 b = *reinterpret_cast<const float2*>(row + (gg + 1) * 36);
-            y0 += a.x;
-            y1 += a.y;
-            w0 += b.x;
-            w1 += b.y;
+            for (int gg = 0; gg < GT; gg += 2) {
+                const float2 a = *reinterpret_cast<const float2*>(row + gg * 36);
+                const float2 b = *reinterpret_cast<const float2*>(row + (gg + 1) * 36);
+                y0 += a.x;
+                y1 += a.y;
+                w0 += b.x;
+                w1 += b.y;
+            }
+            ys[0] = y0 + w0;
+            ys[1] = y1 + w1;
+        } else {
+            float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int gg = 0; gg < GT; ++gg) a[gg & 3] += row[gg * 36];
+            ys[0] = (a[0] + a[1]) + (a[2] + a[3]);
         }
-        const float ys[2] = {y0 + w0, y1 + w1};
         const int t0 = tile * S1S_TT;
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
+        for (int k = 0; k < E; ++k) {
             if (t0 + pt + k < L) out[(size_t)pc * L + t0 + pt + k] = cvt<T>((ys[k] + pp[2 * PB + k]) * pp[3 * PB + k]);
         }
     };
@@ -519,41 +531,67 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         s1s_commit();
         {
             const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
-            const T* sB = st;
-            const T* sC = st + 64 * RS;
+            const T* sB = st + g * RS;
+            const T* sC = st + (64 + g) * RS;
             const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
             const float* tdu = tdt + PB;
-            float* ty = s_y + (tile & 1) * CPB * S1S_G * 36 + (cl * S1S_G + g) * 36;
+            float* ty = s_y + (tile & 1) * CPB * GT * 36 + (cl * GT + g) * 36;
+            float4 dt4 = *reinterpret_cast<const float4*>(tdt);
+            float4 du4 = *reinterpret_cast<const float4*>(tdu);
+            float4 bv[S], cv[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                bv[s] = s1s_ld4(sB + GT * s * RS);
+                cv[s] = s1s_ld4(sC + GT * s * RS);
+            }
 #pragma unroll
             for (int q = 0; q < S1S_TT; q += 4) {
-                const float4 dt4 = *reinterpret_cast<const float4*>(tdt + q);
-                const float4 du4 = *reinterpret_cast<const float4*>(tdu + q);
-                float4 bv[4], cv[4];
+                // The next group's reads first.
+                float4 dtn = dt4, dun = du4, bn[S], cnx[S];
+                if (q + 4 < S1S_TT) {
+                    dtn = *reinterpret_cast<const float4*>(tdt + q + 4);
+                    dun = *reinterpret_cast<const float4*>(tdu + q + 4);
 #pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    bv[s] = s1s_ld4(sB + (g + S1S_G * s) * RS + q);
-                    cv[s] = s1s_ld4(sC + (g + S1S_G * s) * RS + q);
+                    for (int s = 0; s < S; ++s) {
+                        bn[s] = s1s_ld4(sB + GT * s * RS + q + 4);
+                        cnx[s] = s1s_ld4(sC + GT * s * RS + q + 4);
+                    }
+                } else {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) bn[s] = cnx[s] = bv[s];
                 }
                 const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
                 const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float e[4][S];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const bool poly = POLY && s == S - 1 && (S == 4 ? (j & 1) == 1 : j == 1);
+                        e[j][s] = poly ? s1s_ex2_poly(dts[j] * a2[s]) : s1s_ex2(dts[j] * a2[s]);
+                    }
+                }
                 float y[4];
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    float e[4];
-#pragma unroll
-                    for (int s = 0; s < 4; ++s)
-                        e[s] = (POLY && s == 3 && (j & 1)) ? s1s_ex2_poly(dts[j] * a2[s]) : s1s_ex2(dts[j] * a2[s]);
                     float acc = 0.f;
 #pragma unroll
-                    for (int s = 0; s < 4; ++s) {
+                    for (int s = 0; s < S; ++s) {
                         const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
                         const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
-                        h[s] = fmaf(e[s], h[s], dus[j] * bj);
+                        h[s] = fmaf(e[j][s], h[s], dus[j] * bj);
                         acc = fmaf(cj, h[s], acc);
                     }
                     y[j] = acc;
                 }
                 *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                dt4 = dtn;
+                du4 = dun;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    bv[s] = bn[s];
+                    cv[s] = cnx[s];
+                }
             }
         }
         // Same elements per thread: the outputs of tile - 1 read its gate / D u before the
@@ -566,8 +604,8 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     s1s_wait<0>();
     if (p.hlast && active) {
 #pragma unroll
-        for (int s = 0; s < 4; ++s) {
-            const int n = g + S1S_G * s;
+        for (int s = 0; s < S; ++s) {
+            const int n = g + GT * s;
             if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
         }
     }
@@ -576,8 +614,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
 #ifndef MAMBA_EMU
 #define S1S_KERNEL(NAME, T) \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_v1(const __grid_constant__ Scan1Params p) { s1s_fwd<T>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, true>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

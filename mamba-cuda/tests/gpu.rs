@@ -975,7 +975,8 @@ fn selective_scan_seed_matches_the_oracle() {
 /// groups), every option on and off (initial and last states included), channels per
 /// block 1-16, f32 / bf16 / f16; shared B / C and N > 64 fall back to the older forms.
 /// `MAMBA_GPU_S1S_CPBS` and `MAMBA_GPU_S1S_FORMS` (comma lists) restrict the block
-/// shapes and the forms (2: the default, 1: `_v1`, 3: `_p`).
+/// shapes and the forms (2: the default, 1: `_v1`, 3: `_p`; `2g32`, `3g32`: 32 threads
+/// per channel).
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1014,15 +1015,20 @@ fn selective_scan_seed1_matches_the_oracle() {
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
-    // Forms: 2 (the default, one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V.
+    // Forms: 2 (the default, one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V;
+    // a `g32` suffix: 32 threads per channel (MAMBA_CUDA_S1S_G=32).
     let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
-        .unwrap_or_else(|_| "2,1,3".to_string())
+        .unwrap_or_else(|_| "2,1,3,2g32,3g32".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
     let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
     for (form, cpb) in forms.iter().flat_map(|f| cpbs.iter().map(move |c| (f, c))) {
-        std::env::set_var("MAMBA_CUDA_S1S_V", form);
+        std::env::set_var("MAMBA_CUDA_S1S_V", &form[..1]);
+        std::env::set_var(
+            "MAMBA_CUDA_S1S_G",
+            if form.ends_with("g32") { "32" } else { "16" },
+        );
         std::env::set_var("MAMBA_CUDA_S1S_CPB", cpb);
         for &(b, d, l, n, bl, cl) in &shapes {
             let c = cfg(&mut rng, b, d, l, n, bl, cl);
@@ -1051,6 +1057,7 @@ fn selective_scan_seed1_matches_the_oracle() {
     }
     std::env::remove_var("MAMBA_CUDA_S1S_CPB");
     std::env::remove_var("MAMBA_CUDA_S1S_V");
+    std::env::remove_var("MAMBA_CUDA_S1S_G");
     // Random shapes and options (time-invariant B / C and N > 64 fall back).
     for _ in 0..rounds() {
         let c = random_scan_cfg(&mut rng);

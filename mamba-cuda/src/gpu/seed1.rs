@@ -8,7 +8,8 @@
 //! automatic choice (`auto`). `MAMBA_CUDA_S1S_CPB` sets the channels per block (1-16,
 //! default 8: 4 warps, 96 blocks at the seed, no scheduler with two warps);
 //! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
-//! second with 2 of every 16 exponentials on the FMA pipe (`_p`).
+//! second with 1 of every 8 exponentials on the FMA pipe (`_p`);
+//! `MAMBA_CUDA_S1S_G=32`: 32 threads per channel with 2 states each (`_g32`, default CPB 4).
 
 use std::sync::OnceLock;
 
@@ -19,25 +20,27 @@ use crate::PResult;
 
 /// Shared memory in bytes (kernels/scan1_seed.cu `s1s2_smem_bytes`, `s1s_smem_bytes` for
 /// the first form): a ring of 4 (3) stages of raw rows, then the f32 per-step arrays.
-fn smem(es: usize, cpb: usize, form: usize) -> usize {
+fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
     let rs = if es == 4 { 36 } else { 40 };
     let stage = ((128 + 3 * cpb) * rs * es).div_ceil(16) * 16;
     if form == 1 {
         3 * stage + 4 * (2 * cpb * 36 + cpb * 16 * 36)
     } else {
-        4 * stage + 4 * (8 * cpb * 36 + 2 * cpb * 16 * 36)
+        4 * stage + 4 * (8 * cpb * 36 + 2 * cpb * gt * 36)
     }
 }
 
-/// `s1s_fwd_{f32,bf16,f16}` (form 2), `_v1` (form 1), `_p` (form 3), looked up once.
+/// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
+/// looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 9] = [const { OnceLock::new() }; 9];
-    let slot = &FUNCS[act * 3 + form - 1];
+    static FUNCS: [OnceLock<Func>; 15] = [const { OnceLock::new() }; 15];
+    let slot = &FUNCS[act * 5 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let f = g.func(&format!("s1s_fwd_{sfx}{}", ["_v1", "", "_p"][form - 1]))?;
+    let tag = ["_v1", "", "_p", "_g32", "_g32_p"][form - 1];
+    let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
 }
 
@@ -66,7 +69,22 @@ fn auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
     let es = if act == 0 { 4 } else { 2 };
-    let cpb = env_usize("MAMBA_CUDA_S1S_CPB").unwrap_or(8).clamp(1, 16);
+    // MAMBA_CUDA_S1S_V=1: the first form (three barriers per tile, 3 stages); =3: the
+    // second with 1 of 8 exponentials on the FMA pipe; else the second.
+    // MAMBA_CUDA_S1S_G=32: 32 threads per channel with 2 states each (forms 2 and 3).
+    let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
+        Some("1") => 1,
+        Some("3") => 3,
+        _ => 2,
+    };
+    let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
+        (2 | 3, Some(32)) => 32,
+        _ => 16,
+    };
+    let form = if gt == 32 { v + 2 } else { v };
+    let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
+        .unwrap_or(128 / gt)
+        .clamp(1, 256 / gt);
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     let seg = prm.seg as usize;
     let bps = seg.div_ceil(cpb);
@@ -77,23 +95,16 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
         && (prm.z == 0 || a16(prm.z))) as i32;
     prm.cb = cpb as i32;
-    prm.g = 16;
+    prm.g = gt as i32;
     prm.blocks_per_seg = bps as i32;
     prm.nchunks = 1;
     prm.chunk_len = l as i32;
-    // MAMBA_CUDA_S1S_V=1: the first form (three barriers per tile, 3 stages); =3: the
-    // second with part of the exponentials on the FMA pipe; else the second.
-    let form = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
-        Some("1") => 1,
-        Some("3") => 3,
-        _ => 2,
-    };
     let f = func(g, act, form)?;
     g.launch(
         f,
         ((nseg * bps) as u32, b as u32, 1),
-        (16 * cpb) as u32,
-        smem(es, cpb, form),
+        (gt * cpb) as u32,
+        smem(es, cpb, gt, form),
         stream,
         &prm,
     )
