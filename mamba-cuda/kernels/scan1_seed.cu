@@ -401,22 +401,54 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // the block's channels (zero past cn; z absent: zeros).
     const bool vec = p.async_copy != 0;
     const int kk = tid % CH, r0 = tid / CH, RSTEP = nthreads / CH;
+    // 16-byte staging sources of this thread (chunk column kk), set up once: B / C rows
+    // r0 + k RSTEP (nbr of them below 64, nbv below N) and its delta / u / z rows (at most
+    // 2: there are 3 CPB of them and RSTEP = GT CPB / CH >= 2 CPB).
+    const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
+    const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
+    const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
+    const T* csrc = crow + (size_t)r0 * L + kk * EPC;
+    const size_t bstep = (size_t)RSTEP * L;
+    const T* dsrc[2] = {nullptr, nullptr};
+    int ddst[2] = {0, 0};
+    int ndr = 0;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        const int r = r0 + k * RSTEP;
+        if (r < 3 * CPB) {
+            const int kq = r / CPB, cc = r - kq * CPB;
+            const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+            dsrc[k] = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            ddst[k] = (128 + r) * RS + kk * EPC;
+            ndr = k + 1;
+        }
+    }
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
         if (vec) {
-            const int t = t0 + kk * EPC;
-            const bool tin = t < L;
-            for (int r = r0; r < 64; r += RSTEP) {
-                const bool ok = tin && r < N;
-                s1s_cp16(dst + r * RS + kk * EPC, ok ? brow + (size_t)r * L + t : brow, ok ? 16 : 0);
-                s1s_cp16(dst + (64 + r) * RS + kk * EPC, ok ? crow + (size_t)r * L + t : crow, ok ? 16 : 0);
+            // Rows from the per-thread sources set up once (below): B and C rows r0,
+            // r0 + RSTEP, ... (the first nbv of them below N; the rest stay zero from the
+            // first NST tiles), and at most two delta / u / z rows.
+            const bool tin = t0 + kk * EPC < L;
+            T* d = dst + r0 * RS + kk * EPC;
+            const T* pb = bsrc + t0;
+            const T* pc = csrc + t0;
+            const int nrow = tile < NST ? nbr : nbv;
+            for (int k = 0; k < nrow; ++k) {
+                const bool ok = tin && k < nbv;
+                s1s_cp16(d, ok ? pb : brow, ok ? 16 : 0);
+                s1s_cp16(d + 64 * RS, ok ? pc : crow, ok ? 16 : 0);
+                d += RSTEP * RS;
+                pb += bstep;
+                pc += bstep;
             }
-            for (int r = r0; r < 3 * CPB; r += RSTEP) {
-                const int k = r / CPB, cc = r - k * CPB;
-                const T* base = k == 0 ? delta : k == 1 ? u : zp;
-                const bool ok = tin && cc < cn && base;
-                s1s_cp16(dst + (128 + r) * RS + kk * EPC, ok ? base + (size_t)cc * L + t : delta, ok ? 16 : 0);
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                if (k < ndr) {
+                    const bool ok = tin && dsrc[k] != nullptr;
+                    s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
+                }
             }
         } else {
             const int nrows = 128 + 3 * CPB;

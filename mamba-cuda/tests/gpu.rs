@@ -975,8 +975,8 @@ fn selective_scan_seed_matches_the_oracle() {
 /// groups), every option on and off (initial and last states included), channels per
 /// block 1-16, f32 / bf16 / f16; shared B / C and N > 64 fall back to the older forms.
 /// `MAMBA_GPU_S1S_CPBS` and `MAMBA_GPU_S1S_FORMS` (comma lists) restrict the block
-/// shapes and the forms (2: the default, 1: `_v1`, 3: `_p`; `2g32`, `3g32`: 32 threads
-/// per channel).
+/// shapes and the forms (1: `_v1`, 2, 3: `_p`; with `g32`: 32 threads per channel, the
+/// default).
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1011,14 +1011,14 @@ fn selective_scan_seed1_matches_the_oracle() {
         (1, 10, 68, 20, v, v),
     ];
     let cpbs: Vec<String> = std::env::var("MAMBA_GPU_S1S_CPBS")
-        .unwrap_or_else(|_| "8,4,1,3,16".to_string())
+        .unwrap_or_else(|_| "6,8,4,1,3,16".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
-    // Forms: 2 (the default, one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V;
-    // a `g32` suffix: 32 threads per channel (MAMBA_CUDA_S1S_G=32).
+    // Forms: 2 (one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V; a `g32`
+    // suffix: 32 threads per channel (the default), else 16 (MAMBA_CUDA_S1S_G).
     let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
-        .unwrap_or_else(|_| "2,1,3,2g32,3g32".to_string())
+        .unwrap_or_else(|_| "2g32,3g32,2,1,3".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -1071,11 +1071,13 @@ fn selective_scan_seed1_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
-    // The default choice at the seed shapes.
-    for l in [1, 100, 400, 800] {
+    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32).
+    for l in [1, 100, 128, 200, 300, 400, 800, 1024, 1100] {
         let c = cfg(&mut rng, 2, 384, l, 64, v, v);
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
+    let c = cfg(&mut rng, 2, 384, 400, 64, v, v);
+    scan_check::<bf16>(be, &mut rng, &c, &mut t16);
     t32.finish("selective_scan s1s f32");
     t16.finish("selective_scan s1s bf16");
     th.finish("selective_scan s1s f16");

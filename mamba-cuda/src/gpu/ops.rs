@@ -371,7 +371,7 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     }
     // Few channels, N <= 64, B and C varying: one pass with small blocks (seed1.rs,
     // `MAMBA_CUDA_S1S`).
-    if super::seed1::wanted(g, &params) {
+    if super::seed1::wanted(g, &params, ai) {
         return super::seed1::launch(g, params, ai, stream);
     }
     // The seed shapes: one launch, one exponential per (state, step), no chain across

@@ -5,11 +5,12 @@
 //! varying in time and N <= 64.
 //!
 //! `MAMBA_CUDA_S1S=1` forces it wherever it applies, `=0` never takes it; unset: the
-//! automatic choice (`auto`). `MAMBA_CUDA_S1S_CPB` sets the channels per block (1-16,
-//! default 8: 4 warps, 96 blocks at the seed, no scheduler with two warps);
+//! automatic choice (`auto`). `MAMBA_CUDA_S1S_CPB` sets the channels per block (default 6
+//! with 32 threads per channel, 8 with 16);
 //! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
 //! second with 1 of every 8 exponentials on the FMA pipe (`_p`);
-//! `MAMBA_CUDA_S1S_G=32`: 32 threads per channel with 2 states each (`_g32`, default CPB 4).
+//! `MAMBA_CUDA_S1S_G=16`: 16 threads per channel with 4 states each (default: 32 threads
+//! with 2 states, `_g32`).
 
 use std::sync::OnceLock;
 
@@ -50,40 +51,58 @@ pub(crate) fn applies(prm: &Scan1Params) -> bool {
 }
 
 /// Whether `s1s_fwd` takes this call: `MAMBA_CUDA_S1S` forces it, else `auto`.
-pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params) -> bool {
+/// `act`: 0 f32, 1 bf16, 2 f16.
+pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     if !applies(prm) {
         return false;
     }
     match env_str("MAMBA_CUDA_S1S").as_deref() {
         Some("1") => true,
         Some("0") => false,
-        _ => auto(g, prm),
+        _ => auto(g, prm, act),
     }
 }
 
-/// The automatic choice: off until measured on the device.
-fn auto(_g: &Gpu, _prm: &Scan1Params) -> bool {
-    false
+/// The automatic choice, where it was measured faster on the H200 (f32 seed b2 d384 N64):
+/// f32, 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per
+/// block) in one wave (at most one per SM: its shared memory allows no more), and
+/// 128 <= L <= 1024.
+fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
+    let (b, d, l, n) = (
+        prm.batch as usize,
+        prm.dim as usize,
+        prm.seqlen as usize,
+        prm.dstate as usize,
+    );
+    let seg = prm.seg as usize;
+    let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
+    act == 0 && n > 32 && blocks <= g.sm_count as usize && (128..=1024).contains(&l)
 }
+
+/// Channels per block of the default form (32 threads per channel): 6, so the seed's 768
+/// channels make 128 blocks of 6 warps, one per SM (measured: 4 channels make 192 blocks,
+/// two waves; 8 make 96 blocks, fewer SMs busy).
+const DEFAULT_CPB: usize = 6;
 
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
     let es = if act == 0 { 4 } else { 2 };
     // MAMBA_CUDA_S1S_V=1: the first form (three barriers per tile, 3 stages); =3: the
     // second with 1 of 8 exponentials on the FMA pipe; else the second.
-    // MAMBA_CUDA_S1S_G=32: 32 threads per channel with 2 states each (forms 2 and 3).
+    // MAMBA_CUDA_S1S_G=16: 16 threads per channel with 4 states each (forms 2 and 3;
+    // default 32 threads with 2 states, which measured faster: more warps per scheduler).
     let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
         Some("1") => 1,
         Some("3") => 3,
         _ => 2,
     };
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
-        (2 | 3, Some(32)) => 32,
-        _ => 16,
+        (1, _) | (_, Some(16)) => 16,
+        _ => 32,
     };
     let form = if gt == 32 { v + 2 } else { v };
     let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
-        .unwrap_or(128 / gt)
+        .unwrap_or(if gt == 32 { DEFAULT_CPB } else { 8 })
         .clamp(1, 256 / gt);
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     let seg = prm.seg as usize;
