@@ -65,10 +65,11 @@ fn main() {
             "arch=compute_90,code=compute_90",
         ]
     };
-    // MAMBA_CUDA_KERNEL_CACHE=DIR (development builds): a fatbin in DIR newer than its
+    // MAMBA_KERNEL_CACHE=DIR (development builds): a fatbin in DIR newer than its
     // .cu, common.cuh and build.rs is copied instead of compiled (shared by profiles).
-    println!("cargo:rerun-if-env-changed=MAMBA_CUDA_KERNEL_CACHE");
-    let cache = env::var_os("MAMBA_CUDA_KERNEL_CACHE")
+    // Not a MAMBA_CUDA_* name: those turn on the plugin's per-call environment reads.
+    println!("cargo:rerun-if-env-changed=MAMBA_KERNEL_CACHE");
+    let cache = env::var_os("MAMBA_KERNEL_CACHE")
         .map(|d| PathBuf::from(d).join(if small { "small" } else { "full" }));
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let deps_time = [
