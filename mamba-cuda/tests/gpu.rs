@@ -968,6 +968,121 @@ fn selective_scan_seed_matches_the_oracle() {
     th.finish("selective_scan seed f16");
 }
 
+/// The one-pass Mamba-1 kernel for few channels (kernels/scan1_seed.cu `s1s_fwd_*`,
+/// `MAMBA_CUDA_S1S=1`): small blocks, tiles through a cp.async ring. The seed shapes,
+/// L 1 and L not a multiple of the 32-step tile (nor of 4 or 8: the unaligned staging),
+/// N 1 / 5 / 16 / 37 / 64, channel runs that are not multiples of the block (B / C
+/// groups), every option on and off (initial and last states included), channels per
+/// block 1-16, f32 / bf16 / f16; shared B / C and N > 64 fall back to the older forms.
+/// `MAMBA_GPU_S1S_CPBS` and `MAMBA_GPU_S1S_FORMS` (comma lists) restrict the block
+/// shapes and the forms (1: `_v1`, 2, 3: `_p`; with `g32`: 32 threads per channel, the
+/// default).
+#[test]
+fn selective_scan_seed1_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(31);
+    std::env::set_var("MAMBA_CUDA_S1S", "1");
+    let cfg = |rng: &mut Rng, b, d, l, n, bl, cl| ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: rng.coin(),
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        softplus: rng.coin(),
+    };
+    let v = Bc::Varying;
+    let shapes = [
+        (2, 384, 400, 64, v, v),
+        (2, 384, 800, 64, v, v),
+        (2, 384, 1, 64, v, v),
+        (1, 32, 31, 64, v, v),
+        (1, 48, 33, 64, v, v),
+        (2, 16, 17, 37, v, v),
+        (1, 24, 333, 5, Bc::Grouped(3), Bc::Grouped(2)),
+        (2, 6, 100, 64, Bc::Grouped(2), Bc::Grouped(3)),
+        (1, 40, 257, 16, Bc::Grouped(5), v),
+        (1, 64, 1000, 1, v, Bc::Grouped(4)),
+        (3, 13, 72, 64, v, v),
+        (1, 10, 68, 20, v, v),
+    ];
+    let cpbs: Vec<String> = std::env::var("MAMBA_GPU_S1S_CPBS")
+        .unwrap_or_else(|_| "6,8,4,1,3,16".to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    // Forms: 2 (one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V; a `g32`
+    // suffix: 32 threads per channel (the default), else 16 (MAMBA_CUDA_S1S_G).
+    let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
+        .unwrap_or_else(|_| "2g32,3g32,2,1,3".to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    for (form, cpb) in forms.iter().flat_map(|f| cpbs.iter().map(move |c| (f, c))) {
+        std::env::set_var("MAMBA_CUDA_S1S_V", &form[..1]);
+        std::env::set_var(
+            "MAMBA_CUDA_S1S_G",
+            if form.ends_with("g32") { "32" } else { "16" },
+        );
+        std::env::set_var("MAMBA_CUDA_S1S_CPB", cpb);
+        for &(b, d, l, n, bl, cl) in &shapes {
+            let c = cfg(&mut rng, b, d, l, n, bl, cl);
+            scan_check::<f32>(be, &mut rng, &c, &mut t32);
+            scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+            scan_check::<f16>(be, &mut rng, &c, &mut th);
+            let all = ScanCfg {
+                d_skip: true,
+                z: true,
+                bias: true,
+                init: true,
+                softplus: true,
+                ..c
+            };
+            scan_check::<f32>(be, &mut rng, &all, &mut t32);
+            let none = ScanCfg {
+                d_skip: false,
+                z: false,
+                bias: false,
+                init: false,
+                softplus: false,
+                ..c
+            };
+            scan_check::<f32>(be, &mut rng, &none, &mut t32);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_S1S_CPB");
+    std::env::remove_var("MAMBA_CUDA_S1S_V");
+    std::env::remove_var("MAMBA_CUDA_S1S_G");
+    // Random shapes and options (time-invariant B / C and N > 64 fall back).
+    for _ in 0..rounds() {
+        let c = random_scan_cfg(&mut rng);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    for c in [
+        cfg(&mut rng, 1, 16, 100, 16, Bc::Shared, v),
+        cfg(&mut rng, 1, 16, 100, 128, v, v),
+    ] {
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_S1S");
+    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32).
+    for l in [1, 100, 128, 200, 300, 400, 800, 1024, 1100] {
+        let c = cfg(&mut rng, 2, 384, l, 64, v, v);
+        scan_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    let c = cfg(&mut rng, 2, 384, 400, 64, v, v);
+    scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+    t32.finish("selective_scan s1s f32");
+    t16.finish("selective_scan s1s bf16");
+    th.finish("selective_scan s1s f16");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 #[derive(Clone, Copy, Debug)]

@@ -8,6 +8,7 @@ mod lm1;
 mod ops;
 pub(crate) mod params;
 mod seed;
+mod seed1;
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -55,6 +56,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "seed",
         include_bytes!(concat!(env!("OUT_DIR"), "/seed.fatbin")),
+    ),
+    (
+        "scan1_seed",
+        include_bytes!(concat!(env!("OUT_DIR"), "/scan1_seed.fatbin")),
     ),
 ];
 
@@ -271,6 +276,8 @@ impl Gpu {
             4
         } else if name.starts_with("seed_") {
             6
+        } else if name.starts_with("s1s_") {
+            7
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

@@ -369,6 +369,11 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     if try_lm1(g, &params, &lm, stream)? {
         return Ok(());
     }
+    // Few channels, N <= 64, B and C varying: one pass with small blocks (seed1.rs,
+    // `MAMBA_CUDA_S1S`).
+    if super::seed1::wanted(g, &params, ai) {
+        return super::seed1::launch(g, params, ai, stream);
+    }
     // The seed shapes: one launch, one exponential per (state, step), no chain across
     // chunks (seed.rs, `MAMBA_CUDA_SEED`).
     if super::seed::scan1_wanted(g, &params) {

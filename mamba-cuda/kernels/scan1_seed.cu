@@ -1,0 +1,656 @@
+// SPEC 1, the Mamba-1 selective scan forward for few channels and a long-ish sequence
+// (the seed shape: b2 d384 N64 L400-800), `s1s_fwd_*`: one pass, small blocks.
+//
+// A block owns CPB channels of one batch row and of one "segment" (B and C groups
+// constant inside), 16 threads per channel, each thread holding 4 of the channel's (at
+// most 64) states in registers: state n = g + 16 s (g = thread of the channel, s < 4), so
+// the B / C rows a quarter-warp reads are in distinct banks. With CPB 8 (4 warps) the
+// seed has 96 blocks: no SM holds more than one, no scheduler more than one warp.
+// Time goes in tiles of 32 steps through a ring of S1S_NST shared-memory stages filled
+// with cp.async (16-byte copies when every row is 16-byte aligned, else 4-byte copies for
+// f32 and plain loads for 16-bit types) S1S_NST - 1 tiles ahead: the raw B and C rows of
+// the tile ([n][t], rows n >= N zero-filled), and the raw delta, u, z rows of the
+// block's channels. Per tile: dt (bias, softplus) and dt*u into f32 arrays (two
+// elements per thread), then the step loop: 4 steps at a time, one 16-byte read per
+// state of B and of C (4 steps of one state) and one of dt and dt*u; y partials of the
+// 4 steps go to shared memory as one float4; after the tile the 16 partials of each
+// (channel, step) are summed, D u added, the gate applied and the outputs stored.
+// Steps past L have dt = 0 and B = 0 (zero-filled), so the loop has no tail checks.
+#include "common.cuh"
+
+#define S1S_TT 32
+#define S1S_NST 3
+#define S1S_G 16
+
+#ifndef DYN_SMEM
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
+__device__ __forceinline__ float s1s_ex2(float x) {
+#ifdef MAMBA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
+// 16 bytes global -> shared; src_bytes < 16 zero-fills the rest (0: no read).
+__device__ __forceinline__ void s1s_cp16(void* dst, const void* src, int src_bytes) {
+#ifdef MAMBA_EMU
+    emu_cp_async(dst, src, src_bytes, 16);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void s1s_cp4(void* dst, const void* src, int src_bytes) {
+#ifdef MAMBA_EMU
+    emu_cp_async(dst, src, src_bytes, 4);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void s1s_commit() {
+#ifdef MAMBA_EMU
+    emu_cp_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int K>
+__device__ __forceinline__ void s1s_wait() {
+#ifdef MAMBA_EMU
+    emu_cp_wait(K);
+#else
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(K) : "memory");
+#endif
+}
+
+// Row stride (elements) of a staged 32-step row of T: 16-byte aligned, and for f32 144
+// bytes, so 8 rows g = 0..7 read 16 bytes at the same column in distinct bank quads.
+template <typename T>
+__host__ __device__ constexpr int s1s_rs() {
+    return sizeof(T) == 4 ? 36 : 40;
+}
+
+// Shared memory (bytes): NST stages of [B 64 rows][C 64 rows][delta, u, z CPB rows each]
+// of T, then f32 dt and dt*u [CPB][36], the y partials [CPB][16][36].
+template <typename T>
+__host__ __device__ constexpr int s1s_stage_elems(int cpb) {
+    return (128 + 3 * cpb) * s1s_rs<T>();
+}
+template <typename T>
+__host__ __device__ constexpr int s1s_smem_bytes(int cpb) {
+    return S1S_NST * ((s1s_stage_elems<T>(cpb) * (int)sizeof(T) + 15) & ~15) + 4 * (2 * cpb * 36 + cpb * 16 * 36);
+}
+
+// Four consecutive staged elements (16 bytes of f32, 8 of bf16/f16) as floats.
+template <typename T>
+__device__ __forceinline__ float4 s1s_ld4(const T* p) {
+    if constexpr (sizeof(T) == 4) {
+        return *reinterpret_cast<const float4*>(p);
+    } else {
+        const uint2 q = *reinterpret_cast<const uint2*>(p);
+        const unsigned short e[4] = {(unsigned short)(q.x & 0xffffu), (unsigned short)(q.x >> 16),
+                                     (unsigned short)(q.y & 0xffffu), (unsigned short)(q.y >> 16)};
+        return make_float4(ldf(reinterpret_cast<const T*>(&e[0])), ldf(reinterpret_cast<const T*>(&e[1])),
+                           ldf(reinterpret_cast<const T*>(&e[2])), ldf(reinterpret_cast<const T*>(&e[3])));
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void s1s_fwd(const Scan1Params& p) {
+    DYN_SMEM(smem);
+    constexpr int RS = s1s_rs<T>();
+    constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
+    constexpr int CH = S1S_TT / EPC;          // chunks per staged row
+    const int CPB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int nthreads = blockDim.x, tid = threadIdx.x;
+    const int bx = blockIdx.x, i = blockIdx.y;
+    const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CPB;
+    const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
+    const int cl = tid / S1S_G, g = tid % S1S_G;
+    const bool active = cl < cn;
+
+    const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
+    char* stages = reinterpret_cast<char*>(smem);
+    float* s_dt = reinterpret_cast<float*>(stages + S1S_NST * stage_bytes);
+    float* s_du = s_dt + CPB * 36;
+    float* s_y = s_du + CPB * 36;
+
+    const size_t rbase = (size_t)i * dim + c0;  // (batch, first channel) row
+    const T* u = static_cast<const T*>(p.u) + rbase * L;
+    const T* delta = static_cast<const T*>(p.delta) + rbase * L;
+    const T* zp = p.z ? static_cast<const T*>(p.z) + rbase * L : nullptr;
+    T* out = static_cast<T*>(p.out) + rbase * L;
+    const T* brow = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L;
+    const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L;
+    const int ntiles = (L + S1S_TT - 1) / S1S_TT;
+    const int nrows = 128 + 3 * CPB;  // staged rows per tile
+
+    // Row r of a stage: B rows 0..63, C rows 64..127, then delta, u, z of each channel.
+    auto src_row = [&](int r, bool& ok) -> const T* {
+        if (r < 64) {
+            ok = r < N;
+            return brow + (size_t)min(r, N - 1) * L;
+        }
+        if (r < 128) {
+            ok = r - 64 < N;
+            return crow + (size_t)min(r - 64, N - 1) * L;
+        }
+        const int q = r - 128, k = q / CPB, c = q % CPB;
+        ok = c < cn && (k < 2 || zp);
+        const T* base = k == 0 ? delta : k == 1 ? u : (zp ? zp : u);
+        return base + (size_t)min(c, cn - 1) * L;
+    };
+    auto stage_tile = [&](int tile) {
+        T* dst = reinterpret_cast<T*>(stages + (tile % S1S_NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+        if (p.async_copy) {
+            for (int e = tid; e < nrows * CH; e += nthreads) {
+                const int r = e / CH, k = e % CH;
+                bool ok;
+                const T* src = src_row(r, ok);
+                const int t = t0 + k * EPC;
+                ok = ok && t < L;
+                s1s_cp16(dst + r * RS + k * EPC, ok ? src + t : src, ok ? 16 : 0);
+            }
+        } else if constexpr (sizeof(T) == 4) {
+            for (int e = tid; e < nrows * S1S_TT; e += nthreads) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                bool ok;
+                const T* src = src_row(r, ok);
+                const int t = t0 + k;
+                ok = ok && t < L;
+                s1s_cp4(dst + r * RS + k, ok ? src + t : src, ok ? 4 : 0);
+            }
+        } else {
+            for (int e = tid; e < nrows * S1S_TT; e += nthreads) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                bool ok;
+                const T* src = src_row(r, ok);
+                const int t = t0 + k;
+                dst[r * RS + k] = (ok && t < L) ? src[t] : cvt<T>(0.f);
+            }
+        }
+    };
+
+    const int c = c0 + cl;
+    float h[4], a2[4];
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+        const int n = g + S1S_G * s;
+        const bool ok = active && n < N;
+        h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+    }
+    const float bias = (active && p.delta_bias) ? p.delta_bias[c] : 0.f;
+
+    // The first NST - 1 tiles in flight (one commit group per tile, empty past the end).
+#pragma unroll
+    for (int k = 0; k < S1S_NST - 1; ++k) {
+        if (k < ntiles) stage_tile(k);
+        s1s_commit();
+    }
+    // This thread's elements of the prep (dt, dt*u) and of the output pass: channel
+    // tid / 16, steps 2 (tid % 16) and 2 (tid % 16) + 1.
+    const int pc = tid / 16, pt = 2 * (tid % 16);
+    const bool pact = pc < cn;
+    const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
+    const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
+    (void)bias;
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        s1s_wait<S1S_NST - 2>();
+        __syncthreads();  // tile's stage complete; everyone is done with tile - 1
+        if (tile + S1S_NST - 1 < ntiles) stage_tile(tile + S1S_NST - 1);
+        s1s_commit();
+        const T* st = reinterpret_cast<const T*>(stages + (tile % S1S_NST) * stage_bytes);
+        const T* sB = st;
+        const T* sC = st + 64 * RS;
+        const T* sdl = st + 128 * RS;
+        const T* su = sdl + CPB * RS;
+        const T* sz = su + CPB * RS;
+        const int t0 = tile * S1S_TT;
+        // dt and dt * u of the tile (0 past L and for channels past cn).
+        if (pc < CPB) {
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                const int t = pt + k;
+                float dt = 0.f, du = 0.f;
+                if (pact && t0 + t < L) {
+                    dt = ldf(sdl + pc * RS + t) + pbias;
+                    if (p.softplus) dt = softplus_f(dt);
+                    du = dt * ldf(su + pc * RS + t);
+                }
+                s_dt[pc * 36 + t] = dt;
+                s_du[pc * 36 + t] = du;
+            }
+        }
+        __syncthreads();
+        {
+            const float* tdt = s_dt + cl * 36;
+            const float* tdu = s_du + cl * 36;
+            float* ty = s_y + (cl * S1S_G + g) * 36;
+#pragma unroll
+            for (int q = 0; q < S1S_TT; q += 4) {
+                const float4 dt4 = *reinterpret_cast<const float4*>(tdt + q);
+                const float4 du4 = *reinterpret_cast<const float4*>(tdu + q);
+                float4 bv[4], cv[4];
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    bv[s] = s1s_ld4(sB + (g + S1S_G * s) * RS + q);
+                    cv[s] = s1s_ld4(sC + (g + S1S_G * s) * RS + q);
+                }
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+                const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float y[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    float e[4];
+#pragma unroll
+                    for (int s = 0; s < 4; ++s) e[s] = s1s_ex2(dts[j] * a2[s]);
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < 4; ++s) {
+                        const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
+                        const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
+                        h[s] = fmaf(e[s], h[s], dus[j] * bj);
+                        acc = fmaf(cj, h[s], acc);
+                    }
+                    y[j] = acc;
+                }
+                *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+            }
+        }
+        __syncthreads();
+        // Outputs: sum the 16 partials, + D u, * silu(z).
+        if (pact) {
+            const float* row = s_y + pc * S1S_G * 36 + pt;
+            float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
+#pragma unroll
+            for (int gg = 0; gg < S1S_G; gg += 2) {
+                const float2 a = *reinterpret_cast<const float2*>(row + gg * 36);
+                const float2 b = *reinterpret_cast<const float2*>(row + (gg + 1) * 36);
+                y0 += a.x;
+                y1 += a.y;
+                w0 += b.x;
+                w1 += b.y;
+            }
+            float ys[2] = {y0 + w0, y1 + w1};
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                const int t = pt + k;
+                if (t0 + t < L) {
+                    float y = ys[k];
+                    if (p.D) y += pD * ldf(su + pc * RS + t);
+                    if (zp) y *= silu_f(ldf(sz + pc * RS + t));
+                    out[(size_t)pc * L + t0 + t] = cvt<T>(y);
+                }
+            }
+        }
+    }
+    s1s_wait<0>();
+    if (p.hlast && active) {
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const int n = g + S1S_G * s;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
+        }
+    }
+}
+
+// softplus(v) = max(v, 0) + log1p(e^-|v|), log1p by the atanh series (as lm_softplus in
+// scan1_lm.cu: relative error < 2e-8, 2 MUFU + 10 FMA instead of the library log1pf).
+__device__ __forceinline__ float s1s_softplus(float v) {
+    const float x = s1s_ex2(-fabsf(v) * LOG2E_F);
+    const float s = __fdividef(x, 2.f + x);
+    const float w = s * s;
+    float q = 1.f / 13.f;
+    q = fmaf(q, w, 1.f / 11.f);
+    q = fmaf(q, w, 1.f / 9.f);
+    q = fmaf(q, w, 1.f / 7.f);
+    q = fmaf(q, w, 1.f / 5.f);
+    q = fmaf(q, w, 1.f / 3.f);
+    q = fmaf(q, w, 1.f);
+    return fmaxf(v, 0.f) + 2.f * s * q;
+}
+
+// 2^x on the FMA pipe (as lm_ex2_poly in scan1_lm.cu): x = j + f, j = rint(x), 2^f by a
+// degree-7 polynomial (relative error < 1e-8 before rounding), j added to the exponent.
+__device__ __forceinline__ float s1s_ex2_poly(float x) {
+    x = fmaxf(x, -125.f);
+    const float t = x + 12582912.f;  // 1.5 * 2^23: rint(x) in the low mantissa bits
+    const float j = t - 12582912.f;
+    const float f = x - j;
+    float q = 1.5252733804059838e-05f;
+    q = fmaf(q, f, 0.00015403530393381606f);
+    q = fmaf(q, f, 0.0013333558146428441f);
+    q = fmaf(q, f, 0.009618129107628477f);
+    q = fmaf(q, f, 0.055504108664821576f);
+    q = fmaf(q, f, 0.2402265069591007f);
+    q = fmaf(q, f, 0.6931471805599453f);
+    q = fmaf(q, f, 1.f);
+#ifdef MAMBA_EMU
+    unsigned qi, ti;
+    memcpy(&qi, &q, 4);
+    memcpy(&ti, &t, 4);
+    qi += ti << 23;
+    memcpy(&q, &qi, 4);
+    return q;
+#else
+    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
+#endif
+}
+
+// The second form (`s1s_fwd_*`; the first is `_v1`): one barrier per tile. A ring of
+// S1S_NST2 stages, tiles S1S_NST2 - 1 ahead; iteration k runs the step loop of tile k,
+// then (each thread on the same (channel, 2 steps) elements, so no barrier between) the
+// outputs of tile k - 1 and the prep of tile k + 1: dt, dt*u, D*u and silu(z) into
+// double-buffered f32 arrays, so the raw stage of a tile is free once prepped. Staging
+// walks rows with one pointer per thread (the chunk column is fixed per thread).
+#define S1S_NST2 4
+template <typename T>
+__host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
+    return S1S_NST2 * ((s1s_stage_elems<T>(cpb) * (int)sizeof(T) + 15) & ~15) + 4 * (2 * 4 * cpb * 36 + 2 * cpb * gt * 36);
+}
+
+// GT threads per channel (16 or 32), S = 64 / GT states each (n = g + GT s); the prep
+// and the outputs take E = 32 / GT steps per thread. The B / C / dt reads of the next
+// 4-step group are issued before the current group's arithmetic.
+// POLY: 1 of every 8 exponentials of a thread on the FMA pipe.
+template <typename T, int GT, bool POLY>
+__device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
+    constexpr int S = 64 / GT, E = 32 / GT;
+    DYN_SMEM(smem);
+    constexpr int RS = s1s_rs<T>();
+    constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
+    constexpr int CH = S1S_TT / EPC;          // chunks per staged row
+    constexpr int NST = S1S_NST2;
+    const int CPB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int nthreads = blockDim.x, tid = threadIdx.x;
+    const int bx = blockIdx.x, i = blockIdx.y;
+    const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CPB;
+    const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
+    const int cl = tid / GT, g = tid % GT;
+    const bool active = cl < cn;
+
+    const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
+    char* stages = reinterpret_cast<char*>(smem);
+    // f32 per (channel, step), two buffers each: dt, dt*u, D*u, gate; then y partials x 2.
+    float* s_pp = reinterpret_cast<float*>(stages + NST * stage_bytes);
+    const int PB = CPB * 36;  // one array of one buffer
+    float* s_y = s_pp + 8 * PB;
+
+    const size_t rbase = (size_t)i * dim + c0;
+    const T* u = static_cast<const T*>(p.u) + rbase * L;
+    const T* delta = static_cast<const T*>(p.delta) + rbase * L;
+    const T* zp = p.z ? static_cast<const T*>(p.z) + rbase * L : nullptr;
+    T* out = static_cast<T*>(p.out) + rbase * L;
+    const T* brow = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L;
+    const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L;
+    const int ntiles = (L + S1S_TT - 1) / S1S_TT;
+
+    // Staging: in the 16-byte form thread tid copies chunk column kk = tid % CH of rows
+    // tid / CH, + RSTEP, ...; rows: B 0..63, C 0..63 (zero past N), then delta, u, z of
+    // the block's channels (zero past cn; z absent: zeros).
+    const bool vec = p.async_copy != 0;
+    const int kk = tid % CH, r0 = tid / CH, RSTEP = nthreads / CH;
+    // 16-byte staging sources of this thread (chunk column kk), set up once: B / C rows
+    // r0 + k RSTEP (nbr of them below 64, nbv below N) and its delta / u / z rows (at most
+    // 2: there are 3 CPB of them and RSTEP = GT CPB / CH >= 2 CPB).
+    const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
+    const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
+    const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
+    const T* csrc = crow + (size_t)r0 * L + kk * EPC;
+    const size_t bstep = (size_t)RSTEP * L;
+    const T* dsrc[2] = {nullptr, nullptr};
+    int ddst[2] = {0, 0};
+    int ndr = 0;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        const int r = r0 + k * RSTEP;
+        if (r < 3 * CPB) {
+            const int kq = r / CPB, cc = r - kq * CPB;
+            const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+            dsrc[k] = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            ddst[k] = (128 + r) * RS + kk * EPC;
+            ndr = k + 1;
+        }
+    }
+    auto stage_tile = [&](int tile) {
+        T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+        if (vec) {
+            // Rows from the per-thread sources set up once (below): B and C rows r0,
+            // r0 + RSTEP, ... (the first nbv of them below N; the rest stay zero from the
+            // first NST tiles), and at most two delta / u / z rows.
+            const bool tin = t0 + kk * EPC < L;
+            T* d = dst + r0 * RS + kk * EPC;
+            const T* pb = bsrc + t0;
+            const T* pc = csrc + t0;
+            const int nrow = tile < NST ? nbr : nbv;
+            for (int k = 0; k < nrow; ++k) {
+                const bool ok = tin && k < nbv;
+                s1s_cp16(d, ok ? pb : brow, ok ? 16 : 0);
+                s1s_cp16(d + 64 * RS, ok ? pc : crow, ok ? 16 : 0);
+                d += RSTEP * RS;
+                pb += bstep;
+                pc += bstep;
+            }
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                if (k < ndr) {
+                    const bool ok = tin && dsrc[k] != nullptr;
+                    s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
+                }
+            }
+        } else {
+            const int nrows = 128 + 3 * CPB;
+            for (int e = tid; e < nrows * S1S_TT; e += nthreads) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                const int t = t0 + k;
+                const T* src = nullptr;
+                if (t < L) {
+                    if (r < 64) src = r < N ? brow + (size_t)r * L : nullptr;
+                    else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L : nullptr;
+                    else {
+                        const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                        const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                        src = (cc < cn && base) ? base + (size_t)cc * L : nullptr;
+                    }
+                }
+                if constexpr (sizeof(T) == 4) s1s_cp4(dst + r * RS + k, src ? src + t : delta, src ? 4 : 0);
+                else dst[r * RS + k] = src ? src[t] : cvt<T>(0.f);
+            }
+        }
+    };
+
+    const int c = c0 + cl;
+    float h[S], a2[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = g + GT * s;
+        const bool ok = active && n < N;
+        h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+    }
+    // Prep / output elements of this thread: channel pc, steps pt .. pt + E - 1.
+    const int pc = tid / GT, pt = E * (tid % GT);
+    const bool pact = pc < cn;
+    const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
+    const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
+    const bool has_z = zp != nullptr;
+
+    auto prep = [&](int tile) {
+        const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+        const T* sdl = st + 128 * RS + pc * RS;
+        const T* su = sdl + CPB * RS;
+        const T* sz = su + CPB * RS;
+        float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int k = 0; k < E; ++k) {
+            const int t = pt + k;
+            float dt = 0.f, du = 0.f, dd = 0.f, gt = 1.f;
+            if (pact && t0 + t < L) {
+                const float uv = ldf(su + t);
+                dt = ldf(sdl + t) + pbias;
+                if (p.softplus) dt = s1s_softplus(dt);
+                du = dt * uv;
+                dd = pD * uv;
+                if (has_z) gt = silu_f(ldf(sz + t));
+            }
+            pp[k] = dt;
+            pp[PB + k] = du;
+            pp[2 * PB + k] = dd;
+            pp[3 * PB + k] = gt;
+        }
+    };
+    auto output = [&](int tile) {
+        if (!pact) return;
+        const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
+        const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        float ys[E];
+        if constexpr (E == 2) {
+            float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
+#pragma unroll
+            for (int gg = 0; gg < GT; gg += 2) {
+                const float2 a = *reinterpret_cast<const float2*>(row + gg * 36);
+                const float2 b = *reinterpret_cast<const float2*>(row + (gg + 1) * 36);
+                y0 += a.x;
+                y1 += a.y;
+                w0 += b.x;
+                w1 += b.y;
+            }
+            ys[0] = y0 + w0;
+            ys[1] = y1 + w1;
+        } else {
+            float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int gg = 0; gg < GT; ++gg) a[gg & 3] += row[gg * 36];
+            ys[0] = (a[0] + a[1]) + (a[2] + a[3]);
+        }
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int k = 0; k < E; ++k) {
+            if (t0 + pt + k < L) out[(size_t)pc * L + t0 + pt + k] = cvt<T>((ys[k] + pp[2 * PB + k]) * pp[3 * PB + k]);
+        }
+    };
+
+    // Prologue: tiles 0 .. NST - 2 in flight (one group per tile, empty past the end);
+    // tile 0 prepped.
+#pragma unroll
+    for (int k = 0; k < NST - 1; ++k) {
+        if (k < ntiles) stage_tile(k);
+        s1s_commit();
+    }
+    s1s_wait<NST - 2>();
+    __syncthreads();
+    prep(0);
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        // Tiles <= tile + 1 landed (tile + 1 is prepped in this iteration); everyone is
+        // done with the step loop of tile - 1 and the prep of tile.
+        s1s_wait<NST - 3>();
+        __syncthreads();
+        if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+        s1s_commit();
+        {
+            const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+            const T* sB = st + g * RS;
+            const T* sC = st + (64 + g) * RS;
+            const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
+            const float* tdu = tdt + PB;
+            float* ty = s_y + (tile & 1) * CPB * GT * 36 + (cl * GT + g) * 36;
+            float4 dt4 = *reinterpret_cast<const float4*>(tdt);
+            float4 du4 = *reinterpret_cast<const float4*>(tdu);
+            float4 bv[S], cv[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                bv[s] = s1s_ld4(sB + GT * s * RS);
+                cv[s] = s1s_ld4(sC + GT * s * RS);
+            }
+#pragma unroll
+            for (int q = 0; q < S1S_TT; q += 4) {
+                // The next group's reads first.
+                float4 dtn = dt4, dun = du4, bn[S], cnx[S];
+                if (q + 4 < S1S_TT) {
+                    dtn = *reinterpret_cast<const float4*>(tdt + q + 4);
+                    dun = *reinterpret_cast<const float4*>(tdu + q + 4);
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        bn[s] = s1s_ld4(sB + GT * s * RS + q + 4);
+                        cnx[s] = s1s_ld4(sC + GT * s * RS + q + 4);
+                    }
+                } else {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) bn[s] = cnx[s] = bv[s];
+                }
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+                const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float e[4][S];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const bool poly = POLY && s == S - 1 && (S == 4 ? (j & 1) == 1 : j == 1);
+                        e[j][s] = poly ? s1s_ex2_poly(dts[j] * a2[s]) : s1s_ex2(dts[j] * a2[s]);
+                    }
+                }
+                float y[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
+                        const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
+                        h[s] = fmaf(e[j][s], h[s], dus[j] * bj);
+                        acc = fmaf(cj, h[s], acc);
+                    }
+                    y[j] = acc;
+                }
+                *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                dt4 = dtn;
+                du4 = dun;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    bv[s] = bn[s];
+                    cv[s] = cnx[s];
+                }
+            }
+        }
+        // Same elements per thread: the outputs of tile - 1 read its gate / D u before the
+        // prep of tile + 1 (same buffer) overwrites them.
+        if (tile > 0) output(tile - 1);
+        if (tile + 1 < ntiles) prep(tile + 1);
+    }
+    __syncthreads();
+    output(ntiles - 1);
+    s1s_wait<0>();
+    if (p.hlast && active) {
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const int n = g + GT * s;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
+        }
+    }
+}
+
+#ifndef MAMBA_EMU
+#define S1S_KERNEL(NAME, T) \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_v1(const __grid_constant__ Scan1Params p) { s1s_fwd<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); }
+S1S_KERNEL(f32, float)
+S1S_KERNEL(bf16, bf16_t)
+S1S_KERNEL(f16, f16_t)
+#endif

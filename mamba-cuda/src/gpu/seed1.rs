@@ -1,0 +1,130 @@
+//! The Mamba-1 forward for few channels (the seed shape b2 d384 N64), one pass with small
+//! blocks (kernels/scan1_seed.cu, `s1s_fwd_{f32,bf16,f16}`): 16 threads per channel with
+//! 4 of its (at most 64) states each, CPB channels per block, tiles of 32 steps through a
+//! ring of three shared-memory stages filled by cp.async. Applies with B and C both
+//! varying in time and N <= 64.
+//!
+//! `MAMBA_CUDA_S1S=1` forces it wherever it applies, `=0` never takes it; unset: the
+//! automatic choice (`auto`). `MAMBA_CUDA_S1S_CPB` sets the channels per block (default 6
+//! with 32 threads per channel, 8 with 16);
+//! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
+//! second with 1 of every 8 exponentials on the FMA pipe (`_p`);
+//! `MAMBA_CUDA_S1S_G=16`: 16 threads per channel with 4 states each (default: 32 threads
+//! with 2 states, `_g32`).
+
+use std::sync::OnceLock;
+
+use super::ops::{env_str, env_usize};
+use super::params::Scan1Params;
+use super::{Func, Gpu};
+use crate::PResult;
+
+/// Shared memory in bytes (kernels/scan1_seed.cu `s1s2_smem_bytes`, `s1s_smem_bytes` for
+/// the first form): a ring of 4 (3) stages of raw rows, then the f32 per-step arrays.
+fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
+    let rs = if es == 4 { 36 } else { 40 };
+    let stage = ((128 + 3 * cpb) * rs * es).div_ceil(16) * 16;
+    if form == 1 {
+        3 * stage + 4 * (2 * cpb * 36 + cpb * 16 * 36)
+    } else {
+        4 * stage + 4 * (8 * cpb * 36 + 2 * cpb * gt * 36)
+    }
+}
+
+/// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
+/// looked up once.
+fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
+    static FUNCS: [OnceLock<Func>; 15] = [const { OnceLock::new() }; 15];
+    let slot = &FUNCS[act * 5 + form - 1];
+    if let Some(f) = slot.get() {
+        return Ok(*f);
+    }
+    let sfx = ["f32", "bf16", "f16"][act];
+    let tag = ["_v1", "", "_p", "_g32", "_g32_p"][form - 1];
+    let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
+    Ok(*slot.get_or_init(|| f))
+}
+
+/// Whether `s1s_fwd` computes this call.
+pub(crate) fn applies(prm: &Scan1Params) -> bool {
+    prm.b_groups > 0 && prm.c_groups > 0 && prm.dstate <= 64 && prm.seqlen > 0 && prm.seg > 0
+}
+
+/// Whether `s1s_fwd` takes this call: `MAMBA_CUDA_S1S` forces it, else `auto`.
+/// `act`: 0 f32, 1 bf16, 2 f16.
+pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
+    if !applies(prm) {
+        return false;
+    }
+    match env_str("MAMBA_CUDA_S1S").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => auto(g, prm, act),
+    }
+}
+
+/// The automatic choice, where it was measured faster on the H200 (f32 seed b2 d384 N64):
+/// f32, 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per
+/// block) in one wave (at most one per SM: its shared memory allows no more), and
+/// 128 <= L <= 1024.
+fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
+    let (b, d, l, n) = (
+        prm.batch as usize,
+        prm.dim as usize,
+        prm.seqlen as usize,
+        prm.dstate as usize,
+    );
+    let seg = prm.seg as usize;
+    let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
+    act == 0 && n > 32 && blocks <= g.sm_count as usize && (128..=1024).contains(&l)
+}
+
+/// Channels per block of the default form (32 threads per channel): 6, so the seed's 768
+/// channels make 128 blocks of 6 warps, one per SM (measured: 4 channels make 192 blocks,
+/// two waves; 8 make 96 blocks, fewer SMs busy).
+const DEFAULT_CPB: usize = 6;
+
+/// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
+pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
+    let es = if act == 0 { 4 } else { 2 };
+    // MAMBA_CUDA_S1S_V=1: the first form (three barriers per tile, 3 stages); =3: the
+    // second with 1 of 8 exponentials on the FMA pipe; else the second.
+    // MAMBA_CUDA_S1S_G=16: 16 threads per channel with 4 states each (forms 2 and 3;
+    // default 32 threads with 2 states, which measured faster: more warps per scheduler).
+    let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
+        Some("1") => 1,
+        Some("3") => 3,
+        _ => 2,
+    };
+    let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
+        (1, _) | (_, Some(16)) => 16,
+        _ => 32,
+    };
+    let form = if gt == 32 { v + 2 } else { v };
+    let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
+        .unwrap_or(if gt == 32 { DEFAULT_CPB } else { 8 })
+        .clamp(1, 256 / gt);
+    let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
+    let seg = prm.seg as usize;
+    let bps = seg.div_ceil(cpb);
+    let nseg = d / seg;
+    // 16-byte copies: every staged row (B, C, delta, u, z) starts 16-byte aligned.
+    let a16 = |v: u64| v.is_multiple_of(16);
+    prm.async_copy = ((l * es).is_multiple_of(16)
+        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
+        && (prm.z == 0 || a16(prm.z))) as i32;
+    prm.cb = cpb as i32;
+    prm.g = gt as i32;
+    prm.blocks_per_seg = bps as i32;
+    prm.nchunks = 1;
+    prm.chunk_len = l as i32;
+    let f = func(g, act, form)?;
+    g.launch(
+        f,
+        ((nseg * bps) as u32, b as u32, 1),
+        (gt * cpb) as u32,
+        smem(es, cpb, gt, form),
+        stream,
+        &prm,
+    )
+}
