@@ -507,6 +507,248 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     }
 }
 
+// The `_w` form (G = 8, NS = 16; H200 bf16 LM shape): eight threads per channel, two
+// states each, so that one wave of the LM grid holds 32 warps per SM (the G = 4 kernels
+// hold 16: the channel count caps the threads, and the G = 4 step loop is latency-bound
+// at four warps per scheduler). Per 32-step tile, a block-wide pass computes every
+// (channel, step)'s dt and dt * u into shared memory (zero past the tile's end, so the
+// step loop has no tail checks) and B, C in f32 as [t][state pair][B n, B n+1, C n, C n+1]
+// (one float4 broadcast per thread and step); the step loop is the recurrence only (per
+// thread and step: 2 FMUL, 2 MUFU, 2 FMUL, 2 FFMA, FMUL + FFMA for y, one LDS.128), y
+// reduce-scattered over the eight threads once per eight steps (thread g ends with step
+// tc + g) and written over dt; the store pass applies D and the gate. Two stages (one
+// tile ahead): four blocks of 32 channels (f32 too) fit an SM's shared memory.
+#define LMW_NST 2
+#define LMW_G 8
+__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb) {
+    return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4;
+}
+
+template <typename T>
+__device__ void lm1w_fwd(const Scan1Params& p) {
+    constexpr int NS = 16;
+    constexpr int ES = sizeof(T);
+    constexpr int VEC = 16 / ES;
+    constexpr int TTP = LM_TT + VEC;
+    constexpr int RB = TTP * ES;
+    constexpr int CPR = LM_TT / VEC;
+    constexpr int YS = LM_TT + 4;
+    DYN_SMEM(smem);
+    unsigned char* sm = reinterpret_cast<unsigned char*>(smem);
+    const int CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x, nthr = blockDim.x;
+    const int stage_bytes = (3 * CB + 2 * NS) * RB;
+    float* sbc = reinterpret_cast<float*>(sm + LMW_NST * stage_bytes);  // [TT][8][4]
+    float* sdt = sbc + LM_TT * 32;                                      // [CB][YS]: dt, then y
+    float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
+    const bool vec = p.async_copy != 0;
+
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int cn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gc = c0 / (dim / p.c_groups);
+    const T* gu = static_cast<const T*>(p.u) + ((size_t)i * dim + c0) * L;
+    const T* gd = static_cast<const T*>(p.delta) + ((size_t)i * dim + c0) * L;
+    const T* gz = p.z ? static_cast<const T*>(p.z) + ((size_t)i * dim + c0) * L : nullptr;
+    const T* gB = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + gb) * N * L;
+    const T* gC = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + gc) * N * L;
+    T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
+
+    const int ntiles = (L + LM_TT - 1) / LM_TT;
+    auto load_tile = [&](int k) {
+        if (k >= ntiles) return;
+        unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* rows[3] = {gu, gd, gz};
+        if (vec) {
+            const int nv = tn / VEC;
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                unsigned char* dst = st + a * CB * RB;
+                for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                    const int r = idx / CPR, q = idx % CPR;
+                    if (q < nv) lm_cp16(dst + r * RB + q * 16, rows[a] + (size_t)r * L + t0 + q * VEC);
+                }
+            }
+            unsigned char* dst = st + 3 * CB * RB;
+            for (int idx = tid; idx < 2 * N * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (q < nv) lm_cp16(dst + (r < N ? n : NS + n) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+            }
+        } else {
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                T* dst = reinterpret_cast<T*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                    const int r = idx / LM_TT, t = idx % LM_TT;
+                    if (t < tn) dst[r * TTP + t] = rows[a][(size_t)r * L + t0 + t];
+                }
+            }
+            T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (t < tn) dst[(r < N ? n : NS + n) * TTP + t] = src[(size_t)n * L + t0 + t];
+            }
+        }
+    };
+
+    const int cl = tid / LMW_G, g = tid % LMW_G;
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    float h0 = 0.f, h1 = 0.f, a0 = 0.f, a1 = 0.f;
+    {
+        const int n = 2 * g;
+        if (active && n < N) {
+            a0 = p.A[(size_t)c * N + n] * LOG2E_F;
+            if (p.h0) h0 = p.h0[((size_t)i * dim + c) * N + n];
+        }
+        if (active && n + 1 < N) {
+            a1 = p.A[(size_t)c * N + n + 1] * LOG2E_F;
+            if (p.h0) h1 = p.h0[((size_t)i * dim + c) * N + n + 1];
+        }
+    }
+    const bool softplus = p.softplus != 0, has_z = gz != nullptr;
+    const bool hi4 = (g & 4) != 0, hi2 = (g & 2) != 0, hi1 = (g & 1) != 0;
+
+    load_tile(0);
+    lm_commit();
+    for (int k = 0; k < ntiles; ++k) {
+#ifndef MAMBA_EMU
+        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+        __syncthreads();  // tile k staged; the block is done with tile k - 1 (its stage, sdt, sdu)
+        load_tile(k + 1);
+        lm_commit();
+        const unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* su0 = reinterpret_cast<const T*>(st);
+        const T* sd0 = su0 + CB * TTP;
+        const T* sz0 = sd0 + CB * TTP;
+        {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
+                // idx = t * 32 + pair * 4 + (C ? 2 : 0) + (n & 1)
+                const int t = idx >> 5, w = idx & 31;
+                const int n = 2 * (w >> 2) + (w & 1), isc = (w >> 1) & 1;
+                sbc[idx] = n < N && t < tn ? ldf(sB + (isc * NS + n) * TTP + t) : 0.f;
+            }
+            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    v = softplus ? lm_softplus(v) : v;
+                    const bool ok = t + e < tn;
+                    o1[e] = ok ? v : 0.f;
+                    o2[e] = ok ? v * uu[e] : 0.f;
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+            }
+        }
+        __syncthreads();  // sbc, sdt, sdu ready
+        {
+            float* sdr = sdt + (active ? cl : 0) * YS;
+            const float* sur = sdu + (active ? cl : 0) * YS;
+            const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
+#pragma unroll 1
+            for (int tc = 0; tc < tn; tc += 8) {
+                const float4 d0 = *reinterpret_cast<const float4*>(sdr + tc);
+                const float4 d1 = *reinterpret_cast<const float4*>(sdr + tc + 4);
+                const float4 u0 = *reinterpret_cast<const float4*>(sur + tc);
+                const float4 u1 = *reinterpret_cast<const float4*>(sur + tc + 4);
+                const float dts[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
+                const float dus[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+                float yv[8];
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    const float4 bc = sbc4[(tc + e) * 8];
+                    h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
+                    h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
+                    yv[e] = fmaf(bc.z, h0, bc.w * h1);
+                }
+                // Reduce-scatter over the 8 threads: thread g ends with step tc + g.
+                float k4[4], k2[2];
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    k4[e] = (hi4 ? yv[4 + e] : yv[e]) + __shfl_xor_sync(0xffffffffu, hi4 ? yv[e] : yv[4 + e], 4);
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    k2[e] = (hi2 ? k4[2 + e] : k4[e]) + __shfl_xor_sync(0xffffffffu, hi2 ? k4[e] : k4[2 + e], 2);
+                const float y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
+                // Every thread of the channel has read sdr[tc..tc + 8) (the shuffles above
+                // wait for all of them): y over dt.
+                if (active) sdr[tc + g] = y;
+            }
+        }
+        __syncthreads();  // y complete (in sdt)
+        if (vec) {
+            for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                if (q * VEC < tn) {
+                    const float* ys = sdt + r * YS + q * VEC;
+                    T* dst = gout + (size_t)r * L + t0 + q * VEC;
+                    float yy[VEC], uu[VEC], zz[VEC];
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4) {
+                        const float4 y4 = *reinterpret_cast<const float4*>(ys + e);
+                        yy[e] = y4.x; yy[e + 1] = y4.y; yy[e + 2] = y4.z; yy[e + 3] = y4.w;
+                    }
+                    const float Dr = p.D ? p.D[c0 + r] : 0.f;
+                    lm_ld16<T>(su0 + r * TTP + q * VEC, uu);
+                    if (has_z) lm_ld16<T>(sz0 + r * TTP + q * VEC, zz);
+#pragma unroll
+                    for (int e = 0; e < VEC; ++e) {
+                        float o = fmaf(Dr, uu[e], yy[e]);
+                        if (has_z) o *= silu_f(zz[e]);
+                        yy[e] = o;
+                    }
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
+                    } else {
+                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]),
+                                                                    lm_pack2<T>(yy[4], yy[5]), lm_pack2<T>(yy[6], yy[7]));
+                    }
+                }
+            }
+        } else {
+            for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                if (t < tn) {
+                    float o = sdt[r * YS + t];
+                    if (p.D) o = fmaf(p.D[c0 + r], ldf(su0 + r * TTP + t), o);
+                    if (has_z) o *= silu_f(ldf(sz0 + r * TTP + t));
+                    gout[(size_t)r * L + t0 + t] = cvt<T>(o);
+                }
+            }
+        }
+    }
+    if (p.hlast && active) {
+        const int n = 2 * g;
+        if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h0;
+        if (n + 1 < N) p.hlast[((size_t)i * dim + c) * N + n + 1] = h1;
+    }
+}
+
+// `_w`: at most 64 registers, so that 32 warps share an SM (four blocks of 32 channels or
+// two of 64).
+#define LM1_INST_W(T, NAME)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T>(p);                                                                                          \
+    }
+
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:
 // the PREP form. G = 4: at most 128 registers, so that two blocks of 64 channels share an
 // SM (16 warps).
@@ -536,6 +778,7 @@ LM1_INST(float, f32, 16, 4)
 LM1_INST_R(float, f32, 16, 4)
 LM1_INST_R(float, f32, 16, 2)
 LM1_INST_R(float, f32, 8, 2)
+LM1_INST_W(float, f32)
 #ifndef MAMBA_EMU
 LM1_INST(bf16_t, bf16, 16, 1)
 LM1_INST(bf16_t, bf16, 16, 2)
@@ -547,6 +790,7 @@ LM1_INST(bf16_t, bf16, 16, 4)
 LM1_INST_R(bf16_t, bf16, 16, 4)
 LM1_INST_R(bf16_t, bf16, 16, 2)
 LM1_INST_R(bf16_t, bf16, 8, 2)
+LM1_INST_W(bf16_t, bf16)
 LM1_INST(f16_t, f16, 16, 1)
 LM1_INST(f16_t, f16, 16, 2)
 LM1_INST(f16_t, f16, 8, 1)
@@ -557,4 +801,5 @@ LM1_INST(f16_t, f16, 16, 4)
 LM1_INST_R(f16_t, f16, 16, 4)
 LM1_INST_R(f16_t, f16, 16, 2)
 LM1_INST_R(f16_t, f16, 8, 2)
+LM1_INST_W(f16_t, f16)
 #endif

@@ -610,7 +610,8 @@ fn selective_scan_lm_path_matches_the_oracle() {
         softplus: true,
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
-    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`)
+    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
+    // 4 `_w`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -618,6 +619,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "0"),
             ("4", "", "2"),
             ("2", "", "2"),
+            ("8", "", "4"),
         ]
     } else {
         &[
@@ -640,6 +642,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("2", "", "3"),
             ("4", "16", "3"),
             ("2", "48", "3"),
+            ("8", "", "4"),
+            ("8", "64", "4"),
+            ("8", "12", "4"),
+            ("8", "40", "4"),
         ]
     };
     for &(gth, cb, form) in variants {
@@ -803,6 +809,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g2", "1", "2", "", "", "0", "0"),
         ("lm1 g4", "1", "4", "", "", "0", "0"),
         ("lm1 g4 rs", "1", "4", "", "", "0", "1"),
+        ("lm1 g8 w", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -813,7 +821,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;

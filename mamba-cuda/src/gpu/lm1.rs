@@ -11,6 +11,9 @@
 //! and the gate applied in the store pass: a step loop with the recurrence only);
 //! `MAMBA_CUDA_SCAN1_LM_RS=1` the `_r` kernels (G > 1: y reduce-scattered once per G steps
 //! instead of all-reduced every step; full tiles without the tail checks).
+//! `MAMBA_CUDA_SCAN1_LM_G=8` (N > 8) takes the `_w` kernels: eight threads per channel,
+//! two states each (32 warps per SM at the LM shape), dt and dt * u staged per tile, y
+//! reduce-scattered once per eight steps, D and the gate in the store pass, two stages.
 
 use std::sync::OnceLock;
 
@@ -29,19 +32,27 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
     NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + if prep { 3 } else { 1 } * cb * (TT + 4) * 4
 }
 
+/// Shared memory of the `_w` kernels (kernels/scan1_lm.cu `lmw_smem_bytes`): two stages,
+/// B and C in f32, dt and dt * u.
+pub(crate) fn lm1w_smem(es: usize, cb: usize) -> usize {
+    let rb = (TT + 16 / es) * es;
+    2 * (3 * cb + 32) * rb + TT * 32 * 4 + 2 * cb * (TT + 4) * 4
+}
+
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
-/// only, y reduce-scattered once per G steps, full tiles without tail checks).
+/// only, y reduce-scattered once per G steps, full tiles without tail checks; form 4 `_w`:
+/// G = 8, N = 16 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 72] = [const { OnceLock::new() }; 72];
+    static FUNCS: [OnceLock<Func>; 120] = [const { OnceLock::new() }; 120];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 4 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 5 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q", "_r"][form];
+    let p = ["", "_p", "_q", "_r", "_w"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -94,14 +105,15 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     let es = [4usize, 2, 2][c.act];
     let ns = if c.n <= 8 { 8 } else { 16 };
     let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G").unwrap_or(LM1_G) {
+        8 if ns == 16 => 8,
         4 if ns == 16 => 4,
-        2 | 4 => 2,
+        2 | 4 | 8 => 2,
         _ => 1,
     };
     let sms = g.sm_count as usize;
     let nseg = c.d / c.seg;
     let mut cb = match env_usize("MAMBA_CUDA_SCAN1_LM_CB") {
-        Some(v) if v >= 1 => v.min(256 / gth),
+        Some(v) if v >= 1 => v.min(if gth == 8 { 64 } else { 256 / gth }),
         _ => {
             // The least channel work on the busiest SM (every SM runs its blocks' channels
             // through one exponential unit), ties to the larger block.
@@ -124,10 +136,18 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("0") => false,
         _ => LM1_PREP,
     } && !poly;
-    while cb > 1 && lm1_smem(es, cb, ns, prep) > g.max_smem() {
+    let wide = gth == 8;
+    let smem_of = |cb| {
+        if wide {
+            lm1w_smem(es, cb)
+        } else {
+            lm1_smem(es, cb, ns, prep)
+        }
+    };
+    while cb > 1 && smem_of(cb) > g.max_smem() {
         cb /= 2;
     }
-    let smem = lm1_smem(es, cb, ns, prep);
+    let smem = smem_of(cb);
     if smem > g.max_smem() {
         return Ok(false);
     }
@@ -146,7 +166,9 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
-    let form = if prep {
+    let form = if wide {
+        4
+    } else if prep {
         2
     } else if rs {
         3
