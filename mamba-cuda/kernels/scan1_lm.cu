@@ -78,6 +78,41 @@ __device__ __forceinline__ float lm_softplus(float v) {
     return fmaxf(v, 0.f) + 2.f * s * q;
 }
 
+template <typename T>
+struct lm_is_bf16 {
+    static constexpr bool value = false;
+};
+#ifndef MAMBA_EMU
+template <>
+struct lm_is_bf16<bf16_t> {
+    static constexpr bool value = true;
+};
+#endif
+
+// bf16 only (the `_w2` kernels): softplus as max(v, 0) + ln 2 * lg2(1 + 2^(-|v| log2 e))
+// (2 MUFU, 4 other instructions) and silu(z) = z (1 + tanh(z / 2)) / 2 by tanh.approx
+// (1 MUFU; absolute error of the sigmoid < 3e-4).
+__device__ __forceinline__ float lm_softplus_fast(float v) {
+#ifdef MAMBA_EMU
+    return fmaxf(v, 0.f) + std::log1p(std::exp(-std::fabs(v)));
+#else
+    const float x = lm_ex2(-fabsf(v) * LOG2E_F);
+    float l;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(l) : "f"(1.f + x));
+    return fmaf(l, 0.6931471805599453f, fmaxf(v, 0.f));
+#endif
+}
+__device__ __forceinline__ float lm_silu_fast(float z) {
+#ifdef MAMBA_EMU
+    return z / (1.f + std::exp(-z));
+#else
+    const float hz = 0.5f * z;
+    float t;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(hz));
+    return fmaf(hz, t, hz);
+#endif
+}
+
 __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 #ifdef MAMBA_EMU
     memcpy(dst, src, 16);
@@ -524,8 +559,13 @@ __host__ __device__ constexpr int lmw_smem_bytes(int es, int cb) {
     return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4;
 }
 
-template <typename T>
+template <typename T, bool V2>
 __device__ void lm1w_fwd(const Scan1Params& p) {
+    // V2 (`_w2`): B, C converted per (step, state pair) (one 16-byte store each), full
+    // tiles without the tail selects, the step loop on running pointers, and for bf16 the
+    // softplus as ln 2 * lg2(1 + 2^x) and the gate by tanh.approx (fewer FMA-pipe
+    // instructions, one MUFU fewer in the gate; bf16 rounding dwarfs their error).
+    constexpr bool FAST = V2 && lm_is_bf16<T>::value;
     constexpr int NS = 16;
     constexpr int ES = sizeof(T);
     constexpr int VEC = 16 / ES;
@@ -632,7 +672,44 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         const T* su0 = reinterpret_cast<const T*>(st);
         const T* sd0 = su0 + CB * TTP;
         const T* sz0 = sd0 + CB * TTP;
-        {
+        if constexpr (V2) {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 8 * LM_TT; idx += nthr) {
+                const int t = idx >> 3, n = 2 * (idx & 7);
+                const T* src = sB + n * TTP + t;
+                float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (t < tn) {
+                    if (n < N) v.x = ldf(src), v.z = ldf(src + NS * TTP);
+                    if (n + 1 < N) v.y = ldf(src + TTP), v.w = ldf(src + (NS + 1) * TTP);
+                }
+                reinterpret_cast<float4*>(sbc)[idx] = v;
+            }
+            const bool full = tn == LM_TT;
+            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    if (softplus) v = FAST ? lm_softplus_fast(v) : lm_softplus(v);
+                    o1[e] = v;
+                    o2[e] = v * uu[e];
+                }
+                if (!full) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const bool ok = t + e < tn;
+                        o1[e] = ok ? o1[e] : 0.f;
+                        o2[e] = ok ? o2[e] : 0.f;
+                    }
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+            }
+        } else {
             const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
             for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
                 // idx = t * 32 + pair * 4 + (C ? 2 : 0) + (n & 1)
@@ -663,18 +740,22 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             float* sdr = sdt + (active ? cl : 0) * YS;
             const float* sur = sdu + (active ? cl : 0) * YS;
             const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
+            // V2: y stored through yst; inactive threads (rows past cn, reading row 0) store
+            // into row 0's padding instead (never read).
+            float* yst = active ? sdr + g : sdt + LM_TT + (g & 3);
 #pragma unroll 1
             for (int tc = 0; tc < tn; tc += 8) {
-                const float4 d0 = *reinterpret_cast<const float4*>(sdr + tc);
-                const float4 d1 = *reinterpret_cast<const float4*>(sdr + tc + 4);
-                const float4 u0 = *reinterpret_cast<const float4*>(sur + tc);
-                const float4 u1 = *reinterpret_cast<const float4*>(sur + tc + 4);
+                const int to = V2 ? 0 : tc;
+                const float4 d0 = *reinterpret_cast<const float4*>(sdr + to);
+                const float4 d1 = *reinterpret_cast<const float4*>(sdr + to + 4);
+                const float4 u0 = *reinterpret_cast<const float4*>(sur + to);
+                const float4 u1 = *reinterpret_cast<const float4*>(sur + to + 4);
                 const float dts[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
                 const float dus[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
                 float yv[8];
 #pragma unroll
                 for (int e = 0; e < 8; ++e) {
-                    const float4 bc = sbc4[(tc + e) * 8];
+                    const float4 bc = sbc4[(to + e) * 8];
                     h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
                     h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
                     yv[e] = fmaf(bc.z, h0, bc.w * h1);
@@ -690,7 +771,15 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const float y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
                 // Every thread of the channel has read sdr[tc..tc + 8) (the shuffles above
                 // wait for all of them): y over dt.
-                if (active) sdr[tc + g] = y;
+                if constexpr (V2) {
+                    *yst = y;
+                    if (active) yst += 8;
+                    sdr += 8;
+                    sur += 8;
+                    sbc4 += 64;
+                } else {
+                    if (active) sdr[tc + g] = y;
+                }
             }
         }
         __syncthreads();  // y complete (in sdt)
@@ -712,7 +801,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 #pragma unroll
                     for (int e = 0; e < VEC; ++e) {
                         float o = fmaf(Dr, uu[e], yy[e]);
-                        if (has_z) o *= silu_f(zz[e]);
+                        if (has_z) o *= FAST ? lm_silu_fast(zz[e]) : silu_f(zz[e]);
                         yy[e] = o;
                     }
                     if constexpr (ES == 4) {
@@ -746,7 +835,10 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 // two of 64).
 #define LM1_INST_W(T, NAME)                                                                                      \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w(const __grid_constant__ Scan1Params p) { \
-        lm1w_fwd<T>(p);                                                                                          \
+        lm1w_fwd<T, false>(p);                                                                                   \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w2(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, true>(p);                                                                                    \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -619,7 +619,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "0"),
             ("4", "", "2"),
             ("2", "", "2"),
-            ("8", "", "4"),
+            ("8", "", "5"),
         ]
     } else {
         &[
@@ -644,8 +644,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("2", "48", "3"),
             ("8", "", "4"),
             ("8", "64", "4"),
-            ("8", "12", "4"),
-            ("8", "40", "4"),
+            ("8", "", "5"),
+            ("8", "64", "5"),
+            ("8", "12", "5"),
+            ("8", "40", "5"),
         ]
     };
     for &(gth, cb, form) in variants {
@@ -661,6 +663,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_RS",
             if form == "3" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_WV",
+            if form == "4" { "1" } else { "0" },
         );
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
@@ -731,6 +737,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_PREP");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_RS");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_WV");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
     for c in [
@@ -811,6 +818,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g4 rs", "1", "4", "", "", "0", "1"),
         ("lm1 g8 w", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w2", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w2", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -821,7 +830,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,lm1 g8 w,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w2,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -833,6 +842,11 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
             ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
             ("MAMBA_CUDA_SCAN1_LM_RS", rs),
+            // `_w` (first version) for the rows named "... w", else `_w2`.
+            (
+                "MAMBA_CUDA_SCAN1_LM_WV",
+                if name.ends_with(" w") { "1" } else { "" },
+            ),
         ] {
             if v.is_empty() {
                 std::env::remove_var(k);
@@ -870,6 +884,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         "MAMBA_CUDA_SCAN1_LM_POLY",
         "MAMBA_CUDA_SCAN1_LM_PREP",
         "MAMBA_CUDA_SCAN1_LM_RS",
+        "MAMBA_CUDA_SCAN1_LM_WV",
     ] {
         std::env::remove_var(k);
     }
