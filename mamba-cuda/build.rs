@@ -64,12 +64,28 @@ fn main() {
             "arch=compute_90,code=compute_90",
         ]
     };
+    // Headers every kernel file may include: a change there rebuilds them all.
+    let mut headers = Vec::new();
+    for e in std::fs::read_dir(&kernel_dir).expect("kernels/").flatten() {
+        if e.path().extension().is_some_and(|x| x == "cuh") {
+            headers.push(e.path());
+        }
+    }
+    headers.sort();
     let mut children = Vec::new();
     for name in KERNELS {
         let src = kernel_dir.join(format!("{name}.cu"));
         println!("cargo:rerun-if-changed={}", src.display());
         let fatbin = out_dir.join(format!("{name}.fatbin"));
         let log = out_dir.join(format!("{name}.ptxas.log"));
+        // Rebuild a fatbin only when its source, a header, the flags or nvcc changed:
+        // the key of the last build sits beside it.
+        let key_file = out_dir.join(format!("{name}.key"));
+        let key = build_key(&nvcc, flags, &src, &headers);
+        if fatbin.exists() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(&key) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&key_file);
         let child = Command::new(&nvcc)
             .args(["-std=c++17", "-O3", "-Xptxas", "-v"])
             .args(flags)
@@ -81,15 +97,28 @@ fn main() {
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("mamba-cuda: cannot run {}: {e}", nvcc.display()));
-        children.push((name, child, log));
+        children.push((name, child, log, key_file, key));
     }
-    for (name, mut child, log) in children {
+    for (name, mut child, log, key_file, key) in children {
         let status = child.wait().expect("nvcc");
         if !status.success() {
             let err = std::fs::read_to_string(log.with_extension("err")).unwrap_or_default();
             panic!("mamba-cuda: nvcc failed on kernels/{name}.cu:\n{err}");
         }
+        std::fs::write(&key_file, key).expect("write the kernel build key");
     }
+}
+
+/// What a kernel's fatbin depends on, as text: nvcc's path, the flags, and a hash of the
+/// source and of every header (a stale key only costs a rebuild).
+fn build_key(nvcc: &Path, flags: &[&str], src: &Path, headers: &[PathBuf]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in std::iter::once(src).chain(headers.iter().map(PathBuf::as_path)) {
+        f.hash(&mut h);
+        std::fs::read(f).unwrap_or_default().hash(&mut h);
+    }
+    format!("{} {} {:016x}", nvcc.display(), flags.join(" "), h.finish())
 }
 
 fn find_nvcc(out_dir: &Path) -> Option<PathBuf> {

@@ -559,8 +559,12 @@ __host__ __device__ constexpr int lmw_smem_bytes(int es, int cb) {
     return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4;
 }
 
-template <typename T, bool V2>
+template <typename T, int V>
 __device__ void lm1w_fwd(const Scan1Params& p) {
+    constexpr bool V2 = V >= 2;
+    // V3 (`_w3`): thread (channel, g) prepares and stores steps 4g..4g+3 of its own
+    // channel (no index loops, bias and D loaded once), so the step loop and the store
+    // pass need only the warp's own rows: __syncwarp between them instead of a barrier.
     // V2 (`_w2`): B, C converted per (step, state pair) (one 16-byte store each), full
     // tiles without the tail selects, the step loop on running pointers, and for bf16 the
     // softplus as ln 2 * lg2(1 + 2^x) and the gate by tanh.approx (fewer FMA-pipe
@@ -656,6 +660,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         }
     }
     const bool softplus = p.softplus != 0, has_z = gz != nullptr;
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
     const bool hi4 = (g & 4) != 0, hi2 = (g & 2) != 0, hi1 = (g & 1) != 0;
 
     load_tile(0);
@@ -685,9 +691,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 reinterpret_cast<float4*>(sbc)[idx] = v;
             }
             const bool full = tn == LM_TT;
-            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
-                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
-                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+            for (int idx = V >= 3 ? (active ? tid : nthr) : tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = V >= 3 ? cl : idx / (LM_TT / 4), t = V >= 3 ? 4 * g : 4 * (idx % (LM_TT / 4));
+                const float bz = V >= 3 ? bias : p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
                 float uu[4], dd[4], o1[4], o2[4];
                 lm_ld4<T>(su0 + r * TTP + t, uu);
                 lm_ld4<T>(sd0 + r * TTP + t, dd);
@@ -708,6 +714,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 }
                 *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
                 *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+                if constexpr (V >= 3) break;
             }
         } else {
             const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
@@ -782,6 +789,35 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 }
             }
         }
+        if constexpr (V >= 3) {
+            __syncwarp();  // the channel's y complete (in sdt; rows of this warp only)
+            const int t = 4 * g;
+            if (active && t < tn) {
+                const float4 y4 = *reinterpret_cast<const float4*>(sdt + cl * YS + t);
+                float yy[4] = {y4.x, y4.y, y4.z, y4.w}, uu[4], zz[4];
+                lm_ld4<T>(su0 + cl * TTP + t, uu);
+                if (has_z) lm_ld4<T>(sz0 + cl * TTP + t, zz);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float o = fmaf(Dc, uu[e], yy[e]);
+                    if (has_z) o *= FAST ? lm_silu_fast(zz[e]) : silu_f(zz[e]);
+                    yy[e] = o;
+                }
+                T* dst = gout + (size_t)cl * L + t0 + t;
+                if (vec) {  // tn is a multiple of 16 bytes: all four steps are in
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
+                    } else {
+                        *reinterpret_cast<uint2*>(dst) = make_uint2(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]));
+                    }
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        if (t + e < tn) dst[e] = cvt<T>(yy[e]);
+                }
+            }
+            continue;
+        }
         __syncthreads();  // y complete (in sdt)
         if (vec) {
             for (int idx = tid; idx < cn * CPR; idx += nthr) {
@@ -835,10 +871,13 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 // two of 64).
 #define LM1_INST_W(T, NAME)                                                                                      \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w(const __grid_constant__ Scan1Params p) { \
-        lm1w_fwd<T, false>(p);                                                                                   \
+        lm1w_fwd<T, 1>(p);                                                                                       \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w2(const __grid_constant__ Scan1Params p) { \
-        lm1w_fwd<T, true>(p);                                                                                    \
+        lm1w_fwd<T, 2>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w3(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 3>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`, 5 `_w2`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`, 6 `_w3`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -619,7 +619,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "0"),
             ("4", "", "2"),
             ("2", "", "2"),
-            ("8", "", "5"),
+            ("8", "", "6"),
         ]
     } else {
         &[
@@ -645,9 +645,11 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "", "4"),
             ("8", "64", "4"),
             ("8", "", "5"),
-            ("8", "64", "5"),
-            ("8", "12", "5"),
             ("8", "40", "5"),
+            ("8", "", "6"),
+            ("8", "64", "6"),
+            ("8", "12", "6"),
+            ("8", "40", "6"),
         ]
     };
     for &(gth, cb, form) in variants {
@@ -666,7 +668,11 @@ fn selective_scan_lm_path_matches_the_oracle() {
         );
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_WV",
-            if form == "4" { "1" } else { "0" },
+            match form {
+                "4" => "1",
+                "5" => "2",
+                _ => "3",
+            },
         );
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
@@ -820,6 +826,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g8 cb64 w", "1", "8", "64", "", "0", "0"),
         ("lm1 g8 w2", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w2", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w3", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w3", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -830,7 +838,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,lm1 g8 w2,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w2,lm1 g8 w3,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -842,10 +850,16 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
             ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
             ("MAMBA_CUDA_SCAN1_LM_RS", rs),
-            // `_w` (first version) for the rows named "... w", else `_w2`.
+            // The G 8 version named last in the row's name (`_w`, `_w2`, else `_w3`).
             (
                 "MAMBA_CUDA_SCAN1_LM_WV",
-                if name.ends_with(" w") { "1" } else { "" },
+                if name.ends_with(" w") {
+                    "1"
+                } else if name.ends_with(" w2") {
+                    "2"
+                } else {
+                    ""
+                },
             ),
         ] {
             if v.is_empty() {

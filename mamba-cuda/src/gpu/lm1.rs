@@ -11,11 +11,12 @@
 //! and the gate applied in the store pass: a step loop with the recurrence only);
 //! `MAMBA_CUDA_SCAN1_LM_RS=1` the `_r` kernels (G > 1: y reduce-scattered once per G steps
 //! instead of all-reduced every step; full tiles without the tail checks).
-//! `MAMBA_CUDA_SCAN1_LM_G=8` (N > 8) takes the `_w2` kernels: eight threads per channel,
+//! `MAMBA_CUDA_SCAN1_LM_G=8` (N > 8) takes the `_w3` kernels: eight threads per channel,
 //! two states each (32 warps per SM at the LM shape), dt and dt * u staged per tile, y
 //! reduce-scattered once per eight steps, D and the gate in the store pass, two stages;
-//! bf16 with the softplus by lg2 and the gate by tanh.approx. `MAMBA_CUDA_SCAN1_LM_WV=1`
-//! takes their first version `_w` (exact softplus and gate, the tail selects in every tile).
+//! bf16 with the softplus by lg2 and the gate by tanh.approx; each thread prepares and
+//! stores four steps of its own channel. `MAMBA_CUDA_SCAN1_LM_WV=1` / `=2` take the
+//! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`.
 
 use std::sync::OnceLock;
 
@@ -44,17 +45,17 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize) -> usize {
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
-/// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`
-/// and 5 `_w2`: G = 8, N > 8 only).
+/// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
+/// 5 `_w2` and 6 `_w3`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 144] = [const { OnceLock::new() }; 144];
+    static FUNCS: [OnceLock<Func>; 168] = [const { OnceLock::new() }; 168];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 6 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 7 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q", "_r", "_w", "_w2"][form];
+    let p = ["", "_p", "_q", "_r", "_w", "_w2", "_w3"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -169,10 +170,10 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.async_copy = aligned as i32;
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
     let form = if wide {
-        if env_str("MAMBA_CUDA_SCAN1_LM_WV").as_deref() == Some("1") {
-            4
-        } else {
-            5
+        match env_str("MAMBA_CUDA_SCAN1_LM_WV").as_deref() {
+            Some("1") => 4,
+            Some("2") => 5,
+            _ => 6,
         }
     } else if prep {
         2
