@@ -555,8 +555,12 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 // tile ahead): four blocks of 32 channels (f32 too) fit an SM's shared memory.
 #define LMW_NST 2
 #define LMW_G 8
-__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb) {
-    return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4;
+// V4 (`_w4`): per warp, four channels' 8 x 8 partial sums of y, 72 floats apart (the
+// loads of one step's partials hit 32 different banks).
+#define LMW_RCH 72
+__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = false) {
+    return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4 +
+           (red ? (cb * 8 + 31) / 32 * 4 * LMW_RCH * 4 : 0);
 }
 
 template <typename T, int V>
@@ -585,6 +589,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     float* sbc = reinterpret_cast<float*>(sm + LMW_NST * stage_bytes);  // [TT][8][4]
     float* sdt = sbc + LM_TT * 32;                                      // [CB][YS]: dt, then y
     float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
+    float* sred = sdu + CB * YS;                                        // V4: [warps][4][LMW_RCH]
     const bool vec = p.async_copy != 0;
 
     const int i = blockIdx.y;
@@ -767,15 +772,29 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
                     yv[e] = fmaf(bc.z, h0, bc.w * h1);
                 }
-                // Reduce-scatter over the 8 threads: thread g ends with step tc + g.
-                float k4[4], k2[2];
+                float y;
+                if constexpr (V >= 4) {
+                    // Transpose through the warp's shared memory: two 16-byte stores of the
+                    // eight partial sums, eight loads of step tc + g's partials, seven adds.
+                    float* w = sred + ((tid >> 5) * 4 + ((tid >> 3) & 3)) * LMW_RCH;
+                    *reinterpret_cast<float4*>(w + g * 8) = make_float4(yv[0], yv[1], yv[2], yv[3]);
+                    *reinterpret_cast<float4*>(w + g * 8 + 4) = make_float4(yv[4], yv[5], yv[6], yv[7]);
+                    __syncwarp();
+                    y = w[g];
 #pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    k4[e] = (hi4 ? yv[4 + e] : yv[e]) + __shfl_xor_sync(0xffffffffu, hi4 ? yv[e] : yv[4 + e], 4);
+                    for (int l = 1; l < 8; ++l) y += w[l * 8 + g];
+                    __syncwarp();
+                } else {
+                    // Reduce-scatter over the 8 threads: thread g ends with step tc + g.
+                    float k4[4], k2[2];
 #pragma unroll
-                for (int e = 0; e < 2; ++e)
-                    k2[e] = (hi2 ? k4[2 + e] : k4[e]) + __shfl_xor_sync(0xffffffffu, hi2 ? k4[e] : k4[2 + e], 2);
-                const float y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
+                    for (int e = 0; e < 4; ++e)
+                        k4[e] = (hi4 ? yv[4 + e] : yv[e]) + __shfl_xor_sync(0xffffffffu, hi4 ? yv[e] : yv[4 + e], 4);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+                        k2[e] = (hi2 ? k4[2 + e] : k4[e]) + __shfl_xor_sync(0xffffffffu, hi2 ? k4[e] : k4[2 + e], 2);
+                    y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
+                }
                 // Every thread of the channel has read sdr[tc..tc + 8) (the shuffles above
                 // wait for all of them): y over dt.
                 if constexpr (V2) {
@@ -878,6 +897,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w3(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 3>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w4(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 4>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`, 5 `_w2`, 6 `_w3`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -650,6 +650,8 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "64", "6"),
             ("8", "12", "6"),
             ("8", "40", "6"),
+            ("8", "", "7"),
+            ("8", "20", "7"),
         ]
     };
     for &(gth, cb, form) in variants {
@@ -671,6 +673,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             match form {
                 "4" => "1",
                 "5" => "2",
+                "7" => "4",
                 _ => "3",
             },
         );
@@ -828,6 +831,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g8 cb64 w2", "1", "8", "64", "", "0", "0"),
         ("lm1 g8 w3", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w3", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w4", "1", "8", "", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -857,6 +861,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
                     "1"
                 } else if name.ends_with(" w2") {
                     "2"
+                } else if name.ends_with(" w4") {
+                    "4"
                 } else {
                     ""
                 },

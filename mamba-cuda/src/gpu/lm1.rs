@@ -16,7 +16,8 @@
 //! reduce-scattered once per eight steps, D and the gate in the store pass, two stages;
 //! bf16 with the softplus by lg2 and the gate by tanh.approx; each thread prepares and
 //! stores four steps of its own channel. `MAMBA_CUDA_SCAN1_LM_WV=1` / `=2` take the
-//! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`.
+//! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`; `=4`
+//! `_w4` (y's partial sums transposed through shared memory instead of shuffles).
 
 use std::sync::OnceLock;
 
@@ -36,26 +37,33 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
 }
 
 /// Shared memory of the `_w` kernels (kernels/scan1_lm.cu `lmw_smem_bytes`): two stages,
-/// B and C in f32, dt and dt * u.
-pub(crate) fn lm1w_smem(es: usize, cb: usize) -> usize {
+/// B and C in f32, dt and dt * u; `red` (`_w4`): per warp 4 x 72 floats for y's partials.
+pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
     let rb = (TT + 16 / es) * es;
-    2 * (3 * cb + 32) * rb + TT * 32 * 4 + 2 * cb * (TT + 4) * 4
+    2 * (3 * cb + 32) * rb
+        + TT * 32 * 4
+        + 2 * cb * (TT + 4) * 4
+        + if red {
+            (cb * 8).div_ceil(32) * 4 * 72 * 4
+        } else {
+            0
+        }
 }
 
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
-/// 5 `_w2` and 6 `_w3`: G = 8, N > 8 only).
+/// 5 `_w2`, 6 `_w3` and 7 `_w4`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 168] = [const { OnceLock::new() }; 168];
+    static FUNCS: [OnceLock<Func>; 192] = [const { OnceLock::new() }; 192];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 7 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 8 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q", "_r", "_w", "_w2", "_w3"][form];
+    let p = ["", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -140,9 +148,15 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         _ => LM1_PREP,
     } && !poly;
     let wide = gth == 8;
+    let wv = match env_str("MAMBA_CUDA_SCAN1_LM_WV").as_deref() {
+        Some("1") => 4,
+        Some("2") => 5,
+        Some("4") => 7,
+        _ => 6,
+    };
     let smem_of = |cb| {
         if wide {
-            lm1w_smem(es, cb)
+            lm1w_smem(es, cb, wv == 7)
         } else {
             lm1_smem(es, cb, ns, prep)
         }
@@ -170,11 +184,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.async_copy = aligned as i32;
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
     let form = if wide {
-        match env_str("MAMBA_CUDA_SCAN1_LM_WV").as_deref() {
-            Some("1") => 4,
-            Some("2") => 5,
-            _ => 6,
-        }
+        wv
     } else if prep {
         2
     } else if rs {
