@@ -89,6 +89,24 @@ struct lm_is_bf16<bf16_t> {
 };
 #endif
 
+// Two 16-bit values of one 32-bit word as floats (low, high).
+template <typename T>
+__device__ __forceinline__ void lm_unpack2(unsigned w, float& lo, float& hi) {
+#ifdef MAMBA_EMU
+    (void)w;
+    lo = hi = 0.f;
+#else
+    if constexpr (lm_is_bf16<T>::value) {
+        lo = __uint_as_float(w << 16);
+        hi = __uint_as_float(w & 0xffff0000u);
+    } else {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));
+        lo = f.x;
+        hi = f.y;
+    }
+#endif
+}
+
 // bf16 only (the `_w2` kernels): softplus as max(v, 0) + ln 2 * lg2(1 + 2^(-|v| log2 e))
 // (2 MUFU, 4 other instructions) and silu(z) = z (1 + tanh(z / 2)) / 2 by tanh.approx
 // (1 MUFU; absolute error of the sigmoid < 3e-4).
@@ -574,6 +592,12 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // softplus as ln 2 * lg2(1 + 2^x) and the gate by tanh.approx (fewer FMA-pipe
     // instructions, one MUFU fewer in the gate; bf16 rounding dwarfs their error).
     constexpr bool FAST = V2 && lm_is_bf16<T>::value;
+    // V5 (`_w5`, 16-bit types; f32 runs the V3 code): B and C kept in their storage type,
+    // packed per (step pair, state pair) as four 32-bit words (B n|n+1 at t, C n|n+1 at t,
+    // the same at t + 1): one 16-byte load per thread and two steps instead of one per step
+    // (half the shared-memory wavefronts of the step loop's B/C reads), 4 ALU unpacks a step.
+    constexpr bool PACK = V == 5 && sizeof(T) == 2;
+    constexpr bool TRED = V == 4;
     constexpr int NS = 16;
     constexpr int ES = sizeof(T);
     constexpr int VEC = 16 / ES;
@@ -688,12 +712,23 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             for (int idx = tid; idx < 8 * LM_TT; idx += nthr) {
                 const int t = idx >> 3, n = 2 * (idx & 7);
                 const T* src = sB + n * TTP + t;
-                float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-                if (t < tn) {
-                    if (n < N) v.x = ldf(src), v.z = ldf(src + NS * TTP);
-                    if (n + 1 < N) v.y = ldf(src + TTP), v.w = ldf(src + (NS + 1) * TTP);
+                if constexpr (PACK) {
+                    const unsigned short* s16 = reinterpret_cast<const unsigned short*>(src);
+                    unsigned b = 0, cc = 0;
+                    if (t < tn) {
+                        if (n < N) b = s16[0], cc = s16[NS * TTP];
+                        if (n + 1 < N) b |= (unsigned)s16[TTP] << 16, cc |= (unsigned)s16[(NS + 1) * TTP] << 16;
+                    }
+                    // [t / 2][pair][t % 2]: words (B, C)
+                    reinterpret_cast<uint2*>(sbc)[((t >> 1) * 8 + (idx & 7)) * 2 + (t & 1)] = make_uint2(b, cc);
+                } else {
+                    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+                    if (t < tn) {
+                        if (n < N) v.x = ldf(src), v.z = ldf(src + NS * TTP);
+                        if (n + 1 < N) v.y = ldf(src + TTP), v.w = ldf(src + (NS + 1) * TTP);
+                    }
+                    reinterpret_cast<float4*>(sbc)[idx] = v;
                 }
-                reinterpret_cast<float4*>(sbc)[idx] = v;
             }
             const bool full = tn == LM_TT;
             for (int idx = V >= 3 ? (active ? tid : nthr) : tid; idx < cn * (LM_TT / 4); idx += nthr) {
@@ -752,6 +787,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             float* sdr = sdt + (active ? cl : 0) * YS;
             const float* sur = sdu + (active ? cl : 0) * YS;
             const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
+            const uint4* sbcq = reinterpret_cast<const uint4*>(sbc) + g;  // PACK
             // V2: y stored through yst; inactive threads (rows past cn, reading row 0) store
             // into row 0's padding instead (never read).
             float* yst = active ? sdr + g : sdt + LM_TT + (g & 3);
@@ -765,15 +801,32 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const float dts[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
                 const float dus[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
                 float yv[8];
+                if constexpr (PACK) {
 #pragma unroll
-                for (int e = 0; e < 8; ++e) {
-                    const float4 bc = sbc4[(to + e) * 8];
-                    h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
-                    h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
-                    yv[e] = fmaf(bc.z, h0, bc.w * h1);
+                    for (int e = 0; e < 8; e += 2) {
+                        const uint4 q = sbcq[(e >> 1) * 8];
+                        const unsigned w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+                        for (int k = 0; k < 2; ++k) {
+                            float b0, b1, c0, c1;
+                            lm_unpack2<T>(w[2 * k], b0, b1);
+                            lm_unpack2<T>(w[2 * k + 1], c0, c1);
+                            h0 = fmaf(lm_ex2(dts[e + k] * a0), h0, dus[e + k] * b0);
+                            h1 = fmaf(lm_ex2(dts[e + k] * a1), h1, dus[e + k] * b1);
+                            yv[e + k] = fmaf(c0, h0, c1 * h1);
+                        }
+                    }
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        const float4 bc = sbc4[(to + e) * 8];
+                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
+                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
+                        yv[e] = fmaf(bc.z, h0, bc.w * h1);
+                    }
                 }
                 float y;
-                if constexpr (V >= 4) {
+                if constexpr (TRED) {
                     // Transpose through the warp's shared memory: two 16-byte stores of the
                     // eight partial sums, eight loads of step tc + g's partials, seven adds.
                     float* w = sred + ((tid >> 5) * 4 + ((tid >> 3) & 3)) * LMW_RCH;
@@ -803,6 +856,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     sdr += 8;
                     sur += 8;
                     sbc4 += 64;
+                    sbcq += 32;
                 } else {
                     if (active) sdr[tc + g] = y;
                 }
@@ -900,6 +954,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w4(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 4>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w5(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 5>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

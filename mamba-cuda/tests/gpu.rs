@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -620,6 +620,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "2"),
             ("2", "", "2"),
             ("8", "", "6"),
+            ("8", "", "8"),
         ]
     } else {
         &[
@@ -652,9 +653,21 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "40", "6"),
             ("8", "", "7"),
             ("8", "20", "7"),
+            ("8", "", "8"),
+            ("8", "64", "8"),
+            ("8", "24", "8"),
         ]
     };
+    // MAMBA_GPU_LM1_FORMS="6,8": only these forms, and not the default choice (for the
+    // sanitizers).
+    let forms = std::env::var("MAMBA_GPU_LM1_FORMS").ok();
     for &(gth, cb, form) in variants {
+        if forms
+            .as_deref()
+            .is_some_and(|f| !f.split(',').any(|x| x == form))
+        {
+            continue;
+        }
         std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_POLY",
@@ -674,6 +687,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
                 "4" => "1",
                 "5" => "2",
                 "7" => "4",
+                "8" => "5",
                 _ => "3",
             },
         );
@@ -749,6 +763,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_WV");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
+    let defaults = if forms.is_some() { 0 } else { 7 };
     for c in [
         all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
         all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
@@ -758,9 +773,19 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ..all(4, 3200, 256, 12, Bc::Varying, Bc::Grouped(2))
         },
         all(3, 3000, 264, 8, Bc::Varying, Bc::Varying),
-    ] {
+        all(1, 4000, 300, 16, Bc::Varying, Bc::Varying),
+        ScanCfg {
+            z: false,
+            bias: false,
+            ..all(2, 2048, 512, 13, Bc::Varying, Bc::Varying)
+        },
+    ]
+    .into_iter()
+    .take(defaults)
+    {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        scan_check::<f16>(be, &mut rng, &c, &mut t);
     }
     t.finish("selective_scan (lm1)");
 }
@@ -832,6 +857,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g8 w3", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w3", "1", "8", "64", "", "0", "0"),
         ("lm1 g8 w4", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 w5", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w5", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -842,7 +869,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,lm1 g8 w2,lm1 g8 w3,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 cb64 w3,lm1 g8 w5,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -863,6 +890,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
                     "2"
                 } else if name.ends_with(" w4") {
                     "4"
+                } else if name.ends_with(" w5") {
+                    "5"
                 } else {
                     ""
                 },

@@ -17,7 +17,9 @@
 //! bf16 with the softplus by lg2 and the gate by tanh.approx; each thread prepares and
 //! stores four steps of its own channel. `MAMBA_CUDA_SCAN1_LM_WV=1` / `=2` take the
 //! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`; `=4`
-//! `_w4` (y's partial sums transposed through shared memory instead of shuffles).
+//! `_w4` (y's partial sums transposed through shared memory instead of shuffles); `=5`
+//! `_w5` (16-bit types: B and C packed in their storage type, one 16-byte load per two
+//! steps). The default for N > 8 is G 8 `_w3` (from 30 channels per SM), N <= 8 G 2.
 
 use std::sync::OnceLock;
 
@@ -54,16 +56,16 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
-/// 5 `_w2`, 6 `_w3` and 7 `_w4`: G = 8, N > 8 only).
+/// 5 `_w2`, 6 `_w3`, 7 `_w4` and 8 `_w5`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 192] = [const { OnceLock::new() }; 192];
+    static FUNCS: [OnceLock<Func>; 216] = [const { OnceLock::new() }; 216];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 8 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 9 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4"][form];
+    let p = ["", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5"][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -83,19 +85,26 @@ pub(crate) struct Lm1Call {
 }
 
 /// Whether the default (no override) takes the new kernel: enough channels to give every
-/// SM LM1_MIN_CH_PER_SM of them (one launch, no time split: fewer channels leave SMs
-/// idle, where the older kernels split time) and a sequence of at least LM1_MIN_L steps
-/// (where it was measured: H200, b8 d2048 N16 L2048, NOTES.md).
+/// SM LM1_MIN_CH_PER_SM of them (LM1_MIN_CH_PER_SM_W with the `_w3` kernels, N > 8; one
+/// launch, no time split: fewer channels leave SMs idle, where the older kernels split
+/// time) and a sequence of at least LM1_MIN_L steps (where it was measured: H200, b8 / b4 /
+/// b2 d2048 N16 L2048, NOTES.md).
 fn by_default(g: &Gpu, c: &Lm1Call) -> bool {
-    LM1_DEFAULT && c.b * c.d >= LM1_MIN_CH_PER_SM * g.sm_count as usize && c.l >= LM1_MIN_L
+    let per_sm = if c.n > 8 {
+        LM1_MIN_CH_PER_SM_W
+    } else {
+        LM1_MIN_CH_PER_SM
+    };
+    LM1_DEFAULT && c.b * c.d >= per_sm * g.sm_count as usize && c.l >= LM1_MIN_L
 }
 
 /// The default rule (see [`by_default`]).
 const LM1_DEFAULT: bool = true;
 const LM1_MIN_CH_PER_SM: usize = 60;
+const LM1_MIN_CH_PER_SM_W: usize = 30;
 const LM1_MIN_L: usize = 256;
-/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
-const LM1_G: usize = 4;
+/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`): 8 (`_w3`) for N > 8, 2 below.
+const LM1_G: usize = 8;
 /// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
 const LM1_PREP: bool = false;
 
@@ -129,8 +138,13 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
             // The least channel work on the busiest SM (every SM runs its blocks' channels
             // through one exponential unit), ties to the larger block.
             let mut best = (usize::MAX, 0);
-            for cand in [128usize, 64, 32] {
-                let cand = cand.min(256 / gth).min(c.seg);
+            let cands: [usize; 3] = if gth == 8 {
+                [64, 32, 16]
+            } else {
+                [128, 64, 32]
+            };
+            for cand in cands {
+                let cand = cand.min(if gth == 8 { 64 } else { 256 / gth }).min(c.seg);
                 let blocks = nseg * c.seg.div_ceil(cand) * c.b;
                 let cost = blocks.div_ceil(sms) * cand;
                 if cost < best.0 {
@@ -152,6 +166,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("1") => 4,
         Some("2") => 5,
         Some("4") => 7,
+        Some("5") => 8,
         _ => 6,
     };
     let smem_of = |cb| {
