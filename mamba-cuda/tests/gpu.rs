@@ -881,13 +881,15 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
             ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
             ("MAMBA_CUDA_SCAN1_LM_RS", rs),
-            // The G 8 version named last in the row's name (`_w`, `_w2`, else `_w3`).
+            // The G 8 version named last in the row's name (else the default).
             (
                 "MAMBA_CUDA_SCAN1_LM_WV",
                 if name.ends_with(" w") {
                     "1"
                 } else if name.ends_with(" w2") {
                     "2"
+                } else if name.ends_with(" w3") {
+                    "3"
                 } else if name.ends_with(" w4") {
                     "4"
                 } else if name.ends_with(" w5") {

@@ -19,7 +19,8 @@
 //! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`; `=4`
 //! `_w4` (y's partial sums transposed through shared memory instead of shuffles); `=5`
 //! `_w5` (16-bit types: B and C packed in their storage type, one 16-byte load per two
-//! steps). The default for N > 8 is G 8 `_w3` (from 30 channels per SM), N <= 8 G 2.
+//! steps). The default for N > 8 is G 8 (from 30 channels per SM): `_w5` for bf16, `_w3`
+//! for f32 and f16 (`=3` forces `_w3`); N <= 8 G 2.
 
 use std::sync::OnceLock;
 
@@ -166,7 +167,10 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("1") => 4,
         Some("2") => 5,
         Some("4") => 7,
+        Some("3") => 6,
         Some("5") => 8,
+        // bf16: `_w5` (round 2: 321.5 vs 325.3 us for `_w3`); f32 and f16: `_w3`.
+        _ if c.act == 1 => 8,
         _ => 6,
     };
     let smem_of = |cb| {
