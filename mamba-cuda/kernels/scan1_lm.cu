@@ -596,7 +596,10 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // packed per (step pair, state pair) as four 32-bit words (B n|n+1 at t, C n|n+1 at t,
     // the same at t + 1): one 16-byte load per thread and two steps instead of one per step
     // (half the shared-memory wavefronts of the step loop's B/C reads), 4 ALU unpacks a step.
-    constexpr bool PACK = V == 5 && sizeof(T) == 2;
+    constexpr bool PACK = V >= 5 && sizeof(T) == 2;
+    // V6 (`_w6`): V5 with the tile loads on offsets computed once: thread tid < cn * CPR
+    // copies chunk (tid / CPR, tid % CPR) of the u, delta and z rows, the others (and a
+    // second pass of all) the B and C chunks; no index arithmetic per tile.
     constexpr bool TRED = V == 4;
     constexpr int NS = 16;
     constexpr int ES = sizeof(T);
@@ -630,8 +633,42 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
 
     const int ntiles = (L + LM_TT - 1) / LM_TT;
+    // V6: the fixed chunk assignment (vec only; every chunk covered when cn * CPR <= nthr
+    // and the B/C chunks fit the remaining threads plus one more pass).
+    const bool fast = V >= 6 && vec && cn * CPR <= nthr && 2 * N * CPR <= 2 * nthr - cn * CPR && L < (1 << 24);
+    const int lq = tid % CPR;
+    const bool ldu = fast && tid < cn * CPR;
+    const unsigned goff = (unsigned)(tid / CPR) * (unsigned)L + lq * VEC;
+    const int soff = (tid / CPR) * RB + lq * 16;
+    const T* bsrc[2];
+    int bdst[2], bq[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+        const int j = tid - cn * CPR + m * nthr;
+        const bool ok = fast && j >= 0 && j < 2 * N * CPR;
+        const int r = ok ? j / CPR : 0, q = j % CPR;
+        const int n = r % N;
+        bsrc[m] = (r < N ? gB : gC) + (size_t)n * L + q * VEC;
+        bdst[m] = 3 * CB * RB + (r < N ? n : NS + n) * RB + q * 16;
+        bq[m] = ok ? q : CPR;  // CPR: never copied
+    }
     auto load_tile = [&](int k) {
         if (k >= ntiles) return;
+        if constexpr (V >= 6) {
+            if (fast) {
+                unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+                const int t0 = k * LM_TT, nv = min(LM_TT, L - t0) / VEC;
+                if (ldu && lq < nv) {
+                    lm_cp16(st + soff, gu + goff + t0);
+                    lm_cp16(st + CB * RB + soff, gd + goff + t0);
+                    if (gz) lm_cp16(st + 2 * CB * RB + soff, gz + goff + t0);
+                }
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
+                    if (bq[m] < nv) lm_cp16(st + bdst[m], bsrc[m] + t0);
+                return;
+            }
+        }
         unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
         const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
         const T* rows[3] = {gu, gd, gz};
@@ -788,9 +825,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             const float* sur = sdu + (active ? cl : 0) * YS;
             const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
             const uint4* sbcq = reinterpret_cast<const uint4*>(sbc) + g;  // PACK
-            // V2: y stored through yst; inactive threads (rows past cn, reading row 0) store
-            // into row 0's padding instead (never read).
-            float* yst = active ? sdr + g : sdt + LM_TT + (g & 3);
+            // V2: y stored through yst (inactive threads, rows past cn reading row 0, store
+            // nothing).
+            float* yst = sdr + g;
 #pragma unroll 1
             for (int tc = 0; tc < tn; tc += 8) {
                 const int to = V2 ? 0 : tc;
@@ -848,16 +885,18 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                         k2[e] = (hi2 ? k4[2 + e] : k4[e]) + __shfl_xor_sync(0xffffffffu, hi2 ? k4[e] : k4[2 + e], 2);
                     y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
                 }
-                // Every thread of the channel has read sdr[tc..tc + 8) (the shuffles above
-                // wait for all of them): y over dt.
+                // y over dt, once every thread of the channel has read sdr[tc..tc + 8) (the
+                // shuffles above already order it; __syncwarp says so to the memory model).
                 if constexpr (V2) {
-                    *yst = y;
-                    if (active) yst += 8;
+                    __syncwarp();  // every thread of the channel has read sdr[tc..tc + 8)
+                    if (active) *yst = y;
+                    yst += 8;
                     sdr += 8;
                     sur += 8;
                     sbc4 += 64;
                     sbcq += 32;
                 } else {
+                    __syncwarp();
                     if (active) sdr[tc + g] = y;
                 }
             }
@@ -957,6 +996,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w5(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 5>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 6>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -621,6 +621,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("2", "", "2"),
             ("8", "", "6"),
             ("8", "", "8"),
+            ("8", "", "9"),
         ]
     } else {
         &[
@@ -656,6 +657,9 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "", "8"),
             ("8", "64", "8"),
             ("8", "24", "8"),
+            ("8", "", "9"),
+            ("8", "64", "9"),
+            ("8", "12", "9"),
         ]
     };
     // MAMBA_GPU_LM1_FORMS="6,8": only these forms, and not the default choice (for the
@@ -688,6 +692,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
                 "5" => "2",
                 "7" => "4",
                 "8" => "5",
+                "9" => "6",
                 _ => "3",
             },
         );
@@ -859,6 +864,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g8 w4", "1", "8", "", "", "0", "0"),
         ("lm1 g8 w5", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w5", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w6", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w6", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -869,7 +876,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 cb64 w3,lm1 g8 w5,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 w5,lm1 g8 w6,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -894,6 +901,8 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
                     "4"
                 } else if name.ends_with(" w5") {
                     "5"
+                } else if name.ends_with(" w6") {
+                    "6"
                 } else {
                     ""
                 },
