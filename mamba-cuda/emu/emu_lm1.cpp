@@ -144,7 +144,7 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     p.async_copy = cs.vec;
     if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
-    if (wide) k = wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
+    if (wide) k = wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
     switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep + 3000 * rs) {
         case 3164: k = lm1_fwd_f32_n16_g4_r; break; case 3162: k = lm1_fwd_f32_n16_g2_r; break;
         case 3082: k = lm1_fwd_f32_n8_g2_r; break;
@@ -191,17 +191,17 @@ int main() {
         {1, 40, 16, 64, 64, 4, 1, 1, 1, true, true, false, false, false, false},
     };
     int bad = 0;
-    for (const int mode : {9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
+    for (const int mode : {11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
         for (const auto& cs : cases) {
             const bool poly = mode == 1, prep = mode == 2, rs = mode == 3;
-            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : 0;
+            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : 0;
             if (poly && (cs.N <= 8 || cs.G == 4)) continue;
             if (rs && (cs.G == 1 || (cs.G == 4 && cs.N <= 8))) continue;
             const double e = run_case(cs, rng, poly, prep, rs, wide);
             const bool ok = e < 1e-5;
             bad += !ok;
             std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
-                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
         }
     return bad ? 1 : 0;
 }

@@ -573,6 +573,11 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 // tile ahead): four blocks of 32 channels (f32 too) fit an SM's shared memory.
 #define LMW_NST 2
 #define LMW_G 8
+// DIRECT (`_w8`): the staged row of B (C) state n: n itself, or (n & 1) * 8 + n / 2.
+template <bool DIRECT>
+__host__ __device__ constexpr int lmw_slot(int n) {
+    return DIRECT ? (n & 1) * 8 + (n >> 1) : n;
+}
 // V4 (`_w4`): per warp, four channels' 8 x 8 partial sums of y, 72 floats apart (the
 // loads of one step's partials hit 32 different banks).
 #define LMW_RCH 72
@@ -597,6 +602,15 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // the same at t + 1): one 16-byte load per thread and two steps instead of one per step
     // (half the shared-memory wavefronts of the step loop's B/C reads), 4 ALU unpacks a step.
     constexpr bool PACK = V >= 5 && sizeof(T) == 2;
+    // V8 (`_w8`): V6 without the B/C conversion pass: the step loop reads B and C straight
+    // from the staged rows (one 16-byte load per state row and 8 steps for 16-bit types, two
+    // for f32), rows of state n at slot (n & 1) * 8 + n / 2 (the 8 threads of a channel read
+    // 8 different bank groups); both stages' B/C rows zeroed once at the start (rows past N
+    // and steps past the tile's end stay finite; dt = dt * u = 0 there). The block shares
+    // only the staged tiles, so the second barrier per tile is a __syncwarp.
+    constexpr bool DIRECT = V >= 8;
+    // V7 (`_w7`): V6 with the B/C conversion pass straight-line (one item per thread from
+    // 256 threads on).
     // V6 (`_w6`): V5 with the tile loads on offsets computed once: thread tid < cn * CPR
     // copies chunk (tid / CPR, tid % CPR) of the u, delta and z rows, the others (and a
     // second pass of all) the B and C chunks; no index arithmetic per tile.
@@ -649,7 +663,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         const int r = ok ? j / CPR : 0, q = j % CPR;
         const int n = r % N;
         bsrc[m] = (r < N ? gB : gC) + (size_t)n * L + q * VEC;
-        bdst[m] = 3 * CB * RB + (r < N ? n : NS + n) * RB + q * 16;
+        bdst[m] = 3 * CB * RB + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * RB + q * 16;
         bq[m] = ok ? q : CPR;  // CPR: never copied
     }
     auto load_tile = [&](int k) {
@@ -688,7 +702,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const int r = idx / CPR, q = idx % CPR;
                 const int n = r % N;
                 const T* src = r < N ? gB : gC;
-                if (q < nv) lm_cp16(dst + (r < N ? n : NS + n) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+                if (q < nv) lm_cp16(dst + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
             }
         } else {
 #pragma unroll
@@ -705,7 +719,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const int r = idx / LM_TT, t = idx % LM_TT;
                 const int n = r % N;
                 const T* src = r < N ? gB : gC;
-                if (t < tn) dst[(r < N ? n : NS + n) * TTP + t] = src[(size_t)n * L + t0 + t];
+                if (t < tn) dst[(r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t] = src[(size_t)n * L + t0 + t];
             }
         }
     };
@@ -730,6 +744,12 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
     const bool hi4 = (g & 4) != 0, hi2 = (g & 2) != 0, hi1 = (g & 1) != 0;
 
+    if constexpr (DIRECT) {
+        constexpr int W = 2 * NS * RB / 16;  // 16-byte words of one stage's B/C rows
+        for (int idx = tid; idx < LMW_NST * W; idx += nthr)
+            *reinterpret_cast<uint4*>(sm + (idx / W) * stage_bytes + 3 * CB * RB + (idx % W) * 16) = make_uint4(0u, 0u, 0u, 0u);
+        __syncthreads();  // zeros before the copies
+    }
     load_tile(0);
     lm_commit();
     for (int k = 0; k < ntiles; ++k) {
@@ -746,7 +766,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         const T* sz0 = sd0 + CB * TTP;
         if constexpr (V2) {
             const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
-            for (int idx = tid; idx < 8 * LM_TT; idx += nthr) {
+            // V7: with at least 8 * LM_TT threads (CB >= 32), thread tid converts item tid
+            // (straight-line code, no loop); fewer threads loop as before.
+            auto bc_item = [&](int idx) {
                 const int t = idx >> 3, n = 2 * (idx & 7);
                 const T* src = sB + n * TTP + t;
                 if constexpr (PACK) {
@@ -766,6 +788,13 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     }
                     reinterpret_cast<float4*>(sbc)[idx] = v;
                 }
+            };
+            if constexpr (DIRECT) {
+                (void)bc_item;
+            } else if (V >= 7 && nthr >= 8 * LM_TT) {
+                if (tid < 8 * LM_TT) bc_item(tid);
+            } else {
+                for (int idx = tid; idx < 8 * LM_TT; idx += nthr) bc_item(idx);
             }
             const bool full = tn == LM_TT;
             for (int idx = V >= 3 ? (active ? tid : nthr) : tid; idx < cn * (LM_TT / 4); idx += nthr) {
@@ -819,14 +848,23 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
             }
         }
-        __syncthreads();  // sbc, sdt, sdu ready
+        if constexpr (DIRECT) {
+            __syncwarp();  // the channel's sdt, sdu rows ready (this warp's own)
+        } else {
+            __syncthreads();  // sbc, sdt, sdu ready
+        }
         {
-            float* sdr = sdt + (active ? cl : 0) * YS;
-            const float* sur = sdu + (active ? cl : 0) * YS;
+            // Inactive threads (cl >= cn) read their own row (never stored; rows past CB,
+            // in the last warp only, row CB - 1 of the same warp), never another warp's:
+            // racecheck flags a read of row 0 against warp 0's y stores.
+            const int rrow = min(cl, CB - 1);
+            float* sdr = sdt + rrow * YS;
+            const float* sur = sdu + rrow * YS;
             const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
             const uint4* sbcq = reinterpret_cast<const uint4*>(sbc) + g;  // PACK
-            // V2: y stored through yst (inactive threads, rows past cn reading row 0, store
-            // nothing).
+            // DIRECT: the row of state 2g (slot g) of B; 2g + 1 at slot 8 + g, C NS slots on.
+            const unsigned char* rbc = st + 3 * CB * RB + g * RB;
+            // V2: y stored through yst (inactive threads store nothing).
             float* yst = sdr + g;
 #pragma unroll 1
             for (int tc = 0; tc < tn; tc += 8) {
@@ -838,7 +876,42 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const float dts[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
                 const float dus[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
                 float yv[8];
-                if constexpr (PACK) {
+                if constexpr (DIRECT) {
+                    float b0[8], b1[8], c0[8], c1[8];
+                    if constexpr (ES == 4) {
+#pragma unroll
+                        for (int q = 0; q < 8; q += 4) {
+                            const float4 x0 = *reinterpret_cast<const float4*>(rbc + q * 4);
+                            const float4 x1 = *reinterpret_cast<const float4*>(rbc + 8 * RB + q * 4);
+                            const float4 x2 = *reinterpret_cast<const float4*>(rbc + NS * RB + q * 4);
+                            const float4 x3 = *reinterpret_cast<const float4*>(rbc + (NS + 8) * RB + q * 4);
+                            b0[q] = x0.x, b0[q + 1] = x0.y, b0[q + 2] = x0.z, b0[q + 3] = x0.w;
+                            b1[q] = x1.x, b1[q + 1] = x1.y, b1[q + 2] = x1.z, b1[q + 3] = x1.w;
+                            c0[q] = x2.x, c0[q + 1] = x2.y, c0[q + 2] = x2.z, c0[q + 3] = x2.w;
+                            c1[q] = x3.x, c1[q + 1] = x3.y, c1[q + 2] = x3.z, c1[q + 3] = x3.w;
+                        }
+                    } else {
+                        const uint4 x0 = *reinterpret_cast<const uint4*>(rbc);
+                        const uint4 x1 = *reinterpret_cast<const uint4*>(rbc + 8 * RB);
+                        const uint4 x2 = *reinterpret_cast<const uint4*>(rbc + NS * RB);
+                        const uint4 x3 = *reinterpret_cast<const uint4*>(rbc + (NS + 8) * RB);
+                        const unsigned w0[4] = {x0.x, x0.y, x0.z, x0.w}, w1[4] = {x1.x, x1.y, x1.z, x1.w};
+                        const unsigned w2[4] = {x2.x, x2.y, x2.z, x2.w}, w3[4] = {x3.x, x3.y, x3.z, x3.w};
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) {
+                            lm_unpack2<T>(w0[q], b0[2 * q], b0[2 * q + 1]);
+                            lm_unpack2<T>(w1[q], b1[2 * q], b1[2 * q + 1]);
+                            lm_unpack2<T>(w2[q], c0[2 * q], c0[2 * q + 1]);
+                            lm_unpack2<T>(w3[q], c1[2 * q], c1[2 * q + 1]);
+                        }
+                    }
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * b0[e]);
+                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * b1[e]);
+                        yv[e] = fmaf(c0[e], h0, c1[e] * h1);
+                    }
+                } else if constexpr (PACK) {
 #pragma unroll
                     for (int e = 0; e < 8; e += 2) {
                         const uint4 q = sbcq[(e >> 1) * 8];
@@ -895,6 +968,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     sur += 8;
                     sbc4 += 64;
                     sbcq += 32;
+                    rbc += 8 * ES;
                 } else {
                     __syncwarp();
                     if (active) sdr[tc + g] = y;
@@ -999,6 +1073,12 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 6>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w7(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 7>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w8(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 8>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -611,7 +611,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
     // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
-    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`: G = 8, N > 8 only, G = 2 below)
+    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7`, 11 `_w8`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -622,6 +622,8 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "", "6"),
             ("8", "", "8"),
             ("8", "", "9"),
+            ("8", "", "10"),
+            ("8", "", "11"),
         ]
     } else {
         &[
@@ -660,6 +662,14 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "", "9"),
             ("8", "64", "9"),
             ("8", "12", "9"),
+            ("8", "", "10"),
+            ("8", "64", "10"),
+            ("8", "16", "10"),
+            ("8", "40", "10"),
+            ("8", "", "11"),
+            ("8", "64", "11"),
+            ("8", "16", "11"),
+            ("8", "12", "11"),
         ]
     };
     // MAMBA_GPU_LM1_FORMS="6,8": only these forms, and not the default choice (for the
@@ -693,6 +703,8 @@ fn selective_scan_lm_path_matches_the_oracle() {
                 "7" => "4",
                 "8" => "5",
                 "9" => "6",
+                "10" => "7",
+                "11" => "8",
                 _ => "3",
             },
         );
@@ -866,6 +878,10 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g8 cb64 w5", "1", "8", "64", "", "0", "0"),
         ("lm1 g8 w6", "1", "8", "", "", "0", "0"),
         ("lm1 g8 cb64 w6", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w7", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w7", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w8", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w8", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -876,7 +892,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 w5,lm1 g8 w6,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 w5,lm1 g8 w6,lm1 g8 w7,lm1 g8 w8,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -903,6 +919,10 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
                     "5"
                 } else if name.ends_with(" w6") {
                     "6"
+                } else if name.ends_with(" w7") {
+                    "7"
+                } else if name.ends_with(" w8") {
+                    "8"
                 } else {
                     ""
                 },

@@ -19,9 +19,12 @@
 //! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`; `=4`
 //! `_w4` (y's partial sums transposed through shared memory instead of shuffles); `=5`
 //! `_w5` (16-bit types: B and C packed in their storage type, one 16-byte load per two
-//! steps); `=6` `_w6` (`_w5` with the tile loads on offsets computed once). The default
-//! for N > 8 is G 8 (from 30 channels per SM): `_w5` for bf16, `_w3` for f32 and f16
-//! (`=3` forces `_w3`); N <= 8 G 2.
+//! steps); `=6` `_w6` (`_w5` with the tile loads on offsets computed once); `=7` `_w7`
+//! (`_w6` with the B/C conversion straight-line from 256 threads on); `=8` `_w8` (`_w6`
+//! reading B and C straight from the staged rows: no conversion pass, one barrier per
+//! tile). The default
+//! for N > 8 is G 8 (from 30 channels per SM): `_w6` for f32 and bf16, `_w3` for f16
+//! (`=3` forces `_w3`, `=5` `_w5`); N <= 8 G 2.
 
 use std::sync::OnceLock;
 
@@ -58,17 +61,17 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
-/// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5` and 9 `_w6`: G = 8, N > 8 only).
+/// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 240] = [const { OnceLock::new() }; 240];
+    static FUNCS: [OnceLock<Func>; 288] = [const { OnceLock::new() }; 288];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 10 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 12 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let p = [
-        "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6",
+        "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8",
     ][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -173,9 +176,12 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("4") => 7,
         Some("5") => 8,
         Some("6") => 9,
-        // bf16: `_w5` (round 2: 321.5 vs 325.3 us for `_w3`); f32 and f16: `_w3`.
-        _ if c.act == 1 => 8,
-        _ => 6,
+        Some("7") => 10,
+        Some("8") => 11,
+        // f32 and bf16: `_w6` (round 3 bench: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3
+        // vs 320.1 for `_w5`); f16 (not timed): `_w3`.
+        _ if c.act == 2 => 6,
+        _ => 9,
     };
     let smem_of = |cb| {
         if wide {
