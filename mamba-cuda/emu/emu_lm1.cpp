@@ -24,6 +24,7 @@ inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z,
 struct alignas(8) uint2 {
     unsigned x, y;
 };
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
@@ -47,6 +48,7 @@ inline float __shfl_xor_sync(unsigned, float v, int m) {
     g_warp_bar[w]->arrive_and_wait();
     return r;
 }
+inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 // common.cuh's look-back (unused here) needs these names.
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool v) { return v; }
@@ -88,7 +90,7 @@ struct Case {
     bool h0, hlast, z, D, bias, softplus;
 };
 
-static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, bool rs = false) {
+static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, bool rs = false, int wide = 0) {
     const int b = cs.b, d = cs.d, N = cs.N, L = cs.L;
     std::uniform_real_distribution<float> U(-1.f, 1.f);
     auto rnd = [&](size_t n, float sc, float off) {
@@ -142,6 +144,7 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     p.async_copy = cs.vec;
     if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
+    if (wide) k = wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
     switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep + 3000 * rs) {
         case 3164: k = lm1_fwd_f32_n16_g4_r; break; case 3162: k = lm1_fwd_f32_n16_g2_r; break;
         case 3082: k = lm1_fwd_f32_n8_g2_r; break;
@@ -153,7 +156,7 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
         case 164: k = lm1_fwd_f32_n16_g4; break;
         case 81: k = lm1_fwd_f32_n8_g1; break; case 82: k = lm1_fwd_f32_n8_g2; break;
     }
-    const unsigned threads = (cb * cs.G + 31) / 32 * 32;
+    const unsigned threads = (cb * (wide ? 8 : cs.G) + 31) / 32 * 32;
     launch(k, nseg * bps, b, threads, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
@@ -188,16 +191,17 @@ int main() {
         {1, 40, 16, 64, 64, 4, 1, 1, 1, true, true, false, false, false, false},
     };
     int bad = 0;
-    for (const int mode : {0, 1, 2, 3})
+    for (const int mode : {11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
         for (const auto& cs : cases) {
             const bool poly = mode == 1, prep = mode == 2, rs = mode == 3;
+            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : 0;
             if (poly && (cs.N <= 8 || cs.G == 4)) continue;
             if (rs && (cs.G == 1 || (cs.G == 4 && cs.N <= 8))) continue;
-            const double e = run_case(cs, rng, poly, prep, rs);
+            const double e = run_case(cs, rng, poly, prep, rs, wide);
             const bool ok = e < 1e-5;
             bad += !ok;
             std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
-                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
         }
     return bad ? 1 : 0;
 }

@@ -78,6 +78,59 @@ __device__ __forceinline__ float lm_softplus(float v) {
     return fmaxf(v, 0.f) + 2.f * s * q;
 }
 
+template <typename T>
+struct lm_is_bf16 {
+    static constexpr bool value = false;
+};
+#ifndef MAMBA_EMU
+template <>
+struct lm_is_bf16<bf16_t> {
+    static constexpr bool value = true;
+};
+#endif
+
+// Two 16-bit values of one 32-bit word as floats (low, high).
+template <typename T>
+__device__ __forceinline__ void lm_unpack2(unsigned w, float& lo, float& hi) {
+#ifdef MAMBA_EMU
+    (void)w;
+    lo = hi = 0.f;
+#else
+    if constexpr (lm_is_bf16<T>::value) {
+        lo = __uint_as_float(w << 16);
+        hi = __uint_as_float(w & 0xffff0000u);
+    } else {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));
+        lo = f.x;
+        hi = f.y;
+    }
+#endif
+}
+
+// bf16 only (the `_w2` kernels): softplus as max(v, 0) + ln 2 * lg2(1 + 2^(-|v| log2 e))
+// (2 MUFU, 4 other instructions) and silu(z) = z (1 + tanh(z / 2)) / 2 by tanh.approx
+// (1 MUFU; absolute error of the sigmoid < 3e-4).
+__device__ __forceinline__ float lm_softplus_fast(float v) {
+#ifdef MAMBA_EMU
+    return fmaxf(v, 0.f) + std::log1p(std::exp(-std::fabs(v)));
+#else
+    const float x = lm_ex2(-fabsf(v) * LOG2E_F);
+    float l;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(l) : "f"(1.f + x));
+    return fmaf(l, 0.6931471805599453f, fmaxf(v, 0.f));
+#endif
+}
+__device__ __forceinline__ float lm_silu_fast(float z) {
+#ifdef MAMBA_EMU
+    return z / (1.f + std::exp(-z));
+#else
+    const float hz = 0.5f * z;
+    float t;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(hz));
+    return fmaf(hz, t, hz);
+#endif
+}
+
 __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 #ifdef MAMBA_EMU
     memcpy(dst, src, 16);
@@ -507,6 +560,527 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     }
 }
 
+// The `_w` form (G = 8, NS = 16; H200 bf16 LM shape): eight threads per channel, two
+// states each, so that one wave of the LM grid holds 32 warps per SM (the G = 4 kernels
+// hold 16: the channel count caps the threads, and the G = 4 step loop is latency-bound
+// at four warps per scheduler). Per 32-step tile, a block-wide pass computes every
+// (channel, step)'s dt and dt * u into shared memory (zero past the tile's end, so the
+// step loop has no tail checks) and B, C in f32 as [t][state pair][B n, B n+1, C n, C n+1]
+// (one float4 broadcast per thread and step); the step loop is the recurrence only (per
+// thread and step: 2 FMUL, 2 MUFU, 2 FMUL, 2 FFMA, FMUL + FFMA for y, one LDS.128), y
+// reduce-scattered over the eight threads once per eight steps (thread g ends with step
+// tc + g) and written over dt; the store pass applies D and the gate. Two stages (one
+// tile ahead): four blocks of 32 channels (f32 too) fit an SM's shared memory.
+#define LMW_NST 2
+#define LMW_G 8
+// DIRECT (`_w8`): the staged row of B (C) state n: n itself, or (n & 1) * 8 + n / 2.
+template <bool DIRECT>
+__host__ __device__ constexpr int lmw_slot(int n) {
+    return DIRECT ? (n & 1) * 8 + (n >> 1) : n;
+}
+// V4 (`_w4`): per warp, four channels' 8 x 8 partial sums of y, 72 floats apart (the
+// loads of one step's partials hit 32 different banks).
+#define LMW_RCH 72
+__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = false) {
+    return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4 +
+           (red ? (cb * 8 + 31) / 32 * 4 * LMW_RCH * 4 : 0);
+}
+
+template <typename T, int V>
+__device__ void lm1w_fwd(const Scan1Params& p) {
+    constexpr bool V2 = V >= 2;
+    // V3 (`_w3`): thread (channel, g) prepares and stores steps 4g..4g+3 of its own
+    // channel (no index loops, bias and D loaded once), so the step loop and the store
+    // pass need only the warp's own rows: __syncwarp between them instead of a barrier.
+    // V2 (`_w2`): B, C converted per (step, state pair) (one 16-byte store each), full
+    // tiles without the tail selects, the step loop on running pointers, and for bf16 the
+    // softplus as ln 2 * lg2(1 + 2^x) and the gate by tanh.approx (fewer FMA-pipe
+    // instructions, one MUFU fewer in the gate; bf16 rounding dwarfs their error).
+    constexpr bool FAST = V2 && lm_is_bf16<T>::value;
+    // V5 (`_w5`, 16-bit types; f32 runs the V3 code): B and C kept in their storage type,
+    // packed per (step pair, state pair) as four 32-bit words (B n|n+1 at t, C n|n+1 at t,
+    // the same at t + 1): one 16-byte load per thread and two steps instead of one per step
+    // (half the shared-memory wavefronts of the step loop's B/C reads), 4 ALU unpacks a step.
+    constexpr bool PACK = V >= 5 && sizeof(T) == 2;
+    // V8 (`_w8`): V6 without the B/C conversion pass: the step loop reads B and C straight
+    // from the staged rows (one 16-byte load per state row and 8 steps for 16-bit types, two
+    // for f32), rows of state n at slot (n & 1) * 8 + n / 2 (the 8 threads of a channel read
+    // 8 different bank groups); both stages' B/C rows zeroed once at the start (rows past N
+    // and steps past the tile's end stay finite; dt = dt * u = 0 there). The block shares
+    // only the staged tiles, so the second barrier per tile is a __syncwarp.
+    constexpr bool DIRECT = V >= 8;
+    // V7 (`_w7`): V6 with the B/C conversion pass straight-line (one item per thread from
+    // 256 threads on).
+    // V6 (`_w6`): V5 with the tile loads on offsets computed once: thread tid < cn * CPR
+    // copies chunk (tid / CPR, tid % CPR) of the u, delta and z rows, the others (and a
+    // second pass of all) the B and C chunks; no index arithmetic per tile.
+    constexpr bool TRED = V == 4;
+    constexpr int NS = 16;
+    constexpr int ES = sizeof(T);
+    constexpr int VEC = 16 / ES;
+    constexpr int TTP = LM_TT + VEC;
+    constexpr int RB = TTP * ES;
+    constexpr int CPR = LM_TT / VEC;
+    constexpr int YS = LM_TT + 4;
+    DYN_SMEM(smem);
+    unsigned char* sm = reinterpret_cast<unsigned char*>(smem);
+    const int CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x, nthr = blockDim.x;
+    const int stage_bytes = (3 * CB + 2 * NS) * RB;
+    float* sbc = reinterpret_cast<float*>(sm + LMW_NST * stage_bytes);  // [TT][8][4]
+    float* sdt = sbc + LM_TT * 32;                                      // [CB][YS]: dt, then y
+    float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
+    float* sred = sdu + CB * YS;                                        // V4: [warps][4][LMW_RCH]
+    const bool vec = p.async_copy != 0;
+
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int cn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gc = c0 / (dim / p.c_groups);
+    const T* gu = static_cast<const T*>(p.u) + ((size_t)i * dim + c0) * L;
+    const T* gd = static_cast<const T*>(p.delta) + ((size_t)i * dim + c0) * L;
+    const T* gz = p.z ? static_cast<const T*>(p.z) + ((size_t)i * dim + c0) * L : nullptr;
+    const T* gB = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + gb) * N * L;
+    const T* gC = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + gc) * N * L;
+    T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
+
+    const int ntiles = (L + LM_TT - 1) / LM_TT;
+    // V6: the fixed chunk assignment (vec only; every chunk covered when cn * CPR <= nthr
+    // and the B/C chunks fit the remaining threads plus one more pass).
+    const bool fast = V >= 6 && vec && cn * CPR <= nthr && 2 * N * CPR <= 2 * nthr - cn * CPR && L < (1 << 24);
+    const int lq = tid % CPR;
+    const bool ldu = fast && tid < cn * CPR;
+    const unsigned goff = (unsigned)(tid / CPR) * (unsigned)L + lq * VEC;
+    const int soff = (tid / CPR) * RB + lq * 16;
+    const T* bsrc[2];
+    int bdst[2], bq[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+        const int j = tid - cn * CPR + m * nthr;
+        const bool ok = fast && j >= 0 && j < 2 * N * CPR;
+        const int r = ok ? j / CPR : 0, q = j % CPR;
+        const int n = r % N;
+        bsrc[m] = (r < N ? gB : gC) + (size_t)n * L + q * VEC;
+        bdst[m] = 3 * CB * RB + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * RB + q * 16;
+        bq[m] = ok ? q : CPR;  // CPR: never copied
+    }
+    auto load_tile = [&](int k) {
+        if (k >= ntiles) return;
+        if constexpr (V >= 6) {
+            if (fast) {
+                unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+                const int t0 = k * LM_TT, nv = min(LM_TT, L - t0) / VEC;
+                if (ldu && lq < nv) {
+                    lm_cp16(st + soff, gu + goff + t0);
+                    lm_cp16(st + CB * RB + soff, gd + goff + t0);
+                    if (gz) lm_cp16(st + 2 * CB * RB + soff, gz + goff + t0);
+                }
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
+                    if (bq[m] < nv) lm_cp16(st + bdst[m], bsrc[m] + t0);
+                return;
+            }
+        }
+        unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* rows[3] = {gu, gd, gz};
+        if (vec) {
+            const int nv = tn / VEC;
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                unsigned char* dst = st + a * CB * RB;
+                for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                    const int r = idx / CPR, q = idx % CPR;
+                    if (q < nv) lm_cp16(dst + r * RB + q * 16, rows[a] + (size_t)r * L + t0 + q * VEC);
+                }
+            }
+            unsigned char* dst = st + 3 * CB * RB;
+            for (int idx = tid; idx < 2 * N * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (q < nv) lm_cp16(dst + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+            }
+        } else {
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                T* dst = reinterpret_cast<T*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                    const int r = idx / LM_TT, t = idx % LM_TT;
+                    if (t < tn) dst[r * TTP + t] = rows[a][(size_t)r * L + t0 + t];
+                }
+            }
+            T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                const int n = r % N;
+                const T* src = r < N ? gB : gC;
+                if (t < tn) dst[(r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t] = src[(size_t)n * L + t0 + t];
+            }
+        }
+    };
+
+    const int cl = tid / LMW_G, g = tid % LMW_G;
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    float h0 = 0.f, h1 = 0.f, a0 = 0.f, a1 = 0.f;
+    {
+        const int n = 2 * g;
+        if (active && n < N) {
+            a0 = p.A[(size_t)c * N + n] * LOG2E_F;
+            if (p.h0) h0 = p.h0[((size_t)i * dim + c) * N + n];
+        }
+        if (active && n + 1 < N) {
+            a1 = p.A[(size_t)c * N + n + 1] * LOG2E_F;
+            if (p.h0) h1 = p.h0[((size_t)i * dim + c) * N + n + 1];
+        }
+    }
+    const bool softplus = p.softplus != 0, has_z = gz != nullptr;
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
+    const bool hi4 = (g & 4) != 0, hi2 = (g & 2) != 0, hi1 = (g & 1) != 0;
+
+    if constexpr (DIRECT) {
+        constexpr int W = 2 * NS * RB / 16;  // 16-byte words of one stage's B/C rows
+        for (int idx = tid; idx < LMW_NST * W; idx += nthr)
+            *reinterpret_cast<uint4*>(sm + (idx / W) * stage_bytes + 3 * CB * RB + (idx % W) * 16) = make_uint4(0u, 0u, 0u, 0u);
+        __syncthreads();  // zeros before the copies
+    }
+    load_tile(0);
+    lm_commit();
+    for (int k = 0; k < ntiles; ++k) {
+#ifndef MAMBA_EMU
+        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+        __syncthreads();  // tile k staged; the block is done with tile k - 1 (its stage, sdt, sdu)
+        load_tile(k + 1);
+        lm_commit();
+        const unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
+        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const T* su0 = reinterpret_cast<const T*>(st);
+        const T* sd0 = su0 + CB * TTP;
+        const T* sz0 = sd0 + CB * TTP;
+        if constexpr (V2) {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            // V7: with at least 8 * LM_TT threads (CB >= 32), thread tid converts item tid
+            // (straight-line code, no loop); fewer threads loop as before.
+            auto bc_item = [&](int idx) {
+                const int t = idx >> 3, n = 2 * (idx & 7);
+                const T* src = sB + n * TTP + t;
+                if constexpr (PACK) {
+                    const unsigned short* s16 = reinterpret_cast<const unsigned short*>(src);
+                    unsigned b = 0, cc = 0;
+                    if (t < tn) {
+                        if (n < N) b = s16[0], cc = s16[NS * TTP];
+                        if (n + 1 < N) b |= (unsigned)s16[TTP] << 16, cc |= (unsigned)s16[(NS + 1) * TTP] << 16;
+                    }
+                    // [t / 2][pair][t % 2]: words (B, C)
+                    reinterpret_cast<uint2*>(sbc)[((t >> 1) * 8 + (idx & 7)) * 2 + (t & 1)] = make_uint2(b, cc);
+                } else {
+                    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+                    if (t < tn) {
+                        if (n < N) v.x = ldf(src), v.z = ldf(src + NS * TTP);
+                        if (n + 1 < N) v.y = ldf(src + TTP), v.w = ldf(src + (NS + 1) * TTP);
+                    }
+                    reinterpret_cast<float4*>(sbc)[idx] = v;
+                }
+            };
+            if constexpr (DIRECT) {
+                (void)bc_item;
+            } else if (V >= 7 && nthr >= 8 * LM_TT) {
+                if (tid < 8 * LM_TT) bc_item(tid);
+            } else {
+                for (int idx = tid; idx < 8 * LM_TT; idx += nthr) bc_item(idx);
+            }
+            const bool full = tn == LM_TT;
+            for (int idx = V >= 3 ? (active ? tid : nthr) : tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = V >= 3 ? cl : idx / (LM_TT / 4), t = V >= 3 ? 4 * g : 4 * (idx % (LM_TT / 4));
+                const float bz = V >= 3 ? bias : p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    if (softplus) v = FAST ? lm_softplus_fast(v) : lm_softplus(v);
+                    o1[e] = v;
+                    o2[e] = v * uu[e];
+                }
+                if (!full) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const bool ok = t + e < tn;
+                        o1[e] = ok ? o1[e] : 0.f;
+                        o2[e] = ok ? o2[e] : 0.f;
+                    }
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+                if constexpr (V >= 3) break;
+            }
+        } else {
+            const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
+                // idx = t * 32 + pair * 4 + (C ? 2 : 0) + (n & 1)
+                const int t = idx >> 5, w = idx & 31;
+                const int n = 2 * (w >> 2) + (w & 1), isc = (w >> 1) & 1;
+                sbc[idx] = n < N && t < tn ? ldf(sB + (isc * NS + n) * TTP + t) : 0.f;
+            }
+            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
+                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+                const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
+                float uu[4], dd[4], o1[4], o2[4];
+                lm_ld4<T>(su0 + r * TTP + t, uu);
+                lm_ld4<T>(sd0 + r * TTP + t, dd);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float v = dd[e] + bz;
+                    v = softplus ? lm_softplus(v) : v;
+                    const bool ok = t + e < tn;
+                    o1[e] = ok ? v : 0.f;
+                    o2[e] = ok ? v * uu[e] : 0.f;
+                }
+                *reinterpret_cast<float4*>(sdt + r * YS + t) = make_float4(o1[0], o1[1], o1[2], o1[3]);
+                *reinterpret_cast<float4*>(sdu + r * YS + t) = make_float4(o2[0], o2[1], o2[2], o2[3]);
+            }
+        }
+        if constexpr (DIRECT) {
+            __syncwarp();  // the channel's sdt, sdu rows ready (this warp's own)
+        } else {
+            __syncthreads();  // sbc, sdt, sdu ready
+        }
+        {
+            // Inactive threads (cl >= cn) read their own row (never stored; rows past CB,
+            // in the last warp only, row CB - 1 of the same warp), never another warp's:
+            // racecheck flags a read of row 0 against warp 0's y stores.
+            const int rrow = min(cl, CB - 1);
+            float* sdr = sdt + rrow * YS;
+            const float* sur = sdu + rrow * YS;
+            const float4* sbc4 = reinterpret_cast<const float4*>(sbc) + g;
+            const uint4* sbcq = reinterpret_cast<const uint4*>(sbc) + g;  // PACK
+            // DIRECT: the row of state 2g (slot g) of B; 2g + 1 at slot 8 + g, C NS slots on.
+            const unsigned char* rbc = st + 3 * CB * RB + g * RB;
+            // V2: y stored through yst (inactive threads store nothing).
+            float* yst = sdr + g;
+#pragma unroll 1
+            for (int tc = 0; tc < tn; tc += 8) {
+                const int to = V2 ? 0 : tc;
+                const float4 d0 = *reinterpret_cast<const float4*>(sdr + to);
+                const float4 d1 = *reinterpret_cast<const float4*>(sdr + to + 4);
+                const float4 u0 = *reinterpret_cast<const float4*>(sur + to);
+                const float4 u1 = *reinterpret_cast<const float4*>(sur + to + 4);
+                const float dts[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
+                const float dus[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+                float yv[8];
+                if constexpr (DIRECT) {
+                    float b0[8], b1[8], c0[8], c1[8];
+                    if constexpr (ES == 4) {
+#pragma unroll
+                        for (int q = 0; q < 8; q += 4) {
+                            const float4 x0 = *reinterpret_cast<const float4*>(rbc + q * 4);
+                            const float4 x1 = *reinterpret_cast<const float4*>(rbc + 8 * RB + q * 4);
+                            const float4 x2 = *reinterpret_cast<const float4*>(rbc + NS * RB + q * 4);
+                            const float4 x3 = *reinterpret_cast<const float4*>(rbc + (NS + 8) * RB + q * 4);
+                            b0[q] = x0.x, b0[q + 1] = x0.y, b0[q + 2] = x0.z, b0[q + 3] = x0.w;
+                            b1[q] = x1.x, b1[q + 1] = x1.y, b1[q + 2] = x1.z, b1[q + 3] = x1.w;
+                            c0[q] = x2.x, c0[q + 1] = x2.y, c0[q + 2] = x2.z, c0[q + 3] = x2.w;
+                            c1[q] = x3.x, c1[q + 1] = x3.y, c1[q + 2] = x3.z, c1[q + 3] = x3.w;
+                        }
+                    } else {
+                        const uint4 x0 = *reinterpret_cast<const uint4*>(rbc);
+                        const uint4 x1 = *reinterpret_cast<const uint4*>(rbc + 8 * RB);
+                        const uint4 x2 = *reinterpret_cast<const uint4*>(rbc + NS * RB);
+                        const uint4 x3 = *reinterpret_cast<const uint4*>(rbc + (NS + 8) * RB);
+                        const unsigned w0[4] = {x0.x, x0.y, x0.z, x0.w}, w1[4] = {x1.x, x1.y, x1.z, x1.w};
+                        const unsigned w2[4] = {x2.x, x2.y, x2.z, x2.w}, w3[4] = {x3.x, x3.y, x3.z, x3.w};
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) {
+                            lm_unpack2<T>(w0[q], b0[2 * q], b0[2 * q + 1]);
+                            lm_unpack2<T>(w1[q], b1[2 * q], b1[2 * q + 1]);
+                            lm_unpack2<T>(w2[q], c0[2 * q], c0[2 * q + 1]);
+                            lm_unpack2<T>(w3[q], c1[2 * q], c1[2 * q + 1]);
+                        }
+                    }
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * b0[e]);
+                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * b1[e]);
+                        yv[e] = fmaf(c0[e], h0, c1[e] * h1);
+                    }
+                } else if constexpr (PACK) {
+#pragma unroll
+                    for (int e = 0; e < 8; e += 2) {
+                        const uint4 q = sbcq[(e >> 1) * 8];
+                        const unsigned w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+                        for (int k = 0; k < 2; ++k) {
+                            float b0, b1, c0, c1;
+                            lm_unpack2<T>(w[2 * k], b0, b1);
+                            lm_unpack2<T>(w[2 * k + 1], c0, c1);
+                            h0 = fmaf(lm_ex2(dts[e + k] * a0), h0, dus[e + k] * b0);
+                            h1 = fmaf(lm_ex2(dts[e + k] * a1), h1, dus[e + k] * b1);
+                            yv[e + k] = fmaf(c0, h0, c1 * h1);
+                        }
+                    }
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        const float4 bc = sbc4[(to + e) * 8];
+                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
+                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
+                        yv[e] = fmaf(bc.z, h0, bc.w * h1);
+                    }
+                }
+                float y;
+                if constexpr (TRED) {
+                    // Transpose through the warp's shared memory: two 16-byte stores of the
+                    // eight partial sums, eight loads of step tc + g's partials, seven adds.
+                    float* w = sred + ((tid >> 5) * 4 + ((tid >> 3) & 3)) * LMW_RCH;
+                    *reinterpret_cast<float4*>(w + g * 8) = make_float4(yv[0], yv[1], yv[2], yv[3]);
+                    *reinterpret_cast<float4*>(w + g * 8 + 4) = make_float4(yv[4], yv[5], yv[6], yv[7]);
+                    __syncwarp();
+                    y = w[g];
+#pragma unroll
+                    for (int l = 1; l < 8; ++l) y += w[l * 8 + g];
+                    __syncwarp();
+                } else {
+                    // Reduce-scatter over the 8 threads: thread g ends with step tc + g.
+                    float k4[4], k2[2];
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        k4[e] = (hi4 ? yv[4 + e] : yv[e]) + __shfl_xor_sync(0xffffffffu, hi4 ? yv[e] : yv[4 + e], 4);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+                        k2[e] = (hi2 ? k4[2 + e] : k4[e]) + __shfl_xor_sync(0xffffffffu, hi2 ? k4[e] : k4[2 + e], 2);
+                    y = (hi1 ? k2[1] : k2[0]) + __shfl_xor_sync(0xffffffffu, hi1 ? k2[0] : k2[1], 1);
+                }
+                // y over dt, once every thread of the channel has read sdr[tc..tc + 8) (the
+                // shuffles above already order it; __syncwarp says so to the memory model).
+                if constexpr (V2) {
+                    __syncwarp();  // every thread of the channel has read sdr[tc..tc + 8)
+                    if (active) *yst = y;
+                    yst += 8;
+                    sdr += 8;
+                    sur += 8;
+                    sbc4 += 64;
+                    sbcq += 32;
+                    rbc += 8 * ES;
+                } else {
+                    __syncwarp();
+                    if (active) sdr[tc + g] = y;
+                }
+            }
+        }
+        if constexpr (V >= 3) {
+            __syncwarp();  // the channel's y complete (in sdt; rows of this warp only)
+            const int t = 4 * g;
+            if (active && t < tn) {
+                const float4 y4 = *reinterpret_cast<const float4*>(sdt + cl * YS + t);
+                float yy[4] = {y4.x, y4.y, y4.z, y4.w}, uu[4], zz[4];
+                lm_ld4<T>(su0 + cl * TTP + t, uu);
+                if (has_z) lm_ld4<T>(sz0 + cl * TTP + t, zz);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float o = fmaf(Dc, uu[e], yy[e]);
+                    if (has_z) o *= FAST ? lm_silu_fast(zz[e]) : silu_f(zz[e]);
+                    yy[e] = o;
+                }
+                T* dst = gout + (size_t)cl * L + t0 + t;
+                if (vec) {  // tn is a multiple of 16 bytes: all four steps are in
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
+                    } else {
+                        *reinterpret_cast<uint2*>(dst) = make_uint2(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]));
+                    }
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        if (t + e < tn) dst[e] = cvt<T>(yy[e]);
+                }
+            }
+            continue;
+        }
+        __syncthreads();  // y complete (in sdt)
+        if (vec) {
+            for (int idx = tid; idx < cn * CPR; idx += nthr) {
+                const int r = idx / CPR, q = idx % CPR;
+                if (q * VEC < tn) {
+                    const float* ys = sdt + r * YS + q * VEC;
+                    T* dst = gout + (size_t)r * L + t0 + q * VEC;
+                    float yy[VEC], uu[VEC], zz[VEC];
+#pragma unroll
+                    for (int e = 0; e < VEC; e += 4) {
+                        const float4 y4 = *reinterpret_cast<const float4*>(ys + e);
+                        yy[e] = y4.x; yy[e + 1] = y4.y; yy[e + 2] = y4.z; yy[e + 3] = y4.w;
+                    }
+                    const float Dr = p.D ? p.D[c0 + r] : 0.f;
+                    lm_ld16<T>(su0 + r * TTP + q * VEC, uu);
+                    if (has_z) lm_ld16<T>(sz0 + r * TTP + q * VEC, zz);
+#pragma unroll
+                    for (int e = 0; e < VEC; ++e) {
+                        float o = fmaf(Dr, uu[e], yy[e]);
+                        if (has_z) o *= FAST ? lm_silu_fast(zz[e]) : silu_f(zz[e]);
+                        yy[e] = o;
+                    }
+                    if constexpr (ES == 4) {
+                        *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
+                    } else {
+                        *reinterpret_cast<uint4*>(dst) = make_uint4(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]),
+                                                                    lm_pack2<T>(yy[4], yy[5]), lm_pack2<T>(yy[6], yy[7]));
+                    }
+                }
+            }
+        } else {
+            for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
+                const int r = idx / LM_TT, t = idx % LM_TT;
+                if (t < tn) {
+                    float o = sdt[r * YS + t];
+                    if (p.D) o = fmaf(p.D[c0 + r], ldf(su0 + r * TTP + t), o);
+                    if (has_z) o *= silu_f(ldf(sz0 + r * TTP + t));
+                    gout[(size_t)r * L + t0 + t] = cvt<T>(o);
+                }
+            }
+        }
+    }
+    if (p.hlast && active) {
+        const int n = 2 * g;
+        if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h0;
+        if (n + 1 < N) p.hlast[((size_t)i * dim + c) * N + n + 1] = h1;
+    }
+}
+
+// `_w`: at most 64 registers, so that 32 warps share an SM (four blocks of 32 channels or
+// two of 64).
+#define LM1_INST_W(T, NAME)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 1>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w2(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 2>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w3(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 3>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w4(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 4>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w5(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 5>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 6>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w7(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 7>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w8(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 8>(p);                                                                                       \
+    }
+
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:
 // the PREP form. G = 4: at most 128 registers, so that two blocks of 64 channels share an
 // SM (16 warps).
@@ -536,6 +1110,7 @@ LM1_INST(float, f32, 16, 4)
 LM1_INST_R(float, f32, 16, 4)
 LM1_INST_R(float, f32, 16, 2)
 LM1_INST_R(float, f32, 8, 2)
+LM1_INST_W(float, f32)
 #ifndef MAMBA_EMU
 LM1_INST(bf16_t, bf16, 16, 1)
 LM1_INST(bf16_t, bf16, 16, 2)
@@ -547,6 +1122,7 @@ LM1_INST(bf16_t, bf16, 16, 4)
 LM1_INST_R(bf16_t, bf16, 16, 4)
 LM1_INST_R(bf16_t, bf16, 16, 2)
 LM1_INST_R(bf16_t, bf16, 8, 2)
+LM1_INST_W(bf16_t, bf16)
 LM1_INST(f16_t, f16, 16, 1)
 LM1_INST(f16_t, f16, 16, 2)
 LM1_INST(f16_t, f16, 8, 1)
@@ -557,4 +1133,5 @@ LM1_INST(f16_t, f16, 16, 4)
 LM1_INST_R(f16_t, f16, 16, 4)
 LM1_INST_R(f16_t, f16, 16, 2)
 LM1_INST_R(f16_t, f16, 8, 2)
+LM1_INST_W(f16_t, f16)
 #endif

@@ -610,7 +610,8 @@ fn selective_scan_lm_path_matches_the_oracle() {
         softplus: true,
     };
     std::env::set_var("MAMBA_CUDA_SCAN1_LM", "1");
-    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`)
+    // (threads per channel, channels per block, form: 0 plain, 1 `_p`, 2 `_q`, 3 `_r`,
+    // 4 `_w`, 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7`, 11 `_w8`: G = 8, N > 8 only, G = 2 below)
     let variants: &[(&str, &str, &str)] = if quick() {
         &[
             ("1", "", "0"),
@@ -618,6 +619,11 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("4", "", "0"),
             ("4", "", "2"),
             ("2", "", "2"),
+            ("8", "", "6"),
+            ("8", "", "8"),
+            ("8", "", "9"),
+            ("8", "", "10"),
+            ("8", "", "11"),
         ]
     } else {
         &[
@@ -640,9 +646,42 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("2", "", "3"),
             ("4", "16", "3"),
             ("2", "48", "3"),
+            ("8", "", "4"),
+            ("8", "64", "4"),
+            ("8", "", "5"),
+            ("8", "40", "5"),
+            ("8", "", "6"),
+            ("8", "64", "6"),
+            ("8", "12", "6"),
+            ("8", "40", "6"),
+            ("8", "", "7"),
+            ("8", "20", "7"),
+            ("8", "", "8"),
+            ("8", "64", "8"),
+            ("8", "24", "8"),
+            ("8", "", "9"),
+            ("8", "64", "9"),
+            ("8", "12", "9"),
+            ("8", "", "10"),
+            ("8", "64", "10"),
+            ("8", "16", "10"),
+            ("8", "40", "10"),
+            ("8", "", "11"),
+            ("8", "64", "11"),
+            ("8", "16", "11"),
+            ("8", "12", "11"),
         ]
     };
+    // MAMBA_GPU_LM1_FORMS="6,8": only these forms, and not the default choice (for the
+    // sanitizers).
+    let forms = std::env::var("MAMBA_GPU_LM1_FORMS").ok();
     for &(gth, cb, form) in variants {
+        if forms
+            .as_deref()
+            .is_some_and(|f| !f.split(',').any(|x| x == form))
+        {
+            continue;
+        }
         std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_POLY",
@@ -655,6 +694,19 @@ fn selective_scan_lm_path_matches_the_oracle() {
         std::env::set_var(
             "MAMBA_CUDA_SCAN1_LM_RS",
             if form == "3" { "1" } else { "0" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SCAN1_LM_WV",
+            match form {
+                "4" => "1",
+                "5" => "2",
+                "7" => "4",
+                "8" => "5",
+                "9" => "6",
+                "10" => "7",
+                "11" => "8",
+                _ => "3",
+            },
         );
         if cb.is_empty() {
             std::env::remove_var("MAMBA_CUDA_SCAN1_LM_CB");
@@ -725,8 +777,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_POLY");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_PREP");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_RS");
+    std::env::remove_var("MAMBA_CUDA_SCAN1_LM_WV");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
+    let defaults = if forms.is_some() { 0 } else { 7 };
     for c in [
         all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
         all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
@@ -736,9 +790,19 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ..all(4, 3200, 256, 12, Bc::Varying, Bc::Grouped(2))
         },
         all(3, 3000, 264, 8, Bc::Varying, Bc::Varying),
-    ] {
+        all(1, 4000, 300, 16, Bc::Varying, Bc::Varying),
+        ScanCfg {
+            z: false,
+            bias: false,
+            ..all(2, 2048, 512, 13, Bc::Varying, Bc::Varying)
+        },
+    ]
+    .into_iter()
+    .take(defaults)
+    {
         scan_check::<f32>(be, &mut rng, &c, &mut t);
         scan_check::<bf16>(be, &mut rng, &c, &mut t);
+        scan_check::<f16>(be, &mut rng, &c, &mut t);
     }
     t.finish("selective_scan (lm1)");
 }
@@ -803,6 +867,21 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         ("lm1 g2", "1", "2", "", "", "0", "0"),
         ("lm1 g4", "1", "4", "", "", "0", "0"),
         ("lm1 g4 rs", "1", "4", "", "", "0", "1"),
+        ("lm1 g8 w", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w2", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w2", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w3", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w3", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w4", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 w5", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w5", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w6", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w6", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w7", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w7", "1", "8", "64", "", "0", "0"),
+        ("lm1 g8 w8", "1", "8", "", "", "0", "0"),
+        ("lm1 g8 cb64 w8", "1", "8", "64", "", "0", "0"),
         ("lm1 g2 rs", "1", "2", "", "", "0", "1"),
         ("lm1 g2 cb64 rs", "1", "2", "64", "", "0", "1"),
         ("lm1 g4 prep", "1", "4", "", "", "1", "0"),
@@ -813,7 +892,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         let only = if tag.is_empty() {
             only.clone()
         } else {
-            "lm1 g4,lm1 g4 rs,default".to_string()
+            "lm1 g4,lm1 g4 rs,lm1 g8 w3,lm1 g8 w5,lm1 g8 w6,lm1 g8 w7,lm1 g8 w8,default".to_string()
         };
         if !only.is_empty() && !name.starts_with("old") && !only.split(',').any(|o| o == name) {
             continue;
@@ -825,6 +904,29 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
             ("MAMBA_CUDA_SCAN1_LM_POLY", poly),
             ("MAMBA_CUDA_SCAN1_LM_PREP", prep),
             ("MAMBA_CUDA_SCAN1_LM_RS", rs),
+            // The G 8 version named last in the row's name (else the default).
+            (
+                "MAMBA_CUDA_SCAN1_LM_WV",
+                if name.ends_with(" w") {
+                    "1"
+                } else if name.ends_with(" w2") {
+                    "2"
+                } else if name.ends_with(" w3") {
+                    "3"
+                } else if name.ends_with(" w4") {
+                    "4"
+                } else if name.ends_with(" w5") {
+                    "5"
+                } else if name.ends_with(" w6") {
+                    "6"
+                } else if name.ends_with(" w7") {
+                    "7"
+                } else if name.ends_with(" w8") {
+                    "8"
+                } else {
+                    ""
+                },
+            ),
         ] {
             if v.is_empty() {
                 std::env::remove_var(k);
@@ -862,6 +964,7 @@ fn lm_timings<T: Element + plugin::DeviceElement>(
         "MAMBA_CUDA_SCAN1_LM_POLY",
         "MAMBA_CUDA_SCAN1_LM_PREP",
         "MAMBA_CUDA_SCAN1_LM_RS",
+        "MAMBA_CUDA_SCAN1_LM_WV",
     ] {
         std::env::remove_var(k);
     }

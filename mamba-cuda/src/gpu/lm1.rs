@@ -11,6 +11,20 @@
 //! and the gate applied in the store pass: a step loop with the recurrence only);
 //! `MAMBA_CUDA_SCAN1_LM_RS=1` the `_r` kernels (G > 1: y reduce-scattered once per G steps
 //! instead of all-reduced every step; full tiles without the tail checks).
+//! `MAMBA_CUDA_SCAN1_LM_G=8` (N > 8) takes the `_w3` kernels: eight threads per channel,
+//! two states each (32 warps per SM at the LM shape), dt and dt * u staged per tile, y
+//! reduce-scattered once per eight steps, D and the gate in the store pass, two stages;
+//! bf16 with the softplus by lg2 and the gate by tanh.approx; each thread prepares and
+//! stores four steps of its own channel. `MAMBA_CUDA_SCAN1_LM_WV=1` / `=2` take the
+//! earlier versions `_w` (exact softplus and gate, block-wide index loops) / `_w2`; `=4`
+//! `_w4` (y's partial sums transposed through shared memory instead of shuffles); `=5`
+//! `_w5` (16-bit types: B and C packed in their storage type, one 16-byte load per two
+//! steps); `=6` `_w6` (`_w5` with the tile loads on offsets computed once); `=7` `_w7`
+//! (`_w6` with the B/C conversion straight-line from 256 threads on); `=8` `_w8` (`_w6`
+//! reading B and C straight from the staged rows: no conversion pass, one barrier per
+//! tile). The default
+//! for N > 8 is G 8 (from 30 channels per SM): `_w6` for f32 and bf16, `_w3` for f16
+//! (`=3` forces `_w3`, `=5` `_w5`); N <= 8 G 2.
 
 use std::sync::OnceLock;
 
@@ -29,19 +43,36 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
     NST * (3 * cb + 2 * ns) * rb + TT * 2 * ns * 4 + if prep { 3 } else { 1 } * cb * (TT + 4) * 4
 }
 
+/// Shared memory of the `_w` kernels (kernels/scan1_lm.cu `lmw_smem_bytes`): two stages,
+/// B and C in f32, dt and dt * u; `red` (`_w4`): per warp 4 x 72 floats for y's partials.
+pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
+    let rb = (TT + 16 / es) * es;
+    2 * (3 * cb + 32) * rb
+        + TT * 32 * 4
+        + 2 * cb * (TT + 4) * 4
+        + if red {
+            (cb * 8).div_ceil(32) * 4 * 72 * 4
+        } else {
+            0
+        }
+}
+
 /// `lm1_fwd_{f32,bf16,f16}_n{8,16}_g{1,2,4}[_p|_q]`, looked up once (`g4`: N = 16 only;
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
-/// only, y reduce-scattered once per G steps, full tiles without tail checks).
+/// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
+/// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 72] = [const { OnceLock::new() }; 72];
+    static FUNCS: [OnceLock<Func>; 288] = [const { OnceLock::new() }; 288];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 3 + gi) * 4 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 12 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let p = ["", "_p", "_q", "_r"][form];
+    let p = [
+        "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8",
+    ][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -61,19 +92,26 @@ pub(crate) struct Lm1Call {
 }
 
 /// Whether the default (no override) takes the new kernel: enough channels to give every
-/// SM LM1_MIN_CH_PER_SM of them (one launch, no time split: fewer channels leave SMs
-/// idle, where the older kernels split time) and a sequence of at least LM1_MIN_L steps
-/// (where it was measured: H200, b8 d2048 N16 L2048, NOTES.md).
+/// SM LM1_MIN_CH_PER_SM of them (LM1_MIN_CH_PER_SM_W with the `_w3` kernels, N > 8; one
+/// launch, no time split: fewer channels leave SMs idle, where the older kernels split
+/// time) and a sequence of at least LM1_MIN_L steps (where it was measured: H200, b8 / b4 /
+/// b2 d2048 N16 L2048, NOTES.md).
 fn by_default(g: &Gpu, c: &Lm1Call) -> bool {
-    LM1_DEFAULT && c.b * c.d >= LM1_MIN_CH_PER_SM * g.sm_count as usize && c.l >= LM1_MIN_L
+    let per_sm = if c.n > 8 {
+        LM1_MIN_CH_PER_SM_W
+    } else {
+        LM1_MIN_CH_PER_SM
+    };
+    LM1_DEFAULT && c.b * c.d >= per_sm * g.sm_count as usize && c.l >= LM1_MIN_L
 }
 
 /// The default rule (see [`by_default`]).
 const LM1_DEFAULT: bool = true;
 const LM1_MIN_CH_PER_SM: usize = 60;
+const LM1_MIN_CH_PER_SM_W: usize = 30;
 const LM1_MIN_L: usize = 256;
-/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`).
-const LM1_G: usize = 4;
+/// Default threads per channel (`MAMBA_CUDA_SCAN1_LM_G`): 8 (`_w3`) for N > 8, 2 below.
+const LM1_G: usize = 8;
 /// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
 const LM1_PREP: bool = false;
 
@@ -94,20 +132,26 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     let es = [4usize, 2, 2][c.act];
     let ns = if c.n <= 8 { 8 } else { 16 };
     let gth = match env_usize("MAMBA_CUDA_SCAN1_LM_G").unwrap_or(LM1_G) {
+        8 if ns == 16 => 8,
         4 if ns == 16 => 4,
-        2 | 4 => 2,
+        2 | 4 | 8 => 2,
         _ => 1,
     };
     let sms = g.sm_count as usize;
     let nseg = c.d / c.seg;
     let mut cb = match env_usize("MAMBA_CUDA_SCAN1_LM_CB") {
-        Some(v) if v >= 1 => v.min(256 / gth),
+        Some(v) if v >= 1 => v.min(if gth == 8 { 64 } else { 256 / gth }),
         _ => {
             // The least channel work on the busiest SM (every SM runs its blocks' channels
             // through one exponential unit), ties to the larger block.
             let mut best = (usize::MAX, 0);
-            for cand in [128usize, 64, 32] {
-                let cand = cand.min(256 / gth).min(c.seg);
+            let cands: [usize; 3] = if gth == 8 {
+                [64, 32, 16]
+            } else {
+                [128, 64, 32]
+            };
+            for cand in cands {
+                let cand = cand.min(if gth == 8 { 64 } else { 256 / gth }).min(c.seg);
                 let blocks = nseg * c.seg.div_ceil(cand) * c.b;
                 let cost = blocks.div_ceil(sms) * cand;
                 if cost < best.0 {
@@ -124,10 +168,32 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("0") => false,
         _ => LM1_PREP,
     } && !poly;
-    while cb > 1 && lm1_smem(es, cb, ns, prep) > g.max_smem() {
+    let wide = gth == 8;
+    let wv = match env_str("MAMBA_CUDA_SCAN1_LM_WV").as_deref() {
+        Some("1") => 4,
+        Some("2") => 5,
+        Some("3") => 6,
+        Some("4") => 7,
+        Some("5") => 8,
+        Some("6") => 9,
+        Some("7") => 10,
+        Some("8") => 11,
+        // f32 and bf16: `_w6` (round 3 bench: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3
+        // vs 320.1 for `_w5`); f16 (not timed): `_w3`.
+        _ if c.act == 2 => 6,
+        _ => 9,
+    };
+    let smem_of = |cb| {
+        if wide {
+            lm1w_smem(es, cb, wv == 7)
+        } else {
+            lm1_smem(es, cb, ns, prep)
+        }
+    };
+    while cb > 1 && smem_of(cb) > g.max_smem() {
         cb /= 2;
     }
-    let smem = lm1_smem(es, cb, ns, prep);
+    let smem = smem_of(cb);
     if smem > g.max_smem() {
         return Ok(false);
     }
@@ -146,7 +212,9 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     p.chunk_len = c.l as i32;
     p.async_copy = aligned as i32;
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
-    let form = if prep {
+    let form = if wide {
+        wv
+    } else if prep {
         2
     } else if rs {
         3
