@@ -336,39 +336,69 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
-    let cfgs = scanq_configs(&mut Rng::new(23));
-    let vars: [(&str, &str, &str); 17] = [
-        ("", "", ""),
-        ("xdo", "", ""),
-        ("vdo", "", ""),
-        ("xdo", "3", "5"),
-        ("q", "", ""),
-        ("v", "", ""),
-        ("x", "", ""),
-        ("vd", "", ""),
-        ("xd", "", ""),
-        ("x", "2", "7"),
-        ("vr3", "", ""),
-        ("w4", "", ""),
-        ("r3", "", ""),
-        ("q", "3", ""),
-        ("v", "3", "5"),
-        ("q", "", "5"),
-        ("r3", "2", "16"),
+    let mut cfgs = scanq_configs(&mut Rng::new(23));
+    // MAMBA_GPU_QUICK=1 (compute-sanitizer runs): f32 only, runs of at most 300 steps.
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    // `MAMBA_GPU_BWD1Q_VARS=i,j,..`: only these entries of the list below.
+    let pick: Option<Vec<usize>> = std::env::var("MAMBA_GPU_BWD1Q_VARS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    // (variant, checkpoint interval, chunks, the local pass of the "v" kernels: "" new
+    // with precomputed checkpoints, "nopre" new without, "old" the old local pass).
+    let vars: [(&str, &str, &str, &str); 26] = [
+        ("", "", "", ""),
+        ("xdo", "", "", ""),
+        ("vdo", "", "", ""),
+        ("xdo", "3", "5", ""),
+        ("q", "", "", ""),
+        ("v", "", "", ""),
+        ("x", "", "", ""),
+        ("vd", "", "", ""),
+        ("xd", "", "", ""),
+        ("x", "2", "7", ""),
+        ("vr3", "", "", ""),
+        ("w4", "", "", ""),
+        ("r3", "", "", ""),
+        ("q", "3", "", ""),
+        ("v", "3", "5", ""),
+        ("q", "", "5", ""),
+        ("r3", "2", "16", ""),
+        ("v1", "", "", ""),
+        ("vd1", "2", "3", ""),
+        ("vd", "", "16", ""),
+        ("xd", "", "29", ""),
+        ("vd", "", "6", "nopre"),
+        ("vd", "", "16", "old"),
+        ("vr3", "2", "9", ""),
+        ("vdw", "", "", ""),
+        ("vdw", "2", "7", ""),
     ];
-    for (i, (var, r, split)) in vars.iter().enumerate() {
+    for (i, (var, r, split, lp)) in vars.iter().enumerate() {
+        if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
+            continue;
+        }
         std::env::set_var("MAMBA_CUDA_BWD1Q_VAR", var);
         std::env::set_var("MAMBA_CUDA_BWD1Q_R", r);
         std::env::set_var("MAMBA_CUDA_BWD_SPLIT", split);
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOC", if *lp == "old" { "0" } else { "" });
+        std::env::set_var("MAMBA_CUDA_BWD1Q_PRE", if *lp == "nopre" { "0" } else { "" });
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
-        scan_type::<bf16>(be, &cfgs, seed + 1, &mut t);
-        scan_type::<f16>(be, &cfgs, seed + 2, &mut t);
+        if !quick {
+            scan_type::<bf16>(be, &cfgs, seed + 1, &mut t);
+            scan_type::<f16>(be, &cfgs, seed + 2, &mut t);
+        }
         t.finish(&format!(
-            "selective_scan bwd1q VAR={var:?} R={r:?} SPLIT={split:?}"
+            "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
+    std::env::remove_var("MAMBA_CUDA_BWD1Q_LOC");
+    std::env::remove_var("MAMBA_CUDA_BWD1Q_PRE");
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
     std::env::remove_var("MAMBA_CUDA_BWD1Q_R");
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");

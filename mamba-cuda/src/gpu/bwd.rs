@@ -53,9 +53,16 @@ struct ScanBwdSplitParams {
     ctiles: i32,
     pad0: i32,
     pad1: i32,
+    /// `scan1_bwd_v` / `scan1_loc_v`: the checkpoint-segment step sums of the local pass.
+    cks: u64,
+    /// `scan1_bwd_v` / `scan1_loc_v`: the chunk length in steps (0: `ctiles` * 32).
+    clen: i32,
+    /// `scan1_bwd_v`: the local pass stored the checkpoints (no forward pass).
+    pre: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 * 4 + 8 + 4 * 4);
+const _: () =
+    assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 * 4 + 8 + 4 * 4 + 16);
 
 /// At most this many time chunks (the main kernel folds the other chunks' local
 /// results, K - 1 of them, before it starts).
@@ -236,6 +243,9 @@ impl QShape {
             (17..=32, Some(_)) => (8, 8, ""),
             (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
             (33..=64, Some("vd")) => (16, 8, "vd"),
+            (33..=64, Some("v1")) => (16, 8, "v1"),
+            (33..=64, Some("vd1")) => (16, 8, "vd1"),
+            (33..=64, Some("vdw")) => (16, 16, "vdw"),
             (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
             (33..=64, Some("x" | "xd")) => (16, 8, "x"),
             _ => return None,
@@ -281,13 +291,56 @@ impl QShape {
                 3 * cb * 16
             } else {
                 0
-            })
+            }
+            + if self.v { 4 * self.nw * 32 } else { 0 })
     }
     /// Whether `rows` channels give under 8 warps per SM.
     fn few(&self, g: &Gpu, rows: usize) -> bool {
         rows * self.nl < 8 * 32 * g.sm_count.max(1) as usize
     }
+    /// The local pass `scan1_loc_v` (bwd.cu, `bwd_scan1q_loc_*`) of a "v" kernel.
+    fn loc_func(&self, sfx: &str) -> String {
+        format!("bwd_scan1q_loc_{sfx}_n{}w{}", self.np(), self.nw)
+    }
+    /// Must match the carve-up at the top of scan1_loc_v.
+    fn loc_smem(&self) -> usize {
+        let cb = self.channels();
+        16 * cb * (32 + 1) + 4 * (2 * 32 * (self.np() + 4) + cb)
+    }
+    /// Blocks of the main kernel per SM (the "1" variants: one, no register cap).
+    fn blocks_per_sm(&self) -> usize {
+        if self.var.ends_with('1') || self.var.ends_with('w') {
+            1
+        } else {
+            2
+        }
+    }
 }
+
+/// The time split of the "v" kernels with the local pass `scan1_loc_v`: (chunks, chunk
+/// length in steps, a multiple of TQ). `MAMBA_CUDA_BWD_SPLIT=K` forces about K chunks;
+/// else, when the channels are few, the K <= MAX_CHUNKS_V that minimises the waves of
+/// main-kernel blocks (`per_chunk` blocks per chunk, `slots` resident at a time) times
+/// the chunk length plus a per-chunk overhead of 16 steps.
+fn split_v(few: bool, l: usize, per_chunk: usize, slots: usize) -> (usize, usize) {
+    let len = |k: usize| l.div_ceil(k.max(1)).div_ceil(TQ) * TQ;
+    let want = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
+        Some(k) => k.clamp(1, MAX_CHUNKS_V),
+        None if few => (1..=MAX_CHUNKS_V)
+            .min_by_key(|&k| {
+                let cl = len(k);
+                let kk = l.div_ceil(cl);
+                (kk * per_chunk).div_ceil(slots.max(1)) * (cl + 16)
+            })
+            .unwrap_or(1),
+        None => 1,
+    };
+    let cl = len(want);
+    (l.div_ceil(cl), cl)
+}
+
+/// At most this many chunks for `split_v`.
+const MAX_CHUNKS_V: usize = 32;
 
 /// Warps per block of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`).
 const SSDT_NW: usize = 8;
@@ -531,26 +584,63 @@ fn scan_run(
         (None, None) => split_chunks(few, ntiles),
     };
     let ctiles = ntiles.div_ceil(want);
-    let k = ntiles.div_ceil(ctiles);
+    let mut k = ntiles.div_ceil(ctiles);
     let nseg = ctiles.div_ceil(shape.r);
+    // The "v" kernels: the time split in TQ-step units with the local pass scan1_loc_v
+    // (`MAMBA_CUDA_BWD1Q_LOC=0`: the old local pass and 32-step units), which also stores
+    // the checkpoints so that the main kernel skips its forward pass
+    // (`MAMBA_CUDA_BWD1Q_PRE=0`: it keeps it).
+    let vloc = qk
+        .as_ref()
+        .filter(|q| q.v && env_usize("MAMBA_CUDA_BWD1Q_LOC") != Some(0));
+    let mut clen = 0;
+    if let Some(q) = vloc {
+        let per_chunk = (rows / seg) * seg.div_ceil(q.channels()) * b;
+        let slots = q.blocks_per_sm() * g.sm_count.max(1) as usize;
+        (k, clen) = split_v(few, l, per_chunk, slots);
+    }
+    let pre = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_PRE") != Some(0);
+    // Checkpoint segments per chunk of the "q"/"v" kernels.
+    let nseg_q = qk.as_ref().map_or(0, |q| {
+        if vloc.is_some() {
+            (clen / TQ).div_ceil(q.r)
+        } else {
+            q.nseg(ctiles)
+        }
+    });
     // The new kernel's checkpoints: every R tiles of 16 steps, R * 16 >= N.
     let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
     let ckpt_bytes = match (&tk, &st) {
         (_, Some(t)) => a256(b * rows * t.nseg(l) * 32 * t.s * 4),
         _ if qk.is_some() => {
             let q = qk.as_ref().unwrap();
-            a256(b * rows * k * q.nseg(ctiles) * q.np() * 4)
+            a256(b * rows * k * nseg_q * q.np() * 4)
         }
         (Some(t), None) => a256(b * rows * k * nseg_t * t.np() * 4),
         (None, None) => a256(b * rows * k * nseg * np * 4),
     };
+    let loc_np = match vloc {
+        Some(q) => q.np(),
+        None => np,
+    };
     let loc_bytes = if k > 1 {
-        a256(b * rows * k * 3 * np * 4)
+        a256(b * rows * k * 3 * loc_np * 4)
     } else {
         0
     };
-    let db_bytes = a256(b_numel * 4);
-    let dc_bytes = a256(c_numel * 4);
+    let cks_bytes = if pre { a256(b * rows * k * nseg_q * 4) } else { 0 };
+    // f32 activations: dB and dC are accumulated straight into the outputs (no f32
+    // scratch, no casts) when they are 16-byte aligned (the vector atomics);
+    // `MAMBA_CUDA_BWD_DIRECT=0` keeps the scratch and the casts.
+    let direct = sfx == "f32"
+        && env_usize("MAMBA_CUDA_BWD_DIRECT") != Some(0)
+        && db_out.ptr % 16 == 0
+        && dc_out.ptr % 16 == 0;
+    let (db_bytes, dc_bytes) = if direct {
+        (0, 0)
+    } else {
+        (a256(b_numel * 4), a256(c_numel * 4))
+    };
     let ddt_bytes = if ssd {
         a256(b * l * prm.nheads as usize * 4)
     } else {
@@ -558,15 +648,31 @@ fn scan_run(
     };
     let scratch = Scratch::new(
         g,
-        ckpt_bytes + loc_bytes + db_bytes + dc_bytes + ddt_bytes,
+        ckpt_bytes + loc_bytes + cks_bytes + db_bytes + dc_bytes + ddt_bytes,
         stream,
     )?;
     prm.ckpt = scratch.ptr;
     let loc = scratch.ptr + ckpt_bytes as u64;
-    prm.db = loc + loc_bytes as u64;
-    prm.dc = prm.db + db_bytes as u64;
-    prm.ddt_acc = if ssd { prm.dc + dc_bytes as u64 } else { 0 };
-    super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+    let cks = loc + loc_bytes as u64;
+    let acc = cks + cks_bytes as u64;
+    prm.ddt_acc = if ssd {
+        acc + (db_bytes + dc_bytes) as u64
+    } else {
+        0
+    };
+    if direct {
+        prm.db = db_out.ptr;
+        prm.dc = dc_out.ptr;
+        super::memset(prm.db, 0, b_numel * 4, stream)?;
+        super::memset(prm.dc, 0, c_numel * 4, stream)?;
+        if ssd {
+            super::memset(prm.ddt_acc, 0, ddt_bytes, stream)?;
+        }
+    } else {
+        prm.db = acc;
+        prm.dc = acc + db_bytes as u64;
+        super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+    }
     for t in zeroed {
         zero(t, stream)?;
     }
@@ -584,7 +690,7 @@ fn scan_run(
     let grid = (gx as u32, b as u32, k as u32);
     let kind = if ssd { "ssd" } else { "scan1" };
     let threads = (shape.w * 32) as u32;
-    if k > 1 {
+    if k > 1 && vloc.is_none() {
         // Must match the local pass's carve-up in scan_bwd (B, C, reset flags, row arrays).
         let smem = 4 * (2 * BT * (np + 1) + BT + shape.w * RV_COUNT * BT);
         let f = g.func(&format!("bwd_{kind}_loc_{sfx}_s{}", shape.s))?;
@@ -607,11 +713,33 @@ fn scan_run(
         let mut tp = sp;
         tp.p.w = cb as i32;
         tp.p.r = q.r as i32;
-        tp.p.nseg = q.nseg(ctiles) as i32;
+        tp.p.nseg = nseg_q as i32;
         tp.p.blocks_per_seg = bps as i32;
-        tp.pad0 = np as i32; // states per row of the local passes' results
-        let f = g.func(&q.func(sfx))?;
+        tp.pad0 = loc_np as i32; // states per row of the local passes' results
         let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
+        // 16-byte dB / dC atomics in the kernels with one channel group per sum unit
+        // (32 < N <= 64, 8 warps, not "x"): L % 4 == 0 and 16-byte aligned dB / dC
+        // (the scratch is; the outputs when `direct`); `MAMBA_CUDA_BWD1Q_VEC4=0`: scalar.
+        if n > 32
+            && q.nw == 8
+            && !q.var.starts_with('x')
+            && l % 4 == 0
+            && (!direct || (db_out.ptr % 16 == 0 && dc_out.ptr % 16 == 0))
+            && env_usize("MAMBA_CUDA_BWD1Q_VEC4") != Some(0)
+        {
+            tp.pre |= 4;
+        }
+        if vloc.is_some() {
+            tp.clen = clen as i32;
+            // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
+            tp.pre |= pre as i32 | (env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2;
+            tp.cks = if pre { cks } else { 0 };
+            if k > 1 {
+                let f = g.func(&q.loc_func(sfx))?;
+                g.launch(f, grid, (q.nw * 32) as u32, q.loc_smem(), stream, &tp)?;
+            }
+        }
+        let f = g.func(&q.func(sfx))?;
         g.launch(f, grid, (q.nw * 32) as u32, q.smem(), stream, &tp)?;
     } else if let Some(t) = &tk {
         let cb = t.channels();
@@ -629,8 +757,10 @@ fn scan_run(
         let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
         g.launch(f, grid, threads, shape.smem, stream, &sp)?;
     }
-    cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
-    cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
+    if !direct {
+        cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
+        cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
+    }
     if ssd {
         cast(
             g,
