@@ -411,6 +411,11 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.loc = KV > 1 ? loc2.data() : nullptr;
             tp.clen = clen;
             tp.pre = (vloc == 1) | (std::getenv("EMU_VEC4") && c.L % 4 == 0 ? 4 : 0);
+            if (std::getenv("EMU_ZERO") && KV > 1) {
+                // The local pass zeroes the accumulated gradients: NaN garbage before.
+                tp.pre |= 8;
+                for (auto* v : {&dA, &dB, &dC, &dD, &dbias}) std::fill(v->begin(), v->end(), NAN);
+            }
             tp.cks = vloc == 1 ? cks.data() : nullptr;
             tp.p.ckpt = ck3.data();
             tp.p.nseg = nsegv;

@@ -1766,6 +1766,20 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     const T* zp = static_cast<const T*>(p.z);
     const T* dout = static_cast<const T*>(p.dout);
 
+    if (sp.pre & 8) {
+        // The accumulated gradients are zeroed here (before the main kernel) instead of
+        // by five memsets: dB, dC (f32: the outputs or the scratch), dA, dD, d bias.
+        const long long nthr = (long long)gridDim.x * gridDim.y * gridDim.z * NT;
+        const long long gt = ((long long)(blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * NT + tid;
+        const long long nb = (long long)p.batch * p.b_groups * N * L, nc = (long long)p.batch * p.c_groups * N * L;
+        for (long long e = gt; e < nb; e += nthr) p.dB[e] = 0.f;
+        for (long long e = gt; e < nc; e += nthr) p.dC[e] = 0.f;
+        for (long long e = gt; e < (long long)p.rows * N; e += nthr) p.dA[e] = 0.f;
+        for (long long e = gt; e < p.rows; e += nthr) {
+            if (p.dD) p.dD[e] = 0.f;
+            if (p.dbias) p.dbias[e] = 0.f;
+        }
+    }
     float4* sw = reinterpret_cast<float4*>(smem);             // [CB][TLP]
     float* sB = reinterpret_cast<float*>(sw + CB * TLP);      // [TL][BS]
     float* sC = sB + TL * BS;                                 // [TL][BS]

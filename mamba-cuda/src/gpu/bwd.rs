@@ -660,21 +660,30 @@ fn scan_run(
     } else {
         0
     };
+    // With the local pass scan1_loc_v, it zeroes dB, dC, dA, dD and d bias (Mamba-1: no
+    // d dt) instead of the memsets when `MAMBA_CUDA_BWD1Q_ZERO=1`.
+    let zero_in_loc = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_ZERO") == Some(1);
     if direct {
         prm.db = db_out.ptr;
         prm.dc = dc_out.ptr;
-        super::memset(prm.db, 0, b_numel * 4, stream)?;
-        super::memset(prm.dc, 0, c_numel * 4, stream)?;
+        if !zero_in_loc {
+            super::memset(prm.db, 0, b_numel * 4, stream)?;
+            super::memset(prm.dc, 0, c_numel * 4, stream)?;
+        }
         if ssd {
             super::memset(prm.ddt_acc, 0, ddt_bytes, stream)?;
         }
     } else {
         prm.db = acc;
         prm.dc = acc + db_bytes as u64;
-        super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+        if !zero_in_loc {
+            super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+        }
     }
-    for t in zeroed {
-        zero(t, stream)?;
+    if !zero_in_loc {
+        for t in zeroed {
+            zero(t, stream)?;
+        }
     }
     prm.w = shape.w as i32;
     prm.r = shape.r as i32;
@@ -732,7 +741,9 @@ fn scan_run(
         if vloc.is_some() {
             tp.clen = clen as i32;
             // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
-            tp.pre |= pre as i32 | (env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2;
+            tp.pre |= pre as i32
+                | (env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2
+                | zero_in_loc as i32 * 8;
             tp.cks = if pre { cks } else { 0 };
             if k > 1 {
                 let f = g.func(&q.loc_func(sfx))?;
