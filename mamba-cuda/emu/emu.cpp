@@ -60,6 +60,10 @@ struct float4 {
     float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
 inline void atomicAdd(float4* a, float4 v) {
     if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
         std::fprintf(stderr, "misaligned float4 atomic\n");
@@ -371,7 +375,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         const bool w16 = std::getenv("EMU_NW16") && c.N > 32;  // the n64vdw kernel (16 warps)
         const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = w16 ? 16 : (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
-        const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
+        const int R = g_qr ? g_qr : std::getenv("EMU_QR") ? std::atoi(std::getenv("EMU_QR")) : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
         const int nseg = (ctiles * (32 / TQ_) + R - 1) / R;
         std::vector<float> ck2((size_t)c.b * c.rows * K * nseg * NP, NAN);
         ScanBwdSplit tp = spp;
@@ -419,9 +423,16 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.cks = vloc == 1 ? cks.data() : nullptr;
             tp.p.ckpt = ck3.data();
             tp.p.nseg = nsegv;
-            auto kl2 = c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4 : bwd_scan1q_loc_f32_n16w8)
+            const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : (NP == 64 ? 2 : 4);
+            auto kl2 = ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
+                     : (ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2
+                     : c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4 : bwd_scan1q_loc_f32_n16w8)
                      : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8 : w16 ? bwd_scan1q_loc_f32_n64w16 : bwd_scan1q_loc_f32_n64w8;
-            if (KV > 1) launch(kl2, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, KV);
+            const int lcb = (ls == 1 || (ls == 2 && NP == 64)) ? 256 / (NP / (ls == 1 ? 1 : 2)) : CB;
+            ScanBwdSplit lp = tp;
+            lp.p.blocks_per_seg = (seg + lcb - 1) / lcb;
+            std::printf("   local pass: S=%d CB=%d\n", ls, lcb);
+            if (KV > 1) launch(kl2, (unsigned)((c.rows / seg) * lp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(lcb == CB ? NW * 32 : 256), lp, KV);
         }
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, KV);
     } else if (tk) {

@@ -1736,26 +1736,26 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
 // g_loc = sum_t P_t dy_t C_t (as scan_bwd's LOCAL pass; `loc` with NP states per row, the
 // main kernel's pad0 = NP), and, when `pre`, the state at every checkpoint-segment start
 // but the first (every R TQ steps) into `ckpt` in scan1_bwd_v's layout, with the sum of
-// the steps before it into `cks`. Thread and block layout as scan1_bwd_v's (NL lanes of 4
-// states per channel, n = 4 nl + s, CB channels of one B/C group per block). Tiles of 32
+// the steps before it into `cks`. NLT threads of S states per channel (n = S nl + s; no
+// cross-lane work), CB = 32 NW / NLT channels of one B/C group per block. Tiles of 32
 // steps staged in shared memory (per (channel, step) (step, step u, dy) as one float4; B,
 // C as [32][NP + 4]); the next tile's inputs are loaded into registers during a tile.
-template <typename T, int NL, int NW>
+template <typename T, int S, int NLT, int NW>
 __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
-    constexpr int S = 4, NP = NL * S, CPW = 32 / NL, CB = NW * CPW, NT = NW * 32;
+    constexpr int NT = NW * 32, NP = NLT * S, CB = NT / NLT;
     constexpr int TL = 32, TLP = TL + 1, BS = NP + 4;
     constexpr int CE = (CB * TL + NT - 1) / NT, BE = (NP * TL + NT - 1) / NT;
     const int N = p.dstate, L = p.seqlen, RS = p.R * TQ;
     const int K = sp.K, chunk = blockIdx.z;
     const int T0 = chunk * sp.clen, T1 = min(L, T0 + sp.clen);
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int tid = threadIdx.x;
     const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CB;
     const int rn = min(CB, (seg_id + 1) * p.seg - c0);
     const int i = blockIdx.y;
-    const int nl = lane % NL, cb = warp * CPW + lane / NL;
+    const int nl = tid % NLT, cb = tid / NLT;
     const bool active = cb < rn;
     const int c = c0 + (active ? cb : 0);
     const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
@@ -1849,9 +1849,26 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     const bool pre = (sp.pre & 1) != 0;
     float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP + nl * S;
     float* cks = sp.cks + (((long long)i * p.rows + c) * K + chunk) * p.nseg;
-    const float4* sB4 = reinterpret_cast<const float4*>(sB) + nl;
-    const float4* sC4 = reinterpret_cast<const float4*>(sC) + nl;
+    const float* sBn = sB + nl * S;
+    const float* sCn = sC + nl * S;
     const float4* swc = sw + cb * TLP;
+    // S consecutive floats (16 / 8 / 4 bytes, aligned) from shared or global memory.
+    auto get = [&](const float* q, float (&v)[S]) {
+        if constexpr (S == 4) {
+            const float4 x = *reinterpret_cast<const float4*>(q);
+            v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+        } else if constexpr (S == 2) {
+            const float2 x = *reinterpret_cast<const float2*>(q);
+            v[0] = x.x; v[1] = x.y;
+        } else {
+            v[0] = *q;
+        }
+    };
+    auto putv = [&](float* q, const float (&v)[S]) {
+        if constexpr (S == 4) *reinterpret_cast<float4*>(q) = make_float4(v[0], v[1], v[2], v[3]);
+        else if constexpr (S == 2) *reinterpret_cast<float2*>(q) = make_float2(v[0], v[1]);
+        else *q = v[0];
+    };
     int next_ck = RS;  // the next checkpoint (steps from T0)
     if (T0 < T1) load(T0);
     for (int t0 = T0; t0 < T1; t0 += TL) {
@@ -1863,14 +1880,15 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
         for (int t = 0; t < tn; ++t) {
             if (pre && t0 - T0 + t == next_ck) {
                 if (active) {
-                    *reinterpret_cast<float4*>(ck + (next_ck / RS) * NP) = make_float4(h[0], h[1], h[2], h[3]);
+                    putv(ck + (next_ck / RS) * NP, h);
                     if (nl == 0) cks[next_ck / RS] = ssum;
                 }
                 next_ck += RS;
             }
             const float4 w = swc[t];
-            const float4 b4 = sB4[t * (BS / 4)], c4 = sC4[t * (BS / 4)];
-            const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
+            float bb[S], cc[S];
+            get(sBn + t * BS, bb);
+            get(sCn + t * BS, cc);
             const float dyv = w.z;
 #pragma unroll
             for (int s = 0; s < S; ++s) {
@@ -1884,9 +1902,9 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     }
     if (!active) return;
     float* lb = sp.loc + (((long long)i * p.rows + c) * K + chunk) * 3 * NP + nl * S;
-    *reinterpret_cast<float4*>(lb) = make_float4(h[0], h[1], h[2], h[3]);
-    *reinterpret_cast<float4*>(lb + NP) = make_float4(g[0], g[1], g[2], g[3]);
-    *reinterpret_cast<float4*>(lb + 2 * NP) = make_float4(pr[0], pr[1], pr[2], pr[3]);
+    putv(lb, h);
+    putv(lb + NP, g);
+    putv(lb + 2 * NP, pr);
 }
 
 #define SCAN1Q_INST(T, NAME)                                                                                           \
@@ -1951,19 +1969,31 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
         scan1_bwd_q<T, 8, 8>(p);                                                                                       \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n16w8(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_loc_v<T, 4, 8>(p);                                                                                       \
+        scan1_loc_v<T, 4, 4, 8>(p);                                                                                    \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(128, 6) bwd_scan1q_loc_##NAME##_n16w4(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_loc_v<T, 4, 4>(p);                                                                                       \
+        scan1_loc_v<T, 4, 4, 4>(p);                                                                                    \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n32w8(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_loc_v<T, 8, 8>(p);                                                                                       \
+        scan1_loc_v<T, 4, 8, 8>(p);                                                                                    \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n64w8(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_loc_v<T, 16, 8>(p);                                                                                      \
+        scan1_loc_v<T, 4, 16, 8>(p);                                                                                   \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_loc_v<T, 16, 16>(p);                                                                                     \
+        scan1_loc_v<T, 4, 16, 16>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n16s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 16, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n32s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 32, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n64s2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 2, 32, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n64s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 64, 8>(p);                                                                                   \
     }
 
 // ---------------------------------------------------------------- SPEC 2, time in registers

@@ -347,9 +347,12 @@ fn selective_scan_backward_four_states_per_lane() {
         .ok()
         .filter(|v| !v.is_empty())
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
-    // (variant, checkpoint interval, chunks, the local pass of the "v" kernels: "" new
-    // with precomputed checkpoints, "nopre" new without, "old" the old local pass).
-    let vars: [(&str, &str, &str, &str); 26] = [
+    // (variant, checkpoint interval, chunks, options of the "v" kernels' time split: ""
+    // the defaults (the local pass scan1_loc_v storing the checkpoints, zeroing the
+    // gradients; 16-byte dB/dC atomics where they apply), "nopre" / "nozero" / "novec"
+    // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
+    // states per thread).
+    let vars: [(&str, &str, &str, &str); 30] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -376,6 +379,10 @@ fn selective_scan_backward_four_states_per_lane() {
         ("vr3", "2", "9", ""),
         ("vdw", "", "", ""),
         ("vdw", "2", "7", ""),
+        ("", "", "", "s1"),
+        ("vd", "3", "5", "s4 nozero"),
+        ("", "", "", "novec nozero"),
+        ("xd", "", "9", "s1"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -384,8 +391,13 @@ fn selective_scan_backward_four_states_per_lane() {
         std::env::set_var("MAMBA_CUDA_BWD1Q_VAR", var);
         std::env::set_var("MAMBA_CUDA_BWD1Q_R", r);
         std::env::set_var("MAMBA_CUDA_BWD_SPLIT", split);
-        std::env::set_var("MAMBA_CUDA_BWD1Q_LOC", if *lp == "old" { "0" } else { "" });
-        std::env::set_var("MAMBA_CUDA_BWD1Q_PRE", if *lp == "nopre" { "0" } else { "" });
+        let off = |x: &str| if lp.contains(x) { "0" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOC", off("old"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_PRE", off("nopre"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_ZERO", off("nozero"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_VEC4", off("novec"));
+        let locs = ["s1", "s2", "s4"].into_iter().find(|x| lp.contains(x));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
@@ -397,8 +409,9 @@ fn selective_scan_backward_four_states_per_lane() {
             "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
-    std::env::remove_var("MAMBA_CUDA_BWD1Q_LOC");
-    std::env::remove_var("MAMBA_CUDA_BWD1Q_PRE");
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS"] {
+        std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
+    }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
     std::env::remove_var("MAMBA_CUDA_BWD1Q_R");
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");

@@ -298,14 +298,37 @@ impl QShape {
     fn few(&self, g: &Gpu, rows: usize) -> bool {
         rows * self.nl < 8 * 32 * g.sm_count.max(1) as usize
     }
-    /// The local pass `scan1_loc_v` (bwd.cu, `bwd_scan1q_loc_*`) of a "v" kernel.
-    fn loc_func(&self, sfx: &str) -> String {
-        format!("bwd_scan1q_loc_{sfx}_n{}w{}", self.np(), self.nw)
-    }
-    /// Must match the carve-up at the top of scan1_loc_v.
-    fn loc_smem(&self) -> usize {
-        let cb = self.channels();
-        16 * cb * (32 + 1) + 4 * (2 * 32 * (self.np() + 4) + cb)
+    /// The local pass `scan1_loc_v` (bwd.cu, `bwd_scan1q_loc_*`) of a "v" kernel: its
+    /// name, channels per block, threads per block and shared memory. S states per
+    /// thread (`MAMBA_CUDA_BWD1Q_LOCS` = 1, 2 (N > 32 only) or 4; default 2 for N > 32,
+    /// else 4): S = 4 has the main kernel's block shape, S = 1 / 2 blocks of 256 threads
+    /// with NP / S threads per channel (more warps for the same chunk).
+    fn loc_kernel(&self, sfx: &str) -> (String, usize, usize, usize) {
+        let np = self.np();
+        let s = match env_usize("MAMBA_CUDA_BWD1Q_LOCS") {
+            Some(1) => 1,
+            Some(2) if np == 64 => 2,
+            Some(2) => 1,
+            Some(_) => 4,
+            None if np == 64 => 2,
+            None => 4,
+        };
+        let (name, cb, threads) = if s == 4 {
+            (
+                format!("bwd_scan1q_loc_{sfx}_n{np}w{}", self.nw),
+                self.channels(),
+                self.nw * 32,
+            )
+        } else {
+            (
+                format!("bwd_scan1q_loc_{sfx}_n{np}s{s}"),
+                256 / (np / s),
+                256,
+            )
+        };
+        // Must match the carve-up at the top of scan1_loc_v.
+        let smem = 16 * cb * (32 + 1) + 4 * (2 * 32 * (np + 4) + cb);
+        (name, cb, threads, smem)
     }
     /// Blocks of the main kernel per SM (the "1" variants: one, no register cap).
     fn blocks_per_sm(&self) -> usize {
@@ -600,10 +623,22 @@ fn scan_run(
         (k, clen) = split_v(few, l, per_chunk, slots);
     }
     let pre = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_PRE") != Some(0);
+    // With the checkpoints from the local pass, one per tile (no re-run tiles in the main
+    // kernel; H200, b2 d384 N64 L400 / L800 bwd: R = 4 115.3 / 190.9 us, R = 2 113.9 /
+    // 188.3, R = 1 110.7 / 180.2) while they take at most 64 MB (the channels are few
+    // here); `MAMBA_CUDA_BWD1Q_R` overrides.
+    let qr = qk.as_ref().map_or(1, |q| {
+        let one = b * rows * l.div_ceil(TQ) * q.np() * 4 <= 64 << 20;
+        if pre && one && env_usize("MAMBA_CUDA_BWD1Q_R").is_none() {
+            1
+        } else {
+            q.r
+        }
+    });
     // Checkpoint segments per chunk of the "q"/"v" kernels.
     let nseg_q = qk.as_ref().map_or(0, |q| {
         if vloc.is_some() {
-            (clen / TQ).div_ceil(q.r)
+            (clen / TQ).div_ceil(qr)
         } else {
             q.nseg(ctiles)
         }
@@ -661,8 +696,8 @@ fn scan_run(
         0
     };
     // With the local pass scan1_loc_v, it zeroes dB, dC, dA, dD and d bias (Mamba-1: no
-    // d dt) instead of the memsets when `MAMBA_CUDA_BWD1Q_ZERO=1`.
-    let zero_in_loc = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_ZERO") == Some(1);
+    // d dt) instead of the memsets; `MAMBA_CUDA_BWD1Q_ZERO=0`: the memsets.
+    let zero_in_loc = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_ZERO") != Some(0);
     if direct {
         prm.db = db_out.ptr;
         prm.dc = dc_out.ptr;
@@ -721,7 +756,7 @@ fn scan_run(
         let bps = seg.div_ceil(cb);
         let mut tp = sp;
         tp.p.w = cb as i32;
-        tp.p.r = q.r as i32;
+        tp.p.r = qr as i32;
         tp.p.nseg = nseg_q as i32;
         tp.p.blocks_per_seg = bps as i32;
         tp.pad0 = loc_np as i32; // states per row of the local passes' results
@@ -746,8 +781,13 @@ fn scan_run(
                 | zero_in_loc as i32 * 8;
             tp.cks = if pre { cks } else { 0 };
             if k > 1 {
-                let f = g.func(&q.loc_func(sfx))?;
-                g.launch(f, grid, (q.nw * 32) as u32, q.loc_smem(), stream, &tp)?;
+                let (name, lcb, threads, smem) = q.loc_kernel(sfx);
+                let lbps = seg.div_ceil(lcb);
+                let mut lp = tp;
+                lp.p.blocks_per_seg = lbps as i32;
+                let f = g.func(&name)?;
+                let lgrid = (((rows / seg) * lbps) as u32, b as u32, k as u32);
+                g.launch(f, lgrid, threads as u32, smem, stream, &lp)?;
             }
         }
         let f = g.func(&q.func(sfx))?;
