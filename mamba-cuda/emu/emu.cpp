@@ -423,7 +423,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.cks = vloc == 1 ? cks.data() : nullptr;
             tp.p.ckpt = ck3.data();
             tp.p.nseg = nsegv;
-            const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : (NP == 64 ? 2 : 4);
+            const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : 4;
             auto kl2 = ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
                      : (ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4 : bwd_scan1q_loc_f32_n16w8)

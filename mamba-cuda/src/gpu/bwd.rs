@@ -300,18 +300,18 @@ impl QShape {
     }
     /// The local pass `scan1_loc_v` (bwd.cu, `bwd_scan1q_loc_*`) of a "v" kernel: its
     /// name, channels per block, threads per block and shared memory. S states per
-    /// thread (`MAMBA_CUDA_BWD1Q_LOCS` = 1, 2 (N > 32 only) or 4; default 2 for N > 32,
-    /// else 4): S = 4 has the main kernel's block shape, S = 1 / 2 blocks of 256 threads
-    /// with NP / S threads per channel (more warps for the same chunk).
+    /// thread (`MAMBA_CUDA_BWD1Q_LOCS` = 1, 2 (N > 32 only) or 4; default 4): S = 4 has
+    /// the main kernel's block shape, S = 1 / 2 blocks of 256 threads with NP / S
+    /// threads per channel (more warps for the same chunk, but not faster: H200, b2 d384
+    /// N64 fwd+bwd L100 / 400 / 800, S = 4 / 2 / 1: 52.1 / 127.1 / 225.0, 52.7 / 132.7 /
+    /// 235.9, 58.8 / 145.6 / 255.0 us).
     fn loc_kernel(&self, sfx: &str) -> (String, usize, usize, usize) {
         let np = self.np();
         let s = match env_usize("MAMBA_CUDA_BWD1Q_LOCS") {
             Some(1) => 1,
             Some(2) if np == 64 => 2,
             Some(2) => 1,
-            Some(_) => 4,
-            None if np == 64 => 2,
-            None => 4,
+            _ => 4,
         };
         let (name, cb, threads) = if s == 4 {
             (
@@ -663,14 +663,18 @@ fn scan_run(
     } else {
         0
     };
-    let cks_bytes = if pre { a256(b * rows * k * nseg_q * 4) } else { 0 };
+    let cks_bytes = if pre {
+        a256(b * rows * k * nseg_q * 4)
+    } else {
+        0
+    };
     // f32 activations: dB and dC are accumulated straight into the outputs (no f32
     // scratch, no casts) when they are 16-byte aligned (the vector atomics);
     // `MAMBA_CUDA_BWD_DIRECT=0` keeps the scratch and the casts.
     let direct = sfx == "f32"
         && env_usize("MAMBA_CUDA_BWD_DIRECT") != Some(0)
-        && db_out.ptr % 16 == 0
-        && dc_out.ptr % 16 == 0;
+        && db_out.ptr.is_multiple_of(16)
+        && dc_out.ptr.is_multiple_of(16);
     let (db_bytes, dc_bytes) = if direct {
         (0, 0)
     } else {
@@ -696,7 +700,8 @@ fn scan_run(
         0
     };
     // With the local pass scan1_loc_v, it zeroes dB, dC, dA, dD and d bias (Mamba-1: no
-    // d dt) instead of the memsets; `MAMBA_CUDA_BWD1Q_ZERO=0`: the memsets.
+    // d dt) instead of the memsets (H200, b2 d384 N64 fwd+bwd L100 / 400 / 800: 52.7 /
+    // 132.7 / 235.9 us against 68.2 / 141.9 / 245.7); `MAMBA_CUDA_BWD1Q_ZERO=0`: memsets.
     let zero_in_loc = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_ZERO") != Some(0);
     if direct {
         prm.db = db_out.ptr;
@@ -762,13 +767,13 @@ fn scan_run(
         tp.pad0 = loc_np as i32; // states per row of the local passes' results
         let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
         // 16-byte dB / dC atomics in the kernels with one channel group per sum unit
-        // (32 < N <= 64, 8 warps, not "x"): L % 4 == 0 and 16-byte aligned dB / dC
-        // (the scratch is; the outputs when `direct`); `MAMBA_CUDA_BWD1Q_VEC4=0`: scalar.
+        // (32 < N <= 64, 8 warps, not "x") when L % 4 == 0 (dB / dC are 16-byte aligned:
+        // the scratch, or the outputs when `direct`); `MAMBA_CUDA_BWD1Q_VEC4=0`: scalar.
+        // (H200, b2 d384 N64 fwd+bwd: no faster than scalar, 133 vs 133 us at L400.)
         if n > 32
             && q.nw == 8
             && !q.var.starts_with('x')
-            && l % 4 == 0
-            && (!direct || (db_out.ptr % 16 == 0 && dc_out.ptr % 16 == 0))
+            && l.is_multiple_of(4)
             && env_usize("MAMBA_CUDA_BWD1Q_VEC4") != Some(0)
         {
             tp.pre |= 4;
@@ -776,9 +781,9 @@ fn scan_run(
         if vloc.is_some() {
             tp.clen = clen as i32;
             // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
-            tp.pre |= pre as i32
-                | (env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2
-                | zero_in_loc as i32 * 8;
+            tp.pre |= (pre as i32)
+                | ((env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2)
+                | (zero_in_loc as i32 * 8);
             tp.cks = if pre { cks } else { 0 };
             if k > 1 {
                 let (name, lcb, threads, smem) = q.loc_kernel(sfx);
