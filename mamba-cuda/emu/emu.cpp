@@ -424,7 +424,10 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.p.ckpt = ck3.data();
             tp.p.nseg = nsegv;
             const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : 4;
-            auto kl2 = ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
+            const bool u8 = std::getenv("EMU_LOCU") != nullptr;  // the unrolled local pass (S = 4)
+            auto kl2 = (u8 && ls == 4) ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4u : bwd_scan1q_loc_f32_n16w8u)
+                                         : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8u : w16 ? bwd_scan1q_loc_f32_n64w16u : bwd_scan1q_loc_f32_n64w8u)
+                     : ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
                      : (ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4 : bwd_scan1q_loc_f32_n16w8)
                      : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8 : w16 ? bwd_scan1q_loc_f32_n64w16 : bwd_scan1q_loc_f32_n64w8;

@@ -1740,7 +1740,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
 // cross-lane work), CB = 32 NW / NLT channels of one B/C group per block. Tiles of 32
 // steps staged in shared memory (per (channel, step) (step, step u, dy) as one float4; B,
 // C as [32][NP + 4]); the next tile's inputs are loaded into registers during a tile.
-template <typename T, int S, int NLT, int NW>
+template <typename T, int S, int NLT, int NW, bool U8 = false>
 __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
@@ -1877,14 +1877,7 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
         put(t0);
         if (t0 + TL < T1) load(t0 + TL);
         __syncthreads();
-        for (int t = 0; t < tn; ++t) {
-            if (pre && t0 - T0 + t == next_ck) {
-                if (active) {
-                    putv(ck + (next_ck / RS) * NP, h);
-                    if (nl == 0) cks[next_ck / RS] = ssum;
-                }
-                next_ck += RS;
-            }
+        auto step = [&](int t) {
             const float4 w = swc[t];
             float bb[S], cc[S];
             get(sBn + t * BS, bb);
@@ -1898,6 +1891,33 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
                 g[s] = fmaf(pr[s], dyv * cc[s], g[s]);
             }
             ssum += w.x;
+        };
+        auto ckpt = [&](int rel) {
+            if (pre && rel == next_ck) {
+                if (active) {
+                    putv(ck + (next_ck / RS) * NP, h);
+                    if (nl == 0) cks[next_ck / RS] = ssum;
+                }
+                next_ck += RS;
+            }
+        };
+        if constexpr (U8) {
+            // Runs of TQ steps without a branch (checkpoints fall on multiples of TQ from
+            // T0), fully unrolled: the loads and exponentials of a run can be hoisted.
+            for (int t8 = 0; t8 < tn; t8 += TQ) {
+                ckpt(t0 - T0 + t8);
+                if (t8 + TQ <= tn) {
+#pragma unroll
+                    for (int j = 0; j < TQ; ++j) step(t8 + j);
+                } else {
+                    for (int t = t8; t < tn; ++t) step(t);
+                }
+            }
+        } else {
+            for (int t = 0; t < tn; ++t) {
+                ckpt(t0 - T0 + t);
+                step(t);
+            }
         }
     }
     if (!active) return;
@@ -1982,6 +2002,21 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16(const __grid_constant__ ScanBwdSplit p) { \
         scan1_loc_v<T, 4, 16, 16>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n16w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 8, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 6) bwd_scan1q_loc_##NAME##_n16w4u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 4, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n32w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 8, 8, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n64w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 8, true>(p);                                                                             \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 16, true>(p);                                                                            \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n16s1(const __grid_constant__ ScanBwdSplit p) { \
         scan1_loc_v<T, 1, 16, 8>(p);                                                                                   \

@@ -351,8 +351,8 @@ fn selective_scan_backward_four_states_per_lane() {
     // the defaults (the local pass scan1_loc_v storing the checkpoints, zeroing the
     // gradients; 16-byte dB/dC atomics where they apply), "nopre" / "nozero" / "novec"
     // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
-    // states per thread).
-    let vars: [(&str, &str, &str, &str); 30] = [
+    // states per thread, "u8" its unrolled 8-step runs).
+    let vars: [(&str, &str, &str, &str); 33] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -383,6 +383,9 @@ fn selective_scan_backward_four_states_per_lane() {
         ("vd", "3", "5", "s4 nozero"),
         ("", "", "", "novec nozero"),
         ("xd", "", "9", "s1"),
+        ("", "", "", "u8"),
+        ("vd", "3", "5", "u8"),
+        ("vdw", "2", "7", "u8"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -398,6 +401,8 @@ fn selective_scan_backward_four_states_per_lane() {
         std::env::set_var("MAMBA_CUDA_BWD1Q_VEC4", off("novec"));
         let locs = ["s1", "s2", "s4"].into_iter().find(|x| lp.contains(x));
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
+        let unroll = if lp.contains("u8") { "1" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOCU", unroll);
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
@@ -409,7 +414,7 @@ fn selective_scan_backward_four_states_per_lane() {
             "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
-    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS"] {
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS", "LOCU"] {
         std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");

@@ -313,9 +313,15 @@ impl QShape {
             Some(2) => 1,
             _ => 4,
         };
+        // `MAMBA_CUDA_BWD1Q_LOCU=1` (S = 4): runs of 8 steps without a branch, unrolled.
+        let u = if env_usize("MAMBA_CUDA_BWD1Q_LOCU") == Some(1) {
+            "u"
+        } else {
+            ""
+        };
         let (name, cb, threads) = if s == 4 {
             (
-                format!("bwd_scan1q_loc_{sfx}_n{np}w{}", self.nw),
+                format!("bwd_scan1q_loc_{sfx}_n{np}w{}{u}", self.nw),
                 self.channels(),
                 self.nw * 32,
             )
