@@ -42,6 +42,14 @@ inline float __shfl_xor_sync(unsigned, float v, int o) {
     __syncwarp();
     return r;
 }
+inline float __shfl_sync(unsigned, float v, int src) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = v;
+    __syncwarp();
+    const float r = g_shfl[w][src & 31];
+    __syncwarp();
+    return r;
+}
 inline float atomicAdd(float* a, float v) {
     std::lock_guard<std::mutex> g(g_atomic);
     const float old = *a;
@@ -52,6 +60,10 @@ struct float4 {
     float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
 inline void atomicAdd(float4* a, float4 v) {
     if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
         std::fprintf(stderr, "misaligned float4 atomic\n");
@@ -350,15 +362,20 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
     auto kl = c.ssd ? (sh.s == 1 ? bwd_ssd_loc_f32_s1 : sh.s == 2 ? bwd_ssd_loc_f32_s2 : sh.s == 4 ? bwd_ssd_loc_f32_s4 : bwd_ssd_loc_f32_s8)
                     : (sh.s == 1 ? bwd_scan1_loc_f32_s1 : sh.s == 2 ? bwd_scan1_loc_f32_s2 : sh.s == 4 ? bwd_scan1_loc_f32_s4 : bwd_scan1_loc_f32_s8);
     const unsigned gx = (unsigned)((c.rows / seg) * p.blocks_per_seg);
-    if (K > 1) launch(kl, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
+    // EMU_VLOC=1|2 (with EMU_QV): the "v" kernels' time split in 8-step units with the
+    // local pass scan1_loc_v (1: it stores the checkpoints, the main kernel skips its
+    // forward pass; 2: it does not), as src/gpu/bwd.rs split_v with a forced K.
+    const int vloc = (tk && g_q && std::getenv("EMU_QV") && std::getenv("EMU_VLOC")) ? std::atoi(std::getenv("EMU_VLOC")) : 0;
+    if (K > 1 && !vloc) launch(kl, gx, (unsigned)c.b, (unsigned)(sh.w * 32), spp, (unsigned)K);
     if (tk && g_q) {
         // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
         // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
         const char* qenv = std::getenv("EMU_QV");
         const bool only8 = qenv && (qenv[0] == 'x' || qenv[1] == 'd');  // kernels of 8 warps only
-        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
+        const bool w16 = std::getenv("EMU_NW16") && c.N > 32;  // the n64vdw kernel (16 warps)
+        const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = w16 ? 16 : (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
-        const int R = g_qr ? g_qr : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
+        const int R = g_qr ? g_qr : std::getenv("EMU_QR") ? std::atoi(std::getenv("EMU_QR")) : std::max(1, (c.N + 2 * TQ_ - 1) / (2 * TQ_));
         const int nseg = (ctiles * (32 / TQ_) + R - 1) / R;
         std::vector<float> ck2((size_t)c.b * c.rows * K * nseg * NP, NAN);
         ScanBwdSplit tp = spp;
@@ -373,16 +390,54 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
         const bool dd = vv && std::strlen(qv) >= 2 && qv[1] == 'd';  // EMU_QV=vd|xd|vdo|xdo: decays recomputed
         const bool ob = vv && std::strlen(qv) == 3;                   // EMU_QV=vdo|xdo: outputs staged
-        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0))
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0) + 4 * NW * 32)
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
-        auto kt = (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
+        auto kt = w16 ? bwd_scan1q_f32_n64vdw : (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
                 : (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
                 : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
                 : vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
                      : c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16w4 : bwd_scan1q_f32_n16) : bwd_scan1q_f32_n32;
-        launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, (unsigned)K);
+        std::vector<float> loc2, cks, ck3;
+        unsigned KV = (unsigned)K;
+        if (vloc) {
+            const int w = std::clamp(want, 1, 32);
+            const int clen = ((c.L + w - 1) / w + TQ_ - 1) / TQ_ * TQ_;
+            KV = (unsigned)((c.L + clen - 1) / clen);
+            const int nsegv = (clen / TQ_ + R - 1) / R;
+            std::printf("   vloc %d: K=%u clen=%d nseg=%d\n", vloc, KV, clen, nsegv);
+            loc2.assign((size_t)c.b * c.rows * KV * 3 * NP, NAN);
+            cks.assign((size_t)c.b * c.rows * KV * nsegv, NAN);
+            ck3.assign((size_t)c.b * c.rows * KV * nsegv * NP, NAN);
+            tp.K = (int)KV;
+            tp.pad0 = NP;
+            tp.loc = KV > 1 ? loc2.data() : nullptr;
+            tp.clen = clen;
+            tp.pre = (vloc == 1) | (std::getenv("EMU_VEC4") && c.L % 4 == 0 ? 4 : 0);
+            if (std::getenv("EMU_ZERO") && KV > 1) {
+                // The local pass zeroes the accumulated gradients: NaN garbage before.
+                tp.pre |= 8;
+                for (auto* v : {&dA, &dB, &dC, &dD, &dbias}) std::fill(v->begin(), v->end(), NAN);
+            }
+            tp.cks = vloc == 1 ? cks.data() : nullptr;
+            tp.p.ckpt = ck3.data();
+            tp.p.nseg = nsegv;
+            const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : 4;
+            const bool u8 = std::getenv("EMU_LOCU") != nullptr;  // the unrolled local pass (S = 4)
+            auto kl2 = (u8 && ls == 4) ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4u : bwd_scan1q_loc_f32_n16w8u)
+                                         : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8u : w16 ? bwd_scan1q_loc_f32_n64w16u : bwd_scan1q_loc_f32_n64w8u)
+                     : ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
+                     : (ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2
+                     : c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4 : bwd_scan1q_loc_f32_n16w8)
+                     : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8 : w16 ? bwd_scan1q_loc_f32_n64w16 : bwd_scan1q_loc_f32_n64w8;
+            const int lcb = (ls == 1 || (ls == 2 && NP == 64)) ? 256 / (NP / (ls == 1 ? 1 : 2)) : CB;
+            ScanBwdSplit lp = tp;
+            lp.p.blocks_per_seg = (seg + lcb - 1) / lcb;
+            std::printf("   local pass: S=%d CB=%d\n", ls, lcb);
+            if (KV > 1) launch(kl2, (unsigned)((c.rows / seg) * lp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(lcb == CB ? NW * 32 : 256), lp, KV);
+        }
+        launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, KV);
     } else if (tk) {
         // scan1_bwd_t (src/gpu/bwd.rs, scan1t_run): NL lanes per channel, S states per lane, NW warps.
         // N <= 16: EMU_N16=w16|w8|o3|o4 picks the kernel as MAMBA_CUDA_BWD1_VAR (default o4).
@@ -589,6 +644,7 @@ static int scan1q_only() {
                                {1, 34, 47, 24, 2, 2, true, {1, 2}},
                                {1, 130, 41, 16, 2, 1, true, {1}}};
     for (int w : {8, 4}) {
+        if (std::getenv("EMU_VONLY")) break;  // only the N <= 64 "v" cases below
         g_q = w;
         for (const T& t : cases) {
             if ((w == 4 && t.N > 16) || t.N > 32) continue;
@@ -601,7 +657,9 @@ static int scan1q_only() {
     if (std::getenv("EMU_QV")) {
         // N <= 64 (v only): two channels per warp, lane pairs finish a step.
         g_q = 8;
-        for (const T& t : std::vector<T>{{1, 6, 203, 64, 3, 2, true, {1, 3, 16}},
+        for (const T& t : std::vector<T>{{1, 20, 96, 64, 2, 1, true, {1, 3, 5}},
+                                         {2, 3, 64, 50, 1, 1, false, {1, 2}},
+                                         {1, 6, 203, 64, 3, 2, true, {1, 3, 16}},
                                          {2, 5, 77, 40, 1, 1, true, {1, 2}},
                                          {1, 17, 90, 64, 1, 1, false, {1, 4}},
                                          {2, 2, 517, 64, 1, 1, false, {1, 9}}}) {

@@ -61,6 +61,14 @@ struct ScanBwdSplit {
     int K;       // time chunks
     int ctiles;  // tiles per chunk (the last may have fewer)
     int pad0, pad1;
+    // scan1_bwd_v / scan1_loc_v only: `clen` > 0 is the chunk length in steps (a multiple
+    // of TQ; else ctiles * 32). `pre` != 0 (with K > 1): the local pass scan1_loc_v has
+    // stored each checkpoint segment's state from a zero chunk-start state in `ckpt` and
+    // the sum of the steps before it in `cks` ((b, rows, K, nseg)), so the main kernel
+    // skips its forward pass (state = ckpt + exp(A * cks) * incoming state).
+    float* cks;
+    int clen;
+    int pre;
 };
 
 template <typename T, int S, bool SSD, bool LOCAL>
@@ -1293,7 +1301,13 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     constexpr int BE = (NP * TQ + NT - 1) / NT;    // B/C elements per thread per tile
     const int N = p.dstate, L = p.seqlen, R = p.R;
     const int K = sp.K, chunk = blockIdx.z;
-    const int T0 = chunk * sp.ctiles * 32, T1 = min(L, T0 + sp.ctiles * 32);
+    const int CL = sp.clen > 0 ? sp.clen : sp.ctiles * 32;
+    const int T0 = chunk * CL, T1 = min(L, T0 + CL);
+    const bool pre = (sp.pre & 1) != 0 && K > 1;
+    const bool no_dbc = (sp.pre & 2) != 0;  // diagnostic only: dB / dC not added (wrong results)
+    // 16-byte atomics for dB / dC (host: L % 4 == 0, dB and dC 16-byte aligned; used with
+    // one channel group per unit, G == 1, N <= 64 with 8 warps).
+    const bool vec4 = (sp.pre & 4) != 0;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CB;
@@ -1321,11 +1335,12 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     float* tb = red + CB * OS;                 // [R][S][NT]
     float* sbias = tb + R * S * NT;            // [CB]
     float* obuf = sbias + CB;                  // OB: [3][CB][16] du, d delta, dz
+    float* shin = obuf + (OB ? 3 * CB * 16 : 0);  // pre: [S][NT] the incoming state
 
     const int ntiles = (T1 - T0 + TQ - 1) / TQ;
     const int nseg = (ntiles + R - 1) / R;
-    const int nF = (nseg - 1) * R;
-    const int mlast = ntiles - nF;
+    const int mlast = ntiles - (nseg - 1) * R;
+    const int nF = pre ? 0 : (nseg - 1) * R;  // forward-pass tiles
     const int total = nF + 2 * mlast - 1 + (nseg - 1) * (2 * R - 1);
     struct Visit { int k, sg, m; bool full, first, pf; };
     auto seg_start = [&](int sg) {
@@ -1452,8 +1467,19 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     const float4* sw = sv4 + cb * TP;
 
     float r_ck[S];  // the next backward segment's start state, loaded a tile ahead
+    float r_cs = 0.f;  // pre: the sum of the steps before that segment
 #pragma unroll
     for (int s = 0; s < S; ++s) r_ck[s] = 0.f;
+    const float* cks = sp.cks + (((long long)i * p.rows + c) * K + chunk) * p.nseg;
+    if (pre) {
+#pragma unroll
+        for (int s = 0; s < S; ++s) shin[s * NT + tid] = h[s];
+        if (v0.sg > 0 && active) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) r_ck[s] = ck[v0.sg * NP + nl * S + s];
+            r_cs = cks[v0.sg];
+        }
+    }
     load(v0.k, v0.full);
     Visit v = v0;
     for (int j = 0; j < total; ++j) {
@@ -1469,14 +1495,23 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
 #pragma unroll
                 for (int s = 0; s < S; ++s) ck[v.sg * NP + nl * S + s] = h[s];
             }
+        } else if (pre && v.first) {
+            // The segment's start state from the local pass's (zero-start) checkpoint.
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const float hin = shin[s * NT + tid];
+                h[s] = v.sg > 0 ? fmaf(bwd_exp2(a2[s] * r_cs), hin, r_ck[s]) : hin;
+            }
         } else if (v.first && v.sg != nseg - 1) {
 #pragma unroll
             for (int s = 0; s < S; ++s) h[s] = r_ck[s];
         }
-        // Written by this thread in the forward pass (before any backward visit).
-        if (j + 1 < total && !vn.pf && vn.first && vn.sg != nseg - 1 && active) {
+        // Written by this thread in the forward pass (before any backward visit), or by
+        // the local pass (pre).
+        if (j + 1 < total && !vn.pf && vn.first && (pre ? vn.sg > 0 : vn.sg != nseg - 1) && active) {
 #pragma unroll
             for (int s = 0; s < S; ++s) r_ck[s] = ck[vn.sg * NP + nl * S + s];
+            if (pre) r_cs = cks[vn.sg];
         }
         const bool full = v.full, pf = v.pf;
         const int m = v.m;
@@ -1615,9 +1650,35 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
 #pragma unroll
                 for (int jj = 0; jj < 4; ++jj) vv[jj] += __shfl_xor_sync(0xffffffffu, vv[jj], o);
             }
+            bool done = false;
+            if constexpr (G == 1 && !X && NL == 16) {
+                if (vec4) {
+                    // unit = tid = ((q S + s) TQ + t) 4 + nl / 4 holds nl = 4 (tid % 4) + jj at
+                    // step t; the lanes of steps t & ~3 .. + 3 are tid ^ (4 a), a = t & 3.
+                    // A 4 x 4 transpose over them gives lane a the steps t & ~3 .. + 3 of
+                    // nl = 4 (tid % 4) + a: one 16-byte atomic (the quad lies within [0, L)
+                    // when L % 4 == 0; its steps past the tile carry zeros).
+                    const int a = (tid >> 2) & 3;
+                    float w4[4];
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        const int si = (a + r) & 3, b = (a - r) & 3;
+                        const float send = si == 0 ? vv[0] : si == 1 ? vv[1] : si == 2 ? vv[2] : vv[3];
+                        const float got = __shfl_sync(0xffffffffu, send, (lane & ~12) | (b << 2));
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) if (b == k) w4[k] = got;
+                    }
+                    const int sq = tid / (TQ * 4), tq = ((tid >> 2) % TQ) & ~3;
+                    const int n = (4 * (tid & 3) + a) * S + sq % S;
+                    if (n < N && tq < tn && !no_dbc)
+                        atomicAdd(reinterpret_cast<float4*>((sq / S ? dCp : dBp) + (long long)n * L + t0 + tq),
+                                  make_float4(w4[0], w4[1], w4[2], w4[3]));
+                    done = true;
+                }
+            }
 #pragma unroll
             for (int jj = 0; jj < 4; ++jj) {
-                if (jj % G != grp) continue;
+                if (done || jj % G != grp) continue;
                 const int e = unit * 4 + jj;
                 int q, n, t;
                 if constexpr (X) {
@@ -1630,7 +1691,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                     q = sq / S;
                     n = nle * S + sq % S;
                 }
-                if (n < N && t < tn) atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, vv[jj]);
+                if (n < N && t < tn && !no_dbc) atomicAdd((q ? dCp : dBp) + (long long)n * L + t0 + t, vv[jj]);
             }
         }
         if constexpr (OB) {
@@ -1667,6 +1728,203 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
         if (p.dD) atomicAdd(&p.dD[c], vd);
         if (p.dbias) atomicAdd(&p.dbias[c], vb);
     }
+}
+
+// scan1_loc_v: the local pass of scan1_bwd_v's time split (bwd_scan1q_loc_*). Per chunk
+// (blockIdx.z: steps [chunk clen, (chunk + 1) clen)) and (channel, state): the run from a
+// zero state, giving the chunk's final state h_loc, the product P of its decays and
+// g_loc = sum_t P_t dy_t C_t (as scan_bwd's LOCAL pass; `loc` with NP states per row, the
+// main kernel's pad0 = NP), and, when `pre`, the state at every checkpoint-segment start
+// but the first (every R TQ steps) into `ckpt` in scan1_bwd_v's layout, with the sum of
+// the steps before it into `cks`. NLT threads of S states per channel (n = S nl + s; no
+// cross-lane work), CB = 32 NW / NLT channels of one B/C group per block. Tiles of 32
+// steps staged in shared memory (per (channel, step) (step, step u, dy) as one float4; B,
+// C as [32][NP + 4]); the next tile's inputs are loaded into registers during a tile.
+template <typename T, int S, int NLT, int NW, bool U8 = false>
+__device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    constexpr int NT = NW * 32, NP = NLT * S, CB = NT / NLT;
+    constexpr int TL = 32, TLP = TL + 1, BS = NP + 4;
+    constexpr int CE = (CB * TL + NT - 1) / NT, BE = (NP * TL + NT - 1) / NT;
+    const int N = p.dstate, L = p.seqlen, RS = p.R * TQ;
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.clen, T1 = min(L, T0 + sp.clen);
+    const int tid = threadIdx.x;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int nl = tid % NLT, cb = tid / NLT;
+    const bool active = cb < rn;
+    const int c = c0 + (active ? cb : 0);
+    const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    const T* Cp = static_cast<const T*>(p.C) + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+
+    if (sp.pre & 8) {
+        // The accumulated gradients are zeroed here (before the main kernel) instead of
+        // by five memsets: dB, dC (f32: the outputs or the scratch), dA, dD, d bias.
+        const long long nthr = (long long)gridDim.x * gridDim.y * gridDim.z * NT;
+        const long long gt = ((long long)(blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * NT + tid;
+        const long long nb = (long long)p.batch * p.b_groups * N * L, nc = (long long)p.batch * p.c_groups * N * L;
+        for (long long e = gt; e < nb; e += nthr) p.dB[e] = 0.f;
+        for (long long e = gt; e < nc; e += nthr) p.dC[e] = 0.f;
+        for (long long e = gt; e < (long long)p.rows * N; e += nthr) p.dA[e] = 0.f;
+        for (long long e = gt; e < p.rows; e += nthr) {
+            if (p.dD) p.dD[e] = 0.f;
+            if (p.dbias) p.dbias[e] = 0.f;
+        }
+    }
+    float4* sw = reinterpret_cast<float4*>(smem);             // [CB][TLP]
+    float* sB = reinterpret_cast<float*>(sw + CB * TLP);      // [TL][BS]
+    float* sC = sB + TL * BS;                                 // [TL][BS]
+    float* sbias = sC + TL * BS;                              // [CB]
+    for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
+
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE];
+    auto load = [&](int t0) {
+        const int tn = min(TL, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TL, t = e % TL;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * TL && ch < rn && t < tn) {
+                const long long ei = ((long long)i * p.rows + c0 + ch) * L + t0 + t;
+                r_dl[q] = ldf(delta + ei);
+                r_u[q] = ldf(u + ei);
+                r_go[q] = ldf(dout + ei);
+                if (zp) r_z[q] = ldf(zp + ei);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TL, t = e % TL;
+            r_b[q] = r_c[q] = 0.f;
+            if (e < NP * TL && n < N && t < tn) {
+                r_b[q] = ldf(Bp + (long long)n * L + t0 + t);
+                r_c[q] = ldf(Cp + (long long)n * L + t0 + t);
+            }
+        }
+    };
+    auto put = [&](int t0) {
+        const int tn = min(TL, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TL, t = e % TL;
+            if (e >= CB * TL) continue;
+            float step = 0.f, su = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + sbias[ch];
+                if (p.softplus && raw <= 20.f) step = log1pf(__expf(raw));
+                else step = raw;
+                if (p.has_limit) step = fminf(fmaxf(step, p.lo), p.hi);
+                su = step * r_u[q];
+                dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sw[ch * TLP + t] = make_float4(step, su, dy, 0.f);
+        }
+#pragma unroll
+        for (int q = 0; q < BE; ++q) {
+            const int e = tid + q * NT, n = e / TL, t = e % TL;
+            if (e >= NP * TL) continue;
+            sB[t * BS + n] = r_b[q];
+            sC[t * BS + n] = r_c[q];
+        }
+    };
+
+    float a2[S], h[S], g[S], pr[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl * S + s;
+        a2[s] = (active && n < N ? p.A[(long long)c * N + n] : 0.f) * LOG2E_F;
+        h[s] = g[s] = 0.f;
+        pr[s] = 1.f;
+    }
+    float ssum = 0.f;
+    const bool pre = (sp.pre & 1) != 0;
+    float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP + nl * S;
+    float* cks = sp.cks + (((long long)i * p.rows + c) * K + chunk) * p.nseg;
+    const float* sBn = sB + nl * S;
+    const float* sCn = sC + nl * S;
+    const float4* swc = sw + cb * TLP;
+    // S consecutive floats (16 / 8 / 4 bytes, aligned) from shared or global memory.
+    auto get = [&](const float* q, float (&v)[S]) {
+        if constexpr (S == 4) {
+            const float4 x = *reinterpret_cast<const float4*>(q);
+            v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+        } else if constexpr (S == 2) {
+            const float2 x = *reinterpret_cast<const float2*>(q);
+            v[0] = x.x; v[1] = x.y;
+        } else {
+            v[0] = *q;
+        }
+    };
+    auto putv = [&](float* q, const float (&v)[S]) {
+        if constexpr (S == 4) *reinterpret_cast<float4*>(q) = make_float4(v[0], v[1], v[2], v[3]);
+        else if constexpr (S == 2) *reinterpret_cast<float2*>(q) = make_float2(v[0], v[1]);
+        else *q = v[0];
+    };
+    int next_ck = RS;  // the next checkpoint (steps from T0)
+    if (T0 < T1) load(T0);
+    for (int t0 = T0; t0 < T1; t0 += TL) {
+        const int tn = min(TL, T1 - t0);
+        __syncthreads();
+        put(t0);
+        if (t0 + TL < T1) load(t0 + TL);
+        __syncthreads();
+        auto step = [&](int t) {
+            const float4 w = swc[t];
+            float bb[S], cc[S];
+            get(sBn + t * BS, bb);
+            get(sCn + t * BS, cc);
+            const float dyv = w.z;
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                const float d = bwd_exp2(w.x * a2[s]);
+                pr[s] *= d;
+                h[s] = fmaf(d, h[s], w.y * bb[s]);
+                g[s] = fmaf(pr[s], dyv * cc[s], g[s]);
+            }
+            ssum += w.x;
+        };
+        auto ckpt = [&](int rel) {
+            if (pre && rel == next_ck) {
+                if (active) {
+                    putv(ck + (next_ck / RS) * NP, h);
+                    if (nl == 0) cks[next_ck / RS] = ssum;
+                }
+                next_ck += RS;
+            }
+        };
+        if constexpr (U8) {
+            // Runs of TQ steps without a branch (checkpoints fall on multiples of TQ from
+            // T0), fully unrolled: the loads and exponentials of a run can be hoisted.
+            for (int t8 = 0; t8 < tn; t8 += TQ) {
+                ckpt(t0 - T0 + t8);
+                if (t8 + TQ <= tn) {
+#pragma unroll
+                    for (int j = 0; j < TQ; ++j) step(t8 + j);
+                } else {
+                    for (int t = t8; t < tn; ++t) step(t);
+                }
+            }
+        } else {
+            for (int t = 0; t < tn; ++t) {
+                ckpt(t0 - T0 + t);
+                step(t);
+            }
+        }
+    }
+    if (!active) return;
+    float* lb = sp.loc + (((long long)i * p.rows + c) * K + chunk) * 3 * NP + nl * S;
+    putv(lb, h);
+    putv(lb + NP, g);
+    putv(lb + 2 * NP, pr);
 }
 
 #define SCAN1Q_INST(T, NAME)                                                                                           \
@@ -1709,6 +1967,15 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vd(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
     }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 1) bwd_scan1q_##NAME##_n64v1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8>(p);                                                                                      \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 1) bwd_scan1q_##NAME##_n64vd1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512, 1) bwd_scan1q_##NAME##_n64vdw(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 16, false, false>(p);                                                                       \
+    }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16xdo(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 4, 8, true, false, true>(p);                                                                    \
     }                                                                                                                  \
@@ -1720,6 +1987,48 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n32(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_q<T, 8, 8>(p);                                                                                       \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n16w8(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 8>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 6) bwd_scan1q_loc_##NAME##_n16w4(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 4>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n32w8(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 8, 8>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n64w8(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 16>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n16w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 8, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128, 6) bwd_scan1q_loc_##NAME##_n16w4u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 4, 4, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n32w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 8, 8, true>(p);                                                                              \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 3) bwd_scan1q_loc_##NAME##_n64w8u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 8, true>(p);                                                                             \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16u(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 4, 16, 16, true>(p);                                                                            \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n16s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 16, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n32s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 32, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n64s2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 2, 32, 8>(p);                                                                                   \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n64s1(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v<T, 1, 64, 8>(p);                                                                                   \
     }
 
 // ---------------------------------------------------------------- SPEC 2, time in registers

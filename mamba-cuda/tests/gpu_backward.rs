@@ -336,38 +336,86 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
-    let cfgs = scanq_configs(&mut Rng::new(23));
-    let vars: [(&str, &str, &str); 17] = [
-        ("", "", ""),
-        ("xdo", "", ""),
-        ("vdo", "", ""),
-        ("xdo", "3", "5"),
-        ("q", "", ""),
-        ("v", "", ""),
-        ("x", "", ""),
-        ("vd", "", ""),
-        ("xd", "", ""),
-        ("x", "2", "7"),
-        ("vr3", "", ""),
-        ("w4", "", ""),
-        ("r3", "", ""),
-        ("q", "3", ""),
-        ("v", "3", "5"),
-        ("q", "", "5"),
-        ("r3", "2", "16"),
+    let mut cfgs = scanq_configs(&mut Rng::new(23));
+    // MAMBA_GPU_QUICK=1 (compute-sanitizer runs): f32 only, runs of at most 300 steps.
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    // `MAMBA_GPU_BWD1Q_VARS=i,j,..`: only these entries of the list below.
+    let pick: Option<Vec<usize>> = std::env::var("MAMBA_GPU_BWD1Q_VARS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    // (variant, checkpoint interval, chunks, options of the "v" kernels' time split: ""
+    // the defaults (the local pass scan1_loc_v storing the checkpoints, zeroing the
+    // gradients; 16-byte dB/dC atomics where they apply), "nopre" / "nozero" / "novec"
+    // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
+    // states per thread, "u8" its unrolled 8-step runs).
+    let vars: [(&str, &str, &str, &str); 33] = [
+        ("", "", "", ""),
+        ("xdo", "", "", ""),
+        ("vdo", "", "", ""),
+        ("xdo", "3", "5", ""),
+        ("q", "", "", ""),
+        ("v", "", "", ""),
+        ("x", "", "", ""),
+        ("vd", "", "", ""),
+        ("xd", "", "", ""),
+        ("x", "2", "7", ""),
+        ("vr3", "", "", ""),
+        ("w4", "", "", ""),
+        ("r3", "", "", ""),
+        ("q", "3", "", ""),
+        ("v", "3", "5", ""),
+        ("q", "", "5", ""),
+        ("r3", "2", "16", ""),
+        ("v1", "", "", ""),
+        ("vd1", "2", "3", ""),
+        ("vd", "", "16", ""),
+        ("xd", "", "29", ""),
+        ("vd", "", "6", "nopre"),
+        ("vd", "", "16", "old"),
+        ("vr3", "2", "9", ""),
+        ("vdw", "", "", ""),
+        ("vdw", "2", "7", ""),
+        ("", "", "", "s1"),
+        ("vd", "3", "5", "s4 nozero"),
+        ("", "", "", "novec nozero"),
+        ("xd", "", "9", "s1"),
+        ("", "", "", "u8"),
+        ("vd", "3", "5", "u8"),
+        ("vdw", "2", "7", "u8"),
     ];
-    for (i, (var, r, split)) in vars.iter().enumerate() {
+    for (i, (var, r, split, lp)) in vars.iter().enumerate() {
+        if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
+            continue;
+        }
         std::env::set_var("MAMBA_CUDA_BWD1Q_VAR", var);
         std::env::set_var("MAMBA_CUDA_BWD1Q_R", r);
         std::env::set_var("MAMBA_CUDA_BWD_SPLIT", split);
+        let off = |x: &str| if lp.contains(x) { "0" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOC", off("old"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_PRE", off("nopre"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_ZERO", off("nozero"));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_VEC4", off("novec"));
+        let locs = ["s1", "s2", "s4"].into_iter().find(|x| lp.contains(x));
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
+        let unroll = if lp.contains("u8") { "1" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOCU", unroll);
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
-        scan_type::<bf16>(be, &cfgs, seed + 1, &mut t);
-        scan_type::<f16>(be, &cfgs, seed + 2, &mut t);
+        if !quick {
+            scan_type::<bf16>(be, &cfgs, seed + 1, &mut t);
+            scan_type::<f16>(be, &cfgs, seed + 2, &mut t);
+        }
         t.finish(&format!(
-            "selective_scan bwd1q VAR={var:?} R={r:?} SPLIT={split:?}"
+            "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
+    }
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS", "LOCU"] {
+        std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
     std::env::remove_var("MAMBA_CUDA_BWD1Q_R");

@@ -53,9 +53,16 @@ struct ScanBwdSplitParams {
     ctiles: i32,
     pad0: i32,
     pad1: i32,
+    /// `scan1_bwd_v` / `scan1_loc_v`: the checkpoint-segment step sums of the local pass.
+    cks: u64,
+    /// `scan1_bwd_v` / `scan1_loc_v`: the chunk length in steps (0: `ctiles` * 32).
+    clen: i32,
+    /// `scan1_bwd_v`: the local pass stored the checkpoints (no forward pass).
+    pre: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 * 4 + 8 + 4 * 4);
+const _: () =
+    assert!(std::mem::size_of::<ScanBwdSplitParams>() == 23 * 8 + 20 * 4 + 8 + 4 * 4 + 16);
 
 /// At most this many time chunks (the main kernel folds the other chunks' local
 /// results, K - 1 of them, before it starts).
@@ -236,6 +243,9 @@ impl QShape {
             (17..=32, Some(_)) => (8, 8, ""),
             (33..=64, Some("v" | "vr3")) => (16, 8, "v"),
             (33..=64, Some("vd")) => (16, 8, "vd"),
+            (33..=64, Some("v1")) => (16, 8, "v1"),
+            (33..=64, Some("vd1")) => (16, 8, "vd1"),
+            (33..=64, Some("vdw")) => (16, 16, "vdw"),
             (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
             (33..=64, Some("x" | "xd")) => (16, 8, "x"),
             _ => return None,
@@ -281,13 +291,85 @@ impl QShape {
                 3 * cb * 16
             } else {
                 0
-            })
+            }
+            + if self.v { 4 * self.nw * 32 } else { 0 })
     }
     /// Whether `rows` channels give under 8 warps per SM.
     fn few(&self, g: &Gpu, rows: usize) -> bool {
         rows * self.nl < 8 * 32 * g.sm_count.max(1) as usize
     }
+    /// The local pass `scan1_loc_v` (bwd.cu, `bwd_scan1q_loc_*`) of a "v" kernel: its
+    /// name, channels per block, threads per block and shared memory. S states per
+    /// thread (`MAMBA_CUDA_BWD1Q_LOCS` = 1, 2 (N > 32 only) or 4; default 4): S = 4 has
+    /// the main kernel's block shape, S = 1 / 2 blocks of 256 threads with NP / S
+    /// threads per channel (more warps for the same chunk, but not faster: H200, b2 d384
+    /// N64 fwd+bwd L100 / 400 / 800, S = 4 / 2 / 1: 52.1 / 127.1 / 225.0, 52.7 / 132.7 /
+    /// 235.9, 58.8 / 145.6 / 255.0 us).
+    fn loc_kernel(&self, sfx: &str) -> (String, usize, usize, usize) {
+        let np = self.np();
+        let s = match env_usize("MAMBA_CUDA_BWD1Q_LOCS") {
+            Some(1) => 1,
+            Some(2) if np == 64 => 2,
+            Some(2) => 1,
+            _ => 4,
+        };
+        // `MAMBA_CUDA_BWD1Q_LOCU=1` (S = 4): runs of 8 steps without a branch, unrolled.
+        let u = if env_usize("MAMBA_CUDA_BWD1Q_LOCU") == Some(1) {
+            "u"
+        } else {
+            ""
+        };
+        let (name, cb, threads) = if s == 4 {
+            (
+                format!("bwd_scan1q_loc_{sfx}_n{np}w{}{u}", self.nw),
+                self.channels(),
+                self.nw * 32,
+            )
+        } else {
+            (
+                format!("bwd_scan1q_loc_{sfx}_n{np}s{s}"),
+                256 / (np / s),
+                256,
+            )
+        };
+        // Must match the carve-up at the top of scan1_loc_v.
+        let smem = 16 * cb * (32 + 1) + 4 * (2 * 32 * (np + 4) + cb);
+        (name, cb, threads, smem)
+    }
+    /// Blocks of the main kernel per SM (the "1" variants: one, no register cap).
+    fn blocks_per_sm(&self) -> usize {
+        if self.var.ends_with('1') || self.var.ends_with('w') {
+            1
+        } else {
+            2
+        }
+    }
 }
+
+/// The time split of the "v" kernels with the local pass `scan1_loc_v`: (chunks, chunk
+/// length in steps, a multiple of TQ). `MAMBA_CUDA_BWD_SPLIT=K` forces about K chunks;
+/// else, when the channels are few, the K <= MAX_CHUNKS_V that minimises the waves of
+/// main-kernel blocks (`per_chunk` blocks per chunk, `slots` resident at a time) times
+/// the chunk length plus a per-chunk overhead of 16 steps.
+fn split_v(few: bool, l: usize, per_chunk: usize, slots: usize) -> (usize, usize) {
+    let len = |k: usize| l.div_ceil(k.max(1)).div_ceil(TQ) * TQ;
+    let want = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
+        Some(k) => k.clamp(1, MAX_CHUNKS_V),
+        None if few => (1..=MAX_CHUNKS_V)
+            .min_by_key(|&k| {
+                let cl = len(k);
+                let kk = l.div_ceil(cl);
+                (kk * per_chunk).div_ceil(slots.max(1)) * (cl + 16)
+            })
+            .unwrap_or(1),
+        None => 1,
+    };
+    let cl = len(want);
+    (l.div_ceil(cl), cl)
+}
+
+/// At most this many chunks for `split_v`.
+const MAX_CHUNKS_V: usize = 32;
 
 /// Warps per block of `ssd_bwd_t` (bwd.cu, `bwd_ssdt_*`).
 const SSDT_NW: usize = 8;
@@ -531,26 +613,79 @@ fn scan_run(
         (None, None) => split_chunks(few, ntiles),
     };
     let ctiles = ntiles.div_ceil(want);
-    let k = ntiles.div_ceil(ctiles);
+    let mut k = ntiles.div_ceil(ctiles);
     let nseg = ctiles.div_ceil(shape.r);
+    // The "v" kernels: the time split in TQ-step units with the local pass scan1_loc_v
+    // (`MAMBA_CUDA_BWD1Q_LOC=0`: the old local pass and 32-step units), which also stores
+    // the checkpoints so that the main kernel skips its forward pass
+    // (`MAMBA_CUDA_BWD1Q_PRE=0`: it keeps it).
+    let vloc = qk
+        .as_ref()
+        .filter(|q| q.v && env_usize("MAMBA_CUDA_BWD1Q_LOC") != Some(0));
+    let mut clen = 0;
+    if let Some(q) = vloc {
+        let per_chunk = (rows / seg) * seg.div_ceil(q.channels()) * b;
+        let slots = q.blocks_per_sm() * g.sm_count.max(1) as usize;
+        (k, clen) = split_v(few, l, per_chunk, slots);
+    }
+    let pre = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_PRE") != Some(0);
+    // With the checkpoints from the local pass, one per tile (no re-run tiles in the main
+    // kernel; H200, b2 d384 N64 L400 / L800 bwd: R = 4 115.3 / 190.9 us, R = 2 113.9 /
+    // 188.3, R = 1 110.7 / 180.2) while they take at most 64 MB (the channels are few
+    // here); `MAMBA_CUDA_BWD1Q_R` overrides.
+    let qr = qk.as_ref().map_or(1, |q| {
+        let one = b * rows * l.div_ceil(TQ) * q.np() * 4 <= 64 << 20;
+        if pre && one && env_usize("MAMBA_CUDA_BWD1Q_R").is_none() {
+            1
+        } else {
+            q.r
+        }
+    });
+    // Checkpoint segments per chunk of the "q"/"v" kernels.
+    let nseg_q = qk.as_ref().map_or(0, |q| {
+        if vloc.is_some() {
+            (clen / TQ).div_ceil(qr)
+        } else {
+            q.nseg(ctiles)
+        }
+    });
     // The new kernel's checkpoints: every R tiles of 16 steps, R * 16 >= N.
     let nseg_t = tk.as_ref().map_or(0, |t| (2 * ctiles).div_ceil(t.r));
     let ckpt_bytes = match (&tk, &st) {
         (_, Some(t)) => a256(b * rows * t.nseg(l) * 32 * t.s * 4),
         _ if qk.is_some() => {
             let q = qk.as_ref().unwrap();
-            a256(b * rows * k * q.nseg(ctiles) * q.np() * 4)
+            a256(b * rows * k * nseg_q * q.np() * 4)
         }
         (Some(t), None) => a256(b * rows * k * nseg_t * t.np() * 4),
         (None, None) => a256(b * rows * k * nseg * np * 4),
     };
+    let loc_np = match vloc {
+        Some(q) => q.np(),
+        None => np,
+    };
     let loc_bytes = if k > 1 {
-        a256(b * rows * k * 3 * np * 4)
+        a256(b * rows * k * 3 * loc_np * 4)
     } else {
         0
     };
-    let db_bytes = a256(b_numel * 4);
-    let dc_bytes = a256(c_numel * 4);
+    let cks_bytes = if pre {
+        a256(b * rows * k * nseg_q * 4)
+    } else {
+        0
+    };
+    // f32 activations: dB and dC are accumulated straight into the outputs (no f32
+    // scratch, no casts) when they are 16-byte aligned (the vector atomics);
+    // `MAMBA_CUDA_BWD_DIRECT=0` keeps the scratch and the casts.
+    let direct = sfx == "f32"
+        && env_usize("MAMBA_CUDA_BWD_DIRECT") != Some(0)
+        && db_out.ptr.is_multiple_of(16)
+        && dc_out.ptr.is_multiple_of(16);
+    let (db_bytes, dc_bytes) = if direct {
+        (0, 0)
+    } else {
+        (a256(b_numel * 4), a256(c_numel * 4))
+    };
     let ddt_bytes = if ssd {
         a256(b * l * prm.nheads as usize * 4)
     } else {
@@ -558,17 +693,43 @@ fn scan_run(
     };
     let scratch = Scratch::new(
         g,
-        ckpt_bytes + loc_bytes + db_bytes + dc_bytes + ddt_bytes,
+        ckpt_bytes + loc_bytes + cks_bytes + db_bytes + dc_bytes + ddt_bytes,
         stream,
     )?;
     prm.ckpt = scratch.ptr;
     let loc = scratch.ptr + ckpt_bytes as u64;
-    prm.db = loc + loc_bytes as u64;
-    prm.dc = prm.db + db_bytes as u64;
-    prm.ddt_acc = if ssd { prm.dc + dc_bytes as u64 } else { 0 };
-    super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
-    for t in zeroed {
-        zero(t, stream)?;
+    let cks = loc + loc_bytes as u64;
+    let acc = cks + cks_bytes as u64;
+    prm.ddt_acc = if ssd {
+        acc + (db_bytes + dc_bytes) as u64
+    } else {
+        0
+    };
+    // With the local pass scan1_loc_v, it zeroes dB, dC, dA, dD and d bias (Mamba-1: no
+    // d dt) instead of the memsets (H200, b2 d384 N64 fwd+bwd L100 / 400 / 800: 52.7 /
+    // 132.7 / 235.9 us against 68.2 / 141.9 / 245.7); `MAMBA_CUDA_BWD1Q_ZERO=0`: memsets.
+    let zero_in_loc = vloc.is_some() && k > 1 && env_usize("MAMBA_CUDA_BWD1Q_ZERO") != Some(0);
+    if direct {
+        prm.db = db_out.ptr;
+        prm.dc = dc_out.ptr;
+        if !zero_in_loc {
+            super::memset(prm.db, 0, b_numel * 4, stream)?;
+            super::memset(prm.dc, 0, c_numel * 4, stream)?;
+        }
+        if ssd {
+            super::memset(prm.ddt_acc, 0, ddt_bytes, stream)?;
+        }
+    } else {
+        prm.db = acc;
+        prm.dc = acc + db_bytes as u64;
+        if !zero_in_loc {
+            super::memset(prm.db, 0, db_bytes + dc_bytes + ddt_bytes, stream)?;
+        }
+    }
+    if !zero_in_loc {
+        for t in zeroed {
+            zero(t, stream)?;
+        }
     }
     prm.w = shape.w as i32;
     prm.r = shape.r as i32;
@@ -584,7 +745,7 @@ fn scan_run(
     let grid = (gx as u32, b as u32, k as u32);
     let kind = if ssd { "ssd" } else { "scan1" };
     let threads = (shape.w * 32) as u32;
-    if k > 1 {
+    if k > 1 && vloc.is_none() {
         // Must match the local pass's carve-up in scan_bwd (B, C, reset flags, row arrays).
         let smem = 4 * (2 * BT * (np + 1) + BT + shape.w * RV_COUNT * BT);
         let f = g.func(&format!("bwd_{kind}_loc_{sfx}_s{}", shape.s))?;
@@ -606,12 +767,41 @@ fn scan_run(
         let bps = seg.div_ceil(cb);
         let mut tp = sp;
         tp.p.w = cb as i32;
-        tp.p.r = q.r as i32;
-        tp.p.nseg = q.nseg(ctiles) as i32;
+        tp.p.r = qr as i32;
+        tp.p.nseg = nseg_q as i32;
         tp.p.blocks_per_seg = bps as i32;
-        tp.pad0 = np as i32; // states per row of the local passes' results
-        let f = g.func(&q.func(sfx))?;
+        tp.pad0 = loc_np as i32; // states per row of the local passes' results
         let grid = (((rows / seg) * bps) as u32, b as u32, k as u32);
+        // 16-byte dB / dC atomics in the kernels with one channel group per sum unit
+        // (32 < N <= 64, 8 warps, not "x") when L % 4 == 0 (dB / dC are 16-byte aligned:
+        // the scratch, or the outputs when `direct`); `MAMBA_CUDA_BWD1Q_VEC4=0`: scalar.
+        // (H200, b2 d384 N64 fwd+bwd: no faster than scalar, 133 vs 133 us at L400.)
+        if n > 32
+            && q.nw == 8
+            && !q.var.starts_with('x')
+            && l.is_multiple_of(4)
+            && env_usize("MAMBA_CUDA_BWD1Q_VEC4") != Some(0)
+        {
+            tp.pre |= 4;
+        }
+        if vloc.is_some() {
+            tp.clen = clen as i32;
+            // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
+            tp.pre |= (pre as i32)
+                | ((env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2)
+                | (zero_in_loc as i32 * 8);
+            tp.cks = if pre { cks } else { 0 };
+            if k > 1 {
+                let (name, lcb, threads, smem) = q.loc_kernel(sfx);
+                let lbps = seg.div_ceil(lcb);
+                let mut lp = tp;
+                lp.p.blocks_per_seg = lbps as i32;
+                let f = g.func(&name)?;
+                let lgrid = (((rows / seg) * lbps) as u32, b as u32, k as u32);
+                g.launch(f, lgrid, threads as u32, smem, stream, &lp)?;
+            }
+        }
+        let f = g.func(&q.func(sfx))?;
         g.launch(f, grid, (q.nw * 32) as u32, q.smem(), stream, &tp)?;
     } else if let Some(t) = &tk {
         let cb = t.channels();
@@ -629,8 +819,10 @@ fn scan_run(
         let f = g.func(&format!("bwd_{kind}_{sfx}_s{}", shape.s))?;
         g.launch(f, grid, threads, shape.smem, stream, &sp)?;
     }
-    cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
-    cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
+    if !direct {
+        cast(g, sfx, prm.db, db_out.ptr, b_numel, stream)?;
+        cast(g, sfx, prm.dc, dc_out.ptr, c_numel, stream)?;
+    }
     if ssd {
         cast(
             g,
