@@ -17,6 +17,7 @@ const KERNELS: &[&str] = &[
     "ssd_chunk",
     "scan1_lm",
     "seed",
+    "ssd_seed",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

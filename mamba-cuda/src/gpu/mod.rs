@@ -56,6 +56,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "seed",
         include_bytes!(concat!(env!("OUT_DIR"), "/seed.fatbin")),
     ),
+    (
+        "ssd_seed",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -271,6 +275,8 @@ impl Gpu {
             4
         } else if name.starts_with("seed_") {
             6
+        } else if name.starts_with("ssdr_") {
+            7
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

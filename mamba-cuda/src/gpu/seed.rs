@@ -210,3 +210,78 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
         },
     )
 }
+
+/// `ssdr_{f32,bf16,f16}` (kernels/ssd_seed.cu): the plain recurrent SSD with the state
+/// split across many small blocks (one (batch, head) and `qb` rows of p each, 4 states
+/// per thread, the whole sequence per block, no communication between blocks). Applies
+/// with N <= 128 (any p, groups, seq_idx, every option). `MAMBA_CUDA_SSDR=1` forces it
+/// where it applies, `=0` keeps it off; unset: `ssdr_auto`. `MAMBA_CUDA_SSDR_WARPS`
+/// (1, 2, 4, 8; default 2) sets the compute warps per block; `MAMBA_CUDA_SSDR_H=1` takes
+/// `ssdr_h_*` (one more warp per block that stages the tiles and computes the step
+/// scalars a tile ahead); `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B)
+/// everywhere instead of the rescaled one (tests).
+pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
+    if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
+        return false;
+    }
+    match env_str("MAMBA_CUDA_SSDR").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => ssdr_auto(g, prm),
+    }
+}
+
+/// The automatic choice (off until measured on the device).
+fn ssdr_auto(_g: &Gpu, _prm: &SsdParams) -> bool {
+    false
+}
+
+/// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
+/// threads only): mirrors the layouts in kernels/ssd_seed.cu.
+fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool) -> usize {
+    if helper {
+        4 * (6 * 32 * np + 6 * 32 * rb + 2 * 32 * (threads + 4) + 5 * 32 + 8)
+    } else {
+        4 * (4 * 32 * np + 3 * 32 * rb + 32 * (threads + 4) + 6 * 32 + 8)
+    }
+}
+
+/// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
+pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
+    let (b, h, p, n) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+    );
+    let gth = n.div_ceil(4).next_power_of_two().max(4);
+    let warps = match env_usize("MAMBA_CUDA_SSDR_WARPS") {
+        Some(w) if [1, 2, 4, 8].contains(&w) => w,
+        _ => 2,
+    };
+    let threads = warps * 32;
+    let rb = threads / gth;
+    let a4 = |v: i64| v % 4 == 0;
+    let vec = sfx == "f32"
+        && n % 4 == 0
+        && p % 4 == 0
+        && rb % 4 == 0
+        && [prm.x, prm.b, prm.c].iter().all(|&a| a % 16 == 0)
+        && [prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+            .iter()
+            .all(|&s| a4(s));
+    prm.qb = rb as i32;
+    prm.g = gth as i32;
+    prm.async_copy = vec as i32;
+    prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32;
+    let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() == Some("1");
+    let f = g.func(&format!("ssdr_{}{sfx}", if helper { "h_" } else { "" }))?;
+    g.launch(
+        f,
+        (p.div_ceil(rb) as u32, h as u32, b as u32),
+        (threads + if helper { 32 } else { 0 }) as u32,
+        ssdr_smem(4 * gth, rb, threads, helper),
+        stream,
+        &prm,
+    )
+}
