@@ -3,7 +3,7 @@
 // fill where the source size is 0). Checks outputs and final states against an f64
 // recurrence (SPEC 2), over shapes, options, block sizes and both step forms.
 //
-//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdr.cpp -o /tmp/emu_ssdr && /tmp/emu_ssdr && /tmp/emu_ssdr h
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdr.cpp -o /tmp/emu_ssdr && /tmp/emu_ssdr && /tmp/emu_ssdr h && /tmp/emu_ssdr f
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -164,7 +164,9 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
                     ts.emplace_back([&, t] {
                         threadIdx = {(unsigned)t, 0, 0};
                         blockIdx = {bx, by, bz};
-                        if (g_helper) ssdr_h_body<float>(p, reinterpret_cast<float*>(g_smem));
+                        if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h_body<float, 16, 2>(p, reinterpret_cast<float*>(g_smem));
+                        else if (g_helper == 2 && gth == 16 && warps == 4) ssdr_h_body<float, 16, 4>(p, reinterpret_cast<float*>(g_smem));
+                        else if (g_helper) ssdr_h_body<float>(p, reinterpret_cast<float*>(g_smem));
                         else ssdr_body<float>(p, reinterpret_cast<float*>(g_smem));
                     });
                 for (auto& t : ts) t.join();
@@ -182,8 +184,9 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
 
 int main(int argc, char** argv) {
     std::mt19937 rng(5);
-    g_helper = argc > 1 && argv[1][0] == 'h';
-    std::printf("variant: %s\n", g_helper ? "ssdr_h (helper warp)" : "ssdr");
+    g_helper = argc > 1 && argv[1][0] == 'h' ? 1 : argc > 1 && argv[1][0] == 'f' ? 2 : 0;
+    const bool only16 = g_helper == 2;
+    std::printf("variant: %s\n", g_helper == 2 ? "ssdr_h_f32_g16_w{2,4}" : g_helper ? "ssdr_h (helper warp)" : "ssdr");
     const Case cases[] = {
         {1, 1, 1, 1, 1, 1, 0, false, false, false, true, false, false, false},
         {1, 31, 2, 5, 1, 7, 1, true, true, true, true, true, false, false},
@@ -202,6 +205,7 @@ int main(int argc, char** argv) {
             for (int slow : {0, 1})
                 for (bool vec : {true, false}) {
                     if (cs.L * cs.b * cs.h > 300 && (warps == 8 || !vec)) continue;
+                    if (only16 && (cs.N <= 32 || cs.N > 64 || (warps != 2 && warps != 4))) continue;
                     double fe = 0;
                     g_misaligned = false;
                     const double e = run_case(cs, rng, fe, warps, slow, vec);

@@ -280,11 +280,15 @@ __device__ __forceinline__ void ssdr_body(const SsdParams& p, float* sm) {
 // while the WB compute warps run tile k's steps and the epilogue of tile k-1; one
 // __syncthreads per tile. So no serial per-tile work (the dt chain: softplus, exp, the
 // scan) sits on the compute warps' path. Launch: (WB + 1) * 32 threads, p.qb = WB * 32 / G.
-template <typename T>
+// GC, WBC: G and the compute warps as compile-time constants (0: from p / blockDim), so
+// that the step loop's shared-memory offsets are immediates.
+template <typename T, int GC = 0, int WBC = 0>
 __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
-    const int G = p.G, RB = p.qb, N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen;
+    const int G = GC ? GC : p.G;
+    const int RB = (GC && WBC) ? WBC * 32 / GC : p.qb;
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen;
     const int NP = 4 * G;
-    const int ncomp = blockDim.x - 32;  // compute threads
+    const int ncomp = WBC ? WBC * 32 : blockDim.x - 32;  // compute threads
     const int PS = ncomp + 4;
     const int tid = threadIdx.x, lane = tid & 31;
     const bool helper = tid >= ncomp;
@@ -551,4 +555,12 @@ SSDR_INST(f16_t, f16)
 SSDR_H_INST(float, f32)
 SSDR_H_INST(bf16_t, bf16)
 SSDR_H_INST(f16_t, f16)
+// The seed shape (N 33..64: G = 16) with 2 or 4 compute warps, constants folded.
+#define SSDR_H_FIX(WB)                                                                      \
+    extern "C" __global__ void __launch_bounds__(WB * 32 + 32) ssdr_h_f32_g16_w##WB(const __grid_constant__ SsdParams p) { \
+        extern __shared__ __align__(16) float ssdr_sm[];                                    \
+        ssdr_h_body<float, 16, WB>(p, ssdr_sm);                                             \
+    }
+SSDR_H_FIX(2)
+SSDR_H_FIX(4)
 #endif

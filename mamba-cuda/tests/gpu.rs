@@ -1569,6 +1569,13 @@ fn ssd_recurrent_blocks_match_the_oracle() {
             ssd_check::<f32>(be, &mut rng, &c, &mut t32);
         }
     }
+    // The helper-warp form without the seed shape's folded constants.
+    std::env::set_var("MAMBA_CUDA_SSDR_FIX", "0");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[1], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
     std::env::remove_var("MAMBA_CUDA_SSDR_H");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.

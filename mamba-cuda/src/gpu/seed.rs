@@ -275,7 +275,18 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.async_copy = vec as i32;
     prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32;
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() == Some("1");
-    let f = g.func(&format!("ssdr_{}{sfx}", if helper { "h_" } else { "" }))?;
+    // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
+    // `MAMBA_CUDA_SSDR_FIX=0`.
+    let fixed = helper
+        && sfx == "f32"
+        && gth == 16
+        && (warps == 2 || warps == 4)
+        && env_str("MAMBA_CUDA_SSDR_FIX").as_deref() != Some("0");
+    let f = if fixed {
+        g.func(&format!("ssdr_h_f32_g16_w{warps}"))?
+    } else {
+        g.func(&format!("ssdr_{}{sfx}", if helper { "h_" } else { "" }))?
+    };
     g.launch(
         f,
         (p.div_ceil(rb) as u32, h as u32, b as u32),
