@@ -148,7 +148,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     int gth = 1;
     while (gth * 4 < N) gth *= 2;
     gth = std::max(gth, 4);
-    const int threads = warps * 32 + (g_helper ? 32 : 0), rb = warps * 32 / gth;
+    const int threads = warps * 32 + (g_helper ? 64 : 0), rb = warps * 32 / gth;
     const bool vec = vec_ok && N % 4 == 0 && P % 4 == 0 && rb % 4 == 0;
     p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow;
     blockDim = {(unsigned)threads, 1, 1};

@@ -275,11 +275,12 @@ __device__ __forceinline__ void ssdr_body(const SsdParams& p, float* sm) {
     }
 }
 
-// The same with a helper warp (`ssdr_h_*`, the block's last warp): it stages the tiles
-// (three B / C buffers, four x buffers), computes the step scalars and x * w of tile k+1
-// while the WB compute warps run tile k's steps and the epilogue of tile k-1; one
-// __syncthreads per tile. So no serial per-tile work (the dt chain: softplus, exp, the
-// scan) sits on the compute warps' path. Launch: (WB + 1) * 32 threads, p.qb = WB * 32 / G.
+// The same with two helper warps (`ssdr_h_*`, the block's last two warps): helper 0
+// stages B and C (three buffers), helper 1 stages x (four buffers) and computes the step
+// scalars and x * w of tile k+1, while the WB compute warps run tile k's steps and the
+// epilogue of tile k-1; one __syncthreads per tile. So no serial per-tile work (the dt
+// chain: softplus, exp, the scan; the copies) sits on the compute warps' path.
+// Launch: (WB + 2) * 32 threads, p.qb = WB * 32 / G.
 // GC, WBC: G and the compute warps as compile-time constants (0: from p / blockDim), so
 // that the step loop's shared-memory offsets are immediates.
 template <typename T, int GC = 0, int WBC = 0>
@@ -288,7 +289,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     const int RB = (GC && WBC) ? WBC * 32 / GC : p.qb;
     const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen;
     const int NP = 4 * G;
-    const int ncomp = WBC ? WBC * 32 : blockDim.x - 32;  // compute threads
+    const int ncomp = WBC ? WBC * 32 : blockDim.x - 64;  // compute threads
     const int PS = ncomp + 4;
     const int tid = threadIdx.x, lane = tid & 31;
     const bool helper = tid >= ncomp;
@@ -318,32 +319,45 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     const bool vec = p.async_copy != 0;
     const int ntiles = (L + SQT - 1) / SQT;
 
-    // Helper warp: stages tile `tile` (B, C into buffer tile % 3, x into tile % 4), zeros
-    // past L, N and p; one commit group per call (empty past the last tile).
-    auto stage = [&](int tile) {
+    // Helper warp 0: stages B and C of tile `tile` into buffer tile % 3 (zeros past L and
+    // N); one commit group per call (empty past the last tile).
+    auto stage_bc = [&](int tile) {
         if (tile < ntiles) {
             const int t0 = tile * SQT;
             float* bb = sB + (tile % 3) * SQT * NP;
             float* bc = sC + (tile % 3) * SQT * NP;
-            float* bx = sX + (tile % 4) * SQT * RB;
             if constexpr (sizeof(T) == 4) {
                 if (vec) {
-                    const int nc = NP / 4;
-                    for (int e = lane; e < SQT * nc; e += 32) {
-                        const int t = e / nc, c = e % nc;
-                        const bool ok = t0 + t < L && 4 * c < N;
-                        const long long tt = ok ? t0 + t : 0;
-                        const int cc = ok ? c : 0;
-                        ssdr_cp16(bb + t * NP + 4 * c, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + 4 * cc, ok);
-                        ssdr_cp16(bc + t * NP + 4 * c, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + 4 * cc, ok);
-                    }
-                    const int xc = RB / 4;
-                    for (int e = lane; e < SQT * xc; e += 32) {
-                        const int t = e / xc, c = e % xc;
-                        const bool ok = t0 + t < L && q0 + 4 * c < P;
-                        const long long tt = ok ? t0 + t : 0;
-                        const int qq = ok ? q0 + 4 * c : 0;
-                        ssdr_cp16(bx + t * RB + 4 * c, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
+                    // Lane (row ts, chunk c); rows ts, ts + rpp, ...: pointers stepped, no
+                    // index arithmetic per copy.
+                    const int nc = NP / 4, rpp = 32 / nc;
+                    const int c = lane % nc, ts = lane / nc;
+                    const T* bsrc = Bp + i * p.B_sb + (long long)(t0 + ts) * p.B_st + (long long)k * N + 4 * c;
+                    const T* csrc = Cp + i * p.C_sb + (long long)(t0 + ts) * p.C_st + (long long)k * N + 4 * c;
+                    const long long bstep = rpp * p.B_st, cstep = rpp * p.C_st;
+                    float* bd = bb + ts * NP + 4 * c;
+                    float* cd = bc + ts * NP + 4 * c;
+                    if (t0 + SQT <= L && NP == N) {
+#pragma unroll 8
+                        for (int t = ts; t < SQT; t += rpp) {
+                            ssdr_cp16(bd, bsrc, true);
+                            ssdr_cp16(cd, csrc, true);
+                            bsrc += bstep;
+                            csrc += cstep;
+                            bd += rpp * NP;
+                            cd += rpp * NP;
+                        }
+                    } else {
+                        const bool cok = 4 * c < N;
+                        for (int t = ts; t < SQT; t += rpp) {
+                            const bool ok = cok && t0 + t < L;
+                            ssdr_cp16(bd, ok ? bsrc : Bp, ok);
+                            ssdr_cp16(cd, ok ? csrc : Cp, ok);
+                            bsrc += bstep;
+                            csrc += cstep;
+                            bd += rpp * NP;
+                            cd += rpp * NP;
+                        }
                     }
                 } else {
                     for (int e = lane; e < SQT * NP; e += 32) {
@@ -354,13 +368,6 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                         ssdr_cp4(bb + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + nn, ok);
                         ssdr_cp4(bc + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + nn, ok);
                     }
-                    for (int e = lane; e < SQT * RB; e += 32) {
-                        const int t = e / RB, rr = e % RB;
-                        const bool ok = t0 + t < L && q0 + rr < P;
-                        const long long tt = ok ? t0 + t : 0;
-                        const int qq = ok ? q0 + rr : 0;
-                        ssdr_cp4(bx + e, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
-                    }
                 }
             } else {
                 for (int e = lane; e < SQT * NP; e += 32) {
@@ -370,6 +377,35 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                     bb[e] = ok ? ldf(Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + n) : 0.f;
                     bc[e] = ok ? ldf(Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + n) : 0.f;
                 }
+            }
+        }
+        if constexpr (sizeof(T) == 4) ssdr_commit();
+    };
+    // Helper warp 1: stages x of tile `tile` into buffer tile % 4 (zeros past L and p).
+    auto stage_x = [&](int tile) {
+        if (tile < ntiles) {
+            const int t0 = tile * SQT;
+            float* bx = sX + (tile % 4) * SQT * RB;
+            if constexpr (sizeof(T) == 4) {
+                if (vec) {
+                    const int xc = RB / 4;
+                    for (int e = lane; e < SQT * xc; e += 32) {
+                        const int t = e / xc, c = e % xc;
+                        const bool ok = t0 + t < L && q0 + 4 * c < P;
+                        const long long tt = ok ? t0 + t : 0;
+                        const int qq = ok ? q0 + 4 * c : 0;
+                        ssdr_cp16(bx + t * RB + 4 * c, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
+                    }
+                } else {
+                    for (int e = lane; e < SQT * RB; e += 32) {
+                        const int t = e / RB, rr = e % RB;
+                        const bool ok = t0 + t < L && q0 + rr < P;
+                        const long long tt = ok ? t0 + t : 0;
+                        const int qq = ok ? q0 + rr : 0;
+                        ssdr_cp4(bx + e, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
+                    }
+                }
+            } else {
                 for (int e = lane; e < SQT * RB; e += 32) {
                     const int t = e / RB, rr = e % RB;
                     const bool ok = t0 + t < L && q0 + rr < P;
@@ -433,10 +469,15 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
         for (int s = 0; s < 4; ++s)
             if (q < P && n0 + s < N) R[s] = src[(size_t)q * N + n0 + s];
     }
-    if (helper) {
+    const int hw = helper ? (tid - ncomp) >> 5 : -1;  // helper warp 0: B, C; 1: x, dt
+    if (hw == 0) {
+        stage_bc(0);
+        stage_bc(1);
+        if constexpr (sizeof(T) == 4) ssdr_wait1();
+    } else if (hw == 1) {
         load_dt(0);
-        stage(0);
-        stage(1);
+        stage_x(0);
+        stage_x(1);
         if constexpr (sizeof(T) == 4) ssdr_wait1();
         __syncwarp();
         prepare(0);
@@ -472,8 +513,11 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     };
 
     for (int tile = 0; tile < ntiles; ++tile) {
-        if (helper) {
-            stage(tile + 2);
+        if (hw == 0) {
+            stage_bc(tile + 2);
+            if constexpr (sizeof(T) == 4) ssdr_wait1();
+        } else if (hw == 1) {
+            stage_x(tile + 2);
             if (tile + 1 < ntiles) {
                 if constexpr (sizeof(T) == 4) ssdr_wait1();
                 __syncwarp();
@@ -545,7 +589,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
         ssdr_body<T>(p, ssdr_sm);                                                           \
     }
 #define SSDR_H_INST(T, NAME)                                                                \
-    extern "C" __global__ void __launch_bounds__(288) ssdr_h_##NAME(const __grid_constant__ SsdParams p) { \
+    extern "C" __global__ void __launch_bounds__(320) ssdr_h_##NAME(const __grid_constant__ SsdParams p) { \
         extern __shared__ __align__(16) float ssdr_sm[];                                    \
         ssdr_h_body<T>(p, ssdr_sm);                                                         \
     }
@@ -557,7 +601,7 @@ SSDR_H_INST(bf16_t, bf16)
 SSDR_H_INST(f16_t, f16)
 // The seed shape (N 33..64: G = 16) with 2 or 4 compute warps, constants folded.
 #define SSDR_H_FIX(WB)                                                                      \
-    extern "C" __global__ void __launch_bounds__(WB * 32 + 32) ssdr_h_f32_g16_w##WB(const __grid_constant__ SsdParams p) { \
+    extern "C" __global__ void __launch_bounds__(WB * 32 + 64) ssdr_h_f32_g16_w##WB(const __grid_constant__ SsdParams p) { \
         extern __shared__ __align__(16) float ssdr_sm[];                                    \
         ssdr_h_body<float, 16, WB>(p, ssdr_sm);                                             \
     }

@@ -216,9 +216,9 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
 /// per thread, the whole sequence per block, no communication between blocks). Applies
 /// with N <= 128 (any p, groups, seq_idx, every option). `MAMBA_CUDA_SSDR=1` forces it
 /// where it applies, `=0` keeps it off; unset: `ssdr_auto`. `MAMBA_CUDA_SSDR_WARPS`
-/// (1, 2, 4, 8; default 2) sets the compute warps per block; `MAMBA_CUDA_SSDR_H=1` takes
-/// `ssdr_h_*` (one more warp per block that stages the tiles and computes the step
-/// scalars a tile ahead); `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B)
+/// (1, 2, 4, 8; default 2) sets the compute warps per block; `ssdr_h_*` (two more warps
+/// per block that stage the tiles and compute the step scalars a tile ahead) unless
+/// `MAMBA_CUDA_SSDR_H=0` (`ssdr_*`, the compute warps do it all); `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B)
 /// everywhere instead of the rescaled one (tests).
 pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
     if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
@@ -227,13 +227,15 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
     match env_str("MAMBA_CUDA_SSDR").as_deref() {
         Some("1") => true,
         Some("0") => false,
-        _ => ssdr_auto(g, prm),
+        // `MAMBA_CUDA_SEED` forced either way: that choice (seed kernel / older paths).
+        _ => forced().is_none() && ssdr_auto(g, prm),
     }
 }
 
-/// The automatic choice (off until measured on the device).
-fn ssdr_auto(_g: &Gpu, _prm: &SsdParams) -> bool {
-    false
+/// The automatic choice: where the seed kernel was the default (few (batch, head) pairs
+/// at 256 <= L <= 1024; H200 b2 h6 p64 N64, NOTES.md).
+fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
+    ssd_auto(g, prm)
 }
 
 /// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
@@ -274,7 +276,7 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.g = gth as i32;
     prm.async_copy = vec as i32;
     prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32;
-    let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() == Some("1");
+    let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
@@ -290,7 +292,7 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     g.launch(
         f,
         (p.div_ceil(rb) as u32, h as u32, b as u32),
-        (threads + if helper { 32 } else { 0 }) as u32,
+        (threads + if helper { 64 } else { 0 }) as u32,
         ssdr_smem(4 * gth, rb, threads, helper),
         stream,
         &prm,
