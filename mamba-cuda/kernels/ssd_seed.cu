@@ -449,7 +449,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
             if (lane >= o) Pp *= v;
         }
         const bool ok = reset == 0 && Pp >= 1e-30f && Pp <= 1e30f;
-        const bool fast = p.mode == 0 && __all_sync(0xffffffffu, ok);
+        const bool fast = (p.mode & 1) == 0 && __all_sync(0xffffffffu, ok);
         const float w = fast ? dt / Pp : dt;
         sA[(tile & 1) * SQT + lane] = a;
         sP[(tile % 3) * SQT + lane] = fast ? Pp : 1.f;
@@ -487,12 +487,14 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
 
     const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
     // The epilogue of tile `tile` (compute threads): sum the G partials of each (step, row).
-    auto epilogue = [&](int tile) {
+    // `p.mode & 2`: helper warp 0 runs the epilogues (lanes 0..31), else the compute threads.
+    const bool epi_h = (p.mode & 2) != 0;
+    auto epilogue = [&](int tile, int first, int stride) {
         const int t0 = tile * SQT;
         const float* bx = sX + (tile % 4) * SQT * RB;
         const float* pv = sP + (tile % 3) * SQT;
         const float* part = sPart + (tile & 1) * SQT * PS;
-        for (int e = tid; e < SQT * RB; e += ncomp) {
+        for (int e = first; e < SQT * RB; e += stride) {
             const int t = e / RB, rr = e % RB;
             const int tt = t0 + t, qq = q0 + rr;
             if (tt >= L || qq >= P) continue;
@@ -515,6 +517,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     for (int tile = 0; tile < ntiles; ++tile) {
         if (hw == 0) {
             stage_bc(tile + 2);
+            if (epi_h && tile > 0) epilogue(tile - 1, lane, 32);
             if constexpr (sizeof(T) == 4) ssdr_wait1();
         } else if (hw == 1) {
             stage_x(tile + 2);
@@ -567,12 +570,12 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                     part[t * PS] = y;
                 }
             }
-            if (tile > 0) epilogue(tile - 1);
+            if (!epi_h && tile > 0) epilogue(tile - 1, tid, ncomp);
         }
         __syncthreads();
     }
+    if (epi_h ? hw == 0 : !helper) epilogue(ntiles - 1, epi_h ? lane : tid, epi_h ? 32 : ncomp);
     if (!helper) {
-        epilogue(ntiles - 1);
         if (p.final_states && q < P) {
             float* dst = p.final_states + ((size_t)i * H + j) * P * N + (size_t)q * N;
 #pragma unroll

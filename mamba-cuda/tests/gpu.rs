@@ -1576,6 +1576,20 @@ fn ssd_recurrent_blocks_match_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
+    // The epilogues on helper warp 0 (`MAMBA_CUDA_SSDR_EPI=1`), both block sizes.
+    std::env::set_var("MAMBA_CUDA_SSDR_EPI", "1");
+    for warps in ["2", "4"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            if warps == "2" {
+                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            }
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
     std::env::remove_var("MAMBA_CUDA_SSDR_H");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.

@@ -275,8 +275,15 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.qb = rb as i32;
     prm.g = gth as i32;
     prm.async_copy = vec as i32;
-    prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32;
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
+    // Mode bits: 1 the plain step everywhere, 2 (`ssdr_h_*` only) the epilogues on helper
+    // warp 0 (`MAMBA_CUDA_SSDR_EPI=1`).
+    prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32
+        | if helper && env_str("MAMBA_CUDA_SSDR_EPI").as_deref() == Some("1") {
+            2
+        } else {
+            0
+        };
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
