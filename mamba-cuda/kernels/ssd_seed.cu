@@ -300,15 +300,20 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     const int q = q0 + r;
 
     // Shared memory (floats): B[3][32][NP], C[3][32][NP], x[4][32][RB], xw[2][32][RB],
-    // partials[2][32][PS], a[2][32], P[3][32], info[2][4].
+    // partials[2][32][PS], a[3][32], P[4][32], w[2][32], info[3][4].
     float* sB = sm;
     float* sC = sB + 3 * SQT * NP;
     float* sX = sC + 3 * SQT * NP;
     float* sXW = sX + 4 * SQT * RB;
     float* sPart = sXW + 2 * SQT * RB;
     float* sA = sPart + 2 * SQT * PS;
-    float* sP = sA + 2 * SQT;
-    float* sInfo = sP + 3 * SQT;
+    float* sP = sA + 3 * SQT;
+    float* sW = sP + 4 * SQT;
+    float* sInfo = sW + 2 * SQT;
+    // `p.mode & 4` (split): helper 0 stages B, C and x and forms x * w; helper 1 runs only
+    // the dt chain, two tiles ahead (w through shared memory), so that no warp carries
+    // both the copies and the chain's latency.
+    const bool split = (p.mode & 4) != 0;
 
     const T* x = static_cast<const T*>(p.x);
     const T* dtp = static_cast<const T*>(p.dt);
@@ -321,7 +326,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
 
     // Helper warp 0: stages B and C of tile `tile` into buffer tile % 3 (zeros past L and
     // N); one commit group per call (empty past the last tile).
-    auto stage_bc = [&](int tile) {
+    auto stage_bc = [&](int tile, bool commit) {
         if (tile < ntiles) {
             const int t0 = tile * SQT;
             float* bb = sB + (tile % 3) * SQT * NP;
@@ -379,10 +384,11 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                 }
             }
         }
-        if constexpr (sizeof(T) == 4) ssdr_commit();
+        if constexpr (sizeof(T) == 4)
+            if (commit) ssdr_commit();
     };
     // Helper warp 1: stages x of tile `tile` into buffer tile % 4 (zeros past L and p).
-    auto stage_x = [&](int tile) {
+    auto stage_x = [&](int tile, bool commit) {
         if (tile < ntiles) {
             const int t0 = tile * SQT;
             float* bx = sX + (tile % 4) * SQT * RB;
@@ -414,7 +420,8 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                 }
             }
         }
-        if constexpr (sizeof(T) == 4) ssdr_commit();
+        if constexpr (sizeof(T) == 4)
+            if (commit) ssdr_commit();
     };
     const float Aj = p.A[j];
     const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
@@ -434,7 +441,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     };
     // Helper warp: the step scalars of tile `tile` (from `raw`) and x * w, once its stage
     // has landed (the caller waited).
-    auto prepare = [&](int tile) {
+    auto chain = [&](int tile) -> float {
         const int t0 = tile * SQT;
         const bool valid = t0 + lane < L;
         float dt = 0.f, a = 1.f;
@@ -450,16 +457,26 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
         }
         const bool ok = reset == 0 && Pp >= 1e-30f && Pp <= 1e30f;
         const bool fast = (p.mode & 1) == 0 && __all_sync(0xffffffffu, ok);
-        const float w = fast ? dt / Pp : dt;
-        sA[(tile & 1) * SQT + lane] = a;
-        sP[(tile % 3) * SQT + lane] = fast ? Pp : 1.f;
+        sA[(tile % 3) * SQT + lane] = a;
+        sP[(tile % 4) * SQT + lane] = fast ? Pp : 1.f;
         if (lane == 31) {
-            sInfo[(tile & 1) * 4] = fast ? 1.f : 0.f;
-            sInfo[(tile & 1) * 4 + 1] = fast ? Pp : 1.f;
+            sInfo[(tile % 3) * 4] = fast ? 1.f : 0.f;
+            sInfo[(tile % 3) * 4 + 1] = fast ? Pp : 1.f;
         }
+        return fast ? dt / Pp : dt;
+    };
+    // x * w of tile `tile` (its stage has landed): w in a register (lane = step) ...
+    auto make_xw = [&](int tile, float w) {
         const float* bx = sX + (tile % 4) * SQT * RB;
         float* xw = sXW + (tile & 1) * SQT * RB;
         for (int e = lane; e < SQT * RB; e += 32) xw[e] = bx[e] * __shfl_sync(0xffffffffu, w, e / RB);
+    };
+    // ... or in shared memory (split).
+    auto make_xw_s = [&](int tile) {
+        const float* bx = sX + (tile % 4) * SQT * RB;
+        const float* wv = sW + (tile & 1) * SQT;
+        float* xw = sXW + (tile & 1) * SQT * RB;
+        for (int e = lane; e < SQT * RB; e += 32) xw[e] = bx[e] * wv[e / RB];
     };
 
     float R[4] = {0.f, 0.f, 0.f, 0.f};
@@ -470,17 +487,38 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
             if (q < P && n0 + s < N) R[s] = src[(size_t)q * N + n0 + s];
     }
     const int hw = helper ? (tid - ncomp) >> 5 : -1;  // helper warp 0: B, C; 1: x, dt
-    if (hw == 0) {
-        stage_bc(0);
-        stage_bc(1);
+    if (split) {
+        if (hw == 0) {
+            stage_bc(0, false);
+            stage_x(0, true);
+            stage_bc(1, false);
+            stage_x(1, true);
+        } else if (hw == 1) {
+            load_dt(0);
+            sW[lane] = chain(0);
+            if (ntiles > 1) {
+                load_dt(1);
+                sW[SQT + lane] = chain(1);
+                if (ntiles > 2) load_dt(2);
+            }
+        }
+        __syncthreads();
+        if (hw == 0) {
+            if constexpr (sizeof(T) == 4) ssdr_wait1();
+            __syncwarp();
+            make_xw_s(0);
+        }
+    } else if (hw == 0) {
+        stage_bc(0, true);
+        stage_bc(1, true);
         if constexpr (sizeof(T) == 4) ssdr_wait1();
     } else if (hw == 1) {
         load_dt(0);
-        stage_x(0);
-        stage_x(1);
+        stage_x(0, true);
+        stage_x(1, true);
         if constexpr (sizeof(T) == 4) ssdr_wait1();
         __syncwarp();
-        prepare(0);
+        make_xw(0, chain(0));
         if (ntiles > 1) load_dt(1);
     }
     __syncthreads();
@@ -492,7 +530,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     auto epilogue = [&](int tile, int first, int stride) {
         const int t0 = tile * SQT;
         const float* bx = sX + (tile % 4) * SQT * RB;
-        const float* pv = sP + (tile % 3) * SQT;
+        const float* pv = sP + (tile % 4) * SQT;
         const float* part = sPart + (tile & 1) * SQT * PS;
         for (int e = first; e < SQT * RB; e += stride) {
             const int t = e / RB, rr = e % RB;
@@ -515,16 +553,30 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     };
 
     for (int tile = 0; tile < ntiles; ++tile) {
-        if (hw == 0) {
-            stage_bc(tile + 2);
+        if (split && hw >= 0) {
+            if (hw == 0) {
+                stage_bc(tile + 2, false);
+                stage_x(tile + 2, true);
+                if constexpr (sizeof(T) == 4) ssdr_wait1();
+                __syncwarp();
+                if (tile + 1 < ntiles) make_xw_s(tile + 1);
+            } else {
+                if (tile + 2 < ntiles) {
+                    sW[(tile & 1) * SQT + lane] = chain(tile + 2);
+                    if (tile + 3 < ntiles) load_dt(tile + 3);
+                }
+                if (epi_h && tile > 0) epilogue(tile - 1, lane, 32);
+            }
+        } else if (hw == 0) {
+            stage_bc(tile + 2, true);
             if (epi_h && tile > 0) epilogue(tile - 1, lane, 32);
             if constexpr (sizeof(T) == 4) ssdr_wait1();
         } else if (hw == 1) {
-            stage_x(tile + 2);
+            stage_x(tile + 2, true);
             if (tile + 1 < ntiles) {
                 if constexpr (sizeof(T) == 4) ssdr_wait1();
                 __syncwarp();
-                prepare(tile + 1);
+                make_xw(tile + 1, chain(tile + 1));
                 if (tile + 2 < ntiles) load_dt(tile + 2);
             }
         } else {
@@ -532,7 +584,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
             const float* bC = sC + (tile % 3) * SQT * NP + n0;
             const float* xw = sXW + (tile & 1) * SQT * RB + r;
             float* part = sPart + (tile & 1) * SQT * PS + tid;
-            if (sInfo[(tile & 1) * 4] != 0.f) {
+            if (sInfo[(tile % 3) * 4] != 0.f) {
 #pragma unroll 8
                 for (int t = 0; t < SQT; ++t) {
                     const float4 b = *reinterpret_cast<const float4*>(bB + t * NP);
@@ -548,11 +600,11 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                     y = fmaf(c.w, R[3], y);
                     part[t * PS] = y;
                 }
-                const float pend = sInfo[(tile & 1) * 4 + 1];
+                const float pend = sInfo[(tile % 3) * 4 + 1];
 #pragma unroll
                 for (int s = 0; s < 4; ++s) R[s] *= pend;
             } else {
-                const float* av = sA + (tile & 1) * SQT;
+                const float* av = sA + (tile % 3) * SQT;
 #pragma unroll 4
                 for (int t = 0; t < SQT; ++t) {
                     const float4 b = *reinterpret_cast<const float4*>(bB + t * NP);
@@ -574,7 +626,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
         }
         __syncthreads();
     }
-    if (epi_h ? hw == 0 : !helper) epilogue(ntiles - 1, epi_h ? lane : tid, epi_h ? 32 : ncomp);
+    if (epi_h ? hw == (split ? 1 : 0) : !helper) epilogue(ntiles - 1, epi_h ? lane : tid, epi_h ? 32 : ncomp);
     if (!helper) {
         if (p.final_states && q < P) {
             float* dst = p.final_states + ((size_t)i * H + j) * P * N + (size_t)q * N;

@@ -1576,20 +1576,32 @@ fn ssd_recurrent_blocks_match_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
-    // The epilogues on helper warp 0 (`MAMBA_CUDA_SSDR_EPI=1`), both block sizes.
-    std::env::set_var("MAMBA_CUDA_SSDR_EPI", "1");
-    for warps in ["2", "4"] {
-        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
-        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
-            let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
-            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
-            if warps == "2" {
-                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    // The epilogues on a helper warp (`MAMBA_CUDA_SSDR_EPI=1`) and the split helpers
+    // (`MAMBA_CUDA_SSDR_SPLIT=1`), both block sizes.
+    for (epi, split) in [("1", "0"), ("0", "1"), ("1", "1")] {
+        std::env::set_var("MAMBA_CUDA_SSDR_EPI", epi);
+        std::env::set_var("MAMBA_CUDA_SSDR_SPLIT", split);
+        for warps in ["2", "4"] {
+            std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+            for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+                let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                if warps == "2" {
+                    ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                }
             }
         }
+        // The plain step everywhere.
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5]] {
+            let c = cfg(&mut rng, b, l, h, p, g, n, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
     }
     std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
     std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
+    std::env::remove_var("MAMBA_CUDA_SSDR_SPLIT");
     std::env::remove_var("MAMBA_CUDA_SSDR_H");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.

@@ -242,7 +242,7 @@ fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
 /// threads only): mirrors the layouts in kernels/ssd_seed.cu.
 fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool) -> usize {
     if helper {
-        4 * (6 * 32 * np + 6 * 32 * rb + 2 * 32 * (threads + 4) + 5 * 32 + 8)
+        4 * (6 * 32 * np + 6 * 32 * rb + 2 * 32 * (threads + 4) + 9 * 32 + 12)
     } else {
         4 * (4 * 32 * np + 3 * 32 * rb + 32 * (threads + 4) + 6 * 32 + 8)
     }
@@ -276,11 +276,18 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.g = gth as i32;
     prm.async_copy = vec as i32;
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
-    // Mode bits: 1 the plain step everywhere, 2 (`ssdr_h_*` only) the epilogues on helper
-    // warp 0 (`MAMBA_CUDA_SSDR_EPI=1`).
-    prm.mode = (env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1")) as i32
-        | if helper && env_str("MAMBA_CUDA_SSDR_EPI").as_deref() == Some("1") {
+    // Mode bits: 1 the plain step everywhere; `ssdr_h_*` only: 2 the epilogues on a helper
+    // warp (`MAMBA_CUDA_SSDR_EPI=1`), 4 helper 1 runs only the dt chain, two tiles ahead,
+    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`).
+    let on = |k: &str| env_str(k).as_deref() == Some("1");
+    prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32
+        | if helper && on("MAMBA_CUDA_SSDR_EPI") {
             2
+        } else {
+            0
+        }
+        | if helper && on("MAMBA_CUDA_SSDR_SPLIT") {
+            4
         } else {
             0
         };
