@@ -151,7 +151,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     gth = std::max(gth, 4);
     const int threads = warps * 32 + (g_helper ? 64 : 0), rb = warps * 32 / gth;
     const bool vec = vec_ok && N % 4 == 0 && P % 4 == 0 && rb % 4 == 0;
-    p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0);
+    p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) | (g_helper && std::getenv("EMU_PIPE") ? 8 : 0);
     blockDim = {(unsigned)threads, 1, 1};
     gridDim = {(unsigned)((P + rb - 1) / rb), (unsigned)H, (unsigned)b};
     for (unsigned bz = 0; bz < gridDim.z; ++bz)

@@ -1576,11 +1576,21 @@ fn ssd_recurrent_blocks_match_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
-    // The epilogues on a helper warp (`MAMBA_CUDA_SSDR_EPI=1`) and the split helpers
-    // (`MAMBA_CUDA_SSDR_SPLIT=1`), both block sizes.
-    for (epi, split) in [("1", "0"), ("0", "1"), ("1", "1")] {
+    // The epilogues on a helper warp (`MAMBA_CUDA_SSDR_EPI=1`), the split helpers
+    // (`MAMBA_CUDA_SSDR_SPLIT=1`) and the pipelined step loop (`MAMBA_CUDA_SSDR_PIPE=1`),
+    // both block sizes.
+    for (epi, split, pipe) in [
+        ("0", "0", "0"),
+        ("1", "0", "0"),
+        ("0", "1", "0"),
+        ("1", "1", "0"),
+        ("0", "0", "1"),
+        ("1", "0", "1"),
+        ("1", "1", "1"),
+    ] {
         std::env::set_var("MAMBA_CUDA_SSDR_EPI", epi);
         std::env::set_var("MAMBA_CUDA_SSDR_SPLIT", split);
+        std::env::set_var("MAMBA_CUDA_SSDR_PIPE", pipe);
         for warps in ["2", "4"] {
             std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
             for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
@@ -1602,6 +1612,7 @@ fn ssd_recurrent_blocks_match_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
     std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
     std::env::remove_var("MAMBA_CUDA_SSDR_SPLIT");
+    std::env::remove_var("MAMBA_CUDA_SSDR_PIPE");
     std::env::remove_var("MAMBA_CUDA_SSDR_H");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.

@@ -216,10 +216,14 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
 /// per thread, the whole sequence per block, no communication between blocks). Applies
 /// with N <= 128 (any p, groups, seq_idx, every option). `MAMBA_CUDA_SSDR=1` forces it
 /// where it applies, `=0` keeps it off; unset: `ssdr_auto`. `MAMBA_CUDA_SSDR_WARPS`
-/// (1, 2, 4, 8; default 2) sets the compute warps per block; `ssdr_h_*` (two more warps
-/// per block that stage the tiles and compute the step scalars a tile ahead) unless
-/// `MAMBA_CUDA_SSDR_H=0` (`ssdr_*`, the compute warps do it all); `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B)
-/// everywhere instead of the rescaled one (tests).
+/// (1, 2, 4, 8; default 2) sets the compute warps per block. The default form is
+/// `ssdr_h_*`: two more warps per block stage the tiles, compute the step scalars a tile
+/// ahead and run the epilogues (`MAMBA_CUDA_SSDR_EPI=0`: the epilogues on the compute
+/// warps); `MAMBA_CUDA_SSDR_H=0` takes `ssdr_*` (the compute warps do it all).
+/// `MAMBA_CUDA_SSDR_SPLIT=1` (helper 1 runs only the dt chain, two tiles ahead) and
+/// `MAMBA_CUDA_SSDR_PIPE=1` (the step loop software-pipelined by 8 steps) are options;
+/// `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B) everywhere instead of
+/// the rescaled one (tests); `MAMBA_CUDA_SSDR_FIX=0` the generic kernel at the seed shape.
 pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
     if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
         return false;
@@ -277,20 +281,22 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.async_copy = vec as i32;
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
     // Mode bits: 1 the plain step everywhere; `ssdr_h_*` only: 2 the epilogues on a helper
-    // warp (`MAMBA_CUDA_SSDR_EPI=1`), 4 helper 1 runs only the dt chain, two tiles ahead,
-    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`).
+    // warp (unless `MAMBA_CUDA_SSDR_EPI=0`), 4 helper 1 runs only the dt chain, two tiles ahead,
+    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`), 8 the step loop
+    // software-pipelined by 8 steps (`MAMBA_CUDA_SSDR_PIPE=1`).
     let on = |k: &str| env_str(k).as_deref() == Some("1");
+    let bit = |k: &str, b: i32| if helper && on(k) { b } else { 0 };
+    // The epilogues on a helper warp are the default (H200 round 3, seed L400 / L800:
+    // 28.4 / 46.5 us against 31.6 / 54.0 us on the compute warps); `=0` turns them off.
+    let epi = if helper && env_str("MAMBA_CUDA_SSDR_EPI").as_deref() != Some("0") {
+        2
+    } else {
+        0
+    };
     prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32
-        | if helper && on("MAMBA_CUDA_SSDR_EPI") {
-            2
-        } else {
-            0
-        }
-        | if helper && on("MAMBA_CUDA_SSDR_SPLIT") {
-            4
-        } else {
-            0
-        };
+        | epi
+        | bit("MAMBA_CUDA_SSDR_SPLIT", 4)
+        | bit("MAMBA_CUDA_SSDR_PIPE", 8);
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
