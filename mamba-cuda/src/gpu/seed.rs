@@ -236,10 +236,13 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
     }
 }
 
-/// The automatic choice: where the seed kernel was the default (few (batch, head) pairs
-/// at 256 <= L <= 1024; H200 b2 h6 p64 N64, NOTES.md).
+/// The automatic choice: few (batch, head) pairs (at most a quarter of the SMs) at
+/// 256 <= L <= 600, where it measured faster than the seed kernel (H200 b2 h6 p64 N64
+/// L400: 28.4 vs 29.3 us, round 3; at L800 the two tie, 46.5 vs 46.0 us, so the seed
+/// kernel keeps L > 600; NOTES.md).
 fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
-    ssd_auto(g, prm)
+    let bh = (prm.batch * prm.nheads) as usize;
+    bh * 4 <= g.sm_count as usize && (256..=600).contains(&prm.seqlen)
 }
 
 /// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
