@@ -84,6 +84,7 @@ struct Case {
 };
 
 static int g_helper = 0;
+static bool g_pipe = std::getenv("EMU_PIPE") != nullptr;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warps, int slow, bool vec_ok) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
     std::normal_distribution<float> Nd(0.f, 1.f);
@@ -151,7 +152,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     gth = std::max(gth, 4);
     const int threads = warps * 32 + (g_helper ? 64 : 0), rb = warps * 32 / gth;
     const bool vec = vec_ok && N % 4 == 0 && P % 4 == 0 && rb % 4 == 0;
-    p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) | (g_helper && std::getenv("EMU_PIPE") ? 8 : 0);
+    p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) ;
     blockDim = {(unsigned)threads, 1, 1};
     gridDim = {(unsigned)((P + rb - 1) / rb), (unsigned)H, (unsigned)b};
     for (unsigned bz = 0; bz < gridDim.z; ++bz)
@@ -165,9 +166,15 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
                     ts.emplace_back([&, t] {
                         threadIdx = {(unsigned)t, 0, 0};
                         blockIdx = {bx, by, bz};
-                        if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h_body<float, 16, 2>(p, reinterpret_cast<float*>(g_smem));
-                        else if (g_helper == 2 && gth == 16 && warps == 4) ssdr_h_body<float, 16, 4>(p, reinterpret_cast<float*>(g_smem));
-                        else if (g_helper) ssdr_h_body<float>(p, reinterpret_cast<float*>(g_smem));
+                        float* sm = reinterpret_cast<float*>(g_smem);
+                        if (g_pipe) {
+                            if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h_body<float, 16, 2, true>(p, sm);
+                            else if (g_helper == 2 && gth == 16 && warps == 4) ssdr_h_body<float, 16, 4, true>(p, sm);
+                            else if (g_helper) ssdr_h_body<float, 0, 0, true>(p, sm);
+                            else ssdr_body<float>(p, sm);
+                        } else if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h_body<float, 16, 2>(p, sm);
+                        else if (g_helper == 2 && gth == 16 && warps == 4) ssdr_h_body<float, 16, 4>(p, sm);
+                        else if (g_helper) ssdr_h_body<float>(p, sm);
                         else ssdr_body<float>(p, reinterpret_cast<float*>(g_smem));
                     });
                 for (auto& t : ts) t.join();

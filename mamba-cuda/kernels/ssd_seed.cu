@@ -346,7 +346,7 @@ __device__ __forceinline__ void ssdr_steps8(float (&R)[4], const float* bB, cons
     }
 }
 
-template <typename T, int GC = 0, int WBC = 0>
+template <typename T, int GC = 0, int WBC = 0, bool PIPE = false>
 __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     const int G = GC ? GC : p.G;
     const int RB = (GC && WBC) ? WBC * 32 / GC : p.qb;
@@ -377,7 +377,10 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
     // the dt chain, two tiles ahead (w through shared memory), so that no warp carries
     // both the copies and the chain's latency.
     const bool split = (p.mode & 4) != 0;
-    const bool pipe = (p.mode & 8) != 0;  // the step loop software-pipelined (ssdr_steps8)
+    constexpr bool pipe = PIPE;  // the step loop and the epilogue software-pipelined (`_p`)
+    // Timing diagnostics of the `_p` kernels only (WRONG outputs): `p.mode` bits 16 no dt
+    // chain, 32 no epilogues, 64 no step loop, 128 no B / C copies.
+    const int diag = PIPE ? p.mode >> 4 : 0;
 
     const T* x = static_cast<const T*>(p.x);
     const T* dtp = static_cast<const T*>(p.dt);
@@ -596,6 +599,51 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
         const float* bx = sX + (tile % 4) * SQT * RB;
         const float* pv = sP + (tile % 4) * SQT;
         const float* part = sPart + (tile & 1) * SQT * PS;
+        if constexpr (pipe) {
+            // Batches of 4 (step, row) pairs: every shared-memory (and z) load of a batch
+            // before its stores (a load cannot pass a generic store that may alias it).
+            for (int e0 = first; e0 < SQT * RB; e0 += 4 * stride) {
+                float sum[4], xv[4], pt[4], zv[4];
+#pragma unroll
+                for (int u = 0; u < 4; ++u) {
+                    const int e = e0 + u * stride;
+                    sum[u] = 0.f;
+                    xv[u] = 0.f;
+                    pt[u] = 0.f;
+                    zv[u] = 0.f;
+                    if (e < SQT * RB) {
+                        const int t = e / RB, rr = e % RB;
+                        const float* src = part + t * PS + rr * G;
+                        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+                        for (int v4 = 0; v4 < G; v4 += 4) {
+                            const float4 v = *reinterpret_cast<const float4*>(src + v4);
+                            s0 += v.x;
+                            s1 += v.y;
+                            s2 += v.z;
+                            s3 += v.w;
+                        }
+                        sum[u] = (s0 + s1) + (s2 + s3);
+                        xv[u] = bx[e];
+                        pt[u] = pv[t];
+                        const int tt = t0 + t, qq = q0 + rr;
+                        if (zp && tt < L && qq < P)
+                            zv[u] = ldf(zp + i * p.z_sb + (long long)tt * p.z_st + (long long)j * P + qq);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < 4; ++u) {
+                    const int e = e0 + u * stride;
+                    if (e >= SQT * RB) continue;
+                    const int t = e / RB, rr = e % RB;
+                    const int tt = t0 + t, qq = q0 + rr;
+                    if (tt >= L || qq >= P) continue;
+                    float y = sum[u] * pt[u];
+                    if (p.D) y += (p.d_per_channel ? p.D[j * P + qq] : dj) * xv[u];
+                    if (zp) y *= silu_f(zv[u]);
+                    out[i * p.out_sb + (long long)tt * p.out_st + (long long)j * P + qq] = cvt<T>(y);
+                }
+            }
+        } else {
         for (int e = first; e < SQT * RB; e += stride) {
             const int t = e / RB, rr = e % RB;
             const int tt = t0 + t, qq = q0 + rr;
@@ -613,6 +661,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
             if (p.D) y += (p.d_per_channel ? p.D[j * P + qq] : dj) * bx[e];
             if (zp) y *= silu_f(ldf(zp + i * p.z_sb + (long long)tt * p.z_st + (long long)j * P + qq));
             out[i * p.out_sb + (long long)tt * p.out_st + (long long)j * P + qq] = cvt<T>(y);
+        }
         }
     };
 
@@ -632,23 +681,37 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                 if (epi_h && tile > 0) epilogue(tile - 1, lane, 32);
             }
         } else if (hw == 0) {
-            stage_bc(tile + 2, true);
-            if (epi_h && tile > 0) epilogue(tile - 1, lane, 32);
+            if (diag & 8) {
+                if constexpr (sizeof(T) == 4) ssdr_commit();
+            } else {
+                stage_bc(tile + 2, true);
+            }
+            if (epi_h && tile > 0 && !(diag & 2)) epilogue(tile - 1, lane, 32);
             if constexpr (sizeof(T) == 4) ssdr_wait1();
         } else if (hw == 1) {
             stage_x(tile + 2, true);
             if (tile + 1 < ntiles) {
                 if constexpr (sizeof(T) == 4) ssdr_wait1();
                 __syncwarp();
-                make_xw(tile + 1, chain(tile + 1));
+                if (diag & 1) {
+                    if (lane == 31) {
+                        sInfo[((tile + 1) % 3) * 4] = 1.f;
+                        sInfo[((tile + 1) % 3) * 4 + 1] = 1.f;
+                    }
+                    make_xw(tile + 1, 0.01f);
+                } else {
+                    make_xw(tile + 1, chain(tile + 1));
+                }
                 if (tile + 2 < ntiles) load_dt(tile + 2);
             }
+        } else if (diag & 4) {
+            if (!epi_h && tile > 0 && !(diag & 2)) epilogue(tile - 1, tid, ncomp);
         } else {
             const float* bB = sB + (tile % 3) * SQT * NP + n0;
             const float* bC = sC + (tile % 3) * SQT * NP + n0;
             const float* xw = sXW + (tile & 1) * SQT * RB + r;
             float* part = sPart + (tile & 1) * SQT * PS + tid;
-            if (pipe) {
+            if constexpr (pipe) {
                 // Pipelined: the operands of 8 steps are loaded before the previous 8 steps'
                 // partials are stored (a load cannot pass a store that may alias it).
                 if (sInfo[(tile % 3) * 4] != 0.f) {
@@ -697,7 +760,7 @@ __device__ __forceinline__ void ssdr_h_body(const SsdParams& p, float* sm) {
                     part[t * PS] = y;
                 }
             }
-            if (!epi_h && tile > 0) epilogue(tile - 1, tid, ncomp);
+            if (!epi_h && tile > 0 && !(diag & 2)) epilogue(tile - 1, tid, ncomp);
         }
         __syncthreads();
     }
@@ -737,4 +800,20 @@ SSDR_H_INST(f16_t, f16)
     }
 SSDR_H_FIX(2)
 SSDR_H_FIX(4)
+// The software-pipelined step loop and epilogue (`_p`, `MAMBA_CUDA_SSDR_PIPE=1`).
+#define SSDR_HP_INST(T, NAME)                                                               \
+    extern "C" __global__ void __launch_bounds__(320) ssdr_h_##NAME##_p(const __grid_constant__ SsdParams p) { \
+        extern __shared__ __align__(16) float ssdr_sm[];                                    \
+        ssdr_h_body<T, 0, 0, true>(p, ssdr_sm);                                             \
+    }
+#define SSDR_HP_FIX(WB)                                                                     \
+    extern "C" __global__ void __launch_bounds__(WB * 32 + 64) ssdr_h_f32_g16_w##WB##_p(const __grid_constant__ SsdParams p) { \
+        extern __shared__ __align__(16) float ssdr_sm[];                                    \
+        ssdr_h_body<float, 16, WB, true>(p, ssdr_sm);                                       \
+    }
+SSDR_HP_INST(float, f32)
+SSDR_HP_INST(bf16_t, bf16)
+SSDR_HP_INST(f16_t, f16)
+SSDR_HP_FIX(2)
+SSDR_HP_FIX(4)
 #endif

@@ -285,8 +285,7 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
     // Mode bits: 1 the plain step everywhere; `ssdr_h_*` only: 2 the epilogues on a helper
     // warp (unless `MAMBA_CUDA_SSDR_EPI=0`), 4 helper 1 runs only the dt chain, two tiles ahead,
-    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`), 8 the step loop
-    // software-pipelined by 8 steps (`MAMBA_CUDA_SSDR_PIPE=1`).
+    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`).
     let on = |k: &str| env_str(k).as_deref() == Some("1");
     let bit = |k: &str, b: i32| if helper && on(k) { b } else { 0 };
     // The epilogues on a helper warp are the default (H200 round 3, seed L400 / L800:
@@ -296,10 +295,16 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     } else {
         0
     };
-    prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32
-        | epi
-        | bit("MAMBA_CUDA_SSDR_SPLIT", 4)
-        | bit("MAMBA_CUDA_SSDR_PIPE", 8);
+    prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32 | epi | bit("MAMBA_CUDA_SSDR_SPLIT", 4);
+    // `_p`: the step loop and the epilogues software-pipelined (`MAMBA_CUDA_SSDR_PIPE=1`).
+    let pipe = if helper && on("MAMBA_CUDA_SSDR_PIPE") {
+        // `MAMBA_CUDA_SSDR_DIAG` (bits: 1 no dt chain, 2 no epilogues, 4 no step loop, 8 no
+        // B / C copies): timing diagnostics of the `_p` kernels only, WRONG outputs.
+        prm.mode |= (env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 15) << 4;
+        "_p"
+    } else {
+        ""
+    };
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
@@ -308,9 +313,12 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         && (warps == 2 || warps == 4)
         && env_str("MAMBA_CUDA_SSDR_FIX").as_deref() != Some("0");
     let f = if fixed {
-        g.func(&format!("ssdr_h_f32_g16_w{warps}"))?
+        g.func(&format!("ssdr_h_f32_g16_w{warps}{pipe}"))?
     } else {
-        g.func(&format!("ssdr_{}{sfx}", if helper { "h_" } else { "" }))?
+        g.func(&format!(
+            "ssdr_{}{sfx}{pipe}",
+            if helper { "h_" } else { "" }
+        ))?
     };
     g.launch(
         f,
