@@ -220,8 +220,9 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
 /// `ssdr_h_*`: two more warps per block stage the tiles, compute the step scalars a tile
 /// ahead and run the epilogues (`MAMBA_CUDA_SSDR_EPI=0`: the epilogues on the compute
 /// warps); `MAMBA_CUDA_SSDR_H=0` takes `ssdr_*` (the compute warps do it all).
-/// `MAMBA_CUDA_SSDR_SPLIT=1` (helper 1 runs only the dt chain, two tiles ahead) and
-/// `MAMBA_CUDA_SSDR_PIPE=1` (the step loop software-pipelined by 8 steps) are options;
+/// The step loop and the epilogues are software-pipelined (`_p` kernels) unless
+/// `MAMBA_CUDA_SSDR_PIPE=0`. `MAMBA_CUDA_SSDR_SPLIT=1` (helper 1 runs only the dt chain,
+/// two tiles ahead) is an option;
 /// `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B) everywhere instead of
 /// the rescaled one (tests); `MAMBA_CUDA_SSDR_FIX=0` the generic kernel at the seed shape.
 pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
@@ -236,13 +237,12 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
     }
 }
 
-/// The automatic choice: few (batch, head) pairs (at most a quarter of the SMs) at
-/// 256 <= L <= 600, where it measured faster than the seed kernel (H200 b2 h6 p64 N64
-/// L400: 28.4 vs 29.3 us, round 3; at L800 the two tie, 46.5 vs 46.0 us, so the seed
-/// kernel keeps L > 600; NOTES.md).
+/// The automatic choice: the seed kernel's region (few (batch, head) pairs, at most a
+/// quarter of the SMs, at 256 <= L <= 1024), where the pipelined form measured faster than
+/// the seed kernel (H200 b2 h6 p64 N64, round 5: L400 25.8 vs 30.2 us, L800 39.5 vs
+/// 47.6 us; NOTES.md).
 fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
-    let bh = (prm.batch * prm.nheads) as usize;
-    bh * 4 <= g.sm_count as usize && (256..=600).contains(&prm.seqlen)
+    ssd_auto(g, prm)
 }
 
 /// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
@@ -296,8 +296,11 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         0
     };
     prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32 | epi | bit("MAMBA_CUDA_SSDR_SPLIT", 4);
-    // `_p`: the step loop and the epilogues software-pipelined (`MAMBA_CUDA_SSDR_PIPE=1`).
-    let pipe = if helper && on("MAMBA_CUDA_SSDR_PIPE") {
+    // `_p`: the step loop and the epilogues software-pipelined.
+    // The pipelined kernels are the default (H200 round 5, seed L400 / L800: 25.8 / 39.5 us
+    // against 29.0 / 46.9 us unpipelined and 30.2 / 47.6 us for the seed kernel);
+    // `MAMBA_CUDA_SSDR_PIPE=0` takes the unpipelined ones.
+    let pipe = if helper && env_str("MAMBA_CUDA_SSDR_PIPE").as_deref() != Some("0") {
         // `MAMBA_CUDA_SSDR_DIAG` (bits: 1 no dt chain, 2 no epilogues, 4 no step loop, 8 no
         // B / C copies): timing diagnostics of the `_p` kernels only, WRONG outputs.
         prm.mode |= (env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 15) << 4;
