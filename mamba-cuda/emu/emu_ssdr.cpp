@@ -61,6 +61,8 @@ inline void ssdr_cp4(void* smem, const void* gmem, bool valid) {
 }
 inline void ssdr_commit() {}
 inline void ssdr_wait1() {}
+template <int NW>
+inline void ssdr_wait() {}
 inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 inline float __shfl_sync(unsigned, float v, int src) {
     const int w = threadIdx.x / 32, l = threadIdx.x % 32;
@@ -85,6 +87,7 @@ struct Case {
 
 static int g_helper = 0;
 static bool g_pipe = std::getenv("EMU_PIPE") != nullptr;
+static int g_q = std::getenv("EMU_Q") ? std::atoi(std::getenv("EMU_Q")) : 0;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warps, int slow, bool vec_ok) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
     std::normal_distribution<float> Nd(0.f, 1.f);
@@ -167,7 +170,15 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
                         threadIdx = {(unsigned)t, 0, 0};
                         blockIdx = {bx, by, bz};
                         float* sm = reinterpret_cast<float*>(g_smem);
-                        if (g_pipe) {
+                        if (g_q == 1 || g_q == 2) {
+                            if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 2) ssdr_h2_body<float, 16, 2, 1>(p, sm);
+                            else if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 4) ssdr_h2_body<float, 16, 4, 1>(p, sm);
+                            else if (g_q == 2 && g_helper == 2 && gth == 16 && warps == 2) ssdr_h2_body<float, 16, 2, 2>(p, sm);
+                            else if (g_q == 2 && g_helper == 2 && gth == 16 && warps == 4) ssdr_h2_body<float, 16, 4, 2>(p, sm);
+                            else if (g_q == 1 && g_helper) ssdr_h2_body<float, 0, 0, 1>(p, sm);
+                            else if (g_q == 2 && g_helper) ssdr_h2_body<float, 0, 0, 2>(p, sm);
+                            else ssdr_body<float>(p, sm);
+                        } else if (g_pipe) {
                             if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h_body<float, 16, 2, true>(p, sm);
                             else if (g_helper == 2 && gth == 16 && warps == 4) ssdr_h_body<float, 16, 4, true>(p, sm);
                             else if (g_helper) ssdr_h_body<float, 0, 0, true>(p, sm);

@@ -1613,6 +1613,31 @@ fn ssd_recurrent_blocks_match_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
     std::env::remove_var("MAMBA_CUDA_SSDR_SPLIT");
     std::env::remove_var("MAMBA_CUDA_SSDR_PIPE");
+    // `_q1` / `_q2` (`MAMBA_CUDA_SSDR_Q`: the dt chain before the wait for x, 1 or 2 tiles
+    // of copy look-ahead), epilogues on a helper or on the compute warps.
+    for (q, epi) in [("1", "1"), ("2", "1"), ("2", "0")] {
+        std::env::set_var("MAMBA_CUDA_SSDR_Q", q);
+        std::env::set_var("MAMBA_CUDA_SSDR_EPI", epi);
+        for warps in ["2", "4"] {
+            std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+            for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+                let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                if warps == "2" {
+                    ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                }
+            }
+        }
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5]] {
+            let c = cfg(&mut rng, b, l, h, p, g, n, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_Q");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
     std::env::remove_var("MAMBA_CUDA_SSDR_H");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.

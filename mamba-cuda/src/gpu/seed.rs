@@ -247,9 +247,10 @@ fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
 
 /// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
 /// threads only): mirrors the layouts in kernels/ssd_seed.cu.
-fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool) -> usize {
+fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool, la: usize) -> usize {
     if helper {
-        4 * (6 * 32 * np + 6 * 32 * rb + 2 * 32 * (threads + 4) + 9 * 32 + 12)
+        // B / C: la + 2 buffers, x: la + 3, x * w: 2.
+        4 * (2 * (la + 2) * 32 * np + (la + 5) * 32 * rb + 2 * 32 * (threads + 4) + 9 * 32 + 12)
     } else {
         4 * (4 * 32 * np + 3 * 32 * rb + 32 * (threads + 4) + 6 * 32 + 8)
     }
@@ -304,10 +305,17 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         // `MAMBA_CUDA_SSDR_DIAG` (bits: 1 no dt chain, 2 no epilogues, 4 no step loop, 8 no
         // B / C copies): timing diagnostics of the `_p` kernels only, WRONG outputs.
         prm.mode |= (env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 15) << 4;
-        "_p"
+        // `MAMBA_CUDA_SSDR_Q=1|2`: `_q1` / `_q2` (the dt chain before the wait for x; 1 or 2
+        // tiles of look-ahead for the copies; no split helpers).
+        match env_usize("MAMBA_CUDA_SSDR_Q") {
+            Some(1) => "_q1",
+            Some(2) => "_q2",
+            _ => "_p",
+        }
     } else {
         ""
     };
+    let la = if pipe == "_q2" { 2 } else { 1 };
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
@@ -327,7 +335,7 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         f,
         (p.div_ceil(rb) as u32, h as u32, b as u32),
         (threads + if helper { 64 } else { 0 }) as u32,
-        ssdr_smem(4 * gth, rb, threads, helper),
+        ssdr_smem(4 * gth, rb, threads, helper, la),
         stream,
         &prm,
     )
