@@ -155,7 +155,8 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     gth = std::max(gth, 4);
     const int threads = warps * 32 + (g_helper ? 64 : 0), rb = warps * 32 / gth;
     const bool vec = vec_ok && N % 4 == 0 && P % 4 == 0 && rb % 4 == 0;
-    p.qb = rb; p.G = gth; p.async_copy = vec; p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) ;
+    p.qb = rb; p.G = gth; p.async_copy = vec;
+    if (g_q) p.async_copy = (vec_ok && N % 4 == 0) | ((vec_ok && P % 4 == 0 && rb % 4 == 0) << 1); p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) ;
     blockDim = {(unsigned)threads, 1, 1};
     gridDim = {(unsigned)((P + rb - 1) / rb), (unsigned)H, (unsigned)b};
     for (unsigned bz = 0; bz < gridDim.z; ++bz)
@@ -172,6 +173,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
                         float* sm = reinterpret_cast<float*>(g_smem);
                         if (g_q == 1 || g_q == 2) {
                             if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 2) ssdr_h2_body<float, 16, 2, 1>(p, sm);
+                            else if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 3) ssdr_h2_body<float, 16, 3, 1>(p, sm);
                             else if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 4) ssdr_h2_body<float, 16, 4, 1>(p, sm);
                             else if (g_q == 2 && g_helper == 2 && gth == 16 && warps == 2) ssdr_h2_body<float, 16, 2, 2>(p, sm);
                             else if (g_q == 2 && g_helper == 2 && gth == 16 && warps == 4) ssdr_h2_body<float, 16, 4, 2>(p, sm);
@@ -220,11 +222,12 @@ int main(int argc, char** argv) {
     double worst = 0;
     int n = 0;
     for (const auto& cs : cases)
-        for (int warps : {2, 1, 4, 8})
+        for (int warps : {2, 1, 4, 8, 3})
             for (int slow : {0, 1})
                 for (bool vec : {true, false}) {
                     if (cs.L * cs.b * cs.h > 300 && (warps == 8 || !vec)) continue;
-                    if (only16 && (cs.N <= 32 || cs.N > 64 || (warps != 2 && warps != 4))) continue;
+                    if (warps == 3 && !(g_q == 1 && g_helper == 2)) continue;
+                    if (only16 && (cs.N <= 32 || cs.N > 64 || (warps != 2 && warps != 4 && warps != 3))) continue;
                     double fe = 0;
                     g_misaligned = false;
                     const double e = run_case(cs, rng, fe, warps, slow, vec);

@@ -824,7 +824,9 @@ __device__ __forceinline__ void ssdr_h2_body(const SsdParams& p, float* sm) {
     const T* Cp = static_cast<const T*>(p.C);
     const T* zp = static_cast<const T*>(p.z);
     T* out = static_cast<T*>(p.out);
-    const bool vec = p.async_copy != 0;
+    // async_copy bit 0: B / C rows 16-byte copies; bit 1: x rows too (RB % 4 == 0).
+    const bool vec = (p.async_copy & 1) != 0;
+    const bool vecx = (p.async_copy & 2) != 0;
     const int ntiles = (L + SQT - 1) / SQT;
 
     // Helper warp 0: stages B and C of tile `tile` into buffer tile % 3 (zeros past L and
@@ -896,7 +898,7 @@ __device__ __forceinline__ void ssdr_h2_body(const SsdParams& p, float* sm) {
             const int t0 = tile * SQT;
             float* bx = sX + (tile % NBX) * SQT * RB;
             if constexpr (sizeof(T) == 4) {
-                if (vec) {
+                if (vecx) {
                     const int xc = RB / 4;
                     for (int e = lane; e < SQT * xc; e += 32) {
                         const int t = e / xc, c = e % xc;
@@ -1274,6 +1276,7 @@ SSDR_Q_INST(float, f32, 2)
 SSDR_Q_INST(bf16_t, bf16, 2)
 SSDR_Q_INST(f16_t, f16, 2)
 SSDR_Q_FIX(2, 1)
+SSDR_Q_FIX(3, 1)
 SSDR_Q_FIX(4, 1)
 SSDR_Q_FIX(2, 2)
 SSDR_Q_FIX(4, 2)

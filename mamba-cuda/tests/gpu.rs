@@ -1635,6 +1635,15 @@ fn ssd_recurrent_blocks_match_the_oracle() {
         }
         std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
     }
+    // `_q1` with 3 compute warps (`ssdr_h_f32_g16_w3_q1`, 6 rows per block: x copied 4 bytes
+    // at a time) where it applies (f32, 33 <= N <= 64), the generic kernels elsewhere.
+    std::env::set_var("MAMBA_CUDA_SSDR_Q", "1");
+    std::env::set_var("MAMBA_CUDA_SSDR_WARPS", "3");
+    for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+        let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
     std::env::remove_var("MAMBA_CUDA_SSDR_Q");
     std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
     std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");

@@ -265,21 +265,30 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         prm.dstate as usize,
     );
     let gth = n.div_ceil(4).next_power_of_two().max(4);
+    // 3 only with `MAMBA_CUDA_SSDR_Q=1` at the seed shape (`ssdr_h_f32_g16_w3_q1`: 6 rows per
+    // block, 132 blocks at b2 h6 p64, one per SM on the H200).
+    let w3 = env_usize("MAMBA_CUDA_SSDR_Q") == Some(1) && sfx == "f32" && gth == 16;
     let warps = match env_usize("MAMBA_CUDA_SSDR_WARPS") {
         Some(w) if [1, 2, 4, 8].contains(&w) => w,
+        Some(3) if w3 => 3,
         _ => 2,
     };
     let threads = warps * 32;
     let rb = threads / gth;
     let a4 = |v: i64| v % 4 == 0;
-    let vec = sfx == "f32"
+    let vec_bc = sfx == "f32"
         && n % 4 == 0
-        && p % 4 == 0
-        && rb % 4 == 0
-        && [prm.x, prm.b, prm.c].iter().all(|&a| a % 16 == 0)
-        && [prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+        && [prm.b, prm.c].iter().all(|&a| a % 16 == 0)
+        && [prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
             .iter()
             .all(|&s| a4(s));
+    let vec_x = sfx == "f32"
+        && p % 4 == 0
+        && rb % 4 == 0
+        && prm.x % 16 == 0
+        && a4(prm.x_sb)
+        && a4(prm.x_st);
+    let vec = vec_bc && vec_x;
     prm.qb = rb as i32;
     prm.g = gth as i32;
     prm.async_copy = vec as i32;
@@ -316,12 +325,16 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         ""
     };
     let la = if pipe == "_q2" { 2 } else { 1 };
+    if pipe.starts_with("_q") {
+        // `ssdr_h2`: B / C and x copies decided apart (bit 0, bit 1).
+        prm.async_copy = vec_bc as i32 | ((vec_x as i32) << 1);
+    }
     // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
     // `MAMBA_CUDA_SSDR_FIX=0`.
     let fixed = helper
         && sfx == "f32"
         && gth == 16
-        && (warps == 2 || warps == 4)
+        && (warps == 2 || warps == 4 || warps == 3)
         && env_str("MAMBA_CUDA_SSDR_FIX").as_deref() != Some("0");
     let f = if fixed {
         g.func(&format!("ssdr_h_f32_g16_w{warps}{pipe}"))?
