@@ -285,7 +285,7 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     let vec_x = sfx == "f32"
         && p % 4 == 0
         && rb % 4 == 0
-        && prm.x % 16 == 0
+        && prm.x.is_multiple_of(16)
         && a4(prm.x_sb)
         && a4(prm.x_st);
     let vec = vec_bc && vec_x;
