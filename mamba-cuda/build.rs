@@ -18,6 +18,7 @@ const KERNELS: &[&str] = &[
     "scan1_lm",
     "seed",
     "scan1_seed",
+    "ssd_seed",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

@@ -1684,6 +1684,200 @@ fn ssd_seed_matches_the_oracle() {
     th.finish("ssd seed f16");
 }
 
+/// The recurrent SSD over many small blocks (`ssdr_*`, `MAMBA_CUDA_SSDR=1`): the seed
+/// shapes, L 1 and L not a multiple of the 32-step tile, p and N not multiples of the
+/// thread tile (4 states) or of the rows per block, N up to 128, groups, seq_idx, every
+/// option on and off (initial and final states included), f32 / bf16 / f16; every block
+/// size (`MAMBA_CUDA_SSDR_WARPS`), the plain step forced everywhere
+/// (`MAMBA_CUDA_SSDR_SLOW=1`), unaligned B / C rows (4-byte copies); then the default.
+#[test]
+fn ssd_recurrent_blocks_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(23);
+    std::env::set_var("MAMBA_CUDA_SSDR", "1");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n, seq| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 1, 1, 1, 1),
+        (1, 31, 2, 5, 1, 7),
+        (1, 32, 4, 64, 2, 64),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (1, 1000, 2, 16, 1, 64),
+        (2, 257, 4, 64, 4, 16),
+        (1, 70, 2, 66, 1, 128),
+        (2, 45, 2, 12, 2, 100),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    let quick = std::env::var("MAMBA_GPU_QUICK").is_ok();
+    // Both forms: without and with the helper warp (`MAMBA_CUDA_SSDR_H`).
+    for helper in ["0", "1"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_H", helper);
+        for warps in ["2", "1", "4", "8"] {
+            std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+            for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+                if quick && warps != "2" && si % 3 != 0 {
+                    continue;
+                }
+                let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                if warps != "2" {
+                    continue;
+                }
+                let all = SsdCfg {
+                    d: 2,
+                    z: true,
+                    bias: true,
+                    init: true,
+                    seq: true,
+                    softplus: true,
+                    limit: Some((0.001, 1.5)),
+                    ..c
+                };
+                ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+                let none = SsdCfg {
+                    d: 0,
+                    z: false,
+                    bias: false,
+                    init: false,
+                    seq: false,
+                    softplus: false,
+                    limit: None,
+                    ..c
+                };
+                ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+                ssd_check::<f16>(be, &mut rng, &c, &mut th);
+            }
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+        // Random shapes and options (N up to 128; seq_idx on half of them).
+        for _ in 0..rounds() * 3 {
+            let c = random_ssd_cfg(&mut rng);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+        // The plain step everywhere.
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7], shapes[10]] {
+            let c = cfg(&mut rng, b, l, h, p, g, n, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+        // Several in a row on one stream.
+        for _ in 0..2 {
+            let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+    }
+    // The helper-warp form without the seed shape's folded constants.
+    std::env::set_var("MAMBA_CUDA_SSDR_FIX", "0");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[1], shapes[7]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
+    // The epilogues on a helper warp (`MAMBA_CUDA_SSDR_EPI=1`), the split helpers
+    // (`MAMBA_CUDA_SSDR_SPLIT=1`) and the pipelined step loop (`MAMBA_CUDA_SSDR_PIPE=1`),
+    // both block sizes.
+    for (epi, split, pipe) in [
+        ("0", "0", "0"),
+        ("1", "0", "0"),
+        ("0", "1", "0"),
+        ("1", "1", "0"),
+        ("0", "0", "1"),
+        ("1", "0", "1"),
+        ("1", "1", "1"),
+    ] {
+        std::env::set_var("MAMBA_CUDA_SSDR_EPI", epi);
+        std::env::set_var("MAMBA_CUDA_SSDR_SPLIT", split);
+        std::env::set_var("MAMBA_CUDA_SSDR_PIPE", pipe);
+        for warps in ["2", "4"] {
+            std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+            for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+                let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                if warps == "2" {
+                    ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                }
+            }
+        }
+        // The plain step everywhere.
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5]] {
+            let c = cfg(&mut rng, b, l, h, p, g, n, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
+    std::env::remove_var("MAMBA_CUDA_SSDR_SPLIT");
+    std::env::remove_var("MAMBA_CUDA_SSDR_PIPE");
+    // `_q1` / `_q2` (`MAMBA_CUDA_SSDR_Q`: the dt chain before the wait for x, 1 or 2 tiles
+    // of copy look-ahead), epilogues on a helper or on the compute warps.
+    for (q, epi) in [("1", "1"), ("2", "1"), ("2", "0")] {
+        std::env::set_var("MAMBA_CUDA_SSDR_Q", q);
+        std::env::set_var("MAMBA_CUDA_SSDR_EPI", epi);
+        for warps in ["2", "4"] {
+            std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+            for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+                let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+                if warps == "2" {
+                    ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                }
+            }
+        }
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        for &(b, l, h, p, g, n) in &[shapes[0], shapes[5]] {
+            let c = cfg(&mut rng, b, l, h, p, g, n, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    }
+    // `_q1` with 3 compute warps (`ssdr_h_f32_g16_w3_q1`, 6 rows per block: x copied 4 bytes
+    // at a time) where it applies (f32, 33 <= N <= 64), the generic kernels elsewhere.
+    std::env::set_var("MAMBA_CUDA_SSDR_Q", "1");
+    std::env::set_var("MAMBA_CUDA_SSDR_WARPS", "3");
+    for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+        let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_Q");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_H");
+    std::env::remove_var("MAMBA_CUDA_SSDR");
+    // The default at the seed shapes.
+    for l in [256, 400, 800, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    t32.finish("ssd ssdr f32");
+    t16.finish("ssd ssdr bf16");
+    th.finish("ssd ssdr f16");
+}
+
 // ------------------------------------------------------------------ SPEC 3
 
 fn conv_check<T: Element>(

@@ -61,6 +61,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "scan1_seed",
         include_bytes!(concat!(env!("OUT_DIR"), "/scan1_seed.fatbin")),
     ),
+    (
+        "ssd_seed",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -278,6 +282,8 @@ impl Gpu {
             6
         } else if name.starts_with("s1s_") {
             7
+        } else if name.starts_with("ssdr_") {
+            8
         } else if name.starts_with("ssd_") {
             1
         } else if name.starts_with("bwd_") {

@@ -1262,7 +1262,11 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
         hi: p.dt_hi,
         ..SsdParams::default()
     };
-    // The seed shapes: one launch, no chain across chunks (seed.rs, `MAMBA_CUDA_SEED`).
+    // Few (batch, head) pairs: the recurrent kernel over many small blocks (seed.rs,
+    // `MAMBA_CUDA_SSDR`), or one launch with no chain across chunks (`MAMBA_CUDA_SEED`).
+    if super::seed::ssdr_wanted(g, &prm) {
+        return super::seed::ssdr_launch(g, prm, suffix(act, OP)?, stream);
+    }
     if super::seed::ssd_wanted(g, &prm) {
         return super::seed::ssd_launch(g, prm, suffix(act, OP)?, stream);
     }

@@ -210,3 +210,146 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
         },
     )
 }
+
+/// `ssdr_{f32,bf16,f16}` (kernels/ssd_seed.cu): the plain recurrent SSD with the state
+/// split across many small blocks (one (batch, head) and `qb` rows of p each, 4 states
+/// per thread, the whole sequence per block, no communication between blocks). Applies
+/// with N <= 128 (any p, groups, seq_idx, every option). `MAMBA_CUDA_SSDR=1` forces it
+/// where it applies, `=0` keeps it off; unset: `ssdr_auto`. `MAMBA_CUDA_SSDR_WARPS`
+/// (1, 2, 4, 8; default 2) sets the compute warps per block. The default form is
+/// `ssdr_h_*`: two more warps per block stage the tiles, compute the step scalars a tile
+/// ahead and run the epilogues (`MAMBA_CUDA_SSDR_EPI=0`: the epilogues on the compute
+/// warps); `MAMBA_CUDA_SSDR_H=0` takes `ssdr_*` (the compute warps do it all).
+/// The step loop and the epilogues are software-pipelined (`_p` kernels) unless
+/// `MAMBA_CUDA_SSDR_PIPE=0`. `MAMBA_CUDA_SSDR_SPLIT=1` (helper 1 runs only the dt chain,
+/// two tiles ahead) is an option;
+/// `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B) everywhere instead of
+/// the rescaled one (tests); `MAMBA_CUDA_SSDR_FIX=0` the generic kernel at the seed shape.
+pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
+    if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
+        return false;
+    }
+    match env_str("MAMBA_CUDA_SSDR").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        // `MAMBA_CUDA_SEED` forced either way: that choice (seed kernel / older paths).
+        _ => forced().is_none() && ssdr_auto(g, prm),
+    }
+}
+
+/// The automatic choice: the seed kernel's region (few (batch, head) pairs, at most a
+/// quarter of the SMs, at 256 <= L <= 1024), where the pipelined form measured faster than
+/// the seed kernel (H200 b2 h6 p64 N64, round 5: L400 25.8 vs 30.2 us, L800 39.5 vs
+/// 47.6 us; NOTES.md).
+fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
+    ssd_auto(g, prm)
+}
+
+/// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute
+/// threads only): mirrors the layouts in kernels/ssd_seed.cu.
+fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool, la: usize) -> usize {
+    if helper {
+        // B / C: la + 2 buffers, x: la + 3, x * w: 2.
+        4 * (2 * (la + 2) * 32 * np + (la + 5) * 32 * rb + 2 * 32 * (threads + 4) + 9 * 32 + 12)
+    } else {
+        4 * (4 * 32 * np + 3 * 32 * rb + 32 * (threads + 4) + 6 * 32 + 8)
+    }
+}
+
+/// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
+pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
+    let (b, h, p, n) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+    );
+    let gth = n.div_ceil(4).next_power_of_two().max(4);
+    // 3 only with `MAMBA_CUDA_SSDR_Q=1` at the seed shape (`ssdr_h_f32_g16_w3_q1`: 6 rows per
+    // block, 132 blocks at b2 h6 p64, one per SM on the H200).
+    let w3 = env_usize("MAMBA_CUDA_SSDR_Q") == Some(1) && sfx == "f32" && gth == 16;
+    let warps = match env_usize("MAMBA_CUDA_SSDR_WARPS") {
+        Some(w) if [1, 2, 4, 8].contains(&w) => w,
+        Some(3) if w3 => 3,
+        _ => 2,
+    };
+    let threads = warps * 32;
+    let rb = threads / gth;
+    let a4 = |v: i64| v % 4 == 0;
+    let vec_bc = sfx == "f32"
+        && n % 4 == 0
+        && [prm.b, prm.c].iter().all(|&a| a % 16 == 0)
+        && [prm.b_sb, prm.b_st, prm.c_sb, prm.c_st]
+            .iter()
+            .all(|&s| a4(s));
+    let vec_x = sfx == "f32"
+        && p % 4 == 0
+        && rb % 4 == 0
+        && prm.x.is_multiple_of(16)
+        && a4(prm.x_sb)
+        && a4(prm.x_st);
+    let vec = vec_bc && vec_x;
+    prm.qb = rb as i32;
+    prm.g = gth as i32;
+    prm.async_copy = vec as i32;
+    let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
+    // Mode bits: 1 the plain step everywhere; `ssdr_h_*` only: 2 the epilogues on a helper
+    // warp (unless `MAMBA_CUDA_SSDR_EPI=0`), 4 helper 1 runs only the dt chain, two tiles ahead,
+    // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`).
+    let on = |k: &str| env_str(k).as_deref() == Some("1");
+    let bit = |k: &str, b: i32| if helper && on(k) { b } else { 0 };
+    // The epilogues on a helper warp are the default (H200 round 3, seed L400 / L800:
+    // 28.4 / 46.5 us against 31.6 / 54.0 us on the compute warps); `=0` turns them off.
+    let epi = if helper && env_str("MAMBA_CUDA_SSDR_EPI").as_deref() != Some("0") {
+        2
+    } else {
+        0
+    };
+    prm.mode = on("MAMBA_CUDA_SSDR_SLOW") as i32 | epi | bit("MAMBA_CUDA_SSDR_SPLIT", 4);
+    // `_p`: the step loop and the epilogues software-pipelined.
+    // The pipelined kernels are the default (H200 round 5, seed L400 / L800: 25.8 / 39.5 us
+    // against 29.0 / 46.9 us unpipelined and 30.2 / 47.6 us for the seed kernel);
+    // `MAMBA_CUDA_SSDR_PIPE=0` takes the unpipelined ones.
+    let pipe = if helper && env_str("MAMBA_CUDA_SSDR_PIPE").as_deref() != Some("0") {
+        // `MAMBA_CUDA_SSDR_DIAG` (bits: 1 no dt chain, 2 no epilogues, 4 no step loop, 8 no
+        // B / C copies): timing diagnostics of the `_p` kernels only, WRONG outputs.
+        prm.mode |= (env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 15) << 4;
+        // `MAMBA_CUDA_SSDR_Q=1|2`: `_q1` / `_q2` (the dt chain before the wait for x; 1 or 2
+        // tiles of look-ahead for the copies; no split helpers).
+        match env_usize("MAMBA_CUDA_SSDR_Q") {
+            Some(1) => "_q1",
+            Some(2) => "_q2",
+            _ => "_p",
+        }
+    } else {
+        ""
+    };
+    let la = if pipe == "_q2" { 2 } else { 1 };
+    if pipe.starts_with("_q") {
+        // `ssdr_h2`: B / C and x copies decided apart (bit 0, bit 1).
+        prm.async_copy = vec_bc as i32 | ((vec_x as i32) << 1);
+    }
+    // The seed shape's constants folded (`ssdr_h_f32_g16_w{2,4}`) unless
+    // `MAMBA_CUDA_SSDR_FIX=0`.
+    let fixed = helper
+        && sfx == "f32"
+        && gth == 16
+        && (warps == 2 || warps == 4 || warps == 3)
+        && env_str("MAMBA_CUDA_SSDR_FIX").as_deref() != Some("0");
+    let f = if fixed {
+        g.func(&format!("ssdr_h_f32_g16_w{warps}{pipe}"))?
+    } else {
+        g.func(&format!(
+            "ssdr_{}{sfx}{pipe}",
+            if helper { "h_" } else { "" }
+        ))?
+    };
+    g.launch(
+        f,
+        (p.div_ceil(rb) as u32, h as u32, b as u32),
+        (threads + if helper { 64 } else { 0 }) as u32,
+        ssdr_smem(4 * gth, rb, threads, helper, la),
+        stream,
+        &prm,
+    )
+}
