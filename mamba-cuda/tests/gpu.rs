@@ -1133,7 +1133,8 @@ fn selective_scan_seed1_matches_the_oracle() {
             if form.ends_with("g32") { "32" } else { "16" },
         );
         std::env::set_var("MAMBA_CUDA_S1S_CPB", cpb);
-        for &(b, d, l, n, bl, cl) in &shapes {
+        // `MAMBA_GPU_QUICK` (compute-sanitizer runs): the small shapes only.
+        for &(b, d, l, n, bl, cl) in shapes.iter().filter(|s| !quick() || s.1 * s.2 <= 100_000) {
             let c = cfg(&mut rng, b, d, l, n, bl, cl);
             scan_check::<f32>(be, &mut rng, &c, &mut t32);
             scan_check::<bf16>(be, &mut rng, &c, &mut t16);
@@ -1175,11 +1176,16 @@ fn selective_scan_seed1_matches_the_oracle() {
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
     // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32).
-    for l in [1, 100, 128, 200, 300, 400, 800, 1024, 1100] {
+    let lens: &[usize] = if quick() {
+        &[1, 128]
+    } else {
+        &[1, 100, 128, 200, 300, 400, 800, 1024, 1100]
+    };
+    for &l in lens {
         let c = cfg(&mut rng, 2, 384, l, 64, v, v);
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
-    let c = cfg(&mut rng, 2, 384, 400, 64, v, v);
+    let c = cfg(&mut rng, 2, 384, if quick() { 128 } else { 400 }, 64, v, v);
     scan_check::<bf16>(be, &mut rng, &c, &mut t16);
     t32.finish("selective_scan s1s f32");
     t16.finish("selective_scan s1s bf16");
@@ -1713,7 +1719,11 @@ fn ssd_recurrent_blocks_match_the_oracle() {
     let shapes = [
         (2, 400, 6, 64, 1, 64),
         (2, 800, 6, 64, 1, 64),
-        (1, 1, 1, 1, 1, 1),
+        // L = 1, p = 1, N = 1 in four heads: a single output element can cancel (C s
+        // against D x), and its relative error is then unbounded in any f32 arithmetic
+        // (a plain f32 evaluation of the step misses 1e-5 as often, emu_ssdr.cpp); four
+        // elements keep the relative L2 error well-conditioned.
+        (1, 1, 4, 1, 1, 1),
         (1, 31, 2, 5, 1, 7),
         (1, 32, 4, 64, 2, 64),
         (2, 33, 3, 40, 3, 17),
