@@ -46,6 +46,64 @@ __device__ __forceinline__ float step_size(float raw, int softplus, int has_limi
 
 #define LOG2E_F 1.4426950408889634f
 
+// Shared by scan1_lm.cu and scan1_seed.cu.
+// 2^x on the exponential unit (ex2.approx.ftz: relative error ~2^-22; exp2f on the host).
+__device__ __forceinline__ float ex2_fast(float x) {
+#ifdef MAMBA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
+
+// 2^x on the FMA pipe (as FlashAttention-3 moves part of its exponentials off the MUFU):
+// x = j + f with j = rint(x) (the 1.5 * 2^23 trick), |f| <= 1/2, 2^f by its Taylor
+// polynomial of degree 7 (relative error < 1e-8 before rounding), j added to the
+// exponent bits. x >= -125 (clamped: 2^-125 is 0 to the state update).
+__device__ __forceinline__ float ex2_poly(float x) {
+    x = fmaxf(x, -125.f);
+    const float t = x + 12582912.f;  // 1.5 * 2^23: rint(x) in the low mantissa bits
+    const float j = t - 12582912.f;
+    const float f = x - j;
+    float q = 1.5252733804059838e-05f;
+    q = fmaf(q, f, 0.00015403530393381606f);
+    q = fmaf(q, f, 0.0013333558146428441f);
+    q = fmaf(q, f, 0.009618129107628477f);
+    q = fmaf(q, f, 0.055504108664821576f);
+    q = fmaf(q, f, 0.2402265069591007f);
+    q = fmaf(q, f, 0.6931471805599453f);
+    q = fmaf(q, f, 1.f);
+#ifdef MAMBA_EMU
+    unsigned qi, ti;
+    memcpy(&qi, &q, 4);
+    memcpy(&ti, &t, 4);
+    qi += ti << 23;
+    memcpy(&q, &qi, 4);
+    return q;
+#else
+    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
+#endif
+}
+
+// softplus(v) = max(v, 0) + log1p(e^-|v|) (v + 2e-9 at most above 20: v in f32), log1p
+// of x in (0, 1] by the atanh series in s = x / (2 + x) <= 1/3 to s^13 (relative error
+// < 2e-8): 2 MUFU and 10 FMA-pipe instructions instead of the library's log1pf.
+__device__ __forceinline__ float softplus_series(float v) {
+    const float x = ex2_fast(-fabsf(v) * LOG2E_F);
+    const float s = __fdividef(x, 2.f + x);
+    const float w = s * s;
+    float q = 1.f / 13.f;
+    q = fmaf(q, w, 1.f / 11.f);
+    q = fmaf(q, w, 1.f / 9.f);
+    q = fmaf(q, w, 1.f / 7.f);
+    q = fmaf(q, w, 1.f / 5.f);
+    q = fmaf(q, w, 1.f / 3.f);
+    q = fmaf(q, w, 1.f);
+    return fmaxf(v, 0.f) + 2.f * s * q;
+}
+
 // ---- Chained scans in one launch (the fused time split) ----
 //
 // Blocks take a ticket (atomicAdd on flags[0]) and derive their time chunk from it, so a

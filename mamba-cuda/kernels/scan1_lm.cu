@@ -22,61 +22,8 @@
 #define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
 #endif
 
-__device__ __forceinline__ float lm_ex2(float x) {
-#ifdef MAMBA_EMU
-    return exp2f(x);
-#else
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-#endif
-}
 
-// 2^x on the FMA pipe (as FlashAttention-3 moves part of its exponentials off the MUFU):
-// x = j + f with j = rint(x) (the 1.5 * 2^23 trick), |f| <= 1/2, 2^f by its Taylor
-// polynomial of degree 7 (relative error < 1e-8 before rounding), j added to the
-// exponent bits. x >= -125 (clamped: 2^-125 is 0 to the state update).
-__device__ __forceinline__ float lm_ex2_poly(float x) {
-    x = fmaxf(x, -125.f);
-    const float t = x + 12582912.f;  // 1.5 * 2^23: rint(x) in the low mantissa bits
-    const float j = t - 12582912.f;
-    const float f = x - j;
-    float q = 1.5252733804059838e-05f;
-    q = fmaf(q, f, 0.00015403530393381606f);
-    q = fmaf(q, f, 0.0013333558146428441f);
-    q = fmaf(q, f, 0.009618129107628477f);
-    q = fmaf(q, f, 0.055504108664821576f);
-    q = fmaf(q, f, 0.2402265069591007f);
-    q = fmaf(q, f, 0.6931471805599453f);
-    q = fmaf(q, f, 1.f);
-#ifdef MAMBA_EMU
-    unsigned qi, ti;
-    memcpy(&qi, &q, 4);
-    memcpy(&ti, &t, 4);
-    qi += ti << 23;
-    memcpy(&q, &qi, 4);
-    return q;
-#else
-    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
-#endif
-}
 
-// softplus(v) = max(v, 0) + log1p(e^-|v|) (v + 2e-9 at most above 20: v in f32), log1p
-// of x in (0, 1] by the atanh series in s = x / (2 + x) <= 1/3 to s^13 (relative error
-// < 2e-8): 2 MUFU and 10 FMA-pipe instructions instead of the library's log1pf.
-__device__ __forceinline__ float lm_softplus(float v) {
-    const float x = lm_ex2(-fabsf(v) * LOG2E_F);
-    const float s = __fdividef(x, 2.f + x);
-    const float w = s * s;
-    float q = 1.f / 13.f;
-    q = fmaf(q, w, 1.f / 11.f);
-    q = fmaf(q, w, 1.f / 9.f);
-    q = fmaf(q, w, 1.f / 7.f);
-    q = fmaf(q, w, 1.f / 5.f);
-    q = fmaf(q, w, 1.f / 3.f);
-    q = fmaf(q, w, 1.f);
-    return fmaxf(v, 0.f) + 2.f * s * q;
-}
 
 template <typename T>
 struct lm_is_bf16 {
@@ -114,7 +61,7 @@ __device__ __forceinline__ float lm_softplus_fast(float v) {
 #ifdef MAMBA_EMU
     return fmaxf(v, 0.f) + std::log1p(std::exp(-std::fabs(v)));
 #else
-    const float x = lm_ex2(-fabsf(v) * LOG2E_F);
+    const float x = ex2_fast(-fabsf(v) * LOG2E_F);
     float l;
     asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(l) : "f"(1.f + x));
     return fmaf(l, 0.6931471805599453f, fmaxf(v, 0.f));
@@ -350,7 +297,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     float v = dd[e] + bz;
-                    v = softplus ? lm_softplus(v) : v;
+                    v = softplus ? softplus_series(v) : v;
                     const bool ok = t + e < tn;
                     o1[e] = ok ? v : 0.f;
                     o2[e] = ok ? v * uu[e] : 0.f;
@@ -383,7 +330,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                     float y = 0.f;
 #pragma unroll
                     for (int j = 0; j < S; ++j) {
-                        h[j] = fmaf(j < PE ? lm_ex2_poly(dts[e] * a2[j]) : lm_ex2(dts[e] * a2[j]), h[j], dus[e] * bv[j]);
+                        h[j] = fmaf(j < PE ? ex2_poly(dts[e] * a2[j]) : ex2_fast(dts[e] * a2[j]), h[j], dus[e] * bv[j]);
                         y = fmaf(cv[j], h[j], y);
                     }
 #pragma unroll
@@ -411,13 +358,13 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 #pragma unroll
                 for (int e = 0; e < VEC; ++e) {
                     const float v = dv[e] + bias;
-                    dtv[e] = softplus ? lm_softplus(v) : v;
+                    dtv[e] = softplus ? softplus_series(v) : v;
                 }
             } else if constexpr (G == 2) {
 #pragma unroll
                 for (int e = 0; e < VEC; e += 2) {
                     float v = (g ? dv[e + 1] : dv[e]) + bias;
-                    v = softplus ? lm_softplus(v) : v;
+                    v = softplus ? softplus_series(v) : v;
                     const float o = __shfl_xor_sync(0xffffffffu, v, 1);
                     dtv[e] = g ? o : v;
                     dtv[e + 1] = g ? v : o;
@@ -426,7 +373,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
 #pragma unroll
                 for (int e0 = 0; e0 < VEC; e0 += G) {
                     float v = lm_pick<G>(dv, e0, g) + bias;
-                    v = softplus ? lm_softplus(v) : v;
+                    v = softplus ? softplus_series(v) : v;
 #pragma unroll
                     for (int k = 0; k < G; ++k) dtv[e0 + k] = __shfl_sync(0xffffffffu, v, glane0 + k);
                 }
@@ -448,7 +395,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
                 float y = 0.f;
 #pragma unroll
                 for (int j = 0; j < S; ++j) {
-                    h[j] = fmaf(j < PE ? lm_ex2_poly(dt * a2[j]) : lm_ex2(dt * a2[j]), h[j], du * bv[j]);
+                    h[j] = fmaf(j < PE ? ex2_poly(dt * a2[j]) : ex2_fast(dt * a2[j]), h[j], du * bv[j]);
                     y = fmaf(cv[j], h[j], y);
                 }
                 if constexpr (!RS) {
@@ -806,7 +753,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     float v = dd[e] + bz;
-                    if (softplus) v = FAST ? lm_softplus_fast(v) : lm_softplus(v);
+                    if (softplus) v = FAST ? lm_softplus_fast(v) : softplus_series(v);
                     o1[e] = v;
                     o2[e] = v * uu[e];
                 }
@@ -839,7 +786,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     float v = dd[e] + bz;
-                    v = softplus ? lm_softplus(v) : v;
+                    v = softplus ? softplus_series(v) : v;
                     const bool ok = t + e < tn;
                     o1[e] = ok ? v : 0.f;
                     o2[e] = ok ? v * uu[e] : 0.f;
@@ -907,8 +854,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     }
 #pragma unroll
                     for (int e = 0; e < 8; ++e) {
-                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * b0[e]);
-                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * b1[e]);
+                        h0 = fmaf(ex2_fast(dts[e] * a0), h0, dus[e] * b0[e]);
+                        h1 = fmaf(ex2_fast(dts[e] * a1), h1, dus[e] * b1[e]);
                         yv[e] = fmaf(c0[e], h0, c1[e] * h1);
                     }
                 } else if constexpr (PACK) {
@@ -921,8 +868,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                             float b0, b1, c0, c1;
                             lm_unpack2<T>(w[2 * k], b0, b1);
                             lm_unpack2<T>(w[2 * k + 1], c0, c1);
-                            h0 = fmaf(lm_ex2(dts[e + k] * a0), h0, dus[e + k] * b0);
-                            h1 = fmaf(lm_ex2(dts[e + k] * a1), h1, dus[e + k] * b1);
+                            h0 = fmaf(ex2_fast(dts[e + k] * a0), h0, dus[e + k] * b0);
+                            h1 = fmaf(ex2_fast(dts[e + k] * a1), h1, dus[e + k] * b1);
                             yv[e + k] = fmaf(c0, h0, c1 * h1);
                         }
                     }
@@ -930,8 +877,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
 #pragma unroll
                     for (int e = 0; e < 8; ++e) {
                         const float4 bc = sbc4[(to + e) * 8];
-                        h0 = fmaf(lm_ex2(dts[e] * a0), h0, dus[e] * bc.x);
-                        h1 = fmaf(lm_ex2(dts[e] * a1), h1, dus[e] * bc.y);
+                        h0 = fmaf(ex2_fast(dts[e] * a0), h0, dus[e] * bc.x);
+                        h1 = fmaf(ex2_fast(dts[e] * a1), h1, dus[e] * bc.y);
                         yv[e] = fmaf(bc.z, h0, bc.w * h1);
                     }
                 }

@@ -26,15 +26,6 @@
 #define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
 #endif
 
-__device__ __forceinline__ float s1s_ex2(float x) {
-#ifdef MAMBA_EMU
-    return exp2f(x);
-#else
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-#endif
-}
 
 // 16 bytes global -> shared; src_bytes < 16 zero-fills the rest (0: no read).
 __device__ __forceinline__ void s1s_cp16(void* dst, const void* src, int src_bytes) {
@@ -253,7 +244,7 @@ __device__ __forceinline__ void s1s_fwd(const Scan1Params& p) {
                 for (int j = 0; j < 4; ++j) {
                     float e[4];
 #pragma unroll
-                    for (int s = 0; s < 4; ++s) e[s] = s1s_ex2(dts[j] * a2[s]);
+                    for (int s = 0; s < 4; ++s) e[s] = ex2_fast(dts[j] * a2[s]);
                     float acc = 0.f;
 #pragma unroll
                     for (int s = 0; s < 4; ++s) {
@@ -304,48 +295,7 @@ __device__ __forceinline__ void s1s_fwd(const Scan1Params& p) {
     }
 }
 
-// softplus(v) = max(v, 0) + log1p(e^-|v|), log1p by the atanh series (as lm_softplus in
-// scan1_lm.cu: relative error < 2e-8, 2 MUFU + 10 FMA instead of the library log1pf).
-__device__ __forceinline__ float s1s_softplus(float v) {
-    const float x = s1s_ex2(-fabsf(v) * LOG2E_F);
-    const float s = __fdividef(x, 2.f + x);
-    const float w = s * s;
-    float q = 1.f / 13.f;
-    q = fmaf(q, w, 1.f / 11.f);
-    q = fmaf(q, w, 1.f / 9.f);
-    q = fmaf(q, w, 1.f / 7.f);
-    q = fmaf(q, w, 1.f / 5.f);
-    q = fmaf(q, w, 1.f / 3.f);
-    q = fmaf(q, w, 1.f);
-    return fmaxf(v, 0.f) + 2.f * s * q;
-}
 
-// 2^x on the FMA pipe (as lm_ex2_poly in scan1_lm.cu): x = j + f, j = rint(x), 2^f by a
-// degree-7 polynomial (relative error < 1e-8 before rounding), j added to the exponent.
-__device__ __forceinline__ float s1s_ex2_poly(float x) {
-    x = fmaxf(x, -125.f);
-    const float t = x + 12582912.f;  // 1.5 * 2^23: rint(x) in the low mantissa bits
-    const float j = t - 12582912.f;
-    const float f = x - j;
-    float q = 1.5252733804059838e-05f;
-    q = fmaf(q, f, 0.00015403530393381606f);
-    q = fmaf(q, f, 0.0013333558146428441f);
-    q = fmaf(q, f, 0.009618129107628477f);
-    q = fmaf(q, f, 0.055504108664821576f);
-    q = fmaf(q, f, 0.2402265069591007f);
-    q = fmaf(q, f, 0.6931471805599453f);
-    q = fmaf(q, f, 1.f);
-#ifdef MAMBA_EMU
-    unsigned qi, ti;
-    memcpy(&qi, &q, 4);
-    memcpy(&ti, &t, 4);
-    qi += ti << 23;
-    memcpy(&q, &qi, 4);
-    return q;
-#else
-    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
-#endif
-}
 
 // The second form (`s1s_fwd_*`; the first is `_v1`): one barrier per tile. A ring of
 // S1S_NST2 stages, tiles S1S_NST2 - 1 ahead; iteration k runs the step loop of tile k,
@@ -501,7 +451,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             if (pact && t0 + t < L) {
                 const float uv = ldf(su + t);
                 dt = ldf(sdl + t) + pbias;
-                if (p.softplus) dt = s1s_softplus(dt);
+                if (p.softplus) dt = softplus_series(dt);
                 du = dt * uv;
                 dd = pD * uv;
                 if (has_z) gt = silu_f(ldf(sz + t));
@@ -600,7 +550,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
 #pragma unroll
                     for (int s = 0; s < S; ++s) {
                         const bool poly = POLY && s == S - 1 && (S == 4 ? (j & 1) == 1 : j == 1);
-                        e[j][s] = poly ? s1s_ex2_poly(dts[j] * a2[s]) : s1s_ex2(dts[j] * a2[s]);
+                        e[j][s] = poly ? ex2_poly(dts[j] * a2[s]) : ex2_fast(dts[j] * a2[s]);
                     }
                 }
                 float y[4];
