@@ -297,6 +297,31 @@ fn scan_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &ScanCfg, t: &mut 
     );
 }
 
+/// A Mamba-1 case of the given shape and B / C layouts with each option drawn at random.
+fn scan_cfg_random_options(
+    rng: &mut Rng,
+    b: usize,
+    d: usize,
+    l: usize,
+    n: usize,
+    bl: Bc,
+    cl: Bc,
+) -> ScanCfg {
+    ScanCfg {
+        b,
+        d,
+        l,
+        n,
+        bl,
+        cl,
+        d_skip: rng.coin(),
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        softplus: rng.coin(),
+    }
+}
+
 fn random_scan_cfg(rng: &mut Rng) -> ScanCfg {
     let d = rng.int(1, 40);
     let n = *[1usize, 3, 4, 7, 16, 33, 64].get(rng.int(0, 6)).unwrap();
@@ -993,19 +1018,7 @@ fn selective_scan_seed_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(22);
     std::env::set_var("MAMBA_CUDA_SEED", "1");
-    let cfg = |rng: &mut Rng, b, d, l, n, bl, cl| ScanCfg {
-        b,
-        d,
-        l,
-        n,
-        bl,
-        cl,
-        d_skip: rng.coin(),
-        z: rng.coin(),
-        bias: rng.coin(),
-        init: rng.coin(),
-        softplus: rng.coin(),
-    };
+    let cfg = scan_cfg_random_options;
     let v = Bc::Varying;
     let shapes = [
         (2, 384, 400, 64, v, v),
@@ -1085,19 +1098,7 @@ fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(31);
     std::env::set_var("MAMBA_CUDA_S1S", "1");
-    let cfg = |rng: &mut Rng, b, d, l, n, bl, cl| ScanCfg {
-        b,
-        d,
-        l,
-        n,
-        bl,
-        cl,
-        d_skip: rng.coin(),
-        z: rng.coin(),
-        bias: rng.coin(),
-        init: rng.coin(),
-        softplus: rng.coin(),
-    };
+    let cfg = scan_cfg_random_options;
     let v = Bc::Varying;
     let shapes = [
         (2, 384, 400, 64, v, v),
