@@ -181,11 +181,13 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("7") => 10,
         Some("8") => 11,
         Some("9") => 12,
-        // bf16 with 64-channel blocks: `_w9` (64-step tiles; H200 helper C round 2, LM shape:
-        // 293.4 / 294.0 us against 313.7 / 313.8 for `_w6`; with 32-channel blocks it was
-        // slower, 334.1). f32 and other bf16 blocks: `_w6` (round 3 bench: f32 331.5 vs 356.7 us
-        // for `_w3`, bf16 313.3 vs 320.1 for `_w5`); f16 (not timed): `_w3`.
-        _ if c.act == 1 && cb == 64 => 12,
+        // bf16 with 64-channel blocks filling the SMs at least 1.5 times over (the LM shape:
+        // 256 blocks): `_w9` (64-step tiles; H200, fourth session, helper C round 3, LM shape:
+        // 288.3-291.4 us against 311.5-313.1 for `_w6`; with 32-channel blocks it was slower,
+        // 334.1; fewer blocks not timed). f32 and other bf16 shapes: `_w6` (round 3 bench of
+        // the third session: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3 vs 320.1 for `_w5`);
+        // f16 (not timed): `_w3`.
+        _ if c.act == 1 && cb == 64 && 2 * nseg * c.seg.div_ceil(64) * c.b >= 3 * sms => 12,
         _ if c.act == 2 => 6,
         _ => 9,
     };
