@@ -8,6 +8,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -66,12 +67,22 @@ using std::min;
 
 #include "../kernels/scan1_lm.cu"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
+// The shared memory the launch asked for (-fsanitize=address: the rest of g_smem poisoned).
+static size_t g_smem_bytes = sizeof(g_smem);
 void launch(void (*k)(Scan1Params), unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
     blockDim = {threads, 1, 1};
     gridDim = {gx, gy, 1};
     for (unsigned by = 0; by < gy; ++by)
         for (unsigned bx = 0; bx < gx; ++bx) {
+            ASAN_UNPOISON_MEMORY_REGION(g_smem, sizeof(g_smem));
             std::memset(g_smem, 0xff, sizeof(g_smem));
+            ASAN_POISON_MEMORY_REGION(reinterpret_cast<char*>(g_smem) + g_smem_bytes, sizeof(g_smem) - g_smem_bytes);
             g_block_bar = std::make_unique<std::barrier<>>(threads);
             for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
             std::vector<std::thread> ts;
@@ -144,7 +155,7 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     p.async_copy = cs.vec;
     if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
-    if (wide) k = wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
+    if (wide) k = wide == 9 ? lm1_fwd_f32_n16_g8_w9 : wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
     switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep + 3000 * rs) {
         case 3164: k = lm1_fwd_f32_n16_g4_r; break; case 3162: k = lm1_fwd_f32_n16_g2_r; break;
         case 3082: k = lm1_fwd_f32_n8_g2_r; break;
@@ -157,6 +168,7 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
         case 81: k = lm1_fwd_f32_n8_g1; break; case 82: k = lm1_fwd_f32_n8_g2; break;
     }
     const unsigned threads = (cb * (wide ? 8 : cs.G) + 31) / 32 * 32;
+    g_smem_bytes = wide ? lmw_smem_bytes(4, cb, wide == 4, wide == 9 ? 64 : LM_TT) : sizeof(g_smem);
     launch(k, nseg * bps, b, threads, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
@@ -189,19 +201,41 @@ int main() {
         {1, 40, 12, 77, 64, 4, 2, 1, 0, true, true, true, true, true, true},
         {1, 40, 9, 64, 8, 4, 2, 4, 1, false, true, false, true, false, true},
         {1, 40, 16, 64, 64, 4, 1, 1, 1, true, true, false, false, false, false},
+        {2, 64, 16, 200, 64, 1, 1, 1, 1, true, true, true, true, true, true},
+        {1, 40, 16, 129, 32, 1, 1, 1, 0, true, true, true, true, true, true},
     };
     int bad = 0;
-    for (const int mode : {11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
+    const bool only_random = std::getenv("EMU_ONLY_RANDOM") != nullptr;
+    for (const int mode : {12, 11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
         for (const auto& cs : cases) {
+            if (only_random) break;
             const bool poly = mode == 1, prep = mode == 2, rs = mode == 3;
-            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : 0;
+            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : mode == 12 ? 9 : 0;
             if (poly && (cs.N <= 8 || cs.G == 4)) continue;
             if (rs && (cs.G == 1 || (cs.G == 4 && cs.N <= 8))) continue;
             const double e = run_case(cs, rng, poly, prep, rs, wide);
             const bool ok = e < 1e-5;
             bad += !ok;
             std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
-                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 9 ? " wide9" : wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
         }
+    // Random shapes for the G 8 forms (EMU_RANDOM=N cases; `_w9` and `_w6`), as the device
+    // test draws them: L 1..300 or multiples of 8, N 9..16, groups, CB 16 / 40 / 64.
+    const int nr = std::getenv("EMU_RANDOM") ? std::atoi(std::getenv("EMU_RANDOM")) : 0;
+    std::mt19937 r2(11);
+    for (int k = 0; k < nr; ++k) {
+        auto ri = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(r2); };
+        const int d = ri(1, 120), L = ri(0, 1) ? 8 * ri(1, 40) : ri(1, 300);
+        auto div = [&]() { std::vector<int> v; for (int x = 1; x <= d; ++x) if (d % x == 0) v.push_back(x); return v[ri(0, (int)v.size() - 1)]; };
+        const int N = std::vector<int>{9, 13, 16}[ri(0, 2)];
+        const int CB = std::vector<int>{64, 16, 40, 12}[ri(0, 3)];
+        Case cs{ri(1, 3), d, N, L, CB, 1, ri(0, 1) ? div() : 1, ri(0, 1) ? div() : 1, L % 4 == 0, (bool)ri(0, 1), true, (bool)ri(0, 1), (bool)ri(0, 1), (bool)ri(0, 1), (bool)ri(0, 1)};
+        for (int wide : {9, 6}) {
+            const double e = run_case(cs, rng, false, false, false, wide);
+            const bool ok = e < 1e-5;
+            bad += !ok;
+            std::printf("%s random b%d d%d N%d L%d CB%d bg%d cg%d vec%d wide%d: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d, cs.N, cs.L, cs.CB, cs.bg, cs.cg, cs.vec, wide, e);
+        }
+    }
     return bad ? 1 : 0;
 }

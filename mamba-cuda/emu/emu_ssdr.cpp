@@ -88,6 +88,7 @@ struct Case {
 static int g_helper = 0;
 static bool g_pipe = std::getenv("EMU_PIPE") != nullptr;
 static int g_q = std::getenv("EMU_Q") ? std::atoi(std::getenv("EMU_Q")) : 0;
+static int g_la = std::getenv("EMU_LA") ? std::atoi(std::getenv("EMU_LA")) : 2;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warps, int slow, bool vec_ok) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
     std::normal_distribution<float> Nd(0.f, 1.f);
@@ -153,7 +154,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     int gth = 1;
     while (gth * 4 < N) gth *= 2;
     gth = std::max(gth, 4);
-    const int threads = warps * 32 + (g_helper ? 64 : 0), rb = warps * 32 / gth;
+    const int threads = warps * 32 + (g_helper ? (g_q == 3 ? 32 : 64) : 0), rb = warps * 32 / gth;
     const bool vec = vec_ok && N % 4 == 0 && P % 4 == 0 && rb % 4 == 0;
     p.qb = rb; p.G = gth; p.async_copy = vec;
     if (g_q) p.async_copy = (vec_ok && N % 4 == 0) | ((vec_ok && P % 4 == 0 && rb % 4 == 0) << 1); p.mode = slow | (g_helper && std::getenv("EMU_EPI") ? 2 : 0) | (g_helper && std::getenv("EMU_SPLIT") ? 4 : 0) ;
@@ -171,7 +172,11 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
                         threadIdx = {(unsigned)t, 0, 0};
                         blockIdx = {bx, by, bz};
                         float* sm = reinterpret_cast<float*>(g_smem);
-                        if (g_q == 1 || g_q == 2) {
+                        if (g_q == 3 && g_helper) {
+                            if (g_helper == 2 && gth == 16 && warps == 2 && g_la == 1) ssdr_h3_body<float, 16, 2, 1>(p, sm);
+                            else if (g_helper == 2 && gth == 16 && warps == 2) ssdr_h3_body<float, 16, 2, 2>(p, sm);
+                            else ssdr_h3_body<float, 0, 0, 2>(p, sm);
+                        } else if (g_q == 1 || g_q == 2) {
                             if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 2) ssdr_h2_body<float, 16, 2, 1>(p, sm);
                             else if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 3) ssdr_h2_body<float, 16, 3, 1>(p, sm);
                             else if (g_q == 1 && g_helper == 2 && gth == 16 && warps == 4) ssdr_h2_body<float, 16, 4, 1>(p, sm);
@@ -218,6 +223,8 @@ int main(int argc, char** argv) {
         {1, 64, 1, 66, 1, 128, 1, false, true, false, true, true, false, false},
         {2, 100, 2, 64, 1, 64, 1, false, true, false, true, true, false, false},
         {1, 130, 2, 16, 1, 64, 0, false, false, true, true, false, false, false},
+        {1, 1000, 1, 4, 1, 64, 1, true, true, true, true, true, true, false},
+        {1, 800, 1, 8, 1, 64, 2, false, true, true, true, true, false, true},
     };
     double worst = 0;
     int n = 0;
@@ -228,6 +235,7 @@ int main(int argc, char** argv) {
                     if (cs.L * cs.b * cs.h > 300 && (warps == 8 || !vec)) continue;
                     if (warps == 3 && !(g_q == 1 && g_helper == 2)) continue;
                     if (only16 && (cs.N <= 32 || cs.N > 64 || (warps != 2 && warps != 4 && warps != 3))) continue;
+                    if (only16 && g_q == 3 && warps != 2) continue;
                     double fe = 0;
                     g_misaligned = false;
                     const double e = run_case(cs, rng, fe, warps, slow, vec);

@@ -528,8 +528,8 @@ __host__ __device__ constexpr int lmw_slot(int n) {
 // V4 (`_w4`): per warp, four channels' 8 x 8 partial sums of y, 72 floats apart (the
 // loads of one step's partials hit 32 different banks).
 #define LMW_RCH 72
-__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = false) {
-    return LMW_NST * lm_stage_bytes(es, cb, 16) + LM_TT * 32 * 4 + 2 * cb * (LM_TT + 4) * 4 +
+__host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = false, int tt = LM_TT) {
+    return LMW_NST * (3 * cb + 32) * (tt + 16 / es) * es + tt * 32 * 4 + 2 * cb * (tt + 4) * 4 +
            (red ? (cb * 8 + 31) / 32 * 4 * LMW_RCH * 4 : 0);
 }
 
@@ -555,27 +555,30 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // 8 different bank groups); both stages' B/C rows zeroed once at the start (rows past N
     // and steps past the tile's end stay finite; dt = dt * u = 0 there). The block shares
     // only the staged tiles, so the second barrier per tile is a __syncwarp.
-    constexpr bool DIRECT = V >= 8;
+    constexpr bool DIRECT = V == 8;
     // V7 (`_w7`): V6 with the B/C conversion pass straight-line (one item per thread from
     // 256 threads on).
     // V6 (`_w6`): V5 with the tile loads on offsets computed once: thread tid < cn * CPR
     // copies chunk (tid / CPR, tid % CPR) of the u, delta and z rows, the others (and a
     // second pass of all) the B and C chunks; no index arithmetic per tile.
     constexpr bool TRED = V == 4;
+    // V9 (`_w9`, 16-bit types): V7 with 64-step tiles (half the barriers and per-tile work
+    // per step; each thread prepares and stores 8 steps of its channel, two groups of 4).
+    constexpr int TT = V >= 9 ? 64 : LM_TT;
     constexpr int NS = 16;
     constexpr int ES = sizeof(T);
     constexpr int VEC = 16 / ES;
-    constexpr int TTP = LM_TT + VEC;
+    constexpr int TTP = TT + VEC;
     constexpr int RB = TTP * ES;
-    constexpr int CPR = LM_TT / VEC;
-    constexpr int YS = LM_TT + 4;
+    constexpr int CPR = TT / VEC;
+    constexpr int YS = TT + 4;
     DYN_SMEM(smem);
     unsigned char* sm = reinterpret_cast<unsigned char*>(smem);
     const int CB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
     const int tid = threadIdx.x, nthr = blockDim.x;
-    const int stage_bytes = (3 * CB + 2 * NS) * RB;
+    const int stage_bytes = (3 * CB + 2 * NS) * RB;  // RB: the row bytes of TT steps
     float* sbc = reinterpret_cast<float*>(sm + LMW_NST * stage_bytes);  // [TT][8][4]
-    float* sdt = sbc + LM_TT * 32;                                      // [CB][YS]: dt, then y
+    float* sdt = sbc + TT * 32;                                      // [CB][YS]: dt, then y
     float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
     float* sred = sdu + CB * YS;                                        // V4: [warps][4][LMW_RCH]
     const bool vec = p.async_copy != 0;
@@ -593,7 +596,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     const T* gC = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + gc) * N * L;
     T* gout = static_cast<T*>(p.out) + ((size_t)i * dim + c0) * L;
 
-    const int ntiles = (L + LM_TT - 1) / LM_TT;
+    const int ntiles = (L + TT - 1) / TT;
     // V6: the fixed chunk assignment (vec only; every chunk covered when cn * CPR <= nthr
     // and the B/C chunks fit the remaining threads plus one more pass).
     const bool fast = V >= 6 && vec && cn * CPR <= nthr && 2 * N * CPR <= 2 * nthr - cn * CPR && L < (1 << 24);
@@ -618,7 +621,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         if constexpr (V >= 6) {
             if (fast) {
                 unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
-                const int t0 = k * LM_TT, nv = min(LM_TT, L - t0) / VEC;
+                const int t0 = k * TT, nv = min(TT, L - t0) / VEC;
                 if (ldu && lq < nv) {
                     lm_cp16(st + soff, gu + goff + t0);
                     lm_cp16(st + CB * RB + soff, gd + goff + t0);
@@ -631,7 +634,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             }
         }
         unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
-        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const int t0 = k * TT, tn = min(TT, L - t0);
         const T* rows[3] = {gu, gd, gz};
         if (vec) {
             const int nv = tn / VEC;
@@ -656,14 +659,14 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             for (int a = 0; a < 3; ++a) {
                 if (!rows[a]) continue;
                 T* dst = reinterpret_cast<T*>(st + a * CB * RB);
-                for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
-                    const int r = idx / LM_TT, t = idx % LM_TT;
+                for (int idx = tid; idx < cn * TT; idx += nthr) {
+                    const int r = idx / TT, t = idx % TT;
                     if (t < tn) dst[r * TTP + t] = rows[a][(size_t)r * L + t0 + t];
                 }
             }
             T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
-            for (int idx = tid; idx < 2 * N * LM_TT; idx += nthr) {
-                const int r = idx / LM_TT, t = idx % LM_TT;
+            for (int idx = tid; idx < 2 * N * TT; idx += nthr) {
+                const int r = idx / TT, t = idx % TT;
                 const int n = r % N;
                 const T* src = r < N ? gB : gC;
                 if (t < tn) dst[(r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t] = src[(size_t)n * L + t0 + t];
@@ -707,13 +710,13 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         load_tile(k + 1);
         lm_commit();
         const unsigned char* st = sm + (k % LMW_NST) * stage_bytes;
-        const int t0 = k * LM_TT, tn = min(LM_TT, L - t0);
+        const int t0 = k * TT, tn = min(TT, L - t0);
         const T* su0 = reinterpret_cast<const T*>(st);
         const T* sd0 = su0 + CB * TTP;
         const T* sz0 = sd0 + CB * TTP;
         if constexpr (V2) {
             const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
-            // V7: with at least 8 * LM_TT threads (CB >= 32), thread tid converts item tid
+            // V7: with at least 8 * TT threads (CB >= 32), thread tid converts item tid
             // (straight-line code, no loop); fewer threads loop as before.
             auto bc_item = [&](int idx) {
                 const int t = idx >> 3, n = 2 * (idx & 7);
@@ -738,14 +741,16 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             };
             if constexpr (DIRECT) {
                 (void)bc_item;
-            } else if (V >= 7 && nthr >= 8 * LM_TT) {
-                if (tid < 8 * LM_TT) bc_item(tid);
+            } else if (V >= 7 && nthr >= 8 * TT) {
+                if (tid < 8 * TT) bc_item(tid);
             } else {
-                for (int idx = tid; idx < 8 * LM_TT; idx += nthr) bc_item(idx);
+                for (int idx = tid; idx < 8 * TT; idx += nthr) bc_item(idx);
             }
-            const bool full = tn == LM_TT;
-            for (int idx = V >= 3 ? (active ? tid : nthr) : tid; idx < cn * (LM_TT / 4); idx += nthr) {
-                const int r = V >= 3 ? cl : idx / (LM_TT / 4), t = V >= 3 ? 4 * g : 4 * (idx % (LM_TT / 4));
+            const bool full = tn == TT;
+            for (int hh = 0; hh < (V >= 3 ? TT / 32 : 1); ++hh)
+            // (Inactive threads skip it: with 64-step tiles cn * 16 may exceed nthr.)
+            for (int idx = V >= 3 ? (active ? tid : (TT == LM_TT ? nthr : cn * (TT / 4))) : tid; idx < cn * (TT / 4); idx += nthr) {
+                const int r = V >= 3 ? cl : idx / (TT / 4), t = V >= 3 ? 4 * g + 32 * hh : 4 * (idx % (TT / 4));
                 const float bz = V >= 3 ? bias : p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
                 float uu[4], dd[4], o1[4], o2[4];
                 lm_ld4<T>(su0 + r * TTP + t, uu);
@@ -771,14 +776,14 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             }
         } else {
             const T* sB = reinterpret_cast<const T*>(st + 3 * CB * RB);
-            for (int idx = tid; idx < 2 * NS * LM_TT; idx += nthr) {
+            for (int idx = tid; idx < 2 * NS * TT; idx += nthr) {
                 // idx = t * 32 + pair * 4 + (C ? 2 : 0) + (n & 1)
                 const int t = idx >> 5, w = idx & 31;
                 const int n = 2 * (w >> 2) + (w & 1), isc = (w >> 1) & 1;
                 sbc[idx] = n < N && t < tn ? ldf(sB + (isc * NS + n) * TTP + t) : 0.f;
             }
-            for (int idx = tid; idx < cn * (LM_TT / 4); idx += nthr) {
-                const int r = idx / (LM_TT / 4), t = 4 * (idx % (LM_TT / 4));
+            for (int idx = tid; idx < cn * (TT / 4); idx += nthr) {
+                const int r = idx / (TT / 4), t = 4 * (idx % (TT / 4));
                 const float bz = p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
                 float uu[4], dd[4], o1[4], o2[4];
                 lm_ld4<T>(su0 + r * TTP + t, uu);
@@ -924,7 +929,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
         }
         if constexpr (V >= 3) {
             __syncwarp();  // the channel's y complete (in sdt; rows of this warp only)
-            const int t = 4 * g;
+            for (int hh = 0; hh < TT / 32; ++hh) {
+            const int t = 4 * g + 32 * hh;
             if (active && t < tn) {
                 const float4 y4 = *reinterpret_cast<const float4*>(sdt + cl * YS + t);
                 float yy[4] = {y4.x, y4.y, y4.z, y4.w}, uu[4], zz[4];
@@ -948,6 +954,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     for (int e = 0; e < 4; ++e)
                         if (t + e < tn) dst[e] = cvt<T>(yy[e]);
                 }
+            }
             }
             continue;
         }
@@ -982,8 +989,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 }
             }
         } else {
-            for (int idx = tid; idx < cn * LM_TT; idx += nthr) {
-                const int r = idx / LM_TT, t = idx % LM_TT;
+            for (int idx = tid; idx < cn * TT; idx += nthr) {
+                const int r = idx / TT, t = idx % TT;
                 if (t < tn) {
                     float o = sdt[r * YS + t];
                     if (p.D) o = fmaf(p.D[c0 + r], ldf(su0 + r * TTP + t), o);
@@ -1026,6 +1033,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w8(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 8>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 9>(p);                                                                                       \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -1217,6 +1217,384 @@ __device__ __forceinline__ void ssdr_h2_body(const SsdParams& p, float* sm) {
     }
 }
 
+// `ssdr_h3_*` (`_r`, `MAMBA_CUDA_SSDR_Q=3`): the dt chain of the WHOLE sequence (dt,
+// the decays, their prefix products per 32-step tile, w = dt / P) computed once at the
+// start by every thread of the block (8 steps per thread, the 4 segments of a tile
+// combined by shuffles) into shared memory (L <= SSDR_LMAX), so that no warp runs a
+// chain per tile; the compute warps form x * w themselves (one broadcast load and one
+// multiply per step); ONE helper warp stages B, C and x (LA tiles of look-ahead, one
+// commit group per tile) and runs the epilogues. One `__syncthreads` per tile.
+#define SSDR_LMAX 1024
+template <bool SLOW>
+__device__ __forceinline__ void ssdr_steps8x(float (&R)[4], const float* bB, const float* bC, const float* xs,
+                                             const float* ws, const float* av, float* part, const int NP,
+                                             const int RB, const int PS) {
+    float4 bq[8], cq[8];
+    float uq[8], aq[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+        bq[e] = *reinterpret_cast<const float4*>(bB + e * NP);
+        cq[e] = *reinterpret_cast<const float4*>(bC + e * NP);
+        uq[e] = xs[e * RB] * ws[e];
+        aq[e] = SLOW ? av[e] : 1.f;
+    }
+#pragma unroll
+    for (int t8 = 0; t8 < SQT; t8 += 8) {
+        float4 bn[8], cn[8];
+        float un[8], an[8];
+        if (t8 + 8 < SQT) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                bn[e] = *reinterpret_cast<const float4*>(bB + (t8 + 8 + e) * NP);
+                cn[e] = *reinterpret_cast<const float4*>(bC + (t8 + 8 + e) * NP);
+                un[e] = xs[(t8 + 8 + e) * RB] * ws[t8 + 8 + e];
+                an[e] = SLOW ? av[t8 + 8 + e] : 1.f;
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const float u = uq[e];
+            if (SLOW) {
+                const float a = aq[e];
+                R[0] = fmaf(a, R[0], u * bq[e].x);
+                R[1] = fmaf(a, R[1], u * bq[e].y);
+                R[2] = fmaf(a, R[2], u * bq[e].z);
+                R[3] = fmaf(a, R[3], u * bq[e].w);
+            } else {
+                R[0] = fmaf(u, bq[e].x, R[0]);
+                R[1] = fmaf(u, bq[e].y, R[1]);
+                R[2] = fmaf(u, bq[e].z, R[2]);
+                R[3] = fmaf(u, bq[e].w, R[3]);
+            }
+            float y = cq[e].x * R[0];
+            y = fmaf(cq[e].y, R[1], y);
+            y = fmaf(cq[e].z, R[2], y);
+            y = fmaf(cq[e].w, R[3], y);
+            part[(t8 + e) * PS] = y;
+        }
+        if (t8 + 8 < SQT) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                bq[e] = bn[e];
+                cq[e] = cn[e];
+                uq[e] = un[e];
+                aq[e] = an[e];
+            }
+        }
+    }
+}
+
+template <typename T, int GC = 0, int WBC = 0, int LA = 2>
+__device__ __forceinline__ void ssdr_h3_body(const SsdParams& p, float* sm) {
+    const int G = GC ? GC : p.G;
+    const int RB = (GC && WBC) ? WBC * 32 / GC : p.qb;
+    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen;
+    const int NP = 4 * G;
+    const int ncomp = WBC ? WBC * 32 : blockDim.x - 32;  // compute threads
+    const int nthr = ncomp + 32;
+    const int PS = ncomp + 4;
+    const int tid = threadIdx.x, lane = tid & 31;
+    const bool helper = tid >= ncomp;
+    const int j = blockIdx.y, i = blockIdx.z;
+    const int k = j / (H / p.ngroups);
+    const int q0 = blockIdx.x * RB;
+    const int r = tid / G, g = tid % G, n0 = 4 * g;
+    const int q = q0 + r;
+
+    // Shared memory (floats): B[NBC][32][NP], C[NBC][32][NP], x[NBX][32][RB],
+    // partials[2][32][PS], w[LMAX], P[LMAX], a[LMAX], info[32][2].
+    constexpr int NBC = LA + 2, NBX = LA + 3;
+    float* sB = sm;
+    float* sC = sB + NBC * SQT * NP;
+    float* sX = sC + NBC * SQT * NP;
+    float* sPart = sX + NBX * SQT * RB;
+    float* sWv = sPart + 2 * SQT * PS;
+    float* sPv = sWv + SSDR_LMAX;
+    float* sAv = sPv + SSDR_LMAX;
+    float* sInfo = sAv + SSDR_LMAX;
+    // Timing diagnostics (WRONG outputs): `p.mode` bits 32 no epilogues, 64 no step loop,
+    // 128 no B / C copies. `p.mode & 2`: the epilogues on the compute warps (helper: copies only).
+    const int diag = p.mode >> 4;
+    const bool epi_c = (p.mode & 2) != 0;
+
+    const T* x = static_cast<const T*>(p.x);
+    const T* dtp = static_cast<const T*>(p.dt);
+    const T* Bp = static_cast<const T*>(p.B);
+    const T* Cp = static_cast<const T*>(p.C);
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    // async_copy bit 0: B / C rows 16-byte copies; bit 1: x rows too (RB % 4 == 0).
+    const bool vec = (p.async_copy & 1) != 0;
+    const bool vecx = (p.async_copy & 2) != 0;
+    const int ntiles = (L + SQT - 1) / SQT;
+
+    // The helper warp: stages B, C and x of tile `tile` (zeros past L, N and p); one
+    // commit group per call (empty past the last tile).
+    auto stage = [&](int tile) {
+        if (tile < ntiles) {
+            const int t0 = tile * SQT;
+            const bool nobc = (diag & 8) != 0;
+            float* bb = sB + (tile % NBC) * SQT * NP;
+            float* bc = sC + (tile % NBC) * SQT * NP;
+            float* bx = sX + (tile % NBX) * SQT * RB;
+            if constexpr (sizeof(T) == 4) {
+                if (nobc) {
+                } else if (vec) {
+                    const int nc = NP / 4, rpp = 32 / nc;
+                    const int c = lane % nc, ts = lane / nc;
+                    const T* bsrc = Bp + i * p.B_sb + (long long)(t0 + ts) * p.B_st + (long long)k * N + 4 * c;
+                    const T* csrc = Cp + i * p.C_sb + (long long)(t0 + ts) * p.C_st + (long long)k * N + 4 * c;
+                    const long long bstep = rpp * p.B_st, cstep = rpp * p.C_st;
+                    float* bd = bb + ts * NP + 4 * c;
+                    float* cd = bc + ts * NP + 4 * c;
+                    if (t0 + SQT <= L && NP == N) {
+#pragma unroll 8
+                        for (int t = ts; t < SQT; t += rpp) {
+                            ssdr_cp16(bd, bsrc, true);
+                            ssdr_cp16(cd, csrc, true);
+                            bsrc += bstep;
+                            csrc += cstep;
+                            bd += rpp * NP;
+                            cd += rpp * NP;
+                        }
+                    } else {
+                        const bool cok = 4 * c < N;
+                        for (int t = ts; t < SQT; t += rpp) {
+                            const bool ok = cok && t0 + t < L;
+                            ssdr_cp16(bd, ok ? bsrc : Bp, ok);
+                            ssdr_cp16(cd, ok ? csrc : Cp, ok);
+                            bsrc += bstep;
+                            csrc += cstep;
+                            bd += rpp * NP;
+                            cd += rpp * NP;
+                        }
+                    }
+                } else {
+                    for (int e = lane; e < SQT * NP; e += 32) {
+                        const int t = e / NP, n = e % NP;
+                        const bool ok = t0 + t < L && n < N;
+                        const long long tt = ok ? t0 + t : 0;
+                        const int nn = ok ? n : 0;
+                        ssdr_cp4(bb + e, Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + nn, ok);
+                        ssdr_cp4(bc + e, Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + nn, ok);
+                    }
+                }
+                if (vecx) {
+                    const int xc = RB / 4;
+                    for (int e = lane; e < SQT * xc; e += 32) {
+                        const int t = e / xc, c = e % xc;
+                        const bool ok = t0 + t < L && q0 + 4 * c < P;
+                        const long long tt = ok ? t0 + t : 0;
+                        const int qq = ok ? q0 + 4 * c : 0;
+                        ssdr_cp16(bx + t * RB + 4 * c, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
+                    }
+                } else {
+                    for (int e = lane; e < SQT * RB; e += 32) {
+                        const int t = e / RB, rr = e % RB;
+                        const bool ok = t0 + t < L && q0 + rr < P;
+                        const long long tt = ok ? t0 + t : 0;
+                        const int qq = ok ? q0 + rr : 0;
+                        ssdr_cp4(bx + e, x + i * p.x_sb + tt * p.x_st + (long long)j * P + qq, ok);
+                    }
+                }
+            } else {
+                for (int e = lane; e < SQT * NP; e += 32) {
+                    const int t = e / NP, n = e % NP;
+                    const bool ok = t0 + t < L && n < N;
+                    const long long tt = t0 + t;
+                    bb[e] = ok ? ldf(Bp + i * p.B_sb + tt * p.B_st + (long long)k * N + n) : 0.f;
+                    bc[e] = ok ? ldf(Cp + i * p.C_sb + tt * p.C_st + (long long)k * N + n) : 0.f;
+                }
+                for (int e = lane; e < SQT * RB; e += 32) {
+                    const int t = e / RB, rr = e % RB;
+                    const bool ok = t0 + t < L && q0 + rr < P;
+                    const long long tt = t0 + t;
+                    bx[e] = ok ? ldf(x + i * p.x_sb + tt * p.x_st + (long long)j * P + q0 + rr) : 0.f;
+                }
+            }
+        }
+        if constexpr (sizeof(T) == 4) ssdr_commit();
+    };
+
+    if (helper) {
+#pragma unroll
+        for (int s = 0; s <= LA; ++s) stage(s);
+    }
+    float R[4] = {0.f, 0.f, 0.f, 0.f};
+    if (!helper && p.init) {
+        const float* src = p.init + ((size_t)i * H + j) * P * N;
+#pragma unroll
+        for (int s = 0; s < 4; ++s)
+            if (q < P && n0 + s < N) R[s] = src[(size_t)q * N + n0 + s];
+    }
+    // The chain of the whole sequence: thread s of a pass takes steps 8s .. 8s+7 (segment
+    // s & 3 of tile s >> 2; the 4 segments of a tile are 4 consecutive lanes). Steps past L
+    // (up to the last tile's end): dt = 0, a = 1.
+    {
+        const float Aj = p.A[j];
+        const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+        const int nseg = ntiles * 4;
+        const int sub = lane & 3;
+        for (int base = 0; base < nseg; base += nthr) {
+            const int s = base + tid;
+            const int t0 = 8 * s;
+            float dtv[8], Pl[8];
+            float raw[8];
+            int rs[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int tt = t0 + e;
+                raw[e] = 0.f;
+                rs[e] = 0;
+                if (tt < L) {
+                    raw[e] = ldf(dtp + i * p.dt_sb + (long long)tt * p.dt_st + j);
+                    if (p.seq_idx && tt > 0) {
+                        const int* sq = p.seq_idx + (size_t)i * L;
+                        rs[e] = sq[tt] != sq[tt - 1];
+                    }
+                }
+            }
+            float acc = 1.f;
+            bool ok = true;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                const int tt = t0 + e;
+                float dt = 0.f, a = 1.f;
+                if (tt < L) {
+                    dt = step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi);
+                    a = rs[e] ? 0.f : expf(dt * Aj);
+                    ok = ok && rs[e] == 0;
+                }
+                if (s < nseg) sAv[tt] = a;
+                acc *= a;
+                Pl[e] = acc;
+                dtv[e] = dt;
+            }
+            // Inclusive products over the tile's segments, then the exclusive one.
+            float incl = acc;
+            float v = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (sub >= 1) incl *= v;
+            v = __shfl_up_sync(0xffffffffu, incl, 2);
+            if (sub >= 2) incl *= v;
+            float ex = __shfl_up_sync(0xffffffffu, incl, 1);
+            if (sub == 0) ex = 1.f;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                Pl[e] *= ex;
+                ok = ok && Pl[e] >= 1e-30f && Pl[e] <= 1e30f;
+            }
+            float okf = ok ? 1.f : 0.f;
+            okf = fminf(okf, __shfl_sync(0xffffffffu, okf, lane ^ 1));
+            okf = fminf(okf, __shfl_sync(0xffffffffu, okf, lane ^ 2));
+            const bool fast = (p.mode & 1) == 0 && okf != 0.f;
+            if (s < nseg) {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    sPv[t0 + e] = fast ? Pl[e] : 1.f;
+                    sWv[t0 + e] = fast ? dtv[e] / Pl[e] : dtv[e];
+                }
+                if (sub == 3) {
+                    sInfo[2 * (s >> 2)] = fast ? 1.f : 0.f;
+                    sInfo[2 * (s >> 2) + 1] = fast ? Pl[7] : 1.f;
+                }
+            }
+        }
+    }
+    if (helper) {
+        if constexpr (sizeof(T) == 4) ssdr_wait<LA>();
+    }
+    __syncthreads();
+
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+    // The epilogue of tile `tile` (the helper warp's lanes, or the compute threads): sum the
+    // G partials of each (step, row), batches of 4 (step, row) pairs (every load of a batch
+    // before its stores).
+    auto epilogue = [&](int tile, int first, int stride) {
+        const int t0 = tile * SQT;
+        const float* bx = sX + (tile % NBX) * SQT * RB;
+        const float* pv = sPv + t0;
+        const float* part = sPart + (tile & 1) * SQT * PS;
+        for (int e0 = first; e0 < SQT * RB; e0 += 4 * stride) {
+            float sum[4], xv[4], pt[4], zv[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int e = e0 + u * stride;
+                sum[u] = 0.f;
+                xv[u] = 0.f;
+                pt[u] = 0.f;
+                zv[u] = 0.f;
+                if (e < SQT * RB) {
+                    const int t = e / RB, rr = e % RB;
+                    const float* src = part + t * PS + rr * G;
+                    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+                    for (int v4 = 0; v4 < G; v4 += 4) {
+                        const float4 v = *reinterpret_cast<const float4*>(src + v4);
+                        s0 += v.x;
+                        s1 += v.y;
+                        s2 += v.z;
+                        s3 += v.w;
+                    }
+                    sum[u] = (s0 + s1) + (s2 + s3);
+                    xv[u] = bx[e];
+                    pt[u] = pv[t];
+                    const int tt = t0 + t, qq = q0 + rr;
+                    if (zp && tt < L && qq < P)
+                        zv[u] = ldf(zp + i * p.z_sb + (long long)tt * p.z_st + (long long)j * P + qq);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int e = e0 + u * stride;
+                if (e >= SQT * RB) continue;
+                const int t = e / RB, rr = e % RB;
+                const int tt = t0 + t, qq = q0 + rr;
+                if (tt >= L || qq >= P) continue;
+                float y = sum[u] * pt[u];
+                if (p.D) y += (p.d_per_channel ? p.D[j * P + qq] : dj) * xv[u];
+                if (zp) y *= silu_f(zv[u]);
+                out[i * p.out_sb + (long long)tt * p.out_st + (long long)j * P + qq] = cvt<T>(y);
+            }
+        }
+    };
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        if (helper) {
+            stage(tile + LA + 1);
+            if (!epi_c && tile > 0 && !(diag & 2)) epilogue(tile - 1, lane, 32);
+            if constexpr (sizeof(T) == 4) ssdr_wait<LA>();
+        } else {
+            if (!(diag & 4)) {
+            const float* bB = sB + (tile % NBC) * SQT * NP + n0;
+            const float* bC = sC + (tile % NBC) * SQT * NP + n0;
+            const float* xs = sX + (tile % NBX) * SQT * RB + r;
+            const float* ws = sWv + tile * SQT;
+            float* part = sPart + (tile & 1) * SQT * PS + tid;
+            if (sInfo[2 * tile] != 0.f) {
+                ssdr_steps8x<false>(R, bB, bC, xs, ws, nullptr, part, NP, RB, PS);
+                const float pend = sInfo[2 * tile + 1];
+#pragma unroll
+                for (int s = 0; s < 4; ++s) R[s] *= pend;
+            } else {
+                ssdr_steps8x<true>(R, bB, bC, xs, ws, sAv + tile * SQT, part, NP, RB, PS);
+            }
+            }
+            if (epi_c && tile > 0 && !(diag & 2)) epilogue(tile - 1, tid, ncomp);
+        }
+        __syncthreads();
+    }
+    if (helper) {
+        if (!epi_c && !(diag & 2)) epilogue(ntiles - 1, lane, 32);
+    } else {
+        if (epi_c && !(diag & 2)) epilogue(ntiles - 1, tid, ncomp);
+    }
+    if (!helper && p.final_states && q < P) {
+        float* dst = p.final_states + ((size_t)i * H + j) * P * N + (size_t)q * N;
+#pragma unroll
+        for (int s = 0; s < 4; ++s)
+            if (n0 + s < N) dst[n0 + s] = R[s];
+    }
+}
+
 #ifndef MAMBA_EMU
 #define SSDR_INST(T, NAME)                                                                  \
     extern "C" __global__ void __launch_bounds__(256) ssdr_##NAME(const __grid_constant__ SsdParams p) { \
@@ -1280,4 +1658,22 @@ SSDR_Q_FIX(3, 1)
 SSDR_Q_FIX(4, 1)
 SSDR_Q_FIX(2, 2)
 SSDR_Q_FIX(4, 2)
+// ssdr_h3 (`_r`): the whole dt chain once at the start, one helper warp, LA tiles of
+// copy look-ahead (`_r` LA 2; `_r1` LA 1).
+#define SSDR_R_INST(T, NAME)                                                                \
+    extern "C" __global__ void __launch_bounds__(288) ssdr_h3_##NAME(const __grid_constant__ SsdParams p) { \
+        extern __shared__ __align__(16) float ssdr_sm[];                                    \
+        ssdr_h3_body<T, 0, 0, 2>(p, ssdr_sm);                                               \
+    }
+SSDR_R_INST(float, f32)
+SSDR_R_INST(bf16_t, bf16)
+SSDR_R_INST(f16_t, f16)
+extern "C" __global__ void __launch_bounds__(96) ssdr_h3_f32_g16_w2(const __grid_constant__ SsdParams p) {
+    extern __shared__ __align__(16) float ssdr_sm[];
+    ssdr_h3_body<float, 16, 2, 2>(p, ssdr_sm);
+}
+extern "C" __global__ void __launch_bounds__(96) ssdr_h3_f32_g16_w2_r1(const __grid_constant__ SsdParams p) {
+    extern __shared__ __align__(16) float ssdr_sm[];
+    ssdr_h3_body<float, 16, 2, 1>(p, ssdr_sm);
+}
 #endif

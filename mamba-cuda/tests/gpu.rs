@@ -649,6 +649,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "", "9"),
             ("8", "", "10"),
             ("8", "", "11"),
+            ("8", "", "12"),
         ]
     } else {
         &[
@@ -695,6 +696,10 @@ fn selective_scan_lm_path_matches_the_oracle() {
             ("8", "64", "11"),
             ("8", "16", "11"),
             ("8", "12", "11"),
+            ("8", "", "12"),
+            ("8", "64", "12"),
+            ("8", "16", "12"),
+            ("8", "40", "12"),
         ]
     };
     // MAMBA_GPU_LM1_FORMS="6,8": only these forms, and not the default choice (for the
@@ -706,6 +711,9 @@ fn selective_scan_lm_path_matches_the_oracle() {
             .is_some_and(|f| !f.split(',').any(|x| x == form))
         {
             continue;
+        }
+        if forms.is_some() {
+            eprintln!("lm1 variant: G {gth} CB {cb:?} form {form}");
         }
         std::env::set_var("MAMBA_CUDA_SCAN1_LM_G", gth);
         std::env::set_var(
@@ -730,6 +738,7 @@ fn selective_scan_lm_path_matches_the_oracle() {
                 "9" => "6",
                 "10" => "7",
                 "11" => "8",
+                "12" => "9",
                 _ => "3",
             },
         );
@@ -805,7 +814,12 @@ fn selective_scan_lm_path_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM_WV");
     std::env::remove_var("MAMBA_CUDA_SCAN1_LM");
     // The default choice at a few channel-rich shapes.
-    let defaults = if forms.is_some() { 0 } else { 7 };
+    // (`MAMBA_GPU_LM1_DEFAULTS=1`: the default choice too, with a forms filter.)
+    let defaults = if forms.is_some() && std::env::var("MAMBA_GPU_LM1_DEFAULTS").is_err() {
+        0
+    } else {
+        7
+    };
     for c in [
         all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
         all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
@@ -1887,6 +1901,152 @@ fn ssd_recurrent_blocks_match_the_oracle() {
     t32.finish("ssd ssdr f32");
     t16.finish("ssd ssdr bf16");
     th.finish("ssd ssdr f16");
+}
+
+/// `ssdr_h3_*` (`MAMBA_CUDA_SSDR_Q=3`: the whole dt chain at the start, one helper warp)
+/// forced over the ssdr test's shapes (L 1-1024, L not a multiple of 32, p 1-66, N 1-128,
+/// groups, seq_idx), random options, every block size, the plain step, both look-aheads
+/// at the seed shape, and L 1025 (past its limit: the older form takes it).
+#[test]
+fn ssd_recurrent_blocks_r_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(29);
+    std::env::set_var("MAMBA_CUDA_SSDR", "1");
+    std::env::set_var("MAMBA_CUDA_SSDR_Q", "3");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n, seq| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 4, 1, 1, 1),
+        (1, 31, 2, 5, 1, 7),
+        (1, 32, 4, 64, 2, 64),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (1, 1000, 2, 16, 1, 64),
+        (2, 257, 4, 64, 4, 16),
+        (1, 70, 2, 66, 1, 128),
+        (2, 45, 2, 12, 2, 100),
+        (1, 1024, 2, 64, 1, 64),
+        (1, 1025, 2, 64, 1, 64),
+        (2, 799, 6, 64, 1, 64),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    let quick = std::env::var("MAMBA_GPU_QUICK").is_ok();
+    for warps in ["2", "1", "4", "8"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if quick && warps != "2" && si % 3 != 0 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            if warps != "2" {
+                continue;
+            }
+            let all = SsdCfg {
+                d: 2,
+                z: true,
+                bias: true,
+                init: true,
+                seq: true,
+                softplus: true,
+                limit: Some((0.001, 1.5)),
+                ..c
+            };
+            ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+            let none = SsdCfg {
+                d: 0,
+                z: false,
+                bias: false,
+                init: false,
+                seq: false,
+                softplus: false,
+                limit: None,
+                ..c
+            };
+            ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+            ssd_check::<f16>(be, &mut rng, &c, &mut th);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    // Random shapes and options (N up to 128; seq_idx on half of them).
+    for _ in 0..rounds() * 3 {
+        let c = random_ssd_cfg(&mut rng);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    // The plain step everywhere.
+    std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7], shapes[10]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    // One tile of look-ahead (`_r1`, seed shape kernel), and several calls in a row.
+    for la in ["1", "2"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_LA", la);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if n <= 32 || n > 64 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 2 == 1);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        for _ in 0..2 {
+            let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_LA");
+    // The epilogues on the compute warps (`MAMBA_CUDA_SSDR_EPI=0`), two block sizes, both
+    // step forms.
+    std::env::set_var("MAMBA_CUDA_SSDR_EPI", "0");
+    for warps in ["2", "4"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            if warps == "2" {
+                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            }
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[5], shapes[14]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EPI");
+    std::env::remove_var("MAMBA_CUDA_SSDR_Q");
+    std::env::remove_var("MAMBA_CUDA_SSDR");
+    // The default at the seed shapes.
+    for l in [256, 400, 800, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    t32.finish("ssd ssdr_h3 f32");
+    t16.finish("ssd ssdr_h3 bf16");
+    th.finish("ssd ssdr_h3 f16");
 }
 
 // ------------------------------------------------------------------ SPEC 3

@@ -22,9 +22,10 @@
 //! steps); `=6` `_w6` (`_w5` with the tile loads on offsets computed once); `=7` `_w7`
 //! (`_w6` with the B/C conversion straight-line from 256 threads on); `=8` `_w8` (`_w6`
 //! reading B and C straight from the staged rows: no conversion pass, one barrier per
-//! tile). The default
-//! for N > 8 is G 8 (from 30 channels per SM): `_w6` for f32 and bf16, `_w3` for f16
-//! (`=3` forces `_w3`, `=5` `_w5`); N <= 8 G 2.
+//! tile); `=9` `_w9` (`_w7` with 64-step tiles: half the barriers and per-tile passes).
+//! The default for N > 8 is G 8 (from 30 channels per SM): `_w9` for bf16 in 64-channel
+//! blocks, `_w6` for f32 and other bf16 blocks, `_w3` for f16 (`=3` forces `_w3`, `=5`
+//! `_w5`, `=6` `_w6`); N <= 8 G 2.
 
 use std::sync::OnceLock;
 
@@ -44,12 +45,13 @@ pub(crate) fn lm1_smem(es: usize, cb: usize, ns: usize, prep: bool) -> usize {
 }
 
 /// Shared memory of the `_w` kernels (kernels/scan1_lm.cu `lmw_smem_bytes`): two stages,
-/// B and C in f32, dt and dt * u; `red` (`_w4`): per warp 4 x 72 floats for y's partials.
-pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
-    let rb = (TT + 16 / es) * es;
+/// B and C in f32, dt and dt * u; `red` (`_w4`): per warp 4 x 72 floats for y's partials;
+/// `tt`: steps per tile (64 for `_w9`, else 32).
+pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool, tt: usize) -> usize {
+    let rb = (tt + 16 / es) * es;
     2 * (3 * cb + 32) * rb
-        + TT * 32 * 4
-        + 2 * cb * (TT + 4) * 4
+        + tt * 32 * 4
+        + 2 * cb * (tt + 4) * 4
         + if red {
             (cb * 8).div_ceil(32) * 4 * 72 * 4
         } else {
@@ -63,15 +65,15 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool) -> usize {
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
 /// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 288] = [const { OnceLock::new() }; 288];
+    static FUNCS: [OnceLock<Func>; 312] = [const { OnceLock::new() }; 312];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 12 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 13 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let p = [
-        "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8",
+        "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8", "_w9",
     ][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -178,14 +180,20 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("6") => 9,
         Some("7") => 10,
         Some("8") => 11,
-        // f32 and bf16: `_w6` (round 3 bench: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3
-        // vs 320.1 for `_w5`); f16 (not timed): `_w3`.
+        Some("9") => 12,
+        // bf16 with 64-channel blocks filling the SMs at least 1.5 times over (the LM shape:
+        // 256 blocks): `_w9` (64-step tiles; H200, fourth session, helper C round 3, LM shape:
+        // 288.3-291.4 us against 311.5-313.1 for `_w6`; with 32-channel blocks it was slower,
+        // 334.1; fewer blocks not timed). f32 and other bf16 shapes: `_w6` (round 3 bench of
+        // the third session: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3 vs 320.1 for `_w5`);
+        // f16 (not timed): `_w3`.
+        _ if c.act == 1 && cb == 64 && 2 * nseg * c.seg.div_ceil(64) * c.b >= 3 * sms => 12,
         _ if c.act == 2 => 6,
         _ => 9,
     };
     let smem_of = |cb| {
         if wide {
-            lm1w_smem(es, cb, wv == 7)
+            lm1w_smem(es, cb, wv == 7, if wv == 12 { 64 } else { TT })
         } else {
             lm1_smem(es, cb, ns, prep)
         }

@@ -256,6 +256,9 @@ fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool, la: usize) -> u
     }
 }
 
+/// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
+const SSDR_LMAX: usize = 1024;
+
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     let (b, h, p, n) = (
@@ -293,6 +296,46 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     prm.g = gth as i32;
     prm.async_copy = vec as i32;
     let helper = env_str("MAMBA_CUDA_SSDR_H").as_deref() != Some("0");
+    // `ssdr_h3_*` (`MAMBA_CUDA_SSDR_Q=3`, L <= 1024): the whole dt chain at the start, one
+    // helper warp (copies with two tiles of look-ahead, epilogues), x * w on the compute
+    // warps. `MAMBA_CUDA_SSDR_LA=1`: one tile of look-ahead (seed shape only).
+    if helper && env_usize("MAMBA_CUDA_SSDR_Q") == Some(3) && prm.seqlen as usize <= SSDR_LMAX {
+        let slow = env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1");
+        // `MAMBA_CUDA_SSDR_EPI=0`: the epilogues on the compute warps (mode bit 2; the helper
+        // warp then only copies). `MAMBA_CUDA_SSDR_DIAG` bits 2 (no epilogues), 4 (no step
+        // loop), 8 (no B / C copies): timing only, WRONG outputs.
+        let epi_c = env_str("MAMBA_CUDA_SSDR_EPI").as_deref() == Some("0");
+        prm.mode = slow as i32
+            | if epi_c { 2 } else { 0 }
+            | ((env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 14) << 4);
+        prm.async_copy = vec_bc as i32 | ((vec_x as i32) << 1);
+        let fixed = sfx == "f32" && gth == 16 && warps == 2;
+        let la1 = fixed && env_usize("MAMBA_CUDA_SSDR_LA") == Some(1);
+        let f = if fixed {
+            g.func(if la1 {
+                "ssdr_h3_f32_g16_w2_r1"
+            } else {
+                "ssdr_h3_f32_g16_w2"
+            })?
+        } else {
+            g.func(&format!("ssdr_h3_{sfx}"))?
+        };
+        let la = if la1 { 1 } else { 2 };
+        let smem = 4
+            * (2 * (la + 2) * 32 * 4 * gth
+                + (la + 3) * 32 * rb
+                + 2 * 32 * (threads + 4)
+                + 3 * SSDR_LMAX
+                + 64);
+        return g.launch(
+            f,
+            (p.div_ceil(rb) as u32, h as u32, b as u32),
+            (threads + 32) as u32,
+            smem,
+            stream,
+            &prm,
+        );
+    }
     // Mode bits: 1 the plain step everywhere; `ssdr_h_*` only: 2 the epilogues on a helper
     // warp (unless `MAMBA_CUDA_SSDR_EPI=0`), 4 helper 1 runs only the dt chain, two tiles ahead,
     // helper 0 all the copies and x * w (`MAMBA_CUDA_SSDR_SPLIT=1`).
