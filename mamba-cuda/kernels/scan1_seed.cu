@@ -313,9 +313,12 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // and the outputs take E = 32 / GT steps per thread. The B / C / dt reads of the next
 // 4-step group are issued before the current group's arithmetic.
 // POLY: 1 of every 8 exponentials of a thread on the FMA pipe.
+// GT 64 (`_g64`, 384 threads at CPB 6: three warps per scheduler): one state per
+// thread; the prep and the outputs take one step per thread pair (hh = tid & 1 sums the
+// partial rows 32 hh .., the pair adds by a shuffle, hh = 0 preps and stores).
 template <typename T, int GT, bool POLY>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
-    constexpr int S = 64 / GT, E = 32 / GT;
+    constexpr int S = 64 / GT, E = GT == 64 ? 1 : 32 / GT;
     DYN_SMEM(smem);
     constexpr int RS = s1s_rs<T>();
     constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
@@ -431,13 +434,15 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
     }
     // Prep / output elements of this thread: channel pc, steps pt .. pt + E - 1.
-    const int pc = tid / GT, pt = E * (tid % GT);
+    const int pc = tid / GT, pt = GT == 64 ? (tid % GT) >> 1 : E * (tid % GT);
+    const int hh = GT == 64 ? (tid & 1) : 0;
     const bool pact = pc < cn;
     const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
     const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
     const bool has_z = zp != nullptr;
 
     auto prep = [&](int tile) {
+        if (GT == 64 && hh) return;
         const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
         const T* sdl = st + 128 * RS + pc * RS;
         const T* su = sdl + CPB * RS;
@@ -463,11 +468,24 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         }
     };
     auto output = [&](int tile) {
-        if (!pact) return;
+        if (!pact) return;  // warp-uniform (a warp holds one channel's threads)
         const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
         const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
         float ys[E];
-        if constexpr (E == 2) {
+        if constexpr (GT == 64) {
+            // Rows 32 hh + ((k + 4 hh) & 31): the two halves of a warp read banks 16 apart
+            // (two base pointers, so every read has an immediate offset).
+            const float* r1 = row + (hh ? 36 : 0) * 36;  // k < 28: rows 0.. / 36..
+            const float* r2 = row + (hh ? 32 : 28) * 36;  // k >= 28: rows 28.. / 32..
+            float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int k = 0; k < 28; ++k) a[k & 3] += r1[k * 36];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) a[k] += r2[k * 36];
+            const float v = (a[0] + a[1]) + (a[2] + a[3]);
+            ys[0] = v + __shfl_xor_sync(0xffffffffu, v, 1);
+            if (hh) return;
+        } else if constexpr (E == 2) {
             float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
 #pragma unroll
             for (int gg = 0; gg < GT; gg += 2) {
@@ -599,7 +617,8 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, false>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, true>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -10,7 +10,8 @@
 //! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
 //! second with 1 of every 8 exponentials on the FMA pipe (`_p`);
 //! `MAMBA_CUDA_S1S_G=16`: 16 threads per channel with 4 states each (default: 32 threads
-//! with 2 states, `_g32`).
+//! with 2 states, `_g32`); `=64`: 64 threads with one state each (`_g64`, 384 threads at
+//! 6 channels per block; at most 6 channels per block).
 
 use std::sync::OnceLock;
 
@@ -32,15 +33,15 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// looked up once.
+/// `_g64` (6), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 15] = [const { OnceLock::new() }; 15];
-    let slot = &FUNCS[act * 5 + form - 1];
+    static FUNCS: [OnceLock<Func>; 18] = [const { OnceLock::new() }; 18];
+    let slot = &FUNCS[act * 6 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let tag = ["_v1", "", "_p", "_g32", "_g32_p"][form - 1];
+    let tag = ["_v1", "", "_p", "_g32", "_g32_p", "_g64"][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -96,14 +97,20 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         Some("3") => 3,
         _ => 2,
     };
+    // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
         (1, _) | (_, Some(16)) => 16,
+        (2, Some(64)) => 64,
         _ => 32,
     };
-    let form = if gt == 32 { v + 2 } else { v };
+    let form = match gt {
+        64 => 6,
+        32 => v + 2,
+        _ => v,
+    };
     let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
-        .unwrap_or(if gt == 32 { DEFAULT_CPB } else { 8 })
-        .clamp(1, 256 / gt);
+        .unwrap_or(if gt == 16 { 8 } else { DEFAULT_CPB })
+        .clamp(1, if gt == 64 { 6 } else { 256 / gt });
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     let seg = prm.seg as usize;
     let bps = seg.div_ceil(cpb);
