@@ -106,6 +106,7 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 4) s1s_fwd2<float, 32, false>(p);
                     else if (g_form == 5) s1s_fwd2<float, 32, true>(p);
                     else if (g_form == 6) s1s_fwd2<float, 64, false>(p);
+                    else if (g_form == 7) s1s_fwd3<float>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -157,7 +158,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
-    const int cpb = g_form == 6 ? std::min(cs.CPB, 6) : cs.CPB;
+    const int cpb = g_form >= 6 ? std::min(cs.CPB, 6) : cs.CPB;
     const int bps = (seg + cpb - 1) / cpb, nseg = d / seg;
     Scan1Params p{};
     p.u = u.data(); p.delta = delta.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
@@ -168,7 +169,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.async_copy = cs.vec && L % 4 == 0;
     const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;
     if (s1s2_smem_bytes<float>(cpb, gt) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
-    launch(nseg * bps, b, gt * cpb, p);
+    launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
     if (cs.hlast)
@@ -199,7 +200,7 @@ int main() {
     int bad = 0;
     const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "123456"; *c; ++c) forms.push_back(*c - '0');
+    for (const char* c = fe ? fe : "1234567"; *c; ++c) forms.push_back(*c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;

@@ -611,6 +611,277 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     }
 }
 
+// The warp-specialised form (`_ws`): CPB compute warps (32 threads per channel, 2 states
+// each) run only the step loop; S1S_HW helper warps do the staging, the prep and the
+// outputs of the tile for all the block's channels (with 6 channels, 8 warps: two per
+// scheduler, each scheduler carrying two step loops or one step loop and one helper,
+// where `_g32` put the whole per-tile work of two channels on two of the four).
+// The same one-barrier schedule as `s1s_fwd2`: in iteration k the helpers stage tile
+// k + NST - 1, write the outputs of tile k - 1 and prep tile k + 1 (each helper thread
+// owns fixed (channel, step) elements for both, so its output reads of a per-step
+// buffer come before its prep writes to it), while the compute warps run tile k.
+#define S1S_HW 2
+template <typename T>
+__device__ __forceinline__ void s1s_fwd3(const Scan1Params& p) {
+    constexpr int GT = 32, S = 2;
+    DYN_SMEM(smem);
+    constexpr int RS = s1s_rs<T>();
+    constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
+    constexpr int CH = S1S_TT / EPC;          // chunks per staged row
+    constexpr int NST = S1S_NST2;
+    constexpr int NH = 32 * S1S_HW;           // helper threads
+    constexpr int MAXE = 4;                   // elements per helper thread (CPB <= 8)
+    constexpr int RSTEP = NH / CH;            // staged rows per pass
+    constexpr int MAXD = (3 * 8 + RSTEP - 1) / RSTEP;  // delta / u / z rows per helper
+    const int CPB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x;
+    const int bx = blockIdx.x, i = blockIdx.y;
+    const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CPB;
+    const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
+    const bool helper = tid >= GT * CPB;  // whole warps
+    const int hid = tid - GT * CPB;
+
+    const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
+    char* stages = reinterpret_cast<char*>(smem);
+    float* s_pp = reinterpret_cast<float*>(stages + NST * stage_bytes);
+    const int PB = CPB * 36;
+    float* s_y = s_pp + 8 * PB;
+
+    const size_t rbase = (size_t)i * dim + c0;
+    const T* u = static_cast<const T*>(p.u) + rbase * L;
+    const T* delta = static_cast<const T*>(p.delta) + rbase * L;
+    const T* zp = p.z ? static_cast<const T*>(p.z) + rbase * L : nullptr;
+    T* out = static_cast<T*>(p.out) + rbase * L;
+    const T* brow = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L;
+    const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L;
+    const int ntiles = (L + S1S_TT - 1) / S1S_TT;
+
+    // Helpers: staging sources (as s1s_fwd2, over the NH helper threads), elements.
+    const bool vec = p.async_copy != 0;
+    const int kk = helper ? hid % CH : 0, r0 = helper ? hid / CH : 0;
+    const int nbr = (64 - r0 + RSTEP - 1) / RSTEP;
+    const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
+    const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
+    const T* csrc = crow + (size_t)r0 * L + kk * EPC;
+    const size_t bstep = (size_t)RSTEP * L;
+    const T* dsrc[MAXD];
+    int ddst[MAXD];
+    int ndr = 0;
+#pragma unroll
+    for (int k = 0; k < MAXD; ++k) {
+        const int r = r0 + k * RSTEP;
+        dsrc[k] = nullptr;
+        ddst[k] = 0;
+        if (r < 3 * CPB) {
+            const int kq = r / CPB, cc = r - kq * CPB;
+            const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+            dsrc[k] = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            ddst[k] = (128 + r) * RS + kk * EPC;
+            ndr = k + 1;
+        }
+    }
+    auto stage_tile = [&](int tile) {
+        T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+        if (vec) {
+            const bool tin = t0 + kk * EPC < L;
+            T* d = dst + r0 * RS + kk * EPC;
+            const T* pb = bsrc + t0;
+            const T* pc = csrc + t0;
+            const int nrow = tile < NST ? nbr : nbv;
+            for (int k = 0; k < nrow; ++k) {
+                const bool ok = tin && k < nbv;
+                s1s_cp16(d, ok ? pb : brow, ok ? 16 : 0);
+                s1s_cp16(d + 64 * RS, ok ? pc : crow, ok ? 16 : 0);
+                d += RSTEP * RS;
+                pb += bstep;
+                pc += bstep;
+            }
+#pragma unroll
+            for (int k = 0; k < MAXD; ++k) {
+                if (k < ndr) {
+                    const bool ok = tin && dsrc[k] != nullptr;
+                    s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
+                }
+            }
+        } else {
+            const int nrows = 128 + 3 * CPB;
+            for (int e = hid; e < nrows * S1S_TT; e += NH) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                const int t = t0 + k;
+                const T* src = nullptr;
+                if (t < L) {
+                    if (r < 64) src = r < N ? brow + (size_t)r * L : nullptr;
+                    else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L : nullptr;
+                    else {
+                        const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                        const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                        src = (cc < cn && base) ? base + (size_t)cc * L : nullptr;
+                    }
+                }
+                if constexpr (sizeof(T) == 4) s1s_cp4(dst + r * RS + k, src ? src + t : delta, src ? 4 : 0);
+                else dst[r * RS + k] = src ? src[t] : cvt<T>(0.f);
+            }
+        }
+    };
+    // Helper elements j: e = hid + NH j < 32 CPB, channel e / 32, step e % 32.
+    const int ne = helper ? (32 * CPB - hid + NH - 1) / NH : 0;
+    const bool has_z = zp != nullptr;
+    auto prep = [&](int tile) {
+        const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int j = 0; j < MAXE; ++j) {
+            if (j < ne) {
+                const int e = hid + NH * j, pc = e >> 5, pt = e & 31;
+                const T* sdl = st + (128 + pc) * RS;
+                const T* su = sdl + CPB * RS;
+                const T* sz = su + CPB * RS;
+                float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+                float dt = 0.f, du = 0.f, dd = 0.f, gt = 1.f;
+                if (pc < cn && t0 + pt < L) {
+                    const float uv = ldf(su + pt);
+                    dt = ldf(sdl + pt) + (p.delta_bias ? p.delta_bias[c0 + pc] : 0.f);
+                    if (p.softplus) dt = softplus_series(dt);
+                    du = dt * uv;
+                    dd = (p.D ? p.D[c0 + pc] : 0.f) * uv;
+                    if (has_z) gt = silu_f(ldf(sz + pt));
+                }
+                pp[0] = dt;
+                pp[PB] = du;
+                pp[2 * PB] = dd;
+                pp[3 * PB] = gt;
+            }
+        }
+    };
+    auto output = [&](int tile) {
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int j = 0; j < MAXE; ++j) {
+            if (j < ne) {
+                const int e = hid + NH * j, pc = e >> 5, pt = e & 31;
+                if (pc < cn && t0 + pt < L) {
+                    const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
+                    const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+                    float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int gg = 0; gg < GT; ++gg) a[gg & 3] += row[gg * 36];
+                    const float y = (a[0] + a[1]) + (a[2] + a[3]);
+                    out[(size_t)pc * L + t0 + pt] = cvt<T>((y + pp[2 * PB]) * pp[3 * PB]);
+                }
+            }
+        }
+    };
+
+    // Compute threads: channel cl, states g + 32 s.
+    const int cl = tid / GT, g = tid % GT;
+    const bool active = !helper && cl < cn;
+    const int c = c0 + cl;
+    float h[S], a2[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = g + GT * s;
+        const bool ok = active && n < N;
+        h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+    }
+
+    if (helper) {
+#pragma unroll
+        for (int k = 0; k < NST - 1; ++k) {
+            if (k < ntiles) stage_tile(k);
+            s1s_commit();
+        }
+        s1s_wait<NST - 2>();
+    }
+    __syncthreads();
+    if (helper) prep(0);
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        // Tiles <= tile + 1 landed; the prep of tile and the step loop of tile - 1 done.
+        if (helper) s1s_wait<NST - 3>();
+        __syncthreads();
+        if (helper) {
+            if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+            s1s_commit();
+            if (tile > 0) output(tile - 1);
+            if (tile + 1 < ntiles) prep(tile + 1);
+        } else {
+            const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+            const T* sB = st + g * RS;
+            const T* sC = st + (64 + g) * RS;
+            const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
+            const float* tdu = tdt + PB;
+            float* ty = s_y + (tile & 1) * CPB * GT * 36 + (cl * GT + g) * 36;
+            float4 dt4 = *reinterpret_cast<const float4*>(tdt);
+            float4 du4 = *reinterpret_cast<const float4*>(tdu);
+            float4 bv[S], cv[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                bv[s] = s1s_ld4(sB + GT * s * RS);
+                cv[s] = s1s_ld4(sC + GT * s * RS);
+            }
+#pragma unroll
+            for (int q = 0; q < S1S_TT; q += 4) {
+                float4 dtn = dt4, dun = du4, bn[S], cnx[S];
+                if (q + 4 < S1S_TT) {
+                    dtn = *reinterpret_cast<const float4*>(tdt + q + 4);
+                    dun = *reinterpret_cast<const float4*>(tdu + q + 4);
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        bn[s] = s1s_ld4(sB + GT * s * RS + q + 4);
+                        cnx[s] = s1s_ld4(sC + GT * s * RS + q + 4);
+                    }
+                } else {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) bn[s] = cnx[s] = bv[s];
+                }
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+                const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float e[4][S];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) e[j][s] = ex2_fast(dts[j] * a2[s]);
+                }
+                float y[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
+                        const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
+                        h[s] = fmaf(e[j][s], h[s], dus[j] * bj);
+                        acc = fmaf(cj, h[s], acc);
+                    }
+                    y[j] = acc;
+                }
+                *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                dt4 = dtn;
+                du4 = dun;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    bv[s] = bn[s];
+                    cv[s] = cnx[s];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    if (helper) {
+        output(ntiles - 1);
+        s1s_wait<0>();
+    } else if (p.hlast && active) {
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const int n = g + GT * s;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
+        }
+    }
+}
+
 #ifndef MAMBA_EMU
 #define S1S_KERNEL(NAME, T) \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_v1(const __grid_constant__ Scan1Params p) { s1s_fwd<T>(p); } \
@@ -618,7 +889,8 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, true>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); }
+    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_ws(const __grid_constant__ Scan1Params p) { s1s_fwd3<T>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -12,6 +12,9 @@
 //! `MAMBA_CUDA_S1S_G=16`: 16 threads per channel with 4 states each (default: 32 threads
 //! with 2 states, `_g32`); `=64`: 64 threads with one state each (`_g64`, 384 threads at
 //! 6 channels per block; at most 6 channels per block).
+//! `MAMBA_CUDA_S1S_V=4`: the warp-specialised form `_ws` (32 threads x 2 states per
+//! channel run only the step loop; two more warps stage, prep and store; at most 6
+//! channels per block).
 
 use std::sync::OnceLock;
 
@@ -33,15 +36,15 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// `_g64` (6), looked up once.
+/// `_g64` (6), `_ws` (7), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 18] = [const { OnceLock::new() }; 18];
-    let slot = &FUNCS[act * 6 + form - 1];
+    static FUNCS: [OnceLock<Func>; 21] = [const { OnceLock::new() }; 21];
+    let slot = &FUNCS[act * 7 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let tag = ["_v1", "", "_p", "_g32", "_g32_p", "_g64"][form - 1];
+    let tag = ["_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws"][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -95,22 +98,25 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
         Some("1") => 1,
         Some("3") => 3,
+        Some("4") => 4,
         _ => 2,
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
+        (4, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
     };
-    let form = match gt {
-        64 => 6,
-        32 => v + 2,
+    let form = match (v, gt) {
+        (4, _) => 7,
+        (_, 64) => 6,
+        (_, 32) => v + 2,
         _ => v,
     };
     let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
         .unwrap_or(if gt == 16 { 8 } else { DEFAULT_CPB })
-        .clamp(1, if gt == 64 { 6 } else { 256 / gt });
+        .clamp(1, if gt == 64 || form == 7 { 6 } else { 256 / gt });
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     let seg = prm.seg as usize;
     let bps = seg.div_ceil(cpb);
@@ -126,11 +132,17 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     prm.nchunks = 1;
     prm.chunk_len = l as i32;
     let f = func(g, act, form)?;
+    // `_ws`: two helper warps after the compute warps; the shared memory of form 2.
+    let (threads, sm) = if form == 7 {
+        (32 * (cpb + 2), smem(es, cpb, 32, 2))
+    } else {
+        (gt * cpb, smem(es, cpb, gt, form))
+    };
     g.launch(
         f,
         ((nseg * bps) as u32, b as u32, 1),
-        (gt * cpb) as u32,
-        smem(es, cpb, gt, form),
+        threads as u32,
+        sm,
         stream,
         &prm,
     )
