@@ -107,6 +107,7 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 5) s1s_fwd2<float, 32, true>(p);
                     else if (g_form == 6) s1s_fwd2<float, 64, false>(p);
                     else if (g_form == 7) s1s_fwd3<float>(p);
+                    else if (g_form == 8) s1s_fwd2<float, 32, false, true>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -158,7 +159,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
-    const int cpb = g_form >= 6 ? std::min(cs.CPB, 6) : cs.CPB;
+    const int cpb = (g_form == 6 || g_form == 7) ? std::min(cs.CPB, 6) : cs.CPB;
     const int bps = (seg + cpb - 1) / cpb, nseg = d / seg;
     Scan1Params p{};
     p.u = u.data(); p.delta = delta.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
@@ -167,7 +168,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;
+    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8: 32
     if (s1s2_smem_bytes<float>(cpb, gt) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
@@ -196,11 +197,13 @@ int main() {
         {1, 5, 64, 97, 3, 1, 1, 0, true, true, false, true, false, true},
         {1, 7, 64, 128, 3, 1, 1, 1, true, true, true, false, true, false},
         {1, 4, 20, 64, 4, 1, 1, 1, true, true, true, true, true, true},
+        {1, 12, 64, 200, 6, 1, 1, 1, true, true, true, true, true, true},
+        {1, 7, 37, 100, 6, 1, 1, 1, true, true, true, false, true, true},
     };
     int bad = 0;
     const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "1234567"; *c; ++c) forms.push_back(*c - '0');
+    for (const char* c = fe ? fe : "12345678"; *c; ++c) forms.push_back(*c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;

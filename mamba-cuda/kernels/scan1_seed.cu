@@ -316,7 +316,12 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // GT 64 (`_g64`, 384 threads at CPB 6: three warps per scheduler): one state per
 // thread; the prep and the outputs take one step per thread pair (hh = tid & 1 sums the
 // partial rows 32 hh .., the pair adds by a shuffle, hh = 0 preps and stores).
-template <typename T, int GT, bool POLY>
+// F (`_g32f`, GT 32): the 16-byte staging from per-thread slots set up once (a source
+// pointer or none, a destination offset: no per-tile row walk) where at most S1S_NSL
+// rows per thread, and the outputs' 32 partials summed by 16-byte reads (a lane: 4 steps
+// x 8 rows) and two xor-shuffle rounds that leave each lane one step.
+#define S1S_NSL 8
+template <typename T, int GT, bool POLY, bool F = false>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     constexpr int S = 64 / GT, E = GT == 64 ? 1 : 32 / GT;
     DYN_SMEM(smem);
@@ -376,10 +381,40 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             ndr = k + 1;
         }
     }
+    // F: slot k = staged row r0 + k RSTEP (all rows: B, C, delta, u, z), set up once.
+    const int nrows_all = 128 + 3 * CPB;
+    const bool slots = F && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
+    const int nsl = (nrows_all - r0 + RSTEP - 1) / RSTEP;
+    const T* ssrc[F ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
+    int sdst[F ? S1S_NSL : 1];
+    unsigned svalid = 0;  // bit k: slot k has a source row
+    if constexpr (F) {
+#pragma unroll
+        for (int k = 0; k < S1S_NSL; ++k) {
+            const int r = r0 + k * RSTEP;
+            const T* src = nullptr;
+            if (r < 64) src = r < N ? brow + (size_t)r * L + kk * EPC : nullptr;
+            else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L + kk * EPC : nullptr;
+            else if (r < nrows_all) {
+                const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                src = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            }
+            ssrc[k] = src ? src : brow;
+            svalid |= src ? 1u << k : 0u;
+            sdst[k] = r * RS + kk * EPC;
+        }
+    }
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
-        if (vec) {
+        if (F && slots) {
+            const unsigned ok = t0 + kk * EPC < L ? svalid : 0u;
+#pragma unroll
+            for (int k = 0; k < (F ? S1S_NSL : 1); ++k) {
+                if (k < nsl) s1s_cp16(dst + sdst[k], ssrc[k] + t0, (ok >> k) & 1u ? 16 : 0);
+            }
+        } else if (vec) {
             // Rows from the per-thread sources set up once (below): B and C rows r0,
             // r0 + RSTEP, ... (the first nbv of them below N; the rest stay zero from the
             // first NST tiles), and at most two delta / u / z rows.
@@ -434,7 +469,12 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
     }
     // Prep / output elements of this thread: channel pc, steps pt .. pt + E - 1.
-    const int pc = tid / GT, pt = GT == 64 ? (tid % GT) >> 1 : E * (tid % GT);
+    // F (GT 32): lane g sums rows 8 (g >> 3) .. of steps 4 (g & 7) ..; after the two
+    // shuffle rounds it holds step 4 (g & 7) + 2 ((g >> 4) & 1) + ((g >> 3) & 1).
+    const int pc = tid / GT;
+    const int pt = GT == 64 ? (tid % GT) >> 1
+                   : (F && GT == 32) ? 4 * (tid & 7) + 2 * ((tid >> 4) & 1) + ((tid >> 3) & 1)
+                                     : E * (tid % GT);
     const int hh = GT == 64 ? (tid & 1) : 0;
     const bool pact = pc < cn;
     const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
@@ -472,7 +512,25 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
         const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
         float ys[E];
-        if constexpr (GT == 64) {
+        if constexpr (F && GT == 32) {
+            const int gl = tid & 31, sg = gl & 7, rg = gl >> 3;
+            const float* rb = s_y + (tile & 1) * CPB * GT * 36 + (pc * GT + 8 * rg) * 36 + 4 * sg;
+            float4 a = *reinterpret_cast<const float4*>(rb);
+#pragma unroll
+            for (int r = 1; r < 8; ++r) {
+                const float4 v = *reinterpret_cast<const float4*>(rb + r * 36);
+                a.x += v.x;
+                a.y += v.y;
+                a.z += v.z;
+                a.w += v.w;
+            }
+            const bool b1 = (gl >> 4) & 1, b0 = (gl >> 3) & 1;
+            float k0 = b1 ? a.z : a.x, k1 = b1 ? a.w : a.y;
+            k0 += __shfl_xor_sync(0xffffffffu, b1 ? a.x : a.z, 16);
+            k1 += __shfl_xor_sync(0xffffffffu, b1 ? a.y : a.w, 16);
+            const float kf = b0 ? k1 : k0;
+            ys[0] = kf + __shfl_xor_sync(0xffffffffu, b0 ? k0 : k1, 8);
+        } else if constexpr (GT == 64) {
             // Rows 32 hh + ((k + 4 hh) & 31): the two halves of a warp read banks 16 apart
             // (two base pointers, so every read has an immediate offset).
             const float* r1 = row + (hh ? 36 : 0) * 36;  // k < 28: rows 0.. / 36..
@@ -890,7 +948,8 @@ __device__ __forceinline__ void s1s_fwd3(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); } \
     extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_ws(const __grid_constant__ Scan1Params p) { s1s_fwd3<T>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_ws(const __grid_constant__ Scan1Params p) { s1s_fwd3<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32f(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, true>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

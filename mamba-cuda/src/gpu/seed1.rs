@@ -14,7 +14,9 @@
 //! 6 channels per block; at most 6 channels per block).
 //! `MAMBA_CUDA_S1S_V=4`: the warp-specialised form `_ws` (32 threads x 2 states per
 //! channel run only the step loop; two more warps stage, prep and store; at most 6
-//! channels per block).
+//! channels per block); `=5`: `_g32f` (the default form with the 16-byte staging from
+//! per-thread slots set up once and the outputs' partial sums by 16-byte reads and two
+//! shuffle rounds).
 
 use std::sync::OnceLock;
 
@@ -36,15 +38,15 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// `_g64` (6), `_ws` (7), looked up once.
+/// `_g64` (6), `_ws` (7), `_g32f` (8), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 21] = [const { OnceLock::new() }; 21];
-    let slot = &FUNCS[act * 7 + form - 1];
+    static FUNCS: [OnceLock<Func>; 24] = [const { OnceLock::new() }; 24];
+    let slot = &FUNCS[act * 8 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let tag = ["_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws"][form - 1];
+    let tag = ["_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f"][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -99,17 +101,19 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         Some("1") => 1,
         Some("3") => 3,
         Some("4") => 4,
+        Some("5") => 5,
         _ => 2,
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
-        (4, _) => 32,
+        (4, _) | (5, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
     };
     let form = match (v, gt) {
         (4, _) => 7,
+        (5, _) => 8,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
