@@ -108,6 +108,7 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 6) s1s_fwd2<float, 64, false>(p);
                     else if (g_form == 7) s1s_fwd3<float>(p);
                     else if (g_form == 8) s1s_fwd2<float, 32, false, true>(p);
+                    else if (g_form == 9) s1s_fwd5<float>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -159,7 +160,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
-    const int cpb = (g_form == 6 || g_form == 7) ? std::min(cs.CPB, 6) : cs.CPB;
+    const int cpb = (g_form == 6 || g_form == 7 || g_form == 9) ? std::min(cs.CPB, 6) : cs.CPB;
     const int bps = (seg + cpb - 1) / cpb, nseg = d / seg;
     Scan1Params p{};
     p.u = u.data(); p.delta = delta.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
@@ -170,7 +171,8 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.async_copy = cs.vec && L % 4 == 0;
     const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8: 32
     if (s1s2_smem_bytes<float>(cpb, gt) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
-    launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : gt * cpb, p);
+    if (g_form == 9 && s1s5_smem_bytes<float>(cpb, 32 * ((L + 63) / 64)) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : g_form == 9 ? 64 * cpb : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
     if (cs.hlast)
@@ -203,7 +205,7 @@ int main() {
     int bad = 0;
     const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "12345678"; *c; ++c) forms.push_back(*c - '0');
+    for (const char* c = fe ? fe : "123456789"; *c; ++c) forms.push_back(*c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;
