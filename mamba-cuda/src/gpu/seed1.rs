@@ -18,7 +18,9 @@
 //! per-thread slots set up once and the outputs' partial sums by 16-byte reads and two
 //! shuffle rounds); `=6`: `_t2` (the time split in two halves inside the block: 12
 //! warps at 6 channels per block, half 1 corrected by half 0's end state; at most 6
-//! channels per block, and only while its shared memory fits (L up to ~2800)).
+//! channels per block, and only while its shared memory fits (L up to ~2800)). None of
+//! `_g64`, `_ws`, `_g32f`, `_t2` was faster than `_g32` on the H200 (NOTES.md, fourth
+//! session): they stay selectable only.
 
 use std::sync::OnceLock;
 
