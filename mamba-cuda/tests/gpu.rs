@@ -1094,7 +1094,10 @@ fn selective_scan_seed_matches_the_oracle() {
 /// shapes and the forms (1: `_v1`, 2, 3: `_p`; with `g32`: 32 threads per channel, the
 /// default; `2g64`: 64 threads per channel, one state each, at most 6 channels per block;
 /// `4`: the warp-specialised `_ws`, at most 6 channels per block; `5g32`: `_g32f`; `6`:
-/// the time split in two halves `_t2`, at most 6 channels per block).
+/// the time split in two halves `_t2`, at most 6 channels per block). The default list
+/// keeps the older forms only (the test's time); the four selectable-only forms of the
+/// fourth session passed on the H200 with `MAMBA_GPU_S1S_FORMS=2g64` / `4` / `5g32` /
+/// `6` and `MAMBA_GPU_S1S_CPBS=6,3,1` (`5g32` also 8).
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1124,7 +1127,7 @@ fn selective_scan_seed1_matches_the_oracle() {
     // Forms: 2 (one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V; a `g32`
     // suffix: 32 threads per channel (the default), else 16 (MAMBA_CUDA_S1S_G).
     let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
-        .unwrap_or_else(|_| "6,5g32,4,2g64,2g32,3g32,2,1,3".to_string())
+        .unwrap_or_else(|_| "2g32,3g32,2,1,3".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
