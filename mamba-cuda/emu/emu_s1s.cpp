@@ -8,6 +8,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -40,6 +41,18 @@ inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool v) { return v; }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 inline float __shfl_sync(unsigned, float v, int) { return v; }
+// A real xor shuffle (the `_g64` output pass): per-warp barriers around an exchange slot.
+static std::vector<std::unique_ptr<std::barrier<>>> g_warp_bar;
+static float g_xchg[1024];
+inline float __shfl_xor_sync(unsigned, float v, int m) {
+    const unsigned t = threadIdx.x;
+    auto& b = *g_warp_bar[t / 32];
+    g_xchg[t] = v;
+    b.arrive_and_wait();
+    const float r = g_xchg[(t & ~31u) | ((t & 31u) ^ (unsigned)m)];
+    b.arrive_and_wait();
+    return r;
+}
 using std::max;
 using std::min;
 
@@ -78,6 +91,9 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
         for (unsigned bx = 0; bx < gx; ++bx) {
             std::memset(g_smem, 0xff, sizeof(g_smem));
             g_block_bar = std::make_unique<std::barrier<>>(threads);
+            g_warp_bar.clear();
+            for (unsigned w = 0; w < (threads + 31) / 32; ++w)
+                g_warp_bar.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
             std::vector<std::thread> ts;
             for (unsigned t = 0; t < threads; ++t)
                 ts.emplace_back([&, t] {
@@ -89,6 +105,10 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 3) s1s_fwd2<float, 16, true>(p);
                     else if (g_form == 4) s1s_fwd2<float, 32, false>(p);
                     else if (g_form == 5) s1s_fwd2<float, 32, true>(p);
+                    else if (g_form == 6) s1s_fwd2<float, 64, false>(p);
+                    else if (g_form == 7) s1s_fwd3<float>(p);
+                    else if (g_form == 8) s1s_fwd2<float, 32, false, true>(p);
+                    else if (g_form == 9) s1s_fwd5<float>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -140,7 +160,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
-    const int cpb = cs.CPB;
+    const int cpb = (g_form == 6 || g_form == 7 || g_form == 9) ? std::min(cs.CPB, 6) : cs.CPB;
     const int bps = (seg + cpb - 1) / cpb, nseg = d / seg;
     Scan1Params p{};
     p.u = u.data(); p.delta = delta.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
@@ -149,8 +169,10 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    if (s1s2_smem_bytes<float>(cpb, 32) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
-    launch(nseg * bps, b, (g_form >= 4 ? 32 : 16) * cpb, p);
+    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8: 32
+    if (s1s2_smem_bytes<float>(cpb, gt) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    if (g_form == 9 && s1s5_smem_bytes<float>(cpb, 32 * ((L + 63) / 64)) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : g_form == 9 ? 64 * cpb : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
     if (cs.hlast)
@@ -177,9 +199,14 @@ int main() {
         {1, 5, 64, 97, 3, 1, 1, 0, true, true, false, true, false, true},
         {1, 7, 64, 128, 3, 1, 1, 1, true, true, true, false, true, false},
         {1, 4, 20, 64, 4, 1, 1, 1, true, true, true, true, true, true},
+        {1, 12, 64, 200, 6, 1, 1, 1, true, true, true, true, true, true},
+        {1, 7, 37, 100, 6, 1, 1, 1, true, true, true, false, true, true},
     };
     int bad = 0;
-    for (const int form : {1, 2, 3, 4, 5})
+    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"
+    std::vector<int> forms;
+    for (const char* c = fe ? fe : "123456789"; *c; ++c) forms.push_back(*c - '0');
+    for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;
         const double e = run_case(cs, rng);

@@ -313,9 +313,17 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // and the outputs take E = 32 / GT steps per thread. The B / C / dt reads of the next
 // 4-step group are issued before the current group's arithmetic.
 // POLY: 1 of every 8 exponentials of a thread on the FMA pipe.
-template <typename T, int GT, bool POLY>
+// GT 64 (`_g64`, 384 threads at CPB 6: three warps per scheduler): one state per
+// thread; the prep and the outputs take one step per thread pair (hh = tid & 1 sums the
+// partial rows 32 hh .., the pair adds by a shuffle, hh = 0 preps and stores).
+// F (`_g32f`, GT 32): the 16-byte staging from per-thread slots set up once (a source
+// pointer or none, a destination offset: no per-tile row walk) where at most S1S_NSL
+// rows per thread, and the outputs' 32 partials summed by 16-byte reads (a lane: 4 steps
+// x 8 rows) and two xor-shuffle rounds that leave each lane one step.
+#define S1S_NSL 8
+template <typename T, int GT, bool POLY, bool F = false>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
-    constexpr int S = 64 / GT, E = 32 / GT;
+    constexpr int S = 64 / GT, E = GT == 64 ? 1 : 32 / GT;
     DYN_SMEM(smem);
     constexpr int RS = s1s_rs<T>();
     constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
@@ -373,10 +381,40 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             ndr = k + 1;
         }
     }
+    // F: slot k = staged row r0 + k RSTEP (all rows: B, C, delta, u, z), set up once.
+    const int nrows_all = 128 + 3 * CPB;
+    const bool slots = F && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
+    const int nsl = (nrows_all - r0 + RSTEP - 1) / RSTEP;
+    const T* ssrc[F ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
+    int sdst[F ? S1S_NSL : 1];
+    unsigned svalid = 0;  // bit k: slot k has a source row
+    if constexpr (F) {
+#pragma unroll
+        for (int k = 0; k < S1S_NSL; ++k) {
+            const int r = r0 + k * RSTEP;
+            const T* src = nullptr;
+            if (r < 64) src = r < N ? brow + (size_t)r * L + kk * EPC : nullptr;
+            else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L + kk * EPC : nullptr;
+            else if (r < nrows_all) {
+                const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                src = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            }
+            ssrc[k] = src ? src : brow;
+            svalid |= src ? 1u << k : 0u;
+            sdst[k] = r * RS + kk * EPC;
+        }
+    }
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
-        if (vec) {
+        if (F && slots) {
+            const unsigned ok = t0 + kk * EPC < L ? svalid : 0u;
+#pragma unroll
+            for (int k = 0; k < (F ? S1S_NSL : 1); ++k) {
+                if (k < nsl) s1s_cp16(dst + sdst[k], ssrc[k] + t0, (ok >> k) & 1u ? 16 : 0);
+            }
+        } else if (vec) {
             // Rows from the per-thread sources set up once (below): B and C rows r0,
             // r0 + RSTEP, ... (the first nbv of them below N; the rest stay zero from the
             // first NST tiles), and at most two delta / u / z rows.
@@ -431,13 +469,20 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
     }
     // Prep / output elements of this thread: channel pc, steps pt .. pt + E - 1.
-    const int pc = tid / GT, pt = E * (tid % GT);
+    // F (GT 32): lane g sums rows 8 (g >> 3) .. of steps 4 (g & 7) ..; after the two
+    // shuffle rounds it holds step 4 (g & 7) + 2 ((g >> 4) & 1) + ((g >> 3) & 1).
+    const int pc = tid / GT;
+    const int pt = GT == 64 ? (tid % GT) >> 1
+                   : (F && GT == 32) ? 4 * (tid & 7) + 2 * ((tid >> 4) & 1) + ((tid >> 3) & 1)
+                                     : E * (tid % GT);
+    const int hh = GT == 64 ? (tid & 1) : 0;
     const bool pact = pc < cn;
     const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
     const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
     const bool has_z = zp != nullptr;
 
     auto prep = [&](int tile) {
+        if (GT == 64 && hh) return;
         const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
         const T* sdl = st + 128 * RS + pc * RS;
         const T* su = sdl + CPB * RS;
@@ -463,11 +508,42 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         }
     };
     auto output = [&](int tile) {
-        if (!pact) return;
+        if (!pact) return;  // warp-uniform (a warp holds one channel's threads)
         const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
         const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
         float ys[E];
-        if constexpr (E == 2) {
+        if constexpr (F && GT == 32) {
+            const int gl = tid & 31, sg = gl & 7, rg = gl >> 3;
+            const float* rb = s_y + (tile & 1) * CPB * GT * 36 + (pc * GT + 8 * rg) * 36 + 4 * sg;
+            float4 a = *reinterpret_cast<const float4*>(rb);
+#pragma unroll
+            for (int r = 1; r < 8; ++r) {
+                const float4 v = *reinterpret_cast<const float4*>(rb + r * 36);
+                a.x += v.x;
+                a.y += v.y;
+                a.z += v.z;
+                a.w += v.w;
+            }
+            const bool b1 = (gl >> 4) & 1, b0 = (gl >> 3) & 1;
+            float k0 = b1 ? a.z : a.x, k1 = b1 ? a.w : a.y;
+            k0 += __shfl_xor_sync(0xffffffffu, b1 ? a.x : a.z, 16);
+            k1 += __shfl_xor_sync(0xffffffffu, b1 ? a.y : a.w, 16);
+            const float kf = b0 ? k1 : k0;
+            ys[0] = kf + __shfl_xor_sync(0xffffffffu, b0 ? k0 : k1, 8);
+        } else if constexpr (GT == 64) {
+            // Rows 32 hh + ((k + 4 hh) & 31): the two halves of a warp read banks 16 apart
+            // (two base pointers, so every read has an immediate offset).
+            const float* r1 = row + (hh ? 36 : 0) * 36;  // k < 28: rows 0.. / 36..
+            const float* r2 = row + (hh ? 32 : 28) * 36;  // k >= 28: rows 28.. / 32..
+            float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int k = 0; k < 28; ++k) a[k & 3] += r1[k * 36];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) a[k] += r2[k * 36];
+            const float v = (a[0] + a[1]) + (a[2] + a[3]);
+            ys[0] = v + __shfl_xor_sync(0xffffffffu, v, 1);
+            if (hh) return;
+        } else if constexpr (E == 2) {
             float y0 = 0.f, y1 = 0.f, w0 = 0.f, w1 = 0.f;
 #pragma unroll
             for (int gg = 0; gg < GT; gg += 2) {
@@ -593,13 +669,592 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     }
 }
 
+// The warp-specialised form (`_ws`): CPB compute warps (32 threads per channel, 2 states
+// each) run only the step loop; S1S_HW helper warps do the staging, the prep and the
+// outputs of the tile for all the block's channels (with 6 channels, 8 warps: two per
+// scheduler, each scheduler carrying two step loops or one step loop and one helper,
+// where `_g32` put the whole per-tile work of two channels on two of the four).
+// The same one-barrier schedule as `s1s_fwd2`: in iteration k the helpers stage tile
+// k + NST - 1, write the outputs of tile k - 1 and prep tile k + 1 (each helper thread
+// owns fixed (channel, step) elements for both, so its output reads of a per-step
+// buffer come before its prep writes to it), while the compute warps run tile k.
+#define S1S_HW 2
+template <typename T>
+__device__ __forceinline__ void s1s_fwd3(const Scan1Params& p) {
+    constexpr int GT = 32, S = 2;
+    DYN_SMEM(smem);
+    constexpr int RS = s1s_rs<T>();
+    constexpr int EPC = 16 / (int)sizeof(T);  // elements per 16-byte chunk
+    constexpr int CH = S1S_TT / EPC;          // chunks per staged row
+    constexpr int NST = S1S_NST2;
+    constexpr int NH = 32 * S1S_HW;           // helper threads
+    constexpr int MAXE = 4;                   // elements per helper thread (CPB <= 8)
+    constexpr int RSTEP = NH / CH;            // staged rows per pass
+    constexpr int MAXD = (3 * 8 + RSTEP - 1) / RSTEP;  // delta / u / z rows per helper
+    const int CPB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x;
+    const int bx = blockIdx.x, i = blockIdx.y;
+    const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CPB;
+    const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
+    const bool helper = tid >= GT * CPB;  // whole warps
+    const int hid = tid - GT * CPB;
+
+    const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
+    char* stages = reinterpret_cast<char*>(smem);
+    float* s_pp = reinterpret_cast<float*>(stages + NST * stage_bytes);
+    const int PB = CPB * 36;
+    float* s_y = s_pp + 8 * PB;
+
+    const size_t rbase = (size_t)i * dim + c0;
+    const T* u = static_cast<const T*>(p.u) + rbase * L;
+    const T* delta = static_cast<const T*>(p.delta) + rbase * L;
+    const T* zp = p.z ? static_cast<const T*>(p.z) + rbase * L : nullptr;
+    T* out = static_cast<T*>(p.out) + rbase * L;
+    const T* brow = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L;
+    const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L;
+    const int ntiles = (L + S1S_TT - 1) / S1S_TT;
+
+    // Helpers: staging sources (as s1s_fwd2, over the NH helper threads), elements.
+    const bool vec = p.async_copy != 0;
+    const int kk = helper ? hid % CH : 0, r0 = helper ? hid / CH : 0;
+    const int nbr = (64 - r0 + RSTEP - 1) / RSTEP;
+    const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
+    const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
+    const T* csrc = crow + (size_t)r0 * L + kk * EPC;
+    const size_t bstep = (size_t)RSTEP * L;
+    const T* dsrc[MAXD];
+    int ddst[MAXD];
+    int ndr = 0;
+#pragma unroll
+    for (int k = 0; k < MAXD; ++k) {
+        const int r = r0 + k * RSTEP;
+        dsrc[k] = nullptr;
+        ddst[k] = 0;
+        if (r < 3 * CPB) {
+            const int kq = r / CPB, cc = r - kq * CPB;
+            const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+            dsrc[k] = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            ddst[k] = (128 + r) * RS + kk * EPC;
+            ndr = k + 1;
+        }
+    }
+    auto stage_tile = [&](int tile) {
+        T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+        if (vec) {
+            const bool tin = t0 + kk * EPC < L;
+            T* d = dst + r0 * RS + kk * EPC;
+            const T* pb = bsrc + t0;
+            const T* pc = csrc + t0;
+            const int nrow = tile < NST ? nbr : nbv;
+            for (int k = 0; k < nrow; ++k) {
+                const bool ok = tin && k < nbv;
+                s1s_cp16(d, ok ? pb : brow, ok ? 16 : 0);
+                s1s_cp16(d + 64 * RS, ok ? pc : crow, ok ? 16 : 0);
+                d += RSTEP * RS;
+                pb += bstep;
+                pc += bstep;
+            }
+#pragma unroll
+            for (int k = 0; k < MAXD; ++k) {
+                if (k < ndr) {
+                    const bool ok = tin && dsrc[k] != nullptr;
+                    s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
+                }
+            }
+        } else {
+            const int nrows = 128 + 3 * CPB;
+            for (int e = hid; e < nrows * S1S_TT; e += NH) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                const int t = t0 + k;
+                const T* src = nullptr;
+                if (t < L) {
+                    if (r < 64) src = r < N ? brow + (size_t)r * L : nullptr;
+                    else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L : nullptr;
+                    else {
+                        const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                        const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                        src = (cc < cn && base) ? base + (size_t)cc * L : nullptr;
+                    }
+                }
+                if constexpr (sizeof(T) == 4) s1s_cp4(dst + r * RS + k, src ? src + t : delta, src ? 4 : 0);
+                else dst[r * RS + k] = src ? src[t] : cvt<T>(0.f);
+            }
+        }
+    };
+    // Helper elements j: e = hid + NH j < 32 CPB, channel e / 32, step e % 32.
+    const int ne = helper ? (32 * CPB - hid + NH - 1) / NH : 0;
+    const bool has_z = zp != nullptr;
+    auto prep = [&](int tile) {
+        const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int j = 0; j < MAXE; ++j) {
+            if (j < ne) {
+                const int e = hid + NH * j, pc = e >> 5, pt = e & 31;
+                const T* sdl = st + (128 + pc) * RS;
+                const T* su = sdl + CPB * RS;
+                const T* sz = su + CPB * RS;
+                float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+                float dt = 0.f, du = 0.f, dd = 0.f, gt = 1.f;
+                if (pc < cn && t0 + pt < L) {
+                    const float uv = ldf(su + pt);
+                    dt = ldf(sdl + pt) + (p.delta_bias ? p.delta_bias[c0 + pc] : 0.f);
+                    if (p.softplus) dt = softplus_series(dt);
+                    du = dt * uv;
+                    dd = (p.D ? p.D[c0 + pc] : 0.f) * uv;
+                    if (has_z) gt = silu_f(ldf(sz + pt));
+                }
+                pp[0] = dt;
+                pp[PB] = du;
+                pp[2 * PB] = dd;
+                pp[3 * PB] = gt;
+            }
+        }
+    };
+    auto output = [&](int tile) {
+        const int t0 = tile * S1S_TT;
+#pragma unroll
+        for (int j = 0; j < MAXE; ++j) {
+            if (j < ne) {
+                const int e = hid + NH * j, pc = e >> 5, pt = e & 31;
+                if (pc < cn && t0 + pt < L) {
+                    const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
+                    const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+                    float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int gg = 0; gg < GT; ++gg) a[gg & 3] += row[gg * 36];
+                    const float y = (a[0] + a[1]) + (a[2] + a[3]);
+                    out[(size_t)pc * L + t0 + pt] = cvt<T>((y + pp[2 * PB]) * pp[3 * PB]);
+                }
+            }
+        }
+    };
+
+    // Compute threads: channel cl, states g + 32 s.
+    const int cl = tid / GT, g = tid % GT;
+    const bool active = !helper && cl < cn;
+    const int c = c0 + cl;
+    float h[S], a2[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = g + GT * s;
+        const bool ok = active && n < N;
+        h[s] = (ok && p.h0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+    }
+
+    if (helper) {
+#pragma unroll
+        for (int k = 0; k < NST - 1; ++k) {
+            if (k < ntiles) stage_tile(k);
+            s1s_commit();
+        }
+        s1s_wait<NST - 2>();
+    }
+    __syncthreads();
+    if (helper) prep(0);
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        // Tiles <= tile + 1 landed; the prep of tile and the step loop of tile - 1 done.
+        if (helper) s1s_wait<NST - 3>();
+        __syncthreads();
+        if (helper) {
+            if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+            s1s_commit();
+            if (tile > 0) output(tile - 1);
+            if (tile + 1 < ntiles) prep(tile + 1);
+        } else {
+            const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+            const T* sB = st + g * RS;
+            const T* sC = st + (64 + g) * RS;
+            const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
+            const float* tdu = tdt + PB;
+            float* ty = s_y + (tile & 1) * CPB * GT * 36 + (cl * GT + g) * 36;
+            float4 dt4 = *reinterpret_cast<const float4*>(tdt);
+            float4 du4 = *reinterpret_cast<const float4*>(tdu);
+            float4 bv[S], cv[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                bv[s] = s1s_ld4(sB + GT * s * RS);
+                cv[s] = s1s_ld4(sC + GT * s * RS);
+            }
+#pragma unroll
+            for (int q = 0; q < S1S_TT; q += 4) {
+                float4 dtn = dt4, dun = du4, bn[S], cnx[S];
+                if (q + 4 < S1S_TT) {
+                    dtn = *reinterpret_cast<const float4*>(tdt + q + 4);
+                    dun = *reinterpret_cast<const float4*>(tdu + q + 4);
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        bn[s] = s1s_ld4(sB + GT * s * RS + q + 4);
+                        cnx[s] = s1s_ld4(sC + GT * s * RS + q + 4);
+                    }
+                } else {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) bn[s] = cnx[s] = bv[s];
+                }
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+                const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float e[4][S];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) e[j][s] = ex2_fast(dts[j] * a2[s]);
+                }
+                float y[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
+                        const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
+                        h[s] = fmaf(e[j][s], h[s], dus[j] * bj);
+                        acc = fmaf(cj, h[s], acc);
+                    }
+                    y[j] = acc;
+                }
+                *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                dt4 = dtn;
+                du4 = dun;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    bv[s] = bn[s];
+                    cv[s] = cnx[s];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    if (helper) {
+        output(ntiles - 1);
+        s1s_wait<0>();
+    } else if (p.hlast && active) {
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const int n = g + GT * s;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = h[s];
+        }
+    }
+}
+
+// The time split in two halves inside the block (`_t2`): CPB channels x 2 halves x 32
+// threads (2 states each; 12 warps at CPB 6: three per scheduler). Half 0 runs steps
+// [0, LH) from h0, half 1 steps [LH, L) from zero (LH = 32 ceil(L / 64)), both through
+// the same tile loop (a ring of S1S_NST5 stages, each with a sub-buffer per half; two
+// barriers per tile, one y-partial buffer per half). Half 1 keeps S_t (the sum of its
+// steps' dt) per (channel, step) in shared memory; after the loop its outputs get the
+// part of half 0's end state h_mid: out_t += gate_t sum_n C_t[n] h_mid[n] 2^(a2[n] S_t)
+// (one lane per step, a loop over the states; C and z read again from global memory),
+// and its last state becomes h' + 2^(a2 S_end) h_mid.
+#define S1S_NST5 3
+template <typename T>
+__host__ __device__ constexpr int s1s5_smem_bytes(int cpb, int lh) {
+    return 2 * S1S_NST5 * ((s1s_stage_elems<T>(cpb) * (int)sizeof(T) + 15) & ~15) +
+           4 * (2 * 8 * cpb * 36 + 2 * cpb * 32 * 36 + cpb * lh + 2 * cpb * 64);
+}
+template <typename T>
+__device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
+    constexpr int GT = 32, S = 2;
+    DYN_SMEM(smem);
+    constexpr int RS = s1s_rs<T>();
+    constexpr int EPC = 16 / (int)sizeof(T);
+    constexpr int CH = S1S_TT / EPC;
+    constexpr int NST = S1S_NST5;
+    const int CPB = p.cb, N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int nth = GT * CPB;  // threads per half
+    const int hf = threadIdx.x / nth, tid = threadIdx.x % nth;
+    const int bx = blockIdx.x, i = blockIdx.y;
+    const int seg_id = bx / p.blocks_per_seg, blk = bx % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CPB;
+    const int cn = min(CPB, (seg_id + 1) * p.seg - c0);
+    const int cl = tid / GT, g = tid % GT;
+    const bool active = cl < cn;
+    const int ntiles = (L + 2 * S1S_TT - 1) / (2 * S1S_TT);
+    const int LH = ntiles * S1S_TT;
+    const int T0 = hf * LH, Ln = hf ? max(0, L - LH) : min(L, LH);
+
+    const int stage_bytes = (s1s_stage_elems<T>(CPB) * (int)sizeof(T) + 15) & ~15;
+    char* stages = reinterpret_cast<char*>(smem);
+    float* s_pp = reinterpret_cast<float*>(stages + 2 * NST * stage_bytes) + hf * 8 * CPB * 36;
+    const int PB = CPB * 36;
+    float* s_y = reinterpret_cast<float*>(stages + 2 * NST * stage_bytes) + 2 * 8 * PB + hf * CPB * GT * 36;
+    float* s_S = reinterpret_cast<float*>(stages + 2 * NST * stage_bytes) + 2 * 8 * PB + 2 * CPB * GT * 36;
+    float* s_h = s_S + CPB * LH;
+    float* s_a = s_h + CPB * 64;
+
+    const size_t rbase = (size_t)i * dim + c0;
+    const T* u = static_cast<const T*>(p.u) + rbase * L + T0;
+    const T* delta = static_cast<const T*>(p.delta) + rbase * L + T0;
+    const T* zp = p.z ? static_cast<const T*>(p.z) + rbase * L + T0 : nullptr;
+    T* out = static_cast<T*>(p.out) + rbase * L + T0;
+    const T* brow = static_cast<const T*>(p.B) + ((size_t)i * p.b_groups + c0 / (dim / p.b_groups)) * N * (size_t)L + T0;
+    const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L + T0;
+
+    // Staging of this half's rows by this half's threads (as s1s_fwd2; bounds Ln).
+    const bool vec = p.async_copy != 0;
+    const int kk = tid % CH, r0 = tid / CH, RSTEP = nth / CH;
+    const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
+    const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
+    const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
+    const T* csrc = crow + (size_t)r0 * L + kk * EPC;
+    const size_t bstep = (size_t)RSTEP * L;
+    const T* dsrc[2] = {nullptr, nullptr};
+    int ddst[2] = {0, 0};
+    int ndr = 0;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        const int r = r0 + k * RSTEP;
+        if (r < 3 * CPB) {
+            const int kq = r / CPB, cc = r - kq * CPB;
+            const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+            dsrc[k] = (cc < cn && base) ? base + (size_t)cc * L + kk * EPC : nullptr;
+            ddst[k] = (128 + r) * RS + kk * EPC;
+            ndr = k + 1;
+        }
+    }
+    auto stage_ptr = [&](int tile) {
+        return reinterpret_cast<T*>(stages + ((tile % NST) * 2 + hf) * stage_bytes);
+    };
+    auto stage_tile = [&](int tile) {
+        T* dst = stage_ptr(tile);
+        const int t0 = tile * S1S_TT;
+        if (vec) {
+            const bool tin = t0 + kk * EPC < Ln;
+            T* d = dst + r0 * RS + kk * EPC;
+            const T* pb = bsrc + t0;
+            const T* pc = csrc + t0;
+            const int nrow = tile < NST ? nbr : nbv;
+            for (int k = 0; k < nrow; ++k) {
+                const bool ok = tin && k < nbv;
+                s1s_cp16(d, ok ? pb : brow, ok ? 16 : 0);
+                s1s_cp16(d + 64 * RS, ok ? pc : crow, ok ? 16 : 0);
+                d += RSTEP * RS;
+                pb += bstep;
+                pc += bstep;
+            }
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                if (k < ndr) {
+                    const bool ok = tin && dsrc[k] != nullptr;
+                    s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
+                }
+            }
+        } else {
+            const int nrows = 128 + 3 * CPB;
+            for (int e = tid; e < nrows * S1S_TT; e += nth) {
+                const int r = e / S1S_TT, k = e % S1S_TT;
+                const int t = t0 + k;
+                const T* src = nullptr;
+                if (t < Ln) {
+                    if (r < 64) src = r < N ? brow + (size_t)r * L : nullptr;
+                    else if (r < 128) src = r - 64 < N ? crow + (size_t)(r - 64) * L : nullptr;
+                    else {
+                        const int q = r - 128, kq = q / CPB, cc = q - kq * CPB;
+                        const T* base = kq == 0 ? delta : kq == 1 ? u : zp;
+                        src = (cc < cn && base) ? base + (size_t)cc * L : nullptr;
+                    }
+                }
+                if constexpr (sizeof(T) == 4) s1s_cp4(dst + r * RS + k, src ? src + t : delta, src ? 4 : 0);
+                else dst[r * RS + k] = src ? src[t] : cvt<T>(0.f);
+            }
+        }
+    };
+
+    const int c = c0 + cl;
+    float h[S], a2[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = g + GT * s;
+        const bool ok = active && n < N;
+        h[s] = (ok && p.h0 && hf == 0) ? p.h0[((size_t)i * dim + c) * N + n] : 0.f;
+        a2[s] = ok ? p.A[(size_t)c * N + n] * LOG2E_F : 0.f;
+    }
+    const int pc = tid / GT, pt = tid % GT;
+    const bool pact = pc < cn;
+    const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
+    const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
+    const bool has_z = zp != nullptr;
+    auto prep = [&](int tile) {
+        const T* st = stage_ptr(tile);
+        const T* sdl = st + (128 + pc) * RS;
+        const T* su = sdl + CPB * RS;
+        const T* sz = su + CPB * RS;
+        float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        const int t0 = tile * S1S_TT;
+        float dt = 0.f, du = 0.f, dd = 0.f, gt = 1.f;
+        if (pact && t0 + pt < Ln) {
+            const float uv = ldf(su + pt);
+            dt = ldf(sdl + pt) + pbias;
+            if (p.softplus) dt = softplus_series(dt);
+            du = dt * uv;
+            dd = pD * uv;
+            if (has_z) gt = silu_f(ldf(sz + pt));
+        }
+        pp[0] = dt;
+        pp[PB] = du;
+        pp[2 * PB] = dd;
+        pp[3 * PB] = gt;
+    };
+    auto output = [&](int tile) {
+        const int t0 = tile * S1S_TT;
+        if (!pact || t0 + pt >= Ln) return;
+        const float* row = s_y + pc * GT * 36 + pt;
+        const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        float a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int gg = 0; gg < GT; ++gg) a[gg & 3] += row[gg * 36];
+        const float y = (a[0] + a[1]) + (a[2] + a[3]);
+        out[(size_t)pc * L + t0 + pt] = cvt<T>((y + pp[2 * PB]) * pp[3 * PB]);
+    };
+
+#pragma unroll
+    for (int k = 0; k < NST - 1; ++k) {
+        if (k < ntiles) stage_tile(k);
+        s1s_commit();
+    }
+    s1s_wait<NST - 2>();
+    __syncthreads();
+    prep(0);
+    float srun = 0.f;  // half 1: the sum of its steps' dt so far
+
+    for (int tile = 0; tile < ntiles; ++tile) {
+        // Everyone is done with the outputs of tile - 1 (s_y) and the prep of tile.
+        __syncthreads();
+        if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+        s1s_commit();
+        {
+            const T* st = stage_ptr(tile);
+            const T* sB = st + g * RS;
+            const T* sC = st + (64 + g) * RS;
+            const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
+            const float* tdu = tdt + PB;
+            float* ty = s_y + (cl * GT + g) * 36;
+            float* tS = s_S + cl * LH + tile * S1S_TT;
+            float4 dt4 = *reinterpret_cast<const float4*>(tdt);
+            float4 du4 = *reinterpret_cast<const float4*>(tdu);
+            float4 bv[S], cv[S];
+#pragma unroll
+            for (int s = 0; s < S; ++s) {
+                bv[s] = s1s_ld4(sB + GT * s * RS);
+                cv[s] = s1s_ld4(sC + GT * s * RS);
+            }
+#pragma unroll
+            for (int q = 0; q < S1S_TT; q += 4) {
+                float4 dtn = dt4, dun = du4, bn[S], cnx[S];
+                if (q + 4 < S1S_TT) {
+                    dtn = *reinterpret_cast<const float4*>(tdt + q + 4);
+                    dun = *reinterpret_cast<const float4*>(tdu + q + 4);
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        bn[s] = s1s_ld4(sB + GT * s * RS + q + 4);
+                        cnx[s] = s1s_ld4(sC + GT * s * RS + q + 4);
+                    }
+                } else {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) bn[s] = cnx[s] = bv[s];
+                }
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+                const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
+                float e[4][S];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                    for (int s = 0; s < S; ++s) e[j][s] = ex2_fast(dts[j] * a2[s]);
+                }
+                float y[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        const float bj = j == 0 ? bv[s].x : j == 1 ? bv[s].y : j == 2 ? bv[s].z : bv[s].w;
+                        const float cj = j == 0 ? cv[s].x : j == 1 ? cv[s].y : j == 2 ? cv[s].z : cv[s].w;
+                        h[s] = fmaf(e[j][s], h[s], dus[j] * bj);
+                        acc = fmaf(cj, h[s], acc);
+                    }
+                    y[j] = acc;
+                }
+                *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                if (hf == 1) {
+                    const float s0 = srun + dts[0], s1 = s0 + dts[1], s2 = s1 + dts[2], s3 = s2 + dts[3];
+                    srun = s3;
+                    if (g == 0) *reinterpret_cast<float4*>(tS + q) = make_float4(s0, s1, s2, s3);
+                }
+                dt4 = dtn;
+                du4 = dun;
+#pragma unroll
+                for (int s = 0; s < S; ++s) {
+                    bv[s] = bn[s];
+                    cv[s] = cnx[s];
+                }
+            }
+        }
+        // Tile + 1 landed (for its prep); the step loop of tile done (its y partials).
+        s1s_wait<NST - 2>();
+        __syncthreads();
+        output(tile);
+        if (tile + 1 < ntiles) prep(tile + 1);
+    }
+    s1s_wait<0>();
+    // Half 0's end state and the decays' exponents for half 1's correction.
+    if (hf == 0) {
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            s_h[cl * 64 + g + GT * s] = h[s];
+            s_a[cl * 64 + g + GT * s] = a2[s];
+        }
+    }
+    __syncthreads();
+    const int L1 = L - LH;  // half 1's length (<= 0: none)
+    if (hf == 1 && active && p.hlast) {
+        const float send = L1 > 0 ? s_S[cl * LH + L1 - 1] : 0.f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const int n = g + GT * s;
+            if (n < N) p.hlast[((size_t)i * dim + c) * N + n] = fmaf(ex2_fast(a2[s] * send), s_h[cl * 64 + n], h[s]);
+        }
+    }
+    if (L1 > 0) {
+        // One lane per step of half 1; items (channel, 32-step block) over all warps.
+        const int nb1 = (L1 + 31) / 32, nwarps = 2 * CPB, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+        const T* crow1 = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L + LH;
+        T* out1 = static_cast<T*>(p.out) + rbase * L + LH;
+        const T* z1 = p.z ? static_cast<const T*>(p.z) + rbase * L + LH : nullptr;
+        for (int it = warp; it < cn * nb1; it += nwarps) {
+            const int cc = it / nb1, t = (it % nb1) * 32 + lane;
+            if (t >= L1) continue;
+            const float sv = s_S[cc * LH + t];
+            const float* hm = s_h + cc * 64;
+            const float* am = s_a + cc * 64;
+            float acc0 = 0.f, acc1 = 0.f;
+            int n = 0;
+            for (; n + 2 <= N; n += 2) {
+                const float cv0 = ldf(crow1 + (size_t)n * L + t), cv1 = ldf(crow1 + (size_t)(n + 1) * L + t);
+                acc0 = fmaf(cv0 * hm[n], ex2_fast(am[n] * sv), acc0);
+                acc1 = fmaf(cv1 * hm[n + 1], ex2_fast(am[n + 1] * sv), acc1);
+            }
+            if (n < N) acc0 = fmaf(ldf(crow1 + (size_t)n * L + t) * hm[n], ex2_fast(am[n] * sv), acc0);
+            const float gt = z1 ? silu_f(ldf(z1 + (size_t)cc * L + t)) : 1.f;
+            T* o = out1 + (size_t)cc * L + t;
+            *o = cvt<T>(ldf(o) + gt * (acc0 + acc1));
+        }
+    }
+}
+
 #ifndef MAMBA_EMU
 #define S1S_KERNEL(NAME, T) \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_v1(const __grid_constant__ Scan1Params p) { s1s_fwd<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, false>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 16, true>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32_p(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_ws(const __grid_constant__ Scan1Params p) { s1s_fwd3<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32f(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_t2(const __grid_constant__ Scan1Params p) { s1s_fwd5<T>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -10,7 +10,17 @@
 //! `MAMBA_CUDA_S1S_V=1` takes the first form (`_v1`: three barriers per tile), `=3` the
 //! second with 1 of every 8 exponentials on the FMA pipe (`_p`);
 //! `MAMBA_CUDA_S1S_G=16`: 16 threads per channel with 4 states each (default: 32 threads
-//! with 2 states, `_g32`).
+//! with 2 states, `_g32`); `=64`: 64 threads with one state each (`_g64`, 384 threads at
+//! 6 channels per block; at most 6 channels per block).
+//! `MAMBA_CUDA_S1S_V=4`: the warp-specialised form `_ws` (32 threads x 2 states per
+//! channel run only the step loop; two more warps stage, prep and store; at most 6
+//! channels per block); `=5`: `_g32f` (the default form with the 16-byte staging from
+//! per-thread slots set up once and the outputs' partial sums by 16-byte reads and two
+//! shuffle rounds); `=6`: `_t2` (the time split in two halves inside the block: 12
+//! warps at 6 channels per block, half 1 corrected by half 0's end state; at most 6
+//! channels per block, and only while its shared memory fits (L up to ~2800)). None of
+//! `_g64`, `_ws`, `_g32f`, `_t2` was faster than `_g32` on the H200 (NOTES.md, fourth
+//! session): they stay selectable only.
 
 use std::sync::OnceLock;
 
@@ -21,10 +31,15 @@ use crate::PResult;
 
 /// Shared memory in bytes (kernels/scan1_seed.cu `s1s2_smem_bytes`, `s1s_smem_bytes` for
 /// the first form): a ring of 4 (3) stages of raw rows, then the f32 per-step arrays.
-fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
+fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
     let rs = if es == 4 { 36 } else { 40 };
     let stage = ((128 + 3 * cpb) * rs * es).div_ceil(16) * 16;
-    if form == 1 {
+    if form == 9 {
+        // `s1s5_smem_bytes`: 3 stages x 2 halves, then per half the f32 per-step arrays
+        // and one y-partial buffer, S_t of half 1, h_mid and the decay exponents.
+        let lh = 32 * l.div_ceil(64);
+        2 * 3 * stage + 4 * (2 * 8 * cpb * 36 + 2 * cpb * 32 * 36 + cpb * lh + 2 * cpb * 64)
+    } else if form == 1 {
         3 * stage + 4 * (2 * cpb * 36 + cpb * 16 * 36)
     } else {
         4 * stage + 4 * (8 * cpb * 36 + 2 * cpb * gt * 36)
@@ -32,15 +47,17 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// looked up once.
+/// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 15] = [const { OnceLock::new() }; 15];
-    let slot = &FUNCS[act * 5 + form - 1];
+    static FUNCS: [OnceLock<Func>; 27] = [const { OnceLock::new() }; 27];
+    let slot = &FUNCS[act * 9 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
-    let tag = ["_v1", "", "_p", "_g32", "_g32_p"][form - 1];
+    let tag = [
+        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2",
+    ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
 }
@@ -94,17 +111,43 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
         Some("1") => 1,
         Some("3") => 3,
+        Some("4") => 4,
+        Some("5") => 5,
+        Some("6") => 6,
         _ => 2,
     };
+    // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
+        (4..=6, _) => 32,
         (1, _) | (_, Some(16)) => 16,
+        (2, Some(64)) => 64,
         _ => 32,
     };
-    let form = if gt == 32 { v + 2 } else { v };
+    let form = match (v, gt) {
+        (4, _) => 7,
+        (5, _) => 8,
+        (6, _) => 9,
+        (_, 64) => 6,
+        (_, 32) => v + 2,
+        _ => v,
+    };
     let cpb = env_usize("MAMBA_CUDA_S1S_CPB")
-        .unwrap_or(if gt == 32 { DEFAULT_CPB } else { 8 })
-        .clamp(1, 256 / gt);
+        .unwrap_or(if gt == 16 { 8 } else { DEFAULT_CPB })
+        .clamp(
+            1,
+            if gt == 64 || form == 7 || form == 9 {
+                6
+            } else {
+                256 / gt
+            },
+        );
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
+    // `_t2` only while its shared memory (which grows with L) fits; else the default form.
+    let form = if form == 9 && smem(es, cpb, 32, 9, l) + 1024 > g.max_smem() {
+        4
+    } else {
+        form
+    };
     let seg = prm.seg as usize;
     let bps = seg.div_ceil(cpb);
     let nseg = d / seg;
@@ -119,11 +162,17 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     prm.nchunks = 1;
     prm.chunk_len = l as i32;
     let f = func(g, act, form)?;
+    // `_ws`: two helper warps after the compute warps; the shared memory of form 2.
+    let (threads, sm) = match form {
+        7 => (32 * (cpb + 2), smem(es, cpb, 32, 2, l)),
+        9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
+        _ => (gt * cpb, smem(es, cpb, gt, form, l)),
+    };
     g.launch(
         f,
         ((nseg * bps) as u32, b as u32, 1),
-        (gt * cpb) as u32,
-        smem(es, cpb, gt, form),
+        threads as u32,
+        sm,
         stream,
         &prm,
     )
