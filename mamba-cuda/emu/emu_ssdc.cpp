@@ -266,6 +266,9 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 }
 
 // The four-kernel `ssdl` form: C B^T, chunk states, the combine, outputs.
+// g_ssdl_var (second argument): 1 the `_s` kernels (N 128, PB 64 fixed), 2 `_s` states and
+// the `_d` outputs (diagonal-scaled M X), for bf16 at Q 128, N 128, PB 64.
+static int g_ssdl_var = 0;
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
                        size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
@@ -306,6 +309,10 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         kstf = Q == 64 ? ssdl_statesf_bf16_q64 : Q == 128 ? ssdl_statesf_bf16_q128 : ssdl_statesf_bf16_q256;
         kout = Q == 64 ? ssdl_out_bf16_q64 : Q == 128 ? ssdl_out_bf16_q128 : ssdl_out_bf16_q256;
         kone = Q == 64 ? ssdl_one_bf16_q64 : Q == 128 ? ssdl_one_bf16_q128 : ssdl_one_bf16_q256;
+        if (g_ssdl_var && Q == 128 && N == 128 && cs.PB == 64) {
+            kst = ssdl_states_bf16_q128_s;
+            kout = g_ssdl_var == 2 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;
+        }
     }
     emu_launch(kcb, p, K, g, b);
     if (fuse == 2) {
@@ -521,6 +528,7 @@ static int g_only_ssdl = 0;
 int main(int argc, char** argv) {
     std::mt19937 rng(7);
     g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
+    g_ssdl_var = argc > 2 ? std::atoi(argv[2]) : 0;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
@@ -566,6 +574,10 @@ int main(int argc, char** argv) {
         {1, 300, 2, 64, 1, 128, 256, 64, 2, true, true, true, true, true, true},
         {1, 520, 1, 32, 1, 16, 256, 32, 0, false, false, true, false, false, false},
         {1, 200, 4, 16, 2, 80, 64, 16, 1, true, false, false, true, true, true},
+        // The `_s` / `_d` kernels' shape (N 128, PB 64, Q 128): odd L, groups, p 128.
+        {1, 300, 3, 64, 3, 128, 128, 64, 1, true, true, true, true, true, true},
+        {1, 1, 2, 64, 1, 128, 128, 64, 2, true, true, true, true, true, true},
+        {1, 257, 2, 128, 2, 128, 128, 64, 0, false, true, false, true, false, false},
     };
     for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 2; ++bf)

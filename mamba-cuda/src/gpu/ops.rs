@@ -920,6 +920,20 @@ fn ssdl_fuse() -> usize {
     }
 }
 
+/// `MAMBA_CUDA_SSDL_VAR` (bf16, Q 128, N 128, PB 64, four kernels only): 0 (default) the
+/// generic `ssdl_states` / `ssdl_out`; 1 the `_s` kernels (N and PB fixed at compile
+/// time); 2 `ssdl_states_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
+/// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead).
+fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
+    if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
+        return 0;
+    }
+    match env_usize("MAMBA_CUDA_SSDL_VAR") {
+        Some(v) if v <= 2 => v,
+        _ => 0,
+    }
+}
+
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
 /// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
@@ -987,7 +1001,11 @@ fn ssdl_launch(
                 g.launch(f1, grid, 256, plan.smem_states, stream, &pf)
             })?;
         } else {
-            let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}"))?;
+            let var = ssdl_var(sfx, q, n, plan.pb);
+            let f1 = g.func(&format!(
+                "ssdl_states_{sfx}_q{q}{}",
+                if var > 0 { "_s" } else { "" }
+            ))?;
             g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
             // bf16: 8 elements per thread (16-byte accesses).
             let (fc, per) = if es == 2 {
@@ -999,7 +1017,15 @@ fn ssdl_launch(
             g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
         }
         prm.final_states = 0;
-        let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}"))?;
+        let var = if fuse == 0 {
+            ssdl_var(sfx, q, n, plan.pb)
+        } else {
+            0
+        };
+        let f2 = g.func(&format!(
+            "ssdl_out_{sfx}_q{q}{}",
+            ["", "_s", "_d"][var]
+        ))?;
         g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
     let r = run();
