@@ -311,7 +311,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         kone = Q == 64 ? ssdl_one_bf16_q64 : Q == 128 ? ssdl_one_bf16_q128 : ssdl_one_bf16_q256;
         if (g_ssdl_var && Q == 128 && N == 128 && cs.PB == 64) {
             kst = ssdl_states_bf16_q128_s;
-            kout = g_ssdl_var == 2 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;
+            kstf = ssdl_statesf_bf16_q128_s;
+            kout = g_ssdl_var == 2 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`
         }
     }
     emu_launch(kcb, p, K, g, b);
@@ -324,7 +325,13 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
         return emu_rel(go, ro);
     }
-    emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
+    if (!f32 && g_ssdl_var == 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
+        // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
+        int hb = 4;
+        while ((h / g) % hb) hb /= 2;
+        if constexpr (!f32) emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+    } else
+        emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
     if (fuse && flags[0] != 0) std::printf("ticket not reset\n");
     blockDim = {1, 1, 1};
     gridDim = {1, 1, 1};
@@ -578,10 +585,14 @@ int main(int argc, char** argv) {
         {1, 300, 3, 64, 3, 128, 128, 64, 1, true, true, true, true, true, true},
         {1, 1, 2, 64, 1, 128, 128, 64, 2, true, true, true, true, true, true},
         {1, 257, 2, 128, 2, 128, 128, 64, 0, false, true, false, true, false, false},
+        {2, 200, 8, 64, 1, 128, 128, 64, 1, true, true, true, true, true, true},
+        {1, 129, 12, 64, 2, 128, 128, 64, 2, true, false, true, true, true, false},
     };
     for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 2; ++bf)
         for (const auto& c : lcases) {
+            // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64).
+            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var == 3 && fuse) || c.Q != 128 || c.N != 128 || c.PB != 64)) continue;
             double ef = 0;
             const double eo = bf ? run_case<bf16_t>(c, 3 + fuse, rng, &ef) : run_case<float>(c, 3 + fuse, rng, &ef);
             const double tol = bf ? 2e-2 : 1e-5;

@@ -1356,11 +1356,14 @@ __device__ void ssdl_states_k(const SsdParams& p) {
     const T* x = static_cast<const T*>(p.x);
     const T* Bp = static_cast<const T*>(p.B);
     const int t0 = c * Q, vx = PB / EPV;
+    // NC (`_s`, bf16): B in a second copy group, waited for after x is scaled.
+    constexpr bool G2 = NC != 0 && es == 2;
     ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    if constexpr (G2) ssdc_commit();
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     ssdc_commit();
     if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
-    ssdc_wait<0>();
+    ssdc_wait<G2 ? 1 : 0>();
     __syncthreads();
     if constexpr (es == 2) {
         // x rows scaled by w in place (the A operand X^T diag(w) then loads as is).
@@ -1368,6 +1371,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
             const int t = v / vx, e = (v - t * vx) * EPV;
             ssdl_scale16(bx + t * ldP + e, s_w[t]);
         }
+        if constexpr (G2) ssdc_wait<0>();
         __syncthreads();
     }
     if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
@@ -1475,6 +1479,103 @@ __device__ void ssdl_states_k(const SsdParams& p) {
     }
 }
 
+// 2'. `ssdl_states_*_m` (bf16, N and PB fixed): the chunk states of HB = H / gridDim.y
+// consecutive heads of one group per block, grid ((p / PB) x K, H / HB, b): B is staged
+// once for the HB heads (not once per head), and x of the next head is prefetched (a
+// second x buffer) while the current head's mma run. Per head: warp 0 scans dt into the
+// header, x is scaled by w in place, then the same mma and stores as ssdl_states_k.
+template <int Q, int NC, int PBC>
+__device__ void ssdl_states_mh(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using T = bf16_t;
+    constexpr int es = 2, EPV = 8, KS = 16, N = NC, PB = PBC;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, 0);
+    constexpr int ldN = N + 8, ldP = PB + 8;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < SSDC_THREADS);
+#endif
+    const int ptiles = P / PB, HB = H / (int)gridDim.y;
+    const float* s_w = reinterpret_cast<const float*>(smem_raw) + 2 * Q + Q;
+    const float* s_misc = s_w + 2 * Q;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int q0 = pt * PB, k = j0 / (H / p.ngroups);
+    // The two x buffers: o_x and, after the states layout, lay.total.
+    auto xbuf = [&](int u) { return reinterpret_cast<T*>(smem_raw + (u ? lay.total : lay.o_x)); };
+    T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+    const T* x = static_cast<const T*>(p.x);
+    const T* Bp = static_cast<const T*>(p.B);
+    const int t0 = c * Q;
+    constexpr int vx = PB / EPV;
+    const T* xrow = x + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    ssdc_commit();
+    constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, n8 = N / 8;
+    const int rt = warp % prt, cg = warp / prt;
+    for (int hh = 0; hh < HB; ++hh) {
+        const int j = j0 + hh;
+        const size_t head = (size_t)i * H + j;
+        T* bx = xbuf(hh & 1);
+        // The header was last read before the previous head's second barrier.
+        if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+        ssdc_wait<0>();  // x of this head (and B)
+        __syncthreads();
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            ssdl_scale16(bx + t * ldP + e, s_w[t]);
+        }
+        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+        __syncthreads();
+        // Every warp is past the previous head's mma: its x buffer takes the next head.
+        if (hh + 1 < HB) {
+            ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+            ssdc_commit();
+        }
+        float acc[SSDM_SJ][4];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += KS) {
+            const int r = lane & 7, mi = lane >> 3;
+            unsigned a[4];
+            ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; s += 2) {
+                const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                if (ja < n8) {
+                    const int jt = (mi >> 1) && jb < n8 ? jb : ja;
+                    unsigned b4[4];
+                    ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
+                    const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                    ssdm_mma(acc[s], a, b0);
+                    if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                }
+            }
+        }
+        const size_t base = ((head * K + c) * P + q0) * (size_t)N;
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] =
+                        ssdm_pack(acc[s][2 * h2], acc[s][2 * h2 + 1]);
+                }
+            }
+        }
+    }
+}
+
 // 4. Outputs of one (batch, head, chunk, PB columns of p): grid as the states kernel.
 // 16-row slabs of Y: Q 64: two warps per slab (PB/16 n8 tiles each); Q 128: one slab
 // per warp; Q 256: slabs w and 15 - w per warp (balances the triangular M X).
@@ -1543,7 +1644,9 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     const T* zp = static_cast<const T*>(p.z);
     T* out = static_cast<T*>(p.out);
     const int t0 = c * Q, tn = min(Q, L - t0), vx = PB / EPV, vn = N / EPV;
-    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    // DS: x goes in a second copy group, waited for only after C S^T (which needs C and S).
+    if constexpr (!DS)
+        ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
     ssdl_stage(bc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
     if constexpr (ONE) {
         T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
@@ -1556,8 +1659,12 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     }
     constexpr bool CS2 = es == 2 && !ONE;
     ssdc_commit();
+    if constexpr (DS) {
+        ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        ssdc_commit();
+    }
     if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
-    ssdc_wait<0>();
+    ssdc_wait<DS ? 1 : 0>();
     __syncthreads();
     if constexpr (ONE) {
         T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
@@ -1712,6 +1819,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         T* bxs = bc;
         if constexpr (DS) {
             static_assert(NSL == 1, "DS: one slab per warp");
+            ssdc_wait<0>();  // x
             __syncthreads();
             for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
                 const int t = v / vx, e = (v - t * vx) * EPV;
@@ -1891,6 +1999,12 @@ SSDL_INST(bf16_t, bf16, 256, true, 1)
 // outputs), `_d` (outputs with the diagonal-scaled M X off the diagonal tiles).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_s(const __grid_constant__ SsdParams p) {
     ssdl_states_k<bf16_t, 128, true, false, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_m(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_statesf_bf16_q128_s(const __grid_constant__ SsdParams p) {
+    ssdl_states_k<bf16_t, 128, true, true, 128, 64>(p);
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_s(const __grid_constant__ SsdParams p) {
     ssdl_out_k<bf16_t, 128, true, false, 128, 64>(p);

@@ -1414,18 +1414,21 @@ fn ssd_chunked_matches_the_oracle() {
     ];
     let quick_shapes = [shapes[2], shapes[4], shapes[6]];
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
-    // The lm `_s` / `_d` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
+    // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
+    // ("" in that column: the default, `_s` where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
         (2, 129, 3, 128, 3, 128),
         (1, 1, 2, 64, 1, 128),
         (1, 65, 2, 64, 1, 128),
+        (2, 200, 8, 64, 1, 128),
+        (1, 129, 12, 64, 2, 128),
         (1, 400, 2, 64, 1, 64),
     ];
     let var_shapes: &[_] = if quick() {
-        &var_shapes[2..5]
+        &var_shapes[2..7]
     } else {
         &var_shapes
     };
@@ -1464,12 +1467,16 @@ fn ssd_chunked_matches_the_oracle() {
     // where the shared memory does not fit).
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
     // states kernel; 2: one pass after C B^T), the third MAMBA_CUDA_SSDL_VAR (1: the `_s`
-    // kernels, 2: `_s` states and `_d` outputs; bf16 at Q 128, N 128, PB 64, else ignored).
+    // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
+    // `_s` outputs; bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
-        ["", "", "2", ""],
         ["", "", "1", ""],
+        ["", "", "3", ""],
+        ["", "", "0", ""],
+        ["", "", "2", ""],
         ["128", "64", "2", ""],
+        ["", "", "2", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
