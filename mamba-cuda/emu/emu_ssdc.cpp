@@ -312,7 +312,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         if (g_ssdl_var && Q == 128 && N == 128 && cs.PB == 64) {
             kst = ssdl_states_bf16_q128_s;
             kstf = ssdl_statesf_bf16_q128_s;
-            kout = g_ssdl_var == 2 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`
+            kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
         }
     }
     emu_launch(kcb, p, K, g, b);
@@ -325,7 +325,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
         return emu_rel(go, ro);
     }
-    if (!f32 && g_ssdl_var == 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
+    if (!f32 && g_ssdl_var >= 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
         // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
         int hb = 4;
         while ((h / g) % hb) hb /= 2;
@@ -592,7 +592,7 @@ int main(int argc, char** argv) {
     for (int bf = 0; bf < 2; ++bf)
         for (const auto& c : lcases) {
             // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64).
-            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var == 3 && fuse) || c.Q != 128 || c.N != 128 || c.PB != 64)) continue;
+            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.N != 128 || c.PB != 64)) continue;
             double ef = 0;
             const double eo = bf ? run_case<bf16_t>(c, 3 + fuse, rng, &ef) : run_case<float>(c, 3 + fuse, rng, &ef);
             const double tol = bf ? 2e-2 : 1e-5;

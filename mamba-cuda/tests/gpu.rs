@@ -1416,7 +1416,7 @@ fn ssd_chunked_matches_the_oracle() {
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
-    // ("" in that column: the default, `_s` where it applies.)
+    // ("" in that column: the default, 3 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
@@ -1468,13 +1468,15 @@ fn ssd_chunked_matches_the_oracle() {
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
     // states kernel; 2: one pass after C B^T), the third MAMBA_CUDA_SSDL_VAR (1: the `_s`
     // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
-    // `_s` outputs; bf16 at Q 128, N 128, PB 64, else ignored).
+    // `_s` outputs, 4: `_m` states and `_d` outputs; bf16 at Q 128, N 128, PB 64, else
+    // ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "1", ""],
         ["", "", "3", ""],
         ["", "", "0", ""],
         ["", "", "2", ""],
+        ["", "", "4", ""],
         ["128", "64", "2", ""],
         ["", "", "2", "1"],
         ["", "", "", "1"],
@@ -1582,7 +1584,11 @@ fn ssd_chunked_matches_the_oracle() {
     t.finish("ssd auto bf16 (b2 h132)");
     // ... and ssdl there at L >= 1024 (odd L, groups, every option on and random ones).
     let mut t = Tally::default();
-    for (l, h, g, p, n) in [(1030, 132, 1, 32, 32), (1100, 136, 2, 32, 32), (1030, 132, 1, 64, 128)] {
+    for (l, h, g, p, n) in [
+        (1030, 132, 1, 32, 32),
+        (1100, 136, 2, 32, 32),
+        (1030, 132, 1, 64, 128),
+    ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
         let c = SsdCfg {

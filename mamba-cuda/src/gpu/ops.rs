@@ -924,17 +924,18 @@ fn ssdl_fuse() -> usize {
 /// `ssdl_states(f)` / `ssdl_out`; 1 (default) the `_s` kernels (N and PB fixed at compile
 /// time); 2 `ssdl_states(f)_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
-/// 3 (FUSE 0 only) `ssdl_states_*_m` (HB heads of a group per block: B staged once for
-/// them, the next head's x prefetched) and `ssdl_out_*_s`.
+/// 3 (default; FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B
+/// staged once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0 only,
+/// else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 1: `_s` measured 734 vs 882 us (generic) at the LM shape, tests passed in the
-    // same binary (H200, NOTES.md).
+    // Default 3: measured 717 us against 736 (`_s`, 1) and 887 (generic, 0) at the LM
+    // shape, tests passed in the same binary (H200 round 2, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 3 => v,
-        _ => 1,
+        Some(v) if v <= 4 => v,
+        _ => 3,
     }
 }
 
@@ -1010,7 +1011,7 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = ssdl_var(sfx, q, n, plan.pb).min(2);
+            let var = [0, 1, 2, 1, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1023,7 +1024,7 @@ fn ssdl_launch(
             })?;
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
-            if var == 3 {
+            if var >= 3 {
                 // `_m`: HB heads per block, a second x buffer.
                 let hb = ssdl_hb(h / ng);
                 let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}_m"))?;
@@ -1050,7 +1051,7 @@ fn ssdl_launch(
         let var = ssdl_var(sfx, q, n, plan.pb);
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
-            ["", "_s", "_d", "_s"][var]
+            ["", "_s", "_d", "_s", "_d"][var]
         ))?;
         g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
