@@ -924,18 +924,18 @@ fn ssdl_fuse() -> usize {
 /// `ssdl_states(f)` / `ssdl_out`; 1 (default) the `_s` kernels (N and PB fixed at compile
 /// time); 2 `ssdl_states(f)_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
-/// 3 (default; FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B
-/// staged once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0 only,
-/// else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
+/// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
+/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (default; FUSE 0
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 3: measured 717 us against 736 (`_s`, 1) and 887 (generic, 0) at the LM
-    // shape, tests passed in the same binary (H200 round 2, NOTES.md).
+    // Default 4: measured 708 us against 714-719 (3), 735 (`_s`, 1) and 884 (generic, 0)
+    // at the LM shape, tests passed in the same binary (H200 round 3, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
         Some(v) if v <= 4 => v,
-        _ => 3,
+        _ => 4,
     }
 }
 
