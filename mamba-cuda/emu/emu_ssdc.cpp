@@ -266,8 +266,10 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 }
 
 // The four-kernel `ssdl` form: C B^T, chunk states, the combine, outputs.
-// g_ssdl_var (second argument): 1 the `_s` kernels (N 128, PB 64 fixed), 2 `_s` states and
-// the `_d` outputs (diagonal-scaled M X), for bf16 at Q 128, N 128, PB 64.
+// g_ssdl_var (second argument, as MAMBA_CUDA_SSDL_VAR): 1 the `_s` kernels (N 128, PB 64
+// fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
+// heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
+// (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
