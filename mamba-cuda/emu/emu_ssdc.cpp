@@ -266,6 +266,11 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 }
 
 // The four-kernel `ssdl` form: C B^T, chunk states, the combine, outputs.
+// g_ssdl_var (second argument, as MAMBA_CUDA_SSDL_VAR): 1 the `_s` kernels (N 128, PB 64
+// fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
+// heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
+// (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+static int g_ssdl_var = 0;
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
                        size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
@@ -306,6 +311,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         kstf = Q == 64 ? ssdl_statesf_bf16_q64 : Q == 128 ? ssdl_statesf_bf16_q128 : ssdl_statesf_bf16_q256;
         kout = Q == 64 ? ssdl_out_bf16_q64 : Q == 128 ? ssdl_out_bf16_q128 : ssdl_out_bf16_q256;
         kone = Q == 64 ? ssdl_one_bf16_q64 : Q == 128 ? ssdl_one_bf16_q128 : ssdl_one_bf16_q256;
+        if (g_ssdl_var && Q == 128 && N == 128 && cs.PB == 64) {
+            kst = ssdl_states_bf16_q128_s;
+            kstf = ssdl_statesf_bf16_q128_s;
+            kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
+        }
     }
     emu_launch(kcb, p, K, g, b);
     if (fuse == 2) {
@@ -317,7 +327,13 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
         return emu_rel(go, ro);
     }
-    emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
+    if (!f32 && g_ssdl_var >= 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
+        // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
+        int hb = 4;
+        while ((h / g) % hb) hb /= 2;
+        if constexpr (!f32) emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+    } else
+        emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
     if (fuse && flags[0] != 0) std::printf("ticket not reset\n");
     blockDim = {1, 1, 1};
     gridDim = {1, 1, 1};
@@ -521,6 +537,7 @@ static int g_only_ssdl = 0;
 int main(int argc, char** argv) {
     std::mt19937 rng(7);
     g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
+    g_ssdl_var = argc > 2 ? std::atoi(argv[2]) : 0;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
@@ -566,10 +583,18 @@ int main(int argc, char** argv) {
         {1, 300, 2, 64, 1, 128, 256, 64, 2, true, true, true, true, true, true},
         {1, 520, 1, 32, 1, 16, 256, 32, 0, false, false, true, false, false, false},
         {1, 200, 4, 16, 2, 80, 64, 16, 1, true, false, false, true, true, true},
+        // The `_s` / `_d` kernels' shape (N 128, PB 64, Q 128): odd L, groups, p 128.
+        {1, 300, 3, 64, 3, 128, 128, 64, 1, true, true, true, true, true, true},
+        {1, 1, 2, 64, 1, 128, 128, 64, 2, true, true, true, true, true, true},
+        {1, 257, 2, 128, 2, 128, 128, 64, 0, false, true, false, true, false, false},
+        {2, 200, 8, 64, 1, 128, 128, 64, 1, true, true, true, true, true, true},
+        {1, 129, 12, 64, 2, 128, 128, 64, 2, true, false, true, true, true, false},
     };
     for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 2; ++bf)
         for (const auto& c : lcases) {
+            // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64).
+            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.N != 128 || c.PB != 64)) continue;
             double ef = 0;
             const double eo = bf ? run_case<bf16_t>(c, 3 + fuse, rng, &ef) : run_case<float>(c, 3 + fuse, rng, &ef);
             const double tol = bf ? 2e-2 : 1e-5;

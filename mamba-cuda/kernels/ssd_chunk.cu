@@ -1215,6 +1215,20 @@ __device__ __forceinline__ void ssdl_scale16(T* r, float w) {
     }
 }
 
+// Eight elements of T at src (16-byte aligned) times w, to dst.
+template <typename T>
+__device__ __forceinline__ void ssdl_scale16_to(T* dst, const T* src, float w) {
+    static_assert(sizeof(T) == 2, "bf16 only");
+    const uint4 u = *reinterpret_cast<const uint4*>(src);
+    const T* h = reinterpret_cast<const T*>(&u);
+    uint4 o;
+    o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
+    o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
+    o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
+    o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+    *reinterpret_cast<uint4*>(dst) = o;
+}
+
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
@@ -1292,7 +1306,7 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
 // on (or to final_states). Flags: p.seq_idx (unused by the chunked forms) holds the
 // flag words ([0] the ticket, then one per (chunk, row)); p.mode this call's flag value.
 // The ring lies after the C B^T scratch.
-template <typename T, int Q, bool SB, bool FUSE = false>
+template <typename T, int Q, bool SB, bool FUSE = false, int NC = 0, int PBC = 0>
 __device__ void ssdl_states_k(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1301,10 +1315,16 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 #endif
     using F = SsdmFrag<T>;
     constexpr int es = sizeof(T), EPV = 16 / es, KS = F::KS;
-    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb, K = p.nchunks;
+    // NC / PBC (`_s` variants): N and PB fixed at compile time (no bounds tests, immediate
+    // shared-memory offsets in the mma loops); 0: from the parameters.
+    const int N = NC ? NC : p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = PBC ? PBC : p.qb,
+              K = p.nchunks;
     const SsdlLayout lay = ssdl_layout(es, Q, PB, N, 0);
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    if constexpr (NC != 0) __builtin_assume(tid < SSDC_THREADS);  // folds the tile bounds tests
+#endif
     const int ptiles = P / PB;
     const float* s_w = reinterpret_cast<const float*>(smem_raw) + 2 * Q + Q;  // after s_cs (f64) and s_ecs
     const float* s_misc = s_w + 2 * Q;
@@ -1336,11 +1356,14 @@ __device__ void ssdl_states_k(const SsdParams& p) {
     const T* x = static_cast<const T*>(p.x);
     const T* Bp = static_cast<const T*>(p.B);
     const int t0 = c * Q, vx = PB / EPV;
+    // NC (`_s`, bf16): B in a second copy group, waited for after x is scaled.
+    constexpr bool G2 = NC != 0 && es == 2;
     ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    if constexpr (G2) ssdc_commit();
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     ssdc_commit();
     if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
-    ssdc_wait<0>();
+    ssdc_wait<G2 ? 1 : 0>();
     __syncthreads();
     if constexpr (es == 2) {
         // x rows scaled by w in place (the A operand X^T diag(w) then loads as is).
@@ -1348,6 +1371,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
             const int t = v / vx, e = (v - t * vx) * EPV;
             ssdl_scale16(bx + t * ldP + e, s_w[t]);
         }
+        if constexpr (G2) ssdc_wait<0>();
         __syncthreads();
     }
     if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
@@ -1455,6 +1479,103 @@ __device__ void ssdl_states_k(const SsdParams& p) {
     }
 }
 
+// 2'. `ssdl_states_*_m` (bf16, N and PB fixed): the chunk states of HB = H / gridDim.y
+// consecutive heads of one group per block, grid ((p / PB) x K, H / HB, b): B is staged
+// once for the HB heads (not once per head), and x of the next head is prefetched (a
+// second x buffer) while the current head's mma run. Per head: warp 0 scans dt into the
+// header, x is scaled by w in place, then the same mma and stores as ssdl_states_k.
+template <int Q, int NC, int PBC>
+__device__ void ssdl_states_mh(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using T = bf16_t;
+    constexpr int es = 2, EPV = 8, KS = 16, N = NC, PB = PBC;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const SsdlLayout lay = ssdl_layout(es, Q, PB, N, 0);
+    constexpr int ldN = N + 8, ldP = PB + 8;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < SSDC_THREADS);
+#endif
+    const int ptiles = P / PB, HB = H / (int)gridDim.y;
+    const float* s_w = reinterpret_cast<const float*>(smem_raw) + 2 * Q + Q;
+    const float* s_misc = s_w + 2 * Q;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int q0 = pt * PB, k = j0 / (H / p.ngroups);
+    // The two x buffers: o_x and, after the states layout, lay.total.
+    auto xbuf = [&](int u) { return reinterpret_cast<T*>(smem_raw + (u ? lay.total : lay.o_x)); };
+    T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
+    const T* x = static_cast<const T*>(p.x);
+    const T* Bp = static_cast<const T*>(p.B);
+    const int t0 = c * Q;
+    constexpr int vx = PB / EPV;
+    const T* xrow = x + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
+    ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    ssdc_commit();
+    constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, n8 = N / 8;
+    const int rt = warp % prt, cg = warp / prt;
+    for (int hh = 0; hh < HB; ++hh) {
+        const int j = j0 + hh;
+        const size_t head = (size_t)i * H + j;
+        T* bx = xbuf(hh & 1);
+        // The header was last read before the previous head's second barrier.
+        if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+        ssdc_wait<0>();  // x of this head (and B)
+        __syncthreads();
+        for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+            const int t = v / vx, e = (v - t * vx) * EPV;
+            ssdl_scale16(bx + t * ldP + e, s_w[t]);
+        }
+        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+        __syncthreads();
+        // Every warp is past the previous head's mma: its x buffer takes the next head.
+        if (hh + 1 < HB) {
+            ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+            ssdc_commit();
+        }
+        float acc[SSDM_SJ][4];
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += KS) {
+            const int r = lane & 7, mi = lane >> 3;
+            unsigned a[4];
+            ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+#pragma unroll
+            for (int s = 0; s < SSDM_SJ; s += 2) {
+                const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                if (ja < n8) {
+                    const int jt = (mi >> 1) && jb < n8 ? jb : ja;
+                    unsigned b4[4];
+                    ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
+                    const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                    ssdm_mma(acc[s], a, b0);
+                    if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                }
+            }
+        }
+        const size_t base = ((head * K + c) * P + q0) * (size_t)N;
+#pragma unroll
+        for (int s = 0; s < SSDM_SJ; ++s) {
+            const int jn = cg + ncg * s;
+            if (jn < n8) {
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
+                    reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] =
+                        ssdm_pack(acc[s][2 * h2], acc[s][2 * h2 + 1]);
+                }
+            }
+        }
+    }
+}
+
 // 4. Outputs of one (batch, head, chunk, PB columns of p): grid as the states kernel.
 // 16-row slabs of Y: Q 64: two warps per slab (PB/16 n8 tiles each); Q 128: one slab
 // per warp; Q 256: slabs w and 15 - w per warp (balances the triangular M X).
@@ -1463,7 +1584,12 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // chain as `ssdl_statesf` does (tickets, flags in p.seq_idx, a two-slot f32 ring per row
 // after the C B^T scratch) straight into shared memory, passes S_out on, then writes Y:
 // x is read once and no chunk state goes through global memory but the ring.
-template <typename T, int Q, bool SB, bool ONE = false>
+// NC / PBC as in ssdl_states_k. DS (`_d`, bf16 only): M X off the diagonal 16 x 16 tiles
+// as diag(u) CB diag(v) X with u_t = exp(cs_t - e), v_s = exp(e - cs_s) dt_s, e = cs at
+// the last row of the s tile (both exponents <= 0): the rows of x are scaled by v once
+// per block (into the C tile's space once C S^T is done) and each tile's A fragment needs
+// two exponentials instead of eight; the diagonal tiles keep the elementwise build.
+template <typename T, int Q, bool SB, bool ONE = false, int NC = 0, int PBC = 0, bool DS = false>
 __device__ void ssdl_out_k(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1475,10 +1601,15 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     constexpr int NSL = QT > SSDC_WARPS ? QT / SSDC_WARPS : 1;  // slabs per warp
     constexpr int YCG = QT < SSDC_WARPS ? SSDC_WARPS / QT : 1;  // warps per slab
     constexpr int YJ = 8 / YCG;                                // n8 tiles per warp (PB <= 64)
-    const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = p.qb, K = p.nchunks;
+    const int N = NC ? NC : p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = PBC ? PBC : p.qb,
+              K = p.nchunks;
     const SsdlLayout lay = ssdl_layout(es, Q, PB, N, ONE ? 3 : 1);
+    static_assert(!DS || (sizeof(T) == 2 && !ONE), "DS: the bf16 four-kernel outputs only");
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    if constexpr (NC != 0) __builtin_assume(tid < SSDC_THREADS);  // folds the tile bounds tests
+#endif
     const int ptiles = P / PB;
     int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
     unsigned* flags = reinterpret_cast<unsigned*>(const_cast<int*>(p.seq_idx));
@@ -1513,7 +1644,9 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     const T* zp = static_cast<const T*>(p.z);
     T* out = static_cast<T*>(p.out);
     const int t0 = c * Q, tn = min(Q, L - t0), vx = PB / EPV, vn = N / EPV;
-    ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    // DS: x goes in a second copy group, waited for only after C S^T (which needs C and S).
+    if constexpr (!DS)
+        ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
     ssdl_stage(bc, ldN, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
     if constexpr (ONE) {
         T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
@@ -1526,8 +1659,12 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     }
     constexpr bool CS2 = es == 2 && !ONE;
     ssdc_commit();
+    if constexpr (DS) {
+        ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        ssdc_commit();
+    }
     if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
-    ssdc_wait<0>();
+    ssdc_wait<DS ? 1 : 0>();
     __syncthreads();
     if constexpr (ONE) {
         T* bb = reinterpret_cast<T*>(smem_raw + lay.o_b);
@@ -1630,6 +1767,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) yacc[u][s][e] = 0.f;
         // C S^T over N.
+#pragma unroll(NC ? 8 : 1)
         for (int kk = 0; kk < N; kk += KS) {
             if constexpr (es == 2) {
                 const int r = lane & 7, mi = lane >> 3;
@@ -1676,6 +1814,19 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         // + M X, M[t][s] = CB[t][s] exp(cs_t - cs_s) dt_s for s <= t.
         const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
         const float* s_c2 = s_ecs + Q;  // CS2: cs * log2(e)
+        // DS: x rows scaled by v_s = exp(e - cs_s) dt_s (e = cs at the s tile's last row)
+        // into the C tile's space (C is no longer read once every warp is past C S^T).
+        T* bxs = bc;
+        if constexpr (DS) {
+            static_assert(NSL == 1, "DS: one slab per warp");
+            ssdc_wait<0>();  // x
+            __syncthreads();
+            for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+                const int t = v / vx, e = (v - t * vx) * EPV;
+                ssdl_scale16_to(bxs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
+            }
+            __syncthreads();
+        }
         const float c20 = CS2 ? s_c2[tr0] : 0.f, c21 = CS2 ? s_c2[tr1] : 0.f;
         auto mv = [&](int t, double ct, int s2, float2 v, float (&o)[2]) {
             if constexpr (CS2) {
@@ -1689,16 +1840,54 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                 o[1] = s2 + 1 <= t ? v.y * expf((float)(ct - s_cs[s2 + 1])) * s_dt[s2 + 1] : 0.f;
             }
         };
+        // CB values of a tile for this lane: (tr0, sa), (tr1, sa), (tr0, sa + 8), (tr1, sa + 8).
+        auto ldcb = [&](int kq, float2(&o)[4]) {
+            const int sa = kq * 16 + 2 * c4;
+            o[0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa);
+            o[1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa);
+            o[2] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa + 8);
+            o[3] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa + 8);
+        };
+        [[maybe_unused]] float2 pf[4];  // DS: the next tile's CB values, loaded one tile ahead
+        if constexpr (DS) ldcb(0, pf);
         for (int kq = 0; kq <= ti; ++kq) {
             if constexpr (es == 2) {
                 const int sa = kq * 16 + 2 * c4, sb2 = sa + 8;
-                float m00[2], m10[2], m01[2], m11[2];
-                mv(tr0, cs0, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa), m00);
-                mv(tr1, cs1, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa), m10);
-                mv(tr0, cs0, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sb2), m01);
-                mv(tr1, cs1, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sb2), m11);
-                const unsigned a[4] = {ssdm_pack(m00[0], m00[1]), ssdm_pack(m10[0], m10[1]), ssdm_pack(m01[0], m01[1]),
-                                       ssdm_pack(m11[0], m11[1])};
+                unsigned a[4];
+                const T* xb = bx;
+                if (DS && kq < ti) {
+                    // Off the diagonal (s < t always): A = diag(u) CB, B = diag(v) x.
+                    const float2 v00 = pf[0], v10 = pf[1], v01 = pf[2], v11 = pf[3];
+                    ldcb(kq + 1, pf);
+                    const float ce = s_c2[kq * 16 + 15];
+                    const float u0 = exp2f(c20 - ce), u1 = exp2f(c21 - ce);
+                    a[0] = ssdm_pack(v00.x * u0, v00.y * u0);
+                    a[1] = ssdm_pack(v10.x * u1, v10.y * u1);
+                    a[2] = ssdm_pack(v01.x * u0, v01.y * u0);
+                    a[3] = ssdm_pack(v11.x * u1, v11.y * u1);
+                    xb = bxs;
+                } else if (DS) {
+                    // The diagonal tile (the last one): values from the prefetch.
+                    float m00[2], m10[2], m01[2], m11[2];
+                    mv(tr0, cs0, sa, pf[0], m00);
+                    mv(tr1, cs1, sa, pf[1], m10);
+                    mv(tr0, cs0, sb2, pf[2], m01);
+                    mv(tr1, cs1, sb2, pf[3], m11);
+                    a[0] = ssdm_pack(m00[0], m00[1]);
+                    a[1] = ssdm_pack(m10[0], m10[1]);
+                    a[2] = ssdm_pack(m01[0], m01[1]);
+                    a[3] = ssdm_pack(m11[0], m11[1]);
+                } else {
+                    float m00[2], m10[2], m01[2], m11[2];
+                    mv(tr0, cs0, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa), m00);
+                    mv(tr1, cs1, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa), m10);
+                    mv(tr0, cs0, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sb2), m01);
+                    mv(tr1, cs1, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sb2), m11);
+                    a[0] = ssdm_pack(m00[0], m00[1]);
+                    a[1] = ssdm_pack(m10[0], m10[1]);
+                    a[2] = ssdm_pack(m01[0], m01[1]);
+                    a[3] = ssdm_pack(m11[0], m11[1]);
+                }
                 const int r = lane & 7, mi = lane >> 3;
 #pragma unroll
                 for (int s = 0; s < YJ; s += 2) {
@@ -1707,7 +1896,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                         // B(k = s, col = q) = x[s][q], k-major.
                         const int jt = (mi >> 1) && jb < py8 ? jb : ja;
                         unsigned b4[4];
-                        ssdl_ldm<true>(b4, bx + (kq * 16 + r + 8 * (mi & 1)) * ldP + jt * 8);
+                        ssdl_ldm<true>(b4, xb + (kq * 16 + r + 8 * (mi & 1)) * ldP + jt * 8);
                         const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
                         ssdm_mma(yacc[u][s], a, b0);
                         if (jb < py8) ssdm_mma(yacc[u][s + 1], a, b1);
@@ -1806,6 +1995,23 @@ SSDL_INST(float, f32, 256, false, 1)
 SSDL_INST(bf16_t, bf16, 64, true, 2)
 SSDL_INST(bf16_t, bf16, 128, true, 2)
 SSDL_INST(bf16_t, bf16, 256, true, 1)
+// The LM shape (N 128, PB 64, Q 128) with N and PB fixed at compile time: `_s` (states and
+// outputs), `_d` (outputs with the diagonal-scaled M X off the diagonal tiles).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_s(const __grid_constant__ SsdParams p) {
+    ssdl_states_k<bf16_t, 128, true, false, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_m(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_statesf_bf16_q128_s(const __grid_constant__ SsdParams p) {
+    ssdl_states_k<bf16_t, 128, true, true, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_s(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<bf16_t, 128, true, false, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_d(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<bf16_t, 128, true, false, 128, 64, true>(p);
+}
 #endif
 
 // ssd3_combine_bf16 with 16-byte accesses: each thread owns 8 consecutive state elements

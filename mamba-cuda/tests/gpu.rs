@@ -1439,6 +1439,24 @@ fn ssd_chunked_matches_the_oracle() {
     ];
     let quick_shapes = [shapes[2], shapes[4], shapes[6]];
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
+    // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
+    // groups, two p tiles), one shape where they do not apply.
+    // ("" in that column: the default, 4 where it applies.)
+    let var_shapes = [
+        (2, 300, 4, 64, 2, 128),
+        (1, 2048, 2, 64, 1, 128),
+        (2, 129, 3, 128, 3, 128),
+        (1, 1, 2, 64, 1, 128),
+        (1, 65, 2, 64, 1, 128),
+        (2, 200, 8, 64, 1, 128),
+        (1, 129, 12, 64, 2, 128),
+        (1, 400, 2, 64, 1, 64),
+    ];
+    let var_shapes: &[_] = if quick() {
+        &var_shapes[2..7]
+    } else {
+        &var_shapes
+    };
     let set = |k: &str, v: &str| {
         if v.is_empty() {
             std::env::remove_var(k);
@@ -1473,9 +1491,19 @@ fn ssd_chunked_matches_the_oracle() {
     // lm (`ssdl`, four kernels): Q 64 / 128 / 256, PB 16-64 (f32 Q 256 halves PB or Q
     // where the shared memory does not fit).
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
-    // states kernel; 2: one pass after C B^T).
+    // states kernel; 2: one pass after C B^T), the third MAMBA_CUDA_SSDL_VAR (1: the `_s`
+    // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
+    // `_s` outputs, 4: `_m` states and `_d` outputs; bf16 at Q 128, N 128, PB 64, else
+    // ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "4", ""],
+        ["", "", "3", ""],
+        ["", "", "0", ""],
+        ["", "", "1", ""],
+        ["", "", "2", ""],
+        ["128", "64", "2", ""],
+        ["", "", "2", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
@@ -1504,25 +1532,37 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         let variants = if quick() { &variants[..3] } else { variants };
-        // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants.
+        // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
+        // MAMBA_GPU_SSDL_VARS (0, 1, 2) likewise.
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
+        let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         for &[q, pb, minb, states] in variants {
             let fz = if states.is_empty() { "0" } else { states };
+            let vz = if minb.is_empty() { "0" } else { minb };
             if imp == "lm"
-                && fuses
+                && (fuses
                     .as_ref()
                     .is_some_and(|f| !f.split(',').any(|v| v == fz))
+                    || vars
+                        .as_ref()
+                        .is_some_and(|f| !f.split(',').any(|v| v == vz)))
             {
                 continue;
             }
             set("MAMBA_CUDA_SSD_Q", q);
             set("MAMBA_CUDA_SSD_PB", pb);
-            set("MAMBA_CUDA_SSD_MINB", minb);
             if imp == "lm" {
+                set("MAMBA_CUDA_SSDL_VAR", minb);
                 set("MAMBA_CUDA_SSDL_FUSE", states);
             } else {
+                set("MAMBA_CUDA_SSD_MINB", minb);
                 set("MAMBA_CUDA_SSD3_STATES", states);
             }
+            let shapes = if imp == "lm" && !minb.is_empty() {
+                var_shapes
+            } else {
+                shapes
+            };
             for &(b, l, h, p, g, n) in shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f32>(be, &mut rng, &c, &mut t32);
@@ -1534,6 +1574,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD_MINB", "");
         set("MAMBA_CUDA_SSD3_STATES", "");
         set("MAMBA_CUDA_SSDL_FUSE", "");
+        set("MAMBA_CUDA_SSDL_VAR", "");
         // Every option on, both types, default shape.
         for &(b, l, h, p, g, n) in &shapes[..shapes.len().min(4)] {
             let c = SsdCfg {
@@ -1568,8 +1609,12 @@ fn ssd_chunked_matches_the_oracle() {
     t.finish("ssd auto bf16 (b2 h132)");
     // ... and ssdl there at L >= 1024 (odd L, groups, every option on and random ones).
     let mut t = Tally::default();
-    for (l, h, g) in [(1030, 132, 1), (1100, 136, 2)] {
-        let c = cfg(&mut rng, 2, l, h, 32, g, 32);
+    for (l, h, g, p, n) in [
+        (1030, 132, 1, 32, 32),
+        (1100, 136, 2, 32, 32),
+        (1030, 132, 1, 64, 128),
+    ] {
+        let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
         let c = SsdCfg {
             d: 2,
@@ -1578,11 +1623,11 @@ fn ssd_chunked_matches_the_oracle() {
             init: true,
             softplus: true,
             limit: Some((0.001, 1.5)),
-            ..cfg(&mut rng, 2, l, h, 32, g, 32)
+            ..cfg(&mut rng, 2, l, h, p, g, n)
         };
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
-    t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl)");
+    t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl; p64 N128: the LM kernels)");
     // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
     // shape at L800), with every option on and without.
     let mut t = Tally::default();

@@ -920,6 +920,38 @@ fn ssdl_fuse() -> usize {
     }
 }
 
+/// `MAMBA_CUDA_SSDL_VAR` (bf16, Q 128, N 128, PB 64; FUSE 0 or 1): 0 the generic
+/// `ssdl_states(f)` / `ssdl_out`; 1 (default) the `_s` kernels (N and PB fixed at compile
+/// time); 2 `ssdl_states(f)_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
+/// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
+/// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
+/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (default; FUSE 0
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
+fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
+    if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
+        return 0;
+    }
+    // Default 4: measured 708 us against 714-719 (3), 735 (`_s`, 1) and 884 (generic, 0)
+    // at the LM shape, tests passed in the same binary (H200 round 3, NOTES.md).
+    match env_usize("MAMBA_CUDA_SSDL_VAR") {
+        Some(v) if v <= 4 => v,
+        _ => 4,
+    }
+}
+
+/// Heads per block of `ssdl_states_*_m`: `MAMBA_CUDA_SSDL_HB` (default 4), halved until it
+/// divides the heads per group.
+fn ssdl_hb(heads_per_group: usize) -> usize {
+    let mut hb = match env_usize("MAMBA_CUDA_SSDL_HB") {
+        Some(v) if [1, 2, 4, 8].contains(&v) => v,
+        _ => 4,
+    };
+    while !heads_per_group.is_multiple_of(hb) {
+        hb /= 2;
+    }
+    hb
+}
+
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
 /// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
@@ -979,7 +1011,11 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let f1 = g.func(&format!("ssdl_statesf_{sfx}_q{q}"))?;
+            let var = [0, 1, 2, 1, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let f1 = g.func(&format!(
+                "ssdl_statesf_{sfx}_q{q}{}",
+                if var > 0 { "_s" } else { "" }
+            ))?;
             g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
                 let mut pf = prm;
                 pf.seq_idx = flags;
@@ -987,8 +1023,21 @@ fn ssdl_launch(
                 g.launch(f1, grid, 256, plan.smem_states, stream, &pf)
             })?;
         } else {
-            let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}"))?;
-            g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
+            let var = ssdl_var(sfx, q, n, plan.pb);
+            if var >= 3 {
+                // `_m`: HB heads per block, a second x buffer.
+                let hb = ssdl_hb(h / ng);
+                let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}_m"))?;
+                let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
+                let grid_m = (grid.0, (h / hb) as u32, grid.2);
+                g.launch(f1, grid_m, 256, plan.smem_states + xs, stream, &prm)?;
+            } else {
+                let f1 = g.func(&format!(
+                    "ssdl_states_{sfx}_q{q}{}",
+                    if var > 0 { "_s" } else { "" }
+                ))?;
+                g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
+            }
             // bf16: 8 elements per thread (16-byte accesses).
             let (fc, per) = if es == 2 {
                 ("ssdl_combine_bf16", 8)
@@ -999,7 +1048,11 @@ fn ssdl_launch(
             g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
         }
         prm.final_states = 0;
-        let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}"))?;
+        let var = ssdl_var(sfx, q, n, plan.pb);
+        let f2 = g.func(&format!(
+            "ssdl_out_{sfx}_q{q}{}",
+            ["", "_s", "_d", "_s", "_d"][var]
+        ))?;
         g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
     let r = run();
