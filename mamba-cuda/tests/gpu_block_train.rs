@@ -148,7 +148,7 @@ where
     for (k, ((na, va), (_, vb))) in a.iter().zip(&b).enumerate() {
         let e = rel_l2(va, vb);
         msg.push_str(&format!(" {na} {e:.2e}"));
-        if !(e <= tol) {
+        if e.is_nan() || e > tol {
             if T::DTYPE == mamba_model::DType::F32 {
                 return Err(format!(
                     "d/d {na}: relative L2 error {e:.3e} > {tol:.0e} ({msg})"
@@ -178,7 +178,7 @@ where
             }
             let noise = rel_l2(&jitter.as_ref().unwrap()[k].1, vb);
             msg.push_str(&format!(" (ref. change under one-ulp jitter {noise:.2e})"));
-            if !(e <= 50.0 * noise) {
+            if e.is_nan() || e > 50.0 * noise {
                 return Err(format!(
                     "d/d {na}: relative L2 error {e:.3e} > {tol:.0e} and > 50x the \
                      reference's one-ulp change {noise:.2e} ({msg})"
