@@ -593,6 +593,56 @@ pub struct BlockForwardDesc {
     pub reserved: u32,
 }
 
+/// One call of a block's backward on device memory (appended to ABI version 1): the
+/// gradients of `sum(dout * out) + <dconv_final, conv_final> + <dssm_final, ssm_final>`
+/// where `out`, `conv_final`, `ssm_final` are what the block's forward makes from
+/// `input` and the initial states. The plugin recomputes the forward's activations
+/// from `input` (one forward's work) instead of keeping them between calls. Every
+/// buffer is dense; gradients of the parameters are f32 and overwritten.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockBackwardDesc {
+    /// Batch `b`.
+    pub batch: u32,
+    /// Sequence length `L`.
+    pub seqlen: u32,
+    /// The forward's input (b, L, d_model), the block's storage type.
+    pub input: u64,
+    /// Upstream gradient of the output (b, L, d_model), the block's storage type.
+    pub dout: u64,
+    /// The forward's initial conv state (b, conv_dim, W-1), f32; 0: zeros.
+    pub conv_init: u64,
+    /// The forward's initial SSM state (b, h, p, N), f32; 0: zeros.
+    pub ssm_init: u64,
+    /// Upstream gradient of the final conv state, f32; 0: none.
+    pub dconv_final: u64,
+    /// Upstream gradient of the final SSM state, f32; 0: none.
+    pub dssm_final: u64,
+    /// d/dinput (b, L, d_model), the block's storage type, written.
+    pub dinput: u64,
+    /// d/d in_proj.weight (d_in_proj, d_model), written.
+    pub din_proj: u64,
+    /// d/d conv1d.weight (conv_dim, W), written.
+    pub dconv_weight: u64,
+    /// d/d conv1d.bias (conv_dim); 0: not wanted (zeros are written for a block
+    /// without a conv bias).
+    pub dconv_bias: u64,
+    /// d/d dt_bias (h), written.
+    pub ddt_bias: u64,
+    /// d/d A_log (h), written.
+    pub da_log: u64,
+    /// d/d D (h), written.
+    pub dd: u64,
+    /// d/d norm.weight (d_inner), written.
+    pub dnorm_weight: u64,
+    /// d/d out_proj.weight (d_model, d_inner), written.
+    pub dout_proj: u64,
+    /// d/d the initial conv state (b, conv_dim, W-1); 0: not wanted.
+    pub dconv_init: u64,
+    /// d/d the initial SSM state (b, h, p, N); 0: not wanted.
+    pub dssm_init: u64,
+}
+
 /// What [`PluginApi::device_info`] reports.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -709,4 +759,11 @@ pub struct PluginApi {
     /// SPEC 3, backward, on device tensors (appended to ABI version 1).
     pub causal_conv1d_backward:
         unsafe extern "C" fn(desc: *const Conv1dBwdDesc, stream: u64) -> i32,
+    /// A Mamba2Block's backward on device memory (appended to ABI version 1; check
+    /// `struct_size` first).
+    pub block_backward: unsafe extern "C" fn(
+        block: *mut c_void,
+        desc: *const BlockBackwardDesc,
+        stream: u64,
+    ) -> i32,
 }

@@ -79,9 +79,9 @@ use std::sync::OnceLock;
 use half::{bf16, f16};
 
 use crate::abi::{
-    self, activation, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
-    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc,
-    SsdBwdDesc, SsdDesc, StateUpdateDesc, TensorDesc,
+    self, activation, status, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC,
+    Conv1dBwdDesc, Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc,
+    SelectiveScanDesc, SsdBwdDesc, SsdDesc, StateUpdateDesc, TensorDesc,
 };
 use crate::backend::{Backend, Kernels};
 use crate::element::Element;
@@ -600,6 +600,9 @@ impl CudaBackend {
             handle: BlockHandle(handle),
             api: self.api,
             cfg: *cfg,
+            has_backward: self.has_entry(
+                core::mem::offset_of!(PluginApi, block_backward) + core::mem::size_of::<usize>(),
+            ),
         })
     }
 
@@ -825,6 +828,36 @@ pub struct CudaBlock {
     handle: BlockHandle,
     api: &'static PluginApi,
     cfg: BlockConfigC,
+    /// The plugin's table has `block_backward`.
+    has_backward: bool,
+}
+
+/// The gradients of [`CudaBlock::backward_host`], f32, on the host, in the weights'
+/// own layouts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlockGrads {
+    /// d/dinput, (b, L, d_model).
+    pub input: Vec<f32>,
+    /// d/d in_proj.weight, (d_in_proj, d_model).
+    pub in_proj: Vec<f32>,
+    /// d/d conv1d.weight, (conv_dim, W).
+    pub conv_weight: Vec<f32>,
+    /// d/d conv1d.bias, (conv_dim) (zeros for a block without a conv bias).
+    pub conv_bias: Vec<f32>,
+    /// d/d dt_bias, (h).
+    pub dt_bias: Vec<f32>,
+    /// d/d A_log, (h).
+    pub a_log: Vec<f32>,
+    /// d/d D, (h).
+    pub d: Vec<f32>,
+    /// d/d norm.weight, (d_inner).
+    pub norm_weight: Vec<f32>,
+    /// d/d out_proj.weight, (d_model, d_inner).
+    pub out_proj: Vec<f32>,
+    /// d/d the initial conv state, (b, conv_dim, W-1), when initial states were given.
+    pub conv_init: Option<Vec<f32>>,
+    /// d/d the initial SSM state, (b, h, p, N), when initial states were given.
+    pub ssm_init: Option<Vec<f32>>,
 }
 
 impl CudaBlock {
@@ -937,61 +970,292 @@ impl CudaBlock {
         ssm_state: &mut [f32],
         out: &mut [f32],
     ) -> Result<()> {
-        let stream = backend.stream()?;
-        let mut cs = backend.upload(conv_state, &stream)?;
-        let mut ss = backend.upload(ssm_state, &stream)?;
-        match self.cfg.dtype {
+        // Staging buffers of the backend's pool (no cuMemAlloc / cuMemFree per call).
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if input.len() != n || out.len() != n {
+            return Err(Error::invalid(
+                "Mamba2Block",
+                "input/out",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
+                    self.cfg.d_model,
+                    input.len(),
+                    out.len()
+                ),
+            ));
+        }
+        if conv_state.len() != self.conv_state_len(batch)
+            || ssm_state.len() != self.ssm_state_len(batch)
+        {
+            return Err(Error::invalid(
+                "Mamba2Block",
+                "states",
+                format!(
+                    "conv state needs {} elements and ssm state {}, got {} and {}",
+                    self.conv_state_len(batch),
+                    self.ssm_state_len(batch),
+                    conv_state.len(),
+                    ssm_state.len()
+                ),
+            ));
+        }
+        let mut st = Staging::new(backend)?;
+        let code = self.cfg.dtype;
+        let cs = st.bytes(as_bytes(conv_state))?;
+        let ss = st.bytes(as_bytes(ssm_state))?;
+        let x = match code {
             abi::dtype::BF16 => {
-                let inp: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
-                let di = backend.upload(&inp, &stream)?;
-                let mut dout = backend.alloc::<bf16>(out.len())?;
-                self.forward(
-                    &di,
-                    batch,
-                    seqlen,
-                    &mut dout,
-                    Some((&mut cs, &mut ss)),
-                    true,
-                    &stream,
-                )?;
-                for (o, v) in out.iter_mut().zip(dout.to_vec(&stream)?) {
-                    *o = v.to_f32();
-                }
+                let v: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
+                st.bytes(as_bytes(&v))?
             }
             abi::dtype::F16 => {
-                let inp: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
-                let di = backend.upload(&inp, &stream)?;
-                let mut dout = backend.alloc::<f16>(out.len())?;
-                self.forward(
-                    &di,
-                    batch,
-                    seqlen,
-                    &mut dout,
-                    Some((&mut cs, &mut ss)),
-                    true,
-                    &stream,
-                )?;
-                for (o, v) in out.iter_mut().zip(dout.to_vec(&stream)?) {
-                    *o = v.to_f32();
+                let v: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
+                st.bytes(as_bytes(&v))?
+            }
+            _ => st.bytes(as_bytes(input))?,
+        };
+        let y = st.alloc(n * abi::dtype::size(code))?;
+        let desc = BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: x,
+            out: y,
+            conv_state: cs,
+            ssm_state: ss,
+            has_state: 1,
+            reserved: 0,
+        };
+        // SAFETY: every pointer is a staging buffer of this call with the length checked
+        // or sized above, alive until `st` is dropped after its stream has finished.
+        unsafe { self.forward_raw(&desc, &st.stream) }?;
+        match code {
+            abi::dtype::BF16 => {
+                let mut v = vec![bf16::ZERO; n];
+                st.download(&TensorDesc::dense(y, code, &[n]), &mut v)?;
+                out.iter_mut().zip(&v).for_each(|(o, x)| *o = x.to_f32());
+            }
+            abi::dtype::F16 => {
+                let mut v = vec![f16::ZERO; n];
+                st.download(&TensorDesc::dense(y, code, &[n]), &mut v)?;
+                out.iter_mut().zip(&v).for_each(|(o, x)| *o = x.to_f32());
+            }
+            _ => st.download(&TensorDesc::dense(y, code, &[n]), out)?,
+        }
+        st.download(
+            &TensorDesc::dense(cs, abi::dtype::F32, &[conv_state.len()]),
+            conv_state,
+        )?;
+        st.download(
+            &TensorDesc::dense(ss, abi::dtype::F32, &[ssm_state.len()]),
+            ssm_state,
+        )
+    }
+}
+
+impl CudaBlock {
+    /// `true` when the plugin has the block's backward (an older plugin does not).
+    pub fn has_backward(&self) -> bool {
+        self.has_backward
+    }
+
+    /// The backward on raw device pointers, enqueued on `stream`.
+    ///
+    /// # Safety
+    /// The pointers of `desc` are device memory of this plugin holding the tensors the
+    /// ABI documents for [`BlockBackwardDesc`], alive until the stream has run it.
+    pub unsafe fn backward_raw(&self, desc: &BlockBackwardDesc, stream: &CudaStream) -> Result<()> {
+        const OP: &str = "Mamba2Block backward";
+        if !self.has_backward {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin predates the block's backward entry; rebuild it",
+            ));
+        }
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe { (self.api.block_backward)(self.handle.0, desc, stream.raw) };
+        ok(self.api, code, OP)
+    }
+
+    /// The backward on host slices: `input` and `dout` are (b, L, d_model) f32 (rounded
+    /// to the storage type of a bf16/f16 block on the way); `init` the forward's initial
+    /// (conv, ssm) states if it had them, `dfinal` the upstream gradients of the final
+    /// states. One upload, one call, one download of every gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_host(
+        &self,
+        backend: &CudaBackend,
+        input: &[f32],
+        dout: &[f32],
+        batch: usize,
+        seqlen: usize,
+        init: Option<(&[f32], &[f32])>,
+        dfinal: Option<(&[f32], &[f32])>,
+    ) -> Result<BlockGrads> {
+        const OP: &str = "Mamba2Block backward";
+        let c = &self.cfg;
+        let rows = batch * seqlen;
+        let (dm, di, h, cd, wd) = (
+            c.d_model as usize,
+            c.d_inner(),
+            c.nheads(),
+            c.conv_dim(),
+            c.d_conv as usize,
+        );
+        let (cs, ss) = (self.conv_state_len(batch), self.ssm_state_len(batch));
+        if rows == 0 || input.len() != rows * dm || dout.len() != rows * dm {
+            return Err(Error::invalid(
+                OP,
+                "input/dout",
+                format!(
+                    "need {} elements (b={batch}, L={seqlen}, d_model={dm}), got {} and {}",
+                    rows * dm,
+                    input.len(),
+                    dout.len()
+                ),
+            ));
+        }
+        for (name, st) in [("init", init), ("dfinal", dfinal)] {
+            if let Some((a, b)) = st {
+                if a.len() != cs || b.len() != ss {
+                    return Err(Error::invalid(
+                        OP,
+                        name,
+                        format!(
+                            "conv state needs {cs} elements and ssm state {ss}, got {} and {}",
+                            a.len(),
+                            b.len()
+                        ),
+                    ));
                 }
             }
-            _ => {
-                let di = backend.upload(input, &stream)?;
-                let mut dout = backend.alloc::<f32>(out.len())?;
-                self.forward(
-                    &di,
-                    batch,
-                    seqlen,
-                    &mut dout,
-                    Some((&mut cs, &mut ss)),
-                    true,
-                    &stream,
-                )?;
-                dout.copy_to_host(out, &stream)?;
-            }
         }
-        cs.copy_to_host(conv_state, &stream)?;
-        ss.copy_to_host(ssm_state, &stream)
+        let mut st = Staging::new(backend)?;
+        // The storage type's bytes of an f32 slice.
+        let code = c.dtype;
+        let to_act = |v: &[f32]| -> Vec<u8> {
+            match code {
+                abi::dtype::BF16 => v
+                    .iter()
+                    .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                abi::dtype::F16 => v
+                    .iter()
+                    .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                _ => as_bytes(v).to_vec(),
+            }
+        };
+        let d_input = st.bytes(&to_act(input))?;
+        let d_dout = st.bytes(&to_act(dout))?;
+        let (conv_init, ssm_init) = match init {
+            Some((a, b)) => (st.bytes(as_bytes(a))?, st.bytes(as_bytes(b))?),
+            None => (0, 0),
+        };
+        let (dconv_final, dssm_final) = match dfinal {
+            Some((a, b)) => (st.bytes(as_bytes(a))?, st.bytes(as_bytes(b))?),
+            None => (0, 0),
+        };
+        let es = abi::dtype::size(code);
+        let dinput = st.alloc(rows * dm * es)?;
+        // Every parameter's gradient in one f32 buffer, one download.
+        let want_init = init.is_some();
+        let lens = [
+            c.d_in_proj() * dm,
+            cd * wd,
+            cd,
+            h,
+            h,
+            h,
+            di,
+            dm * di,
+            if want_init { cs } else { 0 },
+            if want_init { ss } else { 0 },
+        ];
+        let total: usize = lens.iter().sum();
+        let grads = st.alloc(total * 4)?;
+        let mut offs = [0u64; 10];
+        let mut at = grads;
+        for (o, l) in offs.iter_mut().zip(lens) {
+            *o = if l == 0 { 0 } else { at };
+            at += (l * 4) as u64;
+        }
+        let desc = BlockBackwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: d_input,
+            dout: d_dout,
+            conv_init,
+            ssm_init,
+            dconv_final,
+            dssm_final,
+            dinput,
+            din_proj: offs[0],
+            dconv_weight: offs[1],
+            dconv_bias: offs[2],
+            ddt_bias: offs[3],
+            da_log: offs[4],
+            dd: offs[5],
+            dnorm_weight: offs[6],
+            dout_proj: offs[7],
+            dconv_init: offs[8],
+            dssm_init: offs[9],
+        };
+        // SAFETY: every pointer is a staging buffer of this call with the length the
+        // ABI documents (checked or sized above); they live until `st` is dropped,
+        // after its stream has finished.
+        unsafe { self.backward_raw(&desc, &st.stream) }?;
+        let mut all = vec![0f32; total];
+        st.download(
+            &TensorDesc::dense(grads, abi::dtype::F32, &[total]),
+            &mut all,
+        )?;
+        let input_grad: Vec<f32> = match code {
+            abi::dtype::BF16 => {
+                let mut v = vec![bf16::ZERO; rows * dm];
+                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
+                v.iter().map(|x| x.to_f32()).collect()
+            }
+            abi::dtype::F16 => {
+                let mut v = vec![f16::ZERO; rows * dm];
+                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
+                v.iter().map(|x| x.to_f32()).collect()
+            }
+            _ => {
+                let mut v = vec![0f32; rows * dm];
+                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
+                v
+            }
+        };
+        let mut rest = all.as_slice();
+        let mut take = |l: usize| {
+            let (a, b) = rest.split_at(l);
+            rest = b;
+            a.to_vec()
+        };
+        let in_proj = take(lens[0]);
+        let conv_weight = take(lens[1]);
+        let conv_bias = take(lens[2]);
+        let dt_bias = take(lens[3]);
+        let a_log = take(lens[4]);
+        let d = take(lens[5]);
+        let norm_weight = take(lens[6]);
+        let out_proj = take(lens[7]);
+        let conv_init_g = take(lens[8]);
+        let ssm_init_g = take(lens[9]);
+        Ok(BlockGrads {
+            input: input_grad,
+            in_proj,
+            conv_weight,
+            conv_bias,
+            dt_bias,
+            a_log,
+            d,
+            norm_weight,
+            out_proj,
+            conv_init: want_init.then_some(conv_init_g),
+            ssm_init: want_init.then_some(ssm_init_g),
+        })
     }
 }
 

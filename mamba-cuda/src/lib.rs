@@ -44,9 +44,9 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mamba_core::abi::{
-    self, status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc, Conv1dDesc,
-    ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc,
-    SsdDesc, StateUpdateDesc,
+    self, status, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
+    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc,
+    SsdBwdDesc, SsdDesc, StateUpdateDesc,
 };
 
 #[cfg(feature = "cuda")]
@@ -295,6 +295,19 @@ unsafe extern "C" fn block_forward(
     })
 }
 
+unsafe extern "C" fn block_backward(
+    block: *mut c_void,
+    desc: *const BlockBackwardDesc,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid; `block` came from block_create.
+        let desc = unsafe { arg(desc, "desc") }?;
+        // SAFETY: the ABI contract: `block` came from block_create and is alive.
+        unsafe { imp::block_backward(block, desc, stream) }
+    })
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -358,6 +371,7 @@ static API: PluginApi = PluginApi {
     selective_scan_backward,
     ssd_backward,
     causal_conv1d_backward,
+    block_backward,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

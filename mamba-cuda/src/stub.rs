@@ -4,9 +4,9 @@
 use std::ffi::c_void;
 
 use mamba_core::abi::{
-    status, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc, Conv1dDesc,
-    ConvUpdateDesc, DeviceInfoC, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc, SsdDesc,
-    StateUpdateDesc,
+    status, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
+    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc,
+    SsdDesc, StateUpdateDesc,
 };
 
 use crate::{PErr, PResult};
@@ -82,6 +82,13 @@ pub(crate) unsafe fn block_destroy(_b: *mut c_void) -> PResult<()> {
     no()
 }
 pub(crate) unsafe fn block_forward(_b: *mut c_void, _d: &BlockForwardDesc, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_backward(
+    _b: *mut c_void,
+    _d: &BlockBackwardDesc,
+    _s: u64,
+) -> PResult<()> {
     no()
 }
 pub(crate) fn event_create() -> PResult<u64> {

@@ -72,6 +72,19 @@ pub struct Mamba2Block {
     /// On the CUDA backend: the plugin and this block's weights on the device, one
     /// upload per storage type, made on first use.
     cuda: Option<Arc<DeviceBlocks>>,
+    /// On the CUDA backend: `forward_train` / `backward` on the device (default; off
+    /// with `MAMBA_BLOCK_TRAIN=host` or [`Mamba2Block::set_device_training`]).
+    device_training: bool,
+}
+
+/// `MAMBA_BLOCK_TRAIN=host` keeps the block's training passes on the host path
+/// (per-kernel uploads, host GEMMs) on the CUDA backend; anything else, or unset, lets
+/// them run device-resident.
+fn device_training_default() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        !std::env::var("MAMBA_BLOCK_TRAIN").is_ok_and(|v| v.trim().eq_ignore_ascii_case("host"))
+    })
 }
 
 /// The device copies of a block's weights, per storage type.
@@ -149,7 +162,41 @@ impl Mamba2Block {
             backend: sel.backend.clone(),
             kind: sel.kind,
             cuda,
+            device_training: device_training_default(),
         })
+    }
+
+    /// On the CUDA backend, chooses where [`forward_train`](Self::forward_train) and
+    /// [`backward`](Self::backward) run: `true` (the default unless
+    /// `MAMBA_BLOCK_TRAIN=host`) on the device with one upload and one download per
+    /// pass, `false` on the host path (each kernel call uploads its inputs; the
+    /// projections' and the norm's backward on the CPU). No effect elsewhere.
+    pub fn set_device_training(&mut self, on: bool) {
+        self.device_training = on;
+    }
+
+    /// Whether the training passes run device-resident (CUDA backend, device training
+    /// on, and a configuration the device block supports: no projection biases, D per
+    /// head).
+    pub fn device_training(&self) -> bool {
+        self.trains_on_device(DType::F32)
+    }
+
+    pub(crate) fn trains_on_device(&self, dtype: DType) -> bool {
+        self.device_training
+            && self.cuda.is_some()
+            && matches!(dtype, DType::F32 | DType::BF16 | DType::F16)
+            && !self.cfg.bias
+            && !self.cfg.d_has_hdim
+    }
+
+    /// The device block and the plugin for the training passes.
+    pub(crate) fn device_train_block(
+        &self,
+        dtype: DType,
+    ) -> Option<(Result<&CudaBlock, ModelError>, &'static CudaBackend)> {
+        let backend = self.cuda.as_ref()?.backend;
+        Some((self.device_block(dtype)?, backend))
     }
 
     /// On the CUDA backend, this block on the device for storage type `dtype` (weights

@@ -13,20 +13,43 @@ use crate::weights::Mamba2Weights;
 /// What [`Mamba2Block::forward_train`] keeps for [`Mamba2Block::backward`].
 #[derive(Clone, Debug)]
 pub struct Mamba2Tape<T> {
-    acts: Activations<T>,
+    kind: TapeKind<T>,
     batch: usize,
     seqlen: usize,
     init: Option<Mamba2State>,
 }
 
+/// The host path keeps every activation; the device path keeps the input only (the
+/// plugin's backward recomputes the activations on the device).
+#[derive(Clone, Debug)]
+enum TapeKind<T> {
+    Host(Activations<T>),
+    Device {
+        input: Vec<f32>,
+        out: Vec<T>,
+        state: Mamba2State,
+    },
+}
+
 impl<T> Mamba2Tape<T> {
     /// The block's output of this forward pass.
     pub fn output(&self) -> &[T] {
-        &self.acts.out
+        match &self.kind {
+            TapeKind::Host(a) => &a.out,
+            TapeKind::Device { out, .. } => out,
+        }
     }
     /// The state after the last step.
     pub fn state(&self) -> &Mamba2State {
-        &self.acts.state
+        match &self.kind {
+            TapeKind::Host(a) => &a.state,
+            TapeKind::Device { state, .. } => state,
+        }
+    }
+    /// `true` when this pass ran on the device-resident training path (its backward
+    /// runs on the GPU too).
+    pub fn on_device(&self) -> bool {
+        matches!(self.kind, TapeKind::Device { .. })
     }
 }
 
@@ -53,9 +76,23 @@ impl Mamba2Block {
         dyn Backend: Kernels<T>,
     {
         let (batch, seqlen) = self.checked_dims(&input, state)?;
+        if self.trains_on_device(T::DTYPE) {
+            // The device route of the forward; the backward recomputes on the device.
+            let (out, st) = self.forward_with_state(input, state)?;
+            return Ok(Mamba2Tape {
+                kind: TapeKind::Device {
+                    input: convert(input.data),
+                    out,
+                    state: st,
+                },
+                batch,
+                seqlen,
+                init: state.cloned(),
+            });
+        }
         let acts = self.forward_parts(&input, batch, seqlen, state)?;
         Ok(Mamba2Tape {
-            acts,
+            kind: TapeKind::Host(acts),
             batch,
             seqlen,
             init: state.cloned(),
@@ -67,6 +104,107 @@ impl Mamba2Block {
     /// parameter and the initial state.
     pub fn backward<T: Element>(
         &self,
+        tape: &Mamba2Tape<T>,
+        dout: &[T],
+        dstate: Option<&Mamba2State>,
+    ) -> Result<Mamba2Grads<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let (batch, seqlen) = (tape.batch, tape.seqlen);
+        let dm = self.config().d_model;
+        if dout.len() != batch * seqlen * dm {
+            return Err(ModelError::Shape {
+                what: "dout (batch, frames, d_model)",
+                expected: vec![batch, seqlen, dm],
+                got: vec![dout.len()],
+            });
+        }
+        if let Some(ds) = dstate {
+            let st = tape.state();
+            if ds.batch != batch || ds.conv.len() != st.conv.len() || ds.ssm.len() != st.ssm.len() {
+                return Err(ModelError::Shape {
+                    what: "dstate",
+                    expected: vec![batch, st.conv.len(), st.ssm.len()],
+                    got: vec![ds.batch, ds.conv.len(), ds.ssm.len()],
+                });
+            }
+        }
+        match &tape.kind {
+            TapeKind::Host(acts) => self.backward_host(acts, tape, dout, dstate),
+            TapeKind::Device { input, .. } => {
+                match self.backward_device(input, tape, dout, dstate) {
+                    // An older plugin without the block's backward: the host path.
+                    Err(ModelError::Kernel(mamba_core::Error::Unsupported { .. })) => {
+                        let t: Vec<T> = convert(input);
+                        let acts = self.forward_parts(
+                            &Tensor::new(&t, [batch, seqlen, dm]),
+                            batch,
+                            seqlen,
+                            tape.init.as_ref(),
+                        )?;
+                        self.backward_host(&acts, tape, dout, dstate)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The backward of the device-resident path: one plugin call.
+    fn backward_device<T: Element>(
+        &self,
+        input: &[f32],
+        tape: &Mamba2Tape<T>,
+        dout: &[T],
+        dstate: Option<&Mamba2State>,
+    ) -> Result<Mamba2Grads<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        let (blk, cuda) = self.device_train_block(T::DTYPE).ok_or_else(|| {
+            ModelError::Kernel(mamba_core::Error::unsupported(
+                "cuda",
+                "Mamba2Block backward",
+                "no device block",
+            ))
+        })?;
+        let blk = blk?;
+        let dout32: Vec<f32> = convert(dout);
+        let init = tape
+            .init
+            .as_ref()
+            .map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
+        let dfinal = dstate.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
+        let g = blk.backward_host(cuda, input, &dout32, tape.batch, tape.seqlen, init, dfinal)?;
+        let w = self.weights();
+        let initial_state = tape.init.as_ref().map(|_| Mamba2State {
+            batch: tape.batch,
+            conv: g.conv_init.clone().unwrap_or_default(),
+            ssm: g.ssm_init.clone().unwrap_or_default(),
+        });
+        Ok(Mamba2Grads {
+            input: T::vec_from_f32(g.input),
+            weights: Mamba2Weights {
+                in_proj: g.in_proj,
+                in_proj_bias: None,
+                conv_weight: g.conv_weight,
+                conv_bias: w.conv_bias.as_ref().map(|_| g.conv_bias),
+                dt_bias: g.dt_bias,
+                a_log: g.a_log,
+                d: g.d,
+                norm_weight: g.norm_weight,
+                out_proj: g.out_proj,
+                out_proj_bias: None,
+            },
+            initial_state,
+        })
+    }
+
+    /// The backward on the host from the kept activations.
+    fn backward_host<T: Element>(
+        &self,
+        acts: &Activations<T>,
         tape: &Mamba2Tape<T>,
         dout: &[T],
         dstate: Option<&Mamba2State>,
@@ -87,26 +225,6 @@ impl Mamba2Block {
             cfg.d_state,
         );
         let dip = cfg.d_in_proj();
-        if dout.len() != rows * dm {
-            return Err(ModelError::Shape {
-                what: "dout (batch, frames, d_model)",
-                expected: vec![batch, seqlen, dm],
-                got: vec![dout.len()],
-            });
-        }
-        if let Some(ds) = dstate {
-            if ds.batch != batch
-                || ds.conv.len() != tape.acts.state.conv.len()
-                || ds.ssm.len() != tape.acts.state.ssm.len()
-            {
-                return Err(ModelError::Shape {
-                    what: "dstate",
-                    expected: vec![batch, tape.acts.state.conv.len(), tape.acts.state.ssm.len()],
-                    got: vec![ds.batch, ds.conv.len(), ds.ssm.len()],
-                });
-            }
-        }
-        let acts = &tape.acts;
         let mut gw = Mamba2Weights {
             in_proj: vec![0.0; w.in_proj.len()],
             in_proj_bias: w.in_proj_bias.as_ref().map(|b| vec![0.0; b.len()]),

@@ -303,6 +303,53 @@ fn small_blocks_match_finite_differences() {
     }
 }
 
+/// The same checks on the CUDA backend, whose training passes run device-resident
+/// (skipped where no GPU is found).
+#[test]
+fn small_blocks_match_finite_differences_cuda() {
+    if let Err(e) = build(BackendKind::Cuda) {
+        eprintln!("skipping the CUDA block gradient checks: {e}");
+        return;
+    }
+    for (i, cfg) in [
+        Mamba2Config {
+            d_model: 16,
+            d_state: 4,
+            headdim: 8,
+            ngroups: 2,
+            d_conv: 3,
+            ..Mamba2Config::default()
+        },
+        Mamba2Config {
+            d_model: 8,
+            d_state: 8,
+            headdim: 4,
+            expand: 2,
+            norm_before_gate: true,
+            chunk_size: 3,
+            ..Mamba2Config::default()
+        },
+        Mamba2Config {
+            d_model: 8,
+            d_state: 4,
+            headdim: 8,
+            d_conv: 2,
+            dt_limit: Some((0.01, 0.05)),
+            ..Mamba2Config::default()
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (batch, l) = (2, 7);
+        let w = random_block(&cfg, 10 + i as u64);
+        let mut rng = SplitMix64(99 + i as u64);
+        let u: Vec<f32> = (0..batch * l * cfg.d_model).map(|_| rng.normal()).collect();
+        check(&cfg, w, u, batch, l, BackendKind::Cuda, 5 + i as u64);
+    }
+    println!("cuda block gradients vs finite differences: 3 configurations ok");
+}
+
 #[test]
 fn golden_blocks_match_finite_differences() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--backend NAME]... [--no-reference] [--dtype f32|bf16|f16] [--out DIR]`
+//! `cargo xtask bench [--quick] [--backend NAME]... [--no-reference] [--dtype f32|bf16|f16] [--out DIR] [--only SUBSTR]`
 //!
 //! The seed's `benchmark_mamba_ssm.py`, in Rust: Mamba2Block forward at batch 2,
 //! 100/400/800 frames, d_model 192, on every available backend, plus the kernels alone
@@ -59,6 +59,8 @@ struct Options {
     backends: Vec<BackendKind>,
     dtype: DType,
     out_dir: PathBuf,
+    /// Only the jobs whose name contains this (`--only mamba2_block`).
+    only: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -68,6 +70,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         backends: Vec::new(),
         dtype: DType::F32,
         out_dir: crate::golden::workspace_root().join("target/bench"),
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -89,6 +92,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 };
             }
             "--out" => o.out_dir = PathBuf::from(it.next().ok_or("--out needs a value")?),
+            "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             other => return Err(format!("unknown option `{other}`")),
         }
     }
@@ -485,10 +489,11 @@ where
     )
 }
 
-/// The measurement of the seed's block at one length on any backend. On CUDA the
-/// forward runs on device buffers, timed with CUDA events; the forward+backward goes
-/// through the kernels on host slices (the device-resident block backward is not
-/// written yet), timed by the host clock.
+/// The measurement of the seed's block at one length on any backend. On CUDA both
+/// passes run on device buffers, timed with CUDA events (the forward+backward: the
+/// block's forward, then its device-resident backward `block_backward`); a block the
+/// device training path does not take (projection biases, D per channel) or
+/// `MAMBA_BLOCK_TRAIN=host` times the host-slice path by the host clock.
 fn block_job(
     cfg: &Mamba2Config,
     weights: &Mamba2Weights,
@@ -515,6 +520,11 @@ fn block_job(
             if sel.kind == BackendKind::Cuda && !backward {
                 (
                     device::block(cuda_be()?, &blk, &input, 2, l, dtype)?,
+                    DEVICE_TIMING,
+                )
+            } else if sel.kind == BackendKind::Cuda && blk.device_training() {
+                (
+                    device::block_train(cuda_be()?, &blk, &input, 2, l, dtype)?,
                     DEVICE_TIMING,
                 )
             } else {
@@ -766,6 +776,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    if let Some(only) = &opts.only {
+        plan.retain(|(name, _)| name.contains(only.as_str()));
+    }
     let total = plan.len() * sels.len();
     let mut done = 0;
     let started = Instant::now();
@@ -1407,6 +1420,83 @@ mod device {
             DType::F16 => block_t::<f16>(be, blk, input, batch, l),
             _ => block_t::<f32>(be, blk, input, batch, l),
         }
+    }
+
+    /// The block's forward and its device-resident backward on device buffers, one
+    /// event pair around both.
+    pub fn block_train(
+        be: &CudaBackend,
+        blk: &Mamba2Block,
+        input: &[f32],
+        batch: usize,
+        l: usize,
+        dtype: DType,
+    ) -> Result<Stats, String> {
+        match dtype {
+            DType::BF16 => block_train_t::<bf16>(be, blk, input, batch, l),
+            DType::F16 => block_train_t::<f16>(be, blk, input, batch, l),
+            _ => block_train_t::<f32>(be, blk, input, batch, l),
+        }
+    }
+
+    fn block_train_t<T: DeviceElement + Element>(
+        be: &CudaBackend,
+        blk: &Mamba2Block,
+        input: &[f32],
+        batch: usize,
+        l: usize,
+    ) -> Result<Stats, String> {
+        let dev = blk
+            .device_block(T::DTYPE)
+            .ok_or("not a CUDA block")?
+            .map_err(|e| e.to_string())?;
+        let cfg = blk.config();
+        let st = be.stream().map_err(err)?;
+        let x = up::<T>(be, &st, input)?;
+        let dout = up::<T>(be, &st, &vec![1e-2f32; input.len()])?;
+        let mut out = be.alloc::<T>(input.len()).map_err(err)?;
+        let dx = be.alloc::<T>(input.len()).map_err(err)?;
+        let (dm, di, h, cd) = (cfg.d_model, cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
+        let lens = [
+            cfg.d_in_proj() * dm,
+            cd * cfg.d_conv,
+            cd,
+            h,
+            h,
+            h,
+            di,
+            dm * di,
+        ];
+        let grads = be.alloc::<f32>(lens.iter().sum::<usize>()).map_err(err)?;
+        let mut at = [0u64; 8];
+        let mut p = grads.ptr();
+        for (a, n) in at.iter_mut().zip(lens) {
+            *a = p;
+            p += (n * 4) as u64;
+        }
+        let desc = abi::BlockBackwardDesc {
+            batch: batch as u32,
+            seqlen: l as u32,
+            input: x.ptr(),
+            dout: dout.ptr(),
+            dinput: dx.ptr(),
+            din_proj: at[0],
+            dconv_weight: at[1],
+            dconv_bias: at[2],
+            ddt_bias: at[3],
+            da_log: at[4],
+            dd: at[5],
+            dnorm_weight: at[6],
+            dout_proj: at[7],
+            ..Default::default()
+        };
+        let t = be.time_calls(&st, WARMUP, ITERS, || {
+            dev.forward(&x, batch, l, &mut out, None, false, &st)?;
+            // SAFETY: every pointer of `desc` is a live buffer above with the length the
+            // ABI documents.
+            unsafe { dev.backward_raw(&desc, &st) }
+        });
+        t.map(stats).map_err(err)
     }
 
     fn block_t<T: DeviceElement + Element>(

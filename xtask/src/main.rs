@@ -15,7 +15,7 @@ use std::process::ExitCode;
 fn usage() -> &'static str {
     "usage: cargo xtask <bench|golden|cuda|test> [options]\n\
      \n\
-     bench  [--quick] [--backend NAME]... [--no-reference] [--dtype T] [--out DIR]\n\
+     bench  [--quick] [--backend NAME]... [--no-reference] [--dtype T] [--out DIR] [--only SUBSTR]\n\
      \x20      run the benchmark; writes bench.json, bench.md, bench.svg (default DIR target/bench)\n\
      golden [--backend reference|cpu-simd|cuda] [--dir DIR] [--dtype f32|bf16|f16] [--forward-only]\n\
      cuda   build                              install nvcc 13.0 (PyPI) and build the plugin\n\

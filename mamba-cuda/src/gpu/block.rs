@@ -12,16 +12,37 @@ use super::{gpu, mem_alloc, mem_free, memcpy_htod, stream_synchronize, Gpu};
 use crate::{PErr, PResult};
 
 pub(crate) struct Block {
-    cfg: BlockConfigC,
-    act: u32,
-    in_proj: u64,
-    out_proj: u64,
-    conv_w: u64,
-    conv_b: u64,
-    dt_bias: u64,
-    a: u64,
-    d: u64,
-    norm_w: u64,
+    pub(super) cfg: BlockConfigC,
+    pub(super) act: u32,
+    pub(super) in_proj: u64,
+    pub(super) out_proj: u64,
+    pub(super) conv_w: u64,
+    pub(super) conv_b: u64,
+    pub(super) dt_bias: u64,
+    pub(super) a: u64,
+    pub(super) d: u64,
+    pub(super) norm_w: u64,
+}
+
+/// Where one forward pass reads and writes (device addresses; 0 = absent).
+pub(super) struct FwdBufs {
+    pub input: u64,
+    /// in_proj's output (m, d_in_proj).
+    pub zx: u64,
+    /// conv + silu's output (m, conv_dim).
+    pub xbc: u64,
+    /// The SSD's output (m, d_inner).
+    pub y: u64,
+    /// The gated norm's output (m, d_inner); may be `xbc` (then xBC is overwritten).
+    pub normed: u64,
+    /// The block's output (m, d_model); 0: out_proj is skipped.
+    pub out: u64,
+    /// Conv state read (0: zeros) and written (0: not written); distinct buffers.
+    pub conv_init: u64,
+    pub conv_final: u64,
+    /// SSM state read (0: zeros) and written (0: not written); may be the same buffer.
+    pub ssm_init: u64,
+    pub ssm_final: u64,
 }
 
 fn upload_bytes(bytes: &[u8]) -> PResult<u64> {
@@ -229,6 +250,149 @@ impl Block {
         }
     }
 
+    /// The forward's five steps on the buffers of `bf` for `b` sequences of `l` steps.
+    pub(super) fn forward_into(
+        &self,
+        g: &Gpu,
+        b: usize,
+        l: usize,
+        bf: &FwdBufs,
+        stream: u64,
+    ) -> PResult<()> {
+        let c = &self.cfg;
+        let m = b * l;
+        let (dm, di, h, p, n, ng, cd, wd) = (
+            c.d_model as usize,
+            c.d_inner(),
+            c.nheads(),
+            c.headdim as usize,
+            c.d_state as usize,
+            c.ngroups as usize,
+            c.conv_dim(),
+            c.d_conv as usize,
+        );
+        let dip = c.d_in_proj();
+        let es = mamba_core::abi::dtype::size(self.act);
+        let (zx, xbc, y) = (bf.zx, bf.xbc, bf.y);
+        // 1. zxbcdt = u . in_proj^T
+        g.gemm.run(
+            g,
+            self.act,
+            m,
+            dip,
+            dm,
+            bf.input,
+            dm,
+            self.in_proj,
+            zx,
+            dip,
+            stream,
+        )?;
+        // 2. xBC = silu(conv1d(xBC)) over time, channel-last, from the state.
+        let conv = ConvParams {
+            x: zx + (di * es) as u64,
+            w: self.conv_w,
+            bias: self.conv_b,
+            init: bf.conv_init,
+            out: xbc,
+            final_states: bf.conv_final,
+            x_sb: (l * dip) as i64,
+            x_sc: 1,
+            x_st: dip as i64,
+            o_sb: (l * cd) as i64,
+            o_sc: 1,
+            o_st: cd as i64,
+            batch: b as i32,
+            channels: cd as i32,
+            seqlen: l as i32,
+            width: wd as i32,
+            silu: 1,
+            channel_last: 1,
+        };
+        super::ops::conv_launch(g, conv, self.act, stream)?;
+        // 3-4. y = ssd(x, dt, A, B, C, D, dt_bias, softplus, dt_limit)
+        let ssd = SsdParams {
+            x: xbc,
+            dt: zx + ((dip - h) * es) as u64,
+            a: self.a,
+            b: xbc + (di * es) as u64,
+            c: xbc + ((di + ng * n) * es) as u64,
+            d: self.d,
+            z: 0,
+            dt_bias: self.dt_bias,
+            init: bf.ssm_init,
+            seq_idx: 0,
+            out: y,
+            final_states: bf.ssm_final,
+            x_sb: (l * cd) as i64,
+            x_st: cd as i64,
+            dt_sb: (l * dip) as i64,
+            dt_st: dip as i64,
+            b_sb: (l * cd) as i64,
+            b_st: cd as i64,
+            c_sb: (l * cd) as i64,
+            c_st: cd as i64,
+            z_sb: 0,
+            z_st: 0,
+            out_sb: (l * di) as i64,
+            out_st: di as i64,
+            batch: b as i32,
+            seqlen: l as i32,
+            nheads: h as i32,
+            headdim: p as i32,
+            ngroups: ng as i32,
+            dstate: n as i32,
+            d_per_channel: 0,
+            softplus: 1,
+            has_limit: (c.has_dt_limit != 0) as i32,
+            lo: c.dt_lo,
+            hi: c.dt_hi,
+            ..SsdParams::default()
+        };
+        super::ops::ssd_launch(g, ssd, self.act, stream)?;
+        // 5. gated RMS norm per group, into the (now free) xBC buffer.
+        let norm = NormParams {
+            y,
+            z: zx,
+            weight: self.norm_w,
+            out: bf.normed,
+            z_ld: dip as i64,
+            m: m as i32,
+            d_inner: di as i32,
+            group: (di / ng) as i32,
+            norm_before_gate: (c.norm_before_gate != 0) as i32,
+            eps: c.rmsnorm_eps,
+            pad0: 0,
+        };
+        let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
+        let fnorm = g.func(&format!("gated_rmsnorm_{sfx}"))?;
+        if m > 65535 * 65535 || ng > 65535 {
+            return Err(PErr::unsupported(
+                "Mamba2Block: too many tokens for one launch",
+            ));
+        }
+        let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
+        let (gx, gy) = (m as u32, ng as u32);
+        g.launch(fnorm, (gx, gy, 1), threads, 0, stream, &norm)?;
+        // 6. out = normed . out_proj^T
+        if bf.out == 0 {
+            return Ok(());
+        }
+        g.gemm.run(
+            g,
+            self.act,
+            m,
+            dm,
+            di,
+            bf.normed,
+            di,
+            self.out_proj,
+            bf.out,
+            dm,
+            stream,
+        )
+    }
+
     fn forward(&self, g: &Gpu, f: &BlockForwardDesc, stream: u64) -> PResult<()> {
         let c = &self.cfg;
         if f.batch == 0 || f.seqlen == 0 {
@@ -243,16 +407,7 @@ impl Block {
         }
         let (b, l) = (f.batch as usize, f.seqlen as usize);
         let m = b * l;
-        let (dm, di, h, p, n, ng, cd, wd) = (
-            c.d_model as usize,
-            c.d_inner(),
-            c.nheads(),
-            c.headdim as usize,
-            c.d_state as usize,
-            c.ngroups as usize,
-            c.conv_dim(),
-            c.d_conv as usize,
-        );
+        let (di, cd, wd) = (c.d_inner(), c.conv_dim(), c.d_conv as usize);
         let dip = c.d_in_proj();
         let es = mamba_core::abi::dtype::size(self.act);
         let zx_bytes = m * dip * es;
@@ -271,126 +426,25 @@ impl Block {
         let y = xbc + align(xbc_bytes) as u64;
         let cs = y + align(y_bytes) as u64;
         let run = || -> PResult<()> {
-            // 1. zxbcdt = u . in_proj^T
-            g.gemm.run(
-                g,
-                self.act,
-                m,
-                dip,
-                dm,
-                f.input,
-                dm,
-                self.in_proj,
-                zx,
-                dip,
-                stream,
-            )?;
-            // 2. xBC = silu(conv1d(xBC)) over time, channel-last, from the state.
             let init = if cs_bytes > 0 {
                 super::memcpy_dtod(cs, f.conv_state, cs_bytes, stream)?;
                 cs
             } else {
                 0
             };
-            let conv = ConvParams {
-                x: zx + (di * es) as u64,
-                w: self.conv_w,
-                bias: self.conv_b,
-                init,
-                out: xbc,
-                final_states: f.conv_state,
-                x_sb: (l * dip) as i64,
-                x_sc: 1,
-                x_st: dip as i64,
-                o_sb: (l * cd) as i64,
-                o_sc: 1,
-                o_st: cd as i64,
-                batch: b as i32,
-                channels: cd as i32,
-                seqlen: l as i32,
-                width: wd as i32,
-                silu: 1,
-                channel_last: 1,
-            };
-            super::ops::conv_launch(g, conv, self.act, stream)?;
-            // 3-4. y = ssd(x, dt, A, B, C, D, dt_bias, softplus, dt_limit)
-            let ssd = SsdParams {
-                x: xbc,
-                dt: zx + ((dip - h) * es) as u64,
-                a: self.a,
-                b: xbc + (di * es) as u64,
-                c: xbc + ((di + ng * n) * es) as u64,
-                d: self.d,
-                z: 0,
-                dt_bias: self.dt_bias,
-                init: if f.has_state != 0 { f.ssm_state } else { 0 },
-                seq_idx: 0,
-                out: y,
-                final_states: f.ssm_state,
-                x_sb: (l * cd) as i64,
-                x_st: cd as i64,
-                dt_sb: (l * dip) as i64,
-                dt_st: dip as i64,
-                b_sb: (l * cd) as i64,
-                b_st: cd as i64,
-                c_sb: (l * cd) as i64,
-                c_st: cd as i64,
-                z_sb: 0,
-                z_st: 0,
-                out_sb: (l * di) as i64,
-                out_st: di as i64,
-                batch: b as i32,
-                seqlen: l as i32,
-                nheads: h as i32,
-                headdim: p as i32,
-                ngroups: ng as i32,
-                dstate: n as i32,
-                d_per_channel: 0,
-                softplus: 1,
-                has_limit: (c.has_dt_limit != 0) as i32,
-                lo: c.dt_lo,
-                hi: c.dt_hi,
-                ..SsdParams::default()
-            };
-            super::ops::ssd_launch(g, ssd, self.act, stream)?;
-            // 5. gated RMS norm per group, into the (now free) xBC buffer.
-            let norm = NormParams {
-                y,
-                z: zx,
-                weight: self.norm_w,
-                out: xbc,
-                z_ld: dip as i64,
-                m: m as i32,
-                d_inner: di as i32,
-                group: (di / ng) as i32,
-                norm_before_gate: (c.norm_before_gate != 0) as i32,
-                eps: c.rmsnorm_eps,
-                pad0: 0,
-            };
-            let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
-            let fnorm = g.func(&format!("gated_rmsnorm_{sfx}"))?;
-            if m > 65535 * 65535 || ng > 65535 {
-                return Err(PErr::unsupported(
-                    "Mamba2Block: too many tokens for one launch",
-                ));
-            }
-            let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
-            let (gx, gy) = (m as u32, ng as u32);
-            g.launch(fnorm, (gx, gy, 1), threads, 0, stream, &norm)?;
-            // 6. out = normed . out_proj^T
-            g.gemm.run(
-                g,
-                self.act,
-                m,
-                dm,
-                di,
+            let bufs = FwdBufs {
+                input: f.input,
+                zx,
                 xbc,
-                di,
-                self.out_proj,
-                f.out,
-                dm,
-                stream,
-            )
+                y,
+                normed: xbc,
+                out: f.out,
+                conv_init: init,
+                conv_final: f.conv_state,
+                ssm_init: if f.has_state != 0 { f.ssm_state } else { 0 },
+                ssm_final: f.ssm_state,
+            };
+            self.forward_into(g, b, l, &bufs, stream)
         };
         let r = run();
         let fr = g.free_async(scratch, stream);

@@ -2,6 +2,7 @@
 //! events (through `cust` and its raw driver bindings), and the operations.
 
 mod block;
+mod block_bwd;
 mod bwd;
 mod gemm;
 mod lm1;
@@ -23,6 +24,7 @@ use mamba_core::abi::{status, DeviceInfoC};
 use crate::{PErr, PResult};
 
 pub(crate) use block::{block_create, block_destroy, block_forward};
+pub(crate) use block_bwd::block_backward;
 pub(crate) use bwd::{causal_conv1d_backward, selective_scan_backward, ssd_backward};
 pub(crate) use ops::{
     causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update, ssd,
@@ -64,6 +66,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "ssd_seed",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed.fatbin")),
+    ),
+    (
+        "block_bwd",
+        include_bytes!(concat!(env!("OUT_DIR"), "/block_bwd.fatbin")),
     ),
 ];
 
@@ -290,6 +296,8 @@ impl Gpu {
             3
         } else if name.starts_with("lm1_") {
             5
+        } else if name.starts_with("bb_") {
+            9
         } else {
             2
         };

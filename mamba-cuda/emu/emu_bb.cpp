@@ -1,0 +1,218 @@
+// A host emulator for kernels/block_bwd.cu (the Mamba2Block backward's pieces): the
+// strided GEMM (NN and TN, split along K), the sum of the splits, the column copy, the
+// gated RMS norm's backward (both gate orders) and the column sum, each against a plain
+// double loop. Every CUDA thread of a block is a std::thread, as in emu_fwd.cpp.
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bb.cpp -o /tmp/emu_bb && /tmp/emu_bb
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "emu_cuda.h"
+
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
+static std::unique_ptr<std::barrier<>> g_block_bar;
+static std::unique_ptr<std::barrier<>> g_warp_bar[32];
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+static float g_shfl[32][32];
+inline float __shfl_xor_sync(unsigned, float v, int o) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = v;
+    g_warp_bar[w]->arrive_and_wait();
+    const float r = g_shfl[w][l ^ o];
+    g_warp_bar[w]->arrive_and_wait();
+    return r;
+}
+inline float __expf(float v) { return std::exp(v); }
+inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // common.cuh's look-back only
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+inline float __fdividef(float a, float b) { return a / b; }
+using std::max;
+using std::min;
+
+#include "../kernels/block_bwd.cu"
+
+template <typename P>
+void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned gz, unsigned threads, const P& p) {
+    blockDim = {threads, 1, 1};
+    gridDim = {gx, gy, gz};
+    for (unsigned bz = 0; bz < gz; ++bz)
+        for (unsigned by = 0; by < gy; ++by)
+            for (unsigned bx = 0; bx < gx; ++bx) {
+                g_block_bar = std::make_unique<std::barrier<>>(threads);
+                for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < threads; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {bx, by, bz};
+                        k(p);
+                    });
+                for (auto& t : ts) t.join();
+            }
+}
+
+static std::mt19937 rng(7);
+static std::vector<float> rnd(size_t n) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+static int fails = 0;
+static void check(const char* what, const std::vector<double>& want, const float* got, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; ++i) {
+        num += (got[i] - want[i]) * (got[i] - want[i]);
+        den += want[i] * want[i];
+    }
+    const double rel = std::sqrt(num / (den + 1e-300));
+    printf("%-40s rel %.3e %s\n", what, rel, rel < 1e-5 ? "ok" : "FAIL");
+    if (!(rel < 1e-5)) ++fails;
+}
+
+// C (m, n) = A . B with the strides of the call; split in `splits` parts then summed.
+static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t, int splits) {
+    // A(i, k): a_t ? stored (k, m) : (m, k); B(k, j): b_t ? stored (n, k) : (k, n).
+    auto a = rnd((size_t)m * k), b = rnd((size_t)k * n);
+    BbGemmParams p{};
+    p.a = a.data();
+    p.b = b.data();
+    p.a_si = a_t ? 1 : k;
+    p.a_sk = a_t ? m : 1;
+    p.b_sk = b_t ? 1 : n;
+    p.b_sj = b_t ? k : 1;
+    p.m = m;
+    p.n = n;
+    p.k = k;
+    p.kps = ((k + splits - 1) / splits + 15) / 16 * 16;
+    const int z = (k + p.kps - 1) / p.kps;
+    std::vector<float> parts((size_t)z * m * n, NAN), c((size_t)m * n, NAN);
+    p.c = parts.data();
+    p.ldc = n;
+    p.split_stride = (long long)m * n;
+    launch(bb_gemm_f32_f32, (n + 63) / 64, (m + 63) / 64, z, 256, p);
+    BbSumParams s{parts.data(), c.data(), (long long)m * n, (long long)m * n, z, 0};
+    launch(bb_sum_f32, 3, 1, 1, 64, s);
+    std::vector<double> want((size_t)m * n, 0.0);
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            double acc = 0;
+            for (int q = 0; q < k; ++q)
+                acc += (double)a[a_t ? (size_t)q * m + i : (size_t)i * k + q] * b[b_t ? (size_t)j * k + q : (size_t)q * n + j];
+            want[(size_t)i * n + j] = acc;
+        }
+    check(what, want, c.data(), c.size());
+}
+
+static void norm_case(int m, int di, int groups, bool nbg) {
+    const int gs = di / groups, zld = di + 7;
+    auto y = rnd((size_t)m * di), z = rnd((size_t)m * zld), w = rnd(di), dn = rnd((size_t)m * di);
+    std::vector<float> dy((size_t)m * di, NAN), dz((size_t)m * zld, NAN), dwrow((size_t)m * di, NAN), dw(di, NAN);
+    BbNormBwdParams p{};
+    p.y = y.data();
+    p.z = z.data();
+    p.weight = w.data();
+    p.dn = dn.data();
+    p.dy = dy.data();
+    p.dz = dz.data();
+    p.dwrow = dwrow.data();
+    p.z_ld = zld;
+    p.dz_ld = zld;
+    p.m = m;
+    p.d_inner = di;
+    p.group = gs;
+    p.norm_before_gate = nbg;
+    p.eps = 1e-5f;
+    int threads = 32;
+    while (threads < gs && threads < 256) threads *= 2;
+    launch(bb_norm_bwd_f32, m, groups, 1, threads, p);
+    BbColsumParams c{dwrow.data(), dw.data(), di, m, di};
+    launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 256, c);
+    // Central differences of the f64 forward give the reference.
+    auto fwd = [&](const std::vector<double>& yy, const std::vector<double>& zz, const std::vector<double>& ww, int r, int k) {
+        double ss = 0, loss = 0;
+        std::vector<double> v(gs);
+        for (int e = 0; e < gs; ++e) {
+            const double zv = zz[(size_t)r * zld + k * gs + e], sg = zv / (1 + std::exp(-zv));
+            v[e] = nbg ? yy[(size_t)r * di + k * gs + e] : yy[(size_t)r * di + k * gs + e] * sg;
+            ss += v[e] * v[e];
+        }
+        const double rstd = 1 / std::sqrt(ss / gs + 1e-5);
+        for (int e = 0; e < gs; ++e) {
+            const double zv = zz[(size_t)r * zld + k * gs + e], sg = zv / (1 + std::exp(-zv));
+            double o = v[e] * rstd * ww[k * gs + e];
+            if (nbg) o *= sg;
+            loss += o * dn[(size_t)r * di + k * gs + e];
+        }
+        return loss;
+    };
+    std::vector<double> yd(y.begin(), y.end()), zd(z.begin(), z.end()), wd(w.begin(), w.end());
+    std::vector<double> wdy((size_t)m * di), wdz((size_t)m * di), wdw(di, 0.0);
+    std::vector<float> gdz((size_t)m * di);
+    const double h = 1e-6;
+    for (int r = 0; r < m; ++r)
+        for (int i = 0; i < di; ++i) {
+            const int k = i / gs;
+            double s = yd[(size_t)r * di + i];
+            yd[(size_t)r * di + i] = s + h;
+            double lp = fwd(yd, zd, wd, r, k);
+            yd[(size_t)r * di + i] = s - h;
+            double lm = fwd(yd, zd, wd, r, k);
+            yd[(size_t)r * di + i] = s;
+            wdy[(size_t)r * di + i] = (lp - lm) / (2 * h);
+            s = zd[(size_t)r * zld + i];
+            zd[(size_t)r * zld + i] = s + h;
+            lp = fwd(yd, zd, wd, r, k);
+            zd[(size_t)r * zld + i] = s - h;
+            lm = fwd(yd, zd, wd, r, k);
+            zd[(size_t)r * zld + i] = s;
+            wdz[(size_t)r * di + i] = (lp - lm) / (2 * h);
+            gdz[(size_t)r * di + i] = dz[(size_t)r * zld + i];
+            s = wd[i];
+            wd[i] = s + h;
+            lp = fwd(yd, zd, wd, r, k);
+            wd[i] = s - h;
+            lm = fwd(yd, zd, wd, r, k);
+            wd[i] = s;
+            wdw[i] += (lp - lm) / (2 * h);
+        }
+    char name[96];
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dy", m, di, groups, nbg);
+    check(name, wdy, dy.data(), dy.size());
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dz", m, di, groups, nbg);
+    check(name, wdz, gdz.data(), gdz.size());
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dw", m, di, groups, nbg);
+    check(name, wdw, dw.data(), dw.size());
+}
+
+int main() {
+    gemm_case("gemm NN 70x90x33", 70, 90, 33, false, false, 1);
+    gemm_case("gemm TN 65x129x100 split 3", 65, 129, 100, true, false, 3);
+    gemm_case("gemm NT 17x5x40", 17, 5, 40, false, true, 1);
+    gemm_case("gemm TT 33x64x64 split 2", 33, 64, 64, true, true, 2);
+    {
+        auto s = rnd(5 * 11);
+        std::vector<float> d(5 * 4, NAN);
+        BbCopyParams p{s.data() + 3, d.data(), 11, 4, 5, 4};
+        launch(bb_copy_f32_f32, 2, 1, 1, 32, p);
+        std::vector<double> want(20);
+        for (int r = 0; r < 5; ++r)
+            for (int c = 0; c < 4; ++c) want[r * 4 + c] = s[r * 11 + 3 + c];
+        check("copy 5x4 from ld 11", want, d.data(), 20);
+    }
+    norm_case(3, 40, 1, false);
+    norm_case(2, 48, 3, true);
+    norm_case(2, 300, 2, false);
+    printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
+    return fails != 0;
+}

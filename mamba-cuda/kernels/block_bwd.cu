@@ -1,0 +1,299 @@
+// The Mamba2Block's backward on the device (src/gpu/block_bwd.rs): a strided GEMM for
+// the projections' backward (any of NN / TN through element strides, split along K
+// into f32 partials when the output has too few tiles), the sum of those partials,
+// a column-block copy with type conversion (the splits and joins of the in_proj
+// output and the conv output), the gated RMS norm's backward, a column sum (the norm
+// weight's gradient) and an element-wise product (dA_log = dA * A).
+#include "common.cuh"
+
+// C (M, N) = sum_k A(i, k) B(k, j), A(i, k) = a[i a_si + k a_sk], B(k, j) =
+// b[k b_sk + j b_sj], f32 accumulation; block z sums k in [z kps, (z + 1) kps) and
+// writes c + z * split_stride.
+struct BbGemmParams {
+    const void* a;
+    const void* b;
+    float* c;
+    long long a_si, a_sk, b_sk, b_sj;
+    long long ldc, split_stride;
+    int m, n, k, kps;
+};
+
+// dst[r dld + c] = src[r sld + c] for r < rows, c < cols, converted.
+struct BbCopyParams {
+    const void* src;
+    void* dst;
+    long long sld, dld;
+    long long rows, cols;
+};
+
+// out[i] = sum_s parts[s stride + i] for i < count, converted to the output type.
+struct BbSumParams {
+    const float* parts;
+    void* out;
+    long long count, stride;
+    int splits, pad0;
+};
+
+// The gated RMS norm's backward per (row, group): dy (m, d_inner) dense, dz at
+// dz + r dz_ld, dwrow (m, d_inner) the norm weight's gradient per row.
+struct BbNormBwdParams {
+    const void* y;
+    const void* z;
+    const float* weight;
+    const float* dn;
+    void* dy;
+    float* dz;
+    float* dwrow;
+    long long z_ld, dz_ld;
+    int m, d_inner, group, norm_before_gate;
+    float eps;
+    int pad0;
+};
+
+// dst[c] = sum_r src[r ld + c].
+struct BbColsumParams {
+    const float* src;
+    float* dst;
+    long long ld;
+    int rows, cols;
+};
+
+// out[i] = a[i] * b[i].
+struct BbMulParams {
+    const float* a;
+    const float* b;
+    float* out;
+    int n, pad0;
+};
+
+#define BB_TM 64
+#define BB_TN 64
+#define BB_TK 16
+
+template <typename TA, typename TB>
+__device__ void bb_gemm(const BbGemmParams& p) {
+    __shared__ float As[BB_TK][BB_TM + 4];
+    __shared__ float Bs[BB_TK][BB_TN + 4];
+    const TA* A = static_cast<const TA*>(p.a);
+    const TB* B = static_cast<const TB*>(p.b);
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const long long i0 = (long long)blockIdx.y * BB_TM, j0 = (long long)blockIdx.x * BB_TN;
+    const int kz0 = blockIdx.z * p.kps;
+    const int kz1 = min(p.k, kz0 + p.kps);
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
+    const bool a_kfast = p.a_sk == 1;
+    const bool b_jfast = p.b_sj == 1;
+    for (int k0 = kz0; k0 < kz1; k0 += BB_TK) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const int e = tid + 256 * q;
+            int ii, kk;
+            if (a_kfast) {
+                kk = e % BB_TK;
+                ii = e / BB_TK;
+            } else {
+                ii = e % BB_TM;
+                kk = e / BB_TM;
+            }
+            const long long gi = i0 + ii;
+            const int gk = k0 + kk;
+            As[kk][ii] = (gi < p.m && gk < kz1) ? ldf(A + gi * p.a_si + (long long)gk * p.a_sk) : 0.f;
+            int jj;
+            if (b_jfast) {
+                jj = e % BB_TN;
+                kk = e / BB_TN;
+            } else {
+                kk = e % BB_TK;
+                jj = e / BB_TK;
+            }
+            const long long gj = j0 + jj;
+            const int gk2 = k0 + kk;
+            Bs[kk][jj] = (gj < p.n && gk2 < kz1) ? ldf(B + (long long)gk2 * p.b_sk + gj * p.b_sj) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BB_TK; ++kk) {
+            float av[4], bv[4];
+#pragma unroll
+            for (int r = 0; r < 4; ++r) av[r] = As[kk][ty + 16 * r];
+#pragma unroll
+            for (int c = 0; c < 4; ++c) bv[c] = Bs[kk][tx + 16 * c];
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
+        }
+        __syncthreads();
+    }
+    float* C = p.c + (long long)blockIdx.z * p.split_stride;
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const long long gi = i0 + ty + 16 * r;
+        if (gi >= p.m) continue;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const long long gj = j0 + tx + 16 * c;
+            if (gj < p.n) C[gi * p.ldc + gj] = acc[r][c];
+        }
+    }
+}
+
+template <typename TO>
+__device__ void bb_sum(const BbSumParams& p) {
+    TO* out = static_cast<TO*>(p.out);
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.count;
+         i += (long long)gridDim.x * blockDim.x) {
+        float s = 0.f;
+        for (int z = 0; z < p.splits; ++z) s += p.parts[z * p.stride + i];
+        out[i] = cvt<TO>(s);
+    }
+}
+
+template <typename TS, typename TD>
+__device__ void bb_copy(const BbCopyParams& p) {
+    const TS* src = static_cast<const TS*>(p.src);
+    TD* dst = static_cast<TD*>(p.dst);
+    const long long total = p.rows * p.cols;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long r = i / p.cols, c = i - r * p.cols;
+        dst[r * p.dld + c] = cvt<TD>(ldf(src + r * p.sld + c));
+    }
+}
+
+__device__ __forceinline__ float bb_sigmoid(float v) { return 1.f / (1.f + expf(-v)); }
+
+// Sums two values over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ __forceinline__ float2 bb_block_sum2(float a, float b, float2* red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = make_float2(a, b);
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float2 v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : make_float2(0.f, 0.f);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            v.x += __shfl_xor_sync(0xffffffffu, v.x, o);
+            v.y += __shfl_xor_sync(0xffffffffu, v.y, o);
+        }
+        if (threadIdx.x == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+// One block per (row, group). v = y (norm before gate) or y silu(z); out = v rstd w
+// (times silu(z) when the gate follows). With g = dout w gate: dv = rstd g - v rstd^3
+// <g, v> / gs.
+template <typename T>
+__device__ void bb_norm_bwd(const BbNormBwdParams& p) {
+    __shared__ float2 red[33];
+    const T* y = static_cast<const T*>(p.y);
+    const T* z = static_cast<const T*>(p.z);
+    T* dy = static_cast<T*>(p.dy);
+    const long long r = blockIdx.x;
+    const int gi = blockIdx.y;
+    const int gs = p.group;
+    const long long off = (long long)gi * gs;
+    const T* yr = y + r * p.d_inner + off;
+    const T* zr = z + r * p.z_ld + off;
+    const float* dnr = p.dn + r * p.d_inner + off;
+    const float* wr = p.weight + off;
+    float ss = 0.f, dot = 0.f;
+    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+        const float zv = ldf(zr + e);
+        const float sg = zv * bb_sigmoid(zv);
+        float v = ldf(yr + e);
+        if (!p.norm_before_gate) v *= sg;
+        const float gv = dnr[e] * wr[e] * (p.norm_before_gate ? sg : 1.f);
+        ss = fmaf(v, v, ss);
+        dot = fmaf(gv, v, dot);
+    }
+    const float2 s = bb_block_sum2(ss, dot, red);
+    const float rstd = 1.f / sqrtf(s.x / gs + p.eps);
+    const float coef = rstd * rstd * rstd * s.y / gs;
+    T* dyr = dy + r * p.d_inner + off;
+    float* dzr = p.dz + r * p.dz_ld + off;
+    float* dwr = p.dwrow + r * p.d_inner + off;
+    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+        const float zv = ldf(zr + e);
+        const float sig = bb_sigmoid(zv);
+        const float sg = zv * sig;
+        const float dsg = sig * (1.f + zv * (1.f - sig));
+        const float yv = ldf(yr + e);
+        const float v = p.norm_before_gate ? yv : yv * sg;
+        const float dn = dnr[e];
+        const float w = wr[e];
+        const float gate = p.norm_before_gate ? sg : 1.f;
+        const float gv = dn * w * gate;
+        const float normed = v * rstd;
+        dwr[e] = dn * gate * normed;
+        const float dv = rstd * gv - v * coef;
+        if (p.norm_before_gate) {
+            dyr[e] = cvt<T>(dv);
+            dzr[e] = dn * normed * w * dsg;
+        } else {
+            dyr[e] = cvt<T>(dv * sg);
+            dzr[e] = dv * yv * dsg;
+        }
+    }
+}
+
+// Column sums: blocks of 32 columns, 8 row lanes each summing every 8th row.
+__device__ void bb_colsum(const BbColsumParams& p) {
+    __shared__ float red[8][33];
+    const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+    const int c = blockIdx.x * 32 + tx;
+    float s = 0.f;
+    if (c < p.cols)
+        for (int r = ty; r < p.rows; r += 8) s += p.src[(long long)r * p.ld + c];
+    red[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && c < p.cols) {
+        float t = 0.f;
+#pragma unroll
+        for (int q = 0; q < 8; ++q) t += red[q][tx];
+        p.dst[c] = t;
+    }
+}
+
+__device__ void bb_mul(const BbMulParams& p) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += gridDim.x * blockDim.x)
+        p.out[i] = p.a[i] * p.b[i];
+}
+
+extern "C" __global__ void __launch_bounds__(256) bb_colsum_f32(const __grid_constant__ BbColsumParams p) {
+    bb_colsum(p);
+}
+extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { bb_mul(p); }
+
+#define BB_GEMM(TA, TB, NA, NB)                                                                          \
+    extern "C" __global__ void __launch_bounds__(256) bb_gemm_##NA##_##NB(const __grid_constant__ BbGemmParams p) { \
+        bb_gemm<TA, TB>(p);                                                                              \
+    }
+#define BB_TYPE(T, NAME)                                                                                  \
+    BB_GEMM(T, T, NAME, NAME)                                                                            \
+    extern "C" __global__ void bb_sum_##NAME(const __grid_constant__ BbSumParams p) { bb_sum<T>(p); }     \
+    extern "C" __global__ void bb_copy_##NAME##_##NAME(const __grid_constant__ BbCopyParams p) {         \
+        bb_copy<T, T>(p);                                                                                \
+    }                                                                                                    \
+    extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); }
+#define BB_MIXED(T, NAME)                                                                                 \
+    BB_GEMM(float, T, f32, NAME)                                                                         \
+    extern "C" __global__ void bb_copy_##NAME##_f32(const __grid_constant__ BbCopyParams p) { bb_copy<T, float>(p); }
+
+BB_TYPE(float, f32)
+#ifndef MAMBA_EMU
+BB_TYPE(bf16_t, bf16)
+BB_TYPE(f16_t, f16)
+BB_MIXED(bf16_t, bf16)
+BB_MIXED(f16_t, f16)
+#endif

@@ -1,0 +1,624 @@
+//! The Mamba2Block's backward on the device (`kernels/block_bwd.cu`): the forward's
+//! activations are recomputed from the input (one forward's work, no tape kept between
+//! calls), then every step runs on the device in stream order: out_proj's two GEMMs,
+//! the gated RMS norm's backward, the SSD backward and the conv backward of `bwd.rs`
+//! on dense copies of their slices, and in_proj's two GEMMs. Only the caller's buffers
+//! are written; scratch is stream-ordered.
+
+use std::ffi::c_void;
+
+use mamba_core::abi::{
+    activation, dtype, BlockBackwardDesc, Conv1dBwdDesc, Conv1dDesc, SsdBwdDesc, SsdDesc,
+    TensorDesc,
+};
+
+use super::block::{Block, FwdBufs};
+use super::{gpu, Gpu};
+use crate::{PErr, PResult};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbGemmParams {
+    a: u64,
+    b: u64,
+    c: u64,
+    a_si: i64,
+    a_sk: i64,
+    b_sk: i64,
+    b_sj: i64,
+    ldc: i64,
+    split_stride: i64,
+    m: i32,
+    n: i32,
+    k: i32,
+    kps: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbCopyParams {
+    src: u64,
+    dst: u64,
+    sld: i64,
+    dld: i64,
+    rows: i64,
+    cols: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbSumParams {
+    parts: u64,
+    out: u64,
+    count: i64,
+    stride: i64,
+    splits: i32,
+    pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbNormBwdParams {
+    y: u64,
+    z: u64,
+    weight: u64,
+    dn: u64,
+    dy: u64,
+    dz: u64,
+    dwrow: u64,
+    z_ld: i64,
+    dz_ld: i64,
+    m: i32,
+    d_inner: i32,
+    group: i32,
+    norm_before_gate: i32,
+    eps: f32,
+    pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbColsumParams {
+    src: u64,
+    dst: u64,
+    ld: i64,
+    rows: i32,
+    cols: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbMulParams {
+    a: u64,
+    b: u64,
+    out: u64,
+    n: i32,
+    pad0: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<BbGemmParams>() == 9 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<BbCopyParams>() == 6 * 8);
+const _: () = assert!(std::mem::size_of::<BbSumParams>() == 5 * 8);
+const _: () = assert!(std::mem::size_of::<BbNormBwdParams>() == 12 * 8);
+const _: () = assert!(std::mem::size_of::<BbColsumParams>() == 4 * 8);
+const _: () = assert!(std::mem::size_of::<BbMulParams>() == 4 * 8);
+
+/// One operand of a strided product: its address, type suffix and element strides
+/// (`s0` along the product's row or reduction index, `s1` along the other).
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: u64,
+    ty: &'static str,
+    s0: i64,
+    s1: i64,
+}
+
+fn grid1(total: usize, threads: usize) -> u32 {
+    total.div_ceil(threads).clamp(1, 1 << 16) as u32
+}
+
+/// Converts (or copies) `rows` x `cols` elements between two row strides.
+#[allow(clippy::too_many_arguments)]
+fn copy2d(
+    g: &Gpu,
+    ts: &str,
+    td: &str,
+    src: u64,
+    sld: usize,
+    dst: u64,
+    dld: usize,
+    rows: usize,
+    cols: usize,
+    stream: u64,
+) -> PResult<()> {
+    let f = g.func(&format!("bb_copy_{ts}_{td}"))?;
+    let p = BbCopyParams {
+        src,
+        dst,
+        sld: sld as i64,
+        dld: dld as i64,
+        rows: rows as i64,
+        cols: cols as i64,
+    };
+    g.launch(f, (grid1(rows * cols, 256), 1, 1), 256, 0, stream, &p)
+}
+
+/// `out (m, n) = A (m, k) . B (k, n)` with f32 accumulation; `A(i, k) = a[i a.s0 + k
+/// a.s1]`, `B(k, j) = b[k b.s0 + j b.s1]`. Written dense to `out` in type `out_ty`
+/// ("f32" or the storage type). Few output tiles: split along k into f32 partials,
+/// then summed.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    g: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    out: u64,
+    out_ty: &str,
+    stream: u64,
+) -> PResult<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let f = g.func(&format!("bb_gemm_{}_{}", a.ty, b.ty))?;
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    let want = 2 * g.sm_count.max(1) as usize;
+    let mut splits = if tiles >= want / 2 {
+        1
+    } else {
+        want.div_ceil(tiles).min((k / 128).max(1))
+    };
+    let kps = k.div_ceil(splits).div_ceil(16).max(1) * 16;
+    splits = k.div_ceil(kps).max(1);
+    if m > 65535 * 64 || splits > 65535 {
+        return Err(PErr::unsupported("Mamba2Block backward: GEMM too large"));
+    }
+    let direct = splits == 1 && out_ty == "f32";
+    let parts = if direct {
+        0
+    } else {
+        g.alloc_async(splits * m * n * 4, stream)?
+    };
+    let run = || -> PResult<()> {
+        let p = BbGemmParams {
+            a: a.ptr,
+            b: b.ptr,
+            c: if direct { out } else { parts },
+            a_si: a.s0,
+            a_sk: a.s1,
+            b_sk: b.s0,
+            b_sj: b.s1,
+            ldc: n as i64,
+            split_stride: (m * n) as i64,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            kps: kps as i32,
+        };
+        g.launch(
+            f,
+            (n.div_ceil(64) as u32, m.div_ceil(64) as u32, splits as u32),
+            256,
+            0,
+            stream,
+            &p,
+        )?;
+        if !direct {
+            let fs = g.func(&format!("bb_sum_{out_ty}"))?;
+            let s = BbSumParams {
+                parts,
+                out,
+                count: (m * n) as i64,
+                stride: (m * n) as i64,
+                splits: splits as i32,
+                pad0: 0,
+            };
+            g.launch(fs, (grid1(m * n, 256), 1, 1), 256, 0, stream, &s)?;
+        }
+        Ok(())
+    };
+    let r = run();
+    if parts != 0 {
+        let fr = g.free_async(parts, stream);
+        return r.and(fr);
+    }
+    r
+}
+
+/// # Safety
+/// `block` came from `block_create` and is alive; the pointers of `desc` are device
+/// memory holding the tensors the ABI documents for [`BlockBackwardDesc`].
+pub(crate) unsafe fn block_backward(
+    block: *mut c_void,
+    desc: &BlockBackwardDesc,
+    stream: u64,
+) -> PResult<()> {
+    let g = gpu()?;
+    if block.is_null() {
+        return Err(PErr::invalid("Mamba2Block backward: null block"));
+    }
+    // SAFETY: the caller passes a live block from block_create.
+    let b = unsafe { &*(block as *const Block) };
+    b.backward(g, desc, stream)
+}
+
+impl Block {
+    fn backward(&self, g: &Gpu, f: &BlockBackwardDesc, stream: u64) -> PResult<()> {
+        let c = &self.cfg;
+        if f.batch == 0 || f.seqlen == 0 {
+            return Err(PErr::invalid(
+                "Mamba2Block backward: batch and seqlen must be positive",
+            ));
+        }
+        for (name, p) in [
+            ("input", f.input),
+            ("dout", f.dout),
+            ("dinput", f.dinput),
+            ("din_proj", f.din_proj),
+            ("dconv_weight", f.dconv_weight),
+            ("ddt_bias", f.ddt_bias),
+            ("da_log", f.da_log),
+            ("dd", f.dd),
+            ("dnorm_weight", f.dnorm_weight),
+            ("dout_proj", f.dout_proj),
+        ] {
+            if p == 0 {
+                return Err(PErr::invalid(format!(
+                    "Mamba2Block backward: `{name}` is required"
+                )));
+            }
+        }
+        let act = self.act;
+        let ty = super::ops::suffix(act, "Mamba2Block backward")?;
+        let (b, l) = (f.batch as usize, f.seqlen as usize);
+        let m = b * l;
+        let (dm, di, h, p, n, ng, cd, wd) = (
+            c.d_model as usize,
+            c.d_inner(),
+            c.nheads(),
+            c.headdim as usize,
+            c.d_state as usize,
+            c.ngroups as usize,
+            c.conv_dim(),
+            c.d_conv as usize,
+        );
+        if m > 65535 * 65535 || ng > 65535 {
+            return Err(PErr::unsupported(
+                "Mamba2Block backward: too many tokens for one launch",
+            ));
+        }
+        let dip = c.d_in_proj();
+        let gn = ng * n;
+        let es = dtype::size(act);
+        let align = |v: usize| v.div_ceil(256) * 256;
+        // Scratch: (name, bytes), carved from one stream-ordered allocation.
+        let sizes = [
+            m * dip * es, // 0 zx: in_proj's output
+            m * cd * es,  // 1 xbc: conv + silu's output
+            m * di * es,  // 2 y
+            m * di * es,  // 3 normed
+            m * di * 4,   // 4 dn: d normed (f32)
+            m * di * es,  // 5 dy
+            m * di * 4,   // 6 dwrow
+            m * dip * 4,  // 7 dzx: d in_proj's output (f32)
+            m * di * es,  // 8 x dense
+            m * h * es,   // 9 dt dense
+            m * gn * es,  // 10 B dense
+            m * gn * es,  // 11 C dense
+            m * di * es,  // 12 dx
+            m * h * es,   // 13 ddt
+            m * gn * es,  // 14 dB
+            m * gn * es,  // 15 dC
+            h * 4,        // 16 dA
+            m * cd * es,  // 17 d conv output (dense)
+            m * cd * es,  // 18 conv input (dense)
+            m * cd * es,  // 19 d conv input
+        ];
+        let total: usize = sizes.iter().map(|&s| align(s)).sum();
+        let scratch = g.alloc_async(total, stream)?;
+        let mut at = [0u64; 20];
+        let mut off = scratch;
+        for (i, s) in sizes.iter().enumerate() {
+            at[i] = off;
+            off += align(*s) as u64;
+        }
+        let [zx, xbc, y, normed, dn, dy, dwrow, dzx, xg, dtg, bg, cg, dxg, ddtg, dbg, dcg, da, dxbc, xpre, dxpre] =
+            at;
+        let run = || -> PResult<()> {
+            // The forward's activations.
+            self.forward_into(
+                g,
+                b,
+                l,
+                &FwdBufs {
+                    input: f.input,
+                    zx,
+                    xbc,
+                    y,
+                    normed,
+                    out: 0,
+                    conv_init: f.conv_init,
+                    conv_final: 0,
+                    ssm_init: f.ssm_init,
+                    ssm_final: 0,
+                },
+                stream,
+            )?;
+            // 6. out_proj: dn = dout . W_out; dW_out = dout^T . normed.
+            let dout_rows = Operand {
+                ptr: f.dout,
+                ty,
+                s0: dm as i64,
+                s1: 1,
+            };
+            let dout_cols = Operand {
+                ptr: f.dout,
+                ty,
+                s0: 1,
+                s1: dm as i64,
+            };
+            let w_out = Operand {
+                ptr: self.out_proj,
+                ty,
+                s0: di as i64,
+                s1: 1,
+            };
+            gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", stream)?;
+            let normed_op = Operand {
+                ptr: normed,
+                ty,
+                s0: di as i64,
+                s1: 1,
+            };
+            gemm(
+                g,
+                dm,
+                di,
+                m,
+                dout_cols,
+                normed_op,
+                f.dout_proj,
+                "f32",
+                stream,
+            )?;
+            // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d weight.
+            let fnorm = g.func(&format!("bb_norm_bwd_{ty}"))?;
+            let np = BbNormBwdParams {
+                y,
+                z: zx,
+                weight: self.norm_w,
+                dn,
+                dy,
+                dz: dzx,
+                dwrow,
+                z_ld: dip as i64,
+                dz_ld: dip as i64,
+                m: m as i32,
+                d_inner: di as i32,
+                group: (di / ng) as i32,
+                norm_before_gate: (c.norm_before_gate != 0) as i32,
+                eps: c.rmsnorm_eps,
+                pad0: 0,
+            };
+            let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
+            g.launch(fnorm, (m as u32, ng as u32, 1), threads, 0, stream, &np)?;
+            let fcol = g.func("bb_colsum_f32")?;
+            let cp = BbColsumParams {
+                src: dwrow,
+                dst: f.dnorm_weight,
+                ld: di as i64,
+                rows: m as i32,
+                cols: di as i32,
+            };
+            g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 256, 0, stream, &cp)?;
+            // 4. SSD backward on dense copies of x, dt, B, C.
+            copy2d(g, ty, ty, xbc, cd, xg, di, m, di, stream)?;
+            copy2d(g, ty, ty, xbc + (di * es) as u64, cd, bg, gn, m, gn, stream)?;
+            copy2d(
+                g,
+                ty,
+                ty,
+                xbc + ((di + gn) * es) as u64,
+                cd,
+                cg,
+                gn,
+                m,
+                gn,
+                stream,
+            )?;
+            copy2d(
+                g,
+                ty,
+                ty,
+                zx + ((dip - h) * es) as u64,
+                dip,
+                dtg,
+                h,
+                m,
+                h,
+                stream,
+            )?;
+            let opt_f32 = |ptr: u64, dims: &[usize]| {
+                if ptr == 0 {
+                    TensorDesc::NONE
+                } else {
+                    TensorDesc::dense(ptr, dtype::F32, dims)
+                }
+            };
+            let st = [b, h, p, n];
+            let io = [b, l, h, p];
+            let sd = SsdBwdDesc {
+                fwd: SsdDesc {
+                    x: TensorDesc::dense(xg, act, &io),
+                    dt: TensorDesc::dense(dtg, act, &[b, l, h]),
+                    a: TensorDesc::dense(self.a, dtype::F32, &[h]),
+                    b: TensorDesc::dense(bg, act, &[b, l, ng, n]),
+                    c: TensorDesc::dense(cg, act, &[b, l, ng, n]),
+                    d: TensorDesc::dense(self.d, dtype::F32, &[h]),
+                    z: TensorDesc::NONE,
+                    dt_bias: TensorDesc::dense(self.dt_bias, dtype::F32, &[h]),
+                    initial_states: opt_f32(f.ssm_init, &st),
+                    seq_idx: TensorDesc::NONE,
+                    out: TensorDesc::NONE,
+                    final_states: TensorDesc::NONE,
+                    dt_softplus: 1,
+                    has_dt_limit: c.has_dt_limit,
+                    dt_lo: c.dt_lo,
+                    dt_hi: c.dt_hi,
+                    chunk_size: c.chunk_size,
+                    reserved: 0,
+                },
+                dout: TensorDesc::dense(dy, act, &io),
+                dfinal_states: opt_f32(f.dssm_final, &st),
+                dx: TensorDesc::dense(dxg, act, &io),
+                ddt: TensorDesc::dense(ddtg, act, &[b, l, h]),
+                da: TensorDesc::dense(da, dtype::F32, &[h]),
+                db: TensorDesc::dense(dbg, act, &[b, l, ng, n]),
+                dc: TensorDesc::dense(dcg, act, &[b, l, ng, n]),
+                dd: TensorDesc::dense(f.dd, dtype::F32, &[h]),
+                dz: TensorDesc::NONE,
+                ddt_bias: TensorDesc::dense(f.ddt_bias, dtype::F32, &[h]),
+                dinitial_states: opt_f32(f.dssm_init, &st),
+            };
+            super::bwd::ssd_backward(&sd, stream)?;
+            // dA_log = dA * A (A = -exp(A_log)).
+            let fmul = g.func("bb_mul_f32")?;
+            let mp = BbMulParams {
+                a: da,
+                b: self.a,
+                out: f.da_log,
+                n: h as i32,
+                pad0: 0,
+            };
+            g.launch(fmul, (1, 1, 1), 256, 0, stream, &mp)?;
+            // 3. The conv output's gradient [dx | dB | dC], dense.
+            copy2d(g, ty, ty, dxg, di, dxbc, cd, m, di, stream)?;
+            copy2d(
+                g,
+                ty,
+                ty,
+                dbg,
+                gn,
+                dxbc + (di * es) as u64,
+                cd,
+                m,
+                gn,
+                stream,
+            )?;
+            copy2d(
+                g,
+                ty,
+                ty,
+                dcg,
+                gn,
+                dxbc + ((di + gn) * es) as u64,
+                cd,
+                m,
+                gn,
+                stream,
+            )?;
+            // 2. Conv + silu backward on a dense copy of its input.
+            copy2d(
+                g,
+                ty,
+                ty,
+                zx + (di * es) as u64,
+                dip,
+                xpre,
+                cd,
+                m,
+                cd,
+                stream,
+            )?;
+            let cst = [b, cd, wd - 1];
+            let has_bias = self.conv_b != 0;
+            let cb = Conv1dBwdDesc {
+                fwd: Conv1dDesc {
+                    x: TensorDesc::dense(xpre, act, &[b, l, cd]),
+                    weight: TensorDesc::dense(self.conv_w, dtype::F32, &[cd, wd]),
+                    bias: if has_bias {
+                        TensorDesc::dense(self.conv_b, dtype::F32, &[cd])
+                    } else {
+                        TensorDesc::NONE
+                    },
+                    initial_states: opt_f32(f.conv_init, &cst),
+                    out: TensorDesc::NONE,
+                    final_states: TensorDesc::NONE,
+                    activation: activation::SILU,
+                    channel_last: 1,
+                },
+                dout: TensorDesc::dense(dxbc, act, &[b, l, cd]),
+                dfinal_states: opt_f32(f.dconv_final, &cst),
+                dx: TensorDesc::dense(dxpre, act, &[b, l, cd]),
+                dweight: TensorDesc::dense(f.dconv_weight, dtype::F32, &[cd, wd]),
+                dbias: if has_bias {
+                    opt_f32(f.dconv_bias, &[cd])
+                } else {
+                    TensorDesc::NONE
+                },
+                dinitial_states: opt_f32(f.dconv_init, &cst),
+            };
+            super::bwd::causal_conv1d_backward(&cb, stream)?;
+            if !has_bias && f.dconv_bias != 0 {
+                super::memset(f.dconv_bias, 0, cd * 4, stream)?;
+            }
+            // 1. dzx = [dz | d conv input | ddt], then in_proj: du = dzx . W_in and
+            // dW_in = dzx^T . u.
+            copy2d(
+                g,
+                ty,
+                "f32",
+                dxpre,
+                cd,
+                dzx + (di * 4) as u64,
+                dip,
+                m,
+                cd,
+                stream,
+            )?;
+            copy2d(
+                g,
+                ty,
+                "f32",
+                ddtg,
+                h,
+                dzx + ((di + cd) * 4) as u64,
+                dip,
+                m,
+                h,
+                stream,
+            )?;
+            let dzx_rows = Operand {
+                ptr: dzx,
+                ty: "f32",
+                s0: dip as i64,
+                s1: 1,
+            };
+            let dzx_cols = Operand {
+                ptr: dzx,
+                ty: "f32",
+                s0: 1,
+                s1: dip as i64,
+            };
+            let w_in = Operand {
+                ptr: self.in_proj,
+                ty,
+                s0: dm as i64,
+                s1: 1,
+            };
+            let u = Operand {
+                ptr: f.input,
+                ty,
+                s0: dm as i64,
+                s1: 1,
+            };
+            gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, stream)?;
+            gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", stream)
+        };
+        let r = run();
+        let fr = g.free_async(scratch, stream);
+        r.and(fr)
+    }
+}

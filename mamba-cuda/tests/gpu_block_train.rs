@@ -1,0 +1,470 @@
+//! The Mamba2Block's device-resident training path (`forward_train` + `backward` on the
+//! CUDA backend: one plugin call `block_backward` that recomputes the activations and
+//! runs every backward step on the device) against the host backward on the
+//! reference backend (itself checked against f64 finite differences in
+//! mamba-model/tests/block_grad.rs), on odd shapes and the default configuration, at
+//! the SPEC gradient tolerances (f32 1e-4, bf16 2e-2, f16 5e-3). Skips with a message
+//! where no GPU is found. `MAMBA_BLOCK_TRAIN_BENCH=1` adds timings of the forward +
+//! backward at the benchmark shape (device-resident with CUDA events, and through the
+//! host API, and the host path for comparison).
+
+use mamba_core::Tensor;
+use mamba_model::backend::build;
+use mamba_model::{
+    bf16, f16, BackendKind, Element, Mamba2Block, Mamba2Config, Mamba2Grads, Mamba2State,
+    Mamba2Weights, SplitMix64,
+};
+
+fn cuda_available() -> bool {
+    match build(BackendKind::Cuda) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping the GPU block training tests: {e}");
+            false
+        }
+    }
+}
+
+fn rel_l2(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (a - b) * (a - b)).sum();
+    let den: f64 = want.iter().map(|b| b * b).sum();
+    if den == 0.0 {
+        return num.sqrt();
+    }
+    (num / den).sqrt()
+}
+
+fn named<T: Element>(g: &Mamba2Grads<T>) -> Vec<(String, Vec<f64>)> {
+    let mut v: Vec<(String, Vec<f64>)> = vec![(
+        "input".into(),
+        g.input.iter().map(|x| x.to_f32() as f64).collect(),
+    )];
+    let names = [
+        "in_proj",
+        "conv_weight",
+        "dt_bias",
+        "A_log",
+        "D",
+        "norm_weight",
+        "out_proj",
+        "conv_bias",
+    ];
+    for (n, t) in names.iter().zip(g.weights.tensors()) {
+        v.push((n.to_string(), t.iter().map(|&x| x as f64).collect()));
+    }
+    if let Some(s) = &g.initial_state {
+        v.push((
+            "initial conv".into(),
+            s.conv.iter().map(|&x| x as f64).collect(),
+        ));
+        v.push((
+            "initial ssm".into(),
+            s.ssm.iter().map(|&x| x as f64).collect(),
+        ));
+    }
+    v
+}
+
+fn random_weights(cfg: &Mamba2Config, seed: u64) -> Mamba2Weights {
+    let mut w = Mamba2Weights::init(cfg, seed).unwrap();
+    let mut rng = SplitMix64(seed + 1);
+    w.d.iter_mut().for_each(|v| *v = rng.normal());
+    w.norm_weight
+        .iter_mut()
+        .for_each(|v| *v = 1.0 + 0.3 * rng.normal());
+    if let Some(b) = w.conv_bias.as_mut() {
+        b.iter_mut().for_each(|v| *v = 0.2 * rng.normal());
+    }
+    w
+}
+
+struct Case {
+    cfg: Mamba2Config,
+    batch: usize,
+    l: usize,
+    init: bool,
+    dstate: bool,
+}
+
+/// Runs one case in storage type `T` on the device path and compares every gradient
+/// with the reference backend's host backward in f32; returns the worst error.
+fn run_case<T: Element>(c: &Case, seed: u64, tol: f64) -> Result<f64, String>
+where
+    dyn mamba_core::Backend: mamba_core::Kernels<T>,
+{
+    let cfg = &c.cfg;
+    let w = random_weights(cfg, seed);
+    let dev =
+        Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
+            .unwrap();
+    let reff = Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Reference).unwrap())
+        .unwrap();
+    let mut rng = SplitMix64(seed * 7 + 3);
+    let n = c.batch * c.l * cfg.d_model;
+    let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let mut init = Mamba2State::zeros(cfg, c.batch);
+    init.conv.iter_mut().for_each(|v| *v = rng.normal() * 0.5);
+    init.ssm.iter_mut().for_each(|v| *v = rng.normal() * 0.1);
+    let mut ds = Mamba2State::zeros(cfg, c.batch);
+    ds.conv.iter_mut().for_each(|v| *v = rng.normal());
+    ds.ssm.iter_mut().for_each(|v| *v = rng.normal());
+    let init = c.init.then_some(&init);
+    let ds = c.dstate.then_some(&ds);
+    let ut: Vec<T> = u.iter().map(|&v| T::from_f32(v)).collect();
+    let dt: Vec<T> = dout.iter().map(|&v| T::from_f32(v)).collect();
+    let shape = [c.batch, c.l, cfg.d_model];
+    let tape = dev
+        .forward_train(Tensor::new(&ut, shape), init)
+        .map_err(|e| e.to_string())?;
+    if !tape.on_device() {
+        return Err("the CUDA block did not take the device training path".into());
+    }
+    let gd = dev.backward(&tape, &dt, ds).map_err(|e| e.to_string())?;
+    // The reference backend's host backward in the same storage type: the same
+    // activations are rounded to it (z, xBC, x, B, C, dt, y, dy), so the comparison
+    // measures the device path, not the type's conditioning.
+    let tr = reff
+        .forward_train::<T>(Tensor::new(&ut, shape), init)
+        .map_err(|e| e.to_string())?;
+    let gr = reff
+        .backward::<T>(&tr, &dt, ds)
+        .map_err(|e| e.to_string())?;
+    // The forward's output and state too.
+    let out_d: Vec<f64> = tape.output().iter().map(|v| v.to_f32() as f64).collect();
+    let out_r: Vec<f64> = tr.output().iter().map(|v| v.to_f32() as f64).collect();
+    let mut worst = rel_l2(&out_d, &out_r);
+    let mut msg = format!("out {worst:.2e}");
+    let (a, b) = (named(&gd), named(&gr));
+    if a.len() != b.len() {
+        return Err(format!("{} gradients vs {}", a.len(), b.len()));
+    }
+    // In bf16/f16 the per-head sums (dD, d dt_bias, dA_log over L*p terms) cancel,
+    // and one rounding of an activation to the storage type moves them far: a miss
+    // passes only within 50x of the reference's own change when the input moves by
+    // about one unit in the last place of the type (the cpu-simd tests' rule).
+    let mut jitter: Option<Vec<(String, Vec<f64>)>> = None;
+    for (k, ((na, va), (_, vb))) in a.iter().zip(&b).enumerate() {
+        let e = rel_l2(va, vb);
+        msg.push_str(&format!(" {na} {e:.2e}"));
+        if e.is_nan() || e > tol {
+            if T::DTYPE == mamba_model::DType::F32 {
+                return Err(format!(
+                    "d/d {na}: relative L2 error {e:.3e} > {tol:.0e} ({msg})"
+                ));
+            }
+            if jitter.is_none() {
+                let step = if T::DTYPE == mamba_model::DType::BF16 {
+                    1.0 / 128.0
+                } else {
+                    1.0 / 1024.0
+                };
+                let mut jr = SplitMix64(seed + 17);
+                let uj: Vec<T> = ut
+                    .iter()
+                    .map(|v| {
+                        let s = if jr.next_f32() < 0.5 { -step } else { step };
+                        T::from_f32(v.to_f32() * (1.0 + s))
+                    })
+                    .collect();
+                let tj = reff
+                    .forward_train::<T>(Tensor::new(&uj, shape), init)
+                    .map_err(|e| e.to_string())?;
+                let gj = reff
+                    .backward::<T>(&tj, &dt, ds)
+                    .map_err(|e| e.to_string())?;
+                jitter = Some(named(&gj));
+            }
+            let noise = rel_l2(&jitter.as_ref().unwrap()[k].1, vb);
+            msg.push_str(&format!(" (ref. change under one-ulp jitter {noise:.2e})"));
+            if e.is_nan() || e > 50.0 * noise {
+                return Err(format!(
+                    "d/d {na}: relative L2 error {e:.3e} > {tol:.0e} and > 50x the \
+                     reference's one-ulp change {noise:.2e} ({msg})"
+                ));
+            }
+            continue;
+        }
+        worst = worst.max(e);
+    }
+    println!(
+        "  b{} L{} dm{} N{} hd{} g{} W{} nbg{} init{} dstate{} {}: worst {worst:.2e} [{msg}]",
+        c.batch,
+        c.l,
+        cfg.d_model,
+        cfg.d_state,
+        cfg.headdim,
+        cfg.ngroups,
+        cfg.d_conv,
+        cfg.norm_before_gate as u8,
+        c.init as u8,
+        c.dstate as u8,
+        std::any::type_name::<T>()
+    );
+    Ok(worst)
+}
+
+fn cases() -> Vec<Case> {
+    let small = |d_model, d_state, headdim, ngroups, d_conv, nbg: bool| Mamba2Config {
+        d_model,
+        d_state,
+        headdim,
+        ngroups,
+        d_conv,
+        norm_before_gate: nbg,
+        ..Mamba2Config::default()
+    };
+    let mut v = vec![
+        // The default configuration at the benchmark width.
+        Case {
+            cfg: Mamba2Config::new(192, 64),
+            batch: 2,
+            l: 100,
+            init: false,
+            dstate: false,
+        },
+        Case {
+            cfg: Mamba2Config::new(192, 64),
+            batch: 2,
+            l: 400,
+            init: true,
+            dstate: true,
+        },
+        // L = 1.
+        Case {
+            cfg: small(16, 4, 8, 2, 3, false),
+            batch: 1,
+            l: 1,
+            init: true,
+            dstate: true,
+        },
+        // L not a multiple of any tile, three sequences, groups.
+        Case {
+            cfg: small(16, 4, 8, 2, 3, false),
+            batch: 3,
+            l: 77,
+            init: true,
+            dstate: false,
+        },
+        Case {
+            cfg: small(8, 8, 4, 1, 4, true),
+            batch: 2,
+            l: 33,
+            init: false,
+            dstate: true,
+        },
+        Case {
+            cfg: Mamba2Config {
+                dt_limit: Some((0.01, 0.05)),
+                chunk_size: 3,
+                ..small(24, 16, 12, 2, 2, false)
+            },
+            batch: 1,
+            l: 129,
+            init: true,
+            dstate: true,
+        },
+        Case {
+            cfg: Mamba2Config {
+                conv_bias: false,
+                ..small(40, 32, 20, 4, 4, true)
+            },
+            batch: 2,
+            l: 65,
+            init: false,
+            dstate: false,
+        },
+    ];
+    // W = 1 (no conv state).
+    v.push(Case {
+        cfg: small(16, 8, 16, 1, 1, false),
+        batch: 2,
+        l: 9,
+        init: true,
+        dstate: true,
+    });
+    // MAMBA_GPU_QUICK=1 (compute-sanitizer): the small shapes only;
+    // MAMBA_BLOCK_TRAIN_CASE=i: case i only.
+    if std::env::var_os("MAMBA_GPU_QUICK").is_some() {
+        v.retain(|c| c.cfg.d_model <= 40);
+    }
+    if let Some(i) = std::env::var("MAMBA_BLOCK_TRAIN_CASE")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        v = v.into_iter().skip(i).take(1).collect();
+    }
+    v
+}
+
+#[test]
+fn block_train_device_matches_host_f32() {
+    if !cuda_available() {
+        return;
+    }
+    let mut pass = 0;
+    let mut fails = Vec::new();
+    for (i, c) in cases().iter().enumerate() {
+        match run_case::<f32>(c, 100 + i as u64, 1e-4) {
+            Ok(_) => pass += 1,
+            Err(e) => fails.push(format!("case {i}: {e}")),
+        }
+    }
+    println!("block train f32: {pass} passed, {} failed", fails.len());
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+#[test]
+fn block_train_device_matches_host_half() {
+    if !cuda_available() {
+        return;
+    }
+    let mut pass = 0;
+    let mut fails = Vec::new();
+    for (i, c) in cases().iter().enumerate() {
+        match run_case::<bf16>(c, 200 + i as u64, 2e-2) {
+            Ok(_) => pass += 1,
+            Err(e) => fails.push(format!("bf16 case {i}: {e}")),
+        }
+        match run_case::<f16>(c, 300 + i as u64, 5e-3) {
+            Ok(_) => pass += 1,
+            Err(e) => fails.push(format!("f16 case {i}: {e}")),
+        }
+    }
+    println!(
+        "block train bf16/f16: {pass} passed, {} failed",
+        fails.len()
+    );
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// The host fallback on the CUDA backend (`set_device_training(false)`) still works and
+/// agrees with the device path.
+#[test]
+fn block_train_host_fallback_on_cuda() {
+    if !cuda_available() {
+        return;
+    }
+    let cfg = Mamba2Config {
+        d_model: 16,
+        d_state: 8,
+        headdim: 8,
+        ..Mamba2Config::default()
+    };
+    let w = random_weights(&cfg, 5);
+    let mut blk =
+        Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Cuda).unwrap()).unwrap();
+    let mut rng = SplitMix64(9);
+    let (b, l) = (2, 21);
+    let u: Vec<f32> = (0..b * l * 16).map(|_| rng.normal()).collect();
+    let dout: Vec<f32> = (0..b * l * 16).map(|_| rng.normal()).collect();
+    let t1 = blk
+        .forward_train(Tensor::new(&u, [b, l, 16]), None)
+        .unwrap();
+    assert!(t1.on_device());
+    let g1 = blk.backward(&t1, &dout, None).unwrap();
+    blk.set_device_training(false);
+    let t2 = blk
+        .forward_train(Tensor::new(&u, [b, l, 16]), None)
+        .unwrap();
+    assert!(!t2.on_device());
+    let g2 = blk.backward(&t2, &dout, None).unwrap();
+    for ((n, a), (_, bb)) in named(&g1).iter().zip(&named(&g2)) {
+        let e = rel_l2(a, bb);
+        assert!(e <= 1e-4, "d/d {n}: device vs host fallback {e:.3e}");
+    }
+    println!("host fallback on cuda: ok");
+}
+
+/// Timings (not assertions): forward_train + backward through the host API, the host
+/// path, and the device-resident backward alone with CUDA events.
+#[test]
+fn block_train_bench() {
+    if std::env::var("MAMBA_BLOCK_TRAIN_BENCH").ok().as_deref() != Some("1") || !cuda_available() {
+        return;
+    }
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    for l in [100usize, 400, 800] {
+        let cfg = Mamba2Config::new(192, 64);
+        let b = 2;
+        let w = random_weights(&cfg, 1);
+        let mut blk =
+            Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Cuda).unwrap())
+                .unwrap();
+        let mut rng = SplitMix64(2);
+        let n = b * l * 192;
+        let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let time = |blk: &Mamba2Block, iters: usize| {
+            let mut v = Vec::new();
+            for i in 0..iters + 3 {
+                let t0 = std::time::Instant::now();
+                let t = blk
+                    .forward_train(Tensor::new(&u, [b, l, 192]), None)
+                    .unwrap();
+                let g = blk.backward(&t, &dout, None).unwrap();
+                std::hint::black_box(&g);
+                if i >= 3 {
+                    v.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            mamba_core::plugin::median(&v)
+        };
+        let dev_ms = time(&blk, 20);
+        blk.set_device_training(false);
+        let host_ms = time(&blk, 5);
+        // The device-resident backward alone (buffers on the device, CUDA events).
+        let dblk = blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+        let stream = cuda.stream().unwrap();
+        let du = cuda.upload(&u, &stream).unwrap();
+        let dd = cuda.upload(&dout, &stream).unwrap();
+        let dx = cuda.alloc::<f32>(n).unwrap();
+        let gr = cuda
+            .alloc::<f32>(cfg.d_in_proj() * 192 + 192 * cfg.d_inner() * 2 + 8192)
+            .unwrap();
+        let di = cfg.d_inner();
+        let h = cfg.nheads();
+        let cd = cfg.conv_dim();
+        let base = gr.ptr();
+        let mut off = 0u64;
+        let mut take = |len: usize| {
+            let p = base + off * 4;
+            off += len as u64;
+            p
+        };
+        let desc = mamba_core::abi::BlockBackwardDesc {
+            batch: b as u32,
+            seqlen: l as u32,
+            input: du.ptr(),
+            dout: dd.ptr(),
+            dinput: dx.ptr(),
+            din_proj: take(cfg.d_in_proj() * 192),
+            dconv_weight: take(cd * cfg.d_conv),
+            dconv_bias: take(cd),
+            ddt_bias: take(h),
+            da_log: take(h),
+            dd: take(h),
+            dnorm_weight: take(di),
+            dout_proj: take(192 * di),
+            ..Default::default()
+        };
+        let mut out = cuda.alloc::<f32>(n).unwrap();
+        let fwd = cuda
+            .time_calls(&stream, 20, 100, || {
+                dblk.forward(&du, b, l, &mut out, None, false, &stream)
+            })
+            .unwrap();
+        let bwd = cuda
+            .time_calls(&stream, 20, 100, || {
+                // SAFETY: every pointer is a live buffer of the sizes the ABI documents.
+                unsafe { dblk.backward_raw(&desc, &stream) }
+            })
+            .unwrap();
+        println!(
+            "block train (2, {l}, 192) f32: forward_train+backward (host API, device path) {dev_ms:.3} ms; host path {host_ms:.3} ms; device-resident forward {:.1} us, backward {:.1} us (CUDA events, median of 100)",
+            mamba_core::plugin::median(&fwd),
+            mamba_core::plugin::median(&bwd)
+        );
+    }
+}
