@@ -19,6 +19,7 @@ const KERNELS: &[&str] = &[
     "seed",
     "scan1_seed",
     "ssd_seed",
+    "bwd_lm",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

@@ -422,6 +422,119 @@ fn selective_scan_backward_four_states_per_lane() {
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");
 }
 
+/// Shapes for `bwdlm_*` (kernels/bwd_lm.cu: B and C both vary or are grouped, N <= 16):
+/// channels not a multiple of the 32-channel block, L not a multiple of the 16-step tile
+/// (odd L: the unpaired loads), one step, grouped B/C, every option; random ones.
+fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
+    let vv = |b, d, l, n| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        ..ScanConfig::new(b, d, l, n)
+    };
+    let mut v = vec![
+        vv(2, 8, 100, 16).all_options(),
+        vv(1, 70, 65, 16).all_options(),
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            ..vv(1, 130, 41, 16).all_options()
+        },
+        ScanConfig {
+            delta_softplus: true,
+            z: true,
+            ..vv(1, 37, 77, 5)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            c_kind: BcKind::Grouped(2),
+            dlast_state: true,
+            delta_softplus: true,
+            ..vv(2, 36, 49, 12)
+        },
+        vv(2, 33, 1001, 16).all_options(),
+        ScanConfig {
+            initial_state: true,
+            z: true,
+            ..vv(1, 3, 517, 13)
+        },
+        ScanConfig {
+            big_steps: true,
+            ..vv(1, 20, 40, 8).all_options()
+        },
+        vv(1, 2, 1, 3).all_options(),
+        vv(1, 40, 2, 16).all_options(),
+        vv(2, 9, 9, 1).all_options(),
+        vv(1, 64, 32, 16),
+        vv(2, 100, 256, 9).all_options(),
+    ];
+    for _ in 0..rounds() {
+        let dim = rng.int(1, 150);
+        let groups = |rng: &mut Rng| {
+            let g = rng.int(1, 4);
+            if rng.coin() && dim.is_multiple_of(g) {
+                BcKind::Grouped(g)
+            } else {
+                BcKind::Varying
+            }
+        };
+        v.push(ScanConfig {
+            batch: rng.int(1, 2),
+            dim,
+            seqlen: rng.int(1, 300),
+            dstate: rng.int(1, 16),
+            b_kind: groups(rng),
+            c_kind: groups(rng),
+            d: rng.coin(),
+            z: rng.coin(),
+            delta_bias: rng.coin(),
+            initial_state: rng.coin(),
+            delta_softplus: rng.coin(),
+            dlast_state: rng.coin(),
+            big_steps: rng.chance(0.2),
+        });
+    }
+    v
+}
+
+/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
+/// at shapes with many channels (b * d >= 30 per SM, L >= 256: the path's default rule).
+#[test]
+fn selective_scan_backward_lm_path() {
+    let Some(be) = backend() else { return };
+    let mut cfgs = scanlm_configs(&mut Rng::new(31));
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 201, &mut t);
+    if !quick {
+        scan_type::<bf16>(be, &cfgs, 202, &mut t);
+        scan_type::<f16>(be, &cfgs, 203, &mut t);
+    }
+    t.finish("selective_scan bwdlm forced");
+    std::env::remove_var("MAMBA_CUDA_BWD_LM");
+    if quick {
+        return;
+    }
+    let big = |b, d, l| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        ..ScanConfig::new(b, d, l, 16).all_options()
+    };
+    let cfgs = vec![
+        big(2, 2048, 256),
+        ScanConfig {
+            b_kind: BcKind::Grouped(4),
+            ..big(4, 1000, 300)
+        },
+    ];
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 211, &mut t);
+    scan_type::<bf16>(be, &cfgs, 212, &mut t);
+    t.finish("selective_scan bwdlm default choice");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {

@@ -3,6 +3,7 @@
 
 mod block;
 mod bwd;
+mod bwd_lm;
 mod gemm;
 mod lm1;
 mod ops;
@@ -64,6 +65,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "ssd_seed",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed.fatbin")),
+    ),
+    (
+        "bwd_lm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bwd_lm.fatbin")),
     ),
 ];
 
@@ -290,6 +295,8 @@ impl Gpu {
             3
         } else if name.starts_with("lm1_") {
             5
+        } else if name.starts_with("bwdlm_") {
+            9
         } else {
             2
         };
