@@ -172,8 +172,14 @@ __device__ __forceinline__ float bl_rs8(const float (&v)[8], int g) {
 
 __device__ __forceinline__ float bl_sigmoid(float v) { return __fdividef(1.f, 1.f + __expf(-v)); }
 
-template <typename T>
+// V (`MAMBA_CUDA_BWD_LM_V`): 0 the decays of the tile kept in registers from the recompute
+// to the sweep; 2 the decays recomputed in the sweep (one more exponential per state and
+// step, 32 registers fewer; not instantiated: at 80 registers it spills 116 bytes, and the
+// shared memory allows two blocks per SM anyway); 1 (`_nodbc`, a timing diagnostic only:
+// dB and dC are not added).
+template <typename T, int V>
 __device__ void bwd_lm(const BwdLmParams& p) {
+    constexpr bool RE = V == 2, NODBC = V == 1;
     typedef typename BlRaw<T>::type R;
     DYN_SMEM(smem);
     float* sbc = smem;                              // [2][TT][8] float4 {B 2j, B 2j+1, C 2j, C 2j+1}
@@ -348,10 +354,13 @@ __device__ void bwd_lm(const BwdLmParams& p) {
             for (int t = 0; t < BL_TT; ++t) {
                 const float4 s = svc[t];
                 const float4 b = bc[t * 8];
-                E0[t] = ex2_fast(s.x * a0);
-                E1[t] = ex2_fast(s.x * a1);
-                x0 = fmaf(E0[t], x0, s.y * b.x);
-                x1 = fmaf(E1[t], x1, s.y * b.y);
+                const float q0 = ex2_fast(s.x * a0), q1 = ex2_fast(s.x * a1);
+                if constexpr (!RE) {
+                    E0[t] = q0;
+                    E1[t] = q1;
+                }
+                x0 = fmaf(q0, x0, s.y * b.x);
+                x1 = fmaf(q1, x1, s.y * b.y);
                 H0[t] = x0;
                 H1[t] = x1;
                 yp[t & 7] = fmaf(b.z, x0, b.w * x1);
@@ -385,8 +394,13 @@ __device__ void bwd_lm(const BwdLmParams& p) {
                 sd[8 + pos] = g1 * s.y;
                 sd[128 + pos] = H0[t] * s.z;
                 sd[136 + pos] = H1[t] * s.z;
-                dn0 = E0[t];
-                dn1 = E1[t];
+                if constexpr (RE) {
+                    dn0 = ex2_fast(s.x * a0);
+                    dn1 = ex2_fast(s.x * a1);
+                } else {
+                    dn0 = E0[t];
+                    dn1 = E1[t];
+                }
             }
             const float P = bl_rs8(pp, g);
             const float Q = bl_rs8(qq, g);
@@ -412,7 +426,7 @@ __device__ void bwd_lm(const BwdLmParams& p) {
                     a.z += __shfl_xor_sync(0xffffffffu, a.z, x);
                     a.w += __shfl_xor_sync(0xffffffffu, a.w, x);
                 }
-                if (s_ok) {
+                if (s_ok && !NODBC) {
                     // Position quad sq holds steps 4 stq + (m ^ sperm).
                     const float av[4] = {a.x, a.y, a.z, a.w};
                     float o[4];
@@ -479,8 +493,13 @@ __device__ void bwd_lm(const BwdLmParams& p) {
     }
 }
 
-#define BL_KERNEL(T, SFX) \
-    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX(const __grid_constant__ BwdLmParams p) { bwd_lm<T>(p); }
+#define BL_KERNEL(T, SFX)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX(const __grid_constant__ BwdLmParams p) {     \
+        bwd_lm<T, 0>(p);                                                                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX##_nodbc(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm<T, 1>(p);                                                                                          \
+    }
 
 BL_KERNEL(float, f32)
 #ifndef MAMBA_EMU

@@ -496,7 +496,8 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 }
 
 /// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
-/// at shapes with many channels (b * d >= 30 per SM, L >= 256: the path's default rule).
+/// at a shape with many channels (the path's default rule: f32 / bf16, b * d >= 64 per SM,
+/// L >= 1024).
 #[test]
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
@@ -522,13 +523,12 @@ fn selective_scan_backward_lm_path() {
         c_kind: BcKind::Varying,
         ..ScanConfig::new(b, d, l, 16).all_options()
     };
-    let cfgs = vec![
-        big(2, 2048, 256),
-        ScanConfig {
-            b_kind: BcKind::Grouped(4),
-            ..big(4, 1000, 300)
-        },
-    ];
+    // Above the default rule (b * d >= 64 per SM, L >= 1024) on an H200 (132 SMs): d not a
+    // multiple of the block, L not a multiple of the tile.
+    let cfgs = vec![ScanConfig {
+        b_kind: BcKind::Grouped(4),
+        ..big(5, 1700, 1030)
+    }];
     let mut t = Tally::default();
     scan_type::<f32>(be, &cfgs, 211, &mut t);
     scan_type::<bf16>(be, &cfgs, 212, &mut t);
@@ -945,17 +945,22 @@ fn forward_backward_timings() {
             "TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
         );
     }
+    // `MAMBA_GPU_BWD_BENCH_LM_B=b`: the LM rows at batch b instead of 8.
+    let lb: usize = std::env::var("MAMBA_GPU_BWD_BENCH_LM_B")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     for (name, lm) in [("f32", false), ("bf16", true)] {
-        if !run(&format!("scan1 {name} b8 d2048 N16 L2048")) {
+        if !run(&format!("scan1 {name} b{lb} d2048 N16 L2048")) {
             continue;
         }
         let (f, fb, bw) = if lm {
-            time_scan::<bf16>(be, (8, 2048, 16, 2048))
+            time_scan::<bf16>(be, (lb, 2048, 16, 2048))
         } else {
-            time_scan::<f32>(be, (8, 2048, 16, 2048))
+            time_scan::<f32>(be, (lb, 2048, 16, 2048))
         };
         eprintln!(
-            "TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+            "TIMING scan1 {name} b{lb} d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
         );
     }
     for l in [400, 800] {

@@ -7,11 +7,12 @@
 //! into f32 accumulators, rounded into the outputs at the end.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
-//! from 30 channels per SM (b * d >= 30 * SMs) and L >= 256 (the language-model shape).
+//! for f32 and bf16 from 64 channels per SM (b * d >= 64 * SMs) and L >= 1024 (the
+//! language-model shape).
 
 use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
 
-use super::ops::{env_usize, suffix};
+use super::ops::{env_str, env_usize, suffix};
 use super::params::BwdCastParams;
 use super::Gpu;
 use crate::PResult;
@@ -65,19 +66,30 @@ const SMEM: usize = 4 * (2 * TT * 32 + 2 * CB * (TT * 4 + 4) + CB * TT + 2 * CB 
 
 /// Whether the backward takes this path (`MAMBA_CUDA_BWD_LM`: 1 forces it where it
 /// applies, 0 never).
-pub(crate) fn wanted(g: &Gpu, b: usize, dd: usize, l: usize, n: usize, bg: i32, cg: i32) -> bool {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wanted(
+    g: &Gpu,
+    act: u32,
+    b: usize,
+    dd: usize,
+    l: usize,
+    n: usize,
+    bg: i32,
+    cg: i32,
+) -> bool {
     if n > 16 || bg == 0 || cg == 0 {
         return false;
     }
     match env_usize("MAMBA_CUDA_BWD_LM") {
         Some(0) => false,
         Some(_) => true,
-        None => DEFAULT_ON && b * dd >= 30 * g.sm_count.max(1) as usize && l >= 256,
+        // H200, b8 d2048 N16 L2048 backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q`
+        // "xd" f32) -> this kernel: bf16 2423 -> 1691 us, f32 2293 -> 1798 us. The
+        // default covers f32 and bf16 from 64 channels per SM and L >= 1024 (f16: forced
+        // only, not timed).
+        None => act != dtype::F16 && b * dd >= 64 * g.sm_count.max(1) as usize && l >= 1024,
     }
 }
-
-/// Not the default until measured on the device.
-const DEFAULT_ON: bool = false;
 
 fn a256(v: usize) -> usize {
     v.div_ceil(256) * 256
@@ -162,7 +174,12 @@ pub(crate) fn run(
             vec4: l.is_multiple_of(4) as i32,
             pad: 0,
         };
-        let f = g.func(&format!("bwdlm_{sfx}"))?;
+        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added).
+        let v = match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
+            Some("nodbc") => "_nodbc",
+            _ => "",
+        };
+        let f = g.func(&format!("bwdlm_{sfx}{v}"))?;
         let grid = (((dd / seg) * seg.div_ceil(CB)) as u32, b as u32, 1);
         g.launch(f, grid, 256, SMEM, stream, &prm)?;
         let cast = g.func(&format!("bwd_cast_{sfx}"))?;
