@@ -86,7 +86,11 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
+#ifdef EMU_LEAN
+                    bwdlm_f32_lean(p);
+#else
                     bwdlm_f32(p);
+#endif
                 });
             for (auto& t : ts) t.join();
         }

@@ -176,10 +176,13 @@ __device__ __forceinline__ float bl_sigmoid(float v) { return __fdividef(1.f, 1.
 // to the sweep; 2 the decays recomputed in the sweep (one more exponential per state and
 // step, 32 registers fewer; not instantiated: at 80 registers it spills 116 bytes, and the
 // shared memory allows two blocks per SM anyway); 1 (`_nodbc`, a timing diagnostic only:
-// dB and dC are not added).
+// dB and dC are not added); 3 (`_lean`) fewer shared-memory wavefronts (ncu, V 0 at the LM
+// shape: the L1/shared pipe 78% busy, issue 52%; a 16-byte shared read costs 4 wavefronts
+// even when 8 lanes share it): the forward pass reads B only (8 bytes), the sweep dt, dt u
+// by one 8-byte read and dy by a 4-byte one instead of the 16-byte {dt, dt u, dy, u}.
 template <typename T, int V>
 __device__ void bwd_lm(const BwdLmParams& p) {
-    constexpr bool RE = V == 2, NODBC = V == 1;
+    constexpr bool RE = V == 2, NODBC = V == 1, LEAN = V == 3;
     typedef typename BlRaw<T>::type R;
     DYN_SMEM(smem);
     float* sbc = smem;                              // [2][TT][8] float4 {B 2j, B 2j+1, C 2j, C 2j+1}
@@ -278,8 +281,14 @@ __device__ void bwd_lm(const BwdLmParams& p) {
         const float4* bc = reinterpret_cast<const float4*>(sbc + buf * BL_TT * 32) + g;
 #pragma unroll
         for (int t = 0; t < BL_TT; ++t) {
-            const float4 s = svc[t];
-            const float4 b = bc[t * 8];
+            float2 b;
+            if constexpr (LEAN) {
+                b = *reinterpret_cast<const float2*>(bc + t * 8);  // B only: 8-byte reads
+            } else {
+                const float4 b4 = bc[t * 8];
+                b = make_float2(b4.x, b4.y);
+            }
+            const float2 s = *reinterpret_cast<const float2*>(svc + t);
             h0 = fmaf(ex2_fast(s.x * a0), h0, s.y * b.x);
             h1 = fmaf(ex2_fast(s.x * a1), h1, s.y * b.y);
         }
@@ -378,7 +387,13 @@ __device__ void bwd_lm(const BwdLmParams& p) {
 #pragma unroll
             for (int m = 7; m >= 0; --m) {
                 const int t = hh * 8 + m;
-                const float4 s = svc[t];
+                float4 s;
+                if constexpr (LEAN) {  // dt, dt u by one 8-byte read, dy by a 4-byte one
+                    const float2 s2 = *reinterpret_cast<const float2*>(svc + t);
+                    s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svc + t)[2], 0.f);
+                } else {
+                    s = svc[t];
+                }
                 const float4 b = bc[t * 8];
                 g0 = fmaf(g0, dn0, b.z * s.z);
                 g1 = fmaf(g1, dn1, b.w * s.z);
@@ -499,6 +514,9 @@ __device__ void bwd_lm(const BwdLmParams& p) {
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX##_nodbc(const __grid_constant__ BwdLmParams p) { \
         bwd_lm<T, 1>(p);                                                                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX##_lean(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm<T, 3>(p);                                                                                          \
     }
 
 BL_KERNEL(float, f32)

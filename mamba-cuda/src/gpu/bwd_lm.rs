@@ -174,9 +174,11 @@ pub(crate) fn run(
             vec4: l.is_multiple_of(4) as i32,
             pad: 0,
         };
-        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added).
+        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added); `=lean`:
+        // fewer shared-memory wavefronts (bwd_lm.cu, V = 3).
         let v = match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
             Some("nodbc") => "_nodbc",
+            Some("lean") => "_lean",
             _ => "",
         };
         let f = g.func(&format!("bwdlm_{sfx}{v}"))?;
