@@ -496,8 +496,8 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 }
 
 /// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
-/// at a shape with many channels (the path's default rule: f32 / bf16, b * d >= 64 per SM,
-/// L >= 1024).
+/// at a shape with many channels (the path's default rule: L >= 1024, bf16 from 30 channels
+/// per SM, f32 from 64).
 #[test]
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
@@ -523,8 +523,8 @@ fn selective_scan_backward_lm_path() {
         c_kind: BcKind::Varying,
         ..ScanConfig::new(b, d, l, 16).all_options()
     };
-    // Above the default rule (b * d >= 64 per SM, L >= 1024) on an H200 (132 SMs): d not a
-    // multiple of the block, L not a multiple of the tile.
+    // Above the default rule for f32 and bf16 (64 channels per SM, L >= 1024) on an H200
+    // (132 SMs): d not a multiple of the block, L not a multiple of the tile.
     let cfgs = vec![ScanConfig {
         b_kind: BcKind::Grouped(4),
         ..big(5, 1700, 1030)

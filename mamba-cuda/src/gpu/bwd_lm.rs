@@ -7,8 +7,8 @@
 //! into f32 accumulators, rounded into the outputs at the end.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
-//! for f32 and bf16 from 64 channels per SM (b * d >= 64 * SMs) and L >= 1024 (the
-//! language-model shape).
+//! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
+//! (the language-model shape); f16 only when forced.
 
 use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
 
@@ -83,11 +83,18 @@ pub(crate) fn wanted(
     match env_usize("MAMBA_CUDA_BWD_LM") {
         Some(0) => false,
         Some(_) => true,
-        // H200, b8 d2048 N16 L2048 backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q`
-        // "xd" f32) -> this kernel: bf16 2423 -> 1691 us, f32 2293 -> 1798 us. The
-        // default covers f32 and bf16 from 64 channels per SM and L >= 1024 (f16: forced
-        // only, not timed).
-        None => act != dtype::F16 && b * dd >= 64 * g.sm_count.max(1) as usize && l >= 1024,
+        // H200, backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q` "xd" f32) -> this
+        // kernel: b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2 d2048
+        // bf16 966 -> 627 us. The default: L >= 1024, bf16 from 30 channels per SM, f32
+        // from 64 (f16: forced only, not timed).
+        None => {
+            let per_sm = match act {
+                dtype::BF16 => 30,
+                dtype::F32 => 64,
+                _ => return false,
+            };
+            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= 1024
+        }
     }
 }
 
