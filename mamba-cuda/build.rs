@@ -20,6 +20,7 @@ const KERNELS: &[&str] = &[
     "scan1_seed",
     "ssd_seed",
     "block_bwd",
+    "bwd_lm",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

@@ -422,6 +422,119 @@ fn selective_scan_backward_four_states_per_lane() {
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");
 }
 
+/// Shapes for `bwdlm_*` (kernels/bwd_lm.cu: B and C both vary or are grouped, N <= 16):
+/// channels not a multiple of the 32-channel block, L not a multiple of the 16-step tile
+/// (odd L: the unpaired loads), one step, grouped B/C, every option; random ones.
+fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
+    let vv = |b, d, l, n| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        ..ScanConfig::new(b, d, l, n)
+    };
+    let mut v = vec![
+        vv(2, 8, 100, 16).all_options(),
+        vv(1, 70, 65, 16).all_options(),
+        ScanConfig {
+            b_kind: BcKind::Grouped(2),
+            ..vv(1, 130, 41, 16).all_options()
+        },
+        ScanConfig {
+            delta_softplus: true,
+            z: true,
+            ..vv(1, 37, 77, 5)
+        },
+        ScanConfig {
+            b_kind: BcKind::Grouped(3),
+            c_kind: BcKind::Grouped(2),
+            dlast_state: true,
+            delta_softplus: true,
+            ..vv(2, 36, 49, 12)
+        },
+        vv(2, 33, 1001, 16).all_options(),
+        ScanConfig {
+            initial_state: true,
+            z: true,
+            ..vv(1, 3, 517, 13)
+        },
+        ScanConfig {
+            big_steps: true,
+            ..vv(1, 20, 40, 8).all_options()
+        },
+        vv(1, 2, 1, 3).all_options(),
+        vv(1, 40, 2, 16).all_options(),
+        vv(2, 9, 9, 1).all_options(),
+        vv(1, 64, 32, 16),
+        vv(2, 100, 256, 9).all_options(),
+    ];
+    for _ in 0..rounds() {
+        let dim = rng.int(1, 150);
+        let groups = |rng: &mut Rng| {
+            let g = rng.int(1, 4);
+            if rng.coin() && dim.is_multiple_of(g) {
+                BcKind::Grouped(g)
+            } else {
+                BcKind::Varying
+            }
+        };
+        v.push(ScanConfig {
+            batch: rng.int(1, 2),
+            dim,
+            seqlen: rng.int(1, 300),
+            dstate: rng.int(1, 16),
+            b_kind: groups(rng),
+            c_kind: groups(rng),
+            d: rng.coin(),
+            z: rng.coin(),
+            delta_bias: rng.coin(),
+            initial_state: rng.coin(),
+            delta_softplus: rng.coin(),
+            dlast_state: rng.coin(),
+            big_steps: rng.chance(0.2),
+        });
+    }
+    v
+}
+
+/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
+/// at a shape with many channels (the path's default rule: L >= 1024, bf16 from 30 channels
+/// per SM, f32 from 64).
+#[test]
+fn selective_scan_backward_lm_path() {
+    let Some(be) = backend() else { return };
+    let mut cfgs = scanlm_configs(&mut Rng::new(31));
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 201, &mut t);
+    if !quick {
+        scan_type::<bf16>(be, &cfgs, 202, &mut t);
+        scan_type::<f16>(be, &cfgs, 203, &mut t);
+    }
+    t.finish("selective_scan bwdlm forced");
+    std::env::remove_var("MAMBA_CUDA_BWD_LM");
+    if quick {
+        return;
+    }
+    let big = |b, d, l| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        ..ScanConfig::new(b, d, l, 16).all_options()
+    };
+    // Above the default rule for f32 and bf16 (64 channels per SM, L >= 1024) on an H200
+    // (132 SMs): d not a multiple of the block, L not a multiple of the tile.
+    let cfgs = vec![ScanConfig {
+        b_kind: BcKind::Grouped(4),
+        ..big(5, 1700, 1030)
+    }];
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 211, &mut t);
+    scan_type::<bf16>(be, &cfgs, 212, &mut t);
+    t.finish("selective_scan bwdlm default choice");
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {
@@ -832,17 +945,22 @@ fn forward_backward_timings() {
             "TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
         );
     }
+    // `MAMBA_GPU_BWD_BENCH_LM_B=b`: the LM rows at batch b instead of 8.
+    let lb: usize = std::env::var("MAMBA_GPU_BWD_BENCH_LM_B")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     for (name, lm) in [("f32", false), ("bf16", true)] {
-        if !run(&format!("scan1 {name} b8 d2048 N16 L2048")) {
+        if !run(&format!("scan1 {name} b{lb} d2048 N16 L2048")) {
             continue;
         }
         let (f, fb, bw) = if lm {
-            time_scan::<bf16>(be, (8, 2048, 16, 2048))
+            time_scan::<bf16>(be, (lb, 2048, 16, 2048))
         } else {
-            time_scan::<f32>(be, (8, 2048, 16, 2048))
+            time_scan::<f32>(be, (lb, 2048, 16, 2048))
         };
         eprintln!(
-            "TIMING scan1 {name} b8 d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+            "TIMING scan1 {name} b{lb} d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
         );
     }
     for l in [400, 800] {

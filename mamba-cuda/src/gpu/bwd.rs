@@ -916,6 +916,10 @@ pub(crate) fn selective_scan_backward(d: &SelectiveScanBwdDesc, stream: u64) -> 
         }
     };
     let seg = gcd(gsize(bg), gsize(cg));
+    // Many channels, N <= 16, B/C varying: kernels/bwd_lm.cu (`MAMBA_CUDA_BWD_LM`).
+    if super::bwd_lm::wanted(g, act, b, dd, l, n, bg, cg) {
+        return super::bwd_lm::run(g, d, act, (b, dd, l, n), (bg, cg), seg, stream);
+    }
     let prm = ScanBwdParams {
         u: p.u.ptr,
         delta: p.delta.ptr,

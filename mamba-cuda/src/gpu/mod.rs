@@ -4,6 +4,7 @@
 mod block;
 mod block_bwd;
 mod bwd;
+mod bwd_lm;
 mod gemm;
 mod lm1;
 mod ops;
@@ -70,6 +71,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "block_bwd",
         include_bytes!(concat!(env!("OUT_DIR"), "/block_bwd.fatbin")),
+    ),
+    (
+        "bwd_lm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bwd_lm.fatbin")),
     ),
 ];
 
@@ -298,6 +303,8 @@ impl Gpu {
             5
         } else if name.starts_with("bb_") {
             9
+        } else if name.starts_with("bwdlm_") {
+            10
         } else {
             2
         };

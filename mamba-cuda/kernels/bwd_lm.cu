@@ -1,0 +1,526 @@
+// SPEC 1 backward, the Mamba-1 selective scan for many channels (the language-model shape
+// b8 d2048 N16 L2048), `bwdlm_*` (host: src/gpu/bwd_lm.rs). B and C vary in time ((b, N, L)
+// or (b, g, N, L)), N <= 16.
+//
+// The layout of the forward `lm1` `_w*` (scan1_lm.cu): G = 8 threads per channel, each
+// holding two states (n = 2g, 2g + 1), CB = 32 channels of one batch row and one B/C segment
+// per block of 256 threads. Time goes in tiles of TT = 16 steps.
+// - Phase F: the recurrence forward over all tiles, the state at every tile start written to
+//   a checkpoint buffer (b, d, ntiles, 16) (f32).
+// - Phase B: the tiles in reverse. Per tile: the tile's inputs (loaded into registers one tile
+//   ahead, with the next checkpoint) are prepared by the channel's own threads into shared
+//   memory (dt, dt u, dy, u, softplus', the gate's derivative factor); the 16 states and
+//   decays are recomputed from the checkpoint into registers (y summed for dz); then the
+//   reverse sweep with the adjoint g in registers, in two halves of 8 steps:
+//     g = dA_{t+1} g + C_t dy_t, hd = h_t - dt u B_t (= dA_t h_{t-1}), e = g hd,
+//     P_t = sum_n g B, Q_t = sum_n A g hd (log2 scale), dA += dt e, dB = g dt u, dC = dy h.
+//   P and Q are reduce-scattered over the channel's 8 threads (thread g ends with step g of
+//   the half); dB / dC go to shared memory as [channel][slot][step] (step swizzled by the
+//   state pair: conflict-free stores) and are summed over the block's channels (16-byte
+//   reads), then one 16-byte atomic per (slot, 4 steps) and block into f32 accumulators.
+//   The channel's threads then write du = D dy + dt P, d delta = (Q ln 2 + u P) sp',
+//   dz = dout silu'(z) (y + D u) for their steps and sum dD and d delta_bias.
+#include "common.cuh"
+
+#define BL_TT 16
+#define BL_CB 32
+#define BL_G 8
+// Per-channel rows of 16 float4 (steps), padded by one float4 (the 8 threads of a channel
+// read the same 16 bytes; the warp's four channels land in different bank groups).
+#define BL_SVS (BL_TT * 4 + 4)
+// The dB/dC staging: per channel 32 slots (dB n, then dC n) of 8 steps; channel stride
+// = 8 mod 32 floats.
+#define BL_CS (32 * 8 + 8)
+
+#ifndef DYN_SMEM
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
+struct BwdLmParams {
+    const void* u;
+    const void* delta;
+    const float* A;
+    const void* B;
+    const void* C;
+    const float* D;
+    const void* z;
+    const float* bias;
+    const float* h0;
+    const void* dout;
+    const float* dlast;
+    void* du;
+    void* ddelta;
+    void* dz;
+    float* dA;
+    float* dD;
+    float* dbias;
+    float* dh0;
+    float* db;  // f32 accumulators, B's shape
+    float* dc;  // f32 accumulators, C's shape
+    float* ck;  // checkpoints (b, dim, ntiles, 16)
+    int batch, dim, seqlen, dstate;
+    int b_groups, c_groups, softplus, seg;
+    int blocks_per_seg, vec, vec4, pad;
+};
+
+// Shared memory in floats: sbc[2][TT][8][4], sv[CB][SVS], sr[CB][SVS], ssig[CB][TT],
+// sdbc[2][CB][CS].
+__host__ __device__ constexpr int bl_smem_floats() {
+    return 2 * BL_TT * 32 + 2 * BL_CB * BL_SVS + BL_CB * BL_TT + 2 * BL_CB * BL_CS;
+}
+
+// Two consecutive elements (t, t + 1) of a row, raw: float2 for f32, one 32-bit word for the
+// 16-bit types. `vec`: L even and 8-byte aligned rows (one load); zero past L.
+template <typename T>
+struct BlRaw {
+    typedef unsigned type;
+};
+template <>
+struct BlRaw<float> {
+    typedef float2 type;
+};
+
+template <typename T>
+__device__ __forceinline__ typename BlRaw<T>::type bl_ld2(const T* row, int t, int L, bool vec);
+template <>
+__device__ __forceinline__ float2 bl_ld2<float>(const float* row, int t, int L, bool vec) {
+    if (vec) return t < L ? *reinterpret_cast<const float2*>(row + t) : make_float2(0.f, 0.f);
+    return make_float2(t < L ? row[t] : 0.f, t + 1 < L ? row[t + 1] : 0.f);
+}
+template <typename T>
+__device__ __forceinline__ float2 bl_cv2(typename BlRaw<T>::type r);
+template <>
+__device__ __forceinline__ float2 bl_cv2<float>(float2 r) {
+    return r;
+}
+template <typename T>
+__device__ __forceinline__ void bl_st2(T* row, int t, int L, bool vec, float a, float b);
+template <>
+__device__ __forceinline__ void bl_st2<float>(float* row, int t, int L, bool vec, float a, float b) {
+    if (vec) {
+        if (t < L) *reinterpret_cast<float2*>(row + t) = make_float2(a, b);
+    } else {
+        if (t < L) row[t] = a;
+        if (t + 1 < L) row[t + 1] = b;
+    }
+}
+#ifndef MAMBA_EMU
+template <>
+__device__ __forceinline__ unsigned bl_ld2<bf16_t>(const bf16_t* row, int t, int L, bool vec) {
+    if (vec) return t < L ? *reinterpret_cast<const unsigned*>(row + t) : 0u;
+    const unsigned lo = t < L ? __bfloat16_as_ushort(row[t]) : 0u;
+    const unsigned hi = t + 1 < L ? __bfloat16_as_ushort(row[t + 1]) : 0u;
+    return lo | (hi << 16);
+}
+template <>
+__device__ __forceinline__ unsigned bl_ld2<f16_t>(const f16_t* row, int t, int L, bool vec) {
+    if (vec) return t < L ? *reinterpret_cast<const unsigned*>(row + t) : 0u;
+    const unsigned lo = t < L ? __half_as_ushort(row[t]) : 0u;
+    const unsigned hi = t + 1 < L ? __half_as_ushort(row[t + 1]) : 0u;
+    return lo | (hi << 16);
+}
+template <>
+__device__ __forceinline__ float2 bl_cv2<bf16_t>(unsigned w) {
+    return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+}
+template <>
+__device__ __forceinline__ float2 bl_cv2<f16_t>(unsigned w) {
+    return __half22float2(*reinterpret_cast<const __half2*>(&w));
+}
+template <>
+__device__ __forceinline__ void bl_st2<bf16_t>(bf16_t* row, int t, int L, bool vec, float a, float b) {
+    if (vec) {
+        if (t < L) *reinterpret_cast<__nv_bfloat162*>(row + t) = __floats2bfloat162_rn(a, b);
+    } else {
+        if (t < L) row[t] = __float2bfloat16_rn(a);
+        if (t + 1 < L) row[t + 1] = __float2bfloat16_rn(b);
+    }
+}
+template <>
+__device__ __forceinline__ void bl_st2<f16_t>(f16_t* row, int t, int L, bool vec, float a, float b) {
+    if (vec) {
+        if (t < L) *reinterpret_cast<__half2*>(row + t) = __floats2half2_rn(a, b);
+    } else {
+        if (t < L) row[t] = __float2half_rn(a);
+        if (t + 1 < L) row[t + 1] = __float2half_rn(b);
+    }
+}
+#endif
+
+// Reduce-scatter of 8 per-step values over the 8 threads of a channel (lanes 8k .. 8k + 7):
+// thread g returns the sum over the threads of v[g].
+__device__ __forceinline__ float bl_rs8(const float (&v)[8], int g) {
+    const bool h4 = (g & 4) != 0, h2 = (g & 2) != 0, h1 = (g & 1) != 0;
+    float a[4];
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+        const float s = h4 ? v[m] : v[m + 4];
+        const float k = h4 ? v[m + 4] : v[m];
+        a[m] = k + __shfl_xor_sync(0xffffffffu, s, 4);
+    }
+    float b[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+        const float s = h2 ? a[m] : a[m + 2];
+        const float k = h2 ? a[m + 2] : a[m];
+        b[m] = k + __shfl_xor_sync(0xffffffffu, s, 2);
+    }
+    const float s = h1 ? b[0] : b[1];
+    const float k = h1 ? b[1] : b[0];
+    return k + __shfl_xor_sync(0xffffffffu, s, 1);
+}
+
+__device__ __forceinline__ float bl_sigmoid(float v) { return __fdividef(1.f, 1.f + __expf(-v)); }
+
+// V (`MAMBA_CUDA_BWD_LM_V`): 0 the decays of the tile kept in registers from the recompute
+// to the sweep; 2 the decays recomputed in the sweep (one more exponential per state and
+// step, 32 registers fewer; not instantiated: at 80 registers it spills 116 bytes, and the
+// shared memory allows two blocks per SM anyway); 1 (`_nodbc`, a timing diagnostic only:
+// dB and dC are not added); 3 (`_lean`) fewer shared-memory wavefronts (ncu, V 0 at the LM
+// shape: the L1/shared pipe 78% busy, issue 52%; a 16-byte shared read costs 4 wavefronts
+// even when 8 lanes share it): the forward pass reads B only (8 bytes), the sweep dt, dt u
+// by one 8-byte read and dy by a 4-byte one instead of the 16-byte {dt, dt u, dy, u}.
+template <typename T, int V>
+__device__ void bwd_lm(const BwdLmParams& p) {
+    constexpr bool RE = V == 2, NODBC = V == 1, LEAN = V == 3;
+    typedef typename BlRaw<T>::type R;
+    DYN_SMEM(smem);
+    float* sbc = smem;                              // [2][TT][8] float4 {B 2j, B 2j+1, C 2j, C 2j+1}
+    float* sv = sbc + 2 * BL_TT * 32;               // [CB][SVS] float4 {dt, dt u, dy, u}
+    float* sr = sv + BL_CB * BL_SVS;                // [CB][SVS] float4 {P, Q, y, dout silu'(z)}
+    float* ssig = sr + BL_CB * BL_SVS;              // [CB][TT] softplus'
+    float* sdbc = ssig + BL_CB * BL_TT;             // [2][CB][CS]
+    const int N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x;
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * BL_CB;
+    const int cn = min(BL_CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gcg = c0 / (dim / p.c_groups);
+    const int cl = tid / BL_G, g = tid % BL_G;
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    const bool vec = p.vec != 0;
+    const bool has_z = p.z != nullptr, softplus = p.softplus != 0;
+    const size_t rowo = ((size_t)i * dim + c) * L;
+    const T* gu = static_cast<const T*>(p.u) + rowo;
+    const T* gd = static_cast<const T*>(p.delta) + rowo;
+    const T* gz = has_z ? static_cast<const T*>(p.z) + rowo : nullptr;
+    const T* go = static_cast<const T*>(p.dout) + rowo;
+    // B/C staging: thread -> row r = tid / 8 (B n = r, or C n = r - 16), steps 2 (tid % 8), + 1.
+    const int br = tid >> 3, bq = tid & 7;
+    const int bn = br & 15;
+    const bool bis_c = br >= 16, bok = bn < N;
+    const T* gbc = bis_c ? static_cast<const T*>(p.C) + (((size_t)i * p.c_groups + gcg) * N + (bok ? bn : 0)) * L
+                         : static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (bok ? bn : 0)) * L;
+    const int ntiles = (L + BL_TT - 1) / BL_TT;
+    float* ck = p.ck + ((size_t)i * dim + c) * ntiles * 16 + 2 * g;
+
+    const int n0 = 2 * g, n1 = 2 * g + 1;
+    float a0 = 0.f, a1 = 0.f, h0 = 0.f, h1 = 0.f;
+    if (active && n0 < N) {
+        a0 = p.A[(size_t)c * N + n0] * LOG2E_F;
+        if (p.h0) h0 = p.h0[((size_t)i * dim + c) * N + n0];
+    }
+    if (active && n1 < N) {
+        a1 = p.A[(size_t)c * N + n1] * LOG2E_F;
+        if (p.h0) h1 = p.h0[((size_t)i * dim + c) * N + n1];
+    }
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.bias && active ? p.bias[c] : 0.f;
+
+    // Raw inputs of the next visited tile (registers).
+    R ru{}, rd{}, rz{}, ro{}, rbc{};
+    auto fetch = [&](int k, bool back) {
+        const int t = k * BL_TT + 2 * g;
+        ru = bl_ld2<T>(gu, t, L, vec);
+        rd = bl_ld2<T>(gd, t, L, vec);
+        if (back) {
+            ro = bl_ld2<T>(go, t, L, vec);
+            if (has_z) rz = bl_ld2<T>(gz, t, L, vec);
+        }
+        if (bok && (back || !bis_c)) rbc = bl_ld2<T>(gbc, k * BL_TT + 2 * bq, L, vec);
+    };
+    // B/C of the fetched tile into sbc[buf] (rows past N: zero).
+    auto put_bc = [&](int buf) {
+        float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+        float* d = sbc + buf * BL_TT * 32 + (bn >> 1) * 4 + (bn & 1) + (bis_c ? 2 : 0);
+        d[(2 * bq) * 32] = v.x;
+        d[(2 * bq + 1) * 32] = v.y;
+    };
+    float4* svc = reinterpret_cast<float4*>(sv + cl * BL_SVS);
+    float4* src = reinterpret_cast<float4*>(sr + cl * BL_SVS);
+    float* ssc = ssig + cl * BL_TT;
+
+    // ---- Phase F: checkpoints at every tile start.
+    float2 ckv;  // the checkpoint of the next backward tile
+    fetch(0, ntiles == 1);
+    for (int k = 0; k < ntiles; ++k) {
+        const int buf = k & 1;
+        put_bc(buf);
+        {
+            const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd);
+            const int t = k * BL_TT + 2 * g;
+            float dt[2];
+            dt[0] = d2.x + bias;
+            dt[1] = d2.y + bias;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                if (softplus) dt[e] = softplus_series(dt[e]);
+                if (!active || t + e >= L) dt[e] = 0.f;
+            }
+            svc[2 * g] = make_float4(dt[0], dt[0] * u2.x, 0.f, 0.f);
+            svc[2 * g + 1] = make_float4(dt[1], dt[1] * u2.y, 0.f, 0.f);
+        }
+        if (k + 1 < ntiles) fetch(k + 1, false);
+        else fetch(ntiles - 1, true);
+        __syncthreads();
+        if (active) *reinterpret_cast<float2*>(ck + (size_t)k * 16) = make_float2(h0, h1);
+        ckv = make_float2(h0, h1);
+        const float4* bc = reinterpret_cast<const float4*>(sbc + buf * BL_TT * 32) + g;
+#pragma unroll
+        for (int t = 0; t < BL_TT; ++t) {
+            float2 b;
+            if constexpr (LEAN) {
+                b = *reinterpret_cast<const float2*>(bc + t * 8);  // B only: 8-byte reads
+            } else {
+                const float4 b4 = bc[t * 8];
+                b = make_float2(b4.x, b4.y);
+            }
+            const float2 s = *reinterpret_cast<const float2*>(svc + t);
+            h0 = fmaf(ex2_fast(s.x * a0), h0, s.y * b.x);
+            h1 = fmaf(ex2_fast(s.x * a1), h1, s.y * b.y);
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+
+    // ---- Phase B.
+    float g0 = 0.f, g1 = 0.f;  // the adjoint of the state after the current step
+    if (p.dlast && active) {
+        if (n0 < N) g0 = p.dlast[((size_t)i * dim + c) * N + n0];
+        if (n1 < N) g1 = p.dlast[((size_t)i * dim + c) * N + n1];
+    }
+    float dn0 = 1.f, dn1 = 1.f;  // the decay of the step after the current one
+    float da0 = 0.f, da1 = 0.f, dDacc = 0.f, dbacc = 0.f;
+    // dB/dC staging: this thread's slots 2g, 2g + 1 (dB) and 16 + 2g, 17 + 2g (dC); step
+    // position t8 ^ g.
+    float* sdw = sdbc + cl * BL_CS + (2 * g) * 8;
+    // The block sums: slot s = 4 warp + (lane >> 1) & 3, position quad q = lane & 1, channel
+    // part kp = lane >> 3 (channels 8 kp .. 8 kp + 7).
+    const int lane = tid & 31;
+    const int kp = lane >> 3, ss = (tid >> 5) * 4 + ((lane >> 1) & 3), sq = lane & 1;
+    const float* sdr = sdbc + (kp * 8) * BL_CS + ss * 8 + 4 * sq;
+    const int sn = ss & 15, sj = sn >> 1;
+    const bool s_is_c = ss >= 16;
+    float* acc = s_is_c ? p.dc + (((size_t)i * p.c_groups + gcg) * N + sn) * L
+                        : p.db + (((size_t)i * p.b_groups + gb) * N + sn) * L;
+    const bool s_ok = sn < N && kp == 0;
+    const int stq = sq ^ (sj >> 2), sperm = sj & 3;
+
+    for (int k = ntiles - 1; k >= 0; --k) {
+        const int buf = k & 1;
+        const int tb = k * BL_TT;
+        put_bc(buf);
+        {
+            const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd), o2 = bl_cv2<T>(ro);
+            const float2 z2 = has_z ? bl_cv2<T>(rz) : make_float2(0.f, 0.f);
+            const float uu[2] = {u2.x, u2.y}, dd[2] = {d2.x, d2.y}, oo[2] = {o2.x, o2.y}, zz[2] = {z2.x, z2.y};
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float v = dd[e] + bias;
+                float dt = v, sig = 1.f;
+                if (softplus) {
+                    dt = softplus_series(v);
+                    sig = bl_sigmoid(v);
+                }
+                float dy = oo[e], kz = 0.f;
+                if (has_z) {
+                    const float sz = bl_sigmoid(zz[e]);
+                    dy = oo[e] * zz[e] * sz;
+                    kz = oo[e] * sz * fmaf(zz[e], 1.f - sz, 1.f);
+                }
+                if (!active || tb + 2 * g + e >= L) dt = dy = 0.f;
+                svc[2 * g + e] = make_float4(dt, dt * uu[e], dy, uu[e]);
+                src[2 * g + e].w = kz;
+                ssc[2 * g + e] = sig;
+            }
+        }
+        float2 hs = ckv;
+        if (k > 0) {
+            fetch(k - 1, true);
+            ckv = *reinterpret_cast<const float2*>(ck + (size_t)(k - 1) * 16);
+        }
+        __syncthreads();
+        const float4* bc = reinterpret_cast<const float4*>(sbc + buf * BL_TT * 32) + g;
+        // Recompute the tile's states and decays.
+        float H0[BL_TT], H1[BL_TT], E0[BL_TT], E1[BL_TT];
+        {
+            float x0 = hs.x, x1 = hs.y;
+            float yp[8];
+#pragma unroll
+            for (int t = 0; t < BL_TT; ++t) {
+                const float4 s = svc[t];
+                const float4 b = bc[t * 8];
+                const float q0 = ex2_fast(s.x * a0), q1 = ex2_fast(s.x * a1);
+                if constexpr (!RE) {
+                    E0[t] = q0;
+                    E1[t] = q1;
+                }
+                x0 = fmaf(q0, x0, s.y * b.x);
+                x1 = fmaf(q1, x1, s.y * b.y);
+                H0[t] = x0;
+                H1[t] = x1;
+                yp[t & 7] = fmaf(b.z, x0, b.w * x1);
+                if ((t & 7) == 7 && has_z) {
+                    const float y = bl_rs8(yp, g);
+                    src[(t & 8) + g].z = y;
+                }
+            }
+        }
+        // The reverse sweep, two halves of 8 steps.
+#pragma unroll
+        for (int hh = 1; hh >= 0; --hh) {
+            float pp[8], qq[8];
+            float* sd = sdw + hh * BL_CB * BL_CS;
+#pragma unroll
+            for (int m = 7; m >= 0; --m) {
+                const int t = hh * 8 + m;
+                float4 s;
+                if constexpr (LEAN) {  // dt, dt u by one 8-byte read, dy by a 4-byte one
+                    const float2 s2 = *reinterpret_cast<const float2*>(svc + t);
+                    s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svc + t)[2], 0.f);
+                } else {
+                    s = svc[t];
+                }
+                const float4 b = bc[t * 8];
+                g0 = fmaf(g0, dn0, b.z * s.z);
+                g1 = fmaf(g1, dn1, b.w * s.z);
+                const float hd0 = fmaf(-s.y, b.x, H0[t]);
+                const float hd1 = fmaf(-s.y, b.y, H1[t]);
+                const float e0 = g0 * hd0, e1 = g1 * hd1;
+                qq[m] = fmaf(a0, e0, a1 * e1);
+                da0 = fmaf(s.x, e0, da0);
+                da1 = fmaf(s.x, e1, da1);
+                pp[m] = fmaf(g0, b.x, g1 * b.y);
+                const int pos = m ^ g;
+                sd[pos] = g0 * s.y;
+                sd[8 + pos] = g1 * s.y;
+                sd[128 + pos] = H0[t] * s.z;
+                sd[136 + pos] = H1[t] * s.z;
+                if constexpr (RE) {
+                    dn0 = ex2_fast(s.x * a0);
+                    dn1 = ex2_fast(s.x * a1);
+                } else {
+                    dn0 = E0[t];
+                    dn1 = E1[t];
+                }
+            }
+            const float P = bl_rs8(pp, g);
+            const float Q = bl_rs8(qq, g);
+            src[hh * 8 + g].x = P;
+            src[hh * 8 + g].y = Q;
+            __syncthreads();
+            // Block sums of this half's dB / dC.
+            {
+                const float* r = sdr + hh * BL_CB * BL_CS;
+                float4 a = *reinterpret_cast<const float4*>(r);
+#pragma unroll
+                for (int m = 1; m < 8; ++m) {
+                    const float4 v = *reinterpret_cast<const float4*>(r + m * BL_CS);
+                    a.x += v.x;
+                    a.y += v.y;
+                    a.z += v.z;
+                    a.w += v.w;
+                }
+#pragma unroll
+                for (int x = 8; x <= 16; x <<= 1) {
+                    a.x += __shfl_xor_sync(0xffffffffu, a.x, x);
+                    a.y += __shfl_xor_sync(0xffffffffu, a.y, x);
+                    a.z += __shfl_xor_sync(0xffffffffu, a.z, x);
+                    a.w += __shfl_xor_sync(0xffffffffu, a.w, x);
+                }
+                if (s_ok && !NODBC) {
+                    // Position quad sq holds steps 4 stq + (m ^ sperm).
+                    const float av[4] = {a.x, a.y, a.z, a.w};
+                    float o[4];
+#pragma unroll
+                    for (int m = 0; m < 4; ++m) {
+                        const int from = m ^ sperm;
+                        o[m] = from == 0 ? av[0] : from == 1 ? av[1] : from == 2 ? av[2] : av[3];
+                    }
+                    const int t = tb + hh * 8 + 4 * stq;
+                    if (p.vec4 && t + 3 < L) {
+                        atomicAdd(reinterpret_cast<float4*>(acc + t), make_float4(o[0], o[1], o[2], o[3]));
+                    } else {
+#pragma unroll
+                        for (int m = 0; m < 4; ++m)
+                            if (t + m < L) atomicAdd(acc + t + m, o[m]);
+                    }
+                }
+            }
+        }
+        __syncwarp();
+        // Outputs of the channel's steps 2g, 2g + 1.
+        {
+            float dub[2], ddb[2], dzb[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float4 s = svc[2 * g + e];
+                const float4 r = src[2 * g + e];
+                const float sig = ssc[2 * g + e];
+                dub[e] = fmaf(Dc, s.z, s.x * r.x);
+                const float ddt = fmaf(r.y, 0.6931471805599453f, s.w * r.x);
+                ddb[e] = ddt * sig;
+                dzb[e] = r.w * fmaf(Dc, s.w, r.z);
+                if (tb + 2 * g + e < L) {
+                    dDacc = fmaf(s.z, s.w, dDacc);
+                    dbacc += ddb[e];
+                }
+            }
+            if (active) {
+                const int t = tb + 2 * g;
+                bl_st2<T>(static_cast<T*>(p.du) + rowo, t, L, vec, dub[0], dub[1]);
+                bl_st2<T>(static_cast<T*>(p.ddelta) + rowo, t, L, vec, ddb[0], ddb[1]);
+                if (p.dz) bl_st2<T>(static_cast<T*>(p.dz) + rowo, t, L, vec, dzb[0], dzb[1]);
+            }
+        }
+        __syncwarp();
+    }
+    // dh0 = dA_0 g_0; dA, dD, d delta_bias summed over the batch (atomics).
+    if (active) {
+        if (p.dh0) {
+            if (n0 < N) p.dh0[((size_t)i * dim + c) * N + n0] = dn0 * g0;
+            if (n1 < N) p.dh0[((size_t)i * dim + c) * N + n1] = dn1 * g1;
+        }
+        if (n0 < N) atomicAdd(p.dA + (size_t)c * N + n0, da0);
+        if (n1 < N) atomicAdd(p.dA + (size_t)c * N + n1, da1);
+    }
+#pragma unroll
+    for (int x = 1; x < 8; x <<= 1) {
+        dDacc += __shfl_xor_sync(0xffffffffu, dDacc, x);
+        dbacc += __shfl_xor_sync(0xffffffffu, dbacc, x);
+    }
+    if (active && g == 0) {
+        if (p.dD) atomicAdd(p.dD + c, dDacc);
+        if (p.dbias) atomicAdd(p.dbias + c, dbacc);
+    }
+}
+
+#define BL_KERNEL(T, SFX)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX(const __grid_constant__ BwdLmParams p) {     \
+        bwd_lm<T, 0>(p);                                                                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX##_nodbc(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm<T, 1>(p);                                                                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwdlm_##SFX##_lean(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm<T, 3>(p);                                                                                          \
+    }
+
+BL_KERNEL(float, f32)
+#ifndef MAMBA_EMU
+BL_KERNEL(bf16_t, bf16)
+BL_KERNEL(f16_t, f16)
+#endif

@@ -1,0 +1,208 @@
+//! The Mamba-1 backward for many channels (kernels/bwd_lm.cu, `bwdlm_*`): B and C varying
+//! in time ((b, N, L) or (b, g, N, L)), N <= 16. Eight threads per channel with two states
+//! each, blocks of 32 channels, tiles of 16 steps: a forward pass writes the state at every
+//! tile start (checkpoints: b * d * ceil(L / 16) * 16 floats), then the tiles in reverse
+//! recompute their states into registers and sweep back; dB / dC are summed over the
+//! block's channels in shared memory, then one 16-byte atomic per (n, 4 steps) and block
+//! into f32 accumulators, rounded into the outputs at the end.
+//!
+//! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
+//! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
+//! (the language-model shape); f16 only when forced.
+
+use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
+
+use super::ops::{env_str, env_usize, suffix};
+use super::params::BwdCastParams;
+use super::Gpu;
+use crate::PResult;
+
+/// The kernel's parameter block (`BwdLmParams` in bwd_lm.cu).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BwdLmParams {
+    u: u64,
+    delta: u64,
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+    z: u64,
+    bias: u64,
+    h0: u64,
+    dout: u64,
+    dlast: u64,
+    du: u64,
+    ddelta: u64,
+    dz: u64,
+    da: u64,
+    dd: u64,
+    dbias: u64,
+    dh0: u64,
+    db: u64,
+    dc: u64,
+    ck: u64,
+    batch: i32,
+    dim: i32,
+    seqlen: i32,
+    dstate: i32,
+    b_groups: i32,
+    c_groups: i32,
+    softplus: i32,
+    seg: i32,
+    blocks_per_seg: i32,
+    vec: i32,
+    vec4: i32,
+    pad: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<BwdLmParams>() == 21 * 8 + 12 * 4);
+
+/// Channels per block (`BL_CB`), steps per tile (`BL_TT`).
+const CB: usize = 32;
+const TT: usize = 16;
+/// Must match `bl_smem_floats` in bwd_lm.cu.
+const SMEM: usize = 4 * (2 * TT * 32 + 2 * CB * (TT * 4 + 4) + CB * TT + 2 * CB * (32 * 8 + 8));
+
+/// Whether the backward takes this path (`MAMBA_CUDA_BWD_LM`: 1 forces it where it
+/// applies, 0 never).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wanted(
+    g: &Gpu,
+    act: u32,
+    b: usize,
+    dd: usize,
+    l: usize,
+    n: usize,
+    bg: i32,
+    cg: i32,
+) -> bool {
+    if n > 16 || bg == 0 || cg == 0 {
+        return false;
+    }
+    match env_usize("MAMBA_CUDA_BWD_LM") {
+        Some(0) => false,
+        Some(_) => true,
+        // H200, backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q` "xd" f32) -> this
+        // kernel: b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2 d2048
+        // bf16 966 -> 627 us. The default: L >= 1024, bf16 from 30 channels per SM, f32
+        // from 64 (f16: forced only, not timed).
+        None => {
+            let per_sm = match act {
+                dtype::BF16 => 30,
+                dtype::F32 => 64,
+                _ => return false,
+            };
+            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= 1024
+        }
+    }
+}
+
+fn a256(v: usize) -> usize {
+    v.div_ceil(256) * 256
+}
+
+fn ptr(t: &TensorDesc) -> u64 {
+    if t.is_none() {
+        0
+    } else {
+        t.ptr
+    }
+}
+
+/// Runs the backward (the descriptors were checked by the caller; `seg` channels share
+/// their B and C groups).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    g: &Gpu,
+    d: &SelectiveScanBwdDesc,
+    act: u32,
+    (b, dd, l, n): (usize, usize, usize, usize),
+    (bg, cg): (i32, i32),
+    seg: usize,
+    stream: u64,
+) -> PResult<()> {
+    const OP: &str = "selective_scan_backward";
+    let sfx = suffix(act, OP)?;
+    let p = &d.fwd;
+    let ntiles = l.div_ceil(TT);
+    let b_numel = p.b.numel() as usize;
+    let c_numel = p.c.numel() as usize;
+    let ck_bytes = a256(b * dd * ntiles * 16 * 4);
+    let db_bytes = a256(b_numel * 4);
+    let dc_bytes = a256(c_numel * 4);
+    let scratch = g.alloc_async(ck_bytes + db_bytes + dc_bytes, stream)?;
+    let res = (|| {
+        let acc = scratch + ck_bytes as u64;
+        super::memset(acc, 0, db_bytes + dc_bytes, stream)?;
+        for t in [&d.da, &d.dd, &d.ddelta_bias] {
+            if !t.is_none() {
+                super::memset(t.ptr, 0, t.numel() as usize * dtype::size(t.dtype), stream)?;
+            }
+        }
+        // Two elements per load / store: L even and every row 8-byte aligned.
+        let align = [
+            &p.u, &p.delta, &p.z, &d.dout, &d.du, &d.ddelta, &d.dz, &p.b, &p.c,
+        ]
+        .iter()
+        .all(|t| t.is_none() || t.ptr.is_multiple_of(8));
+        let prm = BwdLmParams {
+            u: p.u.ptr,
+            delta: p.delta.ptr,
+            a: p.a.ptr,
+            b: p.b.ptr,
+            c: p.c.ptr,
+            d: ptr(&p.d),
+            z: ptr(&p.z),
+            bias: ptr(&p.delta_bias),
+            h0: ptr(&p.initial_state),
+            dout: d.dout.ptr,
+            dlast: ptr(&d.dlast_state),
+            du: d.du.ptr,
+            ddelta: d.ddelta.ptr,
+            dz: ptr(&d.dz),
+            da: d.da.ptr,
+            dd: ptr(&d.dd),
+            dbias: ptr(&d.ddelta_bias),
+            dh0: ptr(&d.dinitial_state),
+            db: acc,
+            dc: acc + db_bytes as u64,
+            ck: scratch,
+            batch: b as i32,
+            dim: dd as i32,
+            seqlen: l as i32,
+            dstate: n as i32,
+            b_groups: bg,
+            c_groups: cg,
+            softplus: (p.delta_softplus != 0) as i32,
+            seg: seg as i32,
+            blocks_per_seg: seg.div_ceil(CB) as i32,
+            vec: (align && l.is_multiple_of(2)) as i32,
+            vec4: l.is_multiple_of(4) as i32,
+            pad: 0,
+        };
+        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added); `=lean`:
+        // fewer shared-memory wavefronts (bwd_lm.cu, V = 3).
+        let v = match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
+            Some("nodbc") => "_nodbc",
+            Some("lean") => "_lean",
+            _ => "",
+        };
+        let f = g.func(&format!("bwdlm_{sfx}{v}"))?;
+        let grid = (((dd / seg) * seg.div_ceil(CB)) as u32, b as u32, 1);
+        g.launch(f, grid, 256, SMEM, stream, &prm)?;
+        let cast = g.func(&format!("bwd_cast_{sfx}"))?;
+        for (src, dst, n) in [(prm.db, d.db.ptr, b_numel), (prm.dc, d.dc.ptr, c_numel)] {
+            let cp = BwdCastParams {
+                src,
+                dst,
+                n: n as i64,
+            };
+            let blocks = n.div_ceil(256).min(1 << 16) as u32;
+            g.launch(cast, (blocks, 1, 1), 256, 0, stream, &cp)?;
+        }
+        Ok(())
+    })();
+    let fr = g.free_async(scratch, stream);
+    res.and(fr)
+}
