@@ -364,8 +364,14 @@ impl Mamba2Block {
     }
 }
 
+/// Rows per task of [`gated_rmsnorm_backward`]: fixed, so that the norm weight's
+/// gradient is summed in the same order whatever the number of threads.
+const NORM_ROWS_PER_TASK: usize = 32;
+
 /// Backward of [`gated_rmsnorm`](crate::block::gated_rmsnorm): returns `(dy, dz)` and
-/// adds the norm weight's gradient to `dweight`.
+/// adds the norm weight's gradient to `dweight`. Rows run in parallel, in tasks of
+/// [`NORM_ROWS_PER_TASK`] rows whose partial weight gradients (f64) are added in task
+/// order.
 pub(crate) fn gated_rmsnorm_backward(
     y: &[f32],
     z: &[f32],
@@ -378,6 +384,7 @@ pub(crate) fn gated_rmsnorm_backward(
     norm_before_gate: bool,
     dweight: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
     let gs = di / groups;
     let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
     let silu = |v: f32| v * sig(v);
@@ -387,58 +394,73 @@ pub(crate) fn gated_rmsnorm_backward(
     };
     let mut dy = vec![0.0f32; rows * di];
     let mut dz = vec![0.0f32; rows * di];
-    let mut dw = vec![0.0f64; di];
-    for r in 0..rows {
-        for k in 0..groups {
-            let base = r * di + k * gs;
-            // v is what is normalised; dv_pre the gradient arriving at the normalised value
-            // times the weight.
-            let v: Vec<f32> = (0..gs)
-                .map(|e| {
-                    let i = base + e;
-                    if norm_before_gate {
-                        y[i]
-                    } else {
-                        y[i] * silu(z[i])
+    let chunk = NORM_ROWS_PER_TASK * di.max(1);
+    let partials: Vec<Vec<f64>> = dy
+        .par_chunks_mut(chunk)
+        .zip(dz.par_chunks_mut(chunk))
+        .enumerate()
+        .map(|(task, (dy, dz))| {
+            let r0 = task * NORM_ROWS_PER_TASK;
+            let mut dw = vec![0.0f64; di];
+            // v is what is normalised; g the gradient arriving at the normalised value
+            // times the weight, per element.
+            let mut v = vec![0.0f32; gs];
+            let mut gvals = vec![0.0f64; gs];
+            for lr in 0..dy.len() / di.max(1) {
+                let r = r0 + lr;
+                for k in 0..groups {
+                    let base = r * di + k * gs;
+                    let lbase = lr * di + k * gs;
+                    for (e, ve) in v.iter_mut().enumerate() {
+                        let i = base + e;
+                        *ve = if norm_before_gate {
+                            y[i]
+                        } else {
+                            y[i] * silu(z[i])
+                        };
                     }
-                })
-                .collect();
-            let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / gs as f64;
-            let rinv = 1.0 / (ms + eps as f64).sqrt();
-            // g = d(out)/d(normalised v), per element.
-            let gvals: Vec<f64> = (0..gs)
-                .map(|e| {
-                    let i = base + e;
-                    let wv = weight[k * gs + e] as f64;
-                    let gate = if norm_before_gate {
-                        silu(z[i]) as f64
-                    } else {
-                        1.0
-                    };
-                    dout[i] as f64 * gate * wv
-                })
-                .collect();
-            let dot: f64 = gvals.iter().zip(&v).map(|(&gv, &vv)| gv * vv as f64).sum();
-            for e in 0..gs {
-                let i = base + e;
-                let vv = v[e] as f64;
-                let normed = vv * rinv;
-                let gate = if norm_before_gate {
-                    silu(z[i]) as f64
-                } else {
-                    1.0
-                };
-                dw[k * gs + e] += dout[i] as f64 * gate * normed;
-                let dv = rinv * gvals[e] - vv * rinv * rinv * rinv * dot / gs as f64;
-                if norm_before_gate {
-                    dy[i] = dv as f32;
-                    let out_pre = normed * weight[k * gs + e] as f64;
-                    dz[i] = (dout[i] as f64 * out_pre * silu_grad(z[i]) as f64) as f32;
-                } else {
-                    dy[i] = (dv * silu(z[i]) as f64) as f32;
-                    dz[i] = (dv * y[i] as f64 * silu_grad(z[i]) as f64) as f32;
+                    let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / gs as f64;
+                    let rinv = 1.0 / (ms + eps as f64).sqrt();
+                    for (e, gv) in gvals.iter_mut().enumerate() {
+                        let i = base + e;
+                        let gate = if norm_before_gate {
+                            silu(z[i]) as f64
+                        } else {
+                            1.0
+                        };
+                        *gv = dout[i] as f64 * gate * weight[k * gs + e] as f64;
+                    }
+                    let dot: f64 = gvals.iter().zip(&v).map(|(&gv, &vv)| gv * vv as f64).sum();
+                    for e in 0..gs {
+                        let i = base + e;
+                        let vv = v[e] as f64;
+                        let normed = vv * rinv;
+                        let gate = if norm_before_gate {
+                            silu(z[i]) as f64
+                        } else {
+                            1.0
+                        };
+                        dw[k * gs + e] += dout[i] as f64 * gate * normed;
+                        let dv = rinv * gvals[e] - vv * rinv * rinv * rinv * dot / gs as f64;
+                        if norm_before_gate {
+                            dy[lbase + e] = dv as f32;
+                            let out_pre = normed * weight[k * gs + e] as f64;
+                            dz[lbase + e] =
+                                (dout[i] as f64 * out_pre * silu_grad(z[i]) as f64) as f32;
+                        } else {
+                            dy[lbase + e] = (dv * silu(z[i]) as f64) as f32;
+                            dz[lbase + e] = (dv * y[i] as f64 * silu_grad(z[i]) as f64) as f32;
+                        }
+                    }
                 }
             }
+            dw
+        })
+        .collect();
+    let mut dw = vec![0.0f64; di];
+    for p in &partials {
+        for (a, b) in dw.iter_mut().zip(p) {
+            *a += b;
         }
     }
     for (d, v) in dweight.iter_mut().zip(dw) {
