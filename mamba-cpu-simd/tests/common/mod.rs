@@ -71,17 +71,6 @@ pub fn rel_l2<G: Element>(got: &[G], expected: &[f64]) -> f64 {
     }
 }
 
-/// Asserts `rel_l2(got, expected) <= tol`, naming what was compared.
-#[track_caller]
-pub fn assert_close<G: Element>(what: &str, got: &[G], expected: &[f64], tol: f64) {
-    assert!(
-        expected.iter().all(|v| v.is_finite()),
-        "{what}: the oracle is not finite (a bad case)"
-    );
-    let err = rel_l2(got, expected);
-    assert!(err <= tol, "{what}: relative L2 error {err:e} > {tol:e}");
-}
-
 /// How far beyond the SPEC tolerance a result may miss in an ill-conditioned case: its
 /// error must then stay within this many times the case's input sensitivity (see
 /// [`assert_within`]).
@@ -214,18 +203,19 @@ impl<'a, J, F: Fn(u64) -> J> GradCheck<'a, J, F> {
     }
 }
 
-/// Moves every element by one f32 rounding step (relative 2^-24, random sign).
-pub fn jitter(v: &mut [f32], rng: &mut Rng) {
-    for x in v.iter_mut() {
-        let r = if rng.coin() { 1.0 } else { -1.0 };
-        *x = (*x as f64 * (1.0 + r * 2f64.powi(-24))) as f32;
-    }
-}
-
-/// [`jitter`] for an optional buffer.
-pub fn jitter_opt(v: &mut Option<Vec<f32>>, rng: &mut Rng) {
-    if let Some(v) = v {
-        jitter(v, rng);
+/// Moves every element of the `inputs` and of the present `optional` buffers by one f32
+/// rounding step (relative 2^-24, random sign), with signs drawn from `seed`.
+pub fn jitter(seed: u64, inputs: &mut [&mut Vec<f32>], optional: &mut [&mut Option<Vec<f32>>]) {
+    let mut rng = Rng::new(seed);
+    let bufs = inputs
+        .iter_mut()
+        .map(|v| &mut v[..])
+        .chain(optional.iter_mut().filter_map(|v| v.as_deref_mut()));
+    for v in bufs {
+        for x in v.iter_mut() {
+            let r = if rng.coin() { 1.0 } else { -1.0 };
+            *x = (*x as f64 * (1.0 + r * 2f64.powi(-24))) as f32;
+        }
     }
 }
 
@@ -526,21 +516,19 @@ impl ScanCase {
 
     /// The case with every input moved by one f32 rounding ([`jitter`]), draw `k`.
     pub fn jittered(&self, k: u64) -> Self {
-        let mut rng = Rng::new(0x6a17_7e55 + k);
         let mut c = self.clone();
-        for v in [
-            &mut c.u,
-            &mut c.delta,
-            &mut c.a,
-            &mut c.b,
-            &mut c.c,
-            &mut c.dout,
-        ] {
-            jitter(v, &mut rng);
-        }
-        for v in [&mut c.d, &mut c.z, &mut c.bias, &mut c.init, &mut c.dlast] {
-            jitter_opt(v, &mut rng);
-        }
+        jitter(
+            0x6a17_7e55 + k,
+            &mut [
+                &mut c.u,
+                &mut c.delta,
+                &mut c.a,
+                &mut c.b,
+                &mut c.c,
+                &mut c.dout,
+            ],
+            &mut [&mut c.d, &mut c.z, &mut c.bias, &mut c.init, &mut c.dlast],
+        );
         c
     }
 }
@@ -821,21 +809,19 @@ impl SsdCase {
 
     /// The case with every input moved by one f32 rounding ([`jitter`]), draw `k`.
     pub fn jittered(&self, k: u64) -> Self {
-        let mut rng = Rng::new(0x55d_7e55 + k);
         let mut c = self.clone();
-        for v in [
-            &mut c.x,
-            &mut c.dt,
-            &mut c.a,
-            &mut c.b,
-            &mut c.c,
-            &mut c.dout,
-        ] {
-            jitter(v, &mut rng);
-        }
-        for v in [&mut c.d, &mut c.z, &mut c.bias, &mut c.init, &mut c.dfinal] {
-            jitter_opt(v, &mut rng);
-        }
+        jitter(
+            0x55d_7e55 + k,
+            &mut [
+                &mut c.x,
+                &mut c.dt,
+                &mut c.a,
+                &mut c.b,
+                &mut c.c,
+                &mut c.dout,
+            ],
+            &mut [&mut c.d, &mut c.z, &mut c.bias, &mut c.init, &mut c.dfinal],
+        );
         c
     }
 }
@@ -1005,14 +991,12 @@ impl ConvCase {
 
     /// The case with every input moved by one f32 rounding ([`jitter`]), draw `k`.
     pub fn jittered(&self, k: u64) -> Self {
-        let mut rng = Rng::new(0xc0_7e55 + k);
         let mut c = self.clone();
-        for v in [&mut c.x, &mut c.weight, &mut c.dout] {
-            jitter(v, &mut rng);
-        }
-        for v in [&mut c.bias, &mut c.init, &mut c.dfinal] {
-            jitter_opt(v, &mut rng);
-        }
+        jitter(
+            0xc0_7e55 + k,
+            &mut [&mut c.x, &mut c.weight, &mut c.dout],
+            &mut [&mut c.bias, &mut c.init, &mut c.dfinal],
+        );
         c
     }
 }
@@ -1051,21 +1035,19 @@ pub struct StepCase {
 impl StepCase {
     /// The case with every input moved by one f32 rounding ([`jitter`]), draw `k`.
     pub fn jittered(&self, k: u64) -> Self {
-        let mut rng = Rng::new(0x57e9_7e55 + k);
         let mut c = self.clone();
-        for v in [
-            &mut c.x,
-            &mut c.dt,
-            &mut c.a,
-            &mut c.b,
-            &mut c.c,
-            &mut c.state,
-        ] {
-            jitter(v, &mut rng);
-        }
-        for v in [&mut c.d, &mut c.z, &mut c.bias] {
-            jitter_opt(v, &mut rng);
-        }
+        jitter(
+            0x57e9_7e55 + k,
+            &mut [
+                &mut c.x,
+                &mut c.dt,
+                &mut c.a,
+                &mut c.b,
+                &mut c.c,
+                &mut c.state,
+            ],
+            &mut [&mut c.d, &mut c.z, &mut c.bias],
+        );
         c
     }
 
@@ -1193,12 +1175,12 @@ pub struct ConvStepCase {
 impl ConvStepCase {
     /// The case with every input moved by one f32 rounding ([`jitter`]), draw `k`.
     pub fn jittered(&self, k: u64) -> Self {
-        let mut rng = Rng::new(0xc57_7e55 + k);
         let mut c = self.clone();
-        for v in [&mut c.x, &mut c.weight, &mut c.state] {
-            jitter(v, &mut rng);
-        }
-        jitter_opt(&mut c.bias, &mut rng);
+        jitter(
+            0xc57_7e55 + k,
+            &mut [&mut c.x, &mut c.weight, &mut c.state],
+            &mut [&mut c.bias],
+        );
         c
     }
 
