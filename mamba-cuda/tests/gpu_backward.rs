@@ -241,6 +241,39 @@ fn selective_scan_backward_matches_the_oracle() {
     t.finish("selective_scan (forward + backward)");
 }
 
+/// `rounds()` random Mamba-1 configurations (1-150 channels, 1-300 steps, N up to
+/// `max_n`, random B/C groups and options) for the backward tests.
+fn random_scan_configs(rng: &mut Rng, max_n: usize) -> Vec<ScanConfig> {
+    let mut v = Vec::new();
+    for _ in 0..rounds() {
+        let dim = rng.int(1, 150);
+        let groups = |rng: &mut Rng| {
+            let g = rng.int(1, 4);
+            if rng.coin() && dim.is_multiple_of(g) {
+                BcKind::Grouped(g)
+            } else {
+                BcKind::Varying
+            }
+        };
+        v.push(ScanConfig {
+            batch: rng.int(1, 2),
+            dim,
+            seqlen: rng.int(1, 300),
+            dstate: rng.int(1, max_n),
+            b_kind: groups(rng),
+            c_kind: groups(rng),
+            d: rng.coin(),
+            z: rng.coin(),
+            delta_bias: rng.coin(),
+            initial_state: rng.coin(),
+            delta_softplus: rng.coin(),
+            dlast_state: rng.coin(),
+            big_steps: rng.chance(0.2),
+        });
+    }
+    v
+}
+
 /// Shapes for `bwd_scan1q_*` (B and C both vary or are grouped, N <= 32): fixed odd
 /// shapes (L not a multiple of the 8-step tile, channels not a multiple of the block's
 /// 64 / 32, N = 3 .. 64, one step, long runs split in time) plus random ones.
@@ -302,32 +335,7 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
         },
         vv(1, 6, 700, 64).all_options(),
     ];
-    for _ in 0..rounds() {
-        let dim = rng.int(1, 150);
-        let groups = |rng: &mut Rng| {
-            let g = rng.int(1, 4);
-            if rng.coin() && dim.is_multiple_of(g) {
-                BcKind::Grouped(g)
-            } else {
-                BcKind::Varying
-            }
-        };
-        v.push(ScanConfig {
-            batch: rng.int(1, 2),
-            dim,
-            seqlen: rng.int(1, 300),
-            dstate: rng.int(1, 64),
-            b_kind: groups(rng),
-            c_kind: groups(rng),
-            d: rng.coin(),
-            z: rng.coin(),
-            delta_bias: rng.coin(),
-            initial_state: rng.coin(),
-            delta_softplus: rng.coin(),
-            dlast_state: rng.coin(),
-            big_steps: rng.chance(0.2),
-        });
-    }
+    v.extend(random_scan_configs(rng, 64));
     v
 }
 
@@ -466,32 +474,7 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
         vv(1, 64, 32, 16),
         vv(2, 100, 256, 9).all_options(),
     ];
-    for _ in 0..rounds() {
-        let dim = rng.int(1, 150);
-        let groups = |rng: &mut Rng| {
-            let g = rng.int(1, 4);
-            if rng.coin() && dim.is_multiple_of(g) {
-                BcKind::Grouped(g)
-            } else {
-                BcKind::Varying
-            }
-        };
-        v.push(ScanConfig {
-            batch: rng.int(1, 2),
-            dim,
-            seqlen: rng.int(1, 300),
-            dstate: rng.int(1, 16),
-            b_kind: groups(rng),
-            c_kind: groups(rng),
-            d: rng.coin(),
-            z: rng.coin(),
-            delta_bias: rng.coin(),
-            initial_state: rng.coin(),
-            delta_softplus: rng.coin(),
-            dlast_state: rng.coin(),
-            big_steps: rng.chance(0.2),
-        });
-    }
+    v.extend(random_scan_configs(rng, 16));
     v
 }
 

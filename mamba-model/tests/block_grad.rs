@@ -261,8 +261,9 @@ fn random_block(cfg: &Mamba2Config, seed: u64) -> Mamba2Weights {
     w
 }
 
-#[test]
-fn small_blocks_match_finite_differences() {
+/// The three small configurations of the finite-difference checks, each checked on
+/// every backend of `kinds` with the same weights, input and seed.
+fn check_small_blocks(kinds: &[BackendKind]) {
     for (i, cfg) in [
         Mamba2Config {
             d_model: 16,
@@ -297,10 +298,15 @@ fn small_blocks_match_finite_differences() {
         let w = random_block(&cfg, 10 + i as u64);
         let mut rng = SplitMix64(99 + i as u64);
         let u: Vec<f32> = (0..batch * l * cfg.d_model).map(|_| rng.normal()).collect();
-        for kind in [BackendKind::Reference, BackendKind::CpuSimd] {
+        for &kind in kinds {
             check(&cfg, w.clone(), u.clone(), batch, l, kind, 5 + i as u64);
         }
     }
+}
+
+#[test]
+fn small_blocks_match_finite_differences() {
+    check_small_blocks(&[BackendKind::Reference, BackendKind::CpuSimd]);
 }
 
 /// The same checks on the CUDA backend, whose training passes run device-resident
@@ -311,42 +317,7 @@ fn small_blocks_match_finite_differences_cuda() {
         eprintln!("skipping the CUDA block gradient checks: {e}");
         return;
     }
-    for (i, cfg) in [
-        Mamba2Config {
-            d_model: 16,
-            d_state: 4,
-            headdim: 8,
-            ngroups: 2,
-            d_conv: 3,
-            ..Mamba2Config::default()
-        },
-        Mamba2Config {
-            d_model: 8,
-            d_state: 8,
-            headdim: 4,
-            expand: 2,
-            norm_before_gate: true,
-            chunk_size: 3,
-            ..Mamba2Config::default()
-        },
-        Mamba2Config {
-            d_model: 8,
-            d_state: 4,
-            headdim: 8,
-            d_conv: 2,
-            dt_limit: Some((0.01, 0.05)),
-            ..Mamba2Config::default()
-        },
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (batch, l) = (2, 7);
-        let w = random_block(&cfg, 10 + i as u64);
-        let mut rng = SplitMix64(99 + i as u64);
-        let u: Vec<f32> = (0..batch * l * cfg.d_model).map(|_| rng.normal()).collect();
-        check(&cfg, w, u, batch, l, BackendKind::Cuda, 5 + i as u64);
-    }
+    check_small_blocks(&[BackendKind::Cuda]);
     println!("cuda block gradients vs finite differences: 3 configurations ok");
 }
 
