@@ -114,12 +114,14 @@ fn main() {
 }
 
 /// What a kernel's fatbin depends on, as text: nvcc's path, the flags, and a hash of the
-/// source and of every header (a stale key only costs a rebuild).
+/// file names and contents of the source and of every header (a stale key only costs a
+/// rebuild). Names, not full paths: a copy of the target folder in another checkout of
+/// the same sources (a git worktree) reuses the fatbins instead of recompiling them all.
 fn build_key(nvcc: &Path, flags: &[&str], src: &Path, headers: &[PathBuf]) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for f in std::iter::once(src).chain(headers.iter().map(PathBuf::as_path)) {
-        f.hash(&mut h);
+        f.file_name().hash(&mut h);
         std::fs::read(f).unwrap_or_default().hash(&mut h);
     }
     format!("{} {} {:016x}", nvcc.display(), flags.join(" "), h.finish())
