@@ -21,6 +21,7 @@ const KERNELS: &[&str] = &[
     "ssd_seed",
     "block_bwd",
     "bwd_lm",
+    "ssd_lm32",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

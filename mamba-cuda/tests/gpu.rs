@@ -1592,6 +1592,58 @@ fn ssd_chunked_matches_the_oracle() {
         t32.finish(&format!("ssd {imp} f32"));
         t16.finish(&format!("ssd {imp} bf16"));
     }
+    // lm32 (`ssdl32`, f32 on 3xTF32 tensor cores: Q 128, PB 64, N 64 / 128, p a multiple of
+    // 64; elsewhere the call falls back): odd L, L < Q, two p tiles, groups, heads per group
+    // not a multiple of the heads per states block (MAMBA_CUDA_SSD32_HB 1 / 2 / 4 / 8), and
+    // shapes where it does not apply (N 32, p 48).
+    if only
+        .as_ref()
+        .is_none_or(|o| o.split(',').any(|v| v == "lm32"))
+    {
+        set("MAMBA_CUDA_SSD_IMPL", "lm32");
+        let lm32_shapes = [
+            (2, 300, 4, 64, 2, 128),
+            (1, 2048, 2, 64, 1, 128),
+            (2, 129, 3, 128, 3, 128),
+            (1, 1, 2, 64, 1, 128),
+            (1, 65, 2, 64, 1, 64),
+            (2, 200, 8, 64, 1, 128),
+            (1, 129, 12, 64, 2, 128),
+            (1, 400, 6, 64, 3, 64),
+            (1, 33, 8, 64, 2, 32),
+            (1, 65, 2, 48, 1, 128),
+        ];
+        let lm32_shapes: &[_] = if quick() {
+            &lm32_shapes[2..7]
+        } else {
+            &lm32_shapes
+        };
+        let mut t = Tally::default();
+        for hb in ["", "1", "2", "8"] {
+            set("MAMBA_CUDA_SSD32_HB", hb);
+            for &(b, l, h, p, g, n) in lm32_shapes {
+                let c = cfg(&mut rng, b, l, h, p, g, n);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t);
+            }
+            if quick() {
+                break;
+            }
+        }
+        set("MAMBA_CUDA_SSD32_HB", "");
+        for &(b, l, h, p, g, n) in &lm32_shapes[..4] {
+            let c = SsdCfg {
+                d: 2,
+                z: true,
+                bias: true,
+                init: true,
+                softplus: true,
+                limit: Some((0.001, 1.5)),
+                ..cfg(&mut rng, b, l, h, p, g, n)
+            };
+            ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        }
+        t.finish("ssd lm32 f32");
+    }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
     // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.
     if quick()
@@ -1646,6 +1698,22 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
+    // ... and ssdl32 for f32 with >= 2 (batch, head) pairs per SM at L >= 1024 (N 128 with
+    // random options; N 64, two groups, every option on).
+    let mut t = Tally::default();
+    let c = cfg(&mut rng, 2, 1030, 132, 64, 1, 128);
+    ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    let c = SsdCfg {
+        d: 2,
+        z: true,
+        bias: true,
+        init: true,
+        softplus: true,
+        limit: Some((0.001, 1.5)),
+        ..cfg(&mut rng, 2, 1100, 136, 64, 2, 64)
+    };
+    ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    t.finish("ssd auto f32 (b2 h132-136, L >= 1024: ssdl32)");
 }
 
 /// The seed SSD (kernels/seed.cu, `MAMBA_CUDA_SEED=1`): one launch, each block folds the

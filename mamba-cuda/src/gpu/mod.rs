@@ -11,6 +11,7 @@ mod ops;
 pub(crate) mod params;
 mod seed;
 mod seed1;
+mod ssdl32;
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
@@ -75,6 +76,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "bwd_lm",
         include_bytes!(concat!(env!("OUT_DIR"), "/bwd_lm.fatbin")),
+    ),
+    (
+        "ssd_lm32",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_lm32.fatbin")),
     ),
 ];
 
@@ -305,6 +310,8 @@ impl Gpu {
             9
         } else if name.starts_with("bwdlm_") {
             10
+        } else if name.starts_with("ssdl32_") {
+            11
         } else {
             2
         };

@@ -1063,6 +1063,10 @@ fn ssdl_launch(
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
 pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+    // f32 at the language-model shape: `ssdl32` (3xTF32 tensor cores, src/gpu/ssdl32.rs).
+    if super::ssdl32::try_ssdl32(g, &prm, act, stream)? {
+        return Ok(());
+    }
     let sfx = suffix(act, "ssd")?;
     if let Some(plan) = ssd_chunk_plan(g, &prm, act) {
         prm.qb = plan.pb as i32;

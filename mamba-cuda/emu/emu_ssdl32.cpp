@@ -1,0 +1,128 @@
+// A host emulator for the f32 LM-shape SSD forward of kernels/ssd_lm32.cu (`ssdl32_*`):
+// the thread emulator, mma.sync and the inputs of emu_ssdc.cpp (included with its main
+// renamed), the tf32 operands truncated as the tensor cores read them. Runs C B^T
+// (`ssdl_cb_f32_q128`), the chunk states (HB heads per block), the combine and the
+// outputs against an f64 recurrence (SPEC 2) on odd shapes.
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdl32.cpp -o /tmp/emu_ssdl32 && /tmp/emu_ssdl32
+#define main emu_ssdc_main
+#include "emu_ssdc.cpp"
+#undef main
+#include "../kernels/ssd_lm32.cu"
+
+struct Case32 {
+    int b, L, h, p, g, N, hb;
+    int D;
+    bool z, bias, init, fin, softplus, limit;
+};
+
+static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
+    const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N, Q = 128, PB = 64;
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    std::normal_distribution<float> Nd(0.f, 1.f);
+    auto normals = [&](size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = Nd(rng);
+        return v;
+    };
+    auto unif = [&](size_t n, float lo, float hi) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = lo + (hi - lo) * U(rng);
+        return v;
+    };
+    const size_t io = (size_t)b * L * h * P, bc = (size_t)b * L * g * N, st = (size_t)b * h * P * N;
+    auto x = normals(io), Bm = normals(bc), Cm = normals(bc), z = normals(io), init = normals(st);
+    auto dt = cs.softplus ? unif((size_t)b * L * h, -3, 1) : unif((size_t)b * L * h, 0.001f, 0.7f);
+    auto A = unif(h, -8, -0.5f);
+    auto Dv = normals(cs.D == 2 ? h * P : h);
+    auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
+    const float lo = 0.001f, hi = 1.5f;
+    std::vector<float> out(io, NAN), fin(st, NAN);
+    std::vector<double> ro(io), rf(st);
+    for (int i = 0; i < b; ++i)
+        for (int j = 0; j < h; ++j) {
+            const int k = j / (h / g);
+            std::vector<double> S((size_t)P * N);
+            for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * h + j) * P * N + e] : 0.0;
+            for (int t = 0; t < L; ++t) {
+                double s = (double)dt[((size_t)i * L + t) * h + j] + (cs.bias ? bias[j] : 0.0);
+                if (cs.softplus) s = s > 20 ? s : std::log1p(std::exp(s));
+                if (cs.limit) s = std::min<double>(std::max<double>(s, lo), hi);
+                const double a = std::exp(s * A[j]);
+                const float* bt = &Bm[(((size_t)i * L + t) * g + k) * N];
+                const float* ct = &Cm[(((size_t)i * L + t) * g + k) * N];
+                for (int q = 0; q < P; ++q) {
+                    const size_t o = (((size_t)i * L + t) * h + j) * P + q;
+                    double y = 0;
+                    for (int n = 0; n < N; ++n) {
+                        double& v = S[(size_t)q * N + n];
+                        v = a * v + s * x[o] * bt[n];
+                        y += v * ct[n];
+                    }
+                    if (cs.D) y += (cs.D == 2 ? Dv[j * P + q] : Dv[j]) * (double)x[o];
+                    if (cs.z) y *= z[o] / (1 + std::exp(-(double)z[o]));
+                    ro[o] = y;
+                }
+            }
+            for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * h + j) * P * N + e] = S[e];
+        }
+    SsdParams p{};
+    p.x = x.data(); p.dt = dt.data(); p.A = A.data(); p.B = Bm.data(); p.C = Cm.data();
+    p.D = cs.D ? Dv.data() : nullptr; p.z = cs.z ? z.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
+    p.init = cs.init ? init.data() : nullptr; p.out = out.data(); p.final_states = cs.fin ? fin.data() : nullptr;
+    p.x_sb = (long long)L * h * P; p.x_st = (long long)h * P;
+    p.dt_sb = (long long)L * h; p.dt_st = h;
+    p.B_sb = p.C_sb = (long long)L * g * N; p.B_st = p.C_st = (long long)g * N;
+    p.z_sb = p.out_sb = p.x_sb; p.z_st = p.out_st = p.x_st;
+    p.batch = b; p.seqlen = L; p.nheads = h; p.headdim = P; p.ngroups = g; p.dstate = N;
+    p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
+    p.qb = PB;
+    const int K = (L + Q - 1) / Q;
+    p.nchunks = K;
+    p.chunk_len = Q;
+    std::vector<float> states((size_t)b * h * K * P * N, NAN);
+    const size_t dpad = ((size_t)b * h * K + 3) & ~(size_t)3;
+    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q, NAN);
+    p.chunk_states = states.data();
+    p.chunk_decay = decay.data();
+    emu_launch(ssdl_cb_f32_q128, p, K, g, b);
+    emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
+    blockDim = {1, 1, 1};
+    gridDim = {1, 1, 1};
+    threadIdx = {0, 0, 0};
+    blockIdx = {0, 0, 0};
+    ssdl32_combine(p);
+    emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
+    std::vector<double> go(io), gf(st);
+    for (size_t e = 0; e < io; ++e) go[e] = out[e];
+    for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
+    *ef = cs.fin ? emu_rel(gf, rf) : 0.0;
+    *eo = emu_rel(go, ro);
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    std::mt19937 rng(11);
+    const int only = argc > 1 ? std::atoi(argv[1]) : -1;
+    const Case32 cases[] = {
+        {1, 1, 2, 64, 1, 128, 2, 2, true, true, true, true, true, true},
+        {1, 33, 3, 64, 3, 64, 1, 1, true, true, true, true, true, true},
+        {1, 130, 2, 64, 1, 128, 2, 2, true, true, true, true, true, true},
+        {1, 257, 2, 128, 2, 128, 1, 0, false, true, false, true, false, false},
+        {2, 200, 4, 64, 1, 64, 4, 1, false, true, true, true, true, false},
+        {1, 300, 6, 64, 2, 128, 1, 2, true, false, true, false, true, true},
+    };
+    int bad = 0, idx = 0;
+    for (const auto& c : cases) {
+        if (only >= 0 && idx++ != only) continue;
+        double eo = 0, ef = 0;
+        run32(c, rng, &eo, &ef);
+        const bool ok = eo < 1e-5 && ef < 1e-5;
+        bad += !ok;
+        std::printf("ssdl32 b%d L%d h%d p%d g%d N%d HB%d: out %.3g final %.3g %s\n", c.b, c.L, c.h, c.p, c.g, c.N, c.hb,
+                    eo, ef, ok ? "ok" : "FAIL");
+        std::fflush(stdout);
+    }
+    std::printf("%s\n", bad ? "FAILURES" : "all ok");
+    return bad != 0;
+}

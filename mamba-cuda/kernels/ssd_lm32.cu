@@ -1,0 +1,523 @@
+// SPEC 2 at the language-model shape in f32 storage: `ssdl32_*` (fifth session, helper C).
+//
+// The four-kernel chunked form of `ssdl` (kernels/ssd_chunk.cu): C B^T per (batch, group,
+// chunk) (`ssdl_cb_f32_q128` of ssd_chunk.cu, unchanged), the chunk states
+// (`ssdl32_states_n*`), the combine (`ssdl32_combine`, 16-byte accesses) and the outputs
+// (`ssdl32_out_n*`), with Q = 128 and PB = 64 fixed and N = 64 or 128, on mma.sync
+// m16n8k8 tf32 in 3xTF32 (a b ~ a_hi b_hi + a_hi b_lo + a_lo b_hi, f32 accumulation).
+//
+// What differs from the generic f32 `ssdl` kernels (scalar fragment loads, both operands
+// split with two cvt.rna per element at every mma):
+// - the split is hi = v & 0xffffe000 (the tensor cores read tf32 operands truncated, so
+//   hi is exact and lo = v - hi is exact in f32; lo is passed as is and truncated by the
+//   hardware: an error of 2^-11 of lo, ~2^-21 of v), done once per loaded fragment value
+//   and reused by every tile it feeds;
+// - fragments load with 64/128-bit shared (or global) loads: the contraction index k of a
+//   k8 step and the m / n indices of a tile group are permuted so that each lane's
+//   fragment values are consecutive in memory (a permutation of k is free when both
+//   operands use it; a permutation of m / n only moves the accumulators, which the stores
+//   follow), with row strides chosen so that the loads are free of bank conflicts;
+// - fixed sizes (Q, PB, N template constants), several heads of a group per states block
+//   (B staged once for them).
+// The C B^T scratch lies after chunk_decay (as `ssdl_cb_base`): chunk_decay +
+// align4(b * h * K), (b, g, K, Q, Q) floats.
+#include "common.cuh"
+
+#define L32_THREADS 256
+#define L32_Q 128
+#define L32_PB 64
+
+__device__ __forceinline__ unsigned l32_f2u(float v) {
+#ifdef MAMBA_EMU
+    unsigned u;
+    std::memcpy(&u, &v, 4);
+    return u;
+#else
+    return __float_as_uint(v);
+#endif
+}
+__device__ __forceinline__ float l32_u2f(unsigned u) {
+#ifdef MAMBA_EMU
+    float v;
+    std::memcpy(&v, &u, 4);
+    return v;
+#else
+    return __uint_as_float(u);
+#endif
+}
+
+// v = hi + lo, hi a tf32 value (truncated), lo exact.
+__device__ __forceinline__ void l32_split(float v, unsigned& hi, unsigned& lo) {
+    hi = l32_f2u(v) & 0xffffe000u;
+    lo = l32_f2u(v - l32_u2f(hi));
+#ifdef MAMBA_EMU
+    lo &= 0xffffe000u;  // the hardware truncates the tf32 operand
+#endif
+}
+
+struct L32A {
+    unsigned h[4], l[4];
+};
+struct L32B {
+    unsigned h[2], l[2];
+};
+__device__ __forceinline__ void l32_a(L32A& a, float a0, float a1, float a2, float a3) {
+    l32_split(a0, a.h[0], a.l[0]);
+    l32_split(a1, a.h[1], a.l[1]);
+    l32_split(a2, a.h[2], a.l[2]);
+    l32_split(a3, a.h[3], a.l[3]);
+}
+__device__ __forceinline__ void l32_b(L32B& b, float b0, float b1) {
+    l32_split(b0, b.h[0], b.l[0]);
+    l32_split(b1, b.h[1], b.l[1]);
+}
+
+__device__ __forceinline__ void l32_mma1(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+    emu_mma_tf32(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+// d += a b in 3xTF32 (small terms first).
+__device__ __forceinline__ void l32_mma(float (&d)[4], const L32A& a, const L32B& b) {
+    l32_mma1(d, a.l, b.h);
+    l32_mma1(d, a.h, b.l);
+    l32_mma1(d, a.h, b.h);
+}
+
+__device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
+#ifdef MAMBA_EMU
+    if (bytes) std::memcpy(smem, gmem, 16);
+    else std::memset(smem, 0, 16);
+#else
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+#endif
+}
+__device__ __forceinline__ void l32_commit() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+__device__ __forceinline__ void l32_wait_all() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.wait_group 0;\n" ::);
+#endif
+}
+
+// `rows` rows of `cols` floats (a multiple of 4) with 16-byte async copies: src row r at
+// src + r * st, dst row r at dst + r * ld; rows >= nvalid are zero-filled (src not read).
+__device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, long long st, int rows, int nvalid,
+                                          int cols) {
+    const int vc = cols / 4, rstep = L32_THREADS / vc, tid = threadIdx.x;
+    if (tid >= rstep * vc) return;
+    const int col = (tid % vc) * 4;
+    for (int r = tid / vc; r < rows; r += rstep)
+        l32_cp16(dst + r * ld + col, r < nvalid ? src + r * st + col : src, r < nvalid ? 16 : 0);
+}
+
+// The header: s_cs (f64 cumulative sums of dt A inside the chunk), s_ecs = exp(cs),
+// s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
+__host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
+
+__device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
+    constexpr int Q = L32_Q, E = Q / 32;
+    double* s_cs = reinterpret_cast<double*>(smem);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    const float* dtp = static_cast<const float*>(p.dt);
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
+    float dtv[E];
+    double pre[E];
+    double loc = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane * E + e;
+        const float raw = t < tn ? dtp[i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j] : 0.f;
+        dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+        loc += (double)(dtv[e] * Aj);
+        pre[e] = loc;
+    }
+    double incl = loc;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 0) excl = 0.0;
+    const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane * E + e;
+        const double cs = excl + pre[e];
+        s_cs[t] = cs;
+        s_dt[t] = dtv[e];
+        s_ecs[t] = expf((float)cs);
+        s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
+    }
+    if (lane == 0) s_misc[0] = expf((float)cs_end);
+}
+
+template <int V> struct L32Vec;
+template <> struct L32Vec<2> {
+    static __device__ __forceinline__ void ld(float (&o)[2], const float* p) {
+        const float2 v = *reinterpret_cast<const float2*>(p);
+        o[0] = v.x;
+        o[1] = v.y;
+    }
+    static __device__ __forceinline__ void st(float* p, const float (&o)[2]) {
+        *reinterpret_cast<float2*>(p) = make_float2(o[0], o[1]);
+    }
+};
+template <> struct L32Vec<4> {
+    static __device__ __forceinline__ void ld(float (&o)[4], const float* p) {
+        const float4 v = *reinterpret_cast<const float4*>(p);
+        o[0] = v.x;
+        o[1] = v.y;
+        o[2] = v.z;
+        o[3] = v.w;
+    }
+    static __device__ __forceinline__ void st(float* p, const float (&o)[4]) {
+        *reinterpret_cast<float4*>(p) = make_float4(o[0], o[1], o[2], o[3]);
+    }
+};
+
+__device__ __forceinline__ float* l32_cb_base(const SsdParams& p) {
+    return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
+}
+
+// Shared memory (the host repeats it in src/gpu/ssdl32.rs).
+__host__ __device__ constexpr int l32_states_ldx() { return L32_PB + 8; }
+__host__ __device__ constexpr int l32_states_ldb(int n) { return n + 8; }
+__host__ __device__ constexpr int l32_states_smem(int n) {
+    return l32_hdr_bytes() + L32_Q * l32_states_ldx() * 4 + L32_Q * l32_states_ldb(n) * 4;
+}
+__host__ __device__ constexpr int l32_out_ldx() { return L32_PB + 4; }
+__host__ __device__ constexpr int l32_out_lds(int n) { return n + 4; }
+__host__ __device__ constexpr int l32_out_smem(int n) {
+    return l32_hdr_bytes() + L32_Q * l32_out_ldx() * 4 + L32_PB * l32_out_lds(n) * 4;
+}
+
+// 2. Chunk states: S_loc[q][n] = sum_t x[t][q] w_t B[t][n] for HB = H / gridDim.y heads of one
+// group per block, grid ((p / PB) K, H / HB, b); B is staged once, x once per head (scaled
+// by w in place). Warp (mp, ng): m tiles 2 mp, 2 mp + 1 (rows q of 32 mp .. + 31) and NT =
+// N / 32 n8 tiles (columns n of NT * 8 ng .. + 8 NT - 1). Permutations: tile row g of m tile
+// mi at q = 32 mp + 4 g + 2 mi, row g + 8 at + 1 (so a0 / a1 of both tiles are one float4);
+// column g of n tile ni at n = 8 NT ng + NT g + ni (b0 of the NT tiles is one vector).
+template <int N>
+__device__ void l32_states(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_states_ldx(), LDB = l32_states_ldb(N), NT = N / 32;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int ptiles = P / PB, HB = H / (int)gridDim.y;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q;
+    const float* s_w = reinterpret_cast<const float*>(smem_raw) + 3 * Q;
+    const float* s_misc = s_w + 2 * Q;
+    float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
+    float* bb = bx + Q * LDX;
+    const float* x = static_cast<const float*>(p.x);
+    const float* Bp = static_cast<const float*>(p.B);
+    l32_stage(bb, LDB, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    const int mp = warp & 1, ng = warp >> 1;
+    const float* xa = bx + 32 * mp + 4 * g;
+    const float* ba = bb + 8 * NT * ng + NT * g;
+    for (int hh = 0; hh < HB; ++hh) {
+        const int j = j0 + hh;
+        const size_t head = (size_t)i * H + j;
+        if (hh > 0) __syncthreads();  // every warp is past the previous head's mma (x, header)
+        l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        l32_commit();
+        if (warp == 0) l32_scan(p, smem_raw, i, j, c, lane);
+        l32_wait_all();
+        __syncthreads();
+        for (int v = tid; v < Q * (PB / 4); v += L32_THREADS) {
+            const int t = v / (PB / 4), e = (v - t * (PB / 4)) * 4;
+            float4* r = reinterpret_cast<float4*>(bx + t * LDX + e);
+            const float w = s_w[t];
+            float4 u = *r;
+            u.x *= w;
+            u.y *= w;
+            u.z *= w;
+            u.w *= w;
+            *r = u;
+        }
+        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+        __syncthreads();
+        float acc[2][NT][4];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[a][s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += 8) {
+            float r0[4], r1[4];
+            L32Vec<4>::ld(r0, xa + (kk + c4) * LDX);
+            L32Vec<4>::ld(r1, xa + (kk + c4 + 4) * LDX);
+            L32A a0, a1;
+            l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
+            l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
+            float v0[NT], v1[NT];
+            L32Vec<NT>::ld(v0, ba + (kk + c4) * LDB);
+            L32Vec<NT>::ld(v1, ba + (kk + c4 + 4) * LDB);
+#pragma unroll
+            for (int s = 0; s < NT; ++s) {
+                L32B b;
+                l32_b(b, v0[s], v1[s]);
+                l32_mma(acc[0][s], a0, b);
+                l32_mma(acc[1][s], a1, b);
+            }
+        }
+        // acc[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = 8 NT ng + NT (2 c4 + e) + ni.
+        float* base = p.chunk_states + ((head * K + c) * P + q0) * (size_t)N;
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float o[NT];
+#pragma unroll
+                    for (int s = 0; s < NT; ++s) o[s] = acc[mi][s][2 * h + e];
+                    L32Vec<NT>::st(base + (size_t)q * N + 8 * NT * ng + NT * (2 * c4 + e), o);
+                }
+            }
+    }
+}
+
+// 4. Outputs of one (batch, head, chunk, PB = 64 columns of p), grid ((p / PB) K, h, b):
+// warp w owns rows t = 16 w .. 16 w + 15 of Y (8 n8 tiles over the 64 columns q).
+// Y = diag(exp(cs)) C S_in^T + M X + D x, then * silu(z); M[t][s] = CB[t][s] exp(cs_t - cs_s)
+// dt_s (s <= t). C comes from global memory straight into A fragments (each warp reads its
+// own 16 rows; k permuted over pairs of k8 steps so that a lane's four values are one
+// float4); S_in (PB x N) and x (Q x PB) are staged. n tile (grp, tt) (grp 0..1, tt 0..3),
+// column g at q = 32 grp + 4 g + tt; in M X the k of step h of s tile kq is permuted as
+// k = c4 <-> s = 16 kq + 8 h + 2 c4, k = c4 + 4 <-> s + 1 (CB as float2).
+template <int N>
+__device__ void l32_out(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_out_ldx(), LDS = l32_out_lds(N);
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int ptiles = P / PB;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
+    const int q0 = pt * PB, k = j / (H / p.ngroups), t0 = c * Q;
+    const size_t head = (size_t)i * H + j;
+    const double* s_cs = reinterpret_cast<const double*>(smem_raw);
+    const float* s_ecs = reinterpret_cast<const float*>(s_cs + Q);
+    const float* s_dt = s_ecs + 2 * Q;
+    float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
+    float* ss = bx + Q * LDX;
+    const float* x = static_cast<const float*>(p.x);
+    l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+    l32_stage(ss, LDS, p.chunk_states + ((head * K + c) * P + q0) * (size_t)N, N, PB, PB, N);
+    l32_commit();
+    if (warp == 0) l32_scan(p, smem_raw, i, j, c, lane);
+    // This warp's rows of C (global), loaded a k16 step ahead.
+    const int tr0 = 16 * warp + g, tr1 = tr0 + 8;
+    const float* Cp = static_cast<const float*>(p.C) + i * p.C_sb + (long long)k * N + 4 * c4;
+    const bool v0 = t0 + tr0 < L, v1 = t0 + tr1 < L;
+    const float* c0 = Cp + (long long)(t0 + (v0 ? tr0 : 0)) * p.C_st;
+    const float* c1 = Cp + (long long)(t0 + (v1 ? tr1 : 0)) * p.C_st;
+    float ca[4], cb[4];
+    auto ldc = [&](int kk, float (&a)[4], float (&b)[4]) {
+        if (v0) L32Vec<4>::ld(a, c0 + kk);
+        else a[0] = a[1] = a[2] = a[3] = 0.f;
+        if (v1) L32Vec<4>::ld(b, c1 + kk);
+        else b[0] = b[1] = b[2] = b[3] = 0.f;
+    };
+    ldc(0, ca, cb);
+    l32_wait_all();
+    __syncthreads();
+    float y[2][4][4];
+#pragma unroll
+    for (int a = 0; a < 2; ++a)
+#pragma unroll
+        for (int s = 0; s < 4; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) y[a][s][e] = 0.f;
+    // C S^T: B(k = n, col q) = S[q][n]: lane reads S[q][kk + 4 c4 .. + 3] for its q.
+    const float* sb = ss + 4 * g * LDS + 4 * c4;
+#pragma unroll 2
+    for (int kk = 0; kk < N; kk += 16) {
+        float na[4], nb[4];
+        if (kk + 16 < N) ldc(kk + 16, na, nb);
+        L32A a[2];
+        l32_a(a[0], ca[0], cb[0], ca[1], cb[1]);
+        l32_a(a[1], ca[2], cb[2], ca[3], cb[3]);
+#pragma unroll
+        for (int grp = 0; grp < 2; ++grp)
+#pragma unroll
+            for (int tt = 0; tt < 4; ++tt) {
+                float sv[4];
+                L32Vec<4>::ld(sv, sb + (32 * grp + tt) * LDS + kk);
+                L32B b0, b1;
+                l32_b(b0, sv[0], sv[1]);
+                l32_b(b1, sv[2], sv[3]);
+                l32_mma(y[grp][tt], a[0], b0);
+                l32_mma(y[grp][tt], a[1], b1);
+            }
+        if (kk + 16 < N) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                ca[e] = na[e];
+                cb[e] = nb[e];
+            }
+        }
+    }
+    {
+        const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < 4; ++s) {
+                y[a][s][0] *= e0;
+                y[a][s][1] *= e0;
+                y[a][s][2] *= e1;
+                y[a][s][3] *= e1;
+            }
+    }
+    // + M X over the s tiles kq <= warp.
+    const float* cbm = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
+    const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
+    const float* xb = bx + 4 * g;
+    for (int kq = 0; kq <= warp; ++kq) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int s0 = 16 * kq + 8 * h + 2 * c4;
+            const float2 m0 = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
+            const float2 m1 = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
+            const double cA = s_cs[s0], cB = s_cs[s0 + 1];
+            const float dA = s_dt[s0], dB = s_dt[s0 + 1];
+            float a00 = m0.x * expf((float)(cs0 - cA)) * dA, a02 = m0.y * expf((float)(cs0 - cB)) * dB;
+            float a01 = m1.x * expf((float)(cs1 - cA)) * dA, a03 = m1.y * expf((float)(cs1 - cB)) * dB;
+            if (kq == warp) {
+                a00 = s0 <= tr0 ? a00 : 0.f;
+                a02 = s0 + 1 <= tr0 ? a02 : 0.f;
+                a01 = s0 <= tr1 ? a01 : 0.f;
+                a03 = s0 + 1 <= tr1 ? a03 : 0.f;
+            }
+            L32A a;
+            l32_a(a, a00, a01, a02, a03);
+#pragma unroll
+            for (int grp = 0; grp < 2; ++grp) {
+                float xv0[4], xv1[4];
+                L32Vec<4>::ld(xv0, xb + s0 * LDX + 32 * grp);
+                L32Vec<4>::ld(xv1, xb + (s0 + 1) * LDX + 32 * grp);
+#pragma unroll
+                for (int tt = 0; tt < 4; ++tt) {
+                    L32B b;
+                    l32_b(b, xv0[tt], xv1[tt]);
+                    l32_mma(y[grp][tt], a, b);
+                }
+            }
+        }
+    }
+    // y[grp][tt][2 h + e]: t = tr0 + 8 h, q = 32 grp + 4 (2 c4 + e) + tt: for each (grp, h)
+    // the lane holds q = 32 grp + 8 c4 .. + 7 of row t.
+    const float* zp = static_cast<const float*>(p.z);
+    float* out = static_cast<float*>(p.out);
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int t = (h ? tr1 : tr0);
+        if (t0 + t >= L) continue;
+        const long long tt = t0 + t;
+#pragma unroll
+        for (int grp = 0; grp < 2; ++grp)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int q = 32 * grp + 8 * c4 + 4 * e;
+                float o[4];
+#pragma unroll
+                for (int u = 0; u < 4; ++u) o[u] = y[grp][u][2 * h + e];
+                if (p.D) {
+                    float xv[4];
+                    L32Vec<4>::ld(xv, bx + t * LDX + q);
+#pragma unroll
+                    for (int u = 0; u < 4; ++u)
+                        o[u] += (p.d_per_channel ? p.D[j * P + q0 + q + u] : dj) * xv[u];
+                }
+                const long long col = (long long)j * P + q0 + q;
+                if (zp) {
+                    float zv[4];
+                    L32Vec<4>::ld(zv, zp + i * p.z_sb + tt * p.z_st + col);
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) o[u] *= silu_f(zv[u]);
+                }
+                L32Vec<4>::st(out + i * p.out_sb + tt * p.out_st + col, o);
+            }
+    }
+}
+
+// 3. The combine for f32 chunk states (b, h, K, p, N): incoming states in place, final
+// state; each thread owns four consecutive elements of one (batch, head), four chunks'
+// loads in flight at once.
+extern "C" __global__ void ssdl32_combine(const __grid_constant__ SsdParams p) {
+    const size_t pN = (size_t)p.headdim * p.dstate, pN4 = pN / 4;
+    const size_t total = (size_t)p.batch * p.nheads * pN4;
+    const int K = p.nchunks;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t head = idx / pN4, e0 = (idx - head * pN4) * 4;
+        float4 S = p.init ? *reinterpret_cast<const float4*>(p.init + head * pN + e0) : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            float4 loc[4];
+            float dec[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    loc[u] = *reinterpret_cast<const float4*>(p.chunk_states + (head * K + k) * pN + e0);
+                    dec[u] = p.chunk_decay[head * K + k];
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int k = k0 + u;
+                if (k < K) {
+                    *reinterpret_cast<float4*>(p.chunk_states + (head * K + k) * pN + e0) = S;
+                    S.x = fmaf(dec[u], S.x, loc[u].x);
+                    S.y = fmaf(dec[u], S.y, loc[u].y);
+                    S.z = fmaf(dec[u], S.z, loc[u].z);
+                    S.w = fmaf(dec[u], S.w, loc[u].w);
+                }
+            }
+        }
+        if (p.final_states) *reinterpret_cast<float4*>(p.final_states + head * pN + e0) = S;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n128(const __grid_constant__ SsdParams p) {
+    l32_states<128>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n64(const __grid_constant__ SsdParams p) {
+    l32_states<64>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128(const __grid_constant__ SsdParams p) {
+    l32_out<128>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64(const __grid_constant__ SsdParams p) {
+    l32_out<64>(p);
+}

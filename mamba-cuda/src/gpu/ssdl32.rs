@@ -1,0 +1,165 @@
+//! `ssdl32`: the f32 SSD forward at the language-model shape on tensor cores in 3xTF32
+//! (kernels/ssd_lm32.cu): C B^T per (batch, group, chunk) (`ssdl_cb_f32_q128` of
+//! kernels/ssd_chunk.cu), the chunk states (`ssdl32_states_n*`, several heads of a group
+//! per block), the combine (`ssdl32_combine`) and the outputs (`ssdl32_out_n*`), with
+//! Q = 128 and PB = 64 fixed and N = 64 or 128.
+//!
+//! `MAMBA_CUDA_SSD_IMPL=lm32` forces it wherever it applies; `MAMBA_CUDA_SSD32=0` never
+//! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
+//! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
+//! default 4, halved until it divides the heads per group): heads per states block.
+
+use mamba_core::abi::dtype;
+
+use super::ops::{env_str, env_usize};
+use super::params::SsdParams;
+use super::Gpu;
+use crate::PResult;
+
+/// Steps per chunk and state rows per block (kernels/ssd_lm32.cu `L32_Q`, `L32_PB`).
+const Q: usize = 128;
+const PB: usize = 64;
+
+/// Shared memory: mirrors `l32_states_smem` / `l32_out_smem` and the C B^T kernel's
+/// `ssdl_layout(4, 128, 16, n, 2)`.
+fn hdr_bytes() -> usize {
+    (Q * 20 + 16).div_ceil(128) * 128
+}
+fn states_smem(n: usize) -> usize {
+    hdr_bytes() + Q * (PB + 8) * 4 + Q * (n + 8) * 4
+}
+fn out_smem(n: usize) -> usize {
+    hdr_bytes() + Q * (PB + 4) * 4 + PB * (n + 4) * 4
+}
+fn cb_smem(n: usize) -> usize {
+    2 * (Q * (n + 4) * 4).div_ceil(128) * 128
+}
+
+/// Whether the call takes `ssdl32` (see the module comment).
+fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
+    if act != dtype::F32 || env_usize("MAMBA_CUDA_SSD32") == Some(0) {
+        return false;
+    }
+    let forced = match env_str("MAMBA_CUDA_SSD_IMPL").as_deref() {
+        Some("lm32") => true,
+        None | Some("auto") => false,
+        _ => return false,
+    };
+    let (p, n) = (prm.headdim as usize, prm.dstate as usize);
+    if prm.seq_idx != 0 || !p.is_multiple_of(PB) || !(n == 64 || n == 128) {
+        return false;
+    }
+    // 16-byte rows: x, B, C, out, z (4-float vectors); init / final states as float4.
+    let z = prm.z != 0;
+    let ptrs = [
+        prm.x,
+        prm.b,
+        prm.c,
+        prm.out,
+        prm.z,
+        prm.init,
+        prm.final_states,
+    ];
+    let mut strides = vec![
+        prm.x_sb, prm.x_st, prm.b_sb, prm.b_st, prm.c_sb, prm.c_st, prm.out_sb, prm.out_st,
+    ];
+    if z {
+        strides.extend([prm.z_sb, prm.z_st]);
+    }
+    if ptrs.iter().any(|a| a % 16 != 0) || strides.iter().any(|s| s % 4 != 0) {
+        return false;
+    }
+    if [states_smem(n), out_smem(n), cb_smem(n)]
+        .iter()
+        .any(|&s| s > g.max_smem())
+    {
+        return false;
+    }
+    let bh = prm.batch as usize * prm.nheads as usize;
+    forced || (bh >= 2 * g.sm_count as usize && prm.seqlen >= 1024)
+}
+
+/// Heads per states block: `MAMBA_CUDA_SSD32_HB` (default 4), halved until it divides
+/// the heads per group.
+fn heads_per_block(heads_per_group: usize) -> usize {
+    let mut hb = match env_usize("MAMBA_CUDA_SSD32_HB") {
+        Some(v) if [1, 2, 4, 8].contains(&v) => v,
+        _ => 4,
+    };
+    while !heads_per_group.is_multiple_of(hb) {
+        hb /= 2;
+    }
+    hb
+}
+
+/// Runs the SSD forward with `ssdl32` if the call takes it (true), else does nothing.
+/// Scratch: chunk states (b, h, K, p, N) f32, chunk decays (padded to 4 floats), then
+/// C B^T (b, g, K, Q, Q) f32.
+pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PResult<bool> {
+    if !wanted(g, prm, act) {
+        return Ok(false);
+    }
+    let mut prm = *prm;
+    let (b, h, p, n, ng) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+        prm.ngroups as usize,
+    );
+    let k = (prm.seqlen as usize).div_ceil(Q);
+    prm.qb = PB as i32;
+    prm.chunk_len = Q as i32;
+    prm.nchunks = k as i32;
+    let states_bytes = b * h * k * p * n * 4;
+    let decay_bytes = (b * h * k).div_ceil(4) * 16;
+    let cb_bytes = b * ng * k * Q * Q * 4;
+    let scratch = g.alloc_async(states_bytes + decay_bytes + cb_bytes, stream)?;
+    prm.chunk_states = scratch;
+    prm.chunk_decay = scratch + states_bytes as u64;
+    let grid_x = ((p / PB) * k) as u32;
+    let run = || -> PResult<()> {
+        let f0 = g.func("ssdl_cb_f32_q128")?;
+        g.launch(
+            f0,
+            (k as u32, ng as u32, b as u32),
+            256,
+            cb_smem(n),
+            stream,
+            &prm,
+        )?;
+        let hb = heads_per_block(h / ng);
+        let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
+        g.launch(
+            f1,
+            (grid_x, (h / hb) as u32, b as u32),
+            256,
+            states_smem(n),
+            stream,
+            &prm,
+        )?;
+        let blocks = (b * h * p * n / 4).div_ceil(256).min(65535) as u32;
+        g.launch(
+            g.func("ssdl32_combine")?,
+            (blocks, 1, 1),
+            256,
+            0,
+            stream,
+            &prm,
+        )?;
+        let mut po = prm;
+        po.final_states = 0;
+        let f2 = g.func(&format!("ssdl32_out_n{n}"))?;
+        g.launch(
+            f2,
+            (grid_x, h as u32, b as u32),
+            256,
+            out_smem(n),
+            stream,
+            &po,
+        )
+    };
+    let r = run();
+    let fr = g.free_async(scratch, stream);
+    r.and(fr).map(|()| true)
+}
