@@ -83,9 +83,12 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     std::vector<float> states((size_t)b * h * K * P * N, NAN);
     const size_t dpad = ((size_t)b * h * K + 3) & ~(size_t)3;
     std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q, NAN);
+    std::vector<float> hdrs((size_t)b * h * K * l32_hdr_bytes() / 4, NAN);
     p.chunk_states = states.data();
     p.chunk_decay = decay.data();
+    p.seq_idx = reinterpret_cast<const int*>(hdrs.data());
     emu_launch(ssdl_cb_f32_q128, p, K, g, b);
+    emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
     emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
     blockDim = {1, 1, 1};
     gridDim = {1, 1, 1};

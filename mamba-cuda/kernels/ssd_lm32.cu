@@ -168,6 +168,27 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
     if (lane == 0) s_misc[0] = expf((float)cs_end);
 }
 
+// 1'. The headers of every (batch, head, chunk), one warp each (grid (ceil(b h K / 8)), 256
+// threads): the scan above into global scratch (p.seq_idx carries its address; the chunked
+// forms do not read seq_idx), l32_hdr_bytes() apart, and exp(cs_end) into chunk_decay. The
+// states and outputs kernels stage them with their tiles (no serial scan in those blocks).
+__host__ __device__ constexpr int l32_hdr_used() { return L32_Q * 20 + 16; }
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __grid_constant__ SsdParams p) {
+    const int H = p.nheads, K = p.nchunks;
+    const int w = (int)blockIdx.x * (L32_THREADS / 32) + (int)threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= p.batch * H * K) return;
+    const int c = w % K, j = (w / K) % H, i = w / (K * H);
+    unsigned char* hdr = reinterpret_cast<unsigned char*>(const_cast<int*>(p.seq_idx)) + (size_t)w * l32_hdr_bytes();
+    l32_scan(p, hdr, i, j, c, lane);
+    if (lane == 0) p.chunk_decay[w] = reinterpret_cast<const float*>(hdr)[5 * L32_Q];
+}
+
+// Stages the header of (head, chunk) hc (16-byte async copies).
+__device__ __forceinline__ void l32_stage_hdr(unsigned char* smem, const SsdParams& p, size_t hc) {
+    const unsigned char* src = reinterpret_cast<const unsigned char*>(p.seq_idx) + hc * l32_hdr_bytes();
+    for (int v = threadIdx.x; v < l32_hdr_used() / 16; v += L32_THREADS) l32_cp16(smem + 16 * v, src + 16 * v, 16);
+}
+
 template <int V> struct L32Vec;
 template <> struct L32Vec<2> {
     static __device__ __forceinline__ void ld(float (&o)[2], const float* p) {
@@ -228,7 +249,6 @@ __device__ void l32_states(const SsdParams& p) {
     const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
     const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q;
     const float* s_w = reinterpret_cast<const float*>(smem_raw) + 3 * Q;
-    const float* s_misc = s_w + 2 * Q;
     float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
     float* bb = bx + Q * LDX;
     const float* x = static_cast<const float*>(p.x);
@@ -242,22 +262,9 @@ __device__ void l32_states(const SsdParams& p) {
         const size_t head = (size_t)i * H + j;
         if (hh > 0) __syncthreads();  // every warp is past the previous head's mma (x, header)
         l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        l32_stage_hdr(smem_raw, p, head * K + c);
         l32_commit();
-        if (warp == 0) l32_scan(p, smem_raw, i, j, c, lane);
         l32_wait_all();
-        __syncthreads();
-        for (int v = tid; v < Q * (PB / 4); v += L32_THREADS) {
-            const int t = v / (PB / 4), e = (v - t * (PB / 4)) * 4;
-            float4* r = reinterpret_cast<float4*>(bx + t * LDX + e);
-            const float w = s_w[t];
-            float4 u = *r;
-            u.x *= w;
-            u.y *= w;
-            u.z *= w;
-            u.w *= w;
-            *r = u;
-        }
-        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
         __syncthreads();
         float acc[2][NT][4];
 #pragma unroll
@@ -271,6 +278,13 @@ __device__ void l32_states(const SsdParams& p) {
             float r0[4], r1[4];
             L32Vec<4>::ld(r0, xa + (kk + c4) * LDX);
             L32Vec<4>::ld(r1, xa + (kk + c4 + 4) * LDX);
+            // x^T diag(w): the weight of the fragment's two rows t.
+            const float w0 = s_w[kk + c4], w1 = s_w[kk + c4 + 4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                r0[e] *= w0;
+                r1[e] *= w1;
+            }
             L32A a0, a1;
             l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
             l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
@@ -333,8 +347,8 @@ __device__ void l32_out(const SsdParams& p) {
     const float* x = static_cast<const float*>(p.x);
     l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
     l32_stage(ss, LDS, p.chunk_states + ((head * K + c) * P + q0) * (size_t)N, N, PB, PB, N);
+    l32_stage_hdr(smem_raw, p, head * K + c);
     l32_commit();
-    if (warp == 0) l32_scan(p, smem_raw, i, j, c, lane);
     // This warp's rows of C (global), loaded a k16 step ahead.
     const int tr0 = 16 * warp + g, tr1 = tr0 + 8;
     const float* Cp = static_cast<const float*>(p.C) + i * p.C_sb + (long long)k * N + 4 * c4;
@@ -472,9 +486,24 @@ __device__ void l32_out(const SsdParams& p) {
     }
 }
 
+__device__ __forceinline__ float4 l32_ldcs(const float4* p) {
+#ifdef MAMBA_EMU
+    return *p;
+#else
+    return __ldcs(p);
+#endif
+}
+__device__ __forceinline__ void l32_stcs(float4* p, float4 v) {
+#ifdef MAMBA_EMU
+    *p = v;
+#else
+    __stcs(p, v);
+#endif
+}
+
 // 3. The combine for f32 chunk states (b, h, K, p, N): incoming states in place, final
-// state; each thread owns four consecutive elements of one (batch, head), four chunks'
-// loads in flight at once.
+// state; each thread owns four consecutive elements of one (batch, head), eight chunks'
+// loads in flight at once (streaming loads and stores: the states are read once here).
 extern "C" __global__ void ssdl32_combine(const __grid_constant__ SsdParams p) {
     const size_t pN = (size_t)p.headdim * p.dstate, pN4 = pN / 4;
     const size_t total = (size_t)p.batch * p.nheads * pN4;
@@ -482,22 +511,22 @@ extern "C" __global__ void ssdl32_combine(const __grid_constant__ SsdParams p) {
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
         const size_t head = idx / pN4, e0 = (idx - head * pN4) * 4;
         float4 S = p.init ? *reinterpret_cast<const float4*>(p.init + head * pN + e0) : make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int k0 = 0; k0 < K; k0 += 4) {
-            float4 loc[4];
-            float dec[4];
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            float4 loc[8];
+            float dec[8];
 #pragma unroll
-            for (int u = 0; u < 4; ++u) {
+            for (int u = 0; u < 8; ++u) {
                 const int k = k0 + u;
                 if (k < K) {
-                    loc[u] = *reinterpret_cast<const float4*>(p.chunk_states + (head * K + k) * pN + e0);
+                    loc[u] = l32_ldcs(reinterpret_cast<const float4*>(p.chunk_states + (head * K + k) * pN + e0));
                     dec[u] = p.chunk_decay[head * K + k];
                 }
             }
 #pragma unroll
-            for (int u = 0; u < 4; ++u) {
+            for (int u = 0; u < 8; ++u) {
                 const int k = k0 + u;
                 if (k < K) {
-                    *reinterpret_cast<float4*>(p.chunk_states + (head * K + k) * pN + e0) = S;
+                    l32_stcs(reinterpret_cast<float4*>(p.chunk_states + (head * K + k) * pN + e0), S);
                     S.x = fmaf(dec[u], S.x, loc[u].x);
                     S.y = fmaf(dec[u], S.y, loc[u].y);
                     S.z = fmaf(dec[u], S.z, loc[u].z);
@@ -515,9 +544,17 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n128(
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n64(const __grid_constant__ SsdParams p) {
     l32_states<64>(p);
 }
+// Outputs: 2 blocks per SM (no spills) or `_b3`, 3 blocks per SM (80 registers, ~64 bytes
+// of spills; the shared memory fits three).
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128(const __grid_constant__ SsdParams p) {
     l32_out<128>(p);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64(const __grid_constant__ SsdParams p) {
+    l32_out<64>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_b3(const __grid_constant__ SsdParams p) {
+    l32_out<128>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n64_b3(const __grid_constant__ SsdParams p) {
     l32_out<64>(p);
 }

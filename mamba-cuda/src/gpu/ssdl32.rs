@@ -8,6 +8,9 @@
 //! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
 //! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
 //! default 4, halved until it divides the heads per group): heads per states block.
+//! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
+//! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
+//! scan: cumulative sums, decays, weights) once for both big kernels.
 
 use mamba_core::abi::dtype;
 
@@ -93,8 +96,8 @@ fn heads_per_block(heads_per_group: usize) -> usize {
 }
 
 /// Runs the SSD forward with `ssdl32` if the call takes it (true), else does nothing.
-/// Scratch: chunk states (b, h, K, p, N) f32, chunk decays (padded to 4 floats), then
-/// C B^T (b, g, K, Q, Q) f32.
+/// Scratch: chunk states (b, h, K, p, N) f32, chunk decays (padded to 4 floats),
+/// C B^T (b, g, K, Q, Q) f32, then the headers (b, h, K) of `hdr_bytes()` each.
 pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PResult<bool> {
     if !wanted(g, prm, act) {
         return Ok(false);
@@ -114,9 +117,15 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     let states_bytes = b * h * k * p * n * 4;
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * Q * Q * 4;
-    let scratch = g.alloc_async(states_bytes + decay_bytes + cb_bytes, stream)?;
+    let hdr_bytes_all = b * h * k * hdr_bytes();
+    let scratch = g.alloc_async(
+        states_bytes + decay_bytes + cb_bytes + hdr_bytes_all,
+        stream,
+    )?;
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
+    // The headers (`ssdl32_hdr`) travel in seq_idx (checked unset above).
+    prm.seq_idx = scratch + (states_bytes + decay_bytes + cb_bytes) as u64;
     let grid_x = ((p / PB) * k) as u32;
     let run = || -> PResult<()> {
         let f0 = g.func("ssdl_cb_f32_q128")?;
@@ -125,6 +134,15 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             (k as u32, ng as u32, b as u32),
             256,
             cb_smem(n),
+            stream,
+            &prm,
+        )?;
+        let fh = g.func("ssdl32_hdr")?;
+        g.launch(
+            fh,
+            ((b * h * k).div_ceil(8) as u32, 1, 1),
+            256,
+            0,
             stream,
             &prm,
         )?;
@@ -149,7 +167,12 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         )?;
         let mut po = prm;
         po.final_states = 0;
-        let f2 = g.func(&format!("ssdl32_out_n{n}"))?;
+        let b3 = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
+            "_b3"
+        } else {
+            ""
+        };
+        let f2 = g.func(&format!("ssdl32_out_n{n}{b3}"))?;
         g.launch(
             f2,
             (grid_x, h as u32, b as u32),
