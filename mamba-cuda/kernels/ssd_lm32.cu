@@ -122,11 +122,8 @@ __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, 
 }
 
 // The header: s_cs (f64 cumulative sums of dt A inside the chunk), s_ecs = exp(cs),
-// s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end) (16 bytes), s_v. One warp writes it.
-// s_v = exp(cs_e - cs) dt with e the last step of the 16-step tile of the step (the outputs
-// kernel's M off the diagonal tiles: exp(cs_t - cs_s) dt_s = exp(cs_t - cs_e) s_v[s]).
-__host__ __device__ constexpr int l32_hdr_used() { return L32_Q * 24 + 16; }
-__host__ __device__ constexpr int l32_hdr_bytes() { return (l32_hdr_used() + 127) / 128 * 128; }
+// s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
+__host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
 
 __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
     constexpr int Q = L32_Q, E = Q / 32;
@@ -159,10 +156,6 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
     double excl = __shfl_up_sync(0xffffffffu, incl, 1);
     if (lane == 0) excl = 0.0;
     const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
-    // cs at the last step of this lane's 16-step tile (E = 4: lane | 3 holds it last).
-    static_assert(E == 4, "the tile ends by lane | 3");
-    const double cs_te = __shfl_sync(0xffffffffu, excl + pre[E - 1], lane | 3);
-    float* s_v = s_misc + 4;
 #pragma unroll
     for (int e = 0; e < E; ++e) {
         const int t = lane * E + e;
@@ -171,7 +164,6 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
         s_dt[t] = dtv[e];
         s_ecs[t] = expf((float)cs);
         s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
-        s_v[t] = expf((float)(cs_te - cs)) * dtv[e];
     }
     if (lane == 0) s_misc[0] = expf((float)cs_end);
 }
@@ -180,6 +172,7 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
 // threads): the scan above into global scratch (p.seq_idx carries its address; the chunked
 // forms do not read seq_idx), l32_hdr_bytes() apart, and exp(cs_end) into chunk_decay. The
 // states and outputs kernels stage them with their tiles (no serial scan in those blocks).
+__host__ __device__ constexpr int l32_hdr_used() { return L32_Q * 20 + 16; }
 extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __grid_constant__ SsdParams p) {
     const int H = p.nheads, K = p.nchunks;
     const int w = (int)blockIdx.x * (L32_THREADS / 32) + (int)threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -424,37 +417,21 @@ __device__ void l32_out(const SsdParams& p) {
     const float* cbm = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
     const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
     const float* xb = bx + 4 * g;
-    const float* s_v = s_ecs + 3 * Q + 4;  // after s_w, s_dt and s_misc
     for (int kq = 0; kq <= warp; ++kq) {
-        // Off the diagonal tile (s < t): exp(cs_t - cs_s) dt_s = u_t v_s with u_t = exp(cs_t -
-        // cs_e) (e the tile's last step; both factors <= 1): two exponentials per tile.
-        const bool diag = kq == warp;
-        float u0 = 0.f, u1 = 0.f;
-        if (!diag) {
-            const double ce = s_cs[16 * kq + 15];
-            u0 = expf((float)(cs0 - ce));
-            u1 = expf((float)(cs1 - ce));
-        }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int s0 = 16 * kq + 8 * h + 2 * c4;
             const float2 m0 = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
             const float2 m1 = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
-            float a00, a01, a02, a03;
-            if (!diag) {
-                const float2 v = *reinterpret_cast<const float2*>(s_v + s0);
-                a00 = m0.x * v.x * u0;
-                a02 = m0.y * v.y * u0;
-                a01 = m1.x * v.x * u1;
-                a03 = m1.y * v.y * u1;
-            } else {
-                // The diagonal tile: elementwise (exp(cs_t - cs_e) may overflow there).
-                const double cA = s_cs[s0], cB = s_cs[s0 + 1];
-                const float dA = s_dt[s0], dB = s_dt[s0 + 1];
-                a00 = s0 <= tr0 ? m0.x * expf((float)(cs0 - cA)) * dA : 0.f;
-                a02 = s0 + 1 <= tr0 ? m0.y * expf((float)(cs0 - cB)) * dB : 0.f;
-                a01 = s0 <= tr1 ? m1.x * expf((float)(cs1 - cA)) * dA : 0.f;
-                a03 = s0 + 1 <= tr1 ? m1.y * expf((float)(cs1 - cB)) * dB : 0.f;
+            const double cA = s_cs[s0], cB = s_cs[s0 + 1];
+            const float dA = s_dt[s0], dB = s_dt[s0 + 1];
+            float a00 = m0.x * expf((float)(cs0 - cA)) * dA, a02 = m0.y * expf((float)(cs0 - cB)) * dB;
+            float a01 = m1.x * expf((float)(cs1 - cA)) * dA, a03 = m1.y * expf((float)(cs1 - cB)) * dB;
+            if (kq == warp) {
+                a00 = s0 <= tr0 ? a00 : 0.f;
+                a02 = s0 + 1 <= tr0 ? a02 : 0.f;
+                a01 = s0 <= tr1 ? a01 : 0.f;
+                a03 = s0 + 1 <= tr1 ? a03 : 0.f;
             }
             L32A a;
             l32_a(a, a00, a01, a02, a03);

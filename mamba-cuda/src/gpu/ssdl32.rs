@@ -26,7 +26,7 @@ const PB: usize = 64;
 /// Shared memory: mirrors `l32_states_smem` / `l32_out_smem` and the C B^T kernel's
 /// `ssdl_layout(4, 128, 16, n, 2)`.
 fn hdr_bytes() -> usize {
-    (Q * 24 + 16).div_ceil(128) * 128
+    (Q * 20 + 16).div_ceil(128) * 128
 }
 fn states_smem(n: usize) -> usize {
     hdr_bytes() + Q * (PB + 8) * 4 + Q * (n + 8) * 4
