@@ -349,7 +349,7 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 }
 
 /// `bwd_scan1q_*` (four states per lane) in every variant: the defaults ("xd" for
-/// N <= 16, "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
+/// N <= 16, "xd" (f32) / "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
