@@ -369,7 +369,7 @@ fn selective_scan_backward_four_states_per_lane() {
     // gradients; 16-byte dB/dC atomics where they apply), "nopre" / "nozero" / "novec"
     // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
     // states per thread, "u8" its unrolled 8-step runs, "v2" / "v1" the local pass
-    // scan1_loc_v2 / scan1_loc_v (default: v2 in f32, v1 in bf16 / f16)).
+    // scan1_loc_v2 / scan1_loc_v (default: v2 in f32 at N 33-64, else v1)).
     let vars: [(&str, &str, &str, &str); 44] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),

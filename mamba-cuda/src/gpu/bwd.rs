@@ -324,12 +324,13 @@ impl QShape {
         // 8-step runs without a division per checkpoint; S = 4 with 8 or 16 warps, two
         // blocks per SM; S = 2 at N 33-64 (`MAMBA_CUDA_BWD1Q_LOCS=2`), four blocks per SM,
         // slower: 45.5 us), the default in f32 (H200, b2 d384 N64 L800, ncu: local pass
-        // 39.8 -> 32.8-33.5 us); `=1`: `scan1_loc_v` (bf16 / f16 default, not timed).
+        // 39.8 -> 32.8-33.5 us), where it was timed: f32, 32 < N <= 64; `=1`: `scan1_loc_v`
+        // (the default elsewhere: bf16 / f16 and N <= 32 were not timed).
         // `MAMBA_CUDA_BWD1Q_LOCU=1` (S = 4): `scan1_loc_v` in unrolled runs of 8 steps.
         let v2 = match env_usize("MAMBA_CUDA_BWD1Q_LOCV") {
             Some(2) => true,
             Some(_) => false,
-            None => sfx == "f32",
+            None => sfx == "f32" && np == 64,
         };
         let u = if env_usize("MAMBA_CUDA_BWD1Q_LOCU") == Some(1) {
             "u"
