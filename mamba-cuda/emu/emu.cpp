@@ -389,12 +389,13 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         const char* qv = vv ? std::getenv("EMU_QV") : "";
         const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
         const bool dd = vv && std::strlen(qv) >= 2 && qv[1] == 'd';  // EMU_QV=vd|xd|vdo|xdo: decays recomputed
-        const bool ob = vv && std::strlen(qv) == 3;                   // EMU_QV=vdo|xdo: outputs staged
+        const bool ob = vv && std::strlen(qv) == 3 && qv[2] == 'o';   // EMU_QV=vdo|xdo: outputs staged
         const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0) + 4 * NW * 32)
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
         auto kt = w16 ? bwd_scan1q_f32_n64vdw : (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
+                : (dd && xx && c.N > 32) ? bwd_scan1q_f32_n64xd
                 : (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
                 : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
                 : vv ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_f32_n16vr3 : bwd_scan1q_f32_n16v) : c.N <= 32 ? bwd_scan1q_f32_n32v : bwd_scan1q_f32_n64v)
@@ -425,7 +426,11 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.p.nseg = nsegv;
             const int ls = std::getenv("EMU_LOCS") ? std::atoi(std::getenv("EMU_LOCS")) : 4;
             const bool u8 = std::getenv("EMU_LOCU") != nullptr;  // the unrolled local pass (S = 4)
-            auto kl2 = (u8 && ls == 4) ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4u : bwd_scan1q_loc_f32_n16w8u)
+            const bool v2 = std::getenv("EMU_LOCV") != nullptr;  // scan1_loc_v2 (S = 4, 8 or 16 warps)
+            auto kl2 = (v2 && ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2v2
+                     : (v2 && ls == 4 && NW == 8) ? (c.N <= 16 ? bwd_scan1q_loc_f32_n16w8v2 : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8v2 : bwd_scan1q_loc_f32_n64w8v2)
+                     : (v2 && ls == 4 && w16) ? bwd_scan1q_loc_f32_n64w16v2
+                     : (u8 && ls == 4) ? (c.N <= 16 ? (NW == 4 ? bwd_scan1q_loc_f32_n16w4u : bwd_scan1q_loc_f32_n16w8u)
                                          : c.N <= 32 ? bwd_scan1q_loc_f32_n32w8u : w16 ? bwd_scan1q_loc_f32_n64w16u : bwd_scan1q_loc_f32_n64w8u)
                      : ls == 1 ? (NP == 16 ? bwd_scan1q_loc_f32_n16s1 : NP == 32 ? bwd_scan1q_loc_f32_n32s1 : bwd_scan1q_loc_f32_n64s1)
                      : (ls == 2 && NP == 64) ? bwd_scan1q_loc_f32_n64s2
@@ -434,7 +439,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             const int lcb = (ls == 1 || (ls == 2 && NP == 64)) ? 256 / (NP / (ls == 1 ? 1 : 2)) : CB;
             ScanBwdSplit lp = tp;
             lp.p.blocks_per_seg = (seg + lcb - 1) / lcb;
-            std::printf("   local pass: S=%d CB=%d\n", ls, lcb);
+            std::printf("   local pass: S=%d CB=%d%s\n", ls, lcb, (v2 && ((ls == 4 && (NW == 8 || w16)) || (ls == 2 && NP == 64))) ? " v2" : "");
             if (KV > 1) launch(kl2, (unsigned)((c.rows / seg) * lp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(lcb == CB ? NW * 32 : 256), lp, KV);
         }
         launch(kt, (unsigned)((c.rows / seg) * tp.p.blocks_per_seg), (unsigned)c.b, (unsigned)(NW * 32), tp, KV);

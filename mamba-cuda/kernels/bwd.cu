@@ -1927,6 +1927,220 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     putv(lb + 2 * NP, pr);
 }
 
+// scan1_loc_v2: scan1_loc_v with S = 4 and fewer instructions per step (`_v2` kernels,
+// `MAMBA_CUDA_BWD1Q_LOCV=2`). The same results in the same layout; what differs:
+// - f32 with L % 4 == 0 and B, C 16-byte aligned: the B / C tile rows are loaded as
+//   float4 (4 steps of one state; lanes along n, so the transposed shared-memory stores
+//   are conflict-free) instead of one float per load;
+// - the step loop runs in unrolled runs of TQ steps (the checkpoints fall on multiples of
+//   TQ from the chunk start) with the checkpoint test once per run, its index kept as a
+//   counter (no division), and its state stored by one 16-byte store;
+// - S = 4: two blocks per SM (128 registers: the unrolled runs need no spills; at the
+//   seeds the local pass has at most ~2 blocks per SM anyway); S = 2 (`_s2v2`, NP / 2
+//   threads per channel): four blocks per SM, twice the warps for the same work.
+template <typename T, int S, int NLT, int NW>
+__device__ __forceinline__ void scan1_loc_v2(const ScanBwdSplit& sp) {
+    DYN_SMEM(smem);
+    const ScanBwdParams& p = sp.p;
+    static_assert(S == 4 || S == 2, "S");
+    constexpr int NT = NW * 32, NP = NLT * S, CB = NT / NLT;
+    constexpr int TL = 32, TLP = TL + 1, BS = NP + 4;
+    constexpr int CE = (CB * TL + NT - 1) / NT, BE = (NP * TL + NT - 1) / NT;
+    constexpr int BV = (NP * TL / 4 + NT - 1) / NT;  // float4 B / C loads per thread
+    constexpr int BR = BE > 4 * BV ? BE : 4 * BV;     // their registers
+    const int N = p.dstate, L = p.seqlen, RS = p.R * TQ;
+    const int K = sp.K, chunk = blockIdx.z;
+    const int T0 = chunk * sp.clen, T1 = min(L, T0 + sp.clen);
+    const int tid = threadIdx.x;
+    const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * CB;
+    const int rn = min(CB, (seg_id + 1) * p.seg - c0);
+    const int i = blockIdx.y;
+    const int nl = tid % NLT, cb = tid / NLT;
+    const bool active = cb < rn;
+    const int c = c0 + (active ? cb : 0);
+    const int bgrp = c0 / (p.rows / p.b_groups), cgrp = c0 / (p.rows / p.c_groups);
+    const T* u = static_cast<const T*>(p.u);
+    const T* delta = static_cast<const T*>(p.delta);
+    const T* Bp = static_cast<const T*>(p.B) + ((long long)i * p.b_groups + bgrp) * N * (long long)L;
+    const T* Cp = static_cast<const T*>(p.C) + ((long long)i * p.c_groups + cgrp) * N * (long long)L;
+    const T* zp = static_cast<const T*>(p.z);
+    const T* dout = static_cast<const T*>(p.dout);
+    // float4 B / C loads: f32, L % 4 == 0 (so every tile start and length is a multiple of
+    // 4 too: chunks are multiples of TQ), 16-byte aligned rows.
+    const bool vec = sizeof(T) == 4 && L % 4 == 0 && ((reinterpret_cast<unsigned long long>(Bp) | reinterpret_cast<unsigned long long>(Cp)) & 15) == 0;
+
+    if (sp.pre & 8) {
+        // The accumulated gradients are zeroed here (as scan1_loc_v).
+        const long long nthr = (long long)gridDim.x * gridDim.y * gridDim.z * NT;
+        const long long gt = ((long long)(blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * NT + tid;
+        const long long nb = (long long)p.batch * p.b_groups * N * L, nc = (long long)p.batch * p.c_groups * N * L;
+        for (long long e = gt; e < nb; e += nthr) p.dB[e] = 0.f;
+        for (long long e = gt; e < nc; e += nthr) p.dC[e] = 0.f;
+        for (long long e = gt; e < (long long)p.rows * N; e += nthr) p.dA[e] = 0.f;
+        for (long long e = gt; e < p.rows; e += nthr) {
+            if (p.dD) p.dD[e] = 0.f;
+            if (p.dbias) p.dbias[e] = 0.f;
+        }
+    }
+    float4* sw = reinterpret_cast<float4*>(smem);             // [CB][TLP]
+    float* sB = reinterpret_cast<float*>(sw + CB * TLP);      // [TL][BS]
+    float* sC = sB + TL * BS;                                 // [TL][BS]
+    float* sbias = sC + TL * BS;                              // [CB]
+    for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
+
+    float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BR], r_c[BR];
+    auto load = [&](int t0) {
+        const int tn = min(TL, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TL, t = e % TL;
+            r_dl[q] = r_u[q] = r_go[q] = r_z[q] = 0.f;
+            if (e < CB * TL && ch < rn && t < tn) {
+                const long long ei = ((long long)i * p.rows + c0 + ch) * L + t0 + t;
+                r_dl[q] = ldf(delta + ei);
+                r_u[q] = ldf(u + ei);
+                r_go[q] = ldf(dout + ei);
+                if (zp) r_z[q] = ldf(zp + ei);
+            }
+        }
+        if (vec) {
+#pragma unroll
+            for (int q = 0; q < BV; ++q) {
+                const int e = tid + q * NT, n = e % NP, t4 = (e / NP) * 4;
+                float4 b4 = make_float4(0.f, 0.f, 0.f, 0.f), c4 = b4;
+                if (e < NP * TL / 4 && n < N && t4 < tn) {
+                    b4 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(Bp) + (long long)n * L + t0 + t4);
+                    c4 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(Cp) + (long long)n * L + t0 + t4);
+                }
+                r_b[4 * q] = b4.x; r_b[4 * q + 1] = b4.y; r_b[4 * q + 2] = b4.z; r_b[4 * q + 3] = b4.w;
+                r_c[4 * q] = c4.x; r_c[4 * q + 1] = c4.y; r_c[4 * q + 2] = c4.z; r_c[4 * q + 3] = c4.w;
+            }
+        } else {
+#pragma unroll
+            for (int q = 0; q < BE; ++q) {
+                const int e = tid + q * NT, n = e / TL, t = e % TL;
+                r_b[q] = r_c[q] = 0.f;
+                if (e < NP * TL && n < N && t < tn) {
+                    r_b[q] = ldf(Bp + (long long)n * L + t0 + t);
+                    r_c[q] = ldf(Cp + (long long)n * L + t0 + t);
+                }
+            }
+        }
+    };
+    auto put = [&](int t0) {
+        const int tn = min(TL, T1 - t0);
+#pragma unroll
+        for (int q = 0; q < CE; ++q) {
+            const int e = tid + q * NT, ch = e / TL, t = e % TL;
+            if (e >= CB * TL) continue;
+            float step = 0.f, su = 0.f, dy = 0.f;
+            if (ch < rn && t < tn) {
+                const float raw = r_dl[q] + sbias[ch];
+                if (p.softplus && raw <= 20.f) step = log1pf(__expf(raw));
+                else step = raw;
+                if (p.has_limit) step = fminf(fmaxf(step, p.lo), p.hi);
+                su = step * r_u[q];
+                dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
+            }
+            sw[ch * TLP + t] = make_float4(step, su, dy, 0.f);
+        }
+        if (vec) {
+#pragma unroll
+            for (int q = 0; q < BV; ++q) {
+                const int e = tid + q * NT, n = e % NP, t4 = (e / NP) * 4;
+                if (e >= NP * TL / 4) continue;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    sB[(t4 + j) * BS + n] = r_b[4 * q + j];
+                    sC[(t4 + j) * BS + n] = r_c[4 * q + j];
+                }
+            }
+        } else {
+#pragma unroll
+            for (int q = 0; q < BE; ++q) {
+                const int e = tid + q * NT, n = e / TL, t = e % TL;
+                if (e >= NP * TL) continue;
+                sB[t * BS + n] = r_b[q];
+                sC[t * BS + n] = r_c[q];
+            }
+        }
+    };
+
+    float a2[S], h[S], g[S], pr[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        const int n = nl * S + s;
+        a2[s] = (active && n < N ? p.A[(long long)c * N + n] : 0.f) * LOG2E_F;
+        h[s] = g[s] = 0.f;
+        pr[s] = 1.f;
+    }
+    float ssum = 0.f;
+    const bool pre = (sp.pre & 1) != 0;
+    float* ck = p.ckpt + (((long long)i * p.rows + c) * K + chunk) * p.nseg * NP + nl * S;
+    float* cks = sp.cks + (((long long)i * p.rows + c) * K + chunk) * p.nseg;
+    const float* sBn = sB + nl * S;
+    const float* sCn = sC + nl * S;
+    const float4* swc = sw + cb * TLP;
+    // S consecutive floats (16 / 8 bytes, aligned) from shared or global memory.
+    auto get = [&](const float* q, float (&v)[S]) {
+        if constexpr (S == 4) {
+            const float4 x = *reinterpret_cast<const float4*>(q);
+            v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+        } else {
+            const float2 x = *reinterpret_cast<const float2*>(q);
+            v[0] = x.x; v[1] = x.y;
+        }
+    };
+    auto putv = [&](float* q, const float (&v)[S]) {
+        if constexpr (S == 4) *reinterpret_cast<float4*>(q) = make_float4(v[0], v[1], v[2], v[3]);
+        else *reinterpret_cast<float2*>(q) = make_float2(v[0], v[1]);
+    };
+    auto step = [&](int t) {
+        const float4 w = swc[t];
+        float bb[S], cc[S];
+        get(sBn + t * BS, bb);
+        get(sCn + t * BS, cc);
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            const float d = bwd_exp2(w.x * a2[s]);
+            pr[s] *= d;
+            h[s] = fmaf(d, h[s], w.y * bb[s]);
+            g[s] = fmaf(pr[s], w.z * cc[s], g[s]);
+        }
+        ssum += w.x;
+    };
+    int ckn = 1;  // the next checkpoint: segment ckn, at ckn * RS steps from T0
+    if (T0 < T1) load(T0);
+    for (int t0 = T0; t0 < T1; t0 += TL) {
+        const int tn = min(TL, T1 - t0);
+        __syncthreads();
+        put(t0);
+        if (t0 + TL < T1) load(t0 + TL);
+        __syncthreads();
+        for (int t8 = 0; t8 < tn; t8 += TQ) {
+            if (pre && t0 - T0 + t8 == ckn * RS) {
+                if (active) {
+                    putv(ck + ckn * NP, h);
+                    if (nl == 0) cks[ckn] = ssum;
+                }
+                ++ckn;
+            }
+            if (t8 + TQ <= tn) {
+#pragma unroll
+                for (int j = 0; j < TQ; ++j) step(t8 + j);
+            } else {
+                for (int t = t8; t < tn; ++t) step(t);
+            }
+        }
+    }
+    if (!active) return;
+    float* lb = sp.loc + (((long long)i * p.rows + c) * K + chunk) * 3 * NP + nl * S;
+    putv(lb, h);
+    putv(lb + NP, g);
+    putv(lb + 2 * NP, pr);
+}
+
 #define SCAN1Q_INST(T, NAME)                                                                                           \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n16(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_q<T, 4, 8>(p);                                                                                       \
@@ -1966,6 +2180,9 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64vd(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8, false, false>(p);                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xd(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true, false>(p);                                                                         \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 1) bwd_scan1q_##NAME##_n64v1(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8>(p);                                                                                      \
@@ -2017,6 +2234,21 @@ __device__ __forceinline__ void scan1_loc_v(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16u(const __grid_constant__ ScanBwdSplit p) { \
         scan1_loc_v<T, 4, 16, 16, true>(p);                                                                            \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_loc_##NAME##_n16w8v2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v2<T, 4, 4, 8>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_loc_##NAME##_n32w8v2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v2<T, 4, 8, 8>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_loc_##NAME##_n64w8v2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v2<T, 4, 16, 8>(p);                                                                                    \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n64s2v2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v2<T, 2, 32, 8>(p);                                                                                  \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) bwd_scan1q_loc_##NAME##_n64w16v2(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_loc_v2<T, 4, 16, 16>(p);                                                                                    \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 4) bwd_scan1q_loc_##NAME##_n16s1(const __grid_constant__ ScanBwdSplit p) { \
         scan1_loc_v<T, 1, 16, 8>(p);                                                                                   \

@@ -334,13 +334,22 @@ fn scanq_configs(rng: &mut Rng) -> Vec<ScanConfig> {
             ..vv(2, 17, 90, 40)
         },
         vv(1, 6, 700, 64).all_options(),
+        // Seed-like runs (L % 4 == 0: the float4 B / C loads of scan1_loc_v2), channels
+        // not a multiple of the block.
+        vv(2, 40, 800, 64).all_options(),
+        ScanConfig {
+            delta_softplus: true,
+            d: true,
+            z: true,
+            ..vv(1, 50, 404, 64)
+        },
     ];
     v.extend(random_scan_configs(rng, 64));
     v
 }
 
 /// `bwd_scan1q_*` (four states per lane) in every variant: the defaults ("xd" for
-/// N <= 16, "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
+/// N <= 16, "xd" (f32) / "vd" for 32 < N <= 64), the variants `xdo`, `vdo`, `q`, `v` / `x` / `vd` / `xd` / `vr3` / `w4` / `r3`, checkpoints every 2 or 3 tiles, forced time splits.
 #[test]
 fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
@@ -359,8 +368,9 @@ fn selective_scan_backward_four_states_per_lane() {
     // the defaults (the local pass scan1_loc_v storing the checkpoints, zeroing the
     // gradients; 16-byte dB/dC atomics where they apply), "nopre" / "nozero" / "novec"
     // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
-    // states per thread, "u8" its unrolled 8-step runs).
-    let vars: [(&str, &str, &str, &str); 33] = [
+    // states per thread, "u8" its unrolled 8-step runs, "v2" / "v1" the local pass
+    // scan1_loc_v2 / scan1_loc_v (default: v2 in f32 at N 33-64, else v1)).
+    let vars: [(&str, &str, &str, &str); 44] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -394,6 +404,17 @@ fn selective_scan_backward_four_states_per_lane() {
         ("", "", "", "u8"),
         ("vd", "3", "5", "u8"),
         ("vdw", "2", "7", "u8"),
+        ("xd", "", "", "v2"),
+        ("xd", "", "", "v1"),
+        ("xd", "3", "5", "v2 nozero"),
+        ("vd", "", "", "v2"),
+        ("xd", "", "", "v2 s2"),
+        ("xd", "", "16", "old"),
+        ("xd", "", "6", "nopre"),
+        ("xd", "", "29", "v2"),
+        ("v", "", "9", "v2"),
+        ("xd", "2", "7", "v2 s2 nozero"),
+        ("vd", "", "", "v1"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -411,6 +432,9 @@ fn selective_scan_backward_four_states_per_lane() {
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
         let unroll = if lp.contains("u8") { "1" } else { "" };
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCU", unroll);
+        let v2 = ["v1", "v2"].into_iter().find(|x| lp.contains(x));
+        let v2 = v2.map_or("", |x| &x[1..]);
+        std::env::set_var("MAMBA_CUDA_BWD1Q_LOCV", v2);
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
@@ -422,7 +446,7 @@ fn selective_scan_backward_four_states_per_lane() {
             "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
-    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS", "LOCU"] {
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS", "LOCU", "LOCV"] {
         std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");

@@ -205,7 +205,7 @@ impl QShape {
     /// finishing a step), "x" (as "v", with the dB/dC values of a thread's four states
     /// stored by two 16-byte stores per step; N <= 64), "vd" / "xd" (as "v" / "x" with the
     /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
-    /// and step; N <= 16, "vd" also N <= 64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
+    /// and step; N <= 16 and N 33-64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
     /// and dz staged in shared memory and written per 16-step pair: whole sectors in
     /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
@@ -221,8 +221,13 @@ impl QShape {
         // "vd" (b2 d384 fwd+bwd L100 / 400 / 800: 75.2 / 177.3 / 304.4 -> 67.1 / 173.0 /
         // 280.9 us); 16 < N <= 32 keeps bwd_scan1t unless MAMBA_CUDA_BWD1Q=1 (not timed).
         let want = env_str("MAMBA_CUDA_BWD1Q_VAR").filter(|v| !v.is_empty());
+        // 32 < N <= 64 in f32: "xd" (H200, b2 d384 N64 fwd+bwd with the local pass
+        // scan1_loc_v2, env read per call: L800 "vd" 195.2 -> "xd" 187.5 us; the final
+        // binary's default, no env, 186.1 / 186.4 us against the old "vd" + scan1_loc_v
+        // 201.7 / 200.5); bf16 / f16 keep "vd" (not timed).
         let want = want.as_deref().or(match n {
             1..=16 if f32 => Some("xd"),
+            33..=64 if f32 => Some("xd"),
             33..=64 => Some("vd"),
             _ if on == Some(1) => Some("q"),
             _ => None,
@@ -247,7 +252,8 @@ impl QShape {
             (33..=64, Some("vd1")) => (16, 8, "vd1"),
             (33..=64, Some("vdw")) => (16, 16, "vdw"),
             (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
-            (33..=64, Some("x" | "xd")) => (16, 8, "x"),
+            (33..=64, Some("x")) => (16, 8, "x"),
+            (33..=64, Some("xd")) => (16, 8, "xd"),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
@@ -278,10 +284,11 @@ impl QShape {
     fn smem(&self) -> usize {
         let (np, cb) = (self.np(), self.channels());
         let (bc_row, red_pad) = match (self.v, self.var) {
-            (true, "x" | "xd" | "xdo") => (np, 16),
+            (true, v) if v.starts_with('x') => (np, 16),
             (true, _) => (np, self.nl),
             _ => (np + 1, 1),
         };
+
         4 * (2 * TQ * bc_row
             + V_COUNT * cb * (TQ + 1)
             + cb * (2 * np * TQ + red_pad)
@@ -313,12 +320,26 @@ impl QShape {
             Some(2) => 1,
             _ => 4,
         };
-        // `MAMBA_CUDA_BWD1Q_LOCU=1` (S = 4): runs of 8 steps without a branch, unrolled.
+        // `MAMBA_CUDA_BWD1Q_LOCV=2`: `scan1_loc_v2` (float4 B / C loads in f32, unrolled
+        // 8-step runs without a division per checkpoint; S = 4 with 8 or 16 warps, two
+        // blocks per SM; S = 2 at N 33-64 (`MAMBA_CUDA_BWD1Q_LOCS=2`), four blocks per SM,
+        // slower: 45.5 us), the default in f32 (H200, b2 d384 N64 L800, ncu: local pass
+        // 39.8 -> 32.8-33.5 us), where it was timed: f32, 32 < N <= 64; `=1`: `scan1_loc_v`
+        // (the default elsewhere: bf16 / f16 and N <= 32 were not timed).
+        // `MAMBA_CUDA_BWD1Q_LOCU=1` (S = 4): `scan1_loc_v` in unrolled runs of 8 steps.
+        let v2 = match env_usize("MAMBA_CUDA_BWD1Q_LOCV") {
+            Some(2) => true,
+            Some(_) => false,
+            None => sfx == "f32" && np == 64,
+        };
         let u = if env_usize("MAMBA_CUDA_BWD1Q_LOCU") == Some(1) {
             "u"
+        } else if v2 && (self.nw == 8 || (self.nw == 16 && np == 64)) {
+            "v2"
         } else {
             ""
         };
+        let u2 = if v2 && s == 2 && np == 64 { "v2" } else { "" };
         let (name, cb, threads) = if s == 4 {
             (
                 format!("bwd_scan1q_loc_{sfx}_n{np}w{}{u}", self.nw),
@@ -327,7 +348,7 @@ impl QShape {
             )
         } else {
             (
-                format!("bwd_scan1q_loc_{sfx}_n{np}s{s}"),
+                format!("bwd_scan1q_loc_{sfx}_n{np}s{s}{u2}"),
                 256 / (np / s),
                 256,
             )
