@@ -3,6 +3,7 @@
 // NaN garbage. Checks every gradient against an f64 reference backward.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bwdlm.cpp -o /tmp/emu_bwdlm && /tmp/emu_bwdlm
+// (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -73,7 +74,11 @@ using std::min;
 #include "../kernels/bwd_lm.cu"
 
 static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
+#ifdef EMU_Q4
+    const unsigned threads = BQ_NT;
+#else
     const unsigned threads = 256;
+#endif
     blockDim = {threads, 1, 1};
     gridDim = {gx, gy, 1};
     for (unsigned by = 0; by < gy; ++by)
@@ -86,7 +91,9 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#ifdef EMU_LEAN
+#if defined(EMU_Q4)
+                    bwdlm_f32_q4(p);
+#elif defined(EMU_LEAN)
                     bwdlm_f32_lean(p);
 #else
                     bwdlm_f32(p);
@@ -176,8 +183,15 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
+#ifdef EMU_Q4
+    const int bps = (seg + BQ_CB - 1) / BQ_CB, nseg = d / seg;
+    const int ntiles = (L + BQ_TT - 1) / BQ_TT;
+    const int smem_floats = bq_smem_floats();
+#else
     const int bps = (seg + BL_CB - 1) / BL_CB, nseg = d / seg;
     const int ntiles = (L + BL_TT - 1) / BL_TT;
+    const int smem_floats = bl_smem_floats();
+#endif
     std::vector<float> du(io, NAN), dd(io, NAN), dz(io, NAN), dA((size_t)d * N, 0.f), dB(B.size(), 0.f), dC(C.size(), 0.f);
     std::vector<float> dD(d, 0.f), db(d, 0.f), dh0(st, NAN), ck((size_t)b * d * ntiles * 16 + 4, NAN);
     // 16-byte aligned accumulators
@@ -196,7 +210,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = bgn; p.c_groups = cgn;
     p.softplus = cs.softplus; p.seg = seg; p.blocks_per_seg = bps; p.vec = cs.vec && L % 2 == 0;
     p.vec4 = L % 4 == 0;
-    if (bl_smem_floats() > (int)(sizeof(g_smem) / 4)) { std::printf("smem too big\n"); return 1e30; }
+    if (smem_floats > (int)(sizeof(g_smem) / 4)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, p);
     std::memcpy(dB.data(), pdB, dB.size() * 4);
     std::memcpy(dC.data(), pdC, dC.size() * 4);

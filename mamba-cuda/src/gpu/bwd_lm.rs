@@ -58,11 +58,27 @@ struct BwdLmParams {
 
 const _: () = assert!(std::mem::size_of::<BwdLmParams>() == 21 * 8 + 12 * 4);
 
-/// Channels per block (`BL_CB`), steps per tile (`BL_TT`).
+/// Channels per block (`BL_CB`, `BQ_CB`), steps per tile (`BL_TT`).
 const CB: usize = 32;
 const TT: usize = 16;
 /// Must match `bl_smem_floats` in bwd_lm.cu.
 const SMEM: usize = 4 * (2 * TT * 32 + 2 * CB * (TT * 4 + 4) + CB * TT + 2 * CB * (32 * 8 + 8));
+/// `_q4`: steps per tile (`BQ_TT`), threads per block (`BQ_NT`); must match
+/// `bq_smem_floats` in bwd_lm.cu.
+const TT4: usize = 8;
+const NT4: usize = CB * 4;
+const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32 * TT4 + 4));
+
+/// The kernel form: `MAMBA_CUDA_BWD_LM_V` (`w8`: eight threads per channel, 16-step tiles;
+/// `q4`: four threads per channel, 8-step tiles; `lean` / `nodbc`: variants of `w8`).
+fn form() -> (&'static str, usize, usize, usize) {
+    match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
+        Some("nodbc") => ("_nodbc", TT, 256, SMEM),
+        Some("lean") => ("_lean", TT, 256, SMEM),
+        Some("q4") => ("_q4", TT4, NT4, SMEM4),
+        _ => ("", TT, 256, SMEM),
+    }
+}
 
 /// Whether the backward takes this path (`MAMBA_CUDA_BWD_LM`: 1 forces it where it
 /// applies, 0 never).
@@ -125,7 +141,8 @@ pub(crate) fn run(
     const OP: &str = "selective_scan_backward";
     let sfx = suffix(act, OP)?;
     let p = &d.fwd;
-    let ntiles = l.div_ceil(TT);
+    let (v, tt, threads, smem) = form();
+    let ntiles = l.div_ceil(tt);
     let b_numel = p.b.numel() as usize;
     let c_numel = p.c.numel() as usize;
     let ck_bytes = a256(b * dd * ntiles * 16 * 4);
@@ -181,16 +198,9 @@ pub(crate) fn run(
             vec4: l.is_multiple_of(4) as i32,
             pad: 0,
         };
-        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added); `=lean`:
-        // fewer shared-memory wavefronts (bwd_lm.cu, V = 3).
-        let v = match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
-            Some("nodbc") => "_nodbc",
-            Some("lean") => "_lean",
-            _ => "",
-        };
         let f = g.func(&format!("bwdlm_{sfx}{v}"))?;
         let grid = (((dd / seg) * seg.div_ceil(CB)) as u32, b as u32, 1);
-        g.launch(f, grid, 256, SMEM, stream, &prm)?;
+        g.launch(f, grid, threads as u32, smem, stream, &prm)?;
         let cast = g.func(&format!("bwd_cast_{sfx}"))?;
         for (src, dst, n) in [(prm.db, d.db.ptr, b_numel), (prm.dc, d.dc.ptr, c_numel)] {
             let cp = BwdCastParams {
