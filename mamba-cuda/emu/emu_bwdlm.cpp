@@ -3,7 +3,8 @@
 // NaN garbage. Checks every gradient against an f64 reference backward.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bwdlm.cpp -o /tmp/emu_bwdlm && /tmp/emu_bwdlm
-// (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel)
+// (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
+// -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -27,6 +28,22 @@ struct alignas(8) float2 {
     float x, y;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
 
 static std::unique_ptr<std::barrier<>> g_block_bar;
 alignas(16) static float g_smem[1 << 15];
@@ -91,7 +108,11 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#if defined(EMU_Q4)
+#if defined(EMU_Q4) && BQ_EMU_H16
+                    bwdlm_f32_q4h(p);
+#elif defined(EMU_Q4) && defined(EMU_Q4S)
+                    bwdlm_f32_q4s(p);
+#elif defined(EMU_Q4)
                     bwdlm_f32_q4(p);
 #elif defined(EMU_LEAN)
                     bwdlm_f32_lean(p);
@@ -129,6 +150,11 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     auto u = rnd(io, 1, 0), delta = rnd(io, 0.5f, cs.softplus ? -1.f : 0.6f);
     auto A = rnd((size_t)d * N, 0.5f, -0.8f);
     auto B = rnd((size_t)b * bgn * N * L, 1, 0), C = rnd((size_t)b * cgn * N * L, 1, 0);
+#if BQ_EMU_H16
+    // `q4h` stages B / C as bf16: the inputs rounded to bf16 first (then exact).
+    for (auto* v : {&B, &C})
+        for (auto& x : *v) x = __uint_as_float(bq_to_bf16(x) << 16);
+#endif
     auto D = rnd(d, 1, 0), z = rnd(io, 2, 0), bias = rnd(d, 0.3f, 0), h0 = rnd(st, 1, 0);
     auto dout = rnd(io, 1, 0), dlast = rnd(st, 1, 0);
     auto Bv = [&](int i, int c, int n, int t) { return (double)B[(((size_t)i * bgn + c / (d / bgn)) * N + n) * L + t]; };

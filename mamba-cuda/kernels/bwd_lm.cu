@@ -574,14 +574,43 @@ __device__ __forceinline__ float2 bq_rs4(const float (&v)[8], int g) {
     return make_float2(b[0], b[1]);
 }
 
+#ifndef BQ_EMU_H16
+#define BQ_EMU_H16 0
+#endif
+// f32 -> bf16 bits, round to nearest even (the host emulator's check of the `q4h` layout).
+__device__ __forceinline__ unsigned bq_to_bf16(float x) {
+    const unsigned u = __float_as_uint(x);
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+// A word of two 16-bit values (n even, n odd) -> float2.
+template <typename T>
+__device__ __forceinline__ float2 bq_unpack(unsigned w) {
+    if constexpr (sizeof(T) == 2) {
+        return bl_cv2<T>(w);
+    } else {
+        return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+    }
+}
+
 __device__ __forceinline__ float bq_c(const float4& v, int j) {
     return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
 }
 
-template <typename T>
+// S (`MAMBA_CUDA_BWD_LM_V`): 0 `q4`; 1 `q4s`, fewer shared-memory wavefronts: y = sum C h
+// summed in the sweep (C is no longer read by the recompute), the sweep reads dt, dt u by
+// one 8-byte read and dy by a 4-byte one, and dB / dC are reduce-scattered over the warp's
+// 8 channels by shuffles (7 per step: lane 4 k + g ends with slot (k < 4 ? dB : dC) of state
+// 4 g + (k & 3), summed over the warp), staged once per step and lane, and summed over the
+// 4 warps by 64 threads (four 16-byte reads each) before the atomics.
+template <typename T, int S>
 __device__ void bwd_lm4(const BwdLmParams& p) {
     typedef typename BlRaw<T>::type R;
     constexpr int TT = BQ_TT;
+    constexpr bool SH = S >= 1;
+    // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
+    // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
+    // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
+    constexpr bool H16 = S == 2 && (sizeof(T) == 2 || BQ_EMU_H16);
     DYN_SMEM(smem);
     float* sbc = smem;                   // [2][TT][32] {B 0..15, C 0..15}
     float* sv = sbc + 2 * TT * 32;       // [CB][SVS] float4 {dt, dt u, dy, u}
@@ -640,10 +669,50 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         if (bok && (back || !bis_c)) rbc = bl_ld2<T>(gbc, k * TT + 2 * bq, L, vec);
     };
     auto put_bc = [&](int buf) {
-        const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
-        float* d = sbc + buf * TT * 32 + (bis_c ? 16 : 0) + bn;
-        d[(2 * bq) * 32] = v.x;
-        d[(2 * bq + 1) * 32] = v.y;
+        if constexpr (H16) {
+            // Step words [g][B pair 0, B pair 1, C pair 0, C pair 1] (16 per step).
+            unsigned lo, hi;
+            if constexpr (sizeof(T) == 2) {
+                const unsigned w = bok ? (unsigned)rbc : 0u;
+                lo = w & 0xffffu;
+                hi = w >> 16;
+            } else {  // the host emulator: f32 rounded to bf16
+                const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+                lo = bq_to_bf16(v.x);
+                hi = bq_to_bf16(v.y);
+            }
+            unsigned short* d = reinterpret_cast<unsigned short*>(sbc + buf * TT * 16) +
+                                ((bn >> 2) * 4 + (bis_c ? 2 : 0) + ((bn & 3) >> 1)) * 2 + (bn & 1);
+            d[(2 * bq) * 32] = (unsigned short)lo;
+            d[(2 * bq + 1) * 32] = (unsigned short)hi;
+        } else {
+            const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+            float* d = sbc + buf * TT * 32 + (bis_c ? 16 : 0) + bn;
+            d[(2 * bq) * 32] = v.x;
+            d[(2 * bq + 1) * 32] = v.y;
+        }
+    };
+    // B (and C) of step t of the staged tile (bc: the buffer plus this thread's offset).
+    auto ld_b = [&](const float* bc, int t) -> float4 {
+        if constexpr (H16) {
+            const uint2 w = *reinterpret_cast<const uint2*>(bc + t * 16);
+            const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
+            return make_float4(b0.x, b0.y, b1.x, b1.y);
+        } else {
+            return *reinterpret_cast<const float4*>(bc + t * 32);
+        }
+    };
+    auto ld_bc = [&](const float* bc, int t, float4& b, float4& cc) {
+        if constexpr (H16) {
+            const uint4 w = *reinterpret_cast<const uint4*>(bc + t * 16);
+            const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
+            const float2 c0 = bq_unpack<T>(w.z), c1 = bq_unpack<T>(w.w);
+            b = make_float4(b0.x, b0.y, b1.x, b1.y);
+            cc = make_float4(c0.x, c0.y, c1.x, c1.y);
+        } else {
+            b = *reinterpret_cast<const float4*>(bc + t * 32);
+            cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
+        }
     };
     float4* svc = reinterpret_cast<float4*>(sv + cl * BQ_SVS);
     float4* sxt = reinterpret_cast<float4*>(sx) + tid;
@@ -671,10 +740,10 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         __syncthreads();
         ckv = make_float4(h[0], h[1], h[2], h[3]);
         if (active) *reinterpret_cast<float4*>(ck + (size_t)k * 16) = ckv;
-        const float* bc = sbc + buf * TT * 32 + 4 * g;
+        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
 #pragma unroll
         for (int t = 0; t < TT; ++t) {
-            const float4 b = *reinterpret_cast<const float4*>(bc + t * 32);
+            const float4 b = ld_b(bc, t);
             const float2 s = *reinterpret_cast<const float2*>(svc + t);
 #pragma unroll
             for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(s.x * a[j]), h[j], s.y * bq_c(b, j));
@@ -705,6 +774,13 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float* acc = s_is_c ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (sn < N ? sn : 0)) * L
                         : p.db + (((size_t)i * p.b_groups + gb) * N + (sn < N ? sn : 0)) * L;
     const bool s_ok = sn < N && kh == 0;
+    // `q4s`: the per-warp dB/dC sums [warp][lane][8] (in sdbc's place) and their readers.
+    float* sred = sdbc + (tid >> 5) * 256 + lane * 8;
+    const int rL = (tid >> 1) & 31, rk = rL >> 2, rg = rL & 3, rn = 4 * rg + (rk & 3);
+    const bool r_ok = tid < 64 && rn < N;
+    const float* rrd = sdbc + rL * 8 + 4 * (tid & 1);
+    float* racc = rk >= 4 ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (rn < N ? rn : 0)) * L
+                          : p.db + (((size_t)i * p.b_groups + gb) * N + (rn < N ? rn : 0)) * L;
 
     for (int k = ntiles - 1; k >= 0; --k) {
         const int buf = k & 1;
@@ -742,7 +818,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
         __syncthreads();
-        const float* bc = sbc + buf * TT * 32 + 4 * g;
+        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
         // Recompute the tile's states and decays.
         float H[4][TT], E[4][TT];
         float2 y2 = make_float2(0.f, 0.f);
@@ -752,29 +828,35 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 #pragma unroll
             for (int t = 0; t < TT; ++t) {
                 const float2 s = *reinterpret_cast<const float2*>(svc + t);
-                const float4 b = *reinterpret_cast<const float4*>(bc + t * 32);
+                const float4 b = ld_b(bc, t);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     E[j][t] = ex2_fast(s.x * a[j]);
                     x[j] = fmaf(E[j][t], x[j], s.y * bq_c(b, j));
                     H[j][t] = x[j];
                 }
-                if (has_z) {
+                if (has_z && !SH) {
                     const float4 cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
                     yp[t] = fmaf(cc.x, x[0], fmaf(cc.y, x[1], fmaf(cc.z, x[2], cc.w * x[3])));
                 }
             }
-            if (has_z) y2 = bq_rs4(yp, g);
+            if (has_z && !SH) y2 = bq_rs4(yp, g);
         }
         // The reverse sweep.
-        float pp[TT], qq[TT];
+        float pp[TT], qq[TT], yq[TT];
 #pragma unroll
         for (int t = TT - 1; t >= 0; --t) {
-            const float4 s = svc[t];
-            const float4 b = *reinterpret_cast<const float4*>(bc + t * 32);
-            const float4 cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
+            float4 s;
+            if constexpr (SH) {
+                const float2 s2 = *reinterpret_cast<const float2*>(svc + t);
+                s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svc + t)[2], 0.f);
+            } else {
+                s = svc[t];
+            }
+            float4 b, cc;
+            ld_bc(bc, t, b, cc);
             const int pos = t ^ g;
-            float q = 0.f, pv = 0.f;
+            float q = 0.f, pv = 0.f, yv = 0.f, v[8];
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 gg[j] = fmaf(gg[j], dn[j], bq_c(cc, j) * s.z);
@@ -783,18 +865,72 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 q = fmaf(a[j], e, q);
                 da[j] = fmaf(s.x, e, da[j]);
                 pv = fmaf(gg[j], bq_c(b, j), pv);
-                sdw[j * TT + pos] = gg[j] * s.y;
-                sdw[16 * TT + j * TT + pos] = H[j][t] * s.z;
+                if constexpr (SH) {
+                    v[j] = gg[j] * s.y;
+                    v[4 + j] = H[j][t] * s.z;
+                    yv = fmaf(bq_c(cc, j), H[j][t], yv);
+                } else {
+                    sdw[j * TT + pos] = gg[j] * s.y;
+                    sdw[16 * TT + j * TT + pos] = H[j][t] * s.z;
+                }
                 dn[j] = E[j][t];
             }
             qq[t] = q;
             pp[t] = pv;
+            yq[t] = yv;
+            if constexpr (SH) {
+                // Reduce-scatter over the warp's 8 channels (lane bits 4, 3, 2): lane 4 k + g
+                // ends with v[k] summed; staged at [warp][lane][t ^ k].
+                const bool b16 = (tid & 16) != 0, b8 = (tid & 8) != 0, b4 = (tid & 4) != 0;
+                float a4[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) {
+                    const float sn = b16 ? v[m] : v[m + 4];
+                    const float kp = b16 ? v[m + 4] : v[m];
+                    a4[m] = kp + __shfl_xor_sync(0xffffffffu, sn, 16);
+                }
+                float a2[2];
+#pragma unroll
+                for (int m = 0; m < 2; ++m) {
+                    const float sn = b8 ? a4[m] : a4[m + 2];
+                    const float kp = b8 ? a4[m + 2] : a4[m];
+                    a2[m] = kp + __shfl_xor_sync(0xffffffffu, sn, 8);
+                }
+                const float a1 = (b4 ? a2[1] : a2[0]) + __shfl_xor_sync(0xffffffffu, b4 ? a2[0] : a2[1], 4);
+                sred[t ^ ((tid >> 2) & 7)] = a1;
+            }
         }
         const float2 P = bq_rs4(pp, g);
         const float2 Q = bq_rs4(qq, g);
+        if (SH && has_z) y2 = bq_rs4(yq, g);
         __syncthreads();
-        // Block sums of the tile's dB / dC.
-        {
+        if constexpr (SH) {
+            // The 4 warps' sums: thread o < 64 -> lane slot Ls = o >> 1 (k = Ls >> 2, g = Ls & 3),
+            // positions 4 (o & 1) .. + 3 = steps 4 ((o & 1) ^ (k >> 2)) + (m ^ (k & 3)).
+            if (r_ok) {
+                float4 s4 = *reinterpret_cast<const float4*>(rrd);
+#pragma unroll
+                for (int w = 1; w < BQ_NT / 32; ++w) {
+                    const float4 v = *reinterpret_cast<const float4*>(rrd + w * 256);
+                    s4.x += v.x;
+                    s4.y += v.y;
+                    s4.z += v.z;
+                    s4.w += v.w;
+                }
+                float o[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) o[m] = bq_c(s4, m ^ (rk & 3));
+                const int t = tb + 4 * ((tid & 1) ^ (rk >> 2));
+                if (p.vec4 && t + 3 < L) {
+                    atomicAdd(reinterpret_cast<float4*>(racc + t), make_float4(o[0], o[1], o[2], o[3]));
+                } else {
+#pragma unroll
+                    for (int m = 0; m < 4; ++m)
+                        if (t + m < L) atomicAdd(racc + t + m, o[m]);
+                }
+            }
+        } else {
+            // Block sums of the tile's dB / dC.
             float4 s4 = *reinterpret_cast<const float4*>(sdr);
 #pragma unroll
             for (int m = 1; m < 16; ++m) {
@@ -873,11 +1009,22 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 
 #define BQ_KERNEL(T, SFX)                                                                                        \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4(const __grid_constant__ BwdLmParams p) { \
-        bwd_lm4<T>(p);                                                                                               \
+        bwd_lm4<T, 0>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4s(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 1>(p);                                                                                            \
+    }
+#define BQ_KERNEL_H(T, SFX)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 2>(p);                                                                                            \
     }
 
 BQ_KERNEL(float, f32)
 #ifndef MAMBA_EMU
 BQ_KERNEL(bf16_t, bf16)
 BQ_KERNEL(f16_t, f16)
+BQ_KERNEL_H(bf16_t, bf16)
+BQ_KERNEL_H(f16_t, f16)
+#elif BQ_EMU_H16
+BQ_KERNEL_H(float, f32)
 #endif

@@ -69,14 +69,20 @@ const TT4: usize = 8;
 const NT4: usize = CB * 4;
 const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32 * TT4 + 4));
 
-/// The kernel form: `MAMBA_CUDA_BWD_LM_V` (`w8`: eight threads per channel, 16-step tiles;
-/// `q4`: four threads per channel, 8-step tiles; `lean` / `nodbc`: variants of `w8`).
-fn form() -> (&'static str, usize, usize, usize) {
+/// The kernel form: `MAMBA_CUDA_BWD_LM_V` = `w8` (eight threads per channel with two
+/// states each, 16-step tiles; `lean` / `nodbc` its variants), `q4` (four threads per channel
+/// with four states each, 8-step tiles), `q4s` (`q4` with fewer shared-memory wavefronts:
+/// dB / dC reduce-scattered by shuffles, y summed in the sweep), `q4h` (`q4s` with B / C
+/// staged as 16-bit values for bf16 / f16; f32 takes `q4s`). Default: `q4h`.
+fn form(act: u32) -> (&'static str, usize, usize, usize) {
+    let q4h = if act == dtype::F32 { "_q4s" } else { "_q4h" };
     match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
+        Some("w8") => ("", TT, 256, SMEM),
         Some("nodbc") => ("_nodbc", TT, 256, SMEM),
         Some("lean") => ("_lean", TT, 256, SMEM),
         Some("q4") => ("_q4", TT4, NT4, SMEM4),
-        _ => ("", TT, 256, SMEM),
+        Some("q4s") => ("_q4s", TT4, NT4, SMEM4),
+        _ => (q4h, TT4, NT4, SMEM4),
     }
 }
 
@@ -141,7 +147,7 @@ pub(crate) fn run(
     const OP: &str = "selective_scan_backward";
     let sfx = suffix(act, OP)?;
     let p = &d.fwd;
-    let (v, tt, threads, smem) = form();
+    let (v, tt, threads, smem) = form(act);
     let ntiles = l.div_ceil(tt);
     let b_numel = p.b.numel() as usize;
     let c_numel = p.c.numel() as usize;
