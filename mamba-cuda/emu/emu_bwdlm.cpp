@@ -4,7 +4,8 @@
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bwdlm.cpp -o /tmp/emu_bwdlm && /tmp/emu_bwdlm
 // (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
-// -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16)
+// -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
+// add -DEMU_Q4R: `_q4r`)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -108,7 +109,9 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#if defined(EMU_Q4) && BQ_EMU_H16
+#if defined(EMU_Q4) && BQ_EMU_H16 && defined(EMU_Q4R)
+                    bwdlm_f32_q4r(p);
+#elif defined(EMU_Q4) && BQ_EMU_H16
                     bwdlm_f32_q4h(p);
 #elif defined(EMU_Q4) && defined(EMU_Q4S)
                     bwdlm_f32_q4s(p);

@@ -610,7 +610,10 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
     // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
     // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
-    constexpr bool H16 = S == 2 && (sizeof(T) == 2 || BQ_EMU_H16);
+    constexpr bool H16 = S >= 2 && (sizeof(T) == 2 || BQ_EMU_H16);
+    // `q4r` (S 3): `q4h` with the decays recomputed in the sweep (one more exponential per
+    // state and step, 32 registers fewer).
+    constexpr bool RE = S == 3;
     DYN_SMEM(smem);
     float* sbc = smem;                   // [2][TT][32] {B 0..15, C 0..15}
     float* sv = sbc + 2 * TT * 32;       // [CB][SVS] float4 {dt, dt u, dy, u}
@@ -831,8 +834,9 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 const float4 b = ld_b(bc, t);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    E[j][t] = ex2_fast(s.x * a[j]);
-                    x[j] = fmaf(E[j][t], x[j], s.y * bq_c(b, j));
+                    const float q = ex2_fast(s.x * a[j]);
+                    if constexpr (!RE) E[j][t] = q;
+                    x[j] = fmaf(q, x[j], s.y * bq_c(b, j));
                     H[j][t] = x[j];
                 }
                 if (has_z && !SH) {
@@ -873,7 +877,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                     sdw[j * TT + pos] = gg[j] * s.y;
                     sdw[16 * TT + j * TT + pos] = H[j][t] * s.z;
                 }
-                dn[j] = E[j][t];
+                dn[j] = RE ? ex2_fast(s.x * a[j]) : E[j][t];
             }
             qq[t] = q;
             pp[t] = pv;
@@ -1017,6 +1021,9 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 2>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4r(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 3>(p);                                                                                            \
     }
 
 BQ_KERNEL(float, f32)

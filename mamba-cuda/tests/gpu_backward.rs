@@ -478,9 +478,10 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
     v
 }
 
-/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
-/// at a shape with many channels (the path's default rule: L >= 1024, bf16 from 30 channels
-/// per SM, f32 from 64).
+/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above (few channels: the `w8`
+/// form), then the default choice at a shape with many channels (the path's default rule:
+/// L >= 1024, bf16 from 30 channels per SM, f32 from 64; above 64 channels per SM, as
+/// here on an H200, the `q4h` / `q4s` form).
 #[test]
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
@@ -519,7 +520,7 @@ fn selective_scan_backward_lm_path() {
 }
 
 /// The `q4*` forms of `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`, `MAMBA_CUDA_BWD_LM_V=q4` /
-/// `q4s` / `q4h`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
+/// `q4s` / `q4h` / `q4r`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
 /// which, comma-separated) on the shapes above with other random draws (N 1-16, channels
 /// not multiples of the block, L 1 and not multiples of the tile, grouped B/C, every
 /// option), then a shape with many channels (d 1700, L 1030, grouped B).
@@ -531,17 +532,18 @@ fn selective_scan_backward_lm_q4() {
     if quick {
         cfgs.retain(|c| c.seqlen <= 300);
     }
-    let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS").unwrap_or_else(|_| "q4,q4s,q4h".into());
+    let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS").unwrap_or_else(|_| "q4,q4s,q4h,q4r".into());
     let old_v = std::env::var_os("MAMBA_CUDA_BWD_LM_V");
     std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
     for form in forms.split(',').filter(|f| !f.is_empty()) {
         std::env::set_var("MAMBA_CUDA_BWD_LM_V", form);
         let mut t = Tally::default();
-        // Quick (the sanitizer runs): f32, and bf16 for `q4h` (its 16-bit staging).
-        if !quick || form != "q4h" {
+        // Quick (the sanitizer runs): f32, and bf16 for `q4h` / `q4r` (16-bit staging).
+        let h16 = form == "q4h" || form == "q4r";
+        if !quick || !h16 {
             scan_type::<f32>(be, &cfgs, 221, &mut t);
         }
-        if quick && form == "q4h" {
+        if quick && h16 {
             scan_type::<bf16>(be, &cfgs, 222, &mut t);
         }
         if !quick {
