@@ -3,6 +3,9 @@
 // NaN garbage. Checks every gradient against an f64 reference backward.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bwdlm.cpp -o /tmp/emu_bwdlm && /tmp/emu_bwdlm
+// (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
+// -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
+// add -DEMU_Q4R: `_q4r`)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -26,6 +29,22 @@ struct alignas(8) float2 {
     float x, y;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
 
 static std::unique_ptr<std::barrier<>> g_block_bar;
 alignas(16) static float g_smem[1 << 15];
@@ -73,7 +92,11 @@ using std::min;
 #include "../kernels/bwd_lm.cu"
 
 static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
+#ifdef EMU_Q4
+    const unsigned threads = BQ_NT;
+#else
     const unsigned threads = 256;
+#endif
     blockDim = {threads, 1, 1};
     gridDim = {gx, gy, 1};
     for (unsigned by = 0; by < gy; ++by)
@@ -86,7 +109,15 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#ifdef EMU_LEAN
+#if defined(EMU_Q4) && BQ_EMU_H16 && defined(EMU_Q4R)
+                    bwdlm_f32_q4r(p);
+#elif defined(EMU_Q4) && BQ_EMU_H16
+                    bwdlm_f32_q4h(p);
+#elif defined(EMU_Q4) && defined(EMU_Q4S)
+                    bwdlm_f32_q4s(p);
+#elif defined(EMU_Q4)
+                    bwdlm_f32_q4(p);
+#elif defined(EMU_LEAN)
                     bwdlm_f32_lean(p);
 #else
                     bwdlm_f32(p);
@@ -122,6 +153,11 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     auto u = rnd(io, 1, 0), delta = rnd(io, 0.5f, cs.softplus ? -1.f : 0.6f);
     auto A = rnd((size_t)d * N, 0.5f, -0.8f);
     auto B = rnd((size_t)b * bgn * N * L, 1, 0), C = rnd((size_t)b * cgn * N * L, 1, 0);
+#if BQ_EMU_H16
+    // `q4h` stages B / C as bf16: the inputs rounded to bf16 first (then exact).
+    for (auto* v : {&B, &C})
+        for (auto& x : *v) x = __uint_as_float(bq_to_bf16(x) << 16);
+#endif
     auto D = rnd(d, 1, 0), z = rnd(io, 2, 0), bias = rnd(d, 0.3f, 0), h0 = rnd(st, 1, 0);
     auto dout = rnd(io, 1, 0), dlast = rnd(st, 1, 0);
     auto Bv = [&](int i, int c, int n, int t) { return (double)B[(((size_t)i * bgn + c / (d / bgn)) * N + n) * L + t]; };
@@ -176,8 +212,15 @@ static double run_case(const Case& cs, std::mt19937& rng) {
         }
 
     const int seg = std::gcd(d / bgn, d / cgn);
+#ifdef EMU_Q4
+    const int bps = (seg + BQ_CB - 1) / BQ_CB, nseg = d / seg;
+    const int ntiles = (L + BQ_TT - 1) / BQ_TT;
+    const int smem_floats = bq_smem_floats();
+#else
     const int bps = (seg + BL_CB - 1) / BL_CB, nseg = d / seg;
     const int ntiles = (L + BL_TT - 1) / BL_TT;
+    const int smem_floats = bl_smem_floats();
+#endif
     std::vector<float> du(io, NAN), dd(io, NAN), dz(io, NAN), dA((size_t)d * N, 0.f), dB(B.size(), 0.f), dC(C.size(), 0.f);
     std::vector<float> dD(d, 0.f), db(d, 0.f), dh0(st, NAN), ck((size_t)b * d * ntiles * 16 + 4, NAN);
     // 16-byte aligned accumulators
@@ -196,7 +239,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = bgn; p.c_groups = cgn;
     p.softplus = cs.softplus; p.seg = seg; p.blocks_per_seg = bps; p.vec = cs.vec && L % 2 == 0;
     p.vec4 = L % 4 == 0;
-    if (bl_smem_floats() > (int)(sizeof(g_smem) / 4)) { std::printf("smem too big\n"); return 1e30; }
+    if (smem_floats > (int)(sizeof(g_smem) / 4)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, p);
     std::memcpy(dB.data(), pdB, dB.size() * 4);
     std::memcpy(dC.data(), pdC, dC.size() * 4);

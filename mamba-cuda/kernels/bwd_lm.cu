@@ -524,3 +524,514 @@ BL_KERNEL(float, f32)
 BL_KERNEL(bf16_t, bf16)
 BL_KERNEL(f16_t, f16)
 #endif
+
+// ---------------------------------------------------------------------------------------
+// `_q4` (`MAMBA_CUDA_BWD_LM_V=q4`): four threads per channel with four states each
+// (n = 4g .. 4g + 3), blocks of 32 channels (128 threads), tiles of BQ_TT = 8 steps (the
+// tile's states and decays in registers: 64 floats). Per channel and step the overheads of
+// the `_w` form above (the three reduce-scatters over 8 threads, the shared reads of dt,
+// dt u, dy and B/C by 8 threads) are shared by four states instead of two: the reduce-
+// scatters run over 4 threads (thread g ends with steps 2g, 2g + 1 of the tile), each
+// thread reads B / C of its four states by one 16-byte read each. Everything else as above:
+// phase F writes the state at every tile start (checkpoints (b, d, ceil(L / 8), 16) f32),
+// phase B recomputes the tile's states and sweeps back; dB / dC staged per channel as
+// [slot][step] (step position t ^ g: conflict-free stores), summed over the block's 32
+// channels (16-byte reads by two threads per (slot, 4 steps), combined by one shuffle),
+// one 16-byte atomic per (slot, 4 steps) and block. Two block barriers per tile.
+#define BQ_TT 8
+#define BQ_CB 32
+#define BQ_NT (BQ_CB * 4)
+// Per-channel rows of 8 float4 {dt, dt u, dy, u}, padded by one float4 (a warp's 8
+// channels land in different bank groups).
+#define BQ_SVS (BQ_TT * 4 + 4)
+// The dB/dC staging: per channel 32 slots (dB n, then dC n) of 8 steps; channel stride
+// = 4 mod 32 floats.
+#define BQ_CS (32 * BQ_TT + 4)
+
+// Shared memory in floats: sbc[2][TT][32], sv[CB][SVS], sx[NT][4], sdbc[CB][CS].
+__host__ __device__ constexpr int bq_smem_floats() {
+    return 2 * BQ_TT * 32 + BQ_CB * BQ_SVS + BQ_NT * 4 + BQ_CB * BQ_CS;
+}
+
+// Reduce-scatter of 8 per-step values over the 4 threads of a channel (lanes 4k .. 4k + 3):
+// thread g returns the sums over the threads of v[2g], v[2g + 1].
+__device__ __forceinline__ float2 bq_rs4(const float (&v)[8], int g) {
+    const bool h2 = (g & 2) != 0, h1 = (g & 1) != 0;
+    float a[4];
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+        const float s = h2 ? v[m] : v[m + 4];
+        const float k = h2 ? v[m + 4] : v[m];
+        a[m] = k + __shfl_xor_sync(0xffffffffu, s, 2);
+    }
+    float b[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+        const float s = h1 ? a[m] : a[m + 2];
+        const float k = h1 ? a[m + 2] : a[m];
+        b[m] = k + __shfl_xor_sync(0xffffffffu, s, 1);
+    }
+    return make_float2(b[0], b[1]);
+}
+
+#ifndef BQ_EMU_H16
+#define BQ_EMU_H16 0
+#endif
+// f32 -> bf16 bits, round to nearest even (the host emulator's check of the `q4h` layout).
+__device__ __forceinline__ unsigned bq_to_bf16(float x) {
+    const unsigned u = __float_as_uint(x);
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+// A word of two 16-bit values (n even, n odd) -> float2.
+template <typename T>
+__device__ __forceinline__ float2 bq_unpack(unsigned w) {
+    if constexpr (sizeof(T) == 2) {
+        return bl_cv2<T>(w);
+    } else {
+        return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+    }
+}
+
+__device__ __forceinline__ float bq_c(const float4& v, int j) {
+    return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
+
+// S (`MAMBA_CUDA_BWD_LM_V`): 0 `q4`; 1 `q4s`, fewer shared-memory wavefronts: y = sum C h
+// summed in the sweep (C is no longer read by the recompute), the sweep reads dt, dt u by
+// one 8-byte read and dy by a 4-byte one, and dB / dC are reduce-scattered over the warp's
+// 8 channels by shuffles (7 per step: lane 4 k + g ends with slot (k < 4 ? dB : dC) of state
+// 4 g + (k & 3), summed over the warp), staged once per step and lane, and summed over the
+// 4 warps by 64 threads (four 16-byte reads each) before the atomics.
+template <typename T, int S>
+__device__ void bwd_lm4(const BwdLmParams& p) {
+    typedef typename BlRaw<T>::type R;
+    constexpr int TT = BQ_TT;
+    constexpr bool SH = S >= 1;
+    // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
+    // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
+    // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
+    constexpr bool H16 = S >= 2 && (sizeof(T) == 2 || BQ_EMU_H16);
+    // `q4r` (S 3): `q4h` with the decays recomputed in the sweep (one more exponential per
+    // state and step, 32 registers fewer).
+    constexpr bool RE = S == 3;
+    DYN_SMEM(smem);
+    float* sbc = smem;                   // [2][TT][32] {B 0..15, C 0..15}
+    float* sv = sbc + 2 * TT * 32;       // [CB][SVS] float4 {dt, dt u, dy, u}
+    float* sx = sv + BQ_CB * BQ_SVS;     // [NT] float4 {kz, kz', sp', sp'} of the thread's 2 steps
+    float* sdbc = sx + BQ_NT * 4;        // [CB][CS]
+    const int N = p.dstate, L = p.seqlen, dim = p.dim;
+    const int tid = threadIdx.x;
+    const int i = blockIdx.y;
+    const int seg_id = blockIdx.x / p.blocks_per_seg;
+    const int blk = blockIdx.x % p.blocks_per_seg;
+    const int c0 = seg_id * p.seg + blk * BQ_CB;
+    const int cn = min(BQ_CB, (seg_id + 1) * p.seg - c0);
+    const int gb = c0 / (dim / p.b_groups), gcg = c0 / (dim / p.c_groups);
+    const int cl = tid >> 2, g = tid & 3;
+    const bool active = cl < cn;
+    const int c = c0 + (active ? cl : 0);
+    const bool vec = p.vec != 0;
+    const bool has_z = p.z != nullptr, softplus = p.softplus != 0;
+    const size_t rowo = ((size_t)i * dim + c) * L;
+    const T* gu = static_cast<const T*>(p.u) + rowo;
+    const T* gd = static_cast<const T*>(p.delta) + rowo;
+    const T* gz = has_z ? static_cast<const T*>(p.z) + rowo : nullptr;
+    const T* go = static_cast<const T*>(p.dout) + rowo;
+    // B/C staging: thread -> row r = tid / 4 (B n = r, or C n = r - 16), steps 2 (tid % 4), + 1.
+    const int br = tid >> 2, bq = tid & 3;
+    const int bn = br & 15;
+    const bool bis_c = br >= 16, bok = bn < N;
+    const T* gbc = bis_c ? static_cast<const T*>(p.C) + (((size_t)i * p.c_groups + gcg) * N + (bok ? bn : 0)) * L
+                         : static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (bok ? bn : 0)) * L;
+    const int ntiles = (L + TT - 1) / TT;
+    float* ck = p.ck + ((size_t)i * dim + c) * ntiles * 16 + 4 * g;
+
+    float a[4], h[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int n = 4 * g + j;
+        a[j] = 0.f;
+        h[j] = 0.f;
+        if (active && n < N) {
+            a[j] = p.A[(size_t)c * N + n] * LOG2E_F;
+            if (p.h0) h[j] = p.h0[((size_t)i * dim + c) * N + n];
+        }
+    }
+    const float Dc = p.D && active ? p.D[c] : 0.f;
+    const float bias = p.bias && active ? p.bias[c] : 0.f;
+
+    R ru{}, rd{}, rz{}, ro{}, rbc{};
+    auto fetch = [&](int k, bool back) {
+        const int t = k * TT + 2 * g;
+        ru = bl_ld2<T>(gu, t, L, vec);
+        rd = bl_ld2<T>(gd, t, L, vec);
+        if (back) {
+            ro = bl_ld2<T>(go, t, L, vec);
+            if (has_z) rz = bl_ld2<T>(gz, t, L, vec);
+        }
+        if (bok && (back || !bis_c)) rbc = bl_ld2<T>(gbc, k * TT + 2 * bq, L, vec);
+    };
+    auto put_bc = [&](int buf) {
+        if constexpr (H16) {
+            // Step words [g][B pair 0, B pair 1, C pair 0, C pair 1] (16 per step).
+            unsigned lo, hi;
+            if constexpr (sizeof(T) == 2) {
+                const unsigned w = bok ? (unsigned)rbc : 0u;
+                lo = w & 0xffffu;
+                hi = w >> 16;
+            } else {  // the host emulator: f32 rounded to bf16
+                const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+                lo = bq_to_bf16(v.x);
+                hi = bq_to_bf16(v.y);
+            }
+            unsigned short* d = reinterpret_cast<unsigned short*>(sbc + buf * TT * 16) +
+                                ((bn >> 2) * 4 + (bis_c ? 2 : 0) + ((bn & 3) >> 1)) * 2 + (bn & 1);
+            d[(2 * bq) * 32] = (unsigned short)lo;
+            d[(2 * bq + 1) * 32] = (unsigned short)hi;
+        } else {
+            const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+            float* d = sbc + buf * TT * 32 + (bis_c ? 16 : 0) + bn;
+            d[(2 * bq) * 32] = v.x;
+            d[(2 * bq + 1) * 32] = v.y;
+        }
+    };
+    // B (and C) of step t of the staged tile (bc: the buffer plus this thread's offset).
+    auto ld_b = [&](const float* bc, int t) -> float4 {
+        if constexpr (H16) {
+            const uint2 w = *reinterpret_cast<const uint2*>(bc + t * 16);
+            const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
+            return make_float4(b0.x, b0.y, b1.x, b1.y);
+        } else {
+            return *reinterpret_cast<const float4*>(bc + t * 32);
+        }
+    };
+    auto ld_bc = [&](const float* bc, int t, float4& b, float4& cc) {
+        if constexpr (H16) {
+            const uint4 w = *reinterpret_cast<const uint4*>(bc + t * 16);
+            const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
+            const float2 c0 = bq_unpack<T>(w.z), c1 = bq_unpack<T>(w.w);
+            b = make_float4(b0.x, b0.y, b1.x, b1.y);
+            cc = make_float4(c0.x, c0.y, c1.x, c1.y);
+        } else {
+            b = *reinterpret_cast<const float4*>(bc + t * 32);
+            cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
+        }
+    };
+    float4* svc = reinterpret_cast<float4*>(sv + cl * BQ_SVS);
+    float4* sxt = reinterpret_cast<float4*>(sx) + tid;
+
+    // ---- Phase F: checkpoints at every tile start.
+    float4 ckv;
+    fetch(0, ntiles == 1);
+    for (int k = 0; k < ntiles; ++k) {
+        const int buf = k & 1;
+        put_bc(buf);
+        {
+            const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd);
+            const int t = k * TT + 2 * g;
+            float dt[2] = {d2.x + bias, d2.y + bias};
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                if (softplus) dt[e] = softplus_series(dt[e]);
+                if (!active || t + e >= L) dt[e] = 0.f;
+            }
+            *reinterpret_cast<float2*>(svc + 2 * g) = make_float2(dt[0], dt[0] * u2.x);
+            *reinterpret_cast<float2*>(svc + 2 * g + 1) = make_float2(dt[1], dt[1] * u2.y);
+        }
+        if (k + 1 < ntiles) fetch(k + 1, false);
+        else fetch(ntiles - 1, true);
+        __syncthreads();
+        ckv = make_float4(h[0], h[1], h[2], h[3]);
+        if (active) *reinterpret_cast<float4*>(ck + (size_t)k * 16) = ckv;
+        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
+#pragma unroll
+        for (int t = 0; t < TT; ++t) {
+            const float4 b = ld_b(bc, t);
+            const float2 s = *reinterpret_cast<const float2*>(svc + t);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(s.x * a[j]), h[j], s.y * bq_c(b, j));
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+
+    // ---- Phase B.
+    float gg[4], dn[4], da[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int n = 4 * g + j;
+        gg[j] = p.dlast && active && n < N ? p.dlast[((size_t)i * dim + c) * N + n] : 0.f;
+        dn[j] = 1.f;
+        da[j] = 0.f;
+    }
+    float dDacc = 0.f, dbacc = 0.f;
+    // dB/dC staging: slots 4g + j (dB) and 16 + 4g + j (dC), step position t ^ g.
+    float* sdw = sdbc + cl * BQ_CS + (4 * g) * TT;
+    // The block sums: output so = 16 warp + (lane & 15) = (slot ss, 4-step quad sq), channel
+    // half kh = lane >> 4 (channels 16 kh .. 16 kh + 15).
+    const int lane = tid & 31;
+    const int so = (tid >> 5) * 16 + (lane & 15), ss = so >> 1, sq = so & 1, kh = lane >> 4;
+    const float* sdr = sdbc + (kh * 16) * BQ_CS + ss * TT + 4 * sq;
+    const int sn = ss & 15, sperm = (sn >> 2) & 3;
+    const bool s_is_c = ss >= 16;
+    float* acc = s_is_c ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (sn < N ? sn : 0)) * L
+                        : p.db + (((size_t)i * p.b_groups + gb) * N + (sn < N ? sn : 0)) * L;
+    const bool s_ok = sn < N && kh == 0;
+    // `q4s`: the per-warp dB/dC sums [warp][lane][8] (in sdbc's place) and their readers.
+    float* sred = sdbc + (tid >> 5) * 256 + lane * 8;
+    const int rL = (tid >> 1) & 31, rk = rL >> 2, rg = rL & 3, rn = 4 * rg + (rk & 3);
+    const bool r_ok = tid < 64 && rn < N;
+    const float* rrd = sdbc + rL * 8 + 4 * (tid & 1);
+    float* racc = rk >= 4 ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (rn < N ? rn : 0)) * L
+                          : p.db + (((size_t)i * p.b_groups + gb) * N + (rn < N ? rn : 0)) * L;
+
+    for (int k = ntiles - 1; k >= 0; --k) {
+        const int buf = k & 1;
+        const int tb = k * TT;
+        put_bc(buf);
+        {
+            const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd), o2 = bl_cv2<T>(ro);
+            const float2 z2 = has_z ? bl_cv2<T>(rz) : make_float2(0.f, 0.f);
+            const float uu[2] = {u2.x, u2.y}, dd[2] = {d2.x, d2.y}, oo[2] = {o2.x, o2.y}, zz[2] = {z2.x, z2.y};
+            float kz[2], sg[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float v = dd[e] + bias;
+                float dt = v, sig = 1.f;
+                if (softplus) {
+                    dt = softplus_series(v);
+                    sig = bl_sigmoid(v);
+                }
+                float dy = oo[e];
+                kz[e] = 0.f;
+                if (has_z) {
+                    const float sz = bl_sigmoid(zz[e]);
+                    dy = oo[e] * zz[e] * sz;
+                    kz[e] = oo[e] * sz * fmaf(zz[e], 1.f - sz, 1.f);
+                }
+                sg[e] = sig;
+                if (!active || tb + 2 * g + e >= L) dt = dy = 0.f;
+                svc[2 * g + e] = make_float4(dt, dt * uu[e], dy, uu[e]);
+            }
+            *sxt = make_float4(kz[0], kz[1], sg[0], sg[1]);
+        }
+        const float4 hs = ckv;
+        if (k > 0) {
+            fetch(k - 1, true);
+            ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        __syncthreads();
+        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
+        // Recompute the tile's states and decays.
+        float H[4][TT], E[4][TT];
+        float2 y2 = make_float2(0.f, 0.f);
+        {
+            float x[4] = {hs.x, hs.y, hs.z, hs.w};
+            float yp[TT];
+#pragma unroll
+            for (int t = 0; t < TT; ++t) {
+                const float2 s = *reinterpret_cast<const float2*>(svc + t);
+                const float4 b = ld_b(bc, t);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float q = ex2_fast(s.x * a[j]);
+                    if constexpr (!RE) E[j][t] = q;
+                    x[j] = fmaf(q, x[j], s.y * bq_c(b, j));
+                    H[j][t] = x[j];
+                }
+                if (has_z && !SH) {
+                    const float4 cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
+                    yp[t] = fmaf(cc.x, x[0], fmaf(cc.y, x[1], fmaf(cc.z, x[2], cc.w * x[3])));
+                }
+            }
+            if (has_z && !SH) y2 = bq_rs4(yp, g);
+        }
+        // The reverse sweep.
+        float pp[TT], qq[TT], yq[TT];
+#pragma unroll
+        for (int t = TT - 1; t >= 0; --t) {
+            float4 s;
+            if constexpr (SH) {
+                const float2 s2 = *reinterpret_cast<const float2*>(svc + t);
+                s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svc + t)[2], 0.f);
+            } else {
+                s = svc[t];
+            }
+            float4 b, cc;
+            ld_bc(bc, t, b, cc);
+            const int pos = t ^ g;
+            float q = 0.f, pv = 0.f, yv = 0.f, v[8];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                gg[j] = fmaf(gg[j], dn[j], bq_c(cc, j) * s.z);
+                const float hd = fmaf(-s.y, bq_c(b, j), H[j][t]);
+                const float e = gg[j] * hd;
+                q = fmaf(a[j], e, q);
+                da[j] = fmaf(s.x, e, da[j]);
+                pv = fmaf(gg[j], bq_c(b, j), pv);
+                if constexpr (SH) {
+                    v[j] = gg[j] * s.y;
+                    v[4 + j] = H[j][t] * s.z;
+                    yv = fmaf(bq_c(cc, j), H[j][t], yv);
+                } else {
+                    sdw[j * TT + pos] = gg[j] * s.y;
+                    sdw[16 * TT + j * TT + pos] = H[j][t] * s.z;
+                }
+                dn[j] = RE ? ex2_fast(s.x * a[j]) : E[j][t];
+            }
+            qq[t] = q;
+            pp[t] = pv;
+            yq[t] = yv;
+            if constexpr (SH) {
+                // Reduce-scatter over the warp's 8 channels (lane bits 4, 3, 2): lane 4 k + g
+                // ends with v[k] summed; staged at [warp][lane][t ^ k].
+                const bool b16 = (tid & 16) != 0, b8 = (tid & 8) != 0, b4 = (tid & 4) != 0;
+                float a4[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) {
+                    const float sn = b16 ? v[m] : v[m + 4];
+                    const float kp = b16 ? v[m + 4] : v[m];
+                    a4[m] = kp + __shfl_xor_sync(0xffffffffu, sn, 16);
+                }
+                float a2[2];
+#pragma unroll
+                for (int m = 0; m < 2; ++m) {
+                    const float sn = b8 ? a4[m] : a4[m + 2];
+                    const float kp = b8 ? a4[m + 2] : a4[m];
+                    a2[m] = kp + __shfl_xor_sync(0xffffffffu, sn, 8);
+                }
+                const float a1 = (b4 ? a2[1] : a2[0]) + __shfl_xor_sync(0xffffffffu, b4 ? a2[0] : a2[1], 4);
+                sred[t ^ ((tid >> 2) & 7)] = a1;
+            }
+        }
+        const float2 P = bq_rs4(pp, g);
+        const float2 Q = bq_rs4(qq, g);
+        if (SH && has_z) y2 = bq_rs4(yq, g);
+        __syncthreads();
+        if constexpr (SH) {
+            // The 4 warps' sums: thread o < 64 -> lane slot Ls = o >> 1 (k = Ls >> 2, g = Ls & 3),
+            // positions 4 (o & 1) .. + 3 = steps 4 ((o & 1) ^ (k >> 2)) + (m ^ (k & 3)).
+            if (r_ok) {
+                float4 s4 = *reinterpret_cast<const float4*>(rrd);
+#pragma unroll
+                for (int w = 1; w < BQ_NT / 32; ++w) {
+                    const float4 v = *reinterpret_cast<const float4*>(rrd + w * 256);
+                    s4.x += v.x;
+                    s4.y += v.y;
+                    s4.z += v.z;
+                    s4.w += v.w;
+                }
+                float o[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) o[m] = bq_c(s4, m ^ (rk & 3));
+                const int t = tb + 4 * ((tid & 1) ^ (rk >> 2));
+                if (p.vec4 && t + 3 < L) {
+                    atomicAdd(reinterpret_cast<float4*>(racc + t), make_float4(o[0], o[1], o[2], o[3]));
+                } else {
+#pragma unroll
+                    for (int m = 0; m < 4; ++m)
+                        if (t + m < L) atomicAdd(racc + t + m, o[m]);
+                }
+            }
+        } else {
+            // Block sums of the tile's dB / dC.
+            float4 s4 = *reinterpret_cast<const float4*>(sdr);
+#pragma unroll
+            for (int m = 1; m < 16; ++m) {
+                const float4 v = *reinterpret_cast<const float4*>(sdr + m * BQ_CS);
+                s4.x += v.x;
+                s4.y += v.y;
+                s4.z += v.z;
+                s4.w += v.w;
+            }
+            s4.x += __shfl_xor_sync(0xffffffffu, s4.x, 16);
+            s4.y += __shfl_xor_sync(0xffffffffu, s4.y, 16);
+            s4.z += __shfl_xor_sync(0xffffffffu, s4.z, 16);
+            s4.w += __shfl_xor_sync(0xffffffffu, s4.w, 16);
+            if (s_ok) {
+                // Position quad sq holds steps 4 sq + (m ^ sperm).
+                float o[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) o[m] = bq_c(s4, m ^ sperm);
+                const int t = tb + 4 * sq;
+                if (p.vec4 && t + 3 < L) {
+                    atomicAdd(reinterpret_cast<float4*>(acc + t), make_float4(o[0], o[1], o[2], o[3]));
+                } else {
+#pragma unroll
+                    for (int m = 0; m < 4; ++m)
+                        if (t + m < L) atomicAdd(acc + t + m, o[m]);
+                }
+            }
+        }
+        // Outputs of the channel's steps 2g, 2g + 1.
+        {
+            const float4 x = *sxt;
+            const float Pv[2] = {P.x, P.y}, Qv[2] = {Q.x, Q.y}, yv[2] = {y2.x, y2.y};
+            const float kz[2] = {x.x, x.y}, sg[2] = {x.z, x.w};
+            float dub[2], ddb[2], dzb[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float4 s = svc[2 * g + e];
+                dub[e] = fmaf(Dc, s.z, s.x * Pv[e]);
+                const float ddt = fmaf(Qv[e], 0.6931471805599453f, s.w * Pv[e]);
+                ddb[e] = ddt * sg[e];
+                dzb[e] = kz[e] * fmaf(Dc, s.w, yv[e]);
+                if (tb + 2 * g + e < L) {
+                    dDacc = fmaf(s.z, s.w, dDacc);
+                    dbacc += ddb[e];
+                }
+            }
+            if (active) {
+                const int t = tb + 2 * g;
+                bl_st2<T>(static_cast<T*>(p.du) + rowo, t, L, vec, dub[0], dub[1]);
+                bl_st2<T>(static_cast<T*>(p.ddelta) + rowo, t, L, vec, ddb[0], ddb[1]);
+                if (p.dz) bl_st2<T>(static_cast<T*>(p.dz) + rowo, t, L, vec, dzb[0], dzb[1]);
+            }
+        }
+        __syncwarp();
+    }
+    if (active) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int n = 4 * g + j;
+            if (n < N) {
+                if (p.dh0) p.dh0[((size_t)i * dim + c) * N + n] = dn[j] * gg[j];
+                atomicAdd(p.dA + (size_t)c * N + n, da[j]);
+            }
+        }
+    }
+#pragma unroll
+    for (int x = 1; x < 4; x <<= 1) {
+        dDacc += __shfl_xor_sync(0xffffffffu, dDacc, x);
+        dbacc += __shfl_xor_sync(0xffffffffu, dbacc, x);
+    }
+    if (active && g == 0) {
+        if (p.dD) atomicAdd(p.dD + c, dDacc);
+        if (p.dbias) atomicAdd(p.dbias + c, dbacc);
+    }
+}
+
+#define BQ_KERNEL(T, SFX)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 0>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4s(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 1>(p);                                                                                            \
+    }
+#define BQ_KERNEL_H(T, SFX)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 2>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4r(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 3>(p);                                                                                            \
+    }
+
+BQ_KERNEL(float, f32)
+#ifndef MAMBA_EMU
+BQ_KERNEL(bf16_t, bf16)
+BQ_KERNEL(f16_t, f16)
+BQ_KERNEL_H(bf16_t, bf16)
+BQ_KERNEL_H(f16_t, f16)
+#elif BQ_EMU_H16
+BQ_KERNEL_H(float, f32)
+#endif

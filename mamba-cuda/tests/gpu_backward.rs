@@ -502,9 +502,10 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
     v
 }
 
-/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above, then the default choice
-/// at a shape with many channels (the path's default rule: L >= 1024, bf16 from 30 channels
-/// per SM, f32 from 64).
+/// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above (few channels: the `w8`
+/// form), then the default choice at a shape with many channels (the path's default rule:
+/// L >= 1024, bf16 from 30 channels per SM, f32 from 64; above 64 channels per SM, as
+/// here on an H200, the `q4h` / `q4s` form).
 #[test]
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
@@ -540,6 +541,53 @@ fn selective_scan_backward_lm_path() {
     scan_type::<f32>(be, &cfgs, 211, &mut t);
     scan_type::<bf16>(be, &cfgs, 212, &mut t);
     t.finish("selective_scan bwdlm default choice");
+}
+
+/// The `q4*` forms of `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`, `MAMBA_CUDA_BWD_LM_V=q4` /
+/// `q4s` / `q4h` / `q4r`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
+/// which, comma-separated) on the shapes above with other random draws (N 1-16, channels
+/// not multiples of the block, L 1 and not multiples of the tile, grouped B/C, every
+/// option), then a shape with many channels (d 1700, L 1030, grouped B).
+#[test]
+fn selective_scan_backward_lm_q4() {
+    let Some(be) = backend() else { return };
+    let mut cfgs = scanlm_configs(&mut Rng::new(41));
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS").unwrap_or_else(|_| "q4,q4s,q4h,q4r".into());
+    let old_v = std::env::var_os("MAMBA_CUDA_BWD_LM_V");
+    std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
+    for form in forms.split(',').filter(|f| !f.is_empty()) {
+        std::env::set_var("MAMBA_CUDA_BWD_LM_V", form);
+        let mut t = Tally::default();
+        // Quick (the sanitizer runs): f32, and bf16 for `q4h` / `q4r` (16-bit staging).
+        let h16 = form == "q4h" || form == "q4r";
+        if !quick || !h16 {
+            scan_type::<f32>(be, &cfgs, 221, &mut t);
+        }
+        if quick && h16 {
+            scan_type::<bf16>(be, &cfgs, 222, &mut t);
+        }
+        if !quick {
+            scan_type::<bf16>(be, &cfgs, 222, &mut t);
+            scan_type::<f16>(be, &cfgs, 223, &mut t);
+            let big = vec![ScanConfig {
+                b_kind: BcKind::Grouped(4),
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(5, 1700, 1030, 16).all_options()
+            }];
+            scan_type::<f32>(be, &big, 224, &mut t);
+            scan_type::<bf16>(be, &big, 225, &mut t);
+        }
+        t.finish(&format!("selective_scan bwdlm {form} forced"));
+    }
+    std::env::remove_var("MAMBA_CUDA_BWD_LM");
+    match old_v {
+        Some(v) => std::env::set_var("MAMBA_CUDA_BWD_LM_V", v),
+        None => std::env::remove_var("MAMBA_CUDA_BWD_LM_V"),
+    }
 }
 
 // ------------------------------------------------------------------ SPEC 2

@@ -1,14 +1,17 @@
 //! The Mamba-1 backward for many channels (kernels/bwd_lm.cu, `bwdlm_*`): B and C varying
-//! in time ((b, N, L) or (b, g, N, L)), N <= 16. Eight threads per channel with two states
-//! each, blocks of 32 channels, tiles of 16 steps: a forward pass writes the state at every
-//! tile start (checkpoints: b * d * ceil(L / 16) * 16 floats), then the tiles in reverse
-//! recompute their states into registers and sweep back; dB / dC are summed over the
-//! block's channels in shared memory, then one 16-byte atomic per (n, 4 steps) and block
-//! into f32 accumulators, rounded into the outputs at the end.
+//! in time ((b, N, L) or (b, g, N, L)), N <= 16. Two forms. `w8`: eight threads per channel
+//! with two states each, blocks of 32 channels, tiles of 16 steps: a forward pass writes the
+//! state at every tile start (checkpoints: b * d * ceil(L / 16) * 16 floats), then the tiles
+//! in reverse recompute their states into registers and sweep back; dB / dC are summed over
+//! the block's channels in shared memory, then one 16-byte atomic per (n, 4 steps) and block
+//! into f32 accumulators, rounded into the outputs at the end. `q4*`: four threads per
+//! channel with four states each, blocks of 32 channels (128 threads), tiles of 8 steps
+//! (checkpoints every 8 steps), dB / dC reduce-scattered over a warp's channels by shuffles.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
 //! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
-//! (the language-model shape); f16 only when forced.
+//! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
+//! default `q4h` (bf16 / f16) or `q4s` (f32) above 64 channels per SM, `w8` below.
 
 use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
 
@@ -58,11 +61,42 @@ struct BwdLmParams {
 
 const _: () = assert!(std::mem::size_of::<BwdLmParams>() == 21 * 8 + 12 * 4);
 
-/// Channels per block (`BL_CB`), steps per tile (`BL_TT`).
+/// Channels per block (`BL_CB`, `BQ_CB`), steps per tile (`BL_TT`).
 const CB: usize = 32;
 const TT: usize = 16;
 /// Must match `bl_smem_floats` in bwd_lm.cu.
 const SMEM: usize = 4 * (2 * TT * 32 + 2 * CB * (TT * 4 + 4) + CB * TT + 2 * CB * (32 * 8 + 8));
+/// `_q4`: steps per tile (`BQ_TT`), threads per block (`BQ_NT`); must match
+/// `bq_smem_floats` in bwd_lm.cu.
+const TT4: usize = 8;
+const NT4: usize = CB * 4;
+const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32 * TT4 + 4));
+
+/// The kernel form: `MAMBA_CUDA_BWD_LM_V` = `w8` (eight threads per channel with two
+/// states each, 16-step tiles; `lean` / `nodbc` its variants), `q4` (four threads per channel
+/// with four states each, 8-step tiles), `q4s` (`q4` with fewer shared-memory wavefronts:
+/// dB / dC reduce-scattered by shuffles, y summed in the sweep), `q4h` (`q4s` with B / C
+/// staged as 16-bit values for bf16 / f16; f32 takes `q4s`), `q4r` (`q4h` with the decays
+/// recomputed in the sweep; f32 takes `q4s`). Default: `q4h` (f32: `q4s`) above 64
+/// channels per SM, `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
+/// SM): `w8` -> `q4h` bf16 1684 -> 1217 us, f32 `w8` -> `q4s` 1790 -> 1403 us; b2 d2048
+/// bf16 (31 channels per SM) `q4h` 692 us, slower than `w8` (623 us, earlier session): a
+/// quarter of the threads, 3.9 warps per SM. Above 64 channels per SM `w8` (16 warps per
+/// SM resident) needs a second wave; between 31 and 124 channels per SM not timed.
+fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, usize) {
+    let q4h = if act == dtype::F32 { "_q4s" } else { "_q4h" };
+    let w8 = ("", TT, 256, SMEM);
+    match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
+        Some("w8") => w8,
+        Some("nodbc") => ("_nodbc", TT, 256, SMEM),
+        Some("lean") => ("_lean", TT, 256, SMEM),
+        Some("q4") => ("_q4", TT4, NT4, SMEM4),
+        Some("q4s") => ("_q4s", TT4, NT4, SMEM4),
+        Some("q4r") if act != dtype::F32 => ("_q4r", TT4, NT4, SMEM4),
+        _ if channels > 64 * sms => (q4h, TT4, NT4, SMEM4),
+        _ => w8,
+    }
+}
 
 /// Whether the backward takes this path (`MAMBA_CUDA_BWD_LM`: 1 forces it where it
 /// applies, 0 never).
@@ -84,9 +118,10 @@ pub(crate) fn wanted(
         Some(0) => false,
         Some(_) => true,
         // H200, backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q` "xd" f32) -> this
-        // kernel: b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2 d2048
-        // bf16 966 -> 627 us. The default: L >= 1024, bf16 from 30 channels per SM, f32
-        // from 64 (f16: forced only, not timed).
+        // kernel (`w8`): b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2
+        // d2048 bf16 966 -> 627 us (`q4h` / `q4s` at b8: bf16 1217 us, f32 1403 us). The
+        // default: L >= 1024, bf16 from 30 channels per SM, f32 from 64 (f16: forced only,
+        // not timed; b2 d2048 f32: `bwd_scan1q` 612 us, `w8` 678, `q4s` 940).
         None => {
             let per_sm = match act {
                 dtype::BF16 => 30,
@@ -125,7 +160,8 @@ pub(crate) fn run(
     const OP: &str = "selective_scan_backward";
     let sfx = suffix(act, OP)?;
     let p = &d.fwd;
-    let ntiles = l.div_ceil(TT);
+    let (v, tt, threads, smem) = form(act, b * dd, g.sm_count.max(1) as usize);
+    let ntiles = l.div_ceil(tt);
     let b_numel = p.b.numel() as usize;
     let c_numel = p.c.numel() as usize;
     let ck_bytes = a256(b * dd * ntiles * 16 * 4);
@@ -181,16 +217,9 @@ pub(crate) fn run(
             vec4: l.is_multiple_of(4) as i32,
             pad: 0,
         };
-        // `MAMBA_CUDA_BWD_LM_V=nodbc`: a timing diagnostic (dB, dC not added); `=lean`:
-        // fewer shared-memory wavefronts (bwd_lm.cu, V = 3).
-        let v = match env_str("MAMBA_CUDA_BWD_LM_V").as_deref() {
-            Some("nodbc") => "_nodbc",
-            Some("lean") => "_lean",
-            _ => "",
-        };
         let f = g.func(&format!("bwdlm_{sfx}{v}"))?;
         let grid = (((dd / seg) * seg.div_ceil(CB)) as u32, b as u32, 1);
-        g.launch(f, grid, 256, SMEM, stream, &prm)?;
+        g.launch(f, grid, threads as u32, smem, stream, &prm)?;
         let cast = g.func(&format!("bwd_cast_{sfx}"))?;
         for (src, dst, n) in [(prm.db, d.db.ptr, b_numel), (prm.dc, d.dc.ptr, c_numel)] {
             let cp = BwdCastParams {
