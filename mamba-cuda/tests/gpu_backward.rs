@@ -370,7 +370,8 @@ fn selective_scan_backward_four_states_per_lane() {
     // without that part, "old" the old local pass, "s1" / "s2" / "s4" the local pass's
     // states per thread, "u8" its unrolled 8-step runs, "v2" / "v1" the local pass
     // scan1_loc_v2 / scan1_loc_v (default: v2 in f32 at N 33-64, else v1)).
-    let vars: [(&str, &str, &str, &str); 44] = [
+    // "clen152": chunks of 152 steps (`MAMBA_CUDA_BWD_CLEN`; L800: five and a 40-step one).
+    let vars: [(&str, &str, &str, &str); 46] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -415,6 +416,8 @@ fn selective_scan_backward_four_states_per_lane() {
         ("v", "", "9", "v2"),
         ("xd", "2", "7", "v2 s2 nozero"),
         ("vd", "", "", "v1"),
+        ("", "", "", "clen152"),
+        ("xd", "", "", "clen152 v1 nozero"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -435,6 +438,8 @@ fn selective_scan_backward_four_states_per_lane() {
         let v2 = ["v1", "v2"].into_iter().find(|x| lp.contains(x));
         let v2 = v2.map_or("", |x| &x[1..]);
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCV", v2);
+        let clen = if lp.contains("clen152") { "152" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD_CLEN", clen);
         let mut t = Tally::default();
         let seed = 100 + 3 * i as u64;
         scan_type::<f32>(be, &cfgs, seed, &mut t);
@@ -452,6 +457,32 @@ fn selective_scan_backward_four_states_per_lane() {
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
     std::env::remove_var("MAMBA_CUDA_BWD1Q_R");
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT");
+    std::env::remove_var("MAMBA_CUDA_BWD_CLEN");
+}
+
+/// The Mamba-1 seed shape itself (f32 b2 d384 N64, B/C (b, N, L), D, z, delta_bias,
+/// softplus) at L800 / L404 with the default choices (L800: the time split with a short
+/// last chunk, `split_tail`) and with `MAMBA_CUDA_BWD_SPLIT_TAIL=0`, against the oracle.
+#[test]
+fn selective_scan_backward_seed_shape() {
+    let Some(be) = backend() else { return };
+    let seed = |l| ScanConfig {
+        b_kind: BcKind::Varying,
+        c_kind: BcKind::Varying,
+        delta_softplus: true,
+        d: true,
+        z: true,
+        delta_bias: true,
+        ..ScanConfig::new(2, 384, l, 64)
+    };
+    let cfgs = [seed(800), seed(404)];
+    for (i, tail) in ["", "0"].into_iter().enumerate() {
+        std::env::set_var("MAMBA_CUDA_BWD_SPLIT_TAIL", tail);
+        let mut t = Tally::default();
+        scan_type::<f32>(be, &cfgs, 400 + i as u64, &mut t);
+        t.finish(&format!("selective_scan seed shape SPLIT_TAIL={tail:?}"));
+    }
+    std::env::remove_var("MAMBA_CUDA_BWD_SPLIT_TAIL");
 }
 
 /// Shapes for `bwdlm_*` (kernels/bwd_lm.cu: B and C both vary or are grouped, N <= 16):

@@ -371,10 +371,13 @@ impl QShape {
 /// length in steps, a multiple of TQ). `MAMBA_CUDA_BWD_SPLIT=K` forces about K chunks;
 /// else, when the channels are few, the K <= MAX_CHUNKS_V that minimises the waves of
 /// main-kernel blocks (`per_chunk` blocks per chunk, `slots` resident at a time) times
-/// the chunk length plus a per-chunk overhead of 16 steps.
+/// the chunk length plus a per-chunk overhead of 16 steps; then [`split_tail`] may
+/// shorten the chunks so that a short last chunk runs in the slots the full ones leave
+/// free (`MAMBA_CUDA_BWD_SPLIT_TAIL=0`: never). `MAMBA_CUDA_BWD_CLEN` forces the length.
 fn split_v(few: bool, l: usize, per_chunk: usize, slots: usize) -> (usize, usize) {
     let len = |k: usize| l.div_ceil(k.max(1)).div_ceil(TQ) * TQ;
-    let want = match env_usize("MAMBA_CUDA_BWD_SPLIT") {
+    let forced = env_usize("MAMBA_CUDA_BWD_SPLIT");
+    let want = match forced {
         Some(k) => k.clamp(1, MAX_CHUNKS_V),
         None if few => (1..=MAX_CHUNKS_V)
             .min_by_key(|&k| {
@@ -386,7 +389,54 @@ fn split_v(few: bool, l: usize, per_chunk: usize, slots: usize) -> (usize, usize
         None => 1,
     };
     let cl = len(want);
+    let cl = if few && forced.is_none() && env_usize("MAMBA_CUDA_BWD_SPLIT_TAIL") != Some(0) {
+        split_tail(l, cl, per_chunk, slots)
+    } else {
+        cl
+    };
+    // `MAMBA_CUDA_BWD_CLEN=S`: chunks of S steps (rounded up to TQ; at most MAX_CHUNKS_V
+    // chunks), for measurement.
+    let cl = match env_usize("MAMBA_CUDA_BWD_CLEN") {
+        Some(s) => s.max(l.div_ceil(MAX_CHUNKS_V)).div_ceil(TQ).max(1) * TQ,
+        None => cl,
+    };
     (l.div_ceil(cl), cl)
+}
+
+/// A shorter chunk length than `cl` (a multiple of TQ) when the blocks of the full chunks
+/// fit in one wave of `slots` and those of the short last chunk run in the slots left
+/// free, each of these slots taking several short blocks one after the other while the
+/// full ones run (blocks start in grid order, the last chunk's last). Modelled time:
+/// (chunk length + 16) for one wave of full chunks; kept only when it is below the
+/// current split's one wave of (cl + 16). (H200, b2 d384 N64 L800: 5 chunks of 160
+/// steps, 240 blocks in 264 slots, against 5 of 152 and one of 40 whose 48 blocks take
+/// the 24 free slots twice.)
+fn split_tail(l: usize, cl: usize, per_chunk: usize, slots: usize) -> usize {
+    let k = l.div_ceil(cl);
+    if per_chunk == 0 || k * per_chunk > slots {
+        return cl;
+    }
+    let mut best = (cl + 16, cl);
+    let mut c = cl - TQ.min(cl);
+    while c >= TQ && c + 16 < best.0 {
+        let kk = l.div_ceil(c);
+        let full = (kk - 1) * per_chunk;
+        let r = l - (kk - 1) * c;
+        if kk > MAX_CHUNKS_V {
+            break;
+        }
+        if kk * per_chunk <= slots {
+            best = (c + 16, c);
+        } else if full < slots {
+            let spare = slots - full;
+            let runs = (c + 16) / (r + 16);
+            if spare * runs >= per_chunk {
+                best = (c + 16, c);
+            }
+        }
+        c -= TQ;
+    }
+    best.1
 }
 
 /// At most this many chunks for `split_v`.
