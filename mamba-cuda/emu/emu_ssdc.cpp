@@ -288,7 +288,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     std::vector<float> states((size_t)b * h * K * P * N, NAN);
     const size_t dpad = ((size_t)b * h * K + 3) & ~(size_t)3;
     const size_t ring = (size_t)(P / cs.PB) * h * b * 2 * cs.PB * N;
-    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q + ring, NAN);
+    // + the VAR 5 headers (4 Q floats per (batch, head, chunk)) after the C B^T scratch.
+    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q + std::max(ring, (size_t)b * h * K * 4 * Q), NAN);
     std::vector<unsigned> flags(1 + (size_t)K * (P / cs.PB) * h * b, 0u);
     p.seq_idx = reinterpret_cast<const int*>(flags.data());
     p.mode = 7;
@@ -315,6 +316,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             kst = ssdl_states_bf16_q128_s;
             kstf = ssdl_statesf_bf16_q128_s;
             kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
+            if (g_ssdl_var == 5) kout = ssdl_out_bf16_q128_dx;
         }
     }
     emu_launch(kcb, p, K, g, b);
@@ -331,7 +333,14 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
         int hb = 4;
         while ((h / g) % hb) hb /= 2;
-        if constexpr (!f32) emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+        if constexpr (!f32) {
+            if (g_ssdl_var == 5) {
+                // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
+                emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
+                emu_launch(ssdl_states_bf16_q128_mx, p, K * (P / cs.PB), h / hb, b);
+            } else
+                emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+        }
     } else
         emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
     if (fuse && flags[0] != 0) std::printf("ticket not reset\n");

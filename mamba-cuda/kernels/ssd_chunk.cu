@@ -1233,6 +1233,78 @@ __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
 
+// The per-chunk headers of `ssdl_hdr_*` (VAR 5): after the C B^T scratch, per (batch,
+// head, chunk) 4 Q floats: exp(cs) | cs log2(e) | dt | exp(cs_end - cs) dt (Q = p.chunk_len).
+__device__ __forceinline__ float* ssdl_hdr_base(const SsdParams& p) {
+    return ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * p.nchunks * p.chunk_len * p.chunk_len;
+}
+
+// Stages n floats (a multiple of 4, 16-byte aligned both sides) into shared memory.
+__device__ __forceinline__ void ssdl_stage_f(float* dst, const float* src, int n) {
+    for (int v = threadIdx.x; v < n / 4; v += SSDC_THREADS) ssdc_cp16(dst + 4 * v, src + 4 * v, 16);
+}
+
+// 0. The headers (VAR 5): grid (K, ceil(h / 8), b); warp w scans head 8 blockIdx.y + w
+// of the chunk as ssdl_scan does (the same arithmetic, so the same values) and writes
+// its header and the chunk decay exp(cs_end): the states and outputs kernels stage the
+// header with their tiles instead of scanning dt on warp 0 while 7 warps wait.
+template <typename T, int Q>
+__device__ void ssdl_hdr_k(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
+#else
+    __shared__ float s_dt[Q * 8];
+#endif
+    constexpr int E = Q / 32;
+    const int H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int c = blockIdx.x, j0 = blockIdx.y * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
+    const T* dtp = static_cast<const T*>(p.dt);
+    for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
+        const int t = v / 8, jj = v % 8, j = j0 + jj;
+        float s = 0.f;
+        if (t < tn && j < H) {
+            const float raw = ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j);
+            s = step_size(raw + (p.dt_bias ? p.dt_bias[j] : 0.f), p.softplus, p.has_limit, p.lo, p.hi);
+        }
+        s_dt[jj * Q + t] = s;
+    }
+    __syncthreads();
+    const int j = j0 + warp;
+    if (j >= H) return;
+    const float Aj = p.A[j];
+    float dtv[E];
+    double pre[E];
+    double loc = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        dtv[e] = s_dt[warp * Q + lane * E + e];
+        loc += (double)(dtv[e] * Aj);
+        pre[e] = loc;
+    }
+    double incl = loc;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 0) excl = 0.0;
+    const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+    const size_t hc = ((size_t)i * H + j) * K + c;
+    float* hd = ssdl_hdr_base(p) + hc * 4 * Q;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane * E + e;
+        const double cs = excl + pre[e];
+        hd[t] = expf((float)cs);
+        hd[Q + t] = (float)(cs * 1.4426950408889634);
+        hd[2 * Q + t] = dtv[e];
+        hd[3 * Q + t] = expf((float)(cs_end - cs)) * dtv[e];
+    }
+    if (lane == 0) p.chunk_decay[hc] = expf((float)cs_end);
+}
+
 // 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
 // with sj <= ti, spread over the warps.
 template <typename T, int Q>
@@ -1484,7 +1556,9 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // once for the HB heads (not once per head), and x of the next head is prefetched (a
 // second x buffer) while the current head's mma run. Per head: warp 0 scans dt into the
 // header, x is scaled by w in place, then the same mma and stores as ssdl_states_k.
-template <int Q, int NC, int PBC>
+// HDR (`_mx`, VAR 5): w comes from the `ssdl_hdr` header, staged with x (the next head's
+// with the next head's x); no scan, no decay write (the header kernel wrote it).
+template <int Q, int NC, int PBC, bool HDR = false>
 __device__ void ssdl_states_mh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1513,7 +1587,11 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
     const int t0 = c * Q;
     constexpr int vx = PB / EPV;
     const T* xrow = x + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    // HDR: w of head j at the header's s_w slot.
+    float* s_wd = reinterpret_cast<float*>(smem_raw) + 3 * Q;
+    const float* hdr = ssdl_hdr_base(p) + (((size_t)i * H + j0) * K + c) * 4 * Q + 3 * Q;
     ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
+    if constexpr (HDR) ssdl_stage_f(s_wd, hdr, Q);
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     ssdc_commit();
     constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, n8 = N / 8;
@@ -1523,18 +1601,22 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         const size_t head = (size_t)i * H + j;
         T* bx = xbuf(hh & 1);
         // The header was last read before the previous head's second barrier.
-        if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+        if constexpr (!HDR)
+            if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
         ssdc_wait<0>();  // x of this head (and B)
         __syncthreads();
         for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
             const int t = v / vx, e = (v - t * vx) * EPV;
             ssdl_scale16(bx + t * ldP + e, s_w[t]);
         }
-        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+        if constexpr (!HDR)
+            if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
         __syncthreads();
-        // Every warp is past the previous head's mma: its x buffer takes the next head.
+        // Every warp is past the previous head's mma: its x buffer takes the next head
+        // (HDR: and s_w, read only before the barrier above, the next head's w).
         if (hh + 1 < HB) {
             ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+            if constexpr (HDR) ssdl_stage_f(s_wd, hdr + (size_t)(hh + 1) * K * 4 * Q, Q);
             ssdc_commit();
         }
         float acc[SSDM_SJ][4];
@@ -1589,7 +1671,9 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
 // the last row of the s tile (both exponents <= 0): the rows of x are scaled by v once
 // per block (into the C tile's space once C S^T is done) and each tile's A fragment needs
 // two exponentials instead of eight; the diagonal tiles keep the elementwise build.
-template <typename T, int Q, bool SB, bool ONE = false, int NC = 0, int PBC = 0, bool DS = false>
+// HDR (`_dx`, VAR 5; with DS): exp(cs), cs log2(e) and dt come from the `ssdl_hdr`
+// header, staged with C and S (no scan on warp 0).
+template <typename T, int Q, bool SB, bool ONE = false, int NC = 0, int PBC = 0, bool DS = false, bool HDR = false>
 __device__ void ssdl_out_k(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1605,6 +1689,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
               K = p.nchunks;
     const SsdlLayout lay = ssdl_layout(es, Q, PB, N, ONE ? 3 : 1);
     static_assert(!DS || (sizeof(T) == 2 && !ONE), "DS: the bf16 four-kernel outputs only");
+    static_assert(!HDR || DS, "HDR: with DS only");
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
 #ifndef MAMBA_EMU
@@ -1658,12 +1743,15 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         ssdl_stage(ss, ldN, sin, N, PB, PB, N);
     }
     constexpr bool CS2 = es == 2 && !ONE;
+    if constexpr (HDR)
+        ssdl_stage_f(reinterpret_cast<float*>(smem_raw) + 2 * Q, ssdl_hdr_base(p) + (head * K + c) * 4 * Q, 3 * Q);
     ssdc_commit();
     if constexpr (DS) {
         ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
         ssdc_commit();
     }
-    if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
+    if constexpr (!HDR)
+        if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
     ssdc_wait<DS ? 1 : 0>();
     __syncthreads();
     if constexpr (ONE) {
@@ -2011,6 +2099,16 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_d(const __grid_constant__ SsdParams p) {
     ssdl_out_k<bf16_t, 128, true, false, 128, 64, true>(p);
+}
+// VAR 5: the headers from `ssdl_hdr_bf16_q128` (`_mx` states, `_dx` outputs).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_hdr_k<bf16_t, 128>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mx(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_dx(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<bf16_t, 128, true, false, 128, 64, true, true>(p);
 }
 #endif
 

@@ -1493,10 +1493,12 @@ fn ssd_chunked_matches_the_oracle() {
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
     // states kernel; 2: one pass after C B^T), the third MAMBA_CUDA_SSDL_VAR (1: the `_s`
     // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
-    // `_s` outputs, 4: `_m` states and `_d` outputs; bf16 at Q 128, N 128, PB 64, else
+    // `_s` outputs, 4: `_m` states and `_d` outputs, 5: 4 with the per-chunk headers of
+    // `ssdl_hdr` (no dt scan in the two kernels); bf16 at Q 128, N 128, PB 64, else
     // ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "3", ""],
         ["", "", "0", ""],
@@ -1504,6 +1506,7 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "2", ""],
         ["128", "64", "2", ""],
         ["", "", "2", "1"],
+        ["", "", "5", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
@@ -1533,7 +1536,7 @@ fn ssd_chunked_matches_the_oracle() {
         };
         let variants = if quick() { &variants[..3] } else { variants };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0, 1, 2) likewise.
+        // MAMBA_GPU_SSDL_VARS (0-5) likewise.
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         for &[q, pb, minb, states] in variants {

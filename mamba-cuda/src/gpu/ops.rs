@@ -926,7 +926,9 @@ fn ssdl_fuse() -> usize {
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
 /// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
 /// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (default; FUSE 0
-/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (FUSE 0 only, else 2) the
+/// per-chunk headers (cs, exp(cs), dt, w) written once by `ssdl_hdr_*` and staged by
+/// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 and 2 without the dt scan on warp 0).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -934,7 +936,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // Default 4: measured 708 us against 714-719 (3), 735 (`_s`, 1) and 884 (generic, 0)
     // at the LM shape, tests passed in the same binary (H200 round 3, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 4 => v,
+        Some(v) if v <= 5 => v,
         _ => 4,
     }
 }
@@ -979,8 +981,12 @@ fn ssdl_launch(
     let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * plan.q * plan.q * 4;
+    // VAR 5: the headers (4 Q floats per (batch, head, chunk)) where the ring would lie.
+    let hdr = fuse == 0 && ssdl_var(sfx, plan.q, n, plan.pb) == 5;
     let ring_bytes = if fuse > 0 {
         rows * 2 * plan.pb * n * 4
+    } else if hdr {
+        b * h * k * 4 * plan.q * 4
     } else {
         0
     };
@@ -1011,7 +1017,7 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [0, 1, 2, 1, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1025,9 +1031,18 @@ fn ssdl_launch(
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
             if var >= 3 {
-                // `_m`: HB heads per block, a second x buffer.
+                // `_m`: HB heads per block, a second x buffer (VAR 5: `_mx` after the
+                // header kernel).
+                if var == 5 {
+                    let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
+                    let grid_h = (k as u32, h.div_ceil(8) as u32, b as u32);
+                    g.launch(fh, grid_h, 256, 0, stream, &prm)?;
+                }
                 let hb = ssdl_hb(h / ng);
-                let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}_m"))?;
+                let f1 = g.func(&format!(
+                    "ssdl_states_{sfx}_q{q}_m{}",
+                    if var == 5 { "x" } else { "" }
+                ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
                 g.launch(f1, grid_m, 256, plan.smem_states + xs, stream, &prm)?;
@@ -1049,9 +1064,10 @@ fn ssdl_launch(
         }
         prm.final_states = 0;
         let var = ssdl_var(sfx, q, n, plan.pb);
+        let var = if fuse == 1 && var == 5 { 2 } else { var };
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
-            ["", "_s", "_d", "_s", "_d"][var]
+            ["", "_s", "_d", "_s", "_d", "_dx"][var]
         ))?;
         g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
