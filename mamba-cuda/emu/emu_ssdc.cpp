@@ -269,7 +269,8 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // g_ssdl_var (second argument, as MAMBA_CUDA_SSDL_VAR): 1 the `_s` kernels (N 128, PB 64
 // fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
 // heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
-// (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// 5 `_m` and `_d` with the `ssdl_hdr` headers (`_mx`, `_dx`), 6 5 with the balanced M X
+// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`) (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
@@ -316,7 +317,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             kst = ssdl_states_bf16_q128_s;
             kstf = ssdl_statesf_bf16_q128_s;
             kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
-            if (g_ssdl_var == 5) kout = ssdl_out_bf16_q128_dx;
+            if (g_ssdl_var == 5 || g_ssdl_var == 7) kout = ssdl_out_bf16_q128_dx;
+            if (g_ssdl_var == 6 || g_ssdl_var == 8) kout = ssdl_out_bf16_q128_dxb;
         }
     }
     emu_launch(kcb, p, K, g, b);
@@ -334,10 +336,12 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         int hb = 4;
         while ((h / g) % hb) hb /= 2;
         if constexpr (!f32) {
-            if (g_ssdl_var == 5) {
+            if (g_ssdl_var >= 5) {
                 // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
                 emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
-                emu_launch(ssdl_states_bf16_q128_mx, p, K * (P / cs.PB), h / hb, b);
+                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed).
+                emu_launch(g_ssdl_var >= 7 ? ssdl_states_bf16_q128_mxc : ssdl_states_bf16_q128_mx, p, K * (P / cs.PB),
+                           h / hb, b);
             } else
                 emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
         }
@@ -348,7 +352,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse) {
+    if (fuse || (!f32 && g_ssdl_var >= 7 && Q == 128 && N == 128 && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {
