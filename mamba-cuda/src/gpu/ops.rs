@@ -921,12 +921,12 @@ fn ssdl_fuse() -> usize {
 }
 
 /// `MAMBA_CUDA_SSDL_VAR` (bf16, Q 128, N 128, PB 64; FUSE 0 or 1): 0 the generic
-/// `ssdl_states(f)` / `ssdl_out`; 1 (default) the `_s` kernels (N and PB fixed at compile
+/// `ssdl_states(f)` / `ssdl_out`; 1 the `_s` kernels (N and PB fixed at compile
 /// time); 2 `ssdl_states(f)_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
 /// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
-/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (default; FUSE 0
-/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (FUSE 0 only, else 2) the
+/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (default; FUSE 0 only, else 2) the
 /// per-chunk headers (cs log2 e, dt) written once by `ssdl_hdr_*` and staged by
 /// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 without the dt scan on warp 0); 6 (FUSE 0
 /// only) 5 with `ssdl_out_*_dxb` (the triangular M X balanced over the warps); 7, 8 (FUSE
@@ -936,11 +936,12 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 4: measured 708 us against 714-719 (3), 735 (`_s`, 1) and 884 (generic, 0)
-    // at the LM shape, tests passed in the same binary (H200 round 3, NOTES.md).
+    // Default 5: measured 602 / 611 us against 707 / 708 (4), 630 (6), 624 (7) and 659 /
+    // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
+    // session round 2, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
         Some(v) if v <= 8 => v,
-        _ => 4,
+        _ => 5,
     }
 }
 
