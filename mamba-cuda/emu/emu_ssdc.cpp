@@ -269,7 +269,8 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // g_ssdl_var (second argument, as MAMBA_CUDA_SSDL_VAR): 1 the `_s` kernels (N 128, PB 64
 // fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
 // heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
-// (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// 5 `_m` and `_d` with the `ssdl_hdr` headers (`_mx`, `_dx`), 6 5 with the balanced M X
+// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`) (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
@@ -288,7 +289,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     std::vector<float> states((size_t)b * h * K * P * N, NAN);
     const size_t dpad = ((size_t)b * h * K + 3) & ~(size_t)3;
     const size_t ring = (size_t)(P / cs.PB) * h * b * 2 * cs.PB * N;
-    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q + ring, NAN);
+    // + the VAR 5 headers (4 Q floats per (batch, head, chunk)) after the C B^T scratch.
+    std::vector<float> decay(dpad + (size_t)b * g * K * Q * Q + std::max(ring, (size_t)b * h * K * 4 * Q), NAN);
     std::vector<unsigned> flags(1 + (size_t)K * (P / cs.PB) * h * b, 0u);
     p.seq_idx = reinterpret_cast<const int*>(flags.data());
     p.mode = 7;
@@ -315,6 +317,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             kst = ssdl_states_bf16_q128_s;
             kstf = ssdl_statesf_bf16_q128_s;
             kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
+            if (g_ssdl_var == 5 || g_ssdl_var == 7) kout = ssdl_out_bf16_q128_dx;
+            if (g_ssdl_var == 6 || g_ssdl_var == 8) kout = ssdl_out_bf16_q128_dxb;
         }
     }
     emu_launch(kcb, p, K, g, b);
@@ -331,7 +335,16 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
         int hb = 4;
         while ((h / g) % hb) hb /= 2;
-        if constexpr (!f32) emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+        if constexpr (!f32) {
+            if (g_ssdl_var >= 5) {
+                // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
+                emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
+                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed).
+                emu_launch(g_ssdl_var >= 7 ? ssdl_states_bf16_q128_mxc : ssdl_states_bf16_q128_mx, p, K * (P / cs.PB),
+                           h / hb, b);
+            } else
+                emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
+        }
     } else
         emu_launch(fuse ? kstf : kst, p, K * (P / cs.PB), h, b);
     if (fuse && flags[0] != 0) std::printf("ticket not reset\n");
@@ -339,7 +352,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse) {
+    if (fuse || (!f32 && g_ssdl_var >= 7 && Q == 128 && N == 128 && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {

@@ -1233,6 +1233,83 @@ __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
 
+// The per-chunk headers of `ssdl_hdr_*` (VAR 5, 6): after the C B^T scratch, per (batch,
+// head, chunk) 2 Q floats: cs log2(e) | dt (Q = p.chunk_len). The kernels derive exp(cs)
+// and w = exp(cs_end - cs) dt from them (exp2 of f32 differences, as the bf16 M build).
+__device__ __forceinline__ float* ssdl_hdr_base(const SsdParams& p) {
+    return ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * p.nchunks * p.chunk_len * p.chunk_len;
+}
+
+// Stages n floats (a multiple of 4, 16-byte aligned both sides) into shared memory.
+__device__ __forceinline__ void ssdl_stage_f(float* dst, const float* src, int n) {
+    for (int v = threadIdx.x; v < n / 4; v += SSDC_THREADS) ssdc_cp16(dst + 4 * v, src + 4 * v, 16);
+}
+
+// 0. The headers (VAR 5): grid (K, ceil(h / 8), b); warp w scans head 8 blockIdx.y + w
+// of the chunk as ssdl_scan does (the same arithmetic, so the same values) and writes
+// its header and the chunk decay exp(cs_end): the states and outputs kernels stage the
+// header with their tiles instead of scanning dt on warp 0 while 7 warps wait.
+template <typename T, int Q>
+__device__ void ssdl_hdr_k(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
+#else
+    __shared__ float s_dt[Q * 8];
+#endif
+    constexpr int E = Q / 32;
+    const int H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int c = blockIdx.x, j0 = blockIdx.y * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
+    const T* dtp = static_cast<const T*>(p.dt);
+    for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
+        const int t = v / 8, jj = v % 8, j = j0 + jj;
+        float s = 0.f;
+        if (t < tn && j < H) {
+            const float raw = ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j);
+            s = step_size(raw + (p.dt_bias ? p.dt_bias[j] : 0.f), p.softplus, p.has_limit, p.lo, p.hi);
+        }
+        s_dt[jj * Q + t] = s;
+    }
+    __syncthreads();
+    const int j = j0 + warp;
+    if (j >= H) return;
+    const float Aj = p.A[j];
+    float dtv[E];
+    double pre[E];
+    double loc = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        dtv[e] = s_dt[warp * Q + lane * E + e];
+        loc += (double)(dtv[e] * Aj);
+        pre[e] = loc;
+    }
+    double incl = loc;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 0) excl = 0.0;
+    const double cs_end = __shfl_sync(0xffffffffu, incl, 31);
+    const size_t hc = ((size_t)i * H + j) * K + c;
+    float* hd = ssdl_hdr_base(p) + hc * 2 * Q;
+    float c2[E];
+#pragma unroll
+    for (int e = 0; e < E; ++e) c2[e] = (float)((excl + pre[e]) * 1.4426950408889634);
+    if constexpr (E == 4) {
+        *reinterpret_cast<float4*>(hd + lane * E) = make_float4(c2[0], c2[1], c2[2], c2[3]);
+        *reinterpret_cast<float4*>(hd + Q + lane * E) = make_float4(dtv[0], dtv[1], dtv[2], dtv[3]);
+    } else {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            hd[lane * E + e] = c2[e];
+            hd[Q + lane * E + e] = dtv[e];
+        }
+    }
+    if (lane == 0) p.chunk_decay[hc] = expf((float)cs_end);
+}
+
 // 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
 // with sj <= ti, spread over the warps.
 template <typename T, int Q>
@@ -1484,7 +1561,17 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // once for the HB heads (not once per head), and x of the next head is prefetched (a
 // second x buffer) while the current head's mma run. Per head: warp 0 scans dt into the
 // header, x is scaled by w in place, then the same mma and stores as ssdl_states_k.
-template <int Q, int NC, int PBC>
+// HDR (`_mx`, VAR 5): cs log2(e) and dt come from the `ssdl_hdr` header, staged with x
+// (the next head's with the next head's x), w_t = exp2(c2_end - c2_t) dt_t; no scan, no
+// decay write (the header kernel wrote it).
+// CMB (`_mxc`, VAR 7 / 8; with HDR): the combine folded in: the last of the K chunk blocks
+// of a (batch, head block, p tile) (a ticket per group in p.seq_idx, zeroed by the host)
+// runs the state pass of its HB heads and PB rows while the local states are fresh in L2:
+// each thread owns 4 16-byte vectors of a (head, chunk) slice (PB x N contiguous), slices
+// stream through a 4-stage cp.async ring in the block's shared memory (each thread reads
+// only what it copied), S_in replaces the local state in place, S_out goes to
+// final_states; no `ssdl_combine_bf16` launch.
+template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false>
 __device__ void ssdl_states_mh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1513,7 +1600,11 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
     const int t0 = c * Q;
     constexpr int vx = PB / EPV;
     const T* xrow = x + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    // HDR: c2 | dt of head j at the start of the header space.
+    float* s_hd = reinterpret_cast<float*>(smem_raw);
+    const float* hdr = ssdl_hdr_base(p) + (((size_t)i * H + j0) * K + c) * 2 * Q;
     ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
+    if constexpr (HDR) ssdl_stage_f(s_hd, hdr, 2 * Q);
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
     ssdc_commit();
     constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, n8 = N / 8;
@@ -1523,18 +1614,22 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         const size_t head = (size_t)i * H + j;
         T* bx = xbuf(hh & 1);
         // The header was last read before the previous head's second barrier.
-        if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
+        if constexpr (!HDR)
+            if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
         ssdc_wait<0>();  // x of this head (and B)
         __syncthreads();
         for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
             const int t = v / vx, e = (v - t * vx) * EPV;
-            ssdl_scale16(bx + t * ldP + e, s_w[t]);
+            ssdl_scale16(bx + t * ldP + e, HDR ? exp2f(s_hd[Q - 1] - s_hd[t]) * s_hd[Q + t] : s_w[t]);
         }
-        if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
+        if constexpr (!HDR)
+            if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
         __syncthreads();
-        // Every warp is past the previous head's mma: its x buffer takes the next head.
+        // Every warp is past the previous head's mma: its x buffer takes the next head
+        // (HDR: and the header, read only before the barrier above, the next head's).
         if (hh + 1 < HB) {
             ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+            if constexpr (HDR) ssdl_stage_f(s_hd, hdr + (size_t)(hh + 1) * K * 2 * Q, 2 * Q);
             ssdc_commit();
         }
         float acc[SSDM_SJ][4];
@@ -1574,6 +1669,72 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
             }
         }
     }
+    if constexpr (CMB) {
+        static_assert(HDR, "CMB: with the header kernel (the chunk decays)");
+        constexpr int NS = 4, NV = PB * N / 8 / SSDC_THREADS;  // stages; vectors per thread
+        static_assert(NV * 8 * SSDC_THREADS == PB * N, "CMB: PB N a multiple of 2048");
+        unsigned* cnt = reinterpret_cast<unsigned*>(const_cast<int*>(p.seq_idx));
+        const int grp = ((int)blockIdx.z * (int)gridDim.y + (int)blockIdx.y) * ptiles + pt;
+        int* s_last = reinterpret_cast<int*>(smem_raw) + 4 * Q;  // past the header's c2 | dt
+        __threadfence();  // this block's local states, before its ticket
+        __syncthreads();
+        if (tid == 0) *s_last = atomicAdd(cnt + grp, 1u) == (unsigned)(K - 1);
+        __syncthreads();
+        if (!*s_last) return;
+        __threadfence();
+        T* cs = reinterpret_cast<T*>(p.chunk_states);
+        T* ring = reinterpret_cast<T*>(smem_raw + lay.o_x);  // NS slices of PB x N
+        const int nst = HB * K;
+        auto slice = [&](int st) { return cs + (((size_t)i * H + j0 + st / K) * K + st % K) * P * N + (size_t)q0 * N; };
+        auto issue = [&](int st) {
+            if (st < nst) {
+                const T* src = slice(st);
+                T* dst = ring + (st % NS) * PB * N;
+#pragma unroll
+                for (int r = 0; r < NV; ++r) ssdc_cp16(dst + (tid + r * SSDC_THREADS) * 8, src + (tid + r * SSDC_THREADS) * 8, 16);
+            }
+            ssdc_commit();
+        };
+#pragma unroll
+        for (int st = 0; st < NS - 1; ++st) issue(st);
+        float S[NV][8];
+        for (int st = 0; st < nst; ++st) {
+            issue(st + NS - 1);  // its stage was last read by this thread in step st - 1
+            ssdc_wait<NS - 1>();
+            const int hh = st / K, kc = st - hh * K;
+            const size_t head = (size_t)i * H + j0 + hh;
+            if (kc == 0) {
+#pragma unroll
+                for (int r = 0; r < NV; ++r)
+#pragma unroll
+                    for (int e = 0; e < 8; ++e)
+                        S[r][e] = p.init ? p.init[(head * P + q0) * (size_t)N + (tid + r * SSDC_THREADS) * 8 + e] : 0.f;
+            }
+            const float dec = p.chunk_decay[head * K + kc];
+            T* dst = slice(st);
+            const T* loc = ring + (st % NS) * PB * N;
+#pragma unroll
+            for (int r = 0; r < NV; ++r) {
+                const int v8 = (tid + r * SSDC_THREADS) * 8;
+                const uint4 lv = *reinterpret_cast<const uint4*>(loc + v8);
+                const T* l = reinterpret_cast<const T*>(&lv);
+                uint4 o;
+                o.x = ssdm_pack(S[r][0], S[r][1]);
+                o.y = ssdm_pack(S[r][2], S[r][3]);
+                o.z = ssdm_pack(S[r][4], S[r][5]);
+                o.w = ssdm_pack(S[r][6], S[r][7]);
+                *reinterpret_cast<uint4*>(dst + v8) = o;
+#pragma unroll
+                for (int e = 0; e < 8; ++e) S[r][e] = fmaf(dec, S[r][e], ldf(l + e));
+                if (kc == K - 1 && p.final_states) {
+                    float* fo = p.final_states + (head * P + q0) * (size_t)N + v8;
+                    *reinterpret_cast<float4*>(fo) = make_float4(S[r][0], S[r][1], S[r][2], S[r][3]);
+                    *reinterpret_cast<float4*>(fo + 4) = make_float4(S[r][4], S[r][5], S[r][6], S[r][7]);
+                }
+            }
+        }
+        ssdc_wait<0>();
+    }
 }
 
 // 4. Outputs of one (batch, head, chunk, PB columns of p): grid as the states kernel.
@@ -1589,7 +1750,15 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
 // the last row of the s tile (both exponents <= 0): the rows of x are scaled by v once
 // per block (into the C tile's space once C S^T is done) and each tile's A fragment needs
 // two exponentials instead of eight; the diagonal tiles keep the elementwise build.
-template <typename T, int Q, bool SB, bool ONE = false, int NC = 0, int PBC = 0, bool DS = false>
+// HDR (`_dx`, VAR 5; with DS): cs log2(e) and dt come from the `ssdl_hdr` header, staged
+// with C and S into the s_c2 | s_dt slots (no scan on warp 0); exp(cs) = exp2(c2).
+// BAL (`_dxb`, VAR 6; Q 128 with DS): the triangular M X balanced over the warps: warp w
+// takes slabs w % 4 and 7 - w % 4 (1 + w % 4 and 8 - w % 4 tiles of M X: 9 each) and the
+// n8 column tiles w / 4 + 2 s of them (two warps per slab pair), instead of slab w alone
+// (warp 7: 8 tiles, warp 0: one); C S^T of both slabs first, then x is scaled (DS), then
+// M X of both.
+template <typename T, int Q, bool SB, bool ONE = false, int NC = 0, int PBC = 0, bool DS = false, bool HDR = false,
+          bool BAL = false>
 __device__ void ssdl_out_k(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1598,13 +1767,15 @@ __device__ void ssdl_out_k(const SsdParams& p) {
 #endif
     using F = SsdmFrag<T>;
     constexpr int es = sizeof(T), EPV = 16 / es, KS = F::KS, QT = Q / 16;
-    constexpr int NSL = QT > SSDC_WARPS ? QT / SSDC_WARPS : 1;  // slabs per warp
-    constexpr int YCG = QT < SSDC_WARPS ? SSDC_WARPS / QT : 1;  // warps per slab
+    static_assert(!BAL || (Q == 128 && DS), "BAL: Q 128 with DS");
+    constexpr int NSL = BAL ? 2 : QT > SSDC_WARPS ? QT / SSDC_WARPS : 1;  // slabs per warp
+    constexpr int YCG = BAL ? 2 : QT < SSDC_WARPS ? SSDC_WARPS / QT : 1;  // warps per slab
     constexpr int YJ = 8 / YCG;                                // n8 tiles per warp (PB <= 64)
     const int N = NC ? NC : p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen, PB = PBC ? PBC : p.qb,
               K = p.nchunks;
     const SsdlLayout lay = ssdl_layout(es, Q, PB, N, ONE ? 3 : 1);
     static_assert(!DS || (sizeof(T) == 2 && !ONE), "DS: the bf16 four-kernel outputs only");
+    static_assert(!HDR || DS, "HDR: with DS only");
     const int ldN = lay.ldN, ldP = lay.ldP;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
 #ifndef MAMBA_EMU
@@ -1658,12 +1829,15 @@ __device__ void ssdl_out_k(const SsdParams& p) {
         ssdl_stage(ss, ldN, sin, N, PB, PB, N);
     }
     constexpr bool CS2 = es == 2 && !ONE;
+    if constexpr (HDR)
+        ssdl_stage_f(reinterpret_cast<float*>(smem_raw) + 3 * Q, ssdl_hdr_base(p) + (head * K + c) * 2 * Q, 2 * Q);
     ssdc_commit();
     if constexpr (DS) {
         ssdl_stage(bx, ldP, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
         ssdc_commit();
     }
-    if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
+    if constexpr (!HDR)
+        if (warp == 0) ssdl_scan<T, Q, CS2>(p, smem_raw, i, j, c, lane);
     ssdc_wait<DS ? 1 : 0>();
     __syncthreads();
     if constexpr (ONE) {
@@ -1758,10 +1932,34 @@ __device__ void ssdl_out_k(const SsdParams& p) {
     const float* cbm = ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
     const int py8 = PB / 8;
     float yacc[NSL][YJ][4];
+    // BAL: two phases (C S^T of every slab of the warp; x scaled; M X of every slab),
+    // otherwise one (C S^T and M X per slab; DS: x scaled in between).
+    constexpr int NPH = BAL ? 2 : 1;
+    const float* s_c2 = s_ecs + Q;  // CS2: cs * log2(e)
+    // DS: x rows scaled by v_s = exp(e - cs_s) dt_s (e = cs at the s tile's last row)
+    // into the C tile's space (C is no longer read once every warp is past C S^T).
+    T* bxs = bc;
+#pragma unroll
+    for (int ph = 0; ph < NPH; ++ph) {
+    auto ds_scale = [&]() {
+        if constexpr (DS) {
+            ssdc_wait<0>();  // x
+            __syncthreads();
+            for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
+                const int t = v / vx, e = (v - t * vx) * EPV;
+                ssdl_scale16_to(bxs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
+            }
+            __syncthreads();
+        }
+    };
+    if constexpr (BAL)
+        if (ph == 1) ds_scale();
 #pragma unroll
     for (int u = 0; u < NSL; ++u) {
-        const int ti = NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
-        const int ycg = NSL == 1 ? warp / QT : 0;
+        const int ti = BAL ? (u == 0 ? warp % 4 : 7 - warp % 4) : NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
+        const int ycg = BAL ? warp / 4 : NSL == 1 ? warp / QT : 0;
+        const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+        if (!BAL || ph == 0) {
 #pragma unroll
         for (int s = 0; s < YJ; ++s)
 #pragma unroll
@@ -1800,9 +1998,8 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                 }
             }
         }
-        const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
         {
-            const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
+            const float e0 = HDR ? exp2f(s_c2[tr0]) : s_ecs[tr0], e1 = HDR ? exp2f(s_c2[tr1]) : s_ecs[tr1];
 #pragma unroll
             for (int s = 0; s < YJ; ++s) {
                 yacc[u][s][0] *= e0;
@@ -1811,22 +2008,14 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                 yacc[u][s][3] *= e1;
             }
         }
+        }
+        if (BAL && ph == 0) continue;
+        if constexpr (DS && !BAL) {
+            static_assert(NSL == 1, "DS: one slab per warp");
+            ds_scale();
+        }
         // + M X, M[t][s] = CB[t][s] exp(cs_t - cs_s) dt_s for s <= t.
         const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
-        const float* s_c2 = s_ecs + Q;  // CS2: cs * log2(e)
-        // DS: x rows scaled by v_s = exp(e - cs_s) dt_s (e = cs at the s tile's last row)
-        // into the C tile's space (C is no longer read once every warp is past C S^T).
-        T* bxs = bc;
-        if constexpr (DS) {
-            static_assert(NSL == 1, "DS: one slab per warp");
-            ssdc_wait<0>();  // x
-            __syncthreads();
-            for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
-                const int t = v / vx, e = (v - t * vx) * EPV;
-                ssdl_scale16_to(bxs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
-            }
-            __syncthreads();
-        }
         const float c20 = CS2 ? s_c2[tr0] : 0.f, c21 = CS2 ? s_c2[tr1] : 0.f;
         auto mv = [&](int t, double ct, int s2, float2 v, float (&o)[2]) {
             if constexpr (CS2) {
@@ -1924,12 +2113,13 @@ __device__ void ssdl_out_k(const SsdParams& p) {
             }
         }
     }
+    }
     __syncthreads();  // every warp is done reading x: Y (+ D x) replaces it in place
     const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
 #pragma unroll
     for (int u = 0; u < NSL; ++u) {
-        const int ti = NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
-        const int ycg = NSL == 1 ? warp / QT : 0;
+        const int ti = BAL ? (u == 0 ? warp % 4 : 7 - warp % 4) : NSL == 1 ? warp % QT : (u == 0 ? warp : QT - 1 - warp);
+        const int ycg = BAL ? warp / 4 : NSL == 1 ? warp / QT : 0;
 #pragma unroll
         for (int s = 0; s < YJ; ++s) {
             const int jq = ycg + YCG * s;
@@ -2011,6 +2201,24 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_d(const __grid_constant__ SsdParams p) {
     ssdl_out_k<bf16_t, 128, true, false, 128, 64, true>(p);
+}
+// VAR 5: the headers from `ssdl_hdr_bf16_q128` (`_mx` states, `_dx` outputs).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_hdr_k<bf16_t, 128>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mx(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true>(p);
+}
+// VAR 7 / 8: `_mx` with the combine folded in (the last block of each group).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mxc(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_dx(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<bf16_t, 128, true, false, 128, 64, true, true>(p);
+}
+// VAR 6: VAR 5 with the M X balanced over the warps (`_dxb`).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_dxb(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<bf16_t, 128, true, false, 128, 64, true, true, true>(p);
 }
 #endif
 

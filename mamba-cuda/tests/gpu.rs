@@ -1441,7 +1441,7 @@ fn ssd_chunked_matches_the_oracle() {
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
-    // ("" in that column: the default, 4 where it applies.)
+    // ("" in that column: the default, 5 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
@@ -1493,17 +1493,24 @@ fn ssd_chunked_matches_the_oracle() {
     // The last column is MAMBA_CUDA_SSDL_FUSE here (1: the state pass chained in the
     // states kernel; 2: one pass after C B^T), the third MAMBA_CUDA_SSDL_VAR (1: the `_s`
     // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
-    // `_s` outputs, 4: `_m` states and `_d` outputs; bf16 at Q 128, N 128, PB 64, else
-    // ignored).
+    // `_s` outputs, 4: `_m` states and `_d` outputs, 5: 4 with the per-chunk headers of
+    // `ssdl_hdr` (no dt scan in the two kernels), 6: 5 with the M X balanced over the
+    // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel; bf16 at Q 128,
+    // N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "5", ""],
         ["", "", "4", ""],
+        ["", "", "6", ""],
+        ["", "", "7", ""],
+        ["", "", "8", ""],
         ["", "", "3", ""],
         ["", "", "0", ""],
         ["", "", "1", ""],
         ["", "", "2", ""],
         ["128", "64", "2", ""],
         ["", "", "2", "1"],
+        ["", "", "5", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
@@ -1531,11 +1538,15 @@ fn ssd_chunked_matches_the_oracle() {
             "lm" => lm,
             _ => one_pass,
         };
-        let variants = if quick() { &variants[..3] } else { variants };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0, 1, 2) likewise.
+        // MAMBA_GPU_SSDL_VARS (0-8) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
+        let variants = if quick() && (imp != "lm" || vars.is_none()) {
+            &variants[..3]
+        } else {
+            variants
+        };
         for &[q, pb, minb, states] in variants {
             let fz = if states.is_empty() { "0" } else { states };
             let vz = if minb.is_empty() { "0" } else { minb };

@@ -921,21 +921,27 @@ fn ssdl_fuse() -> usize {
 }
 
 /// `MAMBA_CUDA_SSDL_VAR` (bf16, Q 128, N 128, PB 64; FUSE 0 or 1): 0 the generic
-/// `ssdl_states(f)` / `ssdl_out`; 1 (default) the `_s` kernels (N and PB fixed at compile
+/// `ssdl_states(f)` / `ssdl_out`; 1 the `_s` kernels (N and PB fixed at compile
 /// time); 2 `ssdl_states(f)_*_s` and `ssdl_out_*_d` (M X off the diagonal tiles as
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
 /// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
-/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (default; FUSE 0
-/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`.
+/// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (default; FUSE 0 only, else 2) the
+/// per-chunk headers (cs log2 e, dt) written once by `ssdl_hdr_*` and staged by
+/// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 without the dt scan on warp 0); 6 (FUSE 0
+/// only) 5 with `ssdl_out_*_dxb` (the triangular M X balanced over the warps); 7, 8 (FUSE
+/// 0 only) 5, 6 with `ssdl_states_*_mxc` (the combine folded into the states kernel: the
+/// last block of each group runs the state pass of its heads; no combine launch).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 4: measured 708 us against 714-719 (3), 735 (`_s`, 1) and 884 (generic, 0)
-    // at the LM shape, tests passed in the same binary (H200 round 3, NOTES.md).
+    // Default 5: measured 602 / 611 us against 707 / 708 (4), 630 (6), 624 (7) and 659 /
+    // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
+    // session round 2, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 4 => v,
-        _ => 4,
+        Some(v) if v <= 8 => v,
+        _ => 5,
     }
 }
 
@@ -979,14 +985,32 @@ fn ssdl_launch(
     let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * plan.q * plan.q * 4;
+    // VAR 5-8: the headers (2 Q floats per (batch, head, chunk)) where the ring would lie;
+    // 7, 8: then one ticket word per group of `_mxc` blocks (zeroed before the launch).
+    let var0 = if fuse == 0 {
+        ssdl_var(sfx, plan.q, n, plan.pb)
+    } else {
+        0
+    };
+    let hdr_bytes = if var0 >= 5 {
+        b * h * k * 2 * plan.q * 4
+    } else {
+        0
+    };
+    let groups = if var0 >= 7 {
+        b * (h / ssdl_hb(h / ng)) * (p / plan.pb)
+    } else {
+        0
+    };
     let ring_bytes = if fuse > 0 {
         rows * 2 * plan.pb * n * 4
     } else {
-        0
+        hdr_bytes + groups * 4
     };
     let scratch = g.alloc_async(states_bytes + decay_bytes + cb_bytes + ring_bytes, stream)?;
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
+    let tickets = prm.chunk_decay + (decay_bytes + cb_bytes + hdr_bytes) as u64;
     let grid = (((p / plan.pb) * k) as u32, h as u32, b as u32);
     let run = || -> PResult<()> {
         let q = plan.q;
@@ -1011,7 +1035,7 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1025,12 +1049,26 @@ fn ssdl_launch(
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
             if var >= 3 {
-                // `_m`: HB heads per block, a second x buffer.
+                // `_m`: HB heads per block, a second x buffer (VAR 5-8: `_mx` after the
+                // header kernel; 7, 8: `_mxc`, the combine folded in).
+                if var >= 5 {
+                    let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
+                    let grid_h = (k as u32, h.div_ceil(8) as u32, b as u32);
+                    g.launch(fh, grid_h, 256, 0, stream, &prm)?;
+                }
                 let hb = ssdl_hb(h / ng);
-                let f1 = g.func(&format!("ssdl_states_{sfx}_q{q}_m"))?;
+                let f1 = g.func(&format!(
+                    "ssdl_states_{sfx}_q{q}_m{}",
+                    ["", "", "", "", "", "x", "x", "xc", "xc"][var]
+                ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
-                g.launch(f1, grid_m, 256, plan.smem_states + xs, stream, &prm)?;
+                let mut pm = prm;
+                if var >= 7 {
+                    g.memset_u32(tickets, 0, groups, stream)?;
+                    pm.seq_idx = tickets;
+                }
+                g.launch(f1, grid_m, 256, plan.smem_states + xs, stream, &pm)?;
             } else {
                 let f1 = g.func(&format!(
                     "ssdl_states_{sfx}_q{q}{}",
@@ -1038,20 +1076,23 @@ fn ssdl_launch(
                 ))?;
                 g.launch(f1, grid, 256, plan.smem_states, stream, &prm)?;
             }
-            // bf16: 8 elements per thread (16-byte accesses).
+            // bf16: 8 elements per thread (16-byte accesses); VAR 7, 8: done.
             let (fc, per) = if es == 2 {
                 ("ssdl_combine_bf16", 8)
             } else {
                 ("ssd_combine", 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
-            g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
+            if var < 7 {
+                g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
+            }
         }
         prm.final_states = 0;
         let var = ssdl_var(sfx, q, n, plan.pb);
+        let var = if fuse == 1 && var >= 5 { 2 } else { var };
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
-            ["", "_s", "_d", "_s", "_d"][var]
+            ["", "_s", "_d", "_s", "_d", "_dx", "_dxb", "_dx", "_dxb"][var]
         ))?;
         g.launch(f2, grid, 256, plan.smem, stream, &prm)
     };
