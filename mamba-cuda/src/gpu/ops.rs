@@ -948,7 +948,14 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
 /// Heads per block of `ssdl_states_*_m`: `MAMBA_CUDA_SSDL_HB` (default 4), halved until it
 /// divides the heads per group.
 fn ssdl_hb(heads_per_group: usize) -> usize {
-    let mut hb = match env_usize("MAMBA_CUDA_SSDL_HB") {
+    ssd_heads_per_block("MAMBA_CUDA_SSDL_HB", heads_per_group)
+}
+
+/// Heads of one group per block of the LM-shape SSD states kernels (`ssdl` `_m` and
+/// `ssdl32`): the env var `var` (1, 2, 4 or 8; default 4), halved until it divides the
+/// heads per group.
+pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
+    let mut hb = match env_usize(var) {
         Some(v) if [1, 2, 4, 8].contains(&v) => v,
         _ => 4,
     };

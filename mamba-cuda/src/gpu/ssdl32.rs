@@ -85,14 +85,7 @@ fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
 /// Heads per states block: `MAMBA_CUDA_SSD32_HB` (default 4), halved until it divides
 /// the heads per group.
 fn heads_per_block(heads_per_group: usize) -> usize {
-    let mut hb = match env_usize("MAMBA_CUDA_SSD32_HB") {
-        Some(v) if [1, 2, 4, 8].contains(&v) => v,
-        _ => 4,
-    };
-    while !heads_per_group.is_multiple_of(hb) {
-        hb /= 2;
-    }
-    hb
+    super::ops::ssd_heads_per_block("MAMBA_CUDA_SSD32_HB", heads_per_group)
 }
 
 /// Runs the SSD forward with `ssdl32` if the call takes it (true), else does nothing.
