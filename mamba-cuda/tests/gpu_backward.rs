@@ -36,6 +36,20 @@ fn backend() -> Option<&'static CudaBackend> {
     }
 }
 
+/// `MAMBA_GPU_QUICK=1` (the compute-sanitizer runs): fewer and shorter cases.
+fn quick() -> bool {
+    std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0")
+}
+
+/// In quick runs, only the configs of at most 300 steps; says whether the run is quick.
+fn quick_configs(cfgs: &mut Vec<ScanConfig>) -> bool {
+    let quick = quick();
+    if quick {
+        cfgs.retain(|c| c.seqlen <= 300);
+    }
+    quick
+}
+
 fn rounds() -> usize {
     std::env::var("MAMBA_GPU_TEST_ROUNDS")
         .ok()
@@ -355,10 +369,7 @@ fn selective_scan_backward_four_states_per_lane() {
     let Some(be) = backend() else { return };
     let mut cfgs = scanq_configs(&mut Rng::new(23));
     // MAMBA_GPU_QUICK=1 (compute-sanitizer runs): f32 only, runs of at most 300 steps.
-    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
-    if quick {
-        cfgs.retain(|c| c.seqlen <= 300);
-    }
+    let quick = quick_configs(&mut cfgs);
     // `MAMBA_GPU_BWD1Q_VARS=i,j,..`: only these entries of the list below.
     let pick: Option<Vec<usize>> = std::env::var("MAMBA_GPU_BWD1Q_VARS")
         .ok()
@@ -541,10 +552,7 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
     let mut cfgs = scanlm_configs(&mut Rng::new(31));
-    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
-    if quick {
-        cfgs.retain(|c| c.seqlen <= 300);
-    }
+    let quick = quick_configs(&mut cfgs);
     std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
     let mut t = Tally::default();
     scan_type::<f32>(be, &cfgs, 201, &mut t);
@@ -583,10 +591,7 @@ fn selective_scan_backward_lm_path() {
 fn selective_scan_backward_lm_q4() {
     let Some(be) = backend() else { return };
     let mut cfgs = scanlm_configs(&mut Rng::new(41));
-    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
-    if quick {
-        cfgs.retain(|c| c.seqlen <= 300);
-    }
+    let quick = quick_configs(&mut cfgs);
     let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS").unwrap_or_else(|_| "q4,q4s,q4h,q4r".into());
     let old_v = std::env::var_os("MAMBA_CUDA_BWD_LM_V");
     std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
@@ -754,7 +759,7 @@ fn ssd_backward_time_in_registers_matches_the_oracle() {
         ("0", "2", "0"),
     ];
     // MAMBA_GPU_QUICK=1 (compute-sanitizer runs): two variants, f32 only.
-    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some_and(|v| v != "0");
+    let quick = quick();
     let variants = if quick { &variants[..2] } else { &variants[..] };
     for &(force, rp, b1) in variants {
         std::env::set_var("MAMBA_CUDA_BWD2", force);
