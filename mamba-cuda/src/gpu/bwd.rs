@@ -207,7 +207,9 @@ impl QShape {
     /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
     /// and step; N <= 16 and N 33-64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
     /// and dz staged in shared memory and written per 16-step pair: whole sectors in
-    /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// bf16; N <= 16, "vdo" also N <= 64), "xe" (as "xd" at N 33-64, the sweep's dB / dC
+    /// slices holding g and h, scaled by su and dy in the block pass, and the forward's
+    /// decays kept in the dB slots for the sweep). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize, f32: bool) -> Option<QShape> {
@@ -254,6 +256,7 @@ impl QShape {
             (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
             (33..=64, Some("x")) => (16, 8, "x"),
             (33..=64, Some("xd")) => (16, 8, "xd"),
+            (33..=64, Some("xe")) => (16, 8, "xe"),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
@@ -299,7 +302,8 @@ impl QShape {
             } else {
                 0
             }
-            + if self.v { 4 * self.nw * 32 } else { 0 })
+            + if self.v { 4 * self.nw * 32 } else { 0 }
+            + if self.var == "xe" { 2 * cb * TQ } else { 0 })
     }
     /// Whether `rows` channels give under 8 warps per SM.
     fn few(&self, g: &Gpu, rows: usize) -> bool {
@@ -860,7 +864,10 @@ fn scan_run(
             // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
             tp.pre |= (pre as i32)
                 | ((env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2)
-                | (zero_in_loc as i32 * 8);
+                | (zero_in_loc as i32 * 8)
+                // "xe" with the local pass's checkpoints, one per tile: the visit order
+                // without its state machine; `MAMBA_CUDA_BWD1Q_FAST=0`: with it.
+                | ((env_usize("MAMBA_CUDA_BWD1Q_FAST") != Some(0)) as i32 * 16);
             tp.cks = if pre { cks } else { 0 };
             if k > 1 {
                 let (name, lcb, threads, smem) = q.loc_kernel(sfx);
