@@ -1286,13 +1286,15 @@ __device__ __forceinline__ void scan1_bwd_q(const ScanBwdSplit& sp) {
 // backward segment is loaded a tile ahead (r_ck).
 // OB: du, d delta, dz of a backward tile go to shared memory and are written once the
 // tile below it (the other half of a 16-step pair) is done: whole 32-byte sectors in bf16.
-// E (with X, not KD): the sweep's dB / dC slices hold g and h instead of g su and dy h (the
-// block pass scales them by su and dy per channel and step: one FFMA per value where a
-// FADD was, 64 FMUL fewer per tile and thread), h is stored in the forward recompute, and
-// the forward's decays go to the dB slots of the slice (read back in the sweep instead of
-// recomputed: 32 FMUL and 32 MUFU fewer per tile).
-template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false, bool E = false>
+// EM (with X, not KD; bits): 1 (ES): the sweep's dB / dC slices hold g and h instead of
+// g su and dy h (the block pass scales them by su and dy per channel and step: one FFMA
+// per value where a FADD was, 64 FMUL fewer per tile and thread), h stored in the forward
+// recompute; 2 (ED): the forward's decays go to the dB slots of the slice (read back in
+// the sweep instead of recomputed: 32 FMUL and 32 MUFU fewer per tile); 4 (EV): float4 B /
+// C staging. Any EM: the visit fast path and the skipped first barrier (host bits 16, 32).
+template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false, int EM = 0>
 __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
+    constexpr bool E = EM != 0, ES = (EM & 1) != 0, ED = (EM & 2) != 0, EV = (EM & 4) != 0;
     static_assert(!E || (X && !KD), "E");
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
@@ -1318,6 +1320,12 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     // whole backward tile, last first (the visit order needs no state machine); host bit
     // 16 (`MAMBA_CUDA_BWD1Q_FAST=0`: off).
     const bool fast = E && pre && R == 1 && (sp.pre & 16) != 0;
+    // E: no barrier before the staging of a visit that follows a whole backward tile
+    // (host bit 32; `MAMBA_CUDA_BWD1Q_SYNC3=1`: keep it): that tile's last barrier (before
+    // its block pass) already ordered the stagings' readers, the block pass reads only
+    // `red` (written after the next visit's second barrier) and its own parity's scales.
+    const bool skip_b1 = E && (sp.pre & 32) != 0;
+    bool prev_full = false;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CB;
@@ -1346,7 +1354,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     float* sbias = tb + R * S * NT;            // [CB]
     float* obuf = sbias + CB;                  // OB: [3][CB][16] du, d delta, dz
     float* shin = obuf + (OB ? 3 * CB * 16 : 0);  // pre: [S][NT] the incoming state
-    float* ssc = shin + S * NT;                // E: [2][CB][TQ] su, dy (the block pass's scales)
+    float* ssc = shin + S * NT;                // E: [2][2][CB][TQ] su, dy (the block pass's scales), by visit parity
+    int par = 0;                               // E: the visit's parity (its ssc buffer)
 
     const int ntiles = (T1 - T0 + TQ - 1) / TQ;
     const int nseg = (ntiles + R - 1) / R;
@@ -1389,8 +1398,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     // many C) where f32, L % 4 == 0 (tile starts and lengths are multiples of 4 then) and
     // the rows are 16-byte aligned.
     constexpr int BQ = NP * TQ / 4;
-    static_assert(!E || (2 * BQ <= NT && BE * 2 >= 4), "E: float4 B / C loads");
-    const bool vec = E && sizeof(T) == 4 && L % 4 == 0 &&
+    static_assert(!EV || (2 * BQ <= NT && BE * 2 >= 4), "EV: float4 B / C loads");
+    const bool vec = EV && sizeof(T) == 4 && L % 4 == 0 &&
                      ((reinterpret_cast<unsigned long long>(Bp) | reinterpret_cast<unsigned long long>(Cp)) & 15) == 0;
     float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE];
     for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
@@ -1451,9 +1460,9 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
             }
             sv4[ch * TP + t] = make_float4(step, r_u[q], dy, dsp);
-            if constexpr (E) {
-                ssc[ch * TQ + t] = step * r_u[q];
-                ssc[(CB + ch) * TQ + t] = dy;
+            if constexpr (ES) {
+                ssc[(par * 2 * CB + ch) * TQ + t] = step * r_u[q];
+                ssc[(par * 2 * CB + CB + ch) * TQ + t] = dy;
             }
             if (full) {
                 sdo[ch * TP + t] = r_go[q];
@@ -1537,7 +1546,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 vn = next(v);
             }
         }
-        __syncthreads();
+        if (!(skip_b1 && prev_full)) __syncthreads();
+        if constexpr (ES) par = j & 1;
         put(k, v.full);
         if (j + 1 < total) load(vn.k, vn.full);
         __syncthreads();
@@ -1565,6 +1575,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             if (pre) r_cs = cks[vn.sg];
         }
         const bool full = v.full, pf = v.pf;
+        prev_full = full;
         const int m = v.m;
         v = vn;
         if (!full) {
@@ -1603,10 +1614,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                     hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * bb[s]);
                     y = fmaf(cc[s], hr[s][t], y);
                 }
-                if constexpr (E) {
-                    *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(dq[0], dq[1], dq[2], dq[3]);
-                    *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(hr[0][t], hr[1][t], hr[2][t], hr[3][t]);
-                }
+                if constexpr (ED) *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(dq[0], dq[1], dq[2], dq[3]);
+                if constexpr (ES) *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(hr[0][t], hr[1][t], hr[2][t], hr[3][t]);
                 yp[t] = y;
             }
             if (zp) {
@@ -1632,7 +1641,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
             const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
             float ddt = 0.f, gb = 0.f, xb[S], xc[S], de[S];
-            if constexpr (E) {
+            if constexpr (ED) {
                 const float4 d4 = *reinterpret_cast<const float4*>(rc + t * NL * S);
                 de[0] = d4.x; de[1] = d4.y; de[2] = d4.z; de[3] = d4.w;
             }
@@ -1640,7 +1649,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             for (int s = 0; s < S; ++s) {
                 const float hp = t ? hr[s][t - 1] : hst[s];
                 g[s] = fmaf(dy, cc[s], g[s]);
-                if constexpr (E) {
+                if constexpr (ES) {
                     xb[s] = g[s];
                 } else if constexpr (X) {
                     xb[s] = g[s] * su;
@@ -1652,7 +1661,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 gb = fmaf(g[s], bb[s], gb);
                 float dd;
                 if constexpr (KD) dd = dec[s][t];
-                else if constexpr (E) dd = de[s];
+                else if constexpr (ED) dd = de[s];
                 else dd = bwd_exp2(step * a2[s]);
                 const float gd = g[s] * dd;
                 const float x = gd * hp;
@@ -1660,7 +1669,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 dA_acc[s] = fmaf(step, x, dA_acc[s]);
                 g[s] = gd;
             }
-            if constexpr (E) {
+            if constexpr (ES) {
                 *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
             } else if constexpr (X) {
                 *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
@@ -1699,11 +1708,11 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             const int ce = min(rn, (grp + 1) * CG);
             float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
             int ch = grp * CG;
-            if constexpr (E) {
+            if constexpr (ES) {
                 // unit = (q TQ + t) NL + nl (X layout, G == 1): the scale of channel ch is
                 // ssc[(q CB + ch) TQ + t] (su for dB, dy for dC).
                 static_assert(G == 1, "E: one channel group");
-                const float* sc = ssc + (unit / (NL * TQ)) * CB * TQ + (unit / NL) % TQ;
+                const float* sc = ssc + (par * 2 + unit / (NL * TQ)) * CB * TQ + (unit / NL) % TQ;
                 if (rn == CB) {
 #pragma unroll
                     for (int cc = 0; cc < CB; cc += 2) {
@@ -2273,7 +2282,16 @@ __device__ __forceinline__ void scan1_loc_v2(const ScanBwdSplit& sp) {
         scan1_bwd_v<T, 16, 8, true, false>(p);                                                                         \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xe(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_bwd_v<T, 16, 8, true, false, false, true>(p);                                                            \
+        scan1_bwd_v<T, 16, 8, true, false, false, 7>(p);                                                               \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xv(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true, false, false, 4>(p);                                                               \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xs(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true, false, false, 5>(p);                                                               \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xm(const __grid_constant__ ScanBwdSplit p) { \
+        scan1_bwd_v<T, 16, 8, true, false, false, 6>(p);                                                               \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 1) bwd_scan1q_##NAME##_n64v1(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8>(p);                                                                                      \

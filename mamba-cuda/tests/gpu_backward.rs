@@ -382,9 +382,10 @@ fn selective_scan_backward_four_states_per_lane() {
     // states per thread, "u8" its unrolled 8-step runs, "v2" / "v1" the local pass
     // scan1_loc_v2 / scan1_loc_v (default: v2 in f32 at N 33-64, else v1)).
     // "clen152": chunks of 152 steps (`MAMBA_CUDA_BWD_CLEN`; L800: five and a 40-step one).
-    // 46-54: "xe" (N 33-64; other N take the generic kernel of their size); "nofast":
-    // `MAMBA_CUDA_BWD1Q_FAST=0`.
-    let vars: [(&str, &str, &str, &str); 55] = [
+    // 46-56: "xe" (N 33-64; other N take the generic kernel of their size); "nofast":
+    // `MAMBA_CUDA_BWD1Q_FAST=0`, "sync3": `MAMBA_CUDA_BWD1Q_SYNC3=1`. 57-63: "xv", "xs",
+    // "xm" (parts of "xe").
+    let vars: [(&str, &str, &str, &str); 64] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -440,6 +441,15 @@ fn selective_scan_backward_four_states_per_lane() {
         ("xe", "2", "7", "v1 nozero"),
         ("xe", "", "", "nofast"),
         ("xe", "", "9", "nofast v1"),
+        ("xe", "", "", "sync3"),
+        ("xe", "3", "5", "sync3 nofast"),
+        ("xv", "", "", ""),
+        ("xs", "", "", ""),
+        ("xm", "", "", ""),
+        ("xv", "3", "5", "v2 nozero sync3"),
+        ("xv", "", "29", "nofast v1"),
+        ("xs", "2", "7", "clen152"),
+        ("xm", "", "9", "nofast sync3"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -454,6 +464,8 @@ fn selective_scan_backward_four_states_per_lane() {
         std::env::set_var("MAMBA_CUDA_BWD1Q_ZERO", off("nozero"));
         std::env::set_var("MAMBA_CUDA_BWD1Q_VEC4", off("novec"));
         std::env::set_var("MAMBA_CUDA_BWD1Q_FAST", off("nofast"));
+        let sync3 = if lp.contains("sync3") { "1" } else { "" };
+        std::env::set_var("MAMBA_CUDA_BWD1Q_SYNC3", sync3);
         let locs = ["s1", "s2", "s4"].into_iter().find(|x| lp.contains(x));
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
         let unroll = if lp.contains("u8") { "1" } else { "" };
@@ -474,7 +486,7 @@ fn selective_scan_backward_four_states_per_lane() {
             "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
-    for v in ["LOC", "PRE", "ZERO", "VEC4", "FAST", "LOCS", "LOCU", "LOCV"] {
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "FAST", "SYNC3", "LOCS", "LOCU", "LOCV"] {
         std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
