@@ -371,7 +371,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         // scan1_bwd_q (src/gpu/bwd.rs, QShape): NL = 4 (N <= 16) or 8 lanes per channel, 4 states
         // per lane, NW warps (g_q: 8, or 4 for the n16w4 kernel), tiles of 8 steps.
         const char* qenv = std::getenv("EMU_QV");
-        const bool only8 = qenv && (qenv[0] == 'x' || qenv[1] == 'd');  // ("xe" too)  // kernels of 8 warps only
+        const bool only8 = qenv && (qenv[0] == 'x' || qenv[1] == 'd');  // kernels of 8 warps only
         const bool w16 = std::getenv("EMU_NW16") && c.N > 32;  // the n64vdw kernel (16 warps)
         const int NL = c.N <= 16 ? 4 : c.N <= 32 ? 8 : 16, S = 4, NW = w16 ? 16 : (c.N <= 16 && g_q == 4 && !only8) ? 4 : 8, TQ_ = 8;
         const int NP = NL * S, NS = NP + 1, CB = NW * 32 / NL;
@@ -390,14 +390,11 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
         const bool xx = vv && qv[0] == 'x';                 // EMU_QV=x|xd: the *x kernels
         const bool dd = vv && std::strlen(qv) >= 2 && qv[1] == 'd';  // EMU_QV=vd|xd|vdo|xdo: decays recomputed
         const bool ob = vv && std::strlen(qv) == 3 && qv[2] == 'o';   // EMU_QV=vdo|xdo: outputs staged
-        // EMU_QV=xe|xv|xs|xm: the n64x[evsm] kernels
-        const bool ee = vv && c.N > 32 && (!std::strcmp(qv, "xe") || !std::strcmp(qv, "xv") || !std::strcmp(qv, "xs") || !std::strcmp(qv, "xm"));
-        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0) + 4 * NW * 32 + (ee ? 4 * CB * TQ_ : 0))
+        const size_t smem = vv ? 4 * (size_t)(2 * TQ_ * NP + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + (xx ? 16 : NL)) + R * S * NW * 32 + CB + (ob ? 3 * CB * 16 : 0) + 4 * NW * 32)
                                : 4 * (size_t)(2 * TQ_ * NS + 6 * CB * (TQ_ + 1) + CB * (2 * NP * TQ_ + 1) + R * S * NW * 32 + CB);
         std::printf("   scan1q: NL=%d S=%d NW=%d R=%d nseg=%d smem=%zu\n", NL, S, NW, R, nseg, smem);
         if (smem > sizeof(g_smem)) { std::printf("smem too large\n"); ++failures; return; }
         auto kt = w16 ? bwd_scan1q_f32_n64vdw : (ob && xx && c.N <= 16) ? bwd_scan1q_f32_n16xdo : (ob && c.N <= 16) ? bwd_scan1q_f32_n16vdo : (ob && c.N > 32) ? bwd_scan1q_f32_n64vdo
-                : ee ? (qv[1] == 'e' ? bwd_scan1q_f32_n64xe : qv[1] == 'v' ? bwd_scan1q_f32_n64xv : qv[1] == 's' ? bwd_scan1q_f32_n64xs : bwd_scan1q_f32_n64xm)
                 : (dd && xx && c.N > 32) ? bwd_scan1q_f32_n64xd
                 : (dd && xx && c.N <= 16) ? bwd_scan1q_f32_n16xd : (dd && c.N <= 16) ? bwd_scan1q_f32_n16vd : (dd && c.N > 32) ? bwd_scan1q_f32_n64vd
                 : xx ? (c.N <= 16 ? bwd_scan1q_f32_n16x : c.N <= 32 ? bwd_scan1q_f32_n32x : bwd_scan1q_f32_n64x)
@@ -418,7 +415,7 @@ static void run_case(const char* name, Case& c, int want = 1, bool tk = false) {
             tp.pad0 = NP;
             tp.loc = KV > 1 ? loc2.data() : nullptr;
             tp.clen = clen;
-            tp.pre = (vloc == 1) | (std::getenv("EMU_VEC4") && c.L % 4 == 0 ? 4 : 0) | (std::getenv("EMU_NOFAST") ? 0 : 16) | (std::getenv("EMU_SYNC3") ? 0 : 32);
+            tp.pre = (vloc == 1) | (std::getenv("EMU_VEC4") && c.L % 4 == 0 ? 4 : 0);
             if (std::getenv("EMU_ZERO") && KV > 1) {
                 // The local pass zeroes the accumulated gradients: NaN garbage before.
                 tp.pre |= 8;

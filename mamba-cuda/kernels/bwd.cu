@@ -1286,16 +1286,8 @@ __device__ __forceinline__ void scan1_bwd_q(const ScanBwdSplit& sp) {
 // backward segment is loaded a tile ahead (r_ck).
 // OB: du, d delta, dz of a backward tile go to shared memory and are written once the
 // tile below it (the other half of a 16-step pair) is done: whole 32-byte sectors in bf16.
-// EM (with X, not KD; bits): 1 (ES): the sweep's dB / dC slices hold g and h instead of
-// g su and dy h (the block pass scales them by su and dy per channel and step: one FFMA
-// per value where a FADD was, 64 FMUL fewer per tile and thread), h stored in the forward
-// recompute; 2 (ED): the forward's decays go to the dB slots of the slice (read back in
-// the sweep instead of recomputed: 32 FMUL and 32 MUFU fewer per tile); 4 (EV): float4 B /
-// C staging. Any EM: the visit fast path and the skipped first barrier (host bits 16, 32).
-template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false, int EM = 0>
+template <typename T, int NL, int NW, bool X = false, bool KD = true, bool OB = false>
 __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
-    constexpr bool E = EM != 0, ES = (EM & 1) != 0, ED = (EM & 2) != 0, EV = (EM & 4) != 0;
-    static_assert(!E || (X && !KD), "E");
     DYN_SMEM(smem);
     const ScanBwdParams& p = sp.p;
     constexpr int S = 4;
@@ -1316,16 +1308,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     // 16-byte atomics for dB / dC (host: L % 4 == 0, dB and dC 16-byte aligned; used with
     // one channel group per unit, G == 1, N <= 64 with 8 warps).
     const bool vec4 = (sp.pre & 4) != 0;
-    // E, with the local pass's checkpoints and one per tile (R = 1): every visit is a
-    // whole backward tile, last first (the visit order needs no state machine); host bit
-    // 16 (`MAMBA_CUDA_BWD1Q_FAST=0`: off).
-    const bool fast = E && pre && R == 1 && (sp.pre & 16) != 0;
-    // E: no barrier before the staging of a visit that follows a whole backward tile
-    // (host bit 32; `MAMBA_CUDA_BWD1Q_SYNC3=1`: keep it): that tile's last barrier (before
-    // its block pass) already ordered the stagings' readers, the block pass reads only
-    // `red` (written after the next visit's second barrier) and its own parity's scales.
-    const bool skip_b1 = E && (sp.pre & 32) != 0;
-    bool prev_full = false;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int seg_id = blockIdx.x / p.blocks_per_seg, blk = blockIdx.x % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CB;
@@ -1354,8 +1336,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     float* sbias = tb + R * S * NT;            // [CB]
     float* obuf = sbias + CB;                  // OB: [3][CB][16] du, d delta, dz
     float* shin = obuf + (OB ? 3 * CB * 16 : 0);  // pre: [S][NT] the incoming state
-    float* ssc = shin + S * NT;                // E: [2][2][CB][TQ] su, dy (the block pass's scales), by visit parity
-    int par = 0;                               // E: the visit's parity (its ssc buffer)
 
     const int ntiles = (T1 - T0 + TQ - 1) / TQ;
     const int nseg = (ntiles + R - 1) / R;
@@ -1394,13 +1374,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     if (nF > 0) { v0.k = 0; v0.sg = 0; v0.m = R; v0.full = false; v0.first = false; v0.pf = true; }
     else v0 = seg_start(nseg - 1);
 
-    // E: float4 B / C loads (4 steps of one state; threads [0, NP TQ / 4) B, the next as
-    // many C) where f32, L % 4 == 0 (tile starts and lengths are multiples of 4 then) and
-    // the rows are 16-byte aligned.
-    constexpr int BQ = NP * TQ / 4;
-    static_assert(!EV || (2 * BQ <= NT && BE * 2 >= 4), "EV: float4 B / C loads");
-    const bool vec = EV && sizeof(T) == 4 && L % 4 == 0 &&
-                     ((reinterpret_cast<unsigned long long>(Bp) | reinterpret_cast<unsigned long long>(Cp)) & 15) == 0;
     float r_dl[CE], r_u[CE], r_go[CE], r_z[CE], r_b[BE], r_c[BE];
     for (int ch = tid; ch < CB; ch += NT) sbias[ch] = (p.bias && ch < rn) ? p.bias[c0 + ch] : 0.f;
     auto load = [&](int k, bool full) {
@@ -1418,14 +1391,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                     if (zp) r_z[q] = ldf(zp + ei);
                 }
             }
-        }
-        if (vec) {
-            const int e = tid % BQ, n = e % NP, t4 = (e / NP) * 4;
-            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (tid < 2 * BQ && n < N && t4 < tn)
-                x = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(tid < BQ ? Bp : Cp) + (long long)n * L + t0 + t4);
-            r_b[0] = x.x; r_b[1] = x.y; r_c[0] = x.z; r_c[1] = x.w;
-            return;
         }
 #pragma unroll
         for (int q = 0; q < BE; ++q) {
@@ -1460,25 +1425,10 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 if (full) dy = zp ? r_go[q] * r_z[q] * sigmoid_f(r_z[q]) : r_go[q];
             }
             sv4[ch * TP + t] = make_float4(step, r_u[q], dy, dsp);
-            if constexpr (ES) {
-                ssc[(par * 2 * CB + ch) * TQ + t] = step * r_u[q];
-                ssc[(par * 2 * CB + CB + ch) * TQ + t] = dy;
-            }
             if (full) {
                 sdo[ch * TP + t] = r_go[q];
                 sz[ch * TP + t] = r_z[q];
             }
-        }
-        if (vec) {
-            if (tid < 2 * BQ) {
-                const int e = tid % BQ, n = e % NP, t4 = (e / NP) * 4;
-                float* dst = (tid < BQ ? sB : sC) + t4 * NP + n;
-                dst[0] = r_b[0];
-                dst[NP] = r_b[1];
-                dst[2 * NP] = r_c[0];
-                dst[3 * NP] = r_c[1];
-            }
-            return;
         }
 #pragma unroll
         for (int q = 0; q < BE; ++q) {
@@ -1535,19 +1485,8 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
     for (int j = 0; j < total; ++j) {
         const int k = v.k, kb = v.sg * R;
         const int t0 = T0 + k * TQ, tn = min(TQ, T1 - t0);
-        Visit vn = v;
-        if (j + 1 < total) {
-            if (fast) {
-                vn.k = vn.sg = k - 1;
-                vn.m = 1;
-                vn.full = vn.first = true;
-                vn.pf = false;
-            } else {
-                vn = next(v);
-            }
-        }
-        if (!(skip_b1 && prev_full)) __syncthreads();
-        if constexpr (ES) par = j & 1;
+        const Visit vn = j + 1 < total ? next(v) : v;
+        __syncthreads();
         put(k, v.full);
         if (j + 1 < total) load(vn.k, vn.full);
         __syncthreads();
@@ -1575,7 +1514,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             if (pre) r_cs = cks[vn.sg];
         }
         const bool full = v.full, pf = v.pf;
-        prev_full = full;
         const int m = v.m;
         v = vn;
         if (!full) {
@@ -1596,7 +1534,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
         }
         float hst[S], hr[S][TQ], dec[S][KD ? TQ : 1];
 #pragma unroll
-        for (int s = 0; s < S; ++s) hst[s] = (fast || k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
+        for (int s = 0; s < S; ++s) hst[s] = (k == kb + m - 1) ? h[s] : tb[((k - kb) * S + s) * NT + tid];
         {
             float yp[TQ];
 #pragma unroll
@@ -1605,17 +1543,14 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 const float du = w.x * w.y;
                 const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
                 const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
-                float y = 0.f, dq[S];
+                float y = 0.f;
 #pragma unroll
                 for (int s = 0; s < S; ++s) {
                     const float d = bwd_exp2(w.x * a2[s]);
                     if constexpr (KD) dec[s][t] = d;
-                    dq[s] = d;
                     hr[s][t] = fmaf(d, t ? hr[s][t - 1] : hst[s], du * bb[s]);
                     y = fmaf(cc[s], hr[s][t], y);
                 }
-                if constexpr (ED) *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(dq[0], dq[1], dq[2], dq[3]);
-                if constexpr (ES) *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(hr[0][t], hr[1][t], hr[2][t], hr[3][t]);
                 yp[t] = y;
             }
             if (zp) {
@@ -1640,18 +1575,12 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             const float step = w.x, su = w.x * w.y, dy = w.z;
             const float4 b4 = sB4[t * (NP / 4)], c4 = sC4[t * (NP / 4)];
             const float bb[4] = {b4.x, b4.y, b4.z, b4.w}, cc[4] = {c4.x, c4.y, c4.z, c4.w};
-            float ddt = 0.f, gb = 0.f, xb[S], xc[S], de[S];
-            if constexpr (ED) {
-                const float4 d4 = *reinterpret_cast<const float4*>(rc + t * NL * S);
-                de[0] = d4.x; de[1] = d4.y; de[2] = d4.z; de[3] = d4.w;
-            }
+            float ddt = 0.f, gb = 0.f, xb[S], xc[S];
 #pragma unroll
             for (int s = 0; s < S; ++s) {
                 const float hp = t ? hr[s][t - 1] : hst[s];
                 g[s] = fmaf(dy, cc[s], g[s]);
-                if constexpr (ES) {
-                    xb[s] = g[s];
-                } else if constexpr (X) {
+                if constexpr (X) {
                     xb[s] = g[s] * su;
                     xc[s] = dy * hr[s][t];
                 } else {
@@ -1661,7 +1590,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 gb = fmaf(g[s], bb[s], gb);
                 float dd;
                 if constexpr (KD) dd = dec[s][t];
-                else if constexpr (ED) dd = de[s];
                 else dd = bwd_exp2(step * a2[s]);
                 const float gd = g[s] * dd;
                 const float x = gd * hp;
@@ -1669,9 +1597,7 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
                 dA_acc[s] = fmaf(step, x, dA_acc[s]);
                 g[s] = gd;
             }
-            if constexpr (ES) {
-                *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
-            } else if constexpr (X) {
+            if constexpr (X) {
                 *reinterpret_cast<float4*>(rc + t * NL * S) = make_float4(xb[0], xb[1], xb[2], xb[3]);
                 *reinterpret_cast<float4*>(rc + (TQ + t) * NL * S) = make_float4(xc[0], xc[1], xc[2], xc[3]);
             }
@@ -1708,29 +1634,6 @@ __device__ __forceinline__ void scan1_bwd_v(const ScanBwdSplit& sp) {
             const int ce = min(rn, (grp + 1) * CG);
             float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
             int ch = grp * CG;
-            if constexpr (ES) {
-                // unit = (q TQ + t) NL + nl (X layout, G == 1): the scale of channel ch is
-                // ssc[(q CB + ch) TQ + t] (su for dB, dy for dC).
-                static_assert(G == 1, "E: one channel group");
-                const float* sc = ssc + (par * 2 + unit / (NL * TQ)) * CB * TQ + (unit / NL) % TQ;
-                if (rn == CB) {
-#pragma unroll
-                    for (int cc = 0; cc < CB; cc += 2) {
-                        const float4 x = *reinterpret_cast<const float4*>(red + cc * OS + unit * 4);
-                        const float4 y = *reinterpret_cast<const float4*>(red + (cc + 1) * OS + unit * 4);
-                        const float sx = sc[cc * TQ], sy = sc[(cc + 1) * TQ];
-                        a.x = fmaf(sx, x.x, a.x); a.y = fmaf(sx, x.y, a.y); a.z = fmaf(sx, x.z, a.z); a.w = fmaf(sx, x.w, a.w);
-                        b.x = fmaf(sy, y.x, b.x); b.y = fmaf(sy, y.y, b.y); b.z = fmaf(sy, y.z, b.z); b.w = fmaf(sy, y.w, b.w);
-                    }
-                } else {
-                    for (; ch < ce; ++ch) {
-                        const float4 x = *reinterpret_cast<const float4*>(red + ch * OS + unit * 4);
-                        const float sx = sc[ch * TQ];
-                        a.x = fmaf(sx, x.x, a.x); a.y = fmaf(sx, x.y, a.y); a.z = fmaf(sx, x.z, a.z); a.w = fmaf(sx, x.w, a.w);
-                    }
-                }
-                ch = ce;
-            }
             for (; ch + 2 <= ce; ch += 2) {
                 const float4 x = *reinterpret_cast<const float4*>(red + ch * OS + unit * 4);
                 const float4 y = *reinterpret_cast<const float4*>(red + (ch + 1) * OS + unit * 4);
@@ -2280,18 +2183,6 @@ __device__ __forceinline__ void scan1_loc_v2(const ScanBwdSplit& sp) {
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xd(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8, true, false>(p);                                                                         \
-    }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xe(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_bwd_v<T, 16, 8, true, false, false, 7>(p);                                                               \
-    }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xv(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_bwd_v<T, 16, 8, true, false, false, 4>(p);                                                               \
-    }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xs(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_bwd_v<T, 16, 8, true, false, false, 5>(p);                                                               \
-    }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256, 2) bwd_scan1q_##NAME##_n64xm(const __grid_constant__ ScanBwdSplit p) { \
-        scan1_bwd_v<T, 16, 8, true, false, false, 6>(p);                                                               \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 1) bwd_scan1q_##NAME##_n64v1(const __grid_constant__ ScanBwdSplit p) { \
         scan1_bwd_v<T, 16, 8>(p);                                                                                      \

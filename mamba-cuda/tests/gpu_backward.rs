@@ -382,10 +382,7 @@ fn selective_scan_backward_four_states_per_lane() {
     // states per thread, "u8" its unrolled 8-step runs, "v2" / "v1" the local pass
     // scan1_loc_v2 / scan1_loc_v (default: v2 in f32 at N 33-64, else v1)).
     // "clen152": chunks of 152 steps (`MAMBA_CUDA_BWD_CLEN`; L800: five and a 40-step one).
-    // 46-56: "xe" (N 33-64; other N take the generic kernel of their size); "nofast":
-    // `MAMBA_CUDA_BWD1Q_FAST=0`, "sync3": `MAMBA_CUDA_BWD1Q_SYNC3=1`. 57-63: "xv", "xs",
-    // "xm" (parts of "xe").
-    let vars: [(&str, &str, &str, &str); 64] = [
+    let vars: [(&str, &str, &str, &str); 46] = [
         ("", "", "", ""),
         ("xdo", "", "", ""),
         ("vdo", "", "", ""),
@@ -432,24 +429,6 @@ fn selective_scan_backward_four_states_per_lane() {
         ("vd", "", "", "v1"),
         ("", "", "", "clen152"),
         ("xd", "", "", "clen152 v1 nozero"),
-        ("xe", "", "", ""),
-        ("xe", "", "", "clen152"),
-        ("xe", "3", "5", "v2 nozero"),
-        ("xe", "", "29", "v2"),
-        ("xe", "", "6", "nopre"),
-        ("xe", "", "16", "old"),
-        ("xe", "2", "7", "v1 nozero"),
-        ("xe", "", "", "nofast"),
-        ("xe", "", "9", "nofast v1"),
-        ("xe", "", "", "sync3"),
-        ("xe", "3", "5", "sync3 nofast"),
-        ("xv", "", "", ""),
-        ("xs", "", "", ""),
-        ("xm", "", "", ""),
-        ("xv", "3", "5", "v2 nozero sync3"),
-        ("xv", "", "29", "nofast v1"),
-        ("xs", "2", "7", "clen152"),
-        ("xm", "", "9", "nofast sync3"),
     ];
     for (i, (var, r, split, lp)) in vars.iter().enumerate() {
         if pick.as_ref().is_some_and(|p| !p.contains(&i)) {
@@ -463,9 +442,6 @@ fn selective_scan_backward_four_states_per_lane() {
         std::env::set_var("MAMBA_CUDA_BWD1Q_PRE", off("nopre"));
         std::env::set_var("MAMBA_CUDA_BWD1Q_ZERO", off("nozero"));
         std::env::set_var("MAMBA_CUDA_BWD1Q_VEC4", off("novec"));
-        std::env::set_var("MAMBA_CUDA_BWD1Q_FAST", off("nofast"));
-        let sync3 = if lp.contains("sync3") { "1" } else { "" };
-        std::env::set_var("MAMBA_CUDA_BWD1Q_SYNC3", sync3);
         let locs = ["s1", "s2", "s4"].into_iter().find(|x| lp.contains(x));
         std::env::set_var("MAMBA_CUDA_BWD1Q_LOCS", locs.map_or("", |x| &x[1..]));
         let unroll = if lp.contains("u8") { "1" } else { "" };
@@ -486,7 +462,7 @@ fn selective_scan_backward_four_states_per_lane() {
             "selective_scan bwd1q #{i} VAR={var:?} R={r:?} SPLIT={split:?} LOC={lp:?}"
         ));
     }
-    for v in ["LOC", "PRE", "ZERO", "VEC4", "FAST", "SYNC3", "LOCS", "LOCU", "LOCV"] {
+    for v in ["LOC", "PRE", "ZERO", "VEC4", "LOCS", "LOCU", "LOCV"] {
         std::env::remove_var(format!("MAMBA_CUDA_BWD1Q_{v}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
@@ -511,16 +487,13 @@ fn selective_scan_backward_seed_shape() {
         ..ScanConfig::new(2, 384, l, 64)
     };
     let cfgs = [seed(800), seed(404)];
-    let runs = [("", ""), ("0", ""), ("", "xd"), ("", "xe"), ("0", "xe")];
-    for (i, (tail, var)) in runs.into_iter().enumerate() {
+    for (i, tail) in ["", "0"].into_iter().enumerate() {
         std::env::set_var("MAMBA_CUDA_BWD_SPLIT_TAIL", tail);
-        std::env::set_var("MAMBA_CUDA_BWD1Q_VAR", var);
         let mut t = Tally::default();
         scan_type::<f32>(be, &cfgs, 400 + i as u64, &mut t);
-        t.finish(&format!("selective_scan seed shape SPLIT_TAIL={tail:?} VAR={var:?}"));
+        t.finish(&format!("selective_scan seed shape SPLIT_TAIL={tail:?}"));
     }
     std::env::remove_var("MAMBA_CUDA_BWD_SPLIT_TAIL");
-    std::env::remove_var("MAMBA_CUDA_BWD1Q_VAR");
 }
 
 /// Shapes for `bwdlm_*` (kernels/bwd_lm.cu: B and C both vary or are grouped, N <= 16):

@@ -207,10 +207,7 @@ impl QShape {
     /// decays recomputed in the sweep: 32 registers fewer, one exponential more per state
     /// and step; N <= 16 and N 33-64), "vdo" / "xdo" (as "vd" / "xd", du, d delta
     /// and dz staged in shared memory and written per 16-step pair: whole sectors in
-    /// bf16; N <= 16, "vdo" also N <= 64), "xe" (as "xd" at N 33-64, the sweep's dB / dC
-    /// slices holding g and h, scaled by su and dy in the block pass, the forward's
-    /// decays kept in the dB slots for the sweep, float4 B / C staging; "xv", "xs", "xm"
-    /// parts of it, see `em`). `MAMBA_CUDA_BWD1Q_R` sets the
+    /// bf16; N <= 16, "vdo" also N <= 64). `MAMBA_CUDA_BWD1Q_R` sets the
     /// checkpoint interval in tiles (default: a checkpoint every 16 steps or fewer, at
     /// most 2 floats per channel and step; N <= 16 keeps one every tile).
     fn new(n: usize, f32: bool) -> Option<QShape> {
@@ -257,10 +254,6 @@ impl QShape {
             (33..=64, Some("vdo" | "xdo")) => (16, 8, "vdo"),
             (33..=64, Some("x")) => (16, 8, "x"),
             (33..=64, Some("xd")) => (16, 8, "xd"),
-            (33..=64, Some("xe")) => (16, 8, "xe"),
-            (33..=64, Some("xv")) => (16, 8, "xv"),
-            (33..=64, Some("xs")) => (16, 8, "xs"),
-            (33..=64, Some("xm")) => (16, 8, "xm"),
             _ => return None,
         };
         let r = env_usize("MAMBA_CUDA_BWD1Q_R")
@@ -273,12 +266,6 @@ impl QShape {
             var,
             v: var.starts_with('v') || var.starts_with('x'),
         })
-    }
-    /// The "xd" forms with parts of "xe" (`scan1_bwd_v`'s EM): "xe" all, "xv" the float4
-    /// B / C staging only, "xs" that and the scaled g / h slices, "xm" that and the decays
-    /// in shared memory; all with the visit fast path and the skipped first barrier.
-    fn em(&self) -> bool {
-        matches!(self.var, "xe" | "xv" | "xs" | "xm")
     }
     fn func(&self, sfx: &str) -> String {
         format!("bwd_scan1q_{sfx}_n{}{}", self.np(), self.var)
@@ -312,8 +299,7 @@ impl QShape {
             } else {
                 0
             }
-            + if self.v { 4 * self.nw * 32 } else { 0 }
-            + if self.em() { 4 * cb * TQ } else { 0 })
+            + if self.v { 4 * self.nw * 32 } else { 0 })
     }
     /// Whether `rows` channels give under 8 warps per SM.
     fn few(&self, g: &Gpu, rows: usize) -> bool {
@@ -874,13 +860,7 @@ fn scan_run(
             // MAMBA_CUDA_BWD1Q_DIAG_NODBC=1: a timing diagnostic only (dB, dC not added).
             tp.pre |= (pre as i32)
                 | ((env_usize("MAMBA_CUDA_BWD1Q_DIAG_NODBC") == Some(1)) as i32 * 2)
-                | (zero_in_loc as i32 * 8)
-                // "xe" with the local pass's checkpoints, one per tile: the visit order
-                // without its state machine; `MAMBA_CUDA_BWD1Q_FAST=0`: with it.
-                | ((env_usize("MAMBA_CUDA_BWD1Q_FAST") != Some(0)) as i32 * 16)
-                // "xe": no barrier before the staging that follows a whole backward tile
-                // (the scales double-buffered); `MAMBA_CUDA_BWD1Q_SYNC3=1`: keep it.
-                | ((env_usize("MAMBA_CUDA_BWD1Q_SYNC3") != Some(1)) as i32 * 32);
+                | (zero_in_loc as i32 * 8);
             tp.cks = if pre { cks } else { 0 };
             if k > 1 {
                 let (name, lcb, threads, smem) = q.loc_kernel(sfx);
