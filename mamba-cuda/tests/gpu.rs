@@ -1111,7 +1111,8 @@ fn selective_scan_seed_matches_the_oracle() {
 /// the time split in two halves `_t2`, at most 6 channels per block). The default list
 /// keeps the older forms only (the test's time); the four selectable-only forms of the
 /// fourth session passed on the H200 with `MAMBA_GPU_S1S_FORMS=2g64` / `4` / `5g32` /
-/// `6` and `MAMBA_GPU_S1S_CPBS=6,3,1` (`5g32` also 8).
+/// `6` and `MAMBA_GPU_S1S_CPBS=6,3,1` (`5g32` also 8). `7g32`: `_g32i` (sixth session:
+/// the outputs and the prep inside the step loop), first in the default list.
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1141,7 +1142,7 @@ fn selective_scan_seed1_matches_the_oracle() {
     // Forms: 2 (one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V; a `g32`
     // suffix: 32 threads per channel (the default), else 16 (MAMBA_CUDA_S1S_G).
     let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
-        .unwrap_or_else(|_| "2g32,3g32,2,1,3".to_string())
+        .unwrap_or_else(|_| "7g32,2g32,3g32,2,1,3".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();

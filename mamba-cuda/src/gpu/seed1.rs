@@ -21,6 +21,17 @@
 //! channels per block, and only while its shared memory fits (L up to ~2800)). None of
 //! `_g64`, `_ws`, `_g32f`, `_t2` was faster than `_g32` on the H200 (NOTES.md, fourth
 //! session): they stay selectable only.
+//! `MAMBA_CUDA_S1S_V=7`: `_g32i` (the default form with the outputs of the previous tile
+//! and the prep of the next written without branches inside the step loop, so that their
+//! latency overlaps it; sixth session); `=8`: `_g32j` (`_g32i` with the staging of tile
+//! k + 3 issued after the step loop of tile k instead of before it); `=9`: `_g32k`
+//! (`_g32i` with each 4-step group's exponentials computed one group ahead from dt read
+//! two groups ahead).
+//!
+//! `MAMBA_S1S_DIAG` (read once; not a `MAMBA_CUDA_*` name, so the other overrides stay
+//! off): a measurement aid for the per-call host time. `=1`: `selective_scan` returns
+//! right after its checks and the choice of this path, before the launch (no output is
+//! written); `=2`: it returns on entry, before the checks.
 
 use std::sync::OnceLock;
 
@@ -47,19 +58,31 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), looked up once.
+/// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), `_g32i` (10), `_g32j` (11),
+/// `_g32k` (12), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 27] = [const { OnceLock::new() }; 27];
-    let slot = &FUNCS[act * 9 + form - 1];
+    static FUNCS: [OnceLock<Func>; 36] = [const { OnceLock::new() }; 36];
+    let slot = &FUNCS[act * 12 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let tag = [
-        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2",
+        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j", "_g32k",
     ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
+}
+
+/// `MAMBA_S1S_DIAG` (module doc), read once: 0 when unset.
+pub(crate) fn diag() -> u32 {
+    static D: OnceLock<u32> = OnceLock::new();
+    *D.get_or_init(|| {
+        std::env::var("MAMBA_S1S_DIAG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// Whether `s1s_fwd` computes this call.
@@ -114,11 +137,14 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         Some("4") => 4,
         Some("5") => 5,
         Some("6") => 6,
+        Some("7") => 7,
+        Some("8") => 8,
+        Some("9") => 9,
         _ => 2,
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
-        (4..=6, _) => 32,
+        (4..=9, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
@@ -127,6 +153,9 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         (4, _) => 7,
         (5, _) => 8,
         (6, _) => 9,
+        (7, _) => 10,
+        (8, _) => 11,
+        (9, _) => 12,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
@@ -162,10 +191,14 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     prm.nchunks = 1;
     prm.chunk_len = l as i32;
     let f = func(g, act, form)?;
+    if diag() == 1 {
+        return Ok(());
+    }
     // `_ws`: two helper warps after the compute warps; the shared memory of form 2.
     let (threads, sm) = match form {
         7 => (32 * (cpb + 2), smem(es, cpb, 32, 2, l)),
         9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
+        10..=12 => (32 * cpb, smem(es, cpb, 32, 4, l)),
         _ => (gt * cpb, smem(es, cpb, gt, form, l)),
     };
     g.launch(
