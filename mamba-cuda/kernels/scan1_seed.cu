@@ -330,6 +330,8 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // are the same), so that the step loop starts right after the barrier.
 // IL 3 (`_g32k`): IL 1 with the exponentials of each 4-step group computed one group
 // ahead (during the previous group's arithmetic) from dt read two groups ahead.
+// IL 4 (`_g32l`): IL 2 and IL 3 together. IL 5 (`_g32m`): IL 4 with the 16-byte staging
+// from per-thread slots set up once (as F: no per-tile row walk).
 #define S1S_NSL 8
 template <typename T, int GT, bool POLY, bool F = false, int IL = 0>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
@@ -394,12 +396,13 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     }
     // F: slot k = staged row r0 + k RSTEP (all rows: B, C, delta, u, z), set up once.
     const int nrows_all = 128 + 3 * CPB;
-    const bool slots = F && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
+    constexpr bool FS = F || IL == 5;  // the staging from slots
+    const bool slots = FS && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
     const int nsl = (nrows_all - r0 + RSTEP - 1) / RSTEP;
-    const T* ssrc[F ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
-    int sdst[F ? S1S_NSL : 1];
+    const T* ssrc[FS ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
+    int sdst[FS ? S1S_NSL : 1];
     unsigned svalid = 0;  // bit k: slot k has a source row
-    if constexpr (F) {
+    if constexpr (FS) {
 #pragma unroll
         for (int k = 0; k < S1S_NSL; ++k) {
             const int r = r0 + k * RSTEP;
@@ -419,10 +422,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
-        if (F && slots) {
+        if (FS && slots) {
             const unsigned ok = t0 + kk * EPC < L ? svalid : 0u;
 #pragma unroll
-            for (int k = 0; k < (F ? S1S_NSL : 1); ++k) {
+            for (int k = 0; k < (FS ? S1S_NSL : 1); ++k) {
                 if (k < nsl) s1s_cp16(dst + sdst[k], ssrc[k] + t0, (ok >> k) & 1u ? 16 : 0);
             }
         } else if (vec) {
@@ -615,7 +618,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         // done with the step loop of tile - 1 and the prep of tile.
         s1s_wait<NST - 3>();
         __syncthreads();
-        if constexpr (IL != 2) {
+        if constexpr (IL != 2 && IL < 4) {
             if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
             s1s_commit();
         }
@@ -647,7 +650,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             // dt read two groups ahead (dt1: the next group's).
             float ep[4][S];
             float4 dt1 = dt4;
-            if constexpr (IL == 3) {
+            if constexpr (IL >= 3) {
                 const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
 #pragma unroll
                 for (int j = 0; j < 4; ++j)
@@ -678,7 +681,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
                 const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
                 float e[4][S];
-                if constexpr (IL == 3) {
+                if constexpr (IL >= 3) {
                     // dt two groups ahead; the next group's exponentials now.
                     if (q + 8 < S1S_TT) dtn = *reinterpret_cast<const float4*>(tdt + q + 8);
                     const float d1[4] = {dt1.x, dt1.y, dt1.z, dt1.w};
@@ -737,7 +740,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             if (tile > 0) output(tile - 1);
             if (tile + 1 < ntiles) prep(tile + 1);
         }
-        if constexpr (IL == 2) {
+        if constexpr (IL == 2 || IL >= 4) {
             if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
             s1s_commit();
         }
@@ -1342,7 +1345,9 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_t2(const __grid_constant__ Scan1Params p) { s1s_fwd5<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32i(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 1>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32j(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 2>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32k(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 3>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32k(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 3>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32l(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32m(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 5>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

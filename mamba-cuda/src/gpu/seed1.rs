@@ -26,7 +26,11 @@
 //! latency overlaps it; sixth session); `=8`: `_g32j` (`_g32i` with the staging of tile
 //! k + 3 issued after the step loop of tile k instead of before it); `=9`: `_g32k`
 //! (`_g32i` with each 4-step group's exponentials computed one group ahead from dt read
-//! two groups ahead).
+//! two groups ahead); `=10`: `_g32l` (`_g32j` and `_g32k` together); `=11`: `_g32m`
+//! (`_g32l` with the 16-byte staging from per-thread slots set up once, as `_g32f`).
+//! Unset: `_g32j` (=8), the default since the sixth session (the outputs, the prep and
+//! the staging off the step loop's critical path: measured faster on the H200); `=2`
+//! (with 32 threads per channel) is `_g32`, the default before.
 //!
 //! `MAMBA_S1S_DIAG` (read once; not a `MAMBA_CUDA_*` name, so the other overrides stay
 //! off): a measurement aid for the per-call host time. `=1`: `selective_scan` returns
@@ -59,16 +63,17 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
 /// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), `_g32i` (10), `_g32j` (11),
-/// `_g32k` (12), looked up once.
+/// `_g32k` (12), `_g32l` (13), `_g32m` (14), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 36] = [const { OnceLock::new() }; 36];
-    let slot = &FUNCS[act * 12 + form - 1];
+    static FUNCS: [OnceLock<Func>; 42] = [const { OnceLock::new() }; 42];
+    let slot = &FUNCS[act * 14 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let tag = [
-        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j", "_g32k",
+        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j",
+        "_g32k", "_g32l", "_g32m",
     ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -124,6 +129,10 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// two waves; 8 make 96 blocks, fewer SMs busy).
 const DEFAULT_CPB: usize = 6;
 
+/// The default form (`MAMBA_CUDA_S1S_V` unset): 8, `_g32j` (sixth session: 19.1 / 33.2 us
+/// at L400 / L800 under ncu against 21.0 / 36.5 for `_g32`, NOTES.md).
+const DEFAULT_V: usize = 8;
+
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
     let es = if act == 0 { 4 } else { 2 };
@@ -131,20 +140,25 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // second with 1 of 8 exponentials on the FMA pipe; else the second.
     // MAMBA_CUDA_S1S_G=16: 16 threads per channel with 4 states each (forms 2 and 3;
     // default 32 threads with 2 states, which measured faster: more warps per scheduler).
+    // =2 with 32 threads per channel: `_g32` (the default up to the fifth session).
     let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
-        Some("1") => 1,
-        Some("3") => 3,
-        Some("4") => 4,
-        Some("5") => 5,
-        Some("6") => 6,
-        Some("7") => 7,
-        Some("8") => 8,
-        Some("9") => 9,
-        _ => 2,
+        Some(s) => match s.parse::<usize>() {
+            Ok(v @ 1..=11) => v,
+            _ => 0,
+        },
+        None => 0,
+    };
+    let g_env = env_usize("MAMBA_CUDA_S1S_G");
+    // Unset: the default form (`DEFAULT_V`), unless 16 or 64 threads per channel are asked
+    // for (form 2's layouts).
+    let v = match (v, g_env) {
+        (0, Some(16 | 64)) => 2,
+        (0, _) => DEFAULT_V,
+        _ => v,
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
-    let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
-        (4..=9, _) => 32,
+    let gt = match (v, g_env) {
+        (4..=11, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
@@ -153,9 +167,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         (4, _) => 7,
         (5, _) => 8,
         (6, _) => 9,
-        (7, _) => 10,
-        (8, _) => 11,
-        (9, _) => 12,
+        (7..=11, _) => v + 3,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
@@ -173,7 +185,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     // `_t2` only while its shared memory (which grows with L) fits; else the default form.
     let form = if form == 9 && smem(es, cpb, 32, 9, l) + 1024 > g.max_smem() {
-        4
+        DEFAULT_V + 3
     } else {
         form
     };
@@ -198,7 +210,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let (threads, sm) = match form {
         7 => (32 * (cpb + 2), smem(es, cpb, 32, 2, l)),
         9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
-        10..=12 => (32 * cpb, smem(es, cpb, 32, 4, l)),
+        10..=14 => (32 * cpb, smem(es, cpb, 32, 4, l)),
         _ => (gt * cpb, smem(es, cpb, gt, form, l)),
     };
     g.launch(
