@@ -141,13 +141,10 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // MAMBA_CUDA_S1S_G=16: 16 threads per channel with 4 states each (forms 2 and 3;
     // default 32 threads with 2 states, which measured faster: more warps per scheduler).
     // =2 with 32 threads per channel: `_g32` (the default up to the fifth session).
-    let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
-        Some(s) => match s.parse::<usize>() {
-            Ok(v @ 1..=11) => v,
-            _ => 0,
-        },
-        None => 0,
-    };
+    let v = env_str("MAMBA_CUDA_S1S_V")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|v| (1..=11).contains(v))
+        .unwrap_or(0);
     let g_env = env_usize("MAMBA_CUDA_S1S_G");
     // Unset: the default form (`DEFAULT_V`), unless 16 or 64 threads per channel are asked
     // for (form 2's layouts).
