@@ -28,9 +28,10 @@
 //! (`_g32i` with each 4-step group's exponentials computed one group ahead from dt read
 //! two groups ahead); `=10`: `_g32l` (`_g32j` and `_g32k` together); `=11`: `_g32m`
 //! (`_g32l` with the 16-byte staging from per-thread slots set up once, as `_g32f`).
-//! Unset: `_g32j` (=8), the default since the sixth session (the outputs, the prep and
-//! the staging off the step loop's critical path: measured faster on the H200); `=2`
-//! (with 32 threads per channel) is `_g32`, the default before.
+//! Unset: `_g32l` (=10), the default since the sixth session's continuation (the outputs,
+//! the prep and the staging off the step loop's critical path, the exponentials one group
+//! ahead: measured faster on the H200); `=8` is `_g32j` (the default for one round of the
+//! sixth session); `=2` (with 32 threads per channel) is `_g32`, the default before.
 //!
 //! `MAMBA_S1S_DIAG` (read once; not a `MAMBA_CUDA_*` name, so the other overrides stay
 //! off): a measurement aid for the per-call host time. `=1`: `selective_scan` returns
@@ -129,9 +130,10 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// two waves; 8 make 96 blocks, fewer SMs busy).
 const DEFAULT_CPB: usize = 6;
 
-/// The default form (`MAMBA_CUDA_S1S_V` unset): 8, `_g32j` (sixth session: 19.1 / 33.2 us
-/// at L400 / L800 under ncu against 21.0 / 36.5 for `_g32`, NOTES.md).
-const DEFAULT_V: usize = 8;
+/// The default form (`MAMBA_CUDA_S1S_V` unset): 10, `_g32l` (sixth session, C2: 32.6 us at
+/// L800 under ncu against 33.2 for `_g32j` (8) and 36.5 for `_g32` (2); memcheck and
+/// racecheck clean; NOTES.md).
+const DEFAULT_V: usize = 10;
 
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
