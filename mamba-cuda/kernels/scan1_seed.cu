@@ -320,9 +320,22 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // pointer or none, a destination offset: no per-tile row walk) where at most S1S_NSL
 // rows per thread, and the outputs' 32 partials summed by 16-byte reads (a lane: 4 steps
 // x 8 rows) and two xor-shuffle rounds that leave each lane one step.
+// IL (`_g32i`, GT 32): the outputs of tile k - 1 and the prep of tile k + 1 are written
+// without branches and placed inside the step loop of tile k (the 32 partial rows summed
+// 4 per 4-step group, the prep after the second group, the store after the last), so
+// their latency chains (shared loads, the softplus series, the stores) overlap the step
+// loop's independent work instead of running after it with a warp's full latency.
+// IL 2 (`_g32j`): also the staging of tile k + 3 issued after the step loop of tile k
+// instead of before it (its slot, tile k - 1's, is free in both places; the wait counts
+// are the same), so that the step loop starts right after the barrier.
+// IL 3 (`_g32k`): IL 1 with the exponentials of each 4-step group computed one group
+// ahead (during the previous group's arithmetic) from dt read two groups ahead.
+// IL 4 (`_g32l`): IL 2 and IL 3 together. IL 5 (`_g32m`): IL 4 with the 16-byte staging
+// from per-thread slots set up once (as F: no per-tile row walk).
 #define S1S_NSL 8
-template <typename T, int GT, bool POLY, bool F = false>
+template <typename T, int GT, bool POLY, bool F = false, int IL = 0>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
+    static_assert(!IL || (GT == 32 && !F), "IL: the 32-thread form only");
     constexpr int S = 64 / GT, E = GT == 64 ? 1 : 32 / GT;
     DYN_SMEM(smem);
     constexpr int RS = s1s_rs<T>();
@@ -383,12 +396,13 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     }
     // F: slot k = staged row r0 + k RSTEP (all rows: B, C, delta, u, z), set up once.
     const int nrows_all = 128 + 3 * CPB;
-    const bool slots = F && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
+    constexpr bool FS = F || IL == 5;  // the staging from slots
+    const bool slots = FS && vec && (nrows_all + RSTEP - 1) / RSTEP <= S1S_NSL;
     const int nsl = (nrows_all - r0 + RSTEP - 1) / RSTEP;
-    const T* ssrc[F ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
-    int sdst[F ? S1S_NSL : 1];
+    const T* ssrc[FS ? S1S_NSL : 1];  // never null (rows without a source: brow, 0 bytes)
+    int sdst[FS ? S1S_NSL : 1];
     unsigned svalid = 0;  // bit k: slot k has a source row
-    if constexpr (F) {
+    if constexpr (FS) {
 #pragma unroll
         for (int k = 0; k < S1S_NSL; ++k) {
             const int r = r0 + k * RSTEP;
@@ -408,10 +422,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
-        if (F && slots) {
+        if (FS && slots) {
             const unsigned ok = t0 + kk * EPC < L ? svalid : 0u;
 #pragma unroll
-            for (int k = 0; k < (F ? S1S_NSL : 1); ++k) {
+            for (int k = 0; k < (FS ? S1S_NSL : 1); ++k) {
                 if (k < nsl) s1s_cp16(dst + sdst[k], ssrc[k] + t0, (ok >> k) & 1u ? 16 : 0);
             }
         } else if (vec) {
@@ -569,6 +583,25 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         }
     };
 
+    // IL: the prep of a tile without branches (every load in range: stage rows past L or
+    // of absent channels are zero-filled, and the values of steps past L are replaced).
+    auto prep_il = [&](int tile) {
+        const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
+        const T* sdl = st + 128 * RS + pc * RS + pt;
+        const float uv0 = ldf(sdl + CPB * RS), dl = ldf(sdl), zv = has_z ? ldf(sdl + 2 * CPB * RS) : 0.f;
+        const bool ok = pact && tile * S1S_TT + pt < L;
+        const float x = dl + pbias;
+        const float sp = softplus_series(x);
+        const float dt = ok ? (p.softplus ? sp : x) : 0.f;
+        const float uv = ok ? uv0 : 0.f;
+        const float sz = silu_f(zv);
+        float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        pp[0] = dt;
+        pp[PB] = dt * uv;
+        pp[2 * PB] = pD * uv;
+        pp[3 * PB] = (ok && has_z) ? sz : 1.f;
+    };
+
     // Prologue: tiles 0 .. NST - 2 in flight (one group per tile, empty past the end);
     // tile 0 prepped.
 #pragma unroll
@@ -585,8 +618,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         // done with the step loop of tile - 1 and the prep of tile.
         s1s_wait<NST - 3>();
         __syncthreads();
-        if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
-        s1s_commit();
+        if constexpr (IL != 2 && IL < 4) {
+            if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+            s1s_commit();
+        }
         {
             const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
             const T* sB = st + g * RS;
@@ -602,8 +637,33 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 bv[s] = s1s_ld4(sB + GT * s * RS);
                 cv[s] = s1s_ld4(sC + GT * s * RS);
             }
+            // IL: the outputs of tile - 1 (buffer (tile - 1) & 1; nothing is stored at
+            // tile 0): its D u and gate read first (the prep of tile + 1 overwrites them).
+            const float* orow = s_y + ((tile - 1) & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
+            const float* opp = s_pp + ((tile - 1) & 1) * 4 * PB + pc * 36 + pt;
+            float oa[4] = {0.f, 0.f, 0.f, 0.f}, odd = 0.f, ogt = 0.f;
+            if constexpr (IL) {
+                odd = opp[2 * PB];
+                ogt = opp[3 * PB];
+            }
+            // IL 3: the exponentials one group ahead (ep: those of the current group), from
+            // dt read two groups ahead (dt1: the next group's).
+            float ep[4][S];
+            float4 dt1 = dt4;
+            if constexpr (IL >= 3) {
+                const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+#pragma unroll
+                    for (int s = 0; s < S; ++s) ep[j][s] = ex2_fast(dts[j] * a2[s]);
+                dt1 = *reinterpret_cast<const float4*>(tdt + 4);
+            }
 #pragma unroll
             for (int q = 0; q < S1S_TT; q += 4) {
+                if constexpr (IL) {
+#pragma unroll
+                    for (int k = 0; k < 4; ++k) oa[k] += orow[(q + k) * 36];
+                }
                 // The next group's reads first.
                 float4 dtn = dt4, dun = du4, bn[S], cnx[S];
                 if (q + 4 < S1S_TT) {
@@ -621,12 +681,26 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
                 const float dus[4] = {du4.x, du4.y, du4.z, du4.w};
                 float e[4][S];
+                if constexpr (IL >= 3) {
+                    // dt two groups ahead; the next group's exponentials now.
+                    if (q + 8 < S1S_TT) dtn = *reinterpret_cast<const float4*>(tdt + q + 8);
+                    const float d1[4] = {dt1.x, dt1.y, dt1.z, dt1.w};
 #pragma unroll
-                for (int j = 0; j < 4; ++j) {
+                    for (int j = 0; j < 4; ++j)
 #pragma unroll
-                    for (int s = 0; s < S; ++s) {
-                        const bool poly = POLY && s == S - 1 && (S == 4 ? (j & 1) == 1 : j == 1);
-                        e[j][s] = poly ? ex2_poly(dts[j] * a2[s]) : ex2_fast(dts[j] * a2[s]);
+                        for (int s = 0; s < S; ++s) {
+                            e[j][s] = ep[j][s];
+                            if (q + 4 < S1S_TT) ep[j][s] = ex2_fast(d1[j] * a2[s]);
+                        }
+                    dt1 = dtn;
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+                        for (int s = 0; s < S; ++s) {
+                            const bool poly = POLY && s == S - 1 && (S == 4 ? (j & 1) == 1 : j == 1);
+                            e[j][s] = poly ? ex2_poly(dts[j] * a2[s]) : ex2_fast(dts[j] * a2[s]);
+                        }
                     }
                 }
                 float y[4];
@@ -643,6 +717,14 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                     y[j] = acc;
                 }
                 *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
+                if constexpr (IL) {
+                    if (q == 4) prep_il(tile + 1);
+                    if (q == S1S_TT - 4) {
+                        const int to = (tile - 1) * S1S_TT + pt;
+                        const float yo = (oa[0] + oa[1]) + (oa[2] + oa[3]);
+                        if (tile > 0 && pact && to < L) out[(size_t)pc * L + to] = cvt<T>((yo + odd) * ogt);
+                    }
+                }
                 dt4 = dtn;
                 du4 = dun;
 #pragma unroll
@@ -654,8 +736,14 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         }
         // Same elements per thread: the outputs of tile - 1 read its gate / D u before the
         // prep of tile + 1 (same buffer) overwrites them.
-        if (tile > 0) output(tile - 1);
-        if (tile + 1 < ntiles) prep(tile + 1);
+        if constexpr (!IL) {
+            if (tile > 0) output(tile - 1);
+            if (tile + 1 < ntiles) prep(tile + 1);
+        }
+        if constexpr (IL == 2 || IL >= 4) {
+            if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+            s1s_commit();
+        }
     }
     __syncthreads();
     output(ntiles - 1);
@@ -1254,7 +1342,12 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_g64(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 64, false>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_ws(const __grid_constant__ Scan1Params p) { s1s_fwd3<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32f(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_t2(const __grid_constant__ Scan1Params p) { s1s_fwd5<T>(p); }
+    extern "C" __global__ void __launch_bounds__(384, 1) s1s_fwd_##NAME##_t2(const __grid_constant__ Scan1Params p) { s1s_fwd5<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32i(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 1>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32j(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 2>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32k(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 3>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32l(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32m(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 5>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -222,6 +222,9 @@ fn scan1_par_smem(n: usize, cpb: usize, nsg: usize) -> usize {
 pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> {
     let g = gpu()?;
     const OP: &str = "selective_scan";
+    if super::seed1::diag() == 2 {
+        return Ok(());
+    }
     let act = p.u.dtype;
     suffix(act, OP)?;
     let ai = match act {

@@ -21,6 +21,22 @@
 //! channels per block, and only while its shared memory fits (L up to ~2800)). None of
 //! `_g64`, `_ws`, `_g32f`, `_t2` was faster than `_g32` on the H200 (NOTES.md, fourth
 //! session): they stay selectable only.
+//! `MAMBA_CUDA_S1S_V=7`: `_g32i` (the default form with the outputs of the previous tile
+//! and the prep of the next written without branches inside the step loop, so that their
+//! latency overlaps it; sixth session); `=8`: `_g32j` (`_g32i` with the staging of tile
+//! k + 3 issued after the step loop of tile k instead of before it); `=9`: `_g32k`
+//! (`_g32i` with each 4-step group's exponentials computed one group ahead from dt read
+//! two groups ahead); `=10`: `_g32l` (`_g32j` and `_g32k` together); `=11`: `_g32m`
+//! (`_g32l` with the 16-byte staging from per-thread slots set up once, as `_g32f`).
+//! Unset: `_g32l` (=10), the default since the sixth session's continuation (the outputs,
+//! the prep and the staging off the step loop's critical path, the exponentials one group
+//! ahead: measured faster on the H200); `=8` is `_g32j` (the default for one round of the
+//! sixth session); `=2` (with 32 threads per channel) is `_g32`, the default before.
+//!
+//! `MAMBA_S1S_DIAG` (read once; not a `MAMBA_CUDA_*` name, so the other overrides stay
+//! off): a measurement aid for the per-call host time. `=1`: `selective_scan` returns
+//! right after its checks and the choice of this path, before the launch (no output is
+//! written); `=2`: it returns on entry, before the checks.
 
 use std::sync::OnceLock;
 
@@ -47,19 +63,32 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
 }
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
-/// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), looked up once.
+/// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), `_g32i` (10), `_g32j` (11),
+/// `_g32k` (12), `_g32l` (13), `_g32m` (14), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 27] = [const { OnceLock::new() }; 27];
-    let slot = &FUNCS[act * 9 + form - 1];
+    static FUNCS: [OnceLock<Func>; 42] = [const { OnceLock::new() }; 42];
+    let slot = &FUNCS[act * 14 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let tag = [
-        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2",
+        "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j",
+        "_g32k", "_g32l", "_g32m",
     ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
+}
+
+/// `MAMBA_S1S_DIAG` (module doc), read once: 0 when unset.
+pub(crate) fn diag() -> u32 {
+    static D: OnceLock<u32> = OnceLock::new();
+    *D.get_or_init(|| {
+        std::env::var("MAMBA_S1S_DIAG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// Whether `s1s_fwd` computes this call.
@@ -101,6 +130,11 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// two waves; 8 make 96 blocks, fewer SMs busy).
 const DEFAULT_CPB: usize = 6;
 
+/// The default form (`MAMBA_CUDA_S1S_V` unset): 10, `_g32l` (sixth session, C2: 32.6 us at
+/// L800 under ncu against 33.2 for `_g32j` (8) and 36.5 for `_g32` (2); memcheck and
+/// racecheck clean; NOTES.md).
+const DEFAULT_V: usize = 10;
+
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
     let es = if act == 0 { 4 } else { 2 };
@@ -108,17 +142,22 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // second with 1 of 8 exponentials on the FMA pipe; else the second.
     // MAMBA_CUDA_S1S_G=16: 16 threads per channel with 4 states each (forms 2 and 3;
     // default 32 threads with 2 states, which measured faster: more warps per scheduler).
-    let v = match env_str("MAMBA_CUDA_S1S_V").as_deref() {
-        Some("1") => 1,
-        Some("3") => 3,
-        Some("4") => 4,
-        Some("5") => 5,
-        Some("6") => 6,
-        _ => 2,
+    // =2 with 32 threads per channel: `_g32` (the default up to the fifth session).
+    let v = env_str("MAMBA_CUDA_S1S_V")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|v| (1..=11).contains(v))
+        .unwrap_or(0);
+    let g_env = env_usize("MAMBA_CUDA_S1S_G");
+    // Unset: the default form (`DEFAULT_V`), unless 16 or 64 threads per channel are asked
+    // for (form 2's layouts).
+    let v = match (v, g_env) {
+        (0, Some(16 | 64)) => 2,
+        (0, _) => DEFAULT_V,
+        _ => v,
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
-    let gt = match (v, env_usize("MAMBA_CUDA_S1S_G")) {
-        (4..=6, _) => 32,
+    let gt = match (v, g_env) {
+        (4..=11, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
@@ -127,6 +166,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         (4, _) => 7,
         (5, _) => 8,
         (6, _) => 9,
+        (7..=11, _) => v + 3,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
@@ -144,7 +184,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let (b, d, l) = (prm.batch as usize, prm.dim as usize, prm.seqlen as usize);
     // `_t2` only while its shared memory (which grows with L) fits; else the default form.
     let form = if form == 9 && smem(es, cpb, 32, 9, l) + 1024 > g.max_smem() {
-        4
+        DEFAULT_V + 3
     } else {
         form
     };
@@ -162,10 +202,14 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     prm.nchunks = 1;
     prm.chunk_len = l as i32;
     let f = func(g, act, form)?;
+    if diag() == 1 {
+        return Ok(());
+    }
     // `_ws`: two helper warps after the compute warps; the shared memory of form 2.
     let (threads, sm) = match form {
         7 => (32 * (cpb + 2), smem(es, cpb, 32, 2, l)),
         9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
+        10..=14 => (32 * cpb, smem(es, cpb, 32, 4, l)),
         _ => (gt * cpb, smem(es, cpb, gt, form, l)),
     };
     g.launch(
