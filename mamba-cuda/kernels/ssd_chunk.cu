@@ -1250,7 +1250,7 @@ __device__ __forceinline__ void ssdl_stage_f(float* dst, const float* src, int n
 // its header and the chunk decay exp(cs_end): the states and outputs kernels stage the
 // header with their tiles instead of scanning dt on warp 0 while 7 warps wait.
 template <typename T, int Q>
-__device__ void ssdl_hdr_k(const SsdParams& p) {
+__device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
 #else
@@ -1259,7 +1259,7 @@ __device__ void ssdl_hdr_k(const SsdParams& p) {
     constexpr int E = Q / 32;
     const int H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int c = blockIdx.x, j0 = blockIdx.y * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
+    const int c = blockIdx.x, j0 = by * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
     const T* dtp = static_cast<const T*>(p.dt);
     for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
         const int t = v / 8, jj = v % 8, j = j0 + jj;
@@ -1312,8 +1312,14 @@ __device__ void ssdl_hdr_k(const SsdParams& p) {
 
 // 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
 // with sj <= ti, spread over the warps.
-template <typename T, int Q>
-__device__ void ssdl_cb_k(const SsdParams& p) {
+// VAR 9: the C B^T tile image of `ssdl_cb_bf16_q128_i` / `ssdl_out_bf16_q128_h`: the lower
+// 16 x 16 tiles (ti, s) with s <= ti at ti (ti + 1) / 2 + s, 256 bf16 each; row r at 16 r,
+// its two 8-element halves swapped where (r >> 2) & 1 (ldmatrix reads 8 rows of 16 bytes
+// without bank conflicts). The element offset of (r, col) in a tile:
+__host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + (((col >> 3) ^ ((r >> 2) & 1)) << 3) + (col & 7); }
+
+template <typename T, int Q, bool IMG = false>
+__device__ void ssdl_cb_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
@@ -1325,7 +1331,7 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
     const SsdlLayout lay = ssdl_layout(es, Q, 16, N, 2);
     const int ldN = lay.ldN;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
-    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, t0 = c * Q;
+    const int c = blockIdx.x, k = by, i = blockIdx.z, t0 = c * Q;
     T* sc = reinterpret_cast<T*>(smem_raw + lay.o_c);
     T* sb = reinterpret_cast<T*>(smem_raw + lay.o_b);
     const T* Bp = static_cast<const T*>(p.B);
@@ -1367,9 +1373,17 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
         }
 #pragma unroll
         for (int h2 = 0; h2 < 2; ++h2) {
-            const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
-            *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
-            *reinterpret_cast<float2*>(cb + (size_t)(r0 + 8) * Q + col) = make_float2(acc[h2][2], acc[h2][3]);
+            if constexpr (IMG) {
+                // bf16 tile image (VAR 9): the chunk's slot of the f32 scratch holds it.
+                unsigned* img = reinterpret_cast<unsigned*>(cb) + (size_t)it * 128;
+                const int col = h2 * 8 + 2 * c4;
+                img[ssdl_cbi_off(g, col) / 2] = ssdm_pack(acc[h2][0], acc[h2][1]);
+                img[ssdl_cbi_off(g + 8, col) / 2] = ssdm_pack(acc[h2][2], acc[h2][3]);
+            } else {
+                const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
+                *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
+                *reinterpret_cast<float2*>(cb + (size_t)(r0 + 8) * Q + col) = make_float2(acc[h2][2], acc[h2][3]);
+            }
         }
     }
 }
@@ -2160,7 +2174,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
 #define SSDL_INST(T, NAME, Q, SB, MINB)                                                                  \
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_##NAME##_q##Q(                   \
         const __grid_constant__ SsdParams p) {                                                             \
-        ssdl_cb_k<T, Q>(p);                                                                                \
+        ssdl_cb_k<T, Q>(p, blockIdx.y);                                                                                \
     }                                                                                                      \
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_states_##NAME##_q##Q(            \
         const __grid_constant__ SsdParams p) {                                                             \
@@ -2204,7 +2218,7 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 }
 // VAR 5: the headers from `ssdl_hdr_bf16_q128` (`_mx` states, `_dx` outputs).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
-    ssdl_hdr_k<bf16_t, 128>(p);
+    ssdl_hdr_k<bf16_t, 128>(p, blockIdx.y);
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mx(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true>(p);
@@ -2219,6 +2233,231 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 // VAR 6: VAR 5 with the M X balanced over the warps (`_dxb`).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_dxb(const __grid_constant__ SsdParams p) {
     ssdl_out_k<bf16_t, 128, true, false, 128, 64, true, true, true>(p);
+}
+// VAR 9: C B^T as the bf16 tile image (see ssdl_cbi_off).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+}
+// VAR 10: the C B^T image and the headers in one launch (`ssdl_cbh_bf16_q128_i`): grid (K,
+// g + ceil(h / 8), b); blockIdx.y < g: C B^T of group blockIdx.y (as `ssdl_cb_bf16_q128_i`),
+// else the headers of heads 8 (blockIdx.y - g) .. + 7 (as `ssdl_hdr_bf16_q128`). The C B^T
+// grid alone (K g b blocks, 128 at the LM shape) does not fill the SMs.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    if ((int)blockIdx.y < p.ngroups) {
+        ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+    } else {
+        ssdl_hdr_k<bf16_t, 128>(p, (int)blockIdx.y - p.ngroups);
+    }
+}
+
+// bf16x2 times bf16x2, each rounded to nearest (the product of two bf16 is exact in f32).
+__device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
+#ifdef MAMBA_EMU
+    auto lo = [](unsigned v) { return emu_bf2f((unsigned short)(v & 0xffffu)); };
+    auto hi = [](unsigned v) { return emu_bf2f((unsigned short)(v >> 16)); };
+    return ssdm_pack(lo(a) * lo(b), hi(a) * hi(b));
+#else
+    unsigned d;
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#endif
+}
+
+// VAR 9 (`ssdl_out_bf16_q128_h`): the outputs of HB heads of one group per block (grid
+// ((p / PB) K, H / HB, b)), the heads walked in turn with the next head's header, S_in
+// and x in flight (cp.async, two buffers) while this head computes:
+// - C is staged once and each warp keeps its slab's A fragments (16 rows x N) in
+//   registers for every head; the C B^T tile image (bf16, 18 KB) is staged once;
+// - per head: x scaled by v_s = exp2(c2[s | 15] - c2_s) dt_s into its own buffer, C S^T
+//   from the registers, then M X off the diagonal as u'_t sigma (CB diag(v) X): with
+//   F = c2 at the slab's first row, sigma = exp2(F - c2 at the s tile's last row) <= 1
+//   scales the tile's bf16 A fragment (bf16x2 multiplies), C S^T is scaled by exp2(F)
+//   first and the sum by u'_t = exp2(c2_t - F) <= 1 after (every factor <= 1: none
+//   overflows, and one that underflows bounds the product it belongs to); the diagonal
+//   tile elementwise from the image and the unscaled x;
+// - Y + D x (* silu(z)) goes out from the registers (4-byte stores): two barriers per head.
+// Shared memory: image | scaled x | two buffers (header c2 | dt, S_in, x); C is staged
+// in buffer 1 before head 1's copies.
+template <int Q, int NC, int PBC>
+__device__ void ssdl_out_h(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using T = bf16_t;
+    constexpr int N = NC, PB = PBC, ldN = N + 8, ldP = PB + 8, QT = Q / 16, NTI = QT * (QT + 1) / 2, YJ = PB / 8;
+    static_assert(QT == SSDC_WARPS && N % 16 == 0 && PB % 16 == 0, "one 16-row slab per warp");
+    constexpr int O_XS = NTI * 512, O_BUF = O_XS + Q * ldP * 2;
+    constexpr int HD_B = 2 * Q * 4, S_B = PB * ldN * 2, BUF_B = HD_B + S_B + Q * ldP * 2;
+    static_assert(Q * ldN * 2 <= BUF_B, "C is staged in buffer 1");
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < SSDC_THREADS);
+#endif
+    const int ptiles = P / PB, HB = H / (int)gridDim.y;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q, tn = min(Q, L - t0);
+    const T* xrow = static_cast<const T*>(p.x) + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    auto buf = [&](int u) { return smem_raw + O_BUF + u * BUF_B; };
+    auto stage_head = [&](int hh, int u) {
+        const size_t head = (size_t)i * H + j0 + hh;
+        unsigned char* b = buf(u);
+        ssdl_stage_f(reinterpret_cast<float*>(b), ssdl_hdr_base(p) + (head * K + c) * 2 * Q, 2 * Q);
+        ssdl_stage(reinterpret_cast<T*>(b + HD_B), ldN,
+                   reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N, N, PB, PB, N);
+        ssdl_stage(reinterpret_cast<T*>(b + HD_B + S_B), ldP, xrow + (long long)(j0 + hh) * P, p.x_st, Q, L - t0, PB);
+    };
+    ssdl_stage(reinterpret_cast<T*>(buf(1)), ldN,
+               static_cast<const T*>(p.C) + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    ssdl_stage_f(reinterpret_cast<float*>(smem_raw),
+                 ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q, NTI * 128);
+    stage_head(0, 0);
+    ssdc_commit();
+    ssdc_wait<0>();
+    __syncthreads();
+    const int r = lane & 7, mi = lane >> 3, ti = warp;
+    unsigned cf[N / 16][4];
+    {
+        const T* bc = reinterpret_cast<const T*>(buf(1));
+#pragma unroll
+        for (int kk = 0; kk < N / 16; ++kk)
+            ssdl_ldm<false>(cf[kk], bc + (ti * 16 + r + 8 * (mi & 1)) * ldN + kk * 16 + 8 * (mi >> 1));
+    }
+    T* xs = reinterpret_cast<T*>(smem_raw + O_XS);
+    const T* cbi = reinterpret_cast<const T*>(smem_raw);
+    const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+    for (int hh = 0; hh < HB; ++hh) {
+        // Every warp is past head hh - 1 (and, for hh 0, past its C fragments): the
+        // other buffer and the scaled x are free.
+        __syncthreads();
+        if (hh + 1 < HB) {
+            stage_head(hh + 1, (hh + 1) & 1);
+            ssdc_commit();
+        }
+        const unsigned char* b = buf(hh & 1);
+        const float* s_c2 = reinterpret_cast<const float*>(b);
+        const float* s_dt = s_c2 + Q;
+        const T* ss = reinterpret_cast<const T*>(b + HD_B);
+        const T* bx = reinterpret_cast<const T*>(b + HD_B + S_B);
+        for (int v = tid; v < Q * (PB / 8); v += SSDC_THREADS) {
+            const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8;
+            ssdl_scale16_to(xs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
+        }
+        float acc[YJ][4];
+#pragma unroll
+        for (int s = 0; s < YJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+        // C S^T: B(k = n, col = q) = S[q][n] (n-major).
+#pragma unroll
+        for (int kk = 0; kk < N / 16; ++kk) {
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<false>(b4, ss + ((s + (mi >> 1)) * 8 + r) * ldN + kk * 16 + 8 * (mi & 1));
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], cf[kk], b0);
+                ssdm_mma(acc[s + 1], cf[kk], b1);
+            }
+        }
+        const float F = s_c2[ti * 16];
+        {
+            const float f = exp2f(F);
+#pragma unroll
+            for (int s = 0; s < YJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[s][e] *= f;
+        }
+        __syncthreads();  // the scaled x is complete
+        for (int kq = 0; kq < ti; ++kq) {
+            const float sg = exp2f(F - s_c2[kq * 16 + 15]);
+            const unsigned sg2 = ssdm_pack(sg, sg);
+            const int rr = r + 8 * (mi & 1);
+            unsigned a[4];
+            ssdl_ldm<false>(a, cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
+#pragma unroll
+            for (int e = 0; e < 4; ++e) a[e] = ssdl_mul_bf2(a[e], sg2);
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<true>(b4, xs + (kq * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], a, b0);
+                ssdm_mma(acc[s + 1], a, b1);
+            }
+        }
+        {
+            const float u0 = exp2f(s_c2[tr0] - F), u1 = exp2f(s_c2[tr1] - F);
+#pragma unroll
+            for (int s = 0; s < YJ; ++s) {
+                acc[s][0] *= u0;
+                acc[s][1] *= u0;
+                acc[s][2] *= u1;
+                acc[s][3] *= u1;
+            }
+        }
+        {
+            // The diagonal tile: M[t][s] = CB[t][s] exp2(c2_t - c2_s) dt_s for s <= t.
+            const T* tile = cbi + (ti * (ti + 1) / 2 + ti) * 256;
+            const float c20 = s_c2[tr0], c21 = s_c2[tr1];
+            unsigned a[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int rl = g + 8 * (e & 1), cl = 2 * c4 + 8 * (e >> 1), s2 = ti * 16 + cl;
+                const unsigned v = *reinterpret_cast<const unsigned*>(tile + ssdl_cbi_off(rl, cl));
+                const T* vh = reinterpret_cast<const T*>(&v);
+                const float ct = e & 1 ? c21 : c20;
+                const float2 cc = *reinterpret_cast<const float2*>(s_c2 + s2);
+                const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
+                const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
+                const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
+                a[e] = ssdm_pack(m0, m1);
+            }
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<true>(b4, bx + (ti * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], a, b0);
+                ssdm_mma(acc[s + 1], a, b1);
+            }
+        }
+        // Y + D x (* silu(z)) straight from the registers.
+        const int j = j0 + hh;
+        const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            const int t = ti * 16 + g + 8 * h2;
+            if (t < tn) {
+                const long long tt = t0 + t;
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int q = s * 8 + 2 * c4;
+                    const long long col = (long long)j * P + q0 + q;
+                    float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
+                    if (p.D) {
+                        const T* xr = bx + t * ldP + q;
+                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
+                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                    }
+                    if (zp) {
+                        const T* zr = zp + i * p.z_sb + tt * p.z_st + col;
+                        y0 *= silu_f(ldf(zr));
+                        y1 *= silu_f(ldf(zr + 1));
+                    }
+                    *reinterpret_cast<unsigned*>(out + i * p.out_sb + tt * p.out_st + col) = ssdm_pack(y0, y1);
+                }
+            }
+        }
+        if (hh + 1 < HB) ssdc_wait<0>();  // head hh + 1 (published by the next barrier)
+    }
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_h(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64>(p);
 }
 #endif
 

@@ -1495,10 +1495,12 @@ fn ssd_chunked_matches_the_oracle() {
     // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
     // `_s` outputs, 4: `_m` states and `_d` outputs, 5: 4 with the per-chunk headers of
     // `ssdl_hdr` (no dt scan in the two kernels), 6: 5 with the M X balanced over the
-    // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel; bf16 at Q 128,
-    // N 128, PB 64, else ignored).
+    // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel, 9: 5 with HB
+    // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO); bf16 at Q 128, N 128, PB 64,
+    // else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "9", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1511,6 +1513,7 @@ fn ssd_chunked_matches_the_oracle() {
         ["128", "64", "2", ""],
         ["", "", "2", "1"],
         ["", "", "5", "1"],
+        ["", "", "9", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
@@ -1539,7 +1542,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-8) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-9) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

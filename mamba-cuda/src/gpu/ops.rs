@@ -931,7 +931,11 @@ fn ssdl_fuse() -> usize {
 /// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 without the dt scan on warp 0); 6 (FUSE 0
 /// only) 5 with `ssdl_out_*_dxb` (the triangular M X balanced over the warps); 7, 8 (FUSE
 /// 0 only) 5, 6 with `ssdl_states_*_mxc` (the combine folded into the states kernel: the
-/// last block of each group runs the state pass of its heads; no combine launch).
+/// last block of each group runs the state pass of its heads; no combine launch); 9 (FUSE 0
+/// only, else 2) 5 with `ssdl_out_*_h` (HB heads per outputs block, `ssdl_hbo`: C staged
+/// once as register fragments, C B^T as a bf16 tile image from `ssdl_cb_*_i`, the next
+/// head's header, S_in and x in flight while one computes); 10 (FUSE 0 only, else 2) 9
+/// with C B^T and the headers in one launch (`ssdl_cbh_*_i`).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -940,7 +944,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
     // session round 2, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 8 => v,
+        Some(v) if v <= 10 => v,
         _ => 5,
     }
 }
@@ -949,6 +953,26 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
 /// divides the heads per group.
 fn ssdl_hb(heads_per_group: usize) -> usize {
     ssd_heads_per_block("MAMBA_CUDA_SSDL_HB", heads_per_group)
+}
+
+/// Heads per block of `ssdl_out_*_h` (VAR 9): `MAMBA_CUDA_SSDL_HBO` (1-16, default 8),
+/// lowered until it divides the heads per group.
+fn ssdl_hbo(heads_per_group: usize) -> usize {
+    let mut hb = match env_usize("MAMBA_CUDA_SSDL_HBO") {
+        Some(v) if (1..=16).contains(&v) => v,
+        _ => 8,
+    };
+    while !heads_per_group.is_multiple_of(hb) {
+        hb -= 1;
+    }
+    hb
+}
+
+/// Shared memory of `ssdl_out_*_h`: the C B^T tile image (bf16 lower 16 x 16 tiles), the
+/// scaled x, two buffers of (header, S_in, x); mirrors `ssdl_out_h`.
+fn ssdl_h_smem(q: usize, pb: usize, n: usize) -> usize {
+    let qt = q / 16;
+    qt * (qt + 1) / 2 * 512 + q * (pb + 8) * 2 + 2 * (2 * q * 4 + pb * (n + 8) * 2 + q * (pb + 8) * 2)
 }
 
 /// Heads of one group per block of the LM-shape SSD states kernels (`ssdl` `_m` and
@@ -969,7 +993,45 @@ pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
 /// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
 /// Scratch: chunk states, chunk decays (padded to 4 floats), then C B^T (b, g, K, Q, Q) f32.
+/// `MAMBA_CUDA_SSDL_BSPLIT` = n (FUSE 0): the batch in slices of n, each slice's kernels
+/// one after the other (a slice's chunk states, 21 MB per batch element at the LM shape,
+/// can stay in L2 between the states kernel, the combine and the outputs).
 fn ssdl_launch(
+    g: &Gpu,
+    prm: SsdParams,
+    sfx: &str,
+    plan: &SsdChunkPlan,
+    stream: u64,
+) -> PResult<()> {
+    let b = prm.batch as usize;
+    let bs = match env_usize("MAMBA_CUDA_SSDL_BSPLIT") {
+        Some(v) if v >= 1 && v < b && ssdl_fuse() == 0 => v,
+        _ => return ssdl_launch_one(g, prm, sfx, plan, stream),
+    };
+    let es = if sfx == "bf16" { 2u64 } else { 4 };
+    let st = (prm.nheads * prm.headdim * prm.dstate) as u64 * 4;
+    let mut i0 = 0;
+    while i0 < b {
+        let nb = bs.min(b - i0);
+        let o = i0 as u64;
+        let at = |ptr: u64, sb: i64, bytes: u64| if ptr == 0 { 0 } else { ptr + o * sb as u64 * bytes };
+        let mut ps = prm;
+        ps.batch = nb as i32;
+        ps.x = at(prm.x, prm.x_sb, es);
+        ps.dt = at(prm.dt, prm.dt_sb, es);
+        ps.b = at(prm.b, prm.b_sb, es);
+        ps.c = at(prm.c, prm.c_sb, es);
+        ps.z = at(prm.z, prm.z_sb, es);
+        ps.out = at(prm.out, prm.out_sb, es);
+        ps.init = at(prm.init, 1, st);
+        ps.final_states = at(prm.final_states, 1, st);
+        ssdl_launch_one(g, ps, sfx, plan, stream)?;
+        i0 += nb;
+    }
+    Ok(())
+}
+
+fn ssdl_launch_one(
     g: &Gpu,
     mut prm: SsdParams,
     sfx: &str,
@@ -1004,7 +1066,7 @@ fn ssdl_launch(
     } else {
         0
     };
-    let groups = if var0 >= 7 {
+    let groups = if var0 == 7 || var0 == 8 {
         b * (h / ssdl_hb(h / ng)) * (p / plan.pb)
     } else {
         0
@@ -1021,11 +1083,18 @@ fn ssdl_launch(
     let grid = (((p / plan.pb) * k) as u32, h as u32, b as u32);
     let run = || -> PResult<()> {
         let q = plan.q;
-        let f0 = g.func(&format!("ssdl_cb_{sfx}_q{q}"))?;
+        // VAR 9: C B^T as the bf16 tile image of `ssdl_out_*_h`; 10: with the headers
+        // in the same launch (blocks past the groups).
+        let f0 = g.func(&format!(
+            "ssdl_cb{}_{sfx}_q{q}{}",
+            if var0 == 10 { "h" } else { "" },
+            if var0 >= 9 { "_i" } else { "" }
+        ))?;
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
+        let gy = if var0 == 10 { ng + h.div_ceil(8) } else { ng };
         g.launch(
             f0,
-            (k as u32, ng as u32, b as u32),
+            (k as u32, gy as u32, b as u32),
             256,
             cb_smem,
             stream,
@@ -1042,7 +1111,7 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1058,7 +1127,7 @@ fn ssdl_launch(
             if var >= 3 {
                 // `_m`: HB heads per block, a second x buffer (VAR 5-8: `_mx` after the
                 // header kernel; 7, 8: `_mxc`, the combine folded in).
-                if var >= 5 {
+                if (5..=9).contains(&var) {
                     let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
                     let grid_h = (k as u32, h.div_ceil(8) as u32, b as u32);
                     g.launch(fh, grid_h, 256, 0, stream, &prm)?;
@@ -1066,12 +1135,12 @@ fn ssdl_launch(
                 let hb = ssdl_hb(h / ng);
                 let f1 = g.func(&format!(
                     "ssdl_states_{sfx}_q{q}_m{}",
-                    ["", "", "", "", "", "x", "x", "xc", "xc"][var]
+                    ["", "", "", "", "", "x", "x", "xc", "xc", "x", "x"][var]
                 ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
                 let mut pm = prm;
-                if var >= 7 {
+                if var == 7 || var == 8 {
                     g.memset_u32(tickets, 0, groups, stream)?;
                     pm.seq_idx = tickets;
                 }
@@ -1090,13 +1159,20 @@ fn ssdl_launch(
                 ("ssd_combine", 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
-            if var < 7 {
+            if var != 7 && var != 8 {
                 g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
             }
         }
         prm.final_states = 0;
         let var = ssdl_var(sfx, q, n, plan.pb);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
+        if var >= 9 {
+            // `_h`: HB heads of one group per block.
+            let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}_h"))?;
+            let hbo = ssdl_hbo(h / ng);
+            let grid_h = (grid.0, (h / hbo) as u32, grid.2);
+            return g.launch(f2, grid_h, 256, ssdl_h_smem(q, plan.pb, n), stream, &prm);
+        }
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
             ["", "_s", "_d", "_s", "_d", "_dx", "_dxb", "_dx", "_dxb"][var]
