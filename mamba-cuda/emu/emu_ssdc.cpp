@@ -270,7 +270,9 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
 // heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
 // 5 `_m` and `_d` with the `ssdl_hdr` headers (`_mx`, `_dx`), 6 5 with the balanced M X
-// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`) (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`), 9 5 with
+// `_h` outputs (third argument: heads per block) and the C B^T image, 10 9 with C B^T and
+// the headers in one launch, 11 10 with `_mw` states, 12 10 with `_hv` outputs, 13 both (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -321,11 +323,12 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var == 5 || g_ssdl_var == 7) kout = ssdl_out_bf16_q128_dx;
             if (g_ssdl_var == 6 || g_ssdl_var == 8) kout = ssdl_out_bf16_q128_dxb;
             if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
-            if (g_ssdl_var == 10) kcb = ssdl_cbh_bf16_q128_i;
+            if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
+            if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
         }
     }
     // VAR 10: C B^T and the headers in one launch.
-    emu_launch(kcb, p, K, g + (!f32 && g_ssdl_var == 10 && Q == 128 && N == 128 && cs.PB == 64 ? (h + 7) / 8 : 0), b);
+    emu_launch(kcb, p, K, g + (!f32 && g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64 ? (h + 7) / 8 : 0), b);
     if (fuse == 2) {
         emu_launch(kone, p, K * (P / cs.PB), h, b);
         if (flags[0] != 0) std::printf("ticket not reset\n");
@@ -342,10 +345,13 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         if constexpr (!f32) {
             if (g_ssdl_var >= 5) {
                 // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
-                if (g_ssdl_var != 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
-                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed).
-                emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8) ? ssdl_states_bf16_q128_mxc : ssdl_states_bf16_q128_mx, p, K * (P / cs.PB),
-                           h / hb, b);
+                if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
+                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
+                // 11, 13: `_mw`.
+                emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8)    ? ssdl_states_bf16_q128_mxc
+                           : (g_ssdl_var == 11 || g_ssdl_var == 13) ? ssdl_states_bf16_q128_mw
+                                                                    : ssdl_states_bf16_q128_mx,
+                           p, K * (P / cs.PB), h / hb, b);
             } else
                 emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
         }

@@ -1229,6 +1229,19 @@ __device__ __forceinline__ void ssdl_scale16_to(T* dst, const T* src, float w) {
     *reinterpret_cast<uint4*>(dst) = o;
 }
 
+// bf16x2 times bf16x2, each rounded to nearest (the product of two bf16 is exact in f32).
+__device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
+#ifdef MAMBA_EMU
+    auto lo = [](unsigned v) { return emu_bf2f((unsigned short)(v & 0xffffu)); };
+    auto hi = [](unsigned v) { return emu_bf2f((unsigned short)(v >> 16)); };
+    return ssdm_pack(lo(a) * lo(b), hi(a) * hi(b));
+#else
+    unsigned d;
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#endif
+}
+
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
@@ -1585,7 +1598,10 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // stream through a 4-stage cp.async ring in the block's shared memory (each thread reads
 // only what it copied), S_in replaces the local state in place, S_out goes to
 // final_states; no `ssdl_combine_bf16` launch.
-template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false>
+// WA (`_mw`, VAR 11; with HDR): x is not scaled in shared memory: each lane scales its A
+// fragments of x^T (pairs of consecutive t) by (w_t, w_t+1) in bf16x2, so one barrier per
+// head; the headers of two heads alternate in the header space (2 x 2 Q floats).
+template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false, bool WA = false>
 __device__ void ssdl_states_mh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1617,6 +1633,8 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
     // HDR: c2 | dt of head j at the start of the header space.
     float* s_hd = reinterpret_cast<float*>(smem_raw);
     const float* hdr = ssdl_hdr_base(p) + (((size_t)i * H + j0) * K + c) * 2 * Q;
+    static_assert(!WA || (HDR && !CMB), "WA: with the headers, no folded combine");
+    static_assert(4 * Q * 4 <= 20 * Q, "WA: two headers in the header space");
     ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
     if constexpr (HDR) ssdl_stage_f(s_hd, hdr, 2 * Q);
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
@@ -1632,16 +1650,25 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
             if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
         ssdc_wait<0>();  // x of this head (and B)
         __syncthreads();
+        if constexpr (WA) {
+            // Every warp is past the previous head's mma: the other x buffer and header
+            // slot take the next head.
+            if (hh + 1 < HB) {
+                ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+                ssdl_stage_f(s_hd + ((hh + 1) & 1) * 2 * Q, hdr + (size_t)(hh + 1) * K * 2 * Q, 2 * Q);
+                ssdc_commit();
+            }
+        } else
         for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
             const int t = v / vx, e = (v - t * vx) * EPV;
             ssdl_scale16(bx + t * ldP + e, HDR ? exp2f(s_hd[Q - 1] - s_hd[t]) * s_hd[Q + t] : s_w[t]);
         }
         if constexpr (!HDR)
             if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
-        __syncthreads();
+        if constexpr (!WA) __syncthreads();
         // Every warp is past the previous head's mma: its x buffer takes the next head
         // (HDR: and the header, read only before the barrier above, the next head's).
-        if (hh + 1 < HB) {
+        if (!WA && hh + 1 < HB) {
             ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
             if constexpr (HDR) ssdl_stage_f(s_hd, hdr + (size_t)(hh + 1) * K * 2 * Q, 2 * Q);
             ssdc_commit();
@@ -1651,11 +1678,27 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         for (int s = 0; s < SSDM_SJ; ++s)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+        [[maybe_unused]] const float* s_hw = s_hd + (WA ? (hh & 1) * 2 * Q : 0);
+        [[maybe_unused]] const float c2e = WA ? s_hw[Q - 1] : 0.f;
 #pragma unroll 2
         for (int kk = 0; kk < Q; kk += KS) {
             const int r = lane & 7, mi = lane >> 3;
             unsigned a[4];
             ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+            if constexpr (WA) {
+                // w_t of this lane's A columns: t = kk + 2 c4 (+1), + 8.
+                const int t0w = kk + 2 * c4;
+                const float2 ca = *reinterpret_cast<const float2*>(s_hw + t0w);
+                const float2 cb2 = *reinterpret_cast<const float2*>(s_hw + t0w + 8);
+                const float2 da = *reinterpret_cast<const float2*>(s_hw + Q + t0w);
+                const float2 db = *reinterpret_cast<const float2*>(s_hw + Q + t0w + 8);
+                const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
+                const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
+                a[0] = ssdl_mul_bf2(a[0], wlo);
+                a[1] = ssdl_mul_bf2(a[1], wlo);
+                a[2] = ssdl_mul_bf2(a[2], whi);
+                a[3] = ssdl_mul_bf2(a[3], whi);
+            }
 #pragma unroll
             for (int s = 0; s < SSDM_SJ; s += 2) {
                 const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
@@ -2224,6 +2267,10 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q
     ssdl_states_mh<128, 128, 64, true>(p);
 }
 // VAR 7 / 8: `_mx` with the combine folded in (the last block of each group).
+// VAR 11, 13: `_mx` with w applied to the A fragments (one barrier per head).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mw(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true, false, true>(p);
+}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mxc(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true, true>(p);
 }
@@ -2250,19 +2297,6 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
     }
 }
 
-// bf16x2 times bf16x2, each rounded to nearest (the product of two bf16 is exact in f32).
-__device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
-#ifdef MAMBA_EMU
-    auto lo = [](unsigned v) { return emu_bf2f((unsigned short)(v & 0xffffu)); };
-    auto hi = [](unsigned v) { return emu_bf2f((unsigned short)(v >> 16)); };
-    return ssdm_pack(lo(a) * lo(b), hi(a) * hi(b));
-#else
-    unsigned d;
-    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
-    return d;
-#endif
-}
-
 // VAR 9 (`ssdl_out_bf16_q128_h`): the outputs of HB heads of one group per block (grid
 // ((p / PB) K, H / HB, b)), the heads walked in turn with the next head's header, S_in
 // and x in flight (cp.async, two buffers) while this head computes:
@@ -2278,7 +2312,10 @@ __device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
 // - Y + D x (* silu(z)) goes out from the registers (4-byte stores): two barriers per head.
 // Shared memory: image | scaled x | two buffers (header c2 | dt, S_in, x); C is staged
 // in buffer 1 before head 1's copies.
-template <int Q, int NC, int PBC>
+// VB (`_hv`, VAR 11): no scaled copy of x: each lane scales its B fragments of x (pairs
+// of consecutive s) by (v_s, v_s+1) in bf16x2 (4 exponentials per tile and lane), so one
+// barrier per head and no scaled-x buffer (90 KB of shared memory).
+template <int Q, int NC, int PBC, bool VB = false>
 __device__ void ssdl_out_h(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -2288,7 +2325,7 @@ __device__ void ssdl_out_h(const SsdParams& p) {
     using T = bf16_t;
     constexpr int N = NC, PB = PBC, ldN = N + 8, ldP = PB + 8, QT = Q / 16, NTI = QT * (QT + 1) / 2, YJ = PB / 8;
     static_assert(QT == SSDC_WARPS && N % 16 == 0 && PB % 16 == 0, "one 16-row slab per warp");
-    constexpr int O_XS = NTI * 512, O_BUF = O_XS + Q * ldP * 2;
+    constexpr int O_XS = NTI * 512, O_BUF = O_XS + (VB ? 0 : Q * ldP * 2);
     constexpr int HD_B = 2 * Q * 4, S_B = PB * ldN * 2, BUF_B = HD_B + S_B + Q * ldP * 2;
     static_assert(Q * ldN * 2 <= BUF_B, "C is staged in buffer 1");
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
@@ -2343,6 +2380,7 @@ __device__ void ssdl_out_h(const SsdParams& p) {
         const float* s_dt = s_c2 + Q;
         const T* ss = reinterpret_cast<const T*>(b + HD_B);
         const T* bx = reinterpret_cast<const T*>(b + HD_B + S_B);
+        if constexpr (!VB)
         for (int v = tid; v < Q * (PB / 8); v += SSDC_THREADS) {
             const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8;
             ssdl_scale16_to(xs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
@@ -2372,9 +2410,20 @@ __device__ void ssdl_out_h(const SsdParams& p) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[s][e] *= f;
         }
-        __syncthreads();  // the scaled x is complete
+        if constexpr (!VB) __syncthreads();  // the scaled x is complete
         for (int kq = 0; kq < ti; ++kq) {
-            const float sg = exp2f(F - s_c2[kq * 16 + 15]);
+            const float ce = s_c2[kq * 16 + 15], sg = exp2f(F - ce);
+            [[maybe_unused]] unsigned vlo = 0, vhi = 0;
+            if constexpr (VB) {
+                // v_s of this lane's B rows: s = kq 16 + 2 c4 (+1), + 8.
+                const int s0 = kq * 16 + 2 * c4;
+                const float2 ca = *reinterpret_cast<const float2*>(s_c2 + s0);
+                const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
+                const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
+                const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
+                vlo = ssdm_pack(exp2f(ce - ca.x) * da.x, exp2f(ce - ca.y) * da.y);
+                vhi = ssdm_pack(exp2f(ce - cb2.x) * db.x, exp2f(ce - cb2.y) * db.y);
+            }
             const unsigned sg2 = ssdm_pack(sg, sg);
             const int rr = r + 8 * (mi & 1);
             unsigned a[4];
@@ -2384,7 +2433,13 @@ __device__ void ssdl_out_h(const SsdParams& p) {
 #pragma unroll
             for (int s = 0; s < YJ; s += 2) {
                 unsigned b4[4];
-                ssdl_ldm<true>(b4, xs + (kq * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                ssdl_ldm<true>(b4, (VB ? bx : xs) + (kq * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                if constexpr (VB) {
+                    b4[0] = ssdl_mul_bf2(b4[0], vlo);
+                    b4[1] = ssdl_mul_bf2(b4[1], vhi);
+                    b4[2] = ssdl_mul_bf2(b4[2], vlo);
+                    b4[3] = ssdl_mul_bf2(b4[3], vhi);
+                }
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
                 ssdm_mma(acc[s], a, b0);
                 ssdm_mma(acc[s + 1], a, b1);
@@ -2458,6 +2513,9 @@ __device__ void ssdl_out_h(const SsdParams& p) {
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_h(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hv(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64, true>(p);
 }
 #endif
 

@@ -935,7 +935,9 @@ fn ssdl_fuse() -> usize {
 /// only, else 2) 5 with `ssdl_out_*_h` (HB heads per outputs block, `ssdl_hbo`: C staged
 /// once as register fragments, C B^T as a bf16 tile image from `ssdl_cb_*_i`, the next
 /// head's header, S_in and x in flight while one computes); 10 (FUSE 0 only, else 2) 9
-/// with C B^T and the headers in one launch (`ssdl_cbh_*_i`).
+/// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
+/// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
+/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both (13).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -944,7 +946,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
     // session round 2, NOTES.md).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 10 => v,
+        Some(v) if v <= 13 => v,
         _ => 5,
     }
 }
@@ -970,9 +972,11 @@ fn ssdl_hbo(heads_per_group: usize) -> usize {
 
 /// Shared memory of `ssdl_out_*_h`: the C B^T tile image (bf16 lower 16 x 16 tiles), the
 /// scaled x, two buffers of (header, S_in, x); mirrors `ssdl_out_h`.
-fn ssdl_h_smem(q: usize, pb: usize, n: usize) -> usize {
+/// `vb` (`_hv`): without the scaled x.
+fn ssdl_h_smem(q: usize, pb: usize, n: usize, vb: bool) -> usize {
     let qt = q / 16;
-    qt * (qt + 1) / 2 * 512 + q * (pb + 8) * 2 + 2 * (2 * q * 4 + pb * (n + 8) * 2 + q * (pb + 8) * 2)
+    let xs = if vb { 0 } else { q * (pb + 8) * 2 };
+    qt * (qt + 1) / 2 * 512 + xs + 2 * (2 * q * 4 + pb * (n + 8) * 2 + q * (pb + 8) * 2)
 }
 
 /// Heads of one group per block of the LM-shape SSD states kernels (`ssdl` `_m` and
@@ -1087,11 +1091,11 @@ fn ssdl_launch_one(
         // in the same launch (blocks past the groups).
         let f0 = g.func(&format!(
             "ssdl_cb{}_{sfx}_q{q}{}",
-            if var0 == 10 { "h" } else { "" },
+            if var0 >= 10 { "h" } else { "" },
             if var0 >= 9 { "_i" } else { "" }
         ))?;
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
-        let gy = if var0 == 10 { ng + h.div_ceil(8) } else { ng };
+        let gy = if var0 >= 10 { ng + h.div_ceil(8) } else { ng };
         g.launch(
             f0,
             (k as u32, gy as u32, b as u32),
@@ -1111,7 +1115,7 @@ fn ssdl_launch_one(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1135,7 +1139,7 @@ fn ssdl_launch_one(
                 let hb = ssdl_hb(h / ng);
                 let f1 = g.func(&format!(
                     "ssdl_states_{sfx}_q{q}_m{}",
-                    ["", "", "", "", "", "x", "x", "xc", "xc", "x", "x"][var]
+                    ["", "", "", "", "", "x", "x", "xc", "xc", "x", "x", "w", "x", "w"][var]
                 ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
@@ -1168,10 +1172,13 @@ fn ssdl_launch_one(
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var >= 9 {
             // `_h`: HB heads of one group per block.
-            let f2 = g.func(&format!("ssdl_out_{sfx}_q{q}_h"))?;
+            let f2 = g.func(&format!(
+                "ssdl_out_{sfx}_q{q}_h{}",
+                if var >= 12 { "v" } else { "" }
+            ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
-            return g.launch(f2, grid_h, 256, ssdl_h_smem(q, plan.pb, n), stream, &prm);
+            return g.launch(f2, grid_h, 256, ssdl_h_smem(q, plan.pb, n, var >= 12), stream, &prm);
         }
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
