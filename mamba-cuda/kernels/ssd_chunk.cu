@@ -1601,7 +1601,10 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // WA (`_mw`, VAR 11; with HDR): x is not scaled in shared memory: each lane scales its A
 // fragments of x^T (pairs of consecutive t) by (w_t, w_t+1) in bf16x2, so one barrier per
 // head; the headers of two heads alternate in the header space (2 x 2 Q floats).
-template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false, bool WA = false>
+// CK (`_mxk`, VAR 14): each warp's n8 column tiles contiguous (cg (N / 8 / ncg) + s instead
+// of cg + ncg s), so both 16-byte halves of a 32-byte sector of the stored states come
+// from the same warp in consecutive stores (fewer partial-sector writes).
+template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false, bool WA = false, bool CK = false>
 __device__ void ssdl_states_mh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1701,7 +1704,7 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
             }
 #pragma unroll
             for (int s = 0; s < SSDM_SJ; s += 2) {
-                const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                const int ja = CK ? cg * (n8 / ncg) + s : cg + ncg * s, jb = CK ? ja + 1 : cg + ncg * (s + 1);
                 if (ja < n8) {
                     const int jt = (mi >> 1) && jb < n8 ? jb : ja;
                     unsigned b4[4];
@@ -1715,7 +1718,7 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         const size_t base = ((head * K + c) * P + q0) * (size_t)N;
 #pragma unroll
         for (int s = 0; s < SSDM_SJ; ++s) {
-            const int jn = cg + ncg * s;
+            const int jn = CK ? cg * (n8 / ncg) + s : cg + ncg * s;
             if (jn < n8) {
 #pragma unroll
                 for (int h2 = 0; h2 < 2; ++h2) {
@@ -2267,6 +2270,10 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q
     ssdl_states_mh<128, 128, 64, true>(p);
 }
 // VAR 7 / 8: `_mx` with the combine folded in (the last block of each group).
+// VAR 14: `_mx` with contiguous n8 column tiles per warp.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mxk(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true, false, false, true>(p);
+}
 // VAR 11, 13: `_mx` with w applied to the A fragments (one barrier per head).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mw(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true, false, true>(p);

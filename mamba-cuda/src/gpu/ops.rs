@@ -937,17 +937,19 @@ fn ssdl_fuse() -> usize {
 /// head's header, S_in and x in flight while one computes); 10 (FUSE 0 only, else 2) 9
 /// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
 /// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
-/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both (13).
+/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12, the
+/// **default**), both (13); 14 12 with `ssdl_states_*_mxk` (each warp's state columns
+/// contiguous).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 5: measured 602 / 611 us against 707 / 708 (4), 630 (6), 624 (7) and 659 /
-    // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
-    // session round 2, NOTES.md).
+    // Default 12: measured 543 us against 605-619 (5), 554-558 (9) and 554 (10) at the LM
+    // shape (H200, sixth session round 2); tests, racecheck and memcheck in round 3
+    // (NOTES.md). Before: 5 (602 / 611 us against 707 / 708 for 4, fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 13 => v,
-        _ => 5,
+        Some(v) if v <= 14 => v,
+        _ => 12,
     }
 }
 
@@ -997,45 +999,7 @@ pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
 /// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
 /// Scratch: chunk states, chunk decays (padded to 4 floats), then C B^T (b, g, K, Q, Q) f32.
-/// `MAMBA_CUDA_SSDL_BSPLIT` = n (FUSE 0): the batch in slices of n, each slice's kernels
-/// one after the other (a slice's chunk states, 21 MB per batch element at the LM shape,
-/// can stay in L2 between the states kernel, the combine and the outputs).
 fn ssdl_launch(
-    g: &Gpu,
-    prm: SsdParams,
-    sfx: &str,
-    plan: &SsdChunkPlan,
-    stream: u64,
-) -> PResult<()> {
-    let b = prm.batch as usize;
-    let bs = match env_usize("MAMBA_CUDA_SSDL_BSPLIT") {
-        Some(v) if v >= 1 && v < b && ssdl_fuse() == 0 => v,
-        _ => return ssdl_launch_one(g, prm, sfx, plan, stream),
-    };
-    let es = if sfx == "bf16" { 2u64 } else { 4 };
-    let st = (prm.nheads * prm.headdim * prm.dstate) as u64 * 4;
-    let mut i0 = 0;
-    while i0 < b {
-        let nb = bs.min(b - i0);
-        let o = i0 as u64;
-        let at = |ptr: u64, sb: i64, bytes: u64| if ptr == 0 { 0 } else { ptr + o * sb as u64 * bytes };
-        let mut ps = prm;
-        ps.batch = nb as i32;
-        ps.x = at(prm.x, prm.x_sb, es);
-        ps.dt = at(prm.dt, prm.dt_sb, es);
-        ps.b = at(prm.b, prm.b_sb, es);
-        ps.c = at(prm.c, prm.c_sb, es);
-        ps.z = at(prm.z, prm.z_sb, es);
-        ps.out = at(prm.out, prm.out_sb, es);
-        ps.init = at(prm.init, 1, st);
-        ps.final_states = at(prm.final_states, 1, st);
-        ssdl_launch_one(g, ps, sfx, plan, stream)?;
-        i0 += nb;
-    }
-    Ok(())
-}
-
-fn ssdl_launch_one(
     g: &Gpu,
     mut prm: SsdParams,
     sfx: &str,
@@ -1115,7 +1079,7 @@ fn ssdl_launch_one(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1139,7 +1103,7 @@ fn ssdl_launch_one(
                 let hb = ssdl_hb(h / ng);
                 let f1 = g.func(&format!(
                     "ssdl_states_{sfx}_q{q}_m{}",
-                    ["", "", "", "", "", "x", "x", "xc", "xc", "x", "x", "w", "x", "w"][var]
+                    ["", "", "", "", "", "x", "x", "xc", "xc", "x", "x", "w", "x", "w", "xk"][var]
                 ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
@@ -1178,7 +1142,14 @@ fn ssdl_launch_one(
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
-            return g.launch(f2, grid_h, 256, ssdl_h_smem(q, plan.pb, n, var >= 12), stream, &prm);
+            return g.launch(
+                f2,
+                grid_h,
+                256,
+                ssdl_h_smem(q, plan.pb, n, var >= 12),
+                stream,
+                &prm,
+            );
         }
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
