@@ -1441,7 +1441,7 @@ fn ssd_chunked_matches_the_oracle() {
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
-    // ("" in that column: the default, 12 where it applies.)
+    // ("" in that column: the default, 14 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
@@ -1497,17 +1497,17 @@ fn ssd_chunked_matches_the_oracle() {
     // `ssdl_hdr` (no dt scan in the two kernels), 6: 5 with the M X balanced over the
     // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel, 9: 5 with HB
     // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO), 10: 9 with C B^T and the
-    // headers in one launch, 11: 10 with `_mw` states, 12 (the default): 10 with `_hv`
-    // outputs, 13: 11 with `_hv`, 14: 12 with `_mxk` states; bf16 at Q 128, N 128, PB 64,
+    // headers in one launch, 11: 10 with `_mw` states, 12: 10 with `_hv` outputs, 13: 11
+    // with `_hv`, 14 (the default): 12 with `_mxk` states; bf16 at Q 128, N 128, PB 64,
     // else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "14", ""],
         ["", "", "12", ""],
         ["", "", "9", ""],
         ["", "", "10", ""],
         ["", "", "11", ""],
         ["", "", "13", ""],
-        ["", "", "14", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],

@@ -926,7 +926,7 @@ fn ssdl_fuse() -> usize {
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
 /// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
 /// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0
-/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (default; FUSE 0 only, else 2) the
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (FUSE 0 only, else 2) the
 /// per-chunk headers (cs log2 e, dt) written once by `ssdl_hdr_*` and staged by
 /// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 without the dt scan on warp 0); 6 (FUSE 0
 /// only) 5 with `ssdl_out_*_dxb` (the triangular M X balanced over the warps); 7, 8 (FUSE
@@ -937,30 +937,30 @@ fn ssdl_fuse() -> usize {
 /// head's header, S_in and x in flight while one computes); 10 (FUSE 0 only, else 2) 9
 /// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
 /// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
-/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12, the
-/// **default**), both (13); 14 12 with `ssdl_states_*_mxk` (each warp's state columns
-/// contiguous).
+/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both
+/// (13); 14 (the **default**) 12 with `ssdl_states_*_mxk` (each warp's state columns
+/// contiguous: both halves of a 32-byte sector of the stored states from one warp).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 12: measured 543 us against 605-619 (5), 554-558 (9) and 554 (10) at the LM
-    // shape (H200, sixth session round 2); tests, racecheck and memcheck in round 3
-    // (NOTES.md). Before: 5 (602 / 611 us against 707 / 708 for 4, fifth session).
+    // Default 14: 520.1 / 520.0 us against 528-538 (12), 531-533 (13) and 600-604 (5) at
+    // the LM shape, its forced tests, racecheck and memcheck passed in the same binary
+    // (H200, sixth session round 3, NOTES.md). Before: 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
         Some(v) if v <= 14 => v,
-        _ => 12,
+        _ => 14,
     }
 }
 
-/// Heads per block of `ssdl_states_*_m`: `MAMBA_CUDA_SSDL_HB` (default 4), halved until it
-/// divides the heads per group.
+/// Heads per block of `ssdl_states_*_m` (and `_mx`, `_mxk`, `_mw`): `MAMBA_CUDA_SSDL_HB`
+/// (default 4), halved until it divides the heads per group.
 fn ssdl_hb(heads_per_group: usize) -> usize {
     ssd_heads_per_block("MAMBA_CUDA_SSDL_HB", heads_per_group)
 }
 
-/// Heads per block of `ssdl_out_*_h` (VAR 9): `MAMBA_CUDA_SSDL_HBO` (1-16, default 8),
-/// lowered until it divides the heads per group.
+/// Heads per block of `ssdl_out_*_h` / `_hv` (VAR 9-14): `MAMBA_CUDA_SSDL_HBO` (1-16,
+/// default 8), lowered until it divides the heads per group.
 fn ssdl_hbo(heads_per_group: usize) -> usize {
     let mut hb = match env_usize("MAMBA_CUDA_SSDL_HBO") {
         Some(v) if (1..=16).contains(&v) => v,
