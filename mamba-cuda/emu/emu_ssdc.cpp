@@ -273,7 +273,7 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`), 9 5 with
 // `_h` outputs (third argument: heads per block) and the C B^T image, 10 9 with C B^T and
 // the headers in one launch, 11 10 with `_mw` states, 12 10 with `_hv` outputs, 13 both,
-// 14 12 with `_mxk` states (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// 14 12 with `_mxk` states, 15 14 with `_hy` outputs (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -326,6 +326,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
             if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
+            if (g_ssdl_var >= 15) kout = ssdl_out_bf16_q128_hy;
         }
     }
     // VAR 10: C B^T and the headers in one launch.
@@ -351,7 +352,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 // 11, 13: `_mw`.
                 emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8)    ? ssdl_states_bf16_q128_mxc
                            : (g_ssdl_var == 11 || g_ssdl_var == 13) ? ssdl_states_bf16_q128_mw
-                           : g_ssdl_var == 14                         ? ssdl_states_bf16_q128_mxk
+                           : g_ssdl_var >= 14                         ? ssdl_states_bf16_q128_mxk
                                                                     : ssdl_states_bf16_q128_mx,
                            p, K * (P / cs.PB), h / hb, b);
             } else

@@ -2322,7 +2322,10 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
 // VB (`_hv`, VAR 11): no scaled copy of x: each lane scales its B fragments of x (pairs
 // of consecutive s) by (v_s, v_s+1) in bf16x2 (4 exponentials per tile and lane), so one
 // barrier per head and no scaled-x buffer (90 KB of shared memory).
-template <int Q, int NC, int PBC, bool VB = false>
+// YS (`_hy`, VAR 15; NOT verified on the device): Y (+ D x) goes through a private 16-row
+// region of each warp (after the buffers, 18 KB) and out in 16-byte row stores (whole
+// 128-byte rows per 8 lanes) instead of 4-byte stores from the registers.
+template <int Q, int NC, int PBC, bool VB = false, bool YS = false>
 __device__ void ssdl_out_h(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -2491,6 +2494,43 @@ __device__ void ssdl_out_h(const SsdParams& p) {
         // Y + D x (* silu(z)) straight from the registers.
         const int j = j0 + hh;
         const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+        if constexpr (YS) {
+            T* yw = reinterpret_cast<T*>(smem_raw + O_BUF + 2 * BUF_B) + warp * 16 * ldP;
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int rl = g + 8 * h2, t = ti * 16 + rl;
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int q = s * 8 + 2 * c4;
+                    float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
+                    if (p.D) {
+                        const T* xr = bx + t * ldP + q;
+                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
+                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                    }
+                    *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = ssdm_pack(y0, y1);
+                }
+            }
+            __syncwarp();
+#pragma unroll
+            for (int it = 0; it < 16 * (PB / 8) / 32; ++it) {
+                const int v = it * 32 + lane, rl = v / (PB / 8), e = (v - rl * (PB / 8)) * 8, t = ti * 16 + rl;
+                if (t < tn) {
+                    const long long tt = t0 + t, col = (long long)j * P + q0 + e;
+                    const uint4 yv = *reinterpret_cast<const uint4*>(yw + rl * ldP + e);
+                    if (zp) {
+                        uint4 zv = *reinterpret_cast<const uint4*>(zp + i * p.z_sb + tt * p.z_st + col);
+                        const T* yh = reinterpret_cast<const T*>(&yv);
+                        T* zh = reinterpret_cast<T*>(&zv);
+#pragma unroll
+                        for (int u = 0; u < 8; ++u) zh[u] = cvt<T>(ldf(yh + u) * silu_f(ldf(zh + u)));
+                        *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = zv;
+                    } else {
+                        *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = yv;
+                    }
+                }
+            }
+        } else
 #pragma unroll
         for (int h2 = 0; h2 < 2; ++h2) {
             const int t = ti * 16 + g + 8 * h2;
@@ -2523,6 +2563,9 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hv(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64, true, true>(p);
 }
 #endif
 

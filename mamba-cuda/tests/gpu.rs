@@ -1498,8 +1498,8 @@ fn ssd_chunked_matches_the_oracle() {
     // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel, 9: 5 with HB
     // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO), 10: 9 with C B^T and the
     // headers in one launch, 11: 10 with `_mw` states, 12: 10 with `_hv` outputs, 13: 11
-    // with `_hv`, 14 (the default): 12 with `_mxk` states; bf16 at Q 128, N 128, PB 64,
-    // else ignored).
+    // with `_hv`, 14 (the default): 12 with `_mxk` states, 15: 14 with `_hy` outputs (Y in
+    // 16-byte row stores); bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "14", ""],
@@ -1508,6 +1508,7 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "10", ""],
         ["", "", "11", ""],
         ["", "", "13", ""],
+        ["", "", "15", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1549,7 +1550,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-14) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-15) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {
