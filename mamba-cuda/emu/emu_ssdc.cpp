@@ -270,8 +270,12 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // fixed), 2 `_s` states and the `_d` outputs (diagonal-scaled M X), 3 the `_m` states (HB
 // heads per block) and `_s` outputs, 4 `_m` and `_d`; bf16 at Q 128, N 128, PB 64 only
 // 5 `_m` and `_d` with the `ssdl_hdr` headers (`_mx`, `_dx`), 6 5 with the balanced M X
-// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`) (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`), 9 5 with
+// `_h` outputs (third argument: heads per block) and the C B^T image, 10 9 with C B^T and
+// the headers in one launch, 11 10 with `_mw` states, 12 10 with `_hv` outputs, 13 both,
+// 14 12 with `_mxk` states, 15 14 with `_hy` outputs (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
+static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
                        size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
@@ -319,9 +323,14 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             kout = g_ssdl_var % 2 == 0 ? ssdl_out_bf16_q128_d : ssdl_out_bf16_q128_s;  // 1, 3: `_s`; 2, 4: `_d`
             if (g_ssdl_var == 5 || g_ssdl_var == 7) kout = ssdl_out_bf16_q128_dx;
             if (g_ssdl_var == 6 || g_ssdl_var == 8) kout = ssdl_out_bf16_q128_dxb;
+            if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
+            if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
+            if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
+            if (g_ssdl_var >= 15) kout = ssdl_out_bf16_q128_hy;
         }
     }
-    emu_launch(kcb, p, K, g, b);
+    // VAR 10: C B^T and the headers in one launch.
+    emu_launch(kcb, p, K, g + (!f32 && g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64 ? (h + 7) / 8 : 0), b);
     if (fuse == 2) {
         emu_launch(kone, p, K * (P / cs.PB), h, b);
         if (flags[0] != 0) std::printf("ticket not reset\n");
@@ -338,10 +347,14 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         if constexpr (!f32) {
             if (g_ssdl_var >= 5) {
                 // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
-                emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
-                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed).
-                emu_launch(g_ssdl_var >= 7 ? ssdl_states_bf16_q128_mxc : ssdl_states_bf16_q128_mx, p, K * (P / cs.PB),
-                           h / hb, b);
+                if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
+                // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
+                // 11, 13: `_mw`.
+                emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8)    ? ssdl_states_bf16_q128_mxc
+                           : (g_ssdl_var == 11 || g_ssdl_var == 13) ? ssdl_states_bf16_q128_mw
+                           : g_ssdl_var >= 14                         ? ssdl_states_bf16_q128_mxk
+                                                                    : ssdl_states_bf16_q128_mx,
+                           p, K * (P / cs.PB), h / hb, b);
             } else
                 emu_launch(ssdl_states_bf16_q128_m, p, K * (P / cs.PB), h / hb, b);
         }
@@ -352,7 +365,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse || (!f32 && g_ssdl_var >= 7 && Q == 128 && N == 128 && cs.PB == 64)) {
+    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8) && Q == 128 && N == 128 && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {
@@ -369,7 +382,17 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         ssdl_combine_bf16(p);
     }
     p.seq_idx = nullptr;
+    if constexpr (!f32) {
+        if (g_ssdl_var >= 9 && Q == 128 && N == 128 && cs.PB == 64) {
+            // `_h`: HB heads per block (g_hbo, lowered until it divides h / g).
+            int hb = g_hbo;
+            while ((h / g) % hb) --hb;
+            emu_launch(kout, p, K * (P / cs.PB), h / hb, b);
+            goto done;
+        }
+    }
     emu_launch(kout, p, K * (P / cs.PB), h, b);
+done:
     std::vector<double> go(io), gf(st);
     for (size_t e = 0; e < io; ++e) go[e] = ldf<T>(&out[e]);
     for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
@@ -551,6 +574,7 @@ int main(int argc, char** argv) {
     std::mt19937 rng(7);
     g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
     g_ssdl_var = argc > 2 ? std::atoi(argv[2]) : 0;
+    g_hbo = argc > 3 ? std::atoi(argv[3]) : 8;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},

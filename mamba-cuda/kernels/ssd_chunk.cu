@@ -1229,6 +1229,19 @@ __device__ __forceinline__ void ssdl_scale16_to(T* dst, const T* src, float w) {
     *reinterpret_cast<uint4*>(dst) = o;
 }
 
+// bf16x2 times bf16x2, each rounded to nearest (the product of two bf16 is exact in f32).
+__device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
+#ifdef MAMBA_EMU
+    auto lo = [](unsigned v) { return emu_bf2f((unsigned short)(v & 0xffffu)); };
+    auto hi = [](unsigned v) { return emu_bf2f((unsigned short)(v >> 16)); };
+    return ssdm_pack(lo(a) * lo(b), hi(a) * hi(b));
+#else
+    unsigned d;
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#endif
+}
+
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
@@ -1250,7 +1263,7 @@ __device__ __forceinline__ void ssdl_stage_f(float* dst, const float* src, int n
 // its header and the chunk decay exp(cs_end): the states and outputs kernels stage the
 // header with their tiles instead of scanning dt on warp 0 while 7 warps wait.
 template <typename T, int Q>
-__device__ void ssdl_hdr_k(const SsdParams& p) {
+__device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
 #else
@@ -1259,7 +1272,7 @@ __device__ void ssdl_hdr_k(const SsdParams& p) {
     constexpr int E = Q / 32;
     const int H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int c = blockIdx.x, j0 = blockIdx.y * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
+    const int c = blockIdx.x, j0 = by * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
     const T* dtp = static_cast<const T*>(p.dt);
     for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
         const int t = v / 8, jj = v % 8, j = j0 + jj;
@@ -1312,8 +1325,14 @@ __device__ void ssdl_hdr_k(const SsdParams& p) {
 
 // 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
 // with sj <= ti, spread over the warps.
-template <typename T, int Q>
-__device__ void ssdl_cb_k(const SsdParams& p) {
+// VAR 9: the C B^T tile image of `ssdl_cb_bf16_q128_i` / `ssdl_out_bf16_q128_h`: the lower
+// 16 x 16 tiles (ti, s) with s <= ti at ti (ti + 1) / 2 + s, 256 bf16 each; row r at 16 r,
+// its two 8-element halves swapped where (r >> 2) & 1 (ldmatrix reads 8 rows of 16 bytes
+// without bank conflicts). The element offset of (r, col) in a tile:
+__host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + (((col >> 3) ^ ((r >> 2) & 1)) << 3) + (col & 7); }
+
+template <typename T, int Q, bool IMG = false>
+__device__ void ssdl_cb_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
@@ -1325,7 +1344,7 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
     const SsdlLayout lay = ssdl_layout(es, Q, 16, N, 2);
     const int ldN = lay.ldN;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
-    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, t0 = c * Q;
+    const int c = blockIdx.x, k = by, i = blockIdx.z, t0 = c * Q;
     T* sc = reinterpret_cast<T*>(smem_raw + lay.o_c);
     T* sb = reinterpret_cast<T*>(smem_raw + lay.o_b);
     const T* Bp = static_cast<const T*>(p.B);
@@ -1367,9 +1386,17 @@ __device__ void ssdl_cb_k(const SsdParams& p) {
         }
 #pragma unroll
         for (int h2 = 0; h2 < 2; ++h2) {
-            const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
-            *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
-            *reinterpret_cast<float2*>(cb + (size_t)(r0 + 8) * Q + col) = make_float2(acc[h2][2], acc[h2][3]);
+            if constexpr (IMG) {
+                // bf16 tile image (VAR 9): the chunk's slot of the f32 scratch holds it.
+                unsigned* img = reinterpret_cast<unsigned*>(cb) + (size_t)it * 128;
+                const int col = h2 * 8 + 2 * c4;
+                img[ssdl_cbi_off(g, col) / 2] = ssdm_pack(acc[h2][0], acc[h2][1]);
+                img[ssdl_cbi_off(g + 8, col) / 2] = ssdm_pack(acc[h2][2], acc[h2][3]);
+            } else {
+                const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
+                *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
+                *reinterpret_cast<float2*>(cb + (size_t)(r0 + 8) * Q + col) = make_float2(acc[h2][2], acc[h2][3]);
+            }
         }
     }
 }
@@ -1571,7 +1598,13 @@ __device__ void ssdl_states_k(const SsdParams& p) {
 // stream through a 4-stage cp.async ring in the block's shared memory (each thread reads
 // only what it copied), S_in replaces the local state in place, S_out goes to
 // final_states; no `ssdl_combine_bf16` launch.
-template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false>
+// WA (`_mw`, VAR 11; with HDR): x is not scaled in shared memory: each lane scales its A
+// fragments of x^T (pairs of consecutive t) by (w_t, w_t+1) in bf16x2, so one barrier per
+// head; the headers of two heads alternate in the header space (2 x 2 Q floats).
+// CK (`_mxk`, VAR 14): each warp's n8 column tiles contiguous (cg (N / 8 / ncg) + s instead
+// of cg + ncg s), so both 16-byte halves of a 32-byte sector of the stored states come
+// from the same warp in consecutive stores (fewer partial-sector writes).
+template <int Q, int NC, int PBC, bool HDR = false, bool CMB = false, bool WA = false, bool CK = false>
 __device__ void ssdl_states_mh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1603,6 +1636,8 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
     // HDR: c2 | dt of head j at the start of the header space.
     float* s_hd = reinterpret_cast<float*>(smem_raw);
     const float* hdr = ssdl_hdr_base(p) + (((size_t)i * H + j0) * K + c) * 2 * Q;
+    static_assert(!WA || (HDR && !CMB), "WA: with the headers, no folded combine");
+    static_assert(4 * Q * 4 <= 20 * Q, "WA: two headers in the header space");
     ssdl_stage(xbuf(0), ldP, xrow + (long long)j0 * P, p.x_st, Q, L - t0, PB);
     if constexpr (HDR) ssdl_stage_f(s_hd, hdr, 2 * Q);
     ssdl_stage(bb, ldN, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
@@ -1618,16 +1653,25 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
             if (warp == 0) ssdl_scan<T, Q>(p, smem_raw, i, j, c, lane);
         ssdc_wait<0>();  // x of this head (and B)
         __syncthreads();
+        if constexpr (WA) {
+            // Every warp is past the previous head's mma: the other x buffer and header
+            // slot take the next head.
+            if (hh + 1 < HB) {
+                ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
+                ssdl_stage_f(s_hd + ((hh + 1) & 1) * 2 * Q, hdr + (size_t)(hh + 1) * K * 2 * Q, 2 * Q);
+                ssdc_commit();
+            }
+        } else
         for (int v = tid; v < Q * vx; v += SSDC_THREADS) {
             const int t = v / vx, e = (v - t * vx) * EPV;
             ssdl_scale16(bx + t * ldP + e, HDR ? exp2f(s_hd[Q - 1] - s_hd[t]) * s_hd[Q + t] : s_w[t]);
         }
         if constexpr (!HDR)
             if (q0 == 0 && tid == 0) p.chunk_decay[head * K + c] = s_misc[0];
-        __syncthreads();
+        if constexpr (!WA) __syncthreads();
         // Every warp is past the previous head's mma: its x buffer takes the next head
         // (HDR: and the header, read only before the barrier above, the next head's).
-        if (hh + 1 < HB) {
+        if (!WA && hh + 1 < HB) {
             ssdl_stage(xbuf((hh + 1) & 1), ldP, xrow + (long long)(j + 1) * P, p.x_st, Q, L - t0, PB);
             if constexpr (HDR) ssdl_stage_f(s_hd, hdr + (size_t)(hh + 1) * K * 2 * Q, 2 * Q);
             ssdc_commit();
@@ -1637,14 +1681,30 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         for (int s = 0; s < SSDM_SJ; ++s)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+        [[maybe_unused]] const float* s_hw = s_hd + (WA ? (hh & 1) * 2 * Q : 0);
+        [[maybe_unused]] const float c2e = WA ? s_hw[Q - 1] : 0.f;
 #pragma unroll 2
         for (int kk = 0; kk < Q; kk += KS) {
             const int r = lane & 7, mi = lane >> 3;
             unsigned a[4];
             ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+            if constexpr (WA) {
+                // w_t of this lane's A columns: t = kk + 2 c4 (+1), + 8.
+                const int t0w = kk + 2 * c4;
+                const float2 ca = *reinterpret_cast<const float2*>(s_hw + t0w);
+                const float2 cb2 = *reinterpret_cast<const float2*>(s_hw + t0w + 8);
+                const float2 da = *reinterpret_cast<const float2*>(s_hw + Q + t0w);
+                const float2 db = *reinterpret_cast<const float2*>(s_hw + Q + t0w + 8);
+                const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
+                const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
+                a[0] = ssdl_mul_bf2(a[0], wlo);
+                a[1] = ssdl_mul_bf2(a[1], wlo);
+                a[2] = ssdl_mul_bf2(a[2], whi);
+                a[3] = ssdl_mul_bf2(a[3], whi);
+            }
 #pragma unroll
             for (int s = 0; s < SSDM_SJ; s += 2) {
-                const int ja = cg + ncg * s, jb = cg + ncg * (s + 1);
+                const int ja = CK ? cg * (n8 / ncg) + s : cg + ncg * s, jb = CK ? ja + 1 : cg + ncg * (s + 1);
                 if (ja < n8) {
                     const int jt = (mi >> 1) && jb < n8 ? jb : ja;
                     unsigned b4[4];
@@ -1658,7 +1718,7 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
         const size_t base = ((head * K + c) * P + q0) * (size_t)N;
 #pragma unroll
         for (int s = 0; s < SSDM_SJ; ++s) {
-            const int jn = cg + ncg * s;
+            const int jn = CK ? cg * (n8 / ncg) + s : cg + ncg * s;
             if (jn < n8) {
 #pragma unroll
                 for (int h2 = 0; h2 < 2; ++h2) {
@@ -2160,7 +2220,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
 #define SSDL_INST(T, NAME, Q, SB, MINB)                                                                  \
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_##NAME##_q##Q(                   \
         const __grid_constant__ SsdParams p) {                                                             \
-        ssdl_cb_k<T, Q>(p);                                                                                \
+        ssdl_cb_k<T, Q>(p, blockIdx.y);                                                                                \
     }                                                                                                      \
     extern "C" __global__ void __launch_bounds__(SSDC_THREADS, MINB) ssdl_states_##NAME##_q##Q(            \
         const __grid_constant__ SsdParams p) {                                                             \
@@ -2204,12 +2264,20 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 }
 // VAR 5: the headers from `ssdl_hdr_bf16_q128` (`_mx` states, `_dx` outputs).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
-    ssdl_hdr_k<bf16_t, 128>(p);
+    ssdl_hdr_k<bf16_t, 128>(p, blockIdx.y);
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mx(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true>(p);
 }
 // VAR 7 / 8: `_mx` with the combine folded in (the last block of each group).
+// VAR 14: `_mx` with contiguous n8 column tiles per warp.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mxk(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true, false, false, true>(p);
+}
+// VAR 11, 13: `_mx` with w applied to the A fragments (one barrier per head).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mw(const __grid_constant__ SsdParams p) {
+    ssdl_states_mh<128, 128, 64, true, false, true>(p);
+}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mxc(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true, true>(p);
 }
@@ -2219,6 +2287,285 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 // VAR 6: VAR 5 with the M X balanced over the warps (`_dxb`).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128_dxb(const __grid_constant__ SsdParams p) {
     ssdl_out_k<bf16_t, 128, true, false, 128, 64, true, true, true>(p);
+}
+// VAR 9: C B^T as the bf16 tile image (see ssdl_cbi_off).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+}
+// VAR 10: the C B^T image and the headers in one launch (`ssdl_cbh_bf16_q128_i`): grid (K,
+// g + ceil(h / 8), b); blockIdx.y < g: C B^T of group blockIdx.y (as `ssdl_cb_bf16_q128_i`),
+// else the headers of heads 8 (blockIdx.y - g) .. + 7 (as `ssdl_hdr_bf16_q128`). The C B^T
+// grid alone (K g b blocks, 128 at the LM shape) does not fill the SMs.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    if ((int)blockIdx.y < p.ngroups) {
+        ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+    } else {
+        ssdl_hdr_k<bf16_t, 128>(p, (int)blockIdx.y - p.ngroups);
+    }
+}
+
+// VAR 9 (`ssdl_out_bf16_q128_h`): the outputs of HB heads of one group per block (grid
+// ((p / PB) K, H / HB, b)), the heads walked in turn with the next head's header, S_in
+// and x in flight (cp.async, two buffers) while this head computes:
+// - C is staged once and each warp keeps its slab's A fragments (16 rows x N) in
+//   registers for every head; the C B^T tile image (bf16, 18 KB) is staged once;
+// - per head: x scaled by v_s = exp2(c2[s | 15] - c2_s) dt_s into its own buffer, C S^T
+//   from the registers, then M X off the diagonal as u'_t sigma (CB diag(v) X): with
+//   F = c2 at the slab's first row, sigma = exp2(F - c2 at the s tile's last row) <= 1
+//   scales the tile's bf16 A fragment (bf16x2 multiplies), C S^T is scaled by exp2(F)
+//   first and the sum by u'_t = exp2(c2_t - F) <= 1 after (every factor <= 1: none
+//   overflows, and one that underflows bounds the product it belongs to); the diagonal
+//   tile elementwise from the image and the unscaled x;
+// - Y + D x (* silu(z)) goes out from the registers (4-byte stores): two barriers per head.
+// Shared memory: image | scaled x | two buffers (header c2 | dt, S_in, x); C is staged
+// in buffer 1 before head 1's copies.
+// VB (`_hv`, VAR 11): no scaled copy of x: each lane scales its B fragments of x (pairs
+// of consecutive s) by (v_s, v_s+1) in bf16x2 (4 exponentials per tile and lane), so one
+// barrier per head and no scaled-x buffer (90 KB of shared memory).
+// YS (`_hy`, VAR 15; NOT verified on the device): Y (+ D x) goes through a private 16-row
+// region of each warp (after the buffers, 18 KB) and out in 16-byte row stores (whole
+// 128-byte rows per 8 lanes) instead of 4-byte stores from the registers.
+template <int Q, int NC, int PBC, bool VB = false, bool YS = false>
+__device__ void ssdl_out_h(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using T = bf16_t;
+    constexpr int N = NC, PB = PBC, ldN = N + 8, ldP = PB + 8, QT = Q / 16, NTI = QT * (QT + 1) / 2, YJ = PB / 8;
+    static_assert(QT == SSDC_WARPS && N % 16 == 0 && PB % 16 == 0, "one 16-row slab per warp");
+    constexpr int O_XS = NTI * 512, O_BUF = O_XS + (VB ? 0 : Q * ldP * 2);
+    constexpr int HD_B = 2 * Q * 4, S_B = PB * ldN * 2, BUF_B = HD_B + S_B + Q * ldP * 2;
+    static_assert(Q * ldN * 2 <= BUF_B, "C is staged in buffer 1");
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < SSDC_THREADS);
+#endif
+    const int ptiles = P / PB, HB = H / (int)gridDim.y;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q, tn = min(Q, L - t0);
+    const T* xrow = static_cast<const T*>(p.x) + i * p.x_sb + (long long)t0 * p.x_st + q0;
+    const T* zp = static_cast<const T*>(p.z);
+    T* out = static_cast<T*>(p.out);
+    auto buf = [&](int u) { return smem_raw + O_BUF + u * BUF_B; };
+    auto stage_head = [&](int hh, int u) {
+        const size_t head = (size_t)i * H + j0 + hh;
+        unsigned char* b = buf(u);
+        ssdl_stage_f(reinterpret_cast<float*>(b), ssdl_hdr_base(p) + (head * K + c) * 2 * Q, 2 * Q);
+        ssdl_stage(reinterpret_cast<T*>(b + HD_B), ldN,
+                   reinterpret_cast<const T*>(p.chunk_states) + ((head * K + c) * P + q0) * (size_t)N, N, PB, PB, N);
+        ssdl_stage(reinterpret_cast<T*>(b + HD_B + S_B), ldP, xrow + (long long)(j0 + hh) * P, p.x_st, Q, L - t0, PB);
+    };
+    ssdl_stage(reinterpret_cast<T*>(buf(1)), ldN,
+               static_cast<const T*>(p.C) + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    ssdl_stage_f(reinterpret_cast<float*>(smem_raw),
+                 ssdl_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q, NTI * 128);
+    stage_head(0, 0);
+    ssdc_commit();
+    ssdc_wait<0>();
+    __syncthreads();
+    const int r = lane & 7, mi = lane >> 3, ti = warp;
+    unsigned cf[N / 16][4];
+    {
+        const T* bc = reinterpret_cast<const T*>(buf(1));
+#pragma unroll
+        for (int kk = 0; kk < N / 16; ++kk)
+            ssdl_ldm<false>(cf[kk], bc + (ti * 16 + r + 8 * (mi & 1)) * ldN + kk * 16 + 8 * (mi >> 1));
+    }
+    T* xs = reinterpret_cast<T*>(smem_raw + O_XS);
+    const T* cbi = reinterpret_cast<const T*>(smem_raw);
+    const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
+    for (int hh = 0; hh < HB; ++hh) {
+        // Every warp is past head hh - 1 (and, for hh 0, past its C fragments): the
+        // other buffer and the scaled x are free.
+        __syncthreads();
+        if (hh + 1 < HB) {
+            stage_head(hh + 1, (hh + 1) & 1);
+            ssdc_commit();
+        }
+        const unsigned char* b = buf(hh & 1);
+        const float* s_c2 = reinterpret_cast<const float*>(b);
+        const float* s_dt = s_c2 + Q;
+        const T* ss = reinterpret_cast<const T*>(b + HD_B);
+        const T* bx = reinterpret_cast<const T*>(b + HD_B + S_B);
+        if constexpr (!VB)
+        for (int v = tid; v < Q * (PB / 8); v += SSDC_THREADS) {
+            const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8;
+            ssdl_scale16_to(xs + t * ldP + e, bx + t * ldP + e, exp2f(s_c2[t | 15] - s_c2[t]) * s_dt[t]);
+        }
+        float acc[YJ][4];
+#pragma unroll
+        for (int s = 0; s < YJ; ++s)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[s][e] = 0.f;
+        // C S^T: B(k = n, col = q) = S[q][n] (n-major).
+#pragma unroll
+        for (int kk = 0; kk < N / 16; ++kk) {
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<false>(b4, ss + ((s + (mi >> 1)) * 8 + r) * ldN + kk * 16 + 8 * (mi & 1));
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], cf[kk], b0);
+                ssdm_mma(acc[s + 1], cf[kk], b1);
+            }
+        }
+        const float F = s_c2[ti * 16];
+        {
+            const float f = exp2f(F);
+#pragma unroll
+            for (int s = 0; s < YJ; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[s][e] *= f;
+        }
+        if constexpr (!VB) __syncthreads();  // the scaled x is complete
+        for (int kq = 0; kq < ti; ++kq) {
+            const float ce = s_c2[kq * 16 + 15], sg = exp2f(F - ce);
+            [[maybe_unused]] unsigned vlo = 0, vhi = 0;
+            if constexpr (VB) {
+                // v_s of this lane's B rows: s = kq 16 + 2 c4 (+1), + 8.
+                const int s0 = kq * 16 + 2 * c4;
+                const float2 ca = *reinterpret_cast<const float2*>(s_c2 + s0);
+                const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
+                const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
+                const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
+                vlo = ssdm_pack(exp2f(ce - ca.x) * da.x, exp2f(ce - ca.y) * da.y);
+                vhi = ssdm_pack(exp2f(ce - cb2.x) * db.x, exp2f(ce - cb2.y) * db.y);
+            }
+            const unsigned sg2 = ssdm_pack(sg, sg);
+            const int rr = r + 8 * (mi & 1);
+            unsigned a[4];
+            ssdl_ldm<false>(a, cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
+#pragma unroll
+            for (int e = 0; e < 4; ++e) a[e] = ssdl_mul_bf2(a[e], sg2);
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<true>(b4, (VB ? bx : xs) + (kq * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                if constexpr (VB) {
+                    b4[0] = ssdl_mul_bf2(b4[0], vlo);
+                    b4[1] = ssdl_mul_bf2(b4[1], vhi);
+                    b4[2] = ssdl_mul_bf2(b4[2], vlo);
+                    b4[3] = ssdl_mul_bf2(b4[3], vhi);
+                }
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], a, b0);
+                ssdm_mma(acc[s + 1], a, b1);
+            }
+        }
+        {
+            const float u0 = exp2f(s_c2[tr0] - F), u1 = exp2f(s_c2[tr1] - F);
+#pragma unroll
+            for (int s = 0; s < YJ; ++s) {
+                acc[s][0] *= u0;
+                acc[s][1] *= u0;
+                acc[s][2] *= u1;
+                acc[s][3] *= u1;
+            }
+        }
+        {
+            // The diagonal tile: M[t][s] = CB[t][s] exp2(c2_t - c2_s) dt_s for s <= t.
+            const T* tile = cbi + (ti * (ti + 1) / 2 + ti) * 256;
+            const float c20 = s_c2[tr0], c21 = s_c2[tr1];
+            unsigned a[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int rl = g + 8 * (e & 1), cl = 2 * c4 + 8 * (e >> 1), s2 = ti * 16 + cl;
+                const unsigned v = *reinterpret_cast<const unsigned*>(tile + ssdl_cbi_off(rl, cl));
+                const T* vh = reinterpret_cast<const T*>(&v);
+                const float ct = e & 1 ? c21 : c20;
+                const float2 cc = *reinterpret_cast<const float2*>(s_c2 + s2);
+                const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
+                const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
+                const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
+                a[e] = ssdm_pack(m0, m1);
+            }
+#pragma unroll
+            for (int s = 0; s < YJ; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<true>(b4, bx + (ti * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(acc[s], a, b0);
+                ssdm_mma(acc[s + 1], a, b1);
+            }
+        }
+        // Y + D x (* silu(z)) straight from the registers.
+        const int j = j0 + hh;
+        const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
+        if constexpr (YS) {
+            T* yw = reinterpret_cast<T*>(smem_raw + O_BUF + 2 * BUF_B) + warp * 16 * ldP;
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int rl = g + 8 * h2, t = ti * 16 + rl;
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int q = s * 8 + 2 * c4;
+                    float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
+                    if (p.D) {
+                        const T* xr = bx + t * ldP + q;
+                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
+                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                    }
+                    *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = ssdm_pack(y0, y1);
+                }
+            }
+            __syncwarp();
+#pragma unroll
+            for (int it = 0; it < 16 * (PB / 8) / 32; ++it) {
+                const int v = it * 32 + lane, rl = v / (PB / 8), e = (v - rl * (PB / 8)) * 8, t = ti * 16 + rl;
+                if (t < tn) {
+                    const long long tt = t0 + t, col = (long long)j * P + q0 + e;
+                    const uint4 yv = *reinterpret_cast<const uint4*>(yw + rl * ldP + e);
+                    if (zp) {
+                        uint4 zv = *reinterpret_cast<const uint4*>(zp + i * p.z_sb + tt * p.z_st + col);
+                        const T* yh = reinterpret_cast<const T*>(&yv);
+                        T* zh = reinterpret_cast<T*>(&zv);
+#pragma unroll
+                        for (int u = 0; u < 8; ++u) zh[u] = cvt<T>(ldf(yh + u) * silu_f(ldf(zh + u)));
+                        *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = zv;
+                    } else {
+                        *reinterpret_cast<uint4*>(out + i * p.out_sb + tt * p.out_st + col) = yv;
+                    }
+                }
+            }
+        } else
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            const int t = ti * 16 + g + 8 * h2;
+            if (t < tn) {
+                const long long tt = t0 + t;
+#pragma unroll
+                for (int s = 0; s < YJ; ++s) {
+                    const int q = s * 8 + 2 * c4;
+                    const long long col = (long long)j * P + q0 + q;
+                    float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
+                    if (p.D) {
+                        const T* xr = bx + t * ldP + q;
+                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
+                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                    }
+                    if (zp) {
+                        const T* zr = zp + i * p.z_sb + tt * p.z_st + col;
+                        y0 *= silu_f(ldf(zr));
+                        y1 *= silu_f(ldf(zr + 1));
+                    }
+                    *reinterpret_cast<unsigned*>(out + i * p.out_sb + tt * p.out_st + col) = ssdm_pack(y0, y1);
+                }
+            }
+        }
+        if (hh + 1 < HB) ssdc_wait<0>();  // head hh + 1 (published by the next barrier)
+    }
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_h(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hv(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64, true, true>(p);
 }
 #endif
 

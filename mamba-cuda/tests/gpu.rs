@@ -1462,7 +1462,7 @@ fn ssd_chunked_matches_the_oracle() {
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
-    // ("" in that column: the default, 5 where it applies.)
+    // ("" in that column: the default, 14 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
@@ -1516,10 +1516,20 @@ fn ssd_chunked_matches_the_oracle() {
     // kernels, 2: `_s` states and `_d` outputs, 3: `_m` states (several heads per block) and
     // `_s` outputs, 4: `_m` states and `_d` outputs, 5: 4 with the per-chunk headers of
     // `ssdl_hdr` (no dt scan in the two kernels), 6: 5 with the M X balanced over the
-    // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel; bf16 at Q 128,
-    // N 128, PB 64, else ignored).
+    // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel, 9: 5 with HB
+    // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO), 10: 9 with C B^T and the
+    // headers in one launch, 11: 10 with `_mw` states, 12: 10 with `_hv` outputs, 13: 11
+    // with `_hv`, 14 (the default): 12 with `_mxk` states, 15: 14 with `_hy` outputs (Y in
+    // 16-byte row stores); bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
+        ["", "", "14", ""],
+        ["", "", "12", ""],
+        ["", "", "9", ""],
+        ["", "", "10", ""],
+        ["", "", "11", ""],
+        ["", "", "13", ""],
+        ["", "", "15", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1532,6 +1542,7 @@ fn ssd_chunked_matches_the_oracle() {
         ["128", "64", "2", ""],
         ["", "", "2", "1"],
         ["", "", "5", "1"],
+        ["", "", "12", "1"],
         ["", "", "", "1"],
         ["", "", "", "2"],
         ["256", "64", "", "1"],
@@ -1560,7 +1571,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-8) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-15) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

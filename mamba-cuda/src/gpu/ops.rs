@@ -929,29 +929,62 @@ fn ssdl_fuse() -> usize {
 /// diag(u) CB diag(v) X: two exponentials per tile instead of eight, CB loaded a tile ahead);
 /// 3 (FUSE 0 only, else 1) `ssdl_states_*_m` (HB heads of a group per block: B staged
 /// once for them, the next head's x prefetched) and `ssdl_out_*_s`; 4 (FUSE 0
-/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (default; FUSE 0 only, else 2) the
+/// only, else 2) `ssdl_states_*_m` and `ssdl_out_*_d`; 5 (FUSE 0 only, else 2) the
 /// per-chunk headers (cs log2 e, dt) written once by `ssdl_hdr_*` and staged by
 /// `ssdl_states_*_mx` / `ssdl_out_*_dx` (4 without the dt scan on warp 0); 6 (FUSE 0
 /// only) 5 with `ssdl_out_*_dxb` (the triangular M X balanced over the warps); 7, 8 (FUSE
 /// 0 only) 5, 6 with `ssdl_states_*_mxc` (the combine folded into the states kernel: the
-/// last block of each group runs the state pass of its heads; no combine launch).
+/// last block of each group runs the state pass of its heads; no combine launch); 9 (FUSE 0
+/// only, else 2) 5 with `ssdl_out_*_h` (HB heads per outputs block, `ssdl_hbo`: C staged
+/// once as register fragments, C B^T as a bf16 tile image from `ssdl_cb_*_i`, the next
+/// head's header, S_in and x in flight while one computes); 10 (FUSE 0 only, else 2) 9
+/// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
+/// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
+/// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both
+/// (13); 14 (the **default**) 12 with `ssdl_states_*_mxk` (each warp's state columns
+/// contiguous: both halves of a 32-byte sector of the stored states from one warp); 15
+/// (NOT verified on the device) 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
+/// through a shared-memory region per warp).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 5: measured 602 / 611 us against 707 / 708 (4), 630 (6), 624 (7) and 659 /
-    // 670 (8) at the LM shape, tests of 5-8 passed in the same binary (H200, fifth
-    // session round 2, NOTES.md).
+    // Default 14: 520.1 / 520.0 us against 528-538 (12), 531-533 (13) and 600-604 (5) at
+    // the LM shape, its forced tests, racecheck and memcheck passed in the same binary
+    // (H200, sixth session round 3, NOTES.md). Before: 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 8 => v,
-        _ => 5,
+        Some(v) if v <= 15 => v,
+        _ => 14,
     }
 }
 
-/// Heads per block of `ssdl_states_*_m`: `MAMBA_CUDA_SSDL_HB` (default 4), halved until it
-/// divides the heads per group.
+/// Heads per block of `ssdl_states_*_m` (and `_mx`, `_mxk`, `_mw`): `MAMBA_CUDA_SSDL_HB`
+/// (default 4), halved until it divides the heads per group.
 fn ssdl_hb(heads_per_group: usize) -> usize {
     ssd_heads_per_block("MAMBA_CUDA_SSDL_HB", heads_per_group)
+}
+
+/// Heads per block of `ssdl_out_*_h` / `_hv` (VAR 9-14): `MAMBA_CUDA_SSDL_HBO` (1-16,
+/// default 8), lowered until it divides the heads per group.
+fn ssdl_hbo(heads_per_group: usize) -> usize {
+    let mut hb = match env_usize("MAMBA_CUDA_SSDL_HBO") {
+        Some(v) if (1..=16).contains(&v) => v,
+        _ => 8,
+    };
+    while !heads_per_group.is_multiple_of(hb) {
+        hb -= 1;
+    }
+    hb
+}
+
+/// Shared memory of `ssdl_out_*_h`: the C B^T tile image (bf16 lower 16 x 16 tiles), the
+/// scaled x, two buffers of (header, S_in, x); mirrors `ssdl_out_h`.
+/// `vb` (`_hv`): without the scaled x; `ys` (`_hy`): a 16-row Y region per warp after.
+fn ssdl_h_smem(q: usize, pb: usize, n: usize, vb: bool, ys: bool) -> usize {
+    let qt = q / 16;
+    let xs = if vb { 0 } else { q * (pb + 8) * 2 };
+    let yw = if ys { 8 * 16 * (pb + 8) * 2 } else { 0 };
+    qt * (qt + 1) / 2 * 512 + xs + 2 * (2 * q * 4 + pb * (n + 8) * 2 + q * (pb + 8) * 2) + yw
 }
 
 /// Heads of one group per block of the LM-shape SSD states kernels (`ssdl` `_m` and
@@ -1007,7 +1040,7 @@ fn ssdl_launch(
     } else {
         0
     };
-    let groups = if var0 >= 7 {
+    let groups = if var0 == 7 || var0 == 8 {
         b * (h / ssdl_hb(h / ng)) * (p / plan.pb)
     } else {
         0
@@ -1024,11 +1057,18 @@ fn ssdl_launch(
     let grid = (((p / plan.pb) * k) as u32, h as u32, b as u32);
     let run = || -> PResult<()> {
         let q = plan.q;
-        let f0 = g.func(&format!("ssdl_cb_{sfx}_q{q}"))?;
+        // VAR 9: C B^T as the bf16 tile image of `ssdl_out_*_h`; 10: with the headers
+        // in the same launch (blocks past the groups).
+        let f0 = g.func(&format!(
+            "ssdl_cb{}_{sfx}_q{q}{}",
+            if var0 >= 10 { "h" } else { "" },
+            if var0 >= 9 { "_i" } else { "" }
+        ))?;
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
+        let gy = if var0 >= 10 { ng + h.div_ceil(8) } else { ng };
         g.launch(
             f0,
-            (k as u32, ng as u32, b as u32),
+            (k as u32, gy as u32, b as u32),
             256,
             cb_smem,
             stream,
@@ -1045,7 +1085,8 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var = [0, 1, 2, 1, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var =
+                [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1061,7 +1102,7 @@ fn ssdl_launch(
             if var >= 3 {
                 // `_m`: HB heads per block, a second x buffer (VAR 5-8: `_mx` after the
                 // header kernel; 7, 8: `_mxc`, the combine folded in).
-                if var >= 5 {
+                if (5..=9).contains(&var) {
                     let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
                     let grid_h = (k as u32, h.div_ceil(8) as u32, b as u32);
                     g.launch(fh, grid_h, 256, 0, stream, &prm)?;
@@ -1069,12 +1110,15 @@ fn ssdl_launch(
                 let hb = ssdl_hb(h / ng);
                 let f1 = g.func(&format!(
                     "ssdl_states_{sfx}_q{q}_m{}",
-                    ["", "", "", "", "", "x", "x", "xc", "xc"][var]
+                    [
+                        "", "", "", "", "", "x", "x", "xc", "xc", "x", "x", "w", "x", "w", "xk",
+                        "xk"
+                    ][var]
                 ))?;
                 let xs = (q * (plan.pb + 8) * es).div_ceil(128) * 128;
                 let grid_m = (grid.0, (h / hb) as u32, grid.2);
                 let mut pm = prm;
-                if var >= 7 {
+                if var == 7 || var == 8 {
                     g.memset_u32(tickets, 0, groups, stream)?;
                     pm.seq_idx = tickets;
                 }
@@ -1093,13 +1137,30 @@ fn ssdl_launch(
                 ("ssd_combine", 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
-            if var < 7 {
+            if var != 7 && var != 8 {
                 g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
             }
         }
         prm.final_states = 0;
         let var = ssdl_var(sfx, q, n, plan.pb);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
+        if var >= 9 {
+            // `_h`: HB heads of one group per block.
+            let f2 = g.func(&format!(
+                "ssdl_out_{sfx}_q{q}_h{}",
+                ["", "v", "y"][(var >= 12) as usize + (var >= 15) as usize]
+            ))?;
+            let hbo = ssdl_hbo(h / ng);
+            let grid_h = (grid.0, (h / hbo) as u32, grid.2);
+            return g.launch(
+                f2,
+                grid_h,
+                256,
+                ssdl_h_smem(q, plan.pb, n, var >= 12, var >= 15),
+                stream,
+                &prm,
+            );
+        }
         let f2 = g.func(&format!(
             "ssdl_out_{sfx}_q{q}{}",
             ["", "_s", "_d", "_s", "_d", "_dx", "_dxb", "_dx", "_dxb"][var]
