@@ -124,26 +124,106 @@ __device__ __forceinline__ void ssdq_steps8(float (&R)[4], const float* bB, cons
     }
 }
 
+// The same for two rows per thread (`R2`): B_t and C_t loaded once for rows r and r + 1
+// (x * w of both rows in one 8-byte load), 16 FMAs per step; partials of row r + 1 at
+// `part + G`.
+template <bool SLOW>
+__device__ __forceinline__ void ssdq_steps8_r2(float (&R)[8], const float* bB, const float* bC, const float* xw,
+                                               const float* av, float* part, const int NP, const int RB,
+                                               const int PS, const int G) {
+    float4 bq[8], cq[8];
+    float2 uq[8];
+    float aq[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+        bq[e] = *reinterpret_cast<const float4*>(bB + e * NP);
+        cq[e] = *reinterpret_cast<const float4*>(bC + e * NP);
+        uq[e] = *reinterpret_cast<const float2*>(xw + e * RB);
+        aq[e] = SLOW ? av[e] : 1.f;
+    }
+#pragma unroll
+    for (int t8 = 0; t8 < SQT; t8 += 8) {
+        float4 bn[8], cn[8];
+        float2 un[8];
+        float an[8];
+        if (t8 + 8 < SQT) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                bn[e] = *reinterpret_cast<const float4*>(bB + (t8 + 8 + e) * NP);
+                cn[e] = *reinterpret_cast<const float4*>(bC + (t8 + 8 + e) * NP);
+                un[e] = *reinterpret_cast<const float2*>(xw + (t8 + 8 + e) * RB);
+                an[e] = SLOW ? av[t8 + 8 + e] : 1.f;
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const float u0 = uq[e].x, u1 = uq[e].y;
+            if (SLOW) {
+                const float a = aq[e];
+                R[0] = fmaf(a, R[0], u0 * bq[e].x);
+                R[1] = fmaf(a, R[1], u0 * bq[e].y);
+                R[2] = fmaf(a, R[2], u0 * bq[e].z);
+                R[3] = fmaf(a, R[3], u0 * bq[e].w);
+                R[4] = fmaf(a, R[4], u1 * bq[e].x);
+                R[5] = fmaf(a, R[5], u1 * bq[e].y);
+                R[6] = fmaf(a, R[6], u1 * bq[e].z);
+                R[7] = fmaf(a, R[7], u1 * bq[e].w);
+            } else {
+                R[0] = fmaf(u0, bq[e].x, R[0]);
+                R[1] = fmaf(u0, bq[e].y, R[1]);
+                R[2] = fmaf(u0, bq[e].z, R[2]);
+                R[3] = fmaf(u0, bq[e].w, R[3]);
+                R[4] = fmaf(u1, bq[e].x, R[4]);
+                R[5] = fmaf(u1, bq[e].y, R[5]);
+                R[6] = fmaf(u1, bq[e].z, R[6]);
+                R[7] = fmaf(u1, bq[e].w, R[7]);
+            }
+            float y0 = cq[e].x * R[0];
+            y0 = fmaf(cq[e].y, R[1], y0);
+            y0 = fmaf(cq[e].z, R[2], y0);
+            y0 = fmaf(cq[e].w, R[3], y0);
+            float y1 = cq[e].x * R[4];
+            y1 = fmaf(cq[e].y, R[5], y1);
+            y1 = fmaf(cq[e].z, R[6], y1);
+            y1 = fmaf(cq[e].w, R[7], y1);
+            part[(t8 + e) * PS] = y0;
+            part[(t8 + e) * PS + G] = y1;
+        }
+        if (t8 + 8 < SQT) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                bq[e] = bn[e];
+                cq[e] = cn[e];
+                uq[e] = un[e];
+                aq[e] = an[e];
+            }
+        }
+    }
+}
+
 // GC, WBC: G and the compute warps as compile-time constants (0: from p / blockDim).
-// NS: ring slots per buffer (>= 3). `p.mode`: bit 0 the plain step everywhere (tests);
+// NS: ring slots per buffer (>= 3). EW: epilogue warps (helpers 2 .. 1 + EW split the
+// (step, row) pairs of a tile). R2: two rows per compute thread (rows 2 (tid / G) and
+// 2 (tid / G) + 1; needs GC and WBC). `p.mode`: bit 0 the plain step everywhere (tests);
 // bits 4.. timing diagnostics (WRONG outputs): 32 no epilogues, 64 no step loop.
-template <typename T, int GC = 0, int WBC = 0, int NS = 4>
+template <typename T, int GC = 0, int WBC = 0, int NS = 4, int EW = 1, bool R2 = false>
 __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
+    static_assert(!R2 || (GC && WBC), "two rows per thread: constants folded");
     static_assert(NS >= 3, "ring of at least 3 slots");
     constexpr int XLA = NS - 2;  // tiles of x copy look-ahead on helper 1
     const int G = GC ? GC : p.G;
-    const int RB = (GC && WBC) ? WBC * 32 / GC : p.qb;
+    const int RB = (GC && WBC) ? (R2 ? 2 : 1) * WBC * 32 / GC : p.qb;
     const int N = p.dstate, P = p.headdim, H = p.nheads, L = p.seqlen;
     const int NP = 4 * G;
     const int ncomp = WBC ? WBC * 32 : blockDim.x - 96;  // compute threads
-    const int PS = ncomp + 4;
+    const int PS = RB * G + 4;  // partials of a step: [row][G] (RB * G = ncomp unless R2)
     const int tid = threadIdx.x, lane = tid & 31;
     const bool helper = tid >= ncomp;
-    const int hw = helper ? (tid - ncomp) >> 5 : -1;  // 0: B, C; 1: x, dt; 2: epilogues
+    const int hw = helper ? (tid - ncomp) >> 5 : -1;  // 0: B, C; 1: x, dt; 2..: epilogues
     const int j = blockIdx.y, i = blockIdx.z;
     const int k = j / (H / p.ngroups);
     const int q0 = blockIdx.x * RB;
-    const int r = tid / G, g = tid % G, n0 = 4 * g;
+    const int r = (R2 ? 2 : 1) * (tid / G), g = tid % G, n0 = 4 * g;
     const int q = q0 + r;
     const int diag = p.mode >> 4;
 
@@ -179,7 +259,7 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
             mb_init(bc_full + s, 32);
             mb_init(xw_full + s, 32);
             mb_init(part_full + s, ncomp);
-            mb_init(epi_done + s, 32);
+            mb_init(epi_done + s, 32 * EW);
         }
     }
     __syncthreads();
@@ -343,7 +423,7 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
                 load_dt(tile + 3, rawB, rsB);
             }
         }
-    } else if (hw == 2) {
+    } else if (hw >= 2) {
         // Helper 2: the epilogue of every tile: sum the G partials of each (step, row),
         // batches of 4 (step, row) pairs (every load of a batch before its stores).
         const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
@@ -355,11 +435,12 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
             const float* pv = sP + s * SQT;
             const float* part = sPart + s * SQT * PS;
             if (!(diag & 2)) {
-                for (int e0 = lane; e0 < SQT * RB; e0 += 4 * 32) {
+                const int first = (hw - 2) * 32 + lane;
+                for (int e0 = first; e0 < SQT * RB; e0 += 4 * 32 * EW) {
                     float sum[4], xv[4], pt[4], zv[4];
 #pragma unroll
                     for (int u = 0; u < 4; ++u) {
-                        const int e = e0 + u * 32;
+                        const int e = e0 + u * 32 * EW;
                         sum[u] = 0.f;
                         xv[u] = 0.f;
                         pt[u] = 0.f;
@@ -385,7 +466,7 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
                     }
 #pragma unroll
                     for (int u = 0; u < 4; ++u) {
-                        const int e = e0 + u * 32;
+                        const int e = e0 + u * 32 * EW;
                         if (e >= SQT * RB) continue;
                         const int t = e / RB, rr = e % RB;
                         const int tt = t0 + t, qq = q0 + rr;
@@ -402,12 +483,15 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
     } else if (!helper) {
         // The compute threads: tile's steps once its B / C and x * w are in and the
         // partials' slot is free.
-        float R[4] = {0.f, 0.f, 0.f, 0.f};
+        constexpr int NR = R2 ? 2 : 1;
+        float R[4 * NR];
+#pragma unroll
+        for (int s = 0; s < 4 * NR; ++s) R[s] = 0.f;
         if (p.init) {
             const float* src = p.init + ((size_t)i * H + j) * P * N;
 #pragma unroll
-            for (int s = 0; s < 4; ++s)
-                if (q < P && n0 + s < N) R[s] = src[(size_t)q * N + n0 + s];
+            for (int s = 0; s < 4 * NR; ++s)
+                if (q + s / 4 < P && n0 + s % 4 < N) R[s] = src[(size_t)(q + s / 4) * N + n0 + s % 4];
         }
         for (int tile = 0; tile < ntiles; ++tile) {
             const int s = tile % NS;
@@ -419,8 +503,17 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
                 const float* bB = sB + s * SQT * NP + n0;
                 const float* bC = sC + s * SQT * NP + n0;
                 const float* xw = sXW + s * SQT * RB + r;
-                float* part = sPart + s * SQT * PS + tid;
-                if (sInfo[s * 4] != 0.f) {
+                float* part = sPart + s * SQT * PS + r * G + g;
+                if constexpr (R2) {
+                    if (sInfo[s * 4] != 0.f) {
+                        ssdq_steps8_r2<false>(R, bB, bC, xw, nullptr, part, NP, RB, PS, G);
+                        const float pend = sInfo[s * 4 + 1];
+#pragma unroll
+                        for (int e = 0; e < 8; ++e) R[e] *= pend;
+                    } else {
+                        ssdq_steps8_r2<true>(R, bB, bC, xw, sA + s * SQT, part, NP, RB, PS, G);
+                    }
+                } else if (sInfo[s * 4] != 0.f) {
                     ssdq_steps8<false>(R, bB, bC, xw, nullptr, part, NP, RB, PS);
                     const float pend = sInfo[s * 4 + 1];
 #pragma unroll
@@ -431,11 +524,11 @@ __device__ __forceinline__ void ssdq_body(const SsdParams& p, float* sm) {
             }
             mb_arrive(part_full + s);
         }
-        if (p.final_states && q < P) {
-            float* dst = p.final_states + ((size_t)i * H + j) * P * N + (size_t)q * N;
+        if (p.final_states) {
 #pragma unroll
-            for (int s = 0; s < 4; ++s)
-                if (n0 + s < N) dst[n0 + s] = R[s];
+            for (int s = 0; s < 4 * NR; ++s)
+                if (q + s / 4 < P && n0 + s % 4 < N)
+                    p.final_states[((size_t)i * H + j) * P * N + (size_t)(q + s / 4) * N + n0 + s % 4] = R[s];
         }
     }
 }
@@ -451,16 +544,26 @@ SSDQ_INST(bf16_t, ssdq_bf16)
 SSDQ_INST(f16_t, ssdq_f16)
 
 // The seed shape (N 33..64: G = 16) with 2 compute warps (4 rows per block, two blocks
-// per SM) or 3 (6 rows per block: 132 blocks at b2 h6 p64, one per SM on the H200),
-// constants folded; ring of 4 slots or 3 (`_s3`).
-#define SSDQ_FIX(WB, NSV, MINB, NAME)                                                        \
-    extern "C" __global__ void __launch_bounds__((WB + 3) * 32, MINB)                         \
+// per SM), 3 (6 rows per block: 132 blocks at b2 h6 p64, one per SM on the H200) or 4
+// (8 rows, 96 blocks: half the B / C copies of 2 warps), constants folded; ring of 4
+// slots or 3 (`_s3`).
+#define SSDQ_FIX(WB, NSV, MINB, NAME) SSDQ_FIX_X(WB, NSV, MINB, 1, false, NAME)
+#define SSDQ_FIX_X(WB, NSV, MINB, EW, R2, NAME)                                              \
+    extern "C" __global__ void __launch_bounds__((WB + 2 + EW) * 32, MINB)                    \
         NAME(const __grid_constant__ SsdParams p) {                                          \
         extern __shared__ __align__(16) float sm[];                                          \
-        ssdq_body<float, 16, WB, NSV>(p, sm);                                                \
+        ssdq_body<float, 16, WB, NSV, EW, R2>(p, sm);                                        \
     }
 SSDQ_FIX(2, 4, 2, ssdq_f32_g16_w2)
 SSDQ_FIX(2, 3, 2, ssdq_f32_g16_w2_s3)
 SSDQ_FIX(3, 4, 1, ssdq_f32_g16_w3)
 SSDQ_FIX(3, 3, 1, ssdq_f32_g16_w3_s3)
+SSDQ_FIX(4, 4, 1, ssdq_f32_g16_w4)
+SSDQ_FIX(4, 3, 1, ssdq_f32_g16_w4_s3)
+// Ring 3 with two epilogue warps (`_e2`), and one compute warp carrying 4 rows, two per
+// thread (`_w1_r2`: half the shared-memory reads of B and C per FMA), one or two
+// epilogue warps.
+SSDQ_FIX_X(2, 3, 2, 2, false, ssdq_f32_g16_w2_s3_e2)
+SSDQ_FIX_X(1, 3, 2, 1, true, ssdq_f32_g16_w1_r2_s3)
+SSDQ_FIX_X(1, 3, 2, 2, true, ssdq_f32_g16_w1_r2_s3_e2)
 #endif

@@ -2191,7 +2191,8 @@ fn ssd_recurrent_blocks_r_match_the_oracle() {
 /// mbarrier rings, the epilogues on a third helper warp) forced over the ssdr shapes
 /// (L 1-1025, L not a multiple of 32, p 1-66, N 1-128, groups, seq_idx), random options
 /// and every option on / off, every block size, f32 / bf16 / f16, the plain step, both
-/// ring depths of the seed-shape kernels (`MAMBA_CUDA_SSDR_NS`, 2 and 3 compute warps), the
+/// ring depths of the seed-shape kernels (`MAMBA_CUDA_SSDR_NS`, 2, 3 and 4 compute warps; two
+/// epilogue warps, two rows per thread), the
 /// generic kernel at the seed shape, calls in a row; then the default at the seed shapes.
 #[test]
 fn ssd_recurrent_blocks_q_match_the_oracle() {
@@ -2293,7 +2294,23 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
         ("4", "0", "2"),
         ("3", "1", "3"),
         ("4", "1", "3"),
+        ("3", "1", "4"),
+        ("4", "1", "4"),
+        ("3", "e2", "2"),
+        ("3", "r2", "2"),
+        ("3", "r2e2", "2"),
     ] {
+        // `fix` "e2" / "r2" / "r2e2": two epilogue warps (`MAMBA_CUDA_SSDR_EW=2`), two rows
+        // per thread (`MAMBA_CUDA_SSDR_R2=1`), both.
+        std::env::set_var(
+            "MAMBA_CUDA_SSDR_EW",
+            if fix.contains("e2") { "2" } else { "1" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SSDR_R2",
+            if fix.contains("r2") { "1" } else { "0" },
+        );
+        let fix = if fix == "0" { "0" } else { "1" };
         std::env::set_var("MAMBA_CUDA_SSDR_NS", ns);
         std::env::set_var("MAMBA_CUDA_SSDR_FIX", fix);
         std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
@@ -2316,6 +2333,8 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SSDR_NS");
     std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
     std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EW");
+    std::env::remove_var("MAMBA_CUDA_SSDR_R2");
     std::env::remove_var("MAMBA_CUDA_SSDR_Q");
     std::env::remove_var("MAMBA_CUDA_SSDR");
     // The default at the seed shapes.
