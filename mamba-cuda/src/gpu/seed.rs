@@ -264,10 +264,12 @@ fn ssdq_smem(np: usize, rb: usize, pw: usize, ns: usize) -> usize {
 }
 
 /// Whether `ssdq_*` is the default form of `ssdr` at the seed shape (f32, N 33..64, 2
-/// compute warps; unset `MAMBA_CUDA_SSDR_Q`): H200 round 1 (one call, L400 / L800 us):
-/// `_p` 26.0 / 40.6, 28.0 / 41.9, 27.8 / 41.6; `ssdq` ring 4 26.0 / 40.0, 26.3 / 39.7,
-/// 26.1 / 39.7; ring 3 23.6 / 37.9.
-const SSDQ_DEFAULT: bool = true;
+/// compute warps; unset `MAMBA_CUDA_SSDR_Q`). Off: in H200 round 3 the one-epilogue-warp
+/// ring-3 kernel (`_w2_s3`, faster than `_p` in round 2: 23.7-25.2 / 37.4-39.3 us against
+/// 25.7-27.7 / 40.0-41.5) was no faster than `_p` after a small code change (26.3-28.2 /
+/// 41.9-43.8 against 26.1-28.0 / 40.0-42.1), and `_e2` (faster there: 23.8-25.5 /
+/// 38.3-38.5) has not been through compute-sanitizer; NOTES.md.
+const SSDQ_DEFAULT: bool = false;
 
 /// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
 const SSDR_LMAX: usize = 1024;
