@@ -22,6 +22,7 @@ const KERNELS: &[&str] = &[
     "block_bwd",
     "bwd_lm",
     "ssd_lm32",
+    "ssd_seed2",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

@@ -1883,6 +1883,9 @@ fn ssd_recurrent_blocks_match_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(23);
     std::env::set_var("MAMBA_CUDA_SSDR", "1");
+    // The `ssdr` forms of ssd_seed.cu (`_p` and its options), not `ssdq` (the seed-shape
+    // default since the sixth session; `ssd_recurrent_blocks_q_match_the_oracle`).
+    std::env::set_var("MAMBA_CUDA_SSDR_Q", "0");
     let cfg = |rng: &mut Rng, b, l, h, p, g, n, seq| SsdCfg {
         b,
         l,
@@ -2214,6 +2217,167 @@ fn ssd_recurrent_blocks_r_match_the_oracle() {
     t32.finish("ssd ssdr_h3 f32");
     t16.finish("ssd ssdr_h3 bf16");
     th.finish("ssd ssdr_h3 f16");
+}
+
+/// `ssdq_*` (`MAMBA_CUDA_SSDR_Q=4`, kernels/ssd_seed2.cu: the `_p` roles decoupled by
+/// mbarrier rings, the epilogues on a third helper warp) forced over the ssdr shapes
+/// (L 1-1025, L not a multiple of 32, p 1-66, N 1-128, groups, seq_idx), random options
+/// and every option on / off, every block size, f32 / bf16 / f16, the plain step, both
+/// ring depths of the seed-shape kernels (`MAMBA_CUDA_SSDR_NS`, 2, 3 and 4 compute warps; two
+/// epilogue warps, two rows per thread), the
+/// generic kernel at the seed shape, calls in a row; then the default at the seed shapes.
+#[test]
+fn ssd_recurrent_blocks_q_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(31);
+    std::env::set_var("MAMBA_CUDA_SSDR", "1");
+    std::env::set_var("MAMBA_CUDA_SSDR_Q", "4");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n, seq| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 4, 1, 1, 1),
+        (1, 31, 2, 5, 1, 7),
+        (1, 32, 4, 64, 2, 64),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (1, 1000, 2, 16, 1, 64),
+        (2, 257, 4, 64, 4, 16),
+        (1, 70, 2, 66, 1, 128),
+        (2, 45, 2, 12, 2, 100),
+        (1, 65, 2, 64, 1, 64),
+        (1, 1025, 2, 64, 1, 64),
+        (2, 799, 6, 64, 1, 64),
+    ];
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
+    let quick = quick();
+    for warps in ["2", "1", "4", "8"] {
+        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if quick && warps != "2" && si % 3 != 0 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 4 == 3);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            if warps != "2" {
+                continue;
+            }
+            let all = SsdCfg {
+                d: 2,
+                z: true,
+                bias: true,
+                init: true,
+                seq: true,
+                softplus: true,
+                limit: Some((0.001, 1.5)),
+                ..c
+            };
+            ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+            let none = SsdCfg {
+                d: 0,
+                z: false,
+                bias: false,
+                init: false,
+                seq: false,
+                softplus: false,
+                limit: None,
+                ..c
+            };
+            ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+            ssd_check::<f16>(be, &mut rng, &c, &mut th);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    // Random shapes and options (N up to 128; seq_idx on half of them).
+    for _ in 0..rounds() * 3 {
+        let c = random_ssd_cfg(&mut rng);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    // The plain step everywhere.
+    std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+    for &(b, l, h, p, g, n) in &[shapes[0], shapes[3], shapes[5], shapes[7], shapes[10]] {
+        let c = cfg(&mut rng, b, l, h, p, g, n, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    // The seed-shape kernel with rings of 3 and 4 slots, the generic kernel there, and
+    // several calls in a row.
+    for (ns, fix, warps) in [
+        ("3", "1", "2"),
+        ("4", "1", "2"),
+        ("4", "0", "2"),
+        ("3", "1", "3"),
+        ("4", "1", "3"),
+        ("3", "1", "4"),
+        ("4", "1", "4"),
+        ("3", "e2", "2"),
+        ("3", "r2", "2"),
+        ("3", "r2e2", "2"),
+    ] {
+        // `fix` "e2" / "r2" / "r2e2": two epilogue warps (`MAMBA_CUDA_SSDR_EW=2`), two rows
+        // per thread (`MAMBA_CUDA_SSDR_R2=1`), both.
+        std::env::set_var(
+            "MAMBA_CUDA_SSDR_EW",
+            if fix.contains("e2") { "2" } else { "1" },
+        );
+        std::env::set_var(
+            "MAMBA_CUDA_SSDR_R2",
+            if fix.contains("r2") { "1" } else { "0" },
+        );
+        let fix = if fix == "0" { "0" } else { "1" };
+        std::env::set_var("MAMBA_CUDA_SSDR_NS", ns);
+        std::env::set_var("MAMBA_CUDA_SSDR_FIX", fix);
+        std::env::set_var("MAMBA_CUDA_SSDR_WARPS", warps);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if n <= 32 || n > 64 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n, si % 2 == 1);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        for _ in 0..2 {
+            let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64, false);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        std::env::set_var("MAMBA_CUDA_SSDR_SLOW", "1");
+        let c = cfg(&mut rng, 2, 400, 6, 64, 1, 64, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        std::env::remove_var("MAMBA_CUDA_SSDR_SLOW");
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDR_NS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_FIX");
+    std::env::remove_var("MAMBA_CUDA_SSDR_WARPS");
+    std::env::remove_var("MAMBA_CUDA_SSDR_EW");
+    std::env::remove_var("MAMBA_CUDA_SSDR_R2");
+    std::env::remove_var("MAMBA_CUDA_SSDR_Q");
+    std::env::remove_var("MAMBA_CUDA_SSDR");
+    // The default at the seed shapes.
+    for l in [256, 400, 800, 1000, 1024] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64, false);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+    }
+    t32.finish("ssd ssdq f32");
+    t16.finish("ssd ssdq bf16");
+    th.finish("ssd ssdq f16");
 }
 
 // ------------------------------------------------------------------ SPEC 3

@@ -81,6 +81,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "ssd_lm32",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_lm32.fatbin")),
     ),
+    (
+        "ssd_seed2",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed2.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -312,6 +316,13 @@ impl Gpu {
             10
         } else if name.starts_with("ssdl32_") {
             11
+        } else if name.starts_with("ssdq_") {
+            // kernels/ssd_seed2.cu (helper D's module index 15 in the brief; here found
+            // by its name, so that the merge order of new modules does not matter).
+            FATBINS
+                .iter()
+                .position(|m| m.0 == "ssd_seed2")
+                .unwrap_or(usize::MAX)
         } else {
             2
         };

@@ -256,6 +256,21 @@ fn ssdr_smem(np: usize, rb: usize, threads: usize, helper: bool, la: usize) -> u
     }
 }
 
+/// Shared memory of `ssdq_*` (kernels/ssd_seed2.cu): rings of `ns` slots of B, C
+/// [32][np], the partials [32][pw + 4] (pw = rows * G), x and x * w [32][rb], the decays
+/// and prefix products [32], the tile flags [4]; then 4 * ns mbarriers (8 bytes each).
+fn ssdq_smem(np: usize, rb: usize, pw: usize, ns: usize) -> usize {
+    4 * ns * (2 * 32 * np + 32 * (pw + 4) + 2 * 32 * rb + 2 * 32 + 4) + 32 * ns
+}
+
+/// Whether `ssdq_*` is the default form of `ssdr` at the seed shape (f32, N 33..64, 2
+/// compute warps; unset `MAMBA_CUDA_SSDR_Q`). Off: in H200 round 3 the one-epilogue-warp
+/// ring-3 kernel (`_w2_s3`, faster than `_p` in round 2: 23.7-25.2 / 37.4-39.3 us against
+/// 25.7-27.7 / 40.0-41.5) was no faster than `_p` after a small code change (26.3-28.2 /
+/// 41.9-43.8 against 26.1-28.0 / 40.0-42.1), and `_e2` (faster there: 23.8-25.5 /
+/// 38.3-38.5) has not been through compute-sanitizer; NOTES.md.
+const SSDQ_DEFAULT: bool = false;
+
 /// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
 const SSDR_LMAX: usize = 1024;
 
@@ -270,7 +285,8 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
     let gth = n.div_ceil(4).next_power_of_two().max(4);
     // 3 only with `MAMBA_CUDA_SSDR_Q=1` at the seed shape (`ssdr_h_f32_g16_w3_q1`: 6 rows per
     // block, 132 blocks at b2 h6 p64, one per SM on the H200).
-    let w3 = env_usize("MAMBA_CUDA_SSDR_Q") == Some(1) && sfx == "f32" && gth == 16;
+    let w3 =
+        matches!(env_usize("MAMBA_CUDA_SSDR_Q"), Some(1) | Some(4)) && sfx == "f32" && gth == 16;
     let warps = match env_usize("MAMBA_CUDA_SSDR_WARPS") {
         Some(w) if [1, 2, 4, 8].contains(&w) => w,
         Some(3) if w3 => 3,
@@ -332,6 +348,63 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
             (p.div_ceil(rb) as u32, h as u32, b as u32),
             (threads + 32) as u32,
             smem,
+            stream,
+            &prm,
+        );
+    }
+    // `ssdq_*` (kernels/ssd_seed2.cu, `MAMBA_CUDA_SSDR_Q=4`): the `_p` kernel's roles
+    // decoupled by mbarrier rings (no barrier per tile) and the epilogues on a third helper
+    // warp. `MAMBA_CUDA_SSDR_NS=3|4`: ring slots of the seed-shape kernels (default 3; the
+    // generic kernels have 3); `MAMBA_CUDA_SSDR_WARPS=3|4` with `Q=4`: `ssdq_f32_g16_w3*` /
+    // `_w4*` (6 / 8 rows per block).
+    // Unset `MAMBA_CUDA_SSDR_Q`: `ssdq` at the seed shape (f32, N 33..64, 2 compute warps)
+    // where `SSDQ_DEFAULT`; `MAMBA_CUDA_SSDR_Q=0` keeps `_p` there.
+    let q_env = env_usize("MAMBA_CUDA_SSDR_Q");
+    let seed_fixed = sfx == "f32"
+        && gth == 16
+        && (2..=4).contains(&warps)
+        && env_str("MAMBA_CUDA_SSDR_FIX").as_deref() != Some("0");
+    if helper && (q_env == Some(4) || (q_env.is_none() && SSDQ_DEFAULT && seed_fixed)) {
+        let slow = env_str("MAMBA_CUDA_SSDR_SLOW").as_deref() == Some("1");
+        // `MAMBA_CUDA_SSDR_DIAG` bits 2 (no epilogues), 4 (no step loop): timing only,
+        // WRONG outputs.
+        prm.mode = slow as i32 | ((env_usize("MAMBA_CUDA_SSDR_DIAG").unwrap_or(0) as i32 & 6) << 4);
+        prm.async_copy = vec_bc as i32 | ((vec_x as i32) << 1);
+        let ns = if seed_fixed && env_usize("MAMBA_CUDA_SSDR_NS") == Some(4) {
+            4
+        } else {
+            3
+        };
+        // `MAMBA_CUDA_SSDR_R2=1`: one compute warp, two rows per thread (`_w1_r2`, ring 3);
+        // `MAMBA_CUDA_SSDR_EW=2`: two epilogue warps (`_e2`, ring 3; with 2 compute warps or
+        // R2). Seed-shape kernels only.
+        let r2 = seed_fixed && warps == 2 && env_usize("MAMBA_CUDA_SSDR_R2") == Some(1);
+        let e2 = seed_fixed && warps == 2 && env_usize("MAMBA_CUDA_SSDR_EW") == Some(2);
+        let ns = if r2 || e2 { 3 } else { ns };
+        let ncomp = if r2 { 32 } else { threads };
+        let f = if r2 || e2 {
+            g.func(match (r2, e2) {
+                (true, true) => "ssdq_f32_g16_w1_r2_s3_e2",
+                (true, false) => "ssdq_f32_g16_w1_r2_s3",
+                _ => "ssdq_f32_g16_w2_s3_e2",
+            })?
+        } else if seed_fixed {
+            g.func(match (warps, ns) {
+                (2, 4) => "ssdq_f32_g16_w2",
+                (2, _) => "ssdq_f32_g16_w2_s3",
+                (3, 4) => "ssdq_f32_g16_w3",
+                (3, _) => "ssdq_f32_g16_w3_s3",
+                (_, 4) => "ssdq_f32_g16_w4",
+                _ => "ssdq_f32_g16_w4_s3",
+            })?
+        } else {
+            g.func(&format!("ssdq_{sfx}"))?
+        };
+        return g.launch(
+            f,
+            (p.div_ceil(rb) as u32, h as u32, b as u32),
+            (ncomp + if e2 { 128 } else { 96 }) as u32,
+            ssdq_smem(4 * gth, rb, rb * gth, ns),
             stream,
             &prm,
         );
