@@ -264,12 +264,13 @@ fn ssdq_smem(np: usize, rb: usize, pw: usize, ns: usize) -> usize {
 }
 
 /// Whether `ssdq_*` is the default form of `ssdr` at the seed shape (f32, N 33..64, 2
-/// compute warps; unset `MAMBA_CUDA_SSDR_Q`). Off: in H200 round 3 the one-epilogue-warp
-/// ring-3 kernel (`_w2_s3`, faster than `_p` in round 2: 23.7-25.2 / 37.4-39.3 us against
-/// 25.7-27.7 / 40.0-41.5) was no faster than `_p` after a small code change (26.3-28.2 /
-/// 41.9-43.8 against 26.1-28.0 / 40.0-42.1), and `_e2` (faster there: 23.8-25.5 /
-/// 38.3-38.5) has not been through compute-sanitizer; NOTES.md.
-const SSDQ_DEFAULT: bool = false;
+/// compute warps; unset `MAMBA_CUDA_SSDR_Q`), as `_e2` (two epilogue warps, ring 3). On:
+/// in the H200 rounds 3 and 4 of the sixth session `_e2` was faster than `_p` in every
+/// alternating pass (round 4: 23.3-25.5 / 36.5-38.9 us at L400 / L800 against
+/// 25.5-27.3 / 39.5-40.9), and memcheck, racecheck and synccheck were clean on it. The
+/// one-epilogue-warp ring-3 kernel (`_w2_s3`) was not steadily faster, so it stays
+/// forced-only (`MAMBA_CUDA_SSDR_Q=4`, `MAMBA_CUDA_SSDR_EW` unset); NOTES.md.
+const SSDQ_DEFAULT: bool = true;
 
 /// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
 const SSDR_LMAX: usize = 1024;
@@ -379,7 +380,10 @@ pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -
         // `MAMBA_CUDA_SSDR_EW=2`: two epilogue warps (`_e2`, ring 3; with 2 compute warps or
         // R2). Seed-shape kernels only.
         let r2 = seed_fixed && warps == 2 && env_usize("MAMBA_CUDA_SSDR_R2") == Some(1);
-        let e2 = seed_fixed && warps == 2 && env_usize("MAMBA_CUDA_SSDR_EW") == Some(2);
+        // Unset `MAMBA_CUDA_SSDR_Q` and `_EW` (the default): `_e2`; `MAMBA_CUDA_SSDR_EW=1`
+        // one epilogue warp.
+        let ew = env_usize("MAMBA_CUDA_SSDR_EW");
+        let e2 = seed_fixed && warps == 2 && (ew == Some(2) || (ew.is_none() && q_env.is_none()));
         let ns = if r2 || e2 { 3 } else { ns };
         let ncomp = if r2 { 32 } else { threads };
         let f = if r2 || e2 {
