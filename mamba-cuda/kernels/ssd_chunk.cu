@@ -1331,6 +1331,14 @@ __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 // without bank conflicts). The element offset of (r, col) in a tile:
 __host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + (((col >> 3) ^ ((r >> 2) & 1)) << 3) + (col & 7); }
 
+// acc + a . b (four f32 products, exact in f64, summed in f64).
+__device__ __forceinline__ double ssdl_dot4(double acc, float4 a, float4 b) {
+    acc = fma((double)a.x, (double)b.x, acc);
+    acc = fma((double)a.y, (double)b.y, acc);
+    acc = fma((double)a.z, (double)b.z, acc);
+    return fma((double)a.w, (double)b.w, acc);
+}
+
 template <typename T, int Q, bool IMG = false>
 __device__ void ssdl_cb_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
@@ -1362,7 +1370,39 @@ __device__ void ssdl_cb_k(const SsdParams& p, int by) {
         while ((ti + 1) * (ti + 2) / 2 <= it) ++ti;
         const int sj = it - ti * (ti + 1) / 2;
         float acc[2][4] = {};
-        for (int kk = 0; kk < N; kk += KS) {
+        if constexpr (es == 4) {
+            // f32: C B^T in double, by FMA on the CUDA cores. The products of two f32 are
+            // exact in f64, so each entry is the sum over N rounded once to f32, however much
+            // the sum cancels. 3xTF32 (the other kernels' f32 mma) keeps ~22 bits per product:
+            // where the sum over N cancels, that error grows with the cancellation (an L 1
+            // case, where the output is C B^T dt x + D x, measured 2.0e-5 against the 1e-5
+            // tolerance; NOTES.md). Lane (g, c4) holds rows g, g + 8 and columns 2 c4, 2 c4 + 1
+            // of each 16 x 8 half, as the mma accumulators do.
+            const float* s_c = reinterpret_cast<const float*>(sc);
+            const float* s_b = reinterpret_cast<const float*>(sb);
+            const float* c0 = s_c + (ti * 16 + g) * ldN;
+            const float* c1 = c0 + 8 * ldN;
+            double d[2][4] = {};
+            for (int kk = 0; kk < N; kk += 4) {
+                const float4 a0 = *reinterpret_cast<const float4*>(c0 + kk);
+                const float4 a1 = *reinterpret_cast<const float4*>(c1 + kk);
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const float* bp = s_b + (sj * 16 + h2 * 8 + 2 * c4) * ldN + kk;
+                    const float4 b0 = *reinterpret_cast<const float4*>(bp);
+                    const float4 b1 = *reinterpret_cast<const float4*>(bp + ldN);
+                    d[h2][0] = ssdl_dot4(d[h2][0], a0, b0);
+                    d[h2][1] = ssdl_dot4(d[h2][1], a0, b1);
+                    d[h2][2] = ssdl_dot4(d[h2][2], a1, b0);
+                    d[h2][3] = ssdl_dot4(d[h2][3], a1, b1);
+                }
+            }
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[h2][e] = static_cast<float>(d[h2][e]);
+        }
+        for (int kk = 0; es == 2 && kk < N; kk += KS) {
             if constexpr (es == 2) {
                 unsigned a[4], b4[4];
                 const int r = lane & 7, mi = lane >> 3;
