@@ -387,6 +387,19 @@ fn main() {
             }
             return Ok(());
         }
+        // MAMBA_BENCH_SSD="b,L,h,p,N;...": only these f32 SSD shapes (one group).
+        if let Ok(shapes) = std::env::var("MAMBA_BENCH_SSD") {
+            for sh in shapes.split(';') {
+                let v: Vec<usize> = sh
+                    .split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect();
+                if let [b, l, h, p, n] = v[..] {
+                    bench.ssd::<f32>(b, l, h, p, n, None, None, "")?;
+                }
+            }
+            return Ok(());
+        }
         if bench.only.is_none() {
             bench.copy_bandwidth()?;
         }

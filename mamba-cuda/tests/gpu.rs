@@ -2369,9 +2369,22 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SSDR_R2");
     std::env::remove_var("MAMBA_CUDA_SSDR_Q");
     std::env::remove_var("MAMBA_CUDA_SSDR");
-    // The default at the seed shapes.
-    for l in [256, 400, 800, 1000, 1024] {
-        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64, false);
+    // The default at the seed shapes, and (f32, N 33..64, few (batch, head) pairs) at every
+    // L up to 4096, where `ssdq` `_e2` is the automatic choice since the sixth session.
+    for (l, n) in [
+        (256, 64),
+        (400, 64),
+        (800, 64),
+        (1000, 64),
+        (1024, 64),
+        (1, 64),
+        (17, 40),
+        (100, 64),
+        (255, 33),
+        (1500, 64),
+        (4096, 64),
+    ] {
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, n, false);
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
     }

@@ -1433,7 +1433,7 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
     };
     // Few (batch, head) pairs: the recurrent kernel over many small blocks (seed.rs,
     // `MAMBA_CUDA_SSDR`), or one launch with no chain across chunks (`MAMBA_CUDA_SEED`).
-    if super::seed::ssdr_wanted(g, &prm) {
+    if super::seed::ssdr_wanted(g, &prm, act == dtype::F32) {
         return super::seed::ssdr_launch(g, prm, suffix(act, OP)?, stream);
     }
     if super::seed::ssd_wanted(g, &prm) {

@@ -225,7 +225,7 @@ pub(crate) fn scan1_launch(g: &Gpu, mut prm: Scan1Params, sfx: &str, stream: u64
 /// two tiles ahead) is an option;
 /// `MAMBA_CUDA_SSDR_SLOW=1` runs the plain step (R = a R + dt x B) everywhere instead of
 /// the rescaled one (tests); `MAMBA_CUDA_SSDR_FIX=0` the generic kernel at the seed shape.
-pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
+pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
         return false;
     }
@@ -233,15 +233,29 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams) -> bool {
         Some("1") => true,
         Some("0") => false,
         // `MAMBA_CUDA_SEED` forced either way: that choice (seed kernel / older paths).
-        _ => forced().is_none() && ssdr_auto(g, prm),
+        _ => forced().is_none() && ssdr_auto(g, prm, f32),
     }
 }
 
 /// The automatic choice: the seed kernel's region (few (batch, head) pairs, at most a
 /// quarter of the SMs, at 256 <= L <= 1024), where the pipelined form measured faster than
 /// the seed kernel (H200 b2 h6 p64 N64, round 5: L400 25.8 vs 30.2 us, L800 39.5 vs
-/// 47.6 us; NOTES.md).
-fn ssdr_auto(g: &Gpu, prm: &SsdParams) -> bool {
+/// 47.6 us; NOTES.md). Where the default form is `ssdq` `_e2` (f32, N 33..64), the same
+/// few pairs at any L up to 4096: it measured faster than the other paths at every L of
+/// the sixth session's probe (b2 h6 p64 N64, three passes: L 16 10.0-12.3 vs 15.7-16.3 us,
+/// L100 13.3-15.4 vs 33.2-35.9, L200 16.9-18.7 vs 35.3-38.0, L1025 45.3-47.5 vs 78.1-81.8,
+/// L2048 79.5-81.9 vs 116.5-120.4, L4096 150.5-153.3 vs 171.7-177.9; L1 level). At N 16
+/// and N 128 (other `ssdr` forms) it was slower at L100, so those keep the old region.
+fn ssdr_auto(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
+    let bh = (prm.batch * prm.nheads) as usize;
+    if SSDQ_DEFAULT
+        && f32
+        && (33..=64).contains(&prm.dstate)
+        && bh * 4 <= g.sm_count as usize
+        && prm.seqlen <= 4096
+    {
+        return true;
+    }
     ssd_auto(g, prm)
 }
 
