@@ -375,12 +375,8 @@ fn main() {
     };
     let r = (|| -> Result<(), Error> {
         // MAMBA_BENCH_SCAN1="b,d,N,L;b,d,N,L": only these f32 Mamba-1 shapes.
-        if let Ok(shapes) = std::env::var("MAMBA_BENCH_SCAN1") {
-            for sh in shapes.split(';') {
-                let v: Vec<usize> = sh
-                    .split(',')
-                    .filter_map(|x| x.trim().parse().ok())
-                    .collect();
+        if let Some(shapes) = env_shapes("MAMBA_BENCH_SCAN1") {
+            for v in shapes {
                 if let [b, d, n, l] = v[..] {
                     bench.scan1::<f32>(b, d, n, l, None, None, "")?;
                 }
@@ -388,12 +384,8 @@ fn main() {
             return Ok(());
         }
         // MAMBA_BENCH_SSD="b,L,h,p,N;...": only these f32 SSD shapes (one group).
-        if let Ok(shapes) = std::env::var("MAMBA_BENCH_SSD") {
-            for sh in shapes.split(';') {
-                let v: Vec<usize> = sh
-                    .split(',')
-                    .filter_map(|x| x.trim().parse().ok())
-                    .collect();
+        if let Some(shapes) = env_shapes("MAMBA_BENCH_SSD") {
+            for v in shapes {
                 if let [b, l, h, p, n] = v[..] {
                     bench.ssd::<f32>(b, l, h, p, n, None, None, "")?;
                 }
@@ -479,4 +471,19 @@ fn main() {
         }
     }
     let _ = abi::ABI_VERSION;
+}
+
+/// The shapes in the env var `name` ("a,b,c;a,b,c"), each as its numbers; None when unset.
+fn env_shapes(name: &str) -> Option<Vec<Vec<usize>>> {
+    let shapes = std::env::var(name).ok()?;
+    Some(
+        shapes
+            .split(';')
+            .map(|sh| {
+                sh.split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect()
+            })
+            .collect(),
+    )
 }
