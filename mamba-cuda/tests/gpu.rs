@@ -1222,11 +1222,14 @@ fn selective_scan_seed1_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
-    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32).
+    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32, and at 16 <= L
+    // <= 4096 with 16-byte-aligned rows: L a multiple of 4 here).
     let lens: &[usize] = if quick() {
         &[1, 128]
     } else {
-        &[1, 100, 128, 200, 300, 400, 800, 1024, 1100]
+        &[
+            1, 16, 63, 100, 127, 128, 200, 300, 400, 800, 1024, 1025, 1100, 2048, 4096,
+        ]
     };
     for &l in lens {
         let c = cfg(&mut rng, 2, 384, l, 64, v, v);

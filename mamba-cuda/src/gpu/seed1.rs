@@ -112,7 +112,14 @@ pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// The automatic choice, where it was measured faster on the H200 (f32 seed b2 d384 N64):
 /// f32, 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per
 /// block) in one wave (at most one per SM: its shared memory allows no more), and
-/// 128 <= L <= 1024.
+/// 128 <= L <= 1024; since the sixth session also 16 <= L <= 4096 where the staged rows
+/// are 16-byte aligned (`staged16`). The sixth session's probe (b2 d384 N64, three passes,
+/// the other path with the environment read per call against `MAMBA_CUDA_S1S=1`): L16
+/// 10.9-11.5 vs 12.0-13.5 us, L64 12.3-13.2 vs 13.8-15.5, L100 14.2-15.1 vs 18.7-20.4,
+/// L1536 65.3-65.7 vs 103.6-106.3, L2048 82.9-83.6 vs 146.7-147.9, L4096 156.8-158.5 vs
+/// 293.4-295.9 (b1 d384, b2 d192 and N 48 at L2048: 81-83 vs 87-142). Where the rows are
+/// not aligned (4-byte copies) it was slower outside 128..=1024 (L127 26.1-26.6 vs
+/// 21.0-22.6, L1025 144.8-145.7 vs 86.0-87.6), so those keep the older paths.
 fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let (b, d, l, n) = (
         prm.batch as usize,
@@ -122,7 +129,19 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     );
     let seg = prm.seg as usize;
     let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
-    act == 0 && n > 32 && blocks <= g.sm_count as usize && (128..=1024).contains(&l)
+    act == 0
+        && n > 32
+        && blocks <= g.sm_count as usize
+        && ((128..=1024).contains(&l) || ((16..=4096).contains(&l) && staged16(prm, 4)))
+}
+
+/// Whether every row the kernel stages (B, C, delta, u, z) starts 16-byte aligned, so that
+/// the staging copies 16 bytes at a time (`es`: the element size).
+fn staged16(prm: &Scan1Params, es: usize) -> bool {
+    let a16 = |v: u64| v.is_multiple_of(16);
+    (prm.seqlen as usize * es).is_multiple_of(16)
+        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
+        && (prm.z == 0 || a16(prm.z))
 }
 
 /// Channels per block of the default form (32 threads per channel): 6, so the seed's 768
@@ -192,10 +211,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let bps = seg.div_ceil(cpb);
     let nseg = d / seg;
     // 16-byte copies: every staged row (B, C, delta, u, z) starts 16-byte aligned.
-    let a16 = |v: u64| v.is_multiple_of(16);
-    prm.async_copy = ((l * es).is_multiple_of(16)
-        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
-        && (prm.z == 0 || a16(prm.z))) as i32;
+    prm.async_copy = staged16(&prm, es) as i32;
     prm.cb = cpb as i32;
     prm.g = gt as i32;
     prm.blocks_per_seg = bps as i32;
