@@ -5,7 +5,10 @@
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_s1s.cpp -o /tmp/emu_s1s && /tmp/emu_s1s
 #include <algorithm>
+#include <atomic>
 #include <barrier>
+#include <map>
+#include <mutex>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +84,42 @@ inline void emu_cp_wait(int k) {
     }
 }
 
+inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+// mbarriers (IL 6 / 7): the 8 bytes hold (completed phases << 32 | pending arrivals), the
+// expected count in a side table; a cp.async arrival lands the thread's pending copies
+// first (the copies of a tile land when its last staging thread arrives, never earlier).
+static std::mutex g_mb_mu;
+static std::map<void*, unsigned> g_mb_count;
+inline void emu_mb_init(unsigned long long* b, unsigned count) {
+    std::lock_guard<std::mutex> lk(g_mb_mu);
+    g_mb_count[b] = count;
+    std::atomic_ref<unsigned long long>(*b).store(count);
+}
+inline void emu_mb_arrive(unsigned long long* b) {
+    std::this_thread::yield();
+    std::lock_guard<std::mutex> lk(g_mb_mu);
+    std::atomic_ref<unsigned long long> a(*b);
+    const unsigned long long v = a.load();
+    unsigned pend = (unsigned)v, ph = (unsigned)(v >> 32);
+    if (pend == 0) { std::printf("mbarrier over-arrival\n"); std::abort(); }
+    if (--pend == 0) { ++ph; pend = g_mb_count[b]; }
+    a.store(((unsigned long long)ph << 32) | pend);
+}
+inline void emu_mb_cp_arrive(unsigned long long* b) {
+    emu_cp_commit();
+    emu_cp_wait(0);
+    emu_mb_arrive(b);
+}
+inline void emu_mb_wait(unsigned long long* b, unsigned parity) {
+    std::atomic_ref<unsigned long long> a(*b);
+    for (long it = 0;; ++it) {
+        const unsigned ph = (unsigned)(a.load() >> 32);
+        if ((ph & 1) != parity) return;
+        std::this_thread::yield();
+        if (it > 200000000L) { std::printf("mbarrier wait timed out\n"); std::abort(); }
+    }
+}
+
 #include "../kernels/scan1_seed.cu"
 
 static int g_form = 2;
@@ -114,6 +153,8 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 12) s1s_fwd2<float, 32, false, false, 3>(p);
                     else if (g_form == 13) s1s_fwd2<float, 32, false, false, 4>(p);
                     else if (g_form == 14) s1s_fwd2<float, 32, false, false, 5>(p);
+                    else if (g_form == 15) s1s_fwd2<float, 32, false, false, 6>(p);
+                    else if (g_form == 16) s1s_fwd2<float, 32, false, false, 7>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -174,8 +215,8 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-14: 32
-    if (s1s2_smem_bytes<float>(cpb, gt) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-16: 32
+    if (s1s2_smem_bytes<float>(cpb, gt) + 64 > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     if (g_form == 9 && s1s5_smem_bytes<float>(cpb, 32 * ((L + 63) / 64)) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : g_form == 9 ? 64 * cpb : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
@@ -208,9 +249,9 @@ int main() {
         {1, 7, 37, 100, 6, 1, 1, 1, true, true, true, false, true, true},
     };
     int bad = 0;
-    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "e": forms 10 .. 14 (`_g32i` .. `_g32m`)
+    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "g": forms 10 .. 16 (`_g32i` .. `_g32o`)
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "123456789abcde"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
+    for (const char* c = fe ? fe : "123456789abcdefg"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;

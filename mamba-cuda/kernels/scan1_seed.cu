@@ -60,6 +60,45 @@ __device__ __forceinline__ void s1s_wait() {
 #endif
 }
 
+// mbarriers (the forms IL 6 / 7): init, arrive (release), arrive once this thread's
+// earlier cp.async copies have landed (counts as one arrival: `.noinc`), wait (acquire)
+// for the completion of the phase of the given parity.
+__device__ __forceinline__ void s1s_mb_init(unsigned long long* b, unsigned count) {
+#ifdef MAMBA_EMU
+    emu_mb_init(b, count);
+#else
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(b)), "r"(count) : "memory");
+#endif
+}
+__device__ __forceinline__ void s1s_mb_arrive(unsigned long long* b) {
+#ifdef MAMBA_EMU
+    emu_mb_arrive(b);
+#else
+    asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(b))
+                 : "memory");
+#endif
+}
+__device__ __forceinline__ void s1s_mb_cp_arrive(unsigned long long* b) {
+#ifdef MAMBA_EMU
+    emu_mb_cp_arrive(b);
+#else
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(b)) : "memory");
+#endif
+}
+__device__ __forceinline__ void s1s_mb_wait(unsigned long long* b, unsigned parity) {
+#ifdef MAMBA_EMU
+    emu_mb_wait(b, parity);
+#else
+    asm volatile(
+        "{\n .reg .pred P1;\n S1S_WAIT:\n"
+        " mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+        " @P1 bra S1S_DONE;\n bra S1S_WAIT;\n S1S_DONE:\n}\n" ::"r"((unsigned)__cvta_generic_to_shared(b)),
+        "r"(parity)
+        : "memory");
+#endif
+}
+
 // Row stride (elements) of a staged 32-step row of T: 16-byte aligned, and for f32 144
 // bytes, so 8 rows g = 0..7 read 16 bytes at the same column in distinct bank quads.
 template <typename T>
@@ -332,6 +371,18 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // ahead (during the previous group's arithmetic) from dt read two groups ahead.
 // IL 4 (`_g32l`): IL 2 and IL 3 together. IL 5 (`_g32m`): IL 4 with the 16-byte staging
 // from per-thread slots set up once (as F: no per-tile row walk).
+// IL 6 (`_g32n`, seventh session): IL 4 without the per-tile __syncthreads: per ring slot
+// an mbarrier "full" (one `cp.async.mbarrier.arrive.noinc` per staging thread and tile:
+// the slot's copies landed) and one "free" (one arrival per warp once it is done with the
+// slot: its step loop of the tile, after its prep of the tile one iteration earlier).
+// A warp waits only for the slot of tile k + 1 (the prep inside the step loop of tile k
+// reads its delta / u / z; its B / C are read in the next iteration); a staging thread
+// waits for "free" of tile k - 1 before it stages tile k + 3 into that slot. Everything
+// else a warp reads (dt, dt u, D u, gate, the y partials) was written by its own lanes,
+// so a __syncwarp per tile orders it. The warps drift apart by up to a tile instead of
+// meeting at every tile. IL 7 (`_g32o`): IL 6 with the staging by warps 2 and 3 only (with
+// 6 warps per block, the warps of the two schedulers that hold no second warp; warps w
+// and w + 4 share scheduler w) where the block has at least 4 warps.
 #define S1S_NSL 8
 template <typename T, int GT, bool POLY, bool F = false, int IL = 0>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
@@ -371,20 +422,28 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // tid / CH, + RSTEP, ...; rows: B 0..63, C 0..63 (zero past N), then delta, u, z of
     // the block's channels (zero past cn; z absent: zeros).
     const bool vec = p.async_copy != 0;
-    const int kk = tid % CH, r0 = tid / CH, RSTEP = nthreads / CH;
+    constexpr bool MB = IL >= 6;  // the mbarrier ring
+    // The staging threads: all, or (IL 7, at least 4 warps) the 64 threads of warps 2, 3.
+    const int sw0 = (IL == 7 && CPB >= 4) ? 64 : 0;
+    const int nstg = (IL == 7 && CPB >= 4) ? 64 : nthreads;
+    const bool stager = tid >= sw0 && tid < sw0 + nstg;
+    const int stid = stager ? tid - sw0 : 0;
+    const int kk = stid % CH, r0 = stid / CH, RSTEP = nstg / CH;
     // 16-byte staging sources of this thread (chunk column kk), set up once: B / C rows
     // r0 + k RSTEP (nbr of them below 64, nbv below N) and its delta / u / z rows (at most
-    // 2: there are 3 CPB of them and RSTEP = GT CPB / CH >= 2 CPB).
+    // 2: there are 3 CPB of them and RSTEP = GT CPB / CH >= 2 CPB; IL 7: RSTEP = 64 / CH
+    // >= CPB, so at most 3).
+    constexpr int NDR = IL == 7 ? 3 : 2;
     const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
     const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
     const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
     const T* csrc = crow + (size_t)r0 * L + kk * EPC;
     const size_t bstep = (size_t)RSTEP * L;
-    const T* dsrc[2] = {nullptr, nullptr};
-    int ddst[2] = {0, 0};
+    const T* dsrc[NDR] = {};
+    int ddst[NDR] = {};
     int ndr = 0;
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < NDR; ++k) {
         const int r = r0 + k * RSTEP;
         if (r < 3 * CPB) {
             const int kq = r / CPB, cc = r - kq * CPB;
@@ -446,7 +505,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 pc += bstep;
             }
 #pragma unroll
-            for (int k = 0; k < 2; ++k) {
+            for (int k = 0; k < NDR; ++k) {
                 if (k < ndr) {
                     const bool ok = tin && dsrc[k] != nullptr;
                     s1s_cp16(dst + ddst[k], ok ? dsrc[k] + t0 : delta, ok ? 16 : 0);
@@ -454,7 +513,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             }
         } else {
             const int nrows = 128 + 3 * CPB;
-            for (int e = tid; e < nrows * S1S_TT; e += nthreads) {
+            for (int e = stid; e < nrows * S1S_TT; e += nstg) {
                 const int r = e / S1S_TT, k = e % S1S_TT;
                 const int t = t0 + k;
                 const T* src = nullptr;
@@ -604,20 +663,52 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
 
     // Prologue: tiles 0 .. NST - 2 in flight (one group per tile, empty past the end);
     // tile 0 prepped.
+    // MB: full[NST] (count: the staging threads), then free[NST] (count: the warps).
+    unsigned long long* mbar = reinterpret_cast<unsigned long long*>(s_y + 2 * CPB * GT * 36);
+    auto full_arrive = [&](int tile) {
+        // cp.async (16-byte, or 4-byte f32) copies: arrive once they landed; the plain
+        // stores of the 16-bit unaligned path: a release arrival.
+        if (vec || sizeof(T) == 4) s1s_mb_cp_arrive(&mbar[tile % NST]);
+        else s1s_mb_arrive(&mbar[tile % NST]);
+    };
+    if constexpr (MB) {
+        if (tid == 0) {
 #pragma unroll
-    for (int k = 0; k < NST - 1; ++k) {
-        if (k < ntiles) stage_tile(k);
-        s1s_commit();
+            for (int s = 0; s < NST; ++s) {
+                s1s_mb_init(&mbar[s], nstg);
+                s1s_mb_init(&mbar[NST + s], nthreads / 32);
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < NST - 1; ++k) {
+            if (k < ntiles && stager) {
+                stage_tile(k);
+                full_arrive(k);
+            }
+        }
+        s1s_mb_wait(&mbar[0], 0);
+    } else {
+#pragma unroll
+        for (int k = 0; k < NST - 1; ++k) {
+            if (k < ntiles) stage_tile(k);
+            s1s_commit();
+        }
+        s1s_wait<NST - 2>();
+        __syncthreads();
     }
-    s1s_wait<NST - 2>();
-    __syncthreads();
     prep(0);
 
     for (int tile = 0; tile < ntiles; ++tile) {
         // Tiles <= tile + 1 landed (tile + 1 is prepped in this iteration); everyone is
-        // done with the step loop of tile - 1 and the prep of tile.
-        s1s_wait<NST - 3>();
-        __syncthreads();
+        // done with the step loop of tile - 1 and the prep of tile (MB: this warp).
+        if constexpr (MB) {
+            if (tile + 1 < ntiles) s1s_mb_wait(&mbar[(tile + 1) % NST], ((tile + 1) / NST) & 1);
+            __syncwarp();
+        } else {
+            s1s_wait<NST - 3>();
+            __syncthreads();
+        }
         if constexpr (IL != 2 && IL < 4) {
             if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
             s1s_commit();
@@ -740,12 +831,25 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             if (tile > 0) output(tile - 1);
             if (tile + 1 < ntiles) prep(tile + 1);
         }
-        if constexpr (IL == 2 || IL >= 4) {
+        if constexpr (MB) {
+            // This warp is done with the slot of tile (B / C read, delta / u / z prepped
+            // in the previous iteration). Tile + NST - 1 goes into the slot of tile - 1
+            // once every warp is done with that.
+            __syncwarp();
+            if ((tid & 31) == 0) s1s_mb_arrive(&mbar[NST + tile % NST]);
+            const int nt = tile + NST - 1;
+            if (nt < ntiles && stager) {
+                if (tile >= 1) s1s_mb_wait(&mbar[NST + (tile - 1) % NST], ((tile - 1) / NST) & 1);
+                stage_tile(nt);
+                full_arrive(nt);
+            }
+        } else if constexpr (IL == 2 || IL >= 4) {
             if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
             s1s_commit();
         }
     }
-    __syncthreads();
+    if constexpr (MB) __syncwarp();
+    else __syncthreads();
     output(ntiles - 1);
     s1s_wait<0>();
     if (p.hlast && active) {
@@ -1347,7 +1451,9 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32j(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 2>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32k(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 3>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32l(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32m(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 5>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32m(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 5>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32n(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 6>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32o(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 7>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

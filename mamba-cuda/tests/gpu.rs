@@ -1114,7 +1114,8 @@ fn selective_scan_seed_matches_the_oracle() {
 /// `6` and `MAMBA_GPU_S1S_CPBS=6,3,1` (`5g32` also 8). Sixth session: `7g32` .. `11g32`
 /// (`_g32i` .. `_g32m`: the outputs and the prep inside the step loop, and more); `10g32`
 /// (`_g32l`) is the default form, first in the default list, then `8g32` (`_g32j`);
-/// `2g32` is `_g32`.
+/// `2g32` is `_g32`. Seventh session: `12g32` / `13g32` (`_g32n` / `_g32o`: the
+/// mbarrier ring, and with the staging by warps 2 and 3), selectable only.
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1135,6 +1136,11 @@ fn selective_scan_seed1_matches_the_oracle() {
         (1, 64, 1000, 1, v, Bc::Grouped(4)),
         (3, 13, 72, 64, v, v),
         (1, 10, 68, 20, v, v),
+        // Seventh session: L 16 / 63 / 127 / 1025 (odd tile tails, 4-byte staging).
+        (1, 20, 16, 64, v, v),
+        (1, 12, 63, 64, v, v),
+        (2, 14, 127, 48, v, v),
+        (1, 8, 1025, 64, v, v),
     ];
     let cpbs: Vec<String> = std::env::var("MAMBA_GPU_S1S_CPBS")
         .unwrap_or_else(|_| "6,8,4,1,3,16".to_string())
