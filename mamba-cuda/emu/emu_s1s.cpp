@@ -155,6 +155,8 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 14) s1s_fwd2<float, 32, false, false, 5>(p);
                     else if (g_form == 15) s1s_fwd2<float, 32, false, false, 6>(p);
                     else if (g_form == 16) s1s_fwd2<float, 32, false, false, 7>(p);
+                    else if (g_form == 17) s1s_fwd2<float, 32, false, false, 8>(p);
+                    else if (g_form == 18) s1s_fwd2<float, 32, false, false, 9>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -215,8 +217,8 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-16: 32
-    if (s1s2_smem_bytes<float>(cpb, gt) + 64 > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
+    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-18: 32
+    if (s1s2_smem_bytes<float>(cpb, gt) + 64 + 576 * cpb > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     if (g_form == 9 && s1s5_smem_bytes<float>(cpb, 32 * ((L + 63) / 64)) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : g_form == 9 ? 64 * cpb : gt * cpb, p);
     double num = 0, den = 0, hn = 0, hd = 0;
@@ -249,9 +251,9 @@ int main() {
         {1, 7, 37, 100, 6, 1, 1, 1, true, true, true, false, true, true},
     };
     int bad = 0;
-    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "g": forms 10 .. 16 (`_g32i` .. `_g32o`)
+    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "i": forms 10 .. 18 (`_g32i` .. `_g32r`)
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "123456789abcdefg"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
+    for (const char* c = fe ? fe : "123456789abcdefghi"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;

@@ -383,6 +383,12 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // meeting at every tile. IL 7 (`_g32o`): IL 6 with the staging by warps 2 and 3 only (with
 // 6 warps per block, the warps of the two schedulers that hold no second warp; warps w
 // and w + 4 share scheduler w) where the block has at least 4 warps.
+// IL 8 (`_g32q`): IL 4 (the __syncthreads ring) with the staging by warps 2 and 3 only,
+// as IL 7. IL 9 (`_g32r`): IL 8 and the outputs of every channel by warps 2 and 3 too
+// (thread stid of the 64: elements stid + 64 j, channel e / 32, step e % 32), so that the
+// two schedulers that hold two warps carry only their step loops and preps; the f32
+// per-step arrays get a third buffer (tile % 3: the prep of tile k + 1 by the channel's
+// own warp no longer shares a buffer with the outputs of tile k - 1 read by other warps).
 #define S1S_NSL 8
 template <typename T, int GT, bool POLY, bool F = false, int IL = 0>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
@@ -407,7 +413,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // f32 per (channel, step), two buffers each: dt, dt*u, D*u, gate; then y partials x 2.
     float* s_pp = reinterpret_cast<float*>(stages + NST * stage_bytes);
     const int PB = CPB * 36;  // one array of one buffer
-    float* s_y = s_pp + 8 * PB;
+    // IL 9: three buffers of the per-step arrays (index tile % 3), else two (tile & 1).
+    constexpr int NPB = IL == 9 ? 3 : 2;
+    float* s_y = s_pp + 4 * NPB * PB;
+    auto ppb = [&](int tile) { return (NPB == 3 ? tile % 3 : tile & 1) * 4 * PB; };
 
     const size_t rbase = (size_t)i * dim + c0;
     const T* u = static_cast<const T*>(p.u) + rbase * L;
@@ -422,18 +431,20 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // tid / CH, + RSTEP, ...; rows: B 0..63, C 0..63 (zero past N), then delta, u, z of
     // the block's channels (zero past cn; z absent: zeros).
     const bool vec = p.async_copy != 0;
-    constexpr bool MB = IL >= 6;  // the mbarrier ring
-    // The staging threads: all, or (IL 7, at least 4 warps) the 64 threads of warps 2, 3.
-    const int sw0 = (IL == 7 && CPB >= 4) ? 64 : 0;
-    const int nstg = (IL == 7 && CPB >= 4) ? 64 : nthreads;
-    const bool stager = tid >= sw0 && tid < sw0 + nstg;
-    const int stid = stager ? tid - sw0 : 0;
+    constexpr bool MB = IL == 6 || IL == 7;  // the mbarrier ring
+    constexpr bool SWS = IL >= 7;            // the staging by warps 2, 3
+    // The staging threads: all, or (SWS, 4 to 8 warps) the 64 threads of warps 2, 3.
+    const bool sws = SWS && CPB >= 4 && CPB <= 8;
+    const int sw0 = sws ? 64 : 0;
+    const int nstg = sws ? 64 : nthreads;
+    const bool stager = !SWS || (tid >= sw0 && tid < sw0 + nstg);
+    const int stid = !SWS ? tid : stager ? tid - sw0 : 0;
     const int kk = stid % CH, r0 = stid / CH, RSTEP = nstg / CH;
     // 16-byte staging sources of this thread (chunk column kk), set up once: B / C rows
     // r0 + k RSTEP (nbr of them below 64, nbv below N) and its delta / u / z rows (at most
     // 2: there are 3 CPB of them and RSTEP = GT CPB / CH >= 2 CPB; IL 7: RSTEP = 64 / CH
     // >= CPB, so at most 3).
-    constexpr int NDR = IL == 7 ? 3 : 2;
+    constexpr int NDR = SWS ? 3 : 2;
     const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
     const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
     const T* bsrc = brow + (size_t)r0 * L + kk * EPC;
@@ -553,6 +564,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     const float pbias = (pact && p.delta_bias) ? p.delta_bias[c0 + pc] : 0.f;
     const float pD = (pact && p.D) ? p.D[c0 + pc] : 0.f;
     const bool has_z = zp != nullptr;
+    // IL 9 (4 to 8 warps): the outputs of the step loop by warps 2, 3 (the stagers),
+    // noe elements per thread.
+    const bool ow = IL == 9 && sws;
+    const int noe = (CPB + 1) / 2;
 
     auto prep = [&](int tile) {
         if (GT == 64 && hh) return;
@@ -560,7 +575,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         const T* sdl = st + 128 * RS + pc * RS;
         const T* su = sdl + CPB * RS;
         const T* sz = su + CPB * RS;
-        float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        float* pp = s_pp + ppb(tile) + pc * 36 + pt;
         const int t0 = tile * S1S_TT;
 #pragma unroll
         for (int k = 0; k < E; ++k) {
@@ -583,7 +598,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     auto output = [&](int tile) {
         if (!pact) return;  // warp-uniform (a warp holds one channel's threads)
         const float* row = s_y + (tile & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
-        const float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        const float* pp = s_pp + ppb(tile) + pc * 36 + pt;
         float ys[E];
         if constexpr (F && GT == 32) {
             const int gl = tid & 31, sg = gl & 7, rg = gl >> 3;
@@ -654,7 +669,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
         const float dt = ok ? (p.softplus ? sp : x) : 0.f;
         const float uv = ok ? uv0 : 0.f;
         const float sz = silu_f(zv);
-        float* pp = s_pp + (tile & 1) * 4 * PB + pc * 36 + pt;
+        float* pp = s_pp + ppb(tile) + pc * 36 + pt;
         pp[0] = dt;
         pp[PB] = dt * uv;
         pp[2 * PB] = pD * uv;
@@ -664,7 +679,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // Prologue: tiles 0 .. NST - 2 in flight (one group per tile, empty past the end);
     // tile 0 prepped.
     // MB: full[NST] (count: the staging threads), then free[NST] (count: the warps).
-    unsigned long long* mbar = reinterpret_cast<unsigned long long*>(s_y + 2 * CPB * GT * 36);
+    unsigned long long* mbar = reinterpret_cast<unsigned long long*>(s_y + 2 * CPB * GT * 36);  // (MB only)
     auto full_arrive = [&](int tile) {
         // cp.async (16-byte, or 4-byte f32) copies: arrive once they landed; the plain
         // stores of the 16-bit unaligned path: a release arrival.
@@ -691,7 +706,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     } else {
 #pragma unroll
         for (int k = 0; k < NST - 1; ++k) {
-            if (k < ntiles) stage_tile(k);
+            if (k < ntiles && stager) stage_tile(k);
             s1s_commit();
         }
         s1s_wait<NST - 2>();
@@ -717,7 +732,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
             const T* sB = st + g * RS;
             const T* sC = st + (64 + g) * RS;
-            const float* tdt = s_pp + (tile & 1) * 4 * PB + cl * 36;
+            const float* tdt = s_pp + ppb(tile) + cl * 36;
             const float* tdu = tdt + PB;
             float* ty = s_y + (tile & 1) * CPB * GT * 36 + (cl * GT + g) * 36;
             float4 dt4 = *reinterpret_cast<const float4*>(tdt);
@@ -731,11 +746,32 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             // IL: the outputs of tile - 1 (buffer (tile - 1) & 1; nothing is stored at
             // tile 0): its D u and gate read first (the prep of tile + 1 overwrites them).
             const float* orow = s_y + ((tile - 1) & 1) * CPB * GT * 36 + pc * GT * 36 + pt;
-            const float* opp = s_pp + ((tile - 1) & 1) * 4 * PB + pc * 36 + pt;
+            const float* opp = s_pp + ppb(tile + 2 * NPB - 1) + pc * 36 + pt;
             float oa[4] = {0.f, 0.f, 0.f, 0.f}, odd = 0.f, ogt = 0.f;
+            // IL 9: warps 2, 3 (ow) sum the outputs of elements stid + 64 j (at most 4 of
+            // them at CPB <= 8) for every channel; the other warps none.
+            constexpr int NOE = IL == 9 ? 4 : 1;
+            const float* orw[NOE];
+            float oe[NOE][2], odj[NOE], ogj[NOE];
+            if constexpr (IL == 9) {
+#pragma unroll
+                for (int j = 0; j < NOE; ++j) {
+                    const int e = min(stid + 64 * j, 32 * CPB - 1);
+                    orw[j] = s_y + ((tile - 1) & 1) * CPB * GT * 36 + (e >> 5) * GT * 36 + (e & 31);
+                    const float* q = s_pp + ppb(tile + 2 * NPB - 1) + (e >> 5) * 36 + (e & 31);
+                    oe[j][0] = oe[j][1] = 0.f;
+                    odj[j] = ogj[j] = 0.f;
+                    if (ow && stager && j < noe) {
+                        odj[j] = q[2 * PB];
+                        ogj[j] = q[3 * PB];
+                    }
+                }
+            }
             if constexpr (IL) {
-                odd = opp[2 * PB];
-                ogt = opp[3 * PB];
+                if (!ow) {
+                    odd = opp[2 * PB];
+                    ogt = opp[3 * PB];
+                }
             }
             // IL 3: the exponentials one group ahead (ep: those of the current group), from
             // dt read two groups ahead (dt1: the next group's).
@@ -751,7 +787,22 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             }
 #pragma unroll
             for (int q = 0; q < S1S_TT; q += 4) {
-                if constexpr (IL) {
+                if constexpr (IL == 9) {
+                    if (ow) {
+                        if (stager) {
+#pragma unroll
+                            for (int j = 0; j < NOE; ++j) {
+                                if (j < noe) {
+#pragma unroll
+                                    for (int k = 0; k < 4; ++k) oe[j][k & 1] += orw[j][(q + k) * 36];
+                                }
+                            }
+                        }
+                    } else {
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) oa[k] += orow[(q + k) * 36];
+                    }
+                } else if constexpr (IL) {
 #pragma unroll
                     for (int k = 0; k < 4; ++k) oa[k] += orow[(q + k) * 36];
                 }
@@ -811,9 +862,21 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 if constexpr (IL) {
                     if (q == 4) prep_il(tile + 1);
                     if (q == S1S_TT - 4) {
-                        const int to = (tile - 1) * S1S_TT + pt;
-                        const float yo = (oa[0] + oa[1]) + (oa[2] + oa[3]);
-                        if (tile > 0 && pact && to < L) out[(size_t)pc * L + to] = cvt<T>((yo + odd) * ogt);
+                        if (!ow) {
+                            const int to = (tile - 1) * S1S_TT + pt;
+                            const float yo = (oa[0] + oa[1]) + (oa[2] + oa[3]);
+                            if (tile > 0 && pact && to < L) out[(size_t)pc * L + to] = cvt<T>((yo + odd) * ogt);
+                        } else if constexpr (IL == 9) {
+                            if (stager) {
+#pragma unroll
+                                for (int j = 0; j < NOE; ++j) {
+                                    const int e = stid + 64 * j;
+                                    const int to = (tile - 1) * S1S_TT + (e & 31);
+                                    if (j < noe && tile > 0 && e < 32 * cn && to < L)
+                                        out[(size_t)(e >> 5) * L + to] = cvt<T>((oe[j][0] + oe[j][1] + odj[j]) * ogj[j]);
+                                }
+                            }
+                        }
                     }
                 }
                 dt4 = dtn;
@@ -844,7 +907,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 full_arrive(nt);
             }
         } else if constexpr (IL == 2 || IL >= 4) {
-            if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
+            if (tile + NST - 1 < ntiles && stager) stage_tile(tile + NST - 1);
             s1s_commit();
         }
     }
@@ -1453,7 +1516,9 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32l(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 4>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32m(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 5>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32n(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 6>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32o(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 7>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32o(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 7>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32q(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 8>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32r(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 9>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -1115,7 +1115,8 @@ fn selective_scan_seed_matches_the_oracle() {
 /// (`_g32i` .. `_g32m`: the outputs and the prep inside the step loop, and more); `10g32`
 /// (`_g32l`) is the default form, first in the default list, then `8g32` (`_g32j`);
 /// `2g32` is `_g32`. Seventh session: `12g32` / `13g32` (`_g32n` / `_g32o`: the
-/// mbarrier ring, and with the staging by warps 2 and 3), selectable only.
+/// mbarrier ring, and with the staging by warps 2 and 3), `14g32` / `15g32` (`_g32q` /
+/// `_g32r`: the staging, and the outputs, by warps 2 and 3), selectable only.
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };

@@ -30,7 +30,11 @@
 //! (`_g32l` with the 16-byte staging from per-thread slots set up once, as `_g32f`).
 //! `=12`: `_g32n` (`_g32l` with an mbarrier ring instead of the per-tile `__syncthreads`:
 //! per slot "full" by `cp.async.mbarrier.arrive.noinc`, "free" by one arrival per warp;
-//! seventh session); `=13`: `_g32o` (`_g32n` with the staging by warps 2 and 3 only).
+//! seventh session); `=13`: `_g32o` (`_g32n` with the staging by warps 2 and 3 only:
+//! with 6 warps per block, warps w and w + 4 share scheduler w, so 2 and 3 run alone);
+//! `=14`: `_g32q` (`_g32l` with the staging by warps 2 and 3 only); `=15`: `_g32r`
+//! (`_g32q` and the outputs of every channel by warps 2 and 3 too; a third buffer of the
+//! per-step arrays).
 //! Unset: `_g32l` (=10), the default since the sixth session's continuation (the outputs,
 //! the prep and the staging off the step loop's critical path, the exponentials one group
 //! ahead: measured faster on the H200); `=8` is `_g32j` (the default for one round of the
@@ -67,17 +71,18 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
 
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
 /// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), `_g32i` (10), `_g32j` (11),
-/// `_g32k` (12), `_g32l` (13), `_g32m` (14), `_g32n` (15), `_g32o` (16), looked up once.
+/// `_g32k` (12), `_g32l` (13), `_g32m` (14), `_g32n` (15), `_g32o` (16), `_g32q` (17),
+/// `_g32r` (18), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 48] = [const { OnceLock::new() }; 48];
-    let slot = &FUNCS[act * 16 + form - 1];
+    static FUNCS: [OnceLock<Func>; 54] = [const { OnceLock::new() }; 54];
+    let slot = &FUNCS[act * 18 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let tag = [
         "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j",
-        "_g32k", "_g32l", "_g32m", "_g32n", "_g32o",
+        "_g32k", "_g32l", "_g32m", "_g32n", "_g32o", "_g32q", "_g32r",
     ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -167,7 +172,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // =2 with 32 threads per channel: `_g32` (the default up to the fifth session).
     let v = env_str("MAMBA_CUDA_S1S_V")
         .and_then(|s| s.parse::<usize>().ok())
-        .filter(|v| (1..=13).contains(v))
+        .filter(|v| (1..=15).contains(v))
         .unwrap_or(0);
     let g_env = env_usize("MAMBA_CUDA_S1S_G");
     // Unset: the default form (`DEFAULT_V`), unless 16 or 64 threads per channel are asked
@@ -179,7 +184,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, g_env) {
-        (4..=13, _) => 32,
+        (4..=15, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
@@ -188,7 +193,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         (4, _) => 7,
         (5, _) => 8,
         (6, _) => 9,
-        (7..=13, _) => v + 3,
+        (7..=15, _) => v + 3,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
@@ -228,7 +233,9 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let (threads, sm) = match form {
         7 => (32 * (cpb + 2), smem(es, cpb, 32, 2, l)),
         9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
-        10..=14 => (32 * cpb, smem(es, cpb, 32, 4, l)),
+        10..=14 | 17 => (32 * cpb, smem(es, cpb, 32, 4, l)),
+        // A third buffer of the four per-step f32 arrays.
+        18 => (32 * cpb, smem(es, cpb, 32, 4, l) + 4 * 4 * cpb * 36),
         // The mbarrier ring's 8 barriers after the y partials.
         15 | 16 => (32 * cpb, smem(es, cpb, 32, 4, l) + 64),
         _ => (gt * cpb, smem(es, cpb, gt, form, l)),
