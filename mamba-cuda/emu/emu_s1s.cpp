@@ -157,6 +157,7 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
                     else if (g_form == 16) s1s_fwd2<float, 32, false, false, 7>(p);
                     else if (g_form == 17) s1s_fwd2<float, 32, false, false, 8>(p);
                     else if (g_form == 18) s1s_fwd2<float, 32, false, false, 9>(p);
+                    else if (g_form == 19) s1s_fwd2<float, 32, false, false, 10>(p);
                     else s1s_fwd2<float, 16, false>(p);
                 });
             for (auto& t : ts) t.join();
@@ -217,7 +218,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = cs.bg; p.c_groups = cs.cg;
     p.softplus = cs.softplus; p.seg = seg; p.cb = cpb; p.G = 16; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     p.async_copy = cs.vec && L % 4 == 0;
-    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-18: 32
+    const int gt = g_form == 6 ? 64 : g_form >= 4 ? 32 : 16;  // 7, 8, 10-19: 32
     if (s1s2_smem_bytes<float>(cpb, gt) + 64 + 576 * cpb > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     if (g_form == 9 && s1s5_smem_bytes<float>(cpb, 32 * ((L + 63) / 64)) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     launch(nseg * bps, b, g_form == 7 ? 32 * (cpb + S1S_HW) : g_form == 9 ? 64 * cpb : gt * cpb, p);
@@ -251,9 +252,9 @@ int main() {
         {1, 7, 37, 100, 6, 1, 1, 1, true, true, true, false, true, true},
     };
     int bad = 0;
-    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "i": forms 10 .. 18 (`_g32i` .. `_g32r`)
+    const char* fe = std::getenv("EMU_FORMS");  // e.g. "6" or "46"; "a" .. "j": forms 10 .. 19 (`_g32i` .. `_g32s`)
     std::vector<int> forms;
-    for (const char* c = fe ? fe : "123456789abcdefghi"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
+    for (const char* c = fe ? fe : "123456789abcdefghij"; *c; ++c) forms.push_back(*c >= 'a' ? 10 + (*c - 'a') : *c - '0');
     for (const int form : forms)
     for (const auto& cs : cases) {
         g_form = form;

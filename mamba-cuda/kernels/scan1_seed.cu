@@ -389,7 +389,15 @@ __host__ __device__ constexpr int s1s2_smem_bytes(int cpb, int gt) {
 // two schedulers that hold two warps carry only their step loops and preps; the f32
 // per-step arrays get a third buffer (tile % 3: the prep of tile k + 1 by the channel's
 // own warp no longer shares a buffer with the outputs of tile k - 1 read by other warps).
+// IL 10 (`_g32s`): IL 8, and at 6 warps the outputs of the channels of warps 0, 1, 4, 5
+// (which share schedulers) by warps 2 and 3 (channels w - 2, w, w + 2 of warp w), with the
+// third buffer; each warp runs a step loop specialised for its output count (no branches
+// inside the straight-line code, where IL 9's per-group branches broke it up).
 #define S1S_NSL 8
+template <int V>
+struct s1s_ic {
+    static constexpr int value = V;
+};
 template <typename T, int GT, bool POLY, bool F = false, int IL = 0>
 __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     static_assert(!IL || (GT == 32 && !F), "IL: the 32-thread form only");
@@ -414,7 +422,7 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     float* s_pp = reinterpret_cast<float*>(stages + NST * stage_bytes);
     const int PB = CPB * 36;  // one array of one buffer
     // IL 9: three buffers of the per-step arrays (index tile % 3), else two (tile & 1).
-    constexpr int NPB = IL == 9 ? 3 : 2;
+    constexpr int NPB = IL == 9 || IL == 10 ? 3 : 2;
     float* s_y = s_pp + 4 * NPB * PB;
     auto ppb = [&](int tile) { return (NPB == 3 ? tile % 3 : tile & 1) * 4 * PB; };
 
@@ -568,6 +576,9 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // noe elements per thread.
     const bool ow = IL == 9 && sws;
     const int noe = (CPB + 1) / 2;
+    // IL 10 at 6 warps: the outputs of warps 0, 1, 4, 5 by warps 2, 3 (lone).
+    const bool xo = IL == 10 && CPB == 6;
+    const bool lone = xo && (tid >> 5) >= 2 && (tid >> 5) < 4;
 
     auto prep = [&](int tile) {
         if (GT == 64 && hh) return;
@@ -728,7 +739,10 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             if (tile + NST - 1 < ntiles) stage_tile(tile + NST - 1);
             s1s_commit();
         }
-        {
+        // The tile's step loop; NO: the output channels of this thread (1: its own; IL 10
+        // at 6 warps: 0 for warps 0, 1, 4, 5, 3 for warps 2, 3: channels pc - 2, pc, pc + 2).
+        auto blk = [&](auto tag) {
+            constexpr int NO = decltype(tag)::value;
             const T* st = reinterpret_cast<const T*>(stages + (tile % NST) * stage_bytes);
             const T* sB = st + g * RS;
             const T* sC = st + (64 + g) * RS;
@@ -773,6 +787,21 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                     ogt = opp[3 * PB];
                 }
             }
+            // IL 10: the NO output channels' row pointers, D u and gate (tile - 1).
+            constexpr int NOA = NO > 0 ? NO : 1;
+            const float* orx[NOA];
+            float ox[NOA][2], oxd[NOA], oxg[NOA];
+            if constexpr (IL == 10) {
+#pragma unroll
+                for (int j = 0; j < NOA; ++j) {
+                    const int ch = NO == 3 ? pc - 2 + 2 * j : pc;
+                    orx[j] = s_y + ((tile - 1) & 1) * CPB * GT * 36 + ch * GT * 36 + pt;
+                    const float* qq = s_pp + ppb(tile + 2 * NPB - 1) + ch * 36 + pt;
+                    ox[j][0] = ox[j][1] = 0.f;
+                    oxd[j] = NO ? qq[2 * PB] : 0.f;
+                    oxg[j] = NO ? qq[3 * PB] : 0.f;
+                }
+            }
             // IL 3: the exponentials one group ahead (ep: those of the current group), from
             // dt read two groups ahead (dt1: the next group's).
             float ep[4][S];
@@ -787,7 +816,12 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
             }
 #pragma unroll
             for (int q = 0; q < S1S_TT; q += 4) {
-                if constexpr (IL == 9) {
+                if constexpr (IL == 10) {
+#pragma unroll
+                    for (int j = 0; j < NO; ++j)
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) ox[j][k & 1] += orx[j][(q + k) * 36];
+                } else if constexpr (IL == 9) {
                     if (ow) {
                         if (stager) {
 #pragma unroll
@@ -861,7 +895,15 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                 *reinterpret_cast<float4*>(ty + q) = make_float4(y[0], y[1], y[2], y[3]);
                 if constexpr (IL) {
                     if (q == 4) prep_il(tile + 1);
-                    if (q == S1S_TT - 4) {
+                    if (q == S1S_TT - 4 && IL == 10) {
+#pragma unroll
+                        for (int j = 0; j < NO; ++j) {
+                            const int ch = NO == 3 ? pc - 2 + 2 * j : pc;
+                            const int to = (tile - 1) * S1S_TT + pt;
+                            if (tile > 0 && ch < cn && to < L)
+                                out[(size_t)ch * L + to] = cvt<T>((ox[j][0] + ox[j][1] + oxd[j]) * oxg[j]);
+                        }
+                    } else if (q == S1S_TT - 4) {
                         if (!ow) {
                             const int to = (tile - 1) * S1S_TT + pt;
                             const float yo = (oa[0] + oa[1]) + (oa[2] + oa[3]);
@@ -887,6 +929,13 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
                     cv[s] = cnx[s];
                 }
             }
+        };
+        if constexpr (IL == 10) {
+            if (!xo) blk(s1s_ic<1>{});
+            else if (lone) blk(s1s_ic<3>{});
+            else blk(s1s_ic<0>{});
+        } else {
+            blk(s1s_ic<1>{});
         }
         // Same elements per thread: the outputs of tile - 1 read its gate / D u before the
         // prep of tile + 1 (same buffer) overwrites them.
@@ -1518,7 +1567,8 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32n(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 6>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32o(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 7>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32q(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 8>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32r(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 9>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32r(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 9>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) s1s_fwd_##NAME##_g32s(const __grid_constant__ Scan1Params p) { s1s_fwd2<T, 32, false, false, 10>(p); }
 S1S_KERNEL(f32, float)
 S1S_KERNEL(bf16, bf16_t)
 S1S_KERNEL(f16, f16_t)

@@ -1113,10 +1113,12 @@ fn selective_scan_seed_matches_the_oracle() {
 /// fourth session passed on the H200 with `MAMBA_GPU_S1S_FORMS=2g64` / `4` / `5g32` /
 /// `6` and `MAMBA_GPU_S1S_CPBS=6,3,1` (`5g32` also 8). Sixth session: `7g32` .. `11g32`
 /// (`_g32i` .. `_g32m`: the outputs and the prep inside the step loop, and more); `10g32`
-/// (`_g32l`) is the default form, first in the default list, then `8g32` (`_g32j`);
+/// (`_g32l`) was the default form up to the sixth session, then `8g32` (`_g32j`);
 /// `2g32` is `_g32`. Seventh session: `12g32` / `13g32` (`_g32n` / `_g32o`: the
 /// mbarrier ring, and with the staging by warps 2 and 3), `14g32` / `15g32` (`_g32q` /
-/// `_g32r`: the staging, and the outputs, by warps 2 and 3), selectable only.
+/// `_g32r`: the staging, and the outputs, by warps 2 and 3), `16g32` (`_g32s`: the
+/// outputs of the paired warps' channels by warps 2 and 3); `14g32` is the default form
+/// (first in the default list), the others selectable only.
 #[test]
 fn selective_scan_seed1_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1151,7 +1153,7 @@ fn selective_scan_seed1_matches_the_oracle() {
     // Forms: 2 (one barrier per tile), 1 (`_v1`), 3 (`_p`): MAMBA_CUDA_S1S_V; a `g32`
     // suffix: 32 threads per channel (the default), else 16 (MAMBA_CUDA_S1S_G).
     let forms: Vec<String> = std::env::var("MAMBA_GPU_S1S_FORMS")
-        .unwrap_or_else(|_| "10g32,8g32,2g32,3g32,2,1,3".to_string())
+        .unwrap_or_else(|_| "14g32,10g32,8g32,2g32,3g32,2,1,3".to_string())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();

@@ -34,8 +34,12 @@
 //! with 6 warps per block, warps w and w + 4 share scheduler w, so 2 and 3 run alone);
 //! `=14`: `_g32q` (`_g32l` with the staging by warps 2 and 3 only); `=15`: `_g32r`
 //! (`_g32q` and the outputs of every channel by warps 2 and 3 too; a third buffer of the
-//! per-step arrays).
-//! Unset: `_g32l` (=10), the default since the sixth session's continuation (the outputs,
+//! per-step arrays); `=16`: `_g32s` (`_g32q`, and at 6 channels per block the outputs of
+//! the channels of warps 0, 1, 4, 5 by warps 2 and 3, each warp's step loop specialised
+//! for its output count; the third buffer).
+//! Unset: `_g32q` (=14), the default since the seventh session (the staging by warps 2
+//! and 3: measured faster on the H200). Before it `_g32l` (=10, the sixth session's
+//! continuation's default: the outputs,
 //! the prep and the staging off the step loop's critical path, the exponentials one group
 //! ahead: measured faster on the H200); `=8` is `_g32j` (the default for one round of the
 //! sixth session); `=2` (with 32 threads per channel) is `_g32`, the default before.
@@ -72,17 +76,17 @@ fn smem(es: usize, cpb: usize, gt: usize, form: usize, l: usize) -> usize {
 /// `s1s_fwd_{f32,bf16,f16}` + `_v1` (form 1), `` (2), `_p` (3), `_g32` (4), `_g32_p` (5),
 /// `_g64` (6), `_ws` (7), `_g32f` (8), `_t2` (9), `_g32i` (10), `_g32j` (11),
 /// `_g32k` (12), `_g32l` (13), `_g32m` (14), `_g32n` (15), `_g32o` (16), `_g32q` (17),
-/// `_g32r` (18), looked up once.
+/// `_g32r` (18), `_g32s` (19), looked up once.
 fn func(g: &Gpu, act: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 54] = [const { OnceLock::new() }; 54];
-    let slot = &FUNCS[act * 18 + form - 1];
+    static FUNCS: [OnceLock<Func>; 57] = [const { OnceLock::new() }; 57];
+    let slot = &FUNCS[act * 19 + form - 1];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let tag = [
         "_v1", "", "_p", "_g32", "_g32_p", "_g64", "_ws", "_g32f", "_t2", "_g32i", "_g32j",
-        "_g32k", "_g32l", "_g32m", "_g32n", "_g32o", "_g32q", "_g32r",
+        "_g32k", "_g32l", "_g32m", "_g32n", "_g32o", "_g32q", "_g32r", "_g32s",
     ][form - 1];
     let f = g.func(&format!("s1s_fwd_{sfx}{tag}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -157,10 +161,10 @@ fn staged16(prm: &Scan1Params, es: usize) -> bool {
 /// two waves; 8 make 96 blocks, fewer SMs busy).
 const DEFAULT_CPB: usize = 6;
 
-/// The default form (`MAMBA_CUDA_S1S_V` unset): 10, `_g32l` (sixth session, C2: 32.6 us at
-/// L800 under ncu against 33.2 for `_g32j` (8) and 36.5 for `_g32` (2); memcheck and
-/// racecheck clean; NOTES.md).
-const DEFAULT_V: usize = 10;
+/// The default form (`MAMBA_CUDA_S1S_V` unset): 14, `_g32q` (seventh session: 29.9-30.2
+/// us at L800 under ncu against 32.5-32.8 for `_g32l` (10, the default before) in one
+/// device round, forced tests passing in the same binary; NOTES.md).
+const DEFAULT_V: usize = 14;
 
 /// Launches `s1s_fwd` (the caller checked `applies`). `act`: 0 f32, 1 bf16, 2 f16.
 pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> PResult<()> {
@@ -172,7 +176,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // =2 with 32 threads per channel: `_g32` (the default up to the fifth session).
     let v = env_str("MAMBA_CUDA_S1S_V")
         .and_then(|s| s.parse::<usize>().ok())
-        .filter(|v| (1..=15).contains(v))
+        .filter(|v| (1..=16).contains(v))
         .unwrap_or(0);
     let g_env = env_usize("MAMBA_CUDA_S1S_G");
     // Unset: the default form (`DEFAULT_V`), unless 16 or 64 threads per channel are asked
@@ -184,7 +188,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     };
     // =64: 64 threads per channel with one state each (form 2 only; `_g64`).
     let gt = match (v, g_env) {
-        (4..=15, _) => 32,
+        (4..=16, _) => 32,
         (1, _) | (_, Some(16)) => 16,
         (2, Some(64)) => 64,
         _ => 32,
@@ -193,7 +197,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         (4, _) => 7,
         (5, _) => 8,
         (6, _) => 9,
-        (7..=15, _) => v + 3,
+        (7..=16, _) => v + 3,
         (_, 64) => 6,
         (_, 32) => v + 2,
         _ => v,
@@ -235,7 +239,7 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
         9 => (64 * cpb, smem(es, cpb, 32, 9, l)),
         10..=14 | 17 => (32 * cpb, smem(es, cpb, 32, 4, l)),
         // A third buffer of the four per-step f32 arrays.
-        18 => (32 * cpb, smem(es, cpb, 32, 4, l) + 4 * 4 * cpb * 36),
+        18 | 19 => (32 * cpb, smem(es, cpb, 32, 4, l) + 4 * 4 * cpb * 36),
         // The mbarrier ring's 8 barriers after the y partials.
         15 | 16 => (32 * cpb, smem(es, cpb, 32, 4, l) + 64),
         _ => (gt * cpb, smem(es, cpb, gt, form, l)),
