@@ -560,6 +560,17 @@ __host__ __device__ constexpr int bq_smem_floats() {
 __host__ __device__ constexpr int bq_smem_floats_p() {
     return 2 * 4 * BQ_PCS + BQ_CB * BQ_SVS + BQ_NT * 4 + 2 * (BQ_NT / 32) * 256;
 }
+// `q4pf` / `q4pbf` (S 6, 7): phase F in tiles of BQ_FT = 32 steps (one barrier and one
+// staging pass per 32 steps; checkpoints still every 8): B in four permuted copies
+// fb[2][4][FCS] (a step's row: 16-bit [g][4] in 8 floats, f32 16 floats) and dt, dt u
+// fdt[2][CB][FDS] float2, in the same shared memory as phase B (f32's size for every type).
+#define BQ_FT 32
+#define BQ_FDS (2 * BQ_FT + 4)
+__host__ __device__ constexpr int bq_smem_floats_pf() {
+    return bq_smem_floats_p() > 2 * 4 * (BQ_FT * 16 + 8) + 2 * BQ_CB * BQ_FDS
+               ? bq_smem_floats_p()
+               : 2 * 4 * (BQ_FT * 16 + 8) + 2 * BQ_CB * BQ_FDS;
+}
 
 // Reduce-scatter of 8 per-step values over the 4 threads of a channel (lanes 4k .. 4k + 3):
 // thread g returns the sums over the threads of v[2g], v[2g + 1].
@@ -630,7 +641,8 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     constexpr int TT = BQ_TT;
     constexpr bool SH = S >= 1;
     constexpr bool PM = S >= 4;
-    constexpr bool PB = S == 5;
+    constexpr bool PB = S == 5 || S == 7;
+    constexpr bool PF = S >= 6;
     // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
     // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
     // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
@@ -789,6 +801,107 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 
     // ---- Phase F: checkpoints at every tile start.
     float4 ckv;
+    if constexpr (PF) {
+        constexpr int FT = BQ_FT, RW = H16 ? 8 : 16, FCS = FT * RW + 8, FDS = BQ_FDS;
+        float* fb = smem;
+        float* fdt = smem + 2 * 4 * FCS;
+        const int nft = (L + FT - 1) / FT;
+        // Staging: B row fr, steps 4 fq .. 4 fq + 3 of the tile; the channel's steps 8 g .. 8 g + 7.
+        const int fr = tid >> 3, fq = tid & 7;
+        const bool fok = fr < N;
+        const T* gfb = static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (fok ? fr : 0)) * L;
+        R fu[4], fd[4], fbr[2];
+        auto ffetch = [&](int k) {
+            const int t = k * FT + 8 * g;
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                fu[e] = bl_ld2<T>(gu, t + 2 * e, L, vec);
+                fd[e] = bl_ld2<T>(gd, t + 2 * e, L, vec);
+            }
+#pragma unroll
+            for (int e = 0; e < 2; ++e) fbr[e] = fok ? bl_ld2<T>(gfb, k * FT + 4 * fq + 2 * e, L, vec) : R{};
+        };
+        int kf = 0;  // the tile fput stages
+        auto fput = [&](int buf) {
+            float* base = fb + buf * 4 * FCS;
+            if constexpr (H16) {
+                unsigned short vals[4];
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    if constexpr (sizeof(T) == 2) {
+                        const unsigned w = (unsigned)fbr[e];
+                        vals[2 * e] = (unsigned short)(w & 0xffffu);
+                        vals[2 * e + 1] = (unsigned short)(w >> 16);
+                    } else {
+                        const float2 v = bl_cv2<T>(fbr[e]);
+                        vals[2 * e] = (unsigned short)bq_to_bf16(v.x);
+                        vals[2 * e + 1] = (unsigned short)bq_to_bf16(v.y);
+                    }
+                }
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    unsigned short* d = reinterpret_cast<unsigned short*>(base + s * FCS) + (fr >> 2) * 4 + ((fr & 3) ^ s);
+#pragma unroll
+                    for (int m = 0; m < 4; ++m) d[(4 * fq + m) * 2 * RW] = vals[m];
+                }
+            } else {
+                const float2 v0 = bl_cv2<T>(fbr[0]), v1 = bl_cv2<T>(fbr[1]);
+                const float vals[4] = {v0.x, v0.y, v1.x, v1.y};
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    float* d = base + s * FCS + (fr & ~3) + ((fr & 3) ^ s);
+#pragma unroll
+                    for (int m = 0; m < 4; ++m) d[(4 * fq + m) * RW] = vals[m];
+                }
+            }
+            float* dd = fdt + buf * BQ_CB * FDS + cl * FDS + 16 * g;
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const float2 u2 = bl_cv2<T>(fu[e]), d2 = bl_cv2<T>(fd[e]);
+                float dt[2] = {d2.x + bias, d2.y + bias};
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    if (softplus) dt[x] = softplus_series(dt[x]);
+                    if (!active || kf * FT + 8 * g + 2 * e + x >= L) dt[x] = 0.f;
+                }
+                *reinterpret_cast<float4*>(dd + 4 * e) = make_float4(dt[0], dt[0] * u2.x, dt[1], dt[1] * u2.y);
+            }
+        };
+        ffetch(0);
+        for (int k = 0; k < nft; ++k) {
+            const int buf = k & 1;
+            kf = k;
+            fput(buf);
+            if (k + 1 < nft) ffetch(k + 1);
+            __syncthreads();
+            const float* bb = fb + (buf * 4 + sg) * FCS + (H16 ? 2 * g : 4 * g);
+            const float2* ds = reinterpret_cast<const float2*>(fdt + buf * BQ_CB * FDS + cl * FDS);
+#pragma unroll
+            for (int sub = 0; sub < FT / TT; ++sub) {
+                const int kt = k * (FT / TT) + sub;
+                if (kt < ntiles) {
+                    ckv = make_float4(h[0], h[1], h[2], h[3]);
+                    if (active) *reinterpret_cast<float4*>(ck + (size_t)kt * 16) = ckv;
+                }
+#pragma unroll
+                for (int t = 0; t < TT; ++t) {
+                    const int tt = sub * TT + t;
+                    float4 b;
+                    if constexpr (H16) {
+                        const uint2 w = *reinterpret_cast<const uint2*>(bb + tt * RW);
+                        const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
+                        b = make_float4(b0.x, b0.y, b1.x, b1.y);
+                    } else {
+                        b = *reinterpret_cast<const float4*>(bb + tt * RW);
+                    }
+                    const float2 sd = ds[tt];
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(sd.x * a[j]), h[j], sd.y * bq_c(b, j));
+                }
+            }
+        }
+        fetch(ntiles - 1, true);
+    } else {
     fetch(0, ntiles == 1);
     for (int k = 0; k < ntiles; ++k) {
         const int buf = k & 1;
@@ -819,6 +932,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(s.x * a[j]), h[j], s.y * bq_c(b, j));
         }
         __syncwarp();
+    }
     }
     __syncthreads();
 
@@ -1140,6 +1254,12 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pb(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 5>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pf(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 6>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pbf(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 7>(p);                                                                                            \
     }
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \

@@ -11,7 +11,8 @@
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
 //! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
 //! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
-//! default `q4h` (bf16 / f16) or `q4s` (f32) above 64 channels per SM, `w8` below.
+//! default `q4pb` (the `q4*` form with lane-permuted states and one block barrier per tile)
+//! above 64 channels per SM, `w8` below.
 
 use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
 
@@ -74,6 +75,17 @@ const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32
 /// `_q4p`: B / C in four permuted copies of `PCS4` floats; must match `bq_smem_floats_p`.
 const PCS4: usize = TT4 * 32 + 16;
 const SMEM4P: usize = 4 * (2 * 4 * PCS4 + CB * (TT4 * 4 + 4) + NT4 * 4 + 2 * (NT4 / 32) * 256);
+/// `_q4pf` / `_q4pbf`: phase F in 32-step tiles (`BQ_FT`, `BQ_FDS`); must match
+/// `bq_smem_floats_pf`.
+const FT4: usize = 32;
+const SMEM4PF: usize = {
+    let f = 4 * (2 * 4 * (FT4 * 16 + 8) + 2 * CB * (2 * FT4 + 4));
+    if f > SMEM4P {
+        f
+    } else {
+        SMEM4P
+    }
+};
 
 /// The kernel form: `MAMBA_CUDA_BWD_LM_V` = `w8` (eight threads per channel with two
 /// states each, 16-step tiles; `lean` / `nodbc` its variants), `q4` (four threads per channel
@@ -83,8 +95,10 @@ const SMEM4P: usize = 4 * (2 * 4 * PCS4 + CB * (TT4 * 4 + 4) + NT4 * 4 + 2 * (NT
 /// recomputed in the sweep; f32 takes `q4s`), `q4p` (`q4h`, for f32 `q4s`, with each lane's
 /// states in a lane-dependent order read from one of four permuted B / C copies, so that the
 /// dB / dC reduce-scatter needs 2 selects per lane and step instead of 14), `q4pb` (`q4p`
-/// with one block barrier per tile: the block sums of dB / dC deferred by a tile). Default: `q4h` (f32: `q4s`) above 64
-/// channels per SM, `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
+/// with one block barrier per tile: the block sums of dB / dC deferred by a tile), `q4pf` /
+/// `q4pbf` (`q4p` / `q4pb` with phase F in 32-step tiles: one barrier and staging pass per
+/// 32 steps). Default: `q4pb` above 64 channels per SM (before the seventh session `q4h`,
+/// f32 `q4s`), `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
 /// SM): `w8` -> `q4h` bf16 1684 -> 1217 us, f32 `w8` -> `q4s` 1790 -> 1403 us; b2 d2048
 /// bf16 (31 channels per SM) `q4h` 692 us, slower than `w8` (623 us, earlier session): a
 /// quarter of the threads, 3.9 warps per SM. Above 64 channels per SM `w8` (16 warps per
@@ -98,10 +112,15 @@ fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, u
         Some("lean") => ("_lean", TT, 256, SMEM),
         Some("q4") => ("_q4", TT4, NT4, SMEM4),
         Some("q4s") => ("_q4s", TT4, NT4, SMEM4),
+        Some("q4h") => (q4h, TT4, NT4, SMEM4),
         Some("q4r") if act != dtype::F32 => ("_q4r", TT4, NT4, SMEM4),
         Some("q4p") => ("_q4p", TT4, NT4, SMEM4P),
         Some("q4pb") => ("_q4pb", TT4, NT4, SMEM4P),
-        _ if channels > 64 * sms => (q4h, TT4, NT4, SMEM4),
+        Some("q4pf") => ("_q4pf", TT4, NT4, SMEM4PF),
+        Some("q4pbf") => ("_q4pbf", TT4, NT4, SMEM4PF),
+        // H200, b8 d2048 N16 L2048, backward alone (seventh session, one device call):
+        // bf16 `q4h` 1225 / 1231 us, `q4pb` 1153 / 1146; f32 `q4s` 1404, `q4pb` 1299.
+        _ if channels > 64 * sms => ("_q4pb", TT4, NT4, SMEM4P),
         _ => w8,
     }
 }
