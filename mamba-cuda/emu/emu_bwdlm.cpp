@@ -6,8 +6,7 @@
 // (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
 // -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
 // add -DEMU_Q4R: `_q4r`; -DEMU_Q4 -DEMU_Q4P: `_q4p` (f32 copies), with -DBQ_EMU_H16=1 its 16-bit
-// copies; -DEMU_Q4PB: `_q4pb`; -DEMU_Q4PF / -DEMU_Q4PBF: `_q4pf` / `_q4pbf`;
-// -DEMU_Q4P2 / -DEMU_Q4P2F: `_q4p2` / `_q4p2f`)
+// copies; -DEMU_Q4PB: `_q4pb`)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -120,15 +119,7 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#if defined(EMU_Q4) && defined(EMU_Q4P2F)
-                    bwdlm_f32_q4p2f(p);
-#elif defined(EMU_Q4) && defined(EMU_Q4P2)
-                    bwdlm_f32_q4p2(p);
-#elif defined(EMU_Q4) && defined(EMU_Q4PBF)
-                    bwdlm_f32_q4pbf(p);
-#elif defined(EMU_Q4) && defined(EMU_Q4PF)
-                    bwdlm_f32_q4pf(p);
-#elif defined(EMU_Q4) && defined(EMU_Q4PB)
+#if defined(EMU_Q4) && defined(EMU_Q4PB)
                     bwdlm_f32_q4pb(p);
 #elif defined(EMU_Q4) && defined(EMU_Q4P)
                     bwdlm_f32_q4p(p);
@@ -238,11 +229,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
 #ifdef EMU_Q4
     const int bps = (seg + BQ_CB - 1) / BQ_CB, nseg = d / seg;
     const int ntiles = (L + BQ_TT - 1) / BQ_TT;
-#if defined(EMU_Q4P2) || defined(EMU_Q4P2F)
-    const int smem_floats = bq_smem_floats_p2();
-#elif defined(EMU_Q4PF) || defined(EMU_Q4PBF)
-    const int smem_floats = bq_smem_floats_pf();
-#elif defined(EMU_Q4P) || defined(EMU_Q4PB)
+#if defined(EMU_Q4P) || defined(EMU_Q4PB)
     const int smem_floats = bq_smem_floats_p();
 #else
     const int smem_floats = bq_smem_floats();

@@ -560,23 +560,6 @@ __host__ __device__ constexpr int bq_smem_floats() {
 __host__ __device__ constexpr int bq_smem_floats_p() {
     return 2 * 4 * BQ_PCS + BQ_CB * BQ_SVS + BQ_NT * 4 + 2 * (BQ_NT / 32) * 256;
 }
-// `q4pf` / `q4pbf` (S 6, 7): phase F in tiles of BQ_FT = 32 steps (one barrier and one
-// staging pass per 32 steps; checkpoints still every 8): B in four permuted copies
-// fb[2][4][FCS] (a step's row: 16-bit [g][4] in 8 floats, f32 16 floats) and dt, dt u
-// fdt[2][CB][FDS] float2, in the same shared memory as phase B (f32's size for every type).
-// `q4p2` / `q4p2f` (S 8, 9): B / C staged in four slots sbc[4][4][PCS], sv[CB][SVS2] (two tiles
-// per channel), sx[2][NT][4], sred[4][4][32][8].
-#define BQ_SVS2 (2 * BQ_TT * 4 + 4)
-__host__ __device__ constexpr int bq_smem_floats_p2() {
-    return 4 * 4 * BQ_PCS + BQ_CB * BQ_SVS2 + 2 * BQ_NT * 4 + 4 * (BQ_NT / 32) * 256;
-}
-#define BQ_FT 32
-#define BQ_FDS (2 * BQ_FT + 4)
-__host__ __device__ constexpr int bq_smem_floats_pf() {
-    return bq_smem_floats_p() > 2 * 4 * (BQ_FT * 16 + 8) + 2 * BQ_CB * BQ_FDS
-               ? bq_smem_floats_p()
-               : 2 * 4 * (BQ_FT * 16 + 8) + 2 * BQ_CB * BQ_FDS;
-}
 
 // Reduce-scatter of 8 per-step values over the 4 threads of a channel (lanes 4k .. 4k + 3):
 // thread g returns the sums over the threads of v[2g], v[2g + 1].
@@ -641,22 +624,13 @@ __device__ __forceinline__ float bq_c(const float4& v, int j) {
 // sums are double-buffered, and the block sums of tile k + 1 are taken after the first
 // barrier of tile k, by all 128 threads (two steps each: four 8-byte reads, one 8-byte
 // atomic) instead of 64.
-// S 8 (`q4p2`): `q4pb` with one block barrier per two tiles. Tiles go in pairs from the last
-// ({ntiles - 1, ntiles - 2}, ...); a pair's B / C and per-step factors are staged before its
-// barrier: tile k - 2's inputs are fetched into registers during tile k and prepared after
-// its outputs (the per-channel rows sv and sx by tile parity: only the channel's own warp
-// reads them; B / C in four slots, by pair parity and position in the pair; the per-warp dB /
-// dC sums likewise). After a pair's barrier the block sums of the previous pair. S 9
-// (`q4p2f`): with phase F in 32-step tiles.
 template <typename T, int S>
 __device__ void bwd_lm4(const BwdLmParams& p) {
     typedef typename BlRaw<T>::type R;
     constexpr int TT = BQ_TT;
     constexpr bool SH = S >= 1;
     constexpr bool PM = S >= 4;
-    constexpr bool P2 = S == 8 || S == 9;
-    constexpr bool PB = S == 5 || S == 7 || P2;
-    constexpr bool PF = S == 6 || S == 7 || S == 9;
+    constexpr bool PB = S == 5;
     // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
     // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
     // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
@@ -669,11 +643,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float* sv = sbc + 2 * TT * 32;       // [CB][SVS] float4 {dt, dt u, dy, u}
     float* sx = sv + BQ_CB * BQ_SVS;     // [NT] float4 {kz, kz', sp', sp'} of the thread's 2 steps
     float* sdbc = sx + BQ_NT * 4;        // [CB][CS]
-    if constexpr (P2) {
-        sv = sbc + 4 * 4 * BQ_PCS;
-        sx = sv + BQ_CB * BQ_SVS2;
-        sdbc = sx + 2 * BQ_NT * 4;
-    } else if constexpr (PM) {
+    if constexpr (PM) {
         sv = sbc + 2 * 4 * BQ_PCS;
         sx = sv + BQ_CB * BQ_SVS;
         sdbc = sx + BQ_NT * 4;
@@ -811,115 +781,14 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     };
     // This thread's B / C of step 0 in staging buffer buf.
     auto bc_of = [&](int buf) -> const float* {
-        if constexpr (PM) return sbc + (buf * 4 + sg) * BQ_PCS + 4 * g;  // buf: 0..1, `q4p2` 0..3
+        if constexpr (PM) return sbc + (buf * 4 + sg) * BQ_PCS + 4 * g;
         return H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
     };
-    float4* svc = reinterpret_cast<float4*>(sv + cl * (P2 ? BQ_SVS2 : BQ_SVS));
+    float4* svc = reinterpret_cast<float4*>(sv + cl * BQ_SVS);
     float4* sxt = reinterpret_cast<float4*>(sx) + tid;
 
     // ---- Phase F: checkpoints at every tile start.
     float4 ckv;
-    if constexpr (PF) {
-        constexpr int FT = BQ_FT, RW = H16 ? 8 : 16, FCS = FT * RW + 8, FDS = BQ_FDS;
-        float* fb = smem;
-        float* fdt = smem + 2 * 4 * FCS;
-        const int nft = (L + FT - 1) / FT;
-        // Staging: B row fr, steps 4 fq .. 4 fq + 3 of the tile; the channel's steps 8 g .. 8 g + 7.
-        const int fr = tid >> 3, fq = tid & 7;
-        const bool fok = fr < N;
-        const T* gfb = static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (fok ? fr : 0)) * L;
-        R fu[4], fd[4], fbr[2];
-        auto ffetch = [&](int k) {
-            const int t = k * FT + 8 * g;
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                fu[e] = bl_ld2<T>(gu, t + 2 * e, L, vec);
-                fd[e] = bl_ld2<T>(gd, t + 2 * e, L, vec);
-            }
-#pragma unroll
-            for (int e = 0; e < 2; ++e) fbr[e] = fok ? bl_ld2<T>(gfb, k * FT + 4 * fq + 2 * e, L, vec) : R{};
-        };
-        int kf = 0;  // the tile fput stages
-        auto fput = [&](int buf) {
-            float* base = fb + buf * 4 * FCS;
-            if constexpr (H16) {
-                unsigned short vals[4];
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    if constexpr (sizeof(T) == 2) {
-                        const unsigned w = (unsigned)fbr[e];
-                        vals[2 * e] = (unsigned short)(w & 0xffffu);
-                        vals[2 * e + 1] = (unsigned short)(w >> 16);
-                    } else {
-                        const float2 v = bl_cv2<T>(fbr[e]);
-                        vals[2 * e] = (unsigned short)bq_to_bf16(v.x);
-                        vals[2 * e + 1] = (unsigned short)bq_to_bf16(v.y);
-                    }
-                }
-#pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    unsigned short* d = reinterpret_cast<unsigned short*>(base + s * FCS) + (fr >> 2) * 4 + ((fr & 3) ^ s);
-#pragma unroll
-                    for (int m = 0; m < 4; ++m) d[(4 * fq + m) * 2 * RW] = vals[m];
-                }
-            } else {
-                const float2 v0 = bl_cv2<T>(fbr[0]), v1 = bl_cv2<T>(fbr[1]);
-                const float vals[4] = {v0.x, v0.y, v1.x, v1.y};
-#pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    float* d = base + s * FCS + (fr & ~3) + ((fr & 3) ^ s);
-#pragma unroll
-                    for (int m = 0; m < 4; ++m) d[(4 * fq + m) * RW] = vals[m];
-                }
-            }
-            float* dd = fdt + buf * BQ_CB * FDS + cl * FDS + 16 * g;
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const float2 u2 = bl_cv2<T>(fu[e]), d2 = bl_cv2<T>(fd[e]);
-                float dt[2] = {d2.x + bias, d2.y + bias};
-#pragma unroll
-                for (int x = 0; x < 2; ++x) {
-                    if (softplus) dt[x] = softplus_series(dt[x]);
-                    if (!active || kf * FT + 8 * g + 2 * e + x >= L) dt[x] = 0.f;
-                }
-                *reinterpret_cast<float4*>(dd + 4 * e) = make_float4(dt[0], dt[0] * u2.x, dt[1], dt[1] * u2.y);
-            }
-        };
-        ffetch(0);
-        for (int k = 0; k < nft; ++k) {
-            const int buf = k & 1;
-            kf = k;
-            fput(buf);
-            if (k + 1 < nft) ffetch(k + 1);
-            __syncthreads();
-            const float* bb = fb + (buf * 4 + sg) * FCS + (H16 ? 2 * g : 4 * g);
-            const float2* ds = reinterpret_cast<const float2*>(fdt + buf * BQ_CB * FDS + cl * FDS);
-#pragma unroll
-            for (int sub = 0; sub < FT / TT; ++sub) {
-                const int kt = k * (FT / TT) + sub;
-                if (kt < ntiles) {
-                    ckv = make_float4(h[0], h[1], h[2], h[3]);
-                    if (active) *reinterpret_cast<float4*>(ck + (size_t)kt * 16) = ckv;
-                }
-#pragma unroll
-                for (int t = 0; t < TT; ++t) {
-                    const int tt = sub * TT + t;
-                    float4 b;
-                    if constexpr (H16) {
-                        const uint2 w = *reinterpret_cast<const uint2*>(bb + tt * RW);
-                        const float2 b0 = bq_unpack<T>(w.x), b1 = bq_unpack<T>(w.y);
-                        b = make_float4(b0.x, b0.y, b1.x, b1.y);
-                    } else {
-                        b = *reinterpret_cast<const float4*>(bb + tt * RW);
-                    }
-                    const float2 sd = ds[tt];
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(sd.x * a[j]), h[j], sd.y * bq_c(b, j));
-                }
-            }
-        }
-        fetch(ntiles - 1, true);
-    } else {
     fetch(0, ntiles == 1);
     for (int k = 0; k < ntiles; ++k) {
         const int buf = k & 1;
@@ -950,7 +819,6 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             for (int j = 0; j < 4; ++j) h[j] = fmaf(ex2_fast(s.x * a[j]), h[j], s.y * bq_c(b, j));
         }
         __syncwarp();
-    }
     }
     __syncthreads();
 
@@ -1011,13 +879,11 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         }
     };
 
-    // `q4p2`: the staging slot of tile k (pair parity, position in the pair).
-    auto slot = [&](int k) { return (((ntiles - 1 - k) >> 1) & 1) * 2 + ((ntiles - 1 - k) & 1); };
-    // Prepares tile kt from the fetched registers: B / C into staging buffer sb, the
-    // per-step factors into svk (the channel's row) and sxk (this thread's).
-    auto prep = [&](int kt, int sb, float4* svk, float4* sxk) {
-        const int tb = kt * TT;
-        put_bc(sb);
+    for (int k = ntiles - 1; k >= 0; --k) {
+        const int buf = k & 1;
+        const int tb = k * TT;
+        if constexpr (PB) sred = sdbc + buf * 1024 + (tid >> 5) * 256 + lane * 8;
+        put_bc(buf);
         {
             const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd), o2 = bl_cv2<T>(ro);
             const float2 z2 = has_z ? bl_cv2<T>(rz) : make_float2(0.f, 0.f);
@@ -1040,47 +906,17 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 }
                 sg[e] = sig;
                 if (!active || tb + 2 * g + e >= L) dt = dy = 0.f;
-                svk[2 * g + e] = make_float4(dt, dt * uu[e], dy, uu[e]);
+                svc[2 * g + e] = make_float4(dt, dt * uu[e], dy, uu[e]);
             }
-            *sxk = make_float4(kz[0], kz[1], sg[0], sg[1]);
+            *sxt = make_float4(kz[0], kz[1], sg[0], sg[1]);
         }
-    };
-    if constexpr (P2) {
-        prep(ntiles - 1, 0, svc + ((ntiles - 1) & 1) * TT, sxt + ((ntiles - 1) & 1) * BQ_NT);
-        if (ntiles > 1) {
-            fetch(ntiles - 2, true);
-            prep(ntiles - 2, 1, svc + (ntiles & 1) * TT, sxt + (ntiles & 1) * BQ_NT);
-        }
-        __syncwarp();
-    }
-
-    for (int k = ntiles - 1; k >= 0; --k) {
-        const int buf = P2 ? slot(k) : k & 1;
-        const int tb = k * TT;
-        // This tile's per-channel and per-thread rows.
-        float4* const svk = P2 ? svc + (k & 1) * TT : svc;
-        float4* const sxk = P2 ? sxt + (k & 1) * BQ_NT : sxt;
-        if constexpr (PB) sred = sdbc + buf * 1024 + (tid >> 5) * 256 + lane * 8;
-        if constexpr (!P2) prep(k, buf, svk, sxk);
         const float4 hs = ckv;
         if (k > 0) {
-            if constexpr (!P2) fetch(k - 1, true);
+            fetch(k - 1, true);
             ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
-        if constexpr (P2) {
-            if (k >= 2) fetch(k - 2, true);
-            if (((ntiles - 1 - k) & 1) == 0) {
-                __syncthreads();
-                // The previous pair {k + 2, k + 1}.
-                if (k + 1 < ntiles) {
-                    block_sums(k + 1, slot(k + 1));
-                    block_sums(k + 2, slot(k + 2));
-                }
-            }
-        } else {
-            __syncthreads();
-        }
-        if constexpr (PB && !P2) {
+        __syncthreads();
+        if constexpr (PB) {
             if (k + 1 < ntiles) block_sums(k + 1, buf ^ 1);
         }
         const float* bc = bc_of(buf);
@@ -1092,7 +928,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             float yp[TT];
 #pragma unroll
             for (int t = 0; t < TT; ++t) {
-                const float2 s = *reinterpret_cast<const float2*>(svk + t);
+                const float2 s = *reinterpret_cast<const float2*>(svc + t);
                 const float4 b = ld_b(bc, t);
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
@@ -1114,10 +950,10 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         for (int t = TT - 1; t >= 0; --t) {
             float4 s;
             if constexpr (SH) {
-                const float2 s2 = *reinterpret_cast<const float2*>(svk + t);
-                s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svk + t)[2], 0.f);
+                const float2 s2 = *reinterpret_cast<const float2*>(svc + t);
+                s = make_float4(s2.x, s2.y, reinterpret_cast<const float*>(svc + t)[2], 0.f);
             } else {
-                s = svk[t];
+                s = svc[t];
             }
             float4 b, cc;
             ld_bc(bc, t, b, cc);
@@ -1242,13 +1078,13 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         }
         // Outputs of the channel's steps 2g, 2g + 1.
         {
-            const float4 x = *sxk;
+            const float4 x = *sxt;
             const float Pv[2] = {P.x, P.y}, Qv[2] = {Q.x, Q.y}, yv[2] = {y2.x, y2.y};
             const float kz[2] = {x.x, x.y}, sg[2] = {x.z, x.w};
             float dub[2], ddb[2], dzb[2];
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-                const float4 s = svk[2 * g + e];
+                const float4 s = svc[2 * g + e];
                 dub[e] = fmaf(Dc, s.z, s.x * Pv[e]);
                 const float ddt = fmaf(Qv[e], 0.6931471805599453f, s.w * Pv[e]);
                 ddb[e] = ddt * sg[e];
@@ -1266,20 +1102,8 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             }
         }
         __syncwarp();
-        if constexpr (P2) {
-            // Tile k - 2 into this tile's rows (read by this warp only, now done with them).
-            if (k >= 2) {
-                prep(k - 2, slot(k - 2), svk, sxk);
-                __syncwarp();
-            }
-        }
     }
-    if constexpr (P2) {
-        // The last pair: {1, 0}, or {0} when ntiles is odd.
-        __syncthreads();
-        block_sums(0, slot(0));
-        if ((ntiles & 1) == 0) block_sums(1, slot(1));
-    } else if constexpr (PB) {
+    if constexpr (PB) {
         __syncthreads();
         block_sums(0, 0);
     }
@@ -1316,15 +1140,6 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pb(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 5>(p);                                                                                            \
-    }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pf(const __grid_constant__ BwdLmParams p) { \
-        bwd_lm4<T, 6>(p);                                                                                            \
-    }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pbf(const __grid_constant__ BwdLmParams p) { \
-        bwd_lm4<T, 7>(p);                                                                                            \
-    }                                                                                                                \
-    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4p2(const __grid_constant__ BwdLmParams p) { \
-        bwd_lm4<T, 8>(p);                                                                                            \
     }
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \

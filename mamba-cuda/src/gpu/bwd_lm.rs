@@ -75,21 +75,6 @@ const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32
 /// `_q4p`: B / C in four permuted copies of `PCS4` floats; must match `bq_smem_floats_p`.
 const PCS4: usize = TT4 * 32 + 16;
 const SMEM4P: usize = 4 * (2 * 4 * PCS4 + CB * (TT4 * 4 + 4) + NT4 * 4 + 2 * (NT4 / 32) * 256);
-/// `_q4pf` / `_q4pbf`: phase F in 32-step tiles (`BQ_FT`, `BQ_FDS`); must match
-/// `bq_smem_floats_pf`.
-const FT4: usize = 32;
-/// `_q4p2`: four B / C slots, two tiles per channel row, two sx and four sred buffers; must
-/// match `bq_smem_floats_p2`.
-const SMEM4P2: usize =
-    4 * (4 * 4 * PCS4 + CB * (2 * TT4 * 4 + 4) + 2 * NT4 * 4 + 4 * (NT4 / 32) * 256);
-const SMEM4PF: usize = {
-    let f = 4 * (2 * 4 * (FT4 * 16 + 8) + 2 * CB * (2 * FT4 + 4));
-    if f > SMEM4P {
-        f
-    } else {
-        SMEM4P
-    }
-};
 
 /// The kernel form: `MAMBA_CUDA_BWD_LM_V` = `w8` (eight threads per channel with two
 /// states each, 16-step tiles; `lean` / `nodbc` its variants), `q4` (four threads per channel
@@ -99,10 +84,9 @@ const SMEM4PF: usize = {
 /// recomputed in the sweep; f32 takes `q4s`), `q4p` (`q4h`, for f32 `q4s`, with each lane's
 /// states in a lane-dependent order read from one of four permuted B / C copies, so that the
 /// dB / dC reduce-scatter needs 2 selects per lane and step instead of 14), `q4pb` (`q4p`
-/// with one block barrier per tile: the block sums of dB / dC deferred by a tile), `q4pf` /
-/// `q4pbf` (`q4p` / `q4pb` with phase F in 32-step tiles: one barrier and staging pass per
-/// 32 steps; slower), `q4p2` (`q4pb` with one block barrier per two tiles). Default: `q4pb` above 64 channels per SM (before the seventh session `q4h`,
-/// f32 `q4s`), `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
+/// with one block barrier per tile instead of two: the block sums of dB / dC deferred by a
+/// tile and spread over all threads). Default: `q4pb` above 64 channels per SM (before the
+/// seventh session `q4h`, f32 `q4s`), `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
 /// SM): `w8` -> `q4h` bf16 1684 -> 1217 us, f32 `w8` -> `q4s` 1790 -> 1403 us; b2 d2048
 /// bf16 (31 channels per SM) `q4h` 692 us, slower than `w8` (623 us, earlier session): a
 /// quarter of the threads, 3.9 warps per SM. Above 64 channels per SM `w8` (16 warps per
@@ -120,11 +104,9 @@ fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, u
         Some("q4r") if act != dtype::F32 => ("_q4r", TT4, NT4, SMEM4),
         Some("q4p") => ("_q4p", TT4, NT4, SMEM4P),
         Some("q4pb") => ("_q4pb", TT4, NT4, SMEM4P),
-        Some("q4pf") => ("_q4pf", TT4, NT4, SMEM4PF),
-        Some("q4pbf") => ("_q4pbf", TT4, NT4, SMEM4PF),
-        Some("q4p2") => ("_q4p2", TT4, NT4, SMEM4P2),
-        // H200, b8 d2048 N16 L2048, backward alone (seventh session, one device call):
-        // bf16 `q4h` 1225 / 1231 us, `q4pb` 1153 / 1146; f32 `q4s` 1404, `q4pb` 1299.
+        // H200, b8 d2048 N16 L2048, backward alone (seventh session, three device calls,
+        // alternating): bf16 `q4h` 1225-1244 us, `q4pb` 1146-1164; f32 `q4s` 1404-1419,
+        // `q4pb` 1295-1311.
         _ if channels > 64 * sms => ("_q4pb", TT4, NT4, SMEM4P),
         _ => w8,
     }
