@@ -5,7 +5,8 @@
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_bwdlm.cpp -o /tmp/emu_bwdlm && /tmp/emu_bwdlm
 // (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
 // -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
-// add -DEMU_Q4R: `_q4r`)
+// add -DEMU_Q4R: `_q4r`; -DEMU_Q4 -DEMU_Q4P: `_q4p` (f32 copies), with -DBQ_EMU_H16=1 its 16-bit
+// copies; -DEMU_Q4PB: `_q4pb`)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -75,6 +76,15 @@ inline float atomicAdd(float* a, float v) {
     *a = old + v;
     return old;
 }
+inline void atomicAdd(float2* a, float2 v) {
+    if (reinterpret_cast<uintptr_t>(a) % 8 != 0) {
+        std::fprintf(stderr, "misaligned float2 atomic\n");
+        std::abort();
+    }
+    std::lock_guard<std::mutex> g(g_atomic);
+    a->x += v.x;
+    a->y += v.y;
+}
 inline void atomicAdd(float4* a, float4 v) {
     if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
         std::fprintf(stderr, "misaligned float4 atomic\n");
@@ -109,7 +119,11 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#if defined(EMU_Q4) && BQ_EMU_H16 && defined(EMU_Q4R)
+#if defined(EMU_Q4) && defined(EMU_Q4PB)
+                    bwdlm_f32_q4pb(p);
+#elif defined(EMU_Q4) && defined(EMU_Q4P)
+                    bwdlm_f32_q4p(p);
+#elif defined(EMU_Q4) && BQ_EMU_H16 && defined(EMU_Q4R)
                     bwdlm_f32_q4r(p);
 #elif defined(EMU_Q4) && BQ_EMU_H16
                     bwdlm_f32_q4h(p);
@@ -215,7 +229,11 @@ static double run_case(const Case& cs, std::mt19937& rng) {
 #ifdef EMU_Q4
     const int bps = (seg + BQ_CB - 1) / BQ_CB, nseg = d / seg;
     const int ntiles = (L + BQ_TT - 1) / BQ_TT;
+#if defined(EMU_Q4P) || defined(EMU_Q4PB)
+    const int smem_floats = bq_smem_floats_p();
+#else
     const int smem_floats = bq_smem_floats();
+#endif
 #else
     const int bps = (seg + BL_CB - 1) / BL_CB, nseg = d / seg;
     const int ntiles = (L + BL_TT - 1) / BL_TT;

@@ -552,6 +552,14 @@ BL_KERNEL(f16_t, f16)
 __host__ __device__ constexpr int bq_smem_floats() {
     return 2 * BQ_TT * 32 + BQ_CB * BQ_SVS + BQ_NT * 4 + BQ_CB * BQ_CS;
 }
+// `q4p` (S 4): B / C staged in four copies, copy s with the states of each group of four
+// permuted by j -> j ^ s; a copy's stride BQ_PCS floats (16 mod 32: the two copies a half
+// warp reads by 8-byte loads sit in different banks). sbc[2][4][PCS], sv, sx as above, the
+// per-warp dB / dC sums sred[2][4][32][8] (`q4pb` double-buffers them).
+#define BQ_PCS (BQ_TT * 32 + 16)
+__host__ __device__ constexpr int bq_smem_floats_p() {
+    return 2 * 4 * BQ_PCS + BQ_CB * BQ_SVS + BQ_NT * 4 + 2 * (BQ_NT / 32) * 256;
+}
 
 // Reduce-scatter of 8 per-step values over the 4 threads of a channel (lanes 4k .. 4k + 3):
 // thread g returns the sums over the threads of v[2g], v[2g + 1].
@@ -602,11 +610,27 @@ __device__ __forceinline__ float bq_c(const float4& v, int j) {
 // 8 channels by shuffles (7 per step: lane 4 k + g ends with slot (k < 4 ? dB : dC) of state
 // 4 g + (k & 3), summed over the warp), staged once per step and lane, and summed over the
 // 4 warps by 64 threads (four 16-byte reads each) before the atomics.
+//
+// S 4 (`q4p`): `q4h` (f32: `q4s`) with the dB / dC reduce-scatter free of selects except in its
+// last stage. A lane 4 k + g (k = the warp's channel, bits k2 k1 k0) keeps its four states in
+// the order n = 4 g + (s ^ sg), sg = 2 k2 + k1 (read from B / C copy sg, which is staged in
+// that order). Its 8 values v[2 s + kind] (kind 0: dB = g dt u, 1: dC = h dy) then need no
+// selects in the first two stages: state bit 1 of register s is k2 ^ s1, so the values a lane
+// keeps at the xor-16 stage are always registers 0..3 (and those of the xor-8 stage registers
+// 0, 1); the last stage (xor 4) keeps kind k0 by one select pair. Lane 4 k + g ends with kind
+// k0 of state 4 g + (k >> 1), summed over the warp's 8 channels. 2 selects per lane and step
+// instead of 14.
+// S 5 (`q4pb`): `q4p` with one block barrier per tile instead of two: the per-warp dB / dC
+// sums are double-buffered, and the block sums of tile k + 1 are taken after the first
+// barrier of tile k, by all 128 threads (two steps each: four 8-byte reads, one 8-byte
+// atomic) instead of 64.
 template <typename T, int S>
 __device__ void bwd_lm4(const BwdLmParams& p) {
     typedef typename BlRaw<T>::type R;
     constexpr int TT = BQ_TT;
     constexpr bool SH = S >= 1;
+    constexpr bool PM = S >= 4;
+    constexpr bool PB = S == 5;
     // `q4h` (S 2, 16-bit types): B / C staged in shared memory as 16-bit values (exact), a
     // step's {B 4g .. 4g + 3, C 4g .. 4g + 3} in 16 bytes: the sweep reads B and C by one
     // 16-byte read, the recompute and phase F B by one 8-byte read (half the wavefronts).
@@ -619,8 +643,15 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float* sv = sbc + 2 * TT * 32;       // [CB][SVS] float4 {dt, dt u, dy, u}
     float* sx = sv + BQ_CB * BQ_SVS;     // [NT] float4 {kz, kz', sp', sp'} of the thread's 2 steps
     float* sdbc = sx + BQ_NT * 4;        // [CB][CS]
+    if constexpr (PM) {
+        sv = sbc + 2 * 4 * BQ_PCS;
+        sx = sv + BQ_CB * BQ_SVS;
+        sdbc = sx + BQ_NT * 4;
+    }
     const int N = p.dstate, L = p.seqlen, dim = p.dim;
     const int tid = threadIdx.x;
+    // `q4p`: the lane's state order (register j holds state 4 g + (j ^ sg)).
+    const int sg = PM ? (tid >> 3) & 3 : 0;
     const int i = blockIdx.y;
     const int seg_id = blockIdx.x / p.blocks_per_seg;
     const int blk = blockIdx.x % p.blocks_per_seg;
@@ -649,7 +680,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float a[4], h[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        const int n = 4 * g + j;
+        const int n = 4 * g + (j ^ sg);
         a[j] = 0.f;
         h[j] = 0.f;
         if (active && n < N) {
@@ -672,6 +703,37 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         if (bok && (back || !bis_c)) rbc = bl_ld2<T>(gbc, k * TT + 2 * bq, L, vec);
     };
     auto put_bc = [&](int buf) {
+        if constexpr (PM) {
+            // Four copies; copy s holds state 4 q + j at position 4 q + (j ^ s).
+            if constexpr (H16) {
+                unsigned lo, hi;
+                if constexpr (sizeof(T) == 2) {
+                    const unsigned w = bok ? (unsigned)rbc : 0u;
+                    lo = w & 0xffffu;
+                    hi = w >> 16;
+                } else {
+                    const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+                    lo = bq_to_bf16(v.x);
+                    hi = bq_to_bf16(v.y);
+                }
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    unsigned short* d = reinterpret_cast<unsigned short*>(sbc + (buf * 4 + s) * BQ_PCS) +
+                                        (bn >> 2) * 8 + (bis_c ? 4 : 0) + ((bn & 3) ^ s);
+                    d[(2 * bq) * 32] = (unsigned short)lo;
+                    d[(2 * bq + 1) * 32] = (unsigned short)hi;
+                }
+            } else {
+                const float2 v = bok ? bl_cv2<T>(rbc) : make_float2(0.f, 0.f);
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    float* d = sbc + (buf * 4 + s) * BQ_PCS + (bis_c ? 16 : 0) + (bn & ~3) + ((bn & 3) ^ s);
+                    d[(2 * bq) * 32] = v.x;
+                    d[(2 * bq + 1) * 32] = v.y;
+                }
+            }
+            return;
+        }
         if constexpr (H16) {
             // Step words [g][B pair 0, B pair 1, C pair 0, C pair 1] (16 per step).
             unsigned lo, hi;
@@ -717,6 +779,11 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             cc = *reinterpret_cast<const float4*>(bc + 16 + t * 32);
         }
     };
+    // This thread's B / C of step 0 in staging buffer buf.
+    auto bc_of = [&](int buf) -> const float* {
+        if constexpr (PM) return sbc + (buf * 4 + sg) * BQ_PCS + 4 * g;
+        return H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
+    };
     float4* svc = reinterpret_cast<float4*>(sv + cl * BQ_SVS);
     float4* sxt = reinterpret_cast<float4*>(sx) + tid;
 
@@ -743,7 +810,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         __syncthreads();
         ckv = make_float4(h[0], h[1], h[2], h[3]);
         if (active) *reinterpret_cast<float4*>(ck + (size_t)k * 16) = ckv;
-        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
+        const float* bc = bc_of(buf);
 #pragma unroll
         for (int t = 0; t < TT; ++t) {
             const float4 b = ld_b(bc, t);
@@ -759,7 +826,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float gg[4], dn[4], da[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        const int n = 4 * g + j;
+        const int n = 4 * g + (j ^ sg);
         gg[j] = p.dlast && active && n < N ? p.dlast[((size_t)i * dim + c) * N + n] : 0.f;
         dn[j] = 1.f;
         da[j] = 0.f;
@@ -779,15 +846,43 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     const bool s_ok = sn < N && kh == 0;
     // `q4s`: the per-warp dB/dC sums [warp][lane][8] (in sdbc's place) and their readers.
     float* sred = sdbc + (tid >> 5) * 256 + lane * 8;
-    const int rL = (tid >> 1) & 31, rk = rL >> 2, rg = rL & 3, rn = 4 * rg + (rk & 3);
+    const int rL = (tid >> 1) & 31, rk = rL >> 2, rg = rL & 3, rn = 4 * rg + (PM ? rk >> 1 : rk & 3);
     const bool r_ok = tid < 64 && rn < N;
     const float* rrd = sdbc + rL * 8 + 4 * (tid & 1);
-    float* racc = rk >= 4 ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (rn < N ? rn : 0)) * L
+    float* racc = (PM ? (rk & 1) != 0 : rk >= 4) ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (rn < N ? rn : 0)) * L
                           : p.db + (((size_t)i * p.b_groups + gb) * N + (rn < N ? rn : 0)) * L;
+
+    // `q4pb`: thread -> lane slot qL (channel qk of a warp, state group qg), steps 2 qq, + 1
+    // of the staged positions (position x holds step x ^ qk).
+    const int qL = tid >> 2, qq = tid & 3, qk = qL >> 2, qn = 4 * (qL & 3) + (qk >> 1);
+    const bool q_ok = qn < N;
+    float* qacc = (qk & 1) ? p.dc + (((size_t)i * p.c_groups + gcg) * N + (q_ok ? qn : 0)) * L
+                           : p.db + (((size_t)i * p.b_groups + gb) * N + (q_ok ? qn : 0)) * L;
+    auto block_sums = [&](int kt, int b) {
+        if (!q_ok) return;
+        const float* r = sdbc + b * 1024 + qL * 8 + 2 * qq;
+        float2 s2 = *reinterpret_cast<const float2*>(r);
+#pragma unroll
+        for (int w = 1; w < BQ_NT / 32; ++w) {
+            const float2 v = *reinterpret_cast<const float2*>(r + w * 256);
+            s2.x += v.x;
+            s2.y += v.y;
+        }
+        const bool sw = (qk & 1) != 0;
+        const float o0 = sw ? s2.y : s2.x, o1 = sw ? s2.x : s2.y;
+        const int t = kt * TT + ((2 * qq) ^ (qk & 6));
+        if ((L & 1) == 0 && t + 1 < L) {
+            atomicAdd(reinterpret_cast<float2*>(qacc + t), make_float2(o0, o1));
+        } else {
+            if (t < L) atomicAdd(qacc + t, o0);
+            if (t + 1 < L) atomicAdd(qacc + t + 1, o1);
+        }
+    };
 
     for (int k = ntiles - 1; k >= 0; --k) {
         const int buf = k & 1;
         const int tb = k * TT;
+        if constexpr (PB) sred = sdbc + buf * 1024 + (tid >> 5) * 256 + lane * 8;
         put_bc(buf);
         {
             const float2 u2 = bl_cv2<T>(ru), d2 = bl_cv2<T>(rd), o2 = bl_cv2<T>(ro);
@@ -821,7 +916,10 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
         __syncthreads();
-        const float* bc = H16 ? sbc + buf * TT * 16 + 4 * g : sbc + buf * TT * 32 + 4 * g;
+        if constexpr (PB) {
+            if (k + 1 < ntiles) block_sums(k + 1, buf ^ 1);
+        }
+        const float* bc = bc_of(buf);
         // Recompute the tile's states and decays.
         float H[4][TT], E[4][TT];
         float2 y2 = make_float2(0.f, 0.f);
@@ -869,7 +967,11 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 q = fmaf(a[j], e, q);
                 da[j] = fmaf(s.x, e, da[j]);
                 pv = fmaf(gg[j], bq_c(b, j), pv);
-                if constexpr (SH) {
+                if constexpr (PM) {
+                    v[2 * j] = gg[j] * s.y;
+                    v[2 * j + 1] = H[j][t] * s.z;
+                    yv = fmaf(bq_c(cc, j), H[j][t], yv);
+                } else if constexpr (SH) {
                     v[j] = gg[j] * s.y;
                     v[4 + j] = H[j][t] * s.z;
                     yv = fmaf(bq_c(cc, j), H[j][t], yv);
@@ -882,7 +984,17 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             qq[t] = q;
             pp[t] = pv;
             yq[t] = yv;
-            if constexpr (SH) {
+            if constexpr (PM) {
+                float a4[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) a4[m] = v[m] + __shfl_xor_sync(0xffffffffu, v[m + 4], 16);
+                float a2[2];
+#pragma unroll
+                for (int m = 0; m < 2; ++m) a2[m] = a4[m] + __shfl_xor_sync(0xffffffffu, a4[m + 2], 8);
+                const bool b4 = (tid & 4) != 0;
+                const float a1 = (b4 ? a2[1] : a2[0]) + __shfl_xor_sync(0xffffffffu, b4 ? a2[0] : a2[1], 4);
+                sred[t ^ ((tid >> 2) & 7)] = a1;
+            } else if constexpr (SH) {
                 // Reduce-scatter over the warp's 8 channels (lane bits 4, 3, 2): lane 4 k + g
                 // ends with v[k] summed; staged at [warp][lane][t ^ k].
                 const bool b16 = (tid & 16) != 0, b8 = (tid & 8) != 0, b4 = (tid & 4) != 0;
@@ -907,8 +1019,9 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         const float2 P = bq_rs4(pp, g);
         const float2 Q = bq_rs4(qq, g);
         if (SH && has_z) y2 = bq_rs4(yq, g);
-        __syncthreads();
-        if constexpr (SH) {
+        if constexpr (!PB) __syncthreads();
+        if constexpr (PB) {
+        } else if constexpr (SH) {
             // The 4 warps' sums: thread o < 64 -> lane slot Ls = o >> 1 (k = Ls >> 2, g = Ls & 3),
             // positions 4 (o & 1) .. + 3 = steps 4 ((o & 1) ^ (k >> 2)) + (m ^ (k & 3)).
             if (r_ok) {
@@ -990,10 +1103,14 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         }
         __syncwarp();
     }
+    if constexpr (PB) {
+        __syncthreads();
+        block_sums(0, 0);
+    }
     if (active) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            const int n = 4 * g + j;
+            const int n = 4 * g + (j ^ sg);
             if (n < N) {
                 if (p.dh0) p.dh0[((size_t)i * dim + c) * N + n] = dn[j] * gg[j];
                 atomicAdd(p.dA + (size_t)c * N + n, da[j]);
@@ -1017,6 +1134,12 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4s(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 1>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4p(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 4>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pb(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 5>(p);                                                                                            \
     }
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \

@@ -583,7 +583,7 @@ fn selective_scan_backward_lm_path() {
 }
 
 /// The `q4*` forms of `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`, `MAMBA_CUDA_BWD_LM_V=q4` /
-/// `q4s` / `q4h` / `q4r`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
+/// `q4s` / `q4h` / `q4r` / `q4p` / `q4pb`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
 /// which, comma-separated) on the shapes above with other random draws (N 1-16, channels
 /// not multiples of the block, L 1 and not multiples of the tile, grouped B/C, every
 /// option), then a shape with many channels (d 1700, L 1030, grouped B).
@@ -592,15 +592,18 @@ fn selective_scan_backward_lm_q4() {
     let Some(be) = backend() else { return };
     let mut cfgs = scanlm_configs(&mut Rng::new(41));
     let quick = quick_configs(&mut cfgs);
-    let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS").unwrap_or_else(|_| "q4,q4s,q4h,q4r".into());
+    let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS")
+        .unwrap_or_else(|_| "q4,q4s,q4h,q4r,q4p,q4pb".into());
     let old_v = std::env::var_os("MAMBA_CUDA_BWD_LM_V");
     std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
     for form in forms.split(',').filter(|f| !f.is_empty()) {
         std::env::set_var("MAMBA_CUDA_BWD_LM_V", form);
         let mut t = Tally::default();
-        // Quick (the sanitizer runs): f32, and bf16 for `q4h` / `q4r` (16-bit staging).
-        let h16 = form == "q4h" || form == "q4r";
-        if !quick || !h16 {
+        // Quick (the sanitizer runs): f32, and bf16 for `q4h` / `q4r` (16-bit staging);
+        // both for the `q4p*` forms (f32 and 16-bit copies).
+        let both = form.starts_with("q4p");
+        let h16 = form == "q4h" || form == "q4r" || both;
+        if !quick || !h16 || both {
             scan_type::<f32>(be, &cfgs, 221, &mut t);
         }
         if quick && h16 {

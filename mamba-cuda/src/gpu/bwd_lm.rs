@@ -11,7 +11,8 @@
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
 //! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
 //! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
-//! default `q4h` (bf16 / f16) or `q4s` (f32) above 64 channels per SM, `w8` below.
+//! default `q4pb` (the `q4*` form with lane-permuted states and one block barrier per tile)
+//! above 64 channels per SM, `w8` below.
 
 use mamba_core::abi::{dtype, SelectiveScanBwdDesc, TensorDesc};
 
@@ -71,14 +72,21 @@ const SMEM: usize = 4 * (2 * TT * 32 + 2 * CB * (TT * 4 + 4) + CB * TT + 2 * CB 
 const TT4: usize = 8;
 const NT4: usize = CB * 4;
 const SMEM4: usize = 4 * (2 * TT4 * 32 + CB * (TT4 * 4 + 4) + NT4 * 4 + CB * (32 * TT4 + 4));
+/// `_q4p`: B / C in four permuted copies of `PCS4` floats; must match `bq_smem_floats_p`.
+const PCS4: usize = TT4 * 32 + 16;
+const SMEM4P: usize = 4 * (2 * 4 * PCS4 + CB * (TT4 * 4 + 4) + NT4 * 4 + 2 * (NT4 / 32) * 256);
 
 /// The kernel form: `MAMBA_CUDA_BWD_LM_V` = `w8` (eight threads per channel with two
 /// states each, 16-step tiles; `lean` / `nodbc` its variants), `q4` (four threads per channel
 /// with four states each, 8-step tiles), `q4s` (`q4` with fewer shared-memory wavefronts:
 /// dB / dC reduce-scattered by shuffles, y summed in the sweep), `q4h` (`q4s` with B / C
 /// staged as 16-bit values for bf16 / f16; f32 takes `q4s`), `q4r` (`q4h` with the decays
-/// recomputed in the sweep; f32 takes `q4s`). Default: `q4h` (f32: `q4s`) above 64
-/// channels per SM, `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
+/// recomputed in the sweep; f32 takes `q4s`), `q4p` (`q4h`, for f32 `q4s`, with each lane's
+/// states in a lane-dependent order read from one of four permuted B / C copies, so that the
+/// dB / dC reduce-scatter needs 2 selects per lane and step instead of 14), `q4pb` (`q4p`
+/// with one block barrier per tile instead of two: the block sums of dB / dC deferred by a
+/// tile and spread over all threads). Default: `q4pb` above 64 channels per SM (before the
+/// seventh session `q4h`, f32 `q4s`), `w8` below. H200, backward alone, b8 d2048 N16 L2048 (124 channels per
 /// SM): `w8` -> `q4h` bf16 1684 -> 1217 us, f32 `w8` -> `q4s` 1790 -> 1403 us; b2 d2048
 /// bf16 (31 channels per SM) `q4h` 692 us, slower than `w8` (623 us, earlier session): a
 /// quarter of the threads, 3.9 warps per SM. Above 64 channels per SM `w8` (16 warps per
@@ -92,8 +100,14 @@ fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, u
         Some("lean") => ("_lean", TT, 256, SMEM),
         Some("q4") => ("_q4", TT4, NT4, SMEM4),
         Some("q4s") => ("_q4s", TT4, NT4, SMEM4),
+        Some("q4h") => (q4h, TT4, NT4, SMEM4),
         Some("q4r") if act != dtype::F32 => ("_q4r", TT4, NT4, SMEM4),
-        _ if channels > 64 * sms => (q4h, TT4, NT4, SMEM4),
+        Some("q4p") => ("_q4p", TT4, NT4, SMEM4P),
+        Some("q4pb") => ("_q4pb", TT4, NT4, SMEM4P),
+        // H200, b8 d2048 N16 L2048, backward alone (seventh session, three device calls,
+        // alternating): bf16 `q4h` 1225-1244 us, `q4pb` 1146-1164; f32 `q4s` 1404-1419,
+        // `q4pb` 1295-1311.
+        _ if channels > 64 * sms => ("_q4pb", TT4, NT4, SMEM4P),
         _ => w8,
     }
 }
