@@ -89,12 +89,20 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     p.seq_idx = reinterpret_cast<const int*>(hdrs.data());
     emu_launch(ssdl_cb_f32_q128, p, K, g, b);
     emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
-    emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
-    blockDim = {1, 1, 1};
-    gridDim = {1, 1, 1};
-    threadIdx = {0, 0, 0};
-    blockIdx = {0, 0, 0};
-    ssdl32_combine(p);
+    // EMU_SSEQ=1 / 2: the states with the combine folded in (`ssdl32_sseq_s1` / `_s2`).
+    const char* sq = std::getenv("EMU_SSEQ");
+    const int sseq = sq ? std::atoi(sq) : 0;
+    if (sseq) {
+        std::fprintf(stderr, "(sseq %d)\n", sseq);
+        emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
+    } else {
+        emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
+        blockDim = {1, 1, 1};
+        gridDim = {1, 1, 1};
+        threadIdx = {0, 0, 0};
+        blockIdx = {0, 0, 0};
+        ssdl32_combine(p);
+    }
     emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
     std::vector<double> go(io), gf(st);
     for (size_t e = 0; e < io; ++e) go[e] = out[e];

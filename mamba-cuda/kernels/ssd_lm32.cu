@@ -317,6 +317,156 @@ __device__ void l32_states(const SsdParams& p) {
     }
 }
 
+// 2'. Chunk states and the combine in one pass (`ssdl32_sseq_*`, seventh session): each
+// block owns one head's PB x NB tile of the state (NB = 64 columns of n) and walks the
+// chunks in order, keeping the running state S in registers: at chunk c it stores S as
+// S_in[c] (the slot the outputs kernel reads), then S = exp(cs_end) S + X^T diag(w) B of the
+// chunk (the local product from a zero accumulator, added in f32 as the combine did). No
+// separate combine pass (its read and rewrite of every chunk state), and the final state
+// comes out of the registers. Grid ((p / PB) (N / NB), h, b); ST = 2 double-buffers the
+// chunk's x, B and header (cp.async of chunk c + 1 while chunk c computes). Warp (mp, ng):
+// m tiles 2 mp, 2 mp + 1 (as in l32_states) and NT = NB / 32 n8 tiles of the block's NB
+// columns, with the same permutations.
+__host__ __device__ constexpr int l32_sseq_stage(int nb) {
+    return l32_hdr_bytes() + L32_Q * l32_states_ldx() * 4 + L32_Q * l32_states_ldb(nb) * 4;
+}
+template <int NB, int ST>
+__device__ void l32_sseq(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_states_ldx(), LDB = l32_states_ldb(NB), NT = NB / 32;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int nsp = N / NB;
+    const int pt = (int)blockIdx.x / nsp, nh = (int)blockIdx.x - pt * nsp, j = blockIdx.y, i = blockIdx.z;
+    const int q0 = pt * PB, n0 = nh * NB, k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+    const float* x = static_cast<const float*>(p.x);
+    const float* Bp = static_cast<const float*>(p.B);
+    const int mp = warp & 1, ng = warp >> 1;
+    auto stage = [&](int c, int buf) {
+        unsigned char* sm = smem_raw + buf * l32_sseq_stage(NB);
+        float* bx = reinterpret_cast<float*>(sm + l32_hdr_bytes());
+        float* bb = bx + Q * LDX;
+        const int t0 = c * Q;
+        l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        l32_stage(bb, LDB, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, Q, L - t0, NB);
+        l32_stage_hdr(sm, p, head * K + c);
+        l32_commit();
+    };
+    // S[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = n0 + 8 NT ng + NT (2 c4 + e) + ni.
+    float S[2][NT][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float o[NT];
+                if (p.init) L32Vec<NT>::ld(o, p.init + (head * P + q0 + q) * N + n0 + 8 * NT * ng + NT * (2 * c4 + e));
+#pragma unroll
+                for (int s = 0; s < NT; ++s) S[mi][s][2 * h + e] = p.init ? o[s] : 0.f;
+            }
+        }
+    stage(0, 0);
+    for (int c = 0; c < K; ++c) {
+        const int buf = ST == 2 ? (c & 1) : 0;
+        if (ST == 2 && c + 1 < K) {
+            stage(c + 1, buf ^ 1);
+#ifndef MAMBA_EMU
+            asm volatile("cp.async.wait_group 1;\n" ::);
+#endif
+        } else {
+            l32_wait_all();
+        }
+        __syncthreads();
+        // S_in[c] out (the outputs kernel reads it), from the registers.
+        float* base = p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0;
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float o[NT];
+#pragma unroll
+                    for (int s = 0; s < NT; ++s) o[s] = S[mi][s][2 * h + e];
+                    L32Vec<NT>::st(base + (size_t)q * N + 8 * NT * ng + NT * (2 * c4 + e), o);
+                }
+            }
+        const unsigned char* sm = smem_raw + buf * l32_sseq_stage(NB);
+        const float* s_w = reinterpret_cast<const float*>(sm) + 3 * Q;
+        const float dec = reinterpret_cast<const float*>(sm)[5 * Q];
+        const float* bx = reinterpret_cast<const float*>(sm + l32_hdr_bytes());
+        const float* xa = bx + 32 * mp + 4 * g;
+        const float* ba = bx + Q * LDX + 8 * NT * ng + NT * g;
+        float acc[2][NT][4];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[a][s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += 8) {
+            float r0[4], r1[4];
+            L32Vec<4>::ld(r0, xa + (kk + c4) * LDX);
+            L32Vec<4>::ld(r1, xa + (kk + c4 + 4) * LDX);
+            const float w0 = s_w[kk + c4], w1 = s_w[kk + c4 + 4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                r0[e] *= w0;
+                r1[e] *= w1;
+            }
+            L32A a0, a1;
+            l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
+            l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
+            float v0[NT], v1[NT];
+            L32Vec<NT>::ld(v0, ba + (kk + c4) * LDB);
+            L32Vec<NT>::ld(v1, ba + (kk + c4 + 4) * LDB);
+#pragma unroll
+            for (int s = 0; s < NT; ++s) {
+                L32B b;
+                l32_b(b, v0[s], v1[s]);
+                l32_mma(acc[0][s], a0, b);
+                l32_mma(acc[1][s], a1, b);
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) S[a][s][e] = fmaf(dec, S[a][s][e], acc[a][s][e]);
+        if (ST == 1 && c + 1 < K) {
+            __syncthreads();  // every warp is past this chunk's x, B and header
+            stage(c + 1, 0);
+        } else if (ST == 2) {
+            __syncthreads();  // the next iteration's prefetch overwrites this buffer
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float o[NT];
+#pragma unroll
+                    for (int s = 0; s < NT; ++s) o[s] = S[mi][s][2 * h + e];
+                    L32Vec<NT>::st(p.final_states + (head * P + q0 + q) * N + n0 + 8 * NT * ng + NT * (2 * c4 + e), o);
+                }
+            }
+    }
+}
+
 // 4. Outputs of one (batch, head, chunk, PB = 64 columns of p), grid ((p / PB) K, h, b):
 // warp w owns rows t = 16 w .. 16 w + 15 of Y (8 n8 tiles over the 64 columns q).
 // Y = diag(exp(cs)) C S_in^T + M X + D x, then * silu(z); M[t][s] = CB[t][s] exp(cs_t - cs_s)
@@ -557,4 +707,16 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_b3(
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n64_b3(const __grid_constant__ SsdParams p) {
     l32_out<64>(p);
+}
+
+// The chunk states with the combine folded in (2'): NB = 64 columns of n per block; one
+// stage and 2 or 3 blocks per SM, or two stages (double-buffered) and 1 block per SM.
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseq_s1(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 1>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseq_s1b3(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 1>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 1) ssdl32_sseq_s2(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 2>(p);
 }

@@ -1689,6 +1689,32 @@ fn ssd_chunked_matches_the_oracle() {
             ssd_check::<f32>(be, &mut rng, &c, &mut t);
         }
         t.finish("ssd lm32 f32");
+        // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
+        // 1 / 2 / 3; MAMBA_GPU_SSD32_SEQS picks them, default all): the same shapes, then
+        // every option on.
+        let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| "1,2,3".into());
+        for seq in seqs.split(',').filter(|v| !v.is_empty()) {
+            set("MAMBA_CUDA_SSD32_SEQ", seq);
+            let mut t = Tally::default();
+            for &(b, l, h, p, g, n) in lm32_shapes {
+                let c = cfg(&mut rng, b, l, h, p, g, n);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t);
+            }
+            for &(b, l, h, p, g, n) in &lm32_shapes[..4] {
+                let c = SsdCfg {
+                    d: 2,
+                    z: true,
+                    bias: true,
+                    init: true,
+                    softplus: true,
+                    limit: Some((0.001, 1.5)),
+                    ..cfg(&mut rng, b, l, h, p, g, n)
+                };
+                ssd_check::<f32>(be, &mut rng, &c, &mut t);
+            }
+            t.finish(&format!("ssd lm32 sseq{seq} f32"));
+        }
+        set("MAMBA_CUDA_SSD32_SEQ", "");
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
     // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.

@@ -9,6 +9,8 @@
 //! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
 //! default 4, halved until it divides the heads per group): heads per states block.
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
+//! `MAMBA_CUDA_SSD32_SEQ` (0-3, see `sseq_mode`): the combine folded into the states pass
+//! (`ssdl32_sseq_*`: each block walks one head's chunks with the running state in registers).
 //! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
 //! scan: cumulative sums, decays, weights) once for both big kernels.
 
@@ -33,6 +35,20 @@ fn states_smem(n: usize) -> usize {
 }
 fn out_smem(n: usize) -> usize {
     hdr_bytes() + Q * (PB + 4) * 4 + PB * (n + 4) * 4
+}
+/// One stage of `ssdl32_sseq_*` (`l32_sseq_stage(64)`): header, x (Q x PB), B (Q x 64).
+fn sseq_stage() -> usize {
+    hdr_bytes() + Q * (PB + 8) * 4 + Q * (64 + 8) * 4
+}
+/// The states pass: `MAMBA_CUDA_SSD32_SEQ` 0 = chunk states + combine (`ssdl32_states_n*`,
+/// `ssdl32_combine`), 1 = the combine folded into the states (`ssdl32_sseq_s1`, one stage,
+/// 2 blocks per SM), 2 = the same double-buffered (`_s2`, 1 block per SM), 3 = `_s1b3`
+/// (one stage, 3 blocks per SM). Default 0.
+fn sseq_mode() -> usize {
+    match env_usize("MAMBA_CUDA_SSD32_SEQ") {
+        Some(m @ 0..=3) => m,
+        _ => 0,
+    }
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -72,7 +88,7 @@ fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     if ptrs.iter().any(|a| a % 16 != 0) || strides.iter().any(|s| s % 4 != 0) {
         return false;
     }
-    if [states_smem(n), out_smem(n), cb_smem(n)]
+    if [states_smem(n), out_smem(n), cb_smem(n), 2 * sseq_stage()]
         .iter()
         .any(|&s| s > g.max_smem())
     {
@@ -139,25 +155,44 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             stream,
             &prm,
         )?;
-        let hb = heads_per_block(h / ng);
-        let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
-        g.launch(
-            f1,
-            (grid_x, (h / hb) as u32, b as u32),
-            256,
-            states_smem(n),
-            stream,
-            &prm,
-        )?;
-        let blocks = (b * h * p * n / 4).div_ceil(256).min(65535) as u32;
-        g.launch(
-            g.func("ssdl32_combine")?,
-            (blocks, 1, 1),
-            256,
-            0,
-            stream,
-            &prm,
-        )?;
+        let mode = sseq_mode();
+        if mode == 0 {
+            let hb = heads_per_block(h / ng);
+            let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
+            g.launch(
+                f1,
+                (grid_x, (h / hb) as u32, b as u32),
+                256,
+                states_smem(n),
+                stream,
+                &prm,
+            )?;
+            let blocks = (b * h * p * n / 4).div_ceil(256).min(65535) as u32;
+            g.launch(
+                g.func("ssdl32_combine")?,
+                (blocks, 1, 1),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        } else {
+            // Chunk states and the combine in one pass: S_in of every chunk and the final
+            // state (each block walks one head's chunks for 64 columns of n).
+            let (name, stages) = match mode {
+                2 => ("ssdl32_sseq_s2", 2),
+                3 => ("ssdl32_sseq_s1b3", 1),
+                _ => ("ssdl32_sseq_s1", 1),
+            };
+            g.launch(
+                g.func(name)?,
+                (((p / PB) * (n / 64)) as u32, h as u32, b as u32),
+                256,
+                stages * sseq_stage(),
+                stream,
+                &prm,
+            )?;
+        }
         let mut po = prm;
         po.final_states = 0;
         let b3 = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
