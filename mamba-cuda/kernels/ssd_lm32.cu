@@ -114,7 +114,7 @@ __device__ __forceinline__ void l32_wait_all() {
 // src + r * st, dst row r at dst + r * ld; rows >= nvalid are zero-filled (src not read).
 __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, long long st, int rows, int nvalid,
                                           int cols) {
-    const int vc = cols / 4, rstep = L32_THREADS / vc, tid = threadIdx.x;
+    const int vc = cols / 4, rstep = (int)blockDim.x / vc, tid = threadIdx.x;
     if (tid >= rstep * vc) return;
     const int col = (tid % vc) * 4;
     for (int r = tid / vc; r < rows; r += rstep)
@@ -125,14 +125,21 @@ __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, 
 // s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
 __host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
 
+template <class RAW>
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at);
 __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
+    const float* dtp = static_cast<const float*>(p.dt);
+    const long long base = i * p.dt_sb + (long long)c * L32_Q * p.dt_st + j;
+    l32_scan_f(p, smem, j, c, lane, [&](int t) { return dtp[base + (long long)t * p.dt_st]; });
+}
+template <class RAW>
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at) {
     constexpr int Q = L32_Q, E = Q / 32;
     double* s_cs = reinterpret_cast<double*>(smem);
     float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
     float* s_w = s_ecs + Q;
     float* s_dt = s_w + Q;
     float* s_misc = s_dt + Q;
-    const float* dtp = static_cast<const float*>(p.dt);
     const float Aj = p.A[j];
     const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
     const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
@@ -142,7 +149,7 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
 #pragma unroll
     for (int e = 0; e < E; ++e) {
         const int t = lane * E + e;
-        const float raw = t < tn ? dtp[i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j] : 0.f;
+        const float raw = t < tn ? raw_at(t) : 0.f;
         dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
         loc += (double)(dtv[e] * Aj);
         pre[e] = loc;
@@ -183,13 +190,43 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __gri
     if (lane == 0) p.chunk_decay[w] = reinterpret_cast<const float*>(hdr)[5 * L32_Q];
 }
 
+// 1''. The same headers with dt read in rows (`MAMBA_CUDA_SSD32_HDR=1`): grid (ceil(h / 8), K,
+// b), the block stages dt of its chunk for 8 consecutive heads (32 bytes of each step's
+// row, where `ssdl32_hdr` reads 4 bytes of each row per head), then warp w scans head j0 + w.
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
+    __shared__ float s_raw[L32_Q][9];
+    const int H = p.nheads, K = p.nchunks, j0 = blockIdx.x * 8, c = blockIdx.y, i = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int t0 = c * L32_Q, tn = min(L32_Q, p.seqlen - t0);
+    const float* dtp = static_cast<const float*>(p.dt) + i * p.dt_sb + (long long)t0 * p.dt_st + j0;
+    {
+        const int jj = tid & 7;
+#pragma unroll
+        for (int r = 0; r < L32_Q / 32; ++r) {
+            const int t = (tid >> 3) + 32 * r;
+            s_raw[t][jj] = t < tn && j0 + jj < H ? dtp[(long long)t * p.dt_st + jj] : 0.f;
+        }
+    }
+    __syncthreads();
+    const int j = j0 + warp;
+    if (j >= H) return;
+    const size_t w = ((size_t)i * H + j) * K + c;
+    unsigned char* hdr = reinterpret_cast<unsigned char*>(const_cast<int*>(p.seq_idx)) + w * l32_hdr_bytes();
+    l32_scan_f(p, hdr, j, c, lane, [&](int t) { return s_raw[t][warp]; });
+    if (lane == 0) p.chunk_decay[w] = reinterpret_cast<const float*>(hdr)[5 * L32_Q];
+}
+
 // Stages the header of (head, chunk) hc (16-byte async copies).
 __device__ __forceinline__ void l32_stage_hdr(unsigned char* smem, const SsdParams& p, size_t hc) {
     const unsigned char* src = reinterpret_cast<const unsigned char*>(p.seq_idx) + hc * l32_hdr_bytes();
-    for (int v = threadIdx.x; v < l32_hdr_used() / 16; v += L32_THREADS) l32_cp16(smem + 16 * v, src + 16 * v, 16);
+    for (int v = threadIdx.x; v < l32_hdr_used() / 16; v += blockDim.x) l32_cp16(smem + 16 * v, src + 16 * v, 16);
 }
 
 template <int V> struct L32Vec;
+template <> struct L32Vec<1> {
+    static __device__ __forceinline__ void ld(float (&o)[1], const float* p) { o[0] = *p; }
+    static __device__ __forceinline__ void st(float* p, const float (&o)[1]) { *p = o[0]; }
+};
 template <> struct L32Vec<2> {
     static __device__ __forceinline__ void ld(float (&o)[2], const float* p) {
         const float2 v = *reinterpret_cast<const float2*>(p);
@@ -330,14 +367,15 @@ __device__ void l32_states(const SsdParams& p) {
 __host__ __device__ constexpr int l32_sseq_stage(int nb) {
     return l32_hdr_bytes() + L32_Q * l32_states_ldx() * 4 + L32_Q * l32_states_ldb(nb) * 4;
 }
-template <int NB, int ST>
+template <int NB, int ST, int NW = 8>
 __device__ void l32_sseq(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
     extern __shared__ __align__(128) unsigned char smem_raw[];
 #endif
-    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_states_ldx(), LDB = l32_states_ldb(NB), NT = NB / 32;
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_states_ldx(), LDB = l32_states_ldb(NB), NT = NB / (4 * NW);
+    static_assert(NT >= 1 && NT * 4 * NW == NB, "NB / (4 NW) n8 tiles per warp");
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
     const int nsp = N / NB;
@@ -357,7 +395,8 @@ __device__ void l32_sseq(const SsdParams& p) {
         l32_stage_hdr(sm, p, head * K + c);
         l32_commit();
     };
-    // S[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = n0 + 8 NT ng + NT (2 c4 + e) + ni.
+    // S[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = n0 + 8 NT ng + NT (2 c4 + e) + ni
+    // (ng = warp / 2 < NW / 2).
     float S[2][NT][4];
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
@@ -475,7 +514,7 @@ __device__ void l32_sseq(const SsdParams& p) {
 // float4); S_in (PB x N) and x (Q x PB) are staged. n tile (grp, tt) (grp 0..1, tt 0..3),
 // column g at q = 32 grp + 4 g + tt; in M X the k of step h of s tile kq is permuted as
 // k = c4 <-> s = 16 kq + 8 h + 2 c4, k = c4 + 4 <-> s + 1 (CB as float2).
-template <int N>
+template <int N, bool PF = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -567,12 +606,29 @@ __device__ void l32_out(const SsdParams& p) {
     const float* cbm = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
     const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
     const float* xb = bx + 4 * g;
+    // PF: the CB values of the next s tile load while this one computes.
+    float2 mc[2][2], mn[2][2];
+    if (PF) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + 8 * h + 2 * c4);
+            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + 8 * h + 2 * c4);
+        }
+    }
     for (int kq = 0; kq <= warp; ++kq) {
+        if (PF && kq < warp) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int s1 = 16 * (kq + 1) + 8 * h + 2 * c4;
+                mn[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s1);
+                mn[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s1);
+            }
+        }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int s0 = 16 * kq + 8 * h + 2 * c4;
-            const float2 m0 = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
-            const float2 m1 = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
+            const float2 m0 = PF ? mc[h][0] : *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
+            const float2 m1 = PF ? mc[h][1] : *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
             const double cA = s_cs[s0], cB = s_cs[s0 + 1];
             const float dA = s_dt[s0], dB = s_dt[s0 + 1];
             float a00 = m0.x * expf((float)(cs0 - cA)) * dA, a02 = m0.y * expf((float)(cs0 - cB)) * dB;
@@ -596,6 +652,13 @@ __device__ void l32_out(const SsdParams& p) {
                     l32_b(b, xv0[tt], xv1[tt]);
                     l32_mma(y[grp][tt], a, b);
                 }
+            }
+        }
+        if (PF && kq < warp) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                mc[h][0] = mn[h][0];
+                mc[h][1] = mn[h][1];
             }
         }
     }
@@ -719,4 +782,19 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseq_s1b3(co
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 1) ssdl32_sseq_s2(const __grid_constant__ SsdParams p) {
     l32_sseq<64, 2>(p);
+}
+// 16 warps (512 threads) and two stages, 1 block per SM: NB = N (the whole state row per
+// block: x staged once per chunk), every chunk's loads in flight while the previous computes.
+extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n128(const __grid_constant__ SsdParams p) {
+    l32_sseq<128, 2, 16>(p);
+}
+extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n64(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 2, 16>(p);
+}
+// PF: the M X loop loads the next s tile's CB values a tile ahead (MAMBA_CUDA_SSD32_OPF=1).
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(const __grid_constant__ SsdParams p) {
+    l32_out<128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {
+    l32_out<64, true>(p);
 }

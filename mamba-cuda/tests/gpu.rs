@@ -1690,11 +1690,17 @@ fn ssd_chunked_matches_the_oracle() {
         }
         t.finish("ssd lm32 f32");
         // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
-        // 1 / 2 / 3; MAMBA_GPU_SSD32_SEQS picks them, default all): the same shapes, then
-        // every option on.
-        let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| "1,2,3".into());
+        // 0-3; a "p" after it also sets MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T
+        // prefetch, then an "h" MAMBA_CUDA_SSD32_HDR=1, the headers in rows of 8 heads;
+        // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
+        let seqs =
+            std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| "1,2,3,0p,1ph".into());
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
-            set("MAMBA_CUDA_SSD32_SEQ", seq);
+            let (m, hd) = seq.strip_suffix('h').map_or((seq, ""), |m| (m, "1"));
+            let (m, pf) = m.strip_suffix('p').map_or((m, ""), |m| (m, "1"));
+            set("MAMBA_CUDA_SSD32_SEQ", m);
+            set("MAMBA_CUDA_SSD32_OPF", pf);
+            set("MAMBA_CUDA_SSD32_HDR", hd);
             let mut t = Tally::default();
             for &(b, l, h, p, g, n) in lm32_shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1715,6 +1721,8 @@ fn ssd_chunked_matches_the_oracle() {
             t.finish(&format!("ssd lm32 sseq{seq} f32"));
         }
         set("MAMBA_CUDA_SSD32_SEQ", "");
+        set("MAMBA_CUDA_SSD32_OPF", "");
+        set("MAMBA_CUDA_SSD32_HDR", "");
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
     // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.

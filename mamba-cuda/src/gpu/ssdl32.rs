@@ -11,6 +11,9 @@
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
 //! `MAMBA_CUDA_SSD32_SEQ` (0-3, see `sseq_mode`): the combine folded into the states pass
 //! (`ssdl32_sseq_*`: each block walks one head's chunks with the running state in registers).
+//! `MAMBA_CUDA_SSD32_OPF=1`: the outputs kernel loads the next s tile's C B^T values a tile
+//! ahead (`_pf`). `MAMBA_CUDA_SSD32_HDR=1`: the headers from dt read in rows of 8 heads
+//! (`ssdl32_hdr8`).
 //! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
 //! scan: cumulative sums, decays, weights) once for both big kernels.
 
@@ -36,17 +39,18 @@ fn states_smem(n: usize) -> usize {
 fn out_smem(n: usize) -> usize {
     hdr_bytes() + Q * (PB + 4) * 4 + PB * (n + 4) * 4
 }
-/// One stage of `ssdl32_sseq_*` (`l32_sseq_stage(64)`): header, x (Q x PB), B (Q x 64).
-fn sseq_stage() -> usize {
-    hdr_bytes() + Q * (PB + 8) * 4 + Q * (64 + 8) * 4
+/// One stage of `ssdl32_sseq_*` (`l32_sseq_stage(nb)`): header, x (Q x PB), B (Q x nb).
+fn sseq_stage(nb: usize) -> usize {
+    hdr_bytes() + Q * (PB + 8) * 4 + Q * (nb + 8) * 4
 }
 /// The states pass: `MAMBA_CUDA_SSD32_SEQ` 0 = chunk states + combine (`ssdl32_states_n*`,
 /// `ssdl32_combine`), 1 = the combine folded into the states (`ssdl32_sseq_s1`, one stage,
 /// 2 blocks per SM), 2 = the same double-buffered (`_s2`, 1 block per SM), 3 = `_s1b3`
-/// (one stage, 3 blocks per SM). Default 0.
+/// (one stage, 3 blocks per SM), 4 = `_w16_n{N}` (512 threads, the whole state row n per
+/// block, two stages, 1 block per SM). Default 0.
 fn sseq_mode() -> usize {
     match env_usize("MAMBA_CUDA_SSD32_SEQ") {
-        Some(m @ 0..=3) => m,
+        Some(m @ 0..=4) => m,
         _ => 0,
     }
 }
@@ -88,7 +92,7 @@ fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     if ptrs.iter().any(|a| a % 16 != 0) || strides.iter().any(|s| s % 4 != 0) {
         return false;
     }
-    if [states_smem(n), out_smem(n), cb_smem(n), 2 * sseq_stage()]
+    if [states_smem(n), out_smem(n), cb_smem(n), 2 * sseq_stage(64)]
         .iter()
         .any(|&s| s > g.max_smem())
     {
@@ -146,15 +150,27 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             stream,
             &prm,
         )?;
-        let fh = g.func("ssdl32_hdr")?;
-        g.launch(
-            fh,
-            ((b * h * k).div_ceil(8) as u32, 1, 1),
-            256,
-            0,
-            stream,
-            &prm,
-        )?;
+        if env_usize("MAMBA_CUDA_SSD32_HDR") == Some(1) {
+            // dt read in rows of 8 heads (`ssdl32_hdr8`).
+            g.launch(
+                g.func("ssdl32_hdr8")?,
+                (h.div_ceil(8) as u32, k as u32, b as u32),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        } else {
+            let fh = g.func("ssdl32_hdr")?;
+            g.launch(
+                fh,
+                ((b * h * k).div_ceil(8) as u32, 1, 1),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        }
         let mode = sseq_mode();
         if mode == 0 {
             let hb = heads_per_block(h / ng);
@@ -179,16 +195,22 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         } else {
             // Chunk states and the combine in one pass: S_in of every chunk and the final
             // state (each block walks one head's chunks for 64 columns of n).
-            let (name, stages) = match mode {
-                2 => ("ssdl32_sseq_s2", 2),
-                3 => ("ssdl32_sseq_s1b3", 1),
-                _ => ("ssdl32_sseq_s1", 1),
+            let mode = if mode == 4 && 2 * sseq_stage(n) > g.max_smem() {
+                1
+            } else {
+                mode
+            };
+            let (name, stages, nb, threads) = match mode {
+                2 => ("ssdl32_sseq_s2".to_string(), 2, 64, 256),
+                3 => ("ssdl32_sseq_s1b3".to_string(), 1, 64, 256),
+                4 => (format!("ssdl32_sseq_w16_n{n}"), 2, n, 512),
+                _ => ("ssdl32_sseq_s1".to_string(), 1, 64, 256),
             };
             g.launch(
-                g.func(name)?,
-                (((p / PB) * (n / 64)) as u32, h as u32, b as u32),
-                256,
-                stages * sseq_stage(),
+                g.func(&name)?,
+                (((p / PB) * (n / nb)) as u32, h as u32, b as u32),
+                threads,
+                stages * sseq_stage(nb),
                 stream,
                 &prm,
             )?;
@@ -199,6 +221,11 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             "_b3"
         } else {
             ""
+        };
+        let b3 = if b3.is_empty() && env_usize("MAMBA_CUDA_SSD32_OPF") == Some(1) {
+            "_pf"
+        } else {
+            b3
         };
         let f2 = g.func(&format!("ssdl32_out_n{n}{b3}"))?;
         g.launch(
