@@ -8,6 +8,17 @@
 #define main emu_ssdc_main
 #include "emu_ssdc.cpp"
 #undef main
+// mma.sync m8n8k4 f64: lane (g, c4) gives A[g][c4] and B[c4][g], gets D[g][2 c4], D[g][2 c4 + 1].
+static double g_da[32][32], g_db[32][32];
+inline void emu_dmma(double (&d)[2], double a, double b) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c4 = l & 3;
+    g_da[w][l] = a;
+    g_db[w][l] = b;
+    __syncwarp();
+    for (int j = 0; j < 2; ++j)
+        for (int kk = 0; kk < 4; ++kk) d[j] = std::fma(g_da[w][4 * g + kk], g_db[w][4 * (2 * c4 + j) + kk], d[j]);
+    __syncwarp();
+}
 #include "../kernels/ssd_lm32.cu"
 
 // emu_launch with `threads` threads per block (the 512-thread `ssdl32_sseq_w16_*`).
@@ -108,7 +119,9 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     p.chunk_states = states.data();
     p.chunk_decay = decay.data();
     p.seq_idx = reinterpret_cast<const int*>(hdrs.data());
-    emu_launch(ssdl_cb_f32_q128, p, K, g, b);
+    // EMU_CB=1: C B^T on the f64 tensor cores (`ssdl32_cb`).
+    if (std::getenv("EMU_CB") && std::atoi(std::getenv("EMU_CB")) == 1) emu_launch(ssdl32_cb, p, K, g, b);
+    else emu_launch(ssdl_cb_f32_q128, p, K, g, b);
     // EMU_HDR=1: the headers with dt read in rows of 8 heads (`ssdl32_hdr8`).
     if (std::getenv("EMU_HDR") && std::atoi(std::getenv("EMU_HDR")) == 1) emu_launch(ssdl32_hdr8, p, (h + 7) / 8, K, b);
     else emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);

@@ -192,17 +192,20 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __gri
 
 // 1''. The same headers with dt read in rows (`MAMBA_CUDA_SSD32_HDR=1`): grid (ceil(h / 8), K,
 // b), the block stages dt of its chunk for 8 consecutive heads (32 bytes of each step's
-// row, where `ssdl32_hdr` reads 4 bytes of each row per head), then warp w scans head j0 + w.
+// row, where `ssdl32_hdr` reads 4 bytes of each row per head), then warp w scans head j0 + w
+// with lane l on steps l + 32 e (four chained warp scans), so every store of the header is
+// 32 consecutive values (`ssdl32_hdr` stores 4 values per lane, 16-byte apart lanes).
 extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
     __shared__ float s_raw[L32_Q][9];
+    constexpr int Q = L32_Q, E = Q / 32;
     const int H = p.nheads, K = p.nchunks, j0 = blockIdx.x * 8, c = blockIdx.y, i = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int t0 = c * L32_Q, tn = min(L32_Q, p.seqlen - t0);
+    const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
     const float* dtp = static_cast<const float*>(p.dt) + i * p.dt_sb + (long long)t0 * p.dt_st + j0;
     {
         const int jj = tid & 7;
 #pragma unroll
-        for (int r = 0; r < L32_Q / 32; ++r) {
+        for (int r = 0; r < Q / 32; ++r) {
             const int t = (tid >> 3) + 32 * r;
             s_raw[t][jj] = t < tn && j0 + jj < H ? dtp[(long long)t * p.dt_st + jj] : 0.f;
         }
@@ -212,8 +215,43 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __gr
     if (j >= H) return;
     const size_t w = ((size_t)i * H + j) * K + c;
     unsigned char* hdr = reinterpret_cast<unsigned char*>(const_cast<int*>(p.seq_idx)) + w * l32_hdr_bytes();
-    l32_scan_f(p, hdr, j, c, lane, [&](int t) { return s_raw[t][warp]; });
-    if (lane == 0) p.chunk_decay[w] = reinterpret_cast<const float*>(hdr)[5 * L32_Q];
+    double* s_cs = reinterpret_cast<double*>(hdr);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    float dtv[E];
+    double cs[E];
+    double carry = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane + 32 * e;
+        dtv[e] = t < tn ? step_size(s_raw[t][warp] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+        double incl = (double)(dtv[e] * Aj);
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double v = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += v;
+        }
+        cs[e] = carry + incl;
+        carry = __shfl_sync(0xffffffffu, cs[e], 31);
+    }
+    const double cs_end = carry;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane + 32 * e;
+        s_cs[t] = cs[e];
+        s_dt[t] = dtv[e];
+        s_ecs[t] = expf((float)cs[e]);
+        s_w[t] = expf((float)(cs_end - cs[e])) * dtv[e];
+    }
+    if (lane == 0) {
+        const float dec = expf((float)cs_end);
+        s_misc[0] = dec;
+        p.chunk_decay[w] = dec;
+    }
 }
 
 // Stages the header of (head, chunk) hc (16-byte async copies).
@@ -252,6 +290,69 @@ template <> struct L32Vec<4> {
 
 __device__ __forceinline__ float* l32_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
+}
+
+// 1b. C B^T per (batch, group, chunk) on the f64 tensor cores (`MAMBA_CUDA_SSD32_CB=1`):
+// mma.sync m8n8k4 f64 with the f32 values of C and B converted exactly, so each entry is
+// the sum over N of exact products, accumulated in f64 and rounded once to f32, as the
+// CUDA-core f64 `ssdl_cb_f32_q128` does (the accuracy of the sixth session's fix). The lower
+// 16 x 16 tiles only (36 of 64), warp w takes tiles w, w + 8, ...; each tile is four m8n8
+// tiles: lane (g, c4) holds rows g, g + 8 and columns 2 c4, 2 c4 + 1 of each 16 x 8 half.
+__device__ __forceinline__ void l32_dmma(double (&d)[2], double a, double b) {
+#ifdef MAMBA_EMU
+    emu_dmma(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+                 : "+d"(d[0]), "+d"(d[1])
+                 : "d"(a), "d"(b));
+#endif
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_cb(const __grid_constant__ SsdParams p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q;
+    const int N = p.dstate, L = p.seqlen, ld = N + 4;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, t0 = c * Q;
+    float* sc = reinterpret_cast<float*>(smem_raw);
+    float* sb = sc + Q * ld;
+    const float* Bp = static_cast<const float*>(p.B);
+    const float* Cp = static_cast<const float*>(p.C);
+    l32_stage(sb, ld, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    l32_stage(sc, ld, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    l32_commit();
+    l32_wait_all();
+    __syncthreads();
+    float* cb = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * p.nchunks + c) * (size_t)Q * Q;
+    constexpr int QT = Q / 16, NTL = QT * (QT + 1) / 2;
+    for (int it = warp; it < NTL; it += L32_THREADS / 32) {
+        int ti = 0;
+        while ((ti + 1) * (ti + 2) / 2 <= it) ++ti;
+        const int sj = it - ti * (ti + 1) / 2;
+        double d[2][2][2] = {};
+        const float* a0p = sc + (ti * 16 + g) * ld + c4;
+        const float* b0p = sb + (sj * 16 + g) * ld + c4;
+#pragma unroll 4
+        for (int kk = 0; kk < N; kk += 4) {
+            const double a0 = a0p[kk], a1 = a0p[8 * ld + kk];
+            const double b0 = b0p[kk], b1 = b0p[8 * ld + kk];
+            l32_dmma(d[0][0], a0, b0);
+            l32_dmma(d[0][1], a0, b1);
+            l32_dmma(d[1][0], a1, b0);
+            l32_dmma(d[1][1], a1, b1);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int t = ti * 16 + 8 * r + g, s0 = sj * 16 + 8 * h2 + 2 * c4;
+                *reinterpret_cast<float2*>(cb + (size_t)t * Q + s0) =
+                    make_float2(static_cast<float>(d[r][h2][0]), static_cast<float>(d[r][h2][1]));
+            }
+    }
 }
 
 // Shared memory (the host repeats it in src/gpu/ssdl32.rs).

@@ -9,11 +9,13 @@
 //! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
 //! default 4, halved until it divides the heads per group): heads per states block.
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
-//! `MAMBA_CUDA_SSD32_SEQ` (0-3, see `sseq_mode`): the combine folded into the states pass
-//! (`ssdl32_sseq_*`: each block walks one head's chunks with the running state in registers).
-//! `MAMBA_CUDA_SSD32_OPF=1`: the outputs kernel loads the next s tile's C B^T values a tile
-//! ahead (`_pf`). `MAMBA_CUDA_SSD32_HDR=1`: the headers from dt read in rows of 8 heads
-//! (`ssdl32_hdr8`).
+//! `MAMBA_CUDA_SSD32_SEQ` (0-4, see `sseq_mode`; default 3): the combine folded into the
+//! states pass (`ssdl32_sseq_*`: each block walks one head's chunks with the running state
+//! in registers); 0 = the separate states and combine kernels.
+//! `MAMBA_CUDA_SSD32_OPF` (default 1; 0 = off): the outputs kernel loads the next s tile's
+//! C B^T values a tile ahead (`_pf`). `MAMBA_CUDA_SSD32_HDR=1`: the headers from dt read in rows of 8 heads
+//! (`ssdl32_hdr8`). `MAMBA_CUDA_SSD32_CB=1`: C B^T on the f64 tensor cores (`ssdl32_cb`,
+//! mma m8n8k4 f64; the same sums as the CUDA-core f64 kernel).
 //! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
 //! scan: cumulative sums, decays, weights) once for both big kernels.
 
@@ -47,11 +49,12 @@ fn sseq_stage(nb: usize) -> usize {
 /// `ssdl32_combine`), 1 = the combine folded into the states (`ssdl32_sseq_s1`, one stage,
 /// 2 blocks per SM), 2 = the same double-buffered (`_s2`, 1 block per SM), 3 = `_s1b3`
 /// (one stage, 3 blocks per SM), 4 = `_w16_n{N}` (512 threads, the whole state row n per
-/// block, two stages, 1 block per SM). Default 0.
+/// block, two stages, 1 block per SM). Default 3 (H200: 12-13 us faster than 0 in two
+/// rounds; NOTES.md).
 fn sseq_mode() -> usize {
     match env_usize("MAMBA_CUDA_SSD32_SEQ") {
         Some(m @ 0..=4) => m,
-        _ => 0,
+        _ => 3,
     }
 }
 fn cb_smem(n: usize) -> usize {
@@ -141,15 +144,27 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     prm.seq_idx = scratch + (states_bytes + decay_bytes + cb_bytes) as u64;
     let grid_x = ((p / PB) * k) as u32;
     let run = || -> PResult<()> {
-        let f0 = g.func("ssdl_cb_f32_q128")?;
-        g.launch(
-            f0,
-            (k as u32, ng as u32, b as u32),
-            256,
-            cb_smem(n),
-            stream,
-            &prm,
-        )?;
+        if env_usize("MAMBA_CUDA_SSD32_CB") == Some(1) {
+            // C B^T on the f64 tensor cores (`ssdl32_cb`): C and B staged, rows of n + 4.
+            g.launch(
+                g.func("ssdl32_cb")?,
+                (k as u32, ng as u32, b as u32),
+                256,
+                2 * Q * (n + 4) * 4,
+                stream,
+                &prm,
+            )?;
+        } else {
+            let f0 = g.func("ssdl_cb_f32_q128")?;
+            g.launch(
+                f0,
+                (k as u32, ng as u32, b as u32),
+                256,
+                cb_smem(n),
+                stream,
+                &prm,
+            )?;
+        }
         if env_usize("MAMBA_CUDA_SSD32_HDR") == Some(1) {
             // dt read in rows of 8 heads (`ssdl32_hdr8`).
             g.launch(
@@ -222,7 +237,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         } else {
             ""
         };
-        let b3 = if b3.is_empty() && env_usize("MAMBA_CUDA_SSD32_OPF") == Some(1) {
+        let b3 = if b3.is_empty() && env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) {
             "_pf"
         } else {
             b3
