@@ -1,5 +1,9 @@
 // SPEC 2 at the language-model shape in f32 storage: `ssdl32_*` (fifth session, helper C).
 //
+// Seventh session (the default since): `ssdl32_cb` (C B^T on the f64 tensor cores, 1b),
+// `ssdl32_hdr8` (1''), `ssdl32_sseq_s1b3` (states with the combine folded in, 2') and
+// `ssdl32_out_n*_pf` (4 with the C B^T prefetch); the forms below stay behind env vars
+// (src/gpu/ssdl32.rs).
 // The four-kernel chunked form of `ssdl` (kernels/ssd_chunk.cu): C B^T per (batch, group,
 // chunk) (`ssdl_cb_f32_q128` of ssd_chunk.cu, unchanged), the chunk states
 // (`ssdl32_states_n*`), the combine (`ssdl32_combine`, 16-byte accesses) and the outputs

@@ -1,23 +1,23 @@
 //! `ssdl32`: the f32 SSD forward at the language-model shape on tensor cores in 3xTF32
-//! (kernels/ssd_lm32.cu): C B^T per (batch, group, chunk) (`ssdl_cb_f32_q128` of
-//! kernels/ssd_chunk.cu), the chunk states (`ssdl32_states_n*`, several heads of a group
-//! per block), the combine (`ssdl32_combine`) and the outputs (`ssdl32_out_n*`), with
-//! Q = 128 and PB = 64 fixed and N = 64 or 128.
+//! (kernels/ssd_lm32.cu), Q = 128 and PB = 64 fixed and N = 64 or 128. By default four
+//! launches: C B^T per (batch, group, chunk) on the f64 tensor cores (`ssdl32_cb`), the
+//! chunk headers (`ssdl32_hdr8`: the dt scan, cumulative sums, decays, weights, once for
+//! both big kernels), the chunk states with the combine folded in (`ssdl32_sseq_s1b3`: each
+//! block walks one head's chunks for 64 columns of n with the running state in registers
+//! and writes every chunk's incoming state and the final state), and the outputs
+//! (`ssdl32_out_n*_pf`).
 //!
 //! `MAMBA_CUDA_SSD_IMPL=lm32` forces it wherever it applies; `MAMBA_CUDA_SSD32=0` never
 //! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
-//! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
-//! default 4, halved until it divides the heads per group): heads per states block.
+//! (batch, head) pairs per SM and L >= 1024 takes it. Older forms, by env:
+//! `MAMBA_CUDA_SSD32_CB=0`: C B^T on the CUDA cores in f64 (`ssdl_cb_f32_q128` of
+//! kernels/ssd_chunk.cu; the same sums). `MAMBA_CUDA_SSD32_HDR=0`: the one-warp-per-header
+//! `ssdl32_hdr`. `MAMBA_CUDA_SSD32_SEQ` (0-4, see `sseq_mode`; default 3): 0 = the chunk
+//! states from zero (`ssdl32_states_n*`, several heads of a group per block,
+//! `MAMBA_CUDA_SSD32_HB` 1, 2, 4, 8, default 4, halved until it divides the heads per
+//! group) and the separate combine (`ssdl32_combine`); 1, 2, 4 other `sseq` forms.
+//! `MAMBA_CUDA_SSD32_OPF=0`: the outputs kernel without the C B^T prefetch;
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
-//! `MAMBA_CUDA_SSD32_SEQ` (0-4, see `sseq_mode`; default 3): the combine folded into the
-//! states pass (`ssdl32_sseq_*`: each block walks one head's chunks with the running state
-//! in registers); 0 = the separate states and combine kernels.
-//! `MAMBA_CUDA_SSD32_OPF` (default 1; 0 = off): the outputs kernel loads the next s tile's
-//! C B^T values a tile ahead (`_pf`). `MAMBA_CUDA_SSD32_HDR=1`: the headers from dt read in rows of 8 heads
-//! (`ssdl32_hdr8`). `MAMBA_CUDA_SSD32_CB=1`: C B^T on the f64 tensor cores (`ssdl32_cb`,
-//! mma m8n8k4 f64; the same sums as the CUDA-core f64 kernel).
-//! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
-//! scan: cumulative sums, decays, weights) once for both big kernels.
 
 use mamba_core::abi::dtype;
 
@@ -52,10 +52,9 @@ fn sseq_stage(nb: usize) -> usize {
 /// block, two stages, 1 block per SM). Default 3 (H200: 12-13 us faster than 0 in two
 /// rounds; NOTES.md).
 fn sseq_mode() -> usize {
-    match env_usize("MAMBA_CUDA_SSD32_SEQ") {
-        Some(m @ 0..=4) => m,
-        _ => 3,
-    }
+    env_usize("MAMBA_CUDA_SSD32_SEQ")
+        .filter(|&m| m <= 4)
+        .unwrap_or(3)
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -144,7 +143,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     prm.seq_idx = scratch + (states_bytes + decay_bytes + cb_bytes) as u64;
     let grid_x = ((p / PB) * k) as u32;
     let run = || -> PResult<()> {
-        if env_usize("MAMBA_CUDA_SSD32_CB") == Some(1) {
+        if env_usize("MAMBA_CUDA_SSD32_CB") != Some(0) {
             // C B^T on the f64 tensor cores (`ssdl32_cb`): C and B staged, rows of n + 4.
             g.launch(
                 g.func("ssdl32_cb")?,
@@ -165,7 +164,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
                 &prm,
             )?;
         }
-        if env_usize("MAMBA_CUDA_SSD32_HDR") == Some(1) {
+        if env_usize("MAMBA_CUDA_SSD32_HDR") != Some(0) {
             // dt read in rows of 8 heads (`ssdl32_hdr8`).
             g.launch(
                 g.func("ssdl32_hdr8")?,
