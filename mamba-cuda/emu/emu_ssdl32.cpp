@@ -8,7 +8,39 @@
 #define main emu_ssdc_main
 #include "emu_ssdc.cpp"
 #undef main
+// mma.sync m8n8k4 f64: lane (g, c4) gives A[g][c4] and B[c4][g], gets D[g][2 c4], D[g][2 c4 + 1].
+static double g_da[32][32], g_db[32][32];
+inline void emu_dmma(double (&d)[2], double a, double b) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c4 = l & 3;
+    g_da[w][l] = a;
+    g_db[w][l] = b;
+    __syncwarp();
+    for (int j = 0; j < 2; ++j)
+        for (int kk = 0; kk < 4; ++kk) d[j] = std::fma(g_da[w][4 * g + kk], g_db[w][4 * (2 * c4 + j) + kk], d[j]);
+    __syncwarp();
+}
 #include "../kernels/ssd_lm32.cu"
+
+// emu_launch with `threads` threads per block (the 512-thread `ssdl32_sseq_w16_*`).
+static void emu_launch_t(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz, unsigned threads) {
+    blockDim = {threads, 1, 1};
+    gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
+    for (int bz = 0; bz < gz; ++bz)
+        for (int by = 0; by < gy; ++by)
+            for (int bx = 0; bx < gx; ++bx) {
+                std::memset(g_smem_bytes, 0xff, sizeof(g_smem_bytes));
+                g_block_bar = std::make_unique<std::barrier<>>(threads);
+                for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < threads; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {(unsigned)bx, (unsigned)by, (unsigned)bz};
+                        kern(p);
+                    });
+                for (auto& t : ts) t.join();
+            }
+}
 
 struct Case32 {
     int b, L, h, p, g, N, hb;
@@ -87,15 +119,31 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     p.chunk_states = states.data();
     p.chunk_decay = decay.data();
     p.seq_idx = reinterpret_cast<const int*>(hdrs.data());
-    emu_launch(ssdl_cb_f32_q128, p, K, g, b);
-    emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
-    emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
-    blockDim = {1, 1, 1};
-    gridDim = {1, 1, 1};
-    threadIdx = {0, 0, 0};
-    blockIdx = {0, 0, 0};
-    ssdl32_combine(p);
-    emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
+    // EMU_CB=1: C B^T on the f64 tensor cores (`ssdl32_cb`).
+    if (std::getenv("EMU_CB") && std::atoi(std::getenv("EMU_CB")) == 1) emu_launch(ssdl32_cb, p, K, g, b);
+    else emu_launch(ssdl_cb_f32_q128, p, K, g, b);
+    // EMU_HDR=1: the headers with dt read in rows of 8 heads (`ssdl32_hdr8`).
+    if (std::getenv("EMU_HDR") && std::atoi(std::getenv("EMU_HDR")) == 1) emu_launch(ssdl32_hdr8, p, (h + 7) / 8, K, b);
+    else emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
+    // EMU_SSEQ=1 / 2: the states with the combine folded in (`ssdl32_sseq_s1` / `_s2`).
+    const char* sq = std::getenv("EMU_SSEQ");
+    const int sseq = sq ? std::atoi(sq) : 0;
+    if (sseq) {
+        std::fprintf(stderr, "(sseq %d)\n", sseq);
+        if (sseq == 4) emu_launch_t(N == 128 ? ssdl32_sseq_w16_n128 : ssdl32_sseq_w16_n64, p, P / PB, h, b, 512);
+        else emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
+    } else {
+        emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
+        blockDim = {1, 1, 1};
+        gridDim = {1, 1, 1};
+        threadIdx = {0, 0, 0};
+        blockIdx = {0, 0, 0};
+        ssdl32_combine(p);
+    }
+    // EMU_OPF=1: the outputs kernel with the C B^T prefetch (`_pf`).
+    const bool opf = std::getenv("EMU_OPF") && std::atoi(std::getenv("EMU_OPF")) == 1;
+    if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);
+    else emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
     std::vector<double> go(io), gf(st);
     for (size_t e = 0; e < io; ++e) go[e] = out[e];
     for (size_t e = 0; e < st; ++e) gf[e] = fin[e];

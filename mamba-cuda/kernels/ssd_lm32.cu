@@ -1,5 +1,9 @@
 // SPEC 2 at the language-model shape in f32 storage: `ssdl32_*` (fifth session, helper C).
 //
+// Seventh session (the default since): `ssdl32_cb` (C B^T on the f64 tensor cores, 1b),
+// `ssdl32_hdr8` (1''), `ssdl32_sseq_s1b3` (states with the combine folded in, 2') and
+// `ssdl32_out_n*_pf` (4 with the C B^T prefetch); the forms below stay behind env vars
+// (src/gpu/ssdl32.rs).
 // The four-kernel chunked form of `ssdl` (kernels/ssd_chunk.cu): C B^T per (batch, group,
 // chunk) (`ssdl_cb_f32_q128` of ssd_chunk.cu, unchanged), the chunk states
 // (`ssdl32_states_n*`), the combine (`ssdl32_combine`, 16-byte accesses) and the outputs
@@ -114,7 +118,7 @@ __device__ __forceinline__ void l32_wait_all() {
 // src + r * st, dst row r at dst + r * ld; rows >= nvalid are zero-filled (src not read).
 __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, long long st, int rows, int nvalid,
                                           int cols) {
-    const int vc = cols / 4, rstep = L32_THREADS / vc, tid = threadIdx.x;
+    const int vc = cols / 4, rstep = (int)blockDim.x / vc, tid = threadIdx.x;
     if (tid >= rstep * vc) return;
     const int col = (tid % vc) * 4;
     for (int r = tid / vc; r < rows; r += rstep)
@@ -125,14 +129,21 @@ __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, 
 // s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
 __host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
 
+template <class RAW>
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at);
 __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
+    const float* dtp = static_cast<const float*>(p.dt);
+    const long long base = i * p.dt_sb + (long long)c * L32_Q * p.dt_st + j;
+    l32_scan_f(p, smem, j, c, lane, [&](int t) { return dtp[base + (long long)t * p.dt_st]; });
+}
+template <class RAW>
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at) {
     constexpr int Q = L32_Q, E = Q / 32;
     double* s_cs = reinterpret_cast<double*>(smem);
     float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
     float* s_w = s_ecs + Q;
     float* s_dt = s_w + Q;
     float* s_misc = s_dt + Q;
-    const float* dtp = static_cast<const float*>(p.dt);
     const float Aj = p.A[j];
     const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
     const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
@@ -142,7 +153,7 @@ __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem
 #pragma unroll
     for (int e = 0; e < E; ++e) {
         const int t = lane * E + e;
-        const float raw = t < tn ? dtp[i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j] : 0.f;
+        const float raw = t < tn ? raw_at(t) : 0.f;
         dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
         loc += (double)(dtv[e] * Aj);
         pre[e] = loc;
@@ -183,13 +194,81 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __gri
     if (lane == 0) p.chunk_decay[w] = reinterpret_cast<const float*>(hdr)[5 * L32_Q];
 }
 
+// 1''. The same headers with dt read in rows (`MAMBA_CUDA_SSD32_HDR=1`): grid (ceil(h / 8), K,
+// b), the block stages dt of its chunk for 8 consecutive heads (32 bytes of each step's
+// row, where `ssdl32_hdr` reads 4 bytes of each row per head), then warp w scans head j0 + w
+// with lane l on steps l + 32 e (four chained warp scans), so every store of the header is
+// 32 consecutive values (`ssdl32_hdr` stores 4 values per lane, 16-byte apart lanes).
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
+    __shared__ float s_raw[L32_Q][9];
+    constexpr int Q = L32_Q, E = Q / 32;
+    const int H = p.nheads, K = p.nchunks, j0 = blockIdx.x * 8, c = blockIdx.y, i = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
+    const float* dtp = static_cast<const float*>(p.dt) + i * p.dt_sb + (long long)t0 * p.dt_st + j0;
+    {
+        const int jj = tid & 7;
+#pragma unroll
+        for (int r = 0; r < Q / 32; ++r) {
+            const int t = (tid >> 3) + 32 * r;
+            s_raw[t][jj] = t < tn && j0 + jj < H ? dtp[(long long)t * p.dt_st + jj] : 0.f;
+        }
+    }
+    __syncthreads();
+    const int j = j0 + warp;
+    if (j >= H) return;
+    const size_t w = ((size_t)i * H + j) * K + c;
+    unsigned char* hdr = reinterpret_cast<unsigned char*>(const_cast<int*>(p.seq_idx)) + w * l32_hdr_bytes();
+    double* s_cs = reinterpret_cast<double*>(hdr);
+    float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
+    float* s_w = s_ecs + Q;
+    float* s_dt = s_w + Q;
+    float* s_misc = s_dt + Q;
+    const float Aj = p.A[j];
+    const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    float dtv[E];
+    double cs[E];
+    double carry = 0.0;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane + 32 * e;
+        dtv[e] = t < tn ? step_size(s_raw[t][warp] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+        double incl = (double)(dtv[e] * Aj);
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double v = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += v;
+        }
+        cs[e] = carry + incl;
+        carry = __shfl_sync(0xffffffffu, cs[e], 31);
+    }
+    const double cs_end = carry;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+        const int t = lane + 32 * e;
+        s_cs[t] = cs[e];
+        s_dt[t] = dtv[e];
+        s_ecs[t] = expf((float)cs[e]);
+        s_w[t] = expf((float)(cs_end - cs[e])) * dtv[e];
+    }
+    if (lane == 0) {
+        const float dec = expf((float)cs_end);
+        s_misc[0] = dec;
+        p.chunk_decay[w] = dec;
+    }
+}
+
 // Stages the header of (head, chunk) hc (16-byte async copies).
 __device__ __forceinline__ void l32_stage_hdr(unsigned char* smem, const SsdParams& p, size_t hc) {
     const unsigned char* src = reinterpret_cast<const unsigned char*>(p.seq_idx) + hc * l32_hdr_bytes();
-    for (int v = threadIdx.x; v < l32_hdr_used() / 16; v += L32_THREADS) l32_cp16(smem + 16 * v, src + 16 * v, 16);
+    for (int v = threadIdx.x; v < l32_hdr_used() / 16; v += blockDim.x) l32_cp16(smem + 16 * v, src + 16 * v, 16);
 }
 
 template <int V> struct L32Vec;
+template <> struct L32Vec<1> {
+    static __device__ __forceinline__ void ld(float (&o)[1], const float* p) { o[0] = *p; }
+    static __device__ __forceinline__ void st(float* p, const float (&o)[1]) { *p = o[0]; }
+};
 template <> struct L32Vec<2> {
     static __device__ __forceinline__ void ld(float (&o)[2], const float* p) {
         const float2 v = *reinterpret_cast<const float2*>(p);
@@ -215,6 +294,69 @@ template <> struct L32Vec<4> {
 
 __device__ __forceinline__ float* l32_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
+}
+
+// 1b. C B^T per (batch, group, chunk) on the f64 tensor cores (`MAMBA_CUDA_SSD32_CB=1`):
+// mma.sync m8n8k4 f64 with the f32 values of C and B converted exactly, so each entry is
+// the sum over N of exact products, accumulated in f64 and rounded once to f32, as the
+// CUDA-core f64 `ssdl_cb_f32_q128` does (the accuracy of the sixth session's fix). The lower
+// 16 x 16 tiles only (36 of 64), warp w takes tiles w, w + 8, ...; each tile is four m8n8
+// tiles: lane (g, c4) holds rows g, g + 8 and columns 2 c4, 2 c4 + 1 of each 16 x 8 half.
+__device__ __forceinline__ void l32_dmma(double (&d)[2], double a, double b) {
+#ifdef MAMBA_EMU
+    emu_dmma(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+                 : "+d"(d[0]), "+d"(d[1])
+                 : "d"(a), "d"(b));
+#endif
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_cb(const __grid_constant__ SsdParams p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q;
+    const int N = p.dstate, L = p.seqlen, ld = N + 4;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, t0 = c * Q;
+    float* sc = reinterpret_cast<float*>(smem_raw);
+    float* sb = sc + Q * ld;
+    const float* Bp = static_cast<const float*>(p.B);
+    const float* Cp = static_cast<const float*>(p.C);
+    l32_stage(sb, ld, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N, p.B_st, Q, L - t0, N);
+    l32_stage(sc, ld, Cp + i * p.C_sb + (long long)t0 * p.C_st + (long long)k * N, p.C_st, Q, L - t0, N);
+    l32_commit();
+    l32_wait_all();
+    __syncthreads();
+    float* cb = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * p.nchunks + c) * (size_t)Q * Q;
+    constexpr int QT = Q / 16, NTL = QT * (QT + 1) / 2;
+    for (int it = warp; it < NTL; it += L32_THREADS / 32) {
+        int ti = 0;
+        while ((ti + 1) * (ti + 2) / 2 <= it) ++ti;
+        const int sj = it - ti * (ti + 1) / 2;
+        double d[2][2][2] = {};
+        const float* a0p = sc + (ti * 16 + g) * ld + c4;
+        const float* b0p = sb + (sj * 16 + g) * ld + c4;
+#pragma unroll 4
+        for (int kk = 0; kk < N; kk += 4) {
+            const double a0 = a0p[kk], a1 = a0p[8 * ld + kk];
+            const double b0 = b0p[kk], b1 = b0p[8 * ld + kk];
+            l32_dmma(d[0][0], a0, b0);
+            l32_dmma(d[0][1], a0, b1);
+            l32_dmma(d[1][0], a1, b0);
+            l32_dmma(d[1][1], a1, b1);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int t = ti * 16 + 8 * r + g, s0 = sj * 16 + 8 * h2 + 2 * c4;
+                *reinterpret_cast<float2*>(cb + (size_t)t * Q + s0) =
+                    make_float2(static_cast<float>(d[r][h2][0]), static_cast<float>(d[r][h2][1]));
+            }
+    }
 }
 
 // Shared memory (the host repeats it in src/gpu/ssdl32.rs).
@@ -317,6 +459,158 @@ __device__ void l32_states(const SsdParams& p) {
     }
 }
 
+// 2'. Chunk states and the combine in one pass (`ssdl32_sseq_*`, seventh session): each
+// block owns one head's PB x NB tile of the state (NB = 64 columns of n) and walks the
+// chunks in order, keeping the running state S in registers: at chunk c it stores S as
+// S_in[c] (the slot the outputs kernel reads), then S = exp(cs_end) S + X^T diag(w) B of the
+// chunk (the local product from a zero accumulator, added in f32 as the combine did). No
+// separate combine pass (its read and rewrite of every chunk state), and the final state
+// comes out of the registers. Grid ((p / PB) (N / NB), h, b); ST = 2 double-buffers the
+// chunk's x, B and header (cp.async of chunk c + 1 while chunk c computes). Warp (mp, ng):
+// m tiles 2 mp, 2 mp + 1 (as in l32_states) and NT = NB / 32 n8 tiles of the block's NB
+// columns, with the same permutations.
+__host__ __device__ constexpr int l32_sseq_stage(int nb) {
+    return l32_hdr_bytes() + L32_Q * l32_states_ldx() * 4 + L32_Q * l32_states_ldb(nb) * 4;
+}
+template <int NB, int ST, int NW = 8>
+__device__ void l32_sseq(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_states_ldx(), LDB = l32_states_ldb(NB), NT = NB / (4 * NW);
+    static_assert(NT >= 1 && NT * 4 * NW == NB, "NB / (4 NW) n8 tiles per warp");
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int nsp = N / NB;
+    const int pt = (int)blockIdx.x / nsp, nh = (int)blockIdx.x - pt * nsp, j = blockIdx.y, i = blockIdx.z;
+    const int q0 = pt * PB, n0 = nh * NB, k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+    const float* x = static_cast<const float*>(p.x);
+    const float* Bp = static_cast<const float*>(p.B);
+    const int mp = warp & 1, ng = warp >> 1;
+    auto stage = [&](int c, int buf) {
+        unsigned char* sm = smem_raw + buf * l32_sseq_stage(NB);
+        float* bx = reinterpret_cast<float*>(sm + l32_hdr_bytes());
+        float* bb = bx + Q * LDX;
+        const int t0 = c * Q;
+        l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        l32_stage(bb, LDB, Bp + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, Q, L - t0, NB);
+        l32_stage_hdr(sm, p, head * K + c);
+        l32_commit();
+    };
+    // S[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = n0 + 8 NT ng + NT (2 c4 + e) + ni
+    // (ng = warp / 2 < NW / 2).
+    float S[2][NT][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float o[NT];
+                if (p.init) L32Vec<NT>::ld(o, p.init + (head * P + q0 + q) * N + n0 + 8 * NT * ng + NT * (2 * c4 + e));
+#pragma unroll
+                for (int s = 0; s < NT; ++s) S[mi][s][2 * h + e] = p.init ? o[s] : 0.f;
+            }
+        }
+    stage(0, 0);
+    for (int c = 0; c < K; ++c) {
+        const int buf = ST == 2 ? (c & 1) : 0;
+        if (ST == 2 && c + 1 < K) {
+            stage(c + 1, buf ^ 1);
+#ifndef MAMBA_EMU
+            asm volatile("cp.async.wait_group 1;\n" ::);
+#endif
+        } else {
+            l32_wait_all();
+        }
+        __syncthreads();
+        // S_in[c] out (the outputs kernel reads it), from the registers.
+        float* base = p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0;
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float o[NT];
+#pragma unroll
+                    for (int s = 0; s < NT; ++s) o[s] = S[mi][s][2 * h + e];
+                    L32Vec<NT>::st(base + (size_t)q * N + 8 * NT * ng + NT * (2 * c4 + e), o);
+                }
+            }
+        const unsigned char* sm = smem_raw + buf * l32_sseq_stage(NB);
+        const float* s_w = reinterpret_cast<const float*>(sm) + 3 * Q;
+        const float dec = reinterpret_cast<const float*>(sm)[5 * Q];
+        const float* bx = reinterpret_cast<const float*>(sm + l32_hdr_bytes());
+        const float* xa = bx + 32 * mp + 4 * g;
+        const float* ba = bx + Q * LDX + 8 * NT * ng + NT * g;
+        float acc[2][NT][4];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[a][s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += 8) {
+            float r0[4], r1[4];
+            L32Vec<4>::ld(r0, xa + (kk + c4) * LDX);
+            L32Vec<4>::ld(r1, xa + (kk + c4 + 4) * LDX);
+            const float w0 = s_w[kk + c4], w1 = s_w[kk + c4 + 4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                r0[e] *= w0;
+                r1[e] *= w1;
+            }
+            L32A a0, a1;
+            l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
+            l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
+            float v0[NT], v1[NT];
+            L32Vec<NT>::ld(v0, ba + (kk + c4) * LDB);
+            L32Vec<NT>::ld(v1, ba + (kk + c4 + 4) * LDB);
+#pragma unroll
+            for (int s = 0; s < NT; ++s) {
+                L32B b;
+                l32_b(b, v0[s], v1[s]);
+                l32_mma(acc[0][s], a0, b);
+                l32_mma(acc[1][s], a1, b);
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) S[a][s][e] = fmaf(dec, S[a][s][e], acc[a][s][e]);
+        if (ST == 1 && c + 1 < K) {
+            __syncthreads();  // every warp is past this chunk's x, B and header
+            stage(c + 1, 0);
+        } else if (ST == 2) {
+            __syncthreads();  // the next iteration's prefetch overwrites this buffer
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 4 * g + 2 * mi + h;
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float o[NT];
+#pragma unroll
+                    for (int s = 0; s < NT; ++s) o[s] = S[mi][s][2 * h + e];
+                    L32Vec<NT>::st(p.final_states + (head * P + q0 + q) * N + n0 + 8 * NT * ng + NT * (2 * c4 + e), o);
+                }
+            }
+    }
+}
+
 // 4. Outputs of one (batch, head, chunk, PB = 64 columns of p), grid ((p / PB) K, h, b):
 // warp w owns rows t = 16 w .. 16 w + 15 of Y (8 n8 tiles over the 64 columns q).
 // Y = diag(exp(cs)) C S_in^T + M X + D x, then * silu(z); M[t][s] = CB[t][s] exp(cs_t - cs_s)
@@ -325,7 +619,7 @@ __device__ void l32_states(const SsdParams& p) {
 // float4); S_in (PB x N) and x (Q x PB) are staged. n tile (grp, tt) (grp 0..1, tt 0..3),
 // column g at q = 32 grp + 4 g + tt; in M X the k of step h of s tile kq is permuted as
 // k = c4 <-> s = 16 kq + 8 h + 2 c4, k = c4 + 4 <-> s + 1 (CB as float2).
-template <int N>
+template <int N, bool PF = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -417,12 +711,29 @@ __device__ void l32_out(const SsdParams& p) {
     const float* cbm = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
     const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
     const float* xb = bx + 4 * g;
+    // PF: the CB values of the next s tile load while this one computes.
+    float2 mc[2][2], mn[2][2];
+    if (PF) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + 8 * h + 2 * c4);
+            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + 8 * h + 2 * c4);
+        }
+    }
     for (int kq = 0; kq <= warp; ++kq) {
+        if (PF && kq < warp) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int s1 = 16 * (kq + 1) + 8 * h + 2 * c4;
+                mn[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s1);
+                mn[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s1);
+            }
+        }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int s0 = 16 * kq + 8 * h + 2 * c4;
-            const float2 m0 = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
-            const float2 m1 = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
+            const float2 m0 = PF ? mc[h][0] : *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
+            const float2 m1 = PF ? mc[h][1] : *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
             const double cA = s_cs[s0], cB = s_cs[s0 + 1];
             const float dA = s_dt[s0], dB = s_dt[s0 + 1];
             float a00 = m0.x * expf((float)(cs0 - cA)) * dA, a02 = m0.y * expf((float)(cs0 - cB)) * dB;
@@ -446,6 +757,13 @@ __device__ void l32_out(const SsdParams& p) {
                     l32_b(b, xv0[tt], xv1[tt]);
                     l32_mma(y[grp][tt], a, b);
                 }
+            }
+        }
+        if (PF && kq < warp) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                mc[h][0] = mn[h][0];
+                mc[h][1] = mn[h][1];
             }
         }
     }
@@ -557,4 +875,31 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_b3(
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n64_b3(const __grid_constant__ SsdParams p) {
     l32_out<64>(p);
+}
+
+// The chunk states with the combine folded in (2'): NB = 64 columns of n per block; one
+// stage and 2 or 3 blocks per SM, or two stages (double-buffered) and 1 block per SM.
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseq_s1(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 1>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseq_s1b3(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 1>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 1) ssdl32_sseq_s2(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 2>(p);
+}
+// 16 warps (512 threads) and two stages, 1 block per SM: NB = N (the whole state row per
+// block: x staged once per chunk), every chunk's loads in flight while the previous computes.
+extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n128(const __grid_constant__ SsdParams p) {
+    l32_sseq<128, 2, 16>(p);
+}
+extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n64(const __grid_constant__ SsdParams p) {
+    l32_sseq<64, 2, 16>(p);
+}
+// PF: the M X loop loads the next s tile's CB values a tile ahead (MAMBA_CUDA_SSD32_OPF=1).
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(const __grid_constant__ SsdParams p) {
+    l32_out<128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {
+    l32_out<64, true>(p);
 }

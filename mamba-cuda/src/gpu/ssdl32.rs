@@ -1,16 +1,23 @@
 //! `ssdl32`: the f32 SSD forward at the language-model shape on tensor cores in 3xTF32
-//! (kernels/ssd_lm32.cu): C B^T per (batch, group, chunk) (`ssdl_cb_f32_q128` of
-//! kernels/ssd_chunk.cu), the chunk states (`ssdl32_states_n*`, several heads of a group
-//! per block), the combine (`ssdl32_combine`) and the outputs (`ssdl32_out_n*`), with
-//! Q = 128 and PB = 64 fixed and N = 64 or 128.
+//! (kernels/ssd_lm32.cu), Q = 128 and PB = 64 fixed and N = 64 or 128. By default four
+//! launches: C B^T per (batch, group, chunk) on the f64 tensor cores (`ssdl32_cb`), the
+//! chunk headers (`ssdl32_hdr8`: the dt scan, cumulative sums, decays, weights, once for
+//! both big kernels), the chunk states with the combine folded in (`ssdl32_sseq_s1b3`: each
+//! block walks one head's chunks for 64 columns of n with the running state in registers
+//! and writes every chunk's incoming state and the final state), and the outputs
+//! (`ssdl32_out_n*_pf`).
 //!
 //! `MAMBA_CUDA_SSD_IMPL=lm32` forces it wherever it applies; `MAMBA_CUDA_SSD32=0` never
 //! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
-//! (batch, head) pairs per SM and L >= 1024 takes it. `MAMBA_CUDA_SSD32_HB` (1, 2, 4, 8;
-//! default 4, halved until it divides the heads per group): heads per states block.
+//! (batch, head) pairs per SM and L >= 1024 takes it. Older forms, by env:
+//! `MAMBA_CUDA_SSD32_CB=0`: C B^T on the CUDA cores in f64 (`ssdl_cb_f32_q128` of
+//! kernels/ssd_chunk.cu; the same sums). `MAMBA_CUDA_SSD32_HDR=0`: the one-warp-per-header
+//! `ssdl32_hdr`. `MAMBA_CUDA_SSD32_SEQ` (0-4, see `sseq_mode`; default 3): 0 = the chunk
+//! states from zero (`ssdl32_states_n*`, several heads of a group per block,
+//! `MAMBA_CUDA_SSD32_HB` 1, 2, 4, 8, default 4, halved until it divides the heads per
+//! group) and the separate combine (`ssdl32_combine`); 1, 2, 4 other `sseq` forms.
+//! `MAMBA_CUDA_SSD32_OPF=0`: the outputs kernel without the C B^T prefetch;
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
-//! A small pre-kernel (`ssdl32_hdr`) writes each (batch, head, chunk)'s header (the dt
-//! scan: cumulative sums, decays, weights) once for both big kernels.
 
 use mamba_core::abi::dtype;
 
@@ -33,6 +40,21 @@ fn states_smem(n: usize) -> usize {
 }
 fn out_smem(n: usize) -> usize {
     hdr_bytes() + Q * (PB + 4) * 4 + PB * (n + 4) * 4
+}
+/// One stage of `ssdl32_sseq_*` (`l32_sseq_stage(nb)`): header, x (Q x PB), B (Q x nb).
+fn sseq_stage(nb: usize) -> usize {
+    hdr_bytes() + Q * (PB + 8) * 4 + Q * (nb + 8) * 4
+}
+/// The states pass: `MAMBA_CUDA_SSD32_SEQ` 0 = chunk states + combine (`ssdl32_states_n*`,
+/// `ssdl32_combine`), 1 = the combine folded into the states (`ssdl32_sseq_s1`, one stage,
+/// 2 blocks per SM), 2 = the same double-buffered (`_s2`, 1 block per SM), 3 = `_s1b3`
+/// (one stage, 3 blocks per SM), 4 = `_w16_n{N}` (512 threads, the whole state row n per
+/// block, two stages, 1 block per SM). Default 3 (H200: 12-13 us faster than 0 in two
+/// rounds; NOTES.md).
+fn sseq_mode() -> usize {
+    env_usize("MAMBA_CUDA_SSD32_SEQ")
+        .filter(|&m| m <= 4)
+        .unwrap_or(3)
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -72,7 +94,7 @@ fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     if ptrs.iter().any(|a| a % 16 != 0) || strides.iter().any(|s| s % 4 != 0) {
         return false;
     }
-    if [states_smem(n), out_smem(n), cb_smem(n)]
+    if [states_smem(n), out_smem(n), cb_smem(n), 2 * sseq_stage(64)]
         .iter()
         .any(|&s| s > g.max_smem())
     {
@@ -121,49 +143,103 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     prm.seq_idx = scratch + (states_bytes + decay_bytes + cb_bytes) as u64;
     let grid_x = ((p / PB) * k) as u32;
     let run = || -> PResult<()> {
-        let f0 = g.func("ssdl_cb_f32_q128")?;
-        g.launch(
-            f0,
-            (k as u32, ng as u32, b as u32),
-            256,
-            cb_smem(n),
-            stream,
-            &prm,
-        )?;
-        let fh = g.func("ssdl32_hdr")?;
-        g.launch(
-            fh,
-            ((b * h * k).div_ceil(8) as u32, 1, 1),
-            256,
-            0,
-            stream,
-            &prm,
-        )?;
-        let hb = heads_per_block(h / ng);
-        let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
-        g.launch(
-            f1,
-            (grid_x, (h / hb) as u32, b as u32),
-            256,
-            states_smem(n),
-            stream,
-            &prm,
-        )?;
-        let blocks = (b * h * p * n / 4).div_ceil(256).min(65535) as u32;
-        g.launch(
-            g.func("ssdl32_combine")?,
-            (blocks, 1, 1),
-            256,
-            0,
-            stream,
-            &prm,
-        )?;
+        if env_usize("MAMBA_CUDA_SSD32_CB") != Some(0) {
+            // C B^T on the f64 tensor cores (`ssdl32_cb`): C and B staged, rows of n + 4.
+            g.launch(
+                g.func("ssdl32_cb")?,
+                (k as u32, ng as u32, b as u32),
+                256,
+                2 * Q * (n + 4) * 4,
+                stream,
+                &prm,
+            )?;
+        } else {
+            let f0 = g.func("ssdl_cb_f32_q128")?;
+            g.launch(
+                f0,
+                (k as u32, ng as u32, b as u32),
+                256,
+                cb_smem(n),
+                stream,
+                &prm,
+            )?;
+        }
+        if env_usize("MAMBA_CUDA_SSD32_HDR") != Some(0) {
+            // dt read in rows of 8 heads (`ssdl32_hdr8`).
+            g.launch(
+                g.func("ssdl32_hdr8")?,
+                (h.div_ceil(8) as u32, k as u32, b as u32),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        } else {
+            let fh = g.func("ssdl32_hdr")?;
+            g.launch(
+                fh,
+                ((b * h * k).div_ceil(8) as u32, 1, 1),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        }
+        let mode = sseq_mode();
+        if mode == 0 {
+            let hb = heads_per_block(h / ng);
+            let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
+            g.launch(
+                f1,
+                (grid_x, (h / hb) as u32, b as u32),
+                256,
+                states_smem(n),
+                stream,
+                &prm,
+            )?;
+            let blocks = (b * h * p * n / 4).div_ceil(256).min(65535) as u32;
+            g.launch(
+                g.func("ssdl32_combine")?,
+                (blocks, 1, 1),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        } else {
+            // Chunk states and the combine in one pass: S_in of every chunk and the final
+            // state (each block walks one head's chunks for 64 columns of n).
+            let mode = if mode == 4 && 2 * sseq_stage(n) > g.max_smem() {
+                1
+            } else {
+                mode
+            };
+            let (name, stages, nb, threads) = match mode {
+                2 => ("ssdl32_sseq_s2".to_string(), 2, 64, 256),
+                3 => ("ssdl32_sseq_s1b3".to_string(), 1, 64, 256),
+                4 => (format!("ssdl32_sseq_w16_n{n}"), 2, n, 512),
+                _ => ("ssdl32_sseq_s1".to_string(), 1, 64, 256),
+            };
+            g.launch(
+                g.func(&name)?,
+                (((p / PB) * (n / nb)) as u32, h as u32, b as u32),
+                threads,
+                stages * sseq_stage(nb),
+                stream,
+                &prm,
+            )?;
+        }
         let mut po = prm;
         po.final_states = 0;
         let b3 = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
             "_b3"
         } else {
             ""
+        };
+        let b3 = if b3.is_empty() && env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) {
+            "_pf"
+        } else {
+            b3
         };
         let f2 = g.func(&format!("ssdl32_out_n{n}{b3}"))?;
         g.launch(
