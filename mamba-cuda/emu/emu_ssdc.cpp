@@ -273,7 +273,9 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`), 9 5 with
 // `_h` outputs (third argument: heads per block) and the C B^T image, 10 9 with C B^T and
 // the headers in one launch, 11 10 with `_mw` states, 12 10 with `_hv` outputs, 13 both,
-// 14 12 with `_mxk` states, 15 14 with `_hy` outputs (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// 14 12 with `_mxk` states, 15 14 with `_hy` outputs, 16-18 14 with the `_statesw` states
+// (PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19 16 with `_hy`, 20 / 21 16 / 17
+// with w on the x fragments (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -326,7 +328,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
             if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
-            if (g_ssdl_var >= 15) kout = ssdl_out_bf16_q128_hy;
+            if (g_ssdl_var == 15 || g_ssdl_var == 19) kout = ssdl_out_bf16_q128_hy;
         }
     }
     // VAR 10: C B^T and the headers in one launch.
@@ -349,7 +351,16 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
                 if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
                 // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
-                // 11, 13: `_mw`.
+                // 11, 13: `_mw`; 16-19: `_statesw` (states and the state pass, no combine).
+                if (g_ssdl_var >= 16) {
+                    const int swp = g_ssdl_var == 18 ? 32 : 64, swn = g_ssdl_var == 17 || g_ssdl_var == 21 ? 64 : 128;
+                    emu_launch(g_ssdl_var == 17   ? ssdl_statesw_bf16_q128_p64n64
+                               : g_ssdl_var == 18 ? ssdl_statesw_bf16_q128_p32n128
+                               : g_ssdl_var == 20 ? ssdl_statesw_bf16_q128_p64n128a
+                               : g_ssdl_var == 21 ? ssdl_statesw_bf16_q128_p64n64a
+                                                  : ssdl_statesw_bf16_q128_p64n128,
+                               p, (P / swp) * (N / swn), h, b);
+                } else
                 emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8)    ? ssdl_states_bf16_q128_mxc
                            : (g_ssdl_var == 11 || g_ssdl_var == 13) ? ssdl_states_bf16_q128_mw
                            : g_ssdl_var >= 14                         ? ssdl_states_bf16_q128_mxk
@@ -365,7 +376,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8) && Q == 128 && N == 128 && cs.PB == 64)) {
+    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8 || g_ssdl_var >= 16) && Q == 128 && N == 128 && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {

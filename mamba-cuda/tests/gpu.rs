@@ -1523,7 +1523,10 @@ fn ssd_chunked_matches_the_oracle() {
     // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO), 10: 9 with C B^T and the
     // headers in one launch, 11: 10 with `_mw` states, 12: 10 with `_hv` outputs, 13: 11
     // with `_hv`, 14 (the default): 12 with `_mxk` states, 15: 14 with `_hy` outputs (Y in
-    // 16-byte row stores); bf16 at Q 128, N 128, PB 64, else ignored).
+    // 16-byte row stores), 16-18: 14 with the chunk states and the state pass in one
+    // kernel (`ssdl_statesw`, PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19: 16
+    // with `_hy`, 20 / 21: 16 / 17 with w on the x fragments; bf16 at Q 128, N 128, PB 64,
+    // else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "14", ""],
@@ -1533,6 +1536,12 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "11", ""],
         ["", "", "13", ""],
         ["", "", "15", ""],
+        ["", "", "16", ""],
+        ["", "", "17", ""],
+        ["", "", "18", ""],
+        ["", "", "19", ""],
+        ["", "", "20", ""],
+        ["", "", "21", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1574,7 +1583,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-15) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-21) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

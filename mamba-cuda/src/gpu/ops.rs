@@ -944,7 +944,11 @@ fn ssdl_fuse() -> usize {
 /// (13); 14 (the **default**) 12 with `ssdl_states_*_mxk` (each warp's state columns
 /// contiguous: both halves of a 32-byte sector of the stored states from one warp); 15
 /// (NOT verified on the device) 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
-/// through a shared-memory region per warp).
+/// through a shared-memory region per warp); 16-18 (FUSE 0 only, else 2): 14 with the
+/// chunk states and the state pass in one kernel (`ssdl_statesw_*`, no combine launch:
+/// each block walks the chunks of PB x NB state elements of one head, `ssdl_sw`) with
+/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19: 16 with `_hy` outputs;
+/// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -953,8 +957,20 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // the LM shape, its forced tests, racecheck and memcheck passed in the same binary
     // (H200, sixth session round 3, NOTES.md). Before: 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 15 => v,
+        Some(v) if v <= 21 => v,
         _ => 14,
+    }
+}
+
+/// The state tile (PB, NB) of `ssdl_statesw_*` for VAR 16-21 (see `ssdl_var`) and the
+/// kernel name's suffix (`a`: w on the x fragments).
+fn ssdl_sw(var: usize) -> (usize, usize, &'static str) {
+    match var {
+        17 => (64, 64, ""),
+        18 => (32, 128, ""),
+        20 => (64, 128, "a"),
+        21 => (64, 64, "a"),
+        _ => (64, 128, ""),
     }
 }
 
@@ -1085,8 +1101,9 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var =
-                [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [
+                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+            ][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1099,7 +1116,15 @@ fn ssdl_launch(
             })?;
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
-            if var >= 3 {
+            if var >= 16 {
+                // `_statesw`: chunk states and the state pass in one kernel (S_in of every
+                // chunk and the final state; no combine launch).
+                let (swp, swn, wa) = ssdl_sw(var);
+                let f1 = g.func(&format!("ssdl_statesw_{sfx}_q{q}_p{swp}n{swn}{wa}"))?;
+                let smem = 2 * (2 * q * 4 + q * (swp + 8) * 2 + q * (swn + 8) * 2);
+                let grid_w = (((p / swp) * (n / swn)) as u32, h as u32, b as u32);
+                g.launch(f1, grid_w, 256, smem, stream, &prm)?;
+            } else if var >= 3 {
                 // `_m`: HB heads per block, a second x buffer (VAR 5-8: `_mx` after the
                 // header kernel; 7, 8: `_mxc`, the combine folded in).
                 if (5..=9).contains(&var) {
@@ -1137,7 +1162,7 @@ fn ssdl_launch(
                 ("ssd_combine", 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
-            if var != 7 && var != 8 {
+            if var != 7 && var != 8 && var < 16 {
                 g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
             }
         }
@@ -1148,7 +1173,7 @@ fn ssdl_launch(
             // `_h`: HB heads of one group per block.
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
-                ["", "v", "y"][(var >= 12) as usize + (var >= 15) as usize]
+                ["", "v", "y"][(var >= 12) as usize + (var == 15 || var == 19) as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
@@ -1156,7 +1181,7 @@ fn ssdl_launch(
                 f2,
                 grid_h,
                 256,
-                ssdl_h_smem(q, plan.pb, n, var >= 12, var >= 15),
+                ssdl_h_smem(q, plan.pb, n, var >= 12, var == 15 || var == 19),
                 stream,
                 &prm,
             );
