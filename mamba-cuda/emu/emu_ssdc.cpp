@@ -227,6 +227,8 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
 }  // namespace wmma
 
 #include "../kernels/ssd_chunk.cu"
+#define SSDLB_HAVE_HELPERS 1
+#include "../kernels/ssd_lm.cu"
 
 struct Case {
     int b, L, h, p, g, N, Q, PB;
@@ -234,8 +236,8 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
-static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz) {
-    const unsigned threads = SSDC_THREADS;
+static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz,
+                       unsigned threads = SSDC_THREADS) {
     blockDim = {threads, 1, 1};
     gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
     for (int bz = 0; bz < gz; ++bz)
@@ -328,7 +330,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
             if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
-            if (g_ssdl_var == 15 || g_ssdl_var == 19) kout = ssdl_out_bf16_q128_hy;
+            if (g_ssdl_var == 15 || g_ssdl_var == 19 || g_ssdl_var >= 22) kout = ssdl_out_bf16_q128_hy;
         }
     }
     // VAR 10: C B^T and the headers in one launch.
@@ -352,7 +354,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
                 // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
                 // 11, 13: `_mw`; 16-19: `_statesw` (states and the state pass, no combine).
-                if (g_ssdl_var >= 16) {
+                if (g_ssdl_var >= 22 && (h / g) % 2 == 0) {
+                    // kernels/ssd_lm.cu: two heads per block, 512 threads.
+                    emu_launch(g_ssdl_var == 23 ? ssdlb_states2_bf16_q128_n64 : ssdlb_states2_bf16_q128_n128, p,
+                               (P / 64) * (N / (g_ssdl_var == 23 ? 64 : 128)), h / 2, b, 512);
+                } else if (g_ssdl_var >= 16) {
                     const int swp = g_ssdl_var == 18 ? 32 : 64, swn = g_ssdl_var == 17 || g_ssdl_var == 21 ? 64 : 128;
                     emu_launch(g_ssdl_var == 17   ? ssdl_statesw_bf16_q128_p64n64
                                : g_ssdl_var == 18 ? ssdl_statesw_bf16_q128_p32n128

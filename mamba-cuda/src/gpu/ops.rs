@@ -941,24 +941,28 @@ fn ssdl_fuse() -> usize {
 /// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
 /// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
 /// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both
-/// (13); 14 (the **default**) 12 with `ssdl_states_*_mxk` (each warp's state columns
+/// (13); 14 12 with `ssdl_states_*_mxk` (each warp's state columns
 /// contiguous: both halves of a 32-byte sector of the stored states from one warp); 15
 /// (NOT verified on the device) 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
 /// through a shared-memory region per warp); 16-18 (FUSE 0 only, else 2): 14 with the
 /// chunk states and the state pass in one kernel (`ssdl_statesw_*`, no combine launch:
 /// each block walks the chunks of PB x NB state elements of one head, `ssdl_sw`) with
-/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19: 16 with `_hy` outputs;
-/// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk).
+/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19 (the **default**): 16 with
+/// `_hy` outputs;
+/// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk); 22, 23
+/// (kernels/ssd_lm.cu): 19 with two heads of a group per states block (`ssdlb_states2_*`,
+/// B staged once for both; 64 x 128 / 64 x 64 state tiles; where the heads per group are
+/// odd the one-head kernel of 19).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 14: 520.1 / 520.0 us against 528-538 (12), 531-533 (13) and 600-604 (5) at
-    // the LM shape, its forced tests, racecheck and memcheck passed in the same binary
-    // (H200, sixth session round 3, NOTES.md). Before: 5 (fifth session).
+    // Default 19: 477.7 / 482.0 us against 526.8 / 520.9 (14) at the LM shape, its forced
+    // tests (16, 19) and memcheck (16) passed in the same binary (H200, seventh session
+    // round 1, NOTES.md). Before: 14 (sixth session), 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 21 => v,
-        _ => 14,
+        Some(v) if v <= 23 => v,
+        _ => 19,
     }
 }
 
@@ -1102,7 +1106,7 @@ fn ssdl_launch(
         let mut prm = prm;
         if fuse == 1 {
             let var = [
-                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
             ][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
@@ -1116,7 +1120,14 @@ fn ssdl_launch(
             })?;
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
-            if var >= 16 {
+            if var >= 22 && (h / ng).is_multiple_of(2) {
+                // `ssdlb_states2`: two heads per block (512 threads), B staged once.
+                let nb = if var == 23 { 64 } else { 128 };
+                let f1 = g.func(&format!("ssdlb_states2_{sfx}_q{q}_n{nb}"))?;
+                let smem = 2 * (2 * (2 * q * 4 + q * 72 * 2) + q * (nb + 8) * 2);
+                let grid_w = (((p / 64) * (n / nb)) as u32, (h / 2) as u32, b as u32);
+                g.launch(f1, grid_w, 512, smem, stream, &prm)?;
+            } else if var >= 16 {
                 // `_statesw`: chunk states and the state pass in one kernel (S_in of every
                 // chunk and the final state; no combine launch).
                 let (swp, swn, wa) = ssdl_sw(var);
@@ -1173,7 +1184,7 @@ fn ssdl_launch(
             // `_h`: HB heads of one group per block.
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
-                ["", "v", "y"][(var >= 12) as usize + (var == 15 || var == 19) as usize]
+                ["", "v", "y"][(var >= 12) as usize + [15, 19, 22, 23].contains(&var) as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
@@ -1181,7 +1192,7 @@ fn ssdl_launch(
                 f2,
                 grid_h,
                 256,
-                ssdl_h_smem(q, plan.pb, n, var >= 12, var == 15 || var == 19),
+                ssdl_h_smem(q, plan.pb, n, var >= 12, [15, 19, 22, 23].contains(&var)),
                 stream,
                 &prm,
             );
