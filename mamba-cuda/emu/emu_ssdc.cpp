@@ -354,10 +354,17 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
                 // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
                 // 11, 13: `_mw`; 16-19: `_statesw` (states and the state pass, no combine).
-                if (g_ssdl_var >= 22 && (h / g) % 2 == 0) {
-                    // kernels/ssd_lm.cu: two heads per block, 512 threads.
-                    emu_launch(g_ssdl_var == 23 ? ssdlb_states2_bf16_q128_n64 : ssdlb_states2_bf16_q128_n128, p,
-                               (P / 64) * (N / (g_ssdl_var == 23 ? 64 : 128)), h / 2, b, 512);
+                const int lhb = g_ssdl_var >= 24 ? 1 : 2;
+                const int lnb = g_ssdl_var == 23 || g_ssdl_var == 24 ? 64 : 128;
+                if (g_ssdl_var >= 22 && (h / g) % lhb == 0) {
+                    // kernels/ssd_lm.cu: HB heads per block, 256 HB threads.
+                    emu_launch(g_ssdl_var == 22   ? ssdlb_states2_bf16_q128_n128
+                               : g_ssdl_var == 23 ? ssdlb_states2_bf16_q128_n64
+                               : g_ssdl_var == 24 ? ssdlb_states1_bf16_q128_n64_s3
+                               : g_ssdl_var == 25 ? ssdlb_states1_bf16_q128_n128_s3
+                               : g_ssdl_var == 26 ? ssdlb_states1_bf16_q128_n128_h4
+                                                  : ssdlb_states1_bf16_q128_n128_h3,
+                               p, (P / 64) * (N / lnb), h / lhb, b, 256 * lhb);
                 } else if (g_ssdl_var >= 16) {
                     const int swp = g_ssdl_var == 18 ? 32 : 64, swn = g_ssdl_var == 17 || g_ssdl_var == 21 ? 64 : 128;
                     emu_launch(g_ssdl_var == 17   ? ssdl_statesw_bf16_q128_p64n64

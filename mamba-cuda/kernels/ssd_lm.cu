@@ -81,7 +81,9 @@ __device__ __forceinline__ void lmb_stage(bf16_t* dst, int ld, const bf16_t* src
         ssdc_cp16(dst + r * ld + col, r < nvalid ? src + r * st + col : src, r < nvalid ? 16 : 0);
 }
 
-template <int NB, int HB>
+// NS: buffers (NS - 1 stages in flight while one computes); QS: steps per stage (Q or
+// Q / 2: each chunk in two stages, the header staged with both).
+template <int NB, int HB, int NS = 2, int QS = 128>
 __device__ void lmb_states(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -93,7 +95,9 @@ __device__ void lmb_states(const SsdParams& p) {
     constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, WN = NB / ncg, NW = WN / 8;
     static_assert(prt * ncg == SSDC_WARPS && WN % 16 == 0, "warp tiles");
     // Per buffer: HB (header c2 | dt, x), then B.
-    constexpr int HD_B = 2 * Q * 4, X_B = Q * ldP * 2, HX_B = HD_B + X_B, BUF_B = HB * HX_B + Q * ldB * 2;
+    constexpr int SPC = Q / QS;
+    static_assert(SPC * QS == Q && QS % 16 == 0, "stages");
+    constexpr int HD_B = 2 * Q * 4, X_B = QS * ldP * 2, HX_B = HD_B + X_B, BUF_B = HB * HX_B + QS * ldB * 2;
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
     const int tid = threadIdx.x, hh = tid / SSDC_THREADS, ltid = tid % SSDC_THREADS;
     const int warp = ltid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
@@ -107,17 +111,17 @@ __device__ void lmb_states(const SsdParams& p) {
     const T* brow = static_cast<const T*>(p.B) + i * p.B_sb + (long long)k * N + n0;
     const float* hdr = ssdl_hdr_base(p) + head * K * 2 * Q;
     auto buf = [&](int u) { return smem_raw + u * BUF_B; };
-    auto stage = [&](int c, int u) {
-        if (c < K) {
-            const int t0 = c * Q;
+    auto stage = [&](int st, int u) {
+        if (st < K * SPC) {
+            const int c = st / SPC, t0 = c * Q + (st - c * SPC) * QS;
             unsigned char* b = buf(u);
             float* hd = reinterpret_cast<float*>(b + hh * HX_B);
             const float* hs = hdr + (size_t)c * 2 * Q;
             for (int v = ltid; v < 2 * Q / 4; v += SSDC_THREADS) ssdc_cp16(hd + 4 * v, hs + 4 * v, 16);
-            lmb_stage(reinterpret_cast<T*>(b + hh * HX_B + HD_B), ldP, xrow + (long long)t0 * p.x_st, p.x_st, Q, L - t0,
+            lmb_stage(reinterpret_cast<T*>(b + hh * HX_B + HD_B), ldP, xrow + (long long)t0 * p.x_st, p.x_st, QS, L - t0,
                       PB, ltid, SSDC_THREADS);
-            lmb_stage(reinterpret_cast<T*>(b + HB * HX_B), ldB, brow + (long long)t0 * p.B_st, p.B_st, Q, L - t0, NB, tid,
-                      NT);
+            lmb_stage(reinterpret_cast<T*>(b + HB * HX_B), ldB, brow + (long long)t0 * p.B_st, p.B_st, QS, L - t0, NB,
+                      tid, NT);
         }
         ssdc_commit();
     };
@@ -134,37 +138,40 @@ __device__ void lmb_states(const SsdParams& p) {
             S[s][2 * h2] = v.x;
             S[s][2 * h2 + 1] = v.y;
         }
-    stage(0, 0);
+#pragma unroll
+    for (int c = 0; c < NS - 1; ++c) stage(c, c);
     unsigned* cs = reinterpret_cast<unsigned*>(p.chunk_states);
-    for (int c = 0; c < K; ++c) {
-        const int u = c & 1;
-        ssdc_wait<0>();  // chunk c
-        __syncthreads();  // ... visible to all; every warp is past chunk c - 1 (buffer u ^ 1 free)
-        stage(c + 1, u ^ 1);
+    for (int st = 0; st < K * SPC; ++st) {
+        const int u = st % NS, c = st / SPC, hf = st - c * SPC;
+        ssdc_wait<NS - 2>();  // stage st (one group per stage, empty past the last)
+        __syncthreads();  // ... visible to all; every warp is past stage st - 1, whose buffer
+        stage(st + NS - 1, (st + NS - 1) % NS);  // takes stage st + NS - 1
         const float* s_hd = reinterpret_cast<const float*>(buf(u) + hh * HX_B);
         T* bx = reinterpret_cast<T*>(buf(u) + hh * HX_B + HD_B);
         const T* bb = reinterpret_cast<const T*>(buf(u) + HB * HX_B);
         // This head's x scaled by w_t in place (rows past L: x and dt 0).
         const float c2e = s_hd[Q - 1];
-        for (int v = ltid; v < Q * (PB / 8); v += SSDC_THREADS) {
-            const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8;
-            ssdl_scale16(bx + t * ldP + e, exp2f(c2e - s_hd[t]) * s_hd[Q + t]);
+        for (int v = ltid; v < QS * (PB / 8); v += SSDC_THREADS) {
+            const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8, tc = hf * QS + t;
+            ssdl_scale16(bx + t * ldP + e, exp2f(c2e - s_hd[tc]) * s_hd[Q + tc]);
         }
-        // S_in(c) out (bf16), then S scaled by the chunk decay.
-        const size_t base = ((head * K + c) * P + q0) * (size_t)N + n0;
-        const float dec = exp2f(c2e);
+        // At a chunk's first stage: S_in(c) out (bf16), then S scaled by the chunk decay.
+        if (hf == 0) {
+            const size_t base = ((head * K + c) * P + q0) * (size_t)N + n0;
+            const float dec = exp2f(c2e);
 #pragma unroll
-        for (int s = 0; s < NW; ++s)
+            for (int s = 0; s < NW; ++s)
 #pragma unroll
-            for (int h2 = 0; h2 < 2; ++h2) {
-                const size_t e = base + (size_t)(rt * 16 + g + 8 * h2) * N + cg * WN + s * 8 + 2 * c4;
-                cs[e / 2] = ssdm_pack(S[s][2 * h2], S[s][2 * h2 + 1]);
-                S[s][2 * h2] *= dec;
-                S[s][2 * h2 + 1] *= dec;
-            }
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const size_t e = base + (size_t)(rt * 16 + g + 8 * h2) * N + cg * WN + s * 8 + 2 * c4;
+                    cs[e / 2] = ssdm_pack(S[s][2 * h2], S[s][2 * h2 + 1]);
+                    S[s][2 * h2] *= dec;
+                    S[s][2 * h2 + 1] *= dec;
+                }
+        }
         __syncthreads();  // the scaled x
 #pragma unroll 2
-        for (int kk = 0; kk < Q; kk += KS) {
+        for (int kk = 0; kk < QS; kk += KS) {
             const int r = lane & 7, mi = lane >> 3;
             unsigned a[4];
             ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
@@ -197,4 +204,20 @@ extern "C" __global__ void __launch_bounds__(2 * SSDC_THREADS, 1) ssdlb_states2_
 }
 extern "C" __global__ void __launch_bounds__(2 * SSDC_THREADS, 2) ssdlb_states2_bf16_q128_n64(const __grid_constant__ SsdParams p) {
     lmb_states<64, 2>(p);
+}
+// VAR 24-27: one head per block with more stages in flight: 64 x 64 and three buffers of
+// a chunk (111 KB, two blocks per SM); 64 x 128 and three buffers of a chunk (159 KB, one
+// block per SM); 64 x 128 and four / three buffers of half a chunk (108 / 81 KB, two blocks
+// per SM).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n64_s3(const __grid_constant__ SsdParams p) {
+    lmb_states<64, 1, 3>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 1) ssdlb_states1_bf16_q128_n128_s3(const __grid_constant__ SsdParams p) {
+    lmb_states<128, 1, 3>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_h4(const __grid_constant__ SsdParams p) {
+    lmb_states<128, 1, 4, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_h3(const __grid_constant__ SsdParams p) {
+    lmb_states<128, 1, 3, 64>(p);
 }

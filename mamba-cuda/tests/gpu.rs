@@ -1527,7 +1527,9 @@ fn ssd_chunked_matches_the_oracle() {
     // kernel (`ssdl_statesw`, PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19: 16
     // with `_hy` (the default), 20 / 21: 16 / 17 with w on the x fragments, 22 / 23: 19 with
     // two heads per states block (kernels/ssd_lm.cu; 64 x 128 / 64 x 64 tiles; odd heads per
-    // group: the one-head kernel); bf16 at Q 128, N 128, PB 64, else ignored).
+    // group: the one-head kernel), 24-27: 19 with more stages in flight in the states kernel
+    // (64 x 64 / 64 x 128 with three buffers of a chunk, 64 x 128 with four / three buffers of
+    // half a chunk); bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "14", ""],
@@ -1545,6 +1547,10 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "21", ""],
         ["", "", "22", ""],
         ["", "", "23", ""],
+        ["", "", "24", ""],
+        ["", "", "25", ""],
+        ["", "", "26", ""],
+        ["", "", "27", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1586,7 +1592,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-23) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-27) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

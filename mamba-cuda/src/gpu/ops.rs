@@ -952,7 +952,10 @@ fn ssdl_fuse() -> usize {
 /// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk); 22, 23
 /// (kernels/ssd_lm.cu): 19 with two heads of a group per states block (`ssdlb_states2_*`,
 /// B staged once for both; 64 x 128 / 64 x 64 state tiles; where the heads per group are
-/// odd the one-head kernel of 19).
+/// odd the one-head kernel of 19); 24-27: 19 with more stages in flight in the states
+/// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
+/// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
+/// half a chunk (26 / 27).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -961,7 +964,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // tests (16, 19) and memcheck (16) passed in the same binary (H200, seventh session
     // round 1, NOTES.md). Before: 14 (sixth session), 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 23 => v,
+        Some(v) if v <= 27 => v,
         _ => 19,
     }
 }
@@ -975,6 +978,19 @@ fn ssdl_sw(var: usize) -> (usize, usize, &'static str) {
         20 => (64, 128, "a"),
         21 => (64, 64, "a"),
         _ => (64, 128, ""),
+    }
+}
+
+/// The `ssdlb_states*` kernel of VAR 22-27 (kernels/ssd_lm.cu): heads per block, state
+/// columns per block, buffers, steps per buffer.
+fn ssdlb_shape(var: usize) -> (usize, usize, usize, usize) {
+    match var {
+        23 => (2, 64, 2, 128),
+        24 => (1, 64, 3, 128),
+        25 => (1, 128, 3, 128),
+        26 => (1, 128, 4, 64),
+        27 => (1, 128, 3, 64),
+        _ => (2, 128, 2, 128),
     }
 }
 
@@ -1106,7 +1122,7 @@ fn ssdl_launch(
         let mut prm = prm;
         if fuse == 1 {
             let var = [
-                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
             ][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
@@ -1120,13 +1136,19 @@ fn ssdl_launch(
             })?;
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
-            if var >= 22 && (h / ng).is_multiple_of(2) {
-                // `ssdlb_states2`: two heads per block (512 threads), B staged once.
-                let nb = if var == 23 { 64 } else { 128 };
-                let f1 = g.func(&format!("ssdlb_states2_{sfx}_q{q}_n{nb}"))?;
-                let smem = 2 * (2 * (2 * q * 4 + q * 72 * 2) + q * (nb + 8) * 2);
-                let grid_w = (((p / 64) * (n / nb)) as u32, (h / 2) as u32, b as u32);
-                g.launch(f1, grid_w, 512, smem, stream, &prm)?;
+            let (hb, nb, ns, qs) = ssdlb_shape(var);
+            if var >= 22 && (h / ng).is_multiple_of(hb) {
+                // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
+                // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
+                let sx = match (ns, qs) {
+                    (2, _) => String::new(),
+                    (_, 128) => format!("_s{ns}"),
+                    _ => format!("_h{ns}"),
+                };
+                let f1 = g.func(&format!("ssdlb_states{hb}_{sfx}_q{q}_n{nb}{sx}"))?;
+                let smem = ns * (hb * (2 * q * 4 + qs * 72 * 2) + qs * (nb + 8) * 2);
+                let grid_w = (((p / 64) * (n / nb)) as u32, (h / hb) as u32, b as u32);
+                g.launch(f1, grid_w, 256 * hb as u32, smem, stream, &prm)?;
             } else if var >= 16 {
                 // `_statesw`: chunk states and the state pass in one kernel (S_in of every
                 // chunk and the final state; no combine launch).
@@ -1184,7 +1206,7 @@ fn ssdl_launch(
             // `_h`: HB heads of one group per block.
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
-                ["", "v", "y"][(var >= 12) as usize + [15, 19, 22, 23].contains(&var) as usize]
+                ["", "v", "y"][(var >= 12) as usize + (var == 15 || var == 19 || var >= 22) as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
@@ -1192,7 +1214,7 @@ fn ssdl_launch(
                 f2,
                 grid_h,
                 256,
-                ssdl_h_smem(q, plan.pb, n, var >= 12, [15, 19, 22, 23].contains(&var)),
+                ssdl_h_smem(q, plan.pb, n, var >= 12, var == 15 || var == 19 || var >= 22),
                 stream,
                 &prm,
             );
