@@ -1203,10 +1203,12 @@ fn ssdl_launch(
         let var = ssdl_var(sfx, q, n, plan.pb);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var >= 9 {
-            // `_h`: HB heads of one group per block.
+            // `_h`: HB heads of one group per block; `_hy` (Y in 16-byte row stores) for 15,
+            // 19 and 22-27.
+            let ys = var == 15 || var == 19 || var >= 22;
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
-                ["", "v", "y"][(var >= 12) as usize + (var == 15 || var == 19 || var >= 22) as usize]
+                ["", "v", "y"][(var >= 12) as usize + ys as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
@@ -1214,7 +1216,7 @@ fn ssdl_launch(
                 f2,
                 grid_h,
                 256,
-                ssdl_h_smem(q, plan.pb, n, var >= 12, var == 15 || var == 19 || var >= 22),
+                ssdl_h_smem(q, plan.pb, n, var >= 12, ys),
                 stream,
                 &prm,
             );
