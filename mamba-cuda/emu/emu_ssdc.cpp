@@ -363,7 +363,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                                : g_ssdl_var == 24 ? ssdlb_states1_bf16_q128_n64_s3
                                : g_ssdl_var == 25 ? ssdlb_states1_bf16_q128_n128_s3
                                : g_ssdl_var == 26 ? ssdlb_states1_bf16_q128_n128_h4
-                                                  : ssdlb_states1_bf16_q128_n128_h3,
+                               : g_ssdl_var == 27 ? ssdlb_states1_bf16_q128_n128_h3
+                                                  : ssdlb_states1_bf16_q128_n128_v,
                                p, (P / 64) * (N / lnb), h / lhb, b, 256 * lhb);
                 } else if (g_ssdl_var >= 16) {
                     const int swp = g_ssdl_var == 18 ? 32 : 64, swn = g_ssdl_var == 17 || g_ssdl_var == 21 ? 64 : 128;

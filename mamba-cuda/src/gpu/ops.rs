@@ -955,7 +955,8 @@ fn ssdl_fuse() -> usize {
 /// odd the one-head kernel of 19); 24-27: 19 with more stages in flight in the states
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
-/// half a chunk (26 / 27).
+/// half a chunk (26 / 27); 28 (NOT verified on the device): 19 with the S_in of the states
+/// kernel in 16-byte stores (`ssdlb_states1_*_v`).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
@@ -964,7 +965,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     // tests (16, 19) and memcheck (16) passed in the same binary (H200, seventh session
     // round 1, NOTES.md). Before: 14 (sixth session), 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 27 => v,
+        Some(v) if v <= 28 => v,
         _ => 19,
     }
 }
@@ -981,7 +982,7 @@ fn ssdl_sw(var: usize) -> (usize, usize, &'static str) {
     }
 }
 
-/// The `ssdlb_states*` kernel of VAR 22-27 (kernels/ssd_lm.cu): heads per block, state
+/// The `ssdlb_states*` kernel of VAR 22-28 (kernels/ssd_lm.cu): heads per block, state
 /// columns per block, buffers, steps per buffer.
 fn ssdlb_shape(var: usize) -> (usize, usize, usize, usize) {
     match var {
@@ -990,6 +991,7 @@ fn ssdlb_shape(var: usize) -> (usize, usize, usize, usize) {
         25 => (1, 128, 3, 128),
         26 => (1, 128, 4, 64),
         27 => (1, 128, 3, 64),
+        28 => (1, 128, 2, 128),
         _ => (2, 128, 2, 128),
     }
 }
@@ -1123,6 +1125,7 @@ fn ssdl_launch(
         if fuse == 1 {
             let var = [
                 0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                2,
             ][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
@@ -1141,6 +1144,7 @@ fn ssdl_launch(
                 // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
                 // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
                 let sx = match (ns, qs) {
+                    _ if var == 28 => "_v".to_string(),
                     (2, _) => String::new(),
                     (_, 128) => format!("_s{ns}"),
                     _ => format!("_h{ns}"),
@@ -1204,7 +1208,7 @@ fn ssdl_launch(
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var >= 9 {
             // `_h`: HB heads of one group per block; `_hy` (Y in 16-byte row stores) for 15,
-            // 19 and 22-27.
+            // 19 and 22-28.
             let ys = var == 15 || var == 19 || var >= 22;
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
