@@ -23,6 +23,7 @@ const KERNELS: &[&str] = &[
     "bwd_lm",
     "ssd_lm32",
     "ssd_seed2",
+    "ssd_lm",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

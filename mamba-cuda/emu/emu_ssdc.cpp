@@ -227,6 +227,8 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
 }  // namespace wmma
 
 #include "../kernels/ssd_chunk.cu"
+#define SSDLB_HAVE_HELPERS 1
+#include "../kernels/ssd_lm.cu"
 
 struct Case {
     int b, L, h, p, g, N, Q, PB;
@@ -234,8 +236,8 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
-static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz) {
-    const unsigned threads = SSDC_THREADS;
+static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int gy, int gz,
+                       unsigned threads = SSDC_THREADS) {
     blockDim = {threads, 1, 1};
     gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
     for (int bz = 0; bz < gz; ++bz)
@@ -273,7 +275,9 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // (`_dxb`), 7 / 8 5 / 6 with the combine folded into the states kernel (`_mxc`), 9 5 with
 // `_h` outputs (third argument: heads per block) and the C B^T image, 10 9 with C B^T and
 // the headers in one launch, 11 10 with `_mw` states, 12 10 with `_hv` outputs, 13 both,
-// 14 12 with `_mxk` states, 15 14 with `_hy` outputs (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
+// 14 12 with `_mxk` states, 15 14 with `_hy` outputs, 16-18 14 with the `_statesw` states
+// (PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19 16 with `_hy`, 20 / 21 16 / 17
+// with w on the x fragments (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -326,7 +330,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 9) kout = ssdl_out_bf16_q128_h, kcb = ssdl_cb_bf16_q128_i;
             if (g_ssdl_var >= 10) kcb = ssdl_cbh_bf16_q128_i;
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
-            if (g_ssdl_var >= 15) kout = ssdl_out_bf16_q128_hy;
+            if (g_ssdl_var == 15 || g_ssdl_var == 19 || g_ssdl_var >= 22) kout = ssdl_out_bf16_q128_hy;
         }
     }
     // VAR 10: C B^T and the headers in one launch.
@@ -349,7 +353,28 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 // VAR 5: the headers first (NaN garbage elsewhere in the scratch).
                 if (g_ssdl_var < 10) emu_launch(ssdl_hdr_bf16_q128, p, K, (h + 7) / 8, b);
                 // 7, 8: the combine folded into the states kernel (tickets in p.seq_idx, zeroed);
-                // 11, 13: `_mw`.
+                // 11, 13: `_mw`; 16-19: `_statesw` (states and the state pass, no combine).
+                const int lhb = g_ssdl_var >= 24 ? 1 : 2;
+                const int lnb = g_ssdl_var == 23 || g_ssdl_var == 24 ? 64 : 128;
+                if (g_ssdl_var >= 22 && (h / g) % lhb == 0) {
+                    // kernels/ssd_lm.cu: HB heads per block, 256 HB threads.
+                    emu_launch(g_ssdl_var == 22   ? ssdlb_states2_bf16_q128_n128
+                               : g_ssdl_var == 23 ? ssdlb_states2_bf16_q128_n64
+                               : g_ssdl_var == 24 ? ssdlb_states1_bf16_q128_n64_s3
+                               : g_ssdl_var == 25 ? ssdlb_states1_bf16_q128_n128_s3
+                               : g_ssdl_var == 26 ? ssdlb_states1_bf16_q128_n128_h4
+                               : g_ssdl_var == 27 ? ssdlb_states1_bf16_q128_n128_h3
+                                                  : ssdlb_states1_bf16_q128_n128_v,
+                               p, (P / 64) * (N / lnb), h / lhb, b, 256 * lhb);
+                } else if (g_ssdl_var >= 16) {
+                    const int swp = g_ssdl_var == 18 ? 32 : 64, swn = g_ssdl_var == 17 || g_ssdl_var == 21 ? 64 : 128;
+                    emu_launch(g_ssdl_var == 17   ? ssdl_statesw_bf16_q128_p64n64
+                               : g_ssdl_var == 18 ? ssdl_statesw_bf16_q128_p32n128
+                               : g_ssdl_var == 20 ? ssdl_statesw_bf16_q128_p64n128a
+                               : g_ssdl_var == 21 ? ssdl_statesw_bf16_q128_p64n64a
+                                                  : ssdl_statesw_bf16_q128_p64n128,
+                               p, (P / swp) * (N / swn), h, b);
+                } else
                 emu_launch((g_ssdl_var == 7 || g_ssdl_var == 8)    ? ssdl_states_bf16_q128_mxc
                            : (g_ssdl_var == 11 || g_ssdl_var == 13) ? ssdl_states_bf16_q128_mw
                            : g_ssdl_var >= 14                         ? ssdl_states_bf16_q128_mxk
@@ -365,7 +390,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8) && Q == 128 && N == 128 && cs.PB == 64)) {
+    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8 || g_ssdl_var >= 16) && Q == 128 && N == 128 && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {

@@ -2607,6 +2607,153 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true, true>(p);
 }
+
+// VAR 16-19 (`ssdl_statesw_bf16_q128_p*n*`, seventh session): the chunk states and the
+// state pass in one kernel, no combine launch. Each block owns PB rows (p) x NB columns
+// (N) of one (batch, head)'s state and walks the chunks in order: per chunk it stores
+// the incoming state S_in(c) (bf16, where the outputs kernel reads it), scales it by the
+// chunk decay and adds X_c^T diag(w) B_c on the tensor cores straight into the same f32
+// accumulators (S_in(c + 1)); the next chunk's header, x and B are in flight (cp.async,
+// two buffers) while one chunk computes. At the end S is the final state (f32). The
+// local states never go through global memory (the combine's read + write of every
+// chunk state, 336 MB at the LM shape, and the states kernel's local-state write are
+// replaced by one S_in write). Grid ((p / PB) (N / NB), h, b); per buffer the header
+// (c2 | dt, 2 Q floats), x (Q x PB) and B (Q x NB); warp (rt = warp % (PB / 16), cg)
+// owns 16 rows x NB / (8 / (PB / 16)) contiguous columns. WA (VAR 20, 21): x is not
+// scaled in shared memory: each lane scales its A fragments of x^T by (w_t, w_t+1) in
+// bf16x2 (as `_mw`), so one barrier per chunk.
+template <int PB, int NB, bool WA = false>
+__device__ void ssdl_states_w(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    using T = bf16_t;
+    constexpr int Q = 128, KS = 16, ldP = PB + 8, ldB = NB + 8;
+    constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, WN = NB / ncg, NW = WN / 8;
+    static_assert(prt * ncg == SSDC_WARPS && WN % 16 == 0, "warp tiles");
+    constexpr int HD_B = 2 * Q * 4, X_B = Q * ldP * 2, BUF_B = HD_B + X_B + Q * ldB * 2;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < SSDC_THREADS);
+#endif
+    const int nsp = N / NB, pt = (int)blockIdx.x / nsp, ns = (int)blockIdx.x - pt * nsp;
+    const int q0 = pt * PB, n0 = ns * NB, j = blockIdx.y, i = blockIdx.z, k = j / (H / p.ngroups);
+    const size_t head = (size_t)i * H + j;
+    const T* xrow = static_cast<const T*>(p.x) + i * p.x_sb + (long long)j * P + q0;
+    const T* brow = static_cast<const T*>(p.B) + i * p.B_sb + (long long)k * N + n0;
+    const float* hdr = ssdl_hdr_base(p) + head * K * 2 * Q;
+    auto buf = [&](int u) { return smem_raw + u * BUF_B; };
+    auto stage = [&](int c, int u) {
+        if (c < K) {
+            const int t0 = c * Q;
+            unsigned char* b = buf(u);
+            ssdl_stage_f(reinterpret_cast<float*>(b), hdr + (size_t)c * 2 * Q, 2 * Q);
+            ssdl_stage(reinterpret_cast<T*>(b + HD_B), ldP, xrow + (long long)t0 * p.x_st, p.x_st, Q, L - t0, PB);
+            ssdl_stage(reinterpret_cast<T*>(b + HD_B + X_B), ldB, brow + (long long)t0 * p.B_st, p.B_st, Q, L - t0, NB);
+        }
+        ssdc_commit();
+    };
+    const int rt = warp % prt, cg = warp / prt;
+    // S: rows q0 + rt 16 + g (+ 8), columns n0 + cg WN + 8 s + 2 c4 (+ 1).
+    float S[NW][4];
+#pragma unroll
+    for (int s = 0; s < NW; ++s)
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            const size_t e = (head * P + q0 + rt * 16 + g + 8 * h2) * (size_t)N + n0 + cg * WN + s * 8 + 2 * c4;
+            float2 v = make_float2(0.f, 0.f);
+            if (p.init) v = *reinterpret_cast<const float2*>(p.init + e);
+            S[s][2 * h2] = v.x;
+            S[s][2 * h2 + 1] = v.y;
+        }
+    stage(0, 0);
+    unsigned* cs = reinterpret_cast<unsigned*>(p.chunk_states);
+    for (int c = 0; c < K; ++c) {
+        const int u = c & 1;
+        ssdc_wait<0>();  // chunk c
+        __syncthreads();  // ... visible to all; every warp is past chunk c - 1 (buffer u ^ 1 free)
+        stage(c + 1, u ^ 1);
+        const float* s_hd = reinterpret_cast<const float*>(buf(u));
+        T* bx = reinterpret_cast<T*>(buf(u) + HD_B);
+        const T* bb = reinterpret_cast<const T*>(buf(u) + HD_B + X_B);
+        // x scaled by w_t = exp2(c2_end - c2_t) dt_t in place (rows past L: x and dt 0).
+        const float c2e = s_hd[Q - 1];
+        if constexpr (!WA)
+            for (int v = tid; v < Q * (PB / 8); v += SSDC_THREADS) {
+                const int t = v / (PB / 8), e = (v - t * (PB / 8)) * 8;
+                ssdl_scale16(bx + t * ldP + e, exp2f(c2e - s_hd[t]) * s_hd[Q + t]);
+            }
+        // S_in(c) out (bf16), then S scaled by the chunk decay.
+        const size_t base = ((head * K + c) * P + q0) * (size_t)N + n0;
+        const float dec = exp2f(c2e);
+#pragma unroll
+        for (int s = 0; s < NW; ++s)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const size_t e = base + (size_t)(rt * 16 + g + 8 * h2) * N + cg * WN + s * 8 + 2 * c4;
+                cs[e / 2] = ssdm_pack(S[s][2 * h2], S[s][2 * h2 + 1]);
+                S[s][2 * h2] *= dec;
+                S[s][2 * h2 + 1] *= dec;
+            }
+        if constexpr (!WA) __syncthreads();  // the scaled x
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += KS) {
+            const int r = lane & 7, mi = lane >> 3;
+            unsigned a[4];
+            ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
+            if constexpr (WA) {
+                // w_t of this lane's A columns: t = kk + 2 c4 (+1), + 8.
+                const int tw = kk + 2 * c4;
+                const float2 ca = *reinterpret_cast<const float2*>(s_hd + tw);
+                const float2 cb2 = *reinterpret_cast<const float2*>(s_hd + tw + 8);
+                const float2 da = *reinterpret_cast<const float2*>(s_hd + Q + tw);
+                const float2 db = *reinterpret_cast<const float2*>(s_hd + Q + tw + 8);
+                const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
+                const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
+                a[0] = ssdl_mul_bf2(a[0], wlo);
+                a[1] = ssdl_mul_bf2(a[1], wlo);
+                a[2] = ssdl_mul_bf2(a[2], whi);
+                a[3] = ssdl_mul_bf2(a[3], whi);
+            }
+#pragma unroll
+            for (int s = 0; s < NW; s += 2) {
+                unsigned b4[4];
+                ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldB + cg * WN + (s + (mi >> 1)) * 8);
+                const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
+                ssdm_mma(S[s], a, b0);
+                ssdm_mma(S[s + 1], a, b1);
+            }
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int s = 0; s < NW; ++s)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const size_t e = (head * P + q0 + rt * 16 + g + 8 * h2) * (size_t)N + n0 + cg * WN + s * 8 + 2 * c4;
+                *reinterpret_cast<float2*>(p.final_states + e) = make_float2(S[s][2 * h2], S[s][2 * h2 + 1]);
+            }
+    }
+    ssdc_wait<0>();
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_statesw_bf16_q128_p64n128(const __grid_constant__ SsdParams p) {
+    ssdl_states_w<64, 128>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_statesw_bf16_q128_p64n64(const __grid_constant__ SsdParams p) {
+    ssdl_states_w<64, 64>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_statesw_bf16_q128_p32n128(const __grid_constant__ SsdParams p) {
+    ssdl_states_w<32, 128>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_statesw_bf16_q128_p64n128a(const __grid_constant__ SsdParams p) {
+    ssdl_states_w<64, 128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_statesw_bf16_q128_p64n64a(const __grid_constant__ SsdParams p) {
+    ssdl_states_w<64, 64, true>(p);
+}
 #endif
 
 // ssd3_combine_bf16 with 16-byte accesses: each thread owns 8 consecutive state elements

@@ -1474,7 +1474,7 @@ fn ssd_chunked_matches_the_oracle() {
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
     // groups, two p tiles), one shape where they do not apply.
-    // ("" in that column: the default, 14 where it applies.)
+    // ("" in that column: the default, 19 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 2048, 2, 64, 1, 128),
@@ -1531,8 +1531,15 @@ fn ssd_chunked_matches_the_oracle() {
     // warps, 7 / 8: 5 / 6 with the combine folded into the states kernel, 9: 5 with HB
     // heads per outputs block (`_h`, MAMBA_CUDA_SSDL_HBO), 10: 9 with C B^T and the
     // headers in one launch, 11: 10 with `_mw` states, 12: 10 with `_hv` outputs, 13: 11
-    // with `_hv`, 14 (the default): 12 with `_mxk` states, 15: 14 with `_hy` outputs (Y in
-    // 16-byte row stores); bf16 at Q 128, N 128, PB 64, else ignored).
+    // with `_hv`, 14: 12 with `_mxk` states, 15: 14 with `_hy` outputs (Y in
+    // 16-byte row stores), 16-18: 14 with the chunk states and the state pass in one
+    // kernel (`ssdl_statesw`, PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19: 16
+    // with `_hy` (the default), 20 / 21: 16 / 17 with w on the x fragments, 22 / 23: 19 with
+    // two heads per states block (kernels/ssd_lm.cu; 64 x 128 / 64 x 64 tiles; odd heads per
+    // group: the one-head kernel), 24-27: 19 with more stages in flight in the states kernel
+    // (64 x 64 / 64 x 128 with three buffers of a chunk, 64 x 128 with four / three buffers of
+    // half a chunk), 28: 19 with the states in 16-byte stores (not verified on the device);
+    // bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
         ["", "", "14", ""],
@@ -1542,6 +1549,19 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "11", ""],
         ["", "", "13", ""],
         ["", "", "15", ""],
+        ["", "", "16", ""],
+        ["", "", "17", ""],
+        ["", "", "18", ""],
+        ["", "", "19", ""],
+        ["", "", "20", ""],
+        ["", "", "21", ""],
+        ["", "", "22", ""],
+        ["", "", "23", ""],
+        ["", "", "24", ""],
+        ["", "", "25", ""],
+        ["", "", "26", ""],
+        ["", "", "27", ""],
+        ["", "", "28", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1583,7 +1603,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-15) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-28) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

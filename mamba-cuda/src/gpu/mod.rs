@@ -85,6 +85,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "ssd_seed2",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed2.fatbin")),
     ),
+    (
+        "ssd_lm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_lm.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -316,6 +320,13 @@ impl Gpu {
             10
         } else if name.starts_with("ssdl32_") {
             11
+        } else if name.starts_with("ssdlb_") {
+            // kernels/ssd_lm.cu (helper A's module index 13 in the seventh session's brief;
+            // found by its name as `ssdq_` is).
+            FATBINS
+                .iter()
+                .position(|m| m.0 == "ssd_lm")
+                .unwrap_or(usize::MAX)
         } else if name.starts_with("ssdq_") {
             // kernels/ssd_seed2.cu (helper D's module index 15 in the brief; here found
             // by its name, so that the merge order of new modules does not matter).

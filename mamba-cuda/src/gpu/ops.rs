@@ -941,20 +941,58 @@ fn ssdl_fuse() -> usize {
 /// with C B^T and the headers in one launch (`ssdl_cbh_*_i`); 11-13 (FUSE 0 only, else 2):
 /// 10 with `ssdl_states_*_mw` (w applied to the x fragments, one barrier per head; 11),
 /// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both
-/// (13); 14 (the **default**) 12 with `ssdl_states_*_mxk` (each warp's state columns
+/// (13); 14 12 with `ssdl_states_*_mxk` (each warp's state columns
 /// contiguous: both halves of a 32-byte sector of the stored states from one warp); 15
 /// (NOT verified on the device) 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
-/// through a shared-memory region per warp).
+/// through a shared-memory region per warp); 16-18 (FUSE 0 only, else 2): 14 with the
+/// chunk states and the state pass in one kernel (`ssdl_statesw_*`, no combine launch:
+/// each block walks the chunks of PB x NB state elements of one head, `ssdl_sw`) with
+/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19 (the **default**): 16 with
+/// `_hy` outputs;
+/// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk); 22, 23
+/// (kernels/ssd_lm.cu): 19 with two heads of a group per states block (`ssdlb_states2_*`,
+/// B staged once for both; 64 x 128 / 64 x 64 state tiles; where the heads per group are
+/// odd the one-head kernel of 19); 24-27: 19 with more stages in flight in the states
+/// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
+/// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
+/// half a chunk (26 / 27); 28 (NOT verified on the device): 19 with the S_in of the states
+/// kernel in 16-byte stores (`ssdlb_states1_*_v`).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 14: 520.1 / 520.0 us against 528-538 (12), 531-533 (13) and 600-604 (5) at
-    // the LM shape, its forced tests, racecheck and memcheck passed in the same binary
-    // (H200, sixth session round 3, NOTES.md). Before: 5 (fifth session).
+    // Default 19: 477.7 / 482.0 us against 526.8 / 520.9 (14) at the LM shape, its forced
+    // tests (16, 19) and memcheck (16) passed in the same binary (H200, seventh session
+    // round 1, NOTES.md). Before: 14 (sixth session), 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
-        Some(v) if v <= 15 => v,
-        _ => 14,
+        Some(v) if v <= 28 => v,
+        _ => 19,
+    }
+}
+
+/// The state tile (PB, NB) of `ssdl_statesw_*` for VAR 16-21 (see `ssdl_var`) and the
+/// kernel name's suffix (`a`: w on the x fragments).
+fn ssdl_sw(var: usize) -> (usize, usize, &'static str) {
+    match var {
+        17 => (64, 64, ""),
+        18 => (32, 128, ""),
+        20 => (64, 128, "a"),
+        21 => (64, 64, "a"),
+        _ => (64, 128, ""),
+    }
+}
+
+/// The `ssdlb_states*` kernel of VAR 22-28 (kernels/ssd_lm.cu): heads per block, state
+/// columns per block, buffers, steps per buffer.
+fn ssdlb_shape(var: usize) -> (usize, usize, usize, usize) {
+    match var {
+        23 => (2, 64, 2, 128),
+        24 => (1, 64, 3, 128),
+        25 => (1, 128, 3, 128),
+        26 => (1, 128, 4, 64),
+        27 => (1, 128, 3, 64),
+        28 => (1, 128, 2, 128),
+        _ => (2, 128, 2, 128),
     }
 }
 
@@ -1085,8 +1123,10 @@ fn ssdl_launch(
         }
         let mut prm = prm;
         if fuse == 1 {
-            let var =
-                [0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2][ssdl_var(sfx, q, n, plan.pb)];
+            let var = [
+                0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                2,
+            ][ssdl_var(sfx, q, n, plan.pb)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1099,7 +1139,29 @@ fn ssdl_launch(
             })?;
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb);
-            if var >= 3 {
+            let (hb, nb, ns, qs) = ssdlb_shape(var);
+            if var >= 22 && (h / ng).is_multiple_of(hb) {
+                // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
+                // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
+                let sx = match (ns, qs) {
+                    _ if var == 28 => "_v".to_string(),
+                    (2, _) => String::new(),
+                    (_, 128) => format!("_s{ns}"),
+                    _ => format!("_h{ns}"),
+                };
+                let f1 = g.func(&format!("ssdlb_states{hb}_{sfx}_q{q}_n{nb}{sx}"))?;
+                let smem = ns * (hb * (2 * q * 4 + qs * 72 * 2) + qs * (nb + 8) * 2);
+                let grid_w = (((p / 64) * (n / nb)) as u32, (h / hb) as u32, b as u32);
+                g.launch(f1, grid_w, 256 * hb as u32, smem, stream, &prm)?;
+            } else if var >= 16 {
+                // `_statesw`: chunk states and the state pass in one kernel (S_in of every
+                // chunk and the final state; no combine launch).
+                let (swp, swn, wa) = ssdl_sw(var);
+                let f1 = g.func(&format!("ssdl_statesw_{sfx}_q{q}_p{swp}n{swn}{wa}"))?;
+                let smem = 2 * (2 * q * 4 + q * (swp + 8) * 2 + q * (swn + 8) * 2);
+                let grid_w = (((p / swp) * (n / swn)) as u32, h as u32, b as u32);
+                g.launch(f1, grid_w, 256, smem, stream, &prm)?;
+            } else if var >= 3 {
                 // `_m`: HB heads per block, a second x buffer (VAR 5-8: `_mx` after the
                 // header kernel; 7, 8: `_mxc`, the combine folded in).
                 if (5..=9).contains(&var) {
@@ -1137,7 +1199,7 @@ fn ssdl_launch(
                 ("ssd_combine", 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
-            if var != 7 && var != 8 {
+            if var != 7 && var != 8 && var < 16 {
                 g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
             }
         }
@@ -1145,10 +1207,12 @@ fn ssdl_launch(
         let var = ssdl_var(sfx, q, n, plan.pb);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var >= 9 {
-            // `_h`: HB heads of one group per block.
+            // `_h`: HB heads of one group per block; `_hy` (Y in 16-byte row stores) for 15,
+            // 19 and 22-28.
+            let ys = var == 15 || var == 19 || var >= 22;
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}_h{}",
-                ["", "v", "y"][(var >= 12) as usize + (var >= 15) as usize]
+                ["", "v", "y"][(var >= 12) as usize + ys as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
@@ -1156,7 +1220,7 @@ fn ssdl_launch(
                 f2,
                 grid_h,
                 256,
-                ssdl_h_smem(q, plan.pb, n, var >= 12, var >= 15),
+                ssdl_h_smem(q, plan.pb, n, var >= 12, ys),
                 stream,
                 &prm,
             );
