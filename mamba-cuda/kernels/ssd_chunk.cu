@@ -2362,7 +2362,7 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
 // VB (`_hv`, VAR 11): no scaled copy of x: each lane scales its B fragments of x (pairs
 // of consecutive s) by (v_s, v_s+1) in bf16x2 (4 exponentials per tile and lane), so one
 // barrier per head and no scaled-x buffer (90 KB of shared memory).
-// YS (`_hy`, VAR 15; NOT verified on the device): Y (+ D x) goes through a private 16-row
+// YS (`_hy`, VAR 15 and VAR 19-28, verified on the H200 in the seventh session): Y (+ D x) goes through a private 16-row
 // region of each warp (after the buffers, 18 KB) and out in 16-byte row stores (whole
 // 128-byte rows per 8 lanes) instead of 4-byte stores from the registers.
 template <int Q, int NC, int PBC, bool VB = false, bool YS = false>

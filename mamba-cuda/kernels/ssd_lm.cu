@@ -256,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_h3(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 3, 64>(p);
 }
-// VAR 28 (NOT verified on the device): `ssdl_statesw_bf16_q128_p64n128` (VAR 19) with S_in
+// VAR 28 (the bf16 LM default since the seventh session's merged tree; H200: 418-425 us vs 476-480 for VAR 19): `ssdl_statesw_bf16_q128_p64n128` (VAR 19) with S_in
 // in 16-byte stores (V16).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_v(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 2, 128, true>(p);

@@ -1538,7 +1538,7 @@ fn ssd_chunked_matches_the_oracle() {
     // two heads per states block (kernels/ssd_lm.cu; 64 x 128 / 64 x 64 tiles; odd heads per
     // group: the one-head kernel), 24-27: 19 with more stages in flight in the states kernel
     // (64 x 64 / 64 x 128 with three buffers of a chunk, 64 x 128 with four / three buffers of
-    // half a chunk), 28: 19 with the states in 16-byte stores (not verified on the device);
+    // half a chunk), 28: 19 with the states in 16-byte stores (the default since the seventh session);
     // bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],

@@ -943,30 +943,31 @@ fn ssdl_fuse() -> usize {
 /// with `ssdl_out_*_hv` (v applied to the x fragments, no scaled-x buffer; 12), both
 /// (13); 14 12 with `ssdl_states_*_mxk` (each warp's state columns
 /// contiguous: both halves of a 32-byte sector of the stored states from one warp); 15
-/// (NOT verified on the device) 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
+/// 14 with `ssdl_out_*_hy` (Y out in 16-byte row stores
 /// through a shared-memory region per warp); 16-18 (FUSE 0 only, else 2): 14 with the
 /// chunk states and the state pass in one kernel (`ssdl_statesw_*`, no combine launch:
 /// each block walks the chunks of PB x NB state elements of one head, `ssdl_sw`) with
-/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19 (the **default**): 16 with
-/// `_hy` outputs;
+/// PB x NB = 64 x 128 (16), 64 x 64 (17), 32 x 128 (18); 19: 16 with `_hy` outputs;
 /// 20, 21: 16, 17 with w applied to the x fragments (one barrier per chunk); 22, 23
 /// (kernels/ssd_lm.cu): 19 with two heads of a group per states block (`ssdlb_states2_*`,
 /// B staged once for both; 64 x 128 / 64 x 64 state tiles; where the heads per group are
 /// odd the one-head kernel of 19); 24-27: 19 with more stages in flight in the states
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
-/// half a chunk (26 / 27); 28 (NOT verified on the device): 19 with the S_in of the states
-/// kernel in 16-byte stores (`ssdlb_states1_*_v`).
+/// half a chunk (26 / 27); 28 (the **default**): 19 with the S_in of the states kernel in
+/// 16-byte stores (`ssdlb_states1_*_v`).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
-    // Default 19: 477.7 / 482.0 us against 526.8 / 520.9 (14) at the LM shape, its forced
-    // tests (16, 19) and memcheck (16) passed in the same binary (H200, seventh session
-    // round 1, NOTES.md). Before: 14 (sixth session), 5 (fifth session).
+    // Default 28 (VAR 19 with the chunk states in 16-byte stores): 418.0-425.4 us against
+    // 476.1-480.2 (19) at the LM shape in alternating passes of the merged tree's first
+    // call, its forced tests (19, 28) and racecheck passed in the same binary (H200, seventh
+    // session, NOTES.md). Before: 19 (477.7 / 482.0 against 526.8 / 520.9 for 14, seventh
+    // session round 1), 14 (sixth session), 5 (fifth session).
     match env_usize("MAMBA_CUDA_SSDL_VAR") {
         Some(v) if v <= 28 => v,
-        _ => 19,
+        _ => 28,
     }
 }
 
