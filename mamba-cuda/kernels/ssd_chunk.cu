@@ -1242,6 +1242,21 @@ __device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
 #endif
 }
 
+// An A fragment of x^T (bf16; this lane's columns t = t0, t0 + 1, t0 + 8, t0 + 9) times
+// w_t = exp2(c2e - c2_t) dt_t, from a header of Q log2-scaled cumulative sums then Q dt.
+__device__ __forceinline__ void ssdl_w_a(unsigned (&a)[4], const float* hd, int Q, int t0, float c2e) {
+    const float2 ca = *reinterpret_cast<const float2*>(hd + t0);
+    const float2 cb2 = *reinterpret_cast<const float2*>(hd + t0 + 8);
+    const float2 da = *reinterpret_cast<const float2*>(hd + Q + t0);
+    const float2 db = *reinterpret_cast<const float2*>(hd + Q + t0 + 8);
+    const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
+    const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
+    a[0] = ssdl_mul_bf2(a[0], wlo);
+    a[1] = ssdl_mul_bf2(a[1], wlo);
+    a[2] = ssdl_mul_bf2(a[2], whi);
+    a[3] = ssdl_mul_bf2(a[3], whi);
+}
+
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
     return p.chunk_decay + (((size_t)p.batch * p.nheads * p.nchunks + 3) & ~(size_t)3);
 }
@@ -1729,18 +1744,7 @@ __device__ void ssdl_states_mh(const SsdParams& p) {
             unsigned a[4];
             ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
             if constexpr (WA) {
-                // w_t of this lane's A columns: t = kk + 2 c4 (+1), + 8.
-                const int t0w = kk + 2 * c4;
-                const float2 ca = *reinterpret_cast<const float2*>(s_hw + t0w);
-                const float2 cb2 = *reinterpret_cast<const float2*>(s_hw + t0w + 8);
-                const float2 da = *reinterpret_cast<const float2*>(s_hw + Q + t0w);
-                const float2 db = *reinterpret_cast<const float2*>(s_hw + Q + t0w + 8);
-                const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
-                const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
-                a[0] = ssdl_mul_bf2(a[0], wlo);
-                a[1] = ssdl_mul_bf2(a[1], wlo);
-                a[2] = ssdl_mul_bf2(a[2], whi);
-                a[3] = ssdl_mul_bf2(a[3], whi);
+                ssdl_w_a(a, s_hw, Q, kk + 2 * c4, c2e);
             }
 #pragma unroll
             for (int s = 0; s < SSDM_SJ; s += 2) {
@@ -2705,18 +2709,7 @@ __device__ void ssdl_states_w(const SsdParams& p) {
             unsigned a[4];
             ssdl_ldm<true>(a, bx + (kk + r + 8 * (mi >> 1)) * ldP + rt * 16 + 8 * (mi & 1));
             if constexpr (WA) {
-                // w_t of this lane's A columns: t = kk + 2 c4 (+1), + 8.
-                const int tw = kk + 2 * c4;
-                const float2 ca = *reinterpret_cast<const float2*>(s_hd + tw);
-                const float2 cb2 = *reinterpret_cast<const float2*>(s_hd + tw + 8);
-                const float2 da = *reinterpret_cast<const float2*>(s_hd + Q + tw);
-                const float2 db = *reinterpret_cast<const float2*>(s_hd + Q + tw + 8);
-                const unsigned wlo = ssdm_pack(exp2f(c2e - ca.x) * da.x, exp2f(c2e - ca.y) * da.y);
-                const unsigned whi = ssdm_pack(exp2f(c2e - cb2.x) * db.x, exp2f(c2e - cb2.y) * db.y);
-                a[0] = ssdl_mul_bf2(a[0], wlo);
-                a[1] = ssdl_mul_bf2(a[1], wlo);
-                a[2] = ssdl_mul_bf2(a[2], whi);
-                a[3] = ssdl_mul_bf2(a[3], whi);
+                ssdl_w_a(a, s_hd, Q, kk + 2 * c4, c2e);
             }
 #pragma unroll
             for (int s = 0; s < NW; s += 2) {
