@@ -766,4 +766,28 @@ pub struct PluginApi {
         desc: *const BlockBackwardDesc,
         stream: u64,
     ) -> i32,
+    /// SPEC 1 for training (appended to ABI version 1; check `struct_size` first): writes
+    /// into `*out` how many bytes of device memory `selective_scan_forward_saving` fills for
+    /// this call's backward (checkpoints of the recurrence), 0 where the plugin has no
+    /// saving form for the call (its backward then recomputes the states itself).
+    pub selective_scan_saved_bytes:
+        unsafe extern "C" fn(desc: *const SelectiveScanDesc, out: *mut usize) -> i32,
+    /// SPEC 1 forward, as `selective_scan`, that also writes what its backward needs into
+    /// `saved` (`bytes` as `selective_scan_saved_bytes` says, 16-byte aligned device memory;
+    /// `bytes` 0: the plain forward). Appended to ABI version 1.
+    pub selective_scan_forward_saving: unsafe extern "C" fn(
+        desc: *const SelectiveScanDesc,
+        saved: u64,
+        bytes: usize,
+        stream: u64,
+    ) -> i32,
+    /// SPEC 1 backward, as `selective_scan_backward`, from what
+    /// `selective_scan_forward_saving` wrote into `saved` for the same inputs (`bytes` 0: the
+    /// plain backward). Appended to ABI version 1.
+    pub selective_scan_backward_saved: unsafe extern "C" fn(
+        desc: *const SelectiveScanBwdDesc,
+        saved: u64,
+        bytes: usize,
+        stream: u64,
+    ) -> i32,
 }

@@ -124,6 +124,8 @@ pub struct CudaBackend {
     path: PathBuf,
     /// Streams and device buffers of finished host-slice calls, kept for the next ones.
     pool: std::sync::Mutex<StagingPool>,
+    /// [`CudaBackend::set_scan_training_path`].
+    scan_saved: core::sync::atomic::AtomicBool,
 }
 
 /// What the host-slice calls ([`Kernels`] on `CudaBackend`) keep between calls: a call
@@ -293,6 +295,7 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
         info,
         path: path.to_path_buf(),
         pool: std::sync::Mutex::new(pool),
+        scan_saved: core::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -542,6 +545,107 @@ impl CudaBackend {
         let code = unsafe { (self.api.selective_scan_backward)(desc, stream.raw) };
         ok(self.api, code, OP)
     }
+    /// The bytes of device memory that [`Self::selective_scan_forward_saving_device`]
+    /// fills for this call's backward (checkpoints of the recurrence), 0 where the plugin
+    /// has no saving form for the call. Training: allocate that much, run the saving
+    /// forward, keep the buffer until [`Self::selective_scan_backward_saved_device`] has run
+    /// on the same inputs; the backward then skips its own forward pass. Today the saving
+    /// form covers B and C varying in time with N <= 16 at many channels and L >= 1024 (the
+    /// language-model shape), `b * d * ceil(L / 8) * 64` bytes.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`] (only the descriptor's shapes are read).
+    pub unsafe fn selective_scan_saved_bytes(&self, desc: &SelectiveScanDesc) -> Result<usize> {
+        const OP: &str = "selective_scan_saved_bytes";
+        if !self.has_entry(
+            core::mem::offset_of!(PluginApi, selective_scan_saved_bytes)
+                + core::mem::size_of::<usize>(),
+        ) {
+            // An older plugin: no saving form; the plain backward serves.
+            return Ok(0);
+        }
+        let mut n = 0usize;
+        // SAFETY: the entry exists (checked); `n` is writable; the caller's contract covers
+        // the descriptor.
+        let code = unsafe { (self.api.selective_scan_saved_bytes)(desc, &mut n) };
+        ok(self.api, code, OP)?;
+        Ok(n)
+    }
+
+    /// With `on`, the host-slice `selective_scan` and `selective_scan_backward` of this
+    /// backend ([`Kernels`]) go through the training pair wherever the call has a saving
+    /// form ([`Self::selective_scan_saved_bytes`] > 0): the forward is
+    /// [`Self::selective_scan_forward_saving_device`] (its checkpoints to a scratch buffer),
+    /// and the backward runs that forward, then
+    /// [`Self::selective_scan_backward_saved_device`]. So the oracle checks of
+    /// `mamba_core::testing` cover the path a training loop on device tensors takes. Off by
+    /// default (the plain backward needs no second buffer).
+    pub fn set_scan_training_path(&self, on: bool) {
+        self.scan_saved
+            .store(on, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn scan_training_path(&self) -> bool {
+        self.scan_saved.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// SPEC 1 forward on device tensors that also writes the checkpoints its backward
+    /// reads into `saved` (`bytes` from [`Self::selective_scan_saved_bytes`]; 0: the plain
+    /// forward).
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`]; `saved` is device memory of `bytes` bytes,
+    /// 16-byte aligned, that stays alive until the backward that reads it has run.
+    pub unsafe fn selective_scan_forward_saving_device(
+        &self,
+        desc: &SelectiveScanDesc,
+        saved: u64,
+        bytes: usize,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan_forward_saving";
+        if bytes == 0 {
+            // SAFETY: the caller's contract.
+            return unsafe { self.selective_scan_device(desc, stream) };
+        }
+        self.require_entry(
+            core::mem::offset_of!(PluginApi, selective_scan_forward_saving),
+            OP,
+        )?;
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code =
+            unsafe { (self.api.selective_scan_forward_saving)(desc, saved, bytes, stream.raw) };
+        ok(self.api, code, OP)
+    }
+
+    /// SPEC 1 backward on device tensors from the checkpoints that
+    /// [`Self::selective_scan_forward_saving_device`] wrote into `saved` for the same inputs
+    /// and options (`bytes` 0: the plain backward).
+    ///
+    /// # Safety
+    /// As [`CudaBackend::selective_scan_device`]; `saved` as the saving forward left it.
+    pub unsafe fn selective_scan_backward_saved_device(
+        &self,
+        desc: &SelectiveScanBwdDesc,
+        saved: u64,
+        bytes: usize,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "selective_scan_backward_saved";
+        if bytes == 0 {
+            // SAFETY: the caller's contract.
+            return unsafe { self.selective_scan_backward_device(desc, stream) };
+        }
+        self.require_entry(
+            core::mem::offset_of!(PluginApi, selective_scan_backward_saved),
+            OP,
+        )?;
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code =
+            unsafe { (self.api.selective_scan_backward_saved)(desc, saved, bytes, stream.raw) };
+        ok(self.api, code, OP)
+    }
+
     /// SPEC 2, backward, on device tensors, enqueued on `stream`.
     ///
     /// # Safety
@@ -1595,9 +1699,21 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
             delta_softplus: args.delta_softplus as u32,
             reserved: 0,
         };
-        // SAFETY: every descriptor points to a staging buffer that lives until `s` drops,
-        // after the downloads below have waited for the stream.
-        unsafe { self.selective_scan_device(&desc, &s.stream) }?;
+        let saved = if self.scan_training_path() {
+            // SAFETY: only the descriptor's shapes are read.
+            unsafe { self.selective_scan_saved_bytes(&desc) }?
+        } else {
+            0
+        };
+        if saved > 0 {
+            let ck = s.alloc(saved)?;
+            // SAFETY: as below; `ck` holds `saved` bytes until `s` drops.
+            unsafe { self.selective_scan_forward_saving_device(&desc, ck, saved, &s.stream) }?;
+        } else {
+            // SAFETY: every descriptor points to a staging buffer that lives until `s`
+            // drops, after the downloads below have waited for the stream.
+            unsafe { self.selective_scan_device(&desc, &s.stream) }?;
+        }
         s.download(&desc.out, out)?;
         if let Some(ls) = last_state {
             s.download(&desc.last_state, ls)?;
@@ -1649,9 +1765,28 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
             ddelta_bias: s.output_if(args.delta_bias.is_some(), d, f32c, &[d])?,
             dinitial_state: s.output_if(args.initial_state.is_some(), st_n, f32c, &st)?,
         };
-        // SAFETY: every descriptor points to a staging buffer that lives until `s` drops,
-        // after the downloads below have waited for the stream.
-        unsafe { self.selective_scan_backward_device(&desc, &s.stream) }?;
+        let saved = if self.scan_training_path() {
+            // SAFETY: only the descriptor's shapes are read.
+            unsafe { self.selective_scan_saved_bytes(&desc.fwd) }?
+        } else {
+            0
+        };
+        if saved > 0 {
+            // The training pair: the saving forward (its outputs to scratch), then the
+            // backward from its checkpoints.
+            let mut fwd = desc.fwd;
+            fwd.out = s.output(io_n, code, &io)?;
+            let ck = s.alloc(saved)?;
+            // SAFETY: every descriptor points to a staging buffer that lives until `s`
+            // drops, after the downloads below have waited for the stream.
+            unsafe { self.selective_scan_forward_saving_device(&fwd, ck, saved, &s.stream) }?;
+            // SAFETY: as above; `ck` holds what the forward wrote.
+            unsafe { self.selective_scan_backward_saved_device(&desc, ck, saved, &s.stream) }?;
+        } else {
+            // SAFETY: every descriptor points to a staging buffer that lives until `s`
+            // drops, after the downloads below have waited for the stream.
+            unsafe { self.selective_scan_backward_device(&desc, &s.stream) }?;
+        }
         Ok(SelectiveScanGrads {
             u: s.fetch(&desc.du)?,
             delta: s.fetch(&desc.ddelta)?,

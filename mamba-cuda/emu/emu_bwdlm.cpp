@@ -6,7 +6,8 @@
 // (-DEMU_LEAN: the `_lean` variant; -DEMU_Q4: `_q4`, four threads per channel; -DEMU_Q4
 // -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
 // add -DEMU_Q4R: `_q4r`; -DEMU_Q4 -DEMU_Q4P: `_q4p` (f32 copies), with -DBQ_EMU_H16=1 its 16-bit
-// copies; -DEMU_Q4PB: `_q4pb`)
+// copies; -DEMU_Q4PB: `_q4pb`; -DEMU_Q4PB -DEMU_Q4PBS: `_q4pbs`, the checkpoints given in natural
+// order from the f64 forward, as the training forward saves them)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -119,7 +120,9 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
                     blockIdx = {bx, by, 0};
-#if defined(EMU_Q4) && defined(EMU_Q4PB)
+#if defined(EMU_Q4) && defined(EMU_Q4PBS)
+                    bwdlm_f32_q4pbs(p);
+#elif defined(EMU_Q4) && defined(EMU_Q4PB)
                     bwdlm_f32_q4pb(p);
 #elif defined(EMU_Q4) && defined(EMU_Q4P)
                     bwdlm_f32_q4p(p);
@@ -176,6 +179,9 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     auto dout = rnd(io, 1, 0), dlast = rnd(st, 1, 0);
     auto Bv = [&](int i, int c, int n, int t) { return (double)B[(((size_t)i * bgn + c / (d / bgn)) * N + n) * L + t]; };
     auto Cv = [&](int i, int c, int n, int t) { return (double)C[(((size_t)i * cgn + c / (d / cgn)) * N + n) * L + t]; };
+#ifdef EMU_Q4PBS
+    std::vector<float> ckref((size_t)b * d * ((L + 7) / 8) * 16 + 4, NAN);
+#endif
     // f64 reference backward.
     std::vector<double> rdu(io), rdd(io), rdz(io), rdA((size_t)d * N), rdB(B.size()), rdC(C.size()), rdD(d), rdb(d), rdh0(st);
     for (int i = 0; i < b; ++i)
@@ -202,6 +208,11 @@ static double run_case(const Case& cs, std::mt19937& rng) {
                     dy[t] = dout[ro + t];
                 }
             }
+#ifdef EMU_Q4PBS
+            for (int k = 0; k * 8 < L; ++k)
+                for (int n = 0; n < 16; ++n)
+                    ckref[(((size_t)i * ((L + 7) / 8) + k) * d + c) * 16 + n] = n < N ? (float)hs[(size_t)(8 * k) * N + n] : 0.f;
+#endif
             std::vector<double> g(N);
             for (int n = 0; n < N; ++n) g[n] = cs.dlast ? dlast[((size_t)i * d + c) * N + n] : 0.0;
             for (int t = L - 1; t >= 0; --t) {
@@ -229,7 +240,7 @@ static double run_case(const Case& cs, std::mt19937& rng) {
 #ifdef EMU_Q4
     const int bps = (seg + BQ_CB - 1) / BQ_CB, nseg = d / seg;
     const int ntiles = (L + BQ_TT - 1) / BQ_TT;
-#if defined(EMU_Q4P) || defined(EMU_Q4PB)
+#if defined(EMU_Q4P) || defined(EMU_Q4PB) || defined(EMU_Q4PBS)
     const int smem_floats = bq_smem_floats_p();
 #else
     const int smem_floats = bq_smem_floats();
@@ -254,6 +265,11 @@ static double run_case(const Case& cs, std::mt19937& rng) {
     p.du = du.data(); p.ddelta = dd.data(); p.dz = cs.z ? dz.data() : nullptr; p.dA = dA.data();
     p.dD = cs.D ? dD.data() : nullptr; p.dbias = cs.bias ? db.data() : nullptr; p.dh0 = dh0.data();
     p.db = pdB; p.dc = pdC; p.ck = ck.data();
+#ifdef EMU_Q4PBS
+    // The saved checkpoints ((b, ceil(L / 8), d, 16): the state before step 8 k, natural
+    // order, zeros past N: what `lm1_fwd_*_w6ck` writes), from the f64 forward above.
+    p.ck = ckref.data();
+#endif
     p.batch = b; p.dim = d; p.seqlen = L; p.dstate = N; p.b_groups = bgn; p.c_groups = cgn;
     p.softplus = cs.softplus; p.seg = seg; p.blocks_per_seg = bps; p.vec = cs.vec && L % 2 == 0;
     p.vec4 = L % 4 == 0;

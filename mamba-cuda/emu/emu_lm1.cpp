@@ -4,6 +4,8 @@
 // starts as NaN garbage. Checks against an f64 reference.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_lm1.cpp -o /tmp/emu_lm1 && /tmp/emu_lm1
+// (modes `wide6ck` / `wide9ck`: the training forward's checkpoints, the state before every
+// step 8 k in natural order, checked too)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -18,6 +20,10 @@
 
 #include "emu_cuda.h"
 
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
 struct alignas(16) float4 {
     float x, y, z, w;
 };
@@ -119,12 +125,18 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
 
     // f64 reference
     std::vector<double> ro((size_t)b * d * L), rh((size_t)b * d * N);
+    const bool ckm = wide >= 100;
+    const int nck = (L + 7) / 8;
+    std::vector<double> rck((size_t)b * d * nck * 16, 0.0);
+    std::vector<float> ck((size_t)b * d * nck * 16, NAN);
     for (int i = 0; i < b; ++i)
         for (int c = 0; c < d; ++c) {
             std::vector<double> h(N);
             for (int n = 0; n < N; ++n) h[n] = cs.h0 ? h0[((size_t)i * d + c) * N + n] : 0.0;
             for (int t = 0; t < L; ++t) {
                 const size_t o = ((size_t)i * d + c) * L + t;
+                if (t % 8 == 0)
+                    for (int n = 0; n < N; ++n) rck[(((size_t)i * nck + t / 8) * d + c) * 16 + n] = h[n];
                 double dt = delta[o] + (cs.bias ? bias[c] : 0.0);
                 if (cs.softplus) dt = dt > 20 ? dt : std::log1p(std::exp(dt));
                 double y = 0;
@@ -155,6 +167,8 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     p.async_copy = cs.vec;
     if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
+    if (ckm) p.chunk_states = ck.data();
+    if (ckm) k = wide == 109 ? lm1_fwd_f32_n16_g8_w9ck : lm1_fwd_f32_n16_g8_w6ck; else
     if (wide) k = wide == 9 ? lm1_fwd_f32_n16_g8_w9 : wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
     switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep + 3000 * rs) {
         case 3164: k = lm1_fwd_f32_n16_g4_r; break; case 3162: k = lm1_fwd_f32_n16_g2_r; break;
@@ -168,13 +182,18 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
         case 81: k = lm1_fwd_f32_n8_g1; break; case 82: k = lm1_fwd_f32_n8_g2; break;
     }
     const unsigned threads = (cb * (wide ? 8 : cs.G) + 31) / 32 * 32;
-    g_smem_bytes = wide ? lmw_smem_bytes(4, cb, wide == 4, wide == 9 ? 64 : LM_TT) : sizeof(g_smem);
+    g_smem_bytes = wide ? lmw_smem_bytes(4, cb, wide == 4, wide == 9 || wide == 109 ? 64 : LM_TT) : sizeof(g_smem);
     launch(k, nseg * bps, b, threads, p);
     double num = 0, den = 0, hn = 0, hd = 0;
     for (size_t k = 0; k < ro.size(); ++k) num += (out[k] - ro[k]) * (out[k] - ro[k]), den += ro[k] * ro[k];
     if (cs.hlast)
         for (size_t k = 0; k < rh.size(); ++k) hn += (hl[k] - rh[k]) * (hl[k] - rh[k]), hd += rh[k] * rh[k];
-    const double e = std::max(std::sqrt(num / den), cs.hlast ? std::sqrt(hn / hd) : 0.0);
+    double e = std::max(std::sqrt(num / den), cs.hlast ? std::sqrt(hn / hd) : 0.0);
+    if (ckm) {
+        double cn2 = 0, cd2 = 0;
+        for (size_t k = 0; k < rck.size(); ++k) cn2 += (ck[k] - rck[k]) * (ck[k] - rck[k]), cd2 += rck[k] * rck[k];
+        e = std::max(e, cd2 > 0 ? std::sqrt(cn2 / cd2) : std::sqrt(cn2));
+    }
     return std::isnan(e) ? 1e30 : e;
 }
 
@@ -206,18 +225,18 @@ int main() {
     };
     int bad = 0;
     const bool only_random = std::getenv("EMU_ONLY_RANDOM") != nullptr;
-    for (const int mode : {12, 11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
+    for (const int mode : {14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 0, 1, 2, 3})
         for (const auto& cs : cases) {
             if (only_random) break;
             const bool poly = mode == 1, prep = mode == 2, rs = mode == 3;
-            const int wide = mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : mode == 12 ? 9 : 0;
+            const int wide = mode == 13 ? 106 : mode == 14 ? 109 : mode == 4 ? 1 : mode == 5 ? 2 : mode == 6 ? 3 : mode == 7 ? 4 : mode == 8 ? 5 : mode == 9 ? 6 : mode == 10 ? 7 : mode == 11 ? 8 : mode == 12 ? 9 : 0;
             if (poly && (cs.N <= 8 || cs.G == 4)) continue;
             if (rs && (cs.G == 1 || (cs.G == 4 && cs.N <= 8))) continue;
             const double e = run_case(cs, rng, poly, prep, rs, wide);
             const bool ok = e < 1e-5;
             bad += !ok;
             std::printf("%s b%d d%d N%d L%d CB%d G%d bg%d cg%d vec%d%s: rel err %.3g\n", ok ? "ok  " : "FAIL", cs.b, cs.d,
-                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 9 ? " wide9" : wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
+                        cs.N, cs.L, cs.CB, cs.G, cs.bg, cs.cg, cs.vec, wide == 109 ? " wide9ck" : wide == 106 ? " wide6ck" : wide == 9 ? " wide9" : wide == 8 ? " wide8" : wide == 7 ? " wide7" : wide == 6 ? " wide6" : wide == 5 ? " wide5" : wide == 4 ? " wide4" : wide == 3 ? " wide3" : wide == 2 ? " wide2" : wide ? " wide" : poly ? " poly" : prep ? " prep" : rs ? " rs" : "", e);
         }
     // Random shapes for the G 8 forms (EMU_RANDOM=N cases; `_w9` and `_w6`), as the device
     // test draws them: L 1..300 or multiples of 8, N 9..16, groups, CB 16 / 40 / 64.
@@ -230,7 +249,7 @@ int main() {
         const int N = std::vector<int>{9, 13, 16}[ri(0, 2)];
         const int CB = std::vector<int>{64, 16, 40, 12}[ri(0, 3)];
         Case cs{ri(1, 3), d, N, L, CB, 1, ri(0, 1) ? div() : 1, ri(0, 1) ? div() : 1, L % 4 == 0, (bool)ri(0, 1), true, (bool)ri(0, 1), (bool)ri(0, 1), (bool)ri(0, 1), (bool)ri(0, 1)};
-        for (int wide : {9, 6}) {
+        for (int wide : {9, 6, 109, 106}) {
             const double e = run_case(cs, rng, false, false, false, wide);
             const bool ok = e < 1e-5;
             bad += !ok;

@@ -624,8 +624,20 @@ __device__ __forceinline__ float bq_c(const float4& v, int j) {
 // sums are double-buffered, and the block sums of tile k + 1 are taken after the first
 // barrier of tile k, by all 128 threads (two steps each: four 8-byte reads, one 8-byte
 // atomic) instead of 64.
-template <typename T, int S>
+// SV (`q4pbs`, S 5 only: the backward of `selective_scan_backward_saved`): no phase F. The
+// checkpoints come from the training forward (`lm1_fwd_*_w6ck` / `_w9ck`, kernels/
+// scan1_lm.cu) in `p.ck`, (b, ceil(L / 8), d, 16) f32 with the states in natural order (a
+// warp's eight channels read 512 contiguous bytes); each thread reads its 16 bytes (states
+// 4g .. 4g + 3) and permutes them into its register order j -> 4g + (j ^ sg) (two select
+// pairs per element).
+__device__ __forceinline__ float4 bq_perm(float4 v, int sg) {
+    if (sg & 1) v = make_float4(v.y, v.x, v.w, v.z);
+    if (sg & 2) v = make_float4(v.z, v.w, v.x, v.y);
+    return v;
+}
+template <typename T, int S, bool SV = false>
 __device__ void bwd_lm4(const BwdLmParams& p) {
+    static_assert(!SV || S == 5, "SV: the q4pb form only");
     typedef typename BlRaw<T>::type R;
     constexpr int TT = BQ_TT;
     constexpr bool SH = S >= 1;
@@ -676,6 +688,8 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                          : static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (bok ? bn : 0)) * L;
     const int ntiles = (L + TT - 1) / TT;
     float* ck = p.ck + ((size_t)i * dim + c) * ntiles * 16 + 4 * g;
+    // SV: the saved checkpoints, (b, ntiles, d, 16): checkpoint k at cks + k * dim * 16.
+    [[maybe_unused]] const float* cks = p.ck + ((size_t)i * ntiles * dim + c) * 16 + 4 * g;
 
     float a[4], h[4];
 #pragma unroll
@@ -789,6 +803,13 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 
     // ---- Phase F: checkpoints at every tile start.
     float4 ckv;
+    if constexpr (SV) {
+        // The saved checkpoints: the last tile's inputs and its checkpoint, as phase F's
+        // last iteration leaves them.
+        fetch(ntiles - 1, true);
+        ckv = active ? bq_perm(*reinterpret_cast<const float4*>(cks + (size_t)(ntiles - 1) * dim * 16), sg)
+                     : make_float4(0.f, 0.f, 0.f, 0.f);
+    } else {
     fetch(0, ntiles == 1);
     for (int k = 0; k < ntiles; ++k) {
         const int buf = k & 1;
@@ -821,6 +842,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         __syncwarp();
     }
     __syncthreads();
+    }
 
     // ---- Phase B.
     float gg[4], dn[4], da[4];
@@ -913,7 +935,11 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         const float4 hs = ckv;
         if (k > 0) {
             fetch(k - 1, true);
-            ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
+            if constexpr (SV)
+                ckv = active ? bq_perm(*reinterpret_cast<const float4*>(cks + (size_t)(k - 1) * dim * 16), sg)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+            else
+                ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
         __syncthreads();
         if constexpr (PB) {
@@ -1140,6 +1166,9 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pb(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 5>(p);                                                                                            \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pbs(const __grid_constant__ BwdLmParams p) { \
+        bwd_lm4<T, 5, true>(p);                                                                                      \
     }
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \

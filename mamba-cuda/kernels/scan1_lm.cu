@@ -533,7 +533,13 @@ __host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = fals
            (red ? (cb * 8 + 31) / 32 * 4 * LMW_RCH * 4 : 0);
 }
 
-template <typename T, int V>
+// CK (`_w6ck`, `_w9ck`: the training forward, `selective_scan_forward_saving`): also the
+// state at every 8-step boundary t = 8 k (before step t) into the saved checkpoints
+// `p.chunk_states` (b, ceil(L / 8), d, 16) f32, states in natural order (16 per entry; zeros
+// past N), which the backward (`bwdlm_*_q4pbs`, kernels/bwd_lm.cu) reads instead of running
+// its own forward pass (phase F). One 8-byte store per thread and 8 steps (a warp's four
+// channels write 256 contiguous bytes).
+template <typename T, int V, bool CK = false>
 __device__ void lm1w_fwd(const Scan1Params& p) {
     constexpr bool V2 = V >= 2;
     // V3 (`_w3`): thread (channel, g) prepares and stores steps 4g..4g+3 of its own
@@ -820,6 +826,15 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             float* yst = sdr + g;
 #pragma unroll 1
             for (int tc = 0; tc < tn; tc += 8) {
+                if constexpr (CK) {
+                    // This thread's states 2g, 2g + 1 of checkpoint (t0 + tc) / 8 (the address
+                    // from the parameters each time: a 64-bit pointer held across the loop
+                    // costs the 64-register kernel spills).
+                    if (active)
+                        *reinterpret_cast<float2*>(p.chunk_states +
+                                                   (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 +
+                                                   2 * g) = make_float2(h0, h1);
+                }
                 const int to = V2 ? 0 : tc;
                 const float4 d0 = *reinterpret_cast<const float4*>(sdr + to);
                 const float4 d1 = *reinterpret_cast<const float4*>(sdr + to + 4);
@@ -1036,6 +1051,12 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 9>(p);                                                                                       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6ck(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 6, true>(p);                                                                                 \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9ck(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 9, true>(p);                                                                                 \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

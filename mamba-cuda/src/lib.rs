@@ -246,6 +246,48 @@ unsafe extern "C" fn selective_scan_backward(
     guard(|| imp::selective_scan_backward(unsafe { arg(desc, "desc") }?, stream))
 }
 
+unsafe extern "C" fn selective_scan_saved_bytes(
+    desc: *const SelectiveScanDesc,
+    out: *mut usize,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid for the call.
+        let n = imp::selective_scan_saved_bytes(unsafe { arg(desc, "desc") }?)?;
+        if out.is_null() {
+            return Err(PErr::invalid("`out` is a null pointer"));
+        }
+        // SAFETY: `out` is non-null and writable by the ABI contract.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn selective_scan_forward_saving(
+    desc: *const SelectiveScanDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid for the call.
+        let desc = unsafe { arg(desc, "desc") }?;
+        imp::selective_scan_forward_saving(desc, saved, bytes, stream)
+    })
+}
+
+unsafe extern "C" fn selective_scan_backward_saved(
+    desc: *const SelectiveScanBwdDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid for the call.
+        let desc = unsafe { arg(desc, "desc") }?;
+        imp::selective_scan_backward_saved(desc, saved, bytes, stream)
+    })
+}
+
 unsafe extern "C" fn ssd_backward(desc: *const SsdBwdDesc, stream: u64) -> i32 {
     // SAFETY: the ABI contract: `desc` is null or valid for the call.
     guard(|| imp::ssd_backward(unsafe { arg(desc, "desc") }?, stream))
@@ -372,6 +414,9 @@ static API: PluginApi = PluginApi {
     ssd_backward,
     causal_conv1d_backward,
     block_backward,
+    selective_scan_saved_bytes,
+    selective_scan_forward_saving,
+    selective_scan_backward_saved,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

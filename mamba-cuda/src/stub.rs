@@ -69,6 +69,25 @@ pub(crate) fn causal_conv1d_update(_d: &ConvUpdateDesc, _s: u64) -> PResult<()> 
 pub(crate) fn selective_scan_backward(_d: &SelectiveScanBwdDesc, _s: u64) -> PResult<()> {
     no()
 }
+pub(crate) fn selective_scan_saved_bytes(_d: &SelectiveScanDesc) -> PResult<usize> {
+    no()
+}
+pub(crate) fn selective_scan_forward_saving(
+    _d: &SelectiveScanDesc,
+    _p: u64,
+    _n: usize,
+    _s: u64,
+) -> PResult<()> {
+    no()
+}
+pub(crate) fn selective_scan_backward_saved(
+    _d: &SelectiveScanBwdDesc,
+    _p: u64,
+    _n: usize,
+    _s: u64,
+) -> PResult<()> {
+    no()
+}
 pub(crate) fn ssd_backward(_d: &SsdBwdDesc, _s: u64) -> PResult<()> {
     no()
 }

@@ -629,6 +629,90 @@ fn selective_scan_backward_lm_q4() {
     }
 }
 
+/// The training pair (`selective_scan_forward_saving`: `lm1_fwd_*_w6ck` / `_w9ck` writing
+/// checkpoints; `selective_scan_backward_saved`: `bwdlm_*_q4pbs` reading them instead of
+/// running its own forward pass) through the host checks (`set_scan_training_path`):
+/// `MAMBA_CUDA_SAVED=1` gives every call with B / C varying and N <= 16 a saving form, so
+/// the shapes above (N 1-16, grouped B / C, L 1 and not multiples of 8, every option) run
+/// it, then a shape in the default region (d 1700 at b5: over 64 channels per SM on an
+/// H200, L >= 1024) without the override. Also the size rule and the buffer checks.
+#[test]
+fn selective_scan_saved_path() {
+    let Some(be) = backend() else { return };
+    // The size rule, from descriptors alone (nothing runs, so the pointers are dummies).
+    let desc = |b: usize, d: usize, l: usize, n: usize, code: u32| {
+        let t = |dims: &[usize], c: u32| TensorDesc::dense(0x1000, c, dims);
+        SelectiveScanDesc {
+            u: t(&[b, d, l], code),
+            delta: t(&[b, d, l], code),
+            a: t(&[d, n], abi::dtype::F32),
+            b: t(&[b, n, l], code),
+            c: t(&[b, n, l], code),
+            d: TensorDesc::NONE,
+            z: TensorDesc::NONE,
+            delta_bias: TensorDesc::NONE,
+            initial_state: TensorDesc::NONE,
+            out: t(&[b, d, l], code),
+            last_state: TensorDesc::NONE,
+            delta_softplus: 1,
+            reserved: 0,
+        }
+    };
+    std::env::remove_var("MAMBA_CUDA_SAVED");
+    let bf = abi::dtype::BF16;
+    let sms = be.device_info().sm_count as usize;
+    // SAFETY: only the descriptors' shapes are read.
+    let lm = unsafe { be.selective_scan_saved_bytes(&desc(8, 2048, 2048, 16, bf)) }.unwrap();
+    let want = if 8 * 2048 > 64 * sms {
+        8 * 2048 * 256 * 64
+    } else {
+        0
+    };
+    assert_eq!(lm, want, "saved bytes at the LM shape");
+    // SAFETY: as above.
+    let seed =
+        unsafe { be.selective_scan_saved_bytes(&desc(2, 384, 800, 64, abi::dtype::F32)) }.unwrap();
+    assert_eq!(seed, 0, "the seed shape (N 64) has no saving form");
+    std::env::set_var("MAMBA_CUDA_SAVED", "1");
+    let small = desc(1, 40, 100, 16, bf);
+    // SAFETY: as above.
+    let sb = unsafe { be.selective_scan_saved_bytes(&small) }.unwrap();
+    assert_eq!(sb, 40 * 13 * 64);
+    let s = be.stream().unwrap();
+    // A wrong size and a null buffer are refused before anything runs.
+    // SAFETY: the calls fail in their checks; nothing touches the dummy pointers.
+    let e = unsafe { be.selective_scan_forward_saving_device(&small, 0x2000, sb + 64, &s) }
+        .unwrap_err();
+    assert!(e.to_string().contains("saved buffer"), "{e}");
+    // SAFETY: as above.
+    let e = unsafe { be.selective_scan_forward_saving_device(&small, 0, sb, &s) }.unwrap_err();
+    assert!(e.to_string().contains("saved buffer"), "{e}");
+
+    let mut cfgs = scanlm_configs(&mut Rng::new(51));
+    let quick = quick_configs(&mut cfgs);
+    be.set_scan_training_path(true);
+    let mut t = Tally::default();
+    scan_type::<f32>(be, &cfgs, 231, &mut t);
+    scan_type::<bf16>(be, &cfgs, 232, &mut t);
+    if !quick {
+        scan_type::<f16>(be, &cfgs, 233, &mut t);
+    }
+    t.finish("selective_scan saved path (MAMBA_CUDA_SAVED=1)");
+    std::env::remove_var("MAMBA_CUDA_SAVED");
+    if !quick {
+        let big = vec![ScanConfig {
+            b_kind: BcKind::Grouped(4),
+            c_kind: BcKind::Varying,
+            ..ScanConfig::new(5, 1700, 1030, 16).all_options()
+        }];
+        let mut t = Tally::default();
+        scan_type::<f32>(be, &big, 234, &mut t);
+        scan_type::<bf16>(be, &big, 235, &mut t);
+        t.finish("selective_scan saved path (default rule)");
+    }
+    be.set_scan_training_path(false);
+}
+
 // ------------------------------------------------------------------ SPEC 2
 
 fn ssd_configs(rng: &mut Rng) -> Vec<SsdConfig> {
@@ -863,10 +947,13 @@ fn up<T: Element + plugin::DeviceElement>(
 
 /// Mamba-1 forward + backward per call, as mamba-ssm's usual call: B/C (b, N, L), D, z,
 /// delta_bias, softplus.
+/// Per call (us): forward, forward + backward, backward; then, where the call has a
+/// saving form (`selective_scan_saved_bytes` > 0), the saving forward and the training
+/// pair (saving forward + backward from its checkpoints), else NaN.
 fn time_scan<T: Element + plugin::DeviceElement>(
     be: &CudaBackend,
     (b, d, n, l): (usize, usize, usize, usize),
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64, f64) {
     let s = be.stream().unwrap();
     let mut rng = Rng::new(5);
     let code = T::CODE;
@@ -939,8 +1026,38 @@ fn time_scan<T: Element + plugin::DeviceElement>(
             unsafe { be.selective_scan_backward_device(&bwd, &s) }
         })
         .unwrap();
+    // SAFETY: only the descriptor's shapes are read.
+    let sb = unsafe { be.selective_scan_saved_bytes(&fwd) }.unwrap();
+    let (mut fs, mut pair) = (f64::NAN, f64::NAN);
+    if sb > 0 {
+        let ck = be.alloc::<f32>(sb / 4).unwrap();
+        let ckp = ck.desc(&[sb / 4]).ptr;
+        fs = median(
+            &be.time_calls(&s, 5, 20, || {
+                // SAFETY: as above; `ck` holds `sb` bytes.
+                unsafe { be.selective_scan_forward_saving_device(&fwd, ckp, sb, &s) }
+            })
+            .unwrap(),
+        );
+        pair = median(
+            &be.time_calls(&s, 3, 20, || {
+                // SAFETY: as above.
+                unsafe { be.selective_scan_forward_saving_device(&fwd, ckp, sb, &s) }?;
+                // SAFETY: as above; the forward just wrote `ck`.
+                unsafe { be.selective_scan_backward_saved_device(&bwd, ckp, sb, &s) }
+            })
+            .unwrap(),
+        );
+        s.synchronize(be).unwrap();
+    }
     s.synchronize(be).unwrap();
-    (median(&fwd_only), median(&both), median(&bwd_only))
+    (
+        median(&fwd_only),
+        median(&both),
+        median(&bwd_only),
+        fs,
+        pair,
+    )
 }
 
 /// SSD forward + backward per call: D (h), dt_bias, softplus, no z.
@@ -1034,7 +1151,7 @@ fn forward_backward_timings() {
         if !run(&format!("scan1 f32 b2 d384 N64 L{l}")) {
             continue;
         }
-        let (f, fb, bw) = time_scan::<f32>(be, (2, 384, 64, l));
+        let (f, fb, bw, _, _) = time_scan::<f32>(be, (2, 384, 64, l));
         eprintln!(
             "TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
         );
@@ -1048,13 +1165,14 @@ fn forward_backward_timings() {
         if !run(&format!("scan1 {name} b{lb} d2048 N16 L2048")) {
             continue;
         }
-        let (f, fb, bw) = if lm {
+        let (f, fb, bw, fs, pair) = if lm {
             time_scan::<bf16>(be, (lb, 2048, 16, 2048))
         } else {
             time_scan::<f32>(be, (lb, 2048, 16, 2048))
         };
         eprintln!(
-            "TIMING scan1 {name} b{lb} d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+            "TIMING scan1 {name} b{lb} d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us; \
+             training pair (saved checkpoints): fwd {fs:.1} us, fwd+bwd {pair:.1} us"
         );
     }
     for l in [400, 800] {

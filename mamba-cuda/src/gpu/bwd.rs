@@ -910,6 +910,29 @@ fn scan_run(
 // ---------------------------------------------------------------- SPEC 1
 
 pub(crate) fn selective_scan_backward(d: &SelectiveScanBwdDesc, stream: u64) -> PResult<()> {
+    selective_scan_backward_with(d, None, stream)
+}
+
+/// `selective_scan_backward_saved`: the backward from the checkpoints that
+/// `selective_scan_forward_saving` wrote into `saved` for the same inputs (`bytes` 0: as
+/// `selective_scan_backward`). The saving form's backward is `bwdlm_*_q4pbs` (bwd_lm.rs).
+pub(crate) fn selective_scan_backward_saved(
+    d: &SelectiveScanBwdDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    if super::ops::check_saved(&d.fwd, saved, bytes, "selective_scan_backward_saved")? == 0 {
+        return selective_scan_backward_with(d, None, stream);
+    }
+    selective_scan_backward_with(d, Some(saved), stream)
+}
+
+fn selective_scan_backward_with(
+    d: &SelectiveScanBwdDesc,
+    saved: Option<u64>,
+    stream: u64,
+) -> PResult<()> {
     let g = gpu()?;
     const OP: &str = "selective_scan_backward";
     let p = &d.fwd;
@@ -988,8 +1011,8 @@ pub(crate) fn selective_scan_backward(d: &SelectiveScanBwdDesc, stream: u64) -> 
     };
     let seg = gcd(gsize(bg), gsize(cg));
     // Many channels, N <= 16, B/C varying: kernels/bwd_lm.cu (`MAMBA_CUDA_BWD_LM`).
-    if super::bwd_lm::wanted(g, act, b, dd, l, n, bg, cg) {
-        return super::bwd_lm::run(g, d, act, (b, dd, l, n), (bg, cg), seg, stream);
+    if saved.is_some() || super::bwd_lm::wanted(g, act, b, dd, l, n, bg, cg) {
+        return super::bwd_lm::run(g, d, act, (b, dd, l, n), (bg, cg), seg, saved, stream);
     }
     let prm = ScanBwdParams {
         u: p.u.ptr,

@@ -160,7 +160,9 @@ fn ptr(t: &TensorDesc) -> u64 {
 }
 
 /// Runs the backward (the descriptors were checked by the caller; `seg` channels share
-/// their B and C groups).
+/// their B and C groups). `saved`: the checkpoints of the training forward (`lm1_fwd_*_w6ck`
+/// / `_w9ck`, (b, ceil(L / 8), d, 16) f32, checked by the caller), read by `q4pbs` (`q4pb`
+/// without its own forward pass) whatever the overrides say.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &Gpu,
@@ -169,16 +171,24 @@ pub(crate) fn run(
     (b, dd, l, n): (usize, usize, usize, usize),
     (bg, cg): (i32, i32),
     seg: usize,
+    saved: Option<u64>,
     stream: u64,
 ) -> PResult<()> {
     const OP: &str = "selective_scan_backward";
     let sfx = suffix(act, OP)?;
     let p = &d.fwd;
-    let (v, tt, threads, smem) = form(act, b * dd, g.sm_count.max(1) as usize);
+    let (v, tt, threads, smem) = match saved {
+        Some(_) => ("_q4pbs", TT4, NT4, SMEM4P),
+        None => form(act, b * dd, g.sm_count.max(1) as usize),
+    };
     let ntiles = l.div_ceil(tt);
     let b_numel = p.b.numel() as usize;
     let c_numel = p.c.numel() as usize;
-    let ck_bytes = a256(b * dd * ntiles * 16 * 4);
+    let ck_bytes = if saved.is_some() {
+        0
+    } else {
+        a256(b * dd * ntiles * 16 * 4)
+    };
     let db_bytes = a256(b_numel * 4);
     let dc_bytes = a256(c_numel * 4);
     let scratch = g.alloc_async(ck_bytes + db_bytes + dc_bytes, stream)?;
@@ -217,7 +227,7 @@ pub(crate) fn run(
             dh0: ptr(&d.dinitial_state),
             db: acc,
             dc: acc + db_bytes as u64,
-            ck: scratch,
+            ck: saved.unwrap_or(scratch),
             batch: b as i32,
             dim: dd as i32,
             seqlen: l as i32,

@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use super::ops::{env_str, env_usize};
 use super::params::Scan1Params;
 use super::{Func, Gpu};
-use crate::PResult;
+use crate::{PErr, PResult};
 
 /// Steps per tile and stages of the ring (kernels/scan1_lm.cu `LM_TT`, `LM_NST`).
 const TT: usize = 32;
@@ -63,17 +63,19 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool, tt: usize) -> usize {
 /// form 1 `_p`: N = 16 and G <= 2 only, part of the exponentials on the FMA pipe; form 2
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
-/// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only).
+/// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only;
+/// 12 `_w9`; 13 `_w6ck` and 14 `_w9ck`: the training forward that saves checkpoints).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 312] = [const { OnceLock::new() }; 312];
+    static FUNCS: [OnceLock<Func>; 360] = [const { OnceLock::new() }; 360];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 13 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 15 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let p = [
         "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8", "_w9",
+        "_w6ck", "_w9ck",
     ][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
@@ -234,4 +236,65 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)?;
     Ok(true)
+}
+
+/// The training forward (`selective_scan_forward_saving`): the `_w` kernel of the default
+/// choice (`_w9` for bf16 in 64-channel blocks filling the SMs 1.5 times over, else `_w6`) in
+/// its `ck` form, which also writes the state before every eighth step into `ck` ((b,
+/// ceil(L / 8), d, 16) f32, natural state order) for `bwdlm_*_q4pbs`. No launch-shape
+/// overrides apply (the checkpoints' layout must not depend on them); any N <= 16 with B and
+/// C varying in time.
+pub(crate) fn launch_saving(
+    g: &Gpu,
+    base: &Scan1Params,
+    c: &Lm1Call,
+    ck: u64,
+    stream: u64,
+) -> PResult<()> {
+    if c.b_groups <= 0 || c.c_groups <= 0 || c.n > 16 || c.n == 0 {
+        return Err(PErr::invalid(
+            "selective_scan_forward_saving: the saving form needs B and C varying in time and N <= 16",
+        ));
+    }
+    let es = [4usize, 2, 2][c.act];
+    let sms = g.sm_count.max(1) as usize;
+    let nseg = c.d / c.seg;
+    // The default block size of the `_w` kernels (see `try_lm1`).
+    let mut best = (usize::MAX, 0);
+    for cand in [64usize, 32, 16] {
+        let cand = cand.min(c.seg);
+        let cost = (nseg * c.seg.div_ceil(cand) * c.b).div_ceil(sms) * cand;
+        if cost < best.0 {
+            best = (cost, cand);
+        }
+    }
+    let mut cb = best.1.min(c.seg);
+    let w9 = c.act == 1 && cb == 64 && 2 * nseg * c.seg.div_ceil(64) * c.b >= 3 * sms;
+    let tt = if w9 { 64 } else { TT };
+    while cb > 1 && lm1w_smem(es, cb, false, tt) > g.max_smem() {
+        cb /= 2;
+    }
+    let smem = lm1w_smem(es, cb, false, tt);
+    if smem > g.max_smem() {
+        return Err(PErr::unsupported(format!(
+            "selective_scan_forward_saving: {smem} bytes of shared memory needed"
+        )));
+    }
+    let aligned = (c.l * es).is_multiple_of(16)
+        && [base.u, base.delta, base.z, base.b, base.c, base.out]
+            .iter()
+            .all(|p| p.is_multiple_of(16));
+    let bps = c.seg.div_ceil(cb);
+    let mut p = *base;
+    p.cb = cb as i32;
+    p.g = 8;
+    p.blocks_per_seg = bps as i32;
+    p.nchunks = 1;
+    p.chunk_len = c.l as i32;
+    p.async_copy = aligned as i32;
+    p.chunk_states = ck;
+    let f = lm1_func(g, c.act, 16, 8, if w9 { 14 } else { 13 })?;
+    let threads = (cb * 8).div_ceil(32) as u32 * 32;
+    let grid = ((nseg * bps) as u32, c.b as u32, 1);
+    g.launch(f, grid, threads, smem, stream, &p)
 }

@@ -27,9 +27,12 @@ use crate::{PErr, PResult};
 
 pub(crate) use block::{block_create, block_destroy, block_forward};
 pub(crate) use block_bwd::block_backward;
-pub(crate) use bwd::{causal_conv1d_backward, selective_scan_backward, ssd_backward};
+pub(crate) use bwd::{
+    causal_conv1d_backward, selective_scan_backward, selective_scan_backward_saved, ssd_backward,
+};
 pub(crate) use ops::{
-    causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update, ssd,
+    causal_conv1d, causal_conv1d_update, selective_scan, selective_scan_forward_saving,
+    selective_scan_saved_bytes, selective_state_update, ssd,
 };
 
 const FATBINS: &[(&str, &[u8])] = &[

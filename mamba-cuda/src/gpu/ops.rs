@@ -220,13 +220,25 @@ fn scan1_par_smem(n: usize, cpb: usize, nsg: usize) -> usize {
 }
 
 pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> {
-    let g = gpu()?;
-    const OP: &str = "selective_scan";
-    if super::seed1::diag() == 2 {
-        return Ok(());
-    }
+    selective_scan_with(p, None, stream)
+}
+
+/// The checked dimensions of a SPEC 1 call: (b, d, L, N), the B / C groups (0: time-
+/// invariant) and the storage type's index (0 f32, 1 bf16, 2 f16).
+struct Scan1Dims {
+    b: usize,
+    d: usize,
+    l: usize,
+    n: usize,
+    bg: i32,
+    cg: i32,
+    ai: usize,
+}
+
+/// `need_out`: `out` must be present (a forward; the backward's descriptor leaves it out).
+fn check_scan1(p: &SelectiveScanDesc, op: &'static str, need_out: bool) -> PResult<Scan1Dims> {
     let act = p.u.dtype;
-    suffix(act, OP)?;
+    suffix(act, op)?;
     let ai = match act {
         dtype::F32 => 0,
         dtype::BF16 => 1,
@@ -234,35 +246,39 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
     };
     if p.u.rank != 3 {
         return Err(PErr::invalid(format!(
-            "{OP}: `u` must be (b, d, L), got {:?}",
+            "{op}: `u` must be (b, d, L), got {:?}",
             p.u.shape()
         )));
     }
     let (b, d, l) = (p.u.dims[0], p.u.dims[1], p.u.dims[2]);
     if p.a.rank != 2 {
         return Err(PErr::invalid(format!(
-            "{OP}: `A` must be (d, N), got {:?}",
+            "{op}: `A` must be (d, N), got {:?}",
             p.a.shape()
         )));
     }
     let n = p.a.dims[1];
-    req(OP, "u", &p.u, act, &[b, d, l])?;
-    req(OP, "delta", &p.delta, act, &[b, d, l])?;
-    req(OP, "A", &p.a, dtype::F32, &[d, n])?;
-    let bg = bc_groups(OP, "B", &p.b, act, b, d, n, l)?;
-    let cg = bc_groups(OP, "C", &p.c, act, b, d, n, l)?;
-    opt(OP, "D", &p.d, dtype::F32, &[d])?;
-    opt(OP, "z", &p.z, act, &[b, d, l])?;
-    opt(OP, "delta_bias", &p.delta_bias, dtype::F32, &[d])?;
+    req(op, "u", &p.u, act, &[b, d, l])?;
+    req(op, "delta", &p.delta, act, &[b, d, l])?;
+    req(op, "A", &p.a, dtype::F32, &[d, n])?;
+    let bg = bc_groups(op, "B", &p.b, act, b, d, n, l)?;
+    let cg = bc_groups(op, "C", &p.c, act, b, d, n, l)?;
+    opt(op, "D", &p.d, dtype::F32, &[d])?;
+    opt(op, "z", &p.z, act, &[b, d, l])?;
+    opt(op, "delta_bias", &p.delta_bias, dtype::F32, &[d])?;
     opt(
-        OP,
+        op,
         "initial_state",
         &p.initial_state,
         dtype::F32,
         &[b, d, n],
     )?;
-    req(OP, "out", &p.out, act, &[b, d, l])?;
-    opt(OP, "last_state", &p.last_state, dtype::F32, &[b, d, n])?;
+    if need_out {
+        req(op, "out", &p.out, act, &[b, d, l])?;
+    } else {
+        opt(op, "out", &p.out, act, &[b, d, l])?;
+    }
+    opt(op, "last_state", &p.last_state, dtype::F32, &[b, d, n])?;
     for (name, t) in [
         ("u", &p.u),
         ("delta", &p.delta),
@@ -276,14 +292,113 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         ("out", &p.out),
         ("last_state", &p.last_state),
     ] {
-        dense(OP, name, t)?;
+        dense(op, name, t)?;
     }
     if b == 0 || d == 0 || l == 0 || n == 0 {
         return Err(PErr::invalid(format!(
-            "{OP}: zero dimension in b={b}, d={d}, L={l}, N={n}"
+            "{op}: zero dimension in b={b}, d={d}, L={l}, N={n}"
         )));
     }
-    let (b, d, l, n) = (b as usize, d as usize, l as usize, n as usize);
+    Ok(Scan1Dims {
+        b: b as usize,
+        d: d as usize,
+        l: l as usize,
+        n: n as usize,
+        bg,
+        cg,
+        ai,
+    })
+}
+
+/// The bytes of saved checkpoints that `selective_scan_forward_saving` writes for this call
+/// and `selective_scan_backward_saved` reads (`lm1_fwd_*_w6ck` / `_w9ck` forward,
+/// `bwdlm_*_q4pbs` backward: (b, ceil(L / 8), d, 16) f32, the state before every eighth
+/// step), or 0 where the call has no saving form (the backward then recomputes the states
+/// itself). Where: B and C varying in time, N <= 16, f32 or bf16, L >= 1024 and more than
+/// 64 channels per SM (the backward's `q4pb` region, whose own forward pass (phase F) the
+/// saved checkpoints replace). `MAMBA_CUDA_SAVED=1` extends it to every call with B / C
+/// varying and N <= 16 (any type, any size: the tests), `=0` turns it off.
+fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
+    if x.bg <= 0 || x.cg <= 0 || x.n > 16 {
+        return 0;
+    }
+    let on = match env_str("MAMBA_CUDA_SAVED").as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => x.ai != 2 && x.l >= 1024 && x.b * x.d > 64 * (g.sm_count.max(1) as usize),
+    };
+    if on {
+        x.b * x.d * x.l.div_ceil(8) * 16 * 4
+    } else {
+        0
+    }
+}
+
+/// `selective_scan_saved_bytes`: see [`saved_bytes_of`].
+pub(crate) fn selective_scan_saved_bytes(p: &SelectiveScanDesc) -> PResult<usize> {
+    let g = gpu()?;
+    let x = check_scan1(p, "selective_scan_saved_bytes", false)?;
+    Ok(saved_bytes_of(g, &x))
+}
+
+/// Checks a caller's saved buffer against the call: `bytes` must be what
+/// `selective_scan_saved_bytes` gives (0: none) and the pointer 16-byte aligned.
+pub(crate) fn check_saved(
+    p: &SelectiveScanDesc,
+    saved: u64,
+    bytes: usize,
+    op: &'static str,
+) -> PResult<usize> {
+    if bytes == 0 {
+        return Ok(0);
+    }
+    let g = gpu()?;
+    let x = check_scan1(p, op, false)?;
+    let want = saved_bytes_of(g, &x);
+    if want != bytes {
+        return Err(PErr::invalid(format!(
+            "{op}: the saved buffer has {bytes} bytes, this call's is {want} \
+             (selective_scan_saved_bytes; 0 where the call saves nothing)"
+        )));
+    }
+    if saved == 0 || !saved.is_multiple_of(16) {
+        return Err(PErr::invalid(format!(
+            "{op}: the saved buffer must be a non-null 16-byte aligned device pointer, got {saved:#x}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `selective_scan_forward_saving`: the forward, and where the call has a saving form
+/// (`bytes` > 0) the checkpoints for its backward into `saved`.
+pub(crate) fn selective_scan_forward_saving(
+    p: &SelectiveScanDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    if check_saved(p, saved, bytes, "selective_scan_forward_saving")? == 0 {
+        return selective_scan_with(p, None, stream);
+    }
+    selective_scan_with(p, Some(saved), stream)
+}
+
+fn selective_scan_with(p: &SelectiveScanDesc, saved: Option<u64>, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    const OP: &str = "selective_scan";
+    if super::seed1::diag() == 2 {
+        return Ok(());
+    }
+    let Scan1Dims {
+        b,
+        d,
+        l,
+        n,
+        bg,
+        cg,
+        ai,
+    } = check_scan1(p, OP, true)?;
+    let act = p.u.dtype;
     // States per thread: enough threads to fill the device, at most 512 per channel.
     // States per thread: 4 measured best on the H200 at both benchmark shapes (NOTES.md).
     let s = match env_usize("MAMBA_CUDA_SCAN1_S") {
@@ -369,6 +484,10 @@ pub(crate) fn selective_scan(p: &SelectiveScanDesc, stream: u64) -> PResult<()> 
         c_groups: cg,
         seg,
     };
+    if let Some(ck) = saved {
+        // The training forward: the `_w` kernel that writes the checkpoints (lm1.rs).
+        return super::lm1::launch_saving(g, &params, &lm, ck, stream);
+    }
     if try_lm1(g, &params, &lm, stream)? {
         return Ok(());
     }
