@@ -5,6 +5,7 @@
 // reference backward on random cases, where no GPU is at hand.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu.cpp -o /tmp/emu && /tmp/emu
+// (`/tmp/emu ssdbc`: the chunked SSD backward of kernels/ssd_bwdc.cu)
 //
 // Exit status 0 when every gradient is within 1e-4 relative L2 of the f64 reference.
 #include <algorithm>
@@ -86,6 +87,7 @@ inline unsigned __ballot_sync(unsigned, bool) { std::abort(); }
 inline int __ffs(unsigned v) { return v ? __builtin_ctz(v) + 1 : 0; }
 
 #include "../kernels/bwd.cu"
+#include "../kernels/ssd_bwdc.cu"
 
 template <typename P>
 void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned threads, const P& p, unsigned gz = 1) {
@@ -730,7 +732,87 @@ static int ssdt_only() {
     return failures ? 1 : 0;
 }
 
+// The chunked SSD backward (kernels/ssd_bwdc.cu, src/gpu/ssd_bwdc.rs): prep, states,
+// gstates, chunk, as the host launches them; gradients against the f64 reference.
+static void ssdbc_case(const char* name, Case& c) {
+    std::printf("%s\n", name);
+    const Grads e = reference(c);
+    const int Q = SBC_Q, K = (c.L + Q - 1) / Q, H = c.H, P = c.P, N = c.N, b = c.b;
+    const size_t io = (size_t)b * c.L * H * P;
+    std::vector<float> dx(io, NAN), dz(io, NAN), ddt((size_t)b * c.L * H, NAN), dA(H, 0), dD(c.D.size(), 0),
+        dbias(H, 0), dinit((size_t)b * H * P * N, NAN);
+    std::vector<float> dB(bc_len(c, c.ng) + 4, 0), dC(bc_len(c, c.ng) + 4, 0);
+    std::vector<float> sv((size_t)b * H * K * Q, NAN), csv(sv.size(), NAN), dsv(sv.size(), NAN);
+    std::vector<float> S((size_t)b * H * (K + 1) * P * N, NAN), G((size_t)b * H * K * P * N, NAN);
+    SsdbcParams p{};
+    p.x = c.u.data(); p.dt = c.delta.data(); p.A = c.A.data(); p.B = c.B.data(); p.C = c.C.data();
+    p.D = c.has_D ? c.D.data() : nullptr; p.z = c.has_z ? c.z.data() : nullptr;
+    p.dt_bias = c.has_bias ? c.bias.data() : nullptr; p.init = c.has_h0 ? c.h0.data() : nullptr;
+    p.dout = c.dout.data(); p.dfinal = c.has_dlast ? c.dlast.data() : nullptr;
+    p.dx = dx.data(); p.ddt = ddt.data(); p.dA = dA.data(); p.dD = c.has_D ? dD.data() : nullptr;
+    p.dz = c.has_z ? dz.data() : nullptr; p.ddt_bias = c.has_bias ? dbias.data() : nullptr; p.dinit = dinit.data();
+    p.dB = dB.data(); p.dC = dC.data(); p.sv = sv.data(); p.csv = csv.data(); p.dsv = dsv.data();
+    p.S = S.data(); p.G = G.data();
+    p.batch = b; p.seqlen = c.L; p.nheads = H; p.headdim = P; p.ngroups = c.ng; p.dstate = N; p.nchunks = K;
+    p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
+    const unsigned wt = (unsigned)(((P / 4) * (N / 8) + 31) / 32 * 32);
+    const bool s128 = P == 64 && N == 128, s64 = P == 64 && N == 64;
+    std::printf("   kernels: %s\n", s128 ? "_p64n128" : s64 ? "_p64n64" : "generic");
+    const int pr = P;
+    const unsigned wts = (unsigned)(((pr / 4) * (N / 8) + 31) / 32 * 32);
+    (void)wt;
+    launch(s128 ? ssdbc_states_f32_p64n128 : s64 ? ssdbc_states_f32_p64n64 : ssdbc_states_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
+    launch(s128 ? ssdbc_gstates_f32_p64n128 : s64 ? ssdbc_gstates_f32_p64n64 : ssdbc_gstates_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
+    if ((size_t)sbc_chunk_floats(P, N) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
+    launch(s128 ? ssdbc_chunk_f32_p64n128 : s64 ? ssdbc_chunk_f32_p64n64 : ssdbc_chunk_f32, (unsigned)K, (unsigned)H, SBC_NT, p, (unsigned)b);
+    dB.resize(bc_len(c, c.ng));
+    dC.resize(bc_len(c, c.ng));
+    cmp("dx", dx, e.du);
+    cmp("ddt", ddt, e.ddelta);
+    cmp("dA", dA, e.dA);
+    cmp("dB", dB, e.dB);
+    cmp("dC", dC, e.dC);
+    if (c.has_D) cmp("dD", dD, e.dD);
+    if (c.has_z) cmp("dz", dz, e.dz);
+    if (c.has_bias) cmp("ddt_bias", dbias, e.dbias);
+    cmp("dinit", dinit, e.dh0);
+}
+
+static int ssdbc_only() {
+    struct T { int b, L, H, P, ng, N; bool all, dpc; };
+    for (const T& t : std::vector<T>{{2, 100, 4, 8, 2, 16, true, false},
+                                     {1, 80, 3, 4, 1, 64, true, true},
+                                     {2, 64, 2, 12, 2, 8, false, false},
+                                     {1, 40, 2, 16, 1, 32, true, false},
+                                     {1, 1, 1, 4, 1, 8, true, false},
+                                     {1, 203, 2, 24, 1, 128, true, false},
+                                     {1, 137, 4, 8, 2, 128, true, true},
+                                     {2, 77, 2, 20, 1, 48, true, false},
+                                     {1, 96, 2, 64, 1, 128, true, false},
+                                     {2, 70, 2, 64, 1, 64, true, true},
+                                     {1, 33, 3, 64, 1, 128, false, false},
+                                     {1, 300, 1, 4, 1, 128, false, false}}) {
+        Case c = ssd_case(t.b, t.L, t.H, t.P, t.ng, t.N, t.all, t.dpc);
+        c.has_seq = false;
+        char name[128];
+        std::snprintf(name, sizeof name, "ssdbc b%d L%d h%d p%d g%d N%d %s%s", t.b, t.L, t.H, t.P, t.ng, t.N,
+                      t.all ? "all" : "none", t.dpc ? " D per channel" : "");
+        ssdbc_case(name, c);
+    }
+    {
+        Case c = ssd_case(1, 150, 2, 8, 1, 128, false);
+        c.has_dlast = true;
+        { Case cc = c; ssdbc_case("ssdbc dlast only", cc); }
+        c.has_dlast = false; c.has_h0 = true; c.softplus = true; c.delta = uniforms((size_t)150 * 2, -4, 0);
+        { Case cc = c; ssdbc_case("ssdbc h0 only softplus", cc); }
+    }
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "ssdbc") == 0) return ssdbc_only();
     if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
     if (argc > 1 && std::strcmp(argv[1], "ssdt") == 0) return ssdt_only();
     if (argc > 1 && std::strcmp(argv[1], "scan1q") == 0) return scan1q_only();

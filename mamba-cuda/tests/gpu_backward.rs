@@ -829,6 +829,82 @@ fn ssdt_configs(rng: &mut Rng) -> Vec<SsdConfig> {
     v
 }
 
+/// Configurations the chunked SSD backward takes (`ssdbc_*`: no seq_idx, p <= 64 and a
+/// multiple of 4, N <= 128 and a multiple of 8): L 1, not multiples of the 32-step chunk,
+/// several chunks, groups, D per head and per channel, every option, and random shapes.
+fn ssdbc_configs(rng: &mut Rng) -> Vec<SsdConfig> {
+    let all = |c: SsdConfig| SsdConfig {
+        seq_idx: false,
+        ..c.all_options()
+    };
+    let mut v = vec![
+        all(SsdConfig::new(2, 100, 4, 8, 2, 16)),
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..all(SsdConfig::new(1, 257, 3, 4, 1, 64))
+        },
+        SsdConfig::new(2, 64, 2, 12, 2, 8),
+        all(SsdConfig::new(1, 1, 1, 4, 1, 8)),
+        all(SsdConfig::new(1, 33, 2, 64, 1, 128)),
+        SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            d: Some(DShape::PerHead),
+            dfinal_states: true,
+            ..SsdConfig::new(1, 301, 2, 64, 1, 128)
+        },
+        SsdConfig {
+            initial_states: true,
+            ..SsdConfig::new(1, 77, 2, 20, 1, 48)
+        },
+        SsdConfig {
+            big_steps: true,
+            dt_limit: Some((0.02, 0.3)),
+            ..all(SsdConfig::new(2, 40, 2, 4, 1, 8))
+        },
+        all(SsdConfig::new(1, 700, 2, 4, 1, 32)),
+        all(SsdConfig::new(2, 129, 4, 32, 2, 128)),
+    ];
+    for _ in 0..rounds() {
+        let mut c = SsdConfig::random(rng);
+        c.seq_idx = false;
+        c.headdim = 4 * rng.int(1, 16);
+        c.dstate = 8 * rng.int(1, 16);
+        v.push(c);
+    }
+    v
+}
+
+/// The chunked SSD backward forced (`MAMBA_CUDA_SSD_BWDC=1`) against the oracle in f32,
+/// bf16 and f16, then its default choice at a shape with many rows (b2 h16 p64).
+#[test]
+fn ssd_backward_chunked_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let cfgs = ssdbc_configs(&mut Rng::new(61));
+    let quick = quick();
+    let mut t = Tally::default();
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC", "1");
+    ssd_type::<f32>(be, &cfgs, 62, &mut t);
+    if !quick {
+        ssd_type::<bf16>(be, &cfgs, 63, &mut t);
+        ssd_type::<f16>(be, &cfgs, 64, &mut t);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
+    if !quick {
+        let big = [SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            z: true,
+            d: Some(DShape::PerHead),
+            ..SsdConfig::new(2, 150, 16, 64, 1, 128)
+        }];
+        ssd_type::<f32>(be, &big, 65, &mut t);
+        ssd_type::<bf16>(be, &big, 66, &mut t);
+    }
+    t.finish("ssd, chunked backward (forward + backward)");
+}
+
 /// `bwd_ssdt_*` forced (`MAMBA_CUDA_BWD2=1`) in every variant (rows per warp 1 / 2 / 4
 /// at N > 64, one block per SM), then the general kernel forced (`=0`), then the
 /// default choice, all against the oracle.

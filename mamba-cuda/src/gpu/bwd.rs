@@ -1167,6 +1167,13 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
         ng as usize,
         n as usize,
     );
+    // The chunked form (ssd_bwdc.rs) where it applies and its scratch fits.
+    let dims = (b, l, h, hp, ng, n);
+    if super::ssd_bwdc::wanted(g, dims, !p.seq_idx.is_none())
+        && super::ssd_bwdc::run(g, d, act, dims, d_per_channel, stream)?
+    {
+        return Ok(());
+    }
     let seg = (h / ng) * hp;
     let prm = ScanBwdParams {
         u: p.x.ptr,

@@ -11,6 +11,7 @@ mod ops;
 pub(crate) mod params;
 mod seed;
 mod seed1;
+mod ssd_bwdc;
 mod ssdl32;
 
 use std::collections::HashMap;
@@ -91,6 +92,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     (
         "ssd_lm",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_lm.fatbin")),
+    ),
+    (
+        "ssd_bwdc",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_bwdc.fatbin")),
     ),
 ];
 
@@ -329,6 +334,12 @@ impl Gpu {
             FATBINS
                 .iter()
                 .position(|m| m.0 == "ssd_lm")
+                .unwrap_or(usize::MAX)
+        } else if name.starts_with("ssdbc_") {
+            // kernels/ssd_bwdc.cu, found by its name.
+            FATBINS
+                .iter()
+                .position(|m| m.0 == "ssd_bwdc")
                 .unwrap_or(usize::MAX)
         } else if name.starts_with("ssdq_") {
             // kernels/ssd_seed2.cu (helper D's module index 15 in the brief; here found

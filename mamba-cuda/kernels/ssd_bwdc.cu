@@ -1,0 +1,602 @@
+// SPEC 2 backward in chunked form (`ssdbc_*`, host src/gpu/ssd_bwdc.rs): the gradients of
+// the SSD through chunk states, as mamba-ssm's chunked backward computes them, in f32 on
+// the CUDA cores (every product in f32: the f32 tolerance holds). For SSD without seq_idx,
+// headdim P <= 64 (P % 4 == 0) and N <= 128 (N % 8 == 0); the recurrent kernels
+// (kernels/bwd.cu) take every other call.
+//
+// Per batch row i and head j (group k), chunks c of Q = 32 steps; within a chunk the step
+// s_t (after bias, softplus, clamp), a_t = s_t A_j and cs_t = a_{c Q} + .. + a_t (steps past L:
+// s = a = 0, x = B = C = dout = 0). The state entering chunk c is S_c (P x N; S_0 = the
+// initial state) and
+//   S_{c+1} = e^{cs_last} S_c + sum_s e^{cs_last - cs_s} s_s x_s B_s^T,
+//   y_t = sum_{s <= t} e^{cs_t - cs_s} (C_t . B_s) s_s x_s + e^{cs_t} S_c C_t + D x_t,
+// out = y silu(z). With dy = dout silu(z) and G_c = dL/dS_c (G_K = dfinal):
+//   G_c = e^{cs_last} G_{c+1} + sum_t e^{cs_t} dy_t C_t^T,
+//   dxh_s = sum_{t >= s} e^{cs_t - cs_s} (C_t . B_s) dy_t + e^{cs_last - cs_s} G_{c+1} B_s,
+//   dx_s = s_s dxh_s + D dy_s,  d s_s (direct) = x_s . dxh_s,
+//   dB_s = s_s (sum_{t >= s} e^{cs_t - cs_s} (dy_t . x_s) C_t + e^{cs_last - cs_s} G_{c+1}^T x_s),
+//   dC_t = sum_{s <= t} e^{cs_t - cs_s} s_s (dy_t . x_s) B_s + e^{cs_t} S_c^T dy_t,
+//   dL/dcs_t = sum_{s <= t} W_ts - sum_{t' >= t} W_t't + e^{cs_t} dy_t . S_c C_t
+//              - s_t e^{cs_last - cs_t} x_t . G_{c+1} B_t + [t = Q - 1] <G_{c+1}, S_{c+1}>,
+//   W_ts = e^{cs_t - cs_s} (C_t . B_s) s_s (dy_t . x_s), da_s = sum_{t >= s} dL/dcs_t,
+//   d s_s = x_s . dxh_s + A da_s, dA_j += s_s da_s, d dt = d s_s softplus'() [not clamped].
+// Kernels: `ssdbc_prep` (s, cs, the step's derivative factor per (i, j, t)), `ssdbc_states`
+// (S_c for c = 0..K, one block per (i, j) walking the chunks), `ssdbc_gstates` (G_{c+1} for
+// c = K-1..0 and dinitial = G_0), `ssdbc_chunk` (one block per (i, j, c): every gradient;
+// dB / dC summed over the group's heads by float4 atomics into f32 accumulators) and
+// `ssdbc_cast` (the accumulators into the storage type).
+#include "common.cuh"
+
+#ifndef DYN_SMEM
+#define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
+#define SBC_Q 32
+#define SBC_NT 256
+
+struct SsdbcParams {
+    const void* x;
+    const void* dt;
+    const float* A;
+    const void* B;
+    const void* C;
+    const float* D;
+    const void* z;
+    const float* dt_bias;
+    const float* init;
+    const void* dout;
+    const float* dfinal;
+    void* dx;
+    void* ddt;
+    float* dA;
+    float* dD;
+    void* dz;
+    float* ddt_bias;
+    float* dinit;
+    float* dB;   // f32 accumulators (b, L, g, N), zeroed
+    float* dC;
+    float* sv;   // (b, h, K Q): the step s_t
+    float* csv;  // (b, h, K Q): cs_t within its chunk
+    float* dsv;  // (b, h, K Q): d s / d dt (0 where clamped or past L)
+    float* S;    // (b, h, K + 1, P, N)
+    float* G;    // (b, h, K, P, N): G[c] = dL/dS_{c+1}
+    int batch, seqlen, nheads, headdim;
+    int ngroups, dstate, nchunks, softplus;
+    int has_limit, d_per_channel;
+    float lo, hi;
+};
+
+struct SbcIdx {
+    int L, H, P, G, N, K;
+    __device__ size_t x(int i, int t, int j, int p) const { return ((size_t)(i * (size_t)L + t) * H + j) * P + p; }
+    __device__ size_t dt(int i, int t, int j) const { return (size_t)(i * (size_t)L + t) * H + j; }
+    __device__ size_t bc(int i, int t, int k, int n) const { return ((size_t)(i * (size_t)L + t) * G + k) * N + n; }
+    __device__ size_t hv(int i, int j, int t) const { return ((size_t)i * H + j) * ((size_t)K * SBC_Q) + t; }
+    __device__ size_t s(int i, int j, int c) const { return (((size_t)i * H + j) * (K + 1) + c) * (size_t)P * N; }
+    __device__ size_t g(int i, int j, int c) const { return (((size_t)i * H + j) * K + c) * (size_t)P * N; }
+};
+
+__device__ __forceinline__ SbcIdx sbc_idx(const SsdbcParams& p) {
+    return SbcIdx{p.seqlen, p.nheads, p.headdim, p.ngroups, p.dstate, p.nchunks};
+}
+
+// dy = dout silu(z) (dout without z) at (i, t, j, q); 0 past L.
+template <typename T>
+__device__ __forceinline__ float sbc_dy(const SsdbcParams& p, const SbcIdx& ix, int i, int t, int j, int q) {
+    if (t >= ix.L) return 0.f;
+    const size_t e = ix.x(i, t, j, q);
+    float v = ldf(static_cast<const T*>(p.dout) + e);
+    if (p.z) v *= silu_f(ldf(static_cast<const T*>(p.z) + e));
+    return v;
+}
+
+// The step, its cumulative log-decay within the chunk and its derivative factor: one warp
+// per (chunk, head, batch row).
+template <typename T>
+__device__ void sbc_prep(const SsdbcParams& p) {
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, lane = threadIdx.x;
+    const int t = c * SBC_Q + lane;
+    float s = 0.f, ds = 0.f;
+    if (t < ix.L) {
+        const float raw = ldf(static_cast<const T*>(p.dt) + ix.dt(i, t, j)) + (p.dt_bias ? p.dt_bias[j] : 0.f);
+        s = raw;
+        ds = 1.f;
+        if (p.softplus) {
+            s = softplus_f(raw);
+            ds = 1.f / (1.f + expf(-raw));
+        }
+        if (p.has_limit) {
+            if (s < p.lo) {
+                s = p.lo;
+                ds = 0.f;
+            } else if (s > p.hi) {
+                s = p.hi;
+                ds = 0.f;
+            }
+        }
+    }
+    float a = s * p.A[j];
+    // Inclusive scan over the chunk's 32 steps.
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float v = __shfl_sync(0xffffffffu, a, lane >= o ? lane - o : lane);
+        if (lane >= o) a += v;
+    }
+    const size_t h = ix.hv(i, j, t);
+    p.sv[h] = s;
+    p.csv[h] = a;
+    p.dsv[h] = ds;
+}
+
+// S_c (FWD) or G_{c+1} (!FWD) for every chunk: one block per (head, batch row, slice of PR
+// rows p), thread (tp, tn) holding states p 4 tp .. + 3, n 8 tn .. + 7 of the slice in
+// registers. FWD: per chunk the block stages w_s x_s (w_s = e^{cs_last - cs_s} s_s) and B_s,
+// and S <- e^{cs_last} S + sum_s (w_s x_s) B_s^T. !FWD (chunks in reverse): e^{cs_t} dy_t
+// and C_t, and G <- e^{cs_last} G + sum_t (e^{cs_t} dy_t) C_t^T. PC / NC: P and N at compile
+// time (0: from the parameters), so that the staging loops unroll and their loads overlap.
+// The block covers all P rows (gridDim.z = 1; slices of 32 rows, twice the blocks with
+// every block staging B / C, measured slower on the H200).
+template <typename T, bool FWD, int PC, int NC>
+__device__ void sbc_walk(const SsdbcParams& p) {
+    DYN_SMEM(sm);
+    const SbcIdx ix = sbc_idx(p);
+    const int j = blockIdx.x, i = blockIdx.y, k = j / (ix.H / ix.G);
+    const int P = PC ? PC : ix.P, N = NC ? NC : ix.N, K = ix.K, tid = threadIdx.x;
+    constexpr int PRC = PC;  // one slice of all rows (SBC_PR slices measured slower: see NOTES)
+    const int PR = PC ? PRC : P, pr0 = blockIdx.z * PR;
+    constexpr int NTH = PC ? ((PRC / 4) * (NC / 8) + 31) / 32 * 32 : 0;
+    const int nt = PC ? NTH : (int)blockDim.x;
+    float* xw = sm;               // [Q][PR]
+    float* bs = sm + SBC_Q * PR;  // [Q][N]
+    const int ntn = N / 8, tp = tid / ntn, tn = tid % ntn;
+    const bool act = tp < PR / 4;
+    const int p0 = 4 * (act ? tp : 0), n0 = 8 * tn;
+    const size_t rowo = (size_t)(pr0 + p0) * N + n0;  // this thread's first state in a P x N block
+    float st[4][8];
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int b = 0; b < 8; ++b) {
+            const float* src = FWD ? p.init : p.dfinal;
+            st[a][b] = (act && src) ? src[((size_t)i * ix.H + j) * P * N + rowo + (size_t)a * N + b] : 0.f;
+        }
+    for (int r = 0; r < K; ++r) {
+        const int c = FWD ? r : K - 1 - r;
+        if (act) {
+            float* dst = (FWD ? p.S + ix.s(i, j, c) : p.G + ix.g(i, j, c)) + rowo;
+#pragma unroll
+            for (int a = 0; a < 4; ++a) {
+                float* d = dst + (size_t)a * N;
+                *reinterpret_cast<float4*>(d) = make_float4(st[a][0], st[a][1], st[a][2], st[a][3]);
+                *reinterpret_cast<float4*>(d + 4) = make_float4(st[a][4], st[a][5], st[a][6], st[a][7]);
+            }
+        }
+        __syncthreads();  // the previous chunk's staging is read
+        const float csl = p.csv[ix.hv(i, j, c * SBC_Q + SBC_Q - 1)];
+        if constexpr (PC != 0) {
+            // Loads first (unrolled), then the weights and the stores.
+            constexpr int EX = (SBC_Q * PRC + NTH - 1) / NTH, EB = (SBC_Q * NC + NTH - 1) / NTH;
+            float rv[EX], rb[EB];
+#pragma unroll
+            for (int u = 0; u < EX; ++u) {
+                const int e = tid + u * NTH, s = e / PRC, q = pr0 + e - s * PRC, t = c * SBC_Q + s;
+                rv[u] = 0.f;
+                if (e < SBC_Q * PRC && t < ix.L) {
+                    const size_t h = ix.hv(i, j, t);
+                    if (FWD) rv[u] = expf(csl - p.csv[h]) * p.sv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
+                    else rv[u] = expf(p.csv[h]) * sbc_dy<T>(p, ix, i, t, j, q);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < EB; ++u) {
+                const int e = tid + u * NTH, s = e / NC, n = e - s * NC, t = c * SBC_Q + s;
+                rb[u] = (e < SBC_Q * NC && t < ix.L) ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < EX; ++u)
+                if (tid + u * NTH < SBC_Q * PRC) xw[tid + u * NTH] = rv[u];
+#pragma unroll
+            for (int u = 0; u < EB; ++u)
+                if (tid + u * NTH < SBC_Q * NC) bs[tid + u * NTH] = rb[u];
+        } else {
+            for (int e = tid; e < SBC_Q * PR; e += nt) {
+                const int s = e / PR, q = pr0 + e - s * PR, t = c * SBC_Q + s;
+                float v = 0.f;
+                if (t < ix.L) {
+                    const size_t h = ix.hv(i, j, t);
+                    if (FWD) v = expf(csl - p.csv[h]) * p.sv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
+                    else v = expf(p.csv[h]) * sbc_dy<T>(p, ix, i, t, j, q);
+                }
+                xw[e] = v;
+            }
+            for (int e = tid; e < SBC_Q * N; e += nt) {
+                const int s = e / N, n = e - s * N, t = c * SBC_Q + s;
+                bs[e] = t < ix.L ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+            }
+        }
+        __syncthreads();
+        const float dec = expf(csl);
+        float lc[4][8];
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+#pragma unroll
+            for (int b = 0; b < 8; ++b) lc[a][b] = 0.f;
+        if (act) {
+#pragma unroll 4
+            for (int s = 0; s < SBC_Q; ++s) {
+                const float4 xv = *reinterpret_cast<const float4*>(xw + s * PR + p0);
+                const float4 b0 = *reinterpret_cast<const float4*>(bs + s * N + n0);
+                const float4 b1 = *reinterpret_cast<const float4*>(bs + s * N + n0 + 4);
+                const float xa[4] = {xv.x, xv.y, xv.z, xv.w};
+                const float ba[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+                for (int a = 0; a < 4; ++a)
+#pragma unroll
+                    for (int b = 0; b < 8; ++b) lc[a][b] = fmaf(xa[a], ba[b], lc[a][b]);
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+#pragma unroll
+            for (int b = 0; b < 8; ++b) st[a][b] = fmaf(dec, st[a][b], lc[a][b]);
+    }
+    if (act) {
+        float* dst = FWD ? p.S + ix.s(i, j, K) : p.dinit ? p.dinit + ((size_t)i * ix.H + j) * P * N : nullptr;
+        if (dst) {
+#pragma unroll
+            for (int a = 0; a < 4; ++a)
+#pragma unroll
+                for (int b = 0; b < 8; ++b) dst[rowo + (size_t)a * N + b] = st[a][b];
+        }
+    }
+}
+
+// out(m, n) = epi(m, n, sum_k A(m, k) kscale[k] B(k, n)) over the block's threads; a thread
+// takes rows m0 .. m0 + RM - 1 and the columns c0 + j NN / RN (j < RN), so that the lanes of
+// a warp read consecutive columns of B (no bank conflicts where B's column stride bn is 1 or
+// odd) and share A's rows (broadcasts). A(m, k) = a[m * am + k * ak], B(k, n) =
+// b[k * bk + n * bn]; kscale may be null. M % RM == 0, NN % RN == 0.
+template <int RM, int RN, typename Epi>
+__device__ __forceinline__ void sbc_mm(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
+                                       int bn, const float* kscale, Epi epi) {
+    const int cg = NN / RN, tiles = (M / RM) * cg;
+    for (int tt = threadIdx.x; tt < tiles; tt += blockDim.x) {
+        const int m0 = RM * (tt / cg), c0 = tt % cg;
+        float acc[RM][RN];
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+            for (int q = 0; q < RN; ++q) acc[r][q] = 0.f;
+        const float* ap = a + m0 * am;
+        const float* bp = b + c0 * bn;
+#pragma unroll 4
+        for (int kk = 0; kk < KD; ++kk) {
+            float av[RM], bv[RN];
+            const float w = kscale ? kscale[kk] : 1.f;
+#pragma unroll
+            for (int r = 0; r < RM; ++r) av[r] = ap[r * am + kk * ak] * w;
+#pragma unroll
+            for (int q = 0; q < RN; ++q) bv[q] = bp[kk * bk + q * cg * bn];
+#pragma unroll
+            for (int r = 0; r < RM; ++r)
+#pragma unroll
+                for (int q = 0; q < RN; ++q) acc[r][q] = fmaf(av[r], bv[q], acc[r][q]);
+        }
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+            for (int q = 0; q < RN; ++q) epi(m0 + r, c0 + q * cg, acc[r][q]);
+    }
+}
+
+// Shared memory of `ssdbc_chunk` in floats (src/gpu/ssd_bwdc.rs mirrors it): x, dy, B, C
+// and S / G with odd row strides (P + 1, N + 1: the column reads of the products are free of
+// bank conflicts).
+__host__ __device__ constexpr int sbc_chunk_floats(int P, int N) {
+    return 2 * SBC_Q * (P + 1) + 2 * SBC_Q * (N + 1) + P * (N + 1) + 2 * SBC_Q * P + 2 * SBC_Q * N +
+           3 * SBC_Q * (SBC_Q + 1) + 8 * SBC_Q + 64;
+}
+
+template <typename T, int PC, int NC>
+__device__ void sbc_chunk(const SsdbcParams& p) {
+    DYN_SMEM(sm);
+    constexpr int Q = SBC_Q, Q1 = SBC_Q + 1;
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, k = j / (ix.H / ix.G);
+    const int P = PC ? PC : ix.P, N = NC ? NC : ix.N, tid = threadIdx.x, t0 = c * Q;
+    const int LP = P + 1, LN = N + 1;
+    const int nt = PC ? SBC_NT : (int)blockDim.x;
+    float* xs = sm;               // [Q][LP] x
+    float* dys = xs + Q * LP;     // [Q][LP] dy
+    float* bs = dys + Q * LP;     // [Q][LN] B
+    float* ct = bs + Q * LN;      // [Q][LN] C
+    float* sg = ct + Q * LN;      // [P][LN] S_c, then G_{c+1}
+    float* cb = sg + P * LN;      // [Q][Q1] C_t . B_s, then Mx = E o CB
+    float* yx = cb + Q * Q1;      // [Q][Q1] dy_t . x_s, then Mb = E o YX
+    float* wm = yx + Q * Q1;      // [Q][Q1] W_ts
+    float* sc = wm + Q * Q1;      // [Q][P] S_c C_t
+    float* gb = sc + Q * P;       // [Q][P] e^{cs_last - cs_s} G_{c+1} B_s, then dxh
+    float* dcm = gb + Q * P;      // [Q][N] e^{cs_t} S_c^T dy_t, then dC
+    float* dbm = dcm + Q * N;     // [Q][N] e^{cs_last - cs_s} G_{c+1}^T x_s, then dB
+    float* vs = dbm + Q * N;      // [Q] step
+    float* vc = vs + Q;           // [Q] cs
+    float* vd = vc + Q;           // [Q] d s / d dt
+    float* vdcs = vd + Q;         // [Q] dL/dcs
+    float* vex = vdcs + Q;        // [Q] e^{cs_t}
+    float* vel = vex + Q;         // [Q] e^{cs_last - cs_t}
+    float* red = vel + 2 * Q;     // [64] reductions
+    const T* gx = static_cast<const T*>(p.x);
+    {
+        // Loads first (unrolled where P, N are known), then the shared stores.
+        constexpr int EX = PC ? (Q * PC + SBC_NT - 1) / SBC_NT : 1, EB = PC ? (Q * NC + SBC_NT - 1) / SBC_NT : 1;
+        if constexpr (PC != 0) {
+            float rx[EX], ry[EX], rb[EB], rc[EB];
+#pragma unroll
+            for (int u = 0; u < EX; ++u) {
+                const int e = tid + u * SBC_NT, s = e / PC, q = e - s * PC, t = t0 + s;
+                const bool ok = e < Q * PC && t < ix.L;
+                rx[u] = ok ? ldf(gx + ix.x(i, t, j, q)) : 0.f;
+                ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < EB; ++u) {
+                const int e = tid + u * SBC_NT, s = e / NC, n = e - s * NC, t = t0 + s;
+                const bool ok = e < Q * NC && t < ix.L;
+                rb[u] = ok ? ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n)) : 0.f;
+                rc[u] = ok ? ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n)) : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < EX; ++u) {
+                const int e = tid + u * SBC_NT, s = e / PC, q = e - s * PC;
+                if (e < Q * PC) xs[s * LP + q] = rx[u], dys[s * LP + q] = ry[u];
+            }
+#pragma unroll
+            for (int u = 0; u < EB; ++u) {
+                const int e = tid + u * SBC_NT, s = e / NC, n = e - s * NC;
+                if (e < Q * NC) bs[s * LN + n] = rb[u], ct[s * LN + n] = rc[u];
+            }
+        } else {
+            for (int e = tid; e < Q * P; e += nt) {
+                const int s = e / P, q = e - s * P, t = t0 + s;
+                xs[s * LP + q] = t < ix.L ? ldf(gx + ix.x(i, t, j, q)) : 0.f;
+                dys[s * LP + q] = sbc_dy<T>(p, ix, i, t, j, q);
+            }
+            for (int e = tid; e < Q * N; e += nt) {
+                const int s = e / N, n = e - s * N, t = t0 + s;
+                bs[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n)) : 0.f;
+                ct[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n)) : 0.f;
+            }
+        }
+    }
+    // A P x N state (f32, dense in global memory) into sg's padded rows.
+    auto load_pn = [&](const float* src) {
+        const float4* s4 = reinterpret_cast<const float4*>(src);
+        for (int e = tid; e < P * N / 4; e += nt) {
+            const float4 v = s4[e];
+            const int r = (4 * e) / N, n = 4 * e - r * N;
+            float* d = sg + r * LN + n;
+            d[0] = v.x;
+            d[1] = v.y;
+            d[2] = v.z;
+            d[3] = v.w;
+        }
+    };
+    load_pn(p.S + ix.s(i, j, c));
+    if (tid < Q) {
+        const size_t h = ix.hv(i, j, t0 + tid);
+        const float cv = p.csv[h], cl = p.csv[ix.hv(i, j, t0 + Q - 1)];
+        vs[tid] = p.sv[h];
+        vc[tid] = cv;
+        vd[tid] = p.dsv[h];
+        vex[tid] = expf(cv);
+        vel[tid] = expf(cl - cv);
+    }
+    // <G_{c+1}, S_c> from global memory (times e^{cs_last}: the derivative of S_{c+1} through
+    // its e^{cs_last} S_c term).
+    float gsn = 0.f;
+    {
+        const float4* g1 = reinterpret_cast<const float4*>(p.G + ix.g(i, j, c));
+        const float4* s1 = reinterpret_cast<const float4*>(p.S + ix.s(i, j, c));
+        for (int e = tid; e < P * N / 4; e += nt) {
+            const float4 a = g1[e], b = s1[e];
+            gsn = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsn))));
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
+    if ((tid & 31) == 0) red[tid >> 5] = gsn;
+    __syncthreads();
+    // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
+    sbc_mm<2, 2>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
+    sbc_mm<2, 2>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
+    sbc_mm<2, 4>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
+    sbc_mm<4, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
+    __syncthreads();  // sg (S_c) is read
+    load_pn(p.G + ix.g(i, j, c));
+    // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
+    for (int e = tid; e < Q * Q; e += nt) {
+        const int t = e / Q, s = e - t * Q;
+        const float em = s <= t ? expf(vc[t] - vc[s]) : 0.f;
+        const float mx = em * cb[t * Q1 + s], y = yx[t * Q1 + s];
+        cb[t * Q1 + s] = mx;
+        yx[t * Q1 + s] = em * y;
+        wm[t * Q1 + s] = mx * vs[s] * y;
+    }
+    __syncthreads();
+    // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
+    sbc_mm<2, 4>(Q, P, N, bs, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
+    sbc_mm<4, 4>(Q, N, P, xs, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
+    __syncthreads();
+    // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
+    // terms that cancel taken out):
+    //   da_u = sum_{t >= u} e^{cs_t} dy_t . S_c C_t + e^{cs_last} <G_{c+1}, S_c>
+    //          + sum_{t < u} s_t e^{cs_last - cs_t} x_t . G_{c+1} B_t + sum_{t >= u} sum_{s < u} W_ts.
+    // First q_t and r_t (the two dot products), eight threads per step.
+    float* vq = vdcs;     // [Q] q_t, then da
+    float* vr = vel + Q;  // [Q] r_t
+    {
+        const int t = tid >> 3, r = tid & 7;
+        float d1 = 0.f, d2 = 0.f;
+        if (t < Q) {
+            for (int q = r; q < P; q += 8) {
+                d1 = fmaf(dys[t * LP + q], sc[t * P + q], d1);
+                d2 = fmaf(xs[t * LP + q], gb[t * P + q], d2);
+            }
+        }
+        for (int o = 4; o > 0; o >>= 1) {
+            d1 += __shfl_xor_sync(0xffffffffu, d1, o);
+            d2 += __shfl_xor_sync(0xffffffffu, d2, o);
+        }
+        if (t < Q && r == 0) {
+            vq[t] = vex[t] * d1;
+            vr[t] = vs[t] * d2;
+        }
+    }
+    __syncthreads();
+    {
+        const int u = tid >> 3, r = tid & 7;
+        float v = 0.f;
+        if (u < Q) {
+            for (int t = u + r; t < Q; t += 8) {
+                float w = vq[t];
+                for (int s2 = 0; s2 < u; ++s2) w += wm[t * Q1 + s2];
+                v += w;
+            }
+            for (int t = r; t < u; t += 8) v += vr[t];
+        }
+        for (int o = 4; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        __syncthreads();  // every vq read
+        if (u < Q && r == 0) {
+            float g = 0.f;
+            for (int w = 0; w < (nt + 31) / 32; ++w) g += red[w];
+            vq[u] = v + vex[Q - 1] * g;
+        }
+    }
+    __syncthreads();
+    const bool dpc = p.d_per_channel != 0;
+    // y (for dz) = (Mx diag(s)) x + e^{cs_t} S_c C_t + D x, and dD.
+    if (p.z) {
+        sbc_mm<2, 4>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
+            if (t0 + t < ix.L) {
+                const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
+                const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
+                const size_t o = ix.x(i, t0 + t, j, q);
+                const float zv = ldf(static_cast<const T*>(p.z) + o), go = ldf(static_cast<const T*>(p.dout) + o);
+                const float sgm = 1.f / (1.f + expf(-zv));
+                static_cast<T*>(p.dz)[o] = cvt<T>(go * y * sgm * (1.f + zv * (1.f - sgm)));
+            }
+        });
+    }
+    if (p.dD) {
+        float dd_acc = 0.f;
+        for (int e = tid; e < Q * P; e += nt) {
+            const int t = e / P, q = e - t * P;
+            const float v = dys[t * LP + q] * xs[t * LP + q];
+            if (dpc) {
+                if (v != 0.f) atomicAdd(p.dD + j * P + q, v);
+            } else {
+                dd_acc += v;
+            }
+        }
+        if (!dpc) {
+            for (int o = 16; o > 0; o >>= 1) dd_acc += __shfl_xor_sync(0xffffffffu, dd_acc, o);
+            if ((tid & 31) == 0) atomicAdd(p.dD + j, dd_acc);
+        }
+    }
+    // dxh = Mx^T dy + gb (into gb), dx = s dxh + D dy.
+    sbc_mm<2, 4>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
+        const float h = v + gb[s * P + q];
+        gb[s * P + q] = h;
+        if (t0 + s < ix.L) {
+            const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
+            static_cast<T*>(p.dx)[ix.x(i, t0 + s, j, q)] = cvt<T>(fmaf(vs[s], h, dv * dys[s * LP + q]));
+        }
+    });
+    // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
+    sbc_mm<4, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
+    sbc_mm<4, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
+    __syncthreads();
+    for (int e = tid; e < Q * N / 4; e += nt) {
+        const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;
+        if (t < ix.L) {
+            const size_t o = ix.bc(i, t, k, n);
+            atomicAdd(reinterpret_cast<float4*>(p.dB + o), *reinterpret_cast<const float4*>(dbm + 4 * e));
+            atomicAdd(reinterpret_cast<float4*>(p.dC + o), *reinterpret_cast<const float4*>(dcm + 4 * e));
+        }
+    }
+    // d dt, dA, d dt_bias: eight threads per step; da by a suffix scan over the warp.
+    {
+        const int s = tid >> 3, r = tid & 7;
+        float dsd = 0.f;
+        if (s < Q)
+            for (int q = r; q < P; q += 8) dsd = fmaf(xs[s * LP + q], gb[s * P + q], dsd);
+        for (int o = 4; o > 0; o >>= 1) dsd += __shfl_xor_sync(0xffffffffu, dsd, o);
+        if (s < Q && r == 0) red[32 + s] = dsd;
+    }
+    __syncthreads();
+    if (tid < Q) {
+        const int s = tid, t = t0 + s;
+        const float a = vdcs[s];  // da_s
+        const float dstep = red[32 + s] + p.A[j] * a;
+        float da = vs[s] * a;
+        float draw = dstep * vd[s];
+        if (t < ix.L) static_cast<T*>(p.ddt)[ix.dt(i, t, j)] = cvt<T>(draw);
+        else da = draw = 0.f;
+        for (int o = 16; o > 0; o >>= 1) {
+            da += __shfl_xor_sync(0xffffffffu, da, o);
+            draw += __shfl_xor_sync(0xffffffffu, draw, o);
+        }
+        if (s == 0) {
+            atomicAdd(p.dA + j, da);
+            if (p.ddt_bias) atomicAdd(p.ddt_bias + j, draw);
+        }
+    }
+}
+
+struct SbcCastParams {
+    const float* src;
+    void* dst;
+    long long n;
+};
+template <typename T>
+__device__ void sbc_cast(const SbcCastParams& p) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < p.n; e += (long long)gridDim.x * blockDim.x)
+        static_cast<T*>(p.dst)[e] = cvt<T>(p.src[e]);
+}
+
+// Entries: the generic kernels (P, N from the parameters) and, suffix `_p64n128` /
+// `_p64n64`, the same with P and N fixed (the walk kernels then have 256 / 128 threads).
+#define SBC_SHAPE(T, SFX, PC, NC)                                                                                 \
+    extern "C" __global__ void __launch_bounds__((PC / 4) * (NC / 8), 512 / ((PC / 4) * (NC / 8))) ssdbc_states_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk<T, true, PC, NC>(p);                                                                             \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__((PC / 4) * (NC / 8), 512 / ((PC / 4) * (NC / 8))) ssdbc_gstates_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk<T, false, PC, NC>(p);                                                                            \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(SBC_NT, 1) ssdbc_chunk_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
+        sbc_chunk<T, PC, NC>(p);                                                                                  \
+    }
+#define SBC_KERNELS(T, SFX)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(32) ssdbc_prep_##SFX(const __grid_constant__ SsdbcParams p) {    \
+        sbc_prep<T>(p);                                                                                           \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(SBC_NT) ssdbc_states_##SFX(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk<T, true, 0, 0>(p);                                                                               \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(SBC_NT) ssdbc_gstates_##SFX(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk<T, false, 0, 0>(p);                                                                              \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(SBC_NT, 1) ssdbc_chunk_##SFX(const __grid_constant__ SsdbcParams p) { \
+        sbc_chunk<T, 0, 0>(p);                                                                                    \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256) ssdbc_cast_##SFX(const __grid_constant__ SbcCastParams p) { \
+        sbc_cast<T>(p);                                                                                           \
+    }                                                                                                             \
+    SBC_SHAPE(T, SFX, 64, 128)                                                                                    \
+    SBC_SHAPE(T, SFX, 64, 64)
+
+SBC_KERNELS(float, f32)
+#ifndef MAMBA_EMU
+SBC_KERNELS(bf16_t, bf16)
+SBC_KERNELS(f16_t, f16)
+#endif

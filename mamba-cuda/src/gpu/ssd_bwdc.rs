@@ -1,0 +1,244 @@
+//! SPEC 2 backward in chunked form (kernels/ssd_bwdc.cu, `ssdbc_*`): chunk states forward
+//! (S_c), state gradients backward (G_{c+1}), then every gradient per chunk of 32 steps from
+//! small matrix products in f32 on the CUDA cores. For SSD without seq_idx, headdim <= 64
+//! (a multiple of 4) and N <= 128 (a multiple of 8), where the recurrent kernels spend one
+//! exponential and a dozen instructions per (row, state, step) (`bwd_ssdt_*`: ~40 ms at the
+//! language-model shape).
+//!
+//! Scratch: the steps, their chunk cumulative sums and derivative factors (3 x b h L f32),
+//! S_c for c = 0..K and G_{c+1} for c = 0..K-1 ((2K + 1) x b h P N f32: N / 16 floats per
+//! element of x at Q = 32) and f32 accumulators of dB, dC. `MAMBA_CUDA_SSD_BWDC=1` takes this
+//! path wherever it applies, `=0` never.
+
+use mamba_core::abi::{SsdBwdDesc, TensorDesc};
+
+use super::ops::{env_usize, suffix};
+use super::Gpu;
+use crate::PResult;
+
+/// The kernels' parameter block (`SsdbcParams` in ssd_bwdc.cu).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SsdbcParams {
+    x: u64,
+    dt: u64,
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+    z: u64,
+    dt_bias: u64,
+    init: u64,
+    dout: u64,
+    dfinal: u64,
+    dx: u64,
+    ddt: u64,
+    da: u64,
+    dd: u64,
+    dz: u64,
+    ddt_bias: u64,
+    dinit: u64,
+    db: u64,
+    dc: u64,
+    sv: u64,
+    csv: u64,
+    dsv: u64,
+    s: u64,
+    g: u64,
+    batch: i32,
+    seqlen: i32,
+    nheads: i32,
+    headdim: i32,
+    ngroups: i32,
+    dstate: i32,
+    nchunks: i32,
+    softplus: i32,
+    has_limit: i32,
+    d_per_channel: i32,
+    lo: f32,
+    hi: f32,
+}
+
+const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 25 * 8 + 12 * 4);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SbcCastParams {
+    src: u64,
+    dst: u64,
+    n: i64,
+}
+
+/// Steps per chunk (`SBC_Q`) and threads of the chunk kernel (`SBC_NT`).
+const Q: usize = 32;
+const NT: usize = 256;
+
+/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes.
+fn chunk_smem(p: usize, n: usize) -> usize {
+    4 * (2 * Q * (p + 1)
+        + 2 * Q * (n + 1)
+        + p * (n + 1)
+        + 2 * Q * p
+        + 2 * Q * n
+        + 3 * Q * (Q + 1)
+        + 8 * Q
+        + 64)
+}
+
+/// The kernels' name suffix for the shape: P and N fixed at compile time for (64, 128) and
+/// (64, 64), else the generic kernels.
+fn shape_suffix(p: usize, n: usize) -> &'static str {
+    match (p, n) {
+        (64, 128) => "_p64n128",
+        (64, 64) => "_p64n64",
+        _ => "",
+    }
+}
+
+/// The call's shape: (b, L, h, p, g, N).
+pub(crate) type Dims = (usize, usize, usize, usize, usize, usize);
+
+/// Whether the chunked backward takes the call: no seq_idx, p <= 64 and a multiple of 4,
+/// N <= 128 and a multiple of 8, its shared memory within the device's; by default where
+/// the rows fill the device (b h p >= 8 per SM, as `bwd_ssdt`), `MAMBA_CUDA_SSD_BWDC`
+/// 1 / 0 forces it on / off.
+pub(crate) fn wanted(g: &Gpu, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> bool {
+    if has_seq || p > 64 || !p.is_multiple_of(4) || n > 128 || !n.is_multiple_of(8) {
+        return false;
+    }
+    if chunk_smem(p, n) > g.max_smem() {
+        return false;
+    }
+    match env_usize("MAMBA_CUDA_SSD_BWDC") {
+        Some(0) => false,
+        Some(_) => true,
+        None => b * h * p >= 8 * g.sm_count.max(1) as usize,
+    }
+}
+
+fn ptr(t: &TensorDesc) -> u64 {
+    if t.is_none() {
+        0
+    } else {
+        t.ptr
+    }
+}
+
+fn a256(v: usize) -> usize {
+    v.div_ceil(256) * 256
+}
+
+/// Runs the chunked backward (the descriptors were checked by the caller). `Ok(false)`:
+/// its scratch could not be allocated (the caller takes the recurrent kernels).
+pub(crate) fn run(
+    g: &Gpu,
+    d: &SsdBwdDesc,
+    act: u32,
+    dims: Dims,
+    d_per_channel: bool,
+    stream: u64,
+) -> PResult<bool> {
+    const OP: &str = "ssd_backward";
+    let sfx = suffix(act, OP)?;
+    let (b, l, h, hp, ng, n) = dims;
+    let k = l.div_ceil(Q);
+    let p = &d.fwd;
+    let hv = a256(b * h * k * Q * 4);
+    let sb = a256(b * h * (k + 1) * hp * n * 4);
+    let gb = a256(b * h * k * hp * n * 4);
+    let bc = b * l * ng * n;
+    let accb = a256(bc * 4);
+    let total = 3 * hv + sb + gb + 2 * accb;
+    let Ok(scratch) = g.alloc_async(total, stream) else {
+        return Ok(false);
+    };
+    let res = (|| {
+        let mut o = scratch;
+        let mut take = |bytes: usize| {
+            let r = o;
+            o += bytes as u64;
+            r
+        };
+        let (sv, csv, dsv) = (take(hv), take(hv), take(hv));
+        let (sbuf, gbuf) = (take(sb), take(gb));
+        let (dbacc, dcacc) = (take(accb), take(accb));
+        super::memset(dbacc, 0, 2 * accb, stream)?;
+        for t in [&d.da, &d.dd, &d.ddt_bias] {
+            if !t.is_none() {
+                super::memset(t.ptr, 0, t.numel() as usize * 4, stream)?;
+            }
+        }
+        let prm = SsdbcParams {
+            x: p.x.ptr,
+            dt: p.dt.ptr,
+            a: p.a.ptr,
+            b: p.b.ptr,
+            c: p.c.ptr,
+            d: ptr(&p.d),
+            z: ptr(&p.z),
+            dt_bias: ptr(&p.dt_bias),
+            init: ptr(&p.initial_states),
+            dout: d.dout.ptr,
+            dfinal: ptr(&d.dfinal_states),
+            dx: d.dx.ptr,
+            ddt: d.ddt.ptr,
+            da: d.da.ptr,
+            dd: ptr(&d.dd),
+            dz: ptr(&d.dz),
+            ddt_bias: ptr(&d.ddt_bias),
+            dinit: ptr(&d.dinitial_states),
+            db: dbacc,
+            dc: dcacc,
+            sv,
+            csv,
+            dsv,
+            s: sbuf,
+            g: gbuf,
+            batch: b as i32,
+            seqlen: l as i32,
+            nheads: h as i32,
+            headdim: hp as i32,
+            ngroups: ng as i32,
+            dstate: n as i32,
+            nchunks: k as i32,
+            softplus: (p.dt_softplus != 0) as i32,
+            has_limit: (p.has_dt_limit != 0) as i32,
+            d_per_channel: d_per_channel as i32,
+            lo: p.dt_lo,
+            hi: p.dt_hi,
+        };
+        let shp = shape_suffix(hp, n);
+        let f = g.func(&format!("ssdbc_prep_{sfx}"))?;
+        g.launch(f, (k as u32, h as u32, b as u32), 32, 0, stream, &prm)?;
+        // The walk kernels: one block per (head, batch row), a thread per 4 x 8 states.
+        let wt = ((hp / 4) * (n / 8)).div_ceil(32) as u32 * 32;
+        let wsm = 4 * Q * (hp + n);
+        let wgrid = (h as u32, b as u32, 1);
+        let f = g.func(&format!("ssdbc_states_{sfx}{shp}"))?;
+        g.launch(f, wgrid, wt, wsm, stream, &prm)?;
+        let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}"))?;
+        g.launch(f, wgrid, wt, wsm, stream, &prm)?;
+        let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}"))?;
+        g.launch(
+            f,
+            (k as u32, h as u32, b as u32),
+            NT as u32,
+            chunk_smem(hp, n),
+            stream,
+            &prm,
+        )?;
+        let cast = g.func(&format!("ssdbc_cast_{sfx}"))?;
+        for (src, dst) in [(dbacc, d.db.ptr), (dcacc, d.dc.ptr)] {
+            let cp = SbcCastParams {
+                src,
+                dst,
+                n: bc as i64,
+            };
+            let blocks = bc.div_ceil(256).clamp(1, 1 << 16) as u32;
+            g.launch(cast, (blocks, 1, 1), 256, 0, stream, &cp)?;
+        }
+        Ok(())
+    })();
+    let fr = g.free_async(scratch, stream);
+    res.and(fr).map(|()| true)
+}
