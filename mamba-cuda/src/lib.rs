@@ -37,7 +37,13 @@
 //!   checkpointed every >= N steps, never stored per step): a general kernel for both
 //!   selective scans, `bwd_scan1t` (a thread per channel and state lane, tile states in
 //!   registers) for Mamba-1 with N <= 64, `bwd_ssdt` (two rows per warp, lanes along N)
-//!   for SSD when the rows fill the device.
+//!   for SSD when the rows fill the device and the chunked form does not apply.
+//! - `bwd_lm.cu`: the Mamba-1 backward for many channels (`bwdlm_*`), and `q4pbs`, its form
+//!   that reads the checkpoints of the training forward (`selective_scan_forward_saving`:
+//!   the `_w6ck` / `_w9ck` kernels of `scan1_lm.cu`).
+//! - `ssd_bwdc.cu`: the SSD backward in chunked form (`ssdbc_*`: chunk states and their
+//!   gradients, then every gradient per 32-step chunk from f32 products), the default
+//!   where the rows fill the device (no seq_idx, p <= 64, N <= 128).
 
 use std::cell::RefCell;
 use std::ffi::c_void;

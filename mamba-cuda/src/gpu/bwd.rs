@@ -21,7 +21,9 @@
 //! registers, inputs loaded one tile ahead); `MAMBA_CUDA_BWD1=0` selects the general
 //! kernel instead.
 //!
-//! SSD without seq_idx, N <= 128, many rows, takes `bwd_ssdt_*` (`ssd_bwd_t`: two p-rows
+//! SSD without seq_idx, p <= 64 and N <= 128 (multiples of 4 and 8), many rows, takes the
+//! chunked form (ssd_bwdc.rs, `MAMBA_CUDA_SSD_BWDC`); otherwise, without seq_idx, N <= 128,
+//! many rows, `bwd_ssdt_*` (`ssd_bwd_t`: two p-rows
 //! per warp, tiles of 8 steps in registers, one exponential per row and step, dB/dC summed
 //! over the block's 16 rows); `MAMBA_CUDA_BWD2=0` selects the general kernel, `=1` forces
 //! the new one wherever it applies (also for few rows: no time split then).

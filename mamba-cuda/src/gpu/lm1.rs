@@ -119,6 +119,32 @@ const LM1_G: usize = 8;
 /// Default form (`MAMBA_CUDA_SCAN1_LM_PREP`): the step loop with softplus and gate inside.
 const LM1_PREP: bool = false;
 
+/// The kernels' parameters for blocks of `cb` channels and `gth` threads per channel (`es`:
+/// bytes per element), and the blocks per segment.
+fn launch_params(
+    base: &Scan1Params,
+    c: &Lm1Call,
+    es: usize,
+    cb: usize,
+    gth: usize,
+) -> (Scan1Params, usize) {
+    // 16-byte rows for cp.async: every staged or written tensor aligned, rows a multiple
+    // of 16 bytes.
+    let aligned = (c.l * es).is_multiple_of(16)
+        && [base.u, base.delta, base.z, base.b, base.c, base.out]
+            .iter()
+            .all(|p| p.is_multiple_of(16));
+    let bps = c.seg.div_ceil(cb);
+    let mut p = *base;
+    p.cb = cb as i32;
+    p.g = gth as i32;
+    p.blocks_per_seg = bps as i32;
+    p.nchunks = 1;
+    p.chunk_len = c.l as i32;
+    p.async_copy = aligned as i32;
+    (p, bps)
+}
+
 /// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
 /// it is chosen; `Ok(false)` leaves the call to the older kernels.
 pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> PResult<bool> {
@@ -207,20 +233,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     if smem > g.max_smem() {
         return Ok(false);
     }
-    // 16-byte rows for cp.async: every staged or written tensor aligned, rows a multiple
-    // of 16 bytes.
-    let aligned = (c.l * es).is_multiple_of(16)
-        && [base.u, base.delta, base.z, base.b, base.c, base.out]
-            .iter()
-            .all(|p| p.is_multiple_of(16));
-    let bps = c.seg.div_ceil(cb);
-    let mut p = *base;
-    p.cb = cb as i32;
-    p.g = gth as i32;
-    p.blocks_per_seg = bps as i32;
-    p.nchunks = 1;
-    p.chunk_len = c.l as i32;
-    p.async_copy = aligned as i32;
+    let (p, bps) = launch_params(base, c, es, cb, gth);
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
     let form = if wide {
         wv
@@ -280,18 +293,7 @@ pub(crate) fn launch_saving(
             "selective_scan_forward_saving: {smem} bytes of shared memory needed"
         )));
     }
-    let aligned = (c.l * es).is_multiple_of(16)
-        && [base.u, base.delta, base.z, base.b, base.c, base.out]
-            .iter()
-            .all(|p| p.is_multiple_of(16));
-    let bps = c.seg.div_ceil(cb);
-    let mut p = *base;
-    p.cb = cb as i32;
-    p.g = 8;
-    p.blocks_per_seg = bps as i32;
-    p.nchunks = 1;
-    p.chunk_len = c.l as i32;
-    p.async_copy = aligned as i32;
+    let (mut p, bps) = launch_params(base, c, es, cb, 8);
     p.chunk_states = ck;
     let f = lm1_func(g, c.act, 16, 8, if w9 { 14 } else { 13 })?;
     let threads = (cb * 8).div_ceil(32) as u32 * 32;
