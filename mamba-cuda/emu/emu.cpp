@@ -765,7 +765,11 @@ static void ssdbc_case(const char* name, Case& c) {
     launch(s128 ? ssdbc_states_f32_p64n128 : s64 ? ssdbc_states_f32_p64n64 : ssdbc_states_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
     launch(s128 ? ssdbc_gstates_f32_p64n128 : s64 ? ssdbc_gstates_f32_p64n64 : ssdbc_gstates_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
     if ((size_t)sbc_chunk_floats(P, N) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
-    launch(s128 ? ssdbc_chunk_f32_p64n128 : s64 ? ssdbc_chunk_f32_p64n64 : ssdbc_chunk_f32, (unsigned)K, (unsigned)H, SBC_NT, p, (unsigned)b);
+    const bool wide = (s128 || s64) && std::getenv("EMU_SBC_W");
+    if (wide) std::printf("   chunk kernel: _w (512 threads)\n");
+    launch(wide ? (s128 ? ssdbc_chunk_f32_p64n128_w : ssdbc_chunk_f32_p64n64_w)
+                : s128 ? ssdbc_chunk_f32_p64n128 : s64 ? ssdbc_chunk_f32_p64n64 : ssdbc_chunk_f32,
+           (unsigned)K, (unsigned)H, wide ? 512u : (unsigned)SBC_NT, p, (unsigned)b);
     dB.resize(bc_len(c, c.ng));
     dC.resize(bc_len(c, c.ng));
     cmp("dx", dx, e.du);

@@ -298,15 +298,19 @@ __host__ __device__ constexpr int sbc_chunk_floats(int P, int N) {
            3 * SBC_Q * (SBC_Q + 1) + 8 * SBC_Q + 64;
 }
 
-template <typename T, int PC, int NC>
+// TPB: threads per block (256, or 512 for the `_w` kernels: 16 warps on the SM that the
+// shared memory leaves one block; smaller register tiles so that the products use them).
+template <typename T, int PC, int NC, int TPB = SBC_NT>
 __device__ void sbc_chunk(const SsdbcParams& p) {
+    constexpr bool W = TPB >= 512;
+    constexpr int QQN = W ? 1 : 2, QPN = W ? 2 : 4, QNM = W ? 2 : 4;
     DYN_SMEM(sm);
     constexpr int Q = SBC_Q, Q1 = SBC_Q + 1;
     const SbcIdx ix = sbc_idx(p);
     const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, k = j / (ix.H / ix.G);
     const int P = PC ? PC : ix.P, N = NC ? NC : ix.N, tid = threadIdx.x, t0 = c * Q;
     const int LP = P + 1, LN = N + 1;
-    const int nt = PC ? SBC_NT : (int)blockDim.x;
+    const int nt = PC ? TPB : (int)blockDim.x;
     float* xs = sm;               // [Q][LP] x
     float* dys = xs + Q * LP;     // [Q][LP] dy
     float* bs = dys + Q * LP;     // [Q][LN] B
@@ -329,31 +333,31 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     const T* gx = static_cast<const T*>(p.x);
     {
         // Loads first (unrolled where P, N are known), then the shared stores.
-        constexpr int EX = PC ? (Q * PC + SBC_NT - 1) / SBC_NT : 1, EB = PC ? (Q * NC + SBC_NT - 1) / SBC_NT : 1;
+        constexpr int EX = PC ? (Q * PC + TPB - 1) / TPB : 1, EB = PC ? (Q * NC + TPB - 1) / TPB : 1;
         if constexpr (PC != 0) {
             float rx[EX], ry[EX], rb[EB], rc[EB];
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
-                const int e = tid + u * SBC_NT, s = e / PC, q = e - s * PC, t = t0 + s;
+                const int e = tid + u * TPB, s = e / PC, q = e - s * PC, t = t0 + s;
                 const bool ok = e < Q * PC && t < ix.L;
                 rx[u] = ok ? ldf(gx + ix.x(i, t, j, q)) : 0.f;
                 ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
-                const int e = tid + u * SBC_NT, s = e / NC, n = e - s * NC, t = t0 + s;
+                const int e = tid + u * TPB, s = e / NC, n = e - s * NC, t = t0 + s;
                 const bool ok = e < Q * NC && t < ix.L;
                 rb[u] = ok ? ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n)) : 0.f;
                 rc[u] = ok ? ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n)) : 0.f;
             }
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
-                const int e = tid + u * SBC_NT, s = e / PC, q = e - s * PC;
+                const int e = tid + u * TPB, s = e / PC, q = e - s * PC;
                 if (e < Q * PC) xs[s * LP + q] = rx[u], dys[s * LP + q] = ry[u];
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
-                const int e = tid + u * SBC_NT, s = e / NC, n = e - s * NC;
+                const int e = tid + u * TPB, s = e / NC, n = e - s * NC;
                 if (e < Q * NC) bs[s * LN + n] = rb[u], ct[s * LN + n] = rc[u];
             }
         } else {
@@ -407,10 +411,10 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     if ((tid & 31) == 0) red[tid >> 5] = gsn;
     __syncthreads();
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
-    sbc_mm<2, 2>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_mm<2, 2>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
-    sbc_mm<2, 4>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
-    sbc_mm<4, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
+    sbc_mm<2, QQN>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
+    sbc_mm<2, QQN>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
+    sbc_mm<2, QPN>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
+    sbc_mm<QNM, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
     load_pn(p.G + ix.g(i, j, c));
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
@@ -424,8 +428,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
-    sbc_mm<2, 4>(Q, P, N, bs, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
-    sbc_mm<4, 4>(Q, N, P, xs, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
+    sbc_mm<2, QPN>(Q, P, N, bs, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
+    sbc_mm<QNM, 4>(Q, N, P, xs, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
     __syncthreads();
     // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
     // terms that cancel taken out):
@@ -476,7 +480,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     const bool dpc = p.d_per_channel != 0;
     // y (for dz) = (Mx diag(s)) x + e^{cs_t} S_c C_t + D x, and dD.
     if (p.z) {
-        sbc_mm<2, 4>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
+        sbc_mm<2, QPN>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
             if (t0 + t < ix.L) {
                 const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
                 const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
@@ -504,7 +508,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     }
     // dxh = Mx^T dy + gb (into gb), dx = s dxh + D dy.
-    sbc_mm<2, 4>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
+    sbc_mm<2, QPN>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
         const float h = v + gb[s * P + q];
         gb[s * P + q] = h;
         if (t0 + s < ix.L) {
@@ -513,8 +517,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     });
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
-    sbc_mm<4, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
-    sbc_mm<4, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
+    sbc_mm<QNM, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
+    sbc_mm<QNM, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
     __syncthreads();
     for (int e = tid; e < Q * N / 4; e += nt) {
         const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;
@@ -575,6 +579,9 @@ __device__ void sbc_cast(const SbcCastParams& p) {
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(SBC_NT, 1) ssdbc_chunk_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
         sbc_chunk<T, PC, NC>(p);                                                                                  \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(512, 1) ssdbc_chunk_##SFX##_p##PC##n##NC##_w(const __grid_constant__ SsdbcParams p) { \
+        sbc_chunk<T, PC, NC, 512>(p);                                                                             \
     }
 #define SBC_KERNELS(T, SFX)                                                                                       \
     extern "C" __global__ void __launch_bounds__(32) ssdbc_prep_##SFX(const __grid_constant__ SsdbcParams p) {    \

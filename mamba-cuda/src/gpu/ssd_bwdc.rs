@@ -218,11 +218,16 @@ pub(crate) fn run(
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
         let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}"))?;
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
-        let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}"))?;
+        // `_w`: 512 threads (the fixed shapes only; `MAMBA_CUDA_SSD_BWDC_W=0` takes the
+        // 256-thread kernel). H200, LM shape bf16, forward+backward, one call, alternating:
+        // 16.96 / 16.98 ms against 19.52 / 19.52 ms with 256 threads.
+        let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
+        let (cw, cnt) = if wide { ("_w", 512) } else { ("", NT) };
+        let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}{cw}"))?;
         g.launch(
             f,
             (k as u32, h as u32, b as u32),
-            NT as u32,
+            cnt as u32,
             chunk_smem(hp, n),
             stream,
             &prm,
