@@ -19,12 +19,13 @@ newest() { ls -t $T/release/deps/$1-* | grep -v '\.d$' | head -1; }
 cp "$(newest gpu)" .device-carry/gpu
 cp "$(newest gpu_backward)" .device-carry/gpu_backward
 cp "$(newest linkage)" .device-carry/linkage
+cp "$(newest gpu_block_train)" .device-carry/gpu_block_train
 cp "$T/release/examples/mamba-cuda-bench" .device-carry/
 cp mamba-cuda/scripts/device_run.sh .device-carry/
 # The golden runner (the lead's `cargo xtask golden`), when it builds.
 if cargo build --release -p xtask 2>/dev/null; then cp "$T/release/xtask" .device-carry/; fi
 # Debug info stays here; the carry limit is 64 MiB.
-strip --strip-debug .device-carry/libmamba_cuda.so .device-carry/gpu .device-carry/gpu_backward .device-carry/linkage .device-carry/mamba-cuda-bench
+strip --strip-debug .device-carry/libmamba_cuda.so .device-carry/gpu .device-carry/gpu_backward .device-carry/linkage .device-carry/gpu_block_train .device-carry/mamba-cuda-bench
 [ -f .device-carry/xtask ] && strip --strip-debug .device-carry/xtask
 # Golden cases travel in two parts (the whole set is over the limit with the rest).
 rm -rf .device-carry/golden && mkdir -p .device-carry/golden

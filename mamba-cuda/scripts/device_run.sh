@@ -27,6 +27,10 @@ if want test; then
   "$C/linkage" --nocapture > "$OUT/linkage.log" 2>&1; echo "linkage rc=$?"
   timeout 300 "$C/gpu" --test-threads=1 --nocapture > "$OUT/gpu.log" 2>&1; echo "gpu tests rc=$?"
   grep -E "comparisons|test result|panicked|FAILED|failures|skipping" "$OUT/gpu.log" | head -30
+  if [ -x "$C/gpu_block_train" ]; then
+    timeout 120 "$C/gpu_block_train" --test-threads=1 --nocapture > "$OUT/gpu_block_train.log" 2>&1
+    echo "gpu block train rc=$?"; grep -E "test result|panicked" "$OUT/gpu_block_train.log" | head -4
+  fi
 fi
 if want bwd; then
   MAMBA_GPU_BWD_BENCH=1 timeout 200 "$C/gpu_backward" --test-threads=1 --nocapture > "$OUT/gpu_backward.log" 2>&1
