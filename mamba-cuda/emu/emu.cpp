@@ -759,11 +759,8 @@ static void ssdbc_case(const char* name, Case& c) {
     const unsigned wt = (unsigned)(((P / 4) * (N / 8) + 31) / 32 * 32);
     const bool s128 = P == 64 && N == 128, s64 = P == 64 && N == 64;
     std::printf("   kernels: %s\n", s128 ? "_p64n128" : s64 ? "_p64n64" : "generic");
-    const int pr = P;
-    const unsigned wts = (unsigned)(((pr / 4) * (N / 8) + 31) / 32 * 32);
-    (void)wt;
-    launch(s128 ? ssdbc_states_f32_p64n128 : s64 ? ssdbc_states_f32_p64n64 : ssdbc_states_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
-    launch(s128 ? ssdbc_gstates_f32_p64n128 : s64 ? ssdbc_gstates_f32_p64n64 : ssdbc_gstates_f32, (unsigned)H, (unsigned)b, wts, p, (unsigned)(P / pr));
+    launch(s128 ? ssdbc_states_f32_p64n128 : s64 ? ssdbc_states_f32_p64n64 : ssdbc_states_f32, (unsigned)H, (unsigned)b, wt, p);
+    launch(s128 ? ssdbc_gstates_f32_p64n128 : s64 ? ssdbc_gstates_f32_p64n64 : ssdbc_gstates_f32, (unsigned)H, (unsigned)b, wt, p);
     if ((size_t)sbc_chunk_floats(P, N) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
     const bool wide = (s128 || s64) && std::getenv("EMU_SBC_W");
     if (wide) std::printf("   chunk kernel: _w (512 threads)\n");

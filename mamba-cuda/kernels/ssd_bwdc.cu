@@ -129,30 +129,27 @@ __device__ void sbc_prep(const SsdbcParams& p) {
     p.dsv[h] = ds;
 }
 
-// S_c (FWD) or G_{c+1} (!FWD) for every chunk: one block per (head, batch row, slice of PR
-// rows p), thread (tp, tn) holding states p 4 tp .. + 3, n 8 tn .. + 7 of the slice in
-// registers. FWD: per chunk the block stages w_s x_s (w_s = e^{cs_last - cs_s} s_s) and B_s,
-// and S <- e^{cs_last} S + sum_s (w_s x_s) B_s^T. !FWD (chunks in reverse): e^{cs_t} dy_t
-// and C_t, and G <- e^{cs_last} G + sum_t (e^{cs_t} dy_t) C_t^T. PC / NC: P and N at compile
-// time (0: from the parameters), so that the staging loops unroll and their loads overlap.
-// The block covers all P rows (gridDim.z = 1; slices of 32 rows, twice the blocks with
-// every block staging B / C, measured slower on the H200).
+// S_c (FWD) or G_{c+1} (!FWD) for every chunk: one block per (head, batch row), thread
+// (tp, tn) holding states p 4 tp .. + 3, n 8 tn .. + 7 in registers. FWD: per chunk the
+// block stages w_s x_s (w_s = e^{cs_last - cs_s} s_s) and B_s, and S <- e^{cs_last} S +
+// sum_s (w_s x_s) B_s^T. !FWD (chunks in reverse): e^{cs_t} dy_t and C_t, and
+// G <- e^{cs_last} G + sum_t (e^{cs_t} dy_t) C_t^T. PC / NC: P and N at compile time (0:
+// from the parameters), so that the staging loops unroll and their loads overlap. (Blocks
+// of 32 rows p, twice the blocks with every block staging B / C, measured slower.)
 template <typename T, bool FWD, int PC, int NC>
 __device__ void sbc_walk(const SsdbcParams& p) {
     DYN_SMEM(sm);
     const SbcIdx ix = sbc_idx(p);
     const int j = blockIdx.x, i = blockIdx.y, k = j / (ix.H / ix.G);
     const int P = PC ? PC : ix.P, N = NC ? NC : ix.N, K = ix.K, tid = threadIdx.x;
-    constexpr int PRC = PC;  // one slice of all rows (SBC_PR slices measured slower: see NOTES)
-    const int PR = PC ? PRC : P, pr0 = blockIdx.z * PR;
-    constexpr int NTH = PC ? ((PRC / 4) * (NC / 8) + 31) / 32 * 32 : 0;
+    constexpr int NTH = PC ? ((PC / 4) * (NC / 8) + 31) / 32 * 32 : 0;
     const int nt = PC ? NTH : (int)blockDim.x;
-    float* xw = sm;               // [Q][PR]
-    float* bs = sm + SBC_Q * PR;  // [Q][N]
+    float* xw = sm;              // [Q][P]
+    float* bs = sm + SBC_Q * P;  // [Q][N]
     const int ntn = N / 8, tp = tid / ntn, tn = tid % ntn;
-    const bool act = tp < PR / 4;
+    const bool act = tp < P / 4;
     const int p0 = 4 * (act ? tp : 0), n0 = 8 * tn;
-    const size_t rowo = (size_t)(pr0 + p0) * N + n0;  // this thread's first state in a P x N block
+    const size_t rowo = (size_t)p0 * N + n0;  // this thread's first state in a P x N block
     float st[4][8];
 #pragma unroll
     for (int a = 0; a < 4; ++a)
@@ -176,13 +173,13 @@ __device__ void sbc_walk(const SsdbcParams& p) {
         const float csl = p.csv[ix.hv(i, j, c * SBC_Q + SBC_Q - 1)];
         if constexpr (PC != 0) {
             // Loads first (unrolled), then the weights and the stores.
-            constexpr int EX = (SBC_Q * PRC + NTH - 1) / NTH, EB = (SBC_Q * NC + NTH - 1) / NTH;
+            constexpr int EX = (SBC_Q * PC + NTH - 1) / NTH, EB = (SBC_Q * NC + NTH - 1) / NTH;
             float rv[EX], rb[EB];
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
-                const int e = tid + u * NTH, s = e / PRC, q = pr0 + e - s * PRC, t = c * SBC_Q + s;
+                const int e = tid + u * NTH, s = e / PC, q = e - s * PC, t = c * SBC_Q + s;
                 rv[u] = 0.f;
-                if (e < SBC_Q * PRC && t < ix.L) {
+                if (e < SBC_Q * PC && t < ix.L) {
                     const size_t h = ix.hv(i, j, t);
                     if (FWD) rv[u] = expf(csl - p.csv[h]) * p.sv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
                     else rv[u] = expf(p.csv[h]) * sbc_dy<T>(p, ix, i, t, j, q);
@@ -195,13 +192,13 @@ __device__ void sbc_walk(const SsdbcParams& p) {
             }
 #pragma unroll
             for (int u = 0; u < EX; ++u)
-                if (tid + u * NTH < SBC_Q * PRC) xw[tid + u * NTH] = rv[u];
+                if (tid + u * NTH < SBC_Q * PC) xw[tid + u * NTH] = rv[u];
 #pragma unroll
             for (int u = 0; u < EB; ++u)
                 if (tid + u * NTH < SBC_Q * NC) bs[tid + u * NTH] = rb[u];
         } else {
-            for (int e = tid; e < SBC_Q * PR; e += nt) {
-                const int s = e / PR, q = pr0 + e - s * PR, t = c * SBC_Q + s;
+            for (int e = tid; e < SBC_Q * P; e += nt) {
+                const int s = e / P, q = e - s * P, t = c * SBC_Q + s;
                 float v = 0.f;
                 if (t < ix.L) {
                     const size_t h = ix.hv(i, j, t);
@@ -225,7 +222,7 @@ __device__ void sbc_walk(const SsdbcParams& p) {
         if (act) {
 #pragma unroll 4
             for (int s = 0; s < SBC_Q; ++s) {
-                const float4 xv = *reinterpret_cast<const float4*>(xw + s * PR + p0);
+                const float4 xv = *reinterpret_cast<const float4*>(xw + s * P + p0);
                 const float4 b0 = *reinterpret_cast<const float4*>(bs + s * N + n0);
                 const float4 b1 = *reinterpret_cast<const float4*>(bs + s * N + n0 + 4);
                 const float xa[4] = {xv.x, xv.y, xv.z, xv.w};
