@@ -64,6 +64,8 @@ struct SsdbcParams {
     int ngroups, dstate, nchunks, softplus;
     int has_limit, d_per_channel;
     float lo, hi;
+    float* wv;   // (b, h, K Q): e^{cs_last - cs_t} s_t (the states walk's weights)
+    float* ev;   // (b, h, K Q): e^{cs_t} (the state gradients walk's)
 };
 
 struct SbcIdx {
@@ -123,10 +125,13 @@ __device__ void sbc_prep(const SsdbcParams& p) {
         const float v = __shfl_sync(0xffffffffu, a, lane >= o ? lane - o : lane);
         if (lane >= o) a += v;
     }
+    const float cl = __shfl_sync(0xffffffffu, a, 31);
     const size_t h = ix.hv(i, j, t);
     p.sv[h] = s;
     p.csv[h] = a;
     p.dsv[h] = ds;
+    p.wv[h] = expf(cl - a) * s;
+    p.ev[h] = expf(a);
 }
 
 // S_c (FWD) or G_{c+1} (!FWD) for every chunk: one block per (head, batch row), thread
@@ -287,26 +292,283 @@ __device__ __forceinline__ void sbc_mm(int M, int NN, int KD, const float* a, in
     }
 }
 
+// The same products on the tensor cores (mma.sync m16n8k8 tf32, f32 accumulation): warp w
+// takes the 16 x 8 output tiles w, w + warps, ..., with two accumulators over alternate
+// k8 steps. MODE 1: both operands rounded to tf32 (cvt.rna; for the 16-bit storage types,
+// whose tolerance is 2e-2 / 5e-3); MODE 3: 3xTF32 (v = hi + lo with hi = v & 0xffffe000,
+// exact; a b ~ a_lo b_hi + a_hi b_lo + a_hi b_hi: about f32 accuracy). M % 16 == 0,
+// NN % 8 == 0, KD % 16 == 0. With row strides = 4 mod 32 words, the loads of an operand
+// read along k (A(m, k) = a[m am + k], B(k, n) = b[n bn + k]) are free of bank conflicts;
+// the transposed reads have two-way conflicts.
+__device__ __forceinline__ unsigned sbc_tf32(float v) {
+#ifdef MAMBA_EMU
+    return emu_tf32_rna(v);
+#else
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+    return r;
+#endif
+}
+__device__ __forceinline__ void sbc_mma1(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+    emu_mma_tf32(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+template <int MODE>
+__device__ __forceinline__ void sbc_mma(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+    if constexpr (MODE == 1) {
+        const unsigned ua[4] = {sbc_tf32(a[0]), sbc_tf32(a[1]), sbc_tf32(a[2]), sbc_tf32(a[3])};
+        const unsigned ub[2] = {sbc_tf32(b[0]), sbc_tf32(b[1])};
+        sbc_mma1(d, ua, ub);
+    } else {
+        unsigned ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            ah[e] = __float_as_uint(a[e]) & 0xffffe000u;
+            al[e] = __float_as_uint(a[e] - __uint_as_float(ah[e]));
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            bh[e] = __float_as_uint(b[e]) & 0xffffe000u;
+            bl[e] = __float_as_uint(b[e] - __uint_as_float(bh[e]));
+        }
+        sbc_mma1(d, al, bh);
+        sbc_mma1(d, ah, bl);
+        sbc_mma1(d, ah, bh);
+    }
+}
+template <int MODE, typename Epi>
+__device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
+                                       int bn, const float* kscale, Epi epi) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int g = lane >> 2, t4 = lane & 3, tn = NN >> 3, tiles = (M >> 4) * tn;
+    for (int tt = warp; tt < tiles; tt += nw) {
+        const int mt = tt / tn, m0 = 16 * mt, n0 = 8 * (tt - mt * tn);
+        float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
+        const float* ap = a + (m0 + g) * am;
+        const float* bp = b + (n0 + g) * bn;
+        auto step = [&](float (&d)[4], int k0) {
+            const int k1 = k0 + t4, k2 = k1 + 4;
+            const float w1 = kscale ? kscale[k1] : 1.f, w2 = kscale ? kscale[k2] : 1.f;
+            const float av[4] = {ap[k1 * ak] * w1, ap[8 * am + k1 * ak] * w1, ap[k2 * ak] * w2, ap[8 * am + k2 * ak] * w2};
+            const float bv[2] = {bp[k1 * bk], bp[k2 * bk]};
+            sbc_mma<MODE>(d, av, bv);
+        };
+#pragma unroll 2
+        for (int k0 = 0; k0 < KD; k0 += 16) {
+            step(d0, k0);
+            step(d1, k0 + 8);
+        }
+        epi(m0 + g, n0 + 2 * t4, d0[0] + d1[0]);
+        epi(m0 + g, n0 + 2 * t4 + 1, d0[1] + d1[1]);
+        epi(m0 + g + 8, n0 + 2 * t4, d0[2] + d1[2]);
+        epi(m0 + g + 8, n0 + 2 * t4 + 1, d0[3] + d1[3]);
+    }
+}
+// 16 bytes global -> shared, asynchronous (cp.async.cg: not cached in L1).
+__device__ __forceinline__ void sbc_cp16(float* dst, const float* src) {
+#ifdef MAMBA_EMU
+    for (int k = 0; k < 4; ++k) dst[k] = src[k];
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+#endif
+}
+__device__ __forceinline__ void sbc_cp_wait() {
+#ifndef MAMBA_EMU
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// A product of the chunk kernel: on the CUDA cores (TCM 0, register tile RM x RN) or the
+// tensor cores (TCM 1 / 3, `sbc_tc` MODE).
+template <int TCM, int RM, int RN, typename Epi>
+__device__ __forceinline__ void sbc_prod(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
+                                         int bn, const float* kscale, Epi epi) {
+    if constexpr (TCM == 0) sbc_mm<RM, RN>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
+    else sbc_tc<TCM>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
+}
+
+// A fragment's operands prepared once for several mma: MODE 1 rounded to tf32, MODE 3 split
+// into hi + lo.
+template <int MODE, int NV>
+struct SbcOp {
+    unsigned h[NV], l[NV];
+};
+template <int MODE, int NV>
+__device__ __forceinline__ void sbc_split(SbcOp<MODE, NV>& o, const float (&v)[NV]) {
+#pragma unroll
+    for (int e = 0; e < NV; ++e) {
+        if constexpr (MODE == 1) {
+            o.h[e] = sbc_tf32(v[e]);
+        } else {
+            o.h[e] = __float_as_uint(v[e]) & 0xffffe000u;
+            o.l[e] = __float_as_uint(v[e] - __uint_as_float(o.h[e]));
+        }
+    }
+}
+template <int MODE>
+__device__ __forceinline__ void sbc_mma_op(float (&d)[4], const SbcOp<MODE, 4>& a, const SbcOp<MODE, 2>& b) {
+    if constexpr (MODE == 1) {
+        sbc_mma1(d, a.h, b.h);
+    } else {
+        sbc_mma1(d, a.l, b.h);
+        sbc_mma1(d, a.h, b.l);
+        sbc_mma1(d, a.h, b.h);
+    }
+}
+
+// The walk kernels with the chunk's product on the tensor cores (P, N fixed; MODE as
+// `sbc_tc`): 256 threads; warp w holds the m16n8 accumulator tiles of state rows
+// 16 (w & 3) .. + 15 and columns 8 NTW (w >> 2) .. + 8 NTW - 1 (NTW = N / 16 tiles). Per chunk
+// the block stages (w_s x_s) and B_s (FWD) or (e^{cs_t} dy_t) and C_t with the weights from
+// `ssdbc_prep`, in rows of P + 8 / N + 8 floats (= 8 mod 32 words: the fragment loads, which
+// read down the columns of both tiles, are free of bank conflicts), double-buffered: the next
+// chunk's loads are in flight during the products, one barrier per chunk.
+template <typename T, bool FWD, int PC, int NC, int MODE>
+__device__ void sbc_walk_tc(const SsdbcParams& p) {
+    DYN_SMEM(sm);
+    constexpr int P = PC, N = NC, Q = SBC_Q, NTH = 256, LPW = P + 8, LNW = N + 8, NTW = N / 16;
+    constexpr int BUF = Q * (LPW + LNW), EX = Q * P / NTH, EB = Q * N / NTH;
+    static_assert(P == 64 && N % 16 == 0 && (Q * P) % NTH == 0 && (Q * N) % NTH == 0, "walk_tc shape");
+    const SbcIdx ix = sbc_idx(p);
+    const int j = blockIdx.x, i = blockIdx.y, k = j / (ix.H / ix.G), K = ix.K, tid = threadIdx.x;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int m0 = 16 * (warp & 3), nb = 8 * NTW * (warp >> 2);
+    // Accumulator e of tile nt: row m0 + g + 8 (e >> 1), column nb + 8 nt + 2 t4 + (e & 1).
+    auto at = [&](int nt, int e) { return (size_t)(m0 + g + 8 * (e >> 1)) * N + nb + 8 * nt + 2 * t4 + (e & 1); };
+    float st[NTW][4];
+    {
+        const float* src = FWD ? p.init : p.dfinal;
+        const size_t head = ((size_t)i * ix.H + j) * P * N;
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) st[nt][e] = src ? src[head + at(nt, e)] : 0.f;
+    }
+    float rv[EX], rb[EB];
+    auto fetch = [&](int c) {
+#pragma unroll
+        for (int u = 0; u < EX; ++u) {
+            const int e = tid + u * NTH, s = e / P, q = e - s * P, t = c * Q + s;
+            rv[u] = 0.f;
+            if (t < ix.L) {
+                const size_t h = ix.hv(i, j, t);
+                if (FWD) rv[u] = p.wv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
+                else rv[u] = p.ev[h] * sbc_dy<T>(p, ix, i, t, j, q);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < EB; ++u) {
+            const int e = tid + u * NTH, s = e / N, n = e - s * N, t = c * Q + s;
+            rb[u] = t < ix.L ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+        }
+    };
+    fetch(FWD ? 0 : K - 1);
+    for (int r = 0; r < K; ++r) {
+        const int c = FWD ? r : K - 1 - r;
+        float* xw = sm + (r & 1) * BUF;
+        float* bs = xw + Q * LPW;
+#pragma unroll
+        for (int u = 0; u < EX; ++u) {
+            const int e = tid + u * NTH, s = e / P, q = e - s * P;
+            xw[s * LPW + q] = rv[u];
+        }
+#pragma unroll
+        for (int u = 0; u < EB; ++u) {
+            const int e = tid + u * NTH, s = e / N, n = e - s * N;
+            bs[s * LNW + n] = rb[u];
+        }
+        // This buffer was last read two chunks ago, before the previous barrier.
+        __syncthreads();
+        const float dec = expf(p.csv[ix.hv(i, j, c * Q + Q - 1)]);
+        if (r + 1 < K) fetch(FWD ? c + 1 : c - 1);
+        {
+            float* dst = FWD ? p.S + ix.s(i, j, c) : p.G + ix.g(i, j, c);
+#pragma unroll
+            for (int nt = 0; nt < NTW; ++nt) {
+                *reinterpret_cast<float2*>(dst + at(nt, 0)) = make_float2(st[nt][0], st[nt][1]);
+                *reinterpret_cast<float2*>(dst + at(nt, 2)) = make_float2(st[nt][2], st[nt][3]);
+            }
+        }
+        // MODE 1 accumulates into the decayed state (32 registers fewer: no spills with the
+        // prefetched values); MODE 3 sums the chunk's product apart and adds it with one FMA.
+        constexpr bool DIRECT = MODE == 1;
+        float lc[NTW][4];
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (DIRECT) st[nt][e] *= dec;
+                else lc[nt][e] = 0.f;
+            }
+#pragma unroll
+        for (int k0 = 0; k0 < Q; k0 += 8) {
+            // A(m, s) = xw[s][m], B(s, n) = bs[s][n].
+            const float* xa = xw + (k0 + t4) * LPW + m0 + g;
+            const float av[4] = {xa[0], xa[8], xa[4 * LPW], xa[4 * LPW + 8]};
+            SbcOp<MODE, 4> ao;
+            sbc_split(ao, av);
+#pragma unroll
+            for (int nt = 0; nt < NTW; ++nt) {
+                const float* ba = bs + (k0 + t4) * LNW + nb + 8 * nt + g;
+                const float bv[2] = {ba[0], ba[4 * LNW]};
+                SbcOp<MODE, 2> bo;
+                if (MODE == 1 && sizeof(T) == 2) {
+                    // B / C of a 16-bit type are tf32 values already.
+                    bo.h[0] = __float_as_uint(bv[0]);
+                    bo.h[1] = __float_as_uint(bv[1]);
+                } else {
+                    sbc_split(bo, bv);
+                }
+                sbc_mma_op<MODE>(DIRECT ? st[nt] : lc[nt], ao, bo);
+            }
+        }
+        if (!DIRECT) {
+#pragma unroll
+            for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) st[nt][e] = fmaf(dec, st[nt][e], lc[nt][e]);
+        }
+    }
+    float* dst = FWD ? p.S + ix.s(i, j, K) : p.dinit ? p.dinit + ((size_t)i * ix.H + j) * P * N : nullptr;
+    if (dst) {
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) dst[at(nt, e)] = st[nt][e];
+    }
+}
+
 // Shared memory of `ssdbc_chunk` in floats (src/gpu/ssd_bwdc.rs mirrors it): x, dy, B, C
-// and S / G with odd row strides (P + 1, N + 1: the column reads of the products are free of
-// bank conflicts).
-__host__ __device__ constexpr int sbc_chunk_floats(int P, int N) {
-    return 2 * SBC_Q * (P + 1) + 2 * SBC_Q * (N + 1) + P * (N + 1) + 2 * SBC_Q * P + 2 * SBC_Q * N +
-           3 * SBC_Q * (SBC_Q + 1) + 8 * SBC_Q + 64;
+// and S / G with row strides P + PAD, N + PAD (PAD 1 for the CUDA-core products: their
+// column reads are free of bank conflicts; PAD 4 for the tensor-core kernels, which also
+// hold G in a buffer of its own, staged with S at the start).
+__host__ __device__ constexpr int sbc_chunk_floats(int P, int N, int PAD = 1) {
+    return 2 * SBC_Q * (P + PAD) + 2 * SBC_Q * (N + PAD) + P * (N + PAD) + 2 * SBC_Q * P + 2 * SBC_Q * N +
+           3 * SBC_Q * (SBC_Q + PAD) + 8 * SBC_Q + 64 + (PAD == 4 ? P * (N + PAD) : 0);
 }
 
 // TPB: threads per block (256, or 512 for the `_w` kernels: 16 warps on the SM that the
 // shared memory leaves one block; smaller register tiles so that the products use them).
-template <typename T, int PC, int NC, int TPB = SBC_NT>
+// TCM: the products on the CUDA cores (0) or the tensor cores (1: tf32, 3: 3xTF32; `sbc_tc`).
+template <typename T, int PC, int NC, int TPB = SBC_NT, int TCM = 0>
 __device__ void sbc_chunk(const SsdbcParams& p) {
     constexpr bool W = TPB >= 512;
     constexpr int QQN = W ? 1 : 2, QPN = W ? 2 : 4, QNM = W ? 2 : 4;
+    constexpr int PAD = TCM ? 4 : 1;
     DYN_SMEM(sm);
-    constexpr int Q = SBC_Q, Q1 = SBC_Q + 1;
+    constexpr int Q = SBC_Q, Q1 = SBC_Q + PAD;
     const SbcIdx ix = sbc_idx(p);
     const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, k = j / (ix.H / ix.G);
     const int P = PC ? PC : ix.P, N = NC ? NC : ix.N, tid = threadIdx.x, t0 = c * Q;
-    const int LP = P + 1, LN = N + 1;
+    const int LP = P + PAD, LN = N + PAD;
     const int nt = PC ? TPB : (int)blockDim.x;
     float* xs = sm;               // [Q][LP] x
     float* dys = xs + Q * LP;     // [Q][LP] dy
@@ -327,7 +589,18 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     float* vex = vdcs + Q;        // [Q] e^{cs_t}
     float* vel = vex + Q;         // [Q] e^{cs_last - cs_t}
     float* red = vel + 2 * Q;     // [64] reductions
+    float* gsm = TCM ? red + 64 : sg;  // [P][LN] G_{c+1} (its own buffer in the tensor-core kernels)
     const T* gx = static_cast<const T*>(p.x);
+    if constexpr (TCM != 0) {
+        // S_c and G_{c+1} into shared memory while the rest is staged.
+        const float* s_src = p.S + ix.s(i, j, c);
+        const float* g_src = p.G + ix.g(i, j, c);
+        for (int e = tid; e < P * N / 4; e += nt) {
+            const int r = (4 * e) / N, n = 4 * e - r * N;
+            sbc_cp16(sg + r * LN + n, s_src + 4 * e);
+            sbc_cp16(gsm + r * LN + n, g_src + 4 * e);
+        }
+    }
     {
         // Loads first (unrolled where P, N are known), then the shared stores.
         constexpr int EX = PC ? (Q * PC + TPB - 1) / TPB : 1, EB = PC ? (Q * NC + TPB - 1) / TPB : 1;
@@ -383,7 +656,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             d[3] = v.w;
         }
     };
-    load_pn(p.S + ix.s(i, j, c));
+    if constexpr (TCM == 0) load_pn(p.S + ix.s(i, j, c));
     if (tid < Q) {
         const size_t h = ix.hv(i, j, t0 + tid);
         const float cv = p.csv[h], cl = p.csv[ix.hv(i, j, t0 + Q - 1)];
@@ -395,25 +668,40 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
     // <G_{c+1}, S_c> from global memory (times e^{cs_last}: the derivative of S_{c+1} through
     // its e^{cs_last} S_c term).
-    float gsn = 0.f;
-    {
+    // (The tensor-core kernels: from the shared copies, after the barrier.)
+    if constexpr (TCM == 0) {
+        float gsn = 0.f;
         const float4* g1 = reinterpret_cast<const float4*>(p.G + ix.g(i, j, c));
         const float4* s1 = reinterpret_cast<const float4*>(p.S + ix.s(i, j, c));
         for (int e = tid; e < P * N / 4; e += nt) {
             const float4 a = g1[e], b = s1[e];
             gsn = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsn))));
         }
+        for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
+        if ((tid & 31) == 0) red[tid >> 5] = gsn;
+    } else {
+        sbc_cp_wait();
     }
-    for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
-    if ((tid & 31) == 0) red[tid >> 5] = gsn;
     __syncthreads();
+    if constexpr (TCM != 0) {
+        // Each thread sums the elements it copied (read by the products only, not written).
+        float gsn = 0.f;
+        for (int e = tid; e < P * N / 4; e += nt) {
+            const int r = (4 * e) / N, n = 4 * e - r * N;
+            const float4 a = *reinterpret_cast<const float4*>(gsm + r * LN + n);
+            const float4 b = *reinterpret_cast<const float4*>(sg + r * LN + n);
+            gsn = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsn))));
+        }
+        for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
+        if ((tid & 31) == 0) red[tid >> 5] = gsn;  // read after the next barriers
+    }
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
-    sbc_mm<2, QQN>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_mm<2, QQN>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
-    sbc_mm<2, QPN>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
-    sbc_mm<QNM, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
+    sbc_prod<TCM, 2, QQN>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
+    sbc_prod<TCM, 2, QQN>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
+    sbc_prod<TCM, 2, QPN>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
+    sbc_prod<TCM, QNM, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
-    load_pn(p.G + ix.g(i, j, c));
+    if constexpr (TCM == 0) load_pn(p.G + ix.g(i, j, c));
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
     for (int e = tid; e < Q * Q; e += nt) {
         const int t = e / Q, s = e - t * Q;
@@ -425,8 +713,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
-    sbc_mm<2, QPN>(Q, P, N, bs, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
-    sbc_mm<QNM, 4>(Q, N, P, xs, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
+    sbc_prod<TCM, 2, QPN>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
+    sbc_prod<TCM, QNM, 4>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
     __syncthreads();
     // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
     // terms that cancel taken out):
@@ -477,7 +765,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     const bool dpc = p.d_per_channel != 0;
     // y (for dz) = (Mx diag(s)) x + e^{cs_t} S_c C_t + D x, and dD.
     if (p.z) {
-        sbc_mm<2, QPN>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
+        sbc_prod<TCM, 2, QPN>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
             if (t0 + t < ix.L) {
                 const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
                 const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
@@ -505,7 +793,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     }
     // dxh = Mx^T dy + gb (into gb), dx = s dxh + D dy.
-    sbc_mm<2, QPN>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
+    sbc_prod<TCM, 2, QPN>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
         const float h = v + gb[s * P + q];
         gb[s * P + q] = h;
         if (t0 + s < ix.L) {
@@ -514,8 +802,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     });
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
-    sbc_mm<QNM, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
-    sbc_mm<QNM, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
+    sbc_prod<TCM, QNM, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
+    sbc_prod<TCM, QNM, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
     __syncthreads();
     for (int e = tid; e < Q * N / 4; e += nt) {
         const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;
@@ -574,11 +862,29 @@ __device__ void sbc_cast(const SbcCastParams& p) {
     extern "C" __global__ void __launch_bounds__((PC / 4) * (NC / 8), 512 / ((PC / 4) * (NC / 8))) ssdbc_gstates_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
         sbc_walk<T, false, PC, NC>(p);                                                                            \
     }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_states_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk_tc<T, true, PC, NC, 1>(p);                                                                       \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_gstates_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk_tc<T, false, PC, NC, 1>(p);                                                                      \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_states_##SFX##_p##PC##n##NC##_tc3(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk_tc<T, true, PC, NC, 3>(p);                                                                       \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_gstates_##SFX##_p##PC##n##NC##_tc3(const __grid_constant__ SsdbcParams p) { \
+        sbc_walk_tc<T, false, PC, NC, 3>(p);                                                                      \
+    }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(SBC_NT, 1) ssdbc_chunk_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
         sbc_chunk<T, PC, NC>(p);                                                                                  \
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(512, 1) ssdbc_chunk_##SFX##_p##PC##n##NC##_w(const __grid_constant__ SsdbcParams p) { \
         sbc_chunk<T, PC, NC, 512>(p);                                                                             \
+    } \
+    extern "C" __global__ void __launch_bounds__(512, 1) ssdbc_chunk_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+        sbc_chunk<T, PC, NC, 512, 1>(p);                                                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(512, 1) ssdbc_chunk_##SFX##_p##PC##n##NC##_tc3(const __grid_constant__ SsdbcParams p) { \
+        sbc_chunk<T, PC, NC, 512, 3>(p);                                                                          \
     }
 #define SBC_KERNELS(T, SFX)                                                                                       \
     extern "C" __global__ void __launch_bounds__(32) ssdbc_prep_##SFX(const __grid_constant__ SsdbcParams p) {    \

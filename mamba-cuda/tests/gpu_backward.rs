@@ -864,6 +864,15 @@ fn ssdbc_configs(rng: &mut Rng) -> Vec<SsdConfig> {
         },
         all(SsdConfig::new(1, 700, 2, 4, 1, 32)),
         all(SsdConfig::new(2, 129, 4, 32, 2, 128)),
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..all(SsdConfig::new(2, 70, 3, 64, 1, 64))
+        },
+        SsdConfig {
+            dt_softplus: true,
+            initial_states: true,
+            ..SsdConfig::new(1, 96, 4, 64, 2, 64)
+        },
     ];
     for _ in 0..rounds() {
         let mut c = SsdConfig::random(rng);
@@ -890,6 +899,28 @@ fn ssd_backward_chunked_matches_the_oracle() {
         ssd_type::<bf16>(be, &cfgs, 63, &mut t);
         ssd_type::<f16>(be, &cfgs, 64, &mut t);
     }
+    // The fixed shapes (p 64, N 128 / 64) take the tensor-core chunk kernels by default (tf32
+    // for the 16-bit types, 3xTF32 for f32); the other forms by `MAMBA_CUDA_SSD_BWDC_TC`:
+    // 0 the CUDA cores (`_w`), 3 3xTF32 for the 16-bit types too.
+    let fixed: Vec<SsdConfig> = cfgs
+        .iter()
+        .filter(|c| c.headdim == 64 && (c.dstate == 128 || c.dstate == 64))
+        .cloned()
+        .collect();
+    assert!(fixed.len() >= 4, "the fixed shapes are covered");
+    for tc in ["0", "3"] {
+        std::env::set_var("MAMBA_CUDA_SSD_BWDC_TC", tc);
+        if tc == "0" {
+            ssd_type::<f32>(be, &fixed, 67, &mut t);
+        }
+        if !quick {
+            ssd_type::<bf16>(be, &fixed, 68, &mut t);
+            if tc == "0" {
+                ssd_type::<f16>(be, &fixed, 69, &mut t);
+            }
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     if !quick {
         let big = [SsdConfig {

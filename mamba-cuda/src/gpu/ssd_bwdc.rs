@@ -57,9 +57,11 @@ struct SsdbcParams {
     d_per_channel: i32,
     lo: f32,
     hi: f32,
+    wv: u64,
+    ev: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 25 * 8 + 12 * 4);
+const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 27 * 8 + 12 * 4);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -73,16 +75,19 @@ struct SbcCastParams {
 const Q: usize = 32;
 const NT: usize = 256;
 
-/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes.
-fn chunk_smem(p: usize, n: usize) -> usize {
-    4 * (2 * Q * (p + 1)
-        + 2 * Q * (n + 1)
-        + p * (n + 1)
+/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes (`pad`: 1 for the CUDA-core products, 4 for
+/// the tensor-core kernels, which hold G in a buffer of its own).
+fn chunk_smem(p: usize, n: usize, pad: usize) -> usize {
+    let g_own = if pad == 4 { p * (n + pad) } else { 0 };
+    4 * (2 * Q * (p + pad)
+        + 2 * Q * (n + pad)
+        + p * (n + pad)
         + 2 * Q * p
         + 2 * Q * n
-        + 3 * Q * (Q + 1)
+        + 3 * Q * (Q + pad)
         + 8 * Q
-        + 64)
+        + 64
+        + g_own)
 }
 
 /// The kernels' name suffix for the shape: P and N fixed at compile time for (64, 128) and
@@ -106,7 +111,7 @@ pub(crate) fn wanted(g: &Gpu, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> boo
     if has_seq || p > 64 || !p.is_multiple_of(4) || n > 128 || !n.is_multiple_of(8) {
         return false;
     }
-    if chunk_smem(p, n) > g.max_smem() {
+    if chunk_smem(p, n, 1) > g.max_smem() {
         return false;
     }
     match env_usize("MAMBA_CUDA_SSD_BWDC") {
@@ -148,7 +153,7 @@ pub(crate) fn run(
     let gb = a256(b * h * k * hp * n * 4);
     let bc = b * l * ng * n;
     let accb = a256(bc * 4);
-    let total = 3 * hv + sb + gb + 2 * accb;
+    let total = 5 * hv + sb + gb + 2 * accb;
     let Ok(scratch) = g.alloc_async(total, stream) else {
         return Ok(false);
     };
@@ -160,6 +165,7 @@ pub(crate) fn run(
             r
         };
         let (sv, csv, dsv) = (take(hv), take(hv), take(hv));
+        let (wv, ev) = (take(hv), take(hv));
         let (sbuf, gbuf) = (take(sb), take(gb));
         let (dbacc, dcacc) = (take(accb), take(accb));
         super::memset(dbacc, 0, 2 * accb, stream)?;
@@ -206,29 +212,61 @@ pub(crate) fn run(
             d_per_channel: d_per_channel as i32,
             lo: p.dt_lo,
             hi: p.dt_hi,
+            wv,
+            ev,
         };
         let shp = shape_suffix(hp, n);
         let f = g.func(&format!("ssdbc_prep_{sfx}"))?;
         g.launch(f, (k as u32, h as u32, b as u32), 32, 0, stream, &prm)?;
-        // The walk kernels: one block per (head, batch row), a thread per 4 x 8 states.
-        let wt = ((hp / 4) * (n / 8)).div_ceil(32) as u32 * 32;
-        let wsm = 4 * Q * (hp + n);
+        // The fixed shapes: the products on the tensor cores, one tf32 product for the 16-bit
+        // types (`_tc`: relative errors ~4e-4 against tolerances of 2e-2 / 5e-3) and 3xTF32
+        // for f32 (`_tc3`: ~1e-6; one tf32 product misses f32's 1e-4);
+        // `MAMBA_CUDA_SSD_BWDC_TC=1` / `3` / `0` forces `_tc` / `_tc3` / the CUDA cores. Else
+        // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
+        // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
+        // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
+        let tc = if shp.is_empty() || chunk_smem(hp, n, 4) > g.max_smem() {
+            0
+        } else {
+            match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
+                Some(0) => 0,
+                Some(1) => 1,
+                Some(_) => 3,
+                None if sfx == "f32" => 3,
+                None => 1,
+            }
+        };
+        // The walk kernels: one block per (head, batch row); on the CUDA cores a thread per
+        // 4 x 8 states, on the tensor cores (`_tc` / `_tc3`, with the chunk kernel's MODE) 256
+        // threads and double-buffered staging.
         let wgrid = (h as u32, b as u32, 1);
-        let f = g.func(&format!("ssdbc_states_{sfx}{shp}"))?;
+        let (wt, wsm, wsfx) = match tc {
+            0 => (
+                ((hp / 4) * (n / 8)).div_ceil(32) as u32 * 32,
+                4 * Q * (hp + n),
+                "",
+            ),
+            1 => (256, 4 * 2 * Q * (hp + 8 + n + 8), "_tc"),
+            _ => (256, 4 * 2 * Q * (hp + 8 + n + 8), "_tc3"),
+        };
+        let f = g.func(&format!("ssdbc_states_{sfx}{shp}{wsfx}"))?;
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
-        let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}"))?;
+        let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}{wsfx}"))?;
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
-        // `_w`: 512 threads (the fixed shapes only; `MAMBA_CUDA_SSD_BWDC_W=0` takes the
-        // 256-thread kernel). H200, LM shape bf16, forward+backward, one call, alternating:
-        // 16.96 / 16.98 ms against 19.52 / 19.52 ms with 256 threads.
         let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
-        let (cw, cnt) = if wide { ("_w", 512) } else { ("", NT) };
+        let (cw, cnt, pad) = match tc {
+            1 => ("_tc", 512, 4),
+            3 => ("_tc3", 512, 4),
+            _ if wide => ("_w", 512, 1),
+            _ => ("", NT, 1),
+        };
+        let smem = chunk_smem(hp, n, pad);
         let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}{cw}"))?;
         g.launch(
             f,
             (k as u32, h as u32, b as u32),
             cnt as u32,
-            chunk_smem(hp, n),
+            smem,
             stream,
             &prm,
         )?;
