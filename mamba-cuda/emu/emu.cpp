@@ -818,7 +818,7 @@ static void ssdbc_case(const char* name, Case& c) {
     }
     if ((size_t)sbc_chunk_floats(P, N) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
     if (wide || tcm) std::printf("   chunk kernel: %s (512 threads)\n", tcm == 1 ? "_tc" : tcm == 3 ? "_tc3" : "_w");
-    if (tcm && (size_t)sbc_chunk_floats(P, N, 4) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
+    if (tcm && (size_t)sbc_chunk_floats(P, N, 8) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
     auto chunk = tcm == 1 ? (s128 ? ssdbc_chunk_f32_p64n128_tc : ssdbc_chunk_f32_p64n64_tc)
                : tcm == 3 ? (s128 ? ssdbc_chunk_f32_p64n128_tc3 : ssdbc_chunk_f32_p64n64_tc3)
                : wide ? (s128 ? ssdbc_chunk_f32_p64n128_w : ssdbc_chunk_f32_p64n64_w)

@@ -343,10 +343,45 @@ __device__ __forceinline__ void sbc_mma(float (&d)[4], const float (&a)[4], cons
         sbc_mma1(d, ah, bh);
     }
 }
-template <int MODE, typename Epi>
+// FL: 1 A read along k (ak = 1), 2 B read along k (bk = 1): the two k of a lane's slots t4
+// and t4 + 4 are taken as k0 + 2 t4 and k0 + 2 t4 + 1 (a permutation of k within the step,
+// the same for A and B), so that such an operand loads as one 64-bit word per row; 4 / 8:
+// A / B are tf32 values already (x, B, C of a 16-bit type): no rounding, and in MODE 3 no
+// lo part. rot: the warp that takes the first tile (spreads products of few tiles).
+template <int MODE, bool AX, bool BX>
+__device__ __forceinline__ void sbc_mma_x(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+    unsigned ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        if (AX) {
+            ah[e] = __float_as_uint(a[e]);
+        } else if (MODE == 1) {
+            ah[e] = sbc_tf32(a[e]);
+        } else {
+            ah[e] = __float_as_uint(a[e]) & 0xffffe000u;
+            al[e] = __float_as_uint(a[e] - __uint_as_float(ah[e]));
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        if (BX) {
+            bh[e] = __float_as_uint(b[e]);
+        } else if (MODE == 1) {
+            bh[e] = sbc_tf32(b[e]);
+        } else {
+            bh[e] = __float_as_uint(b[e]) & 0xffffe000u;
+            bl[e] = __float_as_uint(b[e] - __uint_as_float(bh[e]));
+        }
+    }
+    if (MODE == 3 && !AX) sbc_mma1(d, al, bh);
+    if (MODE == 3 && !BX) sbc_mma1(d, ah, bl);
+    sbc_mma1(d, ah, bh);
+}
+template <int MODE, int FL, typename Epi>
 __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
-                                       int bn, const float* kscale, Epi epi) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+                                       int bn, const float* kscale, int rot, Epi epi) {
+    constexpr bool AR = FL & 1, BR = FL & 2, AX = FL & 4, BX = FL & 8;
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5, warp = ((threadIdx.x >> 5) + rot) % nw;
     const int g = lane >> 2, t4 = lane & 3, tn = NN >> 3, tiles = (M >> 4) * tn;
     for (int tt = warp; tt < tiles; tt += nw) {
         const int mt = tt / tn, m0 = 16 * mt, n0 = 8 * (tt - mt * tn);
@@ -354,11 +389,27 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
         const float* ap = a + (m0 + g) * am;
         const float* bp = b + (n0 + g) * bn;
         auto step = [&](float (&d)[4], int k0) {
-            const int k1 = k0 + t4, k2 = k1 + 4;
-            const float w1 = kscale ? kscale[k1] : 1.f, w2 = kscale ? kscale[k2] : 1.f;
-            const float av[4] = {ap[k1 * ak] * w1, ap[8 * am + k1 * ak] * w1, ap[k2 * ak] * w2, ap[8 * am + k2 * ak] * w2};
-            const float bv[2] = {bp[k1 * bk], bp[k2 * bk]};
-            sbc_mma<MODE>(d, av, bv);
+            const int kp = k0 + 2 * t4;
+            float av[4], bv[2];
+            if constexpr (AR) {
+                const float2 u = *reinterpret_cast<const float2*>(ap + kp);
+                const float2 v = *reinterpret_cast<const float2*>(ap + 8 * am + kp);
+                av[0] = u.x, av[2] = u.y, av[1] = v.x, av[3] = v.y;
+            } else {
+                av[0] = ap[kp * ak], av[2] = ap[(kp + 1) * ak];
+                av[1] = ap[8 * am + kp * ak], av[3] = ap[8 * am + (kp + 1) * ak];
+            }
+            if (kscale) {
+                const float2 w = *reinterpret_cast<const float2*>(kscale + kp);
+                av[0] *= w.x, av[1] *= w.x, av[2] *= w.y, av[3] *= w.y;
+            }
+            if constexpr (BR) {
+                const float2 u = *reinterpret_cast<const float2*>(bp + kp);
+                bv[0] = u.x, bv[1] = u.y;
+            } else {
+                bv[0] = bp[kp * bk], bv[1] = bp[(kp + 1) * bk];
+            }
+            sbc_mma_x<MODE, AX, BX>(d, av, bv);  // (AX is never set with kscale)
         };
 #pragma unroll 2
         for (int k0 = 0; k0 < KD; k0 += 16) {
@@ -387,12 +438,12 @@ __device__ __forceinline__ void sbc_cp_wait() {
 }
 
 // A product of the chunk kernel: on the CUDA cores (TCM 0, register tile RM x RN) or the
-// tensor cores (TCM 1 / 3, `sbc_tc` MODE).
-template <int TCM, int RM, int RN, typename Epi>
+// tensor cores (TCM 1 / 3, `sbc_tc` MODE, flags FL and rot).
+template <int TCM, int RM, int RN, int FL = 0, typename Epi>
 __device__ __forceinline__ void sbc_prod(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
-                                         int bn, const float* kscale, Epi epi) {
+                                         int bn, const float* kscale, Epi epi, int rot = 0) {
     if constexpr (TCM == 0) sbc_mm<RM, RN>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
-    else sbc_tc<TCM>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
+    else sbc_tc<TCM, FL>(M, NN, KD, a, am, ak, b, bk, bn, kscale, rot, epi);
 }
 
 // A fragment's operands prepared once for several mma: MODE 1 rounded to tf32, MODE 3 split
@@ -546,13 +597,16 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
     }
 }
 
-// Shared memory of `ssdbc_chunk` in floats (src/gpu/ssd_bwdc.rs mirrors it): x, dy, B, C
-// and S / G with row strides P + PAD, N + PAD (PAD 1 for the CUDA-core products: their
-// column reads are free of bank conflicts; PAD 4 for the tensor-core kernels, which also
-// hold G in a buffer of its own, staged with S at the start).
+// Shared memory of `ssdbc_chunk` in floats (src/gpu/ssd_bwdc.rs mirrors it): x, dy, B, C,
+// S / G, C B^T and dy x^T with row strides P + PAD, N + PAD, Q + PAD (PAD 1 for the CUDA-core
+// products: their column reads are free of bank conflicts; PAD 8 for the tensor-core kernels:
+// their 64-bit row reads are, the column reads have two-way conflicts), W with Q + 1; the
+// tensor-core kernels also hold G in a buffer of its own (staged with S at the start) and
+// dout silu'(z) (for dz).
 __host__ __device__ constexpr int sbc_chunk_floats(int P, int N, int PAD = 1) {
     return 2 * SBC_Q * (P + PAD) + 2 * SBC_Q * (N + PAD) + P * (N + PAD) + 2 * SBC_Q * P + 2 * SBC_Q * N +
-           3 * SBC_Q * (SBC_Q + PAD) + 8 * SBC_Q + 64 + (PAD == 4 ? P * (N + PAD) : 0);
+           2 * SBC_Q * (SBC_Q + PAD) + SBC_Q * (SBC_Q + 1) + 8 * SBC_Q + 64 +
+           (PAD == 8 ? P * (N + PAD) + SBC_Q * P : 0);
 }
 
 // TPB: threads per block (256, or 512 for the `_w` kernels: 16 warps on the SM that the
@@ -562,7 +616,9 @@ template <typename T, int PC, int NC, int TPB = SBC_NT, int TCM = 0>
 __device__ void sbc_chunk(const SsdbcParams& p) {
     constexpr bool W = TPB >= 512;
     constexpr int QQN = W ? 1 : 2, QPN = W ? 2 : 4, QNM = W ? 2 : 4;
-    constexpr int PAD = TCM ? 4 : 1;
+    constexpr int PAD = TCM ? 8 : 1, QW = SBC_Q + 1;
+    // The operands that are tf32 values already (x, B, C of a 16-bit type; `sbc_tc` FL 4 / 8).
+    constexpr int X16 = sizeof(T) == 2 ? 12 : 0;
     DYN_SMEM(sm);
     constexpr int Q = SBC_Q, Q1 = SBC_Q + PAD;
     const SbcIdx ix = sbc_idx(p);
@@ -577,8 +633,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     float* sg = ct + Q * LN;      // [P][LN] S_c, then G_{c+1}
     float* cb = sg + P * LN;      // [Q][Q1] C_t . B_s, then Mx = E o CB
     float* yx = cb + Q * Q1;      // [Q][Q1] dy_t . x_s, then Mb = E o YX
-    float* wm = yx + Q * Q1;      // [Q][Q1] W_ts
-    float* sc = wm + Q * Q1;      // [Q][P] S_c C_t
+    float* wm = yx + Q * Q1;      // [Q][QW] W_ts
+    float* sc = wm + Q * QW;      // [Q][P] S_c C_t
     float* gb = sc + Q * P;       // [Q][P] e^{cs_last - cs_s} G_{c+1} B_s, then dxh
     float* dcm = gb + Q * P;      // [Q][N] e^{cs_t} S_c^T dy_t, then dC
     float* dbm = dcm + Q * N;     // [Q][N] e^{cs_last - cs_s} G_{c+1}^T x_s, then dB
@@ -590,6 +646,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     float* vel = vex + Q;         // [Q] e^{cs_last - cs_t}
     float* red = vel + 2 * Q;     // [64] reductions
     float* gsm = TCM ? red + 64 : sg;  // [P][LN] G_{c+1} (its own buffer in the tensor-core kernels)
+    float* fzs = gsm + P * LN;         // [Q][P] dout silu'(z) (the tensor-core kernels, with z)
     const T* gx = static_cast<const T*>(p.x);
     if constexpr (TCM != 0) {
         // S_c and G_{c+1} into shared memory while the rest is staged.
@@ -605,13 +662,30 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         // Loads first (unrolled where P, N are known), then the shared stores.
         constexpr int EX = PC ? (Q * PC + TPB - 1) / TPB : 1, EB = PC ? (Q * NC + TPB - 1) / TPB : 1;
         if constexpr (PC != 0) {
-            float rx[EX], ry[EX], rb[EB], rc[EB];
+            float rx[EX], ry[EX], rf[EX], rb[EB], rc[EB];
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
                 const int e = tid + u * TPB, s = e / PC, q = e - s * PC, t = t0 + s;
                 const bool ok = e < Q * PC && t < ix.L;
                 rx[u] = ok ? ldf(gx + ix.x(i, t, j, q)) : 0.f;
-                ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
+                if constexpr (TCM != 0) {
+                    // dy and dout silu'(z) (dz = dout silu'(z) y) from one load of each.
+                    float go = 0.f, f = 0.f;
+                    if (ok) {
+                        const size_t o = ix.x(i, t, j, q);
+                        go = ldf(static_cast<const T*>(p.dout) + o);
+                        if (p.z) {
+                            const float zv = ldf(static_cast<const T*>(p.z) + o), sgm = 1.f / (1.f + expf(-zv));
+                            f = go * sgm * (1.f + zv * (1.f - sgm));
+                            go *= zv * sgm;
+                        }
+                    }
+                    ry[u] = go;
+                    rf[u] = f;
+                } else {
+                    ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
+                    rf[u] = 0.f;
+                }
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
@@ -624,6 +698,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             for (int u = 0; u < EX; ++u) {
                 const int e = tid + u * TPB, s = e / PC, q = e - s * PC;
                 if (e < Q * PC) xs[s * LP + q] = rx[u], dys[s * LP + q] = ry[u];
+                if (TCM != 0 && e < Q * PC) fzs[s * PC + q] = rf[u];
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
@@ -696,10 +771,10 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         if ((tid & 31) == 0) red[tid >> 5] = gsn;  // read after the next barriers
     }
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
-    sbc_prod<TCM, 2, QQN>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QQN>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QPN>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
-    sbc_prod<TCM, QNM, 4>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
+    sbc_prod<TCM, 2, QQN, 3 | X16>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
+    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, TPB / 64);
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
+    sbc_prod<TCM, QNM, 4, 1>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
     if constexpr (TCM == 0) load_pn(p.G + ix.g(i, j, c));
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
@@ -709,12 +784,12 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         const float mx = em * cb[t * Q1 + s], y = yx[t * Q1 + s];
         cb[t * Q1 + s] = mx;
         yx[t * Q1 + s] = em * y;
-        wm[t * Q1 + s] = mx * vs[s] * y;
+        wm[t * QW + s] = mx * vs[s] * y;
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
-    sbc_prod<TCM, 2, QPN>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
-    sbc_prod<TCM, QNM, 4>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
+    sbc_prod<TCM, QNM, 4, 1 | (X16 & 4)>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
     __syncthreads();
     // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
     // terms that cancel taken out):
@@ -742,37 +817,51 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     }
     __syncthreads();
-    {
-        const int u = tid >> 3, r = tid & 7;
-        float v = 0.f;
-        if (u < Q) {
-            for (int t = u + r; t < Q; t += 8) {
-                float w = vq[t];
-                for (int s2 = 0; s2 < u; ++s2) w += wm[t * Q1 + s2];
-                v += w;
-            }
-            for (int t = r; t < u; t += 8) v += vr[t];
+    // da_u by scans over the chunk (one warp, lane u): sum_{t >= u} q_t, sum_{t < u} r_t and the
+    // rectangle R_u = sum_{t >= u, s < u} W_ts = sum_{v < u} (b_v - a_v) with a_v = sum_{s < v} W_vs
+    // and b_v = sum_{t > v} W_tv (R_{v+1} - R_v = b_v - a_v).
+    if (tid < 32) {
+        const int u = tid;
+        float a = 0.f, b = 0.f;
+#pragma unroll 8
+        for (int s2 = 0; s2 < Q; ++s2) {
+            const float wa = wm[u * QW + s2], wb = wm[s2 * QW + u];
+            a += s2 < u ? wa : 0.f;
+            b += s2 > u ? wb : 0.f;
         }
-        for (int o = 4; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        __syncthreads();  // every vq read
-        if (u < Q && r == 0) {
-            float g = 0.f;
-            for (int w = 0; w < (nt + 31) / 32; ++w) g += red[w];
-            vq[u] = v + vex[Q - 1] * g;
+        float x = b - a, qs = vq[u], rp = vr[u];
+        // Inclusive prefix sums of x and r, inclusive suffix sums of q.
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float xv = __shfl_sync(0xffffffffu, x, u >= o ? u - o : u);
+            const float rv = __shfl_sync(0xffffffffu, rp, u >= o ? u - o : u);
+            const float qv = __shfl_sync(0xffffffffu, qs, u + o < 32 ? u + o : u);
+            if (u >= o) x += xv, rp += rv;
+            if (u + o < 32) qs += qv;
         }
+        // Exclusive prefixes: the previous lane's inclusive ones.
+        float xe = __shfl_sync(0xffffffffu, x, u ? u - 1 : 0), re = __shfl_sync(0xffffffffu, rp, u ? u - 1 : 0);
+        if (u == 0) xe = re = 0.f;
+        float g = 0.f;
+        for (int w = 0; w < (nt + 31) / 32; ++w) g += red[w];
+        vq[u] = qs + re + xe + vex[Q - 1] * g;
     }
     __syncthreads();
     const bool dpc = p.d_per_channel != 0;
     // y (for dz) = (Mx diag(s)) x + e^{cs_t} S_c C_t + D x, and dD.
     if (p.z) {
-        sbc_prod<TCM, 2, QPN>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
+        sbc_prod<TCM, 2, QPN, 1 | (X16 & 8)>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
             if (t0 + t < ix.L) {
                 const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
                 const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
                 const size_t o = ix.x(i, t0 + t, j, q);
-                const float zv = ldf(static_cast<const T*>(p.z) + o), go = ldf(static_cast<const T*>(p.dout) + o);
-                const float sgm = 1.f / (1.f + expf(-zv));
-                static_cast<T*>(p.dz)[o] = cvt<T>(go * y * sgm * (1.f + zv * (1.f - sgm)));
+                if constexpr (TCM != 0) {
+                    static_cast<T*>(p.dz)[o] = cvt<T>(fzs[t * P + q] * y);
+                } else {
+                    const float zv = ldf(static_cast<const T*>(p.z) + o), go = ldf(static_cast<const T*>(p.dout) + o);
+                    const float sgm = 1.f / (1.f + expf(-zv));
+                    static_cast<T*>(p.dz)[o] = cvt<T>(go * y * sgm * (1.f + zv * (1.f - sgm)));
+                }
             }
         });
     }
@@ -802,8 +891,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     });
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
-    sbc_prod<TCM, QNM, 4>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
-    sbc_prod<TCM, QNM, 4>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
+    sbc_prod<TCM, QNM, 4, X16 & 8>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
+    sbc_prod<TCM, QNM, 4, 1 | (X16 & 8)>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
     __syncthreads();
     for (int e = tid; e < Q * N / 4; e += nt) {
         const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;

@@ -75,19 +75,20 @@ struct SbcCastParams {
 const Q: usize = 32;
 const NT: usize = 256;
 
-/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes (`pad`: 1 for the CUDA-core products, 4 for
-/// the tensor-core kernels, which hold G in a buffer of its own).
+/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes (`pad`: 1 for the CUDA-core products, 8 for
+/// the tensor-core kernels, which also hold G and dout silu'(z) in buffers of their own).
 fn chunk_smem(p: usize, n: usize, pad: usize) -> usize {
-    let g_own = if pad == 4 { p * (n + pad) } else { 0 };
+    let own = if pad == 8 { p * (n + pad) + Q * p } else { 0 };
     4 * (2 * Q * (p + pad)
         + 2 * Q * (n + pad)
         + p * (n + pad)
         + 2 * Q * p
         + 2 * Q * n
-        + 3 * Q * (Q + pad)
+        + 2 * Q * (Q + pad)
+        + Q * (Q + 1)
         + 8 * Q
         + 64
-        + g_own)
+        + own)
 }
 
 /// The kernels' name suffix for the shape: P and N fixed at compile time for (64, 128) and
@@ -225,7 +226,7 @@ pub(crate) fn run(
         // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
         // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
         // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
-        let tc = if shp.is_empty() || chunk_smem(hp, n, 4) > g.max_smem() {
+        let tc = if shp.is_empty() || chunk_smem(hp, n, 8) > g.max_smem() {
             0
         } else {
             match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
@@ -255,8 +256,8 @@ pub(crate) fn run(
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
         let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
         let (cw, cnt, pad) = match tc {
-            1 => ("_tc", 512, 4),
-            3 => ("_tc3", 512, 4),
+            1 => ("_tc", 512, 8),
+            3 => ("_tc3", 512, 8),
             _ if wide => ("_w", 512, 1),
             _ => ("", NT, 1),
         };
