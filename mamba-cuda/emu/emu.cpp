@@ -65,6 +65,10 @@ struct float2 {
     float x, y;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+struct uint4 {
+    unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline void atomicAdd(float4* a, float4 v) {
     if (reinterpret_cast<uintptr_t>(a) % 16 != 0) {
         std::fprintf(stderr, "misaligned float4 atomic\n");

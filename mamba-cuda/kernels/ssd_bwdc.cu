@@ -475,19 +475,37 @@ __device__ __forceinline__ void sbc_mma_op(float (&d)[4], const SbcOp<MODE, 4>& 
     }
 }
 
+// Eight consecutive values of T from a 16-byte aligned address: one 16-byte load for the
+// 16-bit types, two for f32 (`sbc_at` reads value e < 8; zero bits are 0.0 in every type).
+template <typename T>
+struct SbcV8 {
+    uint4 u[sizeof(T) == 2 ? 1 : 2];
+};
+template <typename T>
+__device__ __forceinline__ void sbc_ld8(SbcV8<T>& v, const T* src, bool ok) {
+    const uint4* s4 = reinterpret_cast<const uint4*>(src);
+#pragma unroll
+    for (int w = 0; w < (int)(sizeof(v.u) / 16); ++w) v.u[w] = ok ? s4[w] : make_uint4(0u, 0u, 0u, 0u);
+}
+template <typename T>
+__device__ __forceinline__ float sbc_at(const SbcV8<T>& v, int e) {
+    return ldf(reinterpret_cast<const T*>(v.u) + e);
+}
+
 // The walk kernels with the chunk's product on the tensor cores (P, N fixed; MODE as
 // `sbc_tc`): 256 threads; warp w holds the m16n8 accumulator tiles of state rows
 // 16 (w & 3) .. + 15 and columns 8 NTW (w >> 2) .. + 8 NTW - 1 (NTW = N / 16 tiles). Per chunk
 // the block stages (w_s x_s) and B_s (FWD) or (e^{cs_t} dy_t) and C_t with the weights from
 // `ssdbc_prep`, in rows of P + 8 / N + 8 floats (= 8 mod 32 words: the fragment loads, which
 // read down the columns of both tiles, are free of bank conflicts), double-buffered: the next
-// chunk's loads are in flight during the products, one barrier per chunk.
+// chunk's loads are in flight during the products, one barrier per chunk. The tiles load as
+// 16-byte vectors of eight values (rows of x, dout, z, B, C 16-byte aligned: the host checks).
 template <typename T, bool FWD, int PC, int NC, int MODE>
 __device__ void sbc_walk_tc(const SsdbcParams& p) {
     DYN_SMEM(sm);
     constexpr int P = PC, N = NC, Q = SBC_Q, NTH = 256, LPW = P + 8, LNW = N + 8, NTW = N / 16;
-    constexpr int BUF = Q * (LPW + LNW), EX = Q * P / NTH, EB = Q * N / NTH;
-    static_assert(P == 64 && N % 16 == 0 && (Q * P) % NTH == 0 && (Q * N) % NTH == 0, "walk_tc shape");
+    constexpr int BUF = Q * (LPW + LNW), EX = Q * P / 8 / NTH, EB = Q * N / 8 / NTH;
+    static_assert(P == 64 && N % 16 == 0 && (Q * P / 8) % NTH == 0 && (Q * N / 8) % NTH == 0, "walk_tc shape");
     const SbcIdx ix = sbc_idx(p);
     const int j = blockIdx.x, i = blockIdx.y, k = j / (ix.H / ix.G), K = ix.K, tid = threadIdx.x;
     const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
@@ -503,22 +521,25 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) st[nt][e] = src ? src[head + at(nt, e)] : 0.f;
     }
-    float rv[EX], rb[EB];
+    // Vector u of a tile: row s = v / (W / 8), columns 8 (v % (W / 8)) .. + 7, v = tid + u NTH.
+    SbcV8<T> rx[EX], rz[EX], rb[EB];
+    float rw[EX];
+    const T* bsrc = static_cast<const T*>(FWD ? p.B : p.C);
     auto fetch = [&](int c) {
 #pragma unroll
         for (int u = 0; u < EX; ++u) {
-            const int e = tid + u * NTH, s = e / P, q = e - s * P, t = c * Q + s;
-            rv[u] = 0.f;
-            if (t < ix.L) {
-                const size_t h = ix.hv(i, j, t);
-                if (FWD) rv[u] = p.wv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
-                else rv[u] = p.ev[h] * sbc_dy<T>(p, ix, i, t, j, q);
-            }
+            const int v = tid + u * NTH, s = v / (P / 8), q = 8 * (v - s * (P / 8)), t = c * Q + s;
+            const bool ok = t < ix.L;
+            const size_t o = ok ? ix.x(i, t, j, q) : 0, h = ok ? ix.hv(i, j, t) : 0;
+            rw[u] = ok ? (FWD ? p.wv[h] : p.ev[h]) : 0.f;
+            sbc_ld8(rx[u], static_cast<const T*>(FWD ? p.x : p.dout) + o, ok);
+            if (!FWD) sbc_ld8(rz[u], static_cast<const T*>(p.z) + o, ok && p.z);
         }
 #pragma unroll
         for (int u = 0; u < EB; ++u) {
-            const int e = tid + u * NTH, s = e / N, n = e - s * N, t = c * Q + s;
-            rb[u] = t < ix.L ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+            const int v = tid + u * NTH, s = v / (N / 8), n = 8 * (v - s * (N / 8)), t = c * Q + s;
+            const bool ok = t < ix.L;
+            sbc_ld8(rb[u], bsrc + (ok ? ix.bc(i, t, k, n) : 0), ok);
         }
     };
     fetch(FWD ? 0 : K - 1);
@@ -528,13 +549,24 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
         float* bs = xw + Q * LPW;
 #pragma unroll
         for (int u = 0; u < EX; ++u) {
-            const int e = tid + u * NTH, s = e / P, q = e - s * P;
-            xw[s * LPW + q] = rv[u];
+            const int v = tid + u * NTH, s = v / (P / 8), q = 8 * (v - s * (P / 8));
+            float f[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                float val = sbc_at(rx[u], e);
+                if (!FWD && p.z) val *= silu_f(sbc_at(rz[u], e));  // dy = dout silu(z)
+                f[e] = rw[u] * val;
+            }
+            *reinterpret_cast<float4*>(xw + s * LPW + q) = make_float4(f[0], f[1], f[2], f[3]);
+            *reinterpret_cast<float4*>(xw + s * LPW + q + 4) = make_float4(f[4], f[5], f[6], f[7]);
         }
 #pragma unroll
         for (int u = 0; u < EB; ++u) {
-            const int e = tid + u * NTH, s = e / N, n = e - s * N;
-            bs[s * LNW + n] = rb[u];
+            const int v = tid + u * NTH, s = v / (N / 8), n = 8 * (v - s * (N / 8));
+            *reinterpret_cast<float4*>(bs + s * LNW + n) =
+                make_float4(sbc_at(rb[u], 0), sbc_at(rb[u], 1), sbc_at(rb[u], 2), sbc_at(rb[u], 3));
+            *reinterpret_cast<float4*>(bs + s * LNW + n + 4) =
+                make_float4(sbc_at(rb[u], 4), sbc_at(rb[u], 5), sbc_at(rb[u], 6), sbc_at(rb[u], 7));
         }
         // This buffer was last read two chunks ago, before the previous barrier.
         __syncthreads();
@@ -661,31 +693,73 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     {
         // Loads first (unrolled where P, N are known), then the shared stores.
         constexpr int EX = PC ? (Q * PC + TPB - 1) / TPB : 1, EB = PC ? (Q * NC + TPB - 1) / TPB : 1;
-        if constexpr (PC != 0) {
-            float rx[EX], ry[EX], rf[EX], rb[EB], rc[EB];
+        if constexpr (TCM != 0) {
+            // 16-byte vectors of eight values (rows 16-byte aligned: the host checks): x, dy and
+            // dout silu'(z) (dz = dout silu'(z) y) from one load of x, dout, z; B, C.
+            constexpr int VX = Q * PC / 8, VB = Q * NC / 8, UX = (VX + TPB - 1) / TPB, UB = (VB + TPB - 1) / TPB;
+            SbcV8<T> vx[UX], vo[UX], vz[UX], vb[UB], vc[UB];
+#pragma unroll
+            for (int u = 0; u < UX; ++u) {
+                const int v = tid + u * TPB, s = v / (PC / 8), q = 8 * (v - s * (PC / 8)), t = t0 + s;
+                const bool ok = v < VX && t < ix.L;
+                const size_t o = ok ? ix.x(i, t, j, q) : 0;
+                sbc_ld8(vx[u], gx + o, ok);
+                sbc_ld8(vo[u], static_cast<const T*>(p.dout) + o, ok);
+                sbc_ld8(vz[u], static_cast<const T*>(p.z) + o, ok && p.z);
+            }
+#pragma unroll
+            for (int u = 0; u < UB; ++u) {
+                const int v = tid + u * TPB, s = v / (NC / 8), n = 8 * (v - s * (NC / 8)), t = t0 + s;
+                const bool ok = v < VB && t < ix.L;
+                const size_t o = ok ? ix.bc(i, t, k, n) : 0;
+                sbc_ld8(vb[u], static_cast<const T*>(p.B) + o, ok);
+                sbc_ld8(vc[u], static_cast<const T*>(p.C) + o, ok);
+            }
+            auto put8 = [](float* d, const float (&f)[8]) {
+                *reinterpret_cast<float4*>(d) = make_float4(f[0], f[1], f[2], f[3]);
+                *reinterpret_cast<float4*>(d + 4) = make_float4(f[4], f[5], f[6], f[7]);
+            };
+#pragma unroll
+            for (int u = 0; u < UX; ++u) {
+                const int v = tid + u * TPB, s = v / (PC / 8), q = 8 * (v - s * (PC / 8));
+                if (v < VX) {
+                    float fx[8], fy[8], fz[8];
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) {
+                        float go = sbc_at(vo[u], e), f = 0.f;
+                        if (p.z) {
+                            const float zv = sbc_at(vz[u], e), sgm = 1.f / (1.f + expf(-zv));
+                            f = go * sgm * (1.f + zv * (1.f - sgm));
+                            go *= zv * sgm;
+                        }
+                        fx[e] = sbc_at(vx[u], e);
+                        fy[e] = go;
+                        fz[e] = f;
+                    }
+                    put8(xs + s * LP + q, fx);
+                    put8(dys + s * LP + q, fy);
+                    put8(fzs + s * PC + q, fz);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < UB; ++u) {
+                const int v = tid + u * TPB, s = v / (NC / 8), n = 8 * (v - s * (NC / 8));
+                if (v < VB) {
+                    float fb[8], fc[8];
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) fb[e] = sbc_at(vb[u], e), fc[e] = sbc_at(vc[u], e);
+                    put8(bs + s * LN + n, fb);
+                    put8(ct + s * LN + n, fc);
+                }
+            }
+        } else if constexpr (PC != 0) {
+            float rx[EX], ry[EX], rb[EB], rc[EB];
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
                 const int e = tid + u * TPB, s = e / PC, q = e - s * PC, t = t0 + s;
                 const bool ok = e < Q * PC && t < ix.L;
                 rx[u] = ok ? ldf(gx + ix.x(i, t, j, q)) : 0.f;
-                if constexpr (TCM != 0) {
-                    // dy and dout silu'(z) (dz = dout silu'(z) y) from one load of each.
-                    float go = 0.f, f = 0.f;
-                    if (ok) {
-                        const size_t o = ix.x(i, t, j, q);
-                        go = ldf(static_cast<const T*>(p.dout) + o);
-                        if (p.z) {
-                            const float zv = ldf(static_cast<const T*>(p.z) + o), sgm = 1.f / (1.f + expf(-zv));
-                            f = go * sgm * (1.f + zv * (1.f - sgm));
-                            go *= zv * sgm;
-                        }
-                    }
-                    ry[u] = go;
-                    rf[u] = f;
-                } else {
-                    ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
-                    rf[u] = 0.f;
-                }
+                ry[u] = ok ? sbc_dy<T>(p, ix, i, t, j, q) : 0.f;
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
@@ -698,7 +772,6 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             for (int u = 0; u < EX; ++u) {
                 const int e = tid + u * TPB, s = e / PC, q = e - s * PC;
                 if (e < Q * PC) xs[s * LP + q] = rx[u], dys[s * LP + q] = ry[u];
-                if (TCM != 0 && e < Q * PC) fzs[s * PC + q] = rf[u];
             }
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
@@ -951,10 +1024,10 @@ __device__ void sbc_cast(const SbcCastParams& p) {
     extern "C" __global__ void __launch_bounds__((PC / 4) * (NC / 8), 512 / ((PC / 4) * (NC / 8))) ssdbc_gstates_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
         sbc_walk<T, false, PC, NC>(p);                                                                            \
     }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_states_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+    extern "C" __global__ void __launch_bounds__(256, 3) ssdbc_states_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
         sbc_walk_tc<T, true, PC, NC, 1>(p);                                                                       \
     }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_gstates_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+    extern "C" __global__ void __launch_bounds__(256, 3) ssdbc_gstates_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
         sbc_walk_tc<T, false, PC, NC, 1>(p);                                                                      \
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_states_##SFX##_p##PC##n##NC##_tc3(const __grid_constant__ SsdbcParams p) { \

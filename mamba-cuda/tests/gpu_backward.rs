@@ -1293,4 +1293,8 @@ fn forward_backward_timings() {
         let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));
         eprintln!("TIMING ssd bf16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
+    if run("ssd f32 b8 L2048 h80 p64 N128") {
+        let (f, fb) = time_ssd::<f32>(be, (8, 2048, 80, 64, 128));
+        eprintln!("TIMING ssd f32 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
 }

@@ -226,7 +226,11 @@ pub(crate) fn run(
         // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
         // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
         // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
-        let tc = if shp.is_empty() || chunk_smem(hp, n, 8) > g.max_smem() {
+        // The tensor-core walk kernels load rows of x, dout, z, B, C as 16-byte vectors.
+        let aligned = [p.x.ptr, p.b.ptr, p.c.ptr, d.dout.ptr, ptr(&p.z)]
+            .iter()
+            .all(|a| a % 16 == 0);
+        let tc = if shp.is_empty() || !aligned || chunk_smem(hp, n, 8) > g.max_smem() {
             0
         } else {
             match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
