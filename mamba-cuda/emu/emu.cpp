@@ -111,6 +111,23 @@ inline unsigned emu_tf32_rna(float v) {
 // mma.sync m16n8k8 tf32 (row.col): lanes publish their registers, each lane computes its
 // four outputs from the whole operands in the PTX fragment layouts (operands truncated to
 // tf32 as the tensor cores read them, unless EMU_TF32_EXACT).
+// ldmatrix (b16, x4 / x2) read as 32-bit words: lane l gives the row address of matrix l / 8
+// (row l % 8); lane T gets the word at row T / 4, word T % 4 of each matrix.
+static const float* g_ldm[16][32];
+inline void emu_ldm32(unsigned* r, int cnt, const float* addr) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_ldm[w][l] = addr;
+    __syncwarp();
+    for (int i = 0; i < cnt; ++i) {
+        const float* row = g_ldm[w][i * 8 + l / 4];
+        if (reinterpret_cast<uintptr_t>(row) % 16 != 0) {
+            std::fprintf(stderr, "ldmatrix row not 16-byte aligned\n");
+            std::abort();
+        }
+        std::memcpy(&r[i], row + l % 4, 4);
+    }
+    __syncwarp();
+}
 static unsigned g_ma[16][32][4], g_mb[16][32][2];
 inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     static const bool exact = std::getenv("EMU_TF32_EXACT") != nullptr;
@@ -822,7 +839,7 @@ static void ssdbc_case(const char* name, Case& c) {
     }
     if ((size_t)sbc_chunk_floats(P, N) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
     if (wide || tcm) std::printf("   chunk kernel: %s (512 threads)\n", tcm == 1 ? "_tc" : tcm == 3 ? "_tc3" : "_w");
-    if (tcm && (size_t)sbc_chunk_floats(P, N, 8) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
+    if (tcm && (size_t)sbc_chunk_floats(P, N, 4) > sizeof(g_smem) / 4) { std::printf("smem too large\n"); ++failures; return; }
     auto chunk = tcm == 1 ? (s128 ? ssdbc_chunk_f32_p64n128_tc : ssdbc_chunk_f32_p64n64_tc)
                : tcm == 3 ? (s128 ? ssdbc_chunk_f32_p64n128_tc3 : ssdbc_chunk_f32_p64n64_tc3)
                : wide ? (s128 ? ssdbc_chunk_f32_p64n128_w : ssdbc_chunk_f32_p64n64_w)

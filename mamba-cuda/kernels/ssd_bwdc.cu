@@ -320,98 +320,94 @@ __device__ __forceinline__ void sbc_mma1(float (&d)[4], const unsigned (&a)[4], 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #endif
 }
-template <int MODE>
-__device__ __forceinline__ void sbc_mma(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+// ldmatrix (b16 view of 32-bit words): lane l gives the row address of matrix l / 8 (row
+// l % 8, 16 bytes); lane T gets the word at row T / 4, word T % 4 of each matrix, which is the
+// tf32 fragment layout when the matrices are the 8 x 4 quarters of a tile read along k.
+__device__ __forceinline__ void sbc_ldm4(unsigned (&r)[4], const float* p) {
+#ifdef MAMBA_EMU
+    emu_ldm32(r, 4, p);
+#else
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#endif
+}
+__device__ __forceinline__ void sbc_ldm2(unsigned (&r)[2], const float* p) {
+#ifdef MAMBA_EMU
+    emu_ldm32(r, 2, p);
+#else
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+#endif
+}
+// d += a b from raw operand words: MODE 1 as they are (tf32 values already: rounded when
+// they were stored, or exact; anything else is truncated by the tensor cores); MODE 3 split
+// into hi + lo (AX / BX: exact, no lo part).
+template <int MODE, bool AX, bool BX>
+__device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     if constexpr (MODE == 1) {
-        const unsigned ua[4] = {sbc_tf32(a[0]), sbc_tf32(a[1]), sbc_tf32(a[2]), sbc_tf32(a[3])};
-        const unsigned ub[2] = {sbc_tf32(b[0]), sbc_tf32(b[1])};
-        sbc_mma1(d, ua, ub);
+        sbc_mma1(d, a, b);
     } else {
         unsigned ah[4], al[4], bh[2], bl[2];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            ah[e] = __float_as_uint(a[e]) & 0xffffe000u;
-            al[e] = __float_as_uint(a[e] - __uint_as_float(ah[e]));
+            ah[e] = AX ? a[e] : a[e] & 0xffffe000u;
+            al[e] = __float_as_uint(__uint_as_float(a[e]) - __uint_as_float(ah[e]));
         }
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            bh[e] = __float_as_uint(b[e]) & 0xffffe000u;
-            bl[e] = __float_as_uint(b[e] - __uint_as_float(bh[e]));
+            bh[e] = BX ? b[e] : b[e] & 0xffffe000u;
+            bl[e] = __float_as_uint(__uint_as_float(b[e]) - __uint_as_float(bh[e]));
         }
-        sbc_mma1(d, al, bh);
-        sbc_mma1(d, ah, bl);
+        if (!AX) sbc_mma1(d, al, bh);
+        if (!BX) sbc_mma1(d, ah, bl);
         sbc_mma1(d, ah, bh);
     }
 }
-// FL: 1 A read along k (ak = 1), 2 B read along k (bk = 1): the two k of a lane's slots t4
-// and t4 + 4 are taken as k0 + 2 t4 and k0 + 2 t4 + 1 (a permutation of k within the step,
-// the same for A and B), so that such an operand loads as one 64-bit word per row; 4 / 8:
-// A / B are tf32 values already (x, B, C of a 16-bit type): no rounding, and in MODE 3 no
-// lo part. rot: the warp that takes the first tile (spreads products of few tiles).
-template <int MODE, bool AX, bool BX>
-__device__ __forceinline__ void sbc_mma_x(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
-    unsigned ah[4], al[4], bh[2], bl[2];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        if (AX) {
-            ah[e] = __float_as_uint(a[e]);
-        } else if (MODE == 1) {
-            ah[e] = sbc_tf32(a[e]);
-        } else {
-            ah[e] = __float_as_uint(a[e]) & 0xffffe000u;
-            al[e] = __float_as_uint(a[e] - __uint_as_float(ah[e]));
-        }
-    }
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-        if (BX) {
-            bh[e] = __float_as_uint(b[e]);
-        } else if (MODE == 1) {
-            bh[e] = sbc_tf32(b[e]);
-        } else {
-            bh[e] = __float_as_uint(b[e]) & 0xffffe000u;
-            bl[e] = __float_as_uint(b[e] - __uint_as_float(bh[e]));
-        }
-    }
-    if (MODE == 3 && !AX) sbc_mma1(d, al, bh);
-    if (MODE == 3 && !BX) sbc_mma1(d, ah, bl);
-    sbc_mma1(d, ah, bh);
-}
-template <int MODE, int FL, typename Epi>
+// FL: 1 A read along k (ak = 1), 2 B read along k (bk = 1): such an operand loads with
+// ldmatrix (row strides = 4 mod 32 words and 16-byte aligned rows: free of bank conflicts);
+// the others with scalar loads (two-way conflicts at those strides). 4 / 8: A / B exact in
+// tf32 (x, B, C of a 16-bit type; MODE 3 then has no lo part). NW: warps of the block; rot:
+// the warp that takes the first tile (spreads products of few tiles). MODE 1 takes the
+// operands as stored: the chunk kernel stores them rounded to tf32 (or they are exact);
+// kscale (MODE 3 / generic use) scales A, rounded again in MODE 1.
+template <int MODE, int FL, int NW, typename Epi>
 __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
                                        int bn, const float* kscale, int rot, Epi epi) {
     constexpr bool AR = FL & 1, BR = FL & 2, AX = FL & 4, BX = FL & 8;
-    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5, warp = ((threadIdx.x >> 5) + rot) % nw;
+    const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) + rot) % NW;
     const int g = lane >> 2, t4 = lane & 3, tn = NN >> 3, tiles = (M >> 4) * tn;
-    for (int tt = warp; tt < tiles; tt += nw) {
+    // ldmatrix rows: A x4 (matrices: rows 0-7 / 8-15 at k 0-3, then at k 4-7), B x2 (k 0-3, 4-7).
+    const int la = (lane & 7) + 8 * ((lane >> 3) & 1), lka = 4 * (lane >> 4), lb = lane & 7, lkb = 4 * ((lane >> 3) & 1);
+    for (int tt = warp; tt < tiles; tt += NW) {
         const int mt = tt / tn, m0 = 16 * mt, n0 = 8 * (tt - mt * tn);
         float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
-        const float* ap = a + (m0 + g) * am;
-        const float* bp = b + (n0 + g) * bn;
         auto step = [&](float (&d)[4], int k0) {
-            const int kp = k0 + 2 * t4;
-            float av[4], bv[2];
+            unsigned ua[4], ub[2];
             if constexpr (AR) {
-                const float2 u = *reinterpret_cast<const float2*>(ap + kp);
-                const float2 v = *reinterpret_cast<const float2*>(ap + 8 * am + kp);
-                av[0] = u.x, av[2] = u.y, av[1] = v.x, av[3] = v.y;
+                sbc_ldm4(ua, a + (m0 + la) * am + k0 + lka);
             } else {
-                av[0] = ap[kp * ak], av[2] = ap[(kp + 1) * ak];
-                av[1] = ap[8 * am + kp * ak], av[3] = ap[8 * am + (kp + 1) * ak];
+                const float* ap = a + (m0 + g) * am + (k0 + t4) * ak;
+                ua[0] = __float_as_uint(ap[0]), ua[1] = __float_as_uint(ap[8 * am]);
+                ua[2] = __float_as_uint(ap[4 * ak]), ua[3] = __float_as_uint(ap[8 * am + 4 * ak]);
             }
             if (kscale) {
-                const float2 w = *reinterpret_cast<const float2*>(kscale + kp);
-                av[0] *= w.x, av[1] *= w.x, av[2] *= w.y, av[3] *= w.y;
+                const float w1 = kscale[k0 + t4], w2 = kscale[k0 + t4 + 4];
+                const float v[4] = {__uint_as_float(ua[0]) * w1, __uint_as_float(ua[1]) * w1, __uint_as_float(ua[2]) * w2,
+                                    __uint_as_float(ua[3]) * w2};
+#pragma unroll
+                for (int e = 0; e < 4; ++e) ua[e] = MODE == 1 ? sbc_tf32(v[e]) : __float_as_uint(v[e]);
             }
             if constexpr (BR) {
-                const float2 u = *reinterpret_cast<const float2*>(bp + kp);
-                bv[0] = u.x, bv[1] = u.y;
+                sbc_ldm2(ub, b + (n0 + lb) * bn + k0 + lkb);
             } else {
-                bv[0] = bp[kp * bk], bv[1] = bp[(kp + 1) * bk];
+                const float* bp = b + (n0 + g) * bn + (k0 + t4) * bk;
+                ub[0] = __float_as_uint(bp[0]), ub[1] = __float_as_uint(bp[4 * bk]);
             }
-            sbc_mma_x<MODE, AX, BX>(d, av, bv);  // (AX is never set with kscale)
+            sbc_mma_u<MODE, AX, BX>(d, ua, ub);  // (AX is never set with kscale)
         };
-#pragma unroll 2
+#pragma unroll
         for (int k0 = 0; k0 < KD; k0 += 16) {
             step(d0, k0);
             step(d1, k0 + 8);
@@ -443,7 +439,7 @@ template <int TCM, int RM, int RN, int FL = 0, typename Epi>
 __device__ __forceinline__ void sbc_prod(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
                                          int bn, const float* kscale, Epi epi, int rot = 0) {
     if constexpr (TCM == 0) sbc_mm<RM, RN>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
-    else sbc_tc<TCM, FL>(M, NN, KD, a, am, ak, b, bk, bn, kscale, rot, epi);
+    else sbc_tc<TCM, FL, 16>(M, NN, KD, a, am, ak, b, bk, bn, kscale, rot, epi);  // 512 threads
 }
 
 // A fragment's operands prepared once for several mma: MODE 1 rounded to tf32, MODE 3 split
@@ -556,6 +552,7 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
                 float val = sbc_at(rx[u], e);
                 if (!FWD && p.z) val *= silu_f(sbc_at(rz[u], e));  // dy = dout silu(z)
                 f[e] = rw[u] * val;
+                if (MODE == 1) f[e] = __uint_as_float(sbc_tf32(f[e]));  // an mma operand only
             }
             *reinterpret_cast<float4*>(xw + s * LPW + q) = make_float4(f[0], f[1], f[2], f[3]);
             *reinterpret_cast<float4*>(xw + s * LPW + q + 4) = make_float4(f[4], f[5], f[6], f[7]);
@@ -597,7 +594,12 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
             const float* xa = xw + (k0 + t4) * LPW + m0 + g;
             const float av[4] = {xa[0], xa[8], xa[4 * LPW], xa[4 * LPW + 8]};
             SbcOp<MODE, 4> ao;
-            sbc_split(ao, av);
+            if (MODE == 1) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) ao.h[e] = __float_as_uint(av[e]);  // rounded when staged
+            } else {
+                sbc_split(ao, av);
+            }
 #pragma unroll
             for (int nt = 0; nt < NTW; ++nt) {
                 const float* ba = bs + (k0 + t4) * LNW + nb + 8 * nt + g;
@@ -631,14 +633,15 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
 
 // Shared memory of `ssdbc_chunk` in floats (src/gpu/ssd_bwdc.rs mirrors it): x, dy, B, C,
 // S / G, C B^T and dy x^T with row strides P + PAD, N + PAD, Q + PAD (PAD 1 for the CUDA-core
-// products: their column reads are free of bank conflicts; PAD 8 for the tensor-core kernels:
-// their 64-bit row reads are, the column reads have two-way conflicts), W with Q + 1; the
-// tensor-core kernels also hold G in a buffer of its own (staged with S at the start) and
-// dout silu'(z) (for dz).
+// products: their column reads are free of bank conflicts; PAD 4 for the tensor-core kernels:
+// their ldmatrix row reads are, the column reads have two-way conflicts), W with Q + 1; the
+// tensor-core kernels also hold G in a buffer of its own (staged with S at the start),
+// dout silu'(z) (for dz), and the mma operands dy, Mx diag(s), Mb diag(s) (rounded to tf32 for
+// the tf32 products).
 __host__ __device__ constexpr int sbc_chunk_floats(int P, int N, int PAD = 1) {
     return 2 * SBC_Q * (P + PAD) + 2 * SBC_Q * (N + PAD) + P * (N + PAD) + 2 * SBC_Q * P + 2 * SBC_Q * N +
            2 * SBC_Q * (SBC_Q + PAD) + SBC_Q * (SBC_Q + 1) + 8 * SBC_Q + 64 +
-           (PAD == 8 ? P * (N + PAD) + SBC_Q * P : 0);
+           (PAD == 4 ? P * (N + PAD) + SBC_Q * P + SBC_Q * (P + PAD) + 2 * SBC_Q * (SBC_Q + PAD) : 0);
 }
 
 // TPB: threads per block (256, or 512 for the `_w` kernels: 16 warps on the SM that the
@@ -648,7 +651,10 @@ template <typename T, int PC, int NC, int TPB = SBC_NT, int TCM = 0>
 __device__ void sbc_chunk(const SsdbcParams& p) {
     constexpr bool W = TPB >= 512;
     constexpr int QQN = W ? 1 : 2, QPN = W ? 2 : 4, QNM = W ? 2 : 4;
-    constexpr int PAD = TCM ? 8 : 1, QW = SBC_Q + 1;
+    static_assert(TCM == 0 || TPB == 512, "the tensor-core chunk kernels have 16 warps");
+    constexpr int PAD = TCM ? 4 : 1, QW = SBC_Q + 1;
+    // An operand stored for the tensor cores only: rounded to tf32 for MODE 1.
+    auto rnd = [](float v) { return TCM == 1 ? __uint_as_float(sbc_tf32(v)) : v; };
     // The operands that are tf32 values already (x, B, C of a 16-bit type; `sbc_tc` FL 4 / 8).
     constexpr int X16 = sizeof(T) == 2 ? 12 : 0;
     DYN_SMEM(sm);
@@ -679,6 +685,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     float* red = vel + 2 * Q;     // [64] reductions
     float* gsm = TCM ? red + 64 : sg;  // [P][LN] G_{c+1} (its own buffer in the tensor-core kernels)
     float* fzs = gsm + P * LN;         // [Q][P] dout silu'(z) (the tensor-core kernels, with z)
+    float* dyr = fzs + Q * P;          // [Q][LP] dy as an mma operand (tensor-core kernels)
+    float* cbs = dyr + Q * LP;         // [Q][Q1] Mx diag(s) (tensor-core kernels)
+    float* yxs = cbs + Q * Q1;         // [Q][Q1] Mb diag(s) (tensor-core kernels)
     const T* gx = static_cast<const T*>(p.x);
     if constexpr (TCM != 0) {
         // S_c and G_{c+1} into shared memory while the rest is staged.
@@ -739,6 +748,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
                     put8(xs + s * LP + q, fx);
                     put8(dys + s * LP + q, fy);
                     put8(fzs + s * PC + q, fz);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) fy[e] = rnd(fy[e]);
+                    put8(dyr + s * LP + q, fy);
                 }
             }
 #pragma unroll
@@ -828,26 +840,30 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
         if ((tid & 31) == 0) red[tid >> 5] = gsn;
     } else {
+        // Each thread's own copies (complete after its wait): <G, S> from them, then (MODE 1)
+        // rounded to tf32 in place (mma operands only from here on).
         sbc_cp_wait();
-    }
-    __syncthreads();
-    if constexpr (TCM != 0) {
-        // Each thread sums the elements it copied (read by the products only, not written).
         float gsn = 0.f;
         for (int e = tid; e < P * N / 4; e += nt) {
             const int r = (4 * e) / N, n = 4 * e - r * N;
-            const float4 a = *reinterpret_cast<const float4*>(gsm + r * LN + n);
-            const float4 b = *reinterpret_cast<const float4*>(sg + r * LN + n);
+            float4* ga = reinterpret_cast<float4*>(gsm + r * LN + n);
+            float4* sa = reinterpret_cast<float4*>(sg + r * LN + n);
+            const float4 a = *ga, b = *sa;
             gsn = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsn))));
+            if (TCM == 1) {
+                *ga = make_float4(rnd(a.x), rnd(a.y), rnd(a.z), rnd(a.w));
+                *sa = make_float4(rnd(b.x), rnd(b.y), rnd(b.z), rnd(b.w));
+            }
         }
         for (int o = 16; o > 0; o >>= 1) gsn += __shfl_xor_sync(0xffffffffu, gsn, o);
-        if ((tid & 31) == 0) red[tid >> 5] = gsn;  // read after the next barriers
+        if ((tid & 31) == 0) red[tid >> 5] = gsn;
     }
+    __syncthreads();
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
     sbc_prod<TCM, 2, QQN, 3 | X16>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, TPB / 64);
+    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, TPB / 64);
     sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
-    sbc_prod<TCM, QNM, 4, 1>(Q, N, P, dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
+    sbc_prod<TCM, QNM, 4, 1>(Q, N, P, TCM ? dyr : dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
     if constexpr (TCM == 0) load_pn(p.G + ix.g(i, j, c));
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
@@ -855,9 +871,14 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         const int t = e / Q, s = e - t * Q;
         const float em = s <= t ? expf(vc[t] - vc[s]) : 0.f;
         const float mx = em * cb[t * Q1 + s], y = yx[t * Q1 + s];
-        cb[t * Q1 + s] = mx;
-        yx[t * Q1 + s] = em * y;
         wm[t * QW + s] = mx * vs[s] * y;
+        cb[t * Q1 + s] = rnd(mx);
+        yx[t * Q1 + s] = rnd(em * y);
+        if constexpr (TCM != 0) {
+            // The operands of (Mx diag(s)) x and (Mb diag(s)) B.
+            cbs[t * Q1 + s] = rnd(mx * vs[s]);
+            yxs[t * Q1 + s] = rnd(em * y * vs[s]);
+        }
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
@@ -923,7 +944,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     const bool dpc = p.d_per_channel != 0;
     // y (for dz) = (Mx diag(s)) x + e^{cs_t} S_c C_t + D x, and dD.
     if (p.z) {
-        sbc_prod<TCM, 2, QPN, 1 | (X16 & 8)>(Q, P, Q, cb, Q1, 1, xs, LP, 1, vs, [&](int t, int q, float v) {
+        sbc_prod<TCM, 2, QPN, 1 | (X16 & 8)>(Q, P, Q, TCM ? cbs : cb, Q1, 1, xs, LP, 1, TCM ? nullptr : vs, [&](int t, int q, float v) {
             if (t0 + t < ix.L) {
                 const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
                 const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
@@ -955,7 +976,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         }
     }
     // dxh = Mx^T dy + gb (into gb), dx = s dxh + D dy.
-    sbc_prod<TCM, 2, QPN>(Q, P, Q, cb, 1, Q1, dys, LP, 1, nullptr, [&](int s, int q, float v) {
+    sbc_prod<TCM, 2, QPN>(Q, P, Q, cb, 1, Q1, TCM ? dyr : dys, LP, 1, nullptr, [&](int s, int q, float v) {
         const float h = v + gb[s * P + q];
         gb[s * P + q] = h;
         if (t0 + s < ix.L) {
@@ -965,7 +986,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     });
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
     sbc_prod<TCM, QNM, 4, X16 & 8>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
-    sbc_prod<TCM, QNM, 4, 1 | (X16 & 8)>(Q, N, Q, yx, Q1, 1, bs, LN, 1, vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
+    sbc_prod<TCM, QNM, 4, 1 | (X16 & 8)>(Q, N, Q, TCM ? yxs : yx, Q1, 1, bs, LN, 1, TCM ? nullptr : vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
     __syncthreads();
     for (int e = tid; e < Q * N / 4; e += nt) {
         const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;

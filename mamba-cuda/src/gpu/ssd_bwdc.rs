@@ -75,10 +75,15 @@ struct SbcCastParams {
 const Q: usize = 32;
 const NT: usize = 256;
 
-/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes (`pad`: 1 for the CUDA-core products, 8 for
-/// the tensor-core kernels, which also hold G and dout silu'(z) in buffers of their own).
+/// `sbc_chunk_floats` in ssd_bwdc.cu, in bytes (`pad`: 1 for the CUDA-core products, 4 for
+/// the tensor-core kernels, which also hold G, dout silu'(z), and dy, Mx diag(s), Mb diag(s)
+/// as mma operands in buffers of their own).
 fn chunk_smem(p: usize, n: usize, pad: usize) -> usize {
-    let own = if pad == 8 { p * (n + pad) + Q * p } else { 0 };
+    let own = if pad == 4 {
+        p * (n + pad) + Q * p + Q * (p + pad) + 2 * Q * (Q + pad)
+    } else {
+        0
+    };
     4 * (2 * Q * (p + pad)
         + 2 * Q * (n + pad)
         + p * (n + pad)
@@ -230,7 +235,7 @@ pub(crate) fn run(
         let aligned = [p.x.ptr, p.b.ptr, p.c.ptr, d.dout.ptr, ptr(&p.z)]
             .iter()
             .all(|a| a % 16 == 0);
-        let tc = if shp.is_empty() || !aligned || chunk_smem(hp, n, 8) > g.max_smem() {
+        let tc = if shp.is_empty() || !aligned || chunk_smem(hp, n, 4) > g.max_smem() {
             0
         } else {
             match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
@@ -260,8 +265,8 @@ pub(crate) fn run(
         g.launch(f, wgrid, wt, wsm, stream, &prm)?;
         let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
         let (cw, cnt, pad) = match tc {
-            1 => ("_tc", 512, 8),
-            3 => ("_tc3", 512, 8),
+            1 => ("_tc", 512, 4),
+            3 => ("_tc3", 512, 4),
             _ if wide => ("_w", 512, 1),
             _ => ("", NT, 1),
         };
