@@ -297,7 +297,7 @@ __device__ __forceinline__ void sbc_mm(int M, int NN, int KD, const float* a, in
 // k8 steps. MODE 1: both operands rounded to tf32 (cvt.rna; for the 16-bit storage types,
 // whose tolerance is 2e-2 / 5e-3); MODE 3: 3xTF32 (v = hi + lo with hi = v & 0xffffe000,
 // exact; a b ~ a_lo b_hi + a_hi b_lo + a_hi b_hi: about f32 accuracy). M % 16 == 0,
-// NN % 8 == 0, KD % 16 == 0. With row strides = 4 mod 32 words, the loads of an operand
+// NN % 16 == 0, KD % 8 == 0. With row strides = 4 mod 32 words, the loads of an operand
 // read along k (A(m, k) = a[m am + k], B(k, n) = b[n bn + k]) are free of bank conflicts;
 // the transposed reads have two-way conflicts.
 __device__ __forceinline__ unsigned sbc_tf32(float v) {
@@ -377,14 +377,16 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
                                        int bn, const float* kscale, int rot, Epi epi) {
     constexpr bool AR = FL & 1, BR = FL & 2, AX = FL & 4, BX = FL & 8;
     const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) + rot) % NW;
-    const int g = lane >> 2, t4 = lane & 3, tn = NN >> 3, tiles = (M >> 4) * tn;
+    // A warp's task: a 16 x 16 block of outputs (two n8 tiles sharing the A fragments).
+    const int g = lane >> 2, t4 = lane & 3, tn = NN >> 4, tasks = (M >> 4) * tn;
     // ldmatrix rows: A x4 (matrices: rows 0-7 / 8-15 at k 0-3, then at k 4-7), B x2 (k 0-3, 4-7).
     const int la = (lane & 7) + 8 * ((lane >> 3) & 1), lka = 4 * (lane >> 4), lb = lane & 7, lkb = 4 * ((lane >> 3) & 1);
-    for (int tt = warp; tt < tiles; tt += NW) {
-        const int mt = tt / tn, m0 = 16 * mt, n0 = 8 * (tt - mt * tn);
-        float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
-        auto step = [&](float (&d)[4], int k0) {
-            unsigned ua[4], ub[2];
+    for (int tt = warp; tt < tasks; tt += NW) {
+        const int mt = tt / tn, m0 = 16 * mt, n0 = 16 * (tt - mt * tn);
+        float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int k0 = 0; k0 < KD; k0 += 8) {
+            unsigned ua[4], ub[2][2];
             if constexpr (AR) {
                 sbc_ldm4(ua, a + (m0 + la) * am + k0 + lka);
             } else {
@@ -399,23 +401,27 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
 #pragma unroll
                 for (int e = 0; e < 4; ++e) ua[e] = MODE == 1 ? sbc_tf32(v[e]) : __float_as_uint(v[e]);
             }
-            if constexpr (BR) {
-                sbc_ldm2(ub, b + (n0 + lb) * bn + k0 + lkb);
-            } else {
-                const float* bp = b + (n0 + g) * bn + (k0 + t4) * bk;
-                ub[0] = __float_as_uint(bp[0]), ub[1] = __float_as_uint(bp[4 * bk]);
-            }
-            sbc_mma_u<MODE, AX, BX>(d, ua, ub);  // (AX is never set with kscale)
-        };
 #pragma unroll
-        for (int k0 = 0; k0 < KD; k0 += 16) {
-            step(d0, k0);
-            step(d1, k0 + 8);
+            for (int h = 0; h < 2; ++h) {
+                const int nh = n0 + 8 * h;
+                if constexpr (BR) {
+                    sbc_ldm2(ub[h], b + (nh + lb) * bn + k0 + lkb);
+                } else {
+                    const float* bp = b + (nh + g) * bn + (k0 + t4) * bk;
+                    ub[h][0] = __float_as_uint(bp[0]), ub[h][1] = __float_as_uint(bp[4 * bk]);
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) sbc_mma_u<MODE, AX, BX>(d[h], ua, ub[h]);  // (AX is never set with kscale)
         }
-        epi(m0 + g, n0 + 2 * t4, d0[0] + d1[0]);
-        epi(m0 + g, n0 + 2 * t4 + 1, d0[1] + d1[1]);
-        epi(m0 + g + 8, n0 + 2 * t4, d0[2] + d1[2]);
-        epi(m0 + g + 8, n0 + 2 * t4 + 1, d0[3] + d1[3]);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int nh = n0 + 8 * h;
+            epi(m0 + g, nh + 2 * t4, d[h][0]);
+            epi(m0 + g, nh + 2 * t4 + 1, d[h][1]);
+            epi(m0 + g + 8, nh + 2 * t4, d[h][2]);
+            epi(m0 + g + 8, nh + 2 * t4 + 1, d[h][3]);
+        }
     }
 }
 // 16 bytes global -> shared, asynchronous (cp.async.cg: not cached in L1).
@@ -861,8 +867,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     __syncthreads();
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
     sbc_prod<TCM, 2, QQN, 3 | X16>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, TPB / 64);
-    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; });
+    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, 12);
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; }, 8);
     sbc_prod<TCM, QNM, 4, 1>(Q, N, P, TCM ? dyr : dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
     if constexpr (TCM == 0) load_pn(p.G + ix.g(i, j, c));
@@ -983,7 +989,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
             static_cast<T*>(p.dx)[ix.x(i, t0 + s, j, q)] = cvt<T>(fmaf(vs[s], h, dv * dys[s * LP + q]));
         }
-    });
+    }, 8);
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
     sbc_prod<TCM, QNM, 4, X16 & 8>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] = vs[s] * (v + dbm[s * N + n]); });
     sbc_prod<TCM, QNM, 4, 1 | (X16 & 8)>(Q, N, Q, TCM ? yxs : yx, Q1, 1, bs, LN, 1, TCM ? nullptr : vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
