@@ -368,20 +368,22 @@ __device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4],
 // FL: 1 A read along k (ak = 1), 2 B read along k (bk = 1): such an operand loads with
 // ldmatrix (row strides = 4 mod 32 words and 16-byte aligned rows: free of bank conflicts);
 // the others with scalar loads (two-way conflicts at those strides). 4 / 8: A / B exact in
-// tf32 (x, B, C of a 16-bit type; MODE 3 then has no lo part). NW: warps of the block; rot:
-// the warp that takes the first tile (spreads products of few tiles). MODE 1 takes the
+// tf32 (x, B, C of a 16-bit type; MODE 3 then has no lo part). NW: warps of the block; w0,
+// nwu: the warps that take the tasks (so that the products between two barriers balance). MODE 1 takes the
 // operands as stored: the chunk kernel stores them rounded to tf32 (or they are exact);
 // kscale (MODE 3 / generic use) scales A, rounded again in MODE 1.
 template <int MODE, int FL, int NW, typename Epi>
 __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
-                                       int bn, const float* kscale, int rot, Epi epi) {
+                                       int bn, const float* kscale, int w0, int nwu, Epi epi) {
     constexpr bool AR = FL & 1, BR = FL & 2, AX = FL & 4, BX = FL & 8;
-    const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) + rot) % NW;
+    // Warps w0 .. w0 + nwu - 1 (mod NW) take the tasks, task i on warp w0 + i mod nwu.
+    const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) - w0 + NW) % NW;
+    if (warp >= nwu) return;
     // A warp's task: a 16 x 16 block of outputs (two n8 tiles sharing the A fragments).
     const int g = lane >> 2, t4 = lane & 3, tn = NN >> 4, tasks = (M >> 4) * tn;
     // ldmatrix rows: A x4 (matrices: rows 0-7 / 8-15 at k 0-3, then at k 4-7), B x2 (k 0-3, 4-7).
     const int la = (lane & 7) + 8 * ((lane >> 3) & 1), lka = 4 * (lane >> 4), lb = lane & 7, lkb = 4 * ((lane >> 3) & 1);
-    for (int tt = warp; tt < tasks; tt += NW) {
+    for (int tt = warp; tt < tasks; tt += nwu) {
         const int mt = tt / tn, m0 = 16 * mt, n0 = 16 * (tt - mt * tn);
         float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
@@ -443,9 +445,9 @@ __device__ __forceinline__ void sbc_cp_wait() {
 // tensor cores (TCM 1 / 3, `sbc_tc` MODE, flags FL and rot).
 template <int TCM, int RM, int RN, int FL = 0, typename Epi>
 __device__ __forceinline__ void sbc_prod(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
-                                         int bn, const float* kscale, Epi epi, int rot = 0) {
+                                         int bn, const float* kscale, Epi epi, int w0 = 0, int nwu = 16) {
     if constexpr (TCM == 0) sbc_mm<RM, RN>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
-    else sbc_tc<TCM, FL, 16>(M, NN, KD, a, am, ak, b, bk, bn, kscale, rot, epi);  // 512 threads
+    else sbc_tc<TCM, FL, 16>(M, NN, KD, a, am, ak, b, bk, bn, kscale, w0, nwu, epi);  // 512 threads
 }
 
 // A fragment's operands prepared once for several mma: MODE 1 rounded to tf32, MODE 3 split
@@ -867,7 +869,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     __syncthreads();
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
     sbc_prod<TCM, 2, QQN, 3 | X16>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cb[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, 12);
+    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, 4);
     sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; }, 8);
     sbc_prod<TCM, QNM, 4, 1>(Q, N, P, TCM ? dyr : dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] = vex[m] * v; });
     __syncthreads();  // sg (S_c) is read
@@ -888,8 +890,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
-    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; });
-    sbc_prod<TCM, QNM, 4, 1 | (X16 & 4)>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; });
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; }, 0, 8);
+    sbc_prod<TCM, QNM, 4, 1 | (X16 & 4)>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] = vel[m] * v; }, 8, 8);
     __syncthreads();
     // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
     // terms that cancel taken out):
@@ -898,22 +900,32 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     // First q_t and r_t (the two dot products), eight threads per step.
     float* vq = vdcs;     // [Q] q_t, then da
     float* vr = vel + Q;  // [Q] r_t
+    float* vx = red + 32;  // [Q] b_t - a_t (see below; red[32..] is free until the d dt step)
     {
+        // q_t, r_t, and a_t = sum_{s < t} W_ts, b_t = sum_{s > t} W_st: eight threads per step.
         const int t = tid >> 3, r = tid & 7;
-        float d1 = 0.f, d2 = 0.f;
+        float d1 = 0.f, d2 = 0.f, pa = 0.f, pb = 0.f;
         if (t < Q) {
             for (int q = r; q < P; q += 8) {
                 d1 = fmaf(dys[t * LP + q], sc[t * P + q], d1);
                 d2 = fmaf(xs[t * LP + q], gb[t * P + q], d2);
             }
+#pragma unroll
+            for (int s2 = r; s2 < Q; s2 += 8) {
+                pa += s2 < t ? wm[t * QW + s2] : 0.f;
+                pb += s2 > t ? wm[s2 * QW + t] : 0.f;
+            }
         }
         for (int o = 4; o > 0; o >>= 1) {
             d1 += __shfl_xor_sync(0xffffffffu, d1, o);
             d2 += __shfl_xor_sync(0xffffffffu, d2, o);
+            pa += __shfl_xor_sync(0xffffffffu, pa, o);
+            pb += __shfl_xor_sync(0xffffffffu, pb, o);
         }
         if (t < Q && r == 0) {
             vq[t] = vex[t] * d1;
             vr[t] = vs[t] * d2;
+            vx[t] = pb - pa;
         }
     }
     __syncthreads();
@@ -922,14 +934,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     // and b_v = sum_{t > v} W_tv (R_{v+1} - R_v = b_v - a_v).
     if (tid < 32) {
         const int u = tid;
-        float a = 0.f, b = 0.f;
-#pragma unroll 8
-        for (int s2 = 0; s2 < Q; ++s2) {
-            const float wa = wm[u * QW + s2], wb = wm[s2 * QW + u];
-            a += s2 < u ? wa : 0.f;
-            b += s2 > u ? wb : 0.f;
-        }
-        float x = b - a, qs = vq[u], rp = vr[u];
+        float x = vx[u], qs = vq[u], rp = vr[u];
         // Inclusive prefix sums of x and r, inclusive suffix sums of q.
 #pragma unroll
         for (int o = 1; o < 32; o <<= 1) {
