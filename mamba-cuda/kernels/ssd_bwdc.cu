@@ -527,9 +527,10 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
     }
     // Vector u of a tile: row s = v / (W / 8), columns 8 (v % (W / 8)) .. + 7, v = tid + u NTH.
     SbcV8<T> rx[EX], rz[EX], rb[EB];
-    float rw[EX];
+    float rw[EX], rcs;  // rcs: cs at the chunk's last step (its decay), fetched with the chunk
     const T* bsrc = static_cast<const T*>(FWD ? p.B : p.C);
     auto fetch = [&](int c) {
+        rcs = p.csv[ix.hv(i, j, c * Q + Q - 1)];
 #pragma unroll
         for (int u = 0; u < EX; ++u) {
             const int v = tid + u * NTH, s = v / (P / 8), q = 8 * (v - s * (P / 8)), t = c * Q + s;
@@ -573,9 +574,9 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
             *reinterpret_cast<float4*>(bs + s * LNW + n + 4) =
                 make_float4(sbc_at(rb[u], 4), sbc_at(rb[u], 5), sbc_at(rb[u], 6), sbc_at(rb[u], 7));
         }
+        const float dec = expf(rcs);
         // This buffer was last read two chunks ago, before the previous barrier.
         __syncthreads();
-        const float dec = expf(p.csv[ix.hv(i, j, c * Q + Q - 1)]);
         if (r + 1 < K) fetch(FWD ? c + 1 : c - 1);
         {
             float* dst = FWD ? p.S + ix.s(i, j, c) : p.G + ix.g(i, j, c);
