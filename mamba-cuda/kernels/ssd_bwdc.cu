@@ -1,8 +1,12 @@
 // SPEC 2 backward in chunked form (`ssdbc_*`, host src/gpu/ssd_bwdc.rs): the gradients of
-// the SSD through chunk states, as mamba-ssm's chunked backward computes them, in f32 on
-// the CUDA cores (every product in f32: the f32 tolerance holds). For SSD without seq_idx,
-// headdim P <= 64 (P % 4 == 0) and N <= 128 (N % 8 == 0); the recurrent kernels
-// (kernels/bwd.cu) take every other call.
+// the SSD through chunk states, as mamba-ssm's chunked backward computes them. For SSD
+// without seq_idx, headdim P <= 64 (P % 4 == 0) and N <= 128 (N % 8 == 0); the recurrent
+// kernels (kernels/bwd.cu) take every other call. The products run in f32 on the CUDA cores
+// (the generic kernels and `_w`), or, for (P, N) = (64, 128) / (64, 64), on the tensor cores
+// (`_tc`: mma.sync tf32 with every operand rounded once, for the 16-bit types, whose
+// tolerances are 2e-2 / 5e-3: relative errors ~4e-4; `_tc3`: 3xTF32, about f32 accuracy, for
+// f32). The reductions after the products (da and its scans, <G, S>, dD, d dt) are f32 sums
+// on the CUDA cores in every form.
 //
 // Per batch row i and head j (group k), chunks c of Q = 32 steps; within a chunk the step
 // s_t (after bias, softplus, clamp), a_t = s_t A_j and cs_t = a_{c Q} + .. + a_t (steps past L:
@@ -20,7 +24,8 @@
 //              - s_t e^{cs_last - cs_t} x_t . G_{c+1} B_t + [t = Q - 1] <G_{c+1}, S_{c+1}>,
 //   W_ts = e^{cs_t - cs_s} (C_t . B_s) s_s (dy_t . x_s), da_s = sum_{t >= s} dL/dcs_t,
 //   d s_s = x_s . dxh_s + A da_s, dA_j += s_s da_s, d dt = d s_s softplus'() [not clamped].
-// Kernels: `ssdbc_prep` (s, cs, the step's derivative factor per (i, j, t)), `ssdbc_states`
+// Kernels: `ssdbc_prep` (s, cs, the step's derivative factor and the walks' weights
+// e^{cs_last - cs_t} s_t, e^{cs_t} per (i, j, t)), `ssdbc_states`
 // (S_c for c = 0..K, one block per (i, j) walking the chunks), `ssdbc_gstates` (G_{c+1} for
 // c = K-1..0 and dinitial = G_0), `ssdbc_chunk` (one block per (i, j, c): every gradient;
 // dB / dC summed over the group's heads by float4 atomics into f32 accumulators) and

@@ -1,14 +1,16 @@
 //! SPEC 2 backward in chunked form (kernels/ssd_bwdc.cu, `ssdbc_*`): chunk states forward
 //! (S_c), state gradients backward (G_{c+1}), then every gradient per chunk of 32 steps from
-//! small matrix products in f32 on the CUDA cores. For SSD without seq_idx, headdim <= 64
-//! (a multiple of 4) and N <= 128 (a multiple of 8), where the recurrent kernels spend one
-//! exponential and a dozen instructions per (row, state, step) (`bwd_ssdt_*`: ~40 ms at the
-//! language-model shape).
+//! small matrix products. For SSD without seq_idx, headdim <= 64 (a multiple of 4) and
+//! N <= 128 (a multiple of 8), where the recurrent kernels spend one exponential and a dozen
+//! instructions per (row, state, step) (`bwd_ssdt_*`: ~40 ms at the language-model shape).
+//! The products run on the tensor cores for (p, N) = (64, 128) and (64, 64) with 16-byte
+//! aligned rows (`_tc`: tf32 products for the 16-bit types; `_tc3`: 3xTF32 for f32), in f32
+//! on the CUDA cores elsewhere.
 //!
-//! Scratch: the steps, their chunk cumulative sums and derivative factors (3 x b h L f32),
-//! S_c for c = 0..K and G_{c+1} for c = 0..K-1 ((2K + 1) x b h P N f32: N / 16 floats per
-//! element of x at Q = 32) and f32 accumulators of dB, dC. `MAMBA_CUDA_SSD_BWDC=1` takes this
-//! path wherever it applies, `=0` never.
+//! Scratch: the steps, their chunk cumulative sums, derivative factors and the walks'
+//! weights (5 x b h L f32), S_c for c = 0..K and G_{c+1} for c = 0..K-1 ((2K + 1) x b h P N
+//! f32: N / 16 floats per element of x at Q = 32) and f32 accumulators of dB, dC.
+//! `MAMBA_CUDA_SSD_BWDC=1` takes this path wherever it applies, `=0` never.
 
 use mamba_core::abi::{SsdBwdDesc, TensorDesc};
 
