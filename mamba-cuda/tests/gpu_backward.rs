@@ -959,6 +959,8 @@ fn ssd_backward_time_in_registers_matches_the_oracle() {
     // MAMBA_GPU_QUICK=1 (compute-sanitizer runs): two variants, f32 only.
     let quick = quick();
     let variants = if quick { &variants[..2] } else { &variants[..] };
+    // The recurrent kernels under test, not the chunked form (the default at p 64, N 64 / 128).
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC", "0");
     for &(force, rp, b1) in variants {
         std::env::set_var("MAMBA_CUDA_BWD2", force);
         std::env::set_var("MAMBA_CUDA_BWD2_RP", rp);
@@ -974,6 +976,7 @@ fn ssd_backward_time_in_registers_matches_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_BWD2");
     std::env::remove_var("MAMBA_CUDA_BWD2_RP");
     std::env::remove_var("MAMBA_CUDA_BWD2_B1");
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     if quick {
         t.finish("ssd, time in registers (forward + backward, quick)");
         return;
@@ -1286,7 +1289,7 @@ fn forward_backward_timings() {
              training pair (saved checkpoints): fwd {fs:.1} us, fwd+bwd {pair:.1} us"
         );
     }
-    for l in [400, 800] {
+    for l in [100, 400, 800] {
         if !run(&format!("ssd f32 b2 L{l} h6 p64 N64")) {
             continue;
         }

@@ -1171,7 +1171,7 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
     );
     // The chunked form (ssd_bwdc.rs) where it applies and its scratch fits.
     let dims = (b, l, h, hp, ng, n);
-    if super::ssd_bwdc::wanted(g, dims, !p.seq_idx.is_none())
+    if super::ssd_bwdc::wanted(g, d, dims, !p.seq_idx.is_none())
         && super::ssd_bwdc::run(g, d, act, dims, d_per_channel, stream)?
     {
         return Ok(());

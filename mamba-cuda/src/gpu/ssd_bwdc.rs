@@ -111,11 +111,29 @@ fn shape_suffix(p: usize, n: usize) -> &'static str {
 /// The call's shape: (b, L, h, p, g, N).
 pub(crate) type Dims = (usize, usize, usize, usize, usize, usize);
 
+/// Whether the tensor-core kernels can take the call: (p, N) = (64, 128) or (64, 64), the
+/// rows of x, dout, z, B, C 16-byte aligned (their 16-byte vector loads), and their shared
+/// memory within the device's.
+fn tc_capable(g: &Gpu, d: &SsdBwdDesc, p: usize, n: usize) -> bool {
+    let aligned = [
+        d.fwd.x.ptr,
+        d.fwd.b.ptr,
+        d.fwd.c.ptr,
+        d.dout.ptr,
+        ptr(&d.fwd.z),
+    ]
+    .iter()
+    .all(|a| a % 16 == 0);
+    !shape_suffix(p, n).is_empty() && aligned && chunk_smem(p, n, 4) <= g.max_smem()
+}
+
 /// Whether the chunked backward takes the call: no seq_idx, p <= 64 and a multiple of 4,
-/// N <= 128 and a multiple of 8, its shared memory within the device's; by default where
-/// the rows fill the device (b h p >= 8 per SM, as `bwd_ssdt`), `MAMBA_CUDA_SSD_BWDC`
-/// 1 / 0 forces it on / off.
-pub(crate) fn wanted(g: &Gpu, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> bool {
+/// N <= 128 and a multiple of 8, its shared memory within the device's; by default where the
+/// tensor-core kernels apply (H200, seed shape b2 h6 p64 N64 f32, forward+backward: 98-101 /
+/// 152-155 us at L400 / L800 against 237-240 / 417-419 us in recurrent form) or where the rows
+/// fill the device (b h p >= 8 per SM, as `bwd_ssdt`); `MAMBA_CUDA_SSD_BWDC` 1 / 0 forces it
+/// on / off.
+pub(crate) fn wanted(g: &Gpu, d: &SsdBwdDesc, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> bool {
     if has_seq || p > 64 || !p.is_multiple_of(4) || n > 128 || !n.is_multiple_of(8) {
         return false;
     }
@@ -125,7 +143,7 @@ pub(crate) fn wanted(g: &Gpu, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> boo
     match env_usize("MAMBA_CUDA_SSD_BWDC") {
         Some(0) => false,
         Some(_) => true,
-        None => b * h * p >= 8 * g.sm_count.max(1) as usize,
+        None => tc_capable(g, d, p, n) || b * h * p >= 8 * g.sm_count.max(1) as usize,
     }
 }
 
@@ -233,11 +251,7 @@ pub(crate) fn run(
         // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
         // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
         // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
-        // The tensor-core walk kernels load rows of x, dout, z, B, C as 16-byte vectors.
-        let aligned = [p.x.ptr, p.b.ptr, p.c.ptr, d.dout.ptr, ptr(&p.z)]
-            .iter()
-            .all(|a| a % 16 == 0);
-        let tc = if shp.is_empty() || !aligned || chunk_smem(hp, n, 4) > g.max_smem() {
+        let tc = if !tc_capable(g, d, hp, n) {
             0
         } else {
             match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
