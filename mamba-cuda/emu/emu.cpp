@@ -828,8 +828,8 @@ static void ssdbc_case(const char* name, Case& c) {
     const bool wide = (s128 || s64) && std::getenv("EMU_SBC_W");
     const int tcm = (s128 || s64) && std::getenv("EMU_SBC_TC") ? std::atoi(std::getenv("EMU_SBC_TC")) : 0;
     if (tcm == 1) {
-        launch(s128 ? ssdbc_states_f32_p64n128_tc : ssdbc_states_f32_p64n64_tc, (unsigned)H, (unsigned)b, 256u, p);
-        launch(s128 ? ssdbc_gstates_f32_p64n128_tc : ssdbc_gstates_f32_p64n64_tc, (unsigned)H, (unsigned)b, 256u, p);
+        // Both walks in one launch (grid z 0 / 1), as the host launches them.
+        launch(s128 ? ssdbc_walks_f32_p64n128_tc : ssdbc_walks_f32_p64n64_tc, (unsigned)H, (unsigned)b, 256u, p, 2u);
     } else if (tcm == 3) {
         launch(s128 ? ssdbc_states_f32_p64n128_tc3 : ssdbc_states_f32_p64n64_tc3, (unsigned)H, (unsigned)b, 256u, p);
         launch(s128 ? ssdbc_gstates_f32_p64n128_tc3 : ssdbc_gstates_f32_p64n64_tc3, (unsigned)H, (unsigned)b, 256u, p);

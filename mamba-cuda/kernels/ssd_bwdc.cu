@@ -509,6 +509,7 @@ __device__ __forceinline__ float sbc_at(const SbcV8<T>& v, int e) {
 // read down the columns of both tiles, are free of bank conflicts), double-buffered: the next
 // chunk's loads are in flight during the products, one barrier per chunk. The tiles load as
 // 16-byte vectors of eight values (rows of x, dout, z, B, C 16-byte aligned: the host checks).
+// The entries `ssdbc_walks_*` run both walks in one launch (grid z 0: states, 1: gradients).
 template <typename T, bool FWD, int PC, int NC, int MODE>
 __device__ void sbc_walk_tc(const SsdbcParams& p) {
     DYN_SMEM(sm);
@@ -1061,6 +1062,14 @@ __device__ void sbc_cast(const SbcCastParams& p) {
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__((PC / 4) * (NC / 8), 512 / ((PC / 4) * (NC / 8))) ssdbc_gstates_##SFX##_p##PC##n##NC(const __grid_constant__ SsdbcParams p) { \
         sbc_walk<T, false, PC, NC>(p);                                                                            \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 3) ssdbc_walks_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
+        if (blockIdx.z == 0) sbc_walk_tc<T, true, PC, NC, 1>(p);                                                 \
+        else sbc_walk_tc<T, false, PC, NC, 1>(p);                                                                \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbc_walks_##SFX##_p##PC##n##NC##_tc3(const __grid_constant__ SsdbcParams p) { \
+        if (blockIdx.z == 0) sbc_walk_tc<T, true, PC, NC, 3>(p);                                                 \
+        else sbc_walk_tc<T, false, PC, NC, 3>(p);                                                                \
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(256, 3) ssdbc_states_##SFX##_p##PC##n##NC##_tc(const __grid_constant__ SsdbcParams p) { \
         sbc_walk_tc<T, true, PC, NC, 1>(p);                                                                       \

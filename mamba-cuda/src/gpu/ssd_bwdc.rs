@@ -275,10 +275,25 @@ pub(crate) fn run(
             1 => (256, 4 * 2 * Q * (hp + 8 + n + 8), "_tc"),
             _ => (256, 4 * 2 * Q * (hp + 8 + n + 8), "_tc3"),
         };
-        let f = g.func(&format!("ssdbc_states_{sfx}{shp}{wsfx}"))?;
-        g.launch(f, wgrid, wt, wsm, stream, &prm)?;
-        let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}{wsfx}"))?;
-        g.launch(f, wgrid, wt, wsm, stream, &prm)?;
+        // Both walks in one launch (they are independent) where all their blocks are resident
+        // at once (3 / 2 blocks per SM for tf32 / 3xTF32): H200 seed shape f32 forward+backward
+        // 46.7 / 80.6 / 119.0 us at L100 / 400 / 800 against 54.9 / 102.3 / 153.7 us with two
+        // launches; at the LM shape (1280 blocks) two launches, 6.46 against 6.48-6.50 ms.
+        // `MAMBA_CUDA_SSD_BWDC_WALKS=1` / `0` forces one / two launches.
+        let slots = g.sm_count.max(1) as usize * if tc == 1 { 3 } else { 2 };
+        let merged = match env_usize("MAMBA_CUDA_SSD_BWDC_WALKS") {
+            Some(v) => v != 0,
+            None => 2 * b * h <= slots,
+        };
+        if tc != 0 && merged {
+            let f = g.func(&format!("ssdbc_walks_{sfx}{shp}{wsfx}"))?;
+            g.launch(f, (wgrid.0, wgrid.1, 2), wt, wsm, stream, &prm)?;
+        } else {
+            let f = g.func(&format!("ssdbc_states_{sfx}{shp}{wsfx}"))?;
+            g.launch(f, wgrid, wt, wsm, stream, &prm)?;
+            let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}{wsfx}"))?;
+            g.launch(f, wgrid, wt, wsm, stream, &prm)?;
+        }
         let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
         let (cw, cnt, pad) = match tc {
             1 => ("_tc", 512, 4),
