@@ -28,8 +28,8 @@
 // e^{cs_last - cs_t} s_t, e^{cs_t} per (i, j, t)), `ssdbc_states`
 // (S_c for c = 0..K, one block per (i, j) walking the chunks), `ssdbc_gstates` (G_{c+1} for
 // c = K-1..0 and dinitial = G_0), `ssdbc_chunk` (one block per (i, j, c): every gradient;
-// dB / dC summed over the group's heads by float4 atomics into f32 accumulators) and
-// `ssdbc_cast` (the accumulators into the storage type).
+// dB / dC summed over the group's heads by float4 atomics into f32 accumulators); the host
+// casts the accumulators into the storage type with `bwd_cast_*` (kernels/bwd.cu).
 #include "common.cuh"
 
 #ifndef DYN_SMEM
@@ -1043,17 +1043,6 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
 }
 
-struct SbcCastParams {
-    const float* src;
-    void* dst;
-    long long n;
-};
-template <typename T>
-__device__ void sbc_cast(const SbcCastParams& p) {
-    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < p.n; e += (long long)gridDim.x * blockDim.x)
-        static_cast<T*>(p.dst)[e] = cvt<T>(p.src[e]);
-}
-
 // Entries: the generic kernels (P, N from the parameters) and, suffix `_p64n128` /
 // `_p64n64`, the same with P and N fixed (the walk kernels then have 256 / 128 threads).
 #define SBC_SHAPE(T, SFX, PC, NC)                                                                                 \
@@ -1107,9 +1096,6 @@ __device__ void sbc_cast(const SbcCastParams& p) {
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(SBC_NT, 1) ssdbc_chunk_##SFX(const __grid_constant__ SsdbcParams p) { \
         sbc_chunk<T, 0, 0>(p);                                                                                    \
-    }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(256) ssdbc_cast_##SFX(const __grid_constant__ SbcCastParams p) { \
-        sbc_cast<T>(p);                                                                                           \
     }                                                                                                             \
     SBC_SHAPE(T, SFX, 64, 128)                                                                                    \
     SBC_SHAPE(T, SFX, 64, 64)

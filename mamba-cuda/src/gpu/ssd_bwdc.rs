@@ -15,6 +15,7 @@
 use mamba_core::abi::{SsdBwdDesc, TensorDesc};
 
 use super::ops::{env_usize, suffix};
+use super::params::BwdCastParams;
 use super::Gpu;
 use crate::PResult;
 
@@ -64,14 +65,6 @@ struct SsdbcParams {
 }
 
 const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 27 * 8 + 12 * 4);
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct SbcCastParams {
-    src: u64,
-    dst: u64,
-    n: i64,
-}
 
 /// Steps per chunk (`SBC_Q`) and threads of the chunk kernel (`SBC_NT`).
 const Q: usize = 32;
@@ -311,9 +304,9 @@ pub(crate) fn run(
             stream,
             &prm,
         )?;
-        let cast = g.func(&format!("ssdbc_cast_{sfx}"))?;
+        let cast = g.func(&format!("bwd_cast_{sfx}"))?;
         for (src, dst) in [(dbacc, d.db.ptr), (dcacc, d.dc.ptr)] {
-            let cp = SbcCastParams {
+            let cp = BwdCastParams {
                 src,
                 dst,
                 n: bc as i64,
