@@ -90,16 +90,6 @@ inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool) { std::abort(); }
 inline int __ffs(unsigned v) { return v ? __builtin_ctz(v) + 1 : 0; }
 
-inline float __uint_as_float(unsigned u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-inline unsigned __float_as_uint(float f) {
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
 // tf32 (cvt.rna: round to nearest, ties away, 10 explicit mantissa bits); EMU_TF32_EXACT=1
 // passes the f32 value through, so that only the indexing of the products is checked.
 inline unsigned emu_tf32_rna(float v) {

@@ -13,6 +13,20 @@
 #define __shared__ static
 #define __align__(n)
 
+#include <cstring>
+
+// The bit casts of the CUDA intrinsics.
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
 struct uint3e {
     unsigned x, y, z;
 };

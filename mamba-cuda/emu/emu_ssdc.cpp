@@ -35,11 +35,6 @@ struct alignas(8) float2 {
     float x, y;
 };
 inline float2 make_float2(float a, float b) { return {a, b}; }
-inline float __uint_as_float(unsigned u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
 // bf16 storage: round to nearest even.
 struct bf16_t {
     unsigned short v;

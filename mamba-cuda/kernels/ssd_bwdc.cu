@@ -31,6 +31,7 @@
 // dB / dC summed over the group's heads by float4 atomics into f32 accumulators); the host
 // casts the accumulators into the storage type with `bwd_cast_*` (kernels/bwd.cu).
 #include "common.cuh"
+#include "mma_tf32.cuh"
 
 #ifndef DYN_SMEM
 #define DYN_SMEM(name) extern __shared__ __align__(16) float name[]
@@ -314,17 +315,6 @@ __device__ __forceinline__ unsigned sbc_tf32(float v) {
     return r;
 #endif
 }
-__device__ __forceinline__ void sbc_mma1(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-#ifdef MAMBA_EMU
-    emu_mma_tf32(d, a, b);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 // ldmatrix (b16 view of 32-bit words): lane l gives the row address of matrix l / 8 (row
 // l % 8, 16 bytes); lane T gets the word at row T / 4, word T % 4 of each matrix, which is the
 // tf32 fragment layout when the matrices are the 8 x 4 quarters of a tile read along k.
@@ -352,7 +342,7 @@ __device__ __forceinline__ void sbc_ldm2(unsigned (&r)[2], const float* p) {
 template <int MODE, bool AX, bool BX>
 __device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     if constexpr (MODE == 1) {
-        sbc_mma1(d, a, b);
+        mma_tf32_16x8x8(d, a, b);
     } else {
         unsigned ah[4], al[4], bh[2], bl[2];
 #pragma unroll
@@ -365,9 +355,9 @@ __device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4],
             bh[e] = BX ? b[e] : b[e] & 0xffffe000u;
             bl[e] = __float_as_uint(__uint_as_float(b[e]) - __uint_as_float(bh[e]));
         }
-        if (!AX) sbc_mma1(d, al, bh);
-        if (!BX) sbc_mma1(d, ah, bl);
-        sbc_mma1(d, ah, bh);
+        if (!AX) mma_tf32_16x8x8(d, al, bh);
+        if (!BX) mma_tf32_16x8x8(d, ah, bl);
+        mma_tf32_16x8x8(d, ah, bh);
     }
 }
 // FL: 1 A read along k (ak = 1), 2 B read along k (bk = 1): such an operand loads with
@@ -476,11 +466,11 @@ __device__ __forceinline__ void sbc_split(SbcOp<MODE, NV>& o, const float (&v)[N
 template <int MODE>
 __device__ __forceinline__ void sbc_mma_op(float (&d)[4], const SbcOp<MODE, 4>& a, const SbcOp<MODE, 2>& b) {
     if constexpr (MODE == 1) {
-        sbc_mma1(d, a.h, b.h);
+        mma_tf32_16x8x8(d, a.h, b.h);
     } else {
-        sbc_mma1(d, a.l, b.h);
-        sbc_mma1(d, a.h, b.l);
-        sbc_mma1(d, a.h, b.h);
+        mma_tf32_16x8x8(d, a.l, b.h);
+        mma_tf32_16x8x8(d, a.h, b.l);
+        mma_tf32_16x8x8(d, a.h, b.h);
     }
 }
 

@@ -26,6 +26,7 @@
 // The C B^T scratch lies after chunk_decay (as `ssdl_cb_base`): chunk_decay +
 // align4(b * h * K), (b, g, K, Q, Q) floats.
 #include "common.cuh"
+#include "mma_tf32.cuh"
 
 #define L32_THREADS 256
 #define L32_Q 128
@@ -76,22 +77,11 @@ __device__ __forceinline__ void l32_b(L32B& b, float b0, float b1) {
     l32_split(b1, b.h[1], b.l[1]);
 }
 
-__device__ __forceinline__ void l32_mma1(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-#ifdef MAMBA_EMU
-    emu_mma_tf32(d, a, b);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 // d += a b in 3xTF32 (small terms first).
 __device__ __forceinline__ void l32_mma(float (&d)[4], const L32A& a, const L32B& b) {
-    l32_mma1(d, a.l, b.h);
-    l32_mma1(d, a.h, b.l);
-    l32_mma1(d, a.h, b.h);
+    mma_tf32_16x8x8(d, a.l, b.h);
+    mma_tf32_16x8x8(d, a.h, b.l);
+    mma_tf32_16x8x8(d, a.h, b.h);
 }
 
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
