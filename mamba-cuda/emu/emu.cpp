@@ -861,7 +861,9 @@ static int ssdbc_only() {
                                      {1, 96, 2, 64, 1, 128, true, false},
                                      {2, 70, 2, 64, 1, 64, true, true},
                                      {1, 33, 3, 64, 1, 128, false, false},
-                                     {1, 300, 1, 4, 1, 128, false, false}}) {
+                                     {1, 300, 1, 4, 1, 128, false, false},
+                                     {1, 1, 2, 64, 1, 64, true, false},
+                                     {2, 7, 1, 64, 1, 128, true, true}}) {
         Case c = ssd_case(t.b, t.L, t.H, t.P, t.ng, t.N, t.all, t.dpc);
         c.has_seq = false;
         char name[128];

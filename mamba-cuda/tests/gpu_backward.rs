@@ -873,6 +873,12 @@ fn ssdbc_configs(rng: &mut Rng) -> Vec<SsdConfig> {
             initial_states: true,
             ..SsdConfig::new(1, 96, 4, 64, 2, 64)
         },
+        // Shorter than one chunk at the tensor-core shapes.
+        all(SsdConfig::new(1, 1, 2, 64, 1, 64)),
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..all(SsdConfig::new(2, 7, 1, 64, 1, 128))
+        },
     ];
     for _ in 0..rounds() {
         let mut c = SsdConfig::random(rng);
