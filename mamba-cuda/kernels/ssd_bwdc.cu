@@ -365,11 +365,11 @@ __device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4],
 // the others with scalar loads (two-way conflicts at those strides). 4 / 8: A / B exact in
 // tf32 (x, B, C of a 16-bit type; MODE 3 then has no lo part). NW: warps of the block; w0,
 // nwu: the warps that take the tasks (so that the products between two barriers balance). MODE 1 takes the
-// operands as stored: the chunk kernel stores them rounded to tf32 (or they are exact);
-// kscale (MODE 3 / generic use) scales A, rounded again in MODE 1.
+// operands as stored: the chunk kernel stores them rounded to tf32 (or they are exact), and
+// stores the scaled operands (Mx diag(s), Mb diag(s)) itself: no per-k scale here.
 template <int MODE, int FL, int NW, typename Epi>
 __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
-                                       int bn, const float* kscale, int w0, int nwu, Epi epi) {
+                                       int bn, int w0, int nwu, Epi epi) {
     constexpr bool AR = FL & 1, BR = FL & 2, AX = FL & 4, BX = FL & 8;
     // Warps w0 .. w0 + nwu - 1 (mod NW) take the tasks, task i on warp w0 + i mod nwu.
     const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) - w0 + NW) % NW;
@@ -391,13 +391,6 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
                 ua[0] = __float_as_uint(ap[0]), ua[1] = __float_as_uint(ap[8 * am]);
                 ua[2] = __float_as_uint(ap[4 * ak]), ua[3] = __float_as_uint(ap[8 * am + 4 * ak]);
             }
-            if (kscale) {
-                const float w1 = kscale[k0 + t4], w2 = kscale[k0 + t4 + 4];
-                const float v[4] = {__uint_as_float(ua[0]) * w1, __uint_as_float(ua[1]) * w1, __uint_as_float(ua[2]) * w2,
-                                    __uint_as_float(ua[3]) * w2};
-#pragma unroll
-                for (int e = 0; e < 4; ++e) ua[e] = MODE == 1 ? sbc_tf32(v[e]) : __float_as_uint(v[e]);
-            }
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int nh = n0 + 8 * h;
@@ -409,7 +402,7 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
                 }
             }
 #pragma unroll
-            for (int h = 0; h < 2; ++h) sbc_mma_u<MODE, AX, BX>(d[h], ua, ub[h]);  // (AX is never set with kscale)
+            for (int h = 0; h < 2; ++h) sbc_mma_u<MODE, AX, BX>(d[h], ua, ub[h]);
         }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -437,12 +430,12 @@ __device__ __forceinline__ void sbc_cp_wait() {
 }
 
 // A product of the chunk kernel: on the CUDA cores (TCM 0, register tile RM x RN) or the
-// tensor cores (TCM 1 / 3, `sbc_tc` MODE, flags FL and rot).
+// tensor cores (TCM 1 / 3, `sbc_tc` MODE, flags FL, warps w0, nwu; kscale must be null there).
 template <int TCM, int RM, int RN, int FL = 0, typename Epi>
 __device__ __forceinline__ void sbc_prod(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
                                          int bn, const float* kscale, Epi epi, int w0 = 0, int nwu = 16) {
     if constexpr (TCM == 0) sbc_mm<RM, RN>(M, NN, KD, a, am, ak, b, bk, bn, kscale, epi);
-    else sbc_tc<TCM, FL, 16>(M, NN, KD, a, am, ak, b, bk, bn, kscale, w0, nwu, epi);  // 512 threads
+    else sbc_tc<TCM, FL, 16>(M, NN, KD, a, am, ak, b, bk, bn, w0, nwu, epi);  // 512 threads
 }
 
 // A fragment's operands prepared once for several mma: MODE 1 rounded to tf32, MODE 3 split
