@@ -24,6 +24,7 @@ const KERNELS: &[&str] = &[
     "ssd_lm32",
     "ssd_seed2",
     "ssd_lm",
+    "ssd_seed3",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 
