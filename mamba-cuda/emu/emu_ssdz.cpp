@@ -6,7 +6,7 @@
 // outputs and final states against an f64 recurrence (SPEC 2).
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdz.cpp -o /tmp/emu_ssdz && /tmp/emu_ssdz
-// (`EMU_QUICK=1`: fewer cases.)
+// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..3`: the kernel variant.)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -85,6 +85,8 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
+// EMU_V: the kernel variant (template V of ssdz_body: 0-3).
+static int g_v = std::getenv("EMU_V") ? std::atoi(std::getenv("EMU_V")) : 0;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
     std::normal_distribution<float> Nd(0.f, 1.f);
@@ -156,7 +158,12 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
                     ts.emplace_back([&, bx, t] {
                         threadIdx = {(unsigned)t, 0, 0};
                         blockIdx = {(unsigned)bx, by, bz};
-                        ssdz_body(p, g_smem[bx]);
+                        switch (g_v) {
+                            case 1: ssdz_body<1>(p, g_smem[bx]); break;
+                            case 2: ssdz_body<2>(p, g_smem[bx]); break;
+                            case 3: ssdz_body<3>(p, g_smem[bx]); break;
+                            default: ssdz_body<0>(p, g_smem[bx]);
+                        }
                         if (g_tok) { std::printf("cluster arrival left\n"); std::abort(); }
                     });
             for (auto& t : ts) t.join();

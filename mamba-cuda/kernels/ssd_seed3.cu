@@ -57,9 +57,16 @@ __device__ __forceinline__ const V* ssdz_map(const V* ptr, int rank) {
 
 __device__ __forceinline__ float ssdz_c(const float4& v, int e) { return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w; }
 
+// V bit 1: the Y tiles' warps permuted so that the four schedulers of an SM get about
+// the same causal work (snake order of the t-group pairs); bit 2: M X computed before the
+// cluster wait (it needs no incoming state), so it overlaps the slowest chunk's S_c.
+// p.mode (`MAMBA_CUDA_SSDZ_DIAG`, timing only, WRONG outputs): bit 1 no Y loops, 2 no M,
+// 4 no S_c, 8 no DSMEM reads.
+template <int V>
 __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smraw) {
     using namespace ssdz;
     const int tid = threadIdx.x;
+    const int diag = p.mode;
     const int c = blockIdx.x;  // the chunk = the block's rank in its cluster
     const int j = blockIdx.y, i = blockIdx.z;
     const int H = p.nheads, P = p.headdim, N = p.dstate, L = p.seqlen;
@@ -182,7 +189,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         for (int a = 0; a < 4; ++a)
 #pragma unroll
             for (int b = 0; b < 4; ++b) acc[a][b] = 0.f;
-        if (n0 < nk) {
+        if (n0 < nk && !(diag & 4)) {
 #pragma unroll 2
             for (int s = sb; s < se; s += 4) {
                 float4 bq[4], xq[4];
@@ -233,7 +240,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
             for (int a = 0; a < 4; ++a)
 #pragma unroll
                 for (int b = 0; b < 4; ++b) g[a][b] = 0.f;
-            if (sa < tn && ta < tn) {
+            if (sa < tn && ta < tn && !(diag & 2)) {
 #pragma unroll 4
                 for (int n = 0; n < nk; ++n) {
                     const float4 cc = *reinterpret_cast<const float4*>(s_ct + n * QS + ta);
@@ -268,6 +275,50 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         }
     }
     __syncthreads();
+    // The Y tile of this thread: 4 steps from ta, 4 columns from qy.
+    const int nt = Q >> 2;
+    int ta, qy;
+    bool yact;
+    if (V & 1) {
+        const int w = tid >> 5, nw = (nt + 1) >> 1, r = w >> 2, sc = w & 3;
+        const int pw = (r + 1) * 4 <= nw ? r * 4 + ((r & 1) ? 3 - sc : sc) : w;
+        const int tg = 2 * pw + ((tid >> 4) & 1);
+        yact = w < nw && tg < nt;
+        ta = 4 * tg;
+    } else {
+        yact = tid < Q * 4;
+        ta = (tid >> 4) * 4;
+    }
+    qy = (tid & 15) * 4;
+    float Y[4][4];
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) Y[a][b] = 0.f;
+    // M X (the intra-chunk part).
+    auto mx = [&]() {
+        const int q0 = qy;
+        const int smax = (diag & 1) ? 0 : min(ta + 4, tn4);
+#pragma unroll 2
+        for (int s = 0; s < smax; s += 4) {
+            float4 mq[4], xq[4];
+#pragma unroll
+            for (int a = 0; a < 4; ++a) mq[a] = *reinterpret_cast<const float4*>(s_m + (ta + a) * Q + s);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) xq[e] = *reinterpret_cast<const float4*>(s_x + (s + e) * SP + q0);
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+#pragma unroll
+                for (int a = 0; a < 4; ++a) {
+                    const float mm = ssdz_c(mq[a], e);
+                    Y[a][0] = fmaf(mm, xq[e].x, Y[a][0]);
+                    Y[a][1] = fmaf(mm, xq[e].y, Y[a][1]);
+                    Y[a][2] = fmaf(mm, xq[e].z, Y[a][2]);
+                    Y[a][3] = fmaf(mm, xq[e].w, Y[a][3]);
+                }
+        }
+    };
+    if ((V & 2) && yact) mx();
     // 5. The incoming state from the earlier chunks' shared memory: thread (n, 8 columns).
     ssdz_cluster_wait();
     {
@@ -276,7 +327,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         float4 v0[CL], v1[CL];
 #pragma unroll
         for (int cc = 0; cc < CL; ++cc) {
-            if (cc < c) {
+            if (cc < c && !(diag & 8)) {
                 const double* rt = ssdz_map(s_tot, cc);
                 const float* rs = ssdz_map(s_Sc, cc) + n * SP + q0;
                 tots[cc] = *rt;
@@ -290,7 +341,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         double sum = 0.0;  // log-decay from the end of chunk cc to the start of chunk c
 #pragma unroll
         for (int cc = CL - 1; cc >= 0; --cc) {
-            if (cc < c) {
+            if (cc < c && !(diag & 8)) {
                 const float dec = expf((float)sum);
                 acc[0] = fmaf(dec, v0[cc].x, acc[0]);
                 acc[1] = fmaf(dec, v0[cc].y, acc[1]);
@@ -323,33 +374,10 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
     }
     __syncthreads();
     // 6. Y = M X + diag(e) C S_in + D x, z gate, store: thread (4 steps, 4 columns).
-    if (tid < Q * 4) {
-        const int ta = (tid >> 4) * 4, q0 = (tid & 15) * 4;
-        float Y[4][4];
-#pragma unroll
-        for (int a = 0; a < 4; ++a)
-#pragma unroll
-            for (int b = 0; b < 4; ++b) Y[a][b] = 0.f;
-        const int smax = min(ta + 4, tn4);
-#pragma unroll 2
-        for (int s = 0; s < smax; s += 4) {
-            float4 mq[4], xq[4];
-#pragma unroll
-            for (int a = 0; a < 4; ++a) mq[a] = *reinterpret_cast<const float4*>(s_m + (ta + a) * Q + s);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) xq[e] = *reinterpret_cast<const float4*>(s_x + (s + e) * SP + q0);
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-#pragma unroll
-                for (int a = 0; a < 4; ++a) {
-                    const float mm = ssdz_c(mq[a], e);
-                    Y[a][0] = fmaf(mm, xq[e].x, Y[a][0]);
-                    Y[a][1] = fmaf(mm, xq[e].y, Y[a][1]);
-                    Y[a][2] = fmaf(mm, xq[e].z, Y[a][2]);
-                    Y[a][3] = fmaf(mm, xq[e].w, Y[a][3]);
-                }
-        }
-        if ((c > 0 || p.init) && ta < tn) {
+    if (yact) {
+        const int q0 = qy;
+        if (!(V & 2)) mx();
+        if ((c > 0 || p.init) && ta < tn && !(diag & 1)) {
             float Z[4][4];
 #pragma unroll
             for (int a = 0; a < 4; ++a)
@@ -419,9 +447,14 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
 }
 
 #ifndef MAMBA_EMU
-extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1)
-    ssdz_f32(const __grid_constant__ SsdParams p) {
-    extern __shared__ __align__(16) unsigned char ssdz_sm[];
-    ssdz_body(p, ssdz_sm);
-}
+#define SSDZ_INST(V, NAME)                                                                     \
+    extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1)             \
+        NAME(const __grid_constant__ SsdParams p) {                                            \
+        extern __shared__ __align__(16) unsigned char ssdz_sm[];                               \
+        ssdz_body<V>(p, ssdz_sm);                                                              \
+    }
+SSDZ_INST(0, ssdz_f32)
+SSDZ_INST(1, ssdz_f32_v1)
+SSDZ_INST(2, ssdz_f32_v2)
+SSDZ_INST(3, ssdz_f32_v3)
 #endif

@@ -2562,6 +2562,18 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
             }
         }
     }
+    // The variants (`MAMBA_CUDA_SSDZ_V`): snake-ordered Y warps, M X before the cluster wait.
+    for v in ["1", "2", "3"] {
+        std::env::set_var("MAMBA_CUDA_SSDZ_V", v);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if (quick && si > 4) || l > 1024 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDZ_V");
     std::env::remove_var("MAMBA_CUDA_SSDZ");
     t32.finish("ssd ssdz f32");
     t16.finish("ssd ssdz bf16");

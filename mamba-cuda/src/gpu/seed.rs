@@ -354,7 +354,17 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     let q = l.div_ceil(SSDZ_CL).div_ceil(4) * 4;
     prm.chunk_len = q as i32;
     prm.nchunks = SSDZ_CL as i32;
-    let f = g.func("ssdz_f32")?;
+    // `MAMBA_CUDA_SSDZ_DIAG` (bits: 1 no Y loops, 2 no M, 4 no S_c, 8 no DSMEM reads):
+    // timing diagnostics only, WRONG outputs.
+    prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 15;
+    // `MAMBA_CUDA_SSDZ_V=1|2|3`: the Y tiles' warps in snake order over the schedulers (1),
+    // M X before the cluster wait (2), both (3).
+    let f = g.func(match env_usize("MAMBA_CUDA_SSDZ_V") {
+        Some(1) => "ssdz_f32_v1",
+        Some(2) => "ssdz_f32_v2",
+        Some(3) => "ssdz_f32_v3",
+        _ => "ssdz_f32",
+    })?;
     g.launch(
         f,
         (SSDZ_CL as u32, h as u32, b as u32),
