@@ -25,6 +25,7 @@ const KERNELS: &[&str] = &[
     "ssd_seed2",
     "ssd_lm",
     "ssd_bwdc",
+    "ssd_seed3",
 ];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 

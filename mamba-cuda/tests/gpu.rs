@@ -2465,6 +2465,120 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
     th.finish("ssd ssdq f16");
 }
 
+/// `ssdz_f32` (kernels/ssd_seed3.cu, `MAMBA_CUDA_SSDZ=1`): the chunked SSD forward in one
+/// launch, the chunk states passed through distributed shared memory in a cluster of 8
+/// blocks. Seed shapes and odd ones (L 1 to 1024, L not a multiple of 8 or 32, p 1-64,
+/// N 1-64, groups, every option on / off, initial states), calls in a row, and shapes where
+/// it does not apply (L > 1024, seq_idx, N 128, bf16: the other forms).
+#[test]
+fn ssd_cluster_chunks_z_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(37);
+    std::env::set_var("MAMBA_CUDA_SSDZ", "1");
+    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    };
+    let shapes = [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 1, 4, 1, 1, 1),
+        (2, 7, 6, 64, 1, 64),
+        (2, 100, 6, 64, 1, 64),
+        (2, 399, 6, 64, 1, 64),
+        (1, 1000, 2, 64, 1, 64),
+        (1, 1024, 2, 64, 2, 64),
+        (1, 31, 2, 5, 1, 7),
+        (2, 33, 3, 40, 3, 17),
+        (1, 97, 4, 3, 2, 64),
+        (2, 130, 6, 64, 3, 33),
+        (2, 257, 4, 64, 4, 16),
+        (1, 65, 2, 64, 1, 64),
+        (2, 799, 6, 64, 1, 64),
+        (2, 2048, 6, 64, 1, 64),
+    ];
+    let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let quick = quick();
+    for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+        if quick && si > 4 {
+            continue;
+        }
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        let all = SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &all, &mut t32);
+        let none = SsdCfg {
+            d: 0,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            limit: None,
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &none, &mut t32);
+        let d1 = SsdCfg {
+            d: 1,
+            init: false,
+            ..c
+        };
+        ssd_check::<f32>(be, &mut rng, &d1, &mut t32);
+        // Where it does not apply: seq_idx (the other forms), bf16.
+        if si % 4 == 1 {
+            ssd_check::<f32>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t32);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        }
+    }
+    if !quick {
+        // Random shapes and options (N up to 128, seq_idx on half of them: those fall back).
+        for _ in 0..rounds() * 2 {
+            let c = random_ssd_cfg(&mut rng);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+        // Calls in a row at the seed shapes.
+        for _ in 0..3 {
+            for l in [400, 800] {
+                let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
+                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            }
+        }
+    }
+    // The variants (`MAMBA_CUDA_SSDZ_V`): snake-ordered Y warps, M X before the cluster wait.
+    for v in ["1", "2", "3"] {
+        std::env::set_var("MAMBA_CUDA_SSDZ_V", v);
+        for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+            if (quick && si > 4) || l > 1024 {
+                continue;
+            }
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSDZ_V");
+    std::env::remove_var("MAMBA_CUDA_SSDZ");
+    t32.finish("ssd ssdz f32");
+    t16.finish("ssd ssdz bf16");
+}
+
 // ------------------------------------------------------------------ SPEC 3
 
 fn conv_check<T: Element>(

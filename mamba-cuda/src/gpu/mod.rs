@@ -97,6 +97,10 @@ const FATBINS: &[(&str, &[u8])] = &[
         "ssd_bwdc",
         include_bytes!(concat!(env!("OUT_DIR"), "/ssd_bwdc.fatbin")),
     ),
+    (
+        "ssd_seed3",
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssd_seed3.fatbin")),
+    ),
 ];
 
 /// A kernel handle. Driver handles may be used from any thread.
@@ -340,6 +344,13 @@ impl Gpu {
             FATBINS
                 .iter()
                 .position(|m| m.0 == "ssd_bwdc")
+                .unwrap_or(usize::MAX)
+        } else if name.starts_with("ssdz_") {
+            // kernels/ssd_seed3.cu (eighth session, helper D; found by its name as
+            // `ssdq_` is).
+            FATBINS
+                .iter()
+                .position(|m| m.0 == "ssd_seed3")
                 .unwrap_or(usize::MAX)
         } else if name.starts_with("ssdq_") {
             // kernels/ssd_seed2.cu (helper D's module index 15 in the brief; here found

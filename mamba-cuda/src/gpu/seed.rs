@@ -229,6 +229,9 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     if prm.dstate > 128 || prm.seqlen <= 0 || prm.ngroups <= 0 {
         return false;
     }
+    if ssdz_wanted(g, prm, f32) {
+        return true;
+    }
     match env_str("MAMBA_CUDA_SSDR").as_deref() {
         Some("1") => true,
         Some("0") => false,
@@ -289,8 +292,94 @@ const SSDQ_DEFAULT: bool = true;
 /// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
 const SSDR_LMAX: usize = 1024;
 
+/// `ssdz_f32` (kernels/ssd_seed3.cu): the chunked (state-space-dual) SSD forward in ONE
+/// launch, grid (`SSDZ_CL` chunks, heads, batch) with `__cluster_dims__(SSDZ_CL, 1, 1)`:
+/// block c computes its chunk's local end state, the blocks of a cluster exchange them
+/// through distributed shared memory (two cluster barriers), then each block adds its
+/// incoming state's part to its intra-chunk outputs. Chunk length Q = ceil(L / 8) rounded
+/// up to 4, at most `SSDZ_QMAX`.
+const SSDZ_CL: usize = 8;
+const SSDZ_QMAX: usize = 128;
+
+/// Whether `ssdz_f32` can compute this call: f32, no seq_idx, p <= 64, N <= 64,
+/// 1 <= L <= 1024 (every other option: groups, D, z, dt_bias, softplus, dt limits,
+/// initial and final states).
+fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
+    f32 && prm.seq_idx == 0
+        && prm.headdim > 0
+        && prm.headdim as usize <= 64
+        && prm.dstate > 0
+        && prm.dstate as usize <= 64
+        && prm.seqlen > 0
+        && prm.seqlen as usize <= SSDZ_CL * SSDZ_QMAX
+        && prm.ngroups > 0
+}
+
+/// Whether `ssdz_f32` is the default where it applies in the seed region (off until it is
+/// measured faster than `ssdq` `_e2` on the device).
+const SSDZ_DEFAULT: bool = false;
+
+/// Whether `ssdz_f32` takes this call: `MAMBA_CUDA_SSDZ=1` forces it where it applies,
+/// `=0` keeps it off; unset: the seed region (few (batch, head) pairs) where
+/// `SSDZ_DEFAULT`.
+fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
+    if !ssdz_applies(prm, f32) {
+        return false;
+    }
+    match env_str("MAMBA_CUDA_SSDZ").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => {
+            SSDZ_DEFAULT
+                && forced().is_none()
+                && (prm.batch * prm.nheads) as usize * 4 <= g.sm_count as usize
+                && (256..=1024).contains(&prm.seqlen)
+        }
+    }
+}
+
+/// Dynamic shared memory of `ssdz_f32` at chunk length `q` (mirrors kernels/ssd_seed3.cu):
+/// the f64 cumsums [QMAX] and the chunk total [2], dt, w, exp(cs) [QMAX], S_c and S_in
+/// [64][64], x [q][64], B^T and C^T [64][qs], then x * w / M (max(q * q, q * 64)).
+fn ssdz_smem(q: usize) -> usize {
+    let qs = q.div_ceil(8) * 8 + 4;
+    8 * SSDZ_QMAX
+        + 16
+        + 4 * (3 * SSDZ_QMAX + 2 * 64 * 64 + q * 64 + 2 * 64 * qs + (q * q).max(q * 64))
+}
+
+/// Launches `ssdz_f32` (the caller checked `ssdz_applies`).
+fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
+    let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
+    let q = l.div_ceil(SSDZ_CL).div_ceil(4) * 4;
+    prm.chunk_len = q as i32;
+    prm.nchunks = SSDZ_CL as i32;
+    // `MAMBA_CUDA_SSDZ_DIAG` (bits: 1 no Y loops, 2 no M, 4 no S_c, 8 no DSMEM reads):
+    // timing diagnostics only, WRONG outputs.
+    prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 15;
+    // `MAMBA_CUDA_SSDZ_V=1|2|3`: the Y tiles' warps in snake order over the schedulers (1),
+    // M X before the cluster wait (2), both (3).
+    let f = g.func(match env_usize("MAMBA_CUDA_SSDZ_V") {
+        Some(1) => "ssdz_f32_v1",
+        Some(2) => "ssdz_f32_v2",
+        Some(3) => "ssdz_f32_v3",
+        _ => "ssdz_f32",
+    })?;
+    g.launch(
+        f,
+        (SSDZ_CL as u32, h as u32, b as u32),
+        512,
+        ssdz_smem(q),
+        stream,
+        &prm,
+    )
+}
+
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
+    if ssdz_wanted(g, &prm, sfx == "f32") {
+        return ssdz_launch(g, prm, stream);
+    }
     let (b, h, p, n) = (
         prm.batch as usize,
         prm.nheads as usize,

@@ -1,0 +1,212 @@
+// A host emulator for kernels/ssd_seed3.cu (`ssdz_f32`): every CUDA thread is a std::thread;
+// the CL = 8 blocks of a cluster (the chunks of one (batch, head)) run together, each
+// with its own shared memory, so the cluster barriers (a std::barrier over all 8 * 512
+// threads, split arrive / wait) and the DSMEM reads (`ssdz_map`: the same offset in
+// another block's shared memory) are exercised; clusters run one after another. Checks
+// outputs and final states against an f64 recurrence (SPEC 2).
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdz.cpp -o /tmp/emu_ssdz && /tmp/emu_ssdz
+// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..3`: the kernel variant.)
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "emu_cuda.h"
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+using std::max;
+using std::min;
+
+constexpr int EMU_CL = 8, EMU_NT = 512;
+alignas(16) static unsigned char g_smem[EMU_CL][1 << 18];
+static std::unique_ptr<std::barrier<>> g_bar[EMU_CL];
+static std::unique_ptr<std::barrier<>> g_wbar[EMU_CL][EMU_NT / 32];
+static std::unique_ptr<std::barrier<>> g_cbar;
+thread_local std::barrier<>::arrival_token* g_tok = nullptr;
+static double g_shd[EMU_CL][EMU_NT / 32][32];
+
+inline void __syncthreads() { g_bar[blockIdx.x]->arrive_and_wait(); }
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline double __shfl_up_sync(unsigned, double v, int d) {
+    const int b = blockIdx.x, w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shd[b][w][l] = v;
+    g_wbar[b][w]->arrive_and_wait();
+    const double r = g_shd[b][w][l >= d ? l - d : l];
+    g_wbar[b][w]->arrive_and_wait();
+    return r;
+}
+inline double __shfl_sync(unsigned, double v, int src) {
+    const int b = blockIdx.x, w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shd[b][w][l] = v;
+    g_wbar[b][w]->arrive_and_wait();
+    const double r = g_shd[b][w][src];
+    g_wbar[b][w]->arrive_and_wait();
+    return r;
+}
+inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // (common.cuh's look-back: unused here)
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+inline void ssdz_cluster_arrive() {
+    if (g_tok) { std::printf("cluster arrive twice\n"); std::abort(); }
+    g_tok = new std::barrier<>::arrival_token(g_cbar->arrive());
+}
+inline void ssdz_cluster_wait() {
+    if (!g_tok) { std::printf("cluster wait without arrive\n"); std::abort(); }
+    g_cbar->wait(std::move(*g_tok));
+    delete g_tok;
+    g_tok = nullptr;
+}
+template <typename V>
+inline const V* ssdz_map(const V* ptr, int rank) {
+    const unsigned char* me = g_smem[blockIdx.x];
+    const std::ptrdiff_t off = reinterpret_cast<const unsigned char*>(ptr) - me;
+    if (off < 0 || off >= (std::ptrdiff_t)sizeof(g_smem[0]) || rank < 0 || rank >= EMU_CL) {
+        std::printf("bad map\n");
+        std::abort();
+    }
+    return reinterpret_cast<const V*>(g_smem[rank] + off);
+}
+#include "../kernels/ssd_seed3.cu"
+
+struct Case {
+    int b, L, h, P, g, N;
+    int d;  // 0 none, 1 (h), 2 (h, p)
+    bool z, bias, init, fin, softplus, limit;
+};
+
+// EMU_V: the kernel variant (template V of ssdz_body: 0-3).
+static int g_v = std::getenv("EMU_V") ? std::atoi(std::getenv("EMU_V")) : 0;
+static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
+    const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
+    std::normal_distribution<float> Nd(0.f, 1.f);
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    auto nrm = [&](size_t n) { std::vector<float> v(n); for (auto& x : v) x = Nd(rng); return v; };
+    auto uni = [&](size_t n, float lo, float hi) { std::vector<float> v(n); for (auto& x : v) x = lo + (hi - lo) * U(rng); return v; };
+    auto x = nrm((size_t)b * L * H * P), B = nrm((size_t)b * L * G * N), C = nrm((size_t)b * L * G * N);
+    auto dt = cs.softplus ? uni((size_t)b * L * H, -3, 1) : uni((size_t)b * L * H, 0.001f, 0.7f);
+    auto A = uni(H, -8, -0.5f), D = nrm(cs.d == 2 ? H * P : H), z = nrm((size_t)b * L * H * P);
+    auto bias = uni(H, -1, 0.5f), init = nrm((size_t)b * H * P * N);
+    const float lo = 0.001f, hi = 1.5f;
+    std::vector<float> out((size_t)b * L * H * P, NAN), fin((size_t)b * H * P * N, NAN);
+    std::vector<double> ro(out.size()), rf(fin.size());
+    for (int i = 0; i < b; ++i)
+        for (int j = 0; j < H; ++j) {
+            const int k = j / (H / G);
+            std::vector<double> S((size_t)P * N);
+            for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * H + j) * P * N + e] : 0.0;
+            for (int t = 0; t < L; ++t) {
+                double d = dt[((size_t)i * L + t) * H + j] + (cs.bias ? bias[j] : 0.0);
+                if (cs.softplus) d = d > 20 ? d : std::log1p(std::exp(d));
+                if (cs.limit) d = std::min(std::max(d, (double)lo), (double)hi);
+                const double a = std::exp(d * A[j]);
+                for (int q = 0; q < P; ++q) {
+                    const double xv = x[(((size_t)i * L + t) * H + j) * P + q];
+                    double y = 0;
+                    for (int n = 0; n < N; ++n) {
+                        const size_t bi = (((size_t)i * L + t) * G + k) * N + n;
+                        double& s = S[(size_t)q * N + n];
+                        s = a * s + d * xv * B[bi];
+                        y += C[bi] * s;
+                    }
+                    if (cs.d == 1) y += D[j] * xv;
+                    if (cs.d == 2) y += D[j * P + q] * xv;
+                    const size_t o = (((size_t)i * L + t) * H + j) * P + q;
+                    if (cs.z) y *= z[o] / (1 + std::exp(-(double)z[o]));
+                    ro[o] = y;
+                }
+            }
+            for (size_t e = 0; e < S.size(); ++e) rf[((size_t)i * H + j) * P * N + e] = S[e];
+        }
+    SsdParams p{};
+    p.x = x.data(); p.dt = dt.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
+    p.D = cs.d ? D.data() : nullptr; p.z = cs.z ? z.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
+    p.init = cs.init ? init.data() : nullptr; p.seq_idx = nullptr; p.out = out.data();
+    p.final_states = cs.fin ? fin.data() : nullptr;
+    p.x_sb = (long long)L * H * P; p.x_st = H * P; p.dt_sb = (long long)L * H; p.dt_st = H;
+    p.B_sb = (long long)L * G * N; p.B_st = G * N; p.C_sb = p.B_sb; p.C_st = p.B_st;
+    p.z_sb = p.x_sb; p.z_st = p.x_st; p.out_sb = p.x_sb; p.out_st = p.x_st;
+    p.batch = b; p.seqlen = L; p.nheads = H; p.headdim = P; p.ngroups = G; p.dstate = N;
+    p.d_per_channel = cs.d == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
+    // The host's shape (seed.rs ssdz_launch).
+    const int q = ((L + EMU_CL - 1) / EMU_CL + 3) / 4 * 4;
+    p.chunk_len = q;
+    p.nchunks = EMU_CL;
+    blockDim = {(unsigned)EMU_NT, 1, 1};
+    gridDim = {(unsigned)EMU_CL, (unsigned)H, (unsigned)b};
+    for (unsigned bz = 0; bz < gridDim.z; ++bz)
+        for (unsigned by = 0; by < gridDim.y; ++by) {
+            std::memset(g_smem, 0xff, sizeof(g_smem));  // NaN garbage
+            for (int k = 0; k < EMU_CL; ++k) {
+                g_bar[k] = std::make_unique<std::barrier<>>(EMU_NT);
+                for (int w = 0; w < EMU_NT / 32; ++w) g_wbar[k][w] = std::make_unique<std::barrier<>>(32);
+            }
+            g_cbar = std::make_unique<std::barrier<>>(EMU_CL * EMU_NT);
+            std::vector<std::thread> ts;
+            for (int bx = 0; bx < EMU_CL; ++bx)
+                for (int t = 0; t < EMU_NT; ++t)
+                    ts.emplace_back([&, bx, t] {
+                        threadIdx = {(unsigned)t, 0, 0};
+                        blockIdx = {(unsigned)bx, by, bz};
+                        switch (g_v) {
+                            case 1: ssdz_body<1>(p, g_smem[bx]); break;
+                            case 2: ssdz_body<2>(p, g_smem[bx]); break;
+                            case 3: ssdz_body<3>(p, g_smem[bx]); break;
+                            default: ssdz_body<0>(p, g_smem[bx]);
+                        }
+                        if (g_tok) { std::printf("cluster arrival left\n"); std::abort(); }
+                    });
+            for (auto& t : ts) t.join();
+        }
+    double num = 0, den = 0;
+    for (size_t e = 0; e < out.size(); ++e) { num += (out[e] - ro[e]) * (out[e] - ro[e]); den += ro[e] * ro[e]; }
+    ferr = 0;
+    if (cs.fin) {
+        double n2 = 0, d2 = 0;
+        for (size_t e = 0; e < fin.size(); ++e) { n2 += (fin[e] - rf[e]) * (fin[e] - rf[e]); d2 += rf[e] * rf[e]; }
+        ferr = std::sqrt(n2 / std::max(d2, 1e-300));
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+int main() {
+    std::mt19937 rng(5);
+    const bool quick = std::getenv("EMU_QUICK") != nullptr;
+    const Case cases[] = {
+        {1, 1, 1, 1, 1, 1, 0, false, false, false, true, false, false},
+        {1, 7, 1, 64, 1, 64, 1, true, true, true, true, true, false},
+        {1, 31, 2, 5, 1, 7, 1, true, true, true, true, true, false},
+        {1, 100, 1, 64, 1, 64, 2, false, true, true, true, true, true},
+        {2, 33, 3, 40, 3, 17, 1, false, true, true, true, true, true},
+        {1, 97, 4, 3, 2, 64, 2, true, false, true, true, false, false},
+        {1, 130, 1, 16, 1, 64, 0, false, false, true, true, false, false},
+        {1, 400, 1, 64, 1, 64, 1, false, true, false, true, true, false},
+        {1, 399, 1, 64, 1, 36, 2, true, true, true, true, true, true},
+        {1, 1000, 1, 8, 1, 64, 1, true, true, true, true, true, true},
+        {1, 1024, 1, 64, 1, 64, 1, false, true, true, true, true, false},
+    };
+    double worst = 0;
+    int n = 0;
+    for (const auto& cs : cases) {
+        if (quick && cs.L > 400) continue;
+        double fe = 0;
+        const double e = run_case(cs, rng, fe);
+        ++n;
+        worst = std::max({worst, e, fe});
+        const bool bad = !(e < 1e-5) || !(fe < 1e-5);
+        std::printf("%s b%d L%d h%d p%d g%d N%d d%d z%d init%d: out %.2e fin %.2e\n", bad ? "FAIL" : "ok", cs.b, cs.L,
+                    cs.h, cs.P, cs.g, cs.N, cs.d, cs.z, cs.init, e, fe);
+        std::fflush(stdout);
+    }
+    std::printf("%d cases, worst %.2e\n", n, worst);
+}
