@@ -6,7 +6,7 @@
 // outputs and final states against an f64 recurrence (SPEC 2).
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdz.cpp -o /tmp/emu_ssdz && /tmp/emu_ssdz
-// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..3`: the kernel variant.)
+// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..4, 6, 7`: the kernel variant.)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -54,6 +54,10 @@ inline double __shfl_sync(unsigned, double v, int src) {
     g_wbar[b][w]->arrive_and_wait();
     return r;
 }
+template <typename V>
+inline V __ldcg(const V* p) { return *p; }
+template <typename V>
+inline void __stcg(V* p, V v) { *p = v; }
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // (common.cuh's look-back: unused here)
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
@@ -85,7 +89,7 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
-// EMU_V: the kernel variant (template V of ssdz_body: 0-3).
+// EMU_V: the kernel variant (template V of ssdz_body: 0-4, 6, 7).
 static int g_v = std::getenv("EMU_V") ? std::atoi(std::getenv("EMU_V")) : 0;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     const int b = cs.b, L = cs.L, H = cs.h, P = cs.P, G = cs.g, N = cs.N;
@@ -142,6 +146,11 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     const int q = ((L + EMU_CL - 1) / EMU_CL + 3) / 4 * 4;
     p.chunk_len = q;
     p.nchunks = EMU_CL;
+    // V bit 4: the exchange scratch (NaN garbage, as a reused buffer may hold).
+    std::vector<float> xs((size_t)b * H * EMU_CL * 64 * 64, NAN);
+    std::vector<double> xd((size_t)b * H * EMU_CL, NAN);
+    p.chunk_states = xs.data();
+    p.chunk_decay = reinterpret_cast<float*>(xd.data());
     blockDim = {(unsigned)EMU_NT, 1, 1};
     gridDim = {(unsigned)EMU_CL, (unsigned)H, (unsigned)b};
     for (unsigned bz = 0; bz < gridDim.z; ++bz)
@@ -162,6 +171,9 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
                             case 1: ssdz_body<1>(p, g_smem[bx]); break;
                             case 2: ssdz_body<2>(p, g_smem[bx]); break;
                             case 3: ssdz_body<3>(p, g_smem[bx]); break;
+                            case 4: ssdz_body<4>(p, g_smem[bx]); break;
+                            case 6: ssdz_body<6>(p, g_smem[bx]); break;
+                            case 7: ssdz_body<7>(p, g_smem[bx]); break;
                             default: ssdz_body<0>(p, g_smem[bx]);
                         }
                         if (g_tok) { std::printf("cluster arrival left\n"); std::abort(); }

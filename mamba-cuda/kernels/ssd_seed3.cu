@@ -57,6 +57,11 @@ __device__ __forceinline__ const V* ssdz_map(const V* ptr, int rank) {
 
 __device__ __forceinline__ float ssdz_c(const float4& v, int e) { return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w; }
 
+// V bit 4: the local end states S_c and the chunk totals go to global scratch
+// (p.chunk_states (b, h, CL, 64, 64), p.chunk_decay as doubles (b, h, CL)) before the
+// cluster arrive, and the later chunks read them from L2 (`__ldcg`) after the wait, instead
+// of through distributed shared memory (measured on the H200: the DSMEM reads cost 6-10 us
+// per call, generic loads through the shared window); one cluster barrier instead of two.
 // V bit 1: the Y tiles' warps permuted so that the four schedulers of an SM get about
 // the same causal work (snake order of the t-group pairs); bit 2: M X computed before the
 // cluster wait (it needs no incoming state), so it overlaps the slowest chunk's S_c.
@@ -160,7 +165,10 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
                 s_e[t] = expf((float)cs);
             }
         }
-        if (tid == 0) s_tot[0] = cse;
+        if (tid == 0) {
+            s_tot[0] = cse;
+            if (V & 4) reinterpret_cast<double*>(p.chunk_decay)[((size_t)i * H + j) * CL + c] = cse;
+        }
     }
     __syncthreads();
     // 2. Stage x, x * w, B^T, C^T.
@@ -216,11 +224,13 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         }
         __syncthreads();
         if (!half) {
+            float* gsc = p.chunk_states + (((size_t)i * H + j) * CL + c) * (SN * SP);
 #pragma unroll
             for (int a = 0; a < 4; ++a) {
                 const float4 o = *reinterpret_cast<const float4*>(s_Sin + (n0 + a) * SP + q0);
-                *reinterpret_cast<float4*>(s_Sc + (n0 + a) * SP + q0) =
-                    make_float4(acc[a][0] + o.x, acc[a][1] + o.y, acc[a][2] + o.z, acc[a][3] + o.w);
+                const float4 v = make_float4(acc[a][0] + o.x, acc[a][1] + o.y, acc[a][2] + o.z, acc[a][3] + o.w);
+                *reinterpret_cast<float4*>(s_Sc + (n0 + a) * SP + q0) = v;
+                if (V & 4) __stcg(reinterpret_cast<float4*>(gsc + (n0 + a) * SP + q0), v);
             }
         }
     }
@@ -328,11 +338,21 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
 #pragma unroll
         for (int cc = 0; cc < CL; ++cc) {
             if (cc < c && !(diag & 8)) {
-                const double* rt = ssdz_map(s_tot, cc);
-                const float* rs = ssdz_map(s_Sc, cc) + n * SP + q0;
-                tots[cc] = *rt;
-                v0[cc] = *reinterpret_cast<const float4*>(rs);
-                v1[cc] = *reinterpret_cast<const float4*>(rs + 4);
+                if (V & 4) {
+                    // Through L2: the earlier chunks wrote S_c and their totals to global
+                    // scratch before the cluster barrier's arrive (release).
+                    const size_t bh = (size_t)i * H + j;
+                    const float* rs = p.chunk_states + (bh * CL + cc) * (SN * SP) + n * SP + q0;
+                    tots[cc] = __ldcg(reinterpret_cast<const double*>(p.chunk_decay) + bh * CL + cc);
+                    v0[cc] = __ldcg(reinterpret_cast<const float4*>(rs));
+                    v1[cc] = __ldcg(reinterpret_cast<const float4*>(rs + 4));
+                } else {
+                    const double* rt = ssdz_map(s_tot, cc);
+                    const float* rs = ssdz_map(s_Sc, cc) + n * SP + q0;
+                    tots[cc] = *rt;
+                    v0[cc] = *reinterpret_cast<const float4*>(rs);
+                    v1[cc] = *reinterpret_cast<const float4*>(rs + 4);
+                }
             }
         }
         float acc[8];
@@ -363,7 +383,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         }
         *reinterpret_cast<float4*>(s_Sin + n * SP + q0) = make_float4(acc[0], acc[1], acc[2], acc[3]);
         *reinterpret_cast<float4*>(s_Sin + n * SP + q0 + 4) = make_float4(acc[4], acc[5], acc[6], acc[7]);
-        ssdz_cluster_arrive();
+        if (!(V & 4)) ssdz_cluster_arrive();
         if (c == CL - 1 && p.final_states && n < N) {
             const float dl = expf((float)s_tot[0]);
             float* dst = p.final_states + ((size_t)i * H + j) * P * N + n;
@@ -442,8 +462,9 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
             }
         }
     }
-    // No block leaves while a later chunk may still read its shared memory.
-    ssdz_cluster_wait();
+    // No block leaves while a later chunk may still read its shared memory (V bit 4: the
+    // exchange went through global memory, nothing reads this block's shared memory).
+    if (!(V & 4)) ssdz_cluster_wait();
 }
 
 #ifndef MAMBA_EMU
@@ -457,4 +478,7 @@ SSDZ_INST(0, ssdz_f32)
 SSDZ_INST(1, ssdz_f32_v1)
 SSDZ_INST(2, ssdz_f32_v2)
 SSDZ_INST(3, ssdz_f32_v3)
+SSDZ_INST(4, ssdz_f32_v4)
+SSDZ_INST(6, ssdz_f32_v6)
+SSDZ_INST(7, ssdz_f32_v7)
 #endif

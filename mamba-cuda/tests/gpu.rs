@@ -2562,8 +2562,9 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
             }
         }
     }
-    // The variants (`MAMBA_CUDA_SSDZ_V`): snake-ordered Y warps, M X before the cluster wait.
-    for v in ["1", "2", "3"] {
+    // The variants (`MAMBA_CUDA_SSDZ_V`, bits): 1 snake-ordered Y warps, 2 M X before the
+    // cluster wait, 4 the exchange through global scratch (the default is 7).
+    for v in ["0", "1", "2", "3", "4", "6"] {
         std::env::set_var("MAMBA_CUDA_SSDZ_V", v);
         for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
             if (quick && si > 4) || l > 1024 {

@@ -359,21 +359,32 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 15;
     // `MAMBA_CUDA_SSDZ_V=1|2|3`: the Y tiles' warps in snake order over the schedulers (1),
     // M X before the cluster wait (2), both (3).
-    let f = g.func(match env_usize("MAMBA_CUDA_SSDZ_V") {
-        Some(1) => "ssdz_f32_v1",
-        Some(2) => "ssdz_f32_v2",
-        Some(3) => "ssdz_f32_v3",
+    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(SSDZ_V);
+    let f = g.func(match v {
+        1 => "ssdz_f32_v1",
+        2 => "ssdz_f32_v2",
+        3 => "ssdz_f32_v3",
+        4 => "ssdz_f32_v4",
+        6 => "ssdz_f32_v6",
+        7 => "ssdz_f32_v7",
         _ => "ssdz_f32",
     })?;
-    g.launch(
-        f,
-        (SSDZ_CL as u32, h as u32, b as u32),
-        512,
-        ssdz_smem(q),
-        stream,
-        &prm,
-    )
+    let grid = (SSDZ_CL as u32, h as u32, b as u32);
+    if v & 4 == 0 {
+        return g.launch(f, grid, 512, ssdz_smem(q), stream, &prm);
+    }
+    // V bit 4: S_c (64 x 64 f32) and the chunk's total (f64) of every block through global
+    // scratch.
+    let states = b * h * SSDZ_CL * 64 * 64 * 4;
+    g.with_chain_scratch(1, states + b * h * SSDZ_CL * 8, stream, |_flags, data, _base| {
+        prm.chunk_states = data;
+        prm.chunk_decay = data + states as u64;
+        g.launch(f, grid, 512, ssdz_smem(q), stream, &prm)
+    })
 }
+
+/// The default `ssdz` variant (bits of `MAMBA_CUDA_SSDZ_V`; see kernels/ssd_seed3.cu).
+const SSDZ_V: usize = 7;
 
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
