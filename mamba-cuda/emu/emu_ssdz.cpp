@@ -6,7 +6,7 @@
 // outputs and final states against an f64 recurrence (SPEC 2).
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdz.cpp -o /tmp/emu_ssdz && /tmp/emu_ssdz
-// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..4, 6, 7`: the kernel variant.)
+// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..4, 6, 7` (template V of `ssdz_body`), 8 (`ssdz_tc_body`): the kernel variant.)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -24,6 +24,10 @@ struct alignas(16) float4 {
     float x, y, z, w;
 };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
 using std::max;
 using std::min;
 
@@ -57,7 +61,31 @@ inline double __shfl_sync(unsigned, double v, int src) {
 template <typename V>
 inline V __ldcg(const V* p) { return *p; }
 template <typename V>
+inline V __ldg(const V* p) { return *p; }
+template <typename V>
 inline void __stcg(V* p, V v) { *p = v; }
+// mma.sync m16n8k8 tf32 (row.col) for `ssdz_f32_tc`: the lanes of a warp publish their
+// fragments, each lane computes its four outputs in the PTX layouts from the operands
+// truncated to tf32 (as the tensor cores read them), in f64, then rounds to f32.
+static unsigned g_ma[EMU_CL][EMU_NT / 32][32][4], g_mb[EMU_CL][EMU_NT / 32][32][2];
+inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    const int bx = blockIdx.x, w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
+    for (int e = 0; e < 4; ++e) g_ma[bx][w][l][e] = a[e];
+    for (int e = 0; e < 2; ++e) g_mb[bx][w][l][e] = b[e];
+    g_wbar[bx][w]->arrive_and_wait();
+    auto rd = [](unsigned u) { return __uint_as_float(u & 0xffffe000u); };
+    auto A = [&](int m, int k) { return rd(g_ma[bx][w][(m % 8) * 4 + k % 4][(m >= 8) + 2 * (k >= 4)]); };
+    auto B = [&](int k, int n) { return rd(g_mb[bx][w][n * 4 + k % 4][k >= 4]); };
+    float r[4];
+    for (int e = 0; e < 4; ++e) {
+        const int m = g + (e >> 1) * 8, n = 2 * c + (e & 1);
+        double acc = d[e];
+        for (int k = 0; k < 8; ++k) acc += (double)A(m, k) * B(k, n);
+        r[e] = (float)acc;
+    }
+    g_wbar[bx][w]->arrive_and_wait();
+    for (int e = 0; e < 4; ++e) d[e] = r[e];
+}
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // (common.cuh's look-back: unused here)
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
@@ -174,6 +202,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
                             case 4: ssdz_body<4>(p, g_smem[bx]); break;
                             case 6: ssdz_body<6>(p, g_smem[bx]); break;
                             case 7: ssdz_body<7>(p, g_smem[bx]); break;
+                            case 8: ssdz_tc_body(p, g_smem[bx]); break;
                             default: ssdz_body<0>(p, g_smem[bx]);
                         }
                         if (g_tok) { std::printf("cluster arrival left\n"); std::abort(); }

@@ -29,6 +29,7 @@
 // initial and final states); the host falls back to `ssdq` / `ssdr` elsewhere.
 // Launch: grid (CL, h, b), NT = 512 threads, dynamic shared memory = ssdz_smem in seed.rs.
 #include "common.cuh"
+#include "mma_tf32.cuh"
 #ifndef MAMBA_EMU
 #include <cooperative_groups.h>
 #endif
@@ -467,6 +468,409 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
     if (!(V & 4)) ssdz_cluster_wait();
 }
 
+
+// ---------------------------------------------------------------------------------------
+// `ssdz_f32_tc` (`MAMBA_CUDA_SSDZ_V=8`, eleventh session): the same chunked form with every
+// product on the tensor cores, mma.sync m16n8k8 tf32 in 3xTF32 (a b ~ a_lo b_hi + a_hi b_lo
+// + a_hi b_hi, f32 accumulation; hi = v & 0xffffe000 is exact, lo = v - hi exact, ~2^-21 of
+// v lost when the hardware truncates lo), and the exchange through global scratch (V bit 4).
+// Chunk rows are padded to Q16 = round16(Q) (zero x, B, C, dt past the chunk).
+//   S_c [n][q] = sum_s B[s][n] (w x)[s][q]: warp w computes rows 16 (w >> 2) .. of n and
+//     columns 16 (w & 3) .. of q (two n8 tiles), natural k order;
+//   G [t][s] = C_t . B_s per 16 x 8 tile in registers, turned into M (decay, dt, causal
+//     mask) in place: its accumulator layout (rows g, g + 8; columns 2c, 2c + 1) is the A
+//     fragment of the k8 step s0 .. s0 + 7 with k permuted (slot c <-> s0 + 2c, slot c + 4
+//     <-> s0 + 2c + 1), so M X takes it with x rows read in the same permuted order; M never
+//     goes to shared memory;
+//   Y [t][q] = M X (before the cluster wait) + (e_t C_t) S_in (after it; k over n permuted
+//     the same way), then D x and the z gate.
+// A 16-row strip of t is shared by two warps: half 0 takes the s tiles 0 .. i and n 0 .. 31
+// of C S_in, half 1 the s tiles i + 1 .. 2 i + 1 and n 32 .. 63; half 1's partial Y goes
+// through shared memory to half 0, which finishes the rows. Strips 0-3 sit on warps 0-7,
+// strips 4.. on warps 8-15 in reverse order (strip nst - 1 - k with warp k), so that the four
+// schedulers get about the same causal work.
+// Shared memory (floats): x [Q16][68] (rows 2c, 2c + 1 read by column g: 4 mod 32), x w,
+// B, C [Q16][72] (rows c / float2 along rows g: 8 mod 32), S_in, S_c [64][68]; dt, w, e
+// [QMAX], the f64 cumulative sums [QMAX] and the total.
+namespace ssdz {
+constexpr int SX = 68;  // row stride of x, S_in, S_c
+constexpr int SW = 72;  // row stride of x w, B, C (and the half-1 partials of Y)
+}  // namespace ssdz
+
+__device__ __forceinline__ void ssdz_split(float v, unsigned& hi, unsigned& lo) {
+    hi = __float_as_uint(v) & 0xffffe000u;
+    lo = __float_as_uint(v - __uint_as_float(hi));
+#ifdef MAMBA_EMU
+    lo &= 0xffffe000u;  // the hardware truncates a tf32 operand
+#endif
+}
+// d += a b in 3xTF32 (the small terms first); a as 4 floats, b as 2 (already split).
+struct SsdzA {
+    unsigned h[4], l[4];
+};
+struct SsdzB {
+    unsigned h[2], l[2];
+};
+__device__ __forceinline__ void ssdz_sa(SsdzA& a, float a0, float a1, float a2, float a3) {
+    ssdz_split(a0, a.h[0], a.l[0]);
+    ssdz_split(a1, a.h[1], a.l[1]);
+    ssdz_split(a2, a.h[2], a.l[2]);
+    ssdz_split(a3, a.h[3], a.l[3]);
+}
+__device__ __forceinline__ void ssdz_sb(SsdzB& b, float b0, float b1) {
+    ssdz_split(b0, b.h[0], b.l[0]);
+    ssdz_split(b1, b.h[1], b.l[1]);
+}
+__device__ __forceinline__ void ssdz_mma3(float (&d)[4], const SsdzA& a, const SsdzB& b) {
+    mma_tf32_16x8x8(d, a.l, b.h);
+    mma_tf32_16x8x8(d, a.h, b.l);
+    mma_tf32_16x8x8(d, a.h, b.h);
+}
+
+// p.mode (`MAMBA_CUDA_SSDZ_DIAG`, timing only, WRONG outputs): bit 1 no Y products, 2 no
+// G / M X, 4 no S_c, 8 no exchange reads, 16 no x / B / C loads, 32 no output stores.
+// Two accumulators per G tile (k steps even / odd): chains of 12 dependent mma instead of
+// 24 (measured: 26.6-28.3 us at L800 against 27.9-28.4 with one, 28.2-29.5 with four, which
+// spills).
+__device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* smraw) {
+    using namespace ssdz;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g8 = lane >> 2, c4 = lane & 3;
+    const int diag = p.mode;
+    const int c = blockIdx.x;
+    const int j = blockIdx.y, i = blockIdx.z;
+    const int H = p.nheads, P = p.headdim, N = p.dstate, L = p.seqlen;
+    const int Q = p.chunk_len;
+    const int Q16 = (Q + 15) & ~15;
+    const int kg = j / (H / p.ngroups);
+    const int t0 = c * Q;
+    const int tn = max(0, min(Q, L - t0));
+    const size_t bh = (size_t)i * H + j;
+
+    double* s_cs = reinterpret_cast<double*>(smraw);  // [QMAX]
+    double* s_tot = s_cs + QMAX;                      // [2]
+    float* s_dt = reinterpret_cast<float*>(s_tot + 2);
+    float* s_w = s_dt + QMAX;
+    float* s_e = s_w + QMAX;
+    float* s_Sc = s_e + QMAX;          // [SN][SX]
+    float* s_Sin = s_Sc + SN * SX;     // [SN][SX]
+    float* s_x = s_Sin + SN * SX;      // [Q16][SX]
+    float* s_xw = s_x + QMAX * SX;     // [Q16][SW]; later the half-1 partials [8][16][SW]
+    float* s_b = s_xw + QMAX * SW;     // [Q16][SW]
+    float* s_c = s_b + QMAX * SW;      // [Q16][SW]
+
+    const float* xg = static_cast<const float*>(p.x) + i * p.x_sb + (long long)j * P;
+    const float* Bg = static_cast<const float*>(p.B) + i * p.B_sb + (long long)kg * N;
+    const float* Cg = static_cast<const float*>(p.C) + i * p.C_sb + (long long)kg * N;
+
+    // 1. x, B, C rows (4 consecutive columns per slot) into registers (16-byte loads where
+    // p = N = 64 and the rows are 16-byte aligned); the steps on warp 0.
+    const bool vec = P == SP && N == SN && ((p.x_st | p.B_st | p.C_st) & 3) == 0 &&
+                     ((reinterpret_cast<uintptr_t>(xg) | reinterpret_cast<uintptr_t>(Bg) |
+                       reinterpret_cast<uintptr_t>(Cg)) & 15) == 0;
+    constexpr int KS = QMAX * SP / 4 / NT;
+    const int nslot = Q16 * 16;
+    float4 xv[KS], bv[KS], cv[KS];
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+        const int e = tid + k * NT;
+        xv[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+        bv[k] = xv[k];
+        cv[k] = xv[k];
+        const int t = e >> 4, q0 = (e & 15) * 4;
+        if (e < nslot && t < tn && !(diag & 16) && vec) {
+            xv[k] = __ldg(reinterpret_cast<const float4*>(xg + (long long)(t0 + t) * p.x_st + q0));
+            bv[k] = __ldg(reinterpret_cast<const float4*>(Bg + (long long)(t0 + t) * p.B_st + q0));
+            cv[k] = __ldg(reinterpret_cast<const float4*>(Cg + (long long)(t0 + t) * p.C_st + q0));
+        } else if (e < nslot && t < tn && !(diag & 16)) {
+            const float* xs = xg + (long long)(t0 + t) * p.x_st + q0;
+            xv[k].x = q0 < P ? xs[0] : 0.f;
+            xv[k].y = q0 + 1 < P ? xs[1] : 0.f;
+            xv[k].z = q0 + 2 < P ? xs[2] : 0.f;
+            xv[k].w = q0 + 3 < P ? xs[3] : 0.f;
+            const float* bs = Bg + (long long)(t0 + t) * p.B_st + q0;
+            const float* cs = Cg + (long long)(t0 + t) * p.C_st + q0;
+            bv[k].x = q0 < N ? bs[0] : 0.f;
+            bv[k].y = q0 + 1 < N ? bs[1] : 0.f;
+            bv[k].z = q0 + 2 < N ? bs[2] : 0.f;
+            bv[k].w = q0 + 3 < N ? bs[3] : 0.f;
+            cv[k].x = q0 < N ? cs[0] : 0.f;
+            cv[k].y = q0 + 1 < N ? cs[1] : 0.f;
+            cv[k].z = q0 + 2 < N ? cs[2] : 0.f;
+            cv[k].w = q0 + 3 < N ? cs[3] : 0.f;
+        }
+    }
+    if (tid < 32) {
+        const double A = (double)p.A[j];
+        const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+        const float* dtg = static_cast<const float*>(p.dt) + i * p.dt_sb + j;
+        float d[4];
+        double loc[4], run = 0.0;
+#pragma unroll
+        for (int a = 0; a < 4; ++a) {
+            const int t = 4 * tid + a;
+            d[a] = t < tn ? step_size(dtg[(long long)(t0 + t) * p.dt_st] + bias, p.softplus, p.has_limit, p.lo, p.hi)
+                          : 0.f;
+            run += (double)d[a] * A;
+            loc[a] = run;
+        }
+        double incl = run;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double v = __shfl_up_sync(0xffffffffu, incl, o);
+            if (tid >= o) incl += v;
+        }
+        const double excl = incl - run;
+        const double cse = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+        for (int a = 0; a < 4; ++a) {
+            const int t = 4 * tid + a;
+            const double cs = excl + loc[a];
+            s_cs[t] = cs;
+            s_dt[t] = d[a];
+            s_w[t] = expf((float)(cse - cs)) * d[a];
+            s_e[t] = expf((float)cs);
+        }
+        if (tid == 0) {
+            s_tot[0] = cse;
+            reinterpret_cast<double*>(p.chunk_decay)[bh * CL + c] = cse;
+        }
+    }
+    __syncthreads();
+    // 2. Stage x, x w, B, C (rows past the chunk are zero up to Q16).
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+        const int e = tid + k * NT;
+        if (e < nslot) {
+            const int t = e >> 4, q0 = (e & 15) * 4;
+            *reinterpret_cast<float4*>(s_x + t * SX + q0) = xv[k];
+            const float w = s_w[t];
+            *reinterpret_cast<float4*>(s_xw + t * SW + q0) = make_float4(xv[k].x * w, xv[k].y * w, xv[k].z * w, xv[k].w * w);
+            *reinterpret_cast<float4*>(s_b + t * SW + q0) = bv[k];
+            *reinterpret_cast<float4*>(s_c + t * SW + q0) = cv[k];
+        }
+    }
+    __syncthreads();
+    // 3. S_c [n][q] = sum_s B[s][n] (x w)[s][q]: warp -> rows n0 .. n0 + 15, two n8 tiles.
+    {
+        const int n0 = (warp >> 2) * 16, qa = (warp & 3) * 16;
+        // Two accumulators per tile (even / odd k steps: shorter chains of dependent mma).
+        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        float acd[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        if (!(diag & 4)) {
+            for (int s0 = 0; s0 < Q16; s0 += 16) {
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const int sk = s0 + 8 * u;
+                    if (u == 1 && sk >= Q16) break;
+                    const float* br = s_b + (sk + c4) * SW + n0 + g8;
+                    SsdzA a;
+                    ssdz_sa(a, br[0], br[8], br[4 * SW], br[4 * SW + 8]);
+#pragma unroll
+                    for (int nt = 0; nt < 2; ++nt) {
+                        const float* xr = s_xw + (sk + c4) * SW + qa + nt * 8 + g8;
+                        SsdzB b;
+                        ssdz_sb(b, xr[0], xr[4 * SW]);
+                        ssdz_mma3(u ? acd[nt] : acc[nt], a, b);
+                    }
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[nt][e] += acd[nt][e];
+        }
+        float* gsc = p.chunk_states + (bh * CL + c) * (SN * SP);
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+            const int q = qa + nt * 8 + 2 * c4;
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int n = n0 + g8 + 8 * hh;
+                const float2 v = make_float2(acc[nt][2 * hh], acc[nt][2 * hh + 1]);
+                *reinterpret_cast<float2*>(s_Sc + n * SX + q) = v;
+                __stcg(reinterpret_cast<float2*>(gsc + n * SP + q), v);
+            }
+        }
+    }
+    // S_c and the total are in global memory: the later chunks may read them.
+    ssdz_cluster_arrive();
+    // 4. The strip of this warp and its M X part (needs no incoming state).
+    const int nst = Q16 >> 4;
+    const int kq = warp & 3, half = (warp >> 2) & 1;
+    const int strip = warp < 8 ? kq : nst - 1 - kq;
+    const bool yact = warp < 8 ? strip < nst : strip >= 4;
+    const int jb = half ? strip + 1 : 0;
+    const int je = min(half ? 2 * strip + 2 : strip + 1, (tn + 7) >> 3);
+    const int ta = strip * 16;
+    float Y[8][4];
+#pragma unroll
+    for (int qq = 0; qq < 8; ++qq)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Y[qq][e] = 0.f;
+    if (yact && !(diag & 3)) {
+        const double ct0 = s_cs[ta + g8], ct1 = s_cs[ta + g8 + 8];
+        const int tt0 = ta + g8, tt1 = ta + g8 + 8;
+        for (int js = jb; js < je; ++js) {
+            const int s0 = js * 8;
+            float gk[2][4];
+#pragma unroll
+            for (int u = 0; u < 2; ++u)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) gk[u][e] = 0.f;
+#pragma unroll
+            for (int n0 = 0; n0 < SN; n0 += 8) {
+                const float2 ca = *reinterpret_cast<const float2*>(s_c + tt0 * SW + n0 + 2 * c4);
+                const float2 cb = *reinterpret_cast<const float2*>(s_c + tt1 * SW + n0 + 2 * c4);
+                const float2 bb = *reinterpret_cast<const float2*>(s_b + (s0 + g8) * SW + n0 + 2 * c4);
+                SsdzA a;
+                ssdz_sa(a, ca.x, cb.x, ca.y, cb.y);
+                SsdzB b;
+                ssdz_sb(b, bb.x, bb.y);
+                ssdz_mma3(gk[(n0 >> 3) & 1], a, b);
+            }
+            float gm[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) gm[e] = gk[0][e] + gk[1][e];
+            // M in place: element (t, s) for c0 (tt0, s0 + 2c), c1 (tt0, +1), c2 (tt1, ..), c3.
+            const int sa = s0 + 2 * c4;
+            const double cs0 = s_cs[sa], cs1 = s_cs[sa + 1];
+            const float d0 = s_dt[sa], d1 = s_dt[sa + 1];
+            const float m0 = sa <= tt0 ? gm[0] * expf((float)(ct0 - cs0)) * d0 : 0.f;
+            const float m1 = sa + 1 <= tt0 ? gm[1] * expf((float)(ct0 - cs1)) * d1 : 0.f;
+            const float m2 = sa <= tt1 ? gm[2] * expf((float)(ct1 - cs0)) * d0 : 0.f;
+            const float m3 = sa + 1 <= tt1 ? gm[3] * expf((float)(ct1 - cs1)) * d1 : 0.f;
+            SsdzA a;
+            ssdz_sa(a, m0, m2, m1, m3);
+            const float* xr = s_x + sa * SX + g8;
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) {
+                SsdzB b;
+                ssdz_sb(b, xr[qq * 8], xr[SX + qq * 8]);
+                ssdz_mma3(Y[qq], a, b);
+            }
+        }
+    }
+    // 5. The incoming state from the earlier chunks (global scratch, written before their
+    // arrive): thread (n, 8 columns).
+    ssdz_cluster_wait();
+    {
+        const int n = tid >> 3, q0 = (tid & 7) * 8;
+        double tots[CL];
+        float4 v0[CL], v1[CL];
+#pragma unroll
+        for (int cc = 0; cc < CL; ++cc) {
+            if (cc < c && !(diag & 8)) {
+                const float* rs = p.chunk_states + (bh * CL + cc) * (SN * SP) + n * SP + q0;
+                tots[cc] = __ldcg(reinterpret_cast<const double*>(p.chunk_decay) + bh * CL + cc);
+                v0[cc] = __ldcg(reinterpret_cast<const float4*>(rs));
+                v1[cc] = __ldcg(reinterpret_cast<const float4*>(rs + 4));
+            }
+        }
+        float acc[8];
+#pragma unroll
+        for (int b = 0; b < 8; ++b) acc[b] = 0.f;
+        double sum = 0.0;
+#pragma unroll
+        for (int cc = CL - 1; cc >= 0; --cc) {
+            if (cc < c && !(diag & 8)) {
+                const float dec = expf((float)sum);
+                acc[0] = fmaf(dec, v0[cc].x, acc[0]);
+                acc[1] = fmaf(dec, v0[cc].y, acc[1]);
+                acc[2] = fmaf(dec, v0[cc].z, acc[2]);
+                acc[3] = fmaf(dec, v0[cc].w, acc[3]);
+                acc[4] = fmaf(dec, v1[cc].x, acc[4]);
+                acc[5] = fmaf(dec, v1[cc].y, acc[5]);
+                acc[6] = fmaf(dec, v1[cc].z, acc[6]);
+                acc[7] = fmaf(dec, v1[cc].w, acc[7]);
+                sum += tots[cc];
+            }
+        }
+        if (p.init && n < N) {
+            const float dec = expf((float)sum);
+            const float* src = p.init + bh * P * N + n;
+#pragma unroll
+            for (int b = 0; b < 8; ++b)
+                if (q0 + b < P) acc[b] = fmaf(dec, src[(size_t)(q0 + b) * N], acc[b]);
+        }
+        *reinterpret_cast<float4*>(s_Sin + n * SX + q0) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+        *reinterpret_cast<float4*>(s_Sin + n * SX + q0 + 4) = make_float4(acc[4], acc[5], acc[6], acc[7]);
+        if (c == CL - 1 && p.final_states && n < N) {
+            const float dl = expf((float)s_tot[0]);
+            float* dst = p.final_states + bh * P * N + n;
+#pragma unroll
+            for (int b = 0; b < 8; ++b)
+                if (q0 + b < P) dst[(size_t)(q0 + b) * N] = fmaf(dl, acc[b], s_Sc[n * SX + q0 + b]);
+        }
+    }
+    __syncthreads();
+    // 6. Y += (e_t C_t) S_in over this half's n range (k permuted: slot c <-> n0 + 2c).
+    if (yact && (c > 0 || p.init) && ta < tn && !(diag & 1)) {
+        const float e0 = s_e[ta + g8], e1 = s_e[ta + g8 + 8];
+        const int nb = half * 32;
+#pragma unroll
+        for (int n0 = nb; n0 < nb + 32; n0 += 8) {
+            const float2 ca = *reinterpret_cast<const float2*>(s_c + (ta + g8) * SW + n0 + 2 * c4);
+            const float2 cb = *reinterpret_cast<const float2*>(s_c + (ta + g8 + 8) * SW + n0 + 2 * c4);
+            SsdzA a;
+            ssdz_sa(a, e0 * ca.x, e1 * cb.x, e0 * ca.y, e1 * cb.y);
+            const float* sr = s_Sin + (n0 + 2 * c4) * SX + g8;
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) {
+                SsdzB b;
+                ssdz_sb(b, sr[qq * 8], sr[SX + qq * 8]);
+                ssdz_mma3(Y[qq], a, b);
+            }
+        }
+    }
+    // 7. Half 1's partials through shared memory (x w is no longer read) to half 0.
+    float* yp = s_xw + strip * 16 * SW;
+    if (yact && half) {
+#pragma unroll
+        for (int qq = 0; qq < 8; ++qq) {
+            *reinterpret_cast<float2*>(yp + g8 * SW + qq * 8 + 2 * c4) = make_float2(Y[qq][0], Y[qq][1]);
+            *reinterpret_cast<float2*>(yp + (g8 + 8) * SW + qq * 8 + 2 * c4) = make_float2(Y[qq][2], Y[qq][3]);
+        }
+    }
+    __syncthreads();
+    if (yact && !half && !(diag & 32)) {
+        const float* zg = p.z ? static_cast<const float*>(p.z) + i * p.z_sb + (long long)j * P : nullptr;
+        float* og = static_cast<float*>(p.out) + i * p.out_sb + (long long)j * P;
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+            const int t = ta + g8 + 8 * hh;
+            if (t >= tn) continue;
+            const long long tt = t0 + t;
+            const float* zr = zg ? zg + tt * p.z_st : nullptr;
+            float* o = og + tt * p.out_st;
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) {
+                const int q = qq * 8 + 2 * c4;
+                if (q >= P) continue;
+                const float2 pv = *reinterpret_cast<const float2*>(yp + (g8 + 8 * hh) * SW + q);
+                const float2 xx = *reinterpret_cast<const float2*>(s_x + t * SX + q);
+                float y0 = Y[qq][2 * hh] + pv.x, y1 = Y[qq][2 * hh + 1] + pv.y;
+                if (p.D) {
+                    const float da = p.d_per_channel ? p.D[j * P + q] : p.D[j];
+                    const float db = p.d_per_channel ? (q + 1 < P ? p.D[j * P + q + 1] : 0.f) : p.D[j];
+                    y0 = fmaf(da, xx.x, y0);
+                    y1 = fmaf(db, xx.y, y1);
+                }
+                if (zr) {
+                    y0 *= silu_f(zr[q]);
+                    if (q + 1 < P) y1 *= silu_f(zr[q + 1]);
+                }
+                if (q + 1 < P && (reinterpret_cast<uintptr_t>(o + q) & 7) == 0) {
+                    *reinterpret_cast<float2*>(o + q) = make_float2(y0, y1);
+                } else {
+                    o[q] = y0;
+                    if (q + 1 < P) o[q + 1] = y1;
+                }
+            }
+        }
+    }
+}
+
 #ifndef MAMBA_EMU
 #define SSDZ_INST(V, NAME)                                                                     \
     extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1)             \
@@ -475,10 +879,9 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
         ssdz_body<V>(p, ssdz_sm);                                                              \
     }
 SSDZ_INST(0, ssdz_f32)
-SSDZ_INST(1, ssdz_f32_v1)
-SSDZ_INST(2, ssdz_f32_v2)
-SSDZ_INST(3, ssdz_f32_v3)
-SSDZ_INST(4, ssdz_f32_v4)
-SSDZ_INST(6, ssdz_f32_v6)
 SSDZ_INST(7, ssdz_f32_v7)
+extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1) ssdz_f32_tc(const __grid_constant__ SsdParams p) {
+    extern __shared__ __align__(16) unsigned char ssdz_sm[];
+    ssdz_tc_body(p, ssdz_sm);
+}
 #endif

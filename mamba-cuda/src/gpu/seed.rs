@@ -292,16 +292,16 @@ const SSDQ_DEFAULT: bool = true;
 /// The longest sequence of `ssdr_h3_*` (its dt chain lives in shared memory).
 const SSDR_LMAX: usize = 1024;
 
-/// `ssdz_f32` (kernels/ssd_seed3.cu): the chunked (state-space-dual) SSD forward in ONE
+/// `ssdz_*` (kernels/ssd_seed3.cu): the chunked (state-space-dual) SSD forward in ONE
 /// launch, grid (`SSDZ_CL` chunks, heads, batch) with `__cluster_dims__(SSDZ_CL, 1, 1)`:
 /// block c computes its chunk's local end state, the blocks of a cluster exchange them
-/// through distributed shared memory (two cluster barriers), then each block adds its
-/// incoming state's part to its intra-chunk outputs. Chunk length Q = ceil(L / 8) rounded
-/// up to 4, at most `SSDZ_QMAX`.
+/// (through global scratch, one cluster barrier), then each block adds its incoming state's
+/// part to its intra-chunk outputs. Chunk length Q = ceil(L / 8) rounded up to 4, at most
+/// `SSDZ_QMAX`.
 const SSDZ_CL: usize = 8;
 const SSDZ_QMAX: usize = 128;
 
-/// Whether `ssdz_f32` can compute this call: f32, no seq_idx, p <= 64, N <= 64,
+/// Whether `ssdz_*` can compute this call: f32, no seq_idx, p <= 64, N <= 64,
 /// 1 <= L <= 1024 (every other option: groups, D, z, dt_bias, softplus, dt limits,
 /// initial and final states).
 fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
@@ -315,13 +315,12 @@ fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
         && prm.ngroups > 0
 }
 
-/// Whether `ssdz_f32` is the default where it applies in the seed region (off until it is
-/// measured faster than `ssdq` `_e2` on the device).
-const SSDZ_DEFAULT: bool = false;
-
-/// Whether `ssdz_f32` takes this call: `MAMBA_CUDA_SSDZ=1` forces it where it applies,
-/// `=0` keeps it off; unset: the seed region (few (batch, head) pairs) where
-/// `SSDZ_DEFAULT`.
+/// Whether `ssdz_*` takes this call: `MAMBA_CUDA_SSDZ=1` forces it where it applies, `=0`
+/// keeps it off; unset: the seed region, where it was measured faster than `ssdq` `_e2` (H200,
+/// f32 b2 h6 p64 N64, eleventh session: L400 19.7-21.1 us against 24.0-25.3, L800 27.5-28.3
+/// against 37.8-38.4, L1000 28.5-30.2 against 44.3-46.3; level at L200, slower at L100):
+/// one wave of clusters (8 blocks per (batch, head) pair, one block per SM) and
+/// 256 <= L <= 1024.
 fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     if !ssdz_applies(prm, f32) {
         return false;
@@ -329,18 +328,25 @@ fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     match env_str("MAMBA_CUDA_SSDZ").as_deref() {
         Some("1") => true,
         Some("0") => false,
+        // Not where another seed form is forced (`MAMBA_CUDA_SEED`, `MAMBA_CUDA_SSDR`,
+        // `MAMBA_CUDA_SSDR_Q`), and only at the measured sizes (p and N 33..64; the kernels pad
+        // both to 64).
         _ => {
-            SSDZ_DEFAULT
-                && forced().is_none()
-                && (prm.batch * prm.nheads) as usize * 4 <= g.sm_count as usize
+            forced().is_none()
+                && env_str("MAMBA_CUDA_SSDR").is_none()
+                && env_str("MAMBA_CUDA_SSDR_Q").is_none()
+                && (33..=64).contains(&prm.dstate)
+                && (33..=64).contains(&prm.headdim)
+                && (prm.batch * prm.nheads) as usize * SSDZ_CL <= g.sm_count as usize
                 && (256..=1024).contains(&prm.seqlen)
         }
     }
 }
 
-/// Dynamic shared memory of `ssdz_f32` at chunk length `q` (mirrors kernels/ssd_seed3.cu):
-/// the f64 cumsums [QMAX] and the chunk total [2], dt, w, exp(cs) [QMAX], S_c and S_in
-/// [64][64], x [q][64], B^T and C^T [64][qs], then x * w / M (max(q * q, q * 64)).
+/// Dynamic shared memory of `ssdz_f32` / `_v7` at chunk length `q` (mirrors
+/// kernels/ssd_seed3.cu `ssdz_body`): the f64 cumulative sums [QMAX] and the chunk total
+/// [2], dt, w, exp(cs) [QMAX], S_c and S_in [64][64], x [q][64], B^T and C^T [64][qs], then
+/// x * w / M (max(q * q, q * 64)).
 fn ssdz_smem(q: usize) -> usize {
     let qs = q.div_ceil(8) * 8 + 4;
     8 * SSDZ_QMAX
@@ -348,43 +354,53 @@ fn ssdz_smem(q: usize) -> usize {
         + 4 * (3 * SSDZ_QMAX + 2 * 64 * 64 + q * 64 + 2 * 64 * qs + (q * q).max(q * 64))
 }
 
-/// Launches `ssdz_f32` (the caller checked `ssdz_applies`).
+/// Dynamic shared memory of `ssdz_f32_tc` (mirrors kernels/ssd_seed3.cu `ssdz_tc_body`):
+/// the f64 cumulative sums [QMAX] and the total [2]; dt, w, exp(cs) [QMAX]; S_c, S_in
+/// [64][68]; x [QMAX][68]; x w, B, C [QMAX][72].
+const SSDZ_TC_SMEM: usize =
+    8 * (SSDZ_QMAX + 2) + 4 * (3 * SSDZ_QMAX + 2 * 64 * 68 + SSDZ_QMAX * 68 + 3 * SSDZ_QMAX * 72);
+
+/// Chunks longer than this take `ssdz_f32_tc` (the products on the tensor cores), shorter
+/// ones `ssdz_f32_v7` (CUDA cores): measured on the H200, `_v7` is 1-2 us faster at L400
+/// (Q 52), `_tc` 1-2 us faster at L800 (Q 100) and 4-6 us at L1000.
+const SSDZ_TC_MIN_Q: usize = 64;
+
+/// Launches `ssdz_*` (the caller checked `ssdz_applies`). `MAMBA_CUDA_SSDZ_V`: 0 `ssdz_f32`
+/// (the exchange through distributed shared memory, two cluster barriers: the eighth
+/// session's form), 7 `ssdz_f32_v7`, 8 `ssdz_f32_tc`; unset: by the chunk length.
 fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
     let q = l.div_ceil(SSDZ_CL).div_ceil(4) * 4;
     prm.chunk_len = q as i32;
     prm.nchunks = SSDZ_CL as i32;
-    // `MAMBA_CUDA_SSDZ_DIAG` (bits: 1 no Y loops, 2 no M, 4 no S_c, 8 no DSMEM reads):
-    // timing diagnostics only, WRONG outputs.
-    prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 15;
-    // `MAMBA_CUDA_SSDZ_V=1|2|3`: the Y tiles' warps in snake order over the schedulers (1),
-    // M X before the cluster wait (2), both (3).
-    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(SSDZ_V);
-    let f = g.func(match v {
-        1 => "ssdz_f32_v1",
-        2 => "ssdz_f32_v2",
-        3 => "ssdz_f32_v3",
-        4 => "ssdz_f32_v4",
-        6 => "ssdz_f32_v6",
-        7 => "ssdz_f32_v7",
-        _ => "ssdz_f32",
-    })?;
+    // `MAMBA_CUDA_SSDZ_DIAG` (bits: 1 no Y products, 2 no M (X), 4 no S_c, 8 no exchange
+    // reads; `_tc` also 16 no x / B / C loads, 32 no output stores): timing diagnostics
+    // only, WRONG outputs.
+    prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 63;
+    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(if q > SSDZ_TC_MIN_Q { 8 } else { 7 });
+    let (name, smem) = match v {
+        0 => ("ssdz_f32", ssdz_smem(q)),
+        8 => ("ssdz_f32_tc", SSDZ_TC_SMEM),
+        _ => ("ssdz_f32_v7", ssdz_smem(q)),
+    };
+    let f = g.func(name)?;
     let grid = (SSDZ_CL as u32, h as u32, b as u32);
-    if v & 4 == 0 {
-        return g.launch(f, grid, 512, ssdz_smem(q), stream, &prm);
+    if v == 0 {
+        return g.launch(f, grid, 512, smem, stream, &prm);
     }
-    // V bit 4: S_c (64 x 64 f32) and the chunk's total (f64) of every block through global
-    // scratch.
+    // S_c (64 x 64 f32) and the chunk's total (f64) of every block through global scratch.
     let states = b * h * SSDZ_CL * 64 * 64 * 4;
-    g.with_chain_scratch(1, states + b * h * SSDZ_CL * 8, stream, |_flags, data, _base| {
-        prm.chunk_states = data;
-        prm.chunk_decay = data + states as u64;
-        g.launch(f, grid, 512, ssdz_smem(q), stream, &prm)
-    })
+    g.with_chain_scratch(
+        1,
+        states + b * h * SSDZ_CL * 8,
+        stream,
+        |_flags, data, _base| {
+            prm.chunk_states = data;
+            prm.chunk_decay = data + states as u64;
+            g.launch(f, grid, 512, smem, stream, &prm)
+        },
+    )
 }
-
-/// The default `ssdz` variant (bits of `MAMBA_CUDA_SSDZ_V`; see kernels/ssd_seed3.cu).
-const SSDZ_V: usize = 7;
 
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
