@@ -356,7 +356,7 @@ fn ssdz_smem(q: usize) -> usize {
 
 /// Dynamic shared memory of `ssdz_f32_tc` (mirrors kernels/ssd_seed3.cu `ssdz_tc_body`):
 /// the f64 cumulative sums [QMAX] and the total [2]; dt, w, exp(cs) [QMAX]; S_c, S_in
-/// [64][68]; x [QMAX][68]; x w, B, C [QMAX][72].
+/// [64][68]; x [QMAX][68]; x again, B, C [QMAX][72].
 const SSDZ_TC_SMEM: usize =
     8 * (SSDZ_QMAX + 2) + 4 * (3 * SSDZ_QMAX + 2 * 64 * 68 + SSDZ_QMAX * 68 + 3 * SSDZ_QMAX * 72);
 
