@@ -233,6 +233,8 @@ int main() {
         {1, 130, 1, 16, 1, 64, 0, false, false, true, true, false, false},
         {1, 400, 1, 64, 1, 64, 1, false, true, false, true, true, false},
         {1, 399, 1, 64, 1, 36, 2, true, true, true, true, true, true},
+        {1, 600, 1, 64, 1, 64, 1, true, true, true, true, true, true},
+        {1, 800, 1, 64, 1, 64, 1, false, true, true, true, true, false},
         {1, 1000, 1, 8, 1, 64, 1, true, true, true, true, true, true},
         {1, 1024, 1, 64, 1, 64, 1, false, true, true, true, true, false},
     };
