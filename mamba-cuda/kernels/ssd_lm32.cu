@@ -26,63 +26,11 @@
 // The C B^T scratch lies after chunk_decay (as `ssdl_cb_base`): chunk_decay +
 // align4(b * h * K), (b, g, K, Q, Q) floats.
 #include "common.cuh"
-#include "mma_tf32.cuh"
+#include "tf32x3.cuh"
 
 #define L32_THREADS 256
 #define L32_Q 128
 #define L32_PB 64
-
-__device__ __forceinline__ unsigned l32_f2u(float v) {
-#ifdef MAMBA_EMU
-    unsigned u;
-    std::memcpy(&u, &v, 4);
-    return u;
-#else
-    return __float_as_uint(v);
-#endif
-}
-__device__ __forceinline__ float l32_u2f(unsigned u) {
-#ifdef MAMBA_EMU
-    float v;
-    std::memcpy(&v, &u, 4);
-    return v;
-#else
-    return __uint_as_float(u);
-#endif
-}
-
-// v = hi + lo, hi a tf32 value (truncated), lo exact.
-__device__ __forceinline__ void l32_split(float v, unsigned& hi, unsigned& lo) {
-    hi = l32_f2u(v) & 0xffffe000u;
-    lo = l32_f2u(v - l32_u2f(hi));
-#ifdef MAMBA_EMU
-    lo &= 0xffffe000u;  // the hardware truncates the tf32 operand
-#endif
-}
-
-struct L32A {
-    unsigned h[4], l[4];
-};
-struct L32B {
-    unsigned h[2], l[2];
-};
-__device__ __forceinline__ void l32_a(L32A& a, float a0, float a1, float a2, float a3) {
-    l32_split(a0, a.h[0], a.l[0]);
-    l32_split(a1, a.h[1], a.l[1]);
-    l32_split(a2, a.h[2], a.l[2]);
-    l32_split(a3, a.h[3], a.l[3]);
-}
-__device__ __forceinline__ void l32_b(L32B& b, float b0, float b1) {
-    l32_split(b0, b.h[0], b.l[0]);
-    l32_split(b1, b.h[1], b.l[1]);
-}
-
-// d += a b in 3xTF32 (small terms first).
-__device__ __forceinline__ void l32_mma(float (&d)[4], const L32A& a, const L32B& b) {
-    mma_tf32_16x8x8(d, a.l, b.h);
-    mma_tf32_16x8x8(d, a.h, b.l);
-    mma_tf32_16x8x8(d, a.h, b.h);
-}
 
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
 #ifdef MAMBA_EMU
@@ -417,18 +365,18 @@ __device__ void l32_states(const SsdParams& p) {
                 r0[e] *= w0;
                 r1[e] *= w1;
             }
-            L32A a0, a1;
-            l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
-            l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
+            Tf32x3A a0, a1;
+            tf32x3_a(a0, r0[0], r0[1], r1[0], r1[1]);
+            tf32x3_a(a1, r0[2], r0[3], r1[2], r1[3]);
             float v0[NT], v1[NT];
             L32Vec<NT>::ld(v0, ba + (kk + c4) * LDB);
             L32Vec<NT>::ld(v1, ba + (kk + c4 + 4) * LDB);
 #pragma unroll
             for (int s = 0; s < NT; ++s) {
-                L32B b;
-                l32_b(b, v0[s], v1[s]);
-                l32_mma(acc[0][s], a0, b);
-                l32_mma(acc[1][s], a1, b);
+                Tf32x3B b;
+                tf32x3_b(b, v0[s], v1[s]);
+                mma_tf32x3(acc[0][s], a0, b);
+                mma_tf32x3(acc[1][s], a1, b);
             }
         }
         // acc[mi][ni][2 h + e]: q = 32 mp + 4 g + 2 mi + h, n = 8 NT ng + NT (2 c4 + e) + ni.
@@ -557,18 +505,18 @@ __device__ void l32_sseq(const SsdParams& p) {
                 r0[e] *= w0;
                 r1[e] *= w1;
             }
-            L32A a0, a1;
-            l32_a(a0, r0[0], r0[1], r1[0], r1[1]);
-            l32_a(a1, r0[2], r0[3], r1[2], r1[3]);
+            Tf32x3A a0, a1;
+            tf32x3_a(a0, r0[0], r0[1], r1[0], r1[1]);
+            tf32x3_a(a1, r0[2], r0[3], r1[2], r1[3]);
             float v0[NT], v1[NT];
             L32Vec<NT>::ld(v0, ba + (kk + c4) * LDB);
             L32Vec<NT>::ld(v1, ba + (kk + c4 + 4) * LDB);
 #pragma unroll
             for (int s = 0; s < NT; ++s) {
-                L32B b;
-                l32_b(b, v0[s], v1[s]);
-                l32_mma(acc[0][s], a0, b);
-                l32_mma(acc[1][s], a1, b);
+                Tf32x3B b;
+                tf32x3_b(b, v0[s], v1[s]);
+                mma_tf32x3(acc[0][s], a0, b);
+                mma_tf32x3(acc[1][s], a1, b);
             }
         }
 #pragma unroll
@@ -662,20 +610,20 @@ __device__ void l32_out(const SsdParams& p) {
     for (int kk = 0; kk < N; kk += 16) {
         float na[4], nb[4];
         if (kk + 16 < N) ldc(kk + 16, na, nb);
-        L32A a[2];
-        l32_a(a[0], ca[0], cb[0], ca[1], cb[1]);
-        l32_a(a[1], ca[2], cb[2], ca[3], cb[3]);
+        Tf32x3A a[2];
+        tf32x3_a(a[0], ca[0], cb[0], ca[1], cb[1]);
+        tf32x3_a(a[1], ca[2], cb[2], ca[3], cb[3]);
 #pragma unroll
         for (int grp = 0; grp < 2; ++grp)
 #pragma unroll
             for (int tt = 0; tt < 4; ++tt) {
                 float sv[4];
                 L32Vec<4>::ld(sv, sb + (32 * grp + tt) * LDS + kk);
-                L32B b0, b1;
-                l32_b(b0, sv[0], sv[1]);
-                l32_b(b1, sv[2], sv[3]);
-                l32_mma(y[grp][tt], a[0], b0);
-                l32_mma(y[grp][tt], a[1], b1);
+                Tf32x3B b0, b1;
+                tf32x3_b(b0, sv[0], sv[1]);
+                tf32x3_b(b1, sv[2], sv[3]);
+                mma_tf32x3(y[grp][tt], a[0], b0);
+                mma_tf32x3(y[grp][tt], a[1], b1);
             }
         if (kk + 16 < N) {
 #pragma unroll
@@ -734,8 +682,8 @@ __device__ void l32_out(const SsdParams& p) {
                 a01 = s0 <= tr1 ? a01 : 0.f;
                 a03 = s0 + 1 <= tr1 ? a03 : 0.f;
             }
-            L32A a;
-            l32_a(a, a00, a01, a02, a03);
+            Tf32x3A a;
+            tf32x3_a(a, a00, a01, a02, a03);
 #pragma unroll
             for (int grp = 0; grp < 2; ++grp) {
                 float xv0[4], xv1[4];
@@ -743,9 +691,9 @@ __device__ void l32_out(const SsdParams& p) {
                 L32Vec<4>::ld(xv1, xb + (s0 + 1) * LDX + 32 * grp);
 #pragma unroll
                 for (int tt = 0; tt < 4; ++tt) {
-                    L32B b;
-                    l32_b(b, xv0[tt], xv1[tt]);
-                    l32_mma(y[grp][tt], a, b);
+                    Tf32x3B b;
+                    tf32x3_b(b, xv0[tt], xv1[tt]);
+                    mma_tf32x3(y[grp][tt], a, b);
                 }
             }
         }

@@ -38,7 +38,7 @@
 // initial and final states); the host falls back to `ssdq` / `ssdr` elsewhere.
 // Launch: grid (CL, h, b), NT = 512 threads, dynamic shared memory = ssdz_smem in seed.rs.
 #include "common.cuh"
-#include "mma_tf32.cuh"
+#include "tf32x3.cuh"
 #ifndef MAMBA_EMU
 #include <cooperative_groups.h>
 #endif
@@ -506,36 +506,6 @@ constexpr int SX = 68;  // row stride of x, S_in, S_c
 constexpr int SW = 72;  // row stride of the second copy of x, B, C (and the half-1 partials of Y)
 }  // namespace ssdz
 
-__device__ __forceinline__ void ssdz_split(float v, unsigned& hi, unsigned& lo) {
-    hi = __float_as_uint(v) & 0xffffe000u;
-    lo = __float_as_uint(v - __uint_as_float(hi));
-#ifdef MAMBA_EMU
-    lo &= 0xffffe000u;  // the hardware truncates a tf32 operand
-#endif
-}
-// d += a b in 3xTF32 (the small terms first); a as 4 floats, b as 2 (already split).
-struct SsdzA {
-    unsigned h[4], l[4];
-};
-struct SsdzB {
-    unsigned h[2], l[2];
-};
-__device__ __forceinline__ void ssdz_sa(SsdzA& a, float a0, float a1, float a2, float a3) {
-    ssdz_split(a0, a.h[0], a.l[0]);
-    ssdz_split(a1, a.h[1], a.l[1]);
-    ssdz_split(a2, a.h[2], a.l[2]);
-    ssdz_split(a3, a.h[3], a.l[3]);
-}
-__device__ __forceinline__ void ssdz_sb(SsdzB& b, float b0, float b1) {
-    ssdz_split(b0, b.h[0], b.l[0]);
-    ssdz_split(b1, b.h[1], b.l[1]);
-}
-__device__ __forceinline__ void ssdz_mma3(float (&d)[4], const SsdzA& a, const SsdzB& b) {
-    mma_tf32_16x8x8(d, a.l, b.h);
-    mma_tf32_16x8x8(d, a.h, b.l);
-    mma_tf32_16x8x8(d, a.h, b.h);
-}
-
 // p.mode (`MAMBA_CUDA_SSDZ_DIAG`, timing only, WRONG outputs): bit 1 no Y products, 2 no
 // G / M X, 4 no S_c, 8 no exchange reads, 16 no x / B / C loads, 32 no output stores.
 // Two accumulators per G tile (k steps even / odd): chains of 12 dependent mma instead of
@@ -679,14 +649,14 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                     if (u == 1 && sk >= Q16) break;
                     const float* br = s_b + (sk + c4) * SW + n0 + g8;
                     const float w0 = s_w[sk + c4], w4 = s_w[sk + c4 + 4];
-                    SsdzA a;
-                    ssdz_sa(a, br[0] * w0, br[8] * w0, br[4 * SW] * w4, br[4 * SW + 8] * w4);
+                    Tf32x3A a;
+                    tf32x3_a(a, br[0] * w0, br[8] * w0, br[4 * SW] * w4, br[4 * SW + 8] * w4);
 #pragma unroll
                     for (int nt = 0; nt < 2; ++nt) {
                         const float* xr = s_x8 + (sk + c4) * SW + qa + nt * 8 + g8;
-                        SsdzB b;
-                        ssdz_sb(b, xr[0], xr[4 * SW]);
-                        ssdz_mma3(u ? acd[nt] : acc[nt], a, b);
+                        Tf32x3B b;
+                        tf32x3_b(b, xr[0], xr[4 * SW]);
+                        mma_tf32x3(u ? acd[nt] : acc[nt], a, b);
                     }
                 }
             }
@@ -741,11 +711,11 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                 const float2 ca = *reinterpret_cast<const float2*>(s_c + tt0 * SW + n0 + 2 * c4);
                 const float2 cb = *reinterpret_cast<const float2*>(s_c + tt1 * SW + n0 + 2 * c4);
                 const float2 bb = *reinterpret_cast<const float2*>(s_b + (s0 + g8) * SW + n0 + 2 * c4);
-                SsdzA a;
-                ssdz_sa(a, ca.x, cb.x, ca.y, cb.y);
-                SsdzB b;
-                ssdz_sb(b, bb.x, bb.y);
-                ssdz_mma3(gk[(n0 >> 3) & 1], a, b);
+                Tf32x3A a;
+                tf32x3_a(a, ca.x, cb.x, ca.y, cb.y);
+                Tf32x3B b;
+                tf32x3_b(b, bb.x, bb.y);
+                mma_tf32x3(gk[(n0 >> 3) & 1], a, b);
             }
             float gm[4];
 #pragma unroll
@@ -758,14 +728,14 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             const float m1 = sa + 1 <= tt0 ? gm[1] * expf((float)(ct0 - cs1)) * d1 : 0.f;
             const float m2 = sa <= tt1 ? gm[2] * expf((float)(ct1 - cs0)) * d0 : 0.f;
             const float m3 = sa + 1 <= tt1 ? gm[3] * expf((float)(ct1 - cs1)) * d1 : 0.f;
-            SsdzA a;
-            ssdz_sa(a, m0, m2, m1, m3);
+            Tf32x3A a;
+            tf32x3_a(a, m0, m2, m1, m3);
             const float* xr = s_x + sa * SX + g8;
 #pragma unroll
             for (int qq = 0; qq < 8; ++qq) {
-                SsdzB b;
-                ssdz_sb(b, xr[qq * 8], xr[SX + qq * 8]);
-                ssdz_mma3(Y[qq], a, b);
+                Tf32x3B b;
+                tf32x3_b(b, xr[qq * 8], xr[SX + qq * 8]);
+                mma_tf32x3(Y[qq], a, b);
             }
         }
     }
@@ -830,14 +800,14 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         for (int n0 = nb; n0 < nb + 32; n0 += 8) {
             const float2 ca = *reinterpret_cast<const float2*>(s_c + (ta + g8) * SW + n0 + 2 * c4);
             const float2 cb = *reinterpret_cast<const float2*>(s_c + (ta + g8 + 8) * SW + n0 + 2 * c4);
-            SsdzA a;
-            ssdz_sa(a, e0 * ca.x, e1 * cb.x, e0 * ca.y, e1 * cb.y);
+            Tf32x3A a;
+            tf32x3_a(a, e0 * ca.x, e1 * cb.x, e0 * ca.y, e1 * cb.y);
             const float* sr = s_Sin + (n0 + 2 * c4) * SX + g8;
 #pragma unroll
             for (int qq = 0; qq < 8; ++qq) {
-                SsdzB b;
-                ssdz_sb(b, sr[qq * 8], sr[SX + qq * 8]);
-                ssdz_mma3(Y[qq], a, b);
+                Tf32x3B b;
+                tf32x3_b(b, sr[qq * 8], sr[SX + qq * 8]);
+                mma_tf32x3(Y[qq], a, b);
             }
         }
     }
