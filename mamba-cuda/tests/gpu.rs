@@ -1364,6 +1364,34 @@ fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Ta
     );
 }
 
+/// A configuration at a given shape with random options (D none / per head / per channel,
+/// z, dt_bias, initial states, softplus, dt limits); no seq_idx.
+fn shape_ssd_cfg(
+    rng: &mut Rng,
+    b: usize,
+    l: usize,
+    h: usize,
+    p: usize,
+    g: usize,
+    n: usize,
+) -> SsdCfg {
+    SsdCfg {
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        d: rng.int(0, 2) as u8,
+        z: rng.coin(),
+        bias: rng.coin(),
+        init: rng.coin(),
+        seq: false,
+        softplus: rng.coin(),
+        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
+    }
+}
+
 fn random_ssd_cfg(rng: &mut Rng) -> SsdCfg {
     let h = rng.int(1, 6);
     SsdCfg {
@@ -1445,21 +1473,7 @@ fn ssd_matches_the_oracle() {
 fn ssd_chunked_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(12);
-    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
-        b,
-        l,
-        h,
-        p,
-        g,
-        n,
-        d: rng.int(0, 2) as u8,
-        z: rng.coin(),
-        bias: rng.coin(),
-        init: rng.coin(),
-        seq: false,
-        softplus: rng.coin(),
-        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
-    };
+    let cfg = shape_ssd_cfg;
     let shapes = [
         (2, 300, 4, 64, 2, 128),
         (1, 1000, 2, 32, 1, 64),
@@ -1841,21 +1855,7 @@ fn ssd_seed_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(21);
     std::env::set_var("MAMBA_CUDA_SEED", "1");
-    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
-        b,
-        l,
-        h,
-        p,
-        g,
-        n,
-        d: rng.int(0, 2) as u8,
-        z: rng.coin(),
-        bias: rng.coin(),
-        init: rng.coin(),
-        seq: false,
-        softplus: rng.coin(),
-        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
-    };
+    let cfg = shape_ssd_cfg;
     let shapes = [
         (2, 400, 6, 64, 1, 64),
         (2, 800, 6, 64, 1, 64),
@@ -2476,21 +2476,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(37);
     std::env::set_var("MAMBA_CUDA_SSDZ", "1");
-    let cfg = |rng: &mut Rng, b, l, h, p, g, n| SsdCfg {
-        b,
-        l,
-        h,
-        p,
-        g,
-        n,
-        d: rng.int(0, 2) as u8,
-        z: rng.coin(),
-        bias: rng.coin(),
-        init: rng.coin(),
-        seq: false,
-        softplus: rng.coin(),
-        limit: if rng.coin() { Some((0.001, 1.5)) } else { None },
-    };
+    let cfg = shape_ssd_cfg;
     let shapes = [
         (2, 400, 6, 64, 1, 64),
         (2, 800, 6, 64, 1, 64),
