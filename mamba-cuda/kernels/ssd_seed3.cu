@@ -51,6 +51,28 @@ constexpr int SN = 64;     // dstate, padded
 constexpr int QMAX = 128;  // longest chunk
 }  // namespace ssdz
 
+// SSDZ_TRACE (the device probe mamba-cuda/scripts/ssdz_probe.cu only): lane 0 of every warp
+// stores %globaltimer at the phase marks of `ssdz_tc_body` into `ssdz_trace`.
+#ifdef SSDZ_TRACE
+__device__ unsigned long long ssdz_trace[96 * 16 * 16];
+#define SSDZ_MARK(k)                                                                              \
+    do {                                                                                          \
+        if ((threadIdx.x & 31) == 0) {                                                            \
+            unsigned long long t_;                                                                \
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_));                                \
+            const int b_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);        \
+            if (b_ < 96) ssdz_trace[(b_ * 16 + (threadIdx.x >> 5)) * 16 + (k)] = t_;              \
+        }                                                                                         \
+    } while (0)
+#else
+#define SSDZ_MARK(k) \
+    do {             \
+    } while (0)
+#endif
+
+// Probe-only timing forms (WRONG outputs): SSDZ_TG1 / SSDZ_TMX1 run G / M X on one tf32 mma
+// (hi x hi) instead of three.
+
 #ifndef MAMBA_EMU
 __device__ __forceinline__ void ssdz_cluster_arrive() {
     asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
@@ -537,22 +559,53 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     float* s_x8 = s_x + QMAX * SX;     // x again [Q16][SW]; later the half-1 partials [8][16][SW]
     float* s_b = s_x8 + QMAX * SW;     // [Q16][SW]
     float* s_c = s_b + QMAX * SW;      // [Q16][SW]
+    float* s_D = s_c + QMAX * SW;      // [SP]: D of every column
 
     const float* xg = static_cast<const float*>(p.x) + i * p.x_sb + (long long)j * P;
     const float* Bg = static_cast<const float*>(p.B) + i * p.B_sb + (long long)kg * N;
     const float* Cg = static_cast<const float*>(p.C) + i * p.C_sb + (long long)kg * N;
 
+    SSDZ_MARK(0);
+    // 0. Warp 0's dt (and A, dt_bias) loads go out first: the scan below is on the path to
+    // the first barrier, and issued after the block's x / B / C loads they came back behind
+    // ~100 KB of them (measured: the scan ended 1.4 us after the staging). Warp 1 puts D of
+    // every column into shared memory for the epilogue (read there after the output stores
+    // began, a global load waited the full latency at the end of the kernel).
+    float draw[4] = {0.f, 0.f, 0.f, 0.f};
+    double Aj = 0.0;
+    float bias = 0.f;
+    if (tid < 32) {
+        const float* dtg = static_cast<const float*>(p.dt) + i * p.dt_sb + j;
+#pragma unroll
+        for (int a = 0; a < 4; ++a) {
+            const int t = 4 * tid + a;
+            if (t < tn) draw[a] = dtg[(long long)(t0 + t) * p.dt_st];
+        }
+        Aj = (double)p.A[j];
+        bias = p.dt_bias ? p.dt_bias[j] : 0.f;
+    } else if (warp == 1) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int q = lane + 32 * e;
+            s_D[q] = !p.D ? 0.f : !p.d_per_channel ? p.D[j] : q < P ? p.D[j * P + q] : 0.f;
+        }
+    }
     // 1. x, B, C rows (4 consecutive columns per slot) into registers (16-byte loads where
     // p = N = 64 and the rows are 16-byte aligned); the steps on warp 0.
     const bool vec = P == SP && N == SN && ((p.x_st | p.B_st | p.C_st) & 3) == 0 &&
                      ((reinterpret_cast<uintptr_t>(xg) | reinterpret_cast<uintptr_t>(Bg) |
                        reinterpret_cast<uintptr_t>(Cg)) & 15) == 0;
-    constexpr int KS = QMAX * SP / 4 / NT;
+    // The loads and the staging are on warps 1-15 only (slot e = tid - 32 + k NL): warp 0's
+    // scan then ends before they land (measured: with its own share of x / B / C, warp 0
+    // staged ~0.8 us after the others).
+    constexpr int NL = NT - 32;
+    constexpr int KS = (QMAX * SP / 4 + NL - 1) / NL;
     const int nslot = Q16 * 16;
+    const int lt = warp ? tid - 32 : nslot;  // warp 0: no slot
     float4 xv[KS], bv[KS], cv[KS];
 #pragma unroll
     for (int k = 0; k < KS; ++k) {
-        const int e = tid + k * NT;
+        const int e = lt + k * NL;
         xv[k] = make_float4(0.f, 0.f, 0.f, 0.f);
         bv[k] = xv[k];
         cv[k] = xv[k];
@@ -580,13 +633,13 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         }
     }
     // 2. Stage x (twice: row strides 68 and 72), B, C (rows past the chunk are zero up to
-    // Q16). w goes on S_c's A operand, so the warps other than warp 0 stage as soon as their
-    // loads land, without waiting for warp 0's scan (measured: 1-2 us faster than staging
-    // x w after the scan).
+    // Q16). w goes on S_c's A operand, so warps 1-15 stage as soon as their loads land,
+    // without waiting for warp 0's scan (measured: 1-2 us faster than staging x w after the
+    // scan).
     auto stage = [&]() {
 #pragma unroll
         for (int k = 0; k < KS; ++k) {
-            const int e = tid + k * NT;
+            const int e = lt + k * NL;
             if (e < nslot) {
                 const int t = e >> 4, q0 = (e & 15) * 4;
                 *reinterpret_cast<float4*>(s_x + t * SX + q0) = xv[k];
@@ -596,19 +649,16 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             }
         }
     };
-    if (warp != 0) stage();
+    stage();
+    SSDZ_MARK(1);
     if (tid < 32) {
-        const double A = (double)p.A[j];
-        const float bias = p.dt_bias ? p.dt_bias[j] : 0.f;
-        const float* dtg = static_cast<const float*>(p.dt) + i * p.dt_sb + j;
         float d[4];
         double loc[4], run = 0.0;
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
             const int t = 4 * tid + a;
-            d[a] = t < tn ? step_size(dtg[(long long)(t0 + t) * p.dt_st] + bias, p.softplus, p.has_limit, p.lo, p.hi)
-                          : 0.f;
-            run += (double)d[a] * A;
+            d[a] = t < tn ? step_size(draw[a] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
+            run += (double)d[a] * Aj;
             loc[a] = run;
         }
         double incl = run;
@@ -633,8 +683,9 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             reinterpret_cast<double*>(p.chunk_decay)[bh * CL + c] = cse;
         }
     }
-    if (warp == 0) stage();
+    SSDZ_MARK(2);
     __syncthreads();
+    SSDZ_MARK(3);
     // 3. S_c [n][q] = sum_s (w B)[s][n] x[s][q]: warp -> rows n0 .. n0 + 15, two n8 tiles.
     {
         const int n0 = (warp >> 2) * 16, qa = (warp & 3) * 16;
@@ -642,23 +693,37 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         float acd[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         if (!(diag & 4)) {
+            // (Q16 is a multiple of 16: both k steps of s0 exist.) The four tiles' mma are
+            // issued term by term (a_lo b_hi of all four, then a_hi b_lo, then a_hi b_hi), so
+            // that no mma waits on the one before it; each accumulator sees the same sequence
+            // of products as with `mma_tf32x3` per tile.
             for (int s0 = 0; s0 < Q16; s0 += 16) {
+                Tf32x3A a[2];
+                Tf32x3B b[2][2];
 #pragma unroll
                 for (int u = 0; u < 2; ++u) {
                     const int sk = s0 + 8 * u;
-                    if (u == 1 && sk >= Q16) break;
                     const float* br = s_b + (sk + c4) * SW + n0 + g8;
                     const float w0 = s_w[sk + c4], w4 = s_w[sk + c4 + 4];
-                    Tf32x3A a;
-                    tf32x3_a(a, br[0] * w0, br[8] * w0, br[4 * SW] * w4, br[4 * SW + 8] * w4);
+                    tf32x3_a(a[u], br[0] * w0, br[8] * w0, br[4 * SW] * w4, br[4 * SW + 8] * w4);
 #pragma unroll
                     for (int nt = 0; nt < 2; ++nt) {
                         const float* xr = s_x8 + (sk + c4) * SW + qa + nt * 8 + g8;
-                        Tf32x3B b;
-                        tf32x3_b(b, xr[0], xr[4 * SW]);
-                        mma_tf32x3(u ? acd[nt] : acc[nt], a, b);
+                        tf32x3_b(b[u][nt], xr[0], xr[4 * SW]);
                     }
                 }
+#pragma unroll
+                for (int u = 0; u < 2; ++u)
+#pragma unroll
+                    for (int nt = 0; nt < 2; ++nt) mma_tf32_16x8x8(u ? acd[nt] : acc[nt], a[u].l, b[u][nt].h);
+#pragma unroll
+                for (int u = 0; u < 2; ++u)
+#pragma unroll
+                    for (int nt = 0; nt < 2; ++nt) mma_tf32_16x8x8(u ? acd[nt] : acc[nt], a[u].h, b[u][nt].l);
+#pragma unroll
+                for (int u = 0; u < 2; ++u)
+#pragma unroll
+                    for (int nt = 0; nt < 2; ++nt) mma_tf32_16x8x8(u ? acd[nt] : acc[nt], a[u].h, b[u][nt].h);
             }
 #pragma unroll
             for (int nt = 0; nt < 2; ++nt)
@@ -678,8 +743,10 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             }
         }
     }
+    SSDZ_MARK(4);
     // S_c and the total are in global memory: the later chunks may read them.
     ssdz_cluster_arrive();
+    SSDZ_MARK(5);
     // 4. The strip of this warp and its M X part (needs no incoming state).
     const int nst = Q16 >> 4;
     const int kq = warp & 3, half = (warp >> 2) & 1;
@@ -696,52 +763,93 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     for (int qq = 0; qq < 8; ++qq)
 #pragma unroll
         for (int e = 0; e < 4; ++e) Y[qq][e] = 0.f;
-    if (yact && !(diag & 3)) {
+    if (yact && !(diag & 3) && jb < je) {
         const double ct0 = s_cs[ta + g8], ct1 = s_cs[ta + g8 + 8];
         const int tt0 = ta + g8, tt1 = ta + g8 + 8;
-        for (int js = jb; js < je; ++js) {
+        // G = C B^T of s tile js (two k steps, n0 and n0 + 8, per pass into accumulators 0
+        // and 1; their mma issued term by term: each accumulator sees the products in the
+        // same order as with `mma_tf32x3` per step).
+        auto gtile = [&](int js, float (&gk)[2][4]) {
             const int s0 = js * 8;
-            float gk[2][4];
 #pragma unroll
             for (int u = 0; u < 2; ++u)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) gk[u][e] = 0.f;
 #pragma unroll
-            for (int n0 = 0; n0 < SN; n0 += 8) {
-                const float2 ca = *reinterpret_cast<const float2*>(s_c + tt0 * SW + n0 + 2 * c4);
-                const float2 cb = *reinterpret_cast<const float2*>(s_c + tt1 * SW + n0 + 2 * c4);
-                const float2 bb = *reinterpret_cast<const float2*>(s_b + (s0 + g8) * SW + n0 + 2 * c4);
-                Tf32x3A a;
-                tf32x3_a(a, ca.x, cb.x, ca.y, cb.y);
-                Tf32x3B b;
-                tf32x3_b(b, bb.x, bb.y);
-                mma_tf32x3(gk[(n0 >> 3) & 1], a, b);
+            for (int n0 = 0; n0 < SN; n0 += 16) {
+                Tf32x3A a[2];
+                Tf32x3B b[2];
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const int nn = n0 + 8 * u;
+                    const float2 ca = *reinterpret_cast<const float2*>(s_c + tt0 * SW + nn + 2 * c4);
+                    const float2 cb = *reinterpret_cast<const float2*>(s_c + tt1 * SW + nn + 2 * c4);
+                    const float2 bb = *reinterpret_cast<const float2*>(s_b + (s0 + g8) * SW + nn + 2 * c4);
+                    tf32x3_a(a[u], ca.x, cb.x, ca.y, cb.y);
+                    tf32x3_b(b[u], bb.x, bb.y);
+                }
+#ifdef SSDZ_TG1
+#pragma unroll
+                for (int u = 0; u < 2; ++u) mma_tf32_16x8x8(gk[u], a[u].h, b[u].h);
+#else
+#pragma unroll
+                for (int u = 0; u < 2; ++u) mma_tf32_16x8x8(gk[u], a[u].l, b[u].h);
+#pragma unroll
+                for (int u = 0; u < 2; ++u) mma_tf32_16x8x8(gk[u], a[u].h, b[u].l);
+#pragma unroll
+                for (int u = 0; u < 2; ++u) mma_tf32_16x8x8(gk[u], a[u].h, b[u].h);
+#endif
             }
+        };
+        // Software-pipelined by one tile: G of tile js + 1 is issued before M X of tile js
+        // (independent chains of mma).
+        float gk[2][4];
+        gtile(jb, gk);
+        for (int js = jb; js < je; ++js) {
+            const int s0 = js * 8;
             float gm[4];
 #pragma unroll
             for (int e = 0; e < 4; ++e) gm[e] = gk[0][e] + gk[1][e];
+            if (js + 1 < je) gtile(js + 1, gk);
             // M in place: element (t, s) for c0 (tt0, s0 + 2c), c1 (tt0, +1), c2 (tt1, ..), c3.
+            // The exponent is clamped at 0 above the diagonal (those elements are selected
+            // away), so that no branch splits the body.
             const int sa = s0 + 2 * c4;
             const double cs0 = s_cs[sa], cs1 = s_cs[sa + 1];
             const float d0 = s_dt[sa], d1 = s_dt[sa + 1];
-            const float m0 = sa <= tt0 ? gm[0] * expf((float)(ct0 - cs0)) * d0 : 0.f;
-            const float m1 = sa + 1 <= tt0 ? gm[1] * expf((float)(ct0 - cs1)) * d1 : 0.f;
-            const float m2 = sa <= tt1 ? gm[2] * expf((float)(ct1 - cs0)) * d0 : 0.f;
-            const float m3 = sa + 1 <= tt1 ? gm[3] * expf((float)(ct1 - cs1)) * d1 : 0.f;
+            const float e0 = expf(fminf((float)(ct0 - cs0), 0.f)), e1 = expf(fminf((float)(ct0 - cs1), 0.f));
+            const float e2 = expf(fminf((float)(ct1 - cs0), 0.f)), e3 = expf(fminf((float)(ct1 - cs1), 0.f));
+            const float m0 = sa <= tt0 ? gm[0] * e0 * d0 : 0.f;
+            const float m1 = sa + 1 <= tt0 ? gm[1] * e1 * d1 : 0.f;
+            const float m2 = sa <= tt1 ? gm[2] * e2 * d0 : 0.f;
+            const float m3 = sa + 1 <= tt1 ? gm[3] * e3 * d1 : 0.f;
             Tf32x3A a;
             tf32x3_a(a, m0, m2, m1, m3);
             const float* xr = s_x + sa * SX + g8;
+            // The eight column tiles' mma term by term (no mma waits on the one before it).
+            Tf32x3B bq[8];
 #pragma unroll
-            for (int qq = 0; qq < 8; ++qq) {
-                Tf32x3B b;
-                tf32x3_b(b, xr[qq * 8], xr[SX + qq * 8]);
-                mma_tf32x3(Y[qq], a, b);
-            }
+            for (int qq = 0; qq < 8; ++qq) tf32x3_b(bq[qq], xr[qq * 8], xr[SX + qq * 8]);
+#ifdef SSDZ_TMX1
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) mma_tf32_16x8x8(Y[qq], a.h, bq[qq].h);
+#else
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) mma_tf32_16x8x8(Y[qq], a.l, bq[qq].h);
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) mma_tf32_16x8x8(Y[qq], a.h, bq[qq].l);
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) mma_tf32_16x8x8(Y[qq], a.h, bq[qq].h);
+#endif
         }
     }
+    SSDZ_MARK(6);
     // 5. The incoming state from the earlier chunks (global scratch, written before their
-    // arrive): thread (n, 8 columns).
+    // arrive): thread (n, 8 columns). (Measured: this fold on only the warps without Y work,
+    // while the others ran M X, took 11 us in the last chunk: 8 passes of dependent L2 reads;
+    // all 512 threads after M X take 1.2-1.8 us.)
     ssdz_cluster_wait();
+    SSDZ_MARK(7);
     {
         const int n = tid >> 3, q0 = (tid & 7) * 8;
         double tots[CL];
@@ -791,7 +899,9 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                 if (q0 + b < P) dst[(size_t)(q0 + b) * N] = fmaf(dl, acc[b], s_Sc[n * SX + q0 + b]);
         }
     }
+    SSDZ_MARK(8);
     __syncthreads();
+    SSDZ_MARK(9);
     // 6. Y += (e_t C_t) S_in over this half's n range (k permuted: slot c <-> n0 + 2c).
     if (yact && (c > 0 || p.init) && ta < tn && !(diag & 1)) {
         const float e0 = s_e[ta + g8], e1 = s_e[ta + g8 + 8];
@@ -821,17 +931,54 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             *reinterpret_cast<float2*>(yp + (g8 + 8) * SW + qq * 8 + 2 * c4) = make_float2(Y[qq][2], Y[qq][3]);
         }
     }
+    SSDZ_MARK(10);
     __syncthreads();
+    SSDZ_MARK(11);
     if (yact && !half && !(diag & 32)) {
         const float* zg = p.z ? static_cast<const float*>(p.z) + i * p.z_sb + (long long)j * P : nullptr;
         float* og = static_cast<float*>(p.out) + i * p.out_sb + (long long)j * P;
+        // The usual case (p = 64, 8-byte aligned rows, no z) has its own branch-free loop:
+        // the general one below costs ~730 instructions per warp, ~3 us at the end of the
+        // kernel (measured with the phase marks).
+        const bool lean = P == SP && !zg && (p.out_st & 1) == 0 && (reinterpret_cast<uintptr_t>(og) & 7) == 0;
+        if (lean) {
+            const bool hasd = p.D != nullptr;
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int t = ta + g8 + 8 * hh;
+                if (t < tn) {
+                    float* o = og + (long long)(t0 + t) * p.out_st + 2 * c4;
+                    const float* pr = yp + (g8 + 8 * hh) * SW + 2 * c4;
+                    const float* xr = s_x + t * SX + 2 * c4;
+#pragma unroll
+                    for (int qq = 0; qq < 8; ++qq) {
+                        const float2 pv = *reinterpret_cast<const float2*>(pr + qq * 8);
+                        const float2 xx = *reinterpret_cast<const float2*>(xr + qq * 8);
+                        const float2 dd = *reinterpret_cast<const float2*>(s_D + qq * 8 + 2 * c4);
+                        float y0 = Y[qq][2 * hh] + pv.x, y1 = Y[qq][2 * hh + 1] + pv.y;
+                        if (hasd) {
+                            y0 = fmaf(dd.x, xx.x, y0);
+                            y1 = fmaf(dd.y, xx.y, y1);
+                        }
+                        *reinterpret_cast<float2*>(o + qq * 8) = make_float2(y0, y1);
+                    }
+                }
+            }
+        }
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
             const int t = ta + g8 + 8 * hh;
-            if (t >= tn) continue;
+            if (lean || t >= tn) continue;
             const long long tt = t0 + t;
-            const float* zr = zg ? zg + tt * p.z_st : nullptr;
             float* o = og + tt * p.out_st;
+            // The z gate of the row, loaded before its stores.
+            float gz[8][2];
+#pragma unroll
+            for (int qq = 0; qq < 8; ++qq) {
+                const int q = qq * 8 + 2 * c4;
+                gz[qq][0] = zg && q < P ? silu_f(__ldg(zg + tt * p.z_st + q)) : 1.f;
+                gz[qq][1] = zg && q + 1 < P ? silu_f(__ldg(zg + tt * p.z_st + q + 1)) : 1.f;
+            }
 #pragma unroll
             for (int qq = 0; qq < 8; ++qq) {
                 const int q = qq * 8 + 2 * c4;
@@ -840,15 +987,12 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                 const float2 xx = *reinterpret_cast<const float2*>(s_x + t * SX + q);
                 float y0 = Y[qq][2 * hh] + pv.x, y1 = Y[qq][2 * hh + 1] + pv.y;
                 if (p.D) {
-                    const float da = p.d_per_channel ? p.D[j * P + q] : p.D[j];
-                    const float db = p.d_per_channel ? (q + 1 < P ? p.D[j * P + q + 1] : 0.f) : p.D[j];
-                    y0 = fmaf(da, xx.x, y0);
-                    y1 = fmaf(db, xx.y, y1);
+                    const float2 dd = *reinterpret_cast<const float2*>(s_D + q);
+                    y0 = fmaf(dd.x, xx.x, y0);
+                    y1 = fmaf(dd.y, xx.y, y1);
                 }
-                if (zr) {
-                    y0 *= silu_f(zr[q]);
-                    if (q + 1 < P) y1 *= silu_f(zr[q + 1]);
-                }
+                y0 *= gz[qq][0];
+                y1 *= gz[qq][1];
                 if (q + 1 < P && (reinterpret_cast<uintptr_t>(o + q) & 7) == 0) {
                     *reinterpret_cast<float2*>(o + q) = make_float2(y0, y1);
                 } else {
@@ -858,6 +1002,7 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             }
         }
     }
+    SSDZ_MARK(12);
 }
 
 #ifndef MAMBA_EMU

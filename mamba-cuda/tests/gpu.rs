@@ -2558,8 +2558,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
         }
     }
     // The forms (`MAMBA_CUDA_SSDZ_V`): 0 the exchange through distributed shared memory, 7
-    // through global scratch, 8 the products on the tensor cores (3xTF32); the default picks
-    // 7 or 8 by the chunk length.
+    // through global scratch, 8 the products on the tensor cores (3xTF32, the default).
     for v in ["0", "7", "8"] {
         std::env::set_var("MAMBA_CUDA_SSDZ_V", v);
         for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {

@@ -300,6 +300,8 @@ const SSDR_LMAX: usize = 1024;
 /// `SSDZ_QMAX`.
 const SSDZ_CL: usize = 8;
 const SSDZ_QMAX: usize = 128;
+/// The shortest sequence `ssdz_*` takes by default (see `ssdz_wanted`).
+const SSDZ_LMIN: i32 = 200;
 
 /// Whether `ssdz_*` can compute this call: f32, no seq_idx, p <= 64, N <= 64,
 /// 1 <= L <= 1024 (every other option: groups, D, z, dt_bias, softplus, dt limits,
@@ -318,9 +320,10 @@ fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
 /// Whether `ssdz_*` takes this call: `MAMBA_CUDA_SSDZ=1` forces it where it applies, `=0`
 /// keeps it off; unset: the seed region, where it was measured faster than `ssdq` `_e2` (H200,
 /// f32 b2 h6 p64 N64, eleventh session: L400 19.7-21.1 us against 24.0-25.3, L800 27.5-28.3
-/// against 37.8-38.4, L1000 28.5-30.2 against 44.3-46.3; level at L200, slower at L100):
-/// one wave of clusters (8 blocks per (batch, head) pair, one block per SM) and
-/// 256 <= L <= 1024.
+/// against 37.8-38.4, L1000 28.5-30.2 against 44.3-46.3; thirteenth session, `_tc`, env set
+/// on both rows: L200 16.7-17.4 against 18.0, L256 17.0-17.1 against 18.7-18.9, but L150
+/// 16.4-16.9 against 15.5-15.7 and L100 15.4-15.8 against 14.5-14.8): one wave of clusters
+/// (8 blocks per (batch, head) pair, one block per SM) and 200 <= L <= 1024.
 fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     if !ssdz_applies(prm, f32) {
         return false;
@@ -338,7 +341,7 @@ fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
                 && (33..=64).contains(&prm.dstate)
                 && (33..=64).contains(&prm.headdim)
                 && (prm.batch * prm.nheads) as usize * SSDZ_CL <= g.sm_count as usize
-                && (256..=1024).contains(&prm.seqlen)
+                && (SSDZ_LMIN..=1024).contains(&prm.seqlen)
         }
     }
 }
@@ -356,18 +359,18 @@ fn ssdz_smem(q: usize) -> usize {
 
 /// Dynamic shared memory of `ssdz_f32_tc` (mirrors kernels/ssd_seed3.cu `ssdz_tc_body`):
 /// the f64 cumulative sums [QMAX] and the total [2]; dt, w, exp(cs) [QMAX]; S_c, S_in
-/// [64][68]; x [QMAX][68]; x again, B, C [QMAX][72].
-const SSDZ_TC_SMEM: usize =
-    8 * (SSDZ_QMAX + 2) + 4 * (3 * SSDZ_QMAX + 2 * 64 * 68 + SSDZ_QMAX * 68 + 3 * SSDZ_QMAX * 72);
+/// [64][68]; x [QMAX][68]; x again, B, C [QMAX][72]; D of every column [64].
+const SSDZ_TC_SMEM: usize = 8 * (SSDZ_QMAX + 2)
+    + 4 * (3 * SSDZ_QMAX + 2 * 64 * 68 + SSDZ_QMAX * 68 + 3 * SSDZ_QMAX * 72 + 64);
 
-/// Chunks longer than this take `ssdz_f32_tc` (the products on the tensor cores), shorter
-/// ones `ssdz_f32_v7` (CUDA cores): measured on the H200, `_v7` is 1-2 us faster at L400
-/// (Q 52), `_tc` 1-2 us faster at L800 (Q 100) and 4-6 us at L1000.
-const SSDZ_TC_MIN_Q: usize = 64;
-
+/// The default form is `ssdz_f32_tc` (the products on the tensor cores) at every chunk
+/// length: since the thirteenth session's changes to it (loads off warp 0, term-by-term mma
+/// order, a lean epilogue) it measured faster than `ssdz_f32_v7` (CUDA cores) at L 256 /
+/// 400 / 520 too (15.8 / 17.5 / 20.5 us against 18.9 / 19.3 / 23.1, H200, the device probe
+/// `scripts/ssdz_probe.cu`); before, `_v7` took chunks of at most 64 steps.
 /// Launches `ssdz_*` (the caller checked `ssdz_applies`). `MAMBA_CUDA_SSDZ_V`: 0 `ssdz_f32`
 /// (the exchange through distributed shared memory, two cluster barriers: the eighth
-/// session's form), 7 `ssdz_f32_v7`, 8 `ssdz_f32_tc`; unset: by the chunk length.
+/// session's form), 7 `ssdz_f32_v7`, 8 `ssdz_f32_tc`; unset: `_tc`.
 fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
     let q = l.div_ceil(SSDZ_CL).div_ceil(4) * 4;
@@ -377,7 +380,7 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     // reads; `_tc` also 16 no x / B / C loads, 32 no output stores): timing diagnostics
     // only, WRONG outputs.
     prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 63;
-    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(if q > SSDZ_TC_MIN_Q { 8 } else { 7 });
+    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(8);
     let (name, smem) = match v {
         0 => ("ssdz_f32", ssdz_smem(q)),
         8 => ("ssdz_f32_tc", SSDZ_TC_SMEM),
