@@ -89,6 +89,10 @@ template <typename V>
 inline V __ldcg(const V* p) {
     return *p;
 }
+template <typename V>
+inline V __ldg(const V* p) {
+    return *p;
+}
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 using std::max;

@@ -2422,6 +2422,10 @@ __device__ void ssdl_out_h(const SsdParams& p) {
     const T* cbi = reinterpret_cast<const T*>(smem_raw);
     const int tr0 = ti * 16 + g, tr1 = tr0 + 8;
     for (int hh = 0; hh < HB; ++hh) {
+        // D of this head, requested here through the read-only path: read at the epilogue,
+        // after head hh - 1's stores to `out` (which might alias it), every warp waited the
+        // full load latency once per head (thirteenth session).
+        const float dj = p.D && !p.d_per_channel ? __ldg(p.D + j0 + hh) : 0.f;
         // Every warp is past head hh - 1 (and, for hh 0, past its C fragments): the
         // other buffer and the scaled x are free.
         __syncthreads();
@@ -2537,7 +2541,6 @@ __device__ void ssdl_out_h(const SsdParams& p) {
         }
         // Y + D x (* silu(z)) straight from the registers.
         const int j = j0 + hh;
-        const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
         if constexpr (YS) {
             T* yw = reinterpret_cast<T*>(smem_raw + O_BUF + 2 * BUF_B) + warp * 16 * ldP;
 #pragma unroll
