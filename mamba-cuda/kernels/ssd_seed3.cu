@@ -751,11 +751,15 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     // 4. The strip of this warp and its M X part (needs no incoming state).
     const int nst = Q16 >> 4;
     const int kq = warp & 3, half = (warp >> 2) & 1;
-    // (Scheduler kq holds strips kq and nst - 1 - kq: 16 / 16 / 16 / 8 s tiles at nst 7. A
-    // mapping with 14 on each scheduler measured slower: 28.0-29.1 us at L800 against
-    // 27.8-29.8.)
-    const int strip = warp < 8 ? kq : nst - 1 - kq;
-    const bool yact = warp < 8 ? strip < nst : strip >= 4;
+    // Scheduler kq (warps kq, kq + 4, kq + 8, kq + 12) holds strips nst - 1 - kq (warps
+    // kq + 8, kq + 12, if >= 4 - sh) and kq - sh (warps kq, kq + 4): at even nst strip kq,
+    // at odd nst strip kq - 1, so that at nst 7 every scheduler has 14 s tiles (16 / 16 / 16 /
+    // 8 with strip kq) and at nst 5 at most 10 (12). Measured (thirteenth session, the probe,
+    // back-to-back launches): L800 18.1-18.3 against 18.6-18.7 us, L600 15.6 against
+    // 15.9-16.1; the eleventh session's kernel had measured the same mapping level.
+    const int sh = nst & 1;
+    const int strip = warp < 8 ? kq - sh : nst - 1 - kq;
+    const bool yact = warp < 8 ? strip >= 0 && strip < nst : strip >= 4 - sh;
     const int jb = half ? strip + 1 : 0;
     const int je = min(half ? 2 * strip + 2 : strip + 1, (tn + 7) >> 3);
     const int ta = strip * 16;
