@@ -1,15 +1,15 @@
 // `ssdz_*` (src/gpu/seed.rs `ssdz_wanted` / `ssdz_launch`): the SSD forward at the seed
 // shapes in its chunked (state-space-dual) form in ONE launch, the chunk-to-chunk state
 // passing done inside a thread-block cluster, so there is no sequential walk over the steps
-// and no second launch. Three kernels (eleventh session; the default at 256 <= L <= 1024
-// with few (batch, head) pairs, f32, p and N 33..64):
+// and no second launch. Three kernels (eleventh session; the default at 200 <= L <= 1024
+// with few (batch, head) pairs, f32, p and N 33..64, since the thirteenth session):
 // - `ssdz_f32` (eighth session, helper D; `MAMBA_CUDA_SSDZ_V=0`): the form described below,
 //   the exchange through distributed shared memory;
-// - `ssdz_f32_v7` (the default for chunks of at most 64 steps): the same on the CUDA cores
-//   with the exchange through global scratch (V bit 4), snake-ordered Y warps and M X
-//   before the cluster wait (bits 1, 2);
-// - `ssdz_f32_tc` (the default for longer chunks): every product on the tensor cores in
-//   3xTF32 (`ssdz_tc_body`, further down).
+// - `ssdz_f32_v7` (`MAMBA_CUDA_SSDZ_V=7`; the default for chunks of at most 64 steps until
+//   the thirteenth session): the same on the CUDA cores with the exchange through global
+//   scratch (V bit 4), snake-ordered Y warps and M X before the cluster wait (bits 1, 2);
+// - `ssdz_f32_tc` (the default): every product on the tensor cores in 3xTF32
+//   (`ssdz_tc_body`, further down).
 // The form of `ssdz_f32`:
 //
 // Grid (CL = 8 chunks, heads, batch), `__cluster_dims__(CL, 1, 1)`: the CL blocks of a
