@@ -807,8 +807,9 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         // The saved checkpoints: the last tile's inputs and its checkpoint, as phase F's
         // last iteration leaves them.
         fetch(ntiles - 1, true);
-        ckv = active ? bq_perm(*reinterpret_cast<const float4*>(cks + (size_t)(ntiles - 1) * dim * 16), sg)
-                     : make_float4(0.f, 0.f, 0.f, 0.f);
+        // Kept raw (natural state order) and permuted where it is used: see the loop.
+        ckv = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (active) ckv = *reinterpret_cast<const float4*>(cks + (size_t)(ntiles - 1) * dim * 16);
     } else {
     fetch(0, ntiles == 1);
     for (int k = 0; k < ntiles; ++k) {
@@ -932,14 +933,19 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             }
             *sxt = make_float4(kz[0], kz[1], sg[0], sg[1]);
         }
-        const float4 hs = ckv;
+        // SV: the checkpoint was loaded a tile ago in natural order; its permutation here
+        // (selects on the loaded values) waits for nothing. Permuted right after its load,
+        // the selects stalled every warp for the load's latency once per tile (ncu: 15% of
+        // the stall samples on one FSEL, fourteenth session).
+        const float4 hs = SV ? bq_perm(ckv, sg) : ckv;
         if (k > 0) {
             fetch(k - 1, true);
-            if constexpr (SV)
-                ckv = active ? bq_perm(*reinterpret_cast<const float4*>(cks + (size_t)(k - 1) * dim * 16), sg)
-                             : make_float4(0.f, 0.f, 0.f, 0.f);
-            else
+            if constexpr (SV) {
+                ckv = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (active) ckv = *reinterpret_cast<const float4*>(cks + (size_t)(k - 1) * dim * 16);
+            } else {
                 ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
         }
         __syncthreads();
         if constexpr (PB) {
