@@ -590,6 +590,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     const bool vec = p.async_copy != 0;
 
     const int i = blockIdx.y;
+    // CK: the checkpoints (b, ceil(L / 8), d, 16) addressed by 32-bit offsets when they fit.
+    [[maybe_unused]] const bool ck_small = (size_t)p.batch * ((L + 7) >> 3) * dim * 16 < ((size_t)1 << 32);
     const int seg_id = blockIdx.x / p.blocks_per_seg;
     const int blk = blockIdx.x % p.blocks_per_seg;
     const int c0 = seg_id * p.seg + blk * CB;
@@ -824,16 +826,23 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             const unsigned char* rbc = st + 3 * CB * RB + g * RB;
             // V2: y stored through yst (inactive threads store nothing).
             float* yst = sdr + g;
+            [[maybe_unused]] unsigned ck32 = 0;
+            if constexpr (CK) ck32 = (unsigned)((((size_t)i * ((L + 7) >> 3) + (t0 >> 3)) * dim + c) * 16 + 2 * g);
 #pragma unroll 1
             for (int tc = 0; tc < tn; tc += 8) {
                 if constexpr (CK) {
-                    // This thread's states 2g, 2g + 1 of checkpoint (t0 + tc) / 8 (the address
-                    // from the parameters each time: a 64-bit pointer held across the loop
-                    // costs the 64-register kernel spills).
-                    if (active)
-                        *reinterpret_cast<float2*>(p.chunk_states +
-                                                   (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 +
-                                                   2 * g) = make_float2(h0, h1);
+                    // This thread's states 2g, 2g + 1 of checkpoint (t0 + tc) / 8, at the
+                    // 32-bit element offset ck32 (one register; a 64-bit pointer held across
+                    // the loop costs the 64-register kernel spills, and the address in 64-bit
+                    // arithmetic per store took ~24 instructions, ~10% of the kernel's). Where
+                    // the checkpoints hold 2^32 floats or more, the 64-bit address as before.
+                    if (active) {
+                        float* dst = ck_small ? p.chunk_states + ck32
+                                              : p.chunk_states +
+                                                    (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 + 2 * g;
+                        *reinterpret_cast<float2*>(dst) = make_float2(h0, h1);
+                    }
+                    ck32 += (unsigned)dim * 16u;
                 }
                 const int to = V2 ? 0 : tc;
                 const float4 d0 = *reinterpret_cast<const float4*>(sdr + to);
