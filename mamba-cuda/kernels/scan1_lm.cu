@@ -590,7 +590,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     const bool vec = p.async_copy != 0;
 
     const int i = blockIdx.y;
-    // CK: the checkpoints (b, ceil(L / 8), d, 16) addressed by 32-bit offsets when they fit.
+    // CK, V < 9: see the checkpoint store (always true where the host takes the form).
     [[maybe_unused]] const bool ck_small = (size_t)p.batch * ((L + 7) >> 3) * dim * 16 < ((size_t)1 << 32);
     const int seg_id = blockIdx.x / p.blocks_per_seg;
     const int blk = blockIdx.x % p.blocks_per_seg;
@@ -834,12 +834,20 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     // This thread's states 2g, 2g + 1 of checkpoint (t0 + tc) / 8, at the
                     // 32-bit element offset ck32 (one register; a 64-bit pointer held across
                     // the loop costs the 64-register kernel spills, and the address in 64-bit
-                    // arithmetic per store took ~24 instructions, ~10% of the kernel's). Where
-                    // the checkpoints hold 2^32 floats or more, the 64-bit address as before.
+                    // arithmetic per store took ~28 instructions, ~12% of the kernel's). The
+                    // host takes this form only where the checkpoints hold fewer than 2^32
+                    // floats (ops.rs `saved_bytes_of`). V < 9 (`_w6ck`, the f32 default) keeps
+                    // the 64-bit expression behind a uniform select: measured on the H200,
+                    // each form is the faster one for its kernel (the register allocation
+                    // differs; fourteenth session): `_w9ck` bf16 330 -> 311-317 us with the
+                    // offset alone (370 with the select), `_w6ck` f32 400 -> 366-373 us with
+                    // the select (403-406 with the offset alone).
                     if (active) {
-                        float* dst = ck_small ? p.chunk_states + ck32
-                                              : p.chunk_states +
-                                                    (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 + 2 * g;
+                        float* dst = p.chunk_states + ck32;
+                        if constexpr (V < 9)
+                            dst = ck_small ? dst
+                                           : p.chunk_states +
+                                                 (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 + 2 * g;
                         *reinterpret_cast<float2*>(dst) = make_float2(h0, h1);
                     }
                     ck32 += (unsigned)dim * 16u;

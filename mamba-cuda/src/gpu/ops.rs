@@ -317,7 +317,8 @@ fn check_scan1(p: &SelectiveScanDesc, op: &'static str, need_out: bool) -> PResu
 /// itself). Where: B and C varying in time, N <= 16, f32 or bf16, L >= 1024 and more than
 /// 64 channels per SM (the backward's `q4pb` region, whose own forward pass (phase F) the
 /// saved checkpoints replace). `MAMBA_CUDA_SAVED=1` extends it to every call with B / C
-/// varying and N <= 16 (any type, any size: the tests), `=0` turns it off.
+/// varying and N <= 16 (any type, any size: the tests), `=0` turns it off. Never where the
+/// checkpoints would hold 2^32 floats or more (the saving forward's 32-bit offsets).
 fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
     if x.bg <= 0 || x.cg <= 0 || x.n > 16 {
         return 0;
@@ -327,8 +328,11 @@ fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
         Some("1") => true,
         _ => x.ai != 2 && x.l >= 1024 && x.b * x.d > 64 * (g.sm_count.max(1) as usize),
     };
-    if on {
-        x.b * x.d * x.l.div_ceil(8) * 16 * 4
+    // The saving forward addresses the checkpoints by 32-bit element offsets: beyond 2^32
+    // floats (16 GiB) the plain pair runs (no saving form).
+    let floats = x.b * x.d * x.l.div_ceil(8) * 16;
+    if on && floats < (1usize << 32) {
+        floats * 4
     } else {
         0
     }
