@@ -674,6 +674,18 @@ fn selective_scan_saved_path() {
         unsafe { be.selective_scan_saved_bytes(&desc(2, 384, 800, 64, abi::dtype::F32)) }.unwrap();
     assert_eq!(seed, 0, "the seed shape (N 64) has no saving form");
     std::env::set_var("MAMBA_CUDA_SAVED", "1");
+    // The saving forward addresses its checkpoints by 32-bit offsets: 2^32 floats or more
+    // (here 64 * 4096 * 1024 * 16 = 2^32) have no saving form, one tile fewer has.
+    // SAFETY: as above.
+    let huge = unsafe { be.selective_scan_saved_bytes(&desc(64, 4096, 8192, 16, bf)) }.unwrap();
+    assert_eq!(huge, 0, "2^32 checkpoint floats: no saving form");
+    // SAFETY: as above.
+    let below = unsafe { be.selective_scan_saved_bytes(&desc(64, 4096, 8184, 16, bf)) }.unwrap();
+    assert_eq!(
+        below,
+        64 * 4096 * 1023 * 64,
+        "just under 2^32 checkpoint floats"
+    );
     let small = desc(1, 40, 100, 16, bf);
     // SAFETY: as above.
     let sb = unsafe { be.selective_scan_saved_bytes(&small) }.unwrap();
