@@ -840,7 +840,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     // the 64-bit expression behind a uniform select: measured on the H200,
                     // each form is the faster one for its kernel (the register allocation
                     // differs; fourteenth session): `_w9ck` bf16 330 -> 311-317 us with the
-                    // offset alone (370 with the select), `_w6ck` f32 400 -> 366-373 us with
+                    // offset alone (329-331 with the select), `_w6ck` f32 400 -> 366-373 us with
                     // the select (403-406 with the offset alone).
                     if (active) {
                         float* dst = p.chunk_states + ck32;
