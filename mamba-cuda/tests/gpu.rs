@@ -1845,6 +1845,58 @@ fn ssd_chunked_matches_the_oracle() {
     t.finish("ssd auto f32 (b2 h132-136, L >= 1024: ssdl32)");
 }
 
+/// The SSD forward on the language-model kernels with the batch rows in parts, each part
+/// on a stream of its own (`MAMBA_CUDA_SSD_SPLIT`, ops.rs `ssd_split_parts`: 2 by default
+/// there): 2 and 3 parts of 3 and 4 rows (uneven parts included), `ssdl` (bf16) and
+/// `ssdl32` (f32) forced, every option on (initial and final states included) and random
+/// ones. Each check reads the output right after the call, so a part left unjoined on
+/// the caller's stream shows as the NaN the output was filled with.
+#[test]
+fn ssd_batch_split_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(29);
+    let set = |k: &str, v: &str| {
+        if v.is_empty() {
+            std::env::remove_var(k);
+        } else {
+            std::env::set_var(k, v);
+        }
+    };
+    let mut t = Tally::default();
+    for parts in ["2", "3"] {
+        set("MAMBA_CUDA_SSD_SPLIT", parts);
+        for imp in ["lm", "lm32"] {
+            set("MAMBA_CUDA_SSD_IMPL", imp);
+            for (b, l, h, g, n) in [
+                (3, 1030, 4, 1, 128),
+                (4, 300, 6, 2, 64),
+                (2, 129, 2, 1, 128),
+            ] {
+                let all = SsdCfg {
+                    d: 2,
+                    z: true,
+                    bias: true,
+                    init: true,
+                    softplus: true,
+                    limit: Some((0.001, 1.5)),
+                    ..shape_ssd_cfg(&mut rng, b, l, h, 64, g, n)
+                };
+                let some = shape_ssd_cfg(&mut rng, b, l, h, 64, g, n);
+                for c in [all, some] {
+                    if imp == "lm" {
+                        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+                    } else {
+                        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+                    }
+                }
+            }
+        }
+    }
+    set("MAMBA_CUDA_SSD_IMPL", "");
+    set("MAMBA_CUDA_SSD_SPLIT", "");
+    t.finish("ssd with the batch rows in parts on streams of their own (ssdl bf16, ssdl32 f32)");
+}
+
 /// The seed SSD (kernels/seed.cu, `MAMBA_CUDA_SEED=1`): one launch, each block folds the
 /// local states of all earlier chunks of its (batch, head). Seed shapes, L not a multiple
 /// of the 32-step chunk, L < chunk, p / N not multiples of 4 (p, N <= 64), groups, every

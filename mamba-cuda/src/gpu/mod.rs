@@ -124,6 +124,19 @@ pub(crate) struct Gpu {
     chain: Mutex<HashMap<u64, ChainScratch>>,
     /// Resident blocks per SM by (kernel, threads, dynamic shared memory).
     occupancy: Mutex<HashMap<(usize, u32, usize), u32>>,
+    /// The plugin's own streams and events for work it splits over streams
+    /// ([`Gpu::concurrently`]); created on first use, held under this lock while a split
+    /// call enqueues.
+    aux: Mutex<AuxStreams>,
+}
+
+/// Streams the plugin creates for itself and the fork / join events of
+/// [`Gpu::concurrently`].
+#[derive(Default)]
+pub(crate) struct AuxStreams {
+    streams: Vec<u64>,
+    fork: u64,
+    joins: Vec<u64>,
 }
 
 /// A stream's kept scratch for the chained scans: flags (zeroed once when allocated; each
@@ -271,6 +284,7 @@ fn create(ordinal: i32) -> PResult<Gpu> {
         info,
         chain: Mutex::new(HashMap::new()),
         occupancy: Mutex::new(HashMap::new()),
+        aux: Mutex::new(AuxStreams::default()),
     })
 }
 
@@ -547,6 +561,73 @@ impl Gpu {
         // used in stream order.
         let r = unsafe { cu::cuMemsetD32Async(p, value, count, stream as cu::CUstream) };
         check(r, "cuMemsetD32Async")
+    }
+
+    /// Runs `parts` pieces of one call at once: piece 0 on `stream`, piece i on the
+    /// plugin's i-th own stream, each of those ordered after everything enqueued on
+    /// `stream` before this call, and `stream` ordered after all of them (fork / join by
+    /// events), so that for the caller the call behaves as if it ran on `stream` alone.
+    /// `run(i, s)` enqueues piece i on stream `s`. If a piece fails, the pieces already
+    /// enqueued are still joined, and the first error is returned.
+    pub(crate) fn concurrently(
+        &self,
+        stream: u64,
+        parts: usize,
+        mut run: impl FnMut(usize, u64) -> PResult<()>,
+    ) -> PResult<()> {
+        if parts <= 1 {
+            return run(0, stream);
+        }
+        let mut aux = self.aux.lock().unwrap_or_else(|e| e.into_inner());
+        let event = || -> PResult<u64> {
+            let mut e: cu::CUevent = std::ptr::null_mut();
+            // SAFETY: creates an event into a local (timing off: fork / join only).
+            let r = unsafe {
+                cu::cuEventCreate(&mut e, 2 /* CU_EVENT_DISABLE_TIMING */)
+            };
+            check(r, "cuEventCreate")?;
+            Ok(e as u64)
+        };
+        if aux.fork == 0 {
+            aux.fork = event()?;
+        }
+        while aux.streams.len() < parts - 1 {
+            let mut s: cu::CUstream = std::ptr::null_mut();
+            // SAFETY: creates a stream into a local.
+            let r = unsafe {
+                cu::cuStreamCreate(&mut s, 1 /* CU_STREAM_NON_BLOCKING */)
+            };
+            check(r, "cuStreamCreate")?;
+            aux.streams.push(s as u64);
+            aux.joins.push(event()?);
+        }
+        let record = |e: u64, s: u64| {
+            // SAFETY: records a live event (created above) on a live stream.
+            let r = unsafe { cu::cuEventRecord(e as cu::CUevent, s as cu::CUstream) };
+            check(r, "cuEventRecord")
+        };
+        let wait = |s: u64, e: u64| {
+            // SAFETY: orders a live stream after a live event's last record.
+            let r = unsafe { cu::cuStreamWaitEvent(s as cu::CUstream, e as cu::CUevent, 0) };
+            check(r, "cuStreamWaitEvent")
+        };
+        record(aux.fork, stream)?;
+        for &s in &aux.streams[..parts - 1] {
+            wait(s, aux.fork)?;
+        }
+        let mut first = run(0, stream);
+        for i in 1..parts {
+            let (s, j) = (aux.streams[i - 1], aux.joins[i - 1]);
+            let r = run(i, s);
+            if first.is_ok() {
+                first = r;
+            }
+            let r = record(j, s).and_then(|_| wait(stream, j));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
     }
 
     pub(crate) fn free_async(&self, p: u64, stream: u64) -> PResult<()> {

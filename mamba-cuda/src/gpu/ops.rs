@@ -1362,7 +1362,77 @@ fn ssdl_launch(
 
 /// Launches the SSD with a filled parameter block (pointers, strides, sizes, options);
 /// the launch-shape fields are set here. Scratch for the chunk states is stream-ordered.
-pub(crate) fn ssd_launch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+/// At the language-model shapes the batch rows go in [`ssd_split_parts`] parts on
+/// streams of their own (see there).
+pub(crate) fn ssd_launch(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+    let parts = ssd_split_parts(g, &prm, act);
+    if parts <= 1 {
+        return ssd_launch_one(g, prm, act, stream);
+    }
+    let es = dtype::size(act) as i64;
+    let b = prm.batch as usize;
+    let state = (prm.nheads as usize * prm.headdim as usize * prm.dstate as usize * 4) as u64;
+    g.concurrently(stream, parts, |i, s| {
+        let (b0, b1) = (i * b / parts, (i + 1) * b / parts);
+        let o = b0 as i64;
+        let at = |ptr: u64, sb: i64| {
+            if ptr == 0 {
+                0
+            } else {
+                ptr + (o * sb * es) as u64
+            }
+        };
+        let mut q = prm;
+        q.batch = (b1 - b0) as i32;
+        q.x = at(prm.x, prm.x_sb);
+        q.dt = at(prm.dt, prm.dt_sb);
+        q.b = at(prm.b, prm.b_sb);
+        q.c = at(prm.c, prm.c_sb);
+        q.z = at(prm.z, prm.z_sb);
+        q.out = at(prm.out, prm.out_sb);
+        if prm.init != 0 {
+            q.init = prm.init + b0 as u64 * state;
+        }
+        if prm.final_states != 0 {
+            q.final_states = prm.final_states + b0 as u64 * state;
+        }
+        ssd_launch_one(g, q, act, s)
+    })
+}
+
+/// In how many parts (runs of batch rows, each on a stream of its own: `Gpu::concurrently`)
+/// the SSD forward goes. The language-model kernels (`ssdl`, `ssdl32`) run a few waves of
+/// blocks per kernel, one kernel after the other; the last wave of each leaves SMs idle.
+/// With the rows in two parts, one part's next kernel can fill what the other part's last
+/// wave leaves. Measured on the H200 at b8 L2048 h80 p64 N128 (NOTES.md, fifteenth
+/// session): f32 (`ssdl32`, bound by its 3xTF32 products) 1441-1448 -> 1393-1397 us with
+/// 2 parts (4 parts: no gain); bf16 (`ssdl`, bound by L2 traffic) 417 -> 422-433 us with
+/// 2 parts, 417 with 3. So by default 2 parts for `ssdl32` where the whole call and every
+/// part take it and there is no seq_idx (the parts are then independent calls over their
+/// rows), else 1; `MAMBA_CUDA_SSD_SPLIT=N` asks for N parts (0 or 1: none) on either LM
+/// path under the same conditions.
+fn ssd_split_parts(g: &Gpu, prm: &SsdParams, act: u32) -> usize {
+    let b = prm.batch as usize;
+    let set = env_usize("MAMBA_CUDA_SSD_SPLIT");
+    let want = set.unwrap_or(2).min(b);
+    if want < 2 || prm.seq_idx != 0 {
+        return 1;
+    }
+    let lm = |q: &SsdParams| {
+        super::ssdl32::wanted(g, q, act)
+            || (set.is_some()
+                && ssd_chunk_plan(g, q, act).is_some_and(|plan| plan.kernel == "ssdl"))
+    };
+    let mut part = *prm;
+    part.batch = (b / want) as i32;
+    if lm(prm) && lm(&part) {
+        want
+    } else {
+        1
+    }
+}
+
+fn ssd_launch_one(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
     // f32 at the language-model shape: `ssdl32` (3xTF32 tensor cores, src/gpu/ssdl32.rs).
     if super::ssdl32::try_ssdl32(g, &prm, act, stream)? {
         return Ok(());

@@ -61,7 +61,7 @@ fn cb_smem(n: usize) -> usize {
 }
 
 /// Whether the call takes `ssdl32` (see the module comment).
-fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
+pub(crate) fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     if act != dtype::F32 || env_usize("MAMBA_CUDA_SSD32") == Some(0) {
         return false;
     }
