@@ -13,7 +13,8 @@ print("torch", torch.__version__, torch.cuda.get_device_name())
 torch.manual_seed(0)
 dev = "cuda"
 b, L, h, p, n, cs = 8, 2048, 80, 64, 128, 256
-for dt_ in (torch.bfloat16, torch.float32):
+# MSSM_PROFILE=only: the profile below without the timings.
+for dt_ in (() if os.environ.get("MSSM_PROFILE") == "only" else (torch.bfloat16, torch.float32)):
     x = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_).requires_grad_()
     dt = (torch.rand(b, L, h, device=dev) * -3).to(dt_).requires_grad_()
     A = (-(torch.rand(h, device=dev) + 0.5)).requires_grad_()
@@ -36,3 +37,25 @@ for dt_ in (torch.bfloat16, torch.float32):
             e0.record(); f(); e1.record(); torch.cuda.synchronize(); ts.append(e0.elapsed_time(e1) * 1000)
         ts.sort()
         print(f"mamba-ssm ssd {str(dt_).split('.')[-1]} b8 L2048 h80 p64 N128 {name}: median {ts[len(ts)//2]:.1f} us (min {ts[0]:.1f})", flush=True)
+
+# MSSM_PROFILE=1: the bf16 forward+backward's kernels by CUDA time (torch.profiler; one
+# profiled call after the timed ones), to see where mamba-ssm's backward spends it.
+if os.environ.get("MSSM_PROFILE"):
+    from torch.profiler import profile, ProfilerActivity
+    dt_ = torch.bfloat16
+    x = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_).requires_grad_()
+    dt = (torch.rand(b, L, h, device=dev) * -3).to(dt_).requires_grad_()
+    A = (-(torch.rand(h, device=dev) + 0.5)).requires_grad_()
+    B = (torch.rand(b, L, 1, n, device=dev) * 2 - 1).to(dt_).requires_grad_()
+    C = (torch.rand(b, L, 1, n, device=dev) * 2 - 1).to(dt_).requires_grad_()
+    D = (torch.rand(h, device=dev) * 2 - 1).requires_grad_()
+    bias = (-torch.rand(h, device=dev)).requires_grad_()
+    dout = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_)
+    for _ in range(3):
+        mamba_chunk_scan_combined(x, dt, A, B, C, cs, D=D, dt_bias=bias, dt_softplus=True).backward(dout)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            mamba_chunk_scan_combined(x, dt, A, B, C, cs, D=D, dt_bias=bias, dt_softplus=True).backward(dout)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=60))
