@@ -13,8 +13,8 @@ print("torch", torch.__version__, torch.cuda.get_device_name())
 torch.manual_seed(0)
 dev = "cuda"
 b, L, h, p, n, cs = 8, 2048, 80, 64, 128, 256
-# MSSM_PROFILE=only: the profile below without the timings.
-for dt_ in (() if os.environ.get("MSSM_PROFILE") == "only" else (torch.bfloat16, torch.float32)):
+def inputs(dt_):
+    """x, dt, A, B, C, D, dt_bias (leaves with gradients) and dout, storage type dt_."""
     x = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_).requires_grad_()
     dt = (torch.rand(b, L, h, device=dev) * -3).to(dt_).requires_grad_()
     A = (-(torch.rand(h, device=dev) + 0.5)).requires_grad_()
@@ -23,6 +23,10 @@ for dt_ in (() if os.environ.get("MSSM_PROFILE") == "only" else (torch.bfloat16,
     D = (torch.rand(h, device=dev) * 2 - 1).requires_grad_()
     bias = (-torch.rand(h, device=dev)).requires_grad_()
     dout = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_)
+    return x, dt, A, B, C, D, bias, dout
+# MSSM_PROFILE=only: the profile below without the timings.
+for dt_ in (() if os.environ.get("MSSM_PROFILE") == "only" else (torch.bfloat16, torch.float32)):
+    x, dt, A, B, C, D, bias, dout = inputs(dt_)
     fwd = lambda: mamba_chunk_scan_combined(x, dt, A, B, C, cs, D=D, dt_bias=bias, dt_softplus=True)
     def fb():
         y = fwd()
@@ -42,15 +46,7 @@ for dt_ in (() if os.environ.get("MSSM_PROFILE") == "only" else (torch.bfloat16,
 # profiled call after the timed ones), to see where mamba-ssm's backward spends it.
 if os.environ.get("MSSM_PROFILE"):
     from torch.profiler import profile, ProfilerActivity
-    dt_ = torch.bfloat16
-    x = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_).requires_grad_()
-    dt = (torch.rand(b, L, h, device=dev) * -3).to(dt_).requires_grad_()
-    A = (-(torch.rand(h, device=dev) + 0.5)).requires_grad_()
-    B = (torch.rand(b, L, 1, n, device=dev) * 2 - 1).to(dt_).requires_grad_()
-    C = (torch.rand(b, L, 1, n, device=dev) * 2 - 1).to(dt_).requires_grad_()
-    D = (torch.rand(h, device=dev) * 2 - 1).requires_grad_()
-    bias = (-torch.rand(h, device=dev)).requires_grad_()
-    dout = (torch.rand(b, L, h, p, device=dev) * 2 - 1).to(dt_)
+    x, dt, A, B, C, D, bias, dout = inputs(torch.bfloat16)
     for _ in range(3):
         mamba_chunk_scan_combined(x, dt, A, B, C, cs, D=D, dt_bias=bias, dt_softplus=True).backward(dout)
     torch.cuda.synchronize()

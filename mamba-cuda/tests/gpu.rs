@@ -67,6 +67,15 @@ fn backend() -> Option<&'static CudaBackend> {
     }
 }
 
+/// Sets an environment variable, or removes it where `v` is empty (launch-shape overrides).
+fn set_env(k: &str, v: &str) {
+    if v.is_empty() {
+        std::env::remove_var(k);
+    } else {
+        std::env::set_var(k, v);
+    }
+}
+
 fn rounds() -> usize {
     std::env::var("MAMBA_GPU_TEST_ROUNDS")
         .ok()
@@ -1504,13 +1513,7 @@ fn ssd_chunked_matches_the_oracle() {
     } else {
         &var_shapes
     };
-    let set = |k: &str, v: &str| {
-        if v.is_empty() {
-            std::env::remove_var(k);
-        } else {
-            std::env::set_var(k, v);
-        }
-    };
+    let set = set_env;
     // (MAMBA_CUDA_SSD_Q, _PB, _MINB, MAMBA_CUDA_SSD3_STATES); "" leaves the default.
     let one_pass: &[[&str; 4]] = &[
         ["", "", "", ""],
@@ -1855,13 +1858,7 @@ fn ssd_chunked_matches_the_oracle() {
 fn ssd_batch_split_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(29);
-    let set = |k: &str, v: &str| {
-        if v.is_empty() {
-            std::env::remove_var(k);
-        } else {
-            std::env::set_var(k, v);
-        }
-    };
+    let set = set_env;
     let mut t = Tally::default();
     for parts in ["2", "3"] {
         set("MAMBA_CUDA_SSD_SPLIT", parts);
