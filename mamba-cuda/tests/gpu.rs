@@ -1373,6 +1373,22 @@ fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Ta
     );
 }
 
+impl SsdCfg {
+    /// Every option on: D per channel, z, dt_bias, initial states, softplus and a clamping
+    /// dt limit (seq_idx as it was).
+    fn all_options(self) -> Self {
+        SsdCfg {
+            d: 2,
+            z: true,
+            bias: true,
+            init: true,
+            softplus: true,
+            limit: Some((0.001, 1.5)),
+            ..self
+        }
+    }
+}
+
 /// A configuration at a given shape with random options (D none / per head / per channel,
 /// z, dt_bias, initial states, softplus, dt limits); no seq_idx.
 fn shape_ssd_cfg(
@@ -1669,15 +1685,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSDL_VAR", "");
         // Every option on, both types, default shape.
         for &(b, l, h, p, g, n) in &shapes[..shapes.len().min(4)] {
-            let c = SsdCfg {
-                d: 2,
-                z: true,
-                bias: true,
-                init: true,
-                softplus: true,
-                limit: Some((0.001, 1.5)),
-                ..cfg(&mut rng, b, l, h, p, g, n)
-            };
+            let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
             ssd_check::<f32>(be, &mut rng, &c, &mut t32);
             ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
         }
@@ -1723,15 +1731,7 @@ fn ssd_chunked_matches_the_oracle() {
         }
         set("MAMBA_CUDA_SSD32_HB", "");
         for &(b, l, h, p, g, n) in &lm32_shapes[..4] {
-            let c = SsdCfg {
-                d: 2,
-                z: true,
-                bias: true,
-                init: true,
-                softplus: true,
-                limit: Some((0.001, 1.5)),
-                ..cfg(&mut rng, b, l, h, p, g, n)
-            };
+            let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
             ssd_check::<f32>(be, &mut rng, &c, &mut t);
         }
         t.finish("ssd lm32 f32");
@@ -1758,15 +1758,7 @@ fn ssd_chunked_matches_the_oracle() {
                 ssd_check::<f32>(be, &mut rng, &c, &mut t);
             }
             for &(b, l, h, p, g, n) in &lm32_shapes[..4] {
-                let c = SsdCfg {
-                    d: 2,
-                    z: true,
-                    bias: true,
-                    init: true,
-                    softplus: true,
-                    limit: Some((0.001, 1.5)),
-                    ..cfg(&mut rng, b, l, h, p, g, n)
-                };
+                let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
                 ssd_check::<f32>(be, &mut rng, &c, &mut t);
             }
             t.finish(&format!("ssd lm32 sseq{seq} f32"));
@@ -1800,15 +1792,7 @@ fn ssd_chunked_matches_the_oracle() {
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
-        let c = SsdCfg {
-            d: 2,
-            z: true,
-            bias: true,
-            init: true,
-            softplus: true,
-            limit: Some((0.001, 1.5)),
-            ..cfg(&mut rng, 2, l, h, p, g, n)
-        };
+        let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl; p64 N128: the LM kernels)");
@@ -1818,15 +1802,7 @@ fn ssd_chunked_matches_the_oracle() {
     for l in [640, 800, 1024] {
         let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
-        let c = SsdCfg {
-            d: 2,
-            z: true,
-            bias: true,
-            init: true,
-            softplus: true,
-            limit: Some((0.001, 1.5)),
-            ..cfg(&mut rng, 2, l, 6, 64, 1, 64)
-        };
+        let c = cfg(&mut rng, 2, l, 6, 64, 1, 64).all_options();
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
@@ -1835,15 +1811,7 @@ fn ssd_chunked_matches_the_oracle() {
     let mut t = Tally::default();
     let c = cfg(&mut rng, 2, 1030, 132, 64, 1, 128);
     ssd_check::<f32>(be, &mut rng, &c, &mut t);
-    let c = SsdCfg {
-        d: 2,
-        z: true,
-        bias: true,
-        init: true,
-        softplus: true,
-        limit: Some((0.001, 1.5)),
-        ..cfg(&mut rng, 2, 1100, 136, 64, 2, 64)
-    };
+    let c = cfg(&mut rng, 2, 1100, 136, 64, 2, 64).all_options();
     ssd_check::<f32>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto f32 (b2 h132-136, L >= 1024: ssdl32)");
 }
@@ -1869,15 +1837,7 @@ fn ssd_batch_split_matches_the_oracle() {
                 (4, 300, 6, 2, 64),
                 (2, 129, 2, 1, 128),
             ] {
-                let all = SsdCfg {
-                    d: 2,
-                    z: true,
-                    bias: true,
-                    init: true,
-                    softplus: true,
-                    limit: Some((0.001, 1.5)),
-                    ..shape_ssd_cfg(&mut rng, b, l, h, 64, g, n)
-                };
+                let all = shape_ssd_cfg(&mut rng, b, l, h, 64, g, n).all_options();
                 let some = shape_ssd_cfg(&mut rng, b, l, h, 64, g, n);
                 for c in [all, some] {
                     if imp == "lm" {
@@ -1922,15 +1882,7 @@ fn ssd_seed_matches_the_oracle() {
         let c = cfg(&mut rng, b, l, h, p, g, n);
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
-        let all = SsdCfg {
-            d: 2,
-            z: true,
-            bias: true,
-            init: true,
-            softplus: true,
-            limit: Some((0.001, 1.5)),
-            ..c
-        };
+        let all = c.all_options();
         ssd_check::<f32>(be, &mut rng, &all, &mut t32);
         let none = SsdCfg {
             d: 0,
@@ -2058,14 +2010,8 @@ fn ssd_recurrent_blocks_match_the_oracle() {
                     continue;
                 }
                 let all = SsdCfg {
-                    d: 2,
-                    z: true,
-                    bias: true,
-                    init: true,
                     seq: true,
-                    softplus: true,
-                    limit: Some((0.001, 1.5)),
-                    ..c
+                    ..c.all_options()
                 };
                 ssd_check::<f32>(be, &mut rng, &all, &mut t32);
                 let none = SsdCfg {
@@ -2251,14 +2197,8 @@ fn ssd_recurrent_blocks_r_match_the_oracle() {
                 continue;
             }
             let all = SsdCfg {
-                d: 2,
-                z: true,
-                bias: true,
-                init: true,
                 seq: true,
-                softplus: true,
-                limit: Some((0.001, 1.5)),
-                ..c
+                ..c.all_options()
             };
             ssd_check::<f32>(be, &mut rng, &all, &mut t32);
             let none = SsdCfg {
@@ -2400,14 +2340,8 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
                 continue;
             }
             let all = SsdCfg {
-                d: 2,
-                z: true,
-                bias: true,
-                init: true,
                 seq: true,
-                softplus: true,
-                limit: Some((0.001, 1.5)),
-                ..c
+                ..c.all_options()
             };
             ssd_check::<f32>(be, &mut rng, &all, &mut t32);
             let none = SsdCfg {
@@ -2560,15 +2494,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
         }
         let c = cfg(&mut rng, b, l, h, p, g, n);
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
-        let all = SsdCfg {
-            d: 2,
-            z: true,
-            bias: true,
-            init: true,
-            softplus: true,
-            limit: Some((0.001, 1.5)),
-            ..c
-        };
+        let all = c.all_options();
         ssd_check::<f32>(be, &mut rng, &all, &mut t32);
         let none = SsdCfg {
             d: 0,
