@@ -834,7 +834,15 @@ static void ssdbc_case(const char* name, Case& c) {
                : tcm == 3 ? (s128 ? ssdbc_chunk_f32_p64n128_tc3 : ssdbc_chunk_f32_p64n64_tc3)
                : wide ? (s128 ? ssdbc_chunk_f32_p64n128_w : ssdbc_chunk_f32_p64n64_w)
                       : s128 ? ssdbc_chunk_f32_p64n128 : s64 ? ssdbc_chunk_f32_p64n64 : ssdbc_chunk_f32;
-    launch(chunk, (unsigned)K, (unsigned)H, (wide || tcm) ? 512u : (unsigned)SBC_NT, p, (unsigned)b);
+    // Heads per block: the largest divisor of h / g up to EMU_SBC_HPB (default 4; the host: 8), as the host.
+    {
+        const int want = std::getenv("EMU_SBC_HPB") ? std::atoi(std::getenv("EMU_SBC_HPB")) : 4;
+        p.hpb = 1;
+        for (int d = 1; d <= want; ++d)
+            if ((H / c.ng) % d == 0) p.hpb = d;
+        std::printf("   heads per block: %d\n", p.hpb);
+    }
+    launch(chunk, (unsigned)K, (unsigned)(H / p.hpb), (wide || tcm) ? 512u : (unsigned)SBC_NT, p, (unsigned)b);
     dB.resize(bc_len(c, c.ng));
     dC.resize(bc_len(c, c.ng));
     cmp("dx", dx, e.du);
