@@ -903,7 +903,8 @@ fn ssdbc_configs(rng: &mut Rng) -> Vec<SsdConfig> {
 }
 
 /// The chunked SSD backward forced (`MAMBA_CUDA_SSD_BWDC=1`) against the oracle in f32,
-/// bf16 and f16, then its default choice at a shape with many rows (b2 h16 p64).
+/// bf16 and f16, with several heads per chunk-kernel block forced, then its default choice
+/// at a shape with many rows (b2 h16 p64), and that shape with 8 heads per block.
 #[test]
 fn ssd_backward_chunked_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -943,6 +944,16 @@ fn ssd_backward_chunked_matches_the_oracle() {
         }
     }
     std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
+    // Several heads per chunk-kernel block (the largest divisor of the heads per group up to
+    // the value; by default only where the blocks still fill the device).
+    for hpb in ["3", "4"] {
+        std::env::set_var("MAMBA_CUDA_SSD_BWDC_HPB", hpb);
+        ssd_type::<f32>(be, &cfgs, 70, &mut t);
+        if !quick {
+            ssd_type::<bf16>(be, &cfgs, 71, &mut t);
+        }
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC_HPB");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     if !quick {
         let big = [SsdConfig {
@@ -954,6 +965,11 @@ fn ssd_backward_chunked_matches_the_oracle() {
         }];
         ssd_type::<f32>(be, &big, 65, &mut t);
         ssd_type::<bf16>(be, &big, 66, &mut t);
+        // Eight heads per block (the LM shapes' default) at this shape too.
+        std::env::set_var("MAMBA_CUDA_SSD_BWDC_HPB", "8");
+        ssd_type::<f32>(be, &big, 72, &mut t);
+        ssd_type::<bf16>(be, &big, 73, &mut t);
+        std::env::remove_var("MAMBA_CUDA_SSD_BWDC_HPB");
     }
     t.finish("ssd, chunked backward (forward + backward)");
 }
