@@ -371,6 +371,7 @@ __device__ __forceinline__ void sbc_mma_u(float (&d)[4], const unsigned (&a)[4],
 // nwu: the warps that take the tasks (so that the products between two barriers balance). MODE 1 takes the
 // operands as stored: the chunk kernel stores them rounded to tf32 (or they are exact), and
 // stores the scaled operands (Mx diag(s), Mb diag(s)) itself: no per-k scale here.
+__host__ __device__ constexpr int sbc_tm(int mode) { return mode == 1 ? 2 : 1; }
 template <int MODE, int FL, int NW, typename Epi>
 __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, int am, int ak, const float* b, int bk,
                                        int bn, int w0, int nwu, Epi epi) {
@@ -378,22 +379,37 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
     // Warps w0 .. w0 + nwu - 1 (mod NW) take the tasks, task i on warp w0 + i mod nwu.
     const int lane = threadIdx.x & 31, warp = ((threadIdx.x >> 5) - w0 + NW) % NW;
     if (warp >= nwu) return;
-    // A warp's task: a 16 x 16 block of outputs (two n8 tiles sharing the A fragments).
-    const int g = lane >> 2, t4 = lane & 3, tn = NN >> 4, tasks = (M >> 4) * tn;
+    // A warp's task: a (16 TM) x 16 block of outputs (two n8 tiles sharing the A fragments,
+    // TM m16 tiles sharing the B fragments); M % (16 TM) == 0. TM = 2 for MODE 1 (a quarter
+    // less shared-memory traffic per mma; H200, SSD LM bf16 forward+backward 6.03-6.05 against
+    // 6.21-6.25 ms with TM = 1), 1 for MODE 3 (with 2 its three mma per product spill:
+    // f32 8.30-8.34 against 7.66-7.73 ms). The callers' warp offsets (w0) follow `sbc_tm`.
+    constexpr int TM = sbc_tm(MODE);
+    const int g = lane >> 2, t4 = lane & 3, tn = NN >> 4, tasks = (M / (16 * TM)) * tn;
     // ldmatrix rows: A x4 (matrices: rows 0-7 / 8-15 at k 0-3, then at k 4-7), B x2 (k 0-3, 4-7).
     const int la = (lane & 7) + 8 * ((lane >> 3) & 1), lka = 4 * (lane >> 4), lb = lane & 7, lkb = 4 * ((lane >> 3) & 1);
     for (int tt = warp; tt < tasks; tt += nwu) {
-        const int mt = tt / tn, m0 = 16 * mt, n0 = 16 * (tt - mt * tn);
-        float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        const int mt = tt / tn, m0 = 16 * TM * mt, n0 = 16 * (tt - mt * tn);
+        float d[TM][2][4];
+#pragma unroll
+        for (int q = 0; q < TM; ++q)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) d[q][h][e] = 0.f;
 #pragma unroll
         for (int k0 = 0; k0 < KD; k0 += 8) {
-            unsigned ua[4], ub[2][2];
-            if constexpr (AR) {
-                sbc_ldm4(ua, a + (m0 + la) * am + k0 + lka);
-            } else {
-                const float* ap = a + (m0 + g) * am + (k0 + t4) * ak;
-                ua[0] = __float_as_uint(ap[0]), ua[1] = __float_as_uint(ap[8 * am]);
-                ua[2] = __float_as_uint(ap[4 * ak]), ua[3] = __float_as_uint(ap[8 * am + 4 * ak]);
+            unsigned ua[TM][4], ub[2][2];
+#pragma unroll
+            for (int q = 0; q < TM; ++q) {
+                const int mq = m0 + 16 * q;
+                if constexpr (AR) {
+                    sbc_ldm4(ua[q], a + (mq + la) * am + k0 + lka);
+                } else {
+                    const float* ap = a + (mq + g) * am + (k0 + t4) * ak;
+                    ua[q][0] = __float_as_uint(ap[0]), ua[q][1] = __float_as_uint(ap[8 * am]);
+                    ua[q][2] = __float_as_uint(ap[4 * ak]), ua[q][3] = __float_as_uint(ap[8 * am + 4 * ak]);
+                }
             }
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -406,16 +422,20 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
                 }
             }
 #pragma unroll
-            for (int h = 0; h < 2; ++h) sbc_mma_u<MODE, AX, BX>(d[h], ua, ub[h]);
+            for (int q = 0; q < TM; ++q)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) sbc_mma_u<MODE, AX, BX>(d[q][h], ua[q], ub[h]);
         }
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int nh = n0 + 8 * h;
-            epi(m0 + g, nh + 2 * t4, d[h][0]);
-            epi(m0 + g, nh + 2 * t4 + 1, d[h][1]);
-            epi(m0 + g + 8, nh + 2 * t4, d[h][2]);
-            epi(m0 + g + 8, nh + 2 * t4 + 1, d[h][3]);
-        }
+        for (int q = 0; q < TM; ++q)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int nh = n0 + 8 * h, mq = m0 + 16 * q;
+                epi(mq + g, nh + 2 * t4, d[q][h][0]);
+                epi(mq + g, nh + 2 * t4 + 1, d[q][h][1]);
+                epi(mq + g + 8, nh + 2 * t4, d[q][h][2]);
+                epi(mq + g + 8, nh + 2 * t4 + 1, d[q][h][3]);
+            }
     }
 }
 // 16 bytes global -> shared, asynchronous (cp.async.cg: not cached in L1).
@@ -655,6 +675,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     constexpr int QQN = W ? 1 : 2, QPN = W ? 2 : 4, QNM = W ? 2 : 4;
     static_assert(TCM == 0 || TPB == 512, "the tensor-core chunk kernels have 16 warps");
     constexpr int PAD = TCM ? 4 : 1, QW = SBC_Q + 1;
+    // The products' warp offsets (w0) for tasks of 32 x 16 outputs (`sbc_tm`), so that the
+    // products between two barriers spread over the 16 warps.
+    constexpr bool T2 = TCM != 0 && sbc_tm(TCM) == 2;
     // An operand stored for the tensor cores only: rounded to tf32 for MODE 1.
     auto rnd = [](float v) { return TCM == 1 ? __uint_as_float(sbc_tf32(v)) : v; };
     // The operands that are tf32 values already (x, B, C of a 16-bit type; `sbc_tc` FL 4 / 8).
@@ -869,9 +892,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     __syncthreads();
     // C B^T, dy x^T, S_c C_t, e^{cs_t} S_c^T dy_t.
     if (hh == 0) sbc_prod<TCM, 2, QQN, 3 | X16>(Q, Q, N, ct, LN, 1, bs, 1, LN, nullptr, [&](int m, int n, float v) { cbr[m * Q1 + n] = v; });
-    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, 4);
-    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; }, 8);
-    sbc_prod<TCM, QNM, 4, 1>(Q, N, P, TCM ? dyr : dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] += vex[m] * v; });
+    sbc_prod<TCM, 2, QQN, 3 | (X16 & 8)>(Q, Q, P, TCM ? dyr : dys, LP, 1, xs, 1, LP, nullptr, [&](int m, int n, float v) { yx[m * Q1 + n] = v; }, T2 ? 2 : 4);
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, ct, LN, 1, sg, 1, LN, nullptr, [&](int m, int n, float v) { sc[m * P + n] = v; }, T2 ? 4 : 8);
+    sbc_prod<TCM, QNM, 4, 1>(Q, N, P, TCM ? dyr : dys, LP, 1, sg, LN, 1, nullptr, [&](int m, int n, float v) { dcm[m * N + n] += vex[m] * v; }, T2 ? 8 : 0);
     __syncthreads();  // sg (S_c) is read
     if constexpr (TCM == 0) load_pn(p.G + ix.g(i, j, c));
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
@@ -890,8 +913,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     }
     __syncthreads();
     // e^{cs_last - cs_s} G_{c+1} B_s, e^{cs_last - cs_s} G_{c+1}^T x_s.
-    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; }, 0, 8);
-    sbc_prod<TCM, QNM, 4, 1 | (X16 & 4)>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] += vs[m] * vel[m] * v; }, 8, 8);
+    sbc_prod<TCM, 2, QPN, 3 | (X16 & 4)>(Q, P, N, bs, LN, 1, gsm, 1, LN, nullptr, [&](int m, int n, float v) { gb[m * P + n] = vel[m] * v; }, 0, T2 ? 16 : 8);
+    sbc_prod<TCM, QNM, 4, 1 | (X16 & 4)>(Q, N, P, xs, LP, 1, gsm, LN, 1, nullptr, [&](int m, int n, float v) { dbm[m * N + n] += vs[m] * vel[m] * v; }, T2 ? 4 : 8, T2 ? 16 : 8);
     __syncthreads();
     // da_u = dL/da_u in a form without cancellation (the sums of dL/dcs_t over t >= u, with the
     // terms that cancel taken out):
@@ -1003,9 +1026,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
             static_cast<T*>(p.dx)[ix.x(i, t0 + s, j, q)] = cvt<T>(fmaf(vs[s], h, dv * dys[s * LP + q]));
         }
-    }, 8);
+    }, T2 ? 4 : 8);
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
-    sbc_prod<TCM, QNM, 4, X16 & 8>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] += vs[s] * v; });
+    sbc_prod<TCM, QNM, 4, X16 & 8>(Q, N, Q, yx, 1, Q1, ct, LN, 1, nullptr, [&](int s, int n, float v) { dbm[s * N + n] += vs[s] * v; }, T2 ? 8 : 0);
     sbc_prod<TCM, QNM, 4, 1 | (X16 & 8)>(Q, N, Q, TCM ? yxs : yx, Q1, 1, bs, LN, 1, TCM ? nullptr : vs, [&](int t, int n, float v) { dcm[t * N + n] += v; });
     __syncthreads();
     // After the last head: dB, dC into the accumulators (issued before the last head's d dt,
