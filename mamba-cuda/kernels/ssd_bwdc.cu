@@ -302,11 +302,10 @@ __device__ __forceinline__ void sbc_mm(int M, int NN, int KD, const float* a, in
     }
 }
 
-// The same products on the tensor cores (mma.sync m16n8k8 tf32, f32 accumulation): warp w
-// takes the 16 x 8 output tiles w, w + warps, ..., with two accumulators over alternate
-// k8 steps. MODE 1: both operands rounded to tf32 (cvt.rna; for the 16-bit storage types,
+// The same products on the tensor cores (mma.sync m16n8k8 tf32, f32 accumulation): the
+// warps take tasks of (16 TM) x 16 outputs (`sbc_tm`) in turn. MODE 1: both operands rounded to tf32 (cvt.rna; for the 16-bit storage types,
 // whose tolerance is 2e-2 / 5e-3); MODE 3: 3xTF32 (v = hi + lo with hi = v & 0xffffe000,
-// exact; a b ~ a_lo b_hi + a_hi b_lo + a_hi b_hi: about f32 accuracy). M % 16 == 0,
+// exact; a b ~ a_lo b_hi + a_hi b_lo + a_hi b_hi: about f32 accuracy). M % (16 TM) == 0,
 // NN % 16 == 0, KD % 8 == 0. With row strides = 4 mod 32 words, the loads of an operand
 // read along k (A(m, k) = a[m am + k], B(k, n) = b[n bn + k]) are free of bank conflicts;
 // the transposed reads have two-way conflicts.
