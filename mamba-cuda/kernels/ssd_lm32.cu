@@ -557,7 +557,94 @@ __device__ void l32_sseq(const SsdParams& p) {
 // float4); S_in (PB x N) and x (Q x PB) are staged. n tile (grp, tt) (grp 0..1, tt 0..3),
 // column g at q = 32 grp + 4 g + tt; in M X the k of step h of s tile kq is permuted as
 // k = c4 <-> s = 16 kq + 8 h + 2 c4, k = c4 + 4 <-> s + 1 (CB as float2).
-template <int N, bool PF = false>
+// f32 products on the f16 tensor cores (seventeenth session; `ssdl32_out_n128_pfh`, C S^T
+// only): each operand scaled by a power of 2 (per row of C, per row q of S: the largest
+// |value| lands in [2^14, 2^15)) and split into hi = f16(v s), lo = f16(v s - hi); C S^T =
+// (C_hi S_lo + C_lo S_hi + C_hi S_hi) / (s_C s_S) on mma.sync m16n8k16 with f32
+// accumulation: three mma per k16 (3xTF32: per k8) and no split per warp and fragment.
+// On the H200 this is 2-2.5x more accurate than 3xTF32 (scripts/split_f16_probe.cu).
+__device__ __forceinline__ unsigned short l32_f2h(float x) {
+#ifdef MAMBA_EMU
+    return emu_f2h(x);
+#else
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    return h;
+#endif
+}
+__device__ __forceinline__ float l32_h2f(unsigned short h) {
+#ifdef MAMBA_EMU
+    return emu_h2f(h);
+#else
+    float x;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h));
+    return x;
+#endif
+}
+__device__ __forceinline__ void l32_mma_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+    emu_mma_f16(d, a, b);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+// The scale 2^(15 - e) for a largest |value| f 2^e (f in [0.5, 1)); 1 where it is 0 or not
+// finite (NaN / inf then reach the output as they are); at most 2^126.
+__device__ __forceinline__ float l32_hscale(float mx) {
+    if (!(mx > 0.f) || !(mx <= 3.0e38f)) return 1.f;
+    int e;
+    frexpf(mx, &e);
+    return ldexpf(1.f, min(15 - e, 126));
+}
+// Two values times s as f16 hi / lo pairs (the first value in the low half).
+__device__ __forceinline__ void l32_hsplit2(float a, float b, float s, unsigned& hi, unsigned& lo) {
+    const float x = a * s, y = b * s;
+    const unsigned short xh = l32_f2h(x), yh = l32_f2h(y);
+    hi = (unsigned)xh | ((unsigned)yh << 16);
+    lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
+}
+
+// The C split for `ssdl32_out_n128_pfh` (N 128; src/gpu/ssdl32.rs): one warp per (batch,
+// step, group) row r = (i L + t) g + k of C; element n of the row goes to p.out as uint4
+// r * 32 + n / 4 = {hi (n, n + 1), hi (n + 2, n + 3), lo (n, n + 1), lo (n + 2, n + 3)} for n
+// a multiple of 4, and 1 / s of the row to p.init[r] (both scratch).
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __grid_constant__ SsdParams p) {
+    const int lane = threadIdx.x % 32;
+    const long long r = (long long)blockIdx.x * (L32_THREADS / 32) + threadIdx.x / 32;
+    const int G = p.ngroups, L = p.seqlen;
+    if (r >= (long long)p.batch * L * G) return;
+    const int k = (int)(r % G);
+    const long long it = r / G;
+    const int t = (int)(it % L), i = (int)(it / L);
+    const float* src = static_cast<const float*>(p.C) + i * p.C_sb + (long long)t * p.C_st + (long long)k * 128 + 4 * lane;
+    float v[4], mx = 0.f;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        v[e] = src[e];
+        mx = fmaxf(mx, fabsf(v[e]));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    const float sc = l32_hscale(mx);
+    uint4 w;
+    l32_hsplit2(v[0], v[1], sc, w.x, w.z);
+    l32_hsplit2(v[2], v[3], sc, w.y, w.w);
+    reinterpret_cast<uint4*>(p.out)[r * 32 + lane] = w;
+    if (lane == 0) const_cast<float*>(p.init)[r] = 1.f / sc;
+}
+
+// F16 (`_pfh`, N 128): C S^T from the split C of `ssdl32_csplit` (p.C, p.C_sb, p.C_st its
+// layout; p.init its 1 / s per row) and S split in place after staging (hi / lo tiles of
+// rows of 132 halves; 1 / s per row q after the f32 tile: 256 bytes more shared memory).
+// The k index of a k16 step is permuted as in the 3xTF32 form: fragment slots 2 c4, 2 c4 + 1
+// hold n = 4 c4, 4 c4 + 1 and slots 2 c4 + 8, + 9 hold n = 4 c4 + 2, + 3 (both operands), so
+// a lane reads its C values with one 16-byte load per row and its S values with one
+// 8-byte load per tile and part.
+template <int N, bool PF = false, bool F16 = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -594,7 +681,7 @@ __device__ void l32_out(const SsdParams& p) {
         if (v1) L32Vec<4>::ld(b, c1 + kk);
         else b[0] = b[1] = b[2] = b[3] = 0.f;
     };
-    ldc(0, ca, cb);
+    if constexpr (!F16) ldc(0, ca, cb);
     l32_wait_all();
     __syncthreads();
     float y[2][4][4];
@@ -604,6 +691,91 @@ __device__ void l32_out(const SsdParams& p) {
         for (int s = 0; s < 4; ++s)
 #pragma unroll
             for (int e = 0; e < 4; ++e) y[a][s][e] = 0.f;
+    if constexpr (F16) {
+        static_assert(N == 128, "the split C rows are 128 wide");
+        constexpr int LDH = 132;  // halves: 4 rows are 32 bytes apart mod 128 (the 8-byte reads)
+        unsigned short* sh = reinterpret_cast<unsigned short*>(ss);
+        unsigned short* sl = sh + PB * LDH;
+        float* inv_s = ss + PB * LDS;
+        {
+            // Row q of S by threads 4 q .. 4 q + 3 (32 values each): the row's largest |value|,
+            // then hi / lo in place of the f32 tile (once every thread holds its values).
+            const int q = tid >> 2, part = tid & 3;
+            float v[32], mx = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                float f[4];
+                L32Vec<4>::ld(f, ss + q * LDS + part * 32 + 4 * e);
+#pragma unroll
+                for (int u = 0; u < 4; ++u) {
+                    v[4 * e + u] = f[u];
+                    mx = fmaxf(mx, fabsf(f[u]));
+                }
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float sc = l32_hscale(mx);
+            __syncthreads();
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                uint2 hv, lv;
+                l32_hsplit2(v[4 * e], v[4 * e + 1], sc, hv.x, lv.x);
+                l32_hsplit2(v[4 * e + 2], v[4 * e + 3], sc, hv.y, lv.y);
+                *reinterpret_cast<uint2*>(sh + q * LDH + part * 32 + 4 * e) = hv;
+                *reinterpret_cast<uint2*>(sl + q * LDH + part * 32 + 4 * e) = lv;
+            }
+            if (part == 0) inv_s[q] = 1.f / sc;
+            __syncthreads();
+        }
+        // This warp's rows of the split C (uint4 per 4 values), one k16 step ahead.
+        const uint4* chl = static_cast<const uint4*>(p.C);
+        const long long cb0 = (i * p.C_sb + (long long)k * N) / 4 + c4;
+        const uint4* c0p = chl + cb0 + (long long)(t0 + (v0 ? tr0 : 0)) * (p.C_st / 4);
+        const uint4* c1p = chl + cb0 + (long long)(t0 + (v1 ? tr1 : 0)) * (p.C_st / 4);
+        const uint4 z4 = {0u, 0u, 0u, 0u};
+        const long long ir = ((long long)i * L + t0) * p.ngroups + k;
+        const float ic0 = v0 ? p.init[ir + (long long)tr0 * p.ngroups] : 0.f;
+        const float ic1 = v1 ? p.init[ir + (long long)tr1 * p.ngroups] : 0.f;
+        uint4 a0v = v0 ? c0p[0] : z4, a1v = v1 ? c1p[0] : z4;
+        // B(k = n, col q) = S[q][n]: tile (grp, tt), column g is q = 32 grp + 4 g + tt.
+        const unsigned short* shb = sh + 4 * g * LDH + 4 * c4;
+        const unsigned short* slb = sl + 4 * g * LDH + 4 * c4;
+#pragma unroll 2
+        for (int kk = 0; kk < N; kk += 16) {
+            uint4 n0 = a0v, n1 = a1v;
+            if (kk + 16 < N) {
+                n0 = v0 ? c0p[(kk + 16) / 4] : z4;
+                n1 = v1 ? c1p[(kk + 16) / 4] : z4;
+            }
+            const unsigned ah[4] = {a0v.x, a1v.x, a0v.y, a1v.y}, al[4] = {a0v.z, a1v.z, a0v.w, a1v.w};
+#pragma unroll
+            for (int grp = 0; grp < 2; ++grp)
+#pragma unroll
+                for (int tt = 0; tt < 4; ++tt) {
+                    const uint2 hv = *reinterpret_cast<const uint2*>(shb + (32 * grp + tt) * LDH + kk);
+                    const uint2 lv = *reinterpret_cast<const uint2*>(slb + (32 * grp + tt) * LDH + kk);
+                    const unsigned bh[2] = {hv.x, hv.y}, bl[2] = {lv.x, lv.y};
+                    l32_mma_f16(y[grp][tt], ah, bl);
+                    l32_mma_f16(y[grp][tt], al, bh);
+                    l32_mma_f16(y[grp][tt], ah, bh);
+                }
+            a0v = n0;
+            a1v = n1;
+        }
+        // Undo the scales: rows tr0 (e 0, 1) / tr1 (e 2, 3), columns q = 32 grp + 4 (2 c4 + e) + tt.
+#pragma unroll
+        for (int grp = 0; grp < 2; ++grp)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float is[4];
+                L32Vec<4>::ld(is, inv_s + 32 * grp + 4 * (2 * c4 + e));
+#pragma unroll
+                for (int tt = 0; tt < 4; ++tt) {
+                    y[grp][tt][e] *= ic0 * is[tt];
+                    y[grp][tt][2 + e] *= ic1 * is[tt];
+                }
+            }
+    } else {
     // C S^T: B(k = n, col q) = S[q][n]: lane reads S[q][kk + 4 c4 .. + 3] for its q.
     const float* sb = ss + 4 * g * LDS + 4 * c4;
 #pragma unroll 2
@@ -632,6 +804,7 @@ __device__ void l32_out(const SsdParams& p) {
                 cb[e] = nb[e];
             }
         }
+    }
     }
     {
         const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
@@ -837,6 +1010,9 @@ extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16
 // PF: the M X loop loads the next s tile's CB values a tile ahead (MAMBA_CUDA_SSD32_OPF=1).
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(const __grid_constant__ SsdParams p) {
     l32_out<128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfh(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true>(p);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {
     l32_out<64, true>(p);

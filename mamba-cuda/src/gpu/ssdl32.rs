@@ -18,6 +18,11 @@
 //! group) and the separate combine (`ssdl32_combine`); 1, 2, 4 other `sseq` forms.
 //! `MAMBA_CUDA_SSD32_OPF=0`: the outputs kernel without the C B^T prefetch;
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
+//! With N = 128 and the prefetch (the default) the outputs kernel computes C S^T on the f16
+//! tensor cores (`ssdl32_out_n128_pfh`, seventeenth session): C split once per call by
+//! `ssdl32_csplit` into scaled f16 hi / lo halves (scratch of C's size), S split in the
+//! kernel after staging; more accurate than 3xTF32 and ~1% faster per call (NOTES.md).
+//! `MAMBA_CUDA_SSD32_F16=0` keeps 3xTF32 there (`ssdl32_out_n128_pf`).
 
 use mamba_core::abi::dtype;
 
@@ -133,10 +138,23 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * Q * Q * 4;
     let hdr_bytes_all = b * h * k * hdr_bytes();
-    let scratch = g.alloc_async(
-        states_bytes + decay_bytes + cb_bytes + hdr_bytes_all,
-        stream,
-    )?;
+    // `_pfh`: the split C (b, L, g, n) and 1 / scale per (batch, step, group) row.
+    let opf =
+        env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) && env_usize("MAMBA_CUDA_SSD32_OB") != Some(3);
+    let f16 = opf && n == 128 && env_usize("MAMBA_CUDA_SSD32_F16") != Some(0);
+    let l = prm.seqlen as usize;
+    let chl_bytes = if f16 { b * l * ng * n * 4 } else { 0 };
+    let isc_bytes = if f16 {
+        (b * l * ng * 4).div_ceil(16) * 16
+    } else {
+        0
+    };
+    let main_bytes = states_bytes + decay_bytes + cb_bytes + hdr_bytes_all;
+    let scratch = g.alloc_async(main_bytes + chl_bytes + isc_bytes, stream)?;
+    let (chl, isc) = (
+        scratch + main_bytes as u64,
+        scratch + (main_bytes + chl_bytes) as u64,
+    );
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
     // The headers (`ssdl32_hdr`) travel in seq_idx (checked unset above).
@@ -231,6 +249,33 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         }
         let mut po = prm;
         po.final_states = 0;
+        if f16 {
+            // One warp per row of C: its hi / lo halves and 1 / scale.
+            let mut pc = prm;
+            pc.out = chl;
+            pc.init = isc;
+            g.launch(
+                g.func("ssdl32_csplit")?,
+                ((b * l * ng).div_ceil(8) as u32, 1, 1),
+                256,
+                0,
+                stream,
+                &pc,
+            )?;
+            po.c = chl;
+            po.c_sb = (l * ng * n) as i64;
+            po.c_st = (ng * n) as i64;
+            po.init = isc;
+            let f2 = g.func("ssdl32_out_n128_pfh")?;
+            return g.launch(
+                f2,
+                (grid_x, h as u32, b as u32),
+                256,
+                out_smem(n) + 256,
+                stream,
+                &po,
+            );
+        }
         let b3 = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
             "_b3"
         } else {
