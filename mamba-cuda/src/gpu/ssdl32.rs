@@ -138,10 +138,18 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     let decay_bytes = (b * h * k).div_ceil(4) * 16;
     let cb_bytes = b * ng * k * Q * Q * 4;
     let hdr_bytes_all = b * h * k * hdr_bytes();
+    // The outputs kernel: `_b3` (MAMBA_CUDA_SSD32_OB=3), else `_pf` (the C B^T prefetch;
+    // MAMBA_CUDA_SSD32_OPF=0: none); `_pfh` (the split-f16 C S^T) at N 128 unless
+    // MAMBA_CUDA_SSD32_F16=0.
+    let out_sfx = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
+        "_b3"
+    } else if env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) {
+        "_pf"
+    } else {
+        ""
+    };
+    let f16 = out_sfx == "_pf" && n == 128 && env_usize("MAMBA_CUDA_SSD32_F16") != Some(0);
     // `_pfh`: the split C (b, L, g, n) and 1 / scale per (batch, step, group) row.
-    let opf =
-        env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) && env_usize("MAMBA_CUDA_SSD32_OB") != Some(3);
-    let f16 = opf && n == 128 && env_usize("MAMBA_CUDA_SSD32_F16") != Some(0);
     let l = prm.seqlen as usize;
     let chl_bytes = if f16 { b * l * ng * n * 4 } else { 0 };
     let isc_bytes = if f16 {
@@ -276,17 +284,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
                 &po,
             );
         }
-        let b3 = if env_usize("MAMBA_CUDA_SSD32_OB") == Some(3) {
-            "_b3"
-        } else {
-            ""
-        };
-        let b3 = if b3.is_empty() && env_usize("MAMBA_CUDA_SSD32_OPF") != Some(0) {
-            "_pf"
-        } else {
-            b3
-        };
-        let f2 = g.func(&format!("ssdl32_out_n{n}{b3}"))?;
+        let f2 = g.func(&format!("ssdl32_out_n{n}{out_sfx}"))?;
         g.launch(
             f2,
             (grid_x, h as u32, b as u32),
