@@ -140,26 +140,22 @@ int main() {
     for (auto& v : S) v = nd(rng) * 0.01f;
     std::vector<float> sa(M), ss(P);
     std::vector<__half> Ah(M * K), Al(M * K), Sh(P * K), Sl(P * K);
-    for (int m = 0; m < M; ++m) {
-        float mx = 0.f;
-        for (int k = 0; k < K; ++k) mx = std::fmax(mx, std::fabs(A[m * K + k]));
-        sa[m] = scale_of(mx);
-        for (int k = 0; k < K; ++k) {
-            const float x = A[m * K + k] * sa[m];
-            Ah[m * K + k] = __float2half_rn(x);
-            Al[m * K + k] = __float2half_rn(x - __half2float(Ah[m * K + k]));
+    // Rows of K values: a power-of-2 scale per row, then the f16 hi / lo halves.
+    auto split_rows = [](const std::vector<float>& v, int rows, std::vector<float>& sc, std::vector<__half>& hi,
+                         std::vector<__half>& lo) {
+        for (int r = 0; r < rows; ++r) {
+            float mx = 0.f;
+            for (int k = 0; k < K; ++k) mx = std::fmax(mx, std::fabs(v[r * K + k]));
+            sc[r] = scale_of(mx);
+            for (int k = 0; k < K; ++k) {
+                const float x = v[r * K + k] * sc[r];
+                hi[r * K + k] = __float2half_rn(x);
+                lo[r * K + k] = __float2half_rn(x - __half2float(hi[r * K + k]));
+            }
         }
-    }
-    for (int p = 0; p < P; ++p) {
-        float mx = 0.f;
-        for (int k = 0; k < K; ++k) mx = std::fmax(mx, std::fabs(S[p * K + k]));
-        ss[p] = scale_of(mx);
-        for (int k = 0; k < K; ++k) {
-            const float x = S[p * K + k] * ss[p];
-            Sh[p * K + k] = __float2half_rn(x);
-            Sl[p * K + k] = __float2half_rn(x - __half2float(Sh[p * K + k]));
-        }
-    }
+    };
+    split_rows(A, M, sa, Ah, Al);
+    split_rows(S, P, ss, Sh, Sl);
     int sms = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
     const int blocks = sms * 2 * 8;
