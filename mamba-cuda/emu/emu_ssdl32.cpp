@@ -175,13 +175,28 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     // EMU_HDR=1: the headers with dt read in rows of 8 heads (`ssdl32_hdr8`).
     if (std::getenv("EMU_HDR") && std::atoi(std::getenv("EMU_HDR")) == 1) emu_launch(ssdl32_hdr8, p, (h + 7) / 8, K, b);
     else emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
-    // EMU_SSEQ=1 / 2: the states with the combine folded in (`ssdl32_sseq_s1` / `_s2`).
+    // EMU_SSEQ=1 / 2: the states with the combine folded in (`ssdl32_sseq_s1` / `_s2`); 4
+    // `_w16_n*`; 5 / 6 the split-f16 states (`ssdl32_sseqh_n64` / `_n128`, N 64: `_n64`).
     const char* sq = std::getenv("EMU_SSEQ");
     const int sseq = sq ? std::atoi(sq) : 0;
     if (sseq) {
         std::fprintf(stderr, "(sseq %d)\n", sseq);
         if (sseq == 4) emu_launch_t(N == 128 ? ssdl32_sseq_w16_n128 : ssdl32_sseq_w16_n64, p, P / PB, h, b, 512);
-        else emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
+        else if (sseq == 5 || sseq == 6) {
+            // The split-f16 states (`ssdl32_bsplit_n*`, then `ssdl32_sseqh_n64` / `_n128`).
+            const int nb = sseq == 5 || N == 64 ? 64 : 128;
+            std::vector<float> bsp((size_t)b * L * g * N, NAN), bin((size_t)b * K * g * N, NAN);
+            SsdParams pb = p;
+            pb.out = bsp.data();
+            pb.init = bin.data();
+            emu_launch(N == 128 ? ssdl32_bsplit_n128 : ssdl32_bsplit_n64, pb, K, g, b);
+            SsdParams ps = p;
+            ps.B = bsp.data();
+            ps.B_sb = (long long)L * g * N;
+            ps.B_st = (long long)g * N;
+            ps.out = bin.data();
+            emu_launch(nb == 64 ? ssdl32_sseqh_n64 : ssdl32_sseqh_n128, ps, (P / PB) * (N / nb), h, b);
+        } else emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
     } else {
         emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
         blockDim = {1, 1, 1};

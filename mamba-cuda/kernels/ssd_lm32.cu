@@ -3,7 +3,9 @@
 // Seventh session (the default since): `ssdl32_cb` (C B^T on the f64 tensor cores, 1b),
 // `ssdl32_hdr8` (1''), `ssdl32_sseq_s1b3` (states with the combine folded in, 2') and
 // `ssdl32_out_n*_pf` (4 with the C B^T prefetch); the forms below stay behind env vars
-// (src/gpu/ssdl32.rs).
+// (src/gpu/ssdl32.rs). Seventeenth / eighteenth sessions: C S^T of the outputs (`_pfh`)
+// and the states pass (`ssdl32_bsplit_n*` + `ssdl32_sseqh_n*`, the default) as split-f16
+// products on the f16 tensor cores.
 // The four-kernel chunked form of `ssdl` (kernels/ssd_chunk.cu): C B^T per (batch, group,
 // chunk) (`ssdl_cb_f32_q128` of ssd_chunk.cu, unchanged), the chunk states
 // (`ssdl32_states_n*`), the combine (`ssdl32_combine`, 16-byte accesses) and the outputs
@@ -608,6 +610,14 @@ __device__ __forceinline__ void l32_hsplit2(float a, float b, float s, unsigned&
     lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
 }
 
+// As l32_hsplit2 with a scale per value.
+__device__ __forceinline__ void l32_hsplit2s(float a, float b, float sa, float sb, unsigned& hi, unsigned& lo) {
+    const float x = a * sa, y = b * sb;
+    const unsigned short xh = l32_f2h(x), yh = l32_f2h(y);
+    hi = (unsigned)xh | ((unsigned)yh << 16);
+    lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
+}
+
 // The C split for `ssdl32_out_n128_pfh` (N 128; src/gpu/ssdl32.rs): one warp per (batch,
 // step, group) row r = (i L + t) g + k of C; element n of the row goes to p.out as uint4
 // r * 32 + n / 4 = {hi (n, n + 1), hi (n + 2, n + 3), lo (n, n + 1), lo (n + 2, n + 3)} for n
@@ -635,6 +645,276 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __
     l32_hsplit2(v[2], v[3], sc, w.y, w.w);
     reinterpret_cast<uint4*>(p.out)[r * 32 + lane] = w;
     if (lane == 0) const_cast<float*>(p.init)[r] = 1.f / sc;
+}
+
+// The states pass on the f16 tensor cores (`ssdl32_sseqh_*`, eighteenth session): the f32
+// products X^T B of each chunk as split-f16 products (as C S^T of `_pfh` above).
+// 
+// `ssdl32_bsplit_n*`: B split once per call, shared by the heads of a group (grid (K, g, b)):
+// per (batch, chunk, group) and column n, the scale s_n from the largest |B[t][n]| over the
+// chunk's 128 steps (the k range of the pass's per-chunk product); row (i, t, k) of the
+// output (p.out; N floats' bytes, as a contiguous B) holds per 8 columns n the 8 hi halves
+// (16 bytes) then the 8 lo halves; 1 / s_n to p.init[((i K + c) g + k) N + n]. Rows t >= L
+// are not written (the states kernel zero-fills them).
+template <int N>
+__device__ void l32_bsplit(const SsdParams& p) {
+    constexpr int Q = L32_Q, TG = 2 * L32_THREADS / N, PPW = 32 / TG, R = Q / TG;
+    const int L = p.seqlen, G = p.ngroups, K = p.nchunks;
+    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int np = warp * PPW + lane % PPW, tg = lane / PPW;
+    const int t0 = c * Q, tn = min(Q, L - t0);
+    const float* src = static_cast<const float*>(p.B) + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + 2 * np;
+    float v[R][2], m0 = 0.f, m1 = 0.f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int t = tg + TG * r;
+        float2 b = make_float2(0.f, 0.f);
+        if (t < tn) b = *reinterpret_cast<const float2*>(src + (long long)t * p.B_st);
+        v[r][0] = b.x;
+        v[r][1] = b.y;
+        m0 = fmaxf(m0, fabsf(b.x));
+        m1 = fmaxf(m1, fabsf(b.y));
+    }
+#pragma unroll
+    for (int o = PPW; o < 32; o <<= 1) {
+        m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o));
+        m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o));
+    }
+    const float s0 = l32_hscale(m0), s1 = l32_hscale(m1);
+    unsigned char* dst = static_cast<unsigned char*>(p.out) + 4 * ((((long long)i * L + t0) * G + k) * N) +
+                         32 * (np >> 2) + 4 * (np & 3);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int t = tg + TG * r;
+        if (t >= tn) break;
+        unsigned hi, lo;
+        l32_hsplit2s(v[r][0], v[r][1], s0, s1, hi, lo);
+        unsigned char* row = dst + 4 * (long long)t * G * N;
+        *reinterpret_cast<unsigned*>(row) = hi;
+        *reinterpret_cast<unsigned*>(row + 16) = lo;
+    }
+    if (tg == 0) {
+        float* inv = const_cast<float*>(p.init) + (((long long)i * K + c) * G + k) * N + 2 * np;
+        inv[0] = 1.f / s0;
+        inv[1] = 1.f / s1;
+    }
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n128(const __grid_constant__ SsdParams p) {
+    l32_bsplit<128>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n64(const __grid_constant__ SsdParams p) {
+    l32_bsplit<64>(p);
+}
+
+// Four 8 x 8 b16 matrices transposed (ldmatrix .trans): lane l gives the row address of
+// matrix l / 8, row l % 8; lane T gets (rows 2 (T % 4), 2 (T % 4) + 1; column T / 4).
+__device__ __forceinline__ void l32_ldm_t(unsigned (&r)[4], const void* addr) {
+#ifdef MAMBA_EMU
+    emu_ldmatrix(r, addr, true);
+#else
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(addr));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+#endif
+}
+
+// `ssdl32_sseqh_n{NB}`: `l32_sseq` (one stage, NB columns of n per block) with S_loc = X^T B
+// from split halves. Per chunk: x staged as f32 (rows of PB + 4 floats), the split B of
+// `ssdl32_bsplit` (p.B, p.B_sb, p.B_st its layout; p.out its 1 / s_n) as stored (rows of NB
+// + 4 floats' bytes), 1 / s_n of the block's columns; then warp w splits x w of the columns
+// q = 8 w .. 8 w + 7 in place: lane (qp = lane & 3, tg = lane >> 2) reads q = 8 w + 2 qp,
+// + 1 at the 16 steps t = tb + 8 m (tb = 2 (tg & 3) + (tg >> 2): the float2 reads of a
+// half-warp fall on 4 rows whose 8-bank windows differ), s_q from the largest |x w| over
+// the chunk (shuffles over tg), and the hi / lo halves of the 8 columns go to the first /
+// second 16 bytes of the warp's 32 bytes of row t (read by this warp only: __syncwarp
+// orders it); 1 / s_q to shared memory. Rows of 68 / NB + 4 floats put the 8 rows of an
+// ldmatrix 16 bytes apart mod 128 (no bank conflicts). Warp (mp, ng) then owns rows q
+// 32 mp .. + 31 (m tiles mi: q = 32 mp + 16 mi + g (+ 8)) and NT = NB / 32 n8 tiles
+// (n = 8 NT ng + 8 ni + 2 c4 (+ 1)); A fragments by ldmatrix .trans from the [t][q] halves,
+// B from the [t][n] halves; three mma.sync m16n8k16 per tile and k16 (A_lo B_hi, A_hi B_lo,
+// A_hi B_hi); S = dec S + (acc / s_q) / s_n.
+__host__ __device__ constexpr int l32_sseqh_smem(int nb) {
+    return l32_hdr_bytes() + L32_Q * (L32_PB + 4) * 4 + L32_Q * (nb + 4) * 4 + (nb + L32_PB) * 4;
+}
+template <int NB>
+__device__ void l32_sseqh(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_raw = g_smem_bytes;
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+#endif
+    constexpr int Q = L32_Q, PB = L32_PB, LDX = PB + 4, LDB = NB + 4, NT = NB / 32;
+    static_assert(NT == 2 || NT == 4, "NB 64 or 128");
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate, G = p.ngroups;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int nsp = N / NB;
+    const int pt = (int)blockIdx.x / nsp, nh = (int)blockIdx.x - pt * nsp, j = blockIdx.y, i = blockIdx.z;
+    const int q0 = pt * PB, n0 = nh * NB, k = j / (H / G);
+    const size_t head = (size_t)i * H + j;
+    const float* x = static_cast<const float*>(p.x);
+    const float* Bh = static_cast<const float*>(p.B);
+    const float* inv_b = static_cast<const float*>(p.out);
+    float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
+    float* bb = bx + Q * LDX;
+    float* s_in = bb + Q * LDB;
+    float* s_iq = s_in + NB;
+    const int mp = warp & 1, ng = warp >> 1;
+    auto stage = [&](int c) {
+        const int t0 = c * Q;
+        l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
+        l32_stage(bb, LDB, Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, Q, L - t0, NB);
+        const float* ib = inv_b + (((size_t)i * K + c) * G + k) * N + n0;
+        for (int v = tid; v < NB / 4; v += blockDim.x) l32_cp16(s_in + 4 * v, ib + 4 * v, 16);
+        l32_stage_hdr(smem_raw, p, head * K + c);
+        l32_commit();
+    };
+    // S[mi][ni][2 h + e]: q = 32 mp + 16 mi + 8 h + g, n = n0 + 8 NT ng + 8 ni + 2 c4 + e.
+    float S[2][NT][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int q = 32 * mp + 16 * mi + 8 * h + g;
+#pragma unroll
+            for (int ni = 0; ni < NT; ++ni) {
+                float o[2] = {0.f, 0.f};
+                if (p.init) L32Vec<2>::ld(o, p.init + (head * P + q0 + q) * N + n0 + 8 * NT * ng + 8 * ni + 2 * c4);
+                S[mi][ni][2 * h] = o[0];
+                S[mi][ni][2 * h + 1] = o[1];
+            }
+        }
+    const int mat = lane >> 3, r8 = lane & 7;
+    // ldmatrix row addresses (bytes) at k16 step 0, hi part: A of m tile mi = aoff + 32 * 2 mi;
+    // B of tile pair pr = boff + 32 * 2 pr.
+    const unsigned char* aoff = reinterpret_cast<const unsigned char*>(bx) + (r8 + 8 * (mat >> 1)) * LDX * 4 +
+                                32 * (4 * mp + (mat & 1));
+    const unsigned char* boff = reinterpret_cast<const unsigned char*>(bb) + (r8 + 8 * (mat & 1)) * LDB * 4 +
+                                32 * (NT * ng + (mat >> 1));
+    stage(0);
+    for (int c = 0; c < K; ++c) {
+        l32_wait_all();
+        __syncthreads();
+        // S_in[c] out (the outputs kernel reads it), from the registers.
+        float* base = p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0;
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 16 * mi + 8 * h + g;
+#pragma unroll
+                for (int ni = 0; ni < NT; ++ni) {
+                    const float o[2] = {S[mi][ni][2 * h], S[mi][ni][2 * h + 1]};
+                    L32Vec<2>::st(base + (size_t)q * N + 8 * NT * ng + 8 * ni + 2 * c4, o);
+                }
+            }
+        {
+            // x w of columns 8 warp .. + 7 split in place.
+            const float* s_w = reinterpret_cast<const float*>(smem_raw) + 3 * Q;
+            const int qp = lane & 3, tg = lane >> 2, tb = 2 * (tg & 3) + (tg >> 2);
+            float v[16][2], m0 = 0.f, m1 = 0.f;
+#pragma unroll
+            for (int m = 0; m < 16; ++m) {
+                const int t = tb + 8 * m;
+                const float2 xv = *reinterpret_cast<const float2*>(bx + t * LDX + 8 * warp + 2 * qp);
+                const float w = s_w[t];
+                v[m][0] = xv.x * w;
+                v[m][1] = xv.y * w;
+                m0 = fmaxf(m0, fabsf(v[m][0]));
+                m1 = fmaxf(m1, fabsf(v[m][1]));
+            }
+#pragma unroll
+            for (int o = 4; o < 32; o <<= 1) {
+                m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o));
+                m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o));
+            }
+            const float s0 = l32_hscale(m0), s1 = l32_hscale(m1);
+            __syncwarp();
+            unsigned char* wb = reinterpret_cast<unsigned char*>(bx) + 32 * warp + 4 * qp;
+#pragma unroll
+            for (int m = 0; m < 16; ++m) {
+                unsigned hi, lo;
+                l32_hsplit2s(v[m][0], v[m][1], s0, s1, hi, lo);
+                unsigned char* row = wb + (tb + 8 * m) * LDX * 4;
+                *reinterpret_cast<unsigned*>(row) = hi;
+                *reinterpret_cast<unsigned*>(row + 16) = lo;
+            }
+            if (tg == 0) {
+                s_iq[8 * warp + 2 * qp] = 1.f / s0;
+                s_iq[8 * warp + 2 * qp + 1] = 1.f / s1;
+            }
+        }
+        __syncthreads();
+        float acc[2][NT][4];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int s = 0; s < NT; ++s)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[a][s][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < Q; kk += 16) {
+            unsigned ah[2][4], al[2][4], bh[NT / 2][4], bl[NT / 2][4];
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi) {
+                l32_ldm_t(ah[mi], aoff + kk * LDX * 4 + 64 * mi);
+                l32_ldm_t(al[mi], aoff + kk * LDX * 4 + 64 * mi + 16);
+            }
+#pragma unroll
+            for (int pr = 0; pr < NT / 2; ++pr) {
+                l32_ldm_t(bh[pr], boff + kk * LDB * 4 + 64 * pr);
+                l32_ldm_t(bl[pr], boff + kk * LDB * 4 + 64 * pr + 16);
+            }
+#pragma unroll
+            for (int ni = 0; ni < NT; ++ni) {
+                const unsigned bhi[2] = {bh[ni >> 1][2 * (ni & 1)], bh[ni >> 1][2 * (ni & 1) + 1]};
+                const unsigned blo[2] = {bl[ni >> 1][2 * (ni & 1)], bl[ni >> 1][2 * (ni & 1) + 1]};
+#pragma unroll
+                for (int mi = 0; mi < 2; ++mi) {
+                    l32_mma_f16(acc[mi][ni], al[mi], bhi);
+                    l32_mma_f16(acc[mi][ni], ah[mi], blo);
+                    l32_mma_f16(acc[mi][ni], ah[mi], bhi);
+                }
+            }
+        }
+        const float dec = reinterpret_cast<const float*>(smem_raw)[5 * Q];
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const float iq = s_iq[32 * mp + 16 * mi + 8 * h + g];
+#pragma unroll
+                for (int ni = 0; ni < NT; ++ni) {
+                    const float2 in = *reinterpret_cast<const float2*>(s_in + 8 * NT * ng + 8 * ni + 2 * c4);
+                    S[mi][ni][2 * h] = fmaf(acc[mi][ni][2 * h] * iq, in.x, dec * S[mi][ni][2 * h]);
+                    S[mi][ni][2 * h + 1] = fmaf(acc[mi][ni][2 * h + 1] * iq, in.y, dec * S[mi][ni][2 * h + 1]);
+                }
+            }
+        if (c + 1 < K) {
+            __syncthreads();  // every warp is past this chunk's tiles, scales and header
+            stage(c + 1);
+        }
+    }
+    if (p.final_states) {
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 16 * mi + 8 * h + g;
+#pragma unroll
+                for (int ni = 0; ni < NT; ++ni) {
+                    const float o[2] = {S[mi][ni][2 * h], S[mi][ni][2 * h + 1]};
+                    L32Vec<2>::st(p.final_states + (head * P + q0 + q) * N + n0 + 8 * NT * ng + 8 * ni + 2 * c4, o);
+                }
+            }
+    }
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64(const __grid_constant__ SsdParams p) {
+    l32_sseqh<64>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(const __grid_constant__ SsdParams p) {
+    l32_sseqh<128>(p);
 }
 
 // F16 (`_pfh`, N 128): C S^T from the split C of `ssdl32_csplit` (p.C, p.C_sb, p.C_st its

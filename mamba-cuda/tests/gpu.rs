@@ -1735,17 +1735,18 @@ fn ssd_chunked_matches_the_oracle() {
             ssd_check::<f32>(be, &mut rng, &c, &mut t);
         }
         t.finish("ssd lm32 f32");
-        // (The loops above run the default: `ssdl32_cb`, `ssdl32_hdr8`, `ssdl32_sseq_s1b3` and
-        // the `_pfh` outputs (N 128; `_pf` at N 64), i.e. "3phcf" below.)
+        // (The loops above run the default: `ssdl32_cb`, `ssdl32_hdr8`, `ssdl32_bsplit_n*` and
+        // `ssdl32_sseqh_n*` (n128 at N 128), and the `_pfh` outputs (N 128; `_pf` at N 64),
+        // i.e. "6phcf" below.)
         // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
-        // 0-4; a "p" after it sets MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T
+        // 0-4; 5 / 6 the split-f16 `ssdl32_sseqh_n64` / `_n128`; a "p" after it sets MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T
         // prefetch, else 0; then an "h" MAMBA_CUDA_SSD32_HDR=1, the headers in rows of 8 heads,
         // else 0; then a "c" MAMBA_CUDA_SSD32_CB=1, C B^T on the f64 tensor cores, else 0;
         // then an "f" MAMBA_CUDA_SSD32_F16=1, C S^T on the f16 tensor cores (`_pfh`, N 128
         // with the prefetch, the default; the N 64 shapes keep `_pf`), else 0 (3xTF32);
         // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
         let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS")
-            .unwrap_or_else(|_| "0,1,2,4,0p,3ph,3pc,3phc,3phcf".into());
+            .unwrap_or_else(|_| "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcf,5phc".into());
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
             let (m, f16) = seq.strip_suffix('f').map_or((seq, "0"), |m| (m, "1"));
             let (m, cb) = m.strip_suffix('c').map_or((m, "0"), |m| (m, "1"));

@@ -2,20 +2,22 @@
 //! (kernels/ssd_lm32.cu), Q = 128 and PB = 64 fixed and N = 64 or 128. By default four
 //! launches: C B^T per (batch, group, chunk) on the f64 tensor cores (`ssdl32_cb`), the
 //! chunk headers (`ssdl32_hdr8`: the dt scan, cumulative sums, decays, weights, once for
-//! both big kernels), the chunk states with the combine folded in (`ssdl32_sseq_s1b3`: each
-//! block walks one head's chunks for 64 columns of n with the running state in registers
-//! and writes every chunk's incoming state and the final state), and the outputs
-//! (`ssdl32_out_n*_pf`).
+//! both big kernels), B split into scaled f16 halves (`ssdl32_bsplit_n{N}`), the chunk
+//! states with the combine folded in on the f16 tensor cores (`ssdl32_sseqh_n{N}`: each
+//! block walks one head's chunks for N columns of n (64 at N 64) with the running state in
+//! registers and writes every chunk's incoming state and the final state), and the
+//! outputs (`ssdl32_out_n*_pf`, with `ssdl32_csplit` before it at N 128).
 //!
 //! `MAMBA_CUDA_SSD_IMPL=lm32` forces it wherever it applies; `MAMBA_CUDA_SSD32=0` never
 //! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
 //! (batch, head) pairs per SM and L >= 1024 takes it. Older forms, by env:
 //! `MAMBA_CUDA_SSD32_CB=0`: C B^T on the CUDA cores in f64 (`ssdl_cb_f32_q128` of
 //! kernels/ssd_chunk.cu; the same sums). `MAMBA_CUDA_SSD32_HDR=0`: the one-warp-per-header
-//! `ssdl32_hdr`. `MAMBA_CUDA_SSD32_SEQ` (0-4, see `sseq_mode`; default 3): 0 = the chunk
+//! `ssdl32_hdr`. `MAMBA_CUDA_SSD32_SEQ` (0-6, see `sseq_mode`; default 6): 0 = the chunk
 //! states from zero (`ssdl32_states_n*`, several heads of a group per block,
 //! `MAMBA_CUDA_SSD32_HB` 1, 2, 4, 8, default 4, halved until it divides the heads per
-//! group) and the separate combine (`ssdl32_combine`); 1, 2, 4 other `sseq` forms.
+//! group) and the separate combine (`ssdl32_combine`); 1-4 the `sseq` forms in 3xTF32 (3 =
+//! `ssdl32_sseq_s1b3`, the default until the eighteenth session); 5 `ssdl32_sseqh_n64`.
 //! `MAMBA_CUDA_SSD32_OPF=0`: the outputs kernel without the C B^T prefetch;
 //! `MAMBA_CUDA_SSD32_OB=3`: the outputs kernel capped for three blocks per SM (`_b3`).
 //! With N = 128 and the prefetch (the default) the outputs kernel computes C S^T on the f16
@@ -54,12 +56,21 @@ fn sseq_stage(nb: usize) -> usize {
 /// `ssdl32_combine`), 1 = the combine folded into the states (`ssdl32_sseq_s1`, one stage,
 /// 2 blocks per SM), 2 = the same double-buffered (`_s2`, 1 block per SM), 3 = `_s1b3`
 /// (one stage, 3 blocks per SM), 4 = `_w16_n{N}` (512 threads, the whole state row n per
-/// block, two stages, 1 block per SM). Default 3 (H200: 12-13 us faster than 0 in two
-/// rounds; NOTES.md).
+/// block, two stages, 1 block per SM). 3 was the default from the seventh session (H200:
+/// 12-13 us faster than 0 in two rounds; NOTES.md).
+/// 5 / 6 = the products on the f16 tensor cores (`ssdl32_sseqh_n64`, 3 blocks per SM /
+/// `_n128`, 2 per SM, N 128 only: N 64 takes `_n64`), after `ssdl32_bsplit_n{N}` splits B
+/// once per call (eighteenth session). Default 6 (H200, b8 L2048 h80 N128: the states
+/// kernel 338 -> 210 us per run of 4 batch rows, the call 1345-1400 -> 1073-1102 us, and
+/// more accurate; NOTES.md).
 fn sseq_mode() -> usize {
     env_usize("MAMBA_CUDA_SSD32_SEQ")
-        .filter(|&m| m <= 4)
-        .unwrap_or(3)
+        .filter(|&m| m <= 6)
+        .unwrap_or(6)
+}
+/// `l32_sseqh_smem(nb)`: header, x (Q x (PB + 4)), split B (Q x (nb + 4)), 1 / s_n, 1 / s_q.
+fn sseqh_smem(nb: usize) -> usize {
+    hdr_bytes() + Q * (PB + 4) * 4 + Q * (nb + 4) * 4 + (nb + PB) * 4
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -157,12 +168,23 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     } else {
         0
     };
+    // The split-f16 states (modes 5 / 6): the split B (b, L, g, n) and 1 / scale per
+    // (batch, chunk, group, n).
+    let mode = sseq_mode();
+    let hsplit = mode >= 5 && sseqh_smem(if mode == 6 { n } else { 64 }) <= g.max_smem();
+    let bsp_bytes = if hsplit { b * l * ng * n * 4 } else { 0 };
+    let bin_bytes = if hsplit { b * k * ng * n * 4 } else { 0 };
     let main_bytes = states_bytes + decay_bytes + cb_bytes + hdr_bytes_all;
-    let scratch = g.alloc_async(main_bytes + chl_bytes + isc_bytes, stream)?;
+    let scratch = g.alloc_async(
+        main_bytes + chl_bytes + isc_bytes + bsp_bytes + bin_bytes,
+        stream,
+    )?;
     let (chl, isc) = (
         scratch + main_bytes as u64,
         scratch + (main_bytes + chl_bytes) as u64,
     );
+    let bsp = scratch + (main_bytes + chl_bytes + isc_bytes) as u64;
+    let bin = bsp + bsp_bytes as u64;
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
     // The headers (`ssdl32_hdr`) travel in seq_idx (checked unset above).
@@ -211,8 +233,36 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
                 &prm,
             )?;
         }
-        let mode = sseq_mode();
-        if mode == 0 {
+        if hsplit {
+            // B split once (`ssdl32_bsplit_n{N}`), then the states on the f16 tensor cores:
+            // the split B in p.B, its 1 / scales in p.out (the states kernel writes no
+            // output).
+            let mut pb = prm;
+            pb.out = bsp;
+            pb.init = bin;
+            g.launch(
+                g.func(&format!("ssdl32_bsplit_n{n}"))?,
+                (k as u32, ng as u32, b as u32),
+                256,
+                0,
+                stream,
+                &pb,
+            )?;
+            let mut ps = prm;
+            ps.b = bsp;
+            ps.b_sb = (l * ng * n) as i64;
+            ps.b_st = (ng * n) as i64;
+            ps.out = bin;
+            let nb = if mode == 6 { n } else { 64 };
+            g.launch(
+                g.func(&format!("ssdl32_sseqh_n{nb}"))?,
+                (((p / PB) * (n / nb)) as u32, h as u32, b as u32),
+                256,
+                sseqh_smem(nb),
+                stream,
+                &ps,
+            )?;
+        } else if mode == 0 {
             let hb = heads_per_block(h / ng);
             let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
             g.launch(
@@ -235,7 +285,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         } else {
             // Chunk states and the combine in one pass: S_in of every chunk and the final
             // state (each block walks one head's chunks for 64 columns of n).
-            let mode = if mode == 4 && 2 * sseq_stage(n) > g.max_smem() {
+            let mode = if (mode == 4 && 2 * sseq_stage(n) > g.max_smem()) || mode >= 5 {
                 1
             } else {
                 mode
