@@ -220,7 +220,10 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
         po.C_sb = (long long)L * g * N;
         po.C_st = (long long)g * N;
         po.init = isc.data();
-        emu_launch(ssdl32_out_n128_pfh, po, K * (P / PB), h, b);
+        // EMU_OBAL=1: the causal M X balanced over the warps (`_pfhb`; `_pfh3` is `_pfh`
+        // with other launch bounds).
+        const bool bal = std::getenv("EMU_OBAL") && std::atoi(std::getenv("EMU_OBAL")) == 1;
+        emu_launch(bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po, K * (P / PB), h, b);
     } else if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);
     else emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
     std::vector<double> go(io), gf(st);

@@ -65,6 +65,29 @@ __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, 
         l32_cp16(dst + r * ld + col, r < nvalid ? src + r * st + col : src, r < nvalid ? 16 : 0);
 }
 
+// As l32_stage with the sizes fixed and L32_THREADS threads (eighteenth session): unrolled,
+// one pointer step per copy, and no row test where every row is valid (l32_stage's loop
+// took ~20 instructions per copy).
+template <int ROWS, int COLS, int LD>
+__device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long long st, int nvalid) {
+    constexpr int VC = COLS / 4, RSTEP = L32_THREADS / VC, IT = ROWS / RSTEP;
+    static_assert(L32_THREADS % VC == 0 && ROWS % RSTEP == 0, "whole rows per pass");
+    const int tid = threadIdx.x, col = (tid % VC) * 4, r0 = tid / VC;
+    float* d = dst + r0 * LD + col;
+    const float* s = src + r0 * st + col;
+    const long long step = RSTEP * st;
+    if (nvalid >= ROWS) {
+#pragma unroll
+        for (int it = 0; it < IT; ++it, s += step) l32_cp16(d + it * RSTEP * LD, s, 16);
+    } else {
+#pragma unroll
+        for (int it = 0; it < IT; ++it, s += step) {
+            const bool v = r0 + it * RSTEP < nvalid;
+            l32_cp16(d + it * RSTEP * LD, v ? s : src, v ? 16 : 0);
+        }
+    }
+}
+
 // The header: s_cs (f64 cumulative sums of dt A inside the chunk), s_ecs = exp(cs),
 // s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
 __host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
@@ -735,8 +758,9 @@ __device__ __forceinline__ void l32_ldm_t(unsigned (&r)[4], const void* addr) {
 // (n = 8 NT ng + 8 ni + 2 c4 (+ 1)); A fragments by ldmatrix .trans from the [t][q] halves,
 // B from the [t][n] halves; three mma.sync m16n8k16 per tile and k16 (A_lo B_hi, A_hi B_lo,
 // A_hi B_hi); S = dec S + (acc / s_q) / s_n.
+// Shared memory: the header, the x tile, 1 / s_q, the split B tile, 1 / s_n.
 __host__ __device__ constexpr int l32_sseqh_smem(int nb) {
-    return l32_hdr_bytes() + L32_Q * (L32_PB + 4) * 4 + L32_Q * (nb + 4) * 4 + (nb + L32_PB) * 4;
+    return l32_hdr_bytes() + L32_Q * (L32_PB + 4) * 4 + L32_PB * 4 + L32_Q * (nb + 4) * 4 + nb * 4;
 }
 template <int NB>
 __device__ void l32_sseqh(const SsdParams& p) {
@@ -756,18 +780,20 @@ __device__ void l32_sseqh(const SsdParams& p) {
     const float* x = static_cast<const float*>(p.x);
     const float* Bh = static_cast<const float*>(p.B);
     const float* inv_b = static_cast<const float*>(p.out);
+    unsigned char* hdr = smem_raw;
     float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
-    float* bb = bx + Q * LDX;
+    float* s_iq = bx + Q * LDX;
+    float* bb = s_iq + PB;
     float* s_in = bb + Q * LDB;
-    float* s_iq = s_in + NB;
     const int mp = warp & 1, ng = warp >> 1;
+    const int qp = lane & 3, tg = lane >> 2, tb = 2 * (tg & 3) + (tg >> 2);
     auto stage = [&](int c) {
         const int t0 = c * Q;
-        l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
-        l32_stage(bb, LDB, Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, Q, L - t0, NB);
+        l32_stage_t<Q, PB, LDX>(bx, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, L - t0);
+        l32_stage_t<Q, NB, LDB>(bb, Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, L - t0);
         const float* ib = inv_b + (((size_t)i * K + c) * G + k) * N + n0;
-        for (int v = tid; v < NB / 4; v += blockDim.x) l32_cp16(s_in + 4 * v, ib + 4 * v, 16);
-        l32_stage_hdr(smem_raw, p, head * K + c);
+        if (tid < NB / 4) l32_cp16(s_in + 4 * tid, ib + 4 * tid, 16);
+        l32_stage_hdr(hdr, p, head * K + c);
         l32_commit();
     };
     // S[mi][ni][2 h + e]: q = 32 mp + 16 mi + 8 h + g, n = n0 + 8 NT ng + 8 ni + 2 c4 + e.
@@ -811,8 +837,7 @@ __device__ void l32_sseqh(const SsdParams& p) {
             }
         {
             // x w of columns 8 warp .. + 7 split in place.
-            const float* s_w = reinterpret_cast<const float*>(smem_raw) + 3 * Q;
-            const int qp = lane & 3, tg = lane >> 2, tb = 2 * (tg & 3) + (tg >> 2);
+            const float* s_w = reinterpret_cast<const float*>(hdr) + 3 * Q;
             float v[16][2], m0 = 0.f, m1 = 0.f;
 #pragma unroll
             for (int m = 0; m < 16; ++m) {
@@ -878,7 +903,7 @@ __device__ void l32_sseqh(const SsdParams& p) {
                 }
             }
         }
-        const float dec = reinterpret_cast<const float*>(smem_raw)[5 * Q];
+        const float dec = reinterpret_cast<const float*>(hdr)[5 * Q];
 #pragma unroll
         for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -924,7 +949,7 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(c
 // hold n = 4 c4, 4 c4 + 1 and slots 2 c4 + 8, + 9 hold n = 4 c4 + 2, + 3 (both operands), so
 // a lane reads its C values with one 16-byte load per row and its S values with one
 // 8-byte load per tile and part.
-template <int N, bool PF = false, bool F16 = false>
+template <int N, bool PF = false, bool F16 = false, bool BAL = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -932,6 +957,11 @@ __device__ void l32_out(const SsdParams& p) {
     extern __shared__ __align__(128) unsigned char smem_raw[];
 #endif
     constexpr int Q = L32_Q, PB = L32_PB, LDX = l32_out_ldx(), LDS = l32_out_lds(N);
+    // BAL: warp w owns the m tiles (row blocks of 16) w / 2 and 7 - w / 2 for the 32 columns
+    // q of half w % 2 (NM = 2 m tiles, NG = 1 column group); else m tile w for all 64
+    // columns (NM = 1, NG = 2). y[a] holds m tile a (BAL) or column group a.
+    static_assert(!BAL || F16, "the balanced form has the split-f16 C S^T");
+    constexpr int NM = BAL ? 2 : 1, NG = BAL ? 1 : 2;
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
     const int ptiles = P / PB;
@@ -944,12 +974,22 @@ __device__ void l32_out(const SsdParams& p) {
     float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
     float* ss = bx + Q * LDX;
     const float* x = static_cast<const float*>(p.x);
-    l32_stage(bx, LDX, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, Q, L - t0, PB);
-    l32_stage(ss, LDS, p.chunk_states + ((head * K + c) * P + q0) * (size_t)N, N, PB, PB, N);
+    l32_stage_t<Q, PB, LDX>(bx, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, L - t0);
+    l32_stage_t<PB, N, LDS>(ss, p.chunk_states + ((head * K + c) * P + q0) * (size_t)N, N, PB);
     l32_stage_hdr(smem_raw, p, head * K + c);
     l32_commit();
     // This warp's rows of C (global), loaded a k16 step ahead.
-    const int tr0 = 16 * warp + g, tr1 = tr0 + 8;
+    const int hq = warp & 1;
+    auto mtile = [&](int m) { return BAL ? (m ? 7 - (warp >> 1) : warp >> 1) : warp; };
+    auto grp_of = [&](int a) { return BAL ? hq : a; };
+    auto m_of = [&](int a) { return BAL ? a : 0; };
+    int tra[NM][2];
+#pragma unroll
+    for (int m = 0; m < NM; ++m) {
+        tra[m][0] = 16 * mtile(m) + g;
+        tra[m][1] = tra[m][0] + 8;
+    }
+    const int tr0 = tra[0][0], tr1 = tra[0][1];
     const float* Cp = static_cast<const float*>(p.C) + i * p.C_sb + (long long)k * N + 4 * c4;
     const bool v0 = t0 + tr0 < L, v1 = t0 + tr1 < L;
     const float* c0 = Cp + (long long)(t0 + (v0 ? tr0 : 0)) * p.C_st;
@@ -1010,49 +1050,82 @@ __device__ void l32_out(const SsdParams& p) {
         // This warp's rows of the split C (uint4 per 4 values), one k16 step ahead.
         const uint4* chl = static_cast<const uint4*>(p.C);
         const long long cb0 = (i * p.C_sb + (long long)k * N) / 4 + c4;
-        const uint4* c0p = chl + cb0 + (long long)(t0 + (v0 ? tr0 : 0)) * (p.C_st / 4);
-        const uint4* c1p = chl + cb0 + (long long)(t0 + (v1 ? tr1 : 0)) * (p.C_st / 4);
         const uint4 z4 = {0u, 0u, 0u, 0u};
         const long long ir = ((long long)i * L + t0) * p.ngroups + k;
-        const float ic0 = v0 ? p.init[ir + (long long)tr0 * p.ngroups] : 0.f;
-        const float ic1 = v1 ? p.init[ir + (long long)tr1 * p.ngroups] : 0.f;
-        uint4 a0v = v0 ? c0p[0] : z4, a1v = v1 ? c1p[0] : z4;
+        const uint4* cp[NM][2];
+        bool va[NM][2];
+        float icv[NM][2];
+        uint4 av[NM][2];
+#pragma unroll
+        for (int m = 0; m < NM; ++m)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int t = tra[m][r];
+                va[m][r] = t0 + t < L;
+                cp[m][r] = chl + cb0 + (long long)(t0 + (va[m][r] ? t : 0)) * (p.C_st / 4);
+                icv[m][r] = va[m][r] ? p.init[ir + (long long)t * p.ngroups] : 0.f;
+                av[m][r] = va[m][r] ? cp[m][r][0] : z4;
+            }
         // B(k = n, col q) = S[q][n]: tile (grp, tt), column g is q = 32 grp + 4 g + tt.
         const unsigned short* shb = sh + 4 * g * LDH + 4 * c4;
         const unsigned short* slb = sl + 4 * g * LDH + 4 * c4;
-#pragma unroll 2
-        for (int kk = 0; kk < N; kk += 16) {
-            uint4 n0 = a0v, n1 = a1v;
-            if (kk + 16 < N) {
-                n0 = v0 ? c0p[(kk + 16) / 4] : z4;
-                n1 = v1 ? c1p[(kk + 16) / 4] : z4;
-            }
-            const unsigned ah[4] = {a0v.x, a1v.x, a0v.y, a1v.y}, al[4] = {a0v.z, a1v.z, a0v.w, a1v.w};
+        // Fully unrolled (with unroll 2 the loop-carried C fragments and accumulators took
+        // ~100 register moves per two k16 steps).
 #pragma unroll
-            for (int grp = 0; grp < 2; ++grp)
+        for (int kk = 0; kk < N; kk += 16) {
+            uint4 nv[NM][2];
+#pragma unroll
+            for (int m = 0; m < NM; ++m)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    nv[m][r] = av[m][r];
+                    if (kk + 16 < N) nv[m][r] = va[m][r] ? cp[m][r][(kk + 16) / 4] : z4;
+                }
+            unsigned ah[NM][4], al[NM][4];
+#pragma unroll
+            for (int m = 0; m < NM; ++m) {
+                ah[m][0] = av[m][0].x;
+                ah[m][1] = av[m][1].x;
+                ah[m][2] = av[m][0].y;
+                ah[m][3] = av[m][1].y;
+                al[m][0] = av[m][0].z;
+                al[m][1] = av[m][1].z;
+                al[m][2] = av[m][0].w;
+                al[m][3] = av[m][1].w;
+            }
+#pragma unroll
+            for (int gi = 0; gi < NG; ++gi)
 #pragma unroll
                 for (int tt = 0; tt < 4; ++tt) {
+                    const int grp = BAL ? hq : gi;
                     const uint2 hv = *reinterpret_cast<const uint2*>(shb + (32 * grp + tt) * LDH + kk);
                     const uint2 lv = *reinterpret_cast<const uint2*>(slb + (32 * grp + tt) * LDH + kk);
                     const unsigned bh[2] = {hv.x, hv.y}, bl[2] = {lv.x, lv.y};
-                    l32_mma_f16(y[grp][tt], ah, bl);
-                    l32_mma_f16(y[grp][tt], al, bh);
-                    l32_mma_f16(y[grp][tt], ah, bh);
-                }
-            a0v = n0;
-            a1v = n1;
-        }
-        // Undo the scales: rows tr0 (e 0, 1) / tr1 (e 2, 3), columns q = 32 grp + 4 (2 c4 + e) + tt.
 #pragma unroll
-        for (int grp = 0; grp < 2; ++grp)
+                    for (int m = 0; m < NM; ++m) {
+                        float(&ya)[4] = y[BAL ? m : gi][tt];
+                        l32_mma_f16(ya, ah[m], bl);
+                        l32_mma_f16(ya, al[m], bh);
+                        l32_mma_f16(ya, ah[m], bh);
+                    }
+                }
+#pragma unroll
+            for (int m = 0; m < NM; ++m)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) av[m][r] = nv[m][r];
+        }
+        // Undo the scales: rows tra[m][0] (e 0, 1) / tra[m][1] (e 2, 3), columns
+        // q = 32 grp + 4 (2 c4 + e) + tt.
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 float is[4];
-                L32Vec<4>::ld(is, inv_s + 32 * grp + 4 * (2 * c4 + e));
+                L32Vec<4>::ld(is, inv_s + 32 * grp_of(a) + 4 * (2 * c4 + e));
 #pragma unroll
                 for (int tt = 0; tt < 4; ++tt) {
-                    y[grp][tt][e] *= ic0 * is[tt];
-                    y[grp][tt][2 + e] *= ic1 * is[tt];
+                    y[a][tt][e] *= icv[m_of(a)][0] * is[tt];
+                    y[a][tt][2 + e] *= icv[m_of(a)][1] * is[tt];
                 }
             }
     } else {
@@ -1086,59 +1159,62 @@ __device__ void l32_out(const SsdParams& p) {
         }
     }
     }
-    {
-        const float e0 = s_ecs[tr0], e1 = s_ecs[tr1];
 #pragma unroll
-        for (int a = 0; a < 2; ++a)
+    for (int a = 0; a < 2; ++a) {
+        const float e0 = s_ecs[tra[m_of(a)][0]], e1 = s_ecs[tra[m_of(a)][1]];
 #pragma unroll
-            for (int s = 0; s < 4; ++s) {
-                y[a][s][0] *= e0;
-                y[a][s][1] *= e0;
-                y[a][s][2] *= e1;
-                y[a][s][3] *= e1;
-            }
+        for (int s = 0; s < 4; ++s) {
+            y[a][s][0] *= e0;
+            y[a][s][1] *= e0;
+            y[a][s][2] *= e1;
+            y[a][s][3] *= e1;
+        }
     }
-    // + M X over the s tiles kq <= warp.
+    // + M X over the s tiles kq <= the m tile (one m tile: warp; BAL: two).
     const float* cbm = l32_cb_base(p) + (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q;
-    const double cs0 = s_cs[tr0], cs1 = s_cs[tr1];
     const float* xb = bx + 4 * g;
+#pragma unroll
+    for (int m = 0; m < NM; ++m) {
+    const int mt = mtile(m), r0 = tra[m][0], r1 = tra[m][1];
+    const double cs0 = s_cs[r0], cs1 = s_cs[r1];
     // PF: the CB values of the next s tile load while this one computes.
     float2 mc[2][2], mn[2][2];
     if (PF) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + 8 * h + 2 * c4);
-            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + 8 * h + 2 * c4);
+            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)r0 * Q + 8 * h + 2 * c4);
+            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)r1 * Q + 8 * h + 2 * c4);
         }
     }
-    for (int kq = 0; kq <= warp; ++kq) {
-        if (PF && kq < warp) {
+    for (int kq = 0; kq <= mt; ++kq) {
+        if (PF && kq < mt) {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int s1 = 16 * (kq + 1) + 8 * h + 2 * c4;
-                mn[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s1);
-                mn[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s1);
+                mn[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)r0 * Q + s1);
+                mn[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)r1 * Q + s1);
             }
         }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int s0 = 16 * kq + 8 * h + 2 * c4;
-            const float2 m0 = PF ? mc[h][0] : *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + s0);
-            const float2 m1 = PF ? mc[h][1] : *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + s0);
+            const float2 m0 = PF ? mc[h][0] : *reinterpret_cast<const float2*>(cbm + (size_t)r0 * Q + s0);
+            const float2 m1 = PF ? mc[h][1] : *reinterpret_cast<const float2*>(cbm + (size_t)r1 * Q + s0);
             const double cA = s_cs[s0], cB = s_cs[s0 + 1];
             const float dA = s_dt[s0], dB = s_dt[s0 + 1];
             float a00 = m0.x * expf((float)(cs0 - cA)) * dA, a02 = m0.y * expf((float)(cs0 - cB)) * dB;
             float a01 = m1.x * expf((float)(cs1 - cA)) * dA, a03 = m1.y * expf((float)(cs1 - cB)) * dB;
-            if (kq == warp) {
-                a00 = s0 <= tr0 ? a00 : 0.f;
-                a02 = s0 + 1 <= tr0 ? a02 : 0.f;
-                a01 = s0 <= tr1 ? a01 : 0.f;
-                a03 = s0 + 1 <= tr1 ? a03 : 0.f;
+            if (kq == mt) {
+                a00 = s0 <= r0 ? a00 : 0.f;
+                a02 = s0 + 1 <= r0 ? a02 : 0.f;
+                a01 = s0 <= r1 ? a01 : 0.f;
+                a03 = s0 + 1 <= r1 ? a03 : 0.f;
             }
             Tf32x3A a;
             tf32x3_a(a, a00, a01, a02, a03);
 #pragma unroll
-            for (int grp = 0; grp < 2; ++grp) {
+            for (int gi = 0; gi < NG; ++gi) {
+                const int grp = BAL ? hq : gi;
                 float xv0[4], xv1[4];
                 L32Vec<4>::ld(xv0, xb + s0 * LDX + 32 * grp);
                 L32Vec<4>::ld(xv1, xb + (s0 + 1) * LDX + 32 * grp);
@@ -1146,11 +1222,11 @@ __device__ void l32_out(const SsdParams& p) {
                 for (int tt = 0; tt < 4; ++tt) {
                     Tf32x3B b;
                     tf32x3_b(b, xv0[tt], xv1[tt]);
-                    mma_tf32x3(y[grp][tt], a, b);
+                    mma_tf32x3(y[BAL ? m : gi][tt], a, b);
                 }
             }
         }
-        if (PF && kq < warp) {
+        if (PF && kq < mt) {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 mc[h][0] = mn[h][0];
@@ -1158,24 +1234,25 @@ __device__ void l32_out(const SsdParams& p) {
             }
         }
     }
-    // y[grp][tt][2 h + e]: t = tr0 + 8 h, q = 32 grp + 4 (2 c4 + e) + tt: for each (grp, h)
-    // the lane holds q = 32 grp + 8 c4 .. + 7 of row t.
+    }
+    // y[a][tt][2 h + e]: t = tra[m][h], q = 32 grp + 4 (2 c4 + e) + tt (m, grp of a): for
+    // each (a, h) the lane holds q = 32 grp + 8 c4 .. + 7 of row t.
     const float* zp = static_cast<const float*>(p.z);
     float* out = static_cast<float*>(p.out);
     const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
 #pragma unroll
+    for (int a = 0; a < 2; ++a)
+#pragma unroll
     for (int h = 0; h < 2; ++h) {
-        const int t = (h ? tr1 : tr0);
+        const int t = tra[m_of(a)][h], grp = grp_of(a);
         if (t0 + t >= L) continue;
         const long long tt = t0 + t;
-#pragma unroll
-        for (int grp = 0; grp < 2; ++grp)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int q = 32 * grp + 8 * c4 + 4 * e;
                 float o[4];
 #pragma unroll
-                for (int u = 0; u < 4; ++u) o[u] = y[grp][u][2 * h + e];
+                for (int u = 0; u < 4; ++u) o[u] = y[a][u][2 * h + e];
                 if (p.D) {
                     float xv[4];
                     L32Vec<4>::ld(xv, bx + t * LDX + q);
@@ -1292,6 +1369,16 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(
     l32_out<128, true>(p);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfh(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true>(p);
+}
+// `_pfhb`: `_pfh` with the causal M X balanced over the warps (BAL in l32_out; eighteenth
+// session: slower, 386 against 358 us per run at the LM shape: every warp prepares the M X
+// operand of two m tiles, so the total work grows more than the longest warp's shrinks).
+// `_pfh3`: `_pfh` capped for three blocks per SM (the shared memory fits three).
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfhb(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_pfh3(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true>(p);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {

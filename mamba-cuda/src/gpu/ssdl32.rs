@@ -68,9 +68,10 @@ fn sseq_mode() -> usize {
         .filter(|&m| m <= 6)
         .unwrap_or(6)
 }
-/// `l32_sseqh_smem(nb)`: header, x (Q x (PB + 4)), split B (Q x (nb + 4)), 1 / s_n, 1 / s_q.
+/// `l32_sseqh_smem(nb)`: the header, x (Q x (PB + 4)), 1 / s_q, the split B (Q x (nb + 4)),
+/// 1 / s_n.
 fn sseqh_smem(nb: usize) -> usize {
-    hdr_bytes() + Q * (PB + 4) * 4 + Q * (nb + 4) * 4 + (nb + PB) * 4
+    hdr_bytes() + Q * (PB + 4) * 4 + PB * 4 + Q * (nb + 4) * 4 + nb * 4
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -171,7 +172,8 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     // The split-f16 states (modes 5 / 6): the split B (b, L, g, n) and 1 / scale per
     // (batch, chunk, group, n).
     let mode = sseq_mode();
-    let hsplit = mode >= 5 && sseqh_smem(if mode == 6 { n } else { 64 }) <= g.max_smem();
+    let hnb = if mode == 5 { 64 } else { n };
+    let hsplit = mode >= 5 && sseqh_smem(hnb) <= g.max_smem();
     let bsp_bytes = if hsplit { b * l * ng * n * 4 } else { 0 };
     let bin_bytes = if hsplit { b * k * ng * n * 4 } else { 0 };
     let main_bytes = states_bytes + decay_bytes + cb_bytes + hdr_bytes_all;
@@ -253,12 +255,11 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             ps.b_sb = (l * ng * n) as i64;
             ps.b_st = (ng * n) as i64;
             ps.out = bin;
-            let nb = if mode == 6 { n } else { 64 };
             g.launch(
-                g.func(&format!("ssdl32_sseqh_n{nb}"))?,
-                (((p / PB) * (n / nb)) as u32, h as u32, b as u32),
+                g.func(&format!("ssdl32_sseqh_n{hnb}"))?,
+                (((p / PB) * (n / hnb)) as u32, h as u32, b as u32),
                 256,
-                sseqh_smem(nb),
+                sseqh_smem(hnb),
                 stream,
                 &ps,
             )?;
@@ -324,7 +325,13 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             po.c_sb = (l * ng * n) as i64;
             po.c_st = (ng * n) as i64;
             po.init = isc;
-            let f2 = g.func("ssdl32_out_n128_pfh")?;
+            // MAMBA_CUDA_SSD32_OBAL=1: `_pfhb` (the causal M X balanced over the warps;
+            // slower), 3: `_pfh3` (three blocks per SM).
+            let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
+                Some(1) => "ssdl32_out_n128_pfhb",
+                Some(3) => "ssdl32_out_n128_pfh3",
+                _ => "ssdl32_out_n128_pfh",
+            })?;
             return g.launch(
                 f2,
                 (grid_x, h as u32, b as u32),
