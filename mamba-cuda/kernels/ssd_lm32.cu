@@ -811,6 +811,20 @@ __device__ void l32_sseqh(const SsdParams& p) {
                 S[mi][ni][2 * h + 1] = o[1];
             }
         }
+    // The state rows of this thread to base + q N + n - n0 (chunk_states or final_states).
+    auto store_S = [&](float* base) {
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int q = 32 * mp + 16 * mi + 8 * h + g;
+#pragma unroll
+                for (int ni = 0; ni < NT; ++ni) {
+                    const float o[2] = {S[mi][ni][2 * h], S[mi][ni][2 * h + 1]};
+                    L32Vec<2>::st(base + (size_t)q * N + 8 * NT * ng + 8 * ni + 2 * c4, o);
+                }
+            }
+    };
     const int mat = lane >> 3, r8 = lane & 7;
     // ldmatrix row addresses (bytes) at k16 step 0, hi part: A of m tile mi = aoff + 32 * 2 mi;
     // B of tile pair pr = boff + 32 * 2 pr.
@@ -823,18 +837,7 @@ __device__ void l32_sseqh(const SsdParams& p) {
         l32_wait_all();
         __syncthreads();
         // S_in[c] out (the outputs kernel reads it), from the registers.
-        float* base = p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0;
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int q = 32 * mp + 16 * mi + 8 * h + g;
-#pragma unroll
-                for (int ni = 0; ni < NT; ++ni) {
-                    const float o[2] = {S[mi][ni][2 * h], S[mi][ni][2 * h + 1]};
-                    L32Vec<2>::st(base + (size_t)q * N + 8 * NT * ng + 8 * ni + 2 * c4, o);
-                }
-            }
+        store_S(p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0);
         {
             // x w of columns 8 warp .. + 7 split in place.
             const float* s_w = reinterpret_cast<const float*>(hdr) + 3 * Q;
@@ -921,19 +924,7 @@ __device__ void l32_sseqh(const SsdParams& p) {
             stage(c + 1);
         }
     }
-    if (p.final_states) {
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int q = 32 * mp + 16 * mi + 8 * h + g;
-#pragma unroll
-                for (int ni = 0; ni < NT; ++ni) {
-                    const float o[2] = {S[mi][ni][2 * h], S[mi][ni][2 * h + 1]};
-                    L32Vec<2>::st(p.final_states + (head * P + q0 + q) * N + n0 + 8 * NT * ng + 8 * ni + 2 * c4, o);
-                }
-            }
-    }
+    if (p.final_states) store_S(p.final_states + (head * P + q0) * N + n0);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64(const __grid_constant__ SsdParams p) {
     l32_sseqh<64>(p);
