@@ -209,21 +209,23 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     // split C (`ssdl32_csplit`) and C S^T on the f16 tensor cores (`_pfh`).
     const bool opf = std::getenv("EMU_OPF") && std::atoi(std::getenv("EMU_OPF")) == 1;
     const bool f16 = N == 128 && std::getenv("EMU_F16") && std::atoi(std::getenv("EMU_F16")) == 1;
-    std::vector<float> chl((size_t)b * L * g * N, NAN), isc((size_t)b * L * g, NAN);
+    const int Lp = (L + 15) / 16 * 16;
+    std::vector<float> chl((size_t)b * Lp * g * N, NAN), isc((size_t)b * Lp * g, NAN);
     if (f16) {
         SsdParams pc = p;
         pc.out = chl.data();
         pc.init = isc.data();
-        emu_launch(ssdl32_csplit, pc, (b * L * g + 7) / 8, 1, 1);
+        // EMU_MX16=1: M X left of the diagonal on the f16 tensor cores too (`ssdl32_csplit_m`
+        // splits C B^T in place, `_pfm`).
+        const bool mx16 = std::getenv("EMU_MX16") && std::atoi(std::getenv("EMU_MX16")) == 1;
+        emu_launch(mx16 ? ssdl32_csplit_m : ssdl32_csplit, pc, (b * Lp * g / 2 + 7) / 8, 1, 1);
         SsdParams po = p;
         po.C = chl.data();
-        po.C_sb = (long long)L * g * N;
-        po.C_st = (long long)g * N;
         po.init = isc.data();
         // EMU_OBAL=1: the causal M X balanced over the warps (`_pfhb`; `_pfh3` is `_pfh`
         // with other launch bounds).
         const bool bal = std::getenv("EMU_OBAL") && std::atoi(std::getenv("EMU_OBAL")) == 1;
-        emu_launch(bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po, K * (P / PB), h, b);
+        emu_launch(mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po, K * (P / PB), h, b);
     } else if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);
     else emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
     std::vector<double> go(io), gf(st);

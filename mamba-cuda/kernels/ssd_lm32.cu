@@ -5,7 +5,8 @@
 // `ssdl32_out_n*_pf` (4 with the C B^T prefetch); the forms below stay behind env vars
 // (src/gpu/ssdl32.rs). Seventeenth / eighteenth sessions: C S^T of the outputs (`_pfh`)
 // and the states pass (`ssdl32_bsplit_n*` + `ssdl32_sseqh_n*`, the default) as split-f16
-// products on the f16 tensor cores.
+// products on the f16 tensor cores; nineteenth session: M X left of the diagonal too
+// (`ssdl32_csplit_m` + `ssdl32_out_n128_pfm`, the default at N 128).
 // The four-kernel chunked form of `ssdl` (kernels/ssd_chunk.cu): C B^T per (batch, group,
 // chunk) (`ssdl_cb_f32_q128` of ssd_chunk.cu, unchanged), the chunk states
 // (`ssdl32_states_n*`), the combine (`ssdl32_combine`, 16-byte accesses) and the outputs
@@ -641,33 +642,95 @@ __device__ __forceinline__ void l32_hsplit2s(float a, float b, float sa, float s
     lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
 }
 
-// The C split for `ssdl32_out_n128_pfh` (N 128; src/gpu/ssdl32.rs): one warp per (batch,
-// step, group) row r = (i L + t) g + k of C; element n of the row goes to p.out as uint4
-// r * 32 + n / 4 = {hi (n, n + 1), hi (n + 2, n + 3), lo (n, n + 1), lo (n + 2, n + 3)} for n
-// a multiple of 4, and 1 / s of the row to p.init[r] (both scratch).
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __grid_constant__ SsdParams p) {
+// The C split for `ssdl32_out_n128_pfh` / `_pfm` (N 128; src/gpu/ssdl32.rs): one warp per
+// pair of rows t, t + 8 (t % 16 < 8) of C of one (batch, group), rows t < Lp = 16 ceil(L /
+// 16) (rows >= L as zeros). The output (p.out) holds per (batch, 16-row tile T, group, g = t
+// % 8, k16 step ks) the m16n8k16 A fragment quads of the lanes (g, c4), c4 = 0..3: four hi
+// quads then four lo quads (128 bytes), lane c4's hi quad = {hi (t, n, n + 1), hi (t + 8, n,
+// n + 1), hi (t, n + 2, n + 3), hi (t + 8, n + 2, n + 3)} with n = 16 ks + 4 c4 (the k order
+// of the outputs kernel), so a lane loads each quad with one 16-byte load and the four
+// lanes of a row pair read 64 contiguous bytes; 1 / s of row t to p.init[(i Lp + t) g + k].
+// MX (`ssdl32_csplit_m`, for `ssdl32_out_n128_pfm`): a row's scale also covers the row
+// t' = t % Q of its chunk's C B^T over the columns s < 16 (t' / 16) (the tiles left of the
+// diagonal, M X's A operand there), and those tiles are split in place with it: the 64
+// bytes of row t' in tile jj become 4 uint4, the one for c4 = {hi (2 c4, 2 c4 + 1),
+// hi (2 c4 + 8, 2 c4 + 9), lo (2 c4, 2 c4 + 1), lo (2 c4 + 8, 2 c4 + 9)} of the tile's columns
+// (a lane's A fragment values of that row); lane (jj, c4) reads and writes them.
+template <bool MX>
+__device__ __forceinline__ void l32_csplit(const SsdParams& p) {
     const int lane = threadIdx.x % 32;
     const long long r = (long long)blockIdx.x * (L32_THREADS / 32) + threadIdx.x / 32;
-    const int G = p.ngroups, L = p.seqlen;
-    if (r >= (long long)p.batch * L * G) return;
-    const int k = (int)(r % G);
-    const long long it = r / G;
-    const int t = (int)(it % L), i = (int)(it / L);
-    const float* src = static_cast<const float*>(p.C) + i * p.C_sb + (long long)t * p.C_st + (long long)k * 128 + 4 * lane;
-    float v[4], mx = 0.f;
+    const int G = p.ngroups, L = p.seqlen, Tn = (L + 15) >> 4;
+    if (r >= (long long)p.batch * Tn * 8 * G) return;
+    // r = ((i Tn + T) G + k) 8 + g
+    const int g = (int)(r & 7);
+    const long long rk = r >> 3;
+    const int k = (int)(rk % G);
+    const long long it = rk / G;
+    const int T = (int)(it % Tn), i = (int)(it / Tn);
+    const int jj = lane >> 2, c4 = lane & 3;
+    float v[2][4], mx[2];
+    float2 u[2][2];
+    float* cbrow[2];
+    const bool mxv = MX && jj < ((16 * T) % L32_Q) / 16;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        v[e] = src[e];
-        mx = fmaxf(mx, fabsf(v[e]));
+    for (int h = 0; h < 2; ++h) {
+        const int t = 16 * T + 8 * h + g;
+        mx[h] = 0.f;
+        if (t < L) {
+            L32Vec<4>::ld(v[h], static_cast<const float*>(p.C) + i * p.C_sb + (long long)t * p.C_st + (long long)k * 128 + 4 * lane);
+        } else {
+            v[h][0] = v[h][1] = v[h][2] = v[h][3] = 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) mx[h] = fmaxf(mx[h], fabsf(v[h][e]));
+        u[h][0] = u[h][1] = make_float2(0.f, 0.f);
+        cbrow[h] = nullptr;
+        if constexpr (MX) {
+            const int c = t / L32_Q, tl = t - c * L32_Q;
+            cbrow[h] = l32_cb_base(p) + (((size_t)i * G + k) * p.nchunks + c) * (size_t)(L32_Q * L32_Q) + (size_t)tl * L32_Q;
+            if (mxv && t < L) {
+                u[h][0] = *reinterpret_cast<const float2*>(cbrow[h] + 16 * jj + 2 * c4);
+                u[h][1] = *reinterpret_cast<const float2*>(cbrow[h] + 16 * jj + 2 * c4 + 8);
+                mx[h] = fmaxf(mx[h], fmaxf(fmaxf(fabsf(u[h][0].x), fabsf(u[h][0].y)),
+                                           fmaxf(fabsf(u[h][1].x), fabsf(u[h][1].y))));
+            }
+        }
     }
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    const float sc = l32_hscale(mx);
-    uint4 w;
-    l32_hsplit2(v[0], v[1], sc, w.x, w.z);
-    l32_hsplit2(v[2], v[3], sc, w.y, w.w);
-    reinterpret_cast<uint4*>(p.out)[r * 32 + lane] = w;
-    if (lane == 0) const_cast<float*>(p.init)[r] = 1.f / sc;
+    for (int o = 16; o > 0; o >>= 1) {
+        mx[0] = fmaxf(mx[0], __shfl_xor_sync(0xffffffffu, mx[0], o));
+        mx[1] = fmaxf(mx[1], __shfl_xor_sync(0xffffffffu, mx[1], o));
+    }
+    const float sc[2] = {l32_hscale(mx[0]), l32_hscale(mx[1])};
+    uint4 hq, lq;
+    l32_hsplit2(v[0][0], v[0][1], sc[0], hq.x, lq.x);
+    l32_hsplit2(v[1][0], v[1][1], sc[1], hq.y, lq.y);
+    l32_hsplit2(v[0][2], v[0][3], sc[0], hq.z, lq.z);
+    l32_hsplit2(v[1][2], v[1][3], sc[1], hq.w, lq.w);
+    uint4* dst = reinterpret_cast<uint4*>(p.out) + (r * 8 + (lane >> 2)) * 8 + (lane & 3);
+    dst[0] = hq;
+    dst[4] = lq;
+    if (lane < 2) {
+        const long long t = 16LL * T + 8 * lane + g;
+        const_cast<float*>(p.init)[((long long)i * 16 * Tn + t) * G + k] = 1.f / (lane ? sc[1] : sc[0]);
+    }
+    if (MX && mxv) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            if (16 * T + 8 * h + g >= L) continue;
+            uint4 a;
+            l32_hsplit2(u[h][0].x, u[h][0].y, sc[h], a.x, a.z);
+            l32_hsplit2(u[h][1].x, u[h][1].y, sc[h], a.y, a.w);
+            reinterpret_cast<uint4*>(cbrow[h] + 16 * jj)[c4] = a;
+        }
+    }
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __grid_constant__ SsdParams p) {
+    l32_csplit<false>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit_m(const __grid_constant__ SsdParams p) {
+    l32_csplit<true>(p);
 }
 
 // The states pass on the f16 tensor cores (`ssdl32_sseqh_*`, eighteenth session): the f32
@@ -933,6 +996,93 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(c
     l32_sseqh<128>(p);
 }
 
+// M X left of the diagonal for `ssdl32_out_n128_pfm` (l32_out's MX16, see there): y holds C
+// S^T in the common scaled units. V X is split into the S tile's bytes (dead after C S^T),
+// warp w its rows s = 16 w .. + 15; the n8 tile of column q is (grp, tt) = (q / 32, q % 4)
+// (C S^T's column order), stored as group gg = 4 grp + tt at position (q % 32) / 4; a row s
+// is 256 bytes, 16-byte chunk 2 gg the group's hi halves and 2 gg + 1 its lo halves, chunk
+// ch stored at ch ^ (s & 7) (the 8 rows of an ldmatrix then fall on distinct banks). Then
+// warp mt = w: y = y R_j + CB_j (V X)_j for j < mt (A from the split C B^T in global
+// memory, a tile ahead; B by ldmatrix .trans), and y F_t / (s_t s_q) through `undo`.
+template <int Q, int PB, int LDX, class UNDO>
+__device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* bx, float* ss, const float* s_v,
+                                             const float* s_f, const float* s_r, const float* s_sq, const float* cbm,
+                                             int t0, int L, int warp, int lane, UNDO undo) {
+    const int g = lane >> 2, c4 = lane & 3;
+    unsigned char* vx = reinterpret_cast<unsigned char*>(ss);
+    // The A quads of tile 0 load while V X is split.
+    const int mt = warp, tr0 = 16 * mt + g, tr1 = tr0 + 8;
+    const bool v0 = t0 + tr0 < L, v1 = t0 + tr1 < L;
+    const uint4* a0p = reinterpret_cast<const uint4*>(cbm + (size_t)tr0 * Q) + c4;
+    const uint4* a1p = reinterpret_cast<const uint4*>(cbm + (size_t)tr1 * Q) + c4;
+    const uint4 z4 = {0u, 0u, 0u, 0u};
+    uint4 w0 = mt > 0 && v0 ? a0p[0] : z4, w1 = mt > 0 && v1 ? a1p[0] : z4;
+    __syncthreads();  // every warp is past C S^T
+    {
+        // Lane (hl, kq, tq) = (l / 16, (l / 4) % 4, l % 4), step m: row s = 16 w + 2 (m / 2) + hl,
+        // columns q = 32 (m % 2) + 8 kq + tq and q + 4: positions 2 kq, 2 kq + 1 of group
+        // gg = 4 (m % 2) + tq, so hi and lo go out as one word each. The loads of a step fall
+        // on 32 banks (rows 68 floats apart), and so do the stores (the chunk swizzle).
+        const int hl = lane >> 4, kq = (lane >> 2) & 3, tq = lane & 3;
+        float sqa[2], sqb[2];
+#pragma unroll
+        for (int gp = 0; gp < 2; ++gp) {
+            sqa[gp] = s_sq[32 * gp + 8 * kq + tq];
+            sqb[gp] = s_sq[32 * gp + 8 * kq + tq + 4];
+        }
+#pragma unroll
+        for (int m = 0; m < 16; ++m) {
+            const int gp = m & 1, rr = m >> 1, s = 16 * warp + 2 * rr + hl, q = 32 * gp + 8 * kq + tq;
+            const float vs = s_v[s];
+            unsigned hi, lo;
+            l32_hsplit2s(bx[s * LDX + q] * vs, bx[s * LDX + q + 4] * vs, sqa[gp], sqb[gp], hi, lo);
+            // Chunk 2 gg (hi) at (2 gg) ^ (s & 7) = 8 gp + 2 (tq ^ (rr & 3)) + hl, lo at that ^ 1.
+            const int ph = 8 * gp + 2 * (tq ^ (rr & 3)) + hl;
+            unsigned char* row = vx + s * 256 + 4 * kq;
+            *reinterpret_cast<unsigned*>(row + 16 * ph) = hi;
+            *reinterpret_cast<unsigned*>(row + 16 * (ph ^ 1)) = lo;
+        }
+    }
+    __syncthreads();
+    const int mat = lane >> 3, r8 = lane & 7;
+    const unsigned char* bbase = vx + (r8 + 8 * (mat & 1)) * 256;
+    for (int j = 0; j < mt; ++j) {
+        uint4 n0 = z4, n1 = z4;
+        if (j + 1 < mt) {
+            n0 = v0 ? a0p[4 * (j + 1)] : z4;
+            n1 = v1 ? a1p[4 * (j + 1)] : z4;
+        }
+        const float rj = s_r[j];
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+#pragma unroll
+            for (int tt = 0; tt < 4; ++tt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) y[a][tt][e] *= rj;
+        const unsigned ah[4] = {w0.x, w1.x, w0.y, w1.y}, al[4] = {w0.z, w1.z, w0.w, w1.w};
+        const unsigned char* brow = bbase + j * 16 * 256;
+#pragma unroll
+        for (int pr = 0; pr < 4; ++pr) {
+            const int gl = 2 * pr + (mat >> 1);
+            unsigned bh[4], bl[4];
+            l32_ldm_t(bh, brow + 16 * ((2 * gl) ^ r8));
+            l32_ldm_t(bl, brow + 16 * ((2 * gl + 1) ^ r8));
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                const int gg = 2 * pr + u;
+                const unsigned bhi[2] = {bh[2 * u], bh[2 * u + 1]}, blo[2] = {bl[2 * u], bl[2 * u + 1]};
+                float(&ya)[4] = y[gg >> 2][gg & 3];
+                l32_mma_f16(ya, al, bhi);
+                l32_mma_f16(ya, ah, blo);
+                l32_mma_f16(ya, ah, bhi);
+            }
+        }
+        w0 = n0;
+        w1 = n1;
+    }
+    undo(s_f[tr0], s_f[tr1]);
+}
+
 // F16 (`_pfh`, N 128): C S^T from the split C of `ssdl32_csplit` (p.C, p.C_sb, p.C_st its
 // layout; p.init its 1 / s per row) and S split in place after staging (hi / lo tiles of
 // rows of 132 halves; 1 / s per row q after the f32 tile: 256 bytes more shared memory).
@@ -940,7 +1090,21 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(c
 // hold n = 4 c4, 4 c4 + 1 and slots 2 c4 + 8, + 9 hold n = 4 c4 + 2, + 3 (both operands), so
 // a lane reads its C values with one 16-byte load per row and its S values with one
 // 8-byte load per tile and part.
-template <int N, bool PF = false, bool F16 = false, bool BAL = false>
+//
+// MX16 (`_pfm`, N 128, after `ssdl32_csplit_m`): M X left of the diagonal on the f16 tensor
+// cores too, from exact scales. With ref_j = 16 j + 15 the last step of s tile j,
+// M[t][s] X[s] = e^(cs_t - cs_ref_j) CB[t][s] V_s X[s] with V_s = e^(cs_ref_j - cs_s) dt_s,
+// both factors <= 1 (cs falls; t > ref_j >= s). So the A operand is C B^T itself, split once
+// per call with C's row scale (`ssdl32_csplit_m`: one scale per row t over C[t][.] and
+// CB[t][s < 16 (t / 16)]); the B operand V X is the same for every warp: split once per
+// block (after C S^T, into the S tile's bytes) with a scale per column q shared with S's
+// (over S[q][.] and V X[.][q]), so C S^T and every M X tile accumulate in the same units.
+// The factors e^(cs_t - cs_ref_j) enter by Horner's rule: y = C S^T; for j < m tile mt:
+// y = y R_j + CB_j (V X)_j with R_j = e^(cs_ref_j - cs_ref_(j-1)) (cs_ref_(-1) = 0, so C
+// S^T gets its e^(cs_t)); then y F_t with F_t = e^(cs_t - cs_ref_(mt-1)): every factor <= 1.
+// The diagonal tile stays in 3xTF32 (its e^(cs_t - cs_s) has no such split for s > 16 mt).
+// V, F and R come from the header in global memory before the staging barrier.
+template <int N, bool PF = false, bool F16 = false, bool BAL = false, bool MX16 = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -952,6 +1116,7 @@ __device__ void l32_out(const SsdParams& p) {
     // q of half w % 2 (NM = 2 m tiles, NG = 1 column group); else m tile w for all 64
     // columns (NM = 1, NG = 2). y[a] holds m tile a (BAL) or column group a.
     static_assert(!BAL || F16, "the balanced form has the split-f16 C S^T");
+    static_assert(!MX16 || (F16 && !BAL), "the split-f16 M X comes with the split-f16 C S^T");
     constexpr int NM = BAL ? 2 : 1, NG = BAL ? 1 : 2;
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
@@ -959,6 +1124,8 @@ __device__ void l32_out(const SsdParams& p) {
     const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
     const int q0 = pt * PB, k = j / (H / p.ngroups), t0 = c * Q;
     const size_t head = (size_t)i * H + j;
+    // D of the head, loaded here (the epilogue waited on it).
+    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
     const double* s_cs = reinterpret_cast<const double*>(smem_raw);
     const float* s_ecs = reinterpret_cast<const float*>(s_cs + Q);
     const float* s_dt = s_ecs + 2 * Q;
@@ -993,6 +1160,51 @@ __device__ void l32_out(const SsdParams& p) {
         else b[0] = b[1] = b[2] = b[3] = 0.f;
     };
     if constexpr (!F16) ldc(0, ca, cb);
+    // F16: this warp's A fragment quads of the split C (`l32_csplit`: hi, lo per k16 step),
+    // the first step's loaded before the staging wait, then one step ahead; m tiles wholly
+    // at or past L as zeros (rows past L in a tile are zeros there).
+    const int Tn = (L + 15) >> 4;
+    const uint4 z4 = {0u, 0u, 0u, 0u};
+    const uint4* cp[NM];
+    bool va[NM];
+    float icv[NM][2];
+    uint4 av[NM][2];
+#pragma unroll
+    for (int m = 0; m < (F16 ? NM : 0); ++m) {
+        const int T = (t0 >> 4) + mtile(m);
+        va[m] = T < Tn;
+        cp[m] = static_cast<const uint4*>(p.C) + ((((long long)i * Tn + (va[m] ? T : 0)) * p.ngroups + k) * 8 + g) * 64 + c4;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            icv[m][r] = va[m] ? p.init[((long long)i * 16 * Tn + t0 + tra[m][r]) * p.ngroups + k] : 0.f;
+            av[m][r] = va[m] ? cp[m][4 * r] : z4;
+        }
+    }
+    // F16: after 1 / s_q (inv_s): D of the block's columns (PB; the epilogue reads it);
+    // MX16 then V_s, F_t (128 each), R_j (8, padded to 16), the scale s_q (64), and the
+    // column maxima of V X per warp (8 x 64).
+    float* s_d = ss + PB * LDS + PB;
+    if constexpr (F16) {
+        if (tid < PB) s_d[tid] = !p.D ? 0.f : p.d_per_channel ? p.D[j * P + q0 + tid] : dj;
+    }
+    float* s_v = s_d + PB;
+    float* s_f = s_v + Q;
+    float* s_r = s_f + Q;
+    float* s_sq = s_r + 16;
+    float* s_mxp = s_sq + PB;
+    if constexpr (MX16) {
+        const unsigned char* gh = reinterpret_cast<const unsigned char*>(p.seq_idx) + (head * K + c) * l32_hdr_bytes();
+        const double* gcs = reinterpret_cast<const double*>(gh);
+        const float* gdt = reinterpret_cast<const float*>(gcs + Q) + 2 * Q;
+        if (tid < Q) {
+            const double cs = gcs[tid];
+            s_v[tid] = expf((float)(gcs[tid | 15] - cs)) * gdt[tid];
+            s_f[tid] = expf((float)(tid >= 16 ? cs - gcs[(tid & ~15) - 1] : cs));
+        } else if (tid < Q + Q / 16) {
+            const int jr = tid - Q;
+            s_r[jr] = expf((float)(gcs[16 * jr + 15] - (jr ? gcs[16 * jr - 1] : 0.0)));
+        }
+    }
     l32_wait_all();
     __syncthreads();
     float y[2][4][4];
@@ -1025,8 +1237,27 @@ __device__ void l32_out(const SsdParams& p) {
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float sc = l32_hscale(mx);
+            if constexpr (MX16) {
+                // The largest |V_s X[s][q]| of this warp's s tile (rows 16 warp ..) for the
+                // lane's columns 2 lane, 2 lane + 1.
+                float m0 = 0.f, m1 = 0.f;
+#pragma unroll
+                for (int m = 0; m < 16; ++m) {
+                    const int s = 16 * warp + m;
+                    const float2 xv = *reinterpret_cast<const float2*>(bx + s * LDX + 2 * lane);
+                    const float vs = s_v[s];
+                    m0 = fmaxf(m0, fabsf(xv.x * vs));
+                    m1 = fmaxf(m1, fabsf(xv.y * vs));
+                }
+                *reinterpret_cast<float2*>(s_mxp + PB * warp + 2 * lane) = make_float2(m0, m1);
+            }
             __syncthreads();
+            if constexpr (MX16) {
+#pragma unroll
+                for (int w = 0; w < L32_THREADS / 32; ++w) mx = fmaxf(mx, s_mxp[PB * w + q]);
+            }
+            const float sc = l32_hscale(mx);
+            if (MX16 && part == 0) s_sq[q] = sc;
 #pragma unroll
             for (int e = 0; e < 8; ++e) {
                 uint2 hv, lv;
@@ -1038,25 +1269,6 @@ __device__ void l32_out(const SsdParams& p) {
             if (part == 0) inv_s[q] = 1.f / sc;
             __syncthreads();
         }
-        // This warp's rows of the split C (uint4 per 4 values), one k16 step ahead.
-        const uint4* chl = static_cast<const uint4*>(p.C);
-        const long long cb0 = (i * p.C_sb + (long long)k * N) / 4 + c4;
-        const uint4 z4 = {0u, 0u, 0u, 0u};
-        const long long ir = ((long long)i * L + t0) * p.ngroups + k;
-        const uint4* cp[NM][2];
-        bool va[NM][2];
-        float icv[NM][2];
-        uint4 av[NM][2];
-#pragma unroll
-        for (int m = 0; m < NM; ++m)
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                const int t = tra[m][r];
-                va[m][r] = t0 + t < L;
-                cp[m][r] = chl + cb0 + (long long)(t0 + (va[m][r] ? t : 0)) * (p.C_st / 4);
-                icv[m][r] = va[m][r] ? p.init[ir + (long long)t * p.ngroups] : 0.f;
-                av[m][r] = va[m][r] ? cp[m][r][0] : z4;
-            }
         // B(k = n, col q) = S[q][n]: tile (grp, tt), column g is q = 32 grp + 4 g + tt.
         const unsigned short* shb = sh + 4 * g * LDH + 4 * c4;
         const unsigned short* slb = sl + 4 * g * LDH + 4 * c4;
@@ -1070,18 +1282,18 @@ __device__ void l32_out(const SsdParams& p) {
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     nv[m][r] = av[m][r];
-                    if (kk + 16 < N) nv[m][r] = va[m][r] ? cp[m][r][(kk + 16) / 4] : z4;
+                    if (kk + 16 < N) nv[m][r] = va[m] ? cp[m][(kk + 16) / 2 + 4 * r] : z4;
                 }
             unsigned ah[NM][4], al[NM][4];
 #pragma unroll
             for (int m = 0; m < NM; ++m) {
                 ah[m][0] = av[m][0].x;
-                ah[m][1] = av[m][1].x;
-                ah[m][2] = av[m][0].y;
-                ah[m][3] = av[m][1].y;
-                al[m][0] = av[m][0].z;
-                al[m][1] = av[m][1].z;
-                al[m][2] = av[m][0].w;
+                ah[m][1] = av[m][0].y;
+                ah[m][2] = av[m][0].z;
+                ah[m][3] = av[m][0].w;
+                al[m][0] = av[m][1].x;
+                al[m][1] = av[m][1].y;
+                al[m][2] = av[m][1].z;
                 al[m][3] = av[m][1].w;
             }
 #pragma unroll
@@ -1106,7 +1318,8 @@ __device__ void l32_out(const SsdParams& p) {
                 for (int r = 0; r < 2; ++r) av[m][r] = nv[m][r];
         }
         // Undo the scales: rows tra[m][0] (e 0, 1) / tra[m][1] (e 2, 3), columns
-        // q = 32 grp + 4 (2 c4 + e) + tt.
+        // q = 32 grp + 4 (2 c4 + e) + tt (MX16: after M X).
+        auto undo = [&](float f0, float f1) {
 #pragma unroll
         for (int a = 0; a < 2; ++a)
 #pragma unroll
@@ -1115,10 +1328,17 @@ __device__ void l32_out(const SsdParams& p) {
                 L32Vec<4>::ld(is, inv_s + 32 * grp_of(a) + 4 * (2 * c4 + e));
 #pragma unroll
                 for (int tt = 0; tt < 4; ++tt) {
-                    y[a][tt][e] *= icv[m_of(a)][0] * is[tt];
-                    y[a][tt][2 + e] *= icv[m_of(a)][1] * is[tt];
+                    y[a][tt][e] *= f0 * icv[m_of(a)][0] * is[tt];
+                    y[a][tt][2 + e] *= f1 * icv[m_of(a)][1] * is[tt];
                 }
             }
+        };
+        if constexpr (!MX16) {
+            undo(1.f, 1.f);
+        } else {
+            l32_out_mx16<Q, PB, LDX>(y, bx, ss, s_v, s_f, s_r, s_sq, l32_cb_base(p) +
+                (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q, t0, L, warp, lane, undo);
+        }
     } else {
     // C S^T: B(k = n, col q) = S[q][n]: lane reads S[q][kk + 4 c4 .. + 3] for its q.
     const float* sb = ss + 4 * g * LDS + 4 * c4;
@@ -1151,7 +1371,7 @@ __device__ void l32_out(const SsdParams& p) {
     }
     }
 #pragma unroll
-    for (int a = 0; a < 2; ++a) {
+    for (int a = 0; a < (MX16 ? 0 : 2); ++a) {
         const float e0 = s_ecs[tra[m_of(a)][0]], e1 = s_ecs[tra[m_of(a)][1]];
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
@@ -1166,18 +1386,18 @@ __device__ void l32_out(const SsdParams& p) {
     const float* xb = bx + 4 * g;
 #pragma unroll
     for (int m = 0; m < NM; ++m) {
-    const int mt = mtile(m), r0 = tra[m][0], r1 = tra[m][1];
+    const int mt = mtile(m), r0 = tra[m][0], r1 = tra[m][1], kq0 = MX16 ? mt : 0;
     const double cs0 = s_cs[r0], cs1 = s_cs[r1];
     // PF: the CB values of the next s tile load while this one computes.
     float2 mc[2][2], mn[2][2];
     if (PF) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)r0 * Q + 8 * h + 2 * c4);
-            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)r1 * Q + 8 * h + 2 * c4);
+            mc[h][0] = *reinterpret_cast<const float2*>(cbm + (size_t)r0 * Q + 16 * kq0 + 8 * h + 2 * c4);
+            mc[h][1] = *reinterpret_cast<const float2*>(cbm + (size_t)r1 * Q + 16 * kq0 + 8 * h + 2 * c4);
         }
     }
-    for (int kq = 0; kq <= mt; ++kq) {
+    for (int kq = kq0; kq <= mt; ++kq) {
         if (PF && kq < mt) {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -1233,7 +1453,6 @@ __device__ void l32_out(const SsdParams& p) {
     // each (a, h) the lane holds q = 32 grp + 8 c4 .. + 7 of row t.
     const float* zp = static_cast<const float*>(p.z);
     float* out = static_cast<float*>(p.out);
-    const float dj = p.D && !p.d_per_channel ? p.D[j] : 0.f;
 #pragma unroll
     for (int a = 0; a < 2; ++a)
 #pragma unroll
@@ -1247,7 +1466,13 @@ __device__ void l32_out(const SsdParams& p) {
                 float o[4];
 #pragma unroll
                 for (int u = 0; u < 4; ++u) o[u] = y[a][u][2 * h + e];
-                if (p.D) {
+                if (F16 && p.D) {
+                    float xv[4], dv[4];
+                    L32Vec<4>::ld(xv, bx + t * LDX + q);
+                    L32Vec<4>::ld(dv, s_d + q);
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) o[u] += dv[u] * xv[u];
+                } else if (p.D) {
                     float xv[4];
                     L32Vec<4>::ld(xv, bx + t * LDX + q);
 #pragma unroll
@@ -1371,6 +1596,9 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfh
 // `_pfh3`: `_pfh` capped for three blocks per SM (the shared memory fits three).
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfhb(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfm(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true, false, true>(p);
 }
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_pfh3(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true>(p);

@@ -1736,8 +1736,8 @@ fn ssd_chunked_matches_the_oracle() {
         }
         t.finish("ssd lm32 f32");
         // (The loops above run the default: `ssdl32_cb`, `ssdl32_hdr8`, `ssdl32_bsplit_n*` and
-        // `ssdl32_sseqh_n*` (n128 at N 128), and the `_pfh` outputs (N 128; `_pf` at N 64),
-        // i.e. "6phcf" below.)
+        // `ssdl32_sseqh_n*` (n128 at N 128), `ssdl32_csplit_m` and the `_pfm` outputs (N 128;
+        // `_pf` at N 64), i.e. "6phcfm" below.)
         // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
         // 0-4; 5 / 6 the split-f16 `ssdl32_sseqh_n64` / `_n128`; a "p" after it sets
         // MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T prefetch, else 0; then an "h"
@@ -1746,12 +1746,16 @@ fn ssd_chunked_matches_the_oracle() {
         // then an "f" MAMBA_CUDA_SSD32_F16=1, C S^T on the f16 tensor cores (`_pfh`, N 128
         // with the prefetch, the default; the N 64 shapes keep `_pf`), else 0 (3xTF32);
         // then a "b" MAMBA_CUDA_SSD32_OBAL=1 (`_pfhb`, the M X balanced over the warps) or a
-        // "t" MAMBA_CUDA_SSD32_OBAL=3 (`_pfh3`, three blocks per SM);
+        // "t" MAMBA_CUDA_SSD32_OBAL=3 (`_pfh3`, three blocks per SM); then an "m"
+        // MAMBA_CUDA_SSD32_MX16=1 (`_pfm`, M X left of the diagonal on the f16 tensor cores,
+        // the default), else 0;
         // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
-        let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS")
-            .unwrap_or_else(|_| "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc".into());
+        let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| {
+            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm".into()
+        });
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
-            let (m, obal) = seq.strip_suffix('b').map_or((seq, ""), |m| (m, "1"));
+            let (m, mx16) = seq.strip_suffix('m').map_or((seq, "0"), |m| (m, "1"));
+            let (m, obal) = m.strip_suffix('b').map_or((m, ""), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('t').map_or((m, obal), |m| (m, "3"));
             let (m, f16) = m.strip_suffix('f').map_or((m, "0"), |m| (m, "1"));
             let (m, cb) = m.strip_suffix('c').map_or((m, "0"), |m| (m, "1"));
@@ -1763,6 +1767,7 @@ fn ssd_chunked_matches_the_oracle() {
             set("MAMBA_CUDA_SSD32_CB", cb);
             set("MAMBA_CUDA_SSD32_F16", f16);
             set("MAMBA_CUDA_SSD32_OBAL", obal);
+            set("MAMBA_CUDA_SSD32_MX16", mx16);
             let mut t = Tally::default();
             for &(b, l, h, p, g, n) in lm32_shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1780,6 +1785,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD32_CB", "");
         set("MAMBA_CUDA_SSD32_F16", "");
         set("MAMBA_CUDA_SSD32_OBAL", "");
+        set("MAMBA_CUDA_SSD32_MX16", "");
     }
     std::env::remove_var("MAMBA_CUDA_SSD_IMPL");
     // `auto` in MAMBA_GPU_SSD_IMPLS runs the checks of the default choice below.

@@ -24,7 +24,10 @@
 //! tensor cores (`ssdl32_out_n128_pfh`, seventeenth session): C split once per call by
 //! `ssdl32_csplit` into scaled f16 hi / lo halves (scratch of C's size), S split in the
 //! kernel after staging; more accurate than 3xTF32 and ~1% faster per call (NOTES.md).
-//! `MAMBA_CUDA_SSD32_F16=0` keeps 3xTF32 there (`ssdl32_out_n128_pf`).
+//! `MAMBA_CUDA_SSD32_F16=0` keeps 3xTF32 there (`ssdl32_out_n128_pf`). Since the nineteenth
+//! session M X left of the diagonal runs there too (`ssdl32_csplit_m` splits C B^T in place
+//! with C's row scales, `ssdl32_out_n128_pfm` splits V X once per block;
+//! `MAMBA_CUDA_SSD32_MX16=0` keeps `_pfh`, M X in 3xTF32).
 
 use mamba_core::abi::dtype;
 
@@ -161,11 +164,13 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         ""
     };
     let f16 = out_sfx == "_pf" && n == 128 && env_usize("MAMBA_CUDA_SSD32_F16") != Some(0);
-    // `_pfh`: the split C (b, L, g, n) and 1 / scale per (batch, step, group) row.
+    // `_pfh`: the split C (b, Lp, g, n) in fragment order and 1 / scale per (batch, step,
+    // group) row, rows to Lp = 16 ceil(L / 16) (`l32_csplit`).
     let l = prm.seqlen as usize;
-    let chl_bytes = if f16 { b * l * ng * n * 4 } else { 0 };
+    let lp = l.div_ceil(16) * 16;
+    let chl_bytes = if f16 { b * lp * ng * n * 4 } else { 0 };
     let isc_bytes = if f16 {
-        (b * l * ng * 4).div_ceil(16) * 16
+        (b * lp * ng * 4).div_ceil(16) * 16
     } else {
         0
     };
@@ -309,34 +314,47 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
         let mut po = prm;
         po.final_states = 0;
         if f16 {
-            // One warp per row of C: its hi / lo halves and 1 / scale.
+            // One warp per pair of rows t, t + 8 of C: their hi / lo halves as A fragment
+            // quads and 1 / scale.
             let mut pc = prm;
             pc.out = chl;
             pc.init = isc;
+            // By default (`MAMBA_CUDA_SSD32_MX16=0`: not) `ssdl32_csplit_m` also splits C B^T
+            // left of the diagonal in place (one scale per row over C and C B^T), and `_pfm`
+            // takes M X there on the f16 tensor cores (nineteenth session, H200: the outputs
+            // kernel 331 -> 306 us per run of 4 batch rows, the call 1015-1028 -> 988-1008
+            // us; NOTES.md).
+            let mx16 = env_usize("MAMBA_CUDA_SSD32_MX16") != Some(0);
             g.launch(
-                g.func("ssdl32_csplit")?,
-                ((b * l * ng).div_ceil(8) as u32, 1, 1),
+                g.func(if mx16 {
+                    "ssdl32_csplit_m"
+                } else {
+                    "ssdl32_csplit"
+                })?,
+                ((b * lp * ng / 2).div_ceil(8) as u32, 1, 1),
                 256,
                 0,
                 stream,
                 &pc,
             )?;
             po.c = chl;
-            po.c_sb = (l * ng * n) as i64;
-            po.c_st = (ng * n) as i64;
             po.init = isc;
             // MAMBA_CUDA_SSD32_OBAL=1: `_pfhb` (the causal M X balanced over the warps;
             // slower), 3: `_pfh3` (three blocks per SM).
             let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
+                _ if mx16 => "ssdl32_out_n128_pfm",
                 Some(1) => "ssdl32_out_n128_pfhb",
                 Some(3) => "ssdl32_out_n128_pfh3",
                 _ => "ssdl32_out_n128_pfh",
             })?;
+            // After the S tile: 1 / s_q and D (PB each); `_pfm` then V, F (Q each), R (16),
+            // s_q (PB) and the column maxima (8 x PB).
+            let mx_smem = if mx16 { (2 * Q + 16 + 9 * PB) * 4 } else { 0 };
             return g.launch(
                 f2,
                 (grid_x, h as u32, b as u32),
                 256,
-                out_smem(n) + 256,
+                out_smem(n) + 2 * PB * 4 + mx_smem,
                 stream,
                 &po,
             );
