@@ -69,8 +69,10 @@ __device__ __forceinline__ void l32_stage(float* dst, int ld, const float* src, 
 // As l32_stage with the sizes fixed and L32_THREADS threads (eighteenth session): unrolled,
 // one pointer step per copy, and no row test where every row is valid (l32_stage's loop
 // took ~20 instructions per copy).
+// `dummy` (default src): the address of the zero-size copies of rows at or past nvalid.
 template <int ROWS, int COLS, int LD>
-__device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long long st, int nvalid) {
+__device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long long st, int nvalid,
+                                            const float* dummy = nullptr) {
     constexpr int VC = COLS / 4, RSTEP = L32_THREADS / VC, IT = ROWS / RSTEP;
     static_assert(L32_THREADS % VC == 0 && ROWS % RSTEP == 0, "whole rows per pass");
     const int tid = threadIdx.x, col = (tid % VC) * 4, r0 = tid / VC;
@@ -84,7 +86,7 @@ __device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long l
 #pragma unroll
         for (int it = 0; it < IT; ++it, s += step) {
             const bool v = r0 + it * RSTEP < nvalid;
-            l32_cp16(d + it * RSTEP * LD, v ? s : src, v ? 16 : 0);
+            l32_cp16(d + it * RSTEP * LD, v ? s : dummy ? dummy : src, v ? 16 : 0);
         }
     }
 }
@@ -850,13 +852,22 @@ __device__ void l32_sseqh(const SsdParams& p) {
     float* s_in = bb + Q * LDB;
     const int mp = warp & 1, ng = warp >> 1;
     const int qp = lane & 3, tg = lane >> 2, tb = 2 * (tg & 3) + (tg >> 2);
-    auto stage = [&](int c) {
-        const int t0 = c * Q;
-        l32_stage_t<Q, PB, LDX>(bx, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, L - t0);
-        l32_stage_t<Q, NB, LDB>(bb, Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0, p.B_st, L - t0);
-        const float* ib = inv_b + (((size_t)i * K + c) * G + k) * N + n0;
-        if (tid < NB / 4) l32_cp16(s_in + 4 * tid, ib + 4 * tid, 16);
-        l32_stage_hdr(hdr, p, head * K + c);
+    // Chunk c's tiles in two halves of Q / 2 rows: half 0 (rows 0 .. Q / 2 - 1 of x and B)
+    // is issued once every warp is past them in chunk c - 1's products (mid-loop), half 1
+    // (the other rows, the 1 / s_n and the header) after the chunk (eighteenth session: the
+    // whole stage after the chunk, its latency on the path of every chunk).
+    auto stage = [&](int c, int half) {
+        constexpr int QH = Q / 2;
+        const int t0 = c * Q, r0 = half * QH;
+        const float* xs = x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0;
+        const float* bs = Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0;
+        l32_stage_t<QH, PB, LDX>(bx + r0 * LDX, xs + r0 * p.x_st, p.x_st, L - t0 - r0, xs);
+        l32_stage_t<QH, NB, LDB>(bb + r0 * LDB, bs + r0 * p.B_st, p.B_st, L - t0 - r0, bs);
+        if (half) {
+            const float* ib = inv_b + (((size_t)i * K + c) * G + k) * N + n0;
+            if (tid < NB / 4) l32_cp16(s_in + 4 * tid, ib + 4 * tid, 16);
+            l32_stage_hdr(hdr, p, head * K + c);
+        }
         l32_commit();
     };
     // S[mi][ni][2 h + e]: q = 32 mp + 16 mi + 8 h + g, n = n0 + 8 NT ng + 8 ni + 2 c4 + e.
@@ -895,7 +906,8 @@ __device__ void l32_sseqh(const SsdParams& p) {
                                 32 * (4 * mp + (mat & 1));
     const unsigned char* boff = reinterpret_cast<const unsigned char*>(bb) + (r8 + 8 * (mat & 1)) * LDB * 4 +
                                 32 * (NT * ng + (mat >> 1));
-    stage(0);
+    stage(0, 0);
+    stage(0, 1);
     for (int c = 0; c < K; ++c) {
         l32_wait_all();
         __syncthreads();
@@ -944,8 +956,9 @@ __device__ void l32_sseqh(const SsdParams& p) {
             for (int s = 0; s < NT; ++s)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[a][s][e] = 0.f;
+        auto ksteps = [&](int k0, int k1) {
 #pragma unroll 2
-        for (int kk = 0; kk < Q; kk += 16) {
+        for (int kk = k0; kk < k1; kk += 16) {
             unsigned ah[2][4], al[2][4], bh[NT / 2][4], bl[NT / 2][4];
 #pragma unroll
             for (int mi = 0; mi < 2; ++mi) {
@@ -969,6 +982,13 @@ __device__ void l32_sseqh(const SsdParams& p) {
                 }
             }
         }
+        };
+        ksteps(0, Q / 2);
+        if (c + 1 < K) {
+            __syncthreads();  // every warp is past rows 0 .. Q / 2 - 1 of x and B
+            stage(c + 1, 0);
+        }
+        ksteps(Q / 2, Q);
         const float dec = reinterpret_cast<const float*>(hdr)[5 * Q];
 #pragma unroll
         for (int mi = 0; mi < 2; ++mi)
@@ -984,7 +1004,7 @@ __device__ void l32_sseqh(const SsdParams& p) {
             }
         if (c + 1 < K) {
             __syncthreads();  // every warp is past this chunk's tiles, scales and header
-            stage(c + 1);
+            stage(c + 1, 1);
         }
     }
     if (p.final_states) store_S(p.final_states + (head * P + q0) * N + n0);
