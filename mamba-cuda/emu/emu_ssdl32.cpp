@@ -115,7 +115,9 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     const size_t io = (size_t)b * L * h * P, bc = (size_t)b * L * g * N, st = (size_t)b * h * P * N;
     auto x = normals(io), Bm = normals(bc), Cm = normals(bc), z = normals(io), init = normals(st);
     auto dt = cs.softplus ? unif((size_t)b * L * h, -3, 1) : unif((size_t)b * L * h, 0.001f, 0.7f);
-    auto A = unif(h, -8, -0.5f);
+    // EMU_SLOW=1: slowly decaying heads (A in [-0.05, -0.01]), so the M X tiles far from the
+    // diagonal weigh in the outputs (with the default data a form that drops them passes).
+    auto A = std::getenv("EMU_SLOW") ? unif(h, -0.05f, -0.01f) : unif(h, -8, -0.5f);
     auto Dv = normals(cs.D == 2 ? h * P : h);
     auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
     const float lo = 0.001f, hi = 1.5f;

@@ -1289,7 +1289,18 @@ fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Ta
     } else {
         to::<T>(&rng.uniforms(c.b * c.l * c.h, 0.001, 0.7))
     };
-    let a: Vec<f32> = (0..c.h).map(|_| -(rng.range(0.5, 8.0) as f32)).collect();
+    // Odd heads decay slowly (A in [-0.05, -0.01]): with A in [-8, -0.5] only, the terms of
+    // steps far back are so small that a chunked form that drops them passes (nineteenth
+    // session, host emulators with EMU_SLOW).
+    let a: Vec<f32> = (0..c.h)
+        .map(|j| {
+            if j % 2 == 1 {
+                -(rng.range(0.01, 0.05) as f32)
+            } else {
+                -(rng.range(0.5, 8.0) as f32)
+            }
+        })
+        .collect();
     let bm = to::<T>(&rng.normals(bc, 1.0));
     let cm = to::<T>(&rng.normals(bc, 1.0));
     let dv = rng.normals(if c.d == 2 { c.h * c.p } else { c.h }, 1.0);
