@@ -1755,7 +1755,7 @@ fn ssd_chunked_matches_the_oracle() {
         // MAMBA_CUDA_SSD32_HDR=1, the headers in rows of 8 heads, else 0; then a "c"
         // MAMBA_CUDA_SSD32_CB=1, C B^T on the f64 tensor cores, else 0;
         // then an "f" MAMBA_CUDA_SSD32_F16=1, C S^T on the f16 tensor cores (`_pfh`, N 128
-        // with the prefetch, the default; the N 64 shapes keep `_pf`), else 0 (3xTF32);
+        // with the prefetch; the N 64 shapes keep `_pf`), else 0 (3xTF32);
         // then a "b" MAMBA_CUDA_SSD32_OBAL=1 (`_pfhb`, the M X balanced over the warps) or a
         // "t" MAMBA_CUDA_SSD32_OBAL=3 (`_pfh3`, three blocks per SM); then an "m"
         // MAMBA_CUDA_SSD32_MX16=1 (`_pfm`, M X left of the diagonal on the f16 tensor cores,

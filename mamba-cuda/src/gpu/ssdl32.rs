@@ -339,8 +339,8 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             )?;
             po.c = chl;
             po.init = isc;
-            // MAMBA_CUDA_SSD32_OBAL=1: `_pfhb` (the causal M X balanced over the warps;
-            // slower), 3: `_pfh3` (three blocks per SM).
+            // With MAMBA_CUDA_SSD32_MX16=0: MAMBA_CUDA_SSD32_OBAL=1 `_pfhb` (the causal M X
+            // balanced over the warps; slower), 3 `_pfh3` (three blocks per SM).
             let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
                 _ if mx16 => "ssdl32_out_n128_pfm",
                 Some(1) => "ssdl32_out_n128_pfhb",
