@@ -230,7 +230,8 @@ pub struct SelectiveScanDesc {
     pub initial_state: TensorDesc,
     /// (b, d, L), written.
     pub out: TensorDesc,
-    /// (b, d, N), f32, written when present.
+    /// (b, d, N), f32, written when present. Must not alias `initial_state` (the CUDA
+    /// plugin rejects overlapping ones).
     pub last_state: TensorDesc,
     /// Non-zero: softplus on `delta + delta_bias`.
     pub delta_softplus: u32,
@@ -265,7 +266,8 @@ pub struct SsdDesc {
     pub seq_idx: TensorDesc,
     /// (b, L, h, p), written.
     pub out: TensorDesc,
-    /// (b, h, p, N), f32, written when present. May alias `initial_states`.
+    /// (b, h, p, N), f32, written when present. May alias `initial_states` (the CUDA
+    /// plugin then copies the initial state first).
     pub final_states: TensorDesc,
     /// Non-zero: softplus on `dt + dt_bias`.
     pub dt_softplus: u32,

@@ -413,6 +413,10 @@ fn main() {
         for l in [400, 800] {
             bench.ssd::<f32>(2, l, 6, 64, 64, None, Some(25.0), "")?;
         }
+        // The seed shapes in bf16 (the Mamba2Block's SSD in bf16; no target).
+        for l in [400, 800] {
+            bench.ssd::<bf16>(2, l, 6, 64, 64, None, None, "")?;
+        }
         bench.ssd::<f32>(8, 2048, 80, 64, 128, Some(1180.0), Some(590.0), "")?;
         bench.ssd::<bf16>(8, 2048, 80, 64, 128, Some(690.0), Some(345.0), "")?;
         bench.block::<f32>(2, 400, 192, 64, Some(100.0))?;

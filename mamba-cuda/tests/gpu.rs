@@ -1884,6 +1884,113 @@ fn ssd_batch_split_matches_the_oracle() {
     t.finish("ssd with the batch rows in parts on streams of their own (ssdl bf16, ssdl32 f32)");
 }
 
+/// `final_states` may alias `initial_states` (abi.rs; the Mamba2Block passes one state
+/// buffer for both): a call with one buffer for both gives what a call with two gives, at
+/// the shapes of each default form (the seed shapes, where `ssdz` reads the initial state
+/// in every block of a cluster while the last block writes the final state; an odd shape;
+/// the f32 language-model path in two runs of batch rows). Before the twentieth session's
+/// copy in `ssd_dispatch`, the Mamba2Block golden case 00 failed through `ssdz` (rel 1e-3).
+#[test]
+fn ssd_aliased_states_match_separate_buffers() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(37);
+    let mut n_checks = 0;
+    for (b, l, h, p, g, n) in [
+        (2, 400, 6, 64, 1, 64),
+        (2, 800, 6, 64, 1, 64),
+        (1, 257, 16, 64, 1, 128),
+        (2, 33, 6, 16, 2, 16),
+        (2, 100, 3, 64, 1, 64),
+        (4, 1024, 72, 64, 1, 128),
+    ] {
+        n_checks += ssd_alias_case::<f32>(be, &mut rng, (b, l, h, p, g, n));
+        n_checks += ssd_alias_case::<bf16>(be, &mut rng, (b, l, h, p, g, n));
+    }
+    eprintln!("ssd with final_states aliasing initial_states: {n_checks} comparisons");
+}
+
+fn ssd_alias_case<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    rng: &mut Rng,
+    (b, l, h, p, g, n): (usize, usize, usize, usize, usize, usize),
+) -> usize {
+    let s = be.stream().unwrap();
+    let (io, bc, st) = (b * l * h * p, b * l * g * n, b * h * p * n);
+    let up = |v: Vec<f32>| be.upload(&to::<T>(&v), &s).unwrap();
+    let x = up(rng.normals(io, 1.0));
+    let dt = up(rng.uniforms(b * l * h, -3.0, 1.0));
+    let bm = up(rng.normals(bc, 1.0));
+    let cm = up(rng.normals(bc, 1.0));
+    let a: Vec<f32> = (0..h)
+        .map(|j| {
+            -(if j % 2 == 1 {
+                rng.range(0.01, 0.05)
+            } else {
+                rng.range(0.5, 8.0)
+            }) as f32
+        })
+        .collect();
+    let a = be.upload(&a, &s).unwrap();
+    let dv = be.upload(&rng.normals(h, 1.0), &s).unwrap();
+    let bias = be.upload(&rng.uniforms(h, -3.0, 0.0), &s).unwrap();
+    let init = rng.normals(st, 1.0);
+    let sep_in = be.upload(&init, &s).unwrap();
+    let sep_fin = be.alloc::<f32>(st).unwrap();
+    let both = be.upload(&init, &s).unwrap();
+    let (out1, out2) = (be.alloc::<T>(io).unwrap(), be.alloc::<T>(io).unwrap());
+    let desc = |init: TensorDesc, fin: TensorDesc, out: TensorDesc| abi::SsdDesc {
+        x: x.desc(&[b, l, h, p]),
+        dt: dt.desc(&[b, l, h]),
+        a: a.desc(&[h]),
+        b: bm.desc(&[b, l, g, n]),
+        c: cm.desc(&[b, l, g, n]),
+        d: dv.desc(&[h]),
+        dt_bias: bias.desc(&[h]),
+        initial_states: init,
+        out,
+        final_states: fin,
+        dt_softplus: 1,
+        ..Default::default()
+    };
+    let shape = [b, h, p, n];
+    let d1 = desc(
+        sep_in.desc(&shape),
+        sep_fin.desc(&shape),
+        out1.desc(&[b, l, h, p]),
+    );
+    let d2 = desc(
+        both.desc(&shape),
+        both.desc(&shape),
+        out2.desc(&[b, l, h, p]),
+    );
+    // SAFETY: every descriptor points to a live buffer of its shape; the reads below
+    // synchronise the stream before the buffers drop.
+    unsafe {
+        be.ssd_device(&d1, &s).unwrap();
+        be.ssd_device(&d2, &s).unwrap();
+    }
+    let what = format!("ssd {} b{b} L{l} h{h} p{p} g{g} N{n}", T::DTYPE);
+    let (o1, o2) = (
+        f64s(&out1.to_vec(&s).unwrap()),
+        f64s(&out2.to_vec(&s).unwrap()),
+    );
+    let (f1, f2) = (
+        f64s(&sep_fin.to_vec(&s).unwrap()),
+        f64s(&both.to_vec(&s).unwrap()),
+    );
+    assert!(o1.iter().all(|v| v.is_finite()), "{what}: out not finite");
+    let (eo, ef) = (rel_l2_64(&o2, &o1), rel_l2_64(&f2, &f1));
+    assert!(
+        eo <= 1e-6,
+        "{what}: out with aliased states differs (rel-L2 {eo:.3e})"
+    );
+    assert!(
+        ef <= 1e-6,
+        "{what}: final states with aliased states differ (rel-L2 {ef:.3e})"
+    );
+    2
+}
+
 /// The seed SSD (kernels/seed.cu, `MAMBA_CUDA_SEED=1`): one launch, each block folds the
 /// local states of all earlier chunks of its (batch, head). Seed shapes, L not a multiple
 /// of the 32-step chunk, L < chunk, p / N not multiples of 4 (p, N <= 64), groups, every
@@ -3169,6 +3276,24 @@ fn device_errors_come_back_typed() {
     // SAFETY: the descriptor's pointers are a live buffer of 64 floats.
     let err = unsafe { be.causal_conv1d_device(&desc, &stream) }.unwrap_err();
     assert!(err.to_string().contains("weight"), "{err}");
+    // Mamba-1's last state must not alias its initial state (abi.rs): an Invalid error.
+    let sdesc = mamba_core::abi::SelectiveScanDesc {
+        u: buf.desc(&[1, 2, 8]),
+        delta: buf.desc(&[1, 2, 8]),
+        a: buf.desc(&[2, 4]),
+        b: buf.desc(&[2, 4]),
+        c: buf.desc(&[2, 4]),
+        initial_state: buf.desc(&[1, 2, 4]),
+        out: buf.desc(&[1, 2, 8]),
+        last_state: buf.desc(&[1, 2, 4]),
+        ..Default::default()
+    };
+    // SAFETY: as above (the call is rejected before any launch).
+    let err = unsafe { be.selective_scan_device(&sdesc, &stream) }.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument { .. }) && err.to_string().contains("alias"),
+        "{err}"
+    );
     // The backward ops run on host slices too (through device copies).
     Kernels::<f32>::selective_scan_backward(be, &dummy_scan_args(), &[0.0; 2], None).unwrap();
     drop(buf);

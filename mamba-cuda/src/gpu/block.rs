@@ -349,7 +349,7 @@ impl Block {
             hi: c.dt_hi,
             ..SsdParams::default()
         };
-        super::ops::ssd_launch(g, ssd, self.act, stream)?;
+        super::ops::ssd_dispatch(g, ssd, self.act, stream)?;
         // 5. gated RMS norm per group, into the (now free) xBC buffer.
         let norm = NormParams {
             y,

@@ -442,6 +442,17 @@ fn selective_scan_with(p: &SelectiveScanDesc, saved: Option<u64>, stream: u64) -
         ((l / nchunks + 16) / 32).max(1) * 32
     };
     nchunks = l.div_ceil(chunk_len);
+    // Several forms read the initial state in many blocks of one launch while others write
+    // the last state, so the two must not share memory (abi.rs).
+    if !p.last_state.is_none() && !p.initial_state.is_none() {
+        let bytes = (b * d * n * 4) as u64;
+        let (i0, l0) = (p.initial_state.ptr, p.last_state.ptr);
+        if i0 < l0 + bytes && l0 < i0 + bytes {
+            return Err(PErr::invalid(format!(
+                "{OP}: `last_state` must not alias `initial_state`"
+            )));
+        }
+    }
     let mut params = Scan1Params {
         u: ptr(&p.u),
         delta: ptr(&p.delta),
@@ -1689,8 +1700,41 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
         hi: p.dt_hi,
         ..SsdParams::default()
     };
-    // Few (batch, head) pairs: the recurrent kernel over many small blocks (seed.rs,
-    // `MAMBA_CUDA_SSDR`), or one launch with no chain across chunks (`MAMBA_CUDA_SEED`).
+    ssd_dispatch(g, prm, act, stream)
+}
+
+/// The SSD forward's choice of form for a filled parameter block: with few (batch, head)
+/// pairs the seed forms (seed.rs: `ssdz` / `ssdr`, the recurrent kernel over many small
+/// blocks, `MAMBA_CUDA_SSDR`; or one launch with no chain across chunks,
+/// `MAMBA_CUDA_SEED`), else [`ssd_launch`] (the chunked forms). Every SSD forward goes
+/// through here: the operation and the Mamba2Block forward (whose SSD took `ssd_launch`
+/// directly until the twentieth session, missing the seed forms at its own shapes).
+///
+/// `final_states` may alias `initial_states` (the ABI allows it, and the Mamba2Block passes
+/// one state buffer for both): several forms read the initial state in many blocks of one
+/// launch while one of them writes the final state (`ssdz`: every block of a cluster reads
+/// it, the last one writes; found through the Mamba2Block golden case 00 in the twentieth
+/// session), so an initial state that overlaps the final one is copied first.
+pub(crate) fn ssd_dispatch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+    let bytes = prm.batch as u64 * prm.nheads as u64 * prm.headdim as u64 * prm.dstate as u64 * 4;
+    let overlap = prm.init != 0
+        && prm.final_states != 0
+        && prm.init < prm.final_states + bytes
+        && prm.final_states < prm.init + bytes;
+    if overlap {
+        let copy = g.alloc_async(bytes as usize, stream)?;
+        let r = super::memcpy_dtod(copy, prm.init, bytes as usize, stream).and_then(|_| {
+            prm.init = copy;
+            ssd_dispatch_one(g, prm, act, stream)
+        });
+        let fr = g.free_async(copy, stream);
+        return r.and(fr);
+    }
+    ssd_dispatch_one(g, prm, act, stream)
+}
+
+fn ssd_dispatch_one(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
+    const OP: &str = "ssd";
     if super::seed::ssdr_wanted(g, &prm, act == dtype::F32) {
         return super::seed::ssdr_launch(g, prm, suffix(act, OP)?, stream);
     }

@@ -249,7 +249,13 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
 /// L100 13.3-15.4 vs 33.2-35.9, L200 16.9-18.7 vs 35.3-38.0, L1025 45.3-47.5 vs 78.1-81.8,
 /// L2048 79.5-81.9 vs 116.5-120.4, L4096 150.5-153.3 vs 171.7-177.9; L1 level). At N 16
 /// and N 128 (other `ssdr` forms) it was slower at L100, so those keep the old region.
+/// The 16-bit types never take it by default: there `ssdr` is the generic `ssdr_h_*_p`,
+/// 4x slower than the seed kernel in the same region (H200, bf16 b2 h6 p64 N64, twentieth
+/// session: L400 129 / L800 242 us against 32-34 / 51-53 with the seed kernel).
 fn ssdr_auto(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
+    if !f32 {
+        return false;
+    }
     let bh = (prm.batch * prm.nheads) as usize;
     if SSDQ_DEFAULT
         && f32
