@@ -1965,10 +1965,9 @@ fn ssd_alias_case<T: Element + plugin::DeviceElement>(
     );
     // SAFETY: every descriptor points to a live buffer of its shape; the reads below
     // synchronise the stream before the buffers drop.
-    unsafe {
-        be.ssd_device(&d1, &s).unwrap();
-        be.ssd_device(&d2, &s).unwrap();
-    }
+    unsafe { be.ssd_device(&d1, &s) }.unwrap();
+    // SAFETY: as above.
+    unsafe { be.ssd_device(&d2, &s) }.unwrap();
     let what = format!("ssd {} b{b} L{l} h{h} p{p} g{g} N{n}", T::DTYPE);
     let (o1, o2) = (
         f64s(&out1.to_vec(&s).unwrap()),
