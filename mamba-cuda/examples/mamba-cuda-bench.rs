@@ -19,7 +19,7 @@ use mamba_core::abi::{self, BlockConfigC, SelectiveScanDesc, SsdDesc, TensorDesc
 use mamba_core::plugin::{
     self, median, BlockWeights, CudaBackend, CudaStream, DeviceBuffer, DeviceElement,
 };
-use mamba_core::{bf16, Error};
+use mamba_core::{bf16, f16, Error};
 
 struct Rng(u64);
 impl Rng {
@@ -52,6 +52,12 @@ impl Store for bf16 {
         bf16::from_f32(v)
     }
     const NAME: &'static str = "bf16";
+}
+impl Store for f16 {
+    fn of(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    const NAME: &'static str = "f16";
 }
 
 fn up<T: Store>(be: &CudaBackend, s: &CudaStream, v: &[f32]) -> Result<DeviceBuffer<T>, Error> {
@@ -408,14 +414,24 @@ fn main() {
                 "",
             )?;
         }
+        // The seed shapes in bf16 and f16 (no target).
+        for l in [400, 800] {
+            bench.scan1::<bf16>(2, 384, 64, l, None, None, "")?;
+        }
+        for l in [400, 800] {
+            bench.scan1::<f16>(2, 384, 64, l, None, None, "")?;
+        }
         bench.scan1::<f32>(8, 2048, 16, 2048, Some(1160.0), Some(580.0), "")?;
         bench.scan1::<bf16>(8, 2048, 16, 2048, Some(590.0), Some(295.0), "")?;
         for l in [400, 800] {
             bench.ssd::<f32>(2, l, 6, 64, 64, None, Some(25.0), "")?;
         }
-        // The seed shapes in bf16 (the Mamba2Block's SSD in bf16; no target).
+        // The seed shapes in bf16 and f16 (the Mamba2Block's SSD in 16 bits; no target).
         for l in [400, 800] {
             bench.ssd::<bf16>(2, l, 6, 64, 64, None, None, "")?;
+        }
+        for l in [400, 800] {
+            bench.ssd::<f16>(2, l, 6, 64, 64, None, None, "")?;
         }
         bench.ssd::<f32>(8, 2048, 80, 64, 128, Some(1180.0), Some(590.0), "")?;
         bench.ssd::<bf16>(8, 2048, 80, 64, 128, Some(690.0), Some(345.0), "")?;

@@ -1240,8 +1240,9 @@ fn selective_scan_seed1_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
-    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, f32, and at 16 <= L
-    // <= 4096 with 16-byte-aligned rows: L a multiple of 4 here).
+    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, every type, and f32
+    // at 16 <= L <= 4096 with 16-byte-aligned rows: L a multiple of 4 here), each length
+    // in every type (the 16-bit types take s1s at 128 ..= 1024 since the twentieth session).
     let lens: &[usize] = if quick() {
         &[1, 128]
     } else {
@@ -1252,9 +1253,9 @@ fn selective_scan_seed1_matches_the_oracle() {
     for &l in lens {
         let c = cfg(&mut rng, 2, 384, l, 64, v, v);
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
+        scan_check::<bf16>(be, &mut rng, &c, &mut t16);
+        scan_check::<f16>(be, &mut rng, &c, &mut th);
     }
-    let c = cfg(&mut rng, 2, 384, if quick() { 128 } else { 400 }, 64, v, v);
-    scan_check::<bf16>(be, &mut rng, &c, &mut t16);
     t32.finish("selective_scan s1s f32");
     t16.finish("selective_scan s1s bf16");
     th.finish("selective_scan s1s f16");

@@ -132,6 +132,10 @@ pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// 293.4-295.9 (b1 d384, b2 d192 and N 48 at L2048: 81-83 vs 87-142). Where the rows are
 /// not aligned (4-byte copies) it was slower outside 128..=1024 (L127 26.1-26.6 vs
 /// 21.0-22.6, L1025 144.8-145.7 vs 86.0-87.6), so those keep the older paths.
+/// The 16-bit types take it at 128 <= L <= 1024 since the twentieth session (H200, b2 d384
+/// N64, two passes each: bf16 L400 / L800 23.7-24.9 / 36.6-38.0 us against 41.9-43.3 /
+/// 62.2-63.7 on the older paths, f16 23.0-24.4 / 35.3-36.4 against 41.4-41.7 / 61.9-62.3);
+/// outside that range they keep the older paths (not measured there).
 fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let (b, d, l, n) = (
         prm.batch as usize,
@@ -141,10 +145,9 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     );
     let seg = prm.seg as usize;
     let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
-    act == 0
-        && n > 32
+    n > 32
         && blocks <= g.sm_count as usize
-        && ((128..=1024).contains(&l) || ((16..=4096).contains(&l) && staged16(prm, 4)))
+        && ((128..=1024).contains(&l) || (act == 0 && (16..=4096).contains(&l) && staged16(prm, 4)))
 }
 
 /// Whether every row the kernel stages (B, C, delta, u, z) starts 16-byte aligned, so that
