@@ -258,7 +258,6 @@ fn ssdr_auto(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
     }
     let bh = (prm.batch * prm.nheads) as usize;
     if SSDQ_DEFAULT
-        && f32
         && (33..=64).contains(&prm.dstate)
         && bh * 4 <= g.sm_count as usize
         && prm.seqlen <= 4096
