@@ -9,7 +9,10 @@
 //   the thirteenth session): the same on the CUDA cores with the exchange through global
 //   scratch (V bit 4), snake-ordered Y warps and M X before the cluster wait (bits 1, 2);
 // - `ssdz_f32_tc` (the default): every product on the tensor cores in 3xTF32
-//   (`ssdz_tc_body`, further down).
+//   (`ssdz_tc_body`, further down); `ssdz_bf16_tc` / `ssdz_f16_tc` (twenty-first session,
+//   the 16-bit types' default at 16 <= L <= 1024 in the same region) are the same kernel
+//   with x, B, C, dt, z loaded as 16-bit values and widened to f32, and the outputs rounded
+//   once when stored (the states stay f32, as the ABI has them).
 // The form of `ssdz_f32`:
 //
 // Grid (CL = 8 chunks, heads, batch), `__cluster_dims__(CL, 1, 1)`: the CL blocks of a
@@ -528,11 +531,40 @@ constexpr int SX = 68;  // row stride of x, S_in, S_c
 constexpr int SW = 72;  // row stride of the second copy of x, B, C (and the half-1 partials of Y)
 }  // namespace ssdz
 
+// `ssdz_tc_body`'s element access for T = f32, bf16, f16 (twenty-first session: the 16-bit
+// types take the same kernel, their values widened to f32 as they are loaded; every product
+// and state stays f32 / 3xTF32, and the outputs are rounded once when stored).
+template <typename T>
+__device__ __forceinline__ float4 ssdz_ld4(const T* s) {
+    if constexpr (sizeof(T) == 4) {
+        return __ldg(reinterpret_cast<const float4*>(s));
+    } else {
+#ifndef MAMBA_EMU
+        const uint2 w = __ldg(reinterpret_cast<const uint2*>(s));
+        const T* h = reinterpret_cast<const T*>(&w);
+        return make_float4(ldf<T>(h), ldf<T>(h + 1), ldf<T>(h + 2), ldf<T>(h + 3));
+#endif
+    }
+}
+// Two adjacent outputs (o aligned to 2 elements).
+template <typename T>
+__device__ __forceinline__ void ssdz_st2(T* o, float a, float b) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(o) = make_float2(a, b);
+    } else {
+#ifndef MAMBA_EMU
+        const T v[2] = {cvt<T>(a), cvt<T>(b)};
+        *reinterpret_cast<unsigned*>(o) = *reinterpret_cast<const unsigned*>(v);
+#endif
+    }
+}
+
 // p.mode (`MAMBA_CUDA_SSDZ_DIAG`, timing only, WRONG outputs): bit 1 no Y products, 2 no
 // G / M X, 4 no S_c, 8 no exchange reads, 16 no x / B / C loads, 32 no output stores.
 // Two accumulators per G tile (k steps even / odd): chains of 12 dependent mma instead of
 // 24 (measured: 26.6-28.3 us at L800 against 27.9-28.4 with one, 28.2-29.5 with four, which
 // spills).
+template <typename T = float>
 __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* smraw) {
     using namespace ssdz;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -561,9 +593,9 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     float* s_c = s_b + QMAX * SW;      // [Q16][SW]
     float* s_D = s_c + QMAX * SW;      // [SP]: D of every column
 
-    const float* xg = static_cast<const float*>(p.x) + i * p.x_sb + (long long)j * P;
-    const float* Bg = static_cast<const float*>(p.B) + i * p.B_sb + (long long)kg * N;
-    const float* Cg = static_cast<const float*>(p.C) + i * p.C_sb + (long long)kg * N;
+    const T* xg = static_cast<const T*>(p.x) + i * p.x_sb + (long long)j * P;
+    const T* Bg = static_cast<const T*>(p.B) + i * p.B_sb + (long long)kg * N;
+    const T* Cg = static_cast<const T*>(p.C) + i * p.C_sb + (long long)kg * N;
 
     SSDZ_MARK(0);
     // 0. Warp 0's dt (and A, dt_bias) loads go out first: the scan below is on the path to
@@ -575,11 +607,11 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     double Aj = 0.0;
     float bias = 0.f;
     if (tid < 32) {
-        const float* dtg = static_cast<const float*>(p.dt) + i * p.dt_sb + j;
+        const T* dtg = static_cast<const T*>(p.dt) + i * p.dt_sb + j;
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
             const int t = 4 * tid + a;
-            if (t < tn) draw[a] = dtg[(long long)(t0 + t) * p.dt_st];
+            if (t < tn) draw[a] = ldf<T>(dtg + (long long)(t0 + t) * p.dt_st);
         }
         Aj = (double)p.A[j];
         bias = p.dt_bias ? p.dt_bias[j] : 0.f;
@@ -594,7 +626,7 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     // p = N = 64 and the rows are 16-byte aligned); the steps on warp 0.
     const bool vec = P == SP && N == SN && ((p.x_st | p.B_st | p.C_st) & 3) == 0 &&
                      ((reinterpret_cast<uintptr_t>(xg) | reinterpret_cast<uintptr_t>(Bg) |
-                       reinterpret_cast<uintptr_t>(Cg)) & 15) == 0;
+                       reinterpret_cast<uintptr_t>(Cg)) & (4 * sizeof(T) - 1)) == 0;
     // The loads and the staging are on warps 1-15 only (slot e = tid - 32 + k NL): warp 0's
     // scan then ends before they land (measured: with its own share of x / B / C, warp 0
     // staged ~0.8 us after the others).
@@ -611,25 +643,25 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         cv[k] = xv[k];
         const int t = e >> 4, q0 = (e & 15) * 4;
         if (e < nslot && t < tn && !(diag & 16) && vec) {
-            xv[k] = __ldg(reinterpret_cast<const float4*>(xg + (long long)(t0 + t) * p.x_st + q0));
-            bv[k] = __ldg(reinterpret_cast<const float4*>(Bg + (long long)(t0 + t) * p.B_st + q0));
-            cv[k] = __ldg(reinterpret_cast<const float4*>(Cg + (long long)(t0 + t) * p.C_st + q0));
+            xv[k] = ssdz_ld4<T>(xg + (long long)(t0 + t) * p.x_st + q0);
+            bv[k] = ssdz_ld4<T>(Bg + (long long)(t0 + t) * p.B_st + q0);
+            cv[k] = ssdz_ld4<T>(Cg + (long long)(t0 + t) * p.C_st + q0);
         } else if (e < nslot && t < tn && !(diag & 16)) {
-            const float* xs = xg + (long long)(t0 + t) * p.x_st + q0;
-            xv[k].x = q0 < P ? xs[0] : 0.f;
-            xv[k].y = q0 + 1 < P ? xs[1] : 0.f;
-            xv[k].z = q0 + 2 < P ? xs[2] : 0.f;
-            xv[k].w = q0 + 3 < P ? xs[3] : 0.f;
-            const float* bs = Bg + (long long)(t0 + t) * p.B_st + q0;
-            const float* cs = Cg + (long long)(t0 + t) * p.C_st + q0;
-            bv[k].x = q0 < N ? bs[0] : 0.f;
-            bv[k].y = q0 + 1 < N ? bs[1] : 0.f;
-            bv[k].z = q0 + 2 < N ? bs[2] : 0.f;
-            bv[k].w = q0 + 3 < N ? bs[3] : 0.f;
-            cv[k].x = q0 < N ? cs[0] : 0.f;
-            cv[k].y = q0 + 1 < N ? cs[1] : 0.f;
-            cv[k].z = q0 + 2 < N ? cs[2] : 0.f;
-            cv[k].w = q0 + 3 < N ? cs[3] : 0.f;
+            const T* xs = xg + (long long)(t0 + t) * p.x_st + q0;
+            xv[k].x = q0 < P ? ldf<T>(xs + 0) : 0.f;
+            xv[k].y = q0 + 1 < P ? ldf<T>(xs + 1) : 0.f;
+            xv[k].z = q0 + 2 < P ? ldf<T>(xs + 2) : 0.f;
+            xv[k].w = q0 + 3 < P ? ldf<T>(xs + 3) : 0.f;
+            const T* bs = Bg + (long long)(t0 + t) * p.B_st + q0;
+            const T* cs = Cg + (long long)(t0 + t) * p.C_st + q0;
+            bv[k].x = q0 < N ? ldf<T>(bs + 0) : 0.f;
+            bv[k].y = q0 + 1 < N ? ldf<T>(bs + 1) : 0.f;
+            bv[k].z = q0 + 2 < N ? ldf<T>(bs + 2) : 0.f;
+            bv[k].w = q0 + 3 < N ? ldf<T>(bs + 3) : 0.f;
+            cv[k].x = q0 < N ? ldf<T>(cs + 0) : 0.f;
+            cv[k].y = q0 + 1 < N ? ldf<T>(cs + 1) : 0.f;
+            cv[k].z = q0 + 2 < N ? ldf<T>(cs + 2) : 0.f;
+            cv[k].w = q0 + 3 < N ? ldf<T>(cs + 3) : 0.f;
         }
     }
     // 2. Stage x (twice: row strides 68 and 72), B, C (rows past the chunk are zero up to
@@ -940,19 +972,19 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
     __syncthreads();
     SSDZ_MARK(11);
     if (yact && !half && !(diag & 32)) {
-        const float* zg = p.z ? static_cast<const float*>(p.z) + i * p.z_sb + (long long)j * P : nullptr;
-        float* og = static_cast<float*>(p.out) + i * p.out_sb + (long long)j * P;
+        const T* zg = p.z ? static_cast<const T*>(p.z) + i * p.z_sb + (long long)j * P : nullptr;
+        T* og = static_cast<T*>(p.out) + i * p.out_sb + (long long)j * P;
         // The usual case (p = 64, 8-byte aligned rows, no z) has its own branch-free loop:
         // the general one below costs ~730 instructions per warp, ~3 us at the end of the
         // kernel (measured with the phase marks).
-        const bool lean = P == SP && !zg && (p.out_st & 1) == 0 && (reinterpret_cast<uintptr_t>(og) & 7) == 0;
+        const bool lean = P == SP && !zg && (p.out_st & 1) == 0 && (reinterpret_cast<uintptr_t>(og) & (2 * sizeof(T) - 1)) == 0;
         if (lean) {
             const bool hasd = p.D != nullptr;
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
                 const int t = ta + g8 + 8 * hh;
                 if (t < tn) {
-                    float* o = og + (long long)(t0 + t) * p.out_st + 2 * c4;
+                    T* o = og + (long long)(t0 + t) * p.out_st + 2 * c4;
                     const float* pr = yp + (g8 + 8 * hh) * SW + 2 * c4;
                     const float* xr = s_x + t * SX + 2 * c4;
 #pragma unroll
@@ -965,7 +997,7 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                             y0 = fmaf(dd.x, xx.x, y0);
                             y1 = fmaf(dd.y, xx.y, y1);
                         }
-                        *reinterpret_cast<float2*>(o + qq * 8) = make_float2(y0, y1);
+                        ssdz_st2<T>(o + qq * 8, y0, y1);
                     }
                 }
             }
@@ -975,14 +1007,14 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
             const int t = ta + g8 + 8 * hh;
             if (lean || t >= tn) continue;
             const long long tt = t0 + t;
-            float* o = og + tt * p.out_st;
+            T* o = og + tt * p.out_st;
             // The z gate of the row, loaded before its stores.
             float gz[8][2];
 #pragma unroll
             for (int qq = 0; qq < 8; ++qq) {
                 const int q = qq * 8 + 2 * c4;
-                gz[qq][0] = zg && q < P ? silu_f(__ldg(zg + tt * p.z_st + q)) : 1.f;
-                gz[qq][1] = zg && q + 1 < P ? silu_f(__ldg(zg + tt * p.z_st + q + 1)) : 1.f;
+                gz[qq][0] = zg && q < P ? silu_f(ldf<T>(zg + tt * p.z_st + q)) : 1.f;
+                gz[qq][1] = zg && q + 1 < P ? silu_f(ldf<T>(zg + tt * p.z_st + q + 1)) : 1.f;
             }
 #pragma unroll
             for (int qq = 0; qq < 8; ++qq) {
@@ -998,11 +1030,11 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
                 }
                 y0 *= gz[qq][0];
                 y1 *= gz[qq][1];
-                if (q + 1 < P && (reinterpret_cast<uintptr_t>(o + q) & 7) == 0) {
-                    *reinterpret_cast<float2*>(o + q) = make_float2(y0, y1);
+                if (q + 1 < P && (reinterpret_cast<uintptr_t>(o + q) & (2 * sizeof(T) - 1)) == 0) {
+                    ssdz_st2<T>(o + q, y0, y1);
                 } else {
-                    o[q] = y0;
-                    if (q + 1 < P) o[q + 1] = y1;
+                    o[q] = cvt<T>(y0);
+                    if (q + 1 < P) o[q + 1] = cvt<T>(y1);
                 }
             }
         }
@@ -1021,6 +1053,14 @@ SSDZ_INST(0, ssdz_f32)
 SSDZ_INST(7, ssdz_f32_v7)
 extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1) ssdz_f32_tc(const __grid_constant__ SsdParams p) {
     extern __shared__ __align__(16) unsigned char ssdz_sm[];
-    ssdz_tc_body(p, ssdz_sm);
+    ssdz_tc_body<float>(p, ssdz_sm);
+}
+extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1) ssdz_bf16_tc(const __grid_constant__ SsdParams p) {
+    extern __shared__ __align__(16) unsigned char ssdz_sm[];
+    ssdz_tc_body<bf16_t>(p, ssdz_sm);
+}
+extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(512, 1) ssdz_f16_tc(const __grid_constant__ SsdParams p) {
+    extern __shared__ __align__(16) unsigned char ssdz_sm[];
+    ssdz_tc_body<f16_t>(p, ssdz_sm);
 }
 #endif

@@ -1240,14 +1240,15 @@ fn selective_scan_seed1_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
-    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, every type, and f32
-    // at 16 <= L <= 4096 with 16-byte-aligned rows: L a multiple of 4 here), each length
-    // in every type (the 16-bit types take s1s at 128 ..= 1024 since the twentieth session).
+    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, and at 16 <= L <=
+    // 4096 with 16-byte-aligned rows: L a multiple of 4 in f32, of 8 in the 16-bit types
+    // here), each length in every type (the 16-bit types take s1s at 128 ..= 1024 since the
+    // twentieth session, at the aligned lengths up to 4096 since the twenty-first).
     let lens: &[usize] = if quick() {
-        &[1, 128]
+        &[1, 96, 128]
     } else {
         &[
-            1, 16, 63, 100, 127, 128, 200, 300, 400, 800, 1024, 1025, 1100, 2048, 4096,
+            1, 16, 63, 96, 100, 127, 128, 200, 300, 400, 800, 1024, 1025, 1100, 2048, 4096,
         ]
     };
     for &l in lens {
@@ -2588,8 +2589,10 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
 /// `ssdz_*` (kernels/ssd_seed3.cu, `MAMBA_CUDA_SSDZ=1`): the chunked SSD forward in one
 /// launch, the chunk states passed between the 8 blocks of a cluster. Seed shapes and odd
 /// ones (L 1 to 1024, L not a multiple of 8 or 32, p 1-64, N 1-64, groups, every option on /
-/// off, initial states), calls in a row, and shapes where it does not apply (L > 1024,
-/// seq_idx, N 128, bf16: the other forms); then each form forced. `MAMBA_GPU_SSDZ_SAN=1`:
+/// off, initial states), in f32, bf16 and f16 (the 16-bit types since the twenty-first
+/// session: `ssdz_{bf16,f16}_tc`, unaligned rows through the scalar loads), calls in a row,
+/// and shapes where it does not apply (L > 1024, seq_idx, N 128: the other forms); then
+/// each form forced. `MAMBA_GPU_SSDZ_SAN=1`:
 /// four small shapes only (for compute-sanitizer, whose racecheck is slow on these blocks).
 #[test]
 fn ssd_cluster_chunks_z_match_the_oracle() {
@@ -2615,7 +2618,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
         (2, 799, 6, 64, 1, 64),
         (2, 2048, 6, 64, 1, 64),
     ];
-    let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let (mut t32, mut t16, mut th) = (Tally::default(), Tally::default(), Tally::default());
     let san = std::env::var("MAMBA_GPU_SSDZ_SAN").is_ok();
     let quick = quick() || san;
     let skip = |si: usize| {
@@ -2649,10 +2652,16 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
             ..c
         };
         ssd_check::<f32>(be, &mut rng, &d1, &mut t32);
-        // Where it does not apply: seq_idx (the other forms), bf16.
+        // The 16-bit types: the same shapes and options.
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        ssd_check::<bf16>(be, &mut rng, &all, &mut t16);
+        ssd_check::<bf16>(be, &mut rng, &none, &mut t16);
+        ssd_check::<f16>(be, &mut rng, &c, &mut th);
+        ssd_check::<f16>(be, &mut rng, &all, &mut th);
+        // Where it does not apply: seq_idx (the other forms).
         if si % 4 == 1 {
             ssd_check::<f32>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t32);
-            ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+            ssd_check::<bf16>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t16);
         }
     }
     if !quick {
@@ -2684,9 +2693,8 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
     std::env::remove_var("MAMBA_CUDA_SSDZ_V");
     std::env::remove_var("MAMBA_CUDA_SSDZ");
     t32.finish("ssd ssdz f32");
-    if !san {
-        t16.finish("ssd ssdz bf16");
-    }
+    t16.finish("ssd ssdz bf16");
+    th.finish("ssd ssdz f16");
 }
 
 // ------------------------------------------------------------------ SPEC 3

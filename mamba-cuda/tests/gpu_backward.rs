@@ -1295,14 +1295,29 @@ fn forward_backward_timings() {
     // `MAMBA_GPU_BWD_BENCH_ONLY=SUBSTR`: only the cases whose name contains SUBSTR.
     let only = std::env::var("MAMBA_GPU_BWD_BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| name.contains(only.as_str());
-    for l in [100, 400, 800] {
-        if !run(&format!("scan1 f32 b2 d384 N64 L{l}")) {
-            continue;
+    // `MAMBA_GPU_BWD_BENCH_SEED_L=l,l,...`: the seed rows' lengths (default 100, 400, 800).
+    let seed_l: Vec<usize> = std::env::var("MAMBA_GPU_BWD_BENCH_SEED_L")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![100, 400, 800]);
+    // The seed shapes in every storage type (a default chosen by f32 measurements alone
+    // can be far off for the 16-bit types: twentieth session).
+    for &l in &seed_l {
+        for ty in ["f32", "bf16", "f16"] {
+            if !run(&format!("scan1 {ty} b2 d384 N64 L{l}")) {
+                continue;
+            }
+            let shape = (2, 384, 64, l);
+            let (f, fb, bw, _, _) = match ty {
+                "f32" => time_scan::<f32>(be, shape),
+                "bf16" => time_scan::<bf16>(be, shape),
+                _ => time_scan::<f16>(be, shape),
+            };
+            eprintln!(
+                "TIMING scan1 {ty} b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
+            );
         }
-        let (f, fb, bw, _, _) = time_scan::<f32>(be, (2, 384, 64, l));
-        eprintln!(
-            "TIMING scan1 f32 b2 d384 N64 L{l}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us"
-        );
     }
     // `MAMBA_GPU_BWD_BENCH_LM_B=b`: the LM rows at batch b instead of 8.
     let lb: usize = std::env::var("MAMBA_GPU_BWD_BENCH_LM_B")
@@ -1323,12 +1338,19 @@ fn forward_backward_timings() {
              training pair (saved checkpoints): fwd {fs:.1} us, fwd+bwd {pair:.1} us"
         );
     }
-    for l in [100, 400, 800] {
-        if !run(&format!("ssd f32 b2 L{l} h6 p64 N64")) {
-            continue;
+    for &l in &seed_l {
+        for ty in ["f32", "bf16", "f16"] {
+            if !run(&format!("ssd {ty} b2 L{l} h6 p64 N64")) {
+                continue;
+            }
+            let shape = (2, l, 6, 64, 64);
+            let (f, fb) = match ty {
+                "f32" => time_ssd::<f32>(be, shape),
+                "bf16" => time_ssd::<bf16>(be, shape),
+                _ => time_ssd::<f16>(be, shape),
+            };
+            eprintln!("TIMING ssd {ty} b2 L{l} h6 p64 N64: fwd {f:.1} us, fwd+bwd {fb:.1} us");
         }
-        let (f, fb) = time_ssd::<f32>(be, (2, l, 6, 64, 64));
-        eprintln!("TIMING ssd f32 b2 L{l} h6 p64 N64: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     if run("ssd bf16 b8 L2048 h80 p64 N128") {
         let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));

@@ -308,11 +308,12 @@ const SSDZ_QMAX: usize = 128;
 /// The shortest sequence `ssdz_*` takes by default (see `ssdz_wanted`).
 const SSDZ_LMIN: i32 = 200;
 
-/// Whether `ssdz_*` can compute this call: f32, no seq_idx, p <= 64, N <= 64,
-/// 1 <= L <= 1024 (every other option: groups, D, z, dt_bias, softplus, dt limits,
-/// initial and final states).
-fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
-    f32 && prm.seq_idx == 0
+/// Whether `ssdz_*` can compute this call: no seq_idx, p <= 64, N <= 64, 1 <= L <= 1024
+/// (every other option: groups, D, z, dt_bias, softplus, dt limits, initial and final
+/// states), any storage type (the 16-bit types through `ssdz_{bf16,f16}_tc`, the same
+/// kernel with its loads widened to f32, since the twenty-first session).
+fn ssdz_applies(prm: &SsdParams) -> bool {
+    prm.seq_idx == 0
         && prm.headdim > 0
         && prm.headdim as usize <= 64
         && prm.dstate > 0
@@ -329,8 +330,16 @@ fn ssdz_applies(prm: &SsdParams, f32: bool) -> bool {
 /// on both rows: L200 16.7-17.4 against 18.0, L256 17.0-17.1 against 18.7-18.9, but L150
 /// 16.4-16.9 against 15.5-15.7 and L100 15.4-15.8 against 14.5-14.8): one wave of clusters
 /// (8 blocks per (batch, head) pair, one block per SM) and 200 <= L <= 1024.
+///
+/// The 16-bit types (`ssdz_{bf16,f16}_tc`, twenty-first session) take it at 16 <= L <= 1024
+/// in that region: their other forms are the seed kernel and the chunked path (f32's `ssdq`
+/// is f32 only), and it measured faster at each length timed (H200, b2 h6 p64 N64, bf16,
+/// forward, two passes against `MAMBA_CUDA_SSDZ=0`; NOTES.md): L16 13.8-15.4 us vs
+/// 14.8-16.7, L32 14.4-14.8 vs 19.2, L64 14.5-15.6 vs 33.7-36.5, L100 14.3-16.5 vs
+/// 33.5-36.9, L128 14.6-15.0 vs 34.8-34.9, L400 / L800 17.7-19.0 / 22.9-24.1 vs 32.4-33.1 /
+/// 50.7-51.0, L1000 24.8 vs 56.6-56.8 (f16 alike at L16 / 64 / 100 / 400 / 800).
 fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
-    if !ssdz_applies(prm, f32) {
+    if !ssdz_applies(prm) {
         return false;
     }
     match env_str("MAMBA_CUDA_SSDZ").as_deref() {
@@ -346,7 +355,7 @@ fn ssdz_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
                 && (33..=64).contains(&prm.dstate)
                 && (33..=64).contains(&prm.headdim)
                 && (prm.batch * prm.nheads) as usize * SSDZ_CL <= g.sm_count as usize
-                && (SSDZ_LMIN..=1024).contains(&prm.seqlen)
+                && (if f32 { SSDZ_LMIN } else { 16 }..=1024).contains(&prm.seqlen)
         }
     }
 }
@@ -376,7 +385,8 @@ const SSDZ_TC_SMEM: usize = 8 * (SSDZ_QMAX + 2)
 /// Launches `ssdz_*` (the caller checked `ssdz_applies`). `MAMBA_CUDA_SSDZ_V`: 0 `ssdz_f32`
 /// (the exchange through distributed shared memory, two cluster barriers: the eighth
 /// session's form), 7 `ssdz_f32_v7`, 8 `ssdz_f32_tc`; unset: `_tc`.
-fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
+/// The 16-bit types have `_tc` only.
+fn ssdz_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     let (b, h, l) = (prm.batch as usize, prm.nheads as usize, prm.seqlen as usize);
     let q = l.div_ceil(SSDZ_CL).div_ceil(4) * 4;
     prm.chunk_len = q as i32;
@@ -385,10 +395,20 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
     // reads; `_tc` also 16 no x / B / C loads, 32 no output stores): timing diagnostics
     // only, WRONG outputs.
     prm.mode = env_usize("MAMBA_CUDA_SSDZ_DIAG").unwrap_or(0) as i32 & 63;
-    let v = env_usize("MAMBA_CUDA_SSDZ_V").unwrap_or(8);
+    let v = match env_usize("MAMBA_CUDA_SSDZ_V") {
+        Some(v) if sfx == "f32" => v,
+        _ => 8,
+    };
     let (name, smem) = match v {
         0 => ("ssdz_f32", ssdz_smem(q)),
-        8 => ("ssdz_f32_tc", SSDZ_TC_SMEM),
+        8 => (
+            match sfx {
+                "bf16" => "ssdz_bf16_tc",
+                "f16" => "ssdz_f16_tc",
+                _ => "ssdz_f32_tc",
+            },
+            SSDZ_TC_SMEM,
+        ),
         _ => ("ssdz_f32_v7", ssdz_smem(q)),
     };
     let f = g.func(name)?;
@@ -413,7 +433,7 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, stream: u64) -> PResult<()> {
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     if ssdz_wanted(g, &prm, sfx == "f32") {
-        return ssdz_launch(g, prm, stream);
+        return ssdz_launch(g, prm, sfx, stream);
     }
     let (b, h, p, n) = (
         prm.batch as usize,

@@ -134,8 +134,13 @@ pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// 21.0-22.6, L1025 144.8-145.7 vs 86.0-87.6), so those keep the older paths.
 /// The 16-bit types take it at 128 <= L <= 1024 since the twentieth session (H200, b2 d384
 /// N64, two passes each: bf16 L400 / L800 23.7-24.9 / 36.6-38.0 us against 41.9-43.3 /
-/// 62.2-63.7 on the older paths, f16 23.0-24.4 / 35.3-36.4 against 41.4-41.7 / 61.9-62.3);
-/// outside that range they keep the older paths (not measured there).
+/// 62.2-63.7 on the older paths, f16 23.0-24.4 / 35.3-36.4 against 41.4-41.7 / 61.9-62.3),
+/// and since the twenty-first session, as f32, at 16 <= L <= 4096 where the staged rows are
+/// 16-byte aligned (L a multiple of 8): H200, b2 d384 N64 bf16, forward, two passes against
+/// `MAMBA_CUDA_S1S=0`: L16 8.7-9.5 vs 11.2-12.4 us, L32 10.5 vs 12.4-12.6, L64 9.7-10.8 vs
+/// 16.2-17.1, L96 11.1 vs 23.6-23.8, L104 13.3 vs 23.8-24.1, L2048 77.4-79.4 vs
+/// 147.4-149.7, L4096 146.4-146.7 vs 277.4 (f16 alike at L16 / 64 / 2048). Unaligned rows
+/// outside 128..=1024 keep the older paths (forced there, bf16 L100 took 88 us against 23).
 fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let (b, d, l, n) = (
         prm.batch as usize,
@@ -147,7 +152,8 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
     n > 32
         && blocks <= g.sm_count as usize
-        && ((128..=1024).contains(&l) || (act == 0 && (16..=4096).contains(&l) && staged16(prm, 4)))
+        && ((128..=1024).contains(&l)
+            || ((16..=4096).contains(&l) && staged16(prm, if act == 0 { 4 } else { 2 })))
 }
 
 /// Whether every row the kernel stages (B, C, delta, u, z) starts 16-byte aligned, so that
