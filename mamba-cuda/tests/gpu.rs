@@ -1240,10 +1240,10 @@ fn selective_scan_seed1_matches_the_oracle() {
         scan_check::<f32>(be, &mut rng, &c, &mut t32);
     }
     std::env::remove_var("MAMBA_CUDA_S1S");
-    // The default choice at the seed shapes (s1s at 128 <= L <= 1024, and at 16 <= L <=
-    // 4096 with 16-byte-aligned rows: L a multiple of 4 in f32, of 8 in the 16-bit types
-    // here), each length in every type (the 16-bit types take s1s at 128 ..= 1024 since the
-    // twentieth session, at the aligned lengths up to 4096 since the twenty-first).
+    // The default choice at the seed shapes (s1s at 16 <= L <= 4096 with 16-byte-aligned
+    // rows: L a multiple of 4 in f32, of 8 in the 16-bit types here; the older paths
+    // elsewhere), each length in every type (until the twenty-first session s1s took every
+    // L in 128 ..= 1024, aligned or not).
     let lens: &[usize] = if quick() {
         &[1, 96, 128]
     } else {

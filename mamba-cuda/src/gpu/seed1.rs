@@ -121,26 +121,30 @@ pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     }
 }
 
-/// The automatic choice, where it was measured faster on the H200 (f32 seed b2 d384 N64):
-/// f32, 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per
-/// block) in one wave (at most one per SM: its shared memory allows no more), and
-/// 128 <= L <= 1024; since the sixth session also 16 <= L <= 4096 where the staged rows
-/// are 16-byte aligned (`staged16`). The sixth session's probe (b2 d384 N64, three passes,
-/// the other path with the environment read per call against `MAMBA_CUDA_S1S=1`): L16
-/// 10.9-11.5 vs 12.0-13.5 us, L64 12.3-13.2 vs 13.8-15.5, L100 14.2-15.1 vs 18.7-20.4,
-/// L1536 65.3-65.7 vs 103.6-106.3, L2048 82.9-83.6 vs 146.7-147.9, L4096 156.8-158.5 vs
-/// 293.4-295.9 (b1 d384, b2 d192 and N 48 at L2048: 81-83 vs 87-142). Where the rows are
-/// not aligned (4-byte copies) it was slower outside 128..=1024 (L127 26.1-26.6 vs
-/// 21.0-22.6, L1025 144.8-145.7 vs 86.0-87.6), so those keep the older paths.
-/// The 16-bit types take it at 128 <= L <= 1024 since the twentieth session (H200, b2 d384
-/// N64, two passes each: bf16 L400 / L800 23.7-24.9 / 36.6-38.0 us against 41.9-43.3 /
-/// 62.2-63.7 on the older paths, f16 23.0-24.4 / 35.3-36.4 against 41.4-41.7 / 61.9-62.3),
-/// and since the twenty-first session, as f32, at 16 <= L <= 4096 where the staged rows are
-/// 16-byte aligned (L a multiple of 8): H200, b2 d384 N64 bf16, forward, two passes against
-/// `MAMBA_CUDA_S1S=0`: L16 8.7-9.5 vs 11.2-12.4 us, L32 10.5 vs 12.4-12.6, L64 9.7-10.8 vs
-/// 16.2-17.1, L96 11.1 vs 23.6-23.8, L104 13.3 vs 23.8-24.1, L2048 77.4-79.4 vs
-/// 147.4-149.7, L4096 146.4-146.7 vs 277.4 (f16 alike at L16 / 64 / 2048). Unaligned rows
-/// outside 128..=1024 keep the older paths (forced there, bf16 L100 took 88 us against 23).
+/// The automatic choice, where it was measured faster on the H200 (seed b2 d384 N64):
+/// 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per block) in
+/// one wave (at most one per SM: its shared memory allows no more), 16 <= L <= 4096, and
+/// every staged row 16-byte aligned (`staged16`: L a multiple of 4 in f32, of 8 in the
+/// 16-bit types), in every type.
+///
+/// - f32, aligned (sixth session's probe, three passes, the other path with the environment
+///   read per call against `MAMBA_CUDA_S1S=1`): L16 10.9-11.5 vs 12.0-13.5 us, L64
+///   12.3-13.2 vs 13.8-15.5, L100 14.2-15.1 vs 18.7-20.4, L1536 65.3-65.7 vs 103.6-106.3,
+///   L2048 82.9-83.6 vs 146.7-147.9, L4096 156.8-158.5 vs 293.4-295.9 (b1 d384, b2 d192 and
+///   N 48 at L2048: 81-83 vs 87-142); the seed rows L400 / L800 since the first sessions.
+/// - The 16-bit types, aligned (twentieth session at L400 / L800: bf16 23.7-24.9 /
+///   36.6-38.0 us against 41.9-43.3 / 62.2-63.7, f16 alike; twenty-first session, bf16, two
+///   passes against `MAMBA_CUDA_S1S=0`): L16 8.7-9.5 vs 11.2-12.4, L32 10.5 vs 12.4-12.6, L64
+///   9.7-10.8 vs 16.2-17.1, L96 11.1 vs 23.6-23.8, L104 13.3 vs 23.8-24.1, L2048 77.4-79.4 vs
+///   147.4-149.7, L4096 146.4-146.7 vs 277.4 (f16 alike at L16 / 64 / 2048).
+/// - Unaligned rows (4-byte copies, or 16-bit pairs / elements) are slower than the older
+///   paths at every length measured, so they keep those. Until the twenty-first session f32
+///   took `s1s` at 128 <= L <= 1024 whatever the alignment (measured only at the aligned
+///   seed rows) and the 16-bit types since the twentieth: f32 L130 / 201 / 301 / 502 / 803
+///   / 1002 took 54-55 / 72-73 / 100 / 155-158 / 245-249 / 300-303 us against 27-29 / 32-35 /
+///   39-40 / 50-53 / 69-71 / 85-88 on the older paths, bf16 L130 / 300 / 500 / 802 / 1002
+///   108 / 214 / 336 / 535 / 661 against 32-34 / 47-49 / 48-52 / 76 / 105-108 (H200, two
+///   passes; NOTES.md).
 fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let (b, d, l, n) = (
         prm.batch as usize,
@@ -150,10 +154,17 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     );
     let seg = prm.seg as usize;
     let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
-    n > 32
-        && blocks <= g.sm_count as usize
-        && ((128..=1024).contains(&l)
-            || ((16..=4096).contains(&l) && staged16(prm, if act == 0 { 4 } else { 2 })))
+    let es = if act == 0 { 4 } else { 2 };
+    n > 32 && blocks <= g.sm_count as usize && (16..=4096).contains(&l) && staged16(prm, es)
+}
+
+/// Whether every row the kernel stages starts 4-byte aligned with 16-bit elements (L even),
+/// so that the staging copies element pairs by 4-byte copies (`async_copy` 2).
+fn staged4(prm: &Scan1Params) -> bool {
+    let a4 = |v: u64| v.is_multiple_of(4);
+    prm.seqlen % 2 == 0
+        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a4(v))
+        && (prm.z == 0 || a4(prm.z))
 }
 
 /// Whether every row the kernel stages (B, C, delta, u, z) starts 16-byte aligned, so that
@@ -231,8 +242,16 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     let seg = prm.seg as usize;
     let bps = seg.div_ceil(cpb);
     let nseg = d / seg;
-    // 16-byte copies: every staged row (B, C, delta, u, z) starts 16-byte aligned.
-    prm.async_copy = staged16(&prm, es) as i32;
+    // 1: 16-byte copies (every staged row (B, C, delta, u, z) starts 16-byte aligned); 2:
+    // 16-bit element pairs by 4-byte copies (rows 4-byte aligned; the default form
+    // `s1s_fwd2` only, the other forms stage such rows element by element); 0: elements.
+    prm.async_copy = if staged16(&prm, es) {
+        1
+    } else if es == 2 && staged4(&prm) {
+        2
+    } else {
+        0
+    };
     prm.cb = cpb as i32;
     prm.g = gt as i32;
     prm.blocks_per_seg = bps as i32;
