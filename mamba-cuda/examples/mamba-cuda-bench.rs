@@ -380,20 +380,31 @@ fn main() {
         copy_gbs: 4300.0,
     };
     let r = (|| -> Result<(), Error> {
-        // MAMBA_BENCH_SCAN1="b,d,N,L;b,d,N,L": only these f32 Mamba-1 shapes.
+        // MAMBA_BENCH_DTYPE=f32|bf16|f16 (default f32): the storage type of the two lists
+        // below.
+        let dtype = std::env::var("MAMBA_BENCH_DTYPE").unwrap_or_else(|_| "f32".into());
+        // MAMBA_BENCH_SCAN1="b,d,N,L;b,d,N,L": only these Mamba-1 shapes.
         if let Some(shapes) = env_shapes("MAMBA_BENCH_SCAN1") {
             for v in shapes {
                 if let [b, d, n, l] = v[..] {
-                    bench.scan1::<f32>(b, d, n, l, None, None, "")?;
+                    match dtype.as_str() {
+                        "bf16" => bench.scan1::<bf16>(b, d, n, l, None, None, "")?,
+                        "f16" => bench.scan1::<f16>(b, d, n, l, None, None, "")?,
+                        _ => bench.scan1::<f32>(b, d, n, l, None, None, "")?,
+                    }
                 }
             }
             return Ok(());
         }
-        // MAMBA_BENCH_SSD="b,L,h,p,N;...": only these f32 SSD shapes (one group).
+        // MAMBA_BENCH_SSD="b,L,h,p,N;...": only these SSD shapes (one group).
         if let Some(shapes) = env_shapes("MAMBA_BENCH_SSD") {
             for v in shapes {
                 if let [b, l, h, p, n] = v[..] {
-                    bench.ssd::<f32>(b, l, h, p, n, None, None, "")?;
+                    match dtype.as_str() {
+                        "bf16" => bench.ssd::<bf16>(b, l, h, p, n, None, None, "")?,
+                        "f16" => bench.ssd::<f16>(b, l, h, p, n, None, None, "")?,
+                        _ => bench.ssd::<f32>(b, l, h, p, n, None, None, "")?,
+                    }
                 }
             }
             return Ok(());

@@ -1815,19 +1815,22 @@ fn ssd_chunked_matches_the_oracle() {
     let c = cfg(&mut rng, 2, 100, 132, 64, 1, 64);
     ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto bf16 (b2 h132)");
-    // ... and ssdl there at L >= 1024 (odd L, groups, every option on and random ones).
+    // ... and ssdl there at L >= 128 (1024 until the twenty-first session; odd L, groups,
+    // every option on and random ones).
     let mut t = Tally::default();
     for (l, h, g, p, n) in [
         (1030, 132, 1, 32, 32),
         (1100, 136, 2, 32, 32),
         (1030, 132, 1, 64, 128),
+        (128, 132, 1, 64, 128),
+        (301, 136, 2, 64, 64),
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
         let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
-    t.finish("ssd auto bf16 (b2 h132-136, L >= 1024: ssdl; p64 N128: the LM kernels)");
+    t.finish("ssd auto bf16 (b2 h132-136, L >= 128: ssdl; p64 N128: the LM kernels)");
     // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
     // shape at L800), with every option on and without.
     let mut t = Tally::default();
@@ -1838,14 +1841,18 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
-    // ... and ssdl32 for f32 with >= 2 (batch, head) pairs per SM at L >= 1024 (N 128 with
-    // random options; N 64, two groups, every option on).
+    // ... and ssdl32 for f32 with >= 2 (batch, head) pairs per SM at L >= 128 (N 128 with
+    // random options; N 64, two groups, every option on; L 128 and an odd L under 1024).
     let mut t = Tally::default();
     let c = cfg(&mut rng, 2, 1030, 132, 64, 1, 128);
     ssd_check::<f32>(be, &mut rng, &c, &mut t);
     let c = cfg(&mut rng, 2, 1100, 136, 64, 2, 64).all_options();
     ssd_check::<f32>(be, &mut rng, &c, &mut t);
-    t.finish("ssd auto f32 (b2 h132-136, L >= 1024: ssdl32)");
+    let c = cfg(&mut rng, 2, 128, 132, 64, 1, 128).all_options();
+    ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    let c = cfg(&mut rng, 2, 301, 136, 64, 2, 128);
+    ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    t.finish("ssd auto f32 (b2 h132-136, L >= 128: ssdl32)");
 }
 
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part

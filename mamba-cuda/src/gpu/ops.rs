@@ -833,8 +833,19 @@ struct SsdChunkPlan {
 /// 1024, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
-/// `lm` (the default for bf16 with >= 2 (batch, head) pairs per SM at L >= 1024): `ssdl`,
-/// C B^T per group, chunk states, combine, outputs (`ssdl_plan`, `MAMBA_CUDA_SSDL_FUSE`).
+/// `lm` (the default for bf16 with >= 2 (batch, head) pairs per SM at L >= `SSD_LM_MIN_L`):
+/// `ssdl`, C B^T per group, chunk states, combine, outputs (`ssdl_plan`,
+/// `MAMBA_CUDA_SSDL_FUSE`).
+/// The shortest sequence the SSD's language-model kernels (`ssdl` bf16, `ssdl32` f32) take
+/// by default where there are at least two (batch, head) pairs per SM. 1024 until the
+/// twenty-first session (where they had been measured: L 2048), which left L 64-1023 on the
+/// older chunked forms, 1.8-3.8x slower than the same kernels at that width (H200, b8 h80
+/// p64 N128, two passes, the default against the LM kernels forced: bf16 L128 / 256 / 512 /
+/// 768 / 1000 120 / 234 / 438 / 679 / 899 us against 66 / 88 / 155 / 178 / 240; f32 229 /
+/// 444 / 872-878 / 1306-1310 / 1695-1705 against 130-136 / 183-201 / 297-298 / 410-427 /
+/// 513-538; at L64 level: bf16 65 against 62, f32 120 against 120-124; NOTES.md).
+pub(crate) const SSD_LM_MIN_L: usize = 128;
+
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     let bh = prm.batch as usize * prm.nheads as usize;
     let sms = g.sm_count as usize;
@@ -847,9 +858,11 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         // `auto`, f32 with few (batch, head) pairs at 640 <= L <= 1024: split3 (seed
         // b2 h6 p64 N64 L800: 56 vs 70 us recurrent on the H200, NOTES.md).
         _ if act == dtype::F32 && bh < sms && (640..=1024).contains(&prm.seqlen) => ("ssd3", false),
-        // `auto`, bf16 with >= 2 (batch, head) pairs per SM and L >= 1024: ssdl (LM shape
-        // b8 L2048 h80 p64 N128 on the H200, NOTES.md).
-        _ if act == dtype::BF16 && bh >= 2 * sms && prm.seqlen >= 1024 => ("ssdl", false),
+        // `auto`, bf16 with >= 2 (batch, head) pairs per SM and L >= SSD_LM_MIN_L: ssdl (LM
+        // shape b8 L2048 h80 p64 N128 on the H200, NOTES.md).
+        _ if act == dtype::BF16 && bh >= 2 * sms && prm.seqlen as usize >= SSD_LM_MIN_L => {
+            ("ssdl", false)
+        }
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {

@@ -10,7 +10,7 @@
 //!
 //! `MAMBA_CUDA_SSD_IMPL=lm32` forces it wherever it applies; `MAMBA_CUDA_SSD32=0` never
 //! takes it; by default (`MAMBA_CUDA_SSD_IMPL` unset or `auto`) f32 with at least two
-//! (batch, head) pairs per SM and L >= 1024 takes it. Older forms, by env:
+//! (batch, head) pairs per SM and L >= `ops::SSD_LM_MIN_L` (128) takes it. Older forms, by env:
 //! `MAMBA_CUDA_SSD32_CB=0`: C B^T on the CUDA cores in f64 (`ssdl_cb_f32_q128` of
 //! kernels/ssd_chunk.cu; the same sums). `MAMBA_CUDA_SSD32_HDR=0`: the one-warp-per-header
 //! `ssdl32_hdr`. `MAMBA_CUDA_SSD32_SEQ` (0-6, see `sseq_mode`; default 6): 0 = the chunk
@@ -121,7 +121,7 @@ pub(crate) fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
         return false;
     }
     let bh = prm.batch as usize * prm.nheads as usize;
-    forced || (bh >= 2 * g.sm_count as usize && prm.seqlen >= 1024)
+    forced || (bh >= 2 * g.sm_count as usize && prm.seqlen as usize >= super::ops::SSD_LM_MIN_L)
 }
 
 /// Heads per states block: `MAMBA_CUDA_SSD32_HB` (default 4), halved until it divides
