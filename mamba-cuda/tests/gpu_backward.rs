@@ -1324,19 +1324,27 @@ fn forward_backward_timings() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    for (name, lm) in [("f32", false), ("bf16", true)] {
-        if !run(&format!("scan1 {name} b{lb} d2048 N16 L2048")) {
-            continue;
+    // `MAMBA_GPU_BWD_BENCH_LM_L=l,l,...`: the Mamba-1 LM rows' lengths (default 2048).
+    let lm_l: Vec<usize> = std::env::var("MAMBA_GPU_BWD_BENCH_LM_L")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![2048]);
+    for &ll in &lm_l {
+        for (name, lm) in [("f32", false), ("bf16", true)] {
+            if !run(&format!("scan1 {name} b{lb} d2048 N16 L{ll}")) {
+                continue;
+            }
+            let (f, fb, bw, fs, pair) = if lm {
+                time_scan::<bf16>(be, (lb, 2048, 16, ll))
+            } else {
+                time_scan::<f32>(be, (lb, 2048, 16, ll))
+            };
+            eprintln!(
+                "TIMING scan1 {name} b{lb} d2048 N16 L{ll}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us; \
+                 training pair (saved checkpoints): fwd {fs:.1} us, fwd+bwd {pair:.1} us"
+            );
         }
-        let (f, fb, bw, fs, pair) = if lm {
-            time_scan::<bf16>(be, (lb, 2048, 16, 2048))
-        } else {
-            time_scan::<f32>(be, (lb, 2048, 16, 2048))
-        };
-        eprintln!(
-            "TIMING scan1 {name} b{lb} d2048 N16 L2048: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us; \
-             training pair (saved checkpoints): fwd {fs:.1} us, fwd+bwd {pair:.1} us"
-        );
     }
     for &l in &seed_l {
         for ty in ["f32", "bf16", "f16"] {
