@@ -180,7 +180,7 @@ __device__ __forceinline__ void s1s_fwd(const Scan1Params& p) {
     auto stage_tile = [&](int tile) {
         T* dst = reinterpret_cast<T*>(stages + (tile % S1S_NST) * stage_bytes);
         const int t0 = tile * S1S_TT;
-        if (p.async_copy == 1) {
+        if (sizeof(T) == 4 ? p.async_copy != 0 : p.async_copy == 1) {
             for (int e = tid; e < nrows * CH; e += nthreads) {
                 const int r = e / CH, k = e % CH;
                 bool ok;
@@ -438,7 +438,8 @@ __device__ __forceinline__ void s1s_fwd2(const Scan1Params& p) {
     // Staging: in the 16-byte form thread tid copies chunk column kk = tid % CH of rows
     // tid / CH, + RSTEP, ...; rows: B 0..63, C 0..63 (zero past N), then delta, u, z of
     // the block's channels (zero past cn; z absent: zeros).
-    const bool vec = p.async_copy == 1;
+    // (f32: `async_copy` is 0 or 1; the test on != 0 keeps its code as it was measured.)
+    const bool vec = sizeof(T) == 4 ? p.async_copy != 0 : p.async_copy == 1;
     constexpr bool MB = IL == 6 || IL == 7;  // the mbarrier ring
     constexpr bool SWS = IL >= 7;            // the staging by warps 2, 3
     // The staging threads: all, or (SWS, 4 to 8 warps) the 64 threads of warps 2, 3.
@@ -1041,7 +1042,8 @@ __device__ __forceinline__ void s1s_fwd3(const Scan1Params& p) {
     const int ntiles = (L + S1S_TT - 1) / S1S_TT;
 
     // Helpers: staging sources (as s1s_fwd2, over the NH helper threads), elements.
-    const bool vec = p.async_copy == 1;
+    // (f32: `async_copy` is 0 or 1; the test on != 0 keeps its code as it was measured.)
+    const bool vec = sizeof(T) == 4 ? p.async_copy != 0 : p.async_copy == 1;
     const int kk = helper ? hid % CH : 0, r0 = helper ? hid / CH : 0;
     const int nbr = (64 - r0 + RSTEP - 1) / RSTEP;
     const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
@@ -1319,7 +1321,8 @@ __device__ __forceinline__ void s1s_fwd5(const Scan1Params& p) {
     const T* crow = static_cast<const T*>(p.C) + ((size_t)i * p.c_groups + c0 / (dim / p.c_groups)) * N * (size_t)L + T0;
 
     // Staging of this half's rows by this half's threads (as s1s_fwd2; bounds Ln).
-    const bool vec = p.async_copy == 1;
+    // (f32: `async_copy` is 0 or 1; the test on != 0 keeps its code as it was measured.)
+    const bool vec = sizeof(T) == 4 ? p.async_copy != 0 : p.async_copy == 1;
     const int kk = tid % CH, r0 = tid / CH, RSTEP = nth / CH;
     const int nbr = r0 < 64 ? (64 - r0 + RSTEP - 1) / RSTEP : 0;
     const int nbv = r0 < N ? (min(N, 64) - r0 + RSTEP - 1) / RSTEP : 0;
