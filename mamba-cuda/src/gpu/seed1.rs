@@ -124,7 +124,7 @@ pub(crate) fn wanted(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
 /// The automatic choice, where it was measured faster on the H200 (seed b2 d384 N64):
 /// 32 < N <= 64, its blocks (32 threads per channel, `DEFAULT_CPB` channels per block) in
 /// one wave (at most one per SM: its shared memory allows no more), 16 <= L <= 4096, and
-/// every staged row 16-byte aligned (`staged16`: L a multiple of 4 in f32, of 8 in the
+/// every staged row 16-byte aligned (`staged`: L a multiple of 4 in f32, of 8 in the
 /// 16-bit types), in every type.
 ///
 /// - f32, aligned (sixth session's probe, three passes, the other path with the environment
@@ -155,25 +155,17 @@ fn auto(g: &Gpu, prm: &Scan1Params, act: usize) -> bool {
     let seg = prm.seg as usize;
     let blocks = b * (d / seg) * seg.div_ceil(DEFAULT_CPB);
     let es = if act == 0 { 4 } else { 2 };
-    n > 32 && blocks <= g.sm_count as usize && (16..=4096).contains(&l) && staged16(prm, es)
+    n > 32 && blocks <= g.sm_count as usize && (16..=4096).contains(&l) && staged(prm, es, 16)
 }
 
-/// Whether every row the kernel stages starts 4-byte aligned with 16-bit elements (L even),
-/// so that the staging copies element pairs by 4-byte copies (`async_copy` 2).
-fn staged4(prm: &Scan1Params) -> bool {
-    let a4 = |v: u64| v.is_multiple_of(4);
-    prm.seqlen % 2 == 0
-        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a4(v))
-        && (prm.z == 0 || a4(prm.z))
-}
-
-/// Whether every row the kernel stages (B, C, delta, u, z) starts 16-byte aligned, so that
-/// the staging copies 16 bytes at a time (`es`: the element size).
-fn staged16(prm: &Scan1Params, es: usize) -> bool {
-    let a16 = |v: u64| v.is_multiple_of(16);
-    (prm.seqlen as usize * es).is_multiple_of(16)
-        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a16(v))
-        && (prm.z == 0 || a16(prm.z))
+/// Whether every row the kernel stages (B, C, delta, u, z) starts `align`-byte aligned with
+/// elements of `es` bytes: 16 for the 16-byte copies (`async_copy` 1), 4 for the 16-bit
+/// types' pair copies (`async_copy` 2: L even).
+fn staged(prm: &Scan1Params, es: usize, align: u64) -> bool {
+    let a = |v: u64| v.is_multiple_of(align);
+    a(prm.seqlen as u64 * es as u64)
+        && [prm.u, prm.delta, prm.b, prm.c].iter().all(|&v| a(v))
+        && (prm.z == 0 || a(prm.z))
 }
 
 /// Channels per block of the default form (32 threads per channel): 6, so the seed's 768
@@ -245,9 +237,9 @@ pub(crate) fn launch(g: &Gpu, mut prm: Scan1Params, act: usize, stream: u64) -> 
     // 1: 16-byte copies (every staged row (B, C, delta, u, z) starts 16-byte aligned); 2:
     // 16-bit element pairs by 4-byte copies (rows 4-byte aligned; the default form
     // `s1s_fwd2` only, the other forms stage such rows element by element); 0: elements.
-    prm.async_copy = if staged16(&prm, es) {
+    prm.async_copy = if staged(&prm, es, 16) {
         1
-    } else if es == 2 && staged4(&prm) {
+    } else if es == 2 && staged(&prm, es, 4) {
         2
     } else {
         0
