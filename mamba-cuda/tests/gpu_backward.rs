@@ -635,7 +635,7 @@ fn selective_scan_backward_lm_q4() {
 /// `MAMBA_CUDA_SAVED=1` gives every call with B / C varying and N <= 16 a saving form, so
 /// the shapes above (N 1-16, grouped B / C, L 1 and not multiples of 8, every option) run
 /// it, then a shape in the default region (d 1700 at b5: over 64 channels per SM on an
-/// H200, L >= 1024) without the override. Also the size rule and the buffer checks.
+/// H200, L >= 128) without the override. Also the size rule and the buffer checks.
 #[test]
 fn selective_scan_saved_path() {
     let Some(be) = backend() else { return };
@@ -663,12 +663,30 @@ fn selective_scan_saved_path() {
     let sms = be.device_info().sm_count as usize;
     // SAFETY: only the descriptors' shapes are read.
     let lm = unsafe { be.selective_scan_saved_bytes(&desc(8, 2048, 2048, 16, bf)) }.unwrap();
-    let want = if 8 * 2048 > 64 * sms {
+    let want = if 8 * 2048 >= 30 * sms {
         8 * 2048 * 256 * 64
     } else {
         0
     };
     assert_eq!(lm, want, "saved bytes at the LM shape");
+    // The default region (`ops::SAVED_MIN_L`, twenty-second session): L >= 128; f32 over 64
+    // channels per SM, bf16 from 30; f16 never.
+    for (b, d, l, code) in [
+        (8usize, 2048usize, 128usize, abi::dtype::F32),
+        (8, 2048, 127, abi::dtype::F32),
+        (2, 2048, 512, abi::dtype::F32),
+        (2, 2048, 512, bf),
+        (2, 2048, 100, bf),
+        (1, 1024, 512, bf),
+        (8, 2048, 512, abi::dtype::F16),
+    ] {
+        let per_sm = if code == bf { 30 * sms } else { 64 * sms + 1 };
+        let on = code != abi::dtype::F16 && l >= 128 && b * d >= per_sm;
+        let want = if on { b * d * l.div_ceil(8) * 64 } else { 0 };
+        // SAFETY: as above.
+        let got = unsafe { be.selective_scan_saved_bytes(&desc(b, d, l, 16, code)) }.unwrap();
+        assert_eq!(got, want, "saved bytes at b{b} d{d} L{l} dtype {code}");
+    }
     // SAFETY: as above.
     let seed =
         unsafe { be.selective_scan_saved_bytes(&desc(2, 384, 800, 64, abi::dtype::F32)) }.unwrap();
@@ -712,11 +730,25 @@ fn selective_scan_saved_path() {
     t.finish("selective_scan saved path (MAMBA_CUDA_SAVED=1)");
     std::env::remove_var("MAMBA_CUDA_SAVED");
     if !quick {
-        let big = vec![ScanConfig {
-            b_kind: BcKind::Grouped(4),
-            c_kind: BcKind::Varying,
-            ..ScanConfig::new(5, 1700, 1030, 16).all_options()
-        }];
+        // L 1030 and L 300 over 64 channels per SM (f32 and bf16), and bf16 at 31 channels
+        // per SM (b2 d2048 on an H200; f32 takes the plain pair there).
+        let big = vec![
+            ScanConfig {
+                b_kind: BcKind::Grouped(4),
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(5, 1700, 1030, 16).all_options()
+            },
+            ScanConfig {
+                b_kind: BcKind::Grouped(4),
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(5, 1700, 300, 16).all_options()
+            },
+            ScanConfig {
+                b_kind: BcKind::Varying,
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(2, 2048, 260, 16).all_options()
+            },
+        ];
         let mut t = Tally::default();
         scan_type::<f32>(be, &big, 234, &mut t);
         scan_type::<bf16>(be, &big, 235, &mut t);

@@ -9,7 +9,7 @@
 //! (checkpoints every 8 steps), dB / dC reduce-scattered over a warp's channels by shuffles.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
-//! from L >= 1024 for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
+//! from L >= 128 (`ops::SAVED_MIN_L`) for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
 //! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
 //! default `q4pb` (the `q4*` form with lane-permuted states and one block barrier per tile)
 //! above 64 channels per SM, `w8` below.
@@ -135,14 +135,20 @@ pub(crate) fn wanted(
         // kernel (`w8`): b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2
         // d2048 bf16 966 -> 627 us (`q4h` / `q4s` at b8: bf16 1217 us, f32 1403 us). The
         // default: L >= 1024, bf16 from 30 channels per SM, f32 from 64 (f16: forced only,
-        // not timed; b2 d2048 f32: `bwd_scan1q` 612 us, `w8` 678, `q4s` 940).
+        // not timed; b2 d2048 f32: `bwd_scan1q` 612 us, `w8` 678, `q4s` 940). The length
+        // bound was L >= 1024 until the twenty-second session, which left shorter calls on
+        // the older kernels: H200, d2048 N16, forward + backward, default against this path
+        // forced (`MAMBA_CUDA_BWD_LM=1`), L128 / 256 / 512 / 1000: b8 f32 204 / 350 / 674 /
+        // 1335 us against 146 / 227 / 424 / 829; b8 bf16 208 / 349 / 693 / 1358 against 140
+        // / 205 / 380 / 704; b2 bf16 113 / 164 / 307 / 554 against 86 / 108 / 197 / 386 (b2
+        // f32, below the f32 bound: 76 / 114 / 211 / 400 against 83 / 118 / 221 / 431).
         None => {
             let per_sm = match act {
                 dtype::BF16 => 30,
                 dtype::F32 => 64,
                 _ => return false,
             };
-            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= 1024
+            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= super::ops::SAVED_MIN_L
         }
     }
 }

@@ -310,23 +310,51 @@ fn check_scan1(p: &SelectiveScanDesc, op: &'static str, need_out: bool) -> PResu
     })
 }
 
+/// The shortest sequence the Mamba-1 training pair (saving forward, `q4pbs` backward) and
+/// the many-channel backward (`bwdlm_*`, bwd_lm.rs) take by default (1024 until the
+/// twenty-second session; see `saved_bytes_of` and `bwd_lm::wanted` for the measurements).
+pub(crate) const SAVED_MIN_L: usize = 128;
+
 /// The bytes of saved checkpoints that `selective_scan_forward_saving` writes for this call
 /// and `selective_scan_backward_saved` reads (`lm1_fwd_*_w6ck` / `_w9ck` forward,
 /// `bwdlm_*_q4pbs` backward: (b, ceil(L / 8), d, 16) f32, the state before every eighth
 /// step), or 0 where the call has no saving form (the backward then recomputes the states
-/// itself). Where: B and C varying in time, N <= 16, f32 or bf16, L >= 1024 and more than
+/// itself). Where: B and C varying in time, N <= 16, L >= `SAVED_MIN_L`, f32 with more than
 /// 64 channels per SM (the backward's `q4pb` region, whose own forward pass (phase F) the
-/// saved checkpoints replace). `MAMBA_CUDA_SAVED=1` extends it to every call with B / C
-/// varying and N <= 16 (any type, any size: the tests), `=0` turns it off. Never where the
-/// checkpoints would hold 2^32 floats or more (the saving forward's 32-bit offsets).
+/// saved checkpoints replace), bf16 from 30 channels per SM (where the backward takes
+/// `bwdlm_*` at all: `q4pbs` replaces `w8` there). `MAMBA_CUDA_SAVED=1` extends it to every
+/// call with B / C varying and N <= 16 (any type, any size: the tests), `=0` turns it off.
+/// Never where the checkpoints would hold 2^32 floats or more (the saving forward's 32-bit
+/// offsets).
+///
+/// Until the twenty-second session the default was L >= 1024 and more than 64 channels per
+/// SM in both types (where it had been measured: b8 d2048 L2048). Forward + backward on the
+/// H200, d2048 N16, the default pair against the saving pair (`MAMBA_CUDA_SAVED=1`), us:
+///
+/// | shape | L128 | L256 | L512 | L1000 | L2048 |
+/// |---|---|---|---|---|---|
+/// | b8 f32 (124 ch/SM) | 204 / 119 | 350 / 211 | 674 / 389 | 1335 / 758 | 1606 / 1439 |
+/// | b8 bf16 | 208 / 104 | 349 / 179 | 693 / 329 | 1358 / 602 | 1425 / 1210 |
+/// | b2 bf16 (31 ch/SM) | 113 / 74 | 164 / 107 | 307 / 190 | 554 / 349 | 749 / 684 |
+/// | b2 f32 | 76 / 76 | 114 / 117 | 211 / 211 | 400 / 396 | 762 / 752 |
+///
+/// (b2 f32 is level, so f32 keeps the 64-channel bound; below L128 see `SAVED_MIN_L`.)
 fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
     if x.bg <= 0 || x.cg <= 0 || x.n > 16 {
         return 0;
     }
+    let sms = g.sm_count.max(1) as usize;
     let on = match env_str("MAMBA_CUDA_SAVED").as_deref() {
         Some("0") => false,
         Some("1") => true,
-        _ => x.ai != 2 && x.l >= 1024 && x.b * x.d > 64 * (g.sm_count.max(1) as usize),
+        _ => {
+            x.l >= SAVED_MIN_L
+                && match x.ai {
+                    0 => x.b * x.d > 64 * sms,
+                    1 => x.b * x.d >= 30 * sms,
+                    _ => false,
+                }
+        }
     };
     // The saving forward addresses the checkpoints by 32-bit element offsets: beyond 2^32
     // floats (16 GiB) the plain pair runs (no saving form).
