@@ -6,7 +6,8 @@
 // block owns CB channels of one batch row and of one "segment" (B and C groups constant
 // inside), CB * G threads. Time goes in tiles of TT steps through a ring of NST shared
 // memory stages, filled with cp.async (16-byte copies; rows must be 16-byte aligned: the
-// host sets `async_copy`) or, for unaligned rows, with plain loads, LM_AHEAD tiles ahead of
+// host sets `async_copy`; the `_w` kernels also 4- / 8-byte copies for rows aligned to
+// that) or, for unaligned rows, with plain loads, LM_AHEAD tiles ahead of
 // the tile being computed, so the loads overlap the exponentials.
 // Per tile: B and C columns are converted to f32 into sbc[t][B n.., C n..] (broadcast
 // float4 reads in the step loop); each thread reads its channel's delta, u, z rows
@@ -84,6 +85,18 @@ __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+#endif
+}
+// cp.async of `wb` = 4 or 8 bytes (rows aligned to wb but not to 16: `lm1_fwd_*_w*`).
+__device__ __forceinline__ void lm_cpw(void* dst, const void* src, int wb) {
+#ifdef MAMBA_EMU
+    memcpy(dst, src, wb);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    if (wb == 8)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(src) : "memory");
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
 #endif
 }
 __device__ __forceinline__ void lm_commit() {
@@ -188,7 +201,7 @@ __device__ void lm1_fwd(const Scan1Params& p) {
     float* sy = sbc + LM_TT * 2 * NS;
     float* sdt = sy + CB * YS;  // PREP: dt, then dt * u, [CB][YS]
     float* sdu = sdt + CB * YS;
-    const bool vec = p.async_copy != 0;
+    const bool vec = p.async_copy == 1;  // 4 / 8 (rows aligned to that): the `_w` kernels only
 
     const int i = blockIdx.y;
     const int seg_id = blockIdx.x / p.blocks_per_seg;
@@ -587,7 +600,10 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     float* sdt = sbc + TT * 32;                                      // [CB][YS]: dt, then y
     float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
     float* sred = sdu + CB * YS;                                        // V4: [warps][4][LMW_RCH]
-    const bool vec = p.async_copy != 0;
+    // async_copy: 1 = 16-byte rows (cp.async of 16 bytes); 4 / 8 = rows aligned to 4 / 8
+    // bytes only (cp.async of that size, twenty-second session); 0 = plain loads.
+    const bool vec = p.async_copy == 1;
+    const int wb = p.async_copy >= 4 ? p.async_copy : 0;
 
     const int i = blockIdx.y;
     // CK, V < 9: see the checkpoint store (always true where the host takes the form).
@@ -661,6 +677,33 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const int n = r % N;
                 const T* src = r < N ? gB : gC;
                 if (q < nv) lm_cp16(dst + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * RB + q * 16, src + (size_t)n * L + t0 + q * VEC);
+            }
+        } else if (wb) {
+            // Copies of `per` elements (wb bytes); a tile's last partial copy element-wise.
+            const int per = wb / ES, cpr = TT / per;
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                T* dst = reinterpret_cast<T*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * cpr; idx += nthr) {
+                    const int r = idx / cpr, t = (idx % cpr) * per;
+                    const T* src = rows[a] + (size_t)r * L + t0 + t;
+                    if (t + per <= tn)
+                        lm_cpw(dst + r * TTP + t, src, wb);
+                    else
+                        for (int e = t; e < tn; ++e) dst[r * TTP + e] = src[e - t];
+                }
+            }
+            T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * cpr; idx += nthr) {
+                const int r = idx / cpr, t = (idx % cpr) * per;
+                const int n = r % N;
+                const T* src = (r < N ? gB : gC) + (size_t)n * L + t0 + t;
+                T* d = dst + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t;
+                if (t + per <= tn)
+                    lm_cpw(d, src, wb);
+                else
+                    for (int e = t; e < tn; ++e) d[e - t] = src[e - t];
             }
         } else {
 #pragma unroll

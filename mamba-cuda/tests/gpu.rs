@@ -622,7 +622,7 @@ fn selective_scan_parallel_in_time_matches_the_oracle() {
 /// The kernel for many channels (`lm1_fwd`, kernels/scan1_lm.cu) forced on
 /// (`MAMBA_CUDA_SCAN1_LM=1`) in its block shapes (threads per channel, channels per
 /// block): channel counts not a multiple of the block, L not a multiple of its 32-step
-/// tile and not of 4 or 8 (plain loads instead of cp.async), N under 8, between 8 and 16
+/// tile and not of 4 or 8 (4- / 8-byte cp.async in the `_w` kernels, else plain loads), N under 8, between 8 and 16
 /// and 16, B/C groups, every option on and off, every storage type. Calls it does not
 /// support (time-invariant B or C, N > 16) go to the older kernels and are compared too.
 #[test]
@@ -764,6 +764,11 @@ fn selective_scan_lm_path_matches_the_oracle() {
             all(3, 24, 1, 16, Bc::Varying, Bc::Varying),
             all(2, 64, 264, 8, Bc::Grouped(4), Bc::Grouped(2)),
             all(1, 20, 200, 9, Bc::Varying, Bc::Varying),
+            // Rows aligned to 8 / 4 bytes only (the `_w` kernels' 8- / 4-byte copies): f32
+            // L102 8, L93 4; bf16 / f16 L92 8, L102 4, L93 plain loads.
+            all(2, 100, 102, 16, Bc::Varying, Bc::Grouped(2)),
+            all(1, 70, 92, 16, Bc::Varying, Bc::Varying),
+            all(1, 50, 93, 11, Bc::Varying, Bc::Varying),
             ScanCfg {
                 softplus: false,
                 bias: false,
@@ -827,10 +832,12 @@ fn selective_scan_lm_path_matches_the_oracle() {
     let defaults = if forms.is_some() && std::env::var("MAMBA_GPU_LM1_DEFAULTS").is_err() {
         0
     } else {
-        7
+        9
     };
     for c in [
         all(2, 512, 256, 16, Bc::Varying, Bc::Varying),
+        all(4, 3200, 262, 16, Bc::Varying, Bc::Varying),
+        all(4, 3200, 261, 16, Bc::Varying, Bc::Varying),
         all(1, 2048, 64, 16, Bc::Varying, Bc::Varying),
         all(4, 3200, 260, 16, Bc::Varying, Bc::Varying),
         ScanCfg {
@@ -2591,6 +2598,59 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
     t32.finish("ssd ssdq f32");
     t16.finish("ssd ssdq bf16");
     th.finish("ssd ssdq f16");
+}
+
+/// The SSD forward past `ssdz`'s 1024 steps in segments of `ssdz` calls, the state carried
+/// between them through scratch (src/gpu/seed.rs `ssdz_segments`, twenty-second session):
+/// f32 by default, the 16-bit types with `MAMBA_CUDA_SSDZ_SEG=1`. Lengths one step past a
+/// segment, odd lengths (last segment shorter, not a multiple of 4), two to five segments,
+/// groups, p / N below 64; every option on and off (the caller's initial state into the
+/// first segment, the final state out of the last). Then `MAMBA_CUDA_SSDZ_SEG=0` (the other
+/// forms) at one length.
+#[test]
+fn ssd_ssdz_segments_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(41);
+    std::env::remove_var("MAMBA_CUDA_SSDZ");
+    std::env::remove_var("MAMBA_CUDA_SSDZ_SEG");
+    let shapes = [
+        (2, 1025, 6, 64, 1, 64),
+        (2, 2048, 6, 64, 1, 64),
+        (1, 1501, 4, 64, 2, 64),
+        (2, 3001, 6, 48, 3, 40),
+        (1, 4100, 2, 64, 1, 64),
+    ];
+    let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let quick = quick();
+    for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
+        if quick && si > 1 {
+            continue;
+        }
+        let c = shape_ssd_cfg(&mut rng, b, l, h, p, g, n);
+        let none = SsdCfg {
+            d: 0,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            limit: None,
+            ..c
+        };
+        for cfg in [c, c.all_options(), none] {
+            ssd_check::<f32>(be, &mut rng, &cfg, &mut t32);
+        }
+        std::env::set_var("MAMBA_CUDA_SSDZ_SEG", "1");
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+        ssd_check::<bf16>(be, &mut rng, &c.all_options(), &mut t16);
+        ssd_check::<f16>(be, &mut rng, &c.all_options(), &mut t16);
+        std::env::set_var("MAMBA_CUDA_SSDZ_SEG", "0");
+        if si == 0 {
+            ssd_check::<f32>(be, &mut rng, &c.all_options(), &mut t32);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSDZ_SEG");
+    }
+    t32.finish("ssd ssdz segments f32");
+    t16.finish("ssd ssdz segments bf16 / f16");
 }
 
 /// `ssdz_*` (kernels/ssd_seed3.cu, `MAMBA_CUDA_SSDZ=1`): the chunked SSD forward in one

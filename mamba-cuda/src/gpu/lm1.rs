@@ -134,6 +134,19 @@ fn launch_params(
         && [base.u, base.delta, base.z, base.b, base.c, base.out]
             .iter()
             .all(|p| p.is_multiple_of(16));
+    // Rows aligned to 8 or 4 bytes only (f32 at L not a multiple of 4, the 16-bit types at
+    // even L not a multiple of 8): the `_w` kernels stage them with cp.async of that size
+    // (`async_copy` 8 / 4; the other kernels take plain loads there). Before the twenty-
+    // second session every such row went through plain loads: H200, b8 d2048 N16, f32
+    // L2046 / 2047 709-711 us against 330 at L2048 (NOTES.md). `MAMBA_CUDA_SCAN1_LM_CPW=0`:
+    // plain loads.
+    let staged = [base.u, base.delta, base.z, base.b, base.c];
+    let small = [8usize, 4]
+        .into_iter()
+        .find(|&w| {
+            (c.l * es).is_multiple_of(w) && staged.iter().all(|p| p.is_multiple_of(w as u64))
+        })
+        .filter(|_| env_usize("MAMBA_CUDA_SCAN1_LM_CPW") != Some(0));
     let bps = c.seg.div_ceil(cb);
     let mut p = *base;
     p.cb = cb as i32;
@@ -141,7 +154,11 @@ fn launch_params(
     p.blocks_per_seg = bps as i32;
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
-    p.async_copy = aligned as i32;
+    p.async_copy = if aligned {
+        1
+    } else {
+        small.unwrap_or(0) as i32
+    };
     (p, bps)
 }
 

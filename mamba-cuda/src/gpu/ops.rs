@@ -1776,6 +1776,9 @@ pub(crate) fn ssd_dispatch(g: &Gpu, mut prm: SsdParams, act: u32, stream: u64) -
 
 fn ssd_dispatch_one(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PResult<()> {
     const OP: &str = "ssd";
+    if let Some(seg) = super::seed::ssdz_segments(g, &prm, act == dtype::F32) {
+        return super::seed::ssdz_segmented_launch(g, prm, suffix(act, OP)?, seg, stream);
+    }
     if super::seed::ssdr_wanted(g, &prm, act == dtype::F32) {
         return super::seed::ssdr_launch(g, prm, suffix(act, OP)?, stream);
     }

@@ -430,6 +430,91 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<(
     )
 }
 
+/// Beyond `ssdz`'s 1024 steps: the sequence in K = ceil(L / 1024) segments of equal length
+/// (rounded up to 4 steps; the last one shorter), each one `ssdz` call over its rows (the
+/// tensors' time strides make a segment a pointer offset), the state passed from one to the
+/// next through f32 scratch (two buffers, alternating), the caller's initial state into the
+/// first and its final state out of the last. Exact: the recurrence carried across a
+/// segment boundary is the same recurrence. The segment length where the call takes this
+/// form, else `None`: `MAMBA_CUDA_SSDZ_SEG=1` wherever `ssdz` applies to the segments, `=0`
+/// never; by default f32 where `ssdz` would take a call of the segment's length
+/// (`ssdz_wanted`: the seed region). H200, f32 b2 h6 p64 N64 forward, twenty-second session
+/// (NOTES.md): not yet measured.
+pub(crate) fn ssdz_segments(g: &Gpu, prm: &SsdParams, f32: bool) -> Option<usize> {
+    let cap = SSDZ_CL * SSDZ_QMAX;
+    let l = prm.seqlen.max(0) as usize;
+    if l <= cap {
+        return None;
+    }
+    let k = l.div_ceil(cap);
+    let seg = l.div_ceil(k).div_ceil(4) * 4;
+    let mut q = *prm;
+    q.seqlen = seg as i32;
+    if seg > cap || (k - 1) * seg >= l || !ssdz_applies(&q) {
+        return None;
+    }
+    match env_str("MAMBA_CUDA_SSDZ_SEG").as_deref() {
+        Some("0") => None,
+        Some("1") => Some(seg),
+        _ => (f32 && ssdz_wanted(g, &q, f32)).then_some(seg),
+    }
+}
+
+/// Runs `ssdz` segment by segment (`ssdz_segments` gave `seg`; the caller copied an
+/// initial state that overlaps the final one).
+pub(crate) fn ssdz_segmented_launch(
+    g: &Gpu,
+    prm: SsdParams,
+    sfx: &str,
+    seg: usize,
+    stream: u64,
+) -> PResult<()> {
+    let l = prm.seqlen as usize;
+    let k = l.div_ceil(seg);
+    let es = match sfx {
+        "f32" => 4,
+        _ => 2,
+    } as u64;
+    let state =
+        (prm.batch as usize * prm.nheads as usize * prm.headdim as usize) * prm.dstate as usize * 4;
+    let bufs = if k > 1 {
+        g.alloc_async(2 * state.div_ceil(256) * 256, stream)?
+    } else {
+        0
+    };
+    let buf = |i: usize| bufs + (i % 2 * state.div_ceil(256) * 256) as u64;
+    let res = (|| {
+        for i in 0..k {
+            let t0 = (i * seg) as i64;
+            let len = seg.min(l - i * seg);
+            let off = |base: u64, st: i64| {
+                if base == 0 {
+                    0
+                } else {
+                    base.wrapping_add((t0 * st) as u64 * es)
+                }
+            };
+            let mut q = prm;
+            q.seqlen = len as i32;
+            q.x = off(prm.x, prm.x_st);
+            q.dt = off(prm.dt, prm.dt_st);
+            q.b = off(prm.b, prm.b_st);
+            q.c = off(prm.c, prm.c_st);
+            q.z = off(prm.z, prm.z_st);
+            q.out = off(prm.out, prm.out_st);
+            q.init = if i == 0 { prm.init } else { buf(i - 1) };
+            q.final_states = if i + 1 == k { prm.final_states } else { buf(i) };
+            ssdz_launch(g, q, sfx, stream)?;
+        }
+        Ok(())
+    })();
+    if bufs != 0 {
+        let fr = g.free_async(bufs, stream);
+        return res.and(fr);
+    }
+    res
+}
+
 /// Launches `ssdr_*` (the caller checked `ssdr_wanted`).
 pub(crate) fn ssdr_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<()> {
     if ssdz_wanted(g, &prm, sfx == "f32") {
