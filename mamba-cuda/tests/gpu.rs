@@ -1860,6 +1860,22 @@ fn ssd_chunked_matches_the_oracle() {
     let c = cfg(&mut rng, 2, 301, 136, 64, 2, 128);
     ssd_check::<f32>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto f32 (b2 h132-136, L >= 128: ssdl32)");
+    // ... and, since the twenty-second session, at fewer (batch, head) pairs wherever the
+    // seed forms do not take the call (b2 h24; the seed width past 1024 steps in bf16).
+    let mut t = Tally::default();
+    for (b, l, h, g, p, n) in [
+        (2, 512, 24, 1, 64, 64),
+        (2, 1030, 24, 2, 64, 128),
+        (2, 1500, 6, 1, 64, 64),
+    ] {
+        let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto f32 / bf16 (b2 h6-24: ssdl32 / ssdl, f32 L1500 h6: ssdz segments)");
 }
 
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part

@@ -635,7 +635,7 @@ fn selective_scan_backward_lm_q4() {
 /// `MAMBA_CUDA_SAVED=1` gives every call with B / C varying and N <= 16 a saving form, so
 /// the shapes above (N 1-16, grouped B / C, L 1 and not multiples of 8, every option) run
 /// it, then a shape in the default region (d 1700 at b5: over 64 channels per SM on an
-/// H200, L >= 128) without the override. Also the size rule and the buffer checks.
+/// H200, L >= 32) without the override. Also the size rule and the buffer checks.
 #[test]
 fn selective_scan_saved_path() {
     let Some(be) = backend() else { return };
@@ -669,19 +669,20 @@ fn selective_scan_saved_path() {
         0
     };
     assert_eq!(lm, want, "saved bytes at the LM shape");
-    // The default region (`ops::SAVED_MIN_L`, twenty-second session): L >= 128; f32 over 64
+    // The default region (`ops::SAVED_MIN_L`, twenty-second session): L >= 32; f32 from 60
     // channels per SM, bf16 from 30; f16 never.
     for (b, d, l, code) in [
-        (8usize, 2048usize, 128usize, abi::dtype::F32),
-        (8, 2048, 127, abi::dtype::F32),
+        (8usize, 2048usize, 32usize, abi::dtype::F32),
+        (8, 2048, 31, abi::dtype::F32),
+        (4, 2048, 128, abi::dtype::F32),
         (2, 2048, 512, abi::dtype::F32),
         (2, 2048, 512, bf),
-        (2, 2048, 100, bf),
+        (2, 2048, 31, bf),
         (1, 1024, 512, bf),
         (8, 2048, 512, abi::dtype::F16),
     ] {
-        let per_sm = if code == bf { 30 * sms } else { 64 * sms + 1 };
-        let on = code != abi::dtype::F16 && l >= 128 && b * d >= per_sm;
+        let per_sm = if code == bf { 30 * sms } else { 60 * sms };
+        let on = code != abi::dtype::F16 && l >= 32 && b * d >= per_sm;
         let want = if on { b * d * l.div_ceil(8) * 64 } else { 0 };
         // SAFETY: as above.
         let got = unsafe { be.selective_scan_saved_bytes(&desc(b, d, l, 16, code)) }.unwrap();
@@ -730,8 +731,8 @@ fn selective_scan_saved_path() {
     t.finish("selective_scan saved path (MAMBA_CUDA_SAVED=1)");
     std::env::remove_var("MAMBA_CUDA_SAVED");
     if !quick {
-        // L 1030 and L 300 over 64 channels per SM (f32 and bf16), and bf16 at 31 channels
-        // per SM (b2 d2048 on an H200; f32 takes the plain pair there).
+        // L 1030 and L 300 over 64 channels per SM (f32 and bf16), bf16 at 31 channels per
+        // SM (b2 d2048 on an H200; f32 takes the plain pair there), f32 at 62, and L 40.
         let big = vec![
             ScanConfig {
                 b_kind: BcKind::Grouped(4),
@@ -747,6 +748,17 @@ fn selective_scan_saved_path() {
                 b_kind: BcKind::Varying,
                 c_kind: BcKind::Varying,
                 ..ScanConfig::new(2, 2048, 260, 16).all_options()
+            },
+            // f32 from 60 channels per SM (b4 d2048: 62 on an H200), and L 40.
+            ScanConfig {
+                b_kind: BcKind::Varying,
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(4, 2048, 200, 16).all_options()
+            },
+            ScanConfig {
+                b_kind: BcKind::Varying,
+                c_kind: BcKind::Grouped(2),
+                ..ScanConfig::new(5, 1700, 40, 16).all_options()
             },
         ];
         let mut t = Tally::default();

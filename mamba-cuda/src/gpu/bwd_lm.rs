@@ -9,7 +9,7 @@
 //! (checkpoints every 8 steps), dB / dC reduce-scattered over a warp's channels by shuffles.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
-//! from L >= 128 (`ops::SAVED_MIN_L`) for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
+//! from L >= 128 (`ops::BWD_LM_MIN_L`) for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
 //! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
 //! default `q4pb` (the `q4*` form with lane-permuted states and one block barrier per tile)
 //! above 64 channels per SM, `w8` below.
@@ -148,7 +148,7 @@ pub(crate) fn wanted(
                 dtype::F32 => 64,
                 _ => return false,
             };
-            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= super::ops::SAVED_MIN_L
+            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= super::ops::BWD_LM_MIN_L
         }
     }
 }

@@ -138,8 +138,11 @@ fn launch_params(
     // even L not a multiple of 8): the `_w` kernels stage them with cp.async of that size
     // (`async_copy` 8 / 4; the other kernels take plain loads there). Before the twenty-
     // second session every such row went through plain loads: H200, b8 d2048 N16, f32
-    // L2046 / 2047 709-711 us against 330 at L2048 (NOTES.md). `MAMBA_CUDA_SCAN1_LM_CPW=0`:
-    // plain loads.
+    // L2046 / 2047 709-711 us against 330 at L2048 (NOTES.md). With the small copies (H200,
+    // b8 d2048 N16 forward, against `MAMBA_CUDA_SCAN1_LM_CPW=0`, the plain loads): f32 L1002
+    // (8-byte rows) 256 us against 371, L2046 (8) 494 against 724, L2047 (4) 637 against
+    // 725; bf16 L1002 (4) 238 against 328, L2044 (8) 395 against 645, L2046 (4) 468 against
+    // 644, L2047 (2-byte rows: plain loads) 644. Still 1.3-2x the aligned length's time.
     let staged = [base.u, base.delta, base.z, base.b, base.c];
     let small = [8usize, 4]
         .into_iter()

@@ -310,19 +310,20 @@ fn check_scan1(p: &SelectiveScanDesc, op: &'static str, need_out: bool) -> PResu
     })
 }
 
-/// The shortest sequence the Mamba-1 training pair (saving forward, `q4pbs` backward) and
-/// the many-channel backward (`bwdlm_*`, bwd_lm.rs) take by default (1024 until the
-/// twenty-second session; see `saved_bytes_of` and `bwd_lm::wanted` for the measurements).
-pub(crate) const SAVED_MIN_L: usize = 128;
+/// The shortest sequence the Mamba-1 training pair (saving forward, `q4pbs` backward) takes
+/// by default (1024 until the twenty-second session; see `saved_bytes_of`).
+pub(crate) const SAVED_MIN_L: usize = 32;
+/// The shortest sequence the many-channel backward (`bwdlm_*`, bwd_lm.rs) takes by default
+/// (1024 until the twenty-second session; see `bwd_lm::wanted`).
+pub(crate) const BWD_LM_MIN_L: usize = 128;
 
 /// The bytes of saved checkpoints that `selective_scan_forward_saving` writes for this call
 /// and `selective_scan_backward_saved` reads (`lm1_fwd_*_w6ck` / `_w9ck` forward,
 /// `bwdlm_*_q4pbs` backward: (b, ceil(L / 8), d, 16) f32, the state before every eighth
 /// step), or 0 where the call has no saving form (the backward then recomputes the states
-/// itself). Where: B and C varying in time, N <= 16, L >= `SAVED_MIN_L`, f32 with more than
-/// 64 channels per SM (the backward's `q4pb` region, whose own forward pass (phase F) the
-/// saved checkpoints replace), bf16 from 30 channels per SM (where the backward takes
-/// `bwdlm_*` at all: `q4pbs` replaces `w8` there). `MAMBA_CUDA_SAVED=1` extends it to every
+/// itself). Where: B and C varying in time, N <= 16, L >= `SAVED_MIN_L`, f32 from 60
+/// channels per SM, bf16 from 30 (where the backward takes `bwdlm_*` at all: `q4pbs`
+/// replaces `w8` there). `MAMBA_CUDA_SAVED=1` extends it to every
 /// call with B / C varying and N <= 16 (any type, any size: the tests), `=0` turns it off.
 /// Never where the checkpoints would hold 2^32 floats or more (the saving forward's 32-bit
 /// offsets).
@@ -337,8 +338,10 @@ pub(crate) const SAVED_MIN_L: usize = 128;
 /// | b8 bf16 | 208 / 104 | 349 / 179 | 693 / 329 | 1358 / 602 | 1425 / 1210 |
 /// | b2 bf16 (31 ch/SM) | 113 / 74 | 164 / 107 | 307 / 190 | 554 / 349 | 749 / 684 |
 /// | b2 f32 | 76 / 76 | 114 / 117 | 211 / 211 | 400 / 396 | 762 / 752 |
+/// | b4 f32 (62 ch/SM) | 146 / 85 | | 378 / 268 | | |
 ///
-/// (b2 f32 is level, so f32 keeps the 64-channel bound; below L128 see `SAVED_MIN_L`.)
+/// b2 f32 is level, so f32 starts at 60 channels per SM. Shorter, b8: L32 / L64 f32 72 / 111
+/// against 53 / 75, bf16 71 / 112 against 51 / 67 (L16 not timed).
 fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
     if x.bg <= 0 || x.cg <= 0 || x.n > 16 {
         return 0;
@@ -350,7 +353,7 @@ fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
         _ => {
             x.l >= SAVED_MIN_L
                 && match x.ai {
-                    0 => x.b * x.d > 64 * sms,
+                    0 => x.b * x.d >= 60 * sms,
                     1 => x.b * x.d >= 30 * sms,
                     _ => false,
                 }
@@ -861,7 +864,8 @@ struct SsdChunkPlan {
 /// 1024, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
-/// `lm` (the default for bf16 with >= 2 (batch, head) pairs per SM at L >= `SSD_LM_MIN_L`):
+/// `lm` (the default for bf16 at L >= `SSD_LM_MIN_L` where `ssdz` and the seed kernel do not
+/// take the call):
 /// `ssdl`, C B^T per group, chunk states, combine, outputs (`ssdl_plan`,
 /// `MAMBA_CUDA_SSDL_FUSE`).
 /// The shortest sequence the SSD's language-model kernels (`ssdl` bf16, `ssdl32` f32) take
@@ -886,11 +890,16 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         // `auto`, f32 with few (batch, head) pairs at 640 <= L <= 1024: split3 (seed
         // b2 h6 p64 N64 L800: 56 vs 70 us recurrent on the H200, NOTES.md).
         _ if act == dtype::F32 && bh < sms && (640..=1024).contains(&prm.seqlen) => ("ssd3", false),
-        // `auto`, bf16 with >= 2 (batch, head) pairs per SM and L >= SSD_LM_MIN_L: ssdl (LM
-        // shape b8 L2048 h80 p64 N128 on the H200, NOTES.md).
-        _ if act == dtype::BF16 && bh >= 2 * sms && prm.seqlen as usize >= SSD_LM_MIN_L => {
-            ("ssdl", false)
-        }
+        // `auto`, bf16 at L >= SSD_LM_MIN_L: ssdl (LM shape b8 L2048 h80 p64 N128 on the
+        // H200, NOTES.md). Until the twenty-second session only with >= 2 (batch, head) pairs
+        // per SM; fewer pairs went to the recurrent kernels wherever `ssdz` and the seed kernel
+        // (checked before this, ops.rs `ssd_dispatch_one`) do not take the call, 2.5-5x
+        // slower (H200, p64 N64, default against `MAMBA_CUDA_SSD_IMPL=lm`: b2 h24 L512 / 2048
+        // / 4096 106 / 283 / 530 us against 43 / 74 / 133; b4 h24 179 / 647 / 1199 against 49 /
+        // 129 / 233; b2 h80 262 / 920 / 1796 against 71 / 214 / 379; the seed width b2 h6 past
+        // `ssdz`'s 1024 steps, L 1500 / 2048 / 4096 / 8192: 95 / 108 / 160 / 284 against 41 /
+        // 43 / 50 / 80).
+        _ if act == dtype::BF16 && prm.seqlen as usize >= SSD_LM_MIN_L => ("ssdl", false),
         _ => ("ssdm", false),
     };
     if act != dtype::F32 && act != dtype::BF16 {

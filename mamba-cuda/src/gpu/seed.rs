@@ -438,8 +438,11 @@ fn ssdz_launch(g: &Gpu, mut prm: SsdParams, sfx: &str, stream: u64) -> PResult<(
 /// segment boundary is the same recurrence. The segment length where the call takes this
 /// form, else `None`: `MAMBA_CUDA_SSDZ_SEG=1` wherever `ssdz` applies to the segments, `=0`
 /// never; by default f32 where `ssdz` would take a call of the segment's length
-/// (`ssdz_wanted`: the seed region). H200, f32 b2 h6 p64 N64 forward, twenty-second session
-/// (NOTES.md): not yet measured.
+/// (`ssdz_wanted`: the seed region). H200, f32 b2 h6 p64 N64 forward, twenty-second session,
+/// against `MAMBA_CUDA_SSDZ_SEG=0` (`ssdq` / the recurrent kernels): L 1025 / 1500 / 2048 /
+/// 4096 / 8192 35 / 42 / 48 / 90 / 179 us against 49 / 64 / 84 / 156 / 320; b1 L2048 46
+/// against 68. bf16 stays on `ssdl` there (41 / 41 / 43 / 50 / 80 us against 38 / 43 / 50 /
+/// 93 / 183 in segments).
 pub(crate) fn ssdz_segments(g: &Gpu, prm: &SsdParams, f32: bool) -> Option<usize> {
     let cap = SSDZ_CL * SSDZ_QMAX;
     let l = prm.seqlen.max(0) as usize;

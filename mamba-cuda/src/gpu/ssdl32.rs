@@ -120,8 +120,18 @@ pub(crate) fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     {
         return false;
     }
+    // By default at L >= SSD_LM_MIN_L wherever the forms checked before it (`ssdz` and its
+    // segments, `ssdq`, the seed kernel: ops.rs `ssd_dispatch_one`) do not take the call,
+    // except split3's region (f32, fewer (batch, head) pairs than SMs, 640 <= L <= 1024: not
+    // timed against it). Until the twenty-second session only with >= 2 pairs per SM; fewer
+    // went to the recurrent kernels, 1.2-4x slower (H200, p64 N64, default against
+    // `MAMBA_CUDA_SSD_IMPL=lm32`: b2 h24 L512 / 2048 / 4096 116 / 308 / 571 us against 93 /
+    // 164 / 254; b4 h24 191 / 716 / 1333 against 103 / 202 / 345; b2 h80 290 / 1032 / 2015
+    // against 123 / 273 / 484).
     let bh = prm.batch as usize * prm.nheads as usize;
-    forced || (bh >= 2 * g.sm_count as usize && prm.seqlen as usize >= super::ops::SSD_LM_MIN_L)
+    let sms = g.sm_count as usize;
+    let split3 = bh < sms && (640..=1024).contains(&prm.seqlen);
+    forced || (!split3 && prm.seqlen as usize >= super::ops::SSD_LM_MIN_L)
 }
 
 /// Heads per states block: `MAMBA_CUDA_SSD32_HB` (default 4), halved until it divides
