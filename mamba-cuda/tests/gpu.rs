@@ -1396,6 +1396,20 @@ fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Ta
 impl SsdCfg {
     /// Every option on: D per channel, z, dt_bias, initial states, softplus and a clamping
     /// dt limit (seq_idx as it was).
+    /// Every option off (D, z, dt_bias, initial states, softplus, dt limits); seq_idx as it
+    /// is.
+    fn no_options(self) -> Self {
+        SsdCfg {
+            d: 0,
+            z: false,
+            bias: false,
+            init: false,
+            softplus: false,
+            limit: None,
+            ..self
+        }
+    }
+
     fn all_options(self) -> Self {
         SsdCfg {
             d: 2,
@@ -2052,15 +2066,7 @@ fn ssd_seed_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
         let all = c.all_options();
         ssd_check::<f32>(be, &mut rng, &all, &mut t32);
-        let none = SsdCfg {
-            d: 0,
-            z: false,
-            bias: false,
-            init: false,
-            softplus: false,
-            limit: None,
-            ..c
-        };
+        let none = c.no_options();
         ssd_check::<f32>(be, &mut rng, &none, &mut t32);
         ssd_check::<f16>(be, &mut rng, &c, &mut th);
     }
@@ -2183,14 +2189,8 @@ fn ssd_recurrent_blocks_match_the_oracle() {
                 };
                 ssd_check::<f32>(be, &mut rng, &all, &mut t32);
                 let none = SsdCfg {
-                    d: 0,
-                    z: false,
-                    bias: false,
-                    init: false,
                     seq: false,
-                    softplus: false,
-                    limit: None,
-                    ..c
+                    ..c.no_options()
                 };
                 ssd_check::<f32>(be, &mut rng, &none, &mut t32);
                 ssd_check::<f16>(be, &mut rng, &c, &mut th);
@@ -2370,14 +2370,8 @@ fn ssd_recurrent_blocks_r_match_the_oracle() {
             };
             ssd_check::<f32>(be, &mut rng, &all, &mut t32);
             let none = SsdCfg {
-                d: 0,
-                z: false,
-                bias: false,
-                init: false,
                 seq: false,
-                softplus: false,
-                limit: None,
-                ..c
+                ..c.no_options()
             };
             ssd_check::<f32>(be, &mut rng, &none, &mut t32);
             ssd_check::<f16>(be, &mut rng, &c, &mut th);
@@ -2513,14 +2507,8 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
             };
             ssd_check::<f32>(be, &mut rng, &all, &mut t32);
             let none = SsdCfg {
-                d: 0,
-                z: false,
-                bias: false,
-                init: false,
                 seq: false,
-                softplus: false,
-                limit: None,
-                ..c
+                ..c.no_options()
             };
             ssd_check::<f32>(be, &mut rng, &none, &mut t32);
             ssd_check::<f16>(be, &mut rng, &c, &mut th);
@@ -2643,15 +2631,7 @@ fn ssd_ssdz_segments_match_the_oracle() {
             continue;
         }
         let c = shape_ssd_cfg(&mut rng, b, l, h, p, g, n);
-        let none = SsdCfg {
-            d: 0,
-            z: false,
-            bias: false,
-            init: false,
-            softplus: false,
-            limit: None,
-            ..c
-        };
+        let none = c.no_options();
         for cfg in [c, c.all_options(), none] {
             ssd_check::<f32>(be, &mut rng, &cfg, &mut t32);
         }
@@ -2719,15 +2699,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
         ssd_check::<f32>(be, &mut rng, &c, &mut t32);
         let all = c.all_options();
         ssd_check::<f32>(be, &mut rng, &all, &mut t32);
-        let none = SsdCfg {
-            d: 0,
-            z: false,
-            bias: false,
-            init: false,
-            softplus: false,
-            limit: None,
-            ..c
-        };
+        let none = c.no_options();
         ssd_check::<f32>(be, &mut rng, &none, &mut t32);
         let d1 = SsdCfg {
             d: 1,
