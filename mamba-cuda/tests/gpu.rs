@@ -1852,8 +1852,8 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto bf16 (b2 h132-136, L >= 128: ssdl; p64 N128: the LM kernels)");
-    // ... and split3 for f32 with few (batch, head) pairs at 640 <= L <= 1024 (the seed
-    // shape at L800), with every option on and without.
+    // ... and the seed shape at 640 <= L <= 1024 in f32 (split3 once; `ssdz` since the
+    // eleventh session), with every option on and without.
     let mut t = Tally::default();
     for l in [640, 800, 1024] {
         let c = cfg(&mut rng, 2, l, 6, 64, 1, 64);
@@ -1861,7 +1861,7 @@ fn ssd_chunked_matches_the_oracle() {
         let c = cfg(&mut rng, 2, l, 6, 64, 1, 64).all_options();
         ssd_check::<f32>(be, &mut rng, &c, &mut t);
     }
-    t.finish("ssd auto f32 (b2 h6, L 640-1024: split3)");
+    t.finish("ssd auto f32 (b2 h6, L 640-1024)");
     // ... and ssdl32 for f32 with >= 2 (batch, head) pairs per SM at L >= 128 (N 128 with
     // random options; N 64, two groups, every option on; L 128 and an odd L under 1024).
     let mut t = Tally::default();
@@ -1890,6 +1890,33 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto f32 / bf16 (b2 h6-24: ssdl32 / ssdl, f32 L1500 h6: ssdz segments)");
+    // ... and the twenty-third session's rules: f32 from 16 (batch, head) pairs takes ssdl32
+    // in split3's old region too (b2 h24 L700, b1 h16 N128 L800); fewer pairs at N128 keep
+    // split3 (L800) or the recurrent kernels (L300); N 16 at the seed width takes the seed
+    // kernel instead of `ssdr`; bf16 past one wave of the seed kernel's blocks takes ssdl
+    // (b2 h12 L400: 312 blocks), within it the seed kernel (L300: 240), f16 the seed kernel.
+    let mut t = Tally::default();
+    for (b, l, h, g, p, n) in [
+        (2, 700, 24, 1, 64, 64),
+        (1, 800, 16, 2, 64, 128),
+        (2, 800, 6, 1, 64, 128),
+        (2, 300, 6, 1, 64, 128),
+        (2, 400, 6, 1, 64, 16),
+    ] {
+        let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        ssd_check::<f32>(be, &mut rng, &c, &mut t);
+    }
+    for l in [300, 400] {
+        let c = cfg(&mut rng, 2, l, 12, 64, 1, 64).all_options();
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        ssd_check::<f16>(be, &mut rng, &c, &mut t);
+        let c = cfg(&mut rng, 2, l, 12, 64, 1, 64);
+        ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        ssd_check::<f16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto (twenty-third session: ssdl32 from 16 pairs, N 16 / 128 seeds, bf16 ssdl past one seed wave)");
 }
 
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part

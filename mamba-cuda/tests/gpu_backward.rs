@@ -546,8 +546,8 @@ fn scanlm_configs(rng: &mut Rng) -> Vec<ScanConfig> {
 
 /// `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`) on the shapes above (few channels: the `w8`
 /// form), then the default choice at a shape with many channels (the path's default rule:
-/// L >= 1024, bf16 from 30 channels per SM, f32 from 64; above 64 channels per SM, as
-/// here on an H200, the `q4h` / `q4s` form).
+/// any L, bf16 and f16 from 30 channels per SM, f32 from 64; above 64 channels per SM, as
+/// here on an H200, the `q4pb` form).
 #[test]
 fn selective_scan_backward_lm_path() {
     let Some(be) = backend() else { return };
@@ -570,7 +570,7 @@ fn selective_scan_backward_lm_path() {
         c_kind: BcKind::Varying,
         ..ScanConfig::new(b, d, l, 16).all_options()
     };
-    // Above the default rule for f32 and bf16 (64 channels per SM, L >= 1024) on an H200
+    // Above the default rule for every type (64 channels per SM) on an H200
     // (132 SMs): d not a multiple of the block, L not a multiple of the tile.
     let cfgs = vec![ScanConfig {
         b_kind: BcKind::Grouped(4),
@@ -579,6 +579,15 @@ fn selective_scan_backward_lm_path() {
     let mut t = Tally::default();
     scan_type::<f32>(be, &cfgs, 211, &mut t);
     scan_type::<bf16>(be, &cfgs, 212, &mut t);
+    // f16, and short L (the default for f16 and below L 128 since the twenty-third session).
+    scan_type::<f16>(be, &cfgs, 213, &mut t);
+    let short = vec![ScanConfig {
+        b_kind: BcKind::Grouped(4),
+        ..big(5, 1700, 13)
+    }];
+    scan_type::<f32>(be, &short, 214, &mut t);
+    scan_type::<bf16>(be, &short, 215, &mut t);
+    scan_type::<f16>(be, &short, 216, &mut t);
     t.finish("selective_scan bwdlm default choice");
 }
 
@@ -669,20 +678,26 @@ fn selective_scan_saved_path() {
         0
     };
     assert_eq!(lm, want, "saved bytes at the LM shape");
-    // The default region (`ops::SAVED_MIN_L`, twenty-second session): L >= 32; f32 from 60
-    // channels per SM, bf16 from 30; f16 never.
+    // The default region (twenty-third session): any L; f32 from 60 channels per SM, bf16
+    // and f16 from 30.
     for (b, d, l, code) in [
         (8usize, 2048usize, 32usize, abi::dtype::F32),
-        (8, 2048, 31, abi::dtype::F32),
+        (8, 2048, 1, abi::dtype::F32),
         (4, 2048, 128, abi::dtype::F32),
         (2, 2048, 512, abi::dtype::F32),
         (2, 2048, 512, bf),
-        (2, 2048, 31, bf),
+        (2, 2048, 7, bf),
         (1, 1024, 512, bf),
         (8, 2048, 512, abi::dtype::F16),
+        (2, 2048, 9, abi::dtype::F16),
+        (1, 1024, 512, abi::dtype::F16),
     ] {
-        let per_sm = if code == bf { 30 * sms } else { 60 * sms };
-        let on = code != abi::dtype::F16 && l >= 32 && b * d >= per_sm;
+        let per_sm = if code == abi::dtype::F32 {
+            60 * sms
+        } else {
+            30 * sms
+        };
+        let on = b * d >= per_sm;
         let want = if on { b * d * l.div_ceil(8) * 64 } else { 0 };
         // SAFETY: as above.
         let got = unsafe { be.selective_scan_saved_bytes(&desc(b, d, l, 16, code)) }.unwrap();
@@ -764,6 +779,24 @@ fn selective_scan_saved_path() {
         let mut t = Tally::default();
         scan_type::<f32>(be, &big, 234, &mut t);
         scan_type::<bf16>(be, &big, 235, &mut t);
+        // f16 (in the default region since the twenty-third session: the saving `_w9ck`
+        // forward), and lengths under one 8-step tile and 32 (the default from L 1 since then).
+        let short = vec![
+            ScanConfig {
+                b_kind: BcKind::Grouped(4),
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(5, 1700, 7, 16).all_options()
+            },
+            ScanConfig {
+                b_kind: BcKind::Varying,
+                c_kind: BcKind::Varying,
+                ..ScanConfig::new(5, 1700, 21, 16).all_options()
+            },
+        ];
+        scan_type::<f16>(be, &big, 236, &mut t);
+        scan_type::<f32>(be, &short, 237, &mut t);
+        scan_type::<bf16>(be, &short, 238, &mut t);
+        scan_type::<f16>(be, &short, 239, &mut t);
         t.finish("selective_scan saved path (default rule)");
     }
     be.set_scan_training_path(false);
@@ -1375,14 +1408,15 @@ fn forward_backward_timings() {
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![2048]);
     for &ll in &lm_l {
-        for (name, lm) in [("f32", false), ("bf16", true)] {
+        for name in ["f32", "bf16", "f16"] {
             if !run(&format!("scan1 {name} b{lb} d2048 N16 L{ll}")) {
                 continue;
             }
-            let (f, fb, bw, fs, pair) = if lm {
-                time_scan::<bf16>(be, (lb, 2048, 16, ll))
-            } else {
-                time_scan::<f32>(be, (lb, 2048, 16, ll))
+            let shape = (lb, 2048, 16, ll);
+            let (f, fb, bw, fs, pair) = match name {
+                "f32" => time_scan::<f32>(be, shape),
+                "bf16" => time_scan::<bf16>(be, shape),
+                _ => time_scan::<f16>(be, shape),
             };
             eprintln!(
                 "TIMING scan1 {name} b{lb} d2048 N16 L{ll}: fwd {f:.1} us, fwd+bwd {fb:.1} us, bwd {bw:.1} us; \
@@ -1407,6 +1441,10 @@ fn forward_backward_timings() {
     if run("ssd bf16 b8 L2048 h80 p64 N128") {
         let (f, fb) = time_ssd::<bf16>(be, (8, 2048, 80, 64, 128));
         eprintln!("TIMING ssd bf16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    if run("ssd f16 b8 L2048 h80 p64 N128") {
+        let (f, fb) = time_ssd::<f16>(be, (8, 2048, 80, 64, 128));
+        eprintln!("TIMING ssd f16 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     if run("ssd f32 b8 L2048 h80 p64 N128") {
         let (f, fb) = time_ssd::<f32>(be, (8, 2048, 80, 64, 128));

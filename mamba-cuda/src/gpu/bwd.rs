@@ -1013,7 +1013,7 @@ fn selective_scan_backward_with(
     };
     let seg = gcd(gsize(bg), gsize(cg));
     // Many channels, N <= 16, B/C varying: kernels/bwd_lm.cu (`MAMBA_CUDA_BWD_LM`).
-    if saved.is_some() || super::bwd_lm::wanted(g, act, b, dd, l, n, bg, cg) {
+    if saved.is_some() || super::bwd_lm::wanted(g, act, b, dd, n, bg, cg) {
         return super::bwd_lm::run(g, d, act, (b, dd, l, n), (bg, cg), seg, saved, stream);
     }
     let prm = ScanBwdParams {

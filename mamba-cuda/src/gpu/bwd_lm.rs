@@ -9,8 +9,8 @@
 //! (checkpoints every 8 steps), dB / dC reduce-scattered over a warp's channels by shuffles.
 //!
 //! `MAMBA_CUDA_BWD_LM=1` forces it wherever it applies, `=0` never; by default it is taken
-//! from L >= 128 (`ops::BWD_LM_MIN_L`) for bf16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
-//! (the language-model shape); f16 only when forced. The form: `MAMBA_CUDA_BWD_LM_V`, by
+//! at any L for bf16 and f16 from 30 channels per SM (b * d >= 30 * SMs) and for f32 from 64
+//! (the language-model shape). The form: `MAMBA_CUDA_BWD_LM_V`, by
 //! default `q4pb` (the `q4*` form with lane-permuted states and one block barrier per tile)
 //! above 64 channels per SM, `w8` below.
 
@@ -114,17 +114,7 @@ fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, u
 
 /// Whether the backward takes this path (`MAMBA_CUDA_BWD_LM`: 1 forces it where it
 /// applies, 0 never).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn wanted(
-    g: &Gpu,
-    act: u32,
-    b: usize,
-    dd: usize,
-    l: usize,
-    n: usize,
-    bg: i32,
-    cg: i32,
-) -> bool {
+pub(crate) fn wanted(g: &Gpu, act: u32, b: usize, dd: usize, n: usize, bg: i32, cg: i32) -> bool {
     if n > 16 || bg == 0 || cg == 0 {
         return false;
     }
@@ -134,21 +124,27 @@ pub(crate) fn wanted(
         // H200, backward alone, old (`bwd_scan1t` bf16 / `bwd_scan1q` "xd" f32) -> this
         // kernel (`w8`): b8 d2048 N16 L2048 bf16 2423 -> 1691 us, f32 2293 -> 1798 us; b2
         // d2048 bf16 966 -> 627 us (`q4h` / `q4s` at b8: bf16 1217 us, f32 1403 us). The
-        // default: L >= 1024, bf16 from 30 channels per SM, f32 from 64 (f16: forced only,
-        // not timed; b2 d2048 f32: `bwd_scan1q` 612 us, `w8` 678, `q4s` 940). The length
-        // bound was L >= 1024 until the twenty-second session, which left shorter calls on
-        // the older kernels: H200, d2048 N16, forward + backward, default against this path
-        // forced (`MAMBA_CUDA_BWD_LM=1`), L128 / 256 / 512 / 1000: b8 f32 204 / 350 / 674 /
-        // 1335 us against 146 / 227 / 424 / 829; b8 bf16 208 / 349 / 693 / 1358 against 140
-        // / 205 / 380 / 704; b2 bf16 113 / 164 / 307 / 554 against 86 / 108 / 197 / 386 (b2
-        // f32, below the f32 bound: 76 / 114 / 211 / 400 against 83 / 118 / 221 / 431).
+        // default: bf16 and f16 from 30 channels per SM, f32 from 64 (b2 d2048 f32:
+        // `bwd_scan1q` 612 us, `w8` 678, `q4s` 940). The length bound was L >= 1024 until
+        // the twenty-second session, which left shorter calls on the older kernels: H200,
+        // d2048 N16, forward + backward, default against this path forced
+        // (`MAMBA_CUDA_BWD_LM=1`), L128 / 256 / 512 / 1000: b8 f32 204 / 350 / 674 / 1335 us
+        // against 146 / 227 / 424 / 829; b8 bf16 208 / 349 / 693 / 1358 against 140 / 205 /
+        // 380 / 704; b2 bf16 113 / 164 / 307 / 554 against 86 / 108 / 197 / 386 (b2 f32,
+        // below the f32 bound: 76 / 114 / 211 / 400 against 83 / 118 / 221 / 431). That
+        // session's L >= 128 and f16 (forced only) were untimed; the twenty-third timed them
+        // (b8, plain forward + this backward against the older one, `MAMBA_CUDA_SAVED=0`):
+        // L1 / 8 / 16 / 32 / 64 / 100 f32 49 / 52 / 68 / 77 / 112 / 180 us against 47 / 50 /
+        // 55 / 58 / 86 / 134, bf16 62 / 64 / 63 / 75 / 111 / 183 against 49 / 49 / 52 / 55 /
+        // 79 / 118; f16 L512 / 2048 700 / 2728 against 388 / 1460; b2 bf16 L16 / 64 44 / 77
+        // against 45 / 61.
         None => {
             let per_sm = match act {
-                dtype::BF16 => 30,
+                dtype::BF16 | dtype::F16 => 30,
                 dtype::F32 => 64,
                 _ => return false,
             };
-            b * dd >= per_sm * g.sm_count.max(1) as usize && l >= super::ops::BWD_LM_MIN_L
+            b * dd >= per_sm * g.sm_count.max(1) as usize
         }
     }
 }

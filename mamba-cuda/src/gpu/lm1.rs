@@ -229,13 +229,10 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("7") => 10,
         Some("8") => 11,
         Some("9") => 12,
-        // bf16 with 64-channel blocks filling the SMs at least 1.5 times over (the LM shape:
-        // 256 blocks): `_w9` (64-step tiles; H200, fourth session, helper C round 3, LM shape:
-        // 288.3-291.4 us against 311.5-313.1 for `_w6`; with 32-channel blocks it was slower,
-        // 334.1; fewer blocks not timed). f32 and other bf16 shapes: `_w6` (round 3 bench of
-        // the third session: f32 331.5 vs 356.7 us for `_w3`, bf16 313.3 vs 320.1 for `_w5`);
-        // f16 (not timed): `_w3`.
-        _ if c.act == 1 && cb == 64 && 2 * nseg * c.seg.div_ceil(64) * c.b >= 3 * sms => 12,
+        // The 16-bit types in 64-channel blocks: `_w9` (see `w9_default`). f32 and other
+        // bf16 shapes: `_w6` (round 3 bench of the third session: f32 331.5 vs 356.7 us for
+        // `_w3`, bf16 313.3 vs 320.1 for `_w5`); other f16 shapes (not timed): `_w3`.
+        _ if w9_default(c, cb) => 12,
         _ if c.act == 2 => 6,
         _ => 9,
     };
@@ -271,8 +268,21 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     Ok(true)
 }
 
+/// Whether the `_w` kernels take their `_w9` form (64-step tiles) by default: the 16-bit
+/// types in blocks of 64 channels. Until the twenty-third session bf16 only, and only with
+/// the blocks filling the SMs 1.5 times over (the LM shape: H200, fourth session, helper C
+/// round 3: 288.3-291.4 us against 311.5-313.1 for `_w6`; with 32-channel blocks slower,
+/// 334.1); fewer blocks and f16 were untimed. The twenty-third session (H200, d2048 N16
+/// L2048, default against `MAMBA_CUDA_SCAN1_LM_WV=9`): bf16 b2 / b4 / b8 d1024 143.7 / 194.0
+/// / 193.8 us against 131.9 / 174.9 / 173.0; f16 (`_w3` before) b2 / b4 / b8 161.8 / 212.4
+/// / 338.5 against 148.5 / 188.2 / 312.7, b8 L512 92.3 against 88.8. f32 stays on `_w6`
+/// (`_w9` slower: b2 154.5 against 166.8, b8 L512 90.0 against 110.5).
+fn w9_default(c: &Lm1Call, cb: usize) -> bool {
+    c.act != 0 && cb == 64
+}
+
 /// The training forward (`selective_scan_forward_saving`): the `_w` kernel of the default
-/// choice (`_w9` for bf16 in 64-channel blocks filling the SMs 1.5 times over, else `_w6`) in
+/// choice (`_w9` for the 16-bit types in 64-channel blocks, else `_w6`) in
 /// its `ck` form, which also writes the state before every eighth step into `ck` ((b,
 /// ceil(L / 8), d, 16) f32, natural state order) for `bwdlm_*_q4pbs`. No launch-shape
 /// overrides apply (the checkpoints' layout must not depend on them); any N <= 16 with B and
@@ -302,7 +312,7 @@ pub(crate) fn launch_saving(
         }
     }
     let mut cb = best.1.min(c.seg);
-    let w9 = c.act == 1 && cb == 64 && 2 * nseg * c.seg.div_ceil(64) * c.b >= 3 * sms;
+    let w9 = w9_default(c, cb);
     let tt = if w9 { 64 } else { TT };
     while cb > 1 && lm1w_smem(es, cb, false, tt) > g.max_smem() {
         cb /= 2;

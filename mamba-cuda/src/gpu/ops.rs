@@ -310,20 +310,13 @@ fn check_scan1(p: &SelectiveScanDesc, op: &'static str, need_out: bool) -> PResu
     })
 }
 
-/// The shortest sequence the Mamba-1 training pair (saving forward, `q4pbs` backward) takes
-/// by default (1024 until the twenty-second session; see `saved_bytes_of`).
-pub(crate) const SAVED_MIN_L: usize = 32;
-/// The shortest sequence the many-channel backward (`bwdlm_*`, bwd_lm.rs) takes by default
-/// (1024 until the twenty-second session; see `bwd_lm::wanted`).
-pub(crate) const BWD_LM_MIN_L: usize = 128;
-
 /// The bytes of saved checkpoints that `selective_scan_forward_saving` writes for this call
 /// and `selective_scan_backward_saved` reads (`lm1_fwd_*_w6ck` / `_w9ck` forward,
 /// `bwdlm_*_q4pbs` backward: (b, ceil(L / 8), d, 16) f32, the state before every eighth
 /// step), or 0 where the call has no saving form (the backward then recomputes the states
-/// itself). Where: B and C varying in time, N <= 16, L >= `SAVED_MIN_L`, f32 from 60
-/// channels per SM, bf16 from 30 (where the backward takes `bwdlm_*` at all: `q4pbs`
-/// replaces `w8` there). `MAMBA_CUDA_SAVED=1` extends it to every
+/// itself). Where: B and C varying in time, N <= 16, any L, f32 from 60 channels per SM,
+/// bf16 and f16 from 30 (where the backward takes `bwdlm_*` at all: `q4pbs` replaces `w8`
+/// there). `MAMBA_CUDA_SAVED=1` extends it to every
 /// call with B / C varying and N <= 16 (any type, any size: the tests), `=0` turns it off.
 /// Never where the checkpoints would hold 2^32 floats or more (the saving forward's 32-bit
 /// offsets).
@@ -341,7 +334,11 @@ pub(crate) const BWD_LM_MIN_L: usize = 128;
 /// | b4 f32 (62 ch/SM) | 146 / 85 | | 378 / 268 | | |
 ///
 /// b2 f32 is level, so f32 starts at 60 channels per SM. Shorter, b8: L32 / L64 f32 72 / 111
-/// against 53 / 75, bf16 71 / 112 against 51 / 67 (L16 not timed).
+/// against 53 / 75, bf16 71 / 112 against 51 / 67. The twenty-second session's bound L >= 32
+/// and f16 (off) were untimed; the twenty-third session timed them (H200, b8 d2048, default
+/// against `MAMBA_CUDA_SAVED=1`): L1 / 4 / 8 / 16 / 24 f32 42 / 43 / 42 / 47 / 54 against 43
+/// / 37 / 40 / 42 / 44, bf16 59 / 51 / 57 / 48 / 66 against 40 / 41 / 38 / 41 / 54; f16 b8
+/// L512 / 2048 700 / 2728 against 349 / 1297, b2 L2048 1095 against 700.
 fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
     if x.bg <= 0 || x.cg <= 0 || x.n > 16 {
         return 0;
@@ -351,12 +348,11 @@ fn saved_bytes_of(g: &Gpu, x: &Scan1Dims) -> usize {
         Some("0") => false,
         Some("1") => true,
         _ => {
-            x.l >= SAVED_MIN_L
-                && match x.ai {
-                    0 => x.b * x.d >= 60 * sms,
-                    1 => x.b * x.d >= 30 * sms,
-                    _ => false,
-                }
+            x.b * x.d
+                >= match x.ai {
+                    0 => 60,
+                    _ => 30,
+                } * sms
         }
     };
     // The saving forward addresses the checkpoints by 32-bit element offsets: beyond 2^32
@@ -861,7 +857,8 @@ struct SsdChunkPlan {
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
 /// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
 /// `split3` (the default for f32 with fewer (batch, head) pairs than SMs at 640 <= L <=
-/// 1024, NOTES.md): the three-kernel form, chunk states
+/// 1024 where `ssdl32` does not take the call: since the twenty-third session it takes
+/// every such call from `ssdl32::SSD32_MIN_PAIRS` pairs on, NOTES.md): the three-kernel form, chunk states
 /// in parallel over (b, h, chunk), `ssd_combine`, outputs in parallel; Q = 128 unless
 /// `MAMBA_CUDA_SSD_Q` (32, 64, 128) says otherwise or it would leave SMs idle.
 /// `lm` (the default for bf16 at L >= `SSD_LM_MIN_L` where `ssdz` and the seed kernel do not
@@ -877,6 +874,11 @@ struct SsdChunkPlan {
 /// 444 / 872-878 / 1306-1310 / 1695-1705 against 130-136 / 183-201 / 297-298 / 410-427 /
 /// 513-538; at L64 level: bf16 65 against 62, f32 120 against 120-124; NOTES.md).
 pub(crate) const SSD_LM_MIN_L: usize = 128;
+
+/// Whether `ssd_launch` would run this call with `ssdl` (the seed kernel's bf16 rule).
+pub(crate) fn ssdl_takes(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
+    ssd_chunk_plan(g, prm, act).is_some_and(|p| p.kernel == "ssdl")
+}
 
 fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     let bh = prm.batch as usize * prm.nheads as usize;
@@ -1791,7 +1793,7 @@ fn ssd_dispatch_one(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PResult<(
     if super::seed::ssdr_wanted(g, &prm, act == dtype::F32) {
         return super::seed::ssdr_launch(g, prm, suffix(act, OP)?, stream);
     }
-    if super::seed::ssd_wanted(g, &prm) {
+    if super::seed::ssd_wanted(g, &prm, act) {
         return super::seed::ssd_launch(g, prm, suffix(act, OP)?, stream);
     }
     ssd_launch(g, prm, act, stream)

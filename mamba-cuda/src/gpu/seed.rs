@@ -17,6 +17,7 @@ use super::ops::{env_str, env_usize};
 use super::params::{Scan1Params, SsdParams};
 use super::Gpu;
 use crate::PResult;
+use mamba_core::abi::dtype;
 
 /// Steps per chunk (the larger of the two forms), padded headdim and dstate of
 /// `seed_ssd_*` (kernels/seed.cu); the shared memory is sized for SQ = 32 in both.
@@ -66,7 +67,7 @@ pub(crate) fn ssd_applies(prm: &SsdParams) -> bool {
 /// Whether the seed SSD takes this call: forced by `MAMBA_CUDA_SEED`, else where it
 /// applies with at most `SSD_AUTO_WAVES` waves of two blocks per SM (few (batch, head)
 /// pairs) and L >= 64.
-pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams) -> bool {
+pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     if !ssd_applies(prm) {
         return false;
     }
@@ -74,14 +75,30 @@ pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams) -> bool {
         return f;
     }
     ssd_auto(g, prm)
+        && !(act == dtype::BF16
+            && ssd_blocks(prm) > 2 * g.sm_count as usize
+            && super::ops::ssdl_takes(g, prm, act))
 }
 
 /// The automatic choice: few (batch, head) pairs (at most a quarter of the SMs) at
 /// 256 <= L <= 1024, where it was measured (H200, f32 b2 h6 p64 N64: L400 47.2 -> 29.6 us,
-/// L800 57.5 -> 45.7 us).
+/// L800 57.5 -> 45.7 us). bf16 (`ssd_wanted`) only while its blocks (one per (batch, head,
+/// 32 steps)) fit in one wave of two per SM, where `ssdl` takes the call: past that wave
+/// the seed kernel's time jumps and `ssdl` is faster (H200, p64 N64, the seed kernel against
+/// `MAMBA_CUDA_SEED=0` (`ssdl`), twenty-third session: b2 h12 L256 / 320 / 352 (192 / 240 /
+/// 264 blocks) 30.5 / 32.8 / 33.7 us against 37.4 / 38.9 / 43.3; L384 / 448 / 512 / 1024
+/// (288 blocks on) 46.8 / 50.3 / 50.6 / 79.4 against 42.4 / 39.5 / 38.1 / 40.9; b2 h9 L448
+/// (252) 34.6 against 41.9, L512 (288) 47.9 against 41.6; b4 h8 L320 (320) 48.6 against
+/// 41.7, L1024 99.5 against 42.5; b1 h20 L800 55.0 against 41.4). f16 has no `ssdl`: the
+/// seed kernel stays (the recurrent kernels are slower there: b2 h12 L512 66.4 against 51.3).
 fn ssd_auto(g: &Gpu, prm: &SsdParams) -> bool {
     let bh = (prm.batch * prm.nheads) as usize;
     bh * 4 <= g.sm_count as usize && (256..=1024).contains(&prm.seqlen)
+}
+
+/// The seed kernel's blocks at its default chunk of 32 steps.
+fn ssd_blocks(prm: &SsdParams) -> usize {
+    (prm.batch * prm.nheads) as usize * (prm.seqlen.max(0) as usize).div_ceil(32)
 }
 
 /// Launches `seed_ssd_*` (the caller checked `ssd_applies`).
@@ -247,8 +264,13 @@ pub(crate) fn ssdr_wanted(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
 /// few pairs at any L up to 4096: it measured faster than the other paths at every L of
 /// the sixth session's probe (b2 h6 p64 N64, three passes: L 16 10.0-12.3 vs 15.7-16.3 us,
 /// L100 13.3-15.4 vs 33.2-35.9, L200 16.9-18.7 vs 35.3-38.0, L1025 45.3-47.5 vs 78.1-81.8,
-/// L2048 79.5-81.9 vs 116.5-120.4, L4096 150.5-153.3 vs 171.7-177.9; L1 level). At N 16
-/// and N 128 (other `ssdr` forms) it was slower at L100, so those keep the old region.
+/// L2048 79.5-81.9 vs 116.5-120.4, L4096 150.5-153.3 vs 171.7-177.9; L1 level). Every other
+/// N (the other `ssdr` forms) kept the seed kernel's region (256 <= L <= 1024) until the
+/// twenty-third session, untimed there against the other paths: 3.5-9.6x slower (H200, f32
+/// b2 h6 p64, default against `MAMBA_CUDA_SSDR=0`: N16 L400 / 800 109 / 195 us against 30 /
+/// 45 (the seed kernel); N128 L256 / 400 / 800 214 / 340 / 642 against 108 / 116 / 87, the
+/// recurrent kernels 52 / 77 / 108; b2 h12 N128 L800 1268 against 166; b1 h16 N128 L800 855
+/// against 103). Now they never take it by default.
 /// The 16-bit types never take it by default: there `ssdr` is the generic `ssdr_h_*_p`,
 /// 4x slower than the seed kernel in the same region (H200, bf16 b2 h6 p64 N64, twentieth
 /// session: L400 129 / L800 242 us against 32-34 / 51-53 with the seed kernel).
@@ -257,14 +279,10 @@ fn ssdr_auto(g: &Gpu, prm: &SsdParams, f32: bool) -> bool {
         return false;
     }
     let bh = (prm.batch * prm.nheads) as usize;
-    if SSDQ_DEFAULT
+    SSDQ_DEFAULT
         && (33..=64).contains(&prm.dstate)
         && bh * 4 <= g.sm_count as usize
         && prm.seqlen <= 4096
-    {
-        return true;
-    }
-    ssd_auto(g, prm)
 }
 
 /// Shared memory of `ssdr_*` (`helper`: `ssdr_h_*`, whose `threads` counts the compute

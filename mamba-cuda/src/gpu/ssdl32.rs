@@ -122,17 +122,26 @@ pub(crate) fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
     }
     // By default at L >= SSD_LM_MIN_L wherever the forms checked before it (`ssdz` and its
     // segments, `ssdq`, the seed kernel: ops.rs `ssd_dispatch_one`) do not take the call,
-    // except split3's region (f32, fewer (batch, head) pairs than SMs, 640 <= L <= 1024: not
-    // timed against it). Until the twenty-second session only with >= 2 pairs per SM; fewer
-    // went to the recurrent kernels, 1.2-4x slower (H200, p64 N64, default against
-    // `MAMBA_CUDA_SSD_IMPL=lm32`: b2 h24 L512 / 2048 / 4096 116 / 308 / 571 us against 93 /
-    // 164 / 254; b4 h24 191 / 716 / 1333 against 103 / 202 / 345; b2 h80 290 / 1032 / 2015
-    // against 123 / 273 / 484).
+    // except with fewer than `SSD32_MIN_PAIRS` (batch, head) pairs at L <= 1024 (split3 from
+    // L 640, else the recurrent kernels). Until the twenty-second session only with >= 2 pairs
+    // per SM; fewer went to the recurrent kernels, 1.2-4x slower (H200, p64 N64, default
+    // against `MAMBA_CUDA_SSD_IMPL=lm32`: b2 h24 L512 / 2048 / 4096 116 / 308 / 571 us against
+    // 93 / 164 / 254; b4 h24 191 / 716 / 1333 against 103 / 202 / 345; b2 h80 290 / 1032 /
+    // 2015 against 123 / 273 / 484). Until the twenty-third session split3 kept every call
+    // with fewer pairs than SMs at 640 <= L <= 1024, untimed against this path there: 1.4-4.6x
+    // slower from 16 pairs on (H200, default against `lm32`: b2 h24 p64 N64 L640 / 800 /
+    // 1024 141 / 310 / 319 us against 99 / 140 / 149; b4 h24 L800 611 against 160; b1 h64
+    // L1024 431 against 94; b2 h24 N128 L800 431 against 169; b1 h16 N128 L800 103 against
+    // 88). At 12 pairs (b2 h6 p64 N128) the older forms stay faster: L256 / 400 / 800 recurrent
+    // 52 / 77 us, split3 (L800) 87, this path 107 / 114 / 132; at L2048 level (174 / 179).
     let bh = prm.batch as usize * prm.nheads as usize;
-    let sms = g.sm_count as usize;
-    let split3 = bh < sms && (640..=1024).contains(&prm.seqlen);
-    forced || (!split3 && prm.seqlen as usize >= super::ops::SSD_LM_MIN_L)
+    let few = bh < SSD32_MIN_PAIRS && prm.seqlen <= 1024;
+    forced || (!few && prm.seqlen as usize >= super::ops::SSD_LM_MIN_L)
 }
+
+/// The fewest (batch, head) pairs for which `ssdl32` is the default at L <= 1024 (see
+/// `wanted`).
+pub(crate) const SSD32_MIN_PAIRS: usize = 16;
 
 /// Heads per states block: `MAMBA_CUDA_SSD32_HB` (default 4), halved until it divides
 /// the heads per group.
