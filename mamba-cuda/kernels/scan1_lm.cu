@@ -79,6 +79,20 @@ __device__ __forceinline__ float lm_silu_fast(float z) {
 #endif
 }
 
+// The plain-load path of the `_w` kernels: raw element words of ES bytes.
+template <int ES>
+struct LmRawT {
+    typedef unsigned type;
+};
+template <>
+struct LmRawT<2> {
+    typedef unsigned short type;
+};
+// Elements per thread loaded before their stores (the `_w` kernels' plain-load path,
+// `async_copy` 2).
+#ifndef LMW_PL
+#define LMW_PL 8
+#endif
 __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 #ifdef MAMBA_EMU
     memcpy(dst, src, 16);
@@ -601,7 +615,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     float* sdu = sdt + CB * YS;                                         // [CB][YS]: dt * u
     float* sred = sdu + CB * YS;                                        // V4: [warps][4][LMW_RCH]
     // async_copy: 1 = 16-byte rows (cp.async of 16 bytes); 4 / 8 = rows aligned to 4 / 8
-    // bytes only (cp.async of that size, twenty-second session); 0 = plain loads.
+    // bytes only (cp.async of that size, twenty-second session); 2 = element loads in
+    // batches (twenty-third session); 0 = element loads one by one.
     const bool vec = p.async_copy == 1;
     const int wb = p.async_copy >= 4 ? p.async_copy : 0;
 
@@ -704,6 +719,48 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     lm_cpw(d, src, wb);
                 else
                     for (int e = t; e < tn; ++e) d[e - t] = src[e - t];
+            }
+        } else if (p.async_copy == 2) {
+            // Element loads (rows aligned to the element only: the 16-bit types at odd L),
+            // LMW_PL per thread issued before their shared stores, so a thread waits one
+            // load latency per LMW_PL elements instead of per element (the loads and the
+            // shared stores are not reordered by the compiler). Twenty-third session.
+            typedef typename LmRawT<ES>::type RT;
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                RT* dst = reinterpret_cast<RT*>(st + a * CB * RB);
+                const RT* srow = reinterpret_cast<const RT*>(rows[a]);
+                const int tot = cn * TT;
+                for (int b0 = tid; b0 < tot; b0 += LMW_PL * nthr) {
+                    RT v[LMW_PL];
+#pragma unroll
+                    for (int e = 0; e < LMW_PL; ++e) {
+                        const int idx = b0 + e * nthr, r = idx / TT, t = idx % TT;
+                        v[e] = idx < tot && t < tn ? srow[(size_t)r * L + t0 + t] : RT(0);
+                    }
+#pragma unroll
+                    for (int e = 0; e < LMW_PL; ++e) {
+                        const int idx = b0 + e * nthr, r = idx / TT, t = idx % TT;
+                        if (idx < tot && t < tn) dst[r * TTP + t] = v[e];
+                    }
+                }
+            }
+            RT* dst = reinterpret_cast<RT*>(st + 3 * CB * RB);
+            const int tot = 2 * N * TT;
+            for (int b0 = tid; b0 < tot; b0 += LMW_PL * nthr) {
+                RT v[LMW_PL];
+#pragma unroll
+                for (int e = 0; e < LMW_PL; ++e) {
+                    const int idx = b0 + e * nthr, r = idx / TT, t = idx % TT, n = r % N;
+                    const RT* src = reinterpret_cast<const RT*>(r < N ? gB : gC);
+                    v[e] = idx < tot && t < tn ? src[(size_t)n * L + t0 + t] : RT(0);
+                }
+#pragma unroll
+                for (int e = 0; e < LMW_PL; ++e) {
+                    const int idx = b0 + e * nthr, r = idx / TT, t = idx % TT, n = r % N;
+                    if (idx < tot && t < tn) dst[(r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t] = v[e];
+                }
             }
         } else {
 #pragma unroll

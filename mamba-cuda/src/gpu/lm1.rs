@@ -157,10 +157,18 @@ fn launch_params(
     p.blocks_per_seg = bps as i32;
     p.nchunks = 1;
     p.chunk_len = c.l as i32;
+    // Rows aligned to the element only (the 16-bit types at odd L): element loads, LMW_PL
+    // per thread issued before their stores (`async_copy` 2; `MAMBA_CUDA_SCAN1_LM_PLB=0`:
+    // one by one, each waiting its load, as before the twenty-third session).
+    let batched = env_usize("MAMBA_CUDA_SCAN1_LM_PLB") != Some(0);
     p.async_copy = if aligned {
         1
+    } else if let Some(w) = small {
+        w as i32
+    } else if batched {
+        2
     } else {
-        small.unwrap_or(0) as i32
+        0
     };
     (p, bps)
 }
@@ -229,7 +237,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
         Some("7") => 10,
         Some("8") => 11,
         Some("9") => 12,
-        // The 16-bit types in 64-channel blocks: `_w9` (see `w9_default`). f32 and other
+        // The 16-bit types in 32- or 64-channel blocks: `_w9` (see `w9_default`). f32 and other
         // bf16 shapes: `_w6` (round 3 bench of the third session: f32 331.5 vs 356.7 us for
         // `_w3`, bf16 313.3 vs 320.1 for `_w5`); other f16 shapes (not timed): `_w3`.
         _ if w9_default(c, cb) => 12,
@@ -269,20 +277,21 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
 }
 
 /// Whether the `_w` kernels take their `_w9` form (64-step tiles) by default: the 16-bit
-/// types in blocks of 64 channels. Until the twenty-third session bf16 only, and only with
-/// the blocks filling the SMs 1.5 times over (the LM shape: H200, fourth session, helper C
-/// round 3: 288.3-291.4 us against 311.5-313.1 for `_w6`; with 32-channel blocks slower,
-/// 334.1); fewer blocks and f16 were untimed. The twenty-third session (H200, d2048 N16
-/// L2048, default against `MAMBA_CUDA_SCAN1_LM_WV=9`): bf16 b2 / b4 / b8 d1024 143.7 / 194.0
-/// / 193.8 us against 131.9 / 174.9 / 173.0; f16 (`_w3` before) b2 / b4 / b8 161.8 / 212.4
-/// / 338.5 against 148.5 / 188.2 / 312.7, b8 L512 92.3 against 88.8. f32 stays on `_w6`
-/// (`_w9` slower: b2 154.5 against 166.8, b8 L512 90.0 against 110.5).
+/// types in blocks of 32 or 64 channels (the block size is chosen first, by the wave cost).
+/// Until the twenty-third session bf16 only, and only in 64-channel blocks filling the SMs
+/// 1.5 times over (the LM shape: H200, fourth session, helper C round 3: 288.3-291.4 us
+/// against 311.5-313.1 for `_w6`; the same shape in 32-channel blocks slower, 334.1); fewer
+/// blocks and f16 were untimed. The twenty-third session (H200, d2048 N16 L2048, default
+/// against `MAMBA_CUDA_SCAN1_LM_WV=9`): bf16 b2 (32-channel blocks) / b4 / b8 d1024 143.7 /
+/// 194.0 / 193.8 us against 131.9 / 174.9 / 173.0; f16 (`_w3` before) b2 / b4 / b8 161.8 /
+/// 212.4 / 338.5 against 148.5 / 188.2 / 312.7, b8 L512 92.3 against 88.8. f32 stays on
+/// `_w6` (`_w9` slower: b2 154.5 against 166.8, b8 L512 90.0 against 110.5).
 fn w9_default(c: &Lm1Call, cb: usize) -> bool {
-    c.act != 0 && cb == 64
+    c.act != 0 && cb >= 32
 }
 
 /// The training forward (`selective_scan_forward_saving`): the `_w` kernel of the default
-/// choice (`_w9` for the 16-bit types in 64-channel blocks, else `_w6`) in
+/// choice (`_w9` for the 16-bit types in 32- or 64-channel blocks, else `_w6`) in
 /// its `ck` form, which also writes the state before every eighth step into `ck` ((b,
 /// ceil(L / 8), d, 16) f32, natural state order) for `bwdlm_*_q4pbs`. No launch-shape
 /// overrides apply (the checkpoints' layout must not depend on them); any N <= 16 with B and
