@@ -8,7 +8,9 @@ use mamba_core::abi::{
 use std::sync::OnceLock;
 
 use super::lm1::{try_lm1, Lm1Call};
-use super::params::{ConvParams, ConvUpdateParams, Scan1Params, SsdParams, StateUpdateParams};
+use super::params::{
+    ConvParams, ConvUpdateParams, Scan1Params, SsdAxis, SsdParams, StateUpdateParams,
+};
 use super::{gpu, Func, Gpu};
 use crate::{PErr, PResult};
 
@@ -1437,22 +1439,9 @@ pub(crate) fn ssd_launch(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PRes
     let state = (prm.nheads as usize * prm.headdim as usize * prm.dstate as usize * 4) as u64;
     g.concurrently(stream, parts, |i, s| {
         let (b0, b1) = (i * b / parts, (i + 1) * b / parts);
-        let o = b0 as i64;
-        let at = |ptr: u64, sb: i64| {
-            if ptr == 0 {
-                0
-            } else {
-                ptr + (o * sb * es) as u64
-            }
-        };
         let mut q = prm;
         q.batch = (b1 - b0) as i32;
-        q.x = at(prm.x, prm.x_sb);
-        q.dt = at(prm.dt, prm.dt_sb);
-        q.b = at(prm.b, prm.b_sb);
-        q.c = at(prm.c, prm.c_sb);
-        q.z = at(prm.z, prm.z_sb);
-        q.out = at(prm.out, prm.out_sb);
+        q.offset_io(SsdAxis::Batch, b0 as i64, es);
         if prm.init != 0 {
             q.init = prm.init + b0 as u64 * state;
         }

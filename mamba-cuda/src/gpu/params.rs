@@ -89,6 +89,37 @@ pub(crate) struct SsdParams {
     pub pad0: i32,
 }
 
+/// Which dimension [`SsdParams::offset_io`] moves along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SsdAxis {
+    /// Batch rows (the `*_sb` strides).
+    Batch,
+    /// Time steps (the `*_st` strides).
+    Time,
+}
+
+impl SsdParams {
+    /// The six activation tensors (x, dt, B, C, z, out) moved `n` positions along `axis`
+    /// (`es` bytes per element); a null (absent) tensor stays null. The caller sets the new
+    /// extent (`batch` or `seqlen`) and the states.
+    pub(crate) fn offset_io(&mut self, axis: SsdAxis, n: i64, es: i64) {
+        let pick = |sb: i64, st: i64| if axis == SsdAxis::Batch { sb } else { st };
+        let at = |ptr: u64, stride: i64| {
+            if ptr == 0 {
+                0
+            } else {
+                ptr.wrapping_add((n * stride * es) as u64)
+            }
+        };
+        self.x = at(self.x, pick(self.x_sb, self.x_st));
+        self.dt = at(self.dt, pick(self.dt_sb, self.dt_st));
+        self.b = at(self.b, pick(self.b_sb, self.b_st));
+        self.c = at(self.c, pick(self.c_sb, self.c_st));
+        self.z = at(self.z, pick(self.z_sb, self.z_st));
+        self.out = at(self.out, pick(self.out_sb, self.out_st));
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ConvParams {

@@ -14,7 +14,7 @@
 //! time and N <= 64; `MAMBA_CUDA_SEED` as above, automatic choice `scan1_auto`.
 
 use super::ops::{env_str, env_usize};
-use super::params::{Scan1Params, SsdParams};
+use super::params::{Scan1Params, SsdAxis, SsdParams};
 use super::Gpu;
 use crate::PResult;
 use mamba_core::abi::dtype;
@@ -495,7 +495,7 @@ pub(crate) fn ssdz_segmented_launch(
     let es = match sfx {
         "f32" => 4,
         _ => 2,
-    } as u64;
+    };
     let state =
         (prm.batch as usize * prm.nheads as usize * prm.headdim as usize) * prm.dstate as usize * 4;
     let bufs = if k > 1 {
@@ -506,23 +506,10 @@ pub(crate) fn ssdz_segmented_launch(
     let buf = |i: usize| bufs + (i % 2 * state.div_ceil(256) * 256) as u64;
     let res = (|| {
         for i in 0..k {
-            let t0 = (i * seg) as i64;
             let len = seg.min(l - i * seg);
-            let off = |base: u64, st: i64| {
-                if base == 0 {
-                    0
-                } else {
-                    base.wrapping_add((t0 * st) as u64 * es)
-                }
-            };
             let mut q = prm;
             q.seqlen = len as i32;
-            q.x = off(prm.x, prm.x_st);
-            q.dt = off(prm.dt, prm.dt_st);
-            q.b = off(prm.b, prm.b_st);
-            q.c = off(prm.c, prm.c_st);
-            q.z = off(prm.z, prm.z_st);
-            q.out = off(prm.out, prm.out_st);
+            q.offset_io(SsdAxis::Time, (i * seg) as i64, es);
             q.init = if i == 0 { prm.init } else { buf(i - 1) };
             q.final_states = if i + 1 == k { prm.final_states } else { buf(i) };
             ssdz_launch(g, q, sfx, stream)?;
