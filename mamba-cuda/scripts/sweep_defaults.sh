@@ -40,9 +40,24 @@ for ty in f32 bf16; do
 done
 bench def f16 MAMBA_BENCH_SCAN1 "$S1S"
 bench def f16 MAMBA_BENCH_SSD "$SSS"
+# Twenty-third session: f16 at the LM width (Mamba-1 forward forms; the SSD has no f16
+# tensor-core form), odd L in the 16-bit types, the SSD at N 16 / 128 and at 12-48 pairs
+# (the seed kernel's wave bound in bf16, ssdl32 against split3 / recurrent in f32).
+bench def f16 MAMBA_BENCH_SCAN1 "$S1"
+bench def f16 MAMBA_BENCH_SSD "8,2048,80,64,128;2,2048,24,64,64"
+bench w6 bf16 MAMBA_BENCH_SCAN1 "2,2048,16,2048;8,2048,16,2047" MAMBA_CUDA_SCAN1_LM_WV=3
+SN="2,400,6,64,16;2,256,6,64,128;2,800,6,64,128;1,800,16,64,128;2,800,24,64,64;2,800,12,64,128"
+bench def f32 MAMBA_BENCH_SSD "$SN"
+bench lm32 f32 MAMBA_BENCH_SSD "$SN" MAMBA_CUDA_SSD_IMPL=lm32
+bench rec f32 MAMBA_BENCH_SSD "$SN" MAMBA_CUDA_SSD_IMPL=recurrent MAMBA_CUDA_SSDR=0
+SB="2,320,12,64,64;2,384,12,64,64;2,448,9,64,64;2,512,9,64,64;4,320,8,64,64"
+bench def bf16 MAMBA_BENCH_SSD "$SB"
+bench seed0 bf16 MAMBA_BENCH_SSD "$SB" MAMBA_CUDA_SEED=0
 [ "$Q" = quick ] && exit 0
 # Forward + backward: the seeds in every type; the Mamba-1 LM rows below L 1024, where the
 # training pair (saved checkpoints) is not the default (`MAMBA_CUDA_SAVED=1` forces it).
 timings def "b2" 100,400,800 2048
-timings def "b8" 100 512,1000
-timings saved "b8" 100 512,1000 MAMBA_CUDA_SAVED=1
+timings def "b8" 100 8,24,512,1000
+timings saved "b8" 100 8,24,512,1000 MAMBA_CUDA_SAVED=1
+timings plain "b8" 100 8,24,512 MAMBA_CUDA_SAVED=0
+timings oldbwd "b8" 100 8,24,512 MAMBA_CUDA_SAVED=0 MAMBA_CUDA_BWD_LM=0
