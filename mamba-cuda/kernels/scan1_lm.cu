@@ -186,6 +186,18 @@ __device__ __forceinline__ void lm_ld4(const T* src, float (&v)[4]) {
     }
 }
 
+// lm_ld4 from a row staged `sh` (0 or 1) elements on (`async_copy` 3: 16-bit rows 2 bytes
+// off their 4-byte alignment): element reads where sh is 1.
+template <typename T>
+__device__ __forceinline__ void lm_ld4s(const T* src, int sh, float (&v)[4]) {
+    if (sh == 0) {
+        lm_ld4<T>(src, v);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] = ldf(src + 1 + e);
+    }
+}
+
 // PREP: a block-wide pass per tile computes every (channel, step)'s dt and dt * u into
 // shared memory before the step loop, and the store pass applies D and the gate, so the
 // step loop holds only the recurrence (the `_q` kernels).
@@ -589,6 +601,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // and steps past the tile's end stay finite; dt = dt * u = 0 there). The block shares
     // only the staged tiles, so the second barrier per tile is a __syncwarp.
     constexpr bool DIRECT = V == 8;
+    // `async_copy` 3 (`_w9` with 16-bit rows 2 bytes off): rows staged one element on where
+    // they start 2 bytes off (see load_tile).
+    constexpr bool SHIFT = V >= 9 && sizeof(T) == 2;
     // V7 (`_w7`): V6 with the B/C conversion pass straight-line (one item per thread from
     // 256 threads on).
     // V6 (`_w6`): V5 with the tile loads on offsets computed once: thread tid < cn * CPR
@@ -720,6 +735,49 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 else
                     for (int e = t; e < tn; ++e) d[e - t] = src[e - t];
             }
+        } else if (SHIFT && p.async_copy == 3) {
+            // 16-bit rows 2 bytes off their 4-byte alignment (odd L; `_w9` only): 4-byte
+            // cp.async from the aligned word at or before each step pair, so a row that starts
+            // 2 bytes off lands one element on (step t at element t + sh; the readers add sh).
+            // Word k of a row holds steps 2k - sh, 2k + 1 - sh; a word partly outside the
+            // tile is copied whole where both its elements lie inside the tensor (the extra
+            // element lands where no reader looks), else element by element (the tensor's
+            // first and last element). Twenty-third session.
+            constexpr int WK = TT / 2 + 1;
+            // row: the row's step 0 of this tile; e0: its element index in the tensor of ext.
+            auto stage = [&](const T* row, long long e0, long long ext, unsigned short* dst, int k) {
+                const int sh = (int)((reinterpret_cast<size_t>(row) >> 1) & 1);
+                const int s0 = 2 * k - sh;
+                if (s0 >= tn) return;
+                const long long g0 = e0 + s0;
+                if (g0 >= 0 && g0 + 1 < ext) {
+                    lm_cpw(dst + 2 * k, row + s0, 4);
+                } else {
+                    for (int s = s0; s < s0 + 2; ++s)
+                        if (s >= 0 && s < tn) dst[s + sh] = reinterpret_cast<const unsigned short*>(row)[s];
+                }
+            };
+            const long long ext_x = (long long)p.batch * dim * L;
+#pragma unroll
+            for (int a = 0; a < 3; ++a) {
+                if (!rows[a]) continue;
+                unsigned short* base = reinterpret_cast<unsigned short*>(st + a * CB * RB);
+                for (int idx = tid; idx < cn * WK; idx += nthr) {
+                    const int r = idx / WK, k = idx % WK;
+                    const long long e0 = ((long long)i * dim + c0 + r) * L + t0;
+                    stage(rows[a] + (size_t)r * L + t0, e0, ext_x, base + r * TTP, k);
+                }
+            }
+            unsigned short* bbase = reinterpret_cast<unsigned short*>(st + 3 * CB * RB);
+            for (int idx = tid; idx < 2 * N * WK; idx += nthr) {
+                const int r = idx / WK, k = idx % WK, n = r % N;
+                const bool isb = r < N;
+                const int gr = isb ? p.b_groups : p.c_groups, gg = isb ? gb : gc;
+                const long long e0 = (((long long)i * gr + gg) * N + n) * L + t0;
+                const long long ext = (long long)p.batch * gr * N * L;
+                stage((isb ? gB : gC) + (size_t)n * L + t0, e0, ext,
+                      bbase + (isb ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP, k);
+            }
         } else if (p.async_copy == 2) {
             // Element loads (rows aligned to the element only: the 16-bit types at odd L),
             // LMW_PL per thread issued before their shared stores, so a thread waits one
@@ -801,6 +859,13 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     const float Dc = p.D && active ? p.D[c] : 0.f;
     const float bias = p.delta_bias && active ? p.delta_bias[c] : 0.f;
     const bool hi4 = (g & 4) != 0, hi2 = (g & 2) != 0, hi1 = (g & 1) != 0;
+    // SHIFT with `async_copy` 3: a staged row sits one element on where its step 0 is 2 bytes
+    // off (see load_tile); its readers add that. Row r of a tensor whose block base has
+    // parity p0 (in elements) starts at parity p0 ^ (r L & 1) (tiles start at even steps).
+    const bool shm = SHIFT && p.async_copy == 3;
+    const int lo = shm ? (L & 1) : 0;
+    auto par_of = [&](const void* q) { return shm ? (int)((reinterpret_cast<size_t>(q) >> 1) & 1) : 0; };
+    const int pu = par_of(gu), pd = par_of(gd), pz = gz ? par_of(gz) : 0, pB = par_of(gB), pC = par_of(gC);
 
     if constexpr (DIRECT) {
         constexpr int W = 2 * NS * RB / 16;  // 16-byte words of one stage's B/C rows
@@ -833,8 +898,9 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     const unsigned short* s16 = reinterpret_cast<const unsigned short*>(src);
                     unsigned b = 0, cc = 0;
                     if (t < tn) {
-                        if (n < N) b = s16[0], cc = s16[NS * TTP];
-                        if (n + 1 < N) b |= (unsigned)s16[TTP] << 16, cc |= (unsigned)s16[(NS + 1) * TTP] << 16;
+                        // (n even: rows n / n + 1 start at parities pB / pB ^ lo; C alike.)
+                        if (n < N) b = s16[pB], cc = s16[NS * TTP + pC];
+                        if (n + 1 < N) b |= (unsigned)s16[TTP + (pB ^ lo)] << 16, cc |= (unsigned)s16[(NS + 1) * TTP + (pC ^ lo)] << 16;
                     }
                     // [t / 2][pair][t % 2]: words (B, C)
                     reinterpret_cast<uint2*>(sbc)[((t >> 1) * 8 + (idx & 7)) * 2 + (t & 1)] = make_uint2(b, cc);
@@ -861,8 +927,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 const int r = V >= 3 ? cl : idx / (TT / 4), t = V >= 3 ? 4 * g + 32 * hh : 4 * (idx % (TT / 4));
                 const float bz = V >= 3 ? bias : p.delta_bias ? p.delta_bias[c0 + r] : 0.f;
                 float uu[4], dd[4], o1[4], o2[4];
-                lm_ld4<T>(su0 + r * TTP + t, uu);
-                lm_ld4<T>(sd0 + r * TTP + t, dd);
+                lm_ld4s<T>(su0 + r * TTP + t, pu ^ (r & lo), uu);
+                lm_ld4s<T>(sd0 + r * TTP + t, pd ^ (r & lo), dd);
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     float v = dd[e] + bz;
@@ -1066,8 +1132,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             if (active && t < tn) {
                 const float4 y4 = *reinterpret_cast<const float4*>(sdt + cl * YS + t);
                 float yy[4] = {y4.x, y4.y, y4.z, y4.w}, uu[4], zz[4];
-                lm_ld4<T>(su0 + cl * TTP + t, uu);
-                if (has_z) lm_ld4<T>(sz0 + cl * TTP + t, zz);
+                lm_ld4s<T>(su0 + cl * TTP + t, pu ^ (cl & lo), uu);
+                if (has_z) lm_ld4s<T>(sz0 + cl * TTP + t, pz ^ (cl & lo), zz);
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     float o = fmaf(Dc, uu[e], yy[e]);

@@ -173,6 +173,16 @@ fn launch_params(
     (p, bps)
 }
 
+/// `async_copy` 3 for the `_w9` forms (16-bit types) where `launch_params` gave 2 (rows
+/// aligned to the element only): 4-byte cp.async of each row from the aligned word at or
+/// before its tile, rows 2 bytes off staged one element on and read with that offset
+/// (`MAMBA_CUDA_SCAN1_LM_SHIFT=0`: the element loads of `async_copy` 2). Twenty-third session.
+fn shifted(p: &mut Scan1Params, w9: bool, act: usize) {
+    if w9 && act != 0 && p.async_copy == 2 && env_usize("MAMBA_CUDA_SCAN1_LM_SHIFT") != Some(0) {
+        p.async_copy = 3;
+    }
+}
+
 /// Runs the call with `lm1_fwd` when it supports it (B and C varying in time, N <= 16) and
 /// it is chosen; `Ok(false)` leaves the call to the older kernels.
 pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> PResult<bool> {
@@ -258,7 +268,8 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     if smem > g.max_smem() {
         return Ok(false);
     }
-    let (p, bps) = launch_params(base, c, es, cb, gth);
+    let (mut p, bps) = launch_params(base, c, es, cb, gth);
+    shifted(&mut p, wide && wv == 12, c.act);
     let rs = gth > 1 && !prep && !poly && env_str("MAMBA_CUDA_SCAN1_LM_RS").as_deref() == Some("1");
     let form = if wide {
         wv
@@ -333,6 +344,7 @@ pub(crate) fn launch_saving(
         )));
     }
     let (mut p, bps) = launch_params(base, c, es, cb, 8);
+    shifted(&mut p, w9, c.act);
     p.chunk_states = ck;
     let f = lm1_func(g, c.act, 16, 8, if w9 { 14 } else { 13 })?;
     let threads = (cb * 8).div_ceil(32) as u32 * 32;
