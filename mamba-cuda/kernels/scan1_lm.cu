@@ -193,8 +193,15 @@ __device__ __forceinline__ void lm_ld4s(const T* src, int sh, float (&v)[4]) {
     if (sh == 0) {
         lm_ld4<T>(src, v);
     } else {
+        // Elements 1 .. 4: the aligned 8 bytes at src and the 4 after them (two reads instead
+        // of four element reads; src is 8-byte aligned as for lm_ld4, and the row's staging
+        // holds VEC elements past the tile).
+        const uint2 q = *reinterpret_cast<const uint2*>(src);
+        const unsigned w2 = *reinterpret_cast<const unsigned*>(src + 4);
+        const unsigned short h[4] = {(unsigned short)(q.x >> 16), (unsigned short)(q.y & 0xffffu),
+                                     (unsigned short)(q.y >> 16), (unsigned short)(w2 & 0xffffu)};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) v[e] = ldf(src + 1 + e);
+        for (int e = 0; e < 4; ++e) v[e] = ldf(reinterpret_cast<const T*>(&h[e]));
     }
 }
 
@@ -742,40 +749,52 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             // Word k of a row holds steps 2k - sh, 2k + 1 - sh; a word partly outside the
             // tile is copied whole where both its elements lie inside the tensor (the extra
             // element lands where no reader looks), else element by element (the tensor's
-            // first and last element). Twenty-third session.
-            constexpr int WK = TT / 2 + 1;
-            // row: the row's step 0 of this tile; e0: its element index in the tensor of ext.
-            auto stage = [&](const T* row, long long e0, long long ext, unsigned short* dst, int k) {
+            // first and last element). Twenty-third session; the twenty-fourth took the 64-bit
+            // element index out of the per-word work (the word is inside the tensor unless it
+            // reaches before the tensor's first row or past its last) and maps words by shifts
+            // (words 0 .. TT / 2 - 1, then word TT / 2 of each row, used only where sh is 1):
+            // the staging had issued ~60 instructions per word (H200, bf16 b8 d2048 L2047
+            // 477 -> 421 us). Consecutive threads keep consecutive words of a row: a form with
+            // two threads per row and its pointers once per row issued 16% fewer instructions
+            // but ran 537 us (its copies uncoalesced).
+            constexpr int WK = TT / 2;
+            const bool first_tile = t0 == 0, last_tile = t0 + tn == L;
+            // row: the row's step 0 of this tile; lo / hi: the row is the tensor's first / last.
+            auto stage = [&](const T* row, bool lo, bool hi, unsigned short* dst, int k) {
                 const int sh = (int)((reinterpret_cast<size_t>(row) >> 1) & 1);
                 const int s0 = 2 * k - sh;
                 if (s0 >= tn) return;
-                const long long g0 = e0 + s0;
-                if (g0 >= 0 && g0 + 1 < ext) {
+                const bool in = (s0 >= 0 || !(lo && first_tile)) && (s0 + 1 < tn || !(hi && last_tile));
+                if (in) {
                     lm_cpw(dst + 2 * k, row + s0, 4);
                 } else {
                     for (int s = s0; s < s0 + 2; ++s)
                         if (s >= 0 && s < tn) dst[s + sh] = reinterpret_cast<const unsigned short*>(row)[s];
                 }
             };
-            const long long ext_x = (long long)p.batch * dim * L;
+            const int last_b = p.batch - 1;
 #pragma unroll
             for (int a = 0; a < 3; ++a) {
                 if (!rows[a]) continue;
                 unsigned short* base = reinterpret_cast<unsigned short*>(st + a * CB * RB);
-                for (int idx = tid; idx < cn * WK; idx += nthr) {
-                    const int r = idx / WK, k = idx % WK;
-                    const long long e0 = ((long long)i * dim + c0 + r) * L + t0;
-                    stage(rows[a] + (size_t)r * L + t0, e0, ext_x, base + r * TTP, k);
+                for (int idx = tid; idx < cn * (WK + 1); idx += nthr) {
+                    // idx < cn * WK: word idx % WK of row idx / WK; then word WK of row idx - cn * WK.
+                    const bool tail = idx >= cn * WK;
+                    const int r = tail ? idx - cn * WK : (int)((unsigned)idx / WK), k = tail ? WK : (int)((unsigned)idx % WK);
+                    const int gr = c0 + r;
+                    stage(rows[a] + (size_t)r * L + t0, i == 0 && gr == 0, i == last_b && gr == dim - 1,
+                          base + r * TTP, k);
                 }
             }
             unsigned short* bbase = reinterpret_cast<unsigned short*>(st + 3 * CB * RB);
-            for (int idx = tid; idx < 2 * N * WK; idx += nthr) {
-                const int r = idx / WK, k = idx % WK, n = r % N;
+            for (int idx = tid; idx < 2 * N * (WK + 1); idx += nthr) {
+                const bool tail = idx >= 2 * N * WK;
+                const int r = tail ? idx - 2 * N * WK : (int)((unsigned)idx / WK), k = tail ? WK : (int)((unsigned)idx % WK);
                 const bool isb = r < N;
+                const int n = isb ? r : r - N;
                 const int gr = isb ? p.b_groups : p.c_groups, gg = isb ? gb : gc;
-                const long long e0 = (((long long)i * gr + gg) * N + n) * L + t0;
-                const long long ext = (long long)p.batch * gr * N * L;
-                stage((isb ? gB : gC) + (size_t)n * L + t0, e0, ext,
+                stage((isb ? gB : gC) + (size_t)n * L + t0, i == 0 && gg == 0 && n == 0,
+                      i == last_b && gg == gr - 1 && n == N - 1,
                       bbase + (isb ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP, k);
             }
         } else if (p.async_copy == 2) {
@@ -1146,6 +1165,22 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                         *reinterpret_cast<float4*>(dst) = make_float4(yy[0], yy[1], yy[2], yy[3]);
                     } else {
                         *reinterpret_cast<uint2*>(dst) = make_uint2(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]));
+                    }
+                } else if (ES == 2 && t + 3 < tn) {
+                    // 16-bit rows aligned to less than 8 bytes (odd L): 8-, 4- or 2 + 4 + 2-byte
+                    // stores by the address (twenty-fourth session; four element stores before).
+                    if constexpr (ES == 2) {
+                        const unsigned al = (unsigned)reinterpret_cast<size_t>(dst) & 7u;
+                        if (al == 0) {
+                            *reinterpret_cast<uint2*>(dst) = make_uint2(lm_pack2<T>(yy[0], yy[1]), lm_pack2<T>(yy[2], yy[3]));
+                        } else if (al == 4) {
+                            *reinterpret_cast<unsigned*>(dst) = lm_pack2<T>(yy[0], yy[1]);
+                            *reinterpret_cast<unsigned*>(dst + 2) = lm_pack2<T>(yy[2], yy[3]);
+                        } else {
+                            dst[0] = cvt<T>(yy[0]);
+                            *reinterpret_cast<unsigned*>(dst + 1) = lm_pack2<T>(yy[1], yy[2]);
+                            dst[3] = cvt<T>(yy[3]);
+                        }
                     }
                 } else {
 #pragma unroll
