@@ -4,7 +4,8 @@
 // starts as NaN garbage. Checks against an f64 reference.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_lm1.cpp -o /tmp/emu_lm1 && /tmp/emu_lm1
-// (EMU_PLB=1: the `_w` kernels' batched element loads where a case has vec 0)
+// (EMU_PLB=1: the `_w` kernels' batched element loads where a case has vec 0; EMU_CPW=1:
+// their 8- / 4-byte cp.async rows there)
 // (modes `wide6ck` / `wide9ck`: the training forward's checkpoints, the state before every
 // step 8 k in natural order, checked too)
 #include <algorithm>
@@ -167,6 +168,9 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     p.softplus = cs.softplus; p.seg = seg; p.cb = cb; p.G = cs.G; p.blocks_per_seg = bps; p.nchunks = 1; p.chunk_len = L;
     // EMU_PLB=1: the `_w` kernels' batched element loads (`async_copy` 2) where vec is 0.
     p.async_copy = cs.vec == 0 && wide && std::getenv("EMU_PLB") ? 2 : cs.vec;
+    // EMU_CPW=1: the `_w` kernels' 8- / 4-byte cp.async rows (`async_copy` 8 / 4: f32 rows
+    // 8-byte aligned at even L, else 4) where vec is 0.
+    if (cs.vec == 0 && wide && std::getenv("EMU_CPW")) p.async_copy = cs.L % 2 == 0 ? 8 : 4;
     if (lm_smem_bytes(4, cb, NS, prep) > (int)sizeof(g_smem)) { std::printf("smem too big\n"); return 1e30; }
     void (*k)(Scan1Params) = nullptr;
     if (ckm) p.chunk_states = ck.data();

@@ -46,6 +46,12 @@ bench def f16 MAMBA_BENCH_SSD "$SSS"
 bench def f16 MAMBA_BENCH_SCAN1 "$S1"
 bench def f16 MAMBA_BENCH_SSD "8,2048,80,64,128;2,2048,24,64,64"
 bench w6 bf16 MAMBA_BENCH_SCAN1 "2,2048,16,2048;8,2048,16,2047" MAMBA_CUDA_SCAN1_LM_WV=3
+# Twenty-fourth session: rows not 16-byte aligned in the 16-bit types (odd L: the shifted
+# staging, `async_copy` 3; even L not a multiple of 8: 4- / 8-byte copies) against L2048.
+SU="8,2048,16,2047;8,2048,16,2048;2,2048,16,2047;8,2048,16,1001;8,2048,16,2046;8,2048,16,2044"
+bench def bf16 MAMBA_BENCH_SCAN1 "$SU"
+bench noshift bf16 MAMBA_BENCH_SCAN1 "$SU" MAMBA_CUDA_SCAN1_LM_SHIFT=0
+bench def f16 MAMBA_BENCH_SCAN1 "$SU"
 SN="2,400,6,64,16;2,256,6,64,128;2,800,6,64,128;1,800,16,64,128;2,800,24,64,64;2,800,12,64,128"
 bench def f32 MAMBA_BENCH_SSD "$SN"
 bench lm32 f32 MAMBA_BENCH_SSD "$SN" MAMBA_CUDA_SSD_IMPL=lm32
