@@ -717,13 +717,15 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             }
         } else if (wb) {
             // Copies of `per` elements (wb bytes); a tile's last partial copy element-wise.
-            const int per = wb / ES, cpr = TT / per;
+            // cpr is a power of 2 (TT 32 / 64, per 1 / 2 / 4): the copy index is split by
+            // shifts (twenty-fourth session; a division by the run-time cpr before).
+            const int per = wb / ES, cpr = TT / per, lcpr = __ffs(cpr) - 1;
 #pragma unroll
             for (int a = 0; a < 3; ++a) {
                 if (!rows[a]) continue;
                 T* dst = reinterpret_cast<T*>(st + a * CB * RB);
                 for (int idx = tid; idx < cn * cpr; idx += nthr) {
-                    const int r = idx / cpr, t = (idx % cpr) * per;
+                    const int r = idx >> lcpr, t = (idx & (cpr - 1)) * per;
                     const T* src = rows[a] + (size_t)r * L + t0 + t;
                     if (t + per <= tn)
                         lm_cpw(dst + r * TTP + t, src, wb);
@@ -733,8 +735,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             }
             T* dst = reinterpret_cast<T*>(st + 3 * CB * RB);
             for (int idx = tid; idx < 2 * N * cpr; idx += nthr) {
-                const int r = idx / cpr, t = (idx % cpr) * per;
-                const int n = r % N;
+                const int r = idx >> lcpr, t = (idx & (cpr - 1)) * per;
+                const int n = r < N ? r : r - N;
                 const T* src = (r < N ? gB : gC) + (size_t)n * L + t0 + t;
                 T* d = dst + (r < N ? lmw_slot<DIRECT>(n) : NS + lmw_slot<DIRECT>(n)) * TTP + t;
                 if (t + per <= tn)
