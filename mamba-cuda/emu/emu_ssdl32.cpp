@@ -19,52 +19,7 @@ inline void emu_dmma(double (&d)[2], double a, double b) {
         for (int kk = 0; kk < 4; ++kk) d[j] = std::fma(g_da[w][4 * g + kk], g_db[w][4 * (2 * c4 + j) + kk], d[j]);
     __syncwarp();
 }
-// f16 <-> f32 (round to nearest even, subnormals, inf / NaN) and mma.sync m16n8k16 f16 (the
-// `_pfh` outputs kernel and `ssdl32_csplit`).
-inline unsigned short emu_f2h(float f) {
-    unsigned x;
-    std::memcpy(&x, &f, 4);
-    const unsigned sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return (unsigned short)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
-    float a;
-    std::memcpy(&a, &ax, 4);
-    if (a >= 65520.f) return (unsigned short)(sign | 0x7c00u);
-    if (a < 6.103515625e-05f) return (unsigned short)(sign | (unsigned)std::nearbyint((double)a * 16777216.0));
-    int e;
-    const double m = std::frexp((double)a, &e);
-    double r = std::nearbyint(m * 2048.0);
-    if (r == 2048.0) {
-        r = 1024.0;
-        ++e;
-    }
-    const unsigned ex = (unsigned)(e - 1 + 15);
-    if (ex >= 31) return (unsigned short)(sign | 0x7c00u);
-    return (unsigned short)(sign | (ex << 10) | ((unsigned)r - 1024u));
-}
-inline float emu_h2f(unsigned short h) {
-    const unsigned ex = (h >> 10) & 31u, man = h & 0x3ffu;
-    float v;
-    if (ex == 0) v = std::ldexp((float)man, -24);
-    else if (ex == 31) v = man ? NAN : INFINITY;
-    else v = std::ldexp((float)(man | 0x400u), (int)ex - 25);
-    return (h & 0x8000u) ? -v : v;
-}
-inline void emu_mma_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
-    for (int e = 0; e < 4; ++e) g_ma[w][l][e] = a[e];
-    for (int e = 0; e < 2; ++e) g_mb[w][l][e] = b[e];
-    __syncwarp();
-    auto half_of = [](unsigned r, int k) { return emu_h2f((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu)); };
-    for (int e = 0; e < 4; ++e) {
-        const int m = g + (e >> 1) * 8, n = 2 * c + (e & 1);
-        float acc = d[e];
-        for (int k = 0; k < 16; ++k)
-            acc += half_of(g_ma[w][(m % 8) * 4 + (k % 8) / 2][(m >= 8) + 2 * (k >= 8)], k) *
-                   half_of(g_mb[w][n * 4 + (k % 8) / 2][k >= 8], k);
-        d[e] = acc;
-    }
-    __syncwarp();
-}
+// emu_f2h, emu_h2f and emu_mma_f16 (the `_pfh` outputs kernel and `ssdl32_csplit`): emu_ssdc.cpp.
 template <typename V>
 inline V __shfl_xor_sync(unsigned, V v, int m) {
     return shfl_any(v, (int)(threadIdx.x % 32) ^ m);

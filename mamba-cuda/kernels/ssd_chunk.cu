@@ -1198,6 +1198,8 @@ __device__ __forceinline__ void ssdl_stage(T* dst, int ld, const T* src, long lo
     for (; r < rows; r += rstep, sp += sstep, dp += dstep) ssdc_cp16(dp, r < nvalid ? sp : src, r < nvalid ? 16 : 0);
 }
 
+template <typename T> struct Ssdl16;  // the 16-bit operand helpers (below)
+
 // Eight elements of T at r (16-byte aligned) times w, in place.
 template <typename T>
 __device__ __forceinline__ void ssdl_scale16(T* r, float w) {
@@ -1205,10 +1207,10 @@ __device__ __forceinline__ void ssdl_scale16(T* r, float w) {
         uint4 u = *reinterpret_cast<const uint4*>(r);
         const T* h = reinterpret_cast<const T*>(&u);
         uint4 o;
-        o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
-        o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
-        o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
-        o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+        o.x = Ssdl16<T>::pack(ldf(h + 0) * w, ldf(h + 1) * w);
+        o.y = Ssdl16<T>::pack(ldf(h + 2) * w, ldf(h + 3) * w);
+        o.z = Ssdl16<T>::pack(ldf(h + 4) * w, ldf(h + 5) * w);
+        o.w = Ssdl16<T>::pack(ldf(h + 6) * w, ldf(h + 7) * w);
         *reinterpret_cast<uint4*>(r) = o;
     } else {
         for (int u = 0; u < 16 / (int)sizeof(T); u += 2) ssdm_st2<T>(r + u, ldf(r + u) * w, ldf(r + u + 1) * w);
@@ -1241,6 +1243,8 @@ __device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
     return d;
 #endif
 }
+
+#include "ssd16.cuh"
 
 // An A fragment of x^T (bf16; this lane's columns t = t0, t0 + 1, t0 + 8, t0 + 9) times
 // w_t = exp2(c2e - c2_t) dt_t, from a header of Q log2-scaled cumulative sums then Q dt.
@@ -1354,6 +1358,11 @@ __device__ __forceinline__ double ssdl_dot4(double acc, float4 a, float4 b) {
     return fma((double)a.w, (double)b.w, acc);
 }
 
+template <typename T> struct SsdlFrag { using type = SsdmFrag<T>; };
+#ifdef SSDL_HAVE_F16
+template <> struct SsdlFrag<f16_t> { using type = SsdmFrag<bf16_t>; };
+#endif
+
 template <typename T, int Q, bool IMG = false>
 __device__ void ssdl_cb_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
@@ -1361,7 +1370,7 @@ __device__ void ssdl_cb_k(const SsdParams& p, int by) {
 #else
     extern __shared__ __align__(128) unsigned char smem_raw[];
 #endif
-    using F = SsdmFrag<T>;
+    using F = typename SsdlFrag<T>::type;  // f32 / bf16 (f16 takes the bf16 mma path below)
     constexpr int es = sizeof(T), EPV = 16 / es, QT = Q / 16, KS = F::KS;
     const int N = p.dstate, L = p.seqlen;
     const SsdlLayout lay = ssdl_layout(es, Q, 16, N, 2);
@@ -1426,8 +1435,8 @@ __device__ void ssdl_cb_k(const SsdParams& p, int by) {
                 // B(k = n, col = s) = B[s][n] (n-major): matrix mi: tile mi>>1, k +8(mi&1).
                 ssdl_ldm<false>(b4, sb + (sj * 16 + r + 8 * (mi >> 1)) * ldN + kk + 8 * (mi & 1));
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                ssdm_mma(acc[0], a, b0);
-                ssdm_mma(acc[1], a, b1);
+                Ssdl16<T>::mma(acc[0], a, b0);
+                Ssdl16<T>::mma(acc[1], a, b1);
             } else {
                 typename F::A a;
                 F::a_row(a, sc + ti * 16 * ldN + kk, ldN, g, c4);
@@ -1445,8 +1454,8 @@ __device__ void ssdl_cb_k(const SsdParams& p, int by) {
                 // bf16 tile image (VAR 9): the chunk's slot of the f32 scratch holds it.
                 unsigned* img = reinterpret_cast<unsigned*>(cb) + (size_t)it * 128;
                 const int col = h2 * 8 + 2 * c4;
-                img[ssdl_cbi_off(g, col) / 2] = ssdm_pack(acc[h2][0], acc[h2][1]);
-                img[ssdl_cbi_off(g + 8, col) / 2] = ssdm_pack(acc[h2][2], acc[h2][3]);
+                img[ssdl_cbi_off(g, col) / 2] = Ssdl16<T>::pack(acc[h2][0], acc[h2][1]);
+                img[ssdl_cbi_off(g + 8, col) / 2] = Ssdl16<T>::pack(acc[h2][2], acc[h2][3]);
             } else {
                 const int col = sj * 16 + h2 * 8 + 2 * c4, r0 = ti * 16 + g;
                 *reinterpret_cast<float2*>(cb + (size_t)r0 * Q + col) = make_float2(acc[h2][0], acc[h2][1]);
@@ -2347,6 +2356,15 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
         ssdl_hdr_k<bf16_t, 128>(p, (int)blockIdx.y - p.ngroups);
     }
 }
+#ifdef SSDL_HAVE_F16
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_f16_q128_i(const __grid_constant__ SsdParams p) {
+    if ((int)blockIdx.y < p.ngroups) {
+        ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);
+    } else {
+        ssdl_hdr_k<f16_t, 128>(p, (int)blockIdx.y - p.ngroups);
+    }
+}
+#endif
 
 // VAR 9 (`ssdl_out_bf16_q128_h`): the outputs of HB heads of one group per block (grid
 // ((p / PB) K, H / HB, b)), the heads walked in turn with the next head's header, S_in
@@ -2369,14 +2387,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
 // YS (`_hy`, VAR 15 and VAR 19-28, verified on the H200 in the seventh session): Y (+ D x) goes through a private 16-row
 // region of each warp (after the buffers, 18 KB) and out in 16-byte row stores (whole
 // 128-byte rows per 8 lanes) instead of 4-byte stores from the registers.
-template <int Q, int NC, int PBC, bool VB = false, bool YS = false>
+template <int Q, int NC, int PBC, bool VB = false, bool YS = false, typename T = bf16_t>
 __device__ void ssdl_out_h(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
     extern __shared__ __align__(128) unsigned char smem_raw[];
 #endif
-    using T = bf16_t;
     constexpr int N = NC, PB = PBC, ldN = N + 8, ldP = PB + 8, QT = Q / 16, NTI = QT * (QT + 1) / 2, YJ = PB / 8;
     static_assert(QT == SSDC_WARPS && N % 16 == 0 && PB % 16 == 0, "one 16-row slab per warp");
     constexpr int O_XS = NTI * 512, O_BUF = O_XS + (VB ? 0 : Q * ldP * 2);
@@ -2456,8 +2473,8 @@ __device__ void ssdl_out_h(const SsdParams& p) {
                 unsigned b4[4];
                 ssdl_ldm<false>(b4, ss + ((s + (mi >> 1)) * 8 + r) * ldN + kk * 16 + 8 * (mi & 1));
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                ssdm_mma(acc[s], cf[kk], b0);
-                ssdm_mma(acc[s + 1], cf[kk], b1);
+                Ssdl16<T>::mma(acc[s], cf[kk], b0);
+                Ssdl16<T>::mma(acc[s + 1], cf[kk], b1);
             }
         }
         const float F = s_c2[ti * 16];
@@ -2479,28 +2496,28 @@ __device__ void ssdl_out_h(const SsdParams& p) {
                 const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
                 const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
                 const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
-                vlo = ssdm_pack(exp2f(ce - ca.x) * da.x, exp2f(ce - ca.y) * da.y);
-                vhi = ssdm_pack(exp2f(ce - cb2.x) * db.x, exp2f(ce - cb2.y) * db.y);
+                vlo = Ssdl16<T>::pack(exp2f(ce - ca.x) * da.x, exp2f(ce - ca.y) * da.y);
+                vhi = Ssdl16<T>::pack(exp2f(ce - cb2.x) * db.x, exp2f(ce - cb2.y) * db.y);
             }
-            const unsigned sg2 = ssdm_pack(sg, sg);
+            const unsigned sg2 = Ssdl16<T>::pack(sg, sg);
             const int rr = r + 8 * (mi & 1);
             unsigned a[4];
             ssdl_ldm<false>(a, cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
 #pragma unroll
-            for (int e = 0; e < 4; ++e) a[e] = ssdl_mul_bf2(a[e], sg2);
+            for (int e = 0; e < 4; ++e) a[e] = Ssdl16<T>::mul2(a[e], sg2);
 #pragma unroll
             for (int s = 0; s < YJ; s += 2) {
                 unsigned b4[4];
                 ssdl_ldm<true>(b4, (VB ? bx : xs) + (kq * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
                 if constexpr (VB) {
-                    b4[0] = ssdl_mul_bf2(b4[0], vlo);
-                    b4[1] = ssdl_mul_bf2(b4[1], vhi);
-                    b4[2] = ssdl_mul_bf2(b4[2], vlo);
-                    b4[3] = ssdl_mul_bf2(b4[3], vhi);
+                    b4[0] = Ssdl16<T>::mul2(b4[0], vlo);
+                    b4[1] = Ssdl16<T>::mul2(b4[1], vhi);
+                    b4[2] = Ssdl16<T>::mul2(b4[2], vlo);
+                    b4[3] = Ssdl16<T>::mul2(b4[3], vhi);
                 }
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                ssdm_mma(acc[s], a, b0);
-                ssdm_mma(acc[s + 1], a, b1);
+                Ssdl16<T>::mma(acc[s], a, b0);
+                Ssdl16<T>::mma(acc[s + 1], a, b1);
             }
         }
         {
@@ -2528,15 +2545,15 @@ __device__ void ssdl_out_h(const SsdParams& p) {
                 const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
                 const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
                 const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
-                a[e] = ssdm_pack(m0, m1);
+                a[e] = Ssdl16<T>::pack(m0, m1);
             }
 #pragma unroll
             for (int s = 0; s < YJ; s += 2) {
                 unsigned b4[4];
                 ssdl_ldm<true>(b4, bx + (ti * 16 + r + 8 * (mi & 1)) * ldP + (s + (mi >> 1)) * 8);
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                ssdm_mma(acc[s], a, b0);
-                ssdm_mma(acc[s + 1], a, b1);
+                Ssdl16<T>::mma(acc[s], a, b0);
+                Ssdl16<T>::mma(acc[s + 1], a, b1);
             }
         }
         // Y + D x (* silu(z)) straight from the registers.
@@ -2555,7 +2572,7 @@ __device__ void ssdl_out_h(const SsdParams& p) {
                         y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
                         y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
                     }
-                    *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = ssdm_pack(y0, y1);
+                    *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = Ssdl16<T>::pack(y0, y1);
                 }
             }
             __syncwarp();
@@ -2598,7 +2615,7 @@ __device__ void ssdl_out_h(const SsdParams& p) {
                         y0 *= silu_f(ldf(zr));
                         y1 *= silu_f(ldf(zr + 1));
                     }
-                    *reinterpret_cast<unsigned*>(out + i * p.out_sb + tt * p.out_st + col) = ssdm_pack(y0, y1);
+                    *reinterpret_cast<unsigned*>(out + i * p.out_sb + tt * p.out_st + col) = Ssdl16<T>::pack(y0, y1);
                 }
             }
         }
@@ -2614,6 +2631,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true, true>(p);
 }
+#ifdef SSDL_HAVE_F16
+// f16 storage at VAR 28 (twenty-fifth session): `_hy` with f16 operands (the recurrent
+// kernels took the f16 LM shape before: 2.77 ms against 0.42 for bf16).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 128, 64, true, true, f16_t>(p);
+}
+#endif
 
 // VAR 16-19 (`ssdl_statesw_bf16_q128_p*n*`, seventh session): the chunk states and the
 // state pass in one kernel, no combine launch. Each block owns PB rows (p) x NB columns

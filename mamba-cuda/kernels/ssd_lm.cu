@@ -1,4 +1,5 @@
-// SPEC 2, the SSD forward at the language-model shape in bf16 (Q 128, N 128, p tiles of 64):
+// SPEC 2, the SSD forward at the language-model shape in bf16 (and, VAR 28 only, f16) (Q 128,
+// N 128, p tiles of 64):
 // the chunk-walking states kernel of `ssdl` with several heads per block (seventh session,
 // helper A; the rest of the `ssdl` kernels are in ssd_chunk.cu).
 //
@@ -50,15 +51,21 @@ __device__ __forceinline__ void ssdl_ldm(unsigned (&r)[4], const void* addr) {
                      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                      : "r"(s));
 }
+__device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
+    unsigned d;
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+}
+#include "ssd16.cuh"
 template <typename T>
 __device__ __forceinline__ void ssdl_scale16(T* r, float w) {
     uint4 u = *reinterpret_cast<const uint4*>(r);
     const T* h = reinterpret_cast<const T*>(&u);
     uint4 o;
-    o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
-    o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
-    o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
-    o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+    o.x = Ssdl16<T>::pack(ldf(h + 0) * w, ldf(h + 1) * w);
+    o.y = Ssdl16<T>::pack(ldf(h + 2) * w, ldf(h + 3) * w);
+    o.z = Ssdl16<T>::pack(ldf(h + 4) * w, ldf(h + 5) * w);
+    o.w = Ssdl16<T>::pack(ldf(h + 6) * w, ldf(h + 7) * w);
     *reinterpret_cast<uint4*>(r) = o;
 }
 __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
@@ -69,11 +76,12 @@ __device__ __forceinline__ float* ssdl_hdr_base(const SsdParams& p) {
 }
 #endif
 
-// Stages `rows` rows of `cols` bf16 (a multiple of 8) with 16-byte async copies by the
+// Stages `rows` rows of `cols` 16-bit values (a multiple of 8) with 16-byte async copies by the
 // threads tid < nthr: src row r at src + r st, dst row r at dst + r ld; rows >= nvalid
 // are zero-filled (src not read).
-__device__ __forceinline__ void lmb_stage(bf16_t* dst, int ld, const bf16_t* src, long long st, int rows, int nvalid,
-                                          int cols, int tid, int nthr) {
+template <typename T>
+__device__ __forceinline__ void lmb_stage(T* dst, int ld, const T* src, long long st, int rows, int nvalid, int cols,
+                                          int tid, int nthr) {
     const int vc = cols / 8, rstep = nthr / vc;
     if (tid >= rstep * vc) return;
     const int col = (tid % vc) * 8;
@@ -87,14 +95,13 @@ __device__ __forceinline__ void lmb_stage(bf16_t* dst, int ld, const bf16_t* src
 // with two shuffle exchanges, so lane c4 holds 8 consecutive columns of tile 4 G + c4)
 // instead of 4-byte stores: a quarter of the store instructions, whole 32-byte sectors
 // per lane pair (ncu, VAR 19: the states kernel at 75% of the L2 throughput, DRAM 31%).
-template <int NB, int HB, int NS = 2, int QS = 128, bool V16 = false>
+template <int NB, int HB, int NS = 2, int QS = 128, bool V16 = false, typename T = bf16_t>
 __device__ void lmb_states(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
     extern __shared__ __align__(128) unsigned char smem_raw[];
 #endif
-    using T = bf16_t;
     constexpr int Q = 128, PB = 64, KS = 16, ldP = PB + 8, ldB = NB + 8, NT = HB * SSDC_THREADS;
     constexpr int prt = PB / 16, ncg = SSDC_WARPS / prt, WN = NB / ncg, NW = WN / 8;
     static_assert(prt * ncg == SSDC_WARPS && WN % 16 == 0, "warp tiles");
@@ -171,7 +178,7 @@ __device__ void lmb_states(const SsdParams& p) {
                 for (int G = 0; G < NW / 4; ++G) {
                     unsigned in[4];
 #pragma unroll
-                    for (int jj = 0; jj < 4; ++jj) in[jj] = ssdm_pack(S[4 * G + jj][2 * h2], S[4 * G + jj][2 * h2 + 1]);
+                    for (int jj = 0; jj < 4; ++jj) in[jj] = Ssdl16<T>::pack(S[4 * G + jj][2 * h2], S[4 * G + jj][2 * h2 + 1]);
                     // Exchange 1 (lane ^ 2): pairs 0, 1 <-> 2, 3.
                     const unsigned r0 = __shfl_sync(0xffffffffu, b1 ? in[0] : in[2], lane ^ 2);
                     const unsigned r1 = __shfl_sync(0xffffffffu, b1 ? in[1] : in[3], lane ^ 2);
@@ -199,7 +206,7 @@ __device__ void lmb_states(const SsdParams& p) {
 #pragma unroll
                 for (int h2 = 0; h2 < 2; ++h2) {
                     const size_t e = base + (size_t)(rt * 16 + g + 8 * h2) * N + cg * WN + s * 8 + 2 * c4;
-                    cs[e / 2] = ssdm_pack(S[s][2 * h2], S[s][2 * h2 + 1]);
+                    cs[e / 2] = Ssdl16<T>::pack(S[s][2 * h2], S[s][2 * h2 + 1]);
                     S[s][2 * h2] *= dec;
                     S[s][2 * h2 + 1] *= dec;
                 }
@@ -215,8 +222,8 @@ __device__ void lmb_states(const SsdParams& p) {
                 unsigned b4[4];
                 ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldB + cg * WN + (s + (mi >> 1)) * 8);
                 const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                ssdm_mma(S[s], a, b0);
-                ssdm_mma(S[s + 1], a, b1);
+                Ssdl16<T>::mma(S[s], a, b0);
+                Ssdl16<T>::mma(S[s + 1], a, b1);
             }
         }
     }
@@ -261,3 +268,9 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_v(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 2, 128, true>(p);
 }
+#ifdef SSDL_HAVE_F16
+// f16 storage (twenty-fifth session): VAR 28's states kernel with f16 operands; S_in in f16.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_q128_n128_v(const __grid_constant__ SsdParams p) {
+    lmb_states<128, 1, 2, 128, true, f16_t>(p);
+}
+#endif

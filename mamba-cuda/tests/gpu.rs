@@ -1726,6 +1726,27 @@ fn ssd_chunked_matches_the_oracle() {
         t32.finish(&format!("ssd {imp} f32"));
         t16.finish(&format!("ssd {imp} bf16"));
     }
+    // f16 (twenty-fifth session): `ssdl` in VAR 28's form where it fits (Q 128, N 128, PB
+    // 64: odd L, L < Q, groups, two p tiles, many heads per outputs block), the recurrent
+    // kernels elsewhere (the N 64 shape), forced (`lm`) and by default.
+    if only
+        .as_ref()
+        .is_none_or(|o| o.split(',').any(|v| v == "lm16"))
+    {
+        let mut t = Tally::default();
+        for imp in ["lm", ""] {
+            set("MAMBA_CUDA_SSD_IMPL", imp);
+            for &(b, l, h, p, g, n) in var_shapes {
+                let c = cfg(&mut rng, b, l, h, p, g, n);
+                ssd_check::<f16>(be, &mut rng, &c, &mut t);
+            }
+            for &(b, l, h, p, g, n) in &var_shapes[..4] {
+                let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
+                ssd_check::<f16>(be, &mut rng, &c, &mut t);
+            }
+        }
+        t.finish("ssd lm f16");
+    }
     // lm32 (`ssdl32`, f32 on 3xTF32 tensor cores: Q 128, PB 64, N 64 / 128, p a multiple of
     // 64; elsewhere the call falls back): odd L, L < Q, two p tiles, groups, heads per group
     // not a multiple of the heads per states block (MAMBA_CUDA_SSD32_HB 1 / 2 / 4 / 8), and
@@ -1852,6 +1873,21 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto bf16 (b2 h132-136, L >= 128: ssdl; p64 N128: the LM kernels)");
+    // ... and f16 there since the twenty-fifth session: ssdl (VAR 28) at N 128, the
+    // recurrent kernels at N 64.
+    let mut t = Tally::default();
+    for (l, h, g, p, n) in [
+        (1030, 132, 1, 64, 128),
+        (128, 132, 1, 64, 128),
+        (301, 136, 2, 64, 128),
+        (301, 136, 2, 64, 64),
+    ] {
+        let c = cfg(&mut rng, 2, l, h, p, g, n);
+        ssd_check::<f16>(be, &mut rng, &c, &mut t);
+        let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
+        ssd_check::<f16>(be, &mut rng, &c, &mut t);
+    }
+    t.finish("ssd auto f16 (b2 h132-136, L >= 128: ssdl at N128)");
     // ... and the seed shape at 640 <= L <= 1024 in f32 (split3 once; `ssdz` since the
     // eleventh session), with every option on and without.
     let mut t = Tally::default();

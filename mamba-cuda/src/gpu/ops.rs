@@ -854,6 +854,7 @@ struct SsdChunkPlan {
 /// `chunked` (the mma.sync chunked kernel wherever it applies), `wmma` (the first
 /// chunked kernel wherever it applies), `auto` (default: the mma.sync kernel, Q = 32,
 /// 128 registers, only where it measured faster, see NOTES.md). The chunked kernels cover f32 and bf16 storage
+/// (f16: `ssdl` at Q 128, N 128, PB 64 only, `ssdl_f16_fits`)
 /// without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
 /// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
@@ -903,10 +904,15 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         // 129 / 233; b2 h80 262 / 920 / 1796 against 71 / 214 / 379; the seed width b2 h6 past
         // `ssdz`'s 1024 steps, L 1500 / 2048 / 4096 / 8192: 95 / 108 / 160 / 284 against 41 /
         // 43 / 50 / 80).
-        _ if act == dtype::BF16 && prm.seqlen as usize >= SSD_LM_MIN_L => ("ssdl", false),
+        // f16 likewise since the twenty-fifth session, where the VAR 28 kernels apply (Q 128,
+        // N 128, PB 64: `ssdl_f16_fits`); f16 has no other chunked kernels.
+        _ if act != dtype::F32 && prm.seqlen as usize >= SSD_LM_MIN_L => ("ssdl", false),
         _ => ("ssdm", false),
     };
-    if act != dtype::F32 && act != dtype::BF16 {
+    if act == dtype::F16 && kernel != "ssdl" {
+        return None;
+    }
+    if act != dtype::F32 && act != dtype::BF16 && act != dtype::F16 {
         return None;
     }
     // `auto`: only where it measured faster than the recurrent kernels on the H200:
@@ -934,6 +940,10 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     if kernel == "ssdl" {
         let plan = ssdl_plan(g, prm, es, p, n);
+        if act == dtype::F16 {
+            // Only VAR 28's kernels exist in f16; elsewhere the recurrent kernels.
+            return plan.filter(|pl| ssdl_f16_fits(pl.q, pl.pb, n));
+        }
         if plan.is_some() || forced {
             return plan;
         }
@@ -1101,6 +1111,15 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
     })
 }
 
+/// Whether the f16 `ssdl` kernels (VAR 28's three: `ssdl_cbh_f16_q128_i`,
+/// `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) run this
+/// plan: Q 128, N 128, PB 64, no fused form. Their operands are f16 where bf16's are bf16
+/// (the chunk states between the passes too, as mamba-ssm's f16 path converts them), so a
+/// state beyond f16's range (|S| > 65504) overflows there.
+fn ssdl_f16_fits(q: usize, pb: usize, n: usize) -> bool {
+    q == 128 && n == 128 && pb == 64 && ssdl_fuse() == 0
+}
+
 /// `MAMBA_CUDA_SSDL_FUSE`: 0 (default) the four kernels; 1 the state pass chained inside
 /// the states kernel (`ssdl_statesf`, no combine kernel); 2 one pass after C B^T
 /// (`ssdl_one`: local state, chained state pass and outputs in one block per chunk).
@@ -1145,6 +1164,9 @@ fn ssdl_fuse() -> usize {
 /// half a chunk (26 / 27); 28 (the **default**): 19 with the S_in of the states kernel in
 /// 16-byte stores (`ssdlb_states1_*_v`).
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
+    if sfx == "f16" {
+        return 28; // the only f16 form (`ssdl_f16_fits`)
+    }
     if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
         return 0;
     }
@@ -1247,7 +1269,7 @@ fn ssdl_launch(
         prm.ngroups as usize,
     );
     let k = prm.nchunks as usize;
-    let es = if sfx == "bf16" { 2 } else { 4 };
+    let es = if sfx == "f32" { 4 } else { 2 };
     // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
     // after the C B^T scratch.
     let fuse = ssdl_fuse();

@@ -75,7 +75,7 @@ pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
         return f;
     }
     ssd_auto(g, prm)
-        && !(act == dtype::BF16
+        && !(act != dtype::F32
             && ssd_blocks(prm) > 2 * g.sm_count as usize
             && super::ops::ssdl_takes(g, prm, act))
 }
@@ -89,8 +89,10 @@ pub(crate) fn ssd_wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
 /// 264 blocks) 30.5 / 32.8 / 33.7 us against 37.4 / 38.9 / 43.3; L384 / 448 / 512 / 1024
 /// (288 blocks on) 46.8 / 50.3 / 50.6 / 79.4 against 42.4 / 39.5 / 38.1 / 40.9; b2 h9 L448
 /// (252) 34.6 against 41.9, L512 (288) 47.9 against 41.6; b4 h8 L320 (320) 48.6 against
-/// 41.7, L1024 99.5 against 42.5; b1 h20 L800 55.0 against 41.4). f16 has no `ssdl`: the
-/// seed kernel stays (the recurrent kernels are slower there: b2 h12 L512 66.4 against 51.3).
+/// 41.7, L1024 99.5 against 42.5; b1 h20 L800 55.0 against 41.4). f16 the same rule since the
+/// twenty-fifth session, where its `ssdl` form applies (N 128, `ops::ssdl_takes`); elsewhere
+/// the seed kernel stays (the recurrent kernels are slower there: b2 h12 L512 66.4 against
+/// 51.3).
 fn ssd_auto(g: &Gpu, prm: &SsdParams) -> bool {
     let bh = (prm.batch * prm.nheads) as usize;
     bh * 4 <= g.sm_count as usize && (256..=1024).contains(&prm.seqlen)

@@ -1,0 +1,52 @@
+// The 16-bit operand type of the `ssdl` VAR 28 kernels (`ssdl_cbh_*_q128_i`,
+// `ssdlb_states1_*_v`, `ssdl_out_*_hy`): bf16, and f16 since the twenty-fifth session (the
+// same fragment layouts; mma.sync m16n8k16 .f16 and mul.rn.f16x2 where bf16 has .bf16 and
+// mul.rn.bf16x2). Included after ssdm_pack, ssdm_mma and ssdl_mul_bf2 (ssd_chunk.cu, or
+// ssd_lm.cu's own helpers). The emulator defines MAMBA_EMU_F16 where it mocks f16_t.
+#pragma once
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_F16)
+#define SSDL_HAVE_F16 1
+#endif
+template <typename T> struct Ssdl16;
+template <> struct Ssdl16<bf16_t> {
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) { return ssdm_pack(lo, hi); }
+    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+        ssdm_mma(d, a, b);
+    }
+    static __device__ __forceinline__ unsigned mul2(unsigned a, unsigned b) { return ssdl_mul_bf2(a, b); }
+};
+#ifdef SSDL_HAVE_F16
+template <> struct Ssdl16<f16_t> {
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) {
+#ifdef MAMBA_EMU
+        return (unsigned)emu_f2h(lo) | ((unsigned)emu_f2h(hi) << 16);
+#else
+        const __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<const unsigned*>(&v);
+#endif
+    }
+    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#ifdef MAMBA_EMU
+        emu_mma_f16(d, a, b);
+#else
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+    }
+    // f16x2 times f16x2, each rounded to nearest (the product of two f16 is exact in f32).
+    static __device__ __forceinline__ unsigned mul2(unsigned a, unsigned b) {
+#ifdef MAMBA_EMU
+        auto lo = [](unsigned v) { return emu_h2f((unsigned short)(v & 0xffffu)); };
+        auto hi = [](unsigned v) { return emu_h2f((unsigned short)(v >> 16)); };
+        return pack(lo(a) * lo(b), hi(a) * hi(b));
+#else
+        unsigned d;
+        asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+        return d;
+#endif
+    }
+};
+#endif
