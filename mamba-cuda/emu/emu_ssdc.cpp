@@ -331,7 +331,8 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // (PB x NB 64 x 128, 64 x 64, 32 x 128; no combine), 19 16 with `_hy`, 20 / 21 16 / 17
 // with w on the x fragments (with a variant given, only those cases run: `/tmp/emu_ssdc 3 4`, ~1 min).
 // 28 also runs the f16 forms of its three kernels (`ssdl_cbh_f16_q128_i`,
-// `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) at 5e-3.
+// `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) at 5e-3, and
+// no variant the generic f16 four (`ssdl_cb_f16_q128` .. `ssdl_out_f16_q128`) at Q 128.
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -359,13 +360,28 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     p.chunk_states = states.data();
     p.chunk_decay = decay.data();
     if constexpr (std::is_same_v<T, f16_t>) {
-        // f16: VAR 28 only (Q 128, N 128, PB 64), as the host runs it.
-        emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
-        emu_launch(ssdlb_states1_f16_q128_n128_v, p, (P / 64) * (N / 128), h, b);
-        p.seq_idx = nullptr;
-        int hb = g_hbo;
-        while ((h / g) % hb) --hb;
-        emu_launch(ssdl_out_f16_q128_hy, p, K * (P / cs.PB), h / hb, b);
+        // f16 (Q 128): VAR 28 (N 128, PB 64) with variant 28, else the generic four kernels.
+        if (g_ssdl_var == 28) {
+            emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
+            if (N == 64)
+                emu_launch(ssdlb_states1_f16_q128_n64_v, p, P / 64, h, b);
+            else
+                emu_launch(ssdlb_states1_f16_q128_n128_v, p, (P / 64) * (N / 128), h, b);
+            p.seq_idx = nullptr;
+            int hb = g_hbo;
+            while ((h / g) % hb) --hb;
+            emu_launch(N == 64 ? ssdl_out_f16_q128_n64_hy : ssdl_out_f16_q128_hy, p, K * (P / cs.PB), h / hb, b);
+        } else {
+            emu_launch(ssdl_cb_f16_q128, p, K, g, b);
+            emu_launch(ssdl_states_f16_q128, p, K * (P / cs.PB), h, b);
+            blockDim = {1, 1, 1};
+            gridDim = {1, 1, 1};
+            threadIdx = {0, 0, 0};
+            blockIdx = {0, 0, 0};
+            ssdl_combine_f16(p);
+            p.seq_idx = nullptr;
+            emu_launch(ssdl_out_f16_q128, p, K * (P / cs.PB), h, b);
+        }
         std::vector<double> go(io), gf(st);
         for (size_t e = 0; e < io; ++e) go[e] = ldf<T>(&out[e]);
         for (size_t e = 0; e < st; ++e) gf[e] = fin[e];
@@ -400,9 +416,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
             if (g_ssdl_var == 15 || g_ssdl_var == 19 || g_ssdl_var >= 22) kout = ssdl_out_bf16_q128_hy;
         }
+        if (g_ssdl_var == 28 && Q == 128 && N == 64 && cs.PB == 64) kcb = ssdl_cbh_bf16_q128_i, kout = ssdl_out_bf16_q128_n64_hy;
     }
     // VAR 10: C B^T and the headers in one launch.
-    emu_launch(kcb, p, K, g + (!f32 && g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64 ? (h + 7) / 8 : 0), b);
+    const bool n64v = g_ssdl_var == 28 && Q == 128 && N == 64 && cs.PB == 64;  // VAR 28 at N 64
+    emu_launch(kcb, p, K, g + (!f32 && ((g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64) || n64v) ? (h + 7) / 8 : 0), b);
     if (fuse == 2) {
         emu_launch(kone, p, K * (P / cs.PB), h, b);
         if (flags[0] != 0) std::printf("ticket not reset\n");
@@ -412,7 +430,9 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         *efin = cs.fin ? emu_rel(gf, rf) : 0.0;
         return emu_rel(go, ro);
     }
-    if (!f32 && g_ssdl_var >= 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
+    if (!f32 && n64v && !fuse) {
+        if constexpr (!f32) emu_launch(ssdlb_states1_bf16_q128_n64_v, p, P / 64, h, b);
+    } else if (!f32 && g_ssdl_var >= 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
         // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
         int hb = 4;
         while ((h / g) % hb) hb /= 2;
@@ -458,7 +478,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     gridDim = {1, 1, 1};
     threadIdx = {0, 0, 0};
     blockIdx = {0, 0, 0};
-    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8 || g_ssdl_var >= 16) && Q == 128 && N == 128 && cs.PB == 64)) {
+    if (fuse || (!f32 && (g_ssdl_var == 7 || g_ssdl_var == 8 || g_ssdl_var >= 16) && Q == 128 && (N == 128 || n64v) && cs.PB == 64)) {
     } else if constexpr (f32) {
         const size_t pN = (size_t)P * N;
         for (size_t idx = 0; idx < (size_t)b * h * pN; ++idx) {
@@ -476,7 +496,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     }
     p.seq_idx = nullptr;
     if constexpr (!f32) {
-        if (g_ssdl_var >= 9 && Q == 128 && N == 128 && cs.PB == 64) {
+        if (g_ssdl_var >= 9 && Q == 128 && (N == 128 || n64v) && cs.PB == 64) {
             // `_h`: HB heads per block (g_hbo, lowered until it divides h / g).
             int hb = g_hbo;
             while ((h / g) % hb) --hb;
@@ -733,14 +753,19 @@ int main(int argc, char** argv) {
         {1, 257, 2, 128, 2, 128, 128, 64, 0, false, true, false, true, false, false},
         {2, 200, 8, 64, 1, 128, 128, 64, 1, true, true, true, true, true, true},
         {1, 129, 12, 64, 2, 128, 128, 64, 2, true, false, true, true, true, false},
+        // VAR 28 at N 64 (twenty-fifth session): odd L, groups, p 128, L < Q.
+        {1, 300, 3, 64, 3, 64, 128, 64, 1, true, true, true, true, true, true},
+        {2, 200, 8, 128, 2, 64, 128, 64, 2, true, true, true, true, true, false},
+        {1, 1, 2, 64, 1, 64, 128, 64, 0, false, true, true, true, true, true},
     };
     for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 3; ++bf)
         for (const auto& c : lcases) {
             // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64);
             // bf 2: f16, VAR 28 only (`emu_ssdc 3 28`).
-            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.N != 128 || c.PB != 64)) continue;
-            if (bf == 2 && (g_ssdl_var != 28 || fuse)) continue;
+            if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.PB != 64 ||
+                               (c.N != 128 && !(c.N == 64 && g_ssdl_var == 28)))) continue;
+            if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28))) continue;
             double ef = 0;
             const double eo = bf == 2 ? run_case<f16_t>(c, 3 + fuse, rng, &ef)
                               : bf    ? run_case<bf16_t>(c, 3 + fuse, rng, &ef)

@@ -519,6 +519,8 @@ __device__ __forceinline__ void ssdm_mma(float (&d)[4], const float (&a)[4], con
 #endif
 }
 
+template <typename T> struct Ssdl16;  // the 16-bit operand helpers (ssd16.cuh)
+
 // Operand fragments of one k step (16 for bf16, 8 for tf32) from shared memory.
 template <typename T> struct SsdmFrag;
 template <> struct SsdmFrag<float> {
@@ -566,45 +568,50 @@ template <> struct SsdmFrag<float> {
     }
 };
 #if !defined(MAMBA_EMU) || defined(MAMBA_EMU_BF16)
-template <> struct SsdmFrag<bf16_t> {
+// bf16, and f16 since the twenty-fifth session (the generic `ssdl` kernels at N != 128).
+template <typename T> struct SsdmFrag16 {
     static constexpr int KS = 16;
     using A = unsigned[4];
     using B = unsigned[2];
-    static __device__ __forceinline__ unsigned u32(const bf16_t* p) { return *reinterpret_cast<const unsigned*>(p); }
-    static __device__ __forceinline__ unsigned two(const bf16_t* p0, const bf16_t* p1) {
+    static __device__ __forceinline__ unsigned u32(const T* p) { return *reinterpret_cast<const unsigned*>(p); }
+    static __device__ __forceinline__ unsigned two(const T* p0, const T* p1) {
         return (unsigned)*reinterpret_cast<const unsigned short*>(p0) |
                ((unsigned)*reinterpret_cast<const unsigned short*>(p1) << 16);
     }
-    static __device__ __forceinline__ void a_row(unsigned (&a)[4], const bf16_t* p, int ld, int g, int c) {
+    static __device__ __forceinline__ void a_row(unsigned (&a)[4], const T* p, int ld, int g, int c) {
         a[0] = u32(p + g * ld + 2 * c);
         a[1] = u32(p + (g + 8) * ld + 2 * c);
         a[2] = u32(p + g * ld + 2 * c + 8);
         a[3] = u32(p + (g + 8) * ld + 2 * c + 8);
     }
-    static __device__ __forceinline__ void a_col(unsigned (&a)[4], const bf16_t* p, int ld, const float* w, int g, int c) {
+    static __device__ __forceinline__ void a_col(unsigned (&a)[4], const T* p, int ld, const float* w, int g, int c) {
         const int k0 = 2 * c, k1 = 2 * c + 8;
         const float w0 = w[k0], w1 = w[k0 + 1], w2 = w[k1], w3 = w[k1 + 1];
-        a[0] = ssdm_pack(ldf(p + k0 * ld + g) * w0, ldf(p + (k0 + 1) * ld + g) * w1);
-        a[1] = ssdm_pack(ldf(p + k0 * ld + g + 8) * w0, ldf(p + (k0 + 1) * ld + g + 8) * w1);
-        a[2] = ssdm_pack(ldf(p + k1 * ld + g) * w2, ldf(p + (k1 + 1) * ld + g) * w3);
-        a[3] = ssdm_pack(ldf(p + k1 * ld + g + 8) * w2, ldf(p + (k1 + 1) * ld + g + 8) * w3);
+        a[0] = Ssdl16<T>::pack(ldf(p + k0 * ld + g) * w0, ldf(p + (k0 + 1) * ld + g) * w1);
+        a[1] = Ssdl16<T>::pack(ldf(p + k0 * ld + g + 8) * w0, ldf(p + (k0 + 1) * ld + g + 8) * w1);
+        a[2] = Ssdl16<T>::pack(ldf(p + k1 * ld + g) * w2, ldf(p + (k1 + 1) * ld + g) * w3);
+        a[3] = Ssdl16<T>::pack(ldf(p + k1 * ld + g + 8) * w2, ldf(p + (k1 + 1) * ld + g + 8) * w3);
     }
-    static __device__ __forceinline__ void b_nmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+    static __device__ __forceinline__ void b_nmaj(unsigned (&b)[2], const T* p, int ld, int g, int c) {
         b[0] = u32(p + g * ld + 2 * c);
         b[1] = u32(p + g * ld + 2 * c + 8);
     }
-    static __device__ __forceinline__ void b_kmaj(unsigned (&b)[2], const bf16_t* p, int ld, int g, int c) {
+    static __device__ __forceinline__ void b_kmaj(unsigned (&b)[2], const T* p, int ld, int g, int c) {
         b[0] = two(p + 2 * c * ld + g, p + (2 * c + 1) * ld + g);
         b[1] = two(p + (2 * c + 8) * ld + g, p + (2 * c + 9) * ld + g);
     }
     // A of k step kk from accumulators: tiles 2kk and 2kk+1 (16 x 8 each) hold it as is.
     static __device__ __forceinline__ void a_acc2(unsigned (&a)[4], const float (&t0)[4], const float (&t1)[4]) {
-        a[0] = ssdm_pack(t0[0], t0[1]);
-        a[1] = ssdm_pack(t0[2], t0[3]);
-        a[2] = ssdm_pack(t1[0], t1[1]);
-        a[3] = ssdm_pack(t1[2], t1[3]);
+        a[0] = Ssdl16<T>::pack(t0[0], t0[1]);
+        a[1] = Ssdl16<T>::pack(t0[2], t0[3]);
+        a[2] = Ssdl16<T>::pack(t1[0], t1[1]);
+        a[3] = Ssdl16<T>::pack(t1[2], t1[3]);
     }
 };
+template <> struct SsdmFrag<bf16_t> : SsdmFrag16<bf16_t> {};
+#endif
+#if !defined(MAMBA_EMU) || defined(MAMBA_EMU_F16)
+template <> struct SsdmFrag<f16_t> : SsdmFrag16<f16_t> {};
 #endif
 
 // Stores two consecutive f32 values as T (shared memory, aligned).
@@ -613,7 +620,7 @@ __device__ __forceinline__ void ssdm_st2(T* p, float a, float b) {
     if constexpr (sizeof(T) == 4) {
         *reinterpret_cast<float2*>(p) = make_float2(a, b);
     } else {
-        *reinterpret_cast<unsigned*>(p) = ssdm_pack(a, b);
+        *reinterpret_cast<unsigned*>(p) = Ssdl16<T>::pack(a, b);
     }
 }
 
@@ -1224,10 +1231,10 @@ __device__ __forceinline__ void ssdl_scale16_to(T* dst, const T* src, float w) {
     const uint4 u = *reinterpret_cast<const uint4*>(src);
     const T* h = reinterpret_cast<const T*>(&u);
     uint4 o;
-    o.x = ssdm_pack(ldf(h + 0) * w, ldf(h + 1) * w);
-    o.y = ssdm_pack(ldf(h + 2) * w, ldf(h + 3) * w);
-    o.z = ssdm_pack(ldf(h + 4) * w, ldf(h + 5) * w);
-    o.w = ssdm_pack(ldf(h + 6) * w, ldf(h + 7) * w);
+    o.x = Ssdl16<T>::pack(ldf(h + 0) * w, ldf(h + 1) * w);
+    o.y = Ssdl16<T>::pack(ldf(h + 2) * w, ldf(h + 3) * w);
+    o.z = Ssdl16<T>::pack(ldf(h + 4) * w, ldf(h + 5) * w);
+    o.w = Ssdl16<T>::pack(ldf(h + 6) * w, ldf(h + 7) * w);
     *reinterpret_cast<uint4*>(dst) = o;
 }
 
@@ -1245,6 +1252,23 @@ __device__ __forceinline__ unsigned ssdl_mul_bf2(unsigned a, unsigned b) {
 }
 
 #include "ssd16.cuh"
+
+// The generic `ssdl` kernels' products and packs by storage type: f32 3xTF32 (float
+// fragments), bf16 / f16 through Ssdl16 (unsigned fragments).
+template <typename T, typename A, typename B>
+__device__ __forceinline__ void ssdl_mma(float (&d)[4], const A& a, const B& b) {
+    if constexpr (sizeof(T) == 2)
+        Ssdl16<T>::mma(d, a, b);
+    else
+        ssdm_mma(d, a, b);
+}
+template <typename T>
+__device__ __forceinline__ unsigned ssdl_pack(float lo, float hi) {
+    if constexpr (sizeof(T) == 2)
+        return Ssdl16<T>::pack(lo, hi);
+    else
+        return ssdm_pack(lo, hi);  // (the f32 kernels pack bf16 nowhere; as before)
+}
 
 // An A fragment of x^T (bf16; this lane's columns t = t0, t0 + 1, t0 + 8, t0 + 9) times
 // w_t = exp2(c2e - c2_t) dt_t, from a header of Q log2-scaled cumulative sums then Q dt.
@@ -1567,8 +1591,8 @@ __device__ void ssdl_states_k(const SsdParams& p) {
                     unsigned b4[4];
                     ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
                     const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                    ssdm_mma(acc[s], a, b0);
-                    if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                    ssdl_mma<T>(acc[s], a, b0);
+                    if (jb < n8) ssdl_mma<T>(acc[s + 1], a, b1);
                 }
             }
         } else {
@@ -1580,7 +1604,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
                 if (jn < n8) {
                     typename F::B bf;
                     F::b_kmaj(bf, bb + kk * ldN + jn * 8, ldN, g, c4);
-                    ssdm_mma(acc[s], a, bf);
+                    ssdl_mma<T>(acc[s], a, bf);
                 }
             }
         }
@@ -1611,7 +1635,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
                     if (c > 0) si = __ldcg(reinterpret_cast<const float2*>(rin + (size_t)q * N + n));
                     else if (p.init) si = *reinterpret_cast<const float2*>(p.init + (head * P + q0 + q) * (size_t)N + n);
                     if constexpr (SB)
-                        reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] = ssdm_pack(si.x, si.y);
+                        reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] = ssdl_pack<T>(si.x, si.y);
                     else
                         *reinterpret_cast<float2*>(p.chunk_states + base + (size_t)q * N + n) = si;
                     const float2 so = make_float2(fmaf(dec, si.x, acc[s][2 * h2]), fmaf(dec, si.y, acc[s][2 * h2 + 1]));
@@ -1638,7 +1662,7 @@ __device__ void ssdl_states_k(const SsdParams& p) {
                 const int q = rt * 16 + g + h2 * 8, n = jn * 8 + 2 * c4;
                 if constexpr (SB)
                     reinterpret_cast<unsigned*>(p.chunk_states)[(base + (size_t)q * N + n) / 2] =
-                        ssdm_pack(acc[s][2 * h2], acc[s][2 * h2 + 1]);
+                        ssdl_pack<T>(acc[s][2 * h2], acc[s][2 * h2 + 1]);
                 else
                     *reinterpret_cast<float2*>(p.chunk_states + base + (size_t)q * N + n) =
                         make_float2(acc[s][2 * h2], acc[s][2 * h2 + 1]);
@@ -1987,8 +2011,8 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                         unsigned b4[4];
                         ssdl_ldm<true>(b4, bb + (kk + r + 8 * (mi & 1)) * ldN + jt * 8);
                         const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                        ssdm_mma(acc[s], a, b0);
-                        if (jb < n8) ssdm_mma(acc[s + 1], a, b1);
+                        ssdl_mma<T>(acc[s], a, b0);
+                        if (jb < n8) ssdl_mma<T>(acc[s + 1], a, b1);
                     }
                 }
             } else {
@@ -2000,7 +2024,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                     if (jn < n8) {
                         typename F::B bf;
                         F::b_kmaj(bf, bb + kk * ldN + jn * 8, ldN, g, c4);
-                        ssdm_mma(acc[s], a, bf);
+                        ssdl_mma<T>(acc[s], a, bf);
                     }
                 }
             }
@@ -2093,8 +2117,8 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                         unsigned b4[4];
                         ssdl_ldm<false>(b4, ss + (jt * 8 + r) * ldN + kk + 8 * (mi & 1));
                         const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                        ssdm_mma(yacc[u][s], a, b0);
-                        if (jb < py8) ssdm_mma(yacc[u][s + 1], a, b1);
+                        ssdl_mma<T>(yacc[u][s], a, b0);
+                        if (jb < py8) ssdl_mma<T>(yacc[u][s + 1], a, b1);
                     }
                 }
             } else {
@@ -2106,7 +2130,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                     if (jq < py8) {
                         typename F::B bf;
                         F::b_nmaj(bf, ss + jq * 8 * ldN + kk, ldN, g, c4);
-                        ssdm_mma(yacc[u][s], a, bf);
+                        ssdl_mma<T>(yacc[u][s], a, bf);
                     }
                 }
             }
@@ -2163,10 +2187,10 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                     ldcb(kq + 1, pf);
                     const float ce = s_c2[kq * 16 + 15];
                     const float u0 = exp2f(c20 - ce), u1 = exp2f(c21 - ce);
-                    a[0] = ssdm_pack(v00.x * u0, v00.y * u0);
-                    a[1] = ssdm_pack(v10.x * u1, v10.y * u1);
-                    a[2] = ssdm_pack(v01.x * u0, v01.y * u0);
-                    a[3] = ssdm_pack(v11.x * u1, v11.y * u1);
+                    a[0] = ssdl_pack<T>(v00.x * u0, v00.y * u0);
+                    a[1] = ssdl_pack<T>(v10.x * u1, v10.y * u1);
+                    a[2] = ssdl_pack<T>(v01.x * u0, v01.y * u0);
+                    a[3] = ssdl_pack<T>(v11.x * u1, v11.y * u1);
                     xb = bxs;
                 } else if (DS) {
                     // The diagonal tile (the last one): values from the prefetch.
@@ -2175,20 +2199,20 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                     mv(tr1, cs1, sa, pf[1], m10);
                     mv(tr0, cs0, sb2, pf[2], m01);
                     mv(tr1, cs1, sb2, pf[3], m11);
-                    a[0] = ssdm_pack(m00[0], m00[1]);
-                    a[1] = ssdm_pack(m10[0], m10[1]);
-                    a[2] = ssdm_pack(m01[0], m01[1]);
-                    a[3] = ssdm_pack(m11[0], m11[1]);
+                    a[0] = ssdl_pack<T>(m00[0], m00[1]);
+                    a[1] = ssdl_pack<T>(m10[0], m10[1]);
+                    a[2] = ssdl_pack<T>(m01[0], m01[1]);
+                    a[3] = ssdl_pack<T>(m11[0], m11[1]);
                 } else {
                     float m00[2], m10[2], m01[2], m11[2];
                     mv(tr0, cs0, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sa), m00);
                     mv(tr1, cs1, sa, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sa), m10);
                     mv(tr0, cs0, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr0 * Q + sb2), m01);
                     mv(tr1, cs1, sb2, *reinterpret_cast<const float2*>(cbm + (size_t)tr1 * Q + sb2), m11);
-                    a[0] = ssdm_pack(m00[0], m00[1]);
-                    a[1] = ssdm_pack(m10[0], m10[1]);
-                    a[2] = ssdm_pack(m01[0], m01[1]);
-                    a[3] = ssdm_pack(m11[0], m11[1]);
+                    a[0] = ssdl_pack<T>(m00[0], m00[1]);
+                    a[1] = ssdl_pack<T>(m10[0], m10[1]);
+                    a[2] = ssdl_pack<T>(m01[0], m01[1]);
+                    a[3] = ssdl_pack<T>(m11[0], m11[1]);
                 }
                 const int r = lane & 7, mi = lane >> 3;
 #pragma unroll
@@ -2200,8 +2224,8 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                         unsigned b4[4];
                         ssdl_ldm<true>(b4, xb + (kq * 16 + r + 8 * (mi & 1)) * ldP + jt * 8);
                         const unsigned b0[2] = {b4[0], b4[1]}, b1[2] = {b4[2], b4[3]};
-                        ssdm_mma(yacc[u][s], a, b0);
-                        if (jb < py8) ssdm_mma(yacc[u][s + 1], a, b1);
+                        ssdl_mma<T>(yacc[u][s], a, b0);
+                        if (jb < py8) ssdl_mma<T>(yacc[u][s + 1], a, b1);
                     }
                 }
             } else {
@@ -2219,7 +2243,7 @@ __device__ void ssdl_out_k(const SsdParams& p) {
                         if (jq < py8) {
                             typename F::B bf;
                             F::b_kmaj(bf, bx + (kq * 16 + h8 * 8) * ldP + jq * 8, ldP, g, c4);
-                            ssdm_mma(yacc[u][s], a, bf);
+                            ssdl_mma<T>(yacc[u][s], a, bf);
                         }
                     }
                 }
@@ -2363,6 +2387,19 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_f16_q128_
     } else {
         ssdl_hdr_k<f16_t, 128>(p, (int)blockIdx.y - p.ngroups);
     }
+}
+#endif
+#ifdef SSDL_HAVE_F16
+// f16 (twenty-fifth session): the generic four-kernel form at Q 128 (where VAR 28's kernels do
+// not apply: N != 128 or PB != 64), as bf16's; the fused forms are not built in f16.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_f16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_cb_k<f16_t, 128>(p, blockIdx.y);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_states_f16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_states_k<f16_t, 128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_out_k<f16_t, 128, true>(p);
 }
 #endif
 
@@ -2631,11 +2668,18 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true, true>(p);
 }
+// VAR 28 at N 64 (twenty-fifth session; the generic kernels before).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_n64_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 64, 64, true, true>(p);
+}
 #ifdef SSDL_HAVE_F16
 // f16 storage at VAR 28 (twenty-fifth session): `_hy` with f16 operands (the recurrent
 // kernels took the f16 LM shape before: 2.77 ms against 0.42 for bf16).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true, true, f16_t>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_n64_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 64, 64, true, true, f16_t>(p);
 }
 #endif
 
@@ -2778,8 +2822,9 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_statesw_bf16_
 
 // ssd3_combine_bf16 with 16-byte accesses: each thread owns 8 consecutive state elements
 // of one (batch, head) (p * N is a multiple of 8), four chunks' loads in flight at once.
-extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p) {
-    bf16_t* cs = reinterpret_cast<bf16_t*>(p.chunk_states);
+template <typename T>
+__device__ void ssdl_combine_k(const SsdParams& p) {
+    T* cs = reinterpret_cast<T*>(p.chunk_states);
     const size_t pN = (size_t)p.headdim * p.dstate, pN8 = pN / 8;
     const size_t total = (size_t)p.batch * p.nheads * pN8;
     const int K = p.nchunks;
@@ -2810,12 +2855,12 @@ extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p
                 const int k = k0 + u;
                 if (k < K) {
                     uint4 o;
-                    o.x = ssdm_pack(S[0], S[1]);
-                    o.y = ssdm_pack(S[2], S[3]);
-                    o.z = ssdm_pack(S[4], S[5]);
-                    o.w = ssdm_pack(S[6], S[7]);
+                    o.x = Ssdl16<T>::pack(S[0], S[1]);
+                    o.y = Ssdl16<T>::pack(S[2], S[3]);
+                    o.z = Ssdl16<T>::pack(S[4], S[5]);
+                    o.w = Ssdl16<T>::pack(S[6], S[7]);
                     *reinterpret_cast<uint4*>(cs + (head * K + k) * pN + e0) = o;
-                    const bf16_t* l = reinterpret_cast<const bf16_t*>(&loc[u]);
+                    const T* l = reinterpret_cast<const T*>(&loc[u]);
 #pragma unroll
                     for (int e = 0; e < 8; ++e) S[e] = fmaf(dec[u], S[e], ldf(l + e));
                 }
@@ -2827,3 +2872,7 @@ extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p
         }
     }
 }
+extern "C" __global__ void ssdl_combine_bf16(const __grid_constant__ SsdParams p) { ssdl_combine_k<bf16_t>(p); }
+#ifdef SSDL_HAVE_F16
+extern "C" __global__ void ssdl_combine_f16(const __grid_constant__ SsdParams p) { ssdl_combine_k<f16_t>(p); }
+#endif

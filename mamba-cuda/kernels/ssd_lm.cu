@@ -268,9 +268,16 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_v(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 2, 128, true>(p);
 }
+// VAR 28 at N 64 (twenty-fifth session; the generic kernels before): 64 x 64 state tiles.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n64_v(const __grid_constant__ SsdParams p) {
+    lmb_states<64, 1, 2, 128, true>(p);
+}
 #ifdef SSDL_HAVE_F16
 // f16 storage (twenty-fifth session): VAR 28's states kernel with f16 operands; S_in in f16.
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_q128_n128_v(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 2, 128, true, f16_t>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_q128_n64_v(const __grid_constant__ SsdParams p) {
+    lmb_states<64, 1, 2, 128, true, f16_t>(p);
 }
 #endif

@@ -1546,7 +1546,8 @@ fn ssd_chunked_matches_the_oracle() {
     let quick_shapes = [shapes[2], shapes[4], shapes[6]];
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
-    // groups, two p tiles), one shape where they do not apply.
+    // groups, two p tiles), N 64 (VAR 28's `_n64` kernels since the twenty-fifth session; the
+    // generic kernels for the other VARs).
     // ("" in that column: the default, 19 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
@@ -1556,10 +1557,12 @@ fn ssd_chunked_matches_the_oracle() {
         (1, 65, 2, 64, 1, 128),
         (2, 200, 8, 64, 1, 128),
         (1, 129, 12, 64, 2, 128),
+        (2, 300, 3, 64, 3, 64),
         (1, 400, 2, 64, 1, 64),
+        (2, 200, 8, 128, 2, 64),
     ];
     let var_shapes: &[_] = if quick() {
-        &var_shapes[2..7]
+        &var_shapes[2..8]
     } else {
         &var_shapes
     };
@@ -1726,17 +1729,20 @@ fn ssd_chunked_matches_the_oracle() {
         t32.finish(&format!("ssd {imp} f32"));
         t16.finish(&format!("ssd {imp} bf16"));
     }
-    // f16 (twenty-fifth session): `ssdl` in VAR 28's form where it fits (Q 128, N 128, PB
-    // 64: odd L, L < Q, groups, two p tiles, many heads per outputs block), the recurrent
-    // kernels elsewhere (the N 64 shape), forced (`lm`) and by default.
+    // f16 (twenty-fifth session): `ssdl` in VAR 28's form where it fits (Q 128, N 64 / 128,
+    // PB 64: odd L, L < Q, groups, two p tiles, many heads per outputs block; these shapes
+    // have too few blocks for the default to take it, so it is forced: MAMBA_CUDA_SSDL_VAR
+    // 28), the generic `ssdl` kernels elsewhere (N 16-80, p 16-64, and the default at few
+    // blocks), forced (`lm`) and by default.
     if only
         .as_ref()
         .is_none_or(|o| o.split(',').any(|v| v == "lm16"))
     {
         let mut t = Tally::default();
-        for imp in ["lm", ""] {
+        for (imp, var) in [("lm", "28"), ("lm", ""), ("", "")] {
             set("MAMBA_CUDA_SSD_IMPL", imp);
-            for &(b, l, h, p, g, n) in var_shapes {
+            set("MAMBA_CUDA_SSDL_VAR", var);
+            for &(b, l, h, p, g, n) in var_shapes.iter().chain(shapes) {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
                 ssd_check::<f16>(be, &mut rng, &c, &mut t);
             }
@@ -1745,6 +1751,7 @@ fn ssd_chunked_matches_the_oracle() {
                 ssd_check::<f16>(be, &mut rng, &c, &mut t);
             }
         }
+        set("MAMBA_CUDA_SSDL_VAR", "");
         t.finish("ssd lm f16");
     }
     // lm32 (`ssdl32`, f32 on 3xTF32 tensor cores: Q 128, PB 64, N 64 / 128, p a multiple of
@@ -1866,6 +1873,11 @@ fn ssd_chunked_matches_the_oracle() {
         (1030, 132, 1, 64, 128),
         (128, 132, 1, 64, 128),
         (301, 136, 2, 64, 64),
+        // VAR 28 from half the SMs' worth of states blocks on (twenty-fifth session): 48
+        // blocks (the generic kernels), 96 (VAR 28, N 64).
+        (1000, 24, 1, 64, 64),
+        (1000, 24, 1, 64, 128),
+        (1000, 48, 1, 64, 64),
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
@@ -1873,21 +1885,23 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto bf16 (b2 h132-136, L >= 128: ssdl; p64 N128: the LM kernels)");
-    // ... and f16 there since the twenty-fifth session: ssdl (VAR 28) at N 128, the
-    // recurrent kernels at N 64.
+    // ... and f16 there since the twenty-fifth session: ssdl (VAR 28 at N 64 / 128 from half
+    // the SMs' worth of states blocks on, else the generic ssdl kernels).
     let mut t = Tally::default();
     for (l, h, g, p, n) in [
         (1030, 132, 1, 64, 128),
         (128, 132, 1, 64, 128),
         (301, 136, 2, 64, 128),
         (301, 136, 2, 64, 64),
+        (1000, 24, 1, 64, 64),
+        (1000, 48, 2, 64, 64),
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<f16>(be, &mut rng, &c, &mut t);
         let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
         ssd_check::<f16>(be, &mut rng, &c, &mut t);
     }
-    t.finish("ssd auto f16 (b2 h132-136, L >= 128: ssdl at N128)");
+    t.finish("ssd auto f16 (b2 h132-136, L >= 128: ssdl)");
     // ... and the seed shape at 640 <= L <= 1024 in f32 (split3 once; `ssdz` since the
     // eleventh session), with every option on and without.
     let mut t = Tally::default();

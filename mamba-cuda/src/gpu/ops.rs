@@ -854,7 +854,7 @@ struct SsdChunkPlan {
 /// `chunked` (the mma.sync chunked kernel wherever it applies), `wmma` (the first
 /// chunked kernel wherever it applies), `auto` (default: the mma.sync kernel, Q = 32,
 /// 128 registers, only where it measured faster, see NOTES.md). The chunked kernels cover f32 and bf16 storage
-/// (f16: `ssdl` at Q 128, N 128, PB 64 only, `ssdl_f16_fits`)
+/// (f16: `ssdl` at Q 128 only, `ssdl_f16_fits`)
 /// without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
 /// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
@@ -1111,13 +1111,15 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
     })
 }
 
-/// Whether the f16 `ssdl` kernels (VAR 28's three: `ssdl_cbh_f16_q128_i`,
-/// `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) run this
-/// plan: Q 128, N 128, PB 64, no fused form. Their operands are f16 where bf16's are bf16
-/// (the chunk states between the passes too, as mamba-ssm's f16 path converts them), so a
-/// state beyond f16's range (|S| > 65504) overflows there.
-fn ssdl_f16_fits(q: usize, pb: usize, n: usize) -> bool {
-    q == 128 && n == 128 && pb == 64 && ssdl_fuse() == 0
+/// Whether the f16 `ssdl` kernels (twenty-fifth session) run this plan: Q 128, no fused
+/// form; at N 128 and PB 64 VAR 28's three (`ssdl_cbh_f16_q128_i`,
+/// `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`), elsewhere the generic four
+/// (`ssdl_cb_f16_q128`, `ssdl_states_f16_q128`, `ssdl_combine_f16`, `ssdl_out_f16_q128`),
+/// as bf16 takes them. Their operands are f16 where bf16's are bf16 (the chunk states
+/// between the passes too, as mamba-ssm's f16 path converts them), so a state beyond
+/// f16's range (|S| > 65504) overflows there.
+fn ssdl_f16_fits(q: usize, _pb: usize, _n: usize) -> bool {
+    q == 128 && ssdl_fuse() == 0
 }
 
 /// `MAMBA_CUDA_SSDL_FUSE`: 0 (default) the four kernels; 1 the state pass chained inside
@@ -1162,21 +1164,38 @@ fn ssdl_fuse() -> usize {
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
 /// half a chunk (26 / 27); 28 (the **default**): 19 with the S_in of the states kernel in
-/// 16-byte stores (`ssdlb_states1_*_v`).
-fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize) -> usize {
-    if sfx == "f16" {
-        return 28; // the only f16 form (`ssdl_f16_fits`)
-    }
-    if sfx != "bf16" || q != 128 || n != 128 || pb != 64 {
+/// 16-byte stores (`ssdlb_states1_*_v`). At N 64 (twenty-fifth session) only 28 (its
+/// `ssdlb_states1_*_q128_n64_v` and `ssdl_out_*_q128_n64_hy`) and 0 (any other value) exist.
+fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
+    if (sfx != "bf16" && sfx != "f16") || q != 128 || (n != 128 && n != 64) || pb != 64 {
         return 0;
+    }
+    // `few`: fewer VAR 28 states blocks (one per (batch, head, 64 rows of p), walking every
+    // chunk) than half the SMs. There the generic kernels (parallel over the chunks) are
+    // faster (H200, bf16, generic against 28, twenty-fifth session: b2 h24 p64 L1000 N64 44
+    // against 58 us, N128 55 against 71; b2 h48 N64 69 against 59, b2 h66 92 against 61, b2
+    // h66 L2048 N128 220 against 128), so 28 takes the call from half the SMs on unless a VAR
+    // is asked for.
+    let var = env_usize("MAMBA_CUDA_SSDL_VAR");
+    if sfx == "f16" || n == 64 {
+        // f16 has VAR 28 and the generic kernels only (`ssdl_f16_fits`); N 64 VAR 28 (its
+        // `_n64` kernels, twenty-fifth session: bf16 b8 L2048 h80 p64 707 -> 315 us,
+        // NOTES.md) or, asked for by any other VAR, the generic ones.
+        return match var {
+            Some(28) => 28,
+            Some(_) if sfx == "bf16" => 0,
+            _ if few => 0,
+            _ => 28,
+        };
     }
     // Default 28 (VAR 19 with the chunk states in 16-byte stores): 418.0-425.4 us against
     // 476.1-480.2 (19) at the LM shape in alternating passes of the merged tree's first
     // call, its forced tests (19, 28) and racecheck passed in the same binary (H200, seventh
     // session, NOTES.md). Before: 19 (477.7 / 482.0 against 526.8 / 520.9 for 14, seventh
     // session round 1), 14 (sixth session), 5 (fifth session).
-    match env_usize("MAMBA_CUDA_SSDL_VAR") {
+    match var {
         Some(v) if v <= 28 => v,
+        _ if few => 0,
         _ => 28,
     }
 }
@@ -1270,8 +1289,9 @@ fn ssdl_launch(
     );
     let k = prm.nchunks as usize;
     let es = if sfx == "f32" { 4 } else { 2 };
-    // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
-    // after the C B^T scratch.
+    let few = b * h * (p / 64) * 2 < g.sm_count as usize; // `ssdl_var`
+                                                          // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
+                                                          // after the C B^T scratch.
     let fuse = ssdl_fuse();
     let rows = (p / plan.pb) * h * b;
     let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
@@ -1280,7 +1300,7 @@ fn ssdl_launch(
     // VAR 5-8: the headers (2 Q floats per (batch, head, chunk)) where the ring would lie;
     // 7, 8: then one ticket word per group of `_mxc` blocks (zeroed before the launch).
     let var0 = if fuse == 0 {
-        ssdl_var(sfx, plan.q, n, plan.pb)
+        ssdl_var(sfx, plan.q, n, plan.pb, few)
     } else {
         0
     };
@@ -1337,7 +1357,7 @@ fn ssdl_launch(
             let var = [
                 0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
                 2,
-            ][ssdl_var(sfx, q, n, plan.pb)];
+            ][ssdl_var(sfx, q, n, plan.pb, few)];
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1349,8 +1369,9 @@ fn ssdl_launch(
                 g.launch(f1, grid, 256, plan.smem_states, stream, &pf)
             })?;
         } else {
-            let var = ssdl_var(sfx, q, n, plan.pb);
+            let var = ssdl_var(sfx, q, n, plan.pb, few);
             let (hb, nb, ns, qs) = ssdlb_shape(var);
+            let nb = nb.min(n); // VAR 28 at N 64: 64 x 64 state tiles
             if var >= 22 && (h / ng).is_multiple_of(hb) {
                 // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
                 // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
@@ -1405,24 +1426,25 @@ fn ssdl_launch(
             }
             // bf16: 8 elements per thread (16-byte accesses); VAR 7, 8: done.
             let (fc, per) = if es == 2 {
-                ("ssdl_combine_bf16", 8)
+                (format!("ssdl_combine_{sfx}"), 8)
             } else {
-                ("ssd_combine", 1)
+                ("ssd_combine".to_string(), 1)
             };
             let blocks = (b * h * p * n / per).div_ceil(256).min(65535) as u32;
             if var != 7 && var != 8 && var < 16 {
-                g.launch(g.func(fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
+                g.launch(g.func(&fc)?, (blocks, 1, 1), 256, 0, stream, &prm)?;
             }
         }
         prm.final_states = 0;
-        let var = ssdl_var(sfx, q, n, plan.pb);
+        let var = ssdl_var(sfx, q, n, plan.pb, few);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var >= 9 {
             // `_h`: HB heads of one group per block; `_hy` (Y in 16-byte row stores) for 15,
             // 19 and 22-28.
             let ys = var == 15 || var == 19 || var >= 22;
             let f2 = g.func(&format!(
-                "ssdl_out_{sfx}_q{q}_h{}",
+                "ssdl_out_{sfx}_q{q}{}_h{}",
+                if n == 64 { "_n64" } else { "" },
                 ["", "v", "y"][(var >= 12) as usize + ys as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
