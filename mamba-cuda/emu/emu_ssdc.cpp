@@ -363,14 +363,15 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         // f16 (Q 128): VAR 28 (N 128, PB 64) with variant 28, else the generic four kernels.
         if (g_ssdl_var == 28) {
             emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
-            if (N == 64)
-                emu_launch(ssdlb_states1_f16_q128_n64_v, p, P / 64, h, b);
+            if (N == 64 || N == 32)
+                emu_launch(N == 64 ? ssdlb_states1_f16_q128_n64_v : ssdlb_states1_f16_q128_n32_v, p, P / 64, h, b);
             else
                 emu_launch(ssdlb_states1_f16_q128_n128_v, p, (P / 64) * (N / 128), h, b);
             p.seq_idx = nullptr;
             int hb = g_hbo;
             while ((h / g) % hb) --hb;
-            emu_launch(N == 64 ? ssdl_out_f16_q128_n64_hy : ssdl_out_f16_q128_hy, p, K * (P / cs.PB), h / hb, b);
+            emu_launch(N == 64 ? ssdl_out_f16_q128_n64_hy : N == 32 ? ssdl_out_f16_q128_n32_hy : ssdl_out_f16_q128_hy, p,
+                       K * (P / cs.PB), h / hb, b);
         } else {
             emu_launch(ssdl_cb_f16_q128, p, K, g, b);
             emu_launch(ssdl_states_f16_q128, p, K * (P / cs.PB), h, b);
@@ -416,10 +417,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             if (g_ssdl_var >= 12) kout = ssdl_out_bf16_q128_hv;
             if (g_ssdl_var == 15 || g_ssdl_var == 19 || g_ssdl_var >= 22) kout = ssdl_out_bf16_q128_hy;
         }
-        if (g_ssdl_var == 28 && Q == 128 && N == 64 && cs.PB == 64) kcb = ssdl_cbh_bf16_q128_i, kout = ssdl_out_bf16_q128_n64_hy;
+        if (g_ssdl_var == 28 && Q == 128 && (N == 64 || N == 32) && cs.PB == 64)
+            kcb = ssdl_cbh_bf16_q128_i, kout = N == 64 ? ssdl_out_bf16_q128_n64_hy : ssdl_out_bf16_q128_n32_hy;
     }
     // VAR 10: C B^T and the headers in one launch.
-    const bool n64v = g_ssdl_var == 28 && Q == 128 && N == 64 && cs.PB == 64;  // VAR 28 at N 64
+    const bool n64v = g_ssdl_var == 28 && Q == 128 && (N == 64 || N == 32) && cs.PB == 64;  // VAR 28 at N 64 / 32
     emu_launch(kcb, p, K, g + (!f32 && ((g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64) || n64v) ? (h + 7) / 8 : 0), b);
     if (fuse == 2) {
         emu_launch(kone, p, K * (P / cs.PB), h, b);
@@ -431,7 +433,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
         return emu_rel(go, ro);
     }
     if (!f32 && n64v && !fuse) {
-        if constexpr (!f32) emu_launch(ssdlb_states1_bf16_q128_n64_v, p, P / 64, h, b);
+        if constexpr (!f32) emu_launch(N == 64 ? ssdlb_states1_bf16_q128_n64_v : ssdlb_states1_bf16_q128_n32_v, p, P / 64, h, b);
     } else if (!f32 && g_ssdl_var >= 3 && !fuse && Q == 128 && N == 128 && cs.PB == 64) {
         // `_m`: HB heads per block, as the host picks it (4, 2 or 1 dividing h / g).
         int hb = 4;
@@ -757,6 +759,8 @@ int main(int argc, char** argv) {
         {1, 300, 3, 64, 3, 64, 128, 64, 1, true, true, true, true, true, true},
         {2, 200, 8, 128, 2, 64, 128, 64, 2, true, true, true, true, true, false},
         {1, 1, 2, 64, 1, 64, 128, 64, 0, false, true, true, true, true, true},
+        {1, 300, 3, 64, 3, 32, 128, 64, 2, true, true, true, true, true, true},
+        {2, 130, 4, 128, 2, 32, 128, 64, 1, false, true, true, true, true, false},
     };
     for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
     for (int bf = 0; bf < 3; ++bf)
@@ -764,7 +768,7 @@ int main(int argc, char** argv) {
             // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64);
             // bf 2: f16, VAR 28 only (`emu_ssdc 3 28`).
             if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.PB != 64 ||
-                               (c.N != 128 && !(c.N == 64 && g_ssdl_var == 28)))) continue;
+                               (c.N != 128 && !((c.N == 64 || c.N == 32) && g_ssdl_var == 28)))) continue;
             if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28))) continue;
             double ef = 0;
             const double eo = bf == 2 ? run_case<f16_t>(c, 3 + fuse, rng, &ef)

@@ -2668,9 +2668,12 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 128, 64, true, true>(p);
 }
-// VAR 28 at N 64 (twenty-fifth session; the generic kernels before).
+// VAR 28 at N 64 / 32 (twenty-fifth session; the generic kernels before).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_n64_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 64, 64, true, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_bf16_q128_n32_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 32, 64, true, true>(p);
 }
 #ifdef SSDL_HAVE_F16
 // f16 storage at VAR 28 (twenty-fifth session): `_hy` with f16 operands (the recurrent
@@ -2680,6 +2683,9 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_n64_hy(const __grid_constant__ SsdParams p) {
     ssdl_out_h<128, 64, 64, true, true, f16_t>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_out_f16_q128_n32_hy(const __grid_constant__ SsdParams p) {
+    ssdl_out_h<128, 32, 64, true, true, f16_t>(p);
 }
 #endif
 

@@ -268,9 +268,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n128_v(const __grid_constant__ SsdParams p) {
     lmb_states<128, 1, 2, 128, true>(p);
 }
-// VAR 28 at N 64 (twenty-fifth session; the generic kernels before): 64 x 64 state tiles.
+// VAR 28 at N 64 / 32 (twenty-fifth session; the generic kernels before): 64 x 64 / 64 x 32
+// state tiles (at N 32 a warp holds two n8 tiles: S_in in 4-byte stores, not V16's 16-byte).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n64_v(const __grid_constant__ SsdParams p) {
     lmb_states<64, 1, 2, 128, true>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_bf16_q128_n32_v(const __grid_constant__ SsdParams p) {
+    lmb_states<32, 1, 2, 128, false>(p);
 }
 #ifdef SSDL_HAVE_F16
 // f16 storage (twenty-fifth session): VAR 28's states kernel with f16 operands; S_in in f16.
@@ -279,5 +283,8 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_q128_n64_v(const __grid_constant__ SsdParams p) {
     lmb_states<64, 1, 2, 128, true, f16_t>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_q128_n32_v(const __grid_constant__ SsdParams p) {
+    lmb_states<32, 1, 2, 128, false, f16_t>(p);
 }
 #endif

@@ -40,8 +40,8 @@ for ty in f32 bf16; do
 done
 bench def f16 MAMBA_BENCH_SCAN1 "$S1S"
 bench def f16 MAMBA_BENCH_SSD "$SSS"
-# Twenty-third session: f16 at the LM width (Mamba-1 forward forms; the SSD has no f16
-# tensor-core form), odd L in the 16-bit types, the SSD at N 16 / 128 and at 12-48 pairs
+# Twenty-third session: f16 at the LM width (Mamba-1 forward forms; the SSD had no f16
+# tensor-core form until the twenty-fifth session), odd L in the 16-bit types, the SSD at N 16 / 128 and at 12-48 pairs
 # (the seed kernel's wave bound in bf16, ssdl32 against split3 / recurrent in f32).
 bench def f16 MAMBA_BENCH_SCAN1 "$S1"
 bench def f16 MAMBA_BENCH_SSD "8,2048,80,64,128;2,2048,24,64,64"
@@ -59,6 +59,13 @@ bench rec f32 MAMBA_BENCH_SSD "$SN" MAMBA_CUDA_SSD_IMPL=recurrent MAMBA_CUDA_SSD
 SB="2,320,12,64,64;2,384,12,64,64;2,448,9,64,64;2,512,9,64,64;4,320,8,64,64"
 bench def bf16 MAMBA_BENCH_SSD "$SB"
 bench seed0 bf16 MAMBA_BENCH_SSD "$SB" MAMBA_CUDA_SEED=0
+# Twenty-fifth session: the SSD LM kernels in f16 and at N 64, and VAR 28 only from half the
+# SMs' worth of states blocks (`ops::ssdl_var` `few`): the default against VAR 28 forced and
+# the generic kernels (VAR 0) in bf16 (f16 follows the same rule; `SSDL_VAR=28` forces it).
+SV="2,1000,24,64,64;2,1000,48,64,64;2,1000,24,64,128;2,2048,66,64,128;8,2048,80,64,64;8,2048,80,64,32"
+for ty in bf16 f16; do bench def $ty MAMBA_BENCH_SSD "$SV"; done
+bench var28 bf16 MAMBA_BENCH_SSD "$SV" MAMBA_CUDA_SSDL_VAR=28
+bench var0 bf16 MAMBA_BENCH_SSD "$SV" MAMBA_CUDA_SSDL_VAR=0
 [ "$Q" = quick ] && exit 0
 # Forward + backward: the seeds in every type; the Mamba-1 LM rows below L 1024, where the
 # training pair (saved checkpoints) is not the default (`MAMBA_CUDA_SAVED=1` forces it).

@@ -1546,8 +1546,8 @@ fn ssd_chunked_matches_the_oracle() {
     let quick_shapes = [shapes[2], shapes[4], shapes[6]];
     let shapes: &[_] = if quick() { &quick_shapes } else { &shapes };
     // The lm `_s` / `_d` / `_m` variants: mostly N 128 with p a multiple of 64 (odd L, L < Q,
-    // groups, two p tiles), N 64 (VAR 28's `_n64` kernels since the twenty-fifth session; the
-    // generic kernels for the other VARs).
+    // groups, two p tiles), N 64 / 32 (VAR 28's `_n64` / `_n32` kernels since the
+    // twenty-fifth session; the generic kernels for the other VARs).
     // ("" in that column: the default, 19 where it applies.)
     let var_shapes = [
         (2, 300, 4, 64, 2, 128),
@@ -1558,11 +1558,13 @@ fn ssd_chunked_matches_the_oracle() {
         (2, 200, 8, 64, 1, 128),
         (1, 129, 12, 64, 2, 128),
         (2, 300, 3, 64, 3, 64),
+        (2, 300, 3, 64, 3, 32),
         (1, 400, 2, 64, 1, 64),
         (2, 200, 8, 128, 2, 64),
+        (1, 129, 4, 128, 2, 32),
     ];
     let var_shapes: &[_] = if quick() {
-        &var_shapes[2..8]
+        &var_shapes[2..9]
     } else {
         &var_shapes
     };
@@ -1895,6 +1897,7 @@ fn ssd_chunked_matches_the_oracle() {
         (301, 136, 2, 64, 64),
         (1000, 24, 1, 64, 64),
         (1000, 48, 2, 64, 64),
+        (1000, 48, 1, 64, 32),
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<f16>(be, &mut rng, &c, &mut t);

@@ -1164,10 +1164,11 @@ fn ssdl_fuse() -> usize {
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
 /// half a chunk (26 / 27); 28 (the **default**): 19 with the S_in of the states kernel in
-/// 16-byte stores (`ssdlb_states1_*_v`). At N 64 (twenty-fifth session) only 28 (its
-/// `ssdlb_states1_*_q128_n64_v` and `ssdl_out_*_q128_n64_hy`) and 0 (any other value) exist.
+/// 16-byte stores (`ssdlb_states1_*_v`). At N 64 / 32 (twenty-fifth session) only 28 (its
+/// `ssdlb_states1_*_q128_n{64,32}_v` and `ssdl_out_*_q128_n{64,32}_hy`) and 0 (any other
+/// value) exist.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
-    if (sfx != "bf16" && sfx != "f16") || q != 128 || (n != 128 && n != 64) || pb != 64 {
+    if (sfx != "bf16" && sfx != "f16") || q != 128 || ![32, 64, 128].contains(&n) || pb != 64 {
         return 0;
     }
     // `few`: fewer VAR 28 states blocks (one per (batch, head, 64 rows of p), walking every
@@ -1177,10 +1178,10 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     // h66 L2048 N128 220 against 128), so 28 takes the call from half the SMs on unless a VAR
     // is asked for.
     let var = env_usize("MAMBA_CUDA_SSDL_VAR");
-    if sfx == "f16" || n == 64 {
-        // f16 has VAR 28 and the generic kernels only (`ssdl_f16_fits`); N 64 VAR 28 (its
-        // `_n64` kernels, twenty-fifth session: bf16 b8 L2048 h80 p64 707 -> 315 us,
-        // NOTES.md) or, asked for by any other VAR, the generic ones.
+    if sfx == "f16" || n != 128 {
+        // f16 has VAR 28 and the generic kernels only (`ssdl_f16_fits`); N 64 / 32 VAR 28
+        // (its `_n64` / `_n32` kernels, twenty-fifth session: bf16 b8 L2048 h80 p64 N64 707
+        // -> 315 us, NOTES.md) or, asked for by any other VAR, the generic ones.
         return match var {
             Some(28) => 28,
             Some(_) if sfx == "bf16" => 0,
@@ -1371,7 +1372,7 @@ fn ssdl_launch(
         } else {
             let var = ssdl_var(sfx, q, n, plan.pb, few);
             let (hb, nb, ns, qs) = ssdlb_shape(var);
-            let nb = nb.min(n); // VAR 28 at N 64: 64 x 64 state tiles
+            let nb = nb.min(n); // VAR 28 at N 64 / 32: 64 x N state tiles
             if var >= 22 && (h / ng).is_multiple_of(hb) {
                 // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
                 // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
@@ -1444,7 +1445,11 @@ fn ssdl_launch(
             let ys = var == 15 || var == 19 || var >= 22;
             let f2 = g.func(&format!(
                 "ssdl_out_{sfx}_q{q}{}_h{}",
-                if n == 64 { "_n64" } else { "" },
+                if n == 128 {
+                    String::new()
+                } else {
+                    format!("_n{n}")
+                },
                 ["", "v", "y"][(var >= 12) as usize + ys as usize]
             ))?;
             let hbo = ssdl_hbo(h / ng);
