@@ -4,6 +4,7 @@
 // mul.rn.bf16x2). Included after ssdm_pack, ssdm_mma and ssdl_mul_bf2 (ssd_chunk.cu, or
 // ssd_lm.cu's own helpers). The emulator defines MAMBA_EMU_F16 where it mocks f16_t.
 #pragma once
+#include "mma_f16.cuh"
 #if !defined(MAMBA_EMU) || defined(MAMBA_EMU_F16)
 #define SSDL_HAVE_F16 1
 #endif
@@ -26,15 +27,7 @@ template <> struct Ssdl16<f16_t> {
 #endif
     }
     static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-#ifdef MAMBA_EMU
-        emu_mma_f16(d, a, b);
-#else
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
+        mma_f16_16816(d, a, b);
     }
     // f16x2 times f16x2, each rounded to nearest (the product of two f16 is exact in f32).
     static __device__ __forceinline__ unsigned mul2(unsigned a, unsigned b) {

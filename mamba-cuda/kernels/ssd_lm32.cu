@@ -30,6 +30,7 @@
 // align4(b * h * K), (b, g, K, Q, Q) floats.
 #include "common.cuh"
 #include "tf32x3.cuh"
+#include "mma_f16.cuh"
 
 #define L32_THREADS 256
 #define L32_Q 128
@@ -610,15 +611,7 @@ __device__ __forceinline__ float l32_h2f(unsigned short h) {
 #endif
 }
 __device__ __forceinline__ void l32_mma_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-#ifdef MAMBA_EMU
-    emu_mma_f16(d, a, b);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
+    mma_f16_16816(d, a, b);
 }
 // The scale 2^(15 - e) for a largest |value| f 2^e (f in [0.5, 1)); 1 where it is 0 or not
 // finite (NaN / inf then reach the output as they are); at most 2^126.

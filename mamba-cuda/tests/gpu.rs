@@ -1867,44 +1867,33 @@ fn ssd_chunked_matches_the_oracle() {
     ssd_check::<bf16>(be, &mut rng, &c, &mut t);
     t.finish("ssd auto bf16 (b2 h132)");
     // ... and ssdl there at L >= 128 (1024 until the twenty-first session; odd L, groups,
-    // every option on and random ones).
-    let mut t = Tally::default();
+    // every option on and random ones), in f16 too since the twenty-fifth session (VAR 28 at
+    // N 32 / 64 / 128 from half the SMs' worth of states blocks on, else the generic ssdl
+    // kernels).
+    let (mut t, mut th) = (Tally::default(), Tally::default());
     for (l, h, g, p, n) in [
         (1030, 132, 1, 32, 32),
         (1100, 136, 2, 32, 32),
         (1030, 132, 1, 64, 128),
         (128, 132, 1, 64, 128),
         (301, 136, 2, 64, 64),
+        (301, 136, 2, 64, 128),
         // VAR 28 from half the SMs' worth of states blocks on (twenty-fifth session): 48
-        // blocks (the generic kernels), 96 (VAR 28, N 64).
+        // blocks (the generic kernels), 96 (VAR 28, N 64 / 32).
         (1000, 24, 1, 64, 64),
         (1000, 24, 1, 64, 128),
         (1000, 48, 1, 64, 64),
+        (1000, 48, 2, 64, 32),
     ] {
         let c = cfg(&mut rng, 2, l, h, p, g, n);
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        ssd_check::<f16>(be, &mut rng, &c, &mut th);
         let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
         ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        ssd_check::<f16>(be, &mut rng, &c, &mut th);
     }
     t.finish("ssd auto bf16 (b2 h132-136, L >= 128: ssdl; p64 N128: the LM kernels)");
-    // ... and f16 there since the twenty-fifth session: ssdl (VAR 28 at N 64 / 128 from half
-    // the SMs' worth of states blocks on, else the generic ssdl kernels).
-    let mut t = Tally::default();
-    for (l, h, g, p, n) in [
-        (1030, 132, 1, 64, 128),
-        (128, 132, 1, 64, 128),
-        (301, 136, 2, 64, 128),
-        (301, 136, 2, 64, 64),
-        (1000, 24, 1, 64, 64),
-        (1000, 48, 2, 64, 64),
-        (1000, 48, 1, 64, 32),
-    ] {
-        let c = cfg(&mut rng, 2, l, h, p, g, n);
-        ssd_check::<f16>(be, &mut rng, &c, &mut t);
-        let c = cfg(&mut rng, 2, l, h, p, g, n).all_options();
-        ssd_check::<f16>(be, &mut rng, &c, &mut t);
-    }
-    t.finish("ssd auto f16 (b2 h132-136, L >= 128: ssdl)");
+    th.finish("ssd auto f16 (the same shapes)");
     // ... and the seed shape at 640 <= L <= 1024 in f32 (split3 once; `ssdz` since the
     // eleventh session), with every option on and without.
     let mut t = Tally::default();
