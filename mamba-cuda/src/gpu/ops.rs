@@ -904,8 +904,8 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         // 129 / 233; b2 h80 262 / 920 / 1796 against 71 / 214 / 379; the seed width b2 h6 past
         // `ssdz`'s 1024 steps, L 1500 / 2048 / 4096 / 8192: 95 / 108 / 160 / 284 against 41 /
         // 43 / 50 / 80).
-        // f16 likewise since the twenty-fifth session, where the VAR 28 kernels apply (Q 128,
-        // N 128, PB 64: `ssdl_f16_fits`); f16 has no other chunked kernels.
+        // f16 likewise since the twenty-fifth session, where its `ssdl` kernels apply (Q 128:
+        // `ssdl_f16_fits`); f16 has no other chunked kernels.
         _ if act != dtype::F32 && prm.seqlen as usize >= SSD_LM_MIN_L => ("ssdl", false),
         _ => ("ssdm", false),
     };
@@ -941,8 +941,8 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     if kernel == "ssdl" {
         let plan = ssdl_plan(g, prm, es, p, n);
         if act == dtype::F16 {
-            // Only VAR 28's kernels exist in f16; elsewhere the recurrent kernels.
-            return plan.filter(|pl| ssdl_f16_fits(pl.q, pl.pb, n));
+            // f16 has the `ssdl` kernels at Q 128 only; elsewhere the recurrent kernels.
+            return plan.filter(|pl| ssdl_f16_fits(pl.q));
         }
         if plan.is_some() || forced {
             return plan;
@@ -1118,7 +1118,7 @@ fn ssdl_plan(g: &Gpu, prm: &SsdParams, es: usize, p: usize, n: usize) -> Option<
 /// as bf16 takes them. Their operands are f16 where bf16's are bf16 (the chunk states
 /// between the passes too, as mamba-ssm's f16 path converts them), so a state beyond
 /// f16's range (|S| > 65504) overflows there.
-fn ssdl_f16_fits(q: usize, _pb: usize, _n: usize) -> bool {
+fn ssdl_f16_fits(q: usize) -> bool {
     q == 128 && ssdl_fuse() == 0
 }
 
@@ -1290,9 +1290,10 @@ fn ssdl_launch(
     );
     let k = prm.nchunks as usize;
     let es = if sfx == "f32" { 4 } else { 2 };
-    let few = b * h * (p / 64) * 2 < g.sm_count as usize; // `ssdl_var`
-                                                          // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
-                                                          // after the C B^T scratch.
+    // `ssdl_var`: fewer VAR 28 states blocks than half the SMs.
+    let few = b * h * (p / 64) * 2 < g.sm_count as usize;
+    // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
+    // after the C B^T scratch.
     let fuse = ssdl_fuse();
     let rows = (p / plan.pb) * h * b;
     let states_bytes = if fuse == 2 { 0 } else { b * h * k * p * n * es };
