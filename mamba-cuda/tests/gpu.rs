@@ -1731,6 +1731,25 @@ fn ssd_chunked_matches_the_oracle() {
         t32.finish(&format!("ssd {imp} f32"));
         t16.finish(&format!("ssd {imp} bf16"));
     }
+    // The fused forms at N 64 / 32 with enough (batch, head) pairs for VAR 28's default
+    // (twenty-fifth session): they must take the generic fused kernels, not the `_s` / `_d`
+    // ones, whose N is fixed at 128 (a fault the first N 64 build had; not yet run on the
+    // device when written).
+    if only
+        .as_ref()
+        .is_none_or(|o| o.split(',').any(|v| v == "lm"))
+    {
+        let mut t = Tally::default();
+        set("MAMBA_CUDA_SSD_IMPL", "lm");
+        set("MAMBA_CUDA_SSDL_FUSE", "1");
+        for n in [64, 32] {
+            let c = cfg(&mut rng, 2, 300, 36, 64, 1, n);
+            ssd_check::<bf16>(be, &mut rng, &c, &mut t);
+        }
+        set("MAMBA_CUDA_SSDL_FUSE", "");
+        set("MAMBA_CUDA_SSD_IMPL", "");
+        t.finish("ssd lm fused bf16 (N 64 / 32, h36)");
+    }
     // f16 (twenty-fifth session): `ssdl` in VAR 28's form where it fits (Q 128, N 64 / 128,
     // PB 64: odd L, L < Q, groups, two p tiles, many heads per outputs block; these shapes
     // have too few blocks for the default to take it, so it is forced: MAMBA_CUDA_SSDL_VAR

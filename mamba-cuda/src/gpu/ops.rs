@@ -1178,6 +1178,9 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     // h66 L2048 N128 220 against 128), so 28 takes the call from half the SMs on unless a VAR
     // is asked for.
     let var = env_usize("MAMBA_CUDA_SSDL_VAR");
+    if n != 128 && ssdl_fuse() != 0 {
+        return 0; // the fused forms' VARs (`_s`, `_d`) fix N at 128
+    }
     if sfx == "f16" || n != 128 {
         // f16 has VAR 28 and the generic kernels only (`ssdl_f16_fits`); N 64 / 32 VAR 28
         // (its `_n64` / `_n32` kernels, twenty-fifth session: bf16 b8 L2048 h80 p64 N64 707
