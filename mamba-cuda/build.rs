@@ -27,6 +27,9 @@ const KERNELS: &[&str] = &[
     "ssd_bwdc",
     "ssd_seed3",
 ];
+/// Kernels that use sm_90a-only instructions (wgmma): compiled for sm_90a alone, loaded by
+/// the plugin only on compute capability 9.0 (the others run elsewhere).
+const KERNELS_90A: &[&str] = &["ssd_wg"];
 const NVCC_IN_VENV: &str = "nvidia/cu13/bin/nvcc";
 
 fn main() {
@@ -73,6 +76,15 @@ fn main() {
             "arch=compute_90,code=compute_90",
         ]
     };
+    let flags_90a: &[&str] = if small {
+        &[
+            "-gencode",
+            "arch=compute_90a,code=sm_90a",
+            "--compress-mode=size",
+        ]
+    } else {
+        &["-lineinfo", "-gencode", "arch=compute_90a,code=sm_90a"]
+    };
     // Headers every kernel file may include: a change there rebuilds them all.
     let mut headers = Vec::new();
     for e in std::fs::read_dir(&kernel_dir).expect("kernels/").flatten() {
@@ -82,7 +94,11 @@ fn main() {
     }
     headers.sort();
     let mut children = Vec::new();
-    for name in KERNELS {
+    let all = KERNELS
+        .iter()
+        .map(|n| (n, flags))
+        .chain(KERNELS_90A.iter().map(|n| (n, flags_90a)));
+    for (name, flags) in all {
         let src = kernel_dir.join(format!("{name}.cu"));
         println!("cargo:rerun-if-changed={}", src.display());
         let fatbin = out_dir.join(format!("{name}.fatbin"));

@@ -8,6 +8,12 @@
 #if !defined(MAMBA_EMU) || defined(MAMBA_EMU_F16)
 #define SSDL_HAVE_F16 1
 #endif
+// VAR 9 on: the C B^T tile image of `ssdl_cb_*_q128_i` / `ssdl_out_*_q128_h` (and the wgmma
+// outputs kernel of ssd_wg.cu): the lower 16 x 16 tiles (ti, s) with s <= ti at
+// ti (ti + 1) / 2 + s, 256 16-bit values each; row r at 16 r, its two 8-element halves
+// swapped where (r >> 2) & 1 (ldmatrix reads 8 rows of 16 bytes without bank conflicts).
+// The element offset of (r, col) in a tile:
+__host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + (((col >> 3) ^ ((r >> 2) & 1)) << 3) + (col & 7); }
 template <typename T> struct Ssdl16;
 template <> struct Ssdl16<bf16_t> {
     static __device__ __forceinline__ unsigned pack(float lo, float hi) { return ssdm_pack(lo, hi); }

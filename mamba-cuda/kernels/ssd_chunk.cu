@@ -1368,11 +1368,7 @@ __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 
 // 1. C B^T of one (batch, group, chunk): grid (K, g, b). Tiles (ti, 16-column tile sj)
 // with sj <= ti, spread over the warps.
-// VAR 9: the C B^T tile image of `ssdl_cb_bf16_q128_i` / `ssdl_out_bf16_q128_h`: the lower
-// 16 x 16 tiles (ti, s) with s <= ti at ti (ti + 1) / 2 + s, 256 bf16 each; row r at 16 r,
-// its two 8-element halves swapped where (r >> 2) & 1 (ldmatrix reads 8 rows of 16 bytes
-// without bank conflicts). The element offset of (r, col) in a tile:
-__host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + (((col >> 3) ^ ((r >> 2) & 1)) << 3) + (col & 7); }
+// VAR 9: the C B^T tile image (`ssdl_cbi_off`, ssd16.cuh).
 
 // acc + a . b (four f32 products, exact in f64, summed in f64).
 __device__ __forceinline__ double ssdl_dot4(double acc, float4 a, float4 b) {

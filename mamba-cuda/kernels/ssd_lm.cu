@@ -239,6 +239,8 @@ __device__ void lmb_states(const SsdParams& p) {
     ssdc_wait<0>();
 }
 
+// kernels/ssd_wg.cu includes this file for its helpers only.
+#ifndef SSD_LM_HELPERS_ONLY
 // VAR 22: two heads x 64 x 128 (145 KB of shared memory, one block per SM); VAR 23: two
 // heads x 64 x 64 (112 KB, two blocks per SM).
 extern "C" __global__ void __launch_bounds__(2 * SSDC_THREADS, 1) ssdlb_states2_bf16_q128_n128(const __grid_constant__ SsdParams p) {
@@ -288,3 +290,4 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdlb_states1_f16_
     lmb_states<32, 1, 2, 128, false, f16_t>(p);
 }
 #endif
+#endif  // SSD_LM_HELPERS_ONLY

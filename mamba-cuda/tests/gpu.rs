@@ -1610,7 +1610,9 @@ fn ssd_chunked_matches_the_oracle() {
     // two heads per states block (kernels/ssd_lm.cu; 64 x 128 / 64 x 64 tiles; odd heads per
     // group: the one-head kernel), 24-27: 19 with more stages in flight in the states kernel
     // (64 x 64 / 64 x 128 with three buffers of a chunk, 64 x 128 with four / three buffers of
-    // half a chunk), 28: 19 with the states in 16-byte stores (the default since the seventh session);
+    // half a chunk), 28: 19 with the states in 16-byte stores (the default since the seventh session),
+    // 60-67: 28 with the states kernel on wgmma (kernels/ssd_wg.cu; sm_90a, else 28), 70: 60 with
+    // the outputs on wgmma too;
     // bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
@@ -1634,6 +1636,15 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "26", ""],
         ["", "", "27", ""],
         ["", "", "28", ""],
+        ["", "", "60", ""],
+        ["", "", "61", ""],
+        ["", "", "62", ""],
+        ["", "", "63", ""],
+        ["", "", "64", ""],
+        ["", "", "65", ""],
+        ["", "", "66", ""],
+        ["", "", "67", ""],
+        ["", "", "70", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1675,7 +1686,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-28) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-28, 60-67, 70) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

@@ -103,6 +103,10 @@ const FATBINS: &[(&str, &[u8])] = &[
     ),
 ];
 
+/// kernels/ssd_wg.cu: sm_90a machine code only (wgmma), loaded where the device is compute
+/// capability 9.0, as the module after FATBINS (`Gpu::has_wgmma`).
+const FATBIN_WG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ssd_wg.fatbin"));
+
 /// A kernel handle. Driver handles may be used from any thread.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Func(cu::CUfunction);
@@ -224,6 +228,13 @@ fn create(ordinal: i32) -> PResult<Gpu> {
         let m = Module::from_fatbin(bin, &[])
             .map_err(|e| cust_err(e, &format!("loading kernels/{name}.cu")))?;
         modules.push(m);
+    }
+    // The sm_90a module: only 9.0 runs it (arch-specific code does not carry to later GPUs).
+    if (cc_major, cc_minor) == (9, 0) {
+        // Not fatal: without it the calls take the sm_90 kernels (VAR 28).
+        if let Ok(m) = Module::from_fatbin(FATBIN_WG, &[]) {
+            modules.push(m);
+        }
     }
     let mut info = DeviceInfoC {
         cc_major,
@@ -353,6 +364,9 @@ impl Gpu {
                 .iter()
                 .position(|m| m.0 == "ssd_lm")
                 .unwrap_or(usize::MAX)
+        } else if name.starts_with("ssdlw_") {
+            // kernels/ssd_wg.cu (sm_90a), after FATBINS when loaded.
+            FATBINS.len()
         } else if name.starts_with("ssdbc_") {
             // kernels/ssd_bwdc.cu, found by its name.
             FATBINS
@@ -407,6 +421,11 @@ impl Gpu {
             status::CUDA_ERROR,
             format!("kernel `{name}` not found in the plugin's modules"),
         ))
+    }
+
+    /// Whether the sm_90a kernels (wgmma, kernels/ssd_wg.cu) are loaded.
+    pub(crate) fn has_wgmma(&self) -> bool {
+        self.modules.len() > FATBINS.len()
     }
 
     /// The largest dynamic shared memory a block may use.

@@ -1187,8 +1187,10 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
         // -> 315 us, NOTES.md) or, asked for by any other VAR, the generic ones.
         return match var {
             Some(28) => 28,
+            Some(60) if n == 128 => 60,
             Some(_) if sfx == "bf16" => 0,
             _ if few => 0,
+            _ if n == 128 => 60,
             _ => 28,
         };
     }
@@ -1197,11 +1199,34 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     // call, its forced tests (19, 28) and racecheck passed in the same binary (H200, seventh
     // session, NOTES.md). Before: 19 (477.7 / 482.0 against 526.8 / 520.9 for 14, seventh
     // session round 1), 14 (sixth session), 5 (fifth session).
+    // 60 (twenty-sixth session): 28 with its states kernel on wgmma, where the sm_90a module
+    // is loaded (`ssdl_launch` takes 28 otherwise). H200, one call alternating: b8 L2048 h80
+    // p64 N128 376-379 against 420-422 us (the states kernel 163 -> 120 us).
     match var {
-        Some(v) if v <= 28 => v,
+        Some(v) if v <= 28 || (60..=67).contains(&v) || v == 70 => v,
         _ if few => 0,
-        _ => 28,
+        _ => 60,
     }
+}
+
+/// VAR 60-67 (twenty-sixth session): VAR 28 with its states kernel on the warpgroup tensor
+/// cores (`ssdlw_states_*`, kernels/ssd_wg.cu, sm_90a): (state columns per block, heads per
+/// block, buffers, kernel suffix: `r` the wait for the previous chunk's products after the
+/// next chunk's x is scaled, `m` that with S_in out by stmatrix).
+fn ssdlw_shape(var: usize) -> (usize, usize, usize, &'static str) {
+    if var == 70 {
+        return ssdlw_shape(60); // 70: 60 with the outputs on wgmma (`ssdlw_out_*`)
+    }
+    [
+        (128, 1, 2, ""),
+        (128, 2, 2, ""),
+        (64, 1, 2, ""),
+        (64, 2, 2, ""),
+        (64, 1, 3, ""),
+        (128, 1, 3, ""),
+        (128, 1, 2, "r"),
+        (128, 1, 2, "m"),
+    ][var - 60]
 }
 
 /// The state tile (PB, NB) of `ssdl_statesw_*` for VAR 16-21 (see `ssdl_var`) and the
@@ -1304,11 +1329,17 @@ fn ssdl_launch(
     let cb_bytes = b * ng * k * plan.q * plan.q * 4;
     // VAR 5-8: the headers (2 Q floats per (batch, head, chunk)) where the ring would lie;
     // 7, 8: then one ticket word per group of `_mxc` blocks (zeroed before the launch).
-    let var0 = if fuse == 0 {
-        ssdl_var(sfx, plan.q, n, plan.pb, few)
-    } else {
-        0
+    // The wgmma forms (60-65) where their module is loaded and the heads per block divide
+    // the group's heads, else 28.
+    let var_of = |q: usize| {
+        let v = ssdl_var(sfx, q, n, plan.pb, few);
+        if v >= 60 && (!g.has_wgmma() || !(h / ng).is_multiple_of(ssdlw_shape(v).1)) {
+            28
+        } else {
+            v
+        }
     };
+    let var0 = if fuse == 0 { var_of(plan.q) } else { 0 };
     let hdr_bytes = if var0 >= 5 {
         b * h * k * 2 * plan.q * 4
     } else {
@@ -1362,7 +1393,10 @@ fn ssdl_launch(
             let var = [
                 0, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
                 2,
-            ][ssdl_var(sfx, q, n, plan.pb, few)];
+            ]
+            .get(var_of(q))
+            .copied()
+            .unwrap_or(2);
             let f1 = g.func(&format!(
                 "ssdl_statesf_{sfx}_q{q}{}",
                 if var > 0 { "_s" } else { "" }
@@ -1374,10 +1408,18 @@ fn ssdl_launch(
                 g.launch(f1, grid, 256, plan.smem_states, stream, &pf)
             })?;
         } else {
-            let var = ssdl_var(sfx, q, n, plan.pb, few);
+            let var = var_of(q);
             let (hb, nb, ns, qs) = ssdlb_shape(var);
             let nb = nb.min(n); // VAR 28 at N 64 / 32: 64 x N state tiles
-            if var >= 22 && (h / ng).is_multiple_of(hb) {
+            if var >= 60 {
+                // `ssdlw_states`: VAR 28's walk on wgmma (one warpgroup per head); 1 KB more
+                // shared memory to align the buffers to 1024 bytes.
+                let (nb, hb, ns, sx) = ssdlw_shape(var);
+                let f1 = g.func(&format!("ssdlw_states_{sfx}_q{q}_n{nb}_h{hb}s{ns}{sx}"))?;
+                let smem = ns * (q * nb * 2 + hb * (q * 64 * 2 + 2 * q * 4)) + 1024;
+                let grid_w = (((p / 64) * (n / nb)) as u32, (h / hb) as u32, b as u32);
+                g.launch(f1, grid_w, 128 * hb as u32, smem, stream, &prm)?;
+            } else if var >= 22 && (h / ng).is_multiple_of(hb) {
                 // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
                 // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
                 let sx = match (ns, qs) {
@@ -1441,8 +1483,18 @@ fn ssdl_launch(
             }
         }
         prm.final_states = 0;
-        let var = ssdl_var(sfx, q, n, plan.pb, few);
+        let var = var_of(q);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
+        if var == 70 {
+            // `ssdlw_out`: the outputs on wgmma (kernels/ssd_wg.cu): the C B^T image, two
+            // buffers of (S_in, x, header), the Y regions, 1 KB to align to 1024 bytes.
+            let f2 = g.func(&format!("ssdlw_out_{sfx}_q{q}"))?;
+            let hbo = ssdl_hbo(h / ng);
+            let grid_h = (grid.0, (h / hbo) as u32, grid.2);
+            let smem =
+                36 * 512 + 2 * (64 * 128 * 2 + 128 * 64 * 2 + 2 * 128 * 4) + 8 * 16 * 72 * 2 + 1024;
+            return g.launch(f2, grid_h, 256, smem, stream, &prm);
+        }
         if var >= 9 {
             // `_h`: HB heads of one group per block; `_hy` (Y in 16-byte row stores) for 15,
             // 19 and 22-28.
