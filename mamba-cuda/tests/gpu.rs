@@ -1532,6 +1532,7 @@ fn ssd_matches_the_oracle() {
 fn ssd_chunked_matches_the_oracle() {
     let Some(be) = backend() else { return };
     let mut rng = Rng(12);
+    let mut rng_wg = Rng(26);
     let cfg = shape_ssd_cfg;
     let shapes = [
         (2, 300, 4, 64, 2, 128),
@@ -1721,10 +1722,18 @@ fn ssd_chunked_matches_the_oracle() {
             } else {
                 shapes
             };
+            // The wgmma VARs (60 on, twenty-sixth session) draw their data from a generator
+            // of their own, so that the data every later check sees does not depend on how
+            // many of them are listed.
+            let rng = if imp == "lm" && minb.parse::<usize>().is_ok_and(|v| v >= 60) {
+                &mut rng_wg
+            } else {
+                &mut rng
+            };
             for &(b, l, h, p, g, n) in shapes {
-                let c = cfg(&mut rng, b, l, h, p, g, n);
-                ssd_check::<f32>(be, &mut rng, &c, &mut t32);
-                ssd_check::<bf16>(be, &mut rng, &c, &mut t16);
+                let c = cfg(rng, b, l, h, p, g, n);
+                ssd_check::<f32>(be, rng, &c, &mut t32);
+                ssd_check::<bf16>(be, rng, &c, &mut t16);
             }
         }
         set("MAMBA_CUDA_SSD_Q", "");
