@@ -6,11 +6,13 @@
 // recurrence (SPEC 2).
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdc.cpp -o /tmp/emu_ssdc && /tmp/emu_ssdc
+// (`/tmp/emu_ssdc 3 60` / `3 70`: the wgmma forms of kernels/ssd_wg.cu.)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -54,6 +56,7 @@ struct f16_t {
 alignas(128) static unsigned char g_smem_bytes[232448];
 static std::unique_ptr<std::barrier<>> g_block_bar;
 static std::unique_ptr<std::barrier<>> g_warp_bar[32];
+static std::unique_ptr<std::barrier<>> g_wg_bar[8];  // one per warpgroup (128 threads)
 inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 inline float __expf(float v) { return std::exp(v); }
@@ -282,6 +285,60 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
 #define SSDLB_HAVE_HELPERS 1
 #include "../kernels/ssd_lm.cu"
 
+// wgmma m64nNk16 (kernels/ssd_wg.cu): the warpgroup's 128 threads publish their A fragments
+// (each warp the mma.sync m16n8k16 A fragment of its 16 rows), then each computes its own
+// accumulators (row 16 w + g (+ 8), columns 8 s + 2 c (+ 1)) from the A fragments and B read
+// through the descriptor: start, LBO, SBO (bytes / 16 in bits 0-13, 16-29, 32-45), the
+// 128-byte swizzle (address bits 4-6 XOR-ed with bits 7-9 of the shared-memory offset). TB:
+// B N-major (row k at 128 bytes of 64 n, 8-row groups SBO apart, 64-column panels LBO
+// apart); else K-major (row n at 128 bytes of 64 k, 8-row groups SBO apart). Synchronous.
+static unsigned g_wga[8][128][4];
+template <typename T>
+inline float emu_h16(unsigned short v) {
+    if constexpr (std::is_same_v<T, f16_t>) return emu_h2f(v);
+    else return emu_bf2f(v);
+}
+template <typename T>
+inline void emu_wgmma(float* d, const unsigned (&a)[4], uint64_t desc, int nb, bool tb) {
+    const int wg = threadIdx.x / 128, lt = threadIdx.x % 128, w = lt / 32, l = lt % 32, g = l >> 2, c = l & 3;
+    for (int e = 0; e < 4; ++e) g_wga[wg][lt][e] = a[e];
+    g_wg_bar[wg]->arrive_and_wait();
+    const unsigned start = (unsigned)(desc & 0x3fff) << 4, lbo = (unsigned)((desc >> 16) & 0x3fff) << 4,
+                   sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
+    if ((desc >> 62) != 1) std::printf("emu_wgmma: only the 128-byte swizzle is modelled\n");
+    auto A = [&](int m, int k) {
+        const unsigned r = g_wga[wg][(m / 16) * 32 + (m % 8) * 4 + (k % 8) / 2][((m % 16) >= 8) + 2 * (k >= 8)];
+        return emu_h16<T>((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
+    };
+    auto B = [&](int k, int n) {
+        unsigned ad = tb ? start + (n / 64) * lbo + (k / 8) * sbo + (k % 8) * 128 + (n % 64) * 2
+                         : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
+        ad ^= ((ad >> 7) & 7u) << 4;
+        unsigned short v;
+        std::memcpy(&v, g_smem_bytes + ad, 2);
+        return emu_h16<T>(v);
+    };
+    for (int s = 0; s < nb / 8; ++s)
+        for (int e = 0; e < 4; ++e) {
+            const int m = 16 * w + g + 8 * (e >> 1), n = 8 * s + 2 * c + (e & 1);
+            float acc = d[4 * s + e];
+            for (int k = 0; k < 16; ++k) acc += A(m, k) * B(k, n);
+            d[4 * s + e] = acc;
+        }
+    g_wg_bar[wg]->arrive_and_wait();
+}
+// stmatrix.x4 (b16): lane l gives the row address of matrix l / 8, row l % 8; register i of
+// lane T holds (row T / 4, columns 2 (T % 4), + 1) of matrix i.
+static unsigned char* g_stm[32][32];
+inline void emu_stmatrix(unsigned char* addr, const unsigned (&v)[4]) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_stm[w][l] = addr;
+    __syncwarp();
+    for (int i = 0; i < 4; ++i) std::memcpy(g_stm[w][i * 8 + l / 4] + 4 * (l % 4), &v[i], 4);
+    __syncwarp();
+}
+#include "../kernels/ssd_wg.cu"
+
 struct Case {
     int b, L, h, p, g, N, Q, PB;
     int D;  // 0 none, 1 (h), 2 (h, p)
@@ -298,6 +355,7 @@ static void emu_launch(void (*kern)(SsdParams), const SsdParams& p, int gx, int 
                 std::memset(g_smem_bytes, 0xff, sizeof(g_smem_bytes));  // NaN garbage
                 g_block_bar = std::make_unique<std::barrier<>>(threads);
                 for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                for (unsigned w = 0; w < threads / 128; ++w) g_wg_bar[w] = std::make_unique<std::barrier<>>(128);
                 std::vector<std::thread> ts;
                 for (unsigned t = 0; t < threads; ++t)
                     ts.emplace_back([&, t] {
@@ -333,6 +391,8 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // 28 also runs the f16 forms of its three kernels (`ssdl_cbh_f16_q128_i`,
 // `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) at 5e-3, and
 // no variant the generic f16 four (`ssdl_cb_f16_q128` .. `ssdl_out_f16_q128`) at Q 128.
+// 60 (twenty-sixth session): 28 with the states kernel on wgmma (kernels/ssd_wg.cu,
+// `emu_wgmma`; bf16 and f16), 66 / 67 its RO / STM forms, 70 60 with the outputs on wgmma.
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -361,9 +421,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     p.chunk_decay = decay.data();
     if constexpr (std::is_same_v<T, f16_t>) {
         // f16 (Q 128): VAR 28 (N 128, PB 64) with variant 28, else the generic four kernels.
-        if (g_ssdl_var == 28) {
+        if (g_ssdl_var == 28 || g_ssdl_var == 60) {
             emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
-            if (N == 64 || N == 32)
+            if (g_ssdl_var == 60 && N == 128)
+                emu_launch(ssdlw_states_f16_q128_n128_h1s2, p, P / 64, h, b, 128);
+            else if (N == 64 || N == 32)
                 emu_launch(N == 64 ? ssdlb_states1_f16_q128_n64_v : ssdlb_states1_f16_q128_n32_v, p, P / 64, h, b);
             else
                 emu_launch(ssdlb_states1_f16_q128_n128_v, p, (P / 64) * (N / 128), h, b);
@@ -446,7 +508,14 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
                 // 11, 13: `_mw`; 16-19: `_statesw` (states and the state pass, no combine).
                 const int lhb = g_ssdl_var >= 24 ? 1 : 2;
                 const int lnb = g_ssdl_var == 23 || g_ssdl_var == 24 ? 64 : 128;
-                if (g_ssdl_var >= 22 && (h / g) % lhb == 0) {
+                if (g_ssdl_var >= 60) {
+                    // kernels/ssd_wg.cu (twenty-sixth session): VAR 60 / 70 (one warpgroup per
+                    // head), 66 / 67 (the RO order, with STM).
+                    emu_launch(g_ssdl_var == 66   ? ssdlw_states_bf16_q128_n128_h1s2r
+                               : g_ssdl_var == 67 ? ssdlw_states_bf16_q128_n128_h1s2m
+                                                  : ssdlw_states_bf16_q128_n128_h1s2,
+                               p, P / 64, h, b, 128);
+                } else if (g_ssdl_var >= 22 && (h / g) % lhb == 0) {
                     // kernels/ssd_lm.cu: HB heads per block, 256 HB threads.
                     emu_launch(g_ssdl_var == 22   ? ssdlb_states2_bf16_q128_n128
                                : g_ssdl_var == 23 ? ssdlb_states2_bf16_q128_n64
@@ -502,6 +571,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             // `_h`: HB heads per block (g_hbo, lowered until it divides h / g).
             int hb = g_hbo;
             while ((h / g) % hb) --hb;
+            if constexpr (!std::is_same_v<T, f16_t>)
+                if (g_ssdl_var == 70) kout = ssdlw_out_bf16_q128;  // the outputs on wgmma
             emu_launch(kout, p, K * (P / cs.PB), h / hb, b);
             goto done;
         }
@@ -769,7 +840,7 @@ int main(int argc, char** argv) {
             // bf 2: f16, VAR 28 only (`emu_ssdc 3 28`).
             if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.PB != 64 ||
                                (c.N != 128 && !((c.N == 64 || c.N == 32) && g_ssdl_var == 28)))) continue;
-            if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28))) continue;
+            if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28 && g_ssdl_var != 60))) continue;
             double ef = 0;
             const double eo = bf == 2 ? run_case<f16_t>(c, 3 + fuse, rng, &ef)
                               : bf    ? run_case<bf16_t>(c, 3 + fuse, rng, &ef)

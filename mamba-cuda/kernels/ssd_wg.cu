@@ -18,8 +18,12 @@
 // the panel stride, SBO = 1024 bytes per 8 rows; probed on the H200 with
 // scripts/wgmma_probe.cu), then per head x (Q rows of 64 values, 128 bytes, the same
 // swizzle: conflict-free ldmatrix.trans) and the chunk header (c2, dt).
+// (The host emulator, emu/emu_ssdc.cpp, has included ssd_lm.cu with its kernels already,
+// and models wgmma with `emu_wgmma`.)
+#ifndef MAMBA_EMU
 #define SSD_LM_HELPERS_ONLY
 #include "ssd_lm.cu"
+#endif
 
 template <int NB>
 struct LmwMma;
@@ -29,6 +33,9 @@ template <>
 struct LmwMma<128> {
     template <typename T, bool TB = true>
     static __device__ __forceinline__ void mma(float (&d)[64], const unsigned (&a)[4], uint64_t db) {
+#ifdef MAMBA_EMU
+        emu_wgmma<T>(d, a, db, 128, TB);
+#else
         if constexpr (std::is_same<T, bf16_t>::value) {
             asm volatile(
                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
@@ -62,12 +69,16 @@ struct LmwMma<128> {
                   "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB ? 1 : 0));
         }
+#endif
     }
 };
 template <>
 struct LmwMma<64> {
     template <typename T, bool TB = true>
     static __device__ __forceinline__ void mma(float (&d)[32], const unsigned (&a)[4], uint64_t db) {
+#ifdef MAMBA_EMU
+        emu_wgmma<T>(d, a, db, 64, TB);
+#else
         if constexpr (std::is_same<T, bf16_t>::value) {
             asm volatile(
                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
@@ -91,25 +102,60 @@ struct LmwMma<64> {
                   "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB ? 1 : 0));
         }
+#endif
     }
 };
 
+// (The emulator's wgmma is synchronous: these are no-ops there.)
+#ifdef MAMBA_EMU
+__device__ __forceinline__ void lmw_fence() {}
+__device__ __forceinline__ void lmw_commit() {}
+template <int N>
+__device__ __forceinline__ void lmw_wait() {}
+__device__ __forceinline__ void lmw_proxy_fence() {}
+#else
 __device__ __forceinline__ void lmw_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void lmw_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void lmw_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// This thread's async copies are read by the async proxy (wgmma).
+__device__ __forceinline__ void lmw_proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#endif
 // The accumulators as operands of an empty asm: the compiler may not move their uses across
 // a wgmma fence / wait (CUTLASS's warpgroup_fence_operand).
 template <int R>
 __device__ __forceinline__ void lmw_pin(float (&d)[R]) {
+#ifndef MAMBA_EMU
 #pragma unroll
     for (int r = 0; r < R; ++r) asm volatile("" : "+f"(d[r])::"memory");
+#endif
+}
+// A shared-memory address (the emulator: the offset in its shared-memory array).
+__device__ __forceinline__ unsigned lmw_sa(const void* s) {
+#ifdef MAMBA_EMU
+    return static_cast<unsigned>(static_cast<const unsigned char*>(s) - g_smem_bytes);
+#else
+    return static_cast<unsigned>(__cvta_generic_to_shared(s));
+#endif
+}
+// The named barrier of warpgroup `hh` (ids 1, 2: constant ids; an id in a register makes
+// ptxas reserve all 16).
+__device__ __forceinline__ void lmw_wg_bar(int hh) {
+#ifdef MAMBA_EMU
+    g_wg_bar[hh]->arrive_and_wait();
+#else
+    if (hh == 0) {
+        asm volatile("bar.sync 1, 128;\n" ::: "memory");
+    } else {
+        asm volatile("bar.sync 2, 128;\n" ::: "memory");
+    }
+#endif
 }
 // A shared-memory descriptor: 128-byte swizzle, leading (panel) and stride (8-row) offsets.
 __device__ __forceinline__ uint64_t lmw_desc(const void* s, unsigned lbo, unsigned sbo) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(s));
+    const unsigned a = lmw_sa(s);
     return (uint64_t)((a & 0x3ffff) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) |
            (1ull << 62);
 }
@@ -120,11 +166,14 @@ __device__ __forceinline__ uint64_t lmw_desc(const void* s, unsigned lbo, unsign
 template <int NB, int HB, int NS, typename T, bool RO = false, bool STM = false>
 __device__ void lmw_states(const SsdParams& p) {
     static_assert(!STM || (RO && NB == 128), "STM: RO order, 64 x 128 tiles (the x region holds them)");
+#ifdef MAMBA_EMU
+    unsigned char* smem_dyn = g_smem_bytes;
+#else
     extern __shared__ __align__(1024) unsigned char smem_dyn[];
+#endif
     // The swizzle is on absolute address bits: every buffer starts on 1024 bytes (the host
     // asks for 1 KB more).
-    unsigned char* smem_raw =
-        smem_dyn + ((1024u - (static_cast<unsigned>(__cvta_generic_to_shared(smem_dyn)) & 1023u)) & 1023u);
+    unsigned char* smem_raw = smem_dyn + ((1024u - (lmw_sa(smem_dyn) & 1023u)) & 1023u);
     constexpr int Q = 128, PB = 64, NT = HB * 128, NW = NB / 8, R = NB / 2;
     constexpr int B_B = Q * NB * 2, X_B = Q * PB * 2, HD_B = 2 * Q * 4;
     constexpr int BUF_B = B_B + HB * (X_B + HD_B);
@@ -132,7 +181,9 @@ __device__ void lmw_states(const SsdParams& p) {
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate;
     const int tid = threadIdx.x, hh = tid / 128, ltid = tid % 128;
     const int warp = ltid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+#ifndef MAMBA_EMU
     __builtin_assume(tid < NT);
+#endif
     const int nsp = N / NB, pt = (int)blockIdx.x / nsp, ns = (int)blockIdx.x - pt * nsp;
     const int q0 = pt * PB, n0 = ns * NB, j = blockIdx.y * HB + hh, i = blockIdx.z, k = j / (H / p.ngroups);
     const size_t head = (size_t)i * H + j;
@@ -202,15 +253,7 @@ __device__ void lmw_states(const SsdParams& p) {
     }
     const int r = lane & 7, mi = lane >> 3;
     const bool b1 = (c4 >> 1) & 1, b0 = c4 & 1;
-    // The warpgroup's named barrier (constant ids: an id in a register makes ptxas reserve
-    // all 16).
-    auto wg_bar = [&]() {
-        if (HB == 1 || hh == 0) {
-            asm volatile("bar.sync 1, 128;\n" ::: "memory");
-        } else {
-            asm volatile("bar.sync 2, 128;\n" ::: "memory");
-        }
-    };
+    auto wg_bar = [&]() { lmw_wg_bar(HB == 1 ? 0 : hh); };
     for (int c = 0; c < K; ++c) {
         const int u = c % NS, un = (c + NS - 1) % NS;
         if constexpr (!RO) {
@@ -218,8 +261,7 @@ __device__ void lmw_states(const SsdParams& p) {
             lmw_pin(S);
         }
         ssdc_wait<NS - 2>();  // chunk c's copies (the stages before c + NS - 1)
-        // This thread's async copies (B) are read by the async proxy (wgmma).
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        lmw_proxy_fence();  // this thread's copies (B) are read by wgmma
         __syncthreads();
         // RO: x and the header of chunk c + NS - 1 now (wgmma reads only B of that buffer),
         // its B once chunk c - 1's products are done.
@@ -247,9 +289,11 @@ __device__ void lmw_states(const SsdParams& p) {
         }
         // Every A fragment loaded before the first wgmma (else ptxas may put them all in
         // one register quad and serialize the wgmmas on it).
+#ifndef MAMBA_EMU
 #pragma unroll
         for (int kk = 0; kk < Q / 16; ++kk)
             asm volatile("" : "+r"(a[kk][0]), "+r"(a[kk][1]), "+r"(a[kk][2]), "+r"(a[kk][3])::"memory");
+#endif
         if constexpr (RO) {
             lmw_wait<0>();  // chunk c - 1's products (overlapped with the scaling above)
             lmw_pin(S);
@@ -272,11 +316,14 @@ __device__ void lmw_states(const SsdParams& p) {
                 for (int m = 0; m < 4; ++m)
                     v[m] = Ssdl16<T>::pack(S[4 * (s + (m >> 1)) + 2 * (m & 1)], S[4 * (s + (m >> 1)) + 2 * (m & 1) + 1]);
                 const int row = r + 8 * (mi & 1), ch = s + (mi >> 1);
-                const unsigned sa =
-                    static_cast<unsigned>(__cvta_generic_to_shared(sw + row * 256 + ((ch ^ (row & 7)) << 4)));
+#ifdef MAMBA_EMU
+                emu_stmatrix(sw + row * 256 + ((ch ^ (row & 7)) << 4), v);
+#else
+                const unsigned sa = lmw_sa(sw + row * 256 + ((ch ^ (row & 7)) << 4));
                 asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(sa), "r"(v[0]),
                              "r"(v[1]), "r"(v[2]), "r"(v[3])
                              : "memory");
+#endif
             }
             __syncwarp();
 #pragma unroll
@@ -350,9 +397,12 @@ __device__ void lmw_states(const SsdParams& p) {
 // - Y + D x (* silu(z)) out through a 16-row region per warp (stmatrix) in 16-byte stores.
 template <typename T>
 __device__ void lmw_out(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_dyn = g_smem_bytes;
+#else
     extern __shared__ __align__(1024) unsigned char smem_dyn[];
-    unsigned char* smem_raw =
-        smem_dyn + ((1024u - (static_cast<unsigned>(__cvta_generic_to_shared(smem_dyn)) & 1023u)) & 1023u);
+#endif
+    unsigned char* smem_raw = smem_dyn + ((1024u - (lmw_sa(smem_dyn) & 1023u)) & 1023u);
     constexpr int Q = 128, N = 128, PB = 64, QT = Q / 16, NTI = QT * (QT + 1) / 2, ldC = N + 8, ldY = PB + 8;
     constexpr int O_BUF = NTI * 512;  // 18432: 1024-aligned
     constexpr int S_B = PB * N * 2, X_B = Q * PB * 2, HD_B = 2 * Q * 4, BUF_B = S_B + X_B + HD_B;
@@ -362,7 +412,9 @@ __device__ void lmw_out(const SsdParams& p) {
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
     const int ti = warp;
+#ifndef MAMBA_EMU
     __builtin_assume(tid < 256);
+#endif
     const int ptiles = P / PB, HB = H / (int)gridDim.y;
     const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
     const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q, tn = min(Q, L - t0);
@@ -405,7 +457,7 @@ __device__ void lmw_out(const SsdParams& p) {
     stage_head(0, 0);
     ssdc_commit();
     ssdc_wait<0>();
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // read by wgmma
+    lmw_proxy_fence();  // read by wgmma
     __syncthreads();
     const int r = lane & 7, mi = lane >> 3;
     unsigned cf[N / 16][4];
@@ -539,7 +591,7 @@ __device__ void lmw_out(const SsdParams& p) {
             }
         }
         ssdc_wait<0>();  // head hh + 1 (published by the next barrier)
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        lmw_proxy_fence();
     }
 }
 
