@@ -392,7 +392,8 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // `ssdlb_states1_f16_q128_n128_v`, `ssdl_out_f16_q128_hy`; twenty-fifth session) at 5e-3, and
 // no variant the generic f16 four (`ssdl_cb_f16_q128` .. `ssdl_out_f16_q128`) at Q 128.
 // 60 (twenty-sixth session): 28 with the states kernel on wgmma (kernels/ssd_wg.cu,
-// `emu_wgmma`; bf16 and f16), 66 / 67 its RO / STM forms, 70 60 with the outputs on wgmma.
+// `emu_wgmma`; bf16 and f16), 66 / 67 its RO / STM forms, 70 60 with the outputs on wgmma,
+// 71 70 with the M X tiles pipelined through two register sets (PIPE).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
 template <typename T>
@@ -572,7 +573,8 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             int hb = g_hbo;
             while ((h / g) % hb) --hb;
             if constexpr (!std::is_same_v<T, f16_t>)
-                if (g_ssdl_var == 70) kout = ssdlw_out_bf16_q128;  // the outputs on wgmma
+                if (g_ssdl_var == 70 || g_ssdl_var == 71)  // the outputs on wgmma (71: PIPE)
+                    kout = g_ssdl_var == 71 ? ssdlw_out_bf16_q128p : ssdlw_out_bf16_q128;
             emu_launch(kout, p, K * (P / cs.PB), h / hb, b);
             goto done;
         }

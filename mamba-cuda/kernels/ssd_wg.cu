@@ -395,7 +395,11 @@ __device__ void lmw_states(const SsdParams& p) {
 //   elementwise; zero right of it), B = x from shared memory (N-major as the states
 //   kernel's B);
 // - Y + D x (* silu(z)) out through a 16-row region per warp (stmatrix) in 16-byte stores.
-template <typename T>
+// PIPE (VAR 71): M X's A fragments built one s tile at a time into two register sets, each
+// wgmma issued as soon as its tile is built, `wgmma.wait_group 1` freeing the set of the
+// tile before (72 live operand registers instead of 96: 8 bytes of spills at 128 registers,
+// against 60 for VAR 70).
+template <typename T, bool PIPE = false>
 __device__ void lmw_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_dyn = g_smem_bytes;
@@ -493,66 +497,135 @@ __device__ void lmw_out(const SsdParams& p) {
         // M X's A fragments while the tensor cores run C S^T.
         const float F = s_c2[ti * 16], c20 = s_c2[tr0], c21 = s_c2[tr1];
         const float u0 = exp2f(c20 - F), u1 = exp2f(c21 - F);
-        unsigned am[QT][4];
-#pragma unroll
-        for (int kq = 0; kq < QT; ++kq) {
-            if (kq < ti) {
-                const float ce = s_c2[kq * 16 + 15], sg = exp2f(F - ce);
-                const int s0 = kq * 16 + 2 * c4;
-                const float2 ca = *reinterpret_cast<const float2*>(s_c2 + s0);
-                const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
-                const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
-                const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
-                const float v0 = sg * exp2f(ce - ca.x) * da.x, v1 = sg * exp2f(ce - ca.y) * da.y;
-                const float v2 = sg * exp2f(ce - cb2.x) * db.x, v3 = sg * exp2f(ce - cb2.y) * db.y;
-                const int rr = r + 8 * (mi & 1);
-                ssdl_ldm<false>(am[kq], cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
-                am[kq][0] = Ssdl16<T>::mul2(am[kq][0], Ssdl16<T>::pack(u0 * v0, u0 * v1));
-                am[kq][1] = Ssdl16<T>::mul2(am[kq][1], Ssdl16<T>::pack(u1 * v0, u1 * v1));
-                am[kq][2] = Ssdl16<T>::mul2(am[kq][2], Ssdl16<T>::pack(u0 * v2, u0 * v3));
-                am[kq][3] = Ssdl16<T>::mul2(am[kq][3], Ssdl16<T>::pack(u1 * v2, u1 * v3));
-            } else if (kq == ti) {
-                // The diagonal tile: M[t][s] = CB[t][s] exp2(c2_t - c2_s) dt_s for s <= t.
-                const T* tile = cbi + (ti * (ti + 1) / 2 + ti) * 256;
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int rl = g + 8 * (e & 1), cl = 2 * c4 + 8 * (e >> 1), s2 = ti * 16 + cl;
-                    const unsigned v = *reinterpret_cast<const unsigned*>(tile + ssdl_cbi_off(rl, cl));
-                    const T* vh = reinterpret_cast<const T*>(&v);
-                    const float ct = e & 1 ? c21 : c20;
-                    const float2 cc = *reinterpret_cast<const float2*>(s_c2 + s2);
-                    const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
-                    const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
-                    const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
-                    am[kq][e] = Ssdl16<T>::pack(m0, m1);
+        if constexpr (!PIPE) {
+            unsigned am[QT][4];
+    #pragma unroll
+            for (int kq = 0; kq < QT; ++kq) {
+                if (kq < ti) {
+                    const float ce = s_c2[kq * 16 + 15], sg = exp2f(F - ce);
+                    const int s0 = kq * 16 + 2 * c4;
+                    const float2 ca = *reinterpret_cast<const float2*>(s_c2 + s0);
+                    const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
+                    const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
+                    const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
+                    const float v0 = sg * exp2f(ce - ca.x) * da.x, v1 = sg * exp2f(ce - ca.y) * da.y;
+                    const float v2 = sg * exp2f(ce - cb2.x) * db.x, v3 = sg * exp2f(ce - cb2.y) * db.y;
+                    const int rr = r + 8 * (mi & 1);
+                    ssdl_ldm<false>(am[kq], cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
+                    am[kq][0] = Ssdl16<T>::mul2(am[kq][0], Ssdl16<T>::pack(u0 * v0, u0 * v1));
+                    am[kq][1] = Ssdl16<T>::mul2(am[kq][1], Ssdl16<T>::pack(u1 * v0, u1 * v1));
+                    am[kq][2] = Ssdl16<T>::mul2(am[kq][2], Ssdl16<T>::pack(u0 * v2, u0 * v3));
+                    am[kq][3] = Ssdl16<T>::mul2(am[kq][3], Ssdl16<T>::pack(u1 * v2, u1 * v3));
+                } else if (kq == ti) {
+                    // The diagonal tile: M[t][s] = CB[t][s] exp2(c2_t - c2_s) dt_s for s <= t.
+                    const T* tile = cbi + (ti * (ti + 1) / 2 + ti) * 256;
+    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int rl = g + 8 * (e & 1), cl = 2 * c4 + 8 * (e >> 1), s2 = ti * 16 + cl;
+                        const unsigned v = *reinterpret_cast<const unsigned*>(tile + ssdl_cbi_off(rl, cl));
+                        const T* vh = reinterpret_cast<const T*>(&v);
+                        const float ct = e & 1 ? c21 : c20;
+                        const float2 cc = *reinterpret_cast<const float2*>(s_c2 + s2);
+                        const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
+                        const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
+                        const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
+                        am[kq][e] = Ssdl16<T>::pack(m0, m1);
+                    }
+                } else {
+    #pragma unroll
+                    for (int e = 0; e < 4; ++e) am[kq][e] = 0u;
                 }
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) am[kq][e] = 0u;
             }
-        }
-        lmw_wait<0>();
-        lmw_pin(acc);
-        {
-            const float e0 = exp2f(c20), e1 = exp2f(c21);
-#pragma unroll
-            for (int s = 0; s < PB / 8; ++s) {
-                acc[4 * s] *= e0;
-                acc[4 * s + 1] *= e0;
-                acc[4 * s + 2] *= e1;
-                acc[4 * s + 3] *= e1;
+            lmw_wait<0>();
+            lmw_pin(acc);
+            {
+                const float e0 = exp2f(c20), e1 = exp2f(c21);
+    #pragma unroll
+                for (int s = 0; s < PB / 8; ++s) {
+                    acc[4 * s] *= e0;
+                    acc[4 * s + 1] *= e0;
+                    acc[4 * s + 2] *= e1;
+                    acc[4 * s + 3] *= e1;
+                }
             }
-        }
-        lmw_pin(acc);
-        lmw_fence();
-        // Every warpgroup takes all 8 s tiles (warpgroup 0's last four are zero: a branch on
-        // the warpgroup makes ptxas serialize the wgmmas).
+            lmw_pin(acc);
+            lmw_fence();
+            // Every warpgroup takes all 8 s tiles (warpgroup 0's last four are zero: a branch on
+            // the warpgroup makes ptxas serialize the wgmmas).
+    #pragma unroll
+            for (int kq = 0; kq < QT; ++kq)
+                LmwMma<64>::template mma<T, true>(acc, am[kq], lmw_desc(b + S_B + kq * 16 * 128, 8192, 1024));
+            lmw_commit();
+            lmw_wait<0>();
+            lmw_pin(acc);
+        } else {
+            // The A fragment of M X's s tile kq (off the diagonal, the diagonal, or zero).
+            auto mx_tile = [&](int kq, unsigned (&a)[4]) {
+                if (kq < ti) {
+                    const float ce = s_c2[kq * 16 + 15], sg = exp2f(F - ce);
+                    const int s0 = kq * 16 + 2 * c4;
+                    const float2 ca = *reinterpret_cast<const float2*>(s_c2 + s0);
+                    const float2 cb2 = *reinterpret_cast<const float2*>(s_c2 + s0 + 8);
+                    const float2 da = *reinterpret_cast<const float2*>(s_dt + s0);
+                    const float2 db = *reinterpret_cast<const float2*>(s_dt + s0 + 8);
+                    const float v0 = sg * exp2f(ce - ca.x) * da.x, v1 = sg * exp2f(ce - ca.y) * da.y;
+                    const float v2 = sg * exp2f(ce - cb2.x) * db.x, v3 = sg * exp2f(ce - cb2.y) * db.y;
+                    const int rr = r + 8 * (mi & 1);
+                    ssdl_ldm<false>(a, cbi + (ti * (ti + 1) / 2 + kq) * 256 + rr * 16 + (((mi >> 1) ^ ((rr >> 2) & 1)) << 3));
+                    a[0] = Ssdl16<T>::mul2(a[0], Ssdl16<T>::pack(u0 * v0, u0 * v1));
+                    a[1] = Ssdl16<T>::mul2(a[1], Ssdl16<T>::pack(u1 * v0, u1 * v1));
+                    a[2] = Ssdl16<T>::mul2(a[2], Ssdl16<T>::pack(u0 * v2, u0 * v3));
+                    a[3] = Ssdl16<T>::mul2(a[3], Ssdl16<T>::pack(u1 * v2, u1 * v3));
+                } else if (kq == ti) {
+                    // The diagonal tile: M[t][s] = CB[t][s] exp2(c2_t - c2_s) dt_s for s <= t.
+                    const T* tile = cbi + (ti * (ti + 1) / 2 + ti) * 256;
+    #pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int rl = g + 8 * (e & 1), cl = 2 * c4 + 8 * (e >> 1), s2 = ti * 16 + cl;
+                        const unsigned v = *reinterpret_cast<const unsigned*>(tile + ssdl_cbi_off(rl, cl));
+                        const T* vh = reinterpret_cast<const T*>(&v);
+                        const float ct = e & 1 ? c21 : c20;
+                        const float2 cc = *reinterpret_cast<const float2*>(s_c2 + s2);
+                        const float2 dd = *reinterpret_cast<const float2*>(s_dt + s2);
+                        const float m0 = cl <= rl ? ldf(vh) * exp2f(ct - cc.x) * dd.x : 0.f;
+                        const float m1 = cl + 1 <= rl ? ldf(vh + 1) * exp2f(ct - cc.y) * dd.y : 0.f;
+                        a[e] = Ssdl16<T>::pack(m0, m1);
+                    }
+                } else {
+    #pragma unroll
+                    for (int e = 0; e < 4; ++e) a[e] = 0u;
+                }
+            };
+            unsigned am[2][4];
+            mx_tile(0, am[0]);
+            mx_tile(1, am[1]);
+            lmw_wait<0>();
+            lmw_pin(acc);
+            {
+                const float e0 = exp2f(c20), e1 = exp2f(c21);
+    #pragma unroll
+                for (int s = 0; s < PB / 8; ++s) {
+                    acc[4 * s] *= e0;
+                    acc[4 * s + 1] *= e0;
+                    acc[4 * s + 2] *= e1;
+                    acc[4 * s + 3] *= e1;
+                }
+            }
+            lmw_pin(acc);
+            lmw_fence();
 #pragma unroll
-        for (int kq = 0; kq < QT; ++kq)
-            LmwMma<64>::template mma<T, true>(acc, am[kq], lmw_desc(b + S_B + kq * 16 * 128, 8192, 1024));
-        lmw_commit();
-        lmw_wait<0>();
-        lmw_pin(acc);
+            for (int kq = 0; kq < QT; ++kq) {
+                if (kq >= 2) {
+                    lmw_wait<1>();  // tile kq - 2's product: its register set is free
+                    mx_tile(kq, am[kq & 1]);
+                    lmw_fence();
+                }
+                LmwMma<64>::template mma<T, true>(acc, am[kq & 1], lmw_desc(b + S_B + kq * 16 * 128, 8192, 1024));
+                lmw_commit();
+            }
+            lmw_wait<0>();
+            lmw_pin(acc);
+        }
         // Y + D x (* silu(z)) through the warp's Y region.
         const int j = j0 + hh;
         const unsigned char* xb = b + S_B;
@@ -617,4 +690,8 @@ LMW_K(bf16, bf16_t, 128, 1, 2, 2, m, true, true)
 // VAR 70: the outputs on wgmma (`lmw_out`).
 extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_bf16_q128(const __grid_constant__ SsdParams p) {
     lmw_out<bf16_t>(p);
+}
+// VAR 71: 70 with PIPE (emulator-checked; not yet run on the device).
+extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_bf16_q128p(const __grid_constant__ SsdParams p) {
+    lmw_out<bf16_t, true>(p);
 }

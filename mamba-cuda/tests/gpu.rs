@@ -1613,7 +1613,7 @@ fn ssd_chunked_matches_the_oracle() {
     // (64 x 64 / 64 x 128 with three buffers of a chunk, 64 x 128 with four / three buffers of
     // half a chunk), 28: 19 with the states in 16-byte stores (the default since the seventh session),
     // 60-67: 28 with the states kernel on wgmma (kernels/ssd_wg.cu; sm_90a, else 28), 70: 60 with
-    // the outputs on wgmma too;
+    // the outputs on wgmma too, 71: 70 with its M X tiles pipelined;
     // bf16 at Q 128, N 128, PB 64, else ignored).
     let lm: &[[&str; 4]] = &[
         ["", "", "", ""],
@@ -1646,6 +1646,7 @@ fn ssd_chunked_matches_the_oracle() {
         ["", "", "66", ""],
         ["", "", "67", ""],
         ["", "", "70", ""],
+        ["", "", "71", ""],
         ["", "", "5", ""],
         ["", "", "4", ""],
         ["", "", "6", ""],
@@ -1687,7 +1688,7 @@ fn ssd_chunked_matches_the_oracle() {
             _ => one_pass,
         };
         // MAMBA_GPU_SSDL_FUSES (comma-separated 0, 1, 2) restricts the lm variants, and
-        // MAMBA_GPU_SSDL_VARS (0-28, 60-67, 70) likewise (quick: every listed one, else the first 3).
+        // MAMBA_GPU_SSDL_VARS (0-28, 60-67, 70, 71) likewise (quick: every listed one, else the first 3).
         let fuses = std::env::var("MAMBA_GPU_SSDL_FUSES").ok();
         let vars = std::env::var("MAMBA_GPU_SSDL_VARS").ok();
         let variants = if quick() && (imp != "lm" || vars.is_none()) {

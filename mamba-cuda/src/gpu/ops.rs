@@ -1203,7 +1203,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     // is loaded (`ssdl_launch` takes 28 otherwise). H200, one call alternating: b8 L2048 h80
     // p64 N128 376-379 against 420-422 us (the states kernel 163 -> 120 us).
     match var {
-        Some(v) if v <= 28 || (60..=67).contains(&v) || v == 70 => v,
+        Some(v) if v <= 28 || (60..=67).contains(&v) || v == 70 || v == 71 => v,
         _ if few => 0,
         _ => 60,
     }
@@ -1214,8 +1214,8 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
 /// block, buffers, kernel suffix: `r` the wait for the previous chunk's products after the
 /// next chunk's x is scaled, `m` that with S_in out by stmatrix).
 fn ssdlw_shape(var: usize) -> (usize, usize, usize, &'static str) {
-    if var == 70 {
-        return ssdlw_shape(60); // 70: 60 with the outputs on wgmma (`ssdlw_out_*`)
+    if var == 70 || var == 71 {
+        return ssdlw_shape(60); // 70, 71: 60 with the outputs on wgmma (`ssdlw_out_*`)
     }
     [
         (128, 1, 2, ""),
@@ -1485,10 +1485,14 @@ fn ssdl_launch(
         prm.final_states = 0;
         let var = var_of(q);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
-        if var == 70 {
+        if var == 70 || var == 71 {
             // `ssdlw_out`: the outputs on wgmma (kernels/ssd_wg.cu): the C B^T image, two
-            // buffers of (S_in, x, header), the Y regions, 1 KB to align to 1024 bytes.
-            let f2 = g.func(&format!("ssdlw_out_{sfx}_q{q}"))?;
+            // buffers of (S_in, x, header), the Y regions, 1 KB to align to 1024 bytes; 71:
+            // the M X tiles pipelined through two register sets (`_q128p`).
+            let f2 = g.func(&format!(
+                "ssdlw_out_{sfx}_q{q}{}",
+                if var == 71 { "p" } else { "" }
+            ))?;
             let hbo = ssdl_hbo(h / ng);
             let grid_h = (grid.0, (h / hbo) as u32, grid.2);
             let smem =
