@@ -66,6 +66,13 @@ SV="2,1000,24,64,64;2,1000,48,64,64;2,1000,24,64,128;2,2048,66,64,128;8,2048,80,
 for ty in bf16 f16; do bench def $ty MAMBA_BENCH_SSD "$SV"; done
 bench var28 bf16 MAMBA_BENCH_SSD "$SV" MAMBA_CUDA_SSDL_VAR=28
 bench var0 bf16 MAMBA_BENCH_SSD "$SV" MAMBA_CUDA_SSDL_VAR=0
+# Twenty-sixth session: the states kernel on wgmma (VAR 60, the bf16 / f16 default at N 128
+# where VAR 28 was) against 28, the outputs on wgmma (70; 71 pipelined, emulator-checked
+# only when written), and whether the `few` threshold (measured for 28) should move for 60.
+SW="8,2048,80,64,128;8,1000,80,64,128;2,1000,24,64,128;2,2048,66,64,128;4,2048,32,64,128"
+for v in 28 60 70 71; do bench var$v bf16 MAMBA_BENCH_SSD "$SW" MAMBA_CUDA_SSDL_VAR=$v; done
+bench def f16 MAMBA_BENCH_SSD "$SW"
+bench var28 f16 MAMBA_BENCH_SSD "$SW" MAMBA_CUDA_SSDL_VAR=28
 [ "$Q" = quick ] && exit 0
 # Forward + backward: the seeds in every type; the Mamba-1 LM rows below L 1024, where the
 # training pair (saved checkpoints) is not the default (`MAMBA_CUDA_SAVED=1` forces it).
