@@ -1163,10 +1163,14 @@ fn ssdl_fuse() -> usize {
 /// odd the one-head kernel of 19); 24-27: 19 with more stages in flight in the states
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
-/// half a chunk (26 / 27); 28 (the **default**): 19 with the S_in of the states kernel in
-/// 16-byte stores (`ssdlb_states1_*_v`). At N 64 / 32 (twenty-fifth session) only 28 (its
-/// `ssdlb_states1_*_q128_n{64,32}_v` and `ssdl_out_*_q128_n{64,32}_hy`) and 0 (any other
-/// value) exist.
+/// half a chunk (26 / 27); 28 (the default until the twenty-sixth session): 19 with the
+/// S_in of the states kernel in 16-byte stores (`ssdlb_states1_*_v`); 60 (the **default**
+/// since the twenty-sixth session, bf16 and f16 at N 128): 28 with its states kernel on
+/// wgmma (`ssdlw_states_*`, kernels/ssd_wg.cu, sm_90a: only where that module is loaded,
+/// else 28); 61-67 other shapes of that kernel (`ssdlw_shape`); 70 / 71 (bf16): 60 with the
+/// outputs on wgmma too (`ssdlw_out_*`; 71 with its M X tiles pipelined). At N 64 / 32
+/// (twenty-fifth session) only 28 (its `ssdlb_states1_*_q128_n{64,32}_v` and
+/// `ssdl_out_*_q128_n{64,32}_hy`) and 0 (any other value) exist.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     if (sfx != "bf16" && sfx != "f16") || q != 128 || ![32, 64, 128].contains(&n) || pb != 64 {
         return 0;
@@ -1329,8 +1333,8 @@ fn ssdl_launch(
     let cb_bytes = b * ng * k * plan.q * plan.q * 4;
     // VAR 5-8: the headers (2 Q floats per (batch, head, chunk)) where the ring would lie;
     // 7, 8: then one ticket word per group of `_mxc` blocks (zeroed before the launch).
-    // The wgmma forms (60-65) where their module is loaded and the heads per block divide
-    // the group's heads, else 28.
+    // The wgmma forms (60-67, 70, 71) where their module is loaded and the heads per block
+    // divide the group's heads, else 28.
     let var_of = |q: usize| {
         let v = ssdl_var(sfx, q, n, plan.pb, few);
         if v >= 60 && (!g.has_wgmma() || !(h / ng).is_multiple_of(ssdlw_shape(v).1)) {
