@@ -422,9 +422,9 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     p.chunk_decay = decay.data();
     if constexpr (std::is_same_v<T, f16_t>) {
         // f16 (Q 128): VAR 28 (N 128, PB 64) with variant 28, else the generic four kernels.
-        if (g_ssdl_var == 28 || g_ssdl_var == 60) {
+        if (g_ssdl_var == 28 || g_ssdl_var == 60 || g_ssdl_var == 70 || g_ssdl_var == 71) {
             emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
-            if (g_ssdl_var == 60 && N == 128)
+            if (g_ssdl_var >= 60 && N == 128)
                 emu_launch(ssdlw_states_f16_q128_n128_h1s2, p, P / 64, h, b, 128);
             else if (N == 64 || N == 32)
                 emu_launch(N == 64 ? ssdlb_states1_f16_q128_n64_v : ssdlb_states1_f16_q128_n32_v, p, P / 64, h, b);
@@ -433,8 +433,12 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
             p.seq_idx = nullptr;
             int hb = g_hbo;
             while ((h / g) % hb) --hb;
-            emu_launch(N == 64 ? ssdl_out_f16_q128_n64_hy : N == 32 ? ssdl_out_f16_q128_n32_hy : ssdl_out_f16_q128_hy, p,
-                       K * (P / cs.PB), h / hb, b);
+            emu_launch(N == 64                            ? ssdl_out_f16_q128_n64_hy
+                       : N == 32                          ? ssdl_out_f16_q128_n32_hy
+                       : g_ssdl_var == 70                 ? ssdlw_out_f16_q128
+                       : g_ssdl_var == 71                 ? ssdlw_out_f16_q128p
+                                                          : ssdl_out_f16_q128_hy,
+                       p, K * (P / cs.PB), h / hb, b);
         } else {
             emu_launch(ssdl_cb_f16_q128, p, K, g, b);
             emu_launch(ssdl_states_f16_q128, p, K * (P / cs.PB), h, b);
@@ -842,7 +846,7 @@ int main(int argc, char** argv) {
             // bf 2: f16, VAR 28 only (`emu_ssdc 3 28`).
             if (g_ssdl_var && (!bf || fuse == 2 || (g_ssdl_var >= 3 && fuse) || c.Q != 128 || c.PB != 64 ||
                                (c.N != 128 && !((c.N == 64 || c.N == 32) && g_ssdl_var == 28)))) continue;
-            if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28 && g_ssdl_var != 60))) continue;
+            if (bf == 2 && (fuse || c.Q != 128 || (g_ssdl_var != 0 && g_ssdl_var != 28 && g_ssdl_var < 60))) continue;
             double ef = 0;
             const double eo = bf == 2 ? run_case<f16_t>(c, 3 + fuse, rng, &ef)
                               : bf    ? run_case<bf16_t>(c, 3 + fuse, rng, &ef)

@@ -695,3 +695,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_bf16_q128(const _
 extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_bf16_q128p(const __grid_constant__ SsdParams p) {
     lmw_out<bf16_t, true>(p);
 }
+// f16: 70 and 71 with f16 operands (emulator-checked; not yet run on the device).
+extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_f16_q128(const __grid_constant__ SsdParams p) {
+    lmw_out<f16_t>(p);
+}
+extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_f16_q128p(const __grid_constant__ SsdParams p) {
+    lmw_out<f16_t, true>(p);
+}

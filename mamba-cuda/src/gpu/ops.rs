@@ -1167,8 +1167,8 @@ fn ssdl_fuse() -> usize {
 /// S_in of the states kernel in 16-byte stores (`ssdlb_states1_*_v`); 60 (the **default**
 /// since the twenty-sixth session, bf16 and f16 at N 128): 28 with its states kernel on
 /// wgmma (`ssdlw_states_*`, kernels/ssd_wg.cu, sm_90a: only where that module is loaded,
-/// else 28); 61-67 other shapes of that kernel (`ssdlw_shape`); 70 / 71 (bf16): 60 with the
-/// outputs on wgmma too (`ssdlw_out_*`; 71 with its M X tiles pipelined). At N 64 / 32
+/// else 28); 61-67 (bf16) other shapes of that kernel (`ssdlw_shape`); 70 / 71: 60 with
+/// the outputs on wgmma too (`ssdlw_out_*`; 71 with its M X tiles pipelined). At N 64 / 32
 /// (twenty-fifth session) only 28 (its `ssdlb_states1_*_q128_n{64,32}_v` and
 /// `ssdl_out_*_q128_n{64,32}_hy`) and 0 (any other value) exist.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
@@ -1191,7 +1191,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
         // -> 315 us, NOTES.md) or, asked for by any other VAR, the generic ones.
         return match var {
             Some(28) => 28,
-            Some(60) if n == 128 => 60,
+            Some(v @ (60 | 70 | 71)) if n == 128 => v,
             Some(_) if sfx == "bf16" => 0,
             _ if few => 0,
             _ if n == 128 => 60,
