@@ -206,8 +206,13 @@ struct SsdParams {
     int qb;    // rows of p per block
     int G;     // threads along N
     int async_copy;  // rows are 4-byte aligned: stage tiles with cp.async
-    int pad0;
+    int rev_b;       // the LM outputs kernels: batch rows in reverse block order (ssd_rev_i)
 };
+// The batch row of an LM outputs block: with p.rev_b the last rows first, so the first
+// blocks read the S_in and x the states kernel's last wave left in L2.
+__device__ __forceinline__ int ssd_rev_i(const SsdParams& p) {
+    return p.rev_b ? (int)gridDim.z - 1 - (int)blockIdx.z : (int)blockIdx.z;
+}
 
 struct ConvParams {
     const void* x;

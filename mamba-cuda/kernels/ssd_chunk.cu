@@ -2438,7 +2438,7 @@ __device__ void ssdl_out_h(const SsdParams& p) {
     __builtin_assume(tid < SSDC_THREADS);
 #endif
     const int ptiles = P / PB, HB = H / (int)gridDim.y;
-    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = blockIdx.z;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j0 = blockIdx.y * HB, i = ssd_rev_i(p);
     const int q0 = pt * PB, k = j0 / (H / p.ngroups), t0 = c * Q, tn = min(Q, L - t0);
     const T* xrow = static_cast<const T*>(p.x) + i * p.x_sb + (long long)t0 * p.x_st + q0;
     const T* zp = static_cast<const T*>(p.z);

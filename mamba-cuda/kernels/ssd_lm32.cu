@@ -1134,7 +1134,7 @@ __device__ void l32_out(const SsdParams& p) {
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
     const int ptiles = P / PB;
-    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = blockIdx.z;
+    const int c = (int)blockIdx.x / ptiles, pt = (int)blockIdx.x - c * ptiles, j = blockIdx.y, i = ssd_rev_i(p);
     const int q0 = pt * PB, k = j / (H / p.ngroups), t0 = c * Q;
     const size_t head = (size_t)i * H + j;
     // D of the head, loaded here (the epilogue waited on it).

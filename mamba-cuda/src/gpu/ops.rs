@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use super::lm1::{try_lm1, Lm1Call};
 use super::params::{
-    ConvParams, ConvUpdateParams, Scan1Params, SsdAxis, SsdParams, StateUpdateParams,
+    ssd_rev_b, ConvParams, ConvUpdateParams, Scan1Params, SsdAxis, SsdParams, StateUpdateParams,
 };
 use super::{gpu, Func, Gpu};
 use crate::{PErr, PResult};
@@ -1164,11 +1164,12 @@ fn ssdl_fuse() -> usize {
 /// kernel (kernels/ssd_lm.cu, one head per block): 64 x 64 and three buffers of a chunk
 /// (24), 64 x 128 and three buffers of a chunk (25), 64 x 128 and four / three buffers of
 /// half a chunk (26 / 27); 28 (the default until the twenty-sixth session): 19 with the
-/// S_in of the states kernel in 16-byte stores (`ssdlb_states1_*_v`); 60 (the **default**
-/// since the twenty-sixth session, bf16 and f16 at N 128): 28 with its states kernel on
-/// wgmma (`ssdlw_states_*`, kernels/ssd_wg.cu, sm_90a: only where that module is loaded,
-/// else 28); 61-67 (bf16) other shapes of that kernel (`ssdlw_shape`); 70 / 71: 60 with
-/// the outputs on wgmma too (`ssdlw_out_*`; 71 with its M X tiles pipelined). At N 64 / 32
+/// S_in of the states kernel in 16-byte stores (`ssdlb_states1_*_v`); 60 (the default of
+/// the twenty-sixth session): 28 with its states kernel on wgmma (`ssdlw_states_*`,
+/// kernels/ssd_wg.cu, sm_90a: only where that module is loaded, else 28); 61-67 (bf16)
+/// other shapes of that kernel (`ssdlw_shape`); 70 / 71: 60 with the outputs on wgmma too
+/// (`ssdlw_out_*`; 71, the **default** since the twenty-seventh session, bf16 and f16 at N
+/// 128, with its M X tiles pipelined). At N 64 / 32
 /// (twenty-fifth session) only 28 (its `ssdlb_states1_*_q128_n{64,32}_v` and
 /// `ssdl_out_*_q128_n{64,32}_hy`) and 0 (any other value) exist.
 fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
@@ -1194,7 +1195,7 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
             Some(v @ (60 | 70 | 71)) if n == 128 => v,
             Some(_) if sfx == "bf16" => 0,
             _ if few => 0,
-            _ if n == 128 => 60,
+            _ if n == 128 => 71,
             _ => 28,
         };
     }
@@ -1206,10 +1207,13 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     // 60 (twenty-sixth session): 28 with its states kernel on wgmma, where the sm_90a module
     // is loaded (`ssdl_launch` takes 28 otherwise). H200, one call alternating: b8 L2048 h80
     // p64 N128 376-379 against 420-422 us (the states kernel 163 -> 120 us).
+    // 71 (twenty-seventh session): 60 with the outputs on wgmma, M X tiles pipelined
+    // (`ssdlw_out_*_q128p`, no spills): 359-361 against 374-375 us (L1000: 196-200 against
+    // 213-220), one call alternating, three rounds.
     match var {
         Some(v) if v <= 28 || (60..=67).contains(&v) || v == 70 || v == 71 => v,
         _ if few => 0,
-        _ => 60,
+        _ => 71,
     }
 }
 
@@ -1487,6 +1491,7 @@ fn ssdl_launch(
             }
         }
         prm.final_states = 0;
+        prm.rev_b = ssd_rev_b();
         let var = var_of(q);
         let var = if fuse == 1 && var >= 5 { 2 } else { var };
         if var == 70 || var == 71 {

@@ -86,7 +86,9 @@ pub(crate) struct SsdParams {
     pub qb: i32,
     pub g: i32,
     pub async_copy: i32,
-    pub pad0: i32,
+    /// The LM outputs kernels: batch rows in reverse block order (`ssd_rev_i` in
+    /// kernels/common.cuh; [`ssd_rev_b`]).
+    pub rev_b: i32,
 }
 
 /// Which dimension [`SsdParams::offset_io`] moves along.
@@ -307,3 +309,10 @@ const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);
 const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<BwdCastParams>() == 3 * 8);
+
+/// The LM outputs kernels' block order over batch rows: `MAMBA_CUDA_SSD_REV` 1 walks them
+/// last row first (the rows the states kernel's last wave read and wrote, possibly still in
+/// L2), 0 first row first.
+pub(crate) fn ssd_rev_b() -> i32 {
+    (super::ops::env_usize("MAMBA_CUDA_SSD_REV").unwrap_or(0) != 0) as i32
+}

@@ -358,6 +358,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             )?;
             po.c = chl;
             po.init = isc;
+            po.rev_b = super::params::ssd_rev_b();
             // With MAMBA_CUDA_SSD32_MX16=0: MAMBA_CUDA_SSD32_OBAL=1 `_pfhb` (the causal M X
             // balanced over the warps; slower), 3 `_pfh3` (three blocks per SM).
             let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
