@@ -17,6 +17,21 @@ __host__ __device__ inline int ssdl_cbi_off(int r, int col) { return r * 16 + ((
 template <typename T> struct Ssdl16;
 template <> struct Ssdl16<bf16_t> {
     static __device__ __forceinline__ unsigned pack(float lo, float hi) { return ssdm_pack(lo, hi); }
+    // The low / high value of a packed pair as f32 (one instruction each on the device).
+    static __device__ __forceinline__ float lo(unsigned v) {
+#ifdef MAMBA_EMU
+        return emu_bf2f((unsigned short)(v & 0xffffu));
+#else
+        return __uint_as_float(v << 16);
+#endif
+    }
+    static __device__ __forceinline__ float hi(unsigned v) {
+#ifdef MAMBA_EMU
+        return emu_bf2f((unsigned short)(v >> 16));
+#else
+        return __uint_as_float(v & 0xffff0000u);
+#endif
+    }
     static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
         ssdm_mma(d, a, b);
     }
@@ -34,6 +49,20 @@ template <> struct Ssdl16<f16_t> {
     }
     static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
         mma_f16_16816(d, a, b);
+    }
+    static __device__ __forceinline__ float lo(unsigned v) {
+#ifdef MAMBA_EMU
+        return emu_h2f((unsigned short)(v & 0xffffu));
+#else
+        return __half2float(__ushort_as_half((unsigned short)(v & 0xffffu)));
+#endif
+    }
+    static __device__ __forceinline__ float hi(unsigned v) {
+#ifdef MAMBA_EMU
+        return emu_h2f((unsigned short)(v >> 16));
+#else
+        return __half2float(__ushort_as_half((unsigned short)(v >> 16)));
+#endif
     }
     // f16x2 times f16x2, each rounded to nearest (the product of two f16 is exact in f32).
     static __device__ __forceinline__ unsigned mul2(unsigned a, unsigned b) {

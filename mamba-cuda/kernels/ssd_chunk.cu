@@ -2593,20 +2593,35 @@ __device__ void ssdl_out_h(const SsdParams& p) {
         const int j = j0 + hh;
         if constexpr (YS) {
             T* yw = reinterpret_cast<T*>(smem_raw + O_BUF + 2 * BUF_B) + warp * 16 * ldP;
+            // x two values per 4-byte load; a per-head D (or none) and a per-channel D as two
+            // loops (twenty-seventh session: a select of the two per element made every
+            // element a global load).
+            auto epi = [&](auto dq) {
 #pragma unroll
-            for (int h2 = 0; h2 < 2; ++h2) {
-                const int rl = g + 8 * h2, t = ti * 16 + rl;
+                for (int h2 = 0; h2 < 2; ++h2) {
+                    const int rl = g + 8 * h2, t = ti * 16 + rl;
 #pragma unroll
-                for (int s = 0; s < YJ; ++s) {
-                    const int q = s * 8 + 2 * c4;
-                    float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
-                    if (p.D) {
-                        const T* xr = bx + t * ldP + q;
-                        y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
-                        y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                    for (int s = 0; s < YJ; ++s) {
+                        const int q = s * 8 + 2 * c4;
+                        float y0 = acc[s][2 * h2], y1 = acc[s][2 * h2 + 1];
+                        if (p.D) {
+                            const unsigned xv = *reinterpret_cast<const unsigned*>(bx + t * ldP + q);
+                            y0 = fmaf(dq(q), Ssdl16<T>::lo(xv), y0);
+                            y1 = fmaf(dq(q + 1), Ssdl16<T>::hi(xv), y1);
+                        }
+                        *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = Ssdl16<T>::pack(y0, y1);
                     }
-                    *reinterpret_cast<unsigned*>(yw + rl * ldP + q) = Ssdl16<T>::pack(y0, y1);
                 }
+            };
+            if constexpr (NC == 128) {
+                // N 128 (VAR 28 / 60, not the default on sm_90a): the select per element kept,
+                // the loops above spill 4 bytes there and measured 2-3 us slower per call.
+                epi([&](int q) { return p.d_per_channel ? p.D[j * P + q0 + q] : dj; });
+            } else if (p.D && p.d_per_channel) {
+                const float* dh = p.D + (size_t)j * P + q0;
+                epi([&](int q) { return __ldg(dh + q); });
+            } else {
+                epi([&](int) { return dj; });
             }
             __syncwarp();
 #pragma unroll

@@ -610,23 +610,37 @@ __device__ void lmw_out(const SsdParams& p) {
             lmw_wait<0>();
             lmw_pin(acc);
         }
-        // Y + D x (* silu(z)) through the warp's Y region.
+        // Y + D x (* silu(z)) through the warp's Y region (twenty-seventh session: 329 -> ~150
+        // instructions per warp and head). Two loops, a per-head D (or none) and a per-channel
+        // D (a select of the two per element made every element a global load, 32 LDG per
+        // warp and head); x two values per 4-byte load, its address one XOR per column group:
+        // row t's 16-byte chunk s is at (s ^ (t & 7)) << 4 and t & 7 = g, on a base whose
+        // bits 4-6 are clear (1024-aligned buffers, 128-byte rows). (A compile-time no-D
+        // loop made ptxas spill 8 bytes in the f16 kernel: check -Xptxas -v after edits.)
         const int j = j0 + hh;
-        const unsigned char* xb = b + S_B;
+        const int xo = (int)(b + S_B - smem_raw) + 4 * c4 + (g << 4);
+        auto epi = [&](auto dq) {
 #pragma unroll
-        for (int h2 = 0; h2 < 2; ++h2) {
-            const int rl = g + 8 * h2, t = ti * 16 + rl;
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int rl = g + 8 * h2, xr = xo + (ti * 16 + rl) * 128;
 #pragma unroll
-            for (int s = 0; s < PB / 8; ++s) {
-                const int q = s * 8 + 2 * c4;
-                float y0 = acc[4 * s + 2 * h2], y1 = acc[4 * s + 2 * h2 + 1];
-                if (p.D) {
-                    const T* xr = reinterpret_cast<const T*>(xb + t * 128 + ((s ^ (t & 7)) << 4)) + 2 * c4;
-                    y0 += (p.d_per_channel ? p.D[j * P + q0 + q] : dj) * ldf(xr);
-                    y1 += (p.d_per_channel ? p.D[j * P + q0 + q + 1] : dj) * ldf(xr + 1);
+                for (int s = 0; s < PB / 8; ++s) {
+                    const int q = s * 8 + 2 * c4;
+                    float y0 = acc[4 * s + 2 * h2], y1 = acc[4 * s + 2 * h2 + 1];
+                    if (p.D) {
+                        const unsigned xv = *reinterpret_cast<const unsigned*>(smem_raw + (xr ^ (s << 4)));
+                        y0 = fmaf(dq(q), Ssdl16<T>::lo(xv), y0);
+                        y1 = fmaf(dq(q + 1), Ssdl16<T>::hi(xv), y1);
+                    }
+                    *reinterpret_cast<unsigned*>(yw + rl * ldY + q) = Ssdl16<T>::pack(y0, y1);
                 }
-                *reinterpret_cast<unsigned*>(yw + rl * ldY + q) = Ssdl16<T>::pack(y0, y1);
             }
+        };
+        if (p.D && p.d_per_channel) {
+            const float* dh = p.D + (size_t)j * P + q0;
+            epi([&](int q) { return __ldg(dh + q); });
+        } else {
+            epi([&](int) { return dj; });
         }
         __syncwarp();
 #pragma unroll

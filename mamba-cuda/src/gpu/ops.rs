@@ -1378,15 +1378,39 @@ fn ssdl_launch(
             if var0 >= 9 { "_i" } else { "" }
         ))?;
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
-        let gy = if var0 >= 10 { ng + h.div_ceil(8) } else { ng };
-        g.launch(
-            f0,
-            (k as u32, gy as u32, b as u32),
-            256,
-            cb_smem,
-            stream,
-            &prm,
-        )?;
+        // MAMBA_CUDA_SSDL_CBH=1 (bf16, VAR 10 on): C B^T and the headers as two launches
+        // (`ssdl_cb_*_i`, then `ssdl_hdr_*` without dynamic shared memory).
+        let split_cbh = var0 >= 10 && sfx == "bf16" && env_usize("MAMBA_CUDA_SSDL_CBH") == Some(1);
+        if split_cbh {
+            let fc = g.func(&format!("ssdl_cb_{sfx}_q{q}_i"))?;
+            g.launch(
+                fc,
+                (k as u32, ng as u32, b as u32),
+                256,
+                cb_smem,
+                stream,
+                &prm,
+            )?;
+            let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
+            g.launch(
+                fh,
+                (k as u32, h.div_ceil(8) as u32, b as u32),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+        } else {
+            let gy = if var0 >= 10 { ng + h.div_ceil(8) } else { ng };
+            g.launch(
+                f0,
+                (k as u32, gy as u32, b as u32),
+                256,
+                cb_smem,
+                stream,
+                &prm,
+            )?;
+        }
         if fuse == 2 {
             let f1 = g.func(&format!("ssdl_one_{sfx}_q{q}"))?;
             return g.with_chain_scratch(1 + k * rows, 0, stream, |flags, _data, base| {
