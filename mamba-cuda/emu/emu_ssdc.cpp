@@ -298,31 +298,51 @@ inline float emu_h16(unsigned short v) {
     if constexpr (std::is_same_v<T, f16_t>) return emu_h2f(v);
     else return emu_bf2f(v);
 }
+// Element (k, n) of a wgmma shared-memory operand (128-byte swizzle): N-major (tn: panels of
+// 64 columns LBO apart, 8-row groups SBO apart) or K-major (8-column groups SBO apart).
+template <typename T>
+inline float emu_desc_h16(uint64_t desc, int k, int n, bool tn) {
+    if ((desc >> 62) != 1) std::printf("emu_wgmma: only the 128-byte swizzle is modelled\n");
+    const unsigned start = (unsigned)(desc & 0x3fff) << 4, lbo = (unsigned)((desc >> 16) & 0x3fff) << 4,
+                   sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
+    unsigned ad = tn ? start + (n / 64) * lbo + (k / 8) * sbo + (k % 8) * 128 + (n % 64) * 2
+                     : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
+    ad ^= ((ad >> 7) & 7u) << 4;
+    unsigned short v;
+    std::memcpy(&v, g_smem_bytes + ad, 2);
+    return emu_h16<T>(v);
+}
 template <typename T>
 inline void emu_wgmma(float* d, const unsigned (&a)[4], uint64_t desc, int nb, bool tb) {
     const int wg = threadIdx.x / 128, lt = threadIdx.x % 128, w = lt / 32, l = lt % 32, g = l >> 2, c = l & 3;
     for (int e = 0; e < 4; ++e) g_wga[wg][lt][e] = a[e];
     g_wg_bar[wg]->arrive_and_wait();
-    const unsigned start = (unsigned)(desc & 0x3fff) << 4, lbo = (unsigned)((desc >> 16) & 0x3fff) << 4,
-                   sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
-    if ((desc >> 62) != 1) std::printf("emu_wgmma: only the 128-byte swizzle is modelled\n");
     auto A = [&](int m, int k) {
         const unsigned r = g_wga[wg][(m / 16) * 32 + (m % 8) * 4 + (k % 8) / 2][((m % 16) >= 8) + 2 * (k >= 8)];
         return emu_h16<T>((unsigned short)(k % 2 ? r >> 16 : r & 0xffffu));
     };
-    auto B = [&](int k, int n) {
-        unsigned ad = tb ? start + (n / 64) * lbo + (k / 8) * sbo + (k % 8) * 128 + (n % 64) * 2
-                         : start + (n / 8) * sbo + (n % 8) * 128 + k * 2;
-        ad ^= ((ad >> 7) & 7u) << 4;
-        unsigned short v;
-        std::memcpy(&v, g_smem_bytes + ad, 2);
-        return emu_h16<T>(v);
-    };
+    auto B = [&](int k, int n) { return emu_desc_h16<T>(desc, k, n, tb); };
     for (int s = 0; s < nb / 8; ++s)
         for (int e = 0; e < 4; ++e) {
             const int m = 16 * w + g + 8 * (e >> 1), n = 8 * s + 2 * c + (e & 1);
             float acc = d[4 * s + e];
             for (int k = 0; k < 16; ++k) acc += A(m, k) * B(k, n);
+            d[4 * s + e] = acc;
+        }
+    g_wg_bar[wg]->arrive_and_wait();
+}
+// wgmma with both operands from shared memory (128-byte swizzle), A M-major (trans-a: A(m, k)
+// at the N-major B's place of (k, n = m)) and B N-major: d (nb / 2 per thread) += A . B.
+template <typename T>
+inline void emu_wgmma_ss(float* d, uint64_t da, uint64_t db, int nb) {
+    const int lt = threadIdx.x % 128, w = lt / 32, l = lt % 32, g = l >> 2, c = l & 3;
+    const int wg = threadIdx.x / 128;
+    g_wg_bar[wg]->arrive_and_wait();
+    for (int s = 0; s < nb / 8; ++s)
+        for (int e = 0; e < 4; ++e) {
+            const int m = 16 * w + g + 8 * (e >> 1), n = 8 * s + 2 * c + (e & 1);
+            float acc = d[4 * s + e];
+            for (int k = 0; k < 16; ++k) acc += emu_desc_h16<T>(da, k, m, true) * emu_desc_h16<T>(db, k, n, true);
             d[4 * s + e] = acc;
         }
     g_wg_bar[wg]->arrive_and_wait();

@@ -36,6 +36,7 @@ static void emu_launch_t(void (*kern)(SsdParams), const SsdParams& p, int gx, in
                 std::memset(g_smem_bytes, 0xff, sizeof(g_smem_bytes));
                 g_block_bar = std::make_unique<std::barrier<>>(threads);
                 for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                for (unsigned w = 0; w < threads / 128; ++w) g_wg_bar[w] = std::make_unique<std::barrier<>>(128);
                 std::vector<std::thread> ts;
                 for (unsigned t = 0; t < threads; ++t)
                     ts.emplace_back([&, t] {
@@ -133,14 +134,16 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     if (std::getenv("EMU_HDR") && std::atoi(std::getenv("EMU_HDR")) == 1) emu_launch(ssdl32_hdr8, p, (h + 7) / 8, K, b);
     else emu_launch(ssdl32_hdr, p, (b * h * K + 7) / 8, 1, 1);
     // EMU_SSEQ=1 / 2: the states with the combine folded in (`ssdl32_sseq_s1` / `_s2`); 4
-    // `_w16_n*`; 5 / 6 the split-f16 states (`ssdl32_sseqh_n64` / `_n128`, N 64: `_n64`).
+    // `_w16_n*`; 5 / 6 the split-f16 states (`ssdl32_sseqh_n64` / `_n128`, N 64: `_n64`); 7
+    // those on wgmma at N 128 (`ssdlw_states_f32_q128_n128`).
     const char* sq = std::getenv("EMU_SSEQ");
     const int sseq = sq ? std::atoi(sq) : 0;
     if (sseq) {
         std::fprintf(stderr, "(sseq %d)\n", sseq);
         if (sseq == 4) emu_launch_t(N == 128 ? ssdl32_sseq_w16_n128 : ssdl32_sseq_w16_n64, p, P / PB, h, b, 512);
-        else if (sseq == 5 || sseq == 6) {
-            // The split-f16 states (`ssdl32_bsplit_n*`, then `ssdl32_sseqh_n64` / `_n128`).
+        else if (sseq >= 5 && sseq <= 7) {
+            // The split-f16 states (`ssdl32_bsplit_n*`, then `ssdl32_sseqh_n64` / `_n128`, or
+            // with 7 at N 128 `ssdlw_states_f32_q128_n128`, kernels/ssd_wg.cu, on wgmma).
             const int nb = sseq == 5 || N == 64 ? 64 : 128;
             std::vector<float> bsp((size_t)b * L * g * N, NAN), bin((size_t)b * K * g * N, NAN);
             SsdParams pb = p;
@@ -152,7 +155,8 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
             ps.B_sb = (long long)L * g * N;
             ps.B_st = (long long)g * N;
             ps.out = bin.data();
-            emu_launch(nb == 64 ? ssdl32_sseqh_n64 : ssdl32_sseqh_n128, ps, (P / PB) * (N / nb), h, b);
+            if (sseq == 7 && N == 128) emu_launch_t(ssdlw_states_f32_q128_n128, ps, P / PB, h, b, 256);
+            else emu_launch(nb == 64 ? ssdl32_sseqh_n64 : ssdl32_sseqh_n128, ps, (P / PB) * (N / nb), h, b);
         } else emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
     } else {
         emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);

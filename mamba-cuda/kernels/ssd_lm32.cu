@@ -31,9 +31,9 @@
 #include "common.cuh"
 #include "tf32x3.cuh"
 #include "mma_f16.cuh"
+#include "l32_split.cuh"
 
 #define L32_THREADS 256
-#define L32_Q 128
 #define L32_PB 64
 
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
@@ -94,7 +94,7 @@ __device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long l
 
 // The header: s_cs (f64 cumulative sums of dt A inside the chunk), s_ecs = exp(cs),
 // s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
-__host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
+// l32_hdr_bytes(): l32_split.cuh.
 
 template <class RAW>
 __device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at);
@@ -592,50 +592,10 @@ __device__ void l32_sseq(const SsdParams& p) {
 // (C_hi S_lo + C_lo S_hi + C_hi S_hi) / (s_C s_S) on mma.sync m16n8k16 with f32
 // accumulation: three mma per k16 (3xTF32: per k8) and no split per warp and fragment.
 // On the H200 this is 2-2.5x more accurate than 3xTF32 (scripts/split_f16_probe.cu).
-__device__ __forceinline__ unsigned short l32_f2h(float x) {
-#ifdef MAMBA_EMU
-    return emu_f2h(x);
-#else
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-    return h;
-#endif
-}
-__device__ __forceinline__ float l32_h2f(unsigned short h) {
-#ifdef MAMBA_EMU
-    return emu_h2f(h);
-#else
-    float x;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h));
-    return x;
-#endif
-}
 __device__ __forceinline__ void l32_mma_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     mma_f16_16816(d, a, b);
 }
-// The scale 2^(15 - e) for a largest |value| f 2^e (f in [0.5, 1)); 1 where it is 0 or not
-// finite (NaN / inf then reach the output as they are); at most 2^126.
-__device__ __forceinline__ float l32_hscale(float mx) {
-    if (!(mx > 0.f) || !(mx <= 3.0e38f)) return 1.f;
-    int e;
-    frexpf(mx, &e);
-    return ldexpf(1.f, min(15 - e, 126));
-}
-// Two values times s as f16 hi / lo pairs (the first value in the low half).
-__device__ __forceinline__ void l32_hsplit2(float a, float b, float s, unsigned& hi, unsigned& lo) {
-    const float x = a * s, y = b * s;
-    const unsigned short xh = l32_f2h(x), yh = l32_f2h(y);
-    hi = (unsigned)xh | ((unsigned)yh << 16);
-    lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
-}
-
-// As l32_hsplit2 with a scale per value.
-__device__ __forceinline__ void l32_hsplit2s(float a, float b, float sa, float sb, unsigned& hi, unsigned& lo) {
-    const float x = a * sa, y = b * sb;
-    const unsigned short xh = l32_f2h(x), yh = l32_f2h(y);
-    hi = (unsigned)xh | ((unsigned)yh << 16);
-    lo = (unsigned)l32_f2h(x - l32_h2f(xh)) | ((unsigned)l32_f2h(y - l32_h2f(yh)) << 16);
-}
+// l32_f2h, l32_h2f, l32_hscale, l32_hsplit2 / l32_hsplit2s: l32_split.cuh.
 
 // The C split for `ssdl32_out_n128_pfh` / `_pfm` (N 128; src/gpu/ssdl32.rs): one warp per
 // pair of rows t, t + 8 (t % 16 < 8) of C of one (batch, group), rows t < Lp = 16 ceil(L /

@@ -24,6 +24,7 @@
 #define SSD_LM_HELPERS_ONLY
 #include "ssd_lm.cu"
 #endif
+#include "l32_split.cuh"
 
 template <int NB>
 struct LmwMma;
@@ -699,4 +700,250 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_f16_q128(const __
 }
 extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_out_f16_q128p(const __grid_constant__ SsdParams p) {
     lmw_out<f16_t, true>(p);
+}
+
+// ---- f32: the states pass on wgmma with split-f16 operands (`ssdlw_states_f32_q128_n128`,
+// twenty-eighth session; `MAMBA_CUDA_SSD32_WG=1`, not the default: 298 us per run of 4 batch
+// rows at the LM shape against 207 for `ssdl32_sseqh_n128`, NOTES.md) ----
+// The f32 LM path (src/gpu/ssdl32.rs) at N 128: `ssdl32_sseqh_n128`'s walk (the chunk
+// products X^T diag(w) B as split-f16 products, S in f32 registers, S_in of every chunk and
+// the final state out) with the products on wgmma, per (head, 64 columns of p). Per part of
+// a chunk (see the kernel for the parts):
+// - x (f32) staged as it is; each warp scales its rows by w_t (columns 2 lane, + 1), the
+//   column maxima go through shared memory, s_q = l32_hscale(max |x w|) over the part, and
+//   the hi / lo halves of x w s_q are written over x (all of it read before the barrier) as
+//   the A operand of wgmma, M-major ([t][q], 128-byte rows of 64 halves, 16-byte chunks
+//   XOR-swizzled by t & 7: the B layout of `lmw_states` with m for n);
+// - B split once per call by `ssdl32_bsplit_n128` (its rows: per 8 columns n 16 bytes of hi
+//   halves, then 16 of lo), staged into two tiles (hi, lo), each two panels of 64 columns,
+//   N-major as `lmw_states` stages B;
+// - acc = X_lo B_hi + X_hi B_lo + X_hi B_hi: 3 `wgmma` per k16 step, both operands from
+//   shared memory (trans-a, trans-b), into accumulators zeroed per part; then
+//   S = dec S + acc / (s_q s_n) (dec at a chunk's first part only); S_in(c) is stored before
+//   the chunk's first part is added.
+// Rows t >= L: x and B zero-filled, w 0 (the header's dt).
+#define LMW_WGMMA_SS64_F16                                                                                         \
+    asm volatile(                                                                                                  \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "                                                      \
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"  \
+        "%28,%29,%30,%31}, %32, %33, 1, 1, 1, 1, 1;\n"                                                              \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),          \
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),    \
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),               \
+          "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),               \
+          "+f"(d[30]), "+f"(d[31])                                                                                 \
+        : "l"(da), "l"(db))
+// d += A . B, A (64 x 16) M-major and B (16 x 64) N-major, both from shared memory (f16;
+// trans-a, trans-b): wgmma m64n64k16 with f32 accumulators (32 per thread).
+__device__ __forceinline__ void lmw_mma_ss64_f16(float (&d)[32], uint64_t da, uint64_t db) {
+#ifdef MAMBA_EMU
+    emu_wgmma_ss<f16_t>(d, da, db, 64);
+#else
+    LMW_WGMMA_SS64_F16;
+#endif
+}
+#undef LMW_WGMMA_SS64_F16
+
+// Two warpgroups per block, warpgroup hh holding columns n 64 hh .. 64 hh + 63 of the state
+// (`wgmma m64n64k16`, the same A for both), the split and the copies shared by all 8 warps.
+// Each chunk runs as four quarters of 32 rows t through a ring of four buffers: quarter u's
+// copies are issued three quarters ahead, and its products run while quarter u + 1 is split
+// (S = dec S + acc_u / (s_q,u s_n) at the chunk's first quarter, S += acc_u / (s_q,u s_n) at
+// the others; s_q per quarter). Measured forms before it (twenty-eighth session, H200, per
+// run of 4 batch rows, against 207 us for `ssdl32_sseqh_n128`): the whole chunk in one
+// buffer with one warpgroup (308 us, 255 registers), two halves (323 us), two halves with
+// two warpgroups (334 us): each waited for its copies and its products in turn. This form:
+// 298 us (more instructions: a split and a fold per quarter).
+// Shared memory from a 1024-byte boundary (the host asks for 1 KB more): per quarter buffer
+// r (24 KB at 24 KB r) B hi (32 rows of 128 halves, two panels of 64 columns 4 KB apart), B
+// lo (+ 8 KB), x (+ 16 KB: 32 x 64 f32; then A hi, A lo, 4 KB each); then per buffer s_w
+// (32 floats), per chunk parity exp(cs_end) (16 bytes) and 1 / s_n (128 floats), the
+// per-warp column maxima (8 x 64), 1 / s_q per quarter parity (2 x 64).
+#define LW32_RB 24576
+#define LW32_BL 8192
+#define LW32_X 16384
+#define LW32_W 98304
+#define LW32_DEC (LW32_W + 512)
+#define LW32_IN (LW32_DEC + 32)
+#define LW32_RED (LW32_IN + 1024)
+#define LW32_IQ (LW32_RED + 2048)
+#define LW32_SMEM (LW32_IQ + 512)
+__device__ void lmw32_states(const SsdParams& p) {
+#ifdef MAMBA_EMU
+    unsigned char* smem_dyn = g_smem_bytes;
+#else
+    extern __shared__ __align__(1024) unsigned char smem_dyn[];
+#endif
+    unsigned char* sm = smem_dyn + ((1024u - (lmw_sa(smem_dyn) & 1023u)) & 1023u);
+    constexpr int Q = L32_Q, QQ = Q / 4, NW = 8, R = 32;
+    const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks, N = p.dstate, G = p.ngroups;
+    const int tid = threadIdx.x, hh = tid >> 7, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
+    const int ww = warp & 3;  // the warp in its warpgroup: accumulator rows 16 ww + g (+ 8)
+#ifndef MAMBA_EMU
+    __builtin_assume(tid < 256);
+#endif
+    const int q0 = blockIdx.x * 64, j = blockIdx.y, i = blockIdx.z, k = j / (H / G);
+    const size_t head = (size_t)i * H + j;
+    const float* xrow = static_cast<const float*>(p.x) + i * p.x_sb + (long long)j * P + q0;
+    const float* brow = static_cast<const float*>(p.B) + i * p.B_sb + (long long)k * N;
+    const unsigned char* hdr = reinterpret_cast<const unsigned char*>(p.seq_idx) + head * K * l32_hdr_bytes();
+    const float* inv_b = static_cast<const float*>(p.out) + (size_t)i * K * G * N + (size_t)k * N;
+    // Staging slots: x rows xr0 + 16 it, 16-byte chunk xc (16 per row); B rows br0 + 8 it,
+    // chunk bc (32 per row: columns 8 (bc >> 1) .., hi for even bc, lo for odd; row & 7 = br0).
+    const int xr0 = tid >> 4, xc = tid & 15, br0 = tid >> 5, bc = tid & 31, bn8 = bc >> 1;
+    const int bdst = (bc & 1) * LW32_BL + (bn8 >> 3) * (QQ * 128) + br0 * 128 + (((bn8 & 7) ^ br0) << 4);
+    const int xdst = LW32_X + xr0 * 256 + 16 * xc;
+    const long long xstep = 16 * p.x_st, bstep = 8 * p.B_st;
+    const int U = 4 * K;  // quarters
+    // Quarter u (chunk u / 4) into buffer u % 4 (and, with a chunk's first quarter, its
+    // exp(cs_end) and 1 / s_n into slot (u / 4) & 1); one commit group per call, empty past
+    // the last quarter.
+    auto stage = [&](int u) {
+        if (u < U) {
+            const int c = u >> 2, qr = u & 3, t0 = c * Q + qr * QQ, nv = L - t0;
+            unsigned char* rb = sm + (u & 3) * LW32_RB;
+            const float* xs = xrow + (long long)(t0 + xr0) * p.x_st + 4 * xc;
+#pragma unroll
+            for (int it = 0; it < QQ / 16; ++it) {
+                const bool ok = xr0 + 16 * it < nv;
+                ssdc_cp16(rb + xdst + it * 16 * 256, ok ? xs : xrow, ok ? 16 : 0);
+                xs += xstep;
+            }
+            const float* bs = brow + (long long)(t0 + br0) * p.B_st + 4 * bc;
+#pragma unroll
+            for (int it = 0; it < QQ / 8; ++it) {
+                const bool ok = br0 + 8 * it < nv;
+                ssdc_cp16(rb + bdst + it * 8 * 128, ok ? bs : brow, ok ? 16 : 0);
+                bs += bstep;
+            }
+            const unsigned char* hs = hdr + (size_t)c * l32_hdr_bytes();
+            if (tid < 8) {
+                ssdc_cp16(sm + LW32_W + (u & 3) * 128 + 16 * tid, hs + 12 * Q + qr * 128 + 16 * tid, 16);
+            } else if (qr == 0 && tid == 8) {
+                ssdc_cp16(sm + LW32_DEC + 16 * (c & 1), hs + 20 * Q, 16);
+            } else if (qr == 0 && tid >= 64 && tid < 96) {
+                ssdc_cp16(sm + LW32_IN + 512 * (c & 1) + 16 * (tid - 64), inv_b + (size_t)c * G * N + 4 * (tid - 64), 16);
+            }
+        }
+        ssdc_commit();
+    };
+    // S[4 s + 2 h2 + e]: row q0 + 16 ww + g + 8 h2, column 64 hh + 8 s + 2 c4 + e (the wgmma
+    // accumulator layout).
+    float S[R], acc[R];
+    auto s_off = [&](int s, int h2) { return (size_t)(ww * 16 + g + 8 * h2) * N + 64 * hh + s * 8 + 2 * c4; };
+#pragma unroll
+    for (int s = 0; s < NW; ++s)
+#pragma unroll
+        for (int h2 = 0; h2 < 2; ++h2) {
+            float2 v = make_float2(0.f, 0.f);
+            if (p.init) v = *reinterpret_cast<const float2*>(p.init + (head * P + q0) * N + s_off(s, h2));
+            S[4 * s + 2 * h2] = v.x;
+            S[4 * s + 2 * h2 + 1] = v.y;
+        }
+    float* red = reinterpret_cast<float*>(sm + LW32_RED);
+    // The products of quarter u folded into S.
+    auto fold = [&](int u) {
+        lmw_wait<0>();
+        lmw_pin(acc);
+        const int c = u >> 2;
+        const float dec = (u & 3) == 0 ? *reinterpret_cast<const float*>(sm + LW32_DEC + 16 * (c & 1)) : 1.f;
+        const float* s_in = reinterpret_cast<const float*>(sm + LW32_IN + 512 * (c & 1)) + 64 * hh;
+        const float* s_iq = reinterpret_cast<const float*>(sm + LW32_IQ) + 64 * (u & 1);
+        const float iq[2] = {s_iq[16 * ww + g], s_iq[16 * ww + g + 8]};
+#pragma unroll
+        for (int s = 0; s < NW; ++s) {
+            const float2 in = *reinterpret_cast<const float2*>(s_in + 8 * s + 2 * c4);
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int e = 4 * s + 2 * h2;
+                S[e] = fmaf(acc[e] * iq[h2], in.x, dec * S[e]);
+                S[e + 1] = fmaf(acc[e + 1] * iq[h2], in.y, dec * S[e + 1]);
+            }
+        }
+    };
+    stage(0);
+    stage(1);
+    stage(2);
+#pragma unroll 1
+    for (int u = 0; u < U; ++u) {
+        unsigned char* rb = sm + (u & 3) * LW32_RB;
+        const float* s_w = reinterpret_cast<const float*>(sm + LW32_W + (u & 3) * 128);
+        ssdc_wait<2>();     // quarter u (the next two may be in flight)
+        lmw_proxy_fence();  // this thread's copies (B) are read by wgmma
+        __syncthreads();
+        // x w of columns 2 lane, + 1 at rows 8 m + warp, and their largest |x w|.
+        float v[QQ / 8][2], m0 = 0.f, m1 = 0.f;
+#pragma unroll
+        for (int m = 0; m < QQ / 8; ++m) {
+            const int t = 8 * m + warp;
+            const float2 xv = *reinterpret_cast<const float2*>(rb + LW32_X + t * 256 + 8 * lane);
+            const float w = s_w[t];
+            v[m][0] = xv.x * w;
+            v[m][1] = xv.y * w;
+            m0 = fmaxf(m0, fabsf(v[m][0]));
+            m1 = fmaxf(m1, fabsf(v[m][1]));
+        }
+        *reinterpret_cast<float2*>(red + warp * 64 + 2 * lane) = make_float2(m0, m1);
+        __syncthreads();  // the maxima, and every read of x
+#pragma unroll
+        for (int w = 0; w < 8; ++w) {
+            const float2 o = *reinterpret_cast<const float2*>(red + w * 64 + 2 * lane);
+            m0 = fmaxf(m0, o.x);
+            m1 = fmaxf(m1, o.y);
+        }
+        const float s0 = l32_hscale(m0), s1 = l32_hscale(m1);
+#pragma unroll
+        for (int m = 0; m < QQ / 8; ++m) {
+            const int t = 8 * m + warp;  // t & 7 = warp
+            unsigned hi, lo;
+            l32_hsplit2s(v[m][0], v[m][1], s0, s1, hi, lo);
+            const int o = t * 128 + (((lane >> 2) ^ warp) << 4) + 4 * (lane & 3);
+            *reinterpret_cast<unsigned*>(rb + LW32_X + o) = hi;
+            *reinterpret_cast<unsigned*>(rb + LW32_X + QQ * 128 + o) = lo;
+        }
+        if (warp == 0)
+            *reinterpret_cast<float2*>(sm + LW32_IQ + 256 * (u & 1) + 8 * lane) = make_float2(1.f / s0, 1.f / s1);
+        lmw_proxy_fence();  // the halves are read by wgmma
+        // Quarter u - 1's products (they ran during this split) into S; S_in(c) out at a
+        // chunk's first quarter.
+        if (u > 0) fold(u - 1);
+        if ((u & 3) == 0) {
+            float* base = p.chunk_states + ((head * K + (u >> 2)) * P + q0) * (size_t)N;
+#pragma unroll
+            for (int s = 0; s < NW; ++s)
+#pragma unroll
+                for (int h2 = 0; h2 < 2; ++h2)
+                    *reinterpret_cast<float2*>(base + s_off(s, h2)) = make_float2(S[4 * s + 2 * h2], S[4 * s + 2 * h2 + 1]);
+        }
+        __syncthreads();  // quarter u split; quarter u - 1's buffer and 1 / s_q free
+        stage(u + 3);
+#pragma unroll
+        for (int e = 0; e < R; ++e) acc[e] = 0.f;
+        lmw_pin(acc);
+        lmw_fence();
+#pragma unroll
+        for (int kk = 0; kk < QQ / 16; ++kk) {
+            const uint64_t ah = lmw_desc(rb + LW32_X + kk * 2048, QQ * 128, 1024);
+            const uint64_t al = lmw_desc(rb + LW32_X + QQ * 128 + kk * 2048, QQ * 128, 1024);
+            const uint64_t bh = lmw_desc(rb + hh * (QQ * 128) + kk * 2048, QQ * 128, 1024);
+            const uint64_t bl = lmw_desc(rb + LW32_BL + hh * (QQ * 128) + kk * 2048, QQ * 128, 1024);
+            lmw_mma_ss64_f16(acc, al, bh);
+            lmw_mma_ss64_f16(acc, ah, bl);
+            lmw_mma_ss64_f16(acc, ah, bh);
+        }
+        lmw_commit();
+    }
+    fold(U - 1);
+    ssdc_wait<0>();
+    if (p.final_states) {
+#pragma unroll
+        for (int s = 0; s < NW; ++s)
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2)
+                *reinterpret_cast<float2*>(p.final_states + (head * P + q0) * N + s_off(s, h2)) =
+                    make_float2(S[4 * s + 2 * h2], S[4 * s + 2 * h2 + 1]);
+    }
+}
+extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_states_f32_q128_n128(const __grid_constant__ SsdParams p) {
+    lmw32_states(p);
 }

@@ -27,7 +27,9 @@
 //! `MAMBA_CUDA_SSD32_F16=0` keeps 3xTF32 there (`ssdl32_out_n128_pf`). Since the nineteenth
 //! session M X left of the diagonal runs there too (`ssdl32_csplit_m` splits C B^T in place
 //! with C's row scales, `ssdl32_out_n128_pfm` splits V X once per block;
-//! `MAMBA_CUDA_SSD32_MX16=0` keeps `_pfh`, M X in 3xTF32).
+//! `MAMBA_CUDA_SSD32_MX16=0` keeps `_pfh`, M X in 3xTF32). `MAMBA_CUDA_SSD32_WG=1` runs the
+//! states pass at N 128 on wgmma (`ssdlw_states_f32_q128_n128`, kernels/ssd_wg.cu, where the
+//! sm_90a module is loaded; twenty-eighth session: correct, and slower than `sseqh`).
 
 use mamba_core::abi::dtype;
 
@@ -75,6 +77,19 @@ fn sseq_mode() -> usize {
 /// 1 / s_n.
 fn sseqh_smem(nb: usize) -> usize {
     hdr_bytes() + Q * (PB + 4) * 4 + PB * 4 + Q * (nb + 4) * 4 + nb * 4
+}
+/// `LW32_SMEM` of kernels/ssd_wg.cu: a ring of four quarter chunks (B hi / lo and x, 24 KB
+/// each), s_w, exp(cs_end) and 1 / s_n by chunk parity, the column maxima of 8 warps, 1 / s_q
+/// by quarter parity.
+const WG_STATES_SMEM: usize = 98304 + 512 + 32 + 1024 + 2048 + 512;
+/// Whether the N 128 states pass runs on wgmma (`ssdlw_states_f32_q128_n128`, twenty-eighth
+/// session): only with `MAMBA_CUDA_SSD32_WG=1`, where the sm_90a module is loaded. Not the
+/// default: four forms of it measured 298-334 us per run of 4 batch rows on the H200 (ncu),
+/// against 207 us for `ssdl32_sseqh_n128` (NOTES.md, twenty-eighth session).
+fn wg_states(g: &Gpu) -> bool {
+    env_usize("MAMBA_CUDA_SSD32_WG") == Some(1)
+        && g.has_wgmma()
+        && WG_STATES_SMEM + 1024 <= g.max_smem()
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -279,14 +294,27 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             ps.b_sb = (l * ng * n) as i64;
             ps.b_st = (ng * n) as i64;
             ps.out = bin;
-            g.launch(
-                g.func(&format!("ssdl32_sseqh_n{hnb}"))?,
-                (((p / PB) * (n / hnb)) as u32, h as u32, b as u32),
-                256,
-                sseqh_smem(hnb),
-                stream,
-                &ps,
-            )?;
+            if hnb == 128 && wg_states(g) {
+                // The same walk on wgmma (kernels/ssd_wg.cu, sm_90a; two warpgroups per
+                // block, 1 KB more for the 1024-byte alignment).
+                g.launch(
+                    g.func("ssdlw_states_f32_q128_n128")?,
+                    ((p / PB) as u32, h as u32, b as u32),
+                    256,
+                    WG_STATES_SMEM + 1024,
+                    stream,
+                    &ps,
+                )?;
+            } else {
+                g.launch(
+                    g.func(&format!("ssdl32_sseqh_n{hnb}"))?,
+                    (((p / PB) * (n / hnb)) as u32, h as u32, b as u32),
+                    256,
+                    sseqh_smem(hnb),
+                    stream,
+                    &ps,
+                )?;
+            }
         } else if mode == 0 {
             let hb = heads_per_block(h / ng);
             let f1 = g.func(&format!("ssdl32_states_n{n}"))?;
