@@ -1866,13 +1866,15 @@ fn ssd_chunked_matches_the_oracle() {
         // then a "b" MAMBA_CUDA_SSD32_OBAL=1 (`_pfhb`, the M X balanced over the warps) or a
         // "t" MAMBA_CUDA_SSD32_OBAL=3 (`_pfh3`, three blocks per SM); then an "m"
         // MAMBA_CUDA_SSD32_MX16=1 (`_pfm`, M X left of the diagonal on the f16 tensor cores,
-        // the default), else 0;
+        // the default), else 0; then a "w" MAMBA_CUDA_SSD32_WG=1 (the N 128 states pass on
+        // wgmma, `ssdlw_states_f32_q128_n128`, where the sm_90a module is loaded), else 0;
         // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
         let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| {
-            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm".into()
+            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm,6phcfmw".into()
         });
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
-            let (m, mx16) = seq.strip_suffix('m').map_or((seq, "0"), |m| (m, "1"));
+            let (sq, wg) = seq.strip_suffix('w').map_or((seq, "0"), |m| (m, "1"));
+            let (m, mx16) = sq.strip_suffix('m').map_or((sq, "0"), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('b').map_or((m, ""), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('t').map_or((m, obal), |m| (m, "3"));
             let (m, f16) = m.strip_suffix('f').map_or((m, "0"), |m| (m, "1"));
@@ -1886,6 +1888,7 @@ fn ssd_chunked_matches_the_oracle() {
             set("MAMBA_CUDA_SSD32_F16", f16);
             set("MAMBA_CUDA_SSD32_OBAL", obal);
             set("MAMBA_CUDA_SSD32_MX16", mx16);
+            set("MAMBA_CUDA_SSD32_WG", wg);
             let mut t = Tally::default();
             for &(b, l, h, p, g, n) in lm32_shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1902,6 +1905,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD32_HDR", "");
         set("MAMBA_CUDA_SSD32_CB", "");
         set("MAMBA_CUDA_SSD32_F16", "");
+        set("MAMBA_CUDA_SSD32_WG", "");
         set("MAMBA_CUDA_SSD32_OBAL", "");
         set("MAMBA_CUDA_SSD32_MX16", "");
     }
