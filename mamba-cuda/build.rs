@@ -138,10 +138,27 @@ fn main() {
 /// file names and contents of the source and of every header (a stale key only costs a
 /// rebuild). Names, not full paths: a copy of the target folder in another checkout of
 /// the same sources (a git worktree) reuses the fatbins instead of recompiling them all.
+/// The `.cu` files that a source includes (kernels/ssd_wg.cu includes ssd_lm.cu and
+/// ssd_lm32.cu), directly or through each other, count as its source.
 fn build_key(nvcc: &Path, flags: &[&str], src: &Path, headers: &[PathBuf]) -> String {
     use std::hash::{Hash, Hasher};
+    let mut sources = vec![src.to_path_buf()];
+    let mut i = 0;
+    while i < sources.len() {
+        let text = std::fs::read_to_string(&sources[i]).unwrap_or_default();
+        for line in text.lines() {
+            let inc = line.trim_start().strip_prefix("#include \"");
+            if let Some(name) = inc.and_then(|r| r.split('"').next()) {
+                let f = src.with_file_name(name);
+                if name.ends_with(".cu") && !sources.contains(&f) {
+                    sources.push(f);
+                }
+            }
+        }
+        i += 1;
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in std::iter::once(src).chain(headers.iter().map(PathBuf::as_path)) {
+    for f in sources.iter().chain(headers.iter()) {
         f.file_name().hash(&mut h);
         std::fs::read(f).unwrap_or_default().hash(&mut h);
     }

@@ -24,6 +24,7 @@ template <typename V>
 inline V __shfl_xor_sync(unsigned, V v, int m) {
     return shfl_any(v, (int)(threadIdx.x % 32) ^ m);
 }
+#define L32_WG  // `ssdlw_out_f32_pfw` (ssd_wg.cu is included by emu_ssdc.cpp)
 #include "../kernels/ssd_lm32.cu"
 
 // emu_launch with `threads` threads per block (the 512-thread `ssdl32_sseq_w16_*`).
@@ -186,7 +187,11 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
         // EMU_OBAL=1: the causal M X balanced over the warps (`_pfhb`; `_pfh3` is `_pfh`
         // with other launch bounds).
         const bool bal = std::getenv("EMU_OBAL") && std::atoi(std::getenv("EMU_OBAL")) == 1;
-        emu_launch(mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po, K * (P / PB), h, b);
+        // EMU_OWG=1 (with EMU_MX16=1): `_pfm` with C S^T on wgmma (`ssdlw_out_f32_pfw`).
+        const bool owg = mx16 && std::getenv("EMU_OWG") && std::atoi(std::getenv("EMU_OWG")) == 1;
+        if (owg) std::fprintf(stderr, "(pfw)\n");
+        emu_launch(owg ? ssdlw_out_f32_pfw : mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po,
+                   K * (P / PB), h, b);
     } else if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);
     else emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);
     std::vector<double> go(io), gf(st);

@@ -36,6 +36,14 @@
 #define L32_THREADS 256
 #define L32_PB 64
 
+// The kernels of this file. With L32_HELPERS_ONLY (kernels/ssd_wg.cu, which includes this
+// file for `ssdlw_out_f32_pfw`) they become uninstantiated templates: not compiled there.
+#ifdef L32_HELPERS_ONLY
+#define L32_GLOBAL template <int = 0> __global__
+#else
+#define L32_GLOBAL extern "C" __global__
+#endif
+
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
 #ifdef MAMBA_EMU
     if (bytes) std::memcpy(smem, gmem, 16);
@@ -53,6 +61,14 @@ __device__ __forceinline__ void l32_commit() {
 __device__ __forceinline__ void l32_wait_all() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.wait_group 0;\n" ::);
+#endif
+}
+// A shared-memory address (the emulator: the offset in its shared-memory array).
+__device__ __forceinline__ unsigned l32_sa(const void* s) {
+#ifdef MAMBA_EMU
+    return static_cast<unsigned>(static_cast<const unsigned char*>(s) - g_smem_bytes);
+#else
+    return static_cast<unsigned>(__cvta_generic_to_shared(s));
 #endif
 }
 
@@ -151,7 +167,7 @@ __device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* sm
 // forms do not read seq_idx), l32_hdr_bytes() apart, and exp(cs_end) into chunk_decay. The
 // states and outputs kernels stage them with their tiles (no serial scan in those blocks).
 __host__ __device__ constexpr int l32_hdr_used() { return L32_Q * 20 + 16; }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __grid_constant__ SsdParams p) {
     const int H = p.nheads, K = p.nchunks;
     const int w = (int)blockIdx.x * (L32_THREADS / 32) + (int)threadIdx.x / 32, lane = threadIdx.x % 32;
     if (w >= p.batch * H * K) return;
@@ -166,7 +182,7 @@ extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __gri
 // row, where `ssdl32_hdr` reads 4 bytes of each row per head), then warp w scans head j0 + w
 // with lane l on steps l + 32 e (four chained warp scans), so every store of the header is
 // 32 consecutive values (`ssdl32_hdr` stores 4 values per lane, 16-byte apart lanes).
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
     __shared__ float s_raw[L32_Q][9];
     constexpr int Q = L32_Q, E = Q / 32;
     const int H = p.nheads, K = p.nchunks, j0 = blockIdx.x * 8, c = blockIdx.y, i = blockIdx.z;
@@ -278,7 +294,7 @@ __device__ __forceinline__ void l32_dmma(double (&d)[2], double a, double b) {
                  : "d"(a), "d"(b));
 #endif
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_cb(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_cb(const __grid_constant__ SsdParams p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
 #else
@@ -681,10 +697,10 @@ __device__ __forceinline__ void l32_csplit(const SsdParams& p) {
         }
     }
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_csplit(const __grid_constant__ SsdParams p) {
     l32_csplit<false>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_csplit_m(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_csplit_m(const __grid_constant__ SsdParams p) {
     l32_csplit<true>(p);
 }
 
@@ -741,10 +757,10 @@ __device__ void l32_bsplit(const SsdParams& p) {
         inv[1] = 1.f / s1;
     }
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n128(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n128(const __grid_constant__ SsdParams p) {
     l32_bsplit<128>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n64(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_bsplit_n64(const __grid_constant__ SsdParams p) {
     l32_bsplit<64>(p);
 }
 
@@ -962,10 +978,10 @@ __device__ void l32_sseqh(const SsdParams& p) {
     }
     if (p.final_states) store_S(p.final_states + (head * P + q0) * N + n0);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64(const __grid_constant__ SsdParams p) {
     l32_sseqh<64>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(const __grid_constant__ SsdParams p) {
     l32_sseqh<128>(p);
 }
 
@@ -1077,7 +1093,17 @@ __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* b
 // S^T gets its e^(cs_t)); then y F_t with F_t = e^(cs_t - cs_ref_(mt-1)): every factor <= 1.
 // The diagonal tile stays in 3xTF32 (its e^(cs_t - cs_s) has no such split for s > 16 mt).
 // V, F and R come from the header in global memory before the staging barrier.
-template <int N, bool PF = false, bool F16 = false, bool BAL = false, bool MX16 = false>
+//
+// WG (`ssdlw_out_f32_pfw`, kernels/ssd_wg.cu, sm_90a; twenty-ninth session): `_pfm` with C S^T
+// on wgmma. S is split into two 64 x 128 f16 tiles (hi, lo) in the wgmma B layout (K-major,
+// 128-byte swizzle, two 64-column panels: lmw_out's S_in layout) over the f32 S tile, which
+// starts 1024-aligned (1 KB more shared memory); the k index of a k16 step carries the split
+// C's permutation (slot 2 c4 + e: n = 4 c4 + e; slot 8 + 2 c4 + e: n = 4 c4 + 2 + e) and the
+// row jn of the B tile holds q = 32 (jn / 32) + 8 ((jn / 2) % 4) + 4 (jn % 2) + (jn / 8) % 4,
+// so the m64n64 accumulators are `y` as `_pfm` lays it out. Each warpgroup (rows 64 wg ..)
+// issues 3 wgmma per k16 step (C_lo S_hi, C_hi S_lo, C_hi S_hi), A = the split C quads from
+// registers in two banks of two k16 steps.
+template <int N, bool PF = false, bool F16 = false, bool BAL = false, bool MX16 = false, bool WG = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1090,6 +1116,7 @@ __device__ void l32_out(const SsdParams& p) {
     // columns (NM = 1, NG = 2). y[a] holds m tile a (BAL) or column group a.
     static_assert(!BAL || F16, "the balanced form has the split-f16 C S^T");
     static_assert(!MX16 || (F16 && !BAL), "the split-f16 M X comes with the split-f16 C S^T");
+    static_assert(!WG || MX16, "the wgmma C S^T is `_pfm`'s");
     constexpr int NM = BAL ? 2 : 1, NG = BAL ? 1 : 2;
     const int P = p.headdim, H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, c4 = lane & 3;
@@ -1104,6 +1131,7 @@ __device__ void l32_out(const SsdParams& p) {
     const float* s_dt = s_ecs + 2 * Q;
     float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
     float* ss = bx + Q * LDX;
+    if constexpr (WG) ss += ((1024u - (l32_sa(ss) & 1023u)) & 1023u) / 4;  // the wgmma B tiles
     const float* x = static_cast<const float*>(p.x);
     l32_stage_t<Q, PB, LDX>(bx, x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0, p.x_st, L - t0);
     l32_stage_t<PB, N, LDS>(ss, p.chunk_states + ((head * K + c) * P + q0) * (size_t)N, N, PB);
@@ -1152,6 +1180,20 @@ __device__ void l32_out(const SsdParams& p) {
             icv[m][r] = va[m] ? p.init[((long long)i * 16 * Tn + t0 + tra[m][r]) * p.ngroups + k] : 0.f;
             av[m][r] = va[m] ? cp[m][4 * r] : z4;
         }
+    }
+    // WG: the quads of k16 steps 1 .. 3 too (their L2 latency under the staging and the S
+    // split; loaded after the split, the first wgmma waited for them: ncu, 5% of the stall
+    // samples); banks 0, 1, 2 hold steps 0 .. 5 (2 each: 4, 5 loaded after the split), then
+    // bank 0 steps 6, 7.
+    [[maybe_unused]] uint4 bk[3][2][2];
+    auto ldq = [&](int ks, uint4 (&d)[2]) {
+        d[0] = va[0] ? cp[0][8 * ks] : z4;
+        d[1] = va[0] ? cp[0][8 * ks + 4] : z4;
+    };
+    if constexpr (WG) {
+        ldq(1, bk[0][1]);
+        ldq(2, bk[1][0]);
+        ldq(3, bk[1][1]);
     }
     // F16: after 1 / s_q (inv_s): D of the block's columns (PB; the epilogue reads it);
     // MX16 then V_s, F_t (128 each), R_j (8, padded to 16), the scale s_q (64), and the
@@ -1231,6 +1273,32 @@ __device__ void l32_out(const SsdParams& p) {
             }
             const float sc = l32_hscale(mx);
             if (MX16 && part == 0) s_sq[q] = sc;
+            if constexpr (WG) {
+                // Row jn of the hi / lo tiles (lo 16 KB on); this thread's k16 steps 2 part,
+                // 2 part + 1; per step chunk 0 = slots 0..7 (n' 0, 1, 4, 5, 8, 9, 12, 13),
+                // chunk 1 = slots 8..15 (n' 2, 3, 6, 7, 10, 11, 14, 15).
+                const int jn = 32 * (q >> 5) + 8 * (q & 3) + 2 * ((q >> 3) & 3) + ((q >> 2) & 1), sw = jn & 7;
+                unsigned char* rowp = reinterpret_cast<unsigned char*>(ss) + jn * 128;
+#pragma unroll
+                for (int kh = 0; kh < 2; ++kh) {
+                    const int ks = 2 * part + kh, o = 16 * kh;
+                    uint4 h0, l0, h1, l1;
+                    l32_hsplit2(v[o], v[o + 1], sc, h0.x, l0.x);
+                    l32_hsplit2(v[o + 4], v[o + 5], sc, h0.y, l0.y);
+                    l32_hsplit2(v[o + 8], v[o + 9], sc, h0.z, l0.z);
+                    l32_hsplit2(v[o + 12], v[o + 13], sc, h0.w, l0.w);
+                    l32_hsplit2(v[o + 2], v[o + 3], sc, h1.x, l1.x);
+                    l32_hsplit2(v[o + 6], v[o + 7], sc, h1.y, l1.y);
+                    l32_hsplit2(v[o + 10], v[o + 11], sc, h1.z, l1.z);
+                    l32_hsplit2(v[o + 14], v[o + 15], sc, h1.w, l1.w);
+                    unsigned char* pp = rowp + (ks >> 2) * (PB * 128);
+                    const int ch = 2 * (ks & 3);
+                    *reinterpret_cast<uint4*>(pp + ((ch ^ sw) << 4)) = h0;
+                    *reinterpret_cast<uint4*>(pp + (((ch + 1) ^ sw) << 4)) = h1;
+                    *reinterpret_cast<uint4*>(pp + 16384 + ((ch ^ sw) << 4)) = l0;
+                    *reinterpret_cast<uint4*>(pp + 16384 + (((ch + 1) ^ sw) << 4)) = l1;
+                }
+            } else {
 #pragma unroll
             for (int e = 0; e < 8; ++e) {
                 uint2 hv, lv;
@@ -1239,12 +1307,56 @@ __device__ void l32_out(const SsdParams& p) {
                 *reinterpret_cast<uint2*>(sh + q * LDH + part * 32 + 4 * e) = hv;
                 *reinterpret_cast<uint2*>(sl + q * LDH + part * 32 + 4 * e) = lv;
             }
+            }
             if (part == 0) inv_s[q] = 1.f / sc;
+#ifdef L32_WG
+            if constexpr (WG) {
+                ldq(4, bk[2][0]);
+                ldq(5, bk[2][1]);
+                lmw_proxy_fence();  // the tiles are read by wgmma
+            }
+#endif
             __syncthreads();
         }
         // B(k = n, col q) = S[q][n]: tile (grp, tt), column g is q = 32 grp + 4 g + tt.
         const unsigned short* shb = sh + 4 * g * LDH + 4 * c4;
         const unsigned short* slb = sl + 4 * g * LDH + 4 * c4;
+#ifdef L32_WG
+        if constexpr (WG) {
+            float(&acc)[32] = *reinterpret_cast<float(*)[32]>(&y[0][0][0]);
+            const unsigned char* th = reinterpret_cast<const unsigned char*>(ss);
+            // The three products of k16 step ks from its split C quads (hi, lo).
+            auto issue = [&](int ks, const uint4 (&d)[2]) {
+                const unsigned ah[4] = {d[0].x, d[0].y, d[0].z, d[0].w}, al[4] = {d[1].x, d[1].y, d[1].z, d[1].w};
+                const unsigned char* bp = th + (ks >> 2) * (PB * 128) + (ks & 3) * 32;
+                LmwMma<64>::template mma<f16_t, false>(acc, al, lmw_desc(bp, 16, 1024));
+                LmwMma<64>::template mma<f16_t, false>(acc, ah, lmw_desc(bp + 16384, 16, 1024));
+                LmwMma<64>::template mma<f16_t, false>(acc, ah, lmw_desc(bp, 16, 1024));
+            };
+            bk[0][0][0] = av[0][0];
+            bk[0][0][1] = av[0][1];
+            lmw_pin(acc);
+            lmw_fence();
+            issue(0, bk[0][0]);
+            issue(1, bk[0][1]);
+            lmw_commit();
+            issue(2, bk[1][0]);
+            issue(3, bk[1][1]);
+            lmw_commit();
+            issue(4, bk[2][0]);
+            issue(5, bk[2][1]);
+            lmw_commit();
+            lmw_wait<2>();  // steps 0, 1 done: bank 0 free (steps 6, 7 load under 2 .. 5)
+            ldq(6, bk[0][0]);
+            ldq(7, bk[0][1]);
+            lmw_fence();
+            issue(6, bk[0][0]);
+            issue(7, bk[0][1]);
+            lmw_commit();
+            lmw_wait<0>();
+            lmw_pin(acc);
+        } else
+#endif
         // Fully unrolled (with unroll 2 the loop-carried C fragments and accumulators took
         // ~100 register moves per two k16 steps).
 #pragma unroll
@@ -1482,7 +1594,7 @@ __device__ __forceinline__ void l32_stcs(float4* p, float4 v) {
 // 3. The combine for f32 chunk states (b, h, K, p, N): incoming states in place, final
 // state; each thread owns four consecutive elements of one (batch, head), eight chunks'
 // loads in flight at once (streaming loads and stores: the states are read once here).
-extern "C" __global__ void ssdl32_combine(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void ssdl32_combine(const __grid_constant__ SsdParams p) {
     const size_t pN = (size_t)p.headdim * p.dstate, pN4 = pN / 4;
     const size_t total = (size_t)p.batch * p.nheads * pN4;
     const int K = p.nchunks;
@@ -1516,66 +1628,73 @@ extern "C" __global__ void ssdl32_combine(const __grid_constant__ SsdParams p) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n128(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n128(const __grid_constant__ SsdParams p) {
     l32_states<128>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n64(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_states_n64(const __grid_constant__ SsdParams p) {
     l32_states<64>(p);
 }
 // Outputs: 2 blocks per SM (no spills) or `_b3`, 3 blocks per SM (80 registers, ~64 bytes
 // of spills; the shared memory fits three).
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128(const __grid_constant__ SsdParams p) {
     l32_out<128>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64(const __grid_constant__ SsdParams p) {
     l32_out<64>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_b3(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_b3(const __grid_constant__ SsdParams p) {
     l32_out<128>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n64_b3(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n64_b3(const __grid_constant__ SsdParams p) {
     l32_out<64>(p);
 }
 
 // The chunk states with the combine folded in (2'): NB = 64 columns of n per block; one
 // stage and 2 or 3 blocks per SM, or two stages (double-buffered) and 1 block per SM.
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_sseq_s1(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseq_s1(const __grid_constant__ SsdParams p) {
     l32_sseq<64, 1>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_sseq_s1b3(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_sseq_s1b3(const __grid_constant__ SsdParams p) {
     l32_sseq<64, 1>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 1) ssdl32_sseq_s2(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 1) ssdl32_sseq_s2(const __grid_constant__ SsdParams p) {
     l32_sseq<64, 2>(p);
 }
 // 16 warps (512 threads) and two stages, 1 block per SM: NB = N (the whole state row per
 // block: x staged once per chunk), every chunk's loads in flight while the previous computes.
-extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n128(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n128(const __grid_constant__ SsdParams p) {
     l32_sseq<128, 2, 16>(p);
 }
-extern "C" __global__ void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n64(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(2 * L32_THREADS, 1) ssdl32_sseq_w16_n64(const __grid_constant__ SsdParams p) {
     l32_sseq<64, 2, 16>(p);
 }
 // PF: the M X loop loads the next s tile's CB values a tile ahead (MAMBA_CUDA_SSD32_OPF=1).
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pf(const __grid_constant__ SsdParams p) {
     l32_out<128, true>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfh(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfh(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true>(p);
 }
 // `_pfhb`: `_pfh` with the causal M X balanced over the warps (BAL in l32_out; eighteenth
 // session: slower, 386 against 358 us per run at the LM shape: every warp prepares the M X
 // operand of two m tiles, so the total work grows more than the longest warp's shrinks).
 // `_pfh3`: `_pfh` capped for three blocks per SM (the shared memory fits three).
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfhb(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfhb(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true, true>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfm(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n128_pfm(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true, false, true>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_pfh3(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_out_n128_pfh3(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true>(p);
 }
-extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid_constant__ SsdParams p) {
     l32_out<64, true>(p);
 }
+
+#ifdef L32_WG
+// `_pfm` with C S^T on wgmma (WG above; kernels/ssd_wg.cu includes this file for it).
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdlw_out_f32_pfw(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true, false, true, true>(p);
+}
+#endif

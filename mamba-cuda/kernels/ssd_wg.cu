@@ -947,3 +947,12 @@ __device__ void lmw32_states(const SsdParams& p) {
 extern "C" __global__ void __launch_bounds__(256, 2) ssdlw_states_f32_q128_n128(const __grid_constant__ SsdParams p) {
     lmw32_states(p);
 }
+
+// ---- f32: `_pfm` (the LM outputs, kernels/ssd_lm32.cu) with C S^T on wgmma
+// (`ssdlw_out_f32_pfw`, twenty-ninth session; l32_out's WG). ssd_lm32.cu's own kernels are
+// not compiled here (L32_HELPERS_ONLY). The emulator includes ssd_lm32.cu itself, with L32_WG.
+#ifndef MAMBA_EMU
+#define L32_WG
+#define L32_HELPERS_ONLY
+#include "ssd_lm32.cu"
+#endif

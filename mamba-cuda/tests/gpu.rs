@@ -1855,7 +1855,8 @@ fn ssd_chunked_matches_the_oracle() {
         t.finish("ssd lm32 f32");
         // (The loops above run the default: `ssdl32_cb`, `ssdl32_hdr8`, `ssdl32_bsplit_n*` and
         // `ssdl32_sseqh_n*` (n128 at N 128), `ssdl32_csplit_m` and the `_pfm` outputs (N 128;
-        // `_pf` at N 64), i.e. "6phcfm" below.)
+        // `_pf` at N 64), i.e. "6phcfm" below; where the sm_90a module is loaded `_pfm` as
+        // `ssdlw_out_f32_pfw`, i.e. "6phcfmo".)
         // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
         // 0-4; 5 / 6 the split-f16 `ssdl32_sseqh_n64` / `_n128`; a "p" after it sets
         // MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T prefetch, else 0; then an "h"
@@ -1868,12 +1869,15 @@ fn ssd_chunked_matches_the_oracle() {
         // MAMBA_CUDA_SSD32_MX16=1 (`_pfm`, M X left of the diagonal on the f16 tensor cores,
         // the default), else 0; then a "w" MAMBA_CUDA_SSD32_WG=1 (the N 128 states pass on
         // wgmma, `ssdlw_states_f32_q128_n128`, where the sm_90a module is loaded), else 0;
+        // then an "o" MAMBA_CUDA_SSD32_OWG=1 (`_pfm` with C S^T on wgmma, `ssdlw_out_f32_pfw`,
+        // where the sm_90a module is loaded), else 0;
         // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
         let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| {
-            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm,6phcfmw".into()
+            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm,6phcfmw,6phcfmo,6phcfmwo".into()
         });
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
-            let (sq, wg) = seq.strip_suffix('w').map_or((seq, "0"), |m| (m, "1"));
+            let (sq, owg) = seq.strip_suffix('o').map_or((seq, "0"), |m| (m, "1"));
+            let (sq, wg) = sq.strip_suffix('w').map_or((sq, "0"), |m| (m, "1"));
             let (m, mx16) = sq.strip_suffix('m').map_or((sq, "0"), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('b').map_or((m, ""), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('t').map_or((m, obal), |m| (m, "3"));
@@ -1889,6 +1893,7 @@ fn ssd_chunked_matches_the_oracle() {
             set("MAMBA_CUDA_SSD32_OBAL", obal);
             set("MAMBA_CUDA_SSD32_MX16", mx16);
             set("MAMBA_CUDA_SSD32_WG", wg);
+            set("MAMBA_CUDA_SSD32_OWG", owg);
             let mut t = Tally::default();
             for &(b, l, h, p, g, n) in lm32_shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1906,6 +1911,7 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD32_CB", "");
         set("MAMBA_CUDA_SSD32_F16", "");
         set("MAMBA_CUDA_SSD32_WG", "");
+        set("MAMBA_CUDA_SSD32_OWG", "");
         set("MAMBA_CUDA_SSD32_OBAL", "");
         set("MAMBA_CUDA_SSD32_MX16", "");
     }

@@ -30,6 +30,8 @@
 //! `MAMBA_CUDA_SSD32_MX16=0` keeps `_pfh`, M X in 3xTF32). `MAMBA_CUDA_SSD32_WG=1` runs the
 //! states pass at N 128 on wgmma (`ssdlw_states_f32_q128_n128`, kernels/ssd_wg.cu, where the
 //! sm_90a module is loaded; twenty-eighth session: correct, and slower than `sseqh`).
+//! Where the sm_90a module is loaded, `_pfm` runs as `ssdlw_out_f32_pfw` (its C S^T on
+//! wgmma; twenty-ninth session, ~1.5% per call); `MAMBA_CUDA_SSD32_OWG=0` keeps `_pfm`.
 
 use mamba_core::abi::dtype;
 
@@ -90,6 +92,14 @@ fn wg_states(g: &Gpu) -> bool {
     env_usize("MAMBA_CUDA_SSD32_WG") == Some(1)
         && g.has_wgmma()
         && WG_STATES_SMEM + 1024 <= g.max_smem()
+}
+/// Whether the N 128 outputs run `_pfm` with C S^T on wgmma (`ssdlw_out_f32_pfw`, kernels/
+/// ssd_lm32.cu's WG compiled into the sm_90a module; twenty-ninth session): the default
+/// where the sm_90a module is loaded (H200, b8 L2048 h80 N128, alternating in one call, three
+/// rounds: 961-978 us against 974-1003 for `_pfm`; the outputs kernel 304 -> 301 us per run of 4
+/// batch rows, 5% fewer instructions; NOTES.md). `MAMBA_CUDA_SSD32_OWG=0` keeps `_pfm`.
+fn wg_out(g: &Gpu) -> bool {
+    env_usize("MAMBA_CUDA_SSD32_OWG") != Some(0) && g.has_wgmma()
 }
 fn cb_smem(n: usize) -> usize {
     2 * (Q * (n + 4) * 4).div_ceil(128) * 128
@@ -389,7 +399,10 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             po.rev_b = super::params::ssd_rev_b();
             // With MAMBA_CUDA_SSD32_MX16=0: MAMBA_CUDA_SSD32_OBAL=1 `_pfhb` (the causal M X
             // balanced over the warps; slower), 3 `_pfh3` (three blocks per SM).
+            // `_pfw` aligns its S tile to 1024 bytes (up to 1 KB more).
+            let owg = mx16 && wg_out(g);
             let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
+                _ if owg => "ssdlw_out_f32_pfw",
                 _ if mx16 => "ssdl32_out_n128_pfm",
                 Some(1) => "ssdl32_out_n128_pfhb",
                 Some(3) => "ssdl32_out_n128_pfh3",
@@ -402,7 +415,7 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
                 f2,
                 (grid_x, h as u32, b as u32),
                 256,
-                out_smem(n) + 2 * PB * 4 + mx_smem,
+                out_smem(n) + 2 * PB * 4 + mx_smem + if owg { 1024 } else { 0 },
                 stream,
                 &po,
             );
