@@ -2027,7 +2027,7 @@ fn ssd_chunked_matches_the_oracle() {
 
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part
 /// on a stream of its own (`MAMBA_CUDA_SSD_SPLIT`, ops.rs `ssd_split_parts`: 2 by default
-/// there): 2 and 3 parts of 3 and 4 rows (uneven parts included), `ssdl` (bf16) and
+/// for `ssdl32` past 1024 steps): 2 and 3 parts of 3 and 4 rows (uneven parts included), `ssdl` (bf16) and
 /// `ssdl32` (f32) forced, every option on (initial and final states included) and random
 /// ones. Each check reads the output right after the call, so a part left unjoined on
 /// the caller's stream shows as the NaN the output was filled with.

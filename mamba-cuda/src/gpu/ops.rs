@@ -1605,10 +1605,15 @@ pub(crate) fn ssd_launch(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PRes
 /// part take it and there is no seq_idx (the parts are then independent calls over their
 /// rows), else 1; `MAMBA_CUDA_SSD_SPLIT=N` asks for N parts (0 or 1: none) on either LM
 /// path under the same conditions.
+/// Since the twenty-ninth session `ssdl32` takes 2 parts only past 1024 steps: with that
+/// session's kernels (H200, h80 p64 N128, three rounds, 1 part / 2 parts) b8 L512 289-290 /
+/// 307-326 us, b8 L1000 505-506 / 529-534, b4 L1000 h48 205-212 / 208-210; b8 L2048 984-989 /
+/// 980-994, b4 L2048 548-549 / 550-556, b2 L2048 325-326 / 316-318, b8 L4096 1971-1976 /
+/// 1936-1941 (NOTES.md).
 fn ssd_split_parts(g: &Gpu, prm: &SsdParams, act: u32) -> usize {
     let b = prm.batch as usize;
     let set = env_usize("MAMBA_CUDA_SSD_SPLIT");
-    let want = set.unwrap_or(2).min(b);
+    let want = set.unwrap_or(if prm.seqlen <= 1024 { 1 } else { 2 }).min(b);
     if want < 2 || prm.seq_idx != 0 {
         return 1;
     }
