@@ -5,7 +5,8 @@
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_lm1.cpp -o /tmp/emu_lm1 && /tmp/emu_lm1
 // (EMU_PLB=1: the `_w` kernels' batched element loads where a case has vec 0; EMU_CPW=1:
-// their 8- / 4-byte cp.async rows there)
+// their 8- / 4-byte cp.async rows there; EMU_AL=1: the aligned-only `_w6a` / `_w9a` / `_w6cka` /
+// `_w9cka` where vec is 1)
 // (modes `wide6ck` / `wide9ck`: the training forward's checkpoints, the state before every
 // step 8 k in natural order, checked too)
 #include <algorithm>
@@ -176,6 +177,14 @@ static double run_case(const Case& cs, std::mt19937& rng, bool poly, bool prep, 
     if (ckm) p.chunk_states = ck.data();
     if (ckm) k = wide == 109 ? lm1_fwd_f32_n16_g8_w9ck : lm1_fwd_f32_n16_g8_w6ck; else
     if (wide) k = wide == 9 ? lm1_fwd_f32_n16_g8_w9 : wide == 8 ? lm1_fwd_f32_n16_g8_w8 : wide == 7 ? lm1_fwd_f32_n16_g8_w7 : wide == 6 ? lm1_fwd_f32_n16_g8_w6 : wide == 5 ? lm1_fwd_f32_n16_g8_w5 : wide == 4 ? lm1_fwd_f32_n16_g8_w4 : wide == 3 ? lm1_fwd_f32_n16_g8_w3 : wide == 2 ? lm1_fwd_f32_n16_g8_w2 : lm1_fwd_f32_n16_g8_w; else
+    // EMU_AL=1: the aligned-only kernels (`_w6a`, `_w9a`, `_w6cka`, `_w9cka`) where async_copy is 1.
+    if (std::getenv("EMU_AL") && p.async_copy == 1) {
+        if (wide == 109) k = lm1_fwd_f32_n16_g8_w9cka;
+        if (wide == 106) k = lm1_fwd_f32_n16_g8_w6cka;
+        if (wide == 9) k = lm1_fwd_f32_n16_g8_w9a;
+        if (wide == 6) k = lm1_fwd_f32_n16_g8_w6a;
+    }
+    if (!k)
     switch (NS * 10 + cs.G + 1000 * (poly && NS == 16) + 2000 * prep + 3000 * rs) {
         case 3164: k = lm1_fwd_f32_n16_g4_r; break; case 3162: k = lm1_fwd_f32_n16_g2_r; break;
         case 3082: k = lm1_fwd_f32_n8_g2_r; break;

@@ -585,7 +585,12 @@ __host__ __device__ constexpr int lmw_smem_bytes(int es, int cb, bool red = fals
 // past N), which the backward (`bwdlm_*_q4pbs`, kernels/bwd_lm.cu) reads instead of running
 // its own forward pass (phase F). One 8-byte store per thread and 8 steps (a warp's four
 // channels write 256 contiguous bytes).
-template <typename T, int V, bool CK = false>
+// AL (`_w6a`, `_w9a`, `_w6cka`, `_w9cka`; twenty-ninth session): rows 16-byte aligned only
+// (`async_copy` 1), the 4- / 8-byte and shifted staging of the twenty-second to twenty-
+// fifth sessions compiled out. With that code in, ptxas spilled 80-116 bytes in `_w9` /
+// `_w6` under their 64-register cap (12 before it) and the LM shape ran 17-8% slower (H200:
+// f32 330 -> 387 us, bf16 290 -> 312; NOTES.md, twenty-ninth session).
+template <typename T, int V, bool CK = false, bool AL = false>
 __device__ void lm1w_fwd(const Scan1Params& p) {
     constexpr bool V2 = V >= 2;
     // V3 (`_w3`): thread (channel, g) prepares and stores steps 4g..4g+3 of its own
@@ -639,8 +644,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // async_copy: 1 = 16-byte rows (cp.async of 16 bytes); 4 / 8 = rows aligned to 4 / 8
     // bytes only (cp.async of that size, twenty-second session); 2 = element loads in
     // batches (twenty-third session); 0 = element loads one by one.
-    const bool vec = p.async_copy == 1;
-    const int wb = p.async_copy >= 4 ? p.async_copy : 0;
+    const bool vec = AL || p.async_copy == 1;
+    const int wb = !AL && p.async_copy >= 4 ? p.async_copy : 0;
 
     const int i = blockIdx.y;
     // CK, V < 9: see the checkpoint store (always true where the host takes the form).
@@ -744,7 +749,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                 else
                     for (int e = t; e < tn; ++e) d[e - t] = src[e - t];
             }
-        } else if (SHIFT && p.async_copy == 3) {
+        } else if (SHIFT && !AL && p.async_copy == 3) {
             // 16-bit rows 2 bytes off their 4-byte alignment (odd L; `_w9` only): 4-byte
             // cp.async from the aligned word at or before each step pair, so a row that starts
             // 2 bytes off lands one element on (step t at element t + sh; the readers add sh).
@@ -883,7 +888,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     // SHIFT with `async_copy` 3: a staged row sits one element on where its step 0 is 2 bytes
     // off (see load_tile); its readers add that. Row r of a tensor whose block base has
     // parity p0 (in elements) starts at parity p0 ^ (r L & 1) (tiles start at even steps).
-    const bool shm = SHIFT && p.async_copy == 3;
+    const bool shm = SHIFT && !AL && p.async_copy == 3;
     const int lo = shm ? (L & 1) : 0;
     auto par_of = [&](const void* q) { return shm ? (int)((reinterpret_cast<size_t>(q) >> 1) & 1) : 0; };
     const int pu = par_of(gu), pd = par_of(gd), pz = gz ? par_of(gz) : 0, pB = par_of(gB), pC = par_of(gC);
@@ -1277,6 +1282,18 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9ck(const __grid_constant__ Scan1Params p) { \
         lm1w_fwd<T, 9, true>(p);                                                                                 \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6a(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 6, false, true>(p);                                                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9a(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 9, false, true>(p);                                                                          \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w6cka(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 6, true, true>(p);                                                                           \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(512, 2) lm1_fwd_##NAME##_n16_g8_w9cka(const __grid_constant__ Scan1Params p) { \
+        lm1w_fwd<T, 9, true, true>(p);                                                                           \
     }
 
 // PE: states per thread whose exponential runs on the FMA pipe (the `_p` variants); `_q`:

@@ -25,7 +25,9 @@
 //! tile); `=9` `_w9` (`_w7` with 64-step tiles: half the barriers and per-tile passes).
 //! The default for N > 8 is G 8 (from 30 channels per SM): `_w9` for bf16 in 64-channel
 //! blocks, `_w6` for f32 and other bf16 blocks, `_w3` for f16 (`=3` forces `_w3`, `=5`
-//! `_w5`, `=6` `_w6`); N <= 8 G 2.
+//! `_w5`, `=6` `_w6`); N <= 8 G 2. Where every staged row is 16-byte aligned, `_w6`, `_w9`
+//! and their checkpoint forms run as `_w6a`, `_w9a`, `_w6cka`, `_w9cka` (the unaligned
+//! staging compiled out: no spills; see `aligned_form`).
 
 use std::sync::OnceLock;
 
@@ -64,21 +66,42 @@ pub(crate) fn lm1w_smem(es: usize, cb: usize, red: bool, tt: usize) -> usize {
 /// `_q`: dt, dt * u staged per tile and D and the gate in the store pass; form 3 `_r`: G > 1
 /// only, y reduce-scattered once per G steps, full tiles without tail checks; forms 4 `_w`,
 /// 5 `_w2`, 6 `_w3`, 7 `_w4`, 8 `_w5`, 9 `_w6`, 10 `_w7` and 11 `_w8`: G = 8, N > 8 only;
-/// 12 `_w9`; 13 `_w6ck` and 14 `_w9ck`: the training forward that saves checkpoints).
+/// 12 `_w9`; 13 `_w6ck` and 14 `_w9ck`: the training forward that saves checkpoints;
+/// 15 `_w6a`, 16 `_w9a`, 17 `_w6cka`, 18 `_w9cka`: those for 16-byte aligned rows only, see
+/// `aligned_form`).
 fn lm1_func(g: &Gpu, act: usize, ns: usize, gth: usize, form: usize) -> PResult<Func> {
-    static FUNCS: [OnceLock<Func>; 360] = [const { OnceLock::new() }; 360];
+    static FUNCS: [OnceLock<Func>; 456] = [const { OnceLock::new() }; 456];
     let gi = gth.trailing_zeros() as usize;
-    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 15 + form];
+    let slot = &FUNCS[((act * 2 + (ns == 16) as usize) * 4 + gi) * 19 + form];
     if let Some(f) = slot.get() {
         return Ok(*f);
     }
     let sfx = ["f32", "bf16", "f16"][act];
     let p = [
         "", "_p", "_q", "_r", "_w", "_w2", "_w3", "_w4", "_w5", "_w6", "_w7", "_w8", "_w9",
-        "_w6ck", "_w9ck",
+        "_w6ck", "_w9ck", "_w6a", "_w9a", "_w6cka", "_w9cka",
     ][form];
     let f = g.func(&format!("lm1_fwd_{sfx}_n{ns}_g{gth}{p}"))?;
     Ok(*slot.get_or_init(|| f))
+}
+
+/// Forms 9 `_w6`, 12 `_w9`, 13 `_w6ck` and 14 `_w9ck` as their aligned-only kernels
+/// (`_w6a`, `_w9a`, `_w6cka`, `_w9cka`) where every staged row is 16-byte aligned
+/// (`async_copy` 1): the unaligned staging compiled out (twenty-ninth session: with it, ptxas
+/// spilled 80-140 bytes in those kernels under their 64-register cap, and the LM shape ran
+/// 8-17% slower: H200 b8 d2048 N16 L2048, bf16 290 -> 312 us, f32 330 -> 387; NOTES.md).
+/// `MAMBA_CUDA_SCAN1_LM_AL=0` keeps the general kernels.
+fn aligned_form(form: usize, p: &Scan1Params) -> usize {
+    if p.async_copy != 1 || env_usize("MAMBA_CUDA_SCAN1_LM_AL") == Some(0) {
+        return form;
+    }
+    match form {
+        9 => 15,
+        12 => 16,
+        13 => 17,
+        14 => 18,
+        f => f,
+    }
 }
 
 /// The call, as `selective_scan` checked it.
@@ -280,7 +303,7 @@ pub(crate) fn try_lm1(g: &Gpu, base: &Scan1Params, c: &Lm1Call, stream: u64) -> 
     } else {
         poly as usize
     };
-    let f = lm1_func(g, c.act, ns, gth, form)?;
+    let f = lm1_func(g, c.act, ns, gth, aligned_form(form, &p))?;
     let threads = (cb * gth).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)?;
@@ -346,7 +369,7 @@ pub(crate) fn launch_saving(
     let (mut p, bps) = launch_params(base, c, es, cb, 8);
     shifted(&mut p, w9, c.act);
     p.chunk_states = ck;
-    let f = lm1_func(g, c.act, 16, 8, if w9 { 14 } else { 13 })?;
+    let f = lm1_func(g, c.act, 16, 8, aligned_form(if w9 { 14 } else { 13 }, &p))?;
     let threads = (cb * 8).div_ceil(32) as u32 * 32;
     let grid = ((nseg * bps) as u32, c.b as u32, 1);
     g.launch(f, grid, threads, smem, stream, &p)
