@@ -724,6 +724,8 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
             // Copies of `per` elements (wb bytes); a tile's last partial copy element-wise.
             // cpr is a power of 2 (TT 32 / 64, per 1 / 2 / 4): the copy index is split by
             // shifts (twenty-fourth session; a division by the run-time cpr before).
+            // (AL: not instantiated; wb is 0 there.)
+            if constexpr (!AL) {
             const int per = wb / ES, cpr = TT / per, lcpr = __ffs(cpr) - 1;
 #pragma unroll
             for (int a = 0; a < 3; ++a) {
@@ -748,6 +750,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     lm_cpw(d, src, wb);
                 else
                     for (int e = t; e < tn; ++e) d[e - t] = src[e - t];
+            }
             }
         } else if (SHIFT && !AL && p.async_copy == 3) {
             // 16-bit rows 2 bytes off their 4-byte alignment (odd L; `_w9` only): 4-byte
