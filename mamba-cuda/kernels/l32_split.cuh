@@ -11,6 +11,15 @@
 // cs) dt (from byte 12 Q), s_dt (from byte 16 Q), s_misc[0] = exp(cs_end) (byte 20 Q).
 __host__ __device__ constexpr int l32_hdr_bytes() { return ((L32_Q * 20 + 16) + 127) / 128 * 128; }
 
+// A shared-memory address (the emulator: the offset in its shared-memory array).
+__device__ __forceinline__ unsigned l32_sa(const void* s) {
+#ifdef MAMBA_EMU
+    return static_cast<unsigned>(static_cast<const unsigned char*>(s) - g_smem_bytes);
+#else
+    return static_cast<unsigned>(__cvta_generic_to_shared(s));
+#endif
+}
+
 __device__ __forceinline__ unsigned short l32_f2h(float x) {
 #ifdef MAMBA_EMU
     return emu_f2h(x);

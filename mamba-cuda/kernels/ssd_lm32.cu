@@ -63,14 +63,6 @@ __device__ __forceinline__ void l32_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::);
 #endif
 }
-// A shared-memory address (the emulator: the offset in its shared-memory array).
-__device__ __forceinline__ unsigned l32_sa(const void* s) {
-#ifdef MAMBA_EMU
-    return static_cast<unsigned>(static_cast<const unsigned char*>(s) - g_smem_bytes);
-#else
-    return static_cast<unsigned>(__cvta_generic_to_shared(s));
-#endif
-}
 
 // `rows` rows of `cols` floats (a multiple of 4) with 16-byte async copies: src row r at
 // src + r * st, dst row r at dst + r * ld; rows >= nvalid are zero-filled (src not read).

@@ -117,14 +117,8 @@ __device__ __forceinline__ void lmw_pin(float (&d)[R]) {
     for (int r = 0; r < R; ++r) asm volatile("" : "+f"(d[r])::"memory");
 #endif
 }
-// A shared-memory address (the emulator: the offset in its shared-memory array).
-__device__ __forceinline__ unsigned lmw_sa(const void* s) {
-#ifdef MAMBA_EMU
-    return static_cast<unsigned>(static_cast<const unsigned char*>(s) - g_smem_bytes);
-#else
-    return static_cast<unsigned>(__cvta_generic_to_shared(s));
-#endif
-}
+// A shared-memory address (l32_split.cuh).
+__device__ __forceinline__ unsigned lmw_sa(const void* s) { return l32_sa(s); }
 // The named barrier of warpgroup `hh` (ids 1, 2: constant ids; an id in a register makes
 // ptxas reserve all 16).
 __device__ __forceinline__ void lmw_wg_bar(int hh) {
