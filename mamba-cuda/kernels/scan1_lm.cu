@@ -1036,10 +1036,12 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
                     // each form is the faster one for its kernel (the register allocation
                     // differs; fourteenth session): `_w9ck` bf16 330 -> 311-317 us with the
                     // offset alone (329-331 with the select), `_w6ck` f32 400 -> 366-373 us with
-                    // the select (403-406 with the offset alone).
+                    // the select (403-406 with the offset alone). The aligned-only `_w6cka`
+                    // (AL) takes the offset alone: 363-364 us there against 383-386 with the
+                    // select (f32 training pair 1423-1429 against 1446-1452; thirtieth session).
                     if (active) {
                         float* dst = p.chunk_states + ck32;
-                        if constexpr (V < 9)
+                        if constexpr (V < 9 && !AL)
                             dst = ck_small ? dst
                                            : p.chunk_states +
                                                  (((size_t)i * ((L + 7) >> 3) + ((t0 + tc) >> 3)) * dim + c) * 16 + 2 * g;
