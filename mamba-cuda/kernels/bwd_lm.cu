@@ -582,6 +582,10 @@ __device__ __forceinline__ float2 bq_rs4(const float (&v)[8], int g) {
     return make_float2(b[0], b[1]);
 }
 
+// BQ_O32 (default 1): the saved f32 backward's 32-bit row offsets (see `O32` in bwd_lm4).
+#ifndef BQ_O32
+#define BQ_O32 1
+#endif
 #ifndef BQ_EMU_H16
 #define BQ_EMU_H16 0
 #endif
@@ -680,6 +684,16 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     const T* gd = static_cast<const T*>(p.delta) + rowo;
     const T* gz = has_z ? static_cast<const T*>(p.z) + rowo : nullptr;
     const T* go = static_cast<const T*>(p.dout) + rowo;
+    // O32 (SV, f32): the rows of u, delta, z, dout, du, ddelta, dz and the checkpoints
+    // addressed by 32-bit element offsets from the parameters at each use (no 64-bit row
+    // pointers held across the tile loop; ptxas: spills 40 / 76 -> 24 / 36 bytes). The saving
+    // forward exists only where the checkpoints hold fewer than 2^32 floats (ops.rs
+    // `saved_bytes_of`): b d ceil(L / 8) 16 < 2^32, so b d L < 2^31. H200, the f32 training
+    // pair at b8 d2048 N16 L2048: 1425-1435 -> 1296-1300 us (thirtieth session). Not for the
+    // 16-bit types: bf16 1190-1198 -> 1185-1195 (noise), f16 1177-1182 -> 1198-1200 (slower);
+    // with B / C rows by offsets too, every type slower than this.
+    constexpr bool O32 = SV && BQ_O32 && sizeof(T) == 4;
+    [[maybe_unused]] const unsigned rowo32 = (unsigned)rowo;
     // B/C staging: thread -> row r = tid / 4 (B n = r, or C n = r - 16), steps 2 (tid % 4), + 1.
     const int br = tid >> 2, bq = tid & 3;
     const int bn = br & 15;
@@ -690,6 +704,12 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     float* ck = p.ck + ((size_t)i * dim + c) * ntiles * 16 + 4 * g;
     // SV: the saved checkpoints, (b, ntiles, d, 16): checkpoint k at cks + k * dim * 16.
     [[maybe_unused]] const float* cks = p.ck + ((size_t)i * ntiles * dim + c) * 16 + 4 * g;
+    [[maybe_unused]] const unsigned cko32 = (unsigned)(((size_t)i * ntiles * dim + c) * 16 + 4 * g);
+    // Checkpoint k's 16 bytes of this thread.
+    auto ck_ld = [&](int k) -> float4 {
+        if constexpr (O32) return *reinterpret_cast<const float4*>(p.ck + (unsigned)(cko32 + (unsigned)k * (unsigned)dim * 16u));
+        return *reinterpret_cast<const float4*>(cks + (size_t)k * dim * 16);
+    };
 
     float a[4], h[4];
 #pragma unroll
@@ -707,12 +727,24 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
 
     R ru{}, rd{}, rz{}, ro{}, rbc{};
     auto fetch = [&](int k, bool back) {
-        const int t = k * TT + 2 * g;
-        ru = bl_ld2<T>(gu, t, L, vec);
-        rd = bl_ld2<T>(gd, t, L, vec);
-        if (back) {
-            ro = bl_ld2<T>(go, t, L, vec);
-            if (has_z) rz = bl_ld2<T>(gz, t, L, vec);
+        if constexpr (O32) {
+            // Row offset and step relative to the tile (TT even: the same aligned addresses).
+            const unsigned o = rowo32 + (unsigned)(k * TT);
+            const int t = 2 * g, Lr = L - k * TT;
+            ru = bl_ld2<T>(static_cast<const T*>(p.u) + o, t, Lr, vec);
+            rd = bl_ld2<T>(static_cast<const T*>(p.delta) + o, t, Lr, vec);
+            if (back) {
+                ro = bl_ld2<T>(static_cast<const T*>(p.dout) + o, t, Lr, vec);
+                if (has_z) rz = bl_ld2<T>(static_cast<const T*>(p.z) + o, t, Lr, vec);
+            }
+        } else {
+            const int t = k * TT + 2 * g;
+            ru = bl_ld2<T>(gu, t, L, vec);
+            rd = bl_ld2<T>(gd, t, L, vec);
+            if (back) {
+                ro = bl_ld2<T>(go, t, L, vec);
+                if (has_z) rz = bl_ld2<T>(gz, t, L, vec);
+            }
         }
         if (bok && (back || !bis_c)) rbc = bl_ld2<T>(gbc, k * TT + 2 * bq, L, vec);
     };
@@ -809,7 +841,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         fetch(ntiles - 1, true);
         // Kept raw (natural state order) and permuted where it is used: see the loop.
         ckv = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (active) ckv = *reinterpret_cast<const float4*>(cks + (size_t)(ntiles - 1) * dim * 16);
+        if (active) ckv = ck_ld(ntiles - 1);
     } else {
     fetch(0, ntiles == 1);
     for (int k = 0; k < ntiles; ++k) {
@@ -942,7 +974,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
             fetch(k - 1, true);
             if constexpr (SV) {
                 ckv = make_float4(0.f, 0.f, 0.f, 0.f);
-                if (active) ckv = *reinterpret_cast<const float4*>(cks + (size_t)(k - 1) * dim * 16);
+                if (active) ckv = ck_ld(k - 1);
             } else {
                 ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
@@ -1127,10 +1159,18 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 }
             }
             if (active) {
-                const int t = tb + 2 * g;
-                bl_st2<T>(static_cast<T*>(p.du) + rowo, t, L, vec, dub[0], dub[1]);
-                bl_st2<T>(static_cast<T*>(p.ddelta) + rowo, t, L, vec, ddb[0], ddb[1]);
-                if (p.dz) bl_st2<T>(static_cast<T*>(p.dz) + rowo, t, L, vec, dzb[0], dzb[1]);
+                if constexpr (O32) {
+                    const unsigned o = rowo32 + (unsigned)tb;
+                    const int t = 2 * g, Lr = L - tb;
+                    bl_st2<T>(static_cast<T*>(p.du) + o, t, Lr, vec, dub[0], dub[1]);
+                    bl_st2<T>(static_cast<T*>(p.ddelta) + o, t, Lr, vec, ddb[0], ddb[1]);
+                    if (p.dz) bl_st2<T>(static_cast<T*>(p.dz) + o, t, Lr, vec, dzb[0], dzb[1]);
+                } else {
+                    const int t = tb + 2 * g;
+                    bl_st2<T>(static_cast<T*>(p.du) + rowo, t, L, vec, dub[0], dub[1]);
+                    bl_st2<T>(static_cast<T*>(p.ddelta) + rowo, t, L, vec, ddb[0], ddb[1]);
+                    if (p.dz) bl_st2<T>(static_cast<T*>(p.dz) + rowo, t, L, vec, dzb[0], dzb[1]);
+                }
             }
         }
         __syncwarp();
