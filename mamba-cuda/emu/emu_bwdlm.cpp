@@ -7,7 +7,8 @@
 // -DEMU_Q4S: `_q4s`; -DEMU_Q4 -DBQ_EMU_H16=1: `_q4h`'s 16-bit B/C staging, B/C rounded to bf16;
 // add -DEMU_Q4R: `_q4r`; -DEMU_Q4 -DEMU_Q4P: `_q4p` (f32 copies), with -DBQ_EMU_H16=1 its 16-bit
 // copies; -DEMU_Q4PB: `_q4pb`; -DEMU_Q4PB -DEMU_Q4PBS: `_q4pbs`, the checkpoints given in natural
-// order from the f64 forward, as the training forward saves them)
+// order from the f64 forward, as the training forward saves them; -DEMU_Q4PB -DEMU_Q4PBO:
+// `_q4pbo`, `_q4pb` with 32-bit row and checkpoint offsets)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -112,6 +113,8 @@ static void launch(unsigned gx, unsigned gy, const BwdLmParams& p) {
                     blockIdx = {bx, by, 0};
 #if defined(EMU_Q4) && defined(EMU_Q4PBS)
                     bwdlm_f32_q4pbs(p);
+#elif defined(EMU_Q4) && defined(EMU_Q4PBO)
+                    bwdlm_f32_q4pbo(p);
 #elif defined(EMU_Q4) && defined(EMU_Q4PB)
                     bwdlm_f32_q4pb(p);
 #elif defined(EMU_Q4) && defined(EMU_Q4P)

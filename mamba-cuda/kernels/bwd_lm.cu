@@ -639,7 +639,7 @@ __device__ __forceinline__ float4 bq_perm(float4 v, int sg) {
     if (sg & 2) v = make_float4(v.z, v.w, v.x, v.y);
     return v;
 }
-template <typename T, int S, bool SV = false>
+template <typename T, int S, bool SV = false, bool OX = false>
 __device__ void bwd_lm4(const BwdLmParams& p) {
     static_assert(!SV || S == 5, "SV: the q4pb form only");
     typedef typename BlRaw<T>::type R;
@@ -692,7 +692,12 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     // pair at b8 d2048 N16 L2048: 1425-1435 -> 1296-1300 us (thirtieth session). Not for the
     // 16-bit types: bf16 1190-1198 -> 1185-1195 (noise), f16 1177-1182 -> 1198-1200 (slower);
     // with B / C rows by offsets too, every type slower than this.
-    constexpr bool O32 = SV && BQ_O32 && sizeof(T) == 4;
+    // OX (`q4pbo`, f32, not SV): the same 32-bit offsets for the plain backward, whose own
+    // checkpoints ((b, d, ntiles, 16) f32 scratch) are addressed the same way; the host takes
+    // it only where that scratch holds fewer than 2^32 floats (bwd_lm.rs `o32_fits`), so
+    // again b d L < 2^31.
+    constexpr bool O32 = (SV || OX) && BQ_O32 && sizeof(T) == 4;
+    static_assert(!OX || (S == 5 && !SV && sizeof(T) == 4), "OX: the f32 q4pb form only");
     [[maybe_unused]] const unsigned rowo32 = (unsigned)rowo;
     // B/C staging: thread -> row r = tid / 4 (B n = r, or C n = r - 16), steps 2 (tid % 4), + 1.
     const int br = tid >> 2, bq = tid & 3;
@@ -702,6 +707,12 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                          : static_cast<const T*>(p.B) + (((size_t)i * p.b_groups + gb) * N + (bok ? bn : 0)) * L;
     const int ntiles = (L + TT - 1) / TT;
     float* ck = p.ck + ((size_t)i * dim + c) * ntiles * 16 + 4 * g;
+    // OX: the plain backward's checkpoint k of this thread at p.ck + cko32n + 16 k.
+    [[maybe_unused]] const unsigned cko32n = (unsigned)(((size_t)i * dim + c) * ntiles * 16 + 4 * g);
+    auto ckn = [&](int k) -> float* {
+        if constexpr (O32 && !SV) return p.ck + (unsigned)(cko32n + (unsigned)k * 16u);
+        return ck + (size_t)k * 16;
+    };
     // SV: the saved checkpoints, (b, ntiles, d, 16): checkpoint k at cks + k * dim * 16.
     [[maybe_unused]] const float* cks = p.ck + ((size_t)i * ntiles * dim + c) * 16 + 4 * g;
     [[maybe_unused]] const unsigned cko32 = (unsigned)(((size_t)i * ntiles * dim + c) * 16 + 4 * g);
@@ -863,7 +874,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
         else fetch(ntiles - 1, true);
         __syncthreads();
         ckv = make_float4(h[0], h[1], h[2], h[3]);
-        if (active) *reinterpret_cast<float4*>(ck + (size_t)k * 16) = ckv;
+        if (active) *reinterpret_cast<float4*>(ckn(k)) = ckv;
         const float* bc = bc_of(buf);
 #pragma unroll
         for (int t = 0; t < TT; ++t) {
@@ -976,7 +987,7 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
                 ckv = make_float4(0.f, 0.f, 0.f, 0.f);
                 if (active) ckv = ck_ld(k - 1);
             } else {
-                ckv = active ? *reinterpret_cast<const float4*>(ck + (size_t)(k - 1) * 16) : make_float4(0.f, 0.f, 0.f, 0.f);
+                ckv = active ? *reinterpret_cast<const float4*>(ckn(k - 1)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
         }
         __syncthreads();
@@ -1216,6 +1227,10 @@ __device__ void bwd_lm4(const BwdLmParams& p) {
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4pbs(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 5, true>(p);                                                                                      \
     }
+// `q4pbo`: `q4pb` in f32 with 32-bit row and checkpoint offsets (OX).
+extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_f32_q4pbo(const __grid_constant__ BwdLmParams p) {
+    bwd_lm4<float, 5, false, true>(p);
+}
 #define BQ_KERNEL_H(T, SFX)                                                                                      \
     extern "C" __global__ void __launch_bounds__(BQ_NT, 4) bwdlm_##SFX##_q4h(const __grid_constant__ BwdLmParams p) { \
         bwd_lm4<T, 2>(p);                                                                                            \

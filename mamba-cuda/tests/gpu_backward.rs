@@ -595,7 +595,9 @@ fn selective_scan_backward_lm_path() {
 /// `q4s` / `q4h` / `q4r` / `q4p` / `q4pb`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
 /// which, comma-separated) on the shapes above with other random draws (N 1-16, channels
 /// not multiples of the block, L 1 and not multiples of the tile, grouped B/C, every
-/// option), then a shape with many channels (d 1700, L 1030, grouped B).
+/// option), then a shape with many channels (d 1700, L 1030, grouped B). In f32, `q4pb` runs
+/// as `q4pbo` (32-bit row and checkpoint offsets) wherever its checkpoints fit them, as on
+/// every shape here; `MAMBA_CUDA_BWD_LM_O32=0` set for the run keeps the 64-bit `q4pb`.
 #[test]
 fn selective_scan_backward_lm_q4() {
     let Some(be) = backend() else { return };

@@ -149,6 +149,20 @@ pub(crate) fn wanted(g: &Gpu, act: u32, b: usize, dd: usize, n: usize, bg: i32, 
     }
 }
 
+/// Whether the plain f32 `q4pb` backward runs as `q4pbo`, its rows and checkpoints addressed
+/// by 32-bit element offsets (kernels/bwd_lm.cu `OX`): its checkpoint scratch, (b, d,
+/// ceil(L / 8), 16) f32, must hold fewer than 2^32 floats (so b d L < 2^31 too), as the
+/// saving form's checkpoints must (`q4pbs`, which has used these offsets since the
+/// thirtieth session). `MAMBA_CUDA_BWD_LM_O32=0` keeps the 64-bit form.
+fn o32_fits(act: u32, b: usize, dd: usize, ntiles: usize) -> bool {
+    act == dtype::F32
+        && env_usize("MAMBA_CUDA_BWD_LM_O32") != Some(0)
+        && b.checked_mul(dd)
+            .and_then(|x| x.checked_mul(ntiles))
+            .and_then(|x| x.checked_mul(16))
+            .is_some_and(|x| x < (1usize << 32))
+}
+
 fn a256(v: usize) -> usize {
     v.div_ceil(256) * 256
 }
@@ -184,6 +198,11 @@ pub(crate) fn run(
         None => form(act, b * dd, g.sm_count.max(1) as usize),
     };
     let ntiles = l.div_ceil(tt);
+    let v = if v == "_q4pb" && o32_fits(act, b, dd, ntiles) {
+        "_q4pbo"
+    } else {
+        v
+    };
     let b_numel = p.b.numel() as usize;
     let c_numel = p.c.numel() as usize;
     let ck_bytes = if saved.is_some() {
