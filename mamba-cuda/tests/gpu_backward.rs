@@ -592,19 +592,18 @@ fn selective_scan_backward_lm_path() {
 }
 
 /// The `q4*` forms of `bwdlm_*` forced (`MAMBA_CUDA_BWD_LM=1`, `MAMBA_CUDA_BWD_LM_V=q4` /
-/// `q4s` / `q4h` / `q4r` / `q4p` / `q4pb`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
+/// `q4s` / `q4h` / `q4r` / `q4p` / `q4pb` / `q4pbo`: four threads per channel, 8-step tiles; `MAMBA_GPU_BWD_LM_FORMS` lists
 /// which, comma-separated) on the shapes above with other random draws (N 1-16, channels
 /// not multiples of the block, L 1 and not multiples of the tile, grouped B/C, every
-/// option), then a shape with many channels (d 1700, L 1030, grouped B). In f32, `q4pb` runs
-/// as `q4pbo` (32-bit row and checkpoint offsets) wherever its checkpoints fit them, as on
-/// every shape here; `MAMBA_CUDA_BWD_LM_O32=0` set for the run keeps the 64-bit `q4pb`.
+/// option), then a shape with many channels (d 1700, L 1030, grouped B). `q4pbo` is `q4pb`
+/// with, in f32, 32-bit row and checkpoint offsets (every shape here fits them).
 #[test]
 fn selective_scan_backward_lm_q4() {
     let Some(be) = backend() else { return };
     let mut cfgs = scanlm_configs(&mut Rng::new(41));
     let quick = quick_configs(&mut cfgs);
     let forms = std::env::var("MAMBA_GPU_BWD_LM_FORMS")
-        .unwrap_or_else(|_| "q4,q4s,q4h,q4r,q4p,q4pb".into());
+        .unwrap_or_else(|_| "q4,q4s,q4h,q4r,q4p,q4pb,q4pbo".into());
     let old_v = std::env::var_os("MAMBA_CUDA_BWD_LM_V");
     std::env::set_var("MAMBA_CUDA_BWD_LM", "1");
     for form in forms.split(',').filter(|f| !f.is_empty()) {

@@ -103,7 +103,8 @@ fn form(act: u32, channels: usize, sms: usize) -> (&'static str, usize, usize, u
         Some("q4h") => (q4h, TT4, NT4, SMEM4),
         Some("q4r") if act != dtype::F32 => ("_q4r", TT4, NT4, SMEM4),
         Some("q4p") => ("_q4p", TT4, NT4, SMEM4P),
-        Some("q4pb") => ("_q4pb", TT4, NT4, SMEM4P),
+        // `q4pbo`: `q4pb`, in f32 with 32-bit offsets where they fit (`o32_fits`).
+        Some("q4pb") | Some("q4pbo") => ("_q4pb", TT4, NT4, SMEM4P),
         // H200, b8 d2048 N16 L2048, backward alone (seventh session, three device calls,
         // alternating): bf16 `q4h` 1225-1244 us, `q4pb` 1146-1164; f32 `q4s` 1404-1419,
         // `q4pb` 1295-1311.
@@ -153,10 +154,18 @@ pub(crate) fn wanted(g: &Gpu, act: u32, b: usize, dd: usize, n: usize, bg: i32, 
 /// by 32-bit element offsets (kernels/bwd_lm.cu `OX`): its checkpoint scratch, (b, d,
 /// ceil(L / 8), 16) f32, must hold fewer than 2^32 floats (so b d L < 2^31 too), as the
 /// saving form's checkpoints must (`q4pbs`, which has used these offsets since the
-/// thirtieth session). `MAMBA_CUDA_BWD_LM_O32=0` keeps the 64-bit form.
+/// thirtieth session). Off by default until it is timed on the device (the thirty-first
+/// session built it and checked it on the host emulator only; NOTES.md);
+/// `MAMBA_CUDA_BWD_LM_O32=1` or `MAMBA_CUDA_BWD_LM_V=q4pbo` takes it where it fits.
+const O32_DEFAULT: bool = false;
+
 fn o32_fits(act: u32, b: usize, dd: usize, ntiles: usize) -> bool {
+    let on = match env_usize("MAMBA_CUDA_BWD_LM_O32") {
+        Some(v) => v != 0,
+        None => O32_DEFAULT || env_str("MAMBA_CUDA_BWD_LM_V").as_deref() == Some("q4pbo"),
+    };
     act == dtype::F32
-        && env_usize("MAMBA_CUDA_BWD_LM_O32") != Some(0)
+        && on
         && b.checked_mul(dd)
             .and_then(|x| x.checked_mul(ntiles))
             .and_then(|x| x.checked_mul(16))
