@@ -416,6 +416,33 @@ static double emu_rel(const std::vector<double>& got, const std::vector<double>&
 // 71 70 with the M X tiles pipelined through two register sets (PIPE).
 static int g_ssdl_var = 0;
 static int g_hbo = 8;  // VAR 9: heads per outputs block (third argument)
+// EMU_CBH3=1: where a case runs `ssdl_cbh_*_i`, run it, then `ssdl_cbh3_*_i` (the header
+// blocks' loads issued at once) over a NaN-filled scratch, and compare the two scratches bit
+// for bit (the C B^T image and the headers, the same entries written); go on with the
+// second's.
+static int g_cbh3 = 0;
+static long g_cbh3_bad = 0;
+static void launch_cbh(void (*k_old)(SsdParams), void (*k_new)(SsdParams), SsdParams p, int K, int g, int h, int b,
+                       size_t n) {
+    emu_launch(k_old, p, K, g + (h + 7) / 8, b);
+    if (!g_cbh3) return;
+    float* d = p.chunk_decay;
+    std::vector<float> ref(d, d + n);
+    std::fill(d, d + n, NAN);
+    emu_launch(k_new, p, K, g + (h + 7) / 8, b);
+    long bad = 0, nw = 0;
+    for (size_t e = 0; e < n; ++e) {
+        if (std::isnan(ref[e]) != std::isnan(d[e])) {
+            ++bad;
+            continue;
+        }
+        if (std::isnan(ref[e])) continue;
+        ++nw;
+        bad += std::memcmp(&ref[e], &d[e], 4) != 0;
+    }
+    std::printf("  [cbh3: %ld entries, %ld differ] ", nw, bad);
+    g_cbh3_bad += bad != 0;
+}
 template <typename T>
 static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& ro, const std::vector<double>& rf,
                        size_t io, size_t st, std::vector<T>& out, std::vector<float>& fin, double* efin,
@@ -443,7 +470,7 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     if constexpr (std::is_same_v<T, f16_t>) {
         // f16 (Q 128): VAR 28 (N 128, PB 64) with variant 28, else the generic four kernels.
         if (g_ssdl_var == 28 || g_ssdl_var == 60 || g_ssdl_var == 70 || g_ssdl_var == 71) {
-            emu_launch(ssdl_cbh_f16_q128_i, p, K, g + (h + 7) / 8, b);
+            launch_cbh(ssdl_cbh_f16_q128_i, ssdl_cbh3_f16_q128_i, p, K, g, h, b, decay.size());
             if (g_ssdl_var >= 60 && N == 128)
                 emu_launch(ssdlw_states_f16_q128_n128_h1s2, p, P / 64, h, b, 128);
             else if (N == 64 || N == 32)
@@ -509,7 +536,11 @@ static double run_ssdl(SsdParams p, const Case& cs, const std::vector<double>& r
     }
     // VAR 10: C B^T and the headers in one launch.
     const bool n64v = g_ssdl_var == 28 && Q == 128 && (N == 64 || N == 32) && cs.PB == 64;  // VAR 28 at N 64 / 32
-    emu_launch(kcb, p, K, g + (!f32 && ((g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64) || n64v) ? (h + 7) / 8 : 0), b);
+    if constexpr (!f32) {
+        if (kcb == ssdl_cbh_bf16_q128_i) launch_cbh(ssdl_cbh_bf16_q128_i, ssdl_cbh3_bf16_q128_i, p, K, g, h, b, decay.size());
+    }
+    if (f32 || kcb != ssdl_cbh_bf16_q128_i)
+        emu_launch(kcb, p, K, g + (!f32 && ((g_ssdl_var >= 10 && Q == 128 && N == 128 && cs.PB == 64) || n64v) ? (h + 7) / 8 : 0), b);
     if (fuse == 2) {
         emu_launch(kone, p, K * (P / cs.PB), h, b);
         if (flags[0] != 0) std::printf("ticket not reset\n");
@@ -801,6 +832,7 @@ int main(int argc, char** argv) {
     g_only_ssdl = argc > 1 ? std::atoi(argv[1]) : 0;
     g_ssdl_var = argc > 2 ? std::atoi(argv[2]) : 0;
     g_hbo = argc > 3 ? std::atoi(argv[3]) : 8;
+    g_cbh3 = std::getenv("EMU_CBH3") ? std::atoi(std::getenv("EMU_CBH3")) : 0;
     const Case cases[] = {
         {1, 100, 2, 32, 1, 32, 32, 32, 2, true, true, true, true, true, true},
         {1, 100, 2, 32, 1, 32, 64, 16, 1, false, true, false, true, true, false},
@@ -852,6 +884,9 @@ int main(int argc, char** argv) {
         {1, 257, 2, 128, 2, 128, 128, 64, 0, false, true, false, true, false, false},
         {2, 200, 8, 64, 1, 128, 128, 64, 1, true, true, true, true, true, true},
         {1, 129, 12, 64, 2, 128, 128, 64, 2, true, false, true, true, true, false},
+        // Many heads per group.
+        {1, 200, 72, 64, 1, 128, 128, 64, 1, true, true, true, true, true, true},
+        {1, 150, 70, 64, 2, 128, 128, 64, 0, false, true, false, true, true, false},
         // VAR 28 at N 64 (twenty-fifth session): odd L, groups, p 128, L < Q.
         {1, 300, 3, 64, 3, 64, 128, 64, 1, true, true, true, true, true, true},
         {2, 200, 8, 128, 2, 64, 128, 64, 2, true, true, true, true, true, false},
@@ -878,6 +913,8 @@ int main(int argc, char** argv) {
             std::printf("ssdl%s %s b%d L%d h%d p%d g%d N%d Q%d PB%d: out %.3g final %.3g %s\n", fuse == 2 ? "1" : fuse ? "f" : " ", bf == 2 ? "f16 " : bf ? "bf16" : "f32 ", c.b,
                         c.L, c.h, c.p, c.g, c.N, c.Q, c.PB, eo, ef, ok ? "ok" : "FAIL");
         }
+    if (g_cbh3) std::printf("cbh3: %ld launches differ\n", g_cbh3_bad);
+    bad += g_cbh3_bad;
     std::printf("%s\n", bad ? "FAILURES" : "all ok");
     return bad != 0;
 }

@@ -1305,7 +1305,10 @@ __device__ __forceinline__ void ssdl_stage_f(float* dst, const float* src, int n
 // of the chunk as ssdl_scan does (the same arithmetic, so the same values) and writes
 // its header and the chunk decay exp(cs_end): the states and outputs kernels stage the
 // header with their tiles instead of scanning dt on warp 0 while 7 warps wait.
-template <typename T, int Q>
+// UNR (`ssdl_cbh3_*`, `MAMBA_CUDA_SSDL_CBH=3`): the Q * 8 / 256 loads of a thread issued
+// before any softplus (the loop above them waits one global round trip per iteration);
+// the same values.
+template <typename T, int Q, bool UNR = false>
 __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
@@ -1317,14 +1320,31 @@ __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int c = blockIdx.x, j0 = by * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
     const T* dtp = static_cast<const T*>(p.dt);
-    for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
-        const int t = v / 8, jj = v % 8, j = j0 + jj;
-        float s = 0.f;
-        if (t < tn && j < H) {
-            const float raw = ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j);
-            s = step_size(raw + (p.dt_bias ? p.dt_bias[j] : 0.f), p.softplus, p.has_limit, p.lo, p.hi);
+    if constexpr (UNR) {
+        constexpr int NV = Q * 8 / SSDC_THREADS;
+        const int jj = tid % 8, tt = tid / 8, j = j0 + jj;
+        const bool on = j < H;
+        const T* src = dtp + i * p.dt_sb + (long long)(t0 + tt) * p.dt_st + (on ? j : 0);
+        const long long st = (long long)(SSDC_THREADS / 8) * p.dt_st;
+        float raw[NV];
+#pragma unroll
+        for (int u = 0; u < NV; ++u) raw[u] = on && tt + 32 * u < tn ? ldf(src + u * st) : 0.f;
+        const float bias = on && p.dt_bias ? p.dt_bias[j] : 0.f;
+#pragma unroll
+        for (int u = 0; u < NV; ++u) {
+            const int t = tt + 32 * u;
+            s_dt[jj * Q + t] = on && t < tn ? step_size(raw[u] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
         }
-        s_dt[jj * Q + t] = s;
+    } else {
+        for (int v = tid; v < Q * 8; v += SSDC_THREADS) {
+            const int t = v / 8, jj = v % 8, j = j0 + jj;
+            float s = 0.f;
+            if (t < tn && j < H) {
+                const float raw = ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j);
+                s = step_size(raw + (p.dt_bias ? p.dt_bias[j] : 0.f), p.softplus, p.has_limit, p.lo, p.hi);
+            }
+            s_dt[jj * Q + t] = s;
+        }
     }
     __syncthreads();
     const int j = j0 + warp;
@@ -2339,6 +2359,10 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
     ssdl_hdr_k<bf16_t, 128>(p, blockIdx.y);
 }
+// `MAMBA_CUDA_SSDL_CBH=4`: the headers' launch of `=1` with the loads issued at once.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr3_bf16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_hdr_k<bf16_t, 128, true>(p, blockIdx.y);
+}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_states_bf16_q128_mx(const __grid_constant__ SsdParams p) {
     ssdl_states_mh<128, 128, 64, true>(p);
 }
@@ -2376,7 +2400,23 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128
         ssdl_hdr_k<bf16_t, 128>(p, (int)blockIdx.y - p.ngroups);
     }
 }
+// `ssdl_cbh3` (`MAMBA_CUDA_SSDL_CBH=3`): `ssdl_cbh_*_i` with the header blocks' loads issued
+// at once (`ssdl_hdr_k` UNR); the same grid and shared memory.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    if ((int)blockIdx.y < p.ngroups) {
+        ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+    } else {
+        ssdl_hdr_k<bf16_t, 128, true>(p, (int)blockIdx.y - p.ngroups);
+    }
+}
 #ifdef SSDL_HAVE_F16
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_f16_q128_i(const __grid_constant__ SsdParams p) {
+    if ((int)blockIdx.y < p.ngroups) {
+        ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);
+    } else {
+        ssdl_hdr_k<f16_t, 128, true>(p, (int)blockIdx.y - p.ngroups);
+    }
+}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_f16_q128_i(const __grid_constant__ SsdParams p) {
     if ((int)blockIdx.y < p.ngroups) {
         ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);

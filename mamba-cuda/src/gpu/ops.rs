@@ -1306,6 +1306,11 @@ pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
     hb
 }
 
+/// `MAMBA_CUDA_SSDL_CBH` unset (VAR 10 on: C B^T and the per-chunk headers in one launch):
+/// 0, `ssdl_cbh_*_i`. 3: `ssdl_cbh3_*_i`, the same launch with the header blocks' dt loads
+/// issued at once; 1 / 4 (bf16): two launches, the header kernel as in 0 / 3.
+const CBH_DEFAULT: usize = 0;
+
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
 /// `ssdl_combine_bf16` / `ssd_combine` (incoming states in place, final state), `ssdl_out`.
@@ -1372,15 +1377,24 @@ fn ssdl_launch(
         let q = plan.q;
         // VAR 9: C B^T as the bf16 tile image of `ssdl_out_*_h`; 10: with the headers
         // in the same launch (blocks past the groups).
+        // MAMBA_CUDA_SSDL_CBH=3: `ssdl_cbh3_*`, the header blocks' loads issued at once.
+        let cbh = env_usize("MAMBA_CUDA_SSDL_CBH").unwrap_or(CBH_DEFAULT);
         let f0 = g.func(&format!(
             "ssdl_cb{}_{sfx}_q{q}{}",
-            if var0 >= 10 { "h" } else { "" },
+            if var0 >= 10 && cbh == 3 {
+                "h3"
+            } else if var0 >= 10 {
+                "h"
+            } else {
+                ""
+            },
             if var0 >= 9 { "_i" } else { "" }
         ))?;
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
         // MAMBA_CUDA_SSDL_CBH=1 (bf16, VAR 10 on): C B^T and the headers as two launches
         // (`ssdl_cb_*_i`, then `ssdl_hdr_*` without dynamic shared memory).
-        let split_cbh = var0 >= 10 && sfx == "bf16" && env_usize("MAMBA_CUDA_SSDL_CBH") == Some(1);
+        // =4: the same with the header kernel's loads issued at once (`ssdl_hdr3_*`).
+        let split_cbh = var0 >= 10 && sfx == "bf16" && (cbh == 1 || cbh == 4);
         if split_cbh {
             let fc = g.func(&format!("ssdl_cb_{sfx}_q{q}_i"))?;
             g.launch(
@@ -1391,7 +1405,10 @@ fn ssdl_launch(
                 stream,
                 &prm,
             )?;
-            let fh = g.func(&format!("ssdl_hdr_{sfx}_q{q}"))?;
+            let fh = g.func(&format!(
+                "ssdl_hdr{}_{sfx}_q{q}",
+                if cbh == 4 { "3" } else { "" }
+            ))?;
             g.launch(
                 fh,
                 (k as u32, h.div_ceil(8) as u32, b as u32),
