@@ -2393,36 +2393,28 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_bf16_q128_
 // g + ceil(h / 8), b); blockIdx.y < g: C B^T of group blockIdx.y (as `ssdl_cb_bf16_q128_i`),
 // else the headers of heads 8 (blockIdx.y - g) .. + 7 (as `ssdl_hdr_bf16_q128`). The C B^T
 // grid alone (K g b blocks, 128 at the LM shape) does not fill the SMs.
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128_i(const __grid_constant__ SsdParams p) {
+// `ssdl_cbh3` (`MAMBA_CUDA_SSDL_CBH=3`): the same launch with the header blocks' loads
+// issued at once (`ssdl_hdr_k` UNR); the same grid and shared memory.
+template <typename T, bool UNR>
+__device__ __forceinline__ void ssdl_cbh_k(const SsdParams& p) {
     if ((int)blockIdx.y < p.ngroups) {
-        ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
+        ssdl_cb_k<T, 128, true>(p, blockIdx.y);
     } else {
-        ssdl_hdr_k<bf16_t, 128>(p, (int)blockIdx.y - p.ngroups);
+        ssdl_hdr_k<T, 128, UNR>(p, (int)blockIdx.y - p.ngroups);
     }
 }
-// `ssdl_cbh3` (`MAMBA_CUDA_SSDL_CBH=3`): `ssdl_cbh_*_i` with the header blocks' loads issued
-// at once (`ssdl_hdr_k` UNR); the same grid and shared memory.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_bf16_q128_i(const __grid_constant__ SsdParams p) {
+    ssdl_cbh_k<bf16_t, false>(p);
+}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_bf16_q128_i(const __grid_constant__ SsdParams p) {
-    if ((int)blockIdx.y < p.ngroups) {
-        ssdl_cb_k<bf16_t, 128, true>(p, blockIdx.y);
-    } else {
-        ssdl_hdr_k<bf16_t, 128, true>(p, (int)blockIdx.y - p.ngroups);
-    }
+    ssdl_cbh_k<bf16_t, true>(p);
 }
 #ifdef SSDL_HAVE_F16
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_f16_q128_i(const __grid_constant__ SsdParams p) {
-    if ((int)blockIdx.y < p.ngroups) {
-        ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);
-    } else {
-        ssdl_hdr_k<f16_t, 128, true>(p, (int)blockIdx.y - p.ngroups);
-    }
-}
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_f16_q128_i(const __grid_constant__ SsdParams p) {
-    if ((int)blockIdx.y < p.ngroups) {
-        ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);
-    } else {
-        ssdl_hdr_k<f16_t, 128>(p, (int)blockIdx.y - p.ngroups);
-    }
+    ssdl_cbh_k<f16_t, false>(p);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_f16_q128_i(const __grid_constant__ SsdParams p) {
+    ssdl_cbh_k<f16_t, true>(p);
 }
 #endif
 #ifdef SSDL_HAVE_F16
