@@ -1307,9 +1307,11 @@ pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
 }
 
 /// `MAMBA_CUDA_SSDL_CBH` unset (VAR 10 on: C B^T and the per-chunk headers in one launch):
-/// 0, `ssdl_cbh_*_i`. 3: `ssdl_cbh3_*_i`, the same launch with the header blocks' dt loads
-/// issued at once; 1 / 4 (bf16): two launches, the header kernel as in 0 / 3.
-const CBH_DEFAULT: usize = 0;
+/// 3, `ssdl_cbh3_*_i`, the header blocks' dt loads issued at once (15.2 us against 18.5 for
+/// `ssdl_cbh_*_i` at the bf16 LM shape on the H200; per call 340-342 against 343-346 us,
+/// thirty-fourth session). 0: `ssdl_cbh_*_i`, the header loads in a loop; 1 / 4 (bf16): two
+/// launches, the header kernel as in 0 / 3.
+const CBH_DEFAULT: usize = 3;
 
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
