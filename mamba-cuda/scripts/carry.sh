@@ -21,7 +21,7 @@ cp "$(newest gpu_backward)" .device-carry/gpu_backward
 cp "$(newest linkage)" .device-carry/linkage
 cp "$(newest gpu_block_train)" .device-carry/gpu_block_train
 cp "$T/release/examples/mamba-cuda-bench" .device-carry/
-cp mamba-cuda/scripts/device_run.sh mamba-cuda/scripts/sweep_defaults.sh .device-carry/
+cp mamba-cuda/scripts/device_run.sh mamba-cuda/scripts/sweep_defaults.sh mamba-cuda/scripts/device_common.sh .device-carry/
 # The golden runner (the lead's `cargo xtask golden`), when it builds.
 if cargo build --release -p xtask 2>/dev/null; then cp "$T/release/xtask" .device-carry/; fi
 # Debug info stays here; the carry limit is 64 MiB.

@@ -3,13 +3,7 @@
 # (`CBH_DEFAULT = 3`), then a stall survey of every kernel of the open rows (ncu: time, warp
 # instructions, and the stall reasons per issued instruction), to find kernels that wait on
 # chains of global loads as `ssdl_cbh` did.
-set -u
-C=$PWD/.device-carry
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export MAMBA_CUDA_PLUGIN=$C/libmamba_cuda.so
-S0=$(date +%s)
-el() { echo "[$(( $(date +%s) - S0 )) s]"; }
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$PWD/.device-carry/device_common.sh"
 M=gpu__time_duration.sum,smsp__inst_executed.sum,smsp__warps_active.avg.per_cycle_active,smsp__issue_active.avg.pct_of_peak_sustained_active,dram__throughput.avg.pct_of_peak_sustained_elapsed
 M=$M,smsp__average_warp_latency_per_inst_issued.ratio
 for s in long_scoreboard short_scoreboard barrier wait math_pipe_throttle mio_throttle lg_throttle not_selected dispatch_stall no_instruction membar; do

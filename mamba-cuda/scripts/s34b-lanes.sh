@@ -3,13 +3,7 @@
 # (`MAMBA_CUDA_SSD_SPLIT=P MAMBA_CUDA_SSD_LANES=S`: part i on stream i % S), so that one run's
 # chunk states may still be in L2 when its outputs kernel reads them. Per-call timing
 # (alternating, three rounds), ncu DRAM bytes and L2 hit rates, then the split test.
-set -u
-C=$PWD/.device-carry
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export MAMBA_CUDA_PLUGIN=$C/libmamba_cuda.so
-S0=$(date +%s)
-el() { echo "[$(( $(date +%s) - S0 )) s]"; }
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$PWD/.device-carry/device_common.sh"
 for r in 1 2 3; do
   for cfg in "-:-" "8:1" "8:2" "8:4" "4:1" "4:2" "2:1"; do
     P=${cfg%:*}; S=${cfg#*:}; [ "$P" = - ] && P=; [ "$S" = - ] && S=

@@ -2,12 +2,7 @@
 # Thirty-fourth session, call 5: the f32 SSD LM path with C B^T launched after the states
 # kernel (`MAMBA_CUDA_SSD32_CBLATE=1`) against the default order; per-call timing
 # (alternating, three rounds), then the forced tests.
-set -u
-C=$PWD/.device-carry
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export MAMBA_CUDA_PLUGIN=$C/libmamba_cuda.so
-S0=$(date +%s)
-el() { echo "[$(( $(date +%s) - S0 )) s]"; }
+. "$PWD/.device-carry/device_common.sh"
 for r in 1 2 3; do
   for v in 0 1; do
     MAMBA_CUDA_SSD32_CBLATE=$v MAMBA_BENCH_SSD="8,2048,80,64,128;8,1000,80,64,128;4,2048,32,64,128;2,2048,80,64,128" \
