@@ -3,13 +3,7 @@
 # blocks' dt loads issued at once) and `=4` (two launches, the header kernel likewise) against
 # `ssdl_cbh` at the SSD LM shapes: ncu kernel times, per-call timing alternating, the forced
 # tests and the sanitizer.
-set -u
-C=$PWD/.device-carry
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export MAMBA_CUDA_PLUGIN=$C/libmamba_cuda.so
-S0=$(date +%s)
-el() { echo "[$(( $(date +%s) - S0 )) s]"; }
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$PWD/.device-carry/device_common.sh"
 for m in 0 3 1 4; do
   MAMBA_CUDA_SSDL_CBH=$m MAMBA_BENCH_DTYPE=bf16 MAMBA_BENCH_SSD="8,2048,80,64,128" \
     timeout 60 $NCU --clock-control none -k regex:"ssdl_cb|ssdl_hdr" -c 4 --metrics gpu__time_duration.sum \
