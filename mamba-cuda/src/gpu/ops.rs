@@ -1379,7 +1379,8 @@ fn ssdl_launch(
         let q = plan.q;
         // VAR 9: C B^T as the bf16 tile image of `ssdl_out_*_h`; 10: with the headers
         // in the same launch (blocks past the groups).
-        // MAMBA_CUDA_SSDL_CBH=3: `ssdl_cbh3_*`, the header blocks' loads issued at once.
+        // MAMBA_CUDA_SSDL_CBH (default `CBH_DEFAULT`, 3: `ssdl_cbh3_*`, the header blocks'
+        // loads issued at once; 0: `ssdl_cbh_*`).
         let cbh = env_usize("MAMBA_CUDA_SSDL_CBH").unwrap_or(CBH_DEFAULT);
         let f0 = g.func(&format!(
             "ssdl_cb{}_{sfx}_q{q}{}",
