@@ -2359,7 +2359,8 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 3) ssdl_out_bf16_q128
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr_bf16_q128(const __grid_constant__ SsdParams p) {
     ssdl_hdr_k<bf16_t, 128>(p, blockIdx.y);
 }
-// `MAMBA_CUDA_SSDL_CBH=4`: the headers' launch of `=1` with the loads issued at once.
+// `MAMBA_CUDA_SSDL_CBH=4`: the headers' launch of `=1` with the loads issued at once (and
+// of `=6` / `=7`, the default where it applies: ops.rs `CBH_DEFAULT`).
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr3_bf16_q128(const __grid_constant__ SsdParams p) {
     ssdl_hdr_k<bf16_t, 128, true>(p, blockIdx.y);
 }
@@ -2415,6 +2416,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh_f16_q128_
 }
 extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cbh3_f16_q128_i(const __grid_constant__ SsdParams p) {
     ssdl_cbh_k<f16_t, true>(p);
+}
+// `MAMBA_CUDA_SSDL_CBH=6` / `=7` in f16 (thirty-fifth session): the two launches of `=4`.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2) ssdl_cb_f16_q128_i(const __grid_constant__ SsdParams p) {
+    ssdl_cb_k<f16_t, 128, true>(p, blockIdx.y);
+}
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS) ssdl_hdr3_f16_q128(const __grid_constant__ SsdParams p) {
+    ssdl_hdr_k<f16_t, 128, true>(p, blockIdx.y);
 }
 #endif
 #ifdef SSDL_HAVE_F16

@@ -143,6 +143,49 @@ pub(crate) struct AuxStreams {
     joins: Vec<u64>,
 }
 
+impl AuxStreams {
+    /// Creates the fork event and `n` streams with their join events, where missing.
+    fn ensure(&mut self, n: usize) -> PResult<()> {
+        let event = || -> PResult<u64> {
+            let mut e: cu::CUevent = std::ptr::null_mut();
+            // SAFETY: creates an event into a local (timing off: fork / join only).
+            let r = unsafe {
+                cu::cuEventCreate(&mut e, 2 /* CU_EVENT_DISABLE_TIMING */)
+            };
+            check(r, "cuEventCreate")?;
+            Ok(e as u64)
+        };
+        if self.fork == 0 {
+            self.fork = event()?;
+        }
+        while self.streams.len() < n {
+            let mut s: cu::CUstream = std::ptr::null_mut();
+            // SAFETY: creates a stream into a local.
+            let r = unsafe {
+                cu::cuStreamCreate(&mut s, 1 /* CU_STREAM_NON_BLOCKING */)
+            };
+            check(r, "cuStreamCreate")?;
+            self.streams.push(s as u64);
+            self.joins.push(event()?);
+        }
+        Ok(())
+    }
+}
+
+/// Records a live event (made by [`AuxStreams::ensure`]) on a live stream.
+fn aux_record(e: u64, s: u64) -> PResult<()> {
+    // SAFETY: both handles are live (the caller's stream, the plugin's event).
+    let r = unsafe { cu::cuEventRecord(e as cu::CUevent, s as cu::CUstream) };
+    check(r, "cuEventRecord")
+}
+
+/// Orders a live stream after a live event's last record.
+fn aux_wait(s: u64, e: u64) -> PResult<()> {
+    // SAFETY: as above.
+    let r = unsafe { cu::cuStreamWaitEvent(s as cu::CUstream, e as cu::CUevent, 0) };
+    check(r, "cuStreamWaitEvent")
+}
+
 /// A stream's kept scratch for the chained scans: flags (zeroed once when allocated; each
 /// call uses two fresh flag values, so no call has to clear them) and data.
 #[derive(Default)]
@@ -598,41 +641,10 @@ impl Gpu {
             return run(0, stream);
         }
         let mut aux = self.aux.lock().unwrap_or_else(|e| e.into_inner());
-        let event = || -> PResult<u64> {
-            let mut e: cu::CUevent = std::ptr::null_mut();
-            // SAFETY: creates an event into a local (timing off: fork / join only).
-            let r = unsafe {
-                cu::cuEventCreate(&mut e, 2 /* CU_EVENT_DISABLE_TIMING */)
-            };
-            check(r, "cuEventCreate")?;
-            Ok(e as u64)
-        };
-        if aux.fork == 0 {
-            aux.fork = event()?;
-        }
-        while aux.streams.len() < parts - 1 {
-            let mut s: cu::CUstream = std::ptr::null_mut();
-            // SAFETY: creates a stream into a local.
-            let r = unsafe {
-                cu::cuStreamCreate(&mut s, 1 /* CU_STREAM_NON_BLOCKING */)
-            };
-            check(r, "cuStreamCreate")?;
-            aux.streams.push(s as u64);
-            aux.joins.push(event()?);
-        }
-        let record = |e: u64, s: u64| {
-            // SAFETY: records a live event (created above) on a live stream.
-            let r = unsafe { cu::cuEventRecord(e as cu::CUevent, s as cu::CUstream) };
-            check(r, "cuEventRecord")
-        };
-        let wait = |s: u64, e: u64| {
-            // SAFETY: orders a live stream after a live event's last record.
-            let r = unsafe { cu::cuStreamWaitEvent(s as cu::CUstream, e as cu::CUevent, 0) };
-            check(r, "cuStreamWaitEvent")
-        };
-        record(aux.fork, stream)?;
+        aux.ensure(parts - 1)?;
+        aux_record(aux.fork, stream)?;
         for &s in &aux.streams[..parts - 1] {
-            wait(s, aux.fork)?;
+            aux_wait(s, aux.fork)?;
         }
         let mut first = run(0, stream);
         for i in 1..parts {
@@ -641,12 +653,43 @@ impl Gpu {
             if first.is_ok() {
                 first = r;
             }
-            let r = record(j, s).and_then(|_| wait(stream, j));
+            let r = aux_record(j, s).and_then(|_| aux_wait(stream, j));
             if first.is_ok() {
                 first = r;
             }
         }
         first
+    }
+
+    /// `main` on `stream` and `side` beside it on the plugin's first own stream, both
+    /// ordered after everything enqueued on `stream` before, and `stream` after both (as
+    /// [`Gpu::concurrently`] with two pieces, but `main` is enqueued first, so that its
+    /// blocks are dispatched first). Where the plugin's streams are in use (this call is
+    /// itself a piece of [`Gpu::concurrently`], or another thread is enqueuing a split
+    /// call), `side` then `main` run on `stream`, one after the other.
+    pub(crate) fn overlapped(
+        &self,
+        stream: u64,
+        main: impl FnOnce(u64) -> PResult<()>,
+        side: impl FnOnce(u64) -> PResult<()>,
+    ) -> PResult<()> {
+        let mut aux = match self.aux.try_lock() {
+            Ok(a) => a,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                side(stream)?;
+                return main(stream);
+            }
+        };
+        aux.ensure(1)?;
+        let (s, j) = (aux.streams[0], aux.joins[0]);
+        aux_record(aux.fork, stream)?;
+        let first = main(stream);
+        let r = aux_wait(s, aux.fork)
+            .and_then(|_| side(s))
+            .and_then(|_| aux_record(j, s))
+            .and_then(|_| aux_wait(stream, j));
+        first.and(r)
     }
 
     pub(crate) fn free_async(&self, p: u64, stream: u64) -> PResult<()> {

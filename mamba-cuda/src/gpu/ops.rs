@@ -1306,12 +1306,22 @@ pub(crate) fn ssd_heads_per_block(var: &str, heads_per_group: usize) -> usize {
     hb
 }
 
-/// `MAMBA_CUDA_SSDL_CBH` unset (VAR 10 on: C B^T and the per-chunk headers in one launch):
-/// 3, `ssdl_cbh3_*_i`, the header blocks' dt loads issued at once (15.2 us against 18.5 for
-/// `ssdl_cbh_*_i` at the bf16 LM shape on the H200; per call 340-342 against 343-346 us,
-/// thirty-fourth session). 0: `ssdl_cbh_*_i`, the header loads in a loop; 1 / 4 (bf16): two
-/// launches, the header kernel as in 0 / 3.
-const CBH_DEFAULT: usize = 3;
+/// `MAMBA_CUDA_SSDL_CBH` unset (VAR 10 on: C B^T and the per-chunk headers): 7 where the
+/// states kernel is VAR 60's `ssdlw_states_*_q128_n128_h1s2` (the bf16 / f16 LM shapes): the
+/// header kernel `ssdl_hdr3_*`, then the states kernel, with C B^T (`ssdl_cb_*_i`) beside the
+/// states kernel on the plugin's own stream ([`Gpu::overlapped`]), ordered after the header
+/// kernel so that its blocks find the states grid queued first and fill its last wave; the
+/// states kernel starts after the 8 us header kernel instead of the 15 us fused launch. bf16
+/// b8 L2048 h80 on the H200, per call, four rounds: 330.9-333.0 us against 336.7-339.7 for 3;
+/// the full benchmark 329.8 (338.96 in the thirty-fourth session's); level at b8 L1000 and
+/// at the smaller shapes (thirty-fifth session). 6: the same with C B^T ordered after the
+/// call's start only (beside the header kernel too): 327.6-340.5 us, two modes (when its
+/// blocks take SM slots before the states grid is out, the states kernel's last wave is left
+/// unfilled). Elsewhere 3, `ssdl_cbh3_*_i`, the fused launch with the header blocks' dt
+/// loads issued at once (15.2 us against 18.5 for `ssdl_cbh_*_i`; thirty-fourth session).
+/// 0: `ssdl_cbh_*_i`, the header loads in a loop; 1 / 4 (bf16): two launches on one stream,
+/// the header kernel as in 0 / 3.
+const CBH_DEFAULT: usize = 7;
 
 /// The four-kernel chunked SSD (`ssdl`, kernels/ssd_chunk.cu): `ssdl_cb` (C B^T per
 /// (batch, group, chunk)), `ssdl_states` (local chunk end states, bf16 for bf16 storage),
@@ -1379,12 +1389,20 @@ fn ssdl_launch(
         let q = plan.q;
         // VAR 9: C B^T as the bf16 tile image of `ssdl_out_*_h`; 10: with the headers
         // in the same launch (blocks past the groups).
-        // MAMBA_CUDA_SSDL_CBH (default `CBH_DEFAULT`, 3: `ssdl_cbh3_*`, the header blocks'
-        // loads issued at once; 0: `ssdl_cbh_*`).
+        // MAMBA_CUDA_SSDL_CBH (`CBH_DEFAULT`): 7 where the states kernel is VAR 60's (one
+        // head per block, two buffers): the header kernel, then the states kernel with C B^T
+        // beside it (ordered after the header kernel); 6: C B^T beside both; elsewhere as 3
+        // (`ssdl_cbh3_*`); 0: `ssdl_cbh_*`.
         let cbh = env_usize("MAMBA_CUDA_SSDL_CBH").unwrap_or(CBH_DEFAULT);
+        let fork = (cbh == 6 || cbh == 7)
+            && fuse == 0
+            && q == 128
+            && (sfx == "bf16" || sfx == "f16")
+            && var0 >= 60
+            && ssdlw_shape(var0) == (128, 1, 2, "");
         let f0 = g.func(&format!(
             "ssdl_cb{}_{sfx}_q{q}{}",
-            if var0 >= 10 && cbh == 3 {
+            if var0 >= 10 && (cbh == 3 || cbh == 6 || cbh == 7) {
                 "h3"
             } else if var0 >= 10 {
                 "h"
@@ -1396,31 +1414,37 @@ fn ssdl_launch(
         let cb_smem = ssdl_smem(es, q, plan.pb, n, 2);
         // MAMBA_CUDA_SSDL_CBH=1 (bf16, VAR 10 on): C B^T and the headers as two launches
         // (`ssdl_cb_*_i`, then `ssdl_hdr_*` without dynamic shared memory).
-        // =4: the same with the header kernel's loads issued at once (`ssdl_hdr3_*`).
-        let split_cbh = var0 >= 10 && sfx == "bf16" && (cbh == 1 || cbh == 4);
-        if split_cbh {
-            let fc = g.func(&format!("ssdl_cb_{sfx}_q{q}_i"))?;
-            g.launch(
-                fc,
-                (k as u32, ng as u32, b as u32),
-                256,
-                cb_smem,
-                stream,
-                &prm,
-            )?;
-            let fh = g.func(&format!(
-                "ssdl_hdr{}_{sfx}_q{q}",
-                if cbh == 4 { "3" } else { "" }
-            ))?;
+        // =4: the same with the header kernel's loads issued at once (`ssdl_hdr3_*`); =6 / 7
+        // (bf16 / f16) as 4 on two streams (above).
+        let split_cbh = var0 >= 10 && (fork || (sfx == "bf16" && (cbh == 1 || cbh == 4)));
+        let (fc, fh) = if split_cbh {
+            (
+                g.func(&format!("ssdl_cb_{sfx}_q{q}_i"))?,
+                g.func(&format!(
+                    "ssdl_hdr{}_{sfx}_q{q}",
+                    if cbh == 1 { "" } else { "3" }
+                ))?,
+            )
+        } else {
+            (f0, f0)
+        };
+        let launch_cb =
+            |s: u64| g.launch(fc, (k as u32, ng as u32, b as u32), 256, cb_smem, s, &prm);
+        let launch_hdr = |s: u64| {
             g.launch(
                 fh,
                 (k as u32, h.div_ceil(8) as u32, b as u32),
                 256,
                 0,
-                stream,
+                s,
                 &prm,
-            )?;
-        } else {
+            )
+        };
+        if split_cbh && !fork {
+            launch_cb(stream)?;
+            launch_hdr(stream)?;
+        }
+        if !split_cbh {
             let gy = if var0 >= 10 { ng + h.div_ceil(8) } else { ng };
             g.launch(
                 f0,
@@ -1470,7 +1494,15 @@ fn ssdl_launch(
                 let f1 = g.func(&format!("ssdlw_states_{sfx}_q{q}_n{nb}_h{hb}s{ns}{sx}"))?;
                 let smem = ns * (q * nb * 2 + hb * (q * 64 * 2 + 2 * q * 4)) + 1024;
                 let grid_w = (((p / 64) * (n / nb)) as u32, (h / hb) as u32, b as u32);
-                g.launch(f1, grid_w, 128 * hb as u32, smem, stream, &prm)?;
+                let states = |s: u64| g.launch(f1, grid_w, 128 * hb as u32, smem, s, &prm);
+                if fork && cbh == 7 {
+                    launch_hdr(stream)?;
+                    g.overlapped(stream, states, launch_cb)?;
+                } else if fork {
+                    g.overlapped(stream, |s| launch_hdr(s).and_then(|_| states(s)), launch_cb)?;
+                } else {
+                    states(stream)?;
+                }
             } else if var >= 22 && (h / ng).is_multiple_of(hb) {
                 // `ssdlb_states{hb}`: HB heads per block (256 HB threads), B staged once;
                 // `_s3`: three buffers of a chunk, `_h{ns}`: ns buffers of half a chunk.
