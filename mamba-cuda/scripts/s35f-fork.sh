@@ -15,7 +15,7 @@ for r in 1 2 3; do
       timeout 60 "$C/mamba-cuda-bench" 2>&1 | grep -E "^ssd" | sed "s/^/r$r cbh=$m /"
   done
 done > "$OUT/timing.txt"
-awk '{k=$4" "$5" "$6" "$7" "$9; v[k" "$2]=v[k" "$2]" "$10} END {for (x in v) print x ":" v[x]}' "$OUT/timing.txt" | sort
+medians "$OUT/timing.txt"
 el
 for tool in memcheck racecheck; do
   MAMBA_CUDA_SSDL_CBH=6 MAMBA_GPU_QUICK=1 MAMBA_GPU_SSD_IMPLS=lm,lm16 MAMBA_GPU_SSDL_VARS=71 timeout 120 compute-sanitizer --tool $tool --print-limit 20 \

@@ -14,7 +14,7 @@ for r in 1 2 3 4; do
     done
   done
 done > "$OUT/timing.txt"
-awk '{k=$4" "$5" "$6" "$7" "$9; v[k" "$2]=v[k" "$2]" "$10} END {for (x in v) print x ":" v[x]}' "$OUT/timing.txt" | sort
+medians "$OUT/timing.txt"
 el
 MAMBA_CUDA_SSDL_CBH=7 bash "$C/device_run.sh" bench > "$OUT/bench.txt" 2>&1
 grep -E "rc=|^ssd (f32|bf16|f16) b8 L2048|^scan1 f32 b2 d384 N64 L(400|800)|block" "$OUT/bench.txt" | head -20
