@@ -157,7 +157,12 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
             ps.B_st = (long long)g * N;
             ps.out = bin.data();
             if (sseq == 7 && N == 128) emu_launch_t(ssdlw_states_f32_q128_n128, ps, P / PB, h, b, 256);
-            else emu_launch(nb == 64 ? ssdl32_sseqh_n64 : ssdl32_sseqh_n128, ps, (P / PB) * (N / nb), h, b);
+            else if (std::getenv("EMU_SE") && std::atoi(std::getenv("EMU_SE")) == 1) {
+                // EMU_SE=1: the forms with less staging between chunks (`_n64e` / `_n128e`, the
+                // plugin's default).
+                std::fprintf(stderr, "(sseqh e)\n");
+                emu_launch(nb == 64 ? ssdl32_sseqh_n64e : ssdl32_sseqh_n128e, ps, (P / PB) * (N / nb), h, b);
+            } else emu_launch(nb == 64 ? ssdl32_sseqh_n64 : ssdl32_sseqh_n128, ps, (P / PB) * (N / nb), h, b);
         } else emu_launch(sseq == 2 ? ssdl32_sseq_s2 : ssdl32_sseq_s1, p, (P / PB) * (N / 64), h, b);
     } else {
         emu_launch(N == 128 ? ssdl32_states_n128 : ssdl32_states_n64, p, K * (P / PB), h / cs.hb, b);
@@ -190,7 +195,9 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
         // EMU_OWG=1 (with EMU_MX16=1): `_pfm` with C S^T on wgmma (`ssdlw_out_f32_pfw`).
         const bool owg = mx16 && std::getenv("EMU_OWG") && std::atoi(std::getenv("EMU_OWG")) == 1;
         if (owg) std::fprintf(stderr, "(pfw)\n");
-        emu_launch(owg ? ssdlw_out_f32_pfw : mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po,
+        // EMU_MXD=2 (with EMU_OWG=1): `_pfw2`, M X's C B^T quads two tiles ahead.
+        const bool d2 = owg && std::getenv("EMU_MXD") && std::atoi(std::getenv("EMU_MXD")) == 2;
+        emu_launch(d2 ? ssdlw_out_f32_pfw2 : owg ? ssdlw_out_f32_pfw : mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po,
                    K * (P / PB), h, b);
     } else if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);
     else emu_launch(N == 128 ? ssdl32_out_n128 : ssdl32_out_n64, p, K * (P / PB), h, b);

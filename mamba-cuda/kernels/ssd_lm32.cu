@@ -44,10 +44,31 @@
 #define L32_GLOBAL extern "C" __global__
 #endif
 
+#ifdef MAMBA_EMU
+// The emulator's cp.async (thirty-sixth session): a copy lands in shared memory only when a
+// wait_group of its thread covers its committed group, as on the device, so that a read
+// before the wait (or of a group still in flight) sees stale bytes and fails the checks
+// (the copies used to land at issue, which hid such orderings). The source is read at issue.
+struct L32EmuCopy {
+    unsigned char* dst;
+    unsigned char data[16];
+};
+thread_local std::vector<L32EmuCopy> g_l32_open;
+thread_local std::vector<std::vector<L32EmuCopy>> g_l32_groups;
+inline void l32_emu_wait(int n) {
+    while ((int)g_l32_groups.size() > n) {
+        for (const auto& c : g_l32_groups.front()) std::memcpy(c.dst, c.data, 16);
+        g_l32_groups.erase(g_l32_groups.begin());
+    }
+}
+#endif
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
 #ifdef MAMBA_EMU
-    if (bytes) std::memcpy(smem, gmem, 16);
-    else std::memset(smem, 0, 16);
+    L32EmuCopy c;
+    c.dst = static_cast<unsigned char*>(smem);
+    if (bytes) std::memcpy(c.data, gmem, 16);
+    else std::memset(c.data, 0, 16);
+    g_l32_open.push_back(c);
 #else
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
@@ -56,13 +77,21 @@ __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes
 __device__ __forceinline__ void l32_commit() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.commit_group;\n" ::);
+#else
+    g_l32_groups.push_back(std::move(g_l32_open));
+    g_l32_open.clear();
 #endif
 }
-__device__ __forceinline__ void l32_wait_all() {
+// Waits until at most N of this thread's committed copy groups are in flight.
+template <int N>
+__device__ __forceinline__ void l32_wait_group() {
 #ifndef MAMBA_EMU
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#else
+    l32_emu_wait(N);
 #endif
 }
+__device__ __forceinline__ void l32_wait_all() { l32_wait_group<0>(); }
 
 // `rows` rows of `cols` floats (a multiple of 4) with 16-byte async copies: src row r at
 // src + r * st, dst row r at dst + r * ld; rows >= nvalid are zero-filled (src not read).
@@ -785,10 +814,19 @@ __device__ __forceinline__ void l32_ldm_t(unsigned (&r)[4], const void* addr) {
 // B from the [t][n] halves; three mma.sync m16n8k16 per tile and k16 (A_lo B_hi, A_hi B_lo,
 // A_hi B_hi); S = dec S + (acc / s_q) / s_n.
 // Shared memory: the header, the x tile, 1 / s_q, the split B tile, 1 / s_n.
-__host__ __device__ constexpr int l32_sseqh_smem(int nb) {
-    return l32_hdr_bytes() + L32_Q * (L32_PB + 4) * 4 + L32_PB * 4 + L32_Q * (nb + 4) * 4 + nb * 4;
+//
+// E (`_n128e` / `_n64e`, `MAMBA_CUDA_SSD32_SE=1`; thirty-sixth session): less of chunk c + 1's
+// staging on the path between chunks. Without E, the second half of the stage (x and B rows
+// Q / 2 .., 1 / s_n, the header: ~50 KB at NB 128) is issued after the fold of chunk c and
+// waited for at once at the top of chunk c + 1. With E the header goes with the first half
+// (mid-chunk; two header buffers, by chunk parity), and the second half is two copy groups:
+// the x rows first, then the B rows and 1 / s_n; the top of the chunk waits for all but that
+// last group (the split needs x and the header only), and the B rows are waited for before
+// the second half of the products, behind the store of S_in, the split and the first half.
+__host__ __device__ constexpr int l32_sseqh_smem(int nb, bool e = false) {
+    return (e ? 2 : 1) * l32_hdr_bytes() + L32_Q * (L32_PB + 4) * 4 + L32_PB * 4 + L32_Q * (nb + 4) * 4 + nb * 4;
 }
-template <int NB>
+template <int NB, bool E = false>
 __device__ void l32_sseqh(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -806,8 +844,9 @@ __device__ void l32_sseqh(const SsdParams& p) {
     const float* x = static_cast<const float*>(p.x);
     const float* Bh = static_cast<const float*>(p.B);
     const float* inv_b = static_cast<const float*>(p.out);
-    unsigned char* hdr = smem_raw;
-    float* bx = reinterpret_cast<float*>(smem_raw + l32_hdr_bytes());
+    // E: chunk c's header in buffer c & 1.
+    auto hdr_of = [&](int c) { return smem_raw + (E ? (c & 1) * l32_hdr_bytes() : 0); };
+    float* bx = reinterpret_cast<float*>(smem_raw + (E ? 2 : 1) * l32_hdr_bytes());
     float* s_iq = bx + Q * LDX;
     float* bb = s_iq + PB;
     float* s_in = bb + Q * LDB;
@@ -823,12 +862,13 @@ __device__ void l32_sseqh(const SsdParams& p) {
         const float* xs = x + i * p.x_sb + (long long)t0 * p.x_st + (long long)j * P + q0;
         const float* bs = Bh + i * p.B_sb + (long long)t0 * p.B_st + (long long)k * N + n0;
         l32_stage_t<QH, PB, LDX>(bx + r0 * LDX, xs + r0 * p.x_st, p.x_st, L - t0 - r0, xs);
+        if (E && half) l32_commit();  // the x rows: their own group
         l32_stage_t<QH, NB, LDB>(bb + r0 * LDB, bs + r0 * p.B_st, p.B_st, L - t0 - r0, bs);
         if (half) {
             const float* ib = inv_b + (((size_t)i * K + c) * G + k) * N + n0;
             if (tid < NB / 4) l32_cp16(s_in + 4 * tid, ib + 4 * tid, 16);
-            l32_stage_hdr(hdr, p, head * K + c);
         }
+        if (half != (int)E) l32_stage_hdr(hdr_of(c), p, head * K + c);  // E: with the first half
         l32_commit();
     };
     // S[mi][ni][2 h + e]: q = 32 mp + 16 mi + 8 h + g, n = n0 + 8 NT ng + 8 ni + 2 c4 + e.
@@ -870,8 +910,11 @@ __device__ void l32_sseqh(const SsdParams& p) {
     stage(0, 0);
     stage(0, 1);
     for (int c = 0; c < K; ++c) {
-        l32_wait_all();
+        // E: the last group (chunk c's B rows Q / 2 .. and 1 / s_n) may stay in flight.
+        if constexpr (E) l32_wait_group<1>();
+        else l32_wait_all();
         __syncthreads();
+        const unsigned char* hdr = hdr_of(c);
         // S_in[c] out (the outputs kernel reads it), from the registers.
         store_S(p.chunk_states + ((head * K + c) * P + q0) * (size_t)N + n0);
         {
@@ -945,7 +988,11 @@ __device__ void l32_sseqh(const SsdParams& p) {
         }
         };
         ksteps(0, Q / 2);
-        if (c + 1 < K) {
+        if constexpr (E) {
+            l32_wait_all();
+            __syncthreads();  // chunk c's B rows Q / 2 .. and 1 / s_n; every warp past rows .. Q / 2 - 1
+            if (c + 1 < K) stage(c + 1, 0);
+        } else if (c + 1 < K) {
             __syncthreads();  // every warp is past rows 0 .. Q / 2 - 1 of x and B
             stage(c + 1, 0);
         }
@@ -976,6 +1023,12 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64(const __grid_
 L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(const __grid_constant__ SsdParams p) {
     l32_sseqh<128>(p);
 }
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 3) ssdl32_sseqh_n64e(const __grid_constant__ SsdParams p) {
+    l32_sseqh<64, true>(p);
+}
+L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128e(const __grid_constant__ SsdParams p) {
+    l32_sseqh<128, true>(p);
+}
 
 // M X left of the diagonal for `ssdl32_out_n128_pfm` (l32_out's MX16, see there): y holds C
 // S^T in the common scaled units. V X is split into the S tile's bytes (dead after C S^T),
@@ -985,7 +1038,11 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128(const __grid
 // ch stored at ch ^ (s & 7) (the 8 rows of an ldmatrix then fall on distinct banks). Then
 // warp mt = w: y = y R_j + CB_j (V X)_j for j < mt (A from the split C B^T in global
 // memory, a tile ahead; B by ldmatrix .trans), and y F_t / (s_t s_q) through `undo`.
-template <int Q, int PB, int LDX, class UNDO>
+//
+// D2 (`ssdlw_out_f32_pfw2`, `MAMBA_CUDA_SSD32_MXD=2`; thirty-sixth session): the A quads two
+// tiles ahead instead of one (tiles 0 and 1 load while V X is split). The H200's stall
+// samples of `_pfw` put 3.6% of them on the first use of the quads loaded one tile ahead.
+template <int Q, int PB, int LDX, class UNDO, bool D2 = false>
 __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* bx, float* ss, const float* s_v,
                                              const float* s_f, const float* s_r, const float* s_sq, const float* cbm,
                                              int t0, int L, int warp, int lane, UNDO undo) {
@@ -998,6 +1055,12 @@ __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* b
     const uint4* a1p = reinterpret_cast<const uint4*>(cbm + (size_t)tr1 * Q) + c4;
     const uint4 z4 = {0u, 0u, 0u, 0u};
     uint4 w0 = mt > 0 && v0 ? a0p[0] : z4, w1 = mt > 0 && v1 ? a1p[0] : z4;
+    // D2: tile 1's quads (then tile j + 2's at tile j).
+    [[maybe_unused]] uint4 x0 = z4, x1 = z4;
+    if constexpr (D2) {
+        x0 = mt > 1 && v0 ? a0p[4] : z4;
+        x1 = mt > 1 && v1 ? a1p[4] : z4;
+    }
     __syncthreads();  // every warp is past C S^T
     {
         // Lane (hl, kq, tq) = (l / 16, (l / 4) % 4, l % 4), step m: row s = 16 w + 2 (m / 2) + hl,
@@ -1028,10 +1091,11 @@ __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* b
     const int mat = lane >> 3, r8 = lane & 7;
     const unsigned char* bbase = vx + (r8 + 8 * (mat & 1)) * 256;
     for (int j = 0; j < mt; ++j) {
+        constexpr int AH = D2 ? 2 : 1;  // tiles ahead
         uint4 n0 = z4, n1 = z4;
-        if (j + 1 < mt) {
-            n0 = v0 ? a0p[4 * (j + 1)] : z4;
-            n1 = v1 ? a1p[4 * (j + 1)] : z4;
+        if (j + AH < mt) {
+            n0 = v0 ? a0p[4 * (j + AH)] : z4;
+            n1 = v1 ? a1p[4 * (j + AH)] : z4;
         }
         const float rj = s_r[j];
 #pragma unroll
@@ -1058,8 +1122,15 @@ __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* b
                 l32_mma_f16(ya, ah, bhi);
             }
         }
-        w0 = n0;
-        w1 = n1;
+        if constexpr (D2) {
+            w0 = x0;
+            w1 = x1;
+            x0 = n0;
+            x1 = n1;
+        } else {
+            w0 = n0;
+            w1 = n1;
+        }
     }
     undo(s_f[tr0], s_f[tr1]);
 }
@@ -1095,7 +1166,8 @@ __device__ __forceinline__ void l32_out_mx16(float (&y)[2][4][4], const float* b
 // so the m64n64 accumulators are `y` as `_pfm` lays it out. Each warpgroup (rows 64 wg ..)
 // issues 3 wgmma per k16 step (C_lo S_hi, C_hi S_lo, C_hi S_hi), A = the split C quads from
 // registers in two banks of two k16 steps.
-template <int N, bool PF = false, bool F16 = false, bool BAL = false, bool MX16 = false, bool WG = false>
+template <int N, bool PF = false, bool F16 = false, bool BAL = false, bool MX16 = false, bool WG = false,
+          bool D2 = false>
 __device__ void l32_out(const SsdParams& p) {
 #ifdef MAMBA_EMU
     unsigned char* smem_raw = g_smem_bytes;
@@ -1413,7 +1485,7 @@ __device__ void l32_out(const SsdParams& p) {
         if constexpr (!MX16) {
             undo(1.f, 1.f);
         } else {
-            l32_out_mx16<Q, PB, LDX>(y, bx, ss, s_v, s_f, s_r, s_sq, l32_cb_base(p) +
+            l32_out_mx16<Q, PB, LDX, decltype(undo), D2>(y, bx, ss, s_v, s_f, s_r, s_sq, l32_cb_base(p) +
                 (((size_t)i * p.ngroups + k) * K + c) * (size_t)Q * Q, t0, L, warp, lane, undo);
         }
     } else {
@@ -1688,5 +1760,9 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_out_n64_pf(const __grid
 // `_pfm` with C S^T on wgmma (WG above; kernels/ssd_wg.cu includes this file for it).
 extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdlw_out_f32_pfw(const __grid_constant__ SsdParams p) {
     l32_out<128, true, true, false, true, true>(p);
+}
+// D2 (see l32_out_mx16): the split C B^T quads of M X two tiles ahead.
+extern "C" __global__ void __launch_bounds__(L32_THREADS, 2) ssdlw_out_f32_pfw2(const __grid_constant__ SsdParams p) {
+    l32_out<128, true, true, false, true, true, true>(p);
 }
 #endif

@@ -1856,7 +1856,7 @@ fn ssd_chunked_matches_the_oracle() {
         // (The loops above run the default: `ssdl32_cb`, `ssdl32_hdr8`, `ssdl32_bsplit_n*` and
         // `ssdl32_sseqh_n*` (n128 at N 128), `ssdl32_csplit_m` and the `_pfm` outputs (N 128;
         // `_pf` at N 64), i.e. "6phcfm" below; where the sm_90a module is loaded `_pfm` as
-        // `ssdlw_out_f32_pfw`, i.e. "6phcfmo".)
+        // `ssdlw_out_f32_pfw2`, and the states pass as `ssdl32_sseqh_n*e`, i.e. "6phcfmoe".)
         // The combine folded into the states pass (`ssdl32_sseq_*`, MAMBA_CUDA_SSD32_SEQ
         // 0-4; 5 / 6 the split-f16 `ssdl32_sseqh_n64` / `_n128`; a "p" after it sets
         // MAMBA_CUDA_SSD32_OPF=1, the outputs kernel's C B^T prefetch, else 0; then an "h"
@@ -1870,13 +1870,18 @@ fn ssd_chunked_matches_the_oracle() {
         // the default), else 0; then a "w" MAMBA_CUDA_SSD32_WG=1 (the N 128 states pass on
         // wgmma, `ssdlw_states_f32_q128_n128`, where the sm_90a module is loaded), else 0;
         // then an "o" MAMBA_CUDA_SSD32_OWG=1 (`_pfm` with C S^T on wgmma, `ssdlw_out_f32_pfw`,
-        // where the sm_90a module is loaded), else 0;
+        // where the sm_90a module is loaded), else 0; then an "e" MAMBA_CUDA_SSD32_SE=1 (the
+        // split-f16 states pass with less staging between chunks, `ssdl32_sseqh_n*e`, the
+        // default), else 0; then a "d" MAMBA_CUDA_SSD32_MXD=1 (`ssdlw_out_f32_pfw`, M X's C B^T
+        // quads one tile ahead; `_pfw2`, two ahead, is the default), else unset;
         // MAMBA_GPU_SSD32_SEQS picks them): the same shapes, then every option on.
         let seqs = std::env::var("MAMBA_GPU_SSD32_SEQS").unwrap_or_else(|_| {
-            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm,6phcfmw,6phcfmo,6phcfmwo".into()
+            "0,1,2,4,0p,3ph,3pc,3phc,3phcf,5phcf,6phcfb,6phcft,5phc,6phcfm,6phfm,6phcfmw,6phcfmo,6phcfmwo,5phcfe,6phcfmoe,6phcfmoed".into()
         });
         for seq in seqs.split(',').filter(|v| !v.is_empty()) {
-            let (sq, owg) = seq.strip_suffix('o').map_or((seq, "0"), |m| (m, "1"));
+            let (sq, mxd) = seq.strip_suffix('d').map_or((seq, ""), |m| (m, "1"));
+            let (sq, se) = sq.strip_suffix('e').map_or((sq, "0"), |m| (m, "1"));
+            let (sq, owg) = sq.strip_suffix('o').map_or((sq, "0"), |m| (m, "1"));
             let (sq, wg) = sq.strip_suffix('w').map_or((sq, "0"), |m| (m, "1"));
             let (m, mx16) = sq.strip_suffix('m').map_or((sq, "0"), |m| (m, "1"));
             let (m, obal) = m.strip_suffix('b').map_or((m, ""), |m| (m, "1"));
@@ -1894,6 +1899,8 @@ fn ssd_chunked_matches_the_oracle() {
             set("MAMBA_CUDA_SSD32_MX16", mx16);
             set("MAMBA_CUDA_SSD32_WG", wg);
             set("MAMBA_CUDA_SSD32_OWG", owg);
+            set("MAMBA_CUDA_SSD32_SE", se);
+            set("MAMBA_CUDA_SSD32_MXD", mxd);
             let mut t = Tally::default();
             for &(b, l, h, p, g, n) in lm32_shapes {
                 let c = cfg(&mut rng, b, l, h, p, g, n);
@@ -1912,6 +1919,8 @@ fn ssd_chunked_matches_the_oracle() {
         set("MAMBA_CUDA_SSD32_F16", "");
         set("MAMBA_CUDA_SSD32_WG", "");
         set("MAMBA_CUDA_SSD32_OWG", "");
+        set("MAMBA_CUDA_SSD32_SE", "");
+        set("MAMBA_CUDA_SSD32_MXD", "");
         set("MAMBA_CUDA_SSD32_OBAL", "");
         set("MAMBA_CUDA_SSD32_MX16", "");
     }

@@ -32,6 +32,10 @@
 //! sm_90a module is loaded; twenty-eighth session: correct, and slower than `sseqh`).
 //! Where the sm_90a module is loaded, `_pfm` runs as `ssdlw_out_f32_pfw` (its C S^T on
 //! wgmma; twenty-ninth session, ~1.5% per call); `MAMBA_CUDA_SSD32_OWG=0` keeps `_pfm`.
+//! Thirty-sixth session: the states pass as `ssdl32_sseqh_n{N}e` (less of the next chunk's
+//! staging between chunks; `MAMBA_CUDA_SSD32_SE=0` keeps `_n{N}`) and the wgmma outputs as
+//! `ssdlw_out_f32_pfw2` (M X's split C B^T quads two tiles ahead; `MAMBA_CUDA_SSD32_MXD=1`
+//! keeps `_pfw`), both the default.
 
 use mamba_core::abi::dtype;
 
@@ -75,10 +79,20 @@ fn sseq_mode() -> usize {
         .filter(|&m| m <= 6)
         .unwrap_or(6)
 }
-/// `l32_sseqh_smem(nb)`: the header, x (Q x (PB + 4)), 1 / s_q, the split B (Q x (nb + 4)),
-/// 1 / s_n.
-fn sseqh_smem(nb: usize) -> usize {
-    hdr_bytes() + Q * (PB + 4) * 4 + PB * 4 + Q * (nb + 4) * 4 + nb * 4
+/// `l32_sseqh_smem(nb, e)`: the header (two with `e`), x (Q x (PB + 4)), 1 / s_q, the split
+/// B (Q x (nb + 4)), 1 / s_n.
+fn sseqh_smem(nb: usize, e: bool) -> usize {
+    (1 + usize::from(e)) * hdr_bytes() + Q * (PB + 4) * 4 + PB * 4 + Q * (nb + 4) * 4 + nb * 4
+}
+/// Whether the split-f16 states pass runs its `e` form (`ssdl32_sseqh_n{64,128}e`, thirty-
+/// sixth session; `MAMBA_CUDA_SSD32_SE=0` keeps `ssdl32_sseqh_n{64,128}`, whose second half
+/// of the next chunk's stage is issued after a chunk and waited for at once): the header of
+/// the next chunk staged mid-chunk, the rest of its stage in two copy groups, so that the
+/// split waits for x only and the B rows are waited for behind the first half of the
+/// products. The default (H200, b8 L2048 h80 N128: the states kernel 208 -> 201 us per run of
+/// 4 batch rows, the call 965-985 -> 954-972 us; NOTES.md).
+fn sseqh_early() -> bool {
+    env_usize("MAMBA_CUDA_SSD32_SE") != Some(0)
 }
 /// `LW32_SMEM` of kernels/ssd_wg.cu: a ring of four quarter chunks (B hi / lo and x, 24 KB
 /// each), s_w, exp(cs_end) and 1 / s_n by chunk parity, the column maxima of 8 warps, 1 / s_q
@@ -222,7 +236,8 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     // (batch, chunk, group, n).
     let mode = sseq_mode();
     let hnb = if mode == 5 { 64 } else { n };
-    let hsplit = mode >= 5 && sseqh_smem(hnb) <= g.max_smem();
+    let se = sseqh_early();
+    let hsplit = mode >= 5 && sseqh_smem(hnb, se) <= g.max_smem();
     let bsp_bytes = if hsplit { b * l * ng * n * 4 } else { 0 };
     let bin_bytes = if hsplit { b * k * ng * n * 4 } else { 0 };
     let main_bytes = states_bytes + decay_bytes + cb_bytes + hdr_bytes_all;
@@ -317,10 +332,10 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
                 )?;
             } else {
                 g.launch(
-                    g.func(&format!("ssdl32_sseqh_n{hnb}"))?,
+                    g.func(&format!("ssdl32_sseqh_n{hnb}{}", if se { "e" } else { "" }))?,
                     (((p / PB) * (n / hnb)) as u32, h as u32, b as u32),
                     256,
-                    sseqh_smem(hnb),
+                    sseqh_smem(hnb, se),
                     stream,
                     &ps,
                 )?;
@@ -401,8 +416,13 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
             // balanced over the warps; slower), 3 `_pfh3` (three blocks per SM).
             // `_pfw` aligns its S tile to 1024 bytes (up to 1 KB more).
             let owg = mx16 && wg_out(g);
+            // `_pfw2` (the default; thirty-sixth session): M X's split C B^T quads two tiles
+            // ahead (H200, b8 L2048 h80 N128: the kernel 300-301 -> 298 us per run of 4 batch
+            // rows, the call's medians 1-3% lower at the four LM shapes; NOTES.md);
+            // `MAMBA_CUDA_SSD32_MXD=1` keeps `_pfw` (one tile ahead).
             let f2 = g.func(match env_usize("MAMBA_CUDA_SSD32_OBAL") {
-                _ if owg => "ssdlw_out_f32_pfw",
+                _ if owg && env_usize("MAMBA_CUDA_SSD32_MXD") == Some(1) => "ssdlw_out_f32_pfw",
+                _ if owg => "ssdlw_out_f32_pfw2",
                 _ if mx16 => "ssdl32_out_n128_pfm",
                 Some(1) => "ssdl32_out_n128_pfhb",
                 Some(3) => "ssdl32_out_n128_pfh3",
