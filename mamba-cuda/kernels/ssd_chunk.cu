@@ -102,8 +102,7 @@ __device__ __forceinline__ void st4(T* p, const float (&v)[4]) {
 // 16-byte async copy; `bytes` = 0 fills the destination with zeros (src is not read).
 __device__ __forceinline__ void ssdc_cp16(void* smem, const void* gmem, int bytes) {
 #ifdef MAMBA_EMU
-    if (bytes) std::memcpy(smem, gmem, 16);
-    else std::memset(smem, 0, 16);
+    emu_cp16(smem, gmem, bytes);  // lands at the wait that covers its group (emu/emu_cuda.h)
 #else
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
@@ -112,12 +111,16 @@ __device__ __forceinline__ void ssdc_cp16(void* smem, const void* gmem, int byte
 __device__ __forceinline__ void ssdc_commit() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.commit_group;\n" ::);
+#else
+    emu_cp_commit();
 #endif
 }
 template <int N>
 __device__ __forceinline__ void ssdc_wait() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#else
+    emu_cp_wait(N);
 #endif
 }
 

@@ -44,31 +44,9 @@
 #define L32_GLOBAL extern "C" __global__
 #endif
 
-#ifdef MAMBA_EMU
-// The emulator's cp.async (thirty-sixth session): a copy lands in shared memory only when a
-// wait_group of its thread covers its committed group, as on the device, so that a read
-// before the wait (or of a group still in flight) sees stale bytes and fails the checks
-// (the copies used to land at issue, which hid such orderings). The source is read at issue.
-struct L32EmuCopy {
-    unsigned char* dst;
-    unsigned char data[16];
-};
-thread_local std::vector<L32EmuCopy> g_l32_open;
-thread_local std::vector<std::vector<L32EmuCopy>> g_l32_groups;
-inline void l32_emu_wait(int n) {
-    while ((int)g_l32_groups.size() > n) {
-        for (const auto& c : g_l32_groups.front()) std::memcpy(c.dst, c.data, 16);
-        g_l32_groups.erase(g_l32_groups.begin());
-    }
-}
-#endif
 __device__ __forceinline__ void l32_cp16(void* smem, const void* gmem, int bytes) {
 #ifdef MAMBA_EMU
-    L32EmuCopy c;
-    c.dst = static_cast<unsigned char*>(smem);
-    if (bytes) std::memcpy(c.data, gmem, 16);
-    else std::memset(c.data, 0, 16);
-    g_l32_open.push_back(c);
+    emu_cp16(smem, gmem, bytes);  // lands at the wait that covers its group (emu/emu_cuda.h)
 #else
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
@@ -78,8 +56,7 @@ __device__ __forceinline__ void l32_commit() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.commit_group;\n" ::);
 #else
-    g_l32_groups.push_back(std::move(g_l32_open));
-    g_l32_open.clear();
+    emu_cp_commit();
 #endif
 }
 // Waits until at most N of this thread's committed copy groups are in flight.
@@ -88,7 +65,7 @@ __device__ __forceinline__ void l32_wait_group() {
 #ifndef MAMBA_EMU
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #else
-    l32_emu_wait(N);
+    emu_cp_wait(N);
 #endif
 }
 __device__ __forceinline__ void l32_wait_all() { l32_wait_group<0>(); }
