@@ -792,7 +792,8 @@ __device__ __forceinline__ void l32_ldm_t(unsigned (&r)[4], const void* addr) {
 // A_hi B_hi); S = dec S + (acc / s_q) / s_n.
 // Shared memory: the header, the x tile, 1 / s_q, the split B tile, 1 / s_n.
 //
-// E (`_n128e` / `_n64e`, `MAMBA_CUDA_SSD32_SE=1`; thirty-sixth session): less of chunk c + 1's
+// E (`_n128e` / `_n64e`, the default; `MAMBA_CUDA_SSD32_SE=0` keeps the kernels without it;
+// thirty-sixth session): less of chunk c + 1's
 // staging on the path between chunks. Without E, the second half of the stage (x and B rows
 // Q / 2 .., 1 / s_n, the header: ~50 KB at NB 128) is issued after the fold of chunk c and
 // waited for at once at the top of chunk c + 1. With E the header goes with the first half
@@ -1016,7 +1017,8 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS, 2) ssdl32_sseqh_n128e(const __gri
 // warp mt = w: y = y R_j + CB_j (V X)_j for j < mt (A from the split C B^T in global
 // memory, a tile ahead; B by ldmatrix .trans), and y F_t / (s_t s_q) through `undo`.
 //
-// D2 (`ssdlw_out_f32_pfw2`, `MAMBA_CUDA_SSD32_MXD=2`; thirty-sixth session): the A quads two
+// D2 (`ssdlw_out_f32_pfw2`, the default; `MAMBA_CUDA_SSD32_MXD=1` keeps `_pfw`; thirty-sixth
+// session): the A quads two
 // tiles ahead instead of one (tiles 0 and 1 load while V X is split). The H200's stall
 // samples of `_pfw` put 3.6% of them on the first use of the quads loaded one tile ahead.
 template <int Q, int PB, int LDX, class UNDO, bool D2 = false>

@@ -89,8 +89,9 @@ fn sseqh_smem(nb: usize, e: bool) -> usize {
 /// of the next chunk's stage is issued after a chunk and waited for at once): the header of
 /// the next chunk staged mid-chunk, the rest of its stage in two copy groups, so that the
 /// split waits for x only and the B rows are waited for behind the first half of the
-/// products. The default (H200, b8 L2048 h80 N128: the states kernel 208 -> 201 us per run of
-/// 4 batch rows, the call 965-985 -> 954-972 us; NOTES.md).
+/// products. The default (H200, b8 L2048 h80 N128: the states kernel 208 -> 200-202 us per run
+/// of 4 batch rows; per call 1-2% less in two device calls, inside the spread of processes in a
+/// third, and 1-3% less at the smaller LM shapes; NOTES.md).
 fn sseqh_early() -> bool {
     env_usize("MAMBA_CUDA_SSD32_SE") != Some(0)
 }
