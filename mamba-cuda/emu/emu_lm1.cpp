@@ -1,7 +1,7 @@
 // A host emulator for the Mamba-1 forward kernel for many channels (kernels/scan1_lm.cu,
 // `lm1_fwd_f32_*`), in the manner of emu_fwd.cpp: every CUDA thread of a block is a
-// std::thread, blocks run one after another, cp.async is a synchronous copy; shared memory
-// starts as NaN garbage. Checks against an f64 reference.
+// std::thread, blocks run one after another, a cp.async lands at the wait_group that covers
+// it (emu_cuda.h); shared memory starts as NaN garbage. Checks against an f64 reference.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_lm1.cpp -o /tmp/emu_lm1 && /tmp/emu_lm1
 // (EMU_PLB=1: the `_w` kernels' batched element loads where a case has vec 0; EMU_CPW=1:

@@ -1,7 +1,8 @@
 // A host emulator for the seed-shape Mamba-1 forward (kernels/scan1_seed.cu, `s1s_fwd`,
 // f32), in the manner of emu_lm1.cpp: every CUDA thread of a block is a std::thread,
-// blocks run one after another, cp.async is a synchronous copy (zero fill past the source
-// bytes); shared memory starts as NaN garbage. Checks against an f64 reference.
+// blocks run one after another, a cp.async lands at the wait_group that covers it
+// (emu_cuda.h; zero fill past the source bytes); shared memory starts as NaN garbage. Checks
+// against an f64 reference.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_s1s.cpp -o /tmp/emu_s1s && /tmp/emu_s1s
 #include <algorithm>
@@ -59,30 +60,10 @@ inline float __shfl_xor_sync(unsigned, float v, int m) {
 using std::max;
 using std::min;
 
-// cp.async as the hardware may do it: copies are deferred per thread until a wait_group
-// leaves at most K newer groups pending (the copies of a group land together then), so a
-// read of a stage before its wait sees the NaN garbage or an older tile.
-struct EmuCp {
-    void* dst;
-    const void* src;
-    int bytes, size;
-};
-thread_local std::vector<std::vector<EmuCp>> t_groups;
-thread_local std::vector<EmuCp> t_open;
-inline void emu_cp_async(void* dst, const void* src, int bytes, int size) { t_open.push_back({dst, src, bytes, size}); }
-inline void emu_cp_commit() {
-    t_groups.push_back(std::move(t_open));
-    t_open.clear();
-}
-inline void emu_cp_wait(int k) {
-    while ((int)t_groups.size() > k) {
-        for (const auto& c : t_groups.front()) {
-            std::memset(c.dst, 0, c.size);
-            if (c.bytes) std::memcpy(c.dst, c.src, c.bytes);
-        }
-        t_groups.erase(t_groups.begin());
-    }
-}
+// cp.async as the hardware may do it (emu_cuda.h's model: the copies of a group land when a
+// wait_group of the thread covers it), so a read of a stage before its wait sees the NaN
+// garbage or an older tile.
+inline void emu_cp_async(void* dst, const void* src, int bytes, int size) { emu_cp(dst, src, bytes, size); }
 
 inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 // mbarriers (IL 6 / 7): the 8 bytes hold (completed phases << 32 | pending arrivals), the
@@ -106,8 +87,7 @@ inline void emu_mb_arrive(unsigned long long* b) {
     a.store(((unsigned long long)ph << 32) | pend);
 }
 inline void emu_mb_cp_arrive(unsigned long long* b) {
-    emu_cp_commit();
-    emu_cp_wait(0);
+    emu_cp_wait_all();
     emu_mb_arrive(b);
 }
 inline void emu_mb_wait(unsigned long long* b, unsigned parity) {
@@ -137,8 +117,8 @@ void launch(unsigned gx, unsigned gy, unsigned threads, const Scan1Params& p) {
             for (unsigned t = 0; t < threads; ++t)
                 ts.emplace_back([&, t] {
                     threadIdx = {t, 0, 0};
-                    t_groups.clear();
-                    t_open.clear();
+                    g_cp_groups.clear();
+                    g_cp_open.clear();
                     blockIdx = {bx, by, 0};
                     if (g_form == 1) s1s_fwd<float>(p);
                     else if (g_form == 3) s1s_fwd2<float, 16, true>(p);

@@ -194,9 +194,9 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
         const bool bal = std::getenv("EMU_OBAL") && std::atoi(std::getenv("EMU_OBAL")) == 1;
         // EMU_OWG=1 (with EMU_MX16=1): `_pfm` with C S^T on wgmma (`ssdlw_out_f32_pfw`).
         const bool owg = mx16 && std::getenv("EMU_OWG") && std::atoi(std::getenv("EMU_OWG")) == 1;
-        if (owg) std::fprintf(stderr, "(pfw)\n");
         // EMU_MXD=2 (with EMU_OWG=1): `_pfw2`, M X's C B^T quads two tiles ahead.
         const bool d2 = owg && std::getenv("EMU_MXD") && std::atoi(std::getenv("EMU_MXD")) == 2;
+        if (owg) std::fprintf(stderr, d2 ? "(pfw2)\n" : "(pfw)\n");
         emu_launch(d2 ? ssdlw_out_f32_pfw2 : owg ? ssdlw_out_f32_pfw : mx16 ? ssdl32_out_n128_pfm : bal ? ssdl32_out_n128_pfhb : ssdl32_out_n128_pfh, po,
                    K * (P / PB), h, b);
     } else if (opf) emu_launch(N == 128 ? ssdl32_out_n128_pf : ssdl32_out_n64_pf, p, K * (P / PB), h, b);

@@ -1,7 +1,8 @@
 // A host emulator for kernels/ssd_seed.cu (`ssdr_*`, f32): every CUDA thread of a block
-// is a std::thread, blocks run one after another; cp.async copies synchronously (zero
-// fill where the source size is 0). Checks outputs and final states against an f64
-// recurrence (SPEC 2), over shapes, options, block sizes and both step forms.
+// is a std::thread, blocks run one after another; a cp.async lands at the wait that
+// covers it (emu_cuda.h; zero fill where the source size is 0). Checks outputs and final
+// states against an f64 recurrence (SPEC 2), over shapes, options, block sizes and both
+// step forms.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdr.cpp -o /tmp/emu_ssdr && /tmp/emu_ssdr && /tmp/emu_ssdr h && /tmp/emu_ssdr f
 #include <algorithm>
@@ -52,17 +53,15 @@ inline bool __all_sync(unsigned, bool v) {
 static bool g_misaligned = false;
 inline void ssdr_cp16(void* smem, const void* gmem, bool valid) {
     if (reinterpret_cast<uintptr_t>(smem) % 16 || reinterpret_cast<uintptr_t>(gmem) % 16) g_misaligned = true;
-    if (valid) std::memcpy(smem, gmem, 16);
-    else std::memset(smem, 0, 16);
+    emu_cp(smem, gmem, valid ? 16 : 0, 16);
 }
 inline void ssdr_cp4(void* smem, const void* gmem, bool valid) {
-    if (valid) std::memcpy(smem, gmem, 4);
-    else std::memset(smem, 0, 4);
+    emu_cp(smem, gmem, valid ? 4 : 0, 4);
 }
-inline void ssdr_commit() {}
-inline void ssdr_wait1() {}
+inline void ssdr_commit() { emu_cp_commit(); }
+inline void ssdr_wait1() { emu_cp_wait(1); }
 template <int NW>
-inline void ssdr_wait() {}
+inline void ssdr_wait() { emu_cp_wait(NW); }
 inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
 inline float __shfl_sync(unsigned, float v, int src) {
     const int w = threadIdx.x / 32, l = threadIdx.x % 32;
@@ -75,7 +74,7 @@ inline float __shfl_sync(unsigned, float v, int src) {
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }  // (common.cuh's look-back: unused here)
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
-inline void ssdr_wait_all() {}
+inline void ssdr_wait_all() { emu_cp_wait(0); }
 
 #include "../kernels/ssd_seed.cu"
 
@@ -208,6 +207,8 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr, int warp
     return std::sqrt(num / std::max(den, 1e-300));
 }
 
+// Cases out of tolerance: the exit status.
+static int g_bad = 0;
 int main(int argc, char** argv) {
     std::mt19937 rng(5);
     g_helper = argc > 1 && argv[1][0] == 'h' ? 1 : argc > 1 && argv[1][0] == 'f' ? 2 : 0;
@@ -242,9 +243,11 @@ int main(int argc, char** argv) {
                     ++n;
                     worst = std::max({worst, e, fe});
                     const bool bad = !(e < 1e-5) || !(fe < 1e-5) || g_misaligned;
+                    g_bad += bad;
                     if (bad || n % 8 == 1)
                         std::printf("%s b%d L%d h%d p%d g%d N%d warps %d slow %d vec %d: out %.2e fin %.2e%s\n", bad ? "FAIL" : "ok",
                                     cs.b, cs.L, cs.h, cs.P, cs.g, cs.N, warps, slow, vec, e, fe, g_misaligned ? " MISALIGNED" : "");
                 }
     std::printf("%d cases, worst %.2e\n", n, worst);
+    return g_bad ? 1 : 0;
 }

@@ -220,6 +220,8 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     return std::sqrt(num / std::max(den, 1e-300));
 }
 
+// Cases out of tolerance: the exit status.
+static int g_bad = 0;
 int main() {
     std::mt19937 rng(5);
     const bool quick = std::getenv("EMU_QUICK") != nullptr;
@@ -247,9 +249,11 @@ int main() {
         ++n;
         worst = std::max({worst, e, fe});
         const bool bad = !(e < 1e-5) || !(fe < 1e-5);
+        g_bad += bad;
         std::printf("%s b%d L%d h%d p%d g%d N%d d%d z%d init%d: out %.2e fin %.2e\n", bad ? "FAIL" : "ok", cs.b, cs.L,
                     cs.h, cs.P, cs.g, cs.N, cs.d, cs.z, cs.init, e, fe);
         std::fflush(stdout);
     }
     std::printf("%d cases, worst %.2e\n", n, worst);
+    return g_bad ? 1 : 0;
 }

@@ -483,7 +483,7 @@ SCAN1_ALL(f16_t, f16)
 
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, int bytes) {
 #ifdef MAMBA_EMU
-    *dst = bytes ? *src : 0.f;
+    emu_cp(dst, src, bytes, 4);
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
@@ -491,14 +491,16 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, int byte
 }
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, int bytes) {
 #ifdef MAMBA_EMU
-    for (int k = 0; k < 4; ++k) dst[k] = 4 * k < bytes ? src[k] : 0.f;
+    emu_cp(dst, src, bytes, 16);
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
 #endif
 }
 __device__ __forceinline__ void cp_async_wait_all() {
-#ifndef MAMBA_EMU
+#ifdef MAMBA_EMU
+    emu_cp_wait_all();
+#else
     asm volatile("cp.async.wait_all;\n" ::: "memory");
 #endif
 }

@@ -95,7 +95,7 @@ struct LmRawT<2> {
 #endif
 __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 #ifdef MAMBA_EMU
-    memcpy(dst, src, 16);
+    emu_cp(dst, src, 16, 16);
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
@@ -104,7 +104,7 @@ __device__ __forceinline__ void lm_cp16(void* dst, const void* src) {
 // cp.async of `wb` = 4 or 8 bytes (rows aligned to wb but not to 16: `lm1_fwd_*_w*`).
 __device__ __forceinline__ void lm_cpw(void* dst, const void* src, int wb) {
 #ifdef MAMBA_EMU
-    memcpy(dst, src, wb);
+    emu_cp(dst, src, wb, wb);
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     if (wb == 8)
@@ -114,13 +114,24 @@ __device__ __forceinline__ void lm_cpw(void* dst, const void* src, int wb) {
 #endif
 }
 __device__ __forceinline__ void lm_commit() {
-#ifndef MAMBA_EMU
+#ifdef MAMBA_EMU
+    emu_cp_commit();
+#else
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void lm_wait1() {
-#ifndef MAMBA_EMU
+#ifdef MAMBA_EMU
+    emu_cp_wait(1);
+#else
     asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void lm_wait0() {
+#ifdef MAMBA_EMU
+    emu_cp_wait(0);
+#else
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 #endif
 }
 
@@ -905,9 +916,7 @@ __device__ void lm1w_fwd(const Scan1Params& p) {
     load_tile(0);
     lm_commit();
     for (int k = 0; k < ntiles; ++k) {
-#ifndef MAMBA_EMU
-        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-#endif
+        lm_wait0();
         __syncthreads();  // tile k staged; the block is done with tile k - 1 (its stage, sdt, sdu)
         load_tile(k + 1);
         lm_commit();

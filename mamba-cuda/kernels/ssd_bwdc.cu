@@ -440,14 +440,16 @@ __device__ __forceinline__ void sbc_tc(int M, int NN, int KD, const float* a, in
 // 16 bytes global -> shared, asynchronous (cp.async.cg: not cached in L1).
 __device__ __forceinline__ void sbc_cp16(float* dst, const float* src) {
 #ifdef MAMBA_EMU
-    for (int k = 0; k < 4; ++k) dst[k] = src[k];
+    emu_cp(dst, src, 16, 16);
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
 #endif
 }
 __device__ __forceinline__ void sbc_cp_wait() {
-#ifndef MAMBA_EMU
+#ifdef MAMBA_EMU
+    emu_cp_wait_all();
+#else
     asm volatile("cp.async.wait_all;\n" ::: "memory");
 #endif
 }
