@@ -157,7 +157,9 @@ __device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* sm
         s_ecs[t] = expf((float)cs);
         s_w[t] = expf((float)(cs_end - cs)) * dtv[e];
     }
-    if (lane == 0) s_misc[0] = expf((float)cs_end);
+    // The whole last 16 bytes (the readers stage l32_hdr_used() bytes by 16-byte copies; only
+    // s_misc[0] is read, but an unwritten tail would be read from uninitialised memory).
+    if (lane == 0) *reinterpret_cast<float4*>(s_misc) = make_float4(expf((float)cs_end), 0.f, 0.f, 0.f);
 }
 
 // 1'. The headers of every (batch, head, chunk), one warp each (grid (ceil(b h K / 8)), 256
@@ -234,7 +236,7 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant
     }
     if (lane == 0) {
         const float dec = expf((float)cs_end);
-        s_misc[0] = dec;
+        *reinterpret_cast<float4*>(s_misc) = make_float4(dec, 0.f, 0.f, 0.f);  // all 16 bytes (l32_scan_f)
         p.chunk_decay[w] = dec;
     }
 }
