@@ -13,6 +13,7 @@
 #define __shared__ static
 #define __align__(n)
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -36,7 +37,8 @@ uint3e blockDim, gridDim;
 
 // cp.async of 4, 8 or 16 bytes (the `ssdc_*` helpers of kernels/ssd_chunk.cu and the `l32_*`
 // ones of kernels/ssd_lm32.cu since the thirty-sixth session; the `lm_*` ones of
-// kernels/scan1_lm.cu, the `cp_async*` ones of kernels/scan1.cu and the `ssdr_*` / `ssdq_*`
+// kernels/scan1_lm.cu, the `cp_async*` ones of kernels/scan1.cu, the `s1s_*` ones of
+// kernels/scan1_seed.cu, the `sbc_*` ones of kernels/ssd_bwdc.cu and the `ssdr_*` / `ssdq_*`
 // ones of the SSD seed kernels since the thirty-seventh): a copy lands in shared memory only
 // when a wait_group (or wait_all) of its thread covers its committed group, as on the device,
 // so that a read before the wait (or of a group still in flight) sees stale bytes and fails
@@ -52,6 +54,7 @@ struct EmuCopy {
 thread_local std::vector<EmuCopy> g_cp_open;
 thread_local std::vector<std::vector<EmuCopy>> g_cp_groups;
 inline void emu_cp(void* dst, const void* src, int bytes, int size) {
+    if (bytes < 0 || bytes > size || size > 16) std::abort();  // not a cp.async shape
 #ifdef EMU_CP_IMMEDIATE  // the old model, for comparison: the copy lands at issue
     if (bytes) std::memcpy(dst, src, bytes);
     if (bytes < size) std::memset(static_cast<unsigned char*>(dst) + bytes, 0, size - bytes);
