@@ -5,7 +5,8 @@
 // reference backward on random cases, where no GPU is at hand.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu.cpp -o /tmp/emu && /tmp/emu
-// (`/tmp/emu ssdbc`: the chunked SSD backward of kernels/ssd_bwdc.cu)
+// (`/tmp/emu ssdbc`: the chunked SSD backward of kernels/ssd_bwdc.cu; `/tmp/emu conv`: the
+// conv1d cases only, the generic backward and the tiled forms of kernels/conv.cuh)
 //
 // Exit status 0 when every gradient is within 1e-4 relative L2 of the f64 reference.
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <numeric>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "emu_cuda.h"
@@ -614,6 +616,7 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     auto xi = [&](int i, int ch, int t) { return cl ? ((size_t)i * L + t) * C + ch : ((size_t)i * C + ch) * L + t; };
     // reference
     std::vector<double> edx(x.size()), edw((size_t)C * W, 0), edb(C, 0), edi((size_t)b * C * (W - 1), 0);
+    std::vector<double> eout(x.size()), efin((size_t)b * C * (W - 1));
     for (int i = 0; i < b; ++i)
         for (int ch = 0; ch < C; ++ch) {
             std::vector<double> xp(W - 1 + L), dxp(W - 1 + L, 0);
@@ -624,6 +627,7 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
                 double pre = all ? bias[ch] : 0;
                 for (int k = 0; k < W; ++k) pre += w[ch * W + k] * xp[t + k];
                 double sg = sig(pre);
+                eout[xi(i, ch, t)] = all ? pre * sg : pre;
                 double dpre = dout[xi(i, ch, t)] * (all ? sg * (1 + pre * (1 - sg)) : 1.0);
                 edb[ch] += dpre;
                 for (int k = 0; k < W; ++k) {
@@ -632,6 +636,7 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
                 }
             }
             for (int t = 0; t < L; ++t) edx[xi(i, ch, t)] = dxp[W - 1 + t];
+            for (int k = 0; k < W - 1; ++k) efin[((size_t)i * C + ch) * (W - 1) + k] = xp[L + k];
             for (int k = 0; k < W - 1; ++k) edi[((size_t)i * C + ch) * (W - 1) + k] = dxp[k];
         }
     std::vector<float> dpre((size_t)b * C * L, NAN), dx(x.size(), NAN), dw((size_t)C * W, 0), db(C, 0),
@@ -660,6 +665,48 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     cmp("dw", dw, edw);
     if (all) cmp("dbias", db, edb);
     if (W > 1) cmp("dinit", di, edi);
+    // The tiled forward and the fused backward of conv.cuh (W 2..4): the layout's kernel, and
+    // for channel-last several segment counts (segments of one step, uneven segments, one).
+    auto tiled = [&](auto wc) {
+        constexpr int WT = decltype(wc)::value;
+        ConvParams f{};
+        f.x = x.data();
+        f.w = w.data();
+        f.bias = all ? bias.data() : nullptr;
+        f.init = all ? init.data() : nullptr;
+        f.x_sb = f.o_sb = (long long)C * L;
+        f.x_sc = f.o_sc = cl ? 1 : L;
+        f.x_st = f.o_st = cl ? C : 1;
+        f.batch = b; f.channels = C; f.seqlen = L; f.width = W; f.silu = all; f.channel_last = cl;
+        std::vector<unsigned> segs = {1u};
+        if (cl) segs = {1u, (unsigned)std::min(L, 3), (unsigned)L, (unsigned)std::max(1, L - 1)};
+        for (unsigned sg : segs) {
+            std::printf("  tiled (%s, %u segments)\n", cl ? "cl" : "cf", cl ? sg : (unsigned)((L + CONVT_TL - 1) / CONVT_TL));
+            std::vector<float> out(x.size(), NAN), fin((size_t)b * C * (W - 1), NAN);
+            f.out = out.data();
+            f.final_states = fin.data();
+            if (cl) launch(+[](ConvParams q) { conv1d_fwd_cl<float, WT>(q); }, (unsigned)(C + CONVT_NT - 1) / CONVT_NT, sg, CONVT_NT, f, (unsigned)b);
+            else launch(+[](ConvParams q) { conv1d_fwd_cf<float, WT>(q); }, (unsigned)(L + CONVT_TL - 1) / CONVT_TL, (unsigned)C, CONVT_NT, f, (unsigned)b);
+            cmp("fwd out", out, eout);
+            cmp("fwd final", fin, efin);
+            std::vector<float> dx2(x.size(), NAN), dw2((size_t)C * W, 0), db2(C, 0), di2((size_t)b * C * (W - 1), NAN);
+            ConvBwdParams q = p;
+            q.dpre = nullptr;
+            q.dx = dx2.data();
+            q.dw = dw2.data();
+            q.dbias = all ? db2.data() : nullptr;
+            q.dinit = di2.data();
+            if (cl) launch(+[](ConvBwdParams r) { conv_bwd_cl<float, WT>(r); }, (unsigned)(C + CONVT_NT - 1) / CONVT_NT, sg, CONVT_NT, q, (unsigned)b);
+            else launch(+[](ConvBwdParams r) { conv_bwd_cf<float, WT>(r); }, (unsigned)(L + CONVT_TL - 1) / CONVT_TL, (unsigned)C, CONVT_NT, q, (unsigned)b);
+            cmp("bwd dx", dx2, edx);
+            cmp("bwd dw", dw2, edw);
+            if (all) cmp("bwd dbias", db2, edb);
+            cmp("bwd dinit", di2, edi);
+        }
+    };
+    if (W == 2) tiled(std::integral_constant<int, 2>{});
+    if (W == 3) tiled(std::integral_constant<int, 3>{});
+    if (W == 4) tiled(std::integral_constant<int, 4>{});
 }
 
 static int scan1t_only() {
@@ -890,7 +937,26 @@ static int ssdbc_only() {
     return failures ? 1 : 0;
 }
 
+static void conv_all() {
+    conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
+    conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);
+    conv_case("conv b1 c5 L2 W4 all", 1, 5, 2, 4, false, true);
+    conv_case("conv b2 c4 L9 W1 all", 2, 4, 9, 1, false, true);
+    conv_case("conv b1 c7 L50 W9 none channel-last", 1, 7, 50, 9, true, false);
+    conv_case("conv b2 c3 L1100 W4 all", 2, 3, 1100, 4, false, true);
+    conv_case("conv b1 c2 L1030 W3 none", 1, 2, 1030, 3, false, false);
+    conv_case("conv b2 c130 L40 W3 channel-last all", 2, 130, 40, 3, true, true);
+    conv_case("conv b1 c5 L7 W2 channel-last none", 1, 5, 7, 2, true, false);
+    conv_case("conv b2 c4 L2 W3 channel-last all", 2, 4, 2, 3, true, true);
+    conv_case("conv b1 c3 L513 W2 all", 1, 3, 513, 2, false, true);
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "conv") == 0) {
+        conv_all();
+        std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+        return failures ? 1 : 0;
+    }
     if (argc > 1 && std::strcmp(argv[1], "ssdbc") == 0) return ssdbc_only();
     if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
     if (argc > 1 && std::strcmp(argv[1], "ssdt") == 0) return ssdt_only();
@@ -959,11 +1025,7 @@ int main(int argc, char** argv) {
         c5.has_seq = false;
         for (int want : {4, 11}) { Case cc = c5; run_case("ssd b1 L333 h2 p3 g2 N64 no resets", cc, want); }
     }
-    conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
-    conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);
-    conv_case("conv b1 c5 L2 W4 all", 1, 5, 2, 4, false, true);
-    conv_case("conv b2 c4 L9 W1 all", 2, 4, 9, 1, false, true);
-    conv_case("conv b1 c7 L50 W9 none channel-last", 1, 7, 50, 9, true, false);
+    conv_all();
     std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;
 }

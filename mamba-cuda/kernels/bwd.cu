@@ -21,6 +21,7 @@
 // arrays, then one global atomic per element and block; SSD d dt per head) and over batch and time
 // (dA, dD, d bias, time-invariant dB/dC) are atomic adds into zeroed f32 buffers.
 #include "common.cuh"
+#include "conv.cuh"
 
 #define BT 32
 
@@ -2676,6 +2677,7 @@ __device__ __forceinline__ void ssd_bwd_t(const ScanBwdSplit& sp) {
 
 // ---------------------------------------------------------------- SPEC 3
 
+// The generic backward (widths other than 2-4; the fused form `bwd_convt_*` is in conv.cuh):
 // dpre = dout * act'(pre), one thread per output element (threads along the dense axis).
 template <typename T>
 __device__ void conv_bwd_dpre(const ConvBwdParams& p) {
@@ -2800,6 +2802,15 @@ __device__ void bwd_cast(const BwdCastParams& p) {
         scan_bwd<T, S, true, true>(p);                                                                                     \
     }
 
+// The fused conv1d backward (conv.cuh): `bwd_convt_{cl,cf}_{type}_w{2,3,4}`.
+#define CONVT_BWD_INST(T, NAME, W)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT) bwd_convt_cl_##NAME##_w##W(const __grid_constant__ ConvBwdParams p) { \
+        conv_bwd_cl<T, W>(p);                                                                                              \
+    }                                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT) bwd_convt_cf_##NAME##_w##W(const __grid_constant__ ConvBwdParams p) { \
+        conv_bwd_cf<T, W>(p);                                                                                              \
+    }
+
 #ifdef MAMBA_Q_ONLY
 #define BWD_ALL(T, NAME) SCAN1Q_INST(T, NAME)
 #else
@@ -2809,6 +2820,7 @@ __device__ void bwd_cast(const BwdCastParams& p) {
     extern "C" __global__ void bwd_conv_dx_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dx<T>(p); }             \
     extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
     extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }            \
+    CONVT_BWD_INST(T, NAME, 2) CONVT_BWD_INST(T, NAME, 3) CONVT_BWD_INST(T, NAME, 4)                                   \
     SCAN1T_INST(T, NAME)                                                                                               \
     SCAN1Q_INST(T, NAME)                                                                                               \
     SSDT_ALL(T, NAME)

@@ -2,8 +2,10 @@
 // either layout, with states), the two decode steps, a fallback GEMM, and the gated
 // RMS norm.
 #include "common.cuh"
+#include "conv.cuh"
 
-// SPEC 3. One thread per output element, threads running along the dense dimension
+// SPEC 3, the generic form (widths other than 2-4, grids past the tiled forms' limits; the
+// tiled forms are in conv.cuh). One thread per output element, threads running along the dense dimension
 // (time for channel-first, channels for channel-last) so loads and stores coalesce;
 // the tail of the grid writes the final states (the last W-1 columns of [init, x]).
 template <typename T>
@@ -211,3 +213,16 @@ __device__ void gated_rmsnorm(const NormParams& p) {
 MISC_INST(float, f32)
 MISC_INST(bf16_t, bf16)
 MISC_INST(f16_t, f16)
+
+// The tiled conv1d forward (conv.cuh): `conv1d_fwdt_{cl,cf}_{type}_w{2,3,4}`.
+#define CONVT_FWD_INST(T, NAME, W)                                                                                    \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT) conv1d_fwdt_cl_##NAME##_w##W(const __grid_constant__ ConvParams p) { \
+        conv1d_fwd_cl<T, W>(p);                                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT) conv1d_fwdt_cf_##NAME##_w##W(const __grid_constant__ ConvParams p) { \
+        conv1d_fwd_cf<T, W>(p);                                                                                        \
+    }
+#define CONVT_FWD_ALL(T, NAME) CONVT_FWD_INST(T, NAME, 2) CONVT_FWD_INST(T, NAME, 3) CONVT_FWD_INST(T, NAME, 4)
+CONVT_FWD_ALL(float, f32)
+CONVT_FWD_ALL(bf16_t, bf16)
+CONVT_FWD_ALL(f16_t, f16)

@@ -1272,7 +1272,16 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     let (x_sc, x_st) = if cl { (xs[2], xs[1]) } else { (xs[1], xs[2]) };
     // With W = 1 there are no states (the tensors have no elements).
     let wide = |t: &TensorDesc| if w > 1 { t.ptr } else { 0 };
-    let scratch = Scratch::new(g, a256(b * c * l * 4), stream)?;
+    // The fused kernel (kernels/conv.cuh, W 2..4): one launch, no scratch; x, dout and dx
+    // are dense here, so the layout decides its form.
+    let tiled = super::ops::conv_tiled(w as i32)
+        .then(|| super::ops::conv_tiled_grid(!cl, b as u32, c as u32, l as u32))
+        .flatten();
+    let scratch = if tiled.is_some() {
+        None
+    } else {
+        Some(Scratch::new(g, a256(b * c * l * 4), stream)?)
+    };
     let prm = ConvBwdParams {
         x: p.x.ptr,
         w: p.weight.ptr,
@@ -1280,7 +1289,7 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
         init: wide(&p.initial_states),
         dout: d.dout.ptr,
         dfinal: wide(&d.dfinal_states),
-        dpre: scratch.ptr,
+        dpre: scratch.as_ref().map_or(0, |s| s.ptr),
         dx: d.dx.ptr,
         dw: d.dweight.ptr,
         dbias: d.dbias.ptr,
@@ -1297,6 +1306,12 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     };
     zero(&d.dweight, stream)?;
     zero(&d.dbias, stream)?;
+    let Some(scratch) = scratch else {
+        let grid = tiled.expect("the tiled grid when no scratch");
+        let form = if cl { "cl" } else { "cf" };
+        let f = g.func(&format!("bwd_convt_{form}_{sfx}_w{w}"))?;
+        return g.launch(f, grid, super::ops::CONVT_NT, 0, stream, &prm);
+    };
     let blocks = |total: usize| total.div_ceil(256).clamp(1, 1 << 20) as u32;
     let f1 = g.func(&format!("bwd_conv_dpre_{sfx}"))?;
     g.launch(f1, (blocks(b * c * l), 1, 1), 256, 0, stream, &prm)?;

@@ -1989,12 +1989,51 @@ fn ssd_dispatch_one(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PResult<(
 
 // ---------------------------------------------------------------- SPEC 3
 
+/// The tiled conv1d kernels (kernels/conv.cuh) for a width, unless `MAMBA_CUDA_CONV=generic`
+/// asks for the one-thread-per-element kernels (the A/B switch that measured them).
+pub(crate) fn conv_tiled(width: i32) -> bool {
+    (2..=4).contains(&width) && env_str("MAMBA_CUDA_CONV").as_deref() != Some("generic")
+}
+
+/// Threads per block of the tiled conv kernels (`CONVT_NT`) and the time tile of their
+/// time-dense form (`CONVT_TL`).
+pub(crate) const CONVT_NT: u32 = 128;
+pub(crate) const CONVT_TL: u32 = 512;
+
+/// The grid of a tiled conv kernel, or None where it does not fit (the generic kernel runs):
+/// time dense (`cf`): (time tiles, c, b); else (`cl`, a thread per channel walking a segment
+/// of time): (channel blocks, segments, b), with enough segments for about a thread per
+/// SM lane (132 SMs x 1024) and segments of at least 8 steps.
+pub(crate) fn conv_tiled_grid(time_dense: bool, b: u32, c: u32, l: u32) -> Option<(u32, u32, u32)> {
+    const MAXYZ: u32 = 65535;
+    if b > MAXYZ {
+        return None;
+    }
+    if time_dense {
+        (c <= MAXYZ).then_some((l.div_ceil(CONVT_TL), c, b))
+    } else {
+        let cb = c.div_ceil(CONVT_NT);
+        let want = (132 * 1024u64).div_ceil(b as u64 * (cb * CONVT_NT) as u64);
+        let segs = want.min(l.div_ceil(8) as u64).clamp(1, MAXYZ as u64) as u32;
+        Some((cb, segs, b))
+    }
+}
+
 /// Launches the convolution with a filled parameter block.
 pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -> PResult<()> {
     let sfx = suffix(act, "causal_conv1d")?;
     if prm.width <= 1 {
         prm.final_states = 0;
         prm.init = 0;
+    }
+    if conv_tiled(prm.width) {
+        let cf = prm.x_st == 1 && prm.o_st == 1;
+        let (b, c, l) = (prm.batch as u32, prm.channels as u32, prm.seqlen as u32);
+        if let Some(grid) = conv_tiled_grid(cf, b, c, l) {
+            let form = if cf { "cf" } else { "cl" };
+            let f = g.func(&format!("conv1d_fwdt_{form}_{sfx}_w{}", prm.width))?;
+            return g.launch(f, grid, CONVT_NT, 0, stream, &prm);
+        }
     }
     let total = prm.batch as u64 * prm.channels as u64 * prm.seqlen as u64
         + if prm.final_states != 0 {

@@ -1,0 +1,252 @@
+// SPEC 3, the causal depthwise conv1d: the tiled forward (`conv1d_fwdt_*`, kernels/misc.cu)
+// and the fused backward (`bwd_convt_*`, kernels/bwd.cu) for widths W = 2, 3, 4 (the
+// generic one-thread-per-element kernels take every other width). With xp = [init, x] along
+// time (init: the W - 1 initial states, or zeros), per (batch row i, channel ch):
+//   pre_t = bias + sum_k w_k xp[t + k],  out_t = act(pre_t),
+//   final_k = xp[L + k] (k < W - 1),
+//   dpre_t = dout_t act'(pre_t),
+//   dxp[s] = sum_k w_k dpre[s - k] (0 <= s - k < L) + dfinal[s - L] (s >= L),
+//   dx_u = dxp[u + W - 1], dinit_j = dxp[j], dw_k = sum_t dpre_t xp[t + k], dbias = sum_t dpre_t.
+// In x's index u (xp[s] = x[s - W + 1]): pre_t reads x[t - W + 1 .. t], dx_u reads
+// dpre[u .. u + W - 1], and u < 0 is the initial states' part.
+//
+// Two layouts, as the call's strides make them:
+// - CL, channels dense (x_sc == 1, and o_sc == 1 for the forward): a thread per channel
+//   walks a segment of time, x_t loaded once per thread into a window of W registers (a
+//   warp reads 32 consecutive channels per step). Grid (ceil(C / 128), segments, b); the
+//   segment length is ceil(L / gridDim.y). The backward recomputes pre and dpre over its
+//   segment plus the W - 1 steps after it (a window of W dpre values), writes dx as soon as
+//   the window covers it, and adds its partial dw / dbias by W + 1 atomics per thread.
+// - CF, time dense (x_st == 1, and o_st == 1 for the forward): a block per (time tile of
+//   CONVT_TL steps, channel, batch row) stages the tile's x (with the W - 1 steps before it,
+//   and for the backward the W - 1 after it and dout) in shared memory by coalesced loads,
+//   then every thread takes CONVT_TL / 128 outputs; the backward keeps dpre of the tile in
+//   shared memory and sums dw / dbias over the block before W + 1 atomics.
+// The generic kernels index every element by 64-bit divisions and re-read each input W
+// times from global memory; the backward took three launches and a (b, c, L) f32 scratch.
+#pragma once
+#include "common.cuh"
+
+#define CONVT_NT 128
+#define CONVT_TL 512
+
+// x at position pos (< L) of a row, or the initial state (pos < 0; zero without one).
+template <typename T, int W>
+__device__ __forceinline__ float convt_xp(const T* xr, long long st, const float* init, int pos) {
+    return pos >= 0 ? ldf(xr + (long long)pos * st) : (init ? init[W - 1 + pos] : 0.f);
+}
+
+template <typename T, int W>
+__device__ void conv1d_fwd_cl(const ConvParams& p) {
+    const int C = p.channels, L = p.seqlen;
+    const int ch = blockIdx.x * CONVT_NT + threadIdx.x, i = blockIdx.z;
+    const int ts = (L + (int)gridDim.y - 1) / (int)gridDim.y;
+    const int t0 = blockIdx.y * ts, t1 = min(t0 + ts, L);
+    if (ch >= C || t0 >= L) return;
+    const T* xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
+    T* orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
+    const float* init = p.init ? p.init + ((long long)i * C + ch) * (W - 1) : nullptr;
+    float w[W], win[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
+    const float bias = p.bias ? p.bias[ch] : 0.f;
+#pragma unroll
+    for (int k = 0; k < W - 1; ++k) win[k] = convt_xp<T, W>(xr, p.x_st, init, t0 - (W - 1) + k);
+#pragma unroll 4
+    for (int t = t0; t < t1; ++t) {
+        win[W - 1] = ldf(xr + (long long)t * p.x_st);
+        float acc = bias;
+#pragma unroll
+        for (int k = 0; k < W; ++k) acc = fmaf(w[k], win[k], acc);
+        if (p.silu) acc = silu_f(acc);
+        orow[(long long)t * p.o_st] = cvt<T>(acc);
+#pragma unroll
+        for (int k = 0; k < W - 1; ++k) win[k] = win[k + 1];
+    }
+    // After the last step the window holds x[L - W + 1 .. L - 1] = xp[L .. L + W - 2].
+    if (p.final_states && t1 == L) {
+#pragma unroll
+        for (int k = 0; k < W - 1; ++k) p.final_states[((long long)i * C + ch) * (W - 1) + k] = win[k];
+    }
+}
+
+template <typename T, int W>
+__device__ void conv1d_fwd_cf(const ConvParams& p) {
+    __shared__ float xs[CONVT_TL + W - 1];  // x at t0 - W + 1 .. t0 + CONVT_TL - 1
+    const int C = p.channels, L = p.seqlen;
+    const int t0 = blockIdx.x * CONVT_TL, ch = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
+    const T* xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
+    const float* init = p.init ? p.init + ((long long)i * C + ch) * (W - 1) : nullptr;
+    for (int e = tid; e < CONVT_TL + W - 1; e += CONVT_NT) {
+        const int pos = t0 - (W - 1) + e;
+        xs[e] = pos < L ? convt_xp<T, W>(xr, 1, init, pos) : 0.f;
+    }
+    float w[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
+    const float bias = p.bias ? p.bias[ch] : 0.f;
+    __syncthreads();
+    T* orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
+#pragma unroll
+    for (int r = 0; r < CONVT_TL / CONVT_NT; ++r) {
+        const int e = tid + r * CONVT_NT, t = t0 + e;
+        if (t < L) {
+            float acc = bias;
+#pragma unroll
+            for (int k = 0; k < W; ++k) acc = fmaf(w[k], xs[e + k], acc);
+            if (p.silu) acc = silu_f(acc);
+            orow[t] = cvt<T>(acc);
+        }
+    }
+    // The tile holding step L - 1 holds xp[L .. L + W - 2] at xs[L - t0 .. ].
+    if (p.final_states && L - 1 < t0 + CONVT_TL && tid < W - 1)
+        p.final_states[((long long)i * C + ch) * (W - 1) + tid] = xs[L - t0 + tid];
+}
+
+// dout act'(pre): silu' = sg (1 + pre (1 - sg)).
+__device__ __forceinline__ float convt_dpre(float d, float pre, int silu) {
+    if (!silu) return d;
+    const float sg = 1.f / (1.f + __expf(-pre));
+    return d * (sg * (1.f + pre * (1.f - sg)));
+}
+
+template <typename T, int W>
+__device__ void conv_bwd_cl(const ConvBwdParams& p) {
+    const int C = p.channels, L = p.seqlen;
+    const int ch = blockIdx.x * CONVT_NT + threadIdx.x, i = blockIdx.z;
+    const int ts = (L + (int)gridDim.y - 1) / (int)gridDim.y;
+    const int u0 = blockIdx.y * ts, u1 = min(u0 + ts, L);
+    if (ch >= C || u0 >= L) return;
+    const long long row = i * p.x_sb + ch * p.x_sc, st = p.x_st;
+    const T* xr = static_cast<const T*>(p.x) + row;
+    const T* dr = static_cast<const T*>(p.dout) + row;
+    T* dxr = static_cast<T*>(p.dx) + row;
+    const long long sr = ((long long)i * C + ch) * (W - 1);
+    const float* init = p.init ? p.init + sr : nullptr;
+    const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
+    float w[W], xw[W], dw[W], dpw[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+        w[k] = p.w[ch * W + k];
+        dw[k] = 0.f;
+        dpw[k] = 0.f;
+    }
+    const float bias = p.bias ? p.bias[ch] : 0.f;
+    float db = 0.f;
+#pragma unroll
+    for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
+    // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
+    // u = t - W + 1 (the segment's own u, and for the first segment the initial states').
+    const int tend = u1 + W - 1;
+#pragma unroll 2
+    for (int t = u0; t < tend; ++t) {
+        float d = 0.f;
+        if (t < L) {
+            xw[W - 1] = ldf(xr + (long long)t * st);
+            float pre = bias;
+#pragma unroll
+            for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
+            d = convt_dpre(ldf(dr + (long long)t * st), pre, p.silu);
+            if (t < u1) {
+#pragma unroll
+                for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
+                db += d;
+            }
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+        }
+#pragma unroll
+        for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
+        dpw[W - 1] = d;
+        const int u = t - (W - 1);
+        if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
+            float v = 0.f;
+#pragma unroll
+            for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
+            if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
+            if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
+            else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < W; ++k) atomicAdd(&p.dw[ch * W + k], dw[k]);
+    if (p.dbias) atomicAdd(&p.dbias[ch], db);
+}
+
+template <typename T, int W>
+__device__ void conv_bwd_cf(const ConvBwdParams& p) {
+    constexpr int TL = CONVT_TL, NW = CONVT_NT / 32;
+    __shared__ float xs[TL + 2 * (W - 1)];  // x at u0 - W + 1 .. u0 + TL + W - 2
+    __shared__ float dp[TL + W - 1];        // dpre at u0 .. u0 + TL + W - 2 (0 past L)
+    __shared__ float red[W + 1][NW];
+    const int C = p.channels, L = p.seqlen;
+    const int u0 = blockIdx.x * TL, ch = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
+    const long long row = i * p.x_sb + ch * p.x_sc;
+    const T* xr = static_cast<const T*>(p.x) + row;
+    const T* dr = static_cast<const T*>(p.dout) + row;
+    const long long sr = ((long long)i * C + ch) * (W - 1);
+    const float* init = p.init ? p.init + sr : nullptr;
+    for (int e = tid; e < TL + 2 * (W - 1); e += CONVT_NT) {
+        const int pos = u0 - (W - 1) + e;
+        xs[e] = pos < L ? convt_xp<T, W>(xr, 1, init, pos) : 0.f;
+    }
+    float w[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
+    const float bias = p.bias ? p.bias[ch] : 0.f;
+    __syncthreads();
+    float dw[W], db = 0.f;
+#pragma unroll
+    for (int k = 0; k < W; ++k) dw[k] = 0.f;
+    for (int e = tid; e < TL + W - 1; e += CONVT_NT) {
+        const int t = u0 + e;
+        float d = 0.f;
+        if (t < L) {
+            float pre = bias;
+#pragma unroll
+            for (int k = 0; k < W; ++k) pre = fmaf(w[k], xs[e + k], pre);
+            d = convt_dpre(ldf(dr + t), pre, p.silu);
+            if (e < TL) {
+#pragma unroll
+                for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xs[e + k], dw[k]);
+                db += d;
+            }
+        }
+        dp[e] = d;
+    }
+    __syncthreads();
+    const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
+    T* dxr = static_cast<T*>(p.dx) + row;
+    auto dxp = [&](int u) {  // dxp[u + W - 1] for u >= u0 - W + 1 (dpre before u0 counted 0)
+        float v = 0.f;
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+            const int e = u + W - 1 - k - u0;
+            if (e >= 0) v = fmaf(w[k], dp[e], v);
+        }
+        if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
+        return v;
+    };
+#pragma unroll
+    for (int r = 0; r < TL / CONVT_NT; ++r) {
+        const int u = u0 + tid + r * CONVT_NT;
+        if (u < L) dxr[u] = cvt<T>(dxp(u));
+    }
+    if (u0 == 0 && p.dinit && tid < W - 1) p.dinit[sr + tid] = dxp(tid - (W - 1));
+    // dw / dbias: the block's sums, then W + 1 atomics.
+    const int lane = tid & 31, warp = tid >> 5;
+#pragma unroll
+    for (int k = 0; k <= W; ++k) {
+        float v = k < W ? dw[k] : db;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) red[k][warp] = v;
+    }
+    __syncthreads();
+    if (tid <= W && (tid < W || p.dbias)) {
+        float v = 0.f;
+#pragma unroll
+        for (int q = 0; q < NW; ++q) v += red[tid][q];
+        atomicAdd(tid < W ? &p.dw[ch * W + tid] : &p.dbias[ch], v);
+    }
+}
