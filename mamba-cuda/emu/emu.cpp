@@ -696,7 +696,7 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
             q.dw = dw2.data();
             q.dbias = all ? db2.data() : nullptr;
             q.dinit = di2.data();
-            if (cl) launch(+[](ConvBwdParams r) { conv_bwd_cl<float, WT>(r); }, (unsigned)(C + CONVT_NT - 1) / CONVT_NT, sg, CONVT_NT, q, (unsigned)b);
+            if (cl) launch(+[](ConvBwdParams r) { conv_bwd_cl<float, WT>(r); }, (unsigned)(C + 31) / 32, (sg + 3) / 4, CONVT_NT, q, (unsigned)b);
             else launch(+[](ConvBwdParams r) { conv_bwd_cf<float, WT>(r); }, (unsigned)(L + CONVT_TL - 1) / CONVT_TL, (unsigned)C, CONVT_NT, q, (unsigned)b);
             cmp("bwd dx", dx2, edx);
             cmp("bwd dw", dw2, edw);

@@ -137,7 +137,7 @@ static void norm_case(int m, int di, int groups, bool nbg) {
     while (threads < gs && threads < 256) threads *= 2;
     launch(bb_norm_bwd_f32, m, groups, 1, threads, p);
     BbColsumParams c{dwrow.data(), dw.data(), di, m, di};
-    launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 256, c);
+    launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 1024, c);
     // Central differences of the f64 forward give the reference.
     auto fwd = [&](const std::vector<double>& yy, const std::vector<double>& zz, const std::vector<double>& ww, int r, int k) {
         double ss = 0, loss = 0;
@@ -204,15 +204,27 @@ int main() {
         auto s = rnd(5 * 11);
         std::vector<float> d(5 * 4, NAN);
         BbCopyParams p{s.data() + 3, d.data(), 11, 4, 5, 4};
-        launch(bb_copy_f32_f32, 2, 1, 1, 32, p);
+        launch(bb_copy_f32_f32, 1, 2, 1, 32, p);  // as block_bwd.rs: columns on x, rows on y
         std::vector<double> want(20);
         for (int r = 0; r < 5; ++r)
             for (int c = 0; c < 4; ++c) want[r * 4 + c] = s[r * 11 + 3 + c];
         check("copy 5x4 from ld 11", want, d.data(), 20);
     }
+    {
+        // More columns than a block's threads, rows walked by fewer blocks than rows.
+        auto s = rnd(7 * 80);
+        std::vector<float> d(7 * 70, NAN);
+        BbCopyParams p{s.data() + 5, d.data(), 80, 70, 7, 70};
+        launch(bb_copy_f32_f32, 3, 3, 1, 32, p);
+        std::vector<double> want(7 * 70);
+        for (int r = 0; r < 7; ++r)
+            for (int c = 0; c < 70; ++c) want[r * 70 + c] = s[r * 80 + 5 + c];
+        check("copy 7x70 from ld 80", want, d.data(), 7 * 70);
+    }
     norm_case(3, 40, 1, false);
     norm_case(2, 48, 3, true);
     norm_case(2, 300, 2, false);
+    norm_case(301, 40, 1, true);  // rows past the column sums' 4-way main loop
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;
 }

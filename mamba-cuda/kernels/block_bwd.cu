@@ -155,15 +155,14 @@ __device__ void bb_sum(const BbSumParams& p) {
 }
 
 template <typename TS, typename TD>
+// Grid (ceil(cols / blockDim.x), rows' blocks): threads along the columns, blocks y walking
+// the rows (no division per element; it was a 64-bit one).
 __device__ void bb_copy(const BbCopyParams& p) {
     const TS* src = static_cast<const TS*>(p.src);
     TD* dst = static_cast<TD*>(p.dst);
-    const long long total = p.rows * p.cols;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long r = i / p.cols, c = i - r * p.cols;
-        dst[r * p.dld + c] = cvt<TD>(ldf(src + r * p.sld + c));
-    }
+    const long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= p.cols) return;
+    for (long long r = blockIdx.y; r < p.rows; r += gridDim.y) dst[r * p.dld + c] = cvt<TD>(ldf(src + r * p.sld + c));
 }
 
 __device__ __forceinline__ float bb_sigmoid(float v) { return 1.f / (1.f + expf(-v)); }
@@ -248,19 +247,27 @@ __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
 }
 
 // Column sums: blocks of 32 columns, 8 row lanes each summing every 8th row.
+// 1024 threads per block of 32 columns (32 row lanes, four sums each: the grid is only
+// cols / 32 blocks, so each block keeps many loads in flight).
 __device__ void bb_colsum(const BbColsumParams& p) {
-    __shared__ float red[8][33];
+    __shared__ float red[32][33];
     const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
     const int c = blockIdx.x * 32 + tx;
-    float s = 0.f;
-    if (c < p.cols)
-        for (int r = ty; r < p.rows; r += 8) s += p.src[(long long)r * p.ld + c];
-    red[ty][tx] = s;
+    float s[4] = {0.f, 0.f, 0.f, 0.f};
+    if (c < p.cols) {
+        int r = ty;
+        for (; r + 96 < p.rows; r += 128) {
+#pragma unroll
+            for (int q = 0; q < 4; ++q) s[q] += p.src[(long long)(r + 32 * q) * p.ld + c];
+        }
+        for (; r < p.rows; r += 32) s[0] += p.src[(long long)r * p.ld + c];
+    }
+    red[ty][tx] = (s[0] + s[1]) + (s[2] + s[3]);
     __syncthreads();
     if (ty == 0 && c < p.cols) {
         float t = 0.f;
 #pragma unroll
-        for (int q = 0; q < 8; ++q) t += red[q][tx];
+        for (int q = 0; q < 32; ++q) t += red[q][tx];
         p.dst[c] = t;
     }
 }
@@ -270,7 +277,7 @@ __device__ void bb_mul(const BbMulParams& p) {
         p.out[i] = p.a[i] * p.b[i];
 }
 
-extern "C" __global__ void __launch_bounds__(256) bb_colsum_f32(const __grid_constant__ BbColsumParams p) {
+extern "C" __global__ void __launch_bounds__(1024) bb_colsum_f32(const __grid_constant__ BbColsumParams p) {
     bb_colsum(p);
 }
 extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { bb_mul(p); }

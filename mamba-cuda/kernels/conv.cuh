@@ -13,16 +13,21 @@
 // Two layouts, as the call's strides make them:
 // - CL, channels dense (x_sc == 1, and o_sc == 1 for the forward): a thread per channel
 //   walks a segment of time, x_t loaded once per thread into a window of W registers (a
-//   warp reads 32 consecutive channels per step). Grid (ceil(C / 128), segments, b); the
-//   segment length is ceil(L / gridDim.y). The backward recomputes pre and dpre over its
-//   segment plus the W - 1 steps after it (a window of W dpre values), writes dx as soon as
-//   the window covers it, and adds its partial dw / dbias by W + 1 atomics per thread.
+//   warp reads 32 consecutive channels per step). Forward: grid (ceil(C / 128), segments,
+//   b), segments of ceil(L / gridDim.y) steps. Backward: a block is 32 channels x 4
+//   segments (a warp per segment), grid (ceil(C / 32), ceil(segments / 4), b), segments of
+//   ceil(L / (4 gridDim.y)) steps; a thread recomputes pre and dpre over its segment plus
+//   the W - 1 steps after it (a window of W dpre values), writes dx as soon as the window
+//   covers it, and the block sums dw / dbias over its 4 segments before W + 1 atomics per
+//   channel (a thread's own atomics contended: 200 per address at b2 L800).
 // - CF, time dense (x_st == 1, and o_st == 1 for the forward): a block per (time tile of
 //   CONVT_TL steps, channel, batch row) stages the tile's x (with the W - 1 steps before it,
 //   and for the backward the W - 1 after it and dout) in shared memory by coalesced loads,
 //   then every thread takes CONVT_TL / 128 outputs; the backward keeps dpre of the tile in
 //   shared memory and sums dw / dbias over the block before W + 1 atomics.
-// The generic kernels index every element by 64-bit divisions and re-read each input W
+// The row pointers are `__restrict__` (x and dout are never written by the call: dx must not
+// alias them, as the host's checks require), so that the loads of later steps may be issued
+// before the stores of earlier ones. The generic kernels index every element by 64-bit divisions and re-read each input W
 // times from global memory; the backward took three launches and a (b, c, L) f32 scratch.
 #pragma once
 #include "common.cuh"
@@ -43,8 +48,8 @@ __device__ void conv1d_fwd_cl(const ConvParams& p) {
     const int ts = (L + (int)gridDim.y - 1) / (int)gridDim.y;
     const int t0 = blockIdx.y * ts, t1 = min(t0 + ts, L);
     if (ch >= C || t0 >= L) return;
-    const T* xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
-    T* orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
+    const T* __restrict__ xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
+    T* __restrict__ orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
     const float* init = p.init ? p.init + ((long long)i * C + ch) * (W - 1) : nullptr;
     float w[W], win[W];
 #pragma unroll
@@ -112,65 +117,83 @@ __device__ __forceinline__ float convt_dpre(float d, float pre, int silu) {
 
 template <typename T, int W>
 __device__ void conv_bwd_cl(const ConvBwdParams& p) {
+    constexpr int NW = CONVT_NT / 32;
+    __shared__ float red[W + 1][NW][32];
     const int C = p.channels, L = p.seqlen;
-    const int ch = blockIdx.x * CONVT_NT + threadIdx.x, i = blockIdx.z;
-    const int ts = (L + (int)gridDim.y - 1) / (int)gridDim.y;
-    const int u0 = blockIdx.y * ts, u1 = min(u0 + ts, L);
-    if (ch >= C || u0 >= L) return;
-    const long long row = i * p.x_sb + ch * p.x_sc, st = p.x_st;
-    const T* xr = static_cast<const T*>(p.x) + row;
-    const T* dr = static_cast<const T*>(p.dout) + row;
-    T* dxr = static_cast<T*>(p.dx) + row;
-    const long long sr = ((long long)i * C + ch) * (W - 1);
-    const float* init = p.init ? p.init + sr : nullptr;
-    const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
-    float w[W], xw[W], dw[W], dpw[W];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int ch = blockIdx.x * 32 + lane, i = blockIdx.z;
+    const int nseg = (int)gridDim.y * NW;
+    const int ts = (L + nseg - 1) / nseg;
+    const int u0 = (blockIdx.y * NW + warp) * ts, u1 = min(u0 + ts, L);
+    float dw[W], db = 0.f;
 #pragma unroll
-    for (int k = 0; k < W; ++k) {
-        w[k] = p.w[ch * W + k];
-        dw[k] = 0.f;
-        dpw[k] = 0.f;
-    }
-    const float bias = p.bias ? p.bias[ch] : 0.f;
-    float db = 0.f;
+    for (int k = 0; k < W; ++k) dw[k] = 0.f;
+    if (ch < C && u0 < L) {
+        const long long row = i * p.x_sb + ch * p.x_sc, st = p.x_st;
+        const T* __restrict__ xr = static_cast<const T*>(p.x) + row;
+        const T* __restrict__ dr = static_cast<const T*>(p.dout) + row;
+        T* __restrict__ dxr = static_cast<T*>(p.dx) + row;
+        const long long sr = ((long long)i * C + ch) * (W - 1);
+        const float* init = p.init ? p.init + sr : nullptr;
+        const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
+        float w[W], xw[W], dpw[W];
 #pragma unroll
-    for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
-    // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
-    // u = t - W + 1 (the segment's own u, and for the first segment the initial states').
-    const int tend = u1 + W - 1;
+        for (int k = 0; k < W; ++k) {
+            w[k] = p.w[ch * W + k];
+            dpw[k] = 0.f;
+        }
+        const float bias = p.bias ? p.bias[ch] : 0.f;
+#pragma unroll
+        for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
+        // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
+        // u = t - W + 1 (the segment's own u, and for the first segment the initial states').
+        const int tend = u1 + W - 1;
 #pragma unroll 2
-    for (int t = u0; t < tend; ++t) {
-        float d = 0.f;
-        if (t < L) {
-            xw[W - 1] = ldf(xr + (long long)t * st);
-            float pre = bias;
+        for (int t = u0; t < tend; ++t) {
+            float d = 0.f;
+            if (t < L) {
+                xw[W - 1] = ldf(xr + (long long)t * st);
+                float pre = bias;
 #pragma unroll
-            for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
-            d = convt_dpre(ldf(dr + (long long)t * st), pre, p.silu);
-            if (t < u1) {
+                for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
+                d = convt_dpre(ldf(dr + (long long)t * st), pre, p.silu);
+                if (t < u1) {
 #pragma unroll
-                for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
-                db += d;
+                    for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
+                    db += d;
+                }
+#pragma unroll
+                for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
             }
 #pragma unroll
-            for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
-        }
+            for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
+            dpw[W - 1] = d;
+            const int u = t - (W - 1);
+            if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
+                float v = 0.f;
 #pragma unroll
-        for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
-        dpw[W - 1] = d;
-        const int u = t - (W - 1);
-        if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
-            float v = 0.f;
-#pragma unroll
-            for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
-            if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
-            if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
-            else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+                for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
+                if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
+                if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
+                else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+            }
         }
     }
+    // dw / dbias: the block's NW segments summed per channel, then W + 1 atomics.
 #pragma unroll
-    for (int k = 0; k < W; ++k) atomicAdd(&p.dw[ch * W + k], dw[k]);
-    if (p.dbias) atomicAdd(&p.dbias[ch], db);
+    for (int k = 0; k < W; ++k) red[k][warp][lane] = dw[k];
+    red[W][warp][lane] = db;
+    __syncthreads();
+    if (warp == 0 && ch < C) {
+#pragma unroll
+        for (int k = 0; k <= W; ++k) {
+            float v = 0.f;
+#pragma unroll
+            for (int q = 0; q < NW; ++q) v += red[k][q][lane];
+            if (k < W) atomicAdd(&p.dw[ch * W + k], v);
+            else if (p.dbias) atomicAdd(&p.dbias[ch], v);
+        }
+    }
 }
 
 template <typename T, int W>

@@ -385,7 +385,12 @@ fn block_train_bench() {
         return;
     }
     let cuda = mamba_model::backend::cuda_backend().unwrap();
-    for l in [100usize, 400, 800] {
+    // MAMBA_BLOCK_TRAIN_L: one length only (a profiler run).
+    let lens: Vec<usize> = match std::env::var("MAMBA_BLOCK_TRAIN_L") {
+        Ok(v) => vec![v.parse().expect("MAMBA_BLOCK_TRAIN_L: a length")],
+        Err(_) => vec![100, 400, 800],
+    };
+    for l in lens {
         let cfg = Mamba2Config::new(192, 64);
         let b = 2;
         let w = random_weights(&cfg, 1);

@@ -13,6 +13,7 @@ use mamba_core::abi::{
 };
 
 use super::block::{Block, FwdBufs};
+use super::gemm::Strided;
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
 
@@ -140,7 +141,15 @@ fn copy2d(
         rows: rows as i64,
         cols: cols as i64,
     };
-    g.launch(f, (grid1(rows * cols, 256), 1, 1), 256, 0, stream, &p)
+    let gy = rows.clamp(1, 65535) as u32;
+    g.launch(
+        f,
+        (cols.div_ceil(256).max(1) as u32, gy, 1),
+        256,
+        0,
+        stream,
+        &p,
+    )
 }
 
 /// `out (m, n) = A (m, k) . B (k, n)` with f32 accumulation; `A(i, k) = a[i a.s0 + k
@@ -161,6 +170,31 @@ fn gemm(
 ) -> PResult<()> {
     if m == 0 || n == 0 {
         return Ok(());
+    }
+    // cuBLASLt where it is loaded and both operands have one type (f32, or the 16-bit
+    // storage type with an f32 or 16-bit output); `MAMBA_CUDA_BB_GEMM=own` keeps our kernel.
+    let ty_code = |t: &str| match t {
+        "f32" => Some(dtype::F32),
+        "bf16" => Some(dtype::BF16),
+        "f16" => Some(dtype::F16),
+        _ => None,
+    };
+    if let (Some(ab), Some(ot)) = (ty_code(a.ty), ty_code(out_ty)) {
+        if a.ty == b.ty
+            && (ot == dtype::F32 || ot == ab)
+            && super::ops::env_str("MAMBA_CUDA_BB_GEMM").as_deref() != Some("own")
+        {
+            let st = |o: Operand| Strided {
+                ptr: o.ptr,
+                s0: o.s0,
+                s1: o.s1,
+            };
+            if g.gemm
+                .run_strided(ab, ot, m, n, k, st(a), st(b), out, n, stream)?
+            {
+                return Ok(());
+            }
+        }
     }
     let f = g.func(&format!("bb_gemm_{}_{}", a.ty, b.ty))?;
     let tiles = m.div_ceil(64) * n.div_ceil(64);
@@ -412,7 +446,7 @@ impl Block {
                 rows: m as i32,
                 cols: di as i32,
             };
-            g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 256, 0, stream, &cp)?;
+            g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, stream, &cp)?;
             // 4. SSD backward on dense copies of x, dt, B, C.
             copy2d(g, ty, ty, xbc, cd, xg, di, m, di, stream)?;
             copy2d(g, ty, ty, xbc + (di * es) as u64, cd, bg, gn, m, gn, stream)?;

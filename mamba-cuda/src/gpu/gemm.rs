@@ -1,7 +1,8 @@
 //! The block's projections, `C (M, N) = A (M, K) . W (N, K)^T`: through cuBLASLt when
 //! the plugin can open it at run time (libcublasLt.so.13, then .12), else our kernel.
 //! cuBLASLt runs with `CUBLAS_COMPUTE_32F` (true f32 arithmetic, no TF32), so f32
-//! results keep the SPEC's tolerance.
+//! results keep the SPEC's tolerance. [`Gemm::run_strided`] takes the backward's products
+//! (operands with element strides, one of them 1) through cuBLASLt too where it can.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -21,7 +22,13 @@ const CUDA_R_32F: i32 = 0;
 const CUDA_R_16F: i32 = 2;
 const CUDA_R_16BF: i32 = 14;
 const DESC_TRANSA: i32 = 3;
+const DESC_TRANSB: i32 = 4;
 const PREF_MAX_WORKSPACE_BYTES: i32 = 1;
+/// CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES (uint32; the heuristic assumes 256
+/// without them and may pick a kernel that `cublasLtMatmul` then refuses, status 15).
+const PREF_MIN_ALIGNMENT: [i32; 4] = [5, 6, 7, 8];
+/// CUBLAS_STATUS_NOT_SUPPORTED.
+const STATUS_NOT_SUPPORTED: Status = 15;
 const OP_T: i32 = 1;
 const WORKSPACE: usize = 32 << 20;
 
@@ -84,8 +91,73 @@ struct Plan {
     algo: HeuristicResult,
 }
 
-/// dtype, m, n, k, lda, ldc.
-type PlanKey = (u32, usize, usize, usize, usize, usize);
+/// One matrix of cuBLASLt's column-major product `D = op(A) op(B)`: its stored rows,
+/// columns and leading dimension, and whether the product reads it transposed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct LtMat {
+    rows: u64,
+    cols: u64,
+    ld: i64,
+    trans: bool,
+}
+
+/// A planned product: the operands' and the output's cuBLASLt types, the three layouts,
+/// and the three buffers' alignments (bytes, a power of two up to 256).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct PlanKey {
+    ab_ty: i32,
+    c_ty: i32,
+    a: LtMat,
+    b: LtMat,
+    c: LtMat,
+    align: [u32; 3],
+}
+
+/// The largest power of two up to 256 that divides a device address.
+fn align_of(ptr: u64) -> u32 {
+    (1u64 << ptr.trailing_zeros().min(8)) as u32
+}
+
+fn lt_type(act: u32) -> Option<i32> {
+    match act {
+        dtype::F32 => Some(CUDA_R_32F),
+        dtype::BF16 => Some(CUDA_R_16BF),
+        dtype::F16 => Some(CUDA_R_16F),
+        _ => None,
+    }
+}
+
+/// A strided operand of [`Gemm::run_strided`]: element `(r, q)` (r along the product's
+/// row or reduction index, q along the other) at `ptr + (r s0 + q s1) * size`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided {
+    pub ptr: u64,
+    pub s0: i64,
+    pub s1: i64,
+}
+
+/// How cuBLASLt's column-major view holds a row-major operand `X (r, q)` with element
+/// strides (s0, s1), as the matrix `X^T` (q x r): stored q x r with ld s0 when s1 == 1, or
+/// stored r x q with ld s1 and read transposed when s0 == 1; None otherwise.
+fn lt_view(r: usize, q: usize, x: Strided) -> Option<LtMat> {
+    if x.s1 == 1 && x.s0 >= q.max(1) as i64 {
+        Some(LtMat {
+            rows: q as u64,
+            cols: r as u64,
+            ld: x.s0,
+            trans: false,
+        })
+    } else if x.s0 == 1 && x.s1 >= r.max(1) as i64 {
+        Some(LtMat {
+            rows: r as u64,
+            cols: q as u64,
+            ld: x.s1,
+            trans: true,
+        })
+    } else {
+        None
+    }
+}
 
 pub(crate) struct Gemm {
     lt: Option<Lt>,
@@ -195,8 +267,33 @@ impl Gemm {
         ldc: usize,
         stream: u64,
     ) -> PResult<()> {
-        if let Some(lt) = &self.lt {
-            match self.run_lt(lt, act, m, n, k, a, lda, w, c, ldc, stream) {
+        if let (Some(lt), Some(ty)) = (&self.lt, lt_type(act)) {
+            // Column-major view: C^T (N x M) = W (N x K, stored as K x N col-major, read
+            // transposed) . A^T (K x M col-major, ld lda).
+            let key = PlanKey {
+                ab_ty: ty,
+                c_ty: ty,
+                a: LtMat {
+                    rows: k as u64,
+                    cols: n as u64,
+                    ld: k as i64,
+                    trans: true,
+                },
+                b: LtMat {
+                    rows: k as u64,
+                    cols: m as u64,
+                    ld: lda as i64,
+                    trans: false,
+                },
+                c: LtMat {
+                    rows: n as u64,
+                    cols: m as u64,
+                    ld: ldc as i64,
+                    trans: false,
+                },
+                align: [align_of(w), align_of(a), align_of(c)],
+            };
+            match self.matmul(lt, key, w, a, c, stream) {
                 // cuBLASLt has no algorithm for this shape/alignment: our kernel does it.
                 Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => {}
                 other => return other,
@@ -225,27 +322,58 @@ impl Gemm {
         )
     }
 
+    /// `c (m, n) = A (m, k) . B (k, n)` through cuBLASLt, row-major `c` with row stride
+    /// `ldc`, `A(i, k) = a[i a.s0 + k a.s1]`, `B(k, j) = b[k b.s0 + j b.s1]`, both operands
+    /// of type `ab`, `c` of type `c_ty` (f32 accumulation). Ok(false) where cuBLASLt is not
+    /// loaded, an operand has no unit stride, or it has no algorithm for the shape (the
+    /// caller's kernel does it then).
     #[allow(clippy::too_many_arguments)]
-    fn run_lt(
+    pub(crate) fn run_strided(
         &self,
-        lt: &Lt,
-        act: u32,
+        ab: u32,
+        c_ty: u32,
         m: usize,
         n: usize,
         k: usize,
-        a: u64,
-        lda: usize,
-        w: u64,
+        a: Strided,
+        b: Strided,
         c: u64,
         ldc: usize,
         stream: u64,
-    ) -> PResult<()> {
-        let ty = match act {
-            dtype::F32 => CUDA_R_32F,
-            dtype::BF16 => CUDA_R_16BF,
-            dtype::F16 => CUDA_R_16F,
-            _ => return Err(PErr::unsupported("gemm dtype")),
+    ) -> PResult<bool> {
+        let (Some(lt), Some(ab_ty), Some(c_lt)) = (&self.lt, lt_type(ab), lt_type(c_ty)) else {
+            return Ok(false);
         };
+        // Column-major view: C^T (n x m, ld ldc) = B^T (n x k) . A^T (k x m).
+        let (Some(la), Some(lb)) = (lt_view(k, n, b), lt_view(m, k, a)) else {
+            return Ok(false);
+        };
+        if m == 0 || n == 0 || k == 0 || ldc < n {
+            return Ok(false);
+        }
+        let key = PlanKey {
+            ab_ty,
+            c_ty: c_lt,
+            a: la,
+            b: lb,
+            c: LtMat {
+                rows: n as u64,
+                cols: m as u64,
+                ld: ldc as i64,
+                trans: false,
+            },
+            align: [align_of(b.ptr), align_of(a.ptr), align_of(c)],
+        };
+        match self.matmul(lt, key, b.ptr, a.ptr, c, stream) {
+            Ok(()) => Ok(true),
+            Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `d = op(a) op(b)` (cuBLASLt's column-major operands as `key` lays them out), into
+    /// `d` with beta 0; the plan of a key is made once.
+    fn matmul(&self, lt: &Lt, key: PlanKey, a: u64, b: u64, d: u64, stream: u64) -> PResult<()> {
         let ws = {
             let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
             if *ws == 0 {
@@ -253,13 +381,12 @@ impl Gemm {
             }
             *ws
         };
-        let key = (act, m, n, k, lda, ldc);
         let plan = {
             let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
             match plans.get(&key) {
                 Some(p) => *p,
                 None => {
-                    let p = match self.plan(lt, ty, m, n, k, lda, ldc) {
+                    let p = match self.plan(lt, &key) {
                         Ok(p) => Some(p),
                         Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => None,
                         Err(e) => return Err(e),
@@ -271,27 +398,25 @@ impl Gemm {
         };
         let Some(plan) = plan else {
             return Err(PErr::unsupported(format!(
-                "no cuBLASLt algorithm for m={m} n={n} k={k}"
+                "no cuBLASLt algorithm for {key:?}"
             )));
         };
         let (alpha, beta) = (1f32, 0f32);
-        // Column-major view: C^T (N x M) = W (N x K, stored as K x N col-major, transposed)
-        // . A^T (K x M col-major).
-        // SAFETY: the descriptors describe the caller's device buffers (w: N x K dense,
-        // a: M rows of stride lda, c: M rows of stride ldc); the workspace is ours.
+        // SAFETY: the descriptors describe the caller's device buffers (the layouts of
+        // `key`); the workspace is ours.
         let st = unsafe {
             (lt.matmul)(
                 lt.handle,
                 plan.desc,
                 &alpha as *const f32 as *const c_void,
-                w as *const c_void,
-                plan.a,
                 a as *const c_void,
+                plan.a,
+                b as *const c_void,
                 plan.b,
                 &beta as *const f32 as *const c_void,
-                c as *const c_void,
+                d as *const c_void,
                 plan.c,
-                c as *mut c_void,
+                d as *mut c_void,
                 plan.c,
                 plan.algo.algo.as_ptr() as *const c_void,
                 ws as *mut c_void,
@@ -299,6 +424,15 @@ impl Gemm {
                 stream as *mut c_void,
             )
         };
+        if st == STATUS_NOT_SUPPORTED {
+            // Refused at run time (nothing was launched): the caller's kernel does it, and
+            // this key does not try cuBLASLt again.
+            let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+            plans.insert(key, None);
+            return Err(PErr::unsupported(format!(
+                "no cuBLASLt algorithm for {key:?} (cublasLtMatmul: status {st})"
+            )));
+        }
         if st != 0 {
             return Err(PErr::new(
                 mamba_core::abi::status::CUDA_ERROR,
@@ -308,17 +442,7 @@ impl Gemm {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn plan(
-        &self,
-        lt: &Lt,
-        ty: i32,
-        m: usize,
-        n: usize,
-        k: usize,
-        lda: usize,
-        ldc: usize,
-    ) -> PResult<Plan> {
+    fn plan(&self, lt: &Lt, key: &PlanKey) -> PResult<Plan> {
         let fail = |what: &str, st: Status| {
             PErr::new(
                 mamba_core::abi::status::CUDA_ERROR,
@@ -331,32 +455,28 @@ impl Gemm {
         if st != 0 {
             return Err(fail("cublasLtMatmulDescCreate", st));
         }
-        let op_t = OP_T;
-        // SAFETY: sets TRANSA from a live i32.
-        let st = unsafe {
-            (lt.matmul_desc_set)(desc, DESC_TRANSA, &op_t as *const i32 as *const c_void, 4)
-        };
-        if st != 0 {
-            return Err(fail("cublasLtMatmulDescSetAttribute", st));
+        for (attr, t) in [(DESC_TRANSA, key.a.trans), (DESC_TRANSB, key.b.trans)] {
+            let op = if t { OP_T } else { 0i32 };
+            // SAFETY: sets TRANSA / TRANSB from a live i32.
+            let st =
+                unsafe { (lt.matmul_desc_set)(desc, attr, &op as *const i32 as *const c_void, 4) };
+            if st != 0 {
+                return Err(fail("cublasLtMatmulDescSetAttribute", st));
+            }
         }
-        let mut la: Handle = std::ptr::null_mut();
-        let mut lb: Handle = std::ptr::null_mut();
-        let mut lc: Handle = std::ptr::null_mut();
-        // SAFETY: creates the layout of W: K x N col-major, ld K.
-        let st = unsafe { (lt.layout_create)(&mut la, ty, k as u64, n as u64, k as i64) };
-        if st != 0 {
-            return Err(fail("cublasLtMatrixLayoutCreate", st));
+        let mut layouts = [std::ptr::null_mut(); 3];
+        for (l, (m, ty)) in
+            layouts
+                .iter_mut()
+                .zip([(key.a, key.ab_ty), (key.b, key.ab_ty), (key.c, key.c_ty)])
+        {
+            // SAFETY: creates a layout into a local from plain numbers.
+            let st = unsafe { (lt.layout_create)(l, ty, m.rows, m.cols, m.ld) };
+            if st != 0 {
+                return Err(fail("cublasLtMatrixLayoutCreate", st));
+            }
         }
-        // SAFETY: creates the layout of A^T: K x M col-major, ld lda.
-        let st = unsafe { (lt.layout_create)(&mut lb, ty, k as u64, m as u64, lda as i64) };
-        if st != 0 {
-            return Err(fail("cublasLtMatrixLayoutCreate", st));
-        }
-        // SAFETY: creates the layout of C^T: N x M col-major, ld ldc.
-        let st = unsafe { (lt.layout_create)(&mut lc, ty, n as u64, m as u64, ldc as i64) };
-        if st != 0 {
-            return Err(fail("cublasLtMatrixLayoutCreate", st));
-        }
+        let [la, lb, lc] = layouts;
         let mut pref: Handle = std::ptr::null_mut();
         // SAFETY: creates a preference into a local.
         let st = unsafe { (lt.pref_create)(&mut pref) };
@@ -376,6 +496,14 @@ impl Gemm {
         if st != 0 {
             return Err(fail("cublasLtMatmulPreferenceSetAttribute", st));
         }
+        let aligns = [key.align[0], key.align[1], key.align[2], key.align[2]];
+        for (attr, al) in PREF_MIN_ALIGNMENT.into_iter().zip(aligns) {
+            // SAFETY: sets a minimum alignment from a live u32.
+            let st = unsafe { (lt.pref_set)(pref, attr, &al as *const u32 as *const c_void, 4) };
+            if st != 0 {
+                return Err(fail("cublasLtMatmulPreferenceSetAttribute", st));
+            }
+        }
         // SAFETY: HeuristicResult is plain data; zero is a valid bit pattern.
         let mut res: HeuristicResult = unsafe { std::mem::zeroed() };
         let mut count = 0i32;
@@ -388,9 +516,7 @@ impl Gemm {
         if st != 0 || count < 1 {
             return Err(PErr::new(
                 mamba_core::abi::status::UNSUPPORTED,
-                format!(
-                    "no cuBLASLt algorithm for m={m} n={n} k={k} lda={lda} ldc={ldc} (status {st})"
-                ),
+                format!("no cuBLASLt algorithm for {key:?} (status {st})"),
             ));
         }
         Ok(Plan {
