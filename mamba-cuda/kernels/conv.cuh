@@ -34,6 +34,7 @@
 
 #define CONVT_NT 128
 #define CONVT_TL 512
+#define CONVT_CH 8  // the CL forms' steps per batch of loads
 
 // x at position pos (< L) of a row, or the initial state (pos < 0; zero without one).
 template <typename T, int W>
@@ -57,16 +58,24 @@ __device__ void conv1d_fwd_cl(const ConvParams& p) {
     const float bias = p.bias ? p.bias[ch] : 0.f;
 #pragma unroll
     for (int k = 0; k < W - 1; ++k) win[k] = convt_xp<T, W>(xr, p.x_st, init, t0 - (W - 1) + k);
-#pragma unroll 4
-    for (int t = t0; t < t1; ++t) {
-        win[W - 1] = ldf(xr + (long long)t * p.x_st);
-        float acc = bias;
+    // CONVT_CH steps at a time: their loads first (all in flight), then the arithmetic.
+    for (int tc = t0; tc < t1; tc += CONVT_CH) {
+        float xv[CONVT_CH];
 #pragma unroll
-        for (int k = 0; k < W; ++k) acc = fmaf(w[k], win[k], acc);
-        if (p.silu) acc = silu_f(acc);
-        orow[(long long)t * p.o_st] = cvt<T>(acc);
+        for (int j = 0; j < CONVT_CH; ++j) xv[j] = tc + j < t1 ? ldf(xr + (long long)(tc + j) * p.x_st) : 0.f;
 #pragma unroll
-        for (int k = 0; k < W - 1; ++k) win[k] = win[k + 1];
+        for (int j = 0; j < CONVT_CH; ++j) {
+            const int t = tc + j;
+            if (t >= t1) break;
+            win[W - 1] = xv[j];
+            float acc = bias;
+#pragma unroll
+            for (int k = 0; k < W; ++k) acc = fmaf(w[k], win[k], acc);
+            if (p.silu) acc = silu_f(acc);
+            orow[(long long)t * p.o_st] = cvt<T>(acc);
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) win[k] = win[k + 1];
+        }
     }
     // After the last step the window holds x[L - W + 1 .. L - 1] = xp[L .. L + W - 2].
     if (p.final_states && t1 == L) {
@@ -147,35 +156,47 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
         for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
         // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
         // u = t - W + 1 (the segment's own u, and for the first segment the initial states').
-        const int tend = u1 + W - 1;
-#pragma unroll 2
-        for (int t = u0; t < tend; ++t) {
-            float d = 0.f;
-            if (t < L) {
-                xw[W - 1] = ldf(xr + (long long)t * st);
-                float pre = bias;
+        const int tend = u1 + W - 1, tl = min(tend, L);
+        // CONVT_CH steps at a time: their x and dout loads first (all in flight).
+        for (int tc = u0; tc < tend; tc += CONVT_CH) {
+            float xv[CONVT_CH], dv[CONVT_CH];
 #pragma unroll
-                for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
-                d = convt_dpre(ldf(dr + (long long)t * st), pre, p.silu);
-                if (t < u1) {
-#pragma unroll
-                    for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
-                    db += d;
-                }
-#pragma unroll
-                for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+            for (int j = 0; j < CONVT_CH; ++j) {
+                const bool in = tc + j < tl;
+                xv[j] = in ? ldf(xr + (long long)(tc + j) * st) : 0.f;
+                dv[j] = in ? ldf(dr + (long long)(tc + j) * st) : 0.f;
             }
 #pragma unroll
-            for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
-            dpw[W - 1] = d;
-            const int u = t - (W - 1);
-            if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
-                float v = 0.f;
+            for (int j = 0; j < CONVT_CH; ++j) {
+                const int t = tc + j;
+                if (t >= tend) break;
+                float d = 0.f;
+                if (t < L) {
+                    xw[W - 1] = xv[j];
+                    float pre = bias;
 #pragma unroll
-                for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
-                if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
-                if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
-                else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+                    for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
+                    d = convt_dpre(dv[j], pre, p.silu);
+                    if (t < u1) {
+#pragma unroll
+                        for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
+                        db += d;
+                    }
+#pragma unroll
+                    for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+                }
+#pragma unroll
+                for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
+                dpw[W - 1] = d;
+                const int u = t - (W - 1);
+                if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
+                    float v = 0.f;
+#pragma unroll
+                    for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
+                    if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
+                    if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
+                    else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+                }
             }
         }
     }
