@@ -42,6 +42,23 @@ __device__ __forceinline__ float convt_xp(const T* xr, long long st, const float
     return pos >= 0 ? ldf(xr + (long long)pos * st) : (init ? init[W - 1 + pos] : 0.f);
 }
 
+// The time-dense forms' stage: xs[e] = xp at t0 - W + 1 + e for e < n (0 at or past L).
+template <typename T, int W>
+__device__ __forceinline__ void convt_stage_cf(float* xs, int n, const T* xr, const float* init, int t0, int L) {
+    for (int e = threadIdx.x; e < n; e += CONVT_NT) {
+        const int pos = t0 - (W - 1) + e;
+        xs[e] = pos < L ? convt_xp<T, W>(xr, 1, init, pos) : 0.f;
+    }
+}
+
+// A channel's taps into w (P: ConvParams or ConvBwdParams); returns its bias (0 without one).
+template <int W, class P>
+__device__ __forceinline__ float convt_taps(const P& p, int ch, float (&w)[W]) {
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
+    return p.bias ? p.bias[ch] : 0.f;
+}
+
 template <typename T, int W>
 __device__ void conv1d_fwd_cl(const ConvParams& p) {
     const int C = p.channels, L = p.seqlen;
@@ -53,9 +70,7 @@ __device__ void conv1d_fwd_cl(const ConvParams& p) {
     T* __restrict__ orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
     const float* init = p.init ? p.init + ((long long)i * C + ch) * (W - 1) : nullptr;
     float w[W], win[W];
-#pragma unroll
-    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
-    const float bias = p.bias ? p.bias[ch] : 0.f;
+    const float bias = convt_taps<W>(p, ch, w);
 #pragma unroll
     for (int k = 0; k < W - 1; ++k) win[k] = convt_xp<T, W>(xr, p.x_st, init, t0 - (W - 1) + k);
     // CONVT_CH steps at a time: their loads first (all in flight), then the arithmetic.
@@ -91,14 +106,9 @@ __device__ void conv1d_fwd_cf(const ConvParams& p) {
     const int t0 = blockIdx.x * CONVT_TL, ch = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
     const T* xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
     const float* init = p.init ? p.init + ((long long)i * C + ch) * (W - 1) : nullptr;
-    for (int e = tid; e < CONVT_TL + W - 1; e += CONVT_NT) {
-        const int pos = t0 - (W - 1) + e;
-        xs[e] = pos < L ? convt_xp<T, W>(xr, 1, init, pos) : 0.f;
-    }
+    convt_stage_cf<T, W>(xs, CONVT_TL + W - 1, xr, init, t0, L);
     float w[W];
-#pragma unroll
-    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
-    const float bias = p.bias ? p.bias[ch] : 0.f;
+    const float bias = convt_taps<W>(p, ch, w);
     __syncthreads();
     T* orow = static_cast<T*>(p.out) + i * p.o_sb + ch * p.o_sc;
 #pragma unroll
@@ -146,12 +156,9 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
         const float* init = p.init ? p.init + sr : nullptr;
         const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
         float w[W], xw[W], dpw[W];
+        const float bias = convt_taps<W>(p, ch, w);
 #pragma unroll
-        for (int k = 0; k < W; ++k) {
-            w[k] = p.w[ch * W + k];
-            dpw[k] = 0.f;
-        }
-        const float bias = p.bias ? p.bias[ch] : 0.f;
+        for (int k = 0; k < W; ++k) dpw[k] = 0.f;
 #pragma unroll
         for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
         // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
@@ -230,14 +237,9 @@ __device__ void conv_bwd_cf(const ConvBwdParams& p) {
     const T* dr = static_cast<const T*>(p.dout) + row;
     const long long sr = ((long long)i * C + ch) * (W - 1);
     const float* init = p.init ? p.init + sr : nullptr;
-    for (int e = tid; e < TL + 2 * (W - 1); e += CONVT_NT) {
-        const int pos = u0 - (W - 1) + e;
-        xs[e] = pos < L ? convt_xp<T, W>(xr, 1, init, pos) : 0.f;
-    }
+    convt_stage_cf<T, W>(xs, TL + 2 * (W - 1), xr, init, u0, L);
     float w[W];
-#pragma unroll
-    for (int k = 0; k < W; ++k) w[k] = p.w[ch * W + k];
-    const float bias = p.bias ? p.bias[ch] : 0.f;
+    const float bias = convt_taps<W>(p, ch, w);
     __syncthreads();
     float dw[W], db = 0.f;
 #pragma unroll
