@@ -1275,7 +1275,7 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     // The fused kernel (kernels/conv.cuh, W 2..4): one launch, no scratch; x, dout and dx
     // are dense here, so the layout decides its form.
     let tiled = super::ops::conv_tiled(w as i32)
-        .then(|| super::ops::conv_tiled_grid(!cl, true, b as u32, c as u32, l as u32))
+        .then(|| super::ops::conv_tiled_grid(g.sm_count, !cl, true, b as u32, c as u32, l as u32))
         .flatten();
     let scratch = if tiled.is_some() {
         None

@@ -2002,10 +2002,11 @@ pub(crate) const CONVT_TL: u32 = 512;
 
 /// The grid of a tiled conv kernel, or None where it does not fit (the generic kernel runs):
 /// time dense (`cf`): (time tiles, c, b); else (`cl`, a thread per channel walking a segment
-/// of time), with enough segments for about a thread per SM lane (132 SMs x 1024):
+/// of time), with enough segments for about a thread per SM lane (`sms` x 1024):
 /// forward (128-channel blocks, segments of at least 8 steps, b); backward (32-channel
 /// blocks, groups of 4 segments of at least 16 steps, b).
 pub(crate) fn conv_tiled_grid(
+    sms: i32,
     time_dense: bool,
     backward: bool,
     b: u32,
@@ -2021,7 +2022,7 @@ pub(crate) fn conv_tiled_grid(
     }
     let (cpb, min_steps) = if backward { (32, 16) } else { (CONVT_NT, 8) };
     let cb = c.div_ceil(cpb);
-    let want = (132 * 1024u64).div_ceil(b as u64 * (cb * cpb) as u64);
+    let want = (sms.max(1) as u64 * 1024).div_ceil(b as u64 * (cb * cpb) as u64);
     let segs = want.min(l.div_ceil(min_steps) as u64).max(1);
     let y = if backward { segs.div_ceil(4) } else { segs };
     (y <= MAXYZ as u64).then_some((cb, y as u32, b))
@@ -2037,7 +2038,7 @@ pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -
     if conv_tiled(prm.width) {
         let cf = prm.x_st == 1 && prm.o_st == 1;
         let (b, c, l) = (prm.batch as u32, prm.channels as u32, prm.seqlen as u32);
-        if let Some(grid) = conv_tiled_grid(cf, false, b, c, l) {
+        if let Some(grid) = conv_tiled_grid(g.sm_count, cf, false, b, c, l) {
             let form = if cf { "cf" } else { "cl" };
             let f = g.func(&format!("conv1d_fwdt_{form}_{sfx}_w{}", prm.width))?;
             return g.launch(f, grid, CONVT_NT, 0, stream, &prm);
