@@ -598,9 +598,10 @@ pub struct BlockForwardDesc {
 /// One call of a block's backward on device memory (appended to ABI version 1): the
 /// gradients of `sum(dout * out) + <dconv_final, conv_final> + <dssm_final, ssm_final>`
 /// where `out`, `conv_final`, `ssm_final` are what the block's forward makes from
-/// `input` and the initial states. The plugin recomputes the forward's activations
-/// from `input` (one forward's work) instead of keeping them between calls. Every
-/// buffer is dense; gradients of the parameters are f32 and overwritten.
+/// `input` and the initial states. `block_backward` recomputes the forward's
+/// activations from `input` (one forward's work); `block_backward_saved` reads them from
+/// what `block_forward_saving` kept. Every buffer is dense; gradients of the parameters
+/// are f32 and overwritten.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BlockBackwardDesc {
@@ -788,6 +789,33 @@ pub struct PluginApi {
     /// plain backward). Appended to ABI version 1.
     pub selective_scan_backward_saved: unsafe extern "C" fn(
         desc: *const SelectiveScanBwdDesc,
+        saved: u64,
+        bytes: usize,
+        stream: u64,
+    ) -> i32,
+    /// A Mamba2Block for training (appended to ABI version 1; check `struct_size` first):
+    /// writes into `*out` how many bytes of device memory `block_forward_saving` fills for
+    /// `batch` sequences of `seqlen` steps (the forward's activations: in_proj's output,
+    /// the conv's output, the SSD's output and the norm's output, in the block's storage
+    /// type), so that `block_backward_saved` need not recompute them.
+    pub block_saved_bytes:
+        unsafe extern "C" fn(block: *mut c_void, batch: u32, seqlen: u32, out: *mut usize) -> i32,
+    /// A block's forward, as `block_forward`, that also keeps its activations in `saved`
+    /// (`bytes` at least what `block_saved_bytes` says, 256-byte aligned device memory).
+    /// Appended to ABI version 1.
+    pub block_forward_saving: unsafe extern "C" fn(
+        block: *mut c_void,
+        desc: *const BlockForwardDesc,
+        saved: u64,
+        bytes: usize,
+        stream: u64,
+    ) -> i32,
+    /// A block's backward, as `block_backward`, from the activations that
+    /// `block_forward_saving` kept in `saved` for the same input and initial states
+    /// (one forward's work less). Appended to ABI version 1.
+    pub block_backward_saved: unsafe extern "C" fn(
+        block: *mut c_void,
+        desc: *const BlockBackwardDesc,
         saved: u64,
         bytes: usize,
         stream: u64,

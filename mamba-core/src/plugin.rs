@@ -707,6 +707,10 @@ impl CudaBackend {
             has_backward: self.has_entry(
                 core::mem::offset_of!(PluginApi, block_backward) + core::mem::size_of::<usize>(),
             ),
+            has_saving: self.has_entry(
+                core::mem::offset_of!(PluginApi, block_backward_saved)
+                    + core::mem::size_of::<usize>(),
+            ),
         })
     }
 
@@ -934,6 +938,41 @@ pub struct CudaBlock {
     cfg: BlockConfigC,
     /// The plugin's table has `block_backward`.
     has_backward: bool,
+    /// The plugin's table has `block_saved_bytes`, `block_forward_saving` and
+    /// `block_backward_saved`.
+    has_saving: bool,
+}
+
+/// What [`CudaBlock::forward_train_host`] keeps on the device for
+/// [`CudaBlock::backward_host_saved`]: the forward's input (in the block's storage type)
+/// and its activations (in_proj's, the conv's, the SSD's and the norm's outputs), so the
+/// backward neither uploads the input again nor recomputes the forward. Freed on drop.
+#[derive(Debug)]
+pub struct BlockSaved {
+    input: DeviceBuffer<f32>,
+    acts: DeviceBuffer<f32>,
+    acts_bytes: usize,
+    batch: usize,
+    seqlen: usize,
+}
+
+impl BlockSaved {
+    /// Device memory held, in bytes (the input and the activations).
+    pub fn bytes(&self) -> usize {
+        (self.input.len() + self.acts.len()) * 4
+    }
+    /// (batch, seqlen) of the forward that filled it.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.batch, self.seqlen)
+    }
+}
+
+/// Where [`CudaBlock`]'s host-slice backward finds the forward's input.
+enum BwdInput<'a> {
+    /// Uploaded from the host; the activations are recomputed.
+    Host(&'a [f32]),
+    /// Kept on the device by the saving forward, with its activations.
+    Saved(&'a BlockSaved),
 }
 
 /// The gradients of [`CudaBlock::backward_host`], f32, on the host, in the weights'
@@ -1074,6 +1113,25 @@ impl CudaBlock {
         ssm_state: &mut [f32],
         out: &mut [f32],
     ) -> Result<()> {
+        self.forward_host_impl(
+            backend, input, batch, seqlen, conv_state, ssm_state, out, None,
+        )
+    }
+
+    /// [`Self::forward_host`]; with `keep`, the input goes to `keep`'s input buffer (its
+    /// bytes in the storage type given) and the activations to its other buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_host_impl(
+        &self,
+        backend: &CudaBackend,
+        input: &[f32],
+        batch: usize,
+        seqlen: usize,
+        conv_state: &mut [f32],
+        ssm_state: &mut [f32],
+        out: &mut [f32],
+        keep: Option<(&BlockSaved, &[u8])>,
+    ) -> Result<()> {
         // Staging buffers of the backend's pool (no cuMemAlloc / cuMemFree per call).
         let n = batch * seqlen * self.cfg.d_model as usize;
         if input.len() != n || out.len() != n {
@@ -1107,16 +1165,22 @@ impl CudaBlock {
         let code = self.cfg.dtype;
         let cs = st.bytes(as_bytes(conv_state))?;
         let ss = st.bytes(as_bytes(ssm_state))?;
-        let x = match code {
-            abi::dtype::BF16 => {
-                let v: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
-                st.bytes(as_bytes(&v))?
+        let x = match keep {
+            Some((sv, bytes)) => {
+                // SAFETY: `sv.input` is a live device buffer of at least `bytes.len()`
+                // bytes (sized from them); the copy reads the host slice before returning.
+                let code = unsafe {
+                    (self.api.memcpy_htod)(
+                        sv.input.ptr(),
+                        bytes.as_ptr() as *const c_void,
+                        bytes.len(),
+                        st.stream.raw,
+                    )
+                };
+                ok(self.api, code, "memcpy_htod")?;
+                sv.input.ptr()
             }
-            abi::dtype::F16 => {
-                let v: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
-                st.bytes(as_bytes(&v))?
-            }
-            _ => st.bytes(as_bytes(input))?,
+            None => st.bytes(&self.act_bytes(input))?,
         };
         let y = st.alloc(n * abi::dtype::size(code))?;
         let desc = BlockForwardDesc {
@@ -1129,9 +1193,18 @@ impl CudaBlock {
             has_state: 1,
             reserved: 0,
         };
-        // SAFETY: every pointer is a staging buffer of this call with the length checked
-        // or sized above, alive until `st` is dropped after its stream has finished.
-        unsafe { self.forward_raw(&desc, &st.stream) }?;
+        match keep {
+            // SAFETY: every pointer is a staging buffer of this call with the length
+            // checked or sized above, alive until `st` is dropped after its stream has
+            // finished.
+            None => unsafe { self.forward_raw(&desc, &st.stream) }?,
+            Some((sv, _)) => {
+                let (p, n) = (sv.acts.ptr(), sv.acts_bytes);
+                // SAFETY: as above; the input and the activations are `sv`'s buffers,
+                // sized for this call, which outlive it.
+                unsafe { self.forward_saving_raw(&desc, p, n, &st.stream) }?
+            }
+        }
         match code {
             abi::dtype::BF16 => {
                 let mut v = vec![bf16::ZERO; n];
@@ -1160,6 +1233,165 @@ impl CudaBlock {
     /// `true` when the plugin has the block's backward (an older plugin does not).
     pub fn has_backward(&self) -> bool {
         self.has_backward
+    }
+
+    /// `true` when the plugin can keep a forward's activations for the backward
+    /// ([`Self::forward_train_host`], [`Self::saved_bytes`]); an older plugin cannot.
+    pub fn has_saving(&self) -> bool {
+        self.has_saving
+    }
+
+    /// The bytes of device memory the saving forward fills for `batch` sequences of
+    /// `seqlen` steps: (b L) (d_in_proj + conv_dim + 2 d_inner) elements of the storage
+    /// type, each part rounded up to 256 bytes. 0 where the plugin predates it.
+    pub fn saved_bytes(&self, batch: usize, seqlen: usize) -> Result<usize> {
+        const OP: &str = "Mamba2Block saved_bytes";
+        if !self.has_saving {
+            return Ok(0);
+        }
+        let (b, l) = match (u32::try_from(batch), u32::try_from(seqlen)) {
+            (Ok(b), Ok(l)) if b > 0 && l > 0 => (b, l),
+            _ => {
+                return Err(Error::invalid(
+                    OP,
+                    "batch/seqlen",
+                    format!("must be in 1..=u32::MAX, got {batch} and {seqlen}"),
+                ))
+            }
+        };
+        let mut n = 0usize;
+        // SAFETY: the entry exists (checked); `n` is writable; the block is alive.
+        let code = unsafe { (self.api.block_saved_bytes)(self.handle.0, b, l, &mut n) };
+        ok(self.api, code, OP)?;
+        Ok(n)
+    }
+
+    /// The forward on raw device pointers that also keeps its activations in `saved`.
+    ///
+    /// # Safety
+    /// As [`Self::forward_raw`]; `saved` is 256-byte aligned device memory of this plugin,
+    /// `bytes` >= [`Self::saved_bytes`] long, alive until the backward that reads it ran.
+    pub unsafe fn forward_saving_raw(
+        &self,
+        desc: &BlockForwardDesc,
+        saved: u64,
+        bytes: usize,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block forward_saving";
+        if !self.has_saving {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin predates the block's saving entries; rebuild it",
+            ));
+        }
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe {
+            (self.api.block_forward_saving)(self.handle.0, desc, saved, bytes, stream.raw)
+        };
+        ok(self.api, code, OP)
+    }
+
+    /// The backward on raw device pointers from the activations that
+    /// [`Self::forward_saving_raw`] kept in `saved` for the same `input` and initial
+    /// states (no recomputed forward).
+    ///
+    /// # Safety
+    /// As [`Self::backward_raw`]; `saved` as the saving forward left it.
+    pub unsafe fn backward_saved_raw(
+        &self,
+        desc: &BlockBackwardDesc,
+        saved: u64,
+        bytes: usize,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block backward_saved";
+        if !self.has_saving {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin predates the block's saving entries; rebuild it",
+            ));
+        }
+        // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
+        let code = unsafe {
+            (self.api.block_backward_saved)(self.handle.0, desc, saved, bytes, stream.raw)
+        };
+        ok(self.api, code, OP)
+    }
+
+    /// The training forward on host slices: as [`Self::forward_host`], and keeps on the
+    /// device what [`Self::backward_host_saved`] reads (the input and the activations,
+    /// [`BlockSaved::bytes`]). Errors as `Unsupported` where the plugin predates it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_host(
+        &self,
+        backend: &CudaBackend,
+        input: &[f32],
+        batch: usize,
+        seqlen: usize,
+        conv_state: &mut [f32],
+        ssm_state: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<BlockSaved> {
+        const OP: &str = "Mamba2Block forward_saving";
+        if !self.has_saving {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin predates the block's saving entries; rebuild it",
+            ));
+        }
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if batch == 0 || seqlen == 0 || input.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "input",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {}",
+                    self.cfg.d_model,
+                    input.len()
+                ),
+            ));
+        }
+        let acts_bytes = self.saved_bytes(batch, seqlen)?;
+        let acts = backend.alloc::<f32>(acts_bytes.div_ceil(4))?;
+        let bytes = self.act_bytes(input);
+        let inbuf = backend.alloc::<f32>(bytes.len().div_ceil(4))?;
+        let saved = BlockSaved {
+            input: inbuf,
+            acts,
+            acts_bytes,
+            batch,
+            seqlen,
+        };
+        self.forward_host_impl(
+            backend,
+            input,
+            batch,
+            seqlen,
+            conv_state,
+            ssm_state,
+            out,
+            Some((&saved, &bytes)),
+        )?;
+        Ok(saved)
+    }
+
+    /// `v` in the block's storage type, as bytes.
+    fn act_bytes(&self, v: &[f32]) -> Vec<u8> {
+        match self.cfg.dtype {
+            abi::dtype::BF16 => v
+                .iter()
+                .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+                .collect(),
+            abi::dtype::F16 => v
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            _ => as_bytes(v).to_vec(),
+        }
     }
 
     /// The backward on raw device pointers, enqueued on `stream`.
@@ -1196,6 +1428,50 @@ impl CudaBlock {
         init: Option<(&[f32], &[f32])>,
         dfinal: Option<(&[f32], &[f32])>,
     ) -> Result<BlockGrads> {
+        self.backward_impl(
+            backend,
+            BwdInput::Host(input),
+            dout,
+            batch,
+            seqlen,
+            init,
+            dfinal,
+        )
+    }
+
+    /// As [`Self::backward_host`], from what [`Self::forward_train_host`] kept on the
+    /// device (its input and activations: one upload and one forward less). `init` must
+    /// be the initial states that forward started from (None: zeros).
+    pub fn backward_host_saved(
+        &self,
+        backend: &CudaBackend,
+        saved: &BlockSaved,
+        dout: &[f32],
+        init: Option<(&[f32], &[f32])>,
+        dfinal: Option<(&[f32], &[f32])>,
+    ) -> Result<BlockGrads> {
+        self.backward_impl(
+            backend,
+            BwdInput::Saved(saved),
+            dout,
+            saved.batch,
+            saved.seqlen,
+            init,
+            dfinal,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_impl(
+        &self,
+        backend: &CudaBackend,
+        input: BwdInput<'_>,
+        dout: &[f32],
+        batch: usize,
+        seqlen: usize,
+        init: Option<(&[f32], &[f32])>,
+        dfinal: Option<(&[f32], &[f32])>,
+    ) -> Result<BlockGrads> {
         const OP: &str = "Mamba2Block backward";
         let c = &self.cfg;
         let rows = batch * seqlen;
@@ -1207,14 +1483,18 @@ impl CudaBlock {
             c.d_conv as usize,
         );
         let (cs, ss) = (self.conv_state_len(batch), self.ssm_state_len(batch));
-        if rows == 0 || input.len() != rows * dm || dout.len() != rows * dm {
+        let input_len = match input {
+            BwdInput::Host(v) => v.len(),
+            BwdInput::Saved(_) => rows * dm,
+        };
+        if rows == 0 || input_len != rows * dm || dout.len() != rows * dm {
             return Err(Error::invalid(
                 OP,
                 "input/dout",
                 format!(
                     "need {} elements (b={batch}, L={seqlen}, d_model={dm}), got {} and {}",
                     rows * dm,
-                    input.len(),
+                    input_len,
                     dout.len()
                 ),
             ));
@@ -1235,23 +1515,12 @@ impl CudaBlock {
             }
         }
         let mut st = Staging::new(backend)?;
-        // The storage type's bytes of an f32 slice.
         let code = c.dtype;
-        let to_act = |v: &[f32]| -> Vec<u8> {
-            match code {
-                abi::dtype::BF16 => v
-                    .iter()
-                    .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
-                    .collect(),
-                abi::dtype::F16 => v
-                    .iter()
-                    .flat_map(|x| f16::from_f32(*x).to_le_bytes())
-                    .collect(),
-                _ => as_bytes(v).to_vec(),
-            }
+        let d_input = match input {
+            BwdInput::Host(v) => st.bytes(&self.act_bytes(v))?,
+            BwdInput::Saved(sv) => sv.input.ptr(),
         };
-        let d_input = st.bytes(&to_act(input))?;
-        let d_dout = st.bytes(&to_act(dout))?;
+        let d_dout = st.bytes(&self.act_bytes(dout))?;
         let (conv_init, ssm_init) = match init {
             Some((a, b)) => (st.bytes(as_bytes(a))?, st.bytes(as_bytes(b))?),
             None => (0, 0),
@@ -1305,10 +1574,18 @@ impl CudaBlock {
             dconv_init: offs[8],
             dssm_init: offs[9],
         };
-        // SAFETY: every pointer is a staging buffer of this call with the length the
-        // ABI documents (checked or sized above); they live until `st` is dropped,
-        // after its stream has finished.
-        unsafe { self.backward_raw(&desc, &st.stream) }?;
+        match input {
+            // SAFETY: every pointer is a staging buffer of this call with the length the
+            // ABI documents (checked or sized above); they live until `st` is dropped,
+            // after its stream has finished.
+            BwdInput::Host(_) => unsafe { self.backward_raw(&desc, &st.stream) }?,
+            BwdInput::Saved(sv) => {
+                let (p, n) = (sv.acts.ptr(), sv.acts_bytes);
+                // SAFETY: as above; the input and activations are `sv`'s buffers, filled
+                // by the saving forward for these (batch, seqlen), borrowed for the call.
+                unsafe { self.backward_saved_raw(&desc, p, n, &st.stream) }?
+            }
+        }
         let mut all = vec![0f32; total];
         st.download(
             &TensorDesc::dense(grads, abi::dtype::F32, &[total]),

@@ -203,23 +203,37 @@ int main() {
     {
         auto s = rnd(5 * 11);
         std::vector<float> d(5 * 4, NAN);
-        BbCopyParams p{s.data() + 3, d.data(), 11, 4, 5, 4};
-        launch(bb_copy_f32_f32, 1, 2, 1, 32, p);  // as block_bwd.rs: columns on x, rows on y
+        BbCopyNParams p{};
+        p.c[0] = BbCopyParams{s.data() + 3, d.data(), 11, 4, 5, 4};
+        p.n = 1;
+        launch(bb_copyn_f32_f32, 1, 2, 1, 32, p);  // as block_bwd.rs: columns on x, rows on y
         std::vector<double> want(20);
         for (int r = 0; r < 5; ++r)
             for (int c = 0; c < 4; ++c) want[r * 4 + c] = s[r * 11 + 3 + c];
         check("copy 5x4 from ld 11", want, d.data(), 20);
     }
     {
-        // More columns than a block's threads, rows walked by fewer blocks than rows.
-        auto s = rnd(7 * 80);
-        std::vector<float> d(7 * 70, NAN);
-        BbCopyParams p{s.data() + 5, d.data(), 80, 70, 7, 70};
-        launch(bb_copy_f32_f32, 3, 3, 1, 32, p);
-        std::vector<double> want(7 * 70);
+        // Three copies in one launch, of different widths and row counts: more columns
+        // than a block's threads, rows walked by fewer blocks than rows, and a copy
+        // narrower than the grid (its extra blocks idle).
+        auto s = rnd(9 * 80);
+        std::vector<float> d0(7 * 70, NAN), d1(9 * 3, NAN), d2(4 * 33, NAN);
+        BbCopyNParams p{};
+        p.c[0] = BbCopyParams{s.data() + 5, d0.data(), 80, 70, 7, 70};
+        p.c[1] = BbCopyParams{s.data() + 77, d1.data(), 80, 3, 9, 3};
+        p.c[2] = BbCopyParams{s.data() + 40, d2.data(), 80, 33, 4, 33};
+        p.n = 3;
+        launch(bb_copyn_f32_f32, 3, 3, 3, 32, p);
+        std::vector<double> w0(7 * 70), w1(9 * 3), w2(4 * 33);
         for (int r = 0; r < 7; ++r)
-            for (int c = 0; c < 70; ++c) want[r * 70 + c] = s[r * 80 + 5 + c];
-        check("copy 7x70 from ld 80", want, d.data(), 7 * 70);
+            for (int c = 0; c < 70; ++c) w0[r * 70 + c] = s[r * 80 + 5 + c];
+        for (int r = 0; r < 9; ++r)
+            for (int c = 0; c < 3; ++c) w1[r * 3 + c] = s[r * 80 + 77 + c];
+        for (int r = 0; r < 4; ++r)
+            for (int c = 0; c < 33; ++c) w2[r * 33 + c] = s[r * 80 + 40 + c];
+        check("copies[0] 7x70 from ld 80", w0, d0.data(), 7 * 70);
+        check("copies[1] 9x3 from ld 80", w1, d1.data(), 9 * 3);
+        check("copies[2] 4x33 from ld 80", w2, d2.data(), 4 * 33);
     }
     norm_case(3, 40, 1, false);
     norm_case(2, 48, 3, true);

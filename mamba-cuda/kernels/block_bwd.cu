@@ -26,6 +26,14 @@ struct BbCopyParams {
     long long rows, cols;
 };
 
+// Up to BB_COPIES copies of one type pair in one launch (blockIdx.z picks the copy).
+#define BB_COPIES 8
+struct BbCopyNParams {
+    BbCopyParams c[BB_COPIES];
+    int n;
+    int pad0;
+};
+
 // out[i] = sum_s parts[s stride + i] for i < count, converted to the output type.
 struct BbSumParams {
     const float* parts;
@@ -165,6 +173,13 @@ __device__ void bb_copy(const BbCopyParams& p) {
     for (long long r = blockIdx.y; r < p.rows; r += gridDim.y) dst[r * p.dld + c] = cvt<TD>(ldf(src + r * p.sld + c));
 }
 
+// The copies of `p` in one launch: grid (ceil(widest cols / blockDim.x), rows' blocks, n);
+// a copy narrower than the grid leaves its extra blocks idle.
+template <typename TS, typename TD>
+__device__ void bb_copyn(const BbCopyNParams& p) {
+    if ((int)blockIdx.z < p.n) bb_copy<TS, TD>(p.c[blockIdx.z]);
+}
+
 __device__ __forceinline__ float bb_sigmoid(float v) { return 1.f / (1.f + expf(-v)); }
 
 // Sums two values over the block (blockDim.x a multiple of 32, at most 1024).
@@ -289,13 +304,13 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
 #define BB_TYPE(T, NAME)                                                                                  \
     BB_GEMM(T, T, NAME, NAME)                                                                            \
     extern "C" __global__ void bb_sum_##NAME(const __grid_constant__ BbSumParams p) { bb_sum<T>(p); }     \
-    extern "C" __global__ void bb_copy_##NAME##_##NAME(const __grid_constant__ BbCopyParams p) {         \
-        bb_copy<T, T>(p);                                                                                \
+    extern "C" __global__ void bb_copyn_##NAME##_##NAME(const __grid_constant__ BbCopyNParams p) {       \
+        bb_copyn<T, T>(p);                                                                               \
     }                                                                                                    \
     extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); }
 #define BB_MIXED(T, NAME)                                                                                 \
     BB_GEMM(float, T, f32, NAME)                                                                         \
-    extern "C" __global__ void bb_copy_##NAME##_f32(const __grid_constant__ BbCopyParams p) { bb_copy<T, float>(p); }
+    extern "C" __global__ void bb_copyn_##NAME##_f32(const __grid_constant__ BbCopyNParams p) { bb_copyn<T, float>(p); }
 
 BB_TYPE(float, f32)
 #ifndef MAMBA_EMU

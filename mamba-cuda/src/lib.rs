@@ -356,6 +356,54 @@ unsafe extern "C" fn block_backward(
     })
 }
 
+unsafe extern "C" fn block_saved_bytes(
+    block: *mut c_void,
+    batch: u32,
+    seqlen: u32,
+    out: *mut usize,
+) -> i32 {
+    guard(|| {
+        if out.is_null() {
+            return Err(PErr::invalid("`out` is a null pointer"));
+        }
+        // SAFETY: the ABI contract: `block` came from block_create and is alive.
+        let n = unsafe { imp::block_saved_bytes(block, batch, seqlen) }?;
+        // SAFETY: `out` is non-null and writable by the ABI contract.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn block_forward_saving(
+    block: *mut c_void,
+    desc: *const BlockForwardDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid; `block` came from block_create.
+        let desc = unsafe { arg(desc, "desc") }?;
+        // SAFETY: the ABI contract: `block` is alive; `saved` holds `bytes` bytes.
+        unsafe { imp::block_forward_saving(block, desc, saved, bytes, stream) }
+    })
+}
+
+unsafe extern "C" fn block_backward_saved(
+    block: *mut c_void,
+    desc: *const BlockBackwardDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `desc` is null or valid; `block` came from block_create.
+        let desc = unsafe { arg(desc, "desc") }?;
+        // SAFETY: the ABI contract: `block` is alive; `saved` as the saving forward left it.
+        unsafe { imp::block_backward_saved(block, desc, saved, bytes, stream) }
+    })
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -423,6 +471,9 @@ static API: PluginApi = PluginApi {
     selective_scan_saved_bytes,
     selective_scan_forward_saving,
     selective_scan_backward_saved,
+    block_saved_bytes,
+    block_forward_saving,
+    block_backward_saved,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -110,6 +110,27 @@ pub(crate) unsafe fn block_backward(
 ) -> PResult<()> {
     no()
 }
+pub(crate) unsafe fn block_saved_bytes(_b: *mut c_void, _batch: u32, _l: u32) -> PResult<usize> {
+    no()
+}
+pub(crate) unsafe fn block_forward_saving(
+    _b: *mut c_void,
+    _d: &BlockForwardDesc,
+    _saved: u64,
+    _bytes: usize,
+    _s: u64,
+) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_backward_saved(
+    _b: *mut c_void,
+    _d: &BlockBackwardDesc,
+    _saved: u64,
+    _bytes: usize,
+    _s: u64,
+) -> PResult<()> {
+    no()
+}
 pub(crate) fn event_create() -> PResult<u64> {
     no()
 }

@@ -89,15 +89,18 @@ struct Case {
 
 /// Runs one case in storage type `T` on the device path and compares every gradient
 /// with the reference backend's host backward in f32; returns the worst error.
-fn run_case<T: Element>(c: &Case, seed: u64, tol: f64) -> Result<f64, String>
+/// `keep`: the forward keeps its activations on the device (the default), else the
+/// backward recomputes them.
+fn run_case<T: Element>(c: &Case, seed: u64, tol: f64, keep: bool) -> Result<f64, String>
 where
     dyn mamba_core::Backend: mamba_core::Kernels<T>,
 {
     let cfg = &c.cfg;
     let w = random_weights(cfg, seed);
-    let dev =
+    let mut dev =
         Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
             .unwrap();
+    dev.set_keep_activations(keep);
     let reff = Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Reference).unwrap())
         .unwrap();
     let mut rng = SplitMix64(seed * 7 + 3);
@@ -120,6 +123,12 @@ where
         .map_err(|e| e.to_string())?;
     if !tape.on_device() {
         return Err("the CUDA block did not take the device training path".into());
+    }
+    if keep != (tape.device_bytes() > 0) {
+        return Err(format!(
+            "keep_activations {keep} but the tape holds {} device bytes",
+            tape.device_bytes()
+        ));
     }
     let gd = dev.backward(&tape, &dt, ds).map_err(|e| e.to_string())?;
     // The reference backend's host backward in the same storage type: the same
@@ -189,7 +198,7 @@ where
         worst = worst.max(e);
     }
     println!(
-        "  b{} L{} dm{} N{} hd{} g{} W{} nbg{} init{} dstate{} {}: worst {worst:.2e} [{msg}]",
+        "  b{} L{} dm{} N{} hd{} g{} W{} nbg{} init{} dstate{} keep{} {}: worst {worst:.2e} [{msg}]",
         c.batch,
         c.l,
         cfg.d_model,
@@ -200,6 +209,7 @@ where
         cfg.norm_before_gate as u8,
         c.init as u8,
         c.dstate as u8,
+        keep as u8,
         std::any::type_name::<T>()
     );
     Ok(worst)
@@ -306,9 +316,11 @@ fn block_train_device_matches_host_f32() {
     let mut pass = 0;
     let mut fails = Vec::new();
     for (i, c) in cases().iter().enumerate() {
-        match run_case::<f32>(c, 100 + i as u64, 1e-4) {
-            Ok(_) => pass += 1,
-            Err(e) => fails.push(format!("case {i}: {e}")),
+        for keep in [true, false] {
+            match run_case::<f32>(c, 100 + i as u64, 1e-4, keep) {
+                Ok(_) => pass += 1,
+                Err(e) => fails.push(format!("case {i} keep {keep}: {e}")),
+            }
         }
     }
     println!("block train f32: {pass} passed, {} failed", fails.len());
@@ -323,11 +335,12 @@ fn block_train_device_matches_host_half() {
     let mut pass = 0;
     let mut fails = Vec::new();
     for (i, c) in cases().iter().enumerate() {
-        match run_case::<bf16>(c, 200 + i as u64, 2e-2) {
+        // The kept activations in bf16, the recomputed ones in f16 (f32 runs both).
+        match run_case::<bf16>(c, 200 + i as u64, 2e-2, true) {
             Ok(_) => pass += 1,
             Err(e) => fails.push(format!("bf16 case {i}: {e}")),
         }
-        match run_case::<f16>(c, 300 + i as u64, 5e-3) {
+        match run_case::<f16>(c, 300 + i as u64, 5e-3, i % 2 == 0) {
             Ok(_) => pass += 1,
             Err(e) => fails.push(format!("f16 case {i}: {e}")),
         }
@@ -377,6 +390,65 @@ fn block_train_host_fallback_on_cuda() {
     println!("host fallback on cuda: ok");
 }
 
+/// Kept activations against recomputed ones on the same block and data: the same
+/// gradients (up to the order of the atomics' sums), a tape read twice gives the same
+/// gradients again, and a tape outlives a second forward on the block.
+#[test]
+fn block_train_kept_activations_match_recompute() {
+    if !cuda_available() {
+        return;
+    }
+    let cfg = Mamba2Config {
+        d_model: 48,
+        d_state: 16,
+        headdim: 16,
+        ngroups: 2,
+        ..Mamba2Config::default()
+    };
+    let w = random_weights(&cfg, 11);
+    let mut blk =
+        Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Cuda).unwrap()).unwrap();
+    let mut rng = SplitMix64(13);
+    let (b, l) = (3, 70);
+    let n = b * l * cfg.d_model;
+    let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let u2: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let shape = [b, l, cfg.d_model];
+    let mut init = Mamba2State::zeros(&cfg, b);
+    init.conv.iter_mut().for_each(|v| *v = rng.normal() * 0.5);
+    init.ssm.iter_mut().for_each(|v| *v = rng.normal() * 0.1);
+    blk.set_keep_activations(true);
+    let tk = blk
+        .forward_train(Tensor::new(&u, shape), Some(&init))
+        .unwrap();
+    // A second tape in between: the first one's device buffers are its own.
+    let other = blk.forward_train(Tensor::new(&u2, shape), None).unwrap();
+    assert!(tk.device_bytes() > 0 && other.device_bytes() > 0);
+    let gk = blk.backward(&tk, &dout, None).unwrap();
+    let gk2 = blk.backward(&tk, &dout, None).unwrap();
+    drop(other);
+    blk.set_keep_activations(false);
+    let tr = blk
+        .forward_train(Tensor::new(&u, shape), Some(&init))
+        .unwrap();
+    assert_eq!(tr.device_bytes(), 0);
+    let gr = blk.backward(&tr, &dout, None).unwrap();
+    let out_k: Vec<f64> = tk.output().iter().map(|&v| v as f64).collect();
+    let out_r: Vec<f64> = tr.output().iter().map(|&v| v as f64).collect();
+    assert!(rel_l2(&out_k, &out_r) <= 1e-6, "outputs differ");
+    let mut checked = 0;
+    for (((n, a), (_, a2)), (_, r)) in named(&gk).iter().zip(&named(&gk2)).zip(&named(&gr)) {
+        let e = rel_l2(a, r);
+        let e2 = rel_l2(a, a2);
+        assert!(e <= 1e-5, "d/d {n}: kept vs recomputed {e:.3e}");
+        assert!(e2 <= 1e-5, "d/d {n}: the same tape twice {e2:.3e}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} gradients compared");
+    println!("kept activations vs recompute: {checked} gradients agree");
+}
+
 /// Timings (not assertions): forward_train + backward through the host API, the host
 /// path, and the device-resident backward alone with CUDA events.
 #[test]
@@ -417,6 +489,9 @@ fn block_train_bench() {
             mamba_core::plugin::median(&v)
         };
         let dev_ms = time(&blk, 20);
+        blk.set_keep_activations(false);
+        let dev_rec_ms = time(&blk, 20);
+        blk.set_keep_activations(true);
         blk.set_device_training(false);
         let host_ms = time(&blk, 5);
         // The device-resident backward alone (buffers on the device, CUDA events).
@@ -466,10 +541,35 @@ fn block_train_bench() {
                 unsafe { dblk.backward_raw(&desc, &stream) }
             })
             .unwrap();
+        // The saving forward and the backward from its activations.
+        let keep = dblk.saved_bytes(b, l).unwrap();
+        let saved = cuda.alloc::<f32>(keep.div_ceil(4)).unwrap();
+        let fdesc = mamba_core::abi::BlockForwardDesc {
+            batch: b as u32,
+            seqlen: l as u32,
+            input: du.ptr(),
+            out: out.ptr(),
+            ..Default::default()
+        };
+        let fwd_s = cuda
+            .time_calls(&stream, 20, 100, || {
+                // SAFETY: live buffers of the documented sizes; `saved` holds `keep` bytes.
+                unsafe { dblk.forward_saving_raw(&fdesc, saved.ptr(), keep, &stream) }
+            })
+            .unwrap();
+        let bwd_s = cuda
+            .time_calls(&stream, 20, 100, || {
+                // SAFETY: as above; `saved` was filled by the saving forward on `du`.
+                unsafe { dblk.backward_saved_raw(&desc, saved.ptr(), keep, &stream) }
+            })
+            .unwrap();
         println!(
-            "block train (2, {l}, 192) f32: forward_train+backward (host API, device path) {dev_ms:.3} ms; host path {host_ms:.3} ms; device-resident forward {:.1} us, backward {:.1} us (CUDA events, median of 100)",
+            "block train (2, {l}, 192) f32: forward_train+backward (host API, device path) {dev_ms:.3} ms kept / {dev_rec_ms:.3} ms recomputed; host path {host_ms:.3} ms; device-resident forward {:.1} us, backward {:.1} us; saving forward {:.1} us, backward from it {:.1} us, {} KiB kept (CUDA events, median of 100)",
             mamba_core::plugin::median(&fwd),
-            mamba_core::plugin::median(&bwd)
+            mamba_core::plugin::median(&bwd),
+            mamba_core::plugin::median(&fwd_s),
+            mamba_core::plugin::median(&bwd_s),
+            keep / 1024
         );
     }
 }

@@ -75,15 +75,26 @@ pub struct Mamba2Block {
     /// On the CUDA backend: `forward_train` / `backward` on the device (default; off
     /// with `MAMBA_BLOCK_TRAIN=host` or [`Mamba2Block::set_device_training`]).
     device_training: bool,
+    /// On the device path: `forward_train` keeps its activations on the device for
+    /// `backward` (default; off with `MAMBA_BLOCK_TRAIN=recompute` or
+    /// [`Mamba2Block::set_keep_activations`]).
+    keep_activations: bool,
 }
 
-/// `MAMBA_BLOCK_TRAIN=host` keeps the block's training passes on the host path
-/// (per-kernel uploads, host GEMMs) on the CUDA backend; anything else, or unset, lets
-/// them run device-resident.
-fn device_training_default() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
+/// `MAMBA_BLOCK_TRAIN`: `host` keeps the block's training passes on the host path
+/// (per-kernel uploads, host GEMMs) on the CUDA backend; `recompute` runs them on the
+/// device with the backward recomputing the forward's activations (less device memory
+/// between the passes); anything else, or unset, runs them on the device with the
+/// activations kept. Returns (device training, keep activations).
+fn device_training_default() -> (bool, bool) {
+    static ON: OnceLock<(bool, bool)> = OnceLock::new();
     *ON.get_or_init(|| {
-        !std::env::var("MAMBA_BLOCK_TRAIN").is_ok_and(|v| v.trim().eq_ignore_ascii_case("host"))
+        let v = std::env::var("MAMBA_BLOCK_TRAIN").unwrap_or_default();
+        let v = v.trim();
+        (
+            !v.eq_ignore_ascii_case("host"),
+            !v.eq_ignore_ascii_case("recompute"),
+        )
     })
 }
 
@@ -162,7 +173,8 @@ impl Mamba2Block {
             backend: sel.backend.clone(),
             kind: sel.kind,
             cuda,
-            device_training: device_training_default(),
+            device_training: device_training_default().0,
+            keep_activations: device_training_default().1,
         })
     }
 
@@ -173,6 +185,23 @@ impl Mamba2Block {
     /// projections' and the norm's backward on the CPU). No effect elsewhere.
     pub fn set_device_training(&mut self, on: bool) {
         self.device_training = on;
+    }
+
+    /// On the device training path, chooses what [`forward_train`](Self::forward_train)
+    /// keeps for [`backward`](Self::backward): `true` (the default unless
+    /// `MAMBA_BLOCK_TRAIN=recompute`) its activations on the device, so the backward
+    /// skips one forward's work; they hold (b L) (d_in_proj + conv_dim + 2 d_inner)
+    /// elements of the storage type plus the input per tape until the tape is dropped.
+    /// `false`: the tape keeps the input only and the backward recomputes the rest.
+    /// No effect elsewhere, or with a plugin that predates the saving entries.
+    pub fn set_keep_activations(&mut self, on: bool) {
+        self.keep_activations = on;
+    }
+
+    /// Whether [`forward_train`](Self::forward_train) keeps activations on the device
+    /// (see [`set_keep_activations`](Self::set_keep_activations)).
+    pub fn keep_activations(&self) -> bool {
+        self.keep_activations
     }
 
     /// Whether the training passes run device-resident (CUDA backend, device training

@@ -2,7 +2,10 @@
 //! `Mamba2Block::backward` returns the gradients of the input, every parameter and the
 //! initial state. AdamW for the training example and for users.
 
+use std::sync::Arc;
+
 use mamba_core::element::convert;
+use mamba_core::plugin::BlockSaved;
 use mamba_core::{Backend, Element, Kernels, Tensor};
 
 use crate::block::{Activations, Mamba2Block, Mamba2State};
@@ -19,8 +22,9 @@ pub struct Mamba2Tape<T> {
     init: Option<Mamba2State>,
 }
 
-/// The host path keeps every activation; the device path keeps the input only (the
-/// plugin's backward recomputes the activations on the device).
+/// The host path keeps every activation; the device path keeps the input and, when
+/// the block keeps activations, the forward's activations on the device (else the
+/// plugin's backward recomputes them on the device).
 #[derive(Clone, Debug)]
 enum TapeKind<T> {
     Host(Activations<T>),
@@ -28,6 +32,7 @@ enum TapeKind<T> {
         input: Vec<f32>,
         out: Vec<T>,
         state: Mamba2State,
+        saved: Option<Arc<BlockSaved>>,
     },
 }
 
@@ -50,6 +55,14 @@ impl<T> Mamba2Tape<T> {
     /// runs on the GPU too).
     pub fn on_device(&self) -> bool {
         matches!(self.kind, TapeKind::Device { .. })
+    }
+    /// Bytes of device memory this tape holds (the kept input and activations; 0 on
+    /// the host path or when the block recomputes them).
+    pub fn device_bytes(&self) -> usize {
+        match &self.kind {
+            TapeKind::Device { saved: Some(s), .. } => s.bytes(),
+            _ => 0,
+        }
     }
 }
 
@@ -77,6 +90,9 @@ impl Mamba2Block {
     {
         let (batch, seqlen) = self.checked_dims(&input, state)?;
         if self.trains_on_device(T::DTYPE) {
+            if let Some(tape) = self.forward_train_saving(&input, batch, seqlen, state)? {
+                return Ok(tape);
+            }
             // The device route of the forward; the backward recomputes on the device.
             let (out, st) = self.forward_with_state(input, state)?;
             return Ok(Mamba2Tape {
@@ -84,6 +100,7 @@ impl Mamba2Block {
                     input: convert(input.data),
                     out,
                     state: st,
+                    saved: None,
                 },
                 batch,
                 seqlen,
@@ -97,6 +114,50 @@ impl Mamba2Block {
             seqlen,
             init: state.cloned(),
         })
+    }
+
+    /// The device forward that keeps its activations on the device, where the block
+    /// keeps them and the plugin can; `None` otherwise.
+    fn forward_train_saving<T: Element>(
+        &self,
+        input: &Tensor<'_, T>,
+        batch: usize,
+        seqlen: usize,
+        state: Option<&Mamba2State>,
+    ) -> Result<Option<Mamba2Tape<T>>, ModelError> {
+        if !self.keep_activations() {
+            return Ok(None);
+        }
+        let Some((blk, cuda)) = self.device_train_block(T::DTYPE) else {
+            return Ok(None);
+        };
+        let blk = blk?;
+        if !blk.has_saving() {
+            return Ok(None);
+        }
+        let mut st = state.cloned().unwrap_or_else(|| self.zero_state(batch));
+        let inp: Vec<f32> = convert(input.data);
+        let mut out = vec![0.0f32; inp.len()];
+        let saved = blk.forward_train_host(
+            cuda,
+            &inp,
+            batch,
+            seqlen,
+            &mut st.conv,
+            &mut st.ssm,
+            &mut out,
+        )?;
+        Ok(Some(Mamba2Tape {
+            kind: TapeKind::Device {
+                input: inp,
+                out: T::vec_from_f32(out),
+                state: st,
+                saved: Some(Arc::new(saved)),
+            },
+            batch,
+            seqlen,
+            init: state.cloned(),
+        }))
     }
 
     /// Backward through the block: given `dout` (the upstream gradient of the output)
@@ -132,8 +193,8 @@ impl Mamba2Block {
         }
         match &tape.kind {
             TapeKind::Host(acts) => self.backward_host(acts, tape, dout, dstate),
-            TapeKind::Device { input, .. } => {
-                match self.backward_device(input, tape, dout, dstate) {
+            TapeKind::Device { input, saved, .. } => {
+                match self.backward_device(input, saved.as_deref(), tape, dout, dstate) {
                     // An older plugin without the block's backward: the host path.
                     Err(ModelError::Kernel(mamba_core::Error::Unsupported { .. })) => {
                         let t: Vec<T> = convert(input);
@@ -155,6 +216,7 @@ impl Mamba2Block {
     fn backward_device<T: Element>(
         &self,
         input: &[f32],
+        saved: Option<&BlockSaved>,
         tape: &Mamba2Tape<T>,
         dout: &[T],
         dstate: Option<&Mamba2State>,
@@ -176,7 +238,12 @@ impl Mamba2Block {
             .as_ref()
             .map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let dfinal = dstate.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
-        let g = blk.backward_host(cuda, input, &dout32, tape.batch, tape.seqlen, init, dfinal)?;
+        let g = match saved {
+            Some(sv) => blk.backward_host_saved(cuda, sv, &dout32, init, dfinal)?,
+            None => {
+                blk.backward_host(cuda, input, &dout32, tape.batch, tape.seqlen, init, dfinal)?
+            }
+        };
         let w = self.weights();
         let initial_state = tape.init.as_ref().map(|_| Mamba2State {
             batch: tape.batch,

@@ -491,7 +491,9 @@ where
 
 /// The measurement of the seed's block at one length on any backend. On CUDA both
 /// passes run on device buffers, timed with CUDA events (the forward+backward: the
-/// block's forward, then its device-resident backward `block_backward`); a block the
+/// block's saving forward, then its device-resident backward from the kept activations,
+/// or with `MAMBA_BLOCK_TRAIN=recompute` the plain forward and a backward that
+/// recomputes them); a block the
 /// device training path does not take (projection biases, D per channel) or
 /// `MAMBA_BLOCK_TRAIN=host` times the host-slice path by the host clock.
 fn block_job(
@@ -1490,11 +1492,33 @@ mod device {
             dout_proj: at[7],
             ..Default::default()
         };
+        // The block's default: the forward keeps its activations for the backward
+        // (`MAMBA_BLOCK_TRAIN=recompute`: the backward recomputes them).
+        let keep = if blk.keep_activations() {
+            dev.saved_bytes(batch, l).map_err(err)?
+        } else {
+            0
+        };
+        let saved = be.alloc::<f32>(keep.div_ceil(4)).map_err(err)?;
+        let fdesc = abi::BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: l as u32,
+            input: x.ptr(),
+            out: out.ptr(),
+            ..Default::default()
+        };
         let t = be.time_calls(&st, WARMUP, ITERS, || {
-            dev.forward(&x, batch, l, &mut out, None, false, &st)?;
-            // SAFETY: every pointer of `desc` is a live buffer above with the length the
-            // ABI documents.
-            unsafe { dev.backward_raw(&desc, &st) }
+            if keep == 0 {
+                dev.forward(&x, batch, l, &mut out, None, false, &st)?;
+                // SAFETY: every pointer of `desc` is a live buffer above with the length
+                // the ABI documents.
+                return unsafe { dev.backward_raw(&desc, &st) };
+            }
+            // SAFETY: as above; `saved` holds `keep` bytes (256-byte aligned by the
+            // allocator) and lives past both calls.
+            unsafe { dev.forward_saving_raw(&fdesc, saved.ptr(), keep, &st) }?;
+            // SAFETY: as above; `saved` was just filled from `x` by the saving forward.
+            unsafe { dev.backward_saved_raw(&desc, saved.ptr(), keep, &st) }
         });
         t.map(stats).map_err(err)
     }

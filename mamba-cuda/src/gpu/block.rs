@@ -393,7 +393,64 @@ impl Block {
         )
     }
 
-    fn forward(&self, g: &Gpu, f: &BlockForwardDesc, stream: u64) -> PResult<()> {
+    /// Where the saving forward keeps its activations for `b` sequences of `l` steps:
+    /// the byte offsets of zx (m, d_in_proj), xbc (m, conv_dim), y (m, d_inner) and
+    /// normed (m, d_inner), in the storage type, each 256-byte aligned, and the total.
+    pub(super) fn saved_layout(&self, b: usize, l: usize) -> PResult<([usize; 4], usize)> {
+        let c = &self.cfg;
+        let m = b
+            .checked_mul(l)
+            .ok_or_else(|| PErr::invalid("Mamba2Block: batch * seqlen overflows"))?;
+        let es = mamba_core::abi::dtype::size(self.act);
+        let align = |v: usize| v.div_ceil(256) * 256;
+        let cols = [c.d_in_proj(), c.conv_dim(), c.d_inner(), c.d_inner()];
+        let mut offs = [0usize; 4];
+        let mut at = 0usize;
+        for (o, k) in offs.iter_mut().zip(cols) {
+            *o = at;
+            let bytes = m
+                .checked_mul(k * es)
+                .ok_or_else(|| PErr::invalid("Mamba2Block: activations overflow"))?;
+            at += align(bytes);
+        }
+        Ok((offs, at))
+    }
+
+    /// Checks a caller's saved-activations buffer for `b` x `l` and returns the device
+    /// addresses of zx, xbc, y and normed in it.
+    pub(super) fn saved_slots(
+        &self,
+        what: &str,
+        b: usize,
+        l: usize,
+        saved: u64,
+        bytes: usize,
+    ) -> PResult<[u64; 4]> {
+        let (offs, need) = self.saved_layout(b, l)?;
+        if saved == 0 {
+            return Err(PErr::invalid(format!("{what}: `saved` is a null pointer")));
+        }
+        if !saved.is_multiple_of(256) {
+            return Err(PErr::invalid(format!(
+                "{what}: `saved` must be 256-byte aligned (got {saved:#x})"
+            )));
+        }
+        if bytes < need {
+            return Err(PErr::invalid(format!(
+                "{what}: `saved` holds {bytes} bytes; b={b}, L={l} needs {need} \
+                 (block_saved_bytes)"
+            )));
+        }
+        Ok(offs.map(|o| saved + o as u64))
+    }
+
+    pub(super) fn forward(
+        &self,
+        g: &Gpu,
+        f: &BlockForwardDesc,
+        saved: Option<(u64, usize)>,
+        stream: u64,
+    ) -> PResult<()> {
         let c = &self.cfg;
         if f.batch == 0 || f.seqlen == 0 {
             return Err(PErr::invalid(
@@ -410,9 +467,17 @@ impl Block {
         let (di, cd, wd) = (c.d_inner(), c.conv_dim(), c.d_conv as usize);
         let dip = c.d_in_proj();
         let es = mamba_core::abi::dtype::size(self.act);
-        let zx_bytes = m * dip * es;
-        let xbc_bytes = m * cd * es;
-        let y_bytes = m * di * es;
+        let kept = match saved {
+            Some((p, n)) => Some(self.saved_slots("Mamba2Block forward_saving", b, l, p, n)?),
+            None => None,
+        };
+        // With a saved area the activations go there; the scratch holds only the
+        // conv state's copy.
+        let (zx_bytes, xbc_bytes, y_bytes) = if kept.is_some() {
+            (0, 0, 0)
+        } else {
+            (m * dip * es, m * cd * es, m * di * es)
+        };
         let cs_bytes = if f.has_state != 0 && f.conv_state != 0 && wd > 1 {
             b * cd * (wd - 1) * 4
         } else {
@@ -420,11 +485,20 @@ impl Block {
         };
         let align = |v: usize| v.div_ceil(256) * 256;
         let total = align(zx_bytes) + align(xbc_bytes) + align(y_bytes) + align(cs_bytes);
-        let scratch = g.alloc_async(total, stream)?;
-        let zx = scratch;
-        let xbc = zx + align(zx_bytes) as u64;
-        let y = xbc + align(xbc_bytes) as u64;
-        let cs = y + align(y_bytes) as u64;
+        let scratch = if total > 0 {
+            g.alloc_async(total, stream)?
+        } else {
+            0
+        };
+        let (zx, xbc, y, normed, cs) = match kept {
+            Some([zx, xbc, y, normed]) => (zx, xbc, y, normed, scratch),
+            None => {
+                let zx = scratch;
+                let xbc = zx + align(zx_bytes) as u64;
+                let y = xbc + align(xbc_bytes) as u64;
+                (zx, xbc, y, xbc, y + align(y_bytes) as u64)
+            }
+        };
         let run = || -> PResult<()> {
             let init = if cs_bytes > 0 {
                 super::memcpy_dtod(cs, f.conv_state, cs_bytes, stream)?;
@@ -437,7 +511,7 @@ impl Block {
                 zx,
                 xbc,
                 y,
-                normed: xbc,
+                normed,
                 out: f.out,
                 conv_init: init,
                 conv_final: f.conv_state,
@@ -447,6 +521,9 @@ impl Block {
             self.forward_into(g, b, l, &bufs, stream)
         };
         let r = run();
+        if scratch == 0 {
+            return r;
+        }
         let fr = g.free_async(scratch, stream);
         r.and(fr)
     }
@@ -481,5 +558,44 @@ pub(crate) unsafe fn block_forward(
     }
     // SAFETY: the caller passes a live block from block_create.
     let b = unsafe { &*(block as *const Block) };
-    b.forward(g, desc, stream)
+    b.forward(g, desc, None, stream)
+}
+
+/// # Safety
+/// `block` came from [`block_create`] and is alive.
+pub(crate) unsafe fn block_saved_bytes(
+    block: *mut c_void,
+    batch: u32,
+    seqlen: u32,
+) -> PResult<usize> {
+    gpu()?;
+    if block.is_null() {
+        return Err(PErr::invalid("Mamba2Block saved_bytes: null block"));
+    }
+    if batch == 0 || seqlen == 0 {
+        return Err(PErr::invalid(
+            "Mamba2Block saved_bytes: batch and seqlen must be positive",
+        ));
+    }
+    // SAFETY: the caller passes a live block from block_create.
+    let b = unsafe { &*(block as *const Block) };
+    Ok(b.saved_layout(batch as usize, seqlen as usize)?.1)
+}
+
+/// # Safety
+/// As [`block_forward`]; `saved` is device memory of `bytes` bytes.
+pub(crate) unsafe fn block_forward_saving(
+    block: *mut c_void,
+    desc: &BlockForwardDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    let g = gpu()?;
+    if block.is_null() {
+        return Err(PErr::invalid("Mamba2Block forward_saving: null block"));
+    }
+    // SAFETY: the caller passes a live block from block_create.
+    let b = unsafe { &*(block as *const Block) };
+    b.forward(g, desc, Some((saved, bytes)), stream)
 }

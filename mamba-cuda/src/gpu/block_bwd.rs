@@ -1,9 +1,10 @@
 //! The Mamba2Block's backward on the device (`kernels/block_bwd.cu`): the forward's
-//! activations are recomputed from the input (one forward's work, no tape kept between
+//! activations are read from what the saving forward kept (`block_backward_saved`) or
+//! recomputed from the input (`block_backward`: one forward's work, nothing kept between
 //! calls), then every step runs on the device in stream order: out_proj's two GEMMs,
 //! the gated RMS norm's backward, the SSD backward and the conv backward of `bwd.rs`
-//! on dense copies of their slices, and in_proj's two GEMMs. Only the caller's buffers
-//! are written; scratch is stream-ordered.
+//! on dense copies of their slices (three copy launches), and in_proj's two GEMMs. Only
+//! the caller's buffers are written; scratch is stream-ordered.
 
 use std::ffi::c_void;
 
@@ -44,6 +45,17 @@ struct BbCopyParams {
     dld: i64,
     rows: i64,
     cols: i64,
+}
+
+/// `kernels/block_bwd.cu`'s `BB_COPIES`.
+const BB_COPIES: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BbCopyNParams {
+    c: [BbCopyParams; BB_COPIES],
+    n: i32,
+    pad0: i32,
 }
 
 #[repr(C)]
@@ -99,6 +111,7 @@ struct BbMulParams {
 
 const _: () = assert!(std::mem::size_of::<BbGemmParams>() == 9 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<BbCopyParams>() == 6 * 8);
+const _: () = assert!(std::mem::size_of::<BbCopyNParams>() == BB_COPIES * 6 * 8 + 8);
 const _: () = assert!(std::mem::size_of::<BbSumParams>() == 5 * 8);
 const _: () = assert!(std::mem::size_of::<BbNormBwdParams>() == 12 * 8);
 const _: () = assert!(std::mem::size_of::<BbColsumParams>() == 4 * 8);
@@ -118,33 +131,47 @@ fn grid1(total: usize, threads: usize) -> u32 {
     total.div_ceil(threads).clamp(1, 1 << 16) as u32
 }
 
-/// Converts (or copies) `rows` x `cols` elements between two row strides.
-#[allow(clippy::too_many_arguments)]
-fn copy2d(
-    g: &Gpu,
-    ts: &str,
-    td: &str,
+/// One 2D copy: `rows` x `cols` elements from `src` (row stride `sld` elements) to
+/// `dst` (row stride `dld`).
+#[derive(Clone, Copy)]
+struct Copy2d {
     src: u64,
     sld: usize,
     dst: u64,
     dld: usize,
     rows: usize,
     cols: usize,
-    stream: u64,
-) -> PResult<()> {
-    let f = g.func(&format!("bb_copy_{ts}_{td}"))?;
-    let p = BbCopyParams {
-        src,
-        dst,
-        sld: sld as i64,
-        dld: dld as i64,
-        rows: rows as i64,
-        cols: cols as i64,
+}
+
+/// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
+fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
+    if cs.is_empty() || cs.len() > BB_COPIES {
+        return Err(PErr::invalid(format!(
+            "Mamba2Block backward: {} copies in one launch (1..={BB_COPIES})",
+            cs.len()
+        )));
+    }
+    let f = g.func(&format!("bb_copyn_{ts}_{td}"))?;
+    let mut p = BbCopyNParams {
+        n: cs.len() as i32,
+        ..Default::default()
     };
+    for (d, c) in p.c.iter_mut().zip(cs) {
+        *d = BbCopyParams {
+            src: c.src,
+            dst: c.dst,
+            sld: c.sld as i64,
+            dld: c.dld as i64,
+            rows: c.rows as i64,
+            cols: c.cols as i64,
+        };
+    }
+    let cols = cs.iter().map(|c| c.cols).max().unwrap_or(1);
+    let rows = cs.iter().map(|c| c.rows).max().unwrap_or(1);
     let gy = rows.clamp(1, 65535) as u32;
     g.launch(
         f,
-        (cols.div_ceil(256).max(1) as u32, gy, 1),
+        (cols.div_ceil(256).max(1) as u32, gy, cs.len() as u32),
         256,
         0,
         stream,
@@ -275,11 +302,36 @@ pub(crate) unsafe fn block_backward(
     }
     // SAFETY: the caller passes a live block from block_create.
     let b = unsafe { &*(block as *const Block) };
-    b.backward(g, desc, stream)
+    b.backward(g, desc, None, stream)
+}
+
+/// # Safety
+/// As [`block_backward`]; `saved` is what `block_forward_saving` wrote for the same
+/// input and initial states, `bytes` long.
+pub(crate) unsafe fn block_backward_saved(
+    block: *mut c_void,
+    desc: &BlockBackwardDesc,
+    saved: u64,
+    bytes: usize,
+    stream: u64,
+) -> PResult<()> {
+    let g = gpu()?;
+    if block.is_null() {
+        return Err(PErr::invalid("Mamba2Block backward_saved: null block"));
+    }
+    // SAFETY: the caller passes a live block from block_create.
+    let b = unsafe { &*(block as *const Block) };
+    b.backward(g, desc, Some((saved, bytes)), stream)
 }
 
 impl Block {
-    fn backward(&self, g: &Gpu, f: &BlockBackwardDesc, stream: u64) -> PResult<()> {
+    fn backward(
+        &self,
+        g: &Gpu,
+        f: &BlockBackwardDesc,
+        saved: Option<(u64, usize)>,
+        stream: u64,
+    ) -> PResult<()> {
         let c = &self.cfg;
         if f.batch == 0 || f.seqlen == 0 {
             return Err(PErr::invalid(
@@ -327,28 +379,36 @@ impl Block {
         let gn = ng * n;
         let es = dtype::size(act);
         let align = |v: usize| v.div_ceil(256) * 256;
+        // The forward's activations: kept by the saving forward, or recomputed here.
+        let kept = match saved {
+            Some((ptr, bytes)) => {
+                Some(self.saved_slots("Mamba2Block backward_saved", b, l, ptr, bytes)?)
+            }
+            None => None,
+        };
+        let act_bytes = |k: usize| if kept.is_some() { 0 } else { m * k * es };
         // Scratch: (name, bytes), carved from one stream-ordered allocation.
         let sizes = [
-            m * dip * es, // 0 zx: in_proj's output
-            m * cd * es,  // 1 xbc: conv + silu's output
-            m * di * es,  // 2 y
-            m * di * es,  // 3 normed
-            m * di * 4,   // 4 dn: d normed (f32)
-            m * di * es,  // 5 dy
-            m * di * 4,   // 6 dwrow
-            m * dip * 4,  // 7 dzx: d in_proj's output (f32)
-            m * di * es,  // 8 x dense
-            m * h * es,   // 9 dt dense
-            m * gn * es,  // 10 B dense
-            m * gn * es,  // 11 C dense
-            m * di * es,  // 12 dx
-            m * h * es,   // 13 ddt
-            m * gn * es,  // 14 dB
-            m * gn * es,  // 15 dC
-            h * 4,        // 16 dA
-            m * cd * es,  // 17 d conv output (dense)
-            m * cd * es,  // 18 conv input (dense)
-            m * cd * es,  // 19 d conv input
+            act_bytes(dip), // 0 zx: in_proj's output
+            act_bytes(cd),  // 1 xbc: conv + silu's output
+            act_bytes(di),  // 2 y
+            act_bytes(di),  // 3 normed
+            m * di * 4,     // 4 dn: d normed (f32)
+            m * di * es,    // 5 dy
+            m * di * 4,     // 6 dwrow
+            m * dip * 4,    // 7 dzx: d in_proj's output (f32)
+            m * di * es,    // 8 x dense
+            m * h * es,     // 9 dt dense
+            m * gn * es,    // 10 B dense
+            m * gn * es,    // 11 C dense
+            m * di * es,    // 12 dx
+            m * h * es,     // 13 ddt
+            m * gn * es,    // 14 dB
+            m * gn * es,    // 15 dC
+            h * 4,          // 16 dA
+            m * cd * es,    // 17 d conv output (dense)
+            m * cd * es,    // 18 conv input (dense)
+            m * cd * es,    // 19 d conv input
         ];
         let total: usize = sizes.iter().map(|&s| align(s)).sum();
         let scratch = g.alloc_async(total, stream)?;
@@ -358,28 +418,33 @@ impl Block {
             at[i] = off;
             off += align(*s) as u64;
         }
+        if let Some(k) = kept {
+            at[..4].copy_from_slice(&k);
+        }
         let [zx, xbc, y, normed, dn, dy, dwrow, dzx, xg, dtg, bg, cg, dxg, ddtg, dbg, dcg, da, dxbc, xpre, dxpre] =
             at;
         let run = || -> PResult<()> {
-            // The forward's activations.
-            self.forward_into(
-                g,
-                b,
-                l,
-                &FwdBufs {
-                    input: f.input,
-                    zx,
-                    xbc,
-                    y,
-                    normed,
-                    out: 0,
-                    conv_init: f.conv_init,
-                    conv_final: 0,
-                    ssm_init: f.ssm_init,
-                    ssm_final: 0,
-                },
-                stream,
-            )?;
+            // The forward's activations, unless the saving forward kept them.
+            if kept.is_none() {
+                self.forward_into(
+                    g,
+                    b,
+                    l,
+                    &FwdBufs {
+                        input: f.input,
+                        zx,
+                        xbc,
+                        y,
+                        normed,
+                        out: 0,
+                        conv_init: f.conv_init,
+                        conv_final: 0,
+                        ssm_init: f.ssm_init,
+                        ssm_final: 0,
+                    },
+                    stream,
+                )?;
+            }
             // 6. out_proj: dn = dout . W_out; dW_out = dout^T . normed.
             let dout_rows = Operand {
                 ptr: f.dout,
@@ -447,31 +512,28 @@ impl Block {
                 cols: di as i32,
             };
             g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, stream, &cp)?;
-            // 4. SSD backward on dense copies of x, dt, B, C.
-            copy2d(g, ty, ty, xbc, cd, xg, di, m, di, stream)?;
-            copy2d(g, ty, ty, xbc + (di * es) as u64, cd, bg, gn, m, gn, stream)?;
+            // 4. SSD backward on dense copies of x, dt, B, C; the conv's input (for step
+            // 2) is copied in the same launch.
+            let cp = |src: u64, sld: usize, dst: u64, dld: usize, cols: usize| Copy2d {
+                src,
+                sld,
+                dst,
+                dld,
+                rows: m,
+                cols,
+            };
+            let at = |base: u64, col: usize, size: usize| base + (col * size) as u64;
             copy2d(
                 g,
                 ty,
                 ty,
-                xbc + ((di + gn) * es) as u64,
-                cd,
-                cg,
-                gn,
-                m,
-                gn,
-                stream,
-            )?;
-            copy2d(
-                g,
-                ty,
-                ty,
-                zx + ((dip - h) * es) as u64,
-                dip,
-                dtg,
-                h,
-                m,
-                h,
+                &[
+                    cp(xbc, cd, xg, di, di),
+                    cp(at(xbc, di, es), cd, bg, gn, gn),
+                    cp(at(xbc, di + gn, es), cd, cg, gn, gn),
+                    cp(at(zx, dip - h, es), dip, dtg, h, h),
+                    cp(at(zx, di, es), dip, xpre, cd, cd),
+                ],
                 stream,
             )?;
             let opt_f32 = |ptr: u64, dims: &[usize]| {
@@ -528,44 +590,18 @@ impl Block {
             };
             g.launch(fmul, (1, 1, 1), 256, 0, stream, &mp)?;
             // 3. The conv output's gradient [dx | dB | dC], dense.
-            copy2d(g, ty, ty, dxg, di, dxbc, cd, m, di, stream)?;
             copy2d(
                 g,
                 ty,
                 ty,
-                dbg,
-                gn,
-                dxbc + (di * es) as u64,
-                cd,
-                m,
-                gn,
+                &[
+                    cp(dxg, di, dxbc, cd, di),
+                    cp(dbg, gn, at(dxbc, di, es), cd, gn),
+                    cp(dcg, gn, at(dxbc, di + gn, es), cd, gn),
+                ],
                 stream,
             )?;
-            copy2d(
-                g,
-                ty,
-                ty,
-                dcg,
-                gn,
-                dxbc + ((di + gn) * es) as u64,
-                cd,
-                m,
-                gn,
-                stream,
-            )?;
-            // 2. Conv + silu backward on a dense copy of its input.
-            copy2d(
-                g,
-                ty,
-                ty,
-                zx + (di * es) as u64,
-                dip,
-                xpre,
-                cd,
-                m,
-                cd,
-                stream,
-            )?;
+            // 2. Conv + silu backward on the dense copy of its input.
             let cst = [b, cd, wd - 1];
             let has_bias = self.conv_b != 0;
             let cb = Conv1dBwdDesc {
@@ -604,24 +640,10 @@ impl Block {
                 g,
                 ty,
                 "f32",
-                dxpre,
-                cd,
-                dzx + (di * 4) as u64,
-                dip,
-                m,
-                cd,
-                stream,
-            )?;
-            copy2d(
-                g,
-                ty,
-                "f32",
-                ddtg,
-                h,
-                dzx + ((di + cd) * 4) as u64,
-                dip,
-                m,
-                h,
+                &[
+                    cp(dxpre, cd, at(dzx, di, 4), dip, cd),
+                    cp(ddtg, h, at(dzx, di + cd, 4), dip, h),
+                ],
                 stream,
             )?;
             let dzx_rows = Operand {

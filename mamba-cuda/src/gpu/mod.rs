@@ -26,8 +26,10 @@ use mamba_core::abi::{status, DeviceInfoC};
 
 use crate::{PErr, PResult};
 
-pub(crate) use block::{block_create, block_destroy, block_forward};
-pub(crate) use block_bwd::block_backward;
+pub(crate) use block::{
+    block_create, block_destroy, block_forward, block_forward_saving, block_saved_bytes,
+};
+pub(crate) use block_bwd::{block_backward, block_backward_saved};
 pub(crate) use bwd::{
     causal_conv1d_backward, selective_scan_backward, selective_scan_backward_saved, ssd_backward,
 };
