@@ -449,6 +449,74 @@ fn block_train_kept_activations_match_recompute() {
     println!("kept activations vs recompute: {checked} gradients agree");
 }
 
+/// Several threads training one block at once (each call on its own staging stream):
+/// every thread's gradients equal those of the same inputs run alone. cuBLASLt's split-K
+/// plans write partial sums into their workspace, so products on two streams at once need
+/// a workspace each (the plugin's was one shared buffer until the thirty-ninth session).
+#[test]
+fn block_train_concurrent_threads_match_sequential() {
+    if !cuda_available() {
+        return;
+    }
+    let cfg = Mamba2Config::new(192, 64);
+    let w = random_weights(&cfg, 21);
+    let blk =
+        Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Cuda).unwrap()).unwrap();
+    let (b, l) = (2, 800);
+    let n = b * l * cfg.d_model;
+    let shape = [b, l, cfg.d_model];
+    let threads = 4;
+    let rounds = 6;
+    let inputs: Vec<(Vec<f32>, Vec<f32>)> = (0..threads)
+        .map(|t| {
+            let mut rng = SplitMix64(1000 + t as u64);
+            (
+                (0..n).map(|_| rng.normal()).collect(),
+                (0..n).map(|_| rng.normal()).collect(),
+            )
+        })
+        .collect();
+    let step = |u: &[f32], dout: &[f32]| {
+        let tape = blk.forward_train(Tensor::new(u, shape), None).unwrap();
+        let g = blk.backward(&tape, dout, None).unwrap();
+        (tape.output().to_vec(), named(&g))
+    };
+    let alone: Vec<_> = inputs.iter().map(|(u, d)| step(u, d)).collect();
+    let worst = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (u, d) = (&inputs[t].0, &inputs[t].1);
+                let want = &alone[t];
+                let step = &step;
+                sc.spawn(move || {
+                    let mut worst = 0f64;
+                    for _ in 0..rounds {
+                        let (out, grads) = step(u, d);
+                        let o: Vec<f64> = out.iter().map(|&v| v as f64).collect();
+                        let ow: Vec<f64> = want.0.iter().map(|&v| v as f64).collect();
+                        worst = worst.max(rel_l2(&o, &ow));
+                        for ((name, a), (_, bb)) in grads.iter().zip(&want.1) {
+                            let e = rel_l2(a, bb);
+                            assert!(
+                                e <= 1e-5,
+                                "thread {t}: d/d {name} differs from the same inputs alone: {e:.3e}"
+                            );
+                            worst = worst.max(e);
+                        }
+                    }
+                    worst
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .fold(0f64, f64::max)
+    });
+    println!(
+        "{threads} threads x {rounds} steps at once: worst {worst:.2e} against the same inputs alone"
+    );
+}
+
 /// Timings (not assertions): forward_train + backward through the host API, the host
 /// path, and the device-resident backward alone with CUDA events.
 #[test]

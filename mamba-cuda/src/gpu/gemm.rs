@@ -162,7 +162,11 @@ fn lt_view(r: usize, q: usize, x: Strided) -> Option<LtMat> {
 pub(crate) struct Gemm {
     lt: Option<Lt>,
     detail: String,
-    workspace: Mutex<u64>,
+    /// cuBLASLt's workspace per stream (stream-ordered memory, made on a stream's first
+    /// product and given back when the plugin destroys the stream): products enqueued on
+    /// two streams at once (two threads' staging streams, or the pieces of a split call)
+    /// must not share one, as a split-K plan writes its partial sums there.
+    workspaces: Mutex<HashMap<u64, u64>>,
     plans: Mutex<HashMap<PlanKey, Option<Plan>>>,
 }
 
@@ -231,13 +235,13 @@ impl Gemm {
             Ok((lt, path)) => Gemm {
                 lt: Some(lt),
                 detail: format!("cuBLASLt ({path})"),
-                workspace: Mutex::new(0),
+                workspaces: Mutex::new(HashMap::new()),
                 plans: Mutex::new(HashMap::new()),
             },
             Err(why) => Gemm {
                 lt: None,
                 detail: format!("own GEMM kernel (cuBLASLt not loaded: {why})"),
-                workspace: Mutex::new(0),
+                workspaces: Mutex::new(HashMap::new()),
                 plans: Mutex::new(HashMap::new()),
             },
         }
@@ -249,6 +253,31 @@ impl Gemm {
 
     pub(crate) fn detail(&self) -> String {
         self.detail.clone()
+    }
+
+    /// `stream`'s workspace, allocated on its first use (in stream order on `stream`,
+    /// which is the only stream that uses it).
+    fn workspace(&self, stream: u64) -> PResult<u64> {
+        let mut ws = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&p) = ws.get(&stream) {
+            return Ok(p);
+        }
+        let p = super::gpu()?.alloc_async(WORKSPACE, stream)?;
+        ws.insert(stream, p);
+        Ok(p)
+    }
+
+    /// Gives back `stream`'s workspace, in stream order (before the stream goes).
+    pub(crate) fn release_stream(&self, stream: u64) -> PResult<()> {
+        let p = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&stream);
+        match p {
+            Some(p) => super::gpu()?.free_async(p, stream),
+            None => Ok(()),
+        }
     }
 
     /// `c (M, N) = a (M, K) . w (N, K)^T`, row-major, row strides `lda`/`ldc`.
@@ -374,13 +403,7 @@ impl Gemm {
     /// `d = op(a) op(b)` (cuBLASLt's column-major operands as `key` lays them out), into
     /// `d` with beta 0; the plan of a key is made once.
     fn matmul(&self, lt: &Lt, key: PlanKey, a: u64, b: u64, d: u64, stream: u64) -> PResult<()> {
-        let ws = {
-            let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-            if *ws == 0 {
-                *ws = super::mem_alloc(WORKSPACE)?;
-            }
-            *ws
-        };
+        let ws = self.workspace(stream)?;
         let plan = {
             let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
             match plans.get(&key) {

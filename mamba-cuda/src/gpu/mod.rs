@@ -725,6 +725,7 @@ pub(crate) fn stream_destroy(stream: u64) -> PResult<()> {
         return Err(PErr::invalid("the default stream cannot be destroyed"));
     }
     g.drop_chain_scratch(stream)?;
+    g.gemm.release_stream(stream)?;
     // SAFETY: the caller passes a stream from stream_create, destroyed once.
     let r = unsafe { cu::cuStreamDestroy_v2(stream as cu::CUstream) };
     check(r, "cuStreamDestroy")
