@@ -164,13 +164,27 @@ __device__ void bb_sum(const BbSumParams& p) {
 
 template <typename TS, typename TD>
 // Grid (ceil(cols / blockDim.x), rows' blocks): threads along the columns, blocks y walking
-// the rows (no division per element; it was a 64-bit one).
+// the rows (no division per element; it was a 64-bit one), four rows' loads issued before
+// their stores (the pointers `__restrict__`: one launch's copies never overlap).
 __device__ void bb_copy(const BbCopyParams& p) {
-    const TS* src = static_cast<const TS*>(p.src);
-    TD* dst = static_cast<TD*>(p.dst);
+    const TS* __restrict__ src = static_cast<const TS*>(p.src);
+    TD* __restrict__ dst = static_cast<TD*>(p.dst);
     const long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= p.cols) return;
-    for (long long r = blockIdx.y; r < p.rows; r += gridDim.y) dst[r * p.dld + c] = cvt<TD>(ldf(src + r * p.sld + c));
+    const long long step = gridDim.y;
+    for (long long r0 = blockIdx.y; r0 < p.rows; r0 += 4 * step) {
+        float v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const long long r = r0 + i * step;
+            v[i] = r < p.rows ? ldf(src + r * p.sld + c) : 0.f;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const long long r = r0 + i * step;
+            if (r < p.rows) dst[r * p.dld + c] = cvt<TD>(v[i]);
+        }
+    }
 }
 
 // The copies of `p` in one launch: grid (ceil(widest cols / blockDim.x), rows' blocks, n);
@@ -310,7 +324,8 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
     extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); }
 #define BB_MIXED(T, NAME)                                                                                 \
     BB_GEMM(float, T, f32, NAME)                                                                         \
-    extern "C" __global__ void bb_copyn_##NAME##_f32(const __grid_constant__ BbCopyNParams p) { bb_copyn<T, float>(p); }
+    extern "C" __global__ void bb_copyn_##NAME##_f32(const __grid_constant__ BbCopyNParams p) { bb_copyn<T, float>(p); } \
+    extern "C" __global__ void bb_copyn_f32_##NAME(const __grid_constant__ BbCopyNParams p) { bb_copyn<float, T>(p); }
 
 BB_TYPE(float, f32)
 #ifndef MAMBA_EMU

@@ -15,6 +15,9 @@ pub(crate) struct Block {
     pub(super) cfg: BlockConfigC,
     pub(super) act: u32,
     pub(super) in_proj: u64,
+    /// A 16-bit block's in_proj weight as f32 (the storage type's values), for the
+    /// backward's products with the f32 gradient on cuBLASLt; 0 for an f32 block.
+    pub(super) in_proj_f32: u64,
     pub(super) out_proj: u64,
     pub(super) conv_w: u64,
     pub(super) conv_b: u64,
@@ -77,6 +80,21 @@ fn upload_act(v: &[f32], act: u32) -> PResult<u64> {
                 .collect();
             upload_bytes(&bytes)
         }
+    }
+}
+
+/// `v` rounded to the storage type `act` and back to f32.
+fn rounded(v: &[f32], act: u32) -> Vec<f32> {
+    match act {
+        dtype::BF16 => v
+            .iter()
+            .map(|x| mamba_core::bf16::from_f32(*x).to_f32())
+            .collect(),
+        dtype::F16 => v
+            .iter()
+            .map(|x| mamba_core::f16::from_f32(*x).to_f32())
+            .collect(),
+        _ => v.to_vec(),
     }
 }
 
@@ -206,6 +224,7 @@ pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PRes
         cfg: *cfg,
         act: cfg.dtype,
         in_proj: 0,
+        in_proj_f32: 0,
         out_proj: 0,
         conv_w: 0,
         conv_b: 0,
@@ -216,6 +235,9 @@ pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PRes
     };
     let r = (|| -> PResult<()> {
         block.in_proj = upload_act(unwrap(in_proj), cfg.dtype)?;
+        if cfg.dtype != dtype::F32 {
+            block.in_proj_f32 = upload_f32(&rounded(unwrap(in_proj), cfg.dtype))?;
+        }
         block.out_proj = upload_act(unwrap(out_proj), cfg.dtype)?;
         block.conv_w = upload_f32(unwrap(conv_w))?;
         if let Some(b) = conv_b {
@@ -238,6 +260,7 @@ impl Block {
     fn free(&self) {
         for p in [
             self.in_proj,
+            self.in_proj_f32,
             self.out_proj,
             self.conv_w,
             self.conv_b,

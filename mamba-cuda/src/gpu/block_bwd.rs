@@ -168,7 +168,9 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
     }
     let cols = cs.iter().map(|c| c.cols).max().unwrap_or(1);
     let rows = cs.iter().map(|c| c.rows).max().unwrap_or(1);
-    let gy = rows.clamp(1, 65535) as u32;
+    // Eight rows per thread (two groups of four loads in flight): a block per row was
+    // ~15 waves of blocks that each moved one element per thread.
+    let gy = rows.div_ceil(8).clamp(1, 65535) as u32;
     g.launch(
         f,
         (cols.div_ceil(256).max(1) as u32, gy, cs.len() as u32),
@@ -387,32 +389,47 @@ impl Block {
             None => None,
         };
         let act_bytes = |k: usize| if kept.is_some() { 0 } else { m * k * es };
+        // A 16-bit block's in_proj products in f32 on cuBLASLt (the input converted to
+        // f32, the f32 copy of the weight); `MAMBA_CUDA_BB_MIXED=own` keeps them on our
+        // mixed-type GEMM.
+        // Products beside each other on a side stream from 512 token rows on (below it
+        // the fork / join costs more than the overlap gives: at b2 L100 f32 a step took
+        // ~25 us longer); `MAMBA_CUDA_BB_OVERLAP=0` / `=1` forces it off / on.
+        let overlap = match super::ops::env_str("MAMBA_CUDA_BB_OVERLAP").as_deref() {
+            Some("0") => false,
+            Some("1") => true,
+            _ => m >= 512,
+        };
+        let wide = self.in_proj_f32 != 0
+            && super::ops::env_str("MAMBA_CUDA_BB_MIXED").as_deref() != Some("own");
         // Scratch: (name, bytes), carved from one stream-ordered allocation.
         let sizes = [
-            act_bytes(dip), // 0 zx: in_proj's output
-            act_bytes(cd),  // 1 xbc: conv + silu's output
-            act_bytes(di),  // 2 y
-            act_bytes(di),  // 3 normed
-            m * di * 4,     // 4 dn: d normed (f32)
-            m * di * es,    // 5 dy
-            m * di * 4,     // 6 dwrow
-            m * dip * 4,    // 7 dzx: d in_proj's output (f32)
-            m * di * es,    // 8 x dense
-            m * h * es,     // 9 dt dense
-            m * gn * es,    // 10 B dense
-            m * gn * es,    // 11 C dense
-            m * di * es,    // 12 dx
-            m * h * es,     // 13 ddt
-            m * gn * es,    // 14 dB
-            m * gn * es,    // 15 dC
-            h * 4,          // 16 dA
-            m * cd * es,    // 17 d conv output (dense)
-            m * cd * es,    // 18 conv input (dense)
-            m * cd * es,    // 19 d conv input
+            act_bytes(dip),             // 0 zx: in_proj's output
+            act_bytes(cd),              // 1 xbc: conv + silu's output
+            act_bytes(di),              // 2 y
+            act_bytes(di),              // 3 normed
+            m * di * 4,                 // 4 dn: d normed (f32)
+            m * di * es,                // 5 dy
+            m * di * 4,                 // 6 dwrow
+            m * dip * 4,                // 7 dzx: d in_proj's output (f32)
+            m * di * es,                // 8 x dense
+            m * h * es,                 // 9 dt dense
+            m * gn * es,                // 10 B dense
+            m * gn * es,                // 11 C dense
+            m * di * es,                // 12 dx
+            m * h * es,                 // 13 ddt
+            m * gn * es,                // 14 dB
+            m * gn * es,                // 15 dC
+            h * 4,                      // 16 dA
+            m * cd * es,                // 17 d conv output (dense)
+            m * cd * es,                // 18 conv input (dense)
+            m * cd * es,                // 19 d conv input
+            m * dm * 4 * wide as usize, // 20 u as f32 (16-bit blocks)
+            m * dm * 4 * wide as usize, // 21 d input as f32 (16-bit blocks)
         ];
         let total: usize = sizes.iter().map(|&s| align(s)).sum();
         let scratch = g.alloc_async(total, stream)?;
-        let mut at = [0u64; 20];
+        let mut at = [0u64; 22];
         let mut off = scratch;
         for (i, s) in sizes.iter().enumerate() {
             at[i] = off;
@@ -421,7 +438,7 @@ impl Block {
         if let Some(k) = kept {
             at[..4].copy_from_slice(&k);
         }
-        let [zx, xbc, y, normed, dn, dy, dwrow, dzx, xg, dtg, bg, cg, dxg, ddtg, dbg, dcg, da, dxbc, xpre, dxpre] =
+        let [zx, xbc, y, normed, dn, dy, dwrow, dzx, xg, dtg, bg, cg, dxg, ddtg, dbg, dcg, da, dxbc, xpre, dxpre, u32s, din32] =
             at;
         let run = || -> PResult<()> {
             // The forward's activations, unless the saving forward kept them.
@@ -464,54 +481,55 @@ impl Block {
                 s0: di as i64,
                 s1: 1,
             };
-            gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", stream)?;
             let normed_op = Operand {
                 ptr: normed,
                 ty,
                 s0: di as i64,
                 s1: 1,
             };
-            gemm(
-                g,
-                dm,
-                di,
-                m,
-                dout_cols,
-                normed_op,
-                f.dout_proj,
-                "f32",
-                stream,
-            )?;
-            // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d weight.
-            let fnorm = g.func(&format!("bb_norm_bwd_{ty}"))?;
-            let np = BbNormBwdParams {
-                y,
-                z: zx,
-                weight: self.norm_w,
-                dn,
-                dy,
-                dz: dzx,
-                dwrow,
-                z_ld: dip as i64,
-                dz_ld: dip as i64,
-                m: m as i32,
-                d_inner: di as i32,
-                group: (di / ng) as i32,
-                norm_before_gate: (c.norm_before_gate != 0) as i32,
-                eps: c.rmsnorm_eps,
-                pad0: 0,
+            // dW_out needs only dout and normed: it runs on the plugin's side stream
+            // beside dn and the norm's backward (`MAMBA_CUDA_BB_OVERLAP=0`: in order).
+            let main = |s: u64| -> PResult<()> {
+                gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", s)?;
+                // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d
+                // weight.
+                let fnorm = g.func(&format!("bb_norm_bwd_{ty}"))?;
+                let np = BbNormBwdParams {
+                    y,
+                    z: zx,
+                    weight: self.norm_w,
+                    dn,
+                    dy,
+                    dz: dzx,
+                    dwrow,
+                    z_ld: dip as i64,
+                    dz_ld: dip as i64,
+                    m: m as i32,
+                    d_inner: di as i32,
+                    group: (di / ng) as i32,
+                    norm_before_gate: (c.norm_before_gate != 0) as i32,
+                    eps: c.rmsnorm_eps,
+                    pad0: 0,
+                };
+                let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
+                g.launch(fnorm, (m as u32, ng as u32, 1), threads, 0, s, &np)?;
+                let fcol = g.func("bb_colsum_f32")?;
+                let cp = BbColsumParams {
+                    src: dwrow,
+                    dst: f.dnorm_weight,
+                    ld: di as i64,
+                    rows: m as i32,
+                    cols: di as i32,
+                };
+                g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, s, &cp)
             };
-            let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
-            g.launch(fnorm, (m as u32, ng as u32, 1), threads, 0, stream, &np)?;
-            let fcol = g.func("bb_colsum_f32")?;
-            let cp = BbColsumParams {
-                src: dwrow,
-                dst: f.dnorm_weight,
-                ld: di as i64,
-                rows: m as i32,
-                cols: di as i32,
-            };
-            g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, stream, &cp)?;
+            let side = |s: u64| gemm(g, dm, di, m, dout_cols, normed_op, f.dout_proj, "f32", s);
+            if overlap {
+                g.overlapped(stream, main, side)?;
+            } else {
+                main(stream)?;
+                side(stream)?;
+            }
             // 4. SSD backward on dense copies of x, dt, B, C; the conv's input (for step
             // 2) is copied in the same launch.
             let cp = |src: u64, sld: usize, dst: u64, dld: usize, cols: usize| Copy2d {
@@ -636,16 +654,12 @@ impl Block {
             }
             // 1. dzx = [dz | d conv input | ddt], then in_proj: du = dzx . W_in and
             // dW_in = dzx^T . u.
-            copy2d(
-                g,
-                ty,
-                "f32",
-                &[
-                    cp(dxpre, cd, at(dzx, di, 4), dip, cd),
-                    cp(ddtg, h, at(dzx, di + cd, 4), dip, h),
-                ],
-                stream,
-            )?;
+            let up = [
+                cp(dxpre, cd, at(dzx, di, 4), dip, cd),
+                cp(ddtg, h, at(dzx, di + cd, 4), dip, h),
+                cp(f.input, dm, u32s, dm, dm),
+            ];
+            copy2d(g, ty, "f32", &up[..if wide { 3 } else { 2 }], stream)?;
             let dzx_rows = Operand {
                 ptr: dzx,
                 ty: "f32",
@@ -658,20 +672,40 @@ impl Block {
                 s0: 1,
                 s1: dip as i64,
             };
+            let (w_ptr, u_ptr, wty) = if wide {
+                (self.in_proj_f32, u32s, "f32")
+            } else {
+                (self.in_proj, f.input, ty)
+            };
             let w_in = Operand {
-                ptr: self.in_proj,
-                ty,
+                ptr: w_ptr,
+                ty: wty,
                 s0: dm as i64,
                 s1: 1,
             };
             let u = Operand {
-                ptr: f.input,
-                ty,
+                ptr: u_ptr,
+                ty: wty,
                 s0: dm as i64,
                 s1: 1,
             };
-            gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, stream)?;
-            gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", stream)
+            // du and dW_in, one beside the other.
+            let main = |s: u64| -> PResult<()> {
+                if wide {
+                    // f32 products write f32; the input's gradient is then converted.
+                    gemm(g, m, dm, dip, dzx_rows, w_in, din32, "f32", s)?;
+                    copy2d(g, "f32", ty, &[cp(din32, dm, f.dinput, dm, dm)], s)
+                } else {
+                    gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, s)
+                }
+            };
+            let side = |s: u64| gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", s);
+            if overlap {
+                g.overlapped(stream, main, side)
+            } else {
+                main(stream)?;
+                side(stream)
+            }
         };
         let r = run();
         let fr = g.free_async(scratch, stream);
