@@ -22,6 +22,11 @@ inline float2 make_float2(float a, float b) { return {a, b}; }
 static std::unique_ptr<std::barrier<>> g_block_bar;
 static std::unique_ptr<std::barrier<>> g_warp_bar[32];
 inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+// mma.sync m16n8k8 tf32 (row.col) over the warp's fragments, as the hardware reads them
+// (operands truncated to tf32), accumulated in double.
+static unsigned g_ma[32][32][4], g_mb[32][32][2];
+inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]);
 static float g_shfl[32][32];
 inline float __shfl_xor_sync(unsigned, float v, int o) {
     const int w = threadIdx.x / 32, l = threadIdx.x % 32;
@@ -40,6 +45,25 @@ using std::max;
 using std::min;
 
 #include "../kernels/block_bwd.cu"
+
+inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
+    for (int e = 0; e < 4; ++e) g_ma[w][l][e] = a[e];
+    for (int e = 0; e < 2; ++e) g_mb[w][l][e] = b[e];
+    __syncwarp();
+    auto rd = [](unsigned u) { return __uint_as_float(u & 0xffffe000u); };
+    auto A = [&](int m, int k) { return rd(g_ma[w][(m % 8) * 4 + k % 4][(m >= 8) + 2 * (k >= 4)]); };
+    auto B = [&](int k, int n) { return rd(g_mb[w][n * 4 + k % 4][k >= 4]); };
+    float out[4];
+    for (int e = 0; e < 4; ++e) {
+        const int m = g + (e >> 1) * 8, n = 2 * c + (e & 1);
+        double acc = d[e];
+        for (int k = 0; k < 8; ++k) acc += (double)A(m, k) * B(k, n);
+        out[e] = (float)acc;
+    }
+    __syncwarp();
+    for (int e = 0; e < 4; ++e) d[e] = out[e];
+}
 
 template <typename P>
 void launch(void (*k)(P), unsigned gx, unsigned gy, unsigned gz, unsigned threads, const P& p) {
@@ -81,7 +105,7 @@ static void check(const char* what, const std::vector<double>& want, const float
 }
 
 // C (m, n) = A . B with the strides of the call; split in `splits` parts then summed.
-static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t, int splits) {
+static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t, int splits, bool tc = false) {
     // A(i, k): a_t ? stored (k, m) : (m, k); B(k, j): b_t ? stored (n, k) : (k, n).
     auto a = rnd((size_t)m * k), b = rnd((size_t)k * n);
     BbGemmParams p{};
@@ -100,7 +124,7 @@ static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t,
     p.c = parts.data();
     p.ldc = n;
     p.split_stride = (long long)m * n;
-    launch(bb_gemm_f32_f32, (n + 63) / 64, (m + 63) / 64, z, 256, p);
+    launch(tc ? bb_gemmt_f32_f32 : bb_gemm_f32_f32, (n + 63) / 64, (m + 63) / 64, z, 256, p);
     BbSumParams s{parts.data(), c.data(), (long long)m * n, (long long)m * n, z, 0};
     launch(bb_sum_f32, 3, 1, 1, 64, s);
     std::vector<double> want((size_t)m * n, 0.0);
@@ -200,6 +224,12 @@ int main() {
     gemm_case("gemm TN 65x129x100 split 3", 65, 129, 100, true, false, 3);
     gemm_case("gemm NT 17x5x40", 17, 5, 40, false, true, 1);
     gemm_case("gemm TT 33x64x64 split 2", 33, 64, 64, true, true, 2);
+    // The 3xTF32 tensor-core form: partial tiles on both edges, K not a multiple of 16,
+    // split along K, and each operand layout of the block's products.
+    gemm_case("gemmt NN 70x90x33", 70, 90, 33, false, false, 1, true);
+    gemm_case("gemmt TN 65x129x100 split 3", 65, 129, 100, true, false, 3, true);
+    gemm_case("gemmt NT 17x5x40", 17, 5, 40, false, true, 1, true);
+    gemm_case("gemmt TT 130x64x200 split 2", 130, 64, 200, true, true, 2, true);
     {
         auto s = rnd(5 * 11);
         std::vector<float> d(5 * 4, NAN);

@@ -5,6 +5,7 @@
 // output and the conv output), the gated RMS norm's backward, a column sum (the norm
 // weight's gradient) and an element-wise product (dA_log = dA * A).
 #include "common.cuh"
+#include "tf32x3.cuh"
 
 // C (M, N) = sum_k A(i, k) B(k, j), A(i, k) = a[i a_si + k a_sk], B(k, j) =
 // b[k b_sk + j b_sj], f32 accumulation; block z sums k in [z kps, (z + 1) kps) and
@@ -78,6 +79,43 @@ struct BbMulParams {
 #define BB_TN 64
 #define BB_TK 16
 
+// Stages the K step [k0, k0 + BB_TK) of A's and B's 64-row / 64-column tiles into As[k][i]
+// and Bs[k][j] (f32, rows of LD floats), zeros outside the matrices and past kz1; 256 threads,
+// four elements each, the loads along whichever index has the unit stride.
+template <typename TA, typename TB, int LD>
+__device__ __forceinline__ void bb_stage(const BbGemmParams& p, const TA* A, const TB* B, float (*As)[LD],
+                                         float (*Bs)[LD], long long i0, long long j0, int k0, int kz1) {
+    const int tid = threadIdx.x;
+    const bool a_kfast = p.a_sk == 1;
+    const bool b_jfast = p.b_sj == 1;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        const int e = tid + 256 * q;
+        int ii, kk;
+        if (a_kfast) {
+            kk = e % BB_TK;
+            ii = e / BB_TK;
+        } else {
+            ii = e % BB_TM;
+            kk = e / BB_TM;
+        }
+        const long long gi = i0 + ii;
+        const int gk = k0 + kk;
+        As[kk][ii] = (gi < p.m && gk < kz1) ? ldf(A + gi * p.a_si + (long long)gk * p.a_sk) : 0.f;
+        int jj;
+        if (b_jfast) {
+            jj = e % BB_TN;
+            kk = e / BB_TN;
+        } else {
+            kk = e % BB_TK;
+            jj = e / BB_TK;
+        }
+        const long long gj = j0 + jj;
+        const int gk2 = k0 + kk;
+        Bs[kk][jj] = (gj < p.n && gk2 < kz1) ? ldf(B + (long long)gk2 * p.b_sk + gj * p.b_sj) : 0.f;
+    }
+}
+
 template <typename TA, typename TB>
 __device__ void bb_gemm(const BbGemmParams& p) {
     __shared__ float As[BB_TK][BB_TM + 4];
@@ -94,35 +132,8 @@ __device__ void bb_gemm(const BbGemmParams& p) {
     for (int r = 0; r < 4; ++r)
 #pragma unroll
         for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
-    const bool a_kfast = p.a_sk == 1;
-    const bool b_jfast = p.b_sj == 1;
     for (int k0 = kz0; k0 < kz1; k0 += BB_TK) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            const int e = tid + 256 * q;
-            int ii, kk;
-            if (a_kfast) {
-                kk = e % BB_TK;
-                ii = e / BB_TK;
-            } else {
-                ii = e % BB_TM;
-                kk = e / BB_TM;
-            }
-            const long long gi = i0 + ii;
-            const int gk = k0 + kk;
-            As[kk][ii] = (gi < p.m && gk < kz1) ? ldf(A + gi * p.a_si + (long long)gk * p.a_sk) : 0.f;
-            int jj;
-            if (b_jfast) {
-                jj = e % BB_TN;
-                kk = e / BB_TN;
-            } else {
-                kk = e % BB_TK;
-                jj = e / BB_TK;
-            }
-            const long long gj = j0 + jj;
-            const int gk2 = k0 + kk;
-            Bs[kk][jj] = (gj < p.n && gk2 < kz1) ? ldf(B + (long long)gk2 * p.b_sk + gj * p.b_sj) : 0.f;
-        }
+        bb_stage(p, A, B, As, Bs, i0, j0, k0, kz1);
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < BB_TK; ++kk) {
@@ -149,6 +160,57 @@ __device__ void bb_gemm(const BbGemmParams& p) {
             if (gj < p.n) C[gi * p.ldc + gj] = acc[r][c];
         }
     }
+}
+
+// bb_gemm's tiles on the tensor cores in 3xTF32 (tf32x3.cuh: f32 accuracy, ~1e-6 relative):
+// the same 64 x 64 output tile per block and the same staging (K in steps of 16, rows
+// padded to 72 floats so that a fragment's 32 reads fall on 32 banks); warp w owns rows
+// 16 (w % 4) .. + 15 and columns 32 (w / 4) .. + 31 (four m16n8k8 tiles).
+#define BBT_LD (BB_TM + 8)
+template <typename TA, typename TB>
+__device__ void bb_gemm_tc(const BbGemmParams& p) {
+    __shared__ float As[BB_TK][BBT_LD];
+    __shared__ float Bs[BB_TK][BBT_LD];
+    const TA* A = static_cast<const TA*>(p.a);
+    const TB* B = static_cast<const TB*>(p.b);
+    const int tid = threadIdx.x;
+    const int lane = tid % 32, warp = tid / 32;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = 16 * (warp % 4), wn = 32 * (warp / 4);
+    const long long i0 = (long long)blockIdx.y * BB_TM, j0 = (long long)blockIdx.x * BB_TN;
+    const int kz0 = blockIdx.z * p.kps;
+    const int kz1 = min(p.k, kz0 + p.kps);
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
+    for (int k0 = kz0; k0 < kz1; k0 += BB_TK) {
+        bb_stage(p, A, B, As, Bs, i0, j0, k0, kz1);
+        __syncthreads();
+#pragma unroll
+        for (int ks = 0; ks < BB_TK; ks += 8) {
+            Tf32x3A a;
+            tf32x3_a(a, As[ks + t][wm + g], As[ks + t][wm + g + 8], As[ks + t + 4][wm + g],
+                     As[ks + t + 4][wm + g + 8]);
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+                Tf32x3B b;
+                tf32x3_b(b, Bs[ks + t][wn + 8 * nt + g], Bs[ks + t + 4][wn + 8 * nt + g]);
+                mma_tf32x3(acc[nt], a, b);
+            }
+        }
+        __syncthreads();
+    }
+    float* C = p.c + (long long)blockIdx.z * p.split_stride;
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const long long gi = i0 + wm + g + 8 * (e >> 1);
+            const long long gj = j0 + wn + 8 * nt + 2 * t + (e & 1);
+            if (gi < p.m && gj < p.n) C[gi * p.ldc + gj] = acc[nt][e];
+        }
 }
 
 template <typename TO>
@@ -314,6 +376,9 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
 #define BB_GEMM(TA, TB, NA, NB)                                                                          \
     extern "C" __global__ void __launch_bounds__(256) bb_gemm_##NA##_##NB(const __grid_constant__ BbGemmParams p) { \
         bb_gemm<TA, TB>(p);                                                                              \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256) bb_gemmt_##NA##_##NB(const __grid_constant__ BbGemmParams p) { \
+        bb_gemm_tc<TA, TB>(p);                                                                           \
     }
 #define BB_TYPE(T, NAME)                                                                                  \
     BB_GEMM(T, T, NAME, NAME)                                                                            \

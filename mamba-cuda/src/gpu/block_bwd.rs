@@ -47,6 +47,9 @@ struct BbCopyParams {
     cols: i64,
 }
 
+/// The products' default route (`MAMBA_CUDA_BB_GEMM`, see [`gemm`]).
+const BB_GEMM_DEFAULT: &str = "lt";
+
 /// `kernels/block_bwd.cu`'s `BB_COPIES`.
 const BB_COPIES: usize = 8;
 
@@ -200,8 +203,13 @@ fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    // cuBLASLt where it is loaded and both operands have one type (f32, or the 16-bit
-    // storage type with an f32 or 16-bit output); `MAMBA_CUDA_BB_GEMM=own` keeps our kernel.
+    // `MAMBA_CUDA_BB_GEMM`: `lt` (the default) cuBLASLt where it is loaded and both
+    // operands have one type (f32, or the 16-bit storage type with an f32 or 16-bit
+    // output), else our f32 FMA kernel (`bb_gemm_*`); `own` that kernel always; `tc` our
+    // 3xTF32 tensor-core kernel (`bb_gemmt_*`) always (slower than cuBLASLt's f32 kernels
+    // at the seed's shapes: NOTES.md, thirty-ninth session).
+    let mode = super::ops::env_str("MAMBA_CUDA_BB_GEMM");
+    let mode = mode.as_deref().unwrap_or(BB_GEMM_DEFAULT);
     let ty_code = |t: &str| match t {
         "f32" => Some(dtype::F32),
         "bf16" => Some(dtype::BF16),
@@ -209,10 +217,7 @@ fn gemm(
         _ => None,
     };
     if let (Some(ab), Some(ot)) = (ty_code(a.ty), ty_code(out_ty)) {
-        if a.ty == b.ty
-            && (ot == dtype::F32 || ot == ab)
-            && super::ops::env_str("MAMBA_CUDA_BB_GEMM").as_deref() != Some("own")
-        {
+        if a.ty == b.ty && (ot == dtype::F32 || ot == ab) && mode == "lt" {
             let st = |o: Operand| Strided {
                 ptr: o.ptr,
                 s0: o.s0,
@@ -225,7 +230,8 @@ fn gemm(
             }
         }
     }
-    let f = g.func(&format!("bb_gemm_{}_{}", a.ty, b.ty))?;
+    let kernel = if mode == "tc" { "bb_gemmt" } else { "bb_gemm" };
+    let f = g.func(&format!("{kernel}_{}_{}", a.ty, b.ty))?;
     let tiles = m.div_ceil(64) * n.div_ceil(64);
     let want = 2 * g.sm_count.max(1) as usize;
     let mut splits = if tiles >= want / 2 {
