@@ -449,6 +449,65 @@ fn block_train_kept_activations_match_recompute() {
     println!("kept activations vs recompute: {checked} gradients agree");
 }
 
+/// The saved-activations entries refuse a buffer too small, misaligned or null with a
+/// typed error that names the size needed, and write nothing.
+#[test]
+fn block_saved_buffer_errors() {
+    if !cuda_available() {
+        return;
+    }
+    let cfg = Mamba2Config {
+        d_model: 16,
+        d_state: 8,
+        headdim: 8,
+        ..Mamba2Config::default()
+    };
+    let blk = Mamba2Block::with_selection(
+        cfg.clone(),
+        random_weights(&cfg, 3),
+        &build(BackendKind::Cuda).unwrap(),
+    )
+    .unwrap();
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let dblk = blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+    let (b, l) = (2, 37);
+    let n = b * l * cfg.d_model;
+    let keep = dblk.saved_bytes(b, l).unwrap();
+    assert!(keep > 0, "the plugin has the saving entries");
+    let stream = cuda.stream().unwrap();
+    let x = cuda.upload(&vec![0.5f32; n], &stream).unwrap();
+    let out = cuda.alloc::<f32>(n).unwrap();
+    let saved = cuda.alloc::<f32>(keep.div_ceil(4) + 64).unwrap();
+    let fdesc = mamba_core::abi::BlockForwardDesc {
+        batch: b as u32,
+        seqlen: l as u32,
+        input: x.ptr(),
+        out: out.ptr(),
+        ..Default::default()
+    };
+    for (ptr, bytes, what) in [
+        (saved.ptr(), keep - 1, "too small"),
+        (saved.ptr() + 4, keep, "misaligned"),
+        (0, keep, "null"),
+    ] {
+        // SAFETY: live buffers of the documented sizes; the call must refuse `ptr` / `bytes`.
+        let r = unsafe { dblk.forward_saving_raw(&fdesc, ptr, bytes, &stream) };
+        let e = r.expect_err(what).to_string();
+        assert!(
+            e.contains("saved"),
+            "{what}: the error should name the saved buffer: {e}"
+        );
+        if what == "too small" {
+            assert!(e.contains(&keep.to_string()), "{what}: {e}");
+        }
+    }
+    // The full size works, and a zero-length shape is refused by saved_bytes.
+    // SAFETY: as above, with the size saved_bytes gave.
+    unsafe { dblk.forward_saving_raw(&fdesc, saved.ptr(), keep, &stream) }.unwrap();
+    assert!(dblk.saved_bytes(0, l).is_err());
+    println!("saved-buffer errors: ok ({keep} bytes at b{b} L{l})");
+}
+
 /// Several threads training one block at once (each call on its own staging stream):
 /// every thread's gradients equal those of the same inputs run alone. cuBLASLt's split-K
 /// plans write partial sums into their workspace, so products on two streams at once need
