@@ -1235,6 +1235,18 @@ impl CudaBlock {
         self.has_backward
     }
 
+    fn require_saving(&self, op: &'static str) -> Result<()> {
+        if self.has_saving {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                BACKEND,
+                op,
+                "the plugin predates the block's saving entries; rebuild it",
+            ))
+        }
+    }
+
     /// `true` when the plugin can keep a forward's activations for the backward
     /// ([`Self::forward_train_host`], [`Self::saved_bytes`]); an older plugin cannot.
     pub fn has_saving(&self) -> bool {
@@ -1279,13 +1291,7 @@ impl CudaBlock {
         stream: &CudaStream,
     ) -> Result<()> {
         const OP: &str = "Mamba2Block forward_saving";
-        if !self.has_saving {
-            return Err(Error::unsupported(
-                BACKEND,
-                OP,
-                "the plugin predates the block's saving entries; rebuild it",
-            ));
-        }
+        self.require_saving(OP)?;
         // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
         let code = unsafe {
             (self.api.block_forward_saving)(self.handle.0, desc, saved, bytes, stream.raw)
@@ -1307,13 +1313,7 @@ impl CudaBlock {
         stream: &CudaStream,
     ) -> Result<()> {
         const OP: &str = "Mamba2Block backward_saved";
-        if !self.has_saving {
-            return Err(Error::unsupported(
-                BACKEND,
-                OP,
-                "the plugin predates the block's saving entries; rebuild it",
-            ));
-        }
+        self.require_saving(OP)?;
         // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
         let code = unsafe {
             (self.api.block_backward_saved)(self.handle.0, desc, saved, bytes, stream.raw)
@@ -1336,13 +1336,7 @@ impl CudaBlock {
         out: &mut [f32],
     ) -> Result<BlockSaved> {
         const OP: &str = "Mamba2Block forward_saving";
-        if !self.has_saving {
-            return Err(Error::unsupported(
-                BACKEND,
-                OP,
-                "the plugin predates the block's saving entries; rebuild it",
-            ));
-        }
+        self.require_saving(OP)?;
         let n = batch * seqlen * self.cfg.d_model as usize;
         if batch == 0 || seqlen == 0 || input.len() != n {
             return Err(Error::invalid(
