@@ -203,11 +203,11 @@ fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    // `MAMBA_CUDA_BB_GEMM`: `lt` (the default) cuBLASLt where it is loaded and both
-    // operands have one type (f32, or the 16-bit storage type with an f32 or 16-bit
-    // output), else our f32 FMA kernel (`bb_gemm_*`); `own` that kernel always; `tc` our
-    // 3xTF32 tensor-core kernel (`bb_gemmt_*`) always (slower than cuBLASLt's f32 kernels
-    // at the seed's shapes: NOTES.md, thirty-ninth session).
+    // `MAMBA_CUDA_BB_GEMM`: `lt` (the default, and any other value) cuBLASLt where it is
+    // loaded and both operands have one type (f32, or the 16-bit storage type with an f32
+    // or 16-bit output), else our f32 FMA kernel (`bb_gemm_*`); `own` that kernel always;
+    // `tc` our 3xTF32 tensor-core kernel (`bb_gemmt_*`) always (slower than cuBLASLt's f32
+    // kernels at the seed's shapes: NOTES.md, thirty-ninth session).
     let mode = super::ops::env_str("MAMBA_CUDA_BB_GEMM");
     let mode = mode.as_deref().unwrap_or(BB_GEMM_DEFAULT);
     let ty_code = |t: &str| match t {
@@ -217,7 +217,7 @@ fn gemm(
         _ => None,
     };
     if let (Some(ab), Some(ot)) = (ty_code(a.ty), ty_code(out_ty)) {
-        if a.ty == b.ty && (ot == dtype::F32 || ot == ab) && mode == "lt" {
+        if a.ty == b.ty && (ot == dtype::F32 || ot == ab) && mode != "own" && mode != "tc" {
             let st = |o: Operand| Strided {
                 ptr: o.ptr,
                 s0: o.s0,
