@@ -1374,7 +1374,8 @@ impl CudaBlock {
     }
 
     /// `v` in the block's storage type, as bytes.
-    fn act_bytes(&self, v: &[f32]) -> Vec<u8> {
+    /// (An f32 block borrows `v`'s bytes: no copy.)
+    fn act_bytes<'v>(&self, v: &'v [f32]) -> alloc::borrow::Cow<'v, [u8]> {
         match self.cfg.dtype {
             abi::dtype::BF16 => v
                 .iter()
@@ -1384,7 +1385,7 @@ impl CudaBlock {
                 .iter()
                 .flat_map(|x| f16::from_f32(*x).to_le_bytes())
                 .collect(),
-            _ => as_bytes(v).to_vec(),
+            _ => alloc::borrow::Cow::Borrowed(as_bytes(v)),
         }
     }
 

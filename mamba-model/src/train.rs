@@ -22,9 +22,9 @@ pub struct Mamba2Tape<T> {
     init: Option<Mamba2State>,
 }
 
-/// The host path keeps every activation; the device path keeps the input and, when
-/// the block keeps activations, the forward's activations on the device (else the
-/// plugin's backward recomputes them on the device).
+/// The host path keeps every activation; the device path keeps, when the block keeps
+/// activations, the input and the forward's activations on the device (`input` is then
+/// empty), else the input on the host (the plugin's backward recomputes the rest).
 #[derive(Clone, Debug)]
 enum TapeKind<T> {
     Host(Activations<T>),
@@ -136,11 +136,20 @@ impl Mamba2Block {
             return Ok(None);
         }
         let mut st = state.cloned().unwrap_or_else(|| self.zero_state(batch));
-        let inp: Vec<f32> = convert(input.data);
+        // An f32 input is read in place; the tape keeps no host copy (the device one
+        // serves the backward).
+        let owned: Vec<f32>;
+        let inp: &[f32] = match T::as_f32_slice(input.data) {
+            Some(v) => v,
+            None => {
+                owned = convert(input.data);
+                &owned
+            }
+        };
         let mut out = vec![0.0f32; inp.len()];
         let saved = blk.forward_train_host(
             cuda,
-            &inp,
+            inp,
             batch,
             seqlen,
             &mut st.conv,
@@ -149,7 +158,7 @@ impl Mamba2Block {
         )?;
         Ok(Some(Mamba2Tape {
             kind: TapeKind::Device {
-                input: inp,
+                input: Vec::new(),
                 out: T::vec_from_f32(out),
                 state: st,
                 saved: Some(Arc::new(saved)),
@@ -232,16 +241,23 @@ impl Mamba2Block {
             ))
         })?;
         let blk = blk?;
-        let dout32: Vec<f32> = convert(dout);
+        let owned: Vec<f32>;
+        let dout32: &[f32] = match T::as_f32_slice(dout) {
+            Some(v) => v,
+            None => {
+                owned = convert(dout);
+                &owned
+            }
+        };
         let init = tape
             .init
             .as_ref()
             .map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let dfinal = dstate.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let g = match saved {
-            Some(sv) => blk.backward_host_saved(cuda, sv, &dout32, init, dfinal)?,
+            Some(sv) => blk.backward_host_saved(cuda, sv, dout32, init, dfinal)?,
             None => {
-                blk.backward_host(cuda, input, &dout32, tape.batch, tape.seqlen, init, dfinal)?
+                blk.backward_host(cuda, input, dout32, tape.batch, tape.seqlen, init, dfinal)?
             }
         };
         let w = self.weights();
