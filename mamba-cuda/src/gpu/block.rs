@@ -552,6 +552,18 @@ impl Block {
     }
 }
 
+/// The block behind an ABI handle; a null handle is refused for the entry `what`.
+///
+/// # Safety
+/// `block` is null or came from [`block_create`] and is alive for `'a`.
+pub(super) unsafe fn live<'a>(block: *mut c_void, what: &str) -> PResult<&'a Block> {
+    if block.is_null() {
+        return Err(PErr::invalid(format!("Mamba2Block {what}: null block")));
+    }
+    // SAFETY: non-null, so a live block from block_create (the caller's contract).
+    Ok(unsafe { &*(block as *const Block) })
+}
+
 /// # Safety
 /// `block` came from [`block_create`] and is destroyed once.
 pub(crate) unsafe fn block_destroy(block: *mut c_void) -> PResult<()> {
@@ -576,11 +588,8 @@ pub(crate) unsafe fn block_forward(
     stream: u64,
 ) -> PResult<()> {
     let g = gpu()?;
-    if block.is_null() {
-        return Err(PErr::invalid("Mamba2Block forward: null block"));
-    }
-    // SAFETY: the caller passes a live block from block_create.
-    let b = unsafe { &*(block as *const Block) };
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "forward") }?;
     b.forward(g, desc, None, stream)
 }
 
@@ -592,16 +601,13 @@ pub(crate) unsafe fn block_saved_bytes(
     seqlen: u32,
 ) -> PResult<usize> {
     gpu()?;
-    if block.is_null() {
-        return Err(PErr::invalid("Mamba2Block saved_bytes: null block"));
-    }
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "saved_bytes") }?;
     if batch == 0 || seqlen == 0 {
         return Err(PErr::invalid(
             "Mamba2Block saved_bytes: batch and seqlen must be positive",
         ));
     }
-    // SAFETY: the caller passes a live block from block_create.
-    let b = unsafe { &*(block as *const Block) };
     Ok(b.saved_layout(batch as usize, seqlen as usize)?.1)
 }
 
@@ -615,10 +621,7 @@ pub(crate) unsafe fn block_forward_saving(
     stream: u64,
 ) -> PResult<()> {
     let g = gpu()?;
-    if block.is_null() {
-        return Err(PErr::invalid("Mamba2Block forward_saving: null block"));
-    }
-    // SAFETY: the caller passes a live block from block_create.
-    let b = unsafe { &*(block as *const Block) };
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "forward_saving") }?;
     b.forward(g, desc, Some((saved, bytes)), stream)
 }

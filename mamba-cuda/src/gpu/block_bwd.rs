@@ -13,7 +13,7 @@ use mamba_core::abi::{
     TensorDesc,
 };
 
-use super::block::{Block, FwdBufs};
+use super::block::{live, Block, FwdBufs};
 use super::gemm::Strided;
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
@@ -305,11 +305,8 @@ pub(crate) unsafe fn block_backward(
     stream: u64,
 ) -> PResult<()> {
     let g = gpu()?;
-    if block.is_null() {
-        return Err(PErr::invalid("Mamba2Block backward: null block"));
-    }
-    // SAFETY: the caller passes a live block from block_create.
-    let b = unsafe { &*(block as *const Block) };
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "backward") }?;
     b.backward(g, desc, None, stream)
 }
 
@@ -324,11 +321,8 @@ pub(crate) unsafe fn block_backward_saved(
     stream: u64,
 ) -> PResult<()> {
     let g = gpu()?;
-    if block.is_null() {
-        return Err(PErr::invalid("Mamba2Block backward_saved: null block"));
-    }
-    // SAFETY: the caller passes a live block from block_create.
-    let b = unsafe { &*(block as *const Block) };
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "backward_saved") }?;
     b.backward(g, desc, Some((saved, bytes)), stream)
 }
 
