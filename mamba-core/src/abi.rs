@@ -820,4 +820,17 @@ pub struct PluginApi {
         bytes: usize,
         stream: u64,
     ) -> i32,
+    /// Page-locked (pinned) host memory of `bytes` bytes into `*out`, for copies that run
+    /// at the bus's rate (appended to ABI version 1; check `struct_size` first). A copy
+    /// from it with `memcpy_htod` is asynchronous: the memory must not change until the
+    /// stream has run the copy.
+    pub host_alloc: unsafe extern "C" fn(bytes: usize, out: *mut *mut c_void) -> i32,
+    /// Frees memory from `host_alloc` (null: nothing). Appended to ABI version 1.
+    pub host_free: unsafe extern "C" fn(ptr: *mut c_void) -> i32,
+    /// Replaces a block's weights in place, after all work on the device has finished
+    /// (same shapes as at `block_create`, and a conv bias exactly where it had one): no
+    /// allocation, the handle kept. After an error the block holds a mix of old and new
+    /// weights and should be destroyed. Appended to ABI version 1.
+    pub block_set_weights:
+        unsafe extern "C" fn(block: *mut c_void, weights: *const BlockWeightsC) -> i32,
 }

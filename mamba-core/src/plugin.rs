@@ -122,8 +122,9 @@ pub struct CudaBackend {
     table_size: usize,
     info: DeviceInfoC,
     path: PathBuf,
-    /// Streams and device buffers of finished host-slice calls, kept for the next ones.
-    pool: std::sync::Mutex<StagingPool>,
+    /// Streams, device buffers and pinned host buffers of finished host-slice calls,
+    /// kept for the next ones (shared with [`BlockSaved`], which gives its buffers back).
+    pool: std::sync::Arc<Pool>,
     /// [`CudaBackend::set_scan_training_path`].
     scan_saved: core::sync::atomic::AtomicBool,
 }
@@ -134,19 +135,63 @@ pub struct CudaBackend {
 /// call's stream has finished, by size class (`staging_class`), up to
 /// [`STAGING_POOL_BYTES`]; `MAMBA_STAGING_CACHE=0` (read when the backend is loaded)
 /// turns this off, and [`CudaBackend::release_staging`] frees what is kept.
+///
+/// Host-slice copies of 64 KiB and more go through page-locked host buffers of the same
+/// size classes (the plugin's `host_alloc`, where it has it; up to
+/// [`STAGING_PINNED_BYTES`] kept): a copy between the device and pageable memory runs at a
+/// fraction of the bus's rate, and much slower still into freshly allocated pages.
+/// `MAMBA_STAGING_PINNED=0` copies from and to the caller's memory directly.
 #[derive(Debug, Default)]
 struct StagingPool {
     enabled: bool,
+    pinned_on: bool,
     streams: Vec<u64>,
     /// (size class in bytes, device pointer)
     bufs: Vec<(usize, u64)>,
     bytes: usize,
+    /// (size class in bytes, host address) of page-locked buffers.
+    pinned: Vec<(usize, usize)>,
+    pinned_bytes: usize,
 }
+
+/// The staging pool with the plugin it allocates from.
+#[derive(Debug)]
+struct Pool {
+    api: &'static PluginApi,
+    state: std::sync::Mutex<StagingPool>,
+}
+
+/// The most page-locked host memory the staging pool keeps between host-slice calls.
+pub const STAGING_PINNED_BYTES: usize = 256 << 20;
+/// Host-slice copies from this size up go through a page-locked buffer.
+const PINNED_MIN: usize = 64 << 10;
 
 /// The most device memory the staging pool keeps between host-slice calls.
 pub const STAGING_POOL_BYTES: usize = 1 << 30;
 /// The most idle streams the staging pool keeps.
 const STAGING_POOL_STREAMS: usize = 16;
+
+/// The C view of `w` (pointers into its slices, valid while they are).
+fn weights_c(w: &BlockWeights<'_>) -> BlockWeightsC {
+    BlockWeightsC {
+        in_proj: w.in_proj.as_ptr(),
+        in_proj_len: w.in_proj.len(),
+        conv_weight: w.conv_weight.as_ptr(),
+        conv_weight_len: w.conv_weight.len(),
+        conv_bias: w.conv_bias.map_or(core::ptr::null(), |b| b.as_ptr()),
+        conv_bias_len: w.conv_bias.map_or(0, |b| b.len()),
+        dt_bias: w.dt_bias.as_ptr(),
+        dt_bias_len: w.dt_bias.len(),
+        a_log: w.a_log.as_ptr(),
+        a_log_len: w.a_log.len(),
+        d: w.d.as_ptr(),
+        d_len: w.d.len(),
+        norm_weight: w.norm_weight.as_ptr(),
+        norm_weight_len: w.norm_weight.len(),
+        out_proj: w.out_proj.as_ptr(),
+        out_proj_len: w.out_proj.len(),
+    }
+}
 
 /// The size class of a staging allocation: powers of two from 64 KiB up to 64 MiB, whole
 /// multiples of 2 MiB above (so that a large call does not ask for twice its memory).
@@ -285,8 +330,12 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
     let mut info = DeviceInfoC::default();
     // SAFETY: `info` is a writable DeviceInfoC.
     ok(api, unsafe { (api.device_info)(&mut info) }, "device_info")?;
+    let enabled = std::env::var("MAMBA_STAGING_CACHE").map_or(true, |v| v != "0");
     let pool = StagingPool {
-        enabled: std::env::var("MAMBA_STAGING_CACHE").map_or(true, |v| v != "0"),
+        enabled,
+        pinned_on: enabled
+            && size >= core::mem::offset_of!(PluginApi, host_free) + core::mem::size_of::<usize>()
+            && std::env::var("MAMBA_STAGING_PINNED").map_or(true, |v| v != "0"),
         ..StagingPool::default()
     };
     Ok(CudaBackend {
@@ -294,7 +343,10 @@ pub fn load_from(path: &Path) -> Result<CudaBackend> {
         table_size: size,
         info,
         path: path.to_path_buf(),
-        pool: std::sync::Mutex::new(pool),
+        pool: std::sync::Arc::new(Pool {
+            api,
+            state: std::sync::Mutex::new(pool),
+        }),
         scan_saved: core::sync::atomic::AtomicBool::new(false),
     })
 }
@@ -678,39 +730,19 @@ impl CudaBackend {
     /// A Mamba2Block on the GPU: checks the config and uploads the weights once
     /// (converted to the config's storage type for the projections).
     pub fn block(&self, cfg: &BlockConfigC, w: &BlockWeights<'_>) -> Result<CudaBlock> {
-        let c = BlockWeightsC {
-            in_proj: w.in_proj.as_ptr(),
-            in_proj_len: w.in_proj.len(),
-            conv_weight: w.conv_weight.as_ptr(),
-            conv_weight_len: w.conv_weight.len(),
-            conv_bias: w.conv_bias.map_or(core::ptr::null(), |b| b.as_ptr()),
-            conv_bias_len: w.conv_bias.map_or(0, |b| b.len()),
-            dt_bias: w.dt_bias.as_ptr(),
-            dt_bias_len: w.dt_bias.len(),
-            a_log: w.a_log.as_ptr(),
-            a_log_len: w.a_log.len(),
-            d: w.d.as_ptr(),
-            d_len: w.d.len(),
-            norm_weight: w.norm_weight.as_ptr(),
-            norm_weight_len: w.norm_weight.len(),
-            out_proj: w.out_proj.as_ptr(),
-            out_proj_len: w.out_proj.len(),
-        };
+        let c = weights_c(w);
         let mut handle: *mut c_void = core::ptr::null_mut();
         // SAFETY: every pointer of `c` comes from a live slice with its length.
         let code = unsafe { (self.api.block_create)(cfg, &c, &mut handle) };
         ok(self.api, code, "Mamba2Block")?;
+        let entry = |end: usize| self.has_entry(end + core::mem::size_of::<usize>());
         Ok(CudaBlock {
             handle: BlockHandle(handle),
             api: self.api,
             cfg: *cfg,
-            has_backward: self.has_entry(
-                core::mem::offset_of!(PluginApi, block_backward) + core::mem::size_of::<usize>(),
-            ),
-            has_saving: self.has_entry(
-                core::mem::offset_of!(PluginApi, block_backward_saved)
-                    + core::mem::size_of::<usize>(),
-            ),
+            has_backward: entry(core::mem::offset_of!(PluginApi, block_backward)),
+            has_saving: entry(core::mem::offset_of!(PluginApi, block_backward_saved)),
+            has_set_weights: entry(core::mem::offset_of!(PluginApi, block_set_weights)),
         })
     }
 
@@ -941,25 +973,51 @@ pub struct CudaBlock {
     /// The plugin's table has `block_saved_bytes`, `block_forward_saving` and
     /// `block_backward_saved`.
     has_saving: bool,
+    /// The plugin's table has `block_set_weights`.
+    has_set_weights: bool,
 }
 
 /// What [`CudaBlock::forward_train_host`] keeps on the device for
 /// [`CudaBlock::backward_host_saved`]: the forward's input (in the block's storage type)
 /// and its activations (in_proj's, the conv's, the SSD's and the norm's outputs), so the
-/// backward neither uploads the input again nor recomputes the forward. Freed on drop.
+/// backward neither uploads the input again nor recomputes the forward. Its device
+/// memory comes from the backend's staging pool and goes back there on drop (so a
+/// training step of the same shape allocates nothing); sizes are rounded up to 2 MiB.
 #[derive(Debug)]
 pub struct BlockSaved {
-    input: DeviceBuffer<f32>,
-    acts: DeviceBuffer<f32>,
+    /// (size, device pointer) of the input and of the activations.
+    input: (usize, u64),
+    acts: (usize, u64),
     acts_bytes: usize,
     batch: usize,
     seqlen: usize,
+    pool: std::sync::Arc<Pool>,
+}
+
+impl Drop for BlockSaved {
+    fn drop(&mut self) {
+        // Every call that used the buffers waited for its stream before returning.
+        self.pool
+            .give_back(None, vec![self.input, self.acts], Vec::new(), true);
+    }
+}
+
+/// The size class of memory kept between a training forward and its backward: the
+/// staging classes up to 2 MiB, whole multiples of 2 MiB above (steps of one shape reuse
+/// the same buffers, with less rounding than a power of two).
+fn kept_class(bytes: usize) -> usize {
+    if bytes <= 2 << 20 {
+        staging_class(bytes)
+    } else {
+        bytes.div_ceil(2 << 20) * (2 << 20)
+    }
 }
 
 impl BlockSaved {
-    /// Device memory held, in bytes (the input and the activations).
+    /// Device memory held, in bytes (the input and the activations, each rounded up to
+    /// its size class).
     pub fn bytes(&self) -> usize {
-        (self.input.len() + self.acts.len()) * 4
+        self.input.0 + self.acts.0
     }
     /// (batch, seqlen) of the forward that filled it.
     pub fn dims(&self) -> (usize, usize) {
@@ -1167,18 +1225,9 @@ impl CudaBlock {
         let ss = st.bytes(as_bytes(ssm_state))?;
         let x = match keep {
             Some((sv, bytes)) => {
-                // SAFETY: `sv.input` is a live device buffer of at least `bytes.len()`
-                // bytes (sized from them); the copy reads the host slice before returning.
-                let code = unsafe {
-                    (self.api.memcpy_htod)(
-                        sv.input.ptr(),
-                        bytes.as_ptr() as *const c_void,
-                        bytes.len(),
-                        st.stream.raw,
-                    )
-                };
-                ok(self.api, code, "memcpy_htod")?;
-                sv.input.ptr()
+                // `sv.input` holds at least `bytes.len()` bytes (sized from them).
+                st.upload_to(sv.input.1, bytes)?;
+                sv.input.1
             }
             None => st.bytes(&self.act_bytes(input))?,
         };
@@ -1199,7 +1248,7 @@ impl CudaBlock {
             // finished.
             None => unsafe { self.forward_raw(&desc, &st.stream) }?,
             Some((sv, _)) => {
-                let (p, n) = (sv.acts.ptr(), sv.acts_bytes);
+                let (p, n) = (sv.acts.1, sv.acts_bytes);
                 // SAFETY: as above; the input and the activations are `sv`'s buffers,
                 // sized for this call, which outlive it.
                 unsafe { self.forward_saving_raw(&desc, p, n, &st.stream) }?
@@ -1245,6 +1294,32 @@ impl CudaBlock {
                 "the plugin predates the block's saving entries; rebuild it",
             ))
         }
+    }
+
+    /// `true` when the plugin can replace the weights in place ([`Self::set_weights`]).
+    pub fn has_set_weights(&self) -> bool {
+        self.has_set_weights
+    }
+
+    /// Replaces the weights in place (the same shapes, and a conv bias exactly where the
+    /// block was made with one), after all work on the device has finished: no
+    /// allocation, no new handle, so a training step's optimiser update costs one upload.
+    /// Errors as `Unsupported` where the plugin predates it (make a new block instead).
+    /// After any other error the block holds a mix of old and new weights: drop it.
+    pub fn set_weights(&mut self, w: &BlockWeights<'_>) -> Result<()> {
+        const OP: &str = "Mamba2Block set_weights";
+        if !self.has_set_weights {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin predates the block's set_weights entry; rebuild it",
+            ));
+        }
+        let c = weights_c(w);
+        // SAFETY: the entry exists (checked); every pointer of `c` comes from a live
+        // slice with its length; `&mut self` keeps this block's other calls out.
+        let code = unsafe { (self.api.block_set_weights)(self.handle.0, &c) };
+        ok(self.api, code, OP)
     }
 
     /// `true` when the plugin can keep a forward's activations for the backward
@@ -1350,15 +1425,23 @@ impl CudaBlock {
             ));
         }
         let acts_bytes = self.saved_bytes(batch, seqlen)?;
-        let acts = backend.alloc::<f32>(acts_bytes.div_ceil(4))?;
         let bytes = self.act_bytes(input);
-        let inbuf = backend.alloc::<f32>(bytes.len().div_ceil(4))?;
+        let pool = &backend.pool;
+        let acts = pool.alloc_class(kept_class(acts_bytes))?;
+        let input_buf = match pool.alloc_class(kept_class(bytes.len())) {
+            Ok(b) => b,
+            Err(e) => {
+                pool.give_back(None, vec![acts], Vec::new(), true);
+                return Err(e);
+            }
+        };
         let saved = BlockSaved {
-            input: inbuf,
+            input: input_buf,
             acts,
             acts_bytes,
             batch,
             seqlen,
+            pool: pool.clone(),
         };
         self.forward_host_impl(
             backend,
@@ -1513,7 +1596,7 @@ impl CudaBlock {
         let code = c.dtype;
         let d_input = match input {
             BwdInput::Host(v) => st.bytes(&self.act_bytes(v))?,
-            BwdInput::Saved(sv) => sv.input.ptr(),
+            BwdInput::Saved(sv) => sv.input.1,
         };
         let d_dout = st.bytes(&self.act_bytes(dout))?;
         let (conv_init, ssm_init) = match init {
@@ -1575,7 +1658,7 @@ impl CudaBlock {
             // after its stream has finished.
             BwdInput::Host(_) => unsafe { self.backward_raw(&desc, &st.stream) }?,
             BwdInput::Saved(sv) => {
-                let (p, n) = (sv.acts.ptr(), sv.acts_bytes);
+                let (p, n) = (sv.acts.1, sv.acts_bytes);
                 // SAFETY: as above; the input and activations are `sv`'s buffers, filled
                 // by the saving forward for these (batch, seqlen), borrowed for the call.
                 unsafe { self.backward_saved_raw(&desc, p, n, &st.stream) }?
@@ -1654,6 +1737,8 @@ struct Staging<'b> {
     stream: CudaStream,
     /// (size class or exact size, device pointer) of every buffer of this call.
     bufs: Vec<(usize, u64)>,
+    /// (size class, address) of the page-locked buffers this call's uploads read.
+    pinned: Vec<(usize, usize)>,
 }
 
 impl<'b> Staging<'b> {
@@ -1661,10 +1746,11 @@ impl<'b> Staging<'b> {
         Ok(Staging {
             be,
             stream: CudaStream {
-                raw: be.staging_stream()?,
+                raw: be.pool.stream()?,
                 api: None,
             },
             bufs: Vec::new(),
+            pinned: Vec::new(),
         })
     }
 
@@ -1672,24 +1758,35 @@ impl<'b> Staging<'b> {
     fn alloc(&mut self, bytes: usize) -> Result<u64> {
         // Reserve first, so that a failed push cannot lose the allocation.
         self.bufs.reserve(1);
-        let b = self.be.staging_alloc(bytes)?;
+        let b = self.be.pool.alloc(bytes)?;
         self.bufs.push(b);
         Ok(b.1)
     }
 
     fn bytes(&mut self, bytes: &[u8]) -> Result<u64> {
         let p = self.alloc(bytes.len())?;
-        // SAFETY: `bytes` is a live slice; `p` holds at least as many bytes.
-        let code = unsafe {
-            (self.be.api.memcpy_htod)(
-                p,
-                bytes.as_ptr() as *const c_void,
-                bytes.len(),
-                self.stream.raw,
-            )
-        };
-        ok(self.be.api, code, "memcpy_htod")?;
+        self.upload_to(p, bytes)?;
         Ok(p)
+    }
+
+    /// Copies `bytes` to the device memory at `dst` (at least as long), ordered on this
+    /// call's stream: through a page-locked buffer of the pool where it has one.
+    fn upload_to(&mut self, dst: u64, bytes: &[u8]) -> Result<()> {
+        let mut src = bytes.as_ptr() as *const c_void;
+        if let Some(b) = self.be.pool.pinned(bytes.len()) {
+            self.pinned.push(b);
+            // SAFETY: the pinned buffer holds at least `bytes.len()` bytes (its size
+            // class), is this call's alone, and does not overlap the caller's slice.
+            unsafe {
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), b.1 as *mut u8, bytes.len());
+            }
+            src = b.1 as *const c_void;
+        }
+        // SAFETY: `src` holds `bytes.len()` readable bytes (the caller's slice, or the
+        // pinned copy, which is kept unchanged until this call's stream has finished);
+        // `dst` holds as many.
+        let code = unsafe { (self.be.api.memcpy_htod)(dst, src, bytes.len(), self.stream.raw) };
+        ok(self.be.api, code, "memcpy_htod")
     }
 
     fn tensor<E: Element>(&mut self, t: &Tensor<'_, E>) -> Result<TensorDesc> {
@@ -1775,15 +1872,31 @@ impl<'b> Staging<'b> {
 
     fn download<E: Element>(&self, d: &TensorDesc, dst: &mut [E]) -> Result<()> {
         let bytes = core::mem::size_of_val(dst);
-        // SAFETY: `dst` is a live mutable slice of `bytes` bytes; `d` is our allocation of as many.
-        let code = unsafe {
-            (self.be.api.memcpy_dtoh)(
-                dst.as_mut_ptr() as *mut c_void,
-                d.ptr,
-                bytes,
-                self.stream.raw,
-            )
+        let pinned = self.be.pool.pinned(bytes);
+        let to = match pinned {
+            Some(b) => b.1 as *mut c_void,
+            None => dst.as_mut_ptr() as *mut c_void,
         };
+        // SAFETY: `to` holds `bytes` writable bytes (the caller's slice or the pinned
+        // buffer of at least that size class); `d` is our allocation of as many. The
+        // plugin's copy returns once it has landed.
+        let code = unsafe { (self.be.api.memcpy_dtoh)(to, d.ptr, bytes, self.stream.raw) };
+        if let Some(b) = pinned {
+            if code == status::OK {
+                // SAFETY: the copy has landed in the pinned buffer, which holds `bytes`
+                // bytes and does not overlap `dst`.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        b.1 as *const u8,
+                        dst.as_mut_ptr() as *mut u8,
+                        bytes,
+                    );
+                }
+            }
+            self.be
+                .pool
+                .give_back(None, Vec::new(), vec![b], code == status::OK);
+        }
         ok(self.be.api, code, "memcpy_dtoh")
     }
 }
@@ -1793,20 +1906,24 @@ impl Drop for Staging<'_> {
         // SAFETY: waits on this call's stream (live: it came from the pool or was made
         // for this call).
         let idle = unsafe { (self.be.api.stream_synchronize)(self.stream.raw) } == status::OK;
-        self.be
-            .staging_release(self.stream.raw, core::mem::take(&mut self.bufs), idle);
+        self.be.pool.give_back(
+            Some(self.stream.raw),
+            core::mem::take(&mut self.bufs),
+            core::mem::take(&mut self.pinned),
+            idle,
+        );
     }
 }
 
-impl CudaBackend {
-    fn lock_pool(&self) -> std::sync::MutexGuard<'_, StagingPool> {
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StagingPool> {
         // A panic while holding the lock leaves the lists consistent (plain pushes/pops).
-        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A stream for a host-slice call: an idle one of the pool, else a new one.
-    fn staging_stream(&self) -> Result<u64> {
-        if let Some(s) = self.lock_pool().streams.pop() {
+    /// A stream for a host-slice call: from the pool, or a new one.
+    fn stream(&self) -> Result<u64> {
+        if let Some(s) = self.lock().streams.pop() {
             return Ok(s);
         }
         let mut s = 0u64;
@@ -1816,29 +1933,26 @@ impl CudaBackend {
         Ok(s)
     }
 
-    /// Device memory for a host-slice call: (size, pointer), from the pool when it holds
-    /// a buffer of the size class.
-    fn staging_alloc(&self, bytes: usize) -> Result<(usize, u64)> {
+    /// Device memory of size class `class` (or exactly `class` bytes when the pool is
+    /// off): (size, pointer), from the pool when it holds a buffer of the class.
+    fn alloc_class(&self, class: usize) -> Result<(usize, u64)> {
         let size = {
-            let mut pool = self.lock_pool();
+            let mut pool = self.lock();
             if pool.enabled {
-                let class = staging_class(bytes);
                 if let Some(i) = pool.bufs.iter().position(|b| b.0 == class) {
                     let b = pool.bufs.swap_remove(i);
                     pool.bytes -= b.0;
                     return Ok(b);
                 }
-                class
-            } else {
-                bytes.max(1)
             }
+            class.max(1)
         };
         let mut p = 0u64;
         // SAFETY: writes a device pointer into a local.
         let mut code = unsafe { (self.api.mem_alloc)(size, &mut p) };
         if code == status::OUT_OF_MEMORY {
             // What the pool keeps may be what is missing: give it back and try again.
-            self.release_staging();
+            self.release();
             // SAFETY: as above.
             code = unsafe { (self.api.mem_alloc)(size, &mut p) };
         }
@@ -1846,38 +1960,95 @@ impl CudaBackend {
         Ok((size, p))
     }
 
+    /// Device memory for a host-slice call: (size, pointer).
+    fn alloc(&self, bytes: usize) -> Result<(usize, u64)> {
+        let class = if self.lock().enabled {
+            staging_class(bytes)
+        } else {
+            bytes.max(1)
+        };
+        self.alloc_class(class)
+    }
+
+    /// A page-locked host buffer of at least `bytes` bytes, (size class, address), where
+    /// the pool uses them and `bytes` is large enough to gain from one; `None` otherwise
+    /// or when the plugin cannot give one (the caller copies from pageable memory).
+    fn pinned(&self, bytes: usize) -> Option<(usize, usize)> {
+        let class = {
+            let mut pool = self.lock();
+            if !pool.pinned_on || bytes < PINNED_MIN {
+                return None;
+            }
+            let class = staging_class(bytes);
+            if let Some(i) = pool.pinned.iter().position(|b| b.0 == class) {
+                let b = pool.pinned.swap_remove(i);
+                pool.pinned_bytes -= b.0;
+                return Some(b);
+            }
+            class
+        };
+        let mut p: *mut c_void = core::ptr::null_mut();
+        // SAFETY: the entry exists (`pinned_on` checked the table); writes into a local.
+        let code = unsafe { (self.api.host_alloc)(class, &mut p) };
+        (code == status::OK && !p.is_null()).then_some((class, p as usize))
+    }
+
     /// Takes back a finished call's stream and buffers; `idle` says its stream was
     /// synchronised (else everything is freed, as before the pool existed).
-    fn staging_release(&self, stream: u64, bufs: Vec<(usize, u64)>, idle: bool) {
+    fn give_back(
+        &self,
+        stream: Option<u64>,
+        bufs: Vec<(usize, u64)>,
+        pinned: Vec<(usize, usize)>,
+        idle: bool,
+    ) {
         let mut free = Vec::new();
+        let mut free_host = Vec::new();
         let mut destroy = None;
         {
-            let mut pool = self.lock_pool();
-            if idle && pool.enabled {
-                for b in bufs {
-                    if pool.bytes + b.0 <= STAGING_POOL_BYTES {
-                        pool.bytes += b.0;
-                        pool.bufs.push(b);
-                    } else {
-                        free.push(b.1);
-                    }
+            let mut pool = self.lock();
+            for b in bufs {
+                if idle && pool.enabled && pool.bytes + b.0 <= STAGING_POOL_BYTES {
+                    pool.bytes += b.0;
+                    pool.bufs.push(b);
+                } else {
+                    free.push(b.1);
                 }
-            } else {
-                free.extend(bufs.iter().map(|b| b.1));
             }
-            if idle && pool.streams.len() < STAGING_POOL_STREAMS {
-                pool.streams.push(stream);
-            } else {
-                destroy = Some(stream);
+            for b in pinned {
+                if idle && pool.pinned_on && pool.pinned_bytes + b.0 <= STAGING_PINNED_BYTES {
+                    pool.pinned_bytes += b.0;
+                    pool.pinned.push(b);
+                } else {
+                    free_host.push(b.1);
+                }
+            }
+            if let Some(stream) = stream {
+                if idle && pool.streams.len() < STAGING_POOL_STREAMS {
+                    pool.streams.push(stream);
+                } else {
+                    destroy = Some(stream);
+                }
             }
         }
-        for p in free {
+        self.free(free, free_host, destroy.into_iter().collect());
+    }
+
+    fn free(&self, bufs: Vec<u64>, pinned: Vec<usize>, streams: Vec<u64>) {
+        for p in bufs {
             // SAFETY: our own allocation, no longer used (its call has ended), freed once.
             unsafe {
                 (self.api.mem_free)(p);
             }
         }
-        if let Some(s) = destroy {
+        for p in pinned {
+            // SAFETY: our own page-locked buffer (so the entry exists), no copy in flight
+            // on it (its call has ended), freed once.
+            unsafe {
+                (self.api.host_free)(p as *mut c_void);
+            }
+        }
+        for s in streams {
             // SAFETY: our own stream, destroyed once.
             unsafe {
                 (self.api.stream_destroy)(s);
@@ -1885,32 +2056,35 @@ impl CudaBackend {
         }
     }
 
-    /// Frees the device memory and streams that the host-slice calls keep between calls
-    /// (see [`STAGING_POOL_BYTES`]); returns the bytes freed.
-    pub fn release_staging(&self) -> usize {
-        let (bufs, streams, bytes) = {
-            let mut pool = self.lock_pool();
+    /// Frees everything kept; returns the bytes of device memory freed.
+    fn release(&self) -> usize {
+        let (bufs, pinned, streams, bytes) = {
+            let mut pool = self.lock();
             let bytes = pool.bytes;
             pool.bytes = 0;
+            pool.pinned_bytes = 0;
             (
                 core::mem::take(&mut pool.bufs),
+                core::mem::take(&mut pool.pinned),
                 core::mem::take(&mut pool.streams),
                 bytes,
             )
         };
-        for (_, p) in bufs {
-            // SAFETY: idle pool buffers, freed once.
-            unsafe {
-                (self.api.mem_free)(p);
-            }
-        }
-        for s in streams {
-            // SAFETY: idle pool streams, destroyed once.
-            unsafe {
-                (self.api.stream_destroy)(s);
-            }
-        }
+        self.free(
+            bufs.into_iter().map(|b| b.1).collect(),
+            pinned.into_iter().map(|b| b.1).collect(),
+            streams,
+        );
         bytes
+    }
+}
+
+impl CudaBackend {
+    /// Frees the device memory, page-locked host memory and streams that the host-slice
+    /// calls keep between calls (see [`STAGING_POOL_BYTES`], [`STAGING_PINNED_BYTES`]);
+    /// returns the bytes of device memory freed.
+    pub fn release_staging(&self) -> usize {
+        self.pool.release()
     }
 }
 
@@ -2387,6 +2561,20 @@ mod tests {
         }
         // Requests of one class share buffers.
         assert_eq!(staging_class(70_000), staging_class(131_072));
+    }
+
+    #[test]
+    fn kept_classes_round_large_buffers_to_2_mib() {
+        for bytes in [1usize, 70_000, 2 << 20] {
+            assert_eq!(kept_class(bytes), staging_class(bytes), "{bytes}");
+        }
+        for bytes in [(2 << 20) + 1, 13_964_288, 100 << 20] {
+            let c = kept_class(bytes);
+            assert!(
+                c >= bytes && c - bytes < 2 << 20 && c.is_multiple_of(2 << 20),
+                "{bytes} -> {c}"
+            );
+        }
     }
 
     #[test]

@@ -404,6 +404,33 @@ unsafe extern "C" fn block_backward_saved(
     })
 }
 
+unsafe extern "C" fn host_alloc(bytes: usize, out: *mut *mut c_void) -> i32 {
+    guard(|| {
+        if out.is_null() {
+            return Err(PErr::invalid("`out` is a null pointer"));
+        }
+        let p = imp::host_alloc(bytes)?;
+        // SAFETY: `out` is non-null and writable by the ABI contract.
+        unsafe { out.write(p) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn host_free(ptr: *mut c_void) -> i32 {
+    // SAFETY: the ABI contract: `ptr` is null or came from host_alloc, freed once.
+    guard(|| unsafe { imp::host_free(ptr) })
+}
+
+unsafe extern "C" fn block_set_weights(block: *mut c_void, weights: *const BlockWeightsC) -> i32 {
+    guard(|| {
+        // SAFETY: the ABI contract: `weights` is null or valid for the call.
+        let weights = unsafe { arg(weights, "weights") }?;
+        // SAFETY: the ABI contract: `block` came from block_create and is alive; the
+        // weight pointers hold the lengths `weights` states.
+        unsafe { imp::block_set_weights(block, weights) }
+    })
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -474,6 +501,9 @@ static API: PluginApi = PluginApi {
     block_saved_bytes,
     block_forward_saving,
     block_backward_saved,
+    host_alloc,
+    host_free,
+    block_set_weights,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -131,6 +131,15 @@ pub(crate) unsafe fn block_backward_saved(
 ) -> PResult<()> {
     no()
 }
+pub(crate) fn host_alloc(_bytes: usize) -> PResult<*mut c_void> {
+    no()
+}
+pub(crate) unsafe fn host_free(_p: *mut c_void) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_set_weights(_b: *mut c_void, _w: &BlockWeightsC) -> PResult<()> {
+    no()
+}
 pub(crate) fn event_create() -> PResult<u64> {
     no()
 }

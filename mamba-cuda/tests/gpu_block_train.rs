@@ -700,3 +700,401 @@ fn block_train_bench() {
         );
     }
 }
+
+/// Timings (not assertions) of the host-slice training step's parts on the device path,
+/// wall clock, medians: `forward_train`, `backward`, dropping the tape (frees what it
+/// kept), `set_weights` + the device block's re-creation, a pageable upload / download
+/// of one (b, L, d_model) f32 tensor, and an alloc + free of the kept bytes.
+#[test]
+fn block_train_phases() {
+    if std::env::var("MAMBA_BLOCK_TRAIN_BENCH").ok().as_deref() != Some("1") || !cuda_available() {
+        return;
+    }
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let med = |mut f: Box<dyn FnMut() -> f64 + '_>, iters: usize| {
+        let mut v: Vec<f64> = (0..iters + 3).map(|_| f()).collect();
+        v.drain(..3);
+        mamba_core::plugin::median(&v)
+    };
+    let ms = |t0: std::time::Instant| t0.elapsed().as_secs_f64() * 1e3;
+    for (dm, n_state, hd, b, l) in [
+        (192, 64, 64, 2, 100),
+        (192, 64, 64, 2, 400),
+        (192, 64, 64, 2, 800),
+        (32, 16, 16, 8, 128),
+    ] {
+        let mut cfg = Mamba2Config::new(dm, n_state);
+        cfg.headdim = hd;
+        let w = random_weights(&cfg, 1);
+        let mut blk =
+            Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
+                .unwrap();
+        let mut rng = SplitMix64(2);
+        let n = b * l * dm;
+        let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let shape = [b, l, dm];
+        let step = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let t = blk.forward_train(Tensor::new(&u, shape), None).unwrap();
+                let g = blk.backward(&t, &dout, None).unwrap();
+                drop(t);
+                std::hint::black_box(&g);
+                ms(t0)
+            }),
+            20,
+        );
+        let fwd = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let t = blk.forward_train(Tensor::new(&u, shape), None).unwrap();
+                let e = ms(t0);
+                drop(t);
+                e
+            }),
+            20,
+        );
+        let mut bwd_v = Vec::new();
+        let mut drop_v = Vec::new();
+        for _ in 0..23 {
+            let t = blk.forward_train(Tensor::new(&u, shape), None).unwrap();
+            let t0 = std::time::Instant::now();
+            let g = blk.backward(&t, &dout, None).unwrap();
+            bwd_v.push(ms(t0));
+            std::hint::black_box(&g);
+            let t0 = std::time::Instant::now();
+            drop(t);
+            drop_v.push(ms(t0));
+        }
+        bwd_v.drain(..3);
+        drop_v.drain(..3);
+        let (bwd, dropt) = (
+            mamba_core::plugin::median(&bwd_v),
+            mamba_core::plugin::median(&drop_v),
+        );
+        let setw = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                blk.set_weights(w.clone()).unwrap();
+                blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        // The plugin's update alone, on a block made from the same weights, and the
+        // clone of the weights the timing above includes.
+        let cfgc = *blk
+            .device_block(mamba_model::DType::F32)
+            .unwrap()
+            .unwrap()
+            .config();
+        let mut raw = cuda.block(&cfgc, &plugin_weights(&w)).unwrap();
+        let raw_set = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                if raw.has_set_weights() {
+                    raw.set_weights(&plugin_weights(&w)).unwrap();
+                }
+                ms(t0)
+            }),
+            20,
+        );
+        let raw_make = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let b = cuda.block(&cfgc, &plugin_weights(&w)).unwrap();
+                drop(b);
+                ms(t0)
+            }),
+            20,
+        );
+        let wclone = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let c = w.clone();
+                std::hint::black_box(&c);
+                ms(t0)
+            }),
+            20,
+        );
+        println!(
+            "block train phases ({b}, {l}, {dm}) N{n_state} f32: weights: CudaBlock::set_weights {raw_set:.3} ms, a new CudaBlock made and dropped {raw_make:.3}, a clone of the weights {wclone:.3}"
+        );
+        let stream = cuda.stream().unwrap();
+        let up = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let d = cuda.upload(&u, &stream).unwrap();
+                stream.synchronize(cuda).unwrap();
+                let e = ms(t0);
+                drop(d);
+                e
+            }),
+            20,
+        );
+        let dbuf = cuda.upload(&u, &stream).unwrap();
+        let mut host = vec![0f32; n];
+        let down = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                dbuf.copy_to_host(&mut host, &stream).unwrap();
+                stream.synchronize(cuda).unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        let dblk = blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+        let keep = dblk.saved_bytes(b, l).unwrap();
+        let allocf = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let a = cuda.alloc::<f32>(keep.div_ceil(4)).unwrap();
+                drop(a);
+                ms(t0)
+            }),
+            20,
+        );
+        // The device calls alone, wall clock (enqueue + wait), on buffers made once.
+        let dd = cuda.upload(&dout, &stream).unwrap();
+        let dx = cuda.alloc::<f32>(n).unwrap();
+        let total = cfg.d_in_proj() * dm + dm * cfg.d_inner() * 2 + 16384;
+        let gr = cuda.alloc::<f32>(total).unwrap();
+        let (di, h, cd) = (cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
+        let base = gr.ptr();
+        let mut off = 0u64;
+        let mut take = |len: usize| {
+            let p = base + off * 4;
+            off += len as u64;
+            p
+        };
+        let desc = mamba_core::abi::BlockBackwardDesc {
+            batch: b as u32,
+            seqlen: l as u32,
+            input: dbuf.ptr(),
+            dout: dd.ptr(),
+            dinput: dx.ptr(),
+            din_proj: take(cfg.d_in_proj() * dm),
+            dconv_weight: take(cd * cfg.d_conv),
+            dconv_bias: take(cd),
+            ddt_bias: take(h),
+            da_log: take(h),
+            dd: take(h),
+            dnorm_weight: take(di),
+            dout_proj: take(dm * di),
+            ..Default::default()
+        };
+        let out = cuda.alloc::<f32>(n).unwrap();
+        let saved = cuda.alloc::<f32>(keep.div_ceil(4)).unwrap();
+        let fdesc = mamba_core::abi::BlockForwardDesc {
+            batch: b as u32,
+            seqlen: l as u32,
+            input: dbuf.ptr(),
+            out: out.ptr(),
+            ..Default::default()
+        };
+        let fwd_wall = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                // SAFETY: live buffers of the documented sizes; `saved` holds `keep` bytes.
+                unsafe { dblk.forward_saving_raw(&fdesc, saved.ptr(), keep, &stream) }.unwrap();
+                stream.synchronize(cuda).unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        let bwd_wall = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                // SAFETY: as above; `saved` was filled by the saving forward on `dbuf`.
+                unsafe { dblk.backward_saved_raw(&desc, saved.ptr(), keep, &stream) }.unwrap();
+                stream.synchronize(cuda).unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        let mut gh = vec![0f32; total];
+        let gdown = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                gr.copy_to_host(&mut gh, &stream).unwrap();
+                stream.synchronize(cuda).unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        let sync = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                stream.synchronize(cuda).unwrap();
+                ms(t0)
+            }),
+            20,
+        );
+        // Host memory: a fresh zeroed Vec of one tensor (first touch of its pages), a
+        // download into a fresh Vec, and a host-to-host copy into a reused one.
+        let fresh = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let v = vec![1f32; n];
+                std::hint::black_box(&v);
+                ms(t0)
+            }),
+            20,
+        );
+        let fresh_down = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                let v = dbuf.to_vec(&stream).unwrap();
+                std::hint::black_box(&v);
+                ms(t0)
+            }),
+            20,
+        );
+        let mut reuse = vec![0f32; n];
+        let h2h = med(
+            Box::new(|| {
+                let t0 = std::time::Instant::now();
+                reuse.copy_from_slice(&u);
+                std::hint::black_box(&reuse);
+                ms(t0)
+            }),
+            20,
+        );
+        println!(
+            "block train phases ({b}, {l}, {dm}) N{n_state} f32: host memory: fresh Vec filled with ones {fresh:.3} ms, download into a fresh Vec {fresh_down:.3}, host copy into a reused Vec {h2h:.3}"
+        );
+        println!(
+            "block train phases ({b}, {l}, {dm}) N{n_state} f32: device calls alone (wall, enqueue + wait): saving forward {fwd_wall:.3} ms, backward from it {bwd_wall:.3} ms; download of the gradients ({} KiB) {gdown:.3}; an idle stream's synchronize {sync:.4}",
+            total * 4 / 1024
+        );
+        println!(
+            "block train phases ({b}, {l}, {dm}) N{n_state} f32: step {step:.3} ms = forward_train {fwd:.3} + backward {bwd:.3} + tape drop {dropt:.3}; set_weights + re-create {setw:.3}; upload {up:.3} / download {down:.3} of {} KiB; alloc+free of {} KiB kept {allocf:.3}",
+            n * 4 / 1024,
+            keep / 1024
+        );
+    }
+}
+
+fn plugin_weights(w: &Mamba2Weights) -> mamba_core::plugin::BlockWeights<'_> {
+    mamba_core::plugin::BlockWeights {
+        in_proj: &w.in_proj,
+        conv_weight: &w.conv_weight,
+        conv_bias: w.conv_bias.as_deref(),
+        dt_bias: &w.dt_bias,
+        a_log: &w.a_log,
+        d: &w.d,
+        norm_weight: &w.norm_weight,
+        out_proj: &w.out_proj,
+    }
+}
+
+/// `set_weights` overwrites the device copies in place (the same device block before and
+/// after): the block then computes what a block made with the new weights computes, in
+/// f32 and bf16, forward and backward; a clone made before keeps the old weights; and the
+/// plugin refuses an update of the wrong shape or with a conv bias the block lacks.
+#[test]
+fn block_set_weights_in_place_matches_a_new_block() {
+    if !cuda_available() {
+        return;
+    }
+    let cfg = Mamba2Config {
+        d_model: 24,
+        d_state: 8,
+        headdim: 8,
+        ..Mamba2Config::default()
+    };
+    let sel = build(BackendKind::Cuda).unwrap();
+    let (w1, w2) = (random_weights(&cfg, 5), random_weights(&cfg, 9));
+    let mut blk = Mamba2Block::with_selection(cfg.clone(), w1.clone(), &sel).unwrap();
+    let (b, l) = (2, 45);
+    let shape = [b, l, cfg.d_model];
+    let mut rng = SplitMix64(7);
+    let u: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();
+    let dout: Vec<f32> = (0..u.len()).map(|_| rng.normal()).collect();
+    let ub: Vec<bf16> = u.iter().map(|&x| bf16::from_f32(x)).collect();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let b64s = |v: &[bf16]| v.iter().map(|x| x.to_f32() as f64).collect::<Vec<_>>();
+    // Make the f32 and bf16 device copies with the first weights.
+    let before = blk.forward(Tensor::new(&u, shape)).unwrap().0;
+    blk.forward(Tensor::new(&ub, shape)).unwrap();
+    let dev_before = blk.device_block(mamba_model::DType::F32).unwrap().unwrap()
+        as *const mamba_core::plugin::CudaBlock;
+    let in_place = blk
+        .device_block(mamba_model::DType::F32)
+        .unwrap()
+        .unwrap()
+        .has_set_weights();
+    assert!(in_place, "this plugin has block_set_weights");
+    let old = blk.clone();
+    // The clone shares the device copies, so this update makes new ones ...
+    blk.set_weights(w2.clone()).unwrap();
+    assert_ne!(
+        blk.device_block(mamba_model::DType::F32).unwrap().unwrap() as *const _,
+        dev_before
+    );
+    drop(old);
+    // ... and with the clone gone, the next one overwrites them in place.
+    let dev_mid = blk.device_block(mamba_model::DType::F32).unwrap().unwrap()
+        as *const mamba_core::plugin::CudaBlock;
+    blk.forward(Tensor::new(&ub, shape)).unwrap();
+    blk.set_weights(w1.clone()).unwrap();
+    blk.set_weights(w2.clone()).unwrap();
+    assert_eq!(
+        blk.device_block(mamba_model::DType::F32).unwrap().unwrap() as *const _,
+        dev_mid,
+        "set_weights made a new device block where it could overwrite"
+    );
+    let fresh = Mamba2Block::with_selection(cfg.clone(), w2.clone(), &sel).unwrap();
+    let got = blk.forward(Tensor::new(&u, shape)).unwrap().0;
+    let want = fresh.forward(Tensor::new(&u, shape)).unwrap().0;
+    let moved = rel_l2(&f64s(&before), &f64s(&want));
+    assert!(
+        moved > 1e-2,
+        "the two weight sets should differ: {moved:.2e}"
+    );
+    let ef = rel_l2(&f64s(&got), &f64s(&want));
+    assert!(ef <= 1e-6, "f32 forward after set_weights: {ef:.2e}");
+    let gb = blk.forward(Tensor::new(&ub, shape)).unwrap().0;
+    let wb = fresh.forward(Tensor::new(&ub, shape)).unwrap().0;
+    let eb = rel_l2(&b64s(&gb), &b64s(&wb));
+    assert!(eb <= 1e-2, "bf16 forward after set_weights: {eb:.2e}");
+    for keep in [true, false] {
+        blk.set_keep_activations(keep);
+        let tg = blk.forward_train(Tensor::new(&u, shape), None).unwrap();
+        let tw = fresh.forward_train(Tensor::new(&u, shape), None).unwrap();
+        let gg = named(&blk.backward(&tg, &dout, None).unwrap());
+        let gw = named(&fresh.backward(&tw, &dout, None).unwrap());
+        for ((name, a), (_, c)) in gg.iter().zip(&gw) {
+            let e = rel_l2(a, c);
+            assert!(
+                e <= 1e-6,
+                "d/d {name} after set_weights (keep {keep}): {e:.2e}"
+            );
+        }
+    }
+    // The plugin refuses an update of the wrong shape, or a conv bias the block lacks
+    // (or the reverse), and the block still works after a refusal.
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let cfgc = *blk
+        .device_block(mamba_model::DType::F32)
+        .unwrap()
+        .unwrap()
+        .config();
+    let mut raw = cuda.block(&cfgc, &plugin_weights(&w1)).unwrap();
+    let mut short = w2.clone();
+    short.d.pop();
+    let e = raw.set_weights(&plugin_weights(&short)).unwrap_err();
+    assert!(
+        matches!(e, mamba_core::Error::InvalidArgument { .. }) && e.to_string().contains('D'),
+        "{e}"
+    );
+    let mut nobias = w2.clone();
+    nobias.conv_bias = None;
+    let e = raw.set_weights(&plugin_weights(&nobias)).unwrap_err();
+    assert!(e.to_string().contains("conv1d.bias"), "{e}");
+    raw.set_weights(&plugin_weights(&w2)).unwrap();
+    println!(
+        "set_weights: in place, f32 forward {ef:.1e}, bf16 {eb:.1e} against a new block; refusals ok"
+    );
+}

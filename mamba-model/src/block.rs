@@ -104,6 +104,38 @@ struct DeviceBlocks {
     blocks: [OnceLock<Result<CudaBlock, mamba_core::Error>>; 3],
 }
 
+impl DeviceBlocks {
+    /// Overwrites the weights of every device copy made so far in place; a copy that
+    /// cannot be (an older plugin, a failed upload, one that failed to be made) is
+    /// dropped, to be made again on its next use.
+    fn set_weights(&mut self, w: &Mamba2Weights) {
+        for slot in &mut self.blocks {
+            let keep = match slot.get_mut() {
+                Some(Ok(b)) => b.set_weights(&block_weights(w)).is_ok(),
+                Some(Err(_)) => false,
+                None => true,
+            };
+            if !keep {
+                *slot = OnceLock::new();
+            }
+        }
+    }
+}
+
+/// The plugin's view of `w`.
+fn block_weights(w: &Mamba2Weights) -> BlockWeights<'_> {
+    BlockWeights {
+        in_proj: &w.in_proj,
+        conv_weight: &w.conv_weight,
+        conv_bias: w.conv_bias.as_deref(),
+        dt_bias: &w.dt_bias,
+        a_log: &w.a_log,
+        d: &w.d,
+        norm_weight: &w.norm_weight,
+        out_proj: &w.out_proj,
+    }
+}
+
 impl std::fmt::Debug for Mamba2Block {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mamba2Block")
@@ -262,19 +294,7 @@ impl Mamba2Block {
                 c.dt_hi = hi;
             }
             c.dtype = code;
-            dev.backend.block(
-                &c,
-                &BlockWeights {
-                    in_proj: &w.in_proj,
-                    conv_weight: &w.conv_weight,
-                    conv_bias: w.conv_bias.as_deref(),
-                    dt_bias: &w.dt_bias,
-                    a_log: &w.a_log,
-                    d: &w.d,
-                    norm_weight: &w.norm_weight,
-                    out_proj: &w.out_proj,
-                },
-            )
+            dev.backend.block(&c, &block_weights(w))
         });
         Some(made.as_ref().map_err(|e| ModelError::Kernel(e.clone())))
     }
@@ -288,16 +308,23 @@ impl Mamba2Block {
         &self.weights
     }
     /// Replaces the weights (after an optimiser step, say), checking their shapes.
-    /// Device copies are made again on their next use.
+    /// On the CUDA backend the device copies are overwritten in place when this block
+    /// alone holds them (no clone shares them) and the plugin can; otherwise they are
+    /// made again on their next use.
     pub fn set_weights(&mut self, weights: Mamba2Weights) -> Result<(), ModelError> {
         weights.validate(&self.cfg)?;
         self.a = weights.a();
         self.weights = weights;
-        if let Some(dev) = &self.cuda {
-            self.cuda = Some(Arc::new(DeviceBlocks {
-                backend: dev.backend,
-                blocks: Default::default(),
-            }));
+        if let Some(dev) = &mut self.cuda {
+            match Arc::get_mut(dev) {
+                Some(d) => d.set_weights(&self.weights),
+                None => {
+                    *dev = Arc::new(DeviceBlocks {
+                        backend: dev.backend,
+                        blocks: Default::default(),
+                    })
+                }
+            }
         }
         Ok(())
     }

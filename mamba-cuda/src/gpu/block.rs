@@ -14,6 +14,14 @@ use crate::{PErr, PResult};
 pub(crate) struct Block {
     pub(super) cfg: BlockConfigC,
     pub(super) act: u32,
+    /// One device allocation holding every weight below (each 256-byte aligned), written
+    /// from one host image ([`weight_image`]) at creation and by `block_set_weights`.
+    base: u64,
+    /// The image's length in bytes.
+    image_len: usize,
+    /// A page-locked host buffer of `image_len` bytes for `block_set_weights` (its
+    /// address; 0 until the first update, or where none could be had).
+    host_image: std::sync::Mutex<usize>,
     pub(super) in_proj: u64,
     /// A 16-bit block's in_proj weight as f32 (the storage type's values), for the
     /// backward's products with the f32 gradient on cuBLASLt; 0 for an f32 block.
@@ -48,39 +56,11 @@ pub(super) struct FwdBufs {
     pub ssm_final: u64,
 }
 
-fn upload_bytes(bytes: &[u8]) -> PResult<u64> {
-    let p = mem_alloc(bytes.len())?;
-    // SAFETY: `bytes` is a live host slice of the stated length.
-    let r = unsafe { memcpy_htod(p, bytes.as_ptr() as *const c_void, bytes.len(), 0) };
-    r.and_then(|_| stream_synchronize(0)).inspect_err(|_| {
-        let _ = mem_free(p);
-    })?;
-    Ok(p)
-}
-
-fn upload_f32(v: &[f32]) -> PResult<u64> {
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    upload_bytes(&bytes)
-}
-
-fn upload_act(v: &[f32], act: u32) -> PResult<u64> {
-    match act {
-        dtype::F32 => upload_f32(v),
-        dtype::BF16 => {
-            let bytes: Vec<u8> = v
-                .iter()
-                .flat_map(|x| mamba_core::bf16::from_f32(*x).to_le_bytes())
-                .collect();
-            upload_bytes(&bytes)
-        }
-        _ => {
-            let bytes: Vec<u8> = v
-                .iter()
-                .flat_map(|x| mamba_core::f16::from_f32(*x).to_le_bytes())
-                .collect();
-            upload_bytes(&bytes)
-        }
-    }
+/// Copies `bytes` into the device buffer `p` and waits for the copy.
+fn write_bytes(p: u64, bytes: &[u8]) -> PResult<()> {
+    // SAFETY: `bytes` is a live host slice of the stated length; `p` holds as many.
+    unsafe { memcpy_htod(p, bytes.as_ptr() as *const c_void, bytes.len(), 0) }?;
+    stream_synchronize(0)
 }
 
 /// `v` rounded to the storage type `act` and back to f32.
@@ -164,11 +144,22 @@ pub(crate) fn check_config(c: &BlockConfigC) -> PResult<()> {
     Ok(())
 }
 
+/// A block's weights on the host, each checked against the configuration's shapes.
+struct HostWeights<'a> {
+    in_proj: &'a [f32],
+    conv_w: &'a [f32],
+    conv_b: Option<&'a [f32]>,
+    dt_bias: &'a [f32],
+    /// `A = -exp(A_log)`.
+    a: Vec<f32>,
+    d: &'a [f32],
+    norm: &'a [f32],
+    out_proj: &'a [f32],
+}
+
 /// # Safety
-/// The pointers of `w` hold the lengths it states.
-pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PResult<*mut c_void> {
-    gpu()?;
-    check_config(cfg)?;
+/// The pointers of `w` hold the lengths it states, alive for `'a`.
+unsafe fn host_weights<'a>(cfg: &BlockConfigC, w: &BlockWeightsC) -> PResult<HostWeights<'a>> {
     let (dm, di, h, cd, wd) = (
         cfg.d_model as usize,
         cfg.d_inner(),
@@ -176,101 +167,200 @@ pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PRes
         cfg.conv_dim(),
         cfg.d_conv as usize,
     );
-    // SAFETY: the caller guarantees each pointer of `w` holds its stated length.
-    let in_proj = unsafe {
-        host(
-            w.in_proj,
-            w.in_proj_len,
-            "in_proj.weight",
-            cfg.d_in_proj() * dm,
-            false,
-        )
-    }?;
-    // SAFETY: as above.
-    let conv_w = unsafe {
-        host(
-            w.conv_weight,
-            w.conv_weight_len,
-            "conv1d.weight",
-            cd * wd,
-            false,
-        )
-    }?;
+    let req = |p, len, name, expected| -> PResult<&'a [f32]> {
+        // SAFETY: the caller guarantees each pointer of `w` holds its stated length; a
+        // required weight comes back as Some or an error.
+        Ok(unsafe { host(p, len, name, expected, false) }?.unwrap_or(&[]))
+    };
+    let in_proj = req(
+        w.in_proj,
+        w.in_proj_len,
+        "in_proj.weight",
+        cfg.d_in_proj() * dm,
+    )?;
+    let conv_w = req(w.conv_weight, w.conv_weight_len, "conv1d.weight", cd * wd)?;
     // SAFETY: as above.
     let conv_b = unsafe { host(w.conv_bias, w.conv_bias_len, "conv1d.bias", cd, true) }?;
-    // SAFETY: as above.
-    let dt_bias = unsafe { host(w.dt_bias, w.dt_bias_len, "dt_bias", h, false) }?;
-    // SAFETY: as above.
-    let a_log = unsafe { host(w.a_log, w.a_log_len, "A_log", h, false) }?;
-    // SAFETY: as above.
-    let d = unsafe { host(w.d, w.d_len, "D", h, false) }?;
-    // SAFETY: as above.
-    let norm = unsafe { host(w.norm_weight, w.norm_weight_len, "norm.weight", di, false) }?;
-    // SAFETY: as above.
-    let out_proj = unsafe {
-        host(
-            w.out_proj,
-            w.out_proj_len,
-            "out_proj.weight",
-            dm * di,
-            false,
-        )
-    }?;
-    fn unwrap(o: Option<&[f32]>) -> &[f32] {
-        o.unwrap_or(&[])
-    }
-    let a: Vec<f32> = unwrap(a_log).iter().map(|v| -v.exp()).collect();
-    let mut block = Block {
-        cfg: *cfg,
-        act: cfg.dtype,
-        in_proj: 0,
-        in_proj_f32: 0,
-        out_proj: 0,
-        conv_w: 0,
-        conv_b: 0,
-        dt_bias: 0,
-        a: 0,
-        d: 0,
-        norm_w: 0,
+    let dt_bias = req(w.dt_bias, w.dt_bias_len, "dt_bias", h)?;
+    let a_log = req(w.a_log, w.a_log_len, "A_log", h)?;
+    let d = req(w.d, w.d_len, "D", h)?;
+    let norm = req(w.norm_weight, w.norm_weight_len, "norm.weight", di)?;
+    let out_proj = req(w.out_proj, w.out_proj_len, "out_proj.weight", dm * di)?;
+    Ok(HostWeights {
+        in_proj,
+        conv_w,
+        conv_b,
+        dt_bias,
+        a: a_log.iter().map(|v| -v.exp()).collect(),
+        d,
+        norm,
+        out_proj,
+    })
+}
+
+/// The byte offsets of each weight in a block's device image; `None`: absent.
+struct ImageLayout {
+    in_proj: usize,
+    in_proj_f32: Option<usize>,
+    out_proj: usize,
+    conv_w: usize,
+    conv_b: Option<usize>,
+    dt_bias: usize,
+    a: usize,
+    d: usize,
+    norm_w: usize,
+}
+
+/// Where each weight of `hw` goes in the block's device image for the storage type
+/// `act`: the projections in `act` (and, for a 16-bit block, in_proj's values again as
+/// f32), the rest f32, each part 256-byte aligned; and the image's length.
+fn image_layout(hw: &HostWeights<'_>, act: u32) -> (ImageLayout, usize) {
+    let es = dtype::size(act);
+    let mut len = 0usize;
+    let mut put = |bytes: usize| {
+        let at = len.next_multiple_of(256);
+        len = at + bytes;
+        at
     };
-    let r = (|| -> PResult<()> {
-        block.in_proj = upload_act(unwrap(in_proj), cfg.dtype)?;
-        if cfg.dtype != dtype::F32 {
-            block.in_proj_f32 = upload_f32(&rounded(unwrap(in_proj), cfg.dtype))?;
-        }
-        block.out_proj = upload_act(unwrap(out_proj), cfg.dtype)?;
-        block.conv_w = upload_f32(unwrap(conv_w))?;
-        if let Some(b) = conv_b {
-            block.conv_b = upload_f32(b)?;
-        }
-        block.dt_bias = upload_f32(unwrap(dt_bias))?;
-        block.a = upload_f32(&a)?;
-        block.d = upload_f32(unwrap(d))?;
-        block.norm_w = upload_f32(unwrap(norm))?;
-        Ok(())
-    })();
-    if let Err(e) = r {
-        block.free();
+    let layout = ImageLayout {
+        in_proj: put(hw.in_proj.len() * es),
+        in_proj_f32: (act != dtype::F32).then(|| put(hw.in_proj.len() * 4)),
+        out_proj: put(hw.out_proj.len() * es),
+        conv_w: put(hw.conv_w.len() * 4),
+        conv_b: hw.conv_b.map(|b| put(b.len() * 4)),
+        dt_bias: put(hw.dt_bias.len() * 4),
+        a: put(hw.a.len() * 4),
+        d: put(hw.d.len() * 4),
+        norm_w: put(hw.norm.len() * 4),
+    };
+    (layout, len)
+}
+
+/// Writes `v` in the storage type `act` at the start of `dst`.
+fn put_values(dst: &mut [u8], v: &[f32], act: u32) {
+    match act {
+        dtype::BF16 => dst
+            .chunks_exact_mut(2)
+            .zip(v)
+            .for_each(|(d, x)| d.copy_from_slice(&mamba_core::bf16::from_f32(*x).to_le_bytes())),
+        dtype::F16 => dst
+            .chunks_exact_mut(2)
+            .zip(v)
+            .for_each(|(d, x)| d.copy_from_slice(&mamba_core::f16::from_f32(*x).to_le_bytes())),
+        _ => dst
+            .chunks_exact_mut(4)
+            .zip(v)
+            .for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+    }
+}
+
+/// Fills `img` (the length [`image_layout`] gave) with the weights of `hw`.
+fn write_image(hw: &HostWeights<'_>, act: u32, at: &ImageLayout, img: &mut [u8]) {
+    let f = dtype::F32;
+    put_values(&mut img[at.in_proj..], hw.in_proj, act);
+    if let Some(o) = at.in_proj_f32 {
+        put_values(&mut img[o..], &rounded(hw.in_proj, act), f);
+    }
+    put_values(&mut img[at.out_proj..], hw.out_proj, act);
+    put_values(&mut img[at.conv_w..], hw.conv_w, f);
+    if let (Some(o), Some(b)) = (at.conv_b, hw.conv_b) {
+        put_values(&mut img[o..], b, f);
+    }
+    put_values(&mut img[at.dt_bias..], hw.dt_bias, f);
+    put_values(&mut img[at.a..], &hw.a, f);
+    put_values(&mut img[at.d..], hw.d, f);
+    put_values(&mut img[at.norm_w..], hw.norm, f);
+}
+
+/// # Safety
+/// The pointers of `w` hold the lengths it states.
+pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PResult<*mut c_void> {
+    gpu()?;
+    check_config(cfg)?;
+    // SAFETY: the caller guarantees each pointer of `w` holds its stated length.
+    let hw = unsafe { host_weights(cfg, w) }?;
+    let (at, len) = image_layout(&hw, cfg.dtype);
+    let mut img = vec![0u8; len];
+    write_image(&hw, cfg.dtype, &at, &mut img);
+    let base = mem_alloc(img.len())?;
+    if let Err(e) = write_bytes(base, &img) {
+        let _ = mem_free(base);
         return Err(e);
     }
-    Ok(Box::into_raw(Box::new(block)) as *mut c_void)
+    let p = |off: usize| base + off as u64;
+    Ok(Box::into_raw(Box::new(Block {
+        cfg: *cfg,
+        act: cfg.dtype,
+        base,
+        image_len: img.len(),
+        host_image: std::sync::Mutex::new(0),
+        in_proj: p(at.in_proj),
+        in_proj_f32: at.in_proj_f32.map_or(0, p),
+        out_proj: p(at.out_proj),
+        conv_w: p(at.conv_w),
+        conv_b: at.conv_b.map_or(0, p),
+        dt_bias: p(at.dt_bias),
+        a: p(at.a),
+        d: p(at.d),
+        norm_w: p(at.norm_w),
+    })) as *mut c_void)
+}
+
+/// Replaces a block's weights in place (same shapes; a conv bias where the block has one
+/// and none where it has none), after all work of the context has finished: one copy of
+/// the weights' image, no allocation, the block's handle and its cuBLASLt plans kept. On
+/// an error during the copy the block's weights are undefined: its owner must not use it.
+///
+/// # Safety
+/// `block` came from [`block_create`] and is alive; the pointers of `w` hold the lengths
+/// it states.
+pub(crate) unsafe fn block_set_weights(block: *mut c_void, w: &BlockWeightsC) -> PResult<()> {
+    gpu()?;
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "set_weights") }?;
+    // SAFETY: the caller guarantees each pointer of `w` holds its stated length.
+    let hw = unsafe { host_weights(&b.cfg, w) }?;
+    if hw.conv_b.is_some() != (b.conv_b != 0) {
+        return Err(PErr::invalid(format!(
+            "Mamba2Block set_weights: the block was made {} a conv1d.bias and the new weights {} one",
+            if b.conv_b != 0 { "with" } else { "without" },
+            if hw.conv_b.is_some() { "have" } else { "lack" }
+        )));
+    }
+    let (at, len) = image_layout(&hw, b.act);
+    if len != b.image_len {
+        return Err(PErr::invalid(format!(
+            "Mamba2Block set_weights: an image of {len} bytes for a block of {}",
+            b.image_len
+        )));
+    }
+    // The image is written into the block's page-locked buffer (made on the first
+    // update), so that the copy runs at the bus's rate; where none can be had, a Vec.
+    let mut host = b.host_image.lock().unwrap_or_else(|e| e.into_inner());
+    if *host == 0 {
+        *host = super::host_alloc(len).map_or(0, |p| p as usize);
+    }
+    let mut owned = Vec::new();
+    let img: &mut [u8] = if *host != 0 {
+        // SAFETY: a page-locked buffer of `len` bytes that only this block uses, under
+        // its lock; no copy from it is in flight (each update waits for its copy).
+        unsafe { std::slice::from_raw_parts_mut(*host as *mut u8, len) }
+    } else {
+        owned.resize(len, 0u8);
+        &mut owned
+    };
+    write_image(&hw, b.act, &at, img);
+    // SAFETY: waits for all work of the context (the old weights may still be in use).
+    super::check(unsafe { cust::sys::cuCtxSynchronize() }, "cuCtxSynchronize")?;
+    write_bytes(b.base, img)
 }
 
 impl Block {
     fn free(&self) {
-        for p in [
-            self.in_proj,
-            self.in_proj_f32,
-            self.out_proj,
-            self.conv_w,
-            self.conv_b,
-            self.dt_bias,
-            self.a,
-            self.d,
-            self.norm_w,
-        ] {
-            let _ = mem_free(p);
-        }
+        let _ = mem_free(self.base);
+        let host = *self.host_image.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the block's own page-locked buffer (or null), no copy in flight on it.
+        let _ = unsafe { super::host_free(host as *mut c_void) };
     }
 
     /// The forward's five steps on the buffers of `bf` for `b` sequences of `l` steps.

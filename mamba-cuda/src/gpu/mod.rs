@@ -28,6 +28,7 @@ use crate::{PErr, PResult};
 
 pub(crate) use block::{
     block_create, block_destroy, block_forward, block_forward_saving, block_saved_bytes,
+    block_set_weights,
 };
 pub(crate) use block_bwd::{block_backward, block_backward_saved};
 pub(crate) use bwd::{
@@ -745,6 +746,27 @@ pub(crate) fn mem_alloc(bytes: usize) -> PResult<u64> {
     let r = unsafe { cu::cuMemAlloc_v2(&mut p, bytes.max(1)) };
     check(r, "cuMemAlloc")?;
     Ok(p)
+}
+
+/// Page-locked host memory of `bytes` bytes, usable by every context (portable).
+pub(crate) fn host_alloc(bytes: usize) -> PResult<*mut c_void> {
+    gpu()?;
+    let mut p: *mut c_void = std::ptr::null_mut();
+    // SAFETY: allocates into a local.
+    let r = unsafe { cu::cuMemHostAlloc(&mut p, bytes.max(1), cu::CU_MEMHOSTALLOC_PORTABLE) };
+    check(r, "cuMemHostAlloc")?;
+    Ok(p)
+}
+
+/// # Safety
+/// `ptr` is null or came from [`host_alloc`], freed once, with no copy in flight on it.
+pub(crate) unsafe fn host_free(ptr: *mut c_void) -> PResult<()> {
+    gpu()?;
+    if ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the caller's contract.
+    check(unsafe { cu::cuMemFreeHost(ptr) }, "cuMemFreeHost")
 }
 
 pub(crate) fn mem_free(ptr: u64) -> PResult<()> {
