@@ -1033,6 +1033,96 @@ enum BwdInput<'a> {
     Saved(&'a BlockSaved),
 }
 
+/// What [`CudaBlock::forward_train`] keeps on the device for [`CudaBlock::backward`]: the
+/// forward's activations for `batch` sequences of `seqlen` steps (in_proj's, the conv's,
+/// the SSD's and the norm's outputs, in the block's storage type). Made by
+/// [`CudaBlock::activations`]; freed on drop (which waits for the device).
+#[derive(Debug)]
+pub struct DeviceActivations {
+    buf: DeviceBuffer<u8>,
+    batch: usize,
+    seqlen: usize,
+    /// Filled by a training forward (a backward refuses it before).
+    filled: bool,
+}
+
+impl DeviceActivations {
+    /// Device memory held, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+    /// (batch, seqlen) it is made for.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.batch, self.seqlen)
+    }
+}
+
+/// Every parameter gradient of a block on the device, f32, in one buffer (in_proj,
+/// conv weight, conv bias, dt_bias, A_log, D, norm weight, out_proj, each in the weights'
+/// own layout), overwritten by each [`CudaBlock::backward`]. Made by [`CudaBlock::grads`].
+#[derive(Debug)]
+pub struct DeviceGrads {
+    buf: DeviceBuffer<f32>,
+    lens: [usize; 8],
+}
+
+impl DeviceGrads {
+    /// The whole buffer (the gradients one after the other, in the order above).
+    pub fn buffer(&self) -> &DeviceBuffer<f32> {
+        &self.buf
+    }
+    /// Elements of each gradient, in the order above.
+    pub fn lens(&self) -> [usize; 8] {
+        self.lens
+    }
+    /// The gradients on the host after the work on `stream` (`input`, `conv_init` and
+    /// `ssm_init` are left empty: those live in the caller's buffers).
+    pub fn to_host(&self, stream: &CudaStream) -> Result<BlockGrads> {
+        let all = self.buf.to_vec(stream)?;
+        let mut rest = all.as_slice();
+        let mut take = |l: usize| {
+            let (a, b) = rest.split_at(l);
+            rest = b;
+            a.to_vec()
+        };
+        let [a, b, c, d, e, f, g, h] = self.lens;
+        Ok(BlockGrads {
+            input: Vec::new(),
+            in_proj: take(a),
+            conv_weight: take(b),
+            conv_bias: take(c),
+            dt_bias: take(d),
+            a_log: take(e),
+            d: take(f),
+            norm_weight: take(g),
+            out_proj: take(h),
+            conv_init: None,
+            ssm_init: None,
+        })
+    }
+}
+
+/// The inputs of [`CudaBlock::backward`] on device buffers, in the block's storage type
+/// `T` (states f32).
+#[derive(Debug)]
+pub struct DeviceBackward<'a, T: DeviceElement> {
+    /// The forward's input, (b, L, d_model).
+    pub input: &'a DeviceBuffer<T>,
+    /// The upstream gradient of the output, (b, L, d_model).
+    pub dout: &'a DeviceBuffer<T>,
+    /// Batch `b`.
+    pub batch: usize,
+    /// Sequence length `L`.
+    pub seqlen: usize,
+    /// What the training forward kept for this input and these initial states; `None`:
+    /// the backward recomputes the forward (one forward's work more).
+    pub activations: Option<&'a DeviceActivations>,
+    /// The forward's initial (conv, ssm) states; `None`: zeros.
+    pub init: Option<(&'a DeviceBuffer<f32>, &'a DeviceBuffer<f32>)>,
+    /// The upstream gradients of the final (conv, ssm) states; `None`: zeros.
+    pub dfinal: Option<(&'a DeviceBuffer<f32>, &'a DeviceBuffer<f32>)>,
+}
+
 /// The gradients of [`CudaBlock::backward_host`], f32, on the host, in the weights'
 /// own layouts.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -1284,16 +1374,21 @@ impl CudaBlock {
         self.has_backward
     }
 
-    fn require_saving(&self, op: &'static str) -> Result<()> {
-        if self.has_saving {
+    /// `Unsupported` for `op` unless the plugin's table has the `entries` it needs.
+    fn require(present: bool, op: &'static str, entries: &str) -> Result<()> {
+        if present {
             Ok(())
         } else {
             Err(Error::unsupported(
                 BACKEND,
                 op,
-                "the plugin predates the block's saving entries; rebuild it",
+                format!("the plugin predates the block's {entries}; rebuild it"),
             ))
         }
+    }
+
+    fn require_saving(&self, op: &'static str) -> Result<()> {
+        Self::require(self.has_saving, op, "saving entries")
     }
 
     /// `true` when the plugin can replace the weights in place ([`Self::set_weights`]).
@@ -1308,13 +1403,7 @@ impl CudaBlock {
     /// After any other error the block holds a mix of old and new weights: drop it.
     pub fn set_weights(&mut self, w: &BlockWeights<'_>) -> Result<()> {
         const OP: &str = "Mamba2Block set_weights";
-        if !self.has_set_weights {
-            return Err(Error::unsupported(
-                BACKEND,
-                OP,
-                "the plugin predates the block's set_weights entry; rebuild it",
-            ));
-        }
+        Self::require(self.has_set_weights, OP, "set_weights entry")?;
         let c = weights_c(w);
         // SAFETY: the entry exists (checked); every pointer of `c` comes from a live
         // slice with its length; `&mut self` keeps this block's other calls out.
@@ -1472,6 +1561,266 @@ impl CudaBlock {
         }
     }
 
+    fn check_storage<T: DeviceElement>(&self, op: &'static str, what: &'static str) -> Result<()> {
+        if T::CODE == self.cfg.dtype {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                op,
+                what,
+                format!(
+                    "is {}, the block stores {}",
+                    abi::dtype::name(T::CODE),
+                    abi::dtype::name(self.cfg.dtype)
+                ),
+            ))
+        }
+    }
+
+    fn check_states(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        batch: usize,
+        conv: usize,
+        ssm: usize,
+    ) -> Result<()> {
+        let (c, s) = (self.conv_state_len(batch), self.ssm_state_len(batch));
+        if conv == c && ssm == s {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                op,
+                what,
+                format!("conv state needs {c} elements and ssm state {s}, got {conv} and {ssm}"),
+            ))
+        }
+    }
+
+    /// Device memory for a training forward's activations at (batch, seqlen)
+    /// ([`Self::saved_bytes`] bytes). Errors as `Unsupported` where the plugin predates it.
+    pub fn activations(
+        &self,
+        backend: &CudaBackend,
+        batch: usize,
+        seqlen: usize,
+    ) -> Result<DeviceActivations> {
+        self.require_saving("Mamba2Block activations")?;
+        let bytes = self.saved_bytes(batch, seqlen)?;
+        Ok(DeviceActivations {
+            buf: backend.alloc::<u8>(bytes)?,
+            batch,
+            seqlen,
+            filled: false,
+        })
+    }
+
+    /// Device memory for every parameter gradient ([`DeviceGrads`]).
+    pub fn grads(&self, backend: &CudaBackend) -> Result<DeviceGrads> {
+        let lens = self.grads_lens();
+        Ok(DeviceGrads {
+            buf: backend.alloc::<f32>(lens.iter().sum())?,
+            lens,
+        })
+    }
+
+    /// The training forward on device buffers, enqueued on `stream` (nothing waits): as
+    /// [`Self::forward`], and keeps its activations in `acts` (made for the same batch
+    /// and seqlen by [`Self::activations`]) for [`Self::backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train<T: DeviceElement>(
+        &self,
+        input: &DeviceBuffer<T>,
+        batch: usize,
+        seqlen: usize,
+        out: &mut DeviceBuffer<T>,
+        states: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+        continue_from_state: bool,
+        acts: &mut DeviceActivations,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block forward_train";
+        self.require_saving(OP)?;
+        self.check_storage::<T>(OP, "input")?;
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if n == 0 || input.len() != n || out.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "input/out",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
+                    self.cfg.d_model,
+                    input.len(),
+                    out.len()
+                ),
+            ));
+        }
+        if acts.dims() != (batch, seqlen) {
+            return Err(Error::invalid(
+                OP,
+                "acts",
+                format!(
+                    "made for (b, L) = {:?}, the call is ({batch}, {seqlen})",
+                    acts.dims()
+                ),
+            ));
+        }
+        let (conv_state, ssm_state) = match states {
+            Some((c, s)) => {
+                self.check_states(OP, "states", batch, c.len(), s.len())?;
+                (c.ptr, s.ptr)
+            }
+            None => (0, 0),
+        };
+        let desc = BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: input.ptr,
+            out: out.ptr,
+            conv_state,
+            ssm_state,
+            has_state: (continue_from_state && conv_state != 0) as u32,
+            reserved: 0,
+        };
+        acts.filled = false;
+        // SAFETY: every pointer is a live buffer of this plugin with the length checked
+        // above; `acts` holds `saved_bytes(batch, seqlen)` bytes (its dims checked), and
+        // every buffer is freed only after the device has finished (cuMemFree waits).
+        unsafe { self.forward_saving_raw(&desc, acts.buf.ptr, acts.buf.len(), stream) }?;
+        acts.filled = true;
+        Ok(())
+    }
+
+    /// The backward on device buffers, enqueued on `stream` (nothing waits): the gradients
+    /// of `sum(dout * out) + <dfinal, final states>` with respect to the input (into
+    /// `dinput`, (b, L, d_model) in the storage type), every parameter (into `grads`) and,
+    /// with `dinit`, the initial states (f32). From `pass.activations` where given (the
+    /// training forward's, for the same input and initial states), else recomputing them.
+    pub fn backward<T: DeviceElement>(
+        &self,
+        pass: &DeviceBackward<'_, T>,
+        dinput: &mut DeviceBuffer<T>,
+        grads: &mut DeviceGrads,
+        dinit: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block backward";
+        Self::require(self.has_backward, OP, "backward entry")?;
+        self.check_storage::<T>(OP, "input")?;
+        let (batch, seqlen) = (pass.batch, pass.seqlen);
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if n == 0 || pass.input.len() != n || pass.dout.len() != n || dinput.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "input/dout/dinput",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {}, {} and {}",
+                    self.cfg.d_model,
+                    pass.input.len(),
+                    pass.dout.len(),
+                    dinput.len()
+                ),
+            ));
+        }
+        let want = self.grads_lens();
+        if grads.lens != want {
+            return Err(Error::invalid(
+                OP,
+                "grads",
+                format!(
+                    "made for a block with gradients of {:?} elements, this one has {want:?}",
+                    grads.lens
+                ),
+            ));
+        }
+        let mut ptrs = [0u64; 6];
+        for (k, (name, st)) in [("init", pass.init), ("dfinal", pass.dfinal)]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some((c, s)) = st {
+                self.check_states(OP, name, batch, c.len(), s.len())?;
+                ptrs[2 * k] = c.ptr;
+                ptrs[2 * k + 1] = s.ptr;
+            }
+        }
+        if let Some((c, s)) = &dinit {
+            self.check_states(OP, "dinit", batch, c.len(), s.len())?;
+            ptrs[4] = c.ptr;
+            ptrs[5] = s.ptr;
+        }
+        if let Some(a) = pass.activations {
+            self.require_saving(OP)?;
+            if a.dims() != (batch, seqlen) || !a.filled {
+                return Err(Error::invalid(
+                    OP,
+                    "activations",
+                    format!(
+                        "made for (b, L) = {:?}{}, the call is ({batch}, {seqlen})",
+                        a.dims(),
+                        if a.filled {
+                            ""
+                        } else {
+                            " and not filled by a training forward"
+                        }
+                    ),
+                ));
+            }
+        }
+        let mut at = grads.buf.ptr;
+        let mut offs = [0u64; 8];
+        for (o, l) in offs.iter_mut().zip(grads.lens) {
+            *o = at;
+            at += (l * 4) as u64;
+        }
+        let desc = BlockBackwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: pass.input.ptr,
+            dout: pass.dout.ptr,
+            conv_init: ptrs[0],
+            ssm_init: ptrs[1],
+            dconv_final: ptrs[2],
+            dssm_final: ptrs[3],
+            dinput: dinput.ptr,
+            din_proj: offs[0],
+            dconv_weight: offs[1],
+            dconv_bias: offs[2],
+            ddt_bias: offs[3],
+            da_log: offs[4],
+            dd: offs[5],
+            dnorm_weight: offs[6],
+            dout_proj: offs[7],
+            dconv_init: ptrs[4],
+            dssm_init: ptrs[5],
+        };
+        match pass.activations {
+            // SAFETY: every pointer is a live buffer of this plugin with the length
+            // checked above (the gradients' from `grads`, made for this configuration);
+            // buffers are freed only after the device has finished (cuMemFree waits).
+            None => unsafe { self.backward_raw(&desc, stream) },
+            // SAFETY: as above; the activations hold `saved_bytes(batch, seqlen)` bytes
+            // written by a training forward (dims and `filled` checked).
+            Some(a) => unsafe { self.backward_saved_raw(&desc, a.buf.ptr, a.buf.len(), stream) },
+        }
+    }
+
+    /// Elements of each parameter gradient, in [`DeviceGrads`]'s order.
+    fn grads_lens(&self) -> [usize; 8] {
+        let c = &self.cfg;
+        let (dm, di, h, cd) = (c.d_model as usize, c.d_inner(), c.nheads(), c.conv_dim());
+        [
+            c.d_in_proj() * dm,
+            cd * c.d_conv as usize,
+            cd,
+            h,
+            h,
+            h,
+            di,
+            dm * di,
+        ]
+    }
+
     /// The backward on raw device pointers, enqueued on `stream`.
     ///
     /// # Safety
@@ -1479,13 +1828,7 @@ impl CudaBlock {
     /// ABI documents for [`BlockBackwardDesc`], alive until the stream has run it.
     pub unsafe fn backward_raw(&self, desc: &BlockBackwardDesc, stream: &CudaStream) -> Result<()> {
         const OP: &str = "Mamba2Block backward";
-        if !self.has_backward {
-            return Err(Error::unsupported(
-                BACKEND,
-                OP,
-                "the plugin predates the block's backward entry; rebuild it",
-            ));
-        }
+        Self::require(self.has_backward, OP, "backward entry")?;
         // SAFETY: the entry exists (checked); the caller's contract covers the pointers.
         let code = unsafe { (self.api.block_backward)(self.handle.0, desc, stream.raw) };
         ok(self.api, code, OP)
@@ -1553,13 +1896,7 @@ impl CudaBlock {
         const OP: &str = "Mamba2Block backward";
         let c = &self.cfg;
         let rows = batch * seqlen;
-        let (dm, di, h, cd, wd) = (
-            c.d_model as usize,
-            c.d_inner(),
-            c.nheads(),
-            c.conv_dim(),
-            c.d_conv as usize,
-        );
+        let dm = c.d_model as usize;
         let (cs, ss) = (self.conv_state_len(batch), self.ssm_state_len(batch));
         let input_len = match input {
             BwdInput::Host(v) => v.len(),
@@ -1611,18 +1948,11 @@ impl CudaBlock {
         let dinput = st.alloc(rows * dm * es)?;
         // Every parameter's gradient in one f32 buffer, one download.
         let want_init = init.is_some();
-        let lens = [
-            c.d_in_proj() * dm,
-            cd * wd,
-            cd,
-            h,
-            h,
-            h,
-            di,
-            dm * di,
-            if want_init { cs } else { 0 },
-            if want_init { ss } else { 0 },
-        ];
+        let mut lens = [0usize; 10];
+        lens[..8].copy_from_slice(&self.grads_lens());
+        if want_init {
+            (lens[8], lens[9]) = (cs, ss);
+        }
         let total: usize = lens.iter().sum();
         let grads = st.alloc(total * 4)?;
         let mut offs = [0u64; 10];

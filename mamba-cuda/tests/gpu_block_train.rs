@@ -576,6 +576,48 @@ fn block_train_concurrent_threads_match_sequential() {
     );
 }
 
+/// f32 elements of every parameter gradient of a block of `cfg` (one buffer).
+fn grads_len(cfg: &Mamba2Config) -> usize {
+    let (dm, di, h, cd) = (cfg.d_model, cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
+    cfg.d_in_proj() * dm + cd * cfg.d_conv + cd + 3 * h + di + dm * di
+}
+
+/// The backward's descriptor for (b, l) with every parameter gradient in one buffer of
+/// [`grads_len`] f32 at `grads` (no initial or final states).
+fn grads_desc(
+    cfg: &Mamba2Config,
+    b: usize,
+    l: usize,
+    input: u64,
+    dout: u64,
+    dinput: u64,
+    grads: u64,
+) -> mamba_core::abi::BlockBackwardDesc {
+    let (dm, di, h, cd) = (cfg.d_model, cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
+    let mut off = 0u64;
+    let mut take = |len: usize| {
+        let p = grads + off * 4;
+        off += len as u64;
+        p
+    };
+    mamba_core::abi::BlockBackwardDesc {
+        batch: b as u32,
+        seqlen: l as u32,
+        input,
+        dout,
+        dinput,
+        din_proj: take(cfg.d_in_proj() * dm),
+        dconv_weight: take(cd * cfg.d_conv),
+        dconv_bias: take(cd),
+        ddt_bias: take(h),
+        da_log: take(h),
+        dd: take(h),
+        dnorm_weight: take(di),
+        dout_proj: take(dm * di),
+        ..Default::default()
+    }
+}
+
 /// Timings (not assertions): forward_train + backward through the host API, the host
 /// path, and the device-resident backward alone with CUDA events.
 #[test]
@@ -627,35 +669,8 @@ fn block_train_bench() {
         let du = cuda.upload(&u, &stream).unwrap();
         let dd = cuda.upload(&dout, &stream).unwrap();
         let dx = cuda.alloc::<f32>(n).unwrap();
-        let gr = cuda
-            .alloc::<f32>(cfg.d_in_proj() * 192 + 192 * cfg.d_inner() * 2 + 8192)
-            .unwrap();
-        let di = cfg.d_inner();
-        let h = cfg.nheads();
-        let cd = cfg.conv_dim();
-        let base = gr.ptr();
-        let mut off = 0u64;
-        let mut take = |len: usize| {
-            let p = base + off * 4;
-            off += len as u64;
-            p
-        };
-        let desc = mamba_core::abi::BlockBackwardDesc {
-            batch: b as u32,
-            seqlen: l as u32,
-            input: du.ptr(),
-            dout: dd.ptr(),
-            dinput: dx.ptr(),
-            din_proj: take(cfg.d_in_proj() * 192),
-            dconv_weight: take(cd * cfg.d_conv),
-            dconv_bias: take(cd),
-            ddt_bias: take(h),
-            da_log: take(h),
-            dd: take(h),
-            dnorm_weight: take(di),
-            dout_proj: take(192 * di),
-            ..Default::default()
-        };
+        let gr = cuda.alloc::<f32>(grads_len(&cfg)).unwrap();
+        let desc = grads_desc(&cfg, b, l, du.ptr(), dd.ptr(), dx.ptr(), gr.ptr());
         let mut out = cuda.alloc::<f32>(n).unwrap();
         let fwd = cuda
             .time_calls(&stream, 20, 100, || {
@@ -789,12 +804,12 @@ fn block_train_phases() {
             .unwrap()
             .unwrap()
             .config();
-        let mut raw = cuda.block(&cfgc, &plugin_weights(&w)).unwrap();
+        let mut raw = cuda.block(&cfgc, &w.plugin_view()).unwrap();
         let raw_set = med(
             Box::new(|| {
                 let t0 = std::time::Instant::now();
                 if raw.has_set_weights() {
-                    raw.set_weights(&plugin_weights(&w)).unwrap();
+                    raw.set_weights(&w.plugin_view()).unwrap();
                 }
                 ms(t0)
             }),
@@ -803,7 +818,7 @@ fn block_train_phases() {
         let raw_make = med(
             Box::new(|| {
                 let t0 = std::time::Instant::now();
-                let b = cuda.block(&cfgc, &plugin_weights(&w)).unwrap();
+                let b = cuda.block(&cfgc, &w.plugin_view()).unwrap();
                 drop(b);
                 ms(t0)
             }),
@@ -858,32 +873,9 @@ fn block_train_phases() {
         // The device calls alone, wall clock (enqueue + wait), on buffers made once.
         let dd = cuda.upload(&dout, &stream).unwrap();
         let dx = cuda.alloc::<f32>(n).unwrap();
-        let total = cfg.d_in_proj() * dm + dm * cfg.d_inner() * 2 + 16384;
+        let total = grads_len(&cfg);
         let gr = cuda.alloc::<f32>(total).unwrap();
-        let (di, h, cd) = (cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
-        let base = gr.ptr();
-        let mut off = 0u64;
-        let mut take = |len: usize| {
-            let p = base + off * 4;
-            off += len as u64;
-            p
-        };
-        let desc = mamba_core::abi::BlockBackwardDesc {
-            batch: b as u32,
-            seqlen: l as u32,
-            input: dbuf.ptr(),
-            dout: dd.ptr(),
-            dinput: dx.ptr(),
-            din_proj: take(cfg.d_in_proj() * dm),
-            dconv_weight: take(cd * cfg.d_conv),
-            dconv_bias: take(cd),
-            ddt_bias: take(h),
-            da_log: take(h),
-            dd: take(h),
-            dnorm_weight: take(di),
-            dout_proj: take(dm * di),
-            ..Default::default()
-        };
+        let desc = grads_desc(&cfg, b, l, dbuf.ptr(), dd.ptr(), dx.ptr(), gr.ptr());
         let out = cuda.alloc::<f32>(n).unwrap();
         let saved = cuda.alloc::<f32>(keep.div_ceil(4)).unwrap();
         let fdesc = mamba_core::abi::BlockForwardDesc {
@@ -973,19 +965,6 @@ fn block_train_phases() {
             n * 4 / 1024,
             keep / 1024
         );
-    }
-}
-
-fn plugin_weights(w: &Mamba2Weights) -> mamba_core::plugin::BlockWeights<'_> {
-    mamba_core::plugin::BlockWeights {
-        in_proj: &w.in_proj,
-        conv_weight: &w.conv_weight,
-        conv_bias: w.conv_bias.as_deref(),
-        dt_bias: &w.dt_bias,
-        a_log: &w.a_log,
-        d: &w.d,
-        norm_weight: &w.norm_weight,
-        out_proj: &w.out_proj,
     }
 }
 
@@ -1081,20 +1060,255 @@ fn block_set_weights_in_place_matches_a_new_block() {
         .unwrap()
         .unwrap()
         .config();
-    let mut raw = cuda.block(&cfgc, &plugin_weights(&w1)).unwrap();
+    let mut raw = cuda.block(&cfgc, &w1.plugin_view()).unwrap();
     let mut short = w2.clone();
     short.d.pop();
-    let e = raw.set_weights(&plugin_weights(&short)).unwrap_err();
+    let e = raw.set_weights(&short.plugin_view()).unwrap_err();
     assert!(
         matches!(e, mamba_core::Error::InvalidArgument { .. }) && e.to_string().contains('D'),
         "{e}"
     );
     let mut nobias = w2.clone();
     nobias.conv_bias = None;
-    let e = raw.set_weights(&plugin_weights(&nobias)).unwrap_err();
+    let e = raw.set_weights(&nobias.plugin_view()).unwrap_err();
     assert!(e.to_string().contains("conv1d.bias"), "{e}");
-    raw.set_weights(&plugin_weights(&w2)).unwrap();
+    raw.set_weights(&w2.plugin_view()).unwrap();
     println!(
         "set_weights: in place, f32 forward {ef:.1e}, bf16 {eb:.1e} against a new block; refusals ok"
     );
+}
+
+/// The training pair on device buffers (`CudaBlock::forward_train` / `backward`, safe)
+/// computes what the host-slice pair computes from the same inputs, initial states and
+/// final-state gradients, in f32 and bf16, from kept activations and recomputing them;
+/// and refuses a wrong storage type, activations of another shape or never filled, and
+/// gradient buffers of another block.
+#[test]
+fn block_device_training_matches_the_host_api() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_core::plugin::{DeviceBackward, DeviceBuffer, DeviceElement};
+    let cfg = Mamba2Config {
+        d_model: 24,
+        d_state: 8,
+        headdim: 8,
+        ..Mamba2Config::default()
+    };
+    let sel = build(BackendKind::Cuda).unwrap();
+    let blk = Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 11), &sel).unwrap();
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let (b, l) = (2, 37);
+    let n = b * l * cfg.d_model;
+    let mut rng = SplitMix64(12);
+    let mut randn = |k: usize, s: f32| (0..k).map(|_| s * rng.normal()).collect::<Vec<f32>>();
+    let u = randn(n, 1.0);
+    let dout = randn(n, 1.0);
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: DeviceElement + Element>(
+        blk: &Mamba2Block,
+        dtype: mamba_model::DType,
+        b: usize,
+        l: usize,
+        u: &[f32],
+        dout: &[f32],
+        tol: f64,
+        rng: &mut SplitMix64,
+    ) {
+        let cuda = mamba_model::backend::cuda_backend().unwrap();
+        let dblk = blk.device_block(dtype).unwrap().unwrap();
+        let (cs_len, ss_len) = (dblk.conv_state_len(b), dblk.ssm_state_len(b));
+        let mut r = |k: usize| (0..k).map(|_| 0.5 * rng.normal()).collect::<Vec<f32>>();
+        let (c0, s0, dcf, dsf) = (r(cs_len), r(ss_len), r(cs_len), r(ss_len));
+        // The host-slice pair.
+        let (mut hc, mut hs) = (c0.clone(), s0.clone());
+        let mut hout = vec![0f32; u.len()];
+        let saved = dblk
+            .forward_train_host(cuda, u, b, l, &mut hc, &mut hs, &mut hout)
+            .unwrap();
+        let hg = dblk
+            .backward_host_saved(cuda, &saved, dout, Some((&c0, &s0)), Some((&dcf, &dsf)))
+            .unwrap();
+        // The same on device buffers.
+        let stream = cuda.stream().unwrap();
+        let to_t = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
+        let up = |v: &[f32]| cuda.upload(v, &stream).unwrap();
+        let du: DeviceBuffer<T> = cuda.upload(&to_t(u), &stream).unwrap();
+        let dd: DeviceBuffer<T> = cuda.upload(&to_t(dout), &stream).unwrap();
+        let (mut cs, mut ss) = (up(&c0), up(&s0));
+        let (ci, si, dcfb, dsfb) = (up(&c0), up(&s0), up(&dcf), up(&dsf));
+        let mut out = cuda.alloc::<T>(u.len()).unwrap();
+        let mut acts = dblk.activations(cuda, b, l).unwrap();
+        let mut grads = dblk.grads(cuda).unwrap();
+        let mut dinput = cuda.alloc::<T>(u.len()).unwrap();
+        let (mut dci, mut dsi) = (
+            cuda.alloc::<f32>(cs_len).unwrap(),
+            cuda.alloc::<f32>(ss_len).unwrap(),
+        );
+        // Activations never filled are refused.
+        let unfilled = dblk.activations(cuda, b, l).unwrap();
+        let mut pass = DeviceBackward {
+            input: &du,
+            dout: &dd,
+            batch: b,
+            seqlen: l,
+            activations: Some(&unfilled),
+            init: Some((&ci, &si)),
+            dfinal: Some((&dcfb, &dsfb)),
+        };
+        let e = dblk
+            .backward(&pass, &mut dinput, &mut grads, None, &stream)
+            .unwrap_err();
+        assert!(e.to_string().contains("not filled"), "{e}");
+        dblk.forward_train(
+            &du,
+            b,
+            l,
+            &mut out,
+            Some((&mut cs, &mut ss)),
+            true,
+            &mut acts,
+            &stream,
+        )
+        .unwrap();
+        let tf = |v: Vec<T>| v.iter().map(|x| x.to_f32() as f64).collect::<Vec<f64>>();
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let worst = std::cell::Cell::new(0f64);
+        let check = |what: &str, got: &[f64], want: &[f32]| {
+            let e = rel_l2(got, &f64s(want));
+            worst.set(worst.get().max(e));
+            assert!(
+                e <= tol,
+                "{} {what}: device API {e:.2e} from the host API",
+                T::DTYPE
+            );
+        };
+        check("out", &tf(out.to_vec(&stream).unwrap()), &hout);
+        check("conv final", &f64s(&cs.to_vec(&stream).unwrap()), &hc);
+        check("ssm final", &f64s(&ss.to_vec(&stream).unwrap()), &hs);
+        for keep in [true, false] {
+            pass.activations = keep.then_some(&acts);
+            dblk.backward(
+                &pass,
+                &mut dinput,
+                &mut grads,
+                Some((&mut dci, &mut dsi)),
+                &stream,
+            )
+            .unwrap();
+            let g = grads.to_host(&stream).unwrap();
+            let t = tol;
+            let chk = |what: &str, got: &[f32], want: &[f32]| {
+                let e = rel_l2(&f64s(got), &f64s(want));
+                worst.set(worst.get().max(e));
+                assert!(
+                    e <= t,
+                    "{} d/d {what} (kept {keep}): {e:.2e} from the host API",
+                    T::DTYPE
+                );
+            };
+            let di: Vec<f32> = dinput
+                .to_vec(&stream)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_f32())
+                .collect();
+            chk("input", &di, &hg.input);
+            chk("in_proj", &g.in_proj, &hg.in_proj);
+            chk("conv_weight", &g.conv_weight, &hg.conv_weight);
+            chk("conv_bias", &g.conv_bias, &hg.conv_bias);
+            chk("dt_bias", &g.dt_bias, &hg.dt_bias);
+            chk("A_log", &g.a_log, &hg.a_log);
+            chk("D", &g.d, &hg.d);
+            chk("norm_weight", &g.norm_weight, &hg.norm_weight);
+            chk("out_proj", &g.out_proj, &hg.out_proj);
+            chk(
+                "conv init",
+                &dci.to_vec(&stream).unwrap(),
+                hg.conv_init.as_ref().unwrap(),
+            );
+            chk(
+                "ssm init",
+                &dsi.to_vec(&stream).unwrap(),
+                hg.ssm_init.as_ref().unwrap(),
+            );
+        }
+        // Activations of another shape are refused.
+        let other = dblk.activations(cuda, b, l + 1).unwrap();
+        pass.activations = Some(&other);
+        let e = dblk
+            .backward(&pass, &mut dinput, &mut grads, None, &stream)
+            .unwrap_err();
+        assert!(e.to_string().contains("activations"), "{e}");
+        println!(
+            "device training API {}: matches the host API (kept and recomputed), worst rel-L2 {:.2e}",
+            T::DTYPE,
+            worst.get()
+        );
+    }
+    // Separate runs sum the gradients' atomics in another order: f32 1e-5; a bf16 input
+    // gradient may round the other way where its f32 value sits on a rounding boundary.
+    run::<f32>(
+        &blk,
+        mamba_model::DType::F32,
+        b,
+        l,
+        &u,
+        &dout,
+        1e-5,
+        &mut SplitMix64(3),
+    );
+    run::<bf16>(
+        &blk,
+        mamba_model::DType::BF16,
+        b,
+        l,
+        &u,
+        &dout,
+        1e-2,
+        &mut SplitMix64(4),
+    );
+    // A wrong storage type, and gradient buffers of another block, are refused.
+    let dblk = blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+    let stream = cuda.stream().unwrap();
+    let ub = cuda
+        .upload(
+            &u.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>(),
+            &stream,
+        )
+        .unwrap();
+    let mut ob = cuda.alloc::<bf16>(n).unwrap();
+    let mut acts = dblk.activations(cuda, b, l).unwrap();
+    let e = dblk
+        .forward_train(&ub, b, l, &mut ob, None, false, &mut acts, &stream)
+        .unwrap_err();
+    assert!(e.to_string().contains("bf16"), "{e}");
+    let small = Mamba2Config {
+        d_model: 16,
+        ..cfg.clone()
+    };
+    let other =
+        Mamba2Block::with_selection(small.clone(), random_weights(&small, 2), &sel).unwrap();
+    let mut og = other
+        .device_block(mamba_model::DType::F32)
+        .unwrap()
+        .unwrap()
+        .grads(cuda)
+        .unwrap();
+    let du = cuda.upload(&u, &stream).unwrap();
+    let dd = cuda.upload(&dout, &stream).unwrap();
+    let mut dx = cuda.alloc::<f32>(n).unwrap();
+    let pass = DeviceBackward {
+        input: &du,
+        dout: &dd,
+        batch: b,
+        seqlen: l,
+        activations: None,
+        init: None,
+        dfinal: None,
+    };
+    let e = dblk
+        .backward(&pass, &mut dx, &mut og, None, &stream)
+        .unwrap_err();
+    assert!(e.to_string().contains("grads"), "{e}");
 }

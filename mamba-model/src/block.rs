@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use mamba_core::abi::BlockConfigC;
-use mamba_core::plugin::{BlockWeights, CudaBackend, CudaBlock};
+use mamba_core::plugin::{CudaBackend, CudaBlock};
 use mamba_core::DType;
 
 use mamba_core::element::convert;
@@ -111,7 +111,7 @@ impl DeviceBlocks {
     fn set_weights(&mut self, w: &Mamba2Weights) {
         for slot in &mut self.blocks {
             let keep = match slot.get_mut() {
-                Some(Ok(b)) => b.set_weights(&block_weights(w)).is_ok(),
+                Some(Ok(b)) => b.set_weights(&w.plugin_view()).is_ok(),
                 Some(Err(_)) => false,
                 None => true,
             };
@@ -119,20 +119,6 @@ impl DeviceBlocks {
                 *slot = OnceLock::new();
             }
         }
-    }
-}
-
-/// The plugin's view of `w`.
-fn block_weights(w: &Mamba2Weights) -> BlockWeights<'_> {
-    BlockWeights {
-        in_proj: &w.in_proj,
-        conv_weight: &w.conv_weight,
-        conv_bias: w.conv_bias.as_deref(),
-        dt_bias: &w.dt_bias,
-        a_log: &w.a_log,
-        d: &w.d,
-        norm_weight: &w.norm_weight,
-        out_proj: &w.out_proj,
     }
 }
 
@@ -294,7 +280,7 @@ impl Mamba2Block {
                 c.dt_hi = hi;
             }
             c.dtype = code;
-            dev.backend.block(&c, &block_weights(w))
+            dev.backend.block(&c, &w.plugin_view())
         });
         Some(made.as_ref().map_err(|e| ModelError::Kernel(e.clone())))
     }

@@ -50,6 +50,23 @@ pub fn expected_tensors(cfg: &Mamba2Config) -> Vec<(&'static str, Vec<usize>, bo
 }
 
 impl Mamba2Weights {
+    /// The CUDA plugin's view of these weights (borrowed slices), for
+    /// [`CudaBackend::block`](mamba_core::plugin::CudaBackend::block) and
+    /// [`CudaBlock::set_weights`](mamba_core::plugin::CudaBlock::set_weights). The device
+    /// block has no projection biases; they are not part of the view.
+    pub fn plugin_view(&self) -> mamba_core::plugin::BlockWeights<'_> {
+        mamba_core::plugin::BlockWeights {
+            in_proj: &self.in_proj,
+            conv_weight: &self.conv_weight,
+            conv_bias: self.conv_bias.as_deref(),
+            dt_bias: &self.dt_bias,
+            a_log: &self.a_log,
+            d: &self.d,
+            norm_weight: &self.norm_weight,
+            out_proj: &self.out_proj,
+        }
+    }
+
     /// Loads a block's weights from a safetensors file. `prefix` (e.g.
     /// `backbone.layers.0.mixer.`) is prepended to every name; with `None` it is found
     /// from the file when exactly one block is in it.
