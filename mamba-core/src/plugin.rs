@@ -136,7 +136,7 @@ pub struct CudaBackend {
 /// [`STAGING_POOL_BYTES`]; `MAMBA_STAGING_CACHE=0` (read when the backend is loaded)
 /// turns this off, and [`CudaBackend::release_staging`] frees what is kept.
 ///
-/// Host-slice copies of 64 KiB and more go through page-locked host buffers of the same
+/// Host-slice copies of 64 KiB to 64 MiB go through page-locked host buffers of the same
 /// size classes (the plugin's `host_alloc`, where it has it; up to
 /// [`STAGING_PINNED_BYTES`] kept): a copy between the device and pageable memory runs at a
 /// fraction of the bus's rate, and much slower still into freshly allocated pages.
@@ -163,8 +163,11 @@ struct Pool {
 
 /// The most page-locked host memory the staging pool keeps between host-slice calls.
 pub const STAGING_PINNED_BYTES: usize = 256 << 20;
-/// Host-slice copies from this size up go through a page-locked buffer.
+/// Host-slice copies from this size up go through a page-locked buffer ...
 const PINNED_MIN: usize = 64 << 10;
+/// ... up to this size (a larger one copies from pageable memory directly: making and
+/// freeing a page-locked buffer that large would cost more than it saves).
+const PINNED_MAX: usize = 64 << 20;
 
 /// The most device memory the staging pool keeps between host-slice calls.
 pub const STAGING_POOL_BYTES: usize = 1 << 30;
@@ -465,6 +468,7 @@ impl CudaBackend {
             ptr: p,
             len,
             api: self.api,
+            pool: self.pool.clone(),
             _t: PhantomData,
         })
     }
@@ -856,6 +860,8 @@ pub struct DeviceBuffer<T: DeviceElement> {
     ptr: u64,
     len: usize,
     api: &'static PluginApi,
+    /// The backend's staging pool (page-locked buffers for downloads).
+    pool: std::sync::Arc<Pool>,
     _t: PhantomData<T>,
 }
 
@@ -899,7 +905,9 @@ impl<T: DeviceElement> DeviceBuffer<T> {
         };
         ok(self.api, code, "memcpy_htod")
     }
-    /// Copies the buffer into `dst` (exactly `len` elements) after the work on `stream`.
+    /// Copies the buffer into `dst` (exactly `len` elements) after the work on `stream`
+    /// (through a page-locked buffer of the backend's staging pool from 64 KiB to 64 MiB);
+    /// returns once the copy has landed.
     pub fn copy_to_host(&self, dst: &mut [T], stream: &CudaStream) -> Result<()> {
         if dst.len() != self.len {
             return Err(Error::invalid(
@@ -908,12 +916,15 @@ impl<T: DeviceElement> DeviceBuffer<T> {
                 format!("{} elements for a buffer of {}", dst.len(), self.len),
             ));
         }
-        let bytes = core::mem::size_of_val(dst);
-        // SAFETY: `dst` is a live mutable slice of `bytes` bytes; the buffer holds as many.
-        let code = unsafe {
-            (self.api.memcpy_dtoh)(dst.as_mut_ptr() as *mut c_void, self.ptr, bytes, stream.raw)
-        };
-        ok(self.api, code, "memcpy_dtoh")
+        // SAFETY: `dst` is a live mutable slice of exactly as many bytes as the buffer.
+        unsafe {
+            self.pool.dtoh(
+                dst.as_mut_ptr() as *mut u8,
+                self.ptr,
+                core::mem::size_of_val(dst),
+                stream.raw,
+            )
+        }
     }
     /// The buffer's contents.
     pub fn to_vec(&self, stream: &CudaStream) -> Result<Vec<T>> {
@@ -2201,33 +2212,16 @@ impl<'b> Staging<'b> {
     }
 
     fn download<E: Element>(&self, d: &TensorDesc, dst: &mut [E]) -> Result<()> {
-        let bytes = core::mem::size_of_val(dst);
-        let pinned = self.be.pool.pinned(bytes);
-        let to = match pinned {
-            Some(b) => b.1 as *mut c_void,
-            None => dst.as_mut_ptr() as *mut c_void,
-        };
-        // SAFETY: `to` holds `bytes` writable bytes (the caller's slice or the pinned
-        // buffer of at least that size class); `d` is our allocation of as many. The
-        // plugin's copy returns once it has landed.
-        let code = unsafe { (self.be.api.memcpy_dtoh)(to, d.ptr, bytes, self.stream.raw) };
-        if let Some(b) = pinned {
-            if code == status::OK {
-                // SAFETY: the copy has landed in the pinned buffer, which holds `bytes`
-                // bytes and does not overlap `dst`.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        b.1 as *const u8,
-                        dst.as_mut_ptr() as *mut u8,
-                        bytes,
-                    );
-                }
-            }
-            self.be
-                .pool
-                .give_back(None, Vec::new(), vec![b], code == status::OK);
+        // SAFETY: `dst` is a live mutable slice of exactly as many bytes; `d` is our
+        // allocation of as many.
+        unsafe {
+            self.be.pool.dtoh(
+                dst.as_mut_ptr() as *mut u8,
+                d.ptr,
+                core::mem::size_of_val(dst),
+                self.stream.raw,
+            )
         }
-        ok(self.be.api, code, "memcpy_dtoh")
     }
 }
 
@@ -2306,7 +2300,7 @@ impl Pool {
     fn pinned(&self, bytes: usize) -> Option<(usize, usize)> {
         let class = {
             let mut pool = self.lock();
-            if !pool.pinned_on || bytes < PINNED_MIN {
+            if !pool.pinned_on || !(PINNED_MIN..=PINNED_MAX).contains(&bytes) {
                 return None;
             }
             let class = staging_class(bytes);
@@ -2321,6 +2315,33 @@ impl Pool {
         // SAFETY: the entry exists (`pinned_on` checked the table); writes into a local.
         let code = unsafe { (self.api.host_alloc)(class, &mut p) };
         (code == status::OK && !p.is_null()).then_some((class, p as usize))
+    }
+
+    /// Copies `bytes` bytes from the device address `src` into `dst` after the work on
+    /// `stream`, through a page-locked buffer where the pool gives one (much faster into
+    /// freshly allocated host memory); returns once the bytes have landed.
+    ///
+    /// # Safety
+    /// `dst` holds `bytes` writable bytes; `src` is device memory of at least as many.
+    unsafe fn dtoh(&self, dst: *mut u8, src: u64, bytes: usize, stream: u64) -> Result<()> {
+        let pinned = self.pinned(bytes);
+        let to = match pinned {
+            Some(b) => b.1 as *mut c_void,
+            None => dst as *mut c_void,
+        };
+        // SAFETY: `to` holds `bytes` writable bytes (the caller's memory or the pinned
+        // buffer of at least that size class); the plugin's copy returns once it has
+        // landed.
+        let code = unsafe { (self.api.memcpy_dtoh)(to, src, bytes, stream) };
+        if let Some(b) = pinned {
+            if code == status::OK {
+                // SAFETY: the copy has landed in the pinned buffer, which holds `bytes`
+                // bytes and does not overlap `dst` (the caller's).
+                unsafe { core::ptr::copy_nonoverlapping(b.1 as *const u8, dst, bytes) };
+            }
+            self.give_back(None, Vec::new(), vec![b], code == status::OK);
+        }
+        ok(self.api, code, "memcpy_dtoh")
     }
 
     /// Takes back a finished call's stream and buffers; `idle` says its stream was
@@ -2418,9 +2439,10 @@ impl CudaBackend {
     }
 }
 
-impl Drop for CudaBackend {
+impl Drop for Pool {
+    /// The last holder (the backend, a `DeviceBuffer`, a `BlockSaved`) frees what is kept.
     fn drop(&mut self) {
-        self.release_staging();
+        self.release();
     }
 }
 
