@@ -1120,7 +1120,9 @@ mod device {
         self, Conv1dBwdDesc, Conv1dDesc, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc,
         SsdDesc, TensorDesc,
     };
-    use mamba_core::plugin::{median, CudaBackend, CudaStream, DeviceBuffer, DeviceElement};
+    use mamba_core::plugin::{
+        median, CudaBackend, CudaStream, DeviceBackward, DeviceBuffer, DeviceElement,
+    };
     use mamba_core::{bf16, f16, DType, Element};
     use mamba_model::{Mamba2Block, Tensor};
 
@@ -1452,73 +1454,35 @@ mod device {
             .device_block(T::DTYPE)
             .ok_or("not a CUDA block")?
             .map_err(|e| e.to_string())?;
-        let cfg = blk.config();
         let st = be.stream().map_err(err)?;
         let x = up::<T>(be, &st, input)?;
         let dout = up::<T>(be, &st, &vec![1e-2f32; input.len()])?;
         let mut out = be.alloc::<T>(input.len()).map_err(err)?;
-        let dx = be.alloc::<T>(input.len()).map_err(err)?;
-        let (dm, di, h, cd) = (cfg.d_model, cfg.d_inner(), cfg.nheads(), cfg.conv_dim());
-        let lens = [
-            cfg.d_in_proj() * dm,
-            cd * cfg.d_conv,
-            cd,
-            h,
-            h,
-            h,
-            di,
-            dm * di,
-        ];
-        let grads = be.alloc::<f32>(lens.iter().sum::<usize>()).map_err(err)?;
-        let mut at = [0u64; 8];
-        let mut p = grads.ptr();
-        for (a, n) in at.iter_mut().zip(lens) {
-            *a = p;
-            p += (n * 4) as u64;
-        }
-        let desc = abi::BlockBackwardDesc {
-            batch: batch as u32,
-            seqlen: l as u32,
-            input: x.ptr(),
-            dout: dout.ptr(),
-            dinput: dx.ptr(),
-            din_proj: at[0],
-            dconv_weight: at[1],
-            dconv_bias: at[2],
-            ddt_bias: at[3],
-            da_log: at[4],
-            dd: at[5],
-            dnorm_weight: at[6],
-            dout_proj: at[7],
-            ..Default::default()
-        };
+        let mut dx = be.alloc::<T>(input.len()).map_err(err)?;
+        let mut grads = dev.grads(be).map_err(err)?;
         // The block's default: the forward keeps its activations for the backward
-        // (`MAMBA_BLOCK_TRAIN=recompute`: the backward recomputes them).
-        let keep = if blk.keep_activations() {
-            dev.saved_bytes(batch, l).map_err(err)?
+        // (`MAMBA_BLOCK_TRAIN=recompute`, or a plugin without the saving entries: the
+        // backward recomputes them).
+        let mut acts = if blk.keep_activations() && dev.has_saving() {
+            Some(dev.activations(be, batch, l).map_err(err)?)
         } else {
-            0
-        };
-        let saved = be.alloc::<f32>(keep.div_ceil(4)).map_err(err)?;
-        let fdesc = abi::BlockForwardDesc {
-            batch: batch as u32,
-            seqlen: l as u32,
-            input: x.ptr(),
-            out: out.ptr(),
-            ..Default::default()
+            None
         };
         let t = be.time_calls(&st, WARMUP, ITERS, || {
-            if keep == 0 {
-                dev.forward(&x, batch, l, &mut out, None, false, &st)?;
-                // SAFETY: every pointer of `desc` is a live buffer above with the length
-                // the ABI documents.
-                return unsafe { dev.backward_raw(&desc, &st) };
+            match acts.as_mut() {
+                Some(a) => dev.forward_train(&x, batch, l, &mut out, None, false, a, &st)?,
+                None => dev.forward(&x, batch, l, &mut out, None, false, &st)?,
             }
-            // SAFETY: as above; `saved` holds `keep` bytes (256-byte aligned by the
-            // allocator) and lives past both calls.
-            unsafe { dev.forward_saving_raw(&fdesc, saved.ptr(), keep, &st) }?;
-            // SAFETY: as above; `saved` was just filled from `x` by the saving forward.
-            unsafe { dev.backward_saved_raw(&desc, saved.ptr(), keep, &st) }
+            let pass = DeviceBackward {
+                input: &x,
+                dout: &dout,
+                batch,
+                seqlen: l,
+                activations: acts.as_ref(),
+                init: None,
+                dfinal: None,
+            };
+            dev.backward(&pass, &mut dx, &mut grads, None, &st)
         });
         t.map(stats).map_err(err)
     }
