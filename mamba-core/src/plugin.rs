@@ -29,7 +29,16 @@
 //! - A whole Mamba2Block (SPEC 6): [`CudaBackend::block`] uploads the weights once and
 //!   returns a [`CudaBlock`], whose [`CudaBlock::forward`] runs the five stages on the
 //!   GPU on device buffers (so a stack of blocks chains on one stream), or
-//!   [`CudaBlock::forward_host`] on host slices.
+//!   [`CudaBlock::forward_host`] on host slices. Training: [`CudaBlock::forward_train`]
+//!   keeps the forward's activations in a [`DeviceActivations`] and
+//!   [`CudaBlock::backward`] writes every gradient into a [`DeviceGrads`], all on device
+//!   buffers; [`CudaBlock::forward_train_host`] / [`CudaBlock::backward_host_saved`] do
+//!   the same from host slices; [`CudaBlock::set_weights`] replaces the weights in place
+//!   after an optimiser step.
+//!
+//! Host-slice calls copy through a pool of device buffers, streams and page-locked host
+//! buffers kept between calls (see [`STAGING_POOL_BYTES`], [`STAGING_PINNED_BYTES`],
+//! [`CudaBackend::release_staging`]).
 //!
 //! Timing: [`CudaBackend::time_calls`] times any closure as a user calls it (CUDA events
 //! around each call on a stream, after warm-up; no graph capture) and [`median`] reduces
@@ -1013,6 +1022,40 @@ impl Drop for BlockSaved {
     }
 }
 
+/// Byte offsets of consecutive parts of `lens` bytes in one buffer, each 256-byte
+/// aligned, and the buffer's length.
+fn pack<const K: usize>(lens: [usize; K]) -> ([usize; K], usize) {
+    let mut offs = [0usize; K];
+    let mut at = 0usize;
+    for (o, l) in offs.iter_mut().zip(lens) {
+        *o = at.next_multiple_of(256);
+        at = *o + l;
+    }
+    (offs, at)
+}
+
+/// `dst` from little-endian f32 bytes.
+fn put_f32(dst: &mut [f32], b: &[u8]) {
+    dst.iter_mut()
+        .zip(b.chunks_exact(4))
+        .for_each(|(d, c)| *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+}
+
+/// `dst` from little-endian bytes of the storage type `code` (f32, bf16 or f16).
+fn put_act(dst: &mut [f32], b: &[u8], code: u32) {
+    match code {
+        abi::dtype::BF16 => dst
+            .iter_mut()
+            .zip(b.chunks_exact(2))
+            .for_each(|(d, c)| *d = bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        abi::dtype::F16 => dst
+            .iter_mut()
+            .zip(b.chunks_exact(2))
+            .for_each(|(d, c)| *d = f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        _ => put_f32(dst, b),
+    }
+}
+
 /// The size class of memory kept between a training forward and its backward: the
 /// staging classes up to 2 MiB, whole multiples of 2 MiB above (steps of one shape reuse
 /// the same buffers, with less rounding than a power of two).
@@ -1322,8 +1365,18 @@ impl CudaBlock {
         }
         let mut st = Staging::new(backend)?;
         let code = self.cfg.dtype;
-        let cs = st.bytes(as_bytes(conv_state))?;
-        let ss = st.bytes(as_bytes(ssm_state))?;
+        // The output and both states in one buffer, downloaded by one copy.
+        let (y_bytes, cs_bytes, ss_bytes) = (
+            n * abi::dtype::size(code),
+            core::mem::size_of_val(conv_state),
+            core::mem::size_of_val(ssm_state),
+        );
+        let (o, total) = pack([y_bytes, cs_bytes, ss_bytes]);
+        let region = st.alloc(total)?;
+        let at = |k: usize| region + o[k] as u64;
+        let (y, cs, ss) = (at(0), at(1), at(2));
+        st.upload_to(cs, as_bytes(conv_state))?;
+        st.upload_to(ss, as_bytes(ssm_state))?;
         let x = match keep {
             Some((sv, bytes)) => {
                 // `sv.input` holds at least `bytes.len()` bytes (sized from them).
@@ -1332,7 +1385,6 @@ impl CudaBlock {
             }
             None => st.bytes(&self.act_bytes(input))?,
         };
-        let y = st.alloc(n * abi::dtype::size(code))?;
         let desc = BlockForwardDesc {
             batch: batch as u32,
             seqlen: seqlen as u32,
@@ -1355,27 +1407,11 @@ impl CudaBlock {
                 unsafe { self.forward_saving_raw(&desc, p, n, &st.stream) }?
             }
         }
-        match code {
-            abi::dtype::BF16 => {
-                let mut v = vec![bf16::ZERO; n];
-                st.download(&TensorDesc::dense(y, code, &[n]), &mut v)?;
-                out.iter_mut().zip(&v).for_each(|(o, x)| *o = x.to_f32());
-            }
-            abi::dtype::F16 => {
-                let mut v = vec![f16::ZERO; n];
-                st.download(&TensorDesc::dense(y, code, &[n]), &mut v)?;
-                out.iter_mut().zip(&v).for_each(|(o, x)| *o = x.to_f32());
-            }
-            _ => st.download(&TensorDesc::dense(y, code, &[n]), out)?,
-        }
-        st.download(
-            &TensorDesc::dense(cs, abi::dtype::F32, &[conv_state.len()]),
-            conv_state,
-        )?;
-        st.download(
-            &TensorDesc::dense(ss, abi::dtype::F32, &[ssm_state.len()]),
-            ssm_state,
-        )
+        st.download_with(region, total, |b| {
+            put_act(out, &b[o[0]..o[0] + y_bytes], code);
+            put_f32(conv_state, &b[o[1]..o[1] + cs_bytes]);
+            put_f32(ssm_state, &b[o[2]..o[2] + ss_bytes]);
+        })
     }
 }
 
@@ -1956,8 +1992,7 @@ impl CudaBlock {
             None => (0, 0),
         };
         let es = abi::dtype::size(code);
-        let dinput = st.alloc(rows * dm * es)?;
-        // Every parameter's gradient in one f32 buffer, one download.
+        // d input and every parameter's gradient (f32) in one buffer, one download.
         let want_init = init.is_some();
         let mut lens = [0usize; 10];
         lens[..8].copy_from_slice(&self.grads_lens());
@@ -1965,7 +2000,9 @@ impl CudaBlock {
             (lens[8], lens[9]) = (cs, ss);
         }
         let total: usize = lens.iter().sum();
-        let grads = st.alloc(total * 4)?;
+        let (o, region_bytes) = pack([rows * dm * es, total * 4]);
+        let region = st.alloc(region_bytes)?;
+        let (dinput, grads) = (region + o[0] as u64, region + o[1] as u64);
         let mut offs = [0u64; 10];
         let mut at = grads;
         for (o, l) in offs.iter_mut().zip(lens) {
@@ -2005,44 +2042,26 @@ impl CudaBlock {
                 unsafe { self.backward_saved_raw(&desc, p, n, &st.stream) }?
             }
         }
-        let mut all = vec![0f32; total];
-        st.download(
-            &TensorDesc::dense(grads, abi::dtype::F32, &[total]),
-            &mut all,
-        )?;
-        let input_grad: Vec<f32> = match code {
-            abi::dtype::BF16 => {
-                let mut v = vec![bf16::ZERO; rows * dm];
-                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
-                v.iter().map(|x| x.to_f32()).collect()
-            }
-            abi::dtype::F16 => {
-                let mut v = vec![f16::ZERO; rows * dm];
-                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
-                v.iter().map(|x| x.to_f32()).collect()
-            }
-            _ => {
-                let mut v = vec![0f32; rows * dm];
-                st.download(&TensorDesc::dense(dinput, code, &[rows * dm]), &mut v)?;
-                v
-            }
-        };
-        let mut rest = all.as_slice();
-        let mut take = |l: usize| {
-            let (a, b) = rest.split_at(l);
-            rest = b;
-            a.to_vec()
-        };
-        let in_proj = take(lens[0]);
-        let conv_weight = take(lens[1]);
-        let conv_bias = take(lens[2]);
-        let dt_bias = take(lens[3]);
-        let a_log = take(lens[4]);
-        let d = take(lens[5]);
-        let norm_weight = take(lens[6]);
-        let out_proj = take(lens[7]);
-        let conv_init_g = take(lens[8]);
-        let ssm_init_g = take(lens[9]);
+        let (input_grad, parts) = st.download_with(region, region_bytes, |b| {
+            let mut ig = vec![0f32; rows * dm];
+            put_act(&mut ig, &b[o[0]..o[0] + rows * dm * es], code);
+            let mut at = o[1];
+            let parts: Vec<Vec<f32>> = lens
+                .iter()
+                .map(|&l| {
+                    let mut v = vec![0f32; l];
+                    put_f32(&mut v, &b[at..at + 4 * l]);
+                    at += 4 * l;
+                    v
+                })
+                .collect();
+            (ig, parts)
+        })?;
+        let parts: [Vec<f32>; 10] = parts
+            .try_into()
+            .map_err(|_| unavailable("Mamba2Block backward: gradient parts"))?;
+        let [in_proj, conv_weight, conv_bias, dt_bias, a_log, d, norm_weight, out_proj, ci, si] =
+            parts;
         Ok(BlockGrads {
             input: input_grad,
             in_proj,
@@ -2053,8 +2072,8 @@ impl CudaBlock {
             d,
             norm_weight,
             out_proj,
-            conv_init: want_init.then_some(conv_init_g),
-            ssm_init: want_init.then_some(ssm_init_g),
+            conv_init: want_init.then_some(ci),
+            ssm_init: want_init.then_some(si),
         })
     }
 }
@@ -2211,6 +2230,12 @@ impl<'b> Staging<'b> {
         }
     }
 
+    /// `bytes` bytes of this call's device memory at `src`, handed to `f` after the
+    /// call's work (one copy, one wait).
+    fn download_with<R>(&self, src: u64, bytes: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.be.pool.dtoh_with(src, bytes, self.stream.raw, f)
+    }
+
     fn download<E: Element>(&self, d: &TensorDesc, dst: &mut [E]) -> Result<()> {
         // SAFETY: `dst` is a live mutable slice of exactly as many bytes; `d` is our
         // allocation of as many.
@@ -2342,6 +2367,40 @@ impl Pool {
             self.give_back(None, Vec::new(), vec![b], code == status::OK);
         }
         ok(self.api, code, "memcpy_dtoh")
+    }
+
+    /// Copies `bytes` bytes from the device address `src` after the work on `stream` and
+    /// hands them to `f` (from a page-locked buffer where the pool gives one, else from a
+    /// host copy): several results in one copy and one wait.
+    fn dtoh_with<R>(
+        &self,
+        src: u64,
+        bytes: usize,
+        stream: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        match self.pinned(bytes) {
+            Some(b) => {
+                // SAFETY: the pinned buffer holds at least `bytes` bytes (its size class)
+                // and is this call's alone; the plugin's copy returns once it has landed.
+                let code =
+                    unsafe { (self.api.memcpy_dtoh)(b.1 as *mut c_void, src, bytes, stream) };
+                let r = (code == status::OK).then(|| {
+                    // SAFETY: `bytes` initialised bytes of the pinned buffer (just landed),
+                    // not written again until it goes back to the pool below.
+                    f(unsafe { core::slice::from_raw_parts(b.1 as *const u8, bytes) })
+                });
+                self.give_back(None, Vec::new(), vec![b], code == status::OK);
+                ok(self.api, code, "memcpy_dtoh")?;
+                r.ok_or_else(|| unavailable("memcpy_dtoh: no result"))
+            }
+            None => {
+                let mut v = vec![0u8; bytes];
+                // SAFETY: `v` holds `bytes` writable bytes.
+                unsafe { self.dtoh(v.as_mut_ptr(), src, bytes, stream) }?;
+                Ok(f(&v))
+            }
+        }
     }
 
     /// Takes back a finished call's stream and buffers; `idle` says its stream was
