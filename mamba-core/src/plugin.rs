@@ -1230,6 +1230,52 @@ impl CudaBlock {
         ok(self.api, code, "Mamba2Block")
     }
 
+    /// The descriptor of a forward on device buffers, after checking the storage type and
+    /// every length.
+    #[allow(clippy::too_many_arguments)]
+    fn device_forward_desc<T: DeviceElement>(
+        &self,
+        op: &'static str,
+        input: &DeviceBuffer<T>,
+        batch: usize,
+        seqlen: usize,
+        out: &mut DeviceBuffer<T>,
+        states: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+        continue_from_state: bool,
+    ) -> Result<BlockForwardDesc> {
+        self.check_storage::<T>(op, "input")?;
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if n == 0 || input.len() != n || out.len() != n {
+            return Err(Error::invalid(
+                op,
+                "input/out",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
+                    self.cfg.d_model,
+                    input.len(),
+                    out.len()
+                ),
+            ));
+        }
+        let (conv_state, ssm_state) = match states {
+            Some((c, s)) => {
+                self.check_states(op, "states", batch, c.len(), s.len())?;
+                (c.ptr, s.ptr)
+            }
+            None => (0, 0),
+        };
+        Ok(BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: input.ptr,
+            out: out.ptr,
+            conv_state,
+            ssm_state,
+            has_state: (continue_from_state && conv_state != 0) as u32,
+            reserved: 0,
+        })
+    }
+
     /// The forward on device buffers, enqueued on `stream` (nothing waits): `input` and
     /// `out` are (b, L, d_model) in the block's storage type; `states` (conv (b,
     /// conv_dim, W-1), ssm (b, h, p, N), f32) are read when `continue_from_state` and
@@ -1244,60 +1290,15 @@ impl CudaBlock {
         continue_from_state: bool,
         stream: &CudaStream,
     ) -> Result<()> {
-        const OP: &str = "Mamba2Block";
-        if T::CODE != self.cfg.dtype {
-            return Err(Error::invalid(
-                OP,
-                "input",
-                format!(
-                    "is {}, the block stores {}",
-                    abi::dtype::name(T::CODE),
-                    abi::dtype::name(self.cfg.dtype)
-                ),
-            ));
-        }
-        let n = batch * seqlen * self.cfg.d_model as usize;
-        if input.len() != n || out.len() != n {
-            return Err(Error::invalid(
-                OP,
-                "input/out",
-                format!(
-                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
-                    self.cfg.d_model,
-                    input.len(),
-                    out.len()
-                ),
-            ));
-        }
-        let (conv_state, ssm_state) = match states {
-            Some((c, s)) => {
-                if c.len() != self.conv_state_len(batch) || s.len() != self.ssm_state_len(batch) {
-                    return Err(Error::invalid(
-                        OP,
-                        "states",
-                        format!(
-                            "conv state needs {} elements and ssm state {}, got {} and {}",
-                            self.conv_state_len(batch),
-                            self.ssm_state_len(batch),
-                            c.len(),
-                            s.len()
-                        ),
-                    ));
-                }
-                (c.ptr, s.ptr)
-            }
-            None => (0, 0),
-        };
-        let desc = BlockForwardDesc {
-            batch: batch as u32,
-            seqlen: seqlen as u32,
-            input: input.ptr,
-            out: out.ptr,
-            conv_state,
-            ssm_state,
-            has_state: continue_from_state as u32,
-            reserved: 0,
-        };
+        let desc = self.device_forward_desc(
+            "Mamba2Block",
+            input,
+            batch,
+            seqlen,
+            out,
+            states,
+            continue_from_state,
+        )?;
         // SAFETY: every pointer is a live buffer of this plugin with the length checked above.
         unsafe { self.forward_raw(&desc, stream) }
     }
@@ -1688,20 +1689,6 @@ impl CudaBlock {
     ) -> Result<()> {
         const OP: &str = "Mamba2Block forward_train";
         self.require_saving(OP)?;
-        self.check_storage::<T>(OP, "input")?;
-        let n = batch * seqlen * self.cfg.d_model as usize;
-        if n == 0 || input.len() != n || out.len() != n {
-            return Err(Error::invalid(
-                OP,
-                "input/out",
-                format!(
-                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {} and {}",
-                    self.cfg.d_model,
-                    input.len(),
-                    out.len()
-                ),
-            ));
-        }
         if acts.dims() != (batch, seqlen) {
             return Err(Error::invalid(
                 OP,
@@ -1712,23 +1699,8 @@ impl CudaBlock {
                 ),
             ));
         }
-        let (conv_state, ssm_state) = match states {
-            Some((c, s)) => {
-                self.check_states(OP, "states", batch, c.len(), s.len())?;
-                (c.ptr, s.ptr)
-            }
-            None => (0, 0),
-        };
-        let desc = BlockForwardDesc {
-            batch: batch as u32,
-            seqlen: seqlen as u32,
-            input: input.ptr,
-            out: out.ptr,
-            conv_state,
-            ssm_state,
-            has_state: (continue_from_state && conv_state != 0) as u32,
-            reserved: 0,
-        };
+        let desc =
+            self.device_forward_desc(OP, input, batch, seqlen, out, states, continue_from_state)?;
         acts.filled = false;
         // SAFETY: every pointer is a live buffer of this plugin with the length checked
         // above; `acts` holds `saved_bytes(batch, seqlen)` bytes (its dims checked), and

@@ -66,6 +66,16 @@ fn named<T: Element>(g: &Mamba2Grads<T>) -> Vec<(String, Vec<f64>)> {
     v
 }
 
+/// A small block (d_model 24, N 8, headdim 8: 6 heads) for the API tests.
+fn small_cfg() -> Mamba2Config {
+    Mamba2Config {
+        d_model: 24,
+        d_state: 8,
+        headdim: 8,
+        ..Mamba2Config::default()
+    }
+}
+
 fn random_weights(cfg: &Mamba2Config, seed: u64) -> Mamba2Weights {
     let mut w = Mamba2Weights::init(cfg, seed).unwrap();
     let mut rng = SplitMix64(seed + 1);
@@ -977,12 +987,7 @@ fn block_set_weights_in_place_matches_a_new_block() {
     if !cuda_available() {
         return;
     }
-    let cfg = Mamba2Config {
-        d_model: 24,
-        d_state: 8,
-        headdim: 8,
-        ..Mamba2Config::default()
-    };
+    let cfg = small_cfg();
     let sel = build(BackendKind::Cuda).unwrap();
     let (w1, w2) = (random_weights(&cfg, 5), random_weights(&cfg, 9));
     let mut blk = Mamba2Block::with_selection(cfg.clone(), w1.clone(), &sel).unwrap();
@@ -1089,12 +1094,7 @@ fn block_device_training_matches_the_host_api() {
         return;
     }
     use mamba_core::plugin::{DeviceBackward, DeviceBuffer, DeviceElement};
-    let cfg = Mamba2Config {
-        d_model: 24,
-        d_state: 8,
-        headdim: 8,
-        ..Mamba2Config::default()
-    };
+    let cfg = small_cfg();
     let sel = build(BackendKind::Cuda).unwrap();
     let blk = Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 11), &sel).unwrap();
     let cuda = mamba_model::backend::cuda_backend().unwrap();
