@@ -833,4 +833,10 @@ pub struct PluginApi {
     /// weights and should be destroyed. Appended to ABI version 1.
     pub block_set_weights:
         unsafe extern "C" fn(block: *mut c_void, weights: *const BlockWeightsC) -> i32,
+    /// `y = y + alpha x` over `n` elements of the storage type `dtype` (f32, bf16 or f16;
+    /// f32 arithmetic), enqueued on `stream`: the residual adds of a stack of blocks on
+    /// the device. `x` and `y` are dense device buffers of `n` elements (they may be the
+    /// same). Appended to ABI version 1.
+    pub axpy:
+        unsafe extern "C" fn(dtype: u32, n: usize, alpha: f32, x: u64, y: u64, stream: u64) -> i32,
 }

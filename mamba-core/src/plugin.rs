@@ -493,6 +493,31 @@ impl CudaBackend {
         Ok(b)
     }
 
+    /// `y = y + alpha x` on device buffers of one storage type (f32, bf16 or f16; f32
+    /// arithmetic), enqueued on `stream`: the residual adds of a stack of blocks trained
+    /// on the device. Errors as `Unsupported` where the plugin predates it.
+    pub fn axpy<T: DeviceElement>(
+        &self,
+        alpha: f32,
+        x: &DeviceBuffer<T>,
+        y: &mut DeviceBuffer<T>,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "axpy";
+        self.require_entry(core::mem::offset_of!(PluginApi, axpy), OP)?;
+        if x.len() != y.len() {
+            return Err(Error::invalid(
+                OP,
+                "x/y",
+                format!("{} and {} elements", x.len(), y.len()),
+            ));
+        }
+        // SAFETY: the entry exists (checked); `x` and `y` are live buffers of this plugin
+        // with `y.len()` elements of `T` each, freed only after the device has finished.
+        let code = unsafe { (self.api.axpy)(T::CODE, y.len(), alpha, x.ptr, y.ptr, stream.raw) };
+        ok(self.api, code, OP)
+    }
+
     /// Zeroed device memory for `len` elements.
     pub fn zeros<T: DeviceElement>(
         &self,
@@ -585,7 +610,7 @@ impl CudaBackend {
                 BACKEND,
                 op,
                 format!(
-                    "the plugin at {} predates the backward entries of the ABI table; rebuild it",
+                    "the plugin at {} predates this entry of the ABI table; rebuild it",
                     self.path.display()
                 ),
             ))

@@ -272,6 +272,15 @@ struct NormParams {
     int pad0;
 };
 
+// y = y + alpha x, elementwise, f32 arithmetic (the plugin's `axpy` entry).
+struct AxpyParams {
+    const void* x;
+    void* y;
+    long long n;
+    float alpha;
+    int pad0;
+};
+
 struct NegExpParams {
     const float* src;
     float* dst;

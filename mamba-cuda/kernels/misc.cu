@@ -203,7 +203,18 @@ __device__ void gated_rmsnorm(const NormParams& p) {
     }
 }
 
+template <typename T>
+__device__ void axpy(const AxpyParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    T* y = static_cast<T*>(p.y);
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+        y[i] = cvt<T>(fmaf(p.alpha, ldf(x + i), ldf(y + i)));
+    }
+}
+
 #define MISC_INST(T, NAME)                                                                                            \
+    extern "C" __global__ void axpy_##NAME(const __grid_constant__ AxpyParams p) { axpy<T>(p); }                      \
     extern "C" __global__ void conv1d_fwd_##NAME(const __grid_constant__ ConvParams p) { conv1d_fwd<T>(p); }          \
     extern "C" __global__ void state_update_##NAME(const __grid_constant__ StateUpdateParams p) { state_update<T>(p); } \
     extern "C" __global__ void conv_update_##NAME(const __grid_constant__ ConvUpdateParams p) { conv_update<T>(p); }  \

@@ -431,6 +431,10 @@ unsafe extern "C" fn block_set_weights(block: *mut c_void, weights: *const Block
     })
 }
 
+unsafe extern "C" fn axpy(dtype: u32, n: usize, alpha: f32, x: u64, y: u64, stream: u64) -> i32 {
+    guard(|| imp::axpy(dtype, n, alpha, x, y, stream))
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -504,6 +508,7 @@ static API: PluginApi = PluginApi {
     host_alloc,
     host_free,
     block_set_weights,
+    axpy,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -140,6 +140,9 @@ pub(crate) unsafe fn host_free(_p: *mut c_void) -> PResult<()> {
 pub(crate) unsafe fn block_set_weights(_b: *mut c_void, _w: &BlockWeightsC) -> PResult<()> {
     no()
 }
+pub(crate) fn axpy(_t: u32, _n: usize, _a: f32, _x: u64, _y: u64, _s: u64) -> PResult<()> {
+    no()
+}
 pub(crate) fn event_create() -> PResult<u64> {
     no()
 }

@@ -22,7 +22,7 @@ use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::sys as cu;
-use mamba_core::abi::{status, DeviceInfoC};
+use mamba_core::abi::{dtype as abi_dtype, status, DeviceInfoC};
 
 use crate::{PErr, PResult};
 
@@ -836,6 +836,39 @@ pub(crate) fn memset(dst: u64, value: u8, bytes: usize, stream: u64) -> PResult<
     // SAFETY: fills a caller-owned device buffer.
     let r = unsafe { cu::cuMemsetD8Async(dst, value, bytes, stream as cu::CUstream) };
     check(r, "cuMemsetD8Async")
+}
+
+/// `y = y + alpha x` over `n` elements of the storage type `dt` (f32 arithmetic).
+pub(crate) fn axpy(dt: u32, n: usize, alpha: f32, x: u64, y: u64, stream: u64) -> PResult<()> {
+    let g = gpu()?;
+    let name = match dt {
+        abi_dtype::F32 => "axpy_f32",
+        abi_dtype::BF16 => "axpy_bf16",
+        abi_dtype::F16 => "axpy_f16",
+        _ => {
+            return Err(PErr::invalid(format!(
+                "axpy: dtype must be f32, bf16 or f16, got {}",
+                abi_dtype::name(dt)
+            )))
+        }
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    if x == 0 || y == 0 {
+        return Err(PErr::invalid("axpy: null buffer"));
+    }
+    let i64n = i64::try_from(n).map_err(|_| PErr::invalid("axpy: too many elements"))?;
+    let f = g.func(name)?;
+    let blocks = n.div_ceil(256).min(g.sm_count.max(1) as usize * 8) as u32;
+    let prm = params::AxpyParams {
+        x,
+        y,
+        n: i64n,
+        alpha,
+        pad0: 0,
+    };
+    g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
 }
 
 pub(crate) fn event_create() -> PResult<u64> {

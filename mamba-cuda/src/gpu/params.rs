@@ -202,6 +202,16 @@ pub(crate) struct GemmParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AxpyParams {
+    pub x: u64,
+    pub y: u64,
+    pub n: i64,
+    pub alpha: f32,
+    pub pad0: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct NormParams {
     pub y: u64,
     pub z: u64,
