@@ -1335,56 +1335,31 @@ fn block_stack_trains_on_device_buffers() {
         .zip(&ys)
         .map(|(x, y)| (*y + -0.5 * *x) as f64)
         .collect();
-    let x = cuda.upload(&xs, &stream).unwrap();
+    fn axpy_case<T: mamba_core::plugin::DeviceElement + Element>(
+        xs: &[f32],
+        ys: &[f32],
+        want: &[f64],
+        tol: f64,
+    ) {
+        let cuda = mamba_model::backend::cuda_backend().unwrap();
+        let stream = cuda.stream().unwrap();
+        let to_t = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
+        let x = cuda.upload(&to_t(xs), &stream).unwrap();
+        let mut y = cuda.upload(&to_t(ys), &stream).unwrap();
+        cuda.axpy(-0.5, &x, &mut y, &stream).unwrap();
+        let got: Vec<f64> = y
+            .to_vec(&stream)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32() as f64)
+            .collect();
+        let e = rel_l2(&got, want);
+        assert!(e <= tol, "axpy {}: {e:.2e}", T::DTYPE);
+    }
+    axpy_case::<f32>(&xs, &ys, &want, 1e-7);
+    axpy_case::<bf16>(&xs, &ys, &want, 1e-2);
+    axpy_case::<f16>(&xs, &ys, &want, 2e-3);
     let mut y = cuda.upload(&ys, &stream).unwrap();
-    cuda.axpy(-0.5, &x, &mut y, &stream).unwrap();
-    let got: Vec<f64> = y
-        .to_vec(&stream)
-        .unwrap()
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
-    assert!(rel_l2(&got, &want) <= 1e-7, "axpy f32");
-    let xb = cuda
-        .upload(
-            &xs.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>(),
-            &stream,
-        )
-        .unwrap();
-    let mut yb = cuda
-        .upload(
-            &ys.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>(),
-            &stream,
-        )
-        .unwrap();
-    cuda.axpy(-0.5, &xb, &mut yb, &stream).unwrap();
-    let got: Vec<f64> = yb
-        .to_vec(&stream)
-        .unwrap()
-        .iter()
-        .map(|v| v.to_f32() as f64)
-        .collect();
-    assert!(rel_l2(&got, &want) <= 1e-2, "axpy bf16");
-    let xh = cuda
-        .upload(
-            &xs.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>(),
-            &stream,
-        )
-        .unwrap();
-    let mut yh = cuda
-        .upload(
-            &ys.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>(),
-            &stream,
-        )
-        .unwrap();
-    cuda.axpy(-0.5, &xh, &mut yh, &stream).unwrap();
-    let got: Vec<f64> = yh
-        .to_vec(&stream)
-        .unwrap()
-        .iter()
-        .map(|v| v.to_f32() as f64)
-        .collect();
-    assert!(rel_l2(&got, &want) <= 2e-3, "axpy f16");
     let short = cuda.alloc::<f32>(n - 1).unwrap();
     let e = cuda.axpy(1.0, &short, &mut y, &stream).unwrap_err();
     assert!(e.to_string().contains("999"), "{e}");
