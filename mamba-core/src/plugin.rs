@@ -2393,8 +2393,12 @@ impl Pool {
             }
             None => {
                 let mut v = vec![0u8; bytes];
-                // SAFETY: `v` holds `bytes` writable bytes.
-                unsafe { self.dtoh(v.as_mut_ptr(), src, bytes, stream) }?;
+                // SAFETY: `v` holds `bytes` writable bytes; `src` is device memory of as
+                // many; the plugin's copy returns once it has landed.
+                let code = unsafe {
+                    (self.api.memcpy_dtoh)(v.as_mut_ptr() as *mut c_void, src, bytes, stream)
+                };
+                ok(self.api, code, "memcpy_dtoh")?;
                 Ok(f(&v))
             }
         }
