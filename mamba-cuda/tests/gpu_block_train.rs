@@ -1021,18 +1021,21 @@ fn block_set_weights_in_place_matches_a_new_block() {
     // ... and with the clone gone, the next one overwrites them in place.
     let dev_mid = blk.device_block(mamba_model::DType::F32).unwrap().unwrap()
         as *const mamba_core::plugin::CudaBlock;
+    // The device copies now hold w2 (f32 and bf16); the in-place update must bring them
+    // to w1 (an update that copies nothing would leave w2 there and fail below).
     blk.forward(Tensor::new(&ub, shape)).unwrap();
+    let at_w2 = blk.forward(Tensor::new(&u, shape)).unwrap().0;
     blk.set_weights(w1.clone()).unwrap();
-    blk.set_weights(w2.clone()).unwrap();
     assert_eq!(
         blk.device_block(mamba_model::DType::F32).unwrap().unwrap() as *const _,
         dev_mid,
         "set_weights made a new device block where it could overwrite"
     );
-    let fresh = Mamba2Block::with_selection(cfg.clone(), w2.clone(), &sel).unwrap();
+    let fresh = Mamba2Block::with_selection(cfg.clone(), w1.clone(), &sel).unwrap();
     let got = blk.forward(Tensor::new(&u, shape)).unwrap().0;
     let want = fresh.forward(Tensor::new(&u, shape)).unwrap().0;
-    let moved = rel_l2(&f64s(&before), &f64s(&want));
+    assert!(rel_l2(&f64s(&before), &f64s(&want)) <= 1e-6);
+    let moved = rel_l2(&f64s(&at_w2), &f64s(&want));
     assert!(
         moved > 1e-2,
         "the two weight sets should differ: {moved:.2e}"
@@ -1481,4 +1484,77 @@ fn grads_weights(g: &mamba_core::plugin::BlockGrads) -> Mamba2Weights {
         out_proj: g.out_proj.clone(),
         out_proj_bias: None,
     }
+}
+
+/// Host-slice copies at and above the page-locked threshold (64 KiB) come back exactly:
+/// `to_vec` / `copy_to_host` of a pattern, in f32 and bf16, below, at and above the
+/// threshold and past the pool's size classes; and a block's forward on host slices (whose
+/// output and states come back in one page-locked copy) equals the same forward on device
+/// buffers at a size above the threshold.
+#[test]
+fn pinned_copies_round_trip_exactly() {
+    if !cuda_available() {
+        return;
+    }
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let stream = cuda.stream().unwrap();
+    for n in [1000usize, 16_384, 16_385, 262_147, 3_000_001] {
+        let v: Vec<f32> = (0..n).map(|i| (i as f32) * 0.25 - 7.0).collect();
+        let d = cuda.upload(&v, &stream).unwrap();
+        assert_eq!(d.to_vec(&stream).unwrap(), v, "to_vec of {n} f32");
+        let mut back = vec![0f32; n];
+        d.copy_to_host(&mut back, &stream).unwrap();
+        assert_eq!(back, v, "copy_to_host of {n} f32");
+        let vb: Vec<bf16> = v.iter().map(|&x| bf16::from_f32(x)).collect();
+        let db = cuda.upload(&vb, &stream).unwrap();
+        assert_eq!(db.to_vec(&stream).unwrap(), vb, "to_vec of {n} bf16");
+    }
+    let cfg = small_cfg();
+    let blk = Mamba2Block::with_selection(
+        cfg.clone(),
+        random_weights(&cfg, 41),
+        &build(BackendKind::Cuda).unwrap(),
+    )
+    .unwrap();
+    let dblk = blk.device_block(mamba_model::DType::F32).unwrap().unwrap();
+    let (b, l) = (2, 400); // 19 200 f32 = 75 KiB per tensor
+    let n = b * l * cfg.d_model;
+    let mut rng = SplitMix64(42);
+    let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let (mut hc, mut hs) = (
+        vec![0f32; dblk.conv_state_len(b)],
+        vec![0f32; dblk.ssm_state_len(b)],
+    );
+    let mut hout = vec![0f32; n];
+    dblk.forward_host(cuda, &u, b, l, &mut hc, &mut hs, &mut hout)
+        .unwrap();
+    let du = cuda.upload(&u, &stream).unwrap();
+    let mut dout = cuda.alloc::<f32>(n).unwrap();
+    let mut cs = cuda.zeros::<f32>(hc.len(), &stream).unwrap();
+    let mut ss = cuda.zeros::<f32>(hs.len(), &stream).unwrap();
+    dblk.forward(
+        &du,
+        b,
+        l,
+        &mut dout,
+        Some((&mut cs, &mut ss)),
+        true,
+        &stream,
+    )
+    .unwrap();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    for (what, got, want) in [
+        ("block output", dout.to_vec(&stream).unwrap(), &hout),
+        ("conv state", cs.to_vec(&stream).unwrap(), &hc),
+        ("ssm state", ss.to_vec(&stream).unwrap(), &hs),
+    ] {
+        let e = rel_l2(&f64s(&got), &f64s(want));
+        assert!(
+            e <= 1e-6,
+            "{what}: host slices against device buffers {e:.2e}"
+        );
+    }
+    println!(
+        "pinned copies: exact round trips; the block's host-slice forward equals the device one"
+    );
 }
