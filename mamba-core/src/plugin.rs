@@ -493,6 +493,11 @@ impl CudaBackend {
         Ok(b)
     }
 
+    /// `true` when the plugin has [`Self::axpy`].
+    pub fn has_axpy(&self) -> bool {
+        self.has_entry(core::mem::offset_of!(PluginApi, axpy) + core::mem::size_of::<usize>())
+    }
+
     /// `y = y + alpha x` on device buffers of one storage type (f32, bf16 or f16; f32
     /// arithmetic), enqueued on `stream`: the residual adds of a stack of blocks trained
     /// on the device. Errors as `Unsupported` where the plugin predates it.
@@ -1157,27 +1162,38 @@ impl DeviceGrads {
     /// The gradients on the host after the work on `stream` (`input`, `conv_init` and
     /// `ssm_init` are left empty: those live in the caller's buffers).
     pub fn to_host(&self, stream: &CudaStream) -> Result<BlockGrads> {
-        let all = self.buf.to_vec(stream)?;
-        let mut rest = all.as_slice();
-        let mut take = |l: usize| {
-            let (a, b) = rest.split_at(l);
-            rest = b;
-            a.to_vec()
-        };
+        let mut g = BlockGrads::default();
+        self.copy_to_host(&mut g, stream)?;
+        Ok(g)
+    }
+
+    /// As [`Self::to_host`], into `dst`'s vectors (each resized to its gradient's length,
+    /// keeping its memory when it is already that long: a training loop that passes the
+    /// same `dst` every step allocates nothing); `input`, `conv_init` and `ssm_init` are
+    /// left as they are. One download.
+    pub fn copy_to_host(&self, dst: &mut BlockGrads, stream: &CudaStream) -> Result<()> {
         let [a, b, c, d, e, f, g, h] = self.lens;
-        Ok(BlockGrads {
-            input: Vec::new(),
-            in_proj: take(a),
-            conv_weight: take(b),
-            conv_bias: take(c),
-            dt_bias: take(d),
-            a_log: take(e),
-            d: take(f),
-            norm_weight: take(g),
-            out_proj: take(h),
-            conv_init: None,
-            ssm_init: None,
-        })
+        let parts: [(&mut Vec<f32>, usize); 8] = [
+            (&mut dst.in_proj, a),
+            (&mut dst.conv_weight, b),
+            (&mut dst.conv_bias, c),
+            (&mut dst.dt_bias, d),
+            (&mut dst.a_log, e),
+            (&mut dst.d, f),
+            (&mut dst.norm_weight, g),
+            (&mut dst.out_proj, h),
+        ];
+        let bytes = self.buf.len() * 4;
+        self.buf
+            .pool
+            .dtoh_with(self.buf.ptr, bytes, stream.raw, |all| {
+                let mut at = 0;
+                for (v, l) in parts {
+                    v.resize(l, 0.0);
+                    put_f32(v, &all[at..at + 4 * l]);
+                    at += 4 * l;
+                }
+            })
     }
 }
 

@@ -1558,3 +1558,247 @@ fn pinned_copies_round_trip_exactly() {
         "pinned copies: exact round trips; the block's host-slice forward equals the device one"
     );
 }
+
+/// Each block's forward_train + backward chained by hand through the host-slice API,
+/// residual adds on the host: (output, d input, each block's gradients).
+fn chained_by_hand<T: Element + mamba_core::plugin::DeviceElement>(
+    blocks: &[Mamba2Block],
+    x: &[T],
+    dout: &[T],
+    shape: [usize; 3],
+) -> (Vec<T>, Vec<T>, Vec<Mamba2Weights>)
+where
+    dyn mamba_core::Backend: mamba_core::Kernels<T>,
+{
+    let add = |h: &mut Vec<T>, y: &[T]| {
+        h.iter_mut()
+            .zip(y)
+            .for_each(|(a, c)| *a = T::from_f64(a.to_f64() + c.to_f64()))
+    };
+    let mut h = x.to_vec();
+    let mut tapes = Vec::new();
+    for blk in blocks {
+        let t = blk.forward_train(Tensor::new(&h, shape), None).unwrap();
+        add(&mut h, t.output());
+        tapes.push(t);
+    }
+    let mut g = dout.to_vec();
+    let mut ws = Vec::new();
+    for (blk, t) in blocks.iter().zip(&tapes).rev() {
+        let gb = blk.backward(t, &g, None).unwrap();
+        add(&mut g, &gb.input);
+        ws.push(gb.weights);
+    }
+    ws.reverse();
+    (h, g, ws)
+}
+
+/// `Mamba2Stack` with its residual stream on the device: the same numbers as the blocks
+/// chained by hand through the host-slice API (f32 and bf16; kept and recomputed
+/// activations; two shapes), buffers reused by the next step without changing a
+/// result, two tapes alive at once, the inference forward, and a foreign tape refused.
+#[test]
+fn stack_trains_with_its_stream_on_the_device() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::{DType, Mamba2Stack};
+    let cfg = small_cfg();
+    let sel = build(BackendKind::Cuda).unwrap();
+    let blocks: Vec<Mamba2Block> = (0..3)
+        .map(|k| {
+            Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 51 + k), &sel).unwrap()
+        })
+        .collect();
+    let mut stack = Mamba2Stack::new(blocks.clone()).unwrap();
+    assert_eq!(stack.on_device(DType::F32), (true, true));
+    assert_eq!(stack.on_device(DType::BF16), (true, true));
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let mut rng = SplitMix64(61);
+    for (b, l) in [(2usize, 41usize), (1, 130)] {
+        let shape = [b, l, cfg.d_model];
+        let n = b * l * cfg.d_model;
+        let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let x2: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let (h, g, ws) = chained_by_hand(stack.blocks(), &x, &dout, shape);
+        let check = |what: &str, out: &[f32], gi: &[f32], gw: &[Mamba2Weights], tol: f64| {
+            let e = rel_l2(&f64s(out), &f64s(&h));
+            assert!(e <= tol, "{what} (b {b}, L {l}): output {e:.2e}");
+            let e = rel_l2(&f64s(gi), &f64s(&g));
+            assert!(e <= tol, "{what} (b {b}, L {l}): d input {e:.2e}");
+            for (k, (a, w)) in gw.iter().zip(&ws).enumerate() {
+                for (t, (ta, tw)) in a.tensors().iter().zip(w.tensors()).enumerate() {
+                    let e = rel_l2(&f64s(ta), &f64s(tw));
+                    assert!(
+                        e <= tol,
+                        "{what} (b {b}, L {l}): block {k} tensor {t} {e:.2e}"
+                    );
+                }
+            }
+        };
+        let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert!(tape.on_device() && tape.device_bytes() > 0);
+        let gr = stack.backward(&tape, &dout).unwrap();
+        check("stack", tape.output(), &gr.input, &gr.blocks, 1e-5);
+        let first_out = tape.output().to_vec();
+        let bytes = tape.device_bytes();
+        drop(tape);
+        // The next step takes the same buffers: the same results, bit for bit.
+        let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert_eq!(tape.device_bytes(), bytes);
+        assert_eq!(tape.output(), &first_out[..], "a step on reused buffers");
+        // A second tape alive at once (another input) leaves the first one's alone.
+        let other = stack.forward_train(Tensor::new(&x2, shape)).unwrap();
+        let g_other = stack.backward(&other, &dout).unwrap();
+        let again = stack.backward(&tape, &dout).unwrap();
+        // (The block's backward sums some gradients in a run-dependent order: not bit for
+        // bit, but a tape overwritten by the other input would be off by O(1).)
+        let e = rel_l2(&f64s(&again.input), &f64s(&gr.input));
+        assert!(e <= 1e-6, "backward with another tape alive: {e:.2e}");
+        let (h2, g2, _) = chained_by_hand(stack.blocks(), &x2, &dout, shape);
+        assert!(rel_l2(&f64s(other.output()), &f64s(&h2)) <= 1e-5);
+        assert!(rel_l2(&f64s(&g_other.input), &f64s(&g2)) <= 1e-5);
+        // backward_into: the same gradients, in the memory of the other tape's.
+        let mut into = g_other.clone();
+        let ptrs = |g: &mamba_model::StackGrads<f32>| {
+            let mut p = vec![g.input.as_ptr() as usize];
+            for w in &g.blocks {
+                p.extend(w.tensors().iter().map(|t| t.as_ptr() as usize));
+            }
+            p
+        };
+        let before = ptrs(&into);
+        stack.backward_into(&tape, &dout, &mut into).unwrap();
+        assert_eq!(ptrs(&into), before, "backward_into allocated");
+        let e = rel_l2(&f64s(&into.input), &f64s(&gr.input));
+        assert!(e <= 1e-6, "backward_into, d input: {e:.2e}");
+        for (k, (a, w)) in into.blocks.iter().zip(&gr.blocks).enumerate() {
+            for (t, (ta, tw)) in a.tensors().iter().zip(w.tensors()).enumerate() {
+                let e = rel_l2(&f64s(ta), &f64s(tw));
+                assert!(e <= 1e-6, "backward_into: block {k} tensor {t} {e:.2e}");
+            }
+        }
+        // The inference forward.
+        let y = stack.forward(Tensor::new(&x, shape)).unwrap();
+        let e = rel_l2(&f64s(&y), &f64s(&h));
+        assert!(e <= 1e-5, "forward (b {b}, L {l}): {e:.2e}");
+        // A tape of this stack is refused by a clone.
+        let e = stack.clone().backward(&tape, &dout).unwrap_err();
+        assert!(e.to_string().contains("another stack"), "{e}");
+        drop((tape, other));
+        // Block 1 recomputes its activations.
+        stack.block_mut(1).set_keep_activations(false);
+        let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert!(tape.on_device());
+        let gr = stack.backward(&tape, &dout).unwrap();
+        check("recompute", tape.output(), &gr.input, &gr.blocks, 1e-5);
+        drop(tape);
+        stack.block_mut(1).set_keep_activations(true);
+        // bf16 storage.
+        let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        let db: Vec<bf16> = dout.iter().map(|&v| bf16::from_f32(v)).collect();
+        let (hb, gb, wb) = chained_by_hand(stack.blocks(), &xb, &db, shape);
+        let tape = stack.forward_train(Tensor::new(&xb, shape)).unwrap();
+        assert!(tape.on_device());
+        let grb = stack.backward(&tape, &db).unwrap();
+        let wide = |v: &[bf16]| v.iter().map(|x| x.to_f32() as f64).collect::<Vec<_>>();
+        let e = rel_l2(&wide(tape.output()), &wide(&hb));
+        assert!(e <= 1e-2, "bf16 output {e:.2e}");
+        let e = rel_l2(&wide(&grb.input), &wide(&gb));
+        assert!(e <= 2e-2, "bf16 d input {e:.2e}");
+        for (k, (a, w)) in grb.blocks.iter().zip(&wb).enumerate() {
+            for (t, (ta, tw)) in a.tensors().iter().zip(w.tensors()).enumerate() {
+                let e = rel_l2(&f64s(ta), &f64s(tw));
+                assert!(e <= 2e-2, "bf16 block {k} tensor {t} {e:.2e}");
+            }
+        }
+    }
+}
+
+/// Timings (not assertions): a training step (forward_train + backward, and with the
+/// weights set after it) of a stack of 4 seed blocks (d_model 192, N 64) on the device,
+/// against the same blocks chained through the host-slice API, wall clock, medians.
+#[test]
+fn stack_train_bench() {
+    if std::env::var("MAMBA_BLOCK_TRAIN_BENCH").ok().as_deref() != Some("1") || !cuda_available() {
+        return;
+    }
+    use mamba_model::Mamba2Stack;
+    let cfg = Mamba2Config::new(192, 64);
+    let sel = build(BackendKind::Cuda).unwrap();
+    let blocks: Vec<Mamba2Block> = (0..4)
+        .map(|k| {
+            Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 70 + k), &sel).unwrap()
+        })
+        .collect();
+    let mut stack = Mamba2Stack::new(blocks).unwrap();
+    let b = 2;
+    for l in [100usize, 400, 800] {
+        let shape = [b, l, 192];
+        let n = b * l * 192;
+        let mut rng = SplitMix64(3);
+        let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let ws: Vec<Mamba2Weights> = stack.blocks().iter().map(|b| b.weights().clone()).collect();
+        let median_ms = |f: &mut dyn FnMut()| {
+            let mut v = Vec::new();
+            for i in 0..23 {
+                let t0 = std::time::Instant::now();
+                f();
+                if i >= 3 {
+                    v.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            mamba_core::plugin::median(&v)
+        };
+        let mut rounds = Vec::new();
+        let mut grads = mamba_model::StackGrads {
+            input: Vec::new(),
+            blocks: Vec::new(),
+        };
+        let mut scratch = ws.clone();
+        for _ in 0..3 {
+            let by_hand = median_ms(&mut || {
+                std::hint::black_box(chained_by_hand(stack.blocks(), &x, &dout, shape));
+            });
+            let st = median_ms(&mut || {
+                let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+                std::hint::black_box(stack.backward(&t, &dout).unwrap());
+            });
+            let st_into = median_ms(&mut || {
+                let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+                stack.backward_into(&t, &dout, &mut grads).unwrap();
+                std::hint::black_box(&grads);
+            });
+            // As a training loop: the weights replaced in place, with their memory reused.
+            let st_set = median_ms(&mut || {
+                let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+                stack.backward_into(&t, &dout, &mut grads).unwrap();
+                drop(t);
+                for (k, w) in scratch.iter_mut().enumerate() {
+                    w.clone_from(&ws[k]);
+                    stack.block_mut(k).swap_weights(w).unwrap();
+                }
+            });
+            let fwd_hand = median_ms(&mut || {
+                let mut h = x.clone();
+                for blk in stack.blocks() {
+                    let (y, _) = blk.forward(Tensor::new(&h, shape)).unwrap();
+                    h.iter_mut().zip(&y).for_each(|(a, c)| *a += c);
+                }
+                std::hint::black_box(h);
+            });
+            let fwd = median_ms(&mut || {
+                std::hint::black_box(stack.forward(Tensor::new(&x, shape)).unwrap());
+            });
+            rounds.push(format!(
+                "step by hand {by_hand:.3} / stack {st:.3} / backward_into {st_into:.3} / + swap_weights {st_set:.3}; forward by hand {fwd_hand:.3} / stack {fwd:.3}"
+            ));
+        }
+        println!(
+            "stack of 4 blocks (2, {l}, 192) f32, ms: {}",
+            rounds.join(" | ")
+        );
+    }
+}

@@ -297,10 +297,17 @@ impl Mamba2Block {
     /// On the CUDA backend the device copies are overwritten in place when this block
     /// alone holds them (no clone shares them) and the plugin can; otherwise they are
     /// made again on their next use.
-    pub fn set_weights(&mut self, weights: Mamba2Weights) -> Result<(), ModelError> {
+    pub fn set_weights(&mut self, mut weights: Mamba2Weights) -> Result<(), ModelError> {
+        self.swap_weights(&mut weights)
+    }
+
+    /// As [`set_weights`](Self::set_weights), leaving the weights replaced in `weights`
+    /// (a training loop fills their memory with the next step's weights instead of
+    /// allocating). Nothing changes when `weights` does not fit the configuration.
+    pub fn swap_weights(&mut self, weights: &mut Mamba2Weights) -> Result<(), ModelError> {
         weights.validate(&self.cfg)?;
         self.a = weights.a();
-        self.weights = weights;
+        std::mem::swap(&mut self.weights, weights);
         if let Some(dev) = &mut self.cuda {
             match Arc::get_mut(dev) {
                 Some(d) => d.set_weights(&self.weights),

@@ -12,6 +12,7 @@ use crate::backend::Selection;
 use crate::block::Mamba2Block;
 use crate::config::Mamba2Config;
 use crate::error::ModelError;
+use crate::stack::{Mamba2Stack, StackGrads};
 use crate::train::AdamW;
 use crate::weights::{Mamba2Weights, SplitMix64};
 
@@ -60,13 +61,17 @@ pub struct ToyModel {
     pub w_in: Vec<f32>,
     /// (d_model).
     pub b_in: Vec<f32>,
-    /// The blocks.
-    pub blocks: Vec<Mamba2Block>,
+    /// The residual blocks.
+    pub stack: Mamba2Stack,
     /// (d_model).
     pub w_out: Vec<f32>,
     /// (1).
     pub b_out: Vec<f32>,
     opt: AdamW,
+    /// The last step's gradients and a copy of the weights, whose memory the next step
+    /// fills again.
+    grads: StackGrads<f32>,
+    scratch: Vec<Mamba2Weights>,
 }
 
 impl ToyModel {
@@ -88,10 +93,11 @@ impl ToyModel {
                 Mamba2Block::with_selection(cfg.clone(), w, sel)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let stack = Mamba2Stack::new(blocks)?;
         Ok(ToyModel {
             w_in: (0..dm).map(|_| rng.normal()).collect(),
             b_in: (0..dm).map(|_| 0.1 * rng.normal()).collect(),
-            blocks,
+            stack,
             w_out: (0..dm).map(|_| rng.normal() / (dm as f32).sqrt()).collect(),
             b_out: vec![0.0],
             opt: {
@@ -99,17 +105,19 @@ impl ToyModel {
                 opt.weight_decay = 0.0;
                 opt
             },
+            grads: StackGrads {
+                input: Vec::new(),
+                blocks: Vec::new(),
+            },
+            scratch: Vec::new(),
         })
     }
 
     /// The model's prediction (batch, len).
     pub fn predict(&self, b: &Batch) -> Result<Vec<f32>, ModelError> {
         let dm = self.w_in.len();
-        let mut h = self.embed(b);
-        for blk in &self.blocks {
-            let (y, _) = blk.forward(Tensor::new(&h, [b.batch, b.len, dm]))?;
-            h.iter_mut().zip(&y).for_each(|(a, c)| *a += c);
-        }
+        let h = self.embed(b);
+        let h = self.stack.forward(Tensor::new(&h, [b.batch, b.len, dm]))?;
         Ok(self.readout(&h))
     }
 
@@ -141,15 +149,11 @@ impl ToyModel {
     pub fn train_step(&mut self, b: &Batch) -> Result<f32, ModelError> {
         let dm = self.w_in.len();
         let shape = [b.batch, b.len, dm];
-        // Forward, keeping each block's tape.
-        let mut h = self.embed(b);
-        let mut tapes = Vec::with_capacity(self.blocks.len());
-        for blk in &self.blocks {
-            let tape = blk.forward_train(Tensor::new(&h, shape), None)?;
-            h.iter_mut().zip(tape.output()).for_each(|(a, c)| *a += c);
-            tapes.push(tape);
-        }
-        let pred = self.readout(&h);
+        // Forward, keeping the stack's tape.
+        let x = self.embed(b);
+        let tape = self.stack.forward_train(Tensor::new(&x, shape))?;
+        let h = tape.output();
+        let pred = self.readout(h);
         let loss = mse(&pred, &b.target);
         // d loss / d pred.
         let n = pred.len() as f32;
@@ -167,14 +171,10 @@ impl ToyModel {
                 dh[r * dm + k] = g * self.w_out[k];
             }
         }
-        // Through the residual blocks, last first.
-        let mut block_grads = Vec::with_capacity(self.blocks.len());
-        for (blk, tape) in self.blocks.iter().zip(&tapes).rev() {
-            let g = blk.backward(tape, &dh, None)?;
-            dh.iter_mut().zip(&g.input).for_each(|(a, c)| *a += c);
-            block_grads.push(g.weights);
-        }
-        block_grads.reverse();
+        // Through the residual blocks.
+        self.stack.backward_into(&tape, &dh, &mut self.grads)?;
+        drop(tape);
+        let (dh, block_grads) = (&self.grads.input, &self.grads.blocks);
         let mut gw_in = vec![0.0f32; dm];
         let mut gb_in = vec![0.0f32; dm];
         for (r, &x) in b.input.iter().enumerate() {
@@ -184,8 +184,14 @@ impl ToyModel {
             }
         }
         // One optimiser step over every tensor, in a fixed order.
-        let mut weights: Vec<Mamba2Weights> =
-            self.blocks.iter().map(|b| b.weights().clone()).collect();
+        let weights = &mut self.scratch;
+        weights.truncate(self.stack.len());
+        for (k, b) in self.stack.blocks().iter().enumerate() {
+            match weights.get_mut(k) {
+                Some(w) => w.clone_from(b.weights()),
+                None => weights.push(b.weights().clone()),
+            }
+        }
         {
             let mut params: Vec<&mut [f32]> = vec![
                 &mut self.w_in,
@@ -197,13 +203,13 @@ impl ToyModel {
                 params.extend(w.tensors_mut());
             }
             let mut grads: Vec<&[f32]> = vec![&gw_in, &gb_in, &gw_out, &gb_out];
-            for g in &block_grads {
+            for g in block_grads {
                 grads.extend(g.tensors());
             }
             self.opt.step(&mut params, &grads);
         }
-        for (blk, w) in self.blocks.iter_mut().zip(weights) {
-            blk.set_weights(w)?;
+        for (k, w) in weights.iter_mut().enumerate() {
+            self.stack.block_mut(k).swap_weights(w)?;
         }
         Ok(loss)
     }

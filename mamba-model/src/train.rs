@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mamba_core::element::convert;
-use mamba_core::plugin::BlockSaved;
+use mamba_core::plugin::{BlockGrads, BlockSaved};
 use mamba_core::{Backend, Element, Kernels, Tensor};
 
 use crate::block::{Activations, Mamba2Block, Mamba2State};
@@ -254,34 +254,40 @@ impl Mamba2Block {
             .as_ref()
             .map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let dfinal = dstate.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
-        let g = match saved {
+        let mut g = match saved {
             Some(sv) => blk.backward_host_saved(cuda, sv, dout32, init, dfinal)?,
             None => {
                 blk.backward_host(cuda, input, dout32, tape.batch, tape.seqlen, init, dfinal)?
             }
         };
-        let w = self.weights();
         let initial_state = tape.init.as_ref().map(|_| Mamba2State {
             batch: tape.batch,
             conv: g.conv_init.clone().unwrap_or_default(),
             ssm: g.ssm_init.clone().unwrap_or_default(),
         });
+        let input = T::vec_from_f32(std::mem::take(&mut g.input));
         Ok(Mamba2Grads {
-            input: T::vec_from_f32(g.input),
-            weights: Mamba2Weights {
-                in_proj: g.in_proj,
-                in_proj_bias: None,
-                conv_weight: g.conv_weight,
-                conv_bias: w.conv_bias.as_ref().map(|_| g.conv_bias),
-                dt_bias: g.dt_bias,
-                a_log: g.a_log,
-                d: g.d,
-                norm_weight: g.norm_weight,
-                out_proj: g.out_proj,
-                out_proj_bias: None,
-            },
+            input,
+            weights: self.weights_from_grads(g),
             initial_state,
         })
+    }
+
+    /// The device block's parameter gradients in the weights' own layout (a block on
+    /// the device has no projection biases; no conv-bias gradient without a conv bias).
+    pub(crate) fn weights_from_grads(&self, g: BlockGrads) -> Mamba2Weights {
+        Mamba2Weights {
+            in_proj: g.in_proj,
+            in_proj_bias: None,
+            conv_weight: g.conv_weight,
+            conv_bias: self.weights().conv_bias.as_ref().map(|_| g.conv_bias),
+            dt_bias: g.dt_bias,
+            a_log: g.a_log,
+            d: g.d,
+            norm_weight: g.norm_weight,
+            out_proj: g.out_proj,
+            out_proj_bias: None,
+        }
     }
 
     /// The backward on the host from the kept activations.

@@ -1,0 +1,274 @@
+//! `Mamba2Stack` on the CPU backends: the same numbers as chaining the blocks by hand,
+//! gradients against central finite differences of the stack's own forward, and the
+//! refusals. (The device-resident passes are checked on the GPU in
+//! mamba-cuda/tests/gpu_block_train.rs.)
+
+use mamba_model::backend::build;
+use mamba_model::{
+    bf16, BackendKind, Element, Mamba2Block, Mamba2Config, Mamba2Stack, Mamba2Weights, ModelError,
+    SplitMix64, Tensor,
+};
+
+fn cfg() -> Mamba2Config {
+    Mamba2Config {
+        d_model: 16,
+        d_state: 8,
+        headdim: 8,
+        chunk_size: 4,
+        ..Mamba2Config::default()
+    }
+}
+
+fn random_weights(cfg: &Mamba2Config, seed: u64) -> Mamba2Weights {
+    let mut w = Mamba2Weights::init(cfg, seed).unwrap();
+    let mut rng = SplitMix64(seed + 100);
+    w.d.iter_mut().for_each(|v| *v = rng.normal());
+    w.norm_weight
+        .iter_mut()
+        .for_each(|v| *v = 1.0 + 0.3 * rng.normal());
+    w.out_proj.iter_mut().for_each(|v| *v *= 0.5);
+    w
+}
+
+fn stack_on(kind: BackendKind, cfg: &Mamba2Config, n: usize, seed: u64) -> Mamba2Stack {
+    let sel = build(kind).unwrap();
+    let blocks = (0..n)
+        .map(|k| {
+            Mamba2Block::with_selection(cfg.clone(), random_weights(cfg, seed + k as u64), &sel)
+                .unwrap()
+        })
+        .collect();
+    Mamba2Stack::new(blocks).unwrap()
+}
+
+fn randn(rng: &mut SplitMix64, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal()).collect()
+}
+
+/// A random direction of unit length.
+fn direction(rng: &mut SplitMix64, n: usize) -> Vec<f32> {
+    let v = randn(rng, n);
+    let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.into_iter().map(|a| a / norm).collect()
+}
+
+/// The stack's passes equal the blocks chained by hand, residual adds on the host.
+fn check_against_chained<T: Element + mamba_core::plugin::DeviceElement>(kind: BackendKind)
+where
+    dyn mamba_core::Backend: mamba_core::Kernels<T>,
+{
+    let cfg = cfg();
+    let stack = stack_on(kind, &cfg, 3, 7);
+    let (b, l) = (2, 11);
+    let shape = [b, l, cfg.d_model];
+    let mut rng = SplitMix64(5);
+    let to_t = |v: Vec<f32>| v.into_iter().map(T::from_f32).collect::<Vec<T>>();
+    let x = to_t(randn(&mut rng, b * l * cfg.d_model));
+    let dout = to_t(randn(&mut rng, x.len()));
+    let add = |h: &mut Vec<T>, y: &[T]| {
+        h.iter_mut()
+            .zip(y)
+            .for_each(|(a, c)| *a = T::from_f64(a.to_f64() + c.to_f64()))
+    };
+
+    let mut h = x.clone();
+    let mut tapes = Vec::new();
+    for blk in stack.blocks() {
+        let t = blk.forward_train(Tensor::new(&h, shape), None).unwrap();
+        add(&mut h, t.output());
+        tapes.push(t);
+    }
+    let mut g = dout.clone();
+    let mut want_w = Vec::new();
+    for (blk, t) in stack.blocks().iter().zip(&tapes).rev() {
+        let gb = blk.backward(t, &g, None).unwrap();
+        add(&mut g, &gb.input);
+        want_w.push(gb.weights);
+    }
+    want_w.reverse();
+
+    let out = stack.forward(Tensor::new(&x, shape)).unwrap();
+    assert_eq!(out, h, "{kind:?} {}: forward", T::DTYPE);
+    let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+    assert!(!tape.on_device());
+    assert_eq!(tape.device_bytes(), 0);
+    assert_eq!(
+        tape.output(),
+        &h[..],
+        "{kind:?} {}: forward_train",
+        T::DTYPE
+    );
+    let grads = stack.backward(&tape, &dout).unwrap();
+    assert_eq!(grads.input, g, "{kind:?} {}: d input", T::DTYPE);
+    assert_eq!(grads.blocks.len(), 3);
+    for (k, (got, want)) in grads.blocks.iter().zip(&want_w).enumerate() {
+        assert_eq!(
+            got.tensors(),
+            want.tensors(),
+            "{kind:?} {}: block {k}",
+            T::DTYPE
+        );
+    }
+    // A second backward of the same tape gives the same gradients, also into the
+    // vectors of another pass's gradients.
+    let again = stack.backward(&tape, &dout).unwrap();
+    assert_eq!(again.input, grads.input);
+    let other = stack.forward_train(Tensor::new(&dout, shape)).unwrap();
+    let mut into = stack.backward(&other, &x).unwrap();
+    stack.backward_into(&tape, &dout, &mut into).unwrap();
+    assert_eq!(into.input, grads.input);
+    for (a, b) in into.blocks.iter().zip(&grads.blocks) {
+        assert_eq!(a.tensors(), b.tensors());
+    }
+}
+
+#[test]
+fn stack_equals_the_blocks_chained_by_hand() {
+    for kind in [BackendKind::Reference, BackendKind::CpuSimd] {
+        check_against_chained::<f32>(kind);
+        check_against_chained::<bf16>(kind);
+    }
+}
+
+/// `sum(dout * stack(x))` with every tensor given.
+fn objective(stack: &Mamba2Stack, x: &[f32], dout: &[f32], shape: [usize; 3]) -> f64 {
+    let y = stack.forward(Tensor::new(x, shape)).unwrap();
+    y.iter().zip(dout).map(|(a, b)| *a as f64 * *b as f64).sum()
+}
+
+#[test]
+fn stack_gradients_match_finite_differences() {
+    // Directional derivatives: along a random direction of the input, and of each
+    // block's in_proj, conv weight, A_log and out_proj, against <gradient, direction>.
+    let cfg = Mamba2Config {
+        d_model: 8,
+        d_state: 4,
+        headdim: 4,
+        chunk_size: 3,
+        ..Mamba2Config::default()
+    };
+    let stack = stack_on(BackendKind::Reference, &cfg, 2, 41);
+    let (b, l) = (2, 6);
+    let shape = [b, l, cfg.d_model];
+    let mut rng = SplitMix64(8);
+    let x = randn(&mut rng, b * l * cfg.d_model);
+    let dout = randn(&mut rng, x.len());
+    let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+    let grads = stack.backward(&tape, &dout).unwrap();
+    let eps = 1e-2f32;
+    let dot =
+        |g: &[f32], v: &[f32]| -> f64 { g.iter().zip(v).map(|(a, b)| *a as f64 * *b as f64).sum() };
+    let close = |what: &str, fd: f64, an: f64| {
+        let err = (fd - an).abs() / an.abs().max(0.05);
+        assert!(
+            err < 2e-3,
+            "{what}: finite differences {fd:.6e}, backward {an:.6e}"
+        );
+    };
+
+    let v = direction(&mut rng, x.len());
+    let shifted = |s: f32| -> Vec<f32> { x.iter().zip(&v).map(|(a, d)| a + s * d).collect() };
+    let fd = (objective(&stack, &shifted(eps), &dout, shape)
+        - objective(&stack, &shifted(-eps), &dout, shape))
+        / (2.0 * eps as f64);
+    close("input", fd, dot(&grads.input, &v));
+
+    // Tensor indices of Mamba2Weights::tensors: 0 in_proj, 1 conv weight, 3 A_log,
+    // 6 out_proj.
+    for k in 0..stack.len() {
+        for t in [0usize, 1, 3, 6] {
+            let base = stack.blocks()[k].weights().clone();
+            let v = direction(&mut rng, base.tensors()[t].len());
+            let at = |s: f32| -> f64 {
+                let mut w = base.clone();
+                w.tensors_mut()[t]
+                    .iter_mut()
+                    .zip(&v)
+                    .for_each(|(a, d)| *a += s * d);
+                let mut st = stack.clone();
+                st.block_mut(k).set_weights(w).unwrap();
+                objective(&st, &x, &dout, shape)
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            close(
+                &format!("block {k} tensor {t}"),
+                fd,
+                dot(grads.blocks[k].tensors()[t], &v),
+            );
+        }
+    }
+}
+
+#[test]
+fn stack_refuses_what_does_not_fit() {
+    let cfg = cfg();
+    let sel = build(BackendKind::Reference).unwrap();
+    let blk = |c: &Mamba2Config| Mamba2Block::with_selection(c.clone(), random_weights(c, 1), &sel);
+    let e = Mamba2Stack::new(Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("at least one block"), "{e}");
+    let wide = Mamba2Config {
+        d_model: 32,
+        ..cfg.clone()
+    };
+    let e = Mamba2Stack::new(vec![blk(&cfg).unwrap(), blk(&wide).unwrap()]).unwrap_err();
+    assert!(e.to_string().contains("block 1 has d_model 32"), "{e}");
+
+    let mut stack = Mamba2Stack::new(vec![blk(&cfg).unwrap(), blk(&cfg).unwrap()]).unwrap();
+    assert_eq!(
+        (stack.len(), stack.d_model(), stack.is_empty()),
+        (2, 16, false)
+    );
+    assert_eq!(stack.on_device(mamba_model::DType::F32), (false, false));
+    let (b, l) = (1, 5);
+    let x = vec![0.5f32; b * l * 16];
+    // A wrong width, and a buffer that does not match its shape.
+    let e = stack.forward(Tensor::new(&x, [b, l * 2, 8])).unwrap_err();
+    assert!(matches!(e, ModelError::Shape { .. }), "{e}");
+    let e = stack
+        .forward_train(Tensor::new(&x[1..], [b, l, 16]))
+        .unwrap_err();
+    assert!(matches!(e, ModelError::Shape { .. }), "{e}");
+    let tape = stack.forward_train(Tensor::new(&x, [b, l, 16])).unwrap();
+    let e = stack.backward(&tape, &x[1..]).unwrap_err();
+    assert!(e.to_string().contains("dout"), "{e}");
+    // A tape of another stack, or of a clone, is refused.
+    let other = stack.clone();
+    let e = other.backward(&tape, &x).unwrap_err();
+    assert!(e.to_string().contains("another stack"), "{e}");
+    assert!(stack.backward(&tape, &x).is_ok());
+    // set_weights: one set per block, each of the block's shapes; nothing changes on refusal.
+    let before: Vec<Vec<f32>> = stack.blocks()[0]
+        .weights()
+        .tensors()
+        .iter()
+        .map(|t| t.to_vec())
+        .collect();
+    let w = random_weights(&cfg, 9);
+    let e = stack.set_weights(vec![w.clone()]).unwrap_err();
+    assert!(
+        e.to_string().contains("1 weight sets for a stack of 2"),
+        "{e}"
+    );
+    let mut bad = w.clone();
+    bad.out_proj.pop();
+    assert!(stack.set_weights(vec![w.clone(), bad]).is_err());
+    let now: Vec<Vec<f32>> = stack.blocks()[0]
+        .weights()
+        .tensors()
+        .iter()
+        .map(|t| t.to_vec())
+        .collect();
+    assert_eq!(before, now);
+    stack.set_weights(vec![w.clone(), w.clone()]).unwrap();
+    assert_eq!(stack.blocks()[1].weights().out_proj, w.out_proj);
+    // swap_weights hands back the weights it replaced, and refuses what does not fit.
+    let mut w2 = random_weights(&cfg, 10);
+    let keep = w2.clone();
+    stack.block_mut(0).swap_weights(&mut w2).unwrap();
+    assert_eq!((stack.blocks()[0].weights(), &w2), (&keep, &w));
+    let mut bad = w.clone();
+    bad.d.push(1.0);
+    assert!(stack.block_mut(0).swap_weights(&mut bad).is_err());
+    assert_eq!(stack.blocks()[0].weights(), &keep);
+    assert_eq!(stack.into_blocks().len(), 2);
+}
