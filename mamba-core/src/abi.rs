@@ -839,4 +839,48 @@ pub struct PluginApi {
     /// same). Appended to ABI version 1.
     pub axpy:
         unsafe extern "C" fn(dtype: u32, n: usize, alpha: f32, x: u64, y: u64, stream: u64) -> i32,
+    /// One AdamW update of `n` f32 parameters from their gradients, with their first and
+    /// second moments (dense device buffers of `n` f32 each), enqueued on `stream`, with
+    /// the arithmetic of mamba-model's `AdamW::step` (the same results bit for bit).
+    /// Appended to ABI version 1.
+    pub adamw: unsafe extern "C" fn(
+        n: usize,
+        param: u64,
+        grad: u64,
+        m: u64,
+        v: u64,
+        hyper: *const AdamWC,
+        stream: u64,
+    ) -> i32,
+    /// Replaces a block's weights from f32 master weights on the device, enqueued on
+    /// `stream` (work that reads the block's weights on other streams must be ordered
+    /// by the caller): `master` holds `n` f32, the weights one after the other in the
+    /// order of the block's backward gradients (in_proj, conv weight, conv bias (read
+    /// only where the block has one), dt_bias, A_log, D, norm weight, out_proj). Appended
+    /// to ABI version 1.
+    pub block_set_weights_device:
+        unsafe extern "C" fn(block: *mut c_void, master: u64, n: usize, stream: u64) -> i32,
+}
+
+/// The hyperparameters of one AdamW update (`adamw`): `bc1 = 1 - beta1^t` and `bc2 = 1 -
+/// beta2^t` at step `t` (1 first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AdamWC {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// `1 - beta1^t`.
+    pub bc1: f32,
+    /// `1 - beta2^t`.
+    pub bc2: f32,
+    /// Zero.
+    pub reserved: f32,
 }

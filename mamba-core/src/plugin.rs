@@ -493,6 +493,36 @@ impl CudaBackend {
         Ok(b)
     }
 
+    /// One AdamW update of `param` from `grad` with the moments `m` and `v` (f32 device
+    /// buffers of one length), enqueued on `stream`, with the arithmetic of mamba-model's
+    /// `AdamW::step` (`hyper.bc1` / `bc2`: `1 - beta^t` at step `t`). Errors as
+    /// `Unsupported` where the plugin predates it.
+    pub fn adamw(
+        &self,
+        hyper: &abi::AdamWC,
+        param: &mut DeviceBuffer<f32>,
+        grad: &DeviceBuffer<f32>,
+        m: &mut DeviceBuffer<f32>,
+        v: &mut DeviceBuffer<f32>,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "adamw";
+        self.require_entry(core::mem::offset_of!(PluginApi, adamw), OP)?;
+        let n = param.len();
+        if grad.len() != n || m.len() != n || v.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "param/grad/m/v",
+                format!("{n}, {}, {} and {} elements", grad.len(), m.len(), v.len()),
+            ));
+        }
+        // SAFETY: the entry exists (checked); the four buffers are live buffers of this
+        // plugin of `n` f32 each, freed only after the device has finished.
+        let code =
+            unsafe { (self.api.adamw)(n, param.ptr, grad.ptr, m.ptr, v.ptr, hyper, stream.raw) };
+        ok(self.api, code, OP)
+    }
+
     /// `true` when the plugin has [`Self::axpy`].
     pub fn has_axpy(&self) -> bool {
         self.has_entry(core::mem::offset_of!(PluginApi, axpy) + core::mem::size_of::<usize>())
@@ -786,6 +816,10 @@ impl CudaBackend {
             has_backward: entry(core::mem::offset_of!(PluginApi, block_backward)),
             has_saving: entry(core::mem::offset_of!(PluginApi, block_backward_saved)),
             has_set_weights: entry(core::mem::offset_of!(PluginApi, block_set_weights)),
+            has_set_weights_device: entry(core::mem::offset_of!(
+                PluginApi,
+                block_set_weights_device
+            )),
         })
     }
 
@@ -1025,6 +1059,8 @@ pub struct CudaBlock {
     has_saving: bool,
     /// The plugin's table has `block_set_weights`.
     has_set_weights: bool,
+    /// The plugin's table has `adamw` and `block_set_weights_device`.
+    has_set_weights_device: bool,
 }
 
 /// What [`CudaBlock::forward_train_host`] keeps on the device for
@@ -1154,6 +1190,11 @@ impl DeviceGrads {
     /// The whole buffer (the gradients one after the other, in the order above).
     pub fn buffer(&self) -> &DeviceBuffer<f32> {
         &self.buf
+    }
+    /// The whole buffer, to write (for example master weights, which share this layout:
+    /// [`CudaBlock::set_weights_device`]).
+    pub fn buffer_mut(&mut self) -> &mut DeviceBuffer<f32> {
+        &mut self.buf
     }
     /// Elements of each gradient, in the order above.
     pub fn lens(&self) -> [usize; 8] {
@@ -1497,6 +1538,83 @@ impl CudaBlock {
         // SAFETY: the entry exists (checked); every pointer of `c` comes from a live
         // slice with its length; `&mut self` keeps this block's other calls out.
         let code = unsafe { (self.api.block_set_weights)(self.handle.0, &c) };
+        ok(self.api, code, OP)
+    }
+
+    /// `true` when the plugin can replace the weights from master weights on the device
+    /// ([`Self::set_weights_device`]) and has [`CudaBackend::adamw`].
+    pub fn has_set_weights_device(&self) -> bool {
+        self.has_set_weights_device
+    }
+
+    /// Elements of the f32 master weights of [`Self::set_weights_device`] (and of the
+    /// gradients of [`DeviceGrads`], whose layout they share).
+    pub fn master_len(&self) -> usize {
+        self.grads_lens().iter().sum()
+    }
+
+    /// `w` packed as master weights for [`Self::set_weights_device`]: every weight one
+    /// after the other in the order of [`DeviceGrads`] (zeros for an absent conv bias).
+    pub fn pack_master(&self, w: &BlockWeights<'_>) -> Result<Vec<f32>> {
+        const OP: &str = "Mamba2Block pack_master";
+        let lens = self.grads_lens();
+        let cb = w
+            .conv_bias
+            .map(<[f32]>::to_vec)
+            .unwrap_or_else(|| vec![0.0; lens[2]]);
+        let parts: [(&str, &[f32]); 8] = [
+            ("in_proj", w.in_proj),
+            ("conv_weight", w.conv_weight),
+            ("conv_bias", &cb),
+            ("dt_bias", w.dt_bias),
+            ("a_log", w.a_log),
+            ("d", w.d),
+            ("norm_weight", w.norm_weight),
+            ("out_proj", w.out_proj),
+        ];
+        let mut out = Vec::with_capacity(self.master_len());
+        for ((name, t), l) in parts.into_iter().zip(lens) {
+            if t.len() != l {
+                return Err(Error::invalid(
+                    OP,
+                    name,
+                    format!("{} elements for a weight of {l}", t.len()),
+                ));
+            }
+            out.extend_from_slice(t);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the weights from f32 master weights on the device (packed as
+    /// [`Self::pack_master`] does; the conv bias is read only where the block has one),
+    /// enqueued on `stream`: no host copy. Work reading this block on other streams must
+    /// be finished or ordered before it. Errors as `Unsupported` where the plugin
+    /// predates it.
+    pub fn set_weights_device(
+        &mut self,
+        master: &DeviceBuffer<f32>,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block set_weights_device";
+        Self::require(self.has_set_weights_device, OP, "set_weights_device entry")?;
+        if master.len() != self.master_len() {
+            return Err(Error::invalid(
+                OP,
+                "master",
+                format!(
+                    "{} elements for a block of {}",
+                    master.len(),
+                    self.master_len()
+                ),
+            ));
+        }
+        // SAFETY: the entry exists (checked); `master` is a live buffer of this plugin
+        // with the length checked above, freed only after the device has finished;
+        // `&mut self` keeps this block's other calls out.
+        let code = unsafe {
+            (self.api.block_set_weights_device)(self.handle.0, master.ptr, master.len(), stream.raw)
+        };
         ok(self.api, code, OP)
     }
 

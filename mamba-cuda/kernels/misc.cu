@@ -213,8 +213,75 @@ __device__ void axpy(const AxpyParams& p) {
     }
 }
 
+// AdamW over f32 tensors (the plugin's `adamw` entry): mamba-model's `AdamW::step` in
+// the same order, every operation rounded on its own (no contraction into FMAs), so the
+// device's update equals the host's bit for bit. bc1 / bc2: 1 - beta^t, from the host.
+struct AdamWParams {
+    float* param;
+    const float* grad;
+    float* m;
+    float* v;
+    long long n;
+    float lr, beta1, beta2, eps, weight_decay, bc1, bc2, pad0;
+};
+
+extern "C" __global__ void adamw_f32(const __grid_constant__ AdamWParams p) {
+    const float decay = __fsub_rn(1.0f, __fmul_rn(p.lr, p.weight_decay));
+    const float omb1 = __fsub_rn(1.0f, p.beta1);
+    const float omb2 = __fsub_rn(1.0f, p.beta2);
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+        const float g = p.grad[i];
+        float w = __fmul_rn(p.param[i], decay);
+        const float m = __fadd_rn(__fmul_rn(p.beta1, p.m[i]), __fmul_rn(omb1, g));
+        const float v = __fadd_rn(__fmul_rn(p.beta2, p.v[i]), __fmul_rn(__fmul_rn(omb2, g), g));
+        const float mh = __fdiv_rn(m, p.bc1);
+        const float vh = __fdiv_rn(v, p.bc2);
+        w = __fsub_rn(w, __fdiv_rn(__fmul_rn(p.lr, mh), __fadd_rn(__fsqrt_rn(vh), p.eps)));
+        p.m[i] = m;
+        p.v[i] = v;
+        p.param[i] = w;
+    }
+}
+
+// A block's weight image from f32 master weights on the device (`block_set_weights_device`):
+// one segment per weight (blockIdx.y), each a copy (mode 0), a conversion to the storage
+// type (1), a rounding through the storage type kept as f32 (2), or A = -exp(A_log) (3).
+struct ImageSeg {
+    const float* src;
+    void* dst;
+    long long n;
+    int mode;
+    int pad0;
+};
+
+#define IMAGE_SEGS 10
+struct ImageParams {
+    ImageSeg seg[IMAGE_SEGS];
+};
+
+template <typename T>
+__device__ void set_image(const ImageParams& p) {
+    const ImageSeg& s = p.seg[blockIdx.y];
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < s.n; i += stride) {
+        const float x = s.src[i];
+        switch (s.mode) {
+        case 1: static_cast<T*>(s.dst)[i] = cvt<T>(x); break;
+        case 2: {
+            const T t = cvt<T>(x);
+            static_cast<float*>(s.dst)[i] = ldf(&t);
+            break;
+        }
+        case 3: static_cast<float*>(s.dst)[i] = -expf(x); break;
+        default: static_cast<float*>(s.dst)[i] = x; break;
+        }
+    }
+}
+
 #define MISC_INST(T, NAME)                                                                                            \
     extern "C" __global__ void axpy_##NAME(const __grid_constant__ AxpyParams p) { axpy<T>(p); }                      \
+    extern "C" __global__ void set_image_##NAME(const __grid_constant__ ImageParams p) { set_image<T>(p); }           \
     extern "C" __global__ void conv1d_fwd_##NAME(const __grid_constant__ ConvParams p) { conv1d_fwd<T>(p); }          \
     extern "C" __global__ void state_update_##NAME(const __grid_constant__ StateUpdateParams p) { state_update<T>(p); } \
     extern "C" __global__ void conv_update_##NAME(const __grid_constant__ ConvUpdateParams p) { conv_update<T>(p); }  \

@@ -50,9 +50,9 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mamba_core::abi::{
-    self, status, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
-    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc, SelectiveScanDesc,
-    SsdBwdDesc, SsdDesc, StateUpdateDesc,
+    self, status, AdamWC, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC,
+    Conv1dBwdDesc, Conv1dDesc, ConvUpdateDesc, DeviceInfoC, PluginApi, SelectiveScanBwdDesc,
+    SelectiveScanDesc, SsdBwdDesc, SsdDesc, StateUpdateDesc,
 };
 
 #[cfg(feature = "cuda")]
@@ -435,6 +435,35 @@ unsafe extern "C" fn axpy(dtype: u32, n: usize, alpha: f32, x: u64, y: u64, stre
     guard(|| imp::axpy(dtype, n, alpha, x, y, stream))
 }
 
+unsafe extern "C" fn adamw(
+    n: usize,
+    param: u64,
+    grad: u64,
+    m: u64,
+    v: u64,
+    hyper: *const AdamWC,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        if hyper.is_null() {
+            return Err(PErr::invalid("adamw: null hyperparameters"));
+        }
+        // SAFETY: non-null, and the caller passes a valid AdamWC.
+        let hp = unsafe { *hyper };
+        imp::adamw(n, param, grad, m, v, &hp, stream)
+    })
+}
+
+unsafe extern "C" fn block_set_weights_device(
+    block: *mut c_void,
+    master: u64,
+    n: usize,
+    stream: u64,
+) -> i32 {
+    // SAFETY: the caller passes a live block from block_create (or null: refused).
+    guard(|| unsafe { imp::block_set_weights_device(block, master, n, stream) })
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -509,6 +538,8 @@ static API: PluginApi = PluginApi {
     host_free,
     block_set_weights,
     axpy,
+    adamw,
+    block_set_weights_device,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -4,9 +4,9 @@
 use std::ffi::c_void;
 
 use mamba_core::abi::{
-    status, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC, Conv1dBwdDesc,
-    Conv1dDesc, ConvUpdateDesc, DeviceInfoC, SelectiveScanBwdDesc, SelectiveScanDesc, SsdBwdDesc,
-    SsdDesc, StateUpdateDesc,
+    status, AdamWC, BlockBackwardDesc, BlockConfigC, BlockForwardDesc, BlockWeightsC,
+    Conv1dBwdDesc, Conv1dDesc, ConvUpdateDesc, DeviceInfoC, SelectiveScanBwdDesc,
+    SelectiveScanDesc, SsdBwdDesc, SsdDesc, StateUpdateDesc,
 };
 
 use crate::{PErr, PResult};
@@ -141,6 +141,25 @@ pub(crate) unsafe fn block_set_weights(_b: *mut c_void, _w: &BlockWeightsC) -> P
     no()
 }
 pub(crate) fn axpy(_t: u32, _n: usize, _a: f32, _x: u64, _y: u64, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn adamw(
+    _n: usize,
+    _p: u64,
+    _g: u64,
+    _m: u64,
+    _v: u64,
+    _h: &AdamWC,
+    _s: u64,
+) -> PResult<()> {
+    no()
+}
+pub(crate) unsafe fn block_set_weights_device(
+    _b: *mut c_void,
+    _m: u64,
+    _n: usize,
+    _s: u64,
+) -> PResult<()> {
     no()
 }
 pub(crate) fn event_create() -> PResult<u64> {

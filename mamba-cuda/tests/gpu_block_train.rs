@@ -1741,6 +1741,7 @@ fn stack_train_bench() {
         let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
         let dout: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
         let ws: Vec<Mamba2Weights> = stack.blocks().iter().map(|b| b.weights().clone()).collect();
+        stack.set_weights(ws.clone()).unwrap();
         let median_ms = |f: &mut dyn FnMut()| {
             let mut v = Vec::new();
             for i in 0..23 {
@@ -1758,6 +1759,9 @@ fn stack_train_bench() {
             blocks: Vec::new(),
         };
         let mut scratch = ws.clone();
+        // Tiny steps: the weights stay near where they started.
+        let mut host_opt = mamba_model::AdamW::new(1e-7);
+        let mut dev_opt = mamba_model::StackAdamW::new(1e-7);
         for _ in 0..3 {
             let by_hand = median_ms(&mut || {
                 std::hint::black_box(chained_by_hand(stack.blocks(), &x, &dout, shape));
@@ -1771,15 +1775,27 @@ fn stack_train_bench() {
                 stack.backward_into(&t, &dout, &mut grads).unwrap();
                 std::hint::black_box(&grads);
             });
-            // As a training loop: the weights replaced in place, with their memory reused.
+            // A training step with AdamW on the host: the gradients downloaded, the
+            // weights updated there and set (their memory reused).
             let st_set = median_ms(&mut || {
                 let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
                 stack.backward_into(&t, &dout, &mut grads).unwrap();
                 drop(t);
+                for (w, b) in scratch.iter_mut().zip(stack.blocks()) {
+                    w.clone_from(b.weights());
+                }
+                let mut params: Vec<&mut [f32]> =
+                    scratch.iter_mut().flat_map(|w| w.tensors_mut()).collect();
+                let gs: Vec<&[f32]> = grads.blocks.iter().flat_map(|w| w.tensors()).collect();
+                host_opt.step(&mut params, &gs);
                 for (k, w) in scratch.iter_mut().enumerate() {
-                    w.clone_from(&ws[k]);
                     stack.block_mut(k).swap_weights(w).unwrap();
                 }
+            });
+            // The same on the device (backward_update).
+            let st_dev = median_ms(&mut || {
+                let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+                std::hint::black_box(stack.backward_update(&t, &dout, &mut dev_opt).unwrap());
             });
             let fwd_hand = median_ms(&mut || {
                 let mut h = x.clone();
@@ -1793,7 +1809,7 @@ fn stack_train_bench() {
                 std::hint::black_box(stack.forward(Tensor::new(&x, shape)).unwrap());
             });
             rounds.push(format!(
-                "step by hand {by_hand:.3} / stack {st:.3} / backward_into {st_into:.3} / + swap_weights {st_set:.3}; forward by hand {fwd_hand:.3} / stack {fwd:.3}"
+                "step by hand {by_hand:.3} / stack {st:.3} / backward_into {st_into:.3}; with AdamW on the host {st_set:.3} / on the device {st_dev:.3}; forward by hand {fwd_hand:.3} / stack {fwd:.3}"
             ));
         }
         println!(
@@ -1801,4 +1817,162 @@ fn stack_train_bench() {
             rounds.join(" | ")
         );
     }
+}
+
+/// AdamW on the device: the `adamw` kernel equals `AdamW::step` bit for bit; a stack's
+/// `backward_update` on the device tracks the host path (backward, AdamW on the host,
+/// set_weights) over three steps; the device copies it rewrites equal copies made afresh
+/// from the weights it brought back (f32, then a bf16 step, after which the f32 copy is
+/// made again from the new weights).
+#[test]
+fn stack_updates_its_weights_on_the_device() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::{AdamW, DType, Mamba2Stack, StackAdamW};
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let stream = cuda.stream().unwrap();
+    // The kernel against AdamW::step, three steps from zero moments.
+    let mut rng = SplitMix64(81);
+    let n = 10_007;
+    let mut host = AdamW::new(3e-3);
+    let hp = |t: i32| mamba_core::abi::AdamWC {
+        lr: host.lr,
+        beta1: host.beta1,
+        beta2: host.beta2,
+        eps: host.eps,
+        weight_decay: host.weight_decay,
+        bc1: 1.0 - host.beta1.powi(t),
+        bc2: 1.0 - host.beta2.powi(t),
+        reserved: 0.0,
+    };
+    let hyper: Vec<_> = (1..=3).map(hp).collect();
+    let mut p: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let mut dp = cuda.upload(&p, &stream).unwrap();
+    let mut m = cuda.zeros::<f32>(n, &stream).unwrap();
+    let mut v = cuda.zeros::<f32>(n, &stream).unwrap();
+    for hp in &hyper {
+        // Gradients over many magnitudes, some zero.
+        let g: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 97 == 0 {
+                    0.0
+                } else {
+                    rng.normal() * 10f32.powi(i as i32 % 7 - 3)
+                }
+            })
+            .collect();
+        let dg = cuda.upload(&g, &stream).unwrap();
+        cuda.adamw(hp, &mut dp, &dg, &mut m, &mut v, &stream)
+            .unwrap();
+        host.step(&mut [&mut p], &[&g]);
+        let got = dp.to_vec(&stream).unwrap();
+        let diff = got
+            .iter()
+            .zip(&p)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            diff, 0,
+            "adamw kernel: {diff} of {n} parameters differ from AdamW::step"
+        );
+    }
+    let short = cuda.alloc::<f32>(n - 1).unwrap();
+    let e = cuda
+        .adamw(&hyper[0], &mut dp, &short, &mut m, &mut v, &stream)
+        .unwrap_err();
+    assert!(e.to_string().contains("10006"), "{e}");
+
+    // A stack updated on the device against the host path.
+    let cfg = small_cfg();
+    let sel = build(BackendKind::Cuda).unwrap();
+    let blocks: Vec<Mamba2Block> = (0..2)
+        .map(|k| {
+            Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 91 + k), &sel).unwrap()
+        })
+        .collect();
+    let mut dev = Mamba2Stack::new(blocks.clone()).unwrap();
+    let mut reference = Mamba2Stack::new(blocks).unwrap();
+    let mut opt = StackAdamW::new(1e-3);
+    let mut ref_opt = AdamW::new(1e-3);
+    let (b, l) = (2, 37);
+    let shape = [b, l, cfg.d_model];
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let fresh = |s: &Mamba2Stack| {
+        Mamba2Stack::new(
+            s.blocks()
+                .iter()
+                .map(|k| {
+                    Mamba2Block::with_selection(cfg.clone(), k.weights().clone(), &sel).unwrap()
+                })
+                .collect(),
+        )
+        .unwrap()
+    };
+    for step in 0..3 {
+        let x: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..x.len()).map(|_| rng.normal()).collect();
+        let t = dev.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert!(t.on_device());
+        let dx = dev.backward_update(&t, &dout, &mut opt).unwrap();
+        let t = reference.forward_train(Tensor::new(&x, shape)).unwrap();
+        let g = reference.backward(&t, &dout).unwrap();
+        drop(t);
+        let mut ws: Vec<Mamba2Weights> = reference
+            .blocks()
+            .iter()
+            .map(|k| k.weights().clone())
+            .collect();
+        let mut params: Vec<&mut [f32]> = ws.iter_mut().flat_map(|w| w.tensors_mut()).collect();
+        let gs: Vec<&[f32]> = g.blocks.iter().flat_map(|w| w.tensors()).collect();
+        ref_opt.step(&mut params, &gs);
+        reference.set_weights(ws).unwrap();
+        let e = rel_l2(&f64s(&dx), &f64s(&g.input));
+        assert!(e <= 1e-5, "step {step}: d input {e:.2e}");
+        for (k, (wa, wb)) in dev.blocks().iter().zip(reference.blocks()).enumerate() {
+            for (i, (ta, tb)) in wa
+                .weights()
+                .tensors()
+                .iter()
+                .zip(wb.weights().tensors())
+                .enumerate()
+            {
+                let e = rel_l2(&f64s(ta), &f64s(tb));
+                assert!(e <= 1e-5, "step {step}: block {k} tensor {i}: {e:.2e}");
+            }
+        }
+        // The device copies hold the weights brought back.
+        let y = dev.forward(Tensor::new(&x, shape)).unwrap();
+        let want = fresh(&dev).forward(Tensor::new(&x, shape)).unwrap();
+        let e = rel_l2(&f64s(&y), &f64s(&want));
+        assert!(
+            e <= 1e-6,
+            "step {step}: the device copies against fresh ones: {e:.2e}"
+        );
+    }
+    assert_eq!(opt.adamw.steps(), 3);
+    // A step in bf16: its device copies are rewritten; the f32 ones are made again.
+    assert_eq!(dev.on_device(DType::BF16), (true, true));
+    let x: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();
+    let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let before = dev.blocks()[0].weights().clone();
+    let t = dev.forward_train(Tensor::new(&xb, shape)).unwrap();
+    dev.backward_update(&t, &xb, &mut opt).unwrap();
+    assert_ne!(
+        &before,
+        dev.blocks()[0].weights(),
+        "the bf16 step changed nothing"
+    );
+    let fr = fresh(&dev);
+    let wide = |v: &[bf16]| v.iter().map(|x| x.to_f32() as f64).collect::<Vec<_>>();
+    let e = rel_l2(
+        &wide(&dev.forward(Tensor::new(&xb, shape)).unwrap()),
+        &wide(&fr.forward(Tensor::new(&xb, shape)).unwrap()),
+    );
+    assert!(e <= 1e-3, "bf16 device copies against fresh ones: {e:.2e}");
+    let e = rel_l2(
+        &f64s(&dev.forward(Tensor::new(&x, shape)).unwrap()),
+        &f64s(&fr.forward(Tensor::new(&x, shape)).unwrap()),
+    );
+    assert!(e <= 1e-6, "f32 copies after a bf16 step: {e:.2e}");
 }

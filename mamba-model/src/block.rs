@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use mamba_core::abi::BlockConfigC;
-use mamba_core::plugin::{CudaBackend, CudaBlock};
+use mamba_core::plugin::{BlockGrads, CudaBackend, CudaBlock};
 use mamba_core::DType;
 
 use mamba_core::element::convert;
@@ -79,6 +79,9 @@ pub struct Mamba2Block {
     /// `backward` (default; off with `MAMBA_BLOCK_TRAIN=recompute` or
     /// [`Mamba2Block::set_keep_activations`]).
     keep_activations: bool,
+    /// Names the present weights (unique to them but for clones of this block, which
+    /// hold the same): a device optimizer's master copy follows it.
+    generation: u64,
 }
 
 /// `MAMBA_BLOCK_TRAIN`: `host` keeps the block's training passes on the host path
@@ -96,6 +99,22 @@ fn device_training_default() -> (bool, bool) {
             !v.eq_ignore_ascii_case("recompute"),
         )
     })
+}
+
+/// A number no block's weights had before.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The slot of [`DeviceBlocks::blocks`] for a storage type (f32 for anything but bf16 and
+/// f16).
+fn slot_index(dtype: DType) -> usize {
+    match dtype {
+        DType::BF16 => 1,
+        DType::F16 => 2,
+        _ => 0,
+    }
 }
 
 /// The device copies of a block's weights, per storage type.
@@ -193,6 +212,7 @@ impl Mamba2Block {
             cuda,
             device_training: device_training_default().0,
             keep_activations: device_training_default().1,
+            generation: next_generation(),
         })
     }
 
@@ -251,10 +271,11 @@ impl Mamba2Block {
     /// [`CudaBlock::forward`], with no host round trip between them. `None` elsewhere.
     pub fn device_block(&self, dtype: DType) -> Option<Result<&CudaBlock, ModelError>> {
         let dev = self.cuda.as_ref()?;
-        let (slot, code) = match dtype {
-            DType::BF16 => (&dev.blocks[1], mamba_core::abi::dtype::BF16),
-            DType::F16 => (&dev.blocks[2], mamba_core::abi::dtype::F16),
-            _ => (&dev.blocks[0], mamba_core::abi::dtype::F32),
+        let slot = &dev.blocks[slot_index(dtype)];
+        let code = match dtype {
+            DType::BF16 => mamba_core::abi::dtype::BF16,
+            DType::F16 => mamba_core::abi::dtype::F16,
+            _ => mamba_core::abi::dtype::F32,
         };
         let made = slot.get_or_init(|| {
             let cfg = &self.cfg;
@@ -307,6 +328,7 @@ impl Mamba2Block {
     pub fn swap_weights(&mut self, weights: &mut Mamba2Weights) -> Result<(), ModelError> {
         weights.validate(&self.cfg)?;
         self.a = weights.a();
+        self.generation = next_generation();
         std::mem::swap(&mut self.weights, weights);
         if let Some(dev) = &mut self.cuda {
             match Arc::get_mut(dev) {
@@ -320,6 +342,64 @@ impl Mamba2Block {
             }
         }
         Ok(())
+    }
+
+    /// Names the present weights (see the field).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Takes in weights updated on the device: `g` holds them in the device block's
+    /// order (in_proj, conv weight, conv bias, dt_bias, A_log, D, norm weight, out_proj),
+    /// and the device copy in storage type `dtype` already holds them; the other storage
+    /// types' copies are dropped (made again from these weights on their next use).
+    /// `g` is left with the previous weights' vectors.
+    pub(crate) fn take_device_weights(&mut self, g: &mut BlockGrads, dtype: DType) {
+        use std::mem::swap;
+        let w = &mut self.weights;
+        swap(&mut w.in_proj, &mut g.in_proj);
+        swap(&mut w.conv_weight, &mut g.conv_weight);
+        if let Some(b) = &mut w.conv_bias {
+            swap(b, &mut g.conv_bias);
+        }
+        swap(&mut w.dt_bias, &mut g.dt_bias);
+        swap(&mut w.a_log, &mut g.a_log);
+        swap(&mut w.d, &mut g.d);
+        swap(&mut w.norm_weight, &mut g.norm_weight);
+        swap(&mut w.out_proj, &mut g.out_proj);
+        self.a = self.weights.a();
+        self.generation = next_generation();
+        if let Some(dev) = self.cuda.as_mut().and_then(Arc::get_mut) {
+            let keep = slot_index(dtype);
+            for (k, slot) in dev.blocks.iter_mut().enumerate() {
+                if k != keep {
+                    *slot = OnceLock::new();
+                }
+            }
+        }
+    }
+
+    /// This block's device copy in storage type `dtype`, held by this block alone (a copy
+    /// shared with a clone is left to the clone, and a new one made from the weights).
+    pub(crate) fn device_block_mut(
+        &mut self,
+        dtype: DType,
+    ) -> Option<Result<&mut CudaBlock, ModelError>> {
+        let dev = self.cuda.as_mut()?;
+        if Arc::get_mut(dev).is_none() {
+            *dev = Arc::new(DeviceBlocks {
+                backend: dev.backend,
+                blocks: Default::default(),
+            });
+        }
+        if let Err(e) = self.device_block(dtype)? {
+            return Some(Err(e));
+        }
+        let dev = Arc::get_mut(self.cuda.as_mut()?)?;
+        match dev.blocks[slot_index(dtype)].get_mut()? {
+            Ok(b) => Some(Ok(b)),
+            Err(e) => Some(Err(ModelError::Kernel(e.clone()))),
+        }
     }
 
     /// Which backend runs this block.

@@ -21,7 +21,7 @@ use mamba_core::{Backend, DType, Element, Kernels, Tensor};
 
 use crate::block::Mamba2Block;
 use crate::error::ModelError;
-use crate::train::Mamba2Tape;
+use crate::train::{AdamW, Mamba2Tape};
 use crate::weights::Mamba2Weights;
 
 /// Gives every stack its own number, so that a tape is used with the stack that made it.
@@ -59,6 +59,8 @@ fn lock(s: &Mutex<Option<Box<dyn Any + Send>>>) -> MutexGuard<'_, Option<Box<dyn
 pub struct Mamba2Stack {
     blocks: Vec<Mamba2Block>,
     id: u64,
+    /// Counts the changes that may have touched the weights (a tape is refused after one).
+    version: u64,
     spare: Spare,
 }
 
@@ -84,6 +86,7 @@ pub struct StackTape<T: DeviceElement> {
     batch: usize,
     seqlen: usize,
     stack: u64,
+    version: u64,
     kind: StackTapeKind<T>,
 }
 
@@ -190,6 +193,7 @@ impl Mamba2Stack {
         Mamba2Stack {
             blocks,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            version: 0,
             spare: Arc::default(),
         }
     }
@@ -219,8 +223,10 @@ impl Mamba2Stack {
     pub fn blocks(&self) -> &[Mamba2Block] {
         &self.blocks
     }
-    /// Block `k`, to change its weights or its training options.
+    /// Block `k`, to change its weights or its training options (tapes made before are
+    /// refused afterwards).
     pub fn block_mut(&mut self, k: usize) -> &mut Mamba2Block {
+        self.version += 1;
         &mut self.blocks[k]
     }
     /// The blocks, giving up the stack.
@@ -252,6 +258,7 @@ impl Mamba2Stack {
         for (k, w) in weights.iter().enumerate() {
             w.validate(self.blocks[k].config())?;
         }
+        self.version += 1;
         for (b, w) in self.blocks.iter_mut().zip(weights) {
             b.set_weights(w)?;
         }
@@ -396,6 +403,7 @@ impl Mamba2Stack {
             batch,
             seqlen,
             stack: self.id,
+            version: self.version,
             kind: StackTapeKind::Host(tapes),
         })
     }
@@ -462,6 +470,7 @@ impl Mamba2Stack {
                 batch,
                 seqlen,
                 stack: self.id,
+                version: self.version,
                 kind: StackTapeKind::Device {
                     bufs: Mutex::new(Some(bufs)),
                     bytes,
@@ -505,19 +514,7 @@ impl Mamba2Stack {
     where
         dyn Backend: Kernels<T>,
     {
-        if tape.stack != self.id {
-            return Err(ModelError::Config(
-                "the tape was made by another stack (or a clone of this one)".into(),
-            ));
-        }
-        let shape = [tape.batch, tape.seqlen, self.d_model()];
-        if dout.len() != shape.iter().product::<usize>() {
-            return Err(ModelError::Shape {
-                what: "dout (batch, frames, d_model)",
-                expected: shape.to_vec(),
-                got: vec![dout.len()],
-            });
-        }
+        self.check_tape(tape, dout)?;
         match &tape.kind {
             StackTapeKind::Host(tapes) => {
                 let mut g = dout.to_vec();
@@ -545,6 +542,67 @@ impl Mamba2Stack {
         }
     }
 
+    /// The tape is this stack's, made with the present weights, and `dout` fits it.
+    fn check_tape<T: DeviceElement>(
+        &self,
+        tape: &StackTape<T>,
+        dout: &[T],
+    ) -> Result<(), ModelError> {
+        if tape.stack != self.id {
+            return Err(ModelError::Config(
+                "the tape was made by another stack (or a clone of this one)".into(),
+            ));
+        }
+        if tape.version != self.version {
+            return Err(ModelError::Config(
+                "the stack's weights may have changed since the tape was made (set_weights, \
+                 block_mut or backward_update): run forward_train again"
+                    .into(),
+            ));
+        }
+        let shape = [tape.batch, tape.seqlen, self.d_model()];
+        if dout.len() != shape.iter().product::<usize>() {
+            return Err(ModelError::Shape {
+                what: "dout (batch, frames, d_model)",
+                expected: shape.to_vec(),
+                got: vec![dout.len()],
+            });
+        }
+        Ok(())
+    }
+
+    /// The backward chain on the device: the gradients of every block's parameters in
+    /// `bufs.grads`, the input's downloaded into `dinput`.
+    fn device_backward_chain<T: Element + DeviceElement>(
+        blocks: &[&CudaBlock],
+        cuda: &CudaBackend,
+        bufs: &mut TrainBuffers<T>,
+        dout: &[T],
+        dinput: &mut Vec<T>,
+    ) -> Result<(), ModelError> {
+        let stream = &CudaStream::DEFAULT;
+        let (batch, seqlen) = (bufs.batch, bufs.seqlen);
+        let [g, next] = &mut bufs.g;
+        g.copy_from_host(dout, stream)?;
+        for (k, blk) in blocks.iter().enumerate().rev() {
+            let pass = DeviceBackward {
+                input: &bufs.h[k],
+                dout: g,
+                batch,
+                seqlen,
+                activations: bufs.acts[k].as_ref(),
+                init: None,
+                dfinal: None,
+            };
+            blk.backward(&pass, next, &mut bufs.grads[k], None, stream)?;
+            cuda.axpy(1.0, g, next, stream)?;
+            std::mem::swap(g, next);
+        }
+        dinput.resize(dout.len(), T::default());
+        g.copy_to_host(dinput, stream)?;
+        Ok(())
+    }
+
     fn device_backward<T: Element + DeviceElement>(
         &self,
         bufs: &mut TrainBuffers<T>,
@@ -554,25 +612,7 @@ impl Mamba2Stack {
         let (blocks, cuda) = self.device_chain(T::DTYPE, true)?;
         let mut run = || -> Result<(), ModelError> {
             let stream = &CudaStream::DEFAULT;
-            let (batch, seqlen) = (bufs.batch, bufs.seqlen);
-            let [g, next] = &mut bufs.g;
-            g.copy_from_host(dout, stream)?;
-            for (k, blk) in blocks.iter().enumerate().rev() {
-                let pass = DeviceBackward {
-                    input: &bufs.h[k],
-                    dout: g,
-                    batch,
-                    seqlen,
-                    activations: bufs.acts[k].as_ref(),
-                    init: None,
-                    dfinal: None,
-                };
-                blk.backward(&pass, next, &mut bufs.grads[k], None, stream)?;
-                cuda.axpy(1.0, g, next, stream)?;
-                std::mem::swap(g, next);
-            }
-            out.input.resize(dout.len(), T::default());
-            g.copy_to_host(&mut out.input, stream)?;
+            Self::device_backward_chain(&blocks, cuda, bufs, dout, &mut out.input)?;
             out.blocks.truncate(blocks.len());
             for (k, (b, d)) in self.blocks.iter().zip(&bufs.grads).enumerate() {
                 // The vectors of the previous step's gradients, where there are some.
@@ -590,6 +630,210 @@ impl Mamba2Stack {
             Ok(())
         };
         Some(run())
+    }
+}
+
+impl Mamba2Stack {
+    /// The second half of a training step: the backward from `dout` (as
+    /// [`backward`](Self::backward)) and one AdamW update of every block's weights by
+    /// `opt`; returns the gradient of the input. On the device path the parameter
+    /// gradients, the moments and an f32 master copy of the weights stay on the device:
+    /// the update runs there, the device copies of the weights are rewritten there, and
+    /// only the updated weights come back (into the blocks' own vectors). Elsewhere the
+    /// gradients come to the host and `opt` updates the weights there, with the same
+    /// arithmetic. The tape cannot be used again afterwards.
+    pub fn backward_update<T: Element + DeviceElement>(
+        &mut self,
+        tape: &StackTape<T>,
+        dout: &[T],
+        opt: &mut StackAdamW,
+    ) -> Result<Vec<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        self.check_tape(tape, dout)?;
+        if let StackTapeKind::Device { bufs, .. } = &tape.kind {
+            let mut bufs = bufs.lock().unwrap_or_else(|e| e.into_inner());
+            let bufs = bufs.as_mut().ok_or_else(|| {
+                ModelError::Config("the tape's device buffers were lost by a panic".into())
+            })?;
+            if let Some(r) = self.device_update(bufs, dout, opt) {
+                self.version += 1;
+                return r;
+            }
+        }
+        // The host path: gradients on the host, AdamW there, the weights set.
+        let mut g = StackGrads {
+            input: Vec::new(),
+            blocks: std::mem::take(&mut opt.grads),
+        };
+        self.backward_into(tape, dout, &mut g)?;
+        opt.grads = g.blocks;
+        let scratch = &mut opt.scratch;
+        scratch.truncate(self.blocks.len());
+        for (k, b) in self.blocks.iter().enumerate() {
+            match scratch.get_mut(k) {
+                Some(w) => w.clone_from(b.weights()),
+                None => scratch.push(b.weights().clone()),
+            }
+        }
+        let mut params: Vec<&mut [f32]> = Vec::new();
+        for w in scratch.iter_mut() {
+            params.extend(w.tensors_mut());
+        }
+        let grads: Vec<&[f32]> = opt.grads.iter().flat_map(|g| g.tensors()).collect();
+        opt.adamw.step(&mut params, &grads);
+        self.version += 1;
+        for (b, w) in self.blocks.iter_mut().zip(scratch.iter_mut()) {
+            b.swap_weights(w)?;
+        }
+        Ok(g.input)
+    }
+
+    /// The device path of [`backward_update`](Self::backward_update); `None` where the
+    /// blocks cannot be updated on the device (the host path runs).
+    fn device_update<T: Element + DeviceElement>(
+        &mut self,
+        bufs: &mut TrainBuffers<T>,
+        dout: &[T],
+        opt: &mut StackAdamW,
+    ) -> Option<Result<Vec<T>, ModelError>> {
+        let dtype = T::DTYPE;
+        {
+            let (blocks, _) = self.device_chain(dtype, true)?;
+            if !blocks.iter().all(|b| b.has_set_weights_device()) {
+                return None;
+            }
+        }
+        let mut run = || -> Result<Vec<T>, ModelError> {
+            let stream = &CudaStream::DEFAULT;
+            let mut dinput = Vec::new();
+            {
+                let (blocks, cuda) = self.device_chain(dtype, true).ok_or_else(lost)?;
+                Self::device_backward_chain(&blocks, cuda, bufs, dout, &mut dinput)?;
+                // Master weights and moments, made (or refreshed from the blocks' weights
+                // where those changed) before the first update.
+                opt.device.truncate(blocks.len());
+                for (k, (blk, d)) in self.blocks.iter().zip(&blocks).enumerate() {
+                    let fresh = opt
+                        .device
+                        .get(k)
+                        .is_none_or(|s| s.generation != blk.generation());
+                    if opt.device.get(k).is_none() {
+                        let mut m = d.grads(cuda)?;
+                        let mut v = d.grads(cuda)?;
+                        let zero = vec![0.0f32; d.master_len()];
+                        m.buffer_mut().copy_from_host(&zero, stream)?;
+                        v.buffer_mut().copy_from_host(&zero, stream)?;
+                        opt.device.push(DeviceMoments {
+                            master: d.grads(cuda)?,
+                            m,
+                            v,
+                            generation: 0,
+                            host: BlockGrads::default(),
+                        });
+                    }
+                    if fresh {
+                        let packed = d.pack_master(&blk.weights().plugin_view())?;
+                        opt.device[k]
+                            .master
+                            .buffer_mut()
+                            .copy_from_host(&packed, stream)?;
+                    }
+                }
+                let t = opt.adamw.next_step();
+                let (bc1, bc2) = opt.adamw.bias_corrections(t);
+                let a = &opt.adamw;
+                let hyper = mamba_core::abi::AdamWC {
+                    lr: a.lr,
+                    beta1: a.beta1,
+                    beta2: a.beta2,
+                    eps: a.eps,
+                    weight_decay: a.weight_decay,
+                    bc1,
+                    bc2,
+                    reserved: 0.0,
+                };
+                for (s, g) in opt.device.iter_mut().zip(&bufs.grads) {
+                    cuda.adamw(
+                        &hyper,
+                        s.master.buffer_mut(),
+                        g.buffer(),
+                        s.m.buffer_mut(),
+                        s.v.buffer_mut(),
+                        stream,
+                    )?;
+                }
+            }
+            for (k, s) in opt.device.iter_mut().enumerate() {
+                let blk = &mut self.blocks[k];
+                blk.device_block_mut(dtype)
+                    .ok_or_else(lost)??
+                    .set_weights_device(s.master.buffer(), stream)?;
+                // The updated weights, through vectors that the block's previous weights
+                // then become (for the next step).
+                s.master.copy_to_host(&mut s.host, stream)?;
+                blk.take_device_weights(&mut s.host, dtype);
+                s.generation = blk.generation();
+            }
+            Ok(dinput)
+        };
+        Some(run())
+    }
+}
+
+fn lost() -> ModelError {
+    ModelError::Config("a block left the device during the update".into())
+}
+
+/// AdamW over every block of a [`Mamba2Stack`] ([`Mamba2Stack::backward_update`]): the
+/// hyperparameters, and the moments where the updates run (on the device: with an f32
+/// master copy of each block's weights).
+pub struct StackAdamW {
+    /// The hyperparameters (`lr`, `beta1`, `beta2`, `eps`, `weight_decay`), the step
+    /// count, and the host path's moments.
+    pub adamw: AdamW,
+    device: Vec<DeviceMoments>,
+    /// The host path's gradients and weights, whose memory the next step reuses.
+    grads: Vec<Mamba2Weights>,
+    scratch: Vec<Mamba2Weights>,
+}
+
+/// One block's optimizer state on the device.
+struct DeviceMoments {
+    master: DeviceGrads,
+    m: DeviceGrads,
+    v: DeviceGrads,
+    /// The block's weights generation the master copy holds.
+    generation: u64,
+    /// Host vectors the updated weights land in.
+    host: BlockGrads,
+}
+
+impl std::fmt::Debug for StackAdamW {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackAdamW")
+            .field("adamw", &self.adamw)
+            .field("on_device", &!self.device.is_empty())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StackAdamW {
+    /// AdamW with PyTorch's defaults but the given learning rate (see [`AdamW::new`]).
+    pub fn new(lr: f32) -> Self {
+        Self::from(AdamW::new(lr))
+    }
+}
+
+impl From<AdamW> for StackAdamW {
+    fn from(adamw: AdamW) -> Self {
+        StackAdamW {
+            adamw,
+            device: Vec::new(),
+            grads: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 }
 

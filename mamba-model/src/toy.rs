@@ -12,7 +12,7 @@ use crate::backend::Selection;
 use crate::block::Mamba2Block;
 use crate::config::Mamba2Config;
 use crate::error::ModelError;
-use crate::stack::{Mamba2Stack, StackGrads};
+use crate::stack::{Mamba2Stack, StackAdamW};
 use crate::train::AdamW;
 use crate::weights::{Mamba2Weights, SplitMix64};
 
@@ -55,7 +55,7 @@ pub fn make_batch(rng: &mut SplitMix64, batch: usize, len: usize) -> Batch {
 }
 
 /// The toy model: an input projection, residual Mamba2 blocks, a read-out.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ToyModel {
     /// (d_model).
     pub w_in: Vec<f32>,
@@ -68,10 +68,7 @@ pub struct ToyModel {
     /// (1).
     pub b_out: Vec<f32>,
     opt: AdamW,
-    /// The last step's gradients and a copy of the weights, whose memory the next step
-    /// fills again.
-    grads: StackGrads<f32>,
-    scratch: Vec<Mamba2Weights>,
+    block_opt: StackAdamW,
 }
 
 impl ToyModel {
@@ -94,22 +91,16 @@ impl ToyModel {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let stack = Mamba2Stack::new(blocks)?;
+        let mut opt = AdamW::new(lr);
+        opt.weight_decay = 0.0;
         Ok(ToyModel {
             w_in: (0..dm).map(|_| rng.normal()).collect(),
             b_in: (0..dm).map(|_| 0.1 * rng.normal()).collect(),
             stack,
             w_out: (0..dm).map(|_| rng.normal() / (dm as f32).sqrt()).collect(),
             b_out: vec![0.0],
-            opt: {
-                let mut opt = AdamW::new(lr);
-                opt.weight_decay = 0.0;
-                opt
-            },
-            grads: StackGrads {
-                input: Vec::new(),
-                blocks: Vec::new(),
-            },
-            scratch: Vec::new(),
+            opt: opt.clone(),
+            block_opt: StackAdamW::from(opt),
         })
     }
 
@@ -171,10 +162,12 @@ impl ToyModel {
                 dh[r * dm + k] = g * self.w_out[k];
             }
         }
-        // Through the residual blocks.
-        self.stack.backward_into(&tape, &dh, &mut self.grads)?;
+        // Through the residual blocks, updating their weights (on the device where the
+        // stack trains there).
+        let dh = self
+            .stack
+            .backward_update(&tape, &dh, &mut self.block_opt)?;
         drop(tape);
-        let (dh, block_grads) = (&self.grads.input, &self.grads.blocks);
         let mut gw_in = vec![0.0f32; dm];
         let mut gb_in = vec![0.0f32; dm];
         for (r, &x) in b.input.iter().enumerate() {
@@ -183,34 +176,15 @@ impl ToyModel {
                 gb_in[k] += dh[r * dm + k];
             }
         }
-        // One optimiser step over every tensor, in a fixed order.
-        let weights = &mut self.scratch;
-        weights.truncate(self.stack.len());
-        for (k, b) in self.stack.blocks().iter().enumerate() {
-            match weights.get_mut(k) {
-                Some(w) => w.clone_from(b.weights()),
-                None => weights.push(b.weights().clone()),
-            }
-        }
-        {
-            let mut params: Vec<&mut [f32]> = vec![
-                &mut self.w_in,
-                &mut self.b_in,
-                &mut self.w_out,
-                &mut self.b_out,
-            ];
-            for w in weights.iter_mut() {
-                params.extend(w.tensors_mut());
-            }
-            let mut grads: Vec<&[f32]> = vec![&gw_in, &gb_in, &gw_out, &gb_out];
-            for g in block_grads {
-                grads.extend(g.tensors());
-            }
-            self.opt.step(&mut params, &grads);
-        }
-        for (k, w) in weights.iter_mut().enumerate() {
-            self.stack.block_mut(k).swap_weights(w)?;
-        }
+        // The same AdamW step for the input and read-out tensors.
+        let mut params: Vec<&mut [f32]> = vec![
+            &mut self.w_in,
+            &mut self.b_in,
+            &mut self.w_out,
+            &mut self.b_out,
+        ];
+        self.opt
+            .step(&mut params, &[&gw_in, &gb_in, &gw_out, &gb_out]);
         Ok(loss)
     }
 }

@@ -591,6 +591,23 @@ impl AdamW {
         }
     }
 
+    /// Counts one more update and returns its number (1 first).
+    pub(crate) fn next_step(&mut self) -> u32 {
+        self.step += 1;
+        self.step
+    }
+
+    /// `(1 - beta1^t, 1 - beta2^t)`.
+    pub(crate) fn bias_corrections(&self, t: u32) -> (f32, f32) {
+        let t = t as i32;
+        (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t))
+    }
+
+    /// Updates done so far.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+
     /// One update of every parameter tensor from its gradient; the lists must keep the
     /// same order and lengths from step to step.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
@@ -603,10 +620,8 @@ impl AdamW {
             self.m = params.iter().map(|p| vec![0.0; p.len()]).collect();
             self.v = params.iter().map(|p| vec![0.0; p.len()]).collect();
         }
-        self.step += 1;
-        let t = self.step as i32;
-        let bc1 = 1.0 - self.beta1.powi(t);
-        let bc2 = 1.0 - self.beta2.powi(t);
+        let t = self.next_step();
+        let (bc1, bc2) = self.bias_corrections(t);
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
             for j in 0..p.len() {

@@ -272,3 +272,55 @@ fn stack_refuses_what_does_not_fit() {
     assert_eq!(stack.blocks()[0].weights(), &keep);
     assert_eq!(stack.into_blocks().len(), 2);
 }
+
+#[test]
+fn backward_update_equals_backward_then_adamw() {
+    // The host path of backward_update: the gradients of backward, then AdamW::step over
+    // every block's tensors in order, then set_weights; bit for bit, over three steps.
+    use mamba_model::{AdamW, StackAdamW};
+    let cfg = cfg();
+    let mut a = stack_on(BackendKind::CpuSimd, &cfg, 2, 17);
+    let mut b = a.clone();
+    let mut opt_a = StackAdamW::new(1e-2);
+    let mut opt_b = AdamW::new(1e-2);
+    let (bs, l) = (2, 9);
+    let shape = [bs, l, cfg.d_model];
+    let mut rng = SplitMix64(23);
+    for step in 0..3 {
+        let x = randn(&mut rng, bs * l * cfg.d_model);
+        let dout = randn(&mut rng, x.len());
+        let ta = a.forward_train(Tensor::new(&x, shape)).unwrap();
+        let dx = a.backward_update(&ta, &dout, &mut opt_a).unwrap();
+        // The tape is spent: its weights changed.
+        let e = a.backward(&ta, &dout).unwrap_err();
+        assert!(e.to_string().contains("changed since the tape"), "{e}");
+
+        let tb = b.forward_train(Tensor::new(&x, shape)).unwrap();
+        let g = b.backward(&tb, &dout).unwrap();
+        let mut ws: Vec<Mamba2Weights> = b.blocks().iter().map(|k| k.weights().clone()).collect();
+        let mut params: Vec<&mut [f32]> = ws.iter_mut().flat_map(|w| w.tensors_mut()).collect();
+        let grads: Vec<&[f32]> = g.blocks.iter().flat_map(|w| w.tensors()).collect();
+        opt_b.step(&mut params, &grads);
+        b.set_weights(ws).unwrap();
+
+        assert_eq!(dx, g.input, "step {step}: d input");
+        for (k, (wa, wb)) in a.blocks().iter().zip(b.blocks()).enumerate() {
+            assert_eq!(wa.weights(), wb.weights(), "step {step}: block {k}");
+        }
+        assert_ne!(
+            a.blocks()[0].weights(),
+            stack_on(BackendKind::CpuSimd, &cfg, 2, 17).blocks()[0].weights()
+        );
+    }
+    assert_eq!((opt_a.adamw.steps(), opt_b.steps()), (3, 3));
+    // set_weights and block_mut spend tapes too.
+    let x = vec![0.1f32; bs * l * cfg.d_model];
+    let t = a.forward_train(Tensor::new(&x, shape)).unwrap();
+    a.block_mut(0).set_keep_activations(true);
+    assert!(a.backward(&t, &x).is_err());
+    let t = a.forward_train(Tensor::new(&x, shape)).unwrap();
+    let ws: Vec<Mamba2Weights> = a.blocks().iter().map(|k| k.weights().clone()).collect();
+    a.set_weights(ws).unwrap();
+    assert!(a.backward_update(&t, &x, &mut opt_a).is_err());
+    assert_eq!(opt_a.adamw.steps(), 3, "a refused update counts no step");
+}

@@ -7,7 +7,7 @@ use std::ffi::c_void;
 
 use mamba_core::abi::{dtype, BlockConfigC, BlockForwardDesc, BlockWeightsC};
 
-use super::params::{ConvParams, NormParams, SsdParams};
+use super::params::{self, ConvParams, NormParams, SsdParams};
 use super::{gpu, mem_alloc, mem_free, memcpy_htod, stream_synchronize, Gpu};
 use crate::{PErr, PResult};
 
@@ -270,6 +270,79 @@ fn write_image(hw: &HostWeights<'_>, act: u32, at: &ImageLayout, img: &mut [u8])
     put_values(&mut img[at.a..], &hw.a, f);
     put_values(&mut img[at.d..], hw.d, f);
     put_values(&mut img[at.norm_w..], hw.norm, f);
+}
+
+/// # Safety
+/// `block` is null or a live block from `block_create`; `master` is device memory of `n`
+/// f32 (checked against the block's weights), alive until `stream` has run the update.
+pub(crate) unsafe fn block_set_weights_device(
+    block: *mut c_void,
+    master: u64,
+    n: usize,
+    stream: u64,
+) -> PResult<()> {
+    let g = super::gpu()?;
+    // SAFETY: the caller passes a live block from block_create (or null).
+    let b = unsafe { live(block, "set_weights_device") }?;
+    let c = &b.cfg;
+    let (dm, di, h, cd) = (c.d_model as usize, c.d_inner(), c.nheads(), c.conv_dim());
+    // The order of the backward's gradients.
+    let lens = [
+        c.d_in_proj() * dm,
+        cd * c.d_conv as usize,
+        cd,
+        h,
+        h,
+        h,
+        di,
+        dm * di,
+    ];
+    let total: usize = lens.iter().sum();
+    if n != total {
+        return Err(PErr::invalid(format!(
+            "Mamba2Block set_weights_device: {n} master values for a block of {total}"
+        )));
+    }
+    if master == 0 {
+        return Err(PErr::invalid("Mamba2Block set_weights_device: null master"));
+    }
+    let mut at = [0u64; 8];
+    let mut off = master;
+    for (a, l) in at.iter_mut().zip(lens) {
+        *a = off;
+        off += (l * 4) as u64;
+    }
+    let seg = |src: u64, dst: u64, n: usize, mode: i32| params::ImageSeg {
+        src,
+        dst,
+        n: n as i64,
+        mode,
+        pad0: 0,
+    };
+    let mut segs = vec![seg(at[0], b.in_proj, lens[0], 1)];
+    if b.in_proj_f32 != 0 {
+        segs.push(seg(at[0], b.in_proj_f32, lens[0], 2));
+    }
+    segs.push(seg(at[1], b.conv_w, lens[1], 0));
+    if b.conv_b != 0 {
+        segs.push(seg(at[2], b.conv_b, lens[2], 0));
+    }
+    segs.push(seg(at[3], b.dt_bias, lens[3], 0));
+    segs.push(seg(at[4], b.a, lens[4], 3));
+    segs.push(seg(at[5], b.d, lens[5], 0));
+    segs.push(seg(at[6], b.norm_w, lens[6], 0));
+    segs.push(seg(at[7], b.out_proj, lens[7], 1));
+    let mut prm = params::ImageParams::default();
+    prm.seg[..segs.len()].copy_from_slice(&segs);
+    let name = match b.act {
+        dtype::BF16 => "set_image_bf16",
+        dtype::F16 => "set_image_f16",
+        _ => "set_image_f32",
+    };
+    let f = g.func(name)?;
+    let longest = lens.iter().max().copied().unwrap_or(1);
+    let blocks = longest.div_ceil(256).min(g.sm_count.max(1) as usize * 4) as u32;
+    g.launch(f, (blocks, segs.len() as u32, 1), 256, 0, stream, &prm)
 }
 
 /// # Safety

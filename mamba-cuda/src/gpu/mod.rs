@@ -22,13 +22,13 @@ use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::sys as cu;
-use mamba_core::abi::{dtype as abi_dtype, status, DeviceInfoC};
+use mamba_core::abi::{dtype as abi_dtype, status, AdamWC, DeviceInfoC};
 
 use crate::{PErr, PResult};
 
 pub(crate) use block::{
     block_create, block_destroy, block_forward, block_forward_saving, block_saved_bytes,
-    block_set_weights,
+    block_set_weights, block_set_weights_device,
 };
 pub(crate) use block_bwd::{block_backward, block_backward_saved};
 pub(crate) use bwd::{
@@ -867,6 +867,50 @@ pub(crate) fn axpy(dt: u32, n: usize, alpha: f32, x: u64, y: u64, stream: u64) -
         n: i64n,
         alpha,
         pad0: 0,
+    };
+    g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
+}
+
+/// One AdamW update of `n` f32 parameters (the `adamw_f32` kernel).
+pub(crate) fn adamw(
+    n: usize,
+    param: u64,
+    grad: u64,
+    m: u64,
+    v: u64,
+    hp: &AdamWC,
+    stream: u64,
+) -> PResult<()> {
+    let g = gpu()?;
+    if n == 0 {
+        return Ok(());
+    }
+    if [param, grad, m, v].contains(&0) {
+        return Err(PErr::invalid("adamw: null buffer"));
+    }
+    if !(hp.bc1 > 0.0 && hp.bc2 > 0.0) {
+        return Err(PErr::invalid(format!(
+            "adamw: bias corrections must be positive, got {} and {}",
+            hp.bc1, hp.bc2
+        )));
+    }
+    let i64n = i64::try_from(n).map_err(|_| PErr::invalid("adamw: too many elements"))?;
+    let f = g.func("adamw_f32")?;
+    let blocks = n.div_ceil(256).min(g.sm_count.max(1) as usize * 8) as u32;
+    let prm = params::AdamWParams {
+        param,
+        grad,
+        m,
+        v,
+        n: i64n,
+        lr: hp.lr,
+        beta1: hp.beta1,
+        beta2: hp.beta2,
+        eps: hp.eps,
+        weight_decay: hp.weight_decay,
+        bc1: hp.bc1,
+        bc2: hp.bc2,
+        pad0: 0.0,
     };
     g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
 }

@@ -200,6 +200,43 @@ pub(crate) struct GemmParams {
     pub pad0: i32,
 }
 
+/// kernels/misc.cu `AdamWParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AdamWParams {
+    pub param: u64,
+    pub grad: u64,
+    pub m: u64,
+    pub v: u64,
+    pub n: i64,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub bc1: f32,
+    pub bc2: f32,
+    pub pad0: f32,
+}
+
+/// kernels/misc.cu `ImageSeg`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ImageSeg {
+    pub src: u64,
+    pub dst: u64,
+    pub n: i64,
+    pub mode: i32,
+    pub pad0: i32,
+}
+
+/// kernels/misc.cu `ImageParams` (`IMAGE_SEGS` segments).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ImageParams {
+    pub seg: [ImageSeg; 10],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AxpyParams {
