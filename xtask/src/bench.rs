@@ -19,7 +19,10 @@ use mamba_core::{
     Tensor,
 };
 use mamba_model::backend::{build, select, BackendPreference};
-use mamba_model::{BackendKind, Mamba2Block, Mamba2Config, Mamba2Weights, Selection, SplitMix64};
+use mamba_model::{
+    BackendKind, Mamba2Block, Mamba2Config, Mamba2Stack, Mamba2Weights, Selection, SplitMix64,
+    StackAdamW,
+};
 
 /// A measurement to make on one backend.
 type Job = Box<dyn FnMut(&Selection) -> Result<Row, String>>;
@@ -567,6 +570,96 @@ fn block_job(
     (name, Box::new(job))
 }
 
+/// A training step of a residual stack of four of the seed's blocks on any backend, by
+/// the host clock: `Mamba2Stack::forward_train`, then `backward_update` (the backward and
+/// an AdamW step of every block). On CUDA the residual stream, the activations, the
+/// gradients, the moments and the update stay on the device (one upload and one download
+/// of the stream per pass, the updated weights brought back); elsewhere the update runs
+/// on the host.
+fn stack_job(
+    cfg: &Mamba2Config,
+    weights: &[Mamba2Weights],
+    input: Vec<f32>,
+    l: usize,
+    dtype: DType,
+    quick: bool,
+    budget: Duration,
+) -> (String, Job) {
+    const PASS: &str = "train step (4 blocks, AdamW)";
+    let (cfg, weights) = (cfg.clone(), weights.to_vec());
+    let name = format!("mamba2_stack4 {PASS} L={l}");
+    let job = move |sel: &Selection| {
+        let blocks = weights
+            .iter()
+            .map(|w| Mamba2Block::with_selection(cfg.clone(), w.clone(), sel))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let mut stack = Mamba2Stack::new(blocks).map_err(|e| e.to_string())?;
+        let (min_runs, max_runs) = reps(sel.kind, quick);
+        let r = Reps(min_runs, max_runs, budget);
+        let (median_ms, min_ms, max_ms, runs) = match dtype {
+            DType::F16 => stack_step::<mamba_core::f16>(&mut stack, &input, l, r),
+            DType::BF16 => stack_step::<mamba_core::bf16>(&mut stack, &input, l, r),
+            _ => stack_step::<f32>(&mut stack, &input, l, r),
+        }?;
+        let (flops, exps) = block_flops(&cfg, 2, l);
+        let n = weights.len() as f64;
+        let bytes = dtype.size() as f64 * (2 * 2 * l * cfg.d_model) as f64
+            + 4.0 * ((cfg.d_in_proj() + cfg.d_model) * cfg.d_inner()) as f64;
+        Ok(Row {
+            op: "mamba2_stack4",
+            pass: PASS,
+            backend: sel.kind,
+            dtype,
+            batch: 2,
+            seqlen: l,
+            median_ms,
+            min_ms,
+            max_ms,
+            runs,
+            flops: 3.0 * n * flops,
+            exps: 3.0 * n * exps,
+            bytes: 3.0 * n * bytes,
+            timing: if sel.kind == BackendKind::Cuda {
+                HOST_SLICES_TIMING
+            } else {
+                HOST_TIMING
+            },
+        })
+    };
+    (name, Box::new(job))
+}
+
+fn stack_step<T: Element + mamba_core::plugin::DeviceElement>(
+    stack: &mut Mamba2Stack,
+    input: &[f32],
+    l: usize,
+    reps: Reps,
+) -> Result<Stats, String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let dm = stack.d_model();
+    let x: Vec<T> = convert(input);
+    let dout: Vec<T> = convert(&vec![1e-2f32; input.len()]);
+    // Tiny steps: the weights stay where they started.
+    let mut opt = StackAdamW::new(1e-7);
+    measure(
+        || {
+            let tape = stack
+                .forward_train(Tensor::new(&x, [2, l, dm]))
+                .map_err(|e| e.to_string())?;
+            stack
+                .backward_update(&tape, &dout, &mut opt)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
+}
+
 /// One kernel's inputs at one shape: what the bench needs to time it anywhere.
 trait KernelCase: 'static {
     /// The op's name in the results.
@@ -752,6 +845,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ));
         }
     }
+    let stack_weights = (0..4u64)
+        .map(|k| Mamba2Weights::init(&cfg, 10 + k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    for &l in &block_lens {
+        let input = randn(&mut rng, 2 * l * cfg.d_model, 1.0, 0.0);
+        plan.push(stack_job(
+            &cfg,
+            &stack_weights,
+            input,
+            l,
+            dtype,
+            opts.quick,
+            budget,
+        ));
+    }
     for &l in &kernel_lens {
         for backward in [false, true] {
             plan.push(kernel_job(
@@ -854,6 +963,7 @@ fn table(rows: &[Row], peak: f64) -> String {
     let mut by: BTreeMap<Key, BTreeMap<&'static str, &Row>> = BTreeMap::new();
     let order = |op: &str| match op {
         "mamba2_block" => 0,
+        "mamba2_stack4" => 0,
         "selective_scan" => 1,
         "ssd" => 2,
         _ => 3,
