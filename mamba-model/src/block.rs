@@ -39,7 +39,7 @@ impl Mamba2State {
         }
     }
 
-    fn check(&self, cfg: &Mamba2Config, batch: usize) -> Result<(), ModelError> {
+    pub(crate) fn check(&self, cfg: &Mamba2Config, batch: usize) -> Result<(), ModelError> {
         let conv = [batch, cfg.conv_dim(), cfg.d_conv - 1];
         let ssm = [batch, cfg.nheads(), cfg.headdim, cfg.d_state];
         if self.batch != batch || self.conv.len() != conv.iter().product::<usize>() {

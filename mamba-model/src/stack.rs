@@ -19,7 +19,7 @@ use mamba_core::plugin::{
 };
 use mamba_core::{Backend, DType, Element, Kernels, Tensor};
 
-use crate::block::Mamba2Block;
+use crate::block::{Mamba2Block, Mamba2State};
 use crate::error::ModelError;
 use crate::train::{AdamW, Mamba2Tape};
 use crate::weights::Mamba2Weights;
@@ -375,6 +375,83 @@ impl Mamba2Stack {
             Ok(out)
         };
         Some(run())
+    }
+
+    /// The zero state of every block for `batch` sequences (for
+    /// [`forward_with_state`](Self::forward_with_state) and [`step`](Self::step)).
+    pub fn zero_state(&self, batch: usize) -> Vec<Mamba2State> {
+        self.blocks.iter().map(|b| b.zero_state(batch)).collect()
+    }
+
+    fn check_states(&self, states: &[Mamba2State]) -> Result<(), ModelError> {
+        if states.len() != self.blocks.len() {
+            return Err(ModelError::Config(format!(
+                "{} states for a stack of {} blocks",
+                states.len(),
+                self.blocks.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forward continuing from `states` (one per block, as
+    /// [`zero_state`](Self::zero_state) makes them) and leaving there the states after the
+    /// last frame: a sequence processed in chunks, each from the previous chunk's states,
+    /// gives what it gives whole. Each block runs its own
+    /// [`Mamba2Block::forward_with_state`] (on the device: one round trip per block).
+    pub fn forward_with_state<T: Element + DeviceElement>(
+        &self,
+        input: Tensor<'_, T>,
+        states: &mut [Mamba2State],
+    ) -> Result<Vec<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        self.check_states(states)?;
+        let (batch, seqlen) = self.dims(&input)?;
+        // Every state checked before any changes.
+        for (b, s) in self.blocks.iter().zip(states.iter()) {
+            s.check(b.config(), batch)?;
+        }
+        let mut h = input.data.to_vec();
+        for (b, st) in self.blocks.iter().zip(states.iter_mut()) {
+            let (y, next) =
+                b.forward_with_state(Tensor::new(&h, [batch, seqlen, self.d_model()]), Some(st))?;
+            add_into(&mut h, &y);
+            *st = next;
+        }
+        Ok(h)
+    }
+
+    /// One frame through every block (decoding): `x` is (batch, d_model), `states` one per
+    /// block, updated in place ([`Mamba2Block::step`]).
+    pub fn step<T: Element + DeviceElement>(
+        &self,
+        x: Tensor<'_, T>,
+        states: &mut [Mamba2State],
+    ) -> Result<Vec<T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        self.check_states(states)?;
+        let d = x.dims();
+        if d.len() != 2 || d[1] != self.d_model() || d[0] == 0 || x.data.len() != d[0] * d[1] {
+            return Err(ModelError::Shape {
+                what: "step input (batch, d_model)",
+                expected: vec![states[0].batch, self.d_model()],
+                got: d.to_vec(),
+            });
+        }
+        let batch = d[0];
+        for (b, s) in self.blocks.iter().zip(states.iter()) {
+            s.check(b.config(), batch)?;
+        }
+        let mut h = x.data.to_vec();
+        for (b, st) in self.blocks.iter().zip(states.iter_mut()) {
+            let y = b.step(Tensor::new(&h, [batch, self.d_model()]), st)?;
+            add_into(&mut h, &y);
+        }
+        Ok(h)
     }
 
     /// Forward that keeps what [`backward`](Self::backward) needs (each block from the

@@ -324,3 +324,74 @@ fn backward_update_equals_backward_then_adamw() {
     assert!(a.backward_update(&t, &x, &mut opt_a).is_err());
     assert_eq!(opt_a.adamw.steps(), 3, "a refused update counts no step");
 }
+
+#[test]
+fn stack_streams_in_chunks_and_steps() {
+    // forward_with_state over two chunks, and step frame by frame, equal the whole
+    // sequence's forward (within the chunked SSD's rounding); states are checked first.
+    let cfg = cfg();
+    let stack = stack_on(BackendKind::CpuSimd, &cfg, 3, 29);
+    let (b, l, dm) = (2, 10, cfg.d_model);
+    let mut rng = SplitMix64(31);
+    let x = randn(&mut rng, b * l * dm);
+    let whole = stack.forward(Tensor::new(&x, [b, l, dm])).unwrap();
+    let rel = |got: &[f32], want: &[f32]| {
+        let num: f64 = got
+            .iter()
+            .zip(want)
+            .map(|(a, c)| ((a - c) as f64).powi(2))
+            .sum();
+        let den: f64 = want.iter().map(|c| (*c as f64).powi(2)).sum();
+        (num / den).sqrt()
+    };
+    // Chunks of 6 and 4 frames.
+    let frames = |v: &[f32], lo: usize, hi: usize| -> Vec<f32> {
+        (0..b)
+            .flat_map(|r| v[(r * l + lo) * dm..(r * l + hi) * dm].to_vec())
+            .collect()
+    };
+    let mut st = stack.zero_state(b);
+    let y1 = stack
+        .forward_with_state(Tensor::new(&frames(&x, 0, 6), [b, 6, dm]), &mut st)
+        .unwrap();
+    let y2 = stack
+        .forward_with_state(Tensor::new(&frames(&x, 6, 10), [b, 4, dm]), &mut st)
+        .unwrap();
+    let mut chunked = vec![0.0f32; whole.len()];
+    for r in 0..b {
+        chunked[r * l * dm..(r * l + 6) * dm].copy_from_slice(&y1[r * 6 * dm..(r + 1) * 6 * dm]);
+        chunked[(r * l + 6) * dm..(r + 1) * l * dm]
+            .copy_from_slice(&y2[r * 4 * dm..(r + 1) * 4 * dm]);
+    }
+    let e = rel(&chunked, &whole);
+    assert!(e < 1e-5, "two chunks against the whole: {e:.2e}");
+    // Frame by frame.
+    let mut st = stack.zero_state(b);
+    let mut stepped = vec![0.0f32; whole.len()];
+    for t in 0..l {
+        let xt = frames(&x, t, t + 1);
+        let yt = stack.step(Tensor::new(&xt, [b, dm]), &mut st).unwrap();
+        for r in 0..b {
+            stepped[(r * l + t) * dm..(r * l + t + 1) * dm]
+                .copy_from_slice(&yt[r * dm..(r + 1) * dm]);
+        }
+    }
+    let e = rel(&stepped, &whole);
+    assert!(e < 1e-5, "frame by frame against the whole: {e:.2e}");
+    // A wrong number of states, or one of another batch, changes nothing.
+    let mut two = stack.zero_state(b)[..2].to_vec();
+    let e = stack
+        .step(Tensor::new(&x[..b * dm], [b, dm]), &mut two)
+        .unwrap_err();
+    assert!(e.to_string().contains("2 states for a stack of 3"), "{e}");
+    let mut mixed = stack.zero_state(b);
+    mixed[2] = stack.zero_state(1).pop().unwrap();
+    let before = mixed.clone();
+    assert!(stack
+        .forward_with_state(Tensor::new(&x, [b, l, dm]), &mut mixed)
+        .is_err());
+    assert!(mixed
+        .iter()
+        .zip(&before)
+        .all(|(a, c)| a.conv == c.conv && a.ssm == c.ssm));
+}
