@@ -1687,6 +1687,16 @@ fn stack_trains_with_its_stream_on_the_device() {
         let e = stack.clone().backward(&tape, &dout).unwrap_err();
         assert!(e.to_string().contains("another stack"), "{e}");
         drop((tape, other));
+        // The kept buffers can be freed; the next pass makes new ones.
+        assert!(stack.release_buffers());
+        assert!(!stack.release_buffers());
+        let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert_eq!(
+            tape.output(),
+            &first_out[..],
+            "a step after release_buffers"
+        );
+        drop(tape);
         // Block 1 recomputes its activations.
         stack.block_mut(1).set_keep_activations(false);
         let tape = stack.forward_train(Tensor::new(&x, shape)).unwrap();

@@ -107,11 +107,11 @@ impl<T: DeviceElement> Drop for StackTape<T> {
         if let StackTapeKind::Device { bufs, spare, .. } = &mut self.kind {
             // Every pass that used the buffers waited for the device before returning.
             let bufs = bufs.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-            let mut slot = lock(spare);
-            if let (None, Some(mut b)) = (&*slot, bufs) {
+            if let Some(mut b) = bufs {
                 // The output's host memory serves the next pass too.
                 b.out_host = std::mem::take(&mut self.output);
-                *slot = Some(Box::new(b));
+                let old = lock(spare).replace(Box::new(b));
+                drop(old);
             }
         }
     }
@@ -319,12 +319,17 @@ impl Mamba2Stack {
         }
     }
 
-    /// Keeps `w` for the next pass (where no other buffers wait there).
+    /// Keeps `w` for the next pass (in place of what waited there).
     fn put_spare<W: Send + 'static>(&self, w: W) {
-        let mut slot = lock(&self.spare);
-        if slot.is_none() {
-            *slot = Some(Box::new(w));
-        }
+        let old = lock(&self.spare).replace(Box::new(w));
+        drop(old);
+    }
+
+    /// Frees the device buffers the stack keeps for its next pass (they come back with
+    /// the next pass). Returns whether there were any.
+    pub fn release_buffers(&self) -> bool {
+        let old = lock(&self.spare).take();
+        old.is_some()
     }
 
     /// Forward through every block: input (batch, frames, d_model) -> output of the same

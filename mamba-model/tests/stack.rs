@@ -219,6 +219,10 @@ fn stack_refuses_what_does_not_fit() {
         (2, 16, false)
     );
     assert_eq!(stack.on_device(mamba_model::DType::F32), (false, false));
+    assert!(
+        !stack.release_buffers(),
+        "the host path keeps no device buffers"
+    );
     let (b, l) = (1, 5);
     let x = vec![0.5f32; b * l * 16];
     // A wrong width, and a buffer that does not match its shape.
