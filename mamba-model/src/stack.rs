@@ -723,7 +723,9 @@ impl Mamba2Stack {
     /// the update runs there, the device copies of the weights are rewritten there, and
     /// only the updated weights come back (into the blocks' own vectors). Elsewhere the
     /// gradients come to the host and `opt` updates the weights there, with the same
-    /// arithmetic. The tape cannot be used again afterwards.
+    /// arithmetic. The tape cannot be used again afterwards. After an error the device
+    /// copies of the weights may be ahead of `weights()`: [`set_weights`](Self::set_weights)
+    /// makes them one again.
     pub fn backward_update<T: Element + DeviceElement>(
         &mut self,
         tape: &StackTape<T>,
