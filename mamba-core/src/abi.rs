@@ -860,10 +860,20 @@ pub struct PluginApi {
     /// to ABI version 1.
     pub block_set_weights_device:
         unsafe extern "C" fn(block: *mut c_void, master: u64, n: usize, stream: u64) -> i32,
+    /// The sum of the squares of every element of `count` dense f32 device buffers
+    /// (`ptrs[i]` holding `lens[i]` elements), accumulated in f64, into `*out` on the host
+    /// after the work on `stream` (it waits): gradient norms. Appended to ABI version 1.
+    pub sum_squares: unsafe extern "C" fn(
+        count: usize,
+        ptrs: *const u64,
+        lens: *const usize,
+        out: *mut f64,
+        stream: u64,
+    ) -> i32,
 }
 
 /// The hyperparameters of one AdamW update (`adamw`): `bc1 = 1 - beta1^t` and `bc2 = 1 -
-/// beta2^t` at step `t` (1 first).
+/// beta2^t` at step `t` (1 first), and the gradients' scale.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AdamWC {
@@ -881,6 +891,7 @@ pub struct AdamWC {
     pub bc1: f32,
     /// `1 - beta2^t`.
     pub bc2: f32,
-    /// Zero.
-    pub reserved: f32,
+    /// The gradients are multiplied by it first (gradient clipping; 1: as they are). Must
+    /// be positive and finite.
+    pub grad_scale: f32,
 }

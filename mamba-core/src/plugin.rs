@@ -523,6 +523,30 @@ impl CudaBackend {
         ok(self.api, code, OP)
     }
 
+    /// The sum of the squares of every element of `bufs`, accumulated in f64 on the device
+    /// after the work on `stream` (it waits for the result): gradient norms. Errors as
+    /// `Unsupported` where the plugin predates it.
+    pub fn sum_squares(&self, bufs: &[&DeviceBuffer<f32>], stream: &CudaStream) -> Result<f64> {
+        const OP: &str = "sum_squares";
+        self.require_entry(core::mem::offset_of!(PluginApi, sum_squares), OP)?;
+        let ptrs: Vec<u64> = bufs.iter().map(|b| b.ptr).collect();
+        let lens: Vec<usize> = bufs.iter().map(|b| b.len).collect();
+        let mut out = 0f64;
+        // SAFETY: the entry exists (checked); `ptrs` / `lens` hold `bufs.len()` entries
+        // describing live buffers of this plugin; `out` is a local.
+        let code = unsafe {
+            (self.api.sum_squares)(
+                bufs.len(),
+                ptrs.as_ptr(),
+                lens.as_ptr(),
+                &mut out,
+                stream.raw,
+            )
+        };
+        ok(self.api, code, OP)?;
+        Ok(out)
+    }
+
     /// `true` when the plugin has [`Self::axpy`].
     pub fn has_axpy(&self) -> bool {
         self.has_entry(core::mem::offset_of!(PluginApi, axpy) + core::mem::size_of::<usize>())

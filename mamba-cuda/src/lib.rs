@@ -464,6 +464,33 @@ unsafe extern "C" fn block_set_weights_device(
     guard(|| unsafe { imp::block_set_weights_device(block, master, n, stream) })
 }
 
+unsafe extern "C" fn sum_squares(
+    count: usize,
+    ptrs: *const u64,
+    lens: *const usize,
+    out: *mut f64,
+    stream: u64,
+) -> i32 {
+    guard(|| {
+        if out.is_null() || (count > 0 && (ptrs.is_null() || lens.is_null())) {
+            return Err(PErr::invalid("sum_squares: null pointer"));
+        }
+        let bufs: Vec<(u64, usize)> = if count == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the caller passes `count` entries in each array (non-null, checked).
+            let ptrs = unsafe { std::slice::from_raw_parts(ptrs, count) };
+            // SAFETY: as above.
+            let lens = unsafe { std::slice::from_raw_parts(lens, count) };
+            ptrs.iter().copied().zip(lens.iter().copied()).collect()
+        };
+        let v = imp::sum_squares(&bufs, stream)?;
+        // SAFETY: non-null (checked), the caller's f64.
+        unsafe { *out = v };
+        Ok(())
+    })
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -540,6 +567,7 @@ static API: PluginApi = PluginApi {
     axpy,
     adamw,
     block_set_weights_device,
+    sum_squares,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -154,6 +154,9 @@ pub(crate) fn adamw(
 ) -> PResult<()> {
     no()
 }
+pub(crate) fn sum_squares(_b: &[(u64, usize)], _s: u64) -> PResult<f64> {
+    no()
+}
 pub(crate) unsafe fn block_set_weights_device(
     _b: *mut c_void,
     _m: u64,

@@ -1846,15 +1846,17 @@ fn stack_updates_its_weights_on_the_device() {
     let mut rng = SplitMix64(81);
     let n = 10_007;
     let mut host = AdamW::new(3e-3);
+    let (lr, beta1, beta2, eps, weight_decay) =
+        (host.lr, host.beta1, host.beta2, host.eps, host.weight_decay);
     let hp = |t: i32| mamba_core::abi::AdamWC {
-        lr: host.lr,
-        beta1: host.beta1,
-        beta2: host.beta2,
-        eps: host.eps,
-        weight_decay: host.weight_decay,
-        bc1: 1.0 - host.beta1.powi(t),
-        bc2: 1.0 - host.beta2.powi(t),
-        reserved: 0.0,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        bc1: 1.0 - beta1.powi(t),
+        bc2: 1.0 - beta2.powi(t),
+        grad_scale: 1.0,
     };
     let hyper: Vec<_> = (1..=3).map(hp).collect();
     let mut p: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
@@ -1892,6 +1894,33 @@ fn stack_updates_its_weights_on_the_device() {
         .adamw(&hyper[0], &mut dp, &short, &mut m, &mut v, &stream)
         .unwrap_err();
     assert!(e.to_string().contains("10006"), "{e}");
+    // A gradient scale (clipping) multiplies each gradient first, as the host does.
+    let g: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let dg = cuda.upload(&g, &stream).unwrap();
+    let mut clipped = hp(4);
+    clipped.grad_scale = 0.37;
+    cuda.adamw(&clipped, &mut dp, &dg, &mut m, &mut v, &stream)
+        .unwrap();
+    let gs: Vec<f32> = g.iter().map(|x| x * 0.37).collect();
+    host.step(&mut [&mut p], &[&gs]);
+    let got = dp.to_vec(&stream).unwrap();
+    assert!(
+        got.iter().zip(&p).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "adamw with grad_scale"
+    );
+    clipped.grad_scale = 0.0;
+    let e = cuda
+        .adamw(&clipped, &mut dp, &dg, &mut m, &mut v, &stream)
+        .unwrap_err();
+    assert!(e.to_string().contains("grad_scale"), "{e}");
+    // sum_squares over several buffers (and an empty list) against f64 on the host.
+    let want: f64 = g.iter().chain(&p).map(|&x| x as f64 * x as f64).sum();
+    let got = cuda.sum_squares(&[&dg, &dp], &stream).unwrap();
+    assert!(
+        (got - want).abs() <= 1e-12 * want,
+        "sum_squares {got} against {want}"
+    );
+    assert_eq!(cuda.sum_squares(&[], &stream).unwrap(), 0.0);
 
     // A stack updated on the device against the host path.
     let cfg = small_cfg();
@@ -1961,6 +1990,68 @@ fn stack_updates_its_weights_on_the_device() {
         );
     }
     assert_eq!(opt.adamw.steps(), 3);
+    // Clipping on the device: the norm it reports, and the update it makes against
+    // AdamW::step on the host with the gradients (of a stack with the same weights, on
+    // the device) scaled as PyTorch's clip_grad_norm_ does. eps = 1 makes the first
+    // update proportional to the gradient, so the scale shows in it.
+    let x: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();
+    let dout: Vec<f32> = (0..x.len()).map(|_| rng.normal()).collect();
+    let mut clip = fresh(&dev);
+    let mut o_clip = StackAdamW::new(0.1);
+    o_clip.adamw.eps = 1.0;
+    o_clip.max_grad_norm = Some(0.05);
+    let plain = fresh(&dev);
+    let t = plain.forward_train(Tensor::new(&x, shape)).unwrap();
+    let g = plain.backward(&t, &dout).unwrap();
+    drop(t);
+    let norm = g
+        .blocks
+        .iter()
+        .flat_map(|w| w.tensors())
+        .flat_map(|t| t.iter())
+        .map(|&v| v as f64 * v as f64)
+        .sum::<f64>()
+        .sqrt() as f32;
+    let scale = (0.05 / (norm + 1e-6)).min(1.0);
+    assert!(scale < 0.5, "the test needs clipping to act: norm {norm}");
+    let t = clip.forward_train(Tensor::new(&x, shape)).unwrap();
+    clip.backward_update(&t, &dout, &mut o_clip).unwrap();
+    let got = o_clip.grad_norm().unwrap();
+    assert!(
+        (got - norm).abs() <= 1e-5 * norm,
+        "grad norm {got} against {norm}"
+    );
+    let mut want: Vec<Mamba2Weights> = plain.blocks().iter().map(|k| k.weights().clone()).collect();
+    let mut host_opt = AdamW::new(0.1);
+    host_opt.eps = 1.0;
+    let scaled: Vec<Vec<f32>> = g
+        .blocks
+        .iter()
+        .flat_map(|w| w.tensors())
+        .map(|t| t.iter().map(|v| v * scale).collect())
+        .collect();
+    let mut params: Vec<&mut [f32]> = want.iter_mut().flat_map(|w| w.tensors_mut()).collect();
+    host_opt.step(
+        &mut params,
+        &scaled.iter().map(|v| v.as_slice()).collect::<Vec<_>>(),
+    );
+    for (k, (wa, wb)) in clip.blocks().iter().zip(&want).enumerate() {
+        let start = plain.blocks()[k].weights().tensors();
+        for (i, ((ta, tb), t0)) in wa
+            .weights()
+            .tensors()
+            .iter()
+            .zip(wb.tensors())
+            .zip(start)
+            .enumerate()
+        {
+            // The updates themselves (the weights differ from the start by ~lr scale g).
+            let da: Vec<f64> = ta.iter().zip(t0).map(|(a, z)| (*a - *z) as f64).collect();
+            let db: Vec<f64> = tb.iter().zip(t0).map(|(a, z)| (*a - *z) as f64).collect();
+            let e = rel_l2(&da, &db);
+            assert!(e <= 1e-3, "clipped update, block {k} tensor {i}: {e:.2e}");
+        }
+    }
     // A step in bf16: its device copies are rewritten; the f32 ones are made again.
     assert_eq!(dev.on_device(DType::BF16), (true, true));
     let x: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();

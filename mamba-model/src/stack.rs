@@ -753,6 +753,21 @@ impl Mamba2Stack {
         };
         self.backward_into(tape, dout, &mut g)?;
         opt.grads = g.blocks;
+        let sq: f64 = opt
+            .grads
+            .iter()
+            .flat_map(|g| g.tensors())
+            .flat_map(|t| t.iter())
+            .map(|&v| v as f64 * v as f64)
+            .sum();
+        let scale = opt.clip_scale(sq.sqrt() as f32);
+        if scale != 1.0 {
+            for g in opt.grads.iter_mut() {
+                for t in g.tensors_mut() {
+                    t.iter_mut().for_each(|v| *v *= scale);
+                }
+            }
+        }
         let scratch = &mut opt.scratch;
         scratch.truncate(self.blocks.len());
         for (k, b) in self.blocks.iter().enumerate() {
@@ -825,6 +840,10 @@ impl Mamba2Stack {
                             .copy_from_host(&packed, stream)?;
                     }
                 }
+                let bufs_g: Vec<&DeviceBuffer<f32>> =
+                    bufs.grads.iter().map(|g| g.buffer()).collect();
+                let norm = cuda.sum_squares(&bufs_g, stream)?.sqrt() as f32;
+                let grad_scale = opt.clip_scale(norm);
                 let t = opt.adamw.next_step();
                 let (bc1, bc2) = opt.adamw.bias_corrections(t);
                 let a = &opt.adamw;
@@ -836,7 +855,7 @@ impl Mamba2Stack {
                     weight_decay: a.weight_decay,
                     bc1,
                     bc2,
-                    reserved: 0.0,
+                    grad_scale,
                 };
                 for (s, g) in opt.device.iter_mut().zip(&bufs.grads) {
                     cuda.adamw(
@@ -877,6 +896,11 @@ pub struct StackAdamW {
     /// The hyperparameters (`lr`, `beta1`, `beta2`, `eps`, `weight_decay`), the step
     /// count, and the host path's moments.
     pub adamw: AdamW,
+    /// Gradient clipping by the global norm, as PyTorch's `clip_grad_norm_`: when set,
+    /// every gradient is multiplied by `min(1, max / (norm + 1e-6))` before the update,
+    /// `norm` being the L2 norm of all the blocks' parameter gradients together.
+    pub max_grad_norm: Option<f32>,
+    grad_norm: Option<f32>,
     device: Vec<DeviceMoments>,
     /// The host path's gradients and weights, whose memory the next step reuses.
     grads: Vec<Mamba2Weights>,
@@ -908,12 +932,29 @@ impl StackAdamW {
     pub fn new(lr: f32) -> Self {
         Self::from(AdamW::new(lr))
     }
+
+    /// The global L2 norm of the last update's gradients (before clipping); `None`
+    /// before the first.
+    pub fn grad_norm(&self) -> Option<f32> {
+        self.grad_norm
+    }
+
+    /// Records the gradients' norm and returns their scale for this update.
+    fn clip_scale(&mut self, norm: f32) -> f32 {
+        self.grad_norm = Some(norm);
+        match self.max_grad_norm {
+            Some(max) => (max / (norm + 1e-6)).min(1.0),
+            None => 1.0,
+        }
+    }
 }
 
 impl From<AdamW> for StackAdamW {
     fn from(adamw: AdamW) -> Self {
         StackAdamW {
             adamw,
+            max_grad_norm: None,
+            grad_norm: None,
             device: Vec::new(),
             grads: Vec::new(),
             scratch: Vec::new(),

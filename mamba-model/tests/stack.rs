@@ -399,3 +399,57 @@ fn stack_streams_in_chunks_and_steps() {
         .zip(&before)
         .all(|(a, c)| a.conv == c.conv && a.ssm == c.ssm));
 }
+
+#[test]
+fn backward_update_clips_by_the_global_norm() {
+    // The host path with max_grad_norm: the norm of every block's gradients together,
+    // reported by grad_norm, and the gradients scaled by min(1, max / (norm + 1e-6))
+    // before AdamW::step (PyTorch's clip_grad_norm_), bit for bit; no scaling when the
+    // norm is under the limit.
+    use mamba_model::{AdamW, StackAdamW};
+    let cfg = cfg();
+    let (bs, l) = (2, 7);
+    let shape = [bs, l, cfg.d_model];
+    let mut rng = SplitMix64(37);
+    let x = randn(&mut rng, bs * l * cfg.d_model);
+    let dout = randn(&mut rng, x.len());
+    for max in [1e-3f32, 1e6] {
+        let mut a = stack_on(BackendKind::CpuSimd, &cfg, 2, 47);
+        let b = a.clone();
+        let mut opt = StackAdamW::new(1e-2);
+        opt.max_grad_norm = Some(max);
+        assert_eq!(opt.grad_norm(), None);
+        let t = a.forward_train(Tensor::new(&x, shape)).unwrap();
+        a.backward_update(&t, &dout, &mut opt).unwrap();
+
+        let t = b.forward_train(Tensor::new(&x, shape)).unwrap();
+        let g = b.backward(&t, &dout).unwrap();
+        let norm = g
+            .blocks
+            .iter()
+            .flat_map(|w| w.tensors())
+            .flat_map(|t| t.iter())
+            .map(|&v| v as f64 * v as f64)
+            .sum::<f64>()
+            .sqrt() as f32;
+        assert_eq!(opt.grad_norm(), Some(norm));
+        let scale = (max / (norm + 1e-6)).min(1.0);
+        assert_eq!(scale < 1.0, max < 1.0, "norm {norm}");
+        let scaled: Vec<Vec<f32>> = g
+            .blocks
+            .iter()
+            .flat_map(|w| w.tensors())
+            .map(|t| t.iter().map(|v| v * scale).collect())
+            .collect();
+        let mut ws: Vec<Mamba2Weights> = b.blocks().iter().map(|k| k.weights().clone()).collect();
+        let mut params: Vec<&mut [f32]> = ws.iter_mut().flat_map(|w| w.tensors_mut()).collect();
+        let mut host = AdamW::new(1e-2);
+        host.step(
+            &mut params,
+            &scaled.iter().map(|v| v.as_slice()).collect::<Vec<_>>(),
+        );
+        for (k, (wa, w)) in a.blocks().iter().zip(&ws).enumerate() {
+            assert_eq!(wa.weights(), w, "max {max}: block {k}");
+        }
+    }
+}

@@ -894,6 +894,12 @@ pub(crate) fn adamw(
             hp.bc1, hp.bc2
         )));
     }
+    if !(hp.grad_scale > 0.0 && hp.grad_scale.is_finite()) {
+        return Err(PErr::invalid(format!(
+            "adamw: grad_scale must be positive and finite, got {}",
+            hp.grad_scale
+        )));
+    }
     let i64n = i64::try_from(n).map_err(|_| PErr::invalid("adamw: too many elements"))?;
     let f = g.func("adamw_f32")?;
     let blocks = n.div_ceil(256).min(g.sm_count.max(1) as usize * 8) as u32;
@@ -910,9 +916,42 @@ pub(crate) fn adamw(
         weight_decay: hp.weight_decay,
         bc1: hp.bc1,
         bc2: hp.bc2,
-        pad0: 0.0,
+        grad_scale: hp.grad_scale,
     };
     g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)
+}
+
+/// The sum of squares of several f32 device buffers, in f64, brought to the host.
+pub(crate) fn sum_squares(bufs: &[(u64, usize)], stream: u64) -> PResult<f64> {
+    let g = gpu()?;
+    if bufs.iter().any(|&(p, n)| p == 0 && n > 0) {
+        return Err(PErr::invalid("sum_squares: null buffer"));
+    }
+    let f = g.func("sumsq_f32")?;
+    let acc = g.alloc_async(8, stream)?;
+    let run = || -> PResult<f64> {
+        memset(acc, 0, 8, stream)?;
+        for &(x, n) in bufs.iter().filter(|b| b.1 > 0) {
+            let i64n =
+                i64::try_from(n).map_err(|_| PErr::invalid("sum_squares: too many elements"))?;
+            let blocks = n.div_ceil(256).min(g.sm_count.max(1) as usize * 4) as u32;
+            let prm = params::SumSqParams {
+                x,
+                out: acc,
+                n: i64n,
+            };
+            g.launch(f, (blocks, 1, 1), 256, 0, stream, &prm)?;
+        }
+        let mut out = 0f64;
+        // SAFETY: eight writable bytes; the copy is waited for.
+        unsafe { memcpy_dtoh(&mut out as *mut f64 as *mut c_void, acc, 8, stream) }?;
+        Ok(out)
+    };
+    let r = run();
+    let fr = g.free_async(acc, stream);
+    let v = r?;
+    fr?;
+    Ok(v)
 }
 
 pub(crate) fn event_create() -> PResult<u64> {

@@ -216,7 +216,16 @@ pub(crate) struct AdamWParams {
     pub weight_decay: f32,
     pub bc1: f32,
     pub bc2: f32,
-    pub pad0: f32,
+    pub grad_scale: f32,
+}
+
+/// kernels/misc.cu `SumSqParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SumSqParams {
+    pub x: u64,
+    pub out: u64,
+    pub n: i64,
 }
 
 /// kernels/misc.cu `ImageSeg`.
