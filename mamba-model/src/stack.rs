@@ -654,13 +654,13 @@ impl Mamba2Stack {
     }
 
     /// The backward chain on the device: the gradients of every block's parameters in
-    /// `bufs.grads`, the input's downloaded into `dinput`.
+    /// `bufs.grads`, the input's downloaded into `dinput` (`None`: not formed).
     fn device_backward_chain<T: Element + DeviceElement>(
         blocks: &[&CudaBlock],
         cuda: &CudaBackend,
         bufs: &mut TrainBuffers<T>,
         dout: &[T],
-        dinput: &mut Vec<T>,
+        dinput: Option<&mut Vec<T>>,
     ) -> Result<(), ModelError> {
         let stream = &CudaStream::DEFAULT;
         let (batch, seqlen) = (bufs.batch, bufs.seqlen);
@@ -677,11 +677,17 @@ impl Mamba2Stack {
                 dfinal: None,
             };
             blk.backward(&pass, next, &mut bufs.grads[k], None, stream)?;
+            if k == 0 && dinput.is_none() {
+                // The input's gradient is not wanted: the block's part of it is enough.
+                break;
+            }
             cuda.axpy(1.0, g, next, stream)?;
             std::mem::swap(g, next);
         }
-        dinput.resize(dout.len(), T::default());
-        g.copy_to_host(dinput, stream)?;
+        if let Some(dinput) = dinput {
+            dinput.resize(dout.len(), T::default());
+            g.copy_to_host(dinput, stream)?;
+        }
         Ok(())
     }
 
@@ -694,7 +700,7 @@ impl Mamba2Stack {
         let (blocks, cuda) = self.device_chain(T::DTYPE, true)?;
         let mut run = || -> Result<(), ModelError> {
             let stream = &CudaStream::DEFAULT;
-            Self::device_backward_chain(&blocks, cuda, bufs, dout, &mut out.input)?;
+            Self::device_backward_chain(&blocks, cuda, bufs, dout, Some(&mut out.input))?;
             out.blocks.truncate(blocks.len());
             for (k, (b, d)) in self.blocks.iter().zip(&bufs.grads).enumerate() {
                 // The vectors of the previous step's gradients, where there are some.
@@ -735,13 +741,33 @@ impl Mamba2Stack {
     where
         dyn Backend: Kernels<T>,
     {
+        let mut dinput = Vec::new();
+        self.backward_update_into(tape, dout, opt, Some(&mut dinput))?;
+        Ok(dinput)
+    }
+
+    /// As [`backward_update`](Self::backward_update), with the input's gradient written
+    /// into `dinput` (its memory kept where it has the right length: a loop that passes
+    /// the same vector allocates nothing) or, with `None`, not brought back at all (the
+    /// input is data, not the output of something to train).
+    pub fn backward_update_into<T: Element + DeviceElement>(
+        &mut self,
+        tape: &StackTape<T>,
+        dout: &[T],
+        opt: &mut StackAdamW,
+        dinput: Option<&mut Vec<T>>,
+    ) -> Result<(), ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
         self.check_tape(tape, dout)?;
+        let mut dinput = dinput;
         if let StackTapeKind::Device { bufs, .. } = &tape.kind {
             let mut bufs = bufs.lock().unwrap_or_else(|e| e.into_inner());
             let bufs = bufs.as_mut().ok_or_else(|| {
                 ModelError::Config("the tape's device buffers were lost by a panic".into())
             })?;
-            if let Some(r) = self.device_update(bufs, dout, opt) {
+            if let Some(r) = self.device_update(bufs, dout, opt, dinput.as_deref_mut()) {
                 self.version += 1;
                 return r;
             }
@@ -786,7 +812,10 @@ impl Mamba2Stack {
         for (b, w) in self.blocks.iter_mut().zip(scratch.iter_mut()) {
             b.swap_weights(w)?;
         }
-        Ok(g.input)
+        if let Some(d) = dinput {
+            *d = g.input;
+        }
+        Ok(())
     }
 
     /// The device path of [`backward_update`](Self::backward_update); `None` where the
@@ -796,7 +825,8 @@ impl Mamba2Stack {
         bufs: &mut TrainBuffers<T>,
         dout: &[T],
         opt: &mut StackAdamW,
-    ) -> Option<Result<Vec<T>, ModelError>> {
+        mut dinput: Option<&mut Vec<T>>,
+    ) -> Option<Result<(), ModelError>> {
         let dtype = T::DTYPE;
         {
             let (blocks, _) = self.device_chain(dtype, true)?;
@@ -804,12 +834,11 @@ impl Mamba2Stack {
                 return None;
             }
         }
-        let mut run = || -> Result<Vec<T>, ModelError> {
+        let mut run = || -> Result<(), ModelError> {
             let stream = &CudaStream::DEFAULT;
-            let mut dinput = Vec::new();
             {
                 let (blocks, cuda) = self.device_chain(dtype, true).ok_or_else(lost)?;
-                Self::device_backward_chain(&blocks, cuda, bufs, dout, &mut dinput)?;
+                Self::device_backward_chain(&blocks, cuda, bufs, dout, dinput.as_deref_mut())?;
                 // Master weights and moments, made (or refreshed from the blocks' weights
                 // where those changed) before the first update.
                 opt.device.truncate(blocks.len());
@@ -879,7 +908,7 @@ impl Mamba2Stack {
                 blk.take_device_weights(&mut s.host, dtype);
                 s.generation = blk.generation();
             }
-            Ok(dinput)
+            Ok(())
         };
         Some(run())
     }

@@ -69,6 +69,8 @@ pub struct ToyModel {
     pub b_out: Vec<f32>,
     opt: AdamW,
     block_opt: StackAdamW,
+    /// The input's gradient, its memory reused step after step.
+    dinput: Vec<f32>,
 }
 
 impl ToyModel {
@@ -101,6 +103,7 @@ impl ToyModel {
             b_out: vec![0.0],
             opt: opt.clone(),
             block_opt: StackAdamW::from(opt),
+            dinput: Vec::new(),
         })
     }
 
@@ -164,10 +167,11 @@ impl ToyModel {
         }
         // Through the residual blocks, updating their weights (on the device where the
         // stack trains there).
-        let dh = self
-            .stack
-            .backward_update(&tape, &dh, &mut self.block_opt)?;
+        let mut dinput = std::mem::take(&mut self.dinput);
+        self.stack
+            .backward_update_into(&tape, &dh, &mut self.block_opt, Some(&mut dinput))?;
         drop(tape);
+        let dh = &dinput;
         let mut gw_in = vec![0.0f32; dm];
         let mut gb_in = vec![0.0f32; dm];
         for (r, &x) in b.input.iter().enumerate() {
@@ -185,6 +189,7 @@ impl ToyModel {
         ];
         self.opt
             .step(&mut params, &[&gw_in, &gb_in, &gw_out, &gb_out]);
+        self.dinput = dinput;
         Ok(loss)
     }
 }
