@@ -2108,3 +2108,152 @@ fn stack_updates_its_weights_on_the_device() {
     );
     assert!(e <= 1e-6, "f32 copies after a bf16 step: {e:.2e}");
 }
+
+/// The optimizer's state through files and between the device and the host: the moments
+/// saved from the device against a host-path run's, a run resumed from the files on the
+/// device against the one that went on, and a step on the host path after device steps
+/// (its moments brought back) against a device step.
+#[test]
+fn stack_optimizer_state_saves_and_resumes_on_the_device() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::io::TensorFile;
+    use mamba_model::{DType, Mamba2Stack, StackAdamW};
+    let cfg = small_cfg();
+    let sel = build(BackendKind::Cuda).unwrap();
+    let make = |device: bool| {
+        let blocks = (0..2)
+            .map(|k| {
+                let mut b =
+                    Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 301 + k), &sel)
+                        .unwrap();
+                b.set_device_training(device);
+                b
+            })
+            .collect();
+        Mamba2Stack::new(blocks).unwrap()
+    };
+    let (b, l) = (2, 29);
+    let shape = [b, l, cfg.d_model];
+    let step = |stack: &mut Mamba2Stack, opt: &mut StackAdamW, s: u64, device: bool| {
+        let mut rng = SplitMix64(700 + s);
+        let x: Vec<f32> = (0..b * l * cfg.d_model).map(|_| rng.normal()).collect();
+        let dout: Vec<f32> = (0..x.len()).map(|_| rng.normal()).collect();
+        let t = stack.forward_train(Tensor::new(&x, shape)).unwrap();
+        assert_eq!(t.on_device(), device, "step {s}");
+        stack.backward_update_into(&t, &dout, opt, None).unwrap();
+    };
+    let new_opt = || {
+        let mut o = StackAdamW::new(2e-3);
+        o.max_grad_norm = Some(5.0);
+        o
+    };
+    let dir = std::env::temp_dir().join(format!("mamba-gpu-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |n: &str| dir.join(n);
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+
+    // Two steps on the device and on the host path; the saved moments agree.
+    let mut a = make(true);
+    let mut opt_a = new_opt();
+    let mut h = make(false);
+    let mut opt_h = new_opt();
+    for s in 0..2 {
+        step(&mut a, &mut opt_a, s, true);
+        step(&mut h, &mut opt_h, s, false);
+    }
+    a.save_safetensors(file("w.safetensors"), DType::F32)
+        .unwrap();
+    opt_a.save_safetensors(&a, file("opt.safetensors")).unwrap();
+    opt_h
+        .save_safetensors(&h, file("opt_h.safetensors"))
+        .unwrap();
+    let (fa, fh) = (
+        TensorFile::read(&file("opt.safetensors")).unwrap(),
+        TensorFile::read(&file("opt_h.safetensors")).unwrap(),
+    );
+    let mut names: Vec<&String> = fh.tensors.keys().collect();
+    names.sort();
+    assert_eq!(names.len(), 2 * 2 * 8, "{names:?}");
+    for name in names {
+        let (ta, th) = (&fa.tensors[name], &fh.tensors[name]);
+        assert_eq!(ta.shape, th.shape, "{name}");
+        assert!(th.data.iter().any(|&v| v != 0.0), "{name} is all zero");
+        let e = rel_l2(&ta.data, &th.data);
+        assert!(
+            e <= 1e-4,
+            "saved moment {name}: device against host {e:.2e}"
+        );
+    }
+
+    // Resumed from the files (the moments go back to the device) against the run that
+    // went on: the same updates.
+    let w2: Vec<Mamba2Weights> = a.blocks().iter().map(|k| k.weights().clone()).collect();
+    let mut r = Mamba2Stack::load_safetensors(file("w.safetensors")).unwrap();
+    let r_blocks: Vec<Mamba2Block> = r
+        .blocks()
+        .iter()
+        .map(|k| Mamba2Block::with_selection(cfg.clone(), k.weights().clone(), &sel).unwrap())
+        .collect();
+    r = Mamba2Stack::new(r_blocks).unwrap();
+    let mut opt_r = StackAdamW::load_safetensors(file("opt.safetensors"), &r).unwrap();
+    assert_eq!(opt_r.adamw.steps(), 2);
+    // And a third copy whose last step runs on the host path (its moments come back
+    // from the device first).
+    let mut c = r.clone();
+    let mut opt_c = StackAdamW::load_safetensors(file("opt.safetensors"), &c).unwrap();
+    for s in 2..4 {
+        step(&mut a, &mut opt_a, s, true);
+        step(&mut r, &mut opt_r, s, true);
+        if s == 3 {
+            for k in 0..c.len() {
+                c.block_mut(k).set_device_training(false);
+            }
+        }
+        step(&mut c, &mut opt_c, s, s < 3);
+    }
+    assert_eq!(
+        (opt_r.adamw.steps(), opt_c.adamw.steps()),
+        (4, 4),
+        "steps counted"
+    );
+    for (name, other) in [("resumed", &r), ("host last step", &c)] {
+        for (k, (wa, wb)) in a.blocks().iter().zip(other.blocks()).enumerate() {
+            let start = w2[k].tensors();
+            for (i, ((ta, tb), t0)) in wa
+                .weights()
+                .tensors()
+                .iter()
+                .zip(wb.weights().tensors())
+                .zip(start)
+                .enumerate()
+            {
+                let da: Vec<f64> = ta.iter().zip(t0).map(|(x, z)| (*x - *z) as f64).collect();
+                let db: Vec<f64> = tb.iter().zip(t0).map(|(x, z)| (*x - *z) as f64).collect();
+                let e = rel_l2(&db, &da);
+                assert!(
+                    e <= 1e-3,
+                    "{name}: block {k} tensor {i}: two updates {e:.2e} off"
+                );
+            }
+        }
+    }
+    // The device copies of the resumed stack hold its weights.
+    let x: Vec<f32> = (0..b * l * cfg.d_model)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let y = r.forward(Tensor::new(&x, shape)).unwrap();
+    let blocks: Vec<Mamba2Block> = r
+        .blocks()
+        .iter()
+        .map(|k| Mamba2Block::with_selection(cfg.clone(), k.weights().clone(), &sel).unwrap())
+        .collect();
+    let want = Mamba2Stack::new(blocks)
+        .unwrap()
+        .forward(Tensor::new(&x, shape))
+        .unwrap();
+    assert!(rel_l2(&f64s(&y), &f64s(&want)) <= 1e-6);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("optimizer state: saved from the device, resumed there, and on the host path");
+}

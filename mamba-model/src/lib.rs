@@ -24,6 +24,7 @@
 
 pub mod backend;
 mod block;
+mod checkpoint;
 mod config;
 mod error;
 pub mod golden;

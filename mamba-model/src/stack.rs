@@ -772,7 +772,13 @@ impl Mamba2Stack {
                 return r;
             }
         }
-        // The host path: gradients on the host, AdamW there, the weights set.
+        // The host path: gradients on the host, AdamW there, the weights set. Moments
+        // that earlier updates left on the device come to the host first.
+        if !opt.device.is_empty() {
+            let moments = opt.moments(self)?;
+            let step = opt.adamw.steps();
+            opt.set_moments(step, moments);
+        }
         let mut g = StackGrads {
             input: Vec::new(),
             blocks: std::mem::take(&mut opt.grads),
@@ -842,6 +848,9 @@ impl Mamba2Stack {
                 // Master weights and moments, made (or refreshed from the blocks' weights
                 // where those changed) before the first update.
                 opt.device.truncate(blocks.len());
+                // Moments on the host (loaded, or left by host-path updates) go to the
+                // device with the first device update.
+                let host_moments = opt.host_moments_of(&self.blocks)?;
                 for (k, (blk, d)) in self.blocks.iter().zip(&blocks).enumerate() {
                     let fresh = opt
                         .device
@@ -850,9 +859,19 @@ impl Mamba2Stack {
                     if opt.device.get(k).is_none() {
                         let mut m = d.grads(cuda)?;
                         let mut v = d.grads(cuda)?;
-                        let zero = vec![0.0f32; d.master_len()];
-                        m.buffer_mut().copy_from_host(&zero, stream)?;
-                        v.buffer_mut().copy_from_host(&zero, stream)?;
+                        match host_moments.get(k) {
+                            Some((hm, hv)) => {
+                                let hm = d.pack_master(&hm.plugin_view())?;
+                                let hv = d.pack_master(&hv.plugin_view())?;
+                                m.buffer_mut().copy_from_host(&hm, stream)?;
+                                v.buffer_mut().copy_from_host(&hv, stream)?;
+                            }
+                            None => {
+                                let zero = vec![0.0f32; d.master_len()];
+                                m.buffer_mut().copy_from_host(&zero, stream)?;
+                                v.buffer_mut().copy_from_host(&zero, stream)?;
+                            }
+                        }
                         opt.device.push(DeviceMoments {
                             master: d.grads(cuda)?,
                             m,
@@ -869,6 +888,8 @@ impl Mamba2Stack {
                             .copy_from_host(&packed, stream)?;
                     }
                 }
+                // The moments now live on the device only.
+                opt.adamw.clear_moments();
                 let bufs_g: Vec<&DeviceBuffer<f32>> =
                     bufs.grads.iter().map(|g| g.buffer()).collect();
                 let norm = cuda.sum_squares(&bufs_g, stream)?.sqrt() as f32;
@@ -966,6 +987,85 @@ impl StackAdamW {
     /// before the first.
     pub fn grad_norm(&self) -> Option<f32> {
         self.grad_norm
+    }
+
+    /// Both moments of every block of `stack`, wherever they live (from the device:
+    /// copied back); empty before the first update.
+    pub(crate) fn moments(
+        &self,
+        stack: &Mamba2Stack,
+    ) -> Result<Vec<(Mamba2Weights, Mamba2Weights)>, ModelError> {
+        if self.device.is_empty() {
+            return self.host_moments_of(stack.blocks());
+        }
+        if self.device.len() != stack.len() {
+            return Err(ModelError::Config(format!(
+                "the optimizer holds moments of {} blocks, the stack has {}",
+                self.device.len(),
+                stack.len()
+            )));
+        }
+        let stream = &CudaStream::DEFAULT;
+        self.device
+            .iter()
+            .zip(stack.blocks())
+            .map(|(s, blk)| {
+                let m = blk.weights_from_grads(s.m.to_host(stream)?);
+                let v = blk.weights_from_grads(s.v.to_host(stream)?);
+                Ok((m, v))
+            })
+            .collect()
+    }
+
+    /// The host path's moments cut into `blocks`' tensors; empty when there are none.
+    fn host_moments_of(
+        &self,
+        blocks: &[Mamba2Block],
+    ) -> Result<Vec<(Mamba2Weights, Mamba2Weights)>, ModelError> {
+        let (m, v) = self.adamw.moments();
+        if m.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lens: Vec<usize> = blocks
+            .iter()
+            .flat_map(|b| b.weights().tensors().into_iter().map(<[f32]>::len))
+            .collect();
+        let same = |x: &[Vec<f32>]| {
+            x.len() == lens.len() && x.iter().zip(&lens).all(|(t, &l)| t.len() == l)
+        };
+        if !same(m) || !same(v) {
+            return Err(ModelError::Config(
+                "the optimizer's moments do not match the stack's parameters".into(),
+            ));
+        }
+        let mut at = 0;
+        let mut out = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let cut = |src: &[Vec<f32>]| {
+                let mut w = b.weights().clone();
+                for (t, s) in w.tensors_mut().into_iter().zip(&src[at..]) {
+                    t.copy_from_slice(s);
+                }
+                w
+            };
+            let pair = (cut(m), cut(v));
+            at += b.weights().tensors().len();
+            out.push(pair);
+        }
+        Ok(out)
+    }
+
+    /// Sets the step count and the moments of every block (on the host; empty: none),
+    /// dropping any on the device.
+    pub(crate) fn set_moments(&mut self, step: u32, moments: Vec<(Mamba2Weights, Mamba2Weights)>) {
+        let mut m = Vec::new();
+        let mut v = Vec::new();
+        for (bm, bv) in &moments {
+            m.extend(bm.tensors().into_iter().map(<[f32]>::to_vec));
+            v.extend(bv.tensors().into_iter().map(<[f32]>::to_vec));
+        }
+        self.adamw.set_state(step, m, v);
+        self.device.clear();
     }
 
     /// Records the gradients' norm and returns their scale for this update.

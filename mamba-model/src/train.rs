@@ -608,6 +608,25 @@ impl AdamW {
         self.step
     }
 
+    /// The moments (first, second), one vector per parameter tensor in the order of
+    /// [`step`](Self::step)'s lists; empty before the first update.
+    pub(crate) fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.m, &self.v)
+    }
+
+    /// Sets the step count and the moments (empty: as before the first update).
+    pub(crate) fn set_state(&mut self, step: u32, m: Vec<Vec<f32>>, v: Vec<Vec<f32>>) {
+        self.step = step;
+        self.m = m;
+        self.v = v;
+    }
+
+    /// Gives up the moments (the step count stays), as when they move to the device.
+    pub(crate) fn clear_moments(&mut self) {
+        self.m = Vec::new();
+        self.v = Vec::new();
+    }
+
     /// One update of every parameter tensor from its gradient; the lists must keep the
     /// same order and lengths from step to step.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {

@@ -223,7 +223,15 @@ impl Mamba2Weights {
             }),
             _ => Ok(()),
         };
-        let fields = [
+        for ((name, shape, required), v) in expected_tensors(cfg).into_iter().zip(self.fields()) {
+            check(name, v, &shape, required)?;
+        }
+        Ok(())
+    }
+
+    /// Every field, in [`expected_tensors`]' order (`None` for an absent bias).
+    pub(crate) fn fields(&self) -> [Option<&Vec<f32>>; 10] {
+        [
             Some(&self.in_proj),
             self.in_proj_bias.as_ref(),
             Some(&self.conv_weight),
@@ -234,11 +242,7 @@ impl Mamba2Weights {
             Some(&self.norm_weight),
             Some(&self.out_proj),
             self.out_proj_bias.as_ref(),
-        ];
-        for ((name, shape, required), v) in expected_tensors(cfg).into_iter().zip(fields) {
-            check(name, v, &shape, required)?;
-        }
-        Ok(())
+        ]
     }
 
     /// `A = -exp(A_log)`.
