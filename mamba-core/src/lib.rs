@@ -58,6 +58,8 @@ pub mod ops;
 #[cfg(feature = "std")]
 pub mod plugin;
 pub mod reference;
+#[cfg(feature = "std")]
+pub mod scratch;
 mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;

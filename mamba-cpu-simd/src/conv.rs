@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use mamba_core::ops::conv1d::Conv1dDims;
+use mamba_core::scratch;
 use mamba_core::{Activation, CausalConv1dArgs, CausalConv1dGrads, ConvLayout, Element, Result};
 
 use crate::convert::{into_storage, to_f32};
@@ -65,7 +66,7 @@ impl<'a> Problem<'a> {
         let x = match dims.layout {
             ConvLayout::ChannelFirst => to_f32(args.x.data),
             ConvLayout::ChannelLast => {
-                let mut t = vec![0.0f32; args.x.data.len()];
+                let mut t = scratch::zeroed::<f32>(args.x.data.len());
                 transpose(
                     par,
                     args.x.data,
@@ -84,6 +85,13 @@ impl<'a> Problem<'a> {
             bias: args.bias.map(|t| t.data),
             init: args.initial_states.map(|t| t.data),
             activation: args.activation,
+        }
+    }
+
+    /// Gives the transposed input to the scratch pool.
+    fn recycle(self) {
+        if let Cow::Owned(v) = self.x {
+            scratch::give(v);
         }
     }
 
@@ -451,12 +459,12 @@ pub(crate) fn backward<T: Element>(
     let dout: Cow<'_, [f32]> = match dims.layout {
         ConvLayout::ChannelFirst => to_f32(dout),
         ConvLayout::ChannelLast => {
-            let mut t = vec![0.0f32; dout.len()];
+            let mut t = scratch::zeroed::<f32>(dout.len());
             transpose(&be.par, dout, &mut t, b, l, c);
             Cow::Owned(t)
         }
     };
-    let mut dx = vec![0.0f32; b * c * l];
+    let mut dx = scratch::zeroed::<f32>(b * c * l);
     let mut dinit = vec![0.0f32; b * c * (w - 1)];
     let rows = be.isa.dispatch(Backward {
         par: &be.par,
@@ -479,11 +487,16 @@ pub(crate) fn backward<T: Element>(
     let dx_out = match dims.layout {
         ConvLayout::ChannelFirst => into_storage(dx),
         ConvLayout::ChannelLast => {
-            let mut out = vec![T::default(); dx.len()];
+            let mut out = scratch::zeroed::<T>(dx.len());
             transpose(&be.par, &dx, &mut out, b, c, l);
+            scratch::give(dx);
             out
         }
     };
+    if let Cow::Owned(v) = dout {
+        scratch::give(v);
+    }
+    p.recycle();
     Ok(CausalConv1dGrads {
         x: dx_out,
         weight: dw,

@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 
+use mamba_core::scratch;
 use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
 
 use crate::convert::{into_storage, opt_to_f32, to_f32};
@@ -1516,7 +1517,7 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
 /// (b, h, L, w) -> (b, L, h, w), rounded into the storage type.
 fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize) -> Vec<T> {
     let (b, l, h) = (d.batch, d.seqlen, d.nheads);
-    let mut out = vec![T::default(); src.len()];
+    let mut out = scratch::zeroed::<T>(src.len());
     for i in 0..b {
         for j in 0..h {
             for t in 0..l {
@@ -1545,9 +1546,9 @@ pub(crate) fn backward<T: Element>(
     );
     let dout = to_f32(dout);
     let io = batch * l * nh * hp;
-    let mut dx = vec![T::default(); io];
-    let mut dz = vec![T::default(); if p.z.is_some() { io } else { 0 }];
-    let mut ddt = vec![0.0f32; batch * l * nh];
+    let mut dx = scratch::zeroed::<T>(io);
+    let mut dz = scratch::zeroed::<T>(if p.z.is_some() { io } else { 0 });
+    let mut ddt = scratch::zeroed::<f32>(batch * l * nh);
     let parts = {
         let (x_sink, z_sink) = (Disjoint::new(&mut dx), Disjoint::new(&mut dz));
         be.isa.dispatch(Backward {
@@ -1565,8 +1566,8 @@ pub(crate) fn backward<T: Element>(
     let mut da = vec![0.0f32; nh];
     let mut dbias = vec![0.0f32; nh];
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
-    let mut db = vec![0.0f32; args.b.data.len()];
-    let mut dc = vec![0.0f32; args.c.data.len()];
+    let mut db = scratch::zeroed::<f32>(args.b.data.len());
+    let mut dc = scratch::zeroed::<f32>(args.c.data.len());
     let mut dinit = vec![
         0.0f32;
         if p.init.is_some() {
@@ -1605,9 +1606,11 @@ pub(crate) fn backward<T: Element>(
             }
         }
     }
+    let dt = unpermute(&ddt, &d, 1);
+    scratch::give(ddt);
     Ok(SsdGrads {
         x: dx,
-        dt: unpermute(&ddt, &d, 1),
+        dt,
         a: da,
         b: into_storage(db),
         c: into_storage(dc),

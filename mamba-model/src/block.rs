@@ -7,6 +7,7 @@ use mamba_core::plugin::{BlockGrads, CudaBackend, CudaBlock};
 use mamba_core::DType;
 
 use mamba_core::element::convert;
+use mamba_core::scratch;
 use mamba_core::{
     Activation, Backend, CausalConv1dArgs, CausalConv1dUpdateArgs, ConvLayout, Element, Kernels,
     SelectiveStateUpdateArgs, SsdArgs, Tensor, TensorMut,
@@ -153,9 +154,11 @@ impl std::fmt::Debug for Mamba2Block {
 /// Copies columns `[start, start + width)` of a (rows, stride) matrix into a dense
 /// (rows, width) buffer.
 fn columns_t<T: Element>(src: &[T], stride: usize, start: usize, width: usize) -> Vec<T> {
-    src.chunks_exact(stride)
-        .flat_map(|row| row[start..start + width].iter().copied())
-        .collect()
+    let mut out = scratch::with_capacity(src.len() / stride * width);
+    for row in src.chunks_exact(stride) {
+        out.extend_from_slice(&row[start..start + width]);
+    }
+    out
 }
 
 impl Mamba2Block {
@@ -505,7 +508,10 @@ impl Mamba2Block {
             return Ok((T::vec_from_f32(out), st));
         }
         let acts = self.forward_parts(&input, batch, seqlen, state)?;
-        Ok((acts.out, acts.state))
+        let mut acts = acts;
+        let out = std::mem::take(&mut acts.out);
+        let state = std::mem::replace(&mut acts.state, Mamba2State::zeros(&self.cfg, 0));
+        Ok((out, state))
     }
 
     /// The forward pass, keeping the intermediate activations (used by backward).
@@ -531,7 +537,7 @@ impl Mamba2Block {
         );
         let rows = batch * seqlen;
         let u: Vec<f32> =
-            T::as_f32_slice(input.data).map_or_else(|| convert(input.data), <[f32]>::to_vec);
+            T::as_f32_slice(input.data).map_or_else(|| convert(input.data), scratch::copy_of);
 
         // 1. in_proj, straight into z, xBC and dt.
         let (z, xbc, dt) = self.in_proj(&u, rows);
@@ -544,7 +550,7 @@ impl Mamba2Block {
         // 2. Causal conv + silu over time, channel-last.
         let init = state.map(|s| (s.conv.as_slice(), s.ssm.as_slice()));
         let mut conv_state = vec![0.0f32; batch * cd * (cfg.d_conv - 1)];
-        let mut xbc_act = vec![T::default(); rows * cd];
+        let mut xbc_act = scratch::zeroed::<T>(rows * cd);
         let args = self.conv_args(&xbc, batch, seqlen, init.map(|i| i.0));
         <dyn Backend as Kernels<T>>::causal_conv1d(
             &*self.backend,
@@ -559,14 +565,14 @@ impl Mamba2Block {
         let cm: Vec<T> = columns_t(&xbc_act, cd, di + g * n, g * n);
 
         // 4. SSD with D, dt_bias, softplus, dt_limit.
-        let mut y = vec![T::default(); rows * di];
+        let mut y = scratch::zeroed::<T>(rows * di);
         let mut ssm_state = vec![0.0f32; batch * h * p * n];
         let args = self.ssd_args(&x, &dt, &bm, &cm, batch, seqlen, init.map(|i| i.1));
         <dyn Backend as Kernels<T>>::ssd(&*self.backend, &args, &mut y, Some(&mut ssm_state))?;
 
         // 5. Gated RMS norm, 6. out_proj.
         let normed = self.norm(&y, &z, rows);
-        let mut out = vec![0.0f32; rows * cfg.d_model];
+        let mut out = scratch::zeroed::<f32>(rows * cfg.d_model);
         linear(
             self.gemm(),
             &normed,
@@ -587,7 +593,7 @@ impl Mamba2Block {
             cm,
             y,
             normed,
-            out: convert(&out),
+            out: T::vec_from_f32(out),
             state: Mamba2State {
                 batch,
                 conv: conv_state,
@@ -606,7 +612,7 @@ impl Mamba2Block {
         let mut outs = parts.map(|width| {
             let rows_w = &w.in_proj[start * dm..(start + width) * dm];
             let bias = w.in_proj_bias.as_deref().map(|b| &b[start..start + width]);
-            let mut o = vec![0.0f32; rows * width];
+            let mut o = scratch::zeroed::<f32>(rows * width);
             linear(self.gemm(), u, rows, dm, rows_w, width, bias, &mut o);
             start += width;
             o
@@ -822,7 +828,7 @@ impl Mamba2Block {
 
 /// Intermediate values of a forward pass, kept for the backward pass.
 #[derive(Clone, Debug)]
-pub(crate) struct Activations<T> {
+pub(crate) struct Activations<T: Send + 'static> {
     /// The input in `f32`, (rows, d_model).
     pub u: Vec<f32>,
     /// The gate, (rows, d_inner).
@@ -843,6 +849,26 @@ pub(crate) struct Activations<T> {
     pub out: Vec<T>,
     /// The state after the last step.
     pub state: Mamba2State,
+}
+
+impl<T: Send + 'static> Drop for Activations<T> {
+    /// The vectors go to the scratch pool, for the next pass of the same shape.
+    fn drop(&mut self) {
+        scratch::give(std::mem::take(&mut self.u));
+        scratch::give(std::mem::take(&mut self.normed));
+        for v in [
+            &mut self.z,
+            &mut self.xbc,
+            &mut self.dt,
+            &mut self.x,
+            &mut self.bm,
+            &mut self.cm,
+            &mut self.y,
+            &mut self.out,
+        ] {
+            scratch::give(std::mem::take(v));
+        }
+    }
 }
 
 /// [`gated_rmsnorm`] with rows in parallel and a vectorised `exp` for the gate.

@@ -39,7 +39,7 @@ pub use backend::{BackendKind, BackendPreference, Selection};
 pub use block::{Mamba2Block, Mamba2State};
 pub use config::Mamba2Config;
 pub use error::ModelError;
-pub use mamba_core::{bf16, f16, DType, Element, Tensor};
+pub use mamba_core::{bf16, f16, scratch, DType, Element, Tensor};
 pub use stack::{Mamba2Stack, StackAdamW, StackGrads, StackTape};
 pub use train::{AdamW, Mamba2Grads, Mamba2Tape};
 pub use weights::{expected_tensors, Mamba2Weights, SplitMix64};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use mamba_core::element::convert;
 use mamba_core::plugin::{BlockGrads, BlockSaved};
+use mamba_core::scratch;
 use mamba_core::{Backend, Element, Kernels, Tensor};
 
 use crate::block::{Activations, Mamba2Block, Mamba2State};
@@ -15,7 +16,7 @@ use crate::weights::Mamba2Weights;
 
 /// What [`Mamba2Block::forward_train`] keeps for [`Mamba2Block::backward`].
 #[derive(Clone, Debug)]
-pub struct Mamba2Tape<T> {
+pub struct Mamba2Tape<T: Send + 'static> {
     kind: TapeKind<T>,
     batch: usize,
     seqlen: usize,
@@ -26,7 +27,7 @@ pub struct Mamba2Tape<T> {
 /// activations, the input and the forward's activations on the device (`input` is then
 /// empty), else the input on the host (the plugin's backward recomputes the rest).
 #[derive(Clone, Debug)]
-enum TapeKind<T> {
+enum TapeKind<T: Send + 'static> {
     Host(Activations<T>),
     Device {
         input: Vec<f32>,
@@ -36,7 +37,7 @@ enum TapeKind<T> {
     },
 }
 
-impl<T> Mamba2Tape<T> {
+impl<T: Send + 'static> Mamba2Tape<T> {
     /// The block's output of this forward pass.
     pub fn output(&self) -> &[T] {
         match &self.kind {
@@ -328,8 +329,8 @@ impl Mamba2Block {
         };
 
         // 6. out_proj.
-        let dout32: Vec<f32> = convert(dout);
-        let mut dnormed = vec![0.0f32; rows * di];
+        let dout32 = f32_view(dout);
+        let mut dnormed = scratch::zeroed::<f32>(rows * di);
         linear_backward(
             self.gemm(),
             &acts.normed,
@@ -344,8 +345,8 @@ impl Mamba2Block {
         );
 
         // 5. Gated RMS norm.
-        let y: Vec<f32> = convert(&acts.y);
-        let z: Vec<f32> = convert(&acts.z);
+        let y = f32_view(&acts.y);
+        let z = f32_view(&acts.z);
         let (dy, dz) = gated_rmsnorm_backward(
             &y,
             &z,
@@ -358,6 +359,7 @@ impl Mamba2Block {
             cfg.norm_before_gate,
             &mut gw.norm_weight,
         );
+        scratch::give(dnormed);
 
         // 4. SSD.
         let init = tape
@@ -373,13 +375,14 @@ impl Mamba2Block {
             seqlen,
             init.map(|i| i.1),
         );
-        let dy_t: Vec<T> = convert(&dy);
+        let dy_t: Vec<T> = T::vec_from_f32(dy);
         let sg = <dyn Backend as Kernels<T>>::ssd_backward(
             &**self.backend(),
             &args,
             &dy_t,
             dstate.map(|s| s.ssm.as_slice()),
         )?;
+        scratch::give(dy_t);
         let a = self.weights().a();
         for j in 0..h {
             // A = -exp(A_log): dA/dA_log = A.
@@ -390,7 +393,7 @@ impl Mamba2Block {
 
         // 3. The gradient of the conv's output: [dx | dB | dC] per row.
         let gn = g * n;
-        let mut dxbc_act = vec![T::default(); rows * cd];
+        let mut dxbc_act = scratch::zeroed::<T>(rows * cd);
         for r in 0..rows {
             let row = &mut dxbc_act[r * cd..(r + 1) * cd];
             row[..di].copy_from_slice(&sg.x[r * di..(r + 1) * di]);
@@ -406,13 +409,14 @@ impl Mamba2Block {
             &dxbc_act,
             dstate.map(|s| s.conv.as_slice()),
         )?;
+        scratch::give(dxbc_act);
         gw.conv_weight = cgr.weight.clone();
         if let Some(b) = gw.conv_bias.as_mut() {
             *b = cgr.bias.clone().unwrap_or_else(|| vec![0.0; cd]);
         }
 
         // 1. in_proj: d zxbcdt = [dz | dxbc | ddt].
-        let mut dzx = vec![0.0f32; rows * dip];
+        let mut dzx = scratch::zeroed::<f32>(rows * dip);
         for r in 0..rows {
             let row = &mut dzx[r * dip..(r + 1) * dip];
             row[..di].copy_from_slice(&dz[r * di..(r + 1) * di]);
@@ -426,7 +430,8 @@ impl Mamba2Block {
                 *o = v.to_f32();
             }
         }
-        let mut du = vec![0.0f32; rows * dm];
+        scratch::give(dz);
+        let mut du = scratch::zeroed::<f32>(rows * dm);
         linear_backward(
             self.gemm(),
             &acts.u,
@@ -439,18 +444,31 @@ impl Mamba2Block {
             &mut gw.in_proj,
             gw.in_proj_bias.as_deref_mut(),
         );
+        scratch::give(dzx);
 
         let initial_state = tape.init.as_ref().map(|_| Mamba2State {
             batch,
-            conv: cgr.initial_states.clone().unwrap_or_default(),
-            ssm: sg.initial_states.clone().unwrap_or_default(),
+            conv: cgr.initial_states.unwrap_or_default(),
+            ssm: sg.initial_states.unwrap_or_default(),
         });
+        // The kernels' gradients go to the scratch pool for the next backward.
+        for v in [sg.x, sg.b, sg.c, sg.dt, cgr.x] {
+            scratch::give(v);
+        }
         Ok(Mamba2Grads {
-            input: convert(&du),
+            input: T::vec_from_f32(du),
             weights: gw,
             initial_state,
         })
     }
+}
+
+/// `v` as `f32`: borrowed where it is `f32` already, else converted.
+fn f32_view<T: Element>(v: &[T]) -> std::borrow::Cow<'_, [f32]> {
+    T::as_f32_slice(v).map_or_else(
+        || std::borrow::Cow::Owned(convert(v)),
+        std::borrow::Cow::Borrowed,
+    )
 }
 
 /// Rows per task of [`gated_rmsnorm_backward`]: fixed, so that the norm weight's
@@ -481,8 +499,8 @@ pub(crate) fn gated_rmsnorm_backward(
         let s = sig(v);
         s * (1.0 + v * (1.0 - s))
     };
-    let mut dy = vec![0.0f32; rows * di];
-    let mut dz = vec![0.0f32; rows * di];
+    let mut dy = mamba_core::scratch::zeroed::<f32>(rows * di);
+    let mut dz = mamba_core::scratch::zeroed::<f32>(rows * di);
     let chunk = NORM_ROWS_PER_TASK * di.max(1);
     let partials: Vec<Vec<f64>> = dy
         .par_chunks_mut(chunk)
