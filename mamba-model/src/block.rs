@@ -885,7 +885,7 @@ pub(crate) fn gated_rmsnorm_fast(
     use rayon::prelude::*;
     let gs = di / groups;
     let level = mamba_cpu_simd::simd::SimdLevel::best();
-    let mut out = vec![0.0f32; rows * di];
+    let mut out = scratch::zeroed::<f32>(rows * di);
     // Rows in blocks, so each task amortises its scratch buffer.
     let block = 16;
     out.par_chunks_mut(block * di)

@@ -494,11 +494,6 @@ pub(crate) fn gated_rmsnorm_backward(
     use rayon::prelude::*;
     let gs = di / groups;
     let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
-    let silu = |v: f32| v * sig(v);
-    let silu_grad = |v: f32| {
-        let s = sig(v);
-        s * (1.0 + v * (1.0 - s))
-    };
     let mut dy = mamba_core::scratch::zeroed::<f32>(rows * di);
     let mut dz = mamba_core::scratch::zeroed::<f32>(rows * di);
     let chunk = NORM_ROWS_PER_TASK * di.max(1);
@@ -513,17 +508,28 @@ pub(crate) fn gated_rmsnorm_backward(
             // times the weight, per element.
             let mut v = vec![0.0f32; gs];
             let mut gvals = vec![0.0f64; gs];
+            // sigmoid(z) once per element (silu and its derivative both use it).
+            let mut sg = vec![0.0f32; gs];
             for lr in 0..dy.len() / di.max(1) {
                 let r = r0 + lr;
                 for k in 0..groups {
                     let base = r * di + k * gs;
                     let lbase = lr * di + k * gs;
+                    let zg = &z[base..base + gs];
+                    for (s, &zv) in sg.iter_mut().zip(zg) {
+                        *s = sig(zv);
+                    }
+                    let silu = |e: usize| zg[e] * sg[e];
+                    let silu_grad = |e: usize| {
+                        let s = sg[e];
+                        s * (1.0 + zg[e] * (1.0 - s))
+                    };
                     for (e, ve) in v.iter_mut().enumerate() {
                         let i = base + e;
                         *ve = if norm_before_gate {
                             y[i]
                         } else {
-                            y[i] * silu(z[i])
+                            y[i] * silu(e)
                         };
                     }
                     let ms = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>() / gs as f64;
@@ -531,7 +537,7 @@ pub(crate) fn gated_rmsnorm_backward(
                     for (e, gv) in gvals.iter_mut().enumerate() {
                         let i = base + e;
                         let gate = if norm_before_gate {
-                            silu(z[i]) as f64
+                            silu(e) as f64
                         } else {
                             1.0
                         };
@@ -543,7 +549,7 @@ pub(crate) fn gated_rmsnorm_backward(
                         let vv = v[e] as f64;
                         let normed = vv * rinv;
                         let gate = if norm_before_gate {
-                            silu(z[i]) as f64
+                            silu(e) as f64
                         } else {
                             1.0
                         };
@@ -552,11 +558,10 @@ pub(crate) fn gated_rmsnorm_backward(
                         if norm_before_gate {
                             dy[lbase + e] = dv as f32;
                             let out_pre = normed * weight[k * gs + e] as f64;
-                            dz[lbase + e] =
-                                (dout[i] as f64 * out_pre * silu_grad(z[i]) as f64) as f32;
+                            dz[lbase + e] = (dout[i] as f64 * out_pre * silu_grad(e) as f64) as f32;
                         } else {
-                            dy[lbase + e] = (dv * silu(z[i]) as f64) as f32;
-                            dz[lbase + e] = (dv * y[i] as f64 * silu_grad(z[i]) as f64) as f32;
+                            dy[lbase + e] = (dv * silu(e) as f64) as f32;
+                            dz[lbase + e] = (dv * y[i] as f64 * silu_grad(e) as f64) as f32;
                         }
                     }
                 }
