@@ -581,6 +581,9 @@ pub(crate) fn gated_rmsnorm_backward(
     (dy, dz)
 }
 
+/// A chunk of one tensor for an AdamW update: ((parameters, gradients), m, v).
+type AdamWChunk<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+
 /// AdamW (decoupled weight decay), as `torch.optim.AdamW`.
 #[derive(Clone, Debug)]
 pub struct AdamW {
@@ -664,15 +667,40 @@ impl AdamW {
         }
         let t = self.next_step();
         let (bc1, bc2) = self.bias_corrections(t);
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+        let (lr, wd, beta1, beta2, eps) =
+            (self.lr, self.weight_decay, self.beta1, self.beta2, self.eps);
+        // Element by element in this order, each operation rounded on its own (the
+        // device kernel `adamw_f32` matches it bit for bit); large tensors in parallel
+        // chunks, which changes nothing in the result.
+        let update = |(((p, g), m), v): AdamWChunk<'_>| {
             for j in 0..p.len() {
-                p[j] *= 1.0 - self.lr * self.weight_decay;
-                m[j] = self.beta1 * m[j] + (1.0 - self.beta1) * g[j];
-                v[j] = self.beta2 * v[j] + (1.0 - self.beta2) * g[j] * g[j];
+                p[j] *= 1.0 - lr * wd;
+                m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+                v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
                 let mh = m[j] / bc1;
                 let vh = v[j] / bc2;
-                p[j] -= self.lr * mh / (vh.sqrt() + self.eps);
+                p[j] -= lr * mh / (vh.sqrt() + eps);
+            }
+        };
+        const CHUNK: usize = 1 << 14;
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            assert!(
+                g.len() == p.len() && m.len() == p.len(),
+                "tensor {i}: {} parameters, {} gradients, {} moments",
+                p.len(),
+                g.len(),
+                m.len()
+            );
+            if p.len() >= 2 * CHUNK {
+                use rayon::prelude::*;
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .for_each(update);
+            } else {
+                update((((&mut **p, *g), &mut m[..]), &mut v[..]));
             }
         }
     }
