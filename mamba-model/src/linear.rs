@@ -21,9 +21,14 @@ pub fn linear(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    debug_assert_eq!(x.len(), rows * inp);
-    debug_assert_eq!(w.len(), out * inp);
-    debug_assert_eq!(y.len(), rows * out);
+    // Checked in release builds too: the SGEMM below reads and writes through raw
+    // pointers over exactly these lengths.
+    assert_eq!(x.len(), rows * inp, "linear: x is not rows x inp");
+    assert_eq!(w.len(), out * inp, "linear: w is not out x inp");
+    assert_eq!(y.len(), rows * out, "linear: y is not rows x out");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), out, "linear: bias is not out long");
+    }
     match imp {
         GemmImpl::Naive => {
             for r in 0..rows {
@@ -86,9 +91,24 @@ pub fn linear_backward(
     dw: &mut [f32],
     dbias: Option<&mut [f32]>,
 ) {
-    debug_assert_eq!(dy.len(), rows * out);
-    debug_assert_eq!(dx.len(), rows * inp);
-    debug_assert_eq!(dw.len(), out * inp);
+    // Checked in release builds too: the SGEMMs below read and write through raw
+    // pointers over exactly these lengths.
+    assert_eq!(x.len(), rows * inp, "linear_backward: x is not rows x inp");
+    assert_eq!(w.len(), out * inp, "linear_backward: w is not out x inp");
+    assert_eq!(
+        dy.len(),
+        rows * out,
+        "linear_backward: dy is not rows x out"
+    );
+    assert_eq!(
+        dx.len(),
+        rows * inp,
+        "linear_backward: dx is not rows x inp"
+    );
+    assert_eq!(dw.len(), out * inp, "linear_backward: dw is not out x inp");
+    if let Some(b) = dbias.as_deref() {
+        assert_eq!(b.len(), out, "linear_backward: dbias is not out long");
+    }
     match imp {
         GemmImpl::Naive => {
             for r in 0..rows {
@@ -162,5 +182,75 @@ pub fn linear_backward(
                 *d += g;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "linear: w is not out x inp")]
+    fn linear_checks_lengths_in_every_build() {
+        let mut y = vec![0.0f32; 6];
+        linear(
+            GemmImpl::Blocked,
+            &[1.0; 6],
+            2,
+            3,
+            &[1.0; 8],
+            3,
+            None,
+            &mut y,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "linear_backward: x is not rows x inp")]
+    fn linear_backward_checks_lengths_in_every_build() {
+        let (mut dx, mut dw) = (vec![0.0f32; 6], vec![0.0f32; 9]);
+        linear_backward(
+            GemmImpl::Blocked,
+            &[1.0; 5],
+            2,
+            3,
+            &[1.0; 9],
+            3,
+            &[1.0; 6],
+            &mut dx,
+            &mut dw,
+            None,
+        );
+    }
+
+    #[test]
+    fn both_forms_agree() {
+        let (rows, inp, out) = (5, 7, 3);
+        let x: Vec<f32> = (0..rows * inp).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect();
+        let b = [0.5f32, -1.0, 2.0];
+        let dy: Vec<f32> = (0..rows * out).map(|i| (i as f32 * 0.7).sin()).collect();
+        let mut results = Vec::new();
+        for imp in [GemmImpl::Naive, GemmImpl::Blocked] {
+            let mut y = vec![0.0f32; rows * out];
+            linear(imp, &x, rows, inp, &w, out, Some(&b), &mut y);
+            let (mut dx, mut dw, mut db) = (vec![0.0; rows * inp], vec![0.0; out * inp], [0.0; 3]);
+            linear_backward(
+                imp,
+                &x,
+                rows,
+                inp,
+                &w,
+                out,
+                &dy,
+                &mut dx,
+                &mut dw,
+                Some(&mut db),
+            );
+            results.push((y, dx, dw, db.to_vec()));
+        }
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-5);
+        let (n, f) = (&results[0], &results[1]);
+        assert!(close(&n.0, &f.0) && close(&n.1, &f.1) && close(&n.2, &f.2) && close(&n.3, &f.3));
     }
 }
