@@ -3,6 +3,11 @@
 # and the host (`stack_optimizer_state_saves_and_resumes_on_the_device`), the whole
 # gpu_block_train binary, two mutants of mamba-model's moment handling (A: the device
 # ignores loaded moments; B: the host path drops the device's), memcheck on the new test.
+# Not run in the forty-second session (no device was lent). The mutant binaries
+# (.device-carry/gbt_mutA, gbt_mutB) are gpu_block_train built with mamba-model/src/stack.rs
+# changed: A: `match host_moments.get(k) {` -> `match None::<&(Mamba2Weights, Mamba2Weights)> {`;
+# B: the host path's `let moments = opt.moments(self)?;` block replaced by
+# `opt.set_moments(step, Vec::new())` (then carry.sh for the real binaries).
 . "$PWD/.device-carry/device_common.sh"
 {
 timeout 100 "$C/gpu_block_train" stack_optimizer_state --nocapture --test-threads=1 > /tmp/n.log 2>&1
