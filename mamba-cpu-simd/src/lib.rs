@@ -70,7 +70,7 @@
 //!   parallel fix-up adds the carried state's contribution; the backward pass does the
 //!   same for the adjoint.
 //! - **Backward by recomputation.** The backward passes keep the states of a range
-//!   that fits in L2 (or checkpoint and recompute block by block), walk back with the
+//!   of up to 2 MiB per task (or checkpoint and recompute block by block), walk back with the
 //!   adjoint, and reduce partial sums of shared gradients (`A`, `D`, biases, and `B`, `C`
 //!   shared across channels or heads) in task order, so that results are reproducible
 //!   bit for bit for a fixed thread count.

@@ -33,8 +33,11 @@ const TIME_BLOCK: usize = 256;
 const SUB_BLOCK: usize = 64;
 /// The backward keeps the states and decays of a whole task's range (instead of
 /// recomputing them block by block after a checkpointing pass) when they take at
-/// most this many floats: 512 KiB, which stays in L2.
-pub(crate) const STORE_ALL: usize = 1 << 17;
+/// most this many floats: 2 MiB per task in flight. (At 512 KiB, the L2 size it was
+/// first chosen for, rows of 1 025 to 4 096 steps at N 64 took the recompute; at the
+/// seed shape, L 4096, forward+backward went 190-193 -> 152-153 ms with the larger
+/// budget, on the 2-core development machine, 2026-12-04.)
+pub(crate) const STORE_ALL: usize = 1 << 19;
 /// At most this many rows per forward task.
 const MAX_ROW_BLOCK: usize = 64;
 

@@ -77,3 +77,20 @@ fn long_chunks() {
         case.check(&be);
     }
 }
+
+/// Rows too long for the backward to keep every state (2 L N floats over the 512 K budget
+/// of `scan::STORE_ALL`): checkpoints every 64 steps and a recompute of each block on the
+/// way back, against the oracle.
+#[test]
+fn backward_recomputes_blocks_of_long_rows() {
+    let case = ScanCase::random(
+        ScanShape {
+            dlast: true,
+            ..shape(1, 2, 4200, 64)
+        },
+        7,
+    );
+    for be in backends(2, TimeChunking::Off) {
+        case.check(&be);
+    }
+}
