@@ -36,7 +36,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `std`   | yes     | `std::error::Error` for [`Error`]; the backend registry that loads the CUDA plugin at run time. Without it the crate is `no_std` + `alloc`, with `libm` for the math. |
+//! | `std`   | yes     | `std::error::Error` for [`Error`]; the backend registry that loads the CUDA plugin at run time; [`scratch`], the CPU backends' pool of temporaries. Without it the crate is `no_std` + `alloc`, with `libm` for the math. |
 //! | `testing` | no    | `mamba_core::testing`: random cases of every op, error measures and the property checks (oracle, streaming, decode, chunk size) every backend's tests reuse. Implies `std`. |
 //!
 //! Storage types: activations in `f32`, `f16` or `bf16` ([`Element`]); parameters and
