@@ -26,7 +26,7 @@ use crate::config::Mamba2Config;
 use crate::error::ModelError;
 use crate::io::TensorFile;
 use crate::stack::{Mamba2Stack, StackAdamW};
-use crate::weights::{expected_tensors, Mamba2Weights};
+use crate::weights::{block_prefixes, expected_tensors, Mamba2Weights};
 use mamba_core::DType;
 
 /// The metadata key of a single block's configuration.
@@ -372,12 +372,7 @@ impl Mamba2Stack {
 
 /// The blocks' prefixes of a file, ordered by their layer number.
 fn layer_prefixes(file: &TensorFile) -> Result<Vec<String>, String> {
-    let mut prefixes: Vec<&str> = file
-        .tensors
-        .keys()
-        .filter_map(|k| k.strip_suffix("in_proj.weight"))
-        .collect();
-    prefixes.sort_unstable();
+    let prefixes = block_prefixes(file);
     match prefixes.len() {
         0 => return Err("no tensor name ends with `in_proj.weight`".into()),
         1 => return Ok(vec![prefixes[0].to_string()]),

@@ -251,14 +251,20 @@ impl Mamba2Weights {
     }
 }
 
-/// Finds the prefix before `in_proj.weight` when the file holds exactly one block.
-fn find_prefix(file: &TensorFile) -> Result<String, ModelError> {
+/// The prefixes before `in_proj.weight` in a file (one per block), sorted as text.
+pub(crate) fn block_prefixes(file: &TensorFile) -> Vec<&str> {
     let mut prefixes: Vec<&str> = file
         .tensors
         .keys()
         .filter_map(|k| k.strip_suffix("in_proj.weight"))
         .collect();
     prefixes.sort_unstable();
+    prefixes
+}
+
+/// Finds the prefix before `in_proj.weight` when the file holds exactly one block.
+fn find_prefix(file: &TensorFile) -> Result<String, ModelError> {
+    let prefixes = block_prefixes(file);
     match prefixes.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(ModelError::MissingWeight {
