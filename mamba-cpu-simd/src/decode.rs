@@ -108,12 +108,24 @@ fn update_head<S: Simd>(
         let vdx = s.splat(step * xv);
         let mut acc = s.zero();
         let mut e = 0;
-        while e < full {
-            let decay = math::exp(s, s.mul(vstep, s.load(&arow[e..])));
-            let v = s.mul_add(decay, s.load(&st[e..]), s.mul(vdx, s.load(&brow[e..])));
-            s.store(&mut st[e..], v);
-            acc = s.mul_add(v, s.load(&crow[e..]), acc);
-            e += S::LANES;
+        if uniform(arow) {
+            // One A for the row (Mamba-2 repeats the head's A over p and N): one
+            // exponential for the row, the same values the per-element path computes.
+            let decay = math::exp(s, s.mul(vstep, s.splat(arow[0])));
+            while e < full {
+                let v = s.mul_add(decay, s.load(&st[e..]), s.mul(vdx, s.load(&brow[e..])));
+                s.store(&mut st[e..], v);
+                acc = s.mul_add(v, s.load(&crow[e..]), acc);
+                e += S::LANES;
+            }
+        } else {
+            while e < full {
+                let decay = math::exp(s, s.mul(vstep, s.load(&arow[e..])));
+                let v = s.mul_add(decay, s.load(&st[e..]), s.mul(vdx, s.load(&brow[e..])));
+                s.store(&mut st[e..], v);
+                acc = s.mul_add(v, s.load(&crow[e..]), acc);
+                e += S::LANES;
+            }
         }
         let mut y = s.reduce_sum(acc);
         for e in full..n {
@@ -127,6 +139,22 @@ fn update_head<S: Simd>(
             y *= math::silu(Scalar, z[xi]);
         }
         out[q] = y;
+    }
+}
+
+/// Whether every value of `row` is bitwise its first (so `exp(step * a)` is the same
+/// for all of them; a NaN row takes the per-element path).
+#[inline(always)]
+fn uniform(row: &[f32]) -> bool {
+    match row.first() {
+        Some(&a0) => {
+            // Branch-free within blocks of 16, so that it compiles to vector compares.
+            let bits = a0.to_bits();
+            let mut blocks = row.chunks_exact(16);
+            let same = |b: &[f32]| b.iter().fold(true, |ok, v| ok & (v.to_bits() == bits));
+            blocks.all(same) && same(blocks.remainder())
+        }
+        None => false,
     }
 }
 

@@ -82,6 +82,7 @@ mod conv;
 mod convert;
 pub mod cost;
 mod decode;
+mod gemv;
 mod par;
 mod scan;
 pub mod simd;
@@ -92,6 +93,7 @@ use mamba_core::{
     SelectiveScanArgs, SelectiveScanGrads, SelectiveStateUpdateArgs, SsdArgs, SsdGrads, TensorMut,
 };
 
+pub use gemv::{matmul_nt_few_rows, FEW_ROWS_MAX};
 pub use par::TimeChunking;
 pub use simd::SimdLevel;
 

@@ -120,3 +120,45 @@ fn conv_update_every_option_every_path() {
         }
     }
 }
+
+#[test]
+fn state_update_with_a_repeated_over_the_state_every_path() {
+    // Mamba-2's decode step repeats each head's A over p and N; cpu-simd then takes one
+    // exponential per row instead of one per state value. Heads with one A, rows with
+    // one A each, and rows of distinct values side by side, with N a multiple of every
+    // vector width and not.
+    for (k, dstate) in [19usize, 64, 128].into_iter().enumerate() {
+        let shape = StepShape {
+            batch: 2,
+            nheads: 4,
+            headdim: 8,
+            ngroups: 2,
+            dstate,
+            d: true,
+            z: true,
+            bias: true,
+            softplus: true,
+            limit: None,
+        };
+        let mut case = StepCase::random(shape, 400 + k as u64);
+        let row = dstate;
+        let head = 8 * row;
+        // Head 0 and head 2: one value each; head 1: one value per row; head 3 as drawn,
+        // but for one row that is uniform except for its last value.
+        for h in [0, 2] {
+            let v = case.a[h * head];
+            case.a[h * head..(h + 1) * head].fill(v);
+        }
+        for q in 0..8 {
+            let r0 = head + q * row;
+            let v = case.a[r0];
+            case.a[r0..r0 + row].fill(v);
+        }
+        let r0 = 3 * head + 2 * row;
+        let v = case.a[r0];
+        case.a[r0..r0 + row - 1].fill(v);
+        for be in backends(2, TimeChunking::Auto) {
+            case.check(&be);
+        }
+    }
+}

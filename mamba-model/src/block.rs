@@ -83,6 +83,17 @@ pub struct Mamba2Block {
     /// Names the present weights (unique to them but for clones of this block, which
     /// hold the same): a device optimizer's master copy follows it.
     generation: u64,
+    /// The decode step's per-channel constants, made by the first [`step`](Self::step)
+    /// after the weights last changed.
+    decode: OnceLock<Arc<DecodeConsts>>,
+}
+
+/// A, dt_bias and D repeated over the head's channels, as the multi-head
+/// `selective_state_update` takes them: (h, p, N), (h, p), (h, p).
+struct DecodeConsts {
+    a: Vec<f32>,
+    dt_bias: Vec<f32>,
+    d: Vec<f32>,
 }
 
 /// `MAMBA_BLOCK_TRAIN`: `host` keeps the block's training passes on the host path
@@ -216,6 +227,7 @@ impl Mamba2Block {
             device_training: device_training_default().0,
             keep_activations: device_training_default().1,
             generation: next_generation(),
+            decode: OnceLock::new(),
         })
     }
 
@@ -331,6 +343,7 @@ impl Mamba2Block {
     pub fn swap_weights(&mut self, weights: &mut Mamba2Weights) -> Result<(), ModelError> {
         weights.validate(&self.cfg)?;
         self.a = weights.a();
+        self.decode = OnceLock::new();
         self.generation = next_generation();
         std::mem::swap(&mut self.weights, weights);
         if let Some(dev) = &mut self.cuda {
@@ -371,6 +384,7 @@ impl Mamba2Block {
         swap(&mut w.norm_weight, &mut g.norm_weight);
         swap(&mut w.out_proj, &mut g.out_proj);
         self.a = self.weights.a();
+        self.decode = OnceLock::new();
         self.generation = next_generation();
         if let Some(dev) = self.cuda.as_mut().and_then(Arc::get_mut) {
             let keep = slot_index(dtype);
@@ -773,34 +787,32 @@ impl Mamba2Block {
             .iter()
             .flat_map(|&v| std::iter::repeat_n(T::from_f32(v), p))
             .collect();
-        let a_full: Vec<f32> = self
-            .a
-            .iter()
-            .flat_map(|&v| std::iter::repeat_n(v, p * n))
-            .collect();
-        let dtb: Vec<f32> = w
-            .dt_bias
-            .iter()
-            .flat_map(|&v| std::iter::repeat_n(v, p))
-            .collect();
-        let d_full: Vec<f32> = if cfg.d_has_hdim {
-            w.d.clone()
-        } else {
-            w.d.iter()
-                .flat_map(|&v| std::iter::repeat_n(v, p))
-                .collect()
-        };
+        let consts = self.decode.get_or_init(|| {
+            let per_channel = |v: &[f32], k: usize| -> Vec<f32> {
+                v.iter().flat_map(|&v| std::iter::repeat_n(v, k)).collect()
+            };
+            Arc::new(DecodeConsts {
+                a: per_channel(&self.a, p * n),
+                dt_bias: per_channel(&w.dt_bias, p),
+                d: if cfg.d_has_hdim {
+                    w.d.clone()
+                } else {
+                    per_channel(&w.d, p)
+                },
+            })
+        });
+        let (a_full, dtb, d_full) = (&consts.a, &consts.dt_bias, &consts.d);
         let mut y = vec![T::default(); batch * di];
         {
             let mut args = SelectiveStateUpdateArgs::new(
                 Tensor::new(&xs, [batch, h, p]),
                 Tensor::new(&dt, [batch, h, p]),
-                Tensor::new(&a_full, [h, p, n]),
+                Tensor::new(a_full, [h, p, n]),
                 Tensor::new(&bm, [batch, g, n]),
                 Tensor::new(&cm, [batch, g, n]),
             )
-            .with_d(Tensor::new(&d_full, [h, p]))
-            .with_dt_bias(Tensor::new(&dtb, [h, p]))
+            .with_d(Tensor::new(d_full, [h, p]))
+            .with_dt_bias(Tensor::new(dtb, [h, p]))
             .with_dt_softplus(true);
             args.dt_limit = mamba_core::ops::ssd::normalize_dt_limit(cfg.dt_limit);
             <dyn Backend as Kernels<T>>::selective_state_update(

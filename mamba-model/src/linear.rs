@@ -40,10 +40,13 @@ pub fn linear(
                 }
             }
         }
+        GemmImpl::Blocked if rows <= mamba_cpu_simd::FEW_ROWS_MAX => {
+            // A decode step's few rows: one pass over `w`, no packing.
+            let level = mamba_cpu_simd::SimdLevel::best();
+            mamba_cpu_simd::matmul_nt_few_rows(level, x, rows, inp, w, out, y)
+                .expect("the best SIMD level is available");
+        }
         GemmImpl::Blocked => {
-            if rows == 0 || out == 0 {
-                return;
-            }
             // SAFETY: the asserted lengths cover every element the strides address:
             // x is rows x inp with row stride inp; w^T is read as inp x out through
             // (row stride 1, column stride inp) over w's out x inp elements; y is

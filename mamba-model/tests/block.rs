@@ -69,7 +69,12 @@ fn chunks_equal_whole_sequence() {
             rel_l2(&widen(&state.ssm), &widen(&whole_state.ssm)) < 1e-5,
             "{kind:?}: ssm state"
         );
-        assert_eq!(state.conv, whole_state.conv, "{kind:?}: conv state");
+        // The projections of a few rows and of many sum in different orders, so the
+        // conv state (the projection's last columns) agrees to rounding.
+        assert!(
+            rel_l2(&widen(&state.conv), &widen(&whole_state.conv)) < 1e-6,
+            "{kind:?}: conv state"
+        );
     }
 }
 
@@ -112,6 +117,41 @@ fn step_equals_last_row_of_forward() {
             last_y = blk.step(Tensor::new(&xt, [b, dm]), &mut st).unwrap();
         }
         assert!(rel_l2(&widen(&last_y), &widen(&want)) < 1e-5);
+    }
+}
+
+#[test]
+fn step_after_new_weights_uses_them() {
+    // The decode step keeps A, dt_bias and D repeated per channel from its first call;
+    // new weights must replace them.
+    for d_has_hdim in [false, true] {
+        let cfg = Mamba2Config {
+            d_has_hdim,
+            ..small_cfg()
+        };
+        for kind in [BackendKind::Reference, BackendKind::CpuSimd] {
+            let mut blk = block(&cfg, kind);
+            let (b, dm) = (3, cfg.d_model);
+            let x = input(b * dm, 5);
+            let mut st = blk.zero_state(b);
+            blk.step(Tensor::new(&x, [b, dm]), &mut st).unwrap();
+            let mut new_w = Mamba2Weights::init(&cfg, 99).unwrap();
+            for (k, v) in new_w.a_log.iter_mut().enumerate() {
+                *v += 0.3 + 0.1 * k as f32;
+            }
+            for v in new_w.dt_bias.iter_mut().chain(new_w.d.iter_mut()) {
+                *v = -*v + 0.25;
+            }
+            let fresh =
+                Mamba2Block::with_selection(cfg.clone(), new_w.clone(), &build(kind).unwrap())
+                    .unwrap();
+            blk.set_weights(new_w).unwrap();
+            let mut st2 = st.clone();
+            let y = blk.step(Tensor::new(&x, [b, dm]), &mut st).unwrap();
+            let want = fresh.step(Tensor::new(&x, [b, dm]), &mut st2).unwrap();
+            assert_eq!(y, want, "{kind:?}, d_has_hdim {d_has_hdim}: output");
+            assert_eq!(st.ssm, st2.ssm, "{kind:?}, d_has_hdim {d_has_hdim}: state");
+        }
     }
 }
 

@@ -1,0 +1,194 @@
+//! Products with few rows, `y (rows, out) = x (rows, inp) · wᵀ` with `w` (out, inp)
+//! row-major: the projections of a decode step.
+//!
+//! A packed GEMM copies `w` into panels on every call, which for a handful of rows
+//! costs more than the product itself: a step of a 768-wide Mamba2Block spent 45% of
+//! its time packing weights. Here each output is the dot products of one row of `w`,
+//! read once from memory, with every row of `x` (which stays in cache), so the cost
+//! is one pass over `w`. Outputs are split over the threads of rayon's current pool.
+
+use rayon::prelude::*;
+
+use crate::simd::{Isa, Kernel, Simd, SimdLevel};
+
+/// The most rows [`matmul_nt_few_rows`] is meant for: up to here it beat a packed
+/// SGEMM on the projections of a decode step (see the crate's bench notes); past it,
+/// each row of `w` is reused enough for packing to pay.
+pub const FEW_ROWS_MAX: usize = 32;
+
+/// Below this many multiply-adds the product runs on the caller's thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// `y (rows, out) = x (rows, inp) · wᵀ` with `w` (out, inp) row-major, on the
+/// instruction set `level` (`None` if this CPU lacks it), outputs split over the
+/// threads of rayon's current pool. Accumulates in `f32` in a fixed order that does
+/// not depend on the number of threads, so results are reproducible run to run.
+///
+/// Any number of rows is accepted; it pays up to about [`FEW_ROWS_MAX`].
+///
+/// # Panics
+/// If a slice's length is not the product of its dimensions.
+pub fn matmul_nt_few_rows(
+    level: SimdLevel,
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    w: &[f32],
+    out: usize,
+    y: &mut [f32],
+) -> Option<()> {
+    assert_eq!(
+        x.len(),
+        rows * inp,
+        "matmul_nt_few_rows: x is not rows x inp"
+    );
+    assert_eq!(w.len(), out * inp, "matmul_nt_few_rows: w is not out x inp");
+    assert_eq!(
+        y.len(),
+        rows * out,
+        "matmul_nt_few_rows: y is not rows x out"
+    );
+    let isa = Isa::new(level)?;
+    if rows == 0 || out == 0 {
+        return Some(());
+    }
+    if inp == 0 {
+        y.fill(0.0);
+        return Some(());
+    }
+    if rows == 1 {
+        // y is one row: outputs are contiguous, no transpose needed.
+        run(isa, x, 1, inp, w, out, y);
+        return Some(());
+    }
+    // Outputs by task, written transposed (out, rows), then put in place.
+    let mut yt = vec![0.0f32; out * rows];
+    run(isa, x, rows, inp, w, out, &mut yt);
+    for (o, col) in yt.chunks_exact(rows).enumerate() {
+        for (r, &v) in col.iter().enumerate() {
+            y[r * out + o] = v;
+        }
+    }
+    Some(())
+}
+
+/// Fills `yt` (out, rows) in tasks of contiguous outputs.
+fn run(isa: Isa, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, yt: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let work = rows * inp * out;
+    let per_task = if work < PARALLEL_MIN || threads == 1 {
+        out
+    } else {
+        // A few tasks per thread, each at least 16 outputs.
+        out.div_ceil(4 * threads).max(16)
+    };
+    let task = |(t, yt): (usize, &mut [f32])| {
+        let o0 = t * per_task;
+        let n = yt.len() / rows;
+        isa.dispatch(Outputs {
+            x,
+            rows,
+            inp,
+            w: &w[o0 * inp..(o0 + n) * inp],
+            yt,
+        });
+    };
+    if per_task >= out {
+        task((0, yt));
+    } else {
+        yt.par_chunks_mut(per_task * rows)
+            .enumerate()
+            .for_each(task);
+    }
+}
+
+/// A block of outputs: `w` holds their rows, `yt` (outputs, rows) their values.
+struct Outputs<'a> {
+    x: &'a [f32],
+    rows: usize,
+    inp: usize,
+    w: &'a [f32],
+    yt: &'a mut [f32],
+}
+
+impl Kernel for Outputs<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let (rows, inp) = (self.rows, self.inp);
+        let outs = self.yt.len() / rows;
+        let mut o0 = 0;
+        while o0 < outs {
+            // Tiles of 4 outputs x 4 rows: each loaded vector of w serves 4 rows and
+            // each of x 4 outputs.
+            let wt = &self.w[o0 * inp..];
+            let yt = &mut self.yt[o0 * rows..];
+            let mut r0 = 0;
+            while r0 < rows {
+                let xs = &self.x[r0 * inp..];
+                let t = Tile {
+                    wt,
+                    xs,
+                    inp,
+                    rows,
+                    r0,
+                };
+                match (outs - o0 >= 4, (rows - r0).min(4)) {
+                    (true, 1) => t.run::<S, 4, 1>(s, yt),
+                    (true, 2) => t.run::<S, 4, 2>(s, yt),
+                    (true, 3) => t.run::<S, 4, 3>(s, yt),
+                    (true, _) => t.run::<S, 4, 4>(s, yt),
+                    (false, 1) => t.run::<S, 1, 1>(s, yt),
+                    (false, 2) => t.run::<S, 1, 2>(s, yt),
+                    (false, 3) => t.run::<S, 1, 3>(s, yt),
+                    (false, _) => t.run::<S, 1, 4>(s, yt),
+                }
+                r0 += 4;
+            }
+            o0 += if outs - o0 >= 4 { 4 } else { 1 };
+        }
+    }
+}
+
+/// `O` outputs (rows of `w` from `wt`) by `R` rows of `x` (from `xs`, row stride `inp`).
+struct Tile<'a> {
+    wt: &'a [f32],
+    xs: &'a [f32],
+    inp: usize,
+    rows: usize,
+    r0: usize,
+}
+
+impl Tile<'_> {
+    /// Writes `yt[o * rows + r0 + r]` for `o < O`, `r < R`.
+    #[inline(always)]
+    fn run<S: Simd, const O: usize, const R: usize>(&self, s: S, yt: &mut [f32]) {
+        let (l, inp) = (S::LANES, self.inp);
+        let mut acc = [[s.zero(); R]; O];
+        let mut i = 0;
+        while i + l <= inp {
+            let mut xv = [s.zero(); R];
+            for (r, v) in xv.iter_mut().enumerate() {
+                *v = s.load(&self.xs[r * inp + i..]);
+            }
+            for (o, a) in acc.iter_mut().enumerate() {
+                let wv = s.load(&self.wt[o * inp + i..]);
+                for (ar, &xr) in a.iter_mut().zip(&xv) {
+                    *ar = s.mul_add(wv, xr, *ar);
+                }
+            }
+            i += l;
+        }
+        for (o, a) in acc.iter().enumerate() {
+            let wr = &self.wt[o * inp..(o + 1) * inp];
+            for (r, &ar) in a.iter().enumerate() {
+                let xr = &self.xs[r * inp..(r + 1) * inp];
+                let mut v = s.reduce_sum(ar);
+                for k in i..inp {
+                    v += wr[k] * xr[k];
+                }
+                yt[o * self.rows + self.r0 + r] = v;
+            }
+        }
+    }
+}
