@@ -630,6 +630,105 @@ fn stack_job(
     (name, Box::new(job))
 }
 
+/// Decoding: one token through a residual stack of four blocks (`Mamba2Stack::step`, the
+/// states updated in place), by the host clock, for `batch` sequences at once. `wide`
+/// takes the width of a language model (d_model 768, N 128, 24 heads of 64: the
+/// mamba2-130m layer) instead of the seed's block.
+fn decode_job(
+    wide: bool,
+    batch: usize,
+    dtype: DType,
+    quick: bool,
+    budget: Duration,
+) -> (String, Job) {
+    let (pass, cfg) = if wide {
+        (
+            "decode step (4 blocks, d_model 768)",
+            Mamba2Config::new(768, 128),
+        )
+    } else {
+        (
+            "decode step (4 blocks, d_model 192)",
+            Mamba2Config::default(),
+        )
+    };
+    let name = format!("mamba2_stack4 {pass} b={batch}");
+    let job = move |sel: &Selection| {
+        let blocks = (0..4u64)
+            .map(|k| {
+                let w = Mamba2Weights::init(&cfg, 20 + k).map_err(|e| e.to_string())?;
+                Mamba2Block::with_selection(cfg.clone(), w, sel).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stack = Mamba2Stack::new(blocks).map_err(|e| e.to_string())?;
+        let (min_runs, max_runs) = reps(sel.kind, quick);
+        let r = Reps(
+            min_runs,
+            max_runs.max(if quick { 100 } else { 1000 }),
+            budget,
+        );
+        let mut rng = SplitMix64(77);
+        let x = randn(&mut rng, batch * cfg.d_model, 1.0, 0.0);
+        let (median_ms, min_ms, max_ms, runs) = match dtype {
+            DType::F16 => decode_steps::<mamba_core::f16>(&stack, &x, batch, r),
+            DType::BF16 => decode_steps::<mamba_core::bf16>(&stack, &x, batch, r),
+            _ => decode_steps::<f32>(&stack, &x, batch, r),
+        }?;
+        let (flops, exps) = block_flops(&cfg, batch, 1);
+        // Every weight read once, the state read and written.
+        let weights = 4.0 * ((cfg.d_in_proj() + cfg.d_model) * cfg.d_inner()) as f64;
+        let state =
+            8.0 * (batch * (cfg.d_inner() * cfg.d_state + cfg.conv_dim() * cfg.d_conv)) as f64;
+        Ok(Row {
+            op: "mamba2_stack4",
+            pass,
+            backend: sel.kind,
+            dtype,
+            batch,
+            seqlen: 1,
+            median_ms,
+            min_ms,
+            max_ms,
+            runs,
+            flops: 4.0 * flops,
+            exps: 4.0 * exps,
+            bytes: 4.0 * (weights + state),
+            timing: if sel.kind == BackendKind::Cuda {
+                HOST_SLICES_TIMING
+            } else {
+                HOST_TIMING
+            },
+        })
+    };
+    (name, Box::new(job))
+}
+
+/// Times one token at a time from the same states, which go on evolving (a stable
+/// block's state stays bounded).
+fn decode_steps<T: Element + mamba_core::plugin::DeviceElement>(
+    stack: &Mamba2Stack,
+    input: &[f32],
+    batch: usize,
+    reps: Reps,
+) -> Result<Stats, String>
+where
+    dyn Backend: Kernels<T>,
+{
+    let x: Vec<T> = convert(input);
+    let mut states = stack.zero_state(batch);
+    measure(
+        || {
+            stack
+                .step(Tensor::new(&x, [batch, stack.d_model()]), &mut states)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        reps.0,
+        reps.1,
+        reps.2,
+    )
+}
+
 fn stack_step<T: Element + mamba_core::plugin::DeviceElement>(
     stack: &mut Mamba2Stack,
     input: &[f32],
@@ -860,6 +959,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             opts.quick,
             budget,
         ));
+    }
+    for wide in [false, true] {
+        for batch in [1, 16] {
+            plan.push(decode_job(wide, batch, dtype, opts.quick, budget));
+        }
     }
     for &l in &kernel_lens {
         for backward in [false, true] {
