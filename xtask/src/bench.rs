@@ -993,6 +993,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     if let Some(only) = &opts.only {
         plan.retain(|(name, _)| name.contains(only.as_str()));
+        if plan.is_empty() {
+            return Err(format!(
+                "--only {only:?} names no measurement; they are named like \"mamba2_block forward L=400\", \"ssd forward+backward L=800\", \"mamba2_stack4 decode\""
+            ));
+        }
     }
     let total = plan.len() * sels.len();
     let mut done = 0;
@@ -1016,6 +1021,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    if rows.is_empty() {
+        return Err("no measurement succeeded (see the messages above)".into());
+    }
     let copy = match sels.iter().find(|s| s.kind == BackendKind::Cuda) {
         Some(_) => {
             let c = device::copy_rate(cuda_be()?)?;
@@ -1096,7 +1104,7 @@ fn table(rows: &[Row], peak: f64) -> String {
     }
     let _ = writeln!(s, " best GFLOP/s | % of peak |");
     let _ = write!(s, "|---|---|---|---|");
-    for _ in 0..present.len() * 2 - 1 {
+    for _ in 0..(present.len() * 2).saturating_sub(1) {
         let _ = write!(s, "---|");
     }
     let _ = writeln!(s, "---|---|");
@@ -1726,5 +1734,29 @@ mod device {
             dev.forward(&x, batch, l, &mut out, Some((&mut cs, &mut ss)), false, &st)
         });
         t.map(stats).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_of_no_rows_is_a_header() {
+        // The separator line once counted `present * 2 - 1` columns, which wrapped
+        // around with no backend present and wrote until memory ran out.
+        let t = table(&[], 100.0);
+        assert!(t.len() < 1000, "{t}");
+        assert!(t.contains("| op | pass | batch | L |"));
+    }
+
+    #[test]
+    fn an_only_that_names_nothing_is_an_error() {
+        let args: Vec<String> = ["--backend", "reference", "--quick", "--only", "no such row"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let e = run(&args).unwrap_err();
+        assert!(e.contains("names no measurement"), "{e}");
     }
 }
