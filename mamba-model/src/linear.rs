@@ -1,4 +1,5 @@
-//! Projections `y = x W^T (+ bias)`: matrixmultiply's SGEMM on the fast backends, a
+//! Projections `y = x W^T (+ bias)`: the `gemm` crate's SGEMM on the fast backends (a
+//! product of its own for a decode step's few rows), a
 //! plain loop on the reference (which is written for clarity, not speed).
 
 /// How a projection is computed.
@@ -6,8 +7,52 @@
 pub enum GemmImpl {
     /// A triple loop accumulating in `f64` (the reference).
     Naive,
-    /// `matrixmultiply::sgemm` (packed, SIMD kernels, threads).
+    /// Up to [`mamba_cpu_simd::FEW_ROWS_MAX`] rows `mamba_cpu_simd::matmul_nt_few_rows`
+    /// (no packing), else the `gemm` crate's SGEMM (packed, SIMD kernels, on rayon's
+    /// threads).
     Blocked,
+}
+
+/// `c (m, n) = alpha c + a (m, k) b (k, n)` with element (i, j) of each matrix at
+/// `ptr + i * row_stride + j * col_stride`; `alpha` 0 writes `c` without reading it.
+///
+/// # Safety
+/// The strides must address only elements inside allocations of those sizes that stay
+/// valid for the call, and `c` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (*const f32, isize, isize),
+    b: (*const f32, isize, isize),
+    alpha: f32,
+    c: (*mut f32, isize, isize),
+) {
+    // SAFETY: the caller's contract; gemm reads `c` only when `alpha` is not 0.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.0,
+            c.2,
+            c.1,
+            alpha != 0.0,
+            a.0,
+            a.2,
+            a.1,
+            b.0,
+            b.2,
+            b.1,
+            alpha,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        )
+    }
 }
 
 /// `y (rows, out) = x (rows, inp) @ w^T` with `w` (out, inp) row-major, plus `bias`.
@@ -46,27 +91,21 @@ pub fn linear(
             mamba_cpu_simd::matmul_nt_few_rows(level, x, rows, inp, w, out, y)
                 .expect("the best SIMD level is available");
         }
+        GemmImpl::Blocked if inp == 0 || out == 0 => y.fill(0.0),
         GemmImpl::Blocked => {
             // SAFETY: the asserted lengths cover every element the strides address:
             // x is rows x inp with row stride inp; w^T is read as inp x out through
             // (row stride 1, column stride inp) over w's out x inp elements; y is
             // rows x out with row stride out. The slices do not overlap (y is &mut).
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     rows,
                     inp,
                     out,
-                    1.0,
-                    x.as_ptr(),
-                    inp as isize,
-                    1,
-                    w.as_ptr(),
-                    1,
-                    inp as isize,
+                    (x.as_ptr(), inp as isize, 1),
+                    (w.as_ptr(), 1, inp as isize),
                     0.0,
-                    y.as_mut_ptr(),
-                    out as isize,
-                    1,
+                    (y.as_mut_ptr(), out as isize, 1),
                 );
             }
         }
@@ -138,46 +177,33 @@ pub fn linear_backward(
             // row stride inp); all three slices have exactly those lengths (asserted
             // above) and dx is exclusively borrowed.
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     rows,
                     out,
                     inp,
-                    1.0,
-                    dy.as_ptr(),
-                    out as isize,
-                    1,
-                    w.as_ptr(),
-                    inp as isize,
-                    1,
+                    (dy.as_ptr(), out as isize, 1),
+                    (w.as_ptr(), inp as isize, 1),
                     0.0,
-                    dx.as_mut_ptr(),
-                    inp as isize,
-                    1,
+                    (dx.as_mut_ptr(), inp as isize, 1),
                 );
             }
             // SAFETY: dw (out x inp) += dy^T (read as out x rows through row stride 1,
             // column stride out over dy's rows x out elements) @ x (rows x inp); the
             // lengths are asserted above and dw is exclusively borrowed.
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     out,
                     rows,
                     inp,
+                    (dy.as_ptr(), 1, out as isize),
+                    (x.as_ptr(), inp as isize, 1),
                     1.0,
-                    dy.as_ptr(),
-                    1,
-                    out as isize,
-                    x.as_ptr(),
-                    inp as isize,
-                    1,
-                    1.0,
-                    dw.as_mut_ptr(),
-                    inp as isize,
-                    1,
+                    (dw.as_mut_ptr(), inp as isize, 1),
                 );
             }
         }
-        GemmImpl::Blocked => {}
+        // No outputs: dx = dy w is all zeros.
+        GemmImpl::Blocked => dx.fill(0.0),
     }
     if let Some(db) = dbias {
         for row in dy.chunks_exact(out) {
@@ -228,16 +254,44 @@ mod tests {
 
     #[test]
     fn both_forms_agree() {
-        let (rows, inp, out) = (5, 7, 3);
+        // Few rows (the decode product) and many (the SGEMM), y holding NaN before.
+        for (rows, inp, out) in [(5, 7, 3), (40, 37, 3), (33, 64, 130), (70, 5, 1)] {
+            agree(rows, inp, out);
+        }
+    }
+
+    #[test]
+    fn no_inputs_give_zeros_and_the_bias() {
+        for rows in [3, 40] {
+            let mut y = vec![f32::NAN; rows * 2];
+            linear(
+                GemmImpl::Blocked,
+                &[],
+                rows,
+                0,
+                &[],
+                2,
+                Some(&[1.5, -2.0]),
+                &mut y,
+            );
+            assert!(y.chunks(2).all(|r| r == [1.5, -2.0]), "{rows} rows: {y:?}");
+        }
+    }
+
+    fn agree(rows: usize, inp: usize, out: usize) {
         let x: Vec<f32> = (0..rows * inp).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect();
-        let b = [0.5f32, -1.0, 2.0];
+        let b: Vec<f32> = (0..out).map(|i| 0.5 - i as f32).collect();
         let dy: Vec<f32> = (0..rows * out).map(|i| (i as f32 * 0.7).sin()).collect();
         let mut results = Vec::new();
         for imp in [GemmImpl::Naive, GemmImpl::Blocked] {
-            let mut y = vec![0.0f32; rows * out];
+            let mut y = vec![f32::NAN; rows * out];
             linear(imp, &x, rows, inp, &w, out, Some(&b), &mut y);
-            let (mut dx, mut dw, mut db) = (vec![0.0; rows * inp], vec![0.0; out * inp], [0.0; 3]);
+            let (mut dx, mut dw, mut db) = (
+                vec![f32::NAN; rows * inp],
+                vec![0.25; out * inp],
+                vec![0.0; out],
+            );
             linear_backward(
                 imp,
                 &x,
@@ -250,10 +304,13 @@ mod tests {
                 &mut dw,
                 Some(&mut db),
             );
-            results.push((y, dx, dw, db.to_vec()));
+            results.push((y, dx, dw, db));
         }
-        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-5);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-4);
         let (n, f) = (&results[0], &results[1]);
-        assert!(close(&n.0, &f.0) && close(&n.1, &f.1) && close(&n.2, &f.2) && close(&n.3, &f.3));
+        assert!(
+            close(&n.0, &f.0) && close(&n.1, &f.1) && close(&n.2, &f.2) && close(&n.3, &f.3),
+            "({rows}, {inp}, {out})"
+        );
     }
 }

@@ -429,7 +429,7 @@ fn dispatch<R>(
     }
 }
 
-/// The machine's practical FLOP rate: f32 SGEMM (matrixmultiply, all threads) at 768^3,
+/// The machine's practical FLOP rate: f32 SGEMM (the projections' `gemm`, all threads) at 768^3,
 /// fastest of repeated runs.
 fn sgemm_peak_gflops() -> f64 {
     let n = 768;
