@@ -4,9 +4,8 @@
 //! vectorised across time: a row is copied once into a buffer with its `W-1` earlier
 //! samples in front (the `xp` of the SPEC), and every output vector is `W` fused
 //! multiply-adds of shifted loads. The channel-last forward (the layout of Mamba-2's
-//! projections) runs directly, vectorised across channels, one time step after
-//! another; the channel-last backward transposes to channel-first (and the results
-//! back) in cache-sized blocks.
+//! projections) and its backward run directly, vectorised across channels, one time
+//! step after another, in tasks of blocks of time steps (no transposes).
 
 use std::borrow::Cow;
 
@@ -33,51 +32,11 @@ struct Problem<'a> {
     activation: Activation,
 }
 
-/// (rows, cols) -> (cols, rows) for each of `batch` matrices, blocked for the cache.
-fn transpose<T: Element, U: Element>(
-    par: &Par,
-    src: &[T],
-    dst: &mut [U],
-    batch: usize,
-    rows: usize,
-    cols: usize,
-) {
-    const TILE: usize = 32;
-    let tasks: Vec<_> = dst
-        .chunks_mut(rows * cols)
-        .zip(src.chunks(rows * cols))
-        .take(batch)
-        .collect();
-    par.map(tasks, |(dst, src)| {
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    for c in c0..(c0 + TILE).min(cols) {
-                        dst[c * rows + r] = U::from_f32(src[r * cols + c].to_f32());
-                    }
-                }
-            }
-        }
-    });
-}
-
 impl<'a> Problem<'a> {
-    fn new<T: Element>(par: &Par, args: &CausalConv1dArgs<'a, T>, dims: Conv1dDims) -> Self {
-        let x = match dims.layout {
-            ConvLayout::ChannelFirst => to_f32(args.x.data),
-            ConvLayout::ChannelLast => {
-                let mut t = scratch::zeroed::<f32>(args.x.data.len());
-                transpose(
-                    par,
-                    args.x.data,
-                    &mut t,
-                    dims.batch,
-                    dims.seqlen,
-                    dims.channels,
-                );
-                Cow::Owned(t)
-            }
-        };
+    /// For the channel-first layout (the channel-last passes have their own kernels).
+    fn new<T: Element>(args: &CausalConv1dArgs<'a, T>, dims: Conv1dDims) -> Self {
+        debug_assert_eq!(dims.layout, ConvLayout::ChannelFirst);
+        let x = to_f32(args.x.data);
         Problem {
             dims,
             x,
@@ -88,7 +47,7 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Gives the transposed input to the scratch pool.
+    /// Gives the input's f32 copy (made for 16-bit storage) to the scratch pool.
     fn recycle(self) {
         if let Cow::Owned(v) = self.x {
             scratch::give(v);
@@ -256,23 +215,19 @@ impl<T: Element> Kernel for ForwardLast<'_, '_, T> {
     }
 }
 
-/// The channel-last forward (see [`ForwardLast`]).
-fn forward_channel_last<T: Element>(
-    be: &CpuSimd,
+/// For the channel-last passes: the weight as (W, c), and the samples before the first
+/// as (b, W-1, c) (the initial states transposed, or zeros).
+fn last_weight_and_head<T: Element>(
     args: &CausalConv1dArgs<'_, T>,
     dims: Conv1dDims,
-    out: &mut [T],
-    final_states: Option<&mut [f32]>,
-) {
-    let (b, l, c, w) = (dims.batch, dims.seqlen, dims.channels, dims.width);
-    let x = to_f32(args.x.data);
+) -> (Vec<f32>, Vec<f32>) {
+    let (b, c, w) = (dims.batch, dims.channels, dims.width);
     let mut wt = vec![0.0f32; w * c];
     for ch in 0..c {
         for k in 0..w {
             wt[k * c + ch] = args.weight.data[ch * w + k];
         }
     }
-    // The samples before the first, as (b, W-1, c): transposed initial states or zeros.
     let mut head = vec![0.0f32; b * (w - 1) * c];
     if let Some(init) = args.initial_states {
         for i in 0..b {
@@ -283,6 +238,20 @@ fn forward_channel_last<T: Element>(
             }
         }
     }
+    (wt, head)
+}
+
+/// The channel-last forward (see [`ForwardLast`]).
+fn forward_channel_last<T: Element>(
+    be: &CpuSimd,
+    args: &CausalConv1dArgs<'_, T>,
+    dims: Conv1dDims,
+    out: &mut [T],
+    final_states: Option<&mut [f32]>,
+) {
+    let (b, l, c, w) = (dims.batch, dims.seqlen, dims.channels, dims.width);
+    let x = to_f32(args.x.data);
+    let (wt, head) = last_weight_and_head(args, dims);
     be.isa.dispatch(ForwardLast {
         par: &be.par,
         dims,
@@ -321,7 +290,7 @@ pub(crate) fn forward<T: Element>(
         forward_channel_last(be, args, dims, out, final_states);
         return Ok(());
     }
-    let p = Problem::new(&be.par, args, dims);
+    let p = Problem::new(args, dims);
     let mut y = vec![0.0f32; out.len()];
     let mut last = vec![0.0f32; dims.batch * dims.channels * (dims.width - 1)];
     be.isa.dispatch(Forward {
@@ -330,19 +299,11 @@ pub(crate) fn forward<T: Element>(
         out: &mut y,
         last: &mut last,
     });
-    store_layout(&be.par, &y, out, &dims);
+    crate::convert::store(&y, out);
     if let Some(fs) = final_states {
         fs.copy_from_slice(&last);
     }
     Ok(())
-}
-
-/// Rounds channel-first `src` into `dst` in the layout of `dims`.
-fn store_layout<T: Element>(par: &Par, src: &[f32], dst: &mut [T], dims: &Conv1dDims) {
-    match dims.layout {
-        ConvLayout::ChannelFirst => crate::convert::store(src, dst),
-        ConvLayout::ChannelLast => transpose(par, src, dst, dims.batch, dims.channels, dims.seqlen),
-    }
 }
 
 /// One row's gradients.
@@ -447,6 +408,280 @@ impl Kernel for Backward<'_, '_> {
     }
 }
 
+/// The channel-last backward, without transposes: tasks of (batch, [`TIME_BLOCK`] time
+/// steps) with every channel at once, as in [`ForwardLast`]. A task recomputes the
+/// pre-activation of its steps and of the `W-1` after them (its outputs' gradients reach
+/// that far), and returns its partial weight and bias gradients, summed in task order.
+struct BackwardLast<'p, 'a> {
+    par: &'p Par,
+    dims: Conv1dDims,
+    /// (b, L, c) in f32.
+    x: &'p [f32],
+    /// Per batch, the `W-1` earlier samples as (W-1, c) rows.
+    head: &'p [f32],
+    /// The weight as (W, c).
+    wt: &'p [f32],
+    bias: Option<&'a [f32]>,
+    activation: Activation,
+    /// (b, L, c) in f32.
+    dout: &'p [f32],
+    /// (b, c, W-1), as the final states.
+    dfinal: Option<&'p [f32]>,
+    /// (b, L, c).
+    dx: &'p mut [f32],
+    /// (b, c, W-1), as the initial states.
+    dinit: &'p mut [f32],
+}
+
+/// What one task of [`BackwardLast`] reads.
+struct LastTask<'p> {
+    /// The task's batch and its first and last (excluded) step.
+    i: usize,
+    t0: usize,
+    t1: usize,
+    /// One past the last step whose pre-activation the task needs: min(t1 + W - 1, L).
+    te: usize,
+    dims: Conv1dDims,
+    x: &'p [f32],
+    head: &'p [f32],
+    wt: &'p [f32],
+    bias: Option<&'p [f32]>,
+    silu: bool,
+    dout: &'p [f32],
+    dfinal: Option<&'p [f32]>,
+}
+
+impl LastTask<'_> {
+    /// The input row at time `j` of the task's batch (`j` may reach back `W-1` steps).
+    #[inline(always)]
+    fn src(&self, j: isize) -> &[f32] {
+        let (l, c, w, i) = (
+            self.dims.seqlen,
+            self.dims.channels,
+            self.dims.width,
+            self.i,
+        );
+        if j >= 0 {
+            let j = j as usize;
+            &self.x[(i * l + j) * c..(i * l + j + 1) * c]
+        } else {
+            let h = (w as isize - 1 + j) as usize;
+            &self.head[(i * (w - 1) + h) * c..(i * (w - 1) + h + 1) * c]
+        }
+    }
+
+    /// The channels from `ch` on, `V::LANES` of them: `dp` (rows t0..te of c) gets
+    /// dpre, `grads` ((W + 1) c: dw as (W, c), then dbias) the task's partial sums,
+    /// `dx` (rows t0..t1 of c) the input's gradient, and `dinit` ((c, W-1) of this
+    /// batch), when given, the initial states'.
+    #[inline(always)]
+    fn channels<V: Simd>(
+        &self,
+        v: V,
+        ch: usize,
+        dp: &mut [f32],
+        grads: &mut [f32],
+        dx: &mut [f32],
+        dinit: Option<&mut [f32]>,
+    ) {
+        let (l, c, w) = (self.dims.seqlen, self.dims.channels, self.dims.width);
+        let (t0, t1, te) = (self.t0, self.t1, self.te);
+        let wk: Vec<V::V> = (0..w).map(|k| v.load(&self.wt[k * c + ch..])).collect();
+        let bias = self.bias.map_or(v.zero(), |b| v.load(&b[ch..]));
+        // dpre = dout * act'(pre) at t0..te.
+        for t in t0..te {
+            let mut pre = bias;
+            for (k, &wv) in wk.iter().enumerate() {
+                let xs = self.src(t as isize + k as isize + 1 - w as isize);
+                pre = v.mul_add(wv, v.load(&xs[ch..]), pre);
+            }
+            let mut g = v.load(&self.dout[(self.i * l + t) * c + ch..]);
+            if self.silu {
+                g = v.mul(g, math::silu_and_grad(v, pre).1);
+            }
+            v.store(&mut dp[(t - t0) * c + ch..], g);
+        }
+        // dw[k] += dpre[t] xp[t + k], dbias += dpre[t], over the task's own steps.
+        let mut acc: Vec<V::V> = vec![v.zero(); w];
+        let mut accb = v.zero();
+        for t in t0..t1 {
+            let g = v.load(&dp[(t - t0) * c + ch..]);
+            accb = v.add(accb, g);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let xs = self.src(t as isize + k as isize + 1 - w as isize);
+                *a = v.mul_add(g, v.load(&xs[ch..]), *a);
+            }
+        }
+        for (k, &a) in acc.iter().enumerate() {
+            v.store(&mut grads[k * c + ch..], a);
+        }
+        v.store(&mut grads[w * c + ch..], accb);
+        // dx[t] = sum_k w[k] dpre[t + W-1 - k] (steps before L), plus the final states'
+        // gradient for the last W-1 steps.
+        for t in t0..t1 {
+            let mut acc = v.zero();
+            for (k, &wv) in wk.iter().enumerate() {
+                let m = t + w - 1 - k;
+                if m < te {
+                    acc = v.mul_add(wv, v.load(&dp[(m - t0) * c + ch..]), acc);
+                }
+            }
+            let o = &mut dx[(t - t0) * c + ch..];
+            v.store(o, acc);
+            if let Some(df) = self.dfinal {
+                if t + w > l {
+                    for (lane, o) in o[..V::LANES].iter_mut().enumerate() {
+                        *o += df[(self.i * c + ch + lane) * (w - 1) + t + w - 1 - l];
+                    }
+                }
+            }
+        }
+        // dinit[j] = sum_{k <= j} w[k] dpre[j - k], plus the final states' gradient
+        // where the initial samples are among the last W-1 (L < W-1).
+        if let Some(di) = dinit {
+            for j in 0..w - 1 {
+                let mut acc = v.zero();
+                for (k, &wv) in wk.iter().enumerate().take(j + 1) {
+                    if j - k < te {
+                        acc = v.mul_add(wv, v.load(&dp[(j - k) * c + ch..]), acc);
+                    }
+                }
+                let mut vals = [0.0f32; MAX_LANES];
+                v.store(&mut vals, acc);
+                for (lane, &val) in vals[..V::LANES].iter().enumerate() {
+                    let mut val = val;
+                    if let Some(df) = self.dfinal {
+                        if j >= l {
+                            val += df[(self.i * c + ch + lane) * (w - 1) + j - l];
+                        }
+                    }
+                    di[(ch + lane) * (w - 1) + j] = val;
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for BackwardLast<'_, '_> {
+    /// Per task, its partial ((W, c) weight, then c bias) gradients.
+    type Output = Vec<Vec<f32>>;
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> Vec<Vec<f32>> {
+        let d = self.dims;
+        let (l, c, w) = (d.seqlen, d.channels, d.width);
+        let blocks = l.div_ceil(TIME_BLOCK);
+        // The initial states' gradient of batch i goes to its first task.
+        let mut dinits: Vec<Option<&mut [f32]>> = self
+            .dinit
+            .chunks_mut((c * (w - 1)).max(1))
+            .map(Some)
+            .collect();
+        dinits.resize_with(d.batch, || None);
+        let mut tasks = Vec::with_capacity(d.batch * blocks);
+        for (i, (batch_dx, dinit)) in self.dx.chunks_mut(l * c).zip(dinits).enumerate() {
+            let mut dinit = if w > 1 { dinit } else { None };
+            for (bi, dx) in batch_dx.chunks_mut(TIME_BLOCK * c).enumerate() {
+                tasks.push((i, bi * TIME_BLOCK, dx, dinit.take()));
+            }
+        }
+        let silu = self.activation == Activation::Silu;
+        let (x, head, wt, bias, dout, dfinal) = (
+            self.x,
+            self.head,
+            self.wt,
+            self.bias,
+            self.dout,
+            self.dfinal,
+        );
+        self.par.map(tasks, |(i, t0, dx, mut dinit)| {
+            s.vectorize(
+                #[inline(always)]
+                || {
+                    let t1 = t0 + dx.len() / c;
+                    let task = LastTask {
+                        i,
+                        t0,
+                        t1,
+                        te: (t1 + w - 1).min(l),
+                        dims: d,
+                        x,
+                        head,
+                        wt,
+                        bias,
+                        silu,
+                        dout,
+                        dfinal,
+                    };
+                    let mut dp = vec![0.0f32; (task.te - t0) * c];
+                    let mut grads = vec![0.0f32; (w + 1) * c];
+                    let cv = c - c % S::LANES;
+                    for ch in (0..cv).step_by(S::LANES) {
+                        task.channels(s, ch, &mut dp, &mut grads, dx, dinit.as_deref_mut());
+                    }
+                    for ch in cv..c {
+                        let sc = crate::simd::Scalar;
+                        task.channels(sc, ch, &mut dp, &mut grads, dx, dinit.as_deref_mut());
+                    }
+                    grads
+                },
+            )
+        })
+    }
+}
+
+/// The channel-last backward (see [`BackwardLast`]).
+fn backward_channel_last<T: Element>(
+    be: &CpuSimd,
+    args: &CausalConv1dArgs<'_, T>,
+    dims: Conv1dDims,
+    dout: &[T],
+    dfinal_states: Option<&[f32]>,
+) -> CausalConv1dGrads<T> {
+    let (b, l, c, w) = (dims.batch, dims.seqlen, dims.channels, dims.width);
+    let x = to_f32(args.x.data);
+    let dout = to_f32(dout);
+    let (wt, head) = last_weight_and_head(args, dims);
+    let mut dx = scratch::zeroed::<f32>(b * l * c);
+    let mut dinit = vec![0.0f32; b * c * (w - 1)];
+    let partials = be.isa.dispatch(BackwardLast {
+        par: &be.par,
+        dims,
+        x: &x,
+        head: &head,
+        wt: &wt,
+        bias: args.bias.map(|t| t.data),
+        activation: args.activation,
+        dout: &dout,
+        dfinal: dfinal_states,
+        dx: &mut dx,
+        dinit: &mut dinit,
+    });
+    // The tasks' partial sums in task order: (W, c) -> the weight's (c, W).
+    let mut sums = vec![0.0f32; (w + 1) * c];
+    for p in &partials {
+        for (a, v) in sums.iter_mut().zip(p) {
+            *a += v;
+        }
+    }
+    let mut dw = vec![0.0f32; c * w];
+    for ch in 0..c {
+        for k in 0..w {
+            dw[ch * w + k] = sums[k * c + ch];
+        }
+    }
+    for v in [x, dout] {
+        if let Cow::Owned(v) = v {
+            scratch::give(v);
+        }
+    }
+    CausalConv1dGrads {
+        x: into_storage(dx),
+        weight: dw,
+        bias: args.bias.map(|_| sums[w * c..].to_vec()),
+        initial_states: args.initial_states.map(|_| dinit),
+    }
+}
+
 pub(crate) fn backward<T: Element>(
     be: &CpuSimd,
     args: &CausalConv1dArgs<'_, T>,
@@ -454,16 +689,12 @@ pub(crate) fn backward<T: Element>(
     dfinal_states: Option<&[f32]>,
 ) -> Result<CausalConv1dGrads<T>> {
     let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
-    let p = Problem::new(&be.par, args, dims);
+    if dims.layout == ConvLayout::ChannelLast {
+        return Ok(backward_channel_last(be, args, dims, dout, dfinal_states));
+    }
+    let p = Problem::new(args, dims);
     let (b, c, l, w) = (dims.batch, dims.channels, dims.seqlen, dims.width);
-    let dout: Cow<'_, [f32]> = match dims.layout {
-        ConvLayout::ChannelFirst => to_f32(dout),
-        ConvLayout::ChannelLast => {
-            let mut t = scratch::zeroed::<f32>(dout.len());
-            transpose(&be.par, dout, &mut t, b, l, c);
-            Cow::Owned(t)
-        }
-    };
+    let dout: Cow<'_, [f32]> = to_f32(dout);
     let mut dx = scratch::zeroed::<f32>(b * c * l);
     let mut dinit = vec![0.0f32; b * c * (w - 1)];
     let rows = be.isa.dispatch(Backward {
@@ -484,15 +715,7 @@ pub(crate) fn backward<T: Element>(
         }
         dbias[ch] += g.dbias;
     }
-    let dx_out = match dims.layout {
-        ConvLayout::ChannelFirst => into_storage(dx),
-        ConvLayout::ChannelLast => {
-            let mut out = scratch::zeroed::<T>(dx.len());
-            transpose(&be.par, &dx, &mut out, b, c, l);
-            scratch::give(dx);
-            out
-        }
-    };
+    let dx_out = into_storage(dx);
     if let Cow::Owned(v) = dout {
         scratch::give(v);
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{backends, Layout, ScanCase, ScanShape, Skip, SsdCase, SsdShape};
+use common::{backends, ConvCase, ConvShape, Layout, ScanCase, ScanShape, Skip, SsdCase, SsdShape};
 use mamba_cpu_simd::TimeChunking;
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -95,5 +95,45 @@ fn ssd_is_bitwise_reproducible() {
                 "{be:?} differs between runs"
             );
         }
+    }
+}
+
+#[test]
+fn conv_is_bitwise_reproducible_whatever_the_thread_count() {
+    // The channel-last backward sums its weight and bias gradients per block of time
+    // steps, in task order: the same bits on 1, 2 or 3 threads.
+    for channel_last in [false, true] {
+        let shape = ConvShape {
+            batch: 2,
+            channels: 37,
+            seqlen: 150,
+            width: 4,
+            bias: true,
+            init: true,
+            silu: true,
+            channel_last,
+            dfinal: true,
+        };
+        let case = ConvCase::random(shape, 11);
+        let mut results = Vec::new();
+        for threads in 1..=3 {
+            let be = mamba_cpu_simd::CpuSimd::with_threads(threads);
+            for _ in 0..2 {
+                let (out, last) = case.forward::<f32, _>(&be);
+                let g = case.backward::<f32, _>(&be);
+                results.push((
+                    bits(&out),
+                    bits(&last),
+                    bits(&g.x),
+                    bits(&g.weight),
+                    bits(g.bias.as_deref().unwrap()),
+                    bits(g.initial_states.as_deref().unwrap()),
+                ));
+            }
+        }
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "channel_last {channel_last}: results differ between runs or thread counts"
+        );
     }
 }
