@@ -15,8 +15,11 @@ use crate::par::split_mut;
 use crate::simd::{math, Kernel, Scalar, Simd};
 use crate::CpuSimd;
 
-/// Below this many state values a decode step runs on one thread.
-const PARALLEL_MIN: usize = 1 << 16;
+/// Below this many state values a decode step runs on one thread: handing work to
+/// rayon's sleeping workers cost ~40 µs a call on the 2-core development VM, more
+/// than a single thread takes for 2^18 values (at 2^16, one token through four
+/// 256-wide blocks took 0.52-0.55 ms, at 2^18 0.36-0.37).
+const PARALLEL_MIN: usize = 1 << 18;
 
 /// The read-only inputs of a state update, as `f32`.
 struct Fields<'p> {
