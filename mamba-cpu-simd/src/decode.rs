@@ -6,6 +6,7 @@
 //! pay for the hand-off, and the state update is vectorised across `N`.
 
 use mamba_core::ops::state_update::StateUpdateDims;
+use mamba_core::scratch;
 use mamba_core::{
     Activation, CausalConv1dUpdateArgs, Element, Result, SelectiveStateUpdateArgs, TensorMut,
 };
@@ -175,7 +176,7 @@ pub(crate) fn state_update<T: Element>(
         to_f32(args.c.data),
     );
     let z = opt_to_f32(args.z.map(|t| t.data));
-    let mut y = vec![0.0f32; out.len()];
+    let mut y = scratch::zeroed::<f32>(out.len());
     be.isa.dispatch(StateUpdate {
         be,
         fields: Fields {
@@ -195,6 +196,7 @@ pub(crate) fn state_update<T: Element>(
         out: &mut y,
     });
     store(&y, out);
+    scratch::give(y);
     Ok(())
 }
 
@@ -211,7 +213,7 @@ pub(crate) fn conv_update<T: Element>(
     let bias = args.bias.map(|t| t.data);
     let silu = args.activation == Activation::Silu;
     let rows = dims.batch * ch;
-    let mut y = vec![0.0f32; out.len()];
+    let mut y = scratch::zeroed::<f32>(out.len());
     // Each row: the state and the new samples side by side, the convolution at the
     // last `Ln` positions, then the last `S` columns back into the state. `W` is small,
     // so this is plain scalar code; rows go to threads when there are many.
@@ -252,5 +254,6 @@ pub(crate) fn conv_update<T: Element>(
         tasks.into_iter().for_each(body);
     }
     store(&y, out);
+    scratch::give(y);
     Ok(())
 }

@@ -760,7 +760,7 @@ impl Mamba2Block {
         let (z, xbc, dt_head) = self.in_proj(&u, batch);
         let (z, xbc): (Vec<T>, Vec<T>) = (T::vec_from_f32(z), T::vec_from_f32(xbc));
 
-        let mut xbc_act = vec![T::default(); batch * cd];
+        let mut xbc_act = scratch::zeroed::<T>(batch * cd);
         {
             let mut args = CausalConv1dUpdateArgs::new(
                 Tensor::new(&xbc, [batch, cd]),
@@ -802,7 +802,7 @@ impl Mamba2Block {
             })
         });
         let (a_full, dtb, d_full) = (&consts.a, &consts.dt_bias, &consts.d);
-        let mut y = vec![T::default(); batch * di];
+        let mut y = scratch::zeroed::<T>(batch * di);
         {
             let mut args = SelectiveStateUpdateArgs::new(
                 Tensor::new(&xs, [batch, h, p]),
@@ -823,7 +823,7 @@ impl Mamba2Block {
             )?;
         }
         let normed = self.norm(&y, &z, batch);
-        let mut out = vec![0.0f32; batch * cfg.d_model];
+        let mut out = scratch::zeroed::<f32>(batch * cfg.d_model);
         linear(
             self.gemm(),
             &normed,
@@ -834,7 +834,16 @@ impl Mamba2Block {
             w.out_proj_bias.as_deref(),
             &mut out,
         );
-        Ok(convert(&out))
+        // The temporaries serve the next step (a decode loop allocates nothing large).
+        for v in [z, xbc, xbc_act, xs, bm, cm, dt, y] {
+            scratch::give(v);
+        }
+        for v in [u, dt_head, normed] {
+            scratch::give(v);
+        }
+        let result = convert(&out);
+        scratch::give(out);
+        Ok(result)
     }
 }
 
