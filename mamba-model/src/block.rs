@@ -586,7 +586,7 @@ impl Mamba2Block {
 
         // 5. Gated RMS norm, 6. out_proj.
         let normed = self.norm(&y, &z, rows);
-        let mut out = scratch::zeroed::<f32>(rows * cfg.d_model);
+        let mut out = scratch::for_overwrite::<f32>(rows * cfg.d_model);
         linear(
             self.gemm(),
             &normed,
@@ -626,7 +626,8 @@ impl Mamba2Block {
         let mut outs = parts.map(|width| {
             let rows_w = &w.in_proj[start * dm..(start + width) * dm];
             let bias = w.in_proj_bias.as_deref().map(|b| &b[start..start + width]);
-            let mut o = scratch::zeroed::<f32>(rows * width);
+            // linear writes every value.
+            let mut o = scratch::for_overwrite::<f32>(rows * width);
             linear(self.gemm(), u, rows, dm, rows_w, width, bias, &mut o);
             start += width;
             o
@@ -906,7 +907,7 @@ pub(crate) fn gated_rmsnorm_fast(
     use rayon::prelude::*;
     let gs = di / groups;
     let level = mamba_cpu_simd::simd::SimdLevel::best();
-    let mut out = scratch::zeroed::<f32>(rows * di);
+    let mut out = scratch::for_overwrite::<f32>(rows * di);
     // Rows in blocks, so each task amortises its scratch buffer.
     let block = 16;
     out.par_chunks_mut(block * di)

@@ -330,7 +330,7 @@ impl Mamba2Block {
 
         // 6. out_proj.
         let dout32 = f32_view(dout);
-        let mut dnormed = scratch::zeroed::<f32>(rows * di);
+        let mut dnormed = scratch::for_overwrite::<f32>(rows * di);
         linear_backward(
             self.gemm(),
             &acts.normed,
@@ -397,7 +397,7 @@ impl Mamba2Block {
 
         // 3. The gradient of the conv's output: [dx | dB | dC] per row.
         let gn = g * n;
-        let mut dxbc_act = scratch::zeroed::<T>(rows * cd);
+        let mut dxbc_act = scratch::for_overwrite::<T>(rows * cd);
         for r in 0..rows {
             let row = &mut dxbc_act[r * cd..(r + 1) * cd];
             row[..di].copy_from_slice(&sg.x[r * di..(r + 1) * di]);
@@ -420,7 +420,7 @@ impl Mamba2Block {
         }
 
         // 1. in_proj: d zxbcdt = [dz | dxbc | ddt].
-        let mut dzx = scratch::zeroed::<f32>(rows * dip);
+        let mut dzx = scratch::for_overwrite::<f32>(rows * dip);
         for r in 0..rows {
             let row = &mut dzx[r * dip..(r + 1) * dip];
             row[..di].copy_from_slice(&dz[r * di..(r + 1) * di]);
@@ -435,7 +435,7 @@ impl Mamba2Block {
             }
         }
         scratch::give(dz);
-        let mut du = scratch::zeroed::<f32>(rows * dm);
+        let mut du = scratch::for_overwrite::<f32>(rows * dm);
         linear_backward(
             self.gemm(),
             &acts.u,
@@ -498,8 +498,9 @@ pub(crate) fn gated_rmsnorm_backward(
     use rayon::prelude::*;
     let gs = di / groups;
     let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
-    let mut dy = mamba_core::scratch::zeroed::<f32>(rows * di);
-    let mut dz = mamba_core::scratch::zeroed::<f32>(rows * di);
+    // Every value is written below.
+    let mut dy = mamba_core::scratch::for_overwrite::<f32>(rows * di);
+    let mut dz = mamba_core::scratch::for_overwrite::<f32>(rows * di);
     let chunk = NORM_ROWS_PER_TASK * di.max(1);
     let partials: Vec<Vec<f64>> = dy
         .par_chunks_mut(chunk)
@@ -624,8 +625,9 @@ pub(crate) fn gated_rmsnorm_backward_fast(
     use rayon::prelude::*;
     let gs = di / groups;
     let level = mamba_cpu_simd::SimdLevel::best();
-    let mut dy = mamba_core::scratch::zeroed::<f32>(rows * di);
-    let mut dz = mamba_core::scratch::zeroed::<f32>(rows * di);
+    // Every value is written below.
+    let mut dy = mamba_core::scratch::for_overwrite::<f32>(rows * di);
+    let mut dz = mamba_core::scratch::for_overwrite::<f32>(rows * di);
     let chunk = NORM_ROWS_PER_TASK * di.max(1);
     let partials: Vec<Vec<f64>> = dy
         .par_chunks_mut(chunk)

@@ -337,3 +337,61 @@ fn forced_unavailable_backend_is_an_error_with_a_reason() {
     );
     assert!(BackendPreference::parse("tpu").is_err());
 }
+
+#[test]
+fn pooled_temporaries_holding_garbage_change_nothing() {
+    // The block's passes take some temporaries from the scratch pool without zeroing
+    // them (every value is written before it is read). Fill the pool with NaN vectors of
+    // every size such a pass asks for; forward and backward must come out bit for bit
+    // as with an empty pool.
+    use mamba_model::scratch;
+    let cfg = Mamba2Config {
+        d_model: 64,
+        d_state: 16,
+        headdim: 16,
+        ..Mamba2Config::default()
+    };
+    let blk = block(&cfg, BackendKind::CpuSimd);
+    let (b, l, dm) = (2, 300, cfg.d_model);
+    let x = input(b * l * dm, 9);
+    let dout = input(b * l * dm, 10);
+    let run = || {
+        let tape = blk
+            .forward_train(Tensor::new(&x, [b, l, dm]), None)
+            .unwrap();
+        let out = tape.output().to_vec();
+        let g = blk.backward(&tape, &dout, None).unwrap();
+        (
+            out,
+            g.input,
+            g.weights.in_proj,
+            g.weights.out_proj,
+            g.weights.norm_weight,
+        )
+    };
+    scratch::release();
+    let clean = run();
+    scratch::release();
+    let rows = b * l;
+    let widths = [
+        dm,
+        cfg.d_inner(),
+        cfg.conv_dim(),
+        cfg.d_in_proj(),
+        cfg.nheads(),
+        2 * cfg.d_inner(),
+    ];
+    for _ in 0..3 {
+        for w in widths {
+            scratch::give(vec![f32::NAN; rows * w]);
+        }
+    }
+    let dirty = run();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&clean.0), bits(&dirty.0), "output");
+    assert_eq!(bits(&clean.1), bits(&dirty.1), "input gradient");
+    assert_eq!(bits(&clean.2), bits(&dirty.2), "in_proj gradient");
+    assert_eq!(bits(&clean.3), bits(&dirty.3), "out_proj gradient");
+    assert_eq!(bits(&clean.4), bits(&dirty.4), "norm weight gradient");
+    scratch::release();
+}
