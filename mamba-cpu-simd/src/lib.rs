@@ -48,6 +48,7 @@
 //! | threads | a private rayon pool of [`CpuSimd::with_threads`] threads (default: the available parallelism); results are bitwise identical run to run for a fixed thread count |
 //! | long sequences | with fewer rows than threads, scans split time into chunks ([`TimeChunking`]) so that one sequence uses every core |
 //! | `exp` | a vectorised `exp` accurate to about one ulp over the whole `f32` range ([`simd_exp`]) |
+//! | few-row products | [`matmul_nt_few_rows`]: `x wᵀ` for up to [`FEW_ROWS_MAX`] rows (a decode step's projections) reading each row of `w` once, on rayon's current pool; bitwise the same whatever the thread count |
 //! | cost model | FLOP and `exp` counts of every kernel for fraction-of-peak reports ([`cost`]); [`simd_level_name`] for the report line |
 //!
 //! ## How the kernels are built
