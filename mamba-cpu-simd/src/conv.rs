@@ -171,15 +171,7 @@ impl<T: Element> Kernel for ForwardLast<'_, '_, T> {
                     let cv = c - c % S::LANES;
                     let mut row = vec![0.0f32; c];
                     // The input row at time j of batch i (j may reach back W-1 steps).
-                    let src = |j: isize| -> &[f32] {
-                        if j >= 0 {
-                            let j = j as usize;
-                            &x[(i * l + j) * c..(i * l + j + 1) * c]
-                        } else {
-                            let h = (w as isize - 1 + j) as usize;
-                            &head[(i * (w - 1) + h) * c..(i * (w - 1) + h + 1) * c]
-                        }
-                    };
+                    let src = |j: isize| last_row(x, head, d, i, j);
                     for (tt, orow) in o.chunks_mut(c).enumerate() {
                         let t = (t0 + tt) as isize;
                         for ch in (0..cv).step_by(S::LANES) {
@@ -412,17 +404,9 @@ impl Kernel for Backward<'_, '_> {
 /// steps) with every channel at once, as in [`ForwardLast`]. A task recomputes the
 /// pre-activation of its steps and of the `W-1` after them (its outputs' gradients reach
 /// that far), and returns its partial weight and bias gradients, summed in task order.
-struct BackwardLast<'p, 'a> {
+struct BackwardLast<'p> {
     par: &'p Par,
-    dims: Conv1dDims,
-    /// (b, L, c) in f32.
-    x: &'p [f32],
-    /// Per batch, the `W-1` earlier samples as (W-1, c) rows.
-    head: &'p [f32],
-    /// The weight as (W, c).
-    wt: &'p [f32],
-    bias: Option<&'a [f32]>,
-    activation: Activation,
+    inputs: LastInputs<'p>,
     /// (b, L, c) in f32.
     dout: &'p [f32],
     /// (b, c, W-1), as the final states.
@@ -433,41 +417,59 @@ struct BackwardLast<'p, 'a> {
     dinit: &'p mut [f32],
 }
 
+/// The inputs of the channel-last passes.
+struct LastInputs<'p> {
+    dims: Conv1dDims,
+    /// (b, L, c) in f32.
+    x: &'p [f32],
+    /// Per batch, the `W-1` earlier samples as (W-1, c) rows.
+    head: &'p [f32],
+    /// The weight as (W, c).
+    wt: &'p [f32],
+    bias: Option<&'p [f32]>,
+    silu: bool,
+}
+
+impl LastInputs<'_> {
+    /// The input row at time `j` of batch `i` (`j` may reach back `W-1` steps).
+    #[inline(always)]
+    fn row(&self, i: usize, j: isize) -> &[f32] {
+        last_row(self.x, self.head, self.dims, i, j)
+    }
+}
+
+/// The row at time `j` of batch `i` of channel-last `x` (b, L, c), `j` reaching back
+/// into `head` (b, W-1, c) for the `W-1` samples before the first.
+#[inline(always)]
+fn last_row<'x>(x: &'x [f32], head: &'x [f32], dims: Conv1dDims, i: usize, j: isize) -> &'x [f32] {
+    let (l, c, w) = (dims.seqlen, dims.channels, dims.width);
+    if j >= 0 {
+        let j = j as usize;
+        &x[(i * l + j) * c..(i * l + j + 1) * c]
+    } else {
+        let h = (w as isize - 1 + j) as usize;
+        &head[(i * (w - 1) + h) * c..(i * (w - 1) + h + 1) * c]
+    }
+}
+
 /// What one task of [`BackwardLast`] reads.
 struct LastTask<'p> {
+    inputs: &'p LastInputs<'p>,
     /// The task's batch and its first and last (excluded) step.
     i: usize,
     t0: usize,
     t1: usize,
     /// One past the last step whose pre-activation the task needs: min(t1 + W - 1, L).
     te: usize,
-    dims: Conv1dDims,
-    x: &'p [f32],
-    head: &'p [f32],
-    wt: &'p [f32],
-    bias: Option<&'p [f32]>,
-    silu: bool,
     dout: &'p [f32],
     dfinal: Option<&'p [f32]>,
 }
 
 impl LastTask<'_> {
-    /// The input row at time `j` of the task's batch (`j` may reach back `W-1` steps).
+    /// The input row at time `j` of the task's batch.
     #[inline(always)]
     fn src(&self, j: isize) -> &[f32] {
-        let (l, c, w, i) = (
-            self.dims.seqlen,
-            self.dims.channels,
-            self.dims.width,
-            self.i,
-        );
-        if j >= 0 {
-            let j = j as usize;
-            &self.x[(i * l + j) * c..(i * l + j + 1) * c]
-        } else {
-            let h = (w as isize - 1 + j) as usize;
-            &self.head[(i * (w - 1) + h) * c..(i * (w - 1) + h + 1) * c]
-        }
+        self.inputs.row(self.i, j)
     }
 
     /// The channels from `ch` on, `V::LANES` of them: `dp` (rows t0..te of c) gets
@@ -484,10 +486,13 @@ impl LastTask<'_> {
         dx: &mut [f32],
         dinit: Option<&mut [f32]>,
     ) {
-        let (l, c, w) = (self.dims.seqlen, self.dims.channels, self.dims.width);
+        let d = self.inputs.dims;
+        let (l, c, w) = (d.seqlen, d.channels, d.width);
         let (t0, t1, te) = (self.t0, self.t1, self.te);
-        let wk: Vec<V::V> = (0..w).map(|k| v.load(&self.wt[k * c + ch..])).collect();
-        let bias = self.bias.map_or(v.zero(), |b| v.load(&b[ch..]));
+        let wk: Vec<V::V> = (0..w)
+            .map(|k| v.load(&self.inputs.wt[k * c + ch..]))
+            .collect();
+        let bias = self.inputs.bias.map_or(v.zero(), |b| v.load(&b[ch..]));
         // dpre = dout * act'(pre) at t0..te.
         for t in t0..te {
             let mut pre = bias;
@@ -496,7 +501,7 @@ impl LastTask<'_> {
                 pre = v.mul_add(wv, v.load(&xs[ch..]), pre);
             }
             let mut g = v.load(&self.dout[(self.i * l + t) * c + ch..]);
-            if self.silu {
+            if self.inputs.silu {
                 g = v.mul(g, math::silu_and_grad(v, pre).1);
             }
             v.store(&mut dp[(t - t0) * c + ch..], g);
@@ -562,12 +567,12 @@ impl LastTask<'_> {
     }
 }
 
-impl Kernel for BackwardLast<'_, '_> {
+impl Kernel for BackwardLast<'_> {
     /// Per task, its partial ((W, c) weight, then c bias) gradients.
     type Output = Vec<Vec<f32>>;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> Vec<Vec<f32>> {
-        let d = self.dims;
+        let d = self.inputs.dims;
         let (l, c, w) = (d.seqlen, d.channels, d.width);
         let blocks = l.div_ceil(TIME_BLOCK);
         // The initial states' gradient of batch i goes to its first task.
@@ -584,31 +589,18 @@ impl Kernel for BackwardLast<'_, '_> {
                 tasks.push((i, bi * TIME_BLOCK, dx, dinit.take()));
             }
         }
-        let silu = self.activation == Activation::Silu;
-        let (x, head, wt, bias, dout, dfinal) = (
-            self.x,
-            self.head,
-            self.wt,
-            self.bias,
-            self.dout,
-            self.dfinal,
-        );
+        let (inputs, dout, dfinal) = (&self.inputs, self.dout, self.dfinal);
         self.par.map(tasks, |(i, t0, dx, mut dinit)| {
             s.vectorize(
                 #[inline(always)]
                 || {
                     let t1 = t0 + dx.len() / c;
                     let task = LastTask {
+                        inputs,
                         i,
                         t0,
                         t1,
                         te: (t1 + w - 1).min(l),
-                        dims: d,
-                        x,
-                        head,
-                        wt,
-                        bias,
-                        silu,
                         dout,
                         dfinal,
                     };
@@ -645,12 +637,14 @@ fn backward_channel_last<T: Element>(
     let mut dinit = vec![0.0f32; b * c * (w - 1)];
     let partials = be.isa.dispatch(BackwardLast {
         par: &be.par,
-        dims,
-        x: &x,
-        head: &head,
-        wt: &wt,
-        bias: args.bias.map(|t| t.data),
-        activation: args.activation,
+        inputs: LastInputs {
+            dims,
+            x: &x,
+            head: &head,
+            wt: &wt,
+            bias: args.bias.map(|t| t.data),
+            silu: args.activation == Activation::Silu,
+        },
         dout: &dout,
         dfinal: dfinal_states,
         dx: &mut dx,

@@ -574,15 +574,7 @@ pub(crate) fn gated_rmsnorm_backward(
             dw
         })
         .collect();
-    let mut dw = vec![0.0f64; di];
-    for p in &partials {
-        for (a, b) in dw.iter_mut().zip(p) {
-            *a += b;
-        }
-    }
-    for (d, v) in dweight.iter_mut().zip(dw) {
-        *d += v as f32;
-    }
+    add_task_partials(&partials, dweight);
     (dy, dz)
 }
 
@@ -602,6 +594,19 @@ fn sum16(n: usize, f: impl Fn(usize) -> f32) -> f64 {
         total += f(i) as f64;
     }
     total
+}
+
+/// Adds the tasks' partial weight gradients (f64) to `dweight`, summed in task order.
+fn add_task_partials(partials: &[Vec<f64>], dweight: &mut [f32]) {
+    let mut dw = vec![0.0f64; dweight.len()];
+    for p in partials {
+        for (a, b) in dw.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    for (d, v) in dweight.iter_mut().zip(dw) {
+        *d += v as f32;
+    }
 }
 
 /// [`gated_rmsnorm_backward`] for the fast backends: the gate's exponentials
@@ -698,15 +703,7 @@ pub(crate) fn gated_rmsnorm_backward_fast(
             dw
         })
         .collect();
-    let mut dw = vec![0.0f64; di];
-    for p in &partials {
-        for (a, b) in dw.iter_mut().zip(p) {
-            *a += b;
-        }
-    }
-    for (d, v) in dweight.iter_mut().zip(dw) {
-        *d += v as f32;
-    }
+    add_task_partials(&partials, dweight);
     (dy, dz)
 }
 
