@@ -52,6 +52,16 @@ const HOST_TIMING: &str = "host clock, whole call";
 const DEVICE_TIMING: &str = "CUDA events, device-resident inputs";
 const HOST_SLICES_TIMING: &str = "host clock, host slices (transfers included)";
 
+/// How a measurement by the host clock was taken on backend `kind`: through host
+/// slices (transfers included) on CUDA, the whole call elsewhere.
+fn host_clock_timing(kind: BackendKind) -> &'static str {
+    if kind == BackendKind::Cuda {
+        HOST_SLICES_TIMING
+    } else {
+        HOST_TIMING
+    }
+}
+
 fn cuda_be() -> Result<&'static mamba_core::plugin::CudaBackend, String> {
     mamba_model::backend::cuda_backend()
 }
@@ -539,12 +549,7 @@ fn block_job(
                     || block_host::<mamba_core::f16>(&blk, &input, l, backward, r),
                     || block_host::<mamba_core::bf16>(&blk, &input, l, backward, r),
                 )?;
-                let timing = if sel.kind == BackendKind::Cuda {
-                    HOST_SLICES_TIMING
-                } else {
-                    HOST_TIMING
-                };
-                (host, timing)
+                (host, host_clock_timing(sel.kind))
             };
         let (flops, exps) = block_flops(&cfg, 2, l);
         let mult = if backward { 3.0 } else { 1.0 };
@@ -620,11 +625,7 @@ fn stack_job(
             flops: 3.0 * n * flops,
             exps: 3.0 * n * exps,
             bytes: 3.0 * n * bytes,
-            timing: if sel.kind == BackendKind::Cuda {
-                HOST_SLICES_TIMING
-            } else {
-                HOST_TIMING
-            },
+            timing: host_clock_timing(sel.kind),
         })
     };
     (name, Box::new(job))
@@ -693,11 +694,7 @@ fn decode_job(
             flops: 4.0 * flops,
             exps: 4.0 * exps,
             bytes: 4.0 * (weights + state),
-            timing: if sel.kind == BackendKind::Cuda {
-                HOST_SLICES_TIMING
-            } else {
-                HOST_TIMING
-            },
+            timing: host_clock_timing(sel.kind),
         })
     };
     (name, Box::new(job))
