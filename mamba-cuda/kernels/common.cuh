@@ -253,6 +253,34 @@ struct ConvUpdateParams {
     int batch, channels, steps, width, state_len, silu;
 };
 
+// A Mamba2Block's decode step (one step, the state updated in place), in the block's
+// layouts: the conv over the channel-last xBC columns of in_proj's output, and the SSM
+// update reading x / B / C from the conv's output and dt from in_proj's output.
+struct BlockConvStepParams {
+    const void* x;      // (b, x_ld): channels [0, channels) of each row
+    float* state;       // (b, channels, width - 1), f32
+    const float* w;     // (channels, width)
+    const float* bias;  // (channels) or null
+    void* out;          // (b, channels), dense
+    long long x_ld;
+    int batch, channels, width, pad0;
+};
+
+struct BlockSsmStepParams {
+    const void* xbc;    // (b, xbc_ld): x at [0, h p), B at h p + k N, C at h p + g N + k N
+    const void* dt;     // (b, dt_ld): dt of head j at column j
+    float* state;       // (b, h, p, N), f32
+    const float* A;     // (h)
+    const float* D;     // (h) or null
+    const float* dt_bias;  // (h)
+    void* y;            // (b, h p), dense
+    long long xbc_ld, dt_ld;
+    int batch, nheads, headdim, ngroups, dstate;
+    int softplus, has_limit;
+    float lo, hi;
+    int pad0;
+};
+
 struct GemmParams {
     const void* a;  // (M, K), row stride lda
     const void* w;  // (N, K), dense

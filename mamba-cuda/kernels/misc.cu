@@ -119,6 +119,69 @@ __device__ void conv_update(const ConvUpdateParams& p) {
     }
 }
 
+// A Mamba2Block's decode step, conv part: one thread per (batch, channel) computes the
+// step's output from the state and the new input, then shifts the state left by one.
+template <typename T>
+__device__ void block_conv_step(const BlockConvStepParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    T* out = static_cast<T*>(p.out);
+    const long long rows = (long long)p.batch * p.channels;
+    const int S = p.width - 1;
+    for (long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x; row < rows;
+         row += (long long)gridDim.x * blockDim.x) {
+        const long long i = row / p.channels;
+        const int ch = (int)(row % p.channels);
+        float* st = p.state + row * S;
+        const float* w = p.w + (long long)ch * p.width;
+        const float xv = ldf(x + i * p.x_ld + ch);
+        float acc = p.bias ? p.bias[ch] : 0.f;
+        for (int kk = 0; kk < S; ++kk) acc = fmaf(w[kk], st[kk], acc);
+        acc = fmaf(w[S], xv, acc);
+        out[row] = cvt<T>(silu_f(acc));
+        for (int kk = 0; kk + 1 < S; ++kk) st[kk] = st[kk + 1];
+        st[S - 1] = xv;
+    }
+}
+
+// A Mamba2Block's decode step, SSM part: one warp per state row (batch, head, p), lanes
+// along N; A, dt, dt_bias and D are per head, so the decay is one exponential per row.
+template <typename T>
+__device__ void block_ssm_step(const BlockSsmStepParams& p) {
+    const T* xbc = static_cast<const T*>(p.xbc);
+    const T* dtp = static_cast<const T*>(p.dt);
+    T* yp = static_cast<T*>(p.y);
+    const int lane = threadIdx.x % 32;
+    const int hp = p.nheads * p.headdim;
+    const long long rows = (long long)p.batch * hp;
+    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (row >= rows) return;
+    const long long i = row / hp;
+    const int r = (int)(row % hp);
+    const int j = r / p.headdim;
+    const int k = j / (p.nheads / p.ngroups);
+    const T* xr = xbc + i * p.xbc_ld;
+    const float raw = ldf(dtp + i * p.dt_ld + j) + p.dt_bias[j];
+    const float s = step_size(raw, p.softplus, p.has_limit, p.lo, p.hi);
+    const float xv = ldf(xr + r);
+    const float da = expf(s * p.A[j]);
+    const float sx = s * xv;
+    const T* b = xr + hp + (long long)k * p.dstate;
+    const T* c = xr + hp + (long long)(p.ngroups + k) * p.dstate;
+    float* st = p.state + row * p.dstate;
+    float y = 0.f;
+    for (int n = lane; n < p.dstate; n += 32) {
+        const float v = fmaf(da, st[n], sx * ldf(b + n));
+        st[n] = v;
+        y = fmaf(v, ldf(c + n), y);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    if (lane == 0) {
+        if (p.D) y = fmaf(p.D[j], xv, y);
+        yp[row] = cvt<T>(y);
+    }
+}
+
 // C (M, N) = A (M, K) . W (N, K)^T with f32 accumulation: 64x64 tiles, 256 threads,
 // 4x4 outputs each. The fallback when cuBLASLt is not there.
 template <typename T>
@@ -311,6 +374,8 @@ __device__ void set_image(const ImageParams& p) {
     extern "C" __global__ void conv1d_fwd_##NAME(const __grid_constant__ ConvParams p) { conv1d_fwd<T>(p); }          \
     extern "C" __global__ void state_update_##NAME(const __grid_constant__ StateUpdateParams p) { state_update<T>(p); } \
     extern "C" __global__ void conv_update_##NAME(const __grid_constant__ ConvUpdateParams p) { conv_update<T>(p); }  \
+    extern "C" __global__ void block_conv_step_##NAME(const __grid_constant__ BlockConvStepParams p) { block_conv_step<T>(p); } \
+    extern "C" __global__ void block_ssm_step_##NAME(const __grid_constant__ BlockSsmStepParams p) { block_ssm_step<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_nt_##NAME(const __grid_constant__ GemmParams p) { gemm_nt<T>(p); } \
     extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }
 

@@ -2257,3 +2257,154 @@ fn stack_optimizer_state_saves_and_resumes_on_the_device() {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("optimizer state: saved from the device, resumed there, and on the host path");
 }
+
+/// `Mamba2Stack::decoder` on the device (the states in device memory, the plugin's
+/// one-step block form): a prompt through the reference backend's `forward_with_state`,
+/// then frames through the device decoder made from its states, each output and the
+/// final states against the reference's `step` from the same states; f32 at 1e-5 and
+/// bf16 at 2e-2, on configurations with one and two groups, a dt limit, no conv bias,
+/// N above and below 32 (the SSM step's lanes). `MAMBA_CUDA_BLOCK_STEP=0` runs the same
+/// checks on the general forward at L = 1. `MAMBA_DECODE_BENCH=1` adds timings: a token
+/// through four blocks by the host-slice `Mamba2Stack::step` and by the decoder.
+#[test]
+fn stack_decoder_on_the_device_matches_the_reference() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::{DType, Mamba2Stack};
+    let cuda = build(BackendKind::Cuda).unwrap();
+    let refb = build(BackendKind::Reference).unwrap();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let cfgs = [
+        small_cfg(),
+        Mamba2Config {
+            d_model: 32,
+            d_state: 48,
+            headdim: 16,
+            ngroups: 2,
+            dt_limit: Some((0.002, 0.05)),
+            conv_bias: false,
+            ..Mamba2Config::default()
+        },
+        Mamba2Config::new(64, 64),
+    ];
+    let mut checks = 0;
+    for (ci, cfg) in cfgs.iter().enumerate() {
+        let ws: Vec<Mamba2Weights> = (0..3)
+            .map(|k| random_weights(cfg, 71 + 10 * ci as u64 + k))
+            .collect();
+        let on = |sel| {
+            Mamba2Stack::new(
+                ws.iter()
+                    .map(|w| Mamba2Block::with_selection(cfg.clone(), w.clone(), sel).unwrap())
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let (dev, host) = (on(&cuda), on(&refb));
+        assert!(dev.on_device(DType::F32).0);
+        let dm = cfg.d_model;
+        for b in [1usize, 3] {
+            let mut rng = SplitMix64(81 + b as u64);
+            let l = 6;
+            let prompt: Vec<f32> = (0..b * l * dm).map(|_| rng.normal()).collect();
+            let frames: Vec<Vec<f32>> = (0..5)
+                .map(|_| (0..b * dm).map(|_| rng.normal()).collect())
+                .collect();
+            // f32
+            let mut st = host.zero_state(b);
+            host.forward_with_state(Tensor::new(&prompt, [b, l, dm]), &mut st)
+                .unwrap();
+            let mut dec = dev.decoder_from::<f32>(st.clone()).unwrap();
+            assert!(
+                dec.on_device(),
+                "the decoder keeps its states on the device"
+            );
+            for (t, x) in frames.iter().enumerate() {
+                let want = host.step(Tensor::new(x, [b, dm]), &mut st).unwrap();
+                let got = dec.step(Tensor::new(x, [b, dm])).unwrap();
+                let e = rel_l2(&f64s(&got), &f64s(&want));
+                assert!(e <= 1e-5, "cfg {ci} b {b} f32 frame {t}: {e:.2e}");
+                checks += 1;
+            }
+            let got = dec.states().unwrap();
+            for (k, (g, w)) in got.iter().zip(&st).enumerate() {
+                let e = rel_l2(&f64s(&g.ssm), &f64s(&w.ssm));
+                assert!(e <= 1e-5, "cfg {ci} b {b} block {k} ssm state {e:.2e}");
+                let e = rel_l2(&f64s(&g.conv), &f64s(&w.conv));
+                assert!(e <= 1e-6, "cfg {ci} b {b} block {k} conv state {e:.2e}");
+                checks += 2;
+            }
+            // bf16 storage against the reference's bf16 steps.
+            let p16: Vec<bf16> = prompt.iter().map(|&v| bf16::from_f32(v)).collect();
+            let mut st = host.zero_state(b);
+            host.forward_with_state(Tensor::new(&p16, [b, l, dm]), &mut st)
+                .unwrap();
+            let mut dec = dev.decoder_from::<bf16>(st.clone()).unwrap();
+            assert!(dec.on_device());
+            for (t, x) in frames.iter().enumerate() {
+                let x16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+                let want = host.step(Tensor::new(&x16, [b, dm]), &mut st).unwrap();
+                let got = dec.step(Tensor::new(&x16, [b, dm])).unwrap();
+                let as64 = |v: &[bf16]| v.iter().map(|x| x.to_f32() as f64).collect::<Vec<_>>();
+                let e = rel_l2(&as64(&got), &as64(&want));
+                assert!(e <= 2e-2, "cfg {ci} b {b} bf16 frame {t}: {e:.2e}");
+                checks += 1;
+            }
+        }
+    }
+    eprintln!(
+        "stack decoder: {checks} checks passed (MAMBA_CUDA_BLOCK_STEP={})",
+        std::env::var("MAMBA_CUDA_BLOCK_STEP").unwrap_or_default()
+    );
+    if std::env::var("MAMBA_DECODE_BENCH").as_deref() != Ok("1") {
+        return;
+    }
+    for (dm, n) in [(192usize, 64usize), (768, 128)] {
+        let cfg = Mamba2Config::new(dm, n);
+        let stack = Mamba2Stack::new(
+            (0..4)
+                .map(|k| {
+                    let w = Mamba2Weights::init(&cfg, 20 + k).unwrap();
+                    Mamba2Block::with_selection(cfg.clone(), w, &cuda).unwrap()
+                })
+                .collect(),
+        )
+        .unwrap();
+        for b in [1usize, 16] {
+            let mut rng = SplitMix64(77);
+            let x: Vec<f32> = (0..b * dm).map(|_| rng.normal()).collect();
+            let time = |f: &mut dyn FnMut()| {
+                for _ in 0..20 {
+                    f();
+                }
+                let mut v: Vec<f64> = (0..200)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        f();
+                        t.elapsed().as_secs_f64() * 1e6
+                    })
+                    .collect();
+                v.sort_by(|a, c| a.partial_cmp(c).unwrap());
+                v[v.len() / 2]
+            };
+            let mut st = stack.zero_state(b);
+            let host_us = time(&mut || {
+                stack.step(Tensor::new(&x, [b, dm]), &mut st).unwrap();
+            });
+            let mut dec = stack.decoder::<f32>(b).unwrap();
+            let dec_us = time(&mut || {
+                dec.step(Tensor::new(&x, [b, dm])).unwrap();
+            });
+            let x16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            let mut dec16 = stack.decoder::<bf16>(b).unwrap();
+            let dec16_us = time(&mut || {
+                dec16.step(Tensor::new(&x16, [b, dm])).unwrap();
+            });
+            eprintln!(
+                "decode bench d_model {dm} N {n} b {b}: host-slice step {host_us:.1} us, \
+                 decoder f32 {dec_us:.1} us, bf16 {dec16_us:.1} us (median of 200 tokens, 4 blocks)"
+            );
+        }
+    }
+}

@@ -283,7 +283,7 @@ impl Mamba2Stack {
     /// the pass there (`training`: the training passes) and the plugin has the residual
     /// add; `None` otherwise. A block whose device copy failed to be made gives `None`
     /// too: its own methods report the error.
-    fn device_chain(
+    pub(crate) fn device_chain(
         &self,
         dtype: DType,
         training: bool,

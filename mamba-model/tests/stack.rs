@@ -418,6 +418,62 @@ fn stack_streams_in_chunks_and_steps() {
 }
 
 #[test]
+fn decoder_continues_a_prompt_as_step_does() {
+    // A prompt through forward_with_state, then frames through a decoder made from its
+    // states: every output and the final states are those of Mamba2Stack::step from the
+    // same states (on the CPU the decoder holds them on the host and steps with them).
+    let cfg = cfg();
+    for kind in [BackendKind::Reference, BackendKind::CpuSimd] {
+        let stack = stack_on(kind, &cfg, 3, 41);
+        let (b, l, dm) = (2, 5, cfg.d_model);
+        let mut rng = SplitMix64(43);
+        let prompt = randn(&mut rng, b * l * dm);
+        let mut st = stack.zero_state(b);
+        stack
+            .forward_with_state(Tensor::new(&prompt, [b, l, dm]), &mut st)
+            .unwrap();
+        let mut dec = stack.decoder_from::<f32>(st.clone()).unwrap();
+        assert_eq!(dec.batch(), b);
+        assert!(!dec.on_device());
+        assert_eq!(dec.states().unwrap(), st);
+        for _ in 0..4 {
+            let x = randn(&mut rng, b * dm);
+            let want = stack.step(Tensor::new(&x, [b, dm]), &mut st).unwrap();
+            let got = dec.step(Tensor::new(&x, [b, dm])).unwrap();
+            assert_eq!(got, want, "{kind:?}");
+        }
+        assert_eq!(dec.states().unwrap(), st);
+        // From the zero state: the first frame's output is a fresh step's.
+        let mut dec = stack.decoder::<f32>(b).unwrap();
+        let x = randn(&mut rng, b * dm);
+        let mut zero = stack.zero_state(b);
+        assert_eq!(
+            dec.step(Tensor::new(&x, [b, dm])).unwrap(),
+            stack.step(Tensor::new(&x, [b, dm]), &mut zero).unwrap()
+        );
+        // Refusals: a frame of another batch or width (the states unchanged), no rows,
+        // states that do not fit the stack.
+        let before = dec.states().unwrap();
+        let e = dec
+            .step(Tensor::new(&x[..dm], [1, dm]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decoder step input"), "{e}");
+        assert!(dec.step(Tensor::new(&x[..b * 8], [b, 8])).is_err());
+        assert_eq!(dec.states().unwrap(), before);
+        assert!(stack.decoder::<f32>(0).is_err());
+        let e = stack
+            .decoder_from::<f32>(stack.zero_state(b)[..2].to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 states for a stack of 3"), "{e}");
+        let mut mixed = stack.zero_state(b);
+        mixed[1] = stack.zero_state(1).pop().unwrap();
+        assert!(stack.decoder_from::<f32>(mixed).is_err());
+    }
+}
+
+#[test]
 fn backward_update_clips_by_the_global_norm() {
     // The host path with max_grad_norm: the norm of every block's gradients together,
     // reported by grad_norm, and the gradients scaled by min(1, max / (norm + 1e-6))

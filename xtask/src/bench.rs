@@ -712,11 +712,11 @@ where
     dyn Backend: Kernels<T>,
 {
     let x: Vec<T> = convert(input);
-    let mut states = stack.zero_state(batch);
+    // The decoder keeps the states where the stack runs (device memory on CUDA).
+    let mut dec = stack.decoder::<T>(batch).map_err(|e| e.to_string())?;
     measure(
         || {
-            stack
-                .step(Tensor::new(&x, [batch, stack.d_model()]), &mut states)
+            dec.step(Tensor::new(&x, [batch, stack.d_model()]))
                 .map_err(|e| e.to_string())?;
             Ok(())
         },

@@ -536,6 +536,16 @@ impl Block {
             ..SsdParams::default()
         };
         super::ops::ssd_dispatch(g, ssd, self.act, stream)?;
+        self.norm_and_out_proj(g, m, bf, stream)
+    }
+
+    /// Steps 5-6 of the forward: the gated RMS norm of `bf.y` gated by `bf.zx`'s z
+    /// columns into `bf.normed`, and (where `bf.out` is not 0) the output projection.
+    fn norm_and_out_proj(&self, g: &Gpu, m: usize, bf: &FwdBufs, stream: u64) -> PResult<()> {
+        let c = &self.cfg;
+        let (dm, di, ng) = (c.d_model as usize, c.d_inner(), c.ngroups as usize);
+        let dip = c.d_in_proj();
+        let (zx, y) = (bf.zx, bf.y);
         // 5. gated RMS norm per group, into the (now free) xBC buffer.
         let norm = NormParams {
             y,
@@ -649,6 +659,9 @@ impl Block {
             ));
         }
         let (b, l) = (f.batch as usize, f.seqlen as usize);
+        if saved.is_none() && self.step_wanted(f) {
+            return self.step(g, f, stream);
+        }
         let m = b * l;
         let (di, cd, wd) = (c.d_inner(), c.conv_dim(), c.d_conv as usize);
         let dip = c.d_in_proj();
@@ -710,6 +723,117 @@ impl Block {
         if scratch == 0 {
             return r;
         }
+        let fr = g.free_async(scratch, stream);
+        r.and(fr)
+    }
+}
+
+impl Block {
+    /// Whether a forward takes the decode-step form ([`Block::step`]): one step from
+    /// states held in the caller's buffers, with a conv state to keep (width > 1);
+    /// `MAMBA_CUDA_BLOCK_STEP=0` keeps the general forward (the A/B switch that measured
+    /// the two).
+    fn step_wanted(&self, f: &BlockForwardDesc) -> bool {
+        f.seqlen == 1
+            && f.has_state != 0
+            && f.conv_state != 0
+            && f.ssm_state != 0
+            && self.cfg.d_conv > 1
+            && super::ops::env_str("MAMBA_CUDA_BLOCK_STEP").as_deref() != Some("0")
+    }
+
+    /// One decode step of `f.batch` rows, the states updated in place: in_proj, the conv
+    /// step (`block_conv_step`), the SSM step (`block_ssm_step`), the gated norm and
+    /// out_proj; five launches, no state copies. The same values as the general forward
+    /// at L = 1 to rounding (its SSD takes its decays from the chunked kernels' exponential).
+    fn step(&self, g: &Gpu, f: &BlockForwardDesc, stream: u64) -> PResult<()> {
+        let c = &self.cfg;
+        let b = f.batch as usize;
+        let (di, cd, h, ng) = (c.d_inner(), c.conv_dim(), c.nheads(), c.ngroups as usize);
+        let dip = c.d_in_proj();
+        let es = mamba_core::abi::dtype::size(self.act);
+        if b > i32::MAX as usize / dip.max(cd) {
+            return Err(PErr::unsupported(
+                "Mamba2Block step: too many rows for one launch",
+            ));
+        }
+        let align = |v: usize| v.div_ceil(256) * 256;
+        let (zx_bytes, xbc_bytes, y_bytes) = (b * dip * es, b * cd * es, b * di * es);
+        let scratch = g.alloc_async(align(zx_bytes) + align(xbc_bytes) + align(y_bytes), stream)?;
+        let zx = scratch;
+        let xbc = zx + align(zx_bytes) as u64;
+        let y = xbc + align(xbc_bytes) as u64;
+        let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
+        let run = || -> PResult<()> {
+            g.gemm.run(
+                g,
+                self.act,
+                b,
+                dip,
+                c.d_model as usize,
+                f.input,
+                c.d_model as usize,
+                self.in_proj,
+                zx,
+                dip,
+                stream,
+            )?;
+            let conv = params::BlockConvStepParams {
+                x: zx + (di * es) as u64,
+                state: f.conv_state,
+                w: self.conv_w,
+                bias: self.conv_b,
+                out: xbc,
+                x_ld: dip as i64,
+                batch: b as i32,
+                channels: cd as i32,
+                width: c.d_conv as i32,
+                pad0: 0,
+            };
+            let blocks = (b * cd).div_ceil(128).min(65535) as u32;
+            let fc = g.func(&format!("block_conv_step_{sfx}"))?;
+            g.launch(fc, (blocks, 1, 1), 128, 0, stream, &conv)?;
+            let ssm = params::BlockSsmStepParams {
+                xbc,
+                dt: zx + ((dip - h) * es) as u64,
+                state: f.ssm_state,
+                a: self.a,
+                d: self.d,
+                dt_bias: self.dt_bias,
+                y,
+                xbc_ld: cd as i64,
+                dt_ld: dip as i64,
+                batch: b as i32,
+                nheads: h as i32,
+                headdim: c.headdim as i32,
+                ngroups: ng as i32,
+                dstate: c.d_state as i32,
+                softplus: 1,
+                has_limit: (c.has_dt_limit != 0) as i32,
+                lo: c.dt_lo,
+                hi: c.dt_hi,
+                pad0: 0,
+            };
+            let rows = b * di;
+            let blocks = u32::try_from((rows * 32).div_ceil(128))
+                .map_err(|_| PErr::unsupported("Mamba2Block step: too many rows for one launch"))?;
+            let fs = g.func(&format!("block_ssm_step_{sfx}"))?;
+            g.launch(fs, (blocks, 1, 1), 128, 0, stream, &ssm)?;
+            let bufs = FwdBufs {
+                input: f.input,
+                zx,
+                xbc,
+                y,
+                normed: xbc,
+                out: f.out,
+                conv_init: 0,
+                conv_final: 0,
+                ssm_init: 0,
+                ssm_final: 0,
+            };
+            self.norm_and_out_proj(g, b, &bufs, stream)
+        };
+        let r = run();
         let fr = g.free_async(scratch, stream);
         r.and(fr)
     }

@@ -186,6 +186,47 @@ pub(crate) struct ConvUpdateParams {
     pub silu: i32,
 }
 
+/// kernels/common.cuh `BlockConvStepParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BlockConvStepParams {
+    pub x: u64,
+    pub state: u64,
+    pub w: u64,
+    pub bias: u64,
+    pub out: u64,
+    pub x_ld: i64,
+    pub batch: i32,
+    pub channels: i32,
+    pub width: i32,
+    pub pad0: i32,
+}
+
+/// kernels/common.cuh `BlockSsmStepParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BlockSsmStepParams {
+    pub xbc: u64,
+    pub dt: u64,
+    pub state: u64,
+    pub a: u64,
+    pub d: u64,
+    pub dt_bias: u64,
+    pub y: u64,
+    pub xbc_ld: i64,
+    pub dt_ld: i64,
+    pub batch: i32,
+    pub nheads: i32,
+    pub headdim: i32,
+    pub ngroups: i32,
+    pub dstate: i32,
+    pub softplus: i32,
+    pub has_limit: i32,
+    pub lo: f32,
+    pub hi: f32,
+    pub pad0: i32,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct GemmParams {
@@ -360,6 +401,8 @@ const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 *
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<BlockConvStepParams>() == 6 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<BlockSsmStepParams>() == 9 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 5 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);

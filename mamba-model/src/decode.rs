@@ -1,0 +1,225 @@
+//! [`StackDecoder`]: token-by-token decoding through a [`Mamba2Stack`] with the blocks'
+//! recurrent states kept where the stack runs.
+//!
+//! [`Mamba2Stack::step`] takes the states as host vectors ([`Mamba2State`]), so on the
+//! CUDA backend every step would copy every block's SSM state to the device and back. A
+//! decoder made by [`Mamba2Stack::decoder`] keeps them in device memory instead: one step
+//! uploads the frame, runs every block (in_proj, the conv step, the SSM step, the gated
+//! norm, out_proj: the plugin's one-step form of the block forward, states updated in
+//! place) and every residual add on the device, and downloads the output. Elsewhere the
+//! decoder holds the states on the host and each step is [`Mamba2Stack::step`].
+
+use mamba_core::plugin::{CudaBackend, CudaBlock, CudaStream, DeviceBuffer, DeviceElement};
+use mamba_core::{Backend, Element, Kernels, Tensor};
+
+use crate::block::Mamba2State;
+use crate::error::ModelError;
+use crate::stack::Mamba2Stack;
+
+/// Decoding through a [`Mamba2Stack`], one frame of `batch` rows per
+/// [`step`](Self::step), with the blocks' states kept between steps (on the device for
+/// the CUDA backend). The stack cannot change while a decoder borrows it.
+///
+/// ```
+/// use mamba_model::{Mamba2Block, Mamba2Config, Mamba2Stack, Tensor};
+///
+/// let cfg = Mamba2Config { d_model: 32, d_state: 16, headdim: 16, ..Default::default() };
+/// let blocks = (0..2)
+///     .map(|k| Mamba2Block::init(cfg.clone(), k))
+///     .collect::<Result<Vec<_>, _>>()?;
+/// let stack = Mamba2Stack::new(blocks)?;
+/// let mut dec = stack.decoder::<f32>(1)?;
+/// let mut x = vec![0.1f32; 32];
+/// for _ in 0..4 {
+///     x = dec.step(Tensor::new(&x, [1, 32]))?;
+/// }
+/// let states = dec.states()?; // where the stream stands, as host vectors
+/// assert_eq!(states.len(), 2);
+/// # Ok::<(), mamba_model::ModelError>(())
+/// ```
+pub struct StackDecoder<'s, T: DeviceElement> {
+    stack: &'s Mamba2Stack,
+    batch: usize,
+    kind: Kind<'s, T>,
+}
+
+enum Kind<'s, T: DeviceElement> {
+    /// The states on the host; each step is `Mamba2Stack::step`.
+    Host(Vec<Mamba2State>),
+    /// The states in device memory.
+    Device(DeviceDecode<'s, T>),
+}
+
+struct DeviceDecode<'s, T: DeviceElement> {
+    cuda: &'static CudaBackend,
+    blocks: Vec<&'s CudaBlock>,
+    /// Per block: the conv state (b, conv_dim, W-1) and the SSM state (b, h, p, N), f32.
+    states: Vec<(DeviceBuffer<f32>, DeviceBuffer<f32>)>,
+    /// The residual stream and a block's output, (b, d_model) each.
+    h: DeviceBuffer<T>,
+    y: DeviceBuffer<T>,
+}
+
+impl<T: DeviceElement> std::fmt::Debug for StackDecoder<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackDecoder")
+            .field("batch", &self.batch)
+            .field("on_device", &self.on_device())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mamba2Stack {
+    /// A decoder for `batch` sequences starting from the zero state.
+    pub fn decoder<T: Element + DeviceElement>(
+        &self,
+        batch: usize,
+    ) -> Result<StackDecoder<'_, T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        if batch == 0 {
+            return Err(ModelError::Config("a decoder needs batch >= 1".into()));
+        }
+        self.decoder_from(self.zero_state(batch))
+    }
+
+    /// A decoder continuing from `states` (one per block, as
+    /// [`forward_with_state`](Self::forward_with_state) leaves them): a prompt processed
+    /// whole, then decoded token by token.
+    pub fn decoder_from<T: Element + DeviceElement>(
+        &self,
+        states: Vec<Mamba2State>,
+    ) -> Result<StackDecoder<'_, T>, ModelError>
+    where
+        dyn Backend: Kernels<T>,
+    {
+        if states.len() != self.blocks().len() {
+            return Err(ModelError::Config(format!(
+                "{} states for a stack of {} blocks",
+                states.len(),
+                self.blocks().len()
+            )));
+        }
+        let batch = states.first().map_or(0, |s| s.batch);
+        if batch == 0 {
+            return Err(ModelError::Config("a decoder needs batch >= 1".into()));
+        }
+        for (b, s) in self.blocks().iter().zip(&states) {
+            s.check(b.config(), batch)?;
+        }
+        let kind = match self.device_decode::<T>(&states, batch) {
+            Some(d) => Kind::Device(d?),
+            None => Kind::Host(states),
+        };
+        Ok(StackDecoder {
+            stack: self,
+            batch,
+            kind,
+        })
+    }
+
+    /// The device form of a decoder, where every block runs on the device for `T`
+    /// (and has a conv state to keep: `d_conv` > 1); `None` otherwise.
+    fn device_decode<T: Element + DeviceElement>(
+        &self,
+        states: &[Mamba2State],
+        batch: usize,
+    ) -> Option<Result<DeviceDecode<'_, T>, ModelError>> {
+        if self.blocks().iter().any(|b| b.config().d_conv < 2) {
+            return None;
+        }
+        let (blocks, cuda) = self.device_chain(T::DTYPE, false)?;
+        let make = || -> Result<DeviceDecode<'_, T>, ModelError> {
+            let stream = &CudaStream::DEFAULT;
+            let n = batch * self.d_model();
+            let states = states
+                .iter()
+                .map(|s| Ok((cuda.upload(&s.conv, stream)?, cuda.upload(&s.ssm, stream)?)))
+                .collect::<Result<Vec<_>, ModelError>>()?;
+            Ok(DeviceDecode {
+                cuda,
+                blocks,
+                states,
+                h: cuda.alloc::<T>(n)?,
+                y: cuda.alloc::<T>(n)?,
+            })
+        };
+        Some(make())
+    }
+}
+
+impl<T: Element + DeviceElement> StackDecoder<'_, T>
+where
+    dyn Backend: Kernels<T>,
+{
+    /// One frame through every block: `x` is (batch, d_model); returns the stack's output
+    /// for it, (batch, d_model), and advances the states. The same values as
+    /// [`Mamba2Stack::step`] with the same states (to rounding on the device).
+    pub fn step(&mut self, x: Tensor<'_, T>) -> Result<Vec<T>, ModelError> {
+        let dm = self.stack.d_model();
+        let d = x.dims();
+        if d != [self.batch, dm] || x.data.len() != self.batch * dm {
+            return Err(ModelError::Shape {
+                what: "decoder step input (batch, d_model)",
+                expected: vec![self.batch, dm],
+                got: d.to_vec(),
+            });
+        }
+        match &mut self.kind {
+            Kind::Host(states) => self.stack.step(x, states),
+            Kind::Device(dev) => {
+                let stream = &CudaStream::DEFAULT;
+                let batch = self.batch;
+                dev.h.copy_from_host(x.data, stream)?;
+                for (blk, (conv, ssm)) in dev.blocks.iter().zip(dev.states.iter_mut()) {
+                    blk.forward(
+                        &dev.h,
+                        batch,
+                        1,
+                        &mut dev.y,
+                        Some((conv, ssm)),
+                        true,
+                        stream,
+                    )?;
+                    dev.cuda.axpy(1.0, &dev.y, &mut dev.h, stream)?;
+                }
+                Ok(dev.h.to_vec(stream)?)
+            }
+        }
+    }
+}
+
+impl<T: DeviceElement> StackDecoder<'_, T> {
+    /// Rows per step.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Whether the states live in device memory (the CUDA backend).
+    pub fn on_device(&self) -> bool {
+        matches!(self.kind, Kind::Device(_))
+    }
+
+    /// The states after the last step, one per block, as host vectors (copied from the
+    /// device there): to continue with [`Mamba2Stack::step`], or later with
+    /// [`Mamba2Stack::decoder_from`].
+    pub fn states(&self) -> Result<Vec<Mamba2State>, ModelError> {
+        match &self.kind {
+            Kind::Host(states) => Ok(states.clone()),
+            Kind::Device(dev) => {
+                let stream = &CudaStream::DEFAULT;
+                dev.states
+                    .iter()
+                    .map(|(conv, ssm)| {
+                        Ok(Mamba2State {
+                            batch: self.batch,
+                            conv: conv.to_vec(stream)?,
+                            ssm: ssm.to_vec(stream)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
