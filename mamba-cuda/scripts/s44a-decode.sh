@@ -7,9 +7,12 @@
 # the block / decode / state-update goldens.
 . "$PWD/.device-carry/device_common.sh"
 {
-for form in 1 0; do
-  MAMBA_CUDA_BLOCK_STEP=$form MAMBA_DECODE_BENCH=1 timeout 150 "$C/gpu_block_train" stack_decoder --nocapture --test-threads=1 > /tmp/d$form.log 2>&1
-  echo "decoder step-form=$form rc=$?"; grep -E "test result|panicked|checks passed|decode bench" -A1 /tmp/d$form.log | cut -c1-250 | head -14
+# step: the one-step block form; general: the block forward at L = 1; host: the block
+# step's projections and norm on the host (the previous `Mamba2Block::step` on CUDA).
+for form in step general host; do
+  case $form in step) E="";; general) E="MAMBA_CUDA_BLOCK_STEP=0";; host) E="MAMBA_BLOCK_STEP=host";; esac
+  env $E MAMBA_DECODE_BENCH=1 timeout 150 "$C/gpu_block_train" stack_decoder --nocapture --test-threads=1 > /tmp/d$form.log 2>&1
+  echo "decoder $form rc=$?"; grep -E "test result|panicked|checks passed|decode bench" -A1 /tmp/d$form.log | cut -c1-250 | head -14
 done
 el
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)

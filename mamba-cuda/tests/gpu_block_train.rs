@@ -2260,12 +2260,14 @@ fn stack_optimizer_state_saves_and_resumes_on_the_device() {
 
 /// `Mamba2Stack::decoder` on the device (the states in device memory, the plugin's
 /// one-step block form): a prompt through the reference backend's `forward_with_state`,
-/// then frames through the device decoder made from its states, each output and the
-/// final states against the reference's `step` from the same states; f32 at 1e-5 and
+/// then frames through the device decoder made from its states (and through the CUDA
+/// stack's `step` with host states), each output and the final states against the
+/// reference's `step` from the same states; f32 at 1e-5 and
 /// bf16 at 2e-2, on configurations with one and two groups, a dt limit, no conv bias,
 /// N above and below 32 (the SSM step's lanes). `MAMBA_CUDA_BLOCK_STEP=0` runs the same
-/// checks on the general forward at L = 1. `MAMBA_DECODE_BENCH=1` adds timings: a token
-/// through four blocks by the host-slice `Mamba2Stack::step` and by the decoder.
+/// checks on the general forward at L = 1, `MAMBA_BLOCK_STEP=host` the block step with its
+/// projections on the host. `MAMBA_DECODE_BENCH=1` adds timings: a token through four
+/// blocks by `Mamba2Stack::step` (host states) and by the decoder.
 #[test]
 fn stack_decoder_on_the_device_matches_the_reference() {
     if !cuda_available() {
@@ -2320,11 +2322,24 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 dec.on_device(),
                 "the decoder keeps its states on the device"
             );
+            // The CUDA stack's own step (host states, each block's step on the device).
+            let mut st_dev = st.clone();
             for (t, x) in frames.iter().enumerate() {
                 let want = host.step(Tensor::new(x, [b, dm]), &mut st).unwrap();
                 let got = dec.step(Tensor::new(x, [b, dm])).unwrap();
                 let e = rel_l2(&f64s(&got), &f64s(&want));
                 assert!(e <= 1e-5, "cfg {ci} b {b} f32 frame {t}: {e:.2e}");
+                let got = dev.step(Tensor::new(x, [b, dm]), &mut st_dev).unwrap();
+                let e = rel_l2(&f64s(&got), &f64s(&want));
+                assert!(
+                    e <= 1e-5,
+                    "cfg {ci} b {b} f32 frame {t}, stack step: {e:.2e}"
+                );
+                checks += 2;
+            }
+            for (g, w) in st_dev.iter().zip(&st) {
+                let e = rel_l2(&f64s(&g.ssm), &f64s(&w.ssm));
+                assert!(e <= 1e-5, "cfg {ci} b {b} stack step ssm state {e:.2e}");
                 checks += 1;
             }
             let got = dec.states().unwrap();
@@ -2389,7 +2404,7 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 v[v.len() / 2]
             };
             let mut st = stack.zero_state(b);
-            let host_us = time(&mut || {
+            let step_us = time(&mut || {
                 stack.step(Tensor::new(&x, [b, dm]), &mut st).unwrap();
             });
             let mut dec = stack.decoder::<f32>(b).unwrap();
@@ -2402,7 +2417,7 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 dec16.step(Tensor::new(&x16, [b, dm])).unwrap();
             });
             eprintln!(
-                "decode bench d_model {dm} N {n} b {b}: host-slice step {host_us:.1} us, \
+                "decode bench d_model {dm} N {n} b {b}: Mamba2Stack::step {step_us:.1} us, \
                  decoder f32 {dec_us:.1} us, bf16 {dec16_us:.1} us (median of 200 tokens, 4 blocks)"
             );
         }

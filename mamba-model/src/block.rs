@@ -729,6 +729,12 @@ impl Mamba2Block {
     /// One decode step: `x` (batch, d_model) -> (batch, d_model), updating `state`.
     /// Equals the last row of [`forward_with_state`](Self::forward_with_state) on the
     /// sequence so far.
+    ///
+    /// On the CUDA backend the step runs on the device (the plugin's one-step block
+    /// form), copying the frame and the state there and back; `MAMBA_BLOCK_STEP=host`
+    /// keeps the projections and the norm on the host. For a stack decoded token by
+    /// token, [`Mamba2Stack::decoder`](crate::Mamba2Stack::decoder) keeps the states on
+    /// the device instead.
     pub fn step<T: Element>(
         &self,
         x: Tensor<'_, T>,
@@ -749,6 +755,9 @@ impl Mamba2Block {
         }
         let batch = d[0];
         state.check(cfg, batch)?;
+        if let Some(r) = self.device_step(&x, batch, state) {
+            return r;
+        }
         let (di, cd, h, p, g, n) = (
             cfg.d_inner(),
             cfg.conv_dim(),
@@ -845,6 +854,38 @@ impl Mamba2Block {
         let result = convert(&out);
         scratch::give(out);
         Ok(result)
+    }
+}
+
+impl Mamba2Block {
+    /// [`step`](Self::step) on the device, where the block runs there, has a conv state
+    /// (`d_conv` > 1) and `MAMBA_BLOCK_STEP` is not `host`; `None` otherwise.
+    fn device_step<T: Element>(
+        &self,
+        x: &Tensor<'_, T>,
+        batch: usize,
+        state: &mut Mamba2State,
+    ) -> Option<Result<Vec<T>, ModelError>> {
+        if self.cfg.d_conv < 2 || std::env::var("MAMBA_BLOCK_STEP").as_deref() == Ok("host") {
+            return None;
+        }
+        let blk = self.device_block(T::DTYPE)?;
+        let cuda = self.cuda.as_ref()?.backend;
+        let run = || -> Result<Vec<T>, ModelError> {
+            let inp: Vec<f32> = convert(x.data);
+            let mut out = vec![0.0f32; inp.len()];
+            blk?.forward_host(
+                cuda,
+                &inp,
+                batch,
+                1,
+                &mut state.conv,
+                &mut state.ssm,
+                &mut out,
+            )?;
+            Ok(T::vec_from_f32(out))
+        };
+        Some(run())
     }
 }
 
