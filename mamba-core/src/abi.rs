@@ -870,6 +870,21 @@ pub struct PluginApi {
         out: *mut f64,
         stream: u64,
     ) -> i32,
+    /// Starts recording the work that this thread enqueues on `stream` (a stream from
+    /// `stream_create`, not the default stream) into a graph instead of running it.
+    /// Appended to ABI version 1.
+    pub graph_begin: unsafe extern "C" fn(stream: u64) -> i32,
+    /// Ends the recording that `graph_begin` started on `stream` and writes into `*out`
+    /// an executable graph of it. The recording ends whatever the outcome; where an
+    /// entry called during it failed (or could not be recorded) this fails too and
+    /// `*out` is 0. Appended to ABI version 1.
+    pub graph_end: unsafe extern "C" fn(stream: u64, out: *mut u64) -> i32,
+    /// Runs a graph from `graph_end` on `stream` (its work reads and writes the device
+    /// addresses it was recorded with). Appended to ABI version 1.
+    pub graph_launch: unsafe extern "C" fn(graph: u64, stream: u64) -> i32,
+    /// Destroys a graph from `graph_end` (0: nothing), after the work that runs it has
+    /// finished. Appended to ABI version 1.
+    pub graph_destroy: unsafe extern "C" fn(graph: u64) -> i32,
 }
 
 /// The hyperparameters of one AdamW update (`adamw`): `bc1 = 1 - beta1^t` and `bc2 = 1 -

@@ -547,6 +547,43 @@ impl CudaBackend {
         Ok(out)
     }
 
+    /// `true` when the plugin records graphs ([`Self::record`]).
+    pub fn has_graphs(&self) -> bool {
+        self.has_entry(
+            core::mem::offset_of!(PluginApi, graph_destroy) + core::mem::size_of::<usize>(),
+        )
+    }
+
+    /// Records the work that `enqueue` puts on `stream` (a stream from [`Self::stream`])
+    /// into a [`CudaGraph`] instead of running it: [`CudaGraph::launch`] then runs all of
+    /// it with one call. The recorded work reads and writes the device addresses it was
+    /// given, so their buffers must outlive the graph. Work that cannot be recorded (an
+    /// entry that would allocate synchronously, or wait for the device) fails, and so
+    /// does the recording; nothing of it runs. Errors as `Unsupported` where the plugin
+    /// predates it.
+    pub fn record(
+        &self,
+        stream: &CudaStream,
+        enqueue: impl FnOnce(&CudaStream) -> Result<()>,
+    ) -> Result<CudaGraph> {
+        const OP: &str = "graph_begin";
+        self.require_entry(core::mem::offset_of!(PluginApi, graph_destroy), OP)?;
+        // SAFETY: the entries exist (checked); the stream is live.
+        let code = unsafe { (self.api.graph_begin)(stream.raw) };
+        ok(self.api, code, OP)?;
+        let r = enqueue(stream);
+        let mut g = 0u64;
+        // SAFETY: ends the recording begun above (whatever `enqueue` did).
+        let code = unsafe { (self.api.graph_end)(stream.raw, &mut g) };
+        let graph = CudaGraph {
+            raw: g,
+            api: self.api,
+        };
+        r?;
+        ok(self.api, code, "graph_end")?;
+        Ok(graph)
+    }
+
     /// `true` when the plugin has [`Self::axpy`].
     pub fn has_axpy(&self) -> bool {
         self.has_entry(core::mem::offset_of!(PluginApi, axpy) + core::mem::size_of::<usize>())
@@ -946,6 +983,35 @@ impl Drop for CudaStream {
             // SAFETY: our own stream, destroyed once.
             unsafe {
                 (api.stream_destroy)(self.raw);
+            }
+        }
+    }
+}
+
+/// Recorded device work ([`CudaBackend::record`]), destroyed on drop.
+#[derive(Debug)]
+pub struct CudaGraph {
+    raw: u64,
+    api: &'static PluginApi,
+}
+
+impl CudaGraph {
+    /// Runs the recorded work on `stream` (enqueued; nothing waits).
+    pub fn launch(&self, stream: &CudaStream) -> Result<()> {
+        // SAFETY: a live graph of this plugin (made by `record`, which checked the entries).
+        let code = unsafe { (self.api.graph_launch)(self.raw, stream.raw) };
+        ok(self.api, code, "graph_launch")
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        if self.raw != 0 {
+            // SAFETY: our own graph, destroyed once; the plugin waits for nothing, so the
+            // owner drops it after the work that runs it (the decoder waits for its
+            // downloads first).
+            unsafe {
+                (self.api.graph_destroy)(self.raw);
             }
         }
     }

@@ -491,6 +491,34 @@ unsafe extern "C" fn sum_squares(
     })
 }
 
+unsafe extern "C" fn graph_begin(stream: u64) -> i32 {
+    guard(|| imp::graph_begin(stream))
+}
+
+unsafe extern "C" fn graph_end(stream: u64, out: *mut u64) -> i32 {
+    guard(|| {
+        if out.is_null() {
+            // The recording still ends.
+            let r = imp::graph_end(stream).and_then(imp::graph_destroy);
+            return r.and(Err(PErr::invalid("`out` is a null pointer")));
+        }
+        // SAFETY: `out` is non-null and writable by the ABI contract.
+        unsafe { out.write(0) };
+        let g = imp::graph_end(stream)?;
+        // SAFETY: as above.
+        unsafe { out.write(g) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn graph_launch(graph: u64, stream: u64) -> i32 {
+    guard(|| imp::graph_launch(graph, stream))
+}
+
+unsafe extern "C" fn graph_destroy(graph: u64) -> i32 {
+    guard(|| imp::graph_destroy(graph))
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -568,6 +596,10 @@ static API: PluginApi = PluginApi {
     adamw,
     block_set_weights_device,
     sum_squares,
+    graph_begin,
+    graph_end,
+    graph_launch,
+    graph_destroy,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

@@ -177,3 +177,15 @@ pub(crate) fn event_record(_e: u64, _s: u64) -> PResult<()> {
 pub(crate) fn event_elapsed_ms(_a: u64, _b: u64) -> PResult<f32> {
     no()
 }
+pub(crate) fn graph_begin(_s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn graph_end(_s: u64) -> PResult<u64> {
+    no()
+}
+pub(crate) fn graph_launch(_g: u64, _s: u64) -> PResult<()> {
+    no()
+}
+pub(crate) fn graph_destroy(_g: u64) -> PResult<()> {
+    no()
+}

@@ -2265,7 +2265,8 @@ fn stack_optimizer_state_saves_and_resumes_on_the_device() {
 /// reference's `step` from the same states; f32 at 1e-5 and
 /// bf16 at 2e-2, on configurations with one and two groups, a dt limit, no conv bias,
 /// N above and below 32 (the SSM step's lanes). `MAMBA_CUDA_BLOCK_STEP=0` runs the same
-/// checks on the general forward at L = 1, `MAMBA_BLOCK_STEP=host` the block step with its
+/// checks on the general forward at L = 1, `MAMBA_DECODE_GRAPH=0` without the decoder's
+/// recorded graph, `MAMBA_BLOCK_STEP=host` the block step with its
 /// projections on the host. `MAMBA_DECODE_BENCH=1` adds timings: a token through four
 /// blocks by `Mamba2Stack::step` (host states) and by the decoder.
 #[test]
@@ -2290,7 +2291,7 @@ fn stack_decoder_on_the_device_matches_the_reference() {
         },
         Mamba2Config::new(64, 64),
     ];
-    let mut checks = 0;
+    let (mut checks, mut graphed) = (0, 0);
     for (ci, cfg) in cfgs.iter().enumerate() {
         let ws: Vec<Mamba2Weights> = (0..3)
             .map(|k| random_weights(cfg, 71 + 10 * ci as u64 + k))
@@ -2342,6 +2343,15 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 assert!(e <= 1e-5, "cfg {ci} b {b} stack step ssm state {e:.2e}");
                 checks += 1;
             }
+            // From the second step on the device work is one recorded graph.
+            // (Checked on the default forms; with the others it is reported.)
+            let defaults = ["MAMBA_DECODE_GRAPH", "MAMBA_CUDA_BLOCK_STEP"]
+                .iter()
+                .all(|v| std::env::var(v).as_deref() != Ok("0"));
+            if defaults {
+                assert!(dec.uses_graph(), "cfg {ci} b {b}: a recorded graph");
+            }
+            graphed += dec.uses_graph() as usize;
             let got = dec.states().unwrap();
             for (k, (g, w)) in got.iter().zip(&st).enumerate() {
                 let e = rel_l2(&f64s(&g.ssm), &f64s(&w.ssm));
@@ -2369,8 +2379,10 @@ fn stack_decoder_on_the_device_matches_the_reference() {
         }
     }
     eprintln!(
-        "stack decoder: {checks} checks passed (MAMBA_CUDA_BLOCK_STEP={})",
-        std::env::var("MAMBA_CUDA_BLOCK_STEP").unwrap_or_default()
+        "stack decoder: {checks} checks passed, {graphed} of 6 f32 decoders on a recorded \
+         graph (MAMBA_CUDA_BLOCK_STEP={}, MAMBA_DECODE_GRAPH={})",
+        std::env::var("MAMBA_CUDA_BLOCK_STEP").unwrap_or_default(),
+        std::env::var("MAMBA_DECODE_GRAPH").unwrap_or_default()
     );
     if std::env::var("MAMBA_DECODE_BENCH").as_deref() != Ok("1") {
         return;
@@ -2418,7 +2430,10 @@ fn stack_decoder_on_the_device_matches_the_reference() {
             });
             eprintln!(
                 "decode bench d_model {dm} N {n} b {b}: Mamba2Stack::step {step_us:.1} us, \
-                 decoder f32 {dec_us:.1} us, bf16 {dec16_us:.1} us (median of 200 tokens, 4 blocks)"
+                 decoder f32 {dec_us:.1} us, bf16 {dec16_us:.1} us (median of 200 tokens, 4 blocks; \
+                 graphs {} / {})",
+                dec.uses_graph(),
+                dec16.uses_graph()
             );
         }
     }

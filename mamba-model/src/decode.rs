@@ -6,10 +6,15 @@
 //! decoder made by [`Mamba2Stack::decoder`] keeps them in device memory instead: one step
 //! uploads the frame, runs every block (in_proj, the conv step, the SSM step, the gated
 //! norm, out_proj: the plugin's one-step form of the block forward, states updated in
-//! place) and every residual add on the device, and downloads the output. Elsewhere the
-//! decoder holds the states on the host and each step is [`Mamba2Stack::step`].
+//! place) and every residual add on the device, and downloads the output. From the second
+//! step on, that device work is one recorded graph ([`CudaBackend::record`]) launched with
+//! one call instead of some thirty launches and allocations (`MAMBA_DECODE_GRAPH=0`
+//! enqueues them one by one, as the first step does). Elsewhere the decoder holds the
+//! states on the host and each step is [`Mamba2Stack::step`].
 
-use mamba_core::plugin::{CudaBackend, CudaBlock, CudaStream, DeviceBuffer, DeviceElement};
+use mamba_core::plugin::{
+    CudaBackend, CudaBlock, CudaGraph, CudaStream, DeviceBuffer, DeviceElement,
+};
 use mamba_core::{Backend, Element, Kernels, Tensor};
 
 use crate::block::Mamba2State;
@@ -53,11 +58,73 @@ enum Kind<'s, T: DeviceElement> {
 struct DeviceDecode<'s, T: DeviceElement> {
     cuda: &'static CudaBackend,
     blocks: Vec<&'s CudaBlock>,
+    /// The device work of a step, recorded at the second step (the first fills the
+    /// plugin's per-stream caches, such as cuBLASLt's workspace, outside any graph).
+    graph: Option<CudaGraph>,
+    /// Whether to record: not after a recording failed, nor with `MAMBA_DECODE_GRAPH=0`
+    /// or a plugin without graphs.
+    record: bool,
+    steps: u64,
     /// Per block: the conv state (b, conv_dim, W-1) and the SSM state (b, h, p, N), f32.
     states: Vec<(DeviceBuffer<f32>, DeviceBuffer<f32>)>,
     /// The residual stream and a block's output, (b, d_model) each.
     h: DeviceBuffer<T>,
     y: DeviceBuffer<T>,
+    /// The decoder's own stream (a graph cannot be recorded on the default one).
+    stream: CudaStream,
+}
+
+impl<T: DeviceElement> DeviceDecode<'_, T> {
+    /// Enqueues one step's device work on `stream`: every block from the frame in `h`
+    /// (its states updated in place), each output added into `h`.
+    fn enqueue(
+        cuda: &CudaBackend,
+        blocks: &[&CudaBlock],
+        states: &mut [(DeviceBuffer<f32>, DeviceBuffer<f32>)],
+        h: &mut DeviceBuffer<T>,
+        y: &mut DeviceBuffer<T>,
+        batch: usize,
+        stream: &CudaStream,
+    ) -> mamba_core::Result<()> {
+        for (blk, (conv, ssm)) in blocks.iter().zip(states.iter_mut()) {
+            blk.forward(h, batch, 1, y, Some((conv, ssm)), true, stream)?;
+            cuda.axpy(1.0, y, h, stream)?;
+        }
+        Ok(())
+    }
+
+    /// One step: the frame up, the device work (the graph where there is one), the
+    /// output down.
+    fn step(&mut self, x: &[T], batch: usize) -> mamba_core::Result<Vec<T>> {
+        let stream = &self.stream;
+        self.h.copy_from_host(x, stream)?;
+        if self.graph.is_none() && self.record && self.steps >= 1 {
+            let (cuda, blocks) = (self.cuda, &self.blocks);
+            let (states, h, y) = (&mut self.states, &mut self.h, &mut self.y);
+            match cuda.record(stream, |s| {
+                Self::enqueue(cuda, blocks, states, h, y, batch, s)
+            }) {
+                Ok(g) => self.graph = Some(g),
+                // Nothing recorded ran: the step runs launch by launch below, and so do
+                // the next ones.
+                Err(_) => self.record = false,
+            }
+        }
+        match &self.graph {
+            Some(g) => g.launch(stream)?,
+            None => Self::enqueue(
+                self.cuda,
+                &self.blocks,
+                &mut self.states,
+                &mut self.h,
+                &mut self.y,
+                batch,
+                stream,
+            )?,
+        }
+        self.steps += 1;
+        self.h.to_vec(stream)
+    }
 }
 
 impl<T: DeviceElement> std::fmt::Debug for StackDecoder<'_, T> {
@@ -131,18 +198,29 @@ impl Mamba2Stack {
         }
         let (blocks, cuda) = self.device_chain(T::DTYPE, false)?;
         let make = || -> Result<DeviceDecode<'_, T>, ModelError> {
-            let stream = &CudaStream::DEFAULT;
+            let stream = cuda.stream()?;
             let n = batch * self.d_model();
             let states = states
                 .iter()
-                .map(|s| Ok((cuda.upload(&s.conv, stream)?, cuda.upload(&s.ssm, stream)?)))
+                .map(|s| {
+                    Ok((
+                        cuda.upload(&s.conv, &stream)?,
+                        cuda.upload(&s.ssm, &stream)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, ModelError>>()?;
+            let record =
+                cuda.has_graphs() && std::env::var("MAMBA_DECODE_GRAPH").as_deref() != Ok("0");
             Ok(DeviceDecode {
                 cuda,
                 blocks,
+                graph: None,
+                record,
+                steps: 0,
                 states,
                 h: cuda.alloc::<T>(n)?,
                 y: cuda.alloc::<T>(n)?,
+                stream,
             })
         };
         Some(make())
@@ -168,24 +246,7 @@ where
         }
         match &mut self.kind {
             Kind::Host(states) => self.stack.step(x, states),
-            Kind::Device(dev) => {
-                let stream = &CudaStream::DEFAULT;
-                let batch = self.batch;
-                dev.h.copy_from_host(x.data, stream)?;
-                for (blk, (conv, ssm)) in dev.blocks.iter().zip(dev.states.iter_mut()) {
-                    blk.forward(
-                        &dev.h,
-                        batch,
-                        1,
-                        &mut dev.y,
-                        Some((conv, ssm)),
-                        true,
-                        stream,
-                    )?;
-                    dev.cuda.axpy(1.0, &dev.y, &mut dev.h, stream)?;
-                }
-                Ok(dev.h.to_vec(stream)?)
-            }
+            Kind::Device(dev) => Ok(dev.step(x.data, self.batch)?),
         }
     }
 }
@@ -201,6 +262,12 @@ impl<T: DeviceElement> StackDecoder<'_, T> {
         matches!(self.kind, Kind::Device(_))
     }
 
+    /// Whether the steps run as one recorded graph (on the device, from the second step
+    /// on, where the recording worked).
+    pub fn uses_graph(&self) -> bool {
+        matches!(&self.kind, Kind::Device(d) if d.graph.is_some())
+    }
+
     /// The states after the last step, one per block, as host vectors (copied from the
     /// device there): to continue with [`Mamba2Stack::step`], or later with
     /// [`Mamba2Stack::decoder_from`].
@@ -208,7 +275,7 @@ impl<T: DeviceElement> StackDecoder<'_, T> {
         match &self.kind {
             Kind::Host(states) => Ok(states.clone()),
             Kind::Device(dev) => {
-                let stream = &CudaStream::DEFAULT;
+                let stream = &dev.stream;
                 dev.states
                     .iter()
                     .map(|(conv, ssm)| {

@@ -732,6 +732,68 @@ pub(crate) fn stream_destroy(stream: u64) -> PResult<()> {
     check(r, "cuStreamDestroy")
 }
 
+/// `graph_begin`: the stream's work recorded by this thread from now on (thread-local
+/// mode: an entry that would synchronise the device fails instead of running).
+pub(crate) fn graph_begin(stream: u64) -> PResult<()> {
+    gpu()?;
+    if stream == 0 {
+        return Err(PErr::invalid(
+            "graph_begin: the default stream cannot be recorded; use one from stream_create",
+        ));
+    }
+    // SAFETY: starts a capture on a live stream handle of the caller's.
+    let r = unsafe {
+        cu::cuStreamBeginCapture_v2(
+            stream as cu::CUstream,
+            cu::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+        )
+    };
+    check(r, "cuStreamBeginCapture")
+}
+
+/// `graph_end`: the recording ended and instantiated (its graph freed once instantiated).
+pub(crate) fn graph_end(stream: u64) -> PResult<u64> {
+    gpu()?;
+    let mut graph: cu::CUgraph = std::ptr::null_mut();
+    // SAFETY: ends the capture on the caller's stream; writes a graph handle into a local.
+    let r = unsafe { cu::cuStreamEndCapture(stream as cu::CUstream, &mut graph) };
+    check(
+        r,
+        "cuStreamEndCapture (an entry during the recording failed or could not be recorded)",
+    )?;
+    if graph.is_null() {
+        return Err(PErr::invalid("graph_end: nothing was recorded"));
+    }
+    let mut exec: cu::CUgraphExec = std::ptr::null_mut();
+    // SAFETY: instantiates the graph just captured into a local handle.
+    let r = unsafe { cu::cuGraphInstantiateWithFlags(&mut exec, graph, 0) };
+    // SAFETY: the graph is ours and no longer needed once instantiated (or not).
+    let d = unsafe { cu::cuGraphDestroy(graph) };
+    check(r, "cuGraphInstantiateWithFlags")?;
+    check(d, "cuGraphDestroy")?;
+    Ok(exec as u64)
+}
+
+pub(crate) fn graph_launch(graph: u64, stream: u64) -> PResult<()> {
+    gpu()?;
+    if graph == 0 {
+        return Err(PErr::invalid("graph_launch: null graph"));
+    }
+    // SAFETY: runs the caller's executable graph (from graph_end) on its stream.
+    let r = unsafe { cu::cuGraphLaunch(graph as cu::CUgraphExec, stream as cu::CUstream) };
+    check(r, "cuGraphLaunch")
+}
+
+pub(crate) fn graph_destroy(graph: u64) -> PResult<()> {
+    gpu()?;
+    if graph == 0 {
+        return Ok(());
+    }
+    // SAFETY: the caller's executable graph from graph_end, destroyed once.
+    let r = unsafe { cu::cuGraphExecDestroy(graph as cu::CUgraphExec) };
+    check(r, "cuGraphExecDestroy")
+}
+
 pub(crate) fn stream_synchronize(stream: u64) -> PResult<()> {
     gpu()?;
     // SAFETY: waits on a stream handle (0 is the default stream).
