@@ -182,6 +182,39 @@ __device__ void block_ssm_step(const BlockSsmStepParams& p) {
     }
 }
 
+// C (M, N) = A (M, K) . W (N, K)^T for few rows (M <= GEMM_FEW_M, a decode step's):
+// one warp per output column n, lanes along K, the M sums in registers; each weight row
+// is read once, A's rows (shared by every warp) come from the caches.
+#define GEMM_FEW_M 16
+template <typename T>
+__device__ void gemm_few(const GemmParams& p) {
+    const T* A = static_cast<const T*>(p.a);
+    const T* Wt = static_cast<const T*>(p.w);
+    T* Cm = static_cast<T*>(p.c);
+    const int lane = threadIdx.x % 32;
+    const long long n = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= p.N) return;
+    const T* w = Wt + n * (long long)p.K;
+    float acc[GEMM_FEW_M];
+#pragma unroll
+    for (int r = 0; r < GEMM_FEW_M; ++r) acc[r] = 0.f;
+    for (int k = lane; k < p.K; k += 32) {
+        const float wv = ldf(w + k);
+#pragma unroll
+        for (int r = 0; r < GEMM_FEW_M; ++r)
+            if (r < p.M) acc[r] = fmaf(ldf(A + r * p.lda + k), wv, acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < GEMM_FEW_M; ++r) {
+        if (r < p.M) {
+            float v = acc[r];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0) Cm[r * p.ldc + n] = cvt<T>(v);
+        }
+    }
+}
+
 // C (M, N) = A (M, K) . W (N, K)^T with f32 accumulation: 64x64 tiles, 256 threads,
 // 4x4 outputs each. The fallback when cuBLASLt is not there.
 template <typename T>
@@ -377,6 +410,7 @@ __device__ void set_image(const ImageParams& p) {
     extern "C" __global__ void block_conv_step_##NAME(const __grid_constant__ BlockConvStepParams p) { block_conv_step<T>(p); } \
     extern "C" __global__ void block_ssm_step_##NAME(const __grid_constant__ BlockSsmStepParams p) { block_ssm_step<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_nt_##NAME(const __grid_constant__ GemmParams p) { gemm_nt<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemm_few_##NAME(const __grid_constant__ GemmParams p) { gemm_few<T>(p); } \
     extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }
 
 MISC_INST(float, f32)

@@ -229,6 +229,25 @@ fn open_lt() -> Result<(Lt, String), String> {
     Err(errors.join("; "))
 }
 
+/// Rows up to which a projection runs on `gemm_few` (kernels/misc.cu `GEMM_FEW_M`).
+const FEW_M: usize = 16;
+
+/// Whether `run` takes `gemm_few` (one warp per output column) for an (m, n, k) product
+/// of storage type `act`: m <= 16 rows, for f32 (where cuBLASLt's f32 kernels for
+/// 2-16 rows took ~30 us per decode-step projection on the H200);
+/// `MAMBA_CUDA_GEMM_FEW=all` takes it for every type, `=0` never.
+fn few_rows(act: u32, m: usize, n: usize, k: usize) -> bool {
+    if m == 0 || m > FEW_M || n == 0 || k == 0 || n > u32::MAX as usize / 8 || k > i32::MAX as usize
+    {
+        return false;
+    }
+    match super::ops::env_str("MAMBA_CUDA_GEMM_FEW").as_deref() {
+        Some("0") => false,
+        Some("all") => true,
+        _ => act == mamba_core::abi::dtype::F32,
+    }
+}
+
 impl Gemm {
     pub(crate) fn load() -> Gemm {
         match open_lt() {
@@ -296,6 +315,23 @@ impl Gemm {
         ldc: usize,
         stream: u64,
     ) -> PResult<()> {
+        if few_rows(act, m, n, k) {
+            let sfx = super::ops::suffix(act, "gemm")?;
+            let prm = GemmParams {
+                a,
+                w,
+                c,
+                lda: lda as i64,
+                ldc: ldc as i64,
+                m: m as i32,
+                n: n as i32,
+                k: k as i32,
+                pad0: 0,
+            };
+            let f = g.func(&format!("gemm_few_{sfx}"))?;
+            // 8 warps per block, one output column each.
+            return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
+        }
         if let (Some(lt), Some(ty)) = (&self.lt, lt_type(act)) {
             // Column-major view: C^T (N x M) = W (N x K, stored as K x N col-major, read
             // transposed) . A^T (K x M col-major, ld lda).
