@@ -2,7 +2,8 @@
 # Forty-fourth session, call 3: `gemm_few` (kernels/misc.cu: projections of <= 16 rows, one
 # warp per output column) for f32 by default; the decoder test and its timings with it
 # (default), without it (`MAMBA_CUDA_GEMM_FEW=0`) and for every type (`=all`), two rounds;
-# memcheck on the decoder test with `=all`; the block and decode GPU tests and goldens.
+# memcheck on the decoder test with `=all`; the block and decode GPU tests and goldens;
+# `cargo xtask bench`'s decode rows on cuda and cpu-simd.
 . "$PWD/.device-carry/device_common.sh"
 {
 for r in 1 2; do
@@ -25,6 +26,12 @@ echo "gpu_block_train rc=$?"; grep -E "test result|panicked|FAILED" /tmp/t.log |
 for dt in f32 bf16; do
   timeout 100 "$C/xtask" golden --backend cuda --dir "$C/golden" --dtype $dt > /tmp/g.log 2>&1
   echo "golden $dt rc=$?"; grep -E "passed|FAIL" /tmp/g.log | tail -2
+done
+el
+# `cargo xtask bench`'s decode rows (through the decoder): cuda and cpu-simd (16 cores).
+for dt in f32 bf16; do
+  timeout 120 "$C/xtask" bench --backend cuda --backend cpu-simd --no-reference --dtype $dt --only decode --out /tmp/bx > /tmp/bx.log 2>&1
+  echo "xtask bench decode $dt rc=$?"; grep -E "decode|error" /tmp/bx.log | cut -c1-200 | head -12
 done
 el
 } > "$OUT/s44b.txt" 2>&1
