@@ -14,6 +14,8 @@ for form in default 0 all; do
 done
 done
 el
+timeout 60 "$C/gpu_block_train" recorded_graphs --test-threads=1 > /tmp/r.log 2>&1
+echo "recorded_graphs rc=$?"; grep -E "test result|panicked" -A1 /tmp/r.log | head -4
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 MAMBA_CUDA_GEMM_FEW=all timeout 120 "$SAN" --tool memcheck "$C/gpu_block_train" stack_decoder --test-threads=1 > /tmp/s.log 2>&1
 echo "memcheck (all) rc=$?"; grep -E "ERROR SUMMARY|test result" /tmp/s.log | head -3

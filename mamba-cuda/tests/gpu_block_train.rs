@@ -2438,3 +2438,61 @@ fn stack_decoder_on_the_device_matches_the_reference() {
         }
     }
 }
+
+/// `CudaBackend::record`: a recorded residual add launched twice adds twice (and nothing
+/// runs while recording); recording on the default stream is refused; an enqueue that
+/// fails ends the recording with its error, nothing of it runs, and the stream works after.
+#[test]
+fn recorded_graphs_run_what_was_recorded() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_core::plugin::CudaStream;
+    let cuda = mamba_core::plugin::load().unwrap();
+    assert!(cuda.has_graphs());
+    let stream = cuda.stream().unwrap();
+    let x: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
+    let xd = cuda.upload(&x, &stream).unwrap();
+    let mut yd = cuda.zeros::<f32>(x.len(), &stream).unwrap();
+    let graph = cuda
+        .record(&stream, |s| cuda.axpy(1.0, &xd, &mut yd, s))
+        .unwrap();
+    assert!(
+        yd.to_vec(&stream).unwrap().iter().all(|&v| v == 0.0),
+        "recording ran nothing"
+    );
+    graph.launch(&stream).unwrap();
+    graph.launch(&stream).unwrap();
+    let y = yd.to_vec(&stream).unwrap();
+    assert!(y.iter().zip(&x).all(|(a, b)| *a == 2.0 * b), "two launches");
+    // The default stream cannot be recorded.
+    let e = cuda
+        .record(&CudaStream::DEFAULT, |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("default stream"), "{e}");
+    // A failing enqueue: its error comes back, the recorded add never runs.
+    let e = cuda
+        .record(&stream, |s| {
+            cuda.axpy(1.0, &xd, &mut yd, s)?;
+            Err(mamba_core::Error::invalid(
+                "test",
+                "enqueue",
+                "failed on purpose",
+            ))
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("failed on purpose"), "{e}");
+    let mut wrong = cuda.zeros::<f32>(3, &stream).unwrap();
+    assert!(cuda
+        .record(&stream, |s| cuda.axpy(1.0, &xd, &mut wrong, s))
+        .is_err());
+    cuda.axpy(1.0, &xd, &mut yd, &stream).unwrap();
+    let y = yd.to_vec(&stream).unwrap();
+    assert!(
+        y.iter().zip(&x).all(|(a, b)| *a == 3.0 * b),
+        "the stream after"
+    );
+    drop(graph);
+}
