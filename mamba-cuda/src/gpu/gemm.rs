@@ -315,19 +315,20 @@ impl Gemm {
         ldc: usize,
         stream: u64,
     ) -> PResult<()> {
+        // Our kernels' parameters (gemm_few, or gemm_nt where cuBLASLt has nothing).
+        let prm = GemmParams {
+            a,
+            w,
+            c,
+            lda: lda as i64,
+            ldc: ldc as i64,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            pad0: 0,
+        };
+        let sfx = super::ops::suffix(act, "gemm")?;
         if few_rows(act, m, n, k) {
-            let sfx = super::ops::suffix(act, "gemm")?;
-            let prm = GemmParams {
-                a,
-                w,
-                c,
-                lda: lda as i64,
-                ldc: ldc as i64,
-                m: m as i32,
-                n: n as i32,
-                k: k as i32,
-                pad0: 0,
-            };
             let f = g.func(&format!("gemm_few_{sfx}"))?;
             // 8 warps per block, one output column each.
             return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
@@ -364,18 +365,6 @@ impl Gemm {
                 other => return other,
             }
         }
-        let sfx = super::ops::suffix(act, "gemm")?;
-        let prm = GemmParams {
-            a,
-            w,
-            c,
-            lda: lda as i64,
-            ldc: ldc as i64,
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            pad0: 0,
-        };
         let f = g.func(&format!("gemm_nt_{sfx}"))?;
         g.launch(
             f,
