@@ -1,14 +1,14 @@
 #!/bin/bash
 # Forty-fourth session, call 3: `gemm_few` (kernels/misc.cu: projections of <= 16 rows, one
-# warp per output column) for f32 by default; the decoder test and its timings with it
-# (default), without it (`MAMBA_CUDA_GEMM_FEW=0`) and for every type (`=all`), two rounds;
+# warp per output column; off by default); the decoder test and its timings without it,
+# with it for f32 (`MAMBA_CUDA_GEMM_FEW=f32`) and for every type (`=all`), two rounds;
 # memcheck on the decoder test with `=all`; the block and decode GPU tests and goldens;
 # `cargo xtask bench`'s decode rows on cuda and cpu-simd.
 . "$PWD/.device-carry/device_common.sh"
 {
 for r in 1 2; do
-for form in default 0 all; do
-  E=""; [ $form != default ] && E="MAMBA_CUDA_GEMM_FEW=$form"
+for form in off f32 all; do
+  E=""; [ $form != off ] && E="MAMBA_CUDA_GEMM_FEW=$form"
   env $E MAMBA_DECODE_BENCH=1 timeout 100 "$C/gpu_block_train" stack_decoder --nocapture --test-threads=1 > /tmp/d.log 2>&1
   echo "r$r gemm_few=$form rc=$?"; grep -E "test result|panicked|checks passed|decode bench" -A1 /tmp/d.log | grep -v "^--" | cut -c1-250 | head -8
 done

@@ -233,18 +233,19 @@ fn open_lt() -> Result<(Lt, String), String> {
 const FEW_M: usize = 16;
 
 /// Whether `run` takes `gemm_few` (one warp per output column) for an (m, n, k) product
-/// of storage type `act`: m <= 16 rows, for f32 (where cuBLASLt's f32 kernels for
-/// 2-16 rows took ~30 us per decode-step projection on the H200);
-/// `MAMBA_CUDA_GEMM_FEW=all` takes it for every type, `=0` never.
+/// of storage type `act` with m <= 16 rows: with `MAMBA_CUDA_GEMM_FEW=f32` for f32 (where
+/// cuBLASLt's f32 products of 16 rows seemed to cost ~30 us each in a decode step on the
+/// H200), `=all` for every type; off by default until it has been checked and timed on
+/// the device (see NOTES, forty-fourth session).
 fn few_rows(act: u32, m: usize, n: usize, k: usize) -> bool {
     if m == 0 || m > FEW_M || n == 0 || k == 0 || n > u32::MAX as usize / 8 || k > i32::MAX as usize
     {
         return false;
     }
     match super::ops::env_str("MAMBA_CUDA_GEMM_FEW").as_deref() {
-        Some("0") => false,
         Some("all") => true,
-        _ => act == mamba_core::abi::dtype::F32,
+        Some("f32") => act == mamba_core::abi::dtype::F32,
+        _ => false,
     }
 }
 
