@@ -233,10 +233,10 @@ fn open_lt() -> Result<(Lt, String), String> {
 const FEW_M: usize = 16;
 
 /// Whether `run` takes `gemm_few` (one warp per output column) for an (m, n, k) product
-/// of storage type `act` with m <= 16 rows: with `MAMBA_CUDA_GEMM_FEW=f32` for f32 (where
-/// cuBLASLt's f32 products of 16 rows seemed to cost ~30 us each in a decode step on the
-/// H200), `=all` for every type; off by default until it has been checked and timed on
-/// the device (see NOTES, forty-fourth session).
+/// of storage type `act` with m <= 16 rows: with `MAMBA_CUDA_GEMM_FEW=f32` for f32, `=all`
+/// for every type; off by default: on the H200 it halved the f32 decode at 192 wide and
+/// batch 16 (cuBLASLt's f32 products of 16 rows are slow there) and was 1.4-3x slower on
+/// every other decode row (NOTES, forty-fourth session).
 fn few_rows(act: u32, m: usize, n: usize, k: usize) -> bool {
     if m == 0 || m > FEW_M || n == 0 || k == 0 || n > u32::MAX as usize / 8 || k > i32::MAX as usize
     {
