@@ -591,8 +591,25 @@ pub struct BlockForwardDesc {
     pub ssm_state: u64,
     /// Non-zero: continue from the states given; zero: start from zeros.
     pub has_state: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// [`block_flags`] bits; 0 for a plain forward. A plugin refuses bits it does not
+    /// know, and plugins older than [`features::BLOCK_FORWARD_ADD`] ignore this field
+    /// (it was reserved): check [`PluginApi::features`] before setting a bit.
+    pub flags: u32,
+}
+
+/// The bits of [`BlockForwardDesc::flags`].
+pub mod block_flags {
+    /// Add the block's output into `out` instead of overwriting it (`out += block(input)`,
+    /// `out` may equal `input`: a residual connection in one call, the add done by the
+    /// output projection's epilogue in f32 before `out` is rounded to the storage type).
+    /// Needs [`super::features::BLOCK_FORWARD_ADD`].
+    pub const ADD: u32 = 1;
+}
+
+/// The bits that [`PluginApi::features`] returns.
+pub mod features {
+    /// `block_forward` and `block_forward_saving` take [`super::block_flags::ADD`].
+    pub const BLOCK_FORWARD_ADD: u64 = 1;
 }
 
 /// One call of a block's backward on device memory (appended to ABI version 1): the
@@ -885,6 +902,9 @@ pub struct PluginApi {
     /// Destroys a graph from `graph_end` (0: nothing), after the work that runs it has
     /// finished. Appended to ABI version 1.
     pub graph_destroy: unsafe extern "C" fn(graph: u64) -> i32,
+    /// The optional behaviours this plugin has, as [`features`] bits (returns the bits,
+    /// not a status). Appended to ABI version 1.
+    pub features: unsafe extern "C" fn() -> u64,
 }
 
 /// The hyperparameters of one AdamW update (`adamw`): `bc1 = 1 - beta1^t` and `bc2 = 1 -

@@ -881,7 +881,20 @@ impl CudaBackend {
                 PluginApi,
                 block_set_weights_device
             )),
+            adds: self.features() & abi::features::BLOCK_FORWARD_ADD != 0,
         })
+    }
+
+    /// The plugin's [`abi::features`] bits (0 for a plugin older than the entry).
+    pub fn features(&self) -> u64 {
+        if self
+            .has_entry(core::mem::offset_of!(PluginApi, features) + core::mem::size_of::<usize>())
+        {
+            // SAFETY: the entry exists (checked); it takes nothing and returns bits.
+            unsafe { (self.api.features)() }
+        } else {
+            0
+        }
     }
 
     // ------------------------------------------------------------ timing
@@ -1151,6 +1164,8 @@ pub struct CudaBlock {
     has_set_weights: bool,
     /// The plugin's table has `adamw` and `block_set_weights_device`.
     has_set_weights_device: bool,
+    /// The plugin's block forward takes [`abi::block_flags::ADD`].
+    adds: bool,
 }
 
 /// What [`CudaBlock::forward_train_host`] keeps on the device for
@@ -1444,7 +1459,7 @@ impl CudaBlock {
             conv_state,
             ssm_state,
             has_state: (continue_from_state && conv_state != 0) as u32,
-            reserved: 0,
+            flags: 0,
         })
     }
 
@@ -1472,6 +1487,69 @@ impl CudaBlock {
             continue_from_state,
         )?;
         // SAFETY: every pointer is a live buffer of this plugin with the length checked above.
+        unsafe { self.forward_raw(&desc, stream) }
+    }
+
+    /// `true` when [`Self::forward_residual`] runs as one call (the plugin adds the
+    /// block's output into the residual stream itself); otherwise it errors as
+    /// `Unsupported` and a caller runs [`Self::forward`] and [`CudaBackend::axpy`].
+    pub fn has_residual(&self) -> bool {
+        self.adds
+    }
+
+    /// A residual block on device buffers, enqueued on `stream`: `h = h + block(h)` in
+    /// place, `h` (b, L, d_model) in the block's storage type (the add done in f32 by the
+    /// output projection, then rounded once); `states` as in [`Self::forward`]. Errors as
+    /// `Unsupported` where the plugin predates it ([`Self::has_residual`]).
+    pub fn forward_residual<T: DeviceElement>(
+        &self,
+        h: &mut DeviceBuffer<T>,
+        batch: usize,
+        seqlen: usize,
+        states: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+        continue_from_state: bool,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        const OP: &str = "Mamba2Block residual forward";
+        if !self.adds {
+            return Err(Error::unsupported(
+                BACKEND,
+                OP,
+                "the plugin's block forward predates the ADD flag; rebuild it",
+            ));
+        }
+        self.check_storage::<T>(OP, "h")?;
+        let n = batch * seqlen * self.cfg.d_model as usize;
+        if n == 0 || h.len() != n {
+            return Err(Error::invalid(
+                OP,
+                "h",
+                format!(
+                    "need {n} elements (b={batch}, L={seqlen}, d_model={}), got {}",
+                    self.cfg.d_model,
+                    h.len()
+                ),
+            ));
+        }
+        let (conv_state, ssm_state) = match states {
+            Some((c, s)) => {
+                self.check_states(OP, "states", batch, c.len(), s.len())?;
+                (c.ptr, s.ptr)
+            }
+            None => (0, 0),
+        };
+        let desc = BlockForwardDesc {
+            batch: batch as u32,
+            seqlen: seqlen as u32,
+            input: h.ptr,
+            out: h.ptr,
+            conv_state,
+            ssm_state,
+            has_state: (continue_from_state && conv_state != 0) as u32,
+            flags: abi::block_flags::ADD,
+        };
+        // SAFETY: `h` and the states are live buffers of this plugin with the lengths
+        // checked above; the ABI allows `out == input`.
         unsafe { self.forward_raw(&desc, stream) }
     }
 
@@ -1566,7 +1644,7 @@ impl CudaBlock {
             conv_state: cs,
             ssm_state: ss,
             has_state: 1,
-            reserved: 0,
+            flags: 0,
         };
         match keep {
             // SAFETY: every pointer is a staging buffer of this call with the length

@@ -286,7 +286,7 @@ struct GemmParams {
     const void* w;  // (N, K), dense
     void* c;        // (M, N), row stride ldc
     long long lda, ldc;
-    int M, N, K, pad0;
+    int M, N, K, add;  // add != 0: C += A . W^T
 };
 
 struct NormParams {
@@ -298,6 +298,34 @@ struct NormParams {
     int M, d_inner, group, norm_before_gate;
     float eps;
     int pad0;
+    // The fused decode step's deferred conv-state shift (null: none): channels
+    // [shift_lo, shift_hi) of shift_state (M, shift_cd, shift_width - 1) shift left by one
+    // and take their new input from shift_x (M, row stride shift_x_ld, channel ch at column ch).
+    float* shift_state;
+    const void* shift_x;
+    long long shift_x_ld;
+    int shift_lo, shift_hi, shift_cd, shift_width;
+};
+
+// A Mamba2Block's decode step, conv and SSM in one launch (block_step_fused): the conv of
+// the B / C channels is recomputed by every block of a group and their conv state is shifted
+// afterwards by the gated norm (NormParams shift_*); the x channels' conv state is shifted
+// here by the one block that owns them.
+struct BlockStepParams {
+    const void* xin;    // (b, xin_ld): the conv's input, channel ch at column ch
+    const void* dt;     // (b, dt_ld): dt of head j at column j
+    float* conv_state;  // (b, conv_dim, width - 1), f32
+    const float* conv_w;  // (conv_dim, width)
+    const float* conv_b;  // (conv_dim) or null
+    float* state;       // (b, h, p, N), f32
+    const float* A;     // (h)
+    const float* D;     // (h) or null
+    const float* dt_bias;  // (h)
+    void* y;            // (b, h p), dense
+    long long xin_ld, dt_ld;
+    int batch, nheads, headdim, ngroups, dstate, width;
+    int softplus, has_limit;
+    float lo, hi;
 };
 
 // y = y + alpha x, elementwise, f32 arithmetic (the plugin's `axpy` entry).

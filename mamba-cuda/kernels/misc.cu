@@ -182,6 +182,73 @@ __device__ void block_ssm_step(const BlockSsmStepParams& p) {
     }
 }
 
+// A Mamba2Block's decode step, conv and SSM in one launch. Block (x, y, z) = rows
+// [8 x, 8 x + 8) of head y of batch row z, one warp per row (lanes along N, as
+// block_ssm_step). First the block's threads compute the conv outputs it needs into shared
+// memory, rounded to the storage type as block_conv_step stores them: the group's B and C
+// channels (2N, recomputed by every block of the group; their conv state is left for the
+// gated norm to shift, since other blocks still read it) and its 8 x channels (whose conv
+// state only this block reads: shifted here). Same arithmetic as block_conv_step followed
+// by block_ssm_step, so the same bits.
+#define BLOCK_STEP_ROWS 8
+template <typename T>
+__device__ void block_step_fused(const BlockStepParams& p) {
+    extern __shared__ float sv[];  // [0, N): B, [N, 2N): C, [2N, 2N + 8): x
+    const int N = p.dstate, S = p.width - 1;
+    const int j = blockIdx.y, r0 = blockIdx.x * BLOCK_STEP_ROWS;
+    const long long i = blockIdx.z;
+    const int hp = p.nheads * p.headdim;
+    const int k = j / (p.nheads / p.ngroups);
+    const int cd = hp + 2 * p.ngroups * N;
+    const T* xr = static_cast<const T*>(p.xin) + i * p.xin_ld;
+    for (int t = threadIdx.x; t < 2 * N + BLOCK_STEP_ROWS; t += blockDim.x) {
+        int ch;
+        const bool own = t >= 2 * N;
+        if (!own) {
+            ch = hp + (t < N ? k * N + t : (p.ngroups + k) * N + (t - N));
+        } else {
+            const int pp = r0 + (t - 2 * N);
+            if (pp >= p.headdim) continue;
+            ch = j * p.headdim + pp;
+        }
+        float* st = p.conv_state + (i * cd + ch) * S;
+        const float* w = p.conv_w + (long long)ch * p.width;
+        const float xv = ldf(xr + ch);
+        float acc = p.conv_b ? p.conv_b[ch] : 0.f;
+        for (int kk = 0; kk < S; ++kk) acc = fmaf(w[kk], st[kk], acc);
+        acc = fmaf(w[S], xv, acc);
+        const T o = cvt<T>(silu_f(acc));
+        sv[t] = ldf(&o);
+        if (own) {
+            for (int kk = 0; kk + 1 < S; ++kk) st[kk] = st[kk + 1];
+            st[S - 1] = xv;
+        }
+    }
+    __syncthreads();
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    const int pp = r0 + w;
+    if (w >= BLOCK_STEP_ROWS || pp >= p.headdim) return;
+    const long long row = i * hp + (long long)j * p.headdim + pp;
+    const float raw = ldf(static_cast<const T*>(p.dt) + i * p.dt_ld + j) + p.dt_bias[j];
+    const float s = step_size(raw, p.softplus, p.has_limit, p.lo, p.hi);
+    const float xv = sv[2 * N + w];
+    const float da = expf(s * p.A[j]);
+    const float sx = s * xv;
+    float* st = p.state + row * N;
+    float y = 0.f;
+    for (int n = lane; n < N; n += 32) {
+        const float v = fmaf(da, st[n], sx * sv[n]);
+        st[n] = v;
+        y = fmaf(v, sv[N + n], y);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    if (lane == 0) {
+        if (p.D) y = fmaf(p.D[j], xv, y);
+        static_cast<T*>(p.y)[row] = cvt<T>(y);
+    }
+}
+
 // C (M, N) = A (M, K) . W (N, K)^T for few rows (M <= GEMM_FEW_M, a decode step's):
 // one warp per output column n, lanes along K, the M sums in registers; each weight row
 // is read once, A's rows (shared by every warp) come from the caches.
@@ -210,7 +277,10 @@ __device__ void gemm_few(const GemmParams& p) {
             float v = acc[r];
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            if (lane == 0) Cm[r * p.ldc + n] = cvt<T>(v);
+            if (lane == 0) {
+                T* cp = Cm + r * p.ldc + n;
+                *cp = cvt<T>(p.add ? v + ldf(cp) : v);
+            }
         }
     }
 }
@@ -254,7 +324,10 @@ __device__ void gemm_nt(const GemmParams& p) {
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
             const int gr = row0 + ty * 4 + r, gc = col0 + tx * 4 + s;
-            if (gr < p.M && gc < p.N) Cm[(long long)gr * p.ldc + gc] = cvt<T>(acc[r][s]);
+            if (gr < p.M && gc < p.N) {
+                T* cp = Cm + (long long)gr * p.ldc + gc;
+                *cp = cvt<T>(p.add ? acc[r][s] + ldf(cp) : acc[r][s]);
+            }
         }
 }
 
@@ -288,6 +361,17 @@ __device__ void gated_rmsnorm(const NormParams& p) {
     }
     __syncthreads();
     const float rstd = 1.f / sqrtf(red[0] / gs + p.eps);
+    if (p.shift_state && gi == 0) {
+        // The fused decode step's B / C conv-state shift for token m (every block of the
+        // step kernel has read the old state by now: this kernel runs after it).
+        const int S = p.shift_width - 1;
+        const T* xr = static_cast<const T*>(p.shift_x) + m * p.shift_x_ld;
+        for (int ch = p.shift_lo + threadIdx.x; ch < p.shift_hi; ch += blockDim.x) {
+            float* st = p.shift_state + (m * p.shift_cd + ch) * S;
+            for (int kk = 0; kk + 1 < S; ++kk) st[kk] = st[kk + 1];
+            st[S - 1] = ldf(xr + ch);
+        }
+    }
     T* orow = out + m * p.d_inner + (long long)gi * gs;
     for (int e = threadIdx.x; e < gs; e += blockDim.x) {
         const float zv = ldf(zr + e);
@@ -409,6 +493,7 @@ __device__ void set_image(const ImageParams& p) {
     extern "C" __global__ void conv_update_##NAME(const __grid_constant__ ConvUpdateParams p) { conv_update<T>(p); }  \
     extern "C" __global__ void block_conv_step_##NAME(const __grid_constant__ BlockConvStepParams p) { block_conv_step<T>(p); } \
     extern "C" __global__ void block_ssm_step_##NAME(const __grid_constant__ BlockSsmStepParams p) { block_ssm_step<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) block_step_fused_##NAME(const __grid_constant__ BlockStepParams p) { block_step_fused<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_nt_##NAME(const __grid_constant__ GemmParams p) { gemm_nt<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_few_##NAME(const __grid_constant__ GemmParams p) { gemm_few<T>(p); } \
     extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }

@@ -519,6 +519,16 @@ unsafe extern "C" fn graph_destroy(graph: u64) -> i32 {
     guard(|| imp::graph_destroy(graph))
 }
 
+/// The optional behaviours of this build (no status: it cannot fail). Plugins without
+/// CUDA have none.
+unsafe extern "C" fn features() -> u64 {
+    if cfg!(feature = "cuda") {
+        abi::features::BLOCK_FORWARD_ADD
+    } else {
+        0
+    }
+}
+
 unsafe extern "C" fn event_create(out: *mut u64) -> i32 {
     guard(|| {
         if out.is_null() {
@@ -600,6 +610,7 @@ static API: PluginApi = PluginApi {
     graph_end,
     graph_launch,
     graph_destroy,
+    features,
 };
 
 /// The plugin's one export: the address of its static function table. The host checks

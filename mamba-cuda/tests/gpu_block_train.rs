@@ -2496,3 +2496,173 @@ fn recorded_graphs_run_what_was_recorded() {
     );
     drop(graph);
 }
+
+/// The residual form of the block forward (`CudaBlock::forward_residual`: `h += block(h)`
+/// in one call, the add in out_proj's epilogue) against the plain forward and a host add,
+/// at L 1 (the decode step's form) and L 5 (the general forward), f32 and bf16, with the
+/// states it leaves bit for bit those of the plain forward; and the plugin's refusal of
+/// unknown flags. `MAMBA_STEP_DUMP=FILE` writes every output and state bit to FILE, so two
+/// runs (`MAMBA_CUDA_BLOCK_STEP_FUSED=0` and the default fused step) can be compared with
+/// `cmp`: the fused and the two-launch step give the same bits.
+#[test]
+fn residual_forward_matches_forward_and_add() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_core::plugin::{DeviceBuffer, DeviceElement};
+    use mamba_model::DType;
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let sel = build(BackendKind::Cuda).unwrap();
+    let cfgs = [
+        small_cfg(),
+        Mamba2Config {
+            d_model: 32,
+            d_state: 48,
+            headdim: 16,
+            ngroups: 2,
+            dt_limit: Some((0.002, 0.05)),
+            conv_bias: false,
+            ..Mamba2Config::default()
+        },
+        // headdim 12 (a partial block of 8 rows), N 200 (lanes past 32, shared memory
+        // past 256 threads' one pass), width 2.
+        Mamba2Config {
+            d_model: 24,
+            d_state: 200,
+            headdim: 12,
+            d_conv: 2,
+            ..Mamba2Config::default()
+        },
+        Mamba2Config::new(64, 64),
+    ];
+    let mut dump: Vec<u8> = Vec::new();
+    let mut checks = 0;
+    #[allow(clippy::too_many_arguments)]
+    fn one<T: DeviceElement + Element>(
+        blk: &mamba_core::plugin::CudaBlock,
+        cuda: &mamba_core::plugin::CudaBackend,
+        b: usize,
+        l: usize,
+        rng: &mut SplitMix64,
+        tol: f64,
+        what: &str,
+        dump: &mut Vec<u8>,
+    ) {
+        let dm = blk.config().d_model as usize;
+        let stream = cuda.stream().unwrap();
+        let n = b * l * dm;
+        let x: Vec<T> = (0..n).map(|_| T::from_f32(rng.normal())).collect();
+        let c0: Vec<f32> = (0..blk.conv_state_len(b))
+            .map(|_| 0.5 * rng.normal())
+            .collect();
+        let s0: Vec<f32> = (0..blk.ssm_state_len(b))
+            .map(|_| 0.5 * rng.normal())
+            .collect();
+        // The plain forward into `out`, then the add on the host in f32.
+        let xd: DeviceBuffer<T> = cuda.upload(&x, &stream).unwrap();
+        let mut out = cuda.alloc::<T>(n).unwrap();
+        let (mut c1, mut s1) = (
+            cuda.upload(&c0, &stream).unwrap(),
+            cuda.upload(&s0, &stream).unwrap(),
+        );
+        blk.forward(&xd, b, l, &mut out, Some((&mut c1, &mut s1)), true, &stream)
+            .unwrap();
+        let y = out.to_vec(&stream).unwrap();
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a.to_f32() + b.to_f32()) as f64)
+            .collect();
+        // The residual form in place.
+        let mut h: DeviceBuffer<T> = cuda.upload(&x, &stream).unwrap();
+        let (mut c2, mut s2) = (
+            cuda.upload(&c0, &stream).unwrap(),
+            cuda.upload(&s0, &stream).unwrap(),
+        );
+        blk.forward_residual(&mut h, b, l, Some((&mut c2, &mut s2)), true, &stream)
+            .unwrap();
+        let got: Vec<f64> = h
+            .to_vec(&stream)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32() as f64)
+            .collect();
+        let e = rel_l2(&got, &want);
+        assert!(e <= tol, "{what}: residual form {e:.2e}");
+        let (c1, s1) = (c1.to_vec(&stream).unwrap(), s1.to_vec(&stream).unwrap());
+        let (c2, s2) = (c2.to_vec(&stream).unwrap(), s2.to_vec(&stream).unwrap());
+        assert!(
+            c1.iter().zip(&c2).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{what}: conv states differ"
+        );
+        assert!(
+            s1.iter().zip(&s2).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{what}: ssm states differ"
+        );
+        // The states moved: the call did run.
+        assert!(c1 != c0 && s1 != s0, "{what}: states unchanged");
+        for v in y.iter().map(|v| v.to_f32()).chain(c1).chain(s1) {
+            dump.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+    }
+    for (ci, cfg) in cfgs.iter().enumerate() {
+        let blk =
+            Mamba2Block::with_selection(cfg.clone(), random_weights(cfg, 91 + ci as u64), &sel)
+                .unwrap();
+        for (b, l) in [(1usize, 1usize), (3, 1), (2, 5)] {
+            let mut rng = SplitMix64(131 + 7 * ci as u64 + b as u64 + l as u64);
+            let d32 = blk.device_block(DType::F32).unwrap().unwrap();
+            assert!(d32.has_residual(), "this plugin adds in out_proj");
+            let what = format!("cfg {ci} b {b} L {l}");
+            one::<f32>(
+                d32,
+                cuda,
+                b,
+                l,
+                &mut rng,
+                1e-6,
+                &format!("{what} f32"),
+                &mut dump,
+            );
+            let d16 = blk.device_block(DType::BF16).unwrap().unwrap();
+            one::<bf16>(
+                d16,
+                cuda,
+                b,
+                l,
+                &mut rng,
+                8e-3,
+                &format!("{what} bf16"),
+                &mut dump,
+            );
+            checks += 2;
+        }
+    }
+    // Unknown flags are refused, not ignored.
+    let blk =
+        Mamba2Block::with_selection(small_cfg(), random_weights(&small_cfg(), 5), &sel).unwrap();
+    let d32 = blk.device_block(DType::F32).unwrap().unwrap();
+    let stream = cuda.stream().unwrap();
+    let n = small_cfg().d_model;
+    let x = cuda.zeros::<f32>(n, &stream).unwrap();
+    let desc = mamba_core::abi::BlockForwardDesc {
+        batch: 1,
+        seqlen: 1,
+        input: x.ptr(),
+        out: x.ptr(),
+        flags: 6,
+        ..Default::default()
+    };
+    // SAFETY: `x` holds one row of d_model f32 values; no states.
+    let e = unsafe { d32.forward_raw(&desc, &stream) }
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown flags"), "{e}");
+    if let Ok(path) = std::env::var("MAMBA_STEP_DUMP") {
+        std::fs::write(&path, &dump).unwrap();
+    }
+    eprintln!(
+        "residual forward: {checks} cases match the forward and an add (MAMBA_CUDA_BLOCK_STEP_FUSED={})",
+        std::env::var("MAMBA_CUDA_BLOCK_STEP_FUSED").unwrap_or_default()
+    );
+}

@@ -4,11 +4,12 @@
 //! [`Mamba2Stack::step`] takes the states as host vectors ([`Mamba2State`]), so on the
 //! CUDA backend every step would copy every block's SSM state to the device and back. A
 //! decoder made by [`Mamba2Stack::decoder`] keeps them in device memory instead: one step
-//! uploads the frame, runs every block (in_proj, the conv step, the SSM step, the gated
-//! norm, out_proj: the plugin's one-step form of the block forward, states updated in
-//! place) and every residual add on the device, and downloads the output. From the second
-//! step on, that device work is one recorded graph ([`CudaBackend::record`]) launched with
-//! one call instead of some thirty launches and allocations (`MAMBA_DECODE_GRAPH=0`
+//! uploads the frame, runs every block on the device (in_proj, the conv and SSM steps in
+//! one launch, the gated norm, out_proj with the residual add in its epilogue: the
+//! plugin's one-step form of the block forward, states updated in place), and downloads
+//! the output. From the second step on, that device work is one recorded graph
+//! ([`CudaBackend::record`]) launched with one call instead of some twenty launches and
+//! allocations (`MAMBA_DECODE_GRAPH=0`
 //! enqueues them one by one, as the first step does). Elsewhere the decoder holds the
 //! states on the host and each step is [`Mamba2Stack::step`].
 
@@ -64,6 +65,10 @@ struct DeviceDecode<'s, T: DeviceElement> {
     /// Whether to record: not after a recording failed, nor with `MAMBA_DECODE_GRAPH=0`
     /// or a plugin without graphs.
     record: bool,
+    /// Whether each block adds its output into the residual stream itself
+    /// ([`CudaBlock::forward_residual`]): where every block can, unless
+    /// `MAMBA_DECODE_ADD=0` (a forward and a separate add, as before).
+    add: bool,
     steps: u64,
     /// Per block: the conv state (b, conv_dim, W-1) and the SSM state (b, h, p, N), f32.
     states: Vec<(DeviceBuffer<f32>, DeviceBuffer<f32>)>,
@@ -77,9 +82,11 @@ struct DeviceDecode<'s, T: DeviceElement> {
 impl<T: DeviceElement> DeviceDecode<'_, T> {
     /// Enqueues one step's device work on `stream`: every block from the frame in `h`
     /// (its states updated in place), each output added into `h`.
+    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         cuda: &CudaBackend,
         blocks: &[&CudaBlock],
+        add: bool,
         states: &mut [(DeviceBuffer<f32>, DeviceBuffer<f32>)],
         h: &mut DeviceBuffer<T>,
         y: &mut DeviceBuffer<T>,
@@ -87,8 +94,13 @@ impl<T: DeviceElement> DeviceDecode<'_, T> {
         stream: &CudaStream,
     ) -> mamba_core::Result<()> {
         for (blk, (conv, ssm)) in blocks.iter().zip(states.iter_mut()) {
-            blk.forward(h, batch, 1, y, Some((conv, ssm)), true, stream)?;
-            cuda.axpy(1.0, y, h, stream)?;
+            if add {
+                // h += block(h) in one call: the add in out_proj's epilogue.
+                blk.forward_residual(h, batch, 1, Some((conv, ssm)), true, stream)?;
+            } else {
+                blk.forward(h, batch, 1, y, Some((conv, ssm)), true, stream)?;
+                cuda.axpy(1.0, y, h, stream)?;
+            }
         }
         Ok(())
     }
@@ -99,10 +111,10 @@ impl<T: DeviceElement> DeviceDecode<'_, T> {
         let stream = &self.stream;
         self.h.copy_from_host(x, stream)?;
         if self.graph.is_none() && self.record && self.steps >= 1 {
-            let (cuda, blocks) = (self.cuda, &self.blocks);
+            let (cuda, blocks, add) = (self.cuda, &self.blocks, self.add);
             let (states, h, y) = (&mut self.states, &mut self.h, &mut self.y);
             match cuda.record(stream, |s| {
-                Self::enqueue(cuda, blocks, states, h, y, batch, s)
+                Self::enqueue(cuda, blocks, add, states, h, y, batch, s)
             }) {
                 Ok(g) => self.graph = Some(g),
                 // Nothing recorded ran: the step runs launch by launch below, and so do
@@ -115,6 +127,7 @@ impl<T: DeviceElement> DeviceDecode<'_, T> {
             None => Self::enqueue(
                 self.cuda,
                 &self.blocks,
+                self.add,
                 &mut self.states,
                 &mut self.h,
                 &mut self.y,
@@ -211,11 +224,14 @@ impl Mamba2Stack {
                 .collect::<Result<Vec<_>, ModelError>>()?;
             let record =
                 cuda.has_graphs() && std::env::var("MAMBA_DECODE_GRAPH").as_deref() != Ok("0");
+            let add = blocks.iter().all(|b| b.has_residual())
+                && std::env::var("MAMBA_DECODE_ADD").as_deref() != Ok("0");
             Ok(DeviceDecode {
                 cuda,
                 blocks,
                 graph: None,
                 record,
+                add,
                 steps: 0,
                 states,
                 h: cuda.alloc::<T>(n)?,

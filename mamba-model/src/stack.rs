@@ -371,9 +371,13 @@ impl Mamba2Stack {
             let [h, y] = &mut bufs.0;
             h.copy_from_host(x, stream)?;
             for blk in &blocks {
-                blk.forward(h, batch, seqlen, y, None, false, stream)?;
-                cuda.axpy(1.0, h, y, stream)?;
-                std::mem::swap(h, y);
+                if blk.has_residual() {
+                    blk.forward_residual(h, batch, seqlen, None, false, stream)?;
+                } else {
+                    blk.forward(h, batch, seqlen, y, None, false, stream)?;
+                    cuda.axpy(1.0, h, y, stream)?;
+                    std::mem::swap(h, y);
+                }
             }
             let out = h.to_vec(stream)?;
             self.put_spare(bufs);

@@ -54,6 +54,18 @@ pub(super) struct FwdBufs {
     /// SSM state read (0: zeros) and written (0: not written); may be the same buffer.
     pub ssm_init: u64,
     pub ssm_final: u64,
+    /// Add the output into `out` (`block_flags::ADD`) instead of overwriting it.
+    pub add: bool,
+}
+
+/// The fused decode step's B / C conv-state shift, done by the gated norm
+/// (`NormParams::shift_*`): the conv state, the conv's input (zx's xBC columns) and its
+/// row stride.
+#[derive(Clone, Copy)]
+struct NormShift {
+    state: u64,
+    xin: u64,
+    xin_ld: usize,
 }
 
 /// Copies `bytes` into the device buffer `p` and waits for the copy.
@@ -472,6 +484,7 @@ impl Block {
             self.in_proj,
             zx,
             dip,
+            false,
             stream,
         )?;
         // 2. xBC = silu(conv1d(xBC)) over time, channel-last, from the state.
@@ -536,18 +549,26 @@ impl Block {
             ..SsdParams::default()
         };
         super::ops::ssd_dispatch(g, ssd, self.act, stream)?;
-        self.norm_and_out_proj(g, m, bf, stream)
+        self.norm_and_out_proj(g, m, bf, None, stream)
     }
 
     /// Steps 5-6 of the forward: the gated RMS norm of `bf.y` gated by `bf.zx`'s z
-    /// columns into `bf.normed`, and (where `bf.out` is not 0) the output projection.
-    fn norm_and_out_proj(&self, g: &Gpu, m: usize, bf: &FwdBufs, stream: u64) -> PResult<()> {
+    /// columns into `bf.normed`, and (where `bf.out` is not 0) the output projection;
+    /// `shift`: the fused decode step's B / C conv-state shift, done by the norm.
+    fn norm_and_out_proj(
+        &self,
+        g: &Gpu,
+        m: usize,
+        bf: &FwdBufs,
+        shift: Option<NormShift>,
+        stream: u64,
+    ) -> PResult<()> {
         let c = &self.cfg;
         let (dm, di, ng) = (c.d_model as usize, c.d_inner(), c.ngroups as usize);
         let dip = c.d_in_proj();
         let (zx, y) = (bf.zx, bf.y);
         // 5. gated RMS norm per group, into the (now free) xBC buffer.
-        let norm = NormParams {
+        let mut norm = NormParams {
             y,
             z: zx,
             weight: self.norm_w,
@@ -558,8 +579,18 @@ impl Block {
             group: (di / ng) as i32,
             norm_before_gate: (c.norm_before_gate != 0) as i32,
             eps: c.rmsnorm_eps,
-            pad0: 0,
+            ..NormParams::default()
         };
+        if let Some(sh) = shift {
+            let n = c.d_state as usize;
+            norm.shift_state = sh.state;
+            norm.shift_x = sh.xin;
+            norm.shift_x_ld = sh.xin_ld as i64;
+            norm.shift_lo = di as i32;
+            norm.shift_hi = (di + 2 * ng * n) as i32;
+            norm.shift_cd = c.conv_dim() as i32;
+            norm.shift_width = c.d_conv as i32;
+        }
         let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
         let fnorm = g.func(&format!("gated_rmsnorm_{sfx}"))?;
         if m > 65535 * 65535 || ng > 65535 {
@@ -585,6 +616,7 @@ impl Block {
             self.out_proj,
             bf.out,
             dm,
+            bf.add,
             stream,
         )
     }
@@ -658,6 +690,12 @@ impl Block {
                 "Mamba2Block forward: `input` and `out` are required",
             ));
         }
+        if f.flags & !mamba_core::abi::block_flags::ADD != 0 {
+            return Err(PErr::invalid(format!(
+                "Mamba2Block forward: unknown flags {:#x} (this plugin knows ADD = 1)",
+                f.flags
+            )));
+        }
         let (b, l) = (f.batch as usize, f.seqlen as usize);
         if saved.is_none() && self.step_wanted(f) {
             return self.step(g, f, stream);
@@ -716,6 +754,7 @@ impl Block {
                 conv_final: f.conv_state,
                 ssm_init: if f.has_state != 0 { f.ssm_state } else { 0 },
                 ssm_final: f.ssm_state,
+                add: f.flags & mamba_core::abi::block_flags::ADD != 0,
             };
             self.forward_into(g, b, l, &bufs, stream)
         };
@@ -743,13 +782,17 @@ impl Block {
     }
 
     /// One decode step of `f.batch` rows, the states updated in place: in_proj, the conv
-    /// step (`block_conv_step`), the SSM step (`block_ssm_step`), the gated norm and
-    /// out_proj; five launches, no state copies. The same values as the general forward
-    /// at L = 1 to rounding (its SSD takes its decays from the chunked kernels' exponential).
+    /// and SSM steps in one launch (`block_step_fused`; `MAMBA_CUDA_BLOCK_STEP_FUSED=0`
+    /// runs them as `block_conv_step` and `block_ssm_step`), the gated norm (which also
+    /// shifts the fused step's B / C conv state) and out_proj; four launches, no state
+    /// copies. The same values as the general forward at L = 1 to rounding (its SSD takes
+    /// its decays from the chunked kernels' exponential); the fused and the two-launch
+    /// forms give the same bits.
     fn step(&self, g: &Gpu, f: &BlockForwardDesc, stream: u64) -> PResult<()> {
         let c = &self.cfg;
         let b = f.batch as usize;
         let (di, cd, h, ng) = (c.d_inner(), c.conv_dim(), c.nheads(), c.ngroups as usize);
+        let (p, n) = (c.headdim as usize, c.d_state as usize);
         let dip = c.d_in_proj();
         let es = mamba_core::abi::dtype::size(self.act);
         if b > i32::MAX as usize / dip.max(cd) {
@@ -757,13 +800,26 @@ impl Block {
                 "Mamba2Block step: too many rows for one launch",
             ));
         }
+        // The fused form's grid is (p / 8, h, b) with 2N + 8 floats of shared memory.
+        let fused = b <= 65535
+            && h <= 65535
+            && n <= 4096
+            && super::ops::env_str("MAMBA_CUDA_BLOCK_STEP_FUSED").as_deref() != Some("0");
         let align = |v: usize| v.div_ceil(256) * 256;
-        let (zx_bytes, xbc_bytes, y_bytes) = (b * dip * es, b * cd * es, b * di * es);
+        // The fused form keeps B, C and x in shared memory: no xBC buffer (the norm's
+        // output goes to y's buffer then, which the norm reads row by row before it writes).
+        let (zx_bytes, xbc_bytes, y_bytes) = (
+            b * dip * es,
+            if fused { 0 } else { b * cd * es },
+            b * di * es,
+        );
         let scratch = g.alloc_async(align(zx_bytes) + align(xbc_bytes) + align(y_bytes), stream)?;
         let zx = scratch;
         let xbc = zx + align(zx_bytes) as u64;
         let y = xbc + align(xbc_bytes) as u64;
         let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
+        let dt = zx + ((dip - h) * es) as u64;
+        let xin = zx + (di * es) as u64;
         let run = || -> PResult<()> {
             g.gemm.run(
                 g,
@@ -776,62 +832,101 @@ impl Block {
                 self.in_proj,
                 zx,
                 dip,
+                false,
                 stream,
             )?;
-            let conv = params::BlockConvStepParams {
-                x: zx + (di * es) as u64,
-                state: f.conv_state,
-                w: self.conv_w,
-                bias: self.conv_b,
-                out: xbc,
-                x_ld: dip as i64,
-                batch: b as i32,
-                channels: cd as i32,
-                width: c.d_conv as i32,
-                pad0: 0,
+            let shift = if fused {
+                let prm = params::BlockStepParams {
+                    xin,
+                    dt,
+                    conv_state: f.conv_state,
+                    conv_w: self.conv_w,
+                    conv_b: self.conv_b,
+                    state: f.ssm_state,
+                    a: self.a,
+                    d: self.d,
+                    dt_bias: self.dt_bias,
+                    y,
+                    xin_ld: dip as i64,
+                    dt_ld: dip as i64,
+                    batch: b as i32,
+                    nheads: h as i32,
+                    headdim: p as i32,
+                    ngroups: ng as i32,
+                    dstate: n as i32,
+                    width: c.d_conv as i32,
+                    softplus: 1,
+                    has_limit: (c.has_dt_limit != 0) as i32,
+                    lo: c.dt_lo,
+                    hi: c.dt_hi,
+                };
+                let ff = g.func(&format!("block_step_fused_{sfx}"))?;
+                let grid = (p.div_ceil(8) as u32, h as u32, b as u32);
+                g.launch(ff, grid, 256, (2 * n + 8) * 4, stream, &prm)?;
+                Some(NormShift {
+                    state: f.conv_state,
+                    xin,
+                    xin_ld: dip,
+                })
+            } else {
+                let conv = params::BlockConvStepParams {
+                    x: xin,
+                    state: f.conv_state,
+                    w: self.conv_w,
+                    bias: self.conv_b,
+                    out: xbc,
+                    x_ld: dip as i64,
+                    batch: b as i32,
+                    channels: cd as i32,
+                    width: c.d_conv as i32,
+                    pad0: 0,
+                };
+                let blocks = (b * cd).div_ceil(128).min(65535) as u32;
+                let fc = g.func(&format!("block_conv_step_{sfx}"))?;
+                g.launch(fc, (blocks, 1, 1), 128, 0, stream, &conv)?;
+                let ssm = params::BlockSsmStepParams {
+                    xbc,
+                    dt,
+                    state: f.ssm_state,
+                    a: self.a,
+                    d: self.d,
+                    dt_bias: self.dt_bias,
+                    y,
+                    xbc_ld: cd as i64,
+                    dt_ld: dip as i64,
+                    batch: b as i32,
+                    nheads: h as i32,
+                    headdim: p as i32,
+                    ngroups: ng as i32,
+                    dstate: n as i32,
+                    softplus: 1,
+                    has_limit: (c.has_dt_limit != 0) as i32,
+                    lo: c.dt_lo,
+                    hi: c.dt_hi,
+                    pad0: 0,
+                };
+                let rows = b * di;
+                let blocks = u32::try_from((rows * 32).div_ceil(128)).map_err(|_| {
+                    PErr::unsupported("Mamba2Block step: too many rows for one launch")
+                })?;
+                let fs = g.func(&format!("block_ssm_step_{sfx}"))?;
+                g.launch(fs, (blocks, 1, 1), 128, 0, stream, &ssm)?;
+                None
             };
-            let blocks = (b * cd).div_ceil(128).min(65535) as u32;
-            let fc = g.func(&format!("block_conv_step_{sfx}"))?;
-            g.launch(fc, (blocks, 1, 1), 128, 0, stream, &conv)?;
-            let ssm = params::BlockSsmStepParams {
-                xbc,
-                dt: zx + ((dip - h) * es) as u64,
-                state: f.ssm_state,
-                a: self.a,
-                d: self.d,
-                dt_bias: self.dt_bias,
-                y,
-                xbc_ld: cd as i64,
-                dt_ld: dip as i64,
-                batch: b as i32,
-                nheads: h as i32,
-                headdim: c.headdim as i32,
-                ngroups: ng as i32,
-                dstate: c.d_state as i32,
-                softplus: 1,
-                has_limit: (c.has_dt_limit != 0) as i32,
-                lo: c.dt_lo,
-                hi: c.dt_hi,
-                pad0: 0,
-            };
-            let rows = b * di;
-            let blocks = u32::try_from((rows * 32).div_ceil(128))
-                .map_err(|_| PErr::unsupported("Mamba2Block step: too many rows for one launch"))?;
-            let fs = g.func(&format!("block_ssm_step_{sfx}"))?;
-            g.launch(fs, (blocks, 1, 1), 128, 0, stream, &ssm)?;
             let bufs = FwdBufs {
                 input: f.input,
                 zx,
                 xbc,
                 y,
-                normed: xbc,
+                normed: if fused { y } else { xbc },
                 out: f.out,
                 conv_init: 0,
                 conv_final: 0,
                 ssm_init: 0,
                 ssm_final: 0,
+                add: f.flags & mamba_core::abi::block_flags::ADD != 0,
             };
-            self.norm_and_out_proj(g, b, &bufs, stream)
+            self.norm_and_out_proj(g, b, &bufs, shift, stream)
         };
         let r = run();
         let fr = g.free_async(scratch, stream);

@@ -458,6 +458,7 @@ impl Block {
                         conv_final: 0,
                         ssm_init: f.ssm_init,
                         ssm_final: 0,
+                        add: false,
                     },
                     stream,
                 )?;

@@ -300,7 +300,8 @@ impl Gemm {
         }
     }
 
-    /// `c (M, N) = a (M, K) . w (N, K)^T`, row-major, row strides `lda`/`ldc`.
+    /// `c (M, N) = a (M, K) . w (N, K)^T`, row-major, row strides `lda`/`ldc`; with `add`,
+    /// `c += a . w^T` instead (the sum in f32, rounded once to the storage type).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
@@ -314,6 +315,7 @@ impl Gemm {
         w: u64,
         c: u64,
         ldc: usize,
+        add: bool,
         stream: u64,
     ) -> PResult<()> {
         // Our kernels' parameters (gemm_few, or gemm_nt where cuBLASLt has nothing).
@@ -326,7 +328,7 @@ impl Gemm {
             m: m as i32,
             n: n as i32,
             k: k as i32,
-            pad0: 0,
+            add: add as i32,
         };
         let sfx = super::ops::suffix(act, "gemm")?;
         if few_rows(act, m, n, k) {
@@ -360,7 +362,7 @@ impl Gemm {
                 },
                 align: [align_of(w), align_of(a), align_of(c)],
             };
-            match self.matmul(lt, key, w, a, c, stream) {
+            match self.matmul(lt, key, w, a, c, add, stream) {
                 // cuBLASLt has no algorithm for this shape/alignment: our kernel does it.
                 Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => {}
                 other => return other,
@@ -419,7 +421,7 @@ impl Gemm {
             },
             align: [align_of(b.ptr), align_of(a.ptr), align_of(c)],
         };
-        match self.matmul(lt, key, b.ptr, a.ptr, c, stream) {
+        match self.matmul(lt, key, b.ptr, a.ptr, c, false, stream) {
             Ok(()) => Ok(true),
             Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
             Err(e) => Err(e),
@@ -427,8 +429,19 @@ impl Gemm {
     }
 
     /// `d = op(a) op(b)` (cuBLASLt's column-major operands as `key` lays them out), into
-    /// `d` with beta 0; the plan of a key is made once.
-    fn matmul(&self, lt: &Lt, key: PlanKey, a: u64, b: u64, d: u64, stream: u64) -> PResult<()> {
+    /// `d` with beta 0, or with `add` `d += op(a) op(b)` (beta 1, `d` as C and D); the
+    /// plan of a key is made once.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        lt: &Lt,
+        key: PlanKey,
+        a: u64,
+        b: u64,
+        d: u64,
+        add: bool,
+        stream: u64,
+    ) -> PResult<()> {
         let ws = self.workspace(stream)?;
         let plan = {
             let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
@@ -450,7 +463,7 @@ impl Gemm {
                 "no cuBLASLt algorithm for {key:?}"
             )));
         };
-        let (alpha, beta) = (1f32, 0f32);
+        let (alpha, beta) = (1f32, if add { 1f32 } else { 0f32 });
         // SAFETY: the descriptors describe the caller's device buffers (the layouts of
         // `key`); the workspace is ours.
         let st = unsafe {

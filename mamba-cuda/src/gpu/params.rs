@@ -238,7 +238,8 @@ pub(crate) struct GemmParams {
     pub m: i32,
     pub n: i32,
     pub k: i32,
-    pub pad0: i32,
+    /// Non-zero: `c += a . w^T`.
+    pub add: i32,
 }
 
 /// kernels/misc.cu `AdamWParams`.
@@ -311,6 +312,45 @@ pub(crate) struct NormParams {
     pub norm_before_gate: i32,
     pub eps: f32,
     pub pad0: i32,
+    /// The fused decode step's deferred conv-state shift (0: none): channels
+    /// `[shift_lo, shift_hi)` of `shift_state` (m, shift_cd, shift_width - 1) take their
+    /// new input from `shift_x` (m, row stride `shift_x_ld`, channel ch at column ch).
+    pub shift_state: u64,
+    pub shift_x: u64,
+    pub shift_x_ld: i64,
+    pub shift_lo: i32,
+    pub shift_hi: i32,
+    pub shift_cd: i32,
+    pub shift_width: i32,
+}
+
+/// kernels/common.cuh `BlockStepParams`: a Mamba2Block's decode step, conv and SSM in one
+/// launch (`block_step_fused`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BlockStepParams {
+    pub xin: u64,
+    pub dt: u64,
+    pub conv_state: u64,
+    pub conv_w: u64,
+    pub conv_b: u64,
+    pub state: u64,
+    pub a: u64,
+    pub d: u64,
+    pub dt_bias: u64,
+    pub y: u64,
+    pub xin_ld: i64,
+    pub dt_ld: i64,
+    pub batch: i32,
+    pub nheads: i32,
+    pub headdim: i32,
+    pub ngroups: i32,
+    pub dstate: i32,
+    pub width: i32,
+    pub softplus: i32,
+    pub has_limit: i32,
+    pub lo: f32,
+    pub hi: f32,
 }
 
 #[repr(C)]
@@ -404,7 +444,8 @@ const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<BlockConvStepParams>() == 6 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<BlockSsmStepParams>() == 9 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 5 * 8 + 4 * 4);
-const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4 + 3 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<BlockStepParams>() == 12 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);
 const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<BwdCastParams>() == 3 * 8);
