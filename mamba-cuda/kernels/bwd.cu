@@ -38,11 +38,6 @@ __device__ __forceinline__ float bwd_exp2(float x) { return exp2f(x); }
 
 __device__ __forceinline__ float sigmoid_f(float v) { return 1.f / (1.f + __expf(-v)); }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 // Row arrays per warp (each BT floats).
 enum { RV_STEP = 0, RV_DSP, RV_U, RV_Z, RV_DOUT, RV_DY, RV_DU, RV_DZ, RV_DDT, RV_COUNT };

@@ -283,9 +283,7 @@ __device__ void conv_bwd_cf(const ConvBwdParams& p) {
     const int lane = tid & 31, warp = tid >> 5;
 #pragma unroll
     for (int k = 0; k <= W; ++k) {
-        float v = k < W ? dw[k] : db;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        const float v = warp_sum(k < W ? dw[k] : db);
         if (lane == 0) red[k][warp] = v;
     }
     __syncthreads();

@@ -77,8 +77,7 @@ __device__ void state_update(const StateUpdateParams& p) {
         st[n] = v;
         y = fmaf(v, ldf(c + n), y);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    y = warp_sum(y);
     if (lane == 0) {
         if (p.D) y += p.D[r] * xv;
         if (zp) y *= silu_f(ldf(zp + row));
@@ -174,8 +173,7 @@ __device__ void block_ssm_step(const BlockSsmStepParams& p) {
         st[n] = v;
         y = fmaf(v, ldf(c + n), y);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    y = warp_sum(y);
     if (lane == 0) {
         if (p.D) y = fmaf(p.D[j], xv, y);
         yp[row] = cvt<T>(y);
@@ -241,8 +239,7 @@ __device__ void block_step_fused(const BlockStepParams& p) {
         st[n] = v;
         y = fmaf(v, sv[N + n], y);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    y = warp_sum(y);
     if (lane == 0) {
         if (p.D) y = fmaf(p.D[j], xv, y);
         static_cast<T*>(p.y)[row] = cvt<T>(y);
@@ -275,8 +272,7 @@ __device__ void gemm_few(const GemmParams& p) {
     for (int r = 0; r < GEMM_FEW_M; ++r) {
         if (r < p.M) {
             float v = acc[r];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            v = warp_sum(v);
             if (lane == 0) {
                 T* cp = Cm + r * p.ldc + n;
                 *cp = cvt<T>(p.add ? v + ldf(cp) : v);
@@ -349,14 +345,12 @@ __device__ void gated_rmsnorm(const NormParams& p) {
         if (!p.norm_before_gate) v *= silu_f(ldf(zr + e));
         ss = fmaf(v, v, ss);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    ss = warp_sum(ss);
     if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
     __syncthreads();
     if (threadIdx.x < 32) {
         float v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        v = warp_sum(v);
         if (threadIdx.x == 0) red[0] = v;
     }
     __syncthreads();
