@@ -2269,16 +2269,9 @@ fn stack_optimizer_state_saves_and_resumes_on_the_device() {
 /// recorded graph, `MAMBA_BLOCK_STEP=host` the block step with its
 /// projections on the host. `MAMBA_DECODE_BENCH=1` adds timings: a token through four
 /// blocks by `Mamba2Stack::step` (host states) and by the decoder.
-#[test]
-fn stack_decoder_on_the_device_matches_the_reference() {
-    if !cuda_available() {
-        return;
-    }
-    use mamba_model::{DType, Mamba2Stack};
-    let cuda = build(BackendKind::Cuda).unwrap();
-    let refb = build(BackendKind::Reference).unwrap();
-    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let cfgs = [
+/// The decode tests' blocks: N 8 / 48 / 64, one and two groups, a dt limit, no conv bias.
+fn step_cfgs() -> Vec<Mamba2Config> {
+    vec![
         small_cfg(),
         Mamba2Config {
             d_model: 32,
@@ -2290,7 +2283,19 @@ fn stack_decoder_on_the_device_matches_the_reference() {
             ..Mamba2Config::default()
         },
         Mamba2Config::new(64, 64),
-    ];
+    ]
+}
+
+#[test]
+fn stack_decoder_on_the_device_matches_the_reference() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::{DType, Mamba2Stack};
+    let cuda = build(BackendKind::Cuda).unwrap();
+    let refb = build(BackendKind::Reference).unwrap();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let cfgs = step_cfgs();
     let (mut checks, mut graphed) = (0, 0);
     for (ci, cfg) in cfgs.iter().enumerate() {
         let ws: Vec<Mamba2Weights> = (0..3)
@@ -2513,19 +2518,11 @@ fn residual_forward_matches_forward_and_add() {
     use mamba_model::DType;
     let cuda = mamba_model::backend::cuda_backend().unwrap();
     let sel = build(BackendKind::Cuda).unwrap();
-    let cfgs = [
-        small_cfg(),
-        Mamba2Config {
-            d_model: 32,
-            d_state: 48,
-            headdim: 16,
-            ngroups: 2,
-            dt_limit: Some((0.002, 0.05)),
-            conv_bias: false,
-            ..Mamba2Config::default()
-        },
-        // headdim 12 (a partial block of 8 rows), N 200 (lanes past 32, shared memory
-        // past 256 threads' one pass), width 2.
+    let mut cfgs = step_cfgs();
+    // headdim 12 (a partial block of 8 rows), N 200 (lanes past 32, shared memory past
+    // 256 threads' one pass), width 2.
+    cfgs.insert(
+        2,
         Mamba2Config {
             d_model: 24,
             d_state: 200,
@@ -2533,8 +2530,7 @@ fn residual_forward_matches_forward_and_add() {
             d_conv: 2,
             ..Mamba2Config::default()
         },
-        Mamba2Config::new(64, 64),
-    ];
+    );
     let mut dump: Vec<u8> = Vec::new();
     let mut checks = 0;
     #[allow(clippy::too_many_arguments)]
