@@ -2323,6 +2323,7 @@ fn stack_decoder_on_the_device_matches_the_reference() {
             let mut st = host.zero_state(b);
             host.forward_with_state(Tensor::new(&prompt, [b, l, dm]), &mut st)
                 .unwrap();
+            let st0 = st.clone();
             let mut dec = dev.decoder_from::<f32>(st.clone()).unwrap();
             assert!(
                 dec.on_device(),
@@ -2364,6 +2365,20 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 let e = rel_l2(&f64s(&g.conv), &f64s(&w.conv));
                 assert!(e <= 1e-6, "cfg {ci} b {b} block {k} conv state {e:.2e}");
                 checks += 2;
+            }
+            // set_states: the prompt's states again, into the buffers the recorded graph
+            // reads; the next frames continue from them.
+            dec.set_states(&st0).unwrap();
+            let mut again = st0.clone();
+            for (t, x) in frames.iter().take(2).enumerate() {
+                let want = host.step(Tensor::new(x, [b, dm]), &mut again).unwrap();
+                let got = dec.step(Tensor::new(x, [b, dm])).unwrap();
+                let e = rel_l2(&f64s(&got), &f64s(&want));
+                assert!(
+                    e <= 1e-5,
+                    "cfg {ci} b {b} f32 after set_states, frame {t}: {e:.2e}"
+                );
+                checks += 1;
             }
             // bf16 storage against the reference's bf16 steps.
             let p16: Vec<bf16> = prompt.iter().map(|&v| bf16::from_f32(v)).collect();

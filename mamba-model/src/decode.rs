@@ -284,6 +284,43 @@ impl<T: DeviceElement> StackDecoder<'_, T> {
         matches!(&self.kind, Kind::Device(d) if d.graph.is_some())
     }
 
+    /// Replaces the states (one per block, for this decoder's batch): the next step
+    /// continues from them, as a decoder made by [`Mamba2Stack::decoder_from`] would. On
+    /// the device they are copied into the buffers the decoder already has, so its
+    /// recorded graph stays valid: one decoder can serve prompt after prompt (each
+    /// processed whole by [`Mamba2Stack::forward_with_state`]) without recording again.
+    /// Nothing changes where a state does not fit.
+    pub fn set_states(&mut self, states: &[Mamba2State]) -> Result<(), ModelError> {
+        let blocks = self.stack.blocks();
+        if states.len() != blocks.len() {
+            return Err(ModelError::Config(format!(
+                "{} states for a stack of {} blocks",
+                states.len(),
+                blocks.len()
+            )));
+        }
+        for (b, s) in blocks.iter().zip(states) {
+            s.check(b.config(), self.batch)?;
+        }
+        match &mut self.kind {
+            Kind::Host(held) => held.clone_from_slice(states),
+            Kind::Device(dev) => {
+                for ((conv, ssm), s) in dev.states.iter_mut().zip(states) {
+                    conv.copy_from_host(&s.conv, &dev.stream)?;
+                    ssm.copy_from_host(&s.ssm, &dev.stream)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Back to the zero state (a fresh sequence in every row), keeping the decoder's
+    /// buffers and recorded graph.
+    pub fn reset(&mut self) -> Result<(), ModelError> {
+        let zero = self.stack.zero_state(self.batch);
+        self.set_states(&zero)
+    }
+
     /// The states after the last step, one per block, as host vectors (copied from the
     /// device there): to continue with [`Mamba2Stack::step`], or later with
     /// [`Mamba2Stack::decoder_from`].

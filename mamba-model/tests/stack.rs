@@ -469,7 +469,32 @@ fn decoder_continues_a_prompt_as_step_does() {
         assert!(e.contains("2 states for a stack of 3"), "{e}");
         let mut mixed = stack.zero_state(b);
         mixed[1] = stack.zero_state(1).pop().unwrap();
-        assert!(stack.decoder_from::<f32>(mixed).is_err());
+        assert!(stack.decoder_from::<f32>(mixed.clone()).is_err());
+        // set_states: refused where the states do not fit (nothing changes), then the
+        // next step continues from them; reset: the zero state again.
+        let before = dec.states().unwrap();
+        assert!(dec.set_states(&mixed).is_err());
+        let e = dec.set_states(&st[..1]).unwrap_err().to_string();
+        assert!(e.contains("1 states for a stack of 3"), "{e}");
+        assert_eq!(dec.states().unwrap(), before);
+        dec.set_states(&st).unwrap();
+        assert_eq!(dec.states().unwrap(), st);
+        let x = randn(&mut rng, b * dm);
+        let mut want_st = st.clone();
+        let want = stack.step(Tensor::new(&x, [b, dm]), &mut want_st).unwrap();
+        assert_eq!(
+            dec.step(Tensor::new(&x, [b, dm])).unwrap(),
+            want,
+            "{kind:?}"
+        );
+        assert_eq!(dec.states().unwrap(), want_st);
+        dec.reset().unwrap();
+        assert_eq!(dec.states().unwrap(), stack.zero_state(b));
+        let mut zero = stack.zero_state(b);
+        assert_eq!(
+            dec.step(Tensor::new(&x, [b, dm])).unwrap(),
+            stack.step(Tensor::new(&x, [b, dm]), &mut zero).unwrap()
+        );
     }
 }
 
