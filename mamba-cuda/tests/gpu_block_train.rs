@@ -2380,6 +2380,30 @@ fn stack_decoder_on_the_device_matches_the_reference() {
                 );
                 checks += 1;
             }
+            // prefill: the prompt through the device chain from the zero state, in the
+            // decoder's buffers; then a step from the prompt's end.
+            dec.reset().unwrap();
+            let mut again = host.zero_state(b);
+            let want = host
+                .forward_with_state(Tensor::new(&prompt, [b, l, dm]), &mut again)
+                .unwrap();
+            let got = dec.prefill(Tensor::new(&prompt, [b, l, dm])).unwrap();
+            let e = rel_l2(&f64s(&got), &f64s(&want));
+            assert!(e <= 1e-5, "cfg {ci} b {b} f32 prefill: {e:.2e}");
+            for (k, (g, w)) in dec.states().unwrap().iter().zip(&again).enumerate() {
+                let e = rel_l2(&f64s(&g.ssm), &f64s(&w.ssm));
+                assert!(
+                    e <= 1e-5,
+                    "cfg {ci} b {b} prefill block {k} ssm state {e:.2e}"
+                );
+            }
+            let want = host
+                .step(Tensor::new(&frames[0], [b, dm]), &mut again)
+                .unwrap();
+            let got = dec.step(Tensor::new(&frames[0], [b, dm])).unwrap();
+            let e = rel_l2(&f64s(&got), &f64s(&want));
+            assert!(e <= 1e-5, "cfg {ci} b {b} f32 step after prefill: {e:.2e}");
+            checks += 3;
             // bf16 storage against the reference's bf16 steps.
             let p16: Vec<bf16> = prompt.iter().map(|&v| bf16::from_f32(v)).collect();
             let mut st = host.zero_state(b);

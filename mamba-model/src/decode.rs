@@ -105,6 +105,31 @@ impl<T: DeviceElement> DeviceDecode<'_, T> {
         Ok(())
     }
 
+    /// A prompt of `seqlen` frames through every block from the states held, which it
+    /// advances in place (the block forward with states, on the decoder's stream; the
+    /// recorded graph keeps reading the same buffers). Returns the output.
+    fn prefill(&mut self, x: &[T], batch: usize, seqlen: usize) -> mamba_core::Result<Vec<T>> {
+        let stream = &self.stream;
+        let mut h = self.cuda.upload(x, stream)?;
+        let mut y = if self.add {
+            None
+        } else {
+            Some(self.cuda.alloc::<T>(x.len())?)
+        };
+        for (blk, (conv, ssm)) in self.blocks.iter().zip(self.states.iter_mut()) {
+            match &mut y {
+                None => {
+                    blk.forward_residual(&mut h, batch, seqlen, Some((conv, ssm)), true, stream)?
+                }
+                Some(y) => {
+                    blk.forward(&h, batch, seqlen, y, Some((conv, ssm)), true, stream)?;
+                    self.cuda.axpy(1.0, y, &mut h, stream)?;
+                }
+            }
+        }
+        h.to_vec(stream)
+    }
+
     /// One step: the frame up, the device work (the graph where there is one), the
     /// output down.
     fn step(&mut self, x: &[T], batch: usize) -> mamba_core::Result<Vec<T>> {
@@ -263,6 +288,39 @@ where
         match &mut self.kind {
             Kind::Host(states) => self.stack.step(x, states),
             Kind::Device(dev) => Ok(dev.step(x.data, self.batch)?),
+        }
+    }
+}
+
+impl<T: Element + DeviceElement> StackDecoder<'_, T>
+where
+    dyn Backend: Kernels<T>,
+{
+    /// A prompt through the stack from the decoder's states, advancing them: `x` is
+    /// (batch, frames, d_model); returns the output of every frame, (batch, frames,
+    /// d_model). The same as [`Mamba2Stack::forward_with_state`] with the decoder's
+    /// states, without taking them out: on the device the prompt runs block after block
+    /// there, each block's states read and written in the decoder's buffers, and only the
+    /// prompt and the output cross the bus. Then [`step`](Self::step) continues from the
+    /// prompt's last frame.
+    pub fn prefill(&mut self, x: Tensor<'_, T>) -> Result<Vec<T>, ModelError> {
+        let dm = self.stack.d_model();
+        let d = x.dims();
+        if d.len() != 3
+            || d[0] != self.batch
+            || d[2] != dm
+            || d[1] == 0
+            || x.data.len() != d[0] * d[1] * d[2]
+        {
+            return Err(ModelError::Shape {
+                what: "decoder prefill input (batch, frames, d_model)",
+                expected: vec![self.batch, d.get(1).copied().unwrap_or(1).max(1), dm],
+                got: d.to_vec(),
+            });
+        }
+        match &mut self.kind {
+            Kind::Host(states) => self.stack.forward_with_state(x, states),
+            Kind::Device(dev) => Ok(dev.prefill(x.data, self.batch, d[1])?),
         }
     }
 }

@@ -495,6 +495,28 @@ fn decoder_continues_a_prompt_as_step_does() {
             dec.step(Tensor::new(&x, [b, dm])).unwrap(),
             stack.step(Tensor::new(&x, [b, dm]), &mut zero).unwrap()
         );
+        // prefill: a prompt from the decoder's states, as forward_with_state from the
+        // same states; the steps after it continue from the prompt's end.
+        let prompt2 = randn(&mut rng, b * 3 * dm);
+        let got = dec.prefill(Tensor::new(&prompt2, [b, 3, dm])).unwrap();
+        let want = stack
+            .forward_with_state(Tensor::new(&prompt2, [b, 3, dm]), &mut zero)
+            .unwrap();
+        assert_eq!(got, want, "{kind:?} prefill");
+        assert_eq!(dec.states().unwrap(), zero);
+        let x = randn(&mut rng, b * dm);
+        assert_eq!(
+            dec.step(Tensor::new(&x, [b, dm])).unwrap(),
+            stack.step(Tensor::new(&x, [b, dm]), &mut zero).unwrap()
+        );
+        let before = dec.states().unwrap();
+        let e = dec
+            .prefill(Tensor::new(&prompt2[..3 * dm], [1, 3, dm]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decoder prefill input"), "{e}");
+        assert!(dec.prefill(Tensor::new(&x, [b, dm])).is_err());
+        assert_eq!(dec.states().unwrap(), before);
     }
 }
 
