@@ -34,13 +34,6 @@ __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log
 // silu with the hardware exponential (relative error ~1e-7, far inside the tolerances).
 __device__ __forceinline__ float silu_f(float v) { return __fdividef(v, 1.f + __expf(-v)); }
 
-// The sum of v over the 32 lanes of a warp, in every lane.
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // The step of ops 1, 2 and 4: raw + bias, softplus if asked, clamp if asked.
 __device__ __forceinline__ float step_size(float raw, int softplus, int has_limit, float lo, float hi) {
     float s = softplus ? softplus_f(raw) : raw;

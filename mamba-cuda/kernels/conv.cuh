@@ -32,6 +32,15 @@
 #pragma once
 #include "common.cuh"
 
+// The sum of v over the 32 lanes of a warp, in every lane (for the kernels of misc.cu and
+// bwd.cu, the two files that include this one; not in common.cuh, which the host
+// emulators of other kernels include without a __shfl_xor_sync).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 #define CONVT_NT 128
 #define CONVT_TL 512
 #define CONVT_CH 8  // the CL forms' steps per batch of loads
