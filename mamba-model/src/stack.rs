@@ -407,7 +407,9 @@ impl Mamba2Stack {
     /// [`zero_state`](Self::zero_state) makes them) and leaving there the states after the
     /// last frame: a sequence processed in chunks, each from the previous chunk's states,
     /// gives what it gives whole. Each block runs its own
-    /// [`Mamba2Block::forward_with_state`] (on the device: one round trip per block).
+    /// [`Mamba2Block::forward_with_state`] (on the device: one round trip per block; a
+    /// prompt to be decoded after runs on the device without them through
+    /// [`StackDecoder::prefill`](crate::StackDecoder::prefill)).
     pub fn forward_with_state<T: Element + DeviceElement>(
         &self,
         input: Tensor<'_, T>,
