@@ -199,19 +199,10 @@ impl Mamba2Stack {
     where
         dyn Backend: Kernels<T>,
     {
-        if states.len() != self.blocks().len() {
-            return Err(ModelError::Config(format!(
-                "{} states for a stack of {} blocks",
-                states.len(),
-                self.blocks().len()
-            )));
-        }
         let batch = states.first().map_or(0, |s| s.batch);
+        self.check_states_for(&states, batch)?;
         if batch == 0 {
             return Err(ModelError::Config("a decoder needs batch >= 1".into()));
-        }
-        for (b, s) in self.blocks().iter().zip(&states) {
-            s.check(b.config(), batch)?;
         }
         let kind = match self.device_decode::<T>(&states, batch) {
             Some(d) => Kind::Device(d?),
@@ -349,17 +340,7 @@ impl<T: DeviceElement> StackDecoder<'_, T> {
     /// processed whole by [`Mamba2Stack::forward_with_state`]) without recording again.
     /// Nothing changes where a state does not fit.
     pub fn set_states(&mut self, states: &[Mamba2State]) -> Result<(), ModelError> {
-        let blocks = self.stack.blocks();
-        if states.len() != blocks.len() {
-            return Err(ModelError::Config(format!(
-                "{} states for a stack of {} blocks",
-                states.len(),
-                blocks.len()
-            )));
-        }
-        for (b, s) in blocks.iter().zip(states) {
-            s.check(b.config(), self.batch)?;
-        }
+        self.stack.check_states_for(states, self.batch)?;
         match &mut self.kind {
             Kind::Host(held) => held.clone_from_slice(states),
             Kind::Device(dev) => {

@@ -403,6 +403,19 @@ impl Mamba2Stack {
         Ok(())
     }
 
+    /// One state per block, each fitting its block for `batch` rows.
+    pub(crate) fn check_states_for(
+        &self,
+        states: &[Mamba2State],
+        batch: usize,
+    ) -> Result<(), ModelError> {
+        self.check_states(states)?;
+        for (b, s) in self.blocks.iter().zip(states) {
+            s.check(b.config(), batch)?;
+        }
+        Ok(())
+    }
+
     /// Forward continuing from `states` (one per block, as
     /// [`zero_state`](Self::zero_state) makes them) and leaving there the states after the
     /// last frame: a sequence processed in chunks, each from the previous chunk's states,
@@ -421,9 +434,7 @@ impl Mamba2Stack {
         self.check_states(states)?;
         let (batch, seqlen) = self.dims(&input)?;
         // Every state checked before any changes.
-        for (b, s) in self.blocks.iter().zip(states.iter()) {
-            s.check(b.config(), batch)?;
-        }
+        self.check_states_for(states, batch)?;
         let mut h = input.data.to_vec();
         for (b, st) in self.blocks.iter().zip(states.iter_mut()) {
             let (y, next) =
@@ -454,9 +465,7 @@ impl Mamba2Stack {
             });
         }
         let batch = d[0];
-        for (b, s) in self.blocks.iter().zip(states.iter()) {
-            s.check(b.config(), batch)?;
-        }
+        self.check_states_for(states, batch)?;
         let mut h = x.data.to_vec();
         for (b, st) in self.blocks.iter().zip(states.iter_mut()) {
             let y = b.step(Tensor::new(&h, [batch, self.d_model()]), st)?;
