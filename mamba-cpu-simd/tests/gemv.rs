@@ -40,7 +40,8 @@ fn every_shape_every_path() {
     let mut shapes = Vec::new();
     for rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 16, 33] {
         for inp in [1usize, 7, 15, 16, 17, 33, 100] {
-            for out in [1usize, 3, 4, 5, 9] {
+            // 8 / 13 / 17: one row's tiles of 8 outputs, then of 4, then single ones.
+            for out in [1usize, 3, 4, 5, 8, 9, 13, 17] {
                 shapes.push((rows, inp, out));
             }
         }
@@ -48,6 +49,7 @@ fn every_shape_every_path() {
     // Large enough to be split over threads, with tails everywhere.
     shapes.extend([
         (1, 768, 3352),
+        (1, 193, 1031),
         (3, 193, 1031),
         (6, 1536, 771),
         (32, 200, 517),
