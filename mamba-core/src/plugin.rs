@@ -1417,6 +1417,23 @@ impl CudaBlock {
         ok(self.api, code, "Mamba2Block")
     }
 
+    /// The device addresses of a forward's states after checking their lengths for
+    /// `batch` rows; (0, 0) without states.
+    fn state_ptrs(
+        &self,
+        op: &'static str,
+        batch: usize,
+        states: Option<(&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>)>,
+    ) -> Result<(u64, u64)> {
+        match states {
+            Some((c, s)) => {
+                self.check_states(op, "states", batch, c.len(), s.len())?;
+                Ok((c.ptr, s.ptr))
+            }
+            None => Ok((0, 0)),
+        }
+    }
+
     /// The descriptor of a forward on device buffers, after checking the storage type and
     /// every length.
     #[allow(clippy::too_many_arguments)]
@@ -1444,13 +1461,7 @@ impl CudaBlock {
                 ),
             ));
         }
-        let (conv_state, ssm_state) = match states {
-            Some((c, s)) => {
-                self.check_states(op, "states", batch, c.len(), s.len())?;
-                (c.ptr, s.ptr)
-            }
-            None => (0, 0),
-        };
+        let (conv_state, ssm_state) = self.state_ptrs(op, batch, states)?;
         Ok(BlockForwardDesc {
             batch: batch as u32,
             seqlen: seqlen as u32,
@@ -1531,13 +1542,7 @@ impl CudaBlock {
                 ),
             ));
         }
-        let (conv_state, ssm_state) = match states {
-            Some((c, s)) => {
-                self.check_states(OP, "states", batch, c.len(), s.len())?;
-                (c.ptr, s.ptr)
-            }
-            None => (0, 0),
-        };
+        let (conv_state, ssm_state) = self.state_ptrs(OP, batch, states)?;
         let desc = BlockForwardDesc {
             batch: batch as u32,
             seqlen: seqlen as u32,
