@@ -472,87 +472,142 @@ impl LastTask<'_> {
         self.inputs.row(self.i, j)
     }
 
-    /// The channels from `ch` on, `V::LANES` of them: `dp` (rows t0..te of c) gets
-    /// dpre, `grads` ((W + 1) c: dw as (W, c), then dbias) the task's partial sums,
-    /// `dx` (rows t0..t1 of c) the input's gradient, and `dinit` ((c, W-1) of this
-    /// batch), when given, the initial states'.
+    /// The channels from `ch` on, `V::LANES` of them, in one pass over the task's steps
+    /// (and the `W-1` after them): `grads` ((W + 1) c: dw as (W, c), then dbias) gets
+    /// the task's partial sums, `dx` (rows t0..t1 of c) the input's gradient, and
+    /// `dinit` ((c, W-1) of this batch), when given, the initial states'. The usual
+    /// widths keep their rings in registers; any other width in memory.
     #[inline(always)]
     fn channels<V: Simd>(
         &self,
         v: V,
         ch: usize,
-        dp: &mut [f32],
         grads: &mut [f32],
         dx: &mut [f32],
         dinit: Option<&mut [f32]>,
     ) {
+        match self.inputs.dims.width {
+            2 => self.channels_w::<V, 2>(v, ch, grads, dx, dinit),
+            3 => self.channels_w::<V, 3>(v, ch, grads, dx, dinit),
+            4 => self.channels_w::<V, 4>(v, ch, grads, dx, dinit),
+            w => {
+                let mut rings = vec![v.zero(); 4 * w];
+                let (wk, rest) = rings.split_at_mut(w);
+                let (xr, rest) = rest.split_at_mut(w);
+                let (dr, acc) = rest.split_at_mut(w);
+                self.fused(v, ch, grads, dx, dinit, [wk, xr, dr, acc]);
+            }
+        }
+    }
+
+    /// [`Self::channels`] at width `W`.
+    #[inline(always)]
+    fn channels_w<V: Simd, const W: usize>(
+        &self,
+        v: V,
+        ch: usize,
+        grads: &mut [f32],
+        dx: &mut [f32],
+        dinit: Option<&mut [f32]>,
+    ) {
+        let z = v.zero();
+        let (mut wk, mut xr, mut dr, mut acc) = ([z; W], [z; W], [z; W], [z; W]);
+        self.fused(
+            v,
+            ch,
+            grads,
+            dx,
+            dinit,
+            [&mut wk, &mut xr, &mut dr, &mut acc],
+        );
+    }
+
+    /// The pass of [`Self::channels`], with `W`-long rings for the weights, the last `W`
+    /// input samples (`xr[k] = x[t + k + 1 - W]` once step `t`'s is in), the last `W`
+    /// values of `dpre = dout * act'(pre)` (`dr[k] = dpre[t - k]`) and the weight
+    /// gradient's sums. At step `t`, `dpre[t]` is formed, added into the weight and
+    /// bias sums (steps before `t1`), and `dx[t - (W-1)] = sum_k w[k] dpre[t - k]`
+    /// completed (`dpre` zero past `te`). The sums run over the same terms in the same
+    /// order as the three separate passes this replaced (which read `x` twice and
+    /// wrote and read back a `dpre` buffer).
+    #[inline(always)]
+    fn fused<V: Simd>(
+        &self,
+        v: V,
+        ch: usize,
+        grads: &mut [f32],
+        dx: &mut [f32],
+        mut dinit: Option<&mut [f32]>,
+        [wk, xr, dr, acc]: [&mut [V::V]; 4],
+    ) {
         let d = self.inputs.dims;
-        let (l, c, w) = (d.seqlen, d.channels, d.width);
+        // The rings' length (a constant at the usual widths) is the width.
+        let (l, c, w) = (d.seqlen, d.channels, wk.len());
+        debug_assert_eq!(w, d.width);
         let (t0, t1, te) = (self.t0, self.t1, self.te);
-        let wk: Vec<V::V> = (0..w)
-            .map(|k| v.load(&self.inputs.wt[k * c + ch..]))
-            .collect();
-        let bias = self.inputs.bias.map_or(v.zero(), |b| v.load(&b[ch..]));
-        // dpre = dout * act'(pre) at t0..te.
-        for t in t0..te {
-            let mut pre = bias;
-            for (k, &wv) in wk.iter().enumerate() {
-                let xs = self.src(t as isize + k as isize + 1 - w as isize);
-                pre = v.mul_add(wv, v.load(&xs[ch..]), pre);
-            }
-            let mut g = v.load(&self.dout[(self.i * l + t) * c + ch..]);
-            if self.inputs.silu {
-                g = v.mul(g, math::silu_and_grad(v, pre).1);
-            }
-            v.store(&mut dp[(t - t0) * c + ch..], g);
+        let z = v.zero();
+        for (k, x) in wk.iter_mut().enumerate() {
+            *x = v.load(&self.inputs.wt[k * c + ch..]);
         }
-        // dw[k] += dpre[t] xp[t + k], dbias += dpre[t], over the task's own steps.
-        let mut acc: Vec<V::V> = vec![v.zero(); w];
-        let mut accb = v.zero();
-        for t in t0..t1 {
-            let g = v.load(&dp[(t - t0) * c + ch..]);
-            accb = v.add(accb, g);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let xs = self.src(t as isize + k as isize + 1 - w as isize);
-                *a = v.mul_add(g, v.load(&xs[ch..]), *a);
-            }
+        let bias = self.inputs.bias.map_or(z, |b| v.load(&b[ch..]));
+        xr.fill(z);
+        for (k, x) in xr[1..].iter_mut().enumerate() {
+            *x = v.load(&self.src(t0 as isize + k as isize + 1 - w as isize)[ch..]);
         }
-        for (k, &a) in acc.iter().enumerate() {
-            v.store(&mut grads[k * c + ch..], a);
-        }
-        v.store(&mut grads[w * c + ch..], accb);
-        // dx[t] = sum_k w[k] dpre[t + W-1 - k] (steps before L), plus the final states'
-        // gradient for the last W-1 steps.
-        for t in t0..t1 {
-            let mut acc = v.zero();
-            for (k, &wv) in wk.iter().enumerate() {
-                let m = t + w - 1 - k;
-                if m < te {
-                    acc = v.mul_add(wv, v.load(&dp[(m - t0) * c + ch..]), acc);
+        dr.fill(z);
+        acc.fill(z);
+        let mut accb = z;
+        // dx rows before t0 are the initial states' (first task of a batch only).
+        let first = if dinit.is_some() { 0 } else { t0 + w - 1 };
+        for t in t0..t1 + w - 1 {
+            let mut g = z;
+            if t < te {
+                xr.copy_within(1..w, 0);
+                xr[w - 1] = v.load(&self.src(t as isize)[ch..]);
+                let mut pre = bias;
+                for k in 0..w {
+                    pre = v.mul_add(wk[k], xr[k], pre);
                 }
-            }
-            let o = &mut dx[(t - t0) * c + ch..];
-            v.store(o, acc);
-            if let Some(df) = self.dfinal {
-                if t + w > l {
-                    for (lane, o) in o[..V::LANES].iter_mut().enumerate() {
-                        *o += df[(self.i * c + ch + lane) * (w - 1) + t + w - 1 - l];
+                g = v.load(&self.dout[(self.i * l + t) * c + ch..]);
+                if self.inputs.silu {
+                    g = v.mul(g, math::silu_and_grad(v, pre).1);
+                }
+                if t < t1 {
+                    accb = v.add(accb, g);
+                    for k in 0..w {
+                        acc[k] = v.mul_add(g, xr[k], acc[k]);
                     }
                 }
             }
-        }
-        // dinit[j] = sum_{k <= j} w[k] dpre[j - k], plus the final states' gradient
-        // where the initial samples are among the last W-1 (L < W-1).
-        if let Some(di) = dinit {
-            for j in 0..w - 1 {
-                let mut acc = v.zero();
-                for (k, &wv) in wk.iter().enumerate().take(j + 1) {
-                    if j - k < te {
-                        acc = v.mul_add(wv, v.load(&dp[(j - k) * c + ch..]), acc);
+            dr.copy_within(0..w - 1, 1);
+            dr[0] = g;
+            if t < first {
+                continue;
+            }
+            // dx[tt] = sum_k w[k] dpre[tt + W-1 - k], tt = t - (W-1) (may be < t0 only
+            // when the initial states' gradient is wanted, t0 = 0).
+            let mut a = z;
+            for k in 0..w {
+                a = v.mul_add(wk[k], dr[k], a);
+            }
+            let tt = t as isize - (w as isize - 1);
+            if tt >= t0 as isize {
+                let tt = tt as usize;
+                let o = &mut dx[(tt - t0) * c + ch..];
+                v.store(o, a);
+                if let Some(df) = self.dfinal {
+                    if tt + w > l {
+                        for (lane, o) in o[..V::LANES].iter_mut().enumerate() {
+                            *o += df[(self.i * c + ch + lane) * (w - 1) + tt + w - 1 - l];
+                        }
                     }
                 }
+            } else if let Some(di) = dinit.as_deref_mut() {
+                // j = W-1 + tt: dinit[j] = sum_{k <= j} w[k] dpre[j - k], plus the final
+                // states' gradient where the initial samples are among the last W-1.
+                let j = (tt + w as isize - 1) as usize;
                 let mut vals = [0.0f32; MAX_LANES];
-                v.store(&mut vals, acc);
+                v.store(&mut vals, a);
                 for (lane, &val) in vals[..V::LANES].iter().enumerate() {
                     let mut val = val;
                     if let Some(df) = self.dfinal {
@@ -564,6 +619,10 @@ impl LastTask<'_> {
                 }
             }
         }
+        for (k, &a) in acc.iter().enumerate() {
+            v.store(&mut grads[k * c + ch..], a);
+        }
+        v.store(&mut grads[w * c + ch..], accb);
     }
 }
 
@@ -604,15 +663,14 @@ impl Kernel for BackwardLast<'_> {
                         dout,
                         dfinal,
                     };
-                    let mut dp = vec![0.0f32; (task.te - t0) * c];
                     let mut grads = vec![0.0f32; (w + 1) * c];
                     let cv = c - c % S::LANES;
                     for ch in (0..cv).step_by(S::LANES) {
-                        task.channels(s, ch, &mut dp, &mut grads, dx, dinit.as_deref_mut());
+                        task.channels(s, ch, &mut grads, dx, dinit.as_deref_mut());
                     }
                     for ch in cv..c {
                         let sc = crate::simd::Scalar;
-                        task.channels(sc, ch, &mut dp, &mut grads, dx, dinit.as_deref_mut());
+                        task.channels(sc, ch, &mut grads, dx, dinit.as_deref_mut());
                     }
                     grads
                 },

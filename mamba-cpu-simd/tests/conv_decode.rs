@@ -44,6 +44,22 @@ fn conv_every_option_every_path() {
             channel_last: true,
             ..conv(3, 33, 50, 6)
         },
+        // Channel-last over several time blocks (tasks starting past 0), at the widths
+        // whose backward keeps its rings in registers, whole vectors and a tail; the
+        // last block shorter than W-1 (514 = 2 * 256 + 2).
+        ConvShape {
+            channel_last: true,
+            ..conv(2, 40, 514, 4)
+        },
+        ConvShape {
+            channel_last: true,
+            ..conv(1, 35, 300, 2)
+        },
+        ConvShape {
+            channel_last: true,
+            dfinal: false,
+            ..conv(2, 20, 257, 3)
+        },
     ];
     for (k, s) in cases.into_iter().enumerate() {
         let case = ConvCase::random(s, 200 + k as u64);
