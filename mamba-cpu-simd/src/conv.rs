@@ -486,40 +486,13 @@ impl LastTask<'_> {
         dx: &mut [f32],
         dinit: Option<&mut [f32]>,
     ) {
-        match self.inputs.dims.width {
-            2 => self.channels_w::<V, 2>(v, ch, grads, dx, dinit),
-            3 => self.channels_w::<V, 3>(v, ch, grads, dx, dinit),
-            4 => self.channels_w::<V, 4>(v, ch, grads, dx, dinit),
-            w => {
-                let mut rings = vec![v.zero(); 4 * w];
-                let (wk, rest) = rings.split_at_mut(w);
-                let (xr, rest) = rest.split_at_mut(w);
-                let (dr, acc) = rest.split_at_mut(w);
-                self.fused(v, ch, grads, dx, dinit, [wk, xr, dr, acc]);
-            }
-        }
-    }
-
-    /// [`Self::channels`] at width `W`.
-    #[inline(always)]
-    fn channels_w<V: Simd, const W: usize>(
-        &self,
-        v: V,
-        ch: usize,
-        grads: &mut [f32],
-        dx: &mut [f32],
-        dinit: Option<&mut [f32]>,
-    ) {
         let z = v.zero();
-        let (mut wk, mut xr, mut dr, mut acc) = ([z; W], [z; W], [z; W], [z; W]);
-        self.fused(
-            v,
-            ch,
-            grads,
-            dx,
-            dinit,
-            [&mut wk, &mut xr, &mut dr, &mut acc],
-        );
+        match self.inputs.dims.width {
+            2 => self.fused(v, ch, grads, dx, dinit, [[z; 2]; 4]),
+            3 => self.fused(v, ch, grads, dx, dinit, [[z; 3]; 4]),
+            4 => self.fused(v, ch, grads, dx, dinit, [[z; 4]; 4]),
+            w => self.fused(v, ch, grads, dx, dinit, [(); 4].map(|_| vec![z; w])),
+        }
     }
 
     /// The pass of [`Self::channels`], with `W`-long rings for the weights, the last `W`
@@ -531,15 +504,17 @@ impl LastTask<'_> {
     /// order as the three separate passes this replaced (which read `x` twice and
     /// wrote and read back a `dpre` buffer).
     #[inline(always)]
-    fn fused<V: Simd>(
+    fn fused<V: Simd, R: AsMut<[V::V]>>(
         &self,
         v: V,
         ch: usize,
         grads: &mut [f32],
         dx: &mut [f32],
         mut dinit: Option<&mut [f32]>,
-        [wk, xr, dr, acc]: [&mut [V::V]; 4],
+        rings: [R; 4],
     ) {
+        let [mut wk, mut xr, mut dr, mut acc] = rings;
+        let (wk, xr, dr, acc) = (wk.as_mut(), xr.as_mut(), dr.as_mut(), acc.as_mut());
         let d = self.inputs.dims;
         // The rings' length (a constant at the usual widths) is the width.
         let (l, c, w) = (d.seqlen, d.channels, wk.len());
