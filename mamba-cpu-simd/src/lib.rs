@@ -242,6 +242,27 @@ pub fn simd_exp(level: SimdLevel, x: &[f32], out: &mut [f32]) -> Option<()> {
     Some(())
 }
 
+/// Runs `f` compiled for the instruction set `level`, as the kernels are (plainly
+/// where this CPU lacks it): for element-wise loops written elsewhere (the model
+/// crate's norms), which the compiler then vectorises at that width instead of the
+/// build's baseline (SSE2 on x86-64). Mark the closure `#[inline(always)]` so that it
+/// is compiled inside. The arithmetic is what the code says either way (no
+/// reassociation, no contraction into fused multiply-adds), so the results are the
+/// same bits; only the instructions differ.
+pub fn vectorized<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
+    struct Run<G>(G);
+    impl<R, G: FnOnce() -> R> simd::Kernel for Run<G> {
+        type Output = R;
+        #[inline(always)]
+        fn run<S: simd::Simd>(self, _: S) -> R {
+            (self.0)()
+        }
+    }
+    Isa::new(level)
+        .unwrap_or(Isa::new(SimdLevel::Scalar).expect("scalar is always there"))
+        .dispatch(Run(f))
+}
+
 /// The kernels for one storage type. Written per type (not as one generic impl) so
 /// that the kernels are compiled once, in this crate, rather than again in every crate
 /// that calls them.

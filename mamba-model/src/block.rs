@@ -954,42 +954,49 @@ pub(crate) fn gated_rmsnorm_fast(
     out.par_chunks_mut(block * di)
         .enumerate()
         .for_each(|(bi, chunk)| {
-            let r0 = bi * block;
-            let n = chunk.len();
-            let (yb, zb) = (&y[r0 * di..r0 * di + n], &z[r0 * di..r0 * di + n]);
-            // The gate silu(z) = z / (1 + e^-z).
-            let neg: Vec<f32> = zb.iter().map(|v| -v).collect();
-            let mut gate = vec![0.0f32; n];
-            if mamba_cpu_simd::simd_exp(level, &neg, &mut gate).is_none() {
-                gate.iter_mut().zip(&neg).for_each(|(o, v)| *o = v.exp());
-            }
-            gate.iter_mut()
-                .zip(zb)
-                .for_each(|(e, zv)| *e = zv / (1.0 + *e));
-            for (k, ((o, yg), gg)) in chunk
-                .chunks_exact_mut(gs)
-                .zip(yb.chunks_exact(gs))
-                .zip(gate.chunks_exact(gs))
-                .enumerate()
-            {
-                let wg = &weight[(k % groups) * gs..(k % groups + 1) * gs];
-                if norm_before_gate {
-                    let ms = yg.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
-                    let inv = 1.0 / (ms + eps).sqrt();
-                    for e in 0..gs {
-                        o[e] = yg[e] * inv * wg[e] * gg[e];
+            // Compiled for the best instruction set (the same arithmetic, wider).
+            mamba_cpu_simd::vectorized(
+                level,
+                #[inline(always)]
+                move || {
+                    let r0 = bi * block;
+                    let n = chunk.len();
+                    let (yb, zb) = (&y[r0 * di..r0 * di + n], &z[r0 * di..r0 * di + n]);
+                    // The gate silu(z) = z / (1 + e^-z).
+                    let neg: Vec<f32> = zb.iter().map(|v| -v).collect();
+                    let mut gate = vec![0.0f32; n];
+                    if mamba_cpu_simd::simd_exp(level, &neg, &mut gate).is_none() {
+                        gate.iter_mut().zip(&neg).for_each(|(o, v)| *o = v.exp());
                     }
-                } else {
-                    for e in 0..gs {
-                        o[e] = yg[e] * gg[e];
+                    gate.iter_mut()
+                        .zip(zb)
+                        .for_each(|(e, zv)| *e = zv / (1.0 + *e));
+                    for (k, ((o, yg), gg)) in chunk
+                        .chunks_exact_mut(gs)
+                        .zip(yb.chunks_exact(gs))
+                        .zip(gate.chunks_exact(gs))
+                        .enumerate()
+                    {
+                        let wg = &weight[(k % groups) * gs..(k % groups + 1) * gs];
+                        if norm_before_gate {
+                            let ms = yg.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
+                            let inv = 1.0 / (ms + eps).sqrt();
+                            for e in 0..gs {
+                                o[e] = yg[e] * inv * wg[e] * gg[e];
+                            }
+                        } else {
+                            for e in 0..gs {
+                                o[e] = yg[e] * gg[e];
+                            }
+                            let ms = o.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
+                            let inv = 1.0 / (ms + eps).sqrt();
+                            for e in 0..gs {
+                                o[e] *= inv * wg[e];
+                            }
+                        }
                     }
-                    let ms = o.iter().map(|&a| a * a).sum::<f32>() / gs as f32;
-                    let inv = 1.0 / (ms + eps).sqrt();
-                    for e in 0..gs {
-                        o[e] *= inv * wg[e];
-                    }
-                }
-            }
+                },
+            )
         });
     out
 }

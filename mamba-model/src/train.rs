@@ -639,68 +639,75 @@ pub(crate) fn gated_rmsnorm_backward_fast(
         .zip(dz.par_chunks_mut(chunk))
         .enumerate()
         .map(|(task, (dy, dz))| {
-            let e0 = task * chunk;
-            let n = dy.len();
-            let (yb, zb, db) = (&y[e0..e0 + n], &z[e0..e0 + n], &dout[e0..e0 + n]);
-            // sigmoid(z) for the task's rows, then silu(z) = z sigmoid(z).
-            let neg: Vec<f32> = zb.iter().map(|v| -v).collect();
-            let mut sg = vec![0.0f32; n];
-            if mamba_cpu_simd::simd_exp(level, &neg, &mut sg).is_none() {
-                sg.iter_mut().zip(&neg).for_each(|(o, v)| *o = v.exp());
-            }
-            sg.iter_mut().for_each(|e| *e = 1.0 / (1.0 + *e));
-            let mut dw = vec![0.0f64; di];
-            // What is normalised, and the gradient at the normalised value times the
-            // weight, per element of a group.
-            let mut v = vec![0.0f32; gs];
-            let mut gv = vec![0.0f32; gs];
-            for (base, ((dyg, dzg), ((yg, zg), (sgg, dg)))) in dy
-                .chunks_exact_mut(gs)
-                .zip(dz.chunks_exact_mut(gs))
-                .zip(
-                    yb.chunks_exact(gs)
-                        .zip(zb.chunks_exact(gs))
-                        .zip(sg.chunks_exact(gs).zip(db.chunks_exact(gs))),
-                )
-                .enumerate()
-                .map(|(k, x)| (k % groups * gs, x))
-            {
-                let wg = &weight[base..base + gs];
-                let dwg = &mut dw[base..base + gs];
-                if norm_before_gate {
-                    v.copy_from_slice(yg);
-                    for e in 0..gs {
-                        gv[e] = dg[e] * (zg[e] * sgg[e]) * wg[e];
+            // Compiled for the best instruction set (the same arithmetic, wider).
+            mamba_cpu_simd::vectorized(
+                level,
+                #[inline(always)]
+                move || {
+                    let e0 = task * chunk;
+                    let n = dy.len();
+                    let (yb, zb, db) = (&y[e0..e0 + n], &z[e0..e0 + n], &dout[e0..e0 + n]);
+                    // sigmoid(z) for the task's rows, then silu(z) = z sigmoid(z).
+                    let neg: Vec<f32> = zb.iter().map(|v| -v).collect();
+                    let mut sg = vec![0.0f32; n];
+                    if mamba_cpu_simd::simd_exp(level, &neg, &mut sg).is_none() {
+                        sg.iter_mut().zip(&neg).for_each(|(o, v)| *o = v.exp());
                     }
-                } else {
-                    for e in 0..gs {
-                        v[e] = yg[e] * (zg[e] * sgg[e]);
-                        gv[e] = dg[e] * wg[e];
+                    sg.iter_mut().for_each(|e| *e = 1.0 / (1.0 + *e));
+                    let mut dw = vec![0.0f64; di];
+                    // What is normalised, and the gradient at the normalised value times the
+                    // weight, per element of a group.
+                    let mut v = vec![0.0f32; gs];
+                    let mut gv = vec![0.0f32; gs];
+                    for (base, ((dyg, dzg), ((yg, zg), (sgg, dg)))) in dy
+                        .chunks_exact_mut(gs)
+                        .zip(dz.chunks_exact_mut(gs))
+                        .zip(
+                            yb.chunks_exact(gs)
+                                .zip(zb.chunks_exact(gs))
+                                .zip(sg.chunks_exact(gs).zip(db.chunks_exact(gs))),
+                        )
+                        .enumerate()
+                        .map(|(k, x)| (k % groups * gs, x))
+                    {
+                        let wg = &weight[base..base + gs];
+                        let dwg = &mut dw[base..base + gs];
+                        if norm_before_gate {
+                            v.copy_from_slice(yg);
+                            for e in 0..gs {
+                                gv[e] = dg[e] * (zg[e] * sgg[e]) * wg[e];
+                            }
+                        } else {
+                            for e in 0..gs {
+                                v[e] = yg[e] * (zg[e] * sgg[e]);
+                                gv[e] = dg[e] * wg[e];
+                            }
+                        }
+                        let ms = sum16(gs, |e| v[e] * v[e]) / gs as f64;
+                        let rinv64 = 1.0 / (ms + eps as f64).sqrt();
+                        let dot = sum16(gs, |e| gv[e] * v[e]);
+                        let rinv = rinv64 as f32;
+                        let c = (rinv64 * rinv64 * rinv64 * dot / gs as f64) as f32;
+                        for e in 0..gs {
+                            let (s, zv) = (sgg[e], zg[e]);
+                            let silu_grad = s * (1.0 + zv * (1.0 - s));
+                            let normed = v[e] * rinv;
+                            let dv = rinv * gv[e] - v[e] * c;
+                            if norm_before_gate {
+                                let gate = zv * s;
+                                dwg[e] += (dg[e] * gate * normed) as f64;
+                                dyg[e] = dv;
+                                dzg[e] = dg[e] * normed * wg[e] * silu_grad;
+                            } else {
+                                dwg[e] += (dg[e] * normed) as f64;
+                                dyg[e] = dv * (zv * s);
+                                dzg[e] = dv * yg[e] * silu_grad;
+                            }
+                        }
                     }
-                }
-                let ms = sum16(gs, |e| v[e] * v[e]) / gs as f64;
-                let rinv64 = 1.0 / (ms + eps as f64).sqrt();
-                let dot = sum16(gs, |e| gv[e] * v[e]);
-                let rinv = rinv64 as f32;
-                let c = (rinv64 * rinv64 * rinv64 * dot / gs as f64) as f32;
-                for e in 0..gs {
-                    let (s, zv) = (sgg[e], zg[e]);
-                    let silu_grad = s * (1.0 + zv * (1.0 - s));
-                    let normed = v[e] * rinv;
-                    let dv = rinv * gv[e] - v[e] * c;
-                    if norm_before_gate {
-                        let gate = zv * s;
-                        dwg[e] += (dg[e] * gate * normed) as f64;
-                        dyg[e] = dv;
-                        dzg[e] = dg[e] * normed * wg[e] * silu_grad;
-                    } else {
-                        dwg[e] += (dg[e] * normed) as f64;
-                        dyg[e] = dv * (zv * s);
-                        dzg[e] = dv * yg[e] * silu_grad;
-                    }
-                }
-            }
-            dw
+                    dw
+                },
+            )
         })
         .collect();
     add_task_partials(&partials, dweight);
