@@ -210,3 +210,216 @@ impl Tile<'_> {
         }
     }
 }
+
+/// Outputs per panel of a [`PackedNt`]: three AVX-512 vectors, six AVX2 ones, twelve
+/// NEON ones.
+pub const PANEL: usize = 48;
+
+/// A weight matrix `w` (out, inp) repacked for [`matmul_nt_packed`]: panels of
+/// [`PANEL`] outputs, each stored input-major (for every input index, the panel's 48
+/// weights side by side), the last panel padded with zeros.
+///
+/// Packing costs one pass over `w` and as much memory again; a decode step that uses the
+/// same weights for token after token pays it once (the model crate keeps the packed
+/// copy with a block's decode constants, dropped whenever the weights change).
+#[derive(Clone, PartialEq)]
+pub struct PackedNt {
+    out: usize,
+    inp: usize,
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedNt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedNt")
+            .field("out", &self.out)
+            .field("inp", &self.inp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedNt {
+    /// Packs `w` (out, inp) row-major.
+    ///
+    /// # Panics
+    /// If `w.len() != out * inp`.
+    pub fn new(w: &[f32], out: usize, inp: usize) -> PackedNt {
+        assert_eq!(w.len(), out * inp, "PackedNt::new: w is not out x inp");
+        let panels = out.div_ceil(PANEL);
+        let mut data = vec![0.0f32; panels * PANEL * inp];
+        if inp > 0 {
+            for (p, panel) in data.chunks_exact_mut(PANEL * inp).enumerate() {
+                let o0 = p * PANEL;
+                for (j, row) in w[o0 * inp..].chunks_exact(inp).take(PANEL).enumerate() {
+                    for (dst, &v) in panel[j..].iter_mut().step_by(PANEL).zip(row) {
+                        *dst = v;
+                    }
+                }
+            }
+        }
+        PackedNt { out, inp, data }
+    }
+
+    /// Outputs (rows of the original `w`).
+    pub fn out(&self) -> usize {
+        self.out
+    }
+
+    /// Inputs (columns of the original `w`).
+    pub fn inp(&self) -> usize {
+        self.inp
+    }
+
+    /// Bytes held by the packed copy.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+}
+
+/// `y (rows, out) = x (rows, inp) · wᵀ` with `w` packed by [`PackedNt::new`], on the
+/// instruction set `level` (`None` if this CPU lacks it), panels split over the threads
+/// of rayon's current pool.
+///
+/// Vectorised across outputs: each weight vector loaded serves up to 8 rows and no
+/// horizontal sums are left at the end, so with the weights in cache it runs near the
+/// machine's SGEMM rate, and with them in memory it reads them once, in order. Each
+/// output is one `f32` multiply-add chain over the inputs in order, so every row's
+/// result is the same bits whatever the number of rows or threads.
+///
+/// # Panics
+/// If `x` is not `rows * w.inp()` long or `y` not `rows * w.out()`.
+pub fn matmul_nt_packed(
+    level: SimdLevel,
+    x: &[f32],
+    rows: usize,
+    w: &PackedNt,
+    y: &mut [f32],
+) -> Option<()> {
+    let (inp, out) = (w.inp, w.out);
+    assert_eq!(x.len(), rows * inp, "matmul_nt_packed: x is not rows x inp");
+    assert_eq!(y.len(), rows * out, "matmul_nt_packed: y is not rows x out");
+    let isa = Isa::new(level)?;
+    if rows == 0 || out == 0 {
+        return Some(());
+    }
+    if inp == 0 {
+        y.fill(0.0);
+        return Some(());
+    }
+    let panels = out.div_ceil(PANEL);
+    // Per panel its rows x PANEL outputs, then put in place.
+    let mut t = vec![0.0f32; panels * rows * PANEL];
+    let threads = rayon::current_num_threads();
+    let per_task = if rows * inp * out < PARALLEL_MIN || threads == 1 {
+        panels
+    } else {
+        panels.div_ceil(4 * threads)
+    };
+    let task = |(k, t): (usize, &mut [f32])| {
+        let p0 = k * per_task;
+        let n = t.len() / (rows * PANEL);
+        isa.dispatch(Panels {
+            x,
+            rows,
+            inp,
+            w: &w.data[p0 * PANEL * inp..(p0 + n) * PANEL * inp],
+            t,
+        });
+    };
+    if per_task >= panels {
+        task((0, &mut t));
+    } else {
+        t.par_chunks_mut(per_task * rows * PANEL)
+            .enumerate()
+            .for_each(task);
+    }
+    for (p, tp) in t.chunks_exact(rows * PANEL).enumerate() {
+        let o0 = p * PANEL;
+        let n = (out - o0).min(PANEL);
+        for (r, tr) in tp.chunks_exact(PANEL).enumerate() {
+            y[r * out + o0..][..n].copy_from_slice(&tr[..n]);
+        }
+    }
+    Some(())
+}
+
+/// Whole panels of packed weights: `w` holds them, `t` (panels, rows, PANEL) their
+/// outputs.
+struct Panels<'a> {
+    x: &'a [f32],
+    rows: usize,
+    inp: usize,
+    w: &'a [f32],
+    t: &'a mut [f32],
+}
+
+impl Kernel for Panels<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let (rows, inp) = (self.rows, self.inp);
+        // Row tiles of 8 where 32 vector registers hold 24 accumulators (AVX-512, NEON),
+        // of 4 with 16 registers (AVX2: 12 accumulators, 3 weight vectors, a broadcast).
+        let big = S::LANES != 8;
+        let sub = 3 * S::LANES;
+        for (wp, tp) in self
+            .w
+            .chunks_exact(PANEL * inp)
+            .zip(self.t.chunks_exact_mut(rows * PANEL))
+        {
+            for q in (0..PANEL).step_by(sub) {
+                let mut r0 = 0;
+                while r0 < rows {
+                    let x = &self.x[r0 * inp..];
+                    let t = &mut tp[r0 * PANEL..];
+                    let n = match (big, rows - r0) {
+                        (true, 8..) => tile::<S, 8>(s, x, inp, wp, q, t),
+                        (_, 7) => tile::<S, 7>(s, x, inp, wp, q, t),
+                        (_, 6) => tile::<S, 6>(s, x, inp, wp, q, t),
+                        (_, 5) => tile::<S, 5>(s, x, inp, wp, q, t),
+                        (_, 3) => tile::<S, 3>(s, x, inp, wp, q, t),
+                        (_, 2) => tile::<S, 2>(s, x, inp, wp, q, t),
+                        (_, 1) => tile::<S, 1>(s, x, inp, wp, q, t),
+                        _ => tile::<S, 4>(s, x, inp, wp, q, t),
+                    };
+                    r0 += n;
+                }
+            }
+        }
+    }
+}
+
+/// Outputs `q .. q + 3 LANES` of one panel `wp` for `R` rows of `x` (row stride `inp`),
+/// into `t` (row stride `PANEL`). Returns `R`.
+#[inline(always)]
+fn tile<S: Simd, const R: usize>(
+    s: S,
+    x: &[f32],
+    inp: usize,
+    wp: &[f32],
+    q: usize,
+    t: &mut [f32],
+) -> usize {
+    let l = S::LANES;
+    let xr: [&[f32]; R] = core::array::from_fn(|r| &x[r * inp..(r + 1) * inp]);
+    let mut acc = [[s.zero(); 3]; R];
+    for (k, wk) in wp.chunks_exact(PANEL).enumerate() {
+        let wk = &wk[q..q + 3 * l];
+        let w0 = s.load(wk);
+        let w1 = s.load(&wk[l..]);
+        let w2 = s.load(&wk[2 * l..]);
+        for (a, xr) in acc.iter_mut().zip(&xr) {
+            let xv = s.splat(xr[k]);
+            a[0] = s.mul_add(w0, xv, a[0]);
+            a[1] = s.mul_add(w1, xv, a[1]);
+            a[2] = s.mul_add(w2, xv, a[2]);
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        let tr = &mut t[r * PANEL + q..];
+        for (v, &av) in a.iter().enumerate() {
+            s.store(&mut tr[v * l..], av);
+        }
+    }
+    R
+}

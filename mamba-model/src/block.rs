@@ -16,7 +16,7 @@ use mamba_core::{
 use crate::backend::{self, BackendKind, Selection};
 use crate::config::Mamba2Config;
 use crate::error::ModelError;
-use crate::linear::{linear, GemmImpl};
+use crate::linear::{linear, linear_packed, GemmImpl};
 use crate::weights::Mamba2Weights;
 
 /// The recurrent state of a block after the last step it processed.
@@ -89,11 +89,29 @@ pub struct Mamba2Block {
 }
 
 /// A, dt_bias and D repeated over the head's channels, as the multi-head
-/// `selective_state_update` takes them: (h, p, N), (h, p), (h, p).
+/// `selective_state_update` takes them: (h, p, N), (h, p), (h, p); and on the fast CPU
+/// backend the projections' weights packed for the step's few rows.
 struct DecodeConsts {
     a: Vec<f32>,
     dt_bias: Vec<f32>,
     d: Vec<f32>,
+    proj: Option<DecodeProj>,
+}
+
+/// in_proj's three parts (z, xBC, dt rows) and out_proj packed for
+/// [`mamba_cpu_simd::matmul_nt_packed`]: vectorised across outputs, so a step of several
+/// rows runs at the SGEMM rate instead of ending each output in horizontal sums (a
+/// 768-wide block's step at batch 16: its products 2x faster), and one row reads each
+/// weight once, in order. As much memory again as the two projections; not made with
+/// `MAMBA_DECODE_PACK=0`.
+struct DecodeProj {
+    in_parts: [mamba_cpu_simd::PackedNt; 3],
+    out: mamba_cpu_simd::PackedNt,
+}
+
+/// Whether the CPU decode step packs the projections (`MAMBA_DECODE_PACK=0`: no).
+fn decode_pack_wanted() -> bool {
+    std::env::var("MAMBA_DECODE_PACK").map_or(true, |v| v.trim() != "0")
 }
 
 /// `MAMBA_BLOCK_TRAIN`: `host` keeps the block's training passes on the host path
@@ -619,17 +637,39 @@ impl Mamba2Block {
     /// in_proj of `rows` rows of `u`, computed straight into its three parts:
     /// `z` (rows, d_inner), `xBC` (rows, conv_dim), `dt` (rows, h).
     pub(crate) fn in_proj(&self, u: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        self.in_proj_with(u, rows, None)
+    }
+
+    /// The rows of in_proj's three parts: z, xBC and dt, (start, width) each.
+    fn in_proj_parts(&self) -> [(usize, usize); 3] {
+        let cfg = &self.cfg;
+        let (di, cd) = (cfg.d_inner(), cfg.conv_dim());
+        [(0, di), (di, cd), (di + cd, cfg.nheads())]
+    }
+
+    /// [`in_proj`](Self::in_proj), on the parts packed for the decode step where `packed`
+    /// holds them.
+    fn in_proj_with(
+        &self,
+        u: &[f32],
+        rows: usize,
+        packed: Option<&DecodeProj>,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (cfg, w) = (&self.cfg, &self.weights);
         let dm = cfg.d_model;
-        let parts = [cfg.d_inner(), cfg.conv_dim(), cfg.nheads()];
-        let mut start = 0;
-        let mut outs = parts.map(|width| {
-            let rows_w = &w.in_proj[start * dm..(start + width) * dm];
+        let mut k = 0;
+        let mut outs = self.in_proj_parts().map(|(start, width)| {
             let bias = w.in_proj_bias.as_deref().map(|b| &b[start..start + width]);
-            // linear writes every value.
+            // linear / linear_packed write every value.
             let mut o = scratch::for_overwrite::<f32>(rows * width);
-            linear(self.gemm(), u, rows, dm, rows_w, width, bias, &mut o);
-            start += width;
+            match packed {
+                Some(p) => linear_packed(u, rows, &p.in_parts[k], bias, &mut o),
+                None => {
+                    let rows_w = &w.in_proj[start * dm..(start + width) * dm];
+                    linear(self.gemm(), u, rows, dm, rows_w, width, bias, &mut o);
+                }
+            }
+            k += 1;
             o
         });
         let dt = std::mem::take(&mut outs[2]);
@@ -735,6 +775,14 @@ impl Mamba2Block {
     /// keeps the projections and the norm on the host. For a stack decoded token by
     /// token, [`Mamba2Stack::decoder`](crate::Mamba2Stack::decoder) keeps the states on
     /// the device instead.
+    ///
+    /// On the cpu-simd backend the first step after the weights change packs in_proj and
+    /// out_proj for the step's products (panels vectorised across outputs: at batch 16
+    /// the products run about twice as fast as on the plain weights, at batch 1 a little
+    /// faster). The packed copy takes as much memory again as the two projections and
+    /// lives until the weights change; `MAMBA_DECODE_PACK=0` steps on the plain weights
+    /// instead. Each output is then one multiply-add chain over its inputs, so a row's
+    /// result does not depend on the batch it comes in.
     pub fn step<T: Element>(
         &self,
         x: Tensor<'_, T>,
@@ -766,8 +814,32 @@ impl Mamba2Block {
             cfg.ngroups,
             cfg.d_state,
         );
+        let consts = self.decode.get_or_init(|| {
+            let per_channel = |v: &[f32], k: usize| -> Vec<f32> {
+                v.iter().flat_map(|&v| std::iter::repeat_n(v, k)).collect()
+            };
+            let dm = cfg.d_model;
+            let proj =
+                (self.gemm() == GemmImpl::Blocked && decode_pack_wanted()).then(|| DecodeProj {
+                    in_parts: self.in_proj_parts().map(|(start, width)| {
+                        let rows_w = &w.in_proj[start * dm..(start + width) * dm];
+                        mamba_cpu_simd::PackedNt::new(rows_w, width, dm)
+                    }),
+                    out: mamba_cpu_simd::PackedNt::new(&w.out_proj, dm, cfg.d_inner()),
+                });
+            Arc::new(DecodeConsts {
+                a: per_channel(&self.a, p * n),
+                dt_bias: per_channel(&w.dt_bias, p),
+                d: if cfg.d_has_hdim {
+                    w.d.clone()
+                } else {
+                    per_channel(&w.d, p)
+                },
+                proj,
+            })
+        });
         let u: Vec<f32> = convert(x.data);
-        let (z, xbc, dt_head) = self.in_proj(&u, batch);
+        let (z, xbc, dt_head) = self.in_proj_with(&u, batch, consts.proj.as_ref());
         let (z, xbc): (Vec<T>, Vec<T>) = (T::vec_from_f32(z), T::vec_from_f32(xbc));
 
         let mut xbc_act = scratch::zeroed::<T>(batch * cd);
@@ -797,20 +869,6 @@ impl Mamba2Block {
             .iter()
             .flat_map(|&v| std::iter::repeat_n(T::from_f32(v), p))
             .collect();
-        let consts = self.decode.get_or_init(|| {
-            let per_channel = |v: &[f32], k: usize| -> Vec<f32> {
-                v.iter().flat_map(|&v| std::iter::repeat_n(v, k)).collect()
-            };
-            Arc::new(DecodeConsts {
-                a: per_channel(&self.a, p * n),
-                dt_bias: per_channel(&w.dt_bias, p),
-                d: if cfg.d_has_hdim {
-                    w.d.clone()
-                } else {
-                    per_channel(&w.d, p)
-                },
-            })
-        });
         let (a_full, dtb, d_full) = (&consts.a, &consts.dt_bias, &consts.d);
         let mut y = scratch::zeroed::<T>(batch * di);
         {
@@ -834,16 +892,25 @@ impl Mamba2Block {
         }
         let normed = self.norm(&y, &z, batch);
         let mut out = scratch::zeroed::<f32>(batch * cfg.d_model);
-        linear(
-            self.gemm(),
-            &normed,
-            batch,
-            di,
-            &w.out_proj,
-            cfg.d_model,
-            w.out_proj_bias.as_deref(),
-            &mut out,
-        );
+        match &consts.proj {
+            Some(pk) => linear_packed(
+                &normed,
+                batch,
+                &pk.out,
+                w.out_proj_bias.as_deref(),
+                &mut out,
+            ),
+            None => linear(
+                self.gemm(),
+                &normed,
+                batch,
+                di,
+                &w.out_proj,
+                cfg.d_model,
+                w.out_proj_bias.as_deref(),
+                &mut out,
+            ),
+        }
         // The temporaries serve the next step (a decode loop allocates nothing large).
         for v in [z, xbc, xbc_act, xs, bm, cm, dt, y] {
             scratch::give(v);

@@ -55,6 +55,30 @@ unsafe fn sgemm(
     }
 }
 
+/// `y (rows, w.out()) = x (rows, w.inp()) @ w^T` with `w` packed once for many calls
+/// (a decode step's projections, token after token), plus `bias`: the SIMD product over
+/// packed panels, one pass over the weights at any number of rows.
+pub fn linear_packed(
+    x: &[f32],
+    rows: usize,
+    w: &mamba_cpu_simd::PackedNt,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let level = mamba_cpu_simd::SimdLevel::best();
+    // Lengths are checked there (release builds too).
+    mamba_cpu_simd::matmul_nt_packed(level, x, rows, w, y)
+        .expect("the best SIMD level is available");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), w.out(), "linear_packed: bias is not out long");
+        for row in y.chunks_exact_mut(w.out()) {
+            for (v, &bv) in row.iter_mut().zip(b) {
+                *v += bv;
+            }
+        }
+    }
+}
+
 /// `y (rows, out) = x (rows, inp) @ w^T` with `w` (out, inp) row-major, plus `bias`.
 pub fn linear(
     imp: GemmImpl,
