@@ -13,7 +13,7 @@ use mamba_core::{
 
 use crate::convert::{opt_to_f32, store, to_f32};
 use crate::par::split_mut;
-use crate::simd::{math, Kernel, Scalar, Simd};
+use crate::simd::{math, Kernel, Scalar, Simd, MAX_LANES};
 use crate::CpuSimd;
 
 /// Below this many state values a decode step runs on one thread: handing work to
@@ -216,7 +216,9 @@ pub(crate) fn conv_update<T: Element>(
     let mut y = scratch::zeroed::<f32>(out.len());
     // Each row: the state and the new samples side by side, the convolution at the
     // last `Ln` positions, then the last `S` columns back into the state. `W` is small,
-    // so this is plain scalar code; rows go to threads when there are many.
+    // so this is plain scalar code; the activation runs vectorised over the task's
+    // outputs afterwards (its scalar form held ~12% of a 768-wide CPU decode token at
+    // batch 16); rows go to threads when there are many.
     let threads = if rows * (sl + ln) >= PARALLEL_MIN {
         be.par.threads
     } else {
@@ -243,9 +245,12 @@ pub(crate) fn conv_update<T: Element>(
                 for (k, &wk) in wr.iter().enumerate() {
                     acc += wk * cat[first + k];
                 }
-                *yv = if silu { math::silu(Scalar, acc) } else { acc };
+                *yv = acc;
             }
             st.copy_from_slice(&cat[ln..]);
+        }
+        if silu {
+            be.isa.dispatch(SiluInPlace(yo));
         }
     };
     if threads > 1 {
@@ -256,4 +261,29 @@ pub(crate) fn conv_update<T: Element>(
     store(&y, out);
     scratch::give(y);
     Ok(())
+}
+
+/// `v = silu(v)` over a slice, vectorised; the tail through a padded vector, so every
+/// element gets the same arithmetic.
+struct SiluInPlace<'a>(&'a mut [f32]);
+
+impl Kernel for SiluInPlace<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let l = S::LANES;
+        let mut chunks = self.0.chunks_exact_mut(l);
+        for c in &mut chunks {
+            let v = math::silu(s, s.load(c));
+            s.store(c, v);
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let mut buf = [0.0f32; MAX_LANES];
+            buf[..tail.len()].copy_from_slice(tail);
+            let v = math::silu(s, s.load(&buf));
+            s.store(&mut buf, v);
+            tail.copy_from_slice(&buf[..tail.len()]);
+        }
+    }
 }
