@@ -2701,3 +2701,48 @@ fn residual_forward_matches_forward_and_add() {
         std::env::var("MAMBA_CUDA_BLOCK_STEP_FUSED").unwrap_or_default()
     );
 }
+
+/// Not a check: 40 decoder steps of four blocks (d_model `MAMBA_PROFILE_DM`, default 192,
+/// N 64 (128 from 768 up), batch `MAMBA_PROFILE_B`, default 1, bf16 with
+/// `MAMBA_PROFILE_BF16=1`) for a profiler (`ncu --launch-skip ...`) to read one token's
+/// kernels. Run with `--ignored`.
+#[test]
+#[ignore]
+fn decode_profile() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_model::Mamba2Stack;
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (dm, b) = (env("MAMBA_PROFILE_DM", 192), env("MAMBA_PROFILE_B", 1));
+    let cfg = Mamba2Config::new(dm, if dm >= 768 { 128 } else { 64 });
+    let sel = build(BackendKind::Cuda).unwrap();
+    let stack = Mamba2Stack::new(
+        (0..4)
+            .map(|k| {
+                let w = Mamba2Weights::init(&cfg, 20 + k).unwrap();
+                Mamba2Block::with_selection(cfg.clone(), w, &sel).unwrap()
+            })
+            .collect(),
+    )
+    .unwrap();
+    let mut rng = SplitMix64(77);
+    let x: Vec<f32> = (0..b * dm).map(|_| rng.normal()).collect();
+    if env("MAMBA_PROFILE_BF16", 0) == 1 {
+        let x: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        let mut dec = stack.decoder::<bf16>(b).unwrap();
+        for _ in 0..40 {
+            dec.step(Tensor::new(&x, [b, dm])).unwrap();
+        }
+    } else {
+        let mut dec = stack.decoder::<f32>(b).unwrap();
+        for _ in 0..40 {
+            dec.step(Tensor::new(&x, [b, dm])).unwrap();
+        }
+    }
+}

@@ -449,7 +449,18 @@ impl Gemm {
                 Some(p) => *p,
                 None => {
                     let p = match self.plan(lt, &key) {
-                        Ok(p) => Some(p),
+                        Ok((mut p, cands)) => {
+                            // Where the stream is being recorded nothing may wait: the
+                            // heuristic's first choice, not kept (a later call tunes).
+                            if cands.len() > 1 && tune_wanted() {
+                                if capturing(stream)? {
+                                    drop(plans);
+                                    return self.launch(lt, &p, a, b, d, add, ws, stream);
+                                }
+                                p.algo = self.tune(lt, &p, &key, &cands, a, b, ws, stream)?;
+                            }
+                            Some(p)
+                        }
                         Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => None,
                         Err(e) => return Err(e),
                     };
@@ -463,29 +474,7 @@ impl Gemm {
                 "no cuBLASLt algorithm for {key:?}"
             )));
         };
-        let (alpha, beta) = (1f32, if add { 1f32 } else { 0f32 });
-        // SAFETY: the descriptors describe the caller's device buffers (the layouts of
-        // `key`); the workspace is ours.
-        let st = unsafe {
-            (lt.matmul)(
-                lt.handle,
-                plan.desc,
-                &alpha as *const f32 as *const c_void,
-                a as *const c_void,
-                plan.a,
-                b as *const c_void,
-                plan.b,
-                &beta as *const f32 as *const c_void,
-                d as *const c_void,
-                plan.c,
-                d as *mut c_void,
-                plan.c,
-                plan.algo.algo.as_ptr() as *const c_void,
-                ws as *mut c_void,
-                WORKSPACE,
-                stream as *mut c_void,
-            )
-        };
+        let st = lt_matmul(lt, &plan, &plan.algo, a, b, d, add, ws, stream);
         if st == STATUS_NOT_SUPPORTED {
             // Refused at run time (nothing was launched): the caller's kernel does it, and
             // this key does not try cuBLASLt again.
@@ -504,7 +493,92 @@ impl Gemm {
         Ok(())
     }
 
-    fn plan(&self, lt: &Lt, key: &PlanKey) -> PResult<Plan> {
+    /// One product on a plan made but not kept (see `matmul`).
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        lt: &Lt,
+        plan: &Plan,
+        a: u64,
+        b: u64,
+        d: u64,
+        add: bool,
+        ws: u64,
+        stream: u64,
+    ) -> PResult<()> {
+        match lt_matmul(lt, plan, &plan.algo, a, b, d, add, ws, stream) {
+            0 => Ok(()),
+            st => Err(PErr::new(
+                mamba_core::abi::status::CUDA_ERROR,
+                format!("cublasLtMatmul: status {st}"),
+            )),
+        }
+    }
+
+    /// The heuristic's candidates for `key` timed on the caller's operands with CUDA
+    /// events on `stream` (it waits for the stream), into scratch of the output's size (the
+    /// caller's output is not touched): each candidate once to warm up, then `TUNE_RUNS`
+    /// times, in `TUNE_PASSES` passes over the list, a candidate's time the least of its
+    /// passes. The heuristic's first choice is kept unless another is faster by more than
+    /// `TUNE_MARGIN` of its time: a few-microsecond product timed back to back measures
+    /// launches as much as the kernel, and a pick by noise made the decode step slower
+    /// (forty-seventh session). A candidate that fails is passed over. Once per plan key
+    /// (the plans are kept).
+    #[allow(clippy::too_many_arguments)]
+    fn tune(
+        &self,
+        lt: &Lt,
+        plan: &Plan,
+        key: &PlanKey,
+        cands: &[HeuristicResult],
+        a: u64,
+        b: u64,
+        ws: u64,
+        stream: u64,
+    ) -> PResult<HeuristicResult> {
+        let g = super::gpu()?;
+        let es = if key.c_ty == CUDA_R_32F { 4 } else { 2 };
+        let bytes = (key.c.ld.max(0) as usize) * (key.c.cols as usize) * es;
+        let d = g.alloc_async(bytes.max(256), stream)?;
+        let (e0, e1) = (super::event_create()?, super::event_create()?);
+        // Per candidate: the least time of its passes (None: it failed).
+        let mut times: Vec<Option<f32>> = vec![None; cands.len()];
+        let mut timed = || -> PResult<()> {
+            for pass in 0..TUNE_PASSES {
+                for (c, t) in cands.iter().zip(times.iter_mut()) {
+                    if pass > 0 && t.is_none() {
+                        continue;
+                    }
+                    if lt_matmul(lt, plan, c, a, b, d, false, ws, stream) != 0 {
+                        *t = None;
+                        continue;
+                    }
+                    super::event_record(e0, stream)?;
+                    let mut ok = true;
+                    for _ in 0..TUNE_RUNS {
+                        ok &= lt_matmul(lt, plan, c, a, b, d, false, ws, stream) == 0;
+                    }
+                    super::event_record(e1, stream)?;
+                    let ms = super::event_elapsed_ms(e0, e1)?;
+                    *t = if ok {
+                        Some(t.map_or(ms, |t: f32| t.min(ms)))
+                    } else {
+                        None
+                    };
+                }
+            }
+            Ok(())
+        };
+        let r = timed();
+        let f = g.free_async(d, stream);
+        let _ = super::event_destroy(e0);
+        let _ = super::event_destroy(e1);
+        r?;
+        f?;
+        Ok(cands[pick(&times)])
+    }
+
+    fn plan(&self, lt: &Lt, key: &PlanKey) -> PResult<(Plan, Vec<HeuristicResult>)> {
         let fail = |what: &str, st: Status| {
             PErr::new(
                 mamba_core::abi::status::CUDA_ERROR,
@@ -567,26 +641,142 @@ impl Gemm {
             }
         }
         // SAFETY: HeuristicResult is plain data; zero is a valid bit pattern.
-        let mut res: HeuristicResult = unsafe { std::mem::zeroed() };
+        let mut res: [HeuristicResult; TUNE_CANDIDATES] = unsafe { std::mem::zeroed() };
         let mut count = 0i32;
-        // SAFETY: asks for one algorithm into a local result.
+        // SAFETY: asks for up to TUNE_CANDIDATES algorithms into a local array of as many.
         let st = unsafe {
             (lt.heuristic)(
-                lt.handle, desc, la, lb, lc, lc, pref, 1, &mut res, &mut count,
+                lt.handle,
+                desc,
+                la,
+                lb,
+                lc,
+                lc,
+                pref,
+                TUNE_CANDIDATES as i32,
+                res.as_mut_ptr(),
+                &mut count,
             )
         };
-        if st != 0 || count < 1 {
+        let cands: Vec<HeuristicResult> = res[..count.clamp(0, TUNE_CANDIDATES as i32) as usize]
+            .iter()
+            .filter(|r| r.state == 0)
+            .copied()
+            .collect();
+        if st != 0 || cands.is_empty() {
             return Err(PErr::new(
                 mamba_core::abi::status::UNSUPPORTED,
                 format!("no cuBLASLt algorithm for {key:?} (status {st})"),
             ));
         }
-        Ok(Plan {
-            desc,
-            a: la,
-            b: lb,
-            c: lc,
-            algo: res,
-        })
+        Ok((
+            Plan {
+                desc,
+                a: la,
+                b: lb,
+                c: lc,
+                algo: cands[0],
+            },
+            cands,
+        ))
+    }
+}
+
+/// The heuristic's candidates per plan key, timed by [`Gemm::tune`].
+const TUNE_CANDIDATES: usize = 8;
+/// Timed runs per candidate and pass.
+const TUNE_RUNS: usize = 16;
+/// Passes over the candidates.
+const TUNE_PASSES: usize = 2;
+/// How much faster than the heuristic's first choice another must be to replace it.
+const TUNE_MARGIN: f32 = 0.15;
+
+/// The candidate [`Gemm::tune`] keeps, from the least times of the candidates (`None`:
+/// failed): the fastest where it beats the first (the heuristic's choice) by more than
+/// `TUNE_MARGIN`, or where the first failed; else the first.
+fn pick(times: &[Option<f32>]) -> usize {
+    let best = times
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| t.map(|t| (k, t)))
+        .min_by(|x, y| x.1.total_cmp(&y.1));
+    match (times.first().copied().flatten(), best) {
+        (_, None) => 0,
+        (None, Some((k, _))) => k,
+        (Some(first), Some((k, t))) if t < first * (1.0 - TUNE_MARGIN) => k,
+        _ => 0,
+    }
+}
+
+/// Whether a new plan times the heuristic's candidates (`MAMBA_CUDA_LT_TUNE=0`: the first
+/// candidate, as before the forty-fifth session).
+fn tune_wanted() -> bool {
+    super::ops::env_str("MAMBA_CUDA_LT_TUNE").as_deref() != Some("0")
+}
+
+/// Whether `stream` is being recorded into a graph (then nothing may wait on it).
+fn capturing(stream: u64) -> PResult<bool> {
+    let mut st = cust::sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+    // SAFETY: reads the capture status of a live stream handle into a local.
+    let r = unsafe { cust::sys::cuStreamIsCapturing(stream as cust::sys::CUstream, &mut st) };
+    super::check(r, "cuStreamIsCapturing")?;
+    Ok(st != cust::sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE)
+}
+
+/// `cublasLtMatmul` of `plan` with the algorithm `algo`: `d = op(a) op(b)`, or with `add`
+/// `d += op(a) op(b)`; returns cuBLASLt's status.
+#[allow(clippy::too_many_arguments)]
+fn lt_matmul(
+    lt: &Lt,
+    plan: &Plan,
+    algo: &HeuristicResult,
+    a: u64,
+    b: u64,
+    d: u64,
+    add: bool,
+    ws: u64,
+    stream: u64,
+) -> Status {
+    let (alpha, beta) = (1f32, if add { 1f32 } else { 0f32 });
+    // SAFETY: the descriptors describe the caller's device buffers (the layouts of the
+    // plan's key); the workspace is ours.
+    unsafe {
+        (lt.matmul)(
+            lt.handle,
+            plan.desc,
+            &alpha as *const f32 as *const c_void,
+            a as *const c_void,
+            plan.a,
+            b as *const c_void,
+            plan.b,
+            &beta as *const f32 as *const c_void,
+            d as *const c_void,
+            plan.c,
+            d as *mut c_void,
+            plan.c,
+            algo.algo.as_ptr() as *const c_void,
+            ws as *mut c_void,
+            WORKSPACE,
+            stream as *mut c_void,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn tuning_keeps_the_first_choice_unless_another_is_clearly_faster() {
+        // Within the margin (10% faster): the heuristic's choice stays.
+        assert_eq!(pick(&[Some(1.0), Some(0.9), Some(0.95)]), 0);
+        // Past it: the fastest.
+        assert_eq!(pick(&[Some(1.0), Some(0.9), Some(0.3)]), 2);
+        assert_eq!(pick(&[Some(3.0), Some(1.0)]), 1);
+        // The first failed: the fastest that ran; none ran: the first.
+        assert_eq!(pick(&[None, Some(2.0), Some(1.5)]), 2);
+        assert_eq!(pick(&[None, None]), 0);
+        assert_eq!(pick(&[Some(1.0)]), 0);
+        assert_eq!(pick(&[Some(1.0), None]), 0);
     }
 }
