@@ -74,18 +74,36 @@ pub fn matmul_nt_few_rows(
     Some(())
 }
 
-/// Fills `yt` (out, rows) in tasks of contiguous outputs.
-fn run(isa: Isa, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, yt: &mut [f32]) {
+/// Runs `f(first, chunk)` over `buf`, `units` units of `unit` values, cut into tasks of
+/// whole units (`first`: the task's first unit): all on the calling thread below
+/// `PARALLEL_MIN` multiply-adds (`work`) or with one thread, else a few tasks per thread
+/// of at least `min_units` each, on rayon's current pool.
+fn in_tasks(
+    buf: &mut [f32],
+    units: usize,
+    unit: usize,
+    work: usize,
+    min_units: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
     let threads = rayon::current_num_threads();
-    let work = rows * inp * out;
     let per_task = if work < PARALLEL_MIN || threads == 1 {
-        out
+        units
     } else {
-        // A few tasks per thread, each at least 16 outputs.
-        out.div_ceil(4 * threads).max(16)
+        units.div_ceil(4 * threads).max(min_units)
     };
-    let task = |(t, yt): (usize, &mut [f32])| {
-        let o0 = t * per_task;
+    if per_task >= units {
+        f(0, buf);
+    } else {
+        buf.par_chunks_mut(per_task * unit)
+            .enumerate()
+            .for_each(|(t, chunk)| f(t * per_task, chunk));
+    }
+}
+
+/// Fills `yt` (out, rows) in tasks of contiguous outputs (at least 16 each).
+fn run(isa: Isa, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, yt: &mut [f32]) {
+    in_tasks(yt, out, rows, rows * inp * out, 16, |o0, yt| {
         let n = yt.len() / rows;
         isa.dispatch(Outputs {
             x,
@@ -94,14 +112,7 @@ fn run(isa: Isa, x: &[f32], rows: usize, inp: usize, w: &[f32], out: usize, yt: 
             w: &w[o0 * inp..(o0 + n) * inp],
             yt,
         });
-    };
-    if per_task >= out {
-        task((0, yt));
-    } else {
-        yt.par_chunks_mut(per_task * rows)
-            .enumerate()
-            .for_each(task);
-    }
+    });
 }
 
 /// A block of outputs: `w` holds their rows, `yt` (outputs, rows) their values.
@@ -309,30 +320,23 @@ pub fn matmul_nt_packed(
     let panels = out.div_ceil(PANEL);
     // Per panel its rows x PANEL outputs, then put in place.
     let mut t = vec![0.0f32; panels * rows * PANEL];
-    let threads = rayon::current_num_threads();
-    let per_task = if rows * inp * out < PARALLEL_MIN || threads == 1 {
-        panels
-    } else {
-        panels.div_ceil(4 * threads)
-    };
-    let task = |(k, t): (usize, &mut [f32])| {
-        let p0 = k * per_task;
-        let n = t.len() / (rows * PANEL);
-        isa.dispatch(Panels {
-            x,
-            rows,
-            inp,
-            w: &w.data[p0 * PANEL * inp..(p0 + n) * PANEL * inp],
-            t,
-        });
-    };
-    if per_task >= panels {
-        task((0, &mut t));
-    } else {
-        t.par_chunks_mut(per_task * rows * PANEL)
-            .enumerate()
-            .for_each(task);
-    }
+    in_tasks(
+        &mut t,
+        panels,
+        rows * PANEL,
+        rows * inp * out,
+        1,
+        |p0, t| {
+            let n = t.len() / (rows * PANEL);
+            isa.dispatch(Panels {
+                x,
+                rows,
+                inp,
+                w: &w.data[p0 * PANEL * inp..(p0 + n) * PANEL * inp],
+                t,
+            });
+        },
+    );
     for (p, tp) in t.chunks_exact(rows * PANEL).enumerate() {
         let o0 = p * PANEL;
         let n = (out - o0).min(PANEL);
