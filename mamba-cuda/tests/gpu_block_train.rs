@@ -2541,6 +2541,93 @@ fn recorded_graphs_run_what_was_recorded() {
     drop(graph);
 }
 
+/// A block forward recorded on a fresh stream (its products' plans, cuBLASLt's workspace
+/// and the SSD's scratch all first needed while recording) and launched again with new
+/// inputs copied into the same buffer: every launch gives what an unrecorded forward of the
+/// same input gives, and the stream works unrecorded afterwards. L 333 at batch 2 takes the
+/// SSD form with per-stream scratch (`ssdz`) at the default width; the row count 666 is
+/// used by no other test, so the products' plans are made while recording.
+#[test]
+fn recorded_block_forward_replays_with_new_inputs() {
+    if !cuda_available() {
+        return;
+    }
+    use mamba_core::plugin::DeviceBuffer;
+    use mamba_model::DType;
+    let cuda = mamba_model::backend::cuda_backend().unwrap();
+    let sel = build(BackendKind::Cuda).unwrap();
+    let cfg = Mamba2Config::default();
+    let blk = Mamba2Block::with_selection(cfg.clone(), random_weights(&cfg, 57), &sel).unwrap();
+    let d32 = blk.device_block(DType::F32).unwrap().unwrap();
+    let (b, l, dm) = (2usize, 333usize, cfg.d_model);
+    let n = b * l * dm;
+    let mut rng = SplitMix64(404);
+    let inputs: Vec<Vec<f32>> = (0..4)
+        .map(|_| (0..n).map(|_| rng.normal()).collect())
+        .collect();
+    let stream = cuda.stream().unwrap();
+    let mut xd: DeviceBuffer<f32> = cuda.upload(&inputs[0], &stream).unwrap();
+    let mut out = cuda.zeros::<f32>(n, &stream).unwrap();
+    let graph = cuda
+        .record(&stream, |s| {
+            d32.forward(&xd, b, l, &mut out, None, false, s)
+        })
+        .unwrap();
+    assert!(
+        out.to_vec(&stream).unwrap().iter().all(|&v| v == 0.0),
+        "recording ran nothing"
+    );
+    // The same inputs, unrecorded, on another stream.
+    let other = cuda.stream().unwrap();
+    let plain = |x: &[f32]| -> Vec<f64> {
+        let xd = cuda.upload(x, &other).unwrap();
+        let mut o = cuda.alloc::<f32>(n).unwrap();
+        d32.forward(&xd, b, l, &mut o, None, false, &other).unwrap();
+        o.to_vec(&other)
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    };
+    let mut seen: Vec<Vec<f64>> = Vec::new();
+    for (k, x) in inputs.iter().enumerate().chain([(0, &inputs[0])]) {
+        xd.copy_from_host(x, &stream).unwrap();
+        graph.launch(&stream).unwrap();
+        let got: Vec<f64> = out
+            .to_vec(&stream)
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let want = plain(x);
+        let e = rel_l2(&got, &want);
+        assert!(
+            e <= 1e-6,
+            "launch with input {k}: {e:.2e} from the unrecorded forward"
+        );
+        assert!(
+            seen.iter().all(|s| s != &got) || k == 0,
+            "input {k} gave an earlier output"
+        );
+        seen.push(got);
+    }
+    // The recording's stream, unrecorded, after the launches.
+    let mut o2 = cuda.zeros::<f32>(n, &stream).unwrap();
+    xd.copy_from_host(&inputs[2], &stream).unwrap();
+    d32.forward(&xd, b, l, &mut o2, None, false, &stream)
+        .unwrap();
+    let got: Vec<f64> = o2
+        .to_vec(&stream)
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let e = rel_l2(&got, &plain(&inputs[2]));
+    assert!(e <= 1e-6, "the stream after: {e:.2e}");
+    drop(graph);
+    eprintln!("recorded block forward: 5 launches, 4 inputs, the stream after: ok");
+}
+
 /// The residual form of the block forward (`CudaBlock::forward_residual`: `h += block(h)`
 /// in one call, the add in out_proj's epilogue) against the plain forward and a host add,
 /// at L 1 (the decode step's form) and L 5 (the general forward), f32 and bf16, with the

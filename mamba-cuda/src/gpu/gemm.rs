@@ -275,19 +275,23 @@ impl Gemm {
         self.detail.clone()
     }
 
-    /// `stream`'s workspace, allocated on its first use (in stream order on `stream`,
-    /// which is the only stream that uses it).
+    /// `stream`'s workspace, allocated on its first use and kept until the stream goes
+    /// (only `stream` uses it). Not in stream order: a workspace first needed while the
+    /// stream is being recorded must not become the graph's allocation (the graph would own
+    /// it, and every later call on the stream would use memory that exists only while the
+    /// graph runs).
     fn workspace(&self, stream: u64) -> PResult<u64> {
         let mut ws = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&p) = ws.get(&stream) {
             return Ok(p);
         }
-        let p = super::gpu()?.alloc_async(WORKSPACE, stream)?;
+        let p = super::outside_capture(|| super::mem_alloc(WORKSPACE))?;
         ws.insert(stream, p);
         Ok(p)
     }
 
-    /// Gives back `stream`'s workspace, in stream order (before the stream goes).
+    /// Gives back `stream`'s workspace once the stream's work is done (before the stream
+    /// goes).
     pub(crate) fn release_stream(&self, stream: u64) -> PResult<()> {
         let p = self
             .workspaces
@@ -295,7 +299,10 @@ impl Gemm {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&stream);
         match p {
-            Some(p) => super::gpu()?.free_async(p, stream),
+            Some(p) => {
+                super::stream_synchronize(stream)?;
+                super::mem_free(p)
+            }
             None => Ok(()),
         }
     }
@@ -451,13 +458,18 @@ impl Gemm {
                     let p = match self.plan(lt, &key) {
                         Ok((mut p, cands)) => {
                             // Where the stream is being recorded nothing may wait: the
-                            // heuristic's first choice, not kept (a later call tunes).
-                            if cands.len() > 1 && tune_wanted() {
-                                if capturing(stream)? {
-                                    drop(plans);
-                                    return self.launch(lt, &p, a, b, d, add, ws, stream);
+                            // heuristic's first choice is kept for this key, untimed (a
+                            // plan made and dropped would leak its descriptors, and a
+                            // refusal at run time would not fall back as a kept plan's does).
+                            // Tuning is optional: where it fails (its scratch or events
+                            // refused) the first choice stays, and the product itself
+                            // reports whatever is wrong with the device.
+                            if cands.len() > 1 && tune_wanted() && !super::stream_capturing(stream)?
+                            {
+                                if let Ok(algo) = self.tune(lt, &p, &key, &cands, a, b, ws, stream)
+                                {
+                                    p.algo = algo;
                                 }
-                                p.algo = self.tune(lt, &p, &key, &cands, a, b, ws, stream)?;
                             }
                             Some(p)
                         }
@@ -491,28 +503,6 @@ impl Gemm {
             ));
         }
         Ok(())
-    }
-
-    /// One product on a plan made but not kept (see `matmul`).
-    #[allow(clippy::too_many_arguments)]
-    fn launch(
-        &self,
-        lt: &Lt,
-        plan: &Plan,
-        a: u64,
-        b: u64,
-        d: u64,
-        add: bool,
-        ws: u64,
-        stream: u64,
-    ) -> PResult<()> {
-        match lt_matmul(lt, plan, &plan.algo, a, b, d, add, ws, stream) {
-            0 => Ok(()),
-            st => Err(PErr::new(
-                mamba_core::abi::status::CUDA_ERROR,
-                format!("cublasLtMatmul: status {st}"),
-            )),
-        }
     }
 
     /// The heuristic's candidates for `key` timed on the caller's operands with CUDA
@@ -712,15 +702,6 @@ fn pick(times: &[Option<f32>]) -> usize {
 /// candidate, as before the forty-fifth session).
 fn tune_wanted() -> bool {
     super::ops::env_str("MAMBA_CUDA_LT_TUNE").as_deref() != Some("0")
-}
-
-/// Whether `stream` is being recorded into a graph (then nothing may wait on it).
-fn capturing(stream: u64) -> PResult<bool> {
-    let mut st = cust::sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
-    // SAFETY: reads the capture status of a live stream handle into a local.
-    let r = unsafe { cust::sys::cuStreamIsCapturing(stream as cust::sys::CUstream, &mut st) };
-    super::check(r, "cuStreamIsCapturing")?;
-    Ok(st != cust::sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE)
 }
 
 /// `cublasLtMatmul` of `plan` with the algorithm `algo`: `d = op(a) op(b)`, or with `add`

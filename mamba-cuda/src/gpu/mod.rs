@@ -550,7 +550,8 @@ impl Gpu {
     /// others never equal `flag_base` or `flag_base + 1`; `data` holds `data_bytes`. The
     /// scratch is kept per stream (calls on one stream are ordered, so they can share it)
     /// and the lock is held across the launch, so launches take flag values in stream
-    /// order. The per-thread default stream (2) and large scratch get fresh memory.
+    /// order. The per-thread default stream (2), large scratch and a stream being recorded
+    /// get fresh memory.
     pub(crate) fn with_chain_scratch(
         &self,
         flags_words: usize,
@@ -559,12 +560,17 @@ impl Gpu {
         launch: impl FnOnce(u64, u64, u32) -> PResult<()>,
     ) -> PResult<()> {
         const PER_THREAD_STREAM: u64 = 2;
+        // While the stream is being recorded the scratch is the graph's own (allocated,
+        // zeroed, used and freed by every launch of the graph): kept scratch would hand
+        // every launch of the graph the same flag values, which a chained scan reads as
+        // already set by the launch before.
         let fresh = stream == PER_THREAD_STREAM
             || data_bytes > 64 << 20
             || matches!(
                 ops::env_str("MAMBA_CUDA_CHAIN_SCRATCH").as_deref(),
                 Some("fresh")
-            );
+            )
+            || stream_capturing(stream)?;
         let flags_bytes = (flags_words * 4).div_ceil(256) * 256;
         if fresh {
             let p = self.alloc_async(flags_bytes + data_bytes, stream)?;
@@ -799,6 +805,31 @@ pub(crate) fn stream_synchronize(stream: u64) -> PResult<()> {
     // SAFETY: waits on a stream handle (0 is the default stream).
     let r = unsafe { cu::cuStreamSynchronize(stream as cu::CUstream) };
     check(r, "cuStreamSynchronize")
+}
+
+/// Whether `stream` is being recorded into a graph (then nothing may wait on it, and
+/// what a call allocates in stream order belongs to the graph).
+pub(crate) fn stream_capturing(stream: u64) -> PResult<bool> {
+    let mut st = cu::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+    // SAFETY: reads the capture status of a live stream handle into a local.
+    let r = unsafe { cu::cuStreamIsCapturing(stream as cu::CUstream, &mut st) };
+    check(r, "cuStreamIsCapturing")?;
+    Ok(st != cu::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE)
+}
+
+/// Runs `f` with this thread's capture mode relaxed, so that a memory allocation made
+/// outside stream order (kept past the recording) is allowed while one of the thread's
+/// streams is being recorded (`graph_begin`'s thread-local mode refuses it otherwise).
+pub(crate) fn outside_capture<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    let mut mode = cu::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
+    // SAFETY: swaps this thread's capture mode with a local (restored below).
+    let r = unsafe { cu::cuThreadExchangeStreamCaptureMode(&mut mode) };
+    check(r, "cuThreadExchangeStreamCaptureMode")?;
+    let out = f();
+    // SAFETY: puts back the mode swapped out above.
+    let r = unsafe { cu::cuThreadExchangeStreamCaptureMode(&mut mode) };
+    check(r, "cuThreadExchangeStreamCaptureMode")?;
+    out
 }
 
 pub(crate) fn mem_alloc(bytes: usize) -> PResult<u64> {
