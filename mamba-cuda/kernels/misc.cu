@@ -4,6 +4,8 @@
 #include "common.cuh"
 #include "conv.cuh"
 
+#include <type_traits>
+
 // SPEC 3, the generic form (widths other than 2-4, grids past the tiled forms' limits; the
 // tiled forms are in conv.cuh). One thread per output element, threads running along the dense dimension
 // (time for channel-first, channels for channel-last) so loads and stores coalesce;
@@ -281,6 +283,81 @@ __device__ void gemm_few(const GemmParams& p) {
     }
 }
 
+// 16 bytes of storage-type values -> their dot product with another 16 bytes, added to acc.
+template <typename T>
+__device__ __forceinline__ float gv_dot(const uint4& a, const uint4& b, float acc) {
+    if constexpr (sizeof(T) == 4) {
+        acc = fmaf(__uint_as_float(a.x), __uint_as_float(b.x), acc);
+        acc = fmaf(__uint_as_float(a.y), __uint_as_float(b.y), acc);
+        acc = fmaf(__uint_as_float(a.z), __uint_as_float(b.z), acc);
+        acc = fmaf(__uint_as_float(a.w), __uint_as_float(b.w), acc);
+    } else {
+        const unsigned av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            float2 x, y;
+            if constexpr (std::is_same<T, bf16_t>::value) {
+                x = make_float2(__uint_as_float(av[q] << 16), __uint_as_float(av[q] & 0xffff0000u));
+                y = make_float2(__uint_as_float(bv[q] << 16), __uint_as_float(bv[q] & 0xffff0000u));
+            } else {
+                x = __half22float2(*reinterpret_cast<const __half2*>(&av[q]));
+                y = __half22float2(*reinterpret_cast<const __half2*>(&bv[q]));
+            }
+            acc = fmaf(x.x, y.x, acc);
+            acc = fmaf(x.y, y.y, acc);
+        }
+    }
+    return acc;
+}
+
+// C (M, N) = A (M, K) . W (N, K)^T for up to MM rows (a decode step's; MM 1-4, 8, 16, rows
+// past p.M skipped): one warp per output column, 16-byte loads of W and A along K, four of a lane's W loads issued
+// before their FMAs (cuBLAS's f32 GEMV and cuBLASLt's bf16 kernels read a 768-wide block's
+// weights at ~0.7-0.8 TB/s at one row). Needs K a multiple of 16 bytes of values, W, A and
+// lda 16-byte aligned (the host checks).
+template <typename T, int M>
+__device__ void gemv_vec(const GemmParams& p) {
+    const int m = p.M;
+    constexpr int V = 16 / sizeof(T);
+    const int lane = threadIdx.x % 32;
+    const long long n = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= p.N) return;
+    const int kv = p.K / V;
+    const uint4* w = reinterpret_cast<const uint4*>(static_cast<const T*>(p.w) + n * (long long)p.K);
+    const uint4* a[M];
+#pragma unroll
+    for (int r = 0; r < M; ++r) a[r] = reinterpret_cast<const uint4*>(static_cast<const T*>(p.a) + (r < m ? r : 0) * p.lda);
+    float acc[M];
+#pragma unroll
+    for (int r = 0; r < M; ++r) acc[r] = 0.f;
+    int c = lane;
+    for (; c + 96 < kv; c += 128) {
+        uint4 wv[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) wv[u] = __ldg(w + c + 32 * u);
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+#pragma unroll
+            for (int r = 0; r < M; ++r)
+                if (r < m) acc[r] = gv_dot<T>(wv[u], __ldg(a[r] + c + 32 * u), acc[r]);
+    }
+    for (; c < kv; c += 32) {
+        const uint4 wv = __ldg(w + c);
+#pragma unroll
+        for (int r = 0; r < M; ++r)
+            if (r < m) acc[r] = gv_dot<T>(wv, __ldg(a[r] + c), acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+        if (r >= m) break;
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) {
+            T* cp = static_cast<T*>(p.c) + r * p.ldc + n;
+            *cp = cvt<T>(p.add ? v + ldf(cp) : v);
+        }
+    }
+}
+
 // C (M, N) = A (M, K) . W (N, K)^T with f32 accumulation: 64x64 tiles, 256 threads,
 // 4x4 outputs each. The fallback when cuBLASLt is not there.
 template <typename T>
@@ -490,6 +567,12 @@ __device__ void set_image(const ImageParams& p) {
     extern "C" __global__ void __launch_bounds__(256) block_step_fused_##NAME(const __grid_constant__ BlockStepParams p) { block_step_fused<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_nt_##NAME(const __grid_constant__ GemmParams p) { gemm_nt<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemm_few_##NAME(const __grid_constant__ GemmParams p) { gemm_few<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m1(const __grid_constant__ GemmParams p) { gemv_vec<T, 1>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m2(const __grid_constant__ GemmParams p) { gemv_vec<T, 2>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m3(const __grid_constant__ GemmParams p) { gemv_vec<T, 3>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m4(const __grid_constant__ GemmParams p) { gemv_vec<T, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m8(const __grid_constant__ GemmParams p) { gemv_vec<T, 8>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m16(const __grid_constant__ GemmParams p) { gemv_vec<T, 16>(p); } \
     extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }
 
 MISC_INST(float, f32)

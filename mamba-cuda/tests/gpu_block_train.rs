@@ -2312,7 +2312,7 @@ fn stack_decoder_on_the_device_matches_the_reference() {
         let (dev, host) = (on(&cuda), on(&refb));
         assert!(dev.on_device(DType::F32).0);
         let dm = cfg.d_model;
-        for b in [1usize, 3] {
+        for b in [1usize, 2, 3, 4, 16] {
             let mut rng = SplitMix64(81 + b as u64);
             let l = 6;
             let prompt: Vec<f32> = (0..b * l * dm).map(|_| rng.normal()).collect();

@@ -598,7 +598,17 @@ impl Block {
                 "Mamba2Block: too many tokens for one launch",
             ));
         }
-        let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
+        // 256 threads per (token, group); where the blocks are fewer than the SMs (a decode
+        // step's few tokens) up to 1024, so that a 1536-wide group takes two values a
+        // thread instead of six (`MAMBA_CUDA_NORM_WIDE=0`: 256 always).
+        let cap = if m * ng < g.sm_count as usize
+            && super::ops::env_str("MAMBA_CUDA_NORM_WIDE").as_deref() != Some("0")
+        {
+            1024
+        } else {
+            256
+        };
+        let threads = (di / ng).next_power_of_two().clamp(32, cap) as u32;
         let (gx, gy) = (m as u32, ng as u32);
         g.launch(fnorm, (gx, gy, 1), threads, 0, stream, &norm)?;
         // 6. out = normed . out_proj^T

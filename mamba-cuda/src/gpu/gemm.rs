@@ -249,6 +249,59 @@ fn few_rows(act: u32, m: usize, n: usize, k: usize) -> bool {
     }
 }
 
+/// Rows up to which a projection runs on `gemv_{type}_m{1,2,3,4}` (kernels/misc.cu
+/// `gemv_vec`); `MAMBA_CUDA_GEMV_M=8` / `16` up to that many (on `_m8` / `_m16`).
+const GEMV_M: usize = 4;
+
+/// The `gemv_vec` instance for `m` rows (None past the rows allowed).
+fn gemv_instance(m: usize) -> Option<usize> {
+    let max = match super::ops::env_str("MAMBA_CUDA_GEMV_M").as_deref() {
+        Some("16") => 16,
+        Some("8") => 8,
+        _ => GEMV_M,
+    };
+    [1, 2, 3, 4, 8, 16]
+        .into_iter()
+        .find(|&i| i >= m && m <= max)
+}
+
+/// Whether `run` takes `gemv_vec` (one warp per output column, 16-byte loads along K) for an
+/// (m, n, k) product of storage type `act`: 1-4 rows (see `GEMV_M`), K a multiple of 16
+/// bytes of values, A, W and A's row stride 16-byte aligned; for the 16-bit types unless
+/// `MAMBA_CUDA_GEMV=0`, for f32 only with `MAMBA_CUDA_GEMV=1`. H100, a token through four
+/// blocks on a recorded graph (forty-eighth session, three rounds): bf16 at d_model 192 /
+/// 768, batch 1, 62.4-62.6 -> 54.7-57.4 us / 85.0-88.1 -> 79.8-80.8 us against cuBLASLt;
+/// f32 level at 192 wide and slower at 768 wide (105.4-115.1 -> 112.8-116.4 us: with the
+/// four blocks' 41 MB of weights held in L2 between tokens, cuBLAS's f32 GEMV reads them
+/// faster, though under ncu, caches flushed, ours took 7.8 us against its 13.2-13.7).
+/// `MAMBA_CUDA_GEMV_M=16` (up to 16 rows) was slower at batch 16 (f32 / bf16 at 768 wide
+/// 254-256 -> 357-359 us / 151-154 -> 285-287 us).
+#[allow(clippy::too_many_arguments)]
+fn gemv_rows(act: u32, m: usize, n: usize, k: usize, a: u64, lda: usize, w: u64) -> bool {
+    if m == 0
+        || gemv_instance(m).is_none()
+        || n == 0
+        || k == 0
+        || n > u32::MAX as usize / 8
+        || k > i32::MAX as usize
+    {
+        return false;
+    }
+    let v = 16 / mamba_core::abi::dtype::size(act).max(1);
+    if !k.is_multiple_of(v)
+        || !lda.is_multiple_of(v)
+        || !a.is_multiple_of(16)
+        || !w.is_multiple_of(16)
+    {
+        return false;
+    }
+    match super::ops::env_str("MAMBA_CUDA_GEMV").as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => act != mamba_core::abi::dtype::F32,
+    }
+}
+
 impl Gemm {
     pub(crate) fn load() -> Gemm {
         match open_lt() {
@@ -340,6 +393,14 @@ impl Gemm {
         let sfx = super::ops::suffix(act, "gemm")?;
         if few_rows(act, m, n, k) {
             let f = g.func(&format!("gemm_few_{sfx}"))?;
+            // 8 warps per block, one output column each.
+            return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
+        }
+        if let Some(inst) = gemv_rows(act, m, n, k, a, lda, w)
+            .then(|| gemv_instance(m))
+            .flatten()
+        {
+            let f = g.func(&format!("gemv_{sfx}_m{inst}"))?;
             // 8 warps per block, one output column each.
             return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
         }
