@@ -6,6 +6,11 @@
 
 #include <type_traits>
 
+// Dynamic shared memory (the host emulator, emu/emu_misc.cpp, gives its own buffer).
+#ifndef MISC_DYN_SMEM
+#define MISC_DYN_SMEM(name) extern __shared__ float name[]
+#endif
+
 // SPEC 3, the generic form (widths other than 2-4, grids past the tiled forms' limits; the
 // tiled forms are in conv.cuh). One thread per output element, threads running along the dense dimension
 // (time for channel-first, channels for channel-last) so loads and stores coalesce;
@@ -193,7 +198,7 @@ __device__ void block_ssm_step(const BlockSsmStepParams& p) {
 #define BLOCK_STEP_ROWS 8
 template <typename T>
 __device__ void block_step_fused(const BlockStepParams& p) {
-    extern __shared__ float sv[];  // [0, N): B, [N, 2N): C, [2N, 2N + 8): x
+    MISC_DYN_SMEM(sv);  // [0, N): B, [N, 2N): C, [2N, 2N + 8): x
     const int N = p.dstate, S = p.width - 1;
     const int j = blockIdx.y, r0 = blockIdx.x * BLOCK_STEP_ROWS;
     const long long i = blockIdx.z;

@@ -448,3 +448,16 @@ emu_test!(
         full: PLAIN,
     }
 );
+
+// The decode step's projections of a few rows (`gemv_vec`, every instance, f32 / bf16 / f16)
+// and the gated norm at 256 and 1024 threads (kernels/misc.cu).
+emu_test!(
+    decode_gemv_and_norm_misc,
+    Job {
+        name: "misc",
+        src: "emu_misc.cpp",
+        defines: &[],
+        quick: PLAIN,
+        full: PLAIN,
+    }
+);

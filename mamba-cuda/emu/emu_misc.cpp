@@ -1,0 +1,336 @@
+// A host emulator for two decode-step kernels of kernels/misc.cu: `gemv_vec` (a projection of
+// a few rows, one warp per output column, in f32, bf16 and f16 storage, every row-count
+// instance, with and without the add into C) and the gated RMS norm at 256 and 1024 threads
+// per block (both gate orders, with the fused step's deferred conv-state shift), each against
+// a plain double loop over the same (rounded) inputs. Every CUDA thread of a block is a
+// std::thread, as in emu_bb.cpp.
+//
+//   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_misc.cpp -o /tmp/emu_misc && /tmp/emu_misc
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "emu_cuda.h"
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float a, float b) { return {a, b}; }
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+// bf16 storage: round to nearest even.
+struct bf16_t {
+    unsigned short v;
+};
+inline unsigned short emu_f2bf(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+inline float emu_bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+// f16 storage: round to nearest even, subnormals (as emu_ssdc.cpp).
+struct f16_t {
+    unsigned short v;
+};
+inline unsigned short emu_f2h(float f) {
+    unsigned x;
+    std::memcpy(&x, &f, 4);
+    const unsigned sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (unsigned short)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
+    float a;
+    std::memcpy(&a, &ax, 4);
+    if (a >= 65520.f) return (unsigned short)(sign | 0x7c00u);
+    if (a < 6.103515625e-05f) return (unsigned short)(sign | (unsigned)std::nearbyint((double)a * 16777216.0));
+    int e;
+    const double m = std::frexp((double)a, &e);
+    double r = std::nearbyint(m * 2048.0);
+    if (r == 2048.0) {
+        r = 1024.0;
+        ++e;
+    }
+    const unsigned ex = (unsigned)(e - 1 + 15);
+    if (ex >= 31) return (unsigned short)(sign | 0x7c00u);
+    return (unsigned short)(sign | (ex << 10) | ((unsigned)r - 1024u));
+}
+inline float emu_h2f(unsigned short h) {
+    const unsigned ex = (h >> 10) & 31u, man = h & 0x3ffu;
+    float v;
+    if (ex == 0) v = std::ldexp((float)man, -24);
+    else if (ex == 31) v = man ? NAN : INFINITY;
+    else v = std::ldexp((float)(man | 0x400u), (int)ex - 25);
+    return (h & 0x8000u) ? -v : v;
+}
+struct __half2 {
+    unsigned short x, y;
+};
+inline float2 __half22float2(__half2 h) { return {emu_h2f(h.x), emu_h2f(h.y)}; }
+
+static std::unique_ptr<std::barrier<>> g_block_bar;
+static std::unique_ptr<std::barrier<>> g_warp_bar[32];
+inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+static float g_shfl[32][32];
+inline float __shfl_xor_sync(unsigned, float v, int o) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = v;
+    __syncwarp();
+    const float r = g_shfl[w][l ^ o];
+    __syncwarp();
+    return r;
+}
+template <typename V>
+inline V __ldg(const V* p) {
+    return *p;
+}
+inline float __expf(float v) { return std::exp(v); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline float atomicAdd(float* p, float v) {
+    static std::mutex m;
+    std::lock_guard<std::mutex> g(m);
+    const float o = *p;
+    *p = o + v;
+    return o;
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+    static std::mutex m;
+    std::lock_guard<std::mutex> g(m);
+    const unsigned o = *p;
+    *p = o + v;
+    return o;
+}
+inline double atomicAdd(double* p, double v) {
+    static std::mutex m;
+    std::lock_guard<std::mutex> g(m);
+    const double o = *p;
+    *p = o + v;
+    return o;
+}
+alignas(16) static float g_smem[16384];
+#define MISC_DYN_SMEM(name) float* name = g_smem
+inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
+inline void st_release_u32(unsigned* p, unsigned v) { *p = v; }
+inline unsigned __ballot_sync(unsigned, bool) { return 0; }
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+using std::max;
+using std::min;
+
+#include "../kernels/common.cuh"
+template <> inline float ldf<bf16_t>(const bf16_t* p) { return emu_bf2f(p->v); }
+template <> inline bf16_t cvt<bf16_t>(float v) { return bf16_t{emu_f2bf(v)}; }
+template <> inline float ldf<f16_t>(const f16_t* p) { return emu_h2f(p->v); }
+template <> inline f16_t cvt<f16_t>(float v) { return f16_t{emu_f2h(v)}; }
+
+#include "../kernels/misc.cu"
+
+template <typename F, typename P>
+void launch(F k, unsigned gx, unsigned gy, unsigned gz, unsigned threads, const P& p) {
+    blockDim = {threads, 1, 1};
+    gridDim = {gx, gy, gz};
+    for (unsigned bz = 0; bz < gz; ++bz)
+        for (unsigned by = 0; by < gy; ++by)
+            for (unsigned bx = 0; bx < gx; ++bx) {
+                g_block_bar = std::make_unique<std::barrier<>>(threads);
+                for (unsigned w = 0; w < threads / 32; ++w) g_warp_bar[w] = std::make_unique<std::barrier<>>(32);
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < threads; ++t)
+                    ts.emplace_back([&, t] {
+                        threadIdx = {t, 0, 0};
+                        blockIdx = {bx, by, bz};
+                        k(p);
+                    });
+                for (auto& t : ts) t.join();
+            }
+}
+
+static std::mt19937 rng(11);
+static int fails = 0;
+static void check(const char* what, const std::vector<double>& want, const std::vector<double>& got, double tol) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const double d = got[i] - want[i];
+        num += std::isfinite(d) ? d * d : 1e300;
+        den += want[i] * want[i];
+    }
+    const double rel = std::sqrt(num / (den + 1e-300));
+    printf("%-52s rel %.3e %s\n", what, rel, rel <= tol ? "ok" : "FAIL");
+    if (!(rel <= tol)) ++fails;
+}
+
+template <typename T>
+static T st(float v) {
+    return cvt<T>(v);
+}
+template <typename T>
+static double ld(const T& v) {
+    return ldf<T>(&v);
+}
+template <typename T>
+static const char* tname() {
+    return std::is_same_v<T, float> ? "f32" : std::is_same_v<T, bf16_t> ? "bf16" : "f16";
+}
+// The output's rounding to the storage type, relative (an f32 sum of K products in any
+// order is within ~1e-6 of the double one at these sizes).
+template <typename T>
+static double out_tol() {
+    return std::is_same_v<T, float> ? 2e-6 : std::is_same_v<T, bf16_t> ? 6e-3 : 8e-4;
+}
+
+// C (m, n) (row stride ldc) [+]= A (m, k) (row stride lda) . W (n, k)^T on `gemv_{T}_m{MM}`,
+// rows of C past m and columns past n untouched.
+template <typename T, int MM>
+static void gemv_case(int m, int n, int k, int lda, int ldc, bool add) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<T> a((size_t)MM * lda), w((size_t)n * k), c((size_t)(MM + 1) * ldc);
+    for (auto& v : a) v = st<T>(d(rng));
+    for (auto& v : w) v = st<T>(d(rng));
+    for (auto& v : c) v = st<T>(d(rng));
+    const std::vector<T> c0 = c;
+    GemmParams p{};
+    p.a = a.data();
+    p.w = w.data();
+    p.c = c.data();
+    p.lda = lda;
+    p.ldc = ldc;
+    p.M = m;
+    p.N = n;
+    p.K = k;
+    p.add = add;
+    launch(gemv_vec<T, MM>, (unsigned)((n + 7) / 8), 1, 1, 256, p);
+    std::vector<double> want, got, kept_w, kept_g;
+    for (int r = 0; r < MM + 1; ++r)
+        for (int j = 0; j < ldc; ++j) {
+            const size_t o = (size_t)r * ldc + j;
+            if (r < m && j < n) {
+                double acc = add ? ld(c0[o]) : 0.0;
+                for (int q = 0; q < k; ++q) acc += ld(a[(size_t)r * lda + q]) * ld(w[(size_t)j * k + q]);
+                want.push_back(acc);
+                got.push_back(ld(c[o]));
+            } else {
+                kept_w.push_back(ld(c0[o]));
+                kept_g.push_back(ld(c[o]));
+            }
+        }
+    char name[128];
+    snprintf(name, sizeof name, "gemv %s m%d/%d n%d k%d lda%d%s", tname<T>(), m, MM, n, k, lda, add ? " add" : "");
+    check(name, want, got, out_tol<T>());
+    snprintf(name, sizeof name, "  the rest of C untouched");
+    check(name, kept_w, kept_g, 0.0);
+}
+
+template <typename T>
+static void gemv_all() {
+    constexpr int V = 16 / sizeof(T);
+    // K: one 16-byte chunk per lane and less (tail loop only), the 4-chunk main loop with
+    // and without a tail; N past a block's 8 columns; lda wider than K.
+    gemv_case<T, 1>(1, 13, V, V, 13, false);
+    gemv_case<T, 1>(1, 9, 37 * V, 40 * V, 11, true);
+    gemv_case<T, 2>(2, 16, 128 * V, 128 * V, 16, false);
+    gemv_case<T, 3>(3, 21, 200 * V, 208 * V, 24, true);
+    gemv_case<T, 3>(2, 5, 3 * V, 3 * V, 5, false);  // an instance with fewer rows than it holds
+    gemv_case<T, 4>(4, 17, 129 * V, 129 * V, 20, false);
+    gemv_case<T, 8>(7, 8, 64 * V, 65 * V, 8, true);
+    gemv_case<T, 16>(16, 3, 33 * V, 33 * V, 3, false);
+}
+
+// out (m, di) = norm(y, z) per group of `group`, on `gated_rmsnorm` with `threads` per block,
+// and the fused step's conv-state shift of channels [lo, hi) by the first group's blocks.
+template <typename T>
+static void norm_case(int m, int di, int groups, bool nbg, int threads) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    const int gs = di / groups, zld = di + 5, cd = 40, width = 4, S = width - 1, xld = 50;
+    const int lo = 3, hi = 31;
+    std::vector<T> y((size_t)m * di), z((size_t)m * zld), out((size_t)m * di), x((size_t)m * xld);
+    std::vector<float> w(di), state((size_t)m * cd * S);
+    for (auto& v : y) v = st<T>(d(rng));
+    for (auto& v : z) v = st<T>(d(rng));
+    for (auto& v : x) v = st<T>(d(rng));
+    for (auto& v : w) v = d(rng);
+    for (auto& v : state) v = d(rng);
+    for (auto& v : out) v = st<T>(NAN);
+    const std::vector<float> state0 = state;
+    NormParams p{};
+    p.y = y.data();
+    p.z = z.data();
+    p.weight = w.data();
+    p.out = out.data();
+    p.z_ld = zld;
+    p.M = m;
+    p.d_inner = di;
+    p.group = gs;
+    p.norm_before_gate = nbg;
+    p.eps = 1e-5f;
+    p.shift_state = state.data();
+    p.shift_x = x.data();
+    p.shift_x_ld = xld;
+    p.shift_lo = lo;
+    p.shift_hi = hi;
+    p.shift_cd = cd;
+    p.shift_width = width;
+    launch(gated_rmsnorm<T>, m, groups, 1, threads, p);
+    std::vector<double> want, got, sw, sg;
+    for (int r = 0; r < m; ++r)
+        for (int g = 0; g < groups; ++g) {
+            std::vector<double> v(gs);
+            double ss = 0;
+            for (int e = 0; e < gs; ++e) {
+                const double zv = ld(z[(size_t)r * zld + g * gs + e]), sz = zv / (1 + std::exp(-zv));
+                v[e] = ld(y[(size_t)r * di + g * gs + e]) * (nbg ? 1.0 : sz);
+                ss += v[e] * v[e];
+            }
+            const double rstd = 1 / std::sqrt(ss / gs + 1e-5);
+            for (int e = 0; e < gs; ++e) {
+                const double zv = ld(z[(size_t)r * zld + g * gs + e]), sz = zv / (1 + std::exp(-zv));
+                want.push_back(v[e] * rstd * w[g * gs + e] * (nbg ? sz : 1.0));
+                got.push_back(ld(out[(size_t)r * di + g * gs + e]));
+            }
+        }
+    for (int r = 0; r < m; ++r)
+        for (int ch = 0; ch < cd; ++ch)
+            for (int q = 0; q < S; ++q) {
+                const size_t o = ((size_t)r * cd + ch) * S;
+                double v = state0[o + q];
+                if (ch >= lo && ch < hi) v = q + 1 < S ? state0[o + q + 1] : ld(x[(size_t)r * xld + ch]);
+                sw.push_back(v);
+                sg.push_back(state[o + q]);
+            }
+    char name[128];
+    snprintf(name, sizeof name, "norm %s m%d di%d g%d nbg%d threads %d", tname<T>(), m, di, groups, nbg, threads);
+    check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
+    snprintf(name, sizeof name, "  conv-state shift");
+    check(name, sw, sg, 0.0);
+}
+
+int main() {
+    gemv_all<float>();
+    gemv_all<bf16_t>();
+    gemv_all<f16_t>();
+    for (int threads : {256, 1024}) {
+        norm_case<float>(2, 1536, 1, false, threads);  // six / two values a thread
+        norm_case<float>(1, 300, 3, true, threads);    // groups smaller than the block
+        norm_case<bf16_t>(3, 1000, 2, false, threads);
+        norm_case<f16_t>(1, 1536, 1, true, threads);
+    }
+    printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
+    return fails != 0;
+}
