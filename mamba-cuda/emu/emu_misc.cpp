@@ -1,8 +1,9 @@
-// A host emulator for two decode-step kernels of kernels/misc.cu: `gemv_vec` (a projection of
+// A host emulator for kernels of kernels/misc.cu: `gemv_vec` (a decode step's projection of
 // a few rows, one warp per output column, in f32, bf16 and f16 storage, every row-count
-// instance, with and without the add into C) and the gated RMS norm at 256 and 1024 threads
-// per block (both gate orders, with the fused step's deferred conv-state shift), each against
-// a plain double loop over the same (rounded) inputs. Every CUDA thread of a block is a
+// instance, with and without the add into C), the fallback products where cuBLASLt is absent
+// (`gemm_few`, `gemm_nt`), and the gated RMS norm at 256 and 1024 threads per block (both
+// gate orders, with the fused step's deferred conv-state shift), each against a plain double
+// loop over the same (rounded) inputs. Every CUDA thread of a block is a
 // std::thread, as in emu_bb.cpp.
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_misc.cpp -o /tmp/emu_misc && /tmp/emu_misc
@@ -196,12 +197,13 @@ static double out_tol() {
     return std::is_same_v<T, float> ? 2e-6 : std::is_same_v<T, bf16_t> ? 6e-3 : 8e-4;
 }
 
-// C (m, n) (row stride ldc) [+]= A (m, k) (row stride lda) . W (n, k)^T on `gemv_{T}_m{MM}`,
-// rows of C past m and columns past n untouched.
-template <typename T, int MM>
-static void gemv_case(int m, int n, int k, int lda, int ldc, bool add) {
+// C (m, n) (row stride ldc) [+]= A (m, k) (row stride lda) . W (n, k)^T on the kernel `run`
+// launches (`kind` names it); C has `rows` rows, those past m and the columns past n stay
+// untouched.
+template <typename T, typename F>
+static void product_case(const char* kind, int rows, int m, int n, int k, int lda, int ldc, bool add, F run) {
     std::normal_distribution<float> d(0.f, 1.f);
-    std::vector<T> a((size_t)MM * lda), w((size_t)n * k), c((size_t)(MM + 1) * ldc);
+    std::vector<T> a((size_t)rows * lda), w((size_t)n * k), c((size_t)(rows + 1) * ldc);
     for (auto& v : a) v = st<T>(d(rng));
     for (auto& v : w) v = st<T>(d(rng));
     for (auto& v : c) v = st<T>(d(rng));
@@ -216,9 +218,9 @@ static void gemv_case(int m, int n, int k, int lda, int ldc, bool add) {
     p.N = n;
     p.K = k;
     p.add = add;
-    launch(gemv_vec<T, MM>, (unsigned)((n + 7) / 8), 1, 1, 256, p);
+    run(p);
     std::vector<double> want, got, kept_w, kept_g;
-    for (int r = 0; r < MM + 1; ++r)
+    for (int r = 0; r < rows + 1; ++r)
         for (int j = 0; j < ldc; ++j) {
             const size_t o = (size_t)r * ldc + j;
             if (r < m && j < n) {
@@ -232,10 +234,40 @@ static void gemv_case(int m, int n, int k, int lda, int ldc, bool add) {
             }
         }
     char name[128];
-    snprintf(name, sizeof name, "gemv %s m%d/%d n%d k%d lda%d%s", tname<T>(), m, MM, n, k, lda, add ? " add" : "");
+    snprintf(name, sizeof name, "%s %s m%d n%d k%d lda%d%s", kind, tname<T>(), m, n, k, lda, add ? " add" : "");
     check(name, want, got, out_tol<T>());
     snprintf(name, sizeof name, "  the rest of C untouched");
     check(name, kept_w, kept_g, 0.0);
+}
+
+// `gemv_{T}_m{MM}`: one warp per output column, 8 a block.
+template <typename T, int MM>
+static void gemv_case(int m, int n, int k, int lda, int ldc, bool add) {
+    char kind[16];
+    snprintf(kind, sizeof kind, "gemv_m%d", MM);
+    product_case<T>(kind, MM, m, n, k, lda, ldc, add,
+                    [&](const GemmParams& p) { launch(gemv_vec<T, MM>, (unsigned)((n + 7) / 8), 1, 1, 256, p); });
+}
+
+// The fallbacks where cuBLASLt is absent: `gemm_few` (up to 16 rows, a warp per column) and
+// `gemm_nt` (64 x 64 tiles).
+template <typename T>
+static void fallback_all() {
+    auto few = [](int m, int n, int k, int lda, int ldc, bool add) {
+        product_case<T>("gemm_few", m, m, n, k, lda, ldc, add,
+                        [&](const GemmParams& p) { launch(gemm_few<T>, (unsigned)((n + 7) / 8), 1, 1, 256, p); });
+    };
+    auto nt = [](int m, int n, int k, int lda, int ldc, bool add) {
+        product_case<T>("gemm_nt", m, m, n, k, lda, ldc, add, [&](const GemmParams& p) {
+            launch(gemm_nt<T>, (unsigned)((n + 63) / 64), (unsigned)((m + 63) / 64), 1, 256, p);
+        });
+    };
+    few(1, 9, 37, 40, 11, false);
+    few(16, 13, 100, 100, 13, true);
+    few(5, 20, 3, 7, 21, false);
+    nt(70, 90, 33, 33, 90, false);
+    nt(65, 129, 100, 104, 130, true);
+    nt(3, 5, 200, 200, 5, false);
 }
 
 template <typename T>
@@ -325,6 +357,8 @@ int main() {
     gemv_all<float>();
     gemv_all<bf16_t>();
     gemv_all<f16_t>();
+    fallback_all<float>();
+    fallback_all<bf16_t>();
     for (int threads : {256, 1024}) {
         norm_case<float>(2, 1536, 1, false, threads);  // six / two values a thread
         norm_case<float>(1, 300, 3, true, threads);    // groups smaller than the block
