@@ -1,6 +1,7 @@
 // A host emulator for kernels of kernels/misc.cu: `gemv_vec` (a decode step's projection of
 // a few rows, one warp per output column, in f32, bf16 and f16 storage, every row-count
-// instance, with and without the add into C), the fallback products where cuBLASLt is absent
+// instance, with and without the add into C), the decode step (`block_conv_step` +
+// `block_ssm_step` against `block_step_fused` + the norm's conv-state shift), the fallback products where cuBLASLt is absent
 // (`gemm_few`, `gemm_nt`), and the gated RMS norm at 256 and 1024 threads per block (both
 // gate orders, with the fused step's deferred conv-state shift), each against a plain double
 // loop over the same (rounded) inputs. Every CUDA thread of a block is a
@@ -353,6 +354,152 @@ static void norm_case(int m, int di, int groups, bool nbg, int threads) {
     check(name, sw, sg, 0.0);
 }
 
+// A Mamba2Block decode step both ways the plugin runs it: `block_conv_step` then
+// `block_ssm_step` (two launches), and `block_step_fused` followed by the gated norm's
+// deferred shift of the B / C channels' conv state. The two give the same bits (outputs, SSM
+// state, conv state), and the two-launch outputs match a double loop.
+template <typename T>
+static void step_case(int b, int h, int p, int g, int N, int width, bool softplus, bool limit) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::uniform_real_distribution<float> u(0.5f, 1.5f);
+    const int hp = h * p, cd = hp + 2 * g * N, S = width - 1;
+    const int xld = cd + 2 * hp + h + 3, dtoff = cd + hp;  // in_proj's row: [z | xBC | dt] as the block lays it
+    std::vector<T> xin((size_t)b * xld);
+    for (auto& v : xin) v = st<T>(d(rng));
+    std::vector<float> cw((size_t)cd * width), cb(cd), A(h), D(h), dtb(h), cs((size_t)b * cd * S), ss((size_t)b * hp * N);
+    for (auto& v : cw) v = 0.5f * d(rng);
+    for (auto& v : cb) v = 0.3f * d(rng);
+    for (auto& v : A) v = -u(rng);
+    for (auto& v : D) v = d(rng);
+    for (auto& v : dtb) v = 0.5f * d(rng);
+    for (auto& v : cs) v = d(rng);
+    for (auto& v : ss) v = d(rng);
+    const T* xbc_in = xin.data() + hp;  // xBC starts after z (hp columns)
+    const T* dt_in = xin.data() + dtoff;
+    // Two launches.
+    std::vector<float> cs1 = cs, ss1 = ss;
+    std::vector<T> conv_out((size_t)b * cd), y1((size_t)b * hp);
+    BlockConvStepParams c{};
+    c.x = xbc_in;
+    c.state = cs1.data();
+    c.w = cw.data();
+    c.bias = cb.data();
+    c.out = conv_out.data();
+    c.x_ld = xld;
+    c.batch = b;
+    c.channels = cd;
+    c.width = width;
+    launch(block_conv_step<T>, (unsigned)((b * cd + 127) / 128), 1, 1, 128, c);
+    BlockSsmStepParams q{};
+    q.xbc = conv_out.data();
+    q.dt = dt_in;
+    q.state = ss1.data();
+    q.A = A.data();
+    q.D = D.data();
+    q.dt_bias = dtb.data();
+    q.y = y1.data();
+    q.xbc_ld = cd;
+    q.dt_ld = xld;
+    q.batch = b;
+    q.nheads = h;
+    q.headdim = p;
+    q.ngroups = g;
+    q.dstate = N;
+    q.softplus = softplus;
+    q.has_limit = limit;
+    q.lo = 0.05f;
+    q.hi = 1.5f;
+    launch(block_ssm_step<T>, (unsigned)((b * hp * 32 + 127) / 128), 1, 1, 128, q);
+    // One launch, then the norm's shift of the B / C channels.
+    std::vector<float> cs2 = cs, ss2 = ss;
+    std::vector<T> y2((size_t)b * hp);
+    BlockStepParams f{};
+    f.xin = xbc_in;
+    f.dt = dt_in;
+    f.conv_state = cs2.data();
+    f.conv_w = cw.data();
+    f.conv_b = cb.data();
+    f.state = ss2.data();
+    f.A = A.data();
+    f.D = D.data();
+    f.dt_bias = dtb.data();
+    f.y = y2.data();
+    f.xin_ld = xld;
+    f.dt_ld = xld;
+    f.batch = b;
+    f.nheads = h;
+    f.headdim = p;
+    f.ngroups = g;
+    f.dstate = N;
+    f.width = width;
+    f.softplus = softplus;
+    f.has_limit = limit;
+    f.lo = 0.05f;
+    f.hi = 1.5f;
+    launch(block_step_fused<T>, (unsigned)((p + 7) / 8), (unsigned)h, (unsigned)b, 256, f);
+    std::vector<T> zz((size_t)b * hp), normed((size_t)b * hp);
+    for (auto& v : zz) v = st<T>(d(rng));
+    std::vector<float> nw(hp, 1.f);
+    NormParams n{};
+    n.y = y2.data();
+    n.z = zz.data();
+    n.weight = nw.data();
+    n.out = normed.data();
+    n.z_ld = hp;
+    n.M = b;
+    n.d_inner = hp;
+    n.group = hp;
+    n.eps = 1e-5f;
+    n.shift_state = cs2.data();
+    n.shift_x = xbc_in;
+    n.shift_x_ld = xld;
+    n.shift_lo = hp;
+    n.shift_hi = cd;
+    n.shift_cd = cd;
+    n.shift_width = width;
+    launch(gated_rmsnorm<T>, (unsigned)b, 1, 1, 256, n);
+    auto bits_equal = [](const void* a, const void* bb, size_t bytes) { return std::memcmp(a, bb, bytes) == 0; };
+    char name[128];
+    const bool same = bits_equal(y1.data(), y2.data(), y1.size() * sizeof(T)) &&
+                      bits_equal(ss1.data(), ss2.data(), ss1.size() * 4) &&
+                      bits_equal(cs1.data(), cs2.data(), cs1.size() * 4);
+    snprintf(name, sizeof name, "step %s b%d h%d p%d g%d N%d W%d sp%d lim%d: fused = two launches", tname<T>(), b, h, p, g, N,
+             width, softplus, limit);
+    printf("%-52s %s\n", name, same ? "ok" : "FAIL");
+    if (!same) ++fails;
+    // The two-launch step against doubles (the conv outputs rounded to T as the kernels
+    // store them).
+    std::vector<double> want, got;
+    for (int i = 0; i < b; ++i) {
+        std::vector<double> xc(cd);
+        for (int ch = 0; ch < cd; ++ch) {
+            double acc = cb[ch];
+            for (int kk = 0; kk < S; ++kk) acc += (double)cw[(size_t)ch * width + kk] * cs[((size_t)i * cd + ch) * S + kk];
+            acc += (double)cw[(size_t)ch * width + S] * ld(xbc_in[(size_t)i * xld + ch]);
+            xc[ch] = ld(st<T>((float)(acc / (1 + std::exp(-acc)))));
+        }
+        for (int j = 0; j < h; ++j) {
+            const int k = j / (h / g);
+            double s = ld(dt_in[(size_t)i * xld + j]) + dtb[j];
+            if (softplus) s = s > 20 ? s : std::log1p(std::exp(s));
+            if (limit) s = std::min(std::max(s, 0.05), 1.5);
+            const double da = std::exp(s * A[j]);
+            for (int pp = 0; pp < p; ++pp) {
+                const double xv = xc[j * p + pp];
+                double y = D[j] * xv;
+                for (int nn = 0; nn < N; ++nn) {
+                    const double v = da * ss[(((size_t)i * h + j) * p + pp) * N + nn] + s * xv * xc[hp + k * N + nn];
+                    y += v * xc[hp + (g + k) * N + nn];
+                }
+                want.push_back(y);
+                got.push_back(ld(y1[(size_t)i * hp + j * p + pp]));
+            }
+        }
+    }
+    snprintf(name, sizeof name, "  two launches against doubles");
+    check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
+}
+
 int main() {
     gemv_all<float>();
     gemv_all<bf16_t>();
@@ -365,6 +512,10 @@ int main() {
         norm_case<bf16_t>(3, 1000, 2, false, threads);
         norm_case<f16_t>(1, 1536, 1, true, threads);
     }
+    step_case<float>(2, 4, 12, 2, 40, 4, true, false);  // a partial 8-row block, N past 32 lanes
+    step_case<float>(1, 3, 8, 1, 16, 2, false, true);
+    step_case<bf16_t>(2, 2, 20, 1, 64, 3, true, true);
+    step_case<f16_t>(1, 4, 9, 4, 8, 4, true, false);
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;
 }

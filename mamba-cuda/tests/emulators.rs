@@ -449,7 +449,8 @@ emu_test!(
     }
 );
 
-// The decode step's projections of a few rows (`gemv_vec`, every instance, f32 / bf16 / f16),
+// The decode step (two launches against the fused one) and its projections of a few rows
+// (`gemv_vec`, every instance, f32 / bf16 / f16),
 // the fallback products where cuBLASLt is absent (`gemm_few`, `gemm_nt`) and the gated norm
 // at 256 and 1024 threads (kernels/misc.cu).
 emu_test!(
