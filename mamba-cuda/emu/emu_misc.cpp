@@ -1,7 +1,8 @@
 // A host emulator for kernels of kernels/misc.cu: `gemv_vec` (a decode step's projection of
 // a few rows, one warp per output column, in f32, bf16 and f16 storage, every row-count
 // instance, with and without the add into C), the decode step (`block_conv_step` +
-// `block_ssm_step` against `block_step_fused` + the norm's conv-state shift), the fallback products where cuBLASLt is absent
+// `block_ssm_step` against `block_step_fused` + the norm's conv-state shift), SPEC 4 and 5
+// (`state_update`, `conv_update`), the fallback products where cuBLASLt is absent
 // (`gemm_few`, `gemm_nt`), and the gated RMS norm at 256 and 1024 threads per block (both
 // gate orders, with the fused step's deferred conv-state shift), each against a plain double
 // loop over the same (rounded) inputs. Every CUDA thread of a block is a
@@ -500,6 +501,108 @@ static void step_case(int b, int h, int p, int g, int N, int width, bool softplu
     check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
 }
 
+// SPEC 4 (`state_update`: A per (head, p, n), dt per row, D / z / dt_bias present) and SPEC
+// 5 (`conv_update`: several steps, a state longer than W - 1) against double loops.
+template <typename T>
+static void spec45_case(int b, int h, int p, int g, int N, int W, int steps, int slen) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    const int hp = h * p;
+    std::vector<T> x((size_t)b * hp), dt((size_t)b * hp), z((size_t)b * hp), B((size_t)b * g * N), C((size_t)b * g * N), out((size_t)b * hp);
+    for (auto* v : {&x, &dt, &z, &B, &C})
+        for (auto& e : *v) e = st<T>(d(rng));
+    std::vector<float> A((size_t)hp * N), D(hp), dtb(hp), state((size_t)b * hp * N);
+    for (auto& v : A) v = -std::exp(0.5f * d(rng));
+    for (auto& v : D) v = d(rng);
+    for (auto& v : dtb) v = 0.5f * d(rng);
+    for (auto& v : state) v = d(rng);
+    const std::vector<float> s0 = state;
+    StateUpdateParams q{};
+    q.state = state.data();
+    q.x = x.data();
+    q.dt = dt.data();
+    q.A = A.data();
+    q.B = B.data();
+    q.C = C.data();
+    q.D = D.data();
+    q.z = z.data();
+    q.dt_bias = dtb.data();
+    q.out = out.data();
+    q.batch = b;
+    q.nheads = h;
+    q.headdim = p;
+    q.ngroups = g;
+    q.dstate = N;
+    q.softplus = 1;
+    launch(state_update<T>, (unsigned)((b * hp * 32 + 127) / 128), 1, 1, 128, q);
+    std::vector<double> want, got, sw, sg;
+    for (int i = 0; i < b; ++i)
+        for (int r = 0; r < hp; ++r) {
+            const int j = r / p, k = j / (h / g);
+            const size_t row = (size_t)i * hp + r;
+            double s = ld(dt[row]) + dtb[r];
+            s = s > 20 ? s : std::log1p(std::exp(s));
+            double y = 0;
+            for (int n = 0; n < N; ++n) {
+                const double v = std::exp(s * A[(size_t)r * N + n]) * s0[row * N + n] + s * ld(B[((size_t)i * g + k) * N + n]) * ld(x[row]);
+                y += v * ld(C[((size_t)i * g + k) * N + n]);
+                sw.push_back(v);
+                sg.push_back(state[row * N + n]);
+            }
+            y += D[r] * ld(x[row]);
+            const double zv = ld(z[row]);
+            want.push_back(y * zv / (1 + std::exp(-zv)));
+            got.push_back(ld(out[row]));
+        }
+    char name[128];
+    snprintf(name, sizeof name, "state_update %s b%d h%d p%d g%d N%d", tname<T>(), b, h, p, g, N);
+    check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
+    check("  its state", sw, sg, 2e-6);
+    // SPEC 5 on (b, hp) channels.
+    std::vector<T> xs((size_t)b * hp * steps), co((size_t)b * hp * steps);
+    for (auto& v : xs) v = st<T>(d(rng));
+    std::vector<float> w((size_t)hp * W), bias(hp), cst((size_t)b * hp * slen);
+    for (auto& v : w) v = 0.5f * d(rng);
+    for (auto& v : bias) v = d(rng);
+    for (auto& v : cst) v = d(rng);
+    const std::vector<float> c0 = cst;
+    ConvUpdateParams c{};
+    c.state = cst.data();
+    c.x = xs.data();
+    c.w = w.data();
+    c.bias = bias.data();
+    c.out = co.data();
+    c.batch = b;
+    c.channels = hp;
+    c.steps = steps;
+    c.width = W;
+    c.state_len = slen;
+    c.silu = 1;
+    launch(conv_update<T>, (unsigned)((b * hp + 63) / 64), 1, 1, 64, c);
+    want.clear();
+    got.clear();
+    sw.clear();
+    sg.clear();
+    for (int row = 0; row < b * hp; ++row) {
+        const int ch = row % hp;
+        std::vector<double> full;  // [state, x]
+        for (int k = 0; k < slen; ++k) full.push_back(c0[(size_t)row * slen + k]);
+        for (int t = 0; t < steps; ++t) full.push_back(ld(xs[(size_t)row * steps + t]));
+        for (int t = 0; t < steps; ++t) {
+            double acc = bias[ch];
+            for (int k = 0; k < W; ++k) acc += (double)w[(size_t)ch * W + k] * full[slen + t + 1 - W + k];
+            want.push_back(acc / (1 + std::exp(-acc)));
+            got.push_back(ld(co[(size_t)row * steps + t]));
+        }
+        for (int k = 0; k < slen; ++k) {
+            sw.push_back(full[steps + k]);
+            sg.push_back(cst[(size_t)row * slen + k]);
+        }
+    }
+    snprintf(name, sizeof name, "conv_update %s ch%d W%d steps%d state%d", tname<T>(), hp, W, steps, slen);
+    check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
+    check("  its state", sw, sg, 0.0);
+}
+
 int main() {
     gemv_all<float>();
     gemv_all<bf16_t>();
@@ -516,6 +619,9 @@ int main() {
     step_case<float>(1, 3, 8, 1, 16, 2, false, true);
     step_case<bf16_t>(2, 2, 20, 1, 64, 3, true, true);
     step_case<f16_t>(1, 4, 9, 4, 8, 4, true, false);
+    spec45_case<float>(2, 4, 5, 2, 40, 4, 3, 5);
+    spec45_case<bf16_t>(1, 2, 33, 1, 16, 2, 1, 1);
+    spec45_case<f16_t>(2, 3, 4, 3, 8, 5, 6, 4);
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;
 }
