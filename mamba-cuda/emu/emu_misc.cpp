@@ -2,7 +2,8 @@
 // a few rows, one warp per output column, in f32, bf16 and f16 storage, every row-count
 // instance, with and without the add into C), the decode step (`block_conv_step` +
 // `block_ssm_step` against `block_step_fused` + the norm's conv-state shift), SPEC 4 and 5
-// (`state_update`, `conv_update`), the fallback products where cuBLASLt is absent
+// (`state_update`, `conv_update`), the training step's AdamW / sum of squares / axpy, the
+// fallback products where cuBLASLt is absent
 // (`gemm_few`, `gemm_nt`), and the gated RMS norm at 256 and 1024 threads per block (both
 // gate orders, with the fused step's deferred conv-state shift), each against a plain double
 // loop over the same (rounded) inputs. Every CUDA thread of a block is a
@@ -94,6 +95,15 @@ inline float __shfl_xor_sync(unsigned, float v, int o) {
     g_shfl[w][l] = v;
     __syncwarp();
     const float r = g_shfl[w][l ^ o];
+    __syncwarp();
+    return r;
+}
+static double g_shfl_d[32][32];
+inline double __shfl_xor_sync(unsigned, double v, int o) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl_d[w][l] = v;
+    __syncwarp();
+    const double r = g_shfl_d[w][l ^ o];
     __syncwarp();
     return r;
 }
@@ -603,6 +613,55 @@ static void spec45_case(int b, int h, int p, int g, int N, int W, int steps, int
     check("  its state", sw, sg, 0.0);
 }
 
+// The training step's pieces: `adamw_f32` against the update in doubles (the device test
+// checks it bit for bit against mamba-model's AdamW), `sumsq_f32` (f64 sum of squares,
+// several blocks adding into one value), `axpy` in bf16.
+static void train_pieces() {
+    std::normal_distribution<float> d(0.f, 1.f);
+    const int n = 1000;
+    std::vector<float> w(n), g(n), m(n), v(n);
+    for (int i = 0; i < n; ++i) {
+        w[i] = d(rng);
+        g[i] = d(rng);
+        m[i] = 0.1f * d(rng);
+        v[i] = std::fabs(0.1f * d(rng));
+    }
+    std::vector<float> w2 = w, m2 = m, v2 = v;
+    AdamWParams p{w.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.f - 0.9f * 0.9f * 0.9f,
+                  1.f - 0.999f * 0.999f * 0.999f, 0.5f};
+    launch(adamw_f32, 3, 1, 1, 128, p);  // fewer threads than elements: the stride loop
+    std::vector<double> pw, pg, mw, mg, vw, vg;
+    for (int i = 0; i < n; ++i) {
+        const double gg = (double)g[i] * p.grad_scale;
+        const double mm = p.beta1 * (double)m2[i] + (1.0 - p.beta1) * gg;
+        const double vv = p.beta2 * (double)v2[i] + (1.0 - p.beta2) * gg * gg;
+        const double wn = w2[i] * (1.0 - (double)p.lr * p.weight_decay) - p.lr * (mm / p.bc1) / (std::sqrt(vv / p.bc2) + p.eps);
+        pw.push_back(wn);
+        pg.push_back(w[i]);
+        mw.push_back(mm);
+        mg.push_back(m[i]);
+        vw.push_back(vv);
+        vg.push_back(v[i]);
+    }
+    check("adamw_f32 n1000: parameters", pw, pg, 1e-6);
+    check("  first moments", mw, mg, 1e-6);
+    check("  second moments", vw, vg, 1e-6);
+    double out = 0.0, want = 0.0;
+    for (float x : g) want += (double)x * x;
+    SumSqParams q{g.data(), &out, n};
+    launch(sumsq_f32, 3, 1, 1, 256, q);
+    check("sumsq_f32 n1000, 3 blocks", {want}, {out}, 1e-13);
+    std::vector<bf16_t> xb(n), yb(n);
+    for (auto& e : xb) e = st<bf16_t>(d(rng));
+    for (auto& e : yb) e = st<bf16_t>(d(rng));
+    std::vector<double> aw, ag;
+    for (int i = 0; i < n; ++i) aw.push_back(ld(st<bf16_t>((float)(1.5 * ld(xb[i]) + ld(yb[i])))));
+    AxpyParams a{xb.data(), yb.data(), n, 1.5f, 0};
+    launch(axpy<bf16_t>, 2, 1, 1, 128, a);
+    for (auto& e : yb) ag.push_back(ld(e));
+    check("axpy bf16 n1000", aw, ag, 1e-2 / 256);
+}
+
 int main() {
     gemv_all<float>();
     gemv_all<bf16_t>();
@@ -622,6 +681,7 @@ int main() {
     spec45_case<float>(2, 4, 5, 2, 40, 4, 3, 5);
     spec45_case<bf16_t>(1, 2, 33, 1, 16, 2, 1, 1);
     spec45_case<f16_t>(2, 3, 4, 3, 8, 5, 6, 4);
+    train_pieces();
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;
 }
