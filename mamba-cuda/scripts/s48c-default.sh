@@ -25,3 +25,7 @@ echo "memcheck recorded rc=$?"; grep -E "ERROR SUMMARY|test result" /tmp/s.log |
 el
 } > "$OUT/s48c.txt" 2>&1
 cat "$OUT/s48c.txt"
+# The recording test against the plugin of 88f9c7c (before the recording fixes; built by hand into
+# .device-carry/old with gemm.rs and mod.rs of that commit): expected to fail.
+MAMBA_CUDA_PLUGIN=$C/old/libmamba_cuda.so timeout 60 "$C/gpu_block_train" recorded_block --nocapture --test-threads=1 > /tmp/o.log 2>&1
+echo "old plugin, recording test rc=$?"; grep -E "panicked|test result|error|Error" -A2 /tmp/o.log | cut -c1-300 | head -10
