@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "emu_cuda.h"
+#include "emu_half.h"
 #define MAMBA_EMU_BF16 1
 
 struct alignas(16) float4 {
@@ -37,18 +38,11 @@ struct alignas(8) float2 {
     float x, y;
 };
 inline float2 make_float2(float a, float b) { return {a, b}; }
-// bf16 storage: round to nearest even.
+// bf16 storage (conversions in emu_half.h).
 struct bf16_t {
     unsigned short v;
 };
-inline unsigned short emu_f2bf(float f) {
-    unsigned u;
-    std::memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
-inline float emu_bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
-// f16 storage (the f16 `ssdl` kernels of VAR 28): the bits; conversions below.
+// f16 storage (the f16 `ssdl` kernels of VAR 28): the bits; conversions in emu_half.h.
 struct f16_t {
     unsigned short v;
 };
@@ -140,36 +134,8 @@ inline void emu_mma_any(float (&d)[4], const unsigned (&a)[4], const unsigned (&
     __syncwarp();
 }
 inline void emu_mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) { emu_mma_any(d, a, b, true); }
-// f16 <-> f32 (round to nearest even, subnormals, inf / NaN) and mma.sync m16n8k16 f16 (the
-// f16 `ssdl` kernels; emu_ssdl32.cpp's `_pfh` outputs kernel and `ssdl32_csplit`).
-inline unsigned short emu_f2h(float f) {
-    unsigned x;
-    std::memcpy(&x, &f, 4);
-    const unsigned sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return (unsigned short)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
-    float a;
-    std::memcpy(&a, &ax, 4);
-    if (a >= 65520.f) return (unsigned short)(sign | 0x7c00u);
-    if (a < 6.103515625e-05f) return (unsigned short)(sign | (unsigned)std::nearbyint((double)a * 16777216.0));
-    int e;
-    const double m = std::frexp((double)a, &e);
-    double r = std::nearbyint(m * 2048.0);
-    if (r == 2048.0) {
-        r = 1024.0;
-        ++e;
-    }
-    const unsigned ex = (unsigned)(e - 1 + 15);
-    if (ex >= 31) return (unsigned short)(sign | 0x7c00u);
-    return (unsigned short)(sign | (ex << 10) | ((unsigned)r - 1024u));
-}
-inline float emu_h2f(unsigned short h) {
-    const unsigned ex = (h >> 10) & 31u, man = h & 0x3ffu;
-    float v;
-    if (ex == 0) v = std::ldexp((float)man, -24);
-    else if (ex == 31) v = man ? NAN : INFINITY;
-    else v = std::ldexp((float)(man | 0x400u), (int)ex - 25);
-    return (h & 0x8000u) ? -v : v;
-}
+// mma.sync m16n8k16 f16 (the f16 `ssdl` kernels; emu_ssdl32.cpp's `_pfh` outputs kernel and
+// `ssdl32_csplit`).
 inline void emu_mma_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     const int w = threadIdx.x / 32, l = threadIdx.x % 32, g = l >> 2, c = l & 3;
     for (int e = 0; e < 4; ++e) g_ma[w][l][e] = a[e];
