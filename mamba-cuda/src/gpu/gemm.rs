@@ -265,8 +265,9 @@ fn gemv_instance(m: usize) -> Option<usize> {
         .find(|&i| i >= m && m <= max)
 }
 
-/// Whether `run` takes `gemv_vec` (one warp per output column, 16-byte loads along K) for an
-/// (m, n, k) product of storage type `act`: 1-4 rows (see `GEMV_M`), K a multiple of 16
+/// The `gemv_vec` instance (its row count) that `run` takes (one warp per output column,
+/// 16-byte loads along K) for an (m, n, k) product of storage type `act`, if any: 1-4 rows
+/// (see `GEMV_M`), K a multiple of 16
 /// bytes of values, A, W and A's row stride 16-byte aligned; for the 16-bit types unless
 /// `MAMBA_CUDA_GEMV=0`, for f32 only with `MAMBA_CUDA_GEMV=1`. H100, a token through four
 /// blocks on a recorded graph (forty-eighth session, three rounds): bf16 at d_model 192 /
@@ -276,16 +277,10 @@ fn gemv_instance(m: usize) -> Option<usize> {
 /// faster, though under ncu, caches flushed, ours took 7.8 us against its 13.2-13.7).
 /// `MAMBA_CUDA_GEMV_M=16` (up to 16 rows) was slower at batch 16 (f32 / bf16 at 768 wide
 /// 254-256 -> 357-359 us / 151-154 -> 285-287 us).
-#[allow(clippy::too_many_arguments)]
-fn gemv_rows(act: u32, m: usize, n: usize, k: usize, a: u64, lda: usize, w: u64) -> bool {
-    if m == 0
-        || gemv_instance(m).is_none()
-        || n == 0
-        || k == 0
-        || n > u32::MAX as usize / 8
-        || k > i32::MAX as usize
-    {
-        return false;
+fn gemv_rows(act: u32, m: usize, n: usize, k: usize, a: u64, lda: usize, w: u64) -> Option<usize> {
+    let inst = gemv_instance(m)?;
+    if m == 0 || n == 0 || k == 0 || n > u32::MAX as usize / 8 || k > i32::MAX as usize {
+        return None;
     }
     let v = 16 / mamba_core::abi::dtype::size(act).max(1);
     if !k.is_multiple_of(v)
@@ -293,13 +288,14 @@ fn gemv_rows(act: u32, m: usize, n: usize, k: usize, a: u64, lda: usize, w: u64)
         || !a.is_multiple_of(16)
         || !w.is_multiple_of(16)
     {
-        return false;
+        return None;
     }
-    match super::ops::env_str("MAMBA_CUDA_GEMV").as_deref() {
+    let on = match super::ops::env_str("MAMBA_CUDA_GEMV").as_deref() {
         Some("0") => false,
         Some("1") => true,
         _ => act != mamba_core::abi::dtype::F32,
-    }
+    };
+    on.then_some(inst)
 }
 
 impl Gemm {
@@ -391,16 +387,13 @@ impl Gemm {
             add: add as i32,
         };
         let sfx = super::ops::suffix(act, "gemm")?;
-        if few_rows(act, m, n, k) {
-            let f = g.func(&format!("gemm_few_{sfx}"))?;
-            // 8 warps per block, one output column each.
-            return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
-        }
-        if let Some(inst) = gemv_rows(act, m, n, k, a, lda, w)
-            .then(|| gemv_instance(m))
-            .flatten()
-        {
-            let f = g.func(&format!("gemv_{sfx}_m{inst}"))?;
+        let warp_per_column = if few_rows(act, m, n, k) {
+            Some(format!("gemm_few_{sfx}"))
+        } else {
+            gemv_rows(act, m, n, k, a, lda, w).map(|inst| format!("gemv_{sfx}_m{inst}"))
+        };
+        if let Some(name) = warp_per_column {
+            let f = g.func(&name)?;
             // 8 warps per block, one output column each.
             return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
         }
