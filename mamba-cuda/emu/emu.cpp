@@ -937,6 +937,135 @@ static int ssdbc_only() {
     return failures ? 1 : 0;
 }
 
+// The 64-step chunked SSD backward (kernels/ssd_bwdl.cuh, src/gpu/ssd_bwdc.rs `run_q64`): prep
+// and the walks of the 32-step form, then cb, x, s, cbg, fin, as the host launches them. P 64,
+// N 128 / 64, no z, no seq_idx. MODE 3 (3xTF32, the f32 default) or 1 (EMU_SBL_MODE=1: tf32,
+// the 16-bit types' form; errors ~4e-4 on f32 data, so with EMU_TOL).
+static void ssdbl_case(const char* name, Case& c, int hpb_want) {
+    c.has_z = false;
+    std::printf("%s\n", name);
+    const Grads e = reference(c);
+    const int Q = SBC_Q, K = (c.L + Q - 1) / Q, K64 = (c.L + 63) / 64, H = c.H, P = c.P, N = c.N, b = c.b;
+    const int mode = std::getenv("EMU_SBL_MODE") ? std::atoi(std::getenv("EMU_SBL_MODE")) : 3;
+    const size_t io = (size_t)b * c.L * H * P;
+    std::vector<float> dx(io, NAN), ddt((size_t)b * c.L * H, NAN), dA(H, 0), dD(c.D.size(), 0), dbias(H, 0),
+        dinit((size_t)b * H * P * N, NAN);
+    std::vector<float> dB(bc_len(c, c.ng) + 4, 0), dC(bc_len(c, c.ng) + 4, 0);
+    std::vector<float> sv((size_t)b * H * K * Q, NAN), csv(sv.size(), NAN), dsv(sv.size(), NAN), wv(sv.size(), NAN),
+        ev(sv.size(), NAN);
+    // The walks store only the 64-step chunks' states (q64), as the host sizes them.
+    std::vector<float> S((size_t)b * H * (K64 + 1) * P * N, NAN), G((size_t)b * H * K64 * P * N, NAN);
+    std::vector<float> cb((size_t)b * K64 * c.ng * 4096, NAN), dcb(cb.size(), 0), dcs((size_t)b * H * K64 * 64, 0),
+        dsd(dcs.size(), NAN), su(dcs.size(), NAN), last((size_t)b * H * K64, 0);
+    SsdbcParams p{};
+    p.x = c.u.data(); p.dt = c.delta.data(); p.A = c.A.data(); p.B = c.B.data(); p.C = c.C.data();
+    p.D = c.has_D ? c.D.data() : nullptr; p.z = nullptr;
+    p.dt_bias = c.has_bias ? c.bias.data() : nullptr; p.init = c.has_h0 ? c.h0.data() : nullptr;
+    p.dout = c.dout.data(); p.dfinal = c.has_dlast ? c.dlast.data() : nullptr;
+    p.dx = dx.data(); p.ddt = ddt.data(); p.dA = dA.data(); p.dD = c.has_D ? dD.data() : nullptr;
+    p.dz = nullptr; p.ddt_bias = c.has_bias ? dbias.data() : nullptr; p.dinit = dinit.data();
+    p.dB = dB.data(); p.dC = dC.data(); p.sv = sv.data(); p.csv = csv.data(); p.dsv = dsv.data();
+    p.S = S.data(); p.G = G.data(); p.wv = wv.data(); p.ev = ev.data();
+    p.batch = b; p.seqlen = c.L; p.nheads = H; p.headdim = P; p.ngroups = c.ng; p.dstate = N; p.nchunks = K;
+    p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    p.q64 = 1;
+    launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
+    const bool s128 = N == 128;
+    if (mode == 1) {
+        launch(s128 ? ssdbc_walks_f32_p64n128_tc : ssdbc_walks_f32_p64n64_tc, (unsigned)H, (unsigned)b, 256u, p, 2u);
+    } else {
+        launch(s128 ? ssdbc_states_f32_p64n128_tc3 : ssdbc_states_f32_p64n64_tc3, (unsigned)H, (unsigned)b, 256u, p);
+        launch(s128 ? ssdbc_gstates_f32_p64n128_tc3 : ssdbc_gstates_f32_p64n64_tc3, (unsigned)H, (unsigned)b, 256u, p);
+    }
+    SsdblParams q{};
+    q.b = p;
+    q.cb = cb.data(); q.dcb = dcb.data(); q.dcs = dcs.data(); q.dsd = dsd.data(); q.last = last.data(); q.su = su.data();
+    q.k64 = K64;
+    q.hpb = 1;
+    for (int d = 1; d <= hpb_want; ++d)
+        if ((H / c.ng) % d == 0) q.hpb = d;
+    // Heads per x block: EMU_SBL_HPBX bounds it (default: as for s).
+    const int hx_want = std::getenv("EMU_SBL_HPBX") ? std::atoi(std::getenv("EMU_SBL_HPBX")) : hpb_want;
+    q.hpbx = 1;
+    for (int d = 1; d <= hx_want; ++d)
+        if ((H / c.ng) % d == 0) q.hpbx = d;
+    const int nb = N / 64;
+    std::printf("   mode %d, heads per s block %d, per x block %d\n", mode, q.hpb, q.hpbx);
+#define SBL_PICK(KN) (mode == 1 ? (s128 ? KN##_f32_n128_m1 : KN##_f32_n64_m1) : (s128 ? KN##_f32_n128_m3 : KN##_f32_n64_m3))
+    launch(SBL_PICK(ssdbl_cb), (unsigned)K64, (unsigned)c.ng, 256u, q, (unsigned)b);
+    launch(SBL_PICK(ssdbl_x), (unsigned)K64, (unsigned)(c.ng * (H / c.ng / q.hpbx)), 512u, q, (unsigned)b);
+    launch(SBL_PICK(ssdbl_s), (unsigned)K64, (unsigned)(c.ng * nb * (H / c.ng / q.hpb)), 512u, q, (unsigned)b);
+    launch(SBL_PICK(ssdbl_cbg), (unsigned)K64, (unsigned)(c.ng * nb), 256u, q, (unsigned)b);
+#undef SBL_PICK
+    launch(ssdbl_fin_f32, (unsigned)K64, (unsigned)H, 64u, q, (unsigned)b);
+    dB.resize(bc_len(c, c.ng));
+    dC.resize(bc_len(c, c.ng));
+    cmp("dx", dx, e.du);
+    cmp("ddt", ddt, e.ddelta);
+    cmp("dA", dA, e.dA);
+    cmp("dB", dB, e.dB);
+    cmp("dC", dC, e.dC);
+    if (c.has_D) cmp("dD", dD, e.dD);
+    if (c.has_bias) cmp("ddt_bias", dbias, e.dbias);
+    cmp("dinit", dinit, e.dh0);
+}
+
+static int ssdbl_only() {
+    struct T { int b, L, H, ng, N; bool all, dpc; int hpb; };
+    if (const char* e = std::getenv("EMU_SBL_CASE")) {
+        // One case "b,L,h,g,N" with softplus and D per head (the golden ssd_05's options),
+        // through the 64-step kernels and the 32-step chunk kernel (3xTF32) on the same data.
+        int b, L, H, ng, N;
+        if (std::sscanf(e, "%d,%d,%d,%d,%d", &b, &L, &H, &ng, &N) != 5) return 2;
+        Case c = ssd_case(b, L, H, 64, ng, N, false);
+        c.has_seq = false; c.softplus = true; c.has_D = true;
+        c.delta = uniforms((size_t)b * L * H, -4, 0);
+        if (std::getenv("EMU_SBL_BIGA")) {
+            // The golden ssd_05's ranges: A in [-13, -7], raw steps in [-1.8, 1.8].
+            c.A = uniforms(H, -13, -7);
+            c.delta = uniforms((size_t)b * L * H, -1.8, 1.8);
+        }
+        { Case cc = c; ssdbl_case("ssdbl one case", cc, 8); }
+        setenv("EMU_SBC_TC", "3", 1);
+        { Case cc = c; ssdbc_case("ssdbc (tc3) one case", cc); }
+        std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+        return failures ? 1 : 0;
+    }
+    for (const T& t : std::vector<T>{{1, 96, 2, 1, 128, true, false, 2},
+                                     {2, 70, 2, 1, 64, true, true, 1},
+                                     {1, 33, 3, 1, 128, false, false, 3},
+                                     {1, 160, 4, 2, 64, true, false, 2},
+                                     {2, 7, 1, 1, 128, true, true, 1},
+                                     {1, 200, 2, 1, 128, true, false, 1},
+                                     {1, 128, 1, 1, 64, false, false, 1}}) {
+        Case c = ssd_case(t.b, t.L, t.H, 64, t.ng, t.N, t.all, t.dpc);
+        c.has_seq = false;
+        char name[128];
+        std::snprintf(name, sizeof name, "ssdbl b%d L%d h%d p64 g%d N%d %s%s", t.b, t.L, t.H, t.ng, t.N,
+                      t.all ? "all" : "none", t.dpc ? " D per channel" : "");
+        ssdbl_case(name, c, t.hpb);
+    }
+    {
+        Case c = ssd_case(1, 100, 2, 64, 1, 64, false);
+        c.has_dlast = true;
+        { Case cc = c; ssdbl_case("ssdbl dlast only", cc, 2); }
+        c.has_dlast = false; c.has_h0 = true; c.softplus = true; c.delta = uniforms((size_t)100 * 2, -4, 0);
+        { Case cc = c; ssdbl_case("ssdbl h0 only softplus", cc, 1); }
+    }
+    {
+        // The golden ssd_05's large decays (A in [-13, -7], raw steps in [-1.8, 1.8], softplus,
+        // D per head): dA is sensitive to f32 cancellation in the chunk's sums (1.2e-4 off
+        // with W's diagonal in its row and column sums).
+        Case c = ssd_case(1, 200, 2, 64, 1, 64, false);
+        c.has_seq = false; c.softplus = true; c.has_D = true;
+        c.A = uniforms(2, -13, -7);
+        c.delta = uniforms((size_t)200 * 2, -1.8, 1.8);
+        ssdbl_case("ssdbl large decays", c, 2);
+    }
+    std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
+    return failures ? 1 : 0;
+}
+
 static void conv_all() {
     conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
     conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);
@@ -958,6 +1087,7 @@ int main(int argc, char** argv) {
         return failures ? 1 : 0;
     }
     if (argc > 1 && std::strcmp(argv[1], "ssdbc") == 0) return ssdbc_only();
+    if (argc > 1 && std::strcmp(argv[1], "ssdbl") == 0) return ssdbl_only();
     if (argc > 1 && std::strcmp(argv[1], "scan1t") == 0) return scan1t_only();
     if (argc > 1 && std::strcmp(argv[1], "ssdt") == 0) return ssdt_only();
     if (argc > 1 && std::strcmp(argv[1], "scan1q") == 0) return scan1q_only();

@@ -75,7 +75,7 @@ struct SsdbcParams {
     float* wv;   // (b, h, K Q): e^{cs_last - cs_t} s_t (the states walk's weights)
     float* ev;   // (b, h, K Q): e^{cs_t} (the state gradients walk's)
     int hpb;     // heads per block of the chunk kernel (a divisor of h / g)
-    int hpb_pad;
+    int q64;     // the tensor-core walks store for the 64-step kernels (ssd_bwdl.cuh)
 };
 
 struct SbcIdx {
@@ -592,8 +592,13 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
         // This buffer was last read two chunks ago, before the previous barrier.
         __syncthreads();
         if (r + 1 < K) fetch(FWD ? c + 1 : c - 1);
-        {
-            float* dst = FWD ? p.S + ix.s(i, j, c) : p.G + ix.g(i, j, c);
+        // q64 (the 64-step kernels, ssd_bwdl.cuh): only S_c of even c and G_c of odd c (and of
+        // the last chunk), at c / 2 of (b, h, K64 + 1, P, N) / (b, h, K64, P, N) arrays.
+        if (!p.q64 || (FWD ? (c & 1) == 0 : ((c & 1) == 1 || c == K - 1))) {
+            const int K64 = (K + 1) >> 1;
+            float* dst = !p.q64 ? (FWD ? p.S + ix.s(i, j, c) : p.G + ix.g(i, j, c))
+                         : FWD  ? p.S + (((size_t)i * ix.H + j) * (K64 + 1) + (c >> 1)) * (size_t)(P * N)
+                                : p.G + (((size_t)i * ix.H + j) * K64 + (c >> 1)) * (size_t)(P * N);
 #pragma unroll
             for (int nt = 0; nt < NTW; ++nt) {
                 *reinterpret_cast<float2*>(dst + at(nt, 0)) = make_float2(st[nt][0], st[nt][1]);
@@ -645,7 +650,9 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
                 for (int e = 0; e < 4; ++e) st[nt][e] = fmaf(dec, st[nt][e], lc[nt][e]);
         }
     }
-    float* dst = FWD ? p.S + ix.s(i, j, K) : p.dinit ? p.dinit + ((size_t)i * ix.H + j) * P * N : nullptr;
+    // The final state (not read by the 64-step kernels).
+    float* dst = FWD ? (p.q64 ? nullptr : p.S + ix.s(i, j, K))
+                     : p.dinit ? p.dinit + ((size_t)i * ix.H + j) * P * N : nullptr;
     if (dst) {
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt)
@@ -1138,3 +1145,4 @@ SBC_KERNELS(float, f32)
 SBC_KERNELS(bf16_t, bf16)
 SBC_KERNELS(f16_t, f16)
 #endif
+#include "ssd_bwdl.cuh"

@@ -364,6 +364,26 @@ emu_test!(
     }
 );
 
+// SSD backward in 64-step chunks (kernels/ssd_bwdl.cuh) with 3xTF32 (the f32 form), after the
+// walks of the 32-step form storing only the 64-step chunks' states; the last case has the
+// golden ssd_05's large decays (A in [-13, -7]), where dA is sensitive to f32 cancellation in
+// the sums over the chunk.
+emu_test!(
+    ssd_backward_q64_ssdbl,
+    Job {
+        name: "ssdbl",
+        src: "emu.cpp",
+        defines: &[],
+        quick: Run {
+            args: &["ssdbl"],
+            env: &[],
+        },
+        full: Run {
+            args: &["ssdbl"],
+            env: &[],
+        },
+    }
+);
 // SSD forward, seed shapes: the recurrence over small blocks (kernels/ssd_seed.cu), the
 // role-split form (kernels/ssd_seed2.cu) and the clustered chunked launch, the default at
 // 256 <= L <= 1024 (kernels/ssd_seed3.cu, `ssdz_tc_body`; every variant in the full run).

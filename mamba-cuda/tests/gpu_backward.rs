@@ -1052,6 +1052,86 @@ fn ssd_backward_chunked_matches_the_oracle() {
     t.finish("ssd, chunked backward (forward + backward)");
 }
 
+/// The 64-step chunked SSD backward (kernels/ssd_bwdl.cuh: p 64, N 128 / 64, no z; the
+/// default of the chunked path there at many (row, head, chunk) triples), forced
+/// (`MAMBA_CUDA_SSD_BWDL=1`), against the oracle in f32, bf16 and f16: lengths from
+/// one step to several chunks with a partial last one (odd numbers of 32-step chunks
+/// included), one and two groups, D per head and per channel, every step option; then with
+/// the heads of a group split over more `ssdbl_s` blocks, with 3xTF32 for a 16-bit type, and
+/// at a shape with 16 heads per group.
+#[test]
+fn ssd_backward_q64_matches_the_oracle() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let nz = |c: SsdConfig| SsdConfig {
+        seq_idx: false,
+        z: false,
+        ..c.all_options()
+    };
+    let cfgs = vec![
+        nz(SsdConfig::new(1, 1, 2, 64, 1, 64)),
+        nz(SsdConfig::new(2, 7, 1, 64, 1, 128)),
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..nz(SsdConfig::new(1, 33, 3, 64, 1, 128))
+        },
+        SsdConfig::new(1, 64, 2, 64, 1, 64),
+        SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            d: Some(DShape::PerHead),
+            dfinal_states: true,
+            ..SsdConfig::new(1, 301, 2, 64, 1, 128)
+        },
+        SsdConfig {
+            dt_softplus: true,
+            initial_states: true,
+            ..SsdConfig::new(1, 96, 4, 64, 2, 64)
+        },
+        nz(SsdConfig::new(2, 160, 4, 64, 2, 128)),
+        SsdConfig {
+            d: Some(DShape::PerChannel),
+            ..nz(SsdConfig::new(2, 130, 6, 64, 1, 64))
+        },
+        SsdConfig {
+            big_steps: true,
+            dt_limit: Some((0.02, 0.3)),
+            ..nz(SsdConfig::new(1, 200, 2, 64, 1, 128))
+        },
+    ];
+    let mut t = Tally::default();
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC", "1");
+    std::env::set_var("MAMBA_CUDA_SSD_BWDL", "1");
+    ssd_type::<f32>(be, &cfgs, 81, &mut t);
+    ssd_type::<bf16>(be, &cfgs, 82, &mut t);
+    if !quick() {
+        ssd_type::<f16>(be, &cfgs, 83, &mut t);
+        // The group's heads over more blocks of `ssdbl_s` (one, two heads per block).
+        for hpb in ["1", "2"] {
+            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", hpb);
+            ssd_type::<f32>(be, &cfgs, 84, &mut t);
+            ssd_type::<bf16>(be, &cfgs, 85, &mut t);
+        }
+        std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");
+        // 3xTF32 for a 16-bit type.
+        std::env::set_var("MAMBA_CUDA_SSD_BWDC_TC", "3");
+        ssd_type::<bf16>(be, &cfgs, 86, &mut t);
+        std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
+        // Many heads per group, the default heads per block.
+        let big = [SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            d: Some(DShape::PerHead),
+            ..SsdConfig::new(2, 150, 16, 64, 1, 128)
+        }];
+        ssd_type::<f32>(be, &big, 87, &mut t);
+        ssd_type::<bf16>(be, &big, 88, &mut t);
+    }
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDL");
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
+    t.finish("ssd, 64-step chunked backward (forward + backward)");
+}
+
 /// `bwd_ssdt_*` forced (`MAMBA_CUDA_BWD2=1`) in every variant (rows per warp 1 / 2 / 4
 /// at N > 64, one block per SM), then the general kernel forced (`=0`), then the
 /// default choice, all against the oracle.

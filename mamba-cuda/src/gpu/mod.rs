@@ -413,8 +413,8 @@ impl Gpu {
         } else if name.starts_with("ssdlw_") {
             // kernels/ssd_wg.cu (sm_90a), after FATBINS when loaded.
             FATBINS.len()
-        } else if name.starts_with("ssdbc_") {
-            // kernels/ssd_bwdc.cu, found by its name.
+        } else if name.starts_with("ssdbc_") || name.starts_with("ssdbl_") {
+            // kernels/ssd_bwdc.cu (with ssd_bwdl.cuh), found by its name.
             FATBINS
                 .iter()
                 .position(|m| m.0 == "ssd_bwdc")

@@ -63,10 +63,71 @@ struct SsdbcParams {
     wv: u64,
     ev: u64,
     hpb: i32,
-    hpb_pad: i32,
+    q64: i32,
 }
 
 const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 27 * 8 + 14 * 4);
+
+/// The 64-step kernels' parameter block (`SsdblParams` in ssd_bwdl.cuh).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SsdblParams {
+    b: SsdbcParams,
+    cb: u64,
+    dcb: u64,
+    dcs: u64,
+    dsd: u64,
+    last: u64,
+    su: u64,
+    k64: i32,
+    hpb: i32,
+    hpbx: i32,
+    pad: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<SsdblParams>() == 27 * 8 + 14 * 4 + 6 * 8 + 4 * 4);
+
+/// Shared memory (bytes) of the 64-step kernels (`sbl_*_smem` in ssd_bwdl.cuh): cb, x, s, cbg.
+fn q64_smem(n: usize) -> [usize; 4] {
+    const LP: usize = 68;
+    [
+        4 * 2 * 64 * (n + 4),
+        4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 6 * 64 + 16),
+        4 * (5 * 64 * LP + 4 * 64 + 16),
+        4 * 3 * 64 * LP,
+    ]
+}
+
+/// Heads per block of `ssdbl_x`: the largest divisor of the heads per group up to 8
+/// (`MAMBA_CUDA_SSD_BWDL_HPBX`) that leaves at least 4 blocks per SM (one head where none does).
+fn q64_hpbx(g: &Gpu, b: usize, h: usize, ng: usize, k64: usize) -> usize {
+    let per_group = h / ng.max(1);
+    let want = env_usize("MAMBA_CUDA_SSD_BWDL_HPBX").unwrap_or(8).max(1);
+    let fill = 4 * g.sm_count.max(1) as usize;
+    (1..=want.min(per_group))
+        .filter(|&d| {
+            per_group.is_multiple_of(d) && (d == 1 || k64 * ng * (per_group / d) * b >= fill)
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+/// Heads per block of `ssdbl_s`: the largest divisor of the heads per group that leaves at
+/// least 8 blocks per SM (`MAMBA_CUDA_SSD_BWDL_HPB` bounds it).
+fn q64_hpb(g: &Gpu, b: usize, h: usize, ng: usize, n: usize, k64: usize) -> usize {
+    let per_group = h / ng.max(1);
+    let want = env_usize("MAMBA_CUDA_SSD_BWDL_HPB")
+        .unwrap_or(per_group)
+        .max(1);
+    let fill = 8 * g.sm_count.max(1) as usize;
+    (1..=want.min(per_group))
+        .filter(|&d| {
+            per_group.is_multiple_of(d)
+                && (d == 1 || k64 * ng * (n / 64) * (per_group / d) * b >= fill)
+        })
+        .max()
+        .unwrap_or(1)
+}
 
 /// Steps per chunk (`SBC_Q`) and threads of the chunk kernel (`SBC_NT`).
 const Q: usize = 32;
@@ -188,12 +249,65 @@ pub(crate) fn run(
     let (b, l, h, hp, ng, n) = dims;
     let k = l.div_ceil(Q);
     let p = &d.fwd;
+    // The fixed shapes: the products on the tensor cores, one tf32 product for the 16-bit
+    // types (`_tc`: relative errors ~4e-4 against tolerances of 2e-2 / 5e-3) and 3xTF32
+    // for f32 (`_tc3`: ~1e-6; one tf32 product misses f32's 1e-4);
+    // `MAMBA_CUDA_SSD_BWDC_TC=1` / `3` / `0` forces `_tc` / `_tc3` / the CUDA cores. Else
+    // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
+    // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
+    // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
+    let tc = if !tc_capable(g, d, hp, n) {
+        0
+    } else {
+        match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
+            Some(0) => 0,
+            Some(1) => 1,
+            Some(_) => 3,
+            None if sfx == "f32" => 3,
+            None => 1,
+        }
+    };
     let hv = a256(b * h * k * Q * 4);
-    let sb = a256(b * h * (k + 1) * hp * n * 4);
-    let gb = a256(b * h * k * hp * n * 4);
     let bc = b * l * ng * n;
     let accb = a256(bc * 4);
-    let total = 5 * hv + sb + gb + 2 * accb;
+    // The 64-step form (kernels/ssd_bwdl.cuh) where the tensor-core kernels apply, there is no
+    // gate and there are many (row, head, chunk) triples (b h ceil(L / 64) >= 8 per SM): its
+    // C B^T and dCB per (row, chunk, group), dL/dcs and x . dxh per step, the last-step terms
+    // per chunk. H100, forward+backward at the LM shape (b8 L2048 h80 p64 N128): bf16
+    // 4.17-4.19 ms against 6.25-6.29 with the 32-step chunk kernel, f32 5.57-5.63 against
+    // 7.51-7.54; at the seed shape (b2 h6 p64 N64, 156 triples at L800) it is 10-40 us
+    // slower per call, so that shape keeps the 32-step kernel. `MAMBA_CUDA_SSD_BWDL=1` / `0`
+    // forces it on / off.
+    let k64 = l.div_ceil(64);
+    let q64 = tc != 0
+        && p.z.is_none()
+        && q64_smem(n).iter().all(|&m| m <= g.max_smem())
+        && match env_usize("MAMBA_CUDA_SSD_BWDL") {
+            Some(v) => v != 0,
+            None => b * h * k64 >= 8 * g.sm_count.max(1) as usize,
+        };
+    let (cbb, dcsb, lastb) = if q64 {
+        (
+            a256(b * k64 * ng * 4096 * 4),
+            a256(b * h * k64 * 64 * 4),
+            a256(b * h * k64 * 4),
+        )
+    } else {
+        (0, 0, 0)
+    };
+    // The walks' states: every 32-step chunk's, or with q64 only those the 64-step kernels read.
+    let (sb, gb) = if q64 {
+        (
+            a256(b * h * (k64 + 1) * hp * n * 4),
+            a256(b * h * k64 * hp * n * 4),
+        )
+    } else {
+        (
+            a256(b * h * (k + 1) * hp * n * 4),
+            a256(b * h * k * hp * n * 4),
+        )
+    };
+    let total = 5 * hv + sb + gb + 2 * accb + 2 * cbb + 3 * dcsb + lastb;
     let Ok(scratch) = g.alloc_async(total, stream) else {
         return Ok(false);
     };
@@ -208,7 +322,10 @@ pub(crate) fn run(
         let (wv, ev) = (take(hv), take(hv));
         let (sbuf, gbuf) = (take(sb), take(gb));
         let (dbacc, dcacc) = (take(accb), take(accb));
-        super::memset(dbacc, 0, 2 * accb, stream)?;
+        // Zeroed with the accumulators: dCB, dL/dcs, the last-step terms.
+        let (dcbq, dcsq, lastq) = (take(cbb), take(dcsb), take(lastb));
+        let (cbq, dsdq, suq) = (take(cbb), take(dcsb), take(dcsb));
+        super::memset(dbacc, 0, 2 * accb + cbb + dcsb + lastb, stream)?;
         for t in [&d.da, &d.dd, &d.ddt_bias] {
             if !t.is_none() {
                 super::memset(t.ptr, 0, t.numel() as usize * 4, stream)?;
@@ -256,29 +373,11 @@ pub(crate) fn run(
             wv,
             ev,
             hpb: hpb as i32,
-            hpb_pad: 0,
+            q64: q64 as i32,
         };
         let shp = shape_suffix(hp, n);
         let f = g.func(&format!("ssdbc_prep_{sfx}"))?;
         g.launch(f, (k as u32, h as u32, b as u32), 32, 0, stream, &prm)?;
-        // The fixed shapes: the products on the tensor cores, one tf32 product for the 16-bit
-        // types (`_tc`: relative errors ~4e-4 against tolerances of 2e-2 / 5e-3) and 3xTF32
-        // for f32 (`_tc3`: ~1e-6; one tf32 product misses f32's 1e-4);
-        // `MAMBA_CUDA_SSD_BWDC_TC=1` / `3` / `0` forces `_tc` / `_tc3` / the CUDA cores. Else
-        // the CUDA cores with 512 threads (`_w`; `MAMBA_CUDA_SSD_BWDC_W=0`: 256 threads).
-        // H200, LM shape bf16, forward+backward: `_tc` 13.98 / 14.03 ms, `_tc3` 14.42 / 14.38,
-        // `_w` 17.06 / 17.06 (one call, alternating; 256 threads: 19.5).
-        let tc = if !tc_capable(g, d, hp, n) {
-            0
-        } else {
-            match env_usize("MAMBA_CUDA_SSD_BWDC_TC") {
-                Some(0) => 0,
-                Some(1) => 1,
-                Some(_) => 3,
-                None if sfx == "f32" => 3,
-                None => 1,
-            }
-        };
         // The walk kernels: one block per (head, batch row); on the CUDA cores a thread per
         // 4 x 8 states, on the tensor cores (`_tc` / `_tc3`, with the chunk kernel's MODE) 256
         // threads and double-buffered staging.
@@ -311,23 +410,67 @@ pub(crate) fn run(
             let f = g.func(&format!("ssdbc_gstates_{sfx}{shp}{wsfx}"))?;
             g.launch(f, wgrid, wt, wsm, stream, &prm)?;
         }
-        let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
-        let (cw, cnt, pad) = match tc {
-            1 => ("_tc", 512, 4),
-            3 => ("_tc3", 512, 4),
-            _ if wide => ("_w", 512, 1),
-            _ => ("", NT, 1),
-        };
-        let smem = chunk_smem(hp, n, pad);
-        let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}{cw}"))?;
-        g.launch(
-            f,
-            (k as u32, (h / hpb) as u32, b as u32),
-            cnt as u32,
-            smem,
-            stream,
-            &prm,
-        )?;
+        if q64 {
+            let nb = n / 64;
+            let hpb = q64_hpb(g, b, h, ng, n, k64);
+            let hpbx = q64_hpbx(g, b, h, ng, k64);
+            let q = SsdblParams {
+                b: prm,
+                cb: cbq,
+                dcb: dcbq,
+                dcs: dcsq,
+                dsd: dsdq,
+                last: lastq,
+                su: suq,
+                k64: k64 as i32,
+                hpb: hpb as i32,
+                hpbx: hpbx as i32,
+                pad: 0,
+            };
+            let sm = q64_smem(n);
+            let kn = |name: &str| g.func(&format!("ssdbl_{name}_{sfx}_n{n}_m{tc}"));
+            let k32 = k64 as u32;
+            g.launch(
+                kn("cb")?,
+                (k32, ng as u32, b as u32),
+                256,
+                sm[0],
+                stream,
+                &q,
+            )?;
+            let xy = (ng * (h / ng / hpbx)) as u32;
+            g.launch(kn("x")?, (k32, xy, b as u32), 512, sm[1], stream, &q)?;
+            let sy = (ng * nb * (h / ng / hpb)) as u32;
+            g.launch(kn("s")?, (k32, sy, b as u32), 512, sm[2], stream, &q)?;
+            g.launch(
+                kn("cbg")?,
+                (k32, (ng * nb) as u32, b as u32),
+                256,
+                sm[3],
+                stream,
+                &q,
+            )?;
+            let f = g.func(&format!("ssdbl_fin_{sfx}"))?;
+            g.launch(f, (k32, h as u32, b as u32), 64, 0, stream, &q)?;
+        } else {
+            let wide = !shp.is_empty() && env_usize("MAMBA_CUDA_SSD_BWDC_W") != Some(0);
+            let (cw, cnt, pad) = match tc {
+                1 => ("_tc", 512, 4),
+                3 => ("_tc3", 512, 4),
+                _ if wide => ("_w", 512, 1),
+                _ => ("", NT, 1),
+            };
+            let smem = chunk_smem(hp, n, pad);
+            let f = g.func(&format!("ssdbc_chunk_{sfx}{shp}{cw}"))?;
+            g.launch(
+                f,
+                (k as u32, (h / hpb) as u32, b as u32),
+                cnt as u32,
+                smem,
+                stream,
+                &prm,
+            )?;
+        }
         let cast = g.func(&format!("bwd_cast_{sfx}"))?;
         for (src, dst) in [(dbacc, d.db.ptr), (dcacc, d.dc.ptr)] {
             let cp = BwdCastParams {

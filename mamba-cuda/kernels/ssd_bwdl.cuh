@@ -1,0 +1,629 @@
+// SPEC 2 backward in chunks of 64 steps, as a few GEMM-like passes (`ssdbl_*`, included by
+// kernels/ssd_bwdc.cu; host src/gpu/ssd_bwdc.rs `run`). For P = 64, N = 128 or 64, no z,
+// no seq_idx. The walks, the steps and their 32-step cumulative sums are those of the
+// 32-step form (`ssdbc_prep`, `ssdbc_walks_*`, with `q64` set they store only S_c and G_c of
+// 64-step chunk c: their S[2c] and G[min(2c + 1, K - 1)]), and the cumulative sum over the 64-step chunk is the
+// 32-step one plus, in its second half, the first half's last value. With the notation of
+// ssd_bwdc.cu (cs_t now within the 64-step chunk, e_ts = e^{cs_t - cs_s}, S = S_c,
+// G = G_{c+1}, the gradients summed over the heads of a group where the operand is shared):
+//   DX_ts = dy_t . x_s (per head), Wm_ts = e_ts s_s DX_ts (t >= s), dCB = sum_heads Wm,
+//   dB_s = sum_t dCB_ts C_t + s_s e^{cs_last - cs_s} G^T x_s,
+//   dC_t = sum_s dCB_ts B_s + e^{cs_t} S^T dy_t,
+//   dxh_s = sum_{t >= s} e_ts (C_t . B_s) dy_t + e^{cs_last - cs_s} G B_s,
+//   dL/dcs_t = sum_{s < t} W_ts - sum_{t' > t} W_t't + e^{cs_t} dy_t . S C_t - s_t u_t
+//              + [t = 63] (e^{cs_last} <G, S> + sum_s s_s u_s),
+//   (the u terms summed into da_s = sum_{t >= s} dL/dcs_t as sum_{t < s} s_t u_t, `sbl_fin`),
+//   W = Wm o CB, u_s = e^{cs_last - cs_s} x_s . G B_s.
+// So the Q x Q x N products (dCB C, dCB B) run once per group and chunk, not per head, and
+// every other product is 64 x 64 x 64 or 64 x 64 x N per head: `ssdbl_cb` (C B^T per group and
+// chunk), `ssdbl_x` (per head and chunk: DX and its sums, dCB by atomics, dx, x . dxh, u),
+// `ssdbl_s` (per group, chunk and 64 columns of N, looping over the group's heads with dB and
+// dC in registers: G^T x, S^T dy and the rows' dy . S C), `ssdbl_cbg` (dCB C, dCB B) and
+// `ssdbl_fin` (da by a suffix sum over the chunk, d dt, dA, d dt_bias). Products on the
+// tensor cores as `sbc_tc` (MODE 1: tf32 operands, rounded when staged; MODE 3: 3xTF32).
+
+#define SBL_Q 64
+#define SBL_LP 68  // row stride of 64-wide tiles (= 4 mod 32 words)
+
+struct SsdblParams {
+    SsdbcParams b;
+    float* cb;    // (b, K64, g, 64, 64): C_t . B_s of each 64-step chunk
+    float* dcb;   // (b, K64, g, 64, 64), zeroed: dCB
+    float* dcs;   // (b, h, K64 64), zeroed: dL/dcs
+    float* dsd;   // (b, h, K64 64): x_s . dxh_s
+    float* last;  // (b, h, K64), zeroed: the chunk's last-step term e^{cs_last} <G, S>
+    float* su;    // (b, h, K64 64): s_t u_t
+    int k64;      // chunks of 64 steps
+    int hpb;      // heads per block of `ssdbl_s` (a divisor of h / g)
+    int hpbx;     // heads per block of `ssdbl_x` (a divisor of h / g)
+    int pad;
+};
+
+__device__ __forceinline__ size_t sbl_hv(const SsdblParams& q, int i, int j, int t) {
+    return ((size_t)i * q.b.nheads + j) * ((size_t)q.k64 * SBL_Q) + t;
+}
+// S_c and G_{c+1} of 64-step chunk c as the walks store them with `q64` set.
+__device__ __forceinline__ const float* sbl_s_of(const SsdblParams& q, int i, int j, int c) {
+    return q.b.S + (((size_t)i * q.b.nheads + j) * (q.k64 + 1) + c) * (size_t)(q.b.headdim * q.b.dstate);
+}
+__device__ __forceinline__ const float* sbl_g_of(const SsdblParams& q, int i, int j, int c) {
+    return q.b.G + (((size_t)i * q.b.nheads + j) * q.k64 + c) * (size_t)(q.b.headdim * q.b.dstate);
+}
+__device__ __forceinline__ size_t sbl_cbi(const SsdblParams& q, int i, int c, int k) {
+    return (((size_t)i * q.k64 + c) * q.b.ngroups + k) * (SBL_Q * SBL_Q);
+}
+
+// Step r of 64-step chunk c: its cumulative log-decay within the chunk, the step and its
+// derivative factor (from `ssdbc_prep`'s 32-step arrays).
+// `lo`: the cumulative sum within the step's 32-step half (cs = lo, or lo + the first half's
+// last lo in the second half). Decays between two steps are taken from these (`sbl_dcs`), not
+// as differences of cs: with large steps |cs| reaches hundreds over 64 steps, and f32's
+// rounding of cs then costs the decays ~1e-5 of relative accuracy (the golden ssd_05, A down
+// to -13: dA 1.2e-4 off against 1.1e-5 for the 32-step kernels, before this).
+__device__ __forceinline__ void sbl_step(const SsdbcParams& p, const SbcIdx& ix, int i, int j, int c, int r, float& cs,
+                                         float& s, float& ds, float& lo) {
+    const int t = SBL_Q * c + r, t32 = ix.K * SBC_Q;
+    if (r < SBC_Q || t < t32) {
+        const size_t h = ix.hv(i, j, t);
+        cs = lo = p.csv[h];
+        s = p.sv[h];
+        ds = p.dsv[h];
+        if (r >= SBC_Q) cs += p.csv[ix.hv(i, j, SBL_Q * c + SBC_Q - 1)];
+    } else {
+        // The second half of a chunk past the walks' last 32-step chunk: no steps.
+        cs = p.csv[ix.hv(i, j, SBL_Q * c + SBC_Q - 1)];
+        lo = s = ds = 0.f;
+    }
+}
+// cs_t - cs_s (t >= s) from the halves' local sums `lo`: within a half their difference, across
+// the halves lo_t + (lo_31 - lo_s).
+__device__ __forceinline__ float sbl_dcs(const float* lo, int t, int s) {
+    return ((t ^ s) & 32) == 0 ? lo[t] - lo[s] : lo[t] + (lo[SBC_Q - 1] - lo[s]);
+}
+
+// A staged product operand: MODE 1 rounded to tf32, MODE 3 as it is.
+template <int MODE>
+__device__ __forceinline__ float sbl_op(float v) {
+    if constexpr (MODE == 1) return __uint_as_float(sbc_tf32(v));
+    else return v;
+}
+
+// d[q][h] += A(m0 + 16 q .., k) B(k, n0 + 8 h ..) over k < KD (the m16n8k8 fragment layouts of
+// `sbc_tc`), A(m, k) = a[m am + k ak], B(k, n) = b[k bk + n bn] in shared memory.
+template <int MODE, int TMI, int TNJ>
+__device__ __forceinline__ void sbl_mma(float (&d)[TMI][TNJ][4], const float* a, int am, int ak, const float* b,
+                                        int bk, int bn, int m0, int n0, int KD) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll 2
+    for (int k0 = 0; k0 < KD; k0 += 8) {
+        unsigned ua[TMI][4], ub[TNJ][2];
+#pragma unroll
+        for (int q = 0; q < TMI; ++q) {
+            const float* ap = a + (m0 + 16 * q + g) * am + (k0 + t4) * ak;
+            ua[q][0] = __float_as_uint(ap[0]);
+            ua[q][1] = __float_as_uint(ap[8 * am]);
+            ua[q][2] = __float_as_uint(ap[4 * ak]);
+            ua[q][3] = __float_as_uint(ap[8 * am + 4 * ak]);
+        }
+#pragma unroll
+        for (int h = 0; h < TNJ; ++h) {
+            const float* bp = b + (n0 + 8 * h + g) * bn + (k0 + t4) * bk;
+            ub[h][0] = __float_as_uint(bp[0]);
+            ub[h][1] = __float_as_uint(bp[4 * bk]);
+        }
+#pragma unroll
+        for (int q = 0; q < TMI; ++q)
+#pragma unroll
+            for (int h = 0; h < TNJ; ++h) sbc_mma_u<MODE, false, false>(d[q][h], ua[q], ub[h]);
+    }
+}
+
+// The accumulators' elements: f(row, column, value index e, value) for e < 4 of tile [0][h]
+// (rows m0 + g, m0 + g + 8; columns n0 + 8 h + 2 t4, + 1).
+template <int TNJ, typename F>
+__device__ __forceinline__ void sbl_each(const float (&d)[1][TNJ][4], int m0, int n0, F f) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int h = 0; h < TNJ; ++h)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) f(m0 + g + 8 * (e >> 1), n0 + 8 * h + 2 * t4 + (e & 1), e, d[0][h][e]);
+}
+
+// Sums v over the 4 lanes of a quad (the lanes holding one accumulator row).
+__device__ __forceinline__ float sbl_quad(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    return v;
+}
+__device__ __forceinline__ float sbl_warp(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// C B^T of group k, batch row i, chunk c: 256 threads, warp w the outputs rows
+// 16 (w >> 1) .., columns 32 (w & 1) ...
+template <typename T, int NC, int MODE>
+__device__ void sbl_cb(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, k = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
+    constexpr int LN = NC + 4;
+    DYN_SMEM(sm);
+    float* cs = sm;             // [64][LN] C_t
+    float* bs = sm + 64 * LN;   // [64][LN] B_s
+    for (int e = tid; e < SBL_Q * NC; e += 256) {
+        const int r = e / NC, n = e - r * NC, t = SBL_Q * c + r;
+        float cv = 0.f, bv = 0.f;
+        if (t < ix.L) {
+            cv = ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n));
+            bv = ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n));
+        }
+        cs[r * LN + n] = sbl_op<MODE>(cv);
+        bs[r * LN + n] = sbl_op<MODE>(bv);
+    }
+    __syncthreads();
+    const int w = tid >> 5, m0 = 16 * (w >> 1), n0 = 32 * (w & 1);
+    float d[1][4][4] = {};
+    sbl_mma<MODE, 1, 4>(d, cs, LN, 1, bs, 1, LN, m0, n0, NC);
+    float* out = q.cb + sbl_cbi(q, i, c, k);
+    sbl_each<4>(d, m0, n0, [&](int t, int s, int, float v) { out[t * SBL_Q + s] = v; });
+}
+
+// 512 threads; warp w (of 16) holds the outputs rows 16 (w >> 2) .., columns 16 (w & 3) .. of
+// each 64 x 64 product (two m16n8 tiles).
+#define SBL_NT 512
+// The 8 x 8 values of this thread in a 64 x 64 tile of T rows (x, dy): row tid / 8, columns
+// 8 (tid % 8) ..; one 16-byte load (two for f32) per tile and thread.
+template <typename T>
+__device__ __forceinline__ void sbl_fetch_rows(SbcV8<T>& v, const SbcIdx& ix, const T* base, int i, int c, int j) {
+    const int tid = threadIdx.x, t = SBL_Q * c + (tid >> 3);
+    const bool ok = t < ix.L;
+    sbc_ld8(v, base + (ok ? ix.x(i, t, j, 8 * (tid & 7)) : 0), ok);
+}
+template <typename T, int MODE>
+__device__ __forceinline__ void sbl_put_rows(float* dst, const SbcV8<T>& v, float scale_row = 1.f) {
+    const int tid = threadIdx.x;
+    float* d = dst + (tid >> 3) * SBL_LP + 8 * (tid & 7);
+    float f[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = sbl_op<MODE>(scale_row * sbc_at(v, e));
+    *reinterpret_cast<float4*>(d) = make_float4(f[0], f[1], f[2], f[3]);
+    *reinterpret_cast<float4*>(d + 4) = make_float4(f[4], f[5], f[6], f[7]);
+}
+
+// Per chunk and q.hpbx heads of one group (blockIdx.y = k (hpg / hpbx) + hx): DX = dy x^T (its
+// W row / column sums per head, Wm summed over the block's heads in registers and added to
+// dCB once), dxh and dx, x . dxh, u, dD. B and C B^T staged once per block; the next head's
+// x, dy and G are loaded into registers while the current one computes.
+template <typename T, int NC, int MODE>
+__device__ void sbl_x(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x;
+    const int hpg = ix.H / ix.G, nxb = hpg / q.hpbx, k = blockIdx.y / nxb;
+    const int j0 = k * hpg + (blockIdx.y - k * nxb) * q.hpbx;
+    constexpr int LP = SBL_LP, LN = NC + 4, P = 64, NG4 = NC / 32;
+    DYN_SMEM(sm);
+    float* dys = sm;              // [64 t][LP] dy
+    float* xs = dys + 64 * LP;    // [64 s][LP] x
+    float* mt = xs + 64 * LP;     // [64 s][LP] e_ts CB_ts (t >= s)
+    float* cbs = mt + 64 * LP;    // [64 t][LP] CB (f32)
+    float* bs = cbs + 64 * LP;    // [64 s][LN] B
+    float* gs = bs + 64 * LN;     // [64 p][LN] G
+    float* vs = gs + 64 * LN;     // [64] s
+    float* rd1 = vs + 64;         // [64] x . dxh
+    float* rd2 = rd1 + 64;        // [64] u
+    float* wr = rd2 + 64;         // [64] W row sums
+    float* wc = wr + 64;          // [64] W column sums
+    float* vlo = wc + 64;         // [64] cs within the half (`sbl_step`)
+    float* red = vlo + 64;        // [16]
+    const float* cbg = q.cb + sbl_cbi(q, i, c, k);
+    for (int v = tid; v < SBL_Q * (NC / 8); v += SBL_NT) {
+        const int r = v / (NC / 8), cc = 8 * (v - r * (NC / 8)), t = SBL_Q * c + r;
+        SbcV8<T> bv;
+        sbc_ld8(bv, static_cast<const T*>(p.B) + (t < ix.L ? ix.bc(i, t, k, cc) : 0), t < ix.L);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) bs[r * LN + cc + e] = sbl_op<MODE>(sbc_at(bv, e));
+    }
+    for (int v = tid; v < SBL_Q * SBL_Q / 4; v += SBL_NT) {
+        const int t = v >> 4, s4 = 4 * (v & 15);
+        *reinterpret_cast<float4*>(cbs + t * LP + s4) = reinterpret_cast<const float4*>(cbg)[v];
+    }
+    SbcV8<T> px, py;
+    float4 pg[NG4];
+    auto fetch = [&](int j) {
+        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        const float4* g4 = reinterpret_cast<const float4*>(sbl_g_of(q, i, j, c));
+#pragma unroll
+        for (int u = 0; u < NG4; ++u) pg[u] = g4[tid + u * SBL_NT];
+    };
+    fetch(j0);
+    const int w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3, m0 = 16 * (w >> 2), n0 = 16 * (w & 3);
+    float wacc[1][2][4] = {};
+    const bool dpc = p.d_per_channel != 0;
+    for (int jj = 0; jj < q.hpbx; ++jj) {
+        const int j = j0 + jj;
+        __syncthreads();  // the previous head's tiles are read
+        if (tid < SBL_Q) {
+            float cs, sv, ds, lo;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            vs[tid] = sv;
+            vlo[tid] = lo;
+            rd1[tid] = rd2[tid] = wr[tid] = wc[tid] = 0.f;
+        }
+        sbl_put_rows<T, MODE>(xs, px);
+        sbl_put_rows<T, MODE>(dys, py);
+#pragma unroll
+        for (int u = 0; u < NG4; ++u) {
+            const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
+            *reinterpret_cast<float4*>(gs + r * LN + cc) = make_float4(sbl_op<MODE>(pg[u].x), sbl_op<MODE>(pg[u].y),
+                                                                       sbl_op<MODE>(pg[u].z), sbl_op<MODE>(pg[u].w));
+        }
+        if (jj + 1 < q.hpbx) fetch(j + 1);
+        __syncthreads();
+        for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
+            const int t = e >> 6, s = e & 63;
+            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbs[t * LP + s] : 0.f);
+        }
+        __syncthreads();
+        {
+            // DX (rows t, columns s): Wm into the registers, W's row / column sums.
+            float d[1][2][4] = {};
+            sbl_mma<MODE, 1, 2>(d, dys, LP, 1, xs, 1, LP, m0, n0, P);
+            float r0 = 0.f, r1 = 0.f, cp[2][2] = {};
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
+                    if (t >= s) {
+                        const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
+                        wacc[0][h][e] += wm;
+                        // W's row / column sums without the diagonal, which enters both with
+                        // opposite signs and would cancel in f32 (as the 32-step kernel's a_t, b_t).
+                        const float wv = t > s ? wm * cbs[t * LP + s] : 0.f;
+                        if (e < 2) r0 += wv;
+                        else r1 += wv;
+                        cp[h][e & 1] += wv;
+                    }
+                }
+            r0 = sbl_quad(r0);
+            r1 = sbl_quad(r1);
+            if (t4 == 0) {
+                atomicAdd(wr + m0 + g, r0);
+                atomicAdd(wr + m0 + g + 8, r1);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int b2 = 0; b2 < 2; ++b2) {
+                    float v = cp[h][b2];
+                    v += __shfl_xor_sync(0xffffffffu, v, 4);
+                    v += __shfl_xor_sync(0xffffffffu, v, 8);
+                    v += __shfl_xor_sync(0xffffffffu, v, 16);
+                    if (g == 0) atomicAdd(wc + n0 + 8 * h + 2 * t4 + b2, v);
+                }
+        }
+        {
+            // dxh (rows s, columns p) = Mt dy + e^{cs_last - cs_s} B G^T.
+            float a1[1][2][4] = {}, a2[1][2][4] = {};
+            sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
+            sbl_mma<MODE, 1, 2>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
+            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f;
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int s = m0 + g + 8 * (e >> 1), qq = n0 + 8 * h + 2 * t4 + (e & 1);
+                    const float v2 = expf(sbl_dcs(vlo, SBL_Q - 1, s)) * a2[0][h][e];
+                    const float dxh = a1[0][h][e] + v2;
+                    const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
+                    const int t = SBL_Q * c + s;
+                    if (t < ix.L) {
+                        const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
+                        static_cast<T*>(p.dx)[ix.x(i, t, j, qq)] = cvt<T>(vs[s] * dxh + dv * dyv);
+                    }
+                    if (e < 2) {
+                        x0 = fmaf(xv, dxh, x0);
+                        u0 = fmaf(xv, v2, u0);
+                    } else {
+                        x1 = fmaf(xv, dxh, x1);
+                        u1 = fmaf(xv, v2, u1);
+                    }
+                }
+            x0 = sbl_quad(x0);
+            x1 = sbl_quad(x1);
+            u0 = sbl_quad(u0);
+            u1 = sbl_quad(u1);
+            if (t4 == 0) {
+                atomicAdd(rd1 + m0 + g, x0);
+                atomicAdd(rd1 + m0 + g + 8, x1);
+                atomicAdd(rd2 + m0 + g, u0);
+                atomicAdd(rd2 + m0 + g + 8, u1);
+            }
+        }
+        // dD: per channel a thread per column; per head one atomic per block.
+        if (p.dD) {
+            if (dpc) {
+                if (tid < P) {
+                    float v = 0.f;
+                    for (int t = 0; t < SBL_Q; ++t) v = fmaf(dys[t * LP + tid], xs[t * LP + tid], v);
+                    if (v != 0.f) atomicAdd(p.dD + j * P + tid, v);
+                }
+            } else {
+                float v = 0.f;
+                for (int e = tid; e < SBL_Q * P; e += SBL_NT)
+                    v = fmaf(dys[(e >> 6) * LP + (e & 63)], xs[(e >> 6) * LP + (e & 63)], v);
+                v = sbl_warp(v);
+                if (lane == 0) red[w] = v;
+            }
+        }
+        __syncthreads();
+        if (p.dD && !dpc && tid == 0) {
+            float v = 0.f;
+            for (int u = 0; u < SBL_NT / 32; ++u) v += red[u];
+            if (v != 0.f) atomicAdd(p.dD + j, v);
+        }
+        if (tid < SBL_Q) {
+            const int s = tid;
+            const size_t h = sbl_hv(q, i, j, SBL_Q * c + s);
+            q.dsd[h] = rd1[s];
+            q.su[h] = vs[s] * rd2[s];
+            atomicAdd(q.dcs + h, wr[s] - wc[s]);
+        }
+    }
+    float* dcb = q.dcb + sbl_cbi(q, i, c, k);
+    sbl_each<2>(wacc, m0, n0, [&](int t, int s, int, float v) {
+        if (t >= s) atomicAdd(dcb + t * SBL_Q + s, v);
+    });
+}
+
+// Per group, chunk and 64 columns of N (blockIdx.y = (k NB + nb) HS + hs), over q.hpb heads of
+// the group: dB += (s e^{cs_last - cs} x)^T G, dC += (e^{cs} dy) S, the rows' (e^{cs_t} dy_t) .
+// S C_t into dcs, e^{cs_last} <G, S> into last. 512 threads, warp tiles as `sbl_x`; the next
+// head's x, dy, G and S are loaded into registers while the current one computes.
+template <typename T, int NC, int MODE>
+__device__ void sbl_s(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    constexpr int LP = SBL_LP, P = 64, NB = NC / 64;
+    const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x;
+    const int hs_n = (ix.H / ix.G) / q.hpb;
+    const int hs = blockIdx.y % hs_n, kn = blockIdx.y / hs_n, nb = kn % NB, k = kn / NB;
+    const int n00 = 64 * nb;
+    DYN_SMEM(sm);
+    float* xsc = sm;              // [64 s][LP] s_s e^{cs_last - cs_s} x_s
+    float* ysc = xsc + 64 * LP;   // [64 t][LP] e^{cs_t} dy_t
+    float* gn = ysc + 64 * LP;    // [64 p][LP] G (the block's columns)
+    float* sn = gn + 64 * LP;     // [64 p][LP] S
+    float* cn = sn + 64 * LP;     // [64 t][LP] C (f32, unrounded)
+    float* fx = cn + 64 * LP;     // [64] x scale
+    float* fy = fx + 64;          // [64] dy scale
+    float* rdot = fy + 64;        // [64]
+    float* vlo = rdot + 64;       // [64] cs within the half
+    float* red = vlo + 64;        // [16]
+    for (int v = tid; v < SBL_Q * 8; v += SBL_NT) {
+        const int r = v >> 3, cc = 8 * (v & 7), t = SBL_Q * c + r;
+        SbcV8<T> cv;
+        sbc_ld8(cv, static_cast<const T*>(p.C) + (t < ix.L ? ix.bc(i, t, k, n00 + cc) : 0), t < ix.L);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) cn[r * LP + cc + e] = sbc_at(cv, e);
+    }
+    const int w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3, m0 = 16 * (w >> 2), n0 = 16 * (w & 3);
+    float ab[1][2][4] = {}, ac[1][2][4] = {};
+    const int j0 = k * (ix.H / ix.G) + hs * q.hpb;
+    // The 64 x 64 f32 tiles of G and S: float4 v = tid + 512 u, row v / 16, columns 4 (v % 16) ...
+    SbcV8<T> px, py;
+    float4 pg[2], ps[2];
+    auto fetch = [&](int j) {
+        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        const float* gsrc = sbl_g_of(q, i, j, c) + n00;
+        const float* ssrc = sbl_s_of(q, i, j, c) + n00;
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int v = tid + u * SBL_NT, r = v >> 4, cc = 4 * (v & 15);
+            pg[u] = *reinterpret_cast<const float4*>(gsrc + (size_t)r * NC + cc);
+            ps[u] = *reinterpret_cast<const float4*>(ssrc + (size_t)r * NC + cc);
+        }
+    };
+    fetch(j0);
+    for (int jj = 0; jj < q.hpb; ++jj) {
+        const int j = j0 + jj;
+        __syncthreads();  // the previous head's tiles are read
+        if (tid < SBL_Q) {
+            float cs, sv, ds, lo;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            fy[tid] = cs;
+            fx[tid] = sv;
+            vlo[tid] = lo;
+        }
+        __syncthreads();
+        const float csl = fy[SBL_Q - 1];
+        // This thread's row of x / dy and its scales (read before the barrier below).
+        const int r = tid >> 3;
+        const float xf = expf(sbl_dcs(vlo, SBL_Q - 1, r)) * fx[r], yf = expf(fy[r]);
+        float gsum = 0.f;
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int v = tid + u * SBL_NT, rr = v >> 4, cc = 4 * (v & 15);
+            gsum = fmaf(pg[u].x, ps[u].x, fmaf(pg[u].y, ps[u].y, fmaf(pg[u].z, ps[u].z, fmaf(pg[u].w, ps[u].w, gsum))));
+            *reinterpret_cast<float4*>(gn + rr * LP + cc) = make_float4(sbl_op<MODE>(pg[u].x), sbl_op<MODE>(pg[u].y),
+                                                                        sbl_op<MODE>(pg[u].z), sbl_op<MODE>(pg[u].w));
+            *reinterpret_cast<float4*>(sn + rr * LP + cc) = make_float4(sbl_op<MODE>(ps[u].x), sbl_op<MODE>(ps[u].y),
+                                                                        sbl_op<MODE>(ps[u].z), sbl_op<MODE>(ps[u].w));
+        }
+        sbl_put_rows<T, MODE>(xsc, px, xf);
+        sbl_put_rows<T, MODE>(ysc, py, yf);
+        if (jj + 1 < q.hpb) fetch(j + 1);
+        gsum = sbl_warp(gsum);
+        if (lane == 0) red[w] = gsum;
+        __syncthreads();
+        if (tid < SBL_Q) rdot[tid] = 0.f;
+        if (tid == 0) {
+            float v = 0.f;
+            for (int u = 0; u < SBL_NT / 32; ++u) v += red[u];
+            atomicAdd(q.last + ((size_t)i * ix.H + j) * q.k64 + c, expf(csl) * v);
+        }
+        __syncthreads();
+        // dB (rows s, columns n) += xsc^T G: A(s, p) = xsc[s][p], B(p, n) = gn[p][n].
+        sbl_mma<MODE, 1, 2>(ab, xsc, LP, 1, gn, LP, 1, m0, n0, P);
+        // (e^{cs} dy) S (rows t, columns n).
+        float tq[1][2][4] = {};
+        sbl_mma<MODE, 1, 2>(tq, ysc, LP, 1, sn, LP, 1, m0, n0, P);
+        float r0 = 0.f, r1 = 0.f;
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int t = m0 + g + 8 * (e >> 1), n = n0 + 8 * h + 2 * t4 + (e & 1);
+                const float v = tq[0][h][e];
+                ac[0][h][e] += v;
+                if (e < 2) r0 = fmaf(v, cn[t * LP + n], r0);
+                else r1 = fmaf(v, cn[t * LP + n], r1);
+            }
+        r0 = sbl_quad(r0);
+        r1 = sbl_quad(r1);
+        if (t4 == 0) {
+            atomicAdd(rdot + m0 + g, r0);
+            atomicAdd(rdot + m0 + g + 8, r1);
+        }
+        __syncthreads();
+        if (tid < SBL_Q) atomicAdd(q.dcs + sbl_hv(q, i, j, SBL_Q * c + tid), rdot[tid]);
+    }
+    sbl_each<2>(ab, m0, n0, [&](int s, int n, int, float v) {
+        const int t = SBL_Q * c + s;
+        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
+    });
+    sbl_each<2>(ac, m0, n0, [&](int t, int n, int, float v) {
+        const int tt = SBL_Q * c + t;
+        if (tt < ix.L) atomicAdd(p.dC + ix.bc(i, tt, k, n00 + n), v);
+    });
+}
+
+// dB += dCB^T C, dC += dCB B per group, chunk and 64 columns of N (blockIdx.y = k NB + nb).
+template <typename T, int NC, int MODE>
+__device__ void sbl_cbg(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    constexpr int LP = SBL_LP, NB = NC / 64;
+    const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x, nb = blockIdx.y % NB, k = blockIdx.y / NB;
+    const int n00 = 64 * nb;
+    DYN_SMEM(sm);
+    float* dcb = sm;             // [64 t][LP]
+    float* cn = dcb + 64 * LP;   // [64 t][LP]
+    float* bn = cn + 64 * LP;    // [64 s][LP]
+    const float* src = q.dcb + sbl_cbi(q, i, c, k);
+    for (int e = tid; e < SBL_Q * 64; e += 256) {
+        const int r = e >> 6, n = e & 63, t = SBL_Q * c + r;
+        dcb[r * LP + n] = sbl_op<MODE>(src[e]);
+        float cv = 0.f, bv = 0.f;
+        if (t < ix.L) {
+            cv = ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n00 + n));
+            bv = ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n00 + n));
+        }
+        cn[r * LP + n] = sbl_op<MODE>(cv);
+        bn[r * LP + n] = sbl_op<MODE>(bv);
+    }
+    __syncthreads();
+    const int w = tid >> 5, m0 = 16 * (w >> 1), n0 = 32 * (w & 1);
+    float ab[1][4][4] = {}, ac[1][4][4] = {};
+    // dB (rows s): A(s, t) = dcb[t][s], B(t, n) = cn[t][n]. dC (rows t): A(t, s) = dcb[t][s], B(s, n) = bn[s][n].
+    sbl_mma<MODE, 1, 4>(ab, dcb, 1, LP, cn, LP, 1, m0, n0, SBL_Q);
+    sbl_mma<MODE, 1, 4>(ac, dcb, LP, 1, bn, LP, 1, m0, n0, SBL_Q);
+    sbl_each<4>(ab, m0, n0, [&](int s, int n, int, float v) {
+        const int t = SBL_Q * c + s;
+        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
+    });
+    sbl_each<4>(ac, m0, n0, [&](int t, int n, int, float v) {
+        const int tt = SBL_Q * c + t;
+        if (tt < ix.L) atomicAdd(p.dC + ix.bc(i, tt, k, n00 + n), v);
+    });
+}
+
+// da by a suffix sum over the chunk, d dt, dA, d dt_bias: 64 threads per (chunk, head, row).
+template <typename T>
+__device__ void sbl_fin(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, r = threadIdx.x, lane = r & 31;
+    __shared__ float sh[4];
+    float cs, s, ds, lo;
+    sbl_step(p, ix, i, j, c, r, cs, s, ds, lo);
+    const size_t h = sbl_hv(q, i, j, SBL_Q * c + r);
+    float v = q.dcs[h];
+    if (r == SBL_Q - 1) v += q.last[((size_t)i * ix.H + j) * q.k64 + c];
+    // da_r = sum_{t >= r} dcs_t + sum_{t < r} s_t u_t: the u terms, -s_t u_t at every t and
+    // their total at the last step, as the prefix sum they come to (summed as written they
+    // cancel to it, losing f32 digits where the decays are strong: dA 1.2e-4 off against
+    // 2e-5 for the 32-step kernels on the emulator's EMU_SBL_BIGA case).
+    // Suffix sums of dcs and prefix sums of s u over each warp, then across the two warps.
+    float a = v, pu = q.su[h];
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float u = __shfl_sync(0xffffffffu, a, lane + o < 32 ? lane + o : lane);
+        const float w = __shfl_sync(0xffffffffu, pu, lane >= o ? lane - o : lane);
+        if (lane + o < 32) a += u;
+        if (lane >= o) pu += w;
+    }
+    if (r == 32) sh[0] = a;
+    if (r == 31) sh[1] = pu;
+    __syncthreads();
+    if (r < 32) a += sh[0];
+    else pu += sh[1];
+    // Exclusive: without s_r u_r itself.
+    a += pu - q.su[h];
+    const int t = SBL_Q * c + r;
+    const float dstep = q.dsd[h] + p.A[j] * a;
+    float dav = s * a, draw = dstep * ds;
+    if (t < ix.L) static_cast<T*>(p.ddt)[ix.dt(i, t, j)] = cvt<T>(draw);
+    else dav = draw = 0.f;
+    dav = sbl_warp(dav);
+    draw = sbl_warp(draw);
+    __syncthreads();
+    if (lane == 0) {
+        sh[2 * (r >> 5)] = dav;
+        sh[2 * (r >> 5) + 1] = draw;
+    }
+    __syncthreads();
+    if (r == 0) {
+        atomicAdd(p.dA + j, sh[0] + sh[2]);
+        if (p.ddt_bias) atomicAdd(p.ddt_bias + j, sh[1] + sh[3]);
+    }
+}
+
+// Shared memory (bytes) of the kernels.
+__host__ __device__ constexpr int sbl_cb_smem(int nc) { return 4 * 2 * 64 * (nc + 4); }
+__host__ __device__ constexpr int sbl_x_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 2 * 64 * (nc + 4) + 6 * 64 + 16); }
+__host__ __device__ constexpr int sbl_s_smem() { return 4 * (5 * 64 * SBL_LP + 4 * 64 + 16); }
+__host__ __device__ constexpr int sbl_cbg_smem() { return 4 * 3 * 64 * SBL_LP; }
+
+#define SBL_SHAPE(T, SFX, NC, MODE)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cb_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) {  \
+        sbl_cb<T, NC, MODE>(q);                                                                                             \
+    }                                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(SBL_NT, 1) ssdbl_x_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
+        sbl_x<T, NC, MODE>(q);                                                                                              \
+    }                                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(SBL_NT, 1) ssdbl_s_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
+        sbl_s<T, NC, MODE>(q);                                                                                              \
+    }                                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cbg_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
+        sbl_cbg<T, NC, MODE>(q);                                                                                            \
+    }
+#define SBL_KERNELS(T, SFX)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(64) ssdbl_fin_##SFX(const __grid_constant__ SsdblParams q) {     \
+        sbl_fin<T>(q);                                                                                            \
+    }                                                                                                             \
+    SBL_SHAPE(T, SFX, 128, 1)                                                                                     \
+    SBL_SHAPE(T, SFX, 128, 3)                                                                                     \
+    SBL_SHAPE(T, SFX, 64, 1)                                                                                      \
+    SBL_SHAPE(T, SFX, 64, 3)
+
+SBL_KERNELS(float, f32)
+#ifndef MAMBA_EMU
+SBL_KERNELS(bf16_t, bf16)
+SBL_KERNELS(f16_t, f16)
+#endif
