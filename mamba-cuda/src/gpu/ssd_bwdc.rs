@@ -98,33 +98,39 @@ fn q64_smem(n: usize) -> [usize; 4] {
     ]
 }
 
-/// Heads per block of `ssdbl_x`: the largest divisor of the heads per group up to 8
-/// (`MAMBA_CUDA_SSD_BWDL_HPBX`) that leaves at least 4 blocks per SM (one head where none does).
+/// Heads per block of `ssdbl_x`: the largest divisor of the heads per group up to 8 that leaves
+/// at least 4 blocks per SM (one head where none does); `MAMBA_CUDA_SSD_BWDL_HPBX` forces the
+/// bound (then the largest divisor up to it, blocks or not).
 fn q64_hpbx(g: &Gpu, b: usize, h: usize, ng: usize, k64: usize) -> usize {
-    let per_group = h / ng.max(1);
-    let want = env_usize("MAMBA_CUDA_SSD_BWDL_HPBX").unwrap_or(8).max(1);
+    let forced = env_usize("MAMBA_CUDA_SSD_BWDL_HPBX");
     let fill = 4 * g.sm_count.max(1) as usize;
-    (1..=want.min(per_group))
-        .filter(|&d| {
-            per_group.is_multiple_of(d) && (d == 1 || k64 * ng * (per_group / d) * b >= fill)
-        })
-        .max()
-        .unwrap_or(1)
+    q64_heads(h / ng.max(1), forced, 8, |d| {
+        k64 * ng * (h / ng.max(1) / d) * b >= fill
+    })
 }
 
 /// Heads per block of `ssdbl_s`: the largest divisor of the heads per group that leaves at
-/// least 8 blocks per SM (`MAMBA_CUDA_SSD_BWDL_HPB` bounds it).
+/// least 8 blocks per SM; `MAMBA_CUDA_SSD_BWDL_HPB` forces the bound (as `q64_hpbx`).
 fn q64_hpb(g: &Gpu, b: usize, h: usize, ng: usize, n: usize, k64: usize) -> usize {
-    let per_group = h / ng.max(1);
-    let want = env_usize("MAMBA_CUDA_SSD_BWDL_HPB")
-        .unwrap_or(per_group)
-        .max(1);
+    let forced = env_usize("MAMBA_CUDA_SSD_BWDL_HPB");
     let fill = 8 * g.sm_count.max(1) as usize;
+    let per_group = h / ng.max(1);
+    q64_heads(per_group, forced, per_group, |d| {
+        k64 * ng * (n / 64) * (per_group / d) * b >= fill
+    })
+}
+
+/// The largest divisor d of `per_group` up to the bound (`forced`, else `dflt`) with `fills(d)`
+/// (d = 1 always; a forced bound needs no fill).
+fn q64_heads(
+    per_group: usize,
+    forced: Option<usize>,
+    dflt: usize,
+    fills: impl Fn(usize) -> bool,
+) -> usize {
+    let want = forced.unwrap_or(dflt).max(1);
     (1..=want.min(per_group))
-        .filter(|&d| {
-            per_group.is_multiple_of(d)
-                && (d == 1 || k64 * ng * (n / 64) * (per_group / d) * b >= fill)
-        })
+        .filter(|&d| per_group.is_multiple_of(d) && (d == 1 || forced.is_some() || fills(d)))
         .max()
         .unwrap_or(1)
 }
@@ -397,9 +403,12 @@ pub(crate) fn run(
         // launches; at the LM shape (1280 blocks) two launches, 6.46 against 6.48-6.50 ms.
         // `MAMBA_CUDA_SSD_BWDC_WALKS=1` / `0` forces one / two launches.
         let slots = g.sm_count.max(1) as usize * if tc == 1 { 3 } else { 2 };
+        // With the 64-step kernels (half the stores) one launch pays at the LM shape too: H100,
+        // b8 L2048 h80 forward+backward bf16 4161-4170 against 4241-4250 us, f32 5633-5637
+        // against 5708-5754 (forty-ninth session, `bench-results/h100-s49e-tune.txt`).
         let merged = match env_usize("MAMBA_CUDA_SSD_BWDC_WALKS") {
             Some(v) => v != 0,
-            None => 2 * b * h <= slots,
+            None => q64 || 2 * b * h <= slots,
         };
         if tc != 0 && merged {
             let f = g.func(&format!("ssdbc_walks_{sfx}{shp}{wsfx}"))?;
