@@ -832,6 +832,26 @@ static int ssdt_only() {
     return failures ? 1 : 0;
 }
 
+// The chunked backward's parameters from a case (inputs, options) and the outputs and scratch
+// the caller holds (the optional ones given only where the case has them).
+struct SbcOut {
+    float *dx, *dz, *ddt, *dA, *dD, *dbias, *dinit, *dB, *dC, *sv, *csv, *dsv, *wv, *ev, *S, *G;
+};
+static SsdbcParams sbc_params(Case& c, int K, const SbcOut& o) {
+    SsdbcParams p{};
+    p.x = c.u.data(); p.dt = c.delta.data(); p.A = c.A.data(); p.B = c.B.data(); p.C = c.C.data();
+    p.D = c.has_D ? c.D.data() : nullptr; p.z = c.has_z ? c.z.data() : nullptr;
+    p.dt_bias = c.has_bias ? c.bias.data() : nullptr; p.init = c.has_h0 ? c.h0.data() : nullptr;
+    p.dout = c.dout.data(); p.dfinal = c.has_dlast ? c.dlast.data() : nullptr;
+    p.dx = o.dx; p.ddt = o.ddt; p.dA = o.dA; p.dD = c.has_D ? o.dD : nullptr;
+    p.dz = c.has_z ? o.dz : nullptr; p.ddt_bias = c.has_bias ? o.dbias : nullptr; p.dinit = o.dinit;
+    p.dB = o.dB; p.dC = o.dC; p.sv = o.sv; p.csv = o.csv; p.dsv = o.dsv;
+    p.S = o.S; p.G = o.G; p.wv = o.wv; p.ev = o.ev;
+    p.batch = c.b; p.seqlen = c.L; p.nheads = c.H; p.headdim = c.P; p.ngroups = c.ng; p.dstate = c.N; p.nchunks = K;
+    p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    return p;
+}
+
 // The chunked SSD backward (kernels/ssd_bwdc.cu, src/gpu/ssd_bwdc.rs): prep, states,
 // gstates, chunk, as the host launches them; gradients against the f64 reference.
 static void ssdbc_case(const char* name, Case& c) {
@@ -845,17 +865,9 @@ static void ssdbc_case(const char* name, Case& c) {
     std::vector<float> sv((size_t)b * H * K * Q, NAN), csv(sv.size(), NAN), dsv(sv.size(), NAN), wv(sv.size(), NAN),
         ev(sv.size(), NAN);
     std::vector<float> S((size_t)b * H * (K + 1) * P * N, NAN), G((size_t)b * H * K * P * N, NAN);
-    SsdbcParams p{};
-    p.x = c.u.data(); p.dt = c.delta.data(); p.A = c.A.data(); p.B = c.B.data(); p.C = c.C.data();
-    p.D = c.has_D ? c.D.data() : nullptr; p.z = c.has_z ? c.z.data() : nullptr;
-    p.dt_bias = c.has_bias ? c.bias.data() : nullptr; p.init = c.has_h0 ? c.h0.data() : nullptr;
-    p.dout = c.dout.data(); p.dfinal = c.has_dlast ? c.dlast.data() : nullptr;
-    p.dx = dx.data(); p.ddt = ddt.data(); p.dA = dA.data(); p.dD = c.has_D ? dD.data() : nullptr;
-    p.dz = c.has_z ? dz.data() : nullptr; p.ddt_bias = c.has_bias ? dbias.data() : nullptr; p.dinit = dinit.data();
-    p.dB = dB.data(); p.dC = dC.data(); p.sv = sv.data(); p.csv = csv.data(); p.dsv = dsv.data();
-    p.S = S.data(); p.G = G.data(); p.wv = wv.data(); p.ev = ev.data();
-    p.batch = b; p.seqlen = c.L; p.nheads = H; p.headdim = P; p.ngroups = c.ng; p.dstate = N; p.nchunks = K;
-    p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    SsdbcParams p = sbc_params(c, K, {dx.data(), dz.data(), ddt.data(), dA.data(), dD.data(), dbias.data(), dinit.data(),
+                                      dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
+                                      S.data(), G.data()});
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const unsigned wt = (unsigned)(((P / 4) * (N / 8) + 31) / 32 * 32);
     const bool s128 = P == 64 && N == 128, s64 = P == 64 && N == 64;
@@ -957,17 +969,9 @@ static void ssdbl_case(const char* name, Case& c, int hpb_want) {
     std::vector<float> S((size_t)b * H * (K64 + 1) * P * N, NAN), G((size_t)b * H * K64 * P * N, NAN);
     std::vector<float> cb((size_t)b * K64 * c.ng * 4096, NAN), dcb(cb.size(), 0), dcs((size_t)b * H * K64 * 64, 0),
         dsd(dcs.size(), NAN), su(dcs.size(), NAN), last((size_t)b * H * K64, 0);
-    SsdbcParams p{};
-    p.x = c.u.data(); p.dt = c.delta.data(); p.A = c.A.data(); p.B = c.B.data(); p.C = c.C.data();
-    p.D = c.has_D ? c.D.data() : nullptr; p.z = nullptr;
-    p.dt_bias = c.has_bias ? c.bias.data() : nullptr; p.init = c.has_h0 ? c.h0.data() : nullptr;
-    p.dout = c.dout.data(); p.dfinal = c.has_dlast ? c.dlast.data() : nullptr;
-    p.dx = dx.data(); p.ddt = ddt.data(); p.dA = dA.data(); p.dD = c.has_D ? dD.data() : nullptr;
-    p.dz = nullptr; p.ddt_bias = c.has_bias ? dbias.data() : nullptr; p.dinit = dinit.data();
-    p.dB = dB.data(); p.dC = dC.data(); p.sv = sv.data(); p.csv = csv.data(); p.dsv = dsv.data();
-    p.S = S.data(); p.G = G.data(); p.wv = wv.data(); p.ev = ev.data();
-    p.batch = b; p.seqlen = c.L; p.nheads = H; p.headdim = P; p.ngroups = c.ng; p.dstate = N; p.nchunks = K;
-    p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    SsdbcParams p = sbc_params(c, K, {dx.data(), nullptr, ddt.data(), dA.data(), dD.data(), dbias.data(), dinit.data(),
+                                      dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
+                                      S.data(), G.data()});
     p.q64 = 1;
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const bool s128 = N == 128;

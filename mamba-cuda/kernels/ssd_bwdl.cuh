@@ -141,6 +141,22 @@ __device__ __forceinline__ float sbl_warp(float v) {
     return v;
 }
 
+// Adds a block's dB (rows s) and dC (rows t) tiles of chunk c, group k, columns n00 .. into
+// the f32 accumulators (steps past L dropped).
+template <int TNJ>
+__device__ __forceinline__ void sbl_add_dbc(const SsdbcParams& p, const SbcIdx& ix, const float (&ab)[1][TNJ][4],
+                                            const float (&ac)[1][TNJ][4], int i, int c, int k, int n00, int m0,
+                                            int n0) {
+    sbl_each<TNJ>(ab, m0, n0, [&](int s, int n, int, float v) {
+        const int t = SBL_Q * c + s;
+        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
+    });
+    sbl_each<TNJ>(ac, m0, n0, [&](int s, int n, int, float v) {
+        const int t = SBL_Q * c + s;
+        if (t < ix.L) atomicAdd(p.dC + ix.bc(i, t, k, n00 + n), v);
+    });
+}
+
 // C B^T of group k, batch row i, chunk c: 256 threads, warp w the outputs rows
 // 16 (w >> 1) .., columns 32 (w & 1) ...
 template <typename T, int NC, int MODE>
@@ -493,14 +509,7 @@ __device__ void sbl_s(const SsdblParams& q) {
         __syncthreads();
         if (tid < SBL_Q) atomicAdd(q.dcs + sbl_hv(q, i, j, SBL_Q * c + tid), rdot[tid]);
     }
-    sbl_each<2>(ab, m0, n0, [&](int s, int n, int, float v) {
-        const int t = SBL_Q * c + s;
-        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
-    });
-    sbl_each<2>(ac, m0, n0, [&](int t, int n, int, float v) {
-        const int tt = SBL_Q * c + t;
-        if (tt < ix.L) atomicAdd(p.dC + ix.bc(i, tt, k, n00 + n), v);
-    });
+    sbl_add_dbc<2>(p, ix, ab, ac, i, c, k, n00, m0, n0);
 }
 
 // dB += dCB^T C, dC += dCB B per group, chunk and 64 columns of N (blockIdx.y = k NB + nb).
@@ -533,14 +542,7 @@ __device__ void sbl_cbg(const SsdblParams& q) {
     // dB (rows s): A(s, t) = dcb[t][s], B(t, n) = cn[t][n]. dC (rows t): A(t, s) = dcb[t][s], B(s, n) = bn[s][n].
     sbl_mma<MODE, 1, 4>(ab, dcb, 1, LP, cn, LP, 1, m0, n0, SBL_Q);
     sbl_mma<MODE, 1, 4>(ac, dcb, LP, 1, bn, LP, 1, m0, n0, SBL_Q);
-    sbl_each<4>(ab, m0, n0, [&](int s, int n, int, float v) {
-        const int t = SBL_Q * c + s;
-        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
-    });
-    sbl_each<4>(ac, m0, n0, [&](int t, int n, int, float v) {
-        const int tt = SBL_Q * c + t;
-        if (tt < ix.L) atomicAdd(p.dC + ix.bc(i, tt, k, n00 + n), v);
-    });
+    sbl_add_dbc<4>(p, ix, ab, ac, i, c, k, n00, m0, n0);
 }
 
 // da by a suffix sum over the chunk, d dt, dA, d dt_bias: 64 threads per (chunk, head, row).
