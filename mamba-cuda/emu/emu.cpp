@@ -953,7 +953,21 @@ static int ssdbc_only() {
 // and the walks of the 32-step form, then cb, x, s, cbg, fin, as the host launches them. P 64,
 // N 128 / 64, no z, no seq_idx. MODE 3 (3xTF32, the f32 default) or 1 (EMU_SBL_MODE=1: tf32,
 // the 16-bit types' form; errors ~4e-4 on f32 data, so with EMU_TOL).
+// The x and s passes as two kernels and as one (`ssdbl_xs`, as MAMBA_CUDA_SSD_BWDL_XS): every
+// case runs both, unless EMU_SBL_XS=0 / 1 picks one.
+static bool g_sbl_xs = false;
+static bool sbl_xs_on() { return g_sbl_xs; }
+static void ssdbl_case_form(const char* name, Case& c, int hpb_want);
 static void ssdbl_case(const char* name, Case& c, int hpb_want) {
+    const char* e = std::getenv("EMU_SBL_XS");
+    for (int f = 0; f < 2; ++f) {
+        if (e && (std::atoi(e) != 0) != (f == 1)) continue;
+        g_sbl_xs = f == 1;
+        Case cc = c;
+        ssdbl_case_form(name, cc, hpb_want);
+    }
+}
+static void ssdbl_case_form(const char* name, Case& c, int hpb_want) {
     c.has_z = false;
     std::printf("%s\n", name);
     const Grads e = reference(c);
@@ -994,11 +1008,16 @@ static void ssdbl_case(const char* name, Case& c, int hpb_want) {
     for (int d = 1; d <= hx_want; ++d)
         if ((H / c.ng) % d == 0) q.hpbx = d;
     const int nb = N / 64;
-    std::printf("   mode %d, heads per s block %d, per x block %d\n", mode, q.hpb, q.hpbx);
+    std::printf("   mode %d, heads per s block %d, per x block %d%s\n", mode, q.hpb, q.hpbx,
+                sbl_xs_on() ? ", x and s in one kernel" : "");
 #define SBL_PICK(KN) (mode == 1 ? (s128 ? KN##_f32_n128_m1 : KN##_f32_n64_m1) : (s128 ? KN##_f32_n128_m3 : KN##_f32_n64_m3))
     launch(SBL_PICK(ssdbl_cb), (unsigned)K64, (unsigned)c.ng, 256u, q, (unsigned)b);
-    launch(SBL_PICK(ssdbl_x), (unsigned)K64, (unsigned)(c.ng * (H / c.ng / q.hpbx)), 512u, q, (unsigned)b);
-    launch(SBL_PICK(ssdbl_s), (unsigned)K64, (unsigned)(c.ng * nb * (H / c.ng / q.hpb)), 512u, q, (unsigned)b);
+    if (sbl_xs_on()) {
+        launch(SBL_PICK(ssdbl_xs), (unsigned)K64, (unsigned)(c.ng * (H / c.ng / q.hpbx)), 512u, q, (unsigned)b);
+    } else {
+        launch(SBL_PICK(ssdbl_x), (unsigned)K64, (unsigned)(c.ng * (H / c.ng / q.hpbx)), 512u, q, (unsigned)b);
+        launch(SBL_PICK(ssdbl_s), (unsigned)K64, (unsigned)(c.ng * nb * (H / c.ng / q.hpb)), 512u, q, (unsigned)b);
+    }
     launch(SBL_PICK(ssdbl_cbg), (unsigned)K64, (unsigned)(c.ng * nb), 256u, q, (unsigned)b);
 #undef SBL_PICK
     launch(ssdbl_fin_f32, (unsigned)K64, (unsigned)H, 64u, q, (unsigned)b);

@@ -90,7 +90,8 @@ __device__ __forceinline__ float sbl_op(float v) {
 
 // d[q][h] += A(m0 + 16 q .., k) B(k, n0 + 8 h ..) over k < KD (the m16n8k8 fragment layouts of
 // `sbc_tc`), A(m, k) = a[m am + k ak], B(k, n) = b[k bk + n bn] in shared memory.
-template <int MODE, int TMI, int TNJ>
+// RB: B is raw f32 in shared memory, rounded to tf32 as it is loaded (MODE 1).
+template <int MODE, int TMI, int TNJ, bool RB = false>
 __device__ __forceinline__ void sbl_mma(float (&d)[TMI][TNJ][4], const float* a, int am, int ak, const float* b,
                                         int bk, int bn, int m0, int n0, int KD) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
@@ -108,8 +109,13 @@ __device__ __forceinline__ void sbl_mma(float (&d)[TMI][TNJ][4], const float* a,
 #pragma unroll
         for (int h = 0; h < TNJ; ++h) {
             const float* bp = b + (n0 + 8 * h + g) * bn + (k0 + t4) * bk;
-            ub[h][0] = __float_as_uint(bp[0]);
-            ub[h][1] = __float_as_uint(bp[4 * bk]);
+            if constexpr (MODE == 1 && RB) {
+                ub[h][0] = sbc_tf32(bp[0]);
+                ub[h][1] = sbc_tf32(bp[4 * bk]);
+            } else {
+                ub[h][0] = __float_as_uint(bp[0]);
+                ub[h][1] = __float_as_uint(bp[4 * bk]);
+            }
         }
 #pragma unroll
         for (int q = 0; q < TMI; ++q)
@@ -512,6 +518,297 @@ __device__ void sbl_s(const SsdblParams& q) {
     sbl_add_dbc<2>(p, ix, ab, ac, i, c, k, n00, m0, n0);
 }
 
+// cp.async of 16 bytes into shared memory, its commit and the wait for every committed copy.
+__device__ __forceinline__ void sbl_cp16(float* dst, const float* src) {
+#ifdef MAMBA_EMU
+    emu_cp16(dst, src, 16);  // lands at the wait that covers its group (emu/emu_cuda.h)
+#else
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+#endif
+}
+__device__ __forceinline__ void sbl_cp_commit() {
+#ifdef MAMBA_EMU
+    emu_cp_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void sbl_cp_wait0() {
+#ifdef MAMBA_EMU
+    emu_cp_wait(0);
+#else
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+}
+
+// `sbl_x` and `sbl_s` in one pass (`ssdbl_xs`): per chunk and q.hpbx heads of one group
+// (blockIdx.y as `sbl_x`), every product of both over all N, so each head's x, dy, G and S are
+// read once (x and dy three times at N 128 and G twice with the two kernels). dB and dC are
+// summed over the block's heads in registers (warp tiles of 16 rows and N / 4 columns), Wm as
+// in `sbl_x`; x, dy and G of the next head are loaded into registers and S by cp.async while
+// the current head computes. G and S stay f32 in shared memory (rounded to tf32 as operands
+// in MODE 1), so <G, S> is taken from them as `sbl_s` takes it. This block is the only writer
+// of its heads' dcs, dsd, su and last (stores, not atomics).
+template <typename T, int NC, int MODE>
+__device__ void sbl_xs(const SsdblParams& q) {
+    const SsdbcParams& p = q.b;
+    const SbcIdx ix = sbc_idx(p);
+    const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x;
+    const int hpg = ix.H / ix.G, nxb = hpg / q.hpbx, k = blockIdx.y / nxb;
+    const int j0 = k * hpg + (blockIdx.y - k * nxb) * q.hpbx;
+    constexpr int LP = SBL_LP, LN = NC + 4, P = 64, NG4 = NC / 32, TNB = NC / 32;
+    DYN_SMEM(sm);
+    float* dys = sm;              // [64 t][LP] dy
+    float* xs = dys + 64 * LP;    // [64 s][LP] x
+    float* mt = xs + 64 * LP;     // [64 s][LP] e_ts CB_ts (t >= s)
+    float* cbs = mt + 64 * LP;    // [64 t][LP] CB (f32)
+    float* bs = cbs + 64 * LP;    // [64 s][LN] B (an operand)
+    float* cn = bs + 64 * LN;     // [64 t][LN] C (f32)
+    float* gs = cn + 64 * LN;     // [64 p][LN] G (f32)
+    float* sn = gs + 64 * LN;     // [64 p][LN] S (f32)
+    float* vs = sn + 64 * LN;     // [64] s
+    float* vlo = vs + 64;         // [64] cs within the half (`sbl_step`)
+    float* vcs = vlo + 64;        // [64] cs
+    float* rd1 = vcs + 64;        // [64] x . dxh
+    float* rd2 = rd1 + 64;        // [64] u
+    float* wr = rd2 + 64;         // [64] W row sums
+    float* wc = wr + 64;          // [64] W column sums
+    float* rdot = wc + 64;        // [64] (e^{cs} dy) . S C
+    float* red = rdot + 64;       // [32] dD per head (16 warps), <G, S> (16)
+    const float* cbg = q.cb + sbl_cbi(q, i, c, k);
+    for (int v = tid; v < SBL_Q * (NC / 8); v += SBL_NT) {
+        const int r = v / (NC / 8), cc = 8 * (v - r * (NC / 8)), t = SBL_Q * c + r;
+        const bool ok = t < ix.L;
+        const size_t o = ok ? ix.bc(i, t, k, cc) : 0;
+        SbcV8<T> bv, cv;
+        sbc_ld8(bv, static_cast<const T*>(p.B) + o, ok);
+        sbc_ld8(cv, static_cast<const T*>(p.C) + o, ok);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            bs[r * LN + cc + e] = sbl_op<MODE>(sbc_at(bv, e));
+            cn[r * LN + cc + e] = sbc_at(cv, e);
+        }
+    }
+    for (int v = tid; v < SBL_Q * SBL_Q / 4; v += SBL_NT) {
+        const int t = v >> 4, s4 = 4 * (v & 15);
+        *reinterpret_cast<float4*>(cbs + t * LP + s4) = reinterpret_cast<const float4*>(cbg)[v];
+    }
+    // The 64 x NC f32 tiles of G and S: float4 v = tid + 512 u, row v / (NC / 4).
+    SbcV8<T> px, py;
+    float4 pg[NG4];
+    auto fetch = [&](int j) {
+        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        const float4* g4 = reinterpret_cast<const float4*>(sbl_g_of(q, i, j, c));
+#pragma unroll
+        for (int u = 0; u < NG4; ++u) pg[u] = g4[tid + u * SBL_NT];
+    };
+    fetch(j0);
+    const int w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int m0 = 16 * (w >> 2), n0 = 16 * (w & 3), nw = (NC / 4) * (w & 3);
+    float wacc[1][2][4] = {}, ab[1][TNB][4] = {}, ac[1][TNB][4] = {};
+    const bool dpc = p.d_per_channel != 0;
+    for (int jj = 0; jj < q.hpbx; ++jj) {
+        const int j = j0 + jj;
+        __syncthreads();  // the previous head's tiles are read
+        {
+            const float* src = sbl_s_of(q, i, j, c);
+#pragma unroll
+            for (int u = 0; u < NG4; ++u) {
+                const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
+                sbl_cp16(sn + r * LN + cc, src + 4 * (size_t)v);
+            }
+            sbl_cp_commit();
+        }
+        if (tid < SBL_Q) {
+            float cs, sv, ds, lo;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            vs[tid] = sv;
+            vlo[tid] = lo;
+            vcs[tid] = cs;
+            rd1[tid] = rd2[tid] = wr[tid] = wc[tid] = rdot[tid] = 0.f;
+        }
+        sbl_put_rows<T, MODE>(xs, px);
+        sbl_put_rows<T, MODE>(dys, py);
+#pragma unroll
+        for (int u = 0; u < NG4; ++u) {
+            const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
+            *reinterpret_cast<float4*>(gs + r * LN + cc) = pg[u];
+        }
+        if (jj + 1 < q.hpbx) fetch(j + 1);
+        __syncthreads();
+        for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
+            const int t = e >> 6, s = e & 63;
+            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbs[t * LP + s] : 0.f);
+        }
+        __syncthreads();
+        {
+            // DX (rows t, columns s): Wm into the registers, W's row / column sums (as `sbl_x`).
+            float d[1][2][4] = {};
+            sbl_mma<MODE, 1, 2>(d, dys, LP, 1, xs, 1, LP, m0, n0, P);
+            float r0 = 0.f, r1 = 0.f, cp[2][2] = {};
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
+                    if (t >= s) {
+                        const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
+                        wacc[0][h][e] += wm;
+                        const float wv = t > s ? wm * cbs[t * LP + s] : 0.f;
+                        if (e < 2) r0 += wv;
+                        else r1 += wv;
+                        cp[h][e & 1] += wv;
+                    }
+                }
+            r0 = sbl_quad(r0);
+            r1 = sbl_quad(r1);
+            if (t4 == 0) {
+                atomicAdd(wr + m0 + g, r0);
+                atomicAdd(wr + m0 + g + 8, r1);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int b2 = 0; b2 < 2; ++b2) {
+                    float v = cp[h][b2];
+                    v += __shfl_xor_sync(0xffffffffu, v, 4);
+                    v += __shfl_xor_sync(0xffffffffu, v, 8);
+                    v += __shfl_xor_sync(0xffffffffu, v, 16);
+                    if (g == 0) atomicAdd(wc + n0 + 8 * h + 2 * t4 + b2, v);
+                }
+        }
+        // e^{cs_last - cs_s} of this thread's two accumulator rows.
+        const float el0 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g)), el1 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g + 8));
+        {
+            // dxh (rows s, columns p) = Mt dy + e^{cs_last - cs_s} B G^T.
+            float a1[1][2][4] = {}, a2[1][2][4] = {};
+            sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
+            sbl_mma<MODE, 1, 2, true>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
+            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f;
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int s = m0 + g + 8 * (e >> 1), qq = n0 + 8 * h + 2 * t4 + (e & 1);
+                    const float v2 = (e < 2 ? el0 : el1) * a2[0][h][e];
+                    const float dxh = a1[0][h][e] + v2;
+                    const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
+                    const int t = SBL_Q * c + s;
+                    if (t < ix.L) {
+                        const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
+                        static_cast<T*>(p.dx)[ix.x(i, t, j, qq)] = cvt<T>(vs[s] * dxh + dv * dyv);
+                    }
+                    if (e < 2) {
+                        x0 = fmaf(xv, dxh, x0);
+                        u0 = fmaf(xv, v2, u0);
+                    } else {
+                        x1 = fmaf(xv, dxh, x1);
+                        u1 = fmaf(xv, v2, u1);
+                    }
+                }
+            x0 = sbl_quad(x0);
+            x1 = sbl_quad(x1);
+            u0 = sbl_quad(u0);
+            u1 = sbl_quad(u1);
+            if (t4 == 0) {
+                atomicAdd(rd1 + m0 + g, x0);
+                atomicAdd(rd1 + m0 + g + 8, x1);
+                atomicAdd(rd2 + m0 + g, u0);
+                atomicAdd(rd2 + m0 + g + 8, u1);
+            }
+        }
+        {
+            // dB (rows s, columns n) += s_s e^{cs_last - cs_s} (x^T G)_s.
+            float d[1][TNB][4] = {};
+            sbl_mma<MODE, 1, TNB, true>(d, xs, LP, 1, gs, LN, 1, m0, nw, P);
+            const float f0 = el0 * vs[m0 + g], f1 = el1 * vs[m0 + g + 8];
+#pragma unroll
+            for (int h = 0; h < TNB; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) ab[0][h][e] = fmaf(e < 2 ? f0 : f1, d[0][h][e], ab[0][h][e]);
+        }
+        // dD: per channel a thread per column; per head one atomic per block.
+        if (p.dD) {
+            if (dpc) {
+                if (tid < P) {
+                    float v = 0.f;
+                    for (int t = 0; t < SBL_Q; ++t) v = fmaf(dys[t * LP + tid], xs[t * LP + tid], v);
+                    if (v != 0.f) atomicAdd(p.dD + j * P + tid, v);
+                }
+            } else {
+                float v = 0.f;
+                for (int e = tid; e < SBL_Q * P; e += SBL_NT)
+                    v = fmaf(dys[(e >> 6) * LP + (e & 63)], xs[(e >> 6) * LP + (e & 63)], v);
+                v = sbl_warp(v);
+                if (lane == 0) red[w] = v;
+            }
+        }
+        sbl_cp_wait0();
+        __syncthreads();  // S has landed for every thread
+        {
+            // dC (rows t, columns n) += e^{cs_t} (dy S)_t, and the rows' (e^{cs_t} dy_t S) . C_t.
+            float d[1][TNB][4] = {};
+            sbl_mma<MODE, 1, TNB, true>(d, dys, LP, 1, sn, LN, 1, m0, nw, P);
+            const float y0 = expf(vcs[m0 + g]), y1 = expf(vcs[m0 + g + 8]);
+            float r0 = 0.f, r1 = 0.f;
+#pragma unroll
+            for (int h = 0; h < TNB; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int t = m0 + g + 8 * (e >> 1), n = nw + 8 * h + 2 * t4 + (e & 1);
+                    const float v = (e < 2 ? y0 : y1) * d[0][h][e];
+                    ac[0][h][e] += v;
+                    if (e < 2) r0 = fmaf(v, cn[t * LN + n], r0);
+                    else r1 = fmaf(v, cn[t * LN + n], r1);
+                }
+            r0 = sbl_quad(r0);
+            r1 = sbl_quad(r1);
+            if (t4 == 0) {
+                atomicAdd(rdot + m0 + g, r0);
+                atomicAdd(rdot + m0 + g + 8, r1);
+            }
+        }
+        {
+            // <G, S> over this thread's float4 groups.
+            float gsum = 0.f;
+#pragma unroll
+            for (int u = 0; u < NG4; ++u) {
+                const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
+                const float4 a = *reinterpret_cast<const float4*>(gs + r * LN + cc);
+                const float4 b = *reinterpret_cast<const float4*>(sn + r * LN + cc);
+                gsum = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsum))));
+            }
+            gsum = sbl_warp(gsum);
+            if (lane == 0) red[16 + w] = gsum;
+        }
+        __syncthreads();
+        if (tid < SBL_Q) {
+            const int s = tid;
+            const size_t h = sbl_hv(q, i, j, SBL_Q * c + s);
+            q.dsd[h] = rd1[s];
+            q.su[h] = vs[s] * rd2[s];
+            q.dcs[h] = wr[s] - wc[s] + rdot[s];
+        }
+        if (tid == 0) {
+            float v = 0.f;
+            for (int u = 0; u < SBL_NT / 32; ++u) v += red[16 + u];
+            q.last[((size_t)i * ix.H + j) * q.k64 + c] = expf(vcs[SBL_Q - 1]) * v;
+            if (p.dD && !dpc) {
+                float dd = 0.f;
+                for (int u = 0; u < SBL_NT / 32; ++u) dd += red[u];
+                if (dd != 0.f) atomicAdd(p.dD + j, dd);
+            }
+        }
+    }
+    float* dcb = q.dcb + sbl_cbi(q, i, c, k);
+    sbl_each<2>(wacc, m0, n0, [&](int t, int s, int, float v) {
+        if (t >= s) atomicAdd(dcb + t * SBL_Q + s, v);
+    });
+    sbl_add_dbc<TNB>(p, ix, ab, ac, i, c, k, 0, m0, nw);
+}
+
 // dB += dCB^T C, dC += dCB B per group, chunk and 64 columns of N (blockIdx.y = k NB + nb).
 template <typename T, int NC, int MODE>
 __device__ void sbl_cbg(const SsdblParams& q) {
@@ -601,6 +898,7 @@ __host__ __device__ constexpr int sbl_cb_smem(int nc) { return 4 * 2 * 64 * (nc 
 __host__ __device__ constexpr int sbl_x_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 2 * 64 * (nc + 4) + 6 * 64 + 16); }
 __host__ __device__ constexpr int sbl_s_smem() { return 4 * (5 * 64 * SBL_LP + 4 * 64 + 16); }
 __host__ __device__ constexpr int sbl_cbg_smem() { return 4 * 3 * 64 * SBL_LP; }
+__host__ __device__ constexpr int sbl_xs_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 4 * 64 * (nc + 4) + 8 * 64 + 32); }
 
 #define SBL_SHAPE(T, SFX, NC, MODE)                                                                                         \
     extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cb_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) {  \
@@ -611,6 +909,9 @@ __host__ __device__ constexpr int sbl_cbg_smem() { return 4 * 3 * 64 * SBL_LP; }
     }                                                                                                                       \
     extern "C" __global__ void __launch_bounds__(SBL_NT, 1) ssdbl_s_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
         sbl_s<T, NC, MODE>(q);                                                                                              \
+    }                                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(SBL_NT, 1) ssdbl_xs_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
+        sbl_xs<T, NC, MODE>(q);                                                                                             \
     }                                                                                                                       \
     extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cbg_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) { \
         sbl_cbg<T, NC, MODE>(q);                                                                                            \

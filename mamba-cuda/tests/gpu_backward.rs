@@ -1058,7 +1058,8 @@ fn ssd_backward_chunked_matches_the_oracle() {
 /// one step to several chunks with a partial last one (odd numbers of 32-step chunks
 /// included), one and two groups, D per head and per channel, every step option; then with
 /// several heads per `ssdbl_x` / `ssdbl_s` block, with 3xTF32 for a 16-bit type, and at a
-/// shape with 16 heads per group (8 per x block, 16 per s block).
+/// shape with 16 heads per group (8 per x block, 16 per s block); all of it with the x and s
+/// passes as two kernels and as one (`ssdbl_xs`, `MAMBA_CUDA_SSD_BWDL_XS`).
 #[test]
 fn ssd_backward_q64_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1102,38 +1103,43 @@ fn ssd_backward_q64_matches_the_oracle() {
     let mut t = Tally::default();
     std::env::set_var("MAMBA_CUDA_SSD_BWDC", "1");
     std::env::set_var("MAMBA_CUDA_SSD_BWDL", "1");
-    ssd_type::<f32>(be, &cfgs, 81, &mut t);
-    ssd_type::<bf16>(be, &cfgs, 82, &mut t);
-    if !quick() {
-        ssd_type::<f16>(be, &cfgs, 83, &mut t);
-        // Several heads per block of `ssdbl_x` and `ssdbl_s` (forced: the default takes one at
-        // these small shapes; the LM shapes take 8 and 20).
-        for hpb in ["2", "3", "4"] {
-            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", hpb);
-            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPBX", hpb);
-            ssd_type::<f32>(be, &cfgs, 84, &mut t);
-            ssd_type::<bf16>(be, &cfgs, 85, &mut t);
+    // The x and s passes as two kernels and as one (`ssdbl_xs`).
+    for xs in ["0", "1"] {
+        std::env::set_var("MAMBA_CUDA_SSD_BWDL_XS", xs);
+        ssd_type::<f32>(be, &cfgs, 81, &mut t);
+        ssd_type::<bf16>(be, &cfgs, 82, &mut t);
+        if !quick() {
+            ssd_type::<f16>(be, &cfgs, 83, &mut t);
+            // Several heads per block of `ssdbl_x` and `ssdbl_s` (forced: the default takes one at
+            // these small shapes; the LM shapes take 8 and 20).
+            for hpb in ["2", "3", "4"] {
+                std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", hpb);
+                std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPBX", hpb);
+                ssd_type::<f32>(be, &cfgs, 84, &mut t);
+                ssd_type::<bf16>(be, &cfgs, 85, &mut t);
+            }
+            std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");
+            std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPBX");
+            // 3xTF32 for a 16-bit type.
+            std::env::set_var("MAMBA_CUDA_SSD_BWDC_TC", "3");
+            ssd_type::<bf16>(be, &cfgs, 86, &mut t);
+            std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
+            // Many heads per group: 8 heads per x block and 16 per s block, as at the LM shapes.
+            let big = [SsdConfig {
+                dt_softplus: true,
+                dt_bias: true,
+                d: Some(DShape::PerHead),
+                ..SsdConfig::new(2, 150, 16, 64, 1, 128)
+            }];
+            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", "16");
+            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPBX", "8");
+            ssd_type::<f32>(be, &big, 87, &mut t);
+            ssd_type::<bf16>(be, &big, 88, &mut t);
+            std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");
+            std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPBX");
         }
-        std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");
-        std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPBX");
-        // 3xTF32 for a 16-bit type.
-        std::env::set_var("MAMBA_CUDA_SSD_BWDC_TC", "3");
-        ssd_type::<bf16>(be, &cfgs, 86, &mut t);
-        std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
-        // Many heads per group: 8 heads per x block and 16 per s block, as at the LM shapes.
-        let big = [SsdConfig {
-            dt_softplus: true,
-            dt_bias: true,
-            d: Some(DShape::PerHead),
-            ..SsdConfig::new(2, 150, 16, 64, 1, 128)
-        }];
-        std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", "16");
-        std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPBX", "8");
-        ssd_type::<f32>(be, &big, 87, &mut t);
-        ssd_type::<bf16>(be, &big, 88, &mut t);
-        std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");
-        std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPBX");
     }
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDL_XS");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDL");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     t.finish("ssd, 64-step chunked backward (forward + backward)");

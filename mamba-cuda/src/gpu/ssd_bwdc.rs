@@ -98,6 +98,11 @@ fn q64_smem(n: usize) -> [usize; 4] {
     ]
 }
 
+/// Shared memory (bytes) of `ssdbl_xs` (`sbl_xs_smem`): the x and s passes in one kernel.
+fn q64_xs_smem(n: usize) -> usize {
+    4 * (4 * 64 * 68 + 4 * 64 * (n + 4) + 8 * 64 + 32)
+}
+
 /// Heads per block of `ssdbl_x`: the largest divisor of the heads per group up to 8 that leaves
 /// at least 4 blocks per SM (one head where none does); `MAMBA_CUDA_SSD_BWDL_HPBX` forces the
 /// bound (then the largest divisor up to it, blocks or not).
@@ -448,9 +453,17 @@ pub(crate) fn run(
                 &q,
             )?;
             let xy = (ng * (h / ng / hpbx)) as u32;
-            g.launch(kn("x")?, (k32, xy, b as u32), 512, sm[1], stream, &q)?;
-            let sy = (ng * nb * (h / ng / hpb)) as u32;
-            g.launch(kn("s")?, (k32, sy, b as u32), 512, sm[2], stream, &q)?;
+            // The x and s passes in one kernel (`ssdbl_xs`: x, dy, G and S read once per
+            // head) where its shared memory fits; `MAMBA_CUDA_SSD_BWDL_XS=0` / `1`.
+            let xs = q64_xs_smem(n) <= g.max_smem()
+                && env_usize("MAMBA_CUDA_SSD_BWDL_XS").is_some_and(|v| v != 0);
+            if xs {
+                g.launch(kn("xs")?, (k32, xy, b as u32), 512, q64_xs_smem(n), stream, &q)?;
+            } else {
+                g.launch(kn("x")?, (k32, xy, b as u32), 512, sm[1], stream, &q)?;
+                let sy = (ng * nb * (h / ng / hpb)) as u32;
+                g.launch(kn("s")?, (k32, sy, b as u32), 512, sm[2], stream, &q)?;
+            }
             g.launch(
                 kn("cbg")?,
                 (k32, (ng * nb) as u32, b as u32),
