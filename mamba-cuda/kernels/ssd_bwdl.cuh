@@ -89,32 +89,53 @@ __device__ __forceinline__ float sbl_op(float v) {
 }
 
 // d[q][h] += A(m0 + 16 q .., k) B(k, n0 + 8 h ..) over k < KD (the m16n8k8 fragment layouts of
-// `sbc_tc`), A(m, k) = a[m am + k ak], B(k, n) = b[k bk + n bn] in shared memory.
-// RB: B is raw f32 in shared memory, rounded to tf32 as it is loaded (MODE 1).
+// `sbc_tc`), A(m, k) = a[m am + k ak], B(k, n) = b[k bk + n bn] in shared memory. An operand
+// stored along k (ak == 1 / bk == 1, rows of 16-byte multiples: every caller's strides) is
+// read with ldmatrix (`sbc_ldm4`: A's four 8 x 4 quarters, B's two k halves of two n tiles),
+// the other with 4-byte loads. RB: B is raw f32, rounded to tf32 as it is loaded (MODE 1).
 template <int MODE, int TMI, int TNJ, bool RB = false>
 __device__ __forceinline__ void sbl_mma(float (&d)[TMI][TNJ][4], const float* a, int am, int ak, const float* b,
                                         int bk, int bn, int m0, int n0, int KD) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    static_assert(TNJ % 2 == 0, "B tiles go in pairs");
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3, lr = lane & 7, mi = lane >> 3;
 #pragma unroll 2
     for (int k0 = 0; k0 < KD; k0 += 8) {
         unsigned ua[TMI][4], ub[TNJ][2];
 #pragma unroll
         for (int q = 0; q < TMI; ++q) {
-            const float* ap = a + (m0 + 16 * q + g) * am + (k0 + t4) * ak;
-            ua[q][0] = __float_as_uint(ap[0]);
-            ua[q][1] = __float_as_uint(ap[8 * am]);
-            ua[q][2] = __float_as_uint(ap[4 * ak]);
-            ua[q][3] = __float_as_uint(ap[8 * am + 4 * ak]);
+            if (ak == 1) {
+                sbc_ldm4(ua[q], a + (m0 + 16 * q + lr + 8 * (mi & 1)) * am + k0 + 4 * (mi >> 1));
+            } else {
+                const float* ap = a + (m0 + 16 * q + g) * am + (k0 + t4) * ak;
+                ua[q][0] = __float_as_uint(ap[0]);
+                ua[q][1] = __float_as_uint(ap[8 * am]);
+                ua[q][2] = __float_as_uint(ap[4 * ak]);
+                ua[q][3] = __float_as_uint(ap[8 * am + 4 * ak]);
+            }
         }
 #pragma unroll
-        for (int h = 0; h < TNJ; ++h) {
-            const float* bp = b + (n0 + 8 * h + g) * bn + (k0 + t4) * bk;
-            if constexpr (MODE == 1 && RB) {
-                ub[h][0] = sbc_tf32(bp[0]);
-                ub[h][1] = sbc_tf32(bp[4 * bk]);
+        for (int h = 0; h < TNJ; h += 2) {
+            if (bk == 1) {
+                unsigned r[4];
+                sbc_ldm4(r, b + (n0 + 8 * (h + (mi >> 1)) + lr) * bn + k0 + 4 * (mi & 1));
+                ub[h][0] = r[0];
+                ub[h][1] = r[1];
+                ub[h + 1][0] = r[2];
+                ub[h + 1][1] = r[3];
             } else {
-                ub[h][0] = __float_as_uint(bp[0]);
-                ub[h][1] = __float_as_uint(bp[4 * bk]);
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const float* bp = b + (n0 + 8 * (h + u) + g) * bn + (k0 + t4) * bk;
+                    ub[h + u][0] = __float_as_uint(bp[0]);
+                    ub[h + u][1] = __float_as_uint(bp[4 * bk]);
+                }
+            }
+            if constexpr (MODE == 1 && RB) {
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    ub[h + u][0] = sbc_tf32(__uint_as_float(ub[h + u][0]));
+                    ub[h + u][1] = sbc_tf32(__uint_as_float(ub[h + u][1]));
+                }
             }
         }
 #pragma unroll
@@ -147,20 +168,46 @@ __device__ __forceinline__ float sbl_warp(float v) {
     return v;
 }
 
+// Adds a and b to p[0], p[1] (8-byte aligned): one vector reduction on sm_90.
+__device__ __forceinline__ void sbl_red2(float* p, float a, float b) {
+#ifdef MAMBA_EMU
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#else
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(p), "f"(a), "f"(b) : "memory");
+#endif
+}
+
 // Adds a block's dB (rows s) and dC (rows t) tiles of chunk c, group k, columns n00 .. into
-// the f32 accumulators (steps past L dropped).
+// the f32 accumulators (steps past L dropped), two adjacent columns per reduction.
 template <int TNJ>
 __device__ __forceinline__ void sbl_add_dbc(const SsdbcParams& p, const SbcIdx& ix, const float (&ab)[1][TNJ][4],
                                             const float (&ac)[1][TNJ][4], int i, int c, int k, int n00, int m0,
                                             int n0) {
-    sbl_each<TNJ>(ab, m0, n0, [&](int s, int n, int, float v) {
-        const int t = SBL_Q * c + s;
-        if (t < ix.L) atomicAdd(p.dB + ix.bc(i, t, k, n00 + n), v);
-    });
-    sbl_each<TNJ>(ac, m0, n0, [&](int s, int n, int, float v) {
-        const int t = SBL_Q * c + s;
-        if (t < ix.L) atomicAdd(p.dC + ix.bc(i, t, k, n00 + n), v);
-    });
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int h = 0; h < TNJ; ++h)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int t = SBL_Q * c + m0 + g + 8 * hf, n = n00 + n0 + 8 * h + 2 * t4;
+            if (t < ix.L) {
+                sbl_red2(p.dB + ix.bc(i, t, k, n), ab[0][h][2 * hf], ab[0][h][2 * hf + 1]);
+                sbl_red2(p.dC + ix.bc(i, t, k, n), ac[0][h][2 * hf], ac[0][h][2 * hf + 1]);
+            }
+        }
+}
+
+// Adds a block's Wm (rows t, columns s; zero above the diagonal) into dCB, two adjacent
+// columns per reduction where the first is on or below the diagonal.
+__device__ __forceinline__ void sbl_add_dcb(float* dcb, const float (&wacc)[1][2][4], int m0, int n0) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int t = m0 + g + 8 * hf, s = n0 + 8 * h + 2 * t4;
+            if (t >= s) sbl_red2(dcb + t * SBL_Q + s, wacc[0][h][2 * hf], wacc[0][h][2 * hf + 1]);
+        }
 }
 
 // C B^T of group k, batch row i, chunk c: 256 threads, warp w the outputs rows
@@ -397,9 +444,7 @@ __device__ void sbl_x(const SsdblParams& q) {
         }
     }
     float* dcb = q.dcb + sbl_cbi(q, i, c, k);
-    sbl_each<2>(wacc, m0, n0, [&](int t, int s, int, float v) {
-        if (t >= s) atomicAdd(dcb + t * SBL_Q + s, v);
-    });
+    sbl_add_dcb(dcb, wacc, m0, n0);
 }
 
 // Per group, chunk and 64 columns of N (blockIdx.y = (k NB + nb) HS + hs), over q.hpb heads of
@@ -542,6 +587,19 @@ __device__ __forceinline__ void sbl_cp_wait0() {
 #endif
 }
 
+// Stores a, b as T to p[0], p[1] (aligned to two elements) in one store.
+template <typename T>
+__device__ __forceinline__ void sbl_st2(T* p, float a, float b) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    } else {
+        struct alignas(2 * sizeof(T)) Pair {
+            T x, y;
+        };
+        *reinterpret_cast<Pair*>(p) = Pair{cvt<T>(a), cvt<T>(b)};
+    }
+}
+
 // `sbl_x` and `sbl_s` in one pass (`ssdbl_xs`): per chunk and q.hpbx heads of one group
 // (blockIdx.y as `sbl_x`), every product of both over all N, so each head's x, dy, G and S are
 // read once (x and dy three times at N 128 and G twice with the two kernels). dB and dC are
@@ -557,17 +615,19 @@ __device__ void sbl_xs(const SsdblParams& q) {
     const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x;
     const int hpg = ix.H / ix.G, nxb = hpg / q.hpbx, k = blockIdx.y / nxb;
     const int j0 = k * hpg + (blockIdx.y - k * nxb) * q.hpbx;
-    constexpr int LP = SBL_LP, LN = NC + 4, P = 64, NG4 = NC / 32, TNB = NC / 32;
+    // S's rows are 8 mod 32 words apart: its only product reads it across rows (k = p), free
+    // of bank conflicts at that stride (4 mod 32: two-way).
+    constexpr int LP = SBL_LP, LN = NC + 4, LS = NC + 8, P = 64, NG4 = NC / 32, TNB = NC / 32;
     DYN_SMEM(sm);
     float* dys = sm;              // [64 t][LP] dy
     float* xs = dys + 64 * LP;    // [64 s][LP] x
     float* mt = xs + 64 * LP;     // [64 s][LP] e_ts CB_ts (t >= s)
-    float* cbs = mt + 64 * LP;    // [64 t][LP] CB (f32)
-    float* bs = cbs + 64 * LP;    // [64 s][LN] B (an operand)
+    float* cbt = mt + 64 * LP;    // [64 s][LP] CB transposed: cbt[s][t] = C_t . B_s (f32)
+    float* bs = cbt + 64 * LP;    // [64 s][LN] B (an operand)
     float* cn = bs + 64 * LN;     // [64 t][LN] C (f32)
     float* gs = cn + 64 * LN;     // [64 p][LN] G (f32)
-    float* sn = gs + 64 * LN;     // [64 p][LN] S (f32)
-    float* vs = sn + 64 * LN;     // [64] s
+    float* sn = gs + 64 * LN;     // [64 p][LS] S (f32)
+    float* vs = sn + 64 * LS;     // [64] s
     float* vlo = vs + 64;         // [64] cs within the half (`sbl_step`)
     float* vcs = vlo + 64;        // [64] cs
     float* rd1 = vcs + 64;        // [64] x . dxh
@@ -590,9 +650,11 @@ __device__ void sbl_xs(const SsdblParams& q) {
             cn[r * LN + cc + e] = sbc_at(cv, e);
         }
     }
-    for (int v = tid; v < SBL_Q * SBL_Q / 4; v += SBL_NT) {
-        const int t = v >> 4, s4 = 4 * (v & 15);
-        *reinterpret_cast<float4*>(cbs + t * LP + s4) = reinterpret_cast<const float4*>(cbg)[v];
+    // Transposed (lanes along t), so that the per-head passes over it (mt, W's sums) read and
+    // write rows of it without bank conflicts.
+    for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
+        const int t = e & 63, s = e >> 6;
+        cbt[s * LP + t] = cbg[t * SBL_Q + s];
     }
     // The 64 x NC f32 tiles of G and S: float4 v = tid + 512 u, row v / (NC / 4).
     SbcV8<T> px, py;
@@ -617,7 +679,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
 #pragma unroll
             for (int u = 0; u < NG4; ++u) {
                 const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
-                sbl_cp16(sn + r * LN + cc, src + 4 * (size_t)v);
+                sbl_cp16(sn + r * LS + cc, src + 4 * (size_t)v);
             }
             sbl_cp_commit();
         }
@@ -639,8 +701,8 @@ __device__ void sbl_xs(const SsdblParams& q) {
         if (jj + 1 < q.hpbx) fetch(j + 1);
         __syncthreads();
         for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
-            const int t = e >> 6, s = e & 63;
-            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbs[t * LP + s] : 0.f);
+            const int t = e & 63, s = e >> 6;
+            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbt[s * LP + t] : 0.f);
         }
         __syncthreads();
         {
@@ -656,7 +718,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
                     if (t >= s) {
                         const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
                         wacc[0][h][e] += wm;
-                        const float wv = t > s ? wm * cbs[t * LP + s] : 0.f;
+                        const float wv = t > s ? wm * cbt[s * LP + t] : 0.f;
                         if (e < 2) r0 += wv;
                         else r1 += wv;
                         cp[h][e & 1] += wv;
@@ -686,7 +748,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
             float a1[1][2][4] = {}, a2[1][2][4] = {};
             sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
             sbl_mma<MODE, 1, 2, true>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
-            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f;
+            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f, dxv[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -695,11 +757,11 @@ __device__ void sbl_xs(const SsdblParams& q) {
                     const float v2 = (e < 2 ? el0 : el1) * a2[0][h][e];
                     const float dxh = a1[0][h][e] + v2;
                     const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
-                    const int t = SBL_Q * c + s;
-                    if (t < ix.L) {
-                        const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
-                        static_cast<T*>(p.dx)[ix.x(i, t, j, qq)] = cvt<T>(vs[s] * dxh + dv * dyv);
-                    }
+                    const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
+                    dxv[e & 1] = vs[s] * dxh + dv * dyv;
+                    // dx of columns qq - 1, qq in one store.
+                    if ((e & 1) && SBL_Q * c + s < ix.L)
+                        sbl_st2<T>(static_cast<T*>(p.dx) + ix.x(i, SBL_Q * c + s, j, qq - 1), dxv[0], dxv[1]);
                     if (e < 2) {
                         x0 = fmaf(xv, dxh, x0);
                         u0 = fmaf(xv, v2, u0);
@@ -750,7 +812,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
         {
             // dC (rows t, columns n) += e^{cs_t} (dy S)_t, and the rows' (e^{cs_t} dy_t S) . C_t.
             float d[1][TNB][4] = {};
-            sbl_mma<MODE, 1, TNB, true>(d, dys, LP, 1, sn, LN, 1, m0, nw, P);
+            sbl_mma<MODE, 1, TNB, true>(d, dys, LP, 1, sn, LS, 1, m0, nw, P);
             const float y0 = expf(vcs[m0 + g]), y1 = expf(vcs[m0 + g + 8]);
             float r0 = 0.f, r1 = 0.f;
 #pragma unroll
@@ -777,7 +839,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
             for (int u = 0; u < NG4; ++u) {
                 const int v = tid + u * SBL_NT, r = v / (NC / 4), cc = 4 * (v - r * (NC / 4));
                 const float4 a = *reinterpret_cast<const float4*>(gs + r * LN + cc);
-                const float4 b = *reinterpret_cast<const float4*>(sn + r * LN + cc);
+                const float4 b = *reinterpret_cast<const float4*>(sn + r * LS + cc);
                 gsum = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, gsum))));
             }
             gsum = sbl_warp(gsum);
@@ -803,9 +865,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
         }
     }
     float* dcb = q.dcb + sbl_cbi(q, i, c, k);
-    sbl_each<2>(wacc, m0, n0, [&](int t, int s, int, float v) {
-        if (t >= s) atomicAdd(dcb + t * SBL_Q + s, v);
-    });
+    sbl_add_dcb(dcb, wacc, m0, n0);
     sbl_add_dbc<TNB>(p, ix, ab, ac, i, c, k, 0, m0, nw);
 }
 
@@ -898,7 +958,7 @@ __host__ __device__ constexpr int sbl_cb_smem(int nc) { return 4 * 2 * 64 * (nc 
 __host__ __device__ constexpr int sbl_x_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 2 * 64 * (nc + 4) + 6 * 64 + 16); }
 __host__ __device__ constexpr int sbl_s_smem() { return 4 * (5 * 64 * SBL_LP + 4 * 64 + 16); }
 __host__ __device__ constexpr int sbl_cbg_smem() { return 4 * 3 * 64 * SBL_LP; }
-__host__ __device__ constexpr int sbl_xs_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 4 * 64 * (nc + 4) + 8 * 64 + 32); }
+__host__ __device__ constexpr int sbl_xs_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 3 * 64 * (nc + 4) + 64 * (nc + 8) + 8 * 64 + 32); }
 
 #define SBL_SHAPE(T, SFX, NC, MODE)                                                                                         \
     extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cb_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) {  \

@@ -1544,4 +1544,20 @@ fn forward_backward_timings() {
         let (f, fb) = time_ssd::<f32>(be, (8, 2048, 80, 64, 128));
         eprintln!("TIMING ssd f32 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
+    // Any other SSD shape: MAMBA_GPU_BWD_SSD_SHAPE="b,L,h,N" (p 64), in f32 and bf16.
+    if let Ok(v) = std::env::var("MAMBA_GPU_BWD_SSD_SHAPE") {
+        let d: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        assert_eq!(d.len(), 4, "MAMBA_GPU_BWD_SSD_SHAPE is b,L,h,N");
+        let shape = (d[0], d[1], d[2], 64, d[3]);
+        for ty in ["f32", "bf16"] {
+            let (f, fb) = match ty {
+                "f32" => time_ssd::<f32>(be, shape),
+                _ => time_ssd::<bf16>(be, shape),
+            };
+            eprintln!(
+                "TIMING ssd {ty} b{} L{} h{} p64 N{}: fwd {f:.1} us, fwd+bwd {fb:.1} us",
+                d[0], d[1], d[2], d[3]
+            );
+        }
+    }
 }

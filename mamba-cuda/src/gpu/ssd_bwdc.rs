@@ -100,16 +100,17 @@ fn q64_smem(n: usize) -> [usize; 4] {
 
 /// Shared memory (bytes) of `ssdbl_xs` (`sbl_xs_smem`): the x and s passes in one kernel.
 fn q64_xs_smem(n: usize) -> usize {
-    4 * (4 * 64 * 68 + 4 * 64 * (n + 4) + 8 * 64 + 32)
+    4 * (4 * 64 * 68 + 3 * 64 * (n + 4) + 64 * (n + 8) + 8 * 64 + 32)
 }
 
-/// Heads per block of `ssdbl_x`: the largest divisor of the heads per group up to 8 that leaves
-/// at least 4 blocks per SM (one head where none does); `MAMBA_CUDA_SSD_BWDL_HPBX` forces the
-/// bound (then the largest divisor up to it, blocks or not).
-fn q64_hpbx(g: &Gpu, b: usize, h: usize, ng: usize, k64: usize) -> usize {
+/// Heads per block of `ssdbl_x` / `ssdbl_xs`: the largest divisor of the heads per group up to
+/// `bound` (8 / 16) that leaves at least 4 blocks per SM (one head where none does);
+/// `MAMBA_CUDA_SSD_BWDL_HPBX` forces the bound (then the largest divisor up to it, blocks or
+/// not).
+fn q64_hpbx(g: &Gpu, b: usize, h: usize, ng: usize, k64: usize, bound: usize) -> usize {
     let forced = env_usize("MAMBA_CUDA_SSD_BWDL_HPBX");
     let fill = 4 * g.sm_count.max(1) as usize;
-    q64_heads(h / ng.max(1), forced, 8, |d| {
+    q64_heads(h / ng.max(1), forced, bound, |d| {
         k64 * ng * (h / ng.max(1) / d) * b >= fill
     })
 }
@@ -282,20 +283,22 @@ pub(crate) fn run(
     let bc = b * l * ng * n;
     let accb = a256(bc * 4);
     // The 64-step form (kernels/ssd_bwdl.cuh) where the tensor-core kernels apply, there is no
-    // gate and there are many (row, head, chunk) triples (b h ceil(L / 64) >= 8 per SM): its
-    // C B^T and dCB per (row, chunk, group), dL/dcs and x . dxh per step, the last-step terms
-    // per chunk. H100, forward+backward at the LM shape (b8 L2048 h80 p64 N128): bf16
-    // 4.17-4.19 ms against 6.25-6.29 with the 32-step chunk kernel, f32 5.57-5.63 against
-    // 7.51-7.54; at the seed shape (b2 h6 p64 N64, 156 triples at L800) it is 10-40 us
-    // slower per call, so that shape keeps the 32-step kernel. `MAMBA_CUDA_SSD_BWDL=1` / `0`
-    // forces it on / off.
+    // gate and there are enough (row, head, chunk) triples (b h ceil(L / 64) >= 2.25 per SM):
+    // its C B^T and dCB per (row, chunk, group), dL/dcs and x . dxh per step, the last-step
+    // terms per chunk. H100, forward+backward (fiftieth session, with `ssdbl_xs`;
+    // `bench-results/h100-s50b-default.txt`, `h100-s50c-ldm.txt`): at the LM shape (b8 L2048
+    // h80 p64 N128) bf16 3.42-3.46 ms against 6.2 with the 32-step chunk kernel, f32 5.07-5.12
+    // against 7.5; at 384-512 triples 8-13% faster (b2 L1024 h12 N128 f32 297 against
+    // 326-332 us), at 312 (b2 L800 h12 N64) level, at the seed shape (b2 h6 p64 N64, 156
+    // triples at L800) 3-7% slower, so that shape keeps the 32-step kernel.
+    // `MAMBA_CUDA_SSD_BWDL=1` / `0` forces it on / off.
     let k64 = l.div_ceil(64);
     let q64 = tc != 0
         && p.z.is_none()
         && q64_smem(n).iter().all(|&m| m <= g.max_smem())
         && match env_usize("MAMBA_CUDA_SSD_BWDL") {
             Some(v) => v != 0,
-            None => b * h * k64 >= 8 * g.sm_count.max(1) as usize,
+            None => 4 * b * h * k64 >= 9 * g.sm_count.max(1) as usize,
         };
     let (cbb, dcsb, lastb) = if q64 {
         (
@@ -426,8 +429,16 @@ pub(crate) fn run(
         }
         if q64 {
             let nb = n / 64;
+            // The x and s passes in one kernel (`ssdbl_xs`: each head's x, dy, G and S read
+            // once) where its shared memory fits, with up to 16 heads per block. H100, LM shape
+            // forward+backward (fiftieth session, `bench-results/h100-s50d-conflicts.txt`,
+            // `h100-s50e-final.txt`): bf16 3.28-3.32 ms against 4.11-4.14 with the two kernels,
+            // f32 5.12-5.17 against 5.50-5.53. `MAMBA_CUDA_SSD_BWDL_XS=0` / `1` forces it
+            // off / on.
+            let xs = q64_xs_smem(n) <= g.max_smem()
+                && env_usize("MAMBA_CUDA_SSD_BWDL_XS").is_none_or(|v| v != 0);
             let hpb = q64_hpb(g, b, h, ng, n, k64);
-            let hpbx = q64_hpbx(g, b, h, ng, k64);
+            let hpbx = q64_hpbx(g, b, h, ng, k64, if xs { 16 } else { 8 });
             let q = SsdblParams {
                 b: prm,
                 cb: cbq,
@@ -453,12 +464,15 @@ pub(crate) fn run(
                 &q,
             )?;
             let xy = (ng * (h / ng / hpbx)) as u32;
-            // The x and s passes in one kernel (`ssdbl_xs`: x, dy, G and S read once per
-            // head) where its shared memory fits; `MAMBA_CUDA_SSD_BWDL_XS=0` / `1`.
-            let xs = q64_xs_smem(n) <= g.max_smem()
-                && env_usize("MAMBA_CUDA_SSD_BWDL_XS").is_some_and(|v| v != 0);
             if xs {
-                g.launch(kn("xs")?, (k32, xy, b as u32), 512, q64_xs_smem(n), stream, &q)?;
+                g.launch(
+                    kn("xs")?,
+                    (k32, xy, b as u32),
+                    512,
+                    q64_xs_smem(n),
+                    stream,
+                    &q,
+                )?;
             } else {
                 g.launch(kn("x")?, (k32, xy, b as u32), 512, sm[1], stream, &q)?;
                 let sy = (ng * nb * (h / ng / hpb)) as u32;
