@@ -365,9 +365,9 @@ emu_test!(
 );
 
 // SSD backward in 64-step chunks (kernels/ssd_bwdl.cuh) with 3xTF32 (the f32 form), after the
-// walks of the 32-step form storing only the 64-step chunks' states; the last case has the
-// golden ssd_05's large decays (A in [-13, -7]), where dA is sensitive to f32 cancellation in
-// the sums over the chunk.
+// walks of the 32-step form storing only the 64-step chunks' states, every case with the x and
+// s passes as two kernels and as one (`ssdbl_xs`); the last case has the golden ssd_05's large
+// decays (A in [-13, -7]), where dA is sensitive to f32 cancellation in the sums over the chunk.
 emu_test!(
     ssd_backward_q64_ssdbl,
     Job {
