@@ -261,6 +261,130 @@ __device__ __forceinline__ void sbl_put_rows(float* dst, const SbcV8<T>& v, floa
     *reinterpret_cast<float4*>(d + 4) = make_float4(f[4], f[5], f[6], f[7]);
 }
 
+// DX = dy x^T (rows t, columns s) of the warp's 16 x 16 tile: Wm_ts = e_ts s_s DX_ts (t >= s)
+// added to wacc, W = Wm o CB's row / column sums (strict) added to wr / wc. cb(t, s) = C_t . B_s.
+template <int MODE, typename CB>
+__device__ __forceinline__ void sbl_dx_w(float (&wacc)[1][2][4], const float* dys, const float* xs, const float* vlo,
+                                         const float* vs, float* wr, float* wc, int m0, int n0, CB cb) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    float d[1][2][4] = {};
+    sbl_mma<MODE, 1, 2>(d, dys, SBL_LP, 1, xs, 1, SBL_LP, m0, n0, 64);
+    float r0 = 0.f, r1 = 0.f, cp[2][2] = {};
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
+            if (t >= s) {
+                const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
+                wacc[0][h][e] += wm;
+                // W's row / column sums without the diagonal, which enters both with opposite
+                // signs and would cancel in f32 (as the 32-step kernel's a_t, b_t).
+                const float wv = t > s ? wm * cb(t, s) : 0.f;
+                if (e < 2) r0 += wv;
+                else r1 += wv;
+                cp[h][e & 1] += wv;
+            }
+        }
+    r0 = sbl_quad(r0);
+    r1 = sbl_quad(r1);
+    if (t4 == 0) {
+        atomicAdd(wr + m0 + g, r0);
+        atomicAdd(wr + m0 + g + 8, r1);
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int b2 = 0; b2 < 2; ++b2) {
+            float v = cp[h][b2];
+            v += __shfl_xor_sync(0xffffffffu, v, 4);
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            if (g == 0) atomicAdd(wc + n0 + 8 * h + 2 * t4 + b2, v);
+        }
+}
+
+// Stores a, b as T to p[0], p[1] (aligned to two elements) in one store.
+template <typename T>
+__device__ __forceinline__ void sbl_st2(T* p, float a, float b) {
+    if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    } else {
+        struct alignas(2 * sizeof(T)) Pair {
+            T x, y;
+        };
+        *reinterpret_cast<Pair*>(p) = Pair{cvt<T>(a), cvt<T>(b)};
+    }
+}
+
+// dxh (rows s, columns p) = Mt dy + e^{cs_last - cs_s} B G^T of the warp's 16 x 16 tile (el0 /
+// el1: e^{cs_last - cs_s} of its two rows), and from it dx (stored in pairs of columns),
+// x . dxh into rd1 and u = x . (e^{cs_last - cs} B G^T) into rd2. B and G have rows of NC + 4;
+// G is rounded as it is loaded where RB.
+template <typename T, int NC, int MODE, bool RB>
+__device__ __forceinline__ void sbl_dxh(const SsdbcParams& p, const SbcIdx& ix, const float* mt, const float* dys,
+                                        const float* xs, const float* bs, const float* gs, const float* vs, float* rd1,
+                                        float* rd2, int i, int c, int j, int m0, int n0, float el0, float el1) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    constexpr int LP = SBL_LP, LN = NC + 4, P = 64;
+    float a1[1][2][4] = {}, a2[1][2][4] = {};
+    sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
+    sbl_mma<MODE, 1, 2, RB>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
+    const bool dpc = p.d_per_channel != 0;
+    float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f, dxv[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int s = m0 + g + 8 * (e >> 1), qq = n0 + 8 * h + 2 * t4 + (e & 1);
+            const float v2 = (e < 2 ? el0 : el1) * a2[0][h][e];
+            const float dxh = a1[0][h][e] + v2;
+            const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
+            const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
+            dxv[e & 1] = vs[s] * dxh + dv * dyv;
+            // dx of columns qq - 1, qq in one store.
+            if ((e & 1) && SBL_Q * c + s < ix.L)
+                sbl_st2<T>(static_cast<T*>(p.dx) + ix.x(i, SBL_Q * c + s, j, qq - 1), dxv[0], dxv[1]);
+            if (e < 2) {
+                x0 = fmaf(xv, dxh, x0);
+                u0 = fmaf(xv, v2, u0);
+            } else {
+                x1 = fmaf(xv, dxh, x1);
+                u1 = fmaf(xv, v2, u1);
+            }
+        }
+    x0 = sbl_quad(x0);
+    x1 = sbl_quad(x1);
+    u0 = sbl_quad(u0);
+    u1 = sbl_quad(u1);
+    if (t4 == 0) {
+        atomicAdd(rd1 + m0 + g, x0);
+        atomicAdd(rd1 + m0 + g + 8, x1);
+        atomicAdd(rd2 + m0 + g, u0);
+        atomicAdd(rd2 + m0 + g + 8, u1);
+    }
+}
+
+// dD of head j: per channel (a thread per column, one atomic each); per head this warp's
+// partial sum in red[warp] (the caller adds the warps' after a barrier).
+__device__ __forceinline__ void sbl_dd(const SsdbcParams& p, const float* dys, const float* xs, int j, float* red) {
+    const int tid = threadIdx.x;
+    constexpr int LP = SBL_LP, P = 64;
+    if (!p.dD) return;
+    if (p.d_per_channel != 0) {
+        if (tid < P) {
+            float v = 0.f;
+            for (int t = 0; t < SBL_Q; ++t) v = fmaf(dys[t * LP + tid], xs[t * LP + tid], v);
+            if (v != 0.f) atomicAdd(p.dD + j * P + tid, v);
+        }
+    } else {
+        float v = 0.f;
+        for (int e = tid; e < SBL_Q * P; e += SBL_NT) v = fmaf(dys[(e >> 6) * LP + (e & 63)], xs[(e >> 6) * LP + (e & 63)], v);
+        v = sbl_warp(v);
+        if ((tid & 31) == 0) red[tid >> 5] = v;
+    }
+}
+
 // Per chunk and q.hpbx heads of one group (blockIdx.y = k (hpg / hpbx) + hx): DX = dy x^T (its
 // W row / column sums per head, Wm summed over the block's heads in registers and added to
 // dCB once), dxh and dx, x . dxh, u, dD. B and C B^T staged once per block; the next head's
@@ -272,7 +396,7 @@ __device__ void sbl_x(const SsdblParams& q) {
     const int c = blockIdx.x, i = blockIdx.z, tid = threadIdx.x;
     const int hpg = ix.H / ix.G, nxb = hpg / q.hpbx, k = blockIdx.y / nxb;
     const int j0 = k * hpg + (blockIdx.y - k * nxb) * q.hpbx;
-    constexpr int LP = SBL_LP, LN = NC + 4, P = 64, NG4 = NC / 32;
+    constexpr int LP = SBL_LP, LN = NC + 4, NG4 = NC / 32;
     DYN_SMEM(sm);
     float* dys = sm;              // [64 t][LP] dy
     float* xs = dys + 64 * LP;    // [64 s][LP] x
@@ -309,7 +433,7 @@ __device__ void sbl_x(const SsdblParams& q) {
         for (int u = 0; u < NG4; ++u) pg[u] = g4[tid + u * SBL_NT];
     };
     fetch(j0);
-    const int w = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3, m0 = 16 * (w >> 2), n0 = 16 * (w & 3);
+    const int w = tid >> 5, g = (tid & 31) >> 2, m0 = 16 * (w >> 2), n0 = 16 * (w & 3);
     float wacc[1][2][4] = {};
     const bool dpc = p.d_per_channel != 0;
     for (int jj = 0; jj < q.hpbx; ++jj) {
@@ -337,98 +461,10 @@ __device__ void sbl_x(const SsdblParams& q) {
             mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbs[t * LP + s] : 0.f);
         }
         __syncthreads();
-        {
-            // DX (rows t, columns s): Wm into the registers, W's row / column sums.
-            float d[1][2][4] = {};
-            sbl_mma<MODE, 1, 2>(d, dys, LP, 1, xs, 1, LP, m0, n0, P);
-            float r0 = 0.f, r1 = 0.f, cp[2][2] = {};
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
-                    if (t >= s) {
-                        const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
-                        wacc[0][h][e] += wm;
-                        // W's row / column sums without the diagonal, which enters both with
-                        // opposite signs and would cancel in f32 (as the 32-step kernel's a_t, b_t).
-                        const float wv = t > s ? wm * cbs[t * LP + s] : 0.f;
-                        if (e < 2) r0 += wv;
-                        else r1 += wv;
-                        cp[h][e & 1] += wv;
-                    }
-                }
-            r0 = sbl_quad(r0);
-            r1 = sbl_quad(r1);
-            if (t4 == 0) {
-                atomicAdd(wr + m0 + g, r0);
-                atomicAdd(wr + m0 + g + 8, r1);
-            }
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int b2 = 0; b2 < 2; ++b2) {
-                    float v = cp[h][b2];
-                    v += __shfl_xor_sync(0xffffffffu, v, 4);
-                    v += __shfl_xor_sync(0xffffffffu, v, 8);
-                    v += __shfl_xor_sync(0xffffffffu, v, 16);
-                    if (g == 0) atomicAdd(wc + n0 + 8 * h + 2 * t4 + b2, v);
-                }
-        }
-        {
-            // dxh (rows s, columns p) = Mt dy + e^{cs_last - cs_s} B G^T.
-            float a1[1][2][4] = {}, a2[1][2][4] = {};
-            sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
-            sbl_mma<MODE, 1, 2>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
-            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f;
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int s = m0 + g + 8 * (e >> 1), qq = n0 + 8 * h + 2 * t4 + (e & 1);
-                    const float v2 = expf(sbl_dcs(vlo, SBL_Q - 1, s)) * a2[0][h][e];
-                    const float dxh = a1[0][h][e] + v2;
-                    const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
-                    const int t = SBL_Q * c + s;
-                    if (t < ix.L) {
-                        const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
-                        static_cast<T*>(p.dx)[ix.x(i, t, j, qq)] = cvt<T>(vs[s] * dxh + dv * dyv);
-                    }
-                    if (e < 2) {
-                        x0 = fmaf(xv, dxh, x0);
-                        u0 = fmaf(xv, v2, u0);
-                    } else {
-                        x1 = fmaf(xv, dxh, x1);
-                        u1 = fmaf(xv, v2, u1);
-                    }
-                }
-            x0 = sbl_quad(x0);
-            x1 = sbl_quad(x1);
-            u0 = sbl_quad(u0);
-            u1 = sbl_quad(u1);
-            if (t4 == 0) {
-                atomicAdd(rd1 + m0 + g, x0);
-                atomicAdd(rd1 + m0 + g + 8, x1);
-                atomicAdd(rd2 + m0 + g, u0);
-                atomicAdd(rd2 + m0 + g + 8, u1);
-            }
-        }
-        // dD: per channel a thread per column; per head one atomic per block.
-        if (p.dD) {
-            if (dpc) {
-                if (tid < P) {
-                    float v = 0.f;
-                    for (int t = 0; t < SBL_Q; ++t) v = fmaf(dys[t * LP + tid], xs[t * LP + tid], v);
-                    if (v != 0.f) atomicAdd(p.dD + j * P + tid, v);
-                }
-            } else {
-                float v = 0.f;
-                for (int e = tid; e < SBL_Q * P; e += SBL_NT)
-                    v = fmaf(dys[(e >> 6) * LP + (e & 63)], xs[(e >> 6) * LP + (e & 63)], v);
-                v = sbl_warp(v);
-                if (lane == 0) red[w] = v;
-            }
-        }
+        sbl_dx_w<MODE>(wacc, dys, xs, vlo, vs, wr, wc, m0, n0, [&](int t, int s) { return cbs[t * LP + s]; });
+        sbl_dxh<T, NC, MODE, false>(p, ix, mt, dys, xs, bs, gs, vs, rd1, rd2, i, c, j, m0, n0,
+                                    expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g)), expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g + 8)));
+        sbl_dd(p, dys, xs, j, red);
         __syncthreads();
         if (p.dD && !dpc && tid == 0) {
             float v = 0.f;
@@ -587,19 +623,6 @@ __device__ __forceinline__ void sbl_cp_wait0() {
 #endif
 }
 
-// Stores a, b as T to p[0], p[1] (aligned to two elements) in one store.
-template <typename T>
-__device__ __forceinline__ void sbl_st2(T* p, float a, float b) {
-    if constexpr (sizeof(T) == 4) {
-        *reinterpret_cast<float2*>(p) = make_float2(a, b);
-    } else {
-        struct alignas(2 * sizeof(T)) Pair {
-            T x, y;
-        };
-        *reinterpret_cast<Pair*>(p) = Pair{cvt<T>(a), cvt<T>(b)};
-    }
-}
-
 // `sbl_x` and `sbl_s` in one pass (`ssdbl_xs`): per chunk and q.hpbx heads of one group
 // (blockIdx.y as `sbl_x`), every product of both over all N, so each head's x, dy, G and S are
 // read once (x and dy three times at N 128 and G twice with the two kernels). dB and dC are
@@ -705,82 +728,10 @@ __device__ void sbl_xs(const SsdblParams& q) {
             mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbt[s * LP + t] : 0.f);
         }
         __syncthreads();
-        {
-            // DX (rows t, columns s): Wm into the registers, W's row / column sums (as `sbl_x`).
-            float d[1][2][4] = {};
-            sbl_mma<MODE, 1, 2>(d, dys, LP, 1, xs, 1, LP, m0, n0, P);
-            float r0 = 0.f, r1 = 0.f, cp[2][2] = {};
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
-                    if (t >= s) {
-                        const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
-                        wacc[0][h][e] += wm;
-                        const float wv = t > s ? wm * cbt[s * LP + t] : 0.f;
-                        if (e < 2) r0 += wv;
-                        else r1 += wv;
-                        cp[h][e & 1] += wv;
-                    }
-                }
-            r0 = sbl_quad(r0);
-            r1 = sbl_quad(r1);
-            if (t4 == 0) {
-                atomicAdd(wr + m0 + g, r0);
-                atomicAdd(wr + m0 + g + 8, r1);
-            }
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int b2 = 0; b2 < 2; ++b2) {
-                    float v = cp[h][b2];
-                    v += __shfl_xor_sync(0xffffffffu, v, 4);
-                    v += __shfl_xor_sync(0xffffffffu, v, 8);
-                    v += __shfl_xor_sync(0xffffffffu, v, 16);
-                    if (g == 0) atomicAdd(wc + n0 + 8 * h + 2 * t4 + b2, v);
-                }
-        }
+        sbl_dx_w<MODE>(wacc, dys, xs, vlo, vs, wr, wc, m0, n0, [&](int t, int s) { return cbt[s * LP + t]; });
         // e^{cs_last - cs_s} of this thread's two accumulator rows.
         const float el0 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g)), el1 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g + 8));
-        {
-            // dxh (rows s, columns p) = Mt dy + e^{cs_last - cs_s} B G^T.
-            float a1[1][2][4] = {}, a2[1][2][4] = {};
-            sbl_mma<MODE, 1, 2>(a1, mt, LP, 1, dys, LP, 1, m0, n0, SBL_Q);
-            sbl_mma<MODE, 1, 2, true>(a2, bs, LN, 1, gs, 1, LN, m0, n0, NC);
-            float x0 = 0.f, x1 = 0.f, u0 = 0.f, u1 = 0.f, dxv[2];
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int s = m0 + g + 8 * (e >> 1), qq = n0 + 8 * h + 2 * t4 + (e & 1);
-                    const float v2 = (e < 2 ? el0 : el1) * a2[0][h][e];
-                    const float dxh = a1[0][h][e] + v2;
-                    const float xv = xs[s * LP + qq], dyv = dys[s * LP + qq];
-                    const float dv = p.D ? (dpc ? p.D[j * P + qq] : p.D[j]) : 0.f;
-                    dxv[e & 1] = vs[s] * dxh + dv * dyv;
-                    // dx of columns qq - 1, qq in one store.
-                    if ((e & 1) && SBL_Q * c + s < ix.L)
-                        sbl_st2<T>(static_cast<T*>(p.dx) + ix.x(i, SBL_Q * c + s, j, qq - 1), dxv[0], dxv[1]);
-                    if (e < 2) {
-                        x0 = fmaf(xv, dxh, x0);
-                        u0 = fmaf(xv, v2, u0);
-                    } else {
-                        x1 = fmaf(xv, dxh, x1);
-                        u1 = fmaf(xv, v2, u1);
-                    }
-                }
-            x0 = sbl_quad(x0);
-            x1 = sbl_quad(x1);
-            u0 = sbl_quad(u0);
-            u1 = sbl_quad(u1);
-            if (t4 == 0) {
-                atomicAdd(rd1 + m0 + g, x0);
-                atomicAdd(rd1 + m0 + g + 8, x1);
-                atomicAdd(rd2 + m0 + g, u0);
-                atomicAdd(rd2 + m0 + g + 8, u1);
-            }
-        }
+        sbl_dxh<T, NC, MODE, true>(p, ix, mt, dys, xs, bs, gs, vs, rd1, rd2, i, c, j, m0, n0, el0, el1);
         {
             // dB (rows s, columns n) += s_s e^{cs_last - cs_s} (x^T G)_s.
             float d[1][TNB][4] = {};
@@ -791,22 +742,7 @@ __device__ void sbl_xs(const SsdblParams& q) {
 #pragma unroll
                 for (int e = 0; e < 4; ++e) ab[0][h][e] = fmaf(e < 2 ? f0 : f1, d[0][h][e], ab[0][h][e]);
         }
-        // dD: per channel a thread per column; per head one atomic per block.
-        if (p.dD) {
-            if (dpc) {
-                if (tid < P) {
-                    float v = 0.f;
-                    for (int t = 0; t < SBL_Q; ++t) v = fmaf(dys[t * LP + tid], xs[t * LP + tid], v);
-                    if (v != 0.f) atomicAdd(p.dD + j * P + tid, v);
-                }
-            } else {
-                float v = 0.f;
-                for (int e = tid; e < SBL_Q * P; e += SBL_NT)
-                    v = fmaf(dys[(e >> 6) * LP + (e & 63)], xs[(e >> 6) * LP + (e & 63)], v);
-                v = sbl_warp(v);
-                if (lane == 0) red[w] = v;
-            }
-        }
+        sbl_dd(p, dys, xs, j, red);
         sbl_cp_wait0();
         __syncthreads();  // S has landed for every thread
         {
