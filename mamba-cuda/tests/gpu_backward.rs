@@ -1058,8 +1058,9 @@ fn ssd_backward_chunked_matches_the_oracle() {
 /// one step to several chunks with a partial last one (odd numbers of 32-step chunks
 /// included), one and two groups, D per head and per channel, every step option; then with
 /// several heads per `ssdbl_x` / `ssdbl_s` block, with 3xTF32 for a 16-bit type, and at a
-/// shape with 16 heads per group (8 per x block, 16 per s block); all of it with the x and s
-/// passes as two kernels and as one (`ssdbl_xs`, `MAMBA_CUDA_SSD_BWDL_XS`).
+/// shape with 16 heads per group (8 per x block and 16 per s block, or 16 per `ssdbl_xs`
+/// block); all of it with the x and s passes as two kernels and as one (`ssdbl_xs`,
+/// `MAMBA_CUDA_SSD_BWDL_XS`).
 #[test]
 fn ssd_backward_q64_matches_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1124,7 +1125,8 @@ fn ssd_backward_q64_matches_the_oracle() {
             std::env::set_var("MAMBA_CUDA_SSD_BWDC_TC", "3");
             ssd_type::<bf16>(be, &cfgs, 86, &mut t);
             std::env::remove_var("MAMBA_CUDA_SSD_BWDC_TC");
-            // Many heads per group: 8 heads per x block and 16 per s block, as at the LM shapes.
+            // Many heads per group: 8 heads per x block and 16 per s block, as at the LM shapes
+            // with the two kernels; 16 per block with `ssdbl_xs`, as at the LM shapes.
             let big = [SsdConfig {
                 dt_softplus: true,
                 dt_bias: true,
@@ -1132,7 +1134,10 @@ fn ssd_backward_q64_matches_the_oracle() {
                 ..SsdConfig::new(2, 150, 16, 64, 1, 128)
             }];
             std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPB", "16");
-            std::env::set_var("MAMBA_CUDA_SSD_BWDL_HPBX", "8");
+            std::env::set_var(
+                "MAMBA_CUDA_SSD_BWDL_HPBX",
+                if xs == "1" { "16" } else { "8" },
+            );
             ssd_type::<f32>(be, &big, 87, &mut t);
             ssd_type::<bf16>(be, &big, 88, &mut t);
             std::env::remove_var("MAMBA_CUDA_SSD_BWDL_HPB");

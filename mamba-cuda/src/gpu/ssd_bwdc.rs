@@ -286,9 +286,9 @@ pub(crate) fn run(
     // gate and there are enough (row, head, chunk) triples (b h ceil(L / 64) >= 2.25 per SM):
     // its C B^T and dCB per (row, chunk, group), dL/dcs and x . dxh per step, the last-step
     // terms per chunk. H100, forward+backward (fiftieth session, with `ssdbl_xs`;
-    // `bench-results/h100-s50b-default.txt`, `h100-s50c-ldm.txt`): at the LM shape (b8 L2048
-    // h80 p64 N128) bf16 3.42-3.46 ms against 6.2 with the 32-step chunk kernel, f32 5.07-5.12
-    // against 7.5; at 384-512 triples 8-13% faster (b2 L1024 h12 N128 f32 297 against
+    // `bench-results/h100-s50c-ldm.txt`, `h100-s50f-committed.txt`): at the LM shape (b8 L2048
+    // h80 p64 N128) bf16 3.32-3.33 ms against 6.19-6.25 with the 32-step chunk kernel, f32
+    // 5.13-5.18 against 7.52-7.60; at 384-512 triples 8-13% faster (b2 L1024 h12 N128 f32 297 against
     // 326-332 us), at 312 (b2 L800 h12 N64) level, at the seed shape (b2 h6 p64 N64, 156
     // triples at L800) 3-7% slower, so that shape keeps the 32-step kernel.
     // `MAMBA_CUDA_SSD_BWDL=1` / `0` forces it on / off.
