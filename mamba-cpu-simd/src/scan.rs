@@ -704,7 +704,9 @@ fn grad_rows<'g>(
 
 /// The states and decays of one row over a block of `len` steps, recomputed from
 /// `h0` (the state before the block) into `hs` and `dec` (len x np); with `vy`
-/// (len x LANES), also the vectors of `C . h` for the gate's gradient.
+/// (len x LANES), also the vectors of `C . h` for the gate's gradient. Adds the row's
+/// `dC[k] += dy[k] h[k]` as it goes (the states are in registers here, so the walk
+/// back neither reloads them nor touches `dC`).
 #[inline(always)]
 fn recompute_block<S: Simd>(
     s: S,
@@ -713,17 +715,19 @@ fn recompute_block<S: Simd>(
     st: &StepScratch,
     b: (&[f32], usize),
     c: (&[f32], usize),
+    (dy, dc): (&[f32], (&mut [f32], usize)),
     hs: &mut [f32],
     dec: &mut [f32],
     vy: Option<&mut [f32]>,
     len: usize,
 ) {
+    let g = (dy, dc);
     match a.len() / S::LANES {
-        1 => recompute_fixed::<S, 1>(s, a, h0, st, b, c, hs, dec, vy, len),
-        2 => recompute_fixed::<S, 2>(s, a, h0, st, b, c, hs, dec, vy, len),
-        4 => recompute_fixed::<S, 4>(s, a, h0, st, b, c, hs, dec, vy, len),
-        8 => recompute_fixed::<S, 8>(s, a, h0, st, b, c, hs, dec, vy, len),
-        _ => recompute_dyn(s, a, h0, st, b, c, hs, dec, vy, len),
+        1 => recompute_fixed::<S, 1>(s, a, h0, st, b, c, g, hs, dec, vy, len),
+        2 => recompute_fixed::<S, 2>(s, a, h0, st, b, c, g, hs, dec, vy, len),
+        4 => recompute_fixed::<S, 4>(s, a, h0, st, b, c, g, hs, dec, vy, len),
+        8 => recompute_fixed::<S, 8>(s, a, h0, st, b, c, g, hs, dec, vy, len),
+        _ => recompute_dyn(s, a, h0, st, b, c, g, hs, dec, vy, len),
     }
 }
 
@@ -736,6 +740,7 @@ fn recompute_fixed<S: Simd, const NV: usize>(
     st: &StepScratch,
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
+    (dy, (dc, dcs)): (&[f32], (&mut [f32], usize)),
     hs: &mut [f32],
     dec: &mut [f32],
     mut vy: Option<&mut [f32]>,
@@ -755,11 +760,15 @@ fn recompute_fixed<S: Simd, const NV: usize>(
         let bk = &b[k * bs..k * bs + w];
         let hk = &mut hs[k * w..(k + 1) * w];
         let dk = &mut dec[k * w..(k + 1) * w];
+        let vdy = s.splat(dy[k]);
+        let dck = &mut dc[k * dcs..k * dcs + w];
         for v in 0..NV {
             let d = math::exp(s, s.mul(vdt, av[v]));
             s.store(&mut dk[v * l..], d);
             hv[v] = s.mul_add(d, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
             s.store(&mut hk[v * l..], hv[v]);
+            let dcv = s.mul_add(vdy, hv[v], s.load(&dck[v * l..]));
+            s.store(&mut dck[v * l..], dcv);
         }
         if let Some(vy) = vy.as_deref_mut() {
             let ck = &c[k * cs..k * cs + w];
@@ -781,6 +790,7 @@ fn recompute_dyn<S: Simd>(
     st: &StepScratch,
     (b, bs): (&[f32], usize),
     (c, cs): (&[f32], usize),
+    (dy, (dc, dcs)): (&[f32], (&mut [f32], usize)),
     hs: &mut [f32],
     dec: &mut [f32],
     mut vy: Option<&mut [f32]>,
@@ -796,12 +806,16 @@ fn recompute_dyn<S: Simd>(
         let (prev, cur) = hs.split_at_mut(k * np);
         let hp: &[f32] = if k == 0 { h0 } else { &prev[(k - 1) * np..] };
         let deck = &mut dec[k * np..(k + 1) * np];
+        let vdy = s.splat(dy[k]);
+        let dck = &mut dc[k * dcs..k * dcs + np];
         let mut y = s.zero();
         for v in (0..np).step_by(l) {
             let d = math::exp(s, s.mul(vdt, s.load(&a[v..])));
             s.store(&mut deck[v..], d);
             let h = s.mul_add(d, s.load(&hp[v..]), s.mul(vdu, s.load(&bk[v..])));
             s.store(&mut cur[v..], h);
+            let dcv = s.mul_add(vdy, h, s.load(&dck[v..]));
+            s.store(&mut dck[v..], dcv);
             y = s.mul_add(s.load(&ck[v..]), h, y);
         }
         if let Some(vy) = vy.as_deref_mut() {
@@ -812,7 +826,7 @@ fn recompute_dyn<S: Simd>(
 
 /// The walk back through one block of one row, from the recomputed states and decays:
 /// from the adjoint `g` (of the state at the block's last step, from later steps),
-/// accumulates into `da`, `db`, `dc` and writes `ddt[k]` (before the step-size
+/// accumulates into `da` and `db` (`dc` was added by [`recompute_block`]) and writes `ddt[k]` (before the step-size
 /// derivative) and `gb[k] = sum_n g B` for each step. `va` and `vb` (len x LANES) hold
 /// the vectors of those two sums until they are summed in bulk.
 #[inline(always)]
@@ -829,7 +843,6 @@ fn reverse_block<S: Simd>(
     dec: &[f32],
     da: &mut [f32],
     db: (&mut [f32], usize),
-    dc: (&mut [f32], usize),
     (va, vb): (&mut [f32], &mut [f32]),
     ddt: &mut [f32],
     gb: &mut [f32],
@@ -838,11 +851,11 @@ fn reverse_block<S: Simd>(
     let l = S::LANES;
     let (va, vb) = (&mut va[..len * l], &mut vb[..len * l]);
     match a.len() / l {
-        1 => reverse_fixed::<S, 1>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        2 => reverse_fixed::<S, 2>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        4 => reverse_fixed::<S, 4>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        8 => reverse_fixed::<S, 8>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
-        _ => reverse_dyn(s, a, h0, g, st, dy, b, c, hs, dec, da, db, dc, va, vb, len),
+        1 => reverse_fixed::<S, 1>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, va, vb, len),
+        2 => reverse_fixed::<S, 2>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, va, vb, len),
+        4 => reverse_fixed::<S, 4>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, va, vb, len),
+        8 => reverse_fixed::<S, 8>(s, a, h0, g, st, dy, b, c, hs, dec, da, db, va, vb, len),
+        _ => reverse_dyn(s, a, h0, g, st, dy, b, c, hs, dec, da, db, va, vb, len),
     }
     s.reduce_sums(va, &mut ddt[..len]);
     s.reduce_sums(vb, &mut gb[..len]);
@@ -863,7 +876,6 @@ fn reverse_fixed<S: Simd, const NV: usize>(
     dec: &[f32],
     da: &mut [f32],
     (db, dbs): (&mut [f32], usize),
-    (dc, dcs): (&mut [f32], usize),
     va: &mut [f32],
     vb: &mut [f32],
     len: usize,
@@ -884,7 +896,6 @@ fn reverse_fixed<S: Simd, const NV: usize>(
         let vdu = s.splat(st.dtu[k]);
         let bk = &b[k * bs..k * bs + w];
         let ck = &c[k * cs..k * cs + w];
-        let cur = &hs[k * w..(k + 1) * w];
         let prev: &[f32] = if k == 0 {
             &h0[..w]
         } else {
@@ -892,13 +903,10 @@ fn reverse_fixed<S: Simd, const NV: usize>(
         };
         let dk = &dec[k * w..(k + 1) * w];
         let dbk = &mut db[k * dbs..k * dbs + w];
-        let dck = &mut dc[k * dcs..k * dcs + w];
         let mut acc_a = s.zero();
         let mut acc_b = s.zero();
         for v in 0..NV {
             let g1 = s.mul_add(vdy, s.load(&ck[v * l..]), gv[v]);
-            let dcv = s.mul_add(vdy, s.load(&cur[v * l..]), s.load(&dck[v * l..]));
-            s.store(&mut dck[v * l..], dcv);
             let gd = s.mul(g1, s.load(&dk[v * l..]));
             let gdh = s.mul(gd, s.load(&prev[v * l..]));
             dav[v] = s.mul_add(gdh, vdt, dav[v]);
@@ -932,7 +940,6 @@ fn reverse_dyn<S: Simd>(
     dec: &[f32],
     da: &mut [f32],
     (db, dbs): (&mut [f32], usize),
-    (dc, dcs): (&mut [f32], usize),
     va: &mut [f32],
     vb: &mut [f32],
     len: usize,
@@ -945,17 +952,17 @@ fn reverse_dyn<S: Simd>(
         let vdu = s.splat(st.dtu[k]);
         let bk = &b[k * bs..k * bs + np];
         let ck = &c[k * cs..k * cs + np];
-        let (prev, cur) = hs.split_at(k * np);
-        let hp: &[f32] = if k == 0 { h0 } else { &prev[(k - 1) * np..] };
+        let hp: &[f32] = if k == 0 {
+            h0
+        } else {
+            &hs[(k - 1) * np..k * np]
+        };
         let deck = &dec[k * np..(k + 1) * np];
         let dbk = &mut db[k * dbs..k * dbs + np];
-        let dck = &mut dc[k * dcs..k * dcs + np];
         let mut acc_a = s.zero();
         let mut acc_b = s.zero();
         for v in (0..np).step_by(l) {
             let gv = s.mul_add(vdy, s.load(&ck[v..]), s.load(&g[v..]));
-            let dcv = s.mul_add(vdy, s.load(&cur[v..]), s.load(&dck[v..]));
-            s.store(&mut dck[v..], dcv);
             let gd = s.mul(gv, s.load(&deck[v..]));
             let gdh = s.mul(gd, s.load(&hp[v..]));
             let dav = s.mul_add(gdh, vdt, s.load(&da[v..]));
@@ -975,6 +982,8 @@ fn reverse_dyn<S: Simd>(
 struct BwdScratch {
     st: StepScratch,
     dy: Vec<f32>,
+    /// `silu'(z)` per step (with `z`).
+    dsz: Vec<f32>,
     ddt: Vec<f32>,
     gb: Vec<f32>,
     hs: Vec<f32>,
@@ -983,34 +992,56 @@ struct BwdScratch {
     vb: Vec<f32>,
 }
 
-/// The per-step gate work of one row over `t0..t1`: `dy = dout * silu(z)` into
-/// `dy`, and `dz = dout * (ypre + D u) * silu'(z)` over `dz` (which holds `ypre`).
+/// The gradient reaching `y` from the gate, for one row over `t0..t1`:
+/// `dy = dout * silu(z)` (or `dout` without `z`) into `dy`, and `silu'(z)` into `dsz`
+/// for [`gate_dz`].
 #[inline(always)]
-fn gate_grads<S: Simd>(
+fn gate_dy<S: Simd>(
     s: S,
     row: &Row<'_>,
     dout: &[f32],
     dy: &mut [f32],
-    dz: &mut [f32],
-    u: &[f32],
+    dsz: &mut [f32],
     t0: usize,
     t1: usize,
 ) {
     let len = t1 - t0;
     dy[..len].copy_from_slice(&dout[t0..t1]);
     let Some(z) = row.z else { return };
-    let skip = s.splat(row.skip);
     let mut zt = [0.0f32; MAX_LANES];
-    let mut yt = [0.0f32; MAX_LANES];
     for k in (0..len).step_by(S::LANES) {
         let n = (len - k).min(S::LANES);
         zt[..n].copy_from_slice(&z[t0 + k..t0 + k + n]);
-        yt[..n].copy_from_slice(&dz[k..k + n]);
-        let (sz, dsz) = math::silu_and_grad(s, s.load(&zt));
+        let (sz, d) = math::silu_and_grad(s, s.load(&zt));
         let go = s.load(&dy[k..]);
-        let y = s.mul_add(skip, s.load(&u[k..]), s.load(&yt));
         s.store(&mut dy[k..], s.mul(go, sz));
-        s.store(&mut yt, s.mul(s.mul(go, y), dsz));
+        s.store(&mut dsz[k..], d);
+    }
+}
+
+/// `dz = dout * (ypre + D u) * silu'(z)` over `dz` (which holds `ypre`), for one row
+/// over `t0..t1`, with `silu'(z)` from [`gate_dy`].
+#[inline(always)]
+fn gate_dz<S: Simd>(
+    s: S,
+    row: &Row<'_>,
+    dout: &[f32],
+    dsz: &[f32],
+    dz: &mut [f32],
+    u: &[f32],
+    t0: usize,
+    t1: usize,
+) {
+    let len = t1 - t0;
+    let skip = s.splat(row.skip);
+    let mut gt = [0.0f32; MAX_LANES];
+    let mut yt = [0.0f32; MAX_LANES];
+    for k in (0..len).step_by(S::LANES) {
+        let n = (len - k).min(S::LANES);
+        gt[..n].copy_from_slice(&dout[t0 + k..t0 + k + n]);
+        yt[..n].copy_from_slice(&dz[k..k + n]);
+        let y = s.mul_add(skip, s.load(&u[k..]), s.load(&yt));
+        s.store(&mut yt, s.mul(s.mul(s.load(&gt), y), s.load(&dsz[k..])));
         dz[k..k + n].copy_from_slice(&yt[..n]);
     }
 }
@@ -1042,6 +1073,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     let mut sc = BwdScratch {
         st: StepScratch::new(blk),
         dy: vec![0.0; pad(blk, MAX_LANES)],
+        dsz: vec![0.0; if has_z { pad(blk, MAX_LANES) } else { 0 }],
         ddt: vec![0.0; blk],
         gb: vec![0.0; blk],
         hs: vec![0.0; blk * np],
@@ -1102,28 +1134,21 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
             let h0 = &ckpt[(r * nsb + sb) * np..(r * nsb + sb + 1) * np];
             let b = (&row.b[tb0 * row.bs..], row.bs);
             let c = (&row.c[tb0 * row.cs..], row.cs);
+            let dout_r = &dout[rg * l..(rg + 1) * l];
+            gate_dy(s, &row, dout_r, &mut sc.dy, &mut sc.dsz, tb0, tb1);
             // Without a first pass, `C . h` for the gate comes from the recompute.
             let vy = (nsb == 1 && has_z).then_some(&mut sc.va[..]);
             let want_y = vy.is_some();
-            recompute_block(s, row.a, h0, &sc.st, b, c, &mut sc.hs, &mut sc.dec, vy, bl);
-            let dz: &mut [f32] = if has_z {
-                &mut task.dz[r * len + off..r * len + off + bl]
-            } else {
-                &mut []
-            };
-            if want_y {
-                s.reduce_sums(&sc.va[..bl * S::LANES], dz);
+            let dc = grad_rows(&p.c, &mut part.dc, r, np, off);
+            let (hs, dec) = (&mut sc.hs, &mut sc.dec);
+            recompute_block(s, row.a, h0, &sc.st, b, c, (&sc.dy, dc), hs, dec, vy, bl);
+            if has_z {
+                let dz = &mut task.dz[r * len + off..r * len + off + bl];
+                if want_y {
+                    s.reduce_sums(&sc.va[..bl * S::LANES], dz);
+                }
+                gate_dz(s, &row, dout_r, &sc.dsz, dz, &sc.st.u, tb0, tb1);
             }
-            gate_grads(
-                s,
-                &row,
-                &dout[rg * l..(rg + 1) * l],
-                &mut sc.dy,
-                dz,
-                &sc.st.u,
-                tb0,
-                tb1,
-            );
             reverse_block(
                 s,
                 row.a,
@@ -1137,7 +1162,6 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
                 &sc.dec,
                 &mut part.da[r * np..(r + 1) * np],
                 grad_rows(&p.b, &mut part.db, r, np, off),
-                grad_rows(&p.c, &mut part.dc, r, np, off),
                 (&mut sc.va, &mut sc.vb),
                 &mut sc.ddt,
                 &mut sc.gb,
@@ -1206,6 +1230,33 @@ fn adjoint_local<S: Simd>(
         tb1 = tb0;
     }
     g
+}
+
+/// Rows of `n` per item of the varying `dB` / `dC` reduction: one cache line of a
+/// task's per-step partial row.
+const REDUCE_ROWS: usize = 16;
+
+/// `rows[jj][t] += src[(t - t0) * np + j0 + jj]` for the rows of `rows` (each `l`
+/// long) and `t` in `t0..t1`: a task's per-step partial (steps x np) added into
+/// (n x L) rows, in blocks of 64 steps so that the strided reads stay in L1 and
+/// the writes run along the rows.
+fn add_columns(
+    src: &[f32],
+    np: usize,
+    j0: usize,
+    (t0, t1): (usize, usize),
+    rows: &mut [f32],
+    l: usize,
+) {
+    for tb in (t0..t1).step_by(64) {
+        let te = (tb + 64).min(t1);
+        for (jj, row) in rows.chunks_mut(l).enumerate() {
+            let j = j0 + jj;
+            for (t, o) in (tb..te).zip(&mut row[tb..te]) {
+                *o += src[(t - t0) * np + j];
+            }
+        }
+    }
 }
 
 /// Inputs of the backward kernel.
@@ -1398,7 +1449,7 @@ pub(crate) fn backward<T: Element>(
     let mut dinit = vec![0.0f32; batch * dim * n];
     let mut db = vec![0.0f32; args.b.data.len()];
     let mut dc = vec![0.0f32; args.c.data.len()];
-    for (i, c0, c1, t0, t1, part) in &parts {
+    for (i, c0, c1, t0, _, part) in &parts {
         for (r, c) in (*c0..*c1).enumerate() {
             for j in 0..n {
                 da[c * n + j] += part.da[r * np + j];
@@ -1411,27 +1462,40 @@ pub(crate) fn backward<T: Element>(
             }
         }
         for (bc, buf, out) in [(&p.b, &part.db, &mut db), (&p.c, &part.dc, &mut dc)] {
-            match bc {
-                Bc::Shared(_) => {
-                    for (r, c) in (*c0..*c1).enumerate() {
-                        for j in 0..n {
-                            out[c * n + j] += buf[r * np + j];
-                        }
-                    }
-                }
-                Bc::Varying { groups, .. } => {
-                    let g = bc.group_of(&dims, *c0);
-                    let base = (i * groups + g) * n * l;
-                    for t in *t0..*t1 {
-                        let src = &buf[(t - t0) * np..];
-                        for j in 0..n {
-                            out[base + j * l + t] += src[j];
-                        }
+            if let Bc::Shared(_) = bc {
+                for (r, c) in (*c0..*c1).enumerate() {
+                    for j in 0..n {
+                        out[c * n + j] += buf[r * np + j];
                     }
                 }
             }
         }
     }
+    // The per-step partials of varying B / C, in parallel over (batch, group, 16 rows
+    // of n) slabs of the output, each slab's tasks in task order.
+    let slab = |bc: &Bc, out: &mut [f32], pick: fn(&BwdPartial) -> &[f32]| {
+        let Bc::Varying { .. } = bc else { return };
+        let mut items = Vec::new();
+        for (gi, grp) in out.chunks_mut(n * l).enumerate() {
+            for (jb, rows) in grp.chunks_mut(REDUCE_ROWS * l).enumerate() {
+                items.push((gi, jb * REDUCE_ROWS, rows));
+            }
+        }
+        let (parts, dims) = (&parts, &dims);
+        be.par.map(items, |(gi, j0, rows)| {
+            for (i, c0, _, t0, t1, part) in parts {
+                let groups = match bc {
+                    Bc::Varying { groups, .. } => *groups,
+                    Bc::Shared(_) => 1,
+                };
+                if i * groups + bc.group_of(dims, *c0) == gi {
+                    add_columns(pick(part), np, j0, (*t0, *t1), rows, l);
+                }
+            }
+        });
+    };
+    slab(&p.b, &mut db, |part| &part.db);
+    slab(&p.c, &mut dc, |part| &part.dc);
     Ok(SelectiveScanGrads {
         u: into_storage(du),
         delta: into_storage(ddelta),

@@ -1532,6 +1532,17 @@ fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize) -> Vec<T> {
     out
 }
 
+/// Steps per item of the parallel `dB` / `dC` reduction.
+const REDUCE_STEPS: usize = 256;
+
+/// `dst += src`, element by element.
+#[inline]
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (o, v) in dst.iter_mut().zip(src) {
+        *o += v;
+    }
+}
+
 pub(crate) fn backward<T: Element>(
     be: &CpuSimd,
     args: &SsdArgs<'_, T>,
@@ -1576,7 +1587,7 @@ pub(crate) fn backward<T: Element>(
             0
         }
     ];
-    for ((i, j0, j1, t0, t1), part) in &parts {
+    for ((i, j0, j1, t0, _), part) in &parts {
         for (h, j) in (*j0..*j1).enumerate() {
             da[j] += part.da[h];
             dbias[j] += part.dbias[h];
@@ -1596,16 +1607,38 @@ pub(crate) fn backward<T: Element>(
                 }
             }
         }
-        let k = d.group(*j0);
-        for t in *t0..*t1 {
-            let dst = ((i * l + t) * g + k) * n;
-            let src = (t - t0) * np;
-            for e in 0..n {
-                db[dst + e] += part.db[src + e];
-                dc[dst + e] += part.dc[src + e];
+    }
+    // The per-step partials of B and C, in parallel over blocks of steps of each batch
+    // row ((b, L, g, n) is contiguous there), each block's tasks in task order.
+    let row = l * g * n;
+    let span = REDUCE_STEPS * g * n;
+    let items: Vec<_> = db
+        .chunks_mut(row)
+        .zip(dc.chunks_mut(row))
+        .enumerate()
+        .flat_map(|(i, (b, c))| {
+            b.chunks_mut(span)
+                .zip(c.chunks_mut(span))
+                .enumerate()
+                .map(move |(k, bc)| (i, k * REDUCE_STEPS, bc))
+        })
+        .collect();
+    be.par.map(items, |(i, s0, (db, dc))| {
+        let s1 = s0 + db.len() / (g * n);
+        for ((pi, j0, _, t0, t1), part) in &parts {
+            let (a, b) = ((*t0).max(s0), (*t1).min(s1));
+            if *pi != i || a >= b {
+                continue;
+            }
+            let k = d.group(*j0);
+            for t in a..b {
+                let dst = ((t - s0) * g + k) * n;
+                let src = (t - t0) * np;
+                add_into(&mut db[dst..dst + n], &part.db[src..src + n]);
+                add_into(&mut dc[dst..dst + n], &part.dc[src..src + n]);
             }
         }
-    }
+    });
     let dt = unpermute(&ddt, &d, 1);
     scratch::give(ddt);
     Ok(SsdGrads {
