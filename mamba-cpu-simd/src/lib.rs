@@ -45,7 +45,7 @@
 //! | operations | `selective_scan`, `ssd`, `causal_conv1d` (channel-first and channel-last) with their backward passes; `selective_state_update` and `causal_conv1d_update`; every option of the SPEC |
 //! | storage types | `f32`, `f16`, `bf16` activations; `f32` parameters, states and arithmetic |
 //! | instruction sets | AVX2+FMA and AVX-512F on x86-64, NEON on aarch64, scalar everywhere; detected at run time ([`SimdLevel`]), forced with `MAMBA_SIMD=scalar\|avx2\|avx512\|neon` or [`CpuSimd::with_simd`] |
-//! | threads | a private rayon pool of [`CpuSimd::with_threads`] threads (default: the available parallelism); results are bitwise identical run to run for a fixed thread count |
+//! | threads | a private rayon pool of [`CpuSimd::with_threads`] threads (default: `MAMBA_CPU_THREADS`, else the available parallelism); results are bitwise identical run to run for a fixed thread count |
 //! | long sequences | with fewer rows than threads, scans split time into chunks ([`TimeChunking`]) so that one sequence uses every core |
 //! | `exp` | a vectorised `exp` accurate to about one ulp over the whole `f32` range ([`simd_exp`]) |
 //! | few-row products | [`matmul_nt_few_rows`]: `x wᵀ` for up to [`FEW_ROWS_MAX`] rows (a decode step's projections) reading each row of `w` once, on rayon's current pool; bitwise the same whatever the thread count |
@@ -105,6 +105,11 @@ use simd::Isa;
 /// `scalar`, `avx2`, `avx512` or `neon`.
 pub const SIMD_ENV: &str = "MAMBA_SIMD";
 
+/// The environment variable that sets the thread count of [`CpuSimd::new`] (and so of
+/// the backend the registry picks): a positive integer. Unset or empty, the machine's
+/// available parallelism is used.
+pub const THREADS_ENV: &str = "MAMBA_CPU_THREADS";
+
 /// The multithreaded SIMD CPU backend.
 ///
 /// Cheap to clone (the thread pool is shared). Every kernel validates its arguments
@@ -122,10 +127,22 @@ impl Default for CpuSimd {
 }
 
 impl CpuSimd {
-    /// As many threads as the machine offers, and the instruction set `MAMBA_SIMD`
-    /// names or else the best one this CPU has.
+    /// As many threads as `MAMBA_CPU_THREADS` says or else as the machine offers, and
+    /// the instruction set `MAMBA_SIMD` names or else the best one this CPU has.
+    ///
+    /// A `MAMBA_CPU_THREADS` that is not a positive integer is reported on standard
+    /// error and the machine's available parallelism is used instead.
     pub fn new() -> CpuSimd {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let machine = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match env_threads() {
+            Ok(Some(n)) => n,
+            Ok(None) => machine(),
+            Err(e) => {
+                let n = machine();
+                eprintln!("mamba-cpu-simd: {e}; using {n} threads");
+                n
+            }
+        };
         CpuSimd::with_threads(threads)
     }
 
@@ -195,6 +212,28 @@ impl CpuSimd {
     /// The time-chunking policy.
     pub fn time_chunking(&self) -> TimeChunking {
         self.par.chunking
+    }
+}
+
+/// The thread count `MAMBA_CPU_THREADS` sets, `None` when it is unset, empty or not a
+/// positive integer: for work that runs outside the backend's pool (the model crate's
+/// projections on rayon's global pool) to keep to the same count.
+pub fn env_thread_count() -> Option<usize> {
+    env_threads().ok().flatten()
+}
+
+/// The thread count `MAMBA_CPU_THREADS` gives, `None` when it is unset or empty.
+fn env_threads() -> Result<Option<usize>> {
+    match std::env::var(THREADS_ENV) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::Unavailable {
+                backend: "cpu-simd",
+                reason: format!("{THREADS_ENV}={v:?} is not a positive integer"),
+            }),
+        },
+        Err(_) => Ok(None),
     }
 }
 

@@ -50,9 +50,16 @@ unsafe fn sgemm(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            gemm::Parallelism::Rayon(gemm_threads()),
         )
     }
+}
+
+/// The threads of a projection: `MAMBA_CPU_THREADS` where it is set (the count the
+/// `cpu-simd` kernels run on), else 0, every thread of rayon's current pool.
+fn gemm_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| mamba_cpu_simd::env_thread_count().unwrap_or(0))
 }
 
 /// `y (rows, w.out()) = x (rows, w.inp()) @ w^T` with `w` packed once for many calls
