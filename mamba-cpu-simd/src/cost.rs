@@ -78,7 +78,7 @@ pub fn selective_scan<T>(args: &SelectiveScanArgs<'_, T>, pass: Pass) -> Result<
     // The backward keeps a row's states when they fit (see `scan::STORE_ALL`), else it
     // checkpoints and recomputes.
     let np = d.dstate.div_ceil(crate::simd::MAX_LANES) * crate::simd::MAX_LANES;
-    let store_all = 2 * d.seqlen * np <= crate::scan::STORE_ALL;
+    let store_all = 2 * d.seqlen * np <= crate::scan::store_all_floats();
     let (bwd_flops, bwd_exps) = if store_all { (20.0, 1.0) } else { (26.0, 2.0) };
     Ok(match pass {
         Pass::Forward => Cost {

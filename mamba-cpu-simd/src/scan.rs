@@ -38,6 +38,20 @@ const SUB_BLOCK: usize = 64;
 /// seed shape, L 4096, forward+backward went 190-193 -> 152-153 ms with the larger
 /// budget, on the 2-core development machine, 2026-12-04.)
 pub(crate) const STORE_ALL: usize = 1 << 19;
+
+/// [`STORE_ALL`], or `MAMBA_CPU_SCAN_KEEP_KIB` KiB per row where that is set (0: always
+/// checkpoint and recompute): a measurement hook for machines with many cores sharing
+/// one last-level cache, where keeping 2 MiB per thread may cost more memory traffic
+/// than the recompute's second exponential (not measured yet on one).
+pub(crate) fn store_all_floats() -> usize {
+    static FLOATS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *FLOATS.get_or_init(|| {
+        std::env::var("MAMBA_CPU_SCAN_KEEP_KIB")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(STORE_ALL, |kib| kib * 256)
+    })
+}
 /// At most this many rows per forward task.
 const MAX_ROW_BLOCK: usize = 64;
 
@@ -1054,7 +1068,7 @@ fn bwd_task<S: Simd>(s: S, p: &Problem<'_>, dout: &[f32], task: BwdTask<'_>) -> 
     let len = task.t1 - task.t0;
     // The states and decays of the whole range when they fit the budget (no first
     // pass then), else of one recompute block at a time.
-    let blk = if 2 * len * np <= STORE_ALL {
+    let blk = if 2 * len * np <= store_all_floats() {
         len
     } else {
         SUB_BLOCK.min(len)
