@@ -980,8 +980,9 @@ const fn bwd_rows_per_pass(level: SimdLevel, nv: usize) -> usize {
 
 /// The backward of rows `q..q + rows` of one head over steps `kb0..kb1` of the
 /// task's range: recomputes the rows' states from `h0` (the rows' checkpoints,
-/// `rows x np`), then walks back with the adjoints `g` (`rows x np`), accumulating
-/// `dB` and `dC` (per step, np wide), adding the vectors of `sum_n g S[t-1]` into
+/// `rows x np`), adding `dC[t] += dy[t] S[t]` while each state is in a register, then
+/// walks back with the adjoints `g` (`rows x np`), accumulating `dB` (per step, np
+/// wide; the walk reads only the previous states), adding the vectors of `sum_n g S[t-1]` into
 /// `vgs` (per step of the range) and leaving those of `sum_n g B` in `vgb` (row `r`
 /// at `r * vgb.len() / rows`, per step of the block) for bulk lane sums. The sums
 /// over rows run in row order, as one row at a time would.
@@ -1188,17 +1189,25 @@ fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
         let mut xdt = [s.zero(); R];
-        for (r, x) in xdt.iter_mut().enumerate() {
-            *x = s.splat(io.x[k * hp + q + r] * st.step[k]);
+        let mut dy = [s.zero(); R];
+        for r in 0..R {
+            let e = k * hp + q + r;
+            xdt[r] = s.splat(io.x[e] * st.step[k]);
+            dy[r] = s.splat(io.dy[e]);
         }
         let bk = &bpad[k * bs..k * bs + w];
         let cur = &mut hs[(k - kb0) * rw..(k - kb0 + 1) * rw];
+        let dck = &mut dc[k * w..(k + 1) * w];
         for v in 0..NV {
             let b = s.load(&bk[v * l..]);
+            let mut dcv = s.load(&dck[v * l..]);
             for r in 0..R {
                 hv[r][v] = s.mul_add(xdt[r], b, s.mul(dec, hv[r][v]));
                 s.store(&mut cur[r * w + v * l..], hv[r][v]);
+                // dC[k] += dy[k] S[k], while the state is in a register.
+                dcv = s.mul_add(dy[r], hv[r][v], dcv);
             }
+            s.store(&mut dck[v * l..], dcv);
         }
     }
     let mut gv = [[s.zero(); NV]; R];
@@ -1219,30 +1228,25 @@ fn bwd_rows_fixed<S: Simd, const NV: usize, const R: usize>(s: S, args: RowArgs<
         }
         let bk = &bpad[k * bs..k * bs + w];
         let ck = &cpad[k * bs..k * bs + w];
-        let cur = &hs[kk * rw..(kk + 1) * rw];
         let prev: &[f32] = if kk == 0 {
             &h0[..rw]
         } else {
             &hs[(kk - 1) * rw..kk * rw]
         };
         let dbk = &mut db[k * w..(k + 1) * w];
-        let dck = &mut dc[k * w..(k + 1) * w];
         let mut acc_gs = [s.zero(); R];
         let mut acc_gb = [s.zero(); R];
         for v in 0..NV {
             let c = s.load(&ck[v * l..]);
             let b = s.load(&bk[v * l..]);
-            let mut dcv = s.load(&dck[v * l..]);
             let mut dbv = s.load(&dbk[v * l..]);
             for r in 0..R {
                 let g1 = s.mul_add(dy[r], c, gv[r][v]);
-                dcv = s.mul_add(dy[r], s.load(&cur[r * w + v * l..]), dcv);
                 acc_gs[r] = s.mul_add(g1, s.load(&prev[r * w + v * l..]), acc_gs[r]);
                 acc_gb[r] = s.mul_add(g1, b, acc_gb[r]);
                 dbv = s.mul_add(g1, xdt[r], dbv);
                 gv[r][v] = s.mul(g1, dec);
             }
-            s.store(&mut dck[v * l..], dcv);
             s.store(&mut dbk[v * l..], dbv);
         }
         let mut gs = s.load(&vgs[k * l..]);
@@ -1270,13 +1274,17 @@ fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
     for k in kb0..kb1 {
         let dec = s.splat(st.decay[k]);
         let xdt = s.splat(io.x[k * hp + q] * st.step[k]);
+        let dy = s.splat(io.dy[k * hp + q]);
         let bk = &bpad[k * bs..k * bs + np];
+        let dck = &mut dc[k * np..(k + 1) * np];
         let kk = k - kb0;
         let (prev, cur) = hs.split_at_mut(kk * np);
         let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
         for v in (0..np).step_by(l) {
             let hv = s.mul_add(xdt, s.load(&bk[v..]), s.mul(dec, s.load(&hp_[v..])));
             s.store(&mut cur[v..], hv);
+            let dcv = s.mul_add(dy, hv, s.load(&dck[v..]));
+            s.store(&mut dck[v..], dcv);
         }
     }
     for k in (kb0..kb1).rev() {
@@ -1287,16 +1295,16 @@ fn bwd_row_dyn<S: Simd>(s: S, args: RowArgs<'_>) {
         let dec = s.splat(st.decay[k]);
         let bk = &bpad[k * bs..k * bs + np];
         let ck = &cpad[k * bs..k * bs + np];
-        let (prev, cur) = hs.split_at(kk * np);
-        let hp_: &[f32] = if kk == 0 { h0 } else { &prev[(kk - 1) * np..] };
+        let hp_: &[f32] = if kk == 0 {
+            h0
+        } else {
+            &hs[(kk - 1) * np..kk * np]
+        };
         let dbk = &mut db[k * np..(k + 1) * np];
-        let dck = &mut dc[k * np..(k + 1) * np];
         let mut acc_gs = s.zero();
         let mut acc_gb = s.zero();
         for v in (0..np).step_by(l) {
             let gv = s.mul_add(dy, s.load(&ck[v..]), s.load(&g[v..]));
-            let dcv = s.mul_add(dy, s.load(&cur[v..]), s.load(&dck[v..]));
-            s.store(&mut dck[v..], dcv);
             acc_gs = s.mul_add(gv, s.load(&hp_[v..]), acc_gs);
             acc_gb = s.mul_add(gv, s.load(&bk[v..]), acc_gb);
             let dbv = s.mul_add(gv, xdt, s.load(&dbk[v..]));
