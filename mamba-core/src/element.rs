@@ -87,7 +87,7 @@ pub trait Element:
     }
     /// Rounds a vector of `f32` into this type; free (the same allocation) for `f32`.
     fn vec_from_f32(v: alloc::vec::Vec<f32>) -> alloc::vec::Vec<Self> {
-        v.into_iter().map(Self::from_f32).collect()
+        convert(&v)
     }
 }
 
@@ -210,7 +210,90 @@ impl Real for f32 {
 }
 impl Real for f64 {}
 
-/// Converts a slice of one element type into a vector of another.
+/// Converts a slice of one element type into a vector of another (see
+/// [`convert_into`]).
 pub fn convert<A: Element, B: Element>(src: &[A]) -> alloc::vec::Vec<B> {
-    src.iter().map(|&v| B::from_f64(v.to_f64())).collect()
+    let mut out = alloc::vec![B::default(); src.len()];
+    convert_into(src, &mut out);
+    out
+}
+
+/// Converts `src` into `dst` (equal lengths), rounding to nearest even: the same bits
+/// as converting element by element through `f64`. The conversions between `f32` and
+/// the 16-bit types run over whole slices: `bf16` in integer lanes that compilers
+/// vectorise, `f16` through `half`'s slice conversions (F16C on x86-64 where the CPU
+/// has it, with `std`).
+///
+/// # Panics
+/// If the lengths differ.
+#[inline(always)]
+pub fn convert_into<A: Element, B: Element>(src: &[A], dst: &mut [B]) {
+    use half::slice::HalfFloatSliceExt;
+    assert_eq!(src.len(), dst.len(), "convert_into: lengths differ");
+    if let Some(d) = cast_slice_mut::<B, A>(dst) {
+        d.copy_from_slice(src);
+    } else if let (Some(s), Some(d)) = (cast_slice::<A, bf16>(src), cast_slice_mut::<B, f32>(dst)) {
+        widen_bf16(s, d);
+    } else if let (Some(s), Some(d)) = (cast_slice::<A, f32>(src), cast_slice_mut::<B, bf16>(dst)) {
+        narrow_bf16(s, d);
+    } else if let (Some(s), Some(d)) = (cast_slice::<A, f16>(src), cast_slice_mut::<B, f32>(dst)) {
+        s.convert_to_f32_slice(d);
+    } else if let (Some(s), Some(d)) = (cast_slice::<A, f32>(src), cast_slice_mut::<B, f16>(dst)) {
+        d.convert_from_f32_slice(s);
+    } else {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = B::from_f64(v.to_f64());
+        }
+    }
+}
+
+/// `bf16` to `f32`, as `bf16::to_f32` (a NaN gets its quiet bit), in a loop compilers
+/// vectorise. Lengths: `dst` as long as `src` (extra elements are left alone).
+#[inline(always)]
+pub fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
+    for (d, &h) in dst.iter_mut().zip(src) {
+        let x = u32::from(h.to_bits());
+        let quiet = if (x & 0x7fff) > 0x7f80 { 0x40 } else { 0 };
+        *d = f32::from_bits((x | quiet) << 16);
+    }
+}
+
+/// `f32` to `bf16`, rounding to nearest even as `bf16::from_f32` (a NaN keeps its high
+/// bits with the quiet bit set), in a loop compilers vectorise.
+#[inline(always)]
+pub fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
+    for (d, &f) in dst.iter_mut().zip(src) {
+        let x = f.to_bits();
+        let nan = (x & 0x7fff_ffff) > 0x7f80_0000;
+        let up = u32::from((x & 0x8000) != 0 && (x & 0x1_7fff) != 0);
+        let bits = if nan {
+            (x >> 16) | 0x40
+        } else {
+            (x >> 16) + up
+        };
+        *d = bf16::from_bits(bits as u16);
+    }
+}
+
+/// `s` as a slice of `U` when `T` is `U` (the same type), else `None`.
+#[inline(always)]
+pub fn cast_slice<T: 'static, U: 'static>(s: &[T]) -> Option<&[U]> {
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<U>() {
+        // SAFETY: `T` is `U` (same TypeId), so the slice already is a `[U]` with the
+        // same pointer, length and lifetime.
+        Some(unsafe { core::slice::from_raw_parts(s.as_ptr().cast::<U>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// `s` as a mutable slice of `U` when `T` is `U` (the same type), else `None`.
+#[inline(always)]
+pub fn cast_slice_mut<T: 'static, U: 'static>(s: &mut [T]) -> Option<&mut [U]> {
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<U>() {
+        // SAFETY: as in `cast_slice`; the borrow moves into the result.
+        Some(unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<U>(), s.len()) })
+    } else {
+        None
+    }
 }

@@ -122,6 +122,14 @@ pub fn copy_of<T: Copy + Send + 'static>(src: &[T]) -> Vec<T> {
     v
 }
 
+/// `src` converted to `B` ([`crate::element::convert_into`]), in pooled memory where the
+/// pool has some.
+pub fn convert<A: crate::Element, B: crate::Element>(src: &[A]) -> Vec<B> {
+    let mut v = for_overwrite::<B>(src.len());
+    crate::element::convert_into(src, &mut v);
+    v
+}
+
 /// Gives `v`'s memory to the pool (kept when it is at least [`MIN_BYTES`] and the limit
 /// allows; the oldest vectors are freed to make room).
 pub fn give<T: Send + 'static>(v: Vec<T>) {

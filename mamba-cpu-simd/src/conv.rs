@@ -7,13 +7,11 @@
 //! projections) and its backward run directly, vectorised across channels, one time
 //! step after another, in tasks of blocks of time steps (no transposes).
 
-use std::borrow::Cow;
-
 use mamba_core::ops::conv1d::Conv1dDims;
 use mamba_core::scratch;
 use mamba_core::{Activation, CausalConv1dArgs, CausalConv1dGrads, ConvLayout, Element, Result};
 
-use crate::convert::{into_storage, to_f32};
+use crate::convert::{into_storage, to_f32, F32s};
 use crate::par::{split_mut, Par};
 use crate::simd::{math, pad, Kernel, Simd, MAX_LANES};
 use crate::CpuSimd;
@@ -25,7 +23,7 @@ const MAX_ROW_BLOCK: usize = 256;
 struct Problem<'a> {
     dims: Conv1dDims,
     /// (b, c, L).
-    x: Cow<'a, [f32]>,
+    x: F32s<'a>,
     weight: &'a [f32],
     bias: Option<&'a [f32]>,
     init: Option<&'a [f32]>,
@@ -44,13 +42,6 @@ impl<'a> Problem<'a> {
             bias: args.bias.map(|t| t.data),
             init: args.initial_states.map(|t| t.data),
             activation: args.activation,
-        }
-    }
-
-    /// Gives the input's f32 copy (made for 16-bit storage) to the scratch pool.
-    fn recycle(self) {
-        if let Cow::Owned(v) = self.x {
-            scratch::give(v);
         }
     }
 
@@ -283,15 +274,24 @@ pub(crate) fn forward<T: Element>(
         return Ok(());
     }
     let p = Problem::new(args, dims);
-    let mut y = vec![0.0f32; out.len()];
     let mut last = vec![0.0f32; dims.batch * dims.channels * (dims.width - 1)];
-    be.isa.dispatch(Forward {
-        par: &be.par,
-        p: &p,
-        out: &mut y,
-        last: &mut last,
-    });
-    crate::convert::store(&y, out);
+    let mut run = |y: &mut [f32]| {
+        be.isa.dispatch(Forward {
+            par: &be.par,
+            p: &p,
+            out: y,
+            last: &mut last,
+        })
+    };
+    // f32 outputs are written in place; others through a pooled f32 buffer.
+    if let Some(y) = crate::convert::as_f32_mut(out) {
+        run(y);
+    } else {
+        let mut y = scratch::for_overwrite::<f32>(out.len());
+        run(&mut y);
+        crate::convert::store(&y, out);
+        scratch::give(y);
+    }
     if let Some(fs) = final_states {
         fs.copy_from_slice(&last);
     }
@@ -696,11 +696,8 @@ fn backward_channel_last<T: Element>(
             dw[ch * w + k] = sums[k * c + ch];
         }
     }
-    for v in [x, dout] {
-        if let Cow::Owned(v) = v {
-            scratch::give(v);
-        }
-    }
+    // (The f32 copies of 16-bit inputs go back to the scratch pool as they drop.)
+    drop((x, dout));
     CausalConv1dGrads {
         x: into_storage(dx),
         weight: dw,
@@ -721,7 +718,7 @@ pub(crate) fn backward<T: Element>(
     }
     let p = Problem::new(args, dims);
     let (b, c, l, w) = (dims.batch, dims.channels, dims.seqlen, dims.width);
-    let dout: Cow<'_, [f32]> = to_f32(dout);
+    let dout = to_f32(dout);
     let mut dx = scratch::zeroed::<f32>(b * c * l);
     let mut dinit = vec![0.0f32; b * c * (w - 1)];
     let rows = be.isa.dispatch(Backward {
@@ -743,10 +740,6 @@ pub(crate) fn backward<T: Element>(
         dbias[ch] += g.dbias;
     }
     let dx_out = into_storage(dx);
-    if let Cow::Owned(v) = dout {
-        scratch::give(v);
-    }
-    p.recycle();
     Ok(CausalConv1dGrads {
         x: dx_out,
         weight: dw,

@@ -14,12 +14,10 @@
 //! fix-up pass adds the carried state's contribution, `C . (prod exp(dt A)) h_in`, to
 //! the outputs. The backward pass does the same for the adjoint, backwards in time.
 
-use std::borrow::Cow;
-
 use mamba_core::ops::selective_scan::{BcLayout, SelectiveScanDims};
 use mamba_core::{Element, Result, SelectiveScanArgs, SelectiveScanGrads, Tensor};
 
-use crate::convert::{into_storage, opt_to_f32, to_f32};
+use crate::convert::{into_storage, opt_to_f32, to_f32, F32s};
 use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::math;
 use crate::simd::{pad, Kernel, Simd, MAX_LANES};
@@ -133,9 +131,9 @@ fn transpose_in<T: Element>(src: &[T], dst: &mut [f32], n: usize, l: usize, np: 
 struct Problem<'a> {
     dims: SelectiveScanDims,
     np: usize,
-    u: Cow<'a, [f32]>,
-    delta: Cow<'a, [f32]>,
-    z: Option<Cow<'a, [f32]>>,
+    u: F32s<'a>,
+    delta: F32s<'a>,
+    z: Option<F32s<'a>>,
     /// (d, np).
     a: Vec<f32>,
     b: Bc,

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use mamba_core::scratch;
 use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
 
-use crate::convert::{into_storage, opt_to_f32, to_f32};
+use crate::convert::{into_storage, opt_to_f32, to_f32, F32s};
 use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
@@ -40,11 +40,11 @@ struct Problem<'a> {
     dims: SsdDims,
     /// `N` padded to whole vectors (for the row-wise backward).
     np: usize,
-    x: Cow<'a, [f32]>,
-    dt: Cow<'a, [f32]>,
-    b: Cow<'a, [f32]>,
-    c: Cow<'a, [f32]>,
-    z: Option<Cow<'a, [f32]>>,
+    x: F32s<'a>,
+    dt: F32s<'a>,
+    b: F32s<'a>,
+    c: F32s<'a>,
+    z: Option<F32s<'a>>,
     a: &'a [f32],
     d: Option<&'a [f32]>,
     bias: Option<&'a [f32]>,

@@ -568,8 +568,8 @@ impl Mamba2Block {
             cfg.d_state,
         );
         let rows = batch * seqlen;
-        let u: Vec<f32> =
-            T::as_f32_slice(input.data).map_or_else(|| convert(input.data), scratch::copy_of);
+        let u: Vec<f32> = T::as_f32_slice(input.data)
+            .map_or_else(|| scratch::convert(input.data), scratch::copy_of);
 
         // 1. in_proj, straight into z, xBC and dt.
         let (z, xbc, dt) = self.in_proj(&u, rows);
@@ -683,11 +683,11 @@ impl Mamba2Block {
     pub(crate) fn norm<T: Element>(&self, y: &[T], z: &[T], rows: usize) -> Vec<f32> {
         let cfg = &self.cfg;
         let yf = T::as_f32_slice(y).map_or_else(
-            || std::borrow::Cow::Owned(convert(y)),
+            || std::borrow::Cow::Owned(scratch::convert(y)),
             std::borrow::Cow::Borrowed,
         );
         let zf = T::as_f32_slice(z).map_or_else(
-            || std::borrow::Cow::Owned(convert(z)),
+            || std::borrow::Cow::Owned(scratch::convert(z)),
             std::borrow::Cow::Borrowed,
         );
         let (di, g, eps, nbg) = (
@@ -696,14 +696,21 @@ impl Mamba2Block {
             cfg.rmsnorm_eps,
             cfg.norm_before_gate,
         );
-        match self.gemm() {
+        let out = match self.gemm() {
             GemmImpl::Naive => {
                 gated_rmsnorm(&yf, &zf, &self.weights.norm_weight, rows, di, g, eps, nbg)
             }
             GemmImpl::Blocked => {
                 gated_rmsnorm_fast(&yf, &zf, &self.weights.norm_weight, rows, di, g, eps, nbg)
             }
+        };
+        // The f32 copies of 16-bit activations go back to the pool.
+        for c in [yf, zf] {
+            if let std::borrow::Cow::Owned(v) = c {
+                scratch::give(v);
+            }
         }
+        out
     }
 
     /// The convolution's arguments for `xbc` (b, L, conv_dim), channel-last, silu.
@@ -838,7 +845,7 @@ impl Mamba2Block {
                 proj,
             })
         });
-        let u: Vec<f32> = convert(x.data);
+        let u: Vec<f32> = scratch::convert(x.data);
         let (z, xbc, dt_head) = self.in_proj_with(&u, batch, consts.proj.as_ref());
         let (z, xbc): (Vec<T>, Vec<T>) = (T::vec_from_f32(z), T::vec_from_f32(xbc));
 
