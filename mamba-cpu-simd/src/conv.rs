@@ -190,7 +190,8 @@ impl<T: Element> Kernel for ForwardLast<'_, '_, T> {
                             }
                             row[ch] = acc;
                         }
-                        crate::convert::store(&row, orow);
+                        // Inside the kernel: compiled for its instruction set.
+                        mamba_core::element::convert_into(&row, orow);
                     }
                 },
             )

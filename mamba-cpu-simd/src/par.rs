@@ -232,9 +232,7 @@ impl<T: mamba_core::Element> OutSink for Disjoint<'_, T> {
             // SAFETY: the caller guarantees that no concurrent call touches these
             // elements.
             let dst = unsafe { self.piece(at + r * stride, width) };
-            for (d, &x) in dst.iter_mut().zip(&v[r * vstride..r * vstride + width]) {
-                *d = T::from_f32(x);
-            }
+            mamba_core::element::convert_into(&v[r * vstride..r * vstride + width], dst);
         }
     }
 
