@@ -290,7 +290,7 @@ pub(crate) fn forward<T: Element>(
     } else {
         let mut y = scratch::for_overwrite::<f32>(out.len());
         run(&mut y);
-        crate::convert::store(&y, out);
+        crate::convert::convert_slice(&y, out);
         scratch::give(y);
     }
     if let Some(fs) = final_states {

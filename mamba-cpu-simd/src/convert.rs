@@ -47,7 +47,7 @@ pub(crate) fn to_f32<T: Element>(src: &[T]) -> F32s<'_> {
         F32s(Cow::Borrowed(s))
     } else {
         let mut v = scratch::for_overwrite::<f32>(src.len());
-        load(src, &mut v);
+        convert_slice(src, &mut v);
         F32s(Cow::Owned(v))
     }
 }
@@ -57,17 +57,9 @@ pub(crate) fn opt_to_f32<T: Element>(src: Option<&[T]>) -> Option<F32s<'_>> {
     src.map(to_f32)
 }
 
-/// Widens `src` into `dst` (equal lengths), vectorised for the best instruction set.
-pub(crate) fn load<T: Element>(src: &[T], dst: &mut [f32]) {
-    crate::vectorized(
-        SimdLevel::best(),
-        #[inline(always)]
-        || convert_into(src, dst),
-    );
-}
-
-/// Rounds `src` into `dst` (equal lengths), vectorised for the best instruction set.
-pub(crate) fn store<T: Element>(src: &[f32], dst: &mut [T]) {
+/// Converts `src` into `dst` (equal lengths: widening a 16-bit input or rounding an
+/// output), vectorised for the best instruction set.
+pub(crate) fn convert_slice<A: Element, B: Element>(src: &[A], dst: &mut [B]) {
     crate::vectorized(
         SimdLevel::best(),
         #[inline(always)]
@@ -85,7 +77,7 @@ pub(crate) fn into_storage<T: Element>(v: Vec<f32>) -> Vec<T> {
         unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
     } else {
         let mut out = vec![T::from_f32(0.0); v.len()];
-        store(&v, &mut out);
+        convert_slice(&v, &mut out);
         scratch::give(v);
         out
     }
@@ -109,7 +101,7 @@ mod tests {
         let b: Vec<bf16> = all.iter().map(|&x| bf16::from_bits(x)).collect();
         let h: Vec<f16> = all.iter().map(|&x| f16::from_bits(x)).collect();
         let mut wide = vec![0.0f32; all.len()];
-        load(&b, &mut wide);
+        convert_slice(&b, &mut wide);
         for (x, w) in b.iter().zip(&wide) {
             assert_eq!(
                 x.to_f32().to_bits(),
@@ -118,7 +110,7 @@ mod tests {
                 x.to_bits()
             );
         }
-        load(&h, &mut wide);
+        convert_slice(&h, &mut wide);
         for (x, w) in h.iter().zip(&wide) {
             assert_eq!(
                 x.to_f32().to_bits(),
@@ -147,9 +139,9 @@ mod tests {
             f32::MIN_POSITIVE,
         ]);
         let mut nb = vec![bf16::ZERO; f.len()];
-        store(&f, &mut nb);
+        convert_slice(&f, &mut nb);
         let mut nh = vec![f16::ZERO; f.len()];
-        store(&f, &mut nh);
+        convert_slice(&f, &mut nh);
         for (k, &x) in f.iter().enumerate() {
             assert_eq!(
                 bf16::from_f32(x).to_bits(),

@@ -11,7 +11,7 @@ use mamba_core::{
     Activation, CausalConv1dUpdateArgs, Element, Result, SelectiveStateUpdateArgs, TensorMut,
 };
 
-use crate::convert::{opt_to_f32, store, to_f32};
+use crate::convert::{convert_slice, opt_to_f32, to_f32};
 use crate::par::split_mut;
 use crate::simd::{math, Kernel, Scalar, Simd, MAX_LANES};
 use crate::CpuSimd;
@@ -195,7 +195,7 @@ pub(crate) fn state_update<T: Element>(
         state,
         out: &mut y,
     });
-    store(&y, out);
+    convert_slice(&y, out);
     scratch::give(y);
     Ok(())
 }
@@ -258,7 +258,7 @@ pub(crate) fn conv_update<T: Element>(
     } else {
         tasks.into_iter().for_each(body);
     }
-    store(&y, out);
+    convert_slice(&y, out);
     scratch::give(y);
     Ok(())
 }
