@@ -261,24 +261,47 @@ pub fn simd_level_name() -> &'static str {
 /// e^x[i]`. Exposed so that its accuracy can be measured; `None` if this CPU lacks
 /// `level`.
 pub fn simd_exp(level: SimdLevel, x: &[f32], out: &mut [f32]) -> Option<()> {
+    map_level(level, x, out, false)
+}
+
+/// The vectorised `2^x` of the scans' decays, on the instruction set `level`:
+/// `out[i] = 2^x[i]`. Exposed so that its accuracy can be measured; `None` if this CPU
+/// lacks `level`.
+pub fn simd_exp2(level: SimdLevel, x: &[f32], out: &mut [f32]) -> Option<()> {
+    map_level(level, x, out, true)
+}
+
+/// `out[i] = e^x[i]` (or `2^x[i]` with `base2`) on the instruction set `level`.
+fn map_level(level: SimdLevel, x: &[f32], out: &mut [f32], base2: bool) -> Option<()> {
     struct ExpKernel<'a> {
         x: &'a [f32],
         out: &'a mut [f32],
+        base2: bool,
     }
     impl simd::Kernel for ExpKernel<'_> {
         type Output = ();
         #[inline(always)]
         fn run<S: simd::Simd>(self, s: S) {
-            simd::math::map(
-                s,
-                self.x,
-                self.out,
-                #[inline(always)]
-                |v| simd::math::exp(s, v),
-            );
+            if self.base2 {
+                simd::math::map(
+                    s,
+                    self.x,
+                    self.out,
+                    #[inline(always)]
+                    |v| simd::math::exp2(s, v),
+                );
+            } else {
+                simd::math::map(
+                    s,
+                    self.x,
+                    self.out,
+                    #[inline(always)]
+                    |v| simd::math::exp(s, v),
+                );
+            }
         }
     }
-    Isa::new(level)?.dispatch(ExpKernel { x, out });
+    Isa::new(level)?.dispatch(ExpKernel { x, out, base2 });
     Some(())
 }
 

@@ -336,19 +336,19 @@ fn fwd_row_fixed<S: Simd, const NV: usize>(
         av[v] = s.load(&a[v * l..]);
     }
     for k in 0..len {
-        let vdt = s.splat(dt[k]);
+        let vdt = s.splat(dt[k] * math::LOG2E);
         let vdu = s.splat(dtu[k]);
         let bk = &b[k * bs..k * bs + NV * l];
         if mode == YMode::Skip {
             for v in 0..NV {
-                let dec = math::exp(s, s.mul(vdt, av[v]));
+                let dec = math::exp2(s, s.mul(vdt, av[v]));
                 hv[v] = s.mul_add(dec, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
             }
         } else {
             let ck = &c[k * cs..k * cs + NV * l];
             let mut y = s.zero();
             for v in 0..NV {
-                let dec = math::exp(s, s.mul(vdt, av[v]));
+                let dec = math::exp2(s, s.mul(vdt, av[v]));
                 hv[v] = s.mul_add(dec, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
                 y = s.mul_add(s.load(&ck[v * l..]), hv[v], y);
             }
@@ -377,13 +377,13 @@ fn fwd_row_dyn<S: Simd>(
     let np = a.len();
     let l = S::LANES;
     for k in 0..len {
-        let vdt = s.splat(dt[k]);
+        let vdt = s.splat(dt[k] * math::LOG2E);
         let vdu = s.splat(dtu[k]);
         let bk = &b[k * bs..k * bs + np];
         let ck = &c[k * cs..k * cs + np];
         let mut y = s.zero();
         for v in (0..np).step_by(l) {
-            let dec = math::exp(s, s.mul(vdt, s.load(&a[v..])));
+            let dec = math::exp2(s, s.mul(vdt, s.load(&a[v..])));
             let hv = s.mul_add(dec, s.load(&h[v..]), s.mul(vdu, s.load(&bk[v..])));
             s.store(&mut h[v..], hv);
             if mode != YMode::Skip {
@@ -424,10 +424,10 @@ fn fixup_row<S: Simd>(
         let largest = if cum >= 0.0 { amax * cum } else { amin * cum };
         let mut yv = s.zero();
         if largest >= -69.0 {
-            let vc = s.splat(cum);
+            let vc = s.splat(cum * math::LOG2E);
             let ck = &c[k * cs..k * cs + np];
             for v in (0..np).step_by(l) {
-                let e = math::exp(s, s.mul(vc, s.load(&a[v..])));
+                let e = math::exp2(s, s.mul(vc, s.load(&a[v..])));
                 yv = s.mul_add(s.mul(s.load(&ck[v..]), e), s.load(&h_in[v..]), yv);
             }
         }
@@ -767,7 +767,7 @@ fn recompute_fixed<S: Simd, const NV: usize>(
         hv[v] = s.load(&h0[v * l..]);
     }
     for k in 0..len {
-        let vdt = s.splat(st.dt[k]);
+        let vdt = s.splat(st.dt[k] * math::LOG2E);
         let vdu = s.splat(st.dtu[k]);
         let bk = &b[k * bs..k * bs + w];
         let hk = &mut hs[k * w..(k + 1) * w];
@@ -775,7 +775,7 @@ fn recompute_fixed<S: Simd, const NV: usize>(
         let vdy = s.splat(dy[k]);
         let dck = &mut dc[k * dcs..k * dcs + w];
         for v in 0..NV {
-            let d = math::exp(s, s.mul(vdt, av[v]));
+            let d = math::exp2(s, s.mul(vdt, av[v]));
             s.store(&mut dk[v * l..], d);
             hv[v] = s.mul_add(d, hv[v], s.mul(vdu, s.load(&bk[v * l..])));
             s.store(&mut hk[v * l..], hv[v]);
@@ -811,7 +811,7 @@ fn recompute_dyn<S: Simd>(
     let np = a.len();
     let l = S::LANES;
     for k in 0..len {
-        let vdt = s.splat(st.dt[k]);
+        let vdt = s.splat(st.dt[k] * math::LOG2E);
         let vdu = s.splat(st.dtu[k]);
         let bk = &b[k * bs..k * bs + np];
         let ck = &c[k * cs..k * cs + np];
@@ -822,7 +822,7 @@ fn recompute_dyn<S: Simd>(
         let dck = &mut dc[k * dcs..k * dcs + np];
         let mut y = s.zero();
         for v in (0..np).step_by(l) {
-            let d = math::exp(s, s.mul(vdt, s.load(&a[v..])));
+            let d = math::exp2(s, s.mul(vdt, s.load(&a[v..])));
             s.store(&mut deck[v..], d);
             let h = s.mul_add(d, s.load(&hp[v..]), s.mul(vdu, s.load(&bk[v..])));
             s.store(&mut cur[v..], h);
@@ -1231,11 +1231,11 @@ fn adjoint_local<S: Simd>(
         for k in (0..len).rev() {
             let t = tb0 + k;
             let vdy = s.splat(dy[k]);
-            let vdt = s.splat(st.dt[k]);
+            let vdt = s.splat(st.dt[k] * math::LOG2E);
             let ck = &row.c[t * row.cs..t * row.cs + np];
             for v in (0..np).step_by(S::LANES) {
                 let gv = s.mul_add(vdy, s.load(&ck[v..]), s.load(&g[v..]));
-                let d = math::exp(s, s.mul(vdt, s.load(&row.a[v..])));
+                let d = math::exp2(s, s.mul(vdt, s.load(&row.a[v..])));
                 s.store(&mut g[v..], s.mul(gv, d));
             }
         }

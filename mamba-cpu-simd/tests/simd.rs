@@ -1,9 +1,10 @@
-//! The instruction-set paths themselves: the accuracy of the vectorised `exp` on every
+//! The instruction-set paths themselves: the accuracy of the vectorised `exp` (and of
+//! the scans' `2^x`) on every
 //! path this host has, and the detection and parsing of levels.
 
 mod common;
 
-use mamba_cpu_simd::{simd_exp, SimdLevel};
+use mamba_cpu_simd::{simd_exp, simd_exp2, SimdLevel};
 
 /// The distance from `got` to the exact `e^x` in units of the last place of the exact
 /// value (subnormal results measured in the smallest subnormal).
@@ -86,6 +87,88 @@ fn exp_edges_on_every_path() {
         assert_eq!(out[5], 0.0, "{level}: exp(-104) underflows");
         assert_eq!(out[6], 0.0, "{level}: exp(-1e10)");
         assert_eq!(out[7], 1.0, "{level}: exp(0)");
+    }
+}
+
+/// The distance from `got` to the exact `2^x`, as [`ulps`] measures it.
+fn ulps2(got: f32, x: f32) -> f64 {
+    let exact = (x as f64).exp2();
+    let e = if exact == 0.0 {
+        -149
+    } else {
+        (x as f64).floor().max(-126.0) as i32 - 23
+    };
+    (got as f64 - exact).abs() / 2f64.powi(e)
+}
+
+#[test]
+fn exp2_is_accurate_on_every_path() {
+    // Every 2^-12 over the range where 2^x is finite and nonzero (subnormal results
+    // included), plus the points where the reduction's nearest integer changes.
+    let mut xs: Vec<f32> = (0..((150.0 + 128.0) * 4096.0) as i32)
+        .map(|k| -150.0 + k as f32 / 4096.0)
+        .collect();
+    xs.extend([
+        0.0, -0.0, 1e-30, -1e-30, 127.99, -126.0, -126.5, -149.5, 0.5, -0.5,
+    ]);
+    xs.extend((0..64).map(|k| k as f32 - 32.5));
+    for level in common::levels() {
+        let mut out = vec![0.0f32; xs.len()];
+        simd_exp2(level, &xs, &mut out).expect("available level");
+        let (mut worst, mut at) = (0.0f64, 0.0f32);
+        let (mut worst_normal, mut at_normal) = (0.0f64, 0.0f32);
+        for (&x, &y) in xs.iter().zip(&out) {
+            let u = ulps2(y, x);
+            if u > worst {
+                (worst, at) = (u, x);
+            }
+            if x >= -126.0 && u > worst_normal {
+                (worst_normal, at_normal) = (u, x);
+            }
+        }
+        eprintln!(
+            "exp2 on {level}: max error {worst_normal:.2} ulp over normal results (at {at_normal}), {worst:.2} ulp overall (at {at}), {} inputs",
+            xs.len()
+        );
+        assert!(
+            worst_normal <= 2.0,
+            "{level}: exp2 is {worst_normal} ulp off at {at_normal}"
+        );
+        assert!(worst <= 2.0, "{level}: exp2 is {worst} ulp off at {at}");
+    }
+}
+
+#[test]
+fn exp2_edges_on_every_path() {
+    let xs = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        128.0,
+        1e10,
+        -151.0,
+        -1e10,
+        0.0,
+        -149.0,
+        1.0,
+    ];
+    for level in common::levels() {
+        let mut out = [0.0f32; 10];
+        simd_exp2(level, &xs, &mut out).expect("available level");
+        assert!(out[0].is_nan(), "{level}: exp2(NaN) = {}", out[0]);
+        assert_eq!(out[1], f32::INFINITY, "{level}: exp2(inf)");
+        assert_eq!(out[2], 0.0, "{level}: exp2(-inf)");
+        assert_eq!(out[3], f32::INFINITY, "{level}: exp2(128) overflows");
+        assert_eq!(out[4], f32::INFINITY, "{level}: exp2(1e10)");
+        assert_eq!(out[5], 0.0, "{level}: exp2(-151) underflows");
+        assert_eq!(out[6], 0.0, "{level}: exp2(-1e10)");
+        assert_eq!(out[7], 1.0, "{level}: exp2(0)");
+        assert_eq!(
+            out[8],
+            f32::from_bits(1),
+            "{level}: exp2(-149) is the smallest subnormal"
+        );
+        assert_eq!(out[9], 2.0, "{level}: exp2(1)");
     }
 }
 
