@@ -6,16 +6,50 @@ mod common;
 
 use mamba_cpu_simd::{simd_exp, simd_exp2, SimdLevel};
 
-/// The distance from `got` to the exact `e^x` in units of the last place of the exact
-/// value (subnormal results measured in the smallest subnormal).
-fn ulps(got: f32, x: f32) -> f64 {
-    let exact = (x as f64).exp();
-    let exp2 = if exact == 0.0 {
+/// The distance from `got` to `exact` in units of the last place of the exact value
+/// (subnormal results measured in the smallest subnormal).
+fn ulps(got: f32, exact: f64) -> f64 {
+    let e = if exact == 0.0 {
         -149
     } else {
         (exact.log2().floor() as i32).max(-126) - 23
     };
-    (got as f64 - exact).abs() / 2f64.powi(exp2)
+    (got as f64 - exact).abs() / 2f64.powi(e)
+}
+
+/// An entry point that maps a slice on one instruction set (`simd_exp`, `simd_exp2`).
+type MapFn = fn(SimdLevel, &[f32], &mut [f32]) -> Option<()>;
+
+/// Runs `f` on every path this host has over `xs` and checks it within 2 ulp of
+/// `exact` (computed in `f64`), over normal results and over all of them: subnormal
+/// results lose relative precision by nature, so they are held to a couple of units of
+/// the smallest subnormal.
+fn check_accuracy(name: &str, f: MapFn, exact: fn(f64) -> f64, xs: &[f32]) {
+    for level in common::levels() {
+        let mut out = vec![0.0f32; xs.len()];
+        f(level, xs, &mut out).expect("available level");
+        let (mut worst, mut at) = (0.0f64, 0.0f32);
+        let (mut worst_normal, mut at_normal) = (0.0f64, 0.0f32);
+        for (&x, &y) in xs.iter().zip(&out) {
+            let want = exact(x as f64);
+            let u = ulps(y, want);
+            if u > worst {
+                (worst, at) = (u, x);
+            }
+            if want >= f32::MIN_POSITIVE as f64 && u > worst_normal {
+                (worst_normal, at_normal) = (u, x);
+            }
+        }
+        eprintln!(
+            "{name} on {level}: max error {worst_normal:.2} ulp over normal results (at {at_normal}), {worst:.2} ulp overall (at {at}), {} inputs",
+            xs.len()
+        );
+        assert!(
+            worst_normal <= 2.0,
+            "{level}: {name} is {worst_normal} ulp off at {at_normal}"
+        );
+        assert!(worst <= 2.0, "{level}: {name} is {worst} ulp off at {at}");
+    }
 }
 
 #[test]
@@ -36,32 +70,7 @@ fn exp_is_accurate_on_every_path() {
         -103.0,
         0.5f32.ln(),
     ]);
-    for level in common::levels() {
-        let mut out = vec![0.0f32; xs.len()];
-        simd_exp(level, &xs, &mut out).expect("available level");
-        let (mut worst, mut at) = (0.0f64, 0.0f32);
-        let (mut worst_normal, mut at_normal) = (0.0f64, 0.0f32);
-        for (&x, &y) in xs.iter().zip(&out) {
-            let u = ulps(y, x);
-            if u > worst {
-                (worst, at) = (u, x);
-            }
-            if (x as f64).exp() >= f32::MIN_POSITIVE as f64 && u > worst_normal {
-                (worst_normal, at_normal) = (u, x);
-            }
-        }
-        eprintln!(
-            "exp on {level}: max error {worst_normal:.2} ulp over normal results (at {at_normal}), {worst:.2} ulp overall (at {at}), {} inputs",
-            xs.len()
-        );
-        assert!(
-            worst_normal <= 2.0,
-            "{level}: exp is {worst_normal} ulp off at {at_normal}"
-        );
-        // Subnormal results lose relative precision by nature; they stay within a
-        // couple of units of the smallest subnormal.
-        assert!(worst <= 2.0, "{level}: exp is {worst} ulp off at {at}");
-    }
+    check_accuracy("exp", simd_exp, f64::exp, &xs);
 }
 
 #[test]
@@ -90,17 +99,6 @@ fn exp_edges_on_every_path() {
     }
 }
 
-/// The distance from `got` to the exact `2^x`, as [`ulps`] measures it.
-fn ulps2(got: f32, x: f32) -> f64 {
-    let exact = (x as f64).exp2();
-    let e = if exact == 0.0 {
-        -149
-    } else {
-        (x as f64).floor().max(-126.0) as i32 - 23
-    };
-    (got as f64 - exact).abs() / 2f64.powi(e)
-}
-
 #[test]
 fn exp2_is_accurate_on_every_path() {
     // Every 2^-12 over the range where 2^x is finite and nonzero (subnormal results
@@ -112,30 +110,7 @@ fn exp2_is_accurate_on_every_path() {
         0.0, -0.0, 1e-30, -1e-30, 127.99, -126.0, -126.5, -149.5, 0.5, -0.5,
     ]);
     xs.extend((0..64).map(|k| k as f32 - 32.5));
-    for level in common::levels() {
-        let mut out = vec![0.0f32; xs.len()];
-        simd_exp2(level, &xs, &mut out).expect("available level");
-        let (mut worst, mut at) = (0.0f64, 0.0f32);
-        let (mut worst_normal, mut at_normal) = (0.0f64, 0.0f32);
-        for (&x, &y) in xs.iter().zip(&out) {
-            let u = ulps2(y, x);
-            if u > worst {
-                (worst, at) = (u, x);
-            }
-            if x >= -126.0 && u > worst_normal {
-                (worst_normal, at_normal) = (u, x);
-            }
-        }
-        eprintln!(
-            "exp2 on {level}: max error {worst_normal:.2} ulp over normal results (at {at_normal}), {worst:.2} ulp overall (at {at}), {} inputs",
-            xs.len()
-        );
-        assert!(
-            worst_normal <= 2.0,
-            "{level}: exp2 is {worst_normal} ulp off at {at_normal}"
-        );
-        assert!(worst <= 2.0, "{level}: exp2 is {worst} ulp off at {at}");
-    }
+    check_accuracy("exp2", simd_exp2, f64::exp2, &xs);
 }
 
 #[test]
