@@ -73,30 +73,41 @@ fn exp_is_accurate_on_every_path() {
     check_accuracy("exp", simd_exp, f64::exp, &xs);
 }
 
+/// Runs `f` on every path over the edge cases `(x, want)` and checks each result bit for
+/// bit (a NaN `want`: any NaN).
+fn check_edges(name: &str, f: MapFn, cases: &[(f32, f32, &str)]) {
+    let xs: Vec<f32> = cases.iter().map(|c| c.0).collect();
+    for level in common::levels() {
+        let mut out = vec![0.0f32; xs.len()];
+        f(level, &xs, &mut out).expect("available level");
+        for (&(x, want, what), &got) in cases.iter().zip(&out) {
+            let ok = if want.is_nan() {
+                got.is_nan()
+            } else {
+                got.to_bits() == want.to_bits()
+            };
+            assert!(ok, "{level}: {name}({x}) = {got}, want {want} ({what})");
+        }
+    }
+}
+
 #[test]
 fn exp_edges_on_every_path() {
-    let xs = [
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        89.0,
-        1e10,
-        -104.0,
-        -1e10,
-        0.0,
-    ];
-    for level in common::levels() {
-        let mut out = [0.0f32; 8];
-        simd_exp(level, &xs, &mut out).expect("available level");
-        assert!(out[0].is_nan(), "{level}: exp(NaN) = {}", out[0]);
-        assert_eq!(out[1], f32::INFINITY, "{level}: exp(inf)");
-        assert_eq!(out[2], 0.0, "{level}: exp(-inf)");
-        assert_eq!(out[3], f32::INFINITY, "{level}: exp(89) overflows");
-        assert_eq!(out[4], f32::INFINITY, "{level}: exp(1e10)");
-        assert_eq!(out[5], 0.0, "{level}: exp(-104) underflows");
-        assert_eq!(out[6], 0.0, "{level}: exp(-1e10)");
-        assert_eq!(out[7], 1.0, "{level}: exp(0)");
-    }
+    let inf = f32::INFINITY;
+    check_edges(
+        "exp",
+        simd_exp,
+        &[
+            (f32::NAN, f32::NAN, "NaN"),
+            (inf, inf, "inf"),
+            (-inf, 0.0, "-inf"),
+            (89.0, inf, "overflows"),
+            (1e10, inf, "overflows"),
+            (-104.0, 0.0, "underflows"),
+            (-1e10, 0.0, "underflows"),
+            (0.0, 1.0, "exact"),
+        ],
+    );
 }
 
 #[test]
@@ -115,36 +126,23 @@ fn exp2_is_accurate_on_every_path() {
 
 #[test]
 fn exp2_edges_on_every_path() {
-    let xs = [
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        128.0,
-        1e10,
-        -151.0,
-        -1e10,
-        0.0,
-        -149.0,
-        1.0,
-    ];
-    for level in common::levels() {
-        let mut out = [0.0f32; 10];
-        simd_exp2(level, &xs, &mut out).expect("available level");
-        assert!(out[0].is_nan(), "{level}: exp2(NaN) = {}", out[0]);
-        assert_eq!(out[1], f32::INFINITY, "{level}: exp2(inf)");
-        assert_eq!(out[2], 0.0, "{level}: exp2(-inf)");
-        assert_eq!(out[3], f32::INFINITY, "{level}: exp2(128) overflows");
-        assert_eq!(out[4], f32::INFINITY, "{level}: exp2(1e10)");
-        assert_eq!(out[5], 0.0, "{level}: exp2(-151) underflows");
-        assert_eq!(out[6], 0.0, "{level}: exp2(-1e10)");
-        assert_eq!(out[7], 1.0, "{level}: exp2(0)");
-        assert_eq!(
-            out[8],
-            f32::from_bits(1),
-            "{level}: exp2(-149) is the smallest subnormal"
-        );
-        assert_eq!(out[9], 2.0, "{level}: exp2(1)");
-    }
+    let inf = f32::INFINITY;
+    check_edges(
+        "exp2",
+        simd_exp2,
+        &[
+            (f32::NAN, f32::NAN, "NaN"),
+            (inf, inf, "inf"),
+            (-inf, 0.0, "-inf"),
+            (128.0, inf, "overflows"),
+            (1e10, inf, "overflows"),
+            (-151.0, 0.0, "underflows"),
+            (-1e10, 0.0, "underflows"),
+            (0.0, 1.0, "exact"),
+            (-149.0, f32::from_bits(1), "the smallest subnormal"),
+            (1.0, 2.0, "exact"),
+        ],
+    );
 }
 
 #[test]
