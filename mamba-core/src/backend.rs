@@ -36,6 +36,30 @@ pub trait Kernels<T: Element, P: Element = f32> {
         dlast_state: Option<&[P]>,
     ) -> Result<SelectiveScanGrads<T, P>>;
 
+    /// SPEC 1, backward into caller-owned buffers: the gradients of
+    /// [`selective_scan_backward`](Kernels::selective_scan_backward), bit for bit, written
+    /// into `grads`.
+    ///
+    /// Each vector of `grads` is resized to its gradient's length, keeping its
+    /// allocation where it is large enough, and each optional field is set to `Some` or
+    /// `None` as the arguments ask. A loop that passes the same `grads` to calls of one
+    /// shape allocates no output memory after the first call (fresh output memory costs a
+    /// page fault per 4 KiB page on first write: a quarter of a one-thread CPU backward at
+    /// the seed's shape). On error `grads` is left as it was.
+    ///
+    /// The default implementation calls `selective_scan_backward` and moves its result
+    /// into `grads`; `cpu-simd` writes into the buffers themselves.
+    fn selective_scan_backward_into(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        dout: &[T],
+        dlast_state: Option<&[P]>,
+        grads: &mut SelectiveScanGrads<T, P>,
+    ) -> Result<()> {
+        *grads = self.selective_scan_backward(args, dout, dlast_state)?;
+        Ok(())
+    }
+
     /// SPEC 2, forward: writes `out` (b, L, h, p) and, if given, `final_states` (b, h, p, N).
     fn ssd(
         &self,
@@ -51,6 +75,22 @@ pub trait Kernels<T: Element, P: Element = f32> {
         dout: &[T],
         dfinal_states: Option<&[P]>,
     ) -> Result<SsdGrads<T, P>>;
+
+    /// SPEC 2, backward into caller-owned buffers: the gradients of
+    /// [`ssd_backward`](Kernels::ssd_backward), bit for bit, written into `grads`, which
+    /// is resized and reused as in
+    /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into). On error
+    /// `grads` is left as it was.
+    fn ssd_backward_into(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+        grads: &mut SsdGrads<T, P>,
+    ) -> Result<()> {
+        *grads = self.ssd_backward(args, dout, dfinal_states)?;
+        Ok(())
+    }
 
     /// SPEC 3, forward: writes `out` (in `x`'s layout) and, if given, `final_states`
     /// (b, c, W-1).
@@ -116,6 +156,15 @@ impl<T: Element, P: Element, K: Kernels<T, P> + ?Sized> Kernels<T, P> for &K {
     ) -> Result<SelectiveScanGrads<T, P>> {
         (**self).selective_scan_backward(args, dout, dlast_state)
     }
+    fn selective_scan_backward_into(
+        &self,
+        args: &SelectiveScanArgs<'_, T, P>,
+        dout: &[T],
+        dlast_state: Option<&[P]>,
+        grads: &mut SelectiveScanGrads<T, P>,
+    ) -> Result<()> {
+        (**self).selective_scan_backward_into(args, dout, dlast_state, grads)
+    }
     fn ssd(
         &self,
         args: &SsdArgs<'_, T, P>,
@@ -131,6 +180,15 @@ impl<T: Element, P: Element, K: Kernels<T, P> + ?Sized> Kernels<T, P> for &K {
         dfinal_states: Option<&[P]>,
     ) -> Result<SsdGrads<T, P>> {
         (**self).ssd_backward(args, dout, dfinal_states)
+    }
+    fn ssd_backward_into(
+        &self,
+        args: &SsdArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+        grads: &mut SsdGrads<T, P>,
+    ) -> Result<()> {
+        (**self).ssd_backward_into(args, dout, dfinal_states, grads)
     }
     fn causal_conv1d(
         &self,

@@ -88,6 +88,90 @@ pub(crate) fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
     cast_slice_mut::<T, f32>(s)
 }
 
+/// Sizes a caller's output vector to `len` values for a kernel that writes every one:
+/// its allocation is kept where it is large enough (the old values stay until the kernel
+/// overwrites them), else it goes to the scratch pool and the pool's or a fresh one
+/// (lazily zeroed pages) takes its place.
+pub(crate) fn size_for_overwrite<T: Element>(v: &mut Vec<T>, len: usize) {
+    if v.capacity() < len {
+        scratch::give(core::mem::replace(v, scratch::for_overwrite(len)));
+    } else {
+        v.truncate(len);
+        v.resize(len, T::from_f32(0.0));
+    }
+}
+
+/// Sizes a caller's output vector to `len` zeros (for a kernel that adds into it),
+/// keeping its allocation where it is large enough (else as [`size_for_overwrite`]).
+pub(crate) fn size_zeroed<T: Element>(v: &mut Vec<T>, len: usize) {
+    if v.capacity() < len {
+        scratch::give(core::mem::replace(v, scratch::zeroed(len)));
+    } else {
+        v.clear();
+        v.resize(len, T::from_f32(0.0));
+    }
+}
+
+/// An optional output: `Some` of `len` zeros where `len` is given (its allocation kept
+/// where large enough), `None` otherwise.
+pub(crate) fn size_opt_zeroed<T: Element>(o: &mut Option<Vec<T>>, len: Option<usize>) {
+    match len {
+        Some(len) => size_zeroed(o.get_or_insert_with(Vec::new), len),
+        None => *o = None,
+    }
+}
+
+/// An optional output: a copy of `src` where it is given (the allocation kept where
+/// large enough), `None` otherwise.
+pub(crate) fn set_opt<T: Copy>(o: &mut Option<Vec<T>>, src: Option<&[T]>) {
+    match src {
+        Some(src) => {
+            let v = o.get_or_insert_with(Vec::new);
+            v.clear();
+            v.extend_from_slice(src);
+        }
+        None => *o = None,
+    }
+}
+
+/// The `f32` working buffer of an output in storage type `T`: the output itself when `T`
+/// is `f32`, else a buffer of the scratch pool that [`F32Out::finish`] rounds into the
+/// output and gives back.
+pub(crate) enum F32Out<'a, T> {
+    Direct(&'a mut [f32]),
+    Staged(Vec<f32>, &'a mut [T]),
+}
+
+impl<'a, T: Element> F32Out<'a, T> {
+    /// `zero`: the kernel adds into the buffer (a staged one is zeroed; a direct one is
+    /// the caller's, sized by [`size_zeroed`]); otherwise it writes every value.
+    pub(crate) fn new(out: &'a mut [T], zero: bool) -> Self {
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            Self::Direct(as_f32_mut(out).expect("T is f32"))
+        } else if zero {
+            Self::Staged(scratch::zeroed(out.len()), out)
+        } else {
+            Self::Staged(scratch::for_overwrite(out.len()), out)
+        }
+    }
+
+    /// The buffer the kernel writes.
+    pub(crate) fn buf(&mut self) -> &mut [f32] {
+        match self {
+            Self::Direct(s) => s,
+            Self::Staged(v, _) => v,
+        }
+    }
+
+    /// Rounds a staged buffer into the output and gives it back to the pool.
+    pub(crate) fn finish(self) {
+        if let Self::Staged(v, out) = self {
+            convert_slice(&v, out);
+            scratch::give(v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -350,6 +350,16 @@ macro_rules! impl_kernels {
                 scan::backward(self, args, dout, dlast_state)
             }
 
+            fn selective_scan_backward_into(
+                &self,
+                args: &SelectiveScanArgs<'_, $t>,
+                dout: &[$t],
+                dlast_state: Option<&[f32]>,
+                grads: &mut SelectiveScanGrads<$t>,
+            ) -> Result<()> {
+                scan::backward_into(self, args, dout, dlast_state, grads)
+            }
+
             fn ssd(
                 &self,
                 args: &SsdArgs<'_, $t>,
@@ -366,6 +376,16 @@ macro_rules! impl_kernels {
                 dfinal_states: Option<&[f32]>,
             ) -> Result<SsdGrads<$t>> {
                 ssd::backward(self, args, dout, dfinal_states)
+            }
+
+            fn ssd_backward_into(
+                &self,
+                args: &SsdArgs<'_, $t>,
+                dout: &[$t],
+                dfinal_states: Option<&[f32]>,
+                grads: &mut SsdGrads<$t>,
+            ) -> Result<()> {
+                ssd::backward_into(self, args, dout, dfinal_states, grads)
             }
 
             fn causal_conv1d(

@@ -17,7 +17,9 @@
 use mamba_core::ops::selective_scan::{BcLayout, SelectiveScanDims};
 use mamba_core::{Element, Result, SelectiveScanArgs, SelectiveScanGrads, Tensor};
 
-use crate::convert::{into_storage, opt_to_f32, to_f32, F32s};
+use crate::convert::{
+    opt_to_f32, set_opt, size_for_overwrite, size_opt_zeroed, size_zeroed, to_f32, F32Out, F32s,
+};
 use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::math;
 use crate::simd::{pad, Kernel, Simd, MAX_LANES};
@@ -1437,30 +1439,59 @@ pub(crate) fn backward<T: Element>(
     dout: &[T],
     dlast_state: Option<&[f32]>,
 ) -> Result<SelectiveScanGrads<T>> {
+    let mut grads = SelectiveScanGrads::default();
+    backward_into(be, args, dout, dlast_state, &mut grads)?;
+    Ok(grads)
+}
+
+/// The backward into `grads` (sized here; see `Kernels::selective_scan_backward_into`).
+pub(crate) fn backward_into<T: Element>(
+    be: &CpuSimd,
+    args: &SelectiveScanArgs<'_, T>,
+    dout: &[T],
+    dlast_state: Option<&[f32]>,
+    grads: &mut SelectiveScanGrads<T>,
+) -> Result<()> {
     let dims = args.validate_backward(dout.len(), dlast_state.map(<[f32]>::len))?;
     let p = Problem::new(&be.par, be.isa.lanes(), args, dims);
     let (batch, dim, l, n, np) = (dims.batch, dims.dim, dims.seqlen, dims.dstate, p.np);
     let io = batch * dim * l;
     let dout = to_f32(dout);
-    let mut du = vec![0.0f32; io];
-    let mut ddelta = vec![0.0f32; io];
-    let mut dz = vec![0.0f32; if p.z.is_some() { io } else { 0 }];
+    // du, ddelta and dz: every value written by the kernel.
+    size_for_overwrite(&mut grads.u, io);
+    size_for_overwrite(&mut grads.delta, io);
+    match args.z {
+        Some(_) => size_for_overwrite(grads.z.get_or_insert_with(Vec::new), io),
+        None => grads.z = None,
+    }
+    let mut du = F32Out::new(&mut grads.u, false);
+    let mut ddelta = F32Out::new(&mut grads.delta, false);
+    let mut dz = F32Out::new(grads.z.as_deref_mut().unwrap_or(&mut []), false);
     let parts = be.isa.dispatch(Backward {
         par: &be.par,
         p: &p,
         dout: &dout,
         dlast: dlast_state,
-        du: &mut du,
-        ddelta: &mut ddelta,
-        dz: &mut dz,
+        du: du.buf(),
+        ddelta: ddelta.buf(),
+        dz: dz.buf(),
     });
+    du.finish();
+    ddelta.finish();
+    dz.finish();
     // Reduce the partial sums in task order.
-    let mut da = vec![0.0f32; dim * n];
+    size_zeroed(&mut grads.a, dim * n);
+    let da = &mut grads.a;
     let mut dd = vec![0.0f32; dim];
     let mut dbias = vec![0.0f32; dim];
-    let mut dinit = vec![0.0f32; batch * dim * n];
-    let mut db = vec![0.0f32; args.b.data.len()];
-    let mut dc = vec![0.0f32; args.c.data.len()];
+    size_opt_zeroed(
+        &mut grads.initial_state,
+        args.initial_state.map(|_| batch * dim * n),
+    );
+    size_zeroed(&mut grads.b, args.b.data.len());
+    size_zeroed(&mut grads.c, args.c.data.len());
+    let mut db = F32Out::new(&mut grads.b, true);
+    let mut dc = F32Out::new(&mut grads.c, true);
     for (i, c0, c1, t0, _, part) in &parts {
         for (r, c) in (*c0..*c1).enumerate() {
             for j in 0..n {
@@ -1468,12 +1499,12 @@ pub(crate) fn backward<T: Element>(
             }
             dd[c] += part.dd[r];
             dbias[c] += part.dbias[r];
-            if *t0 == 0 {
+            if let (0, Some(dinit)) = (*t0, grads.initial_state.as_mut()) {
                 let row = i * dim + c;
                 dinit[row * n..(row + 1) * n].copy_from_slice(&part.g_out[r * np..r * np + n]);
             }
         }
-        for (bc, buf, out) in [(&p.b, &part.db, &mut db), (&p.c, &part.dc, &mut dc)] {
+        for (bc, buf, out) in [(&p.b, &part.db, db.buf()), (&p.c, &part.dc, dc.buf())] {
             if let Bc::Shared(_) = bc {
                 for (r, c) in (*c0..*c1).enumerate() {
                     for j in 0..n {
@@ -1506,17 +1537,11 @@ pub(crate) fn backward<T: Element>(
             }
         });
     };
-    slab(&p.b, &mut db, |part| &part.db);
-    slab(&p.c, &mut dc, |part| &part.dc);
-    Ok(SelectiveScanGrads {
-        u: into_storage(du),
-        delta: into_storage(ddelta),
-        a: da,
-        b: into_storage(db),
-        c: into_storage(dc),
-        d: args.d.map(|_| dd),
-        z: args.z.map(|_| into_storage(dz)),
-        delta_bias: args.delta_bias.map(|_| dbias),
-        initial_state: args.initial_state.map(|_| dinit),
-    })
+    slab(&p.b, db.buf(), |part| &part.db);
+    slab(&p.c, dc.buf(), |part| &part.dc);
+    db.finish();
+    dc.finish();
+    set_opt(&mut grads.d, args.d.map(|_| &dd[..]));
+    set_opt(&mut grads.delta_bias, args.delta_bias.map(|_| &dbias[..]));
+    Ok(())
 }

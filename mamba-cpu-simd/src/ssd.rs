@@ -22,7 +22,9 @@ use std::borrow::Cow;
 use mamba_core::scratch;
 use mamba_core::{Element, Result, SsdArgs, SsdDims, SsdGrads};
 
-use crate::convert::{into_storage, opt_to_f32, to_f32, F32s};
+use crate::convert::{
+    opt_to_f32, set_opt, size_for_overwrite, size_opt_zeroed, size_zeroed, to_f32, F32Out, F32s,
+};
 use crate::par::{chunks, split_mut, Disjoint, OutSink, Par};
 use crate::simd::{math, pad, Kernel, Simd, SimdLevel, MAX_LANES};
 use crate::CpuSimd;
@@ -1523,9 +1525,8 @@ fn backward_impl<S: Simd>(s: S, k: Backward<'_, '_>) -> Vec<(TaskKey, BwdPartial
 }
 
 /// (b, h, L, w) -> (b, L, h, w), rounded into the storage type.
-fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize) -> Vec<T> {
+fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize, out: &mut [T]) {
     let (b, l, h) = (d.batch, d.seqlen, d.nheads);
-    let mut out = scratch::zeroed::<T>(src.len());
     for i in 0..b {
         for j in 0..h {
             for t in 0..l {
@@ -1537,7 +1538,6 @@ fn unpermute<T: Element>(src: &[f32], d: &SsdDims, w: usize) -> Vec<T> {
             }
         }
     }
-    out
 }
 
 /// Steps per item of the parallel `dB` / `dC` reduction.
@@ -1557,6 +1557,19 @@ pub(crate) fn backward<T: Element>(
     dout: &[T],
     dfinal_states: Option<&[f32]>,
 ) -> Result<SsdGrads<T>> {
+    let mut grads = SsdGrads::default();
+    backward_into(be, args, dout, dfinal_states, &mut grads)?;
+    Ok(grads)
+}
+
+/// The backward into `grads` (sized here; see `Kernels::ssd_backward_into`).
+pub(crate) fn backward_into<T: Element>(
+    be: &CpuSimd,
+    args: &SsdArgs<'_, T>,
+    dout: &[T],
+    dfinal_states: Option<&[f32]>,
+    grads: &mut SsdGrads<T>,
+) -> Result<()> {
     let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
     let p = Problem::new(be.isa.lanes(), args, dims);
     let d = dims;
@@ -1565,11 +1578,16 @@ pub(crate) fn backward<T: Element>(
     );
     let dout = to_f32(dout);
     let io = batch * l * nh * hp;
-    let mut dx = scratch::zeroed::<T>(io);
-    let mut dz = scratch::zeroed::<T>(if p.z.is_some() { io } else { 0 });
+    // dx and dz: every value written by the tasks' sinks.
+    size_for_overwrite(&mut grads.x, io);
+    match args.z {
+        Some(_) => size_for_overwrite(grads.z.get_or_insert_with(Vec::new), io),
+        None => grads.z = None,
+    }
     let mut ddt = scratch::zeroed::<f32>(batch * l * nh);
     let parts = {
-        let (x_sink, z_sink) = (Disjoint::new(&mut dx), Disjoint::new(&mut dz));
+        let x_sink = Disjoint::new(&mut grads.x);
+        let z_sink = Disjoint::new(grads.z.as_deref_mut().unwrap_or(&mut []));
         be.isa.dispatch(Backward {
             par: &be.par,
             p: &p,
@@ -1582,19 +1600,18 @@ pub(crate) fn backward<T: Element>(
             ddt: &mut ddt,
         })
     };
-    let mut da = vec![0.0f32; nh];
+    size_zeroed(&mut grads.a, nh);
+    let da = &mut grads.a;
     let mut dbias = vec![0.0f32; nh];
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
-    let mut db = scratch::zeroed::<f32>(args.b.data.len());
-    let mut dc = scratch::zeroed::<f32>(args.c.data.len());
-    let mut dinit = vec![
-        0.0f32;
-        if p.init.is_some() {
-            batch * nh * hp * n
-        } else {
-            0
-        }
-    ];
+    size_zeroed(&mut grads.b, args.b.data.len());
+    size_zeroed(&mut grads.c, args.c.data.len());
+    let mut db = F32Out::new(&mut grads.b, true);
+    let mut dc = F32Out::new(&mut grads.c, true);
+    size_opt_zeroed(
+        &mut grads.initial_states,
+        args.initial_states.map(|_| batch * nh * hp * n),
+    );
     for ((i, j0, j1, t0, _), part) in &parts {
         for (h, j) in (*j0..*j1).enumerate() {
             da[j] += part.da[h];
@@ -1607,7 +1624,7 @@ pub(crate) fn backward<T: Element>(
                     dd[j] += v;
                 }
             }
-            if *t0 == 0 && p.init.is_some() {
+            if let (0, Some(dinit)) = (*t0, grads.initial_states.as_mut()) {
                 let base = (i * nh + j) * hp * n;
                 for q in 0..hp {
                     dinit[base + q * n..base + (q + 1) * n]
@@ -1621,8 +1638,9 @@ pub(crate) fn backward<T: Element>(
     let row = l * g * n;
     let span = REDUCE_STEPS * g * n;
     let items: Vec<_> = db
+        .buf()
         .chunks_mut(row)
-        .zip(dc.chunks_mut(row))
+        .zip(dc.buf().chunks_mut(row))
         .enumerate()
         .flat_map(|(i, (b, c))| {
             b.chunks_mut(span)
@@ -1647,17 +1665,12 @@ pub(crate) fn backward<T: Element>(
             }
         }
     });
-    let dt = unpermute(&ddt, &d, 1);
+    db.finish();
+    dc.finish();
+    size_for_overwrite(&mut grads.dt, batch * l * nh);
+    unpermute(&ddt, &d, 1, &mut grads.dt);
     scratch::give(ddt);
-    Ok(SsdGrads {
-        x: dx,
-        dt,
-        a: da,
-        b: into_storage(db),
-        c: into_storage(dc),
-        d: args.d.map(|_| dd),
-        z: args.z.map(|_| dz),
-        dt_bias: args.dt_bias.map(|_| dbias),
-        initial_states: args.initial_states.map(|_| dinit),
-    })
+    set_opt(&mut grads.d, args.d.map(|_| &dd[..]));
+    set_opt(&mut grads.dt_bias, args.dt_bias.map(|_| &dbias[..]));
+    Ok(())
 }

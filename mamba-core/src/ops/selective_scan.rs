@@ -268,3 +268,22 @@ pub struct SelectiveScanGrads<T, P = f32> {
     /// d/dinitial_state, (b, d, N).
     pub initial_state: Option<Vec<P>>,
 }
+
+/// Empty gradients, to pass to
+/// [`Kernels::selective_scan_backward_into`](crate::Kernels::selective_scan_backward_into),
+/// which sizes them.
+impl<T, P> Default for SelectiveScanGrads<T, P> {
+    fn default() -> Self {
+        Self {
+            u: Vec::new(),
+            delta: Vec::new(),
+            a: Vec::new(),
+            b: Vec::new(),
+            c: Vec::new(),
+            d: None,
+            z: None,
+            delta_bias: None,
+            initial_state: None,
+        }
+    }
+}

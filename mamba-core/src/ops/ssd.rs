@@ -283,3 +283,21 @@ pub struct SsdGrads<T, P = f32> {
     /// (b, h, p, N).
     pub initial_states: Option<Vec<P>>,
 }
+
+/// Empty gradients, to pass to
+/// [`Kernels::ssd_backward_into`](crate::Kernels::ssd_backward_into), which sizes them.
+impl<T, P> Default for SsdGrads<T, P> {
+    fn default() -> Self {
+        Self {
+            x: Vec::new(),
+            dt: Vec::new(),
+            a: Vec::new(),
+            b: Vec::new(),
+            c: Vec::new(),
+            d: None,
+            z: None,
+            dt_bias: None,
+            initial_states: None,
+        }
+    }
+}
