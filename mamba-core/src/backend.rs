@@ -45,10 +45,12 @@ pub trait Kernels<T: Element, P: Element = f32> {
     /// `None` as the arguments ask. A loop that passes the same `grads` to calls of one
     /// shape allocates no output memory after the first call (fresh output memory costs a
     /// page fault per 4 KiB page on first write: a quarter of a one-thread CPU backward at
-    /// the seed's shape). On error `grads` is left as it was.
+    /// the seed's shape). A call refused for its arguments leaves `grads` as it was; after
+    /// a failure inside the backend (a device error) its contents are unspecified.
     ///
     /// The default implementation calls `selective_scan_backward` and moves its result
-    /// into `grads`; `cpu-simd` writes into the buffers themselves.
+    /// into `grads`; `cpu-simd` writes into the buffers themselves, and `cuda` copies
+    /// the gradients from the device straight into them.
     fn selective_scan_backward_into(
         &self,
         args: &SelectiveScanArgs<'_, T, P>,
@@ -79,8 +81,8 @@ pub trait Kernels<T: Element, P: Element = f32> {
     /// SPEC 2, backward into caller-owned buffers: the gradients of
     /// [`ssd_backward`](Kernels::ssd_backward), bit for bit, written into `grads`, which
     /// is resized and reused as in
-    /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into). On error
-    /// `grads` is left as it was.
+    /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into), with the
+    /// same guarantees on error.
     fn ssd_backward_into(
         &self,
         args: &SsdArgs<'_, T, P>,

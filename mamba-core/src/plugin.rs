@@ -2525,6 +2525,29 @@ impl<'b> Staging<'b> {
         Ok(v)
     }
 
+    /// [`Staging::fetch`] into `v`: resized to the tensor's length (its allocation kept
+    /// where large enough), then overwritten.
+    fn fetch_into<E: Element>(&self, d: &TensorDesc, v: &mut Vec<E>) -> Result<()> {
+        let n = d.numel() as usize;
+        if v.capacity() < n {
+            *v = vec![E::from_f32(0.0); n];
+        } else {
+            v.truncate(n);
+            v.resize(n, E::from_f32(0.0));
+        }
+        self.download(d, v)
+    }
+
+    /// [`Staging::fetch_into`] for a tensor that may be absent (`None` then).
+    fn fetch_opt_into<E: Element>(&self, d: &TensorDesc, v: &mut Option<Vec<E>>) -> Result<()> {
+        if d.is_none() {
+            *v = None;
+            Ok(())
+        } else {
+            self.fetch_into(d, v.get_or_insert_with(Vec::new))
+        }
+    }
+
     /// Like [`Staging::fetch`], for a tensor that may be absent.
     fn fetch_opt<E: Element>(&self, d: &TensorDesc) -> Result<Option<Vec<E>>> {
         if d.is_none() {
@@ -2804,6 +2827,137 @@ impl CudaBackend {
     pub fn release_staging(&self) -> usize {
         self.pool.release()
     }
+
+    /// The work of `selective_scan_backward` on host slices: the arguments checked and
+    /// staged, the backward enqueued; the gradients are in the returned staging's
+    /// buffers, which `fetch` / `fetch_into` bring back.
+    fn scan_backward_run<'s, T: Element>(
+        &'s self,
+        args: &SelectiveScanArgs<'_, T, f32>,
+        dout: &[T],
+        dlast_state: Option<&[f32]>,
+    ) -> Result<(Staging<'s>, SelectiveScanBwdDesc)> {
+        const OP: &str = "selective_scan_backward";
+        let dims = args.validate_backward(dout.len(), dlast_state.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (io, st) = (dims.io_shape(), dims.state_shape());
+        let io_n: usize = io.iter().product();
+        let st_n: usize = st.iter().product();
+        let (d, n) = (dims.dim, dims.dstate);
+        let mut s = Staging::new(self)?;
+        let fwd = SelectiveScanDesc {
+            u: s.tensor(&args.u)?,
+            delta: s.tensor(&args.delta)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            delta_bias: s.opt(&args.delta_bias)?,
+            initial_state: s.opt(&args.initial_state)?,
+            out: TensorDesc::NONE,
+            last_state: TensorDesc::NONE,
+            delta_softplus: args.delta_softplus as u32,
+            reserved: 0,
+        };
+        let desc = SelectiveScanBwdDesc {
+            fwd,
+            dout: s.slice(dout, &io)?,
+            dlast_state: s.slice_opt(dlast_state, &st)?,
+            du: s.output(io_n, code, &io)?,
+            ddelta: s.output(io_n, code, &io)?,
+            da: s.output(d * n, f32c, &[d, n])?,
+            db: s.output(args.b.data.len(), code, args.b.dims())?,
+            dc: s.output(args.c.data.len(), code, args.c.dims())?,
+            dd: s.output_if(args.d.is_some(), d, f32c, &[d])?,
+            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
+            ddelta_bias: s.output_if(args.delta_bias.is_some(), d, f32c, &[d])?,
+            dinitial_state: s.output_if(args.initial_state.is_some(), st_n, f32c, &st)?,
+        };
+        let saved = if self.scan_training_path() {
+            // SAFETY: only the descriptor's shapes are read.
+            unsafe { self.selective_scan_saved_bytes(&desc.fwd) }?
+        } else {
+            0
+        };
+        if saved > 0 {
+            // The training pair: the saving forward (its outputs to scratch), then the
+            // backward from its checkpoints.
+            let mut fwd = desc.fwd;
+            fwd.out = s.output(io_n, code, &io)?;
+            let ck = s.alloc(saved)?;
+            // SAFETY: every descriptor points to a staging buffer that lives until `s`
+            // drops, after the downloads below have waited for the stream.
+            unsafe { self.selective_scan_forward_saving_device(&fwd, ck, saved, &s.stream) }?;
+            // SAFETY: as above; `ck` holds what the forward wrote.
+            unsafe { self.selective_scan_backward_saved_device(&desc, ck, saved, &s.stream) }?;
+        } else {
+            // SAFETY: every descriptor points to a staging buffer that lives until `s`
+            // drops, after the downloads below have waited for the stream.
+            unsafe { self.selective_scan_backward_device(&desc, &s.stream) }?;
+        }
+        Ok((s, desc))
+    }
+
+    /// The work of `ssd_backward` on host slices (see `scan_backward_run`).
+    fn ssd_backward_run<'s, T: Element>(
+        &'s self,
+        args: &SsdArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
+    ) -> Result<(Staging<'s>, SsdBwdDesc)> {
+        const OP: &str = "ssd_backward";
+        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (io, st) = (dims.io_shape(), dims.state_shape());
+        let io_n: usize = io.iter().product();
+        let st_n: usize = st.iter().product();
+        let (b, l, h) = (dims.batch, dims.seqlen, dims.nheads);
+        let mut s = Staging::new(self)?;
+        let limit = args.dt_limit;
+        let fwd = SsdDesc {
+            x: s.tensor(&args.x)?,
+            dt: s.tensor(&args.dt)?,
+            a: s.tensor(&args.a)?,
+            b: s.tensor(&args.b)?,
+            c: s.tensor(&args.c)?,
+            d: s.opt(&args.d)?,
+            z: s.opt(&args.z)?,
+            dt_bias: s.opt(&args.dt_bias)?,
+            initial_states: s.opt(&args.initial_states)?,
+            seq_idx: s.i32s(&args.seq_idx)?,
+            out: TensorDesc::NONE,
+            final_states: TensorDesc::NONE,
+            dt_softplus: args.dt_softplus as u32,
+            has_dt_limit: limit.is_some() as u32,
+            dt_lo: limit.map_or(0.0, |l| l.0),
+            dt_hi: limit.map_or(f32::INFINITY, |l| l.1),
+            chunk_size: args.chunk_size as u32,
+            reserved: 0,
+        };
+        let desc = SsdBwdDesc {
+            fwd,
+            dout: s.slice(dout, &io)?,
+            dfinal_states: s.slice_opt(dfinal_states, &st)?,
+            dx: s.output(io_n, code, &io)?,
+            ddt: s.output(b * l * h, code, &[b, l, h])?,
+            da: s.output(h, f32c, &[h])?,
+            db: s.output(args.b.data.len(), code, args.b.dims())?,
+            dc: s.output(args.c.data.len(), code, args.c.dims())?,
+            dd: match &args.d {
+                Some(t) => s.output(t.data.len(), f32c, t.dims())?,
+                None => TensorDesc::NONE,
+            },
+            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
+            ddt_bias: s.output_if(args.dt_bias.is_some(), h, f32c, &[h])?,
+            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
+        };
+        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
+        unsafe { self.ssd_backward_device(&desc, &s.stream) }?;
+        Ok((s, desc))
+    }
 }
 
 impl Drop for Pool {
@@ -2892,66 +3046,7 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         dout: &[T],
         dlast_state: Option<&[f32]>,
     ) -> Result<SelectiveScanGrads<T, f32>> {
-        const OP: &str = "selective_scan_backward";
-        let dims = args.validate_backward(dout.len(), dlast_state.map(<[f32]>::len))?;
-        let code = check_dtype::<T>(OP)?;
-        let f32c = abi::dtype::F32;
-        let (io, st) = (dims.io_shape(), dims.state_shape());
-        let io_n: usize = io.iter().product();
-        let st_n: usize = st.iter().product();
-        let (d, n) = (dims.dim, dims.dstate);
-        let mut s = Staging::new(self)?;
-        let fwd = SelectiveScanDesc {
-            u: s.tensor(&args.u)?,
-            delta: s.tensor(&args.delta)?,
-            a: s.tensor(&args.a)?,
-            b: s.tensor(&args.b)?,
-            c: s.tensor(&args.c)?,
-            d: s.opt(&args.d)?,
-            z: s.opt(&args.z)?,
-            delta_bias: s.opt(&args.delta_bias)?,
-            initial_state: s.opt(&args.initial_state)?,
-            out: TensorDesc::NONE,
-            last_state: TensorDesc::NONE,
-            delta_softplus: args.delta_softplus as u32,
-            reserved: 0,
-        };
-        let desc = SelectiveScanBwdDesc {
-            fwd,
-            dout: s.slice(dout, &io)?,
-            dlast_state: s.slice_opt(dlast_state, &st)?,
-            du: s.output(io_n, code, &io)?,
-            ddelta: s.output(io_n, code, &io)?,
-            da: s.output(d * n, f32c, &[d, n])?,
-            db: s.output(args.b.data.len(), code, args.b.dims())?,
-            dc: s.output(args.c.data.len(), code, args.c.dims())?,
-            dd: s.output_if(args.d.is_some(), d, f32c, &[d])?,
-            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
-            ddelta_bias: s.output_if(args.delta_bias.is_some(), d, f32c, &[d])?,
-            dinitial_state: s.output_if(args.initial_state.is_some(), st_n, f32c, &st)?,
-        };
-        let saved = if self.scan_training_path() {
-            // SAFETY: only the descriptor's shapes are read.
-            unsafe { self.selective_scan_saved_bytes(&desc.fwd) }?
-        } else {
-            0
-        };
-        if saved > 0 {
-            // The training pair: the saving forward (its outputs to scratch), then the
-            // backward from its checkpoints.
-            let mut fwd = desc.fwd;
-            fwd.out = s.output(io_n, code, &io)?;
-            let ck = s.alloc(saved)?;
-            // SAFETY: every descriptor points to a staging buffer that lives until `s`
-            // drops, after the downloads below have waited for the stream.
-            unsafe { self.selective_scan_forward_saving_device(&fwd, ck, saved, &s.stream) }?;
-            // SAFETY: as above; `ck` holds what the forward wrote.
-            unsafe { self.selective_scan_backward_saved_device(&desc, ck, saved, &s.stream) }?;
-        } else {
-            // SAFETY: every descriptor points to a staging buffer that lives until `s`
-            // drops, after the downloads below have waited for the stream.
-            unsafe { self.selective_scan_backward_device(&desc, &s.stream) }?;
-        }
+        let (s, desc) = self.scan_backward_run(args, dout, dlast_state)?;
         Ok(SelectiveScanGrads {
             u: s.fetch(&desc.du)?,
             delta: s.fetch(&desc.ddelta)?,
@@ -2963,6 +3058,25 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
             delta_bias: s.fetch_opt(&desc.ddelta_bias)?,
             initial_state: s.fetch_opt(&desc.dinitial_state)?,
         })
+    }
+
+    fn selective_scan_backward_into(
+        &self,
+        args: &SelectiveScanArgs<'_, T, f32>,
+        dout: &[T],
+        dlast_state: Option<&[f32]>,
+        grads: &mut SelectiveScanGrads<T, f32>,
+    ) -> Result<()> {
+        let (s, desc) = self.scan_backward_run(args, dout, dlast_state)?;
+        s.fetch_into(&desc.du, &mut grads.u)?;
+        s.fetch_into(&desc.ddelta, &mut grads.delta)?;
+        s.fetch_into(&desc.da, &mut grads.a)?;
+        s.fetch_into(&desc.db, &mut grads.b)?;
+        s.fetch_into(&desc.dc, &mut grads.c)?;
+        s.fetch_opt_into(&desc.dd, &mut grads.d)?;
+        s.fetch_opt_into(&desc.dz, &mut grads.z)?;
+        s.fetch_opt_into(&desc.ddelta_bias, &mut grads.delta_bias)?;
+        s.fetch_opt_into(&desc.dinitial_state, &mut grads.initial_state)
     }
 
     fn ssd(
@@ -3014,55 +3128,7 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         dout: &[T],
         dfinal_states: Option<&[f32]>,
     ) -> Result<SsdGrads<T, f32>> {
-        const OP: &str = "ssd_backward";
-        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
-        let code = check_dtype::<T>(OP)?;
-        let f32c = abi::dtype::F32;
-        let (io, st) = (dims.io_shape(), dims.state_shape());
-        let io_n: usize = io.iter().product();
-        let st_n: usize = st.iter().product();
-        let (b, l, h) = (dims.batch, dims.seqlen, dims.nheads);
-        let mut s = Staging::new(self)?;
-        let limit = args.dt_limit;
-        let fwd = SsdDesc {
-            x: s.tensor(&args.x)?,
-            dt: s.tensor(&args.dt)?,
-            a: s.tensor(&args.a)?,
-            b: s.tensor(&args.b)?,
-            c: s.tensor(&args.c)?,
-            d: s.opt(&args.d)?,
-            z: s.opt(&args.z)?,
-            dt_bias: s.opt(&args.dt_bias)?,
-            initial_states: s.opt(&args.initial_states)?,
-            seq_idx: s.i32s(&args.seq_idx)?,
-            out: TensorDesc::NONE,
-            final_states: TensorDesc::NONE,
-            dt_softplus: args.dt_softplus as u32,
-            has_dt_limit: limit.is_some() as u32,
-            dt_lo: limit.map_or(0.0, |l| l.0),
-            dt_hi: limit.map_or(f32::INFINITY, |l| l.1),
-            chunk_size: args.chunk_size as u32,
-            reserved: 0,
-        };
-        let desc = SsdBwdDesc {
-            fwd,
-            dout: s.slice(dout, &io)?,
-            dfinal_states: s.slice_opt(dfinal_states, &st)?,
-            dx: s.output(io_n, code, &io)?,
-            ddt: s.output(b * l * h, code, &[b, l, h])?,
-            da: s.output(h, f32c, &[h])?,
-            db: s.output(args.b.data.len(), code, args.b.dims())?,
-            dc: s.output(args.c.data.len(), code, args.c.dims())?,
-            dd: match &args.d {
-                Some(t) => s.output(t.data.len(), f32c, t.dims())?,
-                None => TensorDesc::NONE,
-            },
-            dz: s.output_if(args.z.is_some(), io_n, code, &io)?,
-            ddt_bias: s.output_if(args.dt_bias.is_some(), h, f32c, &[h])?,
-            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
-        };
-        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
-        unsafe { self.ssd_backward_device(&desc, &s.stream) }?;
+        let (s, desc) = self.ssd_backward_run(args, dout, dfinal_states)?;
         Ok(SsdGrads {
             x: s.fetch(&desc.dx)?,
             dt: s.fetch(&desc.ddt)?,
@@ -3074,6 +3140,25 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
             dt_bias: s.fetch_opt(&desc.ddt_bias)?,
             initial_states: s.fetch_opt(&desc.dinitial_states)?,
         })
+    }
+
+    fn ssd_backward_into(
+        &self,
+        args: &SsdArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
+        grads: &mut SsdGrads<T, f32>,
+    ) -> Result<()> {
+        let (s, desc) = self.ssd_backward_run(args, dout, dfinal_states)?;
+        s.fetch_into(&desc.dx, &mut grads.x)?;
+        s.fetch_into(&desc.ddt, &mut grads.dt)?;
+        s.fetch_into(&desc.da, &mut grads.a)?;
+        s.fetch_into(&desc.db, &mut grads.b)?;
+        s.fetch_into(&desc.dc, &mut grads.c)?;
+        s.fetch_opt_into(&desc.dd, &mut grads.d)?;
+        s.fetch_opt_into(&desc.dz, &mut grads.z)?;
+        s.fetch_opt_into(&desc.ddt_bias, &mut grads.dt_bias)?;
+        s.fetch_opt_into(&desc.dinitial_states, &mut grads.initial_states)
     }
 
     fn causal_conv1d(

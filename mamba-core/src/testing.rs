@@ -2652,3 +2652,183 @@ pub fn conformance<T: Element, B: Kernels<T> + ?Sized>(
     }
     Ok(result)
 }
+
+/// The bits of each gradient field by name (`None` for an absent optional one), for the
+/// `_into` checks.
+type GradBits = Vec<(&'static str, Option<Vec<u32>>)>;
+
+fn field_bits<E: Element>(v: Option<&Vec<E>>) -> Option<Vec<u32>> {
+    v.map(|v| v.iter().map(|x| x.to_f32().to_bits()).collect())
+}
+
+fn scan_grad_bits<T: Element>(g: &SelectiveScanGrads<T, f32>) -> GradBits {
+    vec![
+        ("u", field_bits(Some(&g.u))),
+        ("delta", field_bits(Some(&g.delta))),
+        ("a", field_bits(Some(&g.a))),
+        ("b", field_bits(Some(&g.b))),
+        ("c", field_bits(Some(&g.c))),
+        ("d", field_bits(g.d.as_ref())),
+        ("z", field_bits(g.z.as_ref())),
+        ("delta_bias", field_bits(g.delta_bias.as_ref())),
+        ("initial_state", field_bits(g.initial_state.as_ref())),
+    ]
+}
+
+fn ssd_grad_bits<T: Element>(g: &SsdGrads<T, f32>) -> GradBits {
+    vec![
+        ("x", field_bits(Some(&g.x))),
+        ("dt", field_bits(Some(&g.dt))),
+        ("a", field_bits(Some(&g.a))),
+        ("b", field_bits(Some(&g.b))),
+        ("c", field_bits(Some(&g.c))),
+        ("d", field_bits(g.d.as_ref())),
+        ("z", field_bits(g.z.as_ref())),
+        ("dt_bias", field_bits(g.dt_bias.as_ref())),
+        ("initial_states", field_bits(g.initial_states.as_ref())),
+    ]
+}
+
+/// The first field whose bits differ, as an error message.
+fn same_bits(what: &str, got: &GradBits, want: &GradBits) -> core::result::Result<(), String> {
+    for ((name, g), (_, w)) in got.iter().zip(want) {
+        if g != w {
+            let detail = match (g, w) {
+                (Some(g), Some(w)) if g.len() == w.len() => {
+                    let k = g.iter().zip(w).position(|(a, b)| a != b).unwrap_or(0);
+                    format!(
+                        "value {k}: {} against {}",
+                        f32::from_bits(g[k]),
+                        f32::from_bits(w[k])
+                    )
+                }
+                (Some(g), Some(w)) => format!("{} values against {}", g.len(), w.len()),
+                (g, w) => format!("present {} against {}", g.is_some(), w.is_some()),
+            };
+            return Err(format!(
+                "{what}: grad {name} differs from the by-value call ({detail})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A vector longer than `n` values, all NaN.
+fn junk<E: Element>(n: usize) -> Vec<E> {
+    vec![E::from_f32(f32::NAN); n + 17]
+}
+
+/// `Some(junk)` where `v` is absent, `None` where it is present.
+fn flipped<E: Element>(v: &Option<Vec<E>>) -> Option<Vec<E>> {
+    match v {
+        Some(_) => None,
+        None => Some(junk(3)),
+    }
+}
+
+fn nan_all<E: Element>(v: &mut [E]) {
+    v.fill(E::from_f32(f32::NAN));
+}
+
+/// `selective_scan_backward_into` gives the bits of `selective_scan_backward`: into
+/// longer NaN-filled vectors with every optional field the wrong way round, into the
+/// same vectors refilled with NaN (a backend that reuses them must clear what it adds
+/// into and overwrite what it writes), and into empty ones.
+pub fn check_selective_scan_backward_into<T: Element, B: Kernels<T> + ?Sized>(
+    backend: &B,
+    case: &ScanCase,
+) -> core::result::Result<(), String> {
+    let ct = case.cast::<T, f32>();
+    let (args, dout, dlast) = (ct.args(), &ct.dout, ct.dlast_state.as_deref());
+    let err = |e: Error| format!("selective_scan_backward: {e}");
+    let w = backend
+        .selective_scan_backward(&args, dout, dlast)
+        .map_err(err)?;
+    let want = scan_grad_bits(&w);
+    let mut g = SelectiveScanGrads {
+        u: junk(w.u.len()),
+        delta: junk(w.delta.len()),
+        a: junk(w.a.len()),
+        b: junk(w.b.len()),
+        c: junk(w.c.len()),
+        d: flipped(&w.d),
+        z: flipped(&w.z),
+        delta_bias: flipped(&w.delta_bias),
+        initial_state: flipped(&w.initial_state),
+    };
+    backend
+        .selective_scan_backward_into(&args, dout, dlast, &mut g)
+        .map_err(err)?;
+    same_bits("into junk", &scan_grad_bits(&g), &want)?;
+    for v in [&mut g.u, &mut g.delta, &mut g.b, &mut g.c] {
+        nan_all(v);
+    }
+    for v in [&mut g.a].into_iter().chain(
+        [&mut g.d, &mut g.delta_bias, &mut g.initial_state]
+            .into_iter()
+            .flatten(),
+    ) {
+        nan_all(v);
+    }
+    if let Some(z) = &mut g.z {
+        nan_all(z);
+    }
+    backend
+        .selective_scan_backward_into(&args, dout, dlast, &mut g)
+        .map_err(err)?;
+    same_bits("into the last call's vectors", &scan_grad_bits(&g), &want)?;
+    let mut g = SelectiveScanGrads::default();
+    backend
+        .selective_scan_backward_into(&args, dout, dlast, &mut g)
+        .map_err(err)?;
+    same_bits("into empty vectors", &scan_grad_bits(&g), &want)
+}
+
+/// [`check_selective_scan_backward_into`] for `ssd_backward_into`.
+pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
+    backend: &B,
+    case: &SsdCase,
+) -> core::result::Result<(), String> {
+    let ct = case.cast::<T, f32>();
+    let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
+    let err = |e: Error| format!("ssd_backward: {e}");
+    let w = backend.ssd_backward(&args, dout, dfin).map_err(err)?;
+    let want = ssd_grad_bits(&w);
+    let mut g = SsdGrads {
+        x: junk(w.x.len()),
+        dt: junk(w.dt.len()),
+        a: junk(w.a.len()),
+        b: junk(w.b.len()),
+        c: junk(w.c.len()),
+        d: flipped(&w.d),
+        z: flipped(&w.z),
+        dt_bias: flipped(&w.dt_bias),
+        initial_states: flipped(&w.initial_states),
+    };
+    backend
+        .ssd_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into junk", &ssd_grad_bits(&g), &want)?;
+    for v in [&mut g.x, &mut g.dt, &mut g.b, &mut g.c] {
+        nan_all(v);
+    }
+    for v in [&mut g.a].into_iter().chain(
+        [&mut g.d, &mut g.dt_bias, &mut g.initial_states]
+            .into_iter()
+            .flatten(),
+    ) {
+        nan_all(v);
+    }
+    if let Some(z) = &mut g.z {
+        nan_all(z);
+    }
+    backend
+        .ssd_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into the last call's vectors", &ssd_grad_bits(&g), &want)?;
+    let mut g = SsdGrads::default();
+    backend
+        .ssd_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into empty vectors", &ssd_grad_bits(&g), &want)
+}

@@ -5,11 +5,12 @@
 
 use mamba_core::testing::{
     check_causal_conv1d, check_causal_conv1d_streaming, check_conv_update,
-    check_conv_update_vs_conv, check_selective_scan, check_selective_scan_streaming, check_ssd,
-    check_ssd_chunk_sizes, check_ssd_streaming, check_state_update, check_state_update_vs_scan,
-    check_state_update_vs_ssd, conformance, rel_l2, rel_l2_floor, CheckResult, ConvCase,
-    ConvConfig, ConvUpdateCase, ConvUpdateConfig, Failure, Rng, ScanCase, ScanConfig, SsdCase,
-    SsdConfig, StateUpdateCase, StateUpdateConfig, Tolerance, SSD_CHUNK_SIZES,
+    check_conv_update_vs_conv, check_selective_scan, check_selective_scan_backward_into,
+    check_selective_scan_streaming, check_ssd, check_ssd_backward_into, check_ssd_chunk_sizes,
+    check_ssd_streaming, check_state_update, check_state_update_vs_scan, check_state_update_vs_ssd,
+    conformance, rel_l2, rel_l2_floor, CheckResult, ConvCase, ConvConfig, ConvUpdateCase,
+    ConvUpdateConfig, Failure, Rng, ScanCase, ScanConfig, SsdCase, SsdConfig, StateUpdateCase,
+    StateUpdateConfig, Tolerance, SSD_CHUNK_SIZES,
 };
 use mamba_core::{
     bf16, f16, Backend, CausalConv1dArgs, CausalConv1dGrads, CausalConv1dUpdateArgs, Error,
@@ -172,6 +173,10 @@ enum Fault {
     ConvUpdateKeepsState,
     /// Every SSD call is unsupported.
     SsdUnsupported,
+    /// `selective_scan_backward_into` adds dA into what the caller's vector held.
+    IntoAccumulates,
+    /// `ssd_backward_into` leaves a `d` the call has no gradient for.
+    IntoKeepsOptions,
 }
 
 #[derive(Debug)]
@@ -208,6 +213,36 @@ impl Kernels<f32> for Faulty {
             g.a.iter_mut().for_each(|v| *v *= 1.01);
         }
         Ok(g)
+    }
+    fn selective_scan_backward_into(
+        &self,
+        args: &SelectiveScanArgs<'_, f32>,
+        dout: &[f32],
+        dlast_state: Option<&[f32]>,
+        grads: &mut SelectiveScanGrads<f32>,
+    ) -> mamba_core::Result<()> {
+        let g = self.selective_scan_backward(args, dout, dlast_state)?;
+        let old_a = core::mem::take(&mut grads.a);
+        *grads = g;
+        if self.0 == Fault::IntoAccumulates && old_a.len() == grads.a.len() {
+            grads.a.iter_mut().zip(old_a).for_each(|(o, v)| *o += v);
+        }
+        Ok(())
+    }
+    fn ssd_backward_into(
+        &self,
+        args: &SsdArgs<'_, f32>,
+        dout: &[f32],
+        dfinal_states: Option<&[f32]>,
+        grads: &mut SsdGrads<f32>,
+    ) -> mamba_core::Result<()> {
+        let g = self.ssd_backward(args, dout, dfinal_states)?;
+        let old_d = grads.d.take();
+        *grads = g;
+        if self.0 == Fault::IntoKeepsOptions && grads.d.is_none() {
+            grads.d = old_d;
+        }
+        Ok(())
     }
     fn ssd(
         &self,
@@ -437,4 +472,36 @@ fn every_check_fails_on_a_backend_that_breaks_it() {
     assert_eq!(sweep.reports.len(), 8);
     // Any other failure stops the sweep.
     assert!(conformance::<f32, _>(&Faulty(Fault::ScanGradA), 1, 1, t).is_err());
+}
+
+/// The `_into` checks pass the trait's default (the reference) and an override that
+/// forwards to it, and fail an `_into` that adds into the caller's stale values or keeps
+/// an optional gradient the call does not have.
+#[test]
+fn backward_into_checks_fail_a_broken_into() {
+    let mut rng = Rng::new(9);
+    for _ in 0..3 {
+        let scan = ScanCase::random(&ScanConfig::random(&mut rng).all_options(), &mut rng);
+        let ssd = SsdCase::random(&SsdConfig::random(&mut rng), &mut rng);
+        check_selective_scan_backward_into::<f32, _>(&R, &scan).unwrap();
+        check_selective_scan_backward_into::<bf16, _>(&R, &scan).unwrap();
+        check_ssd_backward_into::<f32, _>(&R, &ssd).unwrap();
+        check_ssd_backward_into::<f16, _>(&R, &ssd).unwrap();
+        let ok = Faulty(Fault::ScanOut);
+        check_selective_scan_backward_into::<f32, _>(&ok, &scan).unwrap();
+        check_ssd_backward_into::<f32, _>(&ok, &ssd).unwrap();
+        let e =
+            check_selective_scan_backward_into::<f32, _>(&Faulty(Fault::IntoAccumulates), &scan)
+                .unwrap_err();
+        assert!(e.contains("grad a") && e.contains("last call"), "{e}");
+        // A case without D: the junk round hands the call a `d` it must drop.
+        let no_d = SsdConfig {
+            d: None,
+            ..SsdConfig::random(&mut rng)
+        };
+        let no_d = SsdCase::random(&no_d, &mut rng);
+        let e =
+            check_ssd_backward_into::<f32, _>(&Faulty(Fault::IntoKeepsOptions), &no_d).unwrap_err();
+        assert!(e.contains("grad d"), "{e}");
+    }
 }

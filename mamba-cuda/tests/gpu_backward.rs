@@ -13,8 +13,9 @@ use mamba_core::abi::{
 };
 use mamba_core::plugin::{self, median, CudaBackend, DeviceBuffer};
 use mamba_core::testing::{
-    check_causal_conv1d, check_selective_scan, check_ssd, BcKind, CheckResult, ConvCase,
-    ConvConfig, DShape, Rng, ScanCase, ScanConfig, SsdCase, SsdConfig, Tolerance,
+    check_causal_conv1d, check_selective_scan, check_selective_scan_backward_into, check_ssd,
+    check_ssd_backward_into, BcKind, CheckResult, ConvCase, ConvConfig, DShape, Rng, ScanCase,
+    ScanConfig, SsdCase, SsdConfig, Tolerance,
 };
 use mamba_core::{bf16, f16, Activation, ConvLayout, Element};
 
@@ -853,6 +854,129 @@ fn ssd_type<T: Element>(be: &CudaBackend, cfgs: &[SsdConfig], seed: u64, t: &mut
         let case = SsdCase::random(cfg, &mut rng);
         let r = check_ssd::<T, _>(be, &case, Tolerance::for_type::<T>());
         t.add(&format!("{cfg:?}"), r);
+    }
+}
+
+/// `selective_scan_backward_into` / `ssd_backward_into` on host slices give the by-value
+/// calls' bits, into junk, into reused vectors and into empty ones (`mamba_core::testing`).
+#[test]
+fn backward_into_matches_the_backward() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng::new(71);
+    let scan = scan_configs(&mut rng);
+    let ssd = ssd_configs(&mut rng);
+    let mut failures = Vec::new();
+    let mut checks = 0;
+    for cfg in scan.iter().take(8) {
+        let case = ScanCase::random(cfg, &mut rng);
+        for r in [
+            check_selective_scan_backward_into::<f32, _>(be, &case),
+            check_selective_scan_backward_into::<bf16, _>(be, &case),
+            check_selective_scan_backward_into::<f16, _>(be, &case),
+        ] {
+            checks += 1;
+            if let Err(e) = r {
+                failures.push(format!("{cfg:?}: {e}"));
+            }
+        }
+    }
+    for cfg in ssd.iter().take(9) {
+        let case = SsdCase::random(cfg, &mut rng);
+        for r in [
+            check_ssd_backward_into::<f32, _>(be, &case),
+            check_ssd_backward_into::<bf16, _>(be, &case),
+            check_ssd_backward_into::<f16, _>(be, &case),
+        ] {
+            checks += 1;
+            if let Err(e) = r {
+                failures.push(format!("{cfg:?}: {e}"));
+            }
+        }
+    }
+    eprintln!("backward_into: {checks} checks, {} failed", failures.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Host-slice forward+backward at the seed shapes, gradients by value against into the
+/// same vectors each call (`MAMBA_GPU_BWD_BENCH=1`): wall clock per call, medians of 30,
+/// three rounds alternating.
+#[test]
+fn backward_into_host_timings() {
+    if std::env::var("MAMBA_GPU_BWD_BENCH").ok().as_deref() != Some("1") {
+        eprintln!("timings skipped (set MAMBA_GPU_BWD_BENCH=1)");
+        return;
+    }
+    use mamba_core::Kernels;
+    let Some(be) = backend() else { return };
+    let time = |f: &mut dyn FnMut()| {
+        for _ in 0..5 {
+            f();
+        }
+        let mut ts: Vec<f64> = (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        ts[ts.len() / 2]
+    };
+    for l in [400, 800] {
+        let cfg = ScanConfig {
+            b_kind: BcKind::Varying,
+            c_kind: BcKind::Varying,
+            delta_softplus: true,
+            d: true,
+            z: true,
+            delta_bias: true,
+            ..ScanConfig::new(2, 384, l, 64)
+        };
+        let case = ScanCase::random(&cfg, &mut Rng::new(3));
+        let args = case.args();
+        let mut out = vec![0.0f32; 2 * 384 * l];
+        let mut g = mamba_core::SelectiveScanGrads::default();
+        for round in 0..3 {
+            let by_value = time(&mut || {
+                be.selective_scan(&args, &mut out, None).unwrap();
+                let r = be.selective_scan_backward(&args, &case.dout, None).unwrap();
+                std::hint::black_box(r);
+            });
+            let into = time(&mut || {
+                be.selective_scan(&args, &mut out, None).unwrap();
+                be.selective_scan_backward_into(&args, &case.dout, None, &mut g)
+                    .unwrap();
+            });
+            eprintln!(
+                "host-slice selective_scan fwd+bwd b2 d384 N64 L{l} f32 round {round}: by value {by_value:.1} us, into {into:.1} us"
+            );
+        }
+        let cfg = SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            d: Some(DShape::PerHead),
+            ..SsdConfig::new(2, l, 6, 64, 1, 64)
+        };
+        let case = SsdCase::random(&cfg, &mut Rng::new(4));
+        let args = case.args();
+        let mut out = vec![0.0f32; 2 * l * 6 * 64];
+        let mut g = mamba_core::SsdGrads::default();
+        for round in 0..3 {
+            let by_value = time(&mut || {
+                be.ssd(&args, &mut out, None).unwrap();
+                let r = be.ssd_backward(&args, &case.dout, None).unwrap();
+                std::hint::black_box(r);
+            });
+            let into = time(&mut || {
+                be.ssd(&args, &mut out, None).unwrap();
+                be.ssd_backward_into(&args, &case.dout, None, &mut g)
+                    .unwrap();
+            });
+            eprintln!(
+                "host-slice ssd fwd+bwd b2 L{l} h6 p64 N64 f32 round {round}: by value {by_value:.1} us, into {into:.1} us"
+            );
+        }
     }
 }
 
