@@ -111,6 +111,22 @@ pub trait Kernels<T: Element, P: Element = f32> {
         dfinal_states: Option<&[P]>,
     ) -> Result<CausalConv1dGrads<T, P>>;
 
+    /// SPEC 3, backward into caller-owned buffers: the gradients of
+    /// [`causal_conv1d_backward`](Kernels::causal_conv1d_backward), bit for bit, written
+    /// into `grads`, which is resized and reused as in
+    /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into), with the
+    /// same guarantees on error.
+    fn causal_conv1d_backward_into(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+        grads: &mut CausalConv1dGrads<T, P>,
+    ) -> Result<()> {
+        *grads = self.causal_conv1d_backward(args, dout, dfinal_states)?;
+        Ok(())
+    }
+
     /// SPEC 4: one decode step; updates `state` in place and writes `out` (`x`'s shape).
     fn selective_state_update(
         &self,
@@ -207,6 +223,15 @@ impl<T: Element, P: Element, K: Kernels<T, P> + ?Sized> Kernels<T, P> for &K {
         dfinal_states: Option<&[P]>,
     ) -> Result<CausalConv1dGrads<T, P>> {
         (**self).causal_conv1d_backward(args, dout, dfinal_states)
+    }
+    fn causal_conv1d_backward_into(
+        &self,
+        args: &CausalConv1dArgs<'_, T, P>,
+        dout: &[T],
+        dfinal_states: Option<&[P]>,
+        grads: &mut CausalConv1dGrads<T, P>,
+    ) -> Result<()> {
+        (**self).causal_conv1d_backward_into(args, dout, dfinal_states, grads)
     }
     fn selective_state_update(
         &self,

@@ -2900,6 +2900,48 @@ impl CudaBackend {
         Ok((s, desc))
     }
 
+    /// The work of `causal_conv1d_backward` on host slices (see `scan_backward_run`).
+    fn conv_backward_run<'s, T: Element>(
+        &'s self,
+        args: &CausalConv1dArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
+    ) -> Result<(Staging<'s>, Conv1dBwdDesc)> {
+        const OP: &str = "causal_conv1d_backward";
+        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
+        let code = check_dtype::<T>(OP)?;
+        let f32c = abi::dtype::F32;
+        let (c, w) = (dims.channels, dims.width);
+        let st = dims.state_shape();
+        let st_n: usize = st.iter().product();
+        let mut s = Staging::new(self)?;
+        let fwd = Conv1dDesc {
+            x: s.tensor(&args.x)?,
+            weight: s.tensor(&args.weight)?,
+            bias: s.opt(&args.bias)?,
+            initial_states: s.opt(&args.initial_states)?,
+            out: TensorDesc::NONE,
+            final_states: TensorDesc::NONE,
+            activation: match args.activation {
+                Activation::None => activation::NONE,
+                Activation::Silu => activation::SILU,
+            },
+            channel_last: (args.layout == ConvLayout::ChannelLast) as u32,
+        };
+        let desc = Conv1dBwdDesc {
+            fwd,
+            dout: s.slice(dout, args.x.dims())?,
+            dfinal_states: s.slice_opt(dfinal_states, &st)?,
+            dx: s.output(args.x.data.len(), code, args.x.dims())?,
+            dweight: s.output(c * w, f32c, &[c, w])?,
+            dbias: s.output_if(args.bias.is_some(), c, f32c, &[c])?,
+            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
+        };
+        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
+        unsafe { self.causal_conv1d_backward_device(&desc, &s.stream) }?;
+        Ok((s, desc))
+    }
+
     /// The work of `ssd_backward` on host slices (see `scan_backward_run`).
     fn ssd_backward_run<'s, T: Element>(
         &'s self,
@@ -3212,44 +3254,27 @@ impl<T: Element> Kernels<T, f32> for CudaBackend {
         dout: &[T],
         dfinal_states: Option<&[f32]>,
     ) -> Result<CausalConv1dGrads<T, f32>> {
-        const OP: &str = "causal_conv1d_backward";
-        let dims = args.validate_backward(dout.len(), dfinal_states.map(<[f32]>::len))?;
-        let code = check_dtype::<T>(OP)?;
-        let f32c = abi::dtype::F32;
-        let (c, w) = (dims.channels, dims.width);
-        let st = dims.state_shape();
-        let st_n: usize = st.iter().product();
-        let mut s = Staging::new(self)?;
-        let fwd = Conv1dDesc {
-            x: s.tensor(&args.x)?,
-            weight: s.tensor(&args.weight)?,
-            bias: s.opt(&args.bias)?,
-            initial_states: s.opt(&args.initial_states)?,
-            out: TensorDesc::NONE,
-            final_states: TensorDesc::NONE,
-            activation: match args.activation {
-                Activation::None => activation::NONE,
-                Activation::Silu => activation::SILU,
-            },
-            channel_last: (args.layout == ConvLayout::ChannelLast) as u32,
-        };
-        let desc = Conv1dBwdDesc {
-            fwd,
-            dout: s.slice(dout, args.x.dims())?,
-            dfinal_states: s.slice_opt(dfinal_states, &st)?,
-            dx: s.output(args.x.data.len(), code, args.x.dims())?,
-            dweight: s.output(c * w, f32c, &[c, w])?,
-            dbias: s.output_if(args.bias.is_some(), c, f32c, &[c])?,
-            dinitial_states: s.output_if(args.initial_states.is_some(), st_n, f32c, &st)?,
-        };
-        // SAFETY: as in selective_scan_backward: staging buffers outlive the call.
-        unsafe { self.causal_conv1d_backward_device(&desc, &s.stream) }?;
+        let (s, desc) = self.conv_backward_run(args, dout, dfinal_states)?;
         Ok(CausalConv1dGrads {
             x: s.fetch(&desc.dx)?,
             weight: s.fetch(&desc.dweight)?,
             bias: s.fetch_opt(&desc.dbias)?,
             initial_states: s.fetch_opt(&desc.dinitial_states)?,
         })
+    }
+
+    fn causal_conv1d_backward_into(
+        &self,
+        args: &CausalConv1dArgs<'_, T, f32>,
+        dout: &[T],
+        dfinal_states: Option<&[f32]>,
+        grads: &mut CausalConv1dGrads<T, f32>,
+    ) -> Result<()> {
+        let (s, desc) = self.conv_backward_run(args, dout, dfinal_states)?;
+        s.fetch_into(&desc.dx, &mut grads.x)?;
+        s.fetch_into(&desc.dweight, &mut grads.weight)?;
+        s.fetch_opt_into(&desc.dbias, &mut grads.bias)?;
+        s.fetch_opt_into(&desc.dinitial_states, &mut grads.initial_states)
     }
 
     fn selective_state_update(

@@ -2832,3 +2832,52 @@ pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
         .map_err(err)?;
     same_bits("into empty vectors", &ssd_grad_bits(&g), &want)
 }
+
+fn conv_grad_bits<T: Element>(g: &CausalConv1dGrads<T, f32>) -> GradBits {
+    vec![
+        ("x", field_bits(Some(&g.x))),
+        ("weight", field_bits(Some(&g.weight))),
+        ("bias", field_bits(g.bias.as_ref())),
+        ("initial_states", field_bits(g.initial_states.as_ref())),
+    ]
+}
+
+/// [`check_selective_scan_backward_into`] for `causal_conv1d_backward_into`.
+pub fn check_causal_conv1d_backward_into<T: Element, B: Kernels<T> + ?Sized>(
+    backend: &B,
+    case: &ConvCase,
+) -> core::result::Result<(), String> {
+    let ct = case.cast::<T, f32>();
+    let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
+    let err = |e: Error| format!("causal_conv1d_backward: {e}");
+    let w = backend
+        .causal_conv1d_backward(&args, dout, dfin)
+        .map_err(err)?;
+    let want = conv_grad_bits(&w);
+    let mut g = CausalConv1dGrads {
+        x: junk(w.x.len()),
+        weight: junk(w.weight.len()),
+        bias: flipped(&w.bias),
+        initial_states: flipped(&w.initial_states),
+    };
+    backend
+        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into junk", &conv_grad_bits(&g), &want)?;
+    nan_all(&mut g.x);
+    for v in [&mut g.weight]
+        .into_iter()
+        .chain([&mut g.bias, &mut g.initial_states].into_iter().flatten())
+    {
+        nan_all(v);
+    }
+    backend
+        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into the last call's vectors", &conv_grad_bits(&g), &want)?;
+    let mut g = CausalConv1dGrads::default();
+    backend
+        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
+        .map_err(err)?;
+    same_bits("into empty vectors", &conv_grad_bits(&g), &want)
+}

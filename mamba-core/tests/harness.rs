@@ -4,13 +4,13 @@
 #![cfg(feature = "testing")]
 
 use mamba_core::testing::{
-    check_causal_conv1d, check_causal_conv1d_streaming, check_conv_update,
-    check_conv_update_vs_conv, check_selective_scan, check_selective_scan_backward_into,
-    check_selective_scan_streaming, check_ssd, check_ssd_backward_into, check_ssd_chunk_sizes,
-    check_ssd_streaming, check_state_update, check_state_update_vs_scan, check_state_update_vs_ssd,
-    conformance, rel_l2, rel_l2_floor, CheckResult, ConvCase, ConvConfig, ConvUpdateCase,
-    ConvUpdateConfig, Failure, Rng, ScanCase, ScanConfig, SsdCase, SsdConfig, StateUpdateCase,
-    StateUpdateConfig, Tolerance, SSD_CHUNK_SIZES,
+    check_causal_conv1d, check_causal_conv1d_backward_into, check_causal_conv1d_streaming,
+    check_conv_update, check_conv_update_vs_conv, check_selective_scan,
+    check_selective_scan_backward_into, check_selective_scan_streaming, check_ssd,
+    check_ssd_backward_into, check_ssd_chunk_sizes, check_ssd_streaming, check_state_update,
+    check_state_update_vs_scan, check_state_update_vs_ssd, conformance, rel_l2, rel_l2_floor,
+    CheckResult, ConvCase, ConvConfig, ConvUpdateCase, ConvUpdateConfig, Failure, Rng, ScanCase,
+    ScanConfig, SsdCase, SsdConfig, StateUpdateCase, StateUpdateConfig, Tolerance, SSD_CHUNK_SIZES,
 };
 use mamba_core::{
     bf16, f16, Backend, CausalConv1dArgs, CausalConv1dGrads, CausalConv1dUpdateArgs, Error,
@@ -487,6 +487,9 @@ fn backward_into_checks_fail_a_broken_into() {
         check_selective_scan_backward_into::<bf16, _>(&R, &scan).unwrap();
         check_ssd_backward_into::<f32, _>(&R, &ssd).unwrap();
         check_ssd_backward_into::<f16, _>(&R, &ssd).unwrap();
+        let conv = ConvCase::random(&ConvConfig::random(&mut rng), &mut rng);
+        check_causal_conv1d_backward_into::<f32, _>(&R, &conv).unwrap();
+        check_causal_conv1d_backward_into::<bf16, _>(&R, &conv).unwrap();
         let ok = Faulty(Fault::ScanOut);
         check_selective_scan_backward_into::<f32, _>(&ok, &scan).unwrap();
         check_ssd_backward_into::<f32, _>(&ok, &ssd).unwrap();

@@ -288,3 +288,29 @@ fn bad_input_leaves_the_buffers_alone() {
         assert_eq!(scan_bits(&grads), scan_bits(&want));
     }
 }
+
+/// The shared checks of `mamba_core::testing` on this backend: the conv (which takes
+/// the trait's default `_into`) and random scan / SSD cases, on one and two threads.
+#[test]
+fn shared_backward_into_checks() {
+    use mamba_core::testing::{
+        check_causal_conv1d_backward_into, check_selective_scan_backward_into,
+        check_ssd_backward_into, ConvCase, ConvConfig, Rng, ScanCase as TScan, ScanConfig,
+        SsdCase as TSsd, SsdConfig,
+    };
+    let mut rng = Rng::new(77);
+    for threads in [1, 2] {
+        let be = CpuSimd::with_threads(threads);
+        for _ in 0..4 {
+            let conv = ConvCase::random(&ConvConfig::random(&mut rng), &mut rng);
+            check_causal_conv1d_backward_into::<f32, _>(&be, &conv).unwrap();
+            check_causal_conv1d_backward_into::<bf16, _>(&be, &conv).unwrap();
+            let scan = TScan::random(&ScanConfig::random(&mut rng), &mut rng);
+            check_selective_scan_backward_into::<f32, _>(&be, &scan).unwrap();
+            check_selective_scan_backward_into::<f16, _>(&be, &scan).unwrap();
+            let ssd = TSsd::random(&SsdConfig::random(&mut rng), &mut rng);
+            check_ssd_backward_into::<f32, _>(&be, &ssd).unwrap();
+            check_ssd_backward_into::<bf16, _>(&be, &ssd).unwrap();
+        }
+    }
+}

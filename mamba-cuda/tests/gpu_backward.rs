@@ -13,9 +13,9 @@ use mamba_core::abi::{
 };
 use mamba_core::plugin::{self, median, CudaBackend, DeviceBuffer};
 use mamba_core::testing::{
-    check_causal_conv1d, check_selective_scan, check_selective_scan_backward_into, check_ssd,
-    check_ssd_backward_into, BcKind, CheckResult, ConvCase, ConvConfig, DShape, Rng, ScanCase,
-    ScanConfig, SsdCase, SsdConfig, Tolerance,
+    check_causal_conv1d, check_causal_conv1d_backward_into, check_selective_scan,
+    check_selective_scan_backward_into, check_ssd, check_ssd_backward_into, BcKind, CheckResult,
+    ConvCase, ConvConfig, DShape, Rng, ScanCase, ScanConfig, SsdCase, SsdConfig, Tolerance,
 };
 use mamba_core::{bf16, f16, Activation, ConvLayout, Element};
 
@@ -887,6 +887,19 @@ fn backward_into_matches_the_backward() {
             check_ssd_backward_into::<f32, _>(be, &case),
             check_ssd_backward_into::<bf16, _>(be, &case),
             check_ssd_backward_into::<f16, _>(be, &case),
+        ] {
+            checks += 1;
+            if let Err(e) = r {
+                failures.push(format!("{cfg:?}: {e}"));
+            }
+        }
+    }
+    for cfg in conv_configs(&mut rng).iter().take(8) {
+        let case = ConvCase::random(cfg, &mut rng);
+        for r in [
+            check_causal_conv1d_backward_into::<f32, _>(be, &case),
+            check_causal_conv1d_backward_into::<bf16, _>(be, &case),
+            check_causal_conv1d_backward_into::<f16, _>(be, &case),
         ] {
             checks += 1;
             if let Err(e) = r {

@@ -209,6 +209,20 @@ pub struct CausalConv1dGrads<T, P = f32> {
     pub initial_states: Option<Vec<P>>,
 }
 
+/// Empty gradients, to pass to
+/// [`Kernels::causal_conv1d_backward_into`](crate::Kernels::causal_conv1d_backward_into),
+/// which sizes them.
+impl<T, P> Default for CausalConv1dGrads<T, P> {
+    fn default() -> Self {
+        Self {
+            x: Vec::new(),
+            weight: Vec::new(),
+            bias: None,
+            initial_states: None,
+        }
+    }
+}
+
 /// Arguments of [`causal_conv1d_update`](crate::Kernels::causal_conv1d_update).
 #[derive(Clone, Copy, Debug)]
 pub struct CausalConv1dUpdateArgs<'a, T, P = f32> {
