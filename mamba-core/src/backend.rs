@@ -37,8 +37,10 @@ pub trait Kernels<T: Element, P: Element = f32> {
     ) -> Result<SelectiveScanGrads<T, P>>;
 
     /// SPEC 1, backward into caller-owned buffers: the gradients of
-    /// [`selective_scan_backward`](Kernels::selective_scan_backward), bit for bit, written
-    /// into `grads`.
+    /// [`selective_scan_backward`](Kernels::selective_scan_backward) written into `grads`
+    /// (the same bits on `cpu-simd` and the reference, whose backward is deterministic;
+    /// the cuda plugin's reductions use atomics, so any two of its calls may differ in
+    /// the last bits).
     ///
     /// Each vector of `grads` is resized to its gradient's length, keeping its
     /// allocation where it is large enough, and each optional field is set to `Some` or
@@ -79,7 +81,7 @@ pub trait Kernels<T: Element, P: Element = f32> {
     ) -> Result<SsdGrads<T, P>>;
 
     /// SPEC 2, backward into caller-owned buffers: the gradients of
-    /// [`ssd_backward`](Kernels::ssd_backward), bit for bit, written into `grads`, which
+    /// [`ssd_backward`](Kernels::ssd_backward) written into `grads`, which
     /// is resized and reused as in
     /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into), with the
     /// same guarantees on error.
@@ -112,8 +114,8 @@ pub trait Kernels<T: Element, P: Element = f32> {
     ) -> Result<CausalConv1dGrads<T, P>>;
 
     /// SPEC 3, backward into caller-owned buffers: the gradients of
-    /// [`causal_conv1d_backward`](Kernels::causal_conv1d_backward), bit for bit, written
-    /// into `grads`, which is resized and reused as in
+    /// [`causal_conv1d_backward`](Kernels::causal_conv1d_backward) written into `grads`,
+    /// which is resized and reused as in
     /// [`selective_scan_backward_into`](Kernels::selective_scan_backward_into), with the
     /// same guarantees on error.
     fn causal_conv1d_backward_into(

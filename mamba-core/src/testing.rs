@@ -2689,22 +2689,36 @@ fn ssd_grad_bits<T: Element>(g: &SsdGrads<T, f32>) -> GradBits {
     ]
 }
 
-/// The first field whose bits differ, as an error message.
-fn same_bits(what: &str, got: &GradBits, want: &GradBits) -> core::result::Result<(), String> {
+/// The first field that differs from the by-value call's, as an error message: in its
+/// bits (`tol` `None`), or by more than `tol` in relative L2 error (a NaN never passes).
+/// Presence and length must match either way.
+fn same_grads(
+    what: &str,
+    got: &GradBits,
+    want: &GradBits,
+    tol: Option<f64>,
+) -> core::result::Result<(), String> {
     for ((name, g), (_, w)) in got.iter().zip(want) {
-        if g != w {
-            let detail = match (g, w) {
-                (Some(g), Some(w)) if g.len() == w.len() => {
-                    let k = g.iter().zip(w).position(|(a, b)| a != b).unwrap_or(0);
+        let detail = match (g, w) {
+            (Some(g), Some(w)) if g.len() == w.len() => match tol {
+                None => g.iter().zip(w).position(|(a, b)| a != b).map(|k| {
                     format!(
                         "value {k}: {} against {}",
                         f32::from_bits(g[k]),
                         f32::from_bits(w[k])
                     )
+                }),
+                Some(t) => {
+                    let f = |v: &[u32]| v.iter().map(|&b| f32::from_bits(b)).collect::<Vec<f32>>();
+                    let e = rel_l2::<f32, f32>(&f(g), &f(w));
+                    (e > t).then(|| format!("relative L2 error {e:.3e} > {t:.1e}"))
                 }
-                (Some(g), Some(w)) => format!("{} values against {}", g.len(), w.len()),
-                (g, w) => format!("present {} against {}", g.is_some(), w.is_some()),
-            };
+            },
+            (Some(g), Some(w)) => Some(format!("{} values against {}", g.len(), w.len())),
+            (g, w) => (g.is_some() != w.is_some())
+                .then(|| format!("present {} against {}", g.is_some(), w.is_some())),
+        };
+        if let Some(detail) = detail {
             return Err(format!(
                 "{what}: grad {name} differs from the by-value call ({detail})"
             ));
@@ -2730,13 +2744,17 @@ fn nan_all<E: Element>(v: &mut [E]) {
     v.fill(E::from_f32(f32::NAN));
 }
 
-/// `selective_scan_backward_into` gives the bits of `selective_scan_backward`: into
+/// `selective_scan_backward_into` gives what `selective_scan_backward` gives: into
 /// longer NaN-filled vectors with every optional field the wrong way round, into the
 /// same vectors refilled with NaN (a backend that reuses them must clear what it adds
-/// into and overwrite what it writes), and into empty ones.
+/// into and overwrite what it writes), and into empty ones. `tol` `None`: the same bits
+/// (a backend whose backward is deterministic); `Some(t)`: within relative L2 error `t`
+/// per gradient (one whose reductions may sum in another order each call, as the cuda
+/// plugin's atomics do), every optional field present or absent as by value.
 pub fn check_selective_scan_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend: &B,
     case: &ScanCase,
+    tol: Option<f64>,
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dlast) = (ct.args(), &ct.dout, ct.dlast_state.as_deref());
@@ -2759,7 +2777,7 @@ pub fn check_selective_scan_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .selective_scan_backward_into(&args, dout, dlast, &mut g)
         .map_err(err)?;
-    same_bits("into junk", &scan_grad_bits(&g), &want)?;
+    same_grads("into junk", &scan_grad_bits(&g), &want, tol)?;
     for v in [&mut g.u, &mut g.delta, &mut g.b, &mut g.c] {
         nan_all(v);
     }
@@ -2776,18 +2794,24 @@ pub fn check_selective_scan_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .selective_scan_backward_into(&args, dout, dlast, &mut g)
         .map_err(err)?;
-    same_bits("into the last call's vectors", &scan_grad_bits(&g), &want)?;
+    same_grads(
+        "into the last call's vectors",
+        &scan_grad_bits(&g),
+        &want,
+        tol,
+    )?;
     let mut g = SelectiveScanGrads::default();
     backend
         .selective_scan_backward_into(&args, dout, dlast, &mut g)
         .map_err(err)?;
-    same_bits("into empty vectors", &scan_grad_bits(&g), &want)
+    same_grads("into empty vectors", &scan_grad_bits(&g), &want, tol)
 }
 
 /// [`check_selective_scan_backward_into`] for `ssd_backward_into`.
 pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend: &B,
     case: &SsdCase,
+    tol: Option<f64>,
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
@@ -2808,7 +2832,7 @@ pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .ssd_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into junk", &ssd_grad_bits(&g), &want)?;
+    same_grads("into junk", &ssd_grad_bits(&g), &want, tol)?;
     for v in [&mut g.x, &mut g.dt, &mut g.b, &mut g.c] {
         nan_all(v);
     }
@@ -2825,12 +2849,17 @@ pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .ssd_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into the last call's vectors", &ssd_grad_bits(&g), &want)?;
+    same_grads(
+        "into the last call's vectors",
+        &ssd_grad_bits(&g),
+        &want,
+        tol,
+    )?;
     let mut g = SsdGrads::default();
     backend
         .ssd_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into empty vectors", &ssd_grad_bits(&g), &want)
+    same_grads("into empty vectors", &ssd_grad_bits(&g), &want, tol)
 }
 
 fn conv_grad_bits<T: Element>(g: &CausalConv1dGrads<T, f32>) -> GradBits {
@@ -2846,6 +2875,7 @@ fn conv_grad_bits<T: Element>(g: &CausalConv1dGrads<T, f32>) -> GradBits {
 pub fn check_causal_conv1d_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend: &B,
     case: &ConvCase,
+    tol: Option<f64>,
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
@@ -2863,7 +2893,7 @@ pub fn check_causal_conv1d_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into junk", &conv_grad_bits(&g), &want)?;
+    same_grads("into junk", &conv_grad_bits(&g), &want, tol)?;
     nan_all(&mut g.x);
     for v in [&mut g.weight]
         .into_iter()
@@ -2874,10 +2904,15 @@ pub fn check_causal_conv1d_backward_into<T: Element, B: Kernels<T> + ?Sized>(
     backend
         .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into the last call's vectors", &conv_grad_bits(&g), &want)?;
+    same_grads(
+        "into the last call's vectors",
+        &conv_grad_bits(&g),
+        &want,
+        tol,
+    )?;
     let mut g = CausalConv1dGrads::default();
     backend
         .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
         .map_err(err)?;
-    same_bits("into empty vectors", &conv_grad_bits(&g), &want)
+    same_grads("into empty vectors", &conv_grad_bits(&g), &want, tol)
 }

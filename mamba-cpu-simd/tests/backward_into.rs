@@ -303,14 +303,14 @@ fn shared_backward_into_checks() {
         let be = CpuSimd::with_threads(threads);
         for _ in 0..4 {
             let conv = ConvCase::random(&ConvConfig::random(&mut rng), &mut rng);
-            check_causal_conv1d_backward_into::<f32, _>(&be, &conv).unwrap();
-            check_causal_conv1d_backward_into::<bf16, _>(&be, &conv).unwrap();
+            check_causal_conv1d_backward_into::<f32, _>(&be, &conv, None).unwrap();
+            check_causal_conv1d_backward_into::<bf16, _>(&be, &conv, None).unwrap();
             let scan = TScan::random(&ScanConfig::random(&mut rng), &mut rng);
-            check_selective_scan_backward_into::<f32, _>(&be, &scan).unwrap();
-            check_selective_scan_backward_into::<f16, _>(&be, &scan).unwrap();
+            check_selective_scan_backward_into::<f32, _>(&be, &scan, None).unwrap();
+            check_selective_scan_backward_into::<f16, _>(&be, &scan, None).unwrap();
             let ssd = TSsd::random(&SsdConfig::random(&mut rng), &mut rng);
-            check_ssd_backward_into::<f32, _>(&be, &ssd).unwrap();
-            check_ssd_backward_into::<bf16, _>(&be, &ssd).unwrap();
+            check_ssd_backward_into::<f32, _>(&be, &ssd, None).unwrap();
+            check_ssd_backward_into::<bf16, _>(&be, &ssd, None).unwrap();
         }
     }
 }

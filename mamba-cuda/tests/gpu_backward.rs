@@ -857,8 +857,10 @@ fn ssd_type<T: Element>(be: &CudaBackend, cfgs: &[SsdConfig], seed: u64, t: &mut
     }
 }
 
-/// `selective_scan_backward_into` / `ssd_backward_into` on host slices give the by-value
-/// calls' bits, into junk, into reused vectors and into empty ones (`mamba_core::testing`).
+/// The `*_backward_into` forms on host slices give the by-value calls' gradients, into
+/// junk, into reused vectors and into empty ones (`mamba_core::testing`), within the
+/// SPEC's gradient tolerance: the plugin's backward reduces with atomics, so two calls
+/// may differ in the last bits (NaN from the junk, or stale values added in, fail).
 #[test]
 fn backward_into_matches_the_backward() {
     let Some(be) = backend() else { return };
@@ -871,9 +873,21 @@ fn backward_into_matches_the_backward() {
     for cfg in scan.iter().take(8) {
         let case = ScanCase::random(cfg, &mut rng);
         for r in [
-            check_selective_scan_backward_into::<f32, _>(be, &case),
-            check_selective_scan_backward_into::<bf16, _>(be, &case),
-            check_selective_scan_backward_into::<f16, _>(be, &case),
+            check_selective_scan_backward_into::<f32, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<f32>().grad),
+            ),
+            check_selective_scan_backward_into::<bf16, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<bf16>().grad),
+            ),
+            check_selective_scan_backward_into::<f16, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<f16>().grad),
+            ),
         ] {
             checks += 1;
             if let Err(e) = r {
@@ -884,9 +898,9 @@ fn backward_into_matches_the_backward() {
     for cfg in ssd.iter().take(9) {
         let case = SsdCase::random(cfg, &mut rng);
         for r in [
-            check_ssd_backward_into::<f32, _>(be, &case),
-            check_ssd_backward_into::<bf16, _>(be, &case),
-            check_ssd_backward_into::<f16, _>(be, &case),
+            check_ssd_backward_into::<f32, _>(be, &case, Some(Tolerance::for_type::<f32>().grad)),
+            check_ssd_backward_into::<bf16, _>(be, &case, Some(Tolerance::for_type::<bf16>().grad)),
+            check_ssd_backward_into::<f16, _>(be, &case, Some(Tolerance::for_type::<f16>().grad)),
         ] {
             checks += 1;
             if let Err(e) = r {
@@ -897,9 +911,21 @@ fn backward_into_matches_the_backward() {
     for cfg in conv_configs(&mut rng).iter().take(8) {
         let case = ConvCase::random(cfg, &mut rng);
         for r in [
-            check_causal_conv1d_backward_into::<f32, _>(be, &case),
-            check_causal_conv1d_backward_into::<bf16, _>(be, &case),
-            check_causal_conv1d_backward_into::<f16, _>(be, &case),
+            check_causal_conv1d_backward_into::<f32, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<f32>().grad),
+            ),
+            check_causal_conv1d_backward_into::<bf16, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<bf16>().grad),
+            ),
+            check_causal_conv1d_backward_into::<f16, _>(
+                be,
+                &case,
+                Some(Tolerance::for_type::<f16>().grad),
+            ),
         ] {
             checks += 1;
             if let Err(e) = r {
