@@ -2661,34 +2661,6 @@ fn field_bits<E: Element>(v: Option<&Vec<E>>) -> Option<Vec<u32>> {
     v.map(|v| v.iter().map(|x| x.to_f32().to_bits()).collect())
 }
 
-fn scan_grad_bits<T: Element>(g: &SelectiveScanGrads<T, f32>) -> GradBits {
-    vec![
-        ("u", field_bits(Some(&g.u))),
-        ("delta", field_bits(Some(&g.delta))),
-        ("a", field_bits(Some(&g.a))),
-        ("b", field_bits(Some(&g.b))),
-        ("c", field_bits(Some(&g.c))),
-        ("d", field_bits(g.d.as_ref())),
-        ("z", field_bits(g.z.as_ref())),
-        ("delta_bias", field_bits(g.delta_bias.as_ref())),
-        ("initial_state", field_bits(g.initial_state.as_ref())),
-    ]
-}
-
-fn ssd_grad_bits<T: Element>(g: &SsdGrads<T, f32>) -> GradBits {
-    vec![
-        ("x", field_bits(Some(&g.x))),
-        ("dt", field_bits(Some(&g.dt))),
-        ("a", field_bits(Some(&g.a))),
-        ("b", field_bits(Some(&g.b))),
-        ("c", field_bits(Some(&g.c))),
-        ("d", field_bits(g.d.as_ref())),
-        ("z", field_bits(g.z.as_ref())),
-        ("dt_bias", field_bits(g.dt_bias.as_ref())),
-        ("initial_states", field_bits(g.initial_states.as_ref())),
-    ]
-}
-
 /// The first field that differs from the by-value call's, as an error message: in its
 /// bits (`tol` `None`), or by more than `tol` in relative L2 error (a NaN never passes).
 /// Presence and length must match either way.
@@ -2740,8 +2712,63 @@ fn flipped<E: Element>(v: &Option<Vec<E>>) -> Option<Vec<E>> {
     }
 }
 
-fn nan_all<E: Element>(v: &mut [E]) {
-    v.fill(E::from_f32(f32::NAN));
+/// A gradient struct as the `_into` checks see it.
+trait IntoGrads: Default {
+    /// Every field's bits, by name.
+    fn bits(&self) -> GradBits;
+    /// Vectors longer than these, all NaN, with every optional field the other way round.
+    fn junk_like(&self) -> Self;
+    /// Every value NaN, the lengths kept.
+    fn nan_fill(&mut self);
+}
+
+macro_rules! into_grads {
+    ($ty:ident { $($req:ident),* ; $($opt:ident),* }) => {
+        impl<T: Element> IntoGrads for $ty<T, f32> {
+            fn bits(&self) -> GradBits {
+                vec![
+                    $((stringify!($req), field_bits(Some(&self.$req))),)*
+                    $((stringify!($opt), field_bits(self.$opt.as_ref())),)*
+                ]
+            }
+            fn junk_like(&self) -> Self {
+                $ty { $($req: junk(self.$req.len()),)* $($opt: flipped(&self.$opt),)* }
+            }
+            fn nan_fill(&mut self) {
+                $(self.$req.fill(Element::from_f32(f32::NAN));)*
+                $(if let Some(v) = &mut self.$opt {
+                    v.fill(Element::from_f32(f32::NAN));
+                })*
+            }
+        }
+    };
+}
+
+into_grads!(SelectiveScanGrads { u, delta, a, b, c; d, z, delta_bias, initial_state });
+into_grads!(SsdGrads { x, dt, a, b, c; d, z, dt_bias, initial_states });
+into_grads!(CausalConv1dGrads { x, weight; bias, initial_states });
+
+/// The `_into` check on any gradient struct: `by_value` once, then `into` into
+/// [`IntoGrads::junk_like`] vectors, into the same vectors refilled with NaN, and into
+/// empty ones, each compared with the by-value gradients.
+fn check_into<G: IntoGrads>(
+    op: &str,
+    by_value: impl FnOnce() -> Result<G, Error>,
+    mut into: impl FnMut(&mut G) -> Result<(), Error>,
+    tol: Option<f64>,
+) -> core::result::Result<(), String> {
+    let err = |e: Error| format!("{op}: {e}");
+    let w = by_value().map_err(err)?;
+    let want = w.bits();
+    let mut g = w.junk_like();
+    into(&mut g).map_err(err)?;
+    same_grads("into junk", &g.bits(), &want, tol)?;
+    g.nan_fill();
+    into(&mut g).map_err(err)?;
+    same_grads("into the last call's vectors", &g.bits(), &want, tol)?;
+    let mut g = G::default();
+    into(&mut g).map_err(err)?;
+    same_grads("into empty vectors", &g.bits(), &want, tol)
 }
 
 /// `selective_scan_backward_into` gives what `selective_scan_backward` gives: into
@@ -2758,53 +2785,12 @@ pub fn check_selective_scan_backward_into<T: Element, B: Kernels<T> + ?Sized>(
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dlast) = (ct.args(), &ct.dout, ct.dlast_state.as_deref());
-    let err = |e: Error| format!("selective_scan_backward: {e}");
-    let w = backend
-        .selective_scan_backward(&args, dout, dlast)
-        .map_err(err)?;
-    let want = scan_grad_bits(&w);
-    let mut g = SelectiveScanGrads {
-        u: junk(w.u.len()),
-        delta: junk(w.delta.len()),
-        a: junk(w.a.len()),
-        b: junk(w.b.len()),
-        c: junk(w.c.len()),
-        d: flipped(&w.d),
-        z: flipped(&w.z),
-        delta_bias: flipped(&w.delta_bias),
-        initial_state: flipped(&w.initial_state),
-    };
-    backend
-        .selective_scan_backward_into(&args, dout, dlast, &mut g)
-        .map_err(err)?;
-    same_grads("into junk", &scan_grad_bits(&g), &want, tol)?;
-    for v in [&mut g.u, &mut g.delta, &mut g.b, &mut g.c] {
-        nan_all(v);
-    }
-    for v in [&mut g.a].into_iter().chain(
-        [&mut g.d, &mut g.delta_bias, &mut g.initial_state]
-            .into_iter()
-            .flatten(),
-    ) {
-        nan_all(v);
-    }
-    if let Some(z) = &mut g.z {
-        nan_all(z);
-    }
-    backend
-        .selective_scan_backward_into(&args, dout, dlast, &mut g)
-        .map_err(err)?;
-    same_grads(
-        "into the last call's vectors",
-        &scan_grad_bits(&g),
-        &want,
+    check_into(
+        "selective_scan_backward",
+        || backend.selective_scan_backward(&args, dout, dlast),
+        |g| backend.selective_scan_backward_into(&args, dout, dlast, g),
         tol,
-    )?;
-    let mut g = SelectiveScanGrads::default();
-    backend
-        .selective_scan_backward_into(&args, dout, dlast, &mut g)
-        .map_err(err)?;
-    same_grads("into empty vectors", &scan_grad_bits(&g), &want, tol)
+    )
 }
 
 /// [`check_selective_scan_backward_into`] for `ssd_backward_into`.
@@ -2815,60 +2801,12 @@ pub fn check_ssd_backward_into<T: Element, B: Kernels<T> + ?Sized>(
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
-    let err = |e: Error| format!("ssd_backward: {e}");
-    let w = backend.ssd_backward(&args, dout, dfin).map_err(err)?;
-    let want = ssd_grad_bits(&w);
-    let mut g = SsdGrads {
-        x: junk(w.x.len()),
-        dt: junk(w.dt.len()),
-        a: junk(w.a.len()),
-        b: junk(w.b.len()),
-        c: junk(w.c.len()),
-        d: flipped(&w.d),
-        z: flipped(&w.z),
-        dt_bias: flipped(&w.dt_bias),
-        initial_states: flipped(&w.initial_states),
-    };
-    backend
-        .ssd_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads("into junk", &ssd_grad_bits(&g), &want, tol)?;
-    for v in [&mut g.x, &mut g.dt, &mut g.b, &mut g.c] {
-        nan_all(v);
-    }
-    for v in [&mut g.a].into_iter().chain(
-        [&mut g.d, &mut g.dt_bias, &mut g.initial_states]
-            .into_iter()
-            .flatten(),
-    ) {
-        nan_all(v);
-    }
-    if let Some(z) = &mut g.z {
-        nan_all(z);
-    }
-    backend
-        .ssd_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads(
-        "into the last call's vectors",
-        &ssd_grad_bits(&g),
-        &want,
+    check_into(
+        "ssd_backward",
+        || backend.ssd_backward(&args, dout, dfin),
+        |g| backend.ssd_backward_into(&args, dout, dfin, g),
         tol,
-    )?;
-    let mut g = SsdGrads::default();
-    backend
-        .ssd_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads("into empty vectors", &ssd_grad_bits(&g), &want, tol)
-}
-
-fn conv_grad_bits<T: Element>(g: &CausalConv1dGrads<T, f32>) -> GradBits {
-    vec![
-        ("x", field_bits(Some(&g.x))),
-        ("weight", field_bits(Some(&g.weight))),
-        ("bias", field_bits(g.bias.as_ref())),
-        ("initial_states", field_bits(g.initial_states.as_ref())),
-    ]
+    )
 }
 
 /// [`check_selective_scan_backward_into`] for `causal_conv1d_backward_into`.
@@ -2879,40 +2817,10 @@ pub fn check_causal_conv1d_backward_into<T: Element, B: Kernels<T> + ?Sized>(
 ) -> core::result::Result<(), String> {
     let ct = case.cast::<T, f32>();
     let (args, dout, dfin) = (ct.args(), &ct.dout, ct.dfinal_states.as_deref());
-    let err = |e: Error| format!("causal_conv1d_backward: {e}");
-    let w = backend
-        .causal_conv1d_backward(&args, dout, dfin)
-        .map_err(err)?;
-    let want = conv_grad_bits(&w);
-    let mut g = CausalConv1dGrads {
-        x: junk(w.x.len()),
-        weight: junk(w.weight.len()),
-        bias: flipped(&w.bias),
-        initial_states: flipped(&w.initial_states),
-    };
-    backend
-        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads("into junk", &conv_grad_bits(&g), &want, tol)?;
-    nan_all(&mut g.x);
-    for v in [&mut g.weight]
-        .into_iter()
-        .chain([&mut g.bias, &mut g.initial_states].into_iter().flatten())
-    {
-        nan_all(v);
-    }
-    backend
-        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads(
-        "into the last call's vectors",
-        &conv_grad_bits(&g),
-        &want,
+    check_into(
+        "causal_conv1d_backward",
+        || backend.causal_conv1d_backward(&args, dout, dfin),
+        |g| backend.causal_conv1d_backward_into(&args, dout, dfin, g),
         tol,
-    )?;
-    let mut g = CausalConv1dGrads::default();
-    backend
-        .causal_conv1d_backward_into(&args, dout, dfin, &mut g)
-        .map_err(err)?;
-    same_grads("into empty vectors", &conv_grad_bits(&g), &want, tol)
+    )
 }

@@ -868,71 +868,51 @@ fn backward_into_matches_the_backward() {
     let mut rng = Rng::new(71);
     let scan = scan_configs(&mut rng);
     let ssd = ssd_configs(&mut rng);
-    let mut failures = Vec::new();
-    let mut checks = 0;
+    // The SPEC's gradient tolerance of each storage type.
+    let (t32, tb, th) = (
+        Some(Tolerance::F32.grad),
+        Some(Tolerance::BF16.grad),
+        Some(Tolerance::F16.grad),
+    );
+    let mut results: Vec<(String, Result<(), String>)> = Vec::new();
     for cfg in scan.iter().take(8) {
         let case = ScanCase::random(cfg, &mut rng);
-        for r in [
-            check_selective_scan_backward_into::<f32, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<f32>().grad),
-            ),
-            check_selective_scan_backward_into::<bf16, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<bf16>().grad),
-            ),
-            check_selective_scan_backward_into::<f16, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<f16>().grad),
-            ),
-        ] {
-            checks += 1;
-            if let Err(e) = r {
-                failures.push(format!("{cfg:?}: {e}"));
-            }
-        }
+        results.extend(
+            [
+                check_selective_scan_backward_into::<f32, _>(be, &case, t32),
+                check_selective_scan_backward_into::<bf16, _>(be, &case, tb),
+                check_selective_scan_backward_into::<f16, _>(be, &case, th),
+            ]
+            .map(|r| (format!("{cfg:?}"), r)),
+        );
     }
     for cfg in ssd.iter().take(9) {
         let case = SsdCase::random(cfg, &mut rng);
-        for r in [
-            check_ssd_backward_into::<f32, _>(be, &case, Some(Tolerance::for_type::<f32>().grad)),
-            check_ssd_backward_into::<bf16, _>(be, &case, Some(Tolerance::for_type::<bf16>().grad)),
-            check_ssd_backward_into::<f16, _>(be, &case, Some(Tolerance::for_type::<f16>().grad)),
-        ] {
-            checks += 1;
-            if let Err(e) = r {
-                failures.push(format!("{cfg:?}: {e}"));
-            }
-        }
+        results.extend(
+            [
+                check_ssd_backward_into::<f32, _>(be, &case, t32),
+                check_ssd_backward_into::<bf16, _>(be, &case, tb),
+                check_ssd_backward_into::<f16, _>(be, &case, th),
+            ]
+            .map(|r| (format!("{cfg:?}"), r)),
+        );
     }
     for cfg in conv_configs(&mut rng).iter().take(8) {
         let case = ConvCase::random(cfg, &mut rng);
-        for r in [
-            check_causal_conv1d_backward_into::<f32, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<f32>().grad),
-            ),
-            check_causal_conv1d_backward_into::<bf16, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<bf16>().grad),
-            ),
-            check_causal_conv1d_backward_into::<f16, _>(
-                be,
-                &case,
-                Some(Tolerance::for_type::<f16>().grad),
-            ),
-        ] {
-            checks += 1;
-            if let Err(e) = r {
-                failures.push(format!("{cfg:?}: {e}"));
-            }
-        }
+        results.extend(
+            [
+                check_causal_conv1d_backward_into::<f32, _>(be, &case, t32),
+                check_causal_conv1d_backward_into::<bf16, _>(be, &case, tb),
+                check_causal_conv1d_backward_into::<f16, _>(be, &case, th),
+            ]
+            .map(|r| (format!("{cfg:?}"), r)),
+        );
     }
+    let checks = results.len();
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(cfg, r)| r.err().map(|e| format!("{cfg}: {e}")))
+        .collect();
     eprintln!("backward_into: {checks} checks, {} failed", failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -484,19 +484,6 @@ impl ScanCase {
             .expect("backward")
     }
 
-    /// Runs the backward on `be` with storage `T`, into `grads`.
-    pub fn backward_into<T: Element, B: Kernels<T>>(
-        &self,
-        be: &B,
-        grads: &mut SelectiveScanGrads<T, f32>,
-    ) {
-        let bufs = self.bufs::<T, f32>();
-        let args = self.args(&bufs);
-        let dout = narrow::<T>(&self.dout);
-        be.selective_scan_backward_into(&args, &dout, self.dlast.as_deref(), grads)
-            .expect("backward_into")
-    }
-
     /// Checks forward and backward on `be` (f32 storage) against the oracle.
     pub fn check(&self, be: &mamba_cpu_simd::CpuSimd) {
         let what = format!("{:?} on {} x{}", self.shape, be.simd_level(), be.threads());
@@ -788,19 +775,6 @@ impl SsdCase {
         let args = self.args(&bufs);
         be.ssd_backward(&args, &narrow::<T>(&self.dout), self.dfinal.as_deref())
             .expect("backward")
-    }
-
-    /// Runs the backward on `be` with storage `T`, into `grads`.
-    pub fn backward_into<T: Element, B: Kernels<T>>(&self, be: &B, grads: &mut SsdGrads<T, f32>) {
-        let bufs = self.bufs::<T, f32>();
-        let args = self.args(&bufs);
-        be.ssd_backward_into(
-            &args,
-            &narrow::<T>(&self.dout),
-            self.dfinal.as_deref(),
-            grads,
-        )
-        .expect("backward_into")
     }
 
     pub fn check(&self, be: &mamba_cpu_simd::CpuSimd) {
