@@ -52,7 +52,8 @@ pub trait Kernels<T: Element, P: Element = f32> {
     ///
     /// The default implementation calls `selective_scan_backward` and moves its result
     /// into `grads`; `cpu-simd` writes into the buffers themselves, and `cuda` copies
-    /// the gradients from the device straight into them.
+    /// the gradients from the device straight into them (as for the conv and SSD forms,
+    /// where `cpu-simd` takes the default).
     fn selective_scan_backward_into(
         &self,
         args: &SelectiveScanArgs<'_, T, P>,

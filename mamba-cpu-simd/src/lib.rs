@@ -378,16 +378,6 @@ macro_rules! impl_kernels {
                 ssd::backward(self, args, dout, dfinal_states)
             }
 
-            fn ssd_backward_into(
-                &self,
-                args: &SsdArgs<'_, $t>,
-                dout: &[$t],
-                dfinal_states: Option<&[f32]>,
-                grads: &mut SsdGrads<$t>,
-            ) -> Result<()> {
-                ssd::backward_into(self, args, dout, dfinal_states, grads)
-            }
-
             fn causal_conv1d(
                 &self,
                 args: &CausalConv1dArgs<'_, $t>,
