@@ -143,11 +143,15 @@ pub(crate) enum F32Out<'a, T> {
 }
 
 impl<'a, T: Element> F32Out<'a, T> {
-    /// `zero`: the kernel adds into the buffer (a staged one is zeroed; a direct one is
-    /// the caller's, sized by [`size_zeroed`]); otherwise it writes every value.
+    /// `zero`: the kernel adds into the buffer, which starts at zero; otherwise it writes
+    /// every value.
     pub(crate) fn new(out: &'a mut [T], zero: bool) -> Self {
         if TypeId::of::<T>() == TypeId::of::<f32>() {
-            Self::Direct(as_f32_mut(out).expect("T is f32"))
+            let s = as_f32_mut(out).expect("T is f32");
+            if zero {
+                s.fill(0.0);
+            }
+            Self::Direct(s)
         } else if zero {
             Self::Staged(scratch::zeroed(out.len()), out)
         } else {

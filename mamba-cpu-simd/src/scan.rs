@@ -1488,8 +1488,8 @@ pub(crate) fn backward_into<T: Element>(
         &mut grads.initial_state,
         args.initial_state.map(|_| batch * dim * n),
     );
-    size_zeroed(&mut grads.b, args.b.data.len());
-    size_zeroed(&mut grads.c, args.c.data.len());
+    size_for_overwrite(&mut grads.b, args.b.data.len());
+    size_for_overwrite(&mut grads.c, args.c.data.len());
     let mut db = F32Out::new(&mut grads.b, true);
     let mut dc = F32Out::new(&mut grads.c, true);
     for (i, c0, c1, t0, _, part) in &parts {

@@ -1607,8 +1607,8 @@ pub(crate) fn backward_into<T: Element>(
     let da = &mut grads.a;
     let mut dbias = vec![0.0f32; nh];
     let mut dd = vec![0.0f32; if d.d_per_channel { nh * hp } else { nh }];
-    size_zeroed(&mut grads.b, args.b.data.len());
-    size_zeroed(&mut grads.c, args.c.data.len());
+    size_for_overwrite(&mut grads.b, args.b.data.len());
+    size_for_overwrite(&mut grads.c, args.c.data.len());
     let mut db = F32Out::new(&mut grads.b, true);
     let mut dc = F32Out::new(&mut grads.c, true);
     size_opt_zeroed(
