@@ -1089,6 +1089,39 @@ static int ssdbl_only() {
     return failures ? 1 : 0;
 }
 
+// The SSD gate's backward (`bwd_ssd_gate_f32`, kernels/bwd.cu): dz = dout y silu'(z) and
+// dy = dout silu(z) over y, against f64; the 16-byte path (n a multiple of 4, aligned) and
+// the element path (odd n, or arrays one element past an aligned address), with and without
+// dz (then y is only written). Few threads, so that every thread runs several grid steps.
+static void gate_case(const char* name, size_t n, size_t off, bool with_dz, unsigned blocks) {
+    std::printf("%s\n", name);
+    std::vector<float> dout = uniforms(n + off, -2, 2), z = uniforms(n + off, -9, 9), y = uniforms(n + off, -3, 3);
+    std::vector<float> dz(n + off, NAN), y0 = y;
+    std::vector<double> edz(n), edy(n);
+    for (size_t i = 0; i < n; ++i) {
+        const double g = dout[off + i], zv = z[off + i], s = sig(zv);
+        edz[i] = g * y0[off + i] * s * (1 + zv * (1 - s));
+        edy[i] = g * zv * s;
+    }
+    GateBwdParams p{};
+    p.dout = dout.data() + off;
+    p.z = z.data() + off;
+    p.y = y.data() + off;
+    p.dz = with_dz ? dz.data() + off : nullptr;
+    p.n = (long long)n;
+    launch(bwd_ssd_gate_f32, blocks, 1, 32, p);
+    cmp("dy", std::vector<float>(y.begin() + off, y.end()), edy);
+    if (with_dz) cmp("dz", std::vector<float>(dz.begin() + off, dz.end()), edz);
+}
+
+static void gate_all() {
+    gate_case("gate n 4096 vector dz", 4096, 0, true, 3);
+    gate_case("gate n 4100 vector no dz", 4100, 0, false, 2);
+    gate_case("gate n 1001 element dz", 1001, 0, true, 3);
+    gate_case("gate n 400 offset element dz", 400, 1, true, 2);
+    gate_case("gate n 1 dz", 1, 0, true, 1);
+}
+
 static void conv_all() {
     conv_case("conv b2 c16 L100 W4 all", 2, 16, 100, 4, false, true);
     conv_case("conv b2 c24 L77 W4 channel-last all", 2, 24, 77, 4, true, true);
@@ -1106,6 +1139,7 @@ static void conv_all() {
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "conv") == 0) {
         conv_all();
+        gate_all();
         std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
         return failures ? 1 : 0;
     }
@@ -1179,6 +1213,7 @@ int main(int argc, char** argv) {
         for (int want : {4, 11}) { Case cc = c5; run_case("ssd b1 L333 h2 p3 g2 N64 no resets", cc, want); }
     }
     conv_all();
+    gate_all();
     std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;
 }

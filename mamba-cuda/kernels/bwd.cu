@@ -2776,6 +2776,59 @@ __device__ void bwd_cast(const BwdCastParams& p) {
         static_cast<T*>(p.dst)[idx] = cvt<T>(p.src[idx]);
 }
 
+// The SSD gate's backward, elementwise (the gated SSD backward through the 64-step kernels:
+// ssd_bwdc.rs `run_gated`): y holds the ungated output y' = SSD(x) + D x on entry and dy' =
+// dout silu(z) on exit; dz = dout y' sigma(z) (1 + z (1 - sigma(z))), the 32-step chunk
+// kernel's expression. 16 bytes of each array per thread and step where n is a multiple of
+// their elements and every pointer is 16-byte aligned (the host's buffers are), else one element.
+template <typename T>
+__device__ __forceinline__ void gate_bwd1(const GateBwdParams& p, long long i) {
+    const float go = ldf(static_cast<const T*>(p.dout) + i), zv = ldf(static_cast<const T*>(p.z) + i);
+    const float sg = 1.f / (1.f + expf(-zv));
+    T* y = static_cast<T*>(p.y);
+    if (p.dz) {
+        const float yv = ldf(y + i);
+        static_cast<T*>(p.dz)[i] = cvt<T>(go * yv * sg * (1.f + zv * (1.f - sg)));
+    }
+    y[i] = cvt<T>(go * zv * sg);
+}
+
+template <typename T>
+__device__ void gate_bwd(const GateBwdParams& p) {
+    constexpr int V = 16 / (int)sizeof(T);
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const bool vec = p.n % V == 0 && ((reinterpret_cast<size_t>(p.dout) | reinterpret_cast<size_t>(p.z) |
+                                       reinterpret_cast<size_t>(p.y) | reinterpret_cast<size_t>(p.dz)) & 15) == 0;
+    if (!vec) {
+        for (long long i = first; i < p.n; i += stride) gate_bwd1<T>(p, i);
+        return;
+    }
+    struct alignas(16) V16 {
+        unsigned w[4];
+    };
+    for (long long v = first; v < p.n / V; v += stride) {
+        const V16 gq = reinterpret_cast<const V16*>(p.dout)[v];
+        const V16 zq = reinterpret_cast<const V16*>(p.z)[v];
+        const V16 yq = p.dz ? reinterpret_cast<const V16*>(p.y)[v] : V16{};
+        const T* ge = reinterpret_cast<const T*>(&gq);
+        const T* ze = reinterpret_cast<const T*>(&zq);
+        const T* ye = reinterpret_cast<const T*>(&yq);
+        V16 dzq, dyq;
+        T* dze = reinterpret_cast<T*>(&dzq);
+        T* dye = reinterpret_cast<T*>(&dyq);
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+            const float g = ldf(ge + e), z = ldf(ze + e);
+            const float sg = 1.f / (1.f + expf(-z));
+            dze[e] = cvt<T>(g * ldf(ye + e) * sg * (1.f + z * (1.f - sg)));
+            dye[e] = cvt<T>(g * z * sg);
+        }
+        if (p.dz) reinterpret_cast<V16*>(p.dz)[v] = dzq;
+        reinterpret_cast<V16*>(p.y)[v] = dyq;
+    }
+}
+
 // Register bounds of the main scan kernels per S: with __launch_bounds__(256) ptxas gave
 // the S = 2 kernel 80 registers and 96 bytes of spills; a cap of 128 leaves it none.
 #define BWD_BOUNDS_1 __launch_bounds__(256)
@@ -2815,6 +2868,7 @@ __device__ void bwd_cast(const BwdCastParams& p) {
     extern "C" __global__ void bwd_conv_dx_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dx<T>(p); }             \
     extern "C" __global__ void __launch_bounds__(256) bwd_conv_dw_##NAME(const __grid_constant__ ConvBwdParams p) { conv_bwd_dw<T>(p); } \
     extern "C" __global__ void bwd_cast_##NAME(const __grid_constant__ BwdCastParams p) { bwd_cast<T>(p); }            \
+    extern "C" __global__ void __launch_bounds__(256) bwd_ssd_gate_##NAME(const __grid_constant__ GateBwdParams p) { gate_bwd<T>(p); } \
     CONVT_BWD_INST(T, NAME, 2) CONVT_BWD_INST(T, NAME, 3) CONVT_BWD_INST(T, NAME, 4)                                   \
     SCAN1T_INST(T, NAME)                                                                                               \
     SCAN1Q_INST(T, NAME)                                                                                               \

@@ -414,3 +414,13 @@ struct BwdCastParams {
     void* dst;
     long long n;
 };
+
+// The SSD gate's backward (`bwd_ssd_gate_*`): from dout, z and the ungated output y (in `y`),
+// dz = dout y silu'(z) (when `dz` is set) and dy = dout silu(z), written over y.
+struct GateBwdParams {
+    const void* dout;
+    const void* z;
+    void* y;
+    void* dz;
+    long long n;
+};

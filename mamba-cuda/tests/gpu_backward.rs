@@ -1288,9 +1288,156 @@ fn ssd_backward_q64_matches_the_oracle() {
         }
     }
     std::env::remove_var("MAMBA_CUDA_SSD_BWDL_XS");
+    // With a gate z: f32 and bf16 run the gate's backward around the 64-step kernels
+    // (`run_gated`: the ungated forward, `bwd_ssd_gate_*`, the ungated backward), f16 keeps
+    // the 32-step kernel; every option but seq_idx, lengths from one step to a partial
+    // 64-step chunk, D per head and per channel, two groups, a clamp.
+    let gated = vec![
+        SsdConfig {
+            seq_idx: false,
+            ..SsdConfig::new(1, 1, 2, 64, 1, 64).all_options()
+        },
+        SsdConfig {
+            seq_idx: false,
+            d: Some(DShape::PerChannel),
+            ..SsdConfig::new(2, 130, 3, 64, 1, 128).all_options()
+        },
+        SsdConfig {
+            seq_idx: false,
+            big_steps: true,
+            dt_limit: Some((0.02, 0.3)),
+            ..SsdConfig::new(1, 200, 4, 64, 2, 64).all_options()
+        },
+        SsdConfig {
+            dt_softplus: true,
+            dt_bias: true,
+            z: true,
+            d: Some(DShape::PerHead),
+            ..SsdConfig::new(2, 96, 4, 64, 1, 128)
+        },
+    ];
+    assert!(gated.iter().all(|c| c.z && !c.seq_idx));
+    ssd_type::<f32>(be, &gated, 89, &mut t);
+    ssd_type::<bf16>(be, &gated, 90, &mut t);
+    ssd_type::<f16>(be, &gated, 91, &mut t);
+    // The same through the 32-step kernel (`MAMBA_CUDA_SSD_BWDL_GATE=0`), as before.
+    std::env::set_var("MAMBA_CUDA_SSD_BWDL_GATE", "0");
+    ssd_type::<f32>(be, &gated, 92, &mut t);
+    ssd_type::<bf16>(be, &gated, 93, &mut t);
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDL_GATE");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDL");
     std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     t.finish("ssd, 64-step chunked backward (forward + backward)");
+}
+
+/// The gated SSD backward through the 64-step kernels when the caller asks for no dz (the
+/// ABI allows it; the host slices always ask): no forward is run, and the other gradients
+/// are those of the call that asks for dz, within the gradient tolerance (the plugin's
+/// reductions use atomics), in f32 and bf16.
+#[test]
+fn ssd_backward_gated_without_dz() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC", "1");
+    std::env::set_var("MAMBA_CUDA_SSD_BWDL", "1");
+    let r32 = gated_without_dz::<f32>(be, Tolerance::F32.grad);
+    let r16 = gated_without_dz::<bf16>(be, Tolerance::BF16.grad);
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDL");
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
+    eprintln!("gated SSD backward without dz: f32 {r32:?}, bf16 {r16:?}");
+    assert!(r32.is_ok() && r16.is_ok(), "f32 {r32:?}, bf16 {r16:?}");
+}
+
+fn gated_without_dz<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    tol: f64,
+) -> Result<(), String> {
+    let (b, l, h, p, n) = (2, 150, 3, 64, 128);
+    let s = be.stream().unwrap();
+    let mut rng = Rng::new(17);
+    let io = [b, l, h, p];
+    let x = up::<T>(be, &s, &rng.uniforms(b * l * h * p, -1.0, 1.0));
+    let z = up::<T>(be, &s, &rng.uniforms(b * l * h * p, -3.0, 3.0));
+    let dt = up::<T>(be, &s, &rng.uniforms(b * l * h, -3.0, 0.0));
+    let a: Vec<f32> = rng.uniforms(h, 0.5, 1.5).iter().map(|v| -v).collect();
+    let a = be.upload(&a, &s).unwrap();
+    let bb = up::<T>(be, &s, &rng.uniforms(b * l * n, -1.0, 1.0));
+    let cc = up::<T>(be, &s, &rng.uniforms(b * l * n, -1.0, 1.0));
+    let dd = be.upload(&rng.uniforms(h, -1.0, 1.0), &s).unwrap();
+    let dout = up::<T>(be, &s, &rng.uniforms(b * l * h * p, -1.0, 1.0));
+    let out = be.alloc::<T>(b * l * h * p).unwrap();
+    let fwd = SsdDesc {
+        x: x.desc(&io),
+        dt: dt.desc(&[b, l, h]),
+        a: a.desc(&[h]),
+        b: bb.desc(&[b, l, 1, n]),
+        c: cc.desc(&[b, l, 1, n]),
+        d: dd.desc(&[h]),
+        z: z.desc(&io),
+        dt_bias: TensorDesc::NONE,
+        initial_states: TensorDesc::NONE,
+        seq_idx: TensorDesc::NONE,
+        out: out.desc(&io),
+        final_states: TensorDesc::NONE,
+        dt_softplus: 1,
+        has_dt_limit: 0,
+        dt_lo: 0.0,
+        dt_hi: f32::INFINITY,
+        chunk_size: 0,
+        reserved: 0,
+    };
+    // Gradients of one call: dx, ddt, dB, dC (storage type), dA, dD (f32).
+    let grads = |with_dz: bool| {
+        let gx = be.alloc::<T>(b * l * h * p).unwrap();
+        let gdt = be.alloc::<T>(b * l * h).unwrap();
+        let gb = be.alloc::<T>(b * l * n).unwrap();
+        let gc = be.alloc::<T>(b * l * n).unwrap();
+        let gz = be.alloc::<T>(b * l * h * p).unwrap();
+        let ga = be.alloc::<f32>(h).unwrap();
+        let gd = be.alloc::<f32>(h).unwrap();
+        let bwd = SsdBwdDesc {
+            fwd,
+            dout: dout.desc(&io),
+            dfinal_states: TensorDesc::NONE,
+            dx: gx.desc(&io),
+            ddt: gdt.desc(&[b, l, h]),
+            da: ga.desc(&[h]),
+            db: gb.desc(&[b, l, 1, n]),
+            dc: gc.desc(&[b, l, 1, n]),
+            dd: gd.desc(&[h]),
+            dz: if with_dz {
+                gz.desc(&io)
+            } else {
+                TensorDesc::NONE
+            },
+            ddt_bias: TensorDesc::NONE,
+            dinitial_states: TensorDesc::NONE,
+        };
+        // SAFETY: every descriptor names a live buffer of its shape, allocated above.
+        unsafe { be.ssd_backward_device(&bwd, &s) }.unwrap();
+        let f = |v: Vec<T>| v.iter().map(|e| e.to_f32() as f64).collect::<Vec<f64>>();
+        let g = |v: Vec<f32>| v.iter().map(|&e| e as f64).collect::<Vec<f64>>();
+        vec![
+            ("dx", f(gx.to_vec(&s).unwrap())),
+            ("ddt", f(gdt.to_vec(&s).unwrap())),
+            ("dB", f(gb.to_vec(&s).unwrap())),
+            ("dC", f(gc.to_vec(&s).unwrap())),
+            ("dA", g(ga.to_vec(&s).unwrap())),
+            ("dD", g(gd.to_vec(&s).unwrap())),
+        ]
+    };
+    let with = grads(true);
+    let without = grads(false);
+    for ((name, a), (_, b)) in with.iter().zip(&without) {
+        let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        let den: f64 = a.iter().map(|x| x * x).sum();
+        let rel = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+        // NaN fails too (a NaN comparison is false).
+        if rel.is_nan() || rel > tol || den == 0.0 {
+            return Err(format!("{name}: rel-L2 {rel:.2e} (|with dz|^2 {den:.3e})"));
+        }
+    }
+    Ok(())
 }
 
 /// `bwd_ssdt_*` forced (`MAMBA_CUDA_BWD2=1`) in every variant (rows per warp 1 / 2 / 4
@@ -1530,7 +1677,17 @@ fn time_scan<T: Element + plugin::DeviceElement>(
 /// SSD forward + backward per call: D (h), dt_bias, softplus, no z.
 fn time_ssd<T: Element + plugin::DeviceElement>(
     be: &CudaBackend,
+    shape: (usize, usize, usize, usize, usize),
+) -> (f64, f64) {
+    time_ssd_z::<T>(be, shape, false)
+}
+
+/// SSD forward + backward per call: D (h), dt_bias, softplus, and a gate z (with its
+/// gradient) where `gated`.
+fn time_ssd_z<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
     (b, l, h, p, n): (usize, usize, usize, usize, usize),
+    gated: bool,
 ) -> (f64, f64) {
     let s = be.stream().unwrap();
     let mut rng = Rng::new(6);
@@ -1553,6 +1710,13 @@ fn time_ssd<T: Element + plugin::DeviceElement>(
     let gdt = be.alloc::<T>(b * l * h).unwrap();
     let gbc: Vec<DeviceBuffer<T>> = (0..2).map(|_| be.alloc::<T>(b * l * n).unwrap()).collect();
     let gh: Vec<DeviceBuffer<f32>> = (0..3).map(|_| be.alloc::<f32>(h).unwrap()).collect();
+    // The gate and its gradient (drawn last, so the other inputs are those of the ungated row).
+    let zz = gated.then(|| {
+        (
+            up::<T>(be, &s, &rng.uniforms(b * l * h * p, -3.0, 3.0)),
+            be.alloc::<T>(b * l * h * p).unwrap(),
+        )
+    });
     let fwd = SsdDesc {
         x: x.desc(&io),
         dt: dt.desc(&[b, l, h]),
@@ -1560,7 +1724,7 @@ fn time_ssd<T: Element + plugin::DeviceElement>(
         b: bb.desc(&[b, l, 1, n]),
         c: cc.desc(&[b, l, 1, n]),
         d: dd.desc(&[h]),
-        z: TensorDesc::NONE,
+        z: zz.as_ref().map_or(TensorDesc::NONE, |(z, _)| z.desc(&io)),
         dt_bias: bias.desc(&[h]),
         initial_states: TensorDesc::NONE,
         seq_idx: TensorDesc::NONE,
@@ -1583,7 +1747,7 @@ fn time_ssd<T: Element + plugin::DeviceElement>(
         db: gbc[0].desc(&[b, l, 1, n]),
         dc: gbc[1].desc(&[b, l, 1, n]),
         dd: gh[1].desc(&[h]),
-        dz: TensorDesc::NONE,
+        dz: zz.as_ref().map_or(TensorDesc::NONE, |(_, gz)| gz.desc(&io)),
         ddt_bias: gh[2].desc(&[h]),
         dinitial_states: TensorDesc::NONE,
     };
@@ -1691,6 +1855,21 @@ fn forward_backward_timings() {
     if run("ssd f32 b8 L2048 h80 p64 N128") {
         let (f, fb) = time_ssd::<f32>(be, (8, 2048, 80, 64, 128));
         eprintln!("TIMING ssd f32 b8 L2048 h80 p64 N128: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    // With a gate z (and dz): f32 and bf16 through the 64-step kernels (`run_gated`),
+    // `MAMBA_CUDA_SSD_BWDL_GATE=0` through the 32-step kernel.
+    for ty in ["bf16", "f32", "f16"] {
+        let name = format!("ssd {ty} b8 L2048 h80 p64 N128 gated");
+        if !run(&name) {
+            continue;
+        }
+        let shape = (8, 2048, 80, 64, 128);
+        let (f, fb) = match ty {
+            "f32" => time_ssd_z::<f32>(be, shape, true),
+            "bf16" => time_ssd_z::<bf16>(be, shape, true),
+            _ => time_ssd_z::<f16>(be, shape, true),
+        };
+        eprintln!("TIMING {name}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     // Any other SSD shape: MAMBA_GPU_BWD_SSD_SHAPE="b,L,h,N" (p 64), in f32 and bf16.
     if let Ok(v) = std::env::var("MAMBA_GPU_BWD_SSD_SHAPE") {

@@ -434,6 +434,17 @@ pub(crate) struct BwdCastParams {
     pub n: i64,
 }
 
+/// `GateBwdParams` (common.cuh): the SSD gate's backward, elementwise.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GateBwdParams {
+    pub dout: u64,
+    pub z: u64,
+    pub y: u64,
+    pub dz: u64,
+    pub n: i64,
+}
+
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
 const _: () = assert!(std::mem::size_of::<Scan1Params>() == 15 * 8 + 16 * 4);
@@ -449,6 +460,7 @@ const _: () = assert!(std::mem::size_of::<BlockStepParams>() == 12 * 8 + 10 * 4)
 const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);
 const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<BwdCastParams>() == 3 * 8);
+const _: () = assert!(std::mem::size_of::<GateBwdParams>() == 5 * 8);
 
 /// The LM outputs kernels' block order over batch rows: `MAMBA_CUDA_SSD_REV` 1 walks them
 /// last row first (the rows the states kernel's last wave read and wrote, possibly still in

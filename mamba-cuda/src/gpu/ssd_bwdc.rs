@@ -12,10 +12,10 @@
 //! f32: N / 16 floats per element of x at Q = 32) and f32 accumulators of dB, dC.
 //! `MAMBA_CUDA_SSD_BWDC=1` takes this path wherever it applies, `=0` never.
 
-use mamba_core::abi::{SsdBwdDesc, TensorDesc};
+use mamba_core::abi::{dtype, SsdBwdDesc, TensorDesc};
 
 use super::ops::{env_usize, suffix};
-use super::params::BwdCastParams;
+use super::params::{BwdCastParams, GateBwdParams};
 use super::Gpu;
 use crate::PResult;
 
@@ -246,6 +246,61 @@ fn a256(v: usize) -> usize {
     v.div_ceil(256) * 256
 }
 
+/// The gated backward through the 64-step kernels: the ungated forward y' = SSD(x) + D x into
+/// scratch of the storage type, the gate's backward (`bwd_ssd_gate_*`: dz = dout y' silu'(z),
+/// and dy' = dout silu(z) written over y'), then the ungated backward from dy'. Costs one
+/// forward and an elementwise pass over five (b, L, h, p) arrays more than the ungated call.
+/// H200, b8 L2048 h80 p64 N128 with z, forward+backward: see `mamba-cuda/NOTES.md` (fifty-fourth
+/// session). `Ok(None)`: its scratch could not be allocated (the caller goes on without it);
+/// `Ok(Some(false))`: the ungated call's scratch could not be (the recurrent kernels then).
+fn run_gated(
+    g: &Gpu,
+    d: &SsdBwdDesc,
+    act: u32,
+    dims: Dims,
+    d_per_channel: bool,
+    stream: u64,
+) -> PResult<Option<bool>> {
+    const OP: &str = "ssd_backward";
+    let sfx = suffix(act, OP)?;
+    let (b, l, h, hp, _, _) = dims;
+    let elems = b * l * h * hp;
+    let Ok(ybuf) = g.alloc_async(a256(elems * dtype::size(act)), stream) else {
+        return Ok(None);
+    };
+    let res = (|| {
+        let io = [b, l, h, hp];
+        let y = TensorDesc::dense(ybuf, act, &io);
+        // The ungated forward (the ABI's: every option of the call but z; no final state).
+        let mut fwd = d.fwd;
+        fwd.z = TensorDesc::NONE;
+        fwd.out = y;
+        fwd.final_states = TensorDesc::NONE;
+        if !d.dz.is_none() {
+            super::ops::ssd(&fwd, stream)?;
+        }
+        let gp = GateBwdParams {
+            dout: d.dout.ptr,
+            z: d.fwd.z.ptr,
+            y: ybuf,
+            dz: ptr(&d.dz),
+            n: elems as i64,
+        };
+        let f = g.func(&format!("bwd_ssd_gate_{sfx}"))?;
+        let blocks = elems
+            .div_ceil(8 * 256)
+            .clamp(1, 8 * g.sm_count.max(1) as usize) as u32;
+        g.launch(f, (blocks, 1, 1), 256, 0, stream, &gp)?;
+        let mut ungated = *d;
+        ungated.fwd = fwd;
+        ungated.dout = y;
+        ungated.dz = TensorDesc::NONE;
+        run(g, &ungated, act, dims, d_per_channel, stream)
+    })();
+    let fr = g.free_async(ybuf, stream);
+    res.and_then(|done| fr.map(|()| Some(done)))
+}
+
 /// Runs the chunked backward (the descriptors were checked by the caller). `Ok(false)`:
 /// its scratch could not be allocated (the caller takes the recurrent kernels).
 pub(crate) fn run(
@@ -293,13 +348,27 @@ pub(crate) fn run(
     // triples at L800) 3-7% slower, so that shape keeps the 32-step kernel.
     // `MAMBA_CUDA_SSD_BWDL=1` / `0` forces it on / off.
     let k64 = l.div_ceil(64);
-    let q64 = tc != 0
-        && p.z.is_none()
+    let q64_fits = tc != 0
         && q64_smem(n).iter().all(|&m| m <= g.max_smem())
         && match env_usize("MAMBA_CUDA_SSD_BWDL") {
             Some(v) => v != 0,
             None => 4 * b * h * k64 >= 9 * g.sm_count.max(1) as usize,
         };
+    // A gate z: the 64-step kernels have none, so the gate's backward runs around them
+    // (`run_gated`) where the storage type has f32's exponent range (f32, bf16: dy = dout
+    // silu(z) and the ungated output stored in it neither overflow nor lose bits to
+    // subnormals where the 32-step kernel's f32 registers would not); f16 keeps the 32-step
+    // kernel. `MAMBA_CUDA_SSD_BWDL_GATE=0` keeps it for every type.
+    if !p.z.is_none()
+        && q64_fits
+        && act != dtype::F16
+        && env_usize("MAMBA_CUDA_SSD_BWDL_GATE") != Some(0)
+    {
+        if let Some(done) = run_gated(g, d, act, dims, d_per_channel, stream)? {
+            return Ok(done);
+        }
+    }
+    let q64 = q64_fits && p.z.is_none();
     let (cbb, dcsb, lastb) = if q64 {
         (
             a256(b * k64 * ng * 4096 * 4),
