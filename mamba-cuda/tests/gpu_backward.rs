@@ -1330,6 +1330,89 @@ fn ssd_backward_q64_matches_the_oracle() {
     t.finish("ssd, 64-step chunked backward (forward + backward)");
 }
 
+/// SSD with packed sequences (seq_idx) as one call per sequence (`MAMBA_CUDA_SSD_SEGMENTS=1`:
+/// gpu/segments.rs), forward and backward against the oracle in f32, bf16 and f16: the
+/// configurations of the other SSD tests that have a seq_idx (sequences of a few steps),
+/// then sequences of 1 to 300 steps at p 64, N 64 / 128 (the chunked kernels per sequence),
+/// with every option, D per head and per channel; then the default rule at a width where its
+/// backward takes that form (h p N = 2^17; the forward keeps the recurrent kernels), and the
+/// recurrent kernels forced (`=0`) on the same cases.
+#[test]
+fn ssd_packed_sequences_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng::new(95);
+    let few: Vec<SsdConfig> = ssd_configs(&mut rng)
+        .into_iter()
+        .filter(|c| c.seq_idx)
+        .collect();
+    assert!(few.len() >= 3, "seq_idx cases are covered");
+    // (config, the sequences' first steps after 0)
+    let long: Vec<(SsdConfig, Vec<usize>)> = vec![
+        (
+            SsdConfig::new(2, 300, 4, 64, 1, 128).all_options(),
+            vec![100, 230],
+        ),
+        (
+            SsdConfig {
+                d: Some(DShape::PerChannel),
+                ..SsdConfig::new(1, 257, 3, 64, 1, 64).all_options()
+            },
+            vec![1, 2, 64, 200, 256],
+        ),
+        (
+            SsdConfig {
+                z: false,
+                ..SsdConfig::new(2, 200, 4, 64, 2, 128).all_options()
+            },
+            vec![],
+        ),
+    ];
+    let wide = (
+        SsdConfig {
+            z: false,
+            ..SsdConfig::new(1, 400, 16, 64, 1, 128).all_options()
+        },
+        vec![130, 270],
+    );
+    let mut t = Tally::default();
+    let run_long = |cases: &[(SsdConfig, Vec<usize>)], seed: u64, t: &mut Tally| {
+        let mut rng = Rng::new(seed);
+        for (cfg, starts) in cases {
+            let mut case = SsdCase::random(cfg, &mut rng);
+            let ids: Vec<i32> = (0..cfg.batch * cfg.seqlen)
+                .map(|e| starts.iter().filter(|&&s| s <= e % cfg.seqlen).count() as i32)
+                .collect();
+            case.seq_idx = Some(ids);
+            let tag = format!("{cfg:?} sequences from {starts:?}");
+            t.add(
+                &tag,
+                check_ssd::<f32, _>(be, &case, Tolerance::for_type::<f32>()),
+            );
+            t.add(
+                &tag,
+                check_ssd::<bf16, _>(be, &case, Tolerance::for_type::<bf16>()),
+            );
+            t.add(
+                &tag,
+                check_ssd::<f16, _>(be, &case, Tolerance::for_type::<f16>()),
+            );
+        }
+    };
+    std::env::set_var("MAMBA_CUDA_SSD_SEGMENTS", "1");
+    ssd_type::<f32>(be, &few, 96, &mut t);
+    ssd_type::<bf16>(be, &few, 97, &mut t);
+    ssd_type::<f16>(be, &few, 98, &mut t);
+    run_long(&long, 99, &mut t);
+    std::env::remove_var("MAMBA_CUDA_SSD_SEGMENTS");
+    run_long(std::slice::from_ref(&wide), 100, &mut t);
+    std::env::set_var("MAMBA_CUDA_SSD_SEGMENTS", "0");
+    run_long(&long, 99, &mut t);
+    run_long(std::slice::from_ref(&wide), 100, &mut t);
+    std::env::remove_var("MAMBA_CUDA_SSD_SEGMENTS");
+    t.finish("ssd with packed sequences (forward + backward)");
+}
+
 /// The gated SSD backward through the 64-step kernels when the caller asks for no dz (the
 /// ABI allows it; the host slices always ask): no forward is run, and the other gradients
 /// are those of the call that asks for dz, within the gradient tolerance (the plugin's
@@ -1679,15 +1762,17 @@ fn time_ssd<T: Element + plugin::DeviceElement>(
     be: &CudaBackend,
     shape: (usize, usize, usize, usize, usize),
 ) -> (f64, f64) {
-    time_ssd_z::<T>(be, shape, false)
+    time_ssd_z::<T>(be, shape, false, 0)
 }
 
-/// SSD forward + backward per call: D (h), dt_bias, softplus, and a gate z (with its
-/// gradient) where `gated`.
+/// SSD forward + backward per call: D (h), dt_bias, softplus, a gate z (with its gradient)
+/// where `gated`, and with `segments` > 0 a seq_idx cutting each row into that many
+/// sequences of equal length (packed sequences).
 fn time_ssd_z<T: Element + plugin::DeviceElement>(
     be: &CudaBackend,
     (b, l, h, p, n): (usize, usize, usize, usize, usize),
     gated: bool,
+    segments: usize,
 ) -> (f64, f64) {
     let s = be.stream().unwrap();
     let mut rng = Rng::new(6);
@@ -1717,6 +1802,10 @@ fn time_ssd_z<T: Element + plugin::DeviceElement>(
             be.alloc::<T>(b * l * h * p).unwrap(),
         )
     });
+    let seq: Vec<i32> = (0..b * l)
+        .map(|e| ((e % l) * segments / l) as i32)
+        .collect();
+    let seq = (segments > 0).then(|| be.upload(&seq, &s).unwrap());
     let fwd = SsdDesc {
         x: x.desc(&io),
         dt: dt.desc(&[b, l, h]),
@@ -1727,7 +1816,7 @@ fn time_ssd_z<T: Element + plugin::DeviceElement>(
         z: zz.as_ref().map_or(TensorDesc::NONE, |(z, _)| z.desc(&io)),
         dt_bias: bias.desc(&[h]),
         initial_states: TensorDesc::NONE,
-        seq_idx: TensorDesc::NONE,
+        seq_idx: seq.as_ref().map_or(TensorDesc::NONE, |q| q.desc(&[b, l])),
         out: out.desc(&io),
         final_states: TensorDesc::NONE,
         dt_softplus: 1,
@@ -1865,11 +1954,31 @@ fn forward_backward_timings() {
         }
         let shape = (8, 2048, 80, 64, 128);
         let (f, fb) = match ty {
-            "f32" => time_ssd_z::<f32>(be, shape, true),
-            "bf16" => time_ssd_z::<bf16>(be, shape, true),
-            _ => time_ssd_z::<f16>(be, shape, true),
+            "f32" => time_ssd_z::<f32>(be, shape, true, 0),
+            "bf16" => time_ssd_z::<bf16>(be, shape, true, 0),
+            _ => time_ssd_z::<f16>(be, shape, true, 0),
         };
         eprintln!("TIMING {name}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+    }
+    // Packed sequences: seq_idx with 8 sequences per row (no gate), at the LM shape, at 24
+    // heads and at the seed width.
+    for (b, l, h, n, k) in [
+        (8, 2048, 80, 128, 8),
+        (2, 2048, 24, 128, 8),
+        (2, 800, 6, 64, 4),
+    ] {
+        for ty in ["bf16", "f32"] {
+            let name = format!("ssd {ty} b{b} L{l} h{h} p64 N{n} seq_idx {k}x{}", l / k);
+            if !run(&name) {
+                continue;
+            }
+            let shape = (b, l, h, 64, n);
+            let (f, fb) = match ty {
+                "f32" => time_ssd_z::<f32>(be, shape, false, k),
+                _ => time_ssd_z::<bf16>(be, shape, false, k),
+            };
+            eprintln!("TIMING {name}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
+        }
     }
     // Any other SSD shape: MAMBA_GPU_BWD_SSD_SHAPE="b,L,h,N" (p 64), in f32 and bf16.
     if let Ok(v) = std::env::var("MAMBA_GPU_BWD_SSD_SHAPE") {

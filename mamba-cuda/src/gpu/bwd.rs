@@ -1169,6 +1169,12 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
         ng as usize,
         n as usize,
     );
+    // Packed sequences at the LM widths: one call per sequence (segments.rs).
+    if !p.seq_idx.is_none() {
+        if let Some(seqs) = super::segments::plan(&p.seq_idx, (b, l, h, hp, n), true, stream)? {
+            return super::segments::backward(g, d, &seqs, stream);
+        }
+    }
     // The chunked form (ssd_bwdc.rs) where it applies and its scratch fits.
     let dims = (b, l, h, hp, ng, n);
     if super::ssd_bwdc::wanted(g, d, dims, !p.seq_idx.is_none())

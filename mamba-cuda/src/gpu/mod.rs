@@ -11,6 +11,7 @@ mod ops;
 pub(crate) mod params;
 mod seed;
 mod seed1;
+mod segments;
 mod ssd_bwdc;
 mod ssdl32;
 

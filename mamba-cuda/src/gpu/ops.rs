@@ -1902,6 +1902,14 @@ pub(crate) fn ssd(p: &SsdDesc, stream: u64) -> PResult<()> {
             p.dt_lo, p.dt_hi
         )));
     }
+    // Packed sequences: one call per sequence where forced (segments.rs; by default only
+    // the backward takes that form).
+    if !p.seq_idx.is_none() {
+        let dims = (b as usize, l as usize, h as usize, hp as usize, n as usize);
+        if let Some(seqs) = super::segments::plan(&p.seq_idx, dims, false, stream)? {
+            return super::segments::forward(p, &seqs, stream);
+        }
+    }
     let prm = SsdParams {
         x: p.x.ptr,
         dt: p.dt.ptr,
