@@ -56,7 +56,11 @@ pub(crate) fn plan(
     stream: u64,
 ) -> PResult<Option<Vec<Seq>>> {
     let forced = env_usize("MAMBA_CUDA_SSD_SEGMENTS");
-    if forced == Some(0) || (forced.is_none() && (!backward || h * p * n < MIN_WIDTH)) {
+    // By default only where each sequence's backward can take the chunked kernels (the
+    // shapes of `ssd_bwdc::wanted`): elsewhere every sequence would run the recurrent
+    // kernels too, only in more launches.
+    let chunked = p <= 64 && p.is_multiple_of(4) && n <= 128 && n.is_multiple_of(8);
+    if forced == Some(0) || (forced.is_none() && (!backward || !chunked || h * p * n < MIN_WIDTH)) {
         return Ok(None);
     }
     if super::stream_capturing(stream)? {
