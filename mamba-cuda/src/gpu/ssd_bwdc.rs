@@ -250,7 +250,8 @@ fn a256(v: usize) -> usize {
 /// scratch of the storage type, the gate's backward (`bwd_ssd_gate_*`: dz = dout y' silu'(z),
 /// and dy' = dout silu(z) written over y'), then the ungated backward from dy'. Costs one
 /// forward and an elementwise pass over five (b, L, h, p) arrays more than the ungated call.
-/// H100, b8 L2048 h80 p64 N128 with z, forward+backward (fifty-fourth session,
+/// y' and dy' pass through the storage type: in bf16 each is rounded to ~2^-9 of its value
+/// (the gradient tolerance there is 2e-2); f32 keeps them as the kernels compute them. H100, b8 L2048 h80 p64 N128 with z, forward+backward (fifty-fourth session,
 /// `bench-results/h100-s54a-gate.txt`): bf16 4.13-4.16 ms against 6.81-6.85 with the 32-step
 /// kernel, f32 6.84-6.94 against 8.31-8.32 (ungated: 3.31-3.35 / 5.12-5.19).
 /// `Ok(None)`: its scratch could not be allocated (the caller goes on without it);
