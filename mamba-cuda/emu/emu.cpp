@@ -89,7 +89,17 @@ using std::min;
 
 // Used by common.cuh's forward look-back only (not by bwd.cu); present so that it builds.
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
-inline unsigned __ballot_sync(unsigned, bool) { std::abort(); }
+// The whole warp's predicates (ssd_bwdc.cu's `sbc_prep`: the sequence starts of a chunk).
+inline unsigned __ballot_sync(unsigned, bool pred) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl[w][l] = pred ? 1.f : 0.f;
+    __syncwarp();
+    unsigned m = 0;
+    for (int e = 0; e < 32; ++e) m |= (g_shfl[w][e] != 0.f ? 1u : 0u) << e;
+    __syncwarp();
+    return m;
+}
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __ffs(unsigned v) { return v ? __builtin_ctz(v) + 1 : 0; }
 
 // tf32 (cvt.rna: round to nearest, ties away, 10 explicit mantissa bits); EMU_TF32_EXACT=1
@@ -849,7 +859,22 @@ static SsdbcParams sbc_params(Case& c, int K, const SbcOut& o) {
     p.S = o.S; p.G = o.G; p.wv = o.wv; p.ev = o.ev;
     p.batch = c.b; p.seqlen = c.L; p.nheads = c.H; p.headdim = c.P; p.ngroups = c.ng; p.dstate = c.N; p.nchunks = K;
     p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
+    p.seq_idx = c.has_seq ? c.seq.data() : nullptr;
     return p;
+}
+
+// Packed sequences for the chunked backward's cases (fifty-fifth session): `ssd_case`'s dense
+// seq_idx (a start at a quarter of the steps), or sparse ones: starts at the 32- and 64-step
+// edges (1, 31, 32, 33, 63, 64, 65, 127, 128) inside L and at 3% of the other steps.
+static void sbc_sparse_seq(Case& c) {
+    for (int i = 0; i < c.b; ++i) {
+        int s = 0;
+        for (int t = 0; t < c.L; ++t) {
+            const bool edge = t == 1 || t == 31 || t == 32 || t == 33 || t == 63 || t == 64 || t == 65 || t == 127 || t == 128;
+            if (t > 0 && (edge || rng() % 100 < 3)) ++s;
+            c.seq[(size_t)i * c.L + t] = s;
+        }
+    }
 }
 
 // The chunked SSD backward (kernels/ssd_bwdc.cu, src/gpu/ssd_bwdc.rs): prep, states,
@@ -937,6 +962,21 @@ static int ssdbc_only() {
         std::snprintf(name, sizeof name, "ssdbc b%d L%d h%d p%d g%d N%d %s%s", t.b, t.L, t.H, t.P, t.ng, t.N,
                       t.all ? "all" : "none", t.dpc ? " D per channel" : "");
         ssdbc_case(name, c);
+    }
+    // Packed sequences: dense and sparse seq_idx (`sbc_sparse_seq`), every option.
+    for (const T& t : std::vector<T>{{2, 100, 4, 8, 2, 16, true, false},
+                                     {1, 203, 2, 24, 1, 128, true, false},
+                                     {1, 96, 2, 64, 1, 128, true, false},
+                                     {2, 70, 2, 64, 1, 64, true, true}}) {
+        for (int sparse = 0; sparse < 2; ++sparse) {
+            Case c = ssd_case(t.b, t.L, t.H, t.P, t.ng, t.N, t.all, t.dpc);
+            c.has_seq = true;
+            if (sparse) sbc_sparse_seq(c);
+            char name[128];
+            std::snprintf(name, sizeof name, "ssdbc b%d L%d h%d p%d g%d N%d all, %s seq_idx", t.b, t.L, t.H, t.P, t.ng,
+                          t.N, sparse ? "sparse" : "dense");
+            ssdbc_case(name, c);
+        }
     }
     {
         Case c = ssd_case(1, 150, 2, 8, 1, 128, false);
@@ -1067,6 +1107,20 @@ static int ssdbl_only() {
         std::snprintf(name, sizeof name, "ssdbl b%d L%d h%d p64 g%d N%d %s%s", t.b, t.L, t.H, t.ng, t.N,
                       t.all ? "all" : "none", t.dpc ? " D per channel" : "");
         ssdbl_case(name, c, t.hpb);
+    }
+    // Packed sequences: dense and sparse seq_idx (`sbc_sparse_seq`), every option but z.
+    for (const T& t : std::vector<T>{{1, 96, 2, 1, 128, true, false, 2},
+                                     {2, 70, 2, 1, 64, true, true, 1},
+                                     {1, 200, 2, 1, 128, true, false, 1}}) {
+        for (int sparse = 0; sparse < 2; ++sparse) {
+            Case c = ssd_case(t.b, t.L, t.H, 64, t.ng, t.N, t.all, t.dpc);
+            c.has_seq = true;
+            if (sparse) sbc_sparse_seq(c);
+            char name[128];
+            std::snprintf(name, sizeof name, "ssdbl b%d L%d h%d p64 g%d N%d all, %s seq_idx", t.b, t.L, t.H, t.ng, t.N,
+                          sparse ? "sparse" : "dense");
+            ssdbl_case(name, c, t.hpb);
+        }
     }
     {
         Case c = ssd_case(1, 100, 2, 64, 1, 64, false);

@@ -654,6 +654,20 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     const float lo = 0.001f, hi = 1.5f;
     std::vector<T> out(io, cvt<T>(NAN));
     std::vector<float> fin(st, NAN);
+    // EMU_SEQ=1, `ssdl` without a fused form (`emu_ssdc 3 28` / `3 71` / `3`: the LM forms,
+    // whose header kernels reset the state, and the generic ones, whose own scan does;
+    // fifty-fifth session): packed sequences starting at steps 1, 2,
+    // 16, 127, 128, 129 and 250 where they fall inside L, and at 5% of the others.
+    const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1 && kind == 3;
+    std::vector<int> ids((size_t)b * L, 0);
+    for (int i = 0; i < b && seqs; ++i) {
+        int id = 0;
+        for (int t = 1; t < L; ++t) {
+            const bool edge = t == 1 || t == 2 || t == 16 || t == 127 || t == 128 || t == 129 || t == 250;
+            id += edge || U(rng) < 0.05f;
+            ids[(size_t)i * L + t] = id;
+        }
+    }
 
     // f64 reference
     std::vector<double> ro(io), rf(st);
@@ -663,6 +677,7 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
             std::vector<double> S((size_t)P * N);
             for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * h + j) * P * N + e] : 0.0;
             for (int t = 0; t < L; ++t) {
+                if (t > 0 && ids[(size_t)i * L + t] != ids[(size_t)i * L + t - 1]) std::fill(S.begin(), S.end(), 0.0);
                 double s = (double)dt[((size_t)i * L + t) * h + j] + (cs.bias ? bias[j] : 0.0);
                 if (cs.softplus) s = s > 20 ? s : std::log1p(std::exp(s));
                 if (cs.limit) s = std::min<double>(std::max<double>(s, lo), hi);
@@ -697,6 +712,7 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     p.batch = b; p.seqlen = L; p.nheads = h; p.headdim = P; p.ngroups = g; p.dstate = N;
     p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.qb = cs.PB;
+    p.seq_ids = seqs ? ids.data() : nullptr;
     constexpr bool f32 = sizeof(T) == 4;
     if (kind >= 3) return run_ssdl<T>(p, cs, ro, rf, io, st, out, fin, efin, kind - 3);
     const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total

@@ -78,6 +78,19 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     auto Dv = normals(cs.D == 2 ? h * P : h);
     auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
     const float lo = 0.001f, hi = 1.5f;
+    // EMU_SEQ=1: packed sequences (seq_idx; the header kernels' resets, fifty-fifth session):
+    // sequences start at steps 1, 2, 16, 127, 128, 129 and 250 where they fall inside L, and
+    // at 5% of the others.
+    const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1;
+    std::vector<int> ids((size_t)b * L, 0);
+    for (int i = 0; i < b && seqs; ++i) {
+        int id = 0;
+        for (int t = 1; t < L; ++t) {
+            const bool edge = t == 1 || t == 2 || t == 16 || t == 127 || t == 128 || t == 129 || t == 250;
+            id += edge || U(rng) < 0.05f;
+            ids[(size_t)i * L + t] = id;
+        }
+    }
     std::vector<float> out(io, NAN), fin(st, NAN);
     std::vector<double> ro(io), rf(st);
     for (int i = 0; i < b; ++i)
@@ -86,6 +99,7 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
             std::vector<double> S((size_t)P * N);
             for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * h + j) * P * N + e] : 0.0;
             for (int t = 0; t < L; ++t) {
+                if (t > 0 && ids[(size_t)i * L + t] != ids[(size_t)i * L + t - 1]) std::fill(S.begin(), S.end(), 0.0);
                 double s = (double)dt[((size_t)i * L + t) * h + j] + (cs.bias ? bias[j] : 0.0);
                 if (cs.softplus) s = s > 20 ? s : std::log1p(std::exp(s));
                 if (cs.limit) s = std::min<double>(std::max<double>(s, lo), hi);
@@ -128,6 +142,7 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     p.chunk_states = states.data();
     p.chunk_decay = decay.data();
     p.seq_idx = reinterpret_cast<const int*>(hdrs.data());
+    p.seq_ids = seqs ? ids.data() : nullptr;
     // EMU_CB=1: C B^T on the f64 tensor cores (`ssdl32_cb`).
     if (std::getenv("EMU_CB") && std::atoi(std::getenv("EMU_CB")) == 1) emu_launch(ssdl32_cb, p, K, g, b);
     else emu_launch(ssdl_cb_f32_q128, p, K, g, b);

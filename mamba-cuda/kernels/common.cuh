@@ -207,7 +207,17 @@ struct SsdParams {
     int G;     // threads along N
     int async_copy;  // rows are 4-byte aligned: stage tiles with cp.async
     int rev_b;       // the LM outputs kernels: batch rows in reverse block order (ssd_rev_i)
+    // The caller's seq_idx (b, L) where seq_idx carries the LM kernels' headers: their
+    // header kernels reset the state at each packed sequence's first step (null: none).
+    const int* seq_ids;
 };
+// Whether step tt of batch row i starts a packed sequence: p.seq_ids set, tt > 0, and its
+// seq_idx differs from the step before's (the LM header kernels: ssd_lm32.cu, ssd_chunk.cu).
+__device__ __forceinline__ bool ssd_starts(const SsdParams& p, int i, int tt) {
+    if (!p.seq_ids || tt <= 0) return false;
+    const int* s = p.seq_ids + (size_t)i * p.seqlen + tt;
+    return s[0] != s[-1];
+}
 // The batch row of an LM outputs block: with p.rev_b the last rows first, so the first
 // blocks read the S_in and x the states kernel's last wave left in L2.
 __device__ __forceinline__ int ssd_rev_i(const SsdParams& p) {

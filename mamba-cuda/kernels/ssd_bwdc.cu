@@ -1,6 +1,6 @@
 // SPEC 2 backward in chunked form (`ssdbc_*`, host src/gpu/ssd_bwdc.rs): the gradients of
 // the SSD through chunk states, as mamba-ssm's chunked backward computes them. For SSD
-// without seq_idx, headdim P <= 64 (P % 4 == 0) and N <= 128 (N % 8 == 0); the recurrent
+// (seq_idx: `SBC_RESET`, fifty-fifth session), headdim P <= 64 (P % 4 == 0) and N <= 128 (N % 8 == 0); the recurrent
 // kernels (kernels/bwd.cu) take every other call. The products run in f32 on the CUDA cores
 // (the generic kernels and `_w`), or, for (P, N) = (64, 128) / (64, 64), on the tensor cores
 // (`_tc`: mma.sync tf32 with every operand rounded once, for the 16-bit types, whose
@@ -76,6 +76,7 @@ struct SsdbcParams {
     float* ev;   // (b, h, K Q): e^{cs_t} (the state gradients walk's)
     int hpb;     // heads per block of the chunk kernel (a divisor of h / g)
     int q64;     // the tensor-core walks store for the 64-step kernels (ssd_bwdl.cuh)
+    const int* seq_idx;  // (b, L) or null: packed sequences (`sbc_prep`, SBC_RESET)
 };
 
 struct SbcIdx {
@@ -101,6 +102,17 @@ __device__ __forceinline__ float sbc_dy(const SsdbcParams& p, const SbcIdx& ix, 
     if (p.z) v *= silu_f(ldf(static_cast<const T*>(p.z) + e));
     return v;
 }
+
+// Packed sequences (seq_idx; fifty-fifth session): SBC_RESET times the number of sequence
+// starts at steps <= t of the chunk (a step whose seq_idx differs from the step before's) is
+// taken off cs_t, once, after the scan. Every decay the kernels take is e^ of a later step's
+// cs minus an earlier one's (or of one cs: from the chunk's start; across the halves of a
+// 64-step chunk, `sbl_dcs`), and cs is non-increasing (A < 0), so a decay across a start is
+// <= e^-32 (1e-14: the SPEC's reset, to far below f32's rounding) and one inside a sequence is
+// unchanged but for one f32 rounding of cs at 32 per start (2^-19 absolute at one start in
+// the chunk; the gradients' tolerance is 1e-4). The gradients follow: dL/dcs and its suffix
+// sums hold only terms with such decays, and the starts are constants of the steps.
+#define SBC_RESET 32.f
 
 // The step, its cumulative log-decay within the chunk and its derivative factor: one warp
 // per (chunk, head, batch row).
@@ -134,6 +146,13 @@ __device__ void sbc_prep(const SsdbcParams& p) {
     for (int o = 1; o < 32; o <<= 1) {
         const float v = __shfl_sync(0xffffffffu, a, lane >= o ? lane - o : lane);
         if (lane >= o) a += v;
+    }
+    // Packed sequences: cs_t - SBC_RESET x (the sequence starts at steps <= t of the chunk).
+    if (p.seq_idx) {
+        const int* sq = p.seq_idx + (size_t)i * ix.L;
+        const bool starts = t > 0 && t < ix.L && sq[t] != sq[t - 1];
+        const unsigned upto = lane == 31 ? 0xffffffffu : (2u << lane) - 1u;
+        a -= SBC_RESET * (float)__popc(__ballot_sync(0xffffffffu, starts) & upto);
     }
     const float cl = __shfl_sync(0xffffffffu, a, 31);
     const size_t h = ix.hv(i, j, t);

@@ -1,6 +1,6 @@
 // SPEC 2 backward in chunks of 64 steps, as a few GEMM-like passes (`ssdbl_*`, included by
 // kernels/ssd_bwdc.cu; host src/gpu/ssd_bwdc.rs `run`). For P = 64, N = 128 or 64, no z,
-// no seq_idx. The walks, the steps and their 32-step cumulative sums are those of the
+// seq_idx through the prep's cumulative sums (`SBC_RESET`, ssd_bwdc.cu). The walks, the steps and their 32-step cumulative sums are those of the
 // 32-step form (`ssdbc_prep`, `ssdbc_walks_*`, with `q64` set they store only S_c and G_c of
 // 64-step chunk c: their S[2c] and G[min(2c + 1, K - 1)]), and the cumulative sum over the 64-step chunk is the
 // 32-step one plus, in its second half, the first half's last value. With the notation of

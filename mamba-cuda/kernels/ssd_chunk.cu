@@ -1143,6 +1143,9 @@ __host__ __device__ inline SsdlLayout ssdl_layout(int es, int Q, int PB, int N, 
     return l;
 }
 
+// The drop of cs log2(e) at a packed sequence's first step (see `ssdl_hdr_base`).
+#define SSDL_RESET2 64.0
+
 // Warp 0: the chunk's steps and f64 cumulative sums into the header (as ssdm does):
 // s_cs (f64), s_ecs = exp(cs), s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end).
 // CS2 (the bf16 outputs kernel): s_w holds cs * log2(e) in f32 instead (M's exponents
@@ -1167,7 +1170,8 @@ __device__ __forceinline__ void ssdl_scan(const SsdParams& p, unsigned char* sme
         const int t = lane * E + e;
         const float raw = t < tn ? ldf(dtp + i * p.dt_sb + (long long)(t0 + t) * p.dt_st + j) : 0.f;
         dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-        loc += (double)(dtv[e] * Aj);
+        // A packed sequence's first step: the reset term of `ssdl_hdr_k` (SSDL_RESET2).
+        loc += (double)(dtv[e] * Aj) - (t < tn && ssd_starts(p, i, t0 + t) ? SSDL_RESET2 / 1.4426950408889634 : 0.0);
         pre[e] = loc;
     }
     double incl = loc;
@@ -1295,6 +1299,15 @@ __device__ __forceinline__ float* ssdl_cb_base(const SsdParams& p) {
 // The per-chunk headers of `ssdl_hdr_*` (VAR 5, 6): after the C B^T scratch, per (batch,
 // head, chunk) 2 Q floats: cs log2(e) | dt (Q = p.chunk_len). The kernels derive exp(cs)
 // and w = exp(cs_end - cs) dt from them (exp2 of f32 differences, as the bf16 M build).
+// Packed sequences (fifty-fifth session; p.seq_ids, see `ssd_starts`): the first step of a
+// sequence adds -SSDL_RESET2 / log2(e) to the sum, so cs log2(e) drops by 64 there. The
+// kernels of VAR 28 and 60-71 take every decay as exp2 of a later step's value minus an
+// earlier one's (or of one value: from the chunk's start), each factor <= 1, so a decay
+// across a start is <= 2^-64 (the SPEC's reset: the incoming state and the earlier
+// sequence's terms drop out, to 5e-20 of their size) and one inside a sequence is
+// unchanged but for the f32 rounding of values 64 larger per start (2^-17 of relative
+// accuracy at one start in the chunk, where the 16-bit operands carry 2^-8 / 2^-11).
+// (`ssdl_scan`, the generic kernels' own scan, adds the same term.)
 __device__ __forceinline__ float* ssdl_hdr_base(const SsdParams& p) {
     return ssdl_cb_base(p) + (size_t)p.batch * p.ngroups * p.nchunks * p.chunk_len * p.chunk_len;
 }
@@ -1315,14 +1328,17 @@ template <typename T, int Q, bool UNR = false>
 __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 #ifdef MAMBA_EMU
     float* s_dt = reinterpret_cast<float*>(g_smem_bytes);
+    float* s_rs = s_dt + Q * 8;
 #else
     __shared__ float s_dt[Q * 8];
+    __shared__ float s_rs[Q];  // the reset term of each step (0 but at a sequence's start)
 #endif
     constexpr int E = Q / 32;
     const int H = p.nheads, L = p.seqlen, K = p.nchunks;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int c = blockIdx.x, j0 = by * 8, i = blockIdx.z, t0 = c * Q, tn = min(Q, L - t0);
     const T* dtp = static_cast<const T*>(p.dt);
+    if (tid < Q) s_rs[tid] = tid < tn && ssd_starts(p, i, t0 + tid) ? (float)(-SSDL_RESET2 / 1.4426950408889634) : 0.f;
     if constexpr (UNR) {
         constexpr int NV = Q * 8 / SSDC_THREADS;
         const int jj = tid % 8, tt = tid / 8, j = j0 + jj;
@@ -1359,7 +1375,7 @@ __device__ void ssdl_hdr_k(const SsdParams& p, int by) {
 #pragma unroll
     for (int e = 0; e < E; ++e) {
         dtv[e] = s_dt[warp * Q + lane * E + e];
-        loc += (double)(dtv[e] * Aj);
+        loc += (double)(dtv[e] * Aj) + (double)s_rs[lane * E + e];
         pre[e] = loc;
     }
     double incl = loc;

@@ -109,16 +109,26 @@ __device__ __forceinline__ void l32_stage_t(float* dst, const float* src, long l
 // The header: s_cs (f64 cumulative sums of dt A inside the chunk), s_ecs = exp(cs),
 // s_w = exp(cs_end - cs) dt, s_dt, s_misc[0] = exp(cs_end). Warp 0 writes it.
 // l32_hdr_bytes(): l32_split.cuh.
+// Packed sequences (fifty-fifth session): with p.seq_ids (the caller's seq_idx; p.seq_idx
+// carries the headers' address) a step whose seq_idx differs from the step before's starts a
+// sequence, and its term of the sum gets -L32_RESET on top of dt A. Every decay the kernels
+// take is exp of a difference of these sums, later step minus earlier (or of one sum: from
+// the chunk's start), so a decay across a start is exp(-2^20 + ...) = 0, the state reset the
+// SPEC asks for (the incoming state and the earlier sequence's terms drop out), and a decay
+// inside one sequence is unchanged: the sums are f64, whose rounding at 2^20 times the
+// starts in a chunk (<= 2^27) is below 2^-25.
+// `ssd_starts`: common.cuh.
+#define L32_RESET 1048576.0
 
 template <class RAW>
-__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at);
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane, RAW raw_at);
 __device__ __forceinline__ void l32_scan(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane) {
     const float* dtp = static_cast<const float*>(p.dt);
     const long long base = i * p.dt_sb + (long long)c * L32_Q * p.dt_st + j;
-    l32_scan_f(p, smem, j, c, lane, [&](int t) { return dtp[base + (long long)t * p.dt_st]; });
+    l32_scan_f(p, smem, i, j, c, lane, [&](int t) { return dtp[base + (long long)t * p.dt_st]; });
 }
 template <class RAW>
-__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int j, int c, int lane, RAW raw_at) {
+__device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* smem, int i, int j, int c, int lane, RAW raw_at) {
     constexpr int Q = L32_Q, E = Q / 32;
     double* s_cs = reinterpret_cast<double*>(smem);
     float* s_ecs = reinterpret_cast<float*>(s_cs + Q);
@@ -136,7 +146,7 @@ __device__ __forceinline__ void l32_scan_f(const SsdParams& p, unsigned char* sm
         const int t = lane * E + e;
         const float raw = t < tn ? raw_at(t) : 0.f;
         dtv[e] = t < tn ? step_size(raw + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-        loc += (double)(dtv[e] * Aj);
+        loc += (double)(dtv[e] * Aj) - (t < tn && ssd_starts(p, i, t0 + t) ? L32_RESET : 0.0);
         pre[e] = loc;
     }
     double incl = loc;
@@ -184,11 +194,13 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr(const __grid_constant_
 // 32 consecutive values (`ssdl32_hdr` stores 4 values per lane, 16-byte apart lanes).
 L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant__ SsdParams p) {
     __shared__ float s_raw[L32_Q][9];
+    __shared__ double s_rst[L32_Q];  // -L32_RESET where a sequence starts, else 0
     constexpr int Q = L32_Q, E = Q / 32;
     const int H = p.nheads, K = p.nchunks, j0 = blockIdx.x * 8, c = blockIdx.y, i = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int t0 = c * Q, tn = min(Q, p.seqlen - t0);
     const float* dtp = static_cast<const float*>(p.dt) + i * p.dt_sb + (long long)t0 * p.dt_st + j0;
+    if (tid < Q) s_rst[tid] = tid < tn && ssd_starts(p, i, t0 + tid) ? -L32_RESET : 0.0;
     {
         const int jj = tid & 7;
 #pragma unroll
@@ -216,7 +228,7 @@ L32_GLOBAL void __launch_bounds__(L32_THREADS) ssdl32_hdr8(const __grid_constant
     for (int e = 0; e < E; ++e) {
         const int t = lane + 32 * e;
         dtv[e] = t < tn ? step_size(s_raw[t][warp] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-        double incl = (double)(dtv[e] * Aj);
+        double incl = (double)(dtv[e] * Aj) + s_rst[t];
 #pragma unroll
         for (int o = 1; o < 32; o <<= 1) {
             const double v = __shfl_up_sync(0xffffffffu, incl, o);

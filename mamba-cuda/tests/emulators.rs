@@ -225,6 +225,20 @@ const SSDL32_DEFAULT: &[(&str, &str)] = &[
     ("EMU_MXD", "2"),
 ];
 
+/// `SSDL32_DEFAULT` with packed sequences (`EMU_SEQ=1`: the header kernel's resets).
+const SSDL32_SEQ: &[(&str, &str)] = &[
+    ("EMU_CB", "1"),
+    ("EMU_HDR", "1"),
+    ("EMU_SSEQ", "6"),
+    ("EMU_OPF", "1"),
+    ("EMU_F16", "1"),
+    ("EMU_MX16", "1"),
+    ("EMU_OWG", "1"),
+    ("EMU_SE", "1"),
+    ("EMU_MXD", "2"),
+    ("EMU_SEQ", "1"),
+];
+
 macro_rules! emu_test {
     ($name:ident, $job:expr) => {
         #[test]
@@ -453,6 +467,42 @@ emu_test!(
         full: Run {
             args: &[],
             env: SSDL32_DEFAULT,
+        },
+    }
+);
+
+// The same with packed sequences (seq_idx; fifty-fifth session): the LM forms reset the
+// state where a sequence starts through their header kernels (`ssdl_hdr_k` for 16 bits,
+// `ssdl32_hdr8` / `ssdl32_hdr` for f32), against an f64 recurrence that resets it.
+emu_test!(
+    ssd_lm_forward_16bit_var71_seq_idx,
+    Job {
+        name: "ssdc_seq",
+        src: "emu_ssdc.cpp",
+        defines: &[],
+        quick: Run {
+            args: &["3", "71"],
+            env: &[("EMU_SEQ", "1")],
+        },
+        full: Run {
+            args: &["3", "28"],
+            env: &[("EMU_SEQ", "1")],
+        },
+    }
+);
+emu_test!(
+    ssd_lm_forward_f32_ssdl32_seq_idx,
+    Job {
+        name: "ssdl32_seq",
+        src: "emu_ssdl32.cpp",
+        defines: &[],
+        quick: Run {
+            args: &[],
+            env: SSDL32_SEQ,
+        },
+        full: Run {
+            args: &[],
+            env: SSDL32_SEQ,
         },
     }
 );

@@ -1289,6 +1289,17 @@ struct SsdCfg {
 }
 
 fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Tally) {
+    ssd_check_seq::<T>(be, rng, c, None, t);
+}
+
+/// [`ssd_check`] with the seq_idx of `ids` (b L values) where given and `c.seq` is set.
+fn ssd_check_seq<T: Element>(
+    be: &CudaBackend,
+    rng: &mut Rng,
+    c: &SsdCfg,
+    ids: Option<&[i32]>,
+    t: &mut Tally,
+) {
     let io = c.b * c.l * c.h * c.p;
     let bc = c.b * c.l * c.g * c.n;
     let st = c.b * c.h * c.p * c.n;
@@ -1329,6 +1340,9 @@ fn ssd_check<T: Element>(be: &CudaBackend, rng: &mut Rng, c: &SsdCfg, t: &mut Ta
             }
             seq[i * c.l + tt] = id;
         }
+    }
+    if let Some(ids) = ids {
+        seq.copy_from_slice(ids);
     }
     macro_rules! args {
         ($x:expr, $dt:expr, $a:expr, $b:expr, $c:expr, $d:expr, $z:expr, $bias:expr, $init:expr) => {{
@@ -2032,6 +2046,123 @@ fn ssd_chunked_matches_the_oracle() {
         ssd_check::<f16>(be, &mut rng, &c, &mut t);
     }
     t.finish("ssd auto (twenty-third session: ssdl32 from 16 pairs, N 16 / 128 seeds, bf16 ssdl past one seed wave)");
+}
+
+/// The seq_idx (b L values) of sequences starting at `starts` (steps past 0) in every row.
+fn seq_from_starts(b: usize, l: usize, starts: &[usize]) -> Vec<i32> {
+    (0..b * l)
+        .map(|e| starts.iter().filter(|&&s| s <= e % l).count() as i32)
+        .collect()
+}
+
+/// The SSD forward's language-model kernels with packed sequences (fifty-fifth session: their
+/// header kernels reset the state at each sequence's first step, `L32_RESET` /
+/// `SSDL_RESET2`): f32 (`ssdl32`, forced, with its older forms by env, and in two parts of
+/// batch rows), bf16 and f16 (`ssdl` forced: the generic kernels, VARs 28, 60, 70, 71), then
+/// the default rule at
+/// widths where it takes them, against the f64 oracle. Three kinds of seq_idx per shape:
+/// sequences starting at random (2% of the steps), at and beside the chunk edges (1, 2, 15,
+/// 16, 127, 128, 129, 255, 256, 257, L - 1), and many short ones (30% of the steps, so
+/// sequences of one step side by side).
+#[test]
+fn ssd_lm_packed_sequences_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let set = set_env;
+    let mut rng = Rng(55);
+    let cfg = shape_ssd_cfg;
+    // Each kind of seq_idx for one configuration: None = `ssd_check`'s random 2%.
+    let kinds = |rng: &mut Rng, c: &SsdCfg| -> Vec<Option<Vec<i32>>> {
+        let edges: Vec<usize> = [1, 2, 15, 16, 127, 128, 129, 255, 256, 257]
+            .into_iter()
+            .chain([c.l.saturating_sub(1)])
+            .filter(|&s| s > 0 && s < c.l)
+            .collect();
+        let mut dense = vec![0i32; c.b * c.l];
+        for i in 0..c.b {
+            let mut id = 0;
+            for tt in 0..c.l {
+                if tt > 0 && rng.uniform() < 0.3 {
+                    id += 1;
+                }
+                dense[i * c.l + tt] = id;
+            }
+        }
+        vec![None, Some(seq_from_starts(c.b, c.l, &edges)), Some(dense)]
+    };
+    let check = |rng: &mut Rng, c: &SsdCfg, f32_only: bool, t: &mut Tally| {
+        let c = SsdCfg { seq: true, ..*c };
+        for ids in kinds(rng, &c) {
+            if f32_only {
+                ssd_check_seq::<f32>(be, rng, &c, ids.as_deref(), t);
+            } else {
+                ssd_check_seq::<bf16>(be, rng, &c, ids.as_deref(), t);
+                ssd_check_seq::<f16>(be, rng, &c, ids.as_deref(), t);
+            }
+        }
+    };
+    let shapes = [
+        (2, 300, 4, 64, 2, 128),
+        (1, 2048, 2, 64, 1, 128),
+        (2, 129, 3, 128, 3, 128),
+        (1, 400, 6, 64, 3, 64),
+        (2, 200, 8, 64, 1, 128),
+    ];
+    let shapes: &[_] = if quick() { &shapes[2..4] } else { &shapes };
+    let mut t = Tally::default();
+    set("MAMBA_CUDA_SSD_IMPL", "lm32");
+    for &(b, l, h, p, g, n) in shapes {
+        let c = cfg(&mut rng, b, l, h, p, g, n);
+        check(&mut rng, &c, true, &mut t);
+        check(&mut rng, &c.all_options(), true, &mut t);
+    }
+    // The older f32 forms (every one takes its decays from the headers): the one-warp
+    // header kernel, the chunk states with a separate combine, the 3xTF32 states pass, the
+    // 3xTF32 outputs, `_pfm` without wgmma; and two parts of batch rows.
+    for (k, v) in [
+        ("MAMBA_CUDA_SSD32_HDR", "0"),
+        ("MAMBA_CUDA_SSD32_SEQ", "0"),
+        ("MAMBA_CUDA_SSD32_SEQ", "3"),
+        ("MAMBA_CUDA_SSD32_F16", "0"),
+        ("MAMBA_CUDA_SSD32_OWG", "0"),
+        ("MAMBA_CUDA_SSD_SPLIT", "2"),
+    ] {
+        set(k, v);
+        for &(b, l, h, p, g, n) in &shapes[..2] {
+            let c = cfg(&mut rng, b, l, h, p, g, n).all_options();
+            check(&mut rng, &c, true, &mut t);
+        }
+        set(k, "");
+    }
+    t.finish("ssd lm32 f32 with seq_idx");
+    let mut t = Tally::default();
+    set("MAMBA_CUDA_SSD_IMPL", "lm");
+    // "": the default VAR, at these shapes (few blocks) the generic kernels (VAR 0, their
+    // own scan), also at p / N of no other form.
+    let generic = [(2, 200, 3, 32, 1, 48), (1, 130, 2, 16, 2, 16)];
+    for var in ["", "28", "60", "70", "71"] {
+        set("MAMBA_CUDA_SSDL_VAR", var);
+        let extra: &[_] = if var.is_empty() { &generic } else { &[] };
+        for &(b, l, h, p, g, n) in shapes.iter().chain(extra) {
+            let c = cfg(&mut rng, b, l, h, p, g, n);
+            check(&mut rng, &c, false, &mut t);
+            check(&mut rng, &c.all_options(), false, &mut t);
+        }
+    }
+    set("MAMBA_CUDA_SSDL_VAR", "");
+    t.finish("ssd lm bf16 / f16 with seq_idx");
+    // The default rule where it takes the LM kernels: f32 from two (batch, head) pairs per SM
+    // (`ssdl32`), bf16 / f16 from half the SMs in VAR 28 states blocks (`ssdl` VAR 71), below
+    // that the generic `ssdl` kernels.
+    set("MAMBA_CUDA_SSD_IMPL", "");
+    let mut t = Tally::default();
+    let c = cfg(&mut rng, 4, 256, 80, 64, 1, 128).all_options();
+    check(&mut rng, &c, true, &mut t);
+    let c = cfg(&mut rng, 1, 384, 80, 64, 1, 128).all_options();
+    check(&mut rng, &c, false, &mut t);
+    // Fewer blocks: bf16 / f16 on the generic kernels (VAR 0).
+    let c = cfg(&mut rng, 2, 512, 24, 64, 1, 128).all_options();
+    check(&mut rng, &c, false, &mut t);
+    t.finish("ssd default with seq_idx at the LM widths");
 }
 
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part

@@ -1334,9 +1334,10 @@ fn ssd_backward_q64_matches_the_oracle() {
 /// gpu/segments.rs), forward and backward against the oracle in f32, bf16 and f16: the
 /// configurations of the other SSD tests that have a seq_idx (sequences of a few steps),
 /// then sequences of 1 to 300 steps at p 64, N 64 / 128 (the chunked kernels per sequence),
-/// with every option, D per head and per channel; then the default rule at a width where its
-/// backward takes that form (h p N = 2^17; the forward keeps the recurrent kernels), and the
-/// recurrent kernels forced (`=0`) on the same cases.
+/// with every option, D per head and per channel; then the default rule at a width where
+/// the chunked backward takes the call (h p N = 2^17), the chunked backward forced with its
+/// resets (fifty-fifth session: the 64-step and the 32-step kernels), and the recurrent
+/// kernels forced (`MAMBA_CUDA_SSD_SEGMENTS=0`, `MAMBA_CUDA_SSD_BWDC_SEQ=0`) on the same cases.
 #[test]
 fn ssd_packed_sequences_match_the_oracle() {
     let Some(be) = backend() else { return };
@@ -1406,9 +1407,24 @@ fn ssd_packed_sequences_match_the_oracle() {
     run_long(&long, 99, &mut t);
     std::env::remove_var("MAMBA_CUDA_SSD_SEGMENTS");
     run_long(std::slice::from_ref(&wide), 100, &mut t);
+    // The chunked backward with the resets in its prep kernel (fifty-fifth session): the
+    // 64-step kernels (p 64; with z, f32 / bf16 through `run_gated`) and the 32-step kernel,
+    // forced, then the recurrent kernels (`MAMBA_CUDA_SSD_BWDC_SEQ=0`, no per-sequence form).
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC", "1");
+    std::env::set_var("MAMBA_CUDA_SSD_BWDL", "1");
+    run_long(&long, 101, &mut t);
+    std::env::set_var("MAMBA_CUDA_SSD_BWDL", "0");
+    ssd_type::<f32>(be, &few, 102, &mut t);
+    ssd_type::<bf16>(be, &few, 103, &mut t);
+    ssd_type::<f16>(be, &few, 104, &mut t);
+    run_long(&long, 105, &mut t);
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDL");
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC");
     std::env::set_var("MAMBA_CUDA_SSD_SEGMENTS", "0");
+    std::env::set_var("MAMBA_CUDA_SSD_BWDC_SEQ", "0");
     run_long(&long, 99, &mut t);
     run_long(std::slice::from_ref(&wide), 100, &mut t);
+    std::env::remove_var("MAMBA_CUDA_SSD_BWDC_SEQ");
     std::env::remove_var("MAMBA_CUDA_SSD_SEGMENTS");
     t.finish("ssd with packed sequences (forward + backward)");
 }
@@ -1961,9 +1977,11 @@ fn forward_backward_timings() {
         eprintln!("TIMING {name}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
     }
     // Packed sequences: seq_idx with 8 sequences per row (no gate), at the LM shape, at 24
-    // heads and at the seed width.
+    // heads and at the seed width; 64 per row at the LM shape (the backward's recurrent
+    // kernels: past `segments::MAX_PER_ROW`).
     for (b, l, h, n, k) in [
         (8, 2048, 80, 128, 8),
+        (8, 2048, 80, 128, 64),
         (2, 2048, 24, 128, 8),
         (2, 800, 6, 64, 4),
     ] {

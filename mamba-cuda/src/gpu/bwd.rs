@@ -1169,17 +1169,18 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
         ng as usize,
         n as usize,
     );
-    // Packed sequences at the LM widths: one call per sequence (segments.rs).
-    if !p.seq_idx.is_none() {
+    // The chunked form (ssd_bwdc.rs) where it applies and its scratch fits; with seq_idx too
+    // since the fifty-fifth session (its prep kernel resets the state where a sequence starts).
+    let dims = (b, l, h, hp, ng, n);
+    let chunked = super::ssd_bwdc::wanted(g, d, dims, !p.seq_idx.is_none());
+    // Packed sequences where the chunked form does not take them, or where forced
+    // (`MAMBA_CUDA_SSD_SEGMENTS=1`): one call per sequence at the LM widths (segments.rs).
+    if !p.seq_idx.is_none() && (!chunked || super::segments::forced()) {
         if let Some(seqs) = super::segments::plan(&p.seq_idx, (b, l, h, hp, n), true, stream)? {
             return super::segments::backward(g, d, &seqs, stream);
         }
     }
-    // The chunked form (ssd_bwdc.rs) where it applies and its scratch fits.
-    let dims = (b, l, h, hp, ng, n);
-    if super::ssd_bwdc::wanted(g, d, dims, !p.seq_idx.is_none())
-        && super::ssd_bwdc::run(g, d, act, dims, d_per_channel, stream)?
-    {
+    if chunked && super::ssd_bwdc::run(g, d, act, dims, d_per_channel, stream)? {
         return Ok(());
     }
     let seg = (h / ng) * hp;

@@ -924,7 +924,13 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     let es = dtype::size(act);
     let (p, n) = (prm.headdim as usize, prm.dstate as usize);
-    if prm.seq_idx != 0 || !p.is_multiple_of(16) || !n.is_multiple_of(16) || n > 128 {
+    // seq_idx: `ssdl` only, in the forms that reset the state from their headers
+    // (`ssdl_seq_ok`, checked below).
+    if (prm.seq_idx != 0 && kernel != "ssdl")
+        || !p.is_multiple_of(16)
+        || !n.is_multiple_of(16)
+        || n > 128
+    {
         return None;
     }
     let ev = (16 / es) as i64;
@@ -939,7 +945,17 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
         return ssd3_plan(g, prm, es, bh, p, n);
     }
     if kernel == "ssdl" {
-        let plan = ssdl_plan(g, prm, es, p, n);
+        let mut plan = ssdl_plan(g, prm, es, p, n);
+        if prm.seq_idx != 0 {
+            let sfx = if act == dtype::F16 { "f16" } else { "bf16" };
+            plan = plan.filter(|pl| {
+                act != dtype::F32
+                    && (act != dtype::F16 || ssdl_f16_fits(pl.q))
+                    && ssd_lm_seq()
+                    && ssdl_seq_ok(g, prm, sfx, pl)
+            });
+            return plan;
+        }
         if act == dtype::F16 {
             // f16 has the `ssdl` kernels at Q 128 only; elsewhere the recurrent kernels.
             return plan.filter(|pl| ssdl_f16_fits(pl.q));
@@ -1217,6 +1233,48 @@ fn ssdl_var(sfx: &str, q: usize, n: usize, pb: usize, few: bool) -> usize {
     }
 }
 
+/// The VAR `ssdl_launch` runs (`ssdl_var`, with `few`: fewer VAR 28 states blocks than half
+/// the SMs): the wgmma forms (60-67, 70, 71) where their module is loaded and the heads per
+/// block divide the group's heads, else 28.
+fn ssdl_var_for(g: &Gpu, prm: &SsdParams, sfx: &str, q: usize, pb: usize) -> usize {
+    let (b, h, p, n, ng) = (
+        prm.batch as usize,
+        prm.nheads as usize,
+        prm.headdim as usize,
+        prm.dstate as usize,
+        prm.ngroups as usize,
+    );
+    let few = b * h * (p / 64) * 2 < g.sm_count as usize;
+    let v = ssdl_var(sfx, q, n, pb, few);
+    if v >= 60 && (!g.has_wgmma() || !(h / ng).is_multiple_of(ssdlw_shape(v).1)) {
+        28
+    } else {
+        v
+    }
+}
+
+/// Whether the SSD forward's LM kernels (`ssdl` in the forms of `ssdl_seq_ok`, `ssdl32`) take
+/// calls with seq_idx (fifty-fifth session; their header kernels reset the state where a
+/// sequence starts): by default; `MAMBA_CUDA_SSD_LM_SEQ=0` leaves those calls to the
+/// recurrent kernels, as before.
+pub(crate) fn ssd_lm_seq() -> bool {
+    env_usize("MAMBA_CUDA_SSD_LM_SEQ") != Some(0)
+}
+
+/// Whether `ssdl_launch` runs this plan with packed sequences (seq_idx; fifty-fifth session):
+/// without a fused form, the VARs whose kernels take every decay as exp / exp2 of a later
+/// step's cumulative sum minus an earlier one's, from the headers of `ssdl_hdr_k` (28, 60-67,
+/// 70, 71) or from their own scan (`ssdl_scan`, the generic kernels of VAR 0), where a
+/// sequence's first step adds a reset term (kernels/ssd_chunk.cu, `SSDL_RESET2`). The other
+/// VARs (env only) were not checked with it and leave such calls to the recurrent kernels.
+fn ssdl_seq_ok(g: &Gpu, prm: &SsdParams, sfx: &str, plan: &SsdChunkPlan) -> bool {
+    ssdl_fuse() == 0
+        && matches!(
+            ssdl_var_for(g, prm, sfx, plan.q, plan.pb),
+            0 | 28 | 60..=67 | 70 | 71
+        )
+}
+
 /// VAR 60-67 (twenty-sixth session): VAR 28 with its states kernel on the warpgroup tensor
 /// cores (`ssdlw_states_*`, kernels/ssd_wg.cu, sm_90a): (state columns per block, heads per
 /// block, buffers, kernel suffix: `r` the wait for the previous chunk's products after the
@@ -1343,8 +1401,9 @@ fn ssdl_launch(
     );
     let k = prm.nchunks as usize;
     let es = if sfx == "f32" { 4 } else { 2 };
-    // `ssdl_var`: fewer VAR 28 states blocks than half the SMs.
-    let few = b * h * (p / 64) * 2 < g.sm_count as usize;
+    // Packed sequences: the header kernels read the caller's seq_idx there (p.seq_idx may
+    // carry scratch below).
+    prm.seq_ids = prm.seq_idx;
     // Fused forms: tickets and flags (the chain scratch); a two-slot f32 ring per row
     // after the C B^T scratch.
     let fuse = ssdl_fuse();
@@ -1356,14 +1415,8 @@ fn ssdl_launch(
     // 7, 8: then one ticket word per group of `_mxc` blocks (zeroed before the launch).
     // The wgmma forms (60-67, 70, 71) where their module is loaded and the heads per block
     // divide the group's heads, else 28.
-    let var_of = |q: usize| {
-        let v = ssdl_var(sfx, q, n, plan.pb, few);
-        if v >= 60 && (!g.has_wgmma() || !(h / ng).is_multiple_of(ssdlw_shape(v).1)) {
-            28
-        } else {
-            v
-        }
-    };
+    let shape = prm;
+    let var_of = |q: usize| ssdl_var_for(g, &shape, sfx, q, plan.pb);
     let var0 = if fuse == 0 { var_of(plan.q) } else { 0 };
     let hdr_bytes = if var0 >= 5 {
         b * h * k * 2 * plan.q * 4
@@ -1642,6 +1695,9 @@ pub(crate) fn ssd_launch(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PRes
         if prm.final_states != 0 {
             q.final_states = prm.final_states + b0 as u64 * state;
         }
+        if prm.seq_idx != 0 {
+            q.seq_idx = prm.seq_idx + (b0 * prm.seqlen as usize * 4) as u64;
+        }
         ssd_launch_one(g, q, act, s)
     })
 }
@@ -1654,8 +1710,8 @@ pub(crate) fn ssd_launch(g: &Gpu, prm: SsdParams, act: u32, stream: u64) -> PRes
 /// session): f32 (`ssdl32`, bound by its 3xTF32 products) 1441-1448 -> 1393-1397 us with
 /// 2 parts (4 parts: no gain); bf16 (`ssdl`, bound by L2 traffic) 417 -> 422-433 us with
 /// 2 parts, 417 with 3. So by default 2 parts for `ssdl32` where the whole call and every
-/// part take it and there is no seq_idx (the parts are then independent calls over their
-/// rows), else 1; `MAMBA_CUDA_SSD_SPLIT=N` asks for N parts (0 or 1: none) on either LM
+/// part take it (the parts are independent calls over their rows, seq_idx's rows with
+/// them since the fifty-fifth session), else 1; `MAMBA_CUDA_SSD_SPLIT=N` asks for N parts (0 or 1: none) on either LM
 /// path under the same conditions.
 /// Since the twenty-ninth session `ssdl32` takes 2 parts only past 1024 steps: with that
 /// session's kernels (H200, h80 p64 N128, three rounds, 1 part / 2 parts) b8 L512 289-290 /
@@ -1666,7 +1722,7 @@ fn ssd_split_parts(g: &Gpu, prm: &SsdParams, act: u32) -> usize {
     let b = prm.batch as usize;
     let set = env_usize("MAMBA_CUDA_SSD_SPLIT");
     let want = set.unwrap_or(if prm.seqlen <= 1024 { 1 } else { 2 }).min(b);
-    if want < 2 || prm.seq_idx != 0 {
+    if want < 2 {
         return 1;
     }
     let lm = |q: &SsdParams| {

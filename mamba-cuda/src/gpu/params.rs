@@ -89,6 +89,9 @@ pub(crate) struct SsdParams {
     /// The LM outputs kernels: batch rows in reverse block order (`ssd_rev_i` in
     /// kernels/common.cuh; [`ssd_rev_b`]).
     pub rev_b: i32,
+    /// The caller's seq_idx where `seq_idx` carries the LM kernels' headers (their header
+    /// kernels reset the state at each packed sequence's first step; 0 = none).
+    pub seq_ids: u64,
 }
 
 /// Which dimension [`SsdParams::offset_io`] moves along.
@@ -448,7 +451,7 @@ pub(crate) struct GateBwdParams {
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
 const _: () = assert!(std::mem::size_of::<Scan1Params>() == 15 * 8 + 16 * 4);
-const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4);
+const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4 + 8);
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);

@@ -1,6 +1,12 @@
 //! SPEC 2 with `seq_idx` (packed sequences) at the language-model widths: the backward as one
-//! call per sequence. The chunked kernels have no resets inside a row, so a call with
-//! `seq_idx` takes the recurrent kernels: at b8 L2048 h80 p64 N128 with 8 sequences per row,
+//! call per sequence. Since the fifty-fifth session the chunked kernels reset the state where
+//! a sequence starts themselves (the forward's LM kernels through their header kernels,
+//! `ops::ssd_lm_seq`; the chunked backward through its prep kernel, `ssd_bwdc::seq_ok`), and
+//! a call with `seq_idx` takes the time of the call without it, so this form now runs only
+//! where the chunked backward does not take the call (or `MAMBA_CUDA_SSD_BWDC_SEQ=0`), or where
+//! forced (`MAMBA_CUDA_SSD_SEGMENTS=1`). What follows is the fifty-fourth session's case, when
+//! no chunked kernel had resets inside a row, so a call with
+//! `seq_idx` took the recurrent kernels: at b8 L2048 h80 p64 N128 with 8 sequences per row,
 //! 2.9 ms forward and 117 ms forward+backward in bf16 on an H100, against 0.36 / 3.3 ms
 //! without `seq_idx` (fifty-fourth session, `bench-results/h100-s54d-segments.txt`). Packed
 //! sequences are independent (the state restarts at 0 where `seq_idx` changes; the initial
@@ -45,6 +51,11 @@ const MIN_WIDTH: usize = 1 << 17;
 /// sequence costs a handful of launches per call).
 const MIN_MEAN_LEN: usize = 64;
 const MAX_PER_ROW: usize = 32;
+
+/// Whether `MAMBA_CUDA_SSD_SEGMENTS=1` asks for the per-sequence form.
+pub(crate) fn forced() -> bool {
+    env_usize("MAMBA_CUDA_SSD_SEGMENTS").is_some_and(|v| v != 0)
+}
 
 /// The sequences of a call with `seq_idx` (dense (b, L) i32, checked by the caller), where
 /// the per-sequence form takes it (the forward only where forced); `None` where the

@@ -1,6 +1,7 @@
 //! SPEC 2 backward in chunked form (kernels/ssd_bwdc.cu, `ssdbc_*`): chunk states forward
 //! (S_c), state gradients backward (G_{c+1}), then every gradient per chunk of 32 steps from
-//! small matrix products. For SSD without seq_idx, headdim <= 64 (a multiple of 4) and
+//! small matrix products. For SSD (with seq_idx since the fifty-fifth session: `seq_ok`),
+//! headdim <= 64 (a multiple of 4) and
 //! N <= 128 (a multiple of 8), where the recurrent kernels spend one exponential and a dozen
 //! instructions per (row, state, step) (`bwd_ssdt_*`: ~40 ms at the language-model shape).
 //! The products run on the tensor cores for (p, N) = (64, 128) and (64, 64) with 16-byte
@@ -64,9 +65,11 @@ struct SsdbcParams {
     ev: u64,
     hpb: i32,
     q64: i32,
+    /// Packed sequences: the caller's seq_idx (kernels/ssd_bwdc.cu `SBC_RESET`), or 0.
+    seq_idx: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 27 * 8 + 14 * 4);
+const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 28 * 8 + 14 * 4);
 
 /// The 64-step kernels' parameter block (`SsdblParams` in ssd_bwdl.cuh).
 #[repr(C)]
@@ -85,7 +88,7 @@ struct SsdblParams {
     pad: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdblParams>() == 27 * 8 + 14 * 4 + 6 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<SsdblParams>() == 28 * 8 + 14 * 4 + 6 * 8 + 4 * 4);
 
 /// Shared memory (bytes) of the 64-step kernels (`sbl_*_smem` in ssd_bwdl.cuh): cb, x, s, cbg.
 fn q64_smem(n: usize) -> [usize; 4] {
@@ -195,14 +198,22 @@ fn tc_capable(g: &Gpu, d: &SsdBwdDesc, p: usize, n: usize) -> bool {
     !shape_suffix(p, n).is_empty() && aligned && chunk_smem(p, n, 4) <= g.max_smem()
 }
 
-/// Whether the chunked backward takes the call: no seq_idx, p <= 64 and a multiple of 4,
+/// Whether the chunked backward takes calls with seq_idx (fifty-fifth session: `ssdbc_prep`
+/// takes `SBC_RESET` off the cumulative log-decays from each sequence's first step on, so every
+/// decay across a start vanishes): by default; `MAMBA_CUDA_SSD_BWDC_SEQ=0` leaves them to the
+/// per-sequence form (segments.rs) or the recurrent kernels, as before.
+pub(crate) fn seq_ok() -> bool {
+    env_usize("MAMBA_CUDA_SSD_BWDC_SEQ") != Some(0)
+}
+
+/// Whether the chunked backward takes the call: seq_idx only with [`seq_ok`], p <= 64 and a multiple of 4,
 /// N <= 128 and a multiple of 8, its shared memory within the device's; by default where the
 /// tensor-core kernels apply (H200, seed shape b2 h6 p64 N64 f32, forward+backward: 98-101 /
 /// 152-155 us at L400 / L800 against 237-240 / 417-419 us in recurrent form) or where the rows
 /// fill the device (b h p >= 8 per SM, as `bwd_ssdt`); `MAMBA_CUDA_SSD_BWDC` 1 / 0 forces it
 /// on / off.
 pub(crate) fn wanted(g: &Gpu, d: &SsdBwdDesc, (b, _l, h, p, _ng, n): Dims, has_seq: bool) -> bool {
-    if has_seq || p > 64 || !p.is_multiple_of(4) || n > 128 || !n.is_multiple_of(8) {
+    if (has_seq && !seq_ok()) || p > 64 || !p.is_multiple_of(4) || n > 128 || !n.is_multiple_of(8) {
         return false;
     }
     if chunk_smem(p, n, 1) > g.max_smem() {
@@ -460,6 +471,7 @@ pub(crate) fn run(
             ev,
             hpb: hpb as i32,
             q64: q64 as i32,
+            seq_idx: ptr(&p.seq_idx),
         };
         let shp = shape_suffix(hp, n);
         let f = g.func(&format!("ssdbc_prep_{sfx}"))?;

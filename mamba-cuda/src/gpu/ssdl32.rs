@@ -131,7 +131,10 @@ pub(crate) fn wanted(g: &Gpu, prm: &SsdParams, act: u32) -> bool {
         _ => return false,
     };
     let (p, n) = (prm.headdim as usize, prm.dstate as usize);
-    if prm.seq_idx != 0 || !p.is_multiple_of(PB) || !(n == 64 || n == 128) {
+    if (prm.seq_idx != 0 && !super::ops::ssd_lm_seq())
+        || !p.is_multiple_of(PB)
+        || !(n == 64 || n == 128)
+    {
         return false;
     }
     // 16-byte rows: x, B, C, out, z (4-float vectors); init / final states as float4.
@@ -254,7 +257,10 @@ pub(crate) fn try_ssdl32(g: &Gpu, prm: &SsdParams, act: u32, stream: u64) -> PRe
     let bin = bsp + bsp_bytes as u64;
     prm.chunk_states = scratch;
     prm.chunk_decay = scratch + states_bytes as u64;
-    // The headers (`ssdl32_hdr`) travel in seq_idx (checked unset above).
+    // The headers (`ssdl32_hdr`) travel in seq_idx; the caller's seq_idx (packed sequences,
+    // fifty-fifth session: the header kernels reset the state at each sequence's first step,
+    // kernels/ssd_lm32.cu `L32_RESET`) in seq_ids.
+    prm.seq_ids = prm.seq_idx;
     prm.seq_idx = scratch + (states_bytes + decay_bytes + cb_bytes) as u64;
     let grid_x = ((p / PB) * k) as u32;
     let run = || -> PResult<()> {
