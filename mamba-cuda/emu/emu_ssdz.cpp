@@ -130,6 +130,18 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     auto A = uni(H, -8, -0.5f), D = nrm(cs.d == 2 ? H * P : H), z = nrm((size_t)b * L * H * P);
     auto bias = uni(H, -1, 0.5f), init = nrm((size_t)b * H * P * N);
     const float lo = 0.001f, hi = 1.5f;
+    // EMU_SEQ=1: packed sequences (seq_idx; the scan's resets, fifty-fifth session), starting
+    // at steps 1, 2, 63, 64, 65, 127, 128 and 250 inside L and at 5% of the others.
+    const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1;
+    std::vector<int> ids((size_t)b * L, 0);
+    for (int i = 0; i < b && seqs; ++i) {
+        int id = 0;
+        for (int t = 1; t < L; ++t) {
+            const bool edge = t == 1 || t == 2 || t == 63 || t == 64 || t == 65 || t == 127 || t == 128 || t == 250;
+            id += edge || U(rng) < 0.05f;
+            ids[(size_t)i * L + t] = id;
+        }
+    }
     std::vector<float> out((size_t)b * L * H * P, NAN), fin((size_t)b * H * P * N, NAN);
     std::vector<double> ro(out.size()), rf(fin.size());
     for (int i = 0; i < b; ++i)
@@ -138,6 +150,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
             std::vector<double> S((size_t)P * N);
             for (size_t e = 0; e < S.size(); ++e) S[e] = cs.init ? init[((size_t)i * H + j) * P * N + e] : 0.0;
             for (int t = 0; t < L; ++t) {
+                if (t > 0 && ids[(size_t)i * L + t] != ids[(size_t)i * L + t - 1]) std::fill(S.begin(), S.end(), 0.0);
                 double d = dt[((size_t)i * L + t) * H + j] + (cs.bias ? bias[j] : 0.0);
                 if (cs.softplus) d = d > 20 ? d : std::log1p(std::exp(d));
                 if (cs.limit) d = std::min(std::max(d, (double)lo), (double)hi);
@@ -163,7 +176,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     SsdParams p{};
     p.x = x.data(); p.dt = dt.data(); p.A = A.data(); p.B = B.data(); p.C = C.data();
     p.D = cs.d ? D.data() : nullptr; p.z = cs.z ? z.data() : nullptr; p.dt_bias = cs.bias ? bias.data() : nullptr;
-    p.init = cs.init ? init.data() : nullptr; p.seq_idx = nullptr; p.out = out.data();
+    p.init = cs.init ? init.data() : nullptr; p.seq_idx = seqs ? ids.data() : nullptr; p.out = out.data();
     p.final_states = cs.fin ? fin.data() : nullptr;
     p.x_sb = (long long)L * H * P; p.x_st = H * P; p.dt_sb = (long long)L * H; p.dt_st = H;
     p.B_sb = (long long)L * G * N; p.B_st = G * N; p.C_sb = p.B_sb; p.C_st = p.B_st;

@@ -211,12 +211,16 @@ struct SsdParams {
     // header kernels reset the state at each packed sequence's first step (null: none).
     const int* seq_ids;
 };
-// Whether step tt of batch row i starts a packed sequence: p.seq_ids set, tt > 0, and its
-// seq_idx differs from the step before's (the LM header kernels: ssd_lm32.cu, ssd_chunk.cu).
-__device__ __forceinline__ bool ssd_starts(const SsdParams& p, int i, int tt) {
-    if (!p.seq_ids || tt <= 0) return false;
-    const int* s = p.seq_ids + (size_t)i * p.seqlen + tt;
+// Whether step tt of batch row i starts a packed sequence: seq (b, L rows) set, tt > 0, and
+// its seq_idx differs from the step before's.
+__device__ __forceinline__ bool ssd_starts_in(const int* seq, int L, int i, int tt) {
+    if (!seq || tt <= 0) return false;
+    const int* s = seq + (size_t)i * L + tt;
     return s[0] != s[-1];
+}
+// The same from p.seq_ids (the LM header kernels: ssd_lm32.cu, ssd_chunk.cu).
+__device__ __forceinline__ bool ssd_starts(const SsdParams& p, int i, int tt) {
+    return ssd_starts_in(p.seq_ids, p.seqlen, i, tt);
 }
 // The batch row of an LM outputs block: with p.rev_b the last rows first, so the first
 // blocks read the S_in and x the states kernel's last wave left in L2.

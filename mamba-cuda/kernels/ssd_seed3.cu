@@ -36,7 +36,11 @@
 //      gate, stores; then waits on the second cluster barrier (no block leaves while a
 //      later one may read its shared memory).
 // Every exponent argument is <= 0 (A < 0). Plain f32 FMAs on the CUDA cores (f32 needs
-// 1e-5; single TF32 would miss it). Applies to f32 without seq_idx, p <= 64, N <= 64,
+// 1e-5; single TF32 would miss it). Packed sequences (fifty-fifth session): with seq_idx the
+// scan adds -SSDZ_RESET at each sequence's first step, so every decay across it (each an
+// exp of an f64 difference of the sums, later minus earlier, or of a sum of chunk totals)
+// is 0, the SPEC's reset, and one inside a sequence keeps its bits (the sums are f64; as
+// ssd_lm32.cu's L32_RESET). Applies to f32 (seq_idx since then), p <= 64, N <= 64,
 // 1 <= L <= CL * QMAX (groups, D per head or channel, z, dt_bias, softplus, dt limits,
 // initial and final states); the host falls back to `ssdq` / `ssdr` elsewhere.
 // Launch: grid (CL, h, b), NT = 512 threads, dynamic shared memory = ssdz_smem in seed.rs.
@@ -45,6 +49,8 @@
 #ifndef MAMBA_EMU
 #include <cooperative_groups.h>
 #endif
+
+#define SSDZ_RESET 1048576.0
 
 namespace ssdz {
 constexpr int CL = 8;      // chunks = blocks per cluster
@@ -178,7 +184,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
             const int t = 4 * tid + a;
             d[a] = t < tn ? step_size(dtg[(long long)(t0 + t) * p.dt_st] + bias, p.softplus, p.has_limit, p.lo, p.hi)
                           : 0.f;
-            run += (double)d[a] * A;
+            run += (double)d[a] * A - (t < tn && ssd_starts_in(p.seq_idx, L, i, t0 + t) ? SSDZ_RESET : 0.0);
             loc[a] = run;
         }
         double incl = run;
@@ -690,7 +696,7 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         for (int a = 0; a < 4; ++a) {
             const int t = 4 * tid + a;
             d[a] = t < tn ? step_size(draw[a] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-            run += (double)d[a] * Aj;
+            run += (double)d[a] * Aj - (t < tn && ssd_starts_in(p.seq_idx, L, i, t0 + t) ? SSDZ_RESET : 0.0);
             loc[a] = run;
         }
         double incl = run;

@@ -421,6 +421,23 @@ emu_test!(
         full: PLAIN,
     }
 );
+// The same with packed sequences (seq_idx; fifty-fifth session: the scan's resets).
+emu_test!(
+    ssd_seed_forward_ssdz_seq_idx,
+    Job {
+        name: "ssdz_seq",
+        src: "emu_ssdz.cpp",
+        defines: &[],
+        quick: Run {
+            args: &[],
+            env: &[("EMU_QUICK", "1"), ("EMU_V", "8"), ("EMU_SEQ", "1")],
+        },
+        full: Run {
+            args: &[],
+            env: &[("EMU_V", "8"), ("EMU_SEQ", "1")],
+        },
+    }
+);
 emu_test!(
     ssd_seed_forward_ssdz,
     Job {

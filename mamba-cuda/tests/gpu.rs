@@ -2152,7 +2152,7 @@ fn ssd_lm_packed_sequences_match_the_oracle() {
     t.finish("ssd lm bf16 / f16 with seq_idx");
     // The default rule where it takes the LM kernels: f32 from two (batch, head) pairs per SM
     // (`ssdl32`), bf16 / f16 from half the SMs in VAR 28 states blocks (`ssdl` VAR 71), below
-    // that the generic `ssdl` kernels.
+    // that the generic `ssdl` kernels; at the seed shape `ssdz`.
     set("MAMBA_CUDA_SSD_IMPL", "");
     let mut t = Tally::default();
     let c = cfg(&mut rng, 4, 256, 80, 64, 1, 128).all_options();
@@ -2161,6 +2161,10 @@ fn ssd_lm_packed_sequences_match_the_oracle() {
     check(&mut rng, &c, false, &mut t);
     // Fewer blocks: bf16 / f16 on the generic kernels (VAR 0).
     let c = cfg(&mut rng, 2, 512, 24, 64, 1, 128).all_options();
+    check(&mut rng, &c, false, &mut t);
+    // The seed shape (`ssdz` with its own resets).
+    let c = cfg(&mut rng, 2, 800, 6, 64, 1, 64).all_options();
+    check(&mut rng, &c, true, &mut t);
     check(&mut rng, &c, false, &mut t);
     t.finish("ssd default with seq_idx at the LM widths");
 }
@@ -2926,9 +2930,10 @@ fn ssd_ssdz_segments_match_the_oracle() {
 /// launch, the chunk states passed between the 8 blocks of a cluster. Seed shapes and odd
 /// ones (L 1 to 1024, L not a multiple of 8 or 32, p 1-64, N 1-64, groups, every option on /
 /// off, initial states), in f32, bf16 and f16 (the 16-bit types since the twenty-first
-/// session: `ssdz_{bf16,f16}_tc`, unaligned rows through the scalar loads), calls in a row,
-/// and shapes where it does not apply (L > 1024, seq_idx, N 128: the other forms); then
-/// each form forced. `MAMBA_GPU_SSDZ_SAN=1`:
+/// session: `ssdz_{bf16,f16}_tc`, unaligned rows through the scalar loads), with seq_idx
+/// (fifty-fifth session: random starts and starts at the chunk edges), calls in a row,
+/// and shapes where it does not apply (L > 1024, N 128: the other forms); then
+/// each form forced, with and without seq_idx. `MAMBA_GPU_SSDZ_SAN=1`:
 /// four small shapes only (for compute-sanitizer, whose racecheck is slow on these blocks).
 #[test]
 fn ssd_cluster_chunks_z_match_the_oracle() {
@@ -2986,11 +2991,15 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
         ssd_check::<bf16>(be, &mut rng, &none, &mut t16);
         ssd_check::<f16>(be, &mut rng, &c, &mut th);
         ssd_check::<f16>(be, &mut rng, &all, &mut th);
-        // Where it does not apply: seq_idx (the other forms).
-        if si % 4 == 1 {
-            ssd_check::<f32>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t32);
-            ssd_check::<bf16>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t16);
-        }
+        // seq_idx: since the fifty-fifth session `ssdz` itself (its scan resets the state;
+        // past 1024 steps the other forms), at random starts and at the chunk edges.
+        let sq = SsdCfg { seq: true, ..c };
+        let edges = seq_from_starts(b, l, &[1, 2, 63, 64, 65, 127, 128, 250]);
+        ssd_check::<f32>(be, &mut rng, &sq, &mut t32);
+        ssd_check::<bf16>(be, &mut rng, &sq, &mut t16);
+        ssd_check::<f16>(be, &mut rng, &sq, &mut th);
+        ssd_check_seq::<f32>(be, &mut rng, &sq.all_options(), Some(&edges), &mut t32);
+        ssd_check_seq::<bf16>(be, &mut rng, &sq.all_options(), Some(&edges), &mut t16);
     }
     if !quick {
         // Random shapes and options (N up to 128, seq_idx on half of them: those fall back).
@@ -3016,6 +3025,7 @@ fn ssd_cluster_chunks_z_match_the_oracle() {
             }
             let c = cfg(&mut rng, b, l, h, p, g, n);
             ssd_check::<f32>(be, &mut rng, &c, &mut t32);
+            ssd_check::<f32>(be, &mut rng, &SsdCfg { seq: true, ..c }, &mut t32);
         }
     }
     std::env::remove_var("MAMBA_CUDA_SSDZ_V");

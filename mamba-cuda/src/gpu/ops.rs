@@ -1253,10 +1253,10 @@ fn ssdl_var_for(g: &Gpu, prm: &SsdParams, sfx: &str, q: usize, pb: usize) -> usi
     }
 }
 
-/// Whether the SSD forward's LM kernels (`ssdl` in the forms of `ssdl_seq_ok`, `ssdl32`) take
-/// calls with seq_idx (fifty-fifth session; their header kernels reset the state where a
-/// sequence starts): by default; `MAMBA_CUDA_SSD_LM_SEQ=0` leaves those calls to the
-/// recurrent kernels, as before.
+/// Whether the SSD forward's chunked kernels (`ssdl` in the forms of `ssdl_seq_ok`, `ssdl32`,
+/// and at the seed shapes `ssdz`) take calls with seq_idx (fifty-fifth session; their scans
+/// reset the state where a sequence starts): by default; `MAMBA_CUDA_SSD_LM_SEQ=0` leaves those
+/// calls to the recurrent kernels, as before.
 pub(crate) fn ssd_lm_seq() -> bool {
     env_usize("MAMBA_CUDA_SSD_LM_SEQ") != Some(0)
 }

@@ -328,12 +328,14 @@ const SSDZ_QMAX: usize = 128;
 /// The shortest sequence `ssdz_*` takes by default (see `ssdz_wanted`).
 const SSDZ_LMIN: i32 = 200;
 
-/// Whether `ssdz_*` can compute this call: no seq_idx, p <= 64, N <= 64, 1 <= L <= 1024
-/// (every other option: groups, D, z, dt_bias, softplus, dt limits, initial and final
-/// states), any storage type (the 16-bit types through `ssdz_{bf16,f16}_tc`, the same
-/// kernel with its loads widened to f32, since the twenty-first session).
+/// Whether `ssdz_*` can compute this call: p <= 64, N <= 64, 1 <= L <= 1024 (every other
+/// option: groups, D, z, dt_bias, softplus, dt limits, initial and final states; seq_idx
+/// since the fifty-fifth session, kernels/ssd_seed3.cu `SSDZ_RESET`, unless
+/// `MAMBA_CUDA_SSD_LM_SEQ=0`), any storage type (the 16-bit types through
+/// `ssdz_{bf16,f16}_tc`, the same kernel with its loads widened to f32, since the twenty-first
+/// session).
 fn ssdz_applies(prm: &SsdParams) -> bool {
-    prm.seq_idx == 0
+    (prm.seq_idx == 0 || super::ops::ssd_lm_seq())
         && prm.headdim > 0
         && prm.headdim as usize <= 64
         && prm.dstate > 0
@@ -473,7 +475,8 @@ pub(crate) fn ssdz_segments(g: &Gpu, prm: &SsdParams, f32: bool) -> Option<usize
     let seg = l.div_ceil(k).div_ceil(4) * 4;
     let mut q = *prm;
     q.seqlen = seg as i32;
-    if seg > cap || (k - 1) * seg >= l || !ssdz_applies(&q) {
+    // Not with seq_idx: the kernel reads its rows L apart, the segments' L is theirs.
+    if seg > cap || (k - 1) * seg >= l || prm.seq_idx != 0 || !ssdz_applies(&q) {
         return None;
     }
     match env_str("MAMBA_CUDA_SSDZ_SEG").as_deref() {
