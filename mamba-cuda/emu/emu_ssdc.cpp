@@ -609,6 +609,23 @@ done:
     return emu_rel(go, ro);
 }
 
+// The seq_idx (b L values) of packed sequences starting at steps 1, 2, 16, 127, 128, 129 and
+// 250 where they fall inside L and at 5% of the others (all zeros where `on` is false; the
+// `EMU_SEQ` cases here and in emu_ssdl32.cpp).
+static std::vector<int> emu_packed_ids(int b, int L, bool on, std::mt19937& rng) {
+    std::uniform_real_distribution<float> U(0.f, 1.f);
+    std::vector<int> ids((size_t)b * L, 0);
+    for (int i = 0; i < b && on; ++i) {
+        int id = 0;
+        for (int t = 1; t < L; ++t) {
+            const bool edge = t == 1 || t == 2 || t == 16 || t == 127 || t == 128 || t == 129 || t == 250;
+            id += edge || U(rng) < 0.05f;
+            ids[(size_t)i * L + t] = id;
+        }
+    }
+    return ids;
+}
+
 template <typename T>
 static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin, bool sb = false) {
     const int b = cs.b, L = cs.L, h = cs.h, P = cs.p, g = cs.g, N = cs.N;
@@ -656,18 +673,9 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     std::vector<float> fin(st, NAN);
     // EMU_SEQ=1, `ssdl` without a fused form (`emu_ssdc 3 28` / `3 71` / `3`: the LM forms,
     // whose header kernels reset the state, and the generic ones, whose own scan does;
-    // fifty-fifth session): packed sequences starting at steps 1, 2,
-    // 16, 127, 128, 129 and 250 where they fall inside L, and at 5% of the others.
+    // fifty-fifth session): packed sequences (`emu_packed_ids`).
     const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1 && kind == 3;
-    std::vector<int> ids((size_t)b * L, 0);
-    for (int i = 0; i < b && seqs; ++i) {
-        int id = 0;
-        for (int t = 1; t < L; ++t) {
-            const bool edge = t == 1 || t == 2 || t == 16 || t == 127 || t == 128 || t == 129 || t == 250;
-            id += edge || U(rng) < 0.05f;
-            ids[(size_t)i * L + t] = id;
-        }
-    }
+    const std::vector<int> ids = emu_packed_ids(b, L, seqs, rng);
 
     // f64 reference
     std::vector<double> ro(io), rf(st);

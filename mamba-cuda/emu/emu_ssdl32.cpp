@@ -78,19 +78,9 @@ static int run32(const Case32& cs, std::mt19937& rng, double* eo, double* ef) {
     auto Dv = normals(cs.D == 2 ? h * P : h);
     auto bias = cs.softplus ? unif(h, -3, 0) : unif(h, 0, 0.3f);
     const float lo = 0.001f, hi = 1.5f;
-    // EMU_SEQ=1: packed sequences (seq_idx; the header kernels' resets, fifty-fifth session):
-    // sequences start at steps 1, 2, 16, 127, 128, 129 and 250 where they fall inside L, and
-    // at 5% of the others.
+    // EMU_SEQ=1: packed sequences (seq_idx; the header kernels' resets, fifty-fifth session).
     const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1;
-    std::vector<int> ids((size_t)b * L, 0);
-    for (int i = 0; i < b && seqs; ++i) {
-        int id = 0;
-        for (int t = 1; t < L; ++t) {
-            const bool edge = t == 1 || t == 2 || t == 16 || t == 127 || t == 128 || t == 129 || t == 250;
-            id += edge || U(rng) < 0.05f;
-            ids[(size_t)i * L + t] = id;
-        }
-    }
+    const std::vector<int> ids = emu_packed_ids(b, L, seqs, rng);  // emu_ssdc.cpp
     std::vector<float> out(io, NAN), fin(st, NAN);
     std::vector<double> ro(io), rf(st);
     for (int i = 0; i < b; ++i)

@@ -212,32 +212,27 @@ fn check(job: &Job) {
 }
 
 /// The f32 LM SSD forward's default forms (`ssdl32`: C B^T, the headers, the states pass
-/// `sseqh_n*e`, split-f16 C S^T and M X, the outputs on wgmma with C B^T two tiles ahead).
-const SSDL32_DEFAULT: &[(&str, &str)] = &[
-    ("EMU_CB", "1"),
-    ("EMU_HDR", "1"),
-    ("EMU_SSEQ", "6"),
-    ("EMU_OPF", "1"),
-    ("EMU_F16", "1"),
-    ("EMU_MX16", "1"),
-    ("EMU_OWG", "1"),
-    ("EMU_SE", "1"),
-    ("EMU_MXD", "2"),
-];
-
-/// `SSDL32_DEFAULT` with packed sequences (`EMU_SEQ=1`: the header kernel's resets).
-const SSDL32_SEQ: &[(&str, &str)] = &[
-    ("EMU_CB", "1"),
-    ("EMU_HDR", "1"),
-    ("EMU_SSEQ", "6"),
-    ("EMU_OPF", "1"),
-    ("EMU_F16", "1"),
-    ("EMU_MX16", "1"),
-    ("EMU_OWG", "1"),
-    ("EMU_SE", "1"),
-    ("EMU_MXD", "2"),
-    ("EMU_SEQ", "1"),
-];
+/// `sseqh_n*e`, split-f16 C S^T and M X, the outputs on wgmma with C B^T two tiles ahead), with
+/// any further variables after them.
+macro_rules! ssdl32_default_env {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            ("EMU_CB", "1"),
+            ("EMU_HDR", "1"),
+            ("EMU_SSEQ", "6"),
+            ("EMU_OPF", "1"),
+            ("EMU_F16", "1"),
+            ("EMU_MX16", "1"),
+            ("EMU_OWG", "1"),
+            ("EMU_SE", "1"),
+            ("EMU_MXD", "2"),
+            $($extra),*
+        ]
+    };
+}
+const SSDL32_DEFAULT: &[(&str, &str)] = ssdl32_default_env!();
+/// The same with packed sequences (`EMU_SEQ=1`: the header kernel's resets).
+const SSDL32_SEQ: &[(&str, &str)] = ssdl32_default_env!(("EMU_SEQ", "1"));
 
 macro_rules! emu_test {
     ($name:ident, $job:expr) => {

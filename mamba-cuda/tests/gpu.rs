@@ -1331,16 +1331,7 @@ fn ssd_check_seq<T: Element>(
         rng.uniforms(c.h, 0.0, 0.3)
     };
     let init = rng.normals(st, 1.0);
-    let mut seq = vec![0i32; c.b * c.l];
-    for i in 0..c.b {
-        let mut id = 0;
-        for tt in 0..c.l {
-            if tt > 0 && rng.uniform() < 0.02 {
-                id += 1;
-            }
-            seq[i * c.l + tt] = id;
-        }
-    }
+    let mut seq = random_seq(rng, c.b, c.l, 0.02);
     if let Some(ids) = ids {
         seq.copy_from_slice(ids);
     }
@@ -2048,6 +2039,21 @@ fn ssd_chunked_matches_the_oracle() {
     t.finish("ssd auto (twenty-third session: ssdl32 from 16 pairs, N 16 / 128 seeds, bf16 ssdl past one seed wave)");
 }
 
+/// A seq_idx (b L values) whose sequences start at each step past 0 with probability `rate`.
+fn random_seq(rng: &mut Rng, b: usize, l: usize, rate: f64) -> Vec<i32> {
+    let mut seq = vec![0i32; b * l];
+    for i in 0..b {
+        let mut id = 0;
+        for tt in 0..l {
+            if tt > 0 && rng.uniform() < rate {
+                id += 1;
+            }
+            seq[i * l + tt] = id;
+        }
+    }
+    seq
+}
+
 /// The seq_idx (b L values) of sequences starting at `starts` (steps past 0) in every row.
 fn seq_from_starts(b: usize, l: usize, starts: &[usize]) -> Vec<i32> {
     (0..b * l)
@@ -2077,16 +2083,7 @@ fn ssd_lm_packed_sequences_match_the_oracle() {
             .chain([c.l.saturating_sub(1)])
             .filter(|&s| s > 0 && s < c.l)
             .collect();
-        let mut dense = vec![0i32; c.b * c.l];
-        for i in 0..c.b {
-            let mut id = 0;
-            for tt in 0..c.l {
-                if tt > 0 && rng.uniform() < 0.3 {
-                    id += 1;
-                }
-                dense[i * c.l + tt] = id;
-            }
-        }
+        let dense = random_seq(rng, c.b, c.l, 0.3);
         vec![None, Some(seq_from_starts(c.b, c.l, &edges)), Some(dense)]
     };
     let check = |rng: &mut Rng, c: &SsdCfg, f32_only: bool, t: &mut Tally| {
