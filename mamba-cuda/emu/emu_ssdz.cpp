@@ -6,7 +6,8 @@
 // outputs and final states against an f64 recurrence (SPEC 2).
 //
 //   g++ -std=c++20 -O1 -pthread mamba-cuda/emu/emu_ssdz.cpp -o /tmp/emu_ssdz && /tmp/emu_ssdz
-// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..4, 6, 7` (template V of `ssdz_body`), 8 (`ssdz_tc_body`): the kernel variant.)
+// (`EMU_QUICK=1`: fewer cases; `EMU_V=0..4, 6, 7` (template V of `ssdz_body`), 8 (`ssdz_tc_body`): the kernel variant;
+// `EMU_SEQ=1`: packed sequences; `EMU_SEG=K`: each call in K time segments, as the host runs L > 1024.)
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -133,12 +134,20 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     // EMU_SEQ=1: packed sequences (seq_idx; the scan's resets, fifty-fifth session), starting
     // at steps 1, 2, 63, 64, 65, 127, 128 and 250 inside L and at 5% of the others.
     const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1;
+    // With EMU_SEG: even rows also start a sequence at each segment's first step, odd rows
+    // one step before and after it but not there (the state passed between segments kept).
+    const int nsg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+    const int sgl = ((L + nsg - 1) / nsg + 3) / 4 * 4;
     std::vector<int> ids((size_t)b * L, 0);
     for (int i = 0; i < b && seqs; ++i) {
         int id = 0;
         for (int t = 1; t < L; ++t) {
             const bool edge = t == 1 || t == 2 || t == 63 || t == 64 || t == 65 || t == 127 || t == 128 || t == 250;
-            id += edge || U(rng) < 0.05f;
+            const int ts = nsg > 1 ? t % sgl : -1;
+            const bool sedge = (i % 2 == 0) ? ts == 0 : (ts == 1 || ts == sgl - 1);
+            const bool keep = nsg > 1 && i % 2 == 1 && ts == 0;
+            const bool r = U(rng) < 0.05f;
+            id += !keep && (edge || sedge || r);
             ids[(size_t)i * L + t] = id;
         }
     }
@@ -183,15 +192,39 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     p.z_sb = p.x_sb; p.z_st = p.x_st; p.out_sb = p.x_sb; p.out_st = p.x_st;
     p.batch = b; p.seqlen = L; p.nheads = H; p.headdim = P; p.ngroups = G; p.dstate = N;
     p.d_per_channel = cs.d == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
-    // The host's shape (seed.rs ssdz_launch).
-    const int q = ((L + EMU_CL - 1) / EMU_CL + 3) / 4 * 4;
-    p.chunk_len = q;
-    p.nchunks = EMU_CL;
     // V bit 4: the exchange scratch (NaN garbage, as a reused buffer may hold).
     std::vector<float> xs((size_t)b * H * EMU_CL * 64 * 64, NAN);
     std::vector<double> xd((size_t)b * H * EMU_CL, NAN);
     p.chunk_states = xs.data();
     p.chunk_decay = reinterpret_cast<float*>(xd.data());
+    // EMU_SEG=K: the call in K time segments as the host runs L > 1024 (seed.rs
+    // `ssdz_segments` / `ssdz_segmented_launch`): segment lengths ceil(ceil(L / K) / 4) * 4, the
+    // state passed through scratch, seq_idx rows L apart with a look back after the first.
+    const int nseg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+    const int seg = ((L + nseg - 1) / nseg + 3) / 4 * 4;
+    const int ks = (L + seg - 1) / seg;
+    std::vector<float> pass[2] = {std::vector<float>(fin.size(), NAN), std::vector<float>(fin.size(), NAN)};
+    for (int si = 0; si < ks; ++si) {
+    SsdParams p0 = p;
+    if (ks > 1) {
+        const int t0 = si * seg, len = std::min(seg, L - t0);
+        p.seqlen = len;
+        p.x = x.data() + (size_t)t0 * p.x_st; p.dt = dt.data() + (size_t)t0 * p.dt_st;
+        p.B = B.data() + (size_t)t0 * p.B_st; p.C = C.data() + (size_t)t0 * p.C_st;
+        if (cs.z) p.z = z.data() + (size_t)t0 * p.z_st;
+        p.out = out.data() + (size_t)t0 * p.out_st;
+        p.init = si == 0 ? p0.init : pass[(si - 1) % 2].data();
+        p.final_states = si + 1 == ks ? p0.final_states : pass[si % 2].data();
+        if (seqs) {
+            p.seq_idx = ids.data() + t0;
+            p.seq_st = L;
+            p.seq_back = si > 0;
+        }
+    }
+    // The host's shape (seed.rs ssdz_launch).
+    const int q = ((p.seqlen + EMU_CL - 1) / EMU_CL + 3) / 4 * 4;
+    p.chunk_len = q;
+    p.nchunks = EMU_CL;
     blockDim = {(unsigned)EMU_NT, 1, 1};
     gridDim = {(unsigned)EMU_CL, (unsigned)H, (unsigned)b};
     for (unsigned bz = 0; bz < gridDim.z; ++bz)
@@ -222,6 +255,8 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
                     });
             for (auto& t : ts) t.join();
         }
+    p = p0;
+    }
     double num = 0, den = 0;
     for (size_t e = 0; e < out.size(); ++e) { num += (out[e] - ro[e]) * (out[e] - ro[e]); den += ro[e] * ro[e]; }
     ferr = 0;
@@ -252,11 +287,17 @@ int main() {
         {1, 800, 1, 64, 1, 64, 1, false, true, true, true, true, false},
         {1, 1000, 1, 8, 1, 64, 1, true, true, true, true, true, true},
         {1, 1024, 1, 64, 1, 64, 1, false, true, true, true, true, false},
+        // Past one ssdz call (the host's segments; run with EMU_SEG=2 or 3).
+        {2, 1500, 1, 16, 1, 64, 1, true, true, true, true, true, false},
+        {1, 2049, 1, 8, 1, 32, 0, false, false, true, true, false, false},
     };
     double worst = 0;
     int n = 0;
     for (const auto& cs : cases) {
-        if (quick && cs.L > 400) continue;
+        // One call takes at most 1024 steps; EMU_SEG=K runs the cases of L >= 1024 only, in K
+        // segments.
+        const int nseg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+        if (nseg == 1 ? cs.L > 1024 || (quick && cs.L > 400) : cs.L < 1024 || (cs.L + nseg - 1) / nseg > 1024) continue;
         double fe = 0;
         const double e = run_case(cs, rng, fe);
         ++n;

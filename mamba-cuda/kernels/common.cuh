@@ -210,12 +210,24 @@ struct SsdParams {
     // The caller's seq_idx (b, L) where seq_idx carries the LM kernels' headers: their
     // header kernels reset the state at each packed sequence's first step (null: none).
     const int* seq_ids;
+    // A call that is one time segment of its rows (seed.rs `ssdz_segmented_launch`): seq_idx
+    // rows seq_st apart (0: seqlen), and with seq_back (a segment after the first, its
+    // seq_idx pointer inside the row) step 0 compared with the step before it (`ssd_starts_seg`).
+    int seq_st, seq_back;
 };
 // Whether step tt of batch row i starts a packed sequence: seq (b, L rows) set, tt > 0, and
 // its seq_idx differs from the step before's.
 __device__ __forceinline__ bool ssd_starts_in(const int* seq, int L, int i, int tt) {
     if (!seq || tt <= 0) return false;
     const int* s = seq + (size_t)i * L + tt;
+    return s[0] != s[-1];
+}
+// The same for p.seq_idx of a call that may be a time segment of its rows (`ssdz`): rows
+// p.seq_st apart (0: seqlen); with p.seq_back step 0 starts a sequence where it differs from
+// the step before it (the previous segment's last), which drops the state passed in.
+__device__ __forceinline__ bool ssd_starts_seg(const SsdParams& p, int i, int tt) {
+    if (!p.seq_idx || tt < 0 || (tt == 0 && !p.seq_back)) return false;
+    const int* s = p.seq_idx + (size_t)i * (p.seq_st ? p.seq_st : p.seqlen) + tt;
     return s[0] != s[-1];
 }
 // The same from p.seq_ids (the LM header kernels: ssd_lm32.cu, ssd_chunk.cu).

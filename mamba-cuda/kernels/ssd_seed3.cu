@@ -184,7 +184,7 @@ __device__ __forceinline__ void ssdz_body(const SsdParams& p, unsigned char* smr
             const int t = 4 * tid + a;
             d[a] = t < tn ? step_size(dtg[(long long)(t0 + t) * p.dt_st] + bias, p.softplus, p.has_limit, p.lo, p.hi)
                           : 0.f;
-            run += (double)d[a] * A - (t < tn && ssd_starts_in(p.seq_idx, L, i, t0 + t) ? SSDZ_RESET : 0.0);
+            run += (double)d[a] * A - (t < tn && ssd_starts_seg(p, i, t0 + t) ? SSDZ_RESET : 0.0);
             loc[a] = run;
         }
         double incl = run;
@@ -696,7 +696,7 @@ __device__ __forceinline__ void ssdz_tc_body(const SsdParams& p, unsigned char* 
         for (int a = 0; a < 4; ++a) {
             const int t = 4 * tid + a;
             d[a] = t < tn ? step_size(draw[a] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-            run += (double)d[a] * Aj - (t < tn && ssd_starts_in(p.seq_idx, L, i, t0 + t) ? SSDZ_RESET : 0.0);
+            run += (double)d[a] * Aj - (t < tn && ssd_starts_seg(p, i, t0 + t) ? SSDZ_RESET : 0.0);
             loc[a] = run;
         }
         double incl = run;

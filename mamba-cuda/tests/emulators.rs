@@ -433,6 +433,24 @@ emu_test!(
         },
     }
 );
+// Past 1024 steps the host runs `ssdz` in time segments; with seq_idx each segment looks one
+// step back (fifty-sixth session: `seq_st` / `seq_back`, common.cuh `ssd_starts_seg`).
+emu_test!(
+    ssd_seed_forward_ssdz_segments_seq_idx,
+    Job {
+        name: "ssdz_seg",
+        src: "emu_ssdz.cpp",
+        defines: &[],
+        quick: Run {
+            args: &[],
+            env: &[("EMU_V", "8"), ("EMU_SEQ", "1"), ("EMU_SEG", "2")],
+        },
+        full: Run {
+            args: &[],
+            env: &[("EMU_V", "8"), ("EMU_SEQ", "1"), ("EMU_SEG", "3")],
+        },
+    }
+);
 emu_test!(
     ssd_seed_forward_ssdz,
     Job {

@@ -2884,7 +2884,8 @@ fn ssd_recurrent_blocks_q_match_the_oracle() {
 /// segment, odd lengths (last segment shorter, not a multiple of 4), two to five segments,
 /// groups, p / N below 64; every option on and off (the caller's initial state into the
 /// first segment, the final state out of the last). Then `MAMBA_CUDA_SSDZ_SEG=0` (the other
-/// forms) at one length.
+/// forms) at one length. Then packed sequences (seq_idx) at every shape: random starts,
+/// starts at and beside the segments' first steps, and dense ones.
 #[test]
 fn ssd_ssdz_segments_match_the_oracle() {
     let Some(be) = backend() else { return };
@@ -2899,6 +2900,7 @@ fn ssd_ssdz_segments_match_the_oracle() {
         (1, 4100, 2, 64, 1, 64),
     ];
     let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let (mut s32, mut s16) = (Tally::default(), Tally::default());
     let quick = quick();
     for (si, &(b, l, h, p, g, n)) in shapes.iter().enumerate() {
         if quick && si > 1 {
@@ -2918,9 +2920,37 @@ fn ssd_ssdz_segments_match_the_oracle() {
             ssd_check::<f32>(be, &mut rng, &c.all_options(), &mut t32);
         }
         std::env::remove_var("MAMBA_CUDA_SSDZ_SEG");
+        // Packed sequences (fifty-sixth session: each segment reads seq_idx rows L apart and
+        // looks one step back): starts at random, at and beside the segments' first steps,
+        // and dense (sequences of one step); f32 by the default rule, the 16-bit types forced.
+        let seg = l.div_ceil(l.div_ceil(1024)).div_ceil(4) * 4;
+        let edges: Vec<usize> = (1..l.div_ceil(seg))
+            .flat_map(|k| [k * seg - 1, k * seg, k * seg + 1])
+            .chain([1, l - 1])
+            .filter(|&s| s > 0 && s < l)
+            .collect();
+        // Row 0 starts at the edges, row 1 (where b > 1) only beside them.
+        let mut at_edges = seq_from_starts(b, l, &edges);
+        if b > 1 {
+            let beside: Vec<usize> = edges.iter().copied().filter(|s| s % seg != 0).collect();
+            at_edges[l..2 * l].copy_from_slice(&seq_from_starts(1, l, &beside));
+        }
+        let dense = random_seq(&mut rng, b, l, 0.3);
+        let cs = SsdCfg { seq: true, ..c };
+        for ids in [None, Some(&at_edges[..]), Some(&dense[..])] {
+            for cfg in [cs, cs.all_options(), cs.no_options()] {
+                ssd_check_seq::<f32>(be, &mut rng, &cfg, ids, &mut s32);
+            }
+            std::env::set_var("MAMBA_CUDA_SSDZ_SEG", "1");
+            ssd_check_seq::<bf16>(be, &mut rng, &cs.all_options(), ids, &mut s16);
+            ssd_check_seq::<f16>(be, &mut rng, &cs, ids, &mut s16);
+            std::env::remove_var("MAMBA_CUDA_SSDZ_SEG");
+        }
     }
     t32.finish("ssd ssdz segments f32");
     t16.finish("ssd ssdz segments bf16 / f16");
+    s32.finish("ssd ssdz segments f32 with seq_idx");
+    s16.finish("ssd ssdz segments bf16 / f16 with seq_idx");
 }
 
 /// `ssdz_*` (kernels/ssd_seed3.cu, `MAMBA_CUDA_SSDZ=1`): the chunked SSD forward in one

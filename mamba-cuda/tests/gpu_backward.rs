@@ -1998,20 +1998,34 @@ fn forward_backward_timings() {
             eprintln!("TIMING {name}: fwd {f:.1} us, fwd+bwd {fb:.1} us");
         }
     }
-    // Any other SSD shape: MAMBA_GPU_BWD_SSD_SHAPE="b,L,h,N" (p 64), in f32 and bf16.
+    // Any other SSD shapes: MAMBA_GPU_BWD_SSD_SHAPE="b,L,h,N[,k];..." (p 64), in f32 and
+    // bf16; k > 0: seq_idx with k sequences per row.
     if let Ok(v) = std::env::var("MAMBA_GPU_BWD_SSD_SHAPE") {
-        let d: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-        assert_eq!(d.len(), 4, "MAMBA_GPU_BWD_SSD_SHAPE is b,L,h,N");
-        let shape = (d[0], d[1], d[2], 64, d[3]);
-        for ty in ["f32", "bf16"] {
-            let (f, fb) = match ty {
-                "f32" => time_ssd::<f32>(be, shape),
-                _ => time_ssd::<bf16>(be, shape),
-            };
-            eprintln!(
-                "TIMING ssd {ty} b{} L{} h{} p64 N{}: fwd {f:.1} us, fwd+bwd {fb:.1} us",
-                d[0], d[1], d[2], d[3]
+        for one in v.split(';').filter(|s| !s.trim().is_empty()) {
+            let d: Vec<usize> = one
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect();
+            assert!(
+                d.len() == 4 || d.len() == 5,
+                "MAMBA_GPU_BWD_SSD_SHAPE is b,L,h,N[,k];..."
             );
+            let k = d.get(4).copied().unwrap_or(0);
+            let shape = (d[0], d[1], d[2], 64, d[3]);
+            for ty in ["f32", "bf16"] {
+                let (f, fb) = match ty {
+                    "f32" => time_ssd_z::<f32>(be, shape, false, k),
+                    _ => time_ssd_z::<bf16>(be, shape, false, k),
+                };
+                let seq = d[1]
+                    .checked_div(k)
+                    .map(|per| format!(" seq_idx {k}x{per}"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "TIMING ssd {ty} b{} L{} h{} p64 N{}{seq}: fwd {f:.1} us, fwd+bwd {fb:.1} us",
+                    d[0], d[1], d[2], d[3]
+                );
+            }
         }
     }
 }

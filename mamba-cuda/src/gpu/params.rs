@@ -92,6 +92,12 @@ pub(crate) struct SsdParams {
     /// The caller's seq_idx where `seq_idx` carries the LM kernels' headers (their header
     /// kernels reset the state at each packed sequence's first step; 0 = none).
     pub seq_ids: u64,
+    /// A call that is one time segment of its rows (`seed::ssdz_segmented_launch`): the row
+    /// stride of `seq_idx` in elements (0: `seqlen`).
+    pub seq_st: i32,
+    /// With `seq_st`: `seq_idx` points inside its row (a segment after the first), so step 0
+    /// starts a sequence where its id differs from the step before's (`ssd_starts_seg`).
+    pub seq_back: i32,
 }
 
 /// Which dimension [`SsdParams::offset_io`] moves along.
@@ -451,7 +457,7 @@ pub(crate) struct GateBwdParams {
 // Sizes as the C compiler lays the structs out (checked against common.cuh by hand:
 // pointers and 64-bit strides first, 32-bit scalars after, padded to 8).
 const _: () = assert!(std::mem::size_of::<Scan1Params>() == 15 * 8 + 16 * 4);
-const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4 + 8);
+const _: () = assert!(std::mem::size_of::<SsdParams>() == 14 * 8 + 12 * 8 + 18 * 4 + 8 + 2 * 4);
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 6 * 8 + 6 * 8 + 6 * 4);
 const _: () = assert!(std::mem::size_of::<StateUpdateParams>() == 10 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<ConvUpdateParams>() == 5 * 8 + 6 * 4);

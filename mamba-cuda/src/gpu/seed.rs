@@ -475,8 +475,10 @@ pub(crate) fn ssdz_segments(g: &Gpu, prm: &SsdParams, f32: bool) -> Option<usize
     let seg = l.div_ceil(k).div_ceil(4) * 4;
     let mut q = *prm;
     q.seqlen = seg as i32;
-    // Not with seq_idx: the kernel reads its rows L apart, the segments' L is theirs.
-    if seg > cap || (k - 1) * seg >= l || prm.seq_idx != 0 || !ssdz_applies(&q) {
+    // With seq_idx (since the fifty-sixth session) each segment reads its rows L apart and
+    // looks one step back (`seq_st`, `seq_back`); `ssdz_applies` keeps it off where
+    // `MAMBA_CUDA_SSD_LM_SEQ=0`.
+    if seg > cap || (k - 1) * seg >= l || !ssdz_applies(&q) {
         return None;
     }
     match env_str("MAMBA_CUDA_SSDZ_SEG").as_deref() {
@@ -517,6 +519,14 @@ pub(crate) fn ssdz_segmented_launch(
             q.offset_io(SsdAxis::Time, (i * seg) as i64, es);
             q.init = if i == 0 { prm.init } else { buf(i - 1) };
             q.final_states = if i + 1 == k { prm.final_states } else { buf(i) };
+            if prm.seq_idx != 0 {
+                // The segment's columns of seq_idx (b, L): rows L apart; after the first
+                // segment step 0 compares with the previous segment's last step, so a
+                // sequence starting there drops the state passed in.
+                q.seq_idx = prm.seq_idx + (i * seg * 4) as u64;
+                q.seq_st = l as i32;
+                q.seq_back = (i > 0) as i32;
+            }
             ssdz_launch(g, q, sfx, stream)?;
         }
         Ok(())
