@@ -3683,3 +3683,117 @@ fn dummy_scan_args() -> SelectiveScanArgs<'static, f32> {
         Tensor::new(&A, [1, 1]),
     )
 }
+
+/// A length drawn for the default-rule sweeps: half the time one of the lengths where a
+/// rule changes form (or one step either side), else log-uniform in 1..=max.
+fn sweep_len(rng: &mut Rng, max: usize) -> usize {
+    const EDGES: [usize; 18] = [
+        1, 2, 15, 16, 17, 63, 64, 100, 127, 128, 129, 199, 200, 256, 400, 639, 640, 800,
+    ];
+    const LONG: [usize; 8] = [1000, 1023, 1024, 1025, 1500, 2047, 2048, 2049];
+    if rng.coin() {
+        let all: Vec<usize> = EDGES.iter().chain(LONG.iter()).copied().collect();
+        return all[rng.int(0, all.len() - 1)].min(max);
+    }
+    (rng.range(0.0, (max as f64).ln()).exp().round() as usize).clamp(1, max)
+}
+
+/// The SSD and Mamba-1 forwards under the default rules (no `MAMBA_CUDA_*` set), at sizes
+/// drawn across the regions where the rules pick their kernels: the seed widths (few batch
+/// rows and heads, `ssdz` / the seed kernels, `ssdz` in segments past 1024 steps), the
+/// language-model widths (`ssdl`, `ssdl32`, `lm1`) and the boundaries between them (lengths
+/// at and beside each rule's edge, head and channel counts around the SM count), with
+/// every option drawn at random, packed sequences in a third of the SSD calls, all three
+/// storage types, against the f64 oracle. Each case is capped in size so the oracle stays
+/// quick; `MAMBA_GPU_SWEEP=N` sets the number of cases of each kind (default 12).
+/// (Every other test forces forms by env or fixes its shapes: this one checks what a user
+/// gets. Run it alone: the env of the tests beside it changes the rules.)
+#[test]
+fn default_rules_match_the_oracle_at_random_sizes() {
+    let Some(be) = backend() else { return };
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMBA_CUDA_") && k != "MAMBA_CUDA_ENV_LIVE" && k != "MAMBA_CUDA_PLUGIN" {
+            std::env::remove_var(k);
+        }
+    }
+    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick() { 3 } else { 12 });
+    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(56);
+    let mut rng = Rng(seed);
+    let (mut ts, mut tm) = (Tally::default(), Tally::default());
+    // SSD: (b L h p N) capped at 6e7 state updates.
+    for _ in 0..cases {
+        let p = *[64usize, 64, 64, 32, 16, 48, 8, 128]
+            .get(rng.int(0, 7))
+            .unwrap();
+        let n = *[64usize, 128, 128, 64, 32, 16, 48, 17]
+            .get(rng.int(0, 7))
+            .unwrap();
+        let b = *[1usize, 2, 2, 4, 8].get(rng.int(0, 4)).unwrap();
+        let h = match rng.int(0, 3) {
+            0 => rng.int(1, 8),
+            1 => *[6usize, 12, 15, 16, 17, 24, 33].get(rng.int(0, 6)).unwrap(),
+            2 => rng.int(9, 40),
+            _ => rng.int(40, 96),
+        };
+        let cap = 60_000_000 / (b * h * p * n);
+        if cap == 0 {
+            continue;
+        }
+        let l = sweep_len(&mut rng, cap.min(4200));
+        let g = if rng.coin() { 1 } else { rng.divisor(h) };
+        let mut c = shape_ssd_cfg(&mut rng, b, l, h, p, g, n);
+        c.seq = rng.int(0, 2) == 0;
+        let rate = rng_rate(&mut rng);
+        let ids = c.seq.then(|| random_seq(&mut rng, b, l, rate));
+        let ids = ids.as_deref();
+        match rng.int(0, 2) {
+            0 => ssd_check_seq::<f32>(be, &mut rng, &c, ids, &mut ts),
+            1 => ssd_check_seq::<bf16>(be, &mut rng, &c, ids, &mut ts),
+            _ => ssd_check_seq::<f16>(be, &mut rng, &c, ids, &mut ts),
+        }
+    }
+    // Mamba-1: (b d L N) capped at 3e7 state updates.
+    for _ in 0..cases {
+        let n = *[16usize, 16, 64, 64, 4, 32, 7].get(rng.int(0, 6)).unwrap();
+        let b = *[1usize, 2, 2, 4, 8].get(rng.int(0, 4)).unwrap();
+        let d = match rng.int(0, 3) {
+            0 => *[384usize, 383, 385, 768, 1024, 1536, 2048, 2049]
+                .get(rng.int(0, 7))
+                .unwrap(),
+            1 => rng.int(1, 64),
+            2 => rng.int(64, 1024),
+            _ => rng.int(1024, 4096),
+        };
+        let cap = 30_000_000 / (b * d * n);
+        if cap == 0 {
+            continue;
+        }
+        let l = sweep_len(&mut rng, cap.min(4200));
+        let pick = |rng: &mut Rng| match rng.int(0, 3) {
+            0 => Bc::Shared,
+            1 | 2 => Bc::Varying,
+            _ => Bc::Grouped(rng.divisor(d)),
+        };
+        let (bl, cl) = (pick(&mut rng), pick(&mut rng));
+        let c = scan_cfg_random_options(&mut rng, b, d, l, n, bl, cl);
+        match rng.int(0, 2) {
+            0 => scan_check::<f32>(be, &mut rng, &c, &mut tm),
+            1 => scan_check::<bf16>(be, &mut rng, &c, &mut tm),
+            _ => scan_check::<f16>(be, &mut rng, &c, &mut tm),
+        }
+    }
+    ts.finish("ssd, default rules, random sizes");
+    tm.finish("selective_scan, default rules, random sizes");
+}
+
+/// A start rate for packed sequences: a few long sequences, many short ones, or one step
+/// each in places.
+fn rng_rate(rng: &mut Rng) -> f64 {
+    *[0.001f64, 0.01, 0.05, 0.3].get(rng.int(0, 3)).unwrap()
+}

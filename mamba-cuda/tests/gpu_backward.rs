@@ -2029,3 +2029,130 @@ fn forward_backward_timings() {
         }
     }
 }
+
+/// A length for the default-rule sweep: half the time one at or beside a rule's edge, else
+/// log-uniform in 1..=max.
+fn sweep_len(rng: &mut Rng, max: usize) -> usize {
+    const EDGES: [usize; 24] = [
+        1, 2, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 400, 640, 800, 1023, 1024,
+        1025, 1500, 2047, 2048,
+    ];
+    if rng.coin() {
+        return rng.pick(&EDGES).min(max);
+    }
+    (rng.range(0.0, (max as f64).ln()).exp().round() as usize).clamp(1, max)
+}
+
+/// Forward + backward of SSD and Mamba-1 under the default rules (no `MAMBA_CUDA_*` set),
+/// at sizes drawn across the regions where the rules pick their kernels (seed widths, the
+/// language-model widths, and the edges between them: lengths at and beside the 32- / 64-
+/// step chunks and the 1024-step limits, head and channel counts around the SM count),
+/// every option at random (packed sequences in a third of the SSD calls, the Mamba-1
+/// training path, saving forward then the backward from its checkpoints, in half of its
+/// calls), all three storage types, against the f64 oracle. Each case is capped in size
+/// for the oracle; `MAMBA_GPU_SWEEP=N` sets the number of cases of each kind (default 8),
+/// `MAMBA_GPU_SWEEP_SEED` the draw. (Run it alone: the tests beside it change the rules'
+/// env.)
+#[test]
+fn default_rules_backward_at_random_sizes() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMBA_CUDA_") && k != "MAMBA_CUDA_ENV_LIVE" && k != "MAMBA_CUDA_PLUGIN" {
+            std::env::remove_var(k);
+        }
+    }
+    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick() { 2 } else { 8 });
+    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(56);
+    let mut rng = Rng::new(seed);
+    let (mut ts, mut tm) = (Tally::default(), Tally::default());
+    // SSD: (b L h p N) capped at 1.5e7 state updates.
+    let mut ssd = Vec::new();
+    while ssd.len() < cases {
+        let p = rng.pick(&[64usize, 64, 64, 32, 16, 48, 8]);
+        let n = rng.pick(&[64usize, 128, 128, 64, 32, 16, 17]);
+        let b = rng.pick(&[1usize, 2, 2, 4, 8]);
+        let h = match rng.int(0, 3) {
+            0 => rng.int(1, 8),
+            1 => rng.pick(&[6usize, 12, 15, 16, 17, 24, 33]),
+            2 => rng.int(9, 40),
+            _ => rng.int(40, 96),
+        };
+        let cap = 15_000_000 / (b * h * p * n);
+        if cap == 0 {
+            continue;
+        }
+        let l = sweep_len(&mut rng, cap.min(2100));
+        let g = if rng.coin() { 1 } else { rng.divisor(h) };
+        ssd.push(SsdConfig {
+            d: rng.pick(&[None, Some(DShape::PerHead), Some(DShape::PerChannel)]),
+            z: rng.coin(),
+            dt_bias: rng.coin(),
+            initial_states: rng.coin(),
+            seq_idx: rng.chance(0.33),
+            dt_softplus: rng.chance(0.75),
+            dt_limit: rng.chance(0.2).then_some((0.001, 1.5)),
+            dfinal_states: rng.coin(),
+            ..SsdConfig::new(b, l, h, p, g, n)
+        });
+    }
+    for (e, cfg) in ssd.iter().enumerate() {
+        let one = std::slice::from_ref(cfg);
+        match e % 3 {
+            0 => ssd_type::<f32>(be, one, seed + e as u64, &mut ts),
+            1 => ssd_type::<bf16>(be, one, seed + e as u64, &mut ts),
+            _ => ssd_type::<f16>(be, one, seed + e as u64, &mut ts),
+        }
+    }
+    // Mamba-1: (b d L N) capped at 1e7 state updates.
+    let mut scan = Vec::new();
+    while scan.len() < cases {
+        let n = rng.pick(&[16usize, 16, 64, 64, 4, 32, 7]);
+        let b = rng.pick(&[1usize, 2, 2, 4, 8]);
+        let dim = match rng.int(0, 3) {
+            0 => rng.pick(&[384usize, 383, 385, 768, 1024, 1536, 2048, 2049]),
+            1 => rng.int(1, 64),
+            2 => rng.int(64, 1024),
+            _ => rng.int(1024, 4096),
+        };
+        let cap = 10_000_000 / (b * dim * n);
+        if cap == 0 {
+            continue;
+        }
+        let seqlen = sweep_len(&mut rng, cap.min(2100));
+        let kind = |rng: &mut Rng| match rng.int(0, 3) {
+            0 => BcKind::Shared,
+            1 | 2 => BcKind::Varying,
+            _ => BcKind::Grouped(rng.divisor(dim)),
+        };
+        scan.push(ScanConfig {
+            b_kind: kind(&mut rng),
+            c_kind: kind(&mut rng),
+            d: rng.coin(),
+            z: rng.coin(),
+            delta_bias: rng.coin(),
+            initial_state: rng.coin(),
+            delta_softplus: rng.chance(0.75),
+            dlast_state: rng.coin(),
+            ..ScanConfig::new(b, dim, seqlen, n)
+        });
+    }
+    for (e, cfg) in scan.iter().enumerate() {
+        let one = std::slice::from_ref(cfg);
+        be.set_scan_training_path(e % 2 == 1);
+        match e % 3 {
+            0 => scan_type::<f32>(be, one, seed + 100 + e as u64, &mut tm),
+            1 => scan_type::<bf16>(be, one, seed + 100 + e as u64, &mut tm),
+            _ => scan_type::<f16>(be, one, seed + 100 + e as u64, &mut tm),
+        }
+    }
+    be.set_scan_training_path(false);
+    ts.finish("ssd forward + backward, default rules, random sizes");
+    tm.finish("selective_scan forward + backward, default rules, random sizes");
+}
