@@ -2833,3 +2833,97 @@ fn decode_profile() {
         }
     }
 }
+
+/// The device training path (forward_train + backward) against the reference backend's
+/// host backward at random block sizes under the default rules: d_model 16-320, N 16-128,
+/// head sizes 16-64, groups, conv widths 2-4, norm before / after the gate, dt limits, with
+/// and without the initial state and its gradient, lengths at and beside the kernels' edges
+/// (the 32- / 64-step chunks, 128, 256, 640, 1024) or drawn log-uniform up to 1100, in
+/// f32, bf16 and f16, the activations kept or recomputed. `MAMBA_GPU_SWEEP=N` cases
+/// (default 6), `MAMBA_GPU_SWEEP_SEED` the draw. Sizes are capped so the reference stays
+/// quick.
+#[test]
+fn block_train_at_random_sizes() {
+    if !cuda_available() {
+        return;
+    }
+    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::var_os("MAMBA_GPU_QUICK").is_some() {
+            2
+        } else {
+            6
+        });
+    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(56);
+    let mut rng = SplitMix64(seed);
+    let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+    let mut fails = Vec::new();
+    let mut pass = 0;
+    let mut k = 0;
+    while k < cases {
+        let d_model = 16 * (1 + pick(20));
+        let headdim = [16usize, 32, 64][pick(3)];
+        let d_inner = 2 * d_model;
+        if !d_inner.is_multiple_of(headdim) {
+            continue;
+        }
+        let heads = d_inner / headdim;
+        let ngroups = if heads.is_multiple_of(2) && pick(2) == 0 {
+            2
+        } else {
+            1
+        };
+        let d_state = [16usize, 32, 64, 64, 128][pick(5)];
+        let batch = 1 + pick(3);
+        const EDGES: [usize; 14] = [1, 2, 31, 32, 33, 63, 64, 65, 128, 129, 256, 640, 1024, 1025];
+        let cap = (80_000_000 / (batch * d_inner * d_state)).clamp(1, 1100);
+        let l = if pick(2) == 0 {
+            EDGES[pick(EDGES.len())].min(cap)
+        } else {
+            let u = (pick(1 << 20) as f64 + 0.5) / (1 << 20) as f64;
+            ((u * (cap as f64).ln()).exp().round() as usize).clamp(1, cap)
+        };
+        let cfg = Mamba2Config {
+            d_model,
+            d_state,
+            headdim,
+            ngroups,
+            d_conv: 2 + pick(3),
+            norm_before_gate: pick(2) == 0,
+            dt_limit: (pick(5) == 0).then_some((0.001, 0.5)),
+            ..Mamba2Config::default()
+        };
+        let c = Case {
+            cfg,
+            batch,
+            l,
+            init: pick(2) == 0,
+            dstate: pick(2) == 0,
+        };
+        let keep = pick(2) == 0;
+        let s = seed * 1000 + k as u64;
+        let r = match k % 3 {
+            0 => run_case::<f32>(&c, s, 1e-4, keep),
+            1 => run_case::<bf16>(&c, s, 2e-2, keep),
+            _ => run_case::<f16>(&c, s, 5e-3, keep),
+        };
+        match r {
+            Ok(_) => pass += 1,
+            Err(e) => fails.push(format!(
+                "case {k} (b{batch} L{l} {:?}, keep {keep}): {e}",
+                c.cfg
+            )),
+        }
+        k += 1;
+    }
+    println!(
+        "block train at random sizes: {pass} passed, {} failed",
+        fails.len()
+    );
+    assert!(pass > 0 || !fails.is_empty(), "nothing compared");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
