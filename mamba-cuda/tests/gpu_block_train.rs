@@ -12,7 +12,7 @@ use mamba_core::Tensor;
 use mamba_model::backend::build;
 use mamba_model::{
     bf16, f16, BackendKind, Element, Mamba2Block, Mamba2Config, Mamba2Grads, Mamba2State,
-    Mamba2Weights, SplitMix64,
+    Mamba2Weights, Selection, SplitMix64,
 };
 
 fn cuda_available() -> bool {
@@ -105,14 +105,39 @@ fn run_case<T: Element>(c: &Case, seed: u64, tol: f64, keep: bool) -> Result<f64
 where
     dyn mamba_core::Backend: mamba_core::Kernels<T>,
 {
+    run_case_against::<T>(c, seed, tol, keep, false)
+}
+
+/// `run_case` against the reference backend accumulating in f32 (`oracle` false) or in f64
+/// (`Reference::oracle()`, storage still `T`): at long lengths the f32 reference's own
+/// error in the per-head sums (d A_log: 2.8e-5 at b3 L1024 d_model 192 N16, measured
+/// against the f64-accumulating one) is a large part of the 1e-4 tolerance.
+fn run_case_against<T: Element>(
+    c: &Case,
+    seed: u64,
+    tol: f64,
+    keep: bool,
+    oracle: bool,
+) -> Result<f64, String>
+where
+    dyn mamba_core::Backend: mamba_core::Kernels<T>,
+{
     let cfg = &c.cfg;
     let w = random_weights(cfg, seed);
     let mut dev =
         Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
             .unwrap();
     dev.set_keep_activations(keep);
-    let reff = Mamba2Block::with_selection(cfg.clone(), w, &build(BackendKind::Reference).unwrap())
-        .unwrap();
+    let sel = if oracle {
+        Selection {
+            kind: BackendKind::Reference,
+            backend: std::sync::Arc::new(mamba_core::Reference::<f64>::oracle()),
+            report: "reference (f64 accumulation)".into(),
+        }
+    } else {
+        build(BackendKind::Reference).unwrap()
+    };
+    let reff = Mamba2Block::with_selection(cfg.clone(), w, &sel).unwrap();
     let mut rng = SplitMix64(seed * 7 + 3);
     let n = c.batch * c.l * cfg.d_model;
     let u: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
@@ -2839,7 +2864,8 @@ fn decode_profile() {
 /// head sizes 16-64, groups, conv widths 2-4, norm before / after the gate, dt limits, with
 /// and without the initial state and its gradient, lengths at and beside the kernels' edges
 /// (the 32- / 64-step chunks, 128, 256, 640, 1024) or drawn log-uniform up to 1100, in
-/// f32, bf16 and f16, the activations kept or recomputed. `MAMBA_GPU_SWEEP=N` cases
+/// f32, bf16 and f16, the activations kept or recomputed; the reference accumulates in f64
+/// (`run_case_against`). `MAMBA_GPU_SWEEP=N` cases
 /// (default 6), `MAMBA_GPU_SWEEP_SEED` the draw. Sizes are capped so the reference stays
 /// quick.
 #[test]
@@ -2907,9 +2933,9 @@ fn block_train_at_random_sizes() {
         let keep = pick(2) == 0;
         let s = seed * 1000 + k as u64;
         let r = match k % 3 {
-            0 => run_case::<f32>(&c, s, 1e-4, keep),
-            1 => run_case::<bf16>(&c, s, 2e-2, keep),
-            _ => run_case::<f16>(&c, s, 5e-3, keep),
+            0 => run_case_against::<f32>(&c, s, 1e-4, keep, true),
+            1 => run_case_against::<bf16>(&c, s, 2e-2, keep, true),
+            _ => run_case_against::<f16>(&c, s, 5e-3, keep, true),
         };
         match r {
             Ok(_) => pass += 1,
