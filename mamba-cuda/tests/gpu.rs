@@ -3705,7 +3705,8 @@ fn sweep_len(rng: &mut Rng, max: usize) -> usize {
 /// at and beside each rule's edge, head and channel counts around the SM count), with
 /// every option drawn at random, packed sequences in a third of the SSD calls, all three
 /// storage types, against the f64 oracle. Each case is capped in size so the oracle stays
-/// quick; `MAMBA_GPU_SWEEP=N` sets the number of cases of each kind (default 12).
+/// quick; `MAMBA_GPU_SWEEP=N` sets the number of cases of each kind (default 12),
+/// `MAMBA_GPU_SWEEP_SEED` the draw, `MAMBA_GPU_SWEEP_SCALE=k` k times the size caps.
 /// (Every other test forces forms by env or fixes its shapes: this one checks what a user
 /// gets. Run it alone: the env of the tests beside it changes the rules.)
 #[test]
@@ -3724,6 +3725,12 @@ fn default_rules_match_the_oracle_at_random_sizes() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(56);
+    // `MAMBA_GPU_SWEEP_SCALE=k`: k times the size caps (longer sequences, more heads).
+    let scale: usize = std::env::var("MAMBA_GPU_SWEEP_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut rng = Rng(seed);
     let (mut ts, mut tm) = (Tally::default(), Tally::default());
     // SSD: (b L h p N) capped at 6e7 state updates.
@@ -3741,11 +3748,11 @@ fn default_rules_match_the_oracle_at_random_sizes() {
             2 => rng.int(9, 40),
             _ => rng.int(40, 96),
         };
-        let cap = 60_000_000 / (b * h * p * n);
+        let cap = 60_000_000 * scale / (b * h * p * n);
         if cap == 0 {
             continue;
         }
-        let l = sweep_len(&mut rng, cap.min(4200));
+        let l = sweep_len(&mut rng, cap.min(4200 * scale.min(4)));
         let g = if rng.coin() { 1 } else { rng.divisor(h) };
         let mut c = shape_ssd_cfg(&mut rng, b, l, h, p, g, n);
         c.seq = rng.int(0, 2) == 0;
@@ -3770,11 +3777,11 @@ fn default_rules_match_the_oracle_at_random_sizes() {
             2 => rng.int(64, 1024),
             _ => rng.int(1024, 4096),
         };
-        let cap = 30_000_000 / (b * d * n);
+        let cap = 30_000_000 * scale / (b * d * n);
         if cap == 0 {
             continue;
         }
-        let l = sweep_len(&mut rng, cap.min(4200));
+        let l = sweep_len(&mut rng, cap.min(4200 * scale.min(4)));
         let pick = |rng: &mut Rng| match rng.int(0, 3) {
             0 => Bc::Shared,
             1 | 2 => Bc::Varying,

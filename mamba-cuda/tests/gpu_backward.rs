@@ -2051,8 +2051,8 @@ fn sweep_len(rng: &mut Rng, max: usize) -> usize {
 /// training path, saving forward then the backward from its checkpoints, in half of its
 /// calls), all three storage types, against the f64 oracle. Each case is capped in size
 /// for the oracle; `MAMBA_GPU_SWEEP=N` sets the number of cases of each kind (default 8),
-/// `MAMBA_GPU_SWEEP_SEED` the draw. (Run it alone: the tests beside it change the rules'
-/// env.)
+/// `MAMBA_GPU_SWEEP_SEED` the draw, `MAMBA_GPU_SWEEP_SCALE=k` k times the size caps. (Run it
+/// alone: the tests beside it change the rules' env.)
 #[test]
 fn default_rules_backward_at_random_sizes() {
     let Some(be) = backend() else { return };
@@ -2070,6 +2070,12 @@ fn default_rules_backward_at_random_sizes() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(56);
+    // `MAMBA_GPU_SWEEP_SCALE=k`: k times the size caps (longer sequences, more heads).
+    let scale: usize = std::env::var("MAMBA_GPU_SWEEP_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut rng = Rng::new(seed);
     let (mut ts, mut tm) = (Tally::default(), Tally::default());
     // SSD: (b L h p N) capped at 1.5e7 state updates.
@@ -2084,11 +2090,11 @@ fn default_rules_backward_at_random_sizes() {
             2 => rng.int(9, 40),
             _ => rng.int(40, 96),
         };
-        let cap = 15_000_000 / (b * h * p * n);
+        let cap = 15_000_000 * scale / (b * h * p * n);
         if cap == 0 {
             continue;
         }
-        let l = sweep_len(&mut rng, cap.min(2100));
+        let l = sweep_len(&mut rng, cap.min(2100 * scale.min(4)));
         let g = if rng.coin() { 1 } else { rng.divisor(h) };
         ssd.push(SsdConfig {
             d: rng.pick(&[None, Some(DShape::PerHead), Some(DShape::PerChannel)]),
@@ -2121,11 +2127,11 @@ fn default_rules_backward_at_random_sizes() {
             2 => rng.int(64, 1024),
             _ => rng.int(1024, 4096),
         };
-        let cap = 10_000_000 / (b * dim * n);
+        let cap = 10_000_000 * scale / (b * dim * n);
         if cap == 0 {
             continue;
         }
-        let seqlen = sweep_len(&mut rng, cap.min(2100));
+        let seqlen = sweep_len(&mut rng, cap.min(2100 * scale.min(4)));
         let kind = |rng: &mut Rng| match rng.int(0, 3) {
             0 => BcKind::Shared,
             1 | 2 => BcKind::Varying,
