@@ -13,6 +13,8 @@ use mamba_core::{
     Kernels, Reference, SelectiveScanArgs, SelectiveStateUpdateArgs, SsdArgs, Tensor, TensorMut,
 };
 
+mod sweep;
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -3712,25 +3714,8 @@ fn sweep_len(rng: &mut Rng, max: usize) -> usize {
 #[test]
 fn default_rules_match_the_oracle_at_random_sizes() {
     let Some(be) = backend() else { return };
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MAMBA_CUDA_") && k != "MAMBA_CUDA_ENV_LIVE" && k != "MAMBA_CUDA_PLUGIN" {
-            std::env::remove_var(k);
-        }
-    }
-    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick() { 3 } else { 12 });
-    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(56);
-    // `MAMBA_GPU_SWEEP_SCALE=k`: k times the size caps (longer sequences, more heads).
-    let scale: usize = std::env::var("MAMBA_GPU_SWEEP_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    sweep::clear_overrides();
+    let sweep::Sweep { cases, seed, scale } = sweep::settings(if quick() { 3 } else { 12 });
     let mut rng = Rng(seed);
     let (mut ts, mut tm) = (Tally::default(), Tally::default());
     // SSD: (b L h p N) capped at 6e7 state updates.

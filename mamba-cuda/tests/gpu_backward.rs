@@ -19,6 +19,8 @@ use mamba_core::testing::{
 };
 use mamba_core::{bf16, f16, Activation, ConvLayout, Element};
 
+mod sweep;
+
 fn backend() -> Option<&'static CudaBackend> {
     // Overrides set at run time (the SSD kernel choice below) are read only when this is
     // set before the plugin's first call; timings keep the per-call path without reads.
@@ -2057,25 +2059,8 @@ fn sweep_len(rng: &mut Rng, max: usize) -> usize {
 fn default_rules_backward_at_random_sizes() {
     let Some(be) = backend() else { return };
     let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MAMBA_CUDA_") && k != "MAMBA_CUDA_ENV_LIVE" && k != "MAMBA_CUDA_PLUGIN" {
-            std::env::remove_var(k);
-        }
-    }
-    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick() { 2 } else { 8 });
-    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(56);
-    // `MAMBA_GPU_SWEEP_SCALE=k`: k times the size caps (longer sequences, more heads).
-    let scale: usize = std::env::var("MAMBA_GPU_SWEEP_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    sweep::clear_overrides();
+    let sweep::Sweep { cases, seed, scale } = sweep::settings(if quick() { 2 } else { 8 });
     let mut rng = Rng::new(seed);
     let (mut ts, mut tm) = (Tally::default(), Tally::default());
     // SSD: (b L h p N) capped at 1.5e7 state updates.

@@ -15,6 +15,8 @@ use mamba_model::{
     Mamba2Weights, Selection, SplitMix64,
 };
 
+mod sweep;
+
 fn cuda_available() -> bool {
     match build(BackendKind::Cuda) {
         Ok(_) => true,
@@ -2866,25 +2868,16 @@ fn decode_profile() {
 /// (the 32- / 64-step chunks, 128, 256, 640, 1024) or drawn log-uniform up to 1100, in
 /// f32, bf16 and f16, the activations kept or recomputed; the reference accumulates in f64
 /// (`run_case_against`). `MAMBA_GPU_SWEEP=N` cases
-/// (default 6), `MAMBA_GPU_SWEEP_SEED` the draw. Sizes are capped so the reference stays
-/// quick.
+/// (default 6), `MAMBA_GPU_SWEEP_SEED` the draw, `MAMBA_GPU_SWEEP_SCALE=k` k times the size
+/// caps. Sizes are capped so the reference stays quick.
 #[test]
 fn block_train_at_random_sizes() {
     if !cuda_available() {
         return;
     }
-    let cases: usize = std::env::var("MAMBA_GPU_SWEEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if std::env::var_os("MAMBA_GPU_QUICK").is_some() {
-            2
-        } else {
-            6
-        });
-    let seed: u64 = std::env::var("MAMBA_GPU_SWEEP_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(56);
+    sweep::clear_overrides();
+    let quick = std::env::var_os("MAMBA_GPU_QUICK").is_some();
+    let sweep::Sweep { cases, seed, scale } = sweep::settings(if quick { 2 } else { 6 });
     let mut rng = SplitMix64(seed);
     let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
     let mut fails = Vec::new();
@@ -2906,7 +2899,7 @@ fn block_train_at_random_sizes() {
         let d_state = [16usize, 32, 64, 64, 128][pick(5)];
         let batch = 1 + pick(3);
         const EDGES: [usize; 14] = [1, 2, 31, 32, 33, 63, 64, 65, 128, 129, 256, 640, 1024, 1025];
-        let cap = (80_000_000 / (batch * d_inner * d_state)).clamp(1, 1100);
+        let cap = (80_000_000 * scale / (batch * d_inner * d_state)).clamp(1, 1100 * scale.min(4));
         let l = if pick(2) == 0 {
             EDGES[pick(EDGES.len())].min(cap)
         } else {
