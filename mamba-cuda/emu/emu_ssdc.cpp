@@ -674,7 +674,9 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     // EMU_SEQ=1, `ssdl` without a fused form (`emu_ssdc 3 28` / `3 71` / `3`: the LM forms,
     // whose header kernels reset the state, and the generic ones, whose own scan does;
     // fifty-fifth session): packed sequences (`emu_packed_ids`).
-    const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1 && kind == 3;
+    // EMU_SEQ=1 also for `ssdc` / `ssdm` / `split3` (kinds 0-2, fifty-sixth session: their own
+    // f64 scans reset it, `SSDM_RESET`), through p.seq_idx.
+    const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1 && kind <= 3;
     const std::vector<int> ids = emu_packed_ids(b, L, seqs, rng);
 
     // f64 reference
@@ -720,7 +722,8 @@ static double run_case(const Case& cs, int kind, std::mt19937& rng, double* efin
     p.batch = b; p.seqlen = L; p.nheads = h; p.headdim = P; p.ngroups = g; p.dstate = N;
     p.d_per_channel = cs.D == 2; p.softplus = cs.softplus; p.has_limit = cs.limit; p.lo = lo; p.hi = hi;
     p.qb = cs.PB;
-    p.seq_ids = seqs ? ids.data() : nullptr;
+    p.seq_ids = seqs && kind == 3 ? ids.data() : nullptr;
+    p.seq_idx = seqs && kind < 3 ? ids.data() : nullptr;
     constexpr bool f32 = sizeof(T) == 4;
     if (kind >= 3) return run_ssdl<T>(p, cs, ro, rf, io, st, out, fin, efin, kind - 3);
     const int total = kind == 0 ? ssdc_layout(sizeof(T), cs.Q, cs.PB, N).total
@@ -837,6 +840,8 @@ int main(int argc, char** argv) {
         {2, 129, 2, 32, 2, 64, 128, 32, 1, false, true, true, true, true, false},
     };
     int bad = 0;
+    // EMU_NO_SSDL=1: the wmma / mma / spl3 cases only (no `ssdl` section).
+    const bool no_ssdl = std::getenv("EMU_NO_SSDL") != nullptr;
     for (int kind = g_only_ssdl ? 3 : 0; kind < 3; ++kind)
         for (int bf = 0; bf < 2; ++bf)
             for (const auto& c : cases) {
@@ -884,7 +889,7 @@ int main(int argc, char** argv) {
         {1, 300, 3, 64, 3, 32, 128, 64, 2, true, true, true, true, true, true},
         {2, 130, 4, 128, 2, 32, 128, 64, 1, false, true, true, true, true, false},
     };
-    for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3; ++fuse)
+    for (int fuse = g_only_ssdl == 2 ? 2 : 0; fuse < 3 && !no_ssdl; ++fuse)
     for (int bf = 0; bf < 3; ++bf)
         for (const auto& c : lcases) {
             // With a variant asked for: only where it applies (bf16, Q 128, N 128, PB 64);

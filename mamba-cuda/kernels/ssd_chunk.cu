@@ -166,6 +166,12 @@ __host__ __device__ inline SsdcLayout ssdc_layout(int es, int Q, int PB, int N) 
     return l;
 }
 
+// Packed sequences in `ssdc`, `ssdm` and `split3` (fifty-sixth session): their f64 scans
+// (ssdc_fwd, ssdm_fwd) take SSDM_RESET off cs at each sequence's first step, so every decay
+// across it (exp of a later cs minus an earlier one, of cs from the chunk's start, or of the
+// chunk's total) is 0, the SPEC's reset, and one inside a sequence keeps its bits (as
+// ssd_seed3.cu's SSDZ_RESET).
+#define SSDM_RESET 1048576.0
 template <typename T, int Q>
 __device__ void ssdc_fwd(const SsdParams& p) {
 #ifdef MAMBA_EMU
@@ -277,7 +283,7 @@ __device__ void ssdc_fwd(const SsdParams& p) {
             for (int e = 0; e < E; ++e) {
                 const int t = lane * E + e;
                 dtv[e] = t < tn ? step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-                loc += (double)(dtv[e] * Aj);
+                loc += (double)(dtv[e] * Aj) - (t < tn && ssd_starts_seg(p, i, t0 + t) ? SSDM_RESET : 0.0);
                 pre[e] = loc;
             }
             double incl = loc;
@@ -768,7 +774,7 @@ __device__ void ssdm_fwd(const SsdParams& p) {
             for (int e = 0; e < E; ++e) {
                 const int t = lane * E + e;
                 dtv[e] = t < tn ? step_size(raw[e] + bias, p.softplus, p.has_limit, p.lo, p.hi) : 0.f;
-                loc += (double)(dtv[e] * Aj);
+                loc += (double)(dtv[e] * Aj) - (t < tn && ssd_starts_seg(p, i, t0 + t) ? SSDM_RESET : 0.0);
                 pre[e] = loc;
             }
             double incl = loc;

@@ -504,6 +504,24 @@ emu_test!(
 // The same with packed sequences (seq_idx; fifty-fifth session): the LM forms reset the
 // state where a sequence starts through their header kernels (`ssdl_hdr_k` for 16 bits,
 // `ssdl32_hdr8` / `ssdl32_hdr` for f32), against an f64 recurrence that resets it.
+// The chunked forms beside the LM ones (`ssdc` wmma, `ssdm` mma.sync, `split3`, f32 and bf16)
+// with packed sequences (fifty-sixth session: their f64 scans reset the state, `SSDM_RESET`).
+emu_test!(
+    ssd_chunked_forms_seq_idx,
+    Job {
+        name: "ssdc_chunked_seq",
+        src: "emu_ssdc.cpp",
+        defines: &[],
+        quick: Run {
+            args: &[],
+            env: &[("EMU_SEQ", "1"), ("EMU_NO_SSDL", "1")],
+        },
+        full: Run {
+            args: &[],
+            env: &[("EMU_SEQ", "1"), ("EMU_NO_SSDL", "1")],
+        },
+    }
+);
 emu_test!(
     ssd_lm_forward_16bit_var71_seq_idx,
     Job {

@@ -2168,6 +2168,68 @@ fn ssd_lm_packed_sequences_match_the_oracle() {
     t.finish("ssd default with seq_idx at the LM widths");
 }
 
+/// The chunked SSD forms beside the LM ones with packed sequences (fifty-sixth session:
+/// their f64 scans reset the state where a sequence starts, kernels/ssd_chunk.cu
+/// `SSDM_RESET`): `wmma` (`ssdc`, f32), `chunked` (`ssdm`) and `split3` forced, f32 and
+/// bf16, every chunk length, with seq_idx at random, at and beside the chunk edges, and
+/// dense (sequences of one step); then the default rule where `split3` takes f32 calls
+/// (fewer than 16 (batch, head) pairs at 640-1024 steps, N 128, where `ssdz` does not apply).
+#[test]
+fn ssd_chunked_packed_sequences_match_the_oracle() {
+    let Some(be) = backend() else { return };
+    let mut rng = Rng(56);
+    let (mut t32, mut t16) = (Tally::default(), Tally::default());
+    let shapes = [
+        (2, 300, 4, 64, 2, 64),
+        (1, 129, 2, 32, 1, 128),
+        (2, 77, 3, 16, 3, 32),
+    ];
+    let forms: [(&str, &[usize]); 3] = [
+        ("wmma", &[32, 64]),
+        ("chunked", &[32, 64]),
+        ("split3", &[32, 64, 128]),
+    ];
+    for (imp, qs) in forms {
+        set_env("MAMBA_CUDA_SSD_IMPL", imp);
+        for &q in qs {
+            set_env("MAMBA_CUDA_SSD_Q", &q.to_string());
+            for &(b, l, h, p, g, n) in &shapes {
+                let c = SsdCfg {
+                    seq: true,
+                    ..shape_ssd_cfg(&mut rng, b, l, h, p, g, n)
+                };
+                let edges: Vec<usize> = (1..=l / q)
+                    .flat_map(|k| [k * q - 1, k * q, k * q + 1])
+                    .chain([1, l - 1])
+                    .filter(|&s| s > 0 && s < l)
+                    .collect();
+                let at = seq_from_starts(b, l, &edges);
+                let dense = random_seq(&mut rng, b, l, 0.3);
+                for ids in [None, Some(&at[..]), Some(&dense[..])] {
+                    ssd_check_seq::<f32>(be, &mut rng, &c, ids, &mut t32);
+                    if imp != "wmma" {
+                        ssd_check_seq::<bf16>(be, &mut rng, &c, ids, &mut t16);
+                    }
+                }
+            }
+        }
+    }
+    set_env("MAMBA_CUDA_SSD_Q", "");
+    set_env("MAMBA_CUDA_SSD_IMPL", "");
+    for (b, l, h) in [(1, 800, 8), (2, 700, 4), (1, 1024, 12)] {
+        let c = SsdCfg {
+            seq: true,
+            ..shape_ssd_cfg(&mut rng, b, l, h, 64, 1, 128)
+        };
+        let dense = random_seq(&mut rng, b, l, 0.3);
+        for ids in [None, Some(&dense[..])] {
+            ssd_check_seq::<f32>(be, &mut rng, &c, ids, &mut t32);
+        }
+    }
+    t32.finish("ssd chunked forms f32 with seq_idx");
+    t16.finish("ssd chunked forms bf16 with seq_idx");
+}
+
 /// The SSD forward on the language-model kernels with the batch rows in parts, each part
 /// on a stream of its own (`MAMBA_CUDA_SSD_SPLIT`, ops.rs `ssd_split_parts`: 2 by default
 /// for `ssdl32` past 1024 steps): 2 and 3 parts of 3 and 4 rows (uneven parts included), `ssdl` (bf16) and

@@ -855,8 +855,10 @@ struct SsdChunkPlan {
 /// chunked kernel wherever it applies), `auto` (default: the mma.sync kernel, Q = 32,
 /// 128 registers, only where it measured faster, see NOTES.md). The chunked kernels cover f32 and bf16 storage
 /// (f16: `ssdl` at Q 128 only, `ssdl_f16_fits`)
-/// without seq_idx, p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
-/// other option (D, z, dt_bias, softplus, dt_limit, initial and final states) exactly.
+/// with p and N multiples of 16, N <= 128, x/B/C rows 16-byte aligned; every
+/// option (D, z, dt_bias, softplus, dt_limit, initial and final states, and seq_idx: `ssdl`
+/// in the forms of `ssdl_seq_ok` since the fifty-fifth session, the others since the
+/// fifty-sixth) exactly.
 /// `MAMBA_CUDA_SSD_Q` (32 or 64), `MAMBA_CUDA_SSD_PB` (16, 32, 64) and
 /// `MAMBA_CUDA_SSD_MINB=2` (the variant capped at 128 registers) override the shape.
 /// `split3` (the default for f32 with fewer (batch, head) pairs than SMs at 640 <= L <=
@@ -924,13 +926,11 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     let es = dtype::size(act);
     let (p, n) = (prm.headdim as usize, prm.dstate as usize);
-    // seq_idx: `ssdl` only, in the forms that reset the state from their headers
-    // (`ssdl_seq_ok`, checked below).
-    if (prm.seq_idx != 0 && kernel != "ssdl")
-        || !p.is_multiple_of(16)
-        || !n.is_multiple_of(16)
-        || n > 128
-    {
+    // seq_idx: `ssdl` in the forms that reset the state from their headers (`ssdl_seq_ok`,
+    // checked below); `ssdc`, `ssdm` and `ssd3`, whose own f64 scans reset it (fifty-sixth
+    // session, kernels/ssd_chunk.cu `SSDM_RESET`); none with `MAMBA_CUDA_SSD_LM_SEQ=0`.
+    let seq = prm.seq_idx != 0;
+    if (seq && !ssd_lm_seq()) || !p.is_multiple_of(16) || !n.is_multiple_of(16) || n > 128 {
         return None;
     }
     let ev = (16 / es) as i64;
@@ -946,14 +946,18 @@ fn ssd_chunk_plan(g: &Gpu, prm: &SsdParams, act: u32) -> Option<SsdChunkPlan> {
     }
     if kernel == "ssdl" {
         let mut plan = ssdl_plan(g, prm, es, p, n);
-        if prm.seq_idx != 0 {
+        if seq {
             let sfx = if act == dtype::F16 { "f16" } else { "bf16" };
+            let applies = plan.is_some();
             plan = plan.filter(|pl| {
                 act != dtype::F32
                     && (act != dtype::F16 || ssdl_f16_fits(pl.q))
-                    && ssd_lm_seq()
                     && ssdl_seq_ok(g, prm, sfx, pl)
             });
+            // bf16 where `ssdl` does not apply: `ssdm`, as without seq_idx (below).
+            if !applies && !forced && act == dtype::BF16 {
+                return ssd_chunk_plan_ssdm(g, es, bh, p, n, "ssdm", false);
+            }
             return plan;
         }
         if act == dtype::F16 {
@@ -1254,9 +1258,10 @@ fn ssdl_var_for(g: &Gpu, prm: &SsdParams, sfx: &str, q: usize, pb: usize) -> usi
 }
 
 /// Whether the SSD forward's chunked kernels (`ssdl` in the forms of `ssdl_seq_ok`, `ssdl32`,
-/// and at the seed shapes `ssdz`) take calls with seq_idx (fifty-fifth session; their scans
-/// reset the state where a sequence starts): by default; `MAMBA_CUDA_SSD_LM_SEQ=0` leaves those
-/// calls to the recurrent kernels, as before.
+/// and at the seed shapes `ssdz`, fifty-fifth session; `ssdz` in segments, `ssdc`, `ssdm` and
+/// `split3`, fifty-sixth) take calls with seq_idx (their scans reset the state where a
+/// sequence starts): by default; `MAMBA_CUDA_SSD_LM_SEQ=0` leaves those calls to the
+/// recurrent kernels, as before.
 pub(crate) fn ssd_lm_seq() -> bool {
     env_usize("MAMBA_CUDA_SSD_LM_SEQ") != Some(0)
 }
