@@ -118,6 +118,8 @@ struct Case {
     bool z, bias, init, fin, softplus, limit;
 };
 
+// EMU_SEG=K: each call in K time segments (as the host runs L > 1024; 1: one call).
+static const int g_nseg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
 // EMU_V: the kernel variant (template V of ssdz_body: 0-4, 6, 7).
 static int g_v = std::getenv("EMU_V") ? std::atoi(std::getenv("EMU_V")) : 0;
 static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
@@ -136,7 +138,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     const bool seqs = std::getenv("EMU_SEQ") && std::atoi(std::getenv("EMU_SEQ")) == 1;
     // With EMU_SEG: even rows also start a sequence at each segment's first step, odd rows
     // one step before and after it but not there (the state passed between segments kept).
-    const int nsg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+    const int nsg = g_nseg;
     const int sgl = ((L + nsg - 1) / nsg + 3) / 4 * 4;
     std::vector<int> ids((size_t)b * L, 0);
     for (int i = 0; i < b && seqs; ++i) {
@@ -200,7 +202,7 @@ static double run_case(const Case& cs, std::mt19937& rng, double& ferr) {
     // EMU_SEG=K: the call in K time segments as the host runs L > 1024 (seed.rs
     // `ssdz_segments` / `ssdz_segmented_launch`): segment lengths ceil(ceil(L / K) / 4) * 4, the
     // state passed through scratch, seq_idx rows L apart with a look back after the first.
-    const int nseg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+    const int nseg = g_nseg;
     const int seg = ((L + nseg - 1) / nseg + 3) / 4 * 4;
     const int ks = (L + seg - 1) / seg;
     std::vector<float> pass[2] = {std::vector<float>(fin.size(), NAN), std::vector<float>(fin.size(), NAN)};
@@ -296,7 +298,7 @@ int main() {
     for (const auto& cs : cases) {
         // One call takes at most 1024 steps; EMU_SEG=K runs the cases of L >= 1024 only, in K
         // segments.
-        const int nseg = std::getenv("EMU_SEG") ? std::max(1, std::atoi(std::getenv("EMU_SEG"))) : 1;
+        const int nseg = g_nseg;
         if (nseg == 1 ? cs.L > 1024 || (quick && cs.L > 400) : cs.L < 1024 || (cs.L + nseg - 1) / nseg > 1024) continue;
         double fe = 0;
         const double e = run_case(cs, rng, fe);
