@@ -82,20 +82,22 @@ struct SsdblParams {
     dsd: u64,
     last: u64,
     su: u64,
+    rq: u64,
     k64: i32,
     hpb: i32,
     hpbx: i32,
     pad: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdblParams>() == 28 * 8 + 14 * 4 + 6 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<SsdblParams>() == 28 * 8 + 14 * 4 + 7 * 8 + 4 * 4);
 
 /// Shared memory (bytes) of the 64-step kernels (`sbl_*_smem` in ssd_bwdl.cuh): cb, x, s, cbg.
 fn q64_smem(n: usize) -> [usize; 4] {
     const LP: usize = 68;
+    const WQ: usize = 65;
     [
         4 * 2 * 64 * (n + 4),
-        4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 6 * 64 + 16),
+        4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 4 * 64 + 16 + 64 * WQ),
         4 * (5 * 64 * LP + 4 * 64 + 16),
         4 * 3 * 64 * LP,
     ]
@@ -103,7 +105,7 @@ fn q64_smem(n: usize) -> [usize; 4] {
 
 /// Shared memory (bytes) of `ssdbl_xs` (`sbl_xs_smem`): the x and s passes in one kernel.
 fn q64_xs_smem(n: usize) -> usize {
-    4 * (4 * 64 * 68 + 3 * 64 * (n + 4) + 64 * (n + 8) + 8 * 64 + 32)
+    4 * (4 * 64 * 68 + 3 * 64 * (n + 4) + 64 * (n + 8) + 6 * 64 + 32 + 64 * 65)
 }
 
 /// Heads per block of `ssdbl_x` / `ssdbl_xs`: the largest divisor of the heads per group up to
@@ -404,7 +406,7 @@ pub(crate) fn run(
             a256(b * h * k * hp * n * 4),
         )
     };
-    let total = 5 * hv + sb + gb + 2 * accb + 2 * cbb + 3 * dcsb + lastb;
+    let total = 5 * hv + sb + gb + 2 * accb + 2 * cbb + 4 * dcsb + lastb;
     let Ok(scratch) = g.alloc_async(total, stream) else {
         return Ok(false);
     };
@@ -421,7 +423,7 @@ pub(crate) fn run(
         let (dbacc, dcacc) = (take(accb), take(accb));
         // Zeroed with the accumulators: dCB, dL/dcs, the last-step terms.
         let (dcbq, dcsq, lastq) = (take(cbb), take(dcsb), take(lastb));
-        let (cbq, dsdq, suq) = (take(cbb), take(dcsb), take(dcsb));
+        let (cbq, dsdq, suq, rqq) = (take(cbb), take(dcsb), take(dcsb), take(dcsb));
         super::memset(dbacc, 0, 2 * accb + cbb + dcsb + lastb, stream)?;
         for t in [&d.da, &d.dd, &d.ddt_bias] {
             if !t.is_none() {
@@ -531,6 +533,7 @@ pub(crate) fn run(
                 dsd: dsdq,
                 last: lastq,
                 su: suq,
+                rq: rqq,
                 k64: k64 as i32,
                 hpb: hpb as i32,
                 hpbx: hpbx as i32,
