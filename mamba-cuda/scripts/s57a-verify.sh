@@ -11,6 +11,8 @@ LIST=""
 for b in gpu gpu_backward gpu_block_train linkage; do
   for t in $(./$b --list 2>/dev/null | grep ": test" | sed 's/: test//'); do
     case $t in *timings|*_bench|decode_profile) continue ;; esac
+    # EXCLUDE: an extended regex of tests run already (e.g. by s57b-rect.sh).
+    if [ -n "${EXCLUDE:-}" ] && echo "$t" | grep -Eq "$EXCLUDE"; then continue; fi
     LIST="$LIST $b:$t"
   done
 done
