@@ -1003,6 +1003,9 @@ static bool g_sbl_xs = false;
 static bool sbl_xs_on() { return g_sbl_xs; }
 static void ssdbl_case_form(const char* name, Case& c, int hpb_want);
 static void ssdbl_case(const char* name, Case& c, int hpb_want) {
+    // EMU_ONLY: only the cases whose name holds it (the others' data are still drawn, so a
+    // case sees the same data as in the whole run).
+    if (const char* only = std::getenv("EMU_ONLY"); only && !std::strstr(name, only)) return;
     const char* e = std::getenv("EMU_SBL_XS");
     for (int f = 0; f < 2; ++f) {
         if (e && (std::atoi(e) != 0) != (f == 1)) continue;

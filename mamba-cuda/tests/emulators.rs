@@ -393,6 +393,26 @@ emu_test!(
         },
     }
 );
+// The large-decay case alone at another seed's data (EMU_SEED=1), where dA came out 1.07e-4
+// from f64 (over the 1e-4 tolerance) with da's W part as telescoping prefix sums of W's
+// column minus row sums, and 1.4e-5 with it summed as a rectangle (`sbl_rect_*`, fifty-seventh
+// session).
+emu_test!(
+    ssd_backward_q64_large_decays,
+    Job {
+        name: "ssdbl_large",
+        src: "emu.cpp",
+        defines: &[],
+        quick: Run {
+            args: &["ssdbl"],
+            env: &[("EMU_SEED", "1"), ("EMU_ONLY", "large decays")],
+        },
+        full: Run {
+            args: &["ssdbl"],
+            env: &[("EMU_SEED", "1"), ("EMU_ONLY", "large decays")],
+        },
+    }
+);
 // SSD forward, seed shapes: the recurrence over small blocks (kernels/ssd_seed.cu), the
 // role-split form (kernels/ssd_seed2.cu) and the clustered chunked launch, the default at
 // 256 <= L <= 1024 (kernels/ssd_seed3.cu, `ssdz_tc_body`; every variant in the full run).
