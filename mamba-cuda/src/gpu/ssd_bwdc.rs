@@ -91,10 +91,13 @@ struct SsdblParams {
 
 const _: () = assert!(std::mem::size_of::<SsdblParams>() == 28 * 8 + 14 * 4 + 7 * 8 + 4 * 4);
 
+/// Row strides (in floats) of the 64-step kernels' shared tiles (ssd_bwdl.cuh `SBL_LP`,
+/// `SBL_WQ`).
+const LP: usize = 68;
+const WQ: usize = 65;
+
 /// Shared memory (bytes) of the 64-step kernels (`sbl_*_smem` in ssd_bwdl.cuh): cb, x, s, cbg.
 fn q64_smem(n: usize) -> [usize; 4] {
-    const LP: usize = 68;
-    const WQ: usize = 65;
     [
         4 * 2 * 64 * (n + 4),
         4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 4 * 64 + 16 + 64 * WQ),
@@ -105,7 +108,7 @@ fn q64_smem(n: usize) -> [usize; 4] {
 
 /// Shared memory (bytes) of `ssdbl_xs` (`sbl_xs_smem`): the x and s passes in one kernel.
 fn q64_xs_smem(n: usize) -> usize {
-    4 * (4 * 64 * 68 + 3 * 64 * (n + 4) + 64 * (n + 8) + 6 * 64 + 32 + 64 * 65)
+    4 * (4 * 64 * LP + 3 * 64 * (n + 4) + 64 * (n + 8) + 6 * 64 + 32 + 64 * WQ)
 }
 
 /// Heads per block of `ssdbl_x` / `ssdbl_xs`: the largest divisor of the heads per group up to
