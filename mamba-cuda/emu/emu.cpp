@@ -53,6 +53,15 @@ inline float __shfl_sync(unsigned, float v, int src) {
     __syncwarp();
     return r;
 }
+inline double __shfl_sync(unsigned, double v, int src) {
+    static double sh[64][32];
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    sh[w][l] = v;
+    __syncwarp();
+    const double r = sh[w][src & 31];
+    __syncwarp();
+    return r;
+}
 inline float atomicAdd(float* a, float v) {
     std::lock_guard<std::mutex> g(g_atomic);
     const float old = *a;
@@ -849,7 +858,7 @@ static int ssdt_only() {
 // The chunked backward's parameters from a case (inputs, options) and the outputs and scratch
 // the caller holds (the optional ones given only where the case has them).
 struct SbcOut {
-    float *dx, *dz, *ddt, *dA, *dD, *dbias, *dinit, *dB, *dC, *sv, *csv, *dsv, *wv, *ev, *S, *G;
+    float *dx, *dz, *ddt, *dA, *dD, *dbias, *dinit, *dB, *dC, *sv, *csv, *dsv, *wv, *ev, *S, *G, *cse;
 };
 static SsdbcParams sbc_params(Case& c, int K, const SbcOut& o) {
     SsdbcParams p{};
@@ -860,7 +869,7 @@ static SsdbcParams sbc_params(Case& c, int K, const SbcOut& o) {
     p.dx = o.dx; p.ddt = o.ddt; p.dA = o.dA; p.dD = c.has_D ? o.dD : nullptr;
     p.dz = c.has_z ? o.dz : nullptr; p.ddt_bias = c.has_bias ? o.dbias : nullptr; p.dinit = o.dinit;
     p.dB = o.dB; p.dC = o.dC; p.sv = o.sv; p.csv = o.csv; p.dsv = o.dsv;
-    p.S = o.S; p.G = o.G; p.wv = o.wv; p.ev = o.ev;
+    p.S = o.S; p.G = o.G; p.wv = o.wv; p.ev = o.ev; p.cse = o.cse;
     p.batch = c.b; p.seqlen = c.L; p.nheads = c.H; p.headdim = c.P; p.ngroups = c.ng; p.dstate = c.N; p.nchunks = K;
     p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
     p.seq_idx = c.has_seq ? c.seq.data() : nullptr;
@@ -892,11 +901,11 @@ static void ssdbc_case(const char* name, Case& c) {
         dbias(H, 0), dinit((size_t)b * H * P * N, NAN);
     std::vector<float> dB(bc_len(c, c.ng) + 4, 0), dC(bc_len(c, c.ng) + 4, 0);
     std::vector<float> sv((size_t)b * H * K * Q, NAN), csv(sv.size(), NAN), dsv(sv.size(), NAN), wv(sv.size(), NAN),
-        ev(sv.size(), NAN);
+        ev(sv.size(), NAN), cse(sv.size(), NAN);
     std::vector<float> S((size_t)b * H * (K + 1) * P * N, NAN), G((size_t)b * H * K * P * N, NAN);
     SsdbcParams p = sbc_params(c, K, {dx.data(), dz.data(), ddt.data(), dA.data(), dD.data(), dbias.data(), dinit.data(),
                                       dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
-                                      S.data(), G.data()});
+                                      S.data(), G.data(), cse.data()});
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const unsigned wt = (unsigned)(((P / 4) * (N / 8) + 31) / 32 * 32);
     const bool s128 = P == 64 && N == 128, s64 = P == 64 && N == 64;
@@ -1025,14 +1034,14 @@ static void ssdbl_case_form(const char* name, Case& c, int hpb_want) {
         dinit((size_t)b * H * P * N, NAN);
     std::vector<float> dB(bc_len(c, c.ng) + 4, 0), dC(bc_len(c, c.ng) + 4, 0);
     std::vector<float> sv((size_t)b * H * K * Q, NAN), csv(sv.size(), NAN), dsv(sv.size(), NAN), wv(sv.size(), NAN),
-        ev(sv.size(), NAN);
+        ev(sv.size(), NAN), cse(sv.size(), NAN);
     // The walks store only the 64-step chunks' states (q64), as the host sizes them.
     std::vector<float> S((size_t)b * H * (K64 + 1) * P * N, NAN), G((size_t)b * H * K64 * P * N, NAN);
     std::vector<float> cb((size_t)b * K64 * c.ng * 4096, NAN), dcb(cb.size(), 0), dcs((size_t)b * H * K64 * 64, 0),
         dsd(dcs.size(), NAN), su(dcs.size(), NAN), rq(dcs.size(), NAN), last((size_t)b * H * K64, 0);
     SsdbcParams p = sbc_params(c, K, {dx.data(), nullptr, ddt.data(), dA.data(), dD.data(), dbias.data(), dinit.data(),
                                       dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
-                                      S.data(), G.data()});
+                                      S.data(), G.data(), cse.data()});
     p.q64 = 1;
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const bool s128 = N == 128;
@@ -1084,7 +1093,8 @@ static int ssdbl_only() {
     struct T { int b, L, H, ng, N; bool all, dpc; int hpb; };
     if (const char* e = std::getenv("EMU_SBL_CASE")) {
         // One case "b,L,h,g,N" with softplus and D per head (the golden ssd_05's options),
-        // through the 64-step kernels and the 32-step chunk kernel (3xTF32) on the same data.
+        // through the 64-step kernels and the 32-step chunk kernels (3xTF32, CUDA cores) on
+        // the same data.
         int b, L, H, ng, N;
         if (std::sscanf(e, "%d,%d,%d,%d,%d", &b, &L, &H, &ng, &N) != 5) return 2;
         Case c = ssd_case(b, L, H, 64, ng, N, false);
@@ -1098,6 +1108,8 @@ static int ssdbl_only() {
         { Case cc = c; ssdbl_case("ssdbl one case", cc, 8); }
         setenv("EMU_SBC_TC", "3", 1);
         { Case cc = c; ssdbc_case("ssdbc (tc3) one case", cc); }
+        unsetenv("EMU_SBC_TC");
+        { Case cc = c; ssdbc_case("ssdbc (CUDA cores) one case", cc); }
         std::printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
         return failures ? 1 : 0;
     }

@@ -77,6 +77,7 @@ struct SsdbcParams {
     int hpb;     // heads per block of the chunk kernel (a divisor of h / g)
     int q64;     // the tensor-core walks store for the 64-step kernels (ssd_bwdl.cuh)
     const int* seq_idx;  // (b, L) or null: packed sequences (`sbc_prep`, SBC_RESET)
+    float* cse;  // (b, h, K Q): cs_t - csv_t, the f32 remainder of cs_t (`sbc_prep`, `sbc_dcs`)
 };
 
 struct SbcIdx {
@@ -140,11 +141,17 @@ __device__ void sbc_prep(const SsdbcParams& p) {
             }
         }
     }
-    float a = s * p.A[j];
-    // Inclusive scan over the chunk's 32 steps.
+    // Inclusive scan over the chunk's 32 steps, in f64 (the products s_t A exactly). cs_t is
+    // kept as two f32 values, csv_t = cs_t rounded and cse_t = cs_t - csv_t, so that a decay
+    // between two steps is e^ of `sbc_dcs`, not of the difference of two rounded sums: with
+    // strong decays |cs| reaches hundreds within a chunk, where one f32 rounding is ~3e-5, and
+    // a decay of a few steps (e^-1 .. e^-5, not negligible) would carry that as its relative
+    // error (the f32 gradients' dA came out 1e-5 .. 5e-5 from f64 on the golden ssd_05's
+    // ranges before; fifty-eighth session).
+    double a = (double)s * (double)p.A[j];
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
-        const float v = __shfl_sync(0xffffffffu, a, lane >= o ? lane - o : lane);
+        const double v = __shfl_sync(0xffffffffu, a, lane >= o ? lane - o : lane);
         if (lane >= o) a += v;
     }
     // Packed sequences: cs_t - SBC_RESET x (the sequence starts at steps <= t of the chunk).
@@ -152,16 +159,23 @@ __device__ void sbc_prep(const SsdbcParams& p) {
         const int* sq = p.seq_idx + (size_t)i * ix.L;
         const bool starts = t > 0 && t < ix.L && sq[t] != sq[t - 1];
         const unsigned upto = lane == 31 ? 0xffffffffu : (2u << lane) - 1u;
-        a -= SBC_RESET * (float)__popc(__ballot_sync(0xffffffffu, starts) & upto);
+        a -= (double)SBC_RESET * (double)__popc(__ballot_sync(0xffffffffu, starts) & upto);
     }
-    const float cl = __shfl_sync(0xffffffffu, a, 31);
+    const double cl = __shfl_sync(0xffffffffu, a, 31);
+    const float hi = (float)a;
     const size_t h = ix.hv(i, j, t);
     p.sv[h] = s;
-    p.csv[h] = a;
+    p.csv[h] = hi;
+    p.cse[h] = (float)(a - (double)hi);
     p.dsv[h] = ds;
-    p.wv[h] = expf(cl - a) * s;
-    p.ev[h] = expf(a);
+    p.wv[h] = expf((float)(cl - a)) * s;
+    p.ev[h] = expf(hi);
 }
+
+// cs_t - cs_s from the pairs (csv, cse) of `sbc_prep`: the f32 parts' difference is exact where
+// they are within a factor of 2 of each other and rounded once, relative to the result,
+// elsewhere; the remainders' difference restores what rounding cs_t and cs_s took off.
+__device__ __forceinline__ float sbc_dcs(float ct, float et, float cs, float es) { return (ct - cs) + (et - es); }
 
 // S_c (FWD) or G_{c+1} (!FWD) for every chunk: one block per (head, batch row), thread
 // (tp, tn) holding states p 4 tp .. + 3, n 8 tn .. + 7 in registers. FWD: per chunk the
@@ -215,8 +229,8 @@ __device__ void sbc_walk(const SsdbcParams& p) {
                 rv[u] = 0.f;
                 if (e < SBC_Q * PC && t < ix.L) {
                     const size_t h = ix.hv(i, j, t);
-                    if (FWD) rv[u] = expf(csl - p.csv[h]) * p.sv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
-                    else rv[u] = expf(p.csv[h]) * sbc_dy<T>(p, ix, i, t, j, q);
+                    if (FWD) rv[u] = p.wv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
+                    else rv[u] = p.ev[h] * sbc_dy<T>(p, ix, i, t, j, q);
                 }
             }
 #pragma unroll
@@ -236,8 +250,8 @@ __device__ void sbc_walk(const SsdbcParams& p) {
                 float v = 0.f;
                 if (t < ix.L) {
                     const size_t h = ix.hv(i, j, t);
-                    if (FWD) v = expf(csl - p.csv[h]) * p.sv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
-                    else v = expf(p.csv[h]) * sbc_dy<T>(p, ix, i, t, j, q);
+                    if (FWD) v = p.wv[h] * ldf(static_cast<const T*>(p.x) + ix.x(i, t, j, q));
+                    else v = p.ev[h] * sbc_dy<T>(p, ix, i, t, j, q);
                 }
                 xw[e] = v;
             }
@@ -733,8 +747,9 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     float* vd = vc + Q;           // [Q] d s / d dt
     float* vdcs = vd + Q;         // [Q] dL/dcs
     float* vex = vdcs + Q;        // [Q] e^{cs_t}
-    float* vel = vex + Q;         // [Q] e^{cs_last - cs_t}
-    float* red = vel + 2 * Q;     // [64] reductions
+    float* vel = vex + Q;         // [Q] e^{cs_last - cs_t}, then (vel + Q) r_t below
+    float* vce = vel + 2 * Q;     // [Q] cse_t (`sbc_dcs`)
+    float* red = vce + Q;         // [64] reductions
     float* gsm = TCM ? red + 64 : sg;  // [P][LN] G_{c+1} (its own buffer in the tensor-core kernels)
     float* fzs = gsm + P * LN;         // [Q][P] dout silu'(z) (the tensor-core kernels, with z)
     float* dyr = fzs + Q * P;          // [Q][LP] dy as an mma operand (tensor-core kernels)
@@ -877,12 +892,14 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     if constexpr (TCM == 0) load_pn(p.S + ix.s(i, j, c));
     if (tid < Q) {
         const size_t h = ix.hv(i, j, t0 + tid);
-        const float cv = p.csv[h], cl = p.csv[ix.hv(i, j, t0 + Q - 1)];
+        const size_t hl = ix.hv(i, j, t0 + Q - 1);
+        const float cv = p.csv[h], ce = p.cse[h];
         vs[tid] = p.sv[h];
         vc[tid] = cv;
+        vce[tid] = ce;
         vd[tid] = p.dsv[h];
-        vex[tid] = expf(cv);
-        vel[tid] = expf(cl - cv);
+        vex[tid] = p.ev[h];
+        vel[tid] = expf(sbc_dcs(p.csv[hl], p.cse[hl], cv, ce));
     }
     // <G_{c+1}, S_c> from global memory (times e^{cs_last}: the derivative of S_{c+1} through
     // its e^{cs_last} S_c term).
@@ -927,7 +944,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     // Mx = E o CB, Mb = E o YX, W = E o CB o s_s o YX (E_ts = e^{cs_t - cs_s}, s <= t).
     for (int e = tid; e < Q * Q; e += nt) {
         const int t = e / Q, s = e - t * Q;
-        const float em = s <= t ? expf(vc[t] - vc[s]) : 0.f;
+        // With cs's remainders for f32 storage only (as `sbl_dcs`).
+        const float em = s <= t ? expf(sizeof(T) == 4 ? sbc_dcs(vc[t], vce[t], vc[s], vce[s]) : vc[t] - vc[s]) : 0.f;
         const float mx = em * cbr[t * Q1 + s], y = yx[t * Q1 + s];
         wm[t * QW + s] = mx * vs[s] * y;
         cb[t * Q1 + s] = rnd(mx);
@@ -950,11 +968,11 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
     // First q_t and r_t (the two dot products), eight threads per step.
     float* vq = vdcs;     // [Q] q_t, then da
     float* vr = vel + Q;  // [Q] r_t
-    float* vx = red + 32;  // [Q] b_t - a_t (see below; red[32..] is free until the d dt step)
+    float* vx = red + 32;  // [Q] R_t (see below; red[32..] is free until the d dt step)
     {
-        // q_t, r_t, and a_t = sum_{s < t} W_ts, b_t = sum_{s > t} W_st: eight threads per step.
+        // q_t, r_t, and the rectangle R_t = sum_{t2 >= t, s < t} W_{t2 s}: eight threads per step.
         const int t = tid >> 3, r = tid & 7;
-        float d1 = 0.f, d2 = 0.f, d3 = 0.f, pa = 0.f, pb = 0.f;
+        float d1 = 0.f, d2 = 0.f, d3 = 0.f, rr = 0.f;
         if (t < Q) {
             for (int q = r; q < P; q += 8) {
                 const float dv = dys[t * LP + q], xv = xs[t * LP + q];
@@ -962,17 +980,13 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
                 d2 = fmaf(xv, gb[t * P + q], d2);
                 d3 = fmaf(dv, xv, d3);
             }
-#pragma unroll
-            for (int s2 = r; s2 < Q; s2 += 8) {
-                pa += s2 < t ? wm[t * QW + s2] : 0.f;
-                pb += s2 > t ? wm[s2 * QW + t] : 0.f;
-            }
+            for (int t2 = t + r; t2 < Q; t2 += 8)
+                for (int s2 = 0; s2 < t; ++s2) rr += wm[t2 * QW + s2];
         }
         for (int o = 4; o > 0; o >>= 1) {
             d1 += __shfl_xor_sync(0xffffffffu, d1, o);
             d2 += __shfl_xor_sync(0xffffffffu, d2, o);
-            pa += __shfl_xor_sync(0xffffffffu, pa, o);
-            pb += __shfl_xor_sync(0xffffffffu, pb, o);
+            rr += __shfl_xor_sync(0xffffffffu, rr, o);
         }
         // dy_t . x_t summed over the warp's four steps (dD with D per head).
         d3 += __shfl_xor_sync(0xffffffffu, d3, 1);
@@ -984,28 +998,31 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         if (t < Q && r == 0) {
             vq[t] = vex[t] * d1;
             vr[t] = vs[t] * d2;
-            vx[t] = pb - pa;
+            vx[t] = rr;
         }
     }
     __syncthreads();
-    // da_u by scans over the chunk (one warp, lane u): sum_{t >= u} q_t, sum_{t < u} r_t and the
-    // rectangle R_u = sum_{t >= u, s < u} W_ts = sum_{v < u} (b_v - a_v) with a_v = sum_{s < v} W_vs
-    // and b_v = sum_{t > v} W_tv (R_{v+1} - R_v = b_v - a_v).
+    // da_u by scans over the chunk (one warp, lane u): sum_{t >= u} q_t, sum_{t < u} r_t, and the
+    // rectangle R_u = sum_{t >= u, s < u} W_ts as summed above. (R_u as the prefix sum of b_v - a_v,
+    // a_v = sum_{s < v} W_vs and b_v = sum_{t > v} W_tv, telescopes: with strong decays W sits
+    // beside the diagonal and each W_{v+1,v} enters b_v and a_{v+1} rounded in different
+    // company; dA came out up to 1.7e-5 from f64 on the golden ssd_05's ranges, ~1e-6 now. The
+    // 64-step kernels' `sbl_rect_*` are the same change, fifty-seventh session.)
     if (tid < 32) {
         const int u = tid;
-        float x = vx[u], qs = vq[u], rp = vr[u];
-        // Inclusive prefix sums of x and r, inclusive suffix sums of q.
+        float qs = vq[u], rp = vr[u];
+        // Inclusive prefix sums of r, inclusive suffix sums of q.
 #pragma unroll
         for (int o = 1; o < 32; o <<= 1) {
-            const float xv = __shfl_sync(0xffffffffu, x, u >= o ? u - o : u);
             const float rv = __shfl_sync(0xffffffffu, rp, u >= o ? u - o : u);
             const float qv = __shfl_sync(0xffffffffu, qs, u + o < 32 ? u + o : u);
-            if (u >= o) x += xv, rp += rv;
+            if (u >= o) rp += rv;
             if (u + o < 32) qs += qv;
         }
-        // Exclusive prefixes: the previous lane's inclusive ones.
-        float xe = __shfl_sync(0xffffffffu, x, u ? u - 1 : 0), re = __shfl_sync(0xffffffffu, rp, u ? u - 1 : 0);
-        if (u == 0) xe = re = 0.f;
+        // Exclusive prefix: the previous lane's inclusive one.
+        float re = __shfl_sync(0xffffffffu, rp, u ? u - 1 : 0);
+        if (u == 0) re = 0.f;
+        const float xe = vx[u];
         float g = 0.f;
         for (int w = 0; w < (nt + 31) / 32; ++w) g += red[w];
         vq[u] = qs + re + xe + vex[Q - 1] * g;

@@ -62,25 +62,35 @@ __device__ __forceinline__ size_t sbl_cbi(const SsdblParams& q, int i, int c, in
 // as differences of cs: with large steps |cs| reaches hundreds over 64 steps, and f32's
 // rounding of cs then costs the decays ~1e-5 of relative accuracy (the golden ssd_05, A down
 // to -13: dA 1.2e-4 off against 1.1e-5 for the 32-step kernels, before this).
+// `le`: lo's f32 remainder (`SsdbcParams::cse`), so that the decays need not take f32's
+// rounding of the sums at all (fifty-eighth session).
 __device__ __forceinline__ void sbl_step(const SsdbcParams& p, const SbcIdx& ix, int i, int j, int c, int r, float& cs,
-                                         float& s, float& ds, float& lo) {
+                                         float& s, float& ds, float& lo, float& le) {
     const int t = SBL_Q * c + r, t32 = ix.K * SBC_Q;
     if (r < SBC_Q || t < t32) {
         const size_t h = ix.hv(i, j, t);
         cs = lo = p.csv[h];
+        le = p.cse[h];
         s = p.sv[h];
         ds = p.dsv[h];
         if (r >= SBC_Q) cs += p.csv[ix.hv(i, j, SBL_Q * c + SBC_Q - 1)];
     } else {
         // The second half of a chunk past the walks' last 32-step chunk: no steps.
         cs = p.csv[ix.hv(i, j, SBL_Q * c + SBC_Q - 1)];
-        lo = s = ds = 0.f;
+        lo = le = s = ds = 0.f;
     }
 }
-// cs_t - cs_s (t >= s) from the halves' local sums `lo`: within a half their difference, across
-// the halves lo_t + (lo_31 - lo_s).
-__device__ __forceinline__ float sbl_dcs(const float* lo, int t, int s) {
-    return ((t ^ s) & 32) == 0 ? lo[t] - lo[s] : lo[t] + (lo[SBC_Q - 1] - lo[s]);
+// cs_t - cs_s (t >= s) from the halves' local sums and their remainders, v[r] = (lo, le) of
+// step r (`sbl_step`): within a half the differences, across the halves lo_t + (lo_31 - lo_s),
+// each with its remainders' counterpart (`sbc_dcs`). E: with the remainders (f32 storage;
+// the 16-bit types' inputs are rounded far beyond what they restore, and the two additions per
+// decay cost ~1.5% of the LM shape's backward).
+template <bool E>
+__device__ __forceinline__ float sbl_dcs(const float2* v, int t, int s) {
+    const float2 a = v[t], b = v[s];
+    if (((t ^ s) & 32) == 0) return E ? (a.x - b.x) + (a.y - b.y) : a.x - b.x;
+    const float2 m = v[SBC_Q - 1];
+    return E ? (a.x + (m.x - b.x)) + (a.y + (m.y - b.y)) : a.x + (m.x - b.x);
 }
 
 // A staged product operand: MODE 1 rounded to tf32, MODE 3 as it is.
@@ -266,8 +276,8 @@ __device__ __forceinline__ void sbl_put_rows(float* dst, const SbcV8<T>& v, floa
 // DX = dy x^T (rows t, columns s) of the warp's 16 x 16 tile: Wm_ts = e_ts s_s DX_ts (t >= s)
 // added to wacc, W = Wm o CB's strict lower triangle stored to wq (rows t, columns s, row stride
 // SBL_WQ; zero on and above the diagonal) for `sbl_rect_cols` / `sbl_rect_rows`. cb(t, s) = C_t . B_s.
-template <int MODE, typename CB>
-__device__ __forceinline__ void sbl_dx_w(float (&wacc)[1][2][4], const float* dys, const float* xs, const float* vlo,
+template <int MODE, bool E, typename CB>
+__device__ __forceinline__ void sbl_dx_w(float (&wacc)[1][2][4], const float* dys, const float* xs, const float2* vlo,
                                          const float* vs, float* wq, int m0, int n0, CB cb) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     float d[1][2][4] = {};
@@ -279,7 +289,7 @@ __device__ __forceinline__ void sbl_dx_w(float (&wacc)[1][2][4], const float* dy
             const int t = m0 + g + 8 * (e >> 1), s = n0 + 8 * h + 2 * t4 + (e & 1);
             float wv = 0.f;
             if (t >= s) {
-                const float wm = expf(sbl_dcs(vlo, t, s)) * vs[s] * d[0][h][e];
+                const float wm = expf(sbl_dcs<E>(vlo, t, s)) * vs[s] * d[0][h][e];
                 wacc[0][h][e] += wm;
                 if (t > s) wv = wm * cb(t, s);
             }
@@ -437,8 +447,9 @@ __device__ void sbl_x(const SsdblParams& q) {
     float* vs = gs + 64 * LN;     // [64] s
     float* rd1 = vs + 64;         // [64] x . dxh
     float* rd2 = rd1 + 64;        // [64] u
-    float* vlo = rd2 + 64;        // [64] cs within the half (`sbl_step`)
-    float* red = vlo + 64;        // [16]
+    float2* vlo = reinterpret_cast<float2*>(rd2 + 64);  // [64] (lo, le) of `sbl_step`
+    constexpr bool E = sizeof(T) == 4;  // decays with cs's remainders (`sbl_dcs`)
+    float* red = rd2 + 64 + 128;  // [16]
     float* wq = red + 16;         // [64 t][SBL_WQ] W (strict lower)
     const float* cbg = q.cb + sbl_cbi(q, i, c, k);
     for (int v = tid; v < SBL_Q * (NC / 8); v += SBL_NT) {
@@ -469,10 +480,10 @@ __device__ void sbl_x(const SsdblParams& q) {
         const int j = j0 + jj;
         __syncthreads();  // the previous head's tiles are read
         if (tid < SBL_Q) {
-            float cs, sv, ds, lo;
-            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            float cs, sv, ds, lo, le;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo, le);
             vs[tid] = sv;
-            vlo[tid] = lo;
+            vlo[tid] = make_float2(lo, le);
             rd1[tid] = rd2[tid] = 0.f;
         }
         sbl_put_rows<T, MODE>(xs, px);
@@ -487,12 +498,12 @@ __device__ void sbl_x(const SsdblParams& q) {
         __syncthreads();
         for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
             const int t = e >> 6, s = e & 63;
-            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbs[t * LP + s] : 0.f);
+            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs<E>(vlo, t, s)) * cbs[t * LP + s] : 0.f);
         }
         __syncthreads();
-        sbl_dx_w<MODE>(wacc, dys, xs, vlo, vs, wq, m0, n0, [&](int t, int s) { return cbs[t * LP + s]; });
+        sbl_dx_w<MODE, E>(wacc, dys, xs, vlo, vs, wq, m0, n0, [&](int t, int s) { return cbs[t * LP + s]; });
         sbl_dxh<T, NC, MODE, false>(p, ix, mt, dys, xs, bs, gs, vs, rd1, rd2, i, c, j, m0, n0,
-                                    expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g)), expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g + 8)));
+                                    expf(sbl_dcs<E>(vlo, SBL_Q - 1, m0 + g)), expf(sbl_dcs<E>(vlo, SBL_Q - 1, m0 + g + 8)));
         sbl_dd(p, dys, xs, j, red);
         __syncthreads();
         sbl_rect_cols(wq);
@@ -539,8 +550,9 @@ __device__ void sbl_s(const SsdblParams& q) {
     float* fx = cn + 64 * LP;     // [64] x scale
     float* fy = fx + 64;          // [64] dy scale
     float* rdot = fy + 64;        // [64]
-    float* vlo = rdot + 64;       // [64] cs within the half
-    float* red = vlo + 64;        // [16]
+    float2* vlo = reinterpret_cast<float2*>(rdot + 64);  // [64] (lo, le) of `sbl_step`
+    constexpr bool E = sizeof(T) == 4;  // decays with cs's remainders (`sbl_dcs`)
+    float* red = rdot + 64 + 128;  // [16]
     for (int v = tid; v < SBL_Q * 8; v += SBL_NT) {
         const int r = v >> 3, cc = 8 * (v & 7), t = SBL_Q * c + r;
         SbcV8<T> cv;
@@ -571,17 +583,17 @@ __device__ void sbl_s(const SsdblParams& q) {
         const int j = j0 + jj;
         __syncthreads();  // the previous head's tiles are read
         if (tid < SBL_Q) {
-            float cs, sv, ds, lo;
-            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            float cs, sv, ds, lo, le;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo, le);
             fy[tid] = cs;
             fx[tid] = sv;
-            vlo[tid] = lo;
+            vlo[tid] = make_float2(lo, le);
         }
         __syncthreads();
         const float csl = fy[SBL_Q - 1];
         // This thread's row of x / dy and its scales (read before the barrier below).
         const int r = tid >> 3;
-        const float xf = expf(sbl_dcs(vlo, SBL_Q - 1, r)) * fx[r], yf = expf(fy[r]);
+        const float xf = expf(sbl_dcs<E>(vlo, SBL_Q - 1, r)) * fx[r], yf = expf(fy[r]);
         float gsum = 0.f;
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
@@ -685,8 +697,9 @@ __device__ void sbl_xs(const SsdblParams& q) {
     float* gs = cn + 64 * LN;     // [64 p][LN] G (f32)
     float* sn = gs + 64 * LN;     // [64 p][LS] S (f32)
     float* vs = sn + 64 * LS;     // [64] s
-    float* vlo = vs + 64;         // [64] cs within the half (`sbl_step`)
-    float* vcs = vlo + 64;        // [64] cs
+    float2* vlo = reinterpret_cast<float2*>(vs + 64);  // [64] (lo, le) of `sbl_step`
+    constexpr bool E = sizeof(T) == 4;  // decays with cs's remainders (`sbl_dcs`)
+    float* vcs = vs + 64 + 128;   // [64] cs
     float* rd1 = vcs + 64;        // [64] x . dxh
     float* rd2 = rd1 + 64;        // [64] u
     float* rdot = rd2 + 64;       // [64] (e^{cs} dy) . S C
@@ -740,10 +753,10 @@ __device__ void sbl_xs(const SsdblParams& q) {
             sbl_cp_commit();
         }
         if (tid < SBL_Q) {
-            float cs, sv, ds, lo;
-            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo);
+            float cs, sv, ds, lo, le;
+            sbl_step(p, ix, i, j, c, tid, cs, sv, ds, lo, le);
             vs[tid] = sv;
-            vlo[tid] = lo;
+            vlo[tid] = make_float2(lo, le);
             vcs[tid] = cs;
             rd1[tid] = rd2[tid] = rdot[tid] = 0.f;
         }
@@ -758,12 +771,12 @@ __device__ void sbl_xs(const SsdblParams& q) {
         __syncthreads();
         for (int e = tid; e < SBL_Q * SBL_Q; e += SBL_NT) {
             const int t = e & 63, s = e >> 6;
-            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs(vlo, t, s)) * cbt[s * LP + t] : 0.f);
+            mt[s * LP + t] = sbl_op<MODE>(t >= s ? expf(sbl_dcs<E>(vlo, t, s)) * cbt[s * LP + t] : 0.f);
         }
         __syncthreads();
-        sbl_dx_w<MODE>(wacc, dys, xs, vlo, vs, wq, m0, n0, [&](int t, int s) { return cbt[s * LP + t]; });
+        sbl_dx_w<MODE, E>(wacc, dys, xs, vlo, vs, wq, m0, n0, [&](int t, int s) { return cbt[s * LP + t]; });
         // e^{cs_last - cs_s} of this thread's two accumulator rows.
-        const float el0 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g)), el1 = expf(sbl_dcs(vlo, SBL_Q - 1, m0 + g + 8));
+        const float el0 = expf(sbl_dcs<E>(vlo, SBL_Q - 1, m0 + g)), el1 = expf(sbl_dcs<E>(vlo, SBL_Q - 1, m0 + g + 8));
         sbl_dxh<T, NC, MODE, true>(p, ix, mt, dys, xs, bs, gs, vs, rd1, rd2, i, c, j, m0, n0, el0, el1);
         {
             // dB (rows s, columns n) += s_s e^{cs_last - cs_s} (x^T G)_s.
@@ -883,8 +896,8 @@ __device__ void sbl_fin(const SsdblParams& q) {
     const SbcIdx ix = sbc_idx(p);
     const int c = blockIdx.x, j = blockIdx.y, i = blockIdx.z, r = threadIdx.x, lane = r & 31;
     __shared__ float sh[4];
-    float cs, s, ds, lo;
-    sbl_step(p, ix, i, j, c, r, cs, s, ds, lo);
+    float cs, s, ds, lo, le;
+    sbl_step(p, ix, i, j, c, r, cs, s, ds, lo, le);
     const size_t h = sbl_hv(q, i, j, SBL_Q * c + r);
     float v = q.dcs[h];
     if (r == SBL_Q - 1) v += q.last[((size_t)i * ix.H + j) * q.k64 + c];
@@ -930,10 +943,10 @@ __device__ void sbl_fin(const SsdblParams& q) {
 
 // Shared memory (bytes) of the kernels.
 __host__ __device__ constexpr int sbl_cb_smem(int nc) { return 4 * 2 * 64 * (nc + 4); }
-__host__ __device__ constexpr int sbl_x_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 2 * 64 * (nc + 4) + 4 * 64 + 16 + 64 * SBL_WQ); }
-__host__ __device__ constexpr int sbl_s_smem() { return 4 * (5 * 64 * SBL_LP + 4 * 64 + 16); }
+__host__ __device__ constexpr int sbl_x_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 2 * 64 * (nc + 4) + 5 * 64 + 16 + 64 * SBL_WQ); }
+__host__ __device__ constexpr int sbl_s_smem() { return 4 * (5 * 64 * SBL_LP + 5 * 64 + 16); }
 __host__ __device__ constexpr int sbl_cbg_smem() { return 4 * 3 * 64 * SBL_LP; }
-__host__ __device__ constexpr int sbl_xs_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 3 * 64 * (nc + 4) + 64 * (nc + 8) + 6 * 64 + 32 + 64 * SBL_WQ); }
+__host__ __device__ constexpr int sbl_xs_smem(int nc) { return 4 * (4 * 64 * SBL_LP + 3 * 64 * (nc + 4) + 64 * (nc + 8) + 7 * 64 + 32 + 64 * SBL_WQ); }
 
 #define SBL_SHAPE(T, SFX, NC, MODE)                                                                                         \
     extern "C" __global__ void __launch_bounds__(256, 2) ssdbl_cb_##SFX##_n##NC##_m##MODE(const __grid_constant__ SsdblParams q) {  \

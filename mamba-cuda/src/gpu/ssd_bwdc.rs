@@ -67,9 +67,11 @@ struct SsdbcParams {
     q64: i32,
     /// Packed sequences: the caller's seq_idx (kernels/ssd_bwdc.cu `SBC_RESET`), or 0.
     seq_idx: u64,
+    /// (b, h, K Q): cs_t's f32 remainder beside `csv` (kernels/ssd_bwdc.cu `sbc_dcs`).
+    cse: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 28 * 8 + 14 * 4);
+const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 29 * 8 + 14 * 4);
 
 /// The 64-step kernels' parameter block (`SsdblParams` in ssd_bwdl.cuh).
 #[repr(C)]
@@ -89,7 +91,7 @@ struct SsdblParams {
     pad: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdblParams>() == 28 * 8 + 14 * 4 + 7 * 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<SsdblParams>() == 29 * 8 + 14 * 4 + 7 * 8 + 4 * 4);
 
 /// Row strides (in floats) of the 64-step kernels' shared tiles (ssd_bwdl.cuh `SBL_LP`,
 /// `SBL_WQ`).
@@ -100,15 +102,15 @@ const WQ: usize = 65;
 fn q64_smem(n: usize) -> [usize; 4] {
     [
         4 * 2 * 64 * (n + 4),
-        4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 4 * 64 + 16 + 64 * WQ),
-        4 * (5 * 64 * LP + 4 * 64 + 16),
+        4 * (4 * 64 * LP + 2 * 64 * (n + 4) + 5 * 64 + 16 + 64 * WQ),
+        4 * (5 * 64 * LP + 5 * 64 + 16),
         4 * 3 * 64 * LP,
     ]
 }
 
 /// Shared memory (bytes) of `ssdbl_xs` (`sbl_xs_smem`): the x and s passes in one kernel.
 fn q64_xs_smem(n: usize) -> usize {
-    4 * (4 * 64 * LP + 3 * 64 * (n + 4) + 64 * (n + 8) + 6 * 64 + 32 + 64 * WQ)
+    4 * (4 * 64 * LP + 3 * 64 * (n + 4) + 64 * (n + 8) + 7 * 64 + 32 + 64 * WQ)
 }
 
 /// Heads per block of `ssdbl_x` / `ssdbl_xs`: the largest divisor of the heads per group up to
@@ -409,7 +411,7 @@ pub(crate) fn run(
             a256(b * h * k * hp * n * 4),
         )
     };
-    let total = 5 * hv + sb + gb + 2 * accb + 2 * cbb + 4 * dcsb + lastb;
+    let total = 6 * hv + sb + gb + 2 * accb + 2 * cbb + 4 * dcsb + lastb;
     let Ok(scratch) = g.alloc_async(total, stream) else {
         return Ok(false);
     };
@@ -421,7 +423,7 @@ pub(crate) fn run(
             r
         };
         let (sv, csv, dsv) = (take(hv), take(hv), take(hv));
-        let (wv, ev) = (take(hv), take(hv));
+        let (wv, ev, cse) = (take(hv), take(hv), take(hv));
         let (sbuf, gbuf) = (take(sb), take(gb));
         let (dbacc, dcacc) = (take(accb), take(accb));
         // Zeroed with the accumulators: dCB, dL/dcs, the last-step terms.
@@ -477,6 +479,7 @@ pub(crate) fn run(
             hpb: hpb as i32,
             q64: q64 as i32,
             seq_idx: ptr(&p.seq_idx),
+            cse,
         };
         let shp = shape_suffix(hp, n);
         let f = g.func(&format!("ssdbc_prep_{sfx}"))?;
