@@ -1153,7 +1153,8 @@ static int ssdbl_only() {
         // D per head): dA is sensitive to f32 cancellation in the chunk's sums (1.2e-4 off
         // with W's diagonal in its row and column sums; 9.5e-5 with the prefix sums of W's
         // column minus row sums, 1.07e-4 at EMU_SEED=1; 1.4e-5 with W's part as a rectangle,
-        // `sbl_rect_*`, fifty-seventh session).
+        // `sbl_rect_*`, fifty-seventh session; ~1e-6 with the decays from f64 sums kept as two
+        // f32 values, `sbc_dcs`, fifty-eighth session).
         Case c = ssd_case(1, 200, 2, 64, 1, 64, false);
         c.has_seq = false; c.softplus = true; c.has_D = true;
         c.A = uniforms(2, -13, -7);
