@@ -29,7 +29,6 @@
 
 static std::unique_ptr<std::barrier<>> g_block_bar;
 static std::vector<std::unique_ptr<std::barrier<>>> g_warp_bar;
-static float g_shfl[64][32];
 static std::mutex g_atomic;
 alignas(16) static float g_smem[1 << 18];
 
@@ -37,31 +36,20 @@ alignas(16) static float g_smem[1 << 18];
 
 inline void __syncthreads() { g_block_bar->arrive_and_wait(); }
 inline void __syncwarp() { g_warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
-inline float __shfl_xor_sync(unsigned, float v, int o) {
-    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    g_shfl[w][l] = v;
-    __syncwarp();
-    const float r = g_shfl[w][l ^ o];
-    __syncwarp();
-    return r;
-}
-inline float __shfl_sync(unsigned, float v, int src) {
-    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    g_shfl[w][l] = v;
-    __syncwarp();
-    const float r = g_shfl[w][src & 31];
-    __syncwarp();
-    return r;
-}
-inline double __shfl_sync(unsigned, double v, int src) {
-    static double sh[64][32];
+// A shuffle: lane l of the warp reads lane src(l)'s v (one exchange buffer per value type).
+template <typename V, typename F>
+inline V emu_shfl(V v, F src) {
+    static V sh[64][32];
     const int w = threadIdx.x / 32, l = threadIdx.x % 32;
     sh[w][l] = v;
     __syncwarp();
-    const double r = sh[w][src & 31];
+    const V r = sh[w][src(l) & 31];
     __syncwarp();
     return r;
 }
+inline float __shfl_xor_sync(unsigned, float v, int o) { return emu_shfl(v, [o](int l) { return l ^ o; }); }
+inline float __shfl_sync(unsigned, float v, int src) { return emu_shfl(v, [src](int) { return src; }); }
+inline double __shfl_sync(unsigned, double v, int src) { return emu_shfl(v, [src](int) { return src; }); }
 inline float atomicAdd(float* a, float v) {
     std::lock_guard<std::mutex> g(g_atomic);
     const float old = *a;
@@ -100,11 +88,12 @@ using std::min;
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 // The whole warp's predicates (ssd_bwdc.cu's `sbc_prep`: the sequence starts of a chunk).
 inline unsigned __ballot_sync(unsigned, bool pred) {
+    static bool sh[64][32];
     const int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    g_shfl[w][l] = pred ? 1.f : 0.f;
+    sh[w][l] = pred;
     __syncwarp();
     unsigned m = 0;
-    for (int e = 0; e < 32; ++e) m |= (g_shfl[w][e] != 0.f ? 1u : 0u) << e;
+    for (int e = 0; e < 32; ++e) m |= (sh[w][e] ? 1u : 0u) << e;
     __syncwarp();
     return m;
 }
