@@ -282,20 +282,14 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
-    fn block<T: Store>(
-        &mut self,
-        b: usize,
-        l: usize,
+    /// A block of the SPEC's defaults (`d_model`, `N`, head dim 64, one group) with the
+    /// bench's fixed random weights, its storage type T.
+    fn make_block<T: Store>(
+        &self,
         dm: u32,
         n: u32,
-        target: Option<f64>,
-    ) -> Result<(), Error> {
-        let name = format!("Mamba2Block {} b{b} L{l} d_model{dm} N{n}", T::NAME);
-        if self.skip(&name) {
-            return Ok(());
-        }
+    ) -> Result<(plugin::CudaBlock, BlockConfigC), Error> {
         let mut rng = Rng(13);
-        let (be, s) = (self.be, &self.stream);
         let cfg = BlockConfigC {
             dtype: T::CODE,
             ..BlockConfigC::new(dm, n)
@@ -315,7 +309,7 @@ impl<'a> Bench<'a> {
         let dvec = rng.vec(h, -1.0, 1.0);
         let norm = rng.vec(di, 0.5, 1.5);
         let out_proj = rng.vec(dmu * di, -0.05, 0.05);
-        let blk = be.block(
+        let blk = self.be.block(
             &cfg,
             &BlockWeights {
                 in_proj: &in_proj,
@@ -328,17 +322,103 @@ impl<'a> Bench<'a> {
                 out_proj: &out_proj,
             },
         )?;
+        Ok((blk, cfg))
+    }
+
+    /// The block's minimal bytes (input and output once, the projections' weights once)
+    /// and its flops (the two projections, the scan's four per state element).
+    fn block_cost<T: Store>(cfg: &BlockConfigC, b: usize, l: usize) -> (f64, f64) {
+        let (dmu, di, n) = (cfg.d_model as usize, cfg.d_inner(), cfg.d_state as usize);
+        let es = std::mem::size_of::<T>() as f64;
+        let bytes = es * (2 * b * l * dmu + (cfg.d_in_proj() + dmu) * di) as f64;
+        let flops = 2.0 * (b * l) as f64 * (dmu * cfg.d_in_proj() + di * dmu) as f64
+            + 4.0 * (b * l * di * n) as f64;
+        (bytes, flops)
+    }
+
+    fn block<T: Store>(
+        &mut self,
+        b: usize,
+        l: usize,
+        dm: u32,
+        n: u32,
+        target: Option<f64>,
+    ) -> Result<(), Error> {
+        let name = format!("Mamba2Block {} b{b} L{l} d_model{dm} N{n}", T::NAME);
+        if self.skip(&name) {
+            return Ok(());
+        }
+        let (blk, cfg) = self.make_block::<T>(dm, n)?;
+        let (be, s) = (self.be, &self.stream);
+        let dmu = dm as usize;
+        let mut rng = Rng(14);
         let input = up::<T>(be, s, &rng.vec(b * l * dmu, -1.0, 1.0))?;
         let mut out = be.alloc::<T>(b * l * dmu)?;
         let mut cs = be.zeros::<f32>(blk.conv_state_len(b), s)?;
         let mut ss = be.zeros::<f32>(blk.ssm_state_len(b), s)?;
         let t =
             self.time(|| blk.forward(&input, b, l, &mut out, Some((&mut cs, &mut ss)), false, s))?;
-        let es = std::mem::size_of::<T>() as f64;
-        let bytes = es * (2 * b * l * dmu + (cfg.d_in_proj() + dmu) * di) as f64;
-        let flops = 2.0 * (b * l) as f64 * (dmu * cfg.d_in_proj() + di * dmu) as f64
-            + 4.0 * (b * l * di * n as usize) as f64;
+        let (bytes, flops) = Self::block_cost::<T>(&cfg, b, l);
         self.push(name, t, bytes, flops, None, target);
+        Ok(())
+    }
+
+    /// The block's training pass on device buffers: the forward alone, the saving forward
+    /// + the backward from its activations (every parameter gradient and the input's),
+    ///   and that backward alone (from one saving forward's activations).
+    fn block_train<T: Store>(&mut self, b: usize, l: usize, dm: u32, n: u32) -> Result<(), Error> {
+        let name = format!("Mamba2Block train {} b{b} L{l} d_model{dm} N{n}", T::NAME);
+        if self.skip(&name) {
+            return Ok(());
+        }
+        let (blk, cfg) = self.make_block::<T>(dm, n)?;
+        let (be, s) = (self.be, &self.stream);
+        let len = b * l * dm as usize;
+        let mut rng = Rng(14);
+        let input = up::<T>(be, s, &rng.vec(len, -1.0, 1.0))?;
+        let dout = up::<T>(be, s, &rng.vec(len, -1e-2, 1e-2))?;
+        let mut out = be.alloc::<T>(len)?;
+        let mut dx = be.alloc::<T>(len)?;
+        let mut grads = blk.grads(be)?;
+        let mut acts = blk.activations(be, b, l)?;
+        let (bytes, flops) = Self::block_cost::<T>(&cfg, b, l);
+        let fwd = self.time(|| blk.forward(&input, b, l, &mut out, None, false, s))?;
+        let pair = self.time(|| {
+            blk.forward_train(&input, b, l, &mut out, None, false, &mut acts, s)?;
+            let pass = plugin::DeviceBackward {
+                input: &input,
+                dout: &dout,
+                batch: b,
+                seqlen: l,
+                activations: Some(&acts),
+                init: None,
+                dfinal: None,
+            };
+            blk.backward(&pass, &mut dx, &mut grads, None, s)
+        })?;
+        let bwd = self.time(|| {
+            let pass = plugin::DeviceBackward {
+                input: &input,
+                dout: &dout,
+                batch: b,
+                seqlen: l,
+                activations: Some(&acts),
+                init: None,
+                dfinal: None,
+            };
+            blk.backward(&pass, &mut dx, &mut grads, None, s)
+        })?;
+        self.push(format!("{name} forward"), fwd, bytes, flops, None, None);
+        let (b3, f3) = (3.0 * bytes, 3.0 * flops);
+        self.push(format!("{name} forward+backward"), pair, b3, f3, None, None);
+        self.push(
+            format!("{name} backward"),
+            bwd,
+            2.0 * bytes,
+            2.0 * flops,
+            None,
+            None,
+        );
         Ok(())
     }
 }
@@ -379,6 +459,13 @@ fn main() {
         rows: Vec::new(),
         copy_gbs: 4300.0,
     };
+    // MAMBA_BENCH_ITERS="warmup,iters" (a profiler run: "1,1").
+    if let Some(v) = env_shapes("MAMBA_BENCH_ITERS").and_then(|v| v.into_iter().next()) {
+        if let [w, i] = v[..] {
+            bench.warmup = w;
+            bench.iters = i.max(1);
+        }
+    }
     let r = (|| -> Result<(), Error> {
         // MAMBA_BENCH_DTYPE=f32|bf16|f16 (default f32): the storage type of the two lists
         // below.
@@ -404,6 +491,21 @@ fn main() {
                         "bf16" => bench.ssd::<bf16>(b, l, h, p, n, None, None, "")?,
                         "f16" => bench.ssd::<f16>(b, l, h, p, n, None, None, "")?,
                         _ => bench.ssd::<f32>(b, l, h, p, n, None, None, "")?,
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // MAMBA_BENCH_BLOCK="b,L,d_model,N;...": only the block's forward, training pass
+        // and backward at these shapes (head dim 64, one group).
+        if let Some(shapes) = env_shapes("MAMBA_BENCH_BLOCK") {
+            for v in shapes {
+                if let [b, l, dm, n] = v[..] {
+                    let (dm, n) = (dm as u32, n as u32);
+                    match dtype.as_str() {
+                        "bf16" => bench.block_train::<bf16>(b, l, dm, n)?,
+                        "f16" => bench.block_train::<f16>(b, l, dm, n)?,
+                        _ => bench.block_train::<f32>(b, l, dm, n)?,
                     }
                 }
             }
