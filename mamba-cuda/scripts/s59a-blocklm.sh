@@ -7,9 +7,13 @@
 cd "$C"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | tee "$OUT/time.txt"
 echo "$(el) block" | tee -a "$OUT/time.txt"
+for r in 1 2; do for tf in 1 0; do
+  echo "round $r MAMBA_CUDA_BB_TF32=$tf" | tee -a "$OUT/time.txt"
+  MAMBA_BENCH_ITERS=5,30 MAMBA_CUDA_BB_TF32=$tf MAMBA_BENCH_DTYPE=bf16 MAMBA_BENCH_BLOCK="8,2048,768,128;2,400,192,64" timeout 150 ./mamba-cuda-bench 2>&1 | grep -v "^device\|host time" | tee -a "$OUT/time.txt"
+done; done
+MAMBA_BENCH_ITERS=3,10 MAMBA_BENCH_DTYPE=f32 MAMBA_BENCH_BLOCK="8,2048,768,128;2,400,192,64" timeout 150 ./mamba-cuda-bench 2>&1 | grep -v "^device\|host time" | tee -a "$OUT/time.txt"
 for dt in bf16 f32; do
-  MAMBA_BENCH_DTYPE=$dt MAMBA_BENCH_BLOCK="8,2048,768,128;2,400,192,64" timeout 150 ./mamba-cuda-bench 2>&1 | grep -v "^device" | tee -a "$OUT/time.txt"
-  MAMBA_BENCH_DTYPE=$dt MAMBA_BENCH_SSD="8,2048,24,64,128" timeout 60 ./mamba-cuda-bench 2>&1 | grep -v "^device" | tee -a "$OUT/time.txt"
+  MAMBA_BENCH_DTYPE=$dt MAMBA_BENCH_SSD="8,2048,24,64,128" timeout 60 ./mamba-cuda-bench 2>&1 | grep -v "^device\|host time" | tee -a "$OUT/time.txt"
 done
 echo "$(el) torch gemms" | tee -a "$OUT/time.txt"
 timeout 120 python3 - <<'PY' 2>&1 | tee -a "$OUT/time.txt"
@@ -33,6 +37,15 @@ for dt in (torch.bfloat16, torch.float32):
     print(f"torch {dt}: in_proj fwd {a:.1f} us, dX {b:.1f}, dW {c:.1f}; out_proj fwd {d:.1f}, dX {e2:.1f}, dW {f:.1f}; fwd {a+d:.1f}, fwd+bwd {a+b+c+d+e2+f:.1f} us")
 PY
 echo "$(el) ncu" | tee -a "$OUT/time.txt"
-MAMBA_BENCH_ITERS=0,1 MAMBA_BENCH_DTYPE=bf16 MAMBA_BENCH_BLOCK="8,2048,768,128" timeout 240 "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv ./mamba-cuda-bench > "$OUT/ncu_bf16.csv" 2> "$OUT/ncu_err.txt"
+MAMBA_BENCH_ITERS=0,1 MAMBA_BENCH_DTYPE=bf16 MAMBA_BENCH_BLOCK="8,2048,768,128" timeout 150 "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv ./mamba-cuda-bench > "$OUT/ncu_bf16.csv" 2> "$OUT/ncu_err.txt"
 echo "ncu rc=$? $(wc -l < "$OUT/ncu_bf16.csv") lines" | tee -a "$OUT/time.txt"
+echo "$(el) tests" | tee -a "$OUT/time.txt"
+rm -rf "$C/golden" && ln -s "$OLDPWD/tests/golden" "$C/golden"
+late() { [ $(( $(date +%s) - S0 )) -gt ${1} ] && { echo "skipped (time)" | tee -a "$OUT/time.txt"; return 0; }; return 1; }
+for t in block_train_device_matches_host_half block_train_device_matches_host_f32 block_device_training_matches_the_host_api block_train_kept_activations_match_recompute; do
+  late 420 && continue
+  timeout 100 ./gpu_block_train $t --exact --nocapture > /tmp/t.log 2>&1; echo "$t rc=$?" | tee -a "$OUT/time.txt"
+  grep -E "passed|worst|FAIL|panicked|rel" /tmp/t.log | cut -c1-200 | tail -6 >> "$OUT/time.txt"
+done
+for dt in bf16 f16; do late 450 && continue; timeout 60 ./xtask golden --backend cuda --dir "$C/golden" --dtype $dt 2>&1 | grep -i "block\|passed" | tail -8 | tee -a "$OUT/time.txt"; done
 echo "$(el) done" | tee -a "$OUT/time.txt"

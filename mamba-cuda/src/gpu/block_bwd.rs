@@ -187,7 +187,8 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
 /// `out (m, n) = A (m, k) . B (k, n)` with f32 accumulation; `A(i, k) = a[i a.s0 + k
 /// a.s1]`, `B(k, j) = b[k b.s0 + j b.s1]`. Written dense to `out` in type `out_ty`
 /// ("f32" or the storage type). Few output tiles: split along k into f32 partials,
-/// then summed.
+/// then summed. `tf32`: f32 operands on cuBLASLt's TF32 tensor-core kernels (where
+/// cuBLASLt takes the product; our kernels stay f32).
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     g: &Gpu,
@@ -198,6 +199,7 @@ fn gemm(
     b: Operand,
     out: u64,
     out_ty: &str,
+    tf32: bool,
     stream: u64,
 ) -> PResult<()> {
     if m == 0 || n == 0 {
@@ -224,7 +226,7 @@ fn gemm(
                 s1: o.s1,
             };
             if g.gemm
-                .run_strided(ab, ot, m, n, k, st(a), st(b), out, n, stream)?
+                .run_strided(ab, ot, tf32, m, n, k, st(a), st(b), out, n, stream)?
             {
                 return Ok(());
             }
@@ -402,6 +404,12 @@ impl Block {
         };
         let wide = self.in_proj_f32 != 0
             && super::ops::env_str("MAMBA_CUDA_BB_MIXED").as_deref() != Some("own");
+        // ... and those two products on the TF32 tensor cores: dzx (f32) rounded to 11
+        // significant bits, the weight's and the input's 16-bit values exact, f32 sums; the
+        // 16-bit storage rounds the input's gradient further. In f32 arithmetic they were
+        // most of the step at a language model's width (fifty-ninth session: NOTES.md);
+        // `MAMBA_CUDA_BB_TF32=0` keeps f32 arithmetic.
+        let tf32 = wide && super::ops::env_str("MAMBA_CUDA_BB_TF32").as_deref() != Some("0");
         // Scratch: (name, bytes), carved from one stream-ordered allocation.
         let sizes = [
             act_bytes(dip),             // 0 zx: in_proj's output
@@ -491,7 +499,7 @@ impl Block {
             // dW_out needs only dout and normed: it runs on the plugin's side stream
             // beside dn and the norm's backward (`MAMBA_CUDA_BB_OVERLAP=0`: in order).
             let main = |s: u64| -> PResult<()> {
-                gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", s)?;
+                gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", false, s)?;
                 // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d
                 // weight.
                 let fnorm = g.func(&format!("bb_norm_bwd_{ty}"))?;
@@ -524,7 +532,20 @@ impl Block {
                 };
                 g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, s, &cp)
             };
-            let side = |s: u64| gemm(g, dm, di, m, dout_cols, normed_op, f.dout_proj, "f32", s);
+            let side = |s: u64| {
+                gemm(
+                    g,
+                    dm,
+                    di,
+                    m,
+                    dout_cols,
+                    normed_op,
+                    f.dout_proj,
+                    "f32",
+                    false,
+                    s,
+                )
+            };
             if overlap {
                 g.overlapped(stream, main, side)?;
             } else {
@@ -694,13 +715,13 @@ impl Block {
             let main = |s: u64| -> PResult<()> {
                 if wide {
                     // f32 products write f32; the input's gradient is then converted.
-                    gemm(g, m, dm, dip, dzx_rows, w_in, din32, "f32", s)?;
+                    gemm(g, m, dm, dip, dzx_rows, w_in, din32, "f32", tf32, s)?;
                     copy2d(g, "f32", ty, &[cp(din32, dm, f.dinput, dm, dm)], s)
                 } else {
-                    gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, s)
+                    gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, false, s)
                 }
             };
-            let side = |s: u64| gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", s);
+            let side = |s: u64| gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", tf32, s);
             if overlap {
                 g.overlapped(stream, main, side)
             } else {

@@ -2,7 +2,9 @@
 //! the plugin can open it at run time (libcublasLt.so.13, then .12), else our kernel.
 //! cuBLASLt runs with `CUBLAS_COMPUTE_32F` (true f32 arithmetic, no TF32), so f32
 //! results keep the SPEC's tolerance. [`Gemm::run_strided`] takes the backward's products
-//! (operands with element strides, one of them 1) through cuBLASLt too where it can.
+//! (operands with element strides, one of them 1) through cuBLASLt too where it can; its
+//! caller may ask for `CUBLAS_COMPUTE_32F_FAST_TF32` on f32 operands (the 16-bit block's
+//! in_proj backward: block_bwd.rs).
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -18,6 +20,8 @@ type Status = i32;
 type Handle = *mut c_void;
 
 const CUBLAS_COMPUTE_32F: i32 = 68;
+/// f32 operands rounded to TF32 on the tensor cores, f32 accumulation.
+const CUBLAS_COMPUTE_32F_FAST_TF32: i32 = 77;
 const CUDA_R_32F: i32 = 0;
 const CUDA_R_16F: i32 = 2;
 const CUDA_R_16BF: i32 = 14;
@@ -101,10 +105,11 @@ struct LtMat {
     trans: bool,
 }
 
-/// A planned product: the operands' and the output's cuBLASLt types, the three layouts,
-/// and the three buffers' alignments (bytes, a power of two up to 256).
+/// A planned product: the compute type, the operands' and the output's cuBLASLt types,
+/// the three layouts, and the three buffers' alignments (bytes, a power of two up to 256).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct PlanKey {
+    compute: i32,
     ab_ty: i32,
     c_ty: i32,
     a: LtMat,
@@ -401,6 +406,7 @@ impl Gemm {
             // Column-major view: C^T (N x M) = W (N x K, stored as K x N col-major, read
             // transposed) . A^T (K x M col-major, ld lda).
             let key = PlanKey {
+                compute: CUBLAS_COMPUTE_32F,
                 ab_ty: ty,
                 c_ty: ty,
                 a: LtMat {
@@ -442,14 +448,17 @@ impl Gemm {
 
     /// `c (m, n) = A (m, k) . B (k, n)` through cuBLASLt, row-major `c` with row stride
     /// `ldc`, `A(i, k) = a[i a.s0 + k a.s1]`, `B(k, j) = b[k b.s0 + j b.s1]`, both operands
-    /// of type `ab`, `c` of type `c_ty` (f32 accumulation). Ok(false) where cuBLASLt is not
+    /// of type `ab`, `c` of type `c_ty` (f32 accumulation). With `tf32` and f32 operands the
+    /// products run on the tensor cores with the operands rounded to TF32 (11 significant
+    /// bits: a 16-bit type's values are exact there). Ok(false) where cuBLASLt is not
     /// loaded, an operand has no unit stride, or it has no algorithm for the shape (the
-    /// caller's kernel does it then).
+    /// caller's kernel does it then, in f32).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_strided(
         &self,
         ab: u32,
         c_ty: u32,
+        tf32: bool,
         m: usize,
         n: usize,
         k: usize,
@@ -470,6 +479,11 @@ impl Gemm {
             return Ok(false);
         }
         let key = PlanKey {
+            compute: if tf32 && ab == dtype::F32 {
+                CUBLAS_COMPUTE_32F_FAST_TF32
+            } else {
+                CUBLAS_COMPUTE_32F
+            },
             ab_ty,
             c_ty: c_lt,
             a: la,
@@ -631,7 +645,7 @@ impl Gemm {
         };
         let mut desc: Handle = std::ptr::null_mut();
         // SAFETY: creates a descriptor into a local.
-        let st = unsafe { (lt.matmul_desc_create)(&mut desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) };
+        let st = unsafe { (lt.matmul_desc_create)(&mut desc, key.compute, CUDA_R_32F) };
         if st != 0 {
             return Err(fail("cublasLtMatmulDescCreate", st));
         }
