@@ -56,7 +56,10 @@ struct BbNormBwdParams {
     long long z_ld, dz_ld;
     int m, d_inner, group, norm_before_gate;
     float eps;
-    int pad0;
+    // Rows per block: > 1 sums the weight's gradient over the block's rows in shared
+    // memory (`group` floats of dynamic shared memory) and writes one row of partial sums
+    // per block to dwrow (row blockIdx.x); 1 writes every row's terms.
+    int rpb;
 };
 
 // dst[c] = sum_r src[r ld + c].
@@ -280,60 +283,75 @@ __device__ __forceinline__ float2 bb_block_sum2(float a, float b, float2* red) {
     return red[32];
 }
 
-// One block per (row, group). v = y (norm before gate) or y silu(z); out = v rstd w
+// One block per (`rpb` rows, group). v = y (norm before gate) or y silu(z); out = v rstd w
 // (times silu(z) when the gate follows). With g = dout w gate: dv = rstd g - v rstd^3
-// <g, v> / gs.
+// <g, v> / gs. The weight's gradient terms dn gate normed go to dwrow per row (rpb 1) or
+// summed over the block's rows (each thread owns its columns of the shared sums).
 template <typename T>
 __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
     __shared__ float2 red[33];
+    extern __shared__ float dwacc[];
     const T* y = static_cast<const T*>(p.y);
     const T* z = static_cast<const T*>(p.z);
     T* dy = static_cast<T*>(p.dy);
-    const long long r = blockIdx.x;
     const int gi = blockIdx.y;
     const int gs = p.group;
     const long long off = (long long)gi * gs;
-    const T* yr = y + r * p.d_inner + off;
-    const T* zr = z + r * p.z_ld + off;
-    const float* dnr = p.dn + r * p.d_inner + off;
     const float* wr = p.weight + off;
-    float ss = 0.f, dot = 0.f;
-    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
-        const float zv = ldf(zr + e);
-        const float sg = zv * bb_sigmoid(zv);
-        float v = ldf(yr + e);
-        if (!p.norm_before_gate) v *= sg;
-        const float gv = dnr[e] * wr[e] * (p.norm_before_gate ? sg : 1.f);
-        ss = fmaf(v, v, ss);
-        dot = fmaf(gv, v, dot);
-    }
-    const float2 s = bb_block_sum2(ss, dot, red);
-    const float rstd = 1.f / sqrtf(s.x / gs + p.eps);
-    const float coef = rstd * rstd * rstd * s.y / gs;
-    T* dyr = dy + r * p.d_inner + off;
-    float* dzr = p.dz + r * p.dz_ld + off;
-    float* dwr = p.dwrow + r * p.d_inner + off;
-    for (int e = threadIdx.x; e < gs; e += blockDim.x) {
-        const float zv = ldf(zr + e);
-        const float sig = bb_sigmoid(zv);
-        const float sg = zv * sig;
-        const float dsg = sig * (1.f + zv * (1.f - sig));
-        const float yv = ldf(yr + e);
-        const float v = p.norm_before_gate ? yv : yv * sg;
-        const float dn = dnr[e];
-        const float w = wr[e];
-        const float gate = p.norm_before_gate ? sg : 1.f;
-        const float gv = dn * w * gate;
-        const float normed = v * rstd;
-        dwr[e] = dn * gate * normed;
-        const float dv = rstd * gv - v * coef;
-        if (p.norm_before_gate) {
-            dyr[e] = cvt<T>(dv);
-            dzr[e] = dn * normed * w * dsg;
-        } else {
-            dyr[e] = cvt<T>(dv * sg);
-            dzr[e] = dv * yv * dsg;
+    const int rpb = p.rpb > 1 ? p.rpb : 1;
+    const long long r0 = (long long)blockIdx.x * rpb;
+    const long long r1 = min(r0 + rpb, (long long)p.m);
+    if (rpb > 1)
+        for (int e = threadIdx.x; e < gs; e += blockDim.x) dwacc[e] = 0.f;
+    for (long long r = r0; r < r1; ++r) {
+        const T* yr = y + r * p.d_inner + off;
+        const T* zr = z + r * p.z_ld + off;
+        const float* dnr = p.dn + r * p.d_inner + off;
+        float ss = 0.f, dot = 0.f;
+        for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+            const float zv = ldf(zr + e);
+            const float sg = zv * bb_sigmoid(zv);
+            float v = ldf(yr + e);
+            if (!p.norm_before_gate) v *= sg;
+            const float gv = dnr[e] * wr[e] * (p.norm_before_gate ? sg : 1.f);
+            ss = fmaf(v, v, ss);
+            dot = fmaf(gv, v, dot);
         }
+        const float2 s = bb_block_sum2(ss, dot, red);
+        const float rstd = 1.f / sqrtf(s.x / gs + p.eps);
+        const float coef = rstd * rstd * rstd * s.y / gs;
+        T* dyr = dy + r * p.d_inner + off;
+        float* dzr = p.dz + r * p.dz_ld + off;
+        float* dwr = p.dwrow + r * p.d_inner + off;
+        for (int e = threadIdx.x; e < gs; e += blockDim.x) {
+            const float zv = ldf(zr + e);
+            const float sig = bb_sigmoid(zv);
+            const float sg = zv * sig;
+            const float dsg = sig * (1.f + zv * (1.f - sig));
+            const float yv = ldf(yr + e);
+            const float v = p.norm_before_gate ? yv : yv * sg;
+            const float dn = dnr[e];
+            const float w = wr[e];
+            const float gate = p.norm_before_gate ? sg : 1.f;
+            const float gv = dn * w * gate;
+            const float normed = v * rstd;
+            if (rpb > 1)
+                dwacc[e] += dn * gate * normed;
+            else
+                dwr[e] = dn * gate * normed;
+            const float dv = rstd * gv - v * coef;
+            if (p.norm_before_gate) {
+                dyr[e] = cvt<T>(dv);
+                dzr[e] = dn * normed * w * dsg;
+            } else {
+                dyr[e] = cvt<T>(dv * sg);
+                dzr[e] = dv * yv * dsg;
+            }
+        }
+    }
+    if (rpb > 1) {
+        float* dwb = p.dwrow + (long long)blockIdx.x * p.d_inner + off;
+        for (int e = threadIdx.x; e < gs; e += blockDim.x) dwb[e] = dwacc[e];
     }
 }
 

@@ -89,7 +89,8 @@ struct BbNormBwdParams {
     group: i32,
     norm_before_gate: i32,
     eps: f32,
-    pad0: i32,
+    /// Rows per block (kernels/block_bwd.cu `BbNormBwdParams::rpb`).
+    rpb: i32,
 }
 
 #[repr(C)]
@@ -410,6 +411,21 @@ impl Block {
         // most of the step at a language model's width (fifty-ninth session: NOTES.md);
         // `MAMBA_CUDA_BB_TF32=0` keeps f32 arithmetic.
         let tf32 = wide && super::ops::env_str("MAMBA_CUDA_BB_TF32").as_deref() != Some("0");
+        // The norm's backward sums the weight's gradient over `norm_rpb` rows per block in
+        // shared memory (one f32 per column of a group) and writes a row of partial sums per
+        // block, instead of (b L, d_inner) f32 terms that the column sum reads back
+        // (fifty-ninth session); `MAMBA_CUDA_BB_NORM_RPB` sets the rows (1: a row per block,
+        // as before). One row per block where a group's columns take more than 40 KB (the
+        // 48 KB a launch may use without opting in, less the block sum's).
+        let group_bytes = di / ng * 4;
+        let norm_rpb = if group_bytes <= 40 << 10 {
+            super::ops::env_usize("MAMBA_CUDA_BB_NORM_RPB")
+                .unwrap_or(16)
+                .clamp(1, 1024)
+        } else {
+            1
+        };
+        let norm_smem = if norm_rpb > 1 { group_bytes } else { 0 };
         // Scratch: (name, bytes), carved from one stream-ordered allocation.
         let sizes = [
             act_bytes(dip),             // 0 zx: in_proj's output
@@ -518,16 +534,17 @@ impl Block {
                     group: (di / ng) as i32,
                     norm_before_gate: (c.norm_before_gate != 0) as i32,
                     eps: c.rmsnorm_eps,
-                    pad0: 0,
+                    rpb: norm_rpb as i32,
                 };
                 let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
-                g.launch(fnorm, (m as u32, ng as u32, 1), threads, 0, s, &np)?;
+                let (blocks, smem) = (m.div_ceil(norm_rpb), norm_smem);
+                g.launch(fnorm, (blocks as u32, ng as u32, 1), threads, smem, s, &np)?;
                 let fcol = g.func("bb_colsum_f32")?;
                 let cp = BbColsumParams {
                     src: dwrow,
                     dst: f.dnorm_weight,
                     ld: di as i64,
-                    rows: m as i32,
+                    rows: blocks as i32,
                     cols: di as i32,
                 };
                 g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, s, &cp)
