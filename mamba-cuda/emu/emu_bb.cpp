@@ -44,6 +44,9 @@ inline float __fdividef(float a, float b) { return a / b; }
 using std::max;
 using std::min;
 
+// Dynamic shared memory: one buffer, the blocks run one after another.
+static float g_smem[16384];
+#define BB_DYN_SMEM(name) float* name = g_smem
 #include "../kernels/block_bwd.cu"
 
 inline void emu_mma_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
@@ -138,7 +141,9 @@ static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t,
     check(what, want, c.data(), c.size());
 }
 
-static void norm_case(int m, int di, int groups, bool nbg) {
+// `rpb` rows per block (the kernel's partial sums of the weight's gradient, one row per
+// block, summed by the column sum).
+static void norm_case(int m, int di, int groups, bool nbg, int rpb) {
     const int gs = di / groups, zld = di + 7;
     auto y = rnd((size_t)m * di), z = rnd((size_t)m * zld), w = rnd(di), dn = rnd((size_t)m * di);
     std::vector<float> dy((size_t)m * di, NAN), dz((size_t)m * zld, NAN), dwrow((size_t)m * di, NAN), dw(di, NAN);
@@ -157,10 +162,12 @@ static void norm_case(int m, int di, int groups, bool nbg) {
     p.group = gs;
     p.norm_before_gate = nbg;
     p.eps = 1e-5f;
+    p.rpb = rpb;
     int threads = 32;
     while (threads < gs && threads < 256) threads *= 2;
-    launch(bb_norm_bwd_f32, m, groups, 1, threads, p);
-    BbColsumParams c{dwrow.data(), dw.data(), di, m, di};
+    const int blocks = (m + rpb - 1) / rpb;
+    launch(bb_norm_bwd_f32, blocks, groups, 1, threads, p);
+    BbColsumParams c{dwrow.data(), dw.data(), di, blocks, di};
     launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 1024, c);
     // Central differences of the f64 forward give the reference.
     auto fwd = [&](const std::vector<double>& yy, const std::vector<double>& zz, const std::vector<double>& ww, int r, int k) {
@@ -211,11 +218,11 @@ static void norm_case(int m, int di, int groups, bool nbg) {
             wdw[i] += (lp - lm) / (2 * h);
         }
     char name[96];
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dy", m, di, groups, nbg);
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dy", m, di, groups, nbg, rpb);
     check(name, wdy, dy.data(), dy.size());
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dz", m, di, groups, nbg);
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dz", m, di, groups, nbg, rpb);
     check(name, wdz, gdz.data(), gdz.size());
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d dw", m, di, groups, nbg);
+    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dw", m, di, groups, nbg, rpb);
     check(name, wdw, dw.data(), dw.size());
 }
 
@@ -265,10 +272,14 @@ int main() {
         check("copies[1] 9x3 from ld 80", w1, d1.data(), 9 * 3);
         check("copies[2] 4x33 from ld 80", w2, d2.data(), 4 * 33);
     }
-    norm_case(3, 40, 1, false);
-    norm_case(2, 48, 3, true);
-    norm_case(2, 300, 2, false);
-    norm_case(301, 40, 1, true);  // rows past the column sums' 4-way main loop
+    // A row per block, and 16 / 5 rows per block with a partial last block.
+    for (int rpb : {1, 16, 5}) {
+        norm_case(3, 40, 1, false, rpb);
+        norm_case(2, 48, 3, true, rpb);
+        norm_case(2, 300, 2, false, rpb);
+        norm_case(301, 40, 1, true, rpb);  // rows past the column sums' 4-way main loop
+        norm_case(37, 300, 2, true, rpb);
+    }
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;
 }

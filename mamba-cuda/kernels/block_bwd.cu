@@ -45,6 +45,11 @@ struct BbSumParams {
 
 // The gated RMS norm's backward per (row, group): dy (m, d_inner) dense, dz at
 // dz + r dz_ld, dwrow (m, d_inner) the norm weight's gradient per row.
+// The norm backward's dynamic shared memory (the host emulator gives its own buffer).
+#ifndef BB_DYN_SMEM
+#define BB_DYN_SMEM(name) extern __shared__ __align__(16) float name[]
+#endif
+
 struct BbNormBwdParams {
     const void* y;
     const void* z;
@@ -290,7 +295,7 @@ __device__ __forceinline__ float2 bb_block_sum2(float a, float b, float2* red) {
 template <typename T>
 __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
     __shared__ float2 red[33];
-    extern __shared__ float dwacc[];
+    BB_DYN_SMEM(dwacc);
     const T* y = static_cast<const T*>(p.y);
     const T* z = static_cast<const T*>(p.z);
     T* dy = static_cast<T*>(p.dy);
