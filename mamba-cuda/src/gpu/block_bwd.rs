@@ -411,16 +411,17 @@ impl Block {
         // most of the step at a language model's width (fifty-ninth session: NOTES.md);
         // `MAMBA_CUDA_BB_TF32=0` keeps f32 arithmetic.
         let tf32 = wide && super::ops::env_str("MAMBA_CUDA_BB_TF32").as_deref() != Some("0");
-        // The norm's backward sums the weight's gradient over `norm_rpb` rows per block in
-        // shared memory (one f32 per column of a group) and writes a row of partial sums per
-        // block, instead of (b L, d_inner) f32 terms that the column sum reads back
-        // (fifty-ninth session); `MAMBA_CUDA_BB_NORM_RPB` sets the rows (1: a row per block,
-        // as before). One row per block where a group's columns take more than 40 KB (the
-        // 48 KB a launch may use without opting in, less the block sum's).
+        // `MAMBA_CUDA_BB_NORM_RPB=k` (k > 1): the norm's backward sums the weight's gradient
+        // over k rows per block in shared memory (one f32 per column of a group) and writes a
+        // row of partial sums per block, instead of (b L, d_inner) f32 terms that the column
+        // sum reads back (fifty-ninth session: checked on the host emulator, emu_bb.cpp, not
+        // yet timed on a GPU, so not the default). Unset or 1: a row per block. One row per
+        // block where a group's columns take more than 40 KB (the 48 KB a launch may use
+        // without opting in, less the block sum's).
         let group_bytes = di / ng * 4;
         let norm_rpb = if group_bytes <= 40 << 10 {
             super::ops::env_usize("MAMBA_CUDA_BB_NORM_RPB")
-                .unwrap_or(16)
+                .unwrap_or(1)
                 .clamp(1, 1024)
         } else {
             1
