@@ -383,31 +383,26 @@ impl<'a> Bench<'a> {
         let mut acts = blk.activations(be, b, l)?;
         let (bytes, flops) = Self::block_cost::<T>(&cfg, b, l);
         let fwd = self.time(|| blk.forward(&input, b, l, &mut out, None, false, s))?;
+        // The backward from `acts` into dx and grads.
+        let backward = |acts: &plugin::DeviceActivations,
+                        dx: &mut DeviceBuffer<T>,
+                        grads: &mut plugin::DeviceGrads| {
+            let pass = plugin::DeviceBackward {
+                input: &input,
+                dout: &dout,
+                batch: b,
+                seqlen: l,
+                activations: Some(acts),
+                init: None,
+                dfinal: None,
+            };
+            blk.backward(&pass, dx, grads, None, s)
+        };
         let pair = self.time(|| {
             blk.forward_train(&input, b, l, &mut out, None, false, &mut acts, s)?;
-            let pass = plugin::DeviceBackward {
-                input: &input,
-                dout: &dout,
-                batch: b,
-                seqlen: l,
-                activations: Some(&acts),
-                init: None,
-                dfinal: None,
-            };
-            blk.backward(&pass, &mut dx, &mut grads, None, s)
+            backward(&acts, &mut dx, &mut grads)
         })?;
-        let bwd = self.time(|| {
-            let pass = plugin::DeviceBackward {
-                input: &input,
-                dout: &dout,
-                batch: b,
-                seqlen: l,
-                activations: Some(&acts),
-                init: None,
-                dfinal: None,
-            };
-            blk.backward(&pass, &mut dx, &mut grads, None, s)
-        })?;
+        let bwd = self.time(|| backward(&acts, &mut dx, &mut grads))?;
         self.push(format!("{name} forward"), fwd, bytes, flops, None, None);
         let (b3, f3) = (3.0 * bytes, 3.0 * flops);
         self.push(format!("{name} forward+backward"), pair, b3, f3, None, None);
