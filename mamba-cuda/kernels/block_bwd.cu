@@ -43,13 +43,14 @@ struct BbSumParams {
     int splits, pad0;
 };
 
-// The gated RMS norm's backward per (row, group): dy (m, d_inner) dense, dz at
-// dz + r dz_ld, dwrow (m, d_inner) the norm weight's gradient per row.
 // The norm backward's dynamic shared memory (the host emulator gives its own buffer).
 #ifndef BB_DYN_SMEM
 #define BB_DYN_SMEM(name) extern __shared__ __align__(16) float name[]
 #endif
 
+// The gated RMS norm's backward per (row, group): dy (m, d_inner) dense, dz at
+// dz + r dz_ld, dwrow (m, d_inner) the norm weight's gradient per row (per block of
+// `rpb` rows where rpb > 1: ceil(m / rpb) rows).
 struct BbNormBwdParams {
     const void* y;
     const void* z;
