@@ -143,8 +143,9 @@ static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t,
 
 // `rpb` rows per block (the kernel's partial sums of the weight's gradient, one row per
 // block, summed by the column sum).
-static void norm_case(int m, int di, int groups, bool nbg, int rpb) {
-    const int gs = di / groups, zld = di + 7;
+// `pairs`: on `bb_norm_bwd_pairs` (z's rows two-element aligned), threads as block_bwd.rs picks.
+static void norm_case(int m, int di, int groups, bool nbg, int rpb, bool pairs = false) {
+    const int gs = di / groups, zld = di + (pairs ? 8 : 7);
     auto y = rnd((size_t)m * di), z = rnd((size_t)m * zld), w = rnd(di), dn = rnd((size_t)m * di);
     std::vector<float> dy((size_t)m * di, NAN), dz((size_t)m * zld, NAN), dwrow((size_t)m * di, NAN), dw(di, NAN);
     BbNormBwdParams p{};
@@ -164,9 +165,9 @@ static void norm_case(int m, int di, int groups, bool nbg, int rpb) {
     p.eps = 1e-5f;
     p.rpb = rpb;
     int threads = 32;
-    while (threads < gs && threads < 256) threads *= 2;
+    while (threads < (pairs ? gs / 2 : gs) && threads < 256) threads *= 2;
     const int blocks = (m + rpb - 1) / rpb;
-    launch(bb_norm_bwd_f32, blocks, groups, 1, threads, p);
+    launch(pairs ? bb_norm_bwd_pairs_f32 : bb_norm_bwd_f32, blocks, groups, 1, threads, p);
     BbColsumParams c{dwrow.data(), dw.data(), di, blocks, di};
     launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 1024, c);
     // Central differences of the f64 forward give the reference.
@@ -218,11 +219,11 @@ static void norm_case(int m, int di, int groups, bool nbg, int rpb) {
             wdw[i] += (lp - lm) / (2 * h);
         }
     char name[96];
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dy", m, di, groups, nbg, rpb);
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dy", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
     check(name, wdy, dy.data(), dy.size());
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dz", m, di, groups, nbg, rpb);
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dz", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
     check(name, wdz, gdz.data(), gdz.size());
-    snprintf(name, sizeof name, "norm m%d di%d g%d nbg%d rpb%d dw", m, di, groups, nbg, rpb);
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dw", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
     check(name, wdw, dw.data(), dw.size());
 }
 
@@ -272,6 +273,35 @@ int main() {
         check("copies[1] 9x3 from ld 80", w1, d1.data(), 9 * 3);
         check("copies[2] 4x33 from ld 80", w2, d2.data(), 4 * 33);
     }
+    {
+        // Four columns per thread (vec 4, as block_bwd.rs sets where the row starts are
+        // aligned): a width that is no multiple of 4 (the last thread's columns one by one),
+        // rows past one block's, beside a vec 1 copy in the same launch; the grid's x as the
+        // host computes it (the widest copy's ceil(cols / vec) threads).
+        auto s = rnd(11 * 80);
+        std::vector<float> d0(11 * 72, NAN), d1(6 * 5, NAN);
+        BbCopyNParams p{};
+        p.c[0] = BbCopyParams{s.data() + 8, d0.data(), 80, 72, 11, 70, 4, 0};
+        p.c[1] = BbCopyParams{s.data() + 75, d1.data(), 80, 5, 6, 5, 1, 0};
+        p.n = 2;
+        launch(bb_copyn_f32_f32, 1, 2, 2, 32, p);  // 18 threads of 4 columns cover 70
+        std::vector<double> w0(11 * 72), w1(6 * 5);
+        for (int r = 0; r < 11; ++r)
+            for (int c = 0; c < 72; ++c) w0[r * 72 + c] = c < 70 ? s[r * 80 + 8 + c] : NAN;
+        for (int r = 0; r < 6; ++r)
+            for (int c = 0; c < 5; ++c) w1[r * 5 + c] = s[r * 80 + 75 + c];
+        // Columns 70 and 71 of each destination row must stay untouched (NaN).
+        int spill = 0;
+        for (int r = 0; r < 11; ++r)
+            for (int c = 70; c < 72; ++c) spill += !std::isnan(d0[r * 72 + c]);
+        if (spill) {
+            printf("copy vec4: %d writes past cols\n", spill);
+            ++fails;
+        }
+        for (int r = 0; r < 11; ++r) w0[r * 72 + 70] = w0[r * 72 + 71] = 0, d0[r * 72 + 70] = d0[r * 72 + 71] = 0;
+        check("copy vec4 11x70 from ld 80 to ld 72", w0, d0.data(), 11 * 72);
+        check("copy vec1 6x5 beside it", w1, d1.data(), 6 * 5);
+    }
     // A row per block, and 16 / 5 rows per block with a partial last block.
     for (int rpb : {1, 16, 5}) {
         norm_case(3, 40, 1, false, rpb);
@@ -279,6 +309,12 @@ int main() {
         norm_case(2, 300, 2, false, rpb);
         norm_case(301, 40, 1, true, rpb);  // rows past the column sums' 4-way main loop
         norm_case(37, 300, 2, true, rpb);
+        // The pairs form: 1, 3 and 4 pairs a thread (2048 columns, the most it takes).
+        norm_case(3, 40, 1, false, rpb, true);
+        norm_case(2, 300, 2, true, rpb, true);
+        norm_case(5, 1536, 1, false, rpb, true);
+        norm_case(2, 2048, 1, true, rpb, true);
+        norm_case(37, 96, 3, false, rpb, true);
     }
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;

@@ -265,10 +265,11 @@ static void gemv_all() {
 
 // out (m, di) = norm(y, z) per group of `group`, on `gated_rmsnorm` with `threads` per block,
 // and the fused step's conv-state shift of channels [lo, hi) by the first group's blocks.
+// `pairs`: on `gated_rmsnorm_pairs` (no shift there; z's rows two-element aligned).
 template <typename T>
-static void norm_case(int m, int di, int groups, bool nbg, int threads) {
+static void norm_case(int m, int di, int groups, bool nbg, int threads, bool pairs = false) {
     std::normal_distribution<float> d(0.f, 1.f);
-    const int gs = di / groups, zld = di + 5, cd = 40, width = 4, S = width - 1, xld = 50;
+    const int gs = di / groups, zld = di + (pairs ? 6 : 5), cd = 40, width = 4, S = width - 1, xld = 50;
     const int lo = 3, hi = 31;
     std::vector<T> y((size_t)m * di), z((size_t)m * zld), out((size_t)m * di), x((size_t)m * xld);
     std::vector<float> w(di), state((size_t)m * cd * S);
@@ -290,14 +291,18 @@ static void norm_case(int m, int di, int groups, bool nbg, int threads) {
     p.group = gs;
     p.norm_before_gate = nbg;
     p.eps = 1e-5f;
-    p.shift_state = state.data();
-    p.shift_x = x.data();
-    p.shift_x_ld = xld;
-    p.shift_lo = lo;
-    p.shift_hi = hi;
-    p.shift_cd = cd;
-    p.shift_width = width;
-    launch(gated_rmsnorm<T>, m, groups, 1, threads, p);
+    if (pairs) {
+        launch(gated_rmsnorm_pairs<T, GATED_NORM_PAIRS>, m, groups, 1, threads, p);
+    } else {
+        p.shift_state = state.data();
+        p.shift_x = x.data();
+        p.shift_x_ld = xld;
+        p.shift_lo = lo;
+        p.shift_hi = hi;
+        p.shift_cd = cd;
+        p.shift_width = width;
+        launch(gated_rmsnorm<T>, m, groups, 1, threads, p);
+    }
     std::vector<double> want, got, sw, sg;
     for (int r = 0; r < m; ++r)
         for (int g = 0; g < groups; ++g) {
@@ -320,12 +325,13 @@ static void norm_case(int m, int di, int groups, bool nbg, int threads) {
             for (int q = 0; q < S; ++q) {
                 const size_t o = ((size_t)r * cd + ch) * S;
                 double v = state0[o + q];
-                if (ch >= lo && ch < hi) v = q + 1 < S ? state0[o + q + 1] : ld(x[(size_t)r * xld + ch]);
+                if (!pairs && ch >= lo && ch < hi) v = q + 1 < S ? state0[o + q + 1] : ld(x[(size_t)r * xld + ch]);
                 sw.push_back(v);
                 sg.push_back(state[o + q]);
             }
     char name[128];
-    snprintf(name, sizeof name, "norm %s m%d di%d g%d nbg%d threads %d", tname<T>(), m, di, groups, nbg, threads);
+    snprintf(name, sizeof name, "norm%s %s m%d di%d g%d nbg%d threads %d", pairs ? " pairs" : "", tname<T>(), m, di, groups, nbg,
+             threads);
     check(name, want, got, std::is_same_v<T, float> ? 2e-6 : out_tol<T>());
     snprintf(name, sizeof name, "  conv-state shift");
     check(name, sw, sg, 0.0);
@@ -640,6 +646,13 @@ int main() {
         norm_case<bf16_t>(3, 1000, 2, false, threads);
         norm_case<f16_t>(1, 1536, 1, true, threads);
     }
+    // The pairs form: 4 / 3 / 1 pairs a thread (2048 = the most it takes, 1536 the LM width),
+    // groups of odd pair counts, both gate orders, each type.
+    norm_case<float>(2, 2048, 1, false, 256, true);
+    norm_case<bf16_t>(3, 1536, 1, true, 256, true);
+    norm_case<f16_t>(2, 1536, 1, false, 256, true);
+    norm_case<float>(2, 300, 3, true, 64, true);  // 50 pairs a group on 64 threads
+    norm_case<bf16_t>(1, 1000, 2, false, 256, true);
     step_case<float>(2, 4, 12, 2, 40, 4, true, false);  // a partial 8-row block, N past 32 lanes
     step_case<float>(1, 3, 8, 1, 16, 2, false, true);
     step_case<bf16_t>(2, 2, 20, 1, 64, 3, true, true);

@@ -19,12 +19,15 @@ struct BbGemmParams {
     int m, n, k, kps;
 };
 
-// dst[r dld + c] = src[r sld + c] for r < rows, c < cols, converted.
+// dst[r dld + c] = src[r sld + c] for r < rows, c < cols, converted. vec 4: a thread
+// moves 4 columns of a row in one load and one store (the host sets it where both row
+// starts are aligned to 4 elements: the pointers and both strides), else 1.
 struct BbCopyParams {
     const void* src;
     void* dst;
     long long sld, dld;
     long long rows, cols;
+    int vec, pad0;
 };
 
 // Up to BB_COPIES copies of one type pair in one launch (blockIdx.z picks the copy).
@@ -49,15 +52,15 @@ struct BbSumParams {
 #endif
 
 // The gated RMS norm's backward per (row, group): dy (m, d_inner) dense, dz at
-// dz + r dz_ld, dwrow (m, d_inner) the norm weight's gradient per row (per block of
-// `rpb` rows where rpb > 1: ceil(m / rpb) rows).
+// dz + r dz_ld (f32, or the storage type for the `_dz16` entries), dwrow (m, d_inner) the
+// norm weight's gradient per row (per block of `rpb` rows where rpb > 1: ceil(m / rpb) rows).
 struct BbNormBwdParams {
     const void* y;
     const void* z;
     const float* weight;
     const float* dn;
     void* dy;
-    float* dz;
+    void* dz;
     float* dwrow;
     long long z_ld, dz_ld;
     int m, d_inner, group, norm_before_gate;
@@ -83,6 +86,10 @@ struct BbMulParams {
     float* out;
     int n, pad0;
 };
+
+// `bb_norm_bwd_pairs`' column pairs per thread (block_bwd.rs's `BB_NORM_PAIRS`): at 256
+// threads a group of up to 2048 columns.
+#define BB_NORM_PAIRS 4
 
 #define BB_TM 64
 #define BB_TN 64
@@ -233,32 +240,67 @@ __device__ void bb_sum(const BbSumParams& p) {
     }
 }
 
-template <typename TS, typename TD>
-// Grid (ceil(cols / blockDim.x), rows' blocks): threads along the columns, blocks y walking
-// the rows (no division per element; it was a 64-bit one), four rows' loads issued before
-// their stores (the pointers `__restrict__`: one launch's copies never overlap).
-__device__ void bb_copy(const BbCopyParams& p) {
+// V elements of one row, loaded or stored as one access.
+template <typename T, int V>
+struct alignas(V * sizeof(T)) BbVec {
+    T v[V];
+};
+
+// Grid (ceil(cols / (V blockDim.x)), rows' blocks): threads along the columns, V columns
+// each, blocks y walking the rows (no division per element; it was a 64-bit one), four
+// rows' loads issued before their stores (the pointers `__restrict__`: one launch's copies
+// never overlap). With V > 1 a thread whose columns run past `cols` takes them one by one.
+template <typename TS, typename TD, int V>
+__device__ void bb_copy_v(const BbCopyParams& p) {
     const TS* __restrict__ src = static_cast<const TS*>(p.src);
     TD* __restrict__ dst = static_cast<TD*>(p.dst);
-    const long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long c = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (c >= p.cols) return;
+    const bool full = c + V <= p.cols;
     const long long step = gridDim.y;
     for (long long r0 = blockIdx.y; r0 < p.rows; r0 += 4 * step) {
-        float v[4];
+        float v[4][V];
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const long long r = r0 + i * step;
-            v[i] = r < p.rows ? ldf(src + r * p.sld + c) : 0.f;
+            const TS* sr = src + r * p.sld + c;
+            if (r < p.rows && full) {
+                const BbVec<TS, V> x = *reinterpret_cast<const BbVec<TS, V>*>(sr);
+#pragma unroll
+                for (int j = 0; j < V; ++j) v[i][j] = ldf(&x.v[j]);
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j) v[i][j] = r < p.rows && c + j < p.cols ? ldf(sr + j) : 0.f;
+            }
         }
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const long long r = r0 + i * step;
-            if (r < p.rows) dst[r * p.dld + c] = cvt<TD>(v[i]);
+            if (r >= p.rows) continue;
+            TD* dr = dst + r * p.dld + c;
+            if (full) {
+                BbVec<TD, V> x;
+#pragma unroll
+                for (int j = 0; j < V; ++j) x.v[j] = cvt<TD>(v[i][j]);
+                *reinterpret_cast<BbVec<TD, V>*>(dr) = x;
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; ++j)
+                    if (c + j < p.cols) dr[j] = cvt<TD>(v[i][j]);
+            }
         }
     }
 }
 
-// The copies of `p` in one launch: grid (ceil(widest cols / blockDim.x), rows' blocks, n);
+template <typename TS, typename TD>
+__device__ void bb_copy(const BbCopyParams& p) {
+    if (p.vec == 4)
+        bb_copy_v<TS, TD, 4>(p);
+    else
+        bb_copy_v<TS, TD, 1>(p);
+}
+
+// The copies of `p` in one launch: grid (ceil(widest cols / (vec blockDim.x)), rows' blocks, n);
 // a copy narrower than the grid leaves its extra blocks idle.
 template <typename TS, typename TD>
 __device__ void bb_copyn(const BbCopyNParams& p) {
@@ -293,7 +335,7 @@ __device__ __forceinline__ float2 bb_block_sum2(float a, float b, float2* red) {
 // (times silu(z) when the gate follows). With g = dout w gate: dv = rstd g - v rstd^3
 // <g, v> / gs. The weight's gradient terms dn gate normed go to dwrow per row (rpb 1) or
 // summed over the block's rows (each thread owns its columns of the shared sums).
-template <typename T>
+template <typename T, typename TZ = float>
 __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
     __shared__ float2 red[33];
     BB_DYN_SMEM(dwacc);
@@ -327,7 +369,7 @@ __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
         const float rstd = 1.f / sqrtf(s.x / gs + p.eps);
         const float coef = rstd * rstd * rstd * s.y / gs;
         T* dyr = dy + r * p.d_inner + off;
-        float* dzr = p.dz + r * p.dz_ld + off;
+        TZ* dzr = static_cast<TZ*>(p.dz) + r * p.dz_ld + off;
         float* dwr = p.dwrow + r * p.d_inner + off;
         for (int e = threadIdx.x; e < gs; e += blockDim.x) {
             const float zv = ldf(zr + e);
@@ -348,16 +390,127 @@ __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
             const float dv = rstd * gv - v * coef;
             if (p.norm_before_gate) {
                 dyr[e] = cvt<T>(dv);
-                dzr[e] = dn * normed * w * dsg;
+                dzr[e] = cvt<TZ>(dn * normed * w * dsg);
             } else {
                 dyr[e] = cvt<T>(dv * sg);
-                dzr[e] = dv * yv * dsg;
+                dzr[e] = cvt<TZ>(dv * yv * dsg);
             }
         }
     }
     if (rpb > 1) {
         float* dwb = p.dwrow + (long long)blockIdx.x * p.d_inner + off;
         for (int e = threadIdx.x; e < gs; e += blockDim.x) dwb[e] = dwacc[e];
+    }
+}
+
+// The same backward with a row's values kept in registers between the block sums and the
+// outputs, two columns per access: thread t takes the group's column pairs t + k blockDim
+// (k < NP). The host takes it where the group is even and at most 2 NP blockDim wide and
+// every row start of y, z, dn, dy and dz is aligned to two elements. The same operations per
+// element as `bb_norm_bwd` (the block sums in another order).
+template <typename T, typename TZ, int NP>
+__device__ void bb_norm_bwd_pairs(const BbNormBwdParams& p) {
+    __shared__ float2 red[33];
+    BB_DYN_SMEM(dwacc);
+    const int gi = blockIdx.y;
+    const int gs = p.group, np = gs / 2;
+    const long long off = (long long)gi * gs;
+    const float* wr = p.weight + off;
+    const int rpb = p.rpb > 1 ? p.rpb : 1;
+    const long long r0 = (long long)blockIdx.x * rpb;
+    const long long r1 = min(r0 + rpb, (long long)p.m);
+    // Each thread's own column pairs of the block sums (zeroed, added to and written by it).
+    if (rpb > 1)
+#pragma unroll
+        for (int k = 0; k < NP; ++k) {
+            const int e = threadIdx.x + k * blockDim.x;
+            if (e < np) dwacc[2 * e] = dwacc[2 * e + 1] = 0.f;
+        }
+    for (long long r = r0; r < r1; ++r) {
+        const T* yr = static_cast<const T*>(p.y) + r * p.d_inner + off;
+        const T* zr = static_cast<const T*>(p.z) + r * p.z_ld + off;
+        const float* dnr = p.dn + r * p.d_inner + off;
+        float zv[NP][2], yv[NP][2], dnv[NP][2];
+        float ss = 0.f, dot = 0.f;
+#pragma unroll
+        for (int k = 0; k < NP; ++k) {
+            const int e = threadIdx.x + k * blockDim.x;
+            if (e < np) {
+                const VecN<T, 2> yy = *reinterpret_cast<const VecN<T, 2>*>(yr + 2 * e);
+                const VecN<T, 2> zz = *reinterpret_cast<const VecN<T, 2>*>(zr + 2 * e);
+                const VecN<float, 2> dd = *reinterpret_cast<const VecN<float, 2>*>(dnr + 2 * e);
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    zv[k][j] = ldf(&zz.v[j]);
+                    yv[k][j] = ldf(&yy.v[j]);
+                    dnv[k][j] = dd.v[j];
+                    const float sg = zv[k][j] * bb_sigmoid(zv[k][j]);
+                    float v = yv[k][j];
+                    if (!p.norm_before_gate) v *= sg;
+                    const float gv = dnv[k][j] * wr[2 * e + j] * (p.norm_before_gate ? sg : 1.f);
+                    ss = fmaf(v, v, ss);
+                    dot = fmaf(gv, v, dot);
+                }
+            }
+        }
+        const float2 s = bb_block_sum2(ss, dot, red);
+        const float rstd = 1.f / sqrtf(s.x / gs + p.eps);
+        const float coef = rstd * rstd * rstd * s.y / gs;
+        T* dyr = static_cast<T*>(p.dy) + r * p.d_inner + off;
+        TZ* dzr = static_cast<TZ*>(p.dz) + r * p.dz_ld + off;
+        float* dwr = p.dwrow + r * p.d_inner + off;
+#pragma unroll
+        for (int k = 0; k < NP; ++k) {
+            const int e = threadIdx.x + k * blockDim.x;
+            if (e < np) {
+                VecN<T, 2> dyo;
+                VecN<TZ, 2> dzo;
+                VecN<float, 2> dwo;
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const float z = zv[k][j];
+                    const float sig = bb_sigmoid(z);
+                    const float sg = z * sig;
+                    const float dsg = sig * (1.f + z * (1.f - sig));
+                    const float v = p.norm_before_gate ? yv[k][j] : yv[k][j] * sg;
+                    const float dn = dnv[k][j];
+                    const float w = wr[2 * e + j];
+                    const float gate = p.norm_before_gate ? sg : 1.f;
+                    const float gv = dn * w * gate;
+                    const float normed = v * rstd;
+                    dwo.v[j] = dn * gate * normed;
+                    const float dv = rstd * gv - v * coef;
+                    if (p.norm_before_gate) {
+                        dyo.v[j] = cvt<T>(dv);
+                        dzo.v[j] = cvt<TZ>(dn * normed * w * dsg);
+                    } else {
+                        dyo.v[j] = cvt<T>(dv * sg);
+                        dzo.v[j] = cvt<TZ>(dv * yv[k][j] * dsg);
+                    }
+                }
+                *reinterpret_cast<VecN<T, 2>*>(dyr + 2 * e) = dyo;
+                *reinterpret_cast<VecN<TZ, 2>*>(dzr + 2 * e) = dzo;
+                if (rpb > 1) {
+                    dwacc[2 * e] += dwo.v[0];
+                    dwacc[2 * e + 1] += dwo.v[1];
+                } else {
+                    *reinterpret_cast<VecN<float, 2>*>(dwr + 2 * e) = dwo;
+                }
+            }
+        }
+    }
+    if (rpb > 1) {
+        float* dwb = p.dwrow + (long long)blockIdx.x * p.d_inner + off;
+#pragma unroll
+        for (int k = 0; k < NP; ++k) {
+            const int e = threadIdx.x + k * blockDim.x;
+            if (e < np) {
+                VecN<float, 2> o;
+                o.v[0] = dwacc[2 * e];
+                o.v[1] = dwacc[2 * e + 1];
+                *reinterpret_cast<VecN<float, 2>*>(dwb + 2 * e) = o;
+            }
+        }
     }
 }
 
@@ -410,11 +563,20 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
     extern "C" __global__ void bb_copyn_##NAME##_##NAME(const __grid_constant__ BbCopyNParams p) {       \
         bb_copyn<T, T>(p);                                                                               \
     }                                                                                                    \
-    extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); }
+    extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) bb_norm_bwd_pairs_##NAME(const __grid_constant__ BbNormBwdParams p) { \
+        bb_norm_bwd_pairs<T, float, BB_NORM_PAIRS>(p);                                                                  \
+    }
 #define BB_MIXED(T, NAME)                                                                                 \
     BB_GEMM(float, T, f32, NAME)                                                                         \
     extern "C" __global__ void bb_copyn_##NAME##_f32(const __grid_constant__ BbCopyNParams p) { bb_copyn<T, float>(p); } \
-    extern "C" __global__ void bb_copyn_f32_##NAME(const __grid_constant__ BbCopyNParams p) { bb_copyn<float, T>(p); }
+    extern "C" __global__ void bb_copyn_f32_##NAME(const __grid_constant__ BbCopyNParams p) { bb_copyn<float, T>(p); } \
+    extern "C" __global__ void bb_norm_bwd_##NAME##_dz16(const __grid_constant__ BbNormBwdParams p) {          \
+        bb_norm_bwd<T, T>(p);                                                                                   \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(256) bb_norm_bwd_pairs_##NAME##_dz16(const __grid_constant__ BbNormBwdParams p) { \
+        bb_norm_bwd_pairs<T, T, BB_NORM_PAIRS>(p);                                                              \
+    }
 
 BB_TYPE(float, f32)
 #ifndef MAMBA_EMU

@@ -29,6 +29,12 @@ template <> __device__ __forceinline__ bf16_t cvt<bf16_t>(float v) { return __fl
 template <> __device__ __forceinline__ f16_t cvt<f16_t>(float v) { return __float2half_rn(v); }
 #endif
 
+// V consecutive elements, loaded or stored as one access (the address aligned to V elements).
+template <typename T, int V>
+struct alignas(V * sizeof(T)) VecN {
+    T v[V];
+};
+
 // softplus(v) = ln(1 + e^v), exactly v above 20 (SPEC shared definitions).
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(__expf(v)); }
 // silu with the hardware exponential (relative error ~1e-7, far inside the tolerances).

@@ -6,6 +6,10 @@
 
 #include <type_traits>
 
+// `gated_rmsnorm_pairs`' column pairs per thread (the host's `GATED_NORM_PAIRS`): at 256
+// threads a group of up to 2048 columns.
+#define GATED_NORM_PAIRS 4
+
 // Dynamic shared memory (the host emulator, emu/emu_misc.cpp, gives its own buffer).
 #ifndef MISC_DYN_SMEM
 #define MISC_DYN_SMEM(name) extern __shared__ float name[]
@@ -459,6 +463,63 @@ __device__ void gated_rmsnorm(const NormParams& p) {
     }
 }
 
+// The same norm with a row's values kept in registers between the sum and the output, two
+// columns per access: thread t takes the group's column pairs t + k blockDim (k < NP). The
+// host takes it where the group is even and at most 2 NP blockDim wide, every row start of
+// y, z and out is aligned to two elements, and no conv-state shift is asked (decode steps
+// keep the kernel above). The same operations per element as `gated_rmsnorm` (the sum of
+// squares in another order).
+template <typename T, int NP>
+__device__ void gated_rmsnorm_pairs(const NormParams& p) {
+    __shared__ float red[32];
+    const long long m = blockIdx.x;
+    const int gi = blockIdx.y;
+    const int gs = p.group, np = gs / 2;
+    const T* yr = static_cast<const T*>(p.y) + m * p.d_inner + (long long)gi * gs;
+    const T* zr = static_cast<const T*>(p.z) + m * p.z_ld + (long long)gi * gs;
+    float v[NP][2], gt[NP][2];
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < NP; ++k) {
+        const int e = threadIdx.x + k * blockDim.x;
+        if (e < np) {
+            const VecN<T, 2> yy = *reinterpret_cast<const VecN<T, 2>*>(yr + 2 * e);
+            const VecN<T, 2> zz = *reinterpret_cast<const VecN<T, 2>*>(zr + 2 * e);
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const float sz = silu_f(ldf(&zz.v[j]));
+                float x = ldf(&yy.v[j]);
+                if (!p.norm_before_gate) x *= sz;
+                v[k][j] = x;
+                gt[k][j] = p.norm_before_gate ? sz : 1.f;
+                ss = fmaf(x, x, ss);
+            }
+        }
+    }
+    ss = warp_sum(ss);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float t = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
+        t = warp_sum(t);
+        if (threadIdx.x == 0) red[0] = t;
+    }
+    __syncthreads();
+    const float rstd = 1.f / sqrtf(red[0] / gs + p.eps);
+    T* orow = static_cast<T*>(p.out) + m * p.d_inner + (long long)gi * gs;
+    const float* wr = p.weight + (long long)gi * gs;
+#pragma unroll
+    for (int k = 0; k < NP; ++k) {
+        const int e = threadIdx.x + k * blockDim.x;
+        if (e < np) {
+            VecN<T, 2> o;
+#pragma unroll
+            for (int j = 0; j < 2; ++j) o.v[j] = cvt<T>(v[k][j] * rstd * wr[2 * e + j] * gt[k][j]);
+            *reinterpret_cast<VecN<T, 2>*>(orow + 2 * e) = o;
+        }
+    }
+}
+
 template <typename T>
 __device__ void axpy(const AxpyParams& p) {
     const T* x = static_cast<const T*>(p.x);
@@ -578,7 +639,10 @@ __device__ void set_image(const ImageParams& p) {
     extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m4(const __grid_constant__ GemmParams p) { gemv_vec<T, 4>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m8(const __grid_constant__ GemmParams p) { gemv_vec<T, 8>(p); } \
     extern "C" __global__ void __launch_bounds__(256) gemv_##NAME##_m16(const __grid_constant__ GemmParams p) { gemv_vec<T, 16>(p); } \
-    extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); }
+    extern "C" __global__ void gated_rmsnorm_##NAME(const __grid_constant__ NormParams p) { gated_rmsnorm<T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) gated_rmsnorm_pairs_##NAME(const __grid_constant__ NormParams p) { \
+        gated_rmsnorm_pairs<T, GATED_NORM_PAIRS>(p);                                                                      \
+    }
 
 MISC_INST(float, f32)
 MISC_INST(bf16_t, bf16)

@@ -58,6 +58,9 @@ pub(super) struct FwdBufs {
     pub add: bool,
 }
 
+/// kernels/misc.cu's `GATED_NORM_PAIRS`: column pairs per thread of `gated_rmsnorm_pairs`.
+const GATED_NORM_PAIRS: usize = 4;
+
 /// The fused decode step's B / C conv-state shift, done by the gated norm
 /// (`NormParams::shift_*`): the conv state, the conv's input (zx's xBC columns) and its
 /// row stride.
@@ -592,7 +595,6 @@ impl Block {
             norm.shift_width = c.d_conv as i32;
         }
         let sfx = super::ops::suffix(self.act, "Mamba2Block")?;
-        let fnorm = g.func(&format!("gated_rmsnorm_{sfx}"))?;
         if m > 65535 * 65535 || ng > 65535 {
             return Err(PErr::unsupported(
                 "Mamba2Block: too many tokens for one launch",
@@ -608,7 +610,26 @@ impl Block {
         } else {
             256
         };
-        let threads = (di / ng).next_power_of_two().clamp(32, cap) as u32;
+        // Column pairs per access with the row kept in registers (`gated_rmsnorm_pairs`)
+        // where every row start is aligned to two elements and the group fits
+        // (`MAMBA_CUDA_NORM_PAIRS=0`: the kernel above always).
+        let gs = di / ng;
+        let es = dtype::size(self.act) as u64;
+        let pairs = shift.is_none()
+            && cap == 256
+            && gs.is_multiple_of(2)
+            && gs / 2 <= GATED_NORM_PAIRS * 256
+            && di.is_multiple_of(2)
+            && dip.is_multiple_of(2)
+            && [y, zx, bf.normed].iter().all(|&a| a.is_multiple_of(2 * es))
+            && super::ops::env_str("MAMBA_CUDA_NORM_PAIRS").as_deref() != Some("0");
+        let (fnorm, threads) = if pairs {
+            let t = (gs / 2).next_power_of_two().clamp(32, 256);
+            (g.func(&format!("gated_rmsnorm_pairs_{sfx}"))?, t as u32)
+        } else {
+            let t = gs.next_power_of_two().clamp(32, cap);
+            (g.func(&format!("gated_rmsnorm_{sfx}"))?, t as u32)
+        };
         let (gx, gy) = (m as u32, ng as u32);
         g.launch(fnorm, (gx, gy, 1), threads, 0, stream, &norm)?;
         // 6. out = normed . out_proj^T

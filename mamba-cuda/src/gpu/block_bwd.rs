@@ -45,10 +45,16 @@ struct BbCopyParams {
     dld: i64,
     rows: i64,
     cols: i64,
+    /// 4: four columns per load and store (row starts aligned to 4 elements), else 1.
+    vec: i32,
+    pad0: i32,
 }
 
 /// The products' default route (`MAMBA_CUDA_BB_GEMM`, see [`gemm`]).
 const BB_GEMM_DEFAULT: &str = "lt";
+
+/// `kernels/block_bwd.cu`'s `BB_NORM_PAIRS`: column pairs per thread of `bb_norm_bwd_pairs`.
+const BB_NORM_PAIRS: usize = 4;
 
 /// `kernels/block_bwd.cu`'s `BB_COPIES`.
 const BB_COPIES: usize = 8;
@@ -114,8 +120,8 @@ struct BbMulParams {
 }
 
 const _: () = assert!(std::mem::size_of::<BbGemmParams>() == 9 * 8 + 4 * 4);
-const _: () = assert!(std::mem::size_of::<BbCopyParams>() == 6 * 8);
-const _: () = assert!(std::mem::size_of::<BbCopyNParams>() == BB_COPIES * 6 * 8 + 8);
+const _: () = assert!(std::mem::size_of::<BbCopyParams>() == 7 * 8);
+const _: () = assert!(std::mem::size_of::<BbCopyNParams>() == BB_COPIES * 7 * 8 + 8);
 const _: () = assert!(std::mem::size_of::<BbSumParams>() == 5 * 8);
 const _: () = assert!(std::mem::size_of::<BbNormBwdParams>() == 12 * 8);
 const _: () = assert!(std::mem::size_of::<BbColsumParams>() == 4 * 8);
@@ -147,6 +153,20 @@ struct Copy2d {
     cols: usize,
 }
 
+/// The element size of a type suffix.
+fn type_size(t: &str) -> usize {
+    if t == "f32" {
+        4
+    } else {
+        2
+    }
+}
+
+/// Whether copies may move four columns per thread (`MAMBA_CUDA_BB_VEC=0`: one).
+fn vec_copies() -> bool {
+    super::ops::env_str("MAMBA_CUDA_BB_VEC").as_deref() != Some("0")
+}
+
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
 fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
     if cs.is_empty() || cs.len() > BB_COPIES {
@@ -160,6 +180,20 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
         n: cs.len() as i32,
         ..Default::default()
     };
+    // Four columns per thread where every row start of both sides is aligned to four
+    // elements (8 or 16 bytes): a warp moved 64 bytes per 16-bit access before.
+    let (ss, ds) = (type_size(ts), type_size(td));
+    let vec = |c: &Copy2d| {
+        let aligned = c.src.is_multiple_of((4 * ss) as u64)
+            && c.dst.is_multiple_of((4 * ds) as u64)
+            && c.sld.is_multiple_of(4)
+            && c.dld.is_multiple_of(4);
+        if aligned && vec_copies() {
+            4
+        } else {
+            1
+        }
+    };
     for (d, c) in p.c.iter_mut().zip(cs) {
         *d = BbCopyParams {
             src: c.src,
@@ -168,9 +202,16 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
             dld: c.dld as i64,
             rows: c.rows as i64,
             cols: c.cols as i64,
+            vec: vec(c),
+            pad0: 0,
         };
     }
-    let cols = cs.iter().map(|c| c.cols).max().unwrap_or(1);
+    // The widest copy's threads along x.
+    let cols = p.c[..cs.len()]
+        .iter()
+        .map(|c| (c.cols as usize).div_ceil(c.vec as usize))
+        .max()
+        .unwrap_or(1);
     let rows = cs.iter().map(|c| c.rows).max().unwrap_or(1);
     // Eight rows per thread (two groups of four loads in flight): a block per row was
     // ~15 waves of blocks that each moved one element per thread.
@@ -403,7 +444,16 @@ impl Block {
             Some("1") => true,
             _ => m >= 512,
         };
-        let wide = self.in_proj_f32 != 0
+        // A 16-bit block's dzx (the gradient of in_proj's output) in the storage type, and
+        // in_proj's two backward products on the 16-bit tensor cores with f32 sums, as
+        // mamba-ssm's under autocast (sixtieth session: NOTES.md). bf16 rounds dzx to 8
+        // significant bits, f16 to 11 (TF32's); the input's gradient is stored in that type
+        // anyway. `MAMBA_CUDA_BB_DZX=f32` keeps dzx in f32 with the products below.
+        let dz16 =
+            act != dtype::F32 && super::ops::env_str("MAMBA_CUDA_BB_DZX").as_deref() != Some("f32");
+        let (dzx_ty, zs) = if dz16 { (ty, es) } else { ("f32", 4) };
+        let wide = !dz16
+            && self.in_proj_f32 != 0
             && super::ops::env_str("MAMBA_CUDA_BB_MIXED").as_deref() != Some("own");
         // ... and those two products on the TF32 tensor cores: dzx (f32) rounded to 11
         // significant bits, the weight's and the input's 16-bit values exact, f32 sums; the
@@ -436,7 +486,7 @@ impl Block {
             m * di * 4,                 // 4 dn: d normed (f32)
             m * di * es,                // 5 dy
             m * di * 4,                 // 6 dwrow
-            m * dip * 4,                // 7 dzx: d in_proj's output (f32)
+            m * dip * zs,               // 7 dzx: d in_proj's output (f32 or 16-bit)
             m * di * es,                // 8 x dense
             m * h * es,                 // 9 dt dense
             m * gn * es,                // 10 B dense
@@ -519,7 +569,25 @@ impl Block {
                 gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", false, s)?;
                 // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d
                 // weight.
-                let fnorm = g.func(&format!("bb_norm_bwd_{ty}"))?;
+                let dz_sfx = if dz16 { "_dz16" } else { "" };
+                // Column pairs per access with the row kept in registers where every row
+                // start is aligned to two elements and the group fits (`MAMBA_CUDA_NORM_PAIRS=0`:
+                // a column per access, the values loaded twice).
+                let gs = di / ng;
+                let pairs = gs.is_multiple_of(2)
+                    && gs / 2 <= BB_NORM_PAIRS * 256
+                    && di.is_multiple_of(2)
+                    && dip.is_multiple_of(2)
+                    && [y, zx, dn, dy, dzx]
+                        .iter()
+                        .all(|&a| a.is_multiple_of(2 * es as u64))
+                    && super::ops::env_str("MAMBA_CUDA_NORM_PAIRS").as_deref() != Some("0");
+                let (form, threads) = if pairs {
+                    ("_pairs", (gs / 2).next_power_of_two().clamp(32, 256) as u32)
+                } else {
+                    ("", gs.next_power_of_two().clamp(32, 256) as u32)
+                };
+                let fnorm = g.func(&format!("bb_norm_bwd{form}_{ty}{dz_sfx}"))?;
                 let np = BbNormBwdParams {
                     y,
                     z: zx,
@@ -537,7 +605,6 @@ impl Block {
                     eps: c.rmsnorm_eps,
                     rpb: norm_rpb as i32,
                 };
-                let threads = (di / ng).next_power_of_two().clamp(32, 256) as u32;
                 let (blocks, smem) = (m.div_ceil(norm_rpb), norm_smem);
                 g.launch(fnorm, (blocks as u32, ng as u32, 1), threads, smem, s, &np)?;
                 let fcol = g.func("bb_colsum_f32")?;
@@ -695,20 +762,20 @@ impl Block {
             // 1. dzx = [dz | d conv input | ddt], then in_proj: du = dzx . W_in and
             // dW_in = dzx^T . u.
             let up = [
-                cp(dxpre, cd, at(dzx, di, 4), dip, cd),
-                cp(ddtg, h, at(dzx, di + cd, 4), dip, h),
+                cp(dxpre, cd, at(dzx, di, zs), dip, cd),
+                cp(ddtg, h, at(dzx, di + cd, zs), dip, h),
                 cp(f.input, dm, u32s, dm, dm),
             ];
-            copy2d(g, ty, "f32", &up[..if wide { 3 } else { 2 }], stream)?;
+            copy2d(g, ty, dzx_ty, &up[..if wide { 3 } else { 2 }], stream)?;
             let dzx_rows = Operand {
                 ptr: dzx,
-                ty: "f32",
+                ty: dzx_ty,
                 s0: dip as i64,
                 s1: 1,
             };
             let dzx_cols = Operand {
                 ptr: dzx,
-                ty: "f32",
+                ty: dzx_ty,
                 s0: 1,
                 s1: dip as i64,
             };
