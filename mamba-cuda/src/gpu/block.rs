@@ -612,7 +612,8 @@ impl Block {
         };
         // Column pairs per access with the row kept in registers (`gated_rmsnorm_pairs`)
         // where every row start is aligned to two elements and the group fits
-        // (`MAMBA_CUDA_NORM_PAIRS=0`: the kernel above always).
+        // (`MAMBA_CUDA_NORM_PAIRS=1` / `0`, default block_bwd.rs's `NORM_PAIRS_DEFAULT`;
+        // off: the kernel above always).
         let gs = di / ng;
         let es = dtype::size(self.act) as u64;
         let pairs = shift.is_none()
@@ -622,7 +623,10 @@ impl Block {
             && di.is_multiple_of(2)
             && dip.is_multiple_of(2)
             && [y, zx, bf.normed].iter().all(|&a| a.is_multiple_of(2 * es))
-            && super::ops::env_str("MAMBA_CUDA_NORM_PAIRS").as_deref() != Some("0");
+            && super::ops::env_switch(
+                "MAMBA_CUDA_NORM_PAIRS",
+                super::block_bwd::NORM_PAIRS_DEFAULT,
+            );
         let (fnorm, threads) = if pairs {
             let t = (gs / 2).next_power_of_two().clamp(32, 256);
             (g.func(&format!("gated_rmsnorm_pairs_{sfx}"))?, t as u32)

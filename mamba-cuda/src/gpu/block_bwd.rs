@@ -162,10 +162,17 @@ fn type_size(t: &str) -> usize {
     }
 }
 
-/// Whether copies may move four columns per thread (`MAMBA_CUDA_BB_VEC=0`: one).
+/// Whether copies may move four columns per thread (`MAMBA_CUDA_BB_VEC=1` / `0`; the
+/// default [`VEC_DEFAULT`]).
 fn vec_copies() -> bool {
-    super::ops::env_str("MAMBA_CUDA_BB_VEC").as_deref() != Some("0")
+    super::ops::env_switch("MAMBA_CUDA_BB_VEC", VEC_DEFAULT)
 }
+
+/// The defaults of this session's three changes (sixtieth session, NOTES.md): off until they
+/// have run on a GPU (each passes its host emulator).
+const VEC_DEFAULT: bool = false;
+const DZX16_DEFAULT: bool = false;
+pub(super) const NORM_PAIRS_DEFAULT: bool = false;
 
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
 fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
@@ -448,9 +455,10 @@ impl Block {
         // in_proj's two backward products on the 16-bit tensor cores with f32 sums, as
         // mamba-ssm's under autocast (sixtieth session: NOTES.md). bf16 rounds dzx to 8
         // significant bits, f16 to 11 (TF32's); the input's gradient is stored in that type
-        // anyway. `MAMBA_CUDA_BB_DZX=f32` keeps dzx in f32 with the products below.
+        // anyway. `MAMBA_CUDA_BB_DZX16=1` / `0` (default [`DZX16_DEFAULT`]); off, dzx is f32
+        // with the products below.
         let dz16 =
-            act != dtype::F32 && super::ops::env_str("MAMBA_CUDA_BB_DZX").as_deref() != Some("f32");
+            act != dtype::F32 && super::ops::env_switch("MAMBA_CUDA_BB_DZX16", DZX16_DEFAULT);
         let (dzx_ty, zs) = if dz16 { (ty, es) } else { ("f32", 4) };
         let wide = !dz16
             && self.in_proj_f32 != 0
@@ -571,8 +579,9 @@ impl Block {
                 // weight.
                 let dz_sfx = if dz16 { "_dz16" } else { "" };
                 // Column pairs per access with the row kept in registers where every row
-                // start is aligned to two elements and the group fits (`MAMBA_CUDA_NORM_PAIRS=0`:
-                // a column per access, the values loaded twice).
+                // start is aligned to two elements and the group fits (`MAMBA_CUDA_NORM_PAIRS=1`
+                // / `0`, default `NORM_PAIRS_DEFAULT`; off: a column per access, the values
+                // loaded twice).
                 let gs = di / ng;
                 let pairs = gs.is_multiple_of(2)
                     && gs / 2 <= BB_NORM_PAIRS * 256
@@ -581,7 +590,7 @@ impl Block {
                     && [y, zx, dn, dy, dzx]
                         .iter()
                         .all(|&a| a.is_multiple_of(2 * es as u64))
-                    && super::ops::env_str("MAMBA_CUDA_NORM_PAIRS").as_deref() != Some("0");
+                    && super::ops::env_switch("MAMBA_CUDA_NORM_PAIRS", NORM_PAIRS_DEFAULT);
                 let (form, threads) = if pairs {
                     ("_pairs", (gs / 2).next_power_of_two().clamp(32, 256) as u32)
                 } else {

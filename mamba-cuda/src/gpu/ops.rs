@@ -123,6 +123,16 @@ pub(crate) fn env_usize(name: &str) -> Option<usize> {
     env_str(name)?.parse().ok()
 }
 
+/// An on / off override (see [`env_live`]): `0` off, `1` on, unset (or anything else) the
+/// default.
+pub(crate) fn env_switch(name: &str, default: bool) -> bool {
+    match env_str(name).as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => default,
+    }
+}
+
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
