@@ -331,6 +331,15 @@ __device__ __forceinline__ float2 bb_block_sum2(float a, float b, float2* red) {
     return red[32];
 }
 
+// The rows [r0, r1) of block blockIdx.x (p.rpb rows per block where it is > 1, else one);
+// returns the rows per block.
+__device__ __forceinline__ int bb_norm_rows(const BbNormBwdParams& p, long long& r0, long long& r1) {
+    const int rpb = p.rpb > 1 ? p.rpb : 1;
+    r0 = (long long)blockIdx.x * rpb;
+    r1 = min(r0 + rpb, (long long)p.m);
+    return rpb;
+}
+
 // One block per (`rpb` rows, group). v = y (norm before gate) or y silu(z); out = v rstd w
 // (times silu(z) when the gate follows). With g = dout w gate: dv = rstd g - v rstd^3
 // <g, v> / gs. The weight's gradient terms dn gate normed go to dwrow per row (rpb 1) or
@@ -346,9 +355,8 @@ __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
     const int gs = p.group;
     const long long off = (long long)gi * gs;
     const float* wr = p.weight + off;
-    const int rpb = p.rpb > 1 ? p.rpb : 1;
-    const long long r0 = (long long)blockIdx.x * rpb;
-    const long long r1 = min(r0 + rpb, (long long)p.m);
+    long long r0, r1;
+    const int rpb = bb_norm_rows(p, r0, r1);
     if (rpb > 1)
         for (int e = threadIdx.x; e < gs; e += blockDim.x) dwacc[e] = 0.f;
     for (long long r = r0; r < r1; ++r) {
@@ -416,9 +424,8 @@ __device__ void bb_norm_bwd_pairs(const BbNormBwdParams& p) {
     const int gs = p.group, np = gs / 2;
     const long long off = (long long)gi * gs;
     const float* wr = p.weight + off;
-    const int rpb = p.rpb > 1 ? p.rpb : 1;
-    const long long r0 = (long long)blockIdx.x * rpb;
-    const long long r1 = min(r0 + rpb, (long long)p.m);
+    long long r0, r1;
+    const int rpb = bb_norm_rows(p, r0, r1);
     // Each thread's own column pairs of the block sums (zeroed, added to and written by it).
     if (rpb > 1)
 #pragma unroll

@@ -413,6 +413,21 @@ __device__ void gemm_nt(const GemmParams& p) {
         }
 }
 
+// The sum of v over the block (blockDim.x a multiple of 32, at most 1024), in every thread;
+// `red` 32 floats of shared memory.
+__device__ __forceinline__ float norm_block_sum(float v, float* red) {
+    v = warp_sum(v);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float t = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
+        t = warp_sum(t);
+        if (threadIdx.x == 0) red[0] = t;
+    }
+    __syncthreads();
+    return red[0];
+}
+
 // SPEC 6 step 5: gated RMS norm per (token, group). One block per pair.
 template <typename T>
 __device__ void gated_rmsnorm(const NormParams& p) {
@@ -431,16 +446,7 @@ __device__ void gated_rmsnorm(const NormParams& p) {
         if (!p.norm_before_gate) v *= silu_f(ldf(zr + e));
         ss = fmaf(v, v, ss);
     }
-    ss = warp_sum(ss);
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
-        v = warp_sum(v);
-        if (threadIdx.x == 0) red[0] = v;
-    }
-    __syncthreads();
-    const float rstd = 1.f / sqrtf(red[0] / gs + p.eps);
+    const float rstd = 1.f / sqrtf(norm_block_sum(ss, red) / gs + p.eps);
     if (p.shift_state && gi == 0) {
         // The fused decode step's B / C conv-state shift for token m (every block of the
         // step kernel has read the old state by now: this kernel runs after it).
@@ -496,16 +502,7 @@ __device__ void gated_rmsnorm_pairs(const NormParams& p) {
             }
         }
     }
-    ss = warp_sum(ss);
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float t = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0.f;
-        t = warp_sum(t);
-        if (threadIdx.x == 0) red[0] = t;
-    }
-    __syncthreads();
-    const float rstd = 1.f / sqrtf(red[0] / gs + p.eps);
+    const float rstd = 1.f / sqrtf(norm_block_sum(ss, red) / gs + p.eps);
     T* orow = static_cast<T*>(p.out) + m * p.d_inner + (long long)gi * gs;
     const float* wr = p.weight + (long long)gi * gs;
 #pragma unroll
