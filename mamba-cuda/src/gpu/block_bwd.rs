@@ -587,9 +587,9 @@ impl Block {
                     && gs / 2 <= BB_NORM_PAIRS * 256
                     && di.is_multiple_of(2)
                     && dip.is_multiple_of(2)
-                    && [y, zx, dn, dy, dzx]
+                    && [(y, es), (zx, es), (dy, es), (dn, 4), (dzx, zs)]
                         .iter()
-                        .all(|&a| a.is_multiple_of(2 * es as u64))
+                        .all(|&(a, size)| a.is_multiple_of(2 * size as u64))
                     && super::ops::env_switch("MAMBA_CUDA_NORM_PAIRS", NORM_PAIRS_DEFAULT);
                 let (form, threads) = if pairs {
                     ("_pairs", (gs / 2).next_power_of_two().clamp(32, 256) as u32)
