@@ -240,12 +240,6 @@ __device__ void bb_sum(const BbSumParams& p) {
     }
 }
 
-// V elements of one row, loaded or stored as one access.
-template <typename T, int V>
-struct alignas(V * sizeof(T)) BbVec {
-    T v[V];
-};
-
 // Grid (ceil(cols / (V blockDim.x)), rows' blocks): threads along the columns, V columns
 // each, blocks y walking the rows (no division per element; it was a 64-bit one), four
 // rows' loads issued before their stores (the pointers `__restrict__`: one launch's copies
@@ -265,7 +259,7 @@ __device__ void bb_copy_v(const BbCopyParams& p) {
             const long long r = r0 + i * step;
             const TS* sr = src + r * p.sld + c;
             if (r < p.rows && full) {
-                const BbVec<TS, V> x = *reinterpret_cast<const BbVec<TS, V>*>(sr);
+                const VecN<TS, V> x = *reinterpret_cast<const VecN<TS, V>*>(sr);
 #pragma unroll
                 for (int j = 0; j < V; ++j) v[i][j] = ldf(&x.v[j]);
             } else {
@@ -279,10 +273,10 @@ __device__ void bb_copy_v(const BbCopyParams& p) {
             if (r >= p.rows) continue;
             TD* dr = dst + r * p.dld + c;
             if (full) {
-                BbVec<TD, V> x;
+                VecN<TD, V> x;
 #pragma unroll
                 for (int j = 0; j < V; ++j) x.v[j] = cvt<TD>(v[i][j]);
-                *reinterpret_cast<BbVec<TD, V>*>(dr) = x;
+                *reinterpret_cast<VecN<TD, V>*>(dr) = x;
             } else {
 #pragma unroll
                 for (int j = 0; j < V; ++j)
