@@ -393,7 +393,8 @@ fn block_train_device_matches_host_half() {
 }
 
 /// The block backward's switchable paths against the host, all on and all off whatever the
-/// defaults (sixtieth session, NOTES.md): a 16-bit dzx with in_proj's backward on the 16-bit
+/// defaults (sixtieth session, NOTES.md; all on by default since the sixty-first, the rows per
+/// block where the rows fill the GPU): a 16-bit dzx with in_proj's backward on the 16-bit
 /// tensor cores (`MAMBA_CUDA_BB_DZX16`), copies four columns per thread (`MAMBA_CUDA_BB_VEC`),
 /// the gated norm forward and backward in column pairs (`MAMBA_CUDA_NORM_PAIRS`), the norm
 /// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`). The other tests

@@ -168,11 +168,14 @@ fn vec_copies() -> bool {
     super::ops::env_switch("MAMBA_CUDA_BB_VEC", VEC_DEFAULT)
 }
 
-/// The defaults of this session's three changes (sixtieth session, NOTES.md): off until they
-/// have run on a GPU (each passes its host emulator).
-const VEC_DEFAULT: bool = false;
-const DZX16_DEFAULT: bool = false;
-pub(super) const NORM_PAIRS_DEFAULT: bool = false;
+/// The defaults of the sixtieth session's three changes (NOTES.md), on since the sixty-first
+/// session ran them on an H100: every `gpu_block_train` test and the goldens pass with them;
+/// bf16 forward+backward at the LM width (b8 L2048 d_model 768) 2574-2588 us with all three
+/// against 3256-3258 without (without VEC 2754-2770, without DZX16 3027, without PAIRS
+/// 2578-2612; the pairs' forward 491-497 against 516-519).
+const VEC_DEFAULT: bool = true;
+const DZX16_DEFAULT: bool = true;
+pub(super) const NORM_PAIRS_DEFAULT: bool = true;
 
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
 fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
@@ -469,17 +472,20 @@ impl Block {
         // most of the step at a language model's width (fifty-ninth session: NOTES.md);
         // `MAMBA_CUDA_BB_TF32=0` keeps f32 arithmetic.
         let tf32 = wide && super::ops::env_str("MAMBA_CUDA_BB_TF32").as_deref() != Some("0");
-        // `MAMBA_CUDA_BB_NORM_RPB=k` (k > 1): the norm's backward sums the weight's gradient
-        // over k rows per block in shared memory (one f32 per column of a group) and writes a
-        // row of partial sums per block, instead of (b L, d_inner) f32 terms that the column
-        // sum reads back (fifty-ninth session: checked on the host emulator, emu_bb.cpp, not
-        // yet timed on a GPU, so not the default). Unset or 1: a row per block. One row per
-        // block where a group's columns take more than 40 KB (the 48 KB a launch may use
+        // The norm's backward sums the weight's gradient over k rows per block in shared
+        // memory (one f32 per column of a group) and writes a row of partial sums per block,
+        // instead of (b L, d_inner) f32 terms that the column sum reads back. The default: 16
+        // rows per block where that still leaves 4 blocks per SM, else a row per block
+        // (sixty-first session, H100: bf16 forward+backward at the LM width (b8 L2048
+        // d_model 768) 2520-2545 against 2574-2588 us; at (2, 400 / 800, 192), 50-100 blocks,
+        // 16 rows per block were 4-7% slower). `MAMBA_CUDA_BB_NORM_RPB=k` forces k. One row
+        // per block where a group's columns take more than 40 KB (the 48 KB a launch may use
         // without opting in, less the block sum's).
         let group_bytes = di / ng * 4;
         let norm_rpb = if group_bytes <= 40 << 10 {
+            let wide_rows = m.div_ceil(16) * ng >= 4 * g.sm_count.max(1) as usize;
             super::ops::env_usize("MAMBA_CUDA_BB_NORM_RPB")
-                .unwrap_or(1)
+                .unwrap_or(if wide_rows { 16 } else { 1 })
                 .clamp(1, 1024)
         } else {
             1
