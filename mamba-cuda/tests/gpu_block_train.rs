@@ -110,19 +110,49 @@ fn run_case<T: Element>(c: &Case, seed: u64, tol: f64, keep: bool) -> Result<f64
 where
     dyn mamba_core::Backend: mamba_core::Kernels<T>,
 {
-    run_case_against::<T>(c, seed, tol, keep, false)
+    run_case_against::<T>(c, seed, tol, keep, false, &[])
+}
+
+/// Variables set for a while: the earlier values come back on drop.
+struct LateEnv(Vec<(String, Option<String>)>);
+
+impl LateEnv {
+    fn set(vars: &[(&str, &str)]) -> Self {
+        LateEnv(
+            vars.iter()
+                .map(|(k, v)| {
+                    let before = std::env::var(k).ok();
+                    std::env::set_var(k, v);
+                    (k.to_string(), before)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for LateEnv {
+    fn drop(&mut self) {
+        for (k, v) in &self.0 {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+    }
 }
 
 /// `run_case` against the reference backend accumulating in f32 (`oracle` false) or in f64
 /// (`Reference::oracle()`, storage still `T`): at long lengths the f32 reference's own
 /// error in the per-head sums (d A_log: 2.8e-5 at b3 L1024 d_model 192 N16, measured
-/// against the f64-accumulating one) is a large part of the 1e-4 tolerance.
+/// against the f64-accumulating one) is a large part of the 1e-4 tolerance. `late`: variables
+/// set after the device block is made, for the rest of the case.
 fn run_case_against<T: Element>(
     c: &Case,
     seed: u64,
     tol: f64,
     keep: bool,
     oracle: bool,
+    late: &[(&str, &str)],
 ) -> Result<f64, String>
 where
     dyn mamba_core::Backend: mamba_core::Kernels<T>,
@@ -133,6 +163,7 @@ where
         Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
             .unwrap();
     dev.set_keep_activations(keep);
+    let _late = LateEnv::set(late);
     let sel = if oracle {
         Selection {
             kind: BackendKind::Reference,
@@ -397,7 +428,9 @@ fn block_train_device_matches_host_half() {
 /// block where the rows fill the GPU): a 16-bit dzx with in_proj's backward on the 16-bit
 /// tensor cores (`MAMBA_CUDA_BB_DZX16`), copies four columns per thread (`MAMBA_CUDA_BB_VEC`),
 /// the gated norm forward and backward in column pairs (`MAMBA_CUDA_NORM_PAIRS`), the norm
-/// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`). The other tests
+/// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`); and a 16-bit
+/// block made with the 16-bit dzx, then run with it off (no f32 copy of in_proj: the mixed-type
+/// GEMM). The other tests
 /// of this binary may run meanwhile under these settings; they hold them to the same
 /// tolerances.
 #[test]
@@ -414,17 +447,39 @@ fn block_train_switches_match_host() {
     let before: Vec<Option<String>> = KEYS.iter().map(|k| std::env::var(k).ok()).collect();
     let mut pass = 0;
     let mut fails = Vec::new();
-    for vals in [["1", "1", "1", "16"], ["0", "0", "0", "1"]] {
+    // The third round makes each 16-bit block with the 16-bit dzx (so without in_proj's f32
+    // copy) and runs it with `MAMBA_CUDA_BB_DZX16=0`: f32 dzx on our mixed-type GEMM.
+    for (round, vals) in [
+        ["1", "1", "1", "16"],
+        ["0", "0", "0", "1"],
+        ["1", "1", "1", "1"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let late: &[(&str, &str)] = if round == 2 {
+            &[("MAMBA_CUDA_BB_DZX16", "0")]
+        } else {
+            &[]
+        };
         for (k, v) in KEYS.iter().zip(vals) {
             std::env::set_var(k, v);
         }
         for (i, c) in cases().iter().enumerate() {
             let seed = 400 + i as u64;
-            let runs = [
-                ("bf16", run_case::<bf16>(c, seed, 2e-2, i % 2 == 0)),
-                ("f16", run_case::<f16>(c, seed, 5e-3, i % 2 == 1)),
-                ("f32", run_case::<f32>(c, seed, 1e-4, true)),
+            let mut runs = vec![
+                (
+                    "bf16",
+                    run_case_against::<bf16>(c, seed, 2e-2, i % 2 == 0, false, late),
+                ),
+                (
+                    "f16",
+                    run_case_against::<f16>(c, seed, 5e-3, i % 2 == 1, false, late),
+                ),
             ];
+            if round < 2 {
+                runs.push(("f32", run_case::<f32>(c, seed, 1e-4, true)));
+            }
             for (ty, r) in runs {
                 match r {
                     Ok(_) => pass += 1,
@@ -2984,9 +3039,9 @@ fn block_train_at_random_sizes() {
         let keep = pick(2) == 0;
         let s = seed * 1000 + k as u64;
         let r = match k % 3 {
-            0 => run_case_against::<f32>(&c, s, 1e-4, keep, true),
-            1 => run_case_against::<bf16>(&c, s, 2e-2, keep, true),
-            _ => run_case_against::<f16>(&c, s, 5e-3, keep, true),
+            0 => run_case_against::<f32>(&c, s, 1e-4, keep, true, &[]),
+            1 => run_case_against::<bf16>(&c, s, 2e-2, keep, true, &[]),
+            _ => run_case_against::<f16>(&c, s, 5e-3, keep, true, &[]),
         };
         match r {
             Ok(_) => pass += 1,

@@ -24,7 +24,8 @@ pub(crate) struct Block {
     host_image: std::sync::Mutex<usize>,
     pub(super) in_proj: u64,
     /// A 16-bit block's in_proj weight as f32 (the storage type's values), for the
-    /// backward's products with the f32 gradient on cuBLASLt; 0 for an f32 block.
+    /// backward's products with the f32 gradient on cuBLASLt; 0 for an f32 block and for a
+    /// 16-bit block made with dzx in the storage type (`MAMBA_CUDA_BB_DZX16`, the default).
     pub(super) in_proj_f32: u64,
     pub(super) out_proj: u64,
     pub(super) conv_w: u64,
@@ -227,9 +228,9 @@ struct ImageLayout {
 }
 
 /// Where each weight of `hw` goes in the block's device image for the storage type
-/// `act`: the projections in `act` (and, for a 16-bit block, in_proj's values again as
-/// f32), the rest f32, each part 256-byte aligned; and the image's length.
-fn image_layout(hw: &HostWeights<'_>, act: u32) -> (ImageLayout, usize) {
+/// `act`: the projections in `act` (and, where `f32_copy`, in_proj's values again as f32),
+/// the rest f32, each part 256-byte aligned; and the image's length.
+fn image_layout(hw: &HostWeights<'_>, act: u32, f32_copy: bool) -> (ImageLayout, usize) {
     let es = dtype::size(act);
     let mut len = 0usize;
     let mut put = |bytes: usize| {
@@ -239,7 +240,7 @@ fn image_layout(hw: &HostWeights<'_>, act: u32) -> (ImageLayout, usize) {
     };
     let layout = ImageLayout {
         in_proj: put(hw.in_proj.len() * es),
-        in_proj_f32: (act != dtype::F32).then(|| put(hw.in_proj.len() * 4)),
+        in_proj_f32: f32_copy.then(|| put(hw.in_proj.len() * 4)),
         out_proj: put(hw.out_proj.len() * es),
         conv_w: put(hw.conv_w.len() * 4),
         conv_b: hw.conv_b.map(|b| put(b.len() * 4)),
@@ -367,7 +368,12 @@ pub(crate) unsafe fn block_create(cfg: &BlockConfigC, w: &BlockWeightsC) -> PRes
     check_config(cfg)?;
     // SAFETY: the caller guarantees each pointer of `w` holds its stated length.
     let hw = unsafe { host_weights(cfg, w) }?;
-    let (at, len) = image_layout(&hw, cfg.dtype);
+    // A 16-bit block keeps in_proj again as f32 only for a backward with f32 dzx
+    // (`MAMBA_CUDA_BB_DZX16=0` when the block is made), whose products then run in f32 on
+    // cuBLASLt; made with dzx in the storage type (the default), a later `DZX16=0` call takes
+    // our mixed-type GEMM instead (4 bytes per weight less on the device and per update).
+    let f32_copy = cfg.dtype != dtype::F32 && !super::block_bwd::dzx16_on();
+    let (at, len) = image_layout(&hw, cfg.dtype, f32_copy);
     let mut img = vec![0u8; len];
     write_image(&hw, cfg.dtype, &at, &mut img);
     let base = mem_alloc(img.len())?;
@@ -415,7 +421,7 @@ pub(crate) unsafe fn block_set_weights(block: *mut c_void, w: &BlockWeightsC) ->
             if hw.conv_b.is_some() { "have" } else { "lack" }
         )));
     }
-    let (at, len) = image_layout(&hw, b.act);
+    let (at, len) = image_layout(&hw, b.act, b.in_proj_f32 != 0);
     if len != b.image_len {
         return Err(PErr::invalid(format!(
             "Mamba2Block set_weights: an image of {len} bytes for a block of {}",

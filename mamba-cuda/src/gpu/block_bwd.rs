@@ -175,6 +175,12 @@ fn vec_copies() -> bool {
 /// 2578-2612; the pairs' forward 491-497 against 516-519).
 const VEC_DEFAULT: bool = true;
 const DZX16_DEFAULT: bool = true;
+
+/// Whether a 16-bit block's backward keeps dzx in the storage type
+/// (`MAMBA_CUDA_BB_DZX16=1` / `0`; the default [`DZX16_DEFAULT`]).
+pub(super) fn dzx16_on() -> bool {
+    super::ops::env_switch("MAMBA_CUDA_BB_DZX16", DZX16_DEFAULT)
+}
 pub(super) const NORM_PAIRS_DEFAULT: bool = true;
 
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
@@ -193,12 +199,13 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
     // Four columns per thread where every row start of both sides is aligned to four
     // elements (8 or 16 bytes): a warp moved 64 bytes per 16-bit access before.
     let (ss, ds) = (type_size(ts), type_size(td));
+    let vec_ok = vec_copies();
     let vec = |c: &Copy2d| {
         let aligned = c.src.is_multiple_of((4 * ss) as u64)
             && c.dst.is_multiple_of((4 * ds) as u64)
             && c.sld.is_multiple_of(4)
             && c.dld.is_multiple_of(4);
-        if aligned && vec_copies() {
+        if aligned && vec_ok {
             4
         } else {
             1
@@ -460,8 +467,7 @@ impl Block {
         // significant bits, f16 to 11 (TF32's); the input's gradient is stored in that type
         // anyway. `MAMBA_CUDA_BB_DZX16=1` / `0` (default [`DZX16_DEFAULT`]); off, dzx is f32
         // with the products below.
-        let dz16 =
-            act != dtype::F32 && super::ops::env_switch("MAMBA_CUDA_BB_DZX16", DZX16_DEFAULT);
+        let dz16 = act != dtype::F32 && dzx16_on();
         let (dzx_ty, zs) = if dz16 { (ty, es) } else { ("f32", 4) };
         let wide = !dz16
             && self.in_proj_f32 != 0

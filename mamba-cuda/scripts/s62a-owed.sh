@@ -1,0 +1,39 @@
+#!/bin/bash
+# Sixty-second session: a 16-bit block made with the 16-bit dzx has no f32 copy of in_proj
+# (the switch test's third round runs such blocks with MAMBA_CUDA_BB_DZX16=0: the mixed-type
+# GEMM); racecheck of the block's training kernels on small cases (the sixty-first session's
+# run on the full tests ran the host out of memory); the LM-width timings against DZX16=0.
+. .device-carry/device_common.sh
+cd "$C"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/time.txt"
+rm -rf "$C/golden" && ln -s "$OLDPWD/tests/golden" "$C/golden"
+timeout 150 ./gpu_block_train --test-threads=1 --skip bench --skip decode_profile > "$OUT/t.log" 2>&1; echo "$(el) gpu_block_train rc=$?" | tee -a "$OUT/time.txt"
+grep -E "test result|FAIL|panicked|^test |switches" "$OUT/t.log" | cut -c1-300 | tail -30 >> "$OUT/time.txt"
+# racecheck with a watchdog on the sanitizer's host memory (kill past 40 GB RSS).
+san() {  # name, timeout, env..., -- args
+  local name=$1 to=$2; shift 2
+  ( env "$@" > "$OUT/san-$name.log" 2>&1 ) & local pid=$!
+  local t=0 peak=0
+  while kill -0 $pid 2>/dev/null; do
+    sleep 2; t=$((t + 2))
+    local rss=$(ps -o rss= --ppid $pid 2>/dev/null | awk '{s+=$1} END{print s+0}')
+    local rss2=$(pgrep -f compute-sanitizer | xargs -r -n1 ps -o rss= -p 2>/dev/null | awk '{s+=$1} END{print s+0}')
+    [ "$rss2" -gt "$rss" ] && rss=$rss2
+    [ "$rss" -gt "$peak" ] && peak=$rss
+    if [ "$rss" -gt 40000000 ] || [ $t -ge $to ]; then echo "$name: killed at $t s, rss $rss KB" | tee -a "$OUT/time.txt"; pkill -9 -f compute-sanitizer; pkill -9 -f gpu_block_train; break; fi
+  done
+  wait $pid 2>/dev/null
+  echo "$(el) $name: peak rss $((peak / 1024)) MB" | tee -a "$OUT/time.txt"
+  grep -E "RACECHECK SUMMARY|ERROR SUMMARY|hazard|test result|panicked|passed" "$OUT/san-$name.log" | head -12 | cut -c1-300 | tee -a "$OUT/time.txt"
+}
+CS="compute-sanitizer --tool racecheck --racecheck-report all"
+san quick 150 MAMBA_GPU_QUICK=1 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
+san seed0 120 MAMBA_BLOCK_TRAIN_CASE=0 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
+san fallback 60 $CS ./gpu_block_train block_train_host_fallback_on_cuda --test-threads=1
+echo "$(el) timings" | tee -a "$OUT/time.txt"
+bench() { env $1 MAMBA_BENCH_ITERS=$2 MAMBA_BENCH_DTYPE=$3 MAMBA_BENCH_BLOCK="$4" timeout 100 ./mamba-cuda-bench 2>&1 | grep "Mamba2Block train" | sed "s/^/$5 /" | tee -a "$OUT/time.txt"; }
+for r in 1 2; do
+  bench "MAMBA_CUDA_BB_DZX16=1" 5,20 bf16 "8,2048,768,128" "r$r def"
+  bench "MAMBA_CUDA_BB_DZX16=0" 5,20 bf16 "8,2048,768,128" "r$r dzx32"
+done
+echo "$(el) done" | tee -a "$OUT/time.txt"
