@@ -438,7 +438,9 @@ pub struct SsdBwdDesc {
 
 /// SPEC 3, backward: every gradient of `sum(dout*out) + sum(dfinal_states*final_states)`.
 /// `fwd` holds the forward's inputs and options (`out` and `final_states` are not
-/// read). `x`, `dout` and `dx` are dense in the layout `fwd.channel_last` names.
+/// read). `x`, `dout` and `dx` are laid out as `fwd.channel_last` names, each with its own
+/// strides (a slice of a wider activation serves, as in the forward); `dx` must not overlap
+/// `x` or `dout`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Conv1dBwdDesc {

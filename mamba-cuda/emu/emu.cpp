@@ -668,6 +668,9 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     p.x_sb = (long long)C * L;
     p.x_sc = cl ? 1 : L;
     p.x_st = cl ? C : 1;
+    p.d_sb = p.dx_sb = p.x_sb;
+    p.d_sc = p.dx_sc = p.x_sc;
+    p.d_st = p.dx_st = p.x_st;
     p.batch = b; p.channels = C; p.seqlen = L; p.width = W; p.silu = all; p.channel_last = cl;
     auto blocks = [](size_t total) { return (unsigned)std::clamp<size_t>((total + 255) / 256, 1, 1 << 20); };
     launch(bwd_conv_dpre_f32, blocks((size_t)b * C * L), 1, 256, p);
@@ -719,6 +722,78 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     if (W == 2) tiled(std::integral_constant<int, 2>{});
     if (W == 3) tiled(std::integral_constant<int, 3>{});
     if (W == 4) tiled(std::integral_constant<int, 4>{});
+    // The backward on strided x, dout and dx, each padded differently (channel-last: rows of
+    // channels padded; channel-first: rows of steps), as slices of wider activations are (the
+    // block's conv input in in_proj's output). Padding is NaN: a read of it spoils the sums,
+    // and a write to dx's shows as a non-NaN element outside the tensor.
+    {
+        const long long pads[3] = {3, 5, 2};  // x, dout, dx
+        long long sb[3], sc[3], st[3];
+        for (int k = 0; k < 3; ++k) {
+            sc[k] = cl ? 1 : L + pads[k];
+            st[k] = cl ? C + pads[k] : 1;
+            sb[k] = (cl ? (long long)L * st[k] : (long long)C * sc[k]) + 7;
+        }
+        auto at = [&](int k, int i, int ch, int t) { return (size_t)(i * sb[k] + ch * sc[k] + t * st[k]); };
+        std::vector<float> xs((size_t)b * sb[0], NAN), ds((size_t)b * sb[1], NAN);
+        for (int i = 0; i < b; ++i)
+            for (int ch = 0; ch < C; ++ch)
+                for (int t = 0; t < L; ++t) {
+                    xs[at(0, i, ch, t)] = x[xi(i, ch, t)];
+                    ds[at(1, i, ch, t)] = dout[xi(i, ch, t)];
+                }
+        ConvBwdParams q = p;
+        q.x = xs.data();
+        q.dout = ds.data();
+        q.x_sb = sb[0]; q.x_sc = sc[0]; q.x_st = st[0];
+        q.d_sb = sb[1]; q.d_sc = sc[1]; q.d_st = st[1];
+        q.dx_sb = sb[2]; q.dx_sc = sc[2]; q.dx_st = st[2];
+        auto check = [&](const char* what, const std::vector<float>& dxs, const std::vector<float>& dw3,
+                         const std::vector<float>& db3, const std::vector<float>& di3) {
+            std::vector<float> d(x.size());
+            size_t written = 0;
+            for (float v : dxs) written += !std::isnan(v);
+            for (int i = 0; i < b; ++i)
+                for (int ch = 0; ch < C; ++ch)
+                    for (int t = 0; t < L; ++t) d[xi(i, ch, t)] = dxs[at(2, i, ch, t)];
+            std::printf("  strided %s\n", what);
+            if (written != x.size()) {
+                std::printf("FAIL strided %s: %zu elements of dx's buffer written, want %zu\n", what, written, x.size());
+                ++failures;
+            }
+            cmp("strided dx", d, edx);
+            cmp("strided dw", dw3, edw);
+            if (all) cmp("strided dbias", db3, edb);
+            if (W > 1) cmp("strided dinit", di3, edi);
+        };
+        auto run = [&](bool fused, auto launcher) {
+            std::vector<float> dxs((size_t)b * sb[2], NAN), dw3((size_t)C * W, 0), db3(C, 0), di3((size_t)b * C * (W - 1), NAN),
+                dp3((size_t)b * C * L, NAN);
+            ConvBwdParams r = q;
+            r.dpre = fused ? nullptr : dp3.data();
+            r.dx = dxs.data();
+            r.dw = dw3.data();
+            r.dbias = all ? db3.data() : nullptr;
+            r.dinit = W > 1 ? di3.data() : nullptr;
+            launcher(r);
+            check(fused ? (cl ? "tiled cl" : "tiled cf") : "generic", dxs, dw3, db3, di3);
+        };
+        run(false, [&](const ConvBwdParams& r) {
+            launch(bwd_conv_dpre_f32, blocks((size_t)b * C * L), 1, 256, r);
+            launch(bwd_conv_dx_f32, blocks((size_t)b * C * (L + W - 1)), 1, 256, r);
+            launch(bwd_conv_dw_f32, (unsigned)C, (unsigned)b, 256, r);
+        });
+        auto fused = [&](auto wc) {
+            constexpr int WT = decltype(wc)::value;
+            run(true, [&](const ConvBwdParams& r) {
+                if (cl) launch(+[](ConvBwdParams v) { conv_bwd_cl<float, WT>(v); }, (unsigned)(C + 31) / 32, (unsigned)std::max(1, std::min(L, 3)), CONVT_NT, r, (unsigned)b);
+                else launch(+[](ConvBwdParams v) { conv_bwd_cf<float, WT>(v); }, (unsigned)(L + CONVT_TL - 1) / CONVT_TL, (unsigned)C, CONVT_NT, r, (unsigned)b);
+            });
+        };
+        if (W == 2) fused(std::integral_constant<int, 2>{});
+        if (W == 3) fused(std::integral_constant<int, 3>{});
+        if (W == 4) fused(std::integral_constant<int, 4>{});
+    }
 }
 
 static int scan1t_only() {

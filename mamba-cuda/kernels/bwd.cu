@@ -2690,7 +2690,7 @@ __device__ void conv_bwd_dpre(const ConvBwdParams& p) {
         }
         const T* xr = x + i * p.x_sb + ch * p.x_sc;
         const float* init = p.init ? p.init + (i * C + ch) * (W - 1) : nullptr;
-        float d = ldf(dout + i * p.x_sb + ch * p.x_sc + t * p.x_st);
+        float d = ldf(dout + i * p.d_sb + ch * p.d_sc + t * p.d_st);
         if (p.silu) {
             float acc = p.bias ? p.bias[ch] : 0.f;
             for (long long kk = 0; kk < W; ++kk) {
@@ -2727,7 +2727,7 @@ __device__ void conv_bwd_dx(const ConvBwdParams& p) {
         }
         if (p.dfinal && s >= L) v += p.dfinal[(i * C + ch) * (W - 1) + (s - L)];
         if (s >= W - 1) {
-            static_cast<T*>(p.dx)[i * p.x_sb + ch * p.x_sc + (s - (W - 1)) * p.x_st] = cvt<T>(v);
+            static_cast<T*>(p.dx)[i * p.dx_sb + ch * p.dx_sc + (s - (W - 1)) * p.dx_st] = cvt<T>(v);
         } else if (p.dinit) {
             p.dinit[(i * C + ch) * (W - 1) + s] = v;
         }

@@ -439,6 +439,9 @@ struct ConvBwdParams {
     float* dinit;  // written
     long long x_sb, x_sc, x_st;
     int batch, channels, seqlen, width, silu, channel_last;
+    // dout's and dx's strides (batch row, channel, step), in elements.
+    long long d_sb, d_sc, d_st;
+    long long dx_sb, dx_sc, dx_st;
 };
 
 struct BwdCastParams {

@@ -10,7 +10,8 @@
 // In x's index u (xp[s] = x[s - W + 1]): pre_t reads x[t - W + 1 .. t], dx_u reads
 // dpre[u .. u + W - 1], and u < 0 is the initial states' part.
 //
-// Two layouts, as the call's strides make them:
+// Two layouts, as the call's strides make them (the backward's dout and dx have strides of
+// their own, `d_*` and `dx_*`):
 // - CL, channels dense (x_sc == 1, and o_sc == 1 for the forward): a thread per channel
 //   walks a segment of time, x_t loaded once per thread into a window of W registers (a
 //   warp reads 32 consecutive channels per step). Forward: grid (ceil(C / 128), segments,
@@ -20,7 +21,8 @@
 //   the W - 1 steps after it (a window of W dpre values), writes dx as soon as the window
 //   covers it, and the block sums dw / dbias over its 4 segments before W + 1 atomics per
 //   channel (a thread's own atomics contended: 200 per address at b2 L800).
-// - CF, time dense (x_st == 1, and o_st == 1 for the forward): a block per (time tile of
+// - CF, time dense (x_st == 1, and o_st == 1 for the forward, d_st == dx_st == 1 for the
+//   backward; any other strides take CL's form): a block per (time tile of
 //   CONVT_TL steps, channel, batch row) stages the tile's x (with the W - 1 steps before it,
 //   and for the backward the W - 1 after it and dout) in shared memory by coalesced loads,
 //   then every thread takes CONVT_TL / 128 outputs; the backward keeps dpre of the tile in
@@ -157,10 +159,10 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
 #pragma unroll
     for (int k = 0; k < W; ++k) dw[k] = 0.f;
     if (ch < C && u0 < L) {
-        const long long row = i * p.x_sb + ch * p.x_sc, st = p.x_st;
-        const T* __restrict__ xr = static_cast<const T*>(p.x) + row;
-        const T* __restrict__ dr = static_cast<const T*>(p.dout) + row;
-        T* __restrict__ dxr = static_cast<T*>(p.dx) + row;
+        const long long st = p.x_st, dst = p.d_st, xst = p.dx_st;
+        const T* __restrict__ xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
+        const T* __restrict__ dr = static_cast<const T*>(p.dout) + i * p.d_sb + ch * p.d_sc;
+        T* __restrict__ dxr = static_cast<T*>(p.dx) + i * p.dx_sb + ch * p.dx_sc;
         const long long sr = ((long long)i * C + ch) * (W - 1);
         const float* init = p.init ? p.init + sr : nullptr;
         const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
@@ -180,7 +182,7 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
             for (int j = 0; j < CONVT_CH; ++j) {
                 const bool in = tc + j < tl;
                 xv[j] = in ? ldf(xr + (long long)(tc + j) * st) : 0.f;
-                dv[j] = in ? ldf(dr + (long long)(tc + j) * st) : 0.f;
+                dv[j] = in ? ldf(dr + (long long)(tc + j) * dst) : 0.f;
             }
 #pragma unroll
             for (int j = 0; j < CONVT_CH; ++j) {
@@ -210,7 +212,7 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
 #pragma unroll
                     for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
                     if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
-                    if (u >= 0) dxr[(long long)u * st] = cvt<T>(v);
+                    if (u >= 0) dxr[(long long)u * xst] = cvt<T>(v);
                     else if (p.dinit) p.dinit[sr + u + W - 1] = v;
                 }
             }
@@ -241,9 +243,8 @@ __device__ void conv_bwd_cf(const ConvBwdParams& p) {
     __shared__ float red[W + 1][NW];
     const int C = p.channels, L = p.seqlen;
     const int u0 = blockIdx.x * TL, ch = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
-    const long long row = i * p.x_sb + ch * p.x_sc;
-    const T* xr = static_cast<const T*>(p.x) + row;
-    const T* dr = static_cast<const T*>(p.dout) + row;
+    const T* xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
+    const T* dr = static_cast<const T*>(p.dout) + i * p.d_sb + ch * p.d_sc;
     const long long sr = ((long long)i * C + ch) * (W - 1);
     const float* init = p.init ? p.init + sr : nullptr;
     convt_stage_cf<T, W>(xs, TL + 2 * (W - 1), xr, init, u0, L);
@@ -271,7 +272,7 @@ __device__ void conv_bwd_cf(const ConvBwdParams& p) {
     }
     __syncthreads();
     const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
-    T* dxr = static_cast<T*>(p.dx) + row;
+    T* dxr = static_cast<T*>(p.dx) + i * p.dx_sb + ch * p.dx_sc;
     auto dxp = [&](int u) {  // dxp[u + W - 1] for u >= u0 - W + 1 (dpre before u0 counted 0)
         float v = 0.f;
 #pragma unroll

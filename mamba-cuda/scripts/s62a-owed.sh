@@ -1,14 +1,20 @@
 #!/bin/bash
 # Sixty-second session: a 16-bit block made with the 16-bit dzx has no f32 copy of in_proj
 # (the switch test's third round runs such blocks with MAMBA_CUDA_BB_DZX16=0: the mixed-type
-# GEMM); racecheck of the block's training kernels on small cases (the sixty-first session's
-# run on the full tests ran the host out of memory); the LM-width timings against DZX16=0.
+# GEMM); the conv backward on strided x / dout / dx (the block reads its conv input in zx and
+# writes its gradient into dzx: MAMBA_CUDA_BB_CONV_DIRECT); racecheck of the block's training
+# kernels on small cases (the sixty-first session's run on the full tests ran the host out of
+# memory); timings of the block with the strided conv against the dense copies.
 . .device-carry/device_common.sh
 cd "$C"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/time.txt"
 rm -rf "$C/golden" && ln -s "$OLDPWD/tests/golden" "$C/golden"
 timeout 150 ./gpu_block_train --test-threads=1 --skip bench --skip decode_profile > "$OUT/t.log" 2>&1; echo "$(el) gpu_block_train rc=$?" | tee -a "$OUT/time.txt"
 grep -E "test result|FAIL|panicked|^test |switches" "$OUT/t.log" | cut -c1-300 | tail -30 >> "$OUT/time.txt"
+timeout 100 ./gpu_backward causal_conv1d --test-threads=1 > "$OUT/c.log" 2>&1; echo "$(el) gpu_backward conv rc=$?" | tee -a "$OUT/time.txt"
+grep -E "test result|FAIL|panicked|^test |strided|causal_conv1d" "$OUT/c.log" | cut -c1-300 | tail -12 >> "$OUT/time.txt"
+timeout 60 ./gpu mamba2_block --test-threads=1 > /tmp/t.log 2>&1; echo "gpu mamba2_block rc=$?" | tee -a "$OUT/time.txt"
+for dt in f32 bf16; do timeout 40 ./xtask golden --backend cuda --dir "$C/golden" --dtype $dt 2>&1 | grep -i "passed" | tail -2 | sed "s/^/$dt /" | tee -a "$OUT/time.txt"; done
 # racecheck with a watchdog on the sanitizer's host memory (kill past 40 GB RSS).
 san() {  # name, timeout, env..., -- args
   local name=$1 to=$2; shift 2
@@ -26,14 +32,19 @@ san() {  # name, timeout, env..., -- args
   echo "$(el) $name: peak rss $((peak / 1024)) MB" | tee -a "$OUT/time.txt"
   grep -E "RACECHECK SUMMARY|ERROR SUMMARY|hazard|test result|panicked|passed" "$OUT/san-$name.log" | head -12 | cut -c1-300 | tee -a "$OUT/time.txt"
 }
-CS="compute-sanitizer --tool racecheck --racecheck-report all"
-san quick 150 MAMBA_GPU_QUICK=1 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
-san seed0 120 MAMBA_BLOCK_TRAIN_CASE=0 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
-san fallback 60 $CS ./gpu_block_train block_train_host_fallback_on_cuda --test-threads=1
 echo "$(el) timings" | tee -a "$OUT/time.txt"
 bench() { env $1 MAMBA_BENCH_ITERS=$2 MAMBA_BENCH_DTYPE=$3 MAMBA_BENCH_BLOCK="$4" timeout 100 ./mamba-cuda-bench 2>&1 | grep "Mamba2Block train" | sed "s/^/$5 /" | tee -a "$OUT/time.txt"; }
 for r in 1 2; do
-  bench "MAMBA_CUDA_BB_DZX16=1" 5,20 bf16 "8,2048,768,128" "r$r def"
-  bench "MAMBA_CUDA_BB_DZX16=0" 5,20 bf16 "8,2048,768,128" "r$r dzx32"
+  case $r in 1) order="1 0";; 2) order="0 1";; esac
+  for v in $order; do
+    bench "MAMBA_CUDA_BB_CONV_DIRECT=$v" 10,60 bf16 "2,400,192,64;2,800,192,64;4,1024,384,64;8,2048,768,128" "r$r cd=$v"
+  done
 done
+bench "MAMBA_CUDA_BB_CONV_DIRECT=1" 5,20 f32 "2,800,192,64;8,2048,768,128" "r1 cd=1"
+bench "MAMBA_CUDA_BB_CONV_DIRECT=0" 5,20 f32 "2,800,192,64;8,2048,768,128" "r1 cd=0"
+bench "MAMBA_CUDA_BB_DZX16=0" 5,20 bf16 "8,2048,768,128" "r1 dzx32"
+CS="compute-sanitizer --tool racecheck --racecheck-report all"
+san quick 120 MAMBA_GPU_QUICK=1 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
+san seed0 90 MAMBA_BLOCK_TRAIN_CASE=0 $CS ./gpu_block_train block_train_switches_match_host --test-threads=1
+san fallback 50 $CS ./gpu_block_train block_train_host_fallback_on_cuda --test-threads=1
 echo "$(el) done" | tee -a "$OUT/time.txt"

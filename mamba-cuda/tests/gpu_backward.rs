@@ -1688,6 +1688,180 @@ fn causal_conv1d_backward_matches_the_oracle() {
     t.finish("causal_conv1d (forward + backward)");
 }
 
+/// The conv backward on strided x, dout and dx (each padded differently, as slices of wider
+/// activations are: Mamba2Block's conv input inside in_proj's output) against the same call
+/// on dense copies: dx equal bit for bit, dweight / dbias / dinitial_states to the atomics'
+/// order, the padding of dx's buffer untouched; and a dx overlapping x refused. Both
+/// layouts, the fused widths and the generic one (W 5), f32 and bf16.
+#[test]
+fn causal_conv1d_backward_strided_matches_dense() {
+    let Some(be) = backend() else { return };
+    let mut checks = 0;
+    for (cl, w, (b, c, l)) in [
+        (true, 4, (2, 72, 300)),
+        (true, 3, (3, 40, 33)),
+        (false, 4, (2, 24, 700)),
+        (true, 5, (2, 16, 50)),
+        (false, 2, (1, 9, 1030)),
+    ] {
+        conv_strided_case::<f32>(be, cl, w, (b, c, l), 31 + checks);
+        conv_strided_case::<bf16>(be, cl, w, (b, c, l), 37 + checks);
+        checks += 1;
+    }
+    println!("conv backward strided: {} cases x 2 types pass", checks);
+}
+
+fn conv_strided_case<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    cl: bool,
+    w: usize,
+    (b, c, l): (usize, usize, usize),
+    seed: u64,
+) {
+    let s = be.stream().unwrap();
+    let mut rng = Rng::new(seed);
+    let n = b * c * l;
+    let dims = if cl { [b, l, c] } else { [b, c, l] };
+    // Element (i, ch, t) of a tensor whose rows (channels for channel-last, steps for
+    // channel-first) are padded by `pad` and whose batch rows by 7 more elements.
+    let layout = |pad: usize| -> ([i64; 3], usize) {
+        let (inner, outer) = if cl { (c, l) } else { (l, c) };
+        let row = inner + pad;
+        let sb = outer * row + 7;
+        ([sb as i64, row as i64, 1], b * sb)
+    };
+    let idx = |st: &[i64; 3], i: usize, ch: usize, t: usize| {
+        let (o, n) = if cl { (t, ch) } else { (ch, t) };
+        i * st[0] as usize + o * st[1] as usize + n
+    };
+    let dense_st: [i64; 3] = if cl {
+        [(l * c) as i64, c as i64, 1]
+    } else {
+        [(c * l) as i64, l as i64, 1]
+    };
+    let mut normals = |k: usize| -> Vec<f32> { (0..k).map(|_| rng.normal() as f32).collect() };
+    let x: Vec<T> = normals(n).iter().map(|&v| T::from_f32(v)).collect();
+    let dout: Vec<T> = normals(n).iter().map(|&v| T::from_f32(v)).collect();
+    let wt: Vec<f32> = normals(c * w).iter().map(|v| v * 0.5).collect();
+    let bias = normals(c);
+    let init = normals(b * c * (w - 1));
+    let dfin = normals(b * c * (w - 1));
+    let up_f = |v: &[f32]| be.upload(v, &s).unwrap();
+    let (wd, bd, id, fd) = (up_f(&wt), up_f(&bias), up_f(&init), up_f(&dfin));
+    let st = [b, c, w - 1];
+    let run = |xd: TensorDesc, dd: TensorDesc, dxd: TensorDesc| {
+        let dw = be.alloc::<f32>(c * w).unwrap();
+        let db = be.alloc::<f32>(c).unwrap();
+        let di = be.alloc::<f32>(b * c * (w - 1)).unwrap();
+        let desc = abi::Conv1dBwdDesc {
+            fwd: abi::Conv1dDesc {
+                x: xd,
+                weight: wd.desc(&[c, w]),
+                bias: bd.desc(&[c]),
+                initial_states: id.desc(&st),
+                out: TensorDesc::NONE,
+                final_states: TensorDesc::NONE,
+                activation: abi::activation::SILU,
+                channel_last: cl as u32,
+            },
+            dout: dd,
+            dfinal_states: fd.desc(&st),
+            dx: dxd,
+            dweight: dw.desc(&[c, w]),
+            dbias: db.desc(&[c]),
+            dinitial_states: di.desc(&st),
+        };
+        // SAFETY: every descriptor names a live buffer of this plugin that holds the
+        // elements its strides reach.
+        unsafe { be.causal_conv1d_backward_device(&desc, &s) }.map(|_| {
+            (
+                dw.to_vec(&s).unwrap(),
+                db.to_vec(&s).unwrap(),
+                di.to_vec(&s).unwrap(),
+            )
+        })
+    };
+    // Dense.
+    let xd = be.upload(&x, &s).unwrap();
+    let dd = be.upload(&dout, &s).unwrap();
+    let dxd = be.alloc::<T>(n).unwrap();
+    let dense = run(xd.desc(&dims), dd.desc(&dims), dxd.desc(&dims)).unwrap();
+    let dx_dense = dxd.to_vec(&s).unwrap();
+    // Strided: x, dout and dx padded by 3, 5 and 2.
+    let place = |v: &[T], pad: usize| -> (Vec<T>, [i64; 3]) {
+        let (stv, len) = layout(pad);
+        let mut out = vec![T::from_f32(f32::NAN); len];
+        for i in 0..b {
+            for ch in 0..c {
+                for t in 0..l {
+                    out[idx(&stv, i, ch, t)] = v[idx(&dense_st, i, ch, t)];
+                }
+            }
+        }
+        (out, stv)
+    };
+    let (xs, xst) = place(&x, 3);
+    let (ds, dst) = place(&dout, 5);
+    let (dxs0, dxst) = place(&vec![T::from_f32(f32::NAN); n], 2);
+    let (xsb, dsb) = (be.upload(&xs, &s).unwrap(), be.upload(&ds, &s).unwrap());
+    let dxsb = be.upload(&dxs0, &s).unwrap();
+    // The strides are in the descriptor's own dimension order: (b, L, c) or (b, c, L).
+    let strided =
+        |buf: u64, stv: &[i64; 3]| TensorDesc::dense(buf, T::CODE, &dims).with_strides(stv);
+    let got = run(
+        strided(xsb.ptr(), &xst),
+        strided(dsb.ptr(), &dst),
+        strided(dxsb.ptr(), &dxst),
+    )
+    .unwrap();
+    let dx_str = dxsb.to_vec(&s).unwrap();
+    let what = format!(
+        "{} cl {cl} W {w} ({b}, {c}, {l})",
+        std::any::type_name::<T>()
+    );
+    let written = dx_str.iter().filter(|v| !v.to_f32().is_nan()).count();
+    assert_eq!(
+        written, n,
+        "{what}: elements written into dx's padded buffer"
+    );
+    for i in 0..b {
+        for ch in 0..c {
+            for t in 0..l {
+                let (a, e) = (
+                    dx_str[idx(&dxst, i, ch, t)].to_f32(),
+                    dx_dense[idx(&dense_st, i, ch, t)].to_f32(),
+                );
+                assert_eq!(a.to_bits(), e.to_bits(), "{what}: dx at ({i}, {ch}, {t})");
+            }
+        }
+    }
+    for (name, a, e) in [
+        ("dweight", &got.0, &dense.0),
+        ("dbias", &got.1, &dense.1),
+        ("dinitial_states", &got.2, &dense.2),
+    ] {
+        let (num, den) = a
+            .iter()
+            .zip(e.iter())
+            .fold((0f64, 0f64), |(n, d), (&x, &y)| {
+                (n + ((x - y) as f64).powi(2), d + (y as f64).powi(2))
+            });
+        let rel = (num / den.max(1e-30)).sqrt();
+        assert!(
+            rel <= 1e-6,
+            "{what}: {name} strided vs dense rel-L2 {rel:.3e}"
+        );
+    }
+    // dx over x's bytes is refused.
+    let e = run(
+        strided(xsb.ptr(), &xst),
+        strided(dsb.ptr(), &dst),
+        strided(xsb.ptr(), &xst),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("overlap"), "{what}: {e}");
+}
+
 // ------------------------------------------------------------------ timings
 
 fn up<T: Element + plugin::DeviceElement>(

@@ -428,21 +428,23 @@ fn block_train_device_matches_host_half() {
 /// block where the rows fill the GPU): a 16-bit dzx with in_proj's backward on the 16-bit
 /// tensor cores (`MAMBA_CUDA_BB_DZX16`), copies four columns per thread (`MAMBA_CUDA_BB_VEC`),
 /// the gated norm forward and backward in column pairs (`MAMBA_CUDA_NORM_PAIRS`), the norm
-/// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`); and a 16-bit
-/// block made with the 16-bit dzx, then run with it off (no f32 copy of in_proj: the mixed-type
-/// GEMM). The other tests
-/// of this binary may run meanwhile under these settings; they hold them to the same
-/// tolerances.
+/// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`), the conv
+/// backward on strided views of in_proj's output and its gradient (`MAMBA_CUDA_BB_CONV_DIRECT`,
+/// sixty-second session); and a 16-bit block made with the 16-bit dzx, then run with it off
+/// (no f32 copy of in_proj: the mixed-type GEMM; the conv's input strided, its gradient dense).
+/// The other tests of this binary may run meanwhile under these settings; they hold them to
+/// the same tolerances.
 #[test]
 fn block_train_switches_match_host() {
     if !cuda_available() {
         return;
     }
-    const KEYS: [&str; 4] = [
+    const KEYS: [&str; 5] = [
         "MAMBA_CUDA_BB_DZX16",
         "MAMBA_CUDA_BB_VEC",
         "MAMBA_CUDA_NORM_PAIRS",
         "MAMBA_CUDA_BB_NORM_RPB",
+        "MAMBA_CUDA_BB_CONV_DIRECT",
     ];
     let before: Vec<Option<String>> = KEYS.iter().map(|k| std::env::var(k).ok()).collect();
     let mut pass = 0;
@@ -450,9 +452,9 @@ fn block_train_switches_match_host() {
     // The third round makes each 16-bit block with the 16-bit dzx (so without in_proj's f32
     // copy) and runs it with `MAMBA_CUDA_BB_DZX16=0`: f32 dzx on our mixed-type GEMM.
     for (round, vals) in [
-        ["1", "1", "1", "16"],
-        ["0", "0", "0", "1"],
-        ["1", "1", "1", "1"],
+        ["1", "1", "1", "16", "1"],
+        ["0", "0", "0", "1", "0"],
+        ["1", "1", "1", "1", "1"],
     ]
     .into_iter()
     .enumerate()

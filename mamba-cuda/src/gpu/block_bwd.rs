@@ -469,6 +469,12 @@ impl Block {
         // with the products below.
         let dz16 = act != dtype::F32 && dzx16_on();
         let (dzx_ty, zs) = if dz16 { (ty, es) } else { ("f32", 4) };
+        // The conv backward reads its input where in_proj's output holds it and, where dzx is
+        // in the storage type, writes its input's gradient into dzx's columns (strided: no
+        // dense copies of either; sixty-second session). `MAMBA_CUDA_BB_CONV_DIRECT=0`: dense
+        // copies, as before.
+        let conv_strided = super::ops::env_switch("MAMBA_CUDA_BB_CONV_DIRECT", true);
+        let conv_direct = conv_strided && dzx_ty == ty;
         let wide = !dz16
             && self.in_proj_f32 != 0
             && super::ops::env_str("MAMBA_CUDA_BB_MIXED").as_deref() != Some("own");
@@ -499,28 +505,28 @@ impl Block {
         let norm_smem = if norm_rpb > 1 { group_bytes } else { 0 };
         // Scratch: (name, bytes), carved from one stream-ordered allocation.
         let sizes = [
-            act_bytes(dip),             // 0 zx: in_proj's output
-            act_bytes(cd),              // 1 xbc: conv + silu's output
-            act_bytes(di),              // 2 y
-            act_bytes(di),              // 3 normed
-            m * di * 4,                 // 4 dn: d normed (f32)
-            m * di * es,                // 5 dy
-            m * di * 4,                 // 6 dwrow
-            m * dip * zs,               // 7 dzx: d in_proj's output (f32 or 16-bit)
-            m * di * es,                // 8 x dense
-            m * h * es,                 // 9 dt dense
-            m * gn * es,                // 10 B dense
-            m * gn * es,                // 11 C dense
-            m * di * es,                // 12 dx
-            m * h * es,                 // 13 ddt
-            m * gn * es,                // 14 dB
-            m * gn * es,                // 15 dC
-            h * 4,                      // 16 dA
-            m * cd * es,                // 17 d conv output (dense)
-            m * cd * es,                // 18 conv input (dense)
-            m * cd * es,                // 19 d conv input
-            m * dm * 4 * wide as usize, // 20 u as f32 (16-bit blocks)
-            m * dm * 4 * wide as usize, // 21 d input as f32 (16-bit blocks)
+            act_bytes(dip),                       // 0 zx: in_proj's output
+            act_bytes(cd),                        // 1 xbc: conv + silu's output
+            act_bytes(di),                        // 2 y
+            act_bytes(di),                        // 3 normed
+            m * di * 4,                           // 4 dn: d normed (f32)
+            m * di * es,                          // 5 dy
+            m * di * 4,                           // 6 dwrow
+            m * dip * zs,                         // 7 dzx: d in_proj's output (f32 or 16-bit)
+            m * di * es,                          // 8 x dense
+            m * h * es,                           // 9 dt dense
+            m * gn * es,                          // 10 B dense
+            m * gn * es,                          // 11 C dense
+            m * di * es,                          // 12 dx
+            m * h * es,                           // 13 ddt
+            m * gn * es,                          // 14 dB
+            m * gn * es,                          // 15 dC
+            h * 4,                                // 16 dA
+            m * cd * es,                          // 17 d conv output (dense)
+            m * cd * es * !conv_strided as usize, // 18 conv input (dense)
+            m * cd * es * !conv_direct as usize,  // 19 d conv input (dense)
+            m * dm * 4 * wide as usize,           // 20 u as f32 (16-bit blocks)
+            m * dm * 4 * wide as usize,           // 21 d input as f32 (16-bit blocks)
         ];
         let total: usize = sizes.iter().map(|&s| align(s)).sum();
         let scratch = g.alloc_async(total, stream)?;
@@ -658,8 +664,7 @@ impl Block {
                 main(stream)?;
                 side(stream)?;
             }
-            // 4. SSD backward on dense copies of x, dt, B, C; the conv's input (for step
-            // 2) is copied in the same launch.
+            // 4. SSD backward on dense copies of x, dt, B, C.
             let cp = |src: u64, sld: usize, dst: u64, dld: usize, cols: usize| Copy2d {
                 src,
                 sld,
@@ -669,19 +674,14 @@ impl Block {
                 cols,
             };
             let at = |base: u64, col: usize, size: usize| base + (col * size) as u64;
-            copy2d(
-                g,
-                ty,
-                ty,
-                &[
-                    cp(xbc, cd, xg, di, di),
-                    cp(at(xbc, di, es), cd, bg, gn, gn),
-                    cp(at(xbc, di + gn, es), cd, cg, gn, gn),
-                    cp(at(zx, dip - h, es), dip, dtg, h, h),
-                    cp(at(zx, di, es), dip, xpre, cd, cd),
-                ],
-                stream,
-            )?;
+            let ins = [
+                cp(xbc, cd, xg, di, di),
+                cp(at(xbc, di, es), cd, bg, gn, gn),
+                cp(at(xbc, di + gn, es), cd, cg, gn, gn),
+                cp(at(zx, dip - h, es), dip, dtg, h, h),
+                cp(at(zx, di, es), dip, xpre, cd, cd),
+            ];
+            copy2d(g, ty, ty, &ins[..if conv_strided { 4 } else { 5 }], stream)?;
             let opt_f32 = |ptr: u64, dims: &[usize]| {
                 if ptr == 0 {
                     TensorDesc::NONE
@@ -752,7 +752,15 @@ impl Block {
             let has_bias = self.conv_b != 0;
             let cb = Conv1dBwdDesc {
                 fwd: Conv1dDesc {
-                    x: TensorDesc::dense(xpre, act, &[b, l, cd]),
+                    x: if conv_strided {
+                        TensorDesc::dense(at(zx, di, es), act, &[b, l, cd]).with_strides(&[
+                            (l * dip) as i64,
+                            dip as i64,
+                            1,
+                        ])
+                    } else {
+                        TensorDesc::dense(xpre, act, &[b, l, cd])
+                    },
                     weight: TensorDesc::dense(self.conv_w, dtype::F32, &[cd, wd]),
                     bias: if has_bias {
                         TensorDesc::dense(self.conv_b, dtype::F32, &[cd])
@@ -767,7 +775,15 @@ impl Block {
                 },
                 dout: TensorDesc::dense(dxbc, act, &[b, l, cd]),
                 dfinal_states: opt_f32(f.dconv_final, &cst),
-                dx: TensorDesc::dense(dxpre, act, &[b, l, cd]),
+                dx: if conv_direct {
+                    TensorDesc::dense(at(dzx, di, zs), act, &[b, l, cd]).with_strides(&[
+                        (l * dip) as i64,
+                        dip as i64,
+                        1,
+                    ])
+                } else {
+                    TensorDesc::dense(dxpre, act, &[b, l, cd])
+                },
                 dweight: TensorDesc::dense(f.dconv_weight, dtype::F32, &[cd, wd]),
                 dbias: if has_bias {
                     opt_f32(f.dconv_bias, &[cd])
@@ -782,12 +798,14 @@ impl Block {
             }
             // 1. dzx = [dz | d conv input | ddt], then in_proj: du = dzx . W_in and
             // dW_in = dzx^T . u.
-            let up = [
-                cp(dxpre, cd, at(dzx, di, zs), dip, cd),
-                cp(ddtg, h, at(dzx, di + cd, zs), dip, h),
-                cp(f.input, dm, u32s, dm, dm),
-            ];
-            copy2d(g, ty, dzx_ty, &up[..if wide { 3 } else { 2 }], stream)?;
+            let mut up = vec![cp(ddtg, h, at(dzx, di + cd, zs), dip, h)];
+            if !conv_direct {
+                up.push(cp(dxpre, cd, at(dzx, di, zs), dip, cd));
+            }
+            if wide {
+                up.push(cp(f.input, dm, u32s, dm, dm));
+            }
+            copy2d(g, ty, dzx_ty, &up, stream)?;
             let dzx_rows = Operand {
                 ptr: dzx,
                 ty: dzx_ty,

@@ -1260,29 +1260,49 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     opt(OP, "dbias", &d.dbias, dtype::F32, &[c])?;
     opt(OP, "dinitial_states", &d.dinitial_states, dtype::F32, &st)?;
     grad_needs_input(OP, "dbias", &d.dbias, &p.bias)?;
+    // x, dout and dx may have any strides (as the forward's x and out: a slice of a wider
+    // activation, such as Mamba2Block's conv input inside in_proj's output); dx must not
+    // overlap x or dout.
     for (name, t) in [
-        ("x", &p.x),
         ("weight", &p.weight),
         ("bias", &p.bias),
         ("initial_states", &p.initial_states),
-        ("dout", &d.dout),
         ("dfinal_states", &d.dfinal_states),
-        ("dx", &d.dx),
         ("dweight", &d.dweight),
         ("dbias", &d.dbias),
         ("dinitial_states", &d.dinitial_states),
     ] {
         dense(OP, name, t)?;
     }
+    // The kernels read x and dout through restricted pointers while they write dx.
+    for (name, t) in [("x", &p.x), ("dout", &d.dout)] {
+        if super::ops::spans_meet(&d.dx, t) {
+            return Err(PErr::invalid(format!(
+                "{OP}: `dx` must not overlap `{name}` (the bytes their strides span meet)"
+            )));
+        }
+    }
     let (b, c, l, w) = (b as usize, c as usize, l as usize, w as usize);
-    let xs = &p.x.strides;
-    let (x_sc, x_st) = if cl { (xs[2], xs[1]) } else { (xs[1], xs[2]) };
+    // (batch row, channel, step) strides of a tensor shaped as x.
+    let bct = |t: &TensorDesc| {
+        let s = &t.strides;
+        if cl {
+            (s[0], s[2], s[1])
+        } else {
+            (s[0], s[1], s[2])
+        }
+    };
+    let (x_sb, x_sc, x_st) = bct(&p.x);
+    let (d_sb, d_sc, d_st) = bct(&d.dout);
+    let (dx_sb, dx_sc, dx_st) = bct(&d.dx);
     // With W = 1 there are no states (the tensors have no elements).
     let wide = |t: &TensorDesc| if w > 1 { t.ptr } else { 0 };
-    // The fused kernel (kernels/conv.cuh, W 2..4): one launch, no scratch; x, dout and dx
-    // are dense here, so the layout decides its form.
+    // The fused kernel (kernels/conv.cuh, W 2..4): one launch, no scratch; the time-dense
+    // form where x, dout and dx are all dense along time, else the channel-walking one
+    // (coalesced where channels are dense).
+    let cf = x_st == 1 && d_st == 1 && dx_st == 1;
     let tiled = super::ops::conv_tiled(w as i32)
-        .then(|| super::ops::conv_tiled_grid(g.sm_count, !cl, true, b as u32, c as u32, l as u32))
+        .then(|| super::ops::conv_tiled_grid(g.sm_count, cf, true, b as u32, c as u32, l as u32))
         .flatten();
     let scratch = if tiled.is_some() {
         None
@@ -1301,7 +1321,7 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
         dw: d.dweight.ptr,
         dbias: d.dbias.ptr,
         dinit: wide(&d.dinitial_states),
-        x_sb: xs[0],
+        x_sb,
         x_sc,
         x_st,
         batch: b as i32,
@@ -1310,12 +1330,18 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
         width: w as i32,
         silu: (p.activation == activation::SILU) as i32,
         channel_last: cl as i32,
+        d_sb,
+        d_sc,
+        d_st,
+        dx_sb,
+        dx_sc,
+        dx_st,
     };
     zero(&d.dweight, stream)?;
     zero(&d.dbias, stream)?;
     let Some(scratch) = scratch else {
         let grid = tiled.expect("the tiled grid when no scratch");
-        let form = if cl { "cl" } else { "cf" };
+        let form = if cf { "cf" } else { "cl" };
         let f = g.func(&format!("bwd_convt_{form}_{sfx}_w{w}"))?;
         return g.launch(f, grid, super::ops::CONVT_NT, 0, stream, &prm);
     };

@@ -72,6 +72,34 @@ pub(crate) fn dense(op: &str, name: &str, t: &TensorDesc) -> PResult<()> {
     Ok(())
 }
 
+/// The bytes `t`'s elements may touch, `[lo, hi)` (its strides may be negative); empty for
+/// an absent tensor or one without elements.
+pub(crate) fn byte_span(t: &TensorDesc) -> (u64, u64) {
+    let r = t.rank as usize;
+    if t.is_none() || t.dims[..r].contains(&0) {
+        return (0, 0);
+    }
+    let es = dtype::size(t.dtype) as i128;
+    let (mut lo, mut hi) = (0i128, 0i128);
+    for i in 0..r {
+        let e = (t.dims[i] as i128 - 1) * t.strides[i] as i128;
+        if e < 0 {
+            lo += e;
+        } else {
+            hi += e;
+        }
+    }
+    let base = t.ptr as i128;
+    let clamp = |v: i128| v.clamp(0, u64::MAX as i128) as u64;
+    (clamp(base + lo * es), clamp(base + (hi + 1) * es))
+}
+
+/// Whether the spans ([`byte_span`]) of two tensors intersect.
+pub(crate) fn spans_meet(a: &TensorDesc, b: &TensorDesc) -> bool {
+    let ((a0, a1), (b0, b1)) = (byte_span(a), byte_span(b));
+    a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1
+}
+
 /// The innermost `k` dimensions of `t` are dense (row-major among themselves).
 fn inner_dense(op: &str, name: &str, t: &TensorDesc, k: usize) -> PResult<()> {
     if t.is_none() {

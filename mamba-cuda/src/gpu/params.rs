@@ -433,6 +433,14 @@ pub(crate) struct ConvBwdParams {
     pub width: i32,
     pub silu: i32,
     pub channel_last: i32,
+    /// dout's strides (batch row, channel, step), in elements.
+    pub d_sb: i64,
+    pub d_sc: i64,
+    pub d_st: i64,
+    /// dx's strides.
+    pub dx_sb: i64,
+    pub dx_sc: i64,
+    pub dx_st: i64,
 }
 
 #[repr(C)]
@@ -467,7 +475,7 @@ const _: () = assert!(std::mem::size_of::<GemmParams>() == 5 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<NormParams>() == 5 * 8 + 6 * 4 + 3 * 8 + 4 * 4);
 const _: () = assert!(std::mem::size_of::<BlockStepParams>() == 12 * 8 + 10 * 4);
 const _: () = assert!(std::mem::size_of::<ScanBwdParams>() == 23 * 8 + 20 * 4);
-const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4);
+const _: () = assert!(std::mem::size_of::<ConvBwdParams>() == 11 * 8 + 3 * 8 + 6 * 4 + 6 * 8);
 const _: () = assert!(std::mem::size_of::<BwdCastParams>() == 3 * 8);
 const _: () = assert!(std::mem::size_of::<GateBwdParams>() == 5 * 8);
 
