@@ -717,6 +717,17 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
             cmp("bwd dw", dw2, edw);
             if (all) cmp("bwd dbias", db2, edb);
             cmp("bwd dinit", di2, edi);
+            if (cl && C % 2 == 0) {  // two channels per thread (`bwd_convt_cl2_*`)
+                std::fill(dx2.begin(), dx2.end(), NAN);
+                std::fill(dw2.begin(), dw2.end(), 0.f);
+                std::fill(db2.begin(), db2.end(), 0.f);
+                std::fill(di2.begin(), di2.end(), NAN);
+                launch(+[](ConvBwdParams r) { conv_bwd_cl<float, WT, 2>(r); }, (unsigned)(C / 2 + 31) / 32, (sg + 3) / 4, CONVT_NT, q, (unsigned)b);
+                cmp("bwd2 dx", dx2, edx);
+                cmp("bwd2 dw", dw2, edw);
+                if (all) cmp("bwd2 dbias", db2, edb);
+                cmp("bwd2 dinit", di2, edi);
+            }
         }
     };
     if (W == 2) tiled(std::integral_constant<int, 2>{});
@@ -727,12 +738,12 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     // block's conv input in in_proj's output). Padding is NaN: a read of it spoils the sums,
     // and a write to dx's shows as a non-NaN element outside the tensor.
     {
-        const long long pads[3] = {3, 5, 2};  // x, dout, dx
+        const long long pads[3] = {4, 6, 2};  // x, dout, dx
         long long sb[3], sc[3], st[3];
         for (int k = 0; k < 3; ++k) {
             sc[k] = cl ? 1 : L + pads[k];
             st[k] = cl ? C + pads[k] : 1;
-            sb[k] = (cl ? (long long)L * st[k] : (long long)C * sc[k]) + 7;
+            sb[k] = (cl ? (long long)L * st[k] : (long long)C * sc[k]) + 8;
         }
         auto at = [&](int k, int i, int ch, int t) { return (size_t)(i * sb[k] + ch * sc[k] + t * st[k]); };
         std::vector<float> xs((size_t)b * sb[0], NAN), ds((size_t)b * sb[1], NAN);
@@ -789,6 +800,11 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
                 if (cl) launch(+[](ConvBwdParams v) { conv_bwd_cl<float, WT>(v); }, (unsigned)(C + 31) / 32, (unsigned)std::max(1, std::min(L, 3)), CONVT_NT, r, (unsigned)b);
                 else launch(+[](ConvBwdParams v) { conv_bwd_cf<float, WT>(v); }, (unsigned)(L + CONVT_TL - 1) / CONVT_TL, (unsigned)C, CONVT_NT, r, (unsigned)b);
             });
+            // Two channels per thread where C (so every stride here) is even.
+            if (cl && C % 2 == 0 && st[0] % 2 == 0 && st[1] % 2 == 0 && st[2] % 2 == 0 && sb[0] % 2 == 0 && sb[1] % 2 == 0 && sb[2] % 2 == 0)
+                run(true, [&](const ConvBwdParams& r) {
+                    launch(+[](ConvBwdParams v) { conv_bwd_cl<float, WT, 2>(v); }, (unsigned)(C / 2 + 31) / 32, 2u, CONVT_NT, r, (unsigned)b);
+                });
         };
         if (W == 2) fused(std::integral_constant<int, 2>{});
         if (W == 3) fused(std::integral_constant<int, 3>{});

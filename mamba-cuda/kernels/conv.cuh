@@ -32,6 +32,8 @@
 // before the stores of earlier ones. The generic kernels index every element by 64-bit divisions and re-read each input W
 // times from global memory; the backward took three launches and a (b, c, L) f32 scratch.
 #pragma once
+#include <type_traits>
+
 #include "common.cuh"
 
 // The sum of v over the 32 lanes of a warp, in every lane (for the kernels of misc.cu and
@@ -145,92 +147,162 @@ __device__ __forceinline__ float convt_dpre(float d, float pre, int silu) {
     return d * (sg * (1.f + pre * (1.f - sg)));
 }
 
-template <typename T, int W>
+// CP adjacent channels of a row, loaded (stored) by one access: CP 1 any layout; CP 2 where
+// channels are dense and every row start is aligned to two elements (the host checks).
+template <typename T, int CP>
+__device__ __forceinline__ void convt_ldn(const T* p, float (&v)[CP]) {
+    if constexpr (CP == 1) {
+        v[0] = ldf(p);
+    } else if constexpr (sizeof(T) == 4) {
+        const float2 r = *reinterpret_cast<const float2*>(p);
+        v[0] = r.x;
+        v[1] = r.y;
+    } else {
+#ifndef MAMBA_EMU
+        const unsigned r = *reinterpret_cast<const unsigned*>(p);
+        if constexpr (std::is_same_v<T, bf16_t>) {
+            v[0] = __uint_as_float(r << 16);
+            v[1] = __uint_as_float(r & 0xffff0000u);
+        } else {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&r));
+            v[0] = f.x;
+            v[1] = f.y;
+        }
+#endif
+    }
+}
+template <typename T, int CP>
+__device__ __forceinline__ void convt_stn(T* p, const float (&v)[CP]) {
+    if constexpr (CP == 1) {
+        *p = cvt<T>(v[0]);
+    } else if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+    } else {
+#ifndef MAMBA_EMU
+        if constexpr (std::is_same_v<T, bf16_t>) {
+            *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v[0], v[1]);
+        } else {
+            *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v[0], v[1]);
+        }
+#endif
+    }
+}
+
+// CL's backward; CP (1 or 2) channels per thread (`bwd_convt_cl2_*`: a warp's accesses 64
+// channels wide, half the load / store instructions per element).
+template <typename T, int W, int CP = 1>
 __device__ void conv_bwd_cl(const ConvBwdParams& p) {
-    constexpr int NW = CONVT_NT / 32;
-    __shared__ float red[W + 1][NW][32];
+    constexpr int NW = CONVT_NT / 32, CW = 32 * CP;
+    __shared__ float red[W + 1][NW][CW];
     const int C = p.channels, L = p.seqlen;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int ch = blockIdx.x * 32 + lane, i = blockIdx.z;
+    const int ch = (blockIdx.x * 32 + lane) * CP, i = blockIdx.z;
     const int nseg = (int)gridDim.y * NW;
     const int ts = (L + nseg - 1) / nseg;
     const int u0 = (blockIdx.y * NW + warp) * ts, u1 = min(u0 + ts, L);
-    float dw[W], db = 0.f;
+    float dw[CP][W], db[CP];
 #pragma unroll
-    for (int k = 0; k < W; ++k) dw[k] = 0.f;
+    for (int c = 0; c < CP; ++c) {
+        db[c] = 0.f;
+#pragma unroll
+        for (int k = 0; k < W; ++k) dw[c][k] = 0.f;
+    }
     if (ch < C && u0 < L) {
         const long long st = p.x_st, dst = p.d_st, xst = p.dx_st;
         const T* __restrict__ xr = static_cast<const T*>(p.x) + i * p.x_sb + ch * p.x_sc;
         const T* __restrict__ dr = static_cast<const T*>(p.dout) + i * p.d_sb + ch * p.d_sc;
         T* __restrict__ dxr = static_cast<T*>(p.dx) + i * p.dx_sb + ch * p.dx_sc;
-        const long long sr = ((long long)i * C + ch) * (W - 1);
-        const float* init = p.init ? p.init + sr : nullptr;
-        const float* dfin = p.dfinal ? p.dfinal + sr : nullptr;
-        float w[W], xw[W], dpw[W];
-        const float bias = convt_taps<W>(p, ch, w);
+        const long long sr = ((long long)i * C + ch) * (W - 1);  // channel c's: sr + c (W - 1)
+        float w[CP][W], xw[CP][W], dpw[CP][W], bias[CP];
 #pragma unroll
-        for (int k = 0; k < W; ++k) dpw[k] = 0.f;
+        for (int c = 0; c < CP; ++c) {
+            bias[c] = convt_taps<W>(p, ch + c, w[c]);
 #pragma unroll
-        for (int k = 0; k < W - 1; ++k) xw[k] = convt_xp<T, W>(xr, st, init, u0 - (W - 1) + k);
+            for (int k = 0; k < W; ++k) dpw[c][k] = 0.f;
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) {
+                const int pos = u0 - (W - 1) + k;
+                xw[c][k] = pos >= 0 ? ldf(xr + (long long)pos * st + c) : (p.init ? p.init[sr + c * (W - 1) + W - 1 + pos] : 0.f);
+            }
+        }
         // Step t: dpre_t (0 past L) into the window dpw = dpre[t - W + 1 .. t], then dx of
         // u = t - W + 1 (the segment's own u, and for the first segment the initial states').
         const int tend = u1 + W - 1, tl = min(tend, L);
         // CONVT_CH steps at a time: their x and dout loads first (all in flight).
         for (int tc = u0; tc < tend; tc += CONVT_CH) {
-            float xv[CONVT_CH], dv[CONVT_CH];
+            float xv[CONVT_CH][CP], dv[CONVT_CH][CP];
 #pragma unroll
             for (int j = 0; j < CONVT_CH; ++j) {
-                const bool in = tc + j < tl;
-                xv[j] = in ? ldf(xr + (long long)(tc + j) * st) : 0.f;
-                dv[j] = in ? ldf(dr + (long long)(tc + j) * dst) : 0.f;
+                if (tc + j < tl) {
+                    convt_ldn<T, CP>(xr + (long long)(tc + j) * st, xv[j]);
+                    convt_ldn<T, CP>(dr + (long long)(tc + j) * dst, dv[j]);
+                } else {
+#pragma unroll
+                    for (int c = 0; c < CP; ++c) xv[j][c] = dv[j][c] = 0.f;
+                }
             }
 #pragma unroll
             for (int j = 0; j < CONVT_CH; ++j) {
                 const int t = tc + j;
                 if (t >= tend) break;
-                float d = 0.f;
-                if (t < L) {
-                    xw[W - 1] = xv[j];
-                    float pre = bias;
+                const int u = t - (W - 1);
+                const bool emit = u >= u0 || (u0 == 0 && u >= -(W - 1));
+                float v[CP];
 #pragma unroll
-                    for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
-                    d = convt_dpre(dv[j], pre, p.silu);
-                    if (t < u1) {
+                for (int c = 0; c < CP; ++c) {
+                    float d = 0.f;
+                    if (t < L) {
+                        xw[c][W - 1] = xv[j][c];
+                        float pre = bias[c];
 #pragma unroll
-                        for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
-                        db += d;
+                        for (int k = 0; k < W; ++k) pre = fmaf(w[c][k], xw[c][k], pre);
+                        d = convt_dpre(dv[j][c], pre, p.silu);
+                        if (t < u1) {
+#pragma unroll
+                            for (int k = 0; k < W; ++k) dw[c][k] = fmaf(d, xw[c][k], dw[c][k]);
+                            db[c] += d;
+                        }
+#pragma unroll
+                        for (int k = 0; k < W - 1; ++k) xw[c][k] = xw[c][k + 1];
                     }
 #pragma unroll
-                    for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+                    for (int k = 0; k < W - 1; ++k) dpw[c][k] = dpw[c][k + 1];
+                    dpw[c][W - 1] = d;
+                    v[c] = 0.f;
+#pragma unroll
+                    for (int k = 0; k < W; ++k) v[c] = fmaf(w[c][k], dpw[c][W - 1 - k], v[c]);
+                    if (p.dfinal && u >= L - (W - 1)) v[c] += p.dfinal[sr + c * (W - 1) + u - (L - (W - 1))];
                 }
+                if (emit) {
+                    if (u >= 0) {
+                        convt_stn<T, CP>(dxr + (long long)u * xst, v);
+                    } else if (p.dinit) {
 #pragma unroll
-                for (int k = 0; k < W - 1; ++k) dpw[k] = dpw[k + 1];
-                dpw[W - 1] = d;
-                const int u = t - (W - 1);
-                if (u >= u0 || (u0 == 0 && u >= -(W - 1))) {
-                    float v = 0.f;
-#pragma unroll
-                    for (int k = 0; k < W; ++k) v = fmaf(w[k], dpw[W - 1 - k], v);
-                    if (dfin && u >= L - (W - 1)) v += dfin[u - (L - (W - 1))];
-                    if (u >= 0) dxr[(long long)u * xst] = cvt<T>(v);
-                    else if (p.dinit) p.dinit[sr + u + W - 1] = v;
+                        for (int c = 0; c < CP; ++c) p.dinit[sr + c * (W - 1) + u + W - 1] = v[c];
+                    }
                 }
             }
         }
     }
     // dw / dbias: the block's NW segments summed per channel, then W + 1 atomics.
 #pragma unroll
-    for (int k = 0; k < W; ++k) red[k][warp][lane] = dw[k];
-    red[W][warp][lane] = db;
+    for (int c = 0; c < CP; ++c) {
+#pragma unroll
+        for (int k = 0; k < W; ++k) red[k][warp][lane * CP + c] = dw[c][k];
+        red[W][warp][lane * CP + c] = db[c];
+    }
     __syncthreads();
     if (warp == 0 && ch < C) {
 #pragma unroll
-        for (int k = 0; k <= W; ++k) {
-            float v = 0.f;
+        for (int c = 0; c < CP; ++c) {
 #pragma unroll
-            for (int q = 0; q < NW; ++q) v += red[k][q][lane];
-            if (k < W) atomicAdd(&p.dw[ch * W + k], v);
-            else if (p.dbias) atomicAdd(&p.dbias[ch], v);
+            for (int k = 0; k <= W; ++k) {
+                float v = 0.f;
+#pragma unroll
+                for (int q = 0; q < NW; ++q) v += red[k][q][lane * CP + c];
+                if (k < W) atomicAdd(&p.dw[(ch + c) * W + k], v);
+                else if (p.dbias) atomicAdd(&p.dbias[ch + c], v);
+            }
         }
     }
 }

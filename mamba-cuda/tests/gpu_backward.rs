@@ -1692,23 +1692,34 @@ fn causal_conv1d_backward_matches_the_oracle() {
 /// activations are: Mamba2Block's conv input inside in_proj's output) against the same call
 /// on dense copies: dx equal bit for bit, dweight / dbias / dinitial_states to the atomics'
 /// order, the padding of dx's buffer untouched; and a dx overlapping x refused. Both
-/// layouts, the fused widths and the generic one (W 5), f32 and bf16.
+/// layouts, the fused widths (one and two channels per thread) and the generic one (W 5),
+/// f32 and bf16.
 #[test]
 fn causal_conv1d_backward_strided_matches_dense() {
     let Some(be) = backend() else { return };
+    let before = std::env::var("MAMBA_CUDA_CONV_BWD_CL2").ok();
     let mut checks = 0;
-    for (cl, w, (b, c, l)) in [
-        (true, 4, (2, 72, 300)),
-        (true, 3, (3, 40, 33)),
-        (false, 4, (2, 24, 700)),
-        (true, 5, (2, 16, 50)),
-        (false, 2, (1, 9, 1030)),
-    ] {
-        conv_strided_case::<f32>(be, cl, w, (b, c, l), 31 + checks);
-        conv_strided_case::<bf16>(be, cl, w, (b, c, l), 37 + checks);
-        checks += 1;
+    // One and two channels per thread (`cl2`, where channels are dense and rows even).
+    for cl2 in ["0", "1"] {
+        std::env::set_var("MAMBA_CUDA_CONV_BWD_CL2", cl2);
+        for (cl, w, (b, c, l)) in [
+            (true, 4, (2, 72, 300)),
+            (true, 3, (3, 40, 33)),
+            (true, 2, (1, 7, 90)),
+            (false, 4, (2, 24, 700)),
+            (true, 5, (2, 16, 50)),
+            (false, 2, (1, 9, 1030)),
+        ] {
+            conv_strided_case::<f32>(be, cl, w, (b, c, l), 31 + checks);
+            conv_strided_case::<bf16>(be, cl, w, (b, c, l), 37 + checks);
+            checks += 1;
+        }
     }
-    println!("conv backward strided: {} cases x 2 types pass", checks);
+    match before {
+        Some(v) => std::env::set_var("MAMBA_CUDA_CONV_BWD_CL2", v),
+        None => std::env::remove_var("MAMBA_CUDA_CONV_BWD_CL2"),
+    }
+    println!("conv backward strided: {checks} cases x 2 types pass");
 }
 
 fn conv_strided_case<T: Element + plugin::DeviceElement>(
@@ -1723,11 +1734,11 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
     let n = b * c * l;
     let dims = if cl { [b, l, c] } else { [b, c, l] };
     // Element (i, ch, t) of a tensor whose rows (channels for channel-last, steps for
-    // channel-first) are padded by `pad` and whose batch rows by 7 more elements.
+    // channel-first) are padded by `pad` and whose batch rows by 8 more elements.
     let layout = |pad: usize| -> ([i64; 3], usize) {
         let (inner, outer) = if cl { (c, l) } else { (l, c) };
         let row = inner + pad;
-        let sb = outer * row + 7;
+        let sb = outer * row + 8;
         ([sb as i64, row as i64, 1], b * sb)
     };
     let idx = |st: &[i64; 3], i: usize, ch: usize, t: usize| {
@@ -1787,7 +1798,7 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
     let dxd = be.alloc::<T>(n).unwrap();
     let dense = run(xd.desc(&dims), dd.desc(&dims), dxd.desc(&dims)).unwrap();
     let dx_dense = dxd.to_vec(&s).unwrap();
-    // Strided: x, dout and dx padded by 3, 5 and 2.
+    // Strided: x, dout and dx padded by 4, 6 and 2 (even: `cl2` applies where c is).
     let place = |v: &[T], pad: usize| -> (Vec<T>, [i64; 3]) {
         let (stv, len) = layout(pad);
         let mut out = vec![T::from_f32(f32::NAN); len];
@@ -1800,8 +1811,8 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
         }
         (out, stv)
     };
-    let (xs, xst) = place(&x, 3);
-    let (ds, dst) = place(&dout, 5);
+    let (xs, xst) = place(&x, 4);
+    let (ds, dst) = place(&dout, 6);
     let (dxs0, dxst) = place(&vec![T::from_f32(f32::NAN); n], 2);
     let (xsb, dsb) = (be.upload(&xs, &s).unwrap(), be.upload(&ds, &s).unwrap());
     let dxsb = be.upload(&dxs0, &s).unwrap();

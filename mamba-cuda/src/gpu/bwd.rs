@@ -1239,6 +1239,10 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
 
 // ---------------------------------------------------------------- SPEC 3
 
+/// Whether the channel-last conv backward takes two channels per thread where it can (not
+/// yet timed on a GPU: off).
+const CONV_BWD_CL2_DEFAULT: bool = false;
+
 pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<()> {
     let g = gpu()?;
     const OP: &str = "causal_conv1d_backward";
@@ -1341,7 +1345,38 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     zero(&d.dbias, stream)?;
     let Some(scratch) = scratch else {
         let grid = tiled.expect("the tiled grid when no scratch");
-        let form = if cf { "cf" } else { "cl" };
+        // Two channels per thread (`cl2`: 64-channel-wide accesses per warp) where channels are
+        // dense and every row start of x, dout and dx is aligned to two elements;
+        // `MAMBA_CUDA_CONV_BWD_CL2=1` / `0` (default [`CONV_BWD_CL2_DEFAULT`]).
+        let es = dtype::size(act) as u64;
+        let pairs = !cf
+            && c.is_multiple_of(2)
+            && [x_sc, d_sc, dx_sc] == [1, 1, 1]
+            && [x_sb, x_st, d_sb, d_st, dx_sb, dx_st]
+                .iter()
+                .all(|v| v % 2 == 0)
+            && [p.x.ptr, d.dout.ptr, d.dx.ptr]
+                .iter()
+                .all(|a| a.is_multiple_of(2 * es))
+            && super::ops::env_switch("MAMBA_CUDA_CONV_BWD_CL2", CONV_BWD_CL2_DEFAULT);
+        let (form, grid) = if cf {
+            ("cf", grid)
+        } else if pairs {
+            let g2 = super::ops::conv_tiled_grid(
+                g.sm_count,
+                false,
+                true,
+                b as u32,
+                c as u32 / 2,
+                l as u32,
+            );
+            match g2 {
+                Some(g2) => ("cl2", g2),
+                None => ("cl", grid),
+            }
+        } else {
+            ("cl", grid)
+        };
         let f = g.func(&format!("bwd_convt_{form}_{sfx}_w{w}"))?;
         return g.launch(f, grid, super::ops::CONVT_NT, 0, stream, &prm);
     };
