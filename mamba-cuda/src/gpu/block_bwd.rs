@@ -182,6 +182,9 @@ pub(super) fn dzx16_on() -> bool {
     super::ops::env_switch("MAMBA_CUDA_BB_DZX16", DZX16_DEFAULT)
 }
 pub(super) const NORM_PAIRS_DEFAULT: bool = true;
+/// The conv backward on strided views of zx and dzx (sixty-second session): checked on the
+/// host emulator, not yet run on a GPU, so off.
+const CONV_DIRECT_DEFAULT: bool = false;
 
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
 fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
@@ -471,9 +474,9 @@ impl Block {
         let (dzx_ty, zs) = if dz16 { (ty, es) } else { ("f32", 4) };
         // The conv backward reads its input where in_proj's output holds it and, where dzx is
         // in the storage type, writes its input's gradient into dzx's columns (strided: no
-        // dense copies of either; sixty-second session). `MAMBA_CUDA_BB_CONV_DIRECT=0`: dense
-        // copies, as before.
-        let conv_strided = super::ops::env_switch("MAMBA_CUDA_BB_CONV_DIRECT", true);
+        // dense copies of either; sixty-second session). `MAMBA_CUDA_BB_CONV_DIRECT=1` / `0`
+        // (default [`CONV_DIRECT_DEFAULT`]); off, dense copies as before.
+        let conv_strided = super::ops::env_switch("MAMBA_CUDA_BB_CONV_DIRECT", CONV_DIRECT_DEFAULT);
         let conv_direct = conv_strided && dzx_ty == ty;
         let wide = !dz16
             && self.in_proj_f32 != 0
