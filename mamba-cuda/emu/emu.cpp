@@ -728,6 +728,26 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
                 if (all) cmp("bwd2 dbias", db2, edb);
                 cmp("bwd2 dinit", di2, edi);
             }
+            if (cl && C % 4 == 0 && sg == 1) {  // staged through shared memory (`*_cls_*`)
+                const unsigned nt = (unsigned)((L + CONVS_TT - 1) / CONVS_TT);
+                for (unsigned ny : {1u, 2u, nt}) {
+                    std::printf("  staged (cls, %u of %u tiles per row)\n", ny, nt);
+                    std::fill(out.begin(), out.end(), NAN);
+                    std::fill(fin.begin(), fin.end(), NAN);
+                    launch(+[](ConvParams r) { conv1d_fwd_cls<float, WT>(r); }, (unsigned)(C + CONVS_CT - 1) / CONVS_CT, ny, CONVT_NT, f, (unsigned)b);
+                    cmp("fwds out", out, eout);
+                    cmp("fwds final", fin, efin);
+                    std::fill(dx2.begin(), dx2.end(), NAN);
+                    std::fill(dw2.begin(), dw2.end(), 0.f);
+                    std::fill(db2.begin(), db2.end(), 0.f);
+                    std::fill(di2.begin(), di2.end(), NAN);
+                    launch(+[](ConvBwdParams r) { conv_bwd_cls<float, WT>(r); }, (unsigned)(C + CONVS_CT - 1) / CONVS_CT, ny, CONVT_NT, q, (unsigned)b);
+                    cmp("bwds dx", dx2, edx);
+                    cmp("bwds dw", dw2, edw);
+                    if (all) cmp("bwds dbias", db2, edb);
+                    cmp("bwds dinit", di2, edi);
+                }
+            }
         }
     };
     if (W == 2) tiled(std::integral_constant<int, 2>{});
@@ -737,8 +757,10 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
     // channels padded; channel-first: rows of steps), as slices of wider activations are (the
     // block's conv input in in_proj's output). Padding is NaN: a read of it spoils the sums,
     // and a write to dx's shows as a non-NaN element outside the tensor.
-    {
-        const long long pads[3] = {4, 6, 2};  // x, dout, dx
+    // A second set of pads keeps every row start aligned to 16 bytes (the staged form's
+    // vectors) where C is a multiple of 4.
+    for (int ps = 0; ps < (cl && C % 4 == 0 ? 2 : 1); ++ps) {
+        const long long pads[3] = {4, ps ? 8 : 6, ps ? 12 : 2};  // x, dout, dx
         long long sb[3], sc[3], st[3];
         for (int k = 0; k < 3; ++k) {
             sc[k] = cl ? 1 : L + pads[k];
@@ -789,6 +811,8 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
             launcher(r);
             check(fused ? (cl ? "tiled cl" : "tiled cf") : "generic", dxs, dw3, db3, di3);
         };
+        const bool aligned4 = cl && C % 4 == 0 && st[0] % 4 == 0 && st[1] % 4 == 0 && st[2] % 4 == 0 && sb[0] % 4 == 0 &&
+                              sb[1] % 4 == 0 && sb[2] % 4 == 0;
         run(false, [&](const ConvBwdParams& r) {
             launch(bwd_conv_dpre_f32, blocks((size_t)b * C * L), 1, 256, r);
             launch(bwd_conv_dx_f32, blocks((size_t)b * C * (L + W - 1)), 1, 256, r);
@@ -805,6 +829,12 @@ static void conv_case(const char* name, int b, int C, int L, int W, bool cl, boo
                 run(true, [&](const ConvBwdParams& r) {
                     launch(+[](ConvBwdParams v) { conv_bwd_cl<float, WT, 2>(v); }, (unsigned)(C / 2 + 31) / 32, 2u, CONVT_NT, r, (unsigned)b);
                 });
+            if (aligned4) {
+                std::printf("  strided staged (cls)\n");
+                run(true, [&](const ConvBwdParams& r) {
+                    launch(+[](ConvBwdParams v) { conv_bwd_cls<float, WT>(v); }, (unsigned)(C + CONVS_CT - 1) / CONVS_CT, 2u, CONVT_NT, r, (unsigned)b);
+                });
+            }
         };
         if (W == 2) fused(std::integral_constant<int, 2>{});
         if (W == 3) fused(std::integral_constant<int, 3>{});
@@ -1290,6 +1320,11 @@ static void conv_all() {
     conv_case("conv b1 c5 L7 W2 channel-last none", 1, 5, 7, 2, true, false);
     conv_case("conv b2 c4 L2 W3 channel-last all", 2, 4, 2, 3, true, true);
     conv_case("conv b1 c3 L513 W2 all", 1, 3, 513, 2, false, true);
+    // The staged channel-last form: a whole tile of channels, two and a part, one step.
+    conv_case("conv b2 c64 L200 W4 channel-last all", 2, 64, 200, 4, true, true);
+    conv_case("conv b1 c136 L130 W3 channel-last all", 1, 136, 130, 3, true, true);
+    conv_case("conv b2 c8 L1 W2 channel-last all", 2, 8, 1, 2, true, true);
+    conv_case("conv b1 c192 L64 W4 channel-last none", 1, 192, 64, 4, true, false);
 }
 
 int main(int argc, char** argv) {

@@ -2850,7 +2850,7 @@ __device__ void gate_bwd(const GateBwdParams& p) {
         scan_bwd<T, S, true, true>(p);                                                                                     \
     }
 
-// The fused conv1d backward (conv.cuh): `bwd_convt_{cl,cf,cl2}_{type}_w{2,3,4}`.
+// The fused conv1d backward (conv.cuh): `bwd_convt_{cl,cf,cl2,cls}_{type}_w{2,3,4}`.
 #define CONVT_BWD_INST(T, NAME, W)                                                                                        \
     extern "C" __global__ void __launch_bounds__(CONVT_NT) bwd_convt_cl_##NAME##_w##W(const __grid_constant__ ConvBwdParams p) { \
         conv_bwd_cl<T, W>(p);                                                                                              \
@@ -2860,6 +2860,9 @@ __device__ void gate_bwd(const GateBwdParams& p) {
     }                                                                                                                      \
     extern "C" __global__ void __launch_bounds__(CONVT_NT) bwd_convt_cl2_##NAME##_w##W(const __grid_constant__ ConvBwdParams p) { \
         conv_bwd_cl<T, W, 2>(p);                                                                                           \
+    }                                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT, CONVS_BPS) bwd_convt_cls_##NAME##_w##W(const __grid_constant__ ConvBwdParams p) { \
+        conv_bwd_cls<T, W>(p);                                                                                             \
     }
 
 #ifdef MAMBA_Q_ONLY

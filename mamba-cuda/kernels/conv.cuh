@@ -143,7 +143,7 @@ __device__ void conv1d_fwd_cf(const ConvParams& p) {
 // dout act'(pre): silu' = sg (1 + pre (1 - sg)).
 __device__ __forceinline__ float convt_dpre(float d, float pre, int silu) {
     if (!silu) return d;
-    const float sg = 1.f / (1.f + __expf(-pre));
+    const float sg = __fdividef(1.f, 1.f + __expf(-pre));  // 0 where e^-pre overflows
     return d * (sg * (1.f + pre * (1.f - sg)));
 }
 
@@ -303,6 +303,237 @@ __device__ void conv_bwd_cl(const ConvBwdParams& p) {
                 if (k < W) atomicAdd(&p.dw[(ch + c) * W + k], v);
                 else if (p.dbias) atomicAdd(&p.dbias[ch + c], v);
             }
+        }
+    }
+}
+
+#define CONVS_CT 64  // the staged forms' channels per block
+#define CONVS_TT 32  // their steps per time tile
+#define CONVS_BPS 8  // their blocks per SM (__launch_bounds__: <= 64 registers)
+
+// 16 bytes global -> shared by cp.async (ok false: 16 zero bytes, nothing read), and the wait
+// for all of a thread's copies.
+__device__ __forceinline__ void convs_cp16(void* dst, const void* src, bool ok) {
+#ifdef MAMBA_EMU
+    emu_cp(dst, src, ok ? 16 : 0, 16);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(ok ? 16 : 0) : "memory");
+#endif
+}
+__device__ __forceinline__ void convs_cp_wait() {
+#ifdef MAMBA_EMU
+    emu_cp_wait_all();
+#else
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// Rows [s0, s0 + R) of a (steps x channels) tensor (row stride st, from the block's first
+// channel) into tile[R][CONVS_CT] of the storage type by 16-byte cp.async: zeros for rows
+// outside [0, L) and channels past C.
+template <typename T, int R>
+__device__ __forceinline__ void convs_stage(T (*tile)[CONVS_CT], const T* base, long long st, int s0, int L, int cleft) {
+    constexpr int VE = 16 / sizeof(T), VR = CONVS_CT / VE;
+    for (int e = threadIdx.x; e < R * VR; e += CONVT_NT) {
+        const int r = e / VR, q = e % VR, s = s0 + r;
+        const bool ok = s >= 0 && s < L && q * VE < cleft;
+        convs_cp16(&tile[r][q * VE], ok ? base + (long long)s * st + q * VE : base, ok);
+    }
+}
+
+// Rows [0, R) of tile (the storage type) to rows [s0, s0 + R) of a tensor, stopping at L and
+// at channel C, by 16-byte stores.
+template <typename T, int R>
+__device__ __forceinline__ void convs_store(T* base, long long st, const T (*tile)[CONVS_CT], int s0, int L, int cleft) {
+    constexpr int VE = 16 / sizeof(T), VR = CONVS_CT / VE;
+    for (int e = threadIdx.x; e < R * VR; e += CONVT_NT) {
+        const int r = e / VR, q = e % VR;
+        if (s0 + r < L && q * VE < cleft)
+            *reinterpret_cast<uint4*>(base + (long long)(s0 + r) * st + q * VE) = *reinterpret_cast<const uint4*>(&tile[r][q * VE]);
+    }
+}
+
+// CL's forward staged through shared memory (`conv1d_fwdt_cls_*`; channels dense and every
+// row start of x and out aligned to 16 bytes, C a multiple of 16 / sizeof(T): the host
+// checks). A block takes CONVS_CT channels of a batch row and walks time tiles of CONVS_TT
+// steps (tile = blockIdx.y, + gridDim.y, ...): x at t0 - W + 1 .. t0 + TT - 1 copied by
+// cp.async into shared memory in the storage type (x before 0 from the initial states, kept
+// in f32), out computed by a thread per (channel, half of the rows) into shared memory and
+// stored by 16-byte vectors; the tile holding step L - 1 writes the final states.
+template <typename T, int W>
+__device__ void conv1d_fwd_cls(const ConvParams& p) {
+    constexpr int CT = CONVS_CT, TT = CONVS_TT, XR = TT + W - 1, G = CONVT_NT / CT;
+    static_assert(CONVT_NT % CT == 0 && (CT * sizeof(T)) % 16 == 0, "tile shape");
+    __shared__ __align__(16) T xs[XR][CT];  // x at t0 - W + 1 + r
+    __shared__ __align__(16) T os[TT][CT];  // out at t0 + r
+    __shared__ float xi[W > 1 ? W - 1 : 1][CT];  // the initial states (the first tile's rows < W - 1)
+    const int C = p.channels, L = p.seqlen, i = blockIdx.z, c0 = blockIdx.x * CT;
+    const int tid = threadIdx.x, cl = tid % CT, g = tid / CT, ch = c0 + cl;
+    const int ntile = (L + TT - 1) / TT;
+    float w[W], bias = 0.f;
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = 0.f;
+    if (ch < C) bias = convt_taps<W>(p, ch, w);
+    const T* __restrict__ xb = static_cast<const T*>(p.x) + i * p.x_sb + c0;
+    T* __restrict__ ob = static_cast<T*>(p.out) + i * p.o_sb + c0;
+    const long long sr = ((long long)i * C + ch) * (W - 1);
+    if (g == 0) {
+#pragma unroll
+        for (int r = 0; r < W - 1; ++r) xi[r][cl] = ch < C && p.init ? p.init[sr + r] : 0.f;
+    }
+    for (int tile = blockIdx.y; tile < ntile; tile += gridDim.y) {
+        const int t0 = tile * TT;
+        __syncthreads();  // the previous tile's reads of xs / os are done
+        convs_stage<T, XR>(xs, xb, p.x_st, t0 - (W - 1), L, C - c0);
+        convs_cp_wait();
+        __syncthreads();
+        const int r0 = g * (TT / G), r1 = min(r0 + TT / G, L - t0);
+        float xw[W];
+#pragma unroll
+        for (int k = 0; k < W - 1; ++k) xw[k] = t0 + r0 + k < W - 1 ? xi[r0 + k][cl] : ldf(&xs[r0 + k][cl]);
+#pragma unroll 4
+        for (int r = r0; r < r1; ++r) {
+            xw[W - 1] = ldf(&xs[r + W - 1][cl]);
+            float acc = bias;
+#pragma unroll
+            for (int k = 0; k < W; ++k) acc = fmaf(w[k], xw[k], acc);
+            os[r][cl] = cvt<T>(p.silu ? silu_f(acc) : acc);
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+        }
+        // The final states: xp[L + k] = x[L - W + 1 + k], at xs row L - t0 + k (< W - 1 of
+        // the first tile: the initial states').
+        if (p.final_states && g == 1 && ch < C && L - 1 < t0 + TT) {
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) {
+                const int r = L - t0 + k;
+                p.final_states[sr + k] = t0 + r < W - 1 ? xi[r][cl] : ldf(&xs[r][cl]);
+            }
+        }
+        __syncthreads();
+        convs_store<T, TT>(ob, p.o_st, os, t0, L, C - c0);
+    }
+}
+
+// CL's backward staged through shared memory (`bwd_convt_cls_*`; channels dense and every row
+// start of x, dout and dx aligned to 16 bytes, C a multiple of 16 / sizeof(T): the host
+// checks). A block takes CONVS_CT channels of a batch row and walks time tiles of CONVS_TT
+// steps (tile = blockIdx.y, + gridDim.y, ...). Per tile: (1) x at t0 - W + 1 .. t0 + TT +
+// W - 2 and dout at t0 .. t0 + TT + W - 2 copied by cp.async into shared memory in the
+// storage type (zeros past L and past C; x before 0 from the initial states, kept in f32);
+// (2) a thread per (channel, half of the rows) computes dpre (f32, shared memory) and sums
+// dw / dbias over the tile's own steps; (3) dx_u = sum_k w_k dpre[u + W - 1 - k] (+ dfinal
+// at the end; the first tile also writes dinit) into shared memory in the storage type; (4)
+// dx stored by 16-byte vectors. dw / dbias: summed over the two halves, W + 1 atomics per
+// channel and block. The channel-walking `cl` form issues a 2-byte load per element and
+// thread (latency-bound at the LM width: ncu 267 us, DRAM 19%).
+template <typename T, int W>
+__device__ void conv_bwd_cls(const ConvBwdParams& p) {
+    constexpr int CT = CONVS_CT, TT = CONVS_TT, XR = TT + 2 * (W - 1), DR = TT + W - 1, G = CONVT_NT / CT;
+    static_assert(CONVT_NT % CT == 0 && (CT * sizeof(T)) % 16 == 0 && (W + 1) * G <= DR, "tile shape");
+    __shared__ __align__(16) T xs[XR][CT];      // x at t0 - W + 1 + r
+    __shared__ __align__(16) T ds[DR][CT];      // dout at t0 + r (0 at or past L)
+    __shared__ __align__(16) T dxs[TT][CT];     // dx at t0 + r
+    __shared__ __align__(16) float dp[DR][CT];  // dpre at t0 + r (0 at or past L); at the end dw / dbias
+    __shared__ float xi[W > 1 ? W - 1 : 1][CT];  // the initial states (the first tile's rows < W - 1)
+    const int C = p.channels, L = p.seqlen, i = blockIdx.z, c0 = blockIdx.x * CT;
+    const int tid = threadIdx.x, cl = tid % CT, g = tid / CT, ch = c0 + cl;
+    const int ntile = (L + TT - 1) / TT;
+    float w[W], dw[W], db = 0.f, bias = 0.f;
+#pragma unroll
+    for (int k = 0; k < W; ++k) w[k] = dw[k] = 0.f;
+    if (ch < C) bias = convt_taps<W>(p, ch, w);
+    const T* __restrict__ xb = static_cast<const T*>(p.x) + i * p.x_sb + c0;
+    const T* __restrict__ dob = static_cast<const T*>(p.dout) + i * p.d_sb + c0;
+    T* __restrict__ dxb = static_cast<T*>(p.dx) + i * p.dx_sb + c0;
+    const long long sr = ((long long)i * C + ch) * (W - 1);
+    if (g == 0) {
+#pragma unroll
+        for (int r = 0; r < W - 1; ++r) xi[r][cl] = ch < C && p.init ? p.init[sr + r] : 0.f;
+    }
+    for (int tile = blockIdx.y; tile < ntile; tile += gridDim.y) {
+        const int t0 = tile * TT;
+        __syncthreads();  // the previous tile's reads of xs / ds / dxs are done
+        convs_stage<T, XR>(xs, xb, p.x_st, t0 - (W - 1), L, C - c0);
+        convs_stage<T, DR>(ds, dob, p.d_st, t0, L, C - c0);
+        convs_cp_wait();
+        __syncthreads();
+        // (2) dpre over rows [g PR, (g + 1) PR) of DR, x's window in registers.
+        {
+            constexpr int PR = (DR + G - 1) / G;
+            const int e0 = g * PR, e1 = min(min(e0 + PR, DR), L - t0);
+            float xw[W];
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) xw[k] = t0 + e0 + k < W - 1 ? xi[e0 + k][cl] : ldf(&xs[e0 + k][cl]);
+#pragma unroll 2
+            for (int e = e0; e < e1; ++e) {
+                xw[W - 1] = ldf(&xs[e + W - 1][cl]);
+                float pre = bias;
+#pragma unroll
+                for (int k = 0; k < W; ++k) pre = fmaf(w[k], xw[k], pre);
+                const float d = convt_dpre(ldf(&ds[e][cl]), pre, p.silu);
+                if (e < TT) {
+#pragma unroll
+                    for (int k = 0; k < W; ++k) dw[k] = fmaf(d, xw[k], dw[k]);
+                    db += d;
+                }
+                dp[e][cl] = d;
+#pragma unroll
+                for (int k = 0; k < W - 1; ++k) xw[k] = xw[k + 1];
+            }
+            for (int e = max(e1, e0); e < min(e0 + PR, DR); ++e) dp[e][cl] = 0.f;  // at or past L
+        }
+        __syncthreads();
+        // (3) dx at u = t0 + r over rows [g TT / G, (g + 1) TT / G); the first tile's dinit
+        // (r < 0) by the first half.
+        {
+            const int r0 = g * (TT / G), r1 = min(r0 + TT / G, L - t0);
+            const bool tail = p.dfinal && ch < C && t0 + TT > L - (W - 1);
+            if (t0 == 0 && g == 0) {
+#pragma unroll
+                for (int r = -(W - 1); r < 0; ++r) {
+                    float v = 0.f;
+#pragma unroll
+                    for (int k = 0; k < W; ++k)
+                        if (r + W - 1 - k >= 0) v = fmaf(w[k], dp[r + W - 1 - k][cl], v);
+                    if (tail && r >= L - (W - 1)) v += p.dfinal[sr + r - (L - (W - 1))];
+                    if (p.dinit && ch < C) p.dinit[sr + r + W - 1] = v;
+                }
+            }
+            float dw_[W];
+#pragma unroll
+            for (int k = 0; k < W - 1; ++k) dw_[k] = dp[r0 + k][cl];  // dpre[u .. u + W - 2]
+#pragma unroll 4
+            for (int r = r0; r < r1; ++r) {
+                dw_[W - 1] = dp[r + W - 1][cl];
+                float v = 0.f;
+#pragma unroll
+                for (int k = 0; k < W; ++k) v = fmaf(w[k], dw_[W - 1 - k], v);
+                if (tail && t0 + r >= L - (W - 1)) v += p.dfinal[sr + t0 + r - (L - (W - 1))];
+                dxs[r][cl] = cvt<T>(v);
+#pragma unroll
+                for (int k = 0; k < W - 1; ++k) dw_[k] = dw_[k + 1];
+            }
+        }
+        __syncthreads();
+        convs_store<T, TT>(dxb, p.dx_st, dxs, t0, L, C - c0);
+    }
+    // dw / dbias: the two halves summed per channel (in dp, whose last reads were before the
+    // last tile's final barrier), then W + 1 atomics.
+    float (*red)[CT] = dp;  // row k G + g
+#pragma unroll
+    for (int k = 0; k < W; ++k) red[k * G + g][cl] = dw[k];
+    red[W * G + g][cl] = db;
+    __syncthreads();
+    if (g == 0 && ch < C && (int)blockIdx.y < ntile) {
+#pragma unroll
+        for (int k = 0; k <= W; ++k) {
+            float v = 0.f;
+#pragma unroll
+            for (int q = 0; q < G; ++q) v += red[k * G + q][cl];
+            if (k < W) atomicAdd(&p.dw[ch * W + k], v);
+            else if (p.dbias) atomicAdd(&p.dbias[ch], v);
         }
     }
 }

@@ -645,13 +645,16 @@ MISC_INST(float, f32)
 MISC_INST(bf16_t, bf16)
 MISC_INST(f16_t, f16)
 
-// The tiled conv1d forward (conv.cuh): `conv1d_fwdt_{cl,cf}_{type}_w{2,3,4}`.
+// The tiled conv1d forward (conv.cuh): `conv1d_fwdt_{cl,cf,cls}_{type}_w{2,3,4}`.
 #define CONVT_FWD_INST(T, NAME, W)                                                                                    \
     extern "C" __global__ void __launch_bounds__(CONVT_NT) conv1d_fwdt_cl_##NAME##_w##W(const __grid_constant__ ConvParams p) { \
         conv1d_fwd_cl<T, W>(p);                                                                                        \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(CONVT_NT) conv1d_fwdt_cf_##NAME##_w##W(const __grid_constant__ ConvParams p) { \
         conv1d_fwd_cf<T, W>(p);                                                                                        \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(CONVT_NT, CONVS_BPS) conv1d_fwdt_cls_##NAME##_w##W(const __grid_constant__ ConvParams p) { \
+        conv1d_fwd_cls<T, W>(p);                                                                                       \
     }
 #define CONVT_FWD_ALL(T, NAME) CONVT_FWD_INST(T, NAME, 2) CONVT_FWD_INST(T, NAME, 3) CONVT_FWD_INST(T, NAME, 4)
 CONVT_FWD_ALL(float, f32)

@@ -3183,21 +3183,43 @@ fn conv_check<T: Element>(
     }
 }
 
+/// Every conv form against the oracle: the defaults, then the channel-last forward staged
+/// through shared memory forced (`MAMBA_CUDA_CONV_FWD_CLS=1`: where channels are a multiple of
+/// a 16-byte vector's elements) with shapes that take it (a whole channel tile, two and a
+/// part, several time tiles, one step).
 #[test]
 fn causal_conv1d_matches_the_oracle() {
     let Some(be) = backend() else { return };
+    const KEY: &str = "MAMBA_CUDA_CONV_FWD_CLS";
+    let before = std::env::var(KEY).ok();
     let mut rng = Rng(3);
     let mut t = Tally::default();
-    for _ in 0..rounds() * 6 {
-        let (b, c, l, w) = (rng.int(1, 3), rng.int(1, 70), rng.int(1, 90), rng.int(1, 6));
-        let opts = (rng.coin(), rng.coin(), rng.coin(), rng.coin());
-        conv_check::<f32>(be, &mut rng, &mut t, b, c, l, w, opts);
-        conv_check::<bf16>(be, &mut rng, &mut t, b, c, l, w, opts);
-        conv_check::<f16>(be, &mut rng, &mut t, b, c, l, w, opts);
+    for staged in [false, true] {
+        if staged {
+            std::env::set_var(KEY, "1");
+        }
+        for _ in 0..rounds() * 6 {
+            let (b, c, l, w) = (rng.int(1, 3), rng.int(1, 70), rng.int(1, 90), rng.int(1, 6));
+            let opts = (rng.coin(), rng.coin(), rng.coin(), rng.coin());
+            conv_check::<f32>(be, &mut rng, &mut t, b, c, l, w, opts);
+            conv_check::<bf16>(be, &mut rng, &mut t, b, c, l, w, opts);
+            conv_check::<f16>(be, &mut rng, &mut t, b, c, l, w, opts);
+        }
+        // Shorter than the window: the final state takes columns of the initial state.
+        conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, false));
+        conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, true));
+        for (b, c, l, w) in [(2, 64, 70, 4), (1, 136, 33, 3), (3, 8, 1, 2), (1, 16, 2, 4)] {
+            for opts in [(true, true, true, true), (false, false, false, true)] {
+                conv_check::<f32>(be, &mut rng, &mut t, b, c, l, w, opts);
+                conv_check::<bf16>(be, &mut rng, &mut t, b, c, l, w, opts);
+                conv_check::<f16>(be, &mut rng, &mut t, b, c, l, w, opts);
+            }
+        }
     }
-    // Shorter than the window: the final state takes columns of the initial state.
-    conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, false));
-    conv_check::<f32>(be, &mut rng, &mut t, 2, 5, 2, 4, (true, true, true, true));
+    match before {
+        Some(v) => std::env::set_var(KEY, v),
+        None => std::env::remove_var(KEY),
+    }
     t.finish("causal_conv1d");
 }
 

@@ -1697,11 +1697,19 @@ fn causal_conv1d_backward_matches_the_oracle() {
 #[test]
 fn causal_conv1d_backward_strided_matches_dense() {
     let Some(be) = backend() else { return };
-    let before = std::env::var("MAMBA_CUDA_CONV_BWD_CL2").ok();
+    let keys = ["MAMBA_CUDA_CONV_BWD_CL2", "MAMBA_CUDA_CONV_BWD_CLS"];
+    let before = keys.map(|k| std::env::var(k).ok());
     let mut checks = 0;
-    // One and two channels per thread (`cl2`, where channels are dense and rows even).
-    for cl2 in ["0", "1"] {
-        std::env::set_var("MAMBA_CUDA_CONV_BWD_CL2", cl2);
+    // One and two channels per thread (`cl2`, where channels are dense and rows even), and
+    // staged through shared memory (`cls`, where every row start is aligned to 16 bytes: the
+    // pads multiples of 8 there, so that both the dense and the strided call take it).
+    for (cl2, cls, pads) in [
+        ("0", "0", [4, 6, 2]),
+        ("1", "0", [4, 6, 2]),
+        ("0", "1", [8, 16, 24]),
+    ] {
+        std::env::set_var(keys[0], cl2);
+        std::env::set_var(keys[1], cls);
         for (cl, w, (b, c, l)) in [
             (true, 4, (2, 72, 300)),
             (true, 3, (3, 40, 33)),
@@ -1709,15 +1717,20 @@ fn causal_conv1d_backward_strided_matches_dense() {
             (false, 4, (2, 24, 700)),
             (true, 5, (2, 16, 50)),
             (false, 2, (1, 9, 1030)),
+            (true, 4, (2, 136, 200)),
+            (true, 3, (1, 64, 64)),
+            (true, 2, (3, 8, 1)),
         ] {
-            conv_strided_case::<f32>(be, cl, w, (b, c, l), 31 + checks);
-            conv_strided_case::<bf16>(be, cl, w, (b, c, l), 37 + checks);
+            conv_strided_case::<f32>(be, cl, w, (b, c, l), pads, 31 + checks);
+            conv_strided_case::<bf16>(be, cl, w, (b, c, l), pads, 37 + checks);
             checks += 1;
         }
     }
-    match before {
-        Some(v) => std::env::set_var("MAMBA_CUDA_CONV_BWD_CL2", v),
-        None => std::env::remove_var("MAMBA_CUDA_CONV_BWD_CL2"),
+    for (k, v) in keys.iter().zip(before) {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
     }
     println!("conv backward strided: {checks} cases x 2 types pass");
 }
@@ -1727,6 +1740,7 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
     cl: bool,
     w: usize,
     (b, c, l): (usize, usize, usize),
+    pads: [usize; 3],
     seed: u64,
 ) {
     let s = be.stream().unwrap();
@@ -1798,7 +1812,7 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
     let dxd = be.alloc::<T>(n).unwrap();
     let dense = run(xd.desc(&dims), dd.desc(&dims), dxd.desc(&dims)).unwrap();
     let dx_dense = dxd.to_vec(&s).unwrap();
-    // Strided: x, dout and dx padded by 4, 6 and 2 (even: `cl2` applies where c is).
+    // Strided: x, dout and dx padded by `pads` (4, 6 and 2 are even: `cl2` applies where c is).
     let place = |v: &[T], pad: usize| -> (Vec<T>, [i64; 3]) {
         let (stv, len) = layout(pad);
         let mut out = vec![T::from_f32(f32::NAN); len];
@@ -1811,9 +1825,9 @@ fn conv_strided_case<T: Element + plugin::DeviceElement>(
         }
         (out, stv)
     };
-    let (xs, xst) = place(&x, 4);
-    let (ds, dst) = place(&dout, 6);
-    let (dxs0, dxst) = place(&vec![T::from_f32(f32::NAN); n], 2);
+    let (xs, xst) = place(&x, pads[0]);
+    let (ds, dst) = place(&dout, pads[1]);
+    let (dxs0, dxst) = place(&vec![T::from_f32(f32::NAN); n], pads[2]);
     let (xsb, dsb) = (be.upload(&xs, &s).unwrap(), be.upload(&ds, &s).unwrap());
     let dxsb = be.upload(&dxs0, &s).unwrap();
     // The strides are in the descriptor's own dimension order: (b, L, c) or (b, c, L).

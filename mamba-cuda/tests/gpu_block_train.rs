@@ -357,6 +357,15 @@ fn cases() -> Vec<Case> {
             dstate: false,
         },
     ];
+    // Eight heads: in_proj's rows (the conv input's row stride) a multiple of 8 elements, so
+    // the conv backward's staged form (16-byte vectors) takes the strided views in bf16 too.
+    v.push(Case {
+        cfg: small(32, 8, 8, 1, 4, false),
+        batch: 2,
+        l: 70,
+        init: true,
+        dstate: true,
+    });
     // W = 1 (no conv state).
     v.push(Case {
         cfg: small(16, 8, 16, 1, 1, false),
@@ -430,7 +439,8 @@ fn block_train_device_matches_host_half() {
 /// the gated norm forward and backward in column pairs (`MAMBA_CUDA_NORM_PAIRS`), the norm
 /// weight's gradient summed over 16 rows per block (`MAMBA_CUDA_BB_NORM_RPB`), the conv
 /// backward on strided views of in_proj's output and its gradient (`MAMBA_CUDA_BB_CONV_DIRECT`,
-/// sixty-second session); and a 16-bit block made with the 16-bit dzx, then run with it off
+/// sixty-second session), the conv backward staged through shared memory
+/// (`MAMBA_CUDA_CONV_BWD_CLS`, sixty-third session); and a 16-bit block made with the 16-bit dzx, then run with it off
 /// (no f32 copy of in_proj: the mixed-type GEMM; the conv's input strided, its gradient dense).
 /// The other tests of this binary may run meanwhile under these settings; they hold them to
 /// the same tolerances.
@@ -439,12 +449,13 @@ fn block_train_switches_match_host() {
     if !cuda_available() {
         return;
     }
-    const KEYS: [&str; 5] = [
+    const KEYS: [&str; 6] = [
         "MAMBA_CUDA_BB_DZX16",
         "MAMBA_CUDA_BB_VEC",
         "MAMBA_CUDA_NORM_PAIRS",
         "MAMBA_CUDA_BB_NORM_RPB",
         "MAMBA_CUDA_BB_CONV_DIRECT",
+        "MAMBA_CUDA_CONV_BWD_CLS",
     ];
     let before: Vec<Option<String>> = KEYS.iter().map(|k| std::env::var(k).ok()).collect();
     let mut pass = 0;
@@ -452,9 +463,9 @@ fn block_train_switches_match_host() {
     // The third round makes each 16-bit block with the 16-bit dzx (so without in_proj's f32
     // copy) and runs it with `MAMBA_CUDA_BB_DZX16=0`: f32 dzx on our mixed-type GEMM.
     for (round, vals) in [
-        ["1", "1", "1", "16", "1"],
-        ["0", "0", "0", "1", "0"],
-        ["1", "1", "1", "1", "1"],
+        ["1", "1", "1", "16", "1", "1"],
+        ["0", "0", "0", "1", "0", "0"],
+        ["1", "1", "1", "1", "1", "1"],
     ]
     .into_iter()
     .enumerate()

@@ -753,15 +753,19 @@ impl Block {
             )?;
             // 2. Conv + silu backward on the dense copy of its input.
             let cst = [b, cd, wd - 1];
+            // A (b, l, cd) view whose rows are in_proj's (zx / dzx): row stride dip.
+            let in_rows = |ptr| {
+                TensorDesc::dense(ptr, act, &[b, l, cd]).with_strides(&[
+                    (l * dip) as i64,
+                    dip as i64,
+                    1,
+                ])
+            };
             let has_bias = self.conv_b != 0;
             let cb = Conv1dBwdDesc {
                 fwd: Conv1dDesc {
                     x: if conv_strided {
-                        TensorDesc::dense(at(zx, di, es), act, &[b, l, cd]).with_strides(&[
-                            (l * dip) as i64,
-                            dip as i64,
-                            1,
-                        ])
+                        in_rows(at(zx, di, es))
                     } else {
                         TensorDesc::dense(xpre, act, &[b, l, cd])
                     },
@@ -780,11 +784,7 @@ impl Block {
                 dout: TensorDesc::dense(dxbc, act, &[b, l, cd]),
                 dfinal_states: opt_f32(f.dconv_final, &cst),
                 dx: if conv_direct {
-                    TensorDesc::dense(at(dzx, di, zs), act, &[b, l, cd]).with_strides(&[
-                        (l * dip) as i64,
-                        dip as i64,
-                        1,
-                    ])
+                    in_rows(at(dzx, di, zs))
                 } else {
                     TensorDesc::dense(dxpre, act, &[b, l, cd])
                 },

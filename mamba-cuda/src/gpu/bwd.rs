@@ -1360,8 +1360,27 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
                 .iter()
                 .all(|a| a.is_multiple_of(2 * es))
             && super::ops::env_switch("MAMBA_CUDA_CONV_BWD_CL2", CONV_BWD_CL2_DEFAULT);
+        // Staged through shared memory (`cls`, 16-byte vectors) where channels are dense and
+        // every row start of x, dout and dx is aligned to 16 bytes; `MAMBA_CUDA_CONV_BWD_CLS=1`
+        // / `0` (default: from `ops::CONV_CLS_MIN` elements on).
+        let staged =
+            !cf && super::ops::conv_staged_fits(
+                es,
+                c,
+                &[x_sc, d_sc, dx_sc],
+                &[x_sb, x_st, d_sb, d_st, dx_sb, dx_st],
+                &[p.x.ptr, d.dout.ptr, d.dx.ptr],
+            ) && super::ops::env_switch(
+                "MAMBA_CUDA_CONV_BWD_CLS",
+                b * c * l >= super::ops::CONV_CLS_MIN,
+            );
         let (form, grid) = if cf {
             ("cf", grid)
+        } else if let Some(g3) = staged
+            .then(|| super::ops::conv_staged_grid(g.sm_count, b, c, l))
+            .flatten()
+        {
+            ("cls", g3)
         } else if pairs {
             let g2 = super::ops::conv_tiled_grid(
                 g.sm_count,

@@ -2135,6 +2135,50 @@ pub(crate) fn conv_tiled_grid(
     (y <= MAXYZ as u64).then_some((cb, y as u32, b))
 }
 
+/// The staged channel-last conv kernels' tile (kernels/conv.cuh `CONVS_CT` channels by
+/// `CONVS_TT` steps) and the blocks of them an SM keeps (`CONVS_BPS`: <= 21 KB of shared
+/// memory and <= 64 registers a thread each).
+const CONVS_CT: usize = 64;
+const CONVS_TT: usize = 32;
+const CONVS_PER_SM: usize = 8;
+/// The waves of blocks their grids aim at (blocks at different phases overlap; the last
+/// wave's tail is short), each block walking the rest of its row's tiles.
+const CONVS_WAVES: usize = 4;
+
+/// From how many elements (b c L) the staged forms run by default. Sixty-third session (H100,
+/// `bench-results/h100-s63e-cls3.txt`): at the LM width (b8 L2048, 1792 bf16 channels) ncu
+/// 99 us against 249 for `cl`'s backward, 53 against 70 for its forward (f32 130 / 168 and
+/// 80 / 97); the Mamba2Block's bf16 forward+backward 2.32 ms against 2.48, at (4, 1024, 512)
+/// 0.52-0.53 against 0.56, at (2, 800, 512) (1.8 M elements) 0.30 against 0.32. Smaller
+/// calls, not measured, keep `cl`.
+pub(crate) const CONV_CLS_MIN: usize = 1 << 20;
+
+/// Whether the staged forms take a call: channels dense (`sc` all 1), C and every batch-row
+/// and step stride a multiple of a 16-byte vector's elements, every base aligned to 16 bytes.
+pub(crate) fn conv_staged_fits(
+    es: u64,
+    c: usize,
+    sc: &[i64],
+    strides: &[i64],
+    ptrs: &[u64],
+) -> bool {
+    let ve = (16 / es.max(1)) as i64;
+    (c as i64) % ve == 0
+        && sc.iter().all(|&v| v == 1)
+        && strides.iter().all(|v| v % ve == 0)
+        && ptrs.iter().all(|a| a.is_multiple_of(16))
+}
+
+/// The staged forms' grid: (channel tiles, blocks along time, b), each block walking every
+/// gridDim.y-th time tile of its row.
+pub(crate) fn conv_staged_grid(sms: i32, b: usize, c: usize, l: usize) -> Option<(u32, u32, u32)> {
+    let (cb, tiles) = (c.div_ceil(CONVS_CT), l.div_ceil(CONVS_TT));
+    let per_row = (sms.max(1) as usize * CONVS_PER_SM * CONVS_WAVES)
+        .div_ceil(cb * b)
+        .clamp(1, tiles);
+    (b <= 65535 && cb <= u32::MAX as usize).then_some((cb as u32, per_row as u32, b as u32))
+}
+
 /// Launches the convolution with a filled parameter block.
 pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -> PResult<()> {
     let sfx = suffix(act, "causal_conv1d")?;
@@ -2144,7 +2188,30 @@ pub(crate) fn conv_launch(g: &Gpu, mut prm: ConvParams, act: u32, stream: u64) -
     }
     if conv_tiled(prm.width) {
         let cf = prm.x_st == 1 && prm.o_st == 1;
-        let (b, c, l) = (prm.batch as u32, prm.channels as u32, prm.seqlen as u32);
+        let (b, c, l) = (
+            prm.batch as usize,
+            prm.channels as usize,
+            prm.seqlen as usize,
+        );
+        // Staged through shared memory (`cls`, 16-byte vectors) where channels are dense and
+        // every row start of x and out is aligned to 16 bytes; `MAMBA_CUDA_CONV_FWD_CLS=1` /
+        // `0` (default: from [`CONV_CLS_MIN`] elements on).
+        if !cf
+            && conv_staged_fits(
+                dtype::size(act) as u64,
+                c,
+                &[prm.x_sc, prm.o_sc],
+                &[prm.x_sb, prm.x_st, prm.o_sb, prm.o_st],
+                &[prm.x, prm.out],
+            )
+            && env_switch("MAMBA_CUDA_CONV_FWD_CLS", b * c * l >= CONV_CLS_MIN)
+        {
+            if let Some(grid) = conv_staged_grid(g.sm_count, b, c, l) {
+                let f = g.func(&format!("conv1d_fwdt_cls_{sfx}_w{}", prm.width))?;
+                return g.launch(f, grid, CONVT_NT, 0, stream, &prm);
+            }
+        }
+        let (b, c, l) = (b as u32, c as u32, l as u32);
         if let Some(grid) = conv_tiled_grid(g.sm_count, cf, false, b, c, l) {
             let form = if cf { "cf" } else { "cl" };
             let f = g.func(&format!("conv1d_fwdt_{form}_{sfx}_w{}", prm.width))?;
