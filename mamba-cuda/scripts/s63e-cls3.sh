@@ -2,6 +2,7 @@
 # Sixty-third session, third form of the staged conv kernels (cp.async into tiles of the storage type; 32-step tiles, 8 blocks an SM,
 # several waves, a fast reciprocal in silu's derivative; the forward `conv1d_fwdt_cls_*` too): tests with them forced, racecheck on our
 # own GEMM (the sanitizer fails inside cuBLASLt), ncu against `cl`, block timings on and off.
+# The same script ran the second form (register stage, IEEE division) as s63d-cls2.sh.
 . .device-carry/device_common.sh
 cd "$C"
 T=$OUT/time.txt
