@@ -405,7 +405,11 @@ pub struct SelectiveScanBwdDesc {
 
 /// SPEC 2, backward: every gradient of `sum(dout*out) + sum(dfinal_states*final_states)`.
 /// `fwd` holds the forward's inputs and options (`out`, `final_states` and `chunk_size`
-/// are not read). Every tensor must be dense. Required and optional gradients as in
+/// are not read). x, dt, B, C, z, dout and their gradients dx, ddt, dB, dC, dz may be strided
+/// as the forward's: inner dimensions dense, batch and time strides free but non-negative (so
+/// slices of a projection's output, and its gradient's, serve); a gradient must not share
+/// bytes with an input or another gradient (column slices of one row buffer do not). Every
+/// other tensor must be dense. Required and optional gradients as in
 /// [`SelectiveScanBwdDesc`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

@@ -983,7 +983,87 @@ static SsdbcParams sbc_params(Case& c, int K, const SbcOut& o) {
     p.batch = c.b; p.seqlen = c.L; p.nheads = c.H; p.headdim = c.P; p.ngroups = c.ng; p.dstate = c.N; p.nchunks = K;
     p.softplus = c.softplus; p.has_limit = c.limit; p.d_per_channel = c.dpc; p.lo = c.lo; p.hi = c.hi;
     p.seq_idx = c.has_seq ? c.seq.data() : nullptr;
+    const long long L = c.L, hp = (long long)c.H * c.P, gn = (long long)c.ng * c.N;
+    p.x_st = p.y_st = p.dx_st = hp;
+    p.x_sb = p.y_sb = p.dx_sb = L * hp;
+    p.b_st = p.c_st = gn;
+    p.b_sb = p.c_sb = L * gn;
+    p.dt_st = p.ddt_st = c.H;
+    p.dt_sb = p.ddt_sb = L * c.H;
     return p;
+}
+
+// Strided views (sixty-fourth session, EMU_SBC_STRIDED=1 or `g_sbc_strided`): x, B, C and dt as
+// slices of one row buffer per (batch row, step) (x first, as the Mamba2Block's conv output
+// and in_proj rows), dout in rows with padding, dx and ddt slices of one output row buffer;
+// batch strides past L rows. Input padding is NaN (a read of it poisons the gradients); output
+// padding holds a sentinel that must survive. Offsets and strides are multiples of 4 floats
+// (16-byte rows, as the tensor-core kernels' vector loads need).
+static bool g_sbc_strided = false;
+struct SbcStrided {
+    std::vector<float> in, dy, out;
+    long long in_st, in_sb, dy_st, dy_sb, out_st, out_sb, ob, oc, odt, oddt;
+    static constexpr float SENT = 7777.f;
+};
+static long long r4(long long v) { return (v + 3) / 4 * 4; }
+static void sbc_make_strided(SbcStrided& w, SsdbcParams& p, const Case& c) {
+    const long long L = c.L, hp = (long long)c.H * c.P, gn = (long long)c.ng * c.N, H = c.H;
+    w.ob = 4 + r4(hp) + 4;
+    w.oc = w.ob + r4(gn) + 4;
+    w.odt = w.oc + r4(gn) + 4;
+    w.in_st = w.odt + r4(H) + 4;
+    w.in_sb = L * w.in_st + 8;
+    w.in.assign((size_t)(c.b * w.in_sb), NAN);
+    w.dy_st = r4(hp) + 8;
+    w.dy_sb = L * w.dy_st + 4;
+    w.dy.assign((size_t)(c.b * w.dy_sb), NAN);
+    w.oddt = r4(hp) + 4;
+    w.out_st = w.oddt + r4(H) + 4;
+    w.out_sb = L * w.out_st + 12;
+    w.out.assign((size_t)(c.b * w.out_sb), SbcStrided::SENT);
+    for (int i = 0; i < c.b; ++i)
+        for (long long t = 0; t < L; ++t) {
+            float* row = w.in.data() + i * w.in_sb + t * w.in_st;
+            const size_t r = (size_t)i * L + t;
+            for (long long e = 0; e < hp; ++e) row[4 + e] = c.u[r * hp + e];
+            for (long long e = 0; e < gn; ++e) row[w.ob + e] = c.B[r * gn + e], row[w.oc + e] = c.C[r * gn + e];
+            for (long long e = 0; e < H; ++e) row[w.odt + e] = c.delta[r * H + e];
+            float* yr = w.dy.data() + i * w.dy_sb + t * w.dy_st;
+            for (long long e = 0; e < hp; ++e) yr[e] = c.dout[r * hp + e];
+        }
+    p.x = w.in.data() + 4;
+    p.B = w.in.data() + w.ob;
+    p.C = w.in.data() + w.oc;
+    p.dt = w.in.data() + w.odt;
+    p.x_sb = p.b_sb = p.c_sb = p.dt_sb = w.in_sb;
+    p.x_st = p.b_st = p.c_st = p.dt_st = w.in_st;
+    p.dout = w.dy.data();
+    p.y_sb = w.dy_sb;
+    p.y_st = w.dy_st;
+    p.dx = w.out.data();
+    p.ddt = w.out.data() + w.oddt;
+    p.dx_sb = p.ddt_sb = w.out_sb;
+    p.dx_st = p.ddt_st = w.out_st;
+}
+// dx and ddt from the output rows into the dense vectors; every padding value untouched.
+static void sbc_take_strided(const SbcStrided& w, const Case& c, std::vector<float>& dx, std::vector<float>& ddt) {
+    const long long L = c.L, hp = (long long)c.H * c.P, H = c.H;
+    std::vector<char> mine(w.out.size(), 0);
+    for (int i = 0; i < c.b; ++i)
+        for (long long t = 0; t < L; ++t) {
+            const size_t o = (size_t)(i * w.out_sb + t * w.out_st), r = (size_t)i * L + t;
+            for (long long e = 0; e < hp; ++e) dx[r * hp + e] = w.out[o + e], mine[o + e] = 1;
+            for (long long e = 0; e < H; ++e) ddt[r * H + e] = w.out[o + w.oddt + e], mine[o + w.oddt + e] = 1;
+        }
+    size_t bad = 0;
+    for (size_t e = 0; e < w.out.size(); ++e)
+        if (!mine[e] && w.out[e] != SbcStrided::SENT) ++bad;
+    if (bad) {
+        std::printf("   FAIL: %zu padding values of the strided output rows written\n", bad);
+        ++failures;
+    } else {
+        std::printf("   strided views: padding untouched\n");
+    }
 }
 
 // Packed sequences for the chunked backward's cases (fifty-fifth session): `ssd_case`'s dense
@@ -1016,6 +1096,9 @@ static void ssdbc_case(const char* name, Case& c) {
     SsdbcParams p = sbc_params(c, K, {dx.data(), dz.data(), ddt.data(), dA.data(), dD.data(), dbias.data(), dinit.data(),
                                       dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
                                       S.data(), G.data(), cse.data()});
+    SbcStrided sw;
+    const bool strided = g_sbc_strided && !c.has_z;  // the host passes a gate only with dense views
+    if (strided) sbc_make_strided(sw, p, c);
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const unsigned wt = (unsigned)(((P / 4) * (N / 8) + 31) / 32 * 32);
     const bool s128 = P == 64 && N == 128, s64 = P == 64 && N == 64;
@@ -1050,6 +1133,7 @@ static void ssdbc_case(const char* name, Case& c) {
         std::printf("   heads per block: %d\n", p.hpb);
     }
     launch(chunk, (unsigned)K, (unsigned)(H / p.hpb), (wide || tcm) ? 512u : (unsigned)SBC_NT, p, (unsigned)b);
+    if (strided) sbc_take_strided(sw, c, dx, ddt);
     dB.resize(bc_len(c, c.ng));
     dC.resize(bc_len(c, c.ng));
     cmp("dx", dx, e.du);
@@ -1101,6 +1185,22 @@ static int ssdbc_only() {
             ssdbc_case(name, c);
         }
     }
+    // Strided views (`sbc_make_strided`): x, B, C, dt slices of one row buffer, dout with
+    // padded rows, dx and ddt slices of one output row buffer.
+    g_sbc_strided = true;
+    for (const T& t : std::vector<T>{{2, 100, 4, 8, 2, 16, true, false},
+                                     {1, 96, 2, 64, 1, 128, true, false},
+                                     {2, 70, 2, 64, 1, 64, true, true},
+                                     {1, 33, 3, 64, 1, 128, false, false}}) {
+        Case c = ssd_case(t.b, t.L, t.H, t.P, t.ng, t.N, t.all, t.dpc);
+        c.has_seq = t.L == 70;
+        c.has_z = false;  // the host passes a gate only with dense views
+        char name[128];
+        std::snprintf(name, sizeof name, "ssdbc strided b%d L%d h%d p%d g%d N%d %s%s%s", t.b, t.L, t.H, t.P, t.ng, t.N,
+                      t.all ? "all" : "none", t.dpc ? " D per channel" : "", c.has_seq ? ", seq_idx" : "");
+        ssdbc_case(name, c);
+    }
+    g_sbc_strided = false;
     {
         Case c = ssd_case(1, 150, 2, 8, 1, 128, false);
         c.has_dlast = true;
@@ -1153,6 +1253,8 @@ static void ssdbl_case_form(const char* name, Case& c, int hpb_want) {
                                       dB.data(), dC.data(), sv.data(), csv.data(), dsv.data(), wv.data(), ev.data(),
                                       S.data(), G.data(), cse.data()});
     p.q64 = 1;
+    SbcStrided sw;
+    if (g_sbc_strided) sbc_make_strided(sw, p, c);
     launch(ssdbc_prep_f32, (unsigned)K, (unsigned)H, 32, p, (unsigned)b);
     const bool s128 = N == 128;
     if (mode == 1) {
@@ -1187,6 +1289,7 @@ static void ssdbl_case_form(const char* name, Case& c, int hpb_want) {
     launch(SBL_PICK(ssdbl_cbg), (unsigned)K64, (unsigned)(c.ng * nb), 256u, q, (unsigned)b);
 #undef SBL_PICK
     launch(ssdbl_fin_f32, (unsigned)K64, (unsigned)H, 64u, q, (unsigned)b);
+    if (g_sbc_strided) sbc_take_strided(sw, c, dx, ddt);
     dB.resize(bc_len(c, c.ng));
     dC.resize(bc_len(c, c.ng));
     cmp("dx", dx, e.du);
@@ -1251,6 +1354,19 @@ static int ssdbl_only() {
             ssdbl_case(name, c, t.hpb);
         }
     }
+    // Strided views (`sbc_make_strided`), both forms of the x and s passes.
+    g_sbc_strided = true;
+    for (const T& t : std::vector<T>{{1, 96, 2, 1, 128, true, false, 2},
+                                     {2, 70, 2, 1, 64, true, true, 1},
+                                     {1, 160, 4, 2, 64, true, false, 2}}) {
+        Case c = ssd_case(t.b, t.L, t.H, 64, t.ng, t.N, t.all, t.dpc);
+        c.has_seq = t.L == 70;
+        char name[128];
+        std::snprintf(name, sizeof name, "ssdbl strided b%d L%d h%d p64 g%d N%d %s%s%s", t.b, t.L, t.H, t.ng, t.N,
+                      t.all ? "all" : "none", t.dpc ? " D per channel" : "", c.has_seq ? ", seq_idx" : "");
+        ssdbl_case(name, c, t.hpb);
+    }
+    g_sbc_strided = false;
     {
         Case c = ssd_case(1, 100, 2, 64, 1, 64, false);
         c.has_dlast = true;

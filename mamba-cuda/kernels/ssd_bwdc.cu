@@ -78,27 +78,42 @@ struct SsdbcParams {
     int q64;     // the tensor-core walks store for the 64-step kernels (ssd_bwdl.cuh)
     const int* seq_idx;  // (b, L) or null: packed sequences (`sbc_prep`, SBC_RESET)
     float* cse;  // (b, h, K Q): cs_t - csv_t, the f32 remainder of cs_t (`sbc_prep`, `sbc_dcs`)
+    // (batch row, step) strides in elements of the (b, L, ...) views, whose inner dimensions
+    // are dense (sixty-fourth session: slices of wider rows, as the Mamba2Block's conv output
+    // and in_proj rows, without copies). z and dz are laid out as dout (the host passes a gate
+    // only with every view dense); the dB / dC accumulators are dense.
+    long long x_sb, x_st, y_sb, y_st, dx_sb, dx_st, b_sb, b_st, c_sb, c_st, dt_sb, dt_st, ddt_sb, ddt_st;
 };
 
 struct SbcIdx {
     int L, H, P, G, N, K;
-    __device__ size_t x(int i, int t, int j, int p) const { return ((size_t)(i * (size_t)L + t) * H + j) * P + p; }
-    __device__ size_t dt(int i, int t, int j) const { return (size_t)(i * (size_t)L + t) * H + j; }
-    __device__ size_t bc(int i, int t, int k, int n) const { return ((size_t)(i * (size_t)L + t) * G + k) * N + n; }
+    long long x_sb, x_st, y_sb, y_st, dx_sb, dx_st, b_sb, b_st, c_sb, c_st, dt_sb, dt_st, ddt_sb, ddt_st;
+    // x; dout (and z, dz); dx.
+    __device__ size_t x(int i, int t, int j, int p) const { return i * x_sb + t * x_st + (size_t)j * P + p; }
+    __device__ size_t y(int i, int t, int j, int p) const { return i * y_sb + t * y_st + (size_t)j * P + p; }
+    __device__ size_t dx(int i, int t, int j, int p) const { return i * dx_sb + t * dx_st + (size_t)j * P + p; }
+    // dt; d dt.
+    __device__ size_t dt(int i, int t, int j) const { return i * dt_sb + t * dt_st + j; }
+    __device__ size_t ddt(int i, int t, int j) const { return i * ddt_sb + t * ddt_st + j; }
+    // B; C; the dense f32 accumulators of dB and dC.
+    __device__ size_t b(int i, int t, int k, int n) const { return i * b_sb + t * b_st + (size_t)k * N + n; }
+    __device__ size_t c(int i, int t, int k, int n) const { return i * c_sb + t * c_st + (size_t)k * N + n; }
+    __device__ size_t acc(int i, int t, int k, int n) const { return ((size_t)(i * (size_t)L + t) * G + k) * N + n; }
     __device__ size_t hv(int i, int j, int t) const { return ((size_t)i * H + j) * ((size_t)K * SBC_Q) + t; }
     __device__ size_t s(int i, int j, int c) const { return (((size_t)i * H + j) * (K + 1) + c) * (size_t)P * N; }
     __device__ size_t g(int i, int j, int c) const { return (((size_t)i * H + j) * K + c) * (size_t)P * N; }
 };
 
 __device__ __forceinline__ SbcIdx sbc_idx(const SsdbcParams& p) {
-    return SbcIdx{p.seqlen, p.nheads, p.headdim, p.ngroups, p.dstate, p.nchunks};
+    return SbcIdx{p.seqlen, p.nheads, p.headdim, p.ngroups, p.dstate, p.nchunks, p.x_sb, p.x_st, p.y_sb, p.y_st,
+                  p.dx_sb, p.dx_st, p.b_sb, p.b_st, p.c_sb, p.c_st, p.dt_sb, p.dt_st, p.ddt_sb, p.ddt_st};
 }
 
 // dy = dout silu(z) (dout without z) at (i, t, j, q); 0 past L.
 template <typename T>
 __device__ __forceinline__ float sbc_dy(const SsdbcParams& p, const SbcIdx& ix, int i, int t, int j, int q) {
     if (t >= ix.L) return 0.f;
-    const size_t e = ix.x(i, t, j, q);
+    const size_t e = ix.y(i, t, j, q);
     float v = ldf(static_cast<const T*>(p.dout) + e);
     if (p.z) v *= silu_f(ldf(static_cast<const T*>(p.z) + e));
     return v;
@@ -236,7 +251,7 @@ __device__ void sbc_walk(const SsdbcParams& p) {
 #pragma unroll
             for (int u = 0; u < EB; ++u) {
                 const int e = tid + u * NTH, s = e / NC, n = e - s * NC, t = c * SBC_Q + s;
-                rb[u] = (e < SBC_Q * NC && t < ix.L) ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+                rb[u] = (e < SBC_Q * NC && t < ix.L) ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + (FWD ? ix.b(i, t, k, n) : ix.c(i, t, k, n))) : 0.f;
             }
 #pragma unroll
             for (int u = 0; u < EX; ++u)
@@ -257,7 +272,7 @@ __device__ void sbc_walk(const SsdbcParams& p) {
             }
             for (int e = tid; e < SBC_Q * N; e += nt) {
                 const int s = e / N, n = e - s * N, t = c * SBC_Q + s;
-                bs[e] = t < ix.L ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + ix.bc(i, t, k, n)) : 0.f;
+                bs[e] = t < ix.L ? ldf(static_cast<const T*>(FWD ? p.B : p.C) + (FWD ? ix.b(i, t, k, n) : ix.c(i, t, k, n))) : 0.f;
             }
         }
         __syncthreads();
@@ -582,7 +597,7 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
         for (int u = 0; u < EX; ++u) {
             const int v = tid + u * NTH, s = v / (P / 8), q = 8 * (v - s * (P / 8)), t = c * Q + s;
             const bool ok = t < ix.L;
-            const size_t o = ok ? ix.x(i, t, j, q) : 0, h = ok ? ix.hv(i, j, t) : 0;
+            const size_t o = ok ? (FWD ? ix.x(i, t, j, q) : ix.y(i, t, j, q)) : 0, h = ok ? ix.hv(i, j, t) : 0;
             rw[u] = ok ? (FWD ? p.wv[h] : p.ev[h]) : 0.f;
             sbc_ld8(rx[u], static_cast<const T*>(FWD ? p.x : p.dout) + o, ok);
             if (!FWD) sbc_ld8(rz[u], static_cast<const T*>(p.z) + o, ok && p.z);
@@ -591,7 +606,7 @@ __device__ void sbc_walk_tc(const SsdbcParams& p) {
         for (int u = 0; u < EB; ++u) {
             const int v = tid + u * NTH, s = v / (N / 8), n = 8 * (v - s * (N / 8)), t = c * Q + s;
             const bool ok = t < ix.L;
-            sbc_ld8(rb[u], bsrc + (ok ? ix.bc(i, t, k, n) : 0), ok);
+            sbc_ld8(rb[u], bsrc + (ok ? (FWD ? ix.b(i, t, k, n) : ix.c(i, t, k, n)) : 0), ok);
         }
     };
     fetch(FWD ? 0 : K - 1);
@@ -784,18 +799,17 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             for (int u = 0; u < UX; ++u) {
                 const int v = tid + u * TPB, s = v / (PC / 8), q = 8 * (v - s * (PC / 8)), t = t0 + s;
                 const bool ok = v < VX && t < ix.L;
-                const size_t o = ok ? ix.x(i, t, j, q) : 0;
+                const size_t o = ok ? ix.x(i, t, j, q) : 0, oy = ok ? ix.y(i, t, j, q) : 0;
                 sbc_ld8(vx[u], gx + o, ok);
-                sbc_ld8(vo[u], static_cast<const T*>(p.dout) + o, ok);
-                sbc_ld8(vz[u], static_cast<const T*>(p.z) + o, ok && p.z);
+                sbc_ld8(vo[u], static_cast<const T*>(p.dout) + oy, ok);
+                sbc_ld8(vz[u], static_cast<const T*>(p.z) + oy, ok && p.z);
             }
 #pragma unroll
             for (int u = 0; u < UB; ++u) {
                 const int v = tid + u * TPB, s = v / (NC / 8), n = 8 * (v - s * (NC / 8)), t = t0 + s;
                 const bool ok = hh == 0 && v < VB && t < ix.L;
-                const size_t o = ok ? ix.bc(i, t, k, n) : 0;
-                sbc_ld8(vb[u], static_cast<const T*>(p.B) + o, ok);
-                sbc_ld8(vc[u], static_cast<const T*>(p.C) + o, ok);
+                sbc_ld8(vb[u], static_cast<const T*>(p.B) + (ok ? ix.b(i, t, k, n) : 0), ok);
+                sbc_ld8(vc[u], static_cast<const T*>(p.C) + (ok ? ix.c(i, t, k, n) : 0), ok);
             }
             auto put8 = [](float* d, const float (&f)[8]) {
                 *reinterpret_cast<float4*>(d) = make_float4(f[0], f[1], f[2], f[3]);
@@ -850,8 +864,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             for (int u = 0; u < EB; ++u) {
                 const int e = tid + u * TPB, s = e / NC, n = e - s * NC, t = t0 + s;
                 const bool ok = hh == 0 && e < Q * NC && t < ix.L;
-                rb[u] = ok ? ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n)) : 0.f;
-                rc[u] = ok ? ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n)) : 0.f;
+                rb[u] = ok ? ldf(static_cast<const T*>(p.B) + ix.b(i, t, k, n)) : 0.f;
+                rc[u] = ok ? ldf(static_cast<const T*>(p.C) + ix.c(i, t, k, n)) : 0.f;
             }
 #pragma unroll
             for (int u = 0; u < EX; ++u) {
@@ -871,8 +885,8 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             }
             for (int e = hh ? Q * N : tid; e < Q * N; e += nt) {
                 const int s = e / N, n = e - s * N, t = t0 + s;
-                bs[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n)) : 0.f;
-                ct[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n)) : 0.f;
+                bs[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.B) + ix.b(i, t, k, n)) : 0.f;
+                ct[s * LN + n] = t < ix.L ? ldf(static_cast<const T*>(p.C) + ix.c(i, t, k, n)) : 0.f;
             }
         }
     }
@@ -1041,7 +1055,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
             if (t0 + t < ix.L) {
                 const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
                 const float y = v + vex[t] * sc[t * P + q] + dv * xs[t * LP + q];
-                const size_t o = ix.x(i, t0 + t, j, q);
+                const size_t o = ix.y(i, t0 + t, j, q);
                 if constexpr (TCM != 0) {
                     static_cast<T*>(p.dz)[o] = cvt<T>(fzs[t * P + q] * y);
                 } else {
@@ -1068,7 +1082,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         gb[s * P + q] = h;
         if (t0 + s < ix.L) {
             const float dv = p.D ? (dpc ? p.D[j * P + q] : p.D[j]) : 0.f;
-            static_cast<T*>(p.dx)[ix.x(i, t0 + s, j, q)] = cvt<T>(fmaf(vs[s], h, dv * dys[s * LP + q]));
+            static_cast<T*>(p.dx)[ix.dx(i, t0 + s, j, q)] = cvt<T>(fmaf(vs[s], h, dv * dys[s * LP + q]));
         }
     }, T2 ? 4 : 8);
     // dB = diag(s) (Mb^T C + dbm) (into dbm); dC = (Mb diag(s)) B + dcm (into dcm).
@@ -1082,7 +1096,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         for (int e = tid; e < Q * N / 4; e += nt) {
             const int s = (4 * e) / N, n = 4 * e - s * N, t = t0 + s;
             if (t < ix.L) {
-                const size_t o = ix.bc(i, t, k, n);
+                const size_t o = ix.acc(i, t, k, n);
                 atomicAdd(reinterpret_cast<float4*>(p.dB + o), *reinterpret_cast<const float4*>(dbm + 4 * e));
                 atomicAdd(reinterpret_cast<float4*>(p.dC + o), *reinterpret_cast<const float4*>(dcm + 4 * e));
             }
@@ -1104,7 +1118,7 @@ __device__ void sbc_chunk(const SsdbcParams& p) {
         const float dstep = red[32 + s] + p.A[j] * a;
         float da = vs[s] * a;
         float draw = dstep * vd[s];
-        if (t < ix.L) static_cast<T*>(p.ddt)[ix.dt(i, t, j)] = cvt<T>(draw);
+        if (t < ix.L) static_cast<T*>(p.ddt)[ix.ddt(i, t, j)] = cvt<T>(draw);
         else da = draw = 0.f;
         for (int o = 16; o > 0; o >>= 1) {
             da += __shfl_xor_sync(0xffffffffu, da, o);

@@ -203,8 +203,8 @@ __device__ __forceinline__ void sbl_add_dbc(const SsdbcParams& p, const SbcIdx& 
         for (int hf = 0; hf < 2; ++hf) {
             const int t = SBL_Q * c + m0 + g + 8 * hf, n = n00 + n0 + 8 * h + 2 * t4;
             if (t < ix.L) {
-                sbl_red2(p.dB + ix.bc(i, t, k, n), ab[0][h][2 * hf], ab[0][h][2 * hf + 1]);
-                sbl_red2(p.dC + ix.bc(i, t, k, n), ac[0][h][2 * hf], ac[0][h][2 * hf + 1]);
+                sbl_red2(p.dB + ix.acc(i, t, k, n), ab[0][h][2 * hf], ab[0][h][2 * hf + 1]);
+                sbl_red2(p.dC + ix.acc(i, t, k, n), ac[0][h][2 * hf], ac[0][h][2 * hf + 1]);
             }
         }
 }
@@ -237,8 +237,8 @@ __device__ void sbl_cb(const SsdblParams& q) {
         const int r = e / NC, n = e - r * NC, t = SBL_Q * c + r;
         float cv = 0.f, bv = 0.f;
         if (t < ix.L) {
-            cv = ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n));
-            bv = ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n));
+            cv = ldf(static_cast<const T*>(p.C) + ix.c(i, t, k, n));
+            bv = ldf(static_cast<const T*>(p.B) + ix.b(i, t, k, n));
         }
         cs[r * LN + n] = sbl_op<MODE>(cv);
         bs[r * LN + n] = sbl_op<MODE>(bv);
@@ -255,12 +255,12 @@ __device__ void sbl_cb(const SsdblParams& q) {
 // each 64 x 64 product (two m16n8 tiles).
 #define SBL_NT 512
 // The 8 x 8 values of this thread in a 64 x 64 tile of T rows (x, dy): row tid / 8, columns
-// 8 (tid % 8) ..; one 16-byte load (two for f32) per tile and thread.
-template <typename T>
+// 8 (tid % 8) ..; one 16-byte load (two for f32) per tile and thread. DY: dout's layout, else x's.
+template <typename T, bool DY>
 __device__ __forceinline__ void sbl_fetch_rows(SbcV8<T>& v, const SbcIdx& ix, const T* base, int i, int c, int j) {
     const int tid = threadIdx.x, t = SBL_Q * c + (tid >> 3);
     const bool ok = t < ix.L;
-    sbc_ld8(v, base + (ok ? ix.x(i, t, j, 8 * (tid & 7)) : 0), ok);
+    sbc_ld8(v, base + (ok ? (DY ? ix.y(i, t, j, 8 * (tid & 7)) : ix.x(i, t, j, 8 * (tid & 7))) : 0), ok);
 }
 template <typename T, int MODE>
 __device__ __forceinline__ void sbl_put_rows(float* dst, const SbcV8<T>& v, float scale_row = 1.f) {
@@ -384,7 +384,7 @@ __device__ __forceinline__ void sbl_dxh(const SsdbcParams& p, const SbcIdx& ix, 
             dxv[e & 1] = vs[s] * dxh + dv * dyv;
             // dx of columns qq - 1, qq in one store.
             if ((e & 1) && SBL_Q * c + s < ix.L)
-                sbl_st2<T>(static_cast<T*>(p.dx) + ix.x(i, SBL_Q * c + s, j, qq - 1), dxv[0], dxv[1]);
+                sbl_st2<T>(static_cast<T*>(p.dx) + ix.dx(i, SBL_Q * c + s, j, qq - 1), dxv[0], dxv[1]);
             if (e < 2) {
                 x0 = fmaf(xv, dxh, x0);
                 u0 = fmaf(xv, v2, u0);
@@ -455,7 +455,7 @@ __device__ void sbl_x(const SsdblParams& q) {
     for (int v = tid; v < SBL_Q * (NC / 8); v += SBL_NT) {
         const int r = v / (NC / 8), cc = 8 * (v - r * (NC / 8)), t = SBL_Q * c + r;
         SbcV8<T> bv;
-        sbc_ld8(bv, static_cast<const T*>(p.B) + (t < ix.L ? ix.bc(i, t, k, cc) : 0), t < ix.L);
+        sbc_ld8(bv, static_cast<const T*>(p.B) + (t < ix.L ? ix.b(i, t, k, cc) : 0), t < ix.L);
 #pragma unroll
         for (int e = 0; e < 8; ++e) bs[r * LN + cc + e] = sbl_op<MODE>(sbc_at(bv, e));
     }
@@ -466,8 +466,8 @@ __device__ void sbl_x(const SsdblParams& q) {
     SbcV8<T> px, py;
     float4 pg[NG4];
     auto fetch = [&](int j) {
-        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
-        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        sbl_fetch_rows<T, false>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T, true>(py, ix, static_cast<const T*>(p.dout), i, c, j);
         const float4* g4 = reinterpret_cast<const float4*>(sbl_g_of(q, i, j, c));
 #pragma unroll
         for (int u = 0; u < NG4; ++u) pg[u] = g4[tid + u * SBL_NT];
@@ -556,7 +556,7 @@ __device__ void sbl_s(const SsdblParams& q) {
     for (int v = tid; v < SBL_Q * 8; v += SBL_NT) {
         const int r = v >> 3, cc = 8 * (v & 7), t = SBL_Q * c + r;
         SbcV8<T> cv;
-        sbc_ld8(cv, static_cast<const T*>(p.C) + (t < ix.L ? ix.bc(i, t, k, n00 + cc) : 0), t < ix.L);
+        sbc_ld8(cv, static_cast<const T*>(p.C) + (t < ix.L ? ix.c(i, t, k, n00 + cc) : 0), t < ix.L);
 #pragma unroll
         for (int e = 0; e < 8; ++e) cn[r * LP + cc + e] = sbc_at(cv, e);
     }
@@ -567,8 +567,8 @@ __device__ void sbl_s(const SsdblParams& q) {
     SbcV8<T> px, py;
     float4 pg[2], ps[2];
     auto fetch = [&](int j) {
-        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
-        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        sbl_fetch_rows<T, false>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T, true>(py, ix, static_cast<const T*>(p.dout), i, c, j);
         const float* gsrc = sbl_g_of(q, i, j, c) + n00;
         const float* ssrc = sbl_s_of(q, i, j, c) + n00;
 #pragma unroll
@@ -709,10 +709,9 @@ __device__ void sbl_xs(const SsdblParams& q) {
     for (int v = tid; v < SBL_Q * (NC / 8); v += SBL_NT) {
         const int r = v / (NC / 8), cc = 8 * (v - r * (NC / 8)), t = SBL_Q * c + r;
         const bool ok = t < ix.L;
-        const size_t o = ok ? ix.bc(i, t, k, cc) : 0;
         SbcV8<T> bv, cv;
-        sbc_ld8(bv, static_cast<const T*>(p.B) + o, ok);
-        sbc_ld8(cv, static_cast<const T*>(p.C) + o, ok);
+        sbc_ld8(bv, static_cast<const T*>(p.B) + (ok ? ix.b(i, t, k, cc) : 0), ok);
+        sbc_ld8(cv, static_cast<const T*>(p.C) + (ok ? ix.c(i, t, k, cc) : 0), ok);
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
             bs[r * LN + cc + e] = sbl_op<MODE>(sbc_at(bv, e));
@@ -729,8 +728,8 @@ __device__ void sbl_xs(const SsdblParams& q) {
     SbcV8<T> px, py;
     float4 pg[NG4];
     auto fetch = [&](int j) {
-        sbl_fetch_rows<T>(px, ix, static_cast<const T*>(p.x), i, c, j);
-        sbl_fetch_rows<T>(py, ix, static_cast<const T*>(p.dout), i, c, j);
+        sbl_fetch_rows<T, false>(px, ix, static_cast<const T*>(p.x), i, c, j);
+        sbl_fetch_rows<T, true>(py, ix, static_cast<const T*>(p.dout), i, c, j);
         const float4* g4 = reinterpret_cast<const float4*>(sbl_g_of(q, i, j, c));
 #pragma unroll
         for (int u = 0; u < NG4; ++u) pg[u] = g4[tid + u * SBL_NT];
@@ -874,8 +873,8 @@ __device__ void sbl_cbg(const SsdblParams& q) {
         dcb[r * LP + n] = sbl_op<MODE>(src[e]);
         float cv = 0.f, bv = 0.f;
         if (t < ix.L) {
-            cv = ldf(static_cast<const T*>(p.C) + ix.bc(i, t, k, n00 + n));
-            bv = ldf(static_cast<const T*>(p.B) + ix.bc(i, t, k, n00 + n));
+            cv = ldf(static_cast<const T*>(p.C) + ix.c(i, t, k, n00 + n));
+            bv = ldf(static_cast<const T*>(p.B) + ix.b(i, t, k, n00 + n));
         }
         cn[r * LP + n] = sbl_op<MODE>(cv);
         bn[r * LP + n] = sbl_op<MODE>(bv);
@@ -925,7 +924,7 @@ __device__ void sbl_fin(const SsdblParams& q) {
     const int t = SBL_Q * c + r;
     const float dstep = q.dsd[h] + p.A[j] * a;
     float dav = s * a, draw = dstep * ds;
-    if (t < ix.L) static_cast<T*>(p.ddt)[ix.dt(i, t, j)] = cvt<T>(draw);
+    if (t < ix.L) static_cast<T*>(p.ddt)[ix.ddt(i, t, j)] = cvt<T>(draw);
     else dav = draw = 0.f;
     dav = sbl_warp(dav);
     draw = sbl_warp(draw);

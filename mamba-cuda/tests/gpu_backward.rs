@@ -1580,6 +1580,353 @@ fn gated_without_dz<T: Element + plugin::DeviceElement>(
     Ok(())
 }
 
+/// The SSD backward on strided views (sixty-fourth session): x, B, C and dt as slices of one
+/// row buffer per (batch row, step) and dout in padded rows, as the Mamba2Block passes its
+/// conv output and in_proj rows; dx, dB, dC and d dt as slices of one output row buffer. Each
+/// path against the same call on dense tensors: the 64-step kernels, the 32-step tensor-core
+/// and CUDA-core chunk kernels, rows too misaligned for the tensor cores, packed sequences,
+/// and the paths that work on dense copies (a gate z, the recurrent kernels). Padding (NaN)
+/// stays untouched, and a gradient over an input's bytes is refused.
+#[test]
+fn ssd_backward_strided_matches_dense() {
+    let Some(be) = backend() else { return };
+    let _env = SSD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let keys = ["MAMBA_CUDA_SSD_BWDC", "MAMBA_CUDA_SSD_BWDL"];
+    let mut cases = 0;
+    // (bwdc, bwdl, (b, l, h, p, g, N), z, seq_idx, odd row strides)
+    #[allow(clippy::type_complexity)]
+    let table: &[(
+        &str,
+        &str,
+        (usize, usize, usize, usize, usize, usize),
+        bool,
+        bool,
+        bool,
+    )] = &[
+        ("1", "1", (2, 300, 4, 64, 1, 128), false, false, false),
+        ("1", "1", (1, 200, 4, 64, 2, 64), false, true, false),
+        ("1", "0", (2, 150, 3, 64, 1, 64), false, false, false),
+        ("1", "0", (1, 100, 4, 16, 2, 32), false, false, false),
+        ("1", "1", (2, 130, 2, 64, 1, 128), false, false, true),
+        ("1", "1", (2, 120, 2, 64, 1, 128), true, false, false),
+        ("0", "0", (2, 90, 3, 32, 1, 16), false, false, false),
+    ];
+    for &(bwdc, bwdl, dims, z, seq, odd) in table {
+        std::env::set_var(keys[0], bwdc);
+        std::env::set_var(keys[1], bwdl);
+        ssd_strided_case::<f32>(be, dims, z, seq, odd, 1e-6, 71 + cases);
+        ssd_strided_case::<bf16>(be, dims, z, seq, odd, 1e-2, 79 + cases);
+        cases += 1;
+    }
+    for k in keys {
+        std::env::remove_var(k);
+    }
+    println!("SSD backward strided: {cases} cases x 2 types pass");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ssd_strided_case<T: Element + plugin::DeviceElement>(
+    be: &CudaBackend,
+    (b, l, h, p, ng, n): (usize, usize, usize, usize, usize, usize),
+    with_z: bool,
+    with_seq: bool,
+    odd: bool,
+    tol: f64,
+    seed: u64,
+) {
+    let s = be.stream().unwrap();
+    let mut rng = Rng::new(seed);
+    let (hp, gn) = (h * p, ng * n);
+    let x = rng.uniforms(b * l * hp, -1.0, 1.0);
+    let dt = rng.uniforms(b * l * h, -3.0, 0.5);
+    let bm = rng.uniforms(b * l * gn, -1.0, 1.0);
+    let cm = rng.uniforms(b * l * gn, -1.0, 1.0);
+    let dout = rng.uniforms(b * l * hp, -1.0, 1.0);
+    let zv = rng.uniforms(b * l * hp, -3.0, 3.0);
+    let a: Vec<f32> = rng.uniforms(h, 0.5, 1.5).iter().map(|v| -v).collect();
+    let a = be.upload(&a, &s).unwrap();
+    let dd = be.upload(&rng.uniforms(h, -1.0, 1.0), &s).unwrap();
+    let bias = be.upload(&rng.uniforms(h, -1.0, 1.0), &s).unwrap();
+    let st = [b, h, p, n];
+    let init = be.upload(&rng.uniforms(b * hp * n, -1.0, 1.0), &s).unwrap();
+    let dfin = be.upload(&rng.uniforms(b * hp * n, -1.0, 1.0), &s).unwrap();
+    let seq: Vec<i32> = (0..b * l).map(|e| ((e % l) * 3 / l) as i32).collect();
+    let seq = be.upload(&seq, &s).unwrap();
+    let tv = |v: &[f32]| v.iter().map(|&e| T::from_f32(e)).collect::<Vec<T>>();
+    // Row layouts (elements): inputs [8 | x | 8 | B | 8 | C | 8 | dt | 8], outputs [dx | 8 | dB
+    // | 8 | dC | 8 | dt | 8], dout / z rows padded by 8; rows rounded to 8 (16-byte rows in
+    // both types), one element more with `odd`; batch rows 16 elements apart.
+    let r8 = |v: usize| v.div_ceil(8) * 8 + odd as usize;
+    let (ox, ob) = (8, 8 + hp + 8);
+    let (oc, odt) = (ob + gn + 8, ob + 2 * gn + 16);
+    let irow = r8(odt + h + 8);
+    let (pdb, pdc) = (hp + 8, hp + gn + 16);
+    let pddt = hp + 2 * gn + 24;
+    let orow = r8(pddt + h + 8);
+    let yrow = r8(hp + 8);
+    let sb = |row: usize| l * row + 16;
+    let nan = T::from_f32(f32::NAN);
+    let mut ibuf = vec![nan; b * sb(irow)];
+    let mut ybuf = vec![nan; b * sb(yrow)];
+    let mut zbuf = vec![nan; b * sb(yrow)];
+    for i in 0..b {
+        for t in 0..l {
+            let r = i * l + t;
+            let (ir, yr) = (i * sb(irow) + t * irow, i * sb(yrow) + t * yrow);
+            for e in 0..hp {
+                ibuf[ir + ox + e] = T::from_f32(x[r * hp + e]);
+                ybuf[yr + e] = T::from_f32(dout[r * hp + e]);
+                zbuf[yr + e] = T::from_f32(zv[r * hp + e]);
+            }
+            for e in 0..gn {
+                ibuf[ir + ob + e] = T::from_f32(bm[r * gn + e]);
+                ibuf[ir + oc + e] = T::from_f32(cm[r * gn + e]);
+            }
+            for e in 0..h {
+                ibuf[ir + odt + e] = T::from_f32(dt[r * h + e]);
+            }
+        }
+    }
+    let es = std::mem::size_of::<T>() as u64;
+    let io = [b, l, h, p];
+    let bcd = [b, l, ng, n];
+    // A view of `dims` at element `off` of rows `row` apart.
+    let view = |base: u64, off: usize, dims: &[usize], row: usize| {
+        let mut stv = vec![0i64; dims.len()];
+        stv[dims.len() - 1] = 1;
+        if dims.len() == 4 {
+            stv[2] = dims[3] as i64;
+        }
+        stv[1] = row as i64;
+        stv[0] = sb(row) as i64;
+        TensorDesc::dense(base + off as u64 * es, T::CODE, dims).with_strides(&stv)
+    };
+    // One call: the gradients (dx, ddt, dB, dC, dz as f64 in dense order; dA, dD, d dt_bias,
+    // d initial states), or the error.
+    let call = |x: TensorDesc,
+                dt: TensorDesc,
+                bv: TensorDesc,
+                cv: TensorDesc,
+                zd: TensorDesc,
+                dy: TensorDesc,
+                outs: [TensorDesc; 5]| {
+        let ga = be.alloc::<f32>(h).unwrap();
+        let gd = be.alloc::<f32>(h).unwrap();
+        let gbias = be.alloc::<f32>(h).unwrap();
+        let ginit = be.alloc::<f32>(b * hp * n).unwrap();
+        let fwd = SsdDesc {
+            x,
+            dt,
+            a: a.desc(&[h]),
+            b: bv,
+            c: cv,
+            d: dd.desc(&[h]),
+            z: zd,
+            dt_bias: bias.desc(&[h]),
+            initial_states: init.desc(&st),
+            seq_idx: if with_seq {
+                seq.desc(&[b, l])
+            } else {
+                TensorDesc::NONE
+            },
+            out: TensorDesc::NONE,
+            final_states: TensorDesc::NONE,
+            dt_softplus: 1,
+            has_dt_limit: 0,
+            dt_lo: 0.0,
+            dt_hi: f32::INFINITY,
+            chunk_size: 0,
+            reserved: 0,
+        };
+        let bwd = SsdBwdDesc {
+            fwd,
+            dout: dy,
+            dfinal_states: dfin.desc(&st),
+            dx: outs[0],
+            ddt: outs[1],
+            da: ga.desc(&[h]),
+            db: outs[2],
+            dc: outs[3],
+            dd: gd.desc(&[h]),
+            dz: outs[4],
+            ddt_bias: gbias.desc(&[h]),
+            dinitial_states: ginit.desc(&st),
+        };
+        // SAFETY: every descriptor names a live buffer of this plugin holding the elements its
+        // strides reach.
+        unsafe { be.ssd_backward_device(&bwd, &s) }.map(|_| {
+            let g = |v: Vec<f32>| v.iter().map(|&e| e as f64).collect::<Vec<f64>>();
+            [
+                g(ga.to_vec(&s).unwrap()),
+                g(gd.to_vec(&s).unwrap()),
+                g(gbias.to_vec(&s).unwrap()),
+                g(ginit.to_vec(&s).unwrap()),
+            ]
+        })
+    };
+    let what = format!(
+        "{} ({b}, {l}, {h}, {p}, {ng}, {n}) z {with_z} seq_idx {with_seq} odd {odd}",
+        std::any::type_name::<T>()
+    );
+    // Dense.
+    let xd = be.upload(&tv(&x), &s).unwrap();
+    let dtd = be.upload(&tv(&dt), &s).unwrap();
+    let bd = be.upload(&tv(&bm), &s).unwrap();
+    let cd = be.upload(&tv(&cm), &s).unwrap();
+    let yd = be.upload(&tv(&dout), &s).unwrap();
+    let zd = be.upload(&tv(&zv), &s).unwrap();
+    let gx = be.alloc::<T>(b * l * hp).unwrap();
+    let gdt = be.alloc::<T>(b * l * h).unwrap();
+    let gb = be.alloc::<T>(b * l * gn).unwrap();
+    let gc = be.alloc::<T>(b * l * gn).unwrap();
+    let gz = be.alloc::<T>(b * l * hp).unwrap();
+    let opt = |on: bool, t: TensorDesc| if on { t } else { TensorDesc::NONE };
+    let dense = call(
+        xd.desc(&io),
+        dtd.desc(&[b, l, h]),
+        bd.desc(&bcd),
+        cd.desc(&bcd),
+        opt(with_z, zd.desc(&io)),
+        yd.desc(&io),
+        [
+            gx.desc(&io),
+            gdt.desc(&[b, l, h]),
+            gb.desc(&bcd),
+            gc.desc(&bcd),
+            opt(with_z, gz.desc(&io)),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{what}: dense call: {e}"));
+    let f = |v: Vec<T>| v.iter().map(|e| e.to_f32() as f64).collect::<Vec<f64>>();
+    let dense_io = [
+        f(gx.to_vec(&s).unwrap()),
+        f(gdt.to_vec(&s).unwrap()),
+        f(gb.to_vec(&s).unwrap()),
+        f(gc.to_vec(&s).unwrap()),
+        f(gz.to_vec(&s).unwrap()),
+    ];
+    // Strided.
+    let ib = be.upload(&ibuf, &s).unwrap();
+    let yb = be.upload(&ybuf, &s).unwrap();
+    let zb = be.upload(&zbuf, &s).unwrap();
+    let obuf = be.upload(&vec![nan; b * sb(orow)], &s).unwrap();
+    let gzs = be.upload(&vec![nan; b * sb(yrow)], &s).unwrap();
+    let (ip, op) = (ib.ptr(), obuf.ptr());
+    let outs = [
+        view(op, 0, &io, orow),
+        view(op, pddt, &[b, l, h], orow),
+        view(op, pdb, &bcd, orow),
+        view(op, pdc, &bcd, orow),
+        opt(with_z, view(gzs.ptr(), 0, &io, yrow)),
+    ];
+    let ins = (
+        view(ip, ox, &io, irow),
+        view(ip, odt, &[b, l, h], irow),
+        view(ip, ob, &bcd, irow),
+        view(ip, oc, &bcd, irow),
+        opt(with_z, view(zb.ptr(), 0, &io, yrow)),
+        view(yb.ptr(), 0, &io, yrow),
+    );
+    let got = call(ins.0, ins.1, ins.2, ins.3, ins.4, ins.5, outs)
+        .unwrap_or_else(|e| panic!("{what}: strided call: {e}"));
+    let ov = obuf.to_vec(&s).unwrap();
+    let zo = gzs.to_vec(&s).unwrap();
+    // Gather the strided gradients; everything else must still be NaN.
+    let mut seen = vec![false; ov.len()];
+    let mut take = |off: usize, cols: usize| {
+        let mut v = Vec::with_capacity(b * l * cols);
+        for i in 0..b {
+            for t in 0..l {
+                for e in 0..cols {
+                    let k = i * sb(orow) + t * orow + off + e;
+                    seen[k] = true;
+                    v.push(ov[k].to_f32() as f64);
+                }
+            }
+        }
+        v
+    };
+    let sgx = take(0, hp);
+    let sgdt = take(pddt, h);
+    let sgb = take(pdb, gn);
+    let sgc = take(pdc, gn);
+    let touched = ov
+        .iter()
+        .zip(&seen)
+        .filter(|(v, &k)| !k && !v.to_f32().is_nan())
+        .count();
+    assert_eq!(touched, 0, "{what}: padding of the output rows written");
+    let mut sgz = Vec::new();
+    if with_z {
+        let mut zseen = vec![false; zo.len()];
+        for i in 0..b {
+            for t in 0..l {
+                for e in 0..hp {
+                    let k = i * sb(yrow) + t * yrow + e;
+                    zseen[k] = true;
+                    sgz.push(zo[k].to_f32() as f64);
+                }
+            }
+        }
+        let zt = zo
+            .iter()
+            .zip(&zseen)
+            .filter(|(v, &k)| !k && !v.to_f32().is_nan())
+            .count();
+        assert_eq!(zt, 0, "{what}: padding of dz's rows written");
+    }
+    let rel = |a: &[f64], e: &[f64]| {
+        let num: f64 = a.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
+        let den: f64 = e.iter().map(|y| y * y).sum();
+        (num / den.max(f64::MIN_POSITIVE)).sqrt()
+    };
+    let mut pairs = vec![
+        ("dx", &sgx, &dense_io[0]),
+        ("ddt", &sgdt, &dense_io[1]),
+        ("dB", &sgb, &dense_io[2]),
+        ("dC", &sgc, &dense_io[3]),
+        ("dA", &got[0], &dense[0]),
+        ("dD", &got[1], &dense[1]),
+        ("d dt_bias", &got[2], &dense[2]),
+        ("dinitial_states", &got[3], &dense[3]),
+    ];
+    if with_z {
+        pairs.push(("dz", &sgz, &dense_io[4]));
+    }
+    for (name, a, e) in pairs {
+        let r = rel(a, e);
+        // NaN fails too.
+        assert!(
+            r <= tol && a.len() == e.len(),
+            "{what}: {name} strided vs dense rel-L2 {r:.3e}"
+        );
+    }
+    // dx over x's bytes (the same view) is refused; dB over the input rows' padding columns
+    // beside B's would be a disjoint slice, but over B itself is not.
+    let e = call(
+        ins.0,
+        ins.1,
+        ins.2,
+        ins.3,
+        ins.4,
+        ins.5,
+        [ins.0, outs[1], outs[2], outs[3], outs[4]],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("overlap"), "{what}: {e}");
+    let e = call(
+        ins.0,
+        ins.1,
+        ins.2,
+        ins.3,
+        ins.4,
+        ins.5,
+        [outs[0], outs[1], ins.2, outs[3], outs[4]],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("overlap"), "{what}: {e}");
+}
+
 /// `bwd_ssdt_*` forced (`MAMBA_CUDA_BWD2=1`) in every variant (rows per warp 1 / 2 / 4
 /// at N > 64, one block per SM), then the general kernel forced (`=0`), then the
 /// default choice, all against the oracle.

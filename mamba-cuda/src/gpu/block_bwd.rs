@@ -144,13 +144,71 @@ fn grid1(total: usize, threads: usize) -> u32 {
 /// One 2D copy: `rows` x `cols` elements from `src` (row stride `sld` elements) to
 /// `dst` (row stride `dld`).
 #[derive(Clone, Copy)]
-struct Copy2d {
+pub(crate) struct Copy2d {
     src: u64,
     sld: usize,
     dst: u64,
     dld: usize,
     rows: usize,
     cols: usize,
+}
+
+/// The 2D copies between a (b, L, ...) view `t` (inner dimensions dense, batch and step
+/// strides non-negative) and a dense tensor of its shape at `dense`: into the dense one
+/// (`to_dense`) or out of it. One copy where the rows are evenly spaced, else one per batch row.
+pub(crate) fn view_copies(t: &TensorDesc, dense: u64, to_dense: bool) -> Vec<Copy2d> {
+    let sh = t.shape();
+    let (b, l) = (sh[0] as usize, sh[1] as usize);
+    let cols = sh[2..].iter().product::<u64>() as usize;
+    let (sb, st) = (t.strides[0] as usize, t.strides[1] as usize);
+    let es = dtype::size(t.dtype) as u64;
+    let one = |view: u64, dn: u64, rows: usize, ld: usize| {
+        if to_dense {
+            Copy2d {
+                src: view,
+                sld: ld,
+                dst: dn,
+                dld: cols,
+                rows,
+                cols,
+            }
+        } else {
+            Copy2d {
+                src: dn,
+                sld: cols,
+                dst: view,
+                dld: ld,
+                rows,
+                cols,
+            }
+        }
+    };
+    if b * l * cols == 0 {
+        Vec::new()
+    } else if l == 1 {
+        vec![one(t.ptr, dense, b, sb)]
+    } else if b == 1 || sb == l * st {
+        vec![one(t.ptr, dense, b * l, st)]
+    } else {
+        (0..b)
+            .map(|i| {
+                one(
+                    t.ptr + (i * sb) as u64 * es,
+                    dense + (i * l * cols) as u64 * es,
+                    l,
+                    st,
+                )
+            })
+            .collect()
+    }
+}
+
+/// [`copy2d`] for any number of copies (launches of up to `BB_COPIES`).
+pub(crate) fn copies(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
+    for part in cs.chunks(BB_COPIES) {
+        copy2d(g, ts, td, part, stream)?;
+    }
+    Ok(())
 }
 
 /// The element size of a type suffix.
@@ -186,6 +244,9 @@ pub(super) const NORM_PAIRS_DEFAULT: bool = true;
 /// `gpu_block_train` test passes with it on an H100 (the switch test with it on and off); bf16
 /// forward+backward at the LM width 2482 us against 2568-2573 with the dense copies.
 const CONV_DIRECT_DEFAULT: bool = true;
+/// The SSD backward on strided views of the conv output, in_proj's rows and their gradients
+/// (sixty-fourth session; NOTES.md).
+const SSD_DIRECT_DEFAULT: bool = true;
 
 /// Converts (or copies) every copy of `cs` from type `ts` to `td` in one launch.
 fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()> {
@@ -479,6 +540,13 @@ impl Block {
         // (default [`CONV_DIRECT_DEFAULT`]); off, dense copies as before.
         let conv_strided = super::ops::env_switch("MAMBA_CUDA_BB_CONV_DIRECT", CONV_DIRECT_DEFAULT);
         let conv_direct = conv_strided && dzx_ty == ty;
+        // The SSD backward reads x, B, C from the conv output's rows and dt from in_proj's,
+        // and writes dx, dB, dC into the conv output gradient's rows and, where dzx is in the
+        // storage type, d dt into dzx's columns (strided views: no dense copies; sixty-fourth
+        // session). `MAMBA_CUDA_BB_SSD_DIRECT=1` / `0` (default [`SSD_DIRECT_DEFAULT`]); off,
+        // dense copies as before.
+        let ssd_direct = super::ops::env_switch("MAMBA_CUDA_BB_SSD_DIRECT", SSD_DIRECT_DEFAULT);
+        let ddt_direct = ssd_direct && dzx_ty == ty;
         let wide = !dz16
             && self.in_proj_f32 != 0
             && super::ops::env_str("MAMBA_CUDA_BB_MIXED").as_deref() != Some("own");
@@ -517,14 +585,14 @@ impl Block {
             m * di * es,                          // 5 dy
             m * di * 4,                           // 6 dwrow
             m * dip * zs,                         // 7 dzx: d in_proj's output (f32 or 16-bit)
-            m * di * es,                          // 8 x dense
-            m * h * es,                           // 9 dt dense
-            m * gn * es,                          // 10 B dense
-            m * gn * es,                          // 11 C dense
-            m * di * es,                          // 12 dx
-            m * h * es,                           // 13 ddt
-            m * gn * es,                          // 14 dB
-            m * gn * es,                          // 15 dC
+            m * di * es * !ssd_direct as usize,   // 8 x dense
+            m * h * es * !ssd_direct as usize,    // 9 dt dense
+            m * gn * es * !ssd_direct as usize,   // 10 B dense
+            m * gn * es * !ssd_direct as usize,   // 11 C dense
+            m * di * es * !ssd_direct as usize,   // 12 dx
+            m * h * es * !ddt_direct as usize,    // 13 ddt
+            m * gn * es * !ssd_direct as usize,   // 14 dB
+            m * gn * es * !ssd_direct as usize,   // 15 dC
             h * 4,                                // 16 dA
             m * cd * es,                          // 17 d conv output (dense)
             m * cd * es * !conv_strided as usize, // 18 conv input (dense)
@@ -668,7 +736,7 @@ impl Block {
                 main(stream)?;
                 side(stream)?;
             }
-            // 4. SSD backward on dense copies of x, dt, B, C.
+            // 4. SSD backward on strided views of x, dt, B, C (or dense copies of them).
             let cp = |src: u64, sld: usize, dst: u64, dld: usize, cols: usize| Copy2d {
                 src,
                 sld,
@@ -678,14 +746,61 @@ impl Block {
                 cols,
             };
             let at = |base: u64, col: usize, size: usize| base + (col * size) as u64;
-            let ins = [
-                cp(xbc, cd, xg, di, di),
-                cp(at(xbc, di, es), cd, bg, gn, gn),
-                cp(at(xbc, di + gn, es), cd, cg, gn, gn),
-                cp(at(zx, dip - h, es), dip, dtg, h, h),
-                cp(at(zx, di, es), dip, xpre, cd, cd),
-            ];
-            copy2d(g, ty, ty, &ins[..if conv_strided { 4 } else { 5 }], stream)?;
+            let mut ins = Vec::new();
+            if !ssd_direct {
+                ins.extend([
+                    cp(xbc, cd, xg, di, di),
+                    cp(at(xbc, di, es), cd, bg, gn, gn),
+                    cp(at(xbc, di + gn, es), cd, cg, gn, gn),
+                    cp(at(zx, dip - h, es), dip, dtg, h, h),
+                ]);
+            }
+            if !conv_strided {
+                ins.push(cp(at(zx, di, es), dip, xpre, cd, cd));
+            }
+            if !ins.is_empty() {
+                copy2d(g, ty, ty, &ins, stream)?;
+            }
+            // A (b, l, ...) view of `cols` columns of rows `ld` elements apart.
+            let rows = |ptr: u64, ty: u32, dims: &[usize], ld: usize| {
+                let r = dims.len();
+                let mut st = vec![0i64; r];
+                st[r - 1] = 1;
+                for k in (2..r - 1).rev() {
+                    st[k] = st[k + 1] * dims[k + 1] as i64;
+                }
+                st[1] = ld as i64;
+                st[0] = (l * ld) as i64;
+                TensorDesc::dense(ptr, ty, dims).with_strides(&st)
+            };
+            let io = [b, l, h, p];
+            let bcd = [b, l, ng, n];
+            let (xv, dtv, bv, cv, dxv, dbv, dcv) = if ssd_direct {
+                (
+                    rows(xbc, act, &io, cd),
+                    rows(at(zx, dip - h, es), act, &[b, l, h], dip),
+                    rows(at(xbc, di, es), act, &bcd, cd),
+                    rows(at(xbc, di + gn, es), act, &bcd, cd),
+                    rows(dxbc, act, &io, cd),
+                    rows(at(dxbc, di, es), act, &bcd, cd),
+                    rows(at(dxbc, di + gn, es), act, &bcd, cd),
+                )
+            } else {
+                (
+                    TensorDesc::dense(xg, act, &io),
+                    TensorDesc::dense(dtg, act, &[b, l, h]),
+                    TensorDesc::dense(bg, act, &bcd),
+                    TensorDesc::dense(cg, act, &bcd),
+                    TensorDesc::dense(dxg, act, &io),
+                    TensorDesc::dense(dbg, act, &bcd),
+                    TensorDesc::dense(dcg, act, &bcd),
+                )
+            };
+            let ddtv = if ddt_direct {
+                rows(at(dzx, di + cd, zs), act, &[b, l, h], dip)
+            } else {
+                TensorDesc::dense(ddtg, act, &[b, l, h])
+            };
             let opt_f32 = |ptr: u64, dims: &[usize]| {
                 if ptr == 0 {
                     TensorDesc::NONE
@@ -694,14 +809,13 @@ impl Block {
                 }
             };
             let st = [b, h, p, n];
-            let io = [b, l, h, p];
             let sd = SsdBwdDesc {
                 fwd: SsdDesc {
-                    x: TensorDesc::dense(xg, act, &io),
-                    dt: TensorDesc::dense(dtg, act, &[b, l, h]),
+                    x: xv,
+                    dt: dtv,
                     a: TensorDesc::dense(self.a, dtype::F32, &[h]),
-                    b: TensorDesc::dense(bg, act, &[b, l, ng, n]),
-                    c: TensorDesc::dense(cg, act, &[b, l, ng, n]),
+                    b: bv,
+                    c: cv,
                     d: TensorDesc::dense(self.d, dtype::F32, &[h]),
                     z: TensorDesc::NONE,
                     dt_bias: TensorDesc::dense(self.dt_bias, dtype::F32, &[h]),
@@ -718,11 +832,11 @@ impl Block {
                 },
                 dout: TensorDesc::dense(dy, act, &io),
                 dfinal_states: opt_f32(f.dssm_final, &st),
-                dx: TensorDesc::dense(dxg, act, &io),
-                ddt: TensorDesc::dense(ddtg, act, &[b, l, h]),
+                dx: dxv,
+                ddt: ddtv,
                 da: TensorDesc::dense(da, dtype::F32, &[h]),
-                db: TensorDesc::dense(dbg, act, &[b, l, ng, n]),
-                dc: TensorDesc::dense(dcg, act, &[b, l, ng, n]),
+                db: dbv,
+                dc: dcv,
                 dd: TensorDesc::dense(f.dd, dtype::F32, &[h]),
                 dz: TensorDesc::NONE,
                 ddt_bias: TensorDesc::dense(f.ddt_bias, dtype::F32, &[h]),
@@ -739,28 +853,25 @@ impl Block {
                 pad0: 0,
             };
             g.launch(fmul, (1, 1, 1), 256, 0, stream, &mp)?;
-            // 3. The conv output's gradient [dx | dB | dC], dense.
-            copy2d(
-                g,
-                ty,
-                ty,
-                &[
-                    cp(dxg, di, dxbc, cd, di),
-                    cp(dbg, gn, at(dxbc, di, es), cd, gn),
-                    cp(dcg, gn, at(dxbc, di + gn, es), cd, gn),
-                ],
-                stream,
-            )?;
+            // 3. The conv output's gradient [dx | dB | dC], dense (written in place with
+            // `ssd_direct`).
+            if !ssd_direct {
+                copy2d(
+                    g,
+                    ty,
+                    ty,
+                    &[
+                        cp(dxg, di, dxbc, cd, di),
+                        cp(dbg, gn, at(dxbc, di, es), cd, gn),
+                        cp(dcg, gn, at(dxbc, di + gn, es), cd, gn),
+                    ],
+                    stream,
+                )?;
+            }
             // 2. Conv + silu backward on the dense copy of its input.
             let cst = [b, cd, wd - 1];
             // A (b, l, cd) view whose rows are in_proj's (zx / dzx): row stride dip.
-            let in_rows = |ptr| {
-                TensorDesc::dense(ptr, act, &[b, l, cd]).with_strides(&[
-                    (l * dip) as i64,
-                    dip as i64,
-                    1,
-                ])
-            };
+            let in_rows = |ptr| rows(ptr, act, &[b, l, cd], dip);
             let has_bias = self.conv_b != 0;
             let cb = Conv1dBwdDesc {
                 fwd: Conv1dDesc {
@@ -802,14 +913,19 @@ impl Block {
             }
             // 1. dzx = [dz | d conv input | ddt], then in_proj: du = dzx . W_in and
             // dW_in = dzx^T . u.
-            let mut up = vec![cp(ddtg, h, at(dzx, di + cd, zs), dip, h)];
+            let mut up = Vec::new();
+            if !ddt_direct {
+                up.push(cp(ddtg, h, at(dzx, di + cd, zs), dip, h));
+            }
             if !conv_direct {
                 up.push(cp(dxpre, cd, at(dzx, di, zs), dip, cd));
             }
             if wide {
                 up.push(cp(f.input, dm, u32s, dm, dm));
             }
-            copy2d(g, ty, dzx_ty, &up, stream)?;
+            if !up.is_empty() {
+                copy2d(g, ty, dzx_ty, &up, stream)?;
+            }
             let dzx_rows = Operand {
                 ptr: dzx,
                 ty: dzx_ty,

@@ -33,7 +33,8 @@ use mamba_core::abi::{
 };
 
 use super::ops::{
-    bc_groups, conv_dims, dense, env_str, env_usize, gcd, opt, req, suffix, ConvDims,
+    bc_groups, conv_dims, dense, env_str, env_usize, gcd, inner_dense, opt, req, spans_meet,
+    suffix, ConvDims,
 };
 use super::params::{BwdCastParams, ConvBwdParams, ScanBwdParams};
 use super::{gpu, Gpu};
@@ -1130,31 +1131,63 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
     grad_needs_input(OP, "dD", &d.dd, &p.d)?;
     grad_needs_input(OP, "dz", &d.dz, &p.z)?;
     grad_needs_input(OP, "ddt_bias", &d.ddt_bias, &p.dt_bias)?;
+    // The (b, L, ...) tensors may be slices of wider rows, as the forward's (the Mamba2Block
+    // passes its conv output's and in_proj's columns): inner dimensions dense, batch and step
+    // strides non-negative. The chunked kernels read and write them in place; every other path
+    // works on dense copies (`ssd_backward_via_dense`).
+    let inputs = [
+        ("x", &p.x, 2),
+        ("dt", &p.dt, 1),
+        ("B", &p.b, 2),
+        ("C", &p.c, 2),
+        ("z", &p.z, 2),
+        ("dout", &d.dout, 2),
+    ];
+    let outputs = [
+        ("dx", &d.dx, 2),
+        ("ddt", &d.ddt, 1),
+        ("dB", &d.db, 2),
+        ("dC", &d.dc, 2),
+        ("dz", &d.dz, 2),
+    ];
+    for &(name, t, k) in inputs.iter().chain(&outputs) {
+        inner_dense(OP, name, t, k)?;
+        if !t.is_none() && (t.strides[0] < 0 || t.strides[1] < 0) {
+            return Err(PErr::unsupported(format!(
+                "{OP}: `{name}` has a negative batch or step stride (strides {:?})",
+                &t.strides[..t.rank as usize]
+            )));
+        }
+    }
+    // A gradient must not share bytes with an input or another gradient (the kernels read the
+    // inputs in several launches while they write): column slices of one row buffer pass.
+    for (i, &(name, t, _)) in outputs.iter().enumerate() {
+        for &(other, u, _) in inputs.iter().chain(&outputs[..i]) {
+            if !rows_disjoint(t, u) {
+                return Err(PErr::invalid(format!(
+                    "{OP}: `{name}` must not overlap `{other}` (their rows share bytes)"
+                )));
+            }
+        }
+    }
     for (name, t) in [
-        ("x", &p.x),
-        ("dt", &p.dt),
         ("A", &p.a),
-        ("B", &p.b),
-        ("C", &p.c),
         ("D", &p.d),
-        ("z", &p.z),
         ("dt_bias", &p.dt_bias),
         ("initial_states", &p.initial_states),
         ("seq_idx", &p.seq_idx),
-        ("dout", &d.dout),
         ("dfinal_states", &d.dfinal_states),
-        ("dx", &d.dx),
-        ("ddt", &d.ddt),
         ("dA", &d.da),
-        ("dB", &d.db),
-        ("dC", &d.dc),
         ("dD", &d.dd),
-        ("dz", &d.dz),
         ("ddt_bias", &d.ddt_bias),
         ("dinitial_states", &d.dinitial_states),
     ] {
         dense(OP, name, t)?;
     }
+    let strided = inputs
+        .iter()
+        .chain(&outputs)
+        .any(|(_, t, _)| !t.is_none() && !t.is_dense());
     if p.has_dt_limit != 0 && (p.dt_lo.is_nan() || p.dt_hi.is_nan() || p.dt_lo > p.dt_hi) {
         return Err(PErr::invalid(format!(
             "{OP}: dt_limit ({}, {}) is not an interval",
@@ -1173,15 +1206,24 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
     // since the fifty-fifth session (its prep kernel resets the state where a sequence starts).
     let dims = (b, l, h, hp, ng, n);
     let chunked = super::ssd_bwdc::wanted(g, d, dims, !p.seq_idx.is_none());
+    let segments = !p.seq_idx.is_none() && (!chunked || super::segments::forced());
+    if strided && (!chunked || segments || !p.z.is_none()) {
+        return ssd_backward_via_dense(g, d, stream);
+    }
     // Packed sequences where the chunked form does not take them, or where forced
     // (`MAMBA_CUDA_SSD_SEGMENTS=1`): one call per sequence at the LM widths (segments.rs).
-    if !p.seq_idx.is_none() && (!chunked || super::segments::forced()) {
+    if segments {
         if let Some(seqs) = super::segments::plan(&p.seq_idx, (b, l, h, hp, n), true, stream)? {
             return super::segments::backward(g, d, &seqs, stream);
         }
     }
     if chunked && super::ssd_bwdc::run(g, d, act, dims, d_per_channel, stream)? {
         return Ok(());
+    }
+    if strided {
+        // The chunked form's scratch could not be allocated: the recurrent kernels, which take
+        // dense tensors only.
+        return ssd_backward_via_dense(g, d, stream);
     }
     let seg = (h / ng) * hp;
     let prm = ScanBwdParams {
@@ -1235,6 +1277,104 @@ pub(crate) fn ssd_backward(d: &SsdBwdDesc, stream: u64) -> PResult<()> {
         &[&d.da, &d.dd, &d.ddt_bias],
         stream,
     )
+}
+
+/// Whether two (b, L, ...) views (inner dimensions dense, strides non-negative) share no
+/// byte: their spans do not meet, or both are column slices of one row layout (the same batch
+/// and step strides in bytes) whose rows fall in disjoint columns: with the batch stride a
+/// multiple of the step's (every row on one lattice), or past a batch row's L rows and the
+/// two bases within one row. Conservative: `false` where it cannot tell.
+fn rows_disjoint(a: &TensorDesc, b: &TensorDesc) -> bool {
+    if !spans_meet(a, b) {
+        return true;
+    }
+    let bytes = |t: &TensorDesc| {
+        let es = dtype::size(t.dtype) as i128;
+        let sh = t.shape();
+        let row = sh[2..].iter().product::<u64>() as i128 * es;
+        // The row period: the step stride, or the batch stride for one step.
+        let (sb, st) = (t.strides[0] as i128 * es, t.strides[1] as i128 * es);
+        let period = if sh[1] > 1 { st } else { sb };
+        (sh[0], sh[1], sb, st, period, row)
+    };
+    let (ab, al, asb, ast, ap, aw) = bytes(a);
+    let (bb, bl, bsb, bst, bp, bw) = bytes(b);
+    let same =
+        (ab, al) == (bb, bl) && ap == bp && (al == 1 || ast == bst) && (ab == 1 || asb == bsb);
+    if !same || ap <= 0 || aw > ap || bw > bp {
+        return false;
+    }
+    let d = b.ptr as i128 - a.ptr as i128;
+    if al == 1 || ab == 1 || asb % ast == 0 {
+        let off = d.rem_euclid(ap);
+        off >= aw && off + bw <= ap
+    } else if asb >= al as i128 * ast && d.abs() < ap {
+        // The lower view's row first, the other's within the same period.
+        let (w0, w1) = if d >= 0 { (aw, bw) } else { (bw, aw) };
+        d.abs() >= w0 && d.abs() + w1 <= ap
+    } else {
+        false
+    }
+}
+
+/// The SSD backward on dense copies of its strided views: the inputs copied in, the call on
+/// the copies, the gradients copied out (for the paths other than the chunked kernels).
+fn ssd_backward_via_dense(g: &Gpu, d: &SsdBwdDesc, stream: u64) -> PResult<()> {
+    let p = &d.fwd;
+    let sfx = suffix(p.x.dtype, "ssd_backward")?;
+    let mut dd = *d;
+    let views = [
+        &p.x, &p.dt, &p.b, &p.c, &p.z, &d.dout, &d.dx, &d.ddt, &d.db, &d.dc, &d.dz,
+    ];
+    let size = |t: &TensorDesc| (t.numel() as usize * dtype::size(t.dtype)).div_ceil(256) * 256;
+    let total: usize = views
+        .iter()
+        .filter(|t| !t.is_none() && !t.is_dense())
+        .map(|t| size(t))
+        .sum();
+    let buf = g.alloc_async(total.max(256), stream)?;
+    let res = (|| {
+        let mut o = buf;
+        let (mut ins, mut outs) = (Vec::new(), Vec::new());
+        let mut place = |t: &TensorDesc, input: bool| {
+            if t.is_none() || t.is_dense() {
+                return *t;
+            }
+            let dn = TensorDesc::dense(
+                o,
+                t.dtype,
+                &t.shape().iter().map(|&v| v as usize).collect::<Vec<_>>(),
+            );
+            if input {
+                ins.extend(super::block_bwd::view_copies(t, o, true));
+            } else {
+                outs.extend(super::block_bwd::view_copies(t, o, false));
+            }
+            o += size(t) as u64;
+            dn
+        };
+        dd.fwd.x = place(&p.x, true);
+        dd.fwd.dt = place(&p.dt, true);
+        dd.fwd.b = place(&p.b, true);
+        dd.fwd.c = place(&p.c, true);
+        dd.fwd.z = place(&p.z, true);
+        dd.dout = place(&d.dout, true);
+        dd.dx = place(&d.dx, false);
+        dd.ddt = place(&d.ddt, false);
+        dd.db = place(&d.db, false);
+        dd.dc = place(&d.dc, false);
+        dd.dz = place(&d.dz, false);
+        if !ins.is_empty() {
+            super::block_bwd::copies(g, sfx, sfx, &ins, stream)?;
+        }
+        ssd_backward(&dd, stream)?;
+        if !outs.is_empty() {
+            super::block_bwd::copies(g, sfx, sfx, &outs, stream)?;
+        }
+        Ok(())
+    })();
+    let fr = g.free_async(buf, stream);
+    res.and(fr)
 }
 
 // ---------------------------------------------------------------- SPEC 3
@@ -1415,4 +1555,52 @@ pub(crate) fn causal_conv1d_backward(d: &Conv1dBwdDesc, stream: u64) -> PResult<
     let f3 = g.func(&format!("bwd_conv_dw_{sfx}"))?;
     g.launch(f3, (c as u32, b as u32, 1), 256, 0, stream, &prm)?;
     scratch.free()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_disjoint;
+    use mamba_core::abi::{dtype, TensorDesc};
+
+    // A (b, L, cols) view at element `off` of bf16 rows `row` elements apart, batch rows
+    // `sb` apart.
+    fn view(off: u64, dims: [usize; 3], row: i64, sb: i64) -> TensorDesc {
+        TensorDesc::dense(4096 + 2 * off, dtype::BF16, &dims).with_strides(&[sb, row, 1])
+    }
+
+    #[test]
+    fn column_slices_of_one_row_layout_are_disjoint() {
+        let (b, l, row) = (2, 10, 40i64);
+        let sb = l as i64 * row;
+        // Columns [0, 16), [16, 24), [24, 40) of the same rows: disjoint pairwise.
+        let x = view(0, [b, l, 16], row, sb);
+        let bv = view(16, [b, l, 8], row, sb);
+        let cv = view(24, [b, l, 16], row, sb);
+        for (p, q) in [(&x, &bv), (&x, &cv), (&bv, &cv), (&cv, &x)] {
+            assert!(rows_disjoint(p, q) && rows_disjoint(q, p));
+        }
+        // Overlapping columns, the same view, a row wider than the period: not disjoint.
+        assert!(!rows_disjoint(&x, &view(8, [b, l, 16], row, sb)));
+        assert!(!rows_disjoint(&x, &x));
+        assert!(!rows_disjoint(&view(0, [b, l, 48], row, sb), &bv));
+        // Different row strides whose spans meet: cannot tell, so not disjoint.
+        assert!(!rows_disjoint(&x, &view(16, [b, l, 8], 2 * row, 2 * sb)));
+        // A batch stride past L rows but not a multiple of the row stride: disjoint where the
+        // bases are within one row, whichever comes first; not where they are rows apart, nor
+        // where the batch rows interleave.
+        let odd = |off, cols| view(off, [b, l, cols], row, sb + 3);
+        assert!(rows_disjoint(&odd(0, 16), &odd(16, 8)));
+        assert!(rows_disjoint(&odd(16, 8), &odd(0, 16)));
+        assert!(!rows_disjoint(&odd(0, 16), &odd(8, 8)));
+        assert!(!rows_disjoint(&odd(0, 16), &odd(16 + 40, 8)));
+        let inter = |off, cols| view(off, [b, l, cols], row, sb - row + 3);
+        assert!(!rows_disjoint(&inter(0, 16), &inter(16, 8)));
+        // Separate buffers: disjoint whatever the strides.
+        let far = TensorDesc::dense(1 << 30, dtype::BF16, &[b, l, 16]);
+        assert!(rows_disjoint(&x, &far));
+        // One step: the batch stride is the period.
+        let (x1, b1) = (view(0, [b, 1, 16], row, row), view(16, [b, 1, 8], row, row));
+        assert!(rows_disjoint(&x1, &b1));
+        assert!(!rows_disjoint(&x1, &view(15, [b, 1, 8], row, row)));
+    }
 }

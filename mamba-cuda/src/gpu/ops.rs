@@ -101,7 +101,7 @@ pub(crate) fn spans_meet(a: &TensorDesc, b: &TensorDesc) -> bool {
 }
 
 /// The innermost `k` dimensions of `t` are dense (row-major among themselves).
-fn inner_dense(op: &str, name: &str, t: &TensorDesc, k: usize) -> PResult<()> {
+pub(crate) fn inner_dense(op: &str, name: &str, t: &TensorDesc, k: usize) -> PResult<()> {
     if t.is_none() {
         return Ok(());
     }

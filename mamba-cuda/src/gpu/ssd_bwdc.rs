@@ -69,9 +69,24 @@ struct SsdbcParams {
     seq_idx: u64,
     /// (b, h, K Q): cs_t's f32 remainder beside `csv` (kernels/ssd_bwdc.cu `sbc_dcs`).
     cse: u64,
+    /// (batch row, step) strides in elements of x, dout (z, dz), dx, B, C, dt, d dt.
+    x_sb: i64,
+    x_st: i64,
+    y_sb: i64,
+    y_st: i64,
+    dx_sb: i64,
+    dx_st: i64,
+    b_sb: i64,
+    b_st: i64,
+    c_sb: i64,
+    c_st: i64,
+    dt_sb: i64,
+    dt_st: i64,
+    ddt_sb: i64,
+    ddt_st: i64,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 29 * 8 + 14 * 4);
+const _: () = assert!(std::mem::size_of::<SsdbcParams>() == 29 * 8 + 14 * 4 + 14 * 8);
 
 /// The 64-step kernels' parameter block (`SsdblParams` in ssd_bwdl.cuh).
 #[repr(C)]
@@ -91,7 +106,8 @@ struct SsdblParams {
     pad: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<SsdblParams>() == 29 * 8 + 14 * 4 + 7 * 8 + 4 * 4);
+const _: () =
+    assert!(std::mem::size_of::<SsdblParams>() == 29 * 8 + 14 * 4 + 14 * 8 + 7 * 8 + 4 * 4);
 
 /// Row strides (in floats) of the 64-step kernels' shared tiles (ssd_bwdl.cuh `SBL_LP`,
 /// `SBL_WQ`).
@@ -189,19 +205,22 @@ fn shape_suffix(p: usize, n: usize) -> &'static str {
 /// The call's shape: (b, L, h, p, g, N).
 pub(crate) type Dims = (usize, usize, usize, usize, usize, usize);
 
-/// Whether the tensor-core kernels can take the call: (p, N) = (64, 128) or (64, 64), the
-/// rows of x, dout, z, B, C 16-byte aligned (their 16-byte vector loads), and their shared
-/// memory within the device's.
+/// Whether the tensor-core kernels can take the call: (p, N) = (64, 128) or (64, 64), every
+/// row of x, dout, z, B, C 16-byte aligned (their 16-byte vector loads: the base and the
+/// batch and step strides), dx's rows aligned to two elements (the 64-step kernels store it
+/// in pairs), and their shared memory within the device's.
 fn tc_capable(g: &Gpu, d: &SsdBwdDesc, p: usize, n: usize) -> bool {
-    let aligned = [
-        d.fwd.x.ptr,
-        d.fwd.b.ptr,
-        d.fwd.c.ptr,
-        d.dout.ptr,
-        ptr(&d.fwd.z),
-    ]
-    .iter()
-    .all(|a| a % 16 == 0);
+    let es = dtype::size(d.fwd.x.dtype) as i64;
+    let rows = |t: &TensorDesc, bytes: i64| {
+        t.is_none()
+            || (t.ptr.is_multiple_of(bytes as u64)
+                && (t.strides[0] * es) % bytes == 0
+                && (t.strides[1] * es) % bytes == 0)
+    };
+    let aligned = [&d.fwd.x, &d.fwd.b, &d.fwd.c, &d.dout, &d.fwd.z]
+        .iter()
+        .all(|t| rows(t, 16))
+        && rows(&d.dx, 2 * es);
     !shape_suffix(p, n).is_empty() && aligned && chunk_smem(p, n, 4) <= g.max_smem()
 }
 
@@ -480,6 +499,20 @@ pub(crate) fn run(
             q64: q64 as i32,
             seq_idx: ptr(&p.seq_idx),
             cse,
+            x_sb: p.x.strides[0],
+            x_st: p.x.strides[1],
+            y_sb: d.dout.strides[0],
+            y_st: d.dout.strides[1],
+            dx_sb: d.dx.strides[0],
+            dx_st: d.dx.strides[1],
+            b_sb: p.b.strides[0],
+            b_st: p.b.strides[1],
+            c_sb: p.c.strides[0],
+            c_st: p.c.strides[1],
+            dt_sb: p.dt.strides[0],
+            dt_st: p.dt.strides[1],
+            ddt_sb: d.ddt.strides[0],
+            ddt_st: d.ddt.strides[1],
         };
         let shp = shape_suffix(hp, n);
         let f = g.func(&format!("ssdbc_prep_{sfx}"))?;
@@ -600,15 +633,22 @@ pub(crate) fn run(
                 &prm,
             )?;
         }
-        let cast = g.func(&format!("bwd_cast_{sfx}"))?;
-        for (src, dst) in [(dbacc, d.db.ptr), (dcacc, d.dc.ptr)] {
-            let cp = BwdCastParams {
-                src,
-                dst,
-                n: bc as i64,
-            };
-            let blocks = bc.div_ceil(256).clamp(1, 1 << 16) as u32;
-            g.launch(cast, (blocks, 1, 1), 256, 0, stream, &cp)?;
+        if d.db.is_dense() && d.dc.is_dense() {
+            let cast = g.func(&format!("bwd_cast_{sfx}"))?;
+            for (src, dst) in [(dbacc, d.db.ptr), (dcacc, d.dc.ptr)] {
+                let cp = BwdCastParams {
+                    src,
+                    dst,
+                    n: bc as i64,
+                };
+                let blocks = bc.div_ceil(256).clamp(1, 1 << 16) as u32;
+                g.launch(cast, (blocks, 1, 1), 256, 0, stream, &cp)?;
+            }
+        } else {
+            // Strided dB / dC (slices of wider rows): the accumulators' rows into them.
+            let mut cs = super::block_bwd::view_copies(&d.db, dbacc, false);
+            cs.extend(super::block_bwd::view_copies(&d.dc, dcacc, false));
+            super::block_bwd::copies(g, "f32", sfx, &cs, stream)?;
         }
         Ok(())
     })();
