@@ -143,8 +143,9 @@ static void gemm_case(const char* what, int m, int n, int k, bool a_t, bool b_t,
 
 // `rpb` rows per block (the kernel's partial sums of the weight's gradient, one row per
 // block, summed by the column sum).
-// `pairs`: on `bb_norm_bwd_pairs` (z's rows two-element aligned), threads as block_bwd.rs picks.
-static void norm_case(int m, int di, int groups, bool nbg, int rpb, bool pairs = false) {
+// `pairs`: on `bb_norm_bwd_pairs` (z's rows two-element aligned), threads as block_bwd.rs picks;
+// `pf`: its form that loads the next row before the block sums (`bb_norm_bwd_pairspf`).
+static void norm_case(int m, int di, int groups, bool nbg, int rpb, bool pairs = false, bool pf = false) {
     const int gs = di / groups, zld = di + (pairs ? 8 : 7);
     auto y = rnd((size_t)m * di), z = rnd((size_t)m * zld), w = rnd(di), dn = rnd((size_t)m * di);
     std::vector<float> dy((size_t)m * di, NAN), dz((size_t)m * zld, NAN), dwrow((size_t)m * di, NAN), dw(di, NAN);
@@ -167,7 +168,7 @@ static void norm_case(int m, int di, int groups, bool nbg, int rpb, bool pairs =
     int threads = 32;
     while (threads < (pairs ? gs / 2 : gs) && threads < 256) threads *= 2;
     const int blocks = (m + rpb - 1) / rpb;
-    launch(pairs ? bb_norm_bwd_pairs_f32 : bb_norm_bwd_f32, blocks, groups, 1, threads, p);
+    launch(pf ? bb_norm_bwd_pairspf_f32 : pairs ? bb_norm_bwd_pairs_f32 : bb_norm_bwd_f32, blocks, groups, 1, threads, p);
     BbColsumParams c{dwrow.data(), dw.data(), di, blocks, di};
     launch(bb_colsum_f32, (di + 31) / 32, 1, 1, 1024, c);
     // Central differences of the f64 forward give the reference.
@@ -219,11 +220,12 @@ static void norm_case(int m, int di, int groups, bool nbg, int rpb, bool pairs =
             wdw[i] += (lp - lm) / (2 * h);
         }
     char name[96];
-    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dy", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
+    const char* form = pf ? " pairs pf" : pairs ? " pairs" : "";
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dy", form, m, di, groups, nbg, rpb);
     check(name, wdy, dy.data(), dy.size());
-    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dz", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dz", form, m, di, groups, nbg, rpb);
     check(name, wdz, gdz.data(), gdz.size());
-    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dw", pairs ? " pairs" : "", m, di, groups, nbg, rpb);
+    snprintf(name, sizeof name, "norm%s m%d di%d g%d nbg%d rpb%d dw", form, m, di, groups, nbg, rpb);
     check(name, wdw, dw.data(), dw.size());
 }
 
@@ -315,6 +317,11 @@ int main() {
         norm_case(5, 1536, 1, false, rpb, true);
         norm_case(2, 2048, 1, true, rpb, true);
         norm_case(37, 96, 3, false, rpb, true);
+        // Prefetching the next row (`pf`): one row, several, a partial last block.
+        norm_case(3, 40, 1, false, rpb, true, true);
+        norm_case(2, 300, 2, true, rpb, true, true);
+        norm_case(7, 1536, 1, false, rpb, true, true);
+        norm_case(37, 96, 3, true, rpb, true, true);
     }
     printf(fails ? "FAILURES: %d\n" : "all ok\n", fails);
     return fails != 0;

@@ -409,8 +409,11 @@ __device__ void bb_norm_bwd(const BbNormBwdParams& p) {
 // outputs, two columns per access: thread t takes the group's column pairs t + k blockDim
 // (k < NP). The host takes it where the group is even and at most 2 NP blockDim wide and
 // every row start of y, z, dn, dy and dz is aligned to two elements. The same operations per
-// element as `bb_norm_bwd` (the block sums in another order).
-template <typename T, typename TZ, int NP>
+// element as `bb_norm_bwd` (the block sums in another order). PF (`_pairspf`, sixty-fourth
+// session): the next row's y, z and dn are loaded before this row's block sums, so that their
+// latency overlaps the sums and the outputs (the block's rows otherwise wait on each row's loads
+// in turn).
+template <typename T, typename TZ, int NP, bool PF = false>
 __device__ void bb_norm_bwd_pairs(const BbNormBwdParams& p) {
     __shared__ float2 red[33];
     BB_DYN_SMEM(dwacc);
@@ -427,24 +430,45 @@ __device__ void bb_norm_bwd_pairs(const BbNormBwdParams& p) {
             const int e = threadIdx.x + k * blockDim.x;
             if (e < np) dwacc[2 * e] = dwacc[2 * e + 1] = 0.f;
         }
-    for (long long r = r0; r < r1; ++r) {
+    // Row r's y, z, dn pairs (as loaded: converted where they are used).
+    using V2 = VecN<T, 2>;
+    using F2 = VecN<float, 2>;
+    V2 ny[NP] = {}, nz[NP] = {};
+    F2 nd[NP] = {};
+    auto fetch = [&](long long r) {
         const T* yr = static_cast<const T*>(p.y) + r * p.d_inner + off;
         const T* zr = static_cast<const T*>(p.z) + r * p.z_ld + off;
         const float* dnr = p.dn + r * p.d_inner + off;
+#pragma unroll
+        for (int k = 0; k < NP; ++k) {
+            const int e = threadIdx.x + k * blockDim.x;
+            if (e < np) {
+                ny[k] = *reinterpret_cast<const V2*>(yr + 2 * e);
+                nz[k] = *reinterpret_cast<const V2*>(zr + 2 * e);
+                nd[k] = *reinterpret_cast<const F2*>(dnr + 2 * e);
+            }
+        }
+    };
+    if (PF && r0 < r1) fetch(r0);
+    for (long long r = r0; r < r1; ++r) {
+        if (!PF) fetch(r);
         float zv[NP][2], yv[NP][2], dnv[NP][2];
+#pragma unroll
+        for (int k = 0; k < NP; ++k)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                zv[k][j] = ldf(&nz[k].v[j]);
+                yv[k][j] = ldf(&ny[k].v[j]);
+                dnv[k][j] = nd[k].v[j];
+            }
+        if (PF && r + 1 < r1) fetch(r + 1);
         float ss = 0.f, dot = 0.f;
 #pragma unroll
         for (int k = 0; k < NP; ++k) {
             const int e = threadIdx.x + k * blockDim.x;
             if (e < np) {
-                const VecN<T, 2> yy = *reinterpret_cast<const VecN<T, 2>*>(yr + 2 * e);
-                const VecN<T, 2> zz = *reinterpret_cast<const VecN<T, 2>*>(zr + 2 * e);
-                const VecN<float, 2> dd = *reinterpret_cast<const VecN<float, 2>*>(dnr + 2 * e);
 #pragma unroll
                 for (int j = 0; j < 2; ++j) {
-                    zv[k][j] = ldf(&zz.v[j]);
-                    yv[k][j] = ldf(&yy.v[j]);
-                    dnv[k][j] = dd.v[j];
                     const float sg = zv[k][j] * bb_sigmoid(zv[k][j]);
                     float v = yv[k][j];
                     if (!p.norm_before_gate) v *= sg;
@@ -567,6 +591,9 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
     extern "C" __global__ void bb_norm_bwd_##NAME(const __grid_constant__ BbNormBwdParams p) { bb_norm_bwd<T>(p); } \
     extern "C" __global__ void __launch_bounds__(256) bb_norm_bwd_pairs_##NAME(const __grid_constant__ BbNormBwdParams p) { \
         bb_norm_bwd_pairs<T, float, BB_NORM_PAIRS>(p);                                                                  \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256, 4) bb_norm_bwd_pairspf_##NAME(const __grid_constant__ BbNormBwdParams p) { \
+        bb_norm_bwd_pairs<T, float, BB_NORM_PAIRS, true>(p);                                                              \
     }
 #define BB_MIXED(T, NAME)                                                                                 \
     BB_GEMM(float, T, f32, NAME)                                                                         \
@@ -577,6 +604,9 @@ extern "C" __global__ void bb_mul_f32(const __grid_constant__ BbMulParams p) { b
     }                                                                                                           \
     extern "C" __global__ void __launch_bounds__(256) bb_norm_bwd_pairs_##NAME##_dz16(const __grid_constant__ BbNormBwdParams p) { \
         bb_norm_bwd_pairs<T, T, BB_NORM_PAIRS>(p);                                                              \
+    }                                                                                                           \
+    extern "C" __global__ void __launch_bounds__(256, 4) bb_norm_bwd_pairspf_##NAME##_dz16(const __grid_constant__ BbNormBwdParams p) { \
+        bb_norm_bwd_pairs<T, T, BB_NORM_PAIRS, true>(p);                                                        \
     }
 
 BB_TYPE(float, f32)

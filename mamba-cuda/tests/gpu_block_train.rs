@@ -442,7 +442,8 @@ fn block_train_device_matches_host_half() {
 /// sixty-second session), the conv backward staged through shared memory
 /// (`MAMBA_CUDA_CONV_BWD_CLS`, sixty-third session), the SSD backward on strided views of the
 /// conv output, in_proj's rows and their gradients (`MAMBA_CUDA_BB_SSD_DIRECT`, sixty-fourth
-/// session); and a 16-bit block made with the 16-bit dzx, then run with it off
+/// session), the norm backward loading each row before the previous row's block sums
+/// (`MAMBA_CUDA_NORM_PF`, sixty-fourth session); and a 16-bit block made with the 16-bit dzx, then run with it off
 /// (no f32 copy of in_proj: the mixed-type GEMM; the conv's input strided, its gradient dense).
 /// The other tests of this binary may run meanwhile under these settings; they hold them to
 /// the same tolerances.
@@ -451,7 +452,7 @@ fn block_train_switches_match_host() {
     if !cuda_available() {
         return;
     }
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 8] = [
         "MAMBA_CUDA_BB_DZX16",
         "MAMBA_CUDA_BB_VEC",
         "MAMBA_CUDA_NORM_PAIRS",
@@ -459,6 +460,7 @@ fn block_train_switches_match_host() {
         "MAMBA_CUDA_BB_CONV_DIRECT",
         "MAMBA_CUDA_CONV_BWD_CLS",
         "MAMBA_CUDA_BB_SSD_DIRECT",
+        "MAMBA_CUDA_NORM_PF",
     ];
     let before: Vec<Option<String>> = KEYS.iter().map(|k| std::env::var(k).ok()).collect();
     let mut pass = 0;
@@ -466,9 +468,9 @@ fn block_train_switches_match_host() {
     // The third round makes each 16-bit block with the 16-bit dzx (so without in_proj's f32
     // copy) and runs it with `MAMBA_CUDA_BB_DZX16=0`: f32 dzx on our mixed-type GEMM.
     for (round, vals) in [
-        ["1", "1", "1", "16", "1", "1", "1"],
-        ["0", "0", "0", "1", "0", "0", "0"],
-        ["1", "1", "1", "1", "1", "1", "1"],
+        ["1", "1", "1", "16", "1", "1", "1", "1"],
+        ["0", "0", "0", "1", "0", "0", "0", "0"],
+        ["1", "1", "1", "1", "1", "1", "1", "1"],
     ]
     .into_iter()
     .enumerate()

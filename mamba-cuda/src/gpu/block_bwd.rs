@@ -240,6 +240,9 @@ pub(super) fn dzx16_on() -> bool {
     super::ops::env_switch("MAMBA_CUDA_BB_DZX16", DZX16_DEFAULT)
 }
 pub(super) const NORM_PAIRS_DEFAULT: bool = true;
+/// The norm backward's pairs form with the next row's loads issued before the block sums
+/// (kernels/block_bwd.cu `bb_norm_bwd_pairs` PF; sixty-fourth session, NOTES.md).
+const NORM_PF_DEFAULT: bool = false;
 /// The conv backward on strided views of zx and dzx (sixty-second session): every
 /// `gpu_block_train` test passes with it on an H100 (the switch test with it on and off); bf16
 /// forward+backward at the LM width 2482 us against 2568-2573 with the dense copies.
@@ -681,8 +684,16 @@ impl Block {
                         .iter()
                         .all(|&(a, size)| a.is_multiple_of(2 * size as u64))
                     && super::ops::env_switch("MAMBA_CUDA_NORM_PAIRS", NORM_PAIRS_DEFAULT);
+                // The pairs form loading each row's values before the previous row's block
+                // sums where its block has several rows (`MAMBA_CUDA_NORM_PF=1` / `0`, default
+                // `NORM_PF_DEFAULT`; sixty-fourth session).
+                let pf =
+                    norm_rpb > 1 && super::ops::env_switch("MAMBA_CUDA_NORM_PF", NORM_PF_DEFAULT);
                 let (form, threads) = if pairs {
-                    ("_pairs", (gs / 2).next_power_of_two().clamp(32, 256) as u32)
+                    (
+                        if pf { "_pairspf" } else { "_pairs" },
+                        (gs / 2).next_power_of_two().clamp(32, 256) as u32,
+                    )
                 } else {
                     ("", gs.next_power_of_two().clamp(32, 256) as u32)
                 };
