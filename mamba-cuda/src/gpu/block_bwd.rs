@@ -154,9 +154,15 @@ pub(crate) struct Copy2d {
 }
 
 /// The 2D copies between a (b, L, ...) view `t` (inner dimensions dense, batch and step
-/// strides non-negative) and a dense tensor of its shape at `dense`: into the dense one
-/// (`to_dense`) or out of it. One copy where the rows are evenly spaced, else one per batch row.
-pub(crate) fn view_copies(t: &TensorDesc, dense: u64, to_dense: bool) -> Vec<Copy2d> {
+/// strides non-negative) and a dense tensor of its shape at `dense` with elements of
+/// `dense_size` bytes: into the dense one (`to_dense`) or out of it. One copy where the rows
+/// are evenly spaced, else one per batch row.
+pub(crate) fn view_copies(
+    t: &TensorDesc,
+    dense: u64,
+    dense_size: usize,
+    to_dense: bool,
+) -> Vec<Copy2d> {
     let sh = t.shape();
     let (b, l) = (sh[0] as usize, sh[1] as usize);
     let cols = sh[2..].iter().product::<u64>() as usize;
@@ -194,7 +200,7 @@ pub(crate) fn view_copies(t: &TensorDesc, dense: u64, to_dense: bool) -> Vec<Cop
             .map(|i| {
                 one(
                     t.ptr + (i * sb) as u64 * es,
-                    dense + (i * l * cols) as u64 * es,
+                    dense + (i * l * cols * dense_size) as u64,
                     l,
                     st,
                 )
@@ -241,8 +247,10 @@ pub(super) fn dzx16_on() -> bool {
 }
 pub(super) const NORM_PAIRS_DEFAULT: bool = true;
 /// The norm backward's pairs form with the next row's loads issued before the block sums
-/// (kernels/block_bwd.cu `bb_norm_bwd_pairs` PF; sixty-fourth session, NOTES.md).
-const NORM_PF_DEFAULT: bool = false;
+/// (kernels/block_bwd.cu `bb_norm_bwd_pairs` PF; sixty-fourth session, NOTES.md): H100, ncu at
+/// the LM width (bf16) 184 against 212 us, 64 registers and 46% occupancy against 80 and 33%;
+/// the block's bf16 backward there 1715-1718 against 1746-1748 us.
+const NORM_PF_DEFAULT: bool = true;
 /// The conv backward on strided views of zx and dzx (sixty-second session): every
 /// `gpu_block_train` test passes with it on an H100 (the switch test with it on and off); bf16
 /// forward+backward at the LM width 2482 us against 2568-2573 with the dense copies.

@@ -1345,10 +1345,11 @@ fn ssd_backward_via_dense(g: &Gpu, d: &SsdBwdDesc, stream: u64) -> PResult<()> {
                 t.dtype,
                 &t.shape().iter().map(|&v| v as usize).collect::<Vec<_>>(),
             );
+            let es = dtype::size(t.dtype);
             if input {
-                ins.extend(super::block_bwd::view_copies(t, o, true));
+                ins.extend(super::block_bwd::view_copies(t, o, es, true));
             } else {
-                outs.extend(super::block_bwd::view_copies(t, o, false));
+                outs.extend(super::block_bwd::view_copies(t, o, es, false));
             }
             o += size(t) as u64;
             dn

@@ -646,8 +646,8 @@ pub(crate) fn run(
             }
         } else {
             // Strided dB / dC (slices of wider rows): the accumulators' rows into them.
-            let mut cs = super::block_bwd::view_copies(&d.db, dbacc, false);
-            cs.extend(super::block_bwd::view_copies(&d.dc, dcacc, false));
+            let mut cs = super::block_bwd::view_copies(&d.db, dbacc, 4, false);
+            cs.extend(super::block_bwd::view_copies(&d.dc, dcacc, 4, false));
             super::block_bwd::copies(g, "f32", sfx, &cs, stream)?;
         }
         Ok(())
