@@ -4,7 +4,8 @@
 // `block_ssm_step` against `block_step_fused` + the norm's conv-state shift), SPEC 4 and 5
 // (`state_update`, `conv_update`), the training step's AdamW / sum of squares / axpy, the
 // fallback products where cuBLASLt is absent
-// (`gemm_few`, `gemm_nt`), and the gated RMS norm at 256 and 1024 threads per block (both
+// (`gemm_few`, `gemm_nt`), the split f32 product's scale and split kernels (`split_max_f32`,
+// `split_f32`, against f64 and against plain f32 sums), and the gated RMS norm at 256 and 1024 threads per block (both
 // gate orders, with the fused step's deferred conv-state shift), each against a plain double
 // loop over the same (rounded) inputs. Every CUDA thread of a block is a
 // std::thread, as in emu_bb.cpp.
@@ -110,6 +111,22 @@ alignas(16) static float g_smem[16384];
 inline unsigned ld_acquire_u32(const unsigned* p) { return *p; }
 inline void st_release_u32(unsigned* p, unsigned v) { *p = v; }
 inline unsigned __ballot_sync(unsigned, bool) { return 0; }
+static unsigned g_shfl_u[32][32];
+inline unsigned __shfl_xor_sync(unsigned, unsigned v, int o) {
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    g_shfl_u[w][l] = v;
+    __syncwarp();
+    const unsigned r = g_shfl_u[w][l ^ o];
+    __syncwarp();
+    return r;
+}
+inline unsigned atomicMax(unsigned* p, unsigned v) {
+    static std::mutex m;
+    std::lock_guard<std::mutex> g(m);
+    const unsigned o = *p;
+    *p = std::max(o, v);
+    return o;
+}
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 using std::max;
 using std::min;
@@ -119,6 +136,11 @@ template <> inline float ldf<bf16_t>(const bf16_t* p) { return emu_bf2f(p->v); }
 template <> inline bf16_t cvt<bf16_t>(float v) { return bf16_t{emu_f2bf(v)}; }
 template <> inline float ldf<f16_t>(const f16_t* p) { return emu_h2f(p->v); }
 template <> inline f16_t cvt<f16_t>(float v) { return f16_t{emu_f2h(v)}; }
+
+// The split products' f16 (kernels/misc.cu `split_f32`).
+typedef f16_t __half;
+inline __half __float2half_rn(float v) { return f16_t{emu_f2h(v)}; }
+inline float __half2float(__half h) { return emu_h2f(h.v); }
 
 #include "../kernels/misc.cu"
 
@@ -634,7 +656,87 @@ static void train_pieces() {
     check("axpy bf16 n1000", aw, ag, 1e-2 / 256);
 }
 
+// The split f32 product (gemm.rs `run_split`): `split_max_f32` and `split_f32` here, then the
+// f16 product of the split operands (f32 sums, as the tensor cores keep them) times the
+// device alpha (+ beta c), against an f64 product of the f32 operands. `kdense`: A's and
+// B^T's k along memory (else their rows); `spread`: log-uniform magnitudes 1e-6 .. 1e2 and
+// a row of A 1e-5 of the rest.
+static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, bool nan) {
+    std::uniform_real_distribution<float> u(-1.f, 1.f), lg(-6.f, 2.f);
+    auto val = [&] { return spread ? u(rng) * std::pow(10.f, lg(rng)) : u(rng); };
+    std::vector<float> a((size_t)m * k), bt((size_t)n * k), c((size_t)m * n);
+    const long long asr = kdense ? k : 1, ask = kdense ? 1 : m, bsr = kdense ? k : 1, bsk = kdense ? 1 : n;
+    for (int i = 0; i < m; ++i)
+        for (int q = 0; q < k; ++q) a[i * asr + q * ask] = val() * (spread && i == 1 ? 1e-5f : 1.f);
+    for (int j = 0; j < n; ++j)
+        for (int q = 0; q < k; ++q) bt[j * bsr + q * bsk] = val();
+    for (auto& x : c) x = u(rng);
+    if (nan) a[2 * asr + 3 * ask] = NAN;
+    const int kp = (k + 7) / 8 * 8;
+    std::vector<f16_t> ao((size_t)m * 3 * kp, f16_t{0x7e00}), bo((size_t)n * 3 * kp, f16_t{0x7e00});
+    unsigned amax[2] = {0, 0};
+    float scale[2] = {NAN, NAN};
+    SplitParams p{};
+    p.op[0] = SplitOp{a.data(), asr, ask, ao.data(), m, k, kp, 0};
+    p.op[1] = SplitOp{bt.data(), bsr, bsk, bo.data(), n, k, kp, 1};
+    p.amax = amax;
+    p.scale = scale;
+    p.add = add;
+    launch(split_max_f32, 3, 2, 1, 256, p);
+    launch(split_f32, (kp + 31) / 32, (std::max(m, n) + 31) / 32, 2, 256, p);
+    std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
+    bool pad_zero = true;
+    for (int i = 0; i < m; ++i)
+        for (int q = k; q < kp; ++q)
+            for (int s = 0; s < 3; ++s) pad_zero &= ao[(size_t)i * 3 * kp + s * kp + q].v == 0;
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            double w = 0;
+            for (int q = 0; q < k; ++q) w += (double)a[i * asr + q * ask] * bt[j * bsr + q * bsk];
+            float acc = 0.f, plain = 0.f;
+            for (int q = 0; q < k; ++q) plain += a[i * asr + q * ask] * bt[j * bsr + q * bsk];
+            f32[(size_t)i * n + j] = (double)plain + (add ? c[(size_t)i * n + j] : 0.0);
+            for (int q = 0; q < 3 * kp; ++q)
+                acc += emu_h2f(ao[(size_t)i * 3 * kp + q].v) * emu_h2f(bo[(size_t)j * 3 * kp + q].v);
+            want[(size_t)i * n + j] = w + (add ? c[(size_t)i * n + j] : 0.0);
+            got[(size_t)i * n + j] = (double)(scale[0] * acc + scale[1] * c[(size_t)i * n + j]);
+        }
+    char what[96];
+    snprintf(what, sizeof what, "split f32 product m%d n%d k%d %s%s%s%s", m, n, k, kdense ? "k-dense" : "row-dense",
+             spread ? " spread" : "", add ? " add" : "", nan ? " nan" : "");
+    if (nan) {
+        // Non-finite in, non-finite out (no silent numbers).
+        bool nonfinite = false;
+        for (double v : got) nonfinite |= !std::isfinite(v);
+        printf("%-52s %s\n", what, nonfinite ? "ok" : "FAIL");
+        if (!nonfinite) ++fails;
+        return;
+    }
+    if (!pad_zero) {
+        printf("%-52s pad FAIL\n", what);
+        ++fails;
+    }
+    // As accurate as the same sums in f32 (their error, measured here, plus 1e-6).
+    double num = 0, den = 0;
+    for (size_t e = 0; e < want.size(); ++e) num += (f32[e] - want[e]) * (f32[e] - want[e]), den += want[e] * want[e];
+    const double base = std::sqrt(num / den);
+    printf("  (plain f32 sums: rel %.3e)\n", base);
+    check(what, want, got, 2 * base + 1e-6);
+    // The row at 1e-5 of the rest keeps its own relative accuracy.
+    if (spread) {
+        std::vector<double> w1(want.begin() + n, want.begin() + 2 * n), g1(got.begin() + n, got.begin() + 2 * n);
+        if (add)
+            for (int j = 0; j < n; ++j) w1[j] -= c[n + j], g1[j] -= c[n + j];
+        check("  its small row", w1, g1, 1e-5);
+    }
+}
+
 int main() {
+    split_case(40, 24, 100, true, false, false, false);
+    split_case(33, 70, 67, false, true, false, false);
+    split_case(64, 40, 300, true, true, true, false);
+    split_case(20, 9, 2048, false, false, true, false);
+    split_case(8, 8, 40, true, false, false, true);
     gemv_all<float>();
     gemv_all<bf16_t>();
     gemv_all<f16_t>();

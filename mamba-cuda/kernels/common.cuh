@@ -321,6 +321,21 @@ struct GemmParams {
     int M, N, K, add;  // add != 0: C += A . W^T
 };
 
+// f32 products on the f16 tensor cores (gemm.rs `Gemm::run_split`): one operand of the
+// product as a logical (rows, k) f32 matrix, element (r, q) at x[r sr + q sk].
+struct SplitOp {
+    const float* x;
+    long long sr, sk;
+    void* out;           // f16 [rows][3 kp]: role 0 [hi | hi | lo], role 1 [hi | lo | hi]
+    int rows, k, kp, role;
+};
+struct SplitParams {
+    SplitOp op[2];
+    unsigned* amax;      // [2] bits of each operand's largest |x| (zeroed before `split_max`)
+    float* scale;        // [2] the product's alpha (the scales' inverse) and beta
+    int add, pad;
+};
+
 struct NormParams {
     const void* y;  // (M, d_inner), dense
     const void* z;  // (M, d_inner), row stride z_ld

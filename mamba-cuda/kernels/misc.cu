@@ -539,6 +539,82 @@ struct AdamWParams {
     float lr, beta1, beta2, eps, weight_decay, bc1, bc2, grad_scale;
 };
 
+// f32 products on the f16 tensor cores (gemm.rs `Gemm::run_split`). Each operand is scaled
+// by one power of two (its largest |x| lands in [2^14, 2^15)) and split into f16 hi =
+// f16(x s) and lo = f16(x s - hi) (11 + 11 significant bits); the f16 product of
+// [A hi | A hi | A lo] (M, 3 kp) and [B hi | B lo | B hi] (N, 3 kp) sums A_hi B_hi + A_hi B_lo +
+// A_lo B_hi in f32 (the term dropped, A_lo B_lo, is 2^-22 of A_hi B_hi), scaled back by
+// alpha = 1 / (s_a s_b). Tiles of 32 rows x 32 columns; the lanes run along whichever of
+// rows or columns is dense in memory.
+#define SPLIT_T 32
+// Bits of the largest |x| of each operand into p.amax[op] (non-negative floats order as
+// their bits; NaN's bits exceed +inf's).
+extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) {
+    const SplitOp& o = p.op[blockIdx.y];
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int tr = (o.rows + SPLIT_T - 1) / SPLIT_T, tk = (o.k + SPLIT_T - 1) / SPLIT_T;
+    const bool kdense = o.sk == 1 || o.sr != 1;
+    unsigned m = 0;
+    for (long long t = blockIdx.x; t < (long long)tr * tk; t += gridDim.x) {
+        const int r0 = (int)(t / tk) * SPLIT_T, k0 = (int)(t % tk) * SPLIT_T;
+#pragma unroll
+        for (int e = 0; e < SPLIT_T / 8; ++e) {
+            const int r = r0 + (kdense ? w + 8 * e : lane), q = k0 + (kdense ? lane : w + 8 * e);
+            if (r < o.rows && q < o.k) m = max(m, __float_as_uint(fabsf(o.x[r * o.sr + q * o.sk])));
+        }
+    }
+#pragma unroll
+    for (int x = 16; x > 0; x >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, x));
+    if (lane == 0 && m != 0) atomicMax(p.amax + blockIdx.y, m);
+}
+// The exponent shift of an operand: 15 - e with |x|max = f 2^e, f in [0.5, 1); 0 where the
+// operand is all zero or not finite (its non-finite values then reach the product as they are).
+__device__ __forceinline__ int split_shift(unsigned m) {
+    if (m == 0 || m >= 0x7f800000u) return 0;
+    int e;
+    frexpf(__uint_as_float(m), &e);
+    return 15 - e;
+}
+// Writes the split operands (grid (kp / 32, rows / 32, 2), either operand's extent; columns
+// k .. kp - 1 zero) and, from block (0, 0, 0), alpha and beta.
+extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) {
+    __shared__ float tile[SPLIT_T][SPLIT_T + 1];
+    const SplitOp& o = p.op[blockIdx.z];
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int sh = split_shift(p.amax[blockIdx.z]);
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && tid == 0) {
+        p.scale[0] = ldexpf(1.f, -(split_shift(p.amax[0]) + split_shift(p.amax[1])));
+        p.scale[1] = p.add ? 1.f : 0.f;
+    }
+    const int r0 = blockIdx.y * SPLIT_T, k0 = blockIdx.x * SPLIT_T;
+    if (r0 >= o.rows || k0 >= o.kp) return;
+    const bool kdense = o.sk == 1 || o.sr != 1;
+#pragma unroll
+    for (int e = 0; e < SPLIT_T / 8; ++e) {
+        const int a = w + 8 * e;  // the row (kdense) or column of this thread
+        const int r = r0 + (kdense ? a : lane), q = k0 + (kdense ? lane : a);
+        const float v = r < o.rows && q < o.k ? o.x[r * o.sr + q * o.sk] : 0.f;
+        if (kdense) tile[a][lane] = v;
+        else tile[lane][a] = v;
+    }
+    __syncthreads();
+    __half* out = static_cast<__half*>(o.out);
+    const long long ld = 3LL * o.kp;
+    const int q = k0 + lane;
+#pragma unroll
+    for (int e = 0; e < SPLIT_T / 8; ++e) {
+        const int r = r0 + w + 8 * e;
+        if (r >= o.rows || q >= o.kp) continue;
+        const float vs = ldexpf(tile[w + 8 * e][lane], sh);
+        const __half hi = __float2half_rn(vs);
+        const __half lo = __float2half_rn(vs - __half2float(hi));
+        __half* row = out + r * ld + q;
+        row[0] = hi;
+        row[o.kp] = o.role == 0 ? hi : lo;
+        row[2 * o.kp] = o.role == 0 ? lo : hi;
+    }
+}
+
 extern "C" __global__ void adamw_f32(const __grid_constant__ AdamWParams p) {
     const float decay = __fsub_rn(1.0f, __fmul_rn(p.lr, p.weight_decay));
     const float omb1 = __fsub_rn(1.0f, p.beta1);

@@ -520,6 +520,74 @@ fn block_train_switches_match_host() {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
+/// f32 products split on the f16 tensor cores (gemm.rs `run_split`): the block's forward
+/// (output and final state) within the f32 output tolerance (1e-5) of the f64 oracle and
+/// its training pass's gradients within the gradient tolerance (1e-4). Every case with
+/// `MAMBA_CUDA_F32_SPLIT=1` (the split at every size), then one case large enough for the
+/// default rule to split in_proj's products (b1 L4096 d_model 256: m n k >= 2^30; the
+/// weight gradient sums 4096 rows).
+#[test]
+fn block_f32_split_products_match_the_oracle() {
+    if !cuda_available() {
+        return;
+    }
+    const SPLIT: &[(&str, &str)] = &[("MAMBA_CUDA_F32_SPLIT", "1")];
+    let mut pass = 0;
+    let mut fails = Vec::new();
+    let big = Case {
+        cfg: Mamba2Config::new(256, 64),
+        batch: 1,
+        l: 4096,
+        init: false,
+        dstate: false,
+    };
+    let runs = cases()
+        .into_iter()
+        .map(|c| (c, SPLIT))
+        .chain(std::iter::once((big, &[][..])));
+    for (i, (c, env)) in runs.enumerate() {
+        let seed = 700 + i as u64;
+        match run_case_against::<f32>(&c, seed, 1e-4, i % 2 == 0, true, env) {
+            Ok(_) => pass += 1,
+            Err(e) => fails.push(format!("case {i} training: {e}")),
+        }
+        let cfg = &c.cfg;
+        let w = random_weights(cfg, seed);
+        let dev =
+            Mamba2Block::with_selection(cfg.clone(), w.clone(), &build(BackendKind::Cuda).unwrap())
+                .unwrap();
+        let sel = Selection {
+            kind: BackendKind::Reference,
+            backend: std::sync::Arc::new(mamba_core::Reference::<f64>::oracle()),
+            report: "reference (f64 accumulation)".into(),
+        };
+        let oracle = Mamba2Block::with_selection(cfg.clone(), w, &sel).unwrap();
+        let mut rng = SplitMix64(seed * 5 + 1);
+        let u: Vec<f32> = (0..c.batch * c.l * cfg.d_model)
+            .map(|_| rng.normal())
+            .collect();
+        let shape = [c.batch, c.l, cfg.d_model];
+        let (od, sd) = {
+            let _split = LateEnv::set(env);
+            dev.forward(Tensor::new(&u, shape)).unwrap()
+        };
+        let (or, sr) = oracle.forward(Tensor::new(&u, shape)).unwrap();
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let eo = rel_l2(&f(&od), &f(&or));
+        let es = rel_l2(&f(&sd.ssm), &f(&sr.ssm)).max(rel_l2(&f(&sd.conv), &f(&sr.conv)));
+        println!("  case {i} forward (split products): out {eo:.2e} state {es:.2e}");
+        if eo <= 1e-5 && es <= 1e-5 {
+            pass += 1;
+        } else {
+            fails.push(format!(
+                "case {i} forward: out {eo:.3e} state {es:.3e} > 1e-5"
+            ));
+        }
+    }
+    println!("f32 split products: {pass} passed, {} failed", fails.len());
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
 /// The host fallback on the CUDA backend (`set_device_training(false)`) still works and
 /// agrees with the device path.
 #[test]

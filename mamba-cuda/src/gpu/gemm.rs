@@ -1,7 +1,10 @@
 //! The block's projections, `C (M, N) = A (M, K) . W (N, K)^T`: through cuBLASLt when
 //! the plugin can open it at run time (libcublasLt.so.13, then .12), else our kernel.
 //! cuBLASLt runs with `CUBLAS_COMPUTE_32F` (true f32 arithmetic, no TF32), so f32
-//! results keep the SPEC's tolerance. [`Gemm::run_strided`] takes the backward's products
+//! results keep the SPEC's tolerance. Large f32 products (`m n k >= 2^30`, the LM-width
+//! block's) run split on the f16 tensor cores instead ([`Gemm::run_split`]: each operand
+//! as f16 hi + lo parts, three products summed in f32), as accurate as f32 arithmetic and
+//! several times faster than cuBLASLt's f32 (SIMT) kernels. [`Gemm::run_strided`] takes the backward's products
 //! (operands with element strides, one of them 1) through cuBLASLt too where it can; its
 //! caller may ask for `CUBLAS_COMPUTE_32F_FAST_TF32` on f32 operands (the 16-bit block's
 //! in_proj backward: block_bwd.rs).
@@ -25,6 +28,10 @@ const CUBLAS_COMPUTE_32F_FAST_TF32: i32 = 77;
 const CUDA_R_32F: i32 = 0;
 const CUDA_R_16F: i32 = 2;
 const CUDA_R_16BF: i32 = 14;
+/// CUBLASLT_MATMUL_DESC_POINTER_MODE and CUBLASLT_POINTER_MODE_DEVICE (alpha and beta read
+/// from device memory: the split products' alpha is computed on the device).
+const DESC_POINTER_MODE: i32 = 2;
+const POINTER_MODE_DEVICE: i32 = 1;
 const DESC_TRANSA: i32 = 3;
 const DESC_TRANSB: i32 = 4;
 const PREF_MAX_WORKSPACE_BYTES: i32 = 1;
@@ -116,6 +123,8 @@ struct PlanKey {
     b: LtMat,
     c: LtMat,
     align: [u32; 3],
+    /// Alpha and beta in device memory (the split products).
+    dev_scale: bool,
 }
 
 /// The largest power of two up to 256 that divides a device address.
@@ -161,6 +170,47 @@ fn lt_view(r: usize, q: usize, x: Strided) -> Option<LtMat> {
         })
     } else {
         None
+    }
+}
+
+/// One operand of a split product (`SplitOp` in kernels/common.cuh).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SplitOp {
+    x: u64,
+    sr: i64,
+    sk: i64,
+    out: u64,
+    rows: i32,
+    k: i32,
+    kp: i32,
+    role: i32,
+}
+
+/// `SplitParams` (kernels/common.cuh).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SplitParams {
+    op: [SplitOp; 2],
+    amax: u64,
+    scale: u64,
+    add: i32,
+    pad: i32,
+}
+const _: () = assert!(std::mem::size_of::<SplitParams>() == 2 * (4 * 8 + 4 * 4) + 2 * 8 + 2 * 4);
+
+/// The f32 products the split form takes by default: `m n k` at least this (a smaller
+/// product's four extra launches cost more than they save).
+const SPLIT_MIN_MNK: usize = 1 << 30;
+
+/// Whether an f32 product of this size runs split on the f16 tensor cores
+/// ([`Gemm::run_split`]): `MAMBA_CUDA_F32_SPLIT=0` never, `=1` at every size; unset:
+/// from `SPLIT_MIN_MNK`.
+fn split_wanted(m: usize, n: usize, k: usize) -> bool {
+    match super::ops::env_str("MAMBA_CUDA_F32_SPLIT").as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => m.saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_MNK,
     }
 }
 
@@ -402,6 +452,21 @@ impl Gemm {
             // 8 warps per block, one output column each.
             return g.launch(f, (n.div_ceil(8) as u32, 1, 1), 256, 0, stream, &prm);
         }
+        if let (Some(lt), true) = (&self.lt, act == dtype::F32 && split_wanted(m, n, k)) {
+            let a = Strided {
+                ptr: a,
+                s0: lda as i64,
+                s1: 1,
+            };
+            let w = Strided {
+                ptr: w,
+                s0: k as i64,
+                s1: 1,
+            };
+            if self.run_split(g, lt, m, n, k, a, w, c, ldc, add, stream)? {
+                return Ok(());
+            }
+        }
         if let (Some(lt), Some(ty)) = (&self.lt, lt_type(act)) {
             // Column-major view: C^T (N x M) = W (N x K, stored as K x N col-major, read
             // transposed) . A^T (K x M col-major, ld lda).
@@ -428,8 +493,9 @@ impl Gemm {
                     trans: false,
                 },
                 align: [align_of(w), align_of(a), align_of(c)],
+                dev_scale: false,
             };
-            match self.matmul(lt, key, w, a, c, add, stream) {
+            match self.matmul(lt, key, w, a, c, add, None, stream) {
                 // cuBLASLt has no algorithm for this shape/alignment: our kernel does it.
                 Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => {}
                 other => return other,
@@ -478,6 +544,17 @@ impl Gemm {
         if m == 0 || n == 0 || k == 0 || ldc < n {
             return Ok(false);
         }
+        if ab == dtype::F32 && c_ty == dtype::F32 && !tf32 && split_wanted(m, n, k) {
+            // B^T (n, k): element (j, q) = B(q, j).
+            let bt = Strided {
+                ptr: b.ptr,
+                s0: b.s1,
+                s1: b.s0,
+            };
+            if self.run_split(super::gpu()?, lt, m, n, k, a, bt, c, ldc, false, stream)? {
+                return Ok(true);
+            }
+        }
         let key = PlanKey {
             compute: if tf32 && ab == dtype::F32 {
                 CUBLAS_COMPUTE_32F_FAST_TF32
@@ -495,17 +572,140 @@ impl Gemm {
                 trans: false,
             },
             align: [align_of(b.ptr), align_of(a.ptr), align_of(c)],
+            dev_scale: false,
         };
-        match self.matmul(lt, key, b.ptr, a.ptr, c, false, stream) {
+        match self.matmul(lt, key, b.ptr, a.ptr, c, false, None, stream) {
             Ok(()) => Ok(true),
             Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
             Err(e) => Err(e),
         }
     }
 
+    /// `c (m, n) (+)= A (m, k) . B^T` in f32 on the f16 tensor cores: `a` is A (m, k) and
+    /// `bt` is B^T (n, k), element (r, q) at `ptr + (r s0 + q s1) * 4`; `c` row-major f32
+    /// with row stride `ldc`. Each operand is scaled by a power of two (its largest |x|
+    /// into [2^14, 2^15)) and split into f16 hi and lo (kernels/misc.cu `split_f32`); one
+    /// cuBLASLt f16 product with f32 accumulation over 3 k sums A_hi B_hi + A_hi B_lo +
+    /// A_lo B_hi, and its alpha (computed on the device) undoes the scales. Against f32
+    /// arithmetic: the products lose A_lo B_lo (2^-22 of A_hi B_hi) and elements below
+    /// ~2^-24 of their operand's largest lose bits in lo (their share of a sum is that
+    /// small); the sums are f32 as before. Operands with a non-finite value go unscaled
+    /// (non-finite results). Ok(false) where cuBLASLt has no algorithm for the f16 product
+    /// (nothing written to `c`).
+    #[allow(clippy::too_many_arguments)]
+    fn run_split(
+        &self,
+        g: &Gpu,
+        lt: &Lt,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Strided,
+        bt: Strided,
+        c: u64,
+        ldc: usize,
+        add: bool,
+        stream: u64,
+    ) -> PResult<bool> {
+        if m == 0 || n == 0 || k == 0 {
+            return Ok(false);
+        }
+        let kp = k.div_ceil(8) * 8;
+        let (Ok(mi), Ok(ni), Ok(kpi)) = (i32::try_from(m), i32::try_from(n), i32::try_from(3 * kp))
+        else {
+            return Ok(false);
+        };
+        let ab = (m * 3 * kp * 2).div_ceil(256) * 256;
+        let bb = (n * 3 * kp * 2).div_ceil(256) * 256;
+        let scratch = g.alloc_async(ab + bb + 256, stream)?;
+        let res = (|| -> PResult<bool> {
+            let (ao, bo, small) = (scratch, scratch + ab as u64, scratch + (ab + bb) as u64);
+            // amax [2] u32, then alpha, beta.
+            super::memset(small, 0, 8, stream)?;
+            let op = |x: Strided, rows: i32, out: u64, role: i32| SplitOp {
+                x: x.ptr,
+                sr: x.s0,
+                sk: x.s1,
+                out,
+                rows,
+                k: k as i32,
+                kp: kpi / 3,
+                role,
+            };
+            let prm = SplitParams {
+                op: [op(a, mi, ao, 0), op(bt, ni, bo, 1)],
+                amax: small,
+                scale: small + 8,
+                add: add as i32,
+                pad: 0,
+            };
+            let tiles = |r: usize, q: usize| r.div_ceil(32) * q.div_ceil(32);
+            let most = tiles(m.max(n), k);
+            let blocks = most.min(4 * g.sm_count.max(1) as usize).max(1) as u32;
+            g.launch(
+                g.func("split_max_f32")?,
+                (blocks, 2, 1),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+            let (gx, gy) = (kp.div_ceil(32), m.max(n).div_ceil(32));
+            if gy > 65535 {
+                return Ok(false);
+            }
+            g.launch(
+                g.func("split_f32")?,
+                (gx as u32, gy as u32, 2),
+                256,
+                0,
+                stream,
+                &prm,
+            )?;
+            // Column-major view, as in `run`: C^T (n x m) = Bs (n x 3kp, read transposed)
+            // . As^T (3kp x m).
+            let k3 = 3 * kp;
+            let key = PlanKey {
+                compute: CUBLAS_COMPUTE_32F,
+                ab_ty: CUDA_R_16F,
+                c_ty: CUDA_R_32F,
+                a: LtMat {
+                    rows: k3 as u64,
+                    cols: n as u64,
+                    ld: k3 as i64,
+                    trans: true,
+                },
+                b: LtMat {
+                    rows: k3 as u64,
+                    cols: m as u64,
+                    ld: k3 as i64,
+                    trans: false,
+                },
+                c: LtMat {
+                    rows: n as u64,
+                    cols: m as u64,
+                    ld: ldc as i64,
+                    trans: false,
+                },
+                align: [align_of(bo), align_of(ao), align_of(c)],
+                dev_scale: true,
+            };
+            match self.matmul(lt, key, bo, ao, c, add, Some(small + 8), stream) {
+                Ok(()) => Ok(true),
+                Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
+                Err(e) => Err(e),
+            }
+        })();
+        let fr = g.free_async(scratch, stream);
+        let r = res?;
+        fr?;
+        Ok(r)
+    }
+
     /// `d = op(a) op(b)` (cuBLASLt's column-major operands as `key` lays them out), into
     /// `d` with beta 0, or with `add` `d += op(a) op(b)` (beta 1, `d` as C and D); the
-    /// plan of a key is made once.
+    /// plan of a key is made once. `scale` (with `key.dev_scale`): alpha and beta as two
+    /// f32 in device memory, `add` unused.
     #[allow(clippy::too_many_arguments)]
     fn matmul(
         &self,
@@ -515,6 +715,7 @@ impl Gemm {
         b: u64,
         d: u64,
         add: bool,
+        scale: Option<u64>,
         stream: u64,
     ) -> PResult<()> {
         let ws = self.workspace(stream)?;
@@ -532,7 +733,11 @@ impl Gemm {
                             // Tuning is optional: where it fails (its scratch or events
                             // refused) the first choice stays, and the product itself
                             // reports whatever is wrong with the device.
-                            if cands.len() > 1 && tune_wanted() && !super::stream_capturing(stream)?
+                            // (Not the split products: their beta is on the device.)
+                            if cands.len() > 1
+                                && !key.dev_scale
+                                && tune_wanted()
+                                && !super::stream_capturing(stream)?
                             {
                                 if let Ok(algo) = self.tune(lt, &p, &key, &cands, a, b, ws, stream)
                                 {
@@ -554,7 +759,7 @@ impl Gemm {
                 "no cuBLASLt algorithm for {key:?}"
             )));
         };
-        let st = lt_matmul(lt, &plan, &plan.algo, a, b, d, add, ws, stream);
+        let st = lt_matmul(lt, &plan, &plan.algo, a, b, d, add, scale, ws, stream);
         if st == STATUS_NOT_SUPPORTED {
             // Refused at run time (nothing was launched): the caller's kernel does it, and
             // this key does not try cuBLASLt again.
@@ -607,14 +812,14 @@ impl Gemm {
                     if pass > 0 && t.is_none() {
                         continue;
                     }
-                    if lt_matmul(lt, plan, c, a, b, d, false, ws, stream) != 0 {
+                    if lt_matmul(lt, plan, c, a, b, d, false, None, ws, stream) != 0 {
                         *t = None;
                         continue;
                     }
                     super::event_record(e0, stream)?;
                     let mut ok = true;
                     for _ in 0..TUNE_RUNS {
-                        ok &= lt_matmul(lt, plan, c, a, b, d, false, ws, stream) == 0;
+                        ok &= lt_matmul(lt, plan, c, a, b, d, false, None, ws, stream) == 0;
                     }
                     super::event_record(e1, stream)?;
                     let ms = super::event_elapsed_ms(e0, e1)?;
@@ -648,6 +853,20 @@ impl Gemm {
         let st = unsafe { (lt.matmul_desc_create)(&mut desc, key.compute, CUDA_R_32F) };
         if st != 0 {
             return Err(fail("cublasLtMatmulDescCreate", st));
+        }
+        if key.dev_scale {
+            // SAFETY: sets POINTER_MODE from a live i32.
+            let st = unsafe {
+                (lt.matmul_desc_set)(
+                    desc,
+                    DESC_POINTER_MODE,
+                    &POINTER_MODE_DEVICE as *const i32 as *const c_void,
+                    4,
+                )
+            };
+            if st != 0 {
+                return Err(fail("cublasLtMatmulDescSetAttribute", st));
+            }
         }
         for (attr, t) in [(DESC_TRANSA, key.a.trans), (DESC_TRANSB, key.b.trans)] {
             let op = if t { OP_T } else { 0i32 };
@@ -773,7 +992,8 @@ fn tune_wanted() -> bool {
 }
 
 /// `cublasLtMatmul` of `plan` with the algorithm `algo`: `d = op(a) op(b)`, or with `add`
-/// `d += op(a) op(b)`; returns cuBLASLt's status.
+/// `d += op(a) op(b)`; returns cuBLASLt's status. `scale`: alpha and beta in device memory
+/// (a plan made with `dev_scale`), else 1 and `add` as 1 / 0 from here.
 #[allow(clippy::too_many_arguments)]
 fn lt_matmul(
     lt: &Lt,
@@ -783,22 +1003,30 @@ fn lt_matmul(
     b: u64,
     d: u64,
     add: bool,
+    scale: Option<u64>,
     ws: u64,
     stream: u64,
 ) -> Status {
     let (alpha, beta) = (1f32, if add { 1f32 } else { 0f32 });
+    let (pa, pb) = match scale {
+        Some(s) => (s as *const c_void, (s + 4) as *const c_void),
+        None => (
+            &alpha as *const f32 as *const c_void,
+            &beta as *const f32 as *const c_void,
+        ),
+    };
     // SAFETY: the descriptors describe the caller's device buffers (the layouts of the
     // plan's key); the workspace is ours.
     unsafe {
         (lt.matmul)(
             lt.handle,
             plan.desc,
-            &alpha as *const f32 as *const c_void,
+            pa,
             a as *const c_void,
             plan.a,
             b as *const c_void,
             plan.b,
-            &beta as *const f32 as *const c_void,
+            pb,
             d as *const c_void,
             plan.c,
             d as *mut c_void,
