@@ -203,14 +203,17 @@ const _: () = assert!(std::mem::size_of::<SplitParams>() == 2 * (4 * 8 + 4 * 4) 
 /// product's four extra launches cost more than they save).
 const SPLIT_MIN_MNK: usize = 1 << 30;
 
+/// Whether the default rule splits f32 products at all.
+const SPLIT_DEFAULT: bool = true;
+
 /// Whether an f32 product of this size runs split on the f16 tensor cores
-/// ([`Gemm::run_split`]): `MAMBA_CUDA_F32_SPLIT=0` never, `=1` at every size; unset:
-/// from `SPLIT_MIN_MNK`.
+/// ([`Gemm::run_split`]): `MAMBA_CUDA_F32_SPLIT=0` never, `=1` at every size; unset (or
+/// any other value): from `SPLIT_MIN_MNK` where `SPLIT_DEFAULT`.
 fn split_wanted(m: usize, n: usize, k: usize) -> bool {
     match super::ops::env_str("MAMBA_CUDA_F32_SPLIT").as_deref() {
         Some("0") => false,
         Some("1") => true,
-        _ => m.saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_MNK,
+        _ => SPLIT_DEFAULT && m.saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_MNK,
     }
 }
 
