@@ -141,6 +141,7 @@ template <> inline f16_t cvt<f16_t>(float v) { return f16_t{emu_f2h(v)}; }
 typedef f16_t __half;
 inline __half __float2half_rn(float v) { return f16_t{emu_f2h(v)}; }
 inline float __half2float(__half h) { return emu_h2f(h.v); }
+inline __half2 __halves2half2(__half a, __half b) { return __half2{a.v, b.v}; }
 
 #include "../kernels/misc.cu"
 
@@ -682,8 +683,8 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     p.amax = amax;
     p.scale = scale;
     p.add = add;
-    launch(split_max_f32, 3, 2, 1, 256, p);
-    launch(split_f32, (kp + 31) / 32, (std::max(m, n) + 31) / 32, 2, 256, p);
+    launch(split_max_f32, 5, 2, 1, 256, p);
+    launch(split_f32, (kp + 63) / 64, (std::max(m, n) + 31) / 32, 2, 256, p);
     std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
     bool pad_zero = true;
     for (int i = 0; i < m; ++i)
@@ -736,6 +737,7 @@ int main() {
     split_case(33, 70, 67, false, true, false, false);
     split_case(64, 40, 300, true, true, true, false);
     split_case(20, 9, 2048, false, false, true, false);
+    split_case(17, 12, 67, true, false, false, false);  // odd row stride: element loads
     split_case(8, 8, 40, true, false, false, true);
     gemv_all<float>();
     gemv_all<bf16_t>();

@@ -548,24 +548,32 @@ struct AdamWParams {
 // rows or columns is dense in memory.
 #define SPLIT_T 32
 // Bits of the largest |x| of each operand into p.amax[op] (non-negative floats order as
-// their bits; NaN's bits exceed +inf's).
+// their bits; NaN's bits exceed +inf's). The operand as outer x inner with the inner
+// dimension the dense one: blocks stride over outer indices, threads over inner ones, by
+// 16-byte loads where the rows allow.
+__device__ __forceinline__ unsigned split_abs_bits(float v) { return __float_as_uint(fabsf(v)); }
 extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) {
     const SplitOp& o = p.op[blockIdx.y];
-    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int tr = (o.rows + SPLIT_T - 1) / SPLIT_T, tk = (o.k + SPLIT_T - 1) / SPLIT_T;
-    const bool kdense = o.sk == 1 || o.sr != 1;
+    const int tid = threadIdx.x;
+    const bool kin = o.sk == 1 || o.sr != 1;  // k is the inner dimension
+    const int ni = kin ? o.k : o.rows, no = kin ? o.rows : o.k;
+    const long long si = kin ? o.sk : o.sr, so = kin ? o.sr : o.sk;
+    const bool v4 = si == 1 && ni % 4 == 0 && so % 4 == 0 && (reinterpret_cast<size_t>(o.x) & 15) == 0;
     unsigned m = 0;
-    for (long long t = blockIdx.x; t < (long long)tr * tk; t += gridDim.x) {
-        const int r0 = (int)(t / tk) * SPLIT_T, k0 = (int)(t % tk) * SPLIT_T;
-#pragma unroll
-        for (int e = 0; e < SPLIT_T / 8; ++e) {
-            const int r = r0 + (kdense ? w + 8 * e : lane), q = k0 + (kdense ? lane : w + 8 * e);
-            if (r < o.rows && q < o.k) m = max(m, __float_as_uint(fabsf(o.x[r * o.sr + q * o.sk])));
+    for (int a = blockIdx.x; a < no; a += gridDim.x) {
+        const float* row = o.x + a * so;
+        if (v4) {
+            for (int q = 4 * tid; q < ni; q += 4 * 256) {
+                const float4 v = *reinterpret_cast<const float4*>(row + q);
+                m = max(m, max(max(split_abs_bits(v.x), split_abs_bits(v.y)), max(split_abs_bits(v.z), split_abs_bits(v.w))));
+            }
+        } else {
+            for (int q = tid; q < ni; q += 256) m = max(m, split_abs_bits(row[q * si]));
         }
     }
 #pragma unroll
     for (int x = 16; x > 0; x >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, x));
-    if (lane == 0 && m != 0) atomicMax(p.amax + blockIdx.y, m);
+    if ((tid & 31) == 0 && m != 0) atomicMax(p.amax + blockIdx.y, m);
 }
 // The exponent shift of an operand: 15 - e with |x|max = f 2^e, f in [0.5, 1); 0 where the
 // operand is all zero or not finite (its non-finite values then reach the product as they are).
@@ -575,10 +583,12 @@ __device__ __forceinline__ int split_shift(unsigned m) {
     frexpf(__uint_as_float(m), &e);
     return 15 - e;
 }
-// Writes the split operands (grid (kp / 32, rows / 32, 2), either operand's extent; columns
-// k .. kp - 1 zero) and, from block (0, 0, 0), alpha and beta.
+// Writes the split operands (grid (kp / 64, rows / 32, 2), either operand's extent; columns
+// k .. kp - 1 zero) and, from block (0, 0, 0), alpha and beta. A tile of 32 rows x 64
+// columns goes through shared memory: read with the lanes along the dense dimension, written
+// as pairs of columns (4-byte stores, 128 bytes per warp and store).
 extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) {
-    __shared__ float tile[SPLIT_T][SPLIT_T + 1];
+    __shared__ float tile[SPLIT_T][2 * SPLIT_T + 1];
     const SplitOp& o = p.op[blockIdx.z];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int sh = split_shift(p.amax[blockIdx.z]);
@@ -586,32 +596,55 @@ extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constan
         p.scale[0] = ldexpf(1.f, -(split_shift(p.amax[0]) + split_shift(p.amax[1])));
         p.scale[1] = p.add ? 1.f : 0.f;
     }
-    const int r0 = blockIdx.y * SPLIT_T, k0 = blockIdx.x * SPLIT_T;
+    const int r0 = blockIdx.y * SPLIT_T, k0 = blockIdx.x * 2 * SPLIT_T;
     if (r0 >= o.rows || k0 >= o.kp) return;
     const bool kdense = o.sk == 1 || o.sr != 1;
+    if (kdense) {
+        // Lane: columns 2 lane, 2 lane + 1 (one 8-byte load where the row allows).
+        const bool v2 = o.sk == 1 && o.sr % 2 == 0 && (reinterpret_cast<size_t>(o.x) & 7) == 0;
 #pragma unroll
-    for (int e = 0; e < SPLIT_T / 8; ++e) {
-        const int a = w + 8 * e;  // the row (kdense) or column of this thread
-        const int r = r0 + (kdense ? a : lane), q = k0 + (kdense ? lane : a);
-        const float v = r < o.rows && q < o.k ? o.x[r * o.sr + q * o.sk] : 0.f;
-        if (kdense) tile[a][lane] = v;
-        else tile[lane][a] = v;
+        for (int e = 0; e < SPLIT_T / 8; ++e) {
+            const int a = w + 8 * e, r = r0 + a, q = k0 + 2 * lane;
+            float v0 = 0.f, v1 = 0.f;
+            if (r < o.rows) {
+                const float* x = o.x + r * o.sr;
+                if (v2 && q + 1 < o.k) {
+                    const float2 v = *reinterpret_cast<const float2*>(x + q);
+                    v0 = v.x;
+                    v1 = v.y;
+                } else {
+                    if (q < o.k) v0 = x[q * o.sk];
+                    if (q + 1 < o.k) v1 = x[(q + 1) * o.sk];
+                }
+            }
+            tile[a][2 * lane] = v0;
+            tile[a][2 * lane + 1] = v1;
+        }
+    } else {
+        // Lane: row r0 + lane; warp w: columns w + 8 e.
+#pragma unroll
+        for (int e = 0; e < 2 * SPLIT_T / 8; ++e) {
+            const int a = w + 8 * e, r = r0 + lane, q = k0 + a;
+            tile[lane][a] = r < o.rows && q < o.k ? o.x[r * o.sr + q * o.sk] : 0.f;
+        }
     }
     __syncthreads();
     __half* out = static_cast<__half*>(o.out);
     const long long ld = 3LL * o.kp;
-    const int q = k0 + lane;
+    const int q = k0 + 2 * lane;  // kp is a multiple of 8: q and q + 1 are both inside or both outside
+    if (q >= o.kp) return;
 #pragma unroll
     for (int e = 0; e < SPLIT_T / 8; ++e) {
-        const int r = r0 + w + 8 * e;
-        if (r >= o.rows || q >= o.kp) continue;
-        const float vs = ldexpf(tile[w + 8 * e][lane], sh);
-        const __half hi = __float2half_rn(vs);
-        const __half lo = __float2half_rn(vs - __half2float(hi));
-        __half* row = out + r * ld + q;
+        const int a = w + 8 * e, r = r0 + a;
+        if (r >= o.rows) continue;
+        const float vs0 = ldexpf(tile[a][2 * lane], sh), vs1 = ldexpf(tile[a][2 * lane + 1], sh);
+        const __half h0 = __float2half_rn(vs0), h1 = __float2half_rn(vs1);
+        const __half l0 = __float2half_rn(vs0 - __half2float(h0)), l1 = __float2half_rn(vs1 - __half2float(h1));
+        const __half2 hi = __halves2half2(h0, h1), lo = __halves2half2(l0, l1);
+        __half2* row = reinterpret_cast<__half2*>(out + r * ld + q);
         row[0] = hi;
-        row[o.kp] = o.role == 0 ? hi : lo;
-        row[2 * o.kp] = o.role == 0 ? lo : hi;
+        row[o.kp / 2] = o.role == 0 ? hi : lo;
+        row[o.kp] = o.role == 0 ? lo : hi;
     }
 }
 

@@ -642,9 +642,8 @@ impl Gemm {
                 add: add as i32,
                 pad: 0,
             };
-            let tiles = |r: usize, q: usize| r.div_ceil(32) * q.div_ceil(32);
-            let most = tiles(m.max(n), k);
-            let blocks = most.min(4 * g.sm_count.max(1) as usize).max(1) as u32;
+            // Blocks stride over the operands' outer (not dense) dimension.
+            let blocks = (8 * g.sm_count.max(1) as usize).min(m.max(n).max(k)) as u32;
             g.launch(
                 g.func("split_max_f32")?,
                 (blocks, 2, 1),
@@ -653,7 +652,8 @@ impl Gemm {
                 stream,
                 &prm,
             )?;
-            let (gx, gy) = (kp.div_ceil(32), m.max(n).div_ceil(32));
+            // Tiles of 32 rows x 64 columns.
+            let (gx, gy) = (kp.div_ceil(64), m.max(n).div_ceil(32));
             if gy > 65535 {
                 return Ok(false);
             }
