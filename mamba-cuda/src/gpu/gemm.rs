@@ -593,8 +593,8 @@ impl Gemm {
     /// arithmetic: the products lose A_lo B_lo (2^-22 of A_hi B_hi) and elements below
     /// ~2^-24 of their operand's largest lose bits in lo (their share of a sum is that
     /// small); the sums are f32 as before. Operands with a non-finite value go unscaled
-    /// (non-finite results). Ok(false) where cuBLASLt has no algorithm for the f16 product
-    /// (nothing written to `c`).
+    /// (non-finite results). Ok(false) where the split operands' scratch cannot be allocated
+    /// or cuBLASLt has no algorithm for the f16 product (nothing written to `c`).
     #[allow(clippy::too_many_arguments)]
     fn run_split(
         &self,
@@ -620,7 +620,10 @@ impl Gemm {
         };
         let ab = (m * 3 * kp * 2).div_ceil(256) * 256;
         let bb = (n * 3 * kp * 2).div_ceil(256) * 256;
-        let scratch = g.alloc_async(ab + bb + 256, stream)?;
+        // Where the split operands do not fit, the f32 kernels do the product.
+        let Ok(scratch) = g.alloc_async(ab + bb + 256, stream) else {
+            return Ok(false);
+        };
         let res = (|| -> PResult<bool> {
             let (ao, bo, small) = (scratch, scratch + ab as u64, scratch + (ab + bb) as u64);
             // amax [2] u32, then alpha, beta.
