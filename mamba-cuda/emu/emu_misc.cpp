@@ -657,6 +657,18 @@ static void train_pieces() {
     check("axpy bf16 n1000", aw, ag, 1e-2 / 256);
 }
 
+// `split_f32`'s grid as gemm.rs `split_operands` lays it out: a block per tile of 32 rows x 64
+// columns, operand after operand (p.start).
+static int split_blocks(SplitParams& p) {
+    int total = 0;
+    for (int i = 0; i < p.nops; ++i) {
+        p.start[i] = total;
+        total += (p.op[i].kp + 63) / 64 * ((p.op[i].rows + 31) / 32);
+    }
+    p.start[p.nops] = total;
+    return total;
+}
+
 // The split f32 product (gemm.rs `run_split`): `split_max_f32` and `split_f32` here, then the
 // f16 product of the split operands (f32 sums, as the tensor cores keep them) times the
 // device alpha (+ beta c), against an f64 product of the f32 operands. `kdense`: A's and
@@ -683,8 +695,9 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     p.amax = amax;
     p.scale = scale;
     p.add = add;
+    p.nops = 2;
     launch(split_max_f32, 5, 2, 1, 256, p);
-    launch(split_f32, (kp + 63) / 64, (std::max(m, n) + 31) / 32, 2, 256, p);
+    launch(split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
     bool pad_zero = true;
     for (int i = 0; i < m; ++i)
@@ -732,7 +745,76 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     }
 }
 
+// One operand split for two products (gemm.rs `SharedSplit`): X (m, k) with W (k, n1) and
+// U (m, n2) in one `split_max_f32` / `split_f32` pair of three operands, then C1 = X W as
+// one f16 product over 3 kp and C2 = X^T U as one over 3 m (the thirds of X's and U's split
+// rows read as rows of their own, with the second scale pair; what C held before times beta
+// 0), each product's sums in f32 as the tensor cores keep them; both against f64. `spread`: as
+// `split_case`, with a column of X (a row of C2) at 1e-5 of the rest.
+static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) {
+    std::uniform_real_distribution<float> u(-1.f, 1.f), lg(-6.f, 2.f);
+    auto val = [&] { return spread ? u(rng) * std::pow(10.f, lg(rng)) : u(rng); };
+    std::vector<float> x((size_t)m * k), w((size_t)k * n1), uu((size_t)m * n2);
+    // X row-dense (dzx, dout) or column-dense; W (k, n1) row-major; U (m, n2) row-major.
+    const long long xs0 = xdense ? k : 1, xs1 = xdense ? 1 : m;
+    for (int i = 0; i < m; ++i)
+        for (int q = 0; q < k; ++q) x[i * xs0 + q * xs1] = val() * (spread && q == 2 ? 1e-5f : 1.f);
+    for (auto& e : w) e = val();
+    for (auto& e : uu) e = val();
+    const int kp = (k + 7) / 8 * 8, kpu = (n2 + 7) / 8 * 8;
+    std::vector<f16_t> xo((size_t)m * 3 * kp, f16_t{0x7e00}), wo((size_t)n1 * 3 * kp, f16_t{0x7e00}),
+        uo((size_t)m * 3 * kpu, f16_t{0x7e00});
+    unsigned amax[3] = {0, 0, 0};
+    float scale[4] = {NAN, NAN, NAN, NAN};
+    SplitParams p{};
+    p.op[0] = SplitOp{x.data(), xs0, xs1, xo.data(), m, k, kp, 0};
+    // W^T (n1, k): element (j, q) = W(q, j).
+    p.op[1] = SplitOp{w.data(), 1, n1, wo.data(), n1, k, kp, 1};
+    p.op[2] = SplitOp{uu.data(), n2, 1, uo.data(), m, n2, kpu, 1};
+    p.amax = amax;
+    p.scale = scale;
+    p.add = 0;
+    p.nops = 3;
+    launch(split_max_f32, 5, 3, 1, 256, p);
+    launch(split_f32, split_blocks(p), 1, 1, 256, p);
+    std::vector<double> w1((size_t)m * n1), g1((size_t)m * n1), w2((size_t)k * n2), g2((size_t)k * n2, 0.0);
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n1; ++j) {
+            double want = 0;
+            for (int q = 0; q < k; ++q) want += (double)x[i * xs0 + q * xs1] * w[(size_t)q * n1 + j];
+            float acc = 0.f;
+            for (int q = 0; q < 3 * kp; ++q)
+                acc += emu_h2f(xo[(size_t)i * 3 * kp + q].v) * emu_h2f(wo[(size_t)j * 3 * kp + q].v);
+            w1[(size_t)i * n1 + j] = want;
+            g1[(size_t)i * n1 + j] = (double)(scale[0] * acc + scale[1] * 12345.f);
+        }
+    for (int q = 0; q < k; ++q)
+        for (int j = 0; j < n2; ++j) {
+            double want = 0;
+            for (int i = 0; i < m; ++i) want += (double)x[i * xs0 + q * xs1] * uu[(size_t)i * n2 + j];
+            w2[(size_t)q * n2 + j] = want;
+            // X' (3 m, kp) and U' (3 m, kpu): the split rows' thirds as rows, ld kp / kpu.
+            float acc = 0.f;
+            for (int r = 0; r < 3 * m; ++r) acc += emu_h2f(uo[(size_t)r * kpu + j].v) * emu_h2f(xo[(size_t)r * kp + q].v);
+            g2[(size_t)q * n2 + j] = (double)(scale[2] * acc + scale[3] * 12345.f);
+        }
+    char what[96];
+    snprintf(what, sizeof what, "shared split m%d k%d n1 %d n2 %d %s%s", m, k, n1, n2, xdense ? "row-dense" : "col-dense",
+             spread ? " spread" : "");
+    check((std::string(what) + " X.W").c_str(), w1, g1, 2e-6);
+    check((std::string(what) + " X^T.U").c_str(), w2, g2, 2e-6);
+    if (spread) {
+        // X's column at 1e-5 of the rest: C2's row 2 keeps its own relative accuracy.
+        std::vector<double> wr(w2.begin() + 2 * n2, w2.begin() + 3 * n2), gr(g2.begin() + 2 * n2, g2.begin() + 3 * n2);
+        check("  its small row", wr, gr, 1e-5);
+    }
+}
+
 int main() {
+    shared_case(50, 37, 20, 13, true, false);
+    shared_case(300, 64, 40, 24, true, true);
+    shared_case(70, 45, 9, 33, false, true);
+    shared_case(1100, 16, 8, 8, true, false);
     split_case(40, 24, 100, true, false, false, false);
     split_case(33, 70, 67, false, true, false, false);
     split_case(64, 40, 300, true, true, true, false);

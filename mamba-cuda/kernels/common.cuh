@@ -330,10 +330,12 @@ struct SplitOp {
     int rows, k, kp, role;
 };
 struct SplitParams {
-    SplitOp op[2];
-    unsigned* amax;      // [2] bits of each operand's largest |x| (zeroed before `split_max`)
-    float* scale;        // [2] the product's alpha (the scales' inverse) and beta
-    int add, pad;
+    SplitOp op[3];       // nops of them: op[0] . op[1] (and op[0] . op[2], gemm.rs `SharedSplit`)
+    unsigned* amax;      // [nops] bits of each operand's largest |x| (zeroed before `split_max`)
+    float* scale;        // [2] the product's alpha (the scales' inverse) and beta; with three
+                         // operands [4]: then op[0] . op[2]'s alpha and beta
+    int add, nops;
+    int start[4];        // `split_f32`'s first block of each operand (its tiles row-major), then the total
 };
 
 struct NormParams {

@@ -583,20 +583,30 @@ __device__ __forceinline__ int split_shift(unsigned m) {
     frexpf(__uint_as_float(m), &e);
     return 15 - e;
 }
-// Writes the split operands (grid (kp / 64, rows / 32, 2), either operand's extent; columns
-// k .. kp - 1 zero) and, from block (0, 0, 0), alpha and beta. A tile of 32 rows x 64
+// Writes the split operands (a block per tile of 32 rows x 64 columns, p.start[nops] blocks:
+// operand z's tiles from p.start[z], row-major; columns k .. kp - 1 zero) and, from block 0,
+// alpha and beta. A tile of 32 rows x 64
 // columns goes through shared memory: read with the lanes along the dense dimension, written
 // as pairs of columns (4-byte stores, 128 bytes per warp and store).
 extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) {
     __shared__ float tile[SPLIT_T][2 * SPLIT_T + 1];
-    const SplitOp& o = p.op[blockIdx.z];
+    int z = 0;
+    while (z + 1 < p.nops && (int)blockIdx.x >= p.start[z + 1]) ++z;
+    const SplitOp& o = p.op[z];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int sh = split_shift(p.amax[blockIdx.z]);
-    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && tid == 0) {
-        p.scale[0] = ldexpf(1.f, -(split_shift(p.amax[0]) + split_shift(p.amax[1])));
+    const int sh = split_shift(p.amax[z]);
+    const int tiles_x = (o.kp + 2 * SPLIT_T - 1) / (2 * SPLIT_T), local = blockIdx.x - p.start[z];
+    if (blockIdx.x == 0 && tid == 0) {
+        const int s0 = split_shift(p.amax[0]);
+        p.scale[0] = ldexpf(1.f, -(s0 + split_shift(p.amax[1])));
         p.scale[1] = p.add ? 1.f : 0.f;
+        if (p.nops > 2) {
+            // The second product, op[0] . op[2].
+            p.scale[2] = ldexpf(1.f, -(s0 + split_shift(p.amax[2])));
+            p.scale[3] = p.add ? 1.f : 0.f;
+        }
     }
-    const int r0 = blockIdx.y * SPLIT_T, k0 = blockIdx.x * 2 * SPLIT_T;
+    const int r0 = (local / tiles_x) * SPLIT_T, k0 = (local % tiles_x) * 2 * SPLIT_T;
     if (r0 >= o.rows || k0 >= o.kp) return;
     const bool kdense = o.sk == 1 || o.sr != 1;
     if (kdense) {

@@ -599,7 +599,8 @@ emu_test!(
 
 // The decode step (two launches against the fused one) and its projections of a few rows
 // (`gemv_vec`, every instance, f32 / bf16 / f16),
-// the fallback products where cuBLASLt is absent (`gemm_few`, `gemm_nt`) and the gated norm
+// the fallback products where cuBLASLt is absent (`gemm_few`, `gemm_nt`), the f32 split
+// products (`split_max_f32`, `split_f32`: one product, and one operand shared by two) and the gated norm
 // at 256 and 1024 threads (kernels/misc.cu).
 emu_test!(
     decode_gemv_and_norm_misc,

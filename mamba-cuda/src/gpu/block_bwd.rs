@@ -14,7 +14,7 @@ use mamba_core::abi::{
 };
 
 use super::block::{live, Block, FwdBufs};
-use super::gemm::Strided;
+use super::gemm::{SharedSplit, Strided};
 use super::{gpu, Gpu};
 use crate::{PErr, PResult};
 
@@ -317,6 +317,55 @@ fn copy2d(g: &Gpu, ts: &str, td: &str, cs: &[Copy2d], stream: u64) -> PResult<()
         stream,
         &p,
     )
+}
+
+fn strided(o: Operand) -> Strided {
+    Strided {
+        ptr: o.ptr,
+        s0: o.s0,
+        s1: o.s1,
+    }
+}
+
+/// Whether [`gemm`] may hand products to cuBLASLt (`MAMBA_CUDA_BB_GEMM` not `own` / `tc`).
+fn bb_lt() -> bool {
+    let mode = super::ops::env_str("MAMBA_CUDA_BB_GEMM");
+    !matches!(mode.as_deref(), Some("own") | Some("tc"))
+}
+
+/// `c (m, n1) = X . W` from a shared split where there is one and cuBLASLt takes it, else
+/// `own` (the product as [`gemm`] does it).
+fn rows_or(
+    g: &Gpu,
+    sh: Option<&SharedSplit>,
+    c: u64,
+    ldc: usize,
+    stream: u64,
+    own: impl FnOnce() -> PResult<()>,
+) -> PResult<()> {
+    if let Some(sh) = sh {
+        if g.gemm.shared_rows(sh, c, ldc, stream)? {
+            return Ok(());
+        }
+    }
+    own()
+}
+
+/// `c (k, n2) = X^T . U` from a shared split, as [`rows_or`].
+fn cols_or(
+    g: &Gpu,
+    sh: Option<&SharedSplit>,
+    c: u64,
+    ldc: usize,
+    stream: u64,
+    own: impl FnOnce() -> PResult<()>,
+) -> PResult<()> {
+    if let Some(sh) = sh {
+        if g.gemm.shared_cols(sh, c, ldc, stream)? {
+            return Ok(());
+        }
+    }
+    own()
 }
 
 /// `out (m, n) = A (m, k) . B (k, n)` with f32 accumulation; `A(i, k) = a[i a.s0 + k
@@ -674,8 +723,25 @@ impl Block {
             };
             // dW_out needs only dout and normed: it runs on the plugin's side stream
             // beside dn and the norm's backward (`MAMBA_CUDA_BB_OVERLAP=0`: in order).
+            // f32: dout split once for both products (`Gemm::split_shared`).
+            let shared = if ty == "f32" && bb_lt() {
+                g.gemm.split_shared(
+                    m,
+                    dm,
+                    di,
+                    di,
+                    strided(dout_rows),
+                    strided(w_out),
+                    strided(normed_op),
+                    stream,
+                )?
+            } else {
+                None
+            };
             let main = |s: u64| -> PResult<()> {
-                gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", false, s)?;
+                rows_or(g, shared.as_ref(), dn, di, s, || {
+                    gemm(g, m, di, dm, dout_rows, w_out, dn, "f32", false, s)
+                })?;
                 // 5. The gated RMS norm: dy, dz (into dzx's first d_inner columns), d
                 // weight.
                 let dz_sfx = if dz16 { "_dz16" } else { "" };
@@ -736,25 +802,29 @@ impl Block {
                 g.launch(fcol, (di.div_ceil(32) as u32, 1, 1), 1024, 0, s, &cp)
             };
             let side = |s: u64| {
-                gemm(
-                    g,
-                    dm,
-                    di,
-                    m,
-                    dout_cols,
-                    normed_op,
-                    f.dout_proj,
-                    "f32",
-                    false,
-                    s,
-                )
+                cols_or(g, shared.as_ref(), f.dout_proj, di, s, || {
+                    gemm(
+                        g,
+                        dm,
+                        di,
+                        m,
+                        dout_cols,
+                        normed_op,
+                        f.dout_proj,
+                        "f32",
+                        false,
+                        s,
+                    )
+                })
             };
-            if overlap {
-                g.overlapped(stream, main, side)?;
+            let r = if overlap {
+                g.overlapped(stream, main, side)
             } else {
-                main(stream)?;
-                side(stream)?;
-            }
+                main(stream).and_then(|_| side(stream))
+            };
+            let fr = shared.map_or(Ok(()), |sh| g.gemm.shared_free(sh, stream));
+            r?;
+            fr?;
             // 4. SSD backward on strided views of x, dt, B, C (or dense copies of them).
             let cp = |src: u64, sld: usize, dst: u64, dld: usize, cols: usize| Copy2d {
                 src,
@@ -974,23 +1044,47 @@ impl Block {
                 s0: dm as i64,
                 s1: 1,
             };
+            // f32 products: dzx split once for both (`Gemm::split_shared`).
+            let shared = if dzx_ty == "f32" && wty == "f32" && !tf32 && bb_lt() {
+                g.gemm.split_shared(
+                    m,
+                    dip,
+                    dm,
+                    dm,
+                    strided(dzx_rows),
+                    strided(w_in),
+                    strided(u),
+                    stream,
+                )?
+            } else {
+                None
+            };
             // du and dW_in, one beside the other.
             let main = |s: u64| -> PResult<()> {
                 if wide {
                     // f32 products write f32; the input's gradient is then converted.
-                    gemm(g, m, dm, dip, dzx_rows, w_in, din32, "f32", tf32, s)?;
+                    rows_or(g, shared.as_ref(), din32, dm, s, || {
+                        gemm(g, m, dm, dip, dzx_rows, w_in, din32, "f32", tf32, s)
+                    })?;
                     copy2d(g, "f32", ty, &[cp(din32, dm, f.dinput, dm, dm)], s)
                 } else {
-                    gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, false, s)
+                    rows_or(g, shared.as_ref(), f.dinput, dm, s, || {
+                        gemm(g, m, dm, dip, dzx_rows, w_in, f.dinput, ty, false, s)
+                    })
                 }
             };
-            let side = |s: u64| gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", tf32, s);
-            if overlap {
+            let side = |s: u64| {
+                cols_or(g, shared.as_ref(), f.din_proj, dm, s, || {
+                    gemm(g, dip, dm, m, dzx_cols, u, f.din_proj, "f32", tf32, s)
+                })
+            };
+            let r = if overlap {
                 g.overlapped(stream, main, side)
             } else {
-                main(stream)?;
-                side(stream)
-            }
+                main(stream).and_then(|_| side(stream))
+            };
+            let fr = shared.map_or(Ok(()), |sh| g.gemm.shared_free(sh, stream));
+            r.and(fr)
         };
         let r = run();
         let fr = g.free_async(scratch, stream);

@@ -191,13 +191,44 @@ struct SplitOp {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct SplitParams {
-    op: [SplitOp; 2],
+    op: [SplitOp; 3],
     amax: u64,
     scale: u64,
     add: i32,
-    pad: i32,
+    nops: i32,
+    start: [i32; 4],
 }
-const _: () = assert!(std::mem::size_of::<SplitParams>() == 2 * (4 * 8 + 4 * 4) + 2 * 8 + 2 * 4);
+const _: () =
+    assert!(std::mem::size_of::<SplitParams>() == 3 * (4 * 8 + 4 * 4) + 2 * 8 + 2 * 4 + 16);
+
+/// The split products' small scratch: `amax` ([3] u32) at 0, the scales (alpha, beta pairs)
+/// from `SPLIT_SCALE_AT`.
+const SPLIT_SMALL: usize = 256;
+const SPLIT_SCALE_AT: u64 = 16;
+
+/// An f32 operand X (m, k) split once for the two products it takes part in (the block
+/// backward's dzx and dout: [`Gemm::split_shared`]): `rows` C1 (m, n1) = X . W and
+/// `cols` C2 (k, n2) = X^T . U. X's split rows serve both: C1 is one f16 product over 3 kp
+/// (as [`Gemm::run_split`]), C2 one over 3 m, each third of X's and U's split rows
+/// ([hi | hi | lo] against [hi | lo | hi]) taken as a row of its own.
+pub(crate) struct SharedSplit {
+    scratch: u64,
+    xo: u64,
+    wo: u64,
+    uo: u64,
+    m: usize,
+    k: usize,
+    n1: usize,
+    n2: usize,
+    kp: usize,
+    kpu: usize,
+}
+
+/// Whether the block backward splits dzx and dout once for their two products
+/// (`MAMBA_CUDA_F32_SPLIT_SHARED=0`: each product splits its own operands).
+fn shared_wanted() -> bool {
+    super::ops::env_str("MAMBA_CUDA_F32_SPLIT_SHARED").as_deref() != Some("0")
+}
 
 /// The f32 products the split form takes by default: `m n k` at least this (a smaller
 /// product's four extra launches cost more than they save).
@@ -215,6 +246,80 @@ fn split_wanted(m: usize, n: usize, k: usize) -> bool {
         Some("1") => true,
         _ => SPLIT_DEFAULT && m.saturating_mul(n).saturating_mul(k) >= SPLIT_MIN_MNK,
     }
+}
+
+impl SharedSplit {
+    fn small(&self) -> u64 {
+        self.uo + (self.m * 3 * self.kpu * 2).div_ceil(256) as u64 * 256
+    }
+}
+
+/// One operand of a split: `x` (rows, k) with element strides (s0, s1), split into `out`
+/// (rows, 3 kp) f16 in `role`'s order (0: [hi | hi | lo], 1: [hi | lo | hi]).
+fn split_op(x: Strided, rows: i32, k: usize, kp: i32, out: u64, role: i32) -> SplitOp {
+    SplitOp {
+        x: x.ptr,
+        sr: x.s0,
+        sk: x.s1,
+        out,
+        rows,
+        k: k as i32,
+        kp,
+        role,
+    }
+}
+
+/// Scales and splits two or three operands on `stream` (kernels/misc.cu `split_max_f32`,
+/// `split_f32`): their largest |x| into `small` ([3] u32), the products' alpha and beta
+/// after it (`SPLIT_SCALE_AT`: op[0] . op[1], then op[0] . op[2], each with beta `add`).
+fn split_operands(
+    g: &super::Gpu,
+    ops: &[SplitOp],
+    small: u64,
+    add: bool,
+    stream: u64,
+) -> PResult<()> {
+    let mut op = [SplitOp::default(); 3];
+    op[..ops.len()].copy_from_slice(ops);
+    // `split_f32`: one block per tile of 32 rows x 64 columns, operand after operand.
+    let too_many = || PErr::unsupported("f32 split product: too many tiles");
+    let mut start = [0i32; 4];
+    let mut total = 0usize;
+    for (i, o) in ops.iter().enumerate() {
+        start[i] = i32::try_from(total).map_err(|_| too_many())?;
+        total += (o.kp as usize).div_ceil(64) * (o.rows as usize).div_ceil(32);
+    }
+    start[ops.len()] = i32::try_from(total).map_err(|_| too_many())?;
+    let prm = SplitParams {
+        op,
+        amax: small,
+        scale: small + SPLIT_SCALE_AT,
+        add: add as i32,
+        nops: ops.len() as i32,
+        start,
+    };
+    super::memset(small, 0, SPLIT_SCALE_AT as usize, stream)?;
+    let rows = ops.iter().map(|o| o.rows as usize).max().unwrap_or(1);
+    let k = ops.iter().map(|o| o.k as usize).max().unwrap_or(1);
+    // Blocks stride over the operands' outer (not dense) dimension.
+    let blocks = (8 * g.sm_count.max(1) as usize).min(rows.max(k)) as u32;
+    let n = ops.len() as u32;
+    g.launch(
+        g.func("split_max_f32")?,
+        (blocks, n, 1),
+        256,
+        0,
+        stream,
+        &prm,
+    )?;
+    g.launch(
+        g.func("split_f32")?,
+        (total as u32, 1, 1),
+        256,
+        0,
+        stream,
+        &prm,
+    )
 }
 
 pub(crate) struct Gemm {
@@ -618,94 +723,247 @@ impl Gemm {
         else {
             return Ok(false);
         };
+        if i32::try_from(k).is_err() {
+            return Ok(false);
+        }
         let ab = (m * 3 * kp * 2).div_ceil(256) * 256;
         let bb = (n * 3 * kp * 2).div_ceil(256) * 256;
         // Where the split operands do not fit, the f32 kernels do the product.
-        let Ok(scratch) = g.alloc_async(ab + bb + 256, stream) else {
+        let Ok(scratch) = g.alloc_async(ab + bb + SPLIT_SMALL, stream) else {
             return Ok(false);
         };
         let res = (|| -> PResult<bool> {
             let (ao, bo, small) = (scratch, scratch + ab as u64, scratch + (ab + bb) as u64);
-            // amax [2] u32, then alpha, beta.
-            super::memset(small, 0, 8, stream)?;
-            let op = |x: Strided, rows: i32, out: u64, role: i32| SplitOp {
-                x: x.ptr,
-                sr: x.s0,
-                sk: x.s1,
-                out,
-                rows,
-                k: k as i32,
-                kp: kpi / 3,
-                role,
-            };
-            let prm = SplitParams {
-                op: [op(a, mi, ao, 0), op(bt, ni, bo, 1)],
-                amax: small,
-                scale: small + 8,
-                add: add as i32,
-                pad: 0,
-            };
-            // Blocks stride over the operands' outer (not dense) dimension.
-            let blocks = (8 * g.sm_count.max(1) as usize).min(m.max(n).max(k)) as u32;
-            g.launch(
-                g.func("split_max_f32")?,
-                (blocks, 2, 1),
-                256,
-                0,
+            let ops = [
+                split_op(a, mi, k, kpi / 3, ao, 0),
+                split_op(bt, ni, k, kpi / 3, bo, 1),
+            ];
+            split_operands(g, &ops, small, add, stream)?;
+            self.split_matmul(
+                lt,
+                m,
+                n,
+                kp,
+                ao,
+                bo,
+                c,
+                ldc,
+                add,
+                small + SPLIT_SCALE_AT,
                 stream,
-                &prm,
-            )?;
-            // Tiles of 32 rows x 64 columns.
-            let (gx, gy) = (kp.div_ceil(64), m.max(n).div_ceil(32));
-            if gy > 65535 {
-                return Ok(false);
-            }
-            g.launch(
-                g.func("split_f32")?,
-                (gx as u32, gy as u32, 2),
-                256,
-                0,
-                stream,
-                &prm,
-            )?;
-            // Column-major view, as in `run`: C^T (n x m) = Bs (n x 3kp, read transposed)
-            // . As^T (3kp x m).
-            let k3 = 3 * kp;
-            let key = PlanKey {
-                compute: CUBLAS_COMPUTE_32F,
-                ab_ty: CUDA_R_16F,
-                c_ty: CUDA_R_32F,
-                a: LtMat {
-                    rows: k3 as u64,
-                    cols: n as u64,
-                    ld: k3 as i64,
-                    trans: true,
-                },
-                b: LtMat {
-                    rows: k3 as u64,
-                    cols: m as u64,
-                    ld: k3 as i64,
-                    trans: false,
-                },
-                c: LtMat {
-                    rows: n as u64,
-                    cols: m as u64,
-                    ld: ldc as i64,
-                    trans: false,
-                },
-                align: [align_of(bo), align_of(ao), align_of(c)],
-                dev_scale: true,
-            };
-            match self.matmul(lt, key, bo, ao, c, add, Some(small + 8), stream) {
-                Ok(()) => Ok(true),
-                Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
-                Err(e) => Err(e),
-            }
+            )
         })();
         let fr = g.free_async(scratch, stream);
         let r = res?;
         fr?;
         Ok(r)
+    }
+
+    /// The f16 product of split operands: `c (m, n) (+)= As . Bs^T` over 3 kp, row-major
+    /// `c` with row stride `ldc`, alpha and beta read at `scale`. Ok(false) where cuBLASLt
+    /// has no algorithm for it (nothing written).
+    #[allow(clippy::too_many_arguments)]
+    fn split_matmul(
+        &self,
+        lt: &Lt,
+        m: usize,
+        n: usize,
+        kp: usize,
+        ao: u64,
+        bo: u64,
+        c: u64,
+        ldc: usize,
+        add: bool,
+        scale: u64,
+        stream: u64,
+    ) -> PResult<bool> {
+        // Column-major view, as in `run`: C^T (n x m) = Bs (n x 3kp, read transposed)
+        // . As^T (3kp x m).
+        let k3 = 3 * kp;
+        let key = PlanKey {
+            compute: CUBLAS_COMPUTE_32F,
+            ab_ty: CUDA_R_16F,
+            c_ty: CUDA_R_32F,
+            a: LtMat {
+                rows: k3 as u64,
+                cols: n as u64,
+                ld: k3 as i64,
+                trans: true,
+            },
+            b: LtMat {
+                rows: k3 as u64,
+                cols: m as u64,
+                ld: k3 as i64,
+                trans: false,
+            },
+            c: LtMat {
+                rows: n as u64,
+                cols: m as u64,
+                ld: ldc as i64,
+                trans: false,
+            },
+            align: [align_of(bo), align_of(ao), align_of(c)],
+            dev_scale: true,
+        };
+        match self.matmul(lt, key, bo, ao, c, add, Some(scale), stream) {
+            Ok(()) => Ok(true),
+            Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Splits an f32 operand X (m, k) once for the two products C1 (m, n1) = X . W and
+    /// C2 (k, n2) = X^T . U (`x`: X(i, q) at `x.ptr + (i s0 + q s1) 4`; `w`: W (k, n1) and
+    /// `u`: U (m, n2) alike), on `stream`. None where the split form is not wanted for both
+    /// products (`split_wanted`, `MAMBA_CUDA_F32_SPLIT_SHARED=0`), cuBLASLt is not loaded, or
+    /// the scratch cannot be allocated: the caller's products then go their own way. Run
+    /// the products with [`Gemm::shared_rows`] and [`Gemm::shared_cols`] (any streams
+    /// ordered after this one), then give the scratch back with [`Gemm::shared_free`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn split_shared(
+        &self,
+        m: usize,
+        k: usize,
+        n1: usize,
+        n2: usize,
+        x: Strided,
+        w: Strided,
+        u: Strided,
+        stream: u64,
+    ) -> PResult<Option<SharedSplit>> {
+        if self.lt.is_none()
+            || m == 0
+            || k == 0
+            || n1 == 0
+            || n2 == 0
+            || !shared_wanted()
+            || !split_wanted(m, n1, k)
+            || !split_wanted(k, n2, m)
+        {
+            return Ok(None);
+        }
+        let (kp, kpu) = (k.div_ceil(8) * 8, n2.div_ceil(8) * 8);
+        let fits = |v: usize| i32::try_from(v).is_ok();
+        if !(fits(m) && fits(3 * kp) && fits(3 * kpu) && fits(n1)) {
+            return Ok(None);
+        }
+        let g = super::gpu()?;
+        let round = |b: usize| b.div_ceil(256) * 256;
+        let (xb, wb, ub) = (
+            round(m * 3 * kp * 2),
+            round(n1 * 3 * kp * 2),
+            round(m * 3 * kpu * 2),
+        );
+        let Ok(scratch) = g.alloc_async(xb + wb + ub + SPLIT_SMALL, stream) else {
+            return Ok(None);
+        };
+        let sh = SharedSplit {
+            scratch,
+            xo: scratch,
+            wo: scratch + xb as u64,
+            uo: scratch + (xb + wb) as u64,
+            m,
+            k,
+            n1,
+            n2,
+            kp,
+            kpu,
+        };
+        // W^T (n1, k): element (j, q) = W(q, j).
+        let wt = Strided {
+            ptr: w.ptr,
+            s0: w.s1,
+            s1: w.s0,
+        };
+        let ops = [
+            split_op(x, m as i32, k, kp as i32, sh.xo, 0),
+            split_op(wt, n1 as i32, k, kp as i32, sh.wo, 1),
+            split_op(u, m as i32, n2, kpu as i32, sh.uo, 1),
+        ];
+        match split_operands(g, &ops, sh.small(), false, stream) {
+            Ok(()) => Ok(Some(sh)),
+            Err(e) => {
+                let _ = g.free_async(scratch, stream);
+                Err(e)
+            }
+        }
+    }
+
+    /// `c (m, n1) = X . W` from a [`SharedSplit`] (row stride `ldc`). Ok(false) where
+    /// cuBLASLt has no algorithm for it (nothing written: the caller's product does it).
+    pub(crate) fn shared_rows(
+        &self,
+        sh: &SharedSplit,
+        c: u64,
+        ldc: usize,
+        stream: u64,
+    ) -> PResult<bool> {
+        let Some(lt) = &self.lt else {
+            return Ok(false);
+        };
+        let scale = sh.small() + SPLIT_SCALE_AT;
+        self.split_matmul(
+            lt, sh.m, sh.n1, sh.kp, sh.xo, sh.wo, c, ldc, false, scale, stream,
+        )
+    }
+
+    /// `c (k, n2) = X^T . U` from a [`SharedSplit`] (row stride `ldc`): one f16 product over
+    /// 3 m, the thirds of X's and U's split rows taken as rows of their own. Ok(false) where
+    /// cuBLASLt has no algorithm for it (nothing written: the caller's product does it).
+    pub(crate) fn shared_cols(
+        &self,
+        sh: &SharedSplit,
+        c: u64,
+        ldc: usize,
+        stream: u64,
+    ) -> PResult<bool> {
+        let Some(lt) = &self.lt else {
+            return Ok(false);
+        };
+        // X's split rows (m, 3 kp), [hi | hi | lo] each, are the matrix X' (3 m, kp) whose row
+        // 3 i + t is third t of row i; U's (m, 3 kpu), [hi | lo | hi], likewise U' (3 m, kpu).
+        // So X^T U = X'^T U' summed over 3 m: hi.hi + hi.lo + lo.hi per token, one product.
+        // Column-major view: C^T (n2 x k, ld ldc) = U'^T (n2 x 3m: stored kpu x 3m, ld kpu,
+        // its first n2 rows) . X' (3m x k: stored kp x 3m, ld kp, read transposed).
+        let m3 = 3 * sh.m as u64;
+        let key = PlanKey {
+            compute: CUBLAS_COMPUTE_32F,
+            ab_ty: CUDA_R_16F,
+            c_ty: CUDA_R_32F,
+            a: LtMat {
+                rows: sh.n2 as u64,
+                cols: m3,
+                ld: sh.kpu as i64,
+                trans: false,
+            },
+            b: LtMat {
+                rows: sh.k as u64,
+                cols: m3,
+                ld: sh.kp as i64,
+                trans: true,
+            },
+            c: LtMat {
+                rows: sh.n2 as u64,
+                cols: sh.k as u64,
+                ld: ldc as i64,
+                trans: false,
+            },
+            align: [align_of(sh.uo), align_of(sh.xo), align_of(c)],
+            dev_scale: true,
+        };
+        // The second alpha / beta pair.
+        let scale = sh.small() + SPLIT_SCALE_AT + 8;
+        match self.matmul(lt, key, sh.uo, sh.xo, c, false, Some(scale), stream) {
+            Ok(()) => Ok(true),
+            Err(e) if e.msg.starts_with("no cuBLASLt algorithm") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a [`SharedSplit`]'s scratch back, ordered after everything on `stream`
+    /// (every stream that used it must be joined to `stream` first).
+    pub(crate) fn shared_free(&self, sh: SharedSplit, stream: u64) -> PResult<()> {
+        super::gpu()?.free_async(sh.scratch, stream)
     }
 
     /// `d = op(a) op(b)` (cuBLASLt's column-major operands as `key` lays them out), into
