@@ -1,6 +1,7 @@
 #!/bin/bash
-# Sixty-sixth session, second call: X^T U as one product over 3 m; `split_f32` on a flat grid (a block per tile, operand
-# after operand: no empty blocks); the beta-0 probe printed whole; the split test, the block
+# Sixty-sixth session, second call: X^T U as one product over 3 m; `split_f32` on a flat grid
+# (a block per tile, operand after operand: no empty blocks); the beta-0 probe printed whole;
+# the split test, the block
 # training tests, the f32 goldens with the split forced; the f32 LM-width block with the shared
 # split against without (alternating); ncu of the split passes.
 . .device-carry/device_common.sh
