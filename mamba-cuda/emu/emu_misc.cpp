@@ -36,6 +36,7 @@ inline float2 make_float2(float a, float b) { return {a, b}; }
 struct alignas(8) uint2 {
     unsigned x, y;
 };
+inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
 struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
@@ -669,6 +670,18 @@ static int split_blocks(SplitParams& p) {
     return total;
 }
 
+// The bits of the largest |x| (NaN's above inf's), as `split_max_f32` leaves them.
+static unsigned max_bits(const std::vector<float>& v) {
+    unsigned m = 0;
+    for (float x : v) {
+        unsigned b;
+        const float ax = std::fabs(x);
+        std::memcpy(&b, &ax, 4);
+        m = std::max(m, b);
+    }
+    return m;
+}
+
 // The split f32 product (gemm.rs `run_split`): `split_max_f32` and `split_f32` here, then the
 // f16 product of the split operands (f32 sums, as the tensor cores keep them) times the
 // device alpha (+ beta c), against an f64 product of the f32 operands. `kdense`: A's and
@@ -697,6 +710,7 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     p.add = add;
     p.nops = 2;
     launch(split_max_f32, 5, 2, 1, 256, p);
+    const bool max_ok = amax[0] == max_bits(a) && amax[1] == max_bits(bt);
     launch(split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
     bool pad_zero = true;
@@ -728,6 +742,10 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     }
     if (!pad_zero) {
         printf("%-52s pad FAIL\n", what);
+        ++fails;
+    }
+    if (!max_ok) {
+        printf("%-52s largest |x| FAIL\n", what);
         ++fails;
     }
     // As accurate as the same sums in f32 (their error, measured here, plus 1e-6).
@@ -776,6 +794,10 @@ static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) 
     p.add = 0;
     p.nops = 3;
     launch(split_max_f32, 5, 3, 1, 256, p);
+    if (amax[0] != max_bits(x) || amax[1] != max_bits(w) || amax[2] != max_bits(uu)) {
+        printf("shared split m%d k%d: largest |x| FAIL\n", m, k);
+        ++fails;
+    }
     launch(split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> w1((size_t)m * n1), g1((size_t)m * n1), w2((size_t)k * n2), g2((size_t)k * n2, 0.0);
     for (int i = 0; i < m; ++i)

@@ -552,7 +552,11 @@ struct AdamWParams {
 // dimension the dense one: blocks stride over outer indices, threads over inner ones, by
 // 16-byte loads where the rows allow.
 __device__ __forceinline__ unsigned split_abs_bits(float v) { return __float_as_uint(fabsf(v)); }
-extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) {
+// V2 (`split_max_f32`; `split_max_f32_v1` the first form, `MAMBA_CUDA_SPLIT_V1=1`): four
+// rows of a block's stride in flight per thread in the 16-byte form (the narrow rows of the
+// LM-width block, 768 or 1536 floats, gave each thread one load at a time).
+template <bool V2>
+__device__ __forceinline__ void split_max_body(const SplitParams& p) {
     const SplitOp& o = p.op[blockIdx.y];
     const int tid = threadIdx.x;
     const bool kin = o.sk == 1 || o.sr != 1;  // k is the inner dimension
@@ -560,21 +564,41 @@ extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_con
     const long long si = kin ? o.sk : o.sr, so = kin ? o.sr : o.sk;
     const bool v4 = si == 1 && ni % 4 == 0 && so % 4 == 0 && (reinterpret_cast<size_t>(o.x) & 15) == 0;
     unsigned m = 0;
-    for (int a = blockIdx.x; a < no; a += gridDim.x) {
-        const float* row = o.x + a * so;
-        if (v4) {
+    if (V2 && v4) {
+        const int G = gridDim.x;
+        for (int a = blockIdx.x; a < no; a += 4 * G) {
+            const float* row = o.x + a * so;
             for (int q = 4 * tid; q < ni; q += 4 * 256) {
-                const float4 v = *reinterpret_cast<const float4*>(row + q);
-                m = max(m, max(max(split_abs_bits(v.x), split_abs_bits(v.y)), max(split_abs_bits(v.z), split_abs_bits(v.w))));
+                float4 v[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    v[j] = a + j * G < no ? *reinterpret_cast<const float4*>(row + j * G * so + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    m = max(m, max(max(split_abs_bits(v[j].x), split_abs_bits(v[j].y)), max(split_abs_bits(v[j].z), split_abs_bits(v[j].w))));
+                }
             }
-        } else {
-            for (int q = tid; q < ni; q += 256) m = max(m, split_abs_bits(row[q * si]));
+        }
+    } else {
+        for (int a = blockIdx.x; a < no; a += gridDim.x) {
+            const float* row = o.x + a * so;
+            if (v4) {
+                for (int q = 4 * tid; q < ni; q += 4 * 256) {
+                    const float4 v = *reinterpret_cast<const float4*>(row + q);
+                    m = max(m, max(max(split_abs_bits(v.x), split_abs_bits(v.y)), max(split_abs_bits(v.z), split_abs_bits(v.w))));
+                }
+            } else {
+                for (int q = tid; q < ni; q += 256) m = max(m, split_abs_bits(row[q * si]));
+            }
         }
     }
 #pragma unroll
     for (int x = 16; x > 0; x >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, x));
     if ((tid & 31) == 0 && m != 0) atomicMax(p.amax + blockIdx.y, m);
 }
+extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) { split_max_body<true>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_max_f32_v1(const __grid_constant__ SplitParams p) { split_max_body<false>(p); }
 // The exponent shift of an operand: 15 - e with |x|max = f 2^e, f in [0.5, 1); 0 where the
 // operand is all zero or not finite (its non-finite values then reach the product as they are).
 __device__ __forceinline__ int split_shift(unsigned m) {
@@ -585,10 +609,15 @@ __device__ __forceinline__ int split_shift(unsigned m) {
 }
 // Writes the split operands (a block per tile of 32 rows x 64 columns, p.start[nops] blocks:
 // operand z's tiles from p.start[z], row-major; columns k .. kp - 1 zero) and, from block 0,
-// alpha and beta. A tile of 32 rows x 64
-// columns goes through shared memory: read with the lanes along the dense dimension, written
-// as pairs of columns (4-byte stores, 128 bytes per warp and store).
-extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) {
+// alpha and beta. V1 (and V2 where k is not dense): a tile of 32 rows x 64 columns goes
+// through shared memory: read with the lanes along the dense dimension, written as pairs of
+// columns (4-byte stores, 128 bytes per warp and store).
+// V2 (`split_f32`; `split_f32_v1` the first form, `MAMBA_CUDA_SPLIT_V1=1`): where k is dense
+// in memory, no shared-memory tile: thread t takes columns 4 (t % 16) .. + 3 of rows t / 16
+// and t / 16 + 16 (one 16-byte load each where the row allows, both issued first) and writes
+// each third as one 8-byte store (a warp: two rows x 128 bytes per store).
+template <bool V2>
+__device__ __forceinline__ void split_body(const SplitParams& p) {
     __shared__ float tile[SPLIT_T][2 * SPLIT_T + 1];
     int z = 0;
     while (z + 1 < p.nops && (int)blockIdx.x >= p.start[z + 1]) ++z;
@@ -609,6 +638,57 @@ extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constan
     const int r0 = (local / tiles_x) * SPLIT_T, k0 = (local % tiles_x) * 2 * SPLIT_T;
     if (r0 >= o.rows || k0 >= o.kp) return;
     const bool kdense = o.sk == 1 || o.sr != 1;
+    __half* out = static_cast<__half*>(o.out);
+    const long long ld = 3LL * o.kp;
+    if (V2 && kdense) {
+        const int cg = tid & 15, q = k0 + 4 * cg;
+        // kp is a multiple of 8: q .. q + 3 are all inside or all outside it.
+        if (q >= o.kp) return;
+        const bool v4 = o.sk == 1 && o.sr % 4 == 0 && (reinterpret_cast<size_t>(o.x) & 15) == 0;
+        float v[2][4];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int r = r0 + (tid >> 4) + 16 * e;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) v[e][j] = 0.f;
+            if (r < o.rows) {
+                const float* x = o.x + r * o.sr;
+                if (v4 && q + 3 < o.k) {
+                    const float4 f = *reinterpret_cast<const float4*>(x + q);
+                    v[e][0] = f.x;
+                    v[e][1] = f.y;
+                    v[e][2] = f.z;
+                    v[e][3] = f.w;
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        if (q + j < o.k) v[e][j] = x[(q + j) * o.sk];
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int r = r0 + (tid >> 4) + 16 * e;
+            if (r >= o.rows) continue;
+            unsigned hw[2], lw[2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const float vs0 = ldexpf(v[e][2 * j], sh), vs1 = ldexpf(v[e][2 * j + 1], sh);
+                const __half h0 = __float2half_rn(vs0), h1 = __float2half_rn(vs1);
+                const __half l0 = __float2half_rn(vs0 - __half2float(h0)), l1 = __float2half_rn(vs1 - __half2float(h1));
+                const __half2 hi = __halves2half2(h0, h1), lo = __halves2half2(l0, l1);
+                hw[j] = *reinterpret_cast<const unsigned*>(&hi);
+                lw[j] = *reinterpret_cast<const unsigned*>(&lo);
+            }
+            const uint2 hi = make_uint2(hw[0], hw[1]), lo = make_uint2(lw[0], lw[1]);
+            __half* row = out + r * ld + q;
+            *reinterpret_cast<uint2*>(row) = hi;
+            *reinterpret_cast<uint2*>(row + o.kp) = o.role == 0 ? hi : lo;
+            *reinterpret_cast<uint2*>(row + 2 * o.kp) = o.role == 0 ? lo : hi;
+        }
+        return;
+    }
     if (kdense) {
         // Lane: columns 2 lane, 2 lane + 1 (one 8-byte load where the row allows).
         const bool v2 = o.sk == 1 && o.sr % 2 == 0 && (reinterpret_cast<size_t>(o.x) & 7) == 0;
@@ -639,8 +719,6 @@ extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constan
         }
     }
     __syncthreads();
-    __half* out = static_cast<__half*>(o.out);
-    const long long ld = 3LL * o.kp;
     const int q = k0 + 2 * lane;  // kp is a multiple of 8: q and q + 1 are both inside or both outside
     if (q >= o.kp) return;
 #pragma unroll
@@ -657,6 +735,8 @@ extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constan
         row[o.kp] = o.role == 0 ? lo : hi;
     }
 }
+extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) { split_body<true>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_f32_v1(const __grid_constant__ SplitParams p) { split_body<false>(p); }
 
 extern "C" __global__ void adamw_f32(const __grid_constant__ AdamWParams p) {
     const float decay = __fsub_rn(1.0f, __fmul_rn(p.lr, p.weight_decay));

@@ -304,22 +304,16 @@ fn split_operands(
     // Blocks stride over the operands' outer (not dense) dimension.
     let blocks = (8 * g.sm_count.max(1) as usize).min(rows.max(k)) as u32;
     let n = ops.len() as u32;
-    g.launch(
-        g.func("split_max_f32")?,
-        (blocks, n, 1),
-        256,
-        0,
-        stream,
-        &prm,
-    )?;
-    g.launch(
-        g.func("split_f32")?,
-        (total as u32, 1, 1),
-        256,
-        0,
-        stream,
-        &prm,
-    )
+    // `MAMBA_CUDA_SPLIT_V1=1`: the first forms of both kernels (one load in flight per
+    // thread in the max pass, the split through a shared-memory tile).
+    let v1 = super::ops::env_str("MAMBA_CUDA_SPLIT_V1").as_deref() == Some("1");
+    let (fmax, fsplit) = if v1 {
+        ("split_max_f32_v1", "split_f32_v1")
+    } else {
+        ("split_max_f32", "split_f32")
+    };
+    g.launch(g.func(fmax)?, (blocks, n, 1), 256, 0, stream, &prm)?;
+    g.launch(g.func(fsplit)?, (total as u32, 1, 1), 256, 0, stream, &prm)
 }
 
 pub(crate) struct Gemm {
