@@ -670,6 +670,10 @@ static int split_blocks(SplitParams& p) {
     return total;
 }
 
+// Which forms of the split kernels the split cases run: the first (`split_max_f32`,
+// `split_f32`, the default) or the second (`_v2`, `MAMBA_CUDA_SPLIT_V2=1`).
+static bool g_split_v2 = false;
+
 // The bits of the largest |x| (NaN's above inf's), as `split_max_f32` leaves them.
 static unsigned max_bits(const std::vector<float>& v) {
     unsigned m = 0;
@@ -709,9 +713,9 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     p.scale = scale;
     p.add = add;
     p.nops = 2;
-    launch(split_max_f32, 5, 2, 1, 256, p);
+    launch(g_split_v2 ? split_max_f32_v2 : split_max_f32, 5, 2, 1, 256, p);
     const bool max_ok = amax[0] == max_bits(a) && amax[1] == max_bits(bt);
-    launch(split_f32, split_blocks(p), 1, 1, 256, p);
+    launch(g_split_v2 ? split_f32_v2 : split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
     bool pad_zero = true;
     for (int i = 0; i < m; ++i)
@@ -793,12 +797,12 @@ static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) 
     p.scale = scale;
     p.add = 0;
     p.nops = 3;
-    launch(split_max_f32, 5, 3, 1, 256, p);
+    launch(g_split_v2 ? split_max_f32_v2 : split_max_f32, 5, 3, 1, 256, p);
     if (amax[0] != max_bits(x) || amax[1] != max_bits(w) || amax[2] != max_bits(uu)) {
         printf("shared split m%d k%d: largest |x| FAIL\n", m, k);
         ++fails;
     }
-    launch(split_f32, split_blocks(p), 1, 1, 256, p);
+    launch(g_split_v2 ? split_f32_v2 : split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> w1((size_t)m * n1), g1((size_t)m * n1), w2((size_t)k * n2), g2((size_t)k * n2, 0.0);
     for (int i = 0; i < m; ++i)
         for (int j = 0; j < n1; ++j) {
@@ -833,16 +837,20 @@ static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) 
 }
 
 int main() {
-    shared_case(50, 37, 20, 13, true, false);
-    shared_case(300, 64, 40, 24, true, true);
-    shared_case(70, 45, 9, 33, false, true);
-    shared_case(1100, 16, 8, 8, true, false);
-    split_case(40, 24, 100, true, false, false, false);
-    split_case(33, 70, 67, false, true, false, false);
-    split_case(64, 40, 300, true, true, true, false);
-    split_case(20, 9, 2048, false, false, true, false);
-    split_case(17, 12, 67, true, false, false, false);  // odd row stride: element loads
-    split_case(8, 8, 40, true, false, false, true);
+    for (bool v2 : {false, true}) {
+        g_split_v2 = v2;
+        printf("split kernels: %s\n", v2 ? "second forms (_v2)" : "first forms (the default)");
+        shared_case(50, 37, 20, 13, true, false);
+        shared_case(300, 64, 40, 24, true, true);
+        shared_case(70, 45, 9, 33, false, true);
+        shared_case(1100, 16, 8, 8, true, false);
+        split_case(40, 24, 100, true, false, false, false);
+        split_case(33, 70, 67, false, true, false, false);
+        split_case(64, 40, 300, true, true, true, false);
+        split_case(20, 9, 2048, false, false, true, false);
+        split_case(17, 12, 67, true, false, false, false);  // odd row stride: element loads
+        split_case(8, 8, 40, true, false, false, true);
+    }
     gemv_all<float>();
     gemv_all<bf16_t>();
     gemv_all<f16_t>();

@@ -552,7 +552,7 @@ struct AdamWParams {
 // dimension the dense one: blocks stride over outer indices, threads over inner ones, by
 // 16-byte loads where the rows allow.
 __device__ __forceinline__ unsigned split_abs_bits(float v) { return __float_as_uint(fabsf(v)); }
-// V2 (`split_max_f32`; `split_max_f32_v1` the first form, `MAMBA_CUDA_SPLIT_V1=1`): four
+// V2 (`split_max_f32_v2`, `MAMBA_CUDA_SPLIT_V2=1`; `split_max_f32` the first form): four
 // rows of a block's stride in flight per thread in the 16-byte form (the narrow rows of the
 // LM-width block, 768 or 1536 floats, gave each thread one load at a time).
 template <bool V2>
@@ -597,8 +597,8 @@ __device__ __forceinline__ void split_max_body(const SplitParams& p) {
     for (int x = 16; x > 0; x >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, x));
     if ((tid & 31) == 0 && m != 0) atomicMax(p.amax + blockIdx.y, m);
 }
-extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) { split_max_body<true>(p); }
-extern "C" __global__ void __launch_bounds__(256) split_max_f32_v1(const __grid_constant__ SplitParams p) { split_max_body<false>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_max_f32(const __grid_constant__ SplitParams p) { split_max_body<false>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_max_f32_v2(const __grid_constant__ SplitParams p) { split_max_body<true>(p); }
 // The exponent shift of an operand: 15 - e with |x|max = f 2^e, f in [0.5, 1); 0 where the
 // operand is all zero or not finite (its non-finite values then reach the product as they are).
 __device__ __forceinline__ int split_shift(unsigned m) {
@@ -609,10 +609,10 @@ __device__ __forceinline__ int split_shift(unsigned m) {
 }
 // Writes the split operands (a block per tile of 32 rows x 64 columns, p.start[nops] blocks:
 // operand z's tiles from p.start[z], row-major; columns k .. kp - 1 zero) and, from block 0,
-// alpha and beta. V1 (and V2 where k is not dense): a tile of 32 rows x 64 columns goes
+// alpha and beta. The first form (and V2 where k is not dense): a tile of 32 rows x 64 columns goes
 // through shared memory: read with the lanes along the dense dimension, written as pairs of
 // columns (4-byte stores, 128 bytes per warp and store).
-// V2 (`split_f32`; `split_f32_v1` the first form, `MAMBA_CUDA_SPLIT_V1=1`): where k is dense
+// V2 (`split_f32_v2`, `MAMBA_CUDA_SPLIT_V2=1`; `split_f32` the first form): where k is dense
 // in memory, no shared-memory tile: thread t takes columns 4 (t % 16) .. + 3 of rows t / 16
 // and t / 16 + 16 (one 16-byte load each where the row allows, both issued first) and writes
 // each third as one 8-byte store (a warp: two rows x 128 bytes per store).
@@ -735,8 +735,8 @@ __device__ __forceinline__ void split_body(const SplitParams& p) {
         row[o.kp] = o.role == 0 ? lo : hi;
     }
 }
-extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) { split_body<true>(p); }
-extern "C" __global__ void __launch_bounds__(256) split_f32_v1(const __grid_constant__ SplitParams p) { split_body<false>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_f32(const __grid_constant__ SplitParams p) { split_body<false>(p); }
+extern "C" __global__ void __launch_bounds__(256) split_f32_v2(const __grid_constant__ SplitParams p) { split_body<true>(p); }
 
 extern "C" __global__ void adamw_f32(const __grid_constant__ AdamWParams p) {
     const float decay = __fsub_rn(1.0f, __fmul_rn(p.lr, p.weight_decay));

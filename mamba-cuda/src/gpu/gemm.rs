@@ -304,11 +304,12 @@ fn split_operands(
     // Blocks stride over the operands' outer (not dense) dimension.
     let blocks = (8 * g.sm_count.max(1) as usize).min(rows.max(k)) as u32;
     let n = ops.len() as u32;
-    // `MAMBA_CUDA_SPLIT_V1=1`: the first forms of both kernels (one load in flight per
-    // thread in the max pass, the split through a shared-memory tile).
-    let v1 = super::ops::env_str("MAMBA_CUDA_SPLIT_V1").as_deref() == Some("1");
-    let (fmax, fsplit) = if v1 {
-        ("split_max_f32_v1", "split_f32_v1")
+    // `MAMBA_CUDA_SPLIT_V2=1`: the second forms of both kernels (four rows in flight per
+    // thread in the max pass, the split without a shared-memory tile where k is dense);
+    // checked on the host emulator, not yet timed on a GPU, so not the default.
+    let v2 = super::ops::env_str("MAMBA_CUDA_SPLIT_V2").as_deref() == Some("1");
+    let (fmax, fsplit) = if v2 {
+        ("split_max_f32_v2", "split_f32_v2")
     } else {
         ("split_max_f32", "split_f32")
     };
