@@ -607,6 +607,14 @@ __device__ __forceinline__ int split_shift(unsigned m) {
     frexpf(__uint_as_float(m), &e);
     return 15 - e;
 }
+// Two values times 2^sh as f16 hi = f16(v) and lo = f16(v - hi) pairs (the first value in
+// the low half of each).
+__device__ __forceinline__ void split_pair(float v0, float v1, int sh, __half2& hi, __half2& lo) {
+    const float vs0 = ldexpf(v0, sh), vs1 = ldexpf(v1, sh);
+    const __half h0 = __float2half_rn(vs0), h1 = __float2half_rn(vs1);
+    hi = __halves2half2(h0, h1);
+    lo = __halves2half2(__float2half_rn(vs0 - __half2float(h0)), __float2half_rn(vs1 - __half2float(h1)));
+}
 // Writes the split operands (a block per tile of 32 rows x 64 columns, p.start[nops] blocks:
 // operand z's tiles from p.start[z], row-major; columns k .. kp - 1 zero) and, from block 0,
 // alpha and beta. The first form (and V2 where k is not dense): a tile of 32 rows x 64 columns goes
@@ -674,10 +682,8 @@ __device__ __forceinline__ void split_body(const SplitParams& p) {
             unsigned hw[2], lw[2];
 #pragma unroll
             for (int j = 0; j < 2; ++j) {
-                const float vs0 = ldexpf(v[e][2 * j], sh), vs1 = ldexpf(v[e][2 * j + 1], sh);
-                const __half h0 = __float2half_rn(vs0), h1 = __float2half_rn(vs1);
-                const __half l0 = __float2half_rn(vs0 - __half2float(h0)), l1 = __float2half_rn(vs1 - __half2float(h1));
-                const __half2 hi = __halves2half2(h0, h1), lo = __halves2half2(l0, l1);
+                __half2 hi, lo;
+                split_pair(v[e][2 * j], v[e][2 * j + 1], sh, hi, lo);
                 hw[j] = *reinterpret_cast<const unsigned*>(&hi);
                 lw[j] = *reinterpret_cast<const unsigned*>(&lo);
             }
@@ -725,10 +731,8 @@ __device__ __forceinline__ void split_body(const SplitParams& p) {
     for (int e = 0; e < SPLIT_T / 8; ++e) {
         const int a = w + 8 * e, r = r0 + a;
         if (r >= o.rows) continue;
-        const float vs0 = ldexpf(tile[a][2 * lane], sh), vs1 = ldexpf(tile[a][2 * lane + 1], sh);
-        const __half h0 = __float2half_rn(vs0), h1 = __float2half_rn(vs1);
-        const __half l0 = __float2half_rn(vs0 - __half2float(h0)), l1 = __float2half_rn(vs1 - __half2float(h1));
-        const __half2 hi = __halves2half2(h0, h1), lo = __halves2half2(l0, l1);
+        __half2 hi, lo;
+        split_pair(tile[a][2 * lane], tile[a][2 * lane + 1], sh, hi, lo);
         __half2* row = reinterpret_cast<__half2*>(out + r * ld + q);
         row[0] = hi;
         row[o.kp / 2] = o.role == 0 ? hi : lo;
