@@ -20,6 +20,7 @@ for v in V2 V1; do
   echo "$(el) ncu $v rc=$? lines $(wc -l < "$OUT/prof-$v.csv")" | tee -a "$T"
 done
 t "split test" timeout 150 env MAMBA_CUDA_SPLIT_V2=1 ./gpu_block_train block_f32_split_products --test-threads=1 --nocapture
+t "split forms agree" timeout 100 ./gpu_block_train block_f32_split_forms_agree --test-threads=1 --nocapture
 t "block train" timeout 200 env MAMBA_CUDA_SPLIT_V2=1 ./gpu_block_train --test-threads=1
 MAMBA_CUDA_SPLIT_V2=1 MAMBA_CUDA_F32_SPLIT=1 timeout 60 ./xtask golden --backend cuda --dir "$OLDPWD/tests/golden" --dtype f32 2>&1 | grep -iE "passed|FAIL" | tail -3 | sed "s/^/golden f32 forced split /" | tee -a "$T"
 MAMBA_CUDA_SPLIT_V2=1 MAMBA_CUDA_F32_SPLIT=1 timeout 100 compute-sanitizer --tool memcheck ./gpu_block_train block_f32_split_products --test-threads=1 > /tmp/mc.log 2>&1

@@ -588,6 +588,53 @@ fn block_f32_split_products_match_the_oracle() {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
+/// The split kernels' two forms (`MAMBA_CUDA_SPLIT_V2` unset / `1`) give the same f32 block
+/// forward: they write the same split bytes, so the outputs agree to the products' own
+/// run-to-run differences (none expected; <= 1e-7 allowed). A split that dropped or misplaced
+/// its lo halves would be ~1e-4 off (the host emulator's mutants).
+#[test]
+fn block_f32_split_forms_agree() {
+    if !cuda_available() {
+        return;
+    }
+    let mut fails = Vec::new();
+    for (i, c) in cases().into_iter().take(6).enumerate() {
+        let cfg = &c.cfg;
+        let seed = 900 + i as u64;
+        let dev = Mamba2Block::with_selection(
+            cfg.clone(),
+            random_weights(cfg, seed),
+            &build(BackendKind::Cuda).unwrap(),
+        )
+        .unwrap();
+        let mut rng = SplitMix64(seed * 3 + 1);
+        let u: Vec<f32> = (0..c.batch * c.l * cfg.d_model)
+            .map(|_| rng.normal())
+            .collect();
+        let shape = [c.batch, c.l, cfg.d_model];
+        let run = |v2: &str| {
+            let _env = LateEnv::set(&[("MAMBA_CUDA_F32_SPLIT", "1"), ("MAMBA_CUDA_SPLIT_V2", v2)]);
+            dev.forward(Tensor::new(&u, shape)).unwrap().0
+        };
+        let (first, second) = (run("0"), run("1"));
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let e = rel_l2(&f(&second), &f(&first));
+        let same = first
+            .iter()
+            .zip(&second)
+            .filter(|(a, b)| a.to_bits() == b.to_bits())
+            .count();
+        println!(
+            "  case {i}: rel {e:.2e}, {same} of {} outputs bit-equal",
+            first.len()
+        );
+        if e.is_nan() || e > 1e-7 {
+            fails.push(format!("case {i}: the two split forms differ by {e:.3e}"));
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
 /// The host fallback on the CUDA backend (`set_device_training(false)`) still works and
 /// agrees with the device path.
 #[test]
