@@ -588,7 +588,7 @@ fn block_f32_split_products_match_the_oracle() {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
-/// The split kernels' two forms (`MAMBA_CUDA_SPLIT_V2` unset / `1`) give the same f32 block
+/// The split kernels' two forms (`MAMBA_CUDA_SPLIT_V2` `0` / `1`) give the same f32 block
 /// forward: they write the same split bytes, so the outputs agree to the products' own
 /// run-to-run differences (none expected; <= 1e-7 allowed). A split that dropped or misplaced
 /// its lo halves would be ~1e-4 off (the host emulator's mutants).

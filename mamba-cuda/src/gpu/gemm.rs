@@ -304,14 +304,16 @@ fn split_operands(
     // Blocks stride over the operands' outer (not dense) dimension.
     let blocks = (8 * g.sm_count.max(1) as usize).min(rows.max(k)) as u32;
     let n = ops.len() as u32;
-    // `MAMBA_CUDA_SPLIT_V2=1`: the second forms of both kernels (four rows in flight per
-    // thread in the max pass, the split without a shared-memory tile where k is dense);
-    // checked on the host emulator, not yet timed on a GPU, so not the default.
-    let v2 = super::ops::env_str("MAMBA_CUDA_SPLIT_V2").as_deref() == Some("1");
-    let (fmax, fsplit) = if v2 {
-        ("split_max_f32_v2", "split_f32_v2")
-    } else {
-        ("split_max_f32", "split_f32")
+    // The max pass's second form (four rows of its block stride in flight per thread) is the
+    // default: H100, f32 block (8, 2048, 768, N 128), ncu per forward 510 -> 466 us over its
+    // 8 launches (DRAM 68 -> 74% of peak); the split's second form (no shared-memory tile
+    // where k is dense) measured level (1146 against 1157 us), so the split keeps the first
+    // (sixty-eighth session, `bench-results/h100-s68a-split-v2.txt`).
+    // `MAMBA_CUDA_SPLIT_V2=1` / `0`: both kernels' second / first forms.
+    let (fmax, fsplit) = match super::ops::env_str("MAMBA_CUDA_SPLIT_V2").as_deref() {
+        Some("1") => ("split_max_f32_v2", "split_f32_v2"),
+        Some("0") => ("split_max_f32", "split_f32"),
+        _ => ("split_max_f32_v2", "split_f32"),
     };
     g.launch(g.func(fmax)?, (blocks, n, 1), 256, 0, stream, &prm)?;
     g.launch(g.func(fsplit)?, (total as u32, 1, 1), 256, 0, stream, &prm)
