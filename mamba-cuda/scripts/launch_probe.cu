@@ -117,48 +117,42 @@ int main(int argc, char** argv) {
         {"smem attr max, 200K dyn, 128x192", fsm, &p184, 128, 192, 200 * 1024},
         {"p8 1x32 (again)", f8, &p8, 1, 32, 0},
     };
-    for (int round = 0; round < 2; ++round) {
-        for (auto& c : cases) {
-            std::vector<double> host, dev_us, rec_us;
-            void* args[] = {c.prm};
-            for (int it = 0; it < 2200; ++it) {
-                auto t0 = std::chrono::steady_clock::now();
-                CK(cuEventRecord(e0, st));
-                auto t1 = std::chrono::steady_clock::now();
-                CK(cuLaunchKernel(c.f, c.grid, 1, 1, c.block, 1, 1, c.smem, st, args, nullptr));
-                auto t2 = std::chrono::steady_clock::now();
-                CK(cuEventRecord(e1, st));
-                CK(cuEventSynchronize(e1));
-                float ms = 0;
-                CK(cuEventElapsedTime(&ms, e0, e1));
-                if (it >= 200) {
-                    rec_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-                    host.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
-                    dev_us.push_back(ms * 1e3);
-                }
-            }
-            printf("round %d %-36s launch host %6.2f us  event record %5.2f us  events %6.2f us\n", round, c.name,
-                   med(host), med(rec_us), med(dev_us));
-        }
-        // A memset between the same events (the bench's floor).
-        CUdeviceptr d;
-        CK(cuMemAlloc(&d, 256));
-        std::vector<double> host, dev_us;
+    // 2200 calls of `enqueue` between two event records, the first 200 dropped: the medians of
+    // the host time of the first record, of `enqueue` itself, and between the events.
+    auto timed = [&](auto&& enqueue, double& rec, double& host, double& dev) {
+        std::vector<double> r, h, d;
         for (int it = 0; it < 2200; ++it) {
+            auto t0 = std::chrono::steady_clock::now();
             CK(cuEventRecord(e0, st));
             auto t1 = std::chrono::steady_clock::now();
-            CK(cuMemsetD8Async(d, 0, 4, st));
+            enqueue();
             auto t2 = std::chrono::steady_clock::now();
             CK(cuEventRecord(e1, st));
             CK(cuEventSynchronize(e1));
             float ms = 0;
             CK(cuEventElapsedTime(&ms, e0, e1));
             if (it >= 200) {
-                host.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
-                dev_us.push_back(ms * 1e3);
+                r.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+                h.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
+                d.push_back(ms * 1e3);
             }
         }
-        printf("round %d %-36s launch host %6.2f us  events %6.2f us\n", round, "memset 4 B", med(host), med(dev_us));
+        rec = med(r), host = med(h), dev = med(d);
+    };
+    for (int round = 0; round < 2; ++round) {
+        double rec, host, dev;
+        for (auto& c : cases) {
+            void* args[] = {c.prm};
+            timed([&] { CK(cuLaunchKernel(c.f, c.grid, 1, 1, c.block, 1, 1, c.smem, st, args, nullptr)); }, rec, host,
+                  dev);
+            printf("round %d %-36s launch host %6.2f us  event record %5.2f us  events %6.2f us\n", round, c.name, host,
+                   rec, dev);
+        }
+        // A memset between the same events (the bench's floor).
+        CUdeviceptr d;
+        CK(cuMemAlloc(&d, 256));
+        timed([&] { CK(cuMemsetD8Async(d, 0, 4, st)); }, rec, host, dev);
+        printf("round %d %-36s launch host %6.2f us  events %6.2f us\n", round, "memset 4 B", host, dev);
         CK(cuMemFree(d));
         // Back-to-back launches with no sync between (the pipelined host cost).
         for (auto& c : {cases[1], cases[7]}) {
