@@ -670,9 +670,11 @@ static int split_blocks(SplitParams& p) {
     return total;
 }
 
-// Which forms of the split kernels the split cases run: the first (`split_max_f32`,
-// `split_f32`, the default) or the second (`_v2`, `MAMBA_CUDA_SPLIT_V2=1`).
-static bool g_split_v2 = false;
+// Which forms of the split kernels the split cases run: the max pass's and the split's, each
+// the first (`split_max_f32`, `split_f32`) or the second (`_v2`). The plugin's default is the
+// max pass's second form with the split's first; `MAMBA_CUDA_SPLIT_V2=1` / `0` both second /
+// both first.
+static bool g_max_v2 = false, g_split_v2 = false;
 
 // The bits of the largest |x| (NaN's above inf's), as `split_max_f32` leaves them.
 static unsigned max_bits(const std::vector<float>& v) {
@@ -713,7 +715,7 @@ static void split_case(int m, int n, int k, bool kdense, bool spread, bool add, 
     p.scale = scale;
     p.add = add;
     p.nops = 2;
-    launch(g_split_v2 ? split_max_f32_v2 : split_max_f32, 5, 2, 1, 256, p);
+    launch(g_max_v2 ? split_max_f32_v2 : split_max_f32, 5, 2, 1, 256, p);
     const bool max_ok = amax[0] == max_bits(a) && amax[1] == max_bits(bt);
     launch(g_split_v2 ? split_f32_v2 : split_f32, split_blocks(p), 1, 1, 256, p);
     std::vector<double> want((size_t)m * n), got((size_t)m * n), f32((size_t)m * n);
@@ -797,7 +799,7 @@ static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) 
     p.scale = scale;
     p.add = 0;
     p.nops = 3;
-    launch(g_split_v2 ? split_max_f32_v2 : split_max_f32, 5, 3, 1, 256, p);
+    launch(g_max_v2 ? split_max_f32_v2 : split_max_f32, 5, 3, 1, 256, p);
     if (amax[0] != max_bits(x) || amax[1] != max_bits(w) || amax[2] != max_bits(uu)) {
         printf("shared split m%d k%d: largest |x| FAIL\n", m, k);
         ++fails;
@@ -837,9 +839,12 @@ static void shared_case(int m, int k, int n1, int n2, bool xdense, bool spread) 
 }
 
 int main() {
-    for (bool v2 : {false, true}) {
-        g_split_v2 = v2;
-        printf("split kernels: %s\n", v2 ? "second forms (_v2; the max pass's is the default)" : "first forms (the split's is the default)");
+    const char* forms[3] = {"both first forms (MAMBA_CUDA_SPLIT_V2=0)", "both second forms (MAMBA_CUDA_SPLIT_V2=1)",
+                            "the max pass's second form, the split's first (the default)"};
+    for (int f = 0; f < 3; ++f) {
+        g_max_v2 = f >= 1;
+        g_split_v2 = f == 1;
+        printf("split kernels: %s\n", forms[f]);
         shared_case(50, 37, 20, 13, true, false);
         shared_case(300, 64, 40, 24, true, true);
         shared_case(70, 45, 9, 33, false, true);

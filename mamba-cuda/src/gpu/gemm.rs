@@ -309,7 +309,8 @@ fn split_operands(
     // 8 launches (DRAM 68 -> 74% of peak); the split's second form (no shared-memory tile
     // where k is dense) measured level (1146 against 1157 us), so the split keeps the first
     // (sixty-eighth session, `bench-results/h100-s68a-split-v2.txt`).
-    // `MAMBA_CUDA_SPLIT_V2=1` / `0`: both kernels' second / first forms.
+    // `MAMBA_CUDA_SPLIT_V2=1` / `0`: both kernels' second / first forms (any other value: the
+    // default).
     let (fmax, fsplit) = match super::ops::env_str("MAMBA_CUDA_SPLIT_V2").as_deref() {
         Some("1") => ("split_max_f32_v2", "split_f32_v2"),
         Some("0") => ("split_max_f32", "split_f32"),
